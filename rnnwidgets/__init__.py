@@ -1,0 +1,36 @@
+"""rnnwidgets: Jupyter widgets that show what a live PyTorch recurrent network does at every step.
+
+Names are imported on first use, so ``import rnnwidgets`` stays light and a saved Trace can be
+loaded on a machine without torch.
+"""
+from importlib import import_module
+
+from ._version import __version__
+from .trace import LayerTrace, Trace
+
+# public name -> module that defines it
+_LAZY = {
+    "trace": "rnnwidgets.capture",
+    "recording": "rnnwidgets.capture",
+    "record": "rnnwidgets.capture",
+    "explore": "rnnwidgets.widgets",
+    "Explorer": "rnnwidgets.widgets",
+    "HeatmapView": "rnnwidgets.widgets",
+    "gradient_flow": "rnnwidgets.widgets",
+    "GradientFlow": "rnnwidgets.widgets",
+    "TrainingMonitor": "rnnwidgets.widgets",
+}
+
+__all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rnnwidgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,47 @@
+"""Installs rnnwidgets; builds the front-end bundle with npm when it is missing or stale."""
+import re
+import subprocess
+from pathlib import Path
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).parent
+BUNDLE = HERE / "rnnwidgets" / "static" / "widget.js"
+SOURCES = HERE / "js" / "src"
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "rnnwidgets" / "_version.py").read_text()).group(1)
+
+
+def bundle_is_stale() -> bool:
+    if not BUNDLE.exists():
+        return True
+    if not SOURCES.exists():  # an sdist/wheel build without the TypeScript: use what ships
+        return False
+    newest = max(p.stat().st_mtime for p in SOURCES.rglob("*") if p.is_file())
+    return newest > BUNDLE.stat().st_mtime
+
+
+class BuildWithBundle(build_py):
+    def run(self):
+        if bundle_is_stale():
+            if not (HERE / "node_modules").exists():
+                subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
+            subprocess.run(["npm", "run", "build"], cwd=HERE, check=True)
+        super().run()
+
+
+setup(
+    name="rnnwidgets",
+    version=VERSION,
+    description="Jupyter widgets that show what a live PyTorch recurrent network does at every timestep.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["rnnwidgets", "rnnwidgets.*"]),
+    package_data={"rnnwidgets": ["static/*.js", "static/vendor/*", "data/*"]},
+    python_requires=">=3.9",
+    install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab"],
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
+                             "ipykernel", "playwright", "notebook"]},
+    entry_points={"console_scripts": ["rnnwidgets=rnnwidgets.__main__:main"]},
+    cmdclass={"build_py": BuildWithBundle},
+)
