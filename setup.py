@@ -13,12 +13,10 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "rnnwidgets" / "_version
 
 
 def bundle_is_stale() -> bool:
-    if not BUNDLE.exists():
-        return True
-    if not SOURCES.exists():  # an sdist/wheel build without the TypeScript: use what ships
+    sources = [p for p in SOURCES.rglob("*") if p.is_file()] if SOURCES.exists() else []
+    if not sources:  # an sdist/wheel build without the TypeScript: use the bundle that ships
         return False
-    newest = max(p.stat().st_mtime for p in SOURCES.rglob("*") if p.is_file())
-    return newest > BUNDLE.stat().st_mtime
+    return not BUNDLE.exists() or max(p.stat().st_mtime for p in sources) > BUNDLE.stat().st_mtime
 
 
 class BuildWithBundle(build_py):
