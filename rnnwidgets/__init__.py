@@ -13,12 +13,11 @@ _LAZY = {
     "trace": "rnnwidgets.capture",
     "recording": "rnnwidgets.capture",
     "record": "rnnwidgets.capture",
-    "explore": "rnnwidgets.widgets",
-    "Explorer": "rnnwidgets.widgets",
-    "HeatmapView": "rnnwidgets.widgets",
-    "gradient_flow": "rnnwidgets.widgets",
-    "GradientFlow": "rnnwidgets.widgets",
-    "TrainingMonitor": "rnnwidgets.widgets",
+    "explore": "rnnwidgets.widgets.explorer",
+    "Explorer": "rnnwidgets.widgets.explorer",
+    "gradient_flow": "rnnwidgets.widgets.gradient_flow",
+    "GradientFlow": "rnnwidgets.widgets.gradient_flow",
+    "TrainingMonitor": "rnnwidgets.widgets.monitor",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]
