@@ -1,0 +1,106 @@
+// The shared state of the Explorer view and the contract every panel follows.
+//
+// Panel contract:
+// - A panel is made by a factory `createX(actions: Actions) => Panel`; it builds its DOM once
+//   into `panel.el` (the Explorer appends it) and never rebuilds it on an update.
+// - The Explorer calls `panel.update(state)` after every change (a scrub included). The whole
+//   view has one frame (16 ms) per scrub, so an update redraws in place and returns quickly;
+//   a panel may compare `state.t` etc. with what it drew last and skip work.
+// - Panels never change `state` themselves; they ask through `actions` (setT, setUnit, ...),
+//   and the Explorer then calls update on every panel with the new state.
+// - `state` and its arrays are shared and read-only: never write into `Quantity.data`.
+// - Tokens are user data: show them with `textContent`, never innerHTML.
+// - `destroy()` (optional) removes listeners/timers when the view goes away.
+
+/** How a quantity is coloured: diverging around 0 (h, c, tanh candidates) or 0..1 (sigmoid gates). */
+export type Scale = "diverging" | "sequential";
+
+export type LayerKind = "lstm" | "gru" | "rnn" | "cell" | "custom";
+
+/** One (time, units) array of the selected batch element, as a zero-copy view on the payload. */
+export interface Quantity {
+  name: string; // "h", "c", "input", "forget", "cell", "output", "reset", "update", "new", or a track name
+  units: number;
+  steps: number;
+  data: Float32Array; // time-major: the value of unit u at step t is data[t * units + u]
+  scale: Scale;
+  vmin: number; // the colour scale's ends (diverging scales are symmetric: vmin = -vmax)
+  vmax: number;
+}
+
+/** One recurrent layer (one direction): "<module path>.l<k>", "+.reverse" for the backward one. */
+export interface LayerData {
+  name: string;
+  kind: LayerKind;
+  quantities: Record<string, Quantity>; // in display order: states first, then gates, then tracks
+}
+
+/** The model's top-k predictions at every step, when it has an output head. */
+export interface Predictions {
+  k: number;
+  ids: Float32Array; // [t * k + j]: index into `labels` of the j-th best prediction at step t
+  probs: Float32Array; // [t * k + j]: its softmax probability
+  labels: string[]; // user data: show as text
+}
+
+export interface ExplorerState {
+  t: number; // the current step, 0 <= t < steps
+  unit: number; // the selected unit of the selected layer
+  units: number[]; // the units picked for comparison (lines); includes `unit`
+  order: number[] | null; // a permutation of the selected layer's units for display rows; null = by index
+  layer: string; // the selected LayerData.name
+  quantity: string; // the selected quantity name within that layer
+  steps: number; // steps in the trace (padded length)
+  length: number; // valid steps of the selected batch element; steps >= length are padding
+  tokens: string[] | null; // one per step (may be shorter than `steps`), user data
+  inputs: Quantity | null; // numeric input features per step when there are no tokens
+  layers: LayerData[];
+  predictions: Predictions | null;
+}
+
+/** What panels may ask the Explorer to change. */
+export interface Actions {
+  setT(t: number): void;
+  setUnit(unit: number): void;
+  setUnits(units: number[]): void;
+  setOrder(order: number[] | null): void;
+}
+
+export interface Panel {
+  el: HTMLElement;
+  update(state: ExplorerState): void;
+  destroy?(): void;
+}
+
+export type PanelFactory = (actions: Actions) => Panel;
+
+/** The selected layer (falls back to the first). */
+export function selectedLayer(state: ExplorerState): LayerData {
+  return state.layers.find((l) => l.name === state.layer) ?? state.layers[0];
+}
+
+/** The selected quantity of the selected layer (falls back to the layer's first). */
+export function selectedQuantity(state: ExplorerState): Quantity {
+  const layer = selectedLayer(state);
+  return layer.quantities[state.quantity] ?? Object.values(layer.quantities)[0];
+}
+
+/** The value of unit `u` at step `t`; NaN outside the array. */
+export function valueAt(q: Quantity, t: number, u: number): number {
+  if (t < 0 || t >= q.steps || u < 0 || u >= q.units) return NaN;
+  return q.data[t * q.units + u];
+}
+
+/** The vector of all units at step `t` (a zero-copy view). */
+export function stepAt(q: Quantity, t: number): Float32Array {
+  return q.data.subarray(t * q.units, (t + 1) * q.units);
+}
+
+/** The top predictions at step `t`, best first. */
+export function predictionsAt(p: Predictions, t: number): { label: string; prob: number }[] {
+  const out = [];
+  for (let j = 0; j < p.k; j++) {
+    out.push({ label: p.labels[p.ids[t * p.k + j]], prob: p.probs[t * p.k + j] });
+  }
+  return out;
+}
