@@ -47,7 +47,7 @@ export interface ExplorerState {
   t: number; // the current step, 0 <= t < steps
   unit: number; // the selected unit of the selected layer
   units: number[]; // the units picked for comparison (lines); includes `unit`
-  order: number[] | null; // a permutation of the selected layer's units for display rows; null = by index
+  order: ArrayLike<number> | null; // a permutation (e.g. ordering.ts's Int32Array) of the selected layer's units for display rows; null = by index
   layer: string; // the selected LayerData.name
   quantity: string; // the selected quantity name within that layer
   steps: number; // steps in the trace (padded length)
@@ -63,7 +63,7 @@ export interface Actions {
   setT(t: number): void;
   setUnit(unit: number): void;
   setUnits(units: number[]): void;
-  setOrder(order: number[] | null): void;
+  setOrder(order: ArrayLike<number> | null): void;
 }
 
 export interface Panel {
