@@ -1,0 +1,251 @@
+"""Gradient analysis against autograd on unrolled references, and the verdict on known recurrences."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnwidgets import gradients_analysis as ga
+
+B, T, I, H = 3, 7, 4, 5
+
+
+def _randn(*shape, requires_grad=False):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=requires_grad)
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+def _stack(ts):
+    return torch.stack(ts, dim=1)            # list over time of (batch, units) -> (batch, time, units)
+
+
+def _keep(t):
+    t.retain_grad()
+    return t
+
+
+def unrolled_lstm(seed=0):
+    """An LSTM unrolled step by step from nn.LSTM's weights, with every intermediate's gradient."""
+    torch.manual_seed(seed)
+    lstm = torch.nn.LSTM(I, H, batch_first=True).double()
+    x, h, c = _randn(B, T, I), _randn(B, H), _randn(B, H)
+    c0 = c.detach().clone()
+    head = _randn(H)
+    pre = {k: [] for k in "ifgo"}
+    gates = {k: [] for k in "ifgo"}
+    hs, cs = [], []
+    for t in range(T):
+        a = x[:, t] @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
+        parts = dict(zip("ifgo", a.chunk(4, dim=1)))
+        for k in "ifgo":
+            pre[k].append(_keep(parts[k]))
+        i, f, o = (torch.sigmoid(parts[k]) for k in "ifo")
+        g = torch.tanh(parts["g"])
+        c = _keep(f * c + i * g)
+        h = _keep(o * torch.tanh(c))
+        for k, v in zip("ifgo", (i, f, g, o)):
+            gates[k].append(v)
+        hs.append(h)
+        cs.append(c)
+    loss = sum(torch.tanh(hh @ head).sum() for hh in hs)   # a loss on every step: direct + recurrent parts
+    loss.backward()
+    names = {"i": "input", "f": "forget", "g": "cell", "o": "output"}
+    return dict(
+        gates={names[k]: _np(_stack(v)) for k, v in gates.items()},
+        states={"h": _np(_stack(hs)), "c": _np(_stack(cs))},
+        grads={"h": _np(_stack([v.grad for v in hs])), "c": _np(_stack([v.grad for v in cs]))},
+        pre={names[k]: _np(_stack([v.grad for v in vs])) for k, vs in pre.items()},
+        c0=_np(c0),
+    )
+
+
+def test_lstm_gate_paths_are_the_autograd_gradients_of_each_gate():
+    r = unrolled_lstm()
+    paths = ga.gate_paths("lstm", r["gates"], r["states"], r["grads"], initial=r["c0"])
+    np.testing.assert_allclose(paths["input gate"], r["pre"]["input"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(paths["forget gate"], r["pre"]["forget"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(paths["candidate"], r["pre"]["cell"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(paths["output gate"], r["pre"]["output"], rtol=1e-10, atol=1e-12)
+    # the forget carry is the part of dL/dc_{t-1} that arrives through c_t; the rest comes through h_{t-1}
+    dc, dh, c, o = r["grads"]["c"], r["grads"]["h"], r["states"]["c"], r["gates"]["output"]
+    through_h = dh[:, :-1] * o[:, :-1] * (1 - np.tanh(c[:, :-1]) ** 2)
+    np.testing.assert_allclose(dc[:, :-1], paths["forget carry"][:, 1:] + through_h, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_forget_gate_path_without_initial_state_assumes_zero():
+    r = unrolled_lstm()
+    paths = ga.gate_paths("lstm", r["gates"], r["states"], r["grads"])
+    np.testing.assert_array_equal(paths["forget gate"][:, 0], 0.0)
+    np.testing.assert_allclose(paths["forget gate"][:, 1:], r["pre"]["forget"][:, 1:], rtol=1e-10, atol=1e-12)
+
+
+def test_gru_gate_paths_are_the_autograd_gradients():
+    torch.manual_seed(1)
+    gru = torch.nn.GRU(I, H, batch_first=True).double()
+    x, h = _randn(B, T, I), _randn(B, H, requires_grad=True)
+    h0 = h.detach().clone()
+    head = _randn(H)
+    pre_z, pre_n, zs, ns, hs, carried = [], [], [], [], [], []
+    for t in range(T):
+        gi = x[:, t] @ gru.weight_ih_l0.T + gru.bias_ih_l0
+        gh = h @ gru.weight_hh_l0.T + gru.bias_hh_l0
+        (ir, iz, inn), (hr, hz, hn) = gi.chunk(3, 1), gh.chunk(3, 1)
+        r = torch.sigmoid(ir + hr)
+        az = _keep(iz + hz)
+        z = torch.sigmoid(az)
+        an = _keep(inn + r * hn)
+        n = torch.tanh(an)
+        prev = _keep(h * 1.0)                 # h_{t-1} as seen by the carry term only
+        h = _keep((1 - z) * n + z * prev)
+        pre_z.append(az)
+        pre_n.append(an)
+        zs.append(z)
+        ns.append(n)
+        hs.append(h)
+        carried.append(prev)
+    sum(torch.tanh(hh @ head).sum() for hh in hs).backward()
+    gates = {"update": _np(_stack(zs)), "new": _np(_stack(ns))}
+    states, grads = {"h": _np(_stack(hs))}, {"h": _np(_stack([v.grad for v in hs]))}
+    paths = ga.gate_paths("gru", gates, states, grads, initial=_np(h0))
+    np.testing.assert_allclose(paths["update gate"], _np(_stack([v.grad for v in pre_z])), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(paths["candidate"], _np(_stack([v.grad for v in pre_n])), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(paths["update carry"], _np(_stack([v.grad for v in carried])), rtol=1e-10, atol=1e-12)
+
+
+def test_rnn_recurrent_path_is_the_preactivation_gradient():
+    torch.manual_seed(2)
+    rnn = torch.nn.RNN(I, H, batch_first=True).double()
+    x, h = _randn(B, T, I), torch.zeros(B, H, dtype=torch.float64)
+    pres, hs = [], []
+    for t in range(T):
+        a = _keep(x[:, t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0)
+        h = _keep(torch.tanh(a))
+        pres.append(a)
+        hs.append(h)
+    hs[-1].sum().backward()
+    paths = ga.gate_paths("rnn", {}, {"h": _np(_stack(hs))}, {"h": _np(_stack([v.grad for v in hs]))})
+    np.testing.assert_allclose(paths["recurrent"], _np(_stack([v.grad for v in pres])), rtol=1e-10, atol=1e-12)
+
+
+def test_gate_paths_of_a_kind_without_gates_is_empty():
+    assert ga.gate_paths("custom", {}, {"h": np.zeros((1, 2, 3))}, {"h": np.zeros((1, 2, 3))}) == {}
+
+
+def test_step_norms_mask_steps_past_each_length():
+    g = np.zeros((2, 4, 2))
+    g[0, :, 0] = [3, 3, 3, 3]       # norm 3 everywhere
+    g[1, :, :] = [[0, 1], [0, 1], [5, 5], [5, 5]]   # length 2: the 5s are padding
+    norms = ga.step_norms(g, lengths=[4, 2])
+    np.testing.assert_allclose(norms, [2.0, 2.0, 3.0, 3.0])
+    assert np.isnan(ga.step_norms(g, lengths=[0, 0])).all()
+    with pytest.raises(ValueError, match=r"\(batch, time, units\)"):
+        ga.step_norms(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="lengths"):
+        ga.step_norms(g, lengths=[1, 2, 3])
+
+
+def linear_recurrence_grads(a: float, steps: int = 100, units: int = 4) -> np.ndarray:
+    """dL/dh_t of h_t = a*h_{t-1} + x_t with the loss on the last step: exactly a^(T-1-t)."""
+    x = _randn(1, steps, units)
+    h, hs = torch.zeros(1, units, dtype=torch.float64), []
+    for t in range(steps):
+        h = _keep(a * h + x[:, t].requires_grad_())
+        hs.append(h)
+    hs[-1].sum().backward()
+    return _np(_stack([v.grad for v in hs]))
+
+
+@pytest.mark.parametrize("a, label, ratio_power, decade_start", [
+    (0.9, "vanishing", 90, 99 - 22),    # 0.9^22 is the first power below 1/10
+    (1.1, "exploding", 90, 99 - 25),    # 1.1^25 is the first power above 10
+    (0.999, "healthy", 90, None),       # 0.999^99 is still 0.91: never 10x off
+])
+def test_verdict_on_linear_recurrences_with_known_rates(a, label, ratio_power, decade_start):
+    grads = linear_recurrence_grads(a)
+    norms = ga.step_norms(grads)
+    np.testing.assert_allclose(norms, 2.0 * a ** (99 - np.arange(100)), rtol=1e-12)   # sqrt(4 units)
+    v = ga.verdict(norms)
+    assert v.label == label
+    assert v.window == 10 and v.steps == 100
+    assert v.ratio == pytest.approx(a ** ratio_power, rel=1e-9)   # both windows: a^(90..99) vs a^(0..9)
+    assert v.decade == (None if decade_start is None else (decade_start, 99))
+    text = v.text()
+    assert label in text and f"{v.ratio:.3g}" in text and "vanishing below 0.01" in text
+
+
+def test_verdict_uses_only_steps_some_element_reaches():
+    norms = np.r_[np.full(20, 1e-4), np.full(20, 1.0), np.full(10, np.nan)]
+    v = ga.verdict(norms)
+    assert v.steps == 40 and v.window == 4 and v.label == "vanishing"
+    assert v.ratio == pytest.approx(1e-4)
+
+
+def test_verdict_on_zero_and_non_finite_gradients():
+    assert ga.verdict(np.zeros(10)).label == "none"
+    assert "no gradient" in ga.verdict(np.zeros(10)).text()
+    bad = ga.verdict(np.r_[np.inf, np.ones(9)])
+    assert bad.label == "exploding" and bad.ratio == float("inf")
+    with pytest.raises(ValueError, match="all NaN"):
+        ga.verdict(np.full(3, np.nan))
+
+
+def test_gate_flow_norms_per_path():
+    r = unrolled_lstm()
+    flow = ga.gate_flow("lstm", r["gates"], r["states"], r["grads"], lengths=[T, T, 3], initial=r["c0"])
+    assert list(flow) == ["forget carry", "input gate", "forget gate", "candidate", "output gate"]
+    carry = r["grads"]["c"] * r["gates"]["forget"]
+    np.testing.assert_allclose(flow["forget carry"][5], np.linalg.norm(carry[:2, 5], axis=1).mean())
+
+
+def test_downsample_minmax_keeps_spikes_and_bounds_points():
+    y = np.sin(np.arange(100_000) / 50.0)
+    y[12_345], y[77_777] = 40.0, -40.0
+    x, d = ga.downsample_minmax(y, 2000)
+    assert len(d) <= 2000
+    assert 40.0 in d and -40.0 in d
+    assert x[d == 40.0][0] == 12_345
+    assert np.all(np.diff(x) > 0)
+    short_x, short_y = ga.downsample_minmax([1.0, 2.0], 10)
+    np.testing.assert_array_equal(short_y, [1.0, 2.0])
+
+
+def test_minmax_series_over_a_million_steps_stays_bounded_and_keeps_spikes():
+    s = ga.MinMaxSeries(max_points=200)
+    rng = np.random.default_rng(0)
+    values = rng.random(1_000_000)
+    values[654_321] = 1e6
+    values[3] = -5.0
+    for step, v in enumerate(values.tolist()):
+        s.append(step, v)
+    steps, ys = s.points()
+    assert len(ys) <= 200 and s.buckets() <= 100
+    assert 1e6 in ys and -5.0 in ys
+    assert steps[ys == 1e6][0] == 654_321
+    assert np.all(np.diff(steps) > 0)
+    assert s.count == 1_000_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300),
+       st.sampled_from([4, 8, 20]))
+def test_minmax_series_matches_the_true_extremes(values, max_points):
+    s = ga.MinMaxSeries(max_points=max_points)
+    for step, v in enumerate(values):
+        s.append(step, v)
+    steps, ys = s.points()
+    assert len(ys) <= max_points
+    assert min(values) in ys and max(values) in ys
+    assert all(values[int(st_)] == y for st_, y in zip(steps, ys))   # every point is a real one
+    bx, by = s.maxima()
+    assert len(by) == s.buckets() and max(values) in by
+
+
+def test_minmax_series_skips_nan_unless_a_bucket_is_all_nan():
+    s = ga.MinMaxSeries(max_points=4)
+    for step, v in enumerate([1.0, np.nan, 3.0, 2.0, np.nan, np.nan]):
+        s.append(step, v)
+    steps, ys = s.points()
+    assert 1.0 in ys and 3.0 in ys and len(ys) <= 4
