@@ -1,0 +1,202 @@
+// The token strip: the sequence as text, the current step highlighted, each token's background
+// coloured by the selected unit's value at that step; a click jumps there. Numeric inputs with
+// no tokens get a sparkline of the input features instead. Long sequences show a window of
+// steps around t, so 100,000 steps cost what a few hundred do.
+import { colorWord, cssColor, NON_FINITE, textColorOn } from "./colormap";
+import { selectedQuantity, valueAt } from "./state";
+import type { Actions, ExplorerState, Panel, Quantity } from "./state";
+
+/** Token elements kept in the DOM at once; the window moves by half of it. */
+export const WINDOW = 256;
+
+/** First step of the window shown for step t: t keeps at least a quarter window of context. */
+export function windowStart(t: number, steps: number, size = WINDOW): number {
+  if (steps <= size) return 0;
+  const stride = size / 2;
+  const start = Math.floor(t / stride) * stride - stride / 2;
+  return Math.max(0, Math.min(start, steps - size));
+}
+
+const VISIBLE: Record<string, string> = { " ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "\u00a0": "⍽" };
+
+/** A token as it is shown: whitespace and control characters made visible, "" as "∅". */
+export function visibleToken(token: string): string {
+  if (token === "") return "∅";
+  let out = "";
+  for (const ch of token) {
+    const code = ch.codePointAt(0)!;
+    if (ch in VISIBLE) out += VISIBLE[ch];
+    else if (code < 0x20) out += String.fromCodePoint(0x2400 + code); // Control Pictures ␀..␟
+    else if (code === 0x7f) out += "␡";
+    else out += ch;
+  }
+  return out;
+}
+
+/** The label of step t: its token, or the step number when the trace has no tokens. */
+function stepLabel(tokens: string[] | null, t: number): string {
+  if (tokens === null) return String(t);
+  return t < tokens.length ? visibleToken(tokens[t]) : "·";
+}
+
+/**
+ * Per pixel column, the min and max of feature `f` over the steps that column covers (steps
+ * before `length`), so a sparkline of 100,000 steps draws `width` segments and hides no spike.
+ */
+export function columnRange(q: Quantity, f: number, length: number, width: number) {
+  const lo = new Float32Array(width).fill(NaN), hi = new Float32Array(width).fill(NaN);
+  const n = Math.min(length, q.steps);
+  for (let x = 0; x < width && n > 0; x++) {
+    const a = Math.floor((x * n) / width), b = Math.max(a + 1, Math.floor(((x + 1) * n) / width));
+    let mn = Infinity, mx = -Infinity;
+    for (let t = a; t < b; t++) {
+      const v = q.data[t * q.units + f];
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
+    }
+    if (mn <= mx) { lo[x] = mn; hi[x] = mx; }
+  }
+  return { lo, hi };
+}
+
+const SPARK_FEATURES = 4; // more lines than this are unreadable at sparkline size
+const SPARK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+const SPARK_W = 640, SPARK_H = 40;
+
+/** Draws the input features over the valid steps, each feature scaled to the strip's height. */
+function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, length: number) {
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return;
+  ctx.clearRect(0, 0, SPARK_W, SPARK_H);
+  for (let f = 0; f < Math.min(SPARK_FEATURES, inputs.units); f++) {
+    const { lo, hi } = columnRange(inputs, f, length, SPARK_W);
+    let mn = Infinity, mx = -Infinity;
+    for (let x = 0; x < SPARK_W; x++) {
+      if (lo[x] < mn) mn = lo[x];
+      if (hi[x] > mx) mx = hi[x];
+    }
+    const span = mx > mn ? mx - mn : 1;
+    const y = (v: number) => SPARK_H - 2 - ((v - mn) / span) * (SPARK_H - 4);
+    ctx.fillStyle = SPARK_COLORS[f];
+    for (let x = 0; x < SPARK_W; x++) {
+      if (!(lo[x] <= hi[x])) continue; // an empty or non-finite column
+      ctx.fillRect(x, y(hi[x]), 1, Math.max(1, y(lo[x]) - y(hi[x])));
+    }
+  }
+}
+
+export function createTokens(actions: Actions): Panel {
+  const el = document.createElement("div");
+  el.className = "rw-tokens";
+  const info = document.createElement("div");
+  info.className = "rw-tokens-info";
+  const row = document.createElement("div");
+  row.className = "rw-token-row";
+  row.style.cssText = "display:flex;flex-wrap:wrap;gap:1px;font-family:monospace;line-height:1.6";
+  const spark = document.createElement("div");
+  spark.className = "rw-tokens-spark";
+  spark.style.cssText = `position:relative;width:${SPARK_W}px;height:${SPARK_H}px;cursor:pointer`;
+  const sparkCanvas = document.createElement("canvas");
+  sparkCanvas.width = SPARK_W;
+  sparkCanvas.height = SPARK_H;
+  const sparkCursor = document.createElement("div");
+  sparkCursor.className = "rw-tokens-cursor";
+  sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H}px;background:#000`;
+  spark.append(sparkCanvas, sparkCursor);
+  el.append(info, row, spark);
+
+  const pool: HTMLSpanElement[] = []; // token elements, reused as the window moves
+  let current = -1; // the pool index of the highlighted token, or -1
+  // what the token colours were painted from; any change repaints the window
+  let painted: { start: number; data: Float32Array; unit: number; length: number; tokens: string[] | null; steps: number } | null = null;
+  let sparkFrom: { inputs: Quantity; length: number } | null = null;
+  let lastState: ExplorerState | null = null;
+
+  row.addEventListener("click", (ev) => {
+    const target = (ev.target as HTMLElement).closest(".rw-token") as HTMLElement | null;
+    if (target && target.dataset.t !== undefined) actions.setT(Number(target.dataset.t));
+  });
+  spark.addEventListener("click", (ev) => {
+    if (!lastState) return;
+    const rect = spark.getBoundingClientRect();
+    const n = Math.max(1, Math.min(lastState.length, lastState.steps));
+    const x = rect.width > 0 ? (ev.clientX - rect.left) / rect.width : 0;
+    actions.setT(Math.max(0, Math.min(n - 1, Math.floor(x * n))));
+  });
+
+  function ensurePool(count: number) {
+    while (pool.length < count) {
+      const span = document.createElement("span");
+      span.className = "rw-token";
+      span.style.cssText = "padding:0 2px;white-space:pre;cursor:pointer;border-radius:2px";
+      row.append(span);
+      pool.push(span);
+    }
+    for (let i = 0; i < pool.length; i++) pool[i].style.display = i < count ? "" : "none";
+  }
+
+  function paintWindow(state: ExplorerState, q: Quantity, start: number, count: number) {
+    for (let i = 0; i < count; i++) {
+      const t = start + i, span = pool[i];
+      span.dataset.t = String(t);
+      span.textContent = stepLabel(state.tokens, t);
+      const v = valueAt(q, t, state.unit);
+      const pad = t >= state.length;
+      span.classList.toggle("rw-token-pad", pad);
+      if (pad) {
+        span.style.background = "#e0e0e0";
+        span.style.color = "#999";
+      } else {
+        span.style.background = Number.isFinite(v) ? cssColor(v, q.scale, q.vmin, q.vmax) : NON_FINITE;
+        span.style.color = textColorOn(colorWord(v, q.scale, q.vmin, q.vmax));
+      }
+      span.title = `step ${t} · ${q.name}[${state.unit}] = ${Number.isFinite(v) ? v.toPrecision(4) : String(v)}${pad ? " (padding)" : ""}`;
+    }
+    painted = { start, data: q.data, unit: state.unit, length: state.length, tokens: state.tokens, steps: state.steps };
+  }
+
+  function highlight(index: number) {
+    if (index === current) return;
+    if (current >= 0) {
+      pool[current].classList.remove("rw-token-current");
+      pool[current].style.outline = "";
+    }
+    if (index >= 0) {
+      pool[index].classList.add("rw-token-current");
+      pool[index].style.outline = "2px solid #000";
+    }
+    current = index;
+  }
+
+  function updateSpark(state: ExplorerState, inputs: Quantity) {
+    info.textContent = `inputs: ${inputs.units} features · step ${state.t} of ${state.steps}`;
+    if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.length !== state.length) {
+      drawSparkline(sparkCanvas, inputs, state.length);
+      sparkFrom = { inputs, length: state.length };
+    }
+    const n = Math.max(1, Math.min(state.length, state.steps));
+    sparkCursor.style.left = `${Math.min(SPARK_W - 1, Math.floor((state.t / n) * SPARK_W))}px`;
+  }
+
+  function update(state: ExplorerState) {
+    lastState = state;
+    const numeric = state.tokens === null && state.inputs !== null;
+    spark.style.display = numeric ? "" : "none";
+    row.style.display = numeric ? "none" : "flex";
+    if (numeric) return updateSpark(state, state.inputs!);
+    const steps = state.steps;
+    const start = windowStart(state.t, steps);
+    const count = Math.min(WINDOW, steps - start);
+    info.textContent = steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "";
+    const q = selectedQuantity(state);
+    if (!painted || painted.start !== start || painted.data !== q.data || painted.unit !== state.unit ||
+        painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps) {
+      ensurePool(count);
+      paintWindow(state, q, start, count);
+    }
+    const i = state.t - start;
+    highlight(i >= 0 && i < count ? i : -1);
+  }
+
+  return { el, update };
+}

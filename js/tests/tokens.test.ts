@@ -1,0 +1,121 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { columnRange, createTokens, visibleToken, WINDOW, windowStart } from "../src/tokens";
+import { explorerState, layer, quantity, recordingActions } from "./fake-state";
+
+const lstm = (steps: number, units = 3) =>
+  layer("lstm.l0", "lstm", [quantity("h", steps, units, (t, u) => Math.tanh((t - 5) * 0.3 + u))]);
+
+describe("token strip", () => {
+  it("renders hostile tokens as text and creates no element from them", () => {
+    const tokens = ["<img src=x onerror=alert(1)>", "<img/src=x/onerror=alert(3)>", "<script>alert(2)</script>", "&amp;", "ok"];
+    const panel = createTokens(recordingActions().actions);
+    document.body.append(panel.el);
+    panel.update(explorerState([lstm(5)], { tokens }));
+    expect(panel.el.querySelector("img, script")).toBeNull();
+    const shown = [...panel.el.querySelectorAll(".rw-token")].map((s) => s.textContent);
+    expect(shown).toEqual(["<img␣src=x␣onerror=alert(1)>", "<img/src=x/onerror=alert(3)>", "<script>alert(2)</script>", "&amp;", "ok"]);
+    panel.el.remove();
+  });
+
+  it("shows whitespace and control characters visibly", () => {
+    expect(visibleToken(" ")).toBe("␣");
+    expect(visibleToken("\n")).toBe("⏎");
+    expect(visibleToken("a\tb")).toBe("a⇥b");
+    expect(visibleToken("\u0000")).toBe("␀");
+    expect(visibleToken("")).toBe("∅");
+    expect(visibleToken("héllo")).toBe("héllo");
+  });
+
+  it("highlights the current step, greys padding, colours by the selected unit", () => {
+    const panel = createTokens(recordingActions().actions);
+    const state = explorerState([lstm(10)], { tokens: "abcdefgh".split(""), length: 8, t: 3, unit: 1 });
+    panel.update(state);
+    const spans = [...panel.el.querySelectorAll<HTMLElement>(".rw-token")];
+    expect(spans).toHaveLength(10);
+    expect(panel.el.querySelectorAll(".rw-token-current")).toHaveLength(1);
+    expect(spans[3].classList.contains("rw-token-current")).toBe(true);
+    expect(spans.filter((s) => s.classList.contains("rw-token-pad")).map((s) => s.dataset.t)).toEqual(["8", "9"]);
+    expect(spans[9].textContent).toBe("·");
+    // different values at different steps give different backgrounds
+    expect(spans[0].style.background).not.toBe(spans[7].style.background);
+    // the readout names the selected unit's value at that step
+    const v = state.layers[0].quantities.h.data[2 * 3 + 1];
+    expect(spans[2].title).toContain(`h[1] = ${v.toPrecision(4)}`);
+
+    // a scrub moves the highlight without touching the text
+    const before = spans[5];
+    panel.update({ ...state, t: 5 });
+    expect(panel.el.querySelector(".rw-token-current")).toBe(before);
+    expect(panel.el.querySelectorAll(".rw-token-current")).toHaveLength(1);
+    // another unit recolours
+    const bg = spans[0].style.background;
+    panel.update({ ...state, t: 5, unit: 2 });
+    expect(spans[0].style.background).not.toBe(bg);
+  });
+
+  it("clicking a token asks for that step", () => {
+    const { actions, calls } = recordingActions();
+    const panel = createTokens(actions);
+    panel.update(explorerState([lstm(6)], { tokens: "abcdef".split("") }));
+    panel.el.querySelectorAll<HTMLElement>(".rw-token")[4].click();
+    expect(calls).toEqual([["setT", 4]]);
+  });
+
+  it("keeps a bounded window of elements for a long sequence", () => {
+    const steps = 100_000;
+    const tokens = Array.from({ length: steps }, (_, t) => `w${t}`);
+    const panel = createTokens(recordingActions().actions);
+    const state = explorerState([lstm(steps, 2)], { tokens, t: 73_210 });
+    panel.update(state);
+    const spans = [...panel.el.querySelectorAll<HTMLElement>(".rw-token")];
+    expect(spans.length).toBe(WINDOW);
+    const current = panel.el.querySelector<HTMLElement>(".rw-token-current")!;
+    expect(current.textContent).toBe("w73210");
+    expect(current.dataset.t).toBe("73210");
+    panel.update({ ...state, t: steps - 1 });
+    expect(panel.el.querySelectorAll(".rw-token")).toHaveLength(WINDOW);
+    expect(panel.el.querySelector(".rw-token-current")!.textContent).toBe(`w${steps - 1}`);
+  });
+
+  it("the window always contains t, with context, inside the sequence", () => {
+    for (const steps of [1, 100, WINDOW, WINDOW + 1, 1000, 100_000]) {
+      for (const t of [0, 1, 63, 64, 127, 128, 129, 500, steps - 2, steps - 1].filter((t) => t >= 0 && t < steps)) {
+        const start = windowStart(t, steps);
+        expect(start).toBeGreaterThanOrEqual(0);
+        expect(start + Math.min(WINDOW, steps)).toBeLessThanOrEqual(steps);
+        expect(t).toBeGreaterThanOrEqual(start);
+        expect(t).toBeLessThan(start + WINDOW);
+        if (start > 0 && start + WINDOW < steps) {
+          expect(t - start).toBeGreaterThanOrEqual(WINDOW / 4);
+          expect(start + WINDOW - 1 - t).toBeGreaterThanOrEqual(WINDOW / 4);
+        }
+      }
+    }
+  });
+
+  it("numeric inputs get a sparkline with a cursor instead of tokens", () => {
+    const steps = 50;
+    const inputs = quantity("inputs", steps, 2, (t, f) => (f ? Math.cos(t) : t));
+    const { actions } = recordingActions();
+    const panel = createTokens(actions);
+    panel.update(explorerState([lstm(steps)], { inputs, t: 25 }));
+    const spark = panel.el.querySelector<HTMLElement>(".rw-tokens-spark")!;
+    expect(spark.style.display).toBe("");
+    expect(panel.el.querySelector<HTMLElement>(".rw-token-row")!.style.display).toBe("none");
+    expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe("320px");
+  });
+
+  it("columnRange keeps every spike of a long input", () => {
+    const steps = 10_000;
+    const q = quantity("x", steps, 1, (t) => (t === 7_777 ? 50 : t === 1_234 ? -40 : 0));
+    const { lo, hi } = columnRange(q, 0, steps, 100);
+    expect(Math.max(...hi)).toBe(50);
+    expect(Math.min(...lo)).toBe(-40);
+    expect(hi[77]).toBe(50);
+    expect(lo[12]).toBe(-40);
+    // fewer steps than columns: every column still has a value
+    const short = columnRange(quantity("x", 3, 1, (t) => t), 0, 3, 10);
+    expect(Array.from(short.hi).every(Number.isFinite)).toBe(true);
+  });
+});
