@@ -1,0 +1,184 @@
+"""Browser fixtures: one JupyterLab server and one headless Chromium shared by every e2e test.
+
+Everything the server writes (config, runtime files, settings, the notebooks it runs) lives
+under pytest's temp folder; see /work/shared/notes/browser-testing.md for why each setting is
+here. The same server also serves Notebook 7's pages (/notebooks/...), so both front ends are
+tested without a second start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+# JupyterLab user settings: every output stays in the DOM, no news pop-up, nothing written back.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                       "checkForUpdates": False},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+}
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterServer:
+    """A running `jupyter lab` on loopback: its URLs, token, notebook folder and process."""
+
+    def __init__(self, root: Path, env: dict, log_path: Path):
+        self.root = root
+        self.token = secrets.token_hex(16)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", "--allow-root",
+             f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+             "--JupyterNotebookApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_path = log_path
+
+    def wait_ready(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited early; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"jupyter lab did not answer within {timeout}s; see {self.log_path}")
+
+    def api(self, method: str, path: str, body=None):
+        """Call the server's REST API; returns the decoded JSON (or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}?token={self.token}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            text = r.read()
+        return json.loads(text) if text else None
+
+    def lab_url(self, notebook: str) -> str:
+        return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
+
+    def notebook7_url(self, notebook: str) -> str:
+        return f"{self.url}/notebooks/{notebook}?token={self.token}"
+
+    def stop(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log.close()
+
+
+def _jupyter_env(base: Path) -> dict:
+    """Environment with every Jupyter folder under `base`, the user settings written, and a
+    kernelspec that runs this interpreter (the venv's python)."""
+    env = dict(os.environ)
+    folders = {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
+               "IPYTHONDIR": "ipython", "JUPYTERLAB_SETTINGS_DIR": "lab-settings",
+               "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces"}
+    for var, name in folders.items():
+        (base / name).mkdir(parents=True, exist_ok=True)
+        env[var] = str(base / name)
+    for rel, settings in LAB_SETTINGS.items():
+        path = base / "lab-settings" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+    kernel_dir = base / "data" / "kernels" / "python3"
+    kernel_dir.mkdir(parents=True, exist_ok=True)
+    (kernel_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (rnnwidgets tests)", "language": "python"}))
+    return env
+
+
+@pytest.fixture(scope="session")
+def jupyter_server(tmp_path_factory):
+    """JupyterLab serving a temp copy of notebooks/; tests may write more notebooks into .root."""
+    base = tmp_path_factory.mktemp("jupyter")
+    root = base / "notebooks"
+    shutil.copytree(REPO / "notebooks", root)
+    server = JupyterServer(root, _jupyter_env(base / "home"), base / "server.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright; skipped without it unless in CI."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests (bash scripts/setup.sh --test installs it)")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser tests skipped")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser page; when the test fails its widget and the whole page are screenshotted
+    into artifacts/."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    console = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+    yield page
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.name.replace("/", "_")
+        try:
+            widget = page.locator(".rw-explorer").first
+            if widget.count():
+                widget.screenshot(path=str(ARTIFACTS / f"{name}-widget.png"), timeout=5000)
+            page.screenshot(path=str(ARTIFACTS / f"{name}-page.png"), timeout=5000)
+        except Exception as err:  # a screenshot must never hide the test's own failure
+            console.append(f"screenshot failed: {err}")
+        (ARTIFACTS / f"{name}-console.txt").write_text("\n".join(console))
+    context.close()
