@@ -1,0 +1,84 @@
+// Decoding the Explorer's payload: ONE float32 buffer (all layers and quantities of one batch
+// element, each (time, units) C-order) plus a small JSON index of where each array starts.
+// Arrays become zero-copy Float32Array views on that buffer.
+import type { LayerData, LayerKind, Predictions, Quantity, Scale } from "./state";
+
+/** Where one (time, units) array lies in the buffer; offsets count float32 values, not bytes. */
+export interface ArrayEntry {
+  name: string;
+  offset: number;
+  units: number;
+  steps: number;
+  scale: Scale;
+  vmin: number;
+  vmax: number;
+}
+
+export interface PayloadIndex {
+  steps: number;
+  length: number; // valid steps of this batch element
+  layers: { name: string; kind: LayerKind; quantities: ArrayEntry[] }[];
+  inputs: ArrayEntry | null;
+  predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
+}
+
+export interface Decoded {
+  layers: LayerData[];
+  inputs: Quantity | null;
+  predictions: Predictions | null;
+}
+
+/** The buffer trait (anywidget hands a DataView) as float32 values. Zero-copy when 4-byte aligned. */
+export function floatsOf(buf: DataView | ArrayBuffer | ArrayBufferView): Float32Array {
+  const bytes =
+    buf instanceof ArrayBuffer
+      ? new Uint8Array(buf)
+      : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (bytes.byteLength % 4 !== 0) {
+    throw new Error(`rnnwidgets: payload of ${bytes.byteLength} bytes is not a whole number of float32 values`);
+  }
+  if (bytes.byteOffset % 4 === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  }
+  // A view at an odd offset inside a larger message: Float32Array needs alignment, so copy once.
+  return new Float32Array(bytes.slice().buffer);
+}
+
+function view(floats: Float32Array, e: ArrayEntry, what: string): Quantity {
+  const size = e.units * e.steps;
+  if (!(e.offset >= 0 && e.offset + size <= floats.length)) {
+    throw new Error(
+      `rnnwidgets: ${what} expects ${size} values at offset ${e.offset}, but the payload holds ${floats.length}`,
+    );
+  }
+  return {
+    name: e.name,
+    units: e.units,
+    steps: e.steps,
+    data: floats.subarray(e.offset, e.offset + size),
+    scale: e.scale,
+    vmin: e.vmin,
+    vmax: e.vmax,
+  };
+}
+
+export function decodePayload(index: PayloadIndex, floats: Float32Array): Decoded {
+  const layers = index.layers.map((layer) => {
+    const quantities: Record<string, Quantity> = {};
+    for (const e of layer.quantities) quantities[e.name] = view(floats, e, `${layer.name}/${e.name}`);
+    return { name: layer.name, kind: layer.kind, quantities };
+  });
+  const inputs = index.inputs ? view(floats, index.inputs, "inputs") : null;
+  let predictions: Predictions | null = null;
+  if (index.predictions) {
+    const p = index.predictions;
+    const shape = { units: p.k, steps: index.steps, scale: "sequential" as Scale, vmin: 0, vmax: 1 };
+    predictions = {
+      k: p.k,
+      ids: view(floats, { name: "ids", offset: p.ids, ...shape }, "prediction ids").data,
+      probs: view(floats, { name: "probs", offset: p.probs, ...shape }, "prediction probabilities").data,
+      labels: p.labels,
+    };
+  }
+  return { layers, inputs, predictions };
+}

@@ -1,0 +1,296 @@
+// The Explorer view: decodes the payload, holds the shared selection (step, unit, layer,
+// quantity), draws the heatmap and the text at t, and composes the panels. Everything a scrub
+// changes is drawn here from data already in the browser; the kernel is never asked.
+//
+// Stable DOM hooks (browser tests rely on them):
+//   .rw-explorer      the root; focusable: ←/→ step, Home/End jump, space plays/pauses, ↑/↓ unit
+//   .rw-layer         <select> of layers/directions      .rw-quantity  <select> of quantities
+//   .rw-heatmap       canvas: units (rows) x steps (columns) of the selected quantity
+//   .rw-cursor        canvas over it: the current step's column and the selected unit's row
+//   .rw-legend        the colour scale          .rw-readout  hover text: unit, step, token, value
+//   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
+//   .rw-predictions   the top predictions at t  .rw-panels   the panels (tokens, bars, ...)
+//
+// Model traits: index (PayloadIndex JSON) + buffer (float32 bytes) for the selected batch
+// element, tokens, and the selection t, unit, layer, quantity, playing (t and playing are
+// jslinked to the Play/slider controls in Python).
+import type { AnyModel } from "@anywidget/types";
+import { type PayloadIndex, decodePayload, floatsOf } from "./decode";
+import { createHeatmap, createLegend, formatValue } from "./heatmap";
+import {
+  type Actions,
+  type ExplorerState,
+  type Panel,
+  type PanelFactory,
+  predictionsAt,
+  selectedLayer,
+  selectedQuantity,
+  stepAt,
+  valueAt,
+} from "./state";
+
+export interface ExplorerModel {
+  index: PayloadIndex;
+  buffer: DataView;
+  tokens: string[] | null;
+  t: number;
+  unit: number;
+  layer: string;
+  quantity: string;
+  playing: boolean;
+}
+
+/** The panels under the heatmap, in order; each follows the Panel contract in state.ts. */
+export const PANELS: PanelFactory[] = [];
+
+/** A token shown so that whitespace is visible ("␣", "⏎") and nothing is parsed as markup. */
+export function showToken(token: string): string {
+  return token.replace(/ /g, "␣").replace(/\n/g, "⏎").replace(/\t/g, "⇥");
+}
+
+export function clamp(x: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, x));
+}
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, parent?: HTMLElement) {
+  const el = document.createElement(tag);
+  el.className = className;
+  if (parent) parent.append(el);
+  return el;
+}
+
+function fillSelect(select: HTMLSelectElement, names: string[], selected: string): void {
+  select.replaceChildren(
+    ...names.map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      return option;
+    }),
+  );
+  select.value = selected;
+}
+
+export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement): () => void {
+  const root = element("div", "rw-explorer", el);
+  root.tabIndex = 0;
+  root.style.cssText = "font: 12px sans-serif; outline: none; display: flex; flex-direction: column; gap: 6px;";
+  const bar = element("div", "rw-bar", root);
+  bar.style.cssText = "display: flex; flex-wrap: wrap; align-items: center; gap: 10px;";
+  const layerSelect = element("select", "rw-layer", bar);
+  const quantitySelect = element("select", "rw-quantity", bar);
+  const stepText = element("span", "rw-step", bar);
+  const tokenText = element("span", "rw-token-at", bar);
+  tokenText.style.cssText = "font-family: monospace; white-space: pre;";
+  const predictionText = element("span", "rw-predictions", bar);
+  const heatmap = createHeatmap();
+  root.append(heatmap.el);
+  const footer = element("div", "rw-footer", root);
+  footer.style.cssText = "display: flex; justify-content: space-between; gap: 10px; min-height: 16px;";
+  const legend = createLegend();
+  footer.append(legend.el);
+  const readout = element("span", "rw-readout", footer);
+  readout.style.cssText = "font-family: monospace; white-space: pre;";
+  const panelRow = element("div", "rw-panels", root);
+  panelRow.style.cssText = "display: flex; flex-wrap: wrap; gap: 12px;";
+
+  const state: ExplorerState = {
+    t: 0, unit: 0, units: [0], order: null, layer: "", quantity: "", steps: 0, length: 0,
+    tokens: null, inputs: null, layers: [], predictions: null,
+  };
+
+  const actions: Actions = {
+    setT(t) {
+      model.set("t", clamp(Math.round(t), 0, Math.max(0, state.steps - 1)));
+      model.save_changes();
+    },
+    setUnit(unit) {
+      const units = Object.values(selectedLayer(state).quantities)[0]?.units ?? 1;
+      model.set("unit", clamp(Math.round(unit), 0, units - 1));
+      model.save_changes();
+    },
+    setUnits(units) {
+      state.units = units.length ? [...units] : [state.unit];
+      updatePanels();
+    },
+    setOrder(order) {
+      state.order = order;
+      drawImage();
+      scrub();
+    },
+  };
+  const panels: Panel[] = PANELS.map((create) => create(actions));
+  for (const panel of panels) panelRow.append(panel.el);
+
+  /** The row where a unit is drawn under the current order. */
+  function rowOf(unit: number): number {
+    if (!state.order) return unit;
+    for (let r = 0; r < state.order.length; r++) if (state.order[r] === unit) return r;
+    return unit;
+  }
+
+  function tokenAt(t: number): string {
+    if (state.tokens && t < state.tokens.length) return showToken(state.tokens[t]);
+    if (state.inputs) {
+      const x = Array.from(stepAt(state.inputs, t).subarray(0, 4), formatValue).join(", ");
+      return `x = [${x}${state.inputs.units > 4 ? ", …" : ""}]`;
+    }
+    return "";
+  }
+
+  /** Read the payload and the selection from the model, clamping the selection to the data. */
+  function load(): void {
+    const index = model.get("index");
+    const decoded = decodePayload(index, floatsOf(model.get("buffer")));
+    state.layers = decoded.layers;
+    state.inputs = decoded.inputs;
+    state.predictions = decoded.predictions;
+    state.steps = index.steps;
+    state.length = index.length;
+    state.tokens = model.get("tokens");
+    readSelection();
+    fillSelect(layerSelect, state.layers.map((l) => l.name), state.layer);
+    fillSelect(quantitySelect, Object.keys(selectedLayer(state).quantities), state.quantity);
+  }
+
+  function readSelection(): void {
+    const previousLayer = state.layer;
+    const layer = selectedLayer({ ...state, layer: model.get("layer") });
+    state.layer = layer.name;
+    const names = Object.keys(layer.quantities);
+    const quantity = model.get("quantity");
+    state.quantity = names.includes(quantity) ? quantity : names[0];
+    const units = layer.quantities[state.quantity].units;
+    state.unit = clamp(model.get("unit"), 0, units - 1);
+    state.t = clamp(model.get("t"), 0, Math.max(0, state.steps - 1));
+    if (previousLayer !== state.layer || (state.order && state.order.length !== units)) state.order = null;
+    state.units = [state.unit, ...state.units.filter((u) => u !== state.unit && u < units)];
+  }
+
+  function drawImage(): void {
+    const q = selectedQuantity(state);
+    heatmap.draw(q, state.order, state.length);
+    legend.draw(q);
+  }
+
+  function describeStep(): void {
+    const t = state.t;
+    stepText.textContent = `step ${t} / ${state.steps - 1}${t >= state.length ? " (padding)" : ""}`;
+    tokenText.textContent = tokenAt(t);
+    predictionText.textContent = state.predictions
+      ? "next: " + predictionsAt(state.predictions, t).map((p) => `${showToken(p.label)} ${(100 * p.prob).toFixed(0)}%`).join(" · ")
+      : "";
+  }
+
+  function updatePanels(): void {
+    for (const panel of panels) panel.update(state);
+  }
+
+  /** What a change of step or unit redraws: the cursor, the text at t and the panels. */
+  function scrub(): void {
+    heatmap.drawCursor(state.t, rowOf(state.unit));
+    describeStep();
+    updatePanels();
+  }
+
+  function redrawAll(): void {
+    drawImage();
+    scrub();
+  }
+
+  function onSelection(): void {
+    const before = `${state.layer}/${state.quantity}`;
+    readSelection();
+    layerSelect.value = state.layer;
+    if (before !== `${state.layer}/${state.quantity}`) {
+      fillSelect(quantitySelect, Object.keys(selectedLayer(state).quantities), state.quantity);
+      drawImage();
+    }
+    scrub();
+  }
+
+  // index, buffer and tokens change together (one message): decode once for all three.
+  let payloadPending = false;
+  function onPayload(): void {
+    if (payloadPending) return;
+    payloadPending = true;
+    queueMicrotask(() => {
+      payloadPending = false;
+      load();
+      redrawAll();
+    });
+  }
+
+  function onHover(ev: MouseEvent): void {
+    const cell = heatmap.cellAt(ev);
+    if (!cell) {
+      readout.textContent = "";
+      return;
+    }
+    const q = selectedQuantity(state);
+    const unit = state.order ? state.order[cell.row] : cell.row;
+    const token = tokenAt(cell.t);
+    readout.textContent =
+      `unit ${unit} · step ${cell.t}${token ? ` · ${token}` : ""} · ${q.name} = ${formatValue(valueAt(q, cell.t, unit))}` +
+      (cell.t >= state.length ? " (padding)" : "");
+  }
+
+  function onClick(ev: MouseEvent): void {
+    const cell = heatmap.cellAt(ev);
+    if (!cell) return;
+    model.set("unit", state.order ? state.order[cell.row] : cell.row);
+    model.set("t", cell.t);
+    model.save_changes();
+    root.focus();
+  }
+
+  function onKey(ev: KeyboardEvent): void {
+    const last = Math.max(0, state.steps - 1);
+    const keys: Record<string, () => void> = {
+      ArrowRight: () => actions.setT(state.t + 1),
+      ArrowLeft: () => actions.setT(state.t - 1),
+      Home: () => actions.setT(0),
+      End: () => actions.setT(last),
+      ArrowDown: () => actions.setUnit(state.order ? state.order[Math.min(rowOf(state.unit) + 1, state.order.length - 1)] : state.unit + 1),
+      ArrowUp: () => actions.setUnit(state.order ? state.order[Math.max(rowOf(state.unit) - 1, 0)] : state.unit - 1),
+      " ": () => {
+        model.set("playing", !model.get("playing"));
+        model.save_changes();
+      },
+    };
+    const act = keys[ev.key];
+    if (!act || ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
+    ev.preventDefault();
+    act();
+  }
+
+  layerSelect.addEventListener("change", () => {
+    model.set("layer", layerSelect.value);
+    model.save_changes();
+  });
+  quantitySelect.addEventListener("change", () => {
+    model.set("quantity", quantitySelect.value);
+    model.save_changes();
+  });
+  heatmap.el.addEventListener("mousemove", onHover);
+  heatmap.el.addEventListener("mouseleave", () => (readout.textContent = ""));
+  heatmap.el.addEventListener("click", onClick);
+  root.addEventListener("keydown", onKey);
+
+  const selectionEvents = ["change:t", "change:unit", "change:layer", "change:quantity"];
+  const payloadEvents = ["change:index", "change:buffer", "change:tokens"];
+  for (const name of selectionEvents) model.on(name, onSelection);
+  for (const name of payloadEvents) model.on(name, onPayload);
+  load();
+  redrawAll();
+  // The overlay's size follows the displayed image; redraw the cursor when the layout settles.
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => heatmap.drawCursor(state.t, rowOf(state.unit)));
+  resize?.observe(heatmap.el);
+
+  return () => {
+    for (const name of selectionEvents) model.off(name, onSelection);
+    for (const name of payloadEvents) model.off(name, onPayload);
+    resize?.disconnect();
+    for (const panel of panels) panel.destroy?.();
+  };
+}

@@ -1,0 +1,160 @@
+// A units x time heatmap on a canvas: one pixel per (step, unit) painted as words through a
+// colour lookup table into ImageData, scaled up by CSS. The cursor (current step and unit) is on
+// a second canvas laid over it, so a scrub redraws a few lines instead of the whole image.
+import { LUT_SIZE, NON_FINITE, colorWord, lutFor, pack, unpack } from "./colormap";
+import type { Quantity } from "./state";
+
+const PADDING_GREY = [205, 205, 205];
+
+/** A colour washed towards grey: how steps past a batch element's length are shown. */
+export function greyed(word: number): number {
+  const [r, g, b] = unpack(word);
+  const mix = (c: number, k: number) => Math.round(c * 0.25 + PADDING_GREY[k] * 0.75);
+  return pack(mix(r, 0), mix(g, 1), mix(b, 2));
+}
+
+/**
+ * Paint `q` into `out` (width = steps, height = units, row-major pixels): row r shows unit
+ * order[r] (or r), column t step t; steps >= length are greyed.
+ */
+export function paintHeatmap(q: Quantity, order: ArrayLike<number> | null, length: number, out: Uint32Array): void {
+  const { units, steps, data, scale, vmin, vmax } = q;
+  if (out.length !== units * steps) throw new Error(`heatmap: expected ${units * steps} pixels, got ${out.length}`);
+  const lut = lutFor(scale);
+  const span = vmax - vmin;
+  const k = span > 0 ? (LUT_SIZE - 1) / span : 0;
+  const nonFinite = colorWord(NaN, scale, vmin, vmax);
+  for (let r = 0; r < units; r++) {
+    const u = order ? order[r] : r;
+    const row = r * steps;
+    for (let t = 0; t < steps; t++) {
+      const v = data[t * units + u];
+      let word: number;
+      if (v - v !== 0) {
+        word = nonFinite; // NaN or ±Inf
+      } else {
+        const i = span > 0 ? Math.round((v - vmin) * k) : (LUT_SIZE - 1) >> 1;
+        word = lut[i < 0 ? 0 : i >= LUT_SIZE ? LUT_SIZE - 1 : i];
+      }
+      out[row + t] = t < length ? word : greyed(word);
+    }
+  }
+}
+
+/** Which (step, row) a point at fractions (fx, fy) of the drawn box falls on. */
+export function cellAtFraction(fx: number, fy: number, steps: number, units: number): { t: number; row: number } {
+  const clamp = (x: number, n: number) => Math.min(n - 1, Math.max(0, Math.floor(x * n)));
+  return { t: clamp(fx, steps), row: clamp(fy, units) };
+}
+
+export interface Heatmap {
+  el: HTMLElement;
+  /** Repaint the image (when the quantity, row order, data or length changed). */
+  draw(q: Quantity, order: ArrayLike<number> | null, length: number): void;
+  /** Redraw only the cursor: the column of step t and the row of the selected unit. */
+  drawCursor(t: number, row: number): void;
+  /** The (step, row) under a mouse event, or null outside the image. */
+  cellAt(ev: MouseEvent): { t: number; row: number } | null;
+}
+
+export function createHeatmap(): Heatmap {
+  const el = document.createElement("div");
+  el.className = "rw-heatmap-box";
+  el.style.cssText = "position: relative; width: 100%; cursor: crosshair;";
+  const image = document.createElement("canvas");
+  image.className = "rw-heatmap";
+  image.style.cssText = "display: block; width: 100%; image-rendering: pixelated;";
+  const cursor = document.createElement("canvas");
+  cursor.className = "rw-cursor";
+  cursor.style.cssText = "position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none;";
+  el.append(image, cursor);
+
+  let steps = 1;
+  let units = 1;
+
+  function draw(q: Quantity, order: ArrayLike<number> | null, length: number): void {
+    steps = q.steps;
+    units = q.units;
+    if (image.width !== steps || image.height !== units) {
+      image.width = steps;
+      image.height = units;
+    }
+    image.style.height = `${Math.min(360, Math.max(120, units * 3))}px`;
+    const ctx = image.getContext("2d");
+    if (!ctx || steps === 0 || units === 0) return;
+    const img = ctx.createImageData(steps, units);
+    paintHeatmap(q, order, length, new Uint32Array(img.data.buffer));
+    ctx.putImageData(img, 0, 0);
+  }
+
+  function drawCursor(t: number, row: number): void {
+    // The overlay matches the displayed size (not the image's), so lines stay crisp.
+    const ratio = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(image.clientWidth * ratio));
+    const h = Math.max(1, Math.round(image.clientHeight * ratio));
+    if (cursor.width !== w || cursor.height !== h) {
+      cursor.width = w;
+      cursor.height = h;
+    }
+    const ctx = cursor.getContext("2d");
+    if (!ctx) return;
+    ctx.clearRect(0, 0, w, h);
+    const x0 = Math.floor((t / steps) * w);
+    const x1 = Math.max(x0 + 1, Math.floor(((t + 1) / steps) * w));
+    const y0 = Math.floor((row / units) * h);
+    const y1 = Math.max(y0 + 1, Math.floor(((row + 1) / units) * h));
+    const line = Math.max(1, Math.round(ratio));
+    ctx.fillStyle = "rgba(0, 0, 0, 0.85)";
+    ctx.fillRect(x0 - line, 0, line, h); // the step column's edges
+    ctx.fillRect(x1, 0, line, h);
+    ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
+    ctx.fillRect(x0 - 3 * line, y0, 2 * line, y1 - y0); // ticks beside the selected unit
+    ctx.fillRect(x1 + line, y0, 2 * line, y1 - y0);
+  }
+
+  function cellAt(ev: MouseEvent): { t: number; row: number } | null {
+    const box = image.getBoundingClientRect();
+    const fx = (ev.clientX - box.left) / box.width;
+    const fy = (ev.clientY - box.top) / box.height;
+    if (!(fx >= 0 && fx < 1 && fy >= 0 && fy < 1)) return null;
+    return cellAtFraction(fx, fy, steps, units);
+  }
+
+  return { el, draw, drawCursor, cellAt };
+}
+
+/** The colour scale of a quantity: a gradient bar with its ends and the non-finite swatch. */
+export function createLegend(): { el: HTMLElement; draw(q: Quantity): void } {
+  const el = document.createElement("div");
+  el.className = "rw-legend";
+  el.style.cssText = "display: flex; align-items: center; gap: 6px; font: 11px sans-serif;";
+  const lo = document.createElement("span");
+  const bar = document.createElement("canvas");
+  bar.width = LUT_SIZE;
+  bar.height = 1;
+  bar.style.cssText = "width: 160px; height: 10px; image-rendering: pixelated;";
+  const hi = document.createElement("span");
+  const swatch = document.createElement("span");
+  swatch.style.cssText = `display: inline-block; width: 10px; height: 10px; background: ${NON_FINITE};`;
+  const swatchLabel = document.createElement("span");
+  swatchLabel.textContent = "NaN/Inf";
+  el.append(lo, bar, hi, swatch, swatchLabel);
+
+  function draw(q: Quantity): void {
+    lo.textContent = formatValue(q.vmin);
+    hi.textContent = formatValue(q.vmax);
+    const ctx = bar.getContext("2d");
+    if (!ctx) return;
+    const img = ctx.createImageData(LUT_SIZE, 1);
+    new Uint32Array(img.data.buffer).set(lutFor(q.scale));
+    ctx.putImageData(img, 0, 0);
+  }
+  return { el, draw };
+}
+
+/** A number short enough for a legend or a readout. */
+export function formatValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v !== 0 && (Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3)) return v.toExponential(2);
+  return v.toFixed(Math.abs(v) >= 100 ? 1 : 3);
+}

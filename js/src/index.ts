@@ -1,0 +1,17 @@
+// The bundle's entry: anywidget calls `render` for each view; the Python widget's `_view`
+// trait says which view it is.
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type ExplorerModel, renderExplorer } from "./explorer";
+
+const VIEWS: Record<string, (model: AnyModel<any>, el: HTMLElement) => () => void> = {
+  explorer: (model, el) => renderExplorer(model as AnyModel<ExplorerModel>, el),
+};
+
+function render({ model, el }: RenderProps<{ _view: string }>): () => void {
+  const name = model.get("_view");
+  const view = VIEWS[name];
+  if (!view) throw new Error(`rnnwidgets: unknown view ${JSON.stringify(name)}; known: ${Object.keys(VIEWS).join(", ")}`);
+  return view(model, el);
+}
+
+export default { render };

@@ -1,0 +1,213 @@
+"""The Explorer: a scrubbable per-timestep dashboard of a recurrent model, drawn in the browser.
+
+``Explorer`` is an ipywidgets VBox: a controls row (Play + slider + speed, jslinked so playing
+and scrubbing never need the kernel; a batch-element selector that re-sends that element's data)
+above ``ExplorerView``, the anywidget view that holds one batch element's arrays in a float32
+buffer and draws everything a scrub changes (js/src/explorer.ts).
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Callable, Optional
+
+import anywidget
+import ipywidgets as widgets
+import traitlets
+
+from ..trace import Trace
+from .payload import Labels, build_payload, trace_scales
+
+BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
+TEXT_DEBOUNCE_S = 0.3
+
+
+class ExplorerView(anywidget.AnyWidget):
+    """The browser view: the payload of one batch element and the shared selection."""
+
+    _esm = BUNDLE  # anywidget reads the file's text into the widget state
+    _view = traitlets.Unicode("explorer").tag(sync=True)
+    index = traitlets.Dict().tag(sync=True)  # see payload.build_payload
+    buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 little-endian
+    tokens = traitlets.List(traitlets.Unicode(), allow_none=True, default_value=None).tag(sync=True)
+    t = traitlets.Int(0).tag(sync=True)
+    unit = traitlets.Int(0).tag(sync=True)
+    layer = traitlets.Unicode("").tag(sync=True)
+    quantity = traitlets.Unicode("h").tag(sync=True)
+    playing = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, **kwargs):
+        if not BUNDLE.exists():
+            raise FileNotFoundError(f"the front-end bundle {BUNDLE} is missing: build it with "
+                                    "`bash scripts/setup.sh` (or `npm install && npm run build`)")
+        super().__init__(**kwargs)
+
+
+def _default_layer(trace: Trace) -> str:
+    """The last layer, forward direction: what the model hands on."""
+    forward = [name for name in trace.layers if not name.endswith(".reverse")]
+    return (forward or list(trace.layers))[-1]
+
+
+class Explorer(widgets.VBox):
+    """Scrub through what every layer of a recurrent model did at every step.
+
+    Build it with ``rw.explore(model, inputs)`` or ``rw.explore(trace)``. ``interval`` is the
+    Play speed in milliseconds per step; ``labels`` (a vocabulary list or an ``id -> str``
+    function) names the output classes shown as the top predictions at each step.
+    """
+
+    def __init__(self, trace: Trace, *, model=None, labels: Labels = None, interval: int = 150,
+                 batch: int = 0, layer: Optional[str] = None, quantity: str = "h"):
+        if not isinstance(trace, Trace):
+            raise TypeError(f"Explorer expects an rnnwidgets.Trace, got {type(trace).__name__}; "
+                            "use rw.explore(model, inputs) to trace a model")
+        if interval < 1:
+            raise ValueError(f"interval: expected milliseconds per step >= 1, got {interval}")
+        self.model = model
+        self.labels = labels
+        self.trace_kwargs: dict = {}  # what explore() passed to rw.trace (hidden=...), reused by update()
+        self.view = ExplorerView()
+        self._refilling = False
+        last = max(0, trace.steps - 1)
+        self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=interval, description="play")
+        self.slider = widgets.IntSlider(value=0, min=0, max=last, description="step",
+                                        continuous_update=True, layout=widgets.Layout(flex="1 1 auto"))
+        self.speed = widgets.BoundedIntText(value=interval, min=1, max=5000, description="ms/step",
+                                            layout=widgets.Layout(width="150px"))
+        self.batch = widgets.Dropdown(description="element", layout=widgets.Layout(width="220px"))
+        # Linked in the browser: playing, scrubbing and the speed work with no kernel (saved/exported too).
+        self._links = [widgets.jslink((self.play, "value"), (self.slider, "value")),
+                       widgets.jslink((self.slider, "value"), (self.view, "t")),
+                       widgets.jslink((self.play, "playing"), (self.view, "playing")),
+                       widgets.jslink((self.speed, "value"), (self.play, "interval"))]
+        self.batch.observe(self._on_batch, names="value")
+        controls = widgets.HBox([self.play, self.slider, self.speed, self.batch],
+                                layout=widgets.Layout(align_items="center"))
+        super().__init__([controls, self.view])
+        self.set_trace(trace, batch=batch, layer=layer, quantity=quantity)
+
+    # ---- data ---------------------------------------------------------------------------
+    def set_trace(self, trace: Trace, *, batch: Optional[int] = None, layer: Optional[str] = None,
+                  quantity: Optional[str] = None) -> None:
+        """Show a new trace, keeping the selection (layer, quantity, unit, step) where it still fits."""
+        self.trace = trace
+        self._scales = trace_scales(trace)
+        batch = self.batch.value if batch is None else batch
+        batch = batch if batch is not None and 0 <= batch < trace.batch else 0
+        layer = layer or self.view.layer
+        self.view.layer = layer if layer in trace.layers else _default_layer(trace)
+        if quantity is not None:
+            self.view.quantity = quantity
+        last = max(0, trace.steps - 1)
+        self._refilling = True  # new options move the value: no re-send for that
+        try:
+            self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
+            self.batch.value = batch
+        finally:
+            self._refilling = False
+        self.batch.layout.display = None if trace.batch > 1 else "none"
+        self._send(batch)
+        for control in (self.play, self.slider):
+            control.value = min(control.value, last)
+            control.max = last
+        self.view.t = min(self.view.t, last)
+
+    def _send(self, batch: int) -> None:
+        index, buffer = build_payload(self.trace, batch, self.labels, self._scales)
+        tokens = self.trace.tokens[batch] if self.trace.tokens is not None else None
+        with self.view.hold_sync():
+            self.view.index = index
+            self.view.buffer = buffer
+            self.view.tokens = tokens
+
+    def _on_batch(self, change) -> None:
+        if change["new"] is not None and not self._refilling:
+            self._send(change["new"])
+
+    def update(self, inputs, tokens=None, **trace_kwargs) -> Trace:
+        """Re-trace the live model on new inputs and redraw, keeping the selection."""
+        if self.model is None:
+            raise ValueError("this Explorer was built from a Trace, not a model: there is nothing to re-run")
+        from ..capture import trace as capture_trace
+
+        new = capture_trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
+        self.set_trace(new)
+        return new
+
+    # ---- text input ---------------------------------------------------------------------
+    def add_text_box(self, text: str, encode: Callable) -> widgets.Text:
+        """A Text box above the view that re-runs the model as the user types (debounced).
+
+        ``encode(text)`` returns the model's inputs, or ``(inputs, tokens)``; without tokens each
+        character of the text is one token when the lengths match.
+        """
+        box = widgets.Text(value=text, description="input", continuous_update=True,
+                           layout=widgets.Layout(width="100%"))
+        self.text = box
+        pending = []
+
+        def run():
+            pending.clear()
+            self.update(*_encoded(encode, box.value))
+
+        def on_change(_change):
+            loop = _running_loop()
+            if loop is None:
+                run()
+                return
+            for handle in pending:
+                handle.cancel()
+            pending[:] = [loop.call_later(TEXT_DEBOUNCE_S, run)]
+
+        box.observe(on_change, names="value")
+        self.children = (box, *self.children)
+        return box
+
+
+def _running_loop():
+    """The kernel's event loop when one is running (in Jupyter), else None (plain Python: no debounce)."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        return None
+    return loop if loop.is_running() else None
+
+
+def _encoded(encode: Callable, text: str):
+    """(inputs, tokens) for a text: what ``encode`` returns, tokens defaulting to its characters."""
+    out = encode(text)
+    if isinstance(out, tuple) and len(out) == 2:
+        return out
+    steps = getattr(out, "shape", (None,))
+    lengths = [n for n in steps if n == len(text)]
+    return out, ([list(text)] if lengths and len(text) > 0 else None)
+
+
+def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
+            encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
+            batch: int = 0, **trace_kwargs) -> Explorer:
+    """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
+
+    ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
+    """
+    if isinstance(source, Trace):
+        if inputs is not None or text is not None:
+            raise ValueError("explore(trace) takes no inputs: the trace already holds its run")
+        return Explorer(source, labels=decode, interval=interval, batch=batch)
+    from ..capture import trace as capture_trace
+
+    if text is not None:
+        if encode is None:
+            raise ValueError("explore(model, text=...) needs encode=: a function from the text to the model's inputs")
+        inputs, tokens = _encoded(encode, text)
+    elif inputs is None:
+        raise ValueError("explore(model, inputs): expected the inputs the model's forward takes (or text= with encode=)")
+    if hidden is not None:
+        trace_kwargs["hidden"] = hidden
+    tr = capture_trace(source, inputs, tokens=tokens, **trace_kwargs)
+    explorer = Explorer(tr, model=source, labels=decode, interval=interval, batch=batch)
+    explorer.trace_kwargs = trace_kwargs
+    if text is not None:
+        explorer.add_text_box(text, encode)
+    return explorer
