@@ -1,0 +1,163 @@
+// State at t: every quantity of the selected layer (h, c, each gate) at the current step as bars,
+// units along x in the display order, the selected unit marked. Bars are painted into an
+// ImageData buffer from the colour tables, so a scrub costs a few thousand word writes per row.
+import { colorWord, NON_FINITE_WORD, pack } from "./colormap";
+import { selectedLayer, stepAt } from "./state";
+import type { Actions, ExplorerState, Panel, Quantity } from "./state";
+
+export const BAR_W = 640;
+export const BAR_H = 48;
+
+const SELECTED_BG = pack(221, 221, 221);
+const BASELINE = pack(136, 136, 136);
+const MUTED = pack(176, 176, 176); // bars of a padding step: not the element's data
+
+/** The slots (display positions) a pixel column covers: [first, end). */
+export function columnSlots(x: number, slots: number, width: number): [number, number] {
+  const a = Math.floor((x * slots) / width);
+  return [a, Math.max(a + 1, Math.floor(((x + 1) * slots) / width))];
+}
+
+/** The display position of `unit` under a display order; null order = by index. */
+export function slotOfUnit(unit: number, order: ArrayLike<number> | null): number {
+  return order ? Array.prototype.indexOf.call(order, unit) : unit;
+}
+
+/** The pixel row of a value on a [vmin, vmax] axis of `height` pixels (clamped). */
+export function rowOf(v: number, vmin: number, vmax: number, height: number): number {
+  const span = vmax - vmin;
+  const f = span > 0 ? (Math.min(vmax, Math.max(vmin, v)) - vmin) / span : 0.5;
+  return Math.round((1 - f) * (height - 1));
+}
+
+export interface BarStyle {
+  scale: Quantity["scale"];
+  vmin: number;
+  vmax: number;
+  selectedSlot: number; // -1: none
+  muted: boolean;
+}
+
+/**
+ * Paints bars into `pixels` (width × height, row-major, packed RGBA words): slot s holds
+ * values[order[s]], drawn from the zero line (clamped into the axis) to its value, coloured by
+ * value. A column covering several slots draws the one farthest from zero; a non-finite value
+ * fills its column with the non-finite colour.
+ */
+export function paintBars(
+  pixels: Uint32Array, width: number, height: number,
+  values: ArrayLike<number>, order: ArrayLike<number> | null, style: BarStyle,
+) {
+  pixels.fill(0);
+  const slots = values.length;
+  if (slots === 0) return;
+  const base = rowOf(0, style.vmin, style.vmax, height);
+  const gap = width / slots >= 4; // wide bars get a one-pixel gap so neighbours stay apart
+  for (let x = 0; x < width; x++) {
+    const [s0, s1] = columnSlots(x, slots, width);
+    if (gap && x + 1 < width && columnSlots(x + 1, slots, width)[0] !== s0) continue;
+    let v = 0, far = -1, selected = false;
+    for (let s = s0; s < s1 && s < slots; s++) {
+      const value = values[order ? order[s] : s];
+      if (s === style.selectedSlot) selected = true;
+      const d = Number.isFinite(value) ? Math.abs(value) : Infinity;
+      if (d > far) { far = d; v = value; }
+    }
+    if (selected) for (let y = 0; y < height; y++) pixels[y * width + x] = SELECTED_BG;
+    if (!Number.isFinite(v)) {
+      for (let y = 0; y < height; y++) pixels[y * width + x] = NON_FINITE_WORD;
+      continue;
+    }
+    const top = rowOf(v, style.vmin, style.vmax, height);
+    const word = style.muted ? MUTED : colorWord(v, style.scale, style.vmin, style.vmax);
+    if (top === base) pixels[base * width + x] = BASELINE; // a zero: the axis shows through
+    else for (let y = Math.min(top, base); y <= Math.max(top, base); y++) pixels[y * width + x] = word;
+  }
+}
+
+function formatValue(v: number): string {
+  return Number.isFinite(v) ? v.toFixed(3) : String(v);
+}
+
+interface Row {
+  el: HTMLDivElement;
+  label: HTMLSpanElement;
+  canvas: HTMLCanvasElement;
+  image: ImageData | null;
+  words: Uint32Array;
+}
+
+export function createBars(actions: Actions): Panel {
+  const el = document.createElement("div");
+  el.className = "rw-bars";
+  const header = document.createElement("div");
+  header.className = "rw-bars-header";
+  const rowsEl = document.createElement("div");
+  el.append(header, rowsEl);
+
+  let rows = new Map<string, Row>(); // by quantity name, rebuilt when the layer changes
+  let rowsFor: string[] = [];
+  let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: unknown; length: number } | null = null;
+  let lastState: ExplorerState | null = null;
+
+  function makeRow(name: string): Row {
+    const rowEl = document.createElement("div");
+    rowEl.className = "rw-bars-row";
+    rowEl.dataset.quantity = name;
+    const label = document.createElement("span");
+    label.className = "rw-bars-label";
+    label.style.cssText = "display:block;font:11px monospace";
+    const canvas = document.createElement("canvas");
+    canvas.width = BAR_W;
+    canvas.height = BAR_H;
+    canvas.style.cssText = `width:${BAR_W}px;height:${BAR_H}px;cursor:pointer;display:block`;
+    canvas.addEventListener("click", (ev) => {
+      const q = lastState && selectedLayer(lastState).quantities[name];
+      if (!q || !lastState) return;
+      const rect = canvas.getBoundingClientRect();
+      const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * BAR_W : 0;
+      const [slot] = columnSlots(Math.max(0, Math.min(BAR_W - 1, Math.floor(x))), q.units, BAR_W);
+      actions.setUnit(orderFor(lastState, q)?.[slot] ?? slot);
+    });
+    rowEl.append(label, canvas);
+    const ctx = canvas.getContext("2d");
+    const image = ctx ? ctx.createImageData(BAR_W, BAR_H) : null;
+    const words = image ? new Uint32Array(image.data.buffer) : new Uint32Array(BAR_W * BAR_H);
+    return { el: rowEl, label, canvas, image, words };
+  }
+
+  /** The display order applies to quantities with one value per unit of the layer. */
+  function orderFor(state: ExplorerState, q: Quantity): ArrayLike<number> | null {
+    return state.order && state.order.length === q.units ? state.order : null;
+  }
+
+  function update(state: ExplorerState) {
+    lastState = state;
+    const layer = selectedLayer(state);
+    if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.order === state.order &&
+        drawn.layer === layer && drawn.length === state.length) return;
+    const names = Object.keys(layer.quantities);
+    if (names.join("\n") !== rowsFor.join("\n")) {
+      rows = new Map(names.map((n) => [n, makeRow(n)]));
+      rowsFor = names;
+      rowsEl.replaceChildren(...[...rows.values()].map((r) => r.el));
+    }
+    const pad = state.t >= state.length;
+    header.textContent = `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`;
+    for (const [name, row] of rows) {
+      const q = layer.quantities[name];
+      const values = stepAt(q, Math.min(state.t, q.steps - 1));
+      const order = orderFor(state, q);
+      const selectedSlot = state.unit < q.units ? slotOfUnit(state.unit, order) : -1;
+      paintBars(row.words, BAR_W, BAR_H, values, order,
+        { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad });
+      if (row.image) row.canvas.getContext("2d")!.putImageData(row.image, 0, 0);
+      row.label.textContent = state.unit < q.units
+        ? `${name}  unit ${state.unit} = ${formatValue(values[state.unit])}`
+        : `${name}  (${q.units} features)`;
+    }
+    drawn = { t: state.t, unit: state.unit, order: state.order, layer, length: state.length };
+  }
+
+  return { el, update };
+}
