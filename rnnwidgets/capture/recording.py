@@ -204,14 +204,13 @@ def _cell_step(cell: nn.Module, x, hx, output):
     """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c]))."""
     unbatched = x.dim() == 1
     lift = (lambda t: t.unsqueeze(0)) if unbatched else (lambda t: t)
-    x = lift(x.detach())
-    out = output if isinstance(output, tuple) else (output,)
-    out = tuple(lift(t.detach()) for t in out)
+    keep = lambda t: lift(t.detach()).clone()  # noqa: E731  (copies: the user may reuse tensors in place)
+    out = tuple(keep(t) for t in (output if isinstance(output, tuple) else (output,)))
     if hx is None:
         prev = tuple(torch.zeros_like(t) for t in out)
     else:
-        prev = tuple(lift(t.detach()) for t in (hx if isinstance(hx, tuple) else (hx,)))
-    return x, prev, out
+        prev = tuple(keep(t) for t in (hx if isinstance(hx, tuple) else (hx,)))
+    return keep(x), prev, out
 
 
 def _cell_layer(name: str, cell: nn.Module, calls: list):
