@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import {
+  LUT_SIZE, NON_FINITE_WORD, colorWord, cssColor, lutFor, lutIndex, pack, textColorOn, unpack,
+} from "../src/colormap";
+
+describe("colour lookup tables", () => {
+  it("packs RGBA for a little-endian Uint32 view over ImageData bytes", () => {
+    const word = pack(1, 2, 3, 4);
+    expect(Array.from(new Uint8Array(Uint32Array.of(word).buffer))).toEqual([1, 2, 3, 4]);
+    expect(unpack(word)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("runs from the first anchor colour to the last", () => {
+    expect(lutFor("diverging").length).toBe(LUT_SIZE);
+    expect(unpack(lutFor("diverging")[0])).toEqual([0x05, 0x30, 0x61, 255]);
+    expect(unpack(lutFor("diverging")[LUT_SIZE - 1])).toEqual([0x67, 0x00, 0x1f, 255]);
+    expect(unpack(lutFor("sequential")[0])).toEqual([0x44, 0x01, 0x54, 255]);
+    expect(unpack(lutFor("sequential")[LUT_SIZE - 1])).toEqual([0xfd, 0xe7, 0x25, 255]);
+  });
+
+  it("maps 0 on a symmetric diverging scale to the exact neutral centre", () => {
+    expect(lutIndex(0, -3, 3)).toBe((LUT_SIZE - 1) / 2);
+    expect(unpack(colorWord(0, "diverging", -3, 3))).toEqual([0xf7, 0xf7, 0xf7, 255]);
+    // negative is blue-ish, positive red-ish
+    const [rn, , bn] = unpack(colorWord(-1.5, "diverging", -3, 3));
+    const [rp, , bp] = unpack(colorWord(1.5, "diverging", -3, 3));
+    expect(bn).toBeGreaterThan(rn);
+    expect(rp).toBeGreaterThan(bp);
+  });
+
+  it("clamps values outside the scale to its ends", () => {
+    expect(colorWord(5, "sequential", 0, 1)).toBe(lutFor("sequential")[LUT_SIZE - 1]);
+    expect(colorWord(-5, "sequential", 0, 1)).toBe(lutFor("sequential")[0]);
+    expect(lutIndex(1e30, -1, 1)).toBe(LUT_SIZE - 1);
+  });
+
+  it("gives NaN and ±Inf their own colour, used by neither scale", () => {
+    for (const v of [NaN, Infinity, -Infinity]) {
+      expect(colorWord(v, "diverging", -1, 1)).toBe(NON_FINITE_WORD);
+      expect(colorWord(v, "sequential", 0, 1)).toBe(NON_FINITE_WORD);
+    }
+    expect(lutFor("diverging")).not.toContain(NON_FINITE_WORD);
+    expect(lutFor("sequential")).not.toContain(NON_FINITE_WORD);
+  });
+
+  it("puts every value in the middle when the scale has no span", () => {
+    expect(lutIndex(7, 2, 2)).toBe((LUT_SIZE - 1) / 2);
+  });
+
+  it("gives CSS colours and a readable text colour", () => {
+    expect(cssColor(0, "diverging", -1, 1)).toBe("rgb(247, 247, 247)");
+    expect(textColorOn(pack(255, 255, 255))).toBe("#000");
+    expect(textColorOn(pack(0, 0, 0))).toBe("#fff");
+  });
+});

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { decodePayload, floatsOf } from "../src/decode";
+import { predictionsAt, stepAt, valueAt } from "../src/state";
+import { buildPayload } from "./payload";
+
+describe("the float32 buffer", () => {
+  it("is viewed without a copy when aligned", () => {
+    const bytes = new ArrayBuffer(24);
+    new Float32Array(bytes).set([1, 2, 3, 4, 5, 6]);
+    const view = new DataView(bytes, 8, 12);
+    const floats = floatsOf(view);
+    expect(floats.buffer).toBe(bytes);
+    expect(Array.from(floats)).toEqual([3, 4, 5]);
+  });
+
+  it("is copied once when it starts at an offset that is not a multiple of 4", () => {
+    const bytes = new ArrayBuffer(14);
+    const values = Float32Array.of(1.5, -2, 3.25);
+    new Uint8Array(bytes).set(new Uint8Array(values.buffer), 2);
+    const floats = floatsOf(new DataView(bytes, 2, 12));
+    expect(Array.from(floats)).toEqual([1.5, -2, 3.25]);
+  });
+
+  it("accepts an ArrayBuffer and rejects a length that is not whole float32 values", () => {
+    expect(floatsOf(Float32Array.of(7).buffer)[0]).toBe(7);
+    expect(() => floatsOf(new DataView(new ArrayBuffer(6)))).toThrow(/not a whole number of float32/);
+  });
+});
+
+describe("the payload index", () => {
+  const { index, buffer } = buildPayload(3, [
+    { name: "lstm.l0", kind: "lstm", quantities: [
+      { name: "h", units: 2, f: (t, u) => 10 * t + u },
+      { name: "forget", units: 2, f: (t, u) => 0.1 * (t + u), scale: "sequential" },
+    ] },
+    { name: "lstm.l1", kind: "lstm", quantities: [{ name: "h", units: 4, f: (t, u) => -(100 * t + u) }] },
+  ]);
+
+  it("turns each entry into a time-major view at its offset", () => {
+    const { layers } = decodePayload(index, floatsOf(buffer));
+    expect(layers.map((l) => l.name)).toEqual(["lstm.l0", "lstm.l1"]);
+    const h0 = layers[0].quantities.h;
+    expect([h0.units, h0.steps, h0.scale]).toEqual([2, 3, "diverging"]);
+    expect(valueAt(h0, 2, 1)).toBe(21);
+    expect(valueAt(layers[0].quantities.forget, 1, 1)).toBeCloseTo(0.2);
+    expect(Array.from(stepAt(layers[1].quantities.h, 2))).toEqual([-200, -201, -202, -203]);
+    expect(valueAt(h0, 3, 0)).toBeNaN();
+    // views share the one buffer
+    expect(h0.data.buffer).toBe(buffer.buffer);
+  });
+
+  it("says what is wrong when an entry runs past the buffer", () => {
+    const short = new DataView(buffer.buffer, 0, buffer.byteLength - 4);
+    expect(() => decodePayload(index, floatsOf(short))).toThrow(/lstm.l1\/h expects 12 values at offset 12/);
+  });
+
+  it("decodes top-k predictions with their labels", () => {
+    // after the arrays: ids (3 steps x k=2) then probs
+    const floats = Float32Array.of(...new Float32Array(24), 1, 0, 0, 2, 2, 1, 0.7, 0.2, 0.5, 0.4, 0.9, 0.1);
+    const p = decodePayload({ ...index, predictions: { k: 2, ids: 24, probs: 30, labels: ["a", "<b>", "c"] } }, floats)
+      .predictions!;
+    expect(predictionsAt(p, 1)).toEqual([{ label: "a", prob: 0.5 }, { label: "c", prob: expect.closeTo(0.4) }]);
+    expect(predictionsAt(p, 2)[0]).toEqual({ label: "c", prob: expect.closeTo(0.9) });
+  });
+});

@@ -1,0 +1,149 @@
+// @vitest-environment happy-dom
+import { afterEach, describe, expect, it } from "vitest";
+import { type ExplorerModel, renderExplorer, showToken } from "../src/explorer";
+import { FakeModel } from "./fake_model";
+import { buildPayload } from "./payload";
+
+const STEPS = 6;
+
+function explorerModel(over: Partial<ExplorerModel> = {}) {
+  const { index, buffer } = buildPayload(STEPS, [
+    { name: "lstm.l0", kind: "lstm", quantities: [
+      { name: "h", units: 3, f: (t, u) => Math.tanh(t - u) },
+      { name: "c", units: 3, f: (t, u) => t - u },
+      { name: "forget", units: 3, f: () => 0.5, scale: "sequential" },
+    ] },
+    { name: "gru.l0", kind: "gru", quantities: [
+      { name: "h", units: 2, f: (t, u) => t * u },
+      { name: "update", units: 2, f: () => 0.2, scale: "sequential" },
+    ] },
+  ], { length: 4 });
+  return new FakeModel<ExplorerModel>({
+    index, buffer, tokens: ["a", "<img src=x onerror=alert(1)>", " ", "d"],
+    t: 0, unit: 0, layer: "", quantity: "h", playing: false, ...over,
+  });
+}
+
+function mount(model: FakeModel<ExplorerModel>) {
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = renderExplorer(model, el);
+  const root = el.querySelector<HTMLElement>(".rw-explorer")!;
+  const text = (cls: string) => el.querySelector(cls)!.textContent;
+  const key = (k: string) => root.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true }));
+  return { el, root, cleanup, text, key };
+}
+
+afterEach(() => document.body.replaceChildren());
+
+describe("the Explorer view", () => {
+  it("builds the documented DOM hooks and picks the first layer when none is set", () => {
+    const { el, text } = mount(explorerModel());
+    for (const cls of [".rw-explorer", ".rw-heatmap", ".rw-cursor", ".rw-legend", ".rw-layer", ".rw-quantity", ".rw-readout"]) {
+      expect(el.querySelector(cls), cls).not.toBeNull();
+    }
+    const layers = [...el.querySelectorAll(".rw-layer option")].map((o) => o.textContent);
+    expect(layers).toEqual(["lstm.l0", "gru.l0"]);
+    const quantities = [...el.querySelectorAll(".rw-quantity option")].map((o) => o.textContent);
+    expect(quantities).toEqual(["h", "c", "forget"]);
+    expect(text(".rw-step")).toBe("step 0 / 5");
+    expect(text(".rw-token-at")).toBe("a");
+  });
+
+  it("steps with the arrow keys, jumps with Home/End and clamps at the ends", () => {
+    const model = explorerModel();
+    const { key, text } = mount(model);
+    key("ArrowRight");
+    key("ArrowRight");
+    expect(model.get("t")).toBe(2);
+    expect(model.saves).toBe(2);
+    expect(text(".rw-token-at")).toBe("␣");
+    key("End");
+    expect(model.get("t")).toBe(STEPS - 1);
+    expect(text(".rw-step")).toBe("step 5 / 5 (padding)");
+    key("ArrowRight");
+    expect(model.get("t")).toBe(STEPS - 1);
+    key("Home");
+    key("ArrowLeft");
+    expect(model.get("t")).toBe(0);
+  });
+
+  it("plays and pauses with space, and moves the selected unit with up/down", () => {
+    const model = explorerModel();
+    const { key } = mount(model);
+    key(" ");
+    expect(model.get("playing")).toBe(true);
+    key(" ");
+    expect(model.get("playing")).toBe(false);
+    key("ArrowDown");
+    key("ArrowDown");
+    key("ArrowDown");
+    expect(model.get("unit")).toBe(2);
+    key("ArrowUp");
+    expect(model.get("unit")).toBe(1);
+  });
+
+  it("shows a hostile token as text and creates no element from it", () => {
+    const model = explorerModel({ t: 1 });
+    const { el, text } = mount(model);
+    expect(text(".rw-token-at")).toBe("<img␣src=x␣onerror=alert(1)>");
+    expect(el.querySelector("img")).toBeNull();
+  });
+
+  it("follows a layer change from the kernel, falling back to its first quantity when it lacks the selected one", () => {
+    const model = explorerModel({ quantity: "c", unit: 2 });
+    const { el } = mount(model);
+    model.set("layer", "gru.l0");
+    const quantities = [...el.querySelectorAll(".rw-quantity option")].map((o) => o.textContent);
+    expect(quantities).toEqual(["h", "update"]);
+    expect(el.querySelector<HTMLSelectElement>(".rw-quantity")!.value).toBe("h");
+    expect(el.querySelector<HTMLSelectElement>(".rw-layer")!.value).toBe("gru.l0");
+  });
+
+  it("sends a layer picked in its selector to the model", () => {
+    const model = explorerModel();
+    const { el } = mount(model);
+    const select = el.querySelector<HTMLSelectElement>(".rw-layer")!;
+    select.value = "gru.l0";
+    select.dispatchEvent(new Event("change"));
+    expect(model.get("layer")).toBe("gru.l0");
+    expect(model.saves).toBe(1);
+  });
+
+  it("reads the hovered cell and selects it on click", () => {
+    const model = explorerModel();
+    const { el, text } = mount(model);
+    const image = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
+    image.getBoundingClientRect = () => ({ left: 0, top: 0, width: 60, height: 30, right: 60, bottom: 30, x: 0, y: 0, toJSON() {} });
+    const box = el.querySelector<HTMLElement>(".rw-heatmap-box")!;
+    // 6 steps x 3 units over 60 x 30 px: (25, 25) is step 2, unit 2
+    box.dispatchEvent(new MouseEvent("mousemove", { clientX: 25, clientY: 25 }));
+    expect(text(".rw-readout")).toBe(`unit 2 · step 2 · ␣ · h = ${Math.tanh(0).toFixed(3)}`);
+    box.dispatchEvent(new MouseEvent("mousemove", { clientX: 55, clientY: 5 }));
+    expect(text(".rw-readout")).toContain("(padding)");
+    box.dispatchEvent(new MouseEvent("click", { clientX: 15, clientY: 15 }));
+    expect([model.get("t"), model.get("unit")]).toEqual([1, 1]);
+  });
+
+  it("redecodes a new payload once and clamps the selection into it", async () => {
+    const model = explorerModel({ t: 5, unit: 2 });
+    const { text } = mount(model);
+    const small = buildPayload(2, [{ name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 1, f: () => 0 }] }]);
+    model.set("index", small.index);
+    model.set("buffer", small.buffer);
+    await Promise.resolve();
+    expect(text(".rw-step")).toBe("step 1 / 1");
+  });
+
+  it("removes its listeners when the view goes away", () => {
+    const model = explorerModel();
+    const { cleanup } = mount(model);
+    expect(model.listenerCount()).toBeGreaterThan(0);
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+  });
+
+  it("makes whitespace tokens visible", () => {
+    expect(showToken("a b\n\t")).toBe("a␣b⏎⇥");
+  });
+});

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { NON_FINITE_WORD, colorWord, lutFor } from "../src/colormap";
+import { cellAtFraction, formatValue, greyed, paintHeatmap } from "../src/heatmap";
+import type { Quantity } from "../src/state";
+
+function quantity(steps: number, units: number, f: (t: number, u: number) => number): Quantity {
+  const data = new Float32Array(steps * units);
+  for (let t = 0; t < steps; t++) for (let u = 0; u < units; u++) data[t * units + u] = f(t, u);
+  return { name: "h", units, steps, data, scale: "diverging", vmin: -1, vmax: 1 };
+}
+
+describe("heatmap painting", () => {
+  const q = quantity(4, 3, (t, u) => (u === 2 && t === 1 ? NaN : (t - u) / 3));
+
+  it("puts unit u on row u and step t on column t", () => {
+    const out = new Uint32Array(12);
+    paintHeatmap(q, null, 4, out);
+    for (let u = 0; u < 3; u++) {
+      for (let t = 0; t < 4; t++) {
+        const expected = u === 2 && t === 1 ? NON_FINITE_WORD : colorWord((t - u) / 3, "diverging", -1, 1);
+        expect(out[u * 4 + t]).toBe(expected);
+      }
+    }
+  });
+
+  it("follows a row order", () => {
+    const plain = new Uint32Array(12);
+    const ordered = new Uint32Array(12);
+    paintHeatmap(q, null, 4, plain);
+    paintHeatmap(q, Int32Array.of(2, 0, 1), 4, ordered);
+    expect(ordered.subarray(0, 4)).toEqual(plain.subarray(8, 12));
+    expect(ordered.subarray(4, 8)).toEqual(plain.subarray(0, 4));
+  });
+
+  it("greys the padding steps past the element's length", () => {
+    const out = new Uint32Array(12);
+    paintHeatmap(q, null, 2, out);
+    expect(out[2]).toBe(greyed(colorWord(2 / 3, "diverging", -1, 1)));
+    expect(out[1]).toBe(colorWord(1 / 3, "diverging", -1, 1));
+    expect(greyed(lutFor("diverging")[0])).not.toBe(lutFor("diverging")[0]);
+  });
+
+  it("clamps values past the scale's ends", () => {
+    const out = new Uint32Array(2);
+    paintHeatmap(quantity(2, 1, (t) => (t ? 50 : -50)), null, 2, out);
+    expect(Array.from(out)).toEqual([lutFor("diverging")[0], lutFor("diverging").at(-1)]);
+  });
+
+  it("rejects an output of the wrong size", () => {
+    expect(() => paintHeatmap(q, null, 4, new Uint32Array(5))).toThrow(/expected 12 pixels/);
+  });
+});
+
+describe("hit testing and labels", () => {
+  it("maps a point to its cell, edges included", () => {
+    expect(cellAtFraction(0, 0, 10, 4)).toEqual({ t: 0, row: 0 });
+    expect(cellAtFraction(0.999, 0.999, 10, 4)).toEqual({ t: 9, row: 3 });
+    expect(cellAtFraction(0.55, 0.5, 10, 4)).toEqual({ t: 5, row: 2 });
+  });
+
+  it("formats values short", () => {
+    expect(formatValue(0.123456)).toBe("0.123");
+    expect(formatValue(123.456)).toBe("123.5");
+    expect(formatValue(1e-5)).toBe("1.00e-5");
+    expect(formatValue(NaN)).toBe("NaN");
+  });
+});
