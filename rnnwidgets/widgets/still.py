@@ -1,0 +1,106 @@
+"""A still PNG of a heatmap, for renderers where no widget can run (GitHub, nbviewer).
+
+Made with numpy and zlib only. The colours are the front end's own (js/src/colormap.ts: the same
+anchors, table size and rounding), so the still looks like the live view's first paint: units
+as rows, time as columns.
+"""
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import numpy as np
+
+from .payload import colour_scale
+
+LUT_SIZE = 257  # odd, so a diverging scale's centre (0) has its own entry
+ANCHORS = {
+    "diverging": ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
+                  "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"],
+    "sequential": ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
+                   "#35b779", "#6ece58", "#b5de2b", "#fde725"],
+}
+NON_FINITE = (255, 0, 255)
+MAX_COLUMNS = 1000  # longer sequences are averaged over blocks of steps to fit this width
+MIN_WIDTH, MIN_HEIGHT = 400, 120  # small heatmaps are scaled up by whole pixels to at least this
+
+
+def _lut(scale: str) -> np.ndarray:
+    """(LUT_SIZE, 3) uint8 colours, interpolated between the anchors as colormap.ts does."""
+    if scale not in ANCHORS:
+        raise ValueError(f"scale: expected one of {sorted(ANCHORS)}, got {scale!r}")
+    rgb = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in ANCHORS[scale]], dtype=np.float64)
+    x = np.arange(LUT_SIZE) / (LUT_SIZE - 1) * (len(rgb) - 1)
+    k = np.minimum(np.floor(x).astype(int), len(rgb) - 2)
+    f = (x - k)[:, None]
+    return np.floor(rgb[k] + (rgb[k + 1] - rgb[k]) * f + 0.5).astype(np.uint8)  # Math.round
+
+
+def colours(values: np.ndarray, scale: str, vmin: float, vmax: float) -> np.ndarray:
+    """RGB uint8 of each value (shape + (3,)), clamped to [vmin, vmax]; non-finite values magenta."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    span = vmax - vmin
+    f = (np.where(finite, values, 0.0) - vmin) / span if span > 0 else np.full(values.shape, 0.5)
+    index = np.floor(np.clip(f, 0.0, 1.0) * (LUT_SIZE - 1) + 0.5).astype(int)
+    rgb = _lut(scale)[index]
+    rgb[~finite] = NON_FINITE
+    return rgb
+
+
+def _fit_columns(values: np.ndarray) -> np.ndarray:
+    """(time, units), time averaged over equal blocks of steps when longer than MAX_COLUMNS.
+    A block holding a non-finite step stays non-finite, as the live view would colour it."""
+    steps = values.shape[0]
+    if steps <= MAX_COLUMNS:
+        return values
+    starts = np.arange(0, steps, -(-steps // MAX_COLUMNS))
+    counts = np.diff(np.append(starts, steps))
+    with np.errstate(invalid="ignore"):
+        return np.add.reduceat(values, starts, axis=0) / counts[:, None]
+
+
+def png(rgb: np.ndarray) -> bytes:
+    """A PNG file (8-bit RGB, no filter) of an (height, width, 3) uint8 image."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    height, width, _ = rgb.shape
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), rgb.reshape(height, width * 3)], axis=1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
+            + chunk(b"IEND", b""))
+
+
+def heatmap_png(values: np.ndarray, scale: str, vmin: float, vmax: float) -> bytes:
+    """A PNG of a (time, units) array: one row per unit, one column per step (or block of steps)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or 0 in values.shape:
+        raise ValueError(f"heatmap_png: expected a non-empty (time, units) array, got shape {values.shape}")
+    image = colours(_fit_columns(values).T, scale, vmin, vmax)  # (units, columns, 3)
+    sy = max(1, -(-MIN_HEIGHT // image.shape[0]))
+    sx = max(1, -(-MIN_WIDTH // image.shape[1]))
+    return png(np.repeat(np.repeat(image, sy, axis=0), sx, axis=1))
+
+
+def explorer_png(explorer) -> bytes:
+    """The still of what an Explorer shows first: its layer and quantity, its batch element's steps."""
+    layer = explorer.trace.layers[explorer.view.layer]
+    quantity = layer.quantities()[explorer.view.quantity]
+    batch = explorer.batch.value or 0
+    steps = int(explorer.trace.lengths[batch])
+    scale = colour_scale(explorer.view.quantity, quantity)
+    return heatmap_png(quantity[batch, :max(steps, 1)], scale["scale"], scale["vmin"], scale["vmax"])
+
+
+class StillImage:
+    """Mixin for the Explorer: its display bundle carries an ``image/png`` still beside the widget
+    view, which a static renderer shows where the widget cannot run."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["image/png"] = base64.b64encode(explorer_png(self)).decode("ascii")
+        return bundle
