@@ -353,3 +353,14 @@ def test_a_recording_copies_what_it_keeps():
             h.zero_()                      # the user reuses the tensor in place
         record("unused", torch.ones(1))
     np.testing.assert_array_equal(rec.trace.first.h[:, 0], kept)
+
+
+def test_public_names_are_these_functions():
+    import rnnwidgets as rw
+
+    model = CellLoop("gru", 2, 3)
+    with rw.recording(model) as rec:
+        model(torch.randn(4, 1, 2))
+        rw.record("extra", torch.ones(2))
+    assert list(rec.trace.layers) == ["cell", "record"]
+    assert rw.record is record

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from ..trace import LayerTrace, Trace
+from .api import normalize_tokens
+from .convert import steps_to_numpy, to_numpy
 
 CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
 LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
@@ -80,7 +82,7 @@ def stack_steps(where: str, steps: list) -> np.ndarray:
     shapes = {tuple(s.shape) for s in steps}
     if len(shapes) != 1:
         raise ValueError(f"{where}: every step must have the same (batch, features) shape, got {sorted(shapes)}")
-    return torch.stack(steps, dim=1).to("cpu", torch.float32).numpy()
+    return to_numpy(torch.stack(steps, dim=1))
 
 
 class Recording:
@@ -196,7 +198,8 @@ class Recording:
         first = layers[order[0]]
         batch, steps = first.h.shape[:2]
         inputs = cell_inputs.get(order[0])   # the first cell's input per step, as the model's input
-        return Trace(layers=layers, lengths=np.full(batch, steps), tokens=self.tokens, inputs=inputs,
+        return Trace(layers=layers, lengths=np.full(batch, steps), tokens=normalize_tokens(self.tokens),
+                     inputs=inputs,
                      meta={"source": "recording", "model": type(self.model).__name__})
 
 
@@ -250,13 +253,12 @@ def _cell_layer(name: str, cell: nn.Module, calls: list):
             pre = gi + gh
             recomputed = {"h": pre.tanh() if cell.nonlinearity == "tanh" else pre.relu()}
         _check_recomputed(name, states, recomputed)
-    to_steps = lambda t: t.transpose(0, 1).to("cpu", torch.float32).numpy()  # noqa: E731
     meta = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
     if kind == "rnn":
         meta["nonlinearity"] = cell.nonlinearity
-    lt = LayerTrace(name, "cell", states={k: to_steps(v) for k, v in states.items()},
-                    gates={k: to_steps(v) for k, v in gates.items()}, meta=meta)
-    return lt, to_steps(x)
+    lt = LayerTrace(name, "cell", states={k: steps_to_numpy(v) for k, v in states.items()},
+                    gates={k: steps_to_numpy(v) for k, v in gates.items()}, meta=meta)
+    return lt, steps_to_numpy(x)
 
 
 def _check_recomputed(name: str, states: dict, recomputed: dict):

@@ -1,0 +1,313 @@
+"""Step modules: ``forward(input, hidden) -> (output, hidden)``, driven over a sequence by us.
+
+    class RNN(nn.Module):                        # the classic char-RNN step module
+        def forward(self, input, hidden):
+            combined = torch.cat((input, hidden), 1)
+            return self.i2o(combined), self.i2h(combined)
+
+    tr = trace_step_module(RNN(57, 128, 18), line_tensor)     # (time, batch, features)
+
+One layer, kind "custom", named by the class name lowercased. Per step it records the hidden
+state ("h"; a tuple (h, c) gives "h" and "c"), the output (track "output" and ``tr.outputs``),
+every direct submodule's output as a track named after it ("i2h", "i2o"; a submodule called
+twice in a step gives "name", "name.1"; a tuple output gives "name.0", "name.1", ...), and any
+``rw.record(name, tensor)`` its forward makes.
+
+``loss`` is a callable on the outputs stacked as (time, batch, features) returning a scalar, or
+"last" for the sum of the last step's output. It adds ``lt.grads["h"]`` (and "c"): the whole
+gradient of the loss reaching each step's hidden state through the recurrence, and
+``tr.param_grads``; both via ``torch.autograd.grad``, so no ``.grad`` field changes.
+
+The model runs in eval mode (dropout off) and every module's training flag is put back after.
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+from contextlib import ExitStack
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..trace import LayerTrace, Trace
+from .api import normalize_tokens
+from .convert import to_numpy
+from .recording import _active, as_step
+
+STATE_NAMES = ("h", "c")
+
+
+def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
+    """Drive ``model`` over ``inputs`` one step at a time and record what it does (module doc).
+
+    ``inputs``: a list of per-step tensors, each (batch, features) or (features,), or one tensor
+    (time, batch, features) — a 2-D tensor is read as (time, features) with batch 1. ``hidden``:
+    the initial state; by default the module's ``init_hidden``/``initHidden``, else zeros of
+    (batch, ``model.hidden_size``).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"trace_step_module expects a torch.nn.Module, got {type(model).__name__}")
+    device, dtype = _device_and_dtype(model)
+    steps = [x.to(device, dtype if x.is_floating_point() else x.dtype) for x in split_steps(inputs)]
+    batch = steps[0].shape[0]
+    if hidden is None:
+        hidden = default_hidden(model, batch, device, dtype)
+    run = StepRun(model, batch)
+    with ExitStack() as stack:
+        stack.enter_context(_eval_mode(model))
+        stack.enter_context(torch.enable_grad() if loss is not None else torch.no_grad())
+        if loss is not None and device.type == "cuda":
+            stack.enter_context(torch.backends.cudnn.flags(enabled=False))  # cuDNN RNNs refuse backward in eval
+        stack.enter_context(run.hooks())
+        if loss is not None:
+            hidden = _as_leaf(hidden)
+        outputs, states = [], []
+        for x in steps:
+            run.begin_step()
+            result = model(x, hidden)
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                raise TypeError(f"{type(model).__name__}: a step module's forward(input, hidden) must return "
+                                f"(output, hidden), got {type(result).__name__}")
+            output, hidden = result
+            outputs.append(output)
+            states.append(hidden)
+        grads, param_grads = (_gradients(model, outputs, states, loss) if loss is not None else ({}, {}))
+    return _build(model, steps, outputs, states, run, grads, param_grads, tokens)
+
+
+# ---- inputs and the initial state -------------------------------------------------------------
+def split_steps(inputs) -> list:
+    """Per-step (batch, features) tensors from a list of steps or one (time, batch, features) tensor."""
+    if isinstance(inputs, torch.Tensor):
+        if inputs.dim() == 2:
+            inputs = inputs.unsqueeze(1)
+        if inputs.dim() != 3:
+            raise ValueError(f"step module inputs: expected a (time, batch, features) tensor or a list of "
+                             f"per-step tensors, got a tensor of shape {tuple(inputs.shape)}")
+        steps = list(inputs.unbind(0))
+    elif isinstance(inputs, (list, tuple)):
+        steps = [torch.as_tensor(x) for x in inputs]
+        for t, x in enumerate(steps):
+            if x.dim() not in (1, 2):
+                raise ValueError(f"step module inputs[{t}]: expected a (batch, features) or (features,) tensor, "
+                                 f"got shape {tuple(x.shape)}")
+        steps = [x.unsqueeze(0) if x.dim() == 1 else x for x in steps]
+    else:
+        raise TypeError(f"step module inputs: expected a list of per-step tensors or a (time, batch, features) "
+                        f"tensor, got {type(inputs).__name__}")
+    if not steps:
+        raise ValueError("step module inputs: the sequence is empty (expected at least one step)")
+    shapes = {tuple(x.shape) for x in steps}
+    if len(shapes) != 1:
+        raise ValueError(f"step module inputs: every step must have the same (batch, features) shape, "
+                         f"got {sorted(shapes)}")
+    for t, x in enumerate(steps):
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            raise ValueError(f"step module inputs[{t}]: expected finite values, found NaN or inf")
+    return steps
+
+
+def default_hidden(model: nn.Module, batch: int, device, dtype):
+    """The module's own init_hidden/initHidden (given the batch size if it takes one; a batch-1
+    state is repeated over the batch), else zeros of (batch, hidden_size)."""
+    for attr in ("init_hidden", "initHidden"):
+        make = getattr(model, attr, None)
+        if callable(make):
+            return _fit_batch(_to(make(batch) if _takes_an_argument(make) else make(), device, dtype), batch)
+    size = getattr(model, "hidden_size", None)
+    if isinstance(size, int):
+        return torch.zeros(batch, size, device=device, dtype=dtype)
+    raise ValueError(f"{type(model).__name__}: no initial hidden state — pass hidden=..., or give the module an "
+                     "init_hidden()/initHidden() method or an integer hidden_size attribute")
+
+
+def _fit_batch(hidden, batch: int):
+    if not isinstance(hidden, torch.Tensor):
+        return type(hidden)(_fit_batch(h, batch) for h in hidden)
+    if hidden.dim() == 2 and hidden.shape[0] == 1:
+        return hidden.repeat(batch, 1)
+    if hidden.dim() == 3 and hidden.shape[1] == 1:    # (layers, batch, units)
+        return hidden.repeat(1, batch, 1)
+    return hidden
+
+
+def _takes_an_argument(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+def _to(hidden, device, dtype):
+    if isinstance(hidden, torch.Tensor):
+        return hidden.to(device, dtype if hidden.is_floating_point() else hidden.dtype)
+    return type(hidden)(_to(h, device, dtype) for h in hidden)
+
+
+def _device_and_dtype(model):
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
+
+
+def _as_leaf(hidden):
+    """A copy of the initial state that requires grad, so every later state is in the graph."""
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach().clone().requires_grad_(hidden.is_floating_point())
+    return type(hidden)(_as_leaf(h) for h in hidden)
+
+
+class _eval_mode:
+    """Eval mode for the duration; every module's own training flag is put back after."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.flags = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        for module, flag in self.flags:
+            module.training = flag
+        return False
+
+
+# ---- recording each step ----------------------------------------------------------------------
+class StepRun:
+    """Collects, per step, every direct submodule's output and every rw.record of the forward."""
+
+    def __init__(self, model: nn.Module, batch: int):
+        self.model = model
+        self.batch = batch
+        self.steps = []         # one dict per step: track name -> (batch, features) tensor
+        self.skipped = set()    # tracks whose values have no batch dimension to align
+
+    def begin_step(self):
+        self.steps.append({})
+
+    def hooks(self):
+        stack = ExitStack()
+        for name, child in self.model.named_children():
+            stack.callback(child.register_forward_hook(self._child_hook(name)).remove)
+        token = _active.set(self)
+        stack.callback(_active.reset, token)
+        return stack
+
+    def _child_hook(self, name):
+        def hook(module, args, output):
+            if isinstance(output, torch.Tensor):
+                self._put(name, output)
+            elif isinstance(output, (tuple, list)):
+                for i, part in enumerate(output):
+                    if isinstance(part, torch.Tensor):
+                        self._put(f"{name}.{i}", part)
+        return hook
+
+    def add_step(self, name, tensor):   # rw.record inside the forward
+        self._put(name, as_step(name, tensor))
+
+    def _put(self, name, tensor):
+        if not self.steps:
+            return
+        step = self.steps[-1]
+        key, n = name, 1
+        while key in step:
+            key, n = f"{name}.{n}", n + 1
+        value = per_batch(tensor.detach(), self.batch)
+        if value is None:
+            self.skipped.add(key)
+        else:
+            step[key] = value.clone()
+
+
+def per_batch(t: torch.Tensor, batch: int):
+    """A tensor as (batch, features): (batch, ...) flattened, (layers, batch, units) moved, batch-1 vectors."""
+    if t.dim() >= 1 and t.shape[0] == batch:
+        return t.reshape(batch, -1)
+    if t.dim() == 3 and t.shape[1] == batch:
+        return t.transpose(0, 1).reshape(batch, -1)
+    if batch == 1:
+        return t.reshape(1, -1)
+    return None
+
+
+def _state_parts(hidden) -> dict:
+    """The hidden state by name: a tensor is "h"; a tuple is "h", "c", then "state2", ..."""
+    parts = hidden if isinstance(hidden, (tuple, list)) else (hidden,)
+    names = [STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}" for i in range(len(parts))]
+    return {n: p for n, p in zip(names, parts) if isinstance(p, torch.Tensor)}
+
+
+# ---- gradients through time -------------------------------------------------------------------
+def _gradients(model, outputs, states, loss):
+    """dL/d(state_t) for every step (the whole gradient, through later steps) and parameter stats."""
+    stacked = torch.stack(outputs)                    # (time, batch, features)
+    value = stacked[-1].sum() if loss == "last" else loss(stacked) if callable(loss) else None
+    if value is None:
+        raise ValueError(f"loss: expected a callable on the outputs (time, batch, features) or 'last', got {loss!r}")
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+        raise ValueError(f"loss: expected a scalar tensor, got {type(value).__name__} "
+                         f"{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}")
+    per_step = [_state_parts(s) for s in states]
+    targets = [(t, n, tensor) for t, parts in enumerate(per_step) for n, tensor in parts.items()
+               if tensor.requires_grad]
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    wrt = [tensor for _, _, tensor in targets] + [p for _, p in params]
+    found = torch.autograd.grad(value, wrt, allow_unused=True) if wrt and value.requires_grad else [None] * len(wrt)
+    grads = {n: [torch.zeros_like(parts[n]).detach() for parts in per_step] for n in per_step[0]}
+    for (t, n, _), g in zip(targets, found):
+        if g is not None:
+            grads[n][t] = g
+    param_grads = {}
+    for (name, p), g in zip(params, found[len(targets):]):
+        g = (torch.zeros_like(p) if g is None else g).detach().double()
+        param_grads[name] = {"norm": g.norm().item(), "mean_abs": g.abs().mean().item(),
+                             "max_abs": g.abs().max().item()}
+    return grads, param_grads
+
+
+# ---- the Trace --------------------------------------------------------------------------------
+def _stack(name, steps, batch) -> np.ndarray:
+    rows = [per_batch(s.detach(), batch) for s in steps]
+    if any(r is None for r in rows) or len({tuple(r.shape) for r in rows}) != 1:
+        raise ValueError(f"step module {name}: expected the same (batch={batch}, features) shape at every step, "
+                         f"got {sorted({tuple(s.shape) for s in steps})}")
+    return to_numpy(torch.stack(rows, dim=1))
+
+
+def _build(model, steps, outputs, states, run, grads, param_grads, tokens) -> Trace:
+    batch, n = steps[0].shape[0], len(steps)
+    per_step = [_state_parts(s) for s in states]
+    if "h" not in per_step[0]:
+        raise TypeError(f"{type(model).__name__}: expected the hidden state forward returns to be a tensor or a "
+                        f"tuple of tensors (h, c), got {type(states[0]).__name__}")
+    layer_states = {k: _stack(f"hidden {k!r}", [p[k] for p in per_step], batch) for k in per_step[0]}
+    out = _stack("output", outputs, batch) if all(isinstance(o, torch.Tensor) for o in outputs) else None
+    tracks = {}
+    for key in dict.fromkeys(k for step in run.steps for k in step):
+        values = [step.get(key) for step in run.steps]
+        if any(v is None for v in values) or len({tuple(v.shape) for v in values}) != 1:
+            run.skipped.add(key)
+            continue
+        tracks[key] = to_numpy(torch.stack(values, dim=1))
+    if run.skipped:
+        warnings.warn(f"{type(model).__name__}: not recorded as tracks (not one (batch, features) value at every "
+                      f"step): {sorted(run.skipped)}", stacklevel=3)
+    if out is not None:
+        tracks["output"] = out
+    non_finite = [key for key, value in {**layer_states, **tracks}.items() if not np.isfinite(value).all()]
+    if non_finite:
+        warnings.warn(f"{type(model).__name__}: non-finite values (NaN or inf) in {non_finite}; the trace keeps "
+                      "them", stacklevel=3)
+    name = type(model).__name__.lower()
+    meta = {"module": "", "step_module": type(model).__name__, "hidden_size": layer_states["h"].shape[2]}
+    lt = LayerTrace(name, "custom", states=layer_states, tracks=tracks,
+                    grads={k: _stack(f"gradient {k!r}", v, batch) for k, v in grads.items()}, meta=meta)
+    inputs = to_numpy(torch.stack(steps, dim=1)) if steps[0].is_floating_point() else None
+    return Trace(layers={name: lt}, lengths=np.full(batch, n), outputs=out, tokens=normalize_tokens(tokens),
+                 inputs=inputs, param_grads=param_grads,
+                 meta={"source": "step module", "model": type(model).__name__})
