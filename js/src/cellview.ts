@@ -1,0 +1,252 @@
+// The cell view: for the selected unit at step t, the cell's own equations with the recorded
+// numbers filled in, beside a drawing of the cell whose paths are shaded by how much flows
+// through them. The template follows the quantities a layer has (an LSTMCell traced as "cell"
+// still gets the LSTM equations); anything else lists its recorded quantities.
+import { selectedLayer, valueAt } from "./state";
+import type { Actions, ExplorerState, LayerData, Panel } from "./state";
+
+export type Template = "lstm" | "gru" | "rnn" | "list";
+
+const LSTM_NAMES = ["input", "forget", "cell", "output", "c", "h"];
+const GRU_NAMES = ["reset", "update", "new", "h"];
+
+export function templateOf(layer: LayerData): Template {
+  const has = (names: string[]) => names.every((n) => n in layer.quantities);
+  if (has(LSTM_NAMES)) return "lstm";
+  if (has(GRU_NAMES)) return "gru";
+  if (layer.kind === "rnn" && "h" in layer.quantities) return "rnn";
+  return "list";
+}
+
+/** The numbers one template shows; `prev` is the state before step t (the initial one at t = 0). */
+export interface CellValues {
+  template: Template;
+  t: number;
+  unit: number;
+  values: Record<string, number>; // at step t, by quantity name
+  prev: number; // c_{t-1} (LSTM) or h_{t-1} (GRU, RNN); NaN for "list"
+  prevDerived: boolean; // at t = 0 the initial state is not recorded: it is solved from step 0
+  projected: boolean; // LSTM with proj_size: h_t is a projection, not o·tanh(c_t) of this unit
+}
+
+/**
+ * The values of `unit` at step `t`. At t = 0 the state before is solved from step 0's own
+ * update (c_0 = f·c_{-1} + i·g, h_0 = (1−z)·n + z·h_{-1}), which needs f (or z) away from 0;
+ * a plain RNN's initial state cannot be solved for and is NaN.
+ */
+export function cellValues(layer: LayerData, t: number, unit: number): CellValues {
+  const template = templateOf(layer);
+  const values: Record<string, number> = {};
+  for (const [name, q] of Object.entries(layer.quantities)) if (unit < q.units) values[name] = valueAt(q, t, unit);
+  const q = layer.quantities;
+  const projected = template === "lstm" && q.h.units !== q.c.units;
+  let prev = NaN, prevDerived = false;
+  if (template !== "list") {
+    const state = template === "lstm" ? q.c : q.h;
+    if (t > 0) prev = valueAt(state, t - 1, unit);
+    else {
+      prevDerived = true;
+      const v = values;
+      if (template === "lstm" && Math.abs(v.forget) > 1e-6) prev = (v.c - v.input * v.cell) / v.forget;
+      if (template === "gru" && Math.abs(v.update) > 1e-6) prev = (v.h - (1 - v.update) * v.new) / v.update;
+    }
+  }
+  return { template, t, unit, values, prev, prevDerived, projected };
+}
+
+/** A number as the equations show it: three decimals, or four significant digits when large. */
+export function fmt(x: number): string {
+  if (Number.isNaN(x)) return "NaN";
+  if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
+  const s = Math.abs(x) < 1000 ? x.toFixed(3) : x.toPrecision(4);
+  return s.replace("-", "−");
+}
+
+const PREV_NAME: Record<Template, string> = { lstm: "cₜ₋₁", gru: "hₜ₋₁", rnn: "hₜ₋₁", list: "" };
+
+function prevLine(cv: CellValues): string {
+  const name = PREV_NAME[cv.template];
+  if (!cv.prevDerived) return `${name} = ${fmt(cv.prev)}`;
+  if (Number.isNaN(cv.prev)) return `${name} = initial state (not recorded)`;
+  return `${name} = ${fmt(cv.prev)}  (initial state, solved from step 0)`;
+}
+
+/** The equations with their numbers, one line each. */
+export function equationLines(cv: CellValues): string[] {
+  const v = cv.values;
+  switch (cv.template) {
+    case "lstm": {
+      const { input: i, forget: f, cell: g, output: o, c } = v;
+      const tanhC = Math.tanh(c);
+      const lines = [
+        `i = σ(W_ii xₜ + b_ii + W_hi hₜ₋₁ + b_hi) = ${fmt(i)}`,
+        `f = σ(W_if xₜ + b_if + W_hf hₜ₋₁ + b_hf) = ${fmt(f)}`,
+        `g = tanh(W_ig xₜ + b_ig + W_hg hₜ₋₁ + b_hg) = ${fmt(g)}`,
+        `o = σ(W_io xₜ + b_io + W_ho hₜ₋₁ + b_ho) = ${fmt(o)}`,
+        prevLine(cv),
+        `cₜ = f·cₜ₋₁ + i·g = ${fmt(f)}·${fmt(cv.prev)} + ${fmt(i)}·${fmt(g)} = ${fmt(f * cv.prev)} + ${fmt(i * g)} = ${fmt(c)}`,
+      ];
+      if (cv.projected) {
+        lines.push(`o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${fmt(tanhC)} = ${fmt(o * tanhC)}`);
+        lines.push("(proj_size: hₜ = W_hr·(o ⊙ tanh(cₜ)) mixes every unit, so this is the value before the projection)");
+      } else {
+        lines.push(`hₜ = o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${fmt(tanhC)} = ${fmt(v.h)}`);
+      }
+      return lines;
+    }
+    case "gru": {
+      const { reset: r, update: z, new: n, h } = v;
+      return [
+        `r = σ(W_ir xₜ + b_ir + W_hr hₜ₋₁ + b_hr) = ${fmt(r)}`,
+        `z = σ(W_iz xₜ + b_iz + W_hz hₜ₋₁ + b_hz) = ${fmt(z)}`,
+        `n = tanh(W_in xₜ + b_in + r·(W_hn hₜ₋₁ + b_hn)) = ${fmt(n)}`,
+        prevLine(cv),
+        `hₜ = (1−z)·n + z·hₜ₋₁ = (1−${fmt(z)})·${fmt(n)} + ${fmt(z)}·${fmt(cv.prev)} = ${fmt((1 - z) * n)} + ${fmt(z * cv.prev)} = ${fmt(h)}`,
+      ];
+    }
+    case "rnn":
+      return [prevLine(cv), `hₜ = tanh(W_ih xₜ + b_ih + W_hh hₜ₋₁ + b_hh) = ${fmt(v.h)}`];
+    case "list":
+      return Object.entries(v).map(([name, x]) => `${name} = ${fmt(x)}`);
+  }
+}
+
+/**
+ * How much flows along each drawn path, scaled so the largest is 1: LSTM "carry" |f·c_{t-1}|,
+ * "write" |i·g|, "out" |o·tanh(c_t)|; GRU "keep" |z·h_{t-1}|, "new" |(1−z)·n|, "out" |h_t|;
+ * RNN "recur" |h_{t-1}|, "out" |h_t|. Unknown or non-finite flows are 0.
+ */
+export function flowWeights(cv: CellValues): Record<string, number> {
+  const v = cv.values;
+  let raw: Record<string, number>;
+  switch (cv.template) {
+    case "lstm": raw = { carry: v.forget * cv.prev, write: v.input * v.cell, out: v.output * Math.tanh(v.c) }; break;
+    case "gru": raw = { keep: v.update * cv.prev, new: (1 - v.update) * v.new, out: v.h }; break;
+    case "rnn": raw = { recur: cv.prev, out: v.h }; break;
+    case "list": return {};
+  }
+  const mags = Object.fromEntries(Object.entries(raw).map(([k, x]) => [k, Number.isFinite(x) ? Math.abs(x) : 0]));
+  const top = Math.max(...Object.values(mags));
+  return Object.fromEntries(Object.entries(mags).map(([k, m]) => [k, top > 0 ? m / top : 0]));
+}
+
+// --- the drawing ---------------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+interface Drawing {
+  svg: SVGSVGElement;
+  paths: Record<string, SVGPathElement>; // by flow name
+  titles: Record<string, SVGTitleElement>;
+}
+
+/** Paths (by flow name) and labelled nodes of each cell schematic, in a 240 × 130 box. */
+const SCHEMATICS: Record<Exclude<Template, "list">, { paths: Record<string, string>; nodes: [number, number, string][]; labels: [number, number, string][] }> = {
+  lstm: {
+    paths: { carry: "M10 25 H150", write: "M150 95 V25", out: "M190 25 V95 H230" },
+    nodes: [[80, 25, "×"], [150, 25, "+"], [150, 95, "×"], [190, 60, "tanh"], [190, 95, "×"]],
+    labels: [[4, 15, "cₜ₋₁"], [72, 50, "f"], [118, 115, "i · g"], [206, 115, "o"], [214, 15, "cₜ"], [214, 90, "hₜ"]],
+  },
+  gru: {
+    paths: { keep: "M10 30 H150", new: "M150 100 V30", out: "M150 30 H230" },
+    nodes: [[80, 30, "×"], [150, 30, "+"], [150, 100, "×"]],
+    labels: [[4, 20, "hₜ₋₁"], [72, 55, "z"], [112, 120, "(1−z) · n"], [214, 20, "hₜ"]],
+  },
+  rnn: {
+    paths: { recur: "M10 30 H120", out: "M120 30 H230" },
+    nodes: [[120, 30, "tanh"]],
+    labels: [[4, 20, "hₜ₋₁"], [100, 70, "xₜ"], [214, 20, "hₜ"]],
+  },
+};
+
+function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+function buildDrawing(template: Exclude<Template, "list">): Drawing {
+  const spec = SCHEMATICS[template];
+  const svg = svgEl("svg", { viewBox: "0 0 240 130", width: 240, height: 130, class: "rw-cell-drawing" });
+  const paths: Record<string, SVGPathElement> = {}, titles: Record<string, SVGTitleElement> = {};
+  for (const [name, d] of Object.entries(spec.paths)) {
+    const path = svgEl("path", { d, fill: "none", stroke: "#d6604d", "stroke-linecap": "round", "data-flow": name });
+    const title = svgEl("title", {});
+    path.append(title);
+    svg.append(path);
+    paths[name] = path;
+    titles[name] = title;
+  }
+  if (template === "rnn") svg.append(svgEl("path", { d: "M120 60 V30", fill: "none", stroke: "#888", "stroke-width": 1.5 }));
+  for (const [x, y, text] of spec.nodes) {
+    svg.append(svgEl("circle", { cx: x, cy: y, r: text.length > 1 ? 14 : 9, fill: "#fff", stroke: "#333" }));
+    const label = svgEl("text", { x, y: y + 4, "text-anchor": "middle", "font-size": 11 });
+    label.textContent = text;
+    svg.append(label);
+  }
+  for (const [x, y, text] of spec.labels) {
+    const label = svgEl("text", { x, y, "font-size": 11, fill: "#333" });
+    label.textContent = text;
+    svg.append(label);
+  }
+  return { svg, paths, titles };
+}
+
+export function createCellview(_actions: Actions): Panel {
+  const el = document.createElement("div");
+  el.className = "rw-cellview";
+  el.style.cssText = "display:flex;gap:12px;align-items:flex-start";
+  const text = document.createElement("div");
+  text.style.cssText = "font:12px monospace;white-space:pre";
+  const header = document.createElement("div");
+  header.className = "rw-cellview-header";
+  header.style.fontWeight = "bold";
+  const equations = document.createElement("div");
+  equations.className = "rw-cellview-equations";
+  text.append(header, equations);
+  const drawingSlot = document.createElement("div");
+  el.append(text, drawingSlot);
+
+  let drawing: Drawing | null = null;
+  let drawingFor: Template | null = null;
+  let lines: HTMLDivElement[] = [];
+  let drawn: { t: number; unit: number; layer: LayerData; length: number } | null = null;
+
+  function setLines(texts: string[]) {
+    if (texts.length !== lines.length) {
+      lines = texts.map(() => {
+        const line = document.createElement("div");
+        line.className = "rw-eq";
+        return line;
+      });
+      equations.replaceChildren(...lines);
+    }
+    texts.forEach((s, k) => { if (lines[k].textContent !== s) lines[k].textContent = s; });
+  }
+
+  function shade(cv: CellValues) {
+    if (cv.template !== drawingFor) {
+      drawing = cv.template === "list" ? null : buildDrawing(cv.template);
+      drawingFor = cv.template;
+      drawingSlot.replaceChildren(...(drawing ? [drawing.svg] : []));
+    }
+    if (!drawing) return;
+    for (const [name, w] of Object.entries(flowWeights(cv))) {
+      drawing.paths[name].setAttribute("stroke-width", (1 + 7 * w).toFixed(2));
+      drawing.paths[name].setAttribute("stroke-opacity", (0.2 + 0.8 * w).toFixed(2));
+      drawing.titles[name].textContent = `${name}: ${(100 * w).toFixed(0)}% of the largest flow`;
+    }
+  }
+
+  function update(state: ExplorerState) {
+    const layer = selectedLayer(state);
+    if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.layer === layer && drawn.length === state.length) return;
+    const cv = cellValues(layer, state.t, state.unit);
+    header.textContent = `${layer.name} · unit ${state.unit} · step ${state.t}${state.t >= state.length ? " (padding)" : ""}`;
+    setLines(equationLines(cv));
+    shade(cv);
+    drawn = { t: state.t, unit: state.unit, layer, length: state.length };
+  }
+
+  return { el, update };
+}

@@ -1,0 +1,155 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { cellValues, createCellview, equationLines, flowWeights, fmt, templateOf } from "../src/cellview";
+import type { Quantity } from "../src/state";
+import { explorerState, layer, quantity, recordingActions } from "./fake-state";
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** A one-input LSTM run in float32 with per-unit weights, recorded like the capture does. */
+function lstmLayer(steps: number, units: number, c0 = 0) {
+  const names = ["input", "forget", "cell", "output", "c", "h"];
+  const data = Object.fromEntries(names.map((n) => [n, new Float32Array(steps * units)]));
+  for (let u = 0; u < units; u++) {
+    let c = c0, h = 0;
+    for (let t = 0; t < steps; t++) {
+      const x = Math.sin(t * 0.9 + u), k = t * units + u;
+      const i = Math.fround(sigmoid(0.8 * x + 0.3 * h + 0.1 * u));
+      const f = Math.fround(sigmoid(1.5 - 0.5 * x + 0.2 * h));
+      const g = Math.fround(Math.tanh(1.2 * x - 0.7 * h));
+      const o = Math.fround(sigmoid(0.4 * x + 0.9 * h));
+      c = Math.fround(f * c + i * g);
+      h = Math.fround(o * Math.tanh(c));
+      data.input[k] = i; data.forget[k] = f; data.cell[k] = g; data.output[k] = o; data.c[k] = c; data.h[k] = h;
+    }
+  }
+  const q = (name: string): Quantity => ({
+    name, units, steps, data: data[name], scale: ["input", "forget", "output"].includes(name) ? "sequential" : "diverging", vmin: -1, vmax: 1,
+  });
+  return layer("lstm.l0", "lstm", names.map(q));
+}
+
+/** All decimal numbers written in a line, in order (a minus right after a digit is a subtraction). */
+function numbers(line: string): number[] {
+  return [...line.replace(/−/g, "-").matchAll(/(?<!\d)-?\d+\.\d+/g)].map((m) => Number(m[0]));
+}
+
+describe("cell view equations", () => {
+  it("LSTM: the displayed c_t = f·c_{t-1} + i·g and h_t = o·tanh(c_t) hold for the displayed values", () => {
+    const l = lstmLayer(12, 3);
+    for (const [t, unit] of [[5, 1], [11, 2], [1, 0]]) {
+      const lines = equationLines(cellValues(l, t, unit));
+      const value = (prefix: string) => numbers(lines.find((s) => s.startsWith(prefix))!).at(-1)!;
+      const [i, f, g, o, cPrev] = ["i =", "f =", "g =", "o =", "cₜ₋₁ ="].map(value);
+      const q = l.quantities;
+      expect(i).toBeCloseTo(q.input.data[t * 3 + unit], 3);
+      expect(cPrev).toBeCloseTo(q.c.data[(t - 1) * 3 + unit], 3);
+      const cLine = numbers(lines.find((s) => s.startsWith("cₜ ="))!);
+      // f, c_{t-1}, i, g, f·c_{t-1}, i·g, c_t
+      expect(cLine.slice(0, 4)).toEqual([f, cPrev, i, g]);
+      expect(cLine[6]).toBeCloseTo(f * cPrev + i * g, 2);
+      expect(cLine[4] + cLine[5]).toBeCloseTo(cLine[6], 2);
+      expect(cLine[6]).toBeCloseTo(q.c.data[t * 3 + unit], 3);
+      const hLine = numbers(lines.find((s) => s.startsWith("hₜ ="))!);
+      expect(hLine.at(-1)).toBeCloseTo(o * Math.tanh(cLine[6]), 2);
+      expect(hLine.at(-1)).toBeCloseTo(q.h.data[t * 3 + unit], 3);
+    }
+  });
+
+  it("LSTM at t = 0 solves the initial cell state from step 0", () => {
+    const cv = cellValues(lstmLayer(4, 2, 0.75), 0, 1);
+    expect(cv.prevDerived).toBe(true);
+    expect(cv.prev).toBeCloseTo(0.75, 5);
+    expect(equationLines(cv)[4]).toContain("initial state");
+  });
+
+  it("LSTM with proj_size shows o·tanh(c_t) before the projection and says so", () => {
+    const l = lstmLayer(5, 4);
+    l.quantities.h = quantity("h", 5, 2, () => 0.123);
+    const cv = cellValues(l, 3, 3);
+    expect(cv.projected).toBe(true);
+    const lines = equationLines(cv);
+    expect(lines.some((s) => s.startsWith("hₜ ="))).toBe(false);
+    const out = lines.find((s) => s.startsWith("o·tanh(cₜ) ="))!;
+    const k = 3 * 4 + 3;
+    expect(numbers(out).at(-1)).toBeCloseTo(l.quantities.output.data[k] * Math.tanh(l.quantities.c.data[k]), 3);
+    expect(lines.at(-1)).toContain("proj_size");
+  });
+
+  it("GRU: h_t = (1−z)·n + z·h_{t-1} holds for the displayed values", () => {
+    const steps = 6, units = 2;
+    const z = quantity("update", steps, units, (t, u) => sigmoid(t - u - 2), "sequential");
+    const n = quantity("new", steps, units, (t, u) => Math.tanh(0.5 * t - u));
+    const r = quantity("reset", steps, units, () => 0.5, "sequential");
+    const hData = new Float32Array(steps * units);
+    for (let u = 0; u < units; u++) {
+      let h = 0.25;
+      for (let t = 0; t < steps; t++) {
+        const k = t * units + u;
+        h = Math.fround((1 - z.data[k]) * n.data[k] + z.data[k] * h);
+        hData[k] = h;
+      }
+    }
+    const h: Quantity = { ...quantity("h", steps, units, () => 0), data: hData };
+    const gru = layer("gru.l0", "gru", [h, r, z, n]);
+    expect(templateOf(gru)).toBe("gru");
+    const lines = equationLines(cellValues(gru, 4, 1));
+    const hLine = numbers(lines.find((s) => s.startsWith("hₜ ="))!);
+    // z, n, z, h_{t-1}, (1−z)·n, z·h_{t-1}, h_t  (the "1" of "1−z" is not a decimal)
+    const [zv, nv, , hPrev, a, b, ht] = hLine;
+    expect(ht).toBeCloseTo((1 - zv) * nv + zv * hPrev, 2);
+    expect(a + b).toBeCloseTo(ht, 2);
+    expect(ht).toBeCloseTo(hData[4 * units + 1], 3);
+    expect(cellValues(gru, 0, 0).prev).toBeCloseTo(0.25, 4); // the initial state, solved
+  });
+
+  it("plain RNN and recorded-only kinds", () => {
+    const rnn = layer("rnn.l0", "rnn", [quantity("h", 3, 2, (t, u) => Math.tanh(t + u))]);
+    const lines = equationLines(cellValues(rnn, 2, 1));
+    expect(lines[0]).toBe(`hₜ₋₁ = ${fmt(Math.fround(Math.tanh(2)))}`);
+    expect(lines[1]).toBe(`hₜ = tanh(W_ih xₜ + b_ih + W_hh hₜ₋₁ + b_hh) = ${fmt(Math.fround(Math.tanh(3)))}`);
+    expect(equationLines(cellValues(rnn, 0, 0))[0]).toContain("not recorded");
+    const custom = layer("m.cell", "custom", [quantity("h", 3, 2, () => 0.5), quantity("i2h", 3, 4, () => -2)]);
+    expect(equationLines(cellValues(custom, 1, 3))).toEqual(["i2h = −2.000"]);
+    expect(equationLines(cellValues(custom, 1, 1))).toEqual(["h = 0.500", "i2h = −2.000"]);
+  });
+
+  it("flow weights compare f·c_{t-1} with i·g and are scaled to the largest", () => {
+    const cv = cellValues(lstmLayer(6, 1), 3, 0);
+    const w = flowWeights(cv);
+    const v = cv.values;
+    const raw = { carry: Math.abs(v.forget * cv.prev), write: Math.abs(v.input * v.cell), out: Math.abs(v.output * Math.tanh(v.c)) };
+    const top = Math.max(...Object.values(raw));
+    for (const k of ["carry", "write", "out"] as const) expect(w[k]).toBeCloseTo(raw[k] / top, 10);
+    expect(Math.max(...Object.values(w))).toBe(1);
+  });
+});
+
+describe("cell view panel", () => {
+  it("follows t and unit, shades the drawing, updates lines in place", () => {
+    const l = lstmLayer(8, 3);
+    const panel = createCellview(recordingActions().actions);
+    panel.update(explorerState([l], { t: 2, unit: 1 }));
+    expect(panel.el.classList.contains("rw-cellview")).toBe(true);
+    const lines = [...panel.el.querySelectorAll(".rw-eq")];
+    expect(lines.map((e) => e.textContent)).toEqual(equationLines(cellValues(l, 2, 1)));
+    const carry = panel.el.querySelector('path[data-flow="carry"]')!;
+    const width = carry.getAttribute("stroke-width");
+    panel.update(explorerState([l], { t: 6, unit: 2 }));
+    expect([...panel.el.querySelectorAll(".rw-eq")]).toEqual(lines);
+    expect(lines.map((e) => e.textContent)).toEqual(equationLines(cellValues(l, 6, 2)));
+    expect(panel.el.querySelector(".rw-cellview-header")!.textContent).toBe("lstm.l0 · unit 2 · step 6");
+    expect(panel.el.querySelector('path[data-flow="carry"]')).toBe(carry);
+    expect(carry.getAttribute("stroke-width")).not.toBe(width);
+  });
+
+  it("names from user code are shown as text", () => {
+    const hostile = "<img src=x onerror=alert(1)>";
+    const panel = createCellview(recordingActions().actions);
+    const l = layer(hostile, "custom", [quantity("h", 2, 1, () => 0), quantity(hostile, 2, 1, () => 1)]);
+    panel.update(explorerState([l]));
+    expect(panel.el.querySelector("img")).toBeNull();
+    expect(panel.el.textContent).toContain(hostile);
+    expect(panel.el.querySelector("svg")).toBeNull(); // no drawing for a recorded-only cell
+  });
+});
