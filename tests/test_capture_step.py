@@ -329,13 +329,13 @@ def test_a_float64_model_gives_a_float32_trace_and_float32_inputs_are_cast():
         trace_step_module(model, torch.randn(3, 2, 3, dtype=torch.float64))
 
 
-def test_rw_trace_drives_the_seed_class_as_a_step_module():
-    import rnnwidgets as rw
+def test_trace_drives_the_seed_class_as_a_step_module():
+    from rnnwidgets.capture import trace
 
     torch.manual_seed(5)
     model = RNN(4, 6, 3)
     xs = torch.randn(5, 2, 4)
-    tr = rw.trace(model, xs, tokens=[list("abcde"), list("fghij")], loss="last")
+    tr = trace(model, xs, tokens=[list("abcde"), list("fghij")], loss="last")
     direct = trace_step_module(model, xs, loss="last")
     assert list(tr.layers) == ["rnn"] and tr.tokens[1] == list("fghij")
     for key in ("i2h", "i2o", "output"):
