@@ -107,13 +107,14 @@ class Explorer(widgets.VBox):
         finally:
             self._refilling = False
         self.batch.layout.display = None if trace.batch > 1 else "none"
-        self._send(batch)
+        self._show_element(batch)
+        t = min(self.view.t, last)  # the browser syncs the linked t back here
         for control in (self.play, self.slider):
-            control.value = min(control.value, last)
+            control.value = t  # before max, which may shrink below the old value
             control.max = last
-        self.view.t = min(self.view.t, last)
+        self.view.t = t
 
-    def _send(self, batch: int) -> None:
+    def _show_element(self, batch: int) -> None:
         index, buffer = build_payload(self.trace, batch, self.labels, self._scales)
         tokens = self.trace.tokens[batch] if self.trace.tokens is not None else None
         with self.view.hold_sync():
@@ -123,7 +124,7 @@ class Explorer(widgets.VBox):
 
     def _on_batch(self, change) -> None:
         if change["new"] is not None and not self._refilling:
-            self._send(change["new"])
+            self._show_element(change["new"])
 
     def update(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """Re-trace the live model on new inputs and redraw, keeping the selection."""

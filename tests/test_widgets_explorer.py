@@ -1,0 +1,178 @@
+"""The Explorer's widget state, with no front end: the payload's layout, the controls and re-tracing."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnwidgets as rw
+from rnnwidgets.capture import trace
+from rnnwidgets.trace import LayerTrace, Trace
+from rnnwidgets.widgets.explorer import BUNDLE, Explorer, explore
+from rnnwidgets.widgets.payload import build_payload, colour_scale, top_predictions
+
+LSTM_QUANTITIES = ["h", "c", "input", "forget", "cell", "output"]
+
+
+class CharModel(nn.Module):
+    """Embedding -> LSTM -> a head over the vocabulary: the shape of the tutorials' models."""
+
+    def __init__(self, vocab=5, units=6):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 4)
+        self.lstm = nn.LSTM(4, units, batch_first=True)
+        self.head = nn.Linear(units, vocab)
+
+    def forward(self, ids):
+        return self.head(self.lstm(self.emb(ids))[0])
+
+
+def arrays_of(view):
+    """Every array of the view's payload, as numpy (time, units), by (layer, quantity)."""
+    floats = np.frombuffer(view.buffer, dtype="<f4")
+    return {(layer["name"], q["name"]): floats[q["offset"]:q["offset"] + q["steps"] * q["units"]]
+            .reshape(q["steps"], q["units"])
+            for layer in view.index["layers"] for q in layer["quantities"]}
+
+
+@pytest.fixture
+def lstm():
+    torch.manual_seed(0)
+    return nn.LSTM(4, 8, num_layers=2, batch_first=True)
+
+
+def test_small_lstm_payload_is_one_float32_buffer_of_every_layer_and_quantity(lstm):
+    x = torch.randn(2, 5, 4)
+    ex = rw.explore(lstm, x)
+    view = ex.view
+    assert isinstance(ex, Explorer) and isinstance(view.buffer, bytes)
+    assert [layer["name"] for layer in view.index["layers"]] == ["lstm.l0", "lstm.l1"]
+    assert all([q["name"] for q in layer["quantities"]] == LSTM_QUANTITIES for layer in view.index["layers"])
+    # float32 x (layers x quantities x steps x units + the numeric input features: steps x 4)
+    assert len(view.buffer) == 4 * (2 * len(LSTM_QUANTITIES) * 5 * 8 + 5 * 4)
+    assert view.index["inputs"]["offset"] == 2 * len(LSTM_QUANTITIES) * 5 * 8
+    assert view.index["steps"] == 5 and view.index["length"] == 5
+    assert view.index["predictions"] is None  # a bare LSTM's output is its h, not a head's scores
+    assert view.layer == "lstm.l1" and view.quantity == "h"  # the last layer's hidden state first
+    tr = ex.trace
+    for (layer, name), array in arrays_of(view).items():
+        assert array.shape == (5, 8)
+        np.testing.assert_array_equal(array, tr.layers[layer].quantities()[name][0])
+    # the hidden state shown is the module's own output
+    out, _ = lstm(x)
+    np.testing.assert_allclose(arrays_of(view)[("lstm.l1", "h")], out[0].detach().numpy(), rtol=0, atol=1e-6)
+
+
+def test_batch_selector_resends_that_element(lstm):
+    x = torch.randn(3, 5, 4)
+    ex = rw.explore(lstm, x)
+    assert ex.batch.options == (("0 (length 5)", 0), ("1 (length 5)", 1), ("2 (length 5)", 2))
+    ex.batch.value = 2
+    np.testing.assert_array_equal(arrays_of(ex.view)[("lstm.l0", "forget")], ex.trace.layers["lstm.l0"].gates["forget"][2])
+
+
+def test_colour_scales_fit_each_quantity():
+    assert colour_scale("forget", np.array([0.2, 0.9])) == {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
+    assert colour_scale("h", np.array([0.1, -0.5, np.nan])) == {"scale": "diverging", "vmin": -0.5, "vmax": 0.5}
+    assert colour_scale("cell", np.array([0.1, 0.2]))["scale"] == "diverging"
+    assert colour_scale("relu_track", np.array([0.0, 3.0])) == {"scale": "sequential", "vmin": 0.0, "vmax": 3.0}
+    assert colour_scale("c", np.array([np.inf, np.nan]))["vmax"] == 1.0  # nothing finite: a unit scale
+
+
+def test_padding_length_and_tokens_per_element():
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((2, 4, 3))
+    tr = Trace(layers={"rnn.l0": LayerTrace("rnn.l0", "rnn", states={"h": h})}, lengths=[4, 2],
+               tokens=[list("abcd"), ["<b>", "x"]])
+    ex = explore(tr)
+    assert ex.view.index["length"] == 4 and ex.view.tokens == list("abcd")
+    ex.batch.value = 1
+    assert ex.view.index["length"] == 2 and ex.view.tokens == ["<b>", "x"]
+    np.testing.assert_array_equal(arrays_of(ex.view)[("rnn.l0", "h")], h[1].astype(np.float32))
+
+
+def test_numeric_inputs_travel_when_there_are_no_tokens():
+    h = np.zeros((1, 3, 2))
+    inputs = np.arange(6, dtype=np.float32).reshape(1, 3, 2)
+    tr = Trace(layers={"rnn.l0": LayerTrace("rnn.l0", "rnn", states={"h": h})}, lengths=[3], inputs=inputs)
+    index, buffer = build_payload(tr)
+    entry = index["inputs"]
+    floats = np.frombuffer(buffer, dtype="<f4")
+    np.testing.assert_array_equal(floats[entry["offset"]:entry["offset"] + 6].reshape(3, 2), inputs[0])
+    assert entry["vmax"] == 5.0
+
+
+def test_top_predictions_match_torch_softmax_and_label_the_classes():
+    torch.manual_seed(1)
+    model = CharModel()
+    ids = torch.tensor([[0, 1, 2, 3, 4]])
+    ex = rw.explore(model, ids, tokens=list("abcde"), decode=list("vwxyz"))
+    p = ex.view.index["predictions"]
+    floats = np.frombuffer(ex.view.buffer, dtype="<f4")
+    steps, k = 5, p["k"]
+    top_ids = floats[p["ids"]:p["ids"] + steps * k].reshape(steps, k).astype(int)
+    top_probs = floats[p["probs"]:p["probs"] + steps * k].reshape(steps, k)
+    probs, classes = torch.softmax(model(ids)[0], dim=-1).topk(k, dim=-1)
+    np.testing.assert_allclose(top_probs, probs.detach().numpy(), atol=1e-6)
+    assert [[p["labels"][i] for i in row] for row in top_ids] == [["vwxyz"[c] for c in row] for row in classes.tolist()]
+
+
+def test_top_predictions_with_a_decode_function_and_few_classes():
+    ids, probs, labels = top_predictions(np.array([[0.0, 2.0], [1.0, 1.0]]), lambda i: f"<{i}>", k=5)
+    assert ids.shape == (2, 2) and labels == ["<0>", "<1>"]
+    np.testing.assert_allclose(probs[:, 0], [np.exp(2) / (1 + np.exp(2)), 0.5], rtol=1e-6)
+    assert [labels[int(i)] for i in ids[1]] == ["<0>", "<1>"]  # ties keep class order
+
+
+def test_controls_are_linked_in_the_browser(lstm):
+    ex = rw.explore(lstm, torch.randn(1, 7, 4), interval=40)
+    links = {(l.source[0], l.source[1], l.target[0], l.target[1]) for l in ex._links}
+    assert (ex.slider, "value", ex.view, "t") in links
+    assert (ex.play, "value", ex.slider, "value") in links
+    assert (ex.play, "playing", ex.view, "playing") in links
+    assert (ex.speed, "value", ex.play, "interval") in links
+    assert ex.play.interval == 40 and ex.slider.max == 6 and ex.play.max == 6
+    assert ex.batch.layout.display == "none"  # one element: nothing to choose
+    assert ex.view._esm == BUNDLE.read_text()
+
+
+def test_update_retraces_and_keeps_the_selection(lstm):
+    ex = rw.explore(lstm, torch.randn(1, 9, 4))
+    ex.view.layer, ex.view.quantity, ex.view.unit = "lstm.l0", "forget", 3
+    ex.play.value = ex.slider.value = ex.view.t = 8  # what the browser's links would sync back
+    x = torch.randn(1, 4, 4)
+    new = ex.update(x)
+    assert ex.trace is new and ex.view.index["steps"] == 4
+    assert (ex.view.layer, ex.view.quantity, ex.view.unit) == ("lstm.l0", "forget", 3)
+    assert ex.slider.max == 3 and ex.slider.value == 3 and ex.view.t == 3
+    np.testing.assert_array_equal(arrays_of(ex.view)[("lstm.l0", "forget")], trace(lstm, x).layers["lstm.l0"].gates["forget"][0])
+
+
+def test_text_box_reruns_the_model_on_new_text():
+    torch.manual_seed(2)
+    model = CharModel(vocab=3)
+    vocab = "abc"
+
+    def encode(text):
+        return torch.tensor([[vocab.index(ch) for ch in text]])
+
+    ex = rw.explore(model, text="abca", encode=encode, decode=list(vocab))
+    assert ex.view.tokens == list("abca") and ex.view.index["steps"] == 4
+    ex.text.value = "cc"  # no event loop outside a kernel: re-traced at once
+    assert ex.view.tokens == ["c", "c"] and ex.view.index["steps"] == 2
+    np.testing.assert_array_equal(arrays_of(ex.view)[("lstm.l0", "h")], trace(model, encode("cc")).layers["lstm.l0"].h[0])
+
+
+def test_bad_calls_say_what_was_expected(lstm):
+    tr = trace(lstm, torch.randn(1, 3, 4))
+    with pytest.raises(ValueError, match="takes no inputs"):
+        explore(tr, torch.randn(1, 3, 4))
+    with pytest.raises(ValueError, match="expected the inputs"):
+        explore(lstm)
+    with pytest.raises(ValueError, match="needs encode="):
+        explore(lstm, text="abc")
+    with pytest.raises(TypeError, match="expects an rnnwidgets.Trace"):
+        Explorer(lstm)
+    with pytest.raises(ValueError, match="nothing to re-run"):
+        explore(tr).update(torch.randn(1, 3, 4))
+    with pytest.raises(IndexError, match="out of range"):
+        build_payload(tr, batch=1)
