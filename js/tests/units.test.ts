@@ -1,0 +1,128 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { createUnits, parseUnit, PLOT_W, stepAtX, xOfStep, yOf } from "../src/units";
+import { explorerState, layer, quantity, recordingActions } from "./fake-state";
+
+// unit u's amplitude grows with u, so variance orders units from the last to the first
+const h = quantity("h", 40, 6, (t, u) => 0.1 * (u + 1) * Math.sin(t * 0.5));
+const lstm = layer("lstm.l0", "lstm", [h]);
+
+function select(el: HTMLSelectElement, value: string) {
+  el.value = value;
+  el.dispatchEvent(new Event("change"));
+}
+
+describe("units plot geometry", () => {
+  it("maps values and steps to pixels and back", () => {
+    expect(yOf(1, -1, 1, 101)).toBe(0);
+    expect(yOf(-1, -1, 1, 101)).toBe(100);
+    expect(yOf(0, -1, 1, 101)).toBe(50);
+    expect(yOf(5, -1, 1, 101)).toBe(0);
+    for (const steps of [1, 7, 640, 100_000]) {
+      for (const t of [0, Math.floor(steps / 3), steps - 1]) {
+        expect(stepAtX(xOfStep(t, steps, PLOT_W), steps, PLOT_W)).toBe(t);
+      }
+    }
+    expect(stepAtX(-5, 10, PLOT_W)).toBe(0);
+    expect(stepAtX(PLOT_W + 5, 10, PLOT_W)).toBe(9);
+  });
+
+  it("parses a unit number or says what was expected", () => {
+    expect(parseUnit(" 12 ", 256)).toEqual({ unit: 12 });
+    expect(parseUnit("256", 256)).toEqual({ error: 'no unit "256": expected a whole number from 0 to 255' });
+    expect("error" in parseUnit("-1", 256)).toBe(true);
+    expect("error" in parseUnit("1.5", 256)).toBe(true);
+    expect("error" in parseUnit("", 256)).toBe(true);
+  });
+});
+
+describe("units panel", () => {
+  it("ordering by variance asks the explorer for that permutation and lists the top units", () => {
+    const { actions, calls } = recordingActions();
+    const panel = createUnits(actions);
+    const state = explorerState([lstm]);
+    panel.update(state);
+    select(panel.el.querySelector<HTMLSelectElement>(".rw-order")!, "variance");
+    expect(calls).toHaveLength(1);
+    const [name, order] = calls[0] as [string, Int32Array];
+    expect(name).toBe("setOrder");
+    expect(Array.from(order)).toEqual([5, 4, 3, 2, 1, 0]);
+    expect(panel.el.querySelector(".rw-order-caption")!.textContent).toBe("by variance of h over steps 0–39");
+    panel.update({ ...state, order });
+    const top = [...panel.el.querySelectorAll<HTMLButtonElement>(".rw-units-top button")];
+    expect(top.map((b) => b.textContent)).toEqual(["5", "4", "3", "2", "1", "0"]);
+    top[1].click();
+    expect(calls[1]).toEqual(["setUnit", 4]);
+    select(panel.el.querySelector<HTMLSelectElement>(".rw-order")!, "index");
+    expect(calls[2]).toEqual(["setOrder", null]);
+  });
+
+  it("ordering by correlation uses the selected unit; by value uses the current step", () => {
+    const q = quantity("h", 20, 3, (t, u) => [Math.sin(t), -Math.sin(t), Math.cos(t * 3)][u] * (u === 2 ? 1 : 0.5) + (u === 2 && t === 7 ? 0.9 : 0));
+    const { actions, calls } = recordingActions();
+    const panel = createUnits(actions);
+    panel.update(explorerState([layer("l", "rnn", [q])], { unit: 1, t: 7 }));
+    const orderSelect = panel.el.querySelector<HTMLSelectElement>(".rw-order")!;
+    select(orderSelect, "correlation");
+    expect(Array.from(calls[0][1] as Int32Array).slice(0, 1)).toEqual([1]);
+    expect((calls[0][1] as Int32Array)[2]).toBe(0); // perfectly anti-correlated: last
+    select(orderSelect, "value");
+    const atT = [0, 1, 2].map((u) => q.data[7 * 3 + u]);
+    const expected = [0, 1, 2].sort((a, b) => atT[b] - atT[a]);
+    expect(Array.from(calls[1][1] as Int32Array)).toEqual(expected);
+    expect(panel.el.querySelector(".rw-order-caption")!.textContent).toBe("by h at step 7");
+  });
+
+  it("a cleared order (e.g. a new layer) resets the control to index", () => {
+    const { actions } = recordingActions();
+    const panel = createUnits(actions);
+    const orderSelect = panel.el.querySelector<HTMLSelectElement>(".rw-order")!;
+    panel.update(explorerState([lstm]));
+    select(orderSelect, "variance");
+    panel.update(explorerState([lstm], { order: Int32Array.from([5, 4, 3, 2, 1, 0]) }));
+    expect(orderSelect.value).toBe("variance");
+    panel.update(explorerState([lstm], { order: null }));
+    expect(orderSelect.value).toBe("index");
+    expect(panel.el.querySelectorAll(".rw-units-top button")).toHaveLength(0);
+  });
+
+  it("the search box selects a unit, and explains a bad one", () => {
+    const { actions, calls } = recordingActions();
+    const panel = createUnits(actions);
+    panel.update(explorerState([lstm]));
+    const search = panel.el.querySelector<HTMLInputElement>(".rw-unit-search")!;
+    search.value = "3";
+    search.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(calls).toEqual([["setUnit", 3]]);
+    search.value = "<b>9</b>";
+    search.dispatchEvent(new Event("change"));
+    expect(calls).toHaveLength(1);
+    const msg = panel.el.querySelector(".rw-unit-search-msg")!;
+    expect(msg.textContent).toBe('no unit "<b>9</b>": expected a whole number from 0 to 5');
+    expect(msg.querySelector("b")).toBeNull();
+  });
+
+  it("a legend per compared unit; removing one asks for the rest; the cursor follows t", () => {
+    const { actions, calls } = recordingActions();
+    const panel = createUnits(actions);
+    panel.update(explorerState([lstm], { unit: 2, units: [2, 0, 5], t: 10 }));
+    const entries = [...panel.el.querySelectorAll(".rw-units-entry")];
+    expect(entries.map((e) => e.firstElementChild!.nextElementSibling!.textContent)).toEqual(["h unit 2", "h unit 0", "h unit 5"]);
+    entries[1].querySelector("button")!.click();
+    expect(calls).toEqual([["setUnits", [2, 5]]]);
+    const cursor = panel.el.querySelector<HTMLElement>(".rw-units-cursor")!;
+    expect(cursor.style.left).toBe(`${Math.floor(xOfStep(10, 40, PLOT_W))}px`);
+    panel.update(explorerState([lstm], { unit: 2, units: [2, 0, 5], t: 39 }));
+    expect(cursor.style.left).toBe(`${Math.floor(xOfStep(39, 40, PLOT_W))}px`);
+  });
+
+  it("clicking the plot asks for the step under the pointer", () => {
+    const { actions, calls } = recordingActions();
+    const panel = createUnits(actions);
+    panel.update(explorerState([lstm]));
+    const plot = panel.el.querySelector<HTMLElement>(".rw-units-plot")!;
+    plot.getBoundingClientRect = () => ({ left: 100, top: 0, width: PLOT_W, height: 120 }) as DOMRect;
+    plot.dispatchEvent(new MouseEvent("click", { clientX: 100 + PLOT_W / 2, clientY: 10, bubbles: true }));
+    expect(calls).toEqual([["setT", 20]]);
+  });
+});
