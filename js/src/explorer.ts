@@ -9,14 +9,18 @@
 //   .rw-cursor        canvas over it: the current step's column and the selected unit's row
 //   .rw-legend        the colour scale          .rw-readout  hover text: unit, step, token, value
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
-//   .rw-predictions   the top predictions at t  .rw-panels   the panels (tokens, bars, ...)
+//   .rw-predictions   the top predictions at t
+//   .rw-panels-above  the token strip (.rw-tokens)  .rw-panels  bars (.rw-bars), cell view (.rw-cellview)
 //
 // Model traits: index (PayloadIndex JSON) + buffer (float32 bytes) for the selected batch
 // element, tokens, and the selection t, unit, layer, quantity, playing (t and playing are
 // jslinked to the Play/slider controls in Python).
 import type { AnyModel } from "@anywidget/types";
+import { createBars } from "./bars";
+import { createCellview } from "./cellview";
 import { type PayloadIndex, decodePayload, floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
+import { createTokens } from "./tokens";
 import {
   type Actions,
   type ExplorerState,
@@ -40,8 +44,10 @@ export interface ExplorerModel {
   playing: boolean;
 }
 
-/** The panels under the heatmap, in order; each follows the Panel contract in state.ts. */
-export const PANELS: PanelFactory[] = [];
+// The panels, each following the Panel contract in state.ts: the token strip above the heatmap,
+// the rest in a row under it.
+const PANELS_ABOVE: PanelFactory[] = [createTokens];
+const PANELS_BELOW: PanelFactory[] = [createBars, createCellview];
 
 /** A token shown so that whitespace is visible ("␣", "⏎") and nothing is parsed as markup. */
 export function showToken(token: string): string {
@@ -83,6 +89,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   const tokenText = element("span", "rw-token-at", bar);
   tokenText.style.cssText = "font-family: monospace; white-space: pre;";
   const predictionText = element("span", "rw-predictions", bar);
+  const panelsAbove = element("div", "rw-panels-above", root);
   const heatmap = createHeatmap();
   root.append(heatmap.el);
   const footer = element("div", "rw-footer", root);
@@ -119,8 +126,14 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
       scrub();
     },
   };
-  const panels: Panel[] = PANELS.map((create) => create(actions));
-  for (const panel of panels) panelRow.append(panel.el);
+  const panels: Panel[] = [];
+  for (const [factories, parent] of [[PANELS_ABOVE, panelsAbove], [PANELS_BELOW, panelRow]] as const) {
+    for (const create of factories) {
+      const panel = create(actions);
+      parent.append(panel.el);
+      panels.push(panel);
+    }
+  }
 
   /** The row where a unit is drawn under the current order. */
   function rowOf(unit: number): number {

@@ -143,6 +143,19 @@ describe("the Explorer view", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("composes the panels and moves them with a scrub", () => {
+    const model = explorerModel();
+    const { el, key } = mount(model);
+    expect(el.querySelector(".rw-panels-above .rw-tokens")).not.toBeNull();
+    expect(el.querySelector(".rw-panels .rw-bars")).not.toBeNull();
+    expect(el.querySelector(".rw-panels .rw-cellview")).not.toBeNull();
+    expect(el.querySelector(".rw-token-current")!.textContent).toBe("a");
+    key("ArrowRight");
+    key("ArrowRight");
+    key("ArrowRight");
+    expect(el.querySelector(".rw-token-current")!.textContent).toBe("d");
+  });
+
   it("makes whitespace tokens visible", () => {
     expect(showToken("a b\n\t")).toBe("a␣b⏎⇥");
   });
