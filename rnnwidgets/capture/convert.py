@@ -1,0 +1,44 @@
+"""torch -> numpy helpers for capture.
+
+Capture computes on the model's own device and dtype; only here do tensors leave for the CPU,
+as float32 numpy laid out (batch, time, features) like every array of a Trace.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A contiguous float32 numpy copy on the CPU, never a view of the model's own tensors.
+
+    One ``copy_`` converts device, dtype (bfloat16 has no numpy dtype) and layout at once.
+    """
+    out = torch.empty(t.shape, dtype=torch.float32)
+    out.copy_(t.detach())
+    return out.numpy()
+
+
+def steps_to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A time-major (time, batch, features) tensor as float32 numpy (batch, time, features)."""
+    return to_numpy(t.transpose(0, 1))
+
+
+def step_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(time, batch, 1) bool: True where step t is inside element b's length."""
+    t = torch.arange(steps, device=lengths.device).unsqueeze(1)
+    return (t < lengths.unsqueeze(0)).unsqueeze(2)
+
+
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each element's valid steps along time (dim 0), leaving its padding in place.
+
+    This is the order a reverse-direction layer reads its input in; applied twice it is the
+    identity, so it also maps results back to natural time order.
+    """
+    steps = x.shape[0]
+    if bool((lengths == steps).all()):
+        return x.flip(0)
+    t = torch.arange(steps, device=x.device).unsqueeze(1)
+    index = torch.where(t < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - t, t)
+    return x.gather(0, index.unsqueeze(2).expand_as(x))

@@ -1,0 +1,335 @@
+"""Fused recurrent modules (nn.LSTM, nn.GRU, nn.RNN): every layer's states and gates.
+
+A fused module keeps its gates inside its native kernel. While the model runs, each module's
+``forward`` is replaced on the instance by a run of the same native kernel one layer at a time
+(same weights, same op, ``num_layers=1``), which gives every layer's full h sequence for the
+cost of one forward and returns exactly what the module returns. Afterwards the gates of all
+steps are recomputed at once from ``[x_t, h_{t-1}]`` (one batched matmul per layer and
+direction); only the LSTM cell state needs a scan over time, and that is elementwise.
+
+Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
+``training`` flag (which is left as it is).
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from .convert import reverse_valid, step_mask
+
+NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
+KIND = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
+LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
+GRU_GATES = ("reset", "update", "new")               # chunk order r, z, n
+STOCK_FORWARDS = (nn.LSTM.forward, nn.GRU.forward, nn.RNN.forward)
+# how far a recomputed h may drift from the kernel's before we warn (summation order differs)
+CHECK_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-4}
+LOW_PRECISION_TOLERANCE = 5e-2
+
+
+def fused_modules(model: nn.Module) -> list:
+    """(path, module) of every nn.LSTM / nn.GRU / nn.RNN in ``model``, the model itself included."""
+    return [(path, m) for path, m in model.named_modules() if isinstance(m, nn.RNNBase)]
+
+
+def base_name(path: str, module: nn.Module) -> str:
+    """The module path; the model itself (path "") by its class name lowercased."""
+    return path or type(module).__name__.lower()
+
+
+@dataclass
+class LayerRun:
+    """One call of one layer (both directions) of a fused module, exactly as the kernel ran it.
+
+    ``x``/``out`` are the kernel's input and output (padded tensors in the module's layout, or
+    packed data); ``h0``/``h_n`` (and ``c0``/``c_n``) are (directions, batch, units) in the
+    kernel's batch order (sorted for a PackedSequence).
+    """
+
+    name: str            # "<module path>.l<k>"
+    module: nn.RNNBase
+    layer: int
+    call: int            # how many times the module ran before, in this forward
+    x: torch.Tensor
+    out: torch.Tensor
+    h0: torch.Tensor
+    h_n: torch.Tensor
+    weights: list
+    packed: Optional[tuple] = None   # (batch_sizes, sorted_indices, unsorted_indices)
+    c0: Optional[torch.Tensor] = None
+    c_n: Optional[torch.Tensor] = None
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.module.bidirectional else 1
+
+    def padded(self, t: torch.Tensor) -> torch.Tensor:
+        """A kernel input/output (or its gradient) as (time, batch, features) in the user's batch order."""
+        if self.packed is not None:
+            return pad_packed_sequence(PackedSequence(t, *self.packed))[0]
+        return t.transpose(0, 1) if self.module.batch_first else t
+
+    def user_order(self, state: torch.Tensor) -> torch.Tensor:
+        """A (directions, batch, units) state from the kernel's batch order to the user's."""
+        unsorted = self.packed[2] if self.packed is not None else None
+        return state if unsorted is None else state.index_select(1, unsorted)
+
+    def lengths(self) -> torch.Tensor:
+        """Valid steps per batch element (user order), on the model's device."""
+        if self.packed is not None:
+            batch_sizes, _, unsorted = self.packed
+            lengths = (torch.arange(int(batch_sizes[0])).unsqueeze(1) < batch_sizes.unsqueeze(0)).sum(1)
+            if unsorted is not None:
+                lengths = lengths[unsorted.cpu()]
+            return lengths.to(self.x.device)
+        steps, batch = self.padded(self.x).shape[:2]
+        return torch.full((batch,), steps, dtype=torch.long, device=self.x.device)
+
+
+class FusedRecorder:
+    """Context manager: while active, every fused module of ``model`` runs layer by layer and
+    appends one LayerRun per layer call to ``runs``. ``train=True`` asks the kernel for its
+    training path (still without dropout) so that cuDNN allows a backward pass in eval mode.
+    """
+
+    def __init__(self, model: nn.Module, train: bool = False):
+        self.modules = fused_modules(model)
+        for path, module in self.modules:
+            if type(module).forward not in STOCK_FORWARDS:
+                raise TypeError(f"rw.trace: {base_name(path, module)} ({type(module).__name__}) overrides "
+                                f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
+        self.train = train
+        self.runs: list = []
+        self._calls: dict = {}
+        self._saved: list = []
+
+    def __enter__(self) -> "FusedRecorder":
+        for path, module in self.modules:
+            self._saved.append((module, module.__dict__.get("forward")))
+            module.forward = functools.partial(self._forward, base_name(path, module), module)
+        return self
+
+    def __exit__(self, *exc):
+        for module, own_forward in self._saved:
+            if own_forward is None:
+                del module.forward
+            else:
+                module.forward = own_forward
+        self._saved.clear()
+        return False
+
+    def _forward(self, name: str, module: nn.RNNBase, input, hx=None):
+        call = self._calls[name] = self._calls.get(name, -1) + 1
+        lstm = module.mode == "LSTM"
+        packed = None
+        if isinstance(input, PackedSequence):
+            x, batch_sizes, sorted_indices, unsorted_indices = input
+            packed = (batch_sizes, sorted_indices, unsorted_indices)
+            check_features(name, module, x, 2)
+            batch, unbatched = int(batch_sizes[0]), False
+        else:
+            check_features(name, module, input, (2, 3))
+            unbatched = input.dim() == 2
+            x = input.unsqueeze(0 if module.batch_first else 1) if unbatched else input
+            batch, steps = (x.shape[0], x.shape[1]) if module.batch_first else (x.shape[1], x.shape[0])
+            if steps == 0:
+                raise ValueError(f"rw.trace: {name} got an empty sequence (0 steps)")
+        states = initial_states(name, module, hx, batch, unbatched, x)
+        if packed is not None and packed[1] is not None:
+            states = [s.index_select(1, packed[1]) for s in states]
+
+        directions = 2 if module.bidirectional else 1
+        # all_weights: per layer and direction [w_ih, w_hh, (b_ih, b_hh), (w_hr)], the kernel's order
+        per_layer = module.all_weights
+        native = NATIVE[module.mode]
+        layer_in, h_n, c_n = x, [], []
+        for layer in range(module.num_layers):
+            weights = [w for ws in per_layer[layer * directions:(layer + 1) * directions] for w in ws]
+            first = [s[layer * directions:(layer + 1) * directions] for s in states]
+            hx_layer = first if lstm else first[0]
+            with warnings.catch_warnings():  # cuDNN copies a layer's weights out of the flat buffer
+                warnings.filterwarnings("ignore", message="RNN module weights are not part")
+                if packed is not None:
+                    result = native(layer_in, packed[0], hx_layer, weights, module.bias, 1, 0.0, self.train,
+                                    module.bidirectional)
+                else:
+                    result = native(layer_in, hx_layer, weights, module.bias, 1, 0.0, self.train,
+                                    module.bidirectional, module.batch_first)
+            out = result[0]
+            self.runs.append(LayerRun(f"{name}.l{layer}", module, layer, call, layer_in, out, first[0], result[1],
+                                      weights, packed, first[1] if lstm else None, result[2] if lstm else None))
+            h_n.append(result[1])
+            c_n.append(result[2] if lstm else None)
+            layer_in = out
+        return module_result(module, layer_in, h_n, c_n, packed, unbatched)
+
+
+def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
+    """A clear error for an input the module cannot take."""
+    ranks = ranks if isinstance(ranks, tuple) else (ranks,)
+    layout = "(batch, time, features)" if module.batch_first else "(time, batch, features)"
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"rw.trace: {name} expected a tensor {layout} or a PackedSequence, got {type(x).__name__}")
+    if x.dim() not in ranks or x.shape[-1] != module.input_size:
+        expected = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"rw.trace: {name} expected a {expected} input {layout} (unbatched: (time, features)) "
+                         f"with {module.input_size} features, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"rw.trace: {name} expected floating-point input, got {x.dtype}")
+
+
+def initial_states(name: str, module: nn.RNNBase, hx, batch: int, unbatched: bool, x) -> list:
+    """[h0] or [h0, c0], each (layers * directions, batch, units), zeros when none is given."""
+    lstm = module.mode == "LSTM"
+    rows = module.num_layers * (2 if module.bidirectional else 1)
+    widths = [module.proj_size or module.hidden_size] + ([module.hidden_size] if lstm else [])
+    if hx is None:
+        return [torch.zeros(rows, batch, w, dtype=x.dtype, device=x.device) for w in widths]
+    given = list(hx) if lstm and isinstance(hx, (tuple, list)) else [hx]
+    labels = ["(h0, c0)"] if lstm else ["h0"]
+    if len(given) != len(widths) or not all(isinstance(s, torch.Tensor) for s in given):
+        raise TypeError(f"rw.trace: {name} expected hidden={labels[0]} as tensor(s), got {type(hx).__name__}")
+    states = []
+    for s, w in zip(given, widths):
+        expected = (rows, w) if unbatched else (rows, batch, w)
+        if tuple(s.shape) != expected:
+            raise ValueError(f"rw.trace: {name} expected an initial state of shape {expected}, got {tuple(s.shape)}")
+        states.append(s.unsqueeze(1) if unbatched else s)
+    return states
+
+
+def module_result(module: nn.RNNBase, out, h_n: list, c_n: list, packed, unbatched: bool):
+    """What the module's own forward returns, from the per-layer kernel results."""
+    h = torch.cat(h_n, 0)
+    c = torch.cat(c_n, 0) if module.mode == "LSTM" else None
+    if packed is not None:
+        output = PackedSequence(out, *packed)
+        if packed[2] is not None:
+            h = h.index_select(1, packed[2])
+            c = c.index_select(1, packed[2]) if c is not None else None
+    elif unbatched:
+        output = out.squeeze(0 if module.batch_first else 1)
+        h = h.squeeze(1)
+        c = c.squeeze(1) if c is not None else None
+    else:
+        output = out
+    return (output, (h, c)) if c is not None else (output, h)
+
+
+@dataclass
+class Direction:
+    """One direction of one layer run, every tensor (time, batch, ·) in the order the kernel read
+    the steps: natural for the forward direction, each element's valid steps reversed for the
+    reverse one (``convert.reverse_valid``). ``h_prev``/``c_prev`` are the states before each step.
+    """
+
+    run: LayerRun
+    reverse: bool
+    lengths: torch.Tensor
+    h: torch.Tensor
+    h_prev: torch.Tensor
+    gates: dict = field(default_factory=dict)
+    c: Optional[torch.Tensor] = None
+    c_prev: Optional[torch.Tensor] = None
+    hidden_new: Optional[torch.Tensor] = None   # GRU: W_hn h_{t-1} + b_hn, inside r * (...)
+
+    @property
+    def name(self) -> str:
+        return self.run.name + (".reverse" if self.reverse else "")
+
+    @property
+    def weights(self) -> list:
+        """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] of this direction."""
+        per_direction = len(self.run.weights) // self.run.directions
+        d = int(self.reverse)
+        return self.run.weights[d * per_direction:(d + 1) * per_direction]
+
+    def natural(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor of this direction in natural time order, zero past each element's length."""
+        t = reverse_valid(t, self.lengths) if self.reverse else t
+        return t.masked_fill(~step_mask(self.lengths, t.shape[0]), 0)
+
+
+def directions(run: LayerRun) -> list:
+    """Recompute every direction of a layer run (call under torch.no_grad())."""
+    module = run.module
+    x = run.padded(run.x.detach())
+    out = run.padded(run.out.detach())
+    lengths = run.lengths()
+    h0 = run.user_order(run.h0.detach())
+    c0 = run.user_order(run.c0.detach()) if run.c0 is not None else None
+    width = module.proj_size or module.hidden_size
+    found = []
+    for d in range(run.directions):
+        reverse = d == 1
+        order = functools.partial(reverse_valid, lengths=lengths) if reverse else (lambda t: t)
+        h = order(out[..., d * width:(d + 1) * width])
+        h_prev = torch.cat([h0[d].unsqueeze(0), h[:-1]], 0)
+        direction = Direction(run, reverse, lengths, h, h_prev)
+        if module.mode == "LSTM":
+            lstm_gates(direction, order(x), c0[d])
+        elif module.mode == "GRU":
+            gru_gates(direction, order(x))
+        found.append(direction)
+    return found
+
+
+def _affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """x @ weight.T + bias for (time, batch, features) x, as one matmul."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch.addmm(bias, flat, weight.t()) if bias is not None else flat @ weight.t()
+    return out.view(*x.shape[:2], -1)
+
+
+def lstm_gates(direction: Direction, x: torch.Tensor, c0: torch.Tensor) -> None:
+    w = direction.weights
+    w_ih, w_hh = w[0], w[1]
+    bias = w[2] + w[3] if direction.run.module.bias else None
+    pre = _affine(x, w_ih, bias)
+    pre += _affine(direction.h_prev, w_hh, None)
+    i, f, g, o = pre.chunk(4, 2)
+    i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()   # in place: the gates are views of pre
+    c = i * g
+    previous = c0
+    for t in range(c.shape[0]):   # c_t = f_t * c_{t-1} + i_t * g_t, the only sequential part
+        previous = torch.addcmul(c[t], f[t], previous, out=c[t])
+    direction.c = c
+    direction.c_prev = torch.cat([c0.unsqueeze(0), c[:-1]], 0)
+    direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
+    h = o * torch.tanh(c)
+    if direction.run.module.proj_size:
+        h = _affine(h, w[-1], None)
+    check_recomputed(direction, h)
+
+
+def gru_gates(direction: Direction, x: torch.Tensor) -> None:
+    w = direction.weights
+    has_bias = direction.run.module.bias
+    from_input = _affine(x, w[0], w[2] if has_bias else None)
+    from_hidden = _affine(direction.h_prev, w[1], w[3] if has_bias else None)
+    in_r, in_z, in_n = from_input.chunk(3, 2)
+    hid_r, hid_z, hid_n = from_hidden.chunk(3, 2)
+    r = torch.sigmoid(in_r + hid_r)
+    z = torch.sigmoid(in_z + hid_z)
+    n = torch.tanh(torch.addcmul(in_n, r, hid_n))
+    direction.gates = dict(zip(GRU_GATES, (r, z, n)))
+    direction.hidden_new = hid_n
+    check_recomputed(direction, torch.lerp(n, direction.h_prev, z))   # (1 - z) * n + z * h_{t-1}
+
+
+def check_recomputed(direction: Direction, h: torch.Tensor) -> None:
+    """Warn when the module's weights do not reproduce its own output (the gates would be wrong)."""
+    # only steps inside each element's length where the module's own h is finite
+    counted = step_mask(direction.lengths, h.shape[0]) & torch.isfinite(direction.h)
+    drift = float((h - direction.h).abs().masked_fill(~counted, 0).max())
+    tolerance = CHECK_TOLERANCE.get(h.dtype, LOW_PRECISION_TOLERANCE)
+    if not drift <= tolerance:
+        warnings.warn(f"rw.trace: {direction.name}: the recomputed h differs from the module's own by {drift:.3g} "
+                      f"(tolerance {tolerance:g}); its gates may not match what the module computed",
+                      RuntimeWarning, stacklevel=3)
