@@ -1,0 +1,265 @@
+"""``rw.gradient_flow``: where the gradient goes through time, through the gates and across layers.
+
+The numbers come from ``rnnwidgets.gradients_analysis`` (formulas and verdict thresholds are
+documented there); this module only lays them out as bqplot charts and ipywidgets text. The
+layers x time grid is a bqplot ``HeatMap`` on at most ``MAX_COLUMNS`` columns (time bucketed by
+maximum beyond that), small enough for bqplot's per-cell drawing.
+"""
+from __future__ import annotations
+
+import html
+import math
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+
+from ..gradients_analysis import gate_flow, step_norms, verdict
+from ..trace import Trace
+
+MAX_COLUMNS = 500
+FLAG_COLOUR = "#d62728"
+CHART_HEIGHT = "260px"
+
+
+def positive(values) -> np.ndarray:
+    """float32 copy with zero, negative and non-finite values as NaN: what a log scale can draw."""
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(a) & (a > 0), a, np.nan).astype(np.float32)
+
+
+def log_lines_figure(title: str, x_label: str, y_label: str):
+    """(figure, lines mark, x scale): an empty line chart with a log y axis and a legend."""
+    xs, ys = bq.LinearScale(), bq.LogScale()
+    lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": xs, "y": ys},
+                     display_legend=True)
+    fig = bq.Figure(marks=[lines], title=title, legend_location="top-left", fig_margin=_MARGIN,
+                    axes=[bq.Axis(scale=xs, label=x_label),
+                          bq.Axis(scale=ys, side="left", label=y_label, tick_format=".0e")],
+                    layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
+    return fig, lines, xs
+
+
+_MARGIN = {"top": 40, "bottom": 40, "left": 70, "right": 20}
+
+
+def add_cursor(fig: bq.Figure, x_scale) -> bq.Lines:
+    """A vertical line at a step, drawn on its own 0..1 y scale so it spans any chart."""
+    cursor = bq.Lines(x=np.zeros(2, np.float32), y=np.array([0, 1], np.float32), colors=["#444"],
+                      line_style="dashed", scales={"x": x_scale, "y": bq.LinearScale(min=0, max=1)})
+    fig.marks = [*fig.marks, cursor]
+    return cursor
+
+
+def time_columns(norms: np.ndarray, max_columns: int = MAX_COLUMNS):
+    """(column steps, values): the series itself, or its bucket maxima when it has more steps."""
+    if norms.size <= max_columns:
+        return np.arange(norms.size, dtype=np.float32), norms
+    groups = np.array_split(np.arange(norms.size), max_columns)
+    with np.errstate(invalid="ignore"):
+        peaks = np.array([np.nan if np.all(np.isnan(norms[g])) else np.nanmax(norms[g]) for g in groups])
+    return np.array([g[0] for g in groups], dtype=np.float32), peaks
+
+
+def heat_cells(steps, rows: np.ndarray):
+    """(x, y, colour) for a bqplot HeatMap of ``rows`` (rows x steps) coloured by log10 value.
+
+    bqplot squeezes a colour array with one row or one column down to 1-d and then refuses it,
+    so a lone row or column is drawn twice (the second copy one unit further on).
+    """
+    x = np.asarray(steps, np.float32)
+    colour = np.log10(positive(rows))
+    if colour.shape[1] == 1:
+        x, colour = np.r_[x, x + 1], np.repeat(colour, 2, axis=1)
+    if colour.shape[0] == 1:
+        colour = np.repeat(colour, 2, axis=0)
+    return x, np.arange(colour.shape[0], dtype=np.float32), colour
+
+
+def rows_heatmap(row_names: list, steps, rows: np.ndarray, title: str, x_label: str):
+    """(figure, heatmap mark, x scale): rows x steps of log10 values, row names on the y axis."""
+    xs, ys = bq.LinearScale(), bq.LinearScale()
+    cs = bq.ColorScale(scheme="viridis")
+    x, y, colour = heat_cells(steps, rows)
+    heat = bq.HeatMap(x=x, y=y, color=colour, null_color="#dddddd", scales={"x": xs, "y": ys, "color": cs})
+    ticks = np.arange(len(row_names)) if len(row_names) > 1 else np.array([0.5])
+    y_axis = bq.Axis(scale=ys, side="left", tick_values=ticks,
+                     tick_labels={f"{tick:g}": name for tick, name in zip(ticks, row_names)})
+    fig = bq.Figure(marks=[heat], title=title, fig_margin={**_MARGIN, "left": 110, "right": 80},
+                    axes=[bq.Axis(scale=xs, label=x_label), y_axis,
+                          bq.ColorAxis(scale=cs, side="right", label="log10")],
+                    layout=widgets.Layout(width="100%", height=f"{120 + 30 * len(row_names)}px"))
+    return fig, heat, xs
+
+
+def _escaped_lines(lines) -> str:
+    return "<br>".join(html.escape(line) for line in lines)
+
+
+class GradientFlow(widgets.VBox):
+    """Gradient through time, per gate path and per parameter, for a Trace made with a loss.
+
+    ``weight_norms``: parameter name -> ‖W‖ and ``lr``: a learning rate (or parameter name ->
+    learning rate) together add the update/weight chart, lr·‖∇W‖/‖W‖: the relative size of a
+    plain gradient step. ``slider`` moves a cursor over the time charts; ``link_t(explorer)``
+    keeps it in step with another widget's ``t``.
+    """
+
+    def __init__(self, trace: Trace, weight_norms: dict | None = None, lr=None):
+        if not isinstance(trace, Trace):
+            raise TypeError(f"GradientFlow: expected an rw.Trace, got {type(trace).__name__}")
+        self.trace = trace
+        self.norms = {name: step_norms(lt.grads["h"], trace.lengths)
+                      for name, lt in trace.layers.items() if "h" in lt.grads}
+        if not self.norms:
+            raise ValueError("GradientFlow: the trace has no gradients; trace it with a loss, "
+                             "e.g. rw.gradient_flow(model, inputs, loss='last')")
+        self.cell_norms = {name: step_norms(lt.grads["c"], trace.lengths)
+                           for name, lt in trace.layers.items() if "c" in lt.grads}
+        self.verdicts = {name: verdict(n) for name, n in self.norms.items()}
+        self.flows = {name: flow for name, lt in trace.layers.items() if "h" in lt.grads
+                      for flow in [self._gate_flow(lt)] if flow}
+
+        steps = trace.steps
+        self.slider = widgets.IntSlider(value=0, min=0, max=steps - 1, description="step",
+                                        continuous_update=True, layout=widgets.Layout(width="100%"))
+        self.readout = widgets.HTML()
+        self.verdict_text = widgets.HTML(self._verdict_html())
+        self.time_figure, self.time_lines, time_x = log_lines_figure(
+            "‖∂L/∂h_t‖ through time (‖∂L/∂c_t‖ dashed)", "step t", "norm")
+        self._fill_time_lines()
+        row_names = [*self.norms, *(f"{name} c" for name in self.cell_norms)]
+        columns, rows = self._heat_rows()
+        self.heat_figure, self.heat, heat_x = rows_heatmap(row_names, columns, rows,
+                                                           "log10 ‖∂L/∂h_t‖, layers × time", "step t")
+        self.cursors = [add_cursor(self.time_figure, time_x), add_cursor(self.heat_figure, heat_x)]
+        charts = [self.time_figure, self.heat_figure]
+        if self.flows:
+            self.gate_layer = widgets.Dropdown(options=list(self.flows), description="layer")
+            self.gate_figure, self.gate_lines, gate_x = log_lines_figure(
+                "gradient leaving each step, by gate path", "step t", "norm")
+            self.cursors.append(add_cursor(self.gate_figure, gate_x))
+            self.gate_layer.observe(lambda _: self._fill_gate_lines(), "value")
+            self._fill_gate_lines()
+            charts += [widgets.Label("per-gate flow (formulas: rnnwidgets.gradients_analysis)"),
+                       self.gate_layer, self.gate_figure]
+        if trace.param_grads:
+            self.param_figure, self.param_bars, self.flag_bars = self._param_chart()
+            charts.append(self.param_figure)
+            if lr is not None and weight_norms:
+                self.update_figure, self.update_bars = self._update_chart(weight_norms, lr)
+                charts.append(self.update_figure)
+        self.slider.observe(lambda change: self._move_cursor(change["new"]), "value")
+        self._move_cursor(0)
+        super().__init__([self.verdict_text, self.slider, self.readout, *charts])
+
+    # ---- analysis -----------------------------------------------------------------------
+    def _gate_flow(self, lt) -> dict:
+        needed = {"lstm": ("c" in lt.grads and "c" in lt.states and len(lt.gates) == 4),
+                  "gru": ("update" in lt.gates and "new" in lt.gates), "rnn": True}
+        if not needed.get(lt.kind, False):
+            return {}
+        initial = lt.meta.get("initial")
+        return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths,
+                         None if initial is None else np.asarray(initial))
+
+    def _heat_rows(self):
+        series = [*self.norms.values(), *self.cell_norms.values()]
+        columns = [time_columns(s) for s in series]
+        return columns[0][0], np.stack([values for _, values in columns])
+
+    # ---- views --------------------------------------------------------------------------
+    def _verdict_html(self) -> str:
+        lines = [f"{name}: {v.text()}" for name, v in self.verdicts.items()]
+        return _escaped_lines(lines)
+
+    def _fill_time_lines(self):
+        """h norms on the chart's own mark; LSTM c norms dashed on a second (one style per mark)."""
+        steps = np.arange(self.trace.steps, dtype=np.float32)
+        with self.time_lines.hold_sync():
+            self.time_lines.x = steps
+            self.time_lines.y = np.stack([positive(s) for s in self.norms.values()])
+            self.time_lines.labels = [f"{n} h" for n in self.norms]
+        if self.cell_norms:
+            self.cell_lines = bq.Lines(x=steps, y=np.stack([positive(s) for s in self.cell_norms.values()]),
+                                       labels=[f"{n} c" for n in self.cell_norms], line_style="dashed",
+                                       display_legend=True, scales=self.time_lines.scales)
+            self.time_figure.marks = [*self.time_figure.marks, self.cell_lines]
+
+    def _fill_gate_lines(self):
+        flow = self.flows[self.gate_layer.value]
+        with self.gate_lines.hold_sync():
+            self.gate_lines.x = np.arange(self.trace.steps, dtype=np.float32)
+            self.gate_lines.y = np.stack([positive(v) for v in flow.values()])
+            self.gate_lines.labels = list(flow)
+
+    def _param_chart(self):
+        names = list(self.trace.param_grads)
+        stats = self.trace.param_grads
+        mean = [stats[n]["mean_abs"] for n in names]
+        peak = [stats[n]["max_abs"] for n in names]
+        self.flagged = [n for n in names
+                        if not (math.isfinite(stats[n]["max_abs"]) and math.isfinite(stats[n]["mean_abs"]))
+                        or stats[n]["max_abs"] == 0]
+        xs, ys = bq.OrdinalScale(), bq.LogScale()
+        flags = bq.Bars(x=names, y=np.array([1.0 if n in self.flagged else 0.0 for n in names], np.float32),
+                        colors=[FLAG_COLOUR], opacities=[0.3], labels=["zero or non-finite"],
+                        display_legend=bool(self.flagged),
+                        scales={"x": xs, "y": bq.LinearScale(min=0, max=1)})
+        bars = bq.Bars(x=names, y=np.stack([positive(mean), positive(peak)]), type="grouped",
+                       labels=["mean |grad|", "max |grad|"], colors=["#1f77b4", "#ff7f0e"],
+                       display_legend=True, scales={"x": xs, "y": ys})
+        fig = bq.Figure(marks=[flags, bars], title="|grad| per parameter tensor", fig_margin={**_MARGIN, "bottom": 110},
+                        axes=[bq.Axis(scale=xs, tick_rotate=-30),
+                              bq.Axis(scale=ys, side="left", tick_format=".0e", label="|grad|")],
+                        legend_location="top-right", layout=widgets.Layout(width="100%", height="320px"))
+        return fig, bars, flags
+
+    def _update_chart(self, weight_norms: dict, lr):
+        names = [n for n in self.trace.param_grads if n in weight_norms]
+        rates = lr if isinstance(lr, dict) else {n: lr for n in names}
+        ratio = [rates[n] * self.trace.param_grads[n]["norm"] / weight_norms[n] if weight_norms[n] else math.inf
+                 for n in names]
+        self.update_ratio = dict(zip(names, ratio))
+        xs, ys = bq.OrdinalScale(), bq.LogScale()
+        bars = bq.Bars(x=names, y=positive(ratio), colors=["#2ca02c"], scales={"x": xs, "y": ys})
+        fig = bq.Figure(marks=[bars], title="update / weight: lr·‖∇W‖ / ‖W‖", fig_margin={**_MARGIN, "bottom": 110},
+                        axes=[bq.Axis(scale=xs, tick_rotate=-30),
+                              bq.Axis(scale=ys, side="left", tick_format=".0e", label="ratio")],
+                        layout=widgets.Layout(width="100%", height="300px"))
+        return fig, bars
+
+    def _move_cursor(self, t: int):
+        for cursor in self.cursors:
+            cursor.x = np.array([t, t], np.float32)
+        parts = [f"{name} ‖∂L/∂h_{t}‖ = {n[t]:.3g}" for name, n in self.norms.items()]
+        self.readout.value = _escaped_lines([f"step {t}: " + "; ".join(parts)])
+
+    # ---- linking ------------------------------------------------------------------------
+    def link_t(self, other, name: str = "t"):
+        """Keep the slider and ``other.<name>`` (e.g. an Explorer's ``t``) equal, in the browser."""
+        return widgets.jslink((self.slider, "value"), (other, name))
+
+
+def _learning_rates(model, optimizer) -> dict:
+    """Parameter name -> the learning rate of the optimizer group that holds it."""
+    by_id = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+
+
+def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None) -> GradientFlow:
+    """Trace ``model`` on ``inputs`` with ``loss`` and show where its gradient goes.
+
+    ``loss``: a callable on the model's output, or "last" (the sum of the last step's output),
+    as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates) adds
+    the update/weight chart. The model, its parameters and their ``.grad`` are left as found.
+    """
+    from ..capture import trace as capture_trace
+
+    if lr is not None and optimizer is not None:
+        raise ValueError("gradient_flow: give lr= or optimizer=, not both")
+    tr = capture_trace(model, inputs, hidden=hidden, loss=loss)
+    weight_norms = {name: float(p.detach().double().norm()) for name, p in model.named_parameters()}
+    rates = _learning_rates(model, optimizer) if optimizer is not None else lr
+    return GradientFlow(tr, weight_norms=weight_norms, lr=rates)

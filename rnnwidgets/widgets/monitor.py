@@ -1,0 +1,297 @@
+"""``rw.TrainingMonitor``: live charts of a training loop that blocks the kernel.
+
+Each ``step`` reads the gradients (never writes them) and appends to bounded min/max histories
+(``MinMaxSeries``: at most ``max_points`` points a series however long training runs, spikes
+kept). The charts are sent at most every ``interval`` seconds of wall-clock time (each send is a
+handful of comm messages, one per changed mark, batched by ``hold_sync``), far below the
+server's iopub limit of 1,000 messages a second. The last state is sent when the cell that ran
+the loop finishes, or by ``finish()``, so the saved notebook keeps the final charts.
+"""
+from __future__ import annotations
+
+import html
+import math
+import re
+import time
+
+import bqplot as bq
+import ipywidgets as widgets
+import numpy as np
+import torch
+
+from ..gradients_analysis import MinMaxSeries, step_norms, verdict
+from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, heat_cells, log_lines_figure, positive, rows_heatmap
+
+HEAT_POINTS = 400          # the layers x steps heatmap: 200 columns of bucket maxima
+_FUSED_PARAM = re.compile(r"(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
+
+
+def layer_of(param_name: str, root: str) -> str:
+    """The layer a parameter belongs to, named as in a Trace: "lstm.l0", "lstm.l1.reverse", "head".
+
+    ``root``: the name of the model itself (a Trace calls it by its lower-cased class name).
+    """
+    module, _, leaf = param_name.rpartition(".")
+    module = module or root
+    fused = _FUSED_PARAM.match(leaf)
+    if fused:
+        return f"{module}.l{fused[1]}" + (".reverse" if fused[2] else "")
+    return module
+
+
+class TrainingMonitor(widgets.VBox):
+    """Live loss, gradient norm, per-layer gradient norms and gradient-through-time snapshots.
+
+    ``mon = rw.TrainingMonitor(model)``; ``display(mon)``; in the loop, after ``loss.backward()``
+    and before ``optimizer.step()``: ``mon.step(loss)``. Or ``mon.attach()`` once: hooks on the
+    parameters record the gradients at the end of every backward pass (``mon.step(loss)`` then
+    only adds the loss); ``mon.detach()`` removes them.
+
+    ``clip``: the gradient-clipping threshold (global L2 norm) drawn on the norm chart, with a
+    marker at each step whose norm exceeded it. ``probe``: ``(inputs, loss)`` (or inputs alone,
+    loss "last") on which every ``every`` steps a fresh ‖∂L/∂h_t‖ snapshot is traced with
+    ``rw.trace`` (the model's ``.grad`` is left alone). ``interval``: seconds between sends.
+    ``clock``: the wall clock (tests pass a fake one).
+    """
+
+    def __init__(self, model: torch.nn.Module, probe=None, clip: float | None = None, every: int = 100,
+                 max_points: int = 2000, interval: float = 0.1, clock=time.monotonic):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"TrainingMonitor: expected a torch.nn.Module, got {type(model).__name__}")
+        if every < 1:
+            raise ValueError(f"TrainingMonitor: every must be a positive number of steps, got {every}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"TrainingMonitor: clip must be a positive norm, got {clip}")
+        self.model, self.clip, self.every, self.interval, self._clock = model, clip, every, interval, clock
+        self.probe = None if probe is None else (probe if isinstance(probe, tuple) else (probe, "last"))
+        self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        root = type(model).__name__.lower()
+        owners = [layer_of(name, root) for name, _ in self.params]
+        self.layers = list(dict.fromkeys(owners))
+        self._layer_index = np.array([self.layers.index(owner) for owner in owners], dtype=np.int64)
+
+        self.steps = 0
+        self.clipped = 0
+        self.pushes = 0
+        self.loss = MinMaxSeries(max_points)
+        self.grad_norm = MinMaxSeries(max_points)
+        self.clip_events = MinMaxSeries(max_points)
+        self.layer_norms = [MinMaxSeries(HEAT_POINTS) for _ in self.layers]
+        self.snapshot = None                   # (step, {layer: norms through time})
+        self._last_loss = math.nan
+        self.last_norm = math.nan
+        self._last_push = -math.inf
+        self._dirty = False
+        self._snapshot_dirty = False
+        self._hooks = []
+        self._pending = {}                     # attached: param index -> norm, for this backward
+        self._flush_registered = False
+        self._build()
+
+    # ---- recording ----------------------------------------------------------------------
+    def step(self, loss=None):
+        """Record one training step: ``loss`` and, unless attached, the current gradients."""
+        if loss is not None:
+            self._last_loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if self._hooks:                       # attached: the hooks recorded the gradients
+            self._finish_backward()
+            if loss is not None and self.steps:
+                self.loss.append(self.steps - 1, self._last_loss)
+        else:
+            self._record(*self._param_norms())
+        self._maybe_push()
+
+    def _param_norms(self):
+        """(L2 norm of each parameter's gradient, whether it has one), read without changing it."""
+        grads = [p.grad for _, p in self.params]
+        has = np.array([g is not None for g in grads])
+        norms = np.zeros(len(grads))
+        if has.any():
+            norms[has] = torch.stack([torch.linalg.vector_norm(g.detach()).double()
+                                      for g in grads if g is not None]).tolist()
+        return norms, has
+
+    def _record(self, norms: np.ndarray, has: np.ndarray, loss_known: bool = True):
+        """One step: global and per-layer L2 norms (NaN/inf when a gradient is non-finite)."""
+        step = self.steps
+        self.steps += 1
+        squares = norms ** 2
+        total = math.sqrt(squares.sum()) if has.any() else math.nan
+        layer_sq = np.bincount(self._layer_index, weights=squares, minlength=len(self.layers))
+        layer_has = np.bincount(self._layer_index, weights=has, minlength=len(self.layers)) > 0
+        if loss_known:
+            self.loss.append(step, self._last_loss)
+        self.grad_norm.append(step, total)
+        self.last_norm = total
+        if self.clip is not None and total > self.clip:
+            self.clipped += 1
+            self.clip_events.append(step, total)
+        for series, sq, known in zip(self.layer_norms, layer_sq, layer_has):
+            series.append(step, math.sqrt(sq) if known else math.nan)
+        self._dirty = True
+        if self.probe is not None and self.steps % self.every == 0:
+            self._take_snapshot()
+
+    def _take_snapshot(self):
+        from ..capture import trace as capture_trace
+
+        inputs, loss = self.probe
+        tr = capture_trace(self.model, inputs, loss=loss)
+        self.snapshot = (self.steps, {name: step_norms(lt.grads["h"], tr.lengths)
+                                      for name, lt in tr.layers.items() if "h" in lt.grads})
+        self._snapshot_dirty = True
+
+    # ---- hooks --------------------------------------------------------------------------
+    def attach(self):
+        """Record the gradients at the end of every backward pass, from hooks on the parameters."""
+        if self._hooks:
+            return self
+        for index, (_, p) in enumerate(self.params):
+            self._hooks.append(p.register_post_accumulate_grad_hook(self._hook_for(index)))
+        return self
+
+    def detach(self):
+        """Remove the hooks ``attach`` added (recording what the last backward pass left)."""
+        self._finish_backward()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        return self
+
+    def _hook_for(self, index: int):
+        def record_gradient(p):
+            if index in self._pending:        # a new backward pass began: the last one is complete
+                self._finish_backward()
+            self._pending[index] = float(torch.linalg.vector_norm(p.grad.detach()))
+            if len(self._pending) == len(self.params):
+                self._finish_backward()
+                self._maybe_push()
+        return record_gradient
+
+    def _finish_backward(self):
+        if not self._pending:
+            return
+        has = np.array([i in self._pending for i in range(len(self.params))])
+        norms = np.array([self._pending.get(i, 0.0) for i in range(len(self.params))])
+        self._pending = {}
+        self._record(norms, has, loss_known=False)
+
+    # ---- sending ------------------------------------------------------------------------
+    def _maybe_push(self):
+        now = self._clock()
+        if now - self._last_push >= self.interval:
+            self._last_push = now
+            self._push()
+        elif not self._flush_registered:
+            self._register_flush()
+
+    def flush(self):
+        """Send the current state now (the throttle may have held the last steps back)."""
+        self._finish_backward()
+        self._last_push = self._clock()
+        self._push()
+
+    def finish(self):
+        """The end of training: detach any hooks and send the final state."""
+        self.detach()
+        self.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.finish()
+
+    def _register_flush(self):
+        """Send what the throttle held back once the running cell finishes."""
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        if shell is None:
+            return
+
+        def flush_after_cell(*_):
+            shell.events.unregister("post_run_cell", flush_after_cell)
+            self._flush_registered = False
+            if self._dirty or self._snapshot_dirty:
+                self.flush()
+
+        shell.events.register("post_run_cell", flush_after_cell)
+        self._flush_registered = True
+
+    def _push(self):
+        if self._dirty:
+            self._push_history()
+        if self._snapshot_dirty:
+            self._push_snapshot()
+        self._dirty = self._snapshot_dirty = False
+        self.pushes += 1
+
+    def _push_history(self):
+        x, y = self.loss.points()
+        with self.loss_lines.hold_sync():
+            self.loss_lines.x, self.loss_lines.y = x.astype(np.float32), y.astype(np.float32)
+        x, y = self.grad_norm.points()
+        with self.norm_lines.hold_sync():
+            self.norm_lines.x, self.norm_lines.y = x.astype(np.float32), positive(y)
+        if self.clip is not None:
+            cx, cy = self.clip_events.points()
+            with self.clip_marks.hold_sync():
+                self.clip_marks.x, self.clip_marks.y = cx.astype(np.float32), positive(cy)
+            end = max(float(self.steps - 1), 1.0)
+            self.clip_line.x = np.array([0.0, end], np.float32)
+        columns = [series.maxima() for series in self.layer_norms]
+        x, _, colour = heat_cells(columns[0][0], np.stack([values for _, values in columns]))
+        with self.heat.hold_sync():
+            self.heat.x, self.heat.color = x, colour
+        self.status.value = self._status_text()
+
+    def _push_snapshot(self):
+        step, norms = self.snapshot
+        with self.probe_lines.hold_sync():
+            self.probe_lines.x = np.arange(len(next(iter(norms.values()))), dtype=np.float32)
+            self.probe_lines.y = np.stack([positive(n) for n in norms.values()])
+            self.probe_lines.labels = list(norms)
+        self.probe_figure.title = f"‖∂L/∂h_t‖ on the probe batch after step {step}"
+        self.probe_text.value = "<br>".join(html.escape(f"{name}: {verdict(n).text()}") for name, n in norms.items())
+
+    def _status_text(self) -> str:
+        parts = [f"step {self.steps}", f"loss {self._last_loss:.4g}", f"grad norm {self.last_norm:.3g}"]
+        if self.clip is not None:
+            parts.append(f"clipped at {self.clip:g} on {self.clipped} steps")
+        return " · ".join(parts)
+
+    # ---- layout -------------------------------------------------------------------------
+    def _build(self):
+        self.status = widgets.Label("no step recorded yet")
+        xs, ys = bq.LinearScale(), bq.LinearScale()
+        self.loss_lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
+                                   scales={"x": xs, "y": ys}, colors=["#1f77b4"])
+        loss_fig = bq.Figure(marks=[self.loss_lines], title="loss", fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
+                             axes=[bq.Axis(scale=xs, label="training step"),
+                                   bq.Axis(scale=ys, side="left", label="loss")],
+                             layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
+        self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", "training step", "‖∇‖")
+        self.norm_lines.labels = ["‖∇‖ (L2 over all parameters)"]
+        charts = [loss_fig, self.norm_figure]
+        if self.clip is not None:
+            norm_y = self.norm_lines.scales["y"]
+            self.clip_line = bq.Lines(x=np.array([0, 1], np.float32), y=np.full(2, self.clip, np.float32),
+                                      colors=[FLAG_COLOUR], line_style="dashed", labels=[f"clip {self.clip:g}"],
+                                      display_legend=True, scales={"x": norm_x, "y": norm_y})
+            self.clip_marks = bq.Scatter(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), colors=[FLAG_COLOUR],
+                                         marker="cross", default_size=40, labels=["clipped"], display_legend=True,
+                                         scales={"x": norm_x, "y": norm_y})
+            self.norm_figure.marks = [*self.norm_figure.marks, self.clip_line, self.clip_marks]
+        self.heat_figure, self.heat, _ = rows_heatmap(self.layers, np.zeros(1, np.float32),
+                                                      np.full((len(self.layers), 1), np.nan),
+                                                      "log10 gradient norm per layer", "training step")
+        charts.append(self.heat_figure)
+        if self.probe is not None:
+            self.probe_figure, self.probe_lines, _ = log_lines_figure(
+                "‖∂L/∂h_t‖ on the probe batch", "sequence step t", "norm")
+            self.probe_text = widgets.HTML()
+            charts += [self.probe_figure, self.probe_text]
+        super().__init__([self.status, *charts])

@@ -1,0 +1,178 @@
+"""TrainingMonitor: what it records, how often it sends, and that it never changes a gradient."""
+import math
+
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+
+from rnnwidgets.widgets.monitor import TrainingMonitor, layer_of
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(3, 8, num_layers=2, batch_first=True)
+        self.head = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0])
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def backward(model, seed=0, scale=1.0):
+    torch.manual_seed(seed)
+    model.zero_grad()
+    loss = model(torch.randn(4, 6, 3)).pow(2).mean() * scale
+    loss.backward()
+    return loss
+
+
+def grads(model):
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_layers_are_named_as_in_a_trace():
+    assert layer_of("lstm.weight_ih_l1_reverse", "model") == "lstm.l1.reverse"
+    assert layer_of("enc.rnn.bias_hh_l0", "model") == "enc.rnn.l0"
+    assert layer_of("head.weight", "model") == "head"
+    assert layer_of("weight_hh_l0", "lstm") == "lstm.l0"        # a bare nn.LSTM
+    assert TrainingMonitor(Model()).layers == ["lstm.l0", "lstm.l1", "head"]
+
+
+def test_step_records_loss_global_and_per_layer_norms_and_leaves_grad_bit_identical():
+    torch.manual_seed(0)
+    model = Model()
+    mon = TrainingMonitor(model, clock=FakeClock())
+    expected_global, expected_layers = [], []
+    for i in range(5):
+        loss = backward(model, seed=i)
+        before = grads(model)
+        mon.step(loss)
+        after = grads(model)
+        assert all(torch.equal(a, b) for a, b in zip(before, after))
+        assert all(p.grad is not None for p in model.parameters())
+        named = dict(model.named_parameters())
+        per = {layer: math.sqrt(sum(float(named[n].grad.double().norm()) ** 2 for n in named
+                                    if layer_of(n, "model") == layer)) for layer in mon.layers}
+        expected_layers.append([per[layer] for layer in mon.layers])
+        expected_global.append(math.sqrt(sum(v ** 2 for v in per.values())))
+    mon.flush()
+    np.testing.assert_allclose(mon.norm_lines.y, expected_global, rtol=1e-6)
+    np.testing.assert_array_equal(mon.loss_lines.x, np.arange(5))
+    np.testing.assert_allclose(mon.loss_lines.y[-1], float(loss.detach()), rtol=1e-6)
+    np.testing.assert_allclose(mon.heat.color, np.log10(np.array(expected_layers).T), rtol=1e-5)
+    assert mon.status.value.startswith("step 5 · loss")
+
+
+def test_clipping_threshold_and_markers_at_the_steps_over_it():
+    model = Model()
+    mon = TrainingMonitor(model, clip=1.0, clock=FakeClock())
+    scales = [0.001, 100.0, 0.001, 100.0, 100.0]
+    norms = []
+    for i, s in enumerate(scales):
+        mon.step(backward(model, seed=i, scale=s))
+        norms.append(mon.last_norm)
+    mon.flush()
+    over = [i for i, n in enumerate(norms) if n > 1.0]
+    assert over == [1, 3, 4]
+    np.testing.assert_array_equal(mon.clip_marks.x, over)
+    np.testing.assert_array_equal(mon.clip_line.y, [1.0, 1.0])
+    assert mon.clipped == 3 and "on 3 steps" in mon.status.value
+
+
+def test_sends_at_most_ten_times_a_second_with_few_messages(monkeypatch):
+    model = Model()
+    clock = FakeClock()
+    mon = TrainingMonitor(model, clock=clock)
+    sent = []
+    monkeypatch.setattr(ipywidgets.Widget, "send_state", lambda self, key=None: sent.append(self))
+    loss = backward(model)
+    for _ in range(2000):                 # 2,000 steps in one second of (fake) wall-clock time
+        mon.step(loss)
+        clock.now += 0.0005
+    assert 9 <= mon.pushes <= 11
+    assert len(sent) <= 12 * mon.pushes   # hold_sync: one message per changed widget per send
+    assert len(sent) < 1000               # the server's default iopub limit is 1,000 messages/s
+    assert mon.steps == 2000
+
+
+def test_the_final_state_is_sent_by_flush():
+    model = Model()
+    mon = TrainingMonitor(model, clock=FakeClock())    # the clock never moves: only step 1 is sent
+    for i in range(3):
+        mon.step(backward(model, seed=i))
+    assert len(mon.norm_lines.x) == 1
+    mon.finish()
+    assert len(mon.norm_lines.x) == 3 and mon.status.value.startswith("step 3")
+
+
+def test_the_final_state_is_sent_when_the_cell_finishes():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    model = Model()
+    mon = TrainingMonitor(model, clock=FakeClock())
+    shell.user_ns.update(mon=mon, model=model, backward=backward)
+    result = shell.run_cell("for i in range(4):\n    mon.step(backward(model, seed=i))\n"
+                            "sent_during_cell = len(mon.norm_lines.x)")
+    result.raise_error()
+    assert shell.user_ns["sent_during_cell"] == 1
+    assert len(mon.norm_lines.x) == 4
+
+
+def test_history_is_bounded_and_keeps_a_loss_spike():
+    model = Model()
+    mon = TrainingMonitor(model, max_points=100, clock=FakeClock())
+    backward(model)
+    for i in range(3000):
+        mon.step(1000.0 if i == 1234 else 1.0 + 0.001 * (i % 7))
+    mon.flush()
+    assert len(mon.loss_lines.y) <= 100 and len(mon.norm_lines.y) <= 100
+    assert 1000.0 in mon.loss_lines.y and mon.loss_lines.x[mon.loss_lines.y == 1000.0][0] == 1234
+    assert mon.heat.color.shape[1] <= 200
+
+
+def test_attach_records_every_backward_and_detach_removes_the_hooks():
+    model = Model()
+    reference = TrainingMonitor(model, clock=FakeClock())
+    mon = TrainingMonitor(model, clock=FakeClock()).attach()
+    assert all(len(p._post_accumulate_grad_hooks) == 1 for p in model.parameters())
+    for i in range(3):
+        loss = backward(model, seed=i)
+        before = grads(model)
+        mon.step(loss)
+        reference.step(loss)
+        assert all(torch.equal(a, b) for a, b in zip(before, grads(model)))
+    mon.finish()
+    reference.flush()
+    assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
+    assert mon.steps == 3
+    np.testing.assert_allclose(mon.norm_lines.y, reference.norm_lines.y, rtol=1e-6)
+    np.testing.assert_allclose(mon.loss_lines.y, reference.loss_lines.y)
+
+
+def test_non_finite_gradient_shows_as_non_finite_norm():
+    model = Model()
+    mon = TrainingMonitor(model, clock=FakeClock())
+    backward(model)
+    model.head.bias.grad.fill_(float("nan"))
+    mon.step(0.5)
+    assert math.isnan(mon.last_norm)
+    assert "grad norm nan" in mon.status.value
+
+
+def test_bad_arguments_say_what_was_expected():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        TrainingMonitor("model")
+    with pytest.raises(ValueError, match="every"):
+        TrainingMonitor(Model(), every=0)
+    with pytest.raises(ValueError, match="clip"):
+        TrainingMonitor(Model(), clip=-1)
