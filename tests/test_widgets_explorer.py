@@ -176,3 +176,11 @@ def test_bad_calls_say_what_was_expected(lstm):
         explore(tr).update(torch.randn(1, 3, 4))
     with pytest.raises(IndexError, match="out of range"):
         build_payload(tr, batch=1)
+
+
+def test_display_carries_a_still_image_and_saves_offline_html(lstm, tmp_path):
+    ex = rw.explore(lstm, torch.randn(1, 5, 4))
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"]
+    page = ex.save_html(tmp_path / "x.html").read_text()
+    assert ex.view.model_id in page

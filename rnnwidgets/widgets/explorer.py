@@ -17,6 +17,7 @@ import traitlets
 
 from ..trace import Trace
 from .payload import Labels, build_payload, trace_scales
+from .still import StillImage
 
 BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
 TEXT_DEBOUNCE_S = 0.3
@@ -49,11 +50,12 @@ def _default_layer(trace: Trace) -> str:
     return (forward or list(trace.layers))[-1]
 
 
-class Explorer(widgets.VBox):
+class Explorer(StillImage, widgets.VBox):
     """Scrub through what every layer of a recurrent model did at every step.
 
     Build it with ``rw.explore(model, inputs)`` or ``rw.explore(trace)``. ``interval`` is the
-    Play speed in milliseconds per step; ``labels`` (a vocabulary list or an ``id -> str``
+    Play speed in milliseconds per step; its display carries a still PNG for static renderers
+    (``StillImage``); ``labels`` (a vocabulary list or an ``id -> str``
     function) names the output classes shown as the top predictions at each step.
     """
 
@@ -86,6 +88,12 @@ class Explorer(widgets.VBox):
                                 layout=widgets.Layout(align_items="center"))
         super().__init__([controls, self.view])
         self.set_trace(trace, batch=batch, layer=layer, quantity=quantity)
+
+    def save_html(self, path, title: str = "rnnwidgets"):
+        """One self-contained HTML file of this Explorer that opens and scrubs offline, with no kernel."""
+        from .export import save_html
+
+        return save_html(self, path, title)
 
     # ---- data ---------------------------------------------------------------------------
     def set_trace(self, trace: Trace, *, batch: Optional[int] = None, layer: Optional[str] = None,
