@@ -1,0 +1,126 @@
+"""GradientFlow widget state: the marks hold the analysis' numbers; the text is escaped."""
+import numpy as np
+import pytest
+
+from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
+from rnnwidgets.trace import LayerTrace, Trace
+from rnnwidgets.widgets.gradient_flow import GradientFlow, heat_cells, time_columns
+
+B, T, U = 2, 12, 3
+
+
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def made_up_trace(steps=T, param_grads=None, name="enc.lstm.l0"):
+    """An LSTM layer and a tanh RNN layer with decaying gradients (values need not be consistent)."""
+    rng = np.random.default_rng(0)
+    decay = 0.5 ** (steps - 1 - np.arange(steps))[None, :, None]
+    lstm = LayerTrace(name, "lstm",
+                      states={"h": rng.normal(size=(B, steps, U)), "c": rng.normal(size=(B, steps, U))},
+                      gates={k: sigmoid(rng.normal(size=(B, steps, U))) for k in ("input", "forget", "output")}
+                      | {"cell": np.tanh(rng.normal(size=(B, steps, U)))},
+                      grads={"h": rng.normal(size=(B, steps, U)) * decay, "c": rng.normal(size=(B, steps, U))})
+    rnn = LayerTrace("rnn.l0", "rnn", states={"h": np.tanh(rng.normal(size=(B, steps, U)))},
+                     grads={"h": rng.normal(size=(B, steps, U))})
+    if param_grads is None:
+        param_grads = {"lstm.weight_hh_l0": {"norm": 2.0, "mean_abs": 0.1, "max_abs": 0.5},
+                       "head.bias": {"norm": 0.0, "mean_abs": 0.0, "max_abs": 0.0},
+                       "head.weight": {"norm": float("nan"), "mean_abs": float("nan"), "max_abs": float("nan")}}
+    return Trace(layers={name: lstm, "rnn.l0": rnn}, lengths=np.array([steps, steps - 4]), param_grads=param_grads)
+
+
+def test_through_time_lines_hold_the_masked_norms_of_h_and_c():
+    tr = made_up_trace()
+    gf = GradientFlow(tr)
+    lt = tr.layers["enc.lstm.l0"]
+    np.testing.assert_allclose(gf.time_lines.y[0], step_norms(lt.grads["h"], tr.lengths), rtol=1e-6)
+    np.testing.assert_allclose(gf.time_lines.y[1], step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths), rtol=1e-6)
+    np.testing.assert_allclose(gf.cell_lines.y, step_norms(lt.grads["c"], tr.lengths), rtol=1e-6)
+    assert list(gf.time_lines.labels) == ["enc.lstm.l0 h", "rnn.l0 h"]
+    assert gf.cell_lines.line_style == "dashed"
+    np.testing.assert_array_equal(gf.time_lines.x, np.arange(T))
+
+
+def test_heatmap_rows_are_layers_and_cells_on_log10():
+    tr = made_up_trace()
+    gf = GradientFlow(tr)
+    assert gf.heat.color.shape == (3, T)           # lstm h, rnn h, lstm c
+    np.testing.assert_allclose(gf.heat.color[1], np.log10(step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths)),
+                               rtol=1e-5)
+
+
+def test_long_sequences_are_bucketed_by_maximum_for_the_heatmap():
+    norms = np.ones(2000)
+    norms[1234] = 50.0
+    steps, values = time_columns(norms, max_columns=500)
+    assert len(values) == 500 and values.max() == 50.0 and steps[values.argmax()] <= 1234
+    x, y, colour = heat_cells(np.arange(1, dtype=np.float32), np.ones((1, 1)))
+    assert colour.shape == (2, 2)                  # bqplot squeezes a lone row/column away
+
+
+def test_gate_chart_shows_each_path_of_the_chosen_layer():
+    tr = made_up_trace()
+    gf = GradientFlow(tr)
+    lt = tr.layers["enc.lstm.l0"]
+    expected = gate_flow("lstm", lt.gates, lt.states, lt.grads, tr.lengths)
+    assert list(gf.gate_layer.options) == ["enc.lstm.l0", "rnn.l0"]
+    assert list(gf.gate_lines.labels) == list(expected)
+    np.testing.assert_allclose(gf.gate_lines.y[0], expected["forget carry"], rtol=1e-6)
+    gf.gate_layer.value = "rnn.l0"
+    assert list(gf.gate_lines.labels) == ["recurrent"]
+
+
+def test_verdict_text_is_escaped_and_has_the_numbers():
+    tr = made_up_trace(name="<img src=x onerror=alert(1)>.l0")
+    gf = GradientFlow(tr)
+    assert "<img" not in gf.verdict_text.value and "&lt;img src=x" in gf.verdict_text.value
+    v = verdict(step_norms(tr.layers["<img src=x onerror=alert(1)>.l0"].grads["h"], tr.lengths))
+    assert v.label == "vanishing"
+    assert f"{v.ratio:.3g}" in gf.verdict_text.value
+
+
+def test_parameter_bars_flag_zero_and_non_finite_gradients():
+    gf = GradientFlow(made_up_trace())
+    assert list(gf.param_bars.x) == ["lstm.weight_hh_l0", "head.bias", "head.weight"]
+    np.testing.assert_allclose(gf.param_bars.y[:, 0], [0.1, 0.5])
+    assert np.isnan(gf.param_bars.y[:, 1:]).all()            # a log scale cannot draw 0 or NaN
+    assert gf.flagged == ["head.bias", "head.weight"]
+    np.testing.assert_array_equal(gf.flag_bars.y, [0, 1, 1])
+    assert not hasattr(gf, "update_bars")
+
+
+def test_update_to_weight_ratio_when_a_learning_rate_is_given():
+    gf = GradientFlow(made_up_trace(), weight_norms={"lstm.weight_hh_l0": 4.0, "head.bias": 1.0}, lr=0.1)
+    assert gf.update_ratio["lstm.weight_hh_l0"] == pytest.approx(0.1 * 2.0 / 4.0)
+    assert list(gf.update_bars.x) == ["lstm.weight_hh_l0", "head.bias"]
+
+
+def test_slider_moves_the_cursors_and_the_readout():
+    gf = GradientFlow(made_up_trace())
+    gf.slider.value = 7
+    assert all(list(c.x) == [7, 7] for c in gf.cursors)
+    assert "step 7" in gf.readout.value
+
+
+def test_link_t_keeps_another_widgets_t_in_step():
+    import ipywidgets
+    import traitlets
+
+    class Other(ipywidgets.DOMWidget):
+        t = traitlets.Int(0).tag(sync=True)
+
+    gf = GradientFlow(made_up_trace())
+    link = gf.link_t(Other())
+    assert link.source == (gf.slider, "value") and link.target[1] == "t"
+
+
+def test_a_trace_without_gradients_is_refused_clearly():
+    tr = made_up_trace()
+    for lt in tr.layers.values():
+        lt.grads.clear()
+    with pytest.raises(ValueError, match="no gradients"):
+        GradientFlow(tr)
+    with pytest.raises(TypeError, match="rw.Trace"):
+        GradientFlow({"not": "a trace"})
