@@ -10,7 +10,8 @@
 //   .rw-legend        the colour scale          .rw-readout  hover text: unit, step, token, value
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
 //   .rw-predictions   the top predictions at t
-//   .rw-panels-above  the token strip (.rw-tokens)  .rw-panels  bars (.rw-bars), cell view (.rw-cellview)
+//   .rw-panels-above  the token strip (.rw-tokens)
+//   .rw-panels        bars (.rw-bars), cell view (.rw-cellview), unit lines and ordering (.rw-units)
 //
 // Model traits: index (PayloadIndex JSON) + buffer (float32 bytes) for the selected batch
 // element, tokens, and the selection t, unit, layer, quantity, playing (t and playing are
@@ -21,6 +22,7 @@ import { createCellview } from "./cellview";
 import { type PayloadIndex, decodePayload, floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
 import { createTokens } from "./tokens";
+import { createUnits } from "./units";
 import {
   type Actions,
   type ExplorerState,
@@ -47,7 +49,7 @@ export interface ExplorerModel {
 // The panels, each following the Panel contract in state.ts: the token strip above the heatmap,
 // the rest in a row under it.
 const PANELS_ABOVE: PanelFactory[] = [createTokens];
-const PANELS_BELOW: PanelFactory[] = [createBars, createCellview];
+const PANELS_BELOW: PanelFactory[] = [createBars, createCellview, createUnits];
 
 /** A token shown so that whitespace is visible ("␣", "⏎") and nothing is parsed as markup. */
 export function showToken(token: string): string {

@@ -149,11 +149,34 @@ describe("the Explorer view", () => {
     expect(el.querySelector(".rw-panels-above .rw-tokens")).not.toBeNull();
     expect(el.querySelector(".rw-panels .rw-bars")).not.toBeNull();
     expect(el.querySelector(".rw-panels .rw-cellview")).not.toBeNull();
+    expect(el.querySelector(".rw-panels .rw-units")).not.toBeNull();
     expect(el.querySelector(".rw-token-current")!.textContent).toBe("a");
     key("ArrowRight");
     key("ArrowRight");
     key("ArrowRight");
     expect(el.querySelector(".rw-token-current")!.textContent).toBe("d");
+  });
+
+  it("draws rows in the order the units panel asks for, and hit-tests through it", () => {
+    const { index, buffer } = buildPayload(3, [
+      { name: "rnn.l0", kind: "rnn", quantities: [{ name: "h", units: 3, f: (t, u) => 0.1 * u * (t + 1) }] },
+    ]);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false,
+    });
+    const { el, text, key } = mount(model);
+    const image = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
+    image.getBoundingClientRect = () => ({ left: 0, top: 0, width: 30, height: 30, right: 30, bottom: 30, x: 0, y: 0, toJSON() {} });
+    const box = el.querySelector<HTMLElement>(".rw-heatmap-box")!;
+    const order = el.querySelector<HTMLSelectElement>(".rw-order")!;
+    order.value = "value"; // by value at t: unit 2 highest
+    order.dispatchEvent(new Event("change"));
+    box.dispatchEvent(new MouseEvent("mousemove", { clientX: 5, clientY: 5 }));
+    expect(text(".rw-readout")).toMatch(/^unit 2 · step 0 · h = 0\.200/);
+    key("ArrowDown"); // the next row down from unit 0 (the last row) stays there
+    expect(model.get("unit")).toBe(0);
+    key("ArrowUp");
+    expect(model.get("unit")).toBe(1);
   });
 
   it("makes whitespace tokens visible", () => {
