@@ -364,3 +364,37 @@ def test_public_names_are_these_functions():
         rw.record("extra", torch.ones(2))
     assert list(rec.trace.layers) == ["cell", "record"]
     assert rw.record is record
+
+
+def test_a_bfloat16_model_gives_a_float32_trace_without_false_alarms():
+    torch.manual_seed(6)
+    model = CellLoop("lstm", 3, 5).to(torch.bfloat16)
+    xs = torch.randn(5, 2, 3, dtype=torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with recording(model) as rec:
+            outs = model(xs)
+    lt = rec.trace.first
+    assert lt.h.dtype == np.float32 and lt.gates["forget"].dtype == np.float32
+    np.testing.assert_array_equal(lt.h, torch.stack([h for h, _ in outs], 1).float().detach().numpy())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_a_cuda_model_is_recorded_on_its_device(kind):
+    torch.manual_seed(7)
+    model = CellLoop(kind, 3, 5)
+    xs = torch.randn(6, 2, 3)
+    with recording(model) as rec:
+        model(xs)
+    on_cpu = rec.trace.first
+    model.cuda()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with recording(model) as rec:
+            model(xs.cuda())
+    on_gpu = rec.trace.first
+    assert next(model.parameters()).is_cuda
+    for key, value in on_cpu.quantities().items():
+        assert isinstance(on_gpu.quantities()[key], np.ndarray)
+        np.testing.assert_allclose(on_gpu.quantities()[key], value, atol=1e-5, rtol=0)

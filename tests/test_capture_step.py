@@ -341,3 +341,54 @@ def test_trace_drives_the_seed_class_as_a_step_module():
     for key in ("i2h", "i2o", "output"):
         np.testing.assert_array_equal(tr.first.tracks[key], direct.first.tracks[key])
     np.testing.assert_array_equal(tr.first.grads["h"], direct.first.grads["h"])
+
+
+class GRUStep(nn.Module):
+    """A step module around a fused nn.GRU run one step at a time: hidden (layers, batch, units)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x, hidden):
+        out, hidden = self.gru(x.unsqueeze(0), hidden)
+        return self.head(out[0]), hidden
+
+    def init_hidden(self, batch):
+        return torch.zeros(1, batch, 4)
+
+
+def test_a_layered_hidden_state_is_recorded_per_batch_element():
+    torch.manual_seed(8)
+    model = GRUStep()
+    xs = torch.randn(5, 3, 3)
+    tr = trace_step_module(model, xs, loss="last")
+    with torch.no_grad():
+        ref = model.gru(xs)[0]                       # the same GRU run over the whole sequence
+    np.testing.assert_allclose(tr.first.h, ref.transpose(0, 1).numpy(), atol=1e-6)
+    assert tr.first.grads["h"].shape == (3, 5, 4)
+
+
+def test_a_bfloat16_model_gives_a_float32_trace():
+    model = RNN(3, 4, 2).to(torch.bfloat16)
+    tr = trace_step_module(model, torch.randn(3, 2, 3), loss="last")
+    assert tr.first.h.dtype == np.float32 and tr.first.grads["h"].dtype == np.float32
+    assert np.isfinite(tr.first.grads["h"]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_model_in_eval_mode_gets_gradients_and_stays_on_its_device():
+    torch.manual_seed(9)
+    model = GRUStep().eval()
+    xs = torch.randn(5, 2, 3)
+    on_cpu = trace_step_module(model, xs, loss="last")
+    model.cuda()
+    before = snapshot(model)
+    on_gpu = trace_step_module(model, xs, loss="last")    # cuDNN refuses RNN backward in eval mode
+    assert_untouched(model, before)
+    assert next(model.parameters()).is_cuda
+    np.testing.assert_allclose(on_gpu.first.h, on_cpu.first.h, atol=1e-5)
+    np.testing.assert_allclose(on_gpu.first.grads["h"], on_cpu.first.grads["h"], atol=1e-5)
+    for name, stats in on_cpu.param_grads.items():
+        assert on_gpu.param_grads[name]["norm"] == pytest.approx(stats["norm"], abs=1e-5)
