@@ -105,7 +105,7 @@ class Reference:
             for bt, value in store.get(key, {}).items():
                 names.append((layer, bt))
                 cells.append(value)
-        found = torch.autograd.grad(loss, cells, allow_unused=True)
+        found = torch.autograd.grad(loss, cells, allow_unused=True, retain_graph=True)
         out = {}
         for (layer, (b, t)), g, value in zip(names, found, cells):
             if layer not in out:

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..trace import LayerTrace, Trace
+from . import gradients
 from .convert import to_numpy
 from .fused import KIND, FusedRecorder, directions, fused_modules
 
@@ -82,17 +83,23 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
             raise ValueError(f"rw.trace: {type(model).__name__} contains recurrent modules but none of them ran "
                              f"in its forward")
         if loss is not None:
-            raise NotImplementedError("rw.trace: loss= lands with capture/gradients.py")
+            value = gradients.loss_value(loss, output, runs[-1])
+            direct, param_grads = gradients.backward(model, value, runs)
     with torch.no_grad():
         found = [d for run in runs for d in directions(run)]
         layers = [layer_arrays(d) for d in found]
+        if loss is not None:
+            direct_of = {id(run): grads for run, grads in zip(runs, direct)}
+            for d, arrays in zip(found, layers):
+                arrays["grads"] = {k: to_numpy(d.natural(v).transpose(0, 1))
+                                   for k, v in gradients.through_time(d, direct_of[id(d.run)]).items()}
     first = runs[0]
     merged = merge_calls(layers)
     outputs = output_steps(output, merged)
     tr = Trace(layers=merged, lengths=first.lengths().cpu().numpy(),
                outputs=to_numpy(outputs) if outputs is not None else None,
                tokens=normalize_tokens(tokens), inputs=input_steps(inputs, first),
-               param_grads={})
+               param_grads=param_grads if loss is not None else {})
     warn_non_finite(tr)
     return tr
 

@@ -1,0 +1,152 @@
+"""rw.trace(..., loss=...): dL/dh_t and dL/dc_t through time against autograd on an unrolled
+per-step reference (tests/reference_rnn.py), and per-parameter gradient statistics."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from rnnwidgets.capture import trace
+from rnnwidgets.capture.fused import FusedRecorder, directions
+from rnnwidgets.capture import gradients
+from reference_rnn import Reference
+from test_capture_fused import make_case, Tagger, EncoderDecoder
+
+
+def square_loss(output):
+    """Uses the whole output sequence and the final h, so both direct paths are exercised."""
+    out, state = output
+    out = out.data if isinstance(out, PackedSequence) else out
+    h_n = state[0] if isinstance(state, tuple) else state
+    return (out ** 2).sum() + (h_n ** 3).sum()
+
+
+def reference_loss(ref):
+    return (ref.output ** 2).sum() + (ref.h_n ** 3).sum()
+
+
+def check_grads(case, atol=1e-5):
+    module, inputs, hidden, x, lengths, h0, c0 = make_case(**case)
+    tr = trace(module, inputs, hidden=hidden, loss=square_loss)
+    ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
+    value = reference_loss(ref)
+    keys = ["h", "c"] if module.mode == "LSTM" else ["h"]
+    for key in keys:
+        for layer, want in ref.grads(value, key).items():
+            got = tr.layers[layer].grads[key]
+            assert got.dtype == np.float32 and got.shape == want.shape
+            scale = max(1.0, float(want.abs().max()))
+            np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=atol * scale, err_msg=f"{layer} {key}")
+    names = [n for n, _ in module.named_parameters()]
+    want = torch.autograd.grad(value, [p for _, p in module.named_parameters()])
+    assert list(tr.param_grads) == names
+    for name, g in zip(names, want):
+        g = g.double()
+        stats = tr.param_grads[name]
+        np.testing.assert_allclose([stats["norm"], stats["mean_abs"], stats["max_abs"]],
+                                   [float(g.norm()), float(g.abs().mean()), float(g.abs().max())], rtol=1e-4, atol=1e-6)
+    return tr
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+@pytest.mark.parametrize("flags", [dict(), dict(layers=2, bidirectional=True, given_state=True),
+                                   dict(packed=False, lengths=[2, 5, 3], batch=3, layers=2, bidirectional=True),
+                                   dict(unbatched=True, batch_first=True, bias=False)])
+def test_grads_through_time(mode, flags):
+    check_grads(dict(mode=mode, **flags))
+
+
+@pytest.mark.parametrize("flags", [dict(proj=2, units=4), dict(proj=3, units=5, layers=2, bidirectional=True,
+                                                                packed=True, lengths=[5, 4, 2], batch=3)])
+def test_lstm_projection_grads(flags):
+    check_grads(dict(mode="LSTM", **flags))
+
+
+@settings(max_examples=15, deadline=None)
+@given(mode=st.sampled_from(["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]), layers=st.integers(1, 2),
+       bidirectional=st.booleans(), given_state=st.booleans(), seed=st.integers(0, 2 ** 16),
+       lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), units=st.integers(1, 4))
+def test_property_grads(mode, layers, bidirectional, given_state, seed, lengths, units):
+    check_grads(dict(mode=mode, layers=layers, bidirectional=bidirectional, given_state=given_state, seed=seed,
+                     lengths=lengths, batch=len(lengths), steps=max(lengths), packed=False, units=units))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_float64_exact_before_conversion(mode):
+    """In float64 the recomputed states and the scanned gradients match the reference to 1e-10
+    (checked on the torch tensors, before the Trace's float32)."""
+    module, inputs, hidden, x, lengths, h0, c0 = make_case(mode=mode, layers=2, bidirectional=True, given_state=True,
+                                                           packed=False, lengths=[4, 6, 2], batch=3, steps=6,
+                                                           dtype=torch.float64)
+    with torch.enable_grad(), FusedRecorder(module, train=True) as recorder:
+        output = module(inputs, hidden)
+    direct, _ = gradients.backward(module, square_loss(output), recorder.runs)
+    ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
+    value = reference_loss(ref)
+    want = {key: ref.grads(value, key) for key in (["h", "c"] if mode == "LSTM" else ["h"])}
+    with torch.no_grad():
+        for run, grads in zip(recorder.runs, direct):
+            for d in directions(run):
+                np.testing.assert_allclose(d.natural(d.h).transpose(0, 1).numpy(),
+                                           ref.array(d.name, "h").detach().numpy(), rtol=0, atol=1e-10)
+                for key, got in gradients.through_time(d, grads).items():
+                    np.testing.assert_allclose(d.natural(got).transpose(0, 1).numpy(), want[key][d.name].numpy(),
+                                               rtol=0, atol=1e-10, err_msg=f"{d.name} {key}")
+                for gate, got in d.gates.items():
+                    np.testing.assert_allclose(d.natural(got).transpose(0, 1).numpy(),
+                                               ref.array(d.name, gate).detach().numpy(), rtol=0, atol=1e-10)
+
+
+def test_last_step_loss_on_a_tagger():
+    torch.manual_seed(4)
+    model = Tagger()
+    ids = torch.randint(0, 11, (2, 6))
+    tr = trace(model, ids, loss="last")
+    emb = model.embed(ids).detach()
+    ref = Reference(model.lstm, emb, [6, 6])
+    value = model.head(ref.output)[:, -1].sum()
+    want = ref.grads(value)["lstm.l0"]
+    np.testing.assert_allclose(tr.layers["lstm.l0"].grads["h"], want.numpy(), rtol=0, atol=1e-5)
+    assert set(tr.param_grads) == {n for n, _ in model.named_parameters()}
+    assert tr.param_grads["embed.weight"]["norm"] > 0
+    # only the last step is differentiated: its h gets the head directly, earlier steps only through time
+    head_part = model.head.weight.sum(0).detach().numpy()
+    np.testing.assert_allclose(tr.layers["lstm.l0"].grads["h"][:, -1], np.stack([head_part] * 2), rtol=0, atol=1e-6)
+
+
+def test_last_step_of_a_packed_output_uses_each_length():
+    module, inputs, _, x, lengths, _, _ = make_case(mode="GRU", packed=False, lengths=[3, 5], steps=5)
+    tr = trace(module, inputs, loss="last")
+    grads = tr.layers["gru.l0"].grads["h"]
+    np.testing.assert_allclose(grads[0, 2], np.ones(4), atol=1e-6)   # element 0 ends at step 2
+    assert np.all(grads[0, 3:] == 0)
+    np.testing.assert_allclose(grads[1, 4], np.ones(4), atol=1e-6)
+
+
+def test_encoder_decoder_grads_reach_the_encoder_through_its_final_state():
+    torch.manual_seed(5)
+    model = EncoderDecoder()
+    source, target = torch.randint(0, 9, (2, 5)), torch.randint(0, 9, (2, 3))
+    tr = trace(model, (source, target), loss=lambda out: out.logsumexp(-1).sum())
+    emb_s, emb_t = model.embed(source).detach(), model.embed(target).detach()
+    enc = Reference(model.encoder, emb_s, [5, 5], "encoder")
+    dec = Reference(model.decoder, emb_t, [3, 3], "decoder", enc.h_n, enc.c_n)
+    value = model.head(dec.output).logsumexp(-1).sum()
+    for ref, name in ((enc, "encoder.l0"), (dec, "decoder.l0")):
+        for key in ("h", "c"):
+            want = ref.grads(value, key)[name]
+            np.testing.assert_allclose(tr.layers[name].grads[key], want.numpy(), rtol=0, atol=1e-5,
+                                       err_msg=f"{name} {key}")
+
+
+def test_loss_must_be_a_scalar_that_depends_on_the_model():
+    module, inputs, *_ = make_case()
+    with pytest.raises(ValueError, match="scalar"):
+        trace(module, inputs, loss=lambda out: out[0])
+    frozen, inputs, *_ = make_case()
+    frozen.requires_grad_(False)
+    with pytest.raises(ValueError, match="does not depend"):
+        trace(frozen, inputs, loss="last")
+    with pytest.raises(TypeError, match="callable"):
+        trace(module, inputs, loss="first")
