@@ -1,0 +1,103 @@
+"""The Explorer in a real JupyterLab and Notebook 7: it draws, and scrubbing needs no kernel."""
+import time
+
+import pytest
+
+from e2e_support import canvas_ink, open_and_run, wait_for_ink, write_notebook
+
+pytestmark = pytest.mark.e2e
+
+SMALL_LSTM = """\
+import torch, rnnwidgets as rw
+torch.manual_seed(0)
+model = torch.nn.LSTM(input_size=3, hidden_size=12, batch_first=True)
+explorer = rw.explore(model, torch.randn(1, 30, 3))
+explorer"""
+
+# Busies the kernel: comm messages queue behind this request, so nothing the kernel could send
+# can repaint the page while it sleeps.
+BUSY_KERNEL_JS = """() => {
+    const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+    kernel.requestExecute({code: 'import time; time.sleep(30)', silent: true, store_history: false});
+}"""
+KERNEL_STATUS_JS = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+INTERRUPT_JS = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()"
+
+
+def _kernel_frames(page) -> list:
+    """A list that collects (time, payload size) of every frame the page receives from kernels."""
+    frames = []
+
+    def on_websocket(ws):
+        if "/api/kernels/" in ws.url:
+            ws.on("framereceived", lambda payload: frames.append((time.monotonic(), len(payload))))
+
+    page.on("websocket", on_websocket)
+    return frames
+
+
+# The Explorer's output: the controls (a VBox of ipywidgets) and the canvas view (.rw-explorer).
+OUTPUT = ".jp-OutputArea-output:has(.rw-explorer)"
+
+
+def _cursor_pixels(page) -> str:
+    return page.locator(".rw-explorer .rw-cursor").first.evaluate("c => c.toDataURL()")
+
+
+def _focus_slider(page):
+    """Give the step slider's handle the keyboard focus, as a user's click would."""
+    handle = page.locator(f"{OUTPUT} .noUi-handle").first
+    handle.focus()
+    assert handle.evaluate("h => h === document.activeElement"), "the slider handle did not take the focus"
+
+
+def _wait_for_change(read, before, timeout=5.0):
+    """Poll `read()` until it differs from `before`; returns (value, seconds waited)."""
+    start = time.monotonic()
+    value = read()
+    while value == before and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+        value = read()
+    return value, time.monotonic() - start
+
+
+def test_explorer_draws_and_scrubs_with_the_kernel_busy(jupyter_server, page):
+    write_notebook(jupyter_server.root / "explorer_small.ipynb", SMALL_LSTM)
+    frames = _kernel_frames(page)
+    open_and_run(page, jupyter_server.lab_url("explorer_small.ipynb"))
+
+    ink = wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
+    assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink  # 12 units x 30 steps
+
+    page.evaluate(BUSY_KERNEL_JS)
+    page.wait_for_function(f"() => ({KERNEL_STATUS_JS})() === 'busy'", timeout=10_000)
+    time.sleep(0.5)  # let the busy status frame itself arrive
+    before = _cursor_pixels(page)
+    frames_before = len(frames)
+    _focus_slider(page)
+    page.keyboard.press("ArrowRight")
+    after, waited = _wait_for_change(lambda: _cursor_pixels(page), before)
+    try:
+        assert after != before, "the cursor did not move after ArrowRight"
+        assert len(frames) == frames_before, "a kernel message arrived between the key press and the repaint"
+        assert page.evaluate(KERNEL_STATUS_JS) == "busy", "the kernel finished sleeping: the test proves nothing"
+        assert page.locator(f"{OUTPUT} .widget-readout").first.inner_text().strip() == "1"
+    finally:
+        page.evaluate(INTERRUPT_JS)
+    assert waited < 2.0
+
+
+def test_explorer_draws_and_scrubs_in_notebook7(jupyter_server, page):
+    write_notebook(jupyter_server.root / "explorer_nb7.ipynb", SMALL_LSTM)
+    open_and_run(page, jupyter_server.notebook7_url("explorer_nb7.ipynb"))
+    heatmap = page.locator(".rw-explorer .rw-heatmap").first
+    ink = wait_for_ink(heatmap, min_distinct=20)
+    assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink
+    before = _cursor_pixels(page)
+    # Notebook 7's shortcuts take arrow keys before a slider sees them, so scrub with the mouse.
+    track = page.locator(f"{OUTPUT} .noUi-target").first
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+    after, _ = _wait_for_change(lambda: _cursor_pixels(page), before)
+    assert after != before, "the cursor did not move after clicking the middle of the slider"
+    assert int(page.locator(f"{OUTPUT} .widget-readout").first.inner_text()) > 0
