@@ -17,12 +17,18 @@ export type Scale = "diverging" | "sequential";
 
 export type LayerKind = "lstm" | "gru" | "rnn" | "cell" | "custom";
 
-/** One (time, units) array of the selected batch element, as a zero-copy view on the payload. */
+/**
+ * One (time, units) array of the selected batch element, as a zero-copy view on the payload.
+ * A very long sequence is held only as a window of steps [t0, t0 + steps) around the current
+ * step (the Explorer fetches the next window as t moves): read values with valueAt/stepAt,
+ * which take the absolute step; outside the window they give NaN.
+ */
 export interface Quantity {
   name: string; // "h", "c", "input", "forget", "cell", "output", "reset", "update", "new", or a track name
   units: number;
-  steps: number;
-  data: Float32Array; // time-major: the value of unit u at step t is data[t * units + u]
+  steps: number; // steps held in `data` (all of them unless t0 is set)
+  t0?: number; // the first step held (absent = 0: the whole sequence)
+  data: Float32Array; // time-major: the value of unit u at step t0 + i is data[i * units + u]
   scale: Scale;
   vmin: number; // the colour scale's ends (diverging scales are symmetric: vmin = -vmax)
   vmax: number;
@@ -85,15 +91,18 @@ export function selectedQuantity(state: ExplorerState): Quantity {
   return layer.quantities[state.quantity] ?? Object.values(layer.quantities)[0];
 }
 
-/** The value of unit `u` at step `t`; NaN outside the array. */
+/** The value of unit `u` at (absolute) step `t`; NaN outside what is held. */
 export function valueAt(q: Quantity, t: number, u: number): number {
-  if (t < 0 || t >= q.steps || u < 0 || u >= q.units) return NaN;
-  return q.data[t * q.units + u];
+  const i = t - (q.t0 ?? 0);
+  if (i < 0 || i >= q.steps || u < 0 || u >= q.units) return NaN;
+  return q.data[i * q.units + u];
 }
 
-/** The vector of all units at step `t` (a zero-copy view). */
+/** The vector of all units at (absolute) step `t`: a zero-copy view, or NaNs outside what is held. */
 export function stepAt(q: Quantity, t: number): Float32Array {
-  return q.data.subarray(t * q.units, (t + 1) * q.units);
+  const i = t - (q.t0 ?? 0);
+  if (i < 0 || i >= q.steps) return new Float32Array(q.units).fill(NaN);
+  return q.data.subarray(i * q.units, (i + 1) * q.units);
 }
 
 /** The top predictions at step `t`, best first. */
