@@ -1,7 +1,7 @@
 // The token strip: the sequence as text, the current step highlighted, each token's background
 // coloured by the selected unit's value at that step; a click jumps there. Numeric inputs with
-// no tokens get a sparkline of the input features instead. Long sequences show a window of
-// steps around t, so 100,000 steps cost what a few hundred do.
+// no tokens get a sparkline of the input features instead, over a band coloured the same way.
+// Long sequences show a window of steps around t, so 100,000 steps cost what a few hundred do.
 import { colorWord, cssColor, NON_FINITE, textColorOn } from "./colormap";
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
@@ -61,7 +61,19 @@ export function columnRange(q: Quantity, f: number, length: number, width: numbe
 
 const SPARK_FEATURES = 4; // more lines than this are unreadable at sparkline size
 const SPARK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
-const SPARK_W = 640, SPARK_H = 40;
+const SPARK_W = 640, SPARK_H = 40, BAND_H = 8;
+
+/**
+ * The colour band under a sparkline: per pixel column, the colour of the selected unit's value
+ * at the step in that column's middle (of the first `length` steps), as packed RGBA words.
+ */
+export function paintBand(words: Uint32Array, width: number, q: Quantity, unit: number, length: number) {
+  const n = Math.min(length, q.steps);
+  for (let x = 0; x < width; x++) {
+    const t = Math.floor(((x + 0.5) * n) / width);
+    words[x] = n > 0 && unit < q.units ? colorWord(q.data[t * q.units + unit], q.scale, q.vmin, q.vmax) : 0;
+  }
+}
 
 /** Draws the input features over the valid steps, each feature scaled to the strip's height. */
 function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, length: number) {
@@ -95,14 +107,19 @@ export function createTokens(actions: Actions): Panel {
   row.style.cssText = "display:flex;flex-wrap:wrap;gap:1px;font-family:monospace;line-height:1.6";
   const spark = document.createElement("div");
   spark.className = "rw-tokens-spark";
-  spark.style.cssText = `position:relative;width:${SPARK_W}px;height:${SPARK_H}px;cursor:pointer`;
+  spark.style.cssText = `position:relative;width:${SPARK_W}px;cursor:pointer`;
   const sparkCanvas = document.createElement("canvas");
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
   const sparkCursor = document.createElement("div");
   sparkCursor.className = "rw-tokens-cursor";
-  sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H}px;background:#000`;
-  spark.append(sparkCanvas, sparkCursor);
+  sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H + BAND_H}px;background:#000`;
+  const band = document.createElement("canvas");
+  band.className = "rw-tokens-band";
+  band.width = SPARK_W;
+  band.height = 1; // one row of colours, stretched to BAND_H by CSS
+  band.style.cssText = `display:block;width:${SPARK_W}px;height:${BAND_H}px;image-rendering:pixelated`;
+  spark.append(sparkCanvas, band, sparkCursor);
   el.append(info, row, spark);
 
   const pool: HTMLSpanElement[] = []; // token elements, reused as the window moves
@@ -110,6 +127,7 @@ export function createTokens(actions: Actions): Panel {
   // what the token colours were painted from; any change repaints the window
   let painted: { start: number; data: Float32Array; unit: number; length: number; tokens: string[] | null; steps: number } | null = null;
   let sparkFrom: { inputs: Quantity; length: number } | null = null;
+  let bandFrom: { data: Float32Array; unit: number; length: number } | null = null;
   let lastState: ExplorerState | null = null;
 
   row.addEventListener("click", (ev) => {
@@ -169,10 +187,20 @@ export function createTokens(actions: Actions): Panel {
   }
 
   function updateSpark(state: ExplorerState, inputs: Quantity) {
-    info.textContent = `inputs: ${inputs.units} features · step ${state.t} of ${state.steps}`;
+    const q = selectedQuantity(state);
+    info.textContent = `inputs: ${inputs.units} features · colour: ${q.name}[${state.unit}] · step ${state.t} of ${state.steps}`;
     if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.length !== state.length) {
       drawSparkline(sparkCanvas, inputs, state.length);
       sparkFrom = { inputs, length: state.length };
+    }
+    if (!bandFrom || bandFrom.data !== q.data || bandFrom.unit !== state.unit || bandFrom.length !== state.length) {
+      const ctx = band.getContext("2d");
+      if (ctx) {
+        const image = ctx.createImageData(SPARK_W, 1);
+        paintBand(new Uint32Array(image.data.buffer), SPARK_W, q, state.unit, state.length);
+        ctx.putImageData(image, 0, 0);
+      }
+      bandFrom = { data: q.data, unit: state.unit, length: state.length };
     }
     const n = Math.max(1, Math.min(state.length, state.steps));
     sparkCursor.style.left = `${Math.min(SPARK_W - 1, Math.floor((state.t / n) * SPARK_W))}px`;

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { columnRange, createTokens, visibleToken, WINDOW, windowStart } from "../src/tokens";
+import { colorWord } from "../src/colormap";
+import { columnRange, createTokens, paintBand, visibleToken, WINDOW, windowStart } from "../src/tokens";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 const lstm = (steps: number, units = 3) =>
@@ -104,6 +105,18 @@ describe("token strip", () => {
     expect(spark.style.display).toBe("");
     expect(panel.el.querySelector<HTMLElement>(".rw-token-row")!.style.display).toBe("none");
     expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe("320px");
+  });
+
+  it("the colour band under a sparkline follows the selected unit over the valid steps", () => {
+    const q = quantity("h", 10, 2, (t, u) => (u ? -1 : t / 10));
+    const words = new Uint32Array(5);
+    paintBand(words, 5, q, 0, 10);
+    // column x covers steps 2x..2x+1 and shows its middle step, 2x + 1
+    expect(Array.from(words)).toEqual([1, 3, 5, 7, 9].map((t) => colorWord(t / 10, "diverging", -1, 1)));
+    paintBand(words, 5, q, 0, 5); // only the element's 5 valid steps
+    expect(words[4]).toBe(colorWord(0.4, "diverging", -1, 1));
+    paintBand(words, 5, q, 1, 10);
+    expect(new Set(words).size).toBe(1);
   });
 
   it("columnRange keeps every spike of a long input", () => {
