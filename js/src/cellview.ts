@@ -1,11 +1,12 @@
 // The cell view: for the selected unit at step t, the cell's own equations with the recorded
 // numbers filled in, beside a drawing of the cell whose paths are shaded by how much flows
 // through them. The template follows the quantities a layer has (an LSTMCell traced as "cell"
-// still gets the LSTM equations); anything else lists its recorded quantities.
+// still gets the LSTM equations); any other cell shows h_{t-1} and its recorded quantities
+// beside a generic drawing, and a layer without h only lists what it recorded.
 import { selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
 
-export type Template = "lstm" | "gru" | "rnn" | "list";
+export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
 
 const LSTM_NAMES = ["input", "forget", "cell", "output", "c", "h"];
 const GRU_NAMES = ["reset", "update", "new", "h"];
@@ -14,8 +15,8 @@ export function templateOf(layer: LayerData): Template {
   const has = (names: string[]) => names.every((n) => n in layer.quantities);
   if (has(LSTM_NAMES)) return "lstm";
   if (has(GRU_NAMES)) return "gru";
-  if (layer.kind === "rnn" && "h" in layer.quantities) return "rnn";
-  return "list";
+  if (!("h" in layer.quantities)) return "list";
+  return layer.kind === "rnn" ? "rnn" : "cell";
 }
 
 /** The numbers one template shows; `prev` is the state before step t (the initial one at t = 0). */
@@ -24,7 +25,7 @@ export interface CellValues {
   t: number;
   unit: number;
   values: Record<string, number>; // at step t, by quantity name
-  prev: number; // c_{t-1} (LSTM) or h_{t-1} (GRU, RNN); NaN for "list"
+  prev: number; // c_{t-1} (LSTM) or h_{t-1} (the others); NaN for "list"
   prevDerived: boolean; // at t = 0 the initial state is not recorded: it is solved from step 0
   projected: boolean; // LSTM with proj_size: h_t is a projection, not o·tanh(c_t) of this unit
 }
@@ -32,7 +33,7 @@ export interface CellValues {
 /**
  * The values of `unit` at step `t`. At t = 0 the state before is solved from step 0's own
  * update (c_0 = f·c_{-1} + i·g, h_0 = (1−z)·n + z·h_{-1}), which needs f (or z) away from 0;
- * a plain RNN's initial state cannot be solved for and is NaN.
+ * other cells' initial state cannot be solved for and is NaN.
  */
 export function cellValues(layer: LayerData, t: number, unit: number): CellValues {
   const template = templateOf(layer);
@@ -62,7 +63,7 @@ export function fmt(x: number): string {
   return s.replace("-", "−");
 }
 
-const PREV_NAME: Record<Template, string> = { lstm: "cₜ₋₁", gru: "hₜ₋₁", rnn: "hₜ₋₁", list: "" };
+const PREV_NAME: Record<Template, string> = { lstm: "cₜ₋₁", gru: "hₜ₋₁", rnn: "hₜ₋₁", cell: "hₜ₋₁", list: "" };
 
 function prevLine(cv: CellValues): string {
   const name = PREV_NAME[cv.template];
@@ -106,6 +107,10 @@ export function equationLines(cv: CellValues): string[] {
     }
     case "rnn":
       return [prevLine(cv), `hₜ = tanh(W_ih xₜ + b_ih + W_hh hₜ₋₁ + b_hh) = ${fmt(v.h)}`];
+    case "cell": { // h_{t-1} only where this unit has an h (a track may be wider than h)
+      const recorded = Object.entries(v).map(([name, x]) => `${name === "h" ? "hₜ" : name} = ${fmt(x)}`);
+      return "h" in v ? [prevLine(cv), ...recorded] : recorded;
+    }
     case "list":
       return Object.entries(v).map(([name, x]) => `${name} = ${fmt(x)}`);
   }
@@ -114,7 +119,7 @@ export function equationLines(cv: CellValues): string[] {
 /**
  * How much flows along each drawn path, scaled so the largest is 1: LSTM "carry" |f·c_{t-1}|,
  * "write" |i·g|, "out" |o·tanh(c_t)|; GRU "keep" |z·h_{t-1}|, "new" |(1−z)·n|, "out" |h_t|;
- * RNN "recur" |h_{t-1}|, "out" |h_t|. Unknown or non-finite flows are 0.
+ * RNN and other cells "recur" |h_{t-1}|, "out" |h_t|. Unknown or non-finite flows are 0.
  */
 export function flowWeights(cv: CellValues): Record<string, number> {
   const v = cv.values;
@@ -122,7 +127,7 @@ export function flowWeights(cv: CellValues): Record<string, number> {
   switch (cv.template) {
     case "lstm": raw = { carry: v.forget * cv.prev, write: v.input * v.cell, out: v.output * Math.tanh(v.c) }; break;
     case "gru": raw = { keep: v.update * cv.prev, new: (1 - v.update) * v.new, out: v.h }; break;
-    case "rnn": raw = { recur: cv.prev, out: v.h }; break;
+    case "rnn": case "cell": raw = { recur: cv.prev, out: v.h }; break;
     case "list": return {};
   }
   const mags = Object.fromEntries(Object.entries(raw).map(([k, x]) => [k, Number.isFinite(x) ? Math.abs(x) : 0]));
@@ -157,6 +162,11 @@ const SCHEMATICS: Record<Exclude<Template, "list">, { paths: Record<string, stri
     nodes: [[120, 30, "tanh"]],
     labels: [[4, 20, "hₜ₋₁"], [100, 70, "xₜ"], [214, 20, "hₜ"]],
   },
+  cell: {
+    paths: { recur: "M10 30 H120", out: "M120 30 H230" },
+    nodes: [[120, 30, "cell"]],
+    labels: [[4, 20, "hₜ₋₁"], [100, 70, "xₜ"], [214, 20, "hₜ"]],
+  },
 };
 
 function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
@@ -177,7 +187,7 @@ function buildDrawing(template: Exclude<Template, "list">): Drawing {
     paths[name] = path;
     titles[name] = title;
   }
-  if (template === "rnn") svg.append(svgEl("path", { d: "M120 60 V30", fill: "none", stroke: "#888", "stroke-width": 1.5 }));
+  if ("recur" in spec.paths) svg.append(svgEl("path", { d: "M120 60 V30", fill: "none", stroke: "#888", "stroke-width": 1.5 }));
   for (const [x, y, text] of spec.nodes) {
     svg.append(svgEl("circle", { cx: x, cy: y, r: text.length > 1 ? 14 : 9, fill: "#fff", stroke: "#333" }));
     const label = svgEl("text", { x, y: y + 4, "text-anchor": "middle", "font-size": 11 });

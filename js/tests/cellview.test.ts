@@ -109,9 +109,15 @@ describe("cell view equations", () => {
     expect(lines[0]).toBe(`hₜ₋₁ = ${fmt(Math.fround(Math.tanh(2)))}`);
     expect(lines[1]).toBe(`hₜ = tanh(W_ih xₜ + b_ih + W_hh hₜ₋₁ + b_hh) = ${fmt(Math.fround(Math.tanh(3)))}`);
     expect(equationLines(cellValues(rnn, 0, 0))[0]).toContain("not recorded");
-    const custom = layer("m.cell", "custom", [quantity("h", 3, 2, () => 0.5), quantity("i2h", 3, 4, () => -2)]);
-    expect(equationLines(cellValues(custom, 1, 3))).toEqual(["i2h = −2.000"]);
-    expect(equationLines(cellValues(custom, 1, 1))).toEqual(["h = 0.500", "i2h = −2.000"]);
+    const custom = layer("m.cell", "custom", [quantity("h", 3, 2, (t) => t / 4), quantity("i2h", 3, 4, () => -2)]);
+    expect(templateOf(custom)).toBe("cell");
+    expect(equationLines(cellValues(custom, 2, 1))).toEqual(["hₜ₋₁ = 0.250", "hₜ = 0.500", "i2h = −2.000"]);
+    expect(equationLines(cellValues(custom, 0, 1))[0]).toContain("not recorded");
+    expect(equationLines(cellValues(custom, 1, 3))).toEqual(["i2h = −2.000"]); // a track wider than h
+    expect(flowWeights(cellValues(custom, 2, 1))).toEqual({ recur: 0.5, out: 1 });
+    const tracksOnly = layer("m.cell", "custom", [quantity("i2h", 3, 4, () => -2)]);
+    expect(templateOf(tracksOnly)).toBe("list");
+    expect(equationLines(cellValues(tracksOnly, 1, 0))).toEqual(["i2h = −2.000"]);
   });
 
   it("flow weights compare f·c_{t-1} with i·g and are scaled to the largest", () => {
@@ -147,9 +153,12 @@ describe("cell view panel", () => {
     const hostile = "<img src=x onerror=alert(1)>";
     const panel = createCellview(recordingActions().actions);
     const l = layer(hostile, "custom", [quantity("h", 2, 1, () => 0), quantity(hostile, 2, 1, () => 1)]);
-    panel.update(explorerState([l]));
+    panel.update(explorerState([l], { t: 1 }));
     expect(panel.el.querySelector("img")).toBeNull();
     expect(panel.el.textContent).toContain(hostile);
-    expect(panel.el.querySelector("svg")).toBeNull(); // no drawing for a recorded-only cell
+    expect(panel.el.querySelector('path[data-flow="recur"]')).not.toBeNull(); // the generic cell drawing
+    const tracksOnly = layer("m", "custom", [quantity(hostile, 2, 1, () => 1)]);
+    panel.update(explorerState([tracksOnly]));
+    expect(panel.el.querySelector("svg")).toBeNull(); // nothing to draw without h
   });
 });
