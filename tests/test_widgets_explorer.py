@@ -8,7 +8,7 @@ import rnnwidgets as rw
 from rnnwidgets.capture import trace
 from rnnwidgets.trace import LayerTrace, Trace
 from rnnwidgets.widgets.explorer import BUNDLE, Explorer, explore
-from rnnwidgets.widgets.payload import build_payload, colour_scale, top_predictions
+from rnnwidgets.widgets.payload import build_payload, colour_scale, min_max_columns, top_predictions
 
 LSTM_QUANTITIES = ["h", "c", "input", "forget", "cell", "output"]
 
@@ -184,3 +184,64 @@ def test_display_carries_a_still_image_and_saves_offline_html(lstm, tmp_path):
     assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"]
     page = ex.save_html(tmp_path / "x.html").read_text()
     assert ex.view.model_id in page
+
+
+# ---- long sequences: a window of steps plus an overview --------------------------------------
+def test_min_max_columns_keep_one_step_spikes_and_nan():
+    values = np.zeros((10, 2), dtype=np.float32)
+    values[3, 0] = 5.0
+    values[8, 1] = -7.0
+    values[9, 0] = np.nan
+    lo, hi, bucket = min_max_columns(values, columns=4)
+    assert bucket == 3 and lo.shape == (4, 2)  # 10 steps in columns of 3: the last holds step 9 alone
+    assert hi[1, 0] == 5.0 and lo[2, 1] == -7.0
+    assert np.isnan(lo[3, 0]) and np.isnan(hi[3, 0])
+    assert not np.isnan(lo[:3]).any()
+
+
+def long_trace(steps=50, units=4):
+    rng = np.random.default_rng(3)
+    states = {"h": rng.standard_normal((2, steps, units)), "c": rng.standard_normal((2, steps, units))}
+    return Trace(layers={"lstm.l0": LayerTrace("lstm.l0", "lstm", states=states)}, lengths=[steps, steps - 10])
+
+
+def test_a_sequence_over_budget_travels_as_a_window_and_an_overview(monkeypatch):
+    tr = long_trace()
+    monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 80)  # 8 values per step: 10 steps
+    ex = Explorer(tr, budget=100)
+    index = ex.view.index
+    lod = index["lod"]
+    assert (lod["t0"], lod["held"], lod["floats"]) == (0, 10, 80)
+    assert lod["overview"]["layer"] == "lstm.l0" and lod["overview"]["quantity"] == "h"
+    h = index["layers"][0]["quantities"][0]
+    assert (h["t0"], h["steps"]) == (0, 10)
+    overview = lod["overview"]
+    assert len(ex.view.buffer) == 4 * (80 + 2 * overview["columns"] * overview["units"])
+    floats = np.frombuffer(ex.view.buffer, dtype="<f4")
+    np.testing.assert_array_equal(floats[overview["max"]:overview["max"] + 50 * 4].reshape(50, 4), tr.layers["lstm.l0"].h[0])
+    ex.view.quantity = "c"  # another quantity: its overview is sent
+    assert ex.view.index["lod"]["overview"]["quantity"] == "c"
+
+
+def test_the_browser_gets_the_window_it_asks_for(monkeypatch):
+    tr = long_trace()
+    monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 80)
+    ex = Explorer(tr, budget=100)
+    ex.batch.value = 1
+    sent = []
+    monkeypatch.setattr(ex.view, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    ex._on_view_message(ex.view, {"type": "window", "start": 45}, [])
+    content, (data,) = sent[0]
+    assert content == {"type": "window", "t0": 40, "held": 10}  # kept inside the sequence
+    floats = np.frombuffer(data, dtype="<f4")
+    np.testing.assert_array_equal(floats[:40].reshape(10, 4), tr.layers["lstm.l0"].h[1, 40:50])
+    np.testing.assert_array_equal(floats[40:].reshape(10, 4), tr.layers["lstm.l0"].states["c"][1, 40:50])
+
+
+def test_a_window_starts_around_the_current_step_after_an_update(monkeypatch):
+    tr = long_trace()
+    monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 80)
+    ex = Explorer(tr, budget=100)
+    ex.play.value = ex.slider.value = ex.view.t = 30
+    ex.set_trace(long_trace(steps=60))
+    assert ex.view.index["lod"]["t0"] == 25 and ex.view.t == 30

@@ -16,7 +16,8 @@ import ipywidgets as widgets
 import traitlets
 
 from ..trace import Trace
-from .payload import Labels, build_payload, trace_scales
+from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at,
+                      window_payload, window_steps)
 from .still import StillImage
 
 BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
@@ -56,11 +57,13 @@ class Explorer(StillImage, widgets.VBox):
     Build it with ``rw.explore(model, inputs)`` or ``rw.explore(trace)``. ``interval`` is the
     Play speed in milliseconds per step; its display carries a still PNG for static renderers
     (``StillImage``); ``labels`` (a vocabulary list or an ``id -> str``
-    function) names the output classes shown as the top predictions at each step.
+    function) names the output classes shown as the top predictions at each step. When one batch
+    element holds more than ``budget`` float32 values, the browser gets a window of steps around
+    t (fetched anew as t moves) and an overview of the selected quantity over the whole sequence.
     """
 
     def __init__(self, trace: Trace, *, model=None, labels: Labels = None, interval: int = 150,
-                 batch: int = 0, layer: Optional[str] = None, quantity: str = "h"):
+                 batch: int = 0, layer: Optional[str] = None, quantity: str = "h", budget: int = FULL_BUDGET):
         if not isinstance(trace, Trace):
             raise TypeError(f"Explorer expects an rnnwidgets.Trace, got {type(trace).__name__}; "
                             "use rw.explore(model, inputs) to trace a model")
@@ -68,6 +71,7 @@ class Explorer(StillImage, widgets.VBox):
             raise ValueError(f"interval: expected milliseconds per step >= 1, got {interval}")
         self.model = model
         self.labels = labels
+        self.budget = budget  # float32 values of one element sent whole; longer sequences go by windows
         self.trace_kwargs: dict = {}  # what explore() passed to rw.trace (hidden=...), reused by update()
         self.view = ExplorerView()
         self._refilling = False
@@ -84,6 +88,8 @@ class Explorer(StillImage, widgets.VBox):
                        widgets.jslink((self.play, "playing"), (self.view, "playing")),
                        widgets.jslink((self.speed, "value"), (self.play, "interval"))]
         self.batch.observe(self._on_batch, names="value")
+        self.view.observe(self._on_selection, names=["layer", "quantity"])
+        self.view.on_msg(self._on_view_message)
         controls = widgets.HBox([self.play, self.slider, self.speed, self.batch],
                                 layout=widgets.Layout(align_items="center"))
         super().__init__([controls, self.view])
@@ -101,29 +107,36 @@ class Explorer(StillImage, widgets.VBox):
         """Show a new trace, keeping the selection (layer, quantity, unit, step) where it still fits."""
         self.trace = trace
         self._scales = trace_scales(trace)
+        # A sequence too long to send whole travels as a window of steps plus an overview.
+        self._held = window_steps(trace) if floats_per_step(trace) * trace.steps > self.budget else None
         batch = self.batch.value if batch is None else batch
         batch = batch if batch is not None and 0 <= batch < trace.batch else 0
-        layer = layer or self.view.layer
-        self.view.layer = layer if layer in trace.layers else _default_layer(trace)
-        if quantity is not None:
-            self.view.quantity = quantity
         last = max(0, trace.steps - 1)
-        self._refilling = True  # new options move the value: no re-send for that
+        t = min(self.view.t, last)  # the browser syncs the linked t back here
+        self._refilling = True  # the selection and options move: send the payload once, below
         try:
+            layer = layer or self.view.layer
+            self.view.layer = layer if layer in trace.layers else _default_layer(trace)
+            names = list(trace.layers[self.view.layer].quantities())
+            wanted = quantity or self.view.quantity
+            self.view.quantity = wanted if wanted in names else names[0]
             self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
             self.batch.value = batch
+            for control in (self.play, self.slider):
+                control.value = t  # before max, which may shrink below the old value
+                control.max = last
+            self.view.t = t
         finally:
             self._refilling = False
         self.batch.layout.display = None if trace.batch > 1 else "none"
         self._show_element(batch)
-        t = min(self.view.t, last)  # the browser syncs the linked t back here
-        for control in (self.play, self.slider):
-            control.value = t  # before max, which may shrink below the old value
-            control.max = last
-        self.view.t = t
 
     def _show_element(self, batch: int) -> None:
-        index, buffer = build_payload(self.trace, batch, self.labels, self._scales)
+        window = overview = None
+        if self._held is not None:
+            window = window_at(self.trace, self.view.t - self._held // 2, self._held)
+            overview = (self.view.layer, self.view.quantity)
+        index, buffer = build_payload(self.trace, batch, self.labels, self._scales, window, overview)
         tokens = self.trace.tokens[batch] if self.trace.tokens is not None else None
         with self.view.hold_sync():
             self.view.index = index
@@ -133,6 +146,19 @@ class Explorer(StillImage, widgets.VBox):
     def _on_batch(self, change) -> None:
         if change["new"] is not None and not self._refilling:
             self._show_element(change["new"])
+
+    def _on_selection(self, _change) -> None:
+        """A long sequence's overview is of one quantity: send the newly selected one's."""
+        if self._held is not None and not self._refilling:
+            self._show_element(self.batch.value)
+
+    def _on_view_message(self, _view, content, _buffers) -> None:
+        """The browser asks for the window of steps around where the user has scrubbed to."""
+        if content.get("type") != "window" or self._held is None:
+            return
+        window = window_at(self.trace, content.get("start", 0), self._held)
+        data = window_payload(self.trace, self.batch.value, window, self._scales)
+        self.view.send({"type": "window", "t0": window[0], "held": window[1]}, buffers=[data])
 
     def update(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """Re-trace the live model on new inputs and redraw, keeping the selection."""
@@ -195,7 +221,7 @@ def _encoded(encode: Callable, text: str):
 
 def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
             encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
-            batch: int = 0, **trace_kwargs) -> Explorer:
+            batch: int = 0, budget: int = FULL_BUDGET, **trace_kwargs) -> Explorer:
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
     ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
@@ -203,7 +229,7 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     if isinstance(source, Trace):
         if inputs is not None or text is not None:
             raise ValueError("explore(trace) takes no inputs: the trace already holds its run")
-        return Explorer(source, labels=decode, interval=interval, batch=batch)
+        return Explorer(source, labels=decode, interval=interval, batch=batch, budget=budget)
     from ..capture import trace as capture_trace
 
     if text is not None:
@@ -215,7 +241,7 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     if hidden is not None:
         trace_kwargs["hidden"] = hidden
     tr = capture_trace(source, inputs, tokens=tokens, **trace_kwargs)
-    explorer = Explorer(tr, model=source, labels=decode, interval=interval, batch=batch)
+    explorer = Explorer(tr, model=source, labels=decode, interval=interval, batch=batch, budget=budget)
     explorer.trace_kwargs = trace_kwargs
     if text is not None:
         explorer.add_text_box(text, encode)

@@ -38,10 +38,17 @@ def colour_scale(name: str, array: np.ndarray) -> dict:
     return {"scale": "diverging", "vmin": -top, "vmax": top}
 
 
+INPUTS = ("", "inputs")  # the key of the numeric inputs' scale
+
+
 def trace_scales(trace: Trace) -> dict:
-    """(layer name, quantity name) -> colour scale, computed once per trace."""
-    return {(lt.name, name): colour_scale(name, array)
-            for lt in trace.layers.values() for name, array in lt.quantities().items()}
+    """(layer name, quantity name) -> colour scale, computed once per trace (INPUTS: the inputs')."""
+    scales = {(lt.name, name): colour_scale(name, array)
+              for lt in trace.layers.values() for name, array in lt.quantities().items()}
+    if trace.inputs is not None:
+        top = _max_abs(trace.inputs) or 1.0
+        scales[INPUTS] = {"scale": "diverging", "vmin": -top, "vmax": top}
+    return scales
 
 
 def is_output_head(trace: Trace) -> bool:
@@ -75,37 +82,116 @@ def top_predictions(scores: np.ndarray, labels: Labels, k: int = TOP_K):
             [label_of(labels, int(i)) for i in used])
 
 
-def build_payload(trace: Trace, batch: int = 0, labels: Labels = None,
-                  scales: Optional[dict] = None) -> tuple[dict, bytes]:
-    """The JSON index and the float32 bytes of batch element ``batch``."""
-    if not 0 <= batch < trace.batch:
-        raise IndexError(f"batch element {batch} is out of range: the trace holds {trace.batch}")
-    scales = scales if scales is not None else trace_scales(trace)
-    chunks, offset = [], 0
+class _Packer:
+    """Lays arrays end to end in one float32 buffer, noting each one's offset in the index."""
 
-    def put(array: np.ndarray, name: str, scale: dict) -> dict:
-        nonlocal offset
+    def __init__(self):
+        self.chunks, self.offset = [], 0
+
+    def put(self, array: np.ndarray, name: str, scale: dict, t0: Optional[int] = None) -> dict:
         array = np.ascontiguousarray(array, dtype="<f4")
-        entry = {"name": name, "offset": offset, "steps": int(array.shape[0]),
+        entry = {"name": name, "offset": self.offset, "steps": int(array.shape[0]),
                  "units": int(array.shape[1]), **scale}
-        chunks.append(array)
-        offset += array.size
+        if t0 is not None:
+            entry["t0"] = t0
+        self.chunks.append(array)
+        self.offset += array.size
         return entry
 
+    def bytes(self) -> bytes:
+        return np.concatenate([c.ravel() for c in self.chunks]).tobytes() if self.chunks else b""
+
+
+def _step_arrays(trace: Trace, batch: int, scales: dict, packer: _Packer, window) -> tuple[list, Optional[dict]]:
+    """Every layer's quantities (and numeric inputs) of one element, whole or within a window of steps."""
+    t0, held = window if window is not None else (0, trace.steps)
+    mark = t0 if window is not None else None
     layers = [{"name": lt.name, "kind": lt.kind,
-               "quantities": [put(array[batch], name, scales[(lt.name, name)])
+               "quantities": [packer.put(array[batch, t0:t0 + held], name, scales[(lt.name, name)], mark)
                               for name, array in lt.quantities().items()]}
               for lt in trace.layers.values()]
     inputs = None
     if trace.tokens is None and trace.inputs is not None:
-        top = _max_abs(trace.inputs) or 1.0
-        inputs = put(trace.inputs[batch], "inputs", {"scale": "diverging", "vmin": -top, "vmax": top})
+        inputs = packer.put(trace.inputs[batch, t0:t0 + held], "inputs", scales[INPUTS], mark)
+    return layers, inputs
+
+
+def validate_batch(trace: Trace, batch: int) -> None:
+    if not 0 <= batch < trace.batch:
+        raise IndexError(f"batch element {batch} is out of range: the trace holds {trace.batch}")
+
+
+def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: Optional[dict] = None,
+                  window: Optional[tuple] = None, overview: Optional[tuple] = None) -> tuple[dict, bytes]:
+    """The JSON index and the float32 bytes of batch element ``batch``.
+
+    For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
+    for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
+    quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
+    per column of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
+    """
+    validate_batch(trace, batch)
+    scales = scales if scales is not None else trace_scales(trace)
+    packer = _Packer()
+    layers, inputs = _step_arrays(trace, batch, scales, packer, window)
+    held_floats = packer.offset
     predictions = None
     if is_output_head(trace):
         ids, probs, names = top_predictions(trace.outputs[batch], labels)
-        predictions = {"k": int(ids.shape[1]), "ids": put(ids, "ids", {})["offset"],
-                       "probs": put(probs, "probs", {})["offset"], "labels": names}
+        predictions = {"k": int(ids.shape[1]), "ids": packer.put(ids, "ids", {})["offset"],
+                       "probs": packer.put(probs, "probs", {})["offset"], "labels": names}
+    lod = None
+    if window is not None:
+        layer, name = overview
+        lo, hi, bucket = min_max_columns(trace.layers[layer].quantities()[name][batch])
+        lod = {"t0": window[0], "held": window[1], "floats": held_floats,
+               "overview": {"layer": layer, "quantity": name, "bucket": bucket,
+                            "min": packer.put(lo, "min", {})["offset"],
+                            "max": packer.put(hi, "max", {})["offset"],
+                            "columns": int(lo.shape[0]), "units": int(lo.shape[1])}}
     index = {"steps": trace.steps, "length": int(trace.lengths[batch]), "layers": layers,
-             "inputs": inputs, "predictions": predictions}
-    buffer = np.concatenate([c.ravel() for c in chunks]).tobytes() if chunks else b""
-    return index, buffer
+             "inputs": inputs, "predictions": predictions, "lod": lod}
+    return index, packer.bytes()
+
+
+def window_payload(trace: Trace, batch: int, window: tuple, scales: dict) -> bytes:
+    """The per-step arrays of steps [t0, t0 + held): laid out as the start of ``build_payload``'s buffer."""
+    validate_batch(trace, batch)
+    packer = _Packer()
+    _step_arrays(trace, batch, scales, packer, window)
+    return packer.bytes()
+
+
+# ---- level of detail for long sequences ---------------------------------------------------
+FULL_BUDGET = 8_000_000  # float32 values of one element sent whole (32 MB); above: windows + overview
+WINDOW_BUDGET = 2_000_000  # float32 values of one window of every layer's arrays (8 MB)
+OVERVIEW_COLUMNS = 1024  # columns of the overview: about a heatmap's width in pixels
+
+
+def floats_per_step(trace: Trace) -> int:
+    """Float32 values per step of one element: every layer's quantities, plus numeric inputs."""
+    n = sum(array.shape[2] for lt in trace.layers.values() for array in lt.quantities().values())
+    if trace.tokens is None and trace.inputs is not None:
+        n += trace.inputs.shape[2]
+    return n
+
+
+def window_steps(trace: Trace, budget: Optional[int] = None) -> int:
+    """How many steps one window holds within the budget (WINDOW_BUDGET unless given)."""
+    budget = WINDOW_BUDGET if budget is None else budget
+    return max(1, min(trace.steps, budget // max(1, floats_per_step(trace))))
+
+
+def window_at(trace: Trace, start: int, held: int) -> tuple[int, int]:
+    """The window of ``held`` steps starting near ``start``, kept inside the sequence."""
+    return max(0, min(int(start), trace.steps - held)), held
+
+
+def min_max_columns(values: np.ndarray, columns: int = OVERVIEW_COLUMNS):
+    """(time, units) -> per column of ``bucket`` consecutive steps, each unit's min and max (NaN wins)."""
+    steps = values.shape[0]
+    bucket = -(-steps // min(columns, steps))
+    columns = -(-steps // bucket)
+    padded = np.concatenate([values, np.repeat(values[-1:], columns * bucket - steps, axis=0)])
+    blocks = padded.reshape(columns, bucket, values.shape[1])
+    return blocks.min(axis=1), blocks.max(axis=1), bucket
