@@ -63,6 +63,11 @@ export function fmt(x: number): string {
   return s.replace("-", "−");
 }
 
+/** A number after an operator: negatives in parentheses, so "a·(−b)" never reads as "a·−b". */
+function arg(x: number): string {
+  return x < 0 ? `(${fmt(x)})` : fmt(x);
+}
+
 const PREV_NAME: Record<Template, string> = { lstm: "cₜ₋₁", gru: "hₜ₋₁", rnn: "hₜ₋₁", cell: "hₜ₋₁", list: "" };
 
 function prevLine(cv: CellValues): string {
@@ -85,13 +90,13 @@ export function equationLines(cv: CellValues): string[] {
         `g = tanh(W_ig xₜ + b_ig + W_hg hₜ₋₁ + b_hg) = ${fmt(g)}`,
         `o = σ(W_io xₜ + b_io + W_ho hₜ₋₁ + b_ho) = ${fmt(o)}`,
         prevLine(cv),
-        `cₜ = f·cₜ₋₁ + i·g = ${fmt(f)}·${fmt(cv.prev)} + ${fmt(i)}·${fmt(g)} = ${fmt(f * cv.prev)} + ${fmt(i * g)} = ${fmt(c)}`,
+        `cₜ = f·cₜ₋₁ + i·g = ${fmt(f)}·${arg(cv.prev)} + ${fmt(i)}·${arg(g)} = ${fmt(f * cv.prev)} + ${arg(i * g)} = ${fmt(c)}`,
       ];
       if (cv.projected) {
-        lines.push(`o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${fmt(tanhC)} = ${fmt(o * tanhC)}`);
+        lines.push(`o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${arg(tanhC)} = ${fmt(o * tanhC)}`);
         lines.push("(proj_size: hₜ = W_hr·(o ⊙ tanh(cₜ)) mixes every unit, so this is the value before the projection)");
       } else {
-        lines.push(`hₜ = o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${fmt(tanhC)} = ${fmt(v.h)}`);
+        lines.push(`hₜ = o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${arg(tanhC)} = ${fmt(v.h)}`);
       }
       return lines;
     }
@@ -102,7 +107,7 @@ export function equationLines(cv: CellValues): string[] {
         `z = σ(W_iz xₜ + b_iz + W_hz hₜ₋₁ + b_hz) = ${fmt(z)}`,
         `n = tanh(W_in xₜ + b_in + r·(W_hn hₜ₋₁ + b_hn)) = ${fmt(n)}`,
         prevLine(cv),
-        `hₜ = (1−z)·n + z·hₜ₋₁ = (1−${fmt(z)})·${fmt(n)} + ${fmt(z)}·${fmt(cv.prev)} = ${fmt((1 - z) * n)} + ${fmt(z * cv.prev)} = ${fmt(h)}`,
+        `hₜ = (1−z)·n + z·hₜ₋₁ = (1−${fmt(z)})·${arg(n)} + ${fmt(z)}·${arg(cv.prev)} = ${fmt((1 - z) * n)} + ${arg(z * cv.prev)} = ${fmt(h)}`,
       ];
     }
     case "rnn":

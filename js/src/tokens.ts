@@ -5,6 +5,7 @@
 import { colorWord, cssColor, NON_FINITE, textColorOn } from "./colormap";
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
+import { columnRange, drawSeries, stepAtX, xOfStep } from "./units";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
 export const WINDOW = 256;
@@ -39,26 +40,6 @@ function stepLabel(tokens: string[] | null, t: number): string {
   return t < tokens.length ? visibleToken(tokens[t]) : "·";
 }
 
-/**
- * Per pixel column, the min and max of feature `f` over the steps that column covers (steps
- * before `length`), so a sparkline of 100,000 steps draws `width` segments and hides no spike.
- */
-export function columnRange(q: Quantity, f: number, length: number, width: number) {
-  const lo = new Float32Array(width).fill(NaN), hi = new Float32Array(width).fill(NaN);
-  const n = Math.min(length, q.steps);
-  for (let x = 0; x < width && n > 0; x++) {
-    const a = Math.floor((x * n) / width), b = Math.max(a + 1, Math.floor(((x + 1) * n) / width));
-    let mn = Infinity, mx = -Infinity;
-    for (let t = a; t < b; t++) {
-      const v = q.data[t * q.units + f];
-      if (v < mn) mn = v;
-      if (v > mx) mx = v;
-    }
-    if (mn <= mx) { lo[x] = mn; hi[x] = mx; }
-  }
-  return { lo, hi };
-}
-
 const SPARK_FEATURES = 4; // more lines than this are unreadable at sparkline size
 const SPARK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
 const SPARK_W = 640, SPARK_H = 40, BAND_H = 8;
@@ -88,12 +69,8 @@ function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, length: numb
       if (hi[x] > mx) mx = hi[x];
     }
     const span = mx > mn ? mx - mn : 1;
-    const y = (v: number) => SPARK_H - 2 - ((v - mn) / span) * (SPARK_H - 4);
-    ctx.fillStyle = SPARK_COLORS[f];
-    for (let x = 0; x < SPARK_W; x++) {
-      if (!(lo[x] <= hi[x])) continue; // an empty or non-finite column
-      ctx.fillRect(x, y(hi[x]), 1, Math.max(1, y(lo[x]) - y(hi[x])));
-    }
+    ctx.strokeStyle = ctx.fillStyle = SPARK_COLORS[f];
+    drawSeries(ctx, inputs, f, length, SPARK_W, (v) => SPARK_H - 2 - ((v - mn) / span) * (SPARK_H - 4));
   }
 }
 
@@ -111,6 +88,7 @@ export function createTokens(actions: Actions): Panel {
   const sparkCanvas = document.createElement("canvas");
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
+  sparkCanvas.style.display = "block";
   const sparkCursor = document.createElement("div");
   sparkCursor.className = "rw-tokens-cursor";
   sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H + BAND_H}px;background:#000`;
@@ -138,8 +116,8 @@ export function createTokens(actions: Actions): Panel {
     if (!lastState) return;
     const rect = spark.getBoundingClientRect();
     const n = Math.max(1, Math.min(lastState.length, lastState.steps));
-    const x = rect.width > 0 ? (ev.clientX - rect.left) / rect.width : 0;
-    actions.setT(Math.max(0, Math.min(n - 1, Math.floor(x * n))));
+    const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * SPARK_W : 0;
+    actions.setT(stepAtX(x, n, SPARK_W));
   });
 
   function ensurePool(count: number) {
@@ -203,7 +181,7 @@ export function createTokens(actions: Actions): Panel {
       bandFrom = { data: q.data, unit: state.unit, length: state.length };
     }
     const n = Math.max(1, Math.min(state.length, state.steps));
-    sparkCursor.style.left = `${Math.min(SPARK_W - 1, Math.floor((state.t / n) * SPARK_W))}px`;
+    sparkCursor.style.left = `${Math.min(SPARK_W - 1, Math.floor(xOfStep(state.t, n, SPARK_W)))}px`;
   }
 
   function update(state: ExplorerState) {

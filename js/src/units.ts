@@ -5,7 +5,6 @@
 import { ORDER_KEYS, unitOrder, type OrderKey } from "./ordering";
 import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
-import { columnRange } from "./tokens";
 
 export const PLOT_W = 640;
 export const PLOT_H = 120;
@@ -56,6 +55,50 @@ export function orderCaption(key: OrderKey, q: Quantity, sel: { t: number; unit:
   }
 }
 
+/**
+ * Per pixel column, the min and max of feature `f` over the steps that column covers (steps
+ * before `length`), so a line of 100,000 steps draws `width` segments and hides no spike.
+ */
+export function columnRange(q: Quantity, f: number, length: number, width: number) {
+  const lo = new Float32Array(width).fill(NaN), hi = new Float32Array(width).fill(NaN);
+  const n = Math.min(length, q.steps);
+  for (let x = 0; x < width && n > 0; x++) {
+    const a = Math.floor((x * n) / width), b = Math.max(a + 1, Math.floor(((x + 1) * n) / width));
+    let mn = Infinity, mx = -Infinity;
+    for (let t = a; t < b; t++) {
+      const v = q.data[t * q.units + f];
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
+    }
+    if (mn <= mx) { lo[x] = mn; hi[x] = mx; }
+  }
+  return { lo, hi };
+}
+
+/**
+ * Draws series `index` of `q` over its first `n` steps across `width` pixels, `y` mapping a
+ * value to its pixel row: a polyline through every step when they fit, else each column's
+ * min..max, so a spike is never dropped. Uses the context's current stroke and fill styles.
+ */
+export function drawSeries(
+  ctx: CanvasRenderingContext2D, q: Quantity, index: number, n: number, width: number, y: (v: number) => number,
+) {
+  if (n <= width) {
+    ctx.beginPath();
+    for (let t = 0; t < n; t++) {
+      const v = q.data[t * q.units + index];
+      if (Number.isFinite(v)) ctx.lineTo(xOfStep(t, n, width), y(v));
+    }
+    ctx.stroke();
+    return;
+  }
+  const { lo, hi } = columnRange(q, index, n, width);
+  for (let x = 0; x < width; x++) {
+    if (!(lo[x] <= hi[x])) continue; // an empty or non-finite column
+    ctx.fillRect(x, y(hi[x]), 1, Math.max(1, y(lo[x]) - y(hi[x])));
+  }
+}
+
 function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], length: number) {
   const ctx = canvas.getContext("2d");
   if (!ctx) return;
@@ -71,22 +114,7 @@ function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], leng
   ctx.fillRect(0, Math.round(yOf(0, q.vmin, q.vmax, height)), width, 1);
   units.forEach((u, k) => {
     ctx.strokeStyle = ctx.fillStyle = COLORS[k % COLORS.length];
-    if (steps <= width) { // a polyline through every step
-      ctx.beginPath();
-      for (let t = 0; t < steps; t++) {
-        const v = q.data[t * q.units + u];
-        if (!Number.isFinite(v)) continue;
-        ctx.lineTo(xOfStep(t, steps, width), yOf(v, q.vmin, q.vmax, height));
-      }
-      ctx.stroke();
-    } else { // more steps than pixels: each column spans its steps' min..max
-      const { lo, hi } = columnRange(q, u, steps, width);
-      for (let x = 0; x < width; x++) {
-        if (!(lo[x] <= hi[x])) continue;
-        const top = yOf(hi[x], q.vmin, q.vmax, height), bottom = yOf(lo[x], q.vmin, q.vmax, height);
-        ctx.fillRect(x, top, 1, Math.max(1, bottom - top));
-      }
-    }
+    drawSeries(ctx, q, u, steps, width, (v) => yOf(v, q.vmin, q.vmax, height));
   });
 }
 

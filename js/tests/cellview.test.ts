@@ -56,6 +56,14 @@ describe("cell view equations", () => {
     }
   });
 
+  it("negative factors and terms are written in parentheses", () => {
+    const k = (name: string, v: number) => quantity(name, 2, 1, () => v, "sequential");
+    const l = layer("l", "lstm", [k("input", 0.5), k("forget", 0.5), k("cell", -0.5), k("output", 0.5), k("c", -0.5), k("h", -0.231)]);
+    const lines = equationLines(cellValues(l, 1, 0));
+    expect(lines[5]).toBe("cₜ = f·cₜ₋₁ + i·g = 0.500·(−0.500) + 0.500·(−0.500) = −0.250 + (−0.250) = −0.500");
+    expect(lines[6]).toBe(`hₜ = o·tanh(cₜ) = 0.500·tanh(−0.500) = 0.500·(${fmt(Math.tanh(-0.5))}) = −0.231`);
+  });
+
   it("LSTM at t = 0 solves the initial cell state from step 0", () => {
     const cv = cellValues(lstmLayer(4, 2, 0.75), 0, 1);
     expect(cv.prevDerived).toBe(true);

@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { colorWord } from "../src/colormap";
-import { columnRange, createTokens, paintBand, visibleToken, WINDOW, windowStart } from "../src/tokens";
+import { createTokens, paintBand, visibleToken, WINDOW, windowStart } from "../src/tokens";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 const lstm = (steps: number, units = 3) =>
@@ -98,13 +98,17 @@ describe("token strip", () => {
   it("numeric inputs get a sparkline with a cursor instead of tokens", () => {
     const steps = 50;
     const inputs = quantity("inputs", steps, 2, (t, f) => (f ? Math.cos(t) : t));
-    const { actions } = recordingActions();
+    const { actions, calls } = recordingActions();
     const panel = createTokens(actions);
     panel.update(explorerState([lstm(steps)], { inputs, t: 25 }));
     const spark = panel.el.querySelector<HTMLElement>(".rw-tokens-spark")!;
     expect(spark.style.display).toBe("");
     expect(panel.el.querySelector<HTMLElement>(".rw-token-row")!.style.display).toBe("none");
-    expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe("320px");
+    expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe("326px"); // step 25's centre of 50
+    spark.getBoundingClientRect = () => ({ left: 0, top: 0, width: 640, height: 48 }) as DOMRect;
+    spark.dispatchEvent(new MouseEvent("click", { clientX: 639, clientY: 5 }));
+    spark.dispatchEvent(new MouseEvent("click", { clientX: 13, clientY: 5 }));
+    expect(calls).toEqual([["setT", 49], ["setT", 1]]);
   });
 
   it("the colour band under a sparkline follows the selected unit over the valid steps", () => {
@@ -117,18 +121,5 @@ describe("token strip", () => {
     expect(words[4]).toBe(colorWord(0.4, "diverging", -1, 1));
     paintBand(words, 5, q, 1, 10);
     expect(new Set(words).size).toBe(1);
-  });
-
-  it("columnRange keeps every spike of a long input", () => {
-    const steps = 10_000;
-    const q = quantity("x", steps, 1, (t) => (t === 7_777 ? 50 : t === 1_234 ? -40 : 0));
-    const { lo, hi } = columnRange(q, 0, steps, 100);
-    expect(Math.max(...hi)).toBe(50);
-    expect(Math.min(...lo)).toBe(-40);
-    expect(hi[77]).toBe(50);
-    expect(lo[12]).toBe(-40);
-    // fewer steps than columns: every column still has a value
-    const short = columnRange(quantity("x", 3, 1, (t) => t), 0, 3, 10);
-    expect(Array.from(short.hi).every(Number.isFinite)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { createUnits, parseUnit, PLOT_W, stepAtX, xOfStep, yOf } from "../src/units";
+import { columnRange, createUnits, drawSeries, parseUnit, PLOT_W, stepAtX, xOfStep, yOf } from "../src/units";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 // unit u's amplitude grows with u, so variance orders units from the last to the first
@@ -33,6 +33,34 @@ describe("units plot geometry", () => {
     expect("error" in parseUnit("-1", 256)).toBe(true);
     expect("error" in parseUnit("1.5", 256)).toBe(true);
     expect("error" in parseUnit("", 256)).toBe(true);
+  });
+
+  it("columnRange keeps every spike of a long series", () => {
+    const steps = 10_000;
+    const q = quantity("x", steps, 1, (t) => (t === 7_777 ? 50 : t === 1_234 ? -40 : 0));
+    const { lo, hi } = columnRange(q, 0, steps, 100);
+    expect(Math.max(...hi)).toBe(50);
+    expect(Math.min(...lo)).toBe(-40);
+    expect(hi[77]).toBe(50);
+    expect(lo[12]).toBe(-40);
+    // fewer steps than columns: every column still has a value
+    const short = columnRange(quantity("x", 3, 1, (t) => t), 0, 3, 10);
+    expect(Array.from(short.hi).every(Number.isFinite)).toBe(true);
+  });
+
+  it("drawSeries: a polyline through every step when they fit, else one min..max bar per column", () => {
+    const calls: string[] = [];
+    const ctx = {
+      beginPath: () => calls.push("begin"), stroke: () => calls.push("stroke"),
+      lineTo: (x: number, y: number) => calls.push(`line ${x.toFixed(1)} ${y}`),
+      fillRect: (x: number, y: number, _w: number, h: number) => calls.push(`rect ${x} ${y} ${h}`),
+    } as unknown as CanvasRenderingContext2D;
+    const q = quantity("h", 4, 2, (t, u) => (u ? t * 10 : -1));
+    drawSeries(ctx, q, 1, 4, 8, (v) => 100 - v);
+    expect(calls).toEqual(["begin", "line 1.0 100", "line 3.0 90", "line 5.0 80", "line 7.0 70", "stroke"]);
+    calls.length = 0;
+    drawSeries(ctx, q, 1, 4, 2, (v) => 100 - v); // two steps per column
+    expect(calls).toEqual(["rect 0 90 10", "rect 1 70 10"]);
   });
 });
 
