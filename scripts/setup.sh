@@ -12,6 +12,8 @@ WITH_TESTS=0
 TORCH_PIN="torch==2.13.0"   # the CPU wheel on this machine; unpinned torch pulls a CUDA build
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+# pip -q still prints one warning per unused local index folder on this kind of machine
+pip_install() { $PY -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
 
 # 1. Python virtual environment, torch first and pinned
 if [ ! -x .venv/bin/python ]; then
@@ -21,7 +23,7 @@ fi
 PY=.venv/bin/python
 if ! $PY -c "import torch" 2>/dev/null; then
   say "installing $TORCH_PIN"
-  $PY -m pip install -q --disable-pip-version-check "$TORCH_PIN"
+  pip_install "$TORCH_PIN"
 fi
 
 # 2. node packages (esbuild, typescript, vitest): from the committed lock file
@@ -42,7 +44,7 @@ extras=""
 stamp=".venv/.rnnwidgets-installed$extras"
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   say "installing rnnwidgets$extras"
-  $PY -m pip install -q --disable-pip-version-check -e ".$extras"
+  pip_install -e ".$extras"
   touch "$stamp"
 fi
 
