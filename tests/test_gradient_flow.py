@@ -1,10 +1,11 @@
 """GradientFlow widget state: the marks hold the analysis' numbers; the text is escaped."""
 import numpy as np
 import pytest
+import torch
 
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
 from rnnwidgets.trace import LayerTrace, Trace
-from rnnwidgets.widgets.gradient_flow import GradientFlow, heat_cells, time_columns
+from rnnwidgets.widgets.gradient_flow import GradientFlow, gradient_flow, heat_cells, time_columns
 
 B, T, U = 2, 12, 3
 
@@ -124,3 +125,45 @@ def test_a_trace_without_gradients_is_refused_clearly():
         GradientFlow(tr)
     with pytest.raises(TypeError, match="rw.Trace"):
         GradientFlow({"not": "a trace"})
+
+
+class Net(torch.nn.Module):
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+        self.head = torch.nn.Linear(rnn.hidden_size, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+def test_gradient_flow_on_a_live_model_leaves_grad_alone_and_finds_a_small_tanh_rnn_vanishing():
+    torch.manual_seed(0)
+    model = Net(torch.nn.RNN(3, 16, batch_first=True))
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.mul_(0.3)            # contracting recurrence
+    x = torch.randn(2, 60, 3)
+    model(x).sum().backward()
+    before = [p.grad.clone() for p in model.parameters()]
+    loss = lambda out: out[:, -1].sum()             # noqa: E731
+    gf = gradient_flow(model, x, loss=loss, lr=0.1)
+    assert all(torch.equal(a, p.grad) for a, p in zip(before, model.parameters()))
+    assert gf.verdicts["rnn.l0"].label == "vanishing"
+    w = model.rnn.weight_hh_l0
+    (g,) = torch.autograd.grad(loss(model(x)), [w])
+    assert gf.update_ratio["rnn.weight_hh_l0"] == pytest.approx(0.1 * float(g.norm()) / float(w.detach().norm()), rel=1e-4)
+
+
+def test_gradient_flow_takes_learning_rates_from_an_optimizer():
+    torch.manual_seed(0)
+    model = Net(torch.nn.GRU(3, 4, batch_first=True))
+    optimizer = torch.optim.SGD([{"params": model.rnn.parameters(), "lr": 0.5},
+                                 {"params": model.head.parameters(), "lr": 0.01}])
+    gf = gradient_flow(model, torch.randn(1, 5, 3), loss="last", optimizer=optimizer)
+    stats = gf.trace.param_grads
+    w = dict(model.named_parameters())
+    assert gf.update_ratio["head.weight"] == pytest.approx(0.01 * stats["head.weight"]["norm"] / float(w["head.weight"].norm()))
+    assert gf.update_ratio["rnn.weight_hh_l0"] == pytest.approx(0.5 * stats["rnn.weight_hh_l0"]["norm"] / float(w["rnn.weight_hh_l0"].norm()))
+    assert list(gf.flows["rnn.l0"]) == ["update carry", "update gate", "candidate"]
+    with pytest.raises(ValueError, match="not both"):
+        gradient_flow(model, torch.randn(1, 5, 3), lr=0.1, optimizer=optimizer)

@@ -176,3 +176,25 @@ def test_bad_arguments_say_what_was_expected():
         TrainingMonitor(Model(), every=0)
     with pytest.raises(ValueError, match="clip"):
         TrainingMonitor(Model(), clip=-1)
+
+
+def test_probe_snapshot_every_n_steps_leaves_grad_bit_identical():
+    from rnnwidgets.capture import trace
+    from rnnwidgets.gradients_analysis import step_norms
+
+    torch.manual_seed(0)
+    model = Model()
+    x = torch.randn(2, 10, 3)
+    loss_fn = lambda out: out[:, -1].sum()          # noqa: E731
+    mon = TrainingMonitor(model, probe=(x, loss_fn), every=2, clock=FakeClock())
+    for i in range(4):
+        loss = backward(model, seed=i)
+        before = grads(model)
+        mon.step(loss)
+        assert all(torch.equal(a, b) for a, b in zip(before, grads(model)))
+    mon.flush()
+    assert mon.snapshot[0] == 4 and "after step 4" in mon.probe_figure.title
+    assert list(mon.probe_lines.labels) == ["lstm.l0", "lstm.l1"]
+    expected = step_norms(trace(model, x, loss=loss_fn).layers["lstm.l1"].grads["h"])
+    np.testing.assert_allclose(mon.probe_lines.y[1], expected, rtol=1e-5)
+    assert "lstm.l1:" in mon.probe_text.value

@@ -160,9 +160,9 @@ class GradientFlow(widgets.VBox):
                   "gru": ("update" in lt.gates and "new" in lt.gates), "rnn": True}
         if not needed.get(lt.kind, False):
             return {}
-        initial = lt.meta.get("initial")
-        return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths,
-                         None if initial is None else np.asarray(initial))
+        # the forget-/update-gate paths at step 0 need the state before it, which a Trace does not
+        # hold: NaN there (not drawn) rather than a guess
+        return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths, initial=np.nan)
 
     def _heat_rows(self):
         series = [*self.norms.values(), *self.cell_norms.values()]
