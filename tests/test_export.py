@@ -1,0 +1,255 @@
+"""Offline sharing without a browser: the self-contained HTML file, the nbconvert exporter, and
+the still PNG. (tests/e2e/test_offline.py opens the same files in Chromium with the network off.)"""
+import base64
+import json
+import re
+import struct
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+import rnnwidgets as rw
+from rnnwidgets.widgets import export, still
+
+REPO = Path(__file__).resolve().parents[1]
+XSS_TOKEN = "</script><img src=x onerror=\"window.__xss=1\">"
+
+
+class Scripts(HTMLParser):
+    """Every <script> (its attributes and text) and every other tag that could fetch something."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.scripts, self.fetching, self._open = [], [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            self._open = [attrs, ""]
+            self.scripts.append(self._open)
+        elif tag in ("link", "img", "iframe") or "src" in attrs or "href" in attrs:
+            self.fetching.append((tag, attrs))
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._open = None
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """(height, width, 3) uint8 from an 8-bit RGB PNG; checks the signature and every chunk's CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height, depth, colour, *_ = header
+    assert (depth, colour) == (8, 2)
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + 3 * width)
+    assert not rows[:, 0].any(), "only filter type 0 is decoded here"
+    return rows[:, 1:].reshape(height, width, 3)
+
+
+def hex_rgb(h):
+    return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(3, 6, batch_first=True)
+    tokens = [[XSS_TOKEN if t == 2 else f"t{t}" for t in range(9)]]
+    return rw.explore(model, torch.randn(1, 9, 3), tokens=tokens)
+
+
+# ---- the self-contained file -----------------------------------------------------------------
+
+def test_save_html_inlines_everything_and_fetches_nothing(explorer, tmp_path):
+    path = export.save_html(explorer, tmp_path / "explorer.html", title="<run 1>")
+    text = path.read_text(encoding="utf-8")
+    page = Scripts(text)
+    assert page.fetching == [] and all("src" not in attrs for attrs, _ in page.scripts)
+    assert "<title>&lt;run 1&gt;</title>" in text
+    code = "\n".join(body for attrs, body in page.scripts if "type" not in attrs)
+    for name in ("@jupyter-widgets/base", "@jupyter-widgets/html-manager/dist/libembed-amd", "anywidget"):
+        assert f'define("{name}"' in code, name
+    assert "requirejs" in code and not re.search(r"^//# sourceMappingURL", code, re.M)
+
+
+def test_save_html_state_carries_the_bundle_links_and_tokens_as_data(explorer, tmp_path):
+    text = export.save_html(explorer, tmp_path / "explorer.html").read_text(encoding="utf-8")
+    assert XSS_TOKEN not in text  # the token cannot leave its JSON string...
+    assert "\\u003c/script\\u003e\\u003cimg src=x" in text  # ...where it is escaped
+    scripts = {attrs.get("type"): body for attrs, body in Scripts(text).scripts if attrs.get("type")}
+    state = json.loads(scripts[export.STATE_MIME])["state"]
+    view = json.loads(scripts[export.VIEW_MIME])
+    assert view["model_id"] == explorer.model_id and explorer.model_id in state
+    models = {m["model_name"] for m in state.values()}
+    assert {"AnyModel", "PlayModel", "IntSliderModel", "LinkModel"} <= models
+    links = [m["state"] for m in state.values() if m["model_name"] == "LinkModel"]
+    assert len(links) == len(explorer._links)
+    assert all(ref.startswith("IPY_MODEL_") and ref[10:] in state for link in links
+               for ref in (link["source"][0], link["target"][0]))
+    anywidget = state[explorer.view.model_id]
+    bundle = (REPO / "rnnwidgets" / "static" / "widget.js").read_text(encoding="utf-8")
+    assert anywidget["state"]["_esm"] == bundle
+    assert XSS_TOKEN in anywidget["state"]["tokens"]
+    buffers = {tuple(b["path"]): base64.b64decode(b["data"]) for b in anywidget["buffers"]}
+    assert buffers[("buffer",)] == explorer.view.buffer
+
+
+def test_widget_modules_are_the_non_builtin_ones():
+    state = {"state": {
+        "a": {"model_module": "@jupyter-widgets/controls", "state": {"_view_module": "@jupyter-widgets/controls"}},
+        "b": {"model_module": "anywidget", "state": {"_view_module": "anywidget"}},
+        "c": {"model_module": "bqplot", "state": {}},
+        "d": {"model_module": "bqscales", "state": {"_view_module": None}}}}
+    assert export.widget_modules(state) == ["anywidget", "bqplot", "bqscales"]
+
+
+def test_named_amd_names_the_one_anonymous_define():
+    source = '/* x */define(["@jupyter-widgets/base"],(e=>e));'
+    assert export._named_amd("bqplot", source) == '/* x */define("bqplot", ["@jupyter-widgets/base"],(e=>e));'
+    with pytest.raises(ValueError, match="exactly one anonymous define"):
+        export._named_amd("twice", source + source)
+    with pytest.raises(ValueError, match="exactly one anonymous define"):
+        export._named_amd("none", "var x = 1;")
+
+
+def test_real_widget_modules_are_named():
+    for name in ("anywidget", "bqplot", "bqscales"):
+        named = export._named_amd(name, export._module_source(name))
+        assert named.count(f'define("{name}", [') == 1
+
+
+def test_script_escapes_what_would_end_the_element():
+    out = export._script('var s = "</script><!-- </SCRIPT>";\n//# sourceMappingURL=x.js.map')
+    body = out[len("<script>"):-len("</script>")]
+    assert "</script" not in body.lower() and "<!--" not in body and "sourceMappingURL" not in body
+    assert body.startswith('var s = "<\\/script><\\x21-- <\\/SCRIPT>";')
+
+
+def test_json_script_cannot_be_closed_by_a_value():
+    out = export._json_script(export.VIEW_MIME, {"token": XSS_TOKEN, "amp": "&"})
+    body = out[out.index(">") + 1:-len("</script>")]
+    assert "<" not in body and ">" not in body and "&" not in body
+    assert json.loads(body) == {"token": XSS_TOKEN, "amp": "&"}
+
+
+def test_missing_vendor_files_say_how_to_build_them(explorer, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "VENDOR", tmp_path / "vendor")
+    with pytest.raises(FileNotFoundError, match="npm run build"):
+        export.save_html(explorer, tmp_path / "x.html")
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_unknown_widget_module_is_a_clear_error():
+    with pytest.raises(LookupError, match="no nbextensions/no-such-widgets/index.js"):
+        export._module_source("no-such-widgets")
+
+
+# ---- nbconvert ---------------------------------------------------------------------------------
+
+def _notebook_with_state(explorer):
+    nb = nbformat.v4.new_notebook()
+    view = {"version_major": 2, "version_minor": 0, "model_id": explorer.model_id}
+    nb.cells = [nbformat.v4.new_code_cell("explorer", outputs=[nbformat.v4.new_output(
+        "display_data", data={export.VIEW_MIME: view, "text/plain": "Explorer"})])]
+    nb.metadata["widgets"] = {export.STATE_MIME: {"version_major": 2, "version_minor": 0,
+                                                  "state": export.widget_state(explorer)}}
+    return nb
+
+
+def test_nbconvert_exporter_inlines_the_scripts(explorer):
+    from nbconvert.exporters import get_exporter
+
+    exporter_class = get_exporter("rnnwidgets.widgets.export.OfflineHTMLExporter")
+    assert exporter_class is export.OfflineHTMLExporter
+    text, _ = exporter_class().from_notebook_node(_notebook_with_state(explorer))
+    page = Scripts(text)
+    # the notebook's own MathJax is the template's business (--HTMLExporter.mathjax_url); no widget script has a src
+    assert [attrs["src"] for attrs, _ in page.scripts if "src" in attrs] == [export.OfflineHTMLExporter().mathjax_url]
+    assert "cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager" not in text  # the stock loader is gone
+    code = "\n".join(body for attrs, body in page.scripts if attrs.get("type") in (None, "text/javascript"))
+    assert 'define("anywidget", [' in code and 'define("@jupyter-widgets/base"' in code
+    types = [attrs.get("type") for attrs, _ in page.scripts]
+    assert types.count(export.STATE_MIME) == 1 and types.count(export.VIEW_MIME) == 1
+
+
+def test_nbconvert_exporter_without_widgets_is_plain_html():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# hello")]
+    text, _ = export.OfflineHTMLExporter().from_notebook_node(nb)
+    assert "hello" in text and "requirejs" not in text
+
+
+# ---- the still image ---------------------------------------------------------------------------
+
+def test_front_end_and_still_share_colour_anchors():
+    source = (REPO / "js" / "src" / "colormap.ts").read_text(encoding="utf-8")
+    for name in ("diverging", "sequential"):
+        block = re.search(rf"const {name.upper()} = \[(.*?)\];", source, re.S).group(1)
+        assert re.findall(r'"(#[0-9a-f]{6})"', block) == still.ANCHORS[name], name
+    assert int(re.search(r"LUT_SIZE = (\d+)", source).group(1)) == still.LUT_SIZE
+    assert hex_rgb(re.search(r'NON_FINITE = "(#[0-9a-f]{6})"', source).group(1)) == still.NON_FINITE
+
+
+def test_still_png_shows_each_cell_in_its_colour():
+    values = np.array([[-1.0, 0.0], [1.0, np.nan], [5.0, -0.5]], dtype=np.float32)  # (time 3, units 2)
+    image = decode_png(still.heatmap_png(values, "diverging", -1.0, 1.0))
+    height, width, _ = image.shape
+    assert width >= still.MIN_WIDTH and height >= still.MIN_HEIGHT
+    assert width % 3 == 0 and height % 2 == 0  # whole-pixel cells: 3 steps across, 2 units down
+    cell = lambda unit, step: tuple(image[unit * height // 2 + 1, step * width // 3 + 1])  # noqa: E731
+    anchors = still.ANCHORS["diverging"]
+    assert cell(0, 0) == hex_rgb(anchors[0]) and cell(0, 1) == hex_rgb(anchors[-1])
+    assert cell(0, 2) == hex_rgb(anchors[-1])  # 5.0 clamps to vmax
+    assert cell(1, 0) == hex_rgb(anchors[5])  # 0 is the diverging centre, its own entry
+    assert cell(1, 1) == still.NON_FINITE
+    assert cell(1, 2) == tuple(still._lut("diverging")[64])  # -0.5 sits a quarter of the way up
+
+
+def test_still_of_a_long_sequence_averages_blocks_of_steps():
+    values = np.zeros((2500, 4))
+    values[:3] = 1.0
+    values[1200, 2] = np.inf
+    image = decode_png(still.heatmap_png(values, "sequential", 0.0, 1.0))
+    assert image.shape[1] == 834  # blocks of 3 steps
+    first_block = image[0, 0]
+    assert tuple(first_block) == hex_rgb(still.ANCHORS["sequential"][-1])
+    assert tuple(image[2 * image.shape[0] // 4 + 1, 400]) == still.NON_FINITE
+    assert tuple(image[2 * image.shape[0] // 4 + 1, 401]) == hex_rgb(still.ANCHORS["sequential"][0])
+
+
+def test_still_png_rejects_what_is_not_a_heatmap():
+    with pytest.raises(ValueError, match=r"\(time, units\)"):
+        still.heatmap_png(np.zeros(5), "diverging", -1, 1)
+    with pytest.raises(ValueError, match="scale"):
+        still.heatmap_png(np.zeros((2, 2)), "rainbow", -1, 1)
+
+
+def test_explorer_display_carries_a_still_of_its_heatmap(explorer):
+    bundle = explorer._repr_mimebundle_()
+    assert export.VIEW_MIME in bundle
+    image = decode_png(base64.b64decode(bundle["image/png"]))
+    h = explorer.trace.layers[explorer.view.layer].states["h"][0]  # (time 9, units 6)
+    assert image.shape[1] % h.shape[0] == 0 and image.shape[0] % h.shape[1] == 0
+    sy, sx = image.shape[0] // h.shape[1], image.shape[1] // h.shape[0]
+    top = float(np.abs(h).max())
+    expected = still.colours(h.T, "diverging", -top, top)
+    assert np.array_equal(image[::sy, ::sx], expected)
