@@ -12,6 +12,26 @@ export interface ArrayEntry {
   scale: Scale;
   vmin: number;
   vmax: number;
+  t0?: number; // set when the payload holds a window of a long sequence
+}
+
+/** A long sequence's level of detail: a window of steps [t0, t0 + held) plus an overview. */
+export interface LodIndex {
+  t0: number;
+  held: number;
+  floats: number; // float32 values of the window's arrays (a window reply holds exactly these)
+  overview: { layer: string; quantity: string; columns: number; bucket: number; units: number; min: number; max: number };
+}
+
+/** One quantity over the whole sequence: per column of `bucket` steps, each unit's min and max. */
+export interface Overview {
+  layer: string;
+  quantity: string;
+  columns: number;
+  bucket: number;
+  units: number;
+  min: Float32Array; // [column * units + u]
+  max: Float32Array;
 }
 
 export interface PayloadIndex {
@@ -20,12 +40,14 @@ export interface PayloadIndex {
   layers: { name: string; kind: LayerKind; quantities: ArrayEntry[] }[];
   inputs: ArrayEntry | null;
   predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
+  lod?: LodIndex | null; // absent/null: every array holds the whole sequence
 }
 
 export interface Decoded {
   layers: LayerData[];
   inputs: Quantity | null;
   predictions: Predictions | null;
+  overview: Overview | null;
 }
 
 /** The buffer trait (anywidget hands a DataView) as float32 values. Zero-copy when 4-byte aligned. */
@@ -59,16 +81,32 @@ function view(floats: Float32Array, e: ArrayEntry, what: string): Quantity {
     scale: e.scale,
     vmin: e.vmin,
     vmax: e.vmax,
+    ...(e.t0 === undefined ? {} : { t0: e.t0 }),
   };
 }
 
-export function decodePayload(index: PayloadIndex, floats: Float32Array): Decoded {
+/** The per-step arrays (every layer's quantities, numeric inputs); t0 overrides the window start. */
+function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number): Pick<Decoded, "layers" | "inputs"> {
+  const at = (e: ArrayEntry) => (t0 === undefined ? e : { ...e, t0 });
   const layers = index.layers.map((layer) => {
     const quantities: Record<string, Quantity> = {};
-    for (const e of layer.quantities) quantities[e.name] = view(floats, e, `${layer.name}/${e.name}`);
+    for (const e of layer.quantities) quantities[e.name] = view(floats, at(e), `${layer.name}/${e.name}`);
     return { name: layer.name, kind: layer.kind, quantities };
   });
-  const inputs = index.inputs ? view(floats, index.inputs, "inputs") : null;
+  const inputs = index.inputs ? view(floats, at(index.inputs), "inputs") : null;
+  return { layers, inputs };
+}
+
+/** A window reply (the kernel's answer to a request for steps from t0) decoded like the payload's window. */
+export function decodeWindow(index: PayloadIndex, floats: Float32Array, t0: number): Pick<Decoded, "layers" | "inputs"> {
+  if (!index.lod || floats.length !== index.lod.floats) {
+    throw new Error(`rnnwidgets: a window of ${floats.length} values does not fit this payload's windows`);
+  }
+  return stepArrays(index, floats, t0);
+}
+
+export function decodePayload(index: PayloadIndex, floats: Float32Array): Decoded {
+  const { layers, inputs } = stepArrays(index, floats);
   let predictions: Predictions | null = null;
   if (index.predictions) {
     const p = index.predictions;
@@ -80,5 +118,15 @@ export function decodePayload(index: PayloadIndex, floats: Float32Array): Decode
       labels: p.labels,
     };
   }
-  return { layers, inputs, predictions };
+  let overview: Overview | null = null;
+  if (index.lod) {
+    const o = index.lod.overview;
+    const shape = { units: o.units, steps: o.columns, scale: "sequential" as Scale, vmin: 0, vmax: 1 };
+    overview = {
+      ...o,
+      min: view(floats, { name: "min", offset: o.min, ...shape }, "overview min").data,
+      max: view(floats, { name: "max", offset: o.max, ...shape }, "overview max").data,
+    };
+  }
+  return { layers, inputs, predictions, overview };
 }

@@ -1,6 +1,7 @@
 // The Explorer view: decodes the payload, holds the shared selection (step, unit, layer,
 // quantity), draws the heatmap and the text at t, and composes the panels. Everything a scrub
-// changes is drawn here from data already in the browser; the kernel is never asked.
+// changes is drawn here from data already in the browser; the kernel is never asked, except for
+// the next window of steps of a sequence too long to send whole (index.lod).
 //
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-explorer      the root; focusable: ←/→ step, Home/End jump, space plays/pauses, ↑/↓ unit
@@ -15,11 +16,13 @@
 //
 // Model traits: index (PayloadIndex JSON) + buffer (float32 bytes) for the selected batch
 // element, tokens, and the selection t, unit, layer, quantity, playing (t and playing are
-// jslinked to the Play/slider controls in Python).
+// jslinked to the Play/slider controls in Python). Custom messages: the view sends
+// {type: "window", start}; the kernel answers {type: "window", t0, held} with one float32 buffer
+// laid out like the payload's window.
 import type { AnyModel } from "@anywidget/types";
 import { createBars } from "./bars";
 import { createCellview } from "./cellview";
-import { type PayloadIndex, decodePayload, floatsOf } from "./decode";
+import { type Overview, type PayloadIndex, decodePayload, decodeWindow, floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
 import { createTokens } from "./tokens";
 import { createUnits } from "./units";
@@ -103,6 +106,11 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   const panelRow = element("div", "rw-panels", root);
   panelRow.style.cssText = "display: flex; flex-wrap: wrap; gap: 12px;";
 
+  // A long sequence (index.lod) holds a window of steps around t plus an overview of the
+  // selected quantity; the window follows t by asking the kernel for the next one.
+  let index: PayloadIndex | null = null;
+  let overview: Overview | null = null;
+  let windowAsked: number | null = null; // the start of the window requested and not yet received
   const state: ExplorerState = {
     t: 0, unit: 0, units: [0], order: null, layer: "", quantity: "", steps: 0, length: 0,
     tokens: null, inputs: null, layers: [], predictions: null,
@@ -155,8 +163,10 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
 
   /** Read the payload and the selection from the model, clamping the selection to the data. */
   function load(): void {
-    const index = model.get("index");
+    index = model.get("index");
     const decoded = decodePayload(index, floatsOf(model.get("buffer")));
+    overview = decoded.overview;
+    windowAsked = null;
     state.layers = decoded.layers;
     state.inputs = decoded.inputs;
     state.predictions = decoded.predictions;
@@ -184,8 +194,33 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
 
   function drawImage(): void {
     const q = selectedQuantity(state);
-    heatmap.draw(q, state.order, state.length);
     legend.draw(q);
+    if (!index?.lod) heatmap.draw(q, state.order, state.length);
+    else if (overview && overview.layer === state.layer && overview.quantity === state.quantity) {
+      heatmap.drawOverview(overview, q, state.order, state.length, state.steps);
+    } else heatmap.clear(); // the kernel is sending this selection's overview
+  }
+
+  /** Ask for the window around t when t nears the edge of the one held (one request at a time). */
+  function followWindow(): void {
+    const lod = index?.lod;
+    if (!lod || windowAsked !== null) return;
+    const t0 = selectedQuantity(state).t0 ?? 0;
+    const margin = Math.floor(lod.held / 4);
+    const nearStart = state.t < t0 + margin && t0 > 0;
+    const nearEnd = state.t >= t0 + lod.held - margin && t0 + lod.held < state.steps;
+    if (!nearStart && !nearEnd) return;
+    windowAsked = clamp(state.t - Math.floor(lod.held / 2), 0, state.steps - lod.held);
+    model.send({ type: "window", start: windowAsked });
+  }
+
+  function onMessage(msg: { type?: string; t0: number; held: number }, buffers: DataView[]): void {
+    if (msg?.type !== "window" || !index?.lod || msg.held !== index.lod.held || !buffers?.length) return;
+    const fresh = decodeWindow(index, floatsOf(buffers[0]), msg.t0);
+    state.layers = fresh.layers;
+    state.inputs = fresh.inputs;
+    windowAsked = null;
+    scrub();
   }
 
   function describeStep(): void {
@@ -203,6 +238,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
 
   /** What a change of step or unit redraws: the cursor, the text at t and the panels. */
   function scrub(): void {
+    followWindow();
     heatmap.drawCursor(state.t, rowOf(state.unit));
     describeStep();
     updatePanels();
@@ -245,9 +281,21 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     const q = selectedQuantity(state);
     const unit = state.order ? state.order[cell.row] : cell.row;
     const token = tokenAt(cell.t);
+    const padding = cell.t >= state.length ? " (padding)" : "";
+    const t0 = q.t0 ?? 0;
+    if (overview && (cell.t < t0 || cell.t >= t0 + q.steps)) {
+      // outside the window held: what the overview knows about that column of steps
+      const c = Math.floor(cell.t / overview.bucket);
+      const first = c * overview.bucket;
+      const last = Math.min(state.steps, first + overview.bucket) - 1;
+      const i = c * overview.units + unit;
+      readout.textContent = `unit ${unit} · steps ${first}–${last} · ${q.name} in ` +
+        `[${formatValue(overview.min[i])}, ${formatValue(overview.max[i])}]${padding}`;
+      return;
+    }
     readout.textContent =
       `unit ${unit} · step ${cell.t}${token ? ` · ${token}` : ""} · ${q.name} = ${formatValue(valueAt(q, cell.t, unit))}` +
-      (cell.t >= state.length ? " (padding)" : "");
+      padding;
   }
 
   function onClick(ev: MouseEvent): void {
@@ -296,6 +344,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   const payloadEvents = ["change:index", "change:buffer", "change:tokens"];
   for (const name of selectionEvents) model.on(name, onSelection);
   for (const name of payloadEvents) model.on(name, onPayload);
+  model.on("msg:custom", onMessage);
   load();
   redrawAll();
   // The overlay's size follows the displayed image; redraw the cursor when the layout settles.
@@ -305,6 +354,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   return () => {
     for (const name of selectionEvents) model.off(name, onSelection);
     for (const name of payloadEvents) model.off(name, onPayload);
+    model.off("msg:custom", onMessage);
     resize?.disconnect();
     for (const panel of panels) panel.destroy?.();
   };

@@ -2,6 +2,7 @@
 // colour lookup table into ImageData, scaled up by CSS. The cursor (current step and unit) is on
 // a second canvas laid over it, so a scrub redraws a few lines instead of the whole image.
 import { LUT_SIZE, NON_FINITE, colorWord, lutFor, pack, unpack } from "./colormap";
+import type { Overview } from "./decode";
 import type { Quantity } from "./state";
 
 const PADDING_GREY = [205, 205, 205];
@@ -41,6 +42,32 @@ export function paintHeatmap(q: Quantity, order: ArrayLike<number> | null, lengt
   }
 }
 
+/** Of a bucket's min and max, the one farther from the scale's middle (NaN if either is): what a
+ * column of many steps shows, so a one-step spike is not averaged away. */
+export function extreme(lo: number, hi: number, middle: number): number {
+  if (lo - lo !== 0 || hi - hi !== 0) return lo - lo !== 0 ? lo : hi;
+  return middle - lo > hi - middle ? lo : hi;
+}
+
+/**
+ * Paint an overview into `out` (width = columns, height = units): each column the extreme of
+ * its bucket of steps, coloured on `q`'s scale; columns starting at or past `length` greyed.
+ */
+export function paintOverview(
+  o: Overview, q: Pick<Quantity, "scale" | "vmin" | "vmax">, order: ArrayLike<number> | null, length: number, out: Uint32Array,
+): void {
+  const { columns, units, bucket, min, max } = o;
+  if (out.length !== units * columns) throw new Error(`overview: expected ${units * columns} pixels, got ${out.length}`);
+  const middle = (q.vmin + q.vmax) / 2;
+  for (let r = 0; r < units; r++) {
+    const u = order ? order[r] : r;
+    for (let c = 0; c < columns; c++) {
+      const word = colorWord(extreme(min[c * units + u], max[c * units + u], middle), q.scale, q.vmin, q.vmax);
+      out[r * columns + c] = c * bucket < length ? word : greyed(word);
+    }
+  }
+}
+
 /** Which (step, row) a point at fractions (fx, fy) of the drawn box falls on. */
 export function cellAtFraction(fx: number, fy: number, steps: number, units: number): { t: number; row: number } {
   const clamp = (x: number, n: number) => Math.min(n - 1, Math.max(0, Math.floor(x * n)));
@@ -51,6 +78,10 @@ export interface Heatmap {
   el: HTMLElement;
   /** Repaint the image (when the quantity, row order, data or length changed). */
   draw(q: Quantity, order: ArrayLike<number> | null, length: number): void;
+  /** Paint a long sequence's overview of `steps` steps instead, on `q`'s colour scale. */
+  drawOverview(o: Overview, q: Quantity, order: ArrayLike<number> | null, length: number, steps: number): void;
+  /** Blank the image (while the data for a new selection is on its way). */
+  clear(): void;
   /** Redraw only the cursor: the column of step t and the row of the selected unit. */
   drawCursor(t: number, row: number): void;
   /** The (step, row) under a mouse event, or null outside the image. */
@@ -72,19 +103,34 @@ export function createHeatmap(): Heatmap {
   let steps = 1;
   let units = 1;
 
+  /** Size the image to width x height pixels and fill it with `paint`. */
+  function paintImage(width: number, height: number, paint: (out: Uint32Array) => void): void {
+    if (image.width !== width || image.height !== height) {
+      image.width = width;
+      image.height = height;
+    }
+    image.style.height = `${Math.min(360, Math.max(120, height * 3))}px`;
+    const ctx = image.getContext("2d");
+    if (!ctx || width === 0 || height === 0) return;
+    const img = ctx.createImageData(width, height);
+    paint(new Uint32Array(img.data.buffer));
+    ctx.putImageData(img, 0, 0);
+  }
+
   function draw(q: Quantity, order: ArrayLike<number> | null, length: number): void {
     steps = q.steps;
     units = q.units;
-    if (image.width !== steps || image.height !== units) {
-      image.width = steps;
-      image.height = units;
-    }
-    image.style.height = `${Math.min(360, Math.max(120, units * 3))}px`;
-    const ctx = image.getContext("2d");
-    if (!ctx || steps === 0 || units === 0) return;
-    const img = ctx.createImageData(steps, units);
-    paintHeatmap(q, order, length, new Uint32Array(img.data.buffer));
-    ctx.putImageData(img, 0, 0);
+    paintImage(q.steps, q.units, (out) => paintHeatmap(q, order, length, out));
+  }
+
+  function drawOverview(o: Overview, q: Quantity, order: ArrayLike<number> | null, length: number, total: number): void {
+    steps = total;
+    units = o.units;
+    paintImage(o.columns, o.units, (out) => paintOverview(o, q, order, length, out));
+  }
+
+  function clear(): void {
+    image.getContext("2d")?.clearRect(0, 0, image.width, image.height);
   }
 
   function drawCursor(t: number, row: number): void {
@@ -120,7 +166,7 @@ export function createHeatmap(): Heatmap {
     return cellAtFraction(fx, fy, steps, units);
   }
 
-  return { el, draw, drawCursor, cellAt };
+  return { el, draw, drawOverview, clear, drawCursor, cellAt };
 }
 
 /** The colour scale of a quantity: a gradient bar with its ends and the non-finite swatch. */

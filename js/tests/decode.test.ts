@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { decodePayload, floatsOf } from "../src/decode";
+import { decodePayload, decodeWindow, floatsOf } from "../src/decode";
 import { predictionsAt, stepAt, valueAt } from "../src/state";
-import { buildPayload } from "./payload";
+import { buildPayload, lodPayload, windowValues } from "./payload";
 
 describe("the float32 buffer", () => {
   it("is viewed without a copy when aligned", () => {
@@ -61,5 +61,30 @@ describe("the payload index", () => {
       .predictions!;
     expect(predictionsAt(p, 1)).toEqual([{ label: "a", prob: 0.5 }, { label: "c", prob: expect.closeTo(0.4) }]);
     expect(predictionsAt(p, 2)[0]).toEqual({ label: "c", prob: expect.closeTo(0.9) });
+  });
+});
+
+describe("a long sequence's payload", () => {
+  const f = (t: number, u: number) => t + u / 10;
+
+  it("holds a window at t0 and the overview's min and max", () => {
+    const { index, buffer } = lodPayload(20, 2, 5, 10, 8, f);
+    const { layers, overview } = decodePayload(index, floatsOf(buffer));
+    const h = layers[0].quantities.h;
+    expect([h.t0, h.steps]).toEqual([10, 5]);
+    expect(valueAt(h, 12, 1)).toBeCloseTo(12.1);
+    expect(valueAt(h, 9, 0)).toBeNaN();
+    expect(Array.from(stepAt(h, 15))).toEqual([NaN, NaN]);
+    expect([overview!.columns, overview!.bucket]).toEqual([3, 8]);
+    expect(overview!.max[1 * 2 + 1]).toBeCloseTo(15.1);
+    expect(overview!.min[2 * 2 + 0]).toBe(16);
+  });
+
+  it("decodes a window reply at its own start, and refuses one of another size", () => {
+    const { index } = lodPayload(20, 2, 5, 0, 8, f);
+    const reply = Float32Array.from(windowValues(2, 5, 15, f));
+    const h = decodeWindow(index, reply, 15).layers[0].quantities.h;
+    expect(valueAt(h, 19, 1)).toBeCloseTo(19.1);
+    expect(() => decodeWindow(index, reply.subarray(1), 15)).toThrow(/does not fit/);
   });
 });

@@ -1,8 +1,9 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it } from "vitest";
 import { type ExplorerModel, renderExplorer, showToken } from "../src/explorer";
+import { formatValue } from "../src/heatmap";
 import { FakeModel } from "./fake_model";
-import { buildPayload } from "./payload";
+import { buildPayload, lodPayload, windowValues } from "./payload";
 
 const STEPS = 6;
 
@@ -177,6 +178,33 @@ describe("the Explorer view", () => {
     expect(model.get("unit")).toBe(0);
     key("ArrowUp");
     expect(model.get("unit")).toBe(1);
+  });
+
+  it("follows a long sequence's window: asks the kernel once near its edge, then reads the reply", () => {
+    const f = (t: number, u: number) => (t % 7) / 10 - u / 10;
+    const { index, buffer } = lodPayload(1000, 3, 100, 0, 10, f);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "rnn.l0", quantity: "h", playing: false,
+    });
+    const { el, text } = mount(model);
+    const image = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
+    image.getBoundingClientRect = () => ({ left: 0, top: 0, width: 1000, height: 30, right: 1000, bottom: 30, x: 0, y: 0, toJSON() {} });
+    const box = el.querySelector<HTMLElement>(".rw-heatmap-box")!;
+    const hover = (t: number) => box.dispatchEvent(new MouseEvent("mousemove", { clientX: t + 0.5, clientY: 5 }));
+    model.set("t", 50);
+    expect(model.sent).toEqual([]);
+    model.set("t", 80); // within a quarter of the window's end
+    model.set("t", 90);
+    expect(model.sent.map((m) => m.content)).toEqual([{ type: "window", start: 30 }]);
+    hover(500);
+    expect(text(".rw-readout")).toBe("unit 0 · steps 500–509 · h in [0.000, 0.600]");
+    model.emit("msg:custom", { type: "window", t0: 30, held: 100 }, [new DataView(Float32Array.from(windowValues(3, 100, 30, f)).buffer)]);
+    hover(125);
+    expect(text(".rw-readout")).toBe(`unit 0 · step 125 · h = ${formatValue(f(125, 0))}`);
+    model.set("t", 100); // inside the new window [30, 130), away from its edges: nothing asked
+    expect(model.sent.length).toBe(1);
+    model.set("t", 110); // near its end again: the next window
+    expect(model.sent.map((m) => m.content)).toEqual([{ type: "window", start: 30 }, { type: "window", start: 60 }]);
   });
 
   it("makes whitespace tokens visible", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NON_FINITE_WORD, colorWord, lutFor } from "../src/colormap";
-import { cellAtFraction, formatValue, greyed, paintHeatmap } from "../src/heatmap";
+import { cellAtFraction, extreme, formatValue, greyed, paintHeatmap, paintOverview } from "../src/heatmap";
 import type { Quantity } from "../src/state";
 
 function quantity(steps: number, units: number, f: (t: number, u: number) => number): Quantity {
@@ -63,5 +63,33 @@ describe("hit testing and labels", () => {
     expect(formatValue(123.456)).toBe("123.5");
     expect(formatValue(1e-5)).toBe("1.00e-5");
     expect(formatValue(NaN)).toBe("NaN");
+  });
+});
+
+describe("a long sequence's overview", () => {
+  it("shows of each bucket the value farther from the scale's middle, NaN first", () => {
+    expect(extreme(-0.2, 0.9, 0)).toBe(0.9);
+    expect(extreme(-0.95, 0.9, 0)).toBe(-0.95);
+    expect(extreme(0.1, 0.2, 0.5)).toBe(0.1); // a sigmoid gate: 0.1 is farther from 0.5
+    expect(extreme(NaN, 0.2, 0)).toBeNaN();
+    expect(extreme(0, Infinity, 0)).toBe(Infinity);
+  });
+
+  it("paints columns of buckets so a one-step spike survives, greying padding columns", () => {
+    const o = {
+      layer: "l", quantity: "h", columns: 3, bucket: 4, units: 2,
+      min: Float32Array.of(0, -0.1, -1, 0, 0, NaN),
+      max: Float32Array.of(0.1, 0, 0.2, 0.5, 0, NaN),
+    };
+    const scale = { scale: "diverging" as const, vmin: -1, vmax: 1 };
+    const out = new Uint32Array(6);
+    paintOverview(o, scale, null, 8, out);
+    expect(out[1]).toBe(colorWord(-1, "diverging", -1, 1)); // unit 0, column 1: the -1 spike
+    expect(out[4]).toBe(colorWord(0.5, "diverging", -1, 1)); // unit 1, column 1
+    expect(out[2]).toBe(greyed(colorWord(0, "diverging", -1, 1))); // column 2 starts at step 8 = length
+    expect(out[5]).toBe(greyed(NON_FINITE_WORD));
+    const ordered = new Uint32Array(6);
+    paintOverview(o, scale, [1, 0], 8, ordered);
+    expect(Array.from(ordered.subarray(0, 3))).toEqual(Array.from(out.subarray(3, 6)));
   });
 });
