@@ -146,7 +146,7 @@ export function createBars(actions: Actions): Panel {
     header.textContent = `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`;
     for (const [name, row] of rows) {
       const q = layer.quantities[name];
-      const values = stepAt(q, Math.min(state.t, q.steps - 1));
+      const values = stepAt(q, state.t); // absolute step: NaN if a long sequence's window lacks it
       const order = orderFor(state, q);
       const selectedSlot = state.unit < q.units ? slotOfUnit(state.unit, order) : -1;
       paintBars(row.words, BAR_W, BAR_H, values, order,

@@ -26,14 +26,15 @@ export interface CellValues {
   unit: number;
   values: Record<string, number>; // at step t, by quantity name
   prev: number; // c_{t-1} (LSTM) or h_{t-1} (the others); NaN for "list"
-  prevDerived: boolean; // at t = 0 the initial state is not recorded: it is solved from step 0
+  prevDerived: boolean; // step t-1 is not held (t = 0: the initial state): solved from step t
   projected: boolean; // LSTM with proj_size: h_t is a projection, not o·tanh(c_t) of this unit
 }
 
 /**
- * The values of `unit` at step `t`. At t = 0 the state before is solved from step 0's own
- * update (c_0 = f·c_{-1} + i·g, h_0 = (1−z)·n + z·h_{-1}), which needs f (or z) away from 0;
- * other cells' initial state cannot be solved for and is NaN.
+ * The values of `unit` at (absolute) step `t`. Where step t-1 is not held (t = 0, or the first
+ * step of a long sequence's window) the state before is solved from step t's own update
+ * (c_t = f·c_{t-1} + i·g, h_t = (1−z)·n + z·h_{t-1}), which needs f (or z) away from 0; other
+ * cells' state before cannot be solved for and is NaN.
  */
 export function cellValues(layer: LayerData, t: number, unit: number): CellValues {
   const template = templateOf(layer);
@@ -44,7 +45,9 @@ export function cellValues(layer: LayerData, t: number, unit: number): CellValue
   let prev = NaN, prevDerived = false;
   if (template !== "list") {
     const state = template === "lstm" ? q.c : q.h;
-    if (t > 0) prev = valueAt(state, t - 1, unit);
+    // step t-1 is absent at t = 0 and at the first step of a long sequence's window
+    const held = t > 0 && t - 1 >= (state.t0 ?? 0);
+    if (held) prev = valueAt(state, t - 1, unit);
     else {
       prevDerived = true;
       const v = values;
@@ -73,8 +76,9 @@ const PREV_NAME: Record<Template, string> = { lstm: "cₜ₋₁", gru: "hₜ₋�
 function prevLine(cv: CellValues): string {
   const name = PREV_NAME[cv.template];
   if (!cv.prevDerived) return `${name} = ${fmt(cv.prev)}`;
-  if (Number.isNaN(cv.prev)) return `${name} = initial state (not recorded)`;
-  return `${name} = ${fmt(cv.prev)}  (initial state, solved from step 0)`;
+  const what = cv.t === 0 ? "initial state" : "step not loaded";
+  if (Number.isNaN(cv.prev)) return `${name} = ${what} (not recorded)`;
+  return `${name} = ${fmt(cv.prev)}  (${what}, solved from step ${cv.t})`;
 }
 
 /** The equations with their numbers, one line each. */

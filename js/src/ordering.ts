@@ -1,11 +1,13 @@
 // Unit orderings: each returns a permutation of 0..units-1 (best first), so the units panel and
-// the heatmap's row order can share it. Pure functions over time-major data[t * units + u].
+// the heatmap's row order can share it. Pure functions over time-major data[i * units + u] of
+// steps t0 + i; `t` and `length` are absolute steps, and only the steps held are read.
 
-/** The part of a quantity an ordering reads: time-major values over `steps` steps. */
+/** The part of a quantity an ordering reads: time-major values of steps [t0, t0 + steps). */
 export interface UnitSeries {
   data: Float32Array;
   units: number;
   steps: number;
+  t0?: number;
 }
 
 export type OrderKey = "index" | "variance" | "value" | "correlation";
@@ -32,17 +34,18 @@ export function rankByScore(scores: Float64Array): Int32Array {
   return Int32Array.from(order);
 }
 
-function validSteps(q: UnitSeries, length: number): number {
-  return Math.max(0, Math.min(length, q.steps));
+/** How many of the held steps lie before `length` (the element's valid steps). */
+export function validSteps(q: UnitSeries, length: number): number {
+  return Math.max(0, Math.min(length - (q.t0 ?? 0), q.steps));
 }
 
-/** Per-unit variance over the first `length` steps, skipping non-finite values (NaN if < 2 finite). */
+/** Per-unit variance over the held steps before `length`, skipping non-finite values (NaN if < 2 finite). */
 export function varianceScores(q: UnitSeries, length: number): Float64Array {
   const { data, units } = q;
   const n = new Float64Array(units), mean = new Float64Array(units), m2 = new Float64Array(units);
-  const steps = validSteps(q, length);
-  for (let t = 0; t < steps; t++) {
-    const row = t * units;
+  const held = validSteps(q, length);
+  for (let i = 0; i < held; i++) {
+    const row = i * units;
     for (let u = 0; u < units; u++) {
       const x = data[row + u];
       if (!Number.isFinite(x)) continue;
@@ -61,8 +64,9 @@ export function varianceScores(q: UnitSeries, length: number): Float64Array {
 /** Per-unit value at step t (NaN when t is out of range or the value is not finite). */
 export function valueScores(q: UnitSeries, t: number): Float64Array {
   const out = new Float64Array(q.units).fill(NaN);
-  if (!(t >= 0 && t < q.steps)) return out;
-  const row = t * q.units;
+  const i = t - (q.t0 ?? 0);
+  if (!(i >= 0 && i < q.steps)) return out;
+  const row = i * q.units;
   for (let u = 0; u < q.units; u++) {
     const x = q.data[row + u];
     if (Number.isFinite(x)) out[u] = x;
@@ -71,17 +75,17 @@ export function valueScores(q: UnitSeries, t: number): Float64Array {
 }
 
 /**
- * Pearson correlation of every unit with unit `ref` over the first `length` steps, using the
+ * Pearson correlation of every unit with unit `ref` over the held steps before `length`, using the
  * steps where both values are finite. NaN where either series is constant there.
  */
 export function correlationScores(q: UnitSeries, ref: number, length: number): Float64Array {
   const { data, units } = q;
   const out = new Float64Array(units).fill(NaN);
   if (!(ref >= 0 && ref < units)) return out;
-  const steps = validSteps(q, length);
+  const held = validSteps(q, length);
   const n = new Float64Array(units), sx = new Float64Array(units), sy = new Float64Array(units);
-  for (let t = 0; t < steps; t++) {
-    const row = t * units, y = data[row + ref];
+  for (let i = 0; i < held; i++) {
+    const row = i * units, y = data[row + ref];
     if (!Number.isFinite(y)) continue;
     for (let u = 0; u < units; u++) {
       const x = data[row + u];
@@ -91,8 +95,8 @@ export function correlationScores(q: UnitSeries, ref: number, length: number): F
   }
   // second pass around the means: sums of squares without cancellation error
   const sxx = new Float64Array(units), syy = new Float64Array(units), sxy = new Float64Array(units);
-  for (let t = 0; t < steps; t++) {
-    const row = t * units, y = data[row + ref];
+  for (let i = 0; i < held; i++) {
+    const row = i * units, y = data[row + ref];
     if (!Number.isFinite(y)) continue;
     for (let u = 0; u < units; u++) {
       const x = data[row + u];

@@ -5,7 +5,7 @@
 import { colorWord, cssColor, NON_FINITE, textColorOn } from "./colormap";
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
-import { columnRange, drawSeries, stepAtX, xOfStep } from "./units";
+import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
 export const WINDOW = 256;
@@ -45,24 +45,31 @@ const SPARK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
 const SPARK_W = 640, SPARK_H = 40, BAND_H = 8;
 
 /**
- * The colour band under a sparkline: per pixel column, the colour of the selected unit's value
- * at the step in that column's middle (of the first `length` steps), as packed RGBA words.
+ * The colour band under a sparkline over the absolute steps [from, to): per pixel column, the
+ * colour of the selected unit's value at the step in that column's middle, as packed RGBA
+ * words; 0 (transparent) where that step is not held.
  */
-export function paintBand(words: Uint32Array, width: number, q: Quantity, unit: number, length: number) {
-  const n = Math.min(length, q.steps);
+export function paintBand(words: Uint32Array, width: number, q: Quantity, unit: number, from: number, to: number) {
+  const n = to - from;
   for (let x = 0; x < width; x++) {
-    const t = Math.floor(((x + 0.5) * n) / width);
-    words[x] = n > 0 && unit < q.units ? colorWord(q.data[t * q.units + unit], q.scale, q.vmin, q.vmax) : 0;
+    const v = n > 0 ? valueAt(q, from + Math.floor(((x + 0.5) * n) / width), unit) : NaN;
+    words[x] = Number.isNaN(v) ? 0 : colorWord(v, q.scale, q.vmin, q.vmax);
   }
 }
 
-/** Draws the input features over the valid steps, each feature scaled to the strip's height. */
-function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, length: number) {
+/** The input steps a sparkline shows: those held, up to the element's length. */
+function sparkRange(inputs: Quantity, length: number): { from: number; to: number } {
+  const { from, to } = heldRange(inputs);
+  return { from, to: Math.max(from, Math.min(to, length)) };
+}
+
+/** Draws the input features over [from, to), each feature scaled to the strip's height. */
+function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, from: number, to: number) {
   const ctx = canvas.getContext("2d");
   if (!ctx) return;
   ctx.clearRect(0, 0, SPARK_W, SPARK_H);
   for (let f = 0; f < Math.min(SPARK_FEATURES, inputs.units); f++) {
-    const { lo, hi } = columnRange(inputs, f, length, SPARK_W);
+    const { lo, hi } = columnRange(inputs, f, from, to, SPARK_W);
     let mn = Infinity, mx = -Infinity;
     for (let x = 0; x < SPARK_W; x++) {
       if (lo[x] < mn) mn = lo[x];
@@ -70,7 +77,7 @@ function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, length: numb
     }
     const span = mx > mn ? mx - mn : 1;
     ctx.strokeStyle = ctx.fillStyle = SPARK_COLORS[f];
-    drawSeries(ctx, inputs, f, length, SPARK_W, (v) => SPARK_H - 2 - ((v - mn) / span) * (SPARK_H - 4));
+    drawSeries(ctx, inputs, f, from, to, SPARK_W, (v) => SPARK_H - 2 - ((v - mn) / span) * (SPARK_H - 4));
   }
 }
 
@@ -104,8 +111,8 @@ export function createTokens(actions: Actions): Panel {
   let current = -1; // the pool index of the highlighted token, or -1
   // what the token colours were painted from; any change repaints the window
   let painted: { start: number; data: Float32Array; unit: number; length: number; tokens: string[] | null; steps: number } | null = null;
-  let sparkFrom: { inputs: Quantity; length: number } | null = null;
-  let bandFrom: { data: Float32Array; unit: number; length: number } | null = null;
+  let sparkFrom: { inputs: Quantity; from: number; to: number } | null = null;
+  let bandFrom: { data: Float32Array; unit: number; from: number; to: number } | null = null;
   let lastState: ExplorerState | null = null;
 
   row.addEventListener("click", (ev) => {
@@ -113,11 +120,11 @@ export function createTokens(actions: Actions): Panel {
     if (target && target.dataset.t !== undefined) actions.setT(Number(target.dataset.t));
   });
   spark.addEventListener("click", (ev) => {
-    if (!lastState) return;
+    if (!lastState?.inputs) return;
+    const { from, to } = sparkRange(lastState.inputs, lastState.length);
     const rect = spark.getBoundingClientRect();
-    const n = Math.max(1, Math.min(lastState.length, lastState.steps));
     const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * SPARK_W : 0;
-    actions.setT(stepAtX(x, n, SPARK_W));
+    if (to > from) actions.setT(from + stepAtX(x, to - from, SPARK_W));
   });
 
   function ensurePool(count: number) {
@@ -132,24 +139,30 @@ export function createTokens(actions: Actions): Panel {
   }
 
   function paintWindow(state: ExplorerState, q: Quantity, start: number, count: number) {
+    const { from, to } = heldRange(q);
     for (let i = 0; i < count; i++) {
       const t = start + i, span = pool[i];
       span.dataset.t = String(t);
       span.textContent = stepLabel(state.tokens, t);
       const v = valueAt(q, t, state.unit);
-      const pad = t >= state.length;
+      const pad = t >= state.length, held = t >= from && t < to;
       span.classList.toggle("rw-token-pad", pad);
       if (pad) {
         span.style.background = "#e0e0e0";
         span.style.color = "#999";
+      } else if (!held) { // a long sequence's step outside the window the browser holds
+        span.style.background = "";
+        span.style.color = "";
       } else {
         span.style.background = Number.isFinite(v) ? cssColor(v, q.scale, q.vmin, q.vmax) : NON_FINITE;
         span.style.color = textColorOn(colorWord(v, q.scale, q.vmin, q.vmax));
       }
-      span.title = `step ${t} · ${q.name}[${state.unit}] = ${Number.isFinite(v) ? v.toPrecision(4) : String(v)}${pad ? " (padding)" : ""}`;
+      const value = held ? `${q.name}[${state.unit}] = ${Number.isFinite(v) ? v.toPrecision(4) : String(v)}` : "not loaded";
+      span.title = `step ${t} · ${value}${pad ? " (padding)" : ""}`;
     }
     painted = { start, data: q.data, unit: state.unit, length: state.length, tokens: state.tokens, steps: state.steps };
   }
+
 
   function highlight(index: number) {
     if (index === current) return;
@@ -166,23 +179,27 @@ export function createTokens(actions: Actions): Panel {
 
   function updateSpark(state: ExplorerState, inputs: Quantity) {
     const q = selectedQuantity(state);
-    info.textContent = `inputs: ${inputs.units} features · colour: ${q.name}[${state.unit}] · step ${state.t} of ${state.steps}`;
-    if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.length !== state.length) {
-      drawSparkline(sparkCanvas, inputs, state.length);
-      sparkFrom = { inputs, length: state.length };
+    const { from, to } = sparkRange(inputs, state.length);
+    const whole = from === 0 && to >= Math.min(state.length, state.steps);
+    info.textContent = `inputs: ${inputs.units} features${whole ? "" : `, steps ${from}–${to - 1} held`}` +
+      ` · colour: ${q.name}[${state.unit}] · step ${state.t} of ${state.steps}`;
+    if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.from !== from || sparkFrom.to !== to) {
+      drawSparkline(sparkCanvas, inputs, from, to);
+      sparkFrom = { inputs, from, to };
     }
-    if (!bandFrom || bandFrom.data !== q.data || bandFrom.unit !== state.unit || bandFrom.length !== state.length) {
+    if (!bandFrom || bandFrom.data !== q.data || bandFrom.unit !== state.unit || bandFrom.from !== from || bandFrom.to !== to) {
       const ctx = band.getContext("2d");
       if (ctx) {
         const image = ctx.createImageData(SPARK_W, 1);
-        paintBand(new Uint32Array(image.data.buffer), SPARK_W, q, state.unit, state.length);
+        paintBand(new Uint32Array(image.data.buffer), SPARK_W, q, state.unit, from, to);
         ctx.putImageData(image, 0, 0);
       }
-      bandFrom = { data: q.data, unit: state.unit, length: state.length };
+      bandFrom = { data: q.data, unit: state.unit, from, to };
     }
-    const n = Math.max(1, Math.min(state.length, state.steps));
-    sparkCursor.style.left = `${Math.min(SPARK_W - 1, Math.floor(xOfStep(state.t, n, SPARK_W)))}px`;
+    sparkCursor.style.display = state.t >= from && state.t < to ? "" : "none";
+    sparkCursor.style.left = `${Math.floor(xOfStep(state.t - from, to - from, SPARK_W))}px`;
   }
+
 
   function update(state: ExplorerState) {
     lastState = state;

@@ -45,28 +45,47 @@ export function parseUnit(text: string, units: number): { unit: number } | { err
   return { error: `no unit "${s}": expected a whole number from 0 to ${units - 1}` };
 }
 
+/** The valid steps an ordering read: those held before `length`, as "first–last". */
+function validRange(q: Quantity, length: number): string {
+  const { from, to } = heldRange(q);
+  return `${from}–${Math.max(from, Math.min(to, length) - 1)}`;
+}
+
 /** What an order was computed from, in words. */
 export function orderCaption(key: OrderKey, q: Quantity, sel: { t: number; unit: number; length: number }): string {
   switch (key) {
     case "index": return "";
-    case "variance": return `by variance of ${q.name} over steps 0–${Math.max(0, sel.length - 1)}`;
+    case "variance": return `by variance of ${q.name} over steps ${validRange(q, sel.length)}`;
     case "value": return `by ${q.name} at step ${sel.t}`;
-    case "correlation": return `by correlation of ${q.name} with unit ${sel.unit}`;
+    case "correlation": return `by correlation of ${q.name} with unit ${sel.unit} over steps ${validRange(q, sel.length)}`;
   }
 }
 
+/** The absolute steps [from, to) a quantity holds: all of them, or a window of a long sequence. */
+export function heldRange(q: Quantity): { from: number; to: number } {
+  const from = q.t0 ?? 0;
+  return { from, to: from + q.steps };
+}
+
+/** Series `index` of `q` at absolute step t, NaN where not held. */
+function seriesAt(q: Quantity, index: number, t: number): number {
+  const i = t - (q.t0 ?? 0);
+  return i >= 0 && i < q.steps ? q.data[i * q.units + index] : NaN;
+}
+
 /**
- * Per pixel column, the min and max of feature `f` over the steps that column covers (steps
- * before `length`), so a line of 100,000 steps draws `width` segments and hides no spike.
+ * Per pixel column, the min and max of series `index` over the absolute steps [from, to) that
+ * column covers, so a line of 100,000 steps draws `width` segments and hides no spike. NaN
+ * where a column holds no finite value.
  */
-export function columnRange(q: Quantity, f: number, length: number, width: number) {
+export function columnRange(q: Quantity, index: number, from: number, to: number, width: number) {
   const lo = new Float32Array(width).fill(NaN), hi = new Float32Array(width).fill(NaN);
-  const n = Math.min(length, q.steps);
+  const n = to - from;
   for (let x = 0; x < width && n > 0; x++) {
     const a = Math.floor((x * n) / width), b = Math.max(a + 1, Math.floor(((x + 1) * n) / width));
     let mn = Infinity, mx = -Infinity;
-    for (let t = a; t < b; t++) {
-      const v = q.data[t * q.units + f];
+    for (let k = a; k < b; k++) {
+      const v = seriesAt(q, index, from + k);
       if (v < mn) mn = v;
       if (v > mx) mx = v;
     }
@@ -76,45 +95,48 @@ export function columnRange(q: Quantity, f: number, length: number, width: numbe
 }
 
 /**
- * Draws series `index` of `q` over its first `n` steps across `width` pixels, `y` mapping a
- * value to its pixel row: a polyline through every step when they fit, else each column's
- * min..max, so a spike is never dropped. Uses the context's current stroke and fill styles.
+ * Draws series `index` of `q` over the absolute steps [from, to) across `width` pixels, `y`
+ * mapping a value to its pixel row: a polyline through every step when they fit, else each
+ * column's min..max, so a spike is never dropped. Uses the context's stroke and fill styles.
  */
 export function drawSeries(
-  ctx: CanvasRenderingContext2D, q: Quantity, index: number, n: number, width: number, y: (v: number) => number,
+  ctx: CanvasRenderingContext2D, q: Quantity, index: number, from: number, to: number, width: number,
+  y: (v: number) => number,
 ) {
+  const n = to - from;
   if (n <= width) {
     ctx.beginPath();
-    for (let t = 0; t < n; t++) {
-      const v = q.data[t * q.units + index];
-      if (Number.isFinite(v)) ctx.lineTo(xOfStep(t, n, width), y(v));
+    for (let k = 0; k < n; k++) {
+      const v = seriesAt(q, index, from + k);
+      if (Number.isFinite(v)) ctx.lineTo(xOfStep(k, n, width), y(v));
     }
     ctx.stroke();
     return;
   }
-  const { lo, hi } = columnRange(q, index, n, width);
+  const { lo, hi } = columnRange(q, index, from, to, width);
   for (let x = 0; x < width; x++) {
     if (!(lo[x] <= hi[x])) continue; // an empty or non-finite column
     ctx.fillRect(x, y(hi[x]), 1, Math.max(1, y(lo[x]) - y(hi[x])));
   }
 }
 
+/** The compared units over the steps `q` holds, padding steps (from `length` on) shaded. */
 function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], length: number) {
   const ctx = canvas.getContext("2d");
   if (!ctx) return;
   const { width, height } = canvas;
+  const { from, to } = heldRange(q);
   ctx.clearRect(0, 0, width, height);
-  const steps = q.steps;
-  if (length < steps) { // padding steps: not this element's data
+  if (length < to) { // padding steps: not this element's data
     ctx.fillStyle = "#eee";
-    const x = (length / steps) * width;
+    const x = (Math.max(0, length - from) / (to - from)) * width;
     ctx.fillRect(x, 0, width - x, height);
   }
   ctx.fillStyle = "#bbb";
   ctx.fillRect(0, Math.round(yOf(0, q.vmin, q.vmax, height)), width, 1);
   units.forEach((u, k) => {
     ctx.strokeStyle = ctx.fillStyle = COLORS[k % COLORS.length];
-    drawSeries(ctx, q, u, steps, width, (v) => yOf(v, q.vmin, q.vmax, height));
+    drawSeries(ctx, q, u, from, to, width, (v) => yOf(v, q.vmin, q.vmax, height));
   });
 }
 
@@ -159,7 +181,9 @@ export function createUnits(actions: Actions): Panel {
   cursor.className = "rw-units-cursor";
   cursor.style.cssText = `position:absolute;top:0;width:1px;height:${PLOT_H}px;background:#000`;
   plot.append(canvas, cursor);
-  el.append(controls, caption, top, legend, plot);
+  const range = document.createElement("div");
+  range.className = "rw-units-range";
+  el.append(controls, caption, top, legend, plot, range);
 
   let state: ExplorerState | null = null;
   let orderKey: OrderKey = "index";
@@ -203,7 +227,8 @@ export function createUnits(actions: Actions): Panel {
     if (!state) return;
     const rect = plot.getBoundingClientRect();
     const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * PLOT_W : 0;
-    actions.setT(stepAtX(x, state.steps, PLOT_W));
+    const { from, to } = heldRange(selectedQuantity(state));
+    actions.setT(from + stepAtX(x, to - from, PLOT_W));
   });
 
   function shownUnits(s: ExplorerState, q: Quantity): number[] {
@@ -270,7 +295,10 @@ export function createUnits(actions: Actions): Panel {
     }
     updateLegend(units, q);
     updateTop(s, q);
-    cursor.style.left = `${Math.floor(xOfStep(s.t, s.steps, PLOT_W))}px`;
+    const { from, to } = heldRange(q);
+    range.textContent = from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "";
+    cursor.style.display = s.t >= from && s.t < to ? "" : "none";
+    cursor.style.left = `${Math.floor(xOfStep(s.t - from, to - from, PLOT_W))}px`;
   }
 
   return { el, update };

@@ -100,6 +100,13 @@ describe("state-at-t panel", () => {
     expect(panel.el.querySelector(".rw-bars-header")!.textContent).toContain("padding");
   });
 
+  it("reads the absolute step from a window of a long sequence", () => {
+    const h = { ...quantity("h", 3, 2, (t, u) => t * 0.1 + u * 0.01), t0: 500 }; // steps 500..502
+    const panel = createBars(recordingActions().actions);
+    panel.update(explorerState([layer("l", "lstm", [h])], { t: 501, unit: 1, steps: 1000, length: 1000 }));
+    expect(panel.el.querySelector(".rw-bars-label")!.textContent).toBe("h  unit 1 = 0.110");
+  });
+
   it("clicking a bar selects the unit in that display slot", () => {
     const { actions, calls } = recordingActions();
     const panel = createBars(actions);

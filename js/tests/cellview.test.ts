@@ -71,6 +71,21 @@ describe("cell view equations", () => {
     expect(equationLines(cv)[4]).toContain("initial state");
   });
 
+  it("reads absolute steps from a window of a long sequence, solving c_{t-1} at its first step", () => {
+    const whole = lstmLayer(12, 3);
+    const windowed = layer("lstm.l0", "lstm", Object.values(whole.quantities).map((q) => ({
+      ...q, t0: 1004, steps: 8, data: q.data.subarray(4 * 3), // steps 4..11 held as 1004..1011
+    })));
+    const a = cellValues(whole, 7, 2), b = cellValues(windowed, 1007, 2);
+    expect(b.values).toEqual(a.values);
+    expect(b.prev).toBe(a.prev);
+    expect(b.prevDerived).toBe(false);
+    const first = cellValues(windowed, 1004, 2), truth = cellValues(whole, 4, 2);
+    expect(first.prevDerived).toBe(true);
+    expect(first.prev).toBeCloseTo(truth.prev, 5);
+    expect(equationLines(first)[4]).toContain("step not loaded, solved from step 1004");
+  });
+
   it("LSTM with proj_size shows o·tanh(c_t) before the projection and says so", () => {
     const l = lstmLayer(5, 4);
     l.quantities.h = quantity("h", 5, 2, () => 0.123);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  correlationScores, orderByIndex, rankByScore, unitOrder, valueScores, varianceScores, type UnitSeries,
+  correlationScores, orderByIndex, rankByScore, unitOrder, validSteps, valueScores, varianceScores, type UnitSeries,
 } from "../src/ordering";
 
 /** Builds time-major data from one column (a function of t) per unit. */
@@ -84,6 +84,18 @@ describe("orderings", () => {
       sxy += (xs[i] - mx) * (ys[i] - my); sxx += (xs[i] - mx) ** 2; syy += (ys[i] - my) ** 2;
     }
     expect(r).toBeCloseTo(sxy / Math.sqrt(sxx * syy), 10);
+  });
+
+  it("a window of a long sequence (t0): absolute t and length, only held steps read", () => {
+    // steps 100..109 held; the element's length is 105
+    const q = { ...series(10, [t => t, t => -2 * t, t => (t >= 5 ? 1000 : 0)]), t0: 100 };
+    expect(validSteps(q, 105)).toBe(5);
+    expect(validSteps(q, 50)).toBe(0);
+    expect(Array.from(varianceScores(q, 105))).toEqual([2, 8, 0]); // var of 0..4, of 0,-2..-8; flat before 105
+    expect(Array.from(valueScores(q, 103))).toEqual([3, -6, 0]);
+    expect(Array.from(valueScores(q, 3)).every(Number.isNaN)).toBe(true);
+    expect(correlationScores(q, 0, 105)[1]).toBeCloseTo(-1, 10);
+    expect(Array.from(unitOrder("value", q, { t: 108, unit: 0, length: 110 }))).toEqual([2, 0, 1]);
   });
 
   it("every ordering is a permutation", () => {

@@ -63,6 +63,18 @@ describe("token strip", () => {
     expect(calls).toEqual([["setT", 4]]);
   });
 
+  it("leaves tokens outside the window of steps the browser holds uncoloured", () => {
+    const q = { ...quantity("h", 4, 1, () => 0.9), t0: 3 }; // steps 3..6 of 10
+    const panel = createTokens(recordingActions().actions);
+    panel.update(explorerState([layer("l", "lstm", [q])], { tokens: "abcdefghij".split(""), steps: 10, length: 10, t: 4 }));
+    const spans = [...panel.el.querySelectorAll<HTMLElement>(".rw-token")];
+    expect(spans).toHaveLength(10);
+    expect(spans[2].style.background).toBe("");
+    expect(spans[2].title).toBe("step 2 · not loaded");
+    expect(spans[3].style.background).not.toBe("");
+    expect(spans[7].style.background).toBe("");
+  });
+
   it("keeps a bounded window of elements for a long sequence", () => {
     const steps = 100_000;
     const tokens = Array.from({ length: steps }, (_, t) => `w${t}`);
@@ -111,15 +123,19 @@ describe("token strip", () => {
     expect(calls).toEqual([["setT", 49], ["setT", 1]]);
   });
 
-  it("the colour band under a sparkline follows the selected unit over the valid steps", () => {
+  it("the colour band under a sparkline follows the selected unit over the steps shown", () => {
     const q = quantity("h", 10, 2, (t, u) => (u ? -1 : t / 10));
     const words = new Uint32Array(5);
-    paintBand(words, 5, q, 0, 10);
+    paintBand(words, 5, q, 0, 0, 10);
     // column x covers steps 2x..2x+1 and shows its middle step, 2x + 1
     expect(Array.from(words)).toEqual([1, 3, 5, 7, 9].map((t) => colorWord(t / 10, "diverging", -1, 1)));
-    paintBand(words, 5, q, 0, 5); // only the element's 5 valid steps
+    paintBand(words, 5, q, 0, 0, 5); // only the element's 5 valid steps
     expect(words[4]).toBe(colorWord(0.4, "diverging", -1, 1));
-    paintBand(words, 5, q, 1, 10);
+    paintBand(words, 5, q, 1, 0, 10);
     expect(new Set(words).size).toBe(1);
+    // a window of a long sequence: steps 100..109 held, the band over 95..110
+    paintBand(words, 5, { ...q, t0: 100 }, 0, 95, 110);
+    expect(words[0]).toBe(0); // steps 95..97: not held, left transparent
+    expect(words[2]).toBe(colorWord(0.2, "diverging", -1, 1)); // step 102 is held index 2
   });
 });

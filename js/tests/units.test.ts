@@ -38,14 +38,17 @@ describe("units plot geometry", () => {
   it("columnRange keeps every spike of a long series", () => {
     const steps = 10_000;
     const q = quantity("x", steps, 1, (t) => (t === 7_777 ? 50 : t === 1_234 ? -40 : 0));
-    const { lo, hi } = columnRange(q, 0, steps, 100);
+    const { lo, hi } = columnRange(q, 0, 0, steps, 100);
     expect(Math.max(...hi)).toBe(50);
     expect(Math.min(...lo)).toBe(-40);
     expect(hi[77]).toBe(50);
     expect(lo[12]).toBe(-40);
     // fewer steps than columns: every column still has a value
-    const short = columnRange(quantity("x", 3, 1, (t) => t), 0, 3, 10);
+    const short = columnRange(quantity("x", 3, 1, (t) => t), 0, 0, 3, 10);
     expect(Array.from(short.hi).every(Number.isFinite)).toBe(true);
+    // a window (steps 100..102 held) read over absolute steps 98..103: unheld columns are empty
+    const held = columnRange({ ...quantity("x", 3, 1, (t) => t + 1), t0: 100 }, 0, 98, 104, 6);
+    expect(Array.from(held.hi)).toEqual([NaN, NaN, 1, 2, 3, NaN]);
   });
 
   it("drawSeries: a polyline through every step when they fit, else one min..max bar per column", () => {
@@ -56,10 +59,10 @@ describe("units plot geometry", () => {
       fillRect: (x: number, y: number, _w: number, h: number) => calls.push(`rect ${x} ${y} ${h}`),
     } as unknown as CanvasRenderingContext2D;
     const q = quantity("h", 4, 2, (t, u) => (u ? t * 10 : -1));
-    drawSeries(ctx, q, 1, 4, 8, (v) => 100 - v);
+    drawSeries(ctx, q, 1, 0, 4, 8, (v: number) => 100 - v);
     expect(calls).toEqual(["begin", "line 1.0 100", "line 3.0 90", "line 5.0 80", "line 7.0 70", "stroke"]);
     calls.length = 0;
-    drawSeries(ctx, q, 1, 4, 2, (v) => 100 - v); // two steps per column
+    drawSeries(ctx, q, 1, 0, 4, 2, (v: number) => 100 - v); // two steps per column
     expect(calls).toEqual(["rect 0 90 10", "rect 1 70 10"]);
   });
 });
@@ -142,6 +145,25 @@ describe("units panel", () => {
     expect(cursor.style.left).toBe(`${Math.floor(xOfStep(10, 40, PLOT_W))}px`);
     panel.update(explorerState([lstm], { unit: 2, units: [2, 0, 5], t: 39 }));
     expect(cursor.style.left).toBe(`${Math.floor(xOfStep(39, 40, PLOT_W))}px`);
+  });
+
+  it("a window of a long sequence: the plot spans the steps held, the cursor and clicks follow", () => {
+    const { actions, calls } = recordingActions();
+    const panel = createUnits(actions);
+    const windowed = { ...h, t0: 1000 }; // steps 1000..1039 of 5000
+    const state = explorerState([layer("lstm.l0", "lstm", [windowed])], { steps: 5000, length: 5000, t: 1010 });
+    panel.update(state);
+    expect(panel.el.querySelector(".rw-units-range")!.textContent).toBe("steps 1000–1039 (the window held)");
+    const cursor = panel.el.querySelector<HTMLElement>(".rw-units-cursor")!;
+    expect(cursor.style.left).toBe(`${Math.floor(xOfStep(10, 40, PLOT_W))}px`);
+    panel.update({ ...state, t: 3000 });
+    expect(cursor.style.display).toBe("none");
+    const plot = panel.el.querySelector<HTMLElement>(".rw-units-plot")!;
+    plot.getBoundingClientRect = () => ({ left: 0, top: 0, width: PLOT_W, height: 120 }) as DOMRect;
+    plot.dispatchEvent(new MouseEvent("click", { clientX: PLOT_W / 2, clientY: 10 }));
+    expect(calls).toEqual([["setT", 1020]]);
+    select(panel.el.querySelector<HTMLSelectElement>(".rw-order")!, "variance");
+    expect(panel.el.querySelector(".rw-order-caption")!.textContent).toBe("by variance of h over steps 1000–1039");
   });
 
   it("clicking the plot asks for the step under the pointer", () => {
