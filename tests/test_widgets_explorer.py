@@ -245,3 +245,17 @@ def test_a_window_starts_around_the_current_step_after_an_update(monkeypatch):
     ex.play.value = ex.slider.value = ex.view.t = 30
     ex.set_trace(long_trace(steps=60))
     assert ex.view.index["lod"]["t0"] == 25 and ex.view.t == 30
+
+
+def test_select_points_the_view_and_checks_what_it_is_given(lstm):
+    ex = rw.explore(lstm, torch.randn(1, 6, 4))
+    ex.select(layer="lstm.l0", quantity="forget", unit=7, t=4)
+    assert (ex.view.layer, ex.view.quantity, ex.view.unit, ex.view.t, ex.slider.value) == ("lstm.l0", "forget", 7, 4, 4)
+    with pytest.raises(ValueError, match="unit: expected 0 <= unit < 8"):
+        ex.select(unit=8)
+    with pytest.raises(ValueError, match="layer: expected one of"):
+        ex.select(layer="gru.l0")
+    with pytest.raises(ValueError, match="quantity: expected one of"):
+        ex.select(quantity="reset")
+    with pytest.raises(ValueError, match="t: expected 0 <= t < 6"):
+        ex.select(t=6)

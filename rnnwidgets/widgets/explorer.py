@@ -101,6 +101,30 @@ class Explorer(StillImage, widgets.VBox):
 
         return save_html(self, path, title)
 
+    def select(self, *, unit: Optional[int] = None, t: Optional[int] = None, layer: Optional[str] = None,
+               quantity: Optional[str] = None) -> "Explorer":
+        """Point the view at a unit, step, layer and/or quantity (e.g. a unit found in Python)."""
+        if layer is not None and layer not in self.trace.layers:
+            raise ValueError(f"layer: expected one of {list(self.trace.layers)}, got {layer!r}")
+        names = list(self.trace.layers[layer or self.view.layer].quantities())
+        if quantity is not None and quantity not in names:
+            raise ValueError(f"quantity: expected one of {names}, got {quantity!r}")
+        units = self.trace.layers[layer or self.view.layer].units
+        if unit is not None and not 0 <= unit < units:
+            raise ValueError(f"unit: expected 0 <= unit < {units}, got {unit}")
+        if t is not None and not 0 <= t < self.trace.steps:
+            raise ValueError(f"t: expected 0 <= t < {self.trace.steps}, got {t}")
+        with self.view.hold_sync():
+            if layer is not None:
+                self.view.layer = layer
+            if quantity is not None:
+                self.view.quantity = quantity
+            if unit is not None:
+                self.view.unit = unit
+        if t is not None:
+            self.play.value = self.slider.value = self.view.t = t
+        return self
+
     # ---- data ---------------------------------------------------------------------------
     def set_trace(self, trace: Trace, *, batch: Optional[int] = None, layer: Optional[str] = None,
                   quantity: Optional[str] = None) -> None:
