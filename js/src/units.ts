@@ -186,17 +186,16 @@ export function createUnits(actions: Actions): Panel {
   el.append(controls, caption, top, legend, plot, range);
 
   let state: ExplorerState | null = null;
-  let orderKey: OrderKey = "index";
   let ours: ArrayLike<number> | null = null; // the last order this panel asked for
   let drawnLines: { data: Float32Array; units: string; length: number } | null = null;
   let legendFor = "", topFor: ArrayLike<number> | null | undefined = undefined;
 
   orderSelect.addEventListener("change", () => {
     if (!state) return;
-    orderKey = orderSelect.value as OrderKey;
+    const key = orderSelect.value as OrderKey;
     const q = selectedQuantity(state);
-    caption.textContent = orderCaption(orderKey, q, state);
-    ours = orderKey === "index" ? null : unitOrder(orderKey, q, state);
+    caption.textContent = orderCaption(key, q, state);
+    ours = key === "index" ? null : unitOrder(key, q, state);
     actions.setOrder(ours);
   });
 
@@ -258,19 +257,19 @@ export function createUnits(actions: Actions): Panel {
     }));
   }
 
-  function updateTop(s: ExplorerState, q: Quantity) {
-    if (s.order === topFor) return;
-    topFor = s.order;
-    if (!s.order) {
+  function updateTop(order: ArrayLike<number> | null) {
+    if (order === topFor) return;
+    topFor = order;
+    if (!order) {
       top.replaceChildren();
       return;
     }
     const label = document.createElement("span");
     label.textContent = "top: ";
-    const buttons = Array.from(Array.prototype.slice.call(s.order, 0, Math.min(TOP_UNITS, q.units)) as number[], (u) => {
+    const buttons = Array.from({ length: Math.min(TOP_UNITS, order.length) }, (_, k) => {
       const button = document.createElement("button");
-      button.textContent = String(u);
-      button.dataset.unit = String(u);
+      button.textContent = String(order[k]);
+      button.dataset.unit = String(order[k]);
       return button;
     });
     top.replaceChildren(label, ...buttons);
@@ -282,7 +281,6 @@ export function createUnits(actions: Actions): Panel {
     if (s.order !== ours) { // someone else set or cleared the order (e.g. a new layer)
       ours = s.order;
       if (!s.order) {
-        orderKey = "index";
         orderSelect.value = "index";
         caption.textContent = "";
       }
@@ -294,7 +292,7 @@ export function createUnits(actions: Actions): Panel {
       drawnLines = { data: q.data, units: key, length: s.length };
     }
     updateLegend(units, q);
-    updateTop(s, q);
+    updateTop(s.order);
     const { from, to } = heldRange(q);
     range.textContent = from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "";
     cursor.style.display = s.t >= from && s.t < to ? "" : "none";
