@@ -3,7 +3,7 @@
 // ImageData buffer from the colour tables, so a scrub costs a few thousand word writes per row.
 import { colorWord, NON_FINITE_WORD, pack } from "./colormap";
 import { selectedLayer, stepAt } from "./state";
-import type { Actions, ExplorerState, Panel, Quantity } from "./state";
+import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
 
 export const BAR_W = 640;
 export const BAR_H = 48;
@@ -97,7 +97,7 @@ export function createBars(actions: Actions): Panel {
 
   let rows = new Map<string, Row>(); // by quantity name, rebuilt when the layer changes
   let rowsFor: string[] = [];
-  let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: unknown; length: number } | null = null;
+  let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: LayerData; length: number } | null = null;
   let lastState: ExplorerState | null = null;
 
   function makeRow(name: string): Row {

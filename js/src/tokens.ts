@@ -34,10 +34,15 @@ export function visibleToken(token: string): string {
   return out;
 }
 
-/** The label of step t: its token, or the step number when the trace has no tokens. */
-function stepLabel(tokens: string[] | null, t: number): string {
+/** Characters of one token shown in the strip: a pasted paragraph must not take the whole row. */
+export const MAX_TOKEN_CHARS = 32;
+
+/** The label of step t: its token (cut to MAX_TOKEN_CHARS), or the step number with no tokens. */
+export function stepLabel(tokens: string[] | null, t: number): string {
   if (tokens === null) return String(t);
-  return t < tokens.length ? visibleToken(tokens[t]) : "·";
+  if (t >= tokens.length) return "·";
+  const chars = Array.from(visibleToken(tokens[t]));
+  return chars.length > MAX_TOKEN_CHARS ? chars.slice(0, MAX_TOKEN_CHARS - 1).join("") + "…" : chars.join("");
 }
 
 const SPARK_FEATURES = 4; // more lines than this are unreadable at sparkline size

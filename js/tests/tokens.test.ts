@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { colorWord } from "../src/colormap";
-import { createTokens, paintBand, visibleToken, WINDOW, windowStart } from "../src/tokens";
+import { createTokens, MAX_TOKEN_CHARS, paintBand, stepLabel, visibleToken, WINDOW, windowStart } from "../src/tokens";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 const lstm = (steps: number, units = 3) =>
@@ -26,6 +26,14 @@ describe("token strip", () => {
     expect(visibleToken("\u0000")).toBe("␀");
     expect(visibleToken("")).toBe("∅");
     expect(visibleToken("héllo")).toBe("héllo");
+  });
+
+  it("labels steps: a long token cut with an ellipsis, padding as ·, step numbers without tokens", () => {
+    const long = "x".repeat(100);
+    expect(stepLabel([long], 0)).toBe("x".repeat(MAX_TOKEN_CHARS - 1) + "…");
+    expect(Array.from(stepLabel(["😀".repeat(40)], 0))).toHaveLength(MAX_TOKEN_CHARS); // cut by character
+    expect(stepLabel(["a"], 3)).toBe("·");
+    expect(stepLabel(null, 7)).toBe("7");
   });
 
   it("highlights the current step, greys padding, colours by the selected unit", () => {
