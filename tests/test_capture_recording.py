@@ -135,6 +135,7 @@ def test_cells_exact_over_sizes(kind, input_size, hidden, batch, steps, seed):
             np.testing.assert_allclose(lt.gates[name][:, t], ref.float().numpy(), atol=1e-7, rtol=0)
 
 
+@pytest.mark.filterwarnings("error")   # a missed previous state would show as gates that do not reproduce h
 def test_names_follow_module_paths_and_calls_make_steps():
     class EncoderDecoder(nn.Module):
         def __init__(self):
@@ -161,9 +162,15 @@ def test_names_follow_module_paths_and_calls_make_steps():
     assert rec.trace.layers["decoder.cell"].meta["cell"] == "lstm"
 
     cell = nn.RNNCell(2, 3)
+    x = torch.randn(2, 2)
     with recording(cell) as rec:
-        cell(torch.randn(2))
-    assert list(rec.trace.layers) == ["rnncell"] and rec.trace.first.h.shape == (1, 1, 3)
+        h1 = cell(input=x[0])                  # arguments by keyword, unbatched
+        h2 = cell(x[1], hx=h1)
+    assert list(rec.trace.layers) == ["rnncell"] and rec.trace.first.h.shape == (1, 2, 3)
+    with torch.no_grad():
+        expected = torch.tanh(x[1] @ cell.weight_ih.T + cell.bias_ih + h1 @ cell.weight_hh.T + cell.bias_hh)
+    np.testing.assert_allclose(rec.trace.first.h[0, 1], expected.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(rec.trace.first.h[0, 1], h2.detach().numpy())
 
 
 class HandWrittenRNN(nn.Module):
