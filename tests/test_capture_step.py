@@ -134,6 +134,9 @@ def test_initial_state_from_initHidden_and_init_hidden():
     lt = tr.first
     assert lt.name == "lstmstep" and set(lt.states) == {"h", "c"}
     assert set(lt.tracks) == {"cell.0", "cell.1", "head", "gap", "output"}
+    assert list(tr.layers) == ["lstmstep", "cell"] and set(tr.layers["cell"].gates) == {"input", "forget", "cell",
+                                                                                         "output"}
+    np.testing.assert_array_equal(tr.layers["cell"].h, lt.h)
     np.testing.assert_allclose(lt.h, torch.stack(hs, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(lt.states["c"], torch.stack(cs, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(lt.tracks["gap"][:, :, 0], torch.stack([(h - c).abs().mean(1) for h, c in zip(hs, cs)],
@@ -315,7 +318,8 @@ def test_tokens_and_non_finite_values_from_the_model():
 
     tr = trace_step_module(RNN(3, 4, 2), torch.randn(3, 1, 3), tokens=["a", "b", "c"])
     assert tr.tokens == [["a", "b", "c"]]
-    with pytest.warns(UserWarning, match="non-finite values \\(NaN or inf\\) in \\['h', 'i2h', 'i2o', 'output'\\]"):
+    found = "\\['exploding.h', 'exploding.i2h', 'exploding.i2o', 'exploding.output'\\]"
+    with pytest.warns(UserWarning, match=f"non-finite values \\(NaN or inf\\) in {found}"):
         tr = trace_step_module(Exploding(3, 4, 2), torch.randn(4, 1, 3))
     assert not np.isfinite(tr.first.h).all()
 
@@ -392,3 +396,22 @@ def test_a_cuda_model_in_eval_mode_gets_gradients_and_stays_on_its_device():
     np.testing.assert_allclose(on_gpu.first.grads["h"], on_cpu.first.grads["h"], atol=1e-5)
     for name, stats in on_cpu.param_grads.items():
         assert on_gpu.param_grads[name]["norm"] == pytest.approx(stats["norm"], abs=1e-5)
+
+
+def test_a_step_module_in_the_users_own_loop_is_recorded_the_same_way():
+    from rnnwidgets.capture.recording import recording
+
+    torch.manual_seed(10)
+    model = TutorialRNN(4, 6, 3)
+    line = torch.randn(5, 1, 4)
+    with recording(model, tokens=list("hello")) as rec:
+        hidden = model.initHidden()                  # the classic char-RNN loop, as users write it
+        for i in range(line.size()[0]):
+            output, hidden = model(line[i], hidden)
+    driven = trace_step_module(model, line, tokens=list("hello"))
+    assert list(rec.trace.layers) == ["tutorialrnn"] and rec.trace.tokens == [list("hello")]
+    for key in ("i2h", "i2o", "softmax", "output"):
+        np.testing.assert_array_equal(rec.trace.first.tracks[key], driven.first.tracks[key])
+    np.testing.assert_array_equal(rec.trace.first.h, driven.first.h)
+    np.testing.assert_array_equal(rec.trace.outputs, driven.outputs)
+    np.testing.assert_array_equal(rec.trace.inputs, line.transpose(0, 1).numpy())

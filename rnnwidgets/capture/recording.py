@@ -1,29 +1,34 @@
-"""Recording: trace a model that drives its cells from its own Python loop.
+"""Recording: trace a model that is driven step by step from a Python loop.
 
     with rw.recording(model) as rec:
         for x_t in xs:
-            h, c = model.cell(x_t, (h, c))
-    rec.trace                        # an rw.Trace
+            h, c = model.cell(x_t, (h, c))          # cells in the user's own loop
+            output, hidden = model(x_t, hidden)      # or the model itself as a step module
+    rec.trace                                        # an rw.Trace
 
-For the duration of the ``with`` block every ``nn.LSTMCell``, ``nn.GRUCell`` and ``nn.RNNCell``
-inside ``model`` carries a forward hook; each call of a cell is one step of its layer (named by
-the cell's module path, or its class name lowercased when the model is the cell itself). The
-hook only keeps the call's input, previous state and output, detached; the gates are recomputed
-from the cell's own weights after the block, as one batched matmul per cell.
+While the ``with`` block runs, ``model`` and its submodules carry forward hooks:
 
-``rw.record(name, tensor)`` inside any forward adds one step to a track called ``name``. The
-track belongs to the layer of the innermost module of ``model`` whose forward is running (named
-by its module path; the model itself by its class name lowercased), or to a layer called
-"record" when no module of the model is running. Tracks named "h" and "c" are that layer's
-states, so a hand-written recurrent module that records them shows like any other layer; every
-other name goes to ``lt.tracks``. A tensor is one step: (batch, features), or (features,) /
-a scalar for batch 1. Outside a recording ``record`` returns at once.
+- Every ``nn.LSTMCell``, ``nn.GRUCell`` and ``nn.RNNCell`` inside ``model``: each call is one step
+  of its layer (kind "cell", named by the cell's module path, or its class name lowercased when
+  the model is the cell itself); the gates are recomputed afterwards (see cells.py).
+- ``model`` itself called as a step module, ``model(input, hidden) -> (output, hidden)`` with
+  input (batch, features) or (features,): each call is one step of a layer named by its class
+  name lowercased (kind "custom") with states "h" (and "c" for an (h, c) tuple), the track
+  "output" (also ``tr.outputs``) and one track per direct submodule's output ("i2h", "i2o"; a
+  submodule called twice in a step gives "name", "name.1"; a tuple output "name.0", "name.1").
+- ``rw.record(name, tensor)`` adds one step to the track ``name`` of the layer of the innermost
+  module of ``model`` whose forward is running (named as above), or of a layer called "record"
+  when none is. Tracks named "h" and "c" are that layer's states, so a hand-written recurrent
+  module that records them shows like any other layer. A tensor is one step: (batch, features),
+  or (features,) / a scalar for batch 1. Outside a recording ``record`` returns at once.
+
+Everything kept is a detached copy; hooks are removed when the block ends, also on an error.
 """
 from __future__ import annotations
 
 import warnings
 from contextvars import ContextVar
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -31,11 +36,9 @@ from torch import nn
 
 from ..trace import LayerTrace, Trace
 from .api import normalize_tokens
-from .convert import steps_to_numpy, to_numpy
+from .cells import cell_kind, cell_layer, cell_step
+from .convert import to_numpy
 
-CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
-LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
-GRU_GATES = ("reset", "update", "new")               # chunk order r, z, n
 STATE_NAMES = ("h", "c")
 
 _active: ContextVar[Optional["Recording"]] = ContextVar("rnnwidgets_recording", default=None)
@@ -44,7 +47,7 @@ _active: ContextVar[Optional["Recording"]] = ContextVar("rnnwidgets_recording", 
 def record(name: str, tensor) -> None:
     """Add one step of ``tensor`` to the per-step track ``name`` of the active recording.
 
-    Does nothing outside ``rw.recording`` (and inside ``rw.trace`` of a step module, which
+    Does nothing outside ``rw.recording`` (and outside ``rw.trace`` of a step module, which
     records the same way), so it can stay in a model's forward for good.
     """
     rec = _active.get()
@@ -53,19 +56,15 @@ def record(name: str, tensor) -> None:
 
 
 def recording(model: nn.Module, tokens=None) -> "Recording":
-    """Context manager recording every cell call and ``rw.record`` inside ``model``; see module doc."""
+    """Context manager recording what ``model`` does step by step; see the module doc.
+
+    ``tokens``: a list of strings (batch 1) or one list per batch element.
+    """
     return Recording(model, tokens=tokens)
 
 
-def cell_kind(module: nn.Module) -> Optional[str]:
-    for cls, kind in CELL_KINDS.items():
-        if isinstance(module, cls):
-            return kind
-    return None
-
-
 def as_step(name: str, tensor) -> torch.Tensor:
-    """One step as a detached (batch, features) tensor, or a clear error."""
+    """One rw.record step as a detached (batch, features) copy, or a clear error."""
     t = torch.as_tensor(tensor).detach()
     if t.dim() == 0:
         t = t.reshape(1, 1)
@@ -77,12 +76,58 @@ def as_step(name: str, tensor) -> torch.Tensor:
     return t.clone()
 
 
+def per_batch(t: torch.Tensor, batch: int) -> Optional[torch.Tensor]:
+    """A detached copy laid out (batch, features): (batch, ...) flattened, (layers, batch, units)
+    moved, anything for batch 1 flattened; None when no dimension is the batch."""
+    t = t.detach()
+    if t.dim() >= 1 and t.shape[0] == batch:
+        return t.reshape(batch, -1).clone()
+    if t.dim() == 3 and t.shape[1] == batch:
+        return t.transpose(0, 1).reshape(batch, -1).clone()
+    if batch == 1:
+        return t.reshape(1, -1).clone()
+    return None
+
+
+def state_parts(hidden) -> dict:
+    """A hidden state by name: a tensor is "h"; a tuple is "h", "c", then "state2", ..."""
+    parts = hidden if isinstance(hidden, (tuple, list)) else (hidden,)
+    names = [STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}" for i in range(len(parts))]
+    return dict(zip(names, parts))
+
+
 def stack_steps(where: str, steps: list) -> np.ndarray:
     """Per-step (batch, features) tensors -> float32 numpy (batch, time, features)."""
     shapes = {tuple(s.shape) for s in steps}
     if len(shapes) != 1:
         raise ValueError(f"{where}: every step must have the same (batch, features) shape, got {sorted(shapes)}")
     return to_numpy(torch.stack(steps, dim=1))
+
+
+class StepCall(NamedTuple):
+    """One call of the model as a step module, as (batch, features) copies."""
+    input: torch.Tensor
+    output: torch.Tensor
+    states: dict
+    children: dict       # direct submodule outputs during the call; None where not per batch
+
+
+def step_call(args, result, children) -> Optional[StepCall]:
+    """The call as a StepCall when it looks like forward(input, hidden) -> (output, hidden)."""
+    if not (len(args) == 2 and isinstance(args[0], torch.Tensor) and args[0].dim() in (1, 2)):
+        return None
+    if not (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[0], torch.Tensor)):
+        return None
+    states = state_parts(result[1])
+    if not all(isinstance(s, torch.Tensor) for s in states.values()):
+        return None
+    batch = 1 if args[0].dim() == 1 else args[0].shape[0]
+    kept = {k: per_batch(s, batch) for k, s in states.items()}
+    output = per_batch(result[0], batch)
+    if output is None or any(s is None for s in kept.values()):
+        return None
+    return StepCall(per_batch(args[0], batch), output, kept,
+                    {name: per_batch(t, batch) for name, t in children.items()})
 
 
 class Recording:
@@ -93,11 +138,13 @@ class Recording:
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.tokens = tokens
-        self._root_name = type(model).__name__.lower()
+        self.root = type(model).__name__.lower()
         self._handles = []
-        self._running = []          # module paths whose forward is running, innermost last
+        self._running = []          # layer names of the modules whose forward is running, innermost last
         self._cells = {}            # layer name -> the cell module
-        self._cell_calls = {}       # layer name -> list of (input, previous state, output)
+        self._cell_calls = {}       # layer name -> list of cells.cell_step tuples
+        self._step_calls = []       # the model's own calls as a step module
+        self._children = None       # direct submodule outputs of the model's call now running
         self._tracks = {}           # layer name -> track name -> list of steps
         self._order = []            # layer names in the order they first did something
         self._token = None
@@ -108,12 +155,7 @@ class Recording:
         if self._token is not None:
             raise RuntimeError("this recording is already running")
         try:
-            for path, module in self.model.named_modules():
-                name = self._layer_name(path)
-                self._handles.append(module.register_forward_pre_hook(self._enter_hook(name)))
-                self._handles.append(module.register_forward_hook(self._leave_hook, always_call=True))
-                if cell_kind(module):
-                    self._handles.append(module.register_forward_hook(self._cell_hook(name), with_kwargs=True))
+            self._add_hooks()
         except BaseException:
             self._remove_hooks()
             raise
@@ -134,14 +176,25 @@ class Recording:
                                "without an error")
         return self._trace
 
+    def _add_hooks(self):
+        hook = self._handles.append
+        for path, module in self.model.named_modules():
+            name = path or self.root
+            hook(module.register_forward_pre_hook(self._enter_hook(name)))
+            hook(module.register_forward_hook(self._leave_hook, always_call=True))
+            if cell_kind(module):
+                hook(module.register_forward_hook(self._cell_hook(name), with_kwargs=True))
+        if not cell_kind(self.model):
+            hook(self.model.register_forward_pre_hook(self._step_begins))
+            hook(self.model.register_forward_hook(self._step_ends, always_call=True))
+            for name, child in self.model.named_children():
+                hook(child.register_forward_hook(self._child_hook(name)))
+
     def _remove_hooks(self):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self._running.clear()
-
-    def _layer_name(self, path: str) -> str:
-        return path or self._root_name
 
     def _touch(self, layer: str):
         if layer not in self._tracks:
@@ -164,8 +217,32 @@ class Recording:
             hx = args[1] if len(args) > 1 else kwargs.get("hx")
             self._touch(name)
             self._cells[name] = module
-            self._cell_calls.setdefault(name, []).append(_cell_step(module, x, hx, output))
+            self._cell_calls.setdefault(name, []).append(cell_step(module, x, hx, output))
         return hook
+
+    def _step_begins(self, module, args):
+        self._children = {}
+
+    def _child_hook(self, name):
+        def hook(module, args, output):
+            if self._children is None:
+                return
+            parts = {name: output} if isinstance(output, torch.Tensor) else (
+                {f"{name}.{i}": p for i, p in enumerate(output) if isinstance(p, torch.Tensor)}
+                if isinstance(output, (tuple, list)) else {})
+            for key, tensor in parts.items():
+                label, n = key, 1
+                while label in self._children:
+                    label, n = f"{key}.{n}", n + 1
+                self._children[label] = tensor.detach()
+        return hook
+
+    def _step_ends(self, module, args, output):
+        children, self._children = self._children or {}, None
+        call = step_call(args, output, children)
+        if call is not None:
+            self._touch(self.root)
+            self._step_calls.append(call)
 
     def add_step(self, name: str, tensor):
         layer = self._running[-1] if self._running else "record"
@@ -177,96 +254,62 @@ class Recording:
     def _build(self) -> Trace:
         if not self._order:
             raise ValueError(f"rw.recording: nothing was recorded — {type(self.model).__name__} called no "
-                             "nn.LSTMCell / nn.GRUCell / nn.RNNCell inside the block and no rw.record(...) ran")
-        layers, cell_inputs = {}, {}
+                             "nn.LSTMCell / nn.GRUCell / nn.RNNCell inside the block, was not called as a step "
+                             "module model(input, hidden) -> (output, hidden), and no rw.record(...) ran")
+        layers, inputs, outputs = {}, {}, None
         for name in self._order:
             if name in self._cells:
-                lt, cell_inputs[name] = _cell_layer(name, self._cells[name], self._cell_calls[name])
+                lt, inputs[name] = cell_layer(name, self._cells[name], self._cell_calls[name])
+            elif name == self.root and self._step_calls:
+                lt, inputs[name], outputs = self._step_layer()
             else:
                 lt = LayerTrace(name, "custom", meta={"module": name})
             for track, steps in self._tracks[name].items():
                 group = lt.states if track in STATE_NAMES else lt.tracks
                 group[track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
             layers[name] = lt
+        order = list(layers)
+        if self._step_calls:                     # the model driven as a step module comes first
+            order.insert(0, order.pop(order.index(self.root)))
         # a Trace reads batch and steps from its first layer's h
-        with_h = [n for n in layers if "h" in layers[n].states]
+        with_h = [n for n in order if "h" in layers[n].states]
         if not with_h:
             raise ValueError("rw.recording: no layer has a hidden state — call a cell inside the block, or "
                              "rw.record('h', hidden) in your module's forward")
-        order = with_h + [n for n in layers if n not in with_h]
-        layers = {n: layers[n] for n in order}
-        first = layers[order[0]]
+        layers = {n: layers[n] for n in with_h + [n for n in order if n not in with_h]}
+        first = layers[with_h[0]]
         batch, steps = first.h.shape[:2]
-        inputs = cell_inputs.get(order[0])   # the first cell's input per step, as the model's input
+        self._warn_non_finite(layers)
         return Trace(layers=layers, lengths=np.full(batch, steps), tokens=normalize_tokens(self.tokens),
-                     inputs=inputs,
+                     outputs=outputs if first.name == self.root else None, inputs=inputs.get(first.name),
                      meta={"source": "recording", "model": type(self.model).__name__})
 
+    def _step_layer(self):
+        """(LayerTrace, inputs, outputs) of the model's calls as a step module."""
+        calls = self._step_calls
+        where = f"{type(self.model).__name__} as a step module"
+        states = {k: stack_steps(f"{where}, hidden {k!r}", [c.states[k] for c in calls]) for k in calls[0].states}
+        outputs = stack_steps(f"{where}, output", [c.output for c in calls])
+        tracks, skipped = {}, []
+        for key in dict.fromkeys(k for c in calls for k in c.children):
+            values = [c.children.get(key) for c in calls]
+            if any(v is None for v in values) or len({tuple(v.shape) for v in values}) != 1:
+                skipped.append(key)
+            else:
+                tracks[key] = to_numpy(torch.stack(values, dim=1))
+        if skipped:
+            warnings.warn(f"rw.recording: {where}: no track for {skipped} (not one (batch, features) value at "
+                          "every step)", stacklevel=4)
+        tracks["output"] = outputs
+        meta = {"module": "", "step_module": type(self.model).__name__, "hidden_size": states["h"].shape[2]}
+        x = calls[0].input
+        inputs = stack_steps(f"{where}, input", [c.input for c in calls]) if x.is_floating_point() else None
+        return LayerTrace(self.root, "custom", states=states, tracks=tracks, meta=meta), inputs, outputs
 
-def _cell_step(cell: nn.Module, x, hx, output):
-    """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c]))."""
-    unbatched = x.dim() == 1
-    lift = (lambda t: t.unsqueeze(0)) if unbatched else (lambda t: t)
-    keep = lambda t: lift(t.detach()).clone()  # noqa: E731  (copies: the user may reuse tensors in place)
-    out = tuple(keep(t) for t in (output if isinstance(output, tuple) else (output,)))
-    if hx is None:
-        prev = tuple(torch.zeros_like(t) for t in out)
-    else:
-        prev = tuple(keep(t) for t in (hx if isinstance(hx, tuple) else (hx,)))
-    return keep(x), prev, out
-
-
-def _cell_layer(name: str, cell: nn.Module, calls: list):
-    """(LayerTrace, inputs per step): states from the cell's own outputs, gates recomputed from its
-    weights in one matmul over all steps."""
-    kind = cell_kind(cell)
-    batches = {x.shape[0] for x, _, _ in calls}
-    if len(batches) != 1:
-        raise ValueError(f"rw.recording: cell {name!r} was called with batch sizes {sorted(batches)}; "
-                         "a recording needs the same batch at every step")
-    with torch.no_grad():
-        x = torch.stack([c[0] for c in calls])                   # (time, batch, input)
-        h_prev = torch.stack([c[1][0] for c in calls])
-        h = torch.stack([c[2][0] for c in calls])
-        gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
-        gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
-        if cell.bias:
-            gi = gi + cell.bias_ih
-            gh = gh + cell.bias_hh
-        states = {"h": h}
-        gates = {}
-        if kind == "lstm":
-            c_prev = torch.stack([c[1][1] for c in calls])
-            states["c"] = torch.stack([c[2][1] for c in calls])
-            i, f, g, o = (gi + gh).chunk(4, dim=-1)
-            gates = dict(zip(LSTM_GATES, (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid())))
-            c_new = gates["forget"] * c_prev + gates["input"] * gates["cell"]
-            recomputed = {"c": c_new, "h": gates["output"] * c_new.tanh()}
-        elif kind == "gru":
-            ir, iz, in_ = gi.chunk(3, dim=-1)
-            hr, hz, hn = gh.chunk(3, dim=-1)
-            r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
-            n = (in_ + r * hn).tanh()
-            gates = dict(zip(GRU_GATES, (r, z, n)))
-            recomputed = {"h": (1 - z) * n + z * h_prev}
-        else:
-            pre = gi + gh
-            recomputed = {"h": pre.tanh() if cell.nonlinearity == "tanh" else pre.relu()}
-        _check_recomputed(name, states, recomputed)
-    meta = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
-    if kind == "rnn":
-        meta["nonlinearity"] = cell.nonlinearity
-    lt = LayerTrace(name, "cell", states={k: steps_to_numpy(v) for k, v in states.items()},
-                    gates={k: steps_to_numpy(v) for k, v in gates.items()}, meta=meta)
-    return lt, steps_to_numpy(x)
-
-
-def _check_recomputed(name: str, states: dict, recomputed: dict):
-    """Warn when the cell's weights do not reproduce its output (a subclass with its own forward)."""
-    for key, value in recomputed.items():
-        actual = states[key].to(value.dtype)
-        tol = 1e-4 if value.dtype in (torch.float32, torch.float64) else 1e-2
-        if not torch.allclose(value, actual, atol=tol, rtol=tol):
-            warnings.warn(f"rw.recording: the gates of {name!r} recomputed from its weights do not reproduce "
-                          f"its output {key!r} (max difference {(value - actual).abs().max().item():.3g}); "
-                          "its gates are shown as the standard cell equations give them", stacklevel=3)
+    def _warn_non_finite(self, layers: dict):
+        """Non-finite values the model produced are what it did: kept, with a warning."""
+        found = [f"{lt.name}.{key}" for lt in layers.values() for key, value in lt.quantities().items()
+                 if not np.isfinite(value).all()]
+        if found:
+            warnings.warn(f"rw.recording: {type(self.model).__name__}: non-finite values (NaN or inf) in {found}; "
+                          "the trace keeps them", stacklevel=4)

@@ -7,11 +7,11 @@
 
     tr = trace_step_module(RNN(57, 128, 18), line_tensor)     # (time, batch, features)
 
-One layer, kind "custom", named by the class name lowercased. Per step it records the hidden
-state ("h"; a tuple (h, c) gives "h" and "c"), the output (track "output" and ``tr.outputs``),
-every direct submodule's output as a track named after it ("i2h", "i2o"; a submodule called
-twice in a step gives "name", "name.1"; a tuple output gives "name.0", "name.1", ...), and any
-``rw.record(name, tensor)`` its forward makes.
+The loop runs inside ``rw.recording(model)``, which records each call as one step (see
+recording.py): a layer named by the class name lowercased, kind "custom", with the hidden state
+("h"; a tuple (h, c) gives "h" and "c"), the output (track "output" and ``tr.outputs``), every
+direct submodule's output as a track named after it ("i2h", "i2o"), any ``rw.record`` its
+forward makes, and a layer of its own for every cell inside it.
 
 ``loss`` is a callable on the outputs stacked as (time, batch, features) returning a scalar, or
 "last" for the sum of the last step's output. It adds ``lt.grads["h"]`` (and "c"): the whole
@@ -23,19 +23,14 @@ The model runs in eval mode (dropout off) and every module's training flag is pu
 from __future__ import annotations
 
 import inspect
-import warnings
 from contextlib import ExitStack
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..trace import LayerTrace, Trace
-from .api import normalize_tokens
+from ..trace import Trace
 from .convert import to_numpy
-from .recording import _active, as_step
-
-STATE_NAMES = ("h", "c")
+from .recording import per_batch, recording, state_parts
 
 
 def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
@@ -48,32 +43,38 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace_step_module expects a torch.nn.Module, got {type(model).__name__}")
+    if loss is not None and loss != "last" and not callable(loss):
+        raise ValueError(f"loss: expected a callable on the outputs (time, batch, features) or 'last', got {loss!r}")
     device, dtype = _device_and_dtype(model)
     steps = [x.to(device, dtype if x.is_floating_point() else x.dtype) for x in split_steps(inputs)]
     batch = steps[0].shape[0]
     if hidden is None:
         hidden = default_hidden(model, batch, device, dtype)
-    run = StepRun(model, batch)
     with ExitStack() as stack:
         stack.enter_context(_eval_mode(model))
         stack.enter_context(torch.enable_grad() if loss is not None else torch.no_grad())
         if loss is not None and device.type == "cuda":
             stack.enter_context(torch.backends.cudnn.flags(enabled=False))  # cuDNN RNNs refuse backward in eval
-        stack.enter_context(run.hooks())
         if loss is not None:
             hidden = _as_leaf(hidden)
         outputs, states = [], []
-        for x in steps:
-            run.begin_step()
-            result = model(x, hidden)
-            if not (isinstance(result, (tuple, list)) and len(result) == 2):
-                raise TypeError(f"{type(model).__name__}: a step module's forward(input, hidden) must return "
-                                f"(output, hidden), got {type(result).__name__}")
-            output, hidden = result
-            outputs.append(output)
-            states.append(hidden)
-        grads, param_grads = (_gradients(model, outputs, states, loss) if loss is not None else ({}, {}))
-    return _build(model, steps, outputs, states, run, grads, param_grads, tokens)
+        with recording(model, tokens=tokens) as rec:
+            for x in steps:
+                result = model(x, hidden)
+                if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                    raise TypeError(f"{type(model).__name__}: a step module's forward(input, hidden) must return "
+                                    f"(output, hidden), got {type(result).__name__}")
+                output, hidden = result
+                outputs.append(output)
+                states.append(hidden)
+        tr = rec.trace
+        if tr.first.meta.get("step_module") != type(model).__name__:
+            raise TypeError(f"{type(model).__name__}: expected forward(input, hidden) to return (output, hidden) "
+                            "with tensors that have the batch as a dimension")
+        if loss is not None:
+            grads, tr.param_grads = _gradients(model, outputs, states, loss)
+            tr.first.grads.update({k: _stack_grads(v, batch) for k, v in grads.items()})
+    return tr
 
 
 # ---- inputs and the initial state -------------------------------------------------------------
@@ -176,83 +177,15 @@ class _eval_mode:
         return False
 
 
-# ---- recording each step ----------------------------------------------------------------------
-class StepRun:
-    """Collects, per step, every direct submodule's output and every rw.record of the forward."""
-
-    def __init__(self, model: nn.Module, batch: int):
-        self.model = model
-        self.batch = batch
-        self.steps = []         # one dict per step: track name -> (batch, features) tensor
-        self.skipped = set()    # tracks whose values have no batch dimension to align
-
-    def begin_step(self):
-        self.steps.append({})
-
-    def hooks(self):
-        stack = ExitStack()
-        for name, child in self.model.named_children():
-            stack.callback(child.register_forward_hook(self._child_hook(name)).remove)
-        token = _active.set(self)
-        stack.callback(_active.reset, token)
-        return stack
-
-    def _child_hook(self, name):
-        def hook(module, args, output):
-            if isinstance(output, torch.Tensor):
-                self._put(name, output)
-            elif isinstance(output, (tuple, list)):
-                for i, part in enumerate(output):
-                    if isinstance(part, torch.Tensor):
-                        self._put(f"{name}.{i}", part)
-        return hook
-
-    def add_step(self, name, tensor):   # rw.record inside the forward
-        self._put(name, as_step(name, tensor))
-
-    def _put(self, name, tensor):
-        if not self.steps:
-            return
-        step = self.steps[-1]
-        key, n = name, 1
-        while key in step:
-            key, n = f"{name}.{n}", n + 1
-        value = per_batch(tensor.detach(), self.batch)
-        if value is None:
-            self.skipped.add(key)
-        else:
-            step[key] = value.clone()
-
-
-def per_batch(t: torch.Tensor, batch: int):
-    """A tensor as (batch, features): (batch, ...) flattened, (layers, batch, units) moved, batch-1 vectors."""
-    if t.dim() >= 1 and t.shape[0] == batch:
-        return t.reshape(batch, -1)
-    if t.dim() == 3 and t.shape[1] == batch:
-        return t.transpose(0, 1).reshape(batch, -1)
-    if batch == 1:
-        return t.reshape(1, -1)
-    return None
-
-
-def _state_parts(hidden) -> dict:
-    """The hidden state by name: a tensor is "h"; a tuple is "h", "c", then "state2", ..."""
-    parts = hidden if isinstance(hidden, (tuple, list)) else (hidden,)
-    names = [STATE_NAMES[i] if i < len(STATE_NAMES) else f"state{i}" for i in range(len(parts))]
-    return {n: p for n, p in zip(names, parts) if isinstance(p, torch.Tensor)}
-
-
 # ---- gradients through time -------------------------------------------------------------------
 def _gradients(model, outputs, states, loss):
     """dL/d(state_t) for every step (the whole gradient, through later steps) and parameter stats."""
     stacked = torch.stack(outputs)                    # (time, batch, features)
-    value = stacked[-1].sum() if loss == "last" else loss(stacked) if callable(loss) else None
-    if value is None:
-        raise ValueError(f"loss: expected a callable on the outputs (time, batch, features) or 'last', got {loss!r}")
+    value = stacked[-1].sum() if loss == "last" else loss(stacked)
     if not (isinstance(value, torch.Tensor) and value.numel() == 1):
         raise ValueError(f"loss: expected a scalar tensor, got {type(value).__name__} "
                          f"{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}")
-    per_step = [_state_parts(s) for s in states]
+    per_step = [state_parts(s) for s in states]
     targets = [(t, n, tensor) for t, parts in enumerate(per_step) for n, tensor in parts.items()
                if tensor.requires_grad]
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -270,44 +203,6 @@ def _gradients(model, outputs, states, loss):
     return grads, param_grads
 
 
-# ---- the Trace --------------------------------------------------------------------------------
-def _stack(name, steps, batch) -> np.ndarray:
-    rows = [per_batch(s.detach(), batch) for s in steps]
-    if any(r is None for r in rows) or len({tuple(r.shape) for r in rows}) != 1:
-        raise ValueError(f"step module {name}: expected the same (batch={batch}, features) shape at every step, "
-                         f"got {sorted({tuple(s.shape) for s in steps})}")
-    return to_numpy(torch.stack(rows, dim=1))
-
-
-def _build(model, steps, outputs, states, run, grads, param_grads, tokens) -> Trace:
-    batch, n = steps[0].shape[0], len(steps)
-    per_step = [_state_parts(s) for s in states]
-    if "h" not in per_step[0]:
-        raise TypeError(f"{type(model).__name__}: expected the hidden state forward returns to be a tensor or a "
-                        f"tuple of tensors (h, c), got {type(states[0]).__name__}")
-    layer_states = {k: _stack(f"hidden {k!r}", [p[k] for p in per_step], batch) for k in per_step[0]}
-    out = _stack("output", outputs, batch) if all(isinstance(o, torch.Tensor) for o in outputs) else None
-    tracks = {}
-    for key in dict.fromkeys(k for step in run.steps for k in step):
-        values = [step.get(key) for step in run.steps]
-        if any(v is None for v in values) or len({tuple(v.shape) for v in values}) != 1:
-            run.skipped.add(key)
-            continue
-        tracks[key] = to_numpy(torch.stack(values, dim=1))
-    if run.skipped:
-        warnings.warn(f"{type(model).__name__}: not recorded as tracks (not one (batch, features) value at every "
-                      f"step): {sorted(run.skipped)}", stacklevel=3)
-    if out is not None:
-        tracks["output"] = out
-    non_finite = [key for key, value in {**layer_states, **tracks}.items() if not np.isfinite(value).all()]
-    if non_finite:
-        warnings.warn(f"{type(model).__name__}: non-finite values (NaN or inf) in {non_finite}; the trace keeps "
-                      "them", stacklevel=3)
-    name = type(model).__name__.lower()
-    meta = {"module": "", "step_module": type(model).__name__, "hidden_size": layer_states["h"].shape[2]}
-    lt = LayerTrace(name, "custom", states=layer_states, tracks=tracks,
-                    grads={k: _stack(f"gradient {k!r}", v, batch) for k, v in grads.items()}, meta=meta)
-    inputs = to_numpy(torch.stack(steps, dim=1)) if steps[0].is_floating_point() else None
-    return Trace(layers={name: lt}, lengths=np.full(batch, n), outputs=out, tokens=normalize_tokens(tokens),
-                 inputs=inputs, param_grads=param_grads,
-                 meta={"source": "step module", "model": type(model).__name__})
+def _stack_grads(steps: list, batch: int):
+    """Per-step gradients, shaped like their states, as float32 numpy (batch, time, features)."""
+    return to_numpy(torch.stack([per_batch(g, batch) for g in steps], dim=1))

@@ -1,0 +1,92 @@
+"""Cells in a loop: one call of an nn.LSTMCell / nn.GRUCell / nn.RNNCell kept per step, and the
+gates of all steps recomputed from the cell's own weights in one batched matmul afterwards."""
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..trace import LayerTrace
+from .convert import steps_to_numpy
+
+CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
+LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
+GRU_GATES = ("reset", "update", "new")               # chunk order r, z, n
+
+
+def cell_kind(module: nn.Module) -> Optional[str]:
+    for cls, kind in CELL_KINDS.items():
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
+def cell_step(cell: nn.Module, x, hx, output):
+    """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c]))."""
+    unbatched = x.dim() == 1
+    lift = (lambda t: t.unsqueeze(0)) if unbatched else (lambda t: t)
+    keep = lambda t: lift(t.detach()).clone()  # noqa: E731  (copies: the user may reuse tensors in place)
+    out = tuple(keep(t) for t in (output if isinstance(output, tuple) else (output,)))
+    if hx is None:
+        prev = tuple(torch.zeros_like(t) for t in out)
+    else:
+        prev = tuple(keep(t) for t in (hx if isinstance(hx, tuple) else (hx,)))
+    return keep(x), prev, out
+
+
+def cell_layer(name: str, cell: nn.Module, calls: list):
+    """(LayerTrace, inputs per step): states from the cell's own outputs, gates recomputed from its
+    weights in one matmul over all steps."""
+    kind = cell_kind(cell)
+    batches = {x.shape[0] for x, _, _ in calls}
+    if len(batches) != 1:
+        raise ValueError(f"rw.recording: cell {name!r} was called with batch sizes {sorted(batches)}; "
+                         "a recording needs the same batch at every step")
+    with torch.no_grad():
+        x = torch.stack([c[0] for c in calls])                   # (time, batch, input)
+        h_prev = torch.stack([c[1][0] for c in calls])
+        h = torch.stack([c[2][0] for c in calls])
+        gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
+        gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
+        if cell.bias:
+            gi = gi + cell.bias_ih
+            gh = gh + cell.bias_hh
+        states = {"h": h}
+        gates = {}
+        if kind == "lstm":
+            c_prev = torch.stack([c[1][1] for c in calls])
+            states["c"] = torch.stack([c[2][1] for c in calls])
+            i, f, g, o = (gi + gh).chunk(4, dim=-1)
+            gates = dict(zip(LSTM_GATES, (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid())))
+            c_new = gates["forget"] * c_prev + gates["input"] * gates["cell"]
+            recomputed = {"c": c_new, "h": gates["output"] * c_new.tanh()}
+        elif kind == "gru":
+            ir, iz, in_ = gi.chunk(3, dim=-1)
+            hr, hz, hn = gh.chunk(3, dim=-1)
+            r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
+            n = (in_ + r * hn).tanh()
+            gates = dict(zip(GRU_GATES, (r, z, n)))
+            recomputed = {"h": (1 - z) * n + z * h_prev}
+        else:
+            pre = gi + gh
+            recomputed = {"h": pre.tanh() if cell.nonlinearity == "tanh" else pre.relu()}
+        check_recomputed(name, states, recomputed)
+    meta = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
+    if kind == "rnn":
+        meta["nonlinearity"] = cell.nonlinearity
+    lt = LayerTrace(name, "cell", states={k: steps_to_numpy(v) for k, v in states.items()},
+                    gates={k: steps_to_numpy(v) for k, v in gates.items()}, meta=meta)
+    return lt, steps_to_numpy(x)
+
+
+def check_recomputed(name: str, states: dict, recomputed: dict):
+    """Warn when the cell's weights do not reproduce its output (a subclass with its own forward)."""
+    for key, value in recomputed.items():
+        actual = states[key].to(value.dtype)
+        tol = 1e-4 if value.dtype in (torch.float32, torch.float64) else 1e-2
+        if not torch.allclose(value, actual, atol=tol, rtol=tol):
+            warnings.warn(f"rw.recording: the gates of {name!r} recomputed from its weights do not reproduce "
+                          f"its output {key!r} (max difference {(value - actual).abs().max().item():.3g}); "
+                          "its gates are shown as the standard cell equations give them", stacklevel=3)
