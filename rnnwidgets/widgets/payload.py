@@ -18,9 +18,21 @@ TOP_K = 5
 Labels = Union[Sequence[str], Callable[[int], str], None]
 
 
+def _finite_range(array: np.ndarray) -> Optional[tuple]:
+    """(min, max) of the finite values, or None when there are none. Two plain passes when all
+    values are finite (the usual case: no masked copy of a large array)."""
+    lo, hi = array.min(initial=np.inf), array.max(initial=-np.inf)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = array[np.isfinite(array)]
+        if not finite.size:
+            return None
+        lo, hi = finite.min(), finite.max()
+    return float(lo), float(hi)
+
+
 def _max_abs(array: np.ndarray) -> float:
-    finite = np.abs(array[np.isfinite(array)])
-    return float(finite.max()) if finite.size else 0.0
+    span = _finite_range(array)
+    return max(-span[0], span[1]) if span else 0.0
 
 
 def colour_scale(name: str, array: np.ndarray) -> dict:
@@ -31,9 +43,9 @@ def colour_scale(name: str, array: np.ndarray) -> dict:
     """
     if name in SIGMOID_GATES:
         return {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
-    top = _max_abs(array) or 1.0
-    finite = array[np.isfinite(array)]
-    if name not in ("h", "c", "cell", "new") and finite.size and finite.min() >= 0:
+    span = _finite_range(array)
+    top = (max(-span[0], span[1]) if span else 0.0) or 1.0
+    if name not in ("h", "c", "cell", "new") and span and span[0] >= 0:
         return {"scale": "sequential", "vmin": 0.0, "vmax": top}
     return {"scale": "diverging", "vmin": -top, "vmax": top}
 
@@ -189,9 +201,12 @@ def window_at(trace: Trace, start: int, held: int) -> tuple[int, int]:
 
 def min_max_columns(values: np.ndarray, columns: int = OVERVIEW_COLUMNS):
     """(time, units) -> per column of ``bucket`` consecutive steps, each unit's min and max (NaN wins)."""
-    steps = values.shape[0]
+    steps, units = values.shape
     bucket = -(-steps // min(columns, steps))
-    columns = -(-steps // bucket)
-    padded = np.concatenate([values, np.repeat(values[-1:], columns * bucket - steps, axis=0)])
-    blocks = padded.reshape(columns, bucket, values.shape[1])
-    return blocks.min(axis=1), blocks.max(axis=1), bucket
+    whole = steps // bucket * bucket  # steps in full buckets; the rest form one shorter bucket
+    blocks = values[:whole].reshape(-1, bucket, units)  # a view: no copy of a large array
+    lo, hi = blocks.min(axis=1), blocks.max(axis=1)
+    if whole < steps:
+        lo = np.vstack([lo, values[whole:].min(axis=0)])
+        hi = np.vstack([hi, values[whole:].max(axis=0)])
+    return lo, hi, bucket
