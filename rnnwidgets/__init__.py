@@ -6,7 +6,7 @@ loaded on a machine without torch.
 from importlib import import_module
 
 from ._version import __version__
-from .trace import LayerTrace, Trace
+from .tracedata import LayerTrace, Trace
 
 # public name -> module that defines it
 _LAZY = {

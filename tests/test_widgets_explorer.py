@@ -6,7 +6,7 @@ from torch import nn
 
 import rnnwidgets as rw
 from rnnwidgets.capture import trace
-from rnnwidgets.trace import LayerTrace, Trace
+from rnnwidgets.tracedata import LayerTrace, Trace
 from rnnwidgets.widgets.explorer import BUNDLE, Explorer, explore
 from rnnwidgets.widgets.payload import build_payload, colour_scale, min_max_columns, top_predictions
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from ..trace import LayerTrace, Trace
+from ..tracedata import LayerTrace, Trace
 from . import gradients
 from .convert import to_numpy
 from .fused import KIND, FusedRecorder, directions, fused_modules

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..trace import LayerTrace
+from ..tracedata import LayerTrace
 from .convert import steps_to_numpy
 
 CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}

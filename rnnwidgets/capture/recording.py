@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..trace import LayerTrace, Trace
+from ..tracedata import LayerTrace, Trace
 from .api import normalize_tokens
 from .cells import cell_kind, cell_layer, cell_step
 from .convert import to_numpy

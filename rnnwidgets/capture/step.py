@@ -28,7 +28,7 @@ from contextlib import ExitStack
 import torch
 from torch import nn
 
-from ..trace import Trace
+from ..tracedata import Trace
 from .convert import to_numpy
 from .recording import per_batch, recording, state_parts
 

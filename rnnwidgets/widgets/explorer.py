@@ -15,7 +15,7 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from ..trace import Trace
+from ..tracedata import Trace
 from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at,
                       window_payload, window_steps)
 from .still import StillImage

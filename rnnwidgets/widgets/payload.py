@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..trace import Trace
+from ..tracedata import Trace
 
 SIGMOID_GATES = frozenset({"input", "forget", "output", "reset", "update"})
 TOP_K = 5
