@@ -7,7 +7,9 @@ Norms through time
     ``step_norms(g, lengths)[t]`` = mean over the batch elements still running at step t of the
     Euclidean norm ‖g[b, t, :]‖. Steps no element reaches are NaN.
 
-The verdict (``verdict``)
+The verdict (``verdict``), on ‖∂L/∂h_t‖ — for an LSTM on ‖∂L/∂c_t‖ (``layer_verdict``): the cell
+state is the LSTM's long-range path, while its ∂L/∂h_t at the last step is dominated by the
+loss's direct term, which only reaches earlier steps through the gates.
     Over the n steps that some element reaches, with a window of k = max(1, round(n/10)) steps:
     ``ratio`` = mean norm over the first k steps / mean norm over the last k steps: how much of
     the gradient that is present at the end of the sequence still reaches its beginning.
@@ -93,14 +95,15 @@ class Verdict:
     first_mean: float
     last_mean: float
     decade: Optional[tuple]   # (s, e): the norm changes 10x going back from step e to step s
+    quantity: str = "h"       # the state whose gradient was judged: "h", or "c" for an LSTM
 
     def text(self) -> str:
         """The verdict as one plain-language sentence with its numbers."""
         if self.label == "none":
-            return "none: no gradient reaches this layer (every ∂L/∂h_t is 0)."
+            return f"none: no gradient reaches this layer (every ∂L/∂{self.quantity}_t is 0)."
         span = f"first {self.window} of {self.steps} steps"
         head = (f"{self.label}: the gradient reaching the {span} is {self.ratio:.3g}× "
-                f"the gradient at the last {self.window} (mean ‖∂L/∂h_t‖ {self.first_mean:.3g} vs "
+                f"the gradient at the last {self.window} (mean ‖∂L/∂{self.quantity}_t‖ {self.first_mean:.3g} vs "
                 f"{self.last_mean:.3g})")
         if self.decade is not None:
             s, e = self.decade
@@ -110,7 +113,13 @@ class Verdict:
                        f"{EXPLODING_ABOVE:g} or non-finite, healthy in between.")
 
 
-def verdict(norms) -> Verdict:
+def layer_verdict(layer, lengths=None) -> "Verdict":
+    """The verdict on a LayerTrace's gradient: on ∂L/∂c_t for an LSTM, on ∂L/∂h_t otherwise."""
+    quantity = "c" if layer.kind == "lstm" and "c" in layer.grads else "h"
+    return verdict(step_norms(layer.grads[quantity], lengths), quantity)
+
+
+def verdict(norms, quantity: str = "h") -> Verdict:
     """The verdict on a series of norms through time (NaN marks steps no element reaches)."""
     norms = np.asarray(norms, dtype=np.float64)
     if norms.ndim != 1:
@@ -124,12 +133,12 @@ def verdict(norms) -> Verdict:
     first, last = float(np.nanmean(series[:k])), float(np.nanmean(series[n - k:]))
     finite = bool(np.all(np.isfinite(series[~np.isnan(series)]))) and np.isfinite(first) and np.isfinite(last)
     if finite and first == 0.0 and last == 0.0:
-        return Verdict("none", float("nan"), k, n, first, last, None)
+        return Verdict("none", float("nan"), k, n, first, last, None, quantity)
     if not finite:
-        return Verdict("exploding", float("inf"), k, n, first, last, None)
+        return Verdict("exploding", float("inf"), k, n, first, last, None, quantity)
     ratio = first / last if last > 0 else float("inf")
     label = "exploding" if ratio > EXPLODING_ABOVE else "vanishing" if ratio < VANISHING_BELOW else "healthy"
-    return Verdict(label, ratio, k, n, first, last, _decade(series))
+    return Verdict(label, ratio, k, n, first, last, _decade(series), quantity)
 
 
 def _decade(series: np.ndarray) -> Optional[tuple]:

@@ -192,6 +192,17 @@ def test_verdict_on_zero_and_non_finite_gradients():
         ga.verdict(np.full(3, np.nan))
 
 
+def test_layer_verdict_reads_the_cell_state_of_an_lstm_and_h_otherwise():
+    from rnnwidgets.tracedata import LayerTrace
+
+    flat, falling = np.ones((1, 20, 2)), 0.5 ** (19 - np.arange(20))[None, :, None] * np.ones((1, 20, 2))
+    lstm = LayerTrace("lstm.l0", "lstm", states={"h": flat, "c": flat}, grads={"h": falling, "c": flat})
+    gru = LayerTrace("gru.l0", "gru", states={"h": flat}, grads={"h": falling})
+    assert ga.layer_verdict(lstm).label == "healthy" and ga.layer_verdict(lstm).quantity == "c"
+    assert "‖∂L/∂c_t‖" in ga.layer_verdict(lstm).text()
+    assert ga.layer_verdict(gru).label == "vanishing" and ga.layer_verdict(gru).quantity == "h"
+
+
 def test_gate_flow_norms_per_path():
     r = unrolled_lstm()
     flow = ga.gate_flow("lstm", r["gates"], r["states"], r["grads"], lengths=[T, T, 3], initial=r["c0"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
-from rnnwidgets.trace import LayerTrace, Trace
+from rnnwidgets.tracedata import LayerTrace, Trace
 from rnnwidgets.widgets.gradient_flow import GradientFlow, gradient_flow, heat_cells, time_columns
 
 B, T, U = 2, 12, 3
@@ -22,7 +22,7 @@ def made_up_trace(steps=T, param_grads=None, name="enc.lstm.l0"):
                       states={"h": rng.normal(size=(B, steps, U)), "c": rng.normal(size=(B, steps, U))},
                       gates={k: sigmoid(rng.normal(size=(B, steps, U))) for k in ("input", "forget", "output")}
                       | {"cell": np.tanh(rng.normal(size=(B, steps, U)))},
-                      grads={"h": rng.normal(size=(B, steps, U)) * decay, "c": rng.normal(size=(B, steps, U))})
+                      grads={"h": rng.normal(size=(B, steps, U)) * decay, "c": rng.normal(size=(B, steps, U)) * decay})
     rnn = LayerTrace("rnn.l0", "rnn", states={"h": np.tanh(rng.normal(size=(B, steps, U)))},
                      grads={"h": rng.normal(size=(B, steps, U))})
     if param_grads is None:
@@ -77,8 +77,8 @@ def test_verdict_text_is_escaped_and_has_the_numbers():
     tr = made_up_trace(name="<img src=x onerror=alert(1)>.l0")
     gf = GradientFlow(tr)
     assert "<img" not in gf.verdict_text.value and "&lt;img src=x" in gf.verdict_text.value
-    v = verdict(step_norms(tr.layers["<img src=x onerror=alert(1)>.l0"].grads["h"], tr.lengths))
-    assert v.label == "vanishing"
+    v = verdict(step_norms(tr.layers["<img src=x onerror=alert(1)>.l0"].grads["c"], tr.lengths), "c")
+    assert v.label == "vanishing" and "‖∂L/∂c_t‖" in gf.verdict_text.value   # an LSTM is judged on c
     assert f"{v.ratio:.3g}" in gf.verdict_text.value
 
 

@@ -14,8 +14,8 @@ import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
-from ..gradients_analysis import gate_flow, step_norms, verdict
-from ..trace import Trace
+from ..gradients_analysis import gate_flow, layer_verdict, step_norms
+from ..tracedata import Trace
 
 MAX_COLUMNS = 500
 FLAG_COLOUR = "#d62728"
@@ -117,7 +117,8 @@ class GradientFlow(widgets.VBox):
                              "e.g. rw.gradient_flow(model, inputs, loss='last')")
         self.cell_norms = {name: step_norms(lt.grads["c"], trace.lengths)
                            for name, lt in trace.layers.items() if "c" in lt.grads}
-        self.verdicts = {name: verdict(n) for name, n in self.norms.items()}
+        self.verdicts = {name: layer_verdict(trace.layers[name], trace.lengths)
+                         for name in self.norms}
         self.flows = {name: flow for name, lt in trace.layers.items() if "h" in lt.grads
                       for flow in [self._gate_flow(lt)] if flow}
 

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ..gradients_analysis import MinMaxSeries, step_norms, verdict
+from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
 from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, heat_cells, log_lines_figure, positive, rows_heatmap
 
 HEAT_POINTS = 400          # the layers x steps heatmap: 200 columns of bucket maxima
@@ -137,8 +137,10 @@ class TrainingMonitor(widgets.VBox):
 
         inputs, loss = self.probe
         tr = capture_trace(self.model, inputs, loss=loss)
-        self.snapshot = (self.steps, {name: step_norms(lt.grads["h"], tr.lengths)
-                                      for name, lt in tr.layers.items() if "h" in lt.grads})
+        layers = {name: lt for name, lt in tr.layers.items() if "h" in lt.grads}
+        self.snapshot = (self.steps, {name: step_norms(lt.grads["h"], tr.lengths) for name, lt in layers.items()})
+        self.snapshot_verdicts = {name: layer_verdict(lt, tr.lengths)
+                                  for name, lt in layers.items()}
         self._snapshot_dirty = True
 
     # ---- hooks --------------------------------------------------------------------------
@@ -255,7 +257,8 @@ class TrainingMonitor(widgets.VBox):
             self.probe_lines.y = np.stack([positive(n) for n in norms.values()])
             self.probe_lines.labels = list(norms)
         self.probe_figure.title = f"‖∂L/∂h_t‖ on the probe batch after step {step}"
-        self.probe_text.value = "<br>".join(html.escape(f"{name}: {verdict(n).text()}") for name, n in norms.items())
+        self.probe_text.value = "<br>".join(html.escape(f"{name}: {v.text()}")
+                                            for name, v in self.snapshot_verdicts.items())
 
     def _status_text(self) -> str:
         parts = [f"step {self.steps}", f"loss {self._last_loss:.4g}", f"grad norm {self.last_norm:.3g}"]
