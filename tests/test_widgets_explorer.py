@@ -145,6 +145,9 @@ def test_update_retraces_and_keeps_the_selection(lstm):
     assert (ex.view.layer, ex.view.quantity, ex.view.unit) == ("lstm.l0", "forget", 3)
     assert ex.slider.max == 3 and ex.slider.value == 3 and ex.view.t == 3
     np.testing.assert_array_equal(arrays_of(ex.view)[("lstm.l0", "forget")], trace(lstm, x).layers["lstm.l0"].gates["forget"][0])
+    ex.model = nn.LSTM(4, 2, batch_first=True)  # a smaller model: the selected unit is clamped
+    ex.update(x)
+    assert (ex.view.layer, ex.view.unit) == ("lstm.l0", 1)
 
 
 def test_text_box_reruns_the_model_on_new_text():

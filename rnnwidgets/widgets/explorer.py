@@ -144,6 +144,7 @@ class Explorer(StillImage, widgets.VBox):
             names = list(trace.layers[self.view.layer].quantities())
             wanted = quantity or self.view.quantity
             self.view.quantity = wanted if wanted in names else names[0]
+            self.view.unit = min(self.view.unit, trace.layers[self.view.layer].units - 1)
             self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
             self.batch.value = batch
             for control in (self.play, self.slider):
