@@ -68,3 +68,45 @@ def wait_for_ink(locator, min_distinct=2, timeout=30.0) -> dict:
         time.sleep(0.1)
         ink = canvas_ink(locator)
     return ink
+
+
+# The Explorer's output in JupyterLab / Notebook 7: its controls (ipywidgets) and canvas view
+# (.rw-explorer) share one output element. An exported page holds one Explorer: scope "".
+LAB_OUTPUT = ".jp-OutputArea-output:has(.rw-explorer)"
+
+
+def cursor_pixels(page) -> str:
+    """The first Explorer's cursor overlay as a data URL: it changes when the cursor moves."""
+    return page.locator(".rw-explorer .rw-cursor").first.evaluate("c => c.toDataURL()")
+
+
+def focus_slider(page, scope: str = ""):
+    """Give the step slider's handle the keyboard focus, as a user's click would."""
+    handle = page.locator(f"{scope} .noUi-handle".strip()).first
+    handle.focus()
+    assert handle.evaluate("h => h === document.activeElement"), "the slider handle did not take the focus"
+
+
+def wait_for_change(read, before, timeout=5.0):
+    """Poll `read()` until it differs from `before`; returns (value, seconds waited)."""
+    start = time.monotonic()
+    value = read()
+    while value == before and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+        value = read()
+    return value, time.monotonic() - start
+
+
+def block_network(page) -> list:
+    """Abort every request that would leave the machine's files; returns the list of their URLs."""
+    blocked = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return blocked

@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from e2e_support import canvas_ink, open_and_run, wait_for_ink, write_notebook
+from e2e_support import (LAB_OUTPUT, canvas_ink, cursor_pixels, focus_slider, open_and_run, wait_for_change,
+                         wait_for_ink, write_notebook)
 
 pytestmark = pytest.mark.e2e
 
@@ -36,31 +37,6 @@ def _kernel_frames(page) -> list:
     return frames
 
 
-# The Explorer's output: the controls (a VBox of ipywidgets) and the canvas view (.rw-explorer).
-OUTPUT = ".jp-OutputArea-output:has(.rw-explorer)"
-
-
-def _cursor_pixels(page) -> str:
-    return page.locator(".rw-explorer .rw-cursor").first.evaluate("c => c.toDataURL()")
-
-
-def _focus_slider(page):
-    """Give the step slider's handle the keyboard focus, as a user's click would."""
-    handle = page.locator(f"{OUTPUT} .noUi-handle").first
-    handle.focus()
-    assert handle.evaluate("h => h === document.activeElement"), "the slider handle did not take the focus"
-
-
-def _wait_for_change(read, before, timeout=5.0):
-    """Poll `read()` until it differs from `before`; returns (value, seconds waited)."""
-    start = time.monotonic()
-    value = read()
-    while value == before and time.monotonic() - start < timeout:
-        time.sleep(0.02)
-        value = read()
-    return value, time.monotonic() - start
-
-
 def test_explorer_draws_and_scrubs_with_the_kernel_busy(jupyter_server, page):
     write_notebook(jupyter_server.root / "explorer_small.ipynb", SMALL_LSTM)
     frames = _kernel_frames(page)
@@ -72,16 +48,16 @@ def test_explorer_draws_and_scrubs_with_the_kernel_busy(jupyter_server, page):
     page.evaluate(BUSY_KERNEL_JS)
     page.wait_for_function(f"() => ({KERNEL_STATUS_JS})() === 'busy'", timeout=10_000)
     time.sleep(0.5)  # let the busy status frame itself arrive
-    before = _cursor_pixels(page)
+    before = cursor_pixels(page)
     frames_before = len(frames)
-    _focus_slider(page)
+    focus_slider(page, LAB_OUTPUT)
     page.keyboard.press("ArrowRight")
-    after, waited = _wait_for_change(lambda: _cursor_pixels(page), before)
+    after, waited = wait_for_change(lambda: cursor_pixels(page), before)
     try:
         assert after != before, "the cursor did not move after ArrowRight"
         assert len(frames) == frames_before, "a kernel message arrived between the key press and the repaint"
         assert page.evaluate(KERNEL_STATUS_JS) == "busy", "the kernel finished sleeping: the test proves nothing"
-        assert page.locator(f"{OUTPUT} .widget-readout").first.inner_text().strip() == "1"
+        assert page.locator(f"{LAB_OUTPUT} .widget-readout").first.inner_text().strip() == "1"
     finally:
         page.evaluate(INTERRUPT_JS)
     assert waited < 2.0
@@ -93,11 +69,11 @@ def test_explorer_draws_and_scrubs_in_notebook7(jupyter_server, page):
     heatmap = page.locator(".rw-explorer .rw-heatmap").first
     ink = wait_for_ink(heatmap, min_distinct=20)
     assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink
-    before = _cursor_pixels(page)
+    before = cursor_pixels(page)
     # Notebook 7's shortcuts take arrow keys before a slider sees them, so scrub with the mouse.
-    track = page.locator(f"{OUTPUT} .noUi-target").first
+    track = page.locator(f"{LAB_OUTPUT} .noUi-target").first
     box = track.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
-    after, _ = _wait_for_change(lambda: _cursor_pixels(page), before)
+    after, _ = wait_for_change(lambda: cursor_pixels(page), before)
     assert after != before, "the cursor did not move after clicking the middle of the slider"
-    assert int(page.locator(f"{OUTPUT} .widget-readout").first.inner_text()) > 0
+    assert int(page.locator(f"{LAB_OUTPUT} .widget-readout").first.inner_text()) > 0

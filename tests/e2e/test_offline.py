@@ -1,0 +1,113 @@
+"""Shared Explorers keep working with no kernel and no network: the self-contained HTML file, a
+notebook saved with its widget state, the nbconvert export, and the still image."""
+import base64
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from e2e_support import (LAB_OUTPUT, block_network, cursor_pixels, focus_slider, open_and_run, wait_for_change,
+                         wait_for_ink, wait_for_kernel_idle)
+
+pytestmark = pytest.mark.e2e
+
+XSS_TOKEN = '<img src=x onerror="window.__xss=1">'
+TUTORIAL = "01_quickstart.ipynb"
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    import torch
+
+    import rnnwidgets as rw
+
+    torch.manual_seed(0)
+    tokens = [[XSS_TOKEN if t == 3 else f"t{t}" for t in range(24)]]
+    return rw.explore(torch.nn.LSTM(3, 10, batch_first=True), torch.randn(1, 24, 3), tokens=tokens)
+
+
+def _assert_drawn_and_scrubs(page, scope=""):
+    """The first Explorer on the page has painted its heatmap, and the slider moves its cursor."""
+    heatmap = page.locator(".rw-explorer .rw-heatmap").first
+    heatmap.wait_for(state="visible", timeout=60_000)
+    ink = wait_for_ink(heatmap, min_distinct=20)
+    assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink
+    before = cursor_pixels(page)
+    focus_slider(page, scope)
+    page.keyboard.press("ArrowRight")
+    after, _ = wait_for_change(lambda: cursor_pixels(page), before)
+    assert after != before, "the cursor did not move after ArrowRight"
+
+
+def test_saved_html_opens_offline_scrubs_and_plays(explorer, page, tmp_path):
+    path = explorer.save_html(tmp_path / "explorer.html")
+    blocked = block_network(page)
+    page.goto(path.as_uri())
+    _assert_drawn_and_scrubs(page)
+
+    before = cursor_pixels(page)
+    page.locator(".widget-play button").first.click()  # Play
+    after, _ = wait_for_change(lambda: cursor_pixels(page), before)
+    assert after != before, "Play did not move the cursor"
+
+    shown = XSS_TOKEN.replace(" ", "\u2423")  # the token strip draws spaces as visible "␣"
+    assert shown in page.locator(".rw-explorer").first.inner_text()  # shown as text...
+    assert page.evaluate("() => window.__xss") is None  # ...and never run
+    assert blocked == []
+
+
+def test_still_png_decodes_in_the_browser_to_the_heatmap(explorer, page):
+    from rnnwidgets.widgets import still
+
+    data = explorer._repr_mimebundle_()["image/png"]
+    page.set_content(f'<img id="still" src="data:image/png;base64,{data}">')
+    pixels = page.evaluate("""async () => {
+        const img = document.getElementById('still');
+        await img.decode();
+        const canvas = Object.assign(document.createElement('canvas'), {width: img.naturalWidth, height: img.naturalHeight});
+        const ctx = canvas.getContext('2d');
+        ctx.drawImage(img, 0, 0);
+        return {w: canvas.width, h: canvas.height, data: Array.from(ctx.getImageData(0, 0, canvas.width, canvas.height).data)};
+    }""")
+    image = np.array(pixels["data"], np.uint8).reshape(pixels["h"], pixels["w"], 4)
+    h = explorer.trace.layers[explorer.view.layer].states["h"][0]  # (time 24, units 10)
+    top = float(np.abs(h).max())
+    sy, sx = pixels["h"] // h.shape[1], pixels["w"] // h.shape[0]
+    assert np.array_equal(image[::sy, ::sx, :3], still.colours(h.T, "diverging", -top, top))
+    assert (image[..., 3] == 255).all()
+    assert base64.b64decode(data)[:4] == b"\x89PNG"
+
+
+def test_tutorial_saved_with_state_reopens_without_kernel_and_exports_offline(jupyter_server, page, tmp_path):
+    # Run the tutorial in JupyterLab and save it: the widget state goes into the file (saveState).
+    open_and_run(page, jupyter_server.lab_url(TUTORIAL))
+    wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    saved = jupyter_server.root / TUTORIAL
+    state = json.loads(saved.read_text())["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+    assert any(m["model_name"] == "AnyModel" for m in state["state"].values())
+
+    # Shut its kernel down and reload: Lab starts a fresh kernel, which never ran a cell, so the
+    # Explorer it shows comes from the saved state alone; then shut that one down too and scrub.
+    old_kernels = {k["id"] for k in jupyter_server.api("GET", "/api/kernels")}
+    for session in jupyter_server.api("GET", "/api/sessions"):
+        jupyter_server.api("DELETE", f"/api/sessions/{session['id']}")
+    page.goto(jupyter_server.lab_url(TUTORIAL))
+    wait_for_kernel_idle(page)
+    assert not old_kernels & {k["id"] for k in jupyter_server.api("GET", "/api/kernels")}
+    wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    assert jupyter_server.api("GET", "/api/kernels") == []
+    _assert_drawn_and_scrubs(page, LAB_OUTPUT)
+
+    # The documented nbconvert option renders the saved notebook's Explorer with the network off.
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to",
+                    "rnnwidgets.widgets.export.OfflineHTMLExporter", str(saved), "--output-dir", str(tmp_path)],
+                   check=True, capture_output=True, timeout=120)
+    offline = page.context.new_page()
+    blocked = block_network(offline)
+    offline.goto((tmp_path / "01_quickstart.html").as_uri())
+    _assert_drawn_and_scrubs(offline)
+    assert all("mathjax" in url for url in blocked), blocked  # only the template's own MathJax tried the network
