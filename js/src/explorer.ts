@@ -9,6 +9,7 @@
 //   .rw-heatmap       canvas: units (rows) x steps (columns) of the selected quantity
 //   .rw-cursor        canvas over it: the current step's column and the selected unit's row
 //   .rw-legend        the colour scale          .rw-readout  hover text: unit, step, token, value
+//   .rw-caption       what the heatmap shows (quantity, layer, units x steps)
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
 //   .rw-predictions   the top predictions at t
 //   .rw-panels-above  the token strip (.rw-tokens)
@@ -101,6 +102,8 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   footer.style.cssText = "display: flex; justify-content: space-between; gap: 10px; min-height: 16px;";
   const legend = createLegend();
   footer.append(legend.el);
+  const caption = element("span", "rw-caption", footer);
+  caption.style.cssText = "color: #555;";
   const readout = element("span", "rw-readout", footer);
   readout.style.cssText = "font-family: monospace; white-space: pre;";
   const panelRow = element("div", "rw-panels", root);
@@ -195,6 +198,8 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   function drawImage(): void {
     const q = selectedQuantity(state);
     legend.draw(q);
+    const perColumn = index?.lod ? ` · ${index.lod.overview.bucket} steps per column (min/max)` : "";
+    caption.textContent = `${q.name} of ${state.layer}: ${q.units} units (rows) × ${state.steps} steps (columns)${perColumn}`;
     if (!index?.lod) heatmap.draw(q, state.order, state.length);
     else if (overview && overview.layer === state.layer && overview.quantity === state.quantity) {
       heatmap.drawOverview(overview, q, state.order, state.length, state.steps);

@@ -109,7 +109,12 @@ export function createHeatmap(): Heatmap {
       image.width = width;
       image.height = height;
     }
-    image.style.height = `${Math.min(360, Math.max(120, height * 3))}px`;
+    const shown = Math.min(360, Math.max(120, height * 3));
+    image.style.height = `${shown}px`;
+    // Crisp cells when each gets a pixel or more; smoothed when shrunk, so a row or column the
+    // browser would otherwise skip still tints the pixel it falls in.
+    const shrunk = height > shown || (image.clientWidth > 0 && width > image.clientWidth);
+    image.style.imageRendering = shrunk ? "auto" : "pixelated";
     const ctx = image.getContext("2d");
     if (!ctx || width === 0 || height === 0) return;
     const img = ctx.createImageData(width, height);

@@ -49,6 +49,7 @@ describe("the Explorer view", () => {
     expect(quantities).toEqual(["h", "c", "forget"]);
     expect(text(".rw-step")).toBe("step 0 / 5");
     expect(text(".rw-token-at")).toBe("a");
+    expect(text(".rw-caption")).toBe("h of lstm.l0: 3 units (rows) × 6 steps (columns)");
   });
 
   it("steps with the arrow keys, jumps with Home/End and clamps at the ends", () => {
@@ -198,6 +199,7 @@ describe("the Explorer view", () => {
     expect(model.sent.map((m) => m.content)).toEqual([{ type: "window", start: 30 }]);
     hover(500);
     expect(text(".rw-readout")).toBe("unit 0 · steps 500–509 · h in [0.000, 0.600]");
+    expect(text(".rw-caption")).toBe("h of rnn.l0: 3 units (rows) × 1000 steps (columns) · 10 steps per column (min/max)");
     model.emit("msg:custom", { type: "window", t0: 30, held: 100 }, [new DataView(Float32Array.from(windowValues(3, 100, 30, f)).buffer)]);
     hover(125);
     expect(text(".rw-readout")).toBe(`unit 0 · step 125 · h = ${formatValue(f(125, 0))}`);
@@ -205,6 +207,15 @@ describe("the Explorer view", () => {
     expect(model.sent.length).toBe(1);
     model.set("t", 110); // near its end again: the next window
     expect(model.sent.map((m) => m.content)).toEqual([{ type: "window", start: 30 }, { type: "window", start: 60 }]);
+  });
+
+  it("draws cells crisp when each gets a pixel and smoothed when the image is shrunk", () => {
+    const { el } = mount(explorerModel());
+    expect(el.querySelector<HTMLElement>(".rw-heatmap")!.style.getPropertyValue("image-rendering")).toBe("pixelated");
+    const many = buildPayload(2, [{ name: "rnn.l0", kind: "rnn", quantities: [{ name: "h", units: 400, f: () => 0 }] }]);
+    const model = new FakeModel<ExplorerModel>({ ...many, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false });
+    const shrunk = mount(model).el.querySelector<HTMLElement>(".rw-heatmap")!;
+    expect(shrunk.style.getPropertyValue("image-rendering")).toBe("auto"); // 400 rows in at most 360 px
   });
 
   it("makes whitespace tokens visible", () => {
