@@ -352,15 +352,12 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   model.on("msg:custom", onMessage);
   load();
   redrawAll();
-  // The overlay's size follows the displayed image; redraw the cursor when the layout settles.
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => heatmap.drawCursor(state.t, rowOf(state.unit)));
-  resize?.observe(heatmap.el);
 
   return () => {
     for (const name of selectionEvents) model.off(name, onSelection);
     for (const name of payloadEvents) model.off(name, onPayload);
     model.off("msg:custom", onMessage);
-    resize?.disconnect();
+    heatmap.destroy();
     for (const panel of panels) panel.destroy?.();
   };
 }

@@ -86,6 +86,7 @@ export interface Heatmap {
   drawCursor(t: number, row: number): void;
   /** The (step, row) under a mouse event, or null outside the image. */
   cellAt(ev: MouseEvent): { t: number; row: number } | null;
+  destroy(): void;
 }
 
 export function createHeatmap(): Heatmap {
@@ -103,18 +104,22 @@ export function createHeatmap(): Heatmap {
   let steps = 1;
   let units = 1;
 
+  /** Crisp cells when each gets a pixel or more; smoothed when shrunk, so a row or column the
+   * browser would otherwise skip still tints the pixel it falls in. */
+  function fitRendering(): void {
+    const shownHeight = parseFloat(image.style.height) || image.clientHeight;
+    const shrunk = image.height > shownHeight || (image.clientWidth > 0 && image.width > image.clientWidth);
+    image.style.imageRendering = shrunk ? "auto" : "pixelated";
+  }
+
   /** Size the image to width x height pixels and fill it with `paint`. */
   function paintImage(width: number, height: number, paint: (out: Uint32Array) => void): void {
     if (image.width !== width || image.height !== height) {
       image.width = width;
       image.height = height;
     }
-    const shown = Math.min(360, Math.max(120, height * 3));
-    image.style.height = `${shown}px`;
-    // Crisp cells when each gets a pixel or more; smoothed when shrunk, so a row or column the
-    // browser would otherwise skip still tints the pixel it falls in.
-    const shrunk = height > shown || (image.clientWidth > 0 && width > image.clientWidth);
-    image.style.imageRendering = shrunk ? "auto" : "pixelated";
+    image.style.height = `${Math.min(360, Math.max(120, height * 3))}px`;
+    fitRendering();
     const ctx = image.getContext("2d");
     if (!ctx || width === 0 || height === 0) return;
     const img = ctx.createImageData(width, height);
@@ -138,7 +143,9 @@ export function createHeatmap(): Heatmap {
     image.getContext("2d")?.clearRect(0, 0, image.width, image.height);
   }
 
+  let cursorAt = { t: 0, row: 0 };
   function drawCursor(t: number, row: number): void {
+    cursorAt = { t, row };
     // The overlay matches the displayed size (not the image's), so lines stay crisp.
     const ratio = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(image.clientWidth * ratio));
@@ -171,7 +178,14 @@ export function createHeatmap(): Heatmap {
     return cellAtFraction(fx, fy, steps, units);
   }
 
-  return { el, draw, drawOverview, clear, drawCursor, cellAt };
+  // The displayed size changes with the notebook's width (and is 0 until the view is attached).
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
+    fitRendering();
+    drawCursor(cursorAt.t, cursorAt.row);
+  });
+  resize?.observe(el);
+
+  return { el, draw, drawOverview, clear, drawCursor, cellAt, destroy: () => resize?.disconnect() };
 }
 
 /** The colour scale of a quantity: a gradient bar with its ends and the non-finite swatch. */
