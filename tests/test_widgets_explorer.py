@@ -262,3 +262,24 @@ def test_select_points_the_view_and_checks_what_it_is_given(lstm):
         ex.select(quantity="reset")
     with pytest.raises(ValueError, match="t: expected 0 <= t < 6"):
         ex.select(t=6)
+
+
+def test_text_box_debounces_typing_in_a_running_kernel_loop(monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr("rnnwidgets.widgets.explorer.TEXT_DEBOUNCE_S", 0.05)
+    torch.manual_seed(2)
+    vocab = "abc"
+    ex = rw.explore(CharModel(vocab=3), text="a", encode=lambda s: torch.tensor([[vocab.index(c) for c in s]]))
+    runs = []
+    update = ex.update
+    monkeypatch.setattr(ex, "update", lambda *args, **kw: runs.append(args) or update(*args, **kw))
+
+    async def type_fast():
+        for text in ("ab", "abc", "abca"):
+            ex.text.value = text
+        assert runs == [] and ex.view.tokens == ["a"]  # nothing re-run while typing
+        await asyncio.sleep(0.2)
+
+    asyncio.run(type_fast())
+    assert len(runs) == 1 and ex.view.tokens == list("abca")

@@ -228,10 +228,9 @@ class Explorer(StillImage, widgets.VBox):
 def _running_loop():
     """The kernel's event loop when one is running (in Jupyter), else None (plain Python: no debounce)."""
     try:
-        loop = asyncio.get_event_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
         return None
-    return loop if loop.is_running() else None
 
 
 def _encoded(encode: Callable, text: str):
