@@ -39,6 +39,18 @@ LAB_SETTINGS = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """Without Chromium, skip the browser tests before any server starts (in CI the browser
+    fixture fails them instead: CI must run them)."""
+    if Path(CHROMIUM).exists() or os.environ.get("CI") == "true":
+        return
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (apt-get install chromium); browser tests skipped")
+    here = Path(__file__).parent
+    for item in items:
+        if "e2e" in item.keywords and here in Path(item.fspath).parents:
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
