@@ -113,7 +113,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   // selected quantity; the window follows t by asking the kernel for the next one.
   let index: PayloadIndex | null = null;
   let overview: Overview | null = null;
-  let windowAsked: number | null = null; // the start of the window requested and not yet received
+  let windowPending = false; // a window was asked for and has not arrived
   const state: ExplorerState = {
     t: 0, unit: 0, units: [0], order: null, layer: "", quantity: "", steps: 0, length: 0,
     tokens: null, inputs: null, layers: [], predictions: null,
@@ -169,7 +169,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     index = model.get("index");
     const decoded = decodePayload(index, floatsOf(model.get("buffer")));
     overview = decoded.overview;
-    windowAsked = null;
+    windowPending = false;
     state.layers = decoded.layers;
     state.inputs = decoded.inputs;
     state.predictions = decoded.predictions;
@@ -209,14 +209,14 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   /** Ask for the window around t when t nears the edge of the one held (one request at a time). */
   function followWindow(): void {
     const lod = index?.lod;
-    if (!lod || windowAsked !== null) return;
+    if (!lod || windowPending) return;
     const t0 = selectedQuantity(state).t0 ?? 0;
     const margin = Math.floor(lod.held / 4);
     const nearStart = state.t < t0 + margin && t0 > 0;
     const nearEnd = state.t >= t0 + lod.held - margin && t0 + lod.held < state.steps;
     if (!nearStart && !nearEnd) return;
-    windowAsked = clamp(state.t - Math.floor(lod.held / 2), 0, state.steps - lod.held);
-    model.send({ type: "window", start: windowAsked });
+    windowPending = true;
+    model.send({ type: "window", start: clamp(state.t - Math.floor(lod.held / 2), 0, state.steps - lod.held) });
   }
 
   function onMessage(msg: { type?: string; t0: number; held: number }, buffers: DataView[]): void {
@@ -224,7 +224,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     const fresh = decodeWindow(index, floatsOf(buffers[0]), msg.t0);
     state.layers = fresh.layers;
     state.inputs = fresh.inputs;
-    windowAsked = null;
+    windowPending = false;
     scrub();
   }
 
@@ -344,6 +344,9 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   heatmap.el.addEventListener("mouseleave", () => (readout.textContent = ""));
   heatmap.el.addEventListener("click", onClick);
   root.addEventListener("keydown", onKey);
+  // Show where the keys go (the outline is off: a ring only while focused).
+  root.addEventListener("focus", () => (root.style.boxShadow = "0 0 0 2px #92c5de"));
+  root.addEventListener("blur", () => (root.style.boxShadow = ""));
 
   const selectionEvents = ["change:t", "change:unit", "change:layer", "change:quantity"];
   const payloadEvents = ["change:index", "change:buffer", "change:tokens"];
