@@ -19,6 +19,9 @@ from ..tracedata import Trace
 
 MAX_COLUMNS = 500
 FLAG_COLOUR = "#d62728"
+# Every axis gets an explicit tick format: bqplot's guessed one throws on an empty or one-point
+# domain ("invalid format") and leaves that axis blank from then on.
+STEP_FORMAT = "d"
 CHART_HEIGHT = "260px"
 
 
@@ -29,13 +32,30 @@ def positive(values) -> np.ndarray:
         return np.where(np.isfinite(a) & (a > 0), a, np.nan).astype(np.float32)
 
 
+def fit_scale(scale, values, log: bool = False):
+    """Set the scale's min and max to the finite (for a log scale, positive) range of ``values``.
+
+    A chart whose data start empty, all NaN or as one point gets a NaN or empty domain from
+    bqplot, and its scale then stays blank after the data arrive; an explicit range never does.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
+    if a.size == 0:
+        return
+    lo, hi = float(a.min()), float(a.max())
+    if lo == hi:
+        lo, hi = (lo / 2, hi * 2) if log else (lo - max(abs(lo) * 0.05, 1e-9), hi + max(abs(hi) * 0.05, 1e-9))
+    with scale.hold_sync():
+        scale.min, scale.max = lo, hi
+
+
 def log_lines_figure(title: str, x_label: str, y_label: str):
     """(figure, lines mark, x scale): an empty line chart with a log y axis and a legend."""
-    xs, ys = bq.LinearScale(), bq.LogScale()
+    xs, ys = bq.LinearScale(min=0, max=1), bq.LogScale(min=1e-3, max=1)   # until fit to data
     lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": xs, "y": ys},
                      display_legend=True)
-    fig = bq.Figure(marks=[lines], title=title, legend_location="top-left", fig_margin=_MARGIN,
-                    axes=[bq.Axis(scale=xs, label=x_label),
+    fig = bq.Figure(marks=[lines], title=title, legend_location="top-right", fig_margin=_MARGIN,
+                    axes=[bq.Axis(scale=xs, label=x_label, tick_format=STEP_FORMAT),
                           bq.Axis(scale=ys, side="left", label=y_label, tick_format=".0e")],
                     layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
     return fig, lines, xs
@@ -80,15 +100,16 @@ def heat_cells(steps, rows: np.ndarray):
 def rows_heatmap(row_names: list, steps, rows: np.ndarray, title: str, x_label: str):
     """(figure, heatmap mark, x scale): rows x steps of log10 values, row names on the y axis."""
     xs, ys = bq.LinearScale(), bq.LinearScale()
-    cs = bq.ColorScale(scheme="viridis")
+    cs = bq.ColorScale(scheme="viridis", min=-1, max=0)    # until fit to data
     x, y, colour = heat_cells(steps, rows)
     heat = bq.HeatMap(x=x, y=y, color=colour, null_color="#dddddd", scales={"x": xs, "y": ys, "color": cs})
+    fit_scale(cs, colour)
     ticks = np.arange(len(row_names)) if len(row_names) > 1 else np.array([0.5])
-    y_axis = bq.Axis(scale=ys, side="left", tick_values=ticks,
+    y_axis = bq.Axis(scale=ys, side="left", tick_values=ticks, tick_format="d",
                      tick_labels={f"{tick:g}": name for tick, name in zip(ticks, row_names)})
     fig = bq.Figure(marks=[heat], title=title, fig_margin={**_MARGIN, "left": 110, "right": 80},
-                    axes=[bq.Axis(scale=xs, label=x_label), y_axis,
-                          bq.ColorAxis(scale=cs, side="right", label="log10")],
+                    axes=[bq.Axis(scale=xs, label=x_label, tick_format=STEP_FORMAT), y_axis,
+                          bq.ColorAxis(scale=cs, side="right", label="log10", tick_format=".2g")],
                     layout=widgets.Layout(width="100%", height=f"{120 + 30 * len(row_names)}px"))
     return fig, heat, xs
 
@@ -154,6 +175,7 @@ class GradientFlow(widgets.VBox):
         self.slider.observe(lambda change: self._move_cursor(change["new"]), "value")
         self._move_cursor(0)
         super().__init__([self.verdict_text, self.slider, self.readout, *charts])
+        self.add_class("rw-gradient-flow")  # for page tests and user styles
 
     # ---- analysis -----------------------------------------------------------------------
     def _gate_flow(self, lt) -> dict:

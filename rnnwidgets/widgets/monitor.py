@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
-from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, heat_cells, log_lines_figure, positive, rows_heatmap
+from .gradient_flow import (CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, heat_cells, log_lines_figure, positive,
+                            rows_heatmap)
 
 HEAT_POINTS = 400          # the layers x steps heatmap: 200 columns of bucket maxima
 _FUSED_PARAM = re.compile(r"(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
@@ -232,22 +233,27 @@ class TrainingMonitor(widgets.VBox):
         self.pushes += 1
 
     def _push_history(self):
+        steps = np.array([0.0, max(self.steps - 1, 1)])
         x, y = self.loss.points()
         with self.loss_lines.hold_sync():
             self.loss_lines.x, self.loss_lines.y = x.astype(np.float32), y.astype(np.float32)
+        fit_scale(self.loss_lines.scales["x"], steps)
+        fit_scale(self.loss_lines.scales["y"], y)
         x, y = self.grad_norm.points()
         with self.norm_lines.hold_sync():
             self.norm_lines.x, self.norm_lines.y = x.astype(np.float32), positive(y)
+        fit_scale(self.norm_lines.scales["x"], steps)
+        fit_scale(self.norm_lines.scales["y"], y if self.clip is None else np.r_[y, self.clip], log=True)
         if self.clip is not None:
             cx, cy = self.clip_events.points()
             with self.clip_marks.hold_sync():
                 self.clip_marks.x, self.clip_marks.y = cx.astype(np.float32), positive(cy)
-            end = max(float(self.steps - 1), 1.0)
-            self.clip_line.x = np.array([0.0, end], np.float32)
+            self.clip_line.x = steps.astype(np.float32)
         columns = [series.maxima() for series in self.layer_norms]
         x, _, colour = heat_cells(columns[0][0], np.stack([values for _, values in columns]))
         with self.heat.hold_sync():
             self.heat.x, self.heat.color = x, colour
+        fit_scale(self.heat.scales["color"], colour)
         self.status.value = self._status_text()
 
     def _push_snapshot(self):
@@ -256,6 +262,7 @@ class TrainingMonitor(widgets.VBox):
             self.probe_lines.x = np.arange(len(next(iter(norms.values()))), dtype=np.float32)
             self.probe_lines.y = np.stack([positive(n) for n in norms.values()])
             self.probe_lines.labels = list(norms)
+        fit_scale(self.probe_lines.scales["y"], np.concatenate(list(norms.values())), log=True)
         self.probe_figure.title = f"‖∂L/∂h_t‖ on the probe batch after step {step}"
         self.probe_text.value = "<br>".join(html.escape(f"{name}: {v.text()}")
                                             for name, v in self.snapshot_verdicts.items())
@@ -269,12 +276,12 @@ class TrainingMonitor(widgets.VBox):
     # ---- layout -------------------------------------------------------------------------
     def _build(self):
         self.status = widgets.Label("no step recorded yet")
-        xs, ys = bq.LinearScale(), bq.LinearScale()
+        xs, ys = bq.LinearScale(min=0, max=1), bq.LinearScale(min=0, max=1)   # until fit to data
         self.loss_lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
                                    scales={"x": xs, "y": ys}, colors=["#1f77b4"])
         loss_fig = bq.Figure(marks=[self.loss_lines], title="loss", fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
-                             axes=[bq.Axis(scale=xs, label="training step"),
-                                   bq.Axis(scale=ys, side="left", label="loss")],
+                             axes=[bq.Axis(scale=xs, label="training step", tick_format=STEP_FORMAT),
+                                   bq.Axis(scale=ys, side="left", label="loss", tick_format=".3g")],
                              layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
         self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", "training step", "‖∇‖")
         self.norm_lines.labels = ["‖∇‖ (L2 over all parameters)"]
@@ -298,3 +305,4 @@ class TrainingMonitor(widgets.VBox):
             self.probe_text = widgets.HTML()
             charts += [self.probe_figure, self.probe_text]
         super().__init__([self.status, *charts])
+        self.add_class("rw-monitor")  # for page tests and user styles
