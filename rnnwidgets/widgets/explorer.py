@@ -204,12 +204,20 @@ class Explorer(StillImage, widgets.VBox):
         """
         box = widgets.Text(value=text, description="input", continuous_update=True,
                            layout=widgets.Layout(width="100%"))
-        self.text = box
+        problem = widgets.Label("", style={"text_color": "#b2182b"})
+        self.text, self.text_problem = box, problem
         pending = []
 
         def run():
+            # A text the model cannot take (say, a character outside the vocabulary) is an
+            # ordinary moment while typing: say why beside the box and keep the last good view.
             pending.clear()
-            self.update(*_encoded(encode, box.value))
+            try:
+                self.update(*_encoded(encode, box.value))
+            except Exception as error:  # noqa: BLE001 - shown to the user, not swallowed
+                problem.value = f"not run: {type(error).__name__}: {error}"
+            else:
+                problem.value = ""
 
         def on_change(_change):
             loop = _running_loop()
@@ -221,7 +229,7 @@ class Explorer(StillImage, widgets.VBox):
             pending[:] = [loop.call_later(TEXT_DEBOUNCE_S, run)]
 
         box.observe(on_change, names="value")
-        self.children = (box, *self.children)
+        self.children = (box, problem, *self.children)
         return box
 
 
