@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnwidgets.capture import trace
-from rnnwidgets.capture.fused import FusedRecorder, directions
+from rnnwidgets.capture.fused import FusedRecorder
 from rnnwidgets.capture import gradients
 from reference_rnn import Reference
 from test_capture_fused import make_case, Tagger, EncoderDecoder
@@ -79,23 +79,26 @@ def test_float64_exact_before_conversion(mode):
     module, inputs, hidden, x, lengths, h0, c0 = make_case(mode=mode, layers=2, bidirectional=True, given_state=True,
                                                            packed=False, lengths=[4, 6, 2], batch=3, steps=6,
                                                            dtype=torch.float64)
-    with torch.enable_grad(), FusedRecorder(module, train=True) as recorder:
+    anchor = torch.zeros((), requires_grad=True)
+    with torch.enable_grad(), FusedRecorder(module, gradients.differentiable_layer(anchor)) as recorder:
         output = module(inputs, hidden)
-    direct, _ = gradients.backward(module, square_loss(output), recorder.runs)
+    param_grads = gradients.backward(module, square_loss(output), anchor)
     ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
     value = reference_loss(ref)
     want = {key: ref.grads(value, key) for key in (["h", "c"] if mode == "LSTM" else ["h"])}
     with torch.no_grad():
-        for run, grads in zip(recorder.runs, direct):
-            for d in directions(run):
+        for run in recorder.runs:
+            for d, grads in zip(run.recomputed(), run.grads):
                 np.testing.assert_allclose(d.natural(d.h).transpose(0, 1).numpy(),
                                            ref.array(d.name, "h").detach().numpy(), rtol=0, atol=1e-10)
-                for key, got in gradients.through_time(d, grads).items():
+                for key, got in grads.items():
                     np.testing.assert_allclose(d.natural(got).transpose(0, 1).numpy(), want[key][d.name].numpy(),
                                                rtol=0, atol=1e-10, err_msg=f"{d.name} {key}")
                 for gate, got in d.gates.items():
                     np.testing.assert_allclose(d.natural(got).transpose(0, 1).numpy(),
                                                ref.array(d.name, gate).detach().numpy(), rtol=0, atol=1e-10)
+    for (name, p), g in zip(module.named_parameters(), torch.autograd.grad(value, list(module.parameters()))):
+        assert abs(param_grads[name]["norm"] - float(g.norm())) < 1e-10, name
 
 
 def test_last_step_loss_on_a_tagger():
@@ -146,7 +149,9 @@ def test_loss_must_be_a_scalar_that_depends_on_the_model():
         trace(module, inputs, loss=lambda out: out[0])
     frozen, inputs, *_ = make_case()
     frozen.requires_grad_(False)
+    tr = trace(frozen, inputs, loss="last")   # a frozen model still shows its gradients through time
+    assert tr.param_grads == {} and np.abs(tr.first.grads["h"][:, 0]).max() > 0
     with pytest.raises(ValueError, match="does not depend"):
-        trace(frozen, inputs, loss="last")
+        trace(frozen, inputs, loss=lambda out: torch.ones(()))
     with pytest.raises(TypeError, match="callable"):
         trace(module, inputs, loss="first")

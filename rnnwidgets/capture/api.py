@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..tracedata import LayerTrace, Trace
 from . import gradients
 from .convert import to_numpy
-from .fused import KIND, FusedRecorder, directions, fused_modules
+from .fused import KIND, FusedRecorder, fused_modules
 
 
 def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
@@ -75,24 +75,20 @@ def check_finite(inputs) -> None:
 
 
 def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
+    anchor = torch.zeros((), requires_grad=True) if loss is not None else None
+    run_layer = gradients.differentiable_layer(anchor) if anchor is not None else None
     with torch.enable_grad() if loss is not None else torch.no_grad():
-        with FusedRecorder(model, train=loss is not None) as recorder:
+        with FusedRecorder(model, run_layer) as recorder:
             output = model(inputs) if hidden is None else model(inputs, hidden)
         runs = recorder.runs
         if not runs:
             raise ValueError(f"rw.trace: {type(model).__name__} contains recurrent modules but none of them ran "
                              f"in its forward")
         if loss is not None:
-            value = gradients.loss_value(loss, output, runs[-1])
-            direct, param_grads = gradients.backward(model, value, runs)
+            param_grads = gradients.backward(model, gradients.loss_value(loss, output, runs[-1]), anchor)
     with torch.no_grad():
-        found = [d for run in runs for d in directions(run)]
-        layers = [layer_arrays(d) for d in found]
-        if loss is not None:
-            direct_of = {id(run): grads for run, grads in zip(runs, direct)}
-            for d, arrays in zip(found, layers):
-                arrays["grads"] = {k: to_numpy(d.natural(v).transpose(0, 1))
-                                   for k, v in gradients.through_time(d, direct_of[id(d.run)]).items()}
+        found = [d for run in runs for d in run.recomputed()]
+        layers = [layer_arrays(d, with_grads=loss is not None) for d in found]
     first = runs[0]
     merged = merge_calls(layers)
     outputs = output_steps(output, merged)
@@ -104,8 +100,9 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
     return tr
 
 
-def layer_arrays(d) -> dict:
-    """One direction of one layer call as numpy arrays (batch, time, units) plus its meta."""
+def layer_arrays(d, with_grads: bool) -> dict:
+    """One direction of one layer call as numpy arrays (batch, time, units) plus its meta; its
+    gradients through time are zero when its output did not reach the loss."""
     module = d.run.module
     width = module.proj_size or module.hidden_size
     meta = {"module": d.run.name.rsplit(".l", 1)[0], "layer": d.run.layer,
@@ -119,11 +116,16 @@ def layer_arrays(d) -> dict:
     states = {"h": d.natural(d.h)}
     if d.c is not None:
         states["c"] = d.natural(d.c)
+    grads = {}
+    if with_grads:
+        k = int(d.reverse)
+        grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states[key])
+                 for key in states}
     return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
             "lengths": d.lengths,
             "states": {k: to_numpy(v.transpose(0, 1)) for k, v in states.items()},
             "gates": {k: to_numpy(d.natural(v).transpose(0, 1)) for k, v in d.gates.items()},
-            "grads": {}}
+            "grads": {k: to_numpy(v.transpose(0, 1)) for k, v in grads.items()}}
 
 
 def merge_calls(layers: list) -> dict:

@@ -3,9 +3,9 @@
 A fused module keeps its gates inside its native kernel. While the model runs, each module's
 ``forward`` is replaced on the instance by a run of the same native kernel one layer at a time
 (same weights, same op, ``num_layers=1``), which gives every layer's full h sequence for the
-cost of one forward and returns exactly what the module returns. Afterwards the gates of all
-steps are recomputed at once from ``[x_t, h_{t-1}]`` (one batched matmul per layer and
-direction); only the LSTM cell state needs a scan over time, and that is elementwise.
+cost of one forward and returns what the module returns. Afterwards the gates of all steps are
+recomputed at once from ``[x_t, h_{t-1}]`` (one batched matmul per layer and direction); only
+the LSTM cell state needs a scan over time, and that is elementwise.
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from .convert import reverse_valid, step_mask
 
@@ -43,13 +43,37 @@ def base_name(path: str, module: nn.Module) -> str:
     return path or type(module).__name__.lower()
 
 
+class PackedLayout:
+    """Where each row of a PackedSequence's data sits in the padded (time, batch) grid, batch in
+    the user's order; maps kernel inputs/outputs (and their gradients) both ways."""
+
+    def __init__(self, batch_sizes: torch.Tensor, sorted_indices: Optional[torch.Tensor], device):
+        self.batch_sizes, self.sorted_indices = batch_sizes, sorted_indices
+        steps, batch = len(batch_sizes), int(batch_sizes[0])
+        time = torch.repeat_interleave(torch.arange(steps), batch_sizes)
+        starts = torch.cumsum(batch_sizes, 0) - batch_sizes
+        rank = torch.arange(len(time)) - starts[time]          # position in the sorted batch
+        element = sorted_indices.cpu()[rank] if sorted_indices is not None else rank
+        self.index = (time.to(device), element.to(device))
+        self.shape = (steps, batch)
+        self.lengths = torch.bincount(element, minlength=batch).to(device)
+
+    def padded(self, data: torch.Tensor) -> torch.Tensor:
+        out = data.new_zeros(*self.shape, data.shape[-1])
+        out[self.index] = data
+        return out
+
+    def packed(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded[self.index]
+
+
 @dataclass
 class LayerRun:
-    """One call of one layer (both directions) of a fused module, exactly as the kernel ran it.
+    """One call of one layer (both directions) of a fused module, as the kernel ran it.
 
-    ``x``/``out`` are the kernel's input and output (padded tensors in the module's layout, or
-    packed data); ``h0``/``h_n`` (and ``c0``/``c_n``) are (directions, batch, units) in the
-    kernel's batch order (sorted for a PackedSequence).
+    ``x``/``out`` are the kernel's input and output, detached (padded in the module's layout, or
+    packed data); ``h0``/``c0`` are (directions, batch, units) in the kernel's batch order (sorted
+    for a PackedSequence). ``grads`` is filled by a backward pass: per direction {"h", "c"}.
     """
 
     name: str            # "<module path>.l<k>"
@@ -57,13 +81,13 @@ class LayerRun:
     layer: int
     call: int            # how many times the module ran before, in this forward
     x: torch.Tensor
-    out: torch.Tensor
     h0: torch.Tensor
-    h_n: torch.Tensor
+    c0: Optional[torch.Tensor]
     weights: list
-    packed: Optional[tuple] = None   # (batch_sizes, sorted_indices, unsorted_indices)
-    c0: Optional[torch.Tensor] = None
-    c_n: Optional[torch.Tensor] = None
+    layout: Optional[PackedLayout] = None
+    out: Optional[torch.Tensor] = None
+    grads: list = field(default_factory=list)
+    _directions: Optional[list] = None
 
     @property
     def directions(self) -> int:
@@ -71,40 +95,68 @@ class LayerRun:
 
     def padded(self, t: torch.Tensor) -> torch.Tensor:
         """A kernel input/output (or its gradient) as (time, batch, features) in the user's batch order."""
-        if self.packed is not None:
-            return pad_packed_sequence(PackedSequence(t, *self.packed))[0]
+        if self.layout is not None:
+            return self.layout.padded(t)
+        return t.transpose(0, 1) if self.module.batch_first else t
+
+    def kernel_layout(self, t: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``padded``."""
+        if self.layout is not None:
+            return self.layout.packed(t)
         return t.transpose(0, 1) if self.module.batch_first else t
 
     def user_order(self, state: torch.Tensor) -> torch.Tensor:
         """A (directions, batch, units) state from the kernel's batch order to the user's."""
-        unsorted = self.packed[2] if self.packed is not None else None
-        return state if unsorted is None else state.index_select(1, unsorted)
+        if self.layout is None or self.layout.sorted_indices is None:
+            return state
+        return state.new_empty(state.shape).index_copy_(1, self.layout.sorted_indices, state)
+
+    def kernel_order(self, state: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``user_order``."""
+        if self.layout is None or self.layout.sorted_indices is None:
+            return state
+        return state.index_select(1, self.layout.sorted_indices)
 
     def lengths(self) -> torch.Tensor:
         """Valid steps per batch element (user order), on the model's device."""
-        if self.packed is not None:
-            batch_sizes, _, unsorted = self.packed
-            lengths = (torch.arange(int(batch_sizes[0])).unsqueeze(1) < batch_sizes.unsqueeze(0)).sum(1)
-            if unsorted is not None:
-                lengths = lengths[unsorted.cpu()]
-            return lengths.to(self.x.device)
+        if self.layout is not None:
+            return self.layout.lengths
         steps, batch = self.padded(self.x).shape[:2]
         return torch.full((batch,), steps, dtype=torch.long, device=self.x.device)
+
+    def native(self, x, hx):
+        """This layer's native kernel on (x, hx): (out, h_n) or (out, h_n, c_n). Always eval
+        semantics (no dropout); with a loss our own backward runs, never the kernel's."""
+        module = self.module
+        with warnings.catch_warnings():   # cuDNN copies one layer's weights out of the flat buffer
+            warnings.filterwarnings("ignore", message="RNN module weights are not part")
+            if self.layout is not None:
+                return NATIVE[module.mode](x, self.layout.batch_sizes, hx, self.weights, module.bias, 1, 0.0,
+                                           False, module.bidirectional)
+            return NATIVE[module.mode](x, hx, self.weights, module.bias, 1, 0.0, False, module.bidirectional,
+                                       module.batch_first)
+
+    def recomputed(self) -> list:
+        """Every direction of this run with its gates (computed once, under no_grad)."""
+        if self._directions is None:
+            with torch.no_grad():
+                self._directions = directions(self)
+        return self._directions
 
 
 class FusedRecorder:
     """Context manager: while active, every fused module of ``model`` runs layer by layer and
-    appends one LayerRun per layer call to ``runs``. ``train=True`` asks the kernel for its
-    training path (still without dropout) so that cuDNN allows a backward pass in eval mode.
+    appends one LayerRun per layer call to ``runs``. ``run_layer(run, x, hx)`` runs one layer on
+    its input and initial state and returns the kernel's result; by default the native kernel.
     """
 
-    def __init__(self, model: nn.Module, train: bool = False):
+    def __init__(self, model: nn.Module, run_layer: Optional[Callable] = None):
         self.modules = fused_modules(model)
         for path, module in self.modules:
             if type(module).forward not in STOCK_FORWARDS:
                 raise TypeError(f"rw.trace: {base_name(path, module)} ({type(module).__name__}) overrides "
                                 f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
-        self.train = train
+        self.run_layer = run_layer or (lambda run, x, hx: run.native(x, hx))
         self.runs: list = []
         self._calls: dict = {}
         self._saved: list = []
@@ -127,11 +179,11 @@ class FusedRecorder:
     def _forward(self, name: str, module: nn.RNNBase, input, hx=None):
         call = self._calls[name] = self._calls.get(name, -1) + 1
         lstm = module.mode == "LSTM"
-        packed = None
+        layout = None
         if isinstance(input, PackedSequence):
             x, batch_sizes, sorted_indices, unsorted_indices = input
-            packed = (batch_sizes, sorted_indices, unsorted_indices)
             check_features(name, module, x, 2)
+            layout = PackedLayout(batch_sizes, sorted_indices, x.device)
             batch, unbatched = int(batch_sizes[0]), False
         else:
             check_features(name, module, input, (2, 3))
@@ -141,33 +193,25 @@ class FusedRecorder:
             if steps == 0:
                 raise ValueError(f"rw.trace: {name} got an empty sequence (0 steps)")
         states = initial_states(name, module, hx, batch, unbatched, x)
-        if packed is not None and packed[1] is not None:
-            states = [s.index_select(1, packed[1]) for s in states]
+        if layout is not None and layout.sorted_indices is not None:
+            states = [s.index_select(1, layout.sorted_indices) for s in states]
 
         directions = 2 if module.bidirectional else 1
         # all_weights: per layer and direction [w_ih, w_hh, (b_ih, b_hh), (w_hr)], the kernel's order
         per_layer = module.all_weights
-        native = NATIVE[module.mode]
         layer_in, h_n, c_n = x, [], []
         for layer in range(module.num_layers):
             weights = [w for ws in per_layer[layer * directions:(layer + 1) * directions] for w in ws]
             first = [s[layer * directions:(layer + 1) * directions] for s in states]
-            hx_layer = first if lstm else first[0]
-            with warnings.catch_warnings():  # cuDNN copies a layer's weights out of the flat buffer
-                warnings.filterwarnings("ignore", message="RNN module weights are not part")
-                if packed is not None:
-                    result = native(layer_in, packed[0], hx_layer, weights, module.bias, 1, 0.0, self.train,
-                                    module.bidirectional)
-                else:
-                    result = native(layer_in, hx_layer, weights, module.bias, 1, 0.0, self.train,
-                                    module.bidirectional, module.batch_first)
-            out = result[0]
-            self.runs.append(LayerRun(f"{name}.l{layer}", module, layer, call, layer_in, out, first[0], result[1],
-                                      weights, packed, first[1] if lstm else None, result[2] if lstm else None))
+            run = LayerRun(f"{name}.l{layer}", module, layer, call, layer_in.detach(), first[0].detach(),
+                           first[1].detach() if lstm else None, weights, layout)
+            result = self.run_layer(run, layer_in, first if lstm else first[0])
+            run.out = result[0].detach()
+            self.runs.append(run)
             h_n.append(result[1])
             c_n.append(result[2] if lstm else None)
-            layer_in = out
-        return module_result(module, layer_in, h_n, c_n, packed, unbatched)
+            layer_in = result[0]
+        return module_result(module, layer_in, h_n, c_n, input if layout is not None else None, unbatched)
 
 
 def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
@@ -192,9 +236,9 @@ def initial_states(name: str, module: nn.RNNBase, hx, batch: int, unbatched: boo
     if hx is None:
         return [torch.zeros(rows, batch, w, dtype=x.dtype, device=x.device) for w in widths]
     given = list(hx) if lstm and isinstance(hx, (tuple, list)) else [hx]
-    labels = ["(h0, c0)"] if lstm else ["h0"]
+    label = "(h0, c0)" if lstm else "h0"
     if len(given) != len(widths) or not all(isinstance(s, torch.Tensor) for s in given):
-        raise TypeError(f"rw.trace: {name} expected hidden={labels[0]} as tensor(s), got {type(hx).__name__}")
+        raise TypeError(f"rw.trace: {name} expected hidden={label} as tensor(s), got {type(hx).__name__}")
     states = []
     for s, w in zip(given, widths):
         expected = (rows, w) if unbatched else (rows, batch, w)
@@ -204,15 +248,16 @@ def initial_states(name: str, module: nn.RNNBase, hx, batch: int, unbatched: boo
     return states
 
 
-def module_result(module: nn.RNNBase, out, h_n: list, c_n: list, packed, unbatched: bool):
+def module_result(module: nn.RNNBase, out, h_n: list, c_n: list, packed_input, unbatched: bool):
     """What the module's own forward returns, from the per-layer kernel results."""
     h = torch.cat(h_n, 0)
     c = torch.cat(c_n, 0) if module.mode == "LSTM" else None
-    if packed is not None:
-        output = PackedSequence(out, *packed)
-        if packed[2] is not None:
-            h = h.index_select(1, packed[2])
-            c = c.index_select(1, packed[2]) if c is not None else None
+    if packed_input is not None:
+        output = PackedSequence(out, packed_input.batch_sizes, packed_input.sorted_indices,
+                                packed_input.unsorted_indices)
+        if packed_input.unsorted_indices is not None:
+            h = h.index_select(1, packed_input.unsorted_indices)
+            c = c.index_select(1, packed_input.unsorted_indices) if c is not None else None
     elif unbatched:
         output = out.squeeze(0 if module.batch_first else 1)
         h = h.squeeze(1)
@@ -232,12 +277,14 @@ class Direction:
     run: LayerRun
     reverse: bool
     lengths: torch.Tensor
+    x: torch.Tensor
     h: torch.Tensor
     h_prev: torch.Tensor
     gates: dict = field(default_factory=dict)
     c: Optional[torch.Tensor] = None
     c_prev: Optional[torch.Tensor] = None
-    hidden_new: Optional[torch.Tensor] = None   # GRU: W_hn h_{t-1} + b_hn, inside r * (...)
+    cell_out: Optional[torch.Tensor] = None      # LSTM: o * tanh(c), before the projection W_hr
+    hidden_new: Optional[torch.Tensor] = None    # GRU: W_hn h_{t-1} + b_hn, inside r * (...)
 
     @property
     def name(self) -> str:
@@ -250,49 +297,55 @@ class Direction:
         d = int(self.reverse)
         return self.run.weights[d * per_direction:(d + 1) * per_direction]
 
+    def ordered(self, t: torch.Tensor) -> torch.Tensor:
+        """A natural-order (time, batch, ·) tensor in this direction's step order (and back)."""
+        return reverse_valid(t, self.lengths) if self.reverse else t
+
     def natural(self, t: torch.Tensor) -> torch.Tensor:
         """A tensor of this direction in natural time order, zero past each element's length."""
-        t = reverse_valid(t, self.lengths) if self.reverse else t
-        return t.masked_fill(~step_mask(self.lengths, t.shape[0]), 0)
+        t = self.ordered(t)
+        return t if self.full else t.masked_fill(~step_mask(self.lengths, t.shape[0]), 0)
+
+    @functools.cached_property
+    def full(self) -> bool:
+        """Whether every element runs the whole sequence (no padding to mask)."""
+        return bool((self.lengths == self.h.shape[0]).all())
 
 
 def directions(run: LayerRun) -> list:
     """Recompute every direction of a layer run (call under torch.no_grad())."""
     module = run.module
-    x = run.padded(run.x.detach())
-    out = run.padded(run.out.detach())
+    x = run.padded(run.x)
+    out = run.padded(run.out)
     lengths = run.lengths()
-    h0 = run.user_order(run.h0.detach())
-    c0 = run.user_order(run.c0.detach()) if run.c0 is not None else None
+    h0 = run.user_order(run.h0)
+    c0 = run.user_order(run.c0) if run.c0 is not None else None
     width = module.proj_size or module.hidden_size
     found = []
     for d in range(run.directions):
-        reverse = d == 1
-        order = functools.partial(reverse_valid, lengths=lengths) if reverse else (lambda t: t)
+        order = functools.partial(reverse_valid, lengths=lengths) if d == 1 else (lambda t: t)
         h = order(out[..., d * width:(d + 1) * width])
-        h_prev = torch.cat([h0[d].unsqueeze(0), h[:-1]], 0)
-        direction = Direction(run, reverse, lengths, h, h_prev)
+        direction = Direction(run, d == 1, lengths, order(x), h, torch.cat([h0[d].unsqueeze(0), h[:-1]], 0))
         if module.mode == "LSTM":
-            lstm_gates(direction, order(x), c0[d])
+            lstm_gates(direction, c0[d])
         elif module.mode == "GRU":
-            gru_gates(direction, order(x))
+            gru_gates(direction)
         found.append(direction)
     return found
 
 
-def _affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+def affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     """x @ weight.T + bias for (time, batch, features) x, as one matmul."""
     flat = x.reshape(-1, x.shape[-1])
     out = torch.addmm(bias, flat, weight.t()) if bias is not None else flat @ weight.t()
     return out.view(*x.shape[:2], -1)
 
 
-def lstm_gates(direction: Direction, x: torch.Tensor, c0: torch.Tensor) -> None:
+def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     w = direction.weights
-    w_ih, w_hh = w[0], w[1]
     bias = w[2] + w[3] if direction.run.module.bias else None
-    pre = _affine(x, w_ih, bias)
-    pre += _affine(direction.h_prev, w_hh, None)
+    pre = affine(direction.x, w[0], bias)
+    pre.view(-1, pre.shape[-1]).addmm_(direction.h_prev.reshape(-1, direction.h_prev.shape[-1]), w[1].t())
     i, f, g, o = pre.chunk(4, 2)
     i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()   # in place: the gates are views of pre
     c = i * g
@@ -302,17 +355,16 @@ def lstm_gates(direction: Direction, x: torch.Tensor, c0: torch.Tensor) -> None:
     direction.c = c
     direction.c_prev = torch.cat([c0.unsqueeze(0), c[:-1]], 0)
     direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
-    h = o * torch.tanh(c)
-    if direction.run.module.proj_size:
-        h = _affine(h, w[-1], None)
+    direction.cell_out = o * torch.tanh(c)
+    h = affine(direction.cell_out, w[-1], None) if direction.run.module.proj_size else direction.cell_out
     check_recomputed(direction, h)
 
 
-def gru_gates(direction: Direction, x: torch.Tensor) -> None:
+def gru_gates(direction: Direction) -> None:
     w = direction.weights
     has_bias = direction.run.module.bias
-    from_input = _affine(x, w[0], w[2] if has_bias else None)
-    from_hidden = _affine(direction.h_prev, w[1], w[3] if has_bias else None)
+    from_input = affine(direction.x, w[0], w[2] if has_bias else None)
+    from_hidden = affine(direction.h_prev, w[1], w[3] if has_bias else None)
     in_r, in_z, in_n = from_input.chunk(3, 2)
     hid_r, hid_z, hid_n = from_hidden.chunk(3, 2)
     r = torch.sigmoid(in_r + hid_r)
@@ -325,9 +377,11 @@ def gru_gates(direction: Direction, x: torch.Tensor) -> None:
 
 def check_recomputed(direction: Direction, h: torch.Tensor) -> None:
     """Warn when the module's weights do not reproduce its own output (the gates would be wrong)."""
-    # only steps inside each element's length where the module's own h is finite
-    counted = step_mask(direction.lengths, h.shape[0]) & torch.isfinite(direction.h)
-    drift = float((h - direction.h).abs().masked_fill(~counted, 0).max())
+    gap = (h - direction.h).abs()
+    drift = float(gap.max()) if direction.full else float(gap.masked_fill(~step_mask(direction.lengths, h.shape[0]), 0).max())
+    if drift != drift:   # NaN: compare only where the module's own h is finite (NaNs are warned about later)
+        drift = float(gap.masked_fill(~torch.isfinite(direction.h), 0).masked_fill(
+            ~step_mask(direction.lengths, h.shape[0]), 0).max())
     tolerance = CHECK_TOLERANCE.get(h.dtype, LOW_PRECISION_TOLERANCE)
     if not drift <= tolerance:
         warnings.warn(f"rw.trace: {direction.name}: the recomputed h differs from the module's own by {drift:.3g} "

@@ -1,20 +1,20 @@
 """Gradients through time for fused modules: dL/dh_t (and dL/dc_t) at every step of every layer.
 
-One ``torch.autograd.grad`` call (never ``.backward()``, so ``.grad`` fields stay as they are)
-gives the parameter gradients and, for each layer run, the *direct* gradient reaching its
-output sequence and final state from everything downstream (the next layer, the head, h_n).
-The part that travels back through the layer's own recurrence is added here by a backward scan
-over time in the order the kernel read the steps, using the gates recomputed in ``fused``:
-everything per step that does not depend on the gradient is computed for all steps at once, so
-the scan itself is one matmul and a few elementwise ops per step.
+With a loss, every layer runs as ``LayerWithGradients``: the forward is the native kernel, the
+backward is ours. Autograd hands each layer the gradient reaching its output sequence and final
+state from everything downstream (the next layer, the head, a decoder fed by h_n); the layer's
+backward adds the part that travels back through its own recurrence with a scan over time in
+the order the kernel read the steps, keeps dL/dh_t and dL/dc_t for the trace, and returns the
+gradients of its input, initial state and weights (batched matmuls over all steps). So one
+``torch.autograd.grad`` call (never ``.backward()``: ``.grad`` fields stay as they are) gives
+everything, the kernel is never asked for its own backward (cuDNN refuses that in eval mode),
+and the scan replaces the backward instead of repeating it.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
-
-from .convert import reverse_valid
 
 
 def loss_value(loss, output, last_run) -> torch.Tensor:
@@ -41,27 +41,24 @@ def loss_value(loss, output, last_run) -> torch.Tensor:
     return out.sum()
 
 
-def backward(model: nn.Module, value: torch.Tensor, runs: list):
-    """One autograd pass. Returns (direct, param_grads): ``direct[i]`` holds run i's direct
-    gradients "out" (time, batch, directions*units) and "h_n"/"c_n" (directions, batch, units),
-    user batch order; ``param_grads`` maps parameter name -> {"norm", "mean_abs", "max_abs"}."""
+def differentiable_layer(anchor: torch.Tensor):
+    """A ``FusedRecorder`` layer runner whose layers have our backward. ``anchor`` (a scalar that
+    requires grad) is an input of every layer, so each layer's backward runs whatever the model's
+    ``requires_grad`` flags are."""
+    def run_layer(run, x, hx):
+        h0, c0 = (hx[0], hx[1]) if isinstance(hx, list) else (hx, None)
+        return LayerWithGradients.apply(run, anchor, x, h0, c0, *run.weights)
+    return run_layer
+
+
+def backward(model: nn.Module, value: torch.Tensor, anchor: torch.Tensor) -> dict:
+    """Run the one backward pass; returns parameter name -> {"norm", "mean_abs", "max_abs"} for
+    every parameter that requires grad (the runs keep their gradients through time)."""
     if not value.requires_grad:
-        raise ValueError("rw.trace: the loss does not depend on anything that requires grad "
-                         "(all parameters frozen and inputs without requires_grad?)")
+        raise ValueError("rw.trace: the loss does not depend on the output of any recurrent module")
     params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    wanted = [r.out for r in runs] + [r.h_n for r in runs] + [r.c_n for r in runs if r.c_n is not None]
-    found = torch.autograd.grad(value, wanted + [p for _, p in params], allow_unused=True)
-    found = [g if g is not None else torch.zeros_like(t) for g, t in zip(found, wanted + [p for _, p in params])]
-    outs, h_ns = found[:len(runs)], found[len(runs):2 * len(runs)]
-    c_ns = iter(found[2 * len(runs):len(wanted)])
-    direct = []
-    for run, out, h_n in zip(runs, outs, h_ns):
-        grads = {"out": run.padded(out), "h_n": run.user_order(h_n)}
-        if run.c_n is not None:
-            grads["c_n"] = run.user_order(next(c_ns))
-        direct.append(grads)
-    param_grads = {name: stats(g) for (name, _), g in zip(params, found[len(wanted):])}
-    return direct, param_grads
+    found = torch.autograd.grad(value, [anchor] + [p for _, p in params], allow_unused=True)[1:]
+    return {name: stats(g if g is not None else torch.zeros_like(p)) for (name, p), g in zip(params, found)}
 
 
 def stats(g: torch.Tensor) -> dict:
@@ -69,83 +66,142 @@ def stats(g: torch.Tensor) -> dict:
     return {"norm": float(g.norm()), "mean_abs": float(g.abs().mean()), "max_abs": float(g.abs().max())}
 
 
-def through_time(direction, direct: dict) -> dict:
-    """{"h": dL/dh_t, "c": dL/dc_t (LSTM)} for every step, (time, batch, units) in the direction's
-    processing order (see ``fused.Direction``); zero past each element's length."""
-    run, d = direction.run, int(direction.reverse)
-    width = direction.h.shape[2]
-    from_output = direct["out"][..., d * width:(d + 1) * width]
-    from_output = reverse_valid(from_output, direction.lengths) if direction.reverse else from_output
-    # the final state leaves after each element's last processed step
-    last = (direction.lengths - 1, torch.arange(direction.lengths.shape[0], device=direction.lengths.device))
-    total = from_output.clone().index_put_(last, direct["h_n"][d], accumulate=True)
-    mode = run.module.mode
+class LayerWithGradients(torch.autograd.Function):
+    """One layer: forward by the native kernel, backward by ``layer_backward``."""
+
+    @staticmethod
+    def forward(ctx, run, anchor, x, h0, c0, *weights):
+        ctx.run = run
+        return tuple(run.native(x, [h0, c0] if c0 is not None else h0))
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_h_n, grad_c_n=None):
+        run = ctx.run
+        needs = ctx.needs_input_grad
+        grad_x, grad_h0, grad_c0, grad_weights = layer_backward(run, grad_out, grad_h_n, grad_c_n, needs[5:])
+        return (None, torch.zeros((), dtype=torch.float32), grad_x if needs[2] else None,
+                grad_h0 if needs[3] else None, grad_c0 if needs[4] else None, *grad_weights)
+
+
+def layer_backward(run, grad_out, grad_h_n, grad_c_n, weight_needs):
+    """Gradients of a layer's input (kernel layout), h0, c0 (kernel batch order) and weights
+    (``run.weights`` order, None where not needed); stores dL/dh_t, dL/dc_t in ``run.grads``."""
+    with torch.no_grad():
+        found = run.recomputed()
+        grad_out = run.padded(grad_out)
+        grad_h_n = run.user_order(grad_h_n)
+        grad_c_n = run.user_order(grad_c_n) if grad_c_n is not None else None
+        width = found[0].h.shape[2]
+        per_direction = len(run.weights) // run.directions
+        grad_x, grad_h0, grad_c0, grad_weights = 0, [], [], []
+        run.grads = []
+        for k, d in enumerate(found):
+            from_h = d.ordered(grad_out[..., k * width:(k + 1) * width])
+            result = through_time(d, from_h, grad_h_n[k], grad_c_n[k] if grad_c_n is not None else None)
+            run.grads.append({key: result[key] for key in ("h", "c") if key in result})
+            grad_x = grad_x + d.ordered(affine_input(result["input"], d.weights[0]))
+            grad_h0.append(result["h0"])
+            if "c0" in result:
+                grad_c0.append(result["c0"])
+            needs = weight_needs[k * per_direction:(k + 1) * per_direction]
+            grad_weights += [g if need else None for g, need in zip(weight_grads(d, result, needs), needs)]
+        grad_x = run.kernel_layout(grad_x)
+        grad_h0 = run.kernel_order(torch.stack(grad_h0))
+        grad_c0 = run.kernel_order(torch.stack(grad_c0)) if grad_c0 else None
+    return grad_x, grad_h0, grad_c0, grad_weights
+
+
+def affine_input(grad_pre: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """dL/dx for pre = x @ weight.T, (time, batch, ·) in one matmul."""
+    return (grad_pre.reshape(-1, grad_pre.shape[-1]) @ weight).view(*grad_pre.shape[:2], -1)
+
+
+def outer_sum(grad_pre: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dL/dweight for pre = x @ weight.T: the sum over steps and batch of grad_pre x^T."""
+    return grad_pre.reshape(-1, grad_pre.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+
+
+def weight_grads(d, result: dict, needs) -> list:
+    """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] gradients of one direction (only the ones needed)."""
+    grads = [outer_sum(result["input"], d.x) if needs[0] else None,
+             outer_sum(result["hidden"], d.h_prev) if needs[1] else None]
+    if d.run.module.bias:
+        grads += [result["input"].sum((0, 1)), result["hidden"].sum((0, 1))]
+    if d.run.module.proj_size:
+        grads.append(outer_sum(result["h"], d.cell_out) if needs[-1] else None)
+    return grads
+
+
+def through_time(d, from_h: torch.Tensor, grad_h_n: torch.Tensor, grad_c_n) -> dict:
+    """The backward scan of one direction, every tensor (time, batch, ·) in its step order.
+
+    Returns "h" (dL/dh_t, whole), "c" (LSTM), "input"/"hidden" (dL/d of the pre-activations
+    x W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh), "h0" and "c0" (LSTM).
+    """
+    # the final state leaves after each element's last step
+    last = (d.lengths - 1, torch.arange(d.lengths.shape[0], device=d.lengths.device))
+    from_h = from_h.clone().index_put_(last, grad_h_n, accumulate=True)
+    mode = d.run.module.mode
     if mode == "LSTM":
-        from_c = torch.zeros_like(direction.c).index_put_(last, direct["c_n"][d], accumulate=True)
-        return lstm_scan(direction, total, from_c)
+        from_c = torch.zeros_like(d.c).index_put_(last, grad_c_n, accumulate=True)
+        return lstm_scan(d, from_h, from_c)
     if mode == "GRU":
-        return {"h": gru_scan(direction, total)}
-    return {"h": rnn_scan(direction, total)}
+        return gru_scan(d, from_h)
+    return rnn_scan(d, from_h)
 
 
-def lstm_scan(direction, from_h: torch.Tensor, from_c: torch.Tensor) -> dict:
-    """h_t = W_hr(o_t tanh c_t) (no W_hr without projection), c_t = f_t c_{t-1} + i_t g_t."""
-    i, f, g, o = (direction.gates[k] for k in ("input", "forget", "cell", "output"))
-    weights = direction.weights
-    w_hh = weights[1]
-    w_hr = weights[-1] if direction.run.module.proj_size else None
-    tanh_c = torch.tanh(direction.c)
-    via_h = o * (1 - tanh_c * tanh_c)                           # dc_t / dm_t, m_t = o_t tanh c_t
-    to_pre_c = torch.stack([g * i * (1 - i), direction.c_prev * f * (1 - f), i * (1 - g * g)], 2)
-    to_pre_o = tanh_c * o * (1 - o)
-    steps, batch, units = direction.c.shape
-    grad_h = torch.empty_like(from_h)
-    grad_c = torch.empty_like(from_c)
-    pre = from_h.new_zeros(batch, 4, units)                     # dL/d(gate pre-activations) of step t+1
+def lstm_scan(d, grad_h: torch.Tensor, grad_c: torch.Tensor) -> dict:
+    """h_t = W_hr(o_t tanh c_t) (no W_hr without projection), c_t = f_t c_{t-1} + i_t g_t.
+    ``grad_h``/``grad_c`` come in holding the direct gradients and are completed in place."""
+    i, f, g, o = (d.gates[k] for k in ("input", "forget", "cell", "output"))
+    w_hh = d.weights[1]
+    w_hr = d.weights[-1] if d.run.module.proj_size else None
+    tanh_c = torch.tanh(d.c)
+    via_h = o * (1 - tanh_c * tanh_c)                                  # dc_t / dm_t, m_t = o_t tanh c_t
+    to_pre = torch.cat([g * i * (1 - i), d.c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
+    steps = grad_c.shape[0]
+    grad_pre = torch.empty_like(to_pre)
     for t in range(steps - 1, -1, -1):
         dh = grad_h[t]
-        if t == steps - 1:
-            dh.copy_(from_h[t])
-        else:
-            torch.addmm(from_h[t], pre.view(batch, -1), w_hh, out=dh)
+        if t < steps - 1:
+            dh.addmm_(grad_pre[t + 1], w_hh)
         dm = dh @ w_hr if w_hr is not None else dh
-        dc = torch.mul(dm, via_h[t], out=grad_c[t])
-        dc += from_c[t]
+        dc = grad_c[t].addcmul_(dm, via_h[t])
         if t < steps - 1:
             dc.addcmul_(grad_c[t + 1], f[t + 1])
-        torch.mul(dc.unsqueeze(1), to_pre_c[t], out=pre[:, :3])
-        torch.mul(dm, to_pre_o[t], out=pre[:, 3])
-    return {"h": grad_h, "c": grad_c}
+        torch.mul(torch.cat([dc, dc, dc, dm], 1), to_pre[t], out=grad_pre[t])
+    return {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
+            "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
 
 
-def gru_scan(direction, from_h: torch.Tensor) -> torch.Tensor:
+def gru_scan(d, grad_h: torch.Tensor) -> dict:
     """h_t = (1 - z_t) n_t + z_t h_{t-1}, n_t = tanh(W_in x_t + b_in + r_t (W_hn h_{t-1} + b_hn))."""
-    r, z, n = (direction.gates[k] for k in ("reset", "update", "new"))
-    w_hh = direction.weights[1]
-    through_n = (1 - z) * (1 - n * n)                           # dn_pre_t / dh_t
-    to_pre = torch.stack([through_n * direction.hidden_new * r * (1 - r),
-                          (direction.h_prev - n) * z * (1 - z),
-                          through_n * r], 2)                    # dh_t -> the W_hh h_{t-1} terms r, z, n
-    steps, batch, units = from_h.shape
-    grad_h = torch.empty_like(from_h)
+    r, z, n = (d.gates[k] for k in ("reset", "update", "new"))
+    w_hh = d.weights[1]
+    through_n = (1 - z) * (1 - n * n)                                  # dn_pre_t / dh_t
+    to_hidden = torch.cat([through_n * d.hidden_new * r * (1 - r), (d.h_prev - n) * z * (1 - z),
+                           through_n * r], 2)                          # dh_t -> the h_{t-1} W_hh^T terms
+    steps = grad_h.shape[0]
+    grad_hidden = torch.empty_like(to_hidden)
     for t in range(steps - 1, -1, -1):
-        if t == steps - 1:
-            grad_h[t].copy_(from_h[t])
-            continue
-        pre = (grad_h[t + 1].unsqueeze(1) * to_pre[t + 1]).view(batch, -1)
-        torch.addmm(from_h[t], pre, w_hh, out=grad_h[t])
-        grad_h[t].addcmul_(grad_h[t + 1], z[t + 1])
-    return grad_h
+        dh = grad_h[t]
+        if t < steps - 1:
+            dh.addmm_(grad_hidden[t + 1], w_hh).addcmul_(grad_h[t + 1], z[t + 1])
+        torch.mul(torch.cat([dh, dh, dh], 1), to_hidden[t], out=grad_hidden[t])
+    units = grad_h.shape[2]
+    grad_input = torch.cat([grad_hidden[..., :2 * units], grad_h * through_n], 2)
+    return {"h": grad_h, "input": grad_input, "hidden": grad_hidden,
+            "h0": grad_hidden[0] @ w_hh + grad_h[0] * z[0]}
 
 
-def rnn_scan(direction, from_h: torch.Tensor) -> torch.Tensor:
+def rnn_scan(d, grad_h: torch.Tensor) -> dict:
     """h_t = tanh or relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
-    h = direction.h
-    slope = 1 - h * h if direction.run.module.nonlinearity == "tanh" else (h > 0).to(h.dtype)
-    w_hh = direction.weights[1]
-    steps = from_h.shape[0]
-    grad_h = torch.empty_like(from_h)
-    grad_h[steps - 1].copy_(from_h[steps - 1])
-    for t in range(steps - 2, -1, -1):
-        torch.addmm(from_h[t], grad_h[t + 1] * slope[t + 1], w_hh, out=grad_h[t])
-    return grad_h
+    slope = 1 - d.h * d.h if d.run.module.nonlinearity == "tanh" else (d.h > 0).to(d.h.dtype)
+    w_hh = d.weights[1]
+    steps = grad_h.shape[0]
+    grad_pre = torch.empty_like(grad_h)
+    for t in range(steps - 1, -1, -1):
+        if t < steps - 1:
+            grad_h[t].addmm_(grad_pre[t + 1], w_hh)
+        torch.mul(grad_h[t], slope[t], out=grad_pre[t])
+    return {"h": grad_h, "input": grad_pre, "hidden": grad_pre, "h0": grad_pre[0] @ w_hh}
