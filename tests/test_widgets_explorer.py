@@ -288,3 +288,13 @@ def test_text_box_debounces_typing_in_a_running_kernel_loop(monkeypatch):
 
     asyncio.run(type_fast())
     assert len(runs) == 1 and ex.view.tokens == list("abca")
+
+
+def test_gru_and_bidirectional_layers_get_their_own_quantities_and_scales():
+    torch.manual_seed(4)
+    ex = rw.explore(nn.GRU(3, 5, num_layers=2, bidirectional=True, batch_first=True), torch.randn(1, 4, 3))
+    layers = {layer["name"]: layer for layer in ex.view.index["layers"]}
+    assert sorted(layers) == ["gru.l0", "gru.l0.reverse", "gru.l1", "gru.l1.reverse"]
+    assert ex.view.layer == "gru.l1"  # the last layer's forward direction
+    scales = {q["name"]: q["scale"] for q in layers["gru.l1.reverse"]["quantities"]}
+    assert scales == {"h": "diverging", "reset": "sequential", "update": "sequential", "new": "diverging"}
