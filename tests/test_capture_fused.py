@@ -253,3 +253,79 @@ def test_module_called_per_step_is_joined_along_time():
         np.testing.assert_allclose(tr.layers["decoder.l0"].quantities()[key], ref.array("decoder.l0", key).numpy(),
                                    rtol=0, atol=1e-5)
 
+
+
+class CalledTwice(nn.Module):
+    """One GRU run on two sequences of different batch sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4)
+
+    def forward(self, pair):
+        return self.gru(pair[0])[0].sum() + self.gru(pair[1])[0].sum()
+
+
+def test_calls_that_cannot_be_joined_get_their_own_names():
+    torch.manual_seed(6)
+    model = CalledTwice()
+    a, b = torch.randn(4, 2, 3), torch.randn(3, 1, 3)
+    tr = trace(model, (a, b))
+    assert list(tr.layers) == ["gru.l0", "gru.l0@1"]
+    assert tr.layers["gru.l0@1"].meta["call"] == 1 and tr.layers["gru.l0@1"].h.shape == (1, 3, 4)
+    with torch.no_grad():
+        np.testing.assert_allclose(tr.layers["gru.l0@1"].h, model.gru(b)[0].transpose(0, 1).numpy(), atol=1e-6)
+    assert tr.outputs is None   # a scalar output has no time dimension
+
+
+def test_public_name_and_save_load_round_trip(tmp_path):
+    import rnnwidgets as rw
+    assert rw.trace is trace
+    module, inputs, hidden, *_ = make_case(mode="LSTM", layers=2, bidirectional=True, packed=False,
+                                          lengths=[2, 5], steps=5)
+    tr = rw.trace(module, inputs, tokens=[["a", "b"], list("cdefg")], loss="last")
+    back = rw.Trace.load(tr.save(tmp_path / "run.npz"))
+    assert list(back.layers) == list(tr.layers) and back.tokens == tr.tokens and back.param_grads == tr.param_grads
+    for name, lt in tr.layers.items():
+        assert back.layers[name].meta == lt.meta
+        for group in ("states", "gates", "grads"):
+            for key, value in getattr(lt, group).items():
+                np.testing.assert_array_equal(getattr(back.layers[name], group)[key], value)
+    np.testing.assert_array_equal(back.lengths, [2, 5])
+
+
+def test_clear_errors():
+    lstm = nn.LSTM(3, 4)
+    x = torch.randn(5, 2, 3)
+    with pytest.raises(TypeError, match="nn.Module"):
+        trace("a model", x)
+    with pytest.raises(ValueError, match="with 3 features, got shape \\(5, 2, 7\\)"):
+        trace(lstm, torch.randn(5, 2, 7))
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        trace(lstm, torch.randn(2, 5, 2, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        trace(lstm, torch.ones(5, 2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="empty sequence"):
+        trace(lstm, torch.randn(0, 2, 3))
+    with pytest.raises(ValueError, match="non-finite"):
+        trace(lstm, torch.where(x > 1, float("nan"), x))
+    with pytest.raises(ValueError, match=r"tokens\[0\]: expected 5 tokens"):
+        trace(lstm, x, tokens=[list("abc"), list("abcde")])
+    with pytest.raises(TypeError, match="tokens"):
+        trace(lstm, x, tokens="abcde")
+    with pytest.raises(TypeError, match=r"hidden=\(h0, c0\)"):
+        trace(lstm, x, hidden=torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match=r"initial state of shape \(1, 2, 4\), got \(1, 3, 4\)"):
+        trace(lstm, x, hidden=(torch.zeros(1, 3, 4), torch.zeros(1, 2, 4)))
+    with pytest.raises(ValueError, match="nothing was recorded"):
+        trace(nn.Linear(3, 3), torch.randn(2, 3))
+
+
+def test_non_finite_values_the_model_makes_are_kept_with_a_warning():
+    lstm = nn.LSTM(3, 4)
+    with torch.no_grad():
+        lstm.bias_ih_l0[0] = float("nan")
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        tr = trace(lstm, torch.randn(5, 2, 3))
+    assert np.isnan(tr.first.gates["input"][..., 0]).all() and np.isnan(tr.first.h[..., 0]).all()
+    assert np.isfinite(tr.first.gates["forget"][:, 0]).all()   # NaN reaches other units from step 1 on
