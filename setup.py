@@ -8,6 +8,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
 BUNDLE = HERE / "rnnwidgets" / "static" / "widget.js"
+VENDORED = HERE / "rnnwidgets" / "static" / "vendor" / "embed-amd.js"  # copied by `npm run build` for offline HTML
 SOURCES = HERE / "js" / "src"
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "rnnwidgets" / "_version.py").read_text()).group(1)
 
@@ -16,7 +17,9 @@ def bundle_is_stale() -> bool:
     sources = [p for p in SOURCES.rglob("*") if p.is_file()] if SOURCES.exists() else []
     if not sources:  # an sdist/wheel build without the TypeScript: use the bundle that ships
         return False
-    return not BUNDLE.exists() or max(p.stat().st_mtime for p in sources) > BUNDLE.stat().st_mtime
+    if not (BUNDLE.exists() and VENDORED.exists()):
+        return True
+    return max(p.stat().st_mtime for p in sources) > BUNDLE.stat().st_mtime
 
 
 class BuildWithBundle(build_py):
@@ -40,6 +43,10 @@ setup(
     install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
                              "ipykernel", "playwright", "notebook"]},
-    entry_points={"console_scripts": ["rnnwidgets=rnnwidgets.__main__:main"]},
+    entry_points={
+        "console_scripts": ["rnnwidgets=rnnwidgets.__main__:main"],
+        # `jupyter nbconvert --to rnnwidgets_html nb.ipynb`: widgets that render offline
+        "nbconvert.exporters": ["rnnwidgets_html=rnnwidgets.widgets.export:OfflineHTMLExporter"],
+    },
     cmdclass={"build_py": BuildWithBundle},
 )

@@ -32,8 +32,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# 3. the front-end bundle, when missing or older than its sources
-if [ ! -f rnnwidgets/static/widget.js ] || [ -n "$(find js/src -newer rnnwidgets/static/widget.js -type f | head -1)" ]; then
+# 3. the front-end bundle (and the files offline HTML inlines), when missing or older than its sources
+if [ ! -f rnnwidgets/static/widget.js ] || [ ! -f rnnwidgets/static/vendor/embed-amd.js ] || [ -n "$(find js/src -newer rnnwidgets/static/widget.js -type f | head -1)" ]; then
   say "building the front end"
   npm run -s build
 fi

@@ -180,6 +180,7 @@ def test_nbconvert_exporter_inlines_the_scripts(explorer):
 
     exporter_class = get_exporter("rnnwidgets.widgets.export.OfflineHTMLExporter")
     assert exporter_class is export.OfflineHTMLExporter
+    assert get_exporter("rnnwidgets_html") is export.OfflineHTMLExporter  # the short name setup.py registers
     text, _ = exporter_class().from_notebook_node(_notebook_with_state(explorer))
     page = Scripts(text)
     # the notebook's own MathJax is the template's business (--HTMLExporter.mathjax_url); no widget script has a src
