@@ -298,3 +298,10 @@ def test_gru_and_bidirectional_layers_get_their_own_quantities_and_scales():
     assert ex.view.layer == "gru.l1"  # the last layer's forward direction
     scales = {q["name"]: q["scale"] for q in layers["gru.l1.reverse"]["quantities"]}
     assert scales == {"h": "diverging", "reset": "sequential", "update": "sequential", "new": "diverging"}
+
+
+def test_play_speed_is_bounded_to_a_frame_or_slower(lstm):
+    x = torch.randn(1, 3, 4)
+    assert rw.explore(lstm, x, interval=16).speed.min == 16
+    with pytest.raises(ValueError, match=r"interval: expected milliseconds per step in \[16, 5000\], got 5"):
+        rw.explore(lstm, x, interval=5)

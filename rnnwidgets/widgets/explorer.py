@@ -22,6 +22,8 @@ from .still import StillImage
 
 BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
 TEXT_DEBOUNCE_S = 0.3
+# Play speed bounds: faster than one step per display frame (60 Hz) only queues redraws.
+MIN_INTERVAL_MS, MAX_INTERVAL_MS = 16, 5000
 
 
 class ExplorerView(anywidget.AnyWidget):
@@ -67,8 +69,9 @@ class Explorer(StillImage, widgets.VBox):
         if not isinstance(trace, Trace):
             raise TypeError(f"Explorer expects an rnnwidgets.Trace, got {type(trace).__name__}; "
                             "use rw.explore(model, inputs) to trace a model")
-        if interval < 1:
-            raise ValueError(f"interval: expected milliseconds per step >= 1, got {interval}")
+        if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
+            raise ValueError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, {MAX_INTERVAL_MS}], "
+                             f"got {interval}")
         self.model = model
         self.labels = labels
         self.budget = budget  # float32 values of one element sent whole; longer sequences go by windows
@@ -79,7 +82,8 @@ class Explorer(StillImage, widgets.VBox):
         self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=interval, description="play")
         self.slider = widgets.IntSlider(value=0, min=0, max=last, description="step",
                                         continuous_update=True, layout=widgets.Layout(flex="1 1 auto"))
-        self.speed = widgets.BoundedIntText(value=interval, min=1, max=5000, description="ms/step",
+        self.speed = widgets.BoundedIntText(value=interval, min=MIN_INTERVAL_MS, max=MAX_INTERVAL_MS,
+                                            description="ms/step",
                                             layout=widgets.Layout(width="150px"))
         self.batch = widgets.Dropdown(description="element", layout=widgets.Layout(width="220px"))
         # Linked in the browser: playing, scrubbing and the speed work with no kernel (saved/exported too).
