@@ -200,6 +200,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     legend.draw(q);
     const perColumn = index?.lod ? ` · ${index.lod.overview.bucket} steps per column (min/max)` : "";
     caption.textContent = `${q.name} of ${state.layer}: ${q.units} units (rows) × ${state.steps} steps (columns)${perColumn}`;
+    heatmap.el.setAttribute("aria-label", `heatmap of ${caption.textContent}`);
     if (!index?.lod) heatmap.draw(q, state.order, state.length);
     else if (overview && overview.layer === state.layer && overview.quantity === state.quantity) {
       heatmap.drawOverview(overview, q, state.order, state.length, state.steps);

@@ -92,6 +92,7 @@ export interface Heatmap {
 export function createHeatmap(): Heatmap {
   const el = document.createElement("div");
   el.className = "rw-heatmap-box";
+  el.setAttribute("role", "img");
   el.style.cssText = "position: relative; width: 100%; cursor: crosshair;";
   const image = document.createElement("canvas");
   image.className = "rw-heatmap";

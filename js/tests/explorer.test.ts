@@ -50,6 +50,7 @@ describe("the Explorer view", () => {
     expect(text(".rw-step")).toBe("step 0 / 5");
     expect(text(".rw-token-at")).toBe("a");
     expect(text(".rw-caption")).toBe("h of lstm.l0: 3 units (rows) × 6 steps (columns)");
+    expect(el.querySelector(".rw-heatmap-box")!.getAttribute("aria-label")).toBe("heatmap of h of lstm.l0: 3 units (rows) × 6 steps (columns)");
   });
 
   it("steps with the arrow keys, jumps with Home/End and clamps at the ends", () => {
