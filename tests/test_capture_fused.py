@@ -329,3 +329,12 @@ def test_non_finite_values_the_model_makes_are_kept_with_a_warning():
         tr = trace(lstm, torch.randn(5, 2, 3))
     assert np.isnan(tr.first.gates["input"][..., 0]).all() and np.isnan(tr.first.h[..., 0]).all()
     assert np.isfinite(tr.first.gates["forget"][:, 0]).all()   # NaN reaches other units from step 1 on
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_a_kernel_the_weights_do_not_reproduce_is_warned_about(monkeypatch, mode):
+    import rnnwidgets.capture.fused as fused
+    real = fused.NATIVE[mode]
+    monkeypatch.setitem(fused.NATIVE, mode, lambda *args: tuple(t + 0.1 for t in real(*args)))
+    with pytest.warns(RuntimeWarning, match="recomputed h differs"):
+        trace(MODES[mode](input_size=3, hidden_size=4), torch.randn(5, 2, 3))

@@ -87,8 +87,10 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
         if loss is not None:
             param_grads = gradients.backward(model, gradients.loss_value(loss, output, runs[-1]), anchor)
     with torch.no_grad():
-        found = [d for run in runs for d in run.recomputed()]
-        layers = [layer_arrays(d, with_grads=loss is not None) for d in found]
+        layers = []
+        for run in runs:   # one run's tensors at a time, so they are freed once converted
+            layers += [layer_arrays(d, with_grads=loss is not None) for d in run.recomputed()]
+            run.release()
     first = runs[0]
     merged = merge_calls(layers)
     outputs = output_steps(output, merged)

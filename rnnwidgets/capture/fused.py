@@ -136,6 +136,10 @@ class LayerRun:
             return NATIVE[module.mode](x, hx, self.weights, module.bias, 1, 0.0, False, module.bidirectional,
                                        module.batch_first)
 
+    def release(self) -> None:
+        """Drop the recomputed tensors and gradients (once converted for the Trace)."""
+        self._directions, self.grads = None, []
+
     def recomputed(self) -> list:
         """Every direction of this run with its gates (computed once, under no_grad)."""
         if self._directions is None:
@@ -271,7 +275,7 @@ def module_result(module: nn.RNNBase, out, h_n: list, c_n: list, packed_input, u
 class Direction:
     """One direction of one layer run, every tensor (time, batch, ·) in the order the kernel read
     the steps: natural for the forward direction, each element's valid steps reversed for the
-    reverse one (``convert.reverse_valid``). ``h_prev``/``c_prev`` are the states before each step.
+    reverse one (``convert.reverse_valid``). ``h_prev`` is the state before each step.
     """
 
     run: LayerRun
@@ -282,8 +286,7 @@ class Direction:
     h_prev: torch.Tensor
     gates: dict = field(default_factory=dict)
     c: Optional[torch.Tensor] = None
-    c_prev: Optional[torch.Tensor] = None
-    cell_out: Optional[torch.Tensor] = None      # LSTM: o * tanh(c), before the projection W_hr
+    c0: Optional[torch.Tensor] = None
     hidden_new: Optional[torch.Tensor] = None    # GRU: W_hn h_{t-1} + b_hn, inside r * (...)
 
     @property
@@ -305,6 +308,10 @@ class Direction:
         """A tensor of this direction in natural time order, zero past each element's length."""
         t = self.ordered(t)
         return t if self.full else t.masked_fill(~step_mask(self.lengths, t.shape[0]), 0)
+
+    def last_steps(self) -> tuple:
+        """Index of each element's last step (in step order): ``tensor[self.last_steps()]`` is (batch, ·)."""
+        return self.lengths - 1, torch.arange(len(self.lengths), device=self.lengths.device)
 
     @functools.cached_property
     def full(self) -> bool:
@@ -352,12 +359,11 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     previous = c0
     for t in range(c.shape[0]):   # c_t = f_t * c_{t-1} + i_t * g_t, the only sequential part
         previous = torch.addcmul(c[t], f[t], previous, out=c[t])
-    direction.c = c
-    direction.c_prev = torch.cat([c0.unsqueeze(0), c[:-1]], 0)
+    direction.c, direction.c0 = c, c0
     direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
-    direction.cell_out = o * torch.tanh(c)
-    h = affine(direction.cell_out, w[-1], None) if direction.run.module.proj_size else direction.cell_out
-    check_recomputed(direction, h)
+    last = direction.last_steps()
+    h = o[last] * torch.tanh(c[last])
+    check_recomputed(direction, h @ w[-1].t() if direction.run.module.proj_size else h)
 
 
 def gru_gates(direction: Direction) -> None:
@@ -372,17 +378,17 @@ def gru_gates(direction: Direction) -> None:
     n = torch.tanh(torch.addcmul(in_n, r, hid_n))
     direction.gates = dict(zip(GRU_GATES, (r, z, n)))
     direction.hidden_new = hid_n
-    check_recomputed(direction, torch.lerp(n, direction.h_prev, z))   # (1 - z) * n + z * h_{t-1}
+    last = direction.last_steps()
+    check_recomputed(direction, torch.lerp(n[last], direction.h_prev[last], z[last]))   # (1-z) n + z h_{t-1}
 
 
-def check_recomputed(direction: Direction, h: torch.Tensor) -> None:
-    """Warn when the module's weights do not reproduce its own output (the gates would be wrong)."""
-    gap = (h - direction.h).abs()
-    drift = float(gap.max()) if direction.full else float(gap.masked_fill(~step_mask(direction.lengths, h.shape[0]), 0).max())
-    if drift != drift:   # NaN: compare only where the module's own h is finite (NaNs are warned about later)
-        drift = float(gap.masked_fill(~torch.isfinite(direction.h), 0).masked_fill(
-            ~step_mask(direction.lengths, h.shape[0]), 0).max())
-    tolerance = CHECK_TOLERANCE.get(h.dtype, LOW_PRECISION_TOLERANCE)
+def check_recomputed(direction: Direction, h_last: torch.Tensor) -> None:
+    """Warn when the module's weights do not reproduce its own h at each element's last step
+    (every step's gates start from the kernel's own h_{t-1}, and the cell state scan runs up to
+    there, so a wrong gate anywhere shows here)."""
+    gap = (h_last - direction.h[direction.last_steps()]).abs()
+    drift = float(gap.masked_fill(gap != gap, 0).max()) if gap.numel() else 0.0   # NaNs are warned about later
+    tolerance = CHECK_TOLERANCE.get(h_last.dtype, LOW_PRECISION_TOLERANCE)
     if not drift <= tolerance:
         warnings.warn(f"rw.trace: {direction.name}: the recomputed h differs from the module's own by {drift:.3g} "
                       f"(tolerance {tolerance:g}); its gates may not match what the module computed",

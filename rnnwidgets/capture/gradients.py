@@ -127,8 +127,8 @@ def weight_grads(d, result: dict, needs) -> list:
              outer_sum(result["hidden"], d.h_prev) if needs[1] else None]
     if d.run.module.bias:
         grads += [result["input"].sum((0, 1)), result["hidden"].sum((0, 1))]
-    if d.run.module.proj_size:
-        grads.append(outer_sum(result["h"], d.cell_out) if needs[-1] else None)
+    if d.run.module.proj_size:   # h = W_hr m, m = o tanh(c)
+        grads.append(outer_sum(result["h"], d.gates["output"] * torch.tanh(d.c)) if needs[-1] else None)
     return grads
 
 
@@ -138,8 +138,7 @@ def through_time(d, from_h: torch.Tensor, grad_h_n: torch.Tensor, grad_c_n) -> d
     Returns "h" (dL/dh_t, whole), "c" (LSTM), "input"/"hidden" (dL/d of the pre-activations
     x W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh), "h0" and "c0" (LSTM).
     """
-    # the final state leaves after each element's last step
-    last = (d.lengths - 1, torch.arange(d.lengths.shape[0], device=d.lengths.device))
+    last = d.last_steps()   # the final state leaves after each element's last step
     from_h = from_h.clone().index_put_(last, grad_h_n, accumulate=True)
     mode = d.run.module.mode
     if mode == "LSTM":
@@ -158,7 +157,8 @@ def lstm_scan(d, grad_h: torch.Tensor, grad_c: torch.Tensor) -> dict:
     w_hr = d.weights[-1] if d.run.module.proj_size else None
     tanh_c = torch.tanh(d.c)
     via_h = o * (1 - tanh_c * tanh_c)                                  # dc_t / dm_t, m_t = o_t tanh c_t
-    to_pre = torch.cat([g * i * (1 - i), d.c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
+    c_prev = torch.cat([d.c0.unsqueeze(0), d.c[:-1]], 0)
+    to_pre = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
     steps = grad_c.shape[0]
     grad_pre = torch.empty_like(to_pre)
     for t in range(steps - 1, -1, -1):

@@ -1,0 +1,149 @@
+"""How much rw.trace costs against the module's own native forward, measured in the same run.
+
+For a 2-layer 256-unit LSTM and GRU over 1,000 steps at batch 1 and 32, prints (median of a few
+repeats after a warmup):
+  trace / native forward                         target <= 2.0 (floor about 1)
+  trace with loss / native forward + backward    target <= 3.0
+  per-step Python cell loop / native forward     the baseline users write today
+and the peak memory a trace takes (peak RSS growth in a fresh process) against the bytes of the
+arrays it returns. Each ratio is the median over repeats of (ours / native) timed back to back, so
+load from other processes on a shared machine hits both sides of a ratio alike; ``--threads 1``
+(the default) keeps a busy two-core machine from stalling torch's thread pool.
+
+    .venv/bin/python benchmarks/capture.py [--steps 1000] [--repeats 3] [--threads 1] [--device cpu]
+"""
+import argparse
+import multiprocessing
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from rnnwidgets.capture import trace
+
+UNITS, LAYERS = 256, 2
+
+
+def seconds(fn, device: str) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def ratio(ours, native, repeats: int, device: str) -> tuple:
+    """(median of ours/native over back-to-back pairs, median native seconds), after one warmup."""
+    ours(), native()
+    pairs = [(seconds(native, device), seconds(ours, device)) for _ in range(repeats)]
+    return statistics.median(o / n for n, o in pairs), statistics.median(n for n, _ in pairs)
+
+
+def make(kind: str, batch: int, steps: int, device: str):
+    torch.manual_seed(0)
+    module = (nn.LSTM if kind == "LSTM" else nn.GRU)(UNITS, UNITS, num_layers=LAYERS).to(device).eval()
+    x = torch.randn(steps, batch, UNITS, device=device)
+    return module, x
+
+
+def output_loss(output):
+    return output[0].square().mean()
+
+
+def cell_loop(module, x):
+    """What users write today: one cell per layer, stepped in Python, with the module's weights."""
+    cell_type = nn.LSTMCell if isinstance(module, nn.LSTM) else nn.GRUCell
+    cells = []
+    for layer in range(LAYERS):
+        cell = cell_type(UNITS, UNITS).to(x.device)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).data = getattr(module, f"{name}_l{layer}").data
+        cells.append(cell)
+
+    def run():
+        with torch.no_grad():
+            layer_in = x
+            for cell in cells:
+                state = None
+                outs = []
+                for x_t in layer_in:
+                    state = cell(x_t, state)
+                    outs.append(state[0] if isinstance(state, tuple) else state)
+                layer_in = torch.stack(outs)
+    return run
+
+
+def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -> dict:
+    module, x = make(kind, batch, steps, device)
+    params = list(module.parameters())
+
+    def forward():
+        with torch.no_grad():
+            module(x)
+
+    def forward_backward():
+        torch.autograd.grad(output_loss(module(x)), params)
+
+    trace_ratio, native = ratio(lambda: trace(module, x), forward, repeats, device)
+    grads_ratio, native_fb = ratio(lambda: trace(module, x, loss=output_loss), forward_backward, repeats, device)
+    loop_ratio, _ = ratio(cell_loop(module, x), forward, max(1, repeats // 2), device)
+    return {"native": native, "trace": trace_ratio, "native_fb": native_fb, "trace_fb": grads_ratio,
+            "loop": loop_ratio}
+
+
+def _peak_child(kind, batch, steps, device, threads, queue):
+    torch.set_num_threads(threads)
+    module, x = make(kind, batch, steps, device)
+    trace(module, x[:2])                              # first-call setup outside the measurement
+    with open("/proc/self/clear_refs", "w") as f:     # reset the peak RSS (VmHWM) to the current RSS
+        f.write("5")
+    before = rss_kib("VmRSS")
+    tr = trace(module, x)
+    peak = rss_kib("VmHWM") - before
+    arrays = sum(a.nbytes for lt in tr.layers.values() for a in lt.quantities().values())
+    arrays += sum(a.nbytes for a in (tr.outputs, tr.inputs) if a is not None)
+    queue.put((peak * 1024, arrays))
+
+
+def rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def measure_memory(kind: str, batch: int, steps: int, device: str, threads: int) -> tuple:
+    """(peak RSS growth while tracing, bytes of the returned arrays), in a fresh process (Linux)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_peak_child, args=(kind, batch, steps, device, threads, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"{LAYERS}-layer {UNITS}-unit modules, {args.steps} steps, {args.device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s); median of {args.repeats} back-to-back ratios")
+    print(f"{'module':6} {'batch':>5} {'native fwd':>11} {'trace/fwd':>10} {'native f+b':>11} {'trace+grad/f+b':>15} "
+          f"{'cell loop/fwd':>14} {'peak MiB':>9} {'arrays MiB':>11} {'peak/arrays':>12}")
+    for kind in ("LSTM", "GRU"):
+        for batch in (1, 32):
+            r = measure_time(kind, batch, args.steps, args.repeats, args.device)
+            peak, arrays = measure_memory(kind, batch, args.steps, args.device, args.threads)
+            print(f"{kind:6} {batch:5d} {r['native'] * 1e3:9.1f}ms {r['trace']:10.2f} {r['native_fb'] * 1e3:9.1f}ms "
+                  f"{r['trace_fb']:15.2f} {r['loop']:14.2f} {peak / 2**20:9.1f} {arrays / 2**20:11.1f} "
+                  f"{peak / arrays:12.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
