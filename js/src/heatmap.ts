@@ -68,6 +68,25 @@ export function paintOverview(
   }
 }
 
+type Rect = [x: number, y: number, w: number, h: number];
+
+/**
+ * The cursor on a w x h pixel overlay: dark lines at both edges of step t's column (`edges`) and
+ * light ticks beside the selected row (`ticks`); `line` is one line's width in pixels.
+ */
+export function cursorRects(
+  t: number, row: number, steps: number, units: number, w: number, h: number, line: number,
+): { edges: Rect[]; ticks: Rect[] } {
+  const x0 = Math.floor((t / steps) * w);
+  const x1 = Math.max(x0 + 1, Math.floor(((t + 1) / steps) * w));
+  const y0 = Math.floor((row / units) * h);
+  const y1 = Math.max(y0 + 1, Math.floor(((row + 1) / units) * h));
+  return {
+    edges: [[x0 - line, 0, line, h], [x1, 0, line, h]],
+    ticks: [[x0 - 3 * line, y0, 2 * line, y1 - y0], [x1 + line, y0, 2 * line, y1 - y0]],
+  };
+}
+
 /** Which (step, row) a point at fractions (fx, fy) of the drawn box falls on. */
 export function cellAtFraction(fx: number, fy: number, steps: number, units: number): { t: number; row: number } {
   const clamp = (x: number, n: number) => Math.min(n - 1, Math.max(0, Math.floor(x * n)));
@@ -104,12 +123,16 @@ export function createHeatmap(): Heatmap {
 
   let steps = 1;
   let units = 1;
+  // The image's displayed size in CSS pixels, kept by the resize observer so that a scrub never
+  // forces a layout to read it (0 until the view is attached).
+  let shown = { w: 0, h: 0 };
+  const measure = () => (shown = { w: image.clientWidth, h: image.clientHeight });
 
   /** Crisp cells when each gets a pixel or more; smoothed when shrunk, so a row or column the
    * browser would otherwise skip still tints the pixel it falls in. */
   function fitRendering(): void {
-    const shownHeight = parseFloat(image.style.height) || image.clientHeight;
-    const shrunk = image.height > shownHeight || (image.clientWidth > 0 && image.width > image.clientWidth);
+    const shownHeight = parseFloat(image.style.height) || shown.h;
+    const shrunk = image.height > shownHeight || (shown.w > 0 && image.width > shown.w);
     image.style.imageRendering = shrunk ? "auto" : "pixelated";
   }
 
@@ -120,7 +143,7 @@ export function createHeatmap(): Heatmap {
       image.height = height;
     }
     image.style.height = `${Math.min(360, Math.max(120, height * 3))}px`;
-    fitRendering();
+    fitRendering(); // (a new height reaches `shown` through the resize observer)
     const ctx = image.getContext("2d");
     if (!ctx || width === 0 || height === 0) return;
     const img = ctx.createImageData(width, height);
@@ -145,30 +168,28 @@ export function createHeatmap(): Heatmap {
   }
 
   let cursorAt = { t: 0, row: 0 };
+  let drawn: Rect[] = []; // what the cursor covers now: cleared alone on the next move
   function drawCursor(t: number, row: number): void {
     cursorAt = { t, row };
+    if (shown.w === 0) measure();
     // The overlay matches the displayed size (not the image's), so lines stay crisp.
     const ratio = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(image.clientWidth * ratio));
-    const h = Math.max(1, Math.round(image.clientHeight * ratio));
+    const w = Math.max(1, Math.round(shown.w * ratio));
+    const h = Math.max(1, Math.round(shown.h * ratio));
     if (cursor.width !== w || cursor.height !== h) {
-      cursor.width = w;
+      cursor.width = w; // (resizing clears the canvas)
       cursor.height = h;
+      drawn = [];
     }
     const ctx = cursor.getContext("2d");
     if (!ctx) return;
-    ctx.clearRect(0, 0, w, h);
-    const x0 = Math.floor((t / steps) * w);
-    const x1 = Math.max(x0 + 1, Math.floor(((t + 1) / steps) * w));
-    const y0 = Math.floor((row / units) * h);
-    const y1 = Math.max(y0 + 1, Math.floor(((row + 1) / units) * h));
-    const line = Math.max(1, Math.round(ratio));
+    for (const [x, y, rw, rh] of drawn) ctx.clearRect(x, y, rw, rh);
+    const { edges, ticks } = cursorRects(t, row, steps, units, w, h, Math.max(1, Math.round(ratio)));
     ctx.fillStyle = "rgba(0, 0, 0, 0.85)";
-    ctx.fillRect(x0 - line, 0, line, h); // the step column's edges
-    ctx.fillRect(x1, 0, line, h);
+    for (const r of edges) ctx.fillRect(...r);
     ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
-    ctx.fillRect(x0 - 3 * line, y0, 2 * line, y1 - y0); // ticks beside the selected unit
-    ctx.fillRect(x1 + line, y0, 2 * line, y1 - y0);
+    for (const r of ticks) ctx.fillRect(...r);
+    drawn = [...edges, ...ticks];
   }
 
   function cellAt(ev: MouseEvent): { t: number; row: number } | null {
@@ -181,6 +202,7 @@ export function createHeatmap(): Heatmap {
 
   // The displayed size changes with the notebook's width (and is 0 until the view is attached).
   const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
+    measure();
     fitRendering();
     drawCursor(cursorAt.t, cursorAt.row);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NON_FINITE_WORD, colorWord, lutFor } from "../src/colormap";
-import { cellAtFraction, extreme, formatValue, greyed, paintHeatmap, paintOverview } from "../src/heatmap";
+import { cellAtFraction, cursorRects, extreme, formatValue, greyed, paintHeatmap, paintOverview } from "../src/heatmap";
 import type { Quantity } from "../src/state";
 
 function quantity(steps: number, units: number, f: (t: number, u: number) => number): Quantity {
@@ -91,5 +91,18 @@ describe("a long sequence's overview", () => {
     const ordered = new Uint32Array(6);
     paintOverview(o, scale, [1, 0], 8, ordered);
     expect(Array.from(ordered.subarray(0, 3))).toEqual(Array.from(out.subarray(3, 6)));
+  });
+});
+
+describe("the cursor", () => {
+  it("brackets step t's column and marks the selected row, on the overlay's pixels", () => {
+    const { edges, ticks } = cursorRects(2, 1, 10, 4, 100, 40, 1);
+    expect(edges).toEqual([[19, 0, 1, 40], [30, 0, 1, 40]]); // column 2 spans x 20..29
+    expect(ticks).toEqual([[17, 10, 2, 10], [31, 10, 2, 10]]); // row 1 spans y 10..19
+  });
+
+  it("keeps a column at least a pixel wide when steps outnumber pixels", () => {
+    const { edges } = cursorRects(500, 0, 1000, 1, 100, 10, 2);
+    expect(edges).toEqual([[48, 0, 2, 10], [51, 0, 2, 10]]);
   });
 });
