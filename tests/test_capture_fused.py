@@ -309,6 +309,8 @@ def test_clear_errors():
         trace(lstm, torch.randn(0, 2, 3))
     with pytest.raises(ValueError, match="non-finite"):
         trace(lstm, torch.where(x > 1, float("nan"), x))
+    with pytest.raises(ValueError, match="1 non-finite"):
+        trace(CalledTwice(), (x, torch.tensor([[[float("inf"), 0.0, 0.0]]])))
     with pytest.raises(ValueError, match=r"tokens\[0\]: expected 5 tokens"):
         trace(lstm, x, tokens=[list("abc"), list("abcde")])
     with pytest.raises(TypeError, match="tokens"):

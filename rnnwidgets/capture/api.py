@@ -67,11 +67,14 @@ def takes_input_and_hidden(model: nn.Module) -> bool:
 
 
 def check_finite(inputs) -> None:
-    """Non-finite input values are a user error: say where they are."""
-    data = inputs.data if isinstance(inputs, PackedSequence) else inputs
-    if isinstance(data, torch.Tensor) and data.is_floating_point() and not bool(torch.isfinite(data).all()):
-        bad = int((~torch.isfinite(data)).sum())
-        raise ValueError(f"rw.trace: inputs contain {bad} non-finite value(s) (NaN or inf); expected finite numbers")
+    """Non-finite input values are a user error: say how many (inputs may be a tuple/list of tensors)."""
+    parts = inputs if isinstance(inputs, (tuple, list)) and not isinstance(inputs, PackedSequence) else [inputs]
+    for part in parts:
+        data = part.data if isinstance(part, PackedSequence) else part
+        if isinstance(data, torch.Tensor) and data.is_floating_point() and not bool(torch.isfinite(data).all()):
+            bad = int((~torch.isfinite(data)).sum())
+            raise ValueError(f"rw.trace: inputs contain {bad} non-finite value(s) (NaN or inf); "
+                             f"expected finite numbers")
 
 
 def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
