@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
-from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnwidgets.capture import trace

@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..tracedata import LayerTrace, Trace
 from . import gradients
-from .convert import to_numpy
+from .convert import steps_to_numpy, to_numpy
 from .fused import KIND, FusedRecorder, fused_modules
 
 
@@ -44,7 +44,8 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
     check_finite(inputs)
     if fused_modules(model):
         return trace_fused(model, inputs, hidden, tokens, loss)
-    if isinstance(inputs, (list, tuple)) or takes_input_and_hidden(model):
+    per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)
+    if per_step or takes_input_and_hidden(model):
         from .step import trace_step_module
         return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss)
     if loss is not None:
@@ -128,9 +129,9 @@ def layer_arrays(d, with_grads: bool) -> dict:
                  for key in states}
     return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
             "lengths": d.lengths,
-            "states": {k: to_numpy(v.transpose(0, 1)) for k, v in states.items()},
-            "gates": {k: to_numpy(d.natural(v).transpose(0, 1)) for k, v in d.gates.items()},
-            "grads": {k: to_numpy(v.transpose(0, 1)) for k, v in grads.items()}}
+            "states": {k: steps_to_numpy(v) for k, v in states.items()},
+            "gates": {k: steps_to_numpy(d.natural(v)) for k, v in d.gates.items()},
+            "grads": {k: steps_to_numpy(v) for k, v in grads.items()}}
 
 
 def merge_calls(layers: list) -> dict:
