@@ -210,9 +210,10 @@ def normalize_tokens(tokens):
 
 
 def warn_non_finite(tr: Trace) -> None:
-    """Non-finite values the model produced are kept (they are what it did), with a warning."""
+    """Non-finite values the model produced are kept (they are what it did), with a warning.
+    Only the states are scanned: a non-finite gate always reaches c or h."""
     for lt in tr.layers.values():
-        for key, value in lt.quantities().items():
+        for key, value in lt.states.items():
             if not np.isfinite(value).all():
                 warnings.warn(f"rw.trace: {lt.name} {key} has non-finite values (NaN or inf); kept in the trace",
                               RuntimeWarning, stacklevel=3)

@@ -78,14 +78,15 @@ class LayerWithGradients(torch.autograd.Function):
     def backward(ctx, grad_out, grad_h_n, grad_c_n=None):
         run = ctx.run
         needs = ctx.needs_input_grad
-        grad_x, grad_h0, grad_c0, grad_weights = layer_backward(run, grad_out, grad_h_n, grad_c_n, needs[5:])
-        return (None, torch.zeros((), dtype=torch.float32), grad_x if needs[2] else None,
+        grad_x, grad_h0, grad_c0, grad_weights = layer_backward(run, grad_out, grad_h_n, grad_c_n, needs[2], needs[5:])
+        return (None, torch.zeros((), dtype=torch.float32), grad_x,
                 grad_h0 if needs[3] else None, grad_c0 if needs[4] else None, *grad_weights)
 
 
-def layer_backward(run, grad_out, grad_h_n, grad_c_n, weight_needs):
-    """Gradients of a layer's input (kernel layout), h0, c0 (kernel batch order) and weights
-    (``run.weights`` order, None where not needed); stores dL/dh_t, dL/dc_t in ``run.grads``."""
+def layer_backward(run, grad_out, grad_h_n, grad_c_n, input_needed: bool, weight_needs):
+    """Gradients of a layer's input (kernel layout; None when not needed), h0, c0 (kernel batch
+    order) and weights (``run.weights`` order, None where not needed); stores dL/dh_t, dL/dc_t in
+    ``run.grads``."""
     with torch.no_grad():
         found = run.recomputed()
         grad_out = run.padded(grad_out)
@@ -99,13 +100,14 @@ def layer_backward(run, grad_out, grad_h_n, grad_c_n, weight_needs):
             from_h = d.ordered(grad_out[..., k * width:(k + 1) * width])
             result = through_time(d, from_h, grad_h_n[k], grad_c_n[k] if grad_c_n is not None else None)
             run.grads.append({key: result[key] for key in ("h", "c") if key in result})
-            grad_x = grad_x + d.ordered(affine_input(result["input"], d.weights[0]))
+            if input_needed:
+                grad_x = grad_x + d.ordered(affine_input(result["input"], d.weights[0]))
             grad_h0.append(result["h0"])
             if "c0" in result:
                 grad_c0.append(result["c0"])
             needs = weight_needs[k * per_direction:(k + 1) * per_direction]
             grad_weights += [g if need else None for g, need in zip(weight_grads(d, result, needs), needs)]
-        grad_x = run.kernel_layout(grad_x)
+        grad_x = run.kernel_layout(grad_x) if input_needed else None
         grad_h0 = run.kernel_order(torch.stack(grad_h0))
         grad_c0 = run.kernel_order(torch.stack(grad_c0)) if grad_c0 else None
     return grad_x, grad_h0, grad_c0, grad_weights
