@@ -18,6 +18,9 @@ _LAZY = {
     "gradient_flow": "rnnwidgets.widgets.gradient_flow",
     "GradientFlow": "rnnwidgets.widgets.gradient_flow",
     "TrainingMonitor": "rnnwidgets.widgets.monitor",
+    "trace_dataset": "rnnwidgets.dataset",
+    "DatasetTrace": "rnnwidgets.dataset",
+    "unit_stats": "rnnwidgets.patterns",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]

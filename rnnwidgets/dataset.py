@@ -1,0 +1,351 @@
+"""Traces of a whole dataset: ``rw.trace_dataset`` runs ``rw.trace`` batch by batch and keeps every
+sequence's steps end to end.
+
+A ``DatasetTrace`` holds, per layer and quantity, one float32 array (total_steps, units): the
+valid steps of every sequence concatenated in order, with ``offsets`` saying where each sequence
+starts. Up to ``max_memory`` bytes stay in RAM; past that every array goes to a ``.npy`` file on
+disk written as the batches arrive and opened memory-mapped, so 10 million steps x 512 units
+never need to fit in memory. Tokens are stored as int32 ids into ``vocab``.
+
+Saved as a folder: ``dataset.json`` (layers, vocab, format) and one ``.npy`` per array; reopened
+memory-mapped with ``DatasetTrace.load``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from .tracedata import LayerTrace, Trace
+
+FORMAT_VERSION = 1
+HEADER = "dataset.json"
+NPY_HEADER_BYTES = 128  # room kept at the front of a growing .npy file for its header
+DEFAULT_MAX_MEMORY = 1 << 30
+
+
+def npy_header(shape: tuple, dtype: str = "<f4") -> bytes:
+    """A .npy (format 1.0) header of exactly NPY_HEADER_BYTES, written once the row count is known."""
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (dtype, tuple(int(n) for n in shape))
+    body = NPY_HEADER_BYTES - 10
+    if len(text) + 1 > body:
+        raise ValueError(f"shape {shape} does not fit a {NPY_HEADER_BYTES}-byte .npy header")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + (text.ljust(body - 1) + "\n").encode("latin1")
+
+
+class _Column:
+    """One growing (steps, units) array: chunks in memory until spilled, then appended to a .npy file."""
+
+    def __init__(self, units: int, dtype: str = "<f4"):
+        self.units, self.dtype = units, np.dtype(dtype)
+        self.chunks: list = []
+        self.rows = 0
+        self.file = None
+        self.path: Optional[Path] = None
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        self.rows += rows.shape[0]
+        if self.file is not None:
+            self.file.write(rows.tobytes())
+        else:
+            self.chunks.append(rows)
+
+    def spill(self, path: Path) -> None:
+        """From now on rows go to ``path``; the ones held so far are written there first."""
+        self.path = path
+        self.file = open(path, "wb")
+        self.file.write(b"\0" * NPY_HEADER_BYTES)
+        for chunk in self.chunks:
+            self.file.write(chunk.tobytes())
+        self.chunks = []
+
+    def finish(self) -> np.ndarray:
+        shape = (self.rows, self.units) if self.units else (self.rows,)
+        if self.file is None:
+            if not self.chunks:
+                return np.zeros(shape, self.dtype)
+            return np.concatenate(self.chunks).reshape(shape)
+        self.file.seek(0)
+        self.file.write(npy_header(shape, self.dtype.str))
+        self.file.close()
+        return np.load(self.path, mmap_mode="r")
+
+
+class DatasetTrace:
+    """Every sequence of a dataset, traced: per layer, per quantity, (total_steps, units) float32.
+
+    ``layers``: layer name -> {quantity name ("h", "c", gate names) -> array}; ``kinds``: layer
+    name -> kind ("lstm", ...); ``offsets``: int64 (sequences + 1,), sequence i is steps
+    ``offsets[i]:offsets[i + 1]``; ``token_ids``: int32 (total_steps,) into ``vocab`` or None.
+    Arrays are numpy arrays or read-only memory maps (``on_disk``).
+    """
+
+    def __init__(self, layers: dict, kinds: dict, offsets, token_ids=None, vocab: Optional[list] = None,
+                 folder: Optional[Path] = None):
+        self.layers, self.kinds = layers, kinds
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.token_ids, self.vocab = token_ids, vocab
+        self.folder = folder  # where the arrays live on disk, or None when they are in memory
+        if not layers:
+            raise ValueError("a DatasetTrace needs at least one layer")
+        if self.offsets.ndim != 1 or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
+            raise ValueError("offsets: expected a non-decreasing int array starting at 0")
+        for name, quantities in layers.items():
+            for key, array in quantities.items():
+                if array.ndim != 2 or array.shape[0] != self.steps:
+                    raise ValueError(f"{name}[{key!r}]: expected ({self.steps}, units), got shape {array.shape}")
+        if (token_ids is None) != (vocab is None):
+            raise ValueError("token_ids and vocab go together: give both or neither")
+        if token_ids is not None and token_ids.shape != (self.steps,):
+            raise ValueError(f"token_ids: expected shape ({self.steps},), got {token_ids.shape}")
+
+    # ---- shape ----------------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def sequences(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def on_disk(self) -> bool:
+        return self.folder is not None
+
+    @property
+    def default_layer(self) -> str:
+        """The last forward layer: what the model hands on (as the Explorer picks)."""
+        forward = [name for name in self.layers if not name.endswith(".reverse")]
+        return (forward or list(self.layers))[-1]
+
+    def values(self, layer: Optional[str] = None, quantity: str = "h") -> np.ndarray:
+        """The (total_steps, units) array of one layer's quantity, or a clear error."""
+        layer = layer or self.default_layer
+        if layer not in self.layers:
+            raise ValueError(f"layer: expected one of {list(self.layers)}, got {layer!r}")
+        if quantity not in self.layers[layer]:
+            raise ValueError(f"quantity: expected one of {list(self.layers[layer])} for {layer}, got {quantity!r}")
+        return self.layers[layer][quantity]
+
+    def __repr__(self):
+        where = f"on disk at {self.folder}" if self.on_disk else "in memory"
+        layers = ", ".join(f"{n}: {sorted(q)}" for n, q in self.layers.items())
+        return f"DatasetTrace(sequences={self.sequences}, steps={self.steps}, {where}, layers=[{layers}])"
+
+    # ---- sequences --------------------------------------------------------------------------
+    def locate(self, step: int) -> tuple:
+        """(sequence, position in it) of a step of the concatenated dataset."""
+        if not 0 <= step < self.steps:
+            raise IndexError(f"step: expected 0 <= step < {self.steps}, got {step}")
+        seq = int(np.searchsorted(self.offsets, step, side="right")) - 1
+        return seq, int(step - self.offsets[seq])
+
+    def tokens(self, sequence: int, start: int = 0, end: Optional[int] = None) -> Optional[list]:
+        """The tokens of one sequence (positions [start, end)), or None without tokens."""
+        self._check_sequence(sequence)
+        if self.token_ids is None:
+            return None
+        first = int(self.offsets[sequence])
+        stop = int(self.offsets[sequence + 1]) if end is None else first + end
+        return [self.vocab[i] for i in self.token_ids[first + start:stop]]
+
+    def sequence(self, i: int) -> Trace:
+        """Sequence ``i`` as a one-element Trace (batch 1), for ``rw.explore``."""
+        self._check_sequence(i)
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        layers = {}
+        for name, quantities in self.layers.items():
+            states = {k: np.asarray(v[a:b])[None] for k, v in quantities.items() if k in ("h", "c")}
+            gates = {k: np.asarray(v[a:b])[None] for k, v in quantities.items() if k not in ("h", "c")}
+            layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates)
+        tokens = [self.tokens(i)] if self.token_ids is not None else None
+        return Trace(layers=layers, lengths=np.array([b - a]), tokens=tokens, meta={"dataset_sequence": i})
+
+    def _check_sequence(self, i: int) -> None:
+        if not 0 <= i < self.sequences:
+            raise IndexError(f"sequence: expected 0 <= sequence < {self.sequences}, got {i}")
+
+    # ---- saving -----------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the dataset trace to folder ``path`` (one .npy per array); reopen with ``load``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        layers = []
+        for i, (name, quantities) in enumerate(self.layers.items()):
+            files = {}
+            for j, (key, array) in enumerate(quantities.items()):
+                files[key] = f"l{i}_q{j}.npy"
+                self._write(path / files[key], array)
+            layers.append({"name": name, "kind": self.kinds[name], "files": files})
+        np.save(path / "offsets.npy", self.offsets)
+        if self.token_ids is not None:
+            self._write(path / "token_ids.npy", self.token_ids)
+        header = {"format": FORMAT_VERSION, "layers": layers, "vocab": self.vocab}
+        (path / HEADER).write_text(json.dumps(header), encoding="utf-8")
+        return path
+
+    def _write(self, target: Path, array: np.ndarray) -> None:
+        source = getattr(array, "filename", None)
+        if source is not None and Path(source).resolve() == target.resolve():
+            return  # already there: the trace was written to this folder as it was made
+        if source is not None:
+            shutil.copyfile(source, target)  # a memory map: copy the file, never load it
+        else:
+            np.save(target, array)
+
+    @classmethod
+    def load(cls, path) -> "DatasetTrace":
+        """Reopen a saved dataset trace, its arrays memory-mapped (read-only)."""
+        path = Path(path)
+        if not (path / HEADER).exists():
+            raise FileNotFoundError(f"{path}: not a saved rnnwidgets dataset trace (no {HEADER})")
+        header = json.loads((path / HEADER).read_text(encoding="utf-8"))
+        if header.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
+        layers = {entry["name"]: {key: np.load(path / f, mmap_mode="r") for key, f in entry["files"].items()}
+                  for entry in header["layers"]}
+        kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
+        token_ids = np.load(path / "token_ids.npy", mmap_mode="r") if header["vocab"] is not None else None
+        return cls(layers, kinds, np.load(path / "offsets.npy"), token_ids, header["vocab"], folder=path)
+
+
+# ---- tracing a dataset --------------------------------------------------------------------------
+Tokens = Union[Callable, Sequence, None]
+
+
+def _batch_inputs(batch):
+    """A batch's model inputs: the batch itself, or the first item of an (inputs, targets, ...) tuple
+    as a DataLoader over a TensorDataset yields."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def _quantities(lt: LayerTrace, wanted) -> dict:
+    available = {**lt.states, **lt.gates}
+    if wanted == "all":
+        return available
+    return {k: available[k] for k in wanted if k in available}
+
+
+def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps: Optional[int] = None,
+                  quantities: Union[Sequence[str], str] = ("h", "c"), path=None,
+                  max_memory: int = DEFAULT_MAX_MEMORY, progress: bool = True, **trace_kwargs) -> DatasetTrace:
+    """Trace every sequence of a dataset with ``rw.trace``, batch by batch, into one DatasetTrace.
+
+    ``batches``: an iterable of model inputs, or of ``(inputs, targets, ...)`` tuples (a DataLoader).
+    ``tokens``: a function from one batch's inputs to one list of strings per element (say,
+    ``lambda ids: [list(decode(row)) for row in ids]``), or one list of strings per sequence in
+    order, or None. ``max_steps``: stop once this many steps are traced (the last sequence cut).
+    ``quantities``: which of each layer's states and gates to keep ("all" for every one).
+    ``path``: a folder to write the arrays to as they come (memory-mapped); without it they stay
+    in memory until they pass ``max_memory`` bytes, then move to a temporary folder (removed when
+    the DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
+    """
+    from .capture import trace as capture_trace
+
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps: expected a positive number of steps or None, got {max_steps}")
+    if tokens is not None and not callable(tokens) and not isinstance(tokens, (list, tuple)):
+        raise TypeError(f"tokens: expected a function of a batch's inputs, a list of token lists, or None; "
+                        f"got {type(tokens).__name__}")
+    columns: dict = {}
+    kinds: dict = {}
+    token_column = _Column(0, "<i4") if tokens is not None else None
+    vocab: dict = {}
+    lengths: list = []
+    folder = Path(path) if path is not None else None
+    spilled = False
+    temporary = None
+    bar = _progress_bar(max_steps, progress)
+    try:
+        for batch in batches:
+            inputs = _batch_inputs(batch)
+            tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None, **trace_kwargs)
+            batch_tokens = tr.tokens if callable(tokens) else _listed_tokens(tokens, len(lengths), tr)
+            done = sum(lengths)
+            for b in range(tr.batch):
+                n = int(tr.lengths[b])
+                if max_steps is not None:
+                    n = min(n, max_steps - done)
+                if n <= 0:
+                    break
+                for lt in tr.layers.values():
+                    kinds.setdefault(lt.name, lt.kind)
+                    for key, array in _quantities(lt, quantities).items():
+                        column = columns.setdefault((lt.name, key), _Column(array.shape[2]))
+                        column.append(array[b, :n])
+                if token_column is not None:
+                    token_column.append(np.array([vocab.setdefault(tok, len(vocab)) for tok in batch_tokens[b][:n]],
+                                                 dtype=np.int32))
+                lengths.append(n)
+                done += n
+                bar.update(n)
+            if not spilled and (folder is not None or _held_bytes(columns) > max_memory):
+                if folder is None:
+                    folder = temporary = Path(tempfile.mkdtemp(prefix="rnnwidgets-dataset-"))
+                folder.mkdir(parents=True, exist_ok=True)
+                _spill(columns, token_column, folder)
+                spilled = True
+            if max_steps is not None and done >= max_steps:
+                break
+    finally:
+        bar.close()
+    if not lengths:
+        raise ValueError("trace_dataset: the batches held no sequences")
+    layers: dict = {}
+    for (name, key), column in columns.items():
+        layers.setdefault(name, {})[key] = column.finish()
+    token_ids = token_column.finish() if token_column is not None else None
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
+                      folder=folder if spilled else None)
+    if spilled:
+        ds.save(folder)  # the arrays are in place already: this writes the header and offsets
+    if temporary is not None:
+        weakref.finalize(ds, shutil.rmtree, temporary, True)
+    return ds
+
+
+def _held_bytes(columns: dict) -> int:
+    return sum(column.rows * column.units * 4 for column in columns.values())
+
+
+def _spill(columns: dict, token_column: Optional[_Column], folder: Path) -> None:
+    """Move every column to its .npy file in ``folder`` (named as ``save`` names them)."""
+    names = list(dict.fromkeys(name for name, _ in columns))
+    per_layer: dict = {}
+    for (name, key), column in columns.items():
+        j = per_layer.setdefault(name, 0)
+        per_layer[name] += 1
+        column.spill(folder / f"l{names.index(name)}_q{j}.npy")
+    if token_column is not None:
+        token_column.spill(folder / "token_ids.npy")
+
+
+def _listed_tokens(tokens: Optional[Sequence], first: int, tr: Trace):
+    """The next ``tr.batch`` sequences' tokens from a list of one token list per sequence."""
+    if tokens is None:
+        return None
+    if first + tr.batch > len(tokens):
+        raise ValueError(f"tokens: expected one token list per sequence; the batches hold more than {len(tokens)}")
+    chosen = [[str(tok) for tok in seq] for seq in tokens[first:first + tr.batch]]
+    for b, seq in enumerate(chosen):
+        if len(seq) < int(tr.lengths[b]):
+            raise ValueError(f"tokens[{first + b}]: expected {int(tr.lengths[b])} tokens (its length), got {len(seq)}")
+    return chosen
+
+
+def _progress_bar(total: Optional[int], enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", desc="trace_dataset", disable=not enabled)

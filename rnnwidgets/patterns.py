@@ -1,0 +1,243 @@
+"""Patterns across a dataset trace: select-and-match (LSTMVis) and unit-token co-clustering (RNNVis).
+
+Select (the hypothesis): in one sequence, a range of steps [start, end) and a threshold θ pick
+the units that are *on* (value > θ) at every step of the range and *off* (value <= θ) at the step
+just before and the step just after it (where those exist).
+
+Match: the other places in the dataset where those units show the same on/off pattern. A
+candidate is a maximal run of steps [s, e) inside one sequence where at least ``min_on`` of the
+selected units (all of them by default) are on at each step; being maximal, the pattern switches
+off just before and after it. Its score, as in LSTMVis, is
+
+    score = (#selected units on at every step of the run) - (#other units on at every step of it)
+
+so a run where exactly the hypothesis units are on scores len(units), and every extra unit
+that also stays on over the run costs one point. Matches are ranked by score, then by how close
+their length is to the selection's, then by position.
+
+unit_stats: each unit's expected response to each token (RNNVis): its mean value at the steps
+where that token is the input, and its mean change (value minus the previous step's value; the
+first step of a sequence compares with 0, the default initial state).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .dataset import DatasetTrace
+
+CHUNK_STEPS = 1 << 20  # steps scanned at once: bounds the memory a memory-mapped dataset needs
+
+
+# ---- select ---------------------------------------------------------------------------------------
+def select_units(values: np.ndarray, start: int, end: int, threshold: float) -> np.ndarray:
+    """The units (sorted indices) on over steps [start, end) of ``values`` (time, units) and off
+    at the step just before and just after the range (where those exist)."""
+    values = np.asarray(values)
+    if values.ndim != 2:
+        raise ValueError(f"values: expected a (time, units) array, got shape {values.shape}")
+    steps = values.shape[0]
+    if not 0 <= start < end <= steps:
+        raise ValueError(f"range: expected 0 <= start < end <= {steps}, got [{start}, {end})")
+    chosen = (values[start:end] > threshold).all(axis=0)
+    if start > 0:
+        chosen &= values[start - 1] <= threshold
+    if end < steps:
+        chosen &= values[end] <= threshold
+    return np.flatnonzero(chosen)
+
+
+# ---- match ----------------------------------------------------------------------------------------
+def _check_units(units, width: int) -> np.ndarray:
+    units = np.unique(np.asarray(units, dtype=np.int64))
+    if units.size == 0:
+        raise ValueError("units: expected at least one selected unit (no unit is on over the range "
+                         "and off around it at this threshold)")
+    if units[0] < 0 or units[-1] >= width:
+        raise ValueError(f"units: expected unit indices in [0, {width}), got {units.tolist()}")
+    return units
+
+
+def match_runs(values: np.ndarray, offsets: np.ndarray, units, threshold: float, min_on: Optional[int] = None):
+    """The matches as arrays over the concatenated steps: (start, end, selected_on, extra_on),
+    runs in step order, ``end`` exclusive. ``values``: (total_steps, units); ``offsets``: sequence
+    starts plus the total. Vectorised over chunks of whole sequences."""
+    units = _check_units(units, values.shape[1])
+    need = len(units) if min_on is None else int(min_on)
+    if not 1 <= need <= len(units):
+        raise ValueError(f"min_on: expected 1 <= min_on <= {len(units)} (the selected units), got {min_on}")
+    outputs = [[], [], [], []]
+    for a, b in _chunks(offsets):
+        chunk = values[a:b]
+        count = np.count_nonzero(chunk[:, units] > threshold, axis=1)
+        hit = count >= need
+        # a run starts where the pattern is on and was off the step before or a sequence begins
+        first = np.zeros(b - a, dtype=bool)
+        first[offsets[(offsets >= a) & (offsets < b)] - a] = True
+        starts = np.flatnonzero(hit & (first | ~np.roll(hit, 1)))
+        last = np.zeros(b - a, dtype=bool)
+        last[offsets[(offsets > a) & (offsets <= b)] - a - 1] = True
+        ends = np.flatnonzero(hit & (last | ~np.roll(hit, -1))) + 1
+        if starts.size == 0:
+            continue
+        on = _on_over_runs(chunk, starts, ends, threshold)
+        selected_on = np.count_nonzero(on[:, units], axis=1)
+        for out, part in zip(outputs, (starts + a, ends + a, selected_on, on.sum(axis=1) - selected_on)):
+            out.append(part)
+    empty = np.zeros(0, dtype=np.int64)
+    return tuple(np.concatenate(out).astype(np.int64) if out else empty for out in outputs)
+
+
+def _chunks(offsets: np.ndarray):
+    """[a, b) ranges of whole sequences of about CHUNK_STEPS steps (a longer sequence alone)."""
+    a, i = 0, 0
+    n = len(offsets) - 1
+    while i < n:
+        j = max(i + 1, int(np.searchsorted(offsets, offsets[i] + CHUNK_STEPS, side="right")) - 1)
+        j = min(j, n)
+        b = int(offsets[j])
+        if b > a:
+            yield a, b
+        a, i = b, j
+
+
+def _on_over_runs(chunk: np.ndarray, starts: np.ndarray, ends: np.ndarray, threshold: float) -> np.ndarray:
+    """(runs, units) bool: which units stay above the threshold at every step of each run. Only the
+    steps inside runs are read: the minimum per run by one reduceat over them."""
+    lengths = ends - starts
+    inside = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    local = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.minimum.reduceat(chunk[inside], local, axis=0) > threshold
+
+
+def matches(ds: DatasetTrace, units, threshold: float, *, layer: Optional[str] = None, quantity: str = "h",
+            length: Optional[int] = None, min_on: Optional[int] = None, context: int = 3,
+            limit: Optional[int] = 100):
+    """The places in ``ds`` where the selected ``units`` are on together (see the module doc), best
+    first, as a pandas DataFrame: sequence, start, end (end exclusive, positions in the sequence),
+    score, selected_on, extra_on, text (the run's tokens with ``context`` tokens either side,
+    the run in [brackets]). ``length``: the selection's length, ranking runs closer to it first.
+    ``limit``: at most this many rows (None: all)."""
+    import pandas as pd
+
+    values = ds.values(layer, quantity)
+    starts, ends, selected_on, extra_on = match_runs(values, ds.offsets, units, threshold, min_on)
+    score = selected_on - extra_on
+    off_length = np.abs((ends - starts) - length) if length is not None else np.zeros_like(starts)
+    order = np.lexsort((starts, off_length, -score))
+    if limit is not None:
+        order = order[:limit]
+    sequence = np.searchsorted(ds.offsets, starts[order], side="right") - 1
+    first = ds.offsets[sequence]
+    frame = pd.DataFrame({"sequence": sequence, "start": starts[order] - first, "end": ends[order] - first,
+                          "score": score[order], "selected_on": selected_on[order], "extra_on": extra_on[order]})
+    frame["text"] = [snippet(ds, int(s), int(a), int(b), context)
+                     for s, a, b in zip(frame["sequence"], frame["start"], frame["end"])]
+    return frame
+
+
+def snippet(ds: DatasetTrace, sequence: int, start: int, end: int, context: int = 3) -> str:
+    """The tokens of [start, end) in brackets, with ``context`` tokens either side ("" without tokens)."""
+    tokens = ds.tokens(sequence)
+    if tokens is None:
+        return ""
+    before = "".join(tokens[max(0, start - context):start])
+    after = "".join(tokens[end:end + context])
+    return f"{before}[{''.join(tokens[start:end])}]{after}"
+
+
+# ---- units x tokens (RNNVis) ----------------------------------------------------------------------
+@dataclass
+class UnitStats:
+    """Each unit's expected response per token: ``mean`` and ``change`` are (units, tokens);
+    ``counts[j]``: how often ``tokens[j]`` occurs."""
+
+    tokens: list
+    counts: np.ndarray
+    mean: np.ndarray
+    change: np.ndarray
+
+    def frame(self, which: str = "mean"):
+        """One of the matrices as a DataFrame: a row per unit, a column per token."""
+        import pandas as pd
+
+        if which not in ("mean", "change"):
+            raise ValueError(f"which: expected 'mean' or 'change', got {which!r}")
+        return pd.DataFrame(getattr(self, which), columns=self.tokens).rename_axis("unit")
+
+
+def unit_stats(ds: DatasetTrace, layer: Optional[str] = None, quantity: str = "h") -> UnitStats:
+    """Each unit's mean value and mean change in value at each token of the dataset trace."""
+    from scipy import sparse
+
+    if ds.token_ids is None:
+        raise ValueError("unit_stats: the dataset trace has no tokens; pass tokens= to rw.trace_dataset")
+    values = ds.values(layer, quantity)
+    vocab = len(ds.vocab)
+    units = values.shape[1]
+    sums = np.zeros((vocab, units), dtype=np.float64)
+    change_sums = np.zeros((vocab, units), dtype=np.float64)
+    starts = ds.offsets[:-1]
+    for a, b in _chunks(ds.offsets):
+        chunk = np.asarray(values[a:b], dtype=np.float64)
+        previous = np.vstack([np.zeros((1, units)), chunk[:-1]])
+        previous[starts[(starts >= a) & (starts < b)] - a] = 0.0  # a sequence starts from the zero state
+        ids = np.asarray(ds.token_ids[a:b])
+        onehot = sparse.csr_matrix((np.ones(b - a), (ids, np.arange(b - a))), shape=(vocab, b - a))
+        sums += onehot @ chunk
+        change_sums += onehot @ (chunk - previous)
+    counts = np.bincount(np.asarray(ds.token_ids), minlength=vocab)
+    per = np.maximum(counts, 1)[:, None]
+    return UnitStats(list(ds.vocab), counts, (sums / per).T.astype(np.float32),
+                     (change_sums / per).T.astype(np.float32))
+
+
+@dataclass
+class CoClusters:
+    """Groups of units and of tokens that go together. ``unit_labels[u]`` / ``token_labels[j]``:
+    each one's cluster; ``unit_order`` / ``token_order``: units and tokens sorted by cluster (for a
+    matrix drawn ordered by cluster); ``top_tokens[k]``: cluster k's tokens, strongest first."""
+
+    tokens: list
+    matrix: np.ndarray
+    unit_labels: np.ndarray
+    token_labels: np.ndarray
+    unit_order: np.ndarray
+    token_order: np.ndarray
+    top_tokens: list
+
+    def units_of(self, cluster: int) -> np.ndarray:
+        return np.flatnonzero(self.unit_labels == cluster)
+
+
+def cocluster(stats: UnitStats, n_clusters: int = 3, which: str = "mean", min_count: int = 1,
+              seed: int = 0) -> CoClusters:
+    """Spectral co-clustering (scikit-learn) of the units x tokens response matrix.
+
+    Edge weights are the responses' magnitudes (a unit that goes strongly negative at a token
+    belongs with it as much as one that goes positive); tokens seen fewer than ``min_count`` times
+    are left out.
+    """
+    from sklearn.cluster import SpectralCoclustering
+
+    if which not in ("mean", "change"):
+        raise ValueError(f"which: expected 'mean' or 'change', got {which!r}")
+    keep = np.flatnonzero(stats.counts >= min_count)
+    matrix = getattr(stats, which)[:, keep]
+    if not 2 <= n_clusters <= min(matrix.shape):
+        raise ValueError(f"n_clusters: expected 2 <= n_clusters <= {min(matrix.shape)} "
+                         f"(units x kept tokens = {matrix.shape}), got {n_clusters}")
+    weights = np.abs(matrix).astype(np.float64) + 1e-9  # the algorithm needs no all-zero row or column
+    model = SpectralCoclustering(n_clusters=n_clusters, random_state=seed).fit(weights)
+    tokens = [stats.tokens[j] for j in keep]
+    unit_labels, token_labels = model.row_labels_, model.column_labels_
+    top_tokens = []
+    for k in range(n_clusters):
+        columns = np.flatnonzero(token_labels == k)
+        rows = unit_labels == k
+        strength = weights[rows][:, columns].mean(axis=0) if rows.any() else np.zeros(len(columns))
+        top_tokens.append([tokens[j] for j in columns[np.argsort(-strength, kind="stable")]])
+    return CoClusters(tokens, matrix, unit_labels, token_labels, np.argsort(unit_labels, kind="stable"),
+                      np.argsort(token_labels, kind="stable"), top_tokens)

@@ -1,0 +1,108 @@
+"""rw.trace_dataset: every sequence's steps end to end, the same in memory, spilled and on disk."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnwidgets as rw
+from rnnwidgets.data import brackets
+from rnnwidgets.dataset import DatasetTrace, npy_header
+
+
+class CharLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(len(brackets.VOCAB), 5)
+        self.lstm = nn.LSTM(5, 7, num_layers=2, batch_first=True)
+
+    def forward(self, ids):
+        return self.lstm(self.embed(ids))[0]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = CharLSTM()
+    inputs, targets, _ = brackets.next_char_data(20, length=12, seed=0)
+    batches = [(inputs[i:i + 6], targets[i:i + 6]) for i in range(0, 20, 6)]  # as a DataLoader yields
+    return model, inputs, batches
+
+
+def chars(ids):
+    return [list(brackets.decode(row)) for row in ids]
+
+
+def assert_same(a: DatasetTrace, b: DatasetTrace):
+    assert list(a.layers) == list(b.layers) and a.kinds == b.kinds and a.vocab == b.vocab
+    np.testing.assert_array_equal(a.offsets, b.offsets)
+    np.testing.assert_array_equal(a.token_ids, b.token_ids)
+    for name in a.layers:
+        assert list(a.layers[name]) == list(b.layers[name])
+        for key in a.layers[name]:
+            np.testing.assert_array_equal(a.layers[name][key], b.layers[name][key])
+
+
+def test_steps_equal_rw_trace_of_each_sequence(setup):
+    model, inputs, batches = setup
+    ds = rw.trace_dataset(model, batches, tokens=chars, progress=False)
+    assert (ds.sequences, ds.steps) == (20, 240) and not ds.on_disk
+    whole = rw.trace(model, inputs, tokens=chars(inputs))
+    for name, lt in whole.layers.items():
+        np.testing.assert_array_equal(ds.layers[name]["h"], lt.states["h"].reshape(-1, 7))
+        np.testing.assert_array_equal(ds.layers[name]["c"], lt.states["c"].reshape(-1, 7))
+    assert ds.tokens(3) == whole.tokens[3]
+    one = ds.sequence(3)  # a Trace the Explorer opens
+    np.testing.assert_array_equal(one.layers["lstm.l1"].states["h"][0], whole.layers["lstm.l1"].states["h"][3])
+    assert one.tokens == [whole.tokens[3]] and ds.locate(40) == (3, 4)
+
+
+def test_disk_backed_equals_in_memory_and_reopens(setup, tmp_path):
+    model, _, batches = setup
+    memory = rw.trace_dataset(model, batches, tokens=chars, progress=False)
+    on_disk = rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "direct", progress=False)
+    spilled = rw.trace_dataset(model, batches, tokens=chars, max_memory=1000, progress=False)  # past 1 kB: disk
+    assert on_disk.on_disk and spilled.on_disk
+    assert isinstance(on_disk.layers["lstm.l0"]["h"], np.memmap)
+    for other in (on_disk, spilled, DatasetTrace.load(tmp_path / "direct"),
+                  DatasetTrace.load(memory.save(tmp_path / "saved")), DatasetTrace.load(spilled.save(tmp_path / "copy"))):
+        assert_same(memory, other)
+    # the temporary folder of a spilled trace goes with it
+    folder = spilled.folder
+    del spilled, other
+    import gc
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_max_steps_gates_and_token_lists(setup):
+    model, inputs, batches = setup
+    listed = [list(brackets.decode(row)) for row in inputs]
+    ds = rw.trace_dataset(model, batches, tokens=listed, max_steps=50, quantities="all", progress=False)
+    assert ds.lengths.tolist() == [12, 12, 12, 12, 2] and ds.steps == 50
+    assert sorted(ds.layers["lstm.l0"]) == ["c", "cell", "forget", "h", "input", "output"]
+    assert ds.tokens(4) == listed[4][:2]
+    whole = rw.trace(model, inputs[:5])
+    np.testing.assert_array_equal(ds.layers["lstm.l0"]["forget"][48:], whole.layers["lstm.l0"].gates["forget"][4, :2])
+
+
+def test_clear_errors(setup):
+    model, inputs, batches = setup
+    with pytest.raises(ValueError, match="max_steps: expected a positive"):
+        rw.trace_dataset(model, batches, max_steps=0, progress=False)
+    with pytest.raises(ValueError, match="one token list per sequence"):
+        rw.trace_dataset(model, batches, tokens=[["("] * 12], progress=False)
+    with pytest.raises(ValueError, match="held no sequences"):
+        rw.trace_dataset(model, [], progress=False)
+    ds = rw.trace_dataset(model, batches[:1], progress=False)
+    with pytest.raises(ValueError, match="quantity: expected one of"):
+        ds.values("lstm.l0", "forget")
+    with pytest.raises(IndexError, match="sequence: expected 0 <= sequence < 6"):
+        ds.sequence(6)
+
+
+def test_npy_header_is_read_by_numpy(tmp_path):
+    path = tmp_path / "a.npy"
+    data = np.arange(12, dtype="<f4").reshape(3, 4)
+    path.write_bytes(npy_header((3, 4)) + data.tobytes())
+    np.testing.assert_array_equal(np.load(path, mmap_mode="r"), data)
+    np.testing.assert_array_equal(np.load(path), data)

@@ -1,0 +1,117 @@
+"""Select-and-match against a brute-force reference; unit-token statistics and co-clustering."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rnnwidgets import patterns
+from rnnwidgets.dataset import DatasetTrace
+from rnnwidgets.patterns import cocluster, match_runs, matches, select_units, unit_stats
+
+
+def reference_runs(values, offsets, units, threshold, min_on):
+    """Maximal runs where >= min_on selected units are on, one step at a time in plain Python."""
+    out = []
+    for s in range(len(offsets) - 1):
+        t, end = int(offsets[s]), int(offsets[s + 1])
+        while t < end:
+            if sum(values[t, u] > threshold for u in units) < min_on:
+                t += 1
+                continue
+            a = t
+            while t < end and sum(values[t, u] > threshold for u in units) >= min_on:
+                t += 1
+            on = [u for u in range(values.shape[1]) if all(values[k, u] > threshold for k in range(a, t))]
+            chosen = sum(u in units for u in on)
+            out.append((a, t, chosen, len(on) - chosen))
+    return out
+
+
+@st.composite
+def datasets(draw):
+    lengths = draw(st.lists(st.integers(0, 9), min_size=1, max_size=6))
+    width = draw(st.integers(1, 5))
+    steps = sum(lengths)
+    values = np.array(draw(st.lists(st.sampled_from([-1.0, 0.0, 0.5, 1.0]), min_size=steps * width,
+                                    max_size=steps * width)), dtype=np.float32).reshape(steps, width)
+    units = draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))
+    min_on = draw(st.integers(1, len(units)))
+    return values, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), sorted(units), min_on
+
+
+@settings(max_examples=200, deadline=None)
+@given(datasets(), st.sampled_from([-0.5, 0.0, 0.7]), st.sampled_from([3, 1 << 20]))
+def test_match_runs_equal_brute_force(data, threshold, chunk):
+    values, offsets, units, min_on = data
+    patterns.CHUNK_STEPS, before = chunk, patterns.CHUNK_STEPS  # small chunks: runs never cross them
+    try:
+        got = list(zip(*(a.tolist() for a in match_runs(values, offsets, units, threshold, min_on))))
+    finally:
+        patterns.CHUNK_STEPS = before
+    assert got == reference_runs(values, offsets, units, threshold, min_on)
+
+
+def test_select_units_on_over_range_off_around():
+    values = np.array([[0, 0, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1], [0, 1, 0, 1]], dtype=np.float32)
+    # unit 0: off, on, on, off -> selected; unit 1: on after the range; unit 2: on before; unit 3: off inside
+    assert select_units(values, 1, 3, 0.5).tolist() == [0]
+    assert select_units(values, 0, 4, -1.0).tolist() == [0, 1, 2, 3]  # no step before or after
+    with pytest.raises(ValueError, match="expected 0 <= start < end <= 4"):
+        select_units(values, 2, 2, 0.5)
+
+
+def small_dataset(values, offsets, tokens):
+    vocab = sorted(set(tokens))
+    ids = np.array([vocab.index(t) for t in tokens], dtype=np.int32)
+    return DatasetTrace({"rnn.l0": {"h": values}}, {"rnn.l0": "rnn"}, offsets, ids, vocab)
+
+
+def test_matches_ranked_frame_with_text():
+    # unit 0 and 1 are the hypothesis; unit 2 is an extra unit on in the second run
+    h = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 0],
+                  [1, 1, 1], [0, 0, 0], [1, 1, 0]], dtype=np.float32)
+    ds = small_dataset(h, [0, 4, 7], list("xaaxbyc"))
+    frame = matches(ds, [0, 1], 0.5, length=2, context=1)
+    assert frame[["sequence", "start", "end", "score"]].values.tolist() == [[0, 1, 3, 2], [1, 2, 3, 2], [1, 0, 1, 1]]
+    assert frame["text"].tolist() == ["x[aa]x", "y[c]", "[b]y"]
+    assert frame["extra_on"].tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match="at least one selected unit"):
+        matches(ds, [], 0.5)
+    with pytest.raises(ValueError, match=r"unit indices in \[0, 3\)"):
+        matches(ds, [3], 0.5)
+
+
+def test_unit_stats_equal_per_token_loop():
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(11, 3)).astype(np.float32)
+    tokens = list("abcabbacbca")
+    ds = small_dataset(h, [0, 5, 11], tokens)
+    stats = unit_stats(ds)
+    previous = np.vstack([np.zeros(3), h[:-1]])
+    previous[5] = 0  # the second sequence starts from the zero state
+    for j, tok in enumerate(stats.tokens):
+        at = [t for t, x in enumerate(tokens) if x == tok]
+        assert stats.counts[j] == len(at)
+        np.testing.assert_allclose(stats.mean[:, j], h[at].mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(stats.change[:, j], (h[at] - previous[at]).mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert stats.frame("change").shape == (3, 3)
+
+
+def test_cocluster_recovers_planted_blocks():
+    rng = np.random.default_rng(1)
+    units, vocab, groups = 12, 9, 3
+    unit_group = rng.permutation(np.arange(units) % groups)
+    token_group = rng.permutation(np.arange(vocab) % groups)
+    tokens = [f"w{j}" for j in range(vocab)]
+    ids = rng.integers(0, vocab, size=3000)
+    # a unit responds (strongly, either sign) only to the tokens of its own group
+    sign = np.where(rng.random(units) < 0.5, -1.0, 1.0)
+    h = (token_group[ids][:, None] == unit_group[None, :]) * sign * 2.0 + rng.normal(0, 0.1, (len(ids), units))
+    ds = small_dataset(h.astype(np.float32), [0, len(ids)], [tokens[i] for i in ids])
+    stats = unit_stats(ds)
+    found = cocluster(stats, n_clusters=groups)
+    planted_of_token = {tok: token_group[int(tok[1:])] for tok in stats.tokens}
+    for k in range(groups):
+        group = unit_group[found.units_of(k)]
+        assert len(set(group)) == 1 and (unit_group == group[0]).sum() == len(group)  # one whole planted group
+        assert sorted(found.top_tokens[k]) == sorted(t for t in stats.tokens if planted_of_token[t] == group[0])
+    assert sorted(found.unit_order.tolist()) == list(range(units))
