@@ -154,3 +154,28 @@ def test_loss_must_be_a_scalar_that_depends_on_the_model():
         trace(frozen, inputs, loss=lambda out: torch.ones(()))
     with pytest.raises(TypeError, match="callable"):
         trace(module, inputs, loss="first")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("tf32", [False, True])
+def test_cuda_model_in_eval_mode_matches_the_cpu_trace(mode, tf32, monkeypatch):
+    """cuDNN refuses its RNN backward in eval mode; ours needs none. TF32 (cuDNN's default for
+    float32 RNNs on recent GPUs) must not make the recomputation check warn."""
+    import warnings
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
+    module, inputs, hidden, *_ = make_case(mode=mode, layers=2, bidirectional=True, packed=False, lengths=[3, 5],
+                                           steps=5, given_state=True)
+    on_cpu = trace(module, inputs, hidden=hidden, loss=square_loss)
+    module.cuda().eval()
+    move = (lambda s: tuple(t.cuda() for t in s)) if isinstance(hidden, tuple) else (lambda s: s.cuda())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        on_gpu = trace(module, inputs.to("cuda"), hidden=move(hidden), loss=square_loss)
+    atol = 1e-2 if tf32 else 1e-4
+    for name, lt in on_cpu.layers.items():
+        for group in ("states", "gates", "grads"):
+            for key, value in getattr(lt, group).items():
+                np.testing.assert_allclose(getattr(on_gpu.layers[name], group)[key], value, rtol=0, atol=atol,
+                                           err_msg=f"{name} {group} {key}")
+    assert all(p.grad is None for p in module.parameters())
