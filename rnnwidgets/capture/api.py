@@ -101,7 +101,8 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
     tr = Trace(layers=merged, lengths=first.lengths().cpu().numpy(),
                outputs=to_numpy(outputs) if outputs is not None else None,
                tokens=normalize_tokens(tokens), inputs=input_steps(inputs, first),
-               param_grads=param_grads if loss is not None else {})
+               param_grads=param_grads if loss is not None else {},
+               meta={"source": "fused", "model": type(model).__name__})
     warn_non_finite(tr)
     return tr
 
