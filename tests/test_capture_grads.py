@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
+from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnwidgets.capture import trace
@@ -179,3 +180,29 @@ def test_cuda_model_in_eval_mode_matches_the_cpu_trace(mode, tf32, monkeypatch):
                 np.testing.assert_allclose(getattr(on_gpu.layers[name], group)[key], value, rtol=0, atol=atol,
                                            err_msg=f"{name} {group} {key}")
     assert all(p.grad is None for p in module.parameters())
+
+
+class Classifier(nn.Module):
+    """A GRU whose final state feeds a linear head: one (batch, classes) output, no time dimension."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.gru(x)[1][-1])
+
+
+@pytest.mark.parametrize("model,inputs,explicit", [
+    (Classifier, torch.randn(2, 5, 3), lambda out: out.sum()),                         # no time dimension
+    (lambda: nn.GRU(3, 4), torch.randn(5, 3), lambda out: out[0][-1].sum()),          # unbatched (time, features)
+    (lambda: nn.GRU(3, 4, batch_first=True), torch.randn(2, 5, 3), lambda out: out[0][:, -1].sum()),
+])
+def test_last_means_the_last_step_of_the_first_output(model, inputs, explicit):
+    torch.manual_seed(7)
+    module = model()
+    by_name = trace(module, inputs, loss="last")
+    by_hand = trace(module, inputs, loss=explicit)
+    np.testing.assert_array_equal(by_name.first.grads["h"], by_hand.first.grads["h"])
+    assert np.abs(by_name.first.grads["h"]).max() > 0
