@@ -83,8 +83,38 @@ function fillSelect(select: HTMLSelectElement, names: string[], selected: string
   select.value = selected;
 }
 
+/** The class of the Python Explorer's VBox, which holds the Play/slider controls beside this view. */
+export const EXPLORER_BOX = "rw-explorer-box";
+const SUPPRESS_SHORTCUTS = "data-lm-suppress-shortcuts";
+const markFocused = (ev: Event) => (ev.target as Element | null)?.setAttribute?.(SUPPRESS_SHORTCUTS, "true");
+
+/**
+ * JupyterLab and Notebook 7 (Lumino) run notebook shortcuts such as ArrowRight (move to the next
+ * heading), space and Home/End before a focused element sees the key. Lumino skips them when
+ * the key's target carries this attribute (it checks the target before matching ":focus"
+ * selectors, so an ancestor's attribute is not enough): `root` gets it now, and whatever takes
+ * the focus in the Explorer's box (the slider's handle, Play) once ipywidgets has put `el` in
+ * that box, which happens after render. Returns the undo.
+ */
+export function suppressNotebookShortcuts(root: HTMLElement, el: HTMLElement, frames = 120): () => void {
+  root.setAttribute(SUPPRESS_SHORTCUTS, "true");
+  let box: Element | null = null;
+  let request = 0;
+  const find = (left: number) => {
+    box = el.closest(`.${EXPLORER_BOX}`);
+    if (box) box.addEventListener("focusin", markFocused);
+    else if (left > 0) request = requestAnimationFrame(() => find(left - 1));
+  };
+  find(frames);
+  return () => {
+    cancelAnimationFrame(request);
+    box?.removeEventListener("focusin", markFocused);
+  };
+}
+
 export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-explorer", el);
+  const stopSuppressing = suppressNotebookShortcuts(root, el);
   root.tabIndex = 0;
   root.style.cssText = "font: 12px sans-serif; outline: none; display: flex; flex-direction: column; gap: 6px;";
   const bar = element("div", "rw-bar", root);
@@ -358,6 +388,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   redrawAll();
 
   return () => {
+    stopSuppressing();
     for (const name of selectionEvents) model.off(name, onSelection);
     for (const name of payloadEvents) model.off(name, onPayload);
     model.off("msg:custom", onMessage);

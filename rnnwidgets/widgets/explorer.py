@@ -97,6 +97,7 @@ class Explorer(StillImage, widgets.VBox):
         controls = widgets.HBox([self.play, self.slider, self.speed, self.batch],
                                 layout=widgets.Layout(align_items="center"))
         super().__init__([controls, self.view])
+        self.add_class("rw-explorer-box")  # the view marks it so notebook shortcuts leave its keys alone
         self.set_trace(trace, batch=batch, layer=layer, quantity=quantity)
 
     def save_html(self, path, title: str = "rnnwidgets"):

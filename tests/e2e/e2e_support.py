@@ -110,3 +110,99 @@ def block_network(page) -> list:
 
     page.route("**/*", route)
     return blocked
+
+
+# Runs code in the current notebook's kernel, as a cell would, without adding a cell; resolves
+# to {stdout, error} once the kernel has answered (and so has sent every comm message it caused).
+KERNEL_EXECUTE_JS = """async (code) => {
+    const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+    const future = kernel.requestExecute({code, store_history: false});
+    let stdout = '', error = null;
+    future.onIOPub = (msg) => {
+        if (msg.header.msg_type === 'stream') stdout += msg.content.text;
+        if (msg.header.msg_type === 'error') error = `${msg.content.ename}: ${msg.content.evalue}`;
+    };
+    await future.done;
+    return {stdout, error};
+}"""
+
+
+def kernel_execute(page, code: str) -> str:
+    """Run `code` in the open notebook's kernel; returns what it printed, raises what it raised."""
+    result = page.evaluate(KERNEL_EXECUTE_JS, code)
+    assert result["error"] is None, f"the kernel raised {result['error']} running:\n{code}"
+    return result["stdout"]
+
+
+# JavaScript: a canvas's pixels as [r, g, b] rows of width entries (alpha dropped).
+CANVAS_RGB_JS = """(canvas) => {
+    const {data} = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    const rows = [];
+    for (let y = 0; y < canvas.height; y++) {
+        const row = [];
+        for (let x = 0; x < canvas.width; x++) {
+            const i = 4 * (y * canvas.width + x);
+            row.push([data[i], data[i + 1], data[i + 2]]);
+        }
+        rows.push(row);
+    }
+    return rows;
+}"""
+
+
+def canvas_rgb(locator):
+    """A canvas's pixels as a (height, width, 3) uint8 array."""
+    import numpy as np
+
+    return np.array(locator.evaluate(CANVAS_RGB_JS), dtype=np.uint8).reshape(
+        locator.evaluate("c => [c.height, c.width, 3]"))
+
+
+def wait_for_text(locator, predicate, timeout=10.0) -> str:
+    """Poll a locator's text until `predicate(text)` holds; returns the last text read."""
+    deadline = time.monotonic() + timeout
+    text = locator.inner_text()
+    while not predicate(text) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        text = locator.inner_text()
+    return text
+
+
+def assert_keys_drive_the_explorer(page, box, steps: int):
+    """In an Explorer's box (its .rw-explorer-box locator; Play at >= 300 ms/step), with the view
+    focused: ←/→ step, Home/End jump, space plays and pauses, each seen in the step text and the
+    cursor's pixels; then, with the slider focused, its arrow key steps. Notebook shortcuts
+    (ArrowRight, space, Home/End in Notebook 7 and JupyterLab) must not take these keys."""
+    explorer = box.locator(".rw-explorer")
+    step = explorer.locator(".rw-step")
+    cursor = explorer.locator(".rw-cursor")
+    pixels = lambda: cursor.evaluate("c => c.toDataURL()")  # noqa: E731
+    last = steps - 1
+    explorer.focus()
+    at_start = pixels()
+    for key, text in [("ArrowRight", f"step 1 / {last}"), ("ArrowLeft", f"step 0 / {last}"),
+                      ("End", f"step {last} / {last}"), ("Home", f"step 0 / {last}")]:
+        before = pixels()
+        page.keyboard.press(key)
+        assert wait_for_text(step, lambda s: s.startswith(text)).startswith(text), f"{key}: {step.inner_text()}"
+        assert wait_for_change(pixels, before)[0] != before, f"{key} did not move the drawn cursor"
+    assert pixels() == at_start, "back at step 0 the cursor is not drawn where it started"
+    page.keyboard.press(" ")  # play
+    playing = wait_for_text(step, lambda s: not s.startswith("step 0 /"))
+    assert not playing.startswith("step 0 /"), "space did not start playing"
+    page.keyboard.press(" ")  # pause
+    time.sleep(0.5)  # a step already on its way may still land
+    paused = step.inner_text()
+    time.sleep(1.0)  # more than two Play intervals
+    assert step.inner_text() == paused and not paused.startswith(f"step {last} /"), \
+        f"space did not pause: {paused} then {step.inner_text()}"
+    assert explorer.evaluate("e => e === document.activeElement"), "a shortcut took the focus from the Explorer"
+    t = int(paused.split()[1])
+    handle = box.locator(".noUi-handle").first
+    handle.focus()
+    before = pixels()
+    page.keyboard.press("ArrowRight")
+    text = f"step {t + 1} / {last}"
+    assert wait_for_text(step, lambda s: s.startswith(text)).startswith(text), "the slider's ArrowRight did not step"
+    assert wait_for_change(pixels, before)[0] != before, "the slider's ArrowRight did not move the drawn cursor"
+    assert box.locator(".widget-readout").first.inner_text().strip() == str(t + 1)
