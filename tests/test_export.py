@@ -237,6 +237,39 @@ def test_still_of_a_long_sequence_averages_blocks_of_steps():
     assert tuple(image[2 * image.shape[0] // 4 + 1, 401]) == hex_rgb(still.ANCHORS["sequential"][0])
 
 
+def spy_on_colours(monkeypatch) -> list:
+    """The arrays still.colours is given, in order."""
+    seen, colours = [], still.colours
+    monkeypatch.setattr(still, "colours", lambda values, *args: seen.append(values) or colours(values, *args))
+    return seen
+
+
+def test_still_colours_block_means_of_a_float32_trace_at_the_images_width(monkeypatch):
+    values = np.random.default_rng(1).standard_normal((2005, 3)).astype(np.float32)
+    seen = spy_on_colours(monkeypatch)
+    still.heatmap_png(values, "diverging", -2.0, 2.0)
+    (coloured,) = seen
+    assert coloured.shape == (3, 669)  # units x columns: 668 blocks of 3 steps and the last step alone
+    starts = np.arange(0, 2005, 3)
+    want = np.array([values[s:s + 3].astype(np.float64).mean(axis=0) for s in starts]).T
+    np.testing.assert_allclose(coloured, want, rtol=0, atol=1e-6)
+
+
+def test_still_of_a_long_trace_never_copies_it(monkeypatch):
+    import tracemalloc
+
+    values = np.random.default_rng(2).standard_normal((100_000, 64)).astype(np.float32)  # 25.6 MB
+    seen = spy_on_colours(monkeypatch)
+    tracemalloc.start()
+    try:
+        still.heatmap_png(values, "diverging", -3.0, 3.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen[0].shape[1] <= still.MAX_COLUMNS
+    assert peak < values.nbytes / 4, f"{peak / 1e6:.1f} MB allocated for a {values.nbytes / 1e6:.1f} MB trace"
+
+
 def test_still_png_rejects_what_is_not_a_heatmap():
     with pytest.raises(ValueError, match=r"\(time, units\)"):
         still.heatmap_png(np.zeros(5), "diverging", -1, 1)

@@ -269,6 +269,31 @@ def test_select_points_the_view_and_checks_what_it_is_given(lstm):
         ex.select(t=6)
 
 
+def test_select_of_layer_and_quantity_on_a_long_sequence_builds_and_sends_the_payload_once(monkeypatch):
+    rng = np.random.default_rng(5)
+    states = lambda: {"h": rng.standard_normal((1, 50, 4)), "c": rng.standard_normal((1, 50, 4))}  # noqa: E731
+    tr = Trace(layers={name: LayerTrace(name, "lstm", states=states()) for name in ("lstm.l0", "lstm.l1")}, lengths=[50])
+    monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 80)
+    ex = Explorer(tr, budget=100)
+    assert (ex.view.layer, ex.view.quantity) == ("lstm.l1", "h")
+    builds, sends = [], []
+    build = rw.widgets.explorer.build_payload
+    monkeypatch.setattr("rnnwidgets.widgets.explorer.build_payload", lambda *a, **k: builds.append(a) or build(*a, **k))
+    monkeypatch.setattr(ex.view, "_send", lambda msg, buffers=None: sends.append((msg, buffers)))
+    ex.select(layer="lstm.l0", quantity="c", unit=2)
+    assert len(builds) == 1 and len(sends) == 1
+    msg, buffers = sends[0]
+    assert {"layer", "quantity", "unit", "index"} <= set(msg["state"]) and len(buffers) == 1  # one message, one buffer
+    overview = ex.view.index["lod"]["overview"]
+    assert (overview["layer"], overview["quantity"]) == ("lstm.l0", "c")
+    floats = np.frombuffer(ex.view.buffer, dtype="<f4")
+    np.testing.assert_array_equal(floats[overview["max"]:overview["max"] + 50 * 4].reshape(50, 4), tr.layers["lstm.l0"].states["c"][0])
+    ex.select(unit=3)  # the overview does not depend on the unit
+    assert len(builds) == 1
+    ex.view.quantity = "h"  # as the browser's selector does: its overview is sent
+    assert len(builds) == 2 and ex.view.index["lod"]["overview"]["quantity"] == "h"
+
+
 def test_text_box_debounces_typing_in_a_running_kernel_loop(monkeypatch):
     import asyncio
 

@@ -119,13 +119,20 @@ class Explorer(StillImage, widgets.VBox):
             raise ValueError(f"unit: expected 0 <= unit < {units}, got {unit}")
         if t is not None and not 0 <= t < self.trace.steps:
             raise ValueError(f"t: expected 0 <= t < {self.trace.steps}, got {t}")
-        with self.view.hold_sync():
-            if layer is not None:
-                self.view.layer = layer
-            if quantity is not None:
-                self.view.quantity = quantity
-            if unit is not None:
-                self.view.unit = unit
+        before = (self.view.layer, self.view.quantity)
+        self._refilling = True  # a long sequence's overview follows layer and quantity: sent once, below
+        try:
+            with self.view.hold_sync():
+                if layer is not None:
+                    self.view.layer = layer
+                if quantity is not None:
+                    self.view.quantity = quantity
+                if unit is not None:
+                    self.view.unit = unit
+                if self._held is not None and (self.view.layer, self.view.quantity) != before:
+                    self._show_element(self.batch.value)
+        finally:
+            self._refilling = False
         if t is not None:
             self.play.value = self.slider.value = self.view.t = t
         return self
