@@ -25,6 +25,7 @@ import { createBars } from "./bars";
 import { createCellview } from "./cellview";
 import { type Overview, type PayloadIndex, decodePayload, decodeWindow, floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
+import { type SelectModel, createSelectTool } from "./patterns";
 import { createTokens } from "./tokens";
 import { createUnits } from "./units";
 import {
@@ -155,8 +156,8 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
       model.save_changes();
     },
     setUnit(unit) {
-      const units = Object.values(selectedLayer(state).quantities)[0]?.units ?? 1;
-      model.set("unit", clamp(Math.round(unit), 0, units - 1));
+      // The selected quantity's units: an LSTM with proj_size has more cell-state units than h ones.
+      model.set("unit", clamp(Math.round(unit), 0, selectedQuantity(state).units - 1));
       model.save_changes();
     },
     setUnits(units) {
@@ -177,6 +178,9 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
       panels.push(panel);
     }
   }
+  // Drag over the heatmap + threshold: the units of a hypothesis (patterns.ts; traits brush, threshold, highlight).
+  const select = createSelectTool(model as unknown as AnyModel<SelectModel>, heatmap.el, actions);
+  bar.append(select.el);
 
   /** The row where a unit is drawn under the current order. */
   function rowOf(unit: number): number {
@@ -278,6 +282,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     heatmap.drawCursor(state.t, rowOf(state.unit));
     describeStep();
     updatePanels();
+    select.update(state);
   }
 
   function redrawAll(): void {
@@ -393,6 +398,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     for (const name of payloadEvents) model.off(name, onPayload);
     model.off("msg:custom", onMessage);
     heatmap.destroy();
+    select.destroy();
     for (const panel of panels) panel.destroy?.();
   };
 }

@@ -39,6 +39,11 @@ class ExplorerView(anywidget.AnyWidget):
     layer = traitlets.Unicode("").tag(sync=True)
     quantity = traitlets.Unicode("h").tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
+    # A hypothesis for Explorer.matches (js/src/patterns.ts): steps [start, end) dragged over and a threshold;
+    # highlight: units the kernel asks the view to compare (a co-cluster's).
+    brush = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    threshold = traitlets.Float(0.5).tag(sync=True)
+    highlight = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
 
     def __init__(self, **kwargs):
         if not BUNDLE.exists():
@@ -76,6 +81,7 @@ class Explorer(StillImage, widgets.VBox):
         self.labels = labels
         self.budget = budget  # float32 values of one element sent whole; longer sequences go by windows
         self.trace_kwargs: dict = {}  # what explore() passed to rw.trace (hidden=...), reused by update()
+        self.dataset = None  # a DatasetTrace (rw.trace_dataset) that matches() searches
         self.view = ExplorerView()
         self._refilling = False
         last = max(0, trace.steps - 1)
@@ -111,10 +117,12 @@ class Explorer(StillImage, widgets.VBox):
         """Point the view at a unit, step, layer and/or quantity (e.g. a unit found in Python)."""
         if layer is not None and layer not in self.trace.layers:
             raise ValueError(f"layer: expected one of {list(self.trace.layers)}, got {layer!r}")
-        names = list(self.trace.layers[layer or self.view.layer].quantities())
-        if quantity is not None and quantity not in names:
-            raise ValueError(f"quantity: expected one of {names}, got {quantity!r}")
-        units = self.trace.layers[layer or self.view.layer].units
+        arrays = self.trace.layers[layer or self.view.layer].quantities()
+        if quantity is not None and quantity not in arrays:
+            raise ValueError(f"quantity: expected one of {list(arrays)}, got {quantity!r}")
+        # The unit range is the shown quantity's: with proj_size an LSTM has more c units than h ones.
+        shown = quantity or (self.view.quantity if self.view.quantity in arrays else next(iter(arrays)))
+        units = arrays[shown].shape[2]
         if unit is not None and not 0 <= unit < units:
             raise ValueError(f"unit: expected 0 <= unit < {units}, got {unit}")
         if t is not None and not 0 <= t < self.trace.steps:
@@ -137,6 +145,14 @@ class Explorer(StillImage, widgets.VBox):
             self.play.value = self.slider.value = self.view.t = t
         return self
 
+    def matches(self, dataset=None, **options):
+        """Where in a dataset trace (default ``self.dataset``) the units selected here (on over the
+        brushed steps, off around them, at the view's threshold) are on together again: a pandas
+        DataFrame, best first (``rnnwidgets.widgets.patterns.explorer_matches``)."""
+        from .patterns import explorer_matches
+
+        return explorer_matches(self, dataset if dataset is not None else self.dataset, **options)
+
     # ---- data ---------------------------------------------------------------------------
     def set_trace(self, trace: Trace, *, batch: Optional[int] = None, layer: Optional[str] = None,
                   quantity: Optional[str] = None) -> None:
@@ -156,7 +172,7 @@ class Explorer(StillImage, widgets.VBox):
             names = list(trace.layers[self.view.layer].quantities())
             wanted = quantity or self.view.quantity
             self.view.quantity = wanted if wanted in names else names[0]
-            self.view.unit = min(self.view.unit, trace.layers[self.view.layer].units - 1)
+            self.view.unit = min(self.view.unit, trace.layers[self.view.layer].quantities()[self.view.quantity].shape[2] - 1)
             self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
             self.batch.value = batch
             for control in (self.play, self.slider):

@@ -1,0 +1,146 @@
+// @vitest-environment happy-dom
+import { afterEach, describe, expect, it } from "vitest";
+import { type ExplorerModel, renderExplorer } from "../src/explorer";
+import {
+  type CoclustersModel, type MatchesModel, brushRange, renderCoclusters, renderMatches, selectUnits,
+} from "../src/patterns";
+import type { Quantity } from "../src/state";
+import { FakeModel } from "./fake_model";
+import { buildPayload } from "./payload";
+
+afterEach(() => document.body.replaceChildren());
+
+/** A (time, units) quantity from rows of values. */
+function quantity(rows: number[][]): Quantity {
+  return { name: "h", units: rows[0].length, steps: rows.length, data: Float32Array.from(rows.flat()),
+           scale: "diverging", vmin: -1, vmax: 1 };
+}
+
+describe("selectUnits (the rule of patterns.py's select_units)", () => {
+  const q = quantity([[0, 0, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1], [0, 1, 0, 1]]);
+  it("keeps units on over the range and off just before and after it", () => {
+    // unit 0: off, on, on, off; unit 1 stays on after; unit 2 was on before; unit 3 is off inside
+    expect(selectUnits(q, 1, 3, 0.5, 4)).toEqual([0]);
+    expect(selectUnits(q, 0, 4, -1, 4)).toEqual([0, 1, 2, 3]); // no step before or after
+    expect(selectUnits(q, 1, 3, 0.5, 3)).toEqual([0, 1]); // step 3 is padding: nothing after
+    expect(selectUnits(q, 2, 2, 0.5, 4)).toEqual([]);
+  });
+  it("orders a drag's ends into [start, end)", () => {
+    expect(brushRange(5, 2)).toEqual([2, 6]);
+    expect(brushRange(2, 2)).toEqual([2, 3]);
+  });
+});
+
+function explorer() {
+  // unit 0 is on at steps 2..3 only; unit 1 always; unit 2 never
+  const { index, buffer } = buildPayload(6, [{ name: "lstm.l0", kind: "lstm", quantities: [
+    { name: "h", units: 3, f: (t, u) => (u === 0 ? (t === 2 || t === 3 ? 0.9 : -0.9) : u === 1 ? 0.9 : -0.9) },
+  ] }], { length: 6 });
+  const model = new FakeModel<ExplorerModel & { brush: number[]; threshold: number; highlight: number[] }>({
+    index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false,
+    brush: [], threshold: 0.5, highlight: [],
+  });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = renderExplorer(model, el);
+  return { model, el, cleanup };
+}
+
+describe("the Explorer's selection tool", () => {
+  it("counts the selected units live as the brush and the threshold move", () => {
+    const { model, el } = explorer();
+    const count = () => el.querySelector(".rw-select-count")!.textContent;
+    expect(count()).toContain("drag over the heatmap");
+    model.set("brush", [2, 4]);
+    expect(count()).toBe("1 unit on over steps 2–3 and off around: 0");
+    const brush = el.querySelector<HTMLElement>(".rw-brush")!;
+    expect(brush.style.display).toBe("block");
+    expect(brush.style.left).toBe(`${(100 * 2) / 6}%`);
+    const slider = el.querySelector<HTMLInputElement>(".rw-threshold")!;
+    slider.value = "0.95";
+    slider.dispatchEvent(new Event("input"));
+    expect(model.get("threshold")).toBeCloseTo(0.95);
+    expect(count()).toBe("0 units on over steps 2–3 and off around");
+  });
+
+  it("brushes by dragging over the heatmap and keeps the drag's click from moving the step", () => {
+    const { model, el } = explorer();
+    const box = el.querySelector<HTMLElement>(".rw-heatmap-box")!;
+    const canvas = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
+    canvas.getBoundingClientRect = () => ({ left: 0, top: 0, width: 600, height: 90, right: 600, bottom: 90, x: 0, y: 0, toJSON() {} });
+    const mouse = (type: string, x: number, target: EventTarget) =>
+      target.dispatchEvent(new MouseEvent(type, { clientX: x, clientY: 10, button: 0, bubbles: true }));
+    mouse("mousedown", 250, box); // step 2
+    mouse("mousemove", 350, window); // step 3
+    mouse("mouseup", 350, window);
+    mouse("click", 350, canvas);
+    expect(model.get("brush")).toEqual([2, 4]);
+    expect(model.get("t")).toBe(0);
+    mouse("mousedown", 450, box); // a plain click still picks the step
+    mouse("mouseup", 450, window);
+    mouse("click", 450, canvas);
+    expect(model.get("t")).toBe(4);
+    expect(model.get("brush")).toEqual([2, 4]);
+  });
+
+  it("takes the units to compare from the kernel (a co-cluster's) and cleans up", () => {
+    const { model, el, cleanup } = explorer();
+    model.set("highlight", [2, 1]);
+    const lines = el.querySelector(".rw-units");
+    expect(lines).not.toBeNull();
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+  });
+});
+
+describe("the Match panel", () => {
+  function matchesModel() {
+    const units = [0, 1];
+    const values = Float32Array.from([0.1, 0.9, 0.9, 0.9, -0.5, 0.2, /* row 2 */ 0.9, 0.8, -0.1, 0.0]);
+    return new FakeModel<MatchesModel>({
+      rows: [
+        { sequence: 3, start: 1, end: 2, score: 2, tokens: ["<img src=x onerror=alert(1)>", "(", ")"], before: 1, steps: 3, offset: 0 },
+        { sequence: 0, start: 0, end: 1, score: 1, tokens: ["(", "a"], before: 0, steps: 2, offset: 6 },
+      ],
+      units, buffer: new DataView(values.buffer), scale: "diverging", vmin: -1, vmax: 1, context: 1,
+    });
+  }
+  it("lists matches as aligned token cells over their heatmaps, tokens as text", () => {
+    const model = matchesModel();
+    const el = document.createElement("div");
+    renderMatches(model, el);
+    const rows = el.querySelectorAll(".rw-match");
+    expect(rows.length).toBe(2);
+    expect(el.querySelector("img")).toBeNull();
+    const cells = [...rows[0].querySelectorAll(".rw-match-tokens span")].map((c) => c.textContent);
+    expect(cells).toEqual(["<img␣src=x␣onerror=alert(1)>", "(", ")"]); // whitespace made visible
+    // the second row has no context before its run: shifted one cell so the runs line up
+    expect((rows[1].querySelector(".rw-match-body") as HTMLElement).style.paddingLeft).toBe("14px");
+    const canvas = rows[0].querySelector<HTMLCanvasElement>(".rw-match-heatmap")!;
+    expect([canvas.width, canvas.height]).toEqual([3, 2]);
+    (rows[1] as HTMLElement).click();
+    expect(model.sent).toEqual([{ content: { type: "open", row: 1 }, buffers: undefined }]);
+  });
+});
+
+describe("the co-cluster view", () => {
+  it("draws the ordered matrix, lists each cluster's tokens and selects a cluster on click", () => {
+    const model = new FakeModel<CoclustersModel>({
+      buffer: new DataView(new Float32Array(6).fill(0.5).buffer), units: [2, 0, 1], tokens: ["(", "<b>"],
+      unit_clusters: [0, 1, 1], token_clusters: [0, 1], top_tokens: [["("], ["<b>"]], vmax: 1, cluster: -1,
+    });
+    const el = document.createElement("div");
+    const cleanup = renderCoclusters(model, el);
+    const canvas = el.querySelector<HTMLCanvasElement>(".rw-cocluster-matrix")!;
+    expect([canvas.width, canvas.height]).toEqual([2, 3]);
+    const clusters = el.querySelectorAll<HTMLElement>(".rw-cluster");
+    expect([...clusters].map((c) => c.textContent)).toEqual(["cluster 0 · 1 unit: (", "cluster 1 · 2 units: <b>"]);
+    expect(el.querySelector("b b")).toBeNull();
+    clusters[1].click();
+    expect(model.get("cluster")).toBe(1);
+    el.querySelectorAll<HTMLElement>(".rw-cluster")[1].click();
+    expect(model.get("cluster")).toBe(-1);
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+  });
+});

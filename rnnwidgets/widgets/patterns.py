@@ -1,0 +1,181 @@
+"""Widgets for patterns across a dataset trace: the Match panel (LSTMVis) and the co-cluster view
+(RNNVis), both linked to an Explorer.
+
+The hypothesis is chosen in the Explorer itself: drag over its heatmap to brush a range of steps
+and move the θ slider (traits ``brush``, ``threshold``); ``Explorer.matches()`` then searches a
+dataset trace. ``MatchPanel(explorer, dataset)`` lists the matches as token snippets aligned on
+the run's first step, each over the selected units' heatmap; clicking one opens its sequence in
+the Explorer. ``CoClusterView`` draws the units x tokens response matrix ordered by cluster with
+each cluster's ranked tokens; clicking a cluster highlights its units in the Explorer.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import anywidget
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from ..dataset import DatasetTrace
+from ..patterns import cocluster, matches, select_units, unit_stats
+from .explorer import BUNDLE, Explorer
+from .payload import colour_scale
+
+
+def selected_units(explorer: Explorer) -> np.ndarray:
+    """The Explorer's hypothesis: the units of its layer and quantity that are on (> threshold)
+    over the brushed steps and off just before and after them, in the element shown."""
+    brush = list(explorer.view.brush)
+    if len(brush) != 2:
+        raise ValueError("no steps selected: drag over the Explorer's heatmap to brush a range of steps "
+                         "(or set explorer.view.brush = [start, end])")
+    view = explorer.view
+    values = explorer.trace.layers[view.layer].quantities()[view.quantity][explorer.batch.value]
+    length = int(explorer.trace.lengths[explorer.batch.value])
+    return select_units(values[:length], brush[0], brush[1], view.threshold)
+
+
+def explorer_matches(explorer: Explorer, dataset: Optional[DatasetTrace], **options):
+    """``Explorer.matches``: the dataset's matches of the Explorer's hypothesis (a DataFrame whose
+    ``attrs["units"]`` holds the selected units); ``options`` go to ``rnnwidgets.patterns.matches``."""
+    if not isinstance(dataset, DatasetTrace):
+        raise TypeError("matches: expected a DatasetTrace to search (rw.trace_dataset(model, batches)), "
+                        f"got {type(dataset).__name__}; pass it or set explorer.dataset")
+    units = selected_units(explorer)
+    start, end = explorer.view.brush
+    frame = matches(dataset, units, explorer.view.threshold, layer=explorer.view.layer,
+                    quantity=explorer.view.quantity, length=end - start, **options)
+    frame.attrs["units"] = units.tolist()
+    return frame
+
+
+class MatchView(anywidget.AnyWidget):
+    """The browser list of matches (js/src/patterns.ts renderMatches)."""
+
+    _esm = BUNDLE
+    _view = traitlets.Unicode("matches").tag(sync=True)
+    rows = traitlets.List().tag(sync=True)
+    units = traitlets.List(traitlets.Int()).tag(sync=True)
+    buffer = traitlets.Bytes(b"").tag(sync=True)  # float32: each row's (snippet steps, units) values
+    scale = traitlets.Unicode("diverging").tag(sync=True)
+    vmin = traitlets.Float(-1.0).tag(sync=True)
+    vmax = traitlets.Float(1.0).tag(sync=True)
+    context = traitlets.Int(0).tag(sync=True)
+
+
+class MatchPanel(widgets.VBox):
+    """A "find matches" button over the list of the Explorer's hypothesis' matches in ``dataset``.
+
+    ``frame``: the last search's DataFrame; ``limit``: rows shown; ``context``: tokens shown
+    either side of each match.
+    """
+
+    def __init__(self, explorer: Explorer, dataset: DatasetTrace, *, limit: int = 20, context: int = 5):
+        if not isinstance(dataset, DatasetTrace):
+            raise TypeError(f"MatchPanel: expected a DatasetTrace, got {type(dataset).__name__}")
+        self.explorer, self.dataset = explorer, dataset
+        self.limit, self.context = limit, context
+        explorer.dataset = dataset
+        self.frame = None
+        self.button = widgets.Button(description="find matches", icon="search")
+        self.status = widgets.Label("drag over the heatmap, set θ, then find matches")
+        self.view = MatchView()
+        self.button.on_click(lambda _b: self.find())
+        self.view.on_msg(self._on_message)
+        super().__init__([widgets.HBox([self.button, self.status]), self.view])
+
+    def find(self):
+        """Search the dataset for the Explorer's current hypothesis; fill the list; the DataFrame."""
+        try:
+            frame = self.explorer.matches(self.dataset, limit=self.limit, context=self.context)
+        except ValueError as error:
+            self.status.value = str(error)
+            raise
+        self.frame = frame
+        units = frame.attrs["units"]
+        self.status.value = (f"{len(frame)} best matches of units {units} over θ = {self.explorer.view.threshold:.3g}"
+                             if len(frame) else f"no matches of units {units}")
+        self._show(frame, units)
+        return frame
+
+    def _show(self, frame, units) -> None:
+        ds, layer, quantity = self.dataset, self.explorer.view.layer, self.explorer.view.quantity
+        values = ds.values(layer, quantity)
+        rows, chunks, offset = [], [], 0
+        for seq, start, end, score in frame[["sequence", "start", "end", "score"]].itertuples(index=False):
+            first = max(0, start - self.context)
+            last = min(int(ds.lengths[seq]), end + self.context)
+            base = int(ds.offsets[seq])
+            chunk = np.ascontiguousarray(np.asarray(values[base + first:base + last])[:, units], dtype="<f4")
+            rows.append({"sequence": int(seq), "start": int(start), "end": int(end), "score": int(score),
+                         "tokens": ds.tokens(int(seq), first, last), "before": int(start - first),
+                         "steps": int(last - first), "offset": offset})
+            chunks.append(chunk.ravel())
+            offset += chunk.size
+        data = np.concatenate(chunks) if chunks else np.zeros(0, "<f4")
+        scale = colour_scale(quantity, data.reshape(-1, 1) if data.size else np.zeros((1, 1), "<f4"))
+        with self.view.hold_sync():
+            self.view.units = [int(u) for u in units]
+            self.view.buffer = data.tobytes()
+            self.view.scale, self.view.vmin, self.view.vmax = scale["scale"], scale["vmin"], scale["vmax"]
+            self.view.context = max((r["before"] for r in rows), default=0)
+            self.view.rows = rows
+
+    def open_match(self, row: int) -> None:
+        """Show match ``row`` of the last search in the Explorer: its sequence, its steps brushed."""
+        if self.frame is None or not 0 <= row < len(self.frame):
+            raise IndexError(f"row: expected one of the {0 if self.frame is None else len(self.frame)} matches shown")
+        match = self.frame.iloc[row]
+        self.explorer.set_trace(self.dataset.sequence(int(match["sequence"])))
+        self.explorer.view.brush = [int(match["start"]), int(match["end"])]
+        self.explorer.select(t=int(match["start"]))
+
+    def _on_message(self, _view, content, _buffers) -> None:
+        if content.get("type") == "open":
+            self.open_match(int(content.get("row", -1)))
+
+
+class CoClusterView(anywidget.AnyWidget):
+    """The units x tokens response matrix ordered by cluster, with each unit cluster's ranked
+    tokens (js/src/patterns.ts renderCoclusters). Selecting a cluster highlights its units in the
+    linked Explorer."""
+
+    _esm = BUNDLE
+    _view = traitlets.Unicode("coclusters").tag(sync=True)
+    buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 (tokens, units) in display order
+    units = traitlets.List(traitlets.Int()).tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    unit_clusters = traitlets.List(traitlets.Int()).tag(sync=True)
+    token_clusters = traitlets.List(traitlets.Int()).tag(sync=True)
+    top_tokens = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
+    vmax = traitlets.Float(1.0).tag(sync=True)
+    cluster = traitlets.Int(-1).tag(sync=True)
+
+    def __init__(self, dataset: DatasetTrace, explorer: Optional[Explorer] = None, *, n_clusters: int = 3,
+                 layer: Optional[str] = None, quantity: str = "h", which: str = "mean", min_count: int = 1,
+                 seed: int = 0):
+        super().__init__()
+        self.explorer = explorer
+        self.layer, self.quantity = layer or dataset.default_layer, quantity
+        self.stats = unit_stats(dataset, self.layer, quantity)
+        self.clusters = cocluster(self.stats, n_clusters, which, min_count, seed)
+        c = self.clusters
+        ordered = c.matrix[c.unit_order][:, c.token_order]
+        top = float(np.abs(ordered).max()) if ordered.size else 1.0
+        with self.hold_sync():
+            self.buffer = np.ascontiguousarray(ordered.T, dtype="<f4").tobytes()
+            self.units = [int(u) for u in c.unit_order]
+            self.tokens = [c.tokens[j] for j in c.token_order]
+            self.unit_clusters = [int(k) for k in c.unit_labels[c.unit_order]]
+            self.token_clusters = [int(k) for k in c.token_labels[c.token_order]]
+            self.top_tokens = c.top_tokens
+            self.vmax = top or 1.0
+        self.observe(self._on_cluster, names="cluster")
+
+    def _on_cluster(self, change) -> None:
+        if self.explorer is None or change["new"] < 0:
+            return
+        if self.layer in self.explorer.trace.layers:  # the units are this layer's and quantity's
+            self.explorer.select(layer=self.layer, quantity=self.quantity)
+        self.explorer.view.highlight = [int(u) for u in self.clusters.units_of(change["new"])]
