@@ -330,3 +330,14 @@ def test_play_speed_is_bounded_to_a_frame_or_slower(lstm):
     assert rw.explore(lstm, x, interval=16).speed.min == 16
     with pytest.raises(ValueError, match=r"interval: expected milliseconds per step in \[16, 5000\], got 5"):
         rw.explore(lstm, x, interval=5)
+
+
+def test_the_unit_range_follows_the_selected_quantity_with_proj_size():
+    torch.manual_seed(6)
+    ex = rw.explore(nn.LSTM(3, 8, proj_size=4, batch_first=True), torch.randn(1, 5, 3))
+    ex.select(quantity="c", unit=6)  # the cell state has hidden_size units
+    assert (ex.view.quantity, ex.view.unit) == ("c", 6)
+    with pytest.raises(ValueError, match="unit: expected 0 <= unit < 4"):
+        ex.select(quantity="h", unit=6)  # h has proj_size
+    ex.set_trace(ex.trace, quantity="h")
+    assert ex.view.unit == 3  # clamped to h's width

@@ -133,8 +133,7 @@ class Explorer(StillImage, widgets.VBox):
             with self.view.hold_sync():
                 if layer is not None:
                     self.view.layer = layer
-                if quantity is not None:
-                    self.view.quantity = quantity
+                self.view.quantity = shown
                 if unit is not None:
                     self.view.unit = unit
                 if self._held is not None and (self.view.layer, self.view.quantity) != before:
