@@ -1,0 +1,91 @@
+"""Select-and-match in a real JupyterLab: brush steps by dragging over the heatmap, move the
+threshold (the live count follows), find matches and open one in the Explorer."""
+import time
+
+import pytest
+
+from e2e_support import kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+
+pytestmark = pytest.mark.e2e
+
+# Units 0 and 1 are on (0.6) exactly at each "(", unit 2 never: the matches of "((" are known.
+# A token that is markup must show as text.
+PLANTED = """\
+import numpy as np, ipywidgets as widgets, rnnwidgets as rw
+from rnnwidgets.dataset import DatasetTrace
+from rnnwidgets.widgets.patterns import MatchPanel
+texts = [["a", "(", "(", "b", "<img src=x onerror=alert(1)>"], list("((a("), list("b(a(((")]
+tokens = [tok for text in texts for tok in text]
+h = np.array([[0.6, 0.6, -0.5] if ch == "(" else [-0.9, -0.9, -0.5] for ch in tokens], dtype=np.float32)
+vocab = sorted(set(tokens))
+ds = DatasetTrace({"rnn.l0": {"h": h}}, {"rnn.l0": "rnn"}, np.cumsum([0] + [len(t) for t in texts]),
+                  np.array([vocab.index(t) for t in tokens], dtype=np.int32), vocab)
+explorer = rw.explore(ds.sequence(0))
+panel = MatchPanel(explorer, ds, context=2)
+widgets.VBox([explorer, panel])"""
+
+
+def drag(page, canvas, steps: int, first: int, last: int):
+    """Press at step `first`'s column of the heatmap, move to step `last`'s, release."""
+    box = canvas.bounding_box()
+    x = lambda t: box["x"] + (t + 0.5) * box["width"] / steps  # noqa: E731
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x(first), y)
+    page.mouse.down()
+    page.mouse.move(x(last), y, steps=4)
+    page.mouse.up()
+
+
+def kernel_sees(page, expression: str, expected: str, timeout=10.0) -> str:
+    """Poll the kernel until `expression` prints `expected` (ipywidgets holds back a widget's
+    updates while earlier ones are unanswered, so one may land after a later request)."""
+    deadline = time.monotonic() + timeout
+    seen = kernel_execute(page, f"print({expression})").strip()
+    while seen != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = kernel_execute(page, f"print({expression})").strip()
+    return seen
+
+
+def set_threshold(slider, value: float):
+    slider.evaluate("(s, v) => { s.value = String(v); s.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+
+
+def test_brush_threshold_and_open_a_match(jupyter_server, page):
+    write_notebook(jupyter_server.root / "patterns_small.ipynb", PLANTED)
+    explorer = open_and_run(page, jupyter_server.lab_url("patterns_small.ipynb"))
+    heatmap = explorer.locator(".rw-heatmap")
+    wait_for_ink(heatmap, min_distinct=2)
+    count = explorer.locator(".rw-select-count")
+    brush = explorer.locator(".rw-brush")
+    assert brush.is_hidden() and "drag over the heatmap" in count.inner_text()
+
+    drag(page, heatmap, steps=5, first=1, last=2)  # "((" of the first sequence
+    text = wait_for_text(count, lambda s: s.startswith("2 units"))
+    assert text == "2 units on over steps 1–2 and off around: 0, 1", text
+    assert brush.is_visible()
+    assert explorer.locator(".rw-step").inner_text().startswith("step 0 /"), "the drag's click moved the step"
+    assert kernel_sees(page, "list(explorer.view.brush)", "[1, 3]") == "[1, 3]"
+
+    slider = explorer.locator(".rw-threshold")
+    set_threshold(slider, 0.7)
+    assert wait_for_text(count, lambda s: s.startswith("0 units")).startswith("0 units on over steps 1–2")
+    set_threshold(slider, 0.0)
+    assert wait_for_text(count, lambda s: s.startswith("2 units")).startswith("2 units")
+    assert kernel_sees(page, "round(explorer.view.threshold, 3)", "0.0") == "0.0"
+
+    page.get_by_role("button", name="find matches").click()
+    rows = page.locator(".rw-match")
+    rows.first.wait_for(state="visible", timeout=20_000)
+    # every run of "(": all score 2, the two of length 2 (the selection's) first, then by position
+    snippets = [r.locator(".rw-match-tokens").inner_text().replace("\n", "") for r in rows.all()]
+    assert snippets == ["a((b<img␣src=x␣onerror=alert(1)>", "((a(", "(a(", "b(a(", "(a((("], snippets  # context 2
+    assert page.locator(".rw-matches img").count() == 0
+    heatmaps = page.locator(".rw-match-heatmap")
+    assert wait_for_ink(heatmaps.first, min_distinct=2)["inked"] > 0
+
+    rows.nth(4).click()  # "(((" of "b(a((("
+    opened = "explorer.trace.meta['dataset_sequence'], list(explorer.view.brush)"
+    assert kernel_sees(page, opened, "2 [3, 6]") == "2 [3, 6]"
+    assert wait_for_text(explorer.locator(".rw-step"), lambda s: s.startswith("step 3 /")).startswith("step 3 /")
+    assert wait_for_text(count, lambda s: s.startswith("2 units on over steps 3–5")).startswith("2 units on over steps 3–5")
