@@ -298,6 +298,13 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
                 spilled = True
             if max_steps is not None and done >= max_steps:
                 break
+    except BaseException:
+        for column in [*columns.values(), token_column]:
+            if column is not None and column.file is not None:
+                column.file.close()
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
     finally:
         bar.close()
     if not lengths:

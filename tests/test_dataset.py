@@ -106,3 +106,12 @@ def test_npy_header_is_read_by_numpy(tmp_path):
     path.write_bytes(npy_header((3, 4)) + data.tobytes())
     np.testing.assert_array_equal(np.load(path, mmap_mode="r"), data)
     np.testing.assert_array_equal(np.load(path), data)
+
+
+def test_a_failing_batch_leaves_no_temporary_files(setup, monkeypatch, tmp_path):
+    model, inputs, batches = setup
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # where the spilled arrays would go
+    bad = [batches[0], torch.full((2, 12), 99)]  # an id outside the embedding
+    with pytest.raises(IndexError):
+        rw.trace_dataset(model, bad, max_memory=0, progress=False)
+    assert list(tmp_path.iterdir()) == []
