@@ -5,6 +5,8 @@
 //
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-explorer      the root; focusable: ←/→ step, Home/End jump, space plays/pauses, ↑/↓ unit
+//                     (notebook shortcuts are off for keys pressed in it or in its Python box,
+//                     .rw-explorer-box, so they reach it and the slider; see suppressNotebookShortcuts)
 //   .rw-layer         <select> of layers/directions      .rw-quantity  <select> of quantities
 //   .rw-heatmap       canvas: units (rows) x steps (columns) of the selected quantity
 //   .rw-cursor        canvas over it: the current step's column and the selected unit's row
