@@ -110,9 +110,20 @@ def main():
     parser.add_argument("--trace-steps", type=int, default=0, help="also trace an LSTM to disk over this many steps")
     args = parser.parse_args()
     ds = synthetic(args.steps, args.units, args.length)
+    folder = None
     if args.disk:
         folder = tempfile.mkdtemp(prefix="rnnwidgets-bench-")
         ds = DatasetTrace.load(ds.save(folder))
+    try:
+        measure(ds, args)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.trace_steps:
+        trace_memory(args.trace_steps, args.units, args.length)
+
+
+def measure(ds: DatasetTrace, args) -> None:
     units = list(range(0, args.selected * 7, 7))
     values = ds.values()
     found = matches(ds, units, THRESHOLD, length=4, limit=None)
@@ -124,8 +135,6 @@ def main():
     print(f"match       {match_s:.3f} s   (target <= 1 s at 1,000,000 x 512)")
     print(f"plain scan  {scan_s:.3f} s")
     print(f"ratio       {match_s / scan_s:.2f} x a plain scan")
-    if args.trace_steps:
-        trace_memory(args.trace_steps, args.units, args.length)
 
 
 if __name__ == "__main__":
