@@ -262,6 +262,7 @@ class TrainingMonitor(widgets.VBox):
             self.probe_lines.x = np.arange(len(next(iter(norms.values()))), dtype=np.float32)
             self.probe_lines.y = np.stack([positive(n) for n in norms.values()])
             self.probe_lines.labels = list(norms)
+        fit_scale(self.probe_lines.scales["x"], self.probe_lines.x)
         fit_scale(self.probe_lines.scales["y"], np.concatenate(list(norms.values())), log=True)
         self.probe_figure.title = f"‖∂L/∂h_t‖ on the probe batch after step {step}"
         self.probe_text.value = "<br>".join(html.escape(f"{name}: {v.text()}")
