@@ -324,12 +324,22 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
   const root = div("rw-coclusters", el);
   root.style.cssText = "font: 12px sans-serif; display: flex; gap: 16px; align-items: flex-start;";
   const left = div("rw-cocluster-left", root);
+  const frame = div("rw-cocluster-frame", left);
+  frame.style.cssText = "position: relative; display: inline-block;";
   const canvas = document.createElement("canvas");
   canvas.className = "rw-cocluster-matrix";
   canvas.setAttribute("role", "img");
-  left.append(canvas);
+  // The selected cluster's rows (units) and columns (tokens): each a contiguous band, as both are ordered by cluster.
+  const rowBand = div("rw-cluster-rows");
+  const columnBand = div("rw-cluster-columns");
+  for (const band of [rowBand, columnBand]) {
+    band.style.cssText = "position: absolute; display: none; pointer-events: none; outline: 2px solid #111;";
+  }
+  frame.append(canvas, rowBand, columnBand);
   const caption = div("rw-cocluster-caption", left);
   caption.style.color = "#555";
+  const readout = div("rw-cocluster-readout", left);
+  readout.style.cssText = "font-family: monospace; white-space: pre; min-height: 1.2em;";
   const list = div("rw-cluster-list", root);
   list.style.cssText = "display: flex; flex-direction: column; gap: 4px;";
 
@@ -342,13 +352,14 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
     };
     canvas.width = Math.max(1, tokens.length);
     canvas.height = Math.max(1, units.length);
-    canvas.style.cssText = `width: ${Math.min(480, Math.max(120, tokens.length * 12))}px; height: ${Math.min(360, Math.max(80, units.length * 4))}px; image-rendering: pixelated;`;
+    canvas.style.cssText = `display: block; width: ${Math.min(480, Math.max(240, tokens.length * 12))}px; height: ${Math.min(360, Math.max(160, units.length * 4))}px; image-rendering: pixelated;`;
     const ctx = canvas.getContext("2d");
     if (ctx && units.length && tokens.length) {
       const img = ctx.createImageData(tokens.length, units.length);
       paintHeatmap(q, null, tokens.length, new Uint32Array(img.data.buffer));
       ctx.putImageData(img, 0, 0);
     }
+    placeBands(model.get("cluster"));
     caption.textContent = `${units.length} units (rows) × ${tokens.length} tokens (columns), grouped by cluster`;
     canvas.setAttribute("aria-label", `co-clustered response matrix: ${caption.textContent}`);
     const selected = model.get("cluster");
@@ -373,6 +384,31 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
       }),
     );
   }
+
+  function placeBands(k: number): void {
+    const place = (band: HTMLElement, labels: number[], vertical: boolean) => {
+      const first = labels.indexOf(k), count = labels.filter((c) => c === k).length;
+      band.style.display = k >= 0 && count ? "block" : "none";
+      const [start, size] = [`${(100 * first) / labels.length}%`, `${(100 * count) / labels.length}%`];
+      Object.assign(band.style, vertical ? { top: start, height: size, left: "0", right: "0" }
+        : { left: start, width: size, top: "0", bottom: "0" });
+    };
+    place(rowBand, model.get("unit_clusters"), true);
+    place(columnBand, model.get("token_clusters"), false);
+  }
+
+  /** Hover: the unit, token and response under the pointer (the token as text). */
+  function onHover(ev: MouseEvent): void {
+    const units = model.get("units"), tokens = model.get("tokens");
+    const box = canvas.getBoundingClientRect();
+    const fx = (ev.clientX - box.left) / box.width, fy = (ev.clientY - box.top) / box.height;
+    if (!(fx >= 0 && fx < 1 && fy >= 0 && fy < 1)) return void (readout.textContent = "");
+    const row = Math.floor(fy * units.length), column = Math.floor(fx * tokens.length);
+    const value = floatsOf(model.get("buffer"))[column * units.length + row];
+    readout.textContent = `unit ${units[row]} · ${visibleToken(tokens[column])} · ${formatValue(value)}`;
+  }
+  canvas.addEventListener("mousemove", onHover);
+  canvas.addEventListener("mouseleave", () => (readout.textContent = ""));
 
   const events = ["change:buffer", "change:units", "change:tokens", "change:top_tokens", "change:cluster"];
   for (const name of events) model.on(name, draw);

@@ -133,11 +133,19 @@ describe("the co-cluster view", () => {
     const cleanup = renderCoclusters(model, el);
     const canvas = el.querySelector<HTMLCanvasElement>(".rw-cocluster-matrix")!;
     expect([canvas.width, canvas.height]).toEqual([2, 3]);
+    canvas.getBoundingClientRect = () => ({ left: 0, top: 0, width: 200, height: 300, right: 200, bottom: 300, x: 0, y: 0, toJSON() {} });
+    canvas.dispatchEvent(new MouseEvent("mousemove", { clientX: 150, clientY: 10 }));
+    expect(el.querySelector(".rw-cocluster-readout")!.textContent).toBe("unit 2 · <b> · 0.500"); // row 0, column 1
     const clusters = el.querySelectorAll<HTMLElement>(".rw-cluster");
     expect([...clusters].map((c) => c.textContent)).toEqual(["cluster 0 · 1 unit: (", "cluster 1 · 2 units: <b>"]);
     expect(el.querySelector("b b")).toBeNull();
+    expect(el.querySelector<HTMLElement>(".rw-cluster-rows")!.style.display).toBe("none");
     clusters[1].click();
     expect(model.get("cluster")).toBe(1);
+    const rows = el.querySelector<HTMLElement>(".rw-cluster-rows")!.style;
+    expect([rows.display, rows.top, rows.height]).toEqual(["block", `${100 / 3}%`, `${200 / 3}%`]); // rows 1-2 of 3
+    const columns = el.querySelector<HTMLElement>(".rw-cluster-columns")!.style;
+    expect([columns.left, columns.width]).toEqual(["50%", "50%"]);
     el.querySelectorAll<HTMLElement>(".rw-cluster")[1].click();
     expect(model.get("cluster")).toBe(-1);
     cleanup();
