@@ -262,7 +262,8 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     kinds: dict = {}
     token_column = _Column(0, "<i4") if tokens is not None else None
     vocab: dict = {}
-    lengths: list = []
+    lengths: list = []  # steps kept of each sequence
+    done = 0  # their sum
     folder = Path(path) if path is not None else None
     spilled = False
     temporary = None
@@ -272,13 +273,10 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
             inputs = _batch_inputs(batch)
             tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None, **trace_kwargs)
             batch_tokens = tr.tokens if callable(tokens) else _listed_tokens(tokens, len(lengths), tr)
-            done = sum(lengths)
             for b in range(tr.batch):
-                n = int(tr.lengths[b])
-                if max_steps is not None:
-                    n = min(n, max_steps - done)
-                if n <= 0:
+                if max_steps is not None and done >= max_steps:
                     break
+                n = int(tr.lengths[b]) if max_steps is None else min(int(tr.lengths[b]), max_steps - done)
                 for lt in tr.layers.values():
                     kinds.setdefault(lt.name, lt.kind)
                     for key, array in _quantities(lt, quantities).items():
