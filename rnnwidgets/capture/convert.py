@@ -9,14 +9,31 @@ import numpy as np
 import torch
 
 
+def trace_buffer(shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """A new tensor on ``like``'s device and dtype that ``to_numpy`` hands over without a copy
+    when it is float32 on the CPU: capture fills it and lets go of it, and nothing else sees it."""
+    buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
+    buffer.for_trace = True
+    return buffer
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """A contiguous float32 numpy copy on the CPU, never a view of the model's own tensors.
+    """A contiguous float32 numpy array on the CPU, never a view of the model's own tensors: the
+    memory of a whole float32 ``trace_buffer`` as it is, else a copy.
 
     One ``copy_`` converts device, dtype (bfloat16 has no numpy dtype) and layout at once.
     """
+    if is_whole_trace_buffer(t) and t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous():
+        return t.detach().numpy()
     out = torch.empty(t.shape, dtype=torch.float32)
     out.copy_(t.detach())
     return out.numpy()
+
+
+def is_whole_trace_buffer(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a ``trace_buffer`` or a view of all of one (a part would keep the rest alive)."""
+    base = t._base if t._base is not None else t
+    return getattr(base, "for_trace", False) and t.data_ptr() == base.data_ptr() and t.numel() == base.numel()
 
 
 def steps_to_numpy(t: torch.Tensor) -> np.ndarray:

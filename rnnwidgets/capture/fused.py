@@ -5,7 +5,9 @@ A fused module keeps its gates inside its native kernel. While the model runs, e
 (same weights, same op, ``num_layers=1``), which gives every layer's full h sequence for the
 cost of one forward and returns what the module returns. Afterwards the gates of all steps are
 recomputed at once from ``[x_t, h_{t-1}]`` (one batched matmul per layer and direction); only
-the LSTM cell state needs a scan over time, and that is elementwise.
+the LSTM cell state needs a scan over time, and that is elementwise. Where the kernel's time is
+all matmuls (an LSTM or GRU on the CPU with a large batch), recomputing would cost a second
+forward, so the layer runs as our own step loop instead (stepped.py), which keeps its gates.
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from . import stepped
 from .convert import reverse_valid, step_mask
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -33,6 +36,10 @@ STOCK_FORWARDS = (nn.LSTM.forward, nn.GRU.forward, nn.RNN.forward)
 CHECK_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-4}
 TF32_TOLERANCE = 1e-2
 LOW_PRECISION_TOLERANCE = 5e-2
+# from this batch size on, an LSTM/GRU layer on the CPU runs as our step loop (the native kernel
+# plus recomputation measured 2.3-3.1x its forward at batch 32; the loop's per-step Python
+# overhead is what loses at batch 1)
+STEPPED_MIN_BATCH = 8
 
 
 def fused_modules(model: nn.Module) -> list:
@@ -126,6 +133,19 @@ class LayerRun:
         steps, batch = self.padded(self.x).shape[:2]
         return torch.full((batch,), steps, dtype=torch.long, device=self.x.device)
 
+    def forward(self, x, hx):
+        """This layer on (x, hx) as the module computes it: (out, h_n) or (out, h_n, c_n)."""
+        if self.runs_stepped():
+            return stepped_layer(self, x, hx)
+        return self.native(x, hx)
+
+    def runs_stepped(self) -> bool:
+        """Whether our step loop is the faster way to get this layer's gates (see STEPPED_MIN_BATCH)."""
+        module = self.module
+        return (self.layout is None and module.mode in ("LSTM", "GRU") and not module.proj_size
+                and self.x.device.type == "cpu" and self.x.dtype in (torch.float32, torch.float64)
+                and self.padded(self.x).shape[1] >= STEPPED_MIN_BATCH)
+
     def native(self, x, hx):
         """This layer's native kernel on (x, hx): (out, h_n) or (out, h_n, c_n). Always eval
         semantics (no dropout); with a loss our own backward runs, never the kernel's."""
@@ -153,7 +173,7 @@ class LayerRun:
 class FusedRecorder:
     """Context manager: while active, every fused module of ``model`` runs layer by layer and
     appends one LayerRun per layer call to ``runs``. ``run_layer(run, x, hx)`` runs one layer on
-    its input and initial state and returns the kernel's result; by default the native kernel.
+    its input and initial state and returns the module's result; by default ``LayerRun.forward``.
     """
 
     def __init__(self, model: nn.Module, run_layer: Optional[Callable] = None):
@@ -162,7 +182,7 @@ class FusedRecorder:
             if type(module).forward not in STOCK_FORWARDS:
                 raise TypeError(f"rw.trace: {base_name(path, module)} ({type(module).__name__}) overrides "
                                 f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
-        self.run_layer = run_layer or (lambda run, x, hx: run.native(x, hx))
+        self.run_layer = run_layer or (lambda run, x, hx: run.forward(x, hx))
         self.runs: list = []
         self._calls: dict = {}
         self._saved: list = []
@@ -277,7 +297,7 @@ def module_result(module: nn.RNNBase, out, h_n: list, c_n: list, packed_input, u
 class Direction:
     """One direction of one layer run, every tensor (time, batch, ·) in the order the kernel read
     the steps: natural for the forward direction, each element's valid steps reversed for the
-    reverse one (``convert.reverse_valid``). ``h_prev`` is the state before each step.
+    reverse one (``convert.reverse_valid``). ``h0`` is the (batch, units) state before the first step.
     """
 
     run: LayerRun
@@ -285,11 +305,11 @@ class Direction:
     lengths: torch.Tensor
     x: torch.Tensor
     h: torch.Tensor
-    h_prev: torch.Tensor
+    h0: torch.Tensor
     gates: dict = field(default_factory=dict)
     c: Optional[torch.Tensor] = None
     c0: Optional[torch.Tensor] = None
-    hidden_new: Optional[torch.Tensor] = None    # GRU: W_hn h_{t-1} + b_hn, inside r * (...)
+    hidden_new: Optional[torch.Tensor] = None    # GRU: W_hn h_{t-1} + b_hn, inside r * (...), when kept
 
     @property
     def name(self) -> str:
@@ -316,6 +336,11 @@ class Direction:
         return self.lengths - 1, torch.arange(len(self.lengths), device=self.lengths.device)
 
     @functools.cached_property
+    def h_prev(self) -> torch.Tensor:
+        """The state before each step (time, batch, units)."""
+        return torch.cat([self.h0.unsqueeze(0), self.h[:-1]], 0)
+
+    @functools.cached_property
     def full(self) -> bool:
         """Whether every element runs the whole sequence (no padding to mask)."""
         return bool((self.lengths == self.h.shape[0]).all())
@@ -334,13 +359,40 @@ def directions(run: LayerRun) -> list:
     for d in range(run.directions):
         order = functools.partial(reverse_valid, lengths=lengths) if d == 1 else (lambda t: t)
         h = order(out[..., d * width:(d + 1) * width])
-        direction = Direction(run, d == 1, lengths, order(x), h, torch.cat([h0[d].unsqueeze(0), h[:-1]], 0))
+        direction = Direction(run, d == 1, lengths, order(x), h, h0[d])
         if module.mode == "LSTM":
             lstm_gates(direction, c0[d])
         elif module.mode == "GRU":
             gru_gates(direction)
         found.append(direction)
     return found
+
+
+def stepped_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
+    """A layer (not packed) by our step loop: what the kernel returns, with every direction kept
+    in ``run`` so nothing is recomputed. A reverse direction reads the steps flipped."""
+    lstm = run.module.mode == "LSTM"
+    h0, c0 = (hx[0], hx[1]) if lstm else (hx, None)
+    steps = run.padded(x.detach())
+    per_direction = len(run.weights) // run.directions
+    found, outputs = [], []
+    with torch.no_grad():
+        for d in range(run.directions):
+            order = (lambda t: t.flip(0)) if d == 1 else (lambda t: t)
+            weights = run.weights[d * per_direction:(d + 1) * per_direction]
+            x_d, h0_d, c0_d = order(steps), h0[d].detach(), c0[d].detach() if lstm else None
+            if lstm:
+                h, c, gates = stepped.lstm(x_d, h0_d, c0_d, weights)
+            else:
+                (h, gates), c = stepped.gru(x_d, h0_d, weights), None
+            direction = Direction(run, d == 1, run.lengths(), x_d, h, h0_d,
+                                  dict(zip(LSTM_GATES if lstm else GRU_GATES, gates)), c, c0_d)
+            found.append(direction)
+            outputs.append(run.kernel_layout(order(direction.h)))
+        run._directions = found
+        out = torch.cat(outputs, 2)   # a new tensor in the module's layout: the model never holds our buffers
+        h_n = torch.stack([d.h[-1] for d in found])
+        return (out, h_n, torch.stack([d.c[-1] for d in found])) if lstm else (out, h_n)
 
 
 def affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:

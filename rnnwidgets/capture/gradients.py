@@ -1,7 +1,7 @@
 """Gradients through time for fused modules: dL/dh_t (and dL/dc_t) at every step of every layer.
 
-With a loss, every layer runs as ``LayerWithGradients``: the forward is the native kernel, the
-backward is ours. Autograd hands each layer the gradient reaching its output sequence and final
+With a loss, every layer runs as ``LayerWithGradients``: the forward is the layer's own
+(``LayerRun.forward``: the native kernel or our step loop), the backward is ours. Autograd hands each layer the gradient reaching its output sequence and final
 state from everything downstream (the next layer, the head, a decoder fed by h_n); the layer's
 backward adds the part that travels back through its own recurrence with a scan over time in
 the order the kernel read the steps, keeps dL/dh_t and dL/dc_t for the trace, and returns the
@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from .fused import affine
 
 
 def loss_value(loss, output, last_run) -> torch.Tensor:
@@ -67,12 +69,12 @@ def stats(g: torch.Tensor) -> dict:
 
 
 class LayerWithGradients(torch.autograd.Function):
-    """One layer: forward by the native kernel, backward by ``layer_backward``."""
+    """One layer: forward by ``LayerRun.forward``, backward by ``layer_backward``."""
 
     @staticmethod
     def forward(ctx, run, anchor, x, h0, c0, *weights):
         ctx.run = run
-        return tuple(run.native(x, [h0, c0] if c0 is not None else h0))
+        return tuple(run.forward(x, [h0, c0] if c0 is not None else h0))
 
     @staticmethod
     def backward(ctx, grad_out, grad_h_n, grad_c_n=None):
@@ -181,7 +183,7 @@ def gru_scan(d, grad_h: torch.Tensor) -> dict:
     r, z, n = (d.gates[k] for k in ("reset", "update", "new"))
     w_hh = d.weights[1]
     through_n = (1 - z) * (1 - n * n)                                  # dn_pre_t / dh_t
-    to_hidden = torch.cat([through_n * d.hidden_new * r * (1 - r), (d.h_prev - n) * z * (1 - z),
+    to_hidden = torch.cat([through_n * hidden_new(d) * r * (1 - r), (d.h_prev - n) * z * (1 - z),
                            through_n * r], 2)                          # dh_t -> the h_{t-1} W_hh^T terms
     steps = grad_h.shape[0]
     grad_hidden = torch.empty_like(to_hidden)
@@ -194,6 +196,16 @@ def gru_scan(d, grad_h: torch.Tensor) -> dict:
     grad_input = torch.cat([grad_hidden[..., :2 * units], grad_h * through_n], 2)
     return {"h": grad_h, "input": grad_input, "hidden": grad_hidden,
             "h0": grad_hidden[0] @ w_hh + grad_h[0] * z[0]}
+
+
+def hidden_new(d) -> torch.Tensor:
+    """W_hn h_{t-1} + b_hn of a GRU direction: as the recomputation kept it, else one matmul
+    (the step loop does not keep it: only gradients need it)."""
+    if d.hidden_new is not None:
+        return d.hidden_new
+    w_hn = d.weights[1].chunk(3)[2]
+    b_hn = d.weights[3].chunk(3)[2] if d.run.module.bias else None
+    return affine(d.h_prev, w_hn, b_hn)
 
 
 def rnn_scan(d, grad_h: torch.Tensor) -> dict:

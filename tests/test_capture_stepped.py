@@ -1,0 +1,115 @@
+"""rw.trace on an LSTM / GRU layer run as our own step loop (large batch on the CPU), against the
+same references as the native path: the per-step reference, the module called separately, autograd."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnwidgets.capture.fused as fused
+from rnnwidgets.capture import trace, gradients
+from rnnwidgets.capture.convert import to_numpy, trace_buffer
+from reference_rnn import Reference
+from test_capture_fused import check_case, make_case
+from test_capture_grads import check_grads, reference_loss, square_loss
+from test_untouched import assert_untouched, snapshot
+
+
+@pytest.fixture
+def stepped(monkeypatch):
+    """Every LSTM/GRU layer runs as the step loop; calling the native kernel for one fails the test."""
+    monkeypatch.setattr(fused, "STEPPED_MIN_BATCH", 1)
+    for mode in ("LSTM", "GRU"):
+        monkeypatch.setitem(fused.NATIVE, mode, lambda *args: pytest.fail("the native kernel ran"))
+
+
+FLAGS = [dict(), dict(layers=2, bidirectional=True, given_state=True), dict(batch_first=True, layers=2),
+         dict(bias=False, bidirectional=True), dict(unbatched=True, given_state=True)]
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("flags", FLAGS)
+def test_states_and_gates(stepped, mode, flags):
+    check_case(dict(mode=mode, batch=3, steps=7, **flags))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("flags", FLAGS)
+def test_grads_through_time(stepped, mode, flags):
+    check_grads(dict(mode=mode, batch=3, steps=7, **flags))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_float64_exact_before_conversion(stepped, mode):
+    module, inputs, hidden, x, lengths, h0, c0 = make_case(mode=mode, layers=2, bidirectional=True, given_state=True,
+                                                           batch=3, steps=6, dtype=torch.float64)
+    anchor = torch.zeros((), requires_grad=True)
+    with torch.enable_grad(), fused.FusedRecorder(module, gradients.differentiable_layer(anchor)) as recorder:
+        output = module(inputs, hidden)
+    gradients.backward(module, square_loss(output), anchor)
+    ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
+    want = {key: ref.grads(reference_loss(ref), key) for key in (["h", "c"] if mode == "LSTM" else ["h"])}
+    with torch.no_grad():
+        for run in recorder.runs:
+            for d, grads in zip(run.recomputed(), run.grads):
+                found = {"h": d.h, **({"c": d.c} if d.c is not None else {}), **d.gates}
+                for key, got in found.items():
+                    np.testing.assert_allclose(d.natural(got).transpose(0, 1).numpy(),
+                                               ref.array(d.name, key).detach().numpy(), rtol=0, atol=1e-10)
+                for key, got in grads.items():
+                    np.testing.assert_allclose(d.natural(got).transpose(0, 1).numpy(), want[key][d.name].numpy(),
+                                               rtol=0, atol=1e-10, err_msg=f"{d.name} {key}")
+
+
+class KeepsOutput(nn.Module):
+    """An LSTM whose output the model scales in place afterwards, as a model may."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+
+    def forward(self, x):
+        self.out = self.lstm(x)[0]
+        return self.out.mul_(2)
+
+
+def test_the_model_never_holds_the_traces_arrays(stepped):
+    model = KeepsOutput()
+    x = torch.randn(3, 5, 3)
+    tr = trace(model, x)
+    with torch.no_grad():
+        np.testing.assert_allclose(tr.layers["lstm.l0"].h, model.lstm(x)[0].numpy(), rtol=0, atol=1e-6)
+    for array in tr.layers["lstm.l0"].quantities().values():
+        assert not np.shares_memory(array, model.out.numpy())
+    assert model.out.is_contiguous()
+
+
+def test_model_left_untouched_with_a_loss(stepped):
+    module = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    module.weight_hh_l0.grad = torch.ones_like(module.weight_hh_l0)
+    module.train()
+    before = snapshot(module)
+    trace(module, torch.randn(5, 3, 3), loss="last")
+    assert_untouched(module, before)
+
+
+def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch):
+    ran = []
+    real = fused.NATIVE["LSTM"]
+    monkeypatch.setitem(fused.NATIVE, "LSTM", lambda *args: ran.append(args[0].shape) or real(*args))
+    module = nn.LSTM(3, 4)
+    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH, 3))
+    assert ran == []
+    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH - 1, 3))
+    assert len(ran) == 1
+
+
+def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
+    buffer = trace_buffer((2, 3), torch.empty(0))
+    buffer.fill_(1)
+    assert np.shares_memory(to_numpy(buffer), buffer.numpy())
+    assert np.shares_memory(to_numpy(buffer.transpose(0, 1).transpose(0, 1)), buffer.numpy())
+    assert not np.shares_memory(to_numpy(buffer[:1]), buffer.numpy())          # a part: copied
+    other = torch.ones(2, 3)
+    assert not np.shares_memory(to_numpy(other), other.numpy())
+    wide = trace_buffer((2, 3), torch.empty(0, dtype=torch.float64))
+    assert to_numpy(wide.fill_(1)).dtype == np.float32
