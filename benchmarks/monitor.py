@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from rnnwidgets.capture import trace
 from rnnwidgets.widgets.gradient_flow import gradient_flow
 from rnnwidgets.widgets.monitor import TrainingMonitor
 
@@ -74,6 +75,12 @@ def timed_gradient_flow(model, x) -> float:
     return time.perf_counter() - start
 
 
+def timed_trace(model, x) -> float:
+    start = time.perf_counter()
+    trace(model, x, loss=lambda out: out[:, -1].sum())
+    return time.perf_counter() - start
+
+
 def bench_gradient_flow(repeats: int, steps: int):
     torch.manual_seed(0)
     model = Model()
@@ -81,14 +88,16 @@ def bench_gradient_flow(repeats: int, steps: int):
         x = torch.randn(batch, steps, INPUT)
         native_forward_backward(model, x)
         timed_gradient_flow(model, x)
-        native, flow = [], []
+        native, flow, traced = [], [], []
         for _ in range(repeats):
             native.append(native_forward_backward(model, x))
             flow.append(timed_gradient_flow(model, x))
-        base, ours = statistics.median(native), statistics.median(flow)
+            traced.append(timed_trace(model, x))
+        base, ours, capture = statistics.median(native), statistics.median(flow), statistics.median(traced)
         print(f"gradient_flow, 2x{HIDDEN} LSTM, batch {batch} x {steps} steps: native forward+backward "
-              f"{base * 1e3:.0f} ms, gradient_flow {ours * 1e3:.0f} ms")
-        print(f"  gradient_flow / native = {ours / base:.2f}   (target <= 3.0)")
+              f"{base * 1e3:.0f} ms, gradient_flow {ours * 1e3:.0f} ms (of which rw.trace {capture * 1e3:.0f} ms)")
+        print(f"  gradient_flow / native = {ours / base:.2f}   (target <= 3.0); rw.trace alone / native = "
+              f"{capture / base:.2f}")
 
 
 def main():

@@ -27,9 +27,9 @@ CHART_HEIGHT = "260px"
 
 def positive(values) -> np.ndarray:
     """float32 copy with zero, negative and non-finite values as NaN: what a log scale can draw."""
-    a = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(a) & (a > 0), a, np.nan).astype(np.float32)
+    a = np.asarray(values, dtype=np.float64).astype(np.float32)   # cast first: 1e-50 becomes 0 here
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(np.isfinite(a) & (a > 0), a, np.float32(np.nan))
 
 
 def fit_scale(scale, values, log: bool = False):
@@ -76,10 +76,8 @@ def time_columns(norms: np.ndarray, max_columns: int = MAX_COLUMNS):
     """(column steps, values): the series itself, or its bucket maxima when it has more steps."""
     if norms.size <= max_columns:
         return np.arange(norms.size, dtype=np.float32), norms
-    groups = np.array_split(np.arange(norms.size), max_columns)
-    with np.errstate(invalid="ignore"):
-        peaks = np.array([np.nan if np.all(np.isnan(norms[g])) else np.nanmax(norms[g]) for g in groups])
-    return np.array([g[0] for g in groups], dtype=np.float32), peaks
+    starts = np.array([g[0] for g in np.array_split(np.arange(norms.size), max_columns)])
+    return starts.astype(np.float32), np.fmax.reduceat(norms, starts)   # fmax skips NaN
 
 
 def heat_cells(steps, rows: np.ndarray):
