@@ -97,7 +97,7 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
   function recount(state: ExplorerState, announce: boolean): void {
     const range = brush();
     const threshold = model.get("threshold") ?? 0;
-    const key = `${state.layer}/${state.quantity}/${state.length}/${range}/${threshold}`;
+    const key = `${state.layer}/${state.quantity}/${state.length}/${range}/${threshold}/${selectedQuantity(state).t0 ?? 0}`;
     if (key === shownFor && !announce) return;
     shownFor = key;
     value.textContent = formatValue(threshold);
@@ -108,7 +108,13 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
     }
     overlay.style.left = `${(100 * range[0]) / state.steps}%`;
     overlay.style.width = `${(100 * (range[1] - range[0])) / state.steps}%`;
-    const units = selectUnits(selectedQuantity(state), range[0], range[1], threshold, state.length);
+    const q = selectedQuantity(state);
+    const t0 = q.t0 ?? 0; // a long sequence holds a window of steps: count only within it
+    if (Math.max(0, range[0] - 1) < t0 || Math.min(state.length, range[1] + 1) > t0 + q.steps) {
+      count.textContent = `steps ${range[0]}–${range[1] - 1}: scrub there to count the units (steps ${t0}–${t0 + q.steps - 1} are loaded)`;
+      return;
+    }
+    const units = selectUnits(q, range[0], range[1], threshold, state.length);
     const named = units.slice(0, LISTED).join(", ") + (units.length > LISTED ? ", …" : "");
     count.textContent = `${units.length} unit${units.length === 1 ? "" : "s"} on over steps ${range[0]}–${range[1] - 1}` +
       ` and off around${units.length ? `: ${named}` : ""}`;

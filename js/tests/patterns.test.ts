@@ -6,7 +6,7 @@ import {
 } from "../src/patterns";
 import type { Quantity } from "../src/state";
 import { FakeModel } from "./fake_model";
-import { buildPayload } from "./payload";
+import { buildPayload, lodPayload } from "./payload";
 
 afterEach(() => document.body.replaceChildren());
 
@@ -81,6 +81,24 @@ describe("the Explorer's selection tool", () => {
     mouse("click", 450, canvas);
     expect(model.get("t")).toBe(4);
     expect(model.get("brush")).toEqual([2, 4]);
+  });
+
+  it("counts a long sequence's selection only where its window of steps is loaded", () => {
+    const { index, buffer } = lodPayload(1000, 3, 100, 0, 10, (t, u) => (u === 0 && t >= 10 && t < 20 ? 0.9 : -0.9));
+    const model = new FakeModel<ExplorerModel & { brush: number[]; threshold: number; highlight: number[] }>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, brush: [], threshold: 0.5, highlight: [],
+    });
+    const el = document.createElement("div");
+    renderExplorer(model, el);
+    const count = () => el.querySelector(".rw-select-count")!.textContent;
+    model.set("brush", [10, 20]);
+    expect(count()).toBe("1 unit on over steps 10–19 and off around: 0");
+    model.set("brush", [500, 510]);
+    expect(count()).toBe("steps 500–509: scrub there to count the units (steps 0–99 are loaded)");
+    model.set("t", 505); // the view asks for the window around 505; the kernel's reply arrives
+    const reply = Float32Array.from(Array.from({ length: 100 * 3 }, () => -0.9));
+    model.emit("msg:custom", { type: "window", t0: 450, held: 100 }, [new DataView(reply.buffer)]);
+    expect(count()).toBe("0 units on over steps 500–509 and off around");
   });
 
   it("takes the units to compare from the kernel (a co-cluster's) and cleans up", () => {
