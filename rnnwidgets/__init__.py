@@ -21,6 +21,8 @@ _LAZY = {
     "trace_dataset": "rnnwidgets.dataset",
     "DatasetTrace": "rnnwidgets.dataset",
     "unit_stats": "rnnwidgets.patterns",
+    "MatchPanel": "rnnwidgets.widgets.patterns",
+    "CoClusterView": "rnnwidgets.widgets.patterns",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]

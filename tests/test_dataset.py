@@ -117,3 +117,18 @@ def test_a_failing_batch_leaves_no_temporary_files(setup, monkeypatch, tmp_path)
     with pytest.raises(IndexError):
         rw.trace_dataset(model, bad, max_memory=0, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_saved_dataset_trace_is_searched_without_torch(setup, tmp_path):
+    import subprocess
+    import sys
+
+    model, _, batches = setup
+    rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "ds", progress=False)
+    code = ("import sys, rnnwidgets as rw\n"
+            f"ds = rw.DatasetTrace.load(r'{tmp_path / 'ds'}')\n"
+            "from rnnwidgets.patterns import matches\n"
+            "frame = matches(ds, [0], 0.0, layer='lstm.l1')\n"
+            "stats = rw.unit_stats(ds)\n"
+            "assert 'torch' not in sys.modules and stats.mean.shape == (7, 4), stats.mean.shape\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
