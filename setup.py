@@ -40,7 +40,7 @@ setup(
     packages=find_packages(include=["rnnwidgets", "rnnwidgets.*"]),
     package_data={"rnnwidgets": ["static/*.js", "static/vendor/*", "data/*"]},
     python_requires=">=3.9",
-    install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn"],
+    install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn", "scipy"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
                              "ipykernel", "playwright", "notebook"]},
     entry_points={
