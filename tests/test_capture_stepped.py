@@ -17,8 +17,8 @@ from test_untouched import assert_untouched, snapshot
 @pytest.fixture
 def stepped(monkeypatch):
     """Every LSTM/GRU layer runs as the step loop; calling the native kernel for one fails the test."""
-    monkeypatch.setattr(fused, "STEPPED_MIN_BATCH", 1)
     for mode in ("LSTM", "GRU"):
+        monkeypatch.setitem(fused.STEPPED_MIN_BATCH, mode, 1)
         monkeypatch.setitem(fused.NATIVE, mode, lambda *args: pytest.fail("the native kernel ran"))
 
 
@@ -92,14 +92,15 @@ def test_model_left_untouched_with_a_loss(stepped):
     assert_untouched(module, before)
 
 
-def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch):
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
     ran = []
-    real = fused.NATIVE["LSTM"]
-    monkeypatch.setitem(fused.NATIVE, "LSTM", lambda *args: ran.append(args[0].shape) or real(*args))
-    module = nn.LSTM(3, 4)
-    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH, 3))
+    real = fused.NATIVE[mode]
+    monkeypatch.setitem(fused.NATIVE, mode, lambda *args: ran.append(args[0].shape) or real(*args))
+    module = getattr(nn, mode)(3, 4)
+    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH[mode], 3))
     assert ran == []
-    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH - 1, 3))
+    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH[mode] - 1, 3))
     assert len(ran) == 1
 
 

@@ -5,6 +5,8 @@ as float32 numpy laid out (batch, time, features) like every array of a Trace.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -15,6 +17,13 @@ def trace_buffer(shape: tuple, like: torch.Tensor) -> torch.Tensor:
     buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
     buffer.for_trace = True
     return buffer
+
+
+def steps_buffer(like: torch.Tensor, units: Optional[int] = None) -> torch.Tensor:
+    """A (time, batch, units) view of a new (batch, time, units) ``trace_buffer`` for a
+    (time, batch, ·) tensor ``like`` (its width unless ``units`` is given)."""
+    steps, batch = like.shape[:2]
+    return trace_buffer((batch, steps, units or like.shape[2]), like).transpose(0, 1)
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

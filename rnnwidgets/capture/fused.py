@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import stepped
-from .convert import reverse_valid, step_mask
+from .convert import reverse_valid, step_mask, steps_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 KIND = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
@@ -36,10 +36,10 @@ STOCK_FORWARDS = (nn.LSTM.forward, nn.GRU.forward, nn.RNN.forward)
 CHECK_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-4}
 TF32_TOLERANCE = 1e-2
 LOW_PRECISION_TOLERANCE = 5e-2
-# from this batch size on, an LSTM/GRU layer on the CPU runs as our step loop (the native kernel
-# plus recomputation measured 2.3-3.1x its forward at batch 32; the loop's per-step Python
-# overhead is what loses at batch 1)
-STEPPED_MIN_BATCH = 8
+# from this batch size on, an LSTM/GRU layer on the CPU runs as our step loop: the native kernel
+# plus recomputation measured 2.3-3.1x its forward at batch 32, the loop 1.3-1.7x; at batch 1 the
+# loop's per-step Python overhead loses for an LSTM (2.4x against 1.8x), a GRU breaks even
+STEPPED_MIN_BATCH = {"LSTM": 8, "GRU": 4}
 
 
 def fused_modules(model: nn.Module) -> list:
@@ -144,7 +144,7 @@ class LayerRun:
         module = self.module
         return (self.layout is None and module.mode in ("LSTM", "GRU") and not module.proj_size
                 and self.x.device.type == "cpu" and self.x.dtype in (torch.float32, torch.float64)
-                and self.padded(self.x).shape[1] >= STEPPED_MIN_BATCH)
+                and self.padded(self.x).shape[1] >= STEPPED_MIN_BATCH[module.mode])
 
     def native(self, x, hx):
         """This layer's native kernel on (x, hx): (out, h_n) or (out, h_n, c_n). Always eval
@@ -407,12 +407,14 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     bias = w[2] + w[3] if direction.run.module.bias else None
     pre = affine(direction.x, w[0], bias)
     pre.view(-1, pre.shape[-1]).addmm_(direction.h_prev.reshape(-1, direction.h_prev.shape[-1]), w[1].t())
-    i, f, g, o = pre.chunk(4, 2)
-    i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()   # in place: the gates are views of pre
-    c = i * g
+    i, f, g, o = (steps_buffer(pre, pre.shape[-1] // 4) for _ in range(4))
+    for gate, part, activation in zip((i, f, g, o), pre.chunk(4, 2), (torch.sigmoid, torch.sigmoid, torch.tanh,
+                                                                      torch.sigmoid)):
+        activation(part, out=gate)
+    c = torch.mul(i, g, out=steps_buffer(i))
     previous = c0
-    for t in range(c.shape[0]):   # c_t = f_t * c_{t-1} + i_t * g_t, the only sequential part
-        previous = torch.addcmul(c[t], f[t], previous, out=c[t])
+    for c_t, f_t in zip(c.unbind(0), f.unbind(0)):   # c_t = f_t * c_{t-1} + i_t * g_t, the only sequential part
+        previous = c_t.addcmul_(f_t, previous)
     direction.c, direction.c0 = c, c0
     direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
     last = direction.last_steps()
@@ -427,9 +429,9 @@ def gru_gates(direction: Direction) -> None:
     from_hidden = affine(direction.h_prev, w[1], w[3] if has_bias else None)
     in_r, in_z, in_n = from_input.chunk(3, 2)
     hid_r, hid_z, hid_n = from_hidden.chunk(3, 2)
-    r = torch.sigmoid(in_r + hid_r)
-    z = torch.sigmoid(in_z + hid_z)
-    n = torch.tanh(torch.addcmul(in_n, r, hid_n))
+    r = torch.add(in_r, hid_r, out=steps_buffer(in_r)).sigmoid_()
+    z = torch.add(in_z, hid_z, out=steps_buffer(in_z)).sigmoid_()
+    n = torch.addcmul(in_n, r, hid_n, out=steps_buffer(in_n)).tanh_()
     direction.gates = dict(zip(GRU_GATES, (r, z, n)))
     direction.hidden_new = hid_n
     last = direction.last_steps()
