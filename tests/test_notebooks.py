@@ -45,7 +45,16 @@ def check_quickstart(nb):
     assert found and abs(float(found.group(1))) >= 0.9, _stream_text(nb)[-2000:]
 
 
-CHECKS = {"01_quickstart.ipynb": check_quickstart}
+def check_patterns(nb):
+    """The pattern selected on one string finds the deep steps of the whole dataset, and little else."""
+    text = _stream_text(nb)
+    precision = re.search(r"matched steps at depth >= 3: (\d+\.\d)%", text)
+    recall = re.search(r"steps at depth >= 3 that are matched: (\d+\.\d)%", text)
+    assert precision and recall, text[-2000:]
+    assert float(precision.group(1)) >= 95 and float(recall.group(1)) >= 95, text[-2000:]
+
+
+CHECKS = {"01_quickstart.ipynb": check_quickstart, "03_patterns.ipynb": check_patterns}
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
