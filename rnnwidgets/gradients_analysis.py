@@ -57,7 +57,11 @@ WINDOW_FRACTION = 0.1
 
 
 def _steps(name: str, a) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
+    """A (batch, time, units) float array, kept in float32 when it is (a Trace's arrays are: no
+    float64 copies of every gate), float64 otherwise."""
+    a = np.asarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
     if a.ndim != 3:
         raise ValueError(f"{name}: expected a (batch, time, units) array, got shape {a.shape}")
     return a
@@ -77,7 +81,7 @@ def step_norms(grad, lengths=None) -> np.ndarray:
     """Mean over running batch elements of ‖grad[b, t, :]‖ for each step t; NaN where none runs."""
     g = _steps("grad", grad)
     mask = valid_mask(lengths, g.shape[0], g.shape[1])
-    norms = np.sqrt(np.einsum("btu,btu->bt", g, g))
+    norms = np.sqrt(np.einsum("btu,btu->bt", g, g).astype(np.float64))
     counts = mask.sum(axis=0)
     total = np.where(mask, norms, 0.0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -173,36 +177,39 @@ def gate_paths(kind: str, gates: dict, states: dict, grads: dict, initial=None) 
     c_0 for an LSTM, h_0 for a GRU; zeros when None. A kind without gates ("cell", "custom")
     has no paths to split: an empty dict.
     """
+    return dict(_each_path(kind, gates, states, grads, initial))
+
+
+def gate_flow(kind: str, gates: dict, states: dict, grads: dict, lengths=None, initial=None) -> dict:
+    """Per path, the step norms (``step_norms``) of ``gate_paths``: path name -> (time,) array.
+
+    Each path's array is reduced as soon as it is made, so only one is held at a time.
+    """
+    return {name: step_norms(a, lengths) for name, a in _each_path(kind, gates, states, grads, initial)}
+
+
+def _each_path(kind, gates, states, grads, initial):
+    """(path name, array) one at a time, in the order of the module docstring."""
     if kind == "lstm":
         i, f, g, o = (_steps(f"gates[{k!r}]", gates[k]) for k in ("input", "forget", "cell", "output"))
         c = _steps("states['c']", states["c"])
         dh, dc = _steps("grads['h']", grads["h"]), _steps("grads['c']", grads["c"])
-        return {
-            "forget carry": dc * f,
-            "input gate": dc * g * _sig_slope(i),
-            "forget gate": dc * _previous(c, initial) * _sig_slope(f),
-            "candidate": dc * i * (1.0 - g * g),
-            "output gate": dh * np.tanh(c) * _sig_slope(o),
-        }
-    if kind == "gru":
+        yield "forget carry", dc * f
+        yield "input gate", dc * g * _sig_slope(i)
+        yield "forget gate", dc * _previous(c, initial) * _sig_slope(f)
+        yield "candidate", dc * i * (1.0 - g * g)
+        yield "output gate", dh * np.tanh(c) * _sig_slope(o)
+    elif kind == "gru":
         z, n = _steps("gates['update']", gates["update"]), _steps("gates['new']", gates["new"])
         h = _steps("states['h']", states["h"])
         dh = _steps("grads['h']", grads["h"])
-        return {
-            "update carry": dh * z,
-            "update gate": dh * (_previous(h, initial) - n) * _sig_slope(z),
-            "candidate": dh * (1.0 - z) * (1.0 - n * n),
-        }
-    if kind == "rnn":
+        yield "update carry", dh * z
+        yield "update gate", dh * (_previous(h, initial) - n) * _sig_slope(z)
+        yield "candidate", dh * (1.0 - z) * (1.0 - n * n)
+    elif kind == "rnn":
         h = _steps("states['h']", states["h"])
         dh = _steps("grads['h']", grads["h"])
-        return {"recurrent": dh * (1.0 - h * h)}
-    return {}
-
-
-def gate_flow(kind: str, gates: dict, states: dict, grads: dict, lengths=None, initial=None) -> dict:
-    """Per path, the step norms (``step_norms``) of ``gate_paths``: path name -> (time,) array."""
-    return {name: step_norms(a, lengths) for name, a in gate_paths(kind, gates, states, grads, initial).items()}
+        yield "recurrent", dh * (1.0 - h * h)
 
 
 def downsample_minmax(y, max_points: int, x=None):
