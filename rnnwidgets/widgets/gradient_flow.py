@@ -49,12 +49,22 @@ def fit_scale(scale, values, log: bool = False):
         scale.min, scale.max = lo, hi
 
 
-def log_lines_figure(title: str, x_label: str, y_label: str):
-    """(figure, lines mark, x scale): an empty line chart with a log y axis and a legend."""
+def log_scale_for_bars(values) -> bq.LogScale:
+    """A log scale spanning ``values`` with room below: bars rise from its minimum (``base``),
+    since bqplot's default base of 0 has no place on a log axis."""
+    scale = bq.LogScale(min=1e-3, max=1)
+    fit_scale(scale, values, log=True)
+    scale.min = scale.min / 10
+    return scale
+
+
+def log_lines_figure(title: str, x_label: str, y_label: str, legend: str = "top-left"):
+    """(figure, lines mark, x scale): an empty line chart with a log y axis and a legend (top left
+    by default: a gradient through time is smallest at the first steps)."""
     xs, ys = bq.LinearScale(min=0, max=1), bq.LogScale(min=1e-3, max=1)   # until fit to data
     lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": xs, "y": ys},
                      display_legend=True)
-    fig = bq.Figure(marks=[lines], title=title, legend_location="top-right", fig_margin=_MARGIN,
+    fig = bq.Figure(marks=[lines], title=title, legend_location=legend, fig_margin=_MARGIN,
                     axes=[bq.Axis(scale=xs, label=x_label, tick_format=STEP_FORMAT),
                           bq.Axis(scale=ys, side="left", label=y_label, tick_format=".0e")],
                     layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
@@ -202,6 +212,9 @@ class GradientFlow(widgets.VBox):
             self.time_lines.x = steps
             self.time_lines.y = np.stack([positive(s) for s in self.norms.values()])
             self.time_lines.labels = [f"{n} h" for n in self.norms]
+        series = [*self.norms.values(), *self.cell_norms.values()]
+        fit_scale(self.time_lines.scales["x"], steps)
+        fit_scale(self.time_lines.scales["y"], np.concatenate(series), log=True)
         if self.cell_norms:
             self.cell_lines = bq.Lines(x=steps, y=np.stack([positive(s) for s in self.cell_norms.values()]),
                                        labels=[f"{n} c" for n in self.cell_norms], line_style="dashed",
@@ -214,6 +227,8 @@ class GradientFlow(widgets.VBox):
             self.gate_lines.x = np.arange(self.trace.steps, dtype=np.float32)
             self.gate_lines.y = np.stack([positive(v) for v in flow.values()])
             self.gate_lines.labels = list(flow)
+        fit_scale(self.gate_lines.scales["x"], self.gate_lines.x)
+        fit_scale(self.gate_lines.scales["y"], np.concatenate(list(flow.values())), log=True)
 
     def _param_chart(self):
         names = list(self.trace.param_grads)
@@ -223,14 +238,14 @@ class GradientFlow(widgets.VBox):
         self.flagged = [n for n in names
                         if not (math.isfinite(stats[n]["max_abs"]) and math.isfinite(stats[n]["mean_abs"]))
                         or stats[n]["max_abs"] == 0]
-        xs, ys = bq.OrdinalScale(), bq.LogScale()
+        xs, ys = bq.OrdinalScale(), log_scale_for_bars(np.r_[mean, peak])
         flags = bq.Bars(x=names, y=np.array([1.0 if n in self.flagged else 0.0 for n in names], np.float32),
                         colors=[FLAG_COLOUR], opacities=[0.3], labels=["zero or non-finite"],
                         display_legend=bool(self.flagged),
                         scales={"x": xs, "y": bq.LinearScale(min=0, max=1)})
         bars = bq.Bars(x=names, y=np.stack([positive(mean), positive(peak)]), type="grouped",
                        labels=["mean |grad|", "max |grad|"], colors=["#1f77b4", "#ff7f0e"],
-                       display_legend=True, scales={"x": xs, "y": ys})
+                       display_legend=True, base=ys.min, scales={"x": xs, "y": ys})
         fig = bq.Figure(marks=[flags, bars], title="|grad| per parameter tensor", fig_margin={**_MARGIN, "bottom": 110},
                         axes=[bq.Axis(scale=xs, tick_rotate=-30),
                               bq.Axis(scale=ys, side="left", tick_format=".0e", label="|grad|")],
@@ -243,8 +258,8 @@ class GradientFlow(widgets.VBox):
         ratio = [rates[n] * self.trace.param_grads[n]["norm"] / weight_norms[n] if weight_norms[n] else math.inf
                  for n in names]
         self.update_ratio = dict(zip(names, ratio))
-        xs, ys = bq.OrdinalScale(), bq.LogScale()
-        bars = bq.Bars(x=names, y=positive(ratio), colors=["#2ca02c"], scales={"x": xs, "y": ys})
+        xs, ys = bq.OrdinalScale(), log_scale_for_bars(ratio)
+        bars = bq.Bars(x=names, y=positive(ratio), colors=["#2ca02c"], base=ys.min, scales={"x": xs, "y": ys})
         fig = bq.Figure(marks=[bars], title="update / weight: lr·‖∇W‖ / ‖W‖", fig_margin={**_MARGIN, "bottom": 110},
                         axes=[bq.Axis(scale=xs, tick_rotate=-30),
                               bq.Axis(scale=ys, side="left", tick_format=".0e", label="ratio")],

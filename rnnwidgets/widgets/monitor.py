@@ -284,7 +284,8 @@ class TrainingMonitor(widgets.VBox):
                              axes=[bq.Axis(scale=xs, label="training step", tick_format=STEP_FORMAT),
                                    bq.Axis(scale=ys, side="left", label="loss", tick_format=".3g")],
                              layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
-        self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", "training step", "‖∇‖")
+        self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", "training step", "‖∇‖",
+                                                                        legend="top-right")
         self.norm_lines.labels = ["‖∇‖ (L2 over all parameters)"]
         charts = [loss_fig, self.norm_figure]
         if self.clip is not None:
