@@ -167,3 +167,13 @@ def test_gradient_flow_takes_learning_rates_from_an_optimizer():
     assert list(gf.flows["rnn.l0"]) == ["update carry", "update gate", "candidate"]
     with pytest.raises(ValueError, match="not both"):
         gradient_flow(model, torch.randn(1, 5, 3), lr=0.1, optimizer=optimizer)
+
+
+def test_scales_span_the_data_so_no_chart_starts_blank():
+    gf = GradientFlow(made_up_trace())
+    data = np.concatenate([gf.time_lines.y.ravel(), gf.cell_lines.y.ravel()])
+    y = gf.time_lines.scales["y"]
+    assert y.min == pytest.approx(np.nanmin(data), rel=1e-6) and y.max == pytest.approx(np.nanmax(data), rel=1e-6)
+    assert gf.time_lines.scales["x"].max == T - 1
+    assert gf.gate_lines.scales["y"].max == pytest.approx(np.nanmax(gf.gate_lines.y), rel=1e-6)
+    assert gf.param_bars.base == gf.param_bars.scales["y"].min < np.nanmin(gf.param_bars.y)

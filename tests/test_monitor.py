@@ -198,3 +198,15 @@ def test_probe_snapshot_every_n_steps_leaves_grad_bit_identical():
     expected = step_norms(trace(model, x, loss=loss_fn).layers["lstm.l1"].grads["h"])
     np.testing.assert_allclose(mon.probe_lines.y[1], expected, rtol=1e-5)
     assert "lstm.l1:" in mon.probe_text.value
+
+
+def test_scales_follow_the_data_so_no_chart_starts_blank():
+    model = Model()
+    mon = TrainingMonitor(model, clip=1.0, clock=FakeClock())
+    backward(model)
+    for loss in (3.0, 2.0, 2.5):
+        mon.step(loss)
+    mon.flush()
+    assert (mon.loss_lines.scales["y"].min, mon.loss_lines.scales["y"].max) == (2.0, 3.0)
+    assert mon.loss_lines.scales["x"].max == 2
+    assert mon.norm_lines.scales["y"].max >= 1.0          # the clip line stays in view
