@@ -30,11 +30,13 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A contiguous float32 numpy array on the CPU, never a view of the model's own tensors: the
     memory of a whole float32 ``trace_buffer`` as it is, else a copy.
 
-    One ``copy_`` converts device, dtype (bfloat16 has no numpy dtype) and layout at once.
+    One ``copy_`` converts device, dtype (bfloat16 has no numpy dtype) and layout at once. From
+    a GPU it goes into memory touched first on the CPU: a copy into pages never touched faults
+    them in one by one (measured 4x slower on an H200 host).
     """
     if is_whole_trace_buffer(t) and t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous():
         return t.detach().numpy()
-    out = torch.empty(t.shape, dtype=torch.float32)
+    out = torch.empty(t.shape, dtype=torch.float32) if t.device.type == "cpu" else torch.zeros(t.shape)
     out.copy_(t.detach())
     return out.numpy()
 
