@@ -210,3 +210,25 @@ def test_scales_follow_the_data_so_no_chart_starts_blank():
     assert (mon.loss_lines.scales["y"].min, mon.loss_lines.scales["y"].max) == (2.0, 3.0)
     assert mon.loss_lines.scales["x"].max == 2
     assert mon.norm_lines.scales["y"].max >= 1.0          # the clip line stays in view
+
+
+def test_sparse_gradients_are_measured():
+    model = torch.nn.Embedding(10, 4, sparse=True)
+    mon = TrainingMonitor(model, clock=FakeClock())
+    model(torch.tensor([1, 1, 3])).sum().backward()
+    mon.step(1.0)
+    assert mon.last_norm == pytest.approx(float(model.weight.grad.to_dense().norm()))
+
+
+def test_detach_removes_the_hooks_even_when_recording_fails(monkeypatch):
+    model = Model()
+    mon = TrainingMonitor(model, clock=FakeClock()).attach()
+    mon._pending = {0: 1.0}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("recording failed")
+
+    monkeypatch.setattr(mon, "_record", fail)
+    with pytest.raises(RuntimeError, match="recording failed"):
+        mon.detach()
+    assert all(not p._post_accumulate_grad_hooks for p in model.parameters())

@@ -40,6 +40,12 @@ def layer_of(param_name: str, root: str) -> str:
     return module
 
 
+def grad_norm(grad: torch.Tensor) -> torch.Tensor:
+    """The L2 norm of a gradient (dense or sparse) as a float64 0-d tensor on its device."""
+    values = grad.detach().coalesce().values() if grad.is_sparse else grad.detach()
+    return torch.linalg.vector_norm(values).double()
+
+
 class TrainingMonitor(widgets.VBox):
     """Live loss, gradient norm, per-layer gradient norms and gradient-through-time snapshots.
 
@@ -108,8 +114,8 @@ class TrainingMonitor(widgets.VBox):
         has = np.array([g is not None for g in grads])
         norms = np.zeros(len(grads))
         if has.any():
-            norms[has] = torch.stack([torch.linalg.vector_norm(g.detach()).double()
-                                      for g in grads if g is not None]).tolist()
+            each = [grad_norm(g) for g in grads if g is not None]
+            norms[has] = torch.stack([n.to(each[0].device) for n in each]).tolist()   # one sync
         return norms, has
 
     def _record(self, norms: np.ndarray, has: np.ndarray, loss_known: bool = True):
@@ -155,17 +161,17 @@ class TrainingMonitor(widgets.VBox):
 
     def detach(self):
         """Remove the hooks ``attach`` added (recording what the last backward pass left)."""
-        self._finish_backward()
-        for hook in self._hooks:
+        hooks, self._hooks = self._hooks, []
+        for hook in hooks:                    # first, so no hook is left behind if recording fails
             hook.remove()
-        self._hooks = []
+        self._finish_backward()
         return self
 
     def _hook_for(self, index: int):
         def record_gradient(p):
             if index in self._pending:        # a new backward pass began: the last one is complete
                 self._finish_backward()
-            self._pending[index] = float(torch.linalg.vector_norm(p.grad.detach()))
+            self._pending[index] = float(grad_norm(p.grad))
             if len(self._pending) == len(self.params):
                 self._finish_backward()
                 self._maybe_push()
