@@ -1,4 +1,6 @@
 """GradientFlow widget state: the marks hold the analysis' numbers; the text is escaped."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +179,11 @@ def test_scales_span_the_data_so_no_chart_starts_blank():
     assert gf.time_lines.scales["x"].max == T - 1
     assert gf.gate_lines.scales["y"].max == pytest.approx(np.nanmax(gf.gate_lines.y), rel=1e-6)
     assert gf.param_bars.base == gf.param_bars.scales["y"].min < np.nanmin(gf.param_bars.y)
+
+
+def test_save_html_writes_one_offline_file_with_the_charts(tmp_path):
+    gf = GradientFlow(made_up_trace(name="<b>enc</b>.l0"))
+    page = gf.save_html(tmp_path / "flow.html").read_text(encoding="utf-8")
+    assert "bqplot" in page and "rw-gradient-flow" in page
+    assert "<b>enc</b>" not in page                         # the layer name travels escaped
+    assert not re.search(r"<script[^>]*\ssrc=[\"']?https?:", page)   # nothing loads from the network

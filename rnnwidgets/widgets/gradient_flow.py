@@ -16,6 +16,7 @@ import numpy as np
 
 from ..gradients_analysis import gate_flow, layer_verdict, step_norms
 from ..tracedata import Trace
+from .export import save_html
 
 MAX_COLUMNS = 500
 FLAG_COLOUR = "#d62728"
@@ -271,6 +272,8 @@ class GradientFlow(widgets.VBox):
             cursor.x = np.array([t, t], np.float32)
         parts = [f"{name} ‖∂L/∂h_{t}‖ = {n[t]:.3g}" for name, n in self.norms.items()]
         self.readout.value = _escaped_lines([f"step {t}: " + "; ".join(parts)])
+
+    save_html = save_html   # one self-contained offline HTML file of the charts
 
     # ---- linking ------------------------------------------------------------------------
     def link_t(self, other, name: str = "t"):

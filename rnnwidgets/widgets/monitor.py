@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
+from .export import save_html
 from .gradient_flow import (CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, heat_cells, log_lines_figure, positive,
                             rows_heatmap)
 
@@ -204,6 +205,8 @@ class TrainingMonitor(widgets.VBox):
         """The end of training: detach any hooks and send the final state."""
         self.detach()
         self.flush()
+
+    save_html = save_html   # the charts as they stand, as one self-contained offline HTML file
 
     def __enter__(self):
         return self
