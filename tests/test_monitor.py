@@ -232,3 +232,13 @@ def test_detach_removes_the_hooks_even_when_recording_fails(monkeypatch):
     with pytest.raises(RuntimeError, match="recording failed"):
         mon.detach()
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
+
+
+def test_save_html_keeps_the_final_charts(tmp_path):
+    model = Model()
+    mon = TrainingMonitor(model, clock=FakeClock())
+    for i in range(3):
+        mon.step(backward(model, seed=i))
+    mon.finish()
+    page = mon.save_html(tmp_path / "monitor.html").read_text(encoding="utf-8")
+    assert "rw-monitor" in page and "step 3 · loss" in page
