@@ -241,4 +241,4 @@ def test_save_html_keeps_the_final_charts(tmp_path):
         mon.step(backward(model, seed=i))
     mon.finish()
     page = mon.save_html(tmp_path / "monitor.html").read_text(encoding="utf-8")
-    assert "rw-monitor" in page and "step 3 · loss" in page
+    assert "rw-monitor" in page and "step 3 \\u00b7 loss" in page   # the state is JSON, non-ASCII escaped
