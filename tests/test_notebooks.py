@@ -54,7 +54,16 @@ def check_patterns(nb):
     assert float(precision.group(1)) >= 95 and float(recall.group(1)) >= 95, text[-2000:]
 
 
-CHECKS = {"01_quickstart.ipynb": check_quickstart, "03_patterns.ipynb": check_patterns}
+def check_vanishing(nb):
+    """The tutorial's verdicts come from its own run: the tanh RNN's gradient vanishes, the LSTM's survives."""
+    text = _stream_text(nb)
+    rnn = re.search(r"tanh RNN +(\w+) +first/last ratio", text)
+    lstm = re.search(r"LSTM +(\w+) +first/last ratio", text)
+    assert rnn and rnn.group(1) == "vanishing" and lstm and lstm.group(1) == "healthy", text[-2000:]
+
+
+CHECKS = {"01_quickstart.ipynb": check_quickstart, "02_vanishing_gradients.ipynb": check_vanishing,
+          "03_patterns.ipynb": check_patterns}
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

@@ -341,3 +341,24 @@ def test_the_unit_range_follows_the_selected_quantity_with_proj_size():
         ex.select(quantity="h", unit=6)  # h has proj_size
     ex.set_trace(ex.trace, quantity="h")
     assert ex.view.unit == 3  # clamped to h's width
+
+
+def test_explore_with_a_loss_shows_the_gradient_flow_linked_to_the_step():
+    torch.manual_seed(0)
+    model = nn.LSTM(3, 4, num_layers=2)
+    ex = rw.explore(model, torch.randn(6, 1, 3), loss="last")
+    gf = ex.gradients
+    assert isinstance(gf, rw.GradientFlow) and ex.children[-1] is gf
+    assert gf.slider.layout.display == "none"
+    assert set(gf.norms) == {"lstm.l0", "lstm.l1"}
+    link = ex._gradients_link
+    assert (link.source, link.target) == ((gf.slider, "value"), (ex.view, "t"))
+    # re-tracing keeps one gradient view, for the new run
+    ex.update(torch.randn(9, 1, 3))
+    assert sum(isinstance(c, rw.GradientFlow) for c in ex.children) == 1 and ex.gradients is not gf
+    assert ex.gradients.slider.max == 8
+
+
+def test_explore_without_a_loss_has_no_gradient_view():
+    ex = rw.explore(nn.GRU(2, 3), torch.randn(4, 1, 2))
+    assert ex.gradients is None and not any(isinstance(c, rw.GradientFlow) for c in ex.children)

@@ -82,6 +82,8 @@ class Explorer(StillImage, widgets.VBox):
         self.budget = budget  # float32 values of one element sent whole; longer sequences go by windows
         self.trace_kwargs: dict = {}  # what explore() passed to rw.trace (hidden=...), reused by update()
         self.dataset = None  # a DatasetTrace (rw.trace_dataset) that matches() searches
+        self.gradients = None  # the GradientFlow under the heatmaps when the trace has gradients
+        self._gradients_link = None
         self.view = ExplorerView()
         self._refilling = False
         last = max(0, trace.steps - 1)
@@ -182,6 +184,24 @@ class Explorer(StillImage, widgets.VBox):
             self._refilling = False
         self.batch.layout.display = None if trace.batch > 1 else "none"
         self._show_element(batch)
+        self._show_gradients(trace)
+
+    def _show_gradients(self, trace: Trace) -> None:
+        """A trace with gradients (``rw.explore(..., loss=...)``) gets the gradient-flow view under
+        the heatmaps, its cursor linked in the browser to the Explorer's step."""
+        old = self.gradients
+        if old is not None:
+            self._gradients_link.unlink()
+            self.children = tuple(c for c in self.children if c is not old)
+            self.gradients = None
+        if not any("h" in lt.grads for lt in trace.layers.values()):
+            return
+        from .gradient_flow import GradientFlow
+
+        self.gradients = GradientFlow(trace)
+        self.gradients.slider.layout.display = "none"  # the Explorer's own slider drives it
+        self._gradients_link = self.gradients.link_t(self.view)
+        self.children = (*self.children, self.gradients)
 
     def _show_element(self, batch: int) -> None:
         window = overview = None
@@ -284,6 +304,8 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
     ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
+    Other keywords go to ``rw.trace``: with ``loss=`` the gradient-flow view (``rw.GradientFlow``)
+    sits under the heatmaps, its cursor on the Explorer's step.
     """
     if isinstance(source, Trace):
         if inputs is not None or text is not None:
