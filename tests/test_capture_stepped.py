@@ -18,7 +18,7 @@ from test_untouched import assert_untouched, snapshot
 def stepped(monkeypatch):
     """Every LSTM/GRU layer runs as the step loop; calling the native kernel for one fails the test."""
     for mode in ("LSTM", "GRU"):
-        monkeypatch.setitem(fused.STEPPED_MIN_BATCH, mode, 1)
+        monkeypatch.setitem(fused.STEPPED_BATCH_PER_THREAD, mode, 0)
         monkeypatch.setitem(fused.NATIVE, mode, lambda *args: pytest.fail("the native kernel ran"))
 
 
@@ -98,10 +98,18 @@ def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
     real = fused.NATIVE[mode]
     monkeypatch.setitem(fused.NATIVE, mode, lambda *args: ran.append(args[0].shape) or real(*args))
     module = getattr(nn, mode)(3, 4)
-    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH[mode], 3))
-    assert ran == []
-    trace(module, torch.randn(5, fused.STEPPED_MIN_BATCH[mode] - 1, 3))
-    assert len(ran) == 1
+    threads = torch.get_num_threads()
+    try:
+        for threads_now in (1, 2):
+            torch.set_num_threads(threads_now)
+            smallest = fused.STEPPED_BATCH_PER_THREAD[mode] * threads_now
+            trace(module, torch.randn(5, smallest, 3))
+            assert ran == []
+            trace(module, torch.randn(5, smallest - 1, 3))
+            assert len(ran) == 1
+            ran.clear()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():

@@ -36,10 +36,13 @@ STOCK_FORWARDS = (nn.LSTM.forward, nn.GRU.forward, nn.RNN.forward)
 CHECK_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-4}
 TF32_TOLERANCE = 1e-2
 LOW_PRECISION_TOLERANCE = 5e-2
-# from this batch size on, an LSTM/GRU layer on the CPU runs as our step loop: the native kernel
-# plus recomputation measured 2.3-3.1x its forward at batch 32, the loop 1.3-1.7x; at batch 1 the
-# loop's per-step Python overhead loses for an LSTM (2.4x against 1.8x), a GRU breaks even
-STEPPED_MIN_BATCH = {"LSTM": 8, "GRU": 4}
+# an LSTM/GRU layer on the CPU runs as our step loop from this many batch elements per torch
+# thread on. Trace time / forward measured, 2-layer 256-unit: at 1 thread and batch 32 the native
+# kernel plus recomputation 2.3-3.1 (LSTM) and 2.3-2.5 (GRU), the loop 1.7 and 1.2; but the kernel
+# spreads its matmuls over threads while the loop's per-step work stays on one: at 16 threads and
+# batch 32, the loop 3.8 against 2.7 (LSTM), 1.1 against 1.4 (GRU); at 4 threads an LSTM's loop
+# wins from batch 64 (2.5 against 2.9)
+STEPPED_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 4}
 
 
 def fused_modules(model: nn.Module) -> list:
@@ -140,11 +143,11 @@ class LayerRun:
         return self.native(x, hx)
 
     def runs_stepped(self) -> bool:
-        """Whether our step loop is the faster way to get this layer's gates (see STEPPED_MIN_BATCH)."""
-        module = self.module
+        """Whether our step loop is the faster way to get this layer's gates (see STEPPED_BATCH_PER_THREAD)."""
+        module, batch = self.module, self.padded(self.x).shape[1]
         return (self.layout is None and module.mode in ("LSTM", "GRU") and not module.proj_size
                 and self.x.device.type == "cpu" and self.x.dtype in (torch.float32, torch.float64)
-                and self.padded(self.x).shape[1] >= STEPPED_MIN_BATCH[module.mode])
+                and batch >= STEPPED_BATCH_PER_THREAD[module.mode] * torch.get_num_threads())
 
     def native(self, x, hx):
         """This layer's native kernel on (x, hx): (out, h_n) or (out, h_n, c_n). Always eval
