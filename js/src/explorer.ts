@@ -9,7 +9,8 @@
 //                     .rw-explorer-box, so they reach it and the slider; see suppressNotebookShortcuts)
 //   .rw-layer         <select> of layers/directions      .rw-quantity  <select> of quantities
 //   .rw-heatmap       canvas: units (rows) x steps (columns) of the selected quantity
-//   .rw-cursor        canvas over it: the current step's column and the selected unit's row
+//   .rw-cursor        canvas over it: the current step's column and the selected unit's row, and
+//                     marks (heatmap.ROW_MARK) at both ends of the highlighted units' rows
 //   .rw-legend        the colour scale          .rw-readout  hover text: unit, step, token, value
 //   .rw-caption       what the heatmap shows (quantity, layer, units x steps)
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
@@ -51,6 +52,7 @@ export interface ExplorerModel {
   layer: string;
   quantity: string;
   playing: boolean;
+  highlight?: number[]; // units the kernel asks to compare (a co-cluster's): their rows are marked
 }
 
 // The panels, each following the Panel contract in state.ts: the token strip above the heatmap,
@@ -278,10 +280,24 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     for (const panel of panels) panel.update(state);
   }
 
+  /** The rows of the highlighted units (of the selected quantity) under the current order. */
+  function highlightedRows(): number[] {
+    const units = model.get("highlight") ?? [];
+    if (!units.length) return [];
+    const count = selectedQuantity(state).units;
+    const rowOfUnit = Int32Array.from({ length: count }, (_, u) => u);
+    if (state.order) for (let r = 0; r < state.order.length; r++) rowOfUnit[state.order[r]] = r;
+    return units.filter((u) => u >= 0 && u < count).map((u) => rowOfUnit[u]);
+  }
+
+  function drawCursor(): void {
+    heatmap.drawCursor(state.t, rowOf(state.unit), highlightedRows());
+  }
+
   /** What a change of step or unit redraws: the cursor, the text at t and the panels. */
   function scrub(): void {
     followWindow();
-    heatmap.drawCursor(state.t, rowOf(state.unit));
+    drawCursor();
     describeStep();
     updatePanels();
     select.update(state);
@@ -391,6 +407,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   for (const name of selectionEvents) model.on(name, onSelection);
   for (const name of payloadEvents) model.on(name, onPayload);
   model.on("msg:custom", onMessage);
+  model.on("change:highlight", drawCursor);
   load();
   redrawAll();
 
@@ -399,6 +416,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     for (const name of selectionEvents) model.off(name, onSelection);
     for (const name of payloadEvents) model.off(name, onPayload);
     model.off("msg:custom", onMessage);
+    model.off("change:highlight", drawCursor);
     heatmap.destroy();
     select.destroy();
     for (const panel of panels) panel.destroy?.();

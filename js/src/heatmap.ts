@@ -87,6 +87,23 @@ export function cursorRects(
   };
 }
 
+/** The colour of a marked row's ends: far from both colour scales and from the NaN magenta. */
+export const ROW_MARK = "#00e676";
+
+/** Marks at the left and right ends of each of `rows` (of `units`) on a w x h pixel overlay. */
+export function rowMarkRects(rows: ArrayLike<number>, units: number, w: number, h: number, line: number): Rect[] {
+  const out: Rect[] = [];
+  const width = 4 * line;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    if (!(row >= 0 && row < units)) continue;
+    const y0 = Math.floor((row / units) * h);
+    const y1 = Math.max(y0 + 1, Math.floor(((row + 1) / units) * h));
+    out.push([0, y0, width, y1 - y0], [w - width, y0, width, y1 - y0]);
+  }
+  return out;
+}
+
 /** Which (step, row) a point at fractions (fx, fy) of the drawn box falls on. */
 export function cellAtFraction(fx: number, fy: number, steps: number, units: number): { t: number; row: number } {
   const clamp = (x: number, n: number) => Math.min(n - 1, Math.max(0, Math.floor(x * n)));
@@ -101,8 +118,9 @@ export interface Heatmap {
   drawOverview(o: Overview, q: Quantity, order: ArrayLike<number> | null, length: number, steps: number): void;
   /** Blank the image (while the data for a new selection is on its way). */
   clear(): void;
-  /** Redraw only the cursor: the column of step t and the row of the selected unit. */
-  drawCursor(t: number, row: number): void;
+  /** Redraw only the cursor: the column of step t (none if t < 0), the row of the selected unit
+   * (none if row < 0), and a mark at both ends of each row in `marks` (e.g. a co-cluster's units). */
+  drawCursor(t: number, row: number, marks?: ArrayLike<number>): void;
   /** The (step, row) under a mouse event, or null outside the image. */
   cellAt(ev: MouseEvent): { t: number; row: number } | null;
   destroy(): void;
@@ -167,10 +185,10 @@ export function createHeatmap(): Heatmap {
     image.getContext("2d")?.clearRect(0, 0, image.width, image.height);
   }
 
-  let cursorAt = { t: 0, row: 0 };
+  let cursorAt: { t: number; row: number; marks: ArrayLike<number> } | null = null; // null: never drawn
   let drawn: Rect[] = []; // what the cursor covers now: cleared alone on the next move
-  function drawCursor(t: number, row: number): void {
-    cursorAt = { t, row };
+  function drawCursor(t: number, row: number, marks: ArrayLike<number> = []): void {
+    cursorAt = { t, row, marks };
     if (shown.w === 0) measure();
     // The overlay matches the displayed size (not the image's), so lines stay crisp.
     const ratio = window.devicePixelRatio || 1;
@@ -184,12 +202,18 @@ export function createHeatmap(): Heatmap {
     const ctx = cursor.getContext("2d");
     if (!ctx) return;
     for (const [x, y, rw, rh] of drawn) ctx.clearRect(x, y, rw, rh);
-    const { edges, ticks } = cursorRects(t, row, steps, units, w, h, Math.max(1, Math.round(ratio)));
+    const line = Math.max(1, Math.round(ratio));
+    const { edges, ticks } = cursorRects(t, row, steps, units, w, h, line);
+    const shownEdges = t >= 0 ? edges : [];
+    const shownTicks = row >= 0 ? ticks : [];
+    const markRects = rowMarkRects(marks, units, w, h, line);
     ctx.fillStyle = "rgba(0, 0, 0, 0.85)";
-    for (const r of edges) ctx.fillRect(...r);
+    for (const r of shownEdges) ctx.fillRect(...r);
     ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
-    for (const r of ticks) ctx.fillRect(...r);
-    drawn = [...edges, ...ticks];
+    for (const r of shownTicks) ctx.fillRect(...r);
+    ctx.fillStyle = ROW_MARK;
+    for (const r of markRects) ctx.fillRect(...r);
+    drawn = [...shownEdges, ...shownTicks, ...markRects];
   }
 
   function cellAt(ev: MouseEvent): { t: number; row: number } | null {
@@ -204,7 +228,7 @@ export function createHeatmap(): Heatmap {
   const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
     measure();
     fitRendering();
-    drawCursor(cursorAt.t, cursorAt.row);
+    if (cursorAt) drawCursor(cursorAt.t, cursorAt.row, cursorAt.marks);
   });
   resize?.observe(el);
 
@@ -212,7 +236,7 @@ export function createHeatmap(): Heatmap {
 }
 
 /** The colour scale of a quantity: a gradient bar with its ends and the non-finite swatch. */
-export function createLegend(): { el: HTMLElement; draw(q: Quantity): void } {
+export function createLegend(): { el: HTMLElement; draw(q: Quantity, format?: (v: number) => string): void } {
   const el = document.createElement("div");
   el.className = "rw-legend";
   el.style.cssText = "display: flex; align-items: center; gap: 6px; font: 11px sans-serif;";
@@ -228,9 +252,10 @@ export function createLegend(): { el: HTMLElement; draw(q: Quantity): void } {
   swatchLabel.textContent = "NaN/Inf";
   el.append(lo, bar, hi, swatch, swatchLabel);
 
-  function draw(q: Quantity): void {
-    lo.textContent = formatValue(q.vmin);
-    hi.textContent = formatValue(q.vmax);
+  /** `format` writes an end's value (a log scale's ends are exponents: it shows 10^v). */
+  function draw(q: Quantity, format: (v: number) => string = formatValue): void {
+    lo.textContent = format(q.vmin);
+    hi.textContent = format(q.vmax);
     const ctx = bar.getContext("2d");
     if (!ctx) return;
     const img = ctx.createImageData(LUT_SIZE, 1);

@@ -2,12 +2,14 @@
 // trait says which view it is.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type ExplorerModel, renderExplorer } from "./explorer";
+import { type GridModel, renderGrid } from "./gridview";
 import { type CoclustersModel, type MatchesModel, renderCoclusters, renderMatches } from "./patterns";
 
 const VIEWS: Record<string, (model: AnyModel<any>, el: HTMLElement) => () => void> = {
   explorer: (model, el) => renderExplorer(model as AnyModel<ExplorerModel>, el),
   matches: (model, el) => renderMatches(model as AnyModel<MatchesModel>, el),
   coclusters: (model, el) => renderCoclusters(model as AnyModel<CoclustersModel>, el),
+  grid: (model, el) => renderGrid(model as AnyModel<GridModel>, el),
 };
 
 function render({ model, el }: RenderProps<{ _view: string }>): () => void {
