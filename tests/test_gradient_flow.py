@@ -7,7 +7,7 @@ import torch
 
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets.widgets.gradient_flow import GradientFlow, gradient_flow, heat_cells, time_columns
+from rnnwidgets.widgets.gradient_flow import GradientFlow, gradient_flow, time_columns
 
 B, T, U = 2, 12, 3
 
@@ -46,21 +46,34 @@ def test_through_time_lines_hold_the_masked_norms_of_h_and_c():
     np.testing.assert_array_equal(gf.time_lines.x, np.arange(T))
 
 
-def test_heatmap_rows_are_layers_and_cells_on_log10():
+def test_grid_rows_are_layers_then_cells_at_full_resolution_on_a_log_scale():
     tr = made_up_trace()
     gf = GradientFlow(tr)
-    assert gf.heat.color.shape == (3, T)           # lstm h, rnn h, lstm c
-    np.testing.assert_allclose(gf.heat.color[1], np.log10(step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths)),
-                               rtol=1e-5)
+    grid = gf.heat
+    assert (grid.rows, grid.columns, grid.scale, grid.column_step) == (3, T, "log", 1.0)
+    assert len(grid.buffer) == 3 * T * 4           # one float32 buffer, not JSON lists
+    assert list(grid.row_labels) == ["enc.lstm.l0 h", "rnn.l0 h", "enc.lstm.l0 c"]
+    lt = tr.layers["enc.lstm.l0"]
+    for row, grads in enumerate([lt.grads["h"], tr.layers["rnn.l0"].grads["h"], lt.grads["c"]]):
+        np.testing.assert_allclose(grid.values[row], step_norms(grads, tr.lengths), rtol=1e-6)
+    finite = grid.values[np.isfinite(grid.values)]
+    assert grid.vmin == pytest.approx(finite.min(), rel=1e-6) and grid.vmax == pytest.approx(finite.max(), rel=1e-6)
 
 
-def test_long_sequences_are_bucketed_by_maximum_for_the_heatmap():
-    norms = np.ones(2000)
-    norms[1234] = 50.0
-    steps, values = time_columns(norms, max_columns=500)
-    assert len(values) == 500 and values.max() == 50.0 and steps[values.argmax()] <= 1234
-    x, y, colour = heat_cells(np.arange(1, dtype=np.float32), np.ones((1, 1)))
-    assert colour.shape == (2, 2)                  # bqplot squeezes a lone row/column away
+def test_long_sequences_are_bucketed_by_maximum_for_the_grid():
+    rows = np.ones((2, 2000))
+    rows[1, 1234] = 50.0
+    rows[0, 10] = np.nan
+    width, columns = time_columns(rows, max_columns=500)
+    assert width == 4 and columns.shape == (2, 500)
+    assert columns[1].argmax() == 1234 // 4 and columns[1].max() == 50.0
+    assert columns[0, 2] == 1.0                    # NaN skipped
+    assert time_columns(rows[:, :500], max_columns=500)[0] == 1
+
+
+def test_the_grid_cursor_follows_the_slider_in_the_browser():
+    gf = GradientFlow(made_up_trace())
+    assert gf.heat_link.source == (gf.slider, "value") and gf.heat_link.target == (gf.heat, "t")
 
 
 def test_gate_chart_shows_each_path_of_the_chosen_layer():

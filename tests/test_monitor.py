@@ -68,7 +68,13 @@ def test_step_records_loss_global_and_per_layer_norms_and_leaves_grad_bit_identi
     np.testing.assert_allclose(mon.norm_lines.y, expected_global, rtol=1e-6)
     np.testing.assert_array_equal(mon.loss_lines.x, np.arange(5))
     np.testing.assert_allclose(mon.loss_lines.y[-1], float(loss.detach()), rtol=1e-6)
-    np.testing.assert_allclose(mon.heat.color, np.log10(np.array(expected_layers).T), rtol=1e-5)
+    grid = mon.heat                        # layers x steps, one float32 buffer: the norms themselves
+    assert (grid.rows, grid.columns, grid.scale) == (len(mon.layers), 5, "log")
+    assert len(grid.buffer) == grid.rows * grid.columns * 4 and list(grid.row_labels) == mon.layers
+    np.testing.assert_allclose(grid.values, np.array(expected_layers).T, rtol=1e-6)
+    assert (grid.column_start, grid.column_step) == (0.0, 1.0)
+    assert grid.vmin == pytest.approx(np.min(expected_layers), rel=1e-6)
+    assert grid.vmax == pytest.approx(np.max(expected_layers), rel=1e-6)
     assert mon.status.value.startswith("step 5 · loss")
 
 
@@ -137,7 +143,9 @@ def test_history_is_bounded_and_keeps_a_loss_spike():
     mon.flush()
     assert len(mon.loss_lines.y) <= 100 and len(mon.norm_lines.y) <= 100
     assert 1000.0 in mon.loss_lines.y and mon.loss_lines.x[mon.loss_lines.y == 1000.0][0] == 1234
-    assert mon.heat.color.shape[1] <= 200
+    grid = mon.heat
+    assert grid.columns <= 200 and len(grid.buffer) == grid.rows * grid.columns * 4
+    assert grid.columns * grid.column_step >= 3000     # the columns cover every step
 
 
 def test_attach_records_every_backward_and_detach_removes_the_hooks():

@@ -1,9 +1,9 @@
 """``rw.gradient_flow``: where the gradient goes through time, through the gates and across layers.
 
 The numbers come from ``rnnwidgets.gradients_analysis`` (formulas and verdict thresholds are
-documented there); this module only lays them out as bqplot charts and ipywidgets text. The
-layers x time grid is a bqplot ``HeatMap`` on at most ``MAX_COLUMNS`` columns (time bucketed by
-maximum beyond that), small enough for bqplot's per-cell drawing.
+documented there); this module only lays them out as bqplot charts (lines, bars) and ipywidgets
+text. The layers x time grid is our canvas ``HeatmapGrid``, one column per step (time bucketed by
+maximum only beyond ``MAX_COLUMNS`` steps); its cursor follows the slider in the browser.
 """
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import numpy as np
 from ..gradients_analysis import gate_flow, layer_verdict, step_norms
 from ..tracedata import Trace
 from .export import save_html
+from .grid import HeatmapGrid
 
-MAX_COLUMNS = 500
+MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
 FLAG_COLOUR = "#d62728"
 # Every axis gets an explicit tick format: bqplot's guessed one throws on an empty or one-point
 # domain ("invalid format") and leaves that axis blank from then on.
@@ -83,44 +84,14 @@ def add_cursor(fig: bq.Figure, x_scale) -> bq.Lines:
     return cursor
 
 
-def time_columns(norms: np.ndarray, max_columns: int = MAX_COLUMNS):
-    """(column steps, values): the series itself, or its bucket maxima when it has more steps."""
-    if norms.size <= max_columns:
-        return np.arange(norms.size, dtype=np.float32), norms
-    starts = np.array([g[0] for g in np.array_split(np.arange(norms.size), max_columns)])
-    return starts.astype(np.float32), np.fmax.reduceat(norms, starts)   # fmax skips NaN
-
-
-def heat_cells(steps, rows: np.ndarray):
-    """(x, y, colour) for a bqplot HeatMap of ``rows`` (rows x steps) coloured by log10 value.
-
-    bqplot squeezes a colour array with one row or one column down to 1-d and then refuses it,
-    so a lone row or column is drawn twice (the second copy one unit further on).
-    """
-    x = np.asarray(steps, np.float32)
-    colour = np.log10(positive(rows))
-    if colour.shape[1] == 1:
-        x, colour = np.r_[x, x + 1], np.repeat(colour, 2, axis=1)
-    if colour.shape[0] == 1:
-        colour = np.repeat(colour, 2, axis=0)
-    return x, np.arange(colour.shape[0], dtype=np.float32), colour
-
-
-def rows_heatmap(row_names: list, steps, rows: np.ndarray, title: str, x_label: str):
-    """(figure, heatmap mark, x scale): rows x steps of log10 values, row names on the y axis."""
-    xs, ys = bq.LinearScale(), bq.LinearScale()
-    cs = bq.ColorScale(scheme="viridis", min=-1, max=0)    # until fit to data
-    x, y, colour = heat_cells(steps, rows)
-    heat = bq.HeatMap(x=x, y=y, color=colour, null_color="#dddddd", scales={"x": xs, "y": ys, "color": cs})
-    fit_scale(cs, colour)
-    ticks = np.arange(len(row_names)) if len(row_names) > 1 else np.array([0.5])
-    y_axis = bq.Axis(scale=ys, side="left", tick_values=ticks, tick_format="d",
-                     tick_labels={f"{tick:g}": name for tick, name in zip(ticks, row_names)})
-    fig = bq.Figure(marks=[heat], title=title, fig_margin={**_MARGIN, "left": 110, "right": 80},
-                    axes=[bq.Axis(scale=xs, label=x_label, tick_format=STEP_FORMAT), y_axis,
-                          bq.ColorAxis(scale=cs, side="right", label="log10", tick_format=".2g")],
-                    layout=widgets.Layout(width="100%", height=f"{120 + 30 * len(row_names)}px"))
-    return fig, heat, xs
+def time_columns(rows: np.ndarray, max_columns: int = MAX_COLUMNS):
+    """(steps per column, columns): ``rows`` (rows x steps) itself, or when it has more steps, the
+    maximum of each run of equally many steps (NaN skipped), so a one-step spike stays visible."""
+    steps = rows.shape[1]
+    width = max(1, -(-steps // max_columns))
+    if width == 1:
+        return 1, rows
+    return width, np.fmax.reduceat(rows, np.arange(0, steps, width), axis=1)
 
 
 def _escaped_lines(lines) -> str:
@@ -160,12 +131,13 @@ class GradientFlow(widgets.VBox):
         self.time_figure, self.time_lines, time_x = log_lines_figure(
             "‖∂L/∂h_t‖ through time (‖∂L/∂c_t‖ dashed)", "step t", "norm")
         self._fill_time_lines()
-        row_names = [*self.norms, *(f"{name} c" for name in self.cell_norms)]
-        columns, rows = self._heat_rows()
-        self.heat_figure, self.heat, heat_x = rows_heatmap(row_names, columns, rows,
-                                                           "log10 ‖∂L/∂h_t‖, layers × time", "step t")
-        self.cursors = [add_cursor(self.time_figure, time_x), add_cursor(self.heat_figure, heat_x)]
-        charts = [self.time_figure, self.heat_figure]
+        row_names = [*(f"{name} h" for name in self.norms), *(f"{name} c" for name in self.cell_norms)]
+        width, rows = time_columns(np.stack([*self.norms.values(), *self.cell_norms.values()]))
+        self.heat = HeatmapGrid(rows, row_names, scale="log", column_step=width, column_label="step t",
+                                title="‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖), layers × time, log scale")
+        self.heat_link = widgets.jslink((self.slider, "value"), (self.heat, "t"))   # the grid's cursor
+        self.cursors = [add_cursor(self.time_figure, time_x)]
+        charts = [self.time_figure, self.heat]
         if self.flows:
             self.gate_layer = widgets.Dropdown(options=list(self.flows), description="layer")
             self.gate_figure, self.gate_lines, gate_x = log_lines_figure(
@@ -195,11 +167,6 @@ class GradientFlow(widgets.VBox):
         # the forget-/update-gate paths at step 0 need the state before it, which a Trace does not
         # hold: NaN there (not drawn) rather than a guess
         return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths, initial=np.nan)
-
-    def _heat_rows(self):
-        series = [*self.norms.values(), *self.cell_norms.values()]
-        columns = [time_columns(s) for s in series]
-        return columns[0][0], np.stack([values for _, values in columns])
 
     # ---- views --------------------------------------------------------------------------
     def _verdict_html(self) -> str:

@@ -21,10 +21,10 @@ import torch
 
 from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
 from .export import save_html
-from .gradient_flow import (CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, heat_cells, log_lines_figure, positive,
-                            rows_heatmap)
+from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
+from .grid import HeatmapGrid
 
-HEAT_POINTS = 400          # the layers x steps heatmap: 200 columns of bucket maxima
+HEAT_POINTS = 400          # the layers x steps grid: 200 columns of bucket maxima
 _FUSED_PARAM = re.compile(r"(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
 
 
@@ -258,11 +258,9 @@ class TrainingMonitor(widgets.VBox):
             with self.clip_marks.hold_sync():
                 self.clip_marks.x, self.clip_marks.y = cx.astype(np.float32), positive(cy)
             self.clip_line.x = steps.astype(np.float32)
-        columns = [series.maxima() for series in self.layer_norms]
-        x, _, colour = heat_cells(columns[0][0], np.stack([values for _, values in columns]))
-        with self.heat.hold_sync():
-            self.heat.x, self.heat.color = x, colour
-        fit_scale(self.heat.scales["color"], colour)
+        # every layer's series has as many buckets of the same width: column c is steps [c*width, (c+1)*width)
+        maxima = np.stack([series.maxima()[1] for series in self.layer_norms])
+        self.heat.show(maxima, self.layers, column_step=self.layer_norms[0].width)
         self.status.value = self._status_text()
 
     def _push_snapshot(self):
@@ -306,10 +304,9 @@ class TrainingMonitor(widgets.VBox):
                                          marker="cross", default_size=40, labels=["clipped"], display_legend=True,
                                          scales={"x": norm_x, "y": norm_y})
             self.norm_figure.marks = [*self.norm_figure.marks, self.clip_line, self.clip_marks]
-        self.heat_figure, self.heat, _ = rows_heatmap(self.layers, np.zeros(1, np.float32),
-                                                      np.full((len(self.layers), 1), np.nan),
-                                                      "log10 gradient norm per layer", "training step")
-        charts.append(self.heat_figure)
+        self.heat = HeatmapGrid(np.zeros((len(self.layers), 0), np.float32), self.layers, scale="log",
+                                title="gradient norm per layer (log scale)", column_label="training step")
+        charts.append(self.heat)
         if self.probe is not None:
             self.probe_figure, self.probe_lines, _ = log_lines_figure(
                 "‖∂L/∂h_t‖ on the probe batch", "sequence step t", "norm")
