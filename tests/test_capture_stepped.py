@@ -122,3 +122,21 @@ def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
     assert not np.shares_memory(to_numpy(other), other.numpy())
     wide = trace_buffer((2, 3), torch.empty(0, dtype=torch.float64))
     assert to_numpy(wide.fill_(1)).dtype == np.float32
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 64])
+def test_the_cell_state_recurrence_by_doubling_matches_the_step_loop(steps):
+    """What an LSTM's c scan runs on a GPU, checked here on the CPU."""
+    torch.manual_seed(steps)
+    u, a, first = torch.randn(steps, 3, 5, dtype=torch.float64), torch.rand(steps, 3, 5, dtype=torch.float64), \
+        torch.randn(3, 5, dtype=torch.float64)
+    one_by_one, doubled = u.clone(), u.clone()
+    fused.recurrence(one_by_one, a, first)
+    a_before = a.clone()
+    fused.recurrence_by_doubling(doubled, a, first)
+    assert torch.equal(a, a_before)                      # the forget gates are left as they are
+    want = []
+    for t in range(steps):
+        want.append(a[t] * (want[-1] if want else first) + u[t])
+    np.testing.assert_allclose(one_by_one.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(doubled.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
