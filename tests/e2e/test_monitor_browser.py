@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from e2e_support import wait_for_kernel_idle, write_notebook
+from e2e_support import canvas_ink, wait_for_ink, wait_for_kernel_idle, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +34,7 @@ flow"""
 
 STATUS = ".rw-monitor .widget-label"
 LOSS_LINE = ".rw-monitor .bqplot >> nth=0 >> path.line"
+LAYER_GRID = ".rw-monitor .rw-grid .rw-heatmap"     # layers x training steps, our canvas
 
 
 def _drawn_lines(figure) -> int:
@@ -57,17 +58,19 @@ def test_monitor_updates_while_training_blocks_the_kernel(jupyter_server, page):
     page.locator(".rw-monitor").first.wait_for(state="visible", timeout=90_000)
 
     # until the test creates the stop file, the training cell is running: no "trained" output yet
-    seen_steps, seen_paths = set(), set()
+    seen_steps, seen_paths, seen_grids = set(), set(), set()
     deadline = time.monotonic() + TRAIN_AT_MOST_S - 30
     while time.monotonic() < deadline and (len(seen_steps - {0}) < 3 or max(seen_steps) <= 12):
         seen_steps.add(_step_shown(page))
         line = page.locator(LOSS_LINE)
         if line.count():
             seen_paths.add(line.first.get_attribute("d"))
+        seen_grids.add(page.locator(LAYER_GRID).first.evaluate("c => `${c.width}:${c.toDataURL()}`"))
         time.sleep(0.3)
     assert page.locator(".jp-OutputArea-output", has_text="trained").count() == 0, f"ended too soon: {seen_steps}"
     assert len(seen_steps - {0}) >= 3, f"the monitor did not update while the loop ran: {seen_steps}"
     assert len(seen_paths) >= 3, "the loss line was not redrawn during training"
+    assert len(seen_grids) >= 3, "the per-layer grid was not redrawn during training"
 
     (jupyter_server.root / STOP_FILE).touch()
     output = page.locator(".jp-OutputArea-output", has_text="trained").first
@@ -76,12 +79,16 @@ def test_monitor_updates_while_training_blocks_the_kernel(jupyter_server, page):
     page.wait_for_function(f"() => /^step {trained} /.test(document.querySelector('{STATUS}').innerText)",
                            timeout=10_000)   # the throttle's held-back last state is sent when the cell ends
 
-    # loss, gradient norm (+ clip line and markers), per-layer heatmap, probe snapshot: every chart drew
+    # loss, gradient norm (+ clip line and markers), probe snapshot (bqplot) and the per-layer grid drew
     figures = page.locator(".rw-monitor .bqplot")
-    assert figures.count() == 4
+    assert figures.count() == 3
+    grid = page.locator(".rw-monitor .rw-grid").first
+    ink = canvas_ink(grid.locator(".rw-heatmap"))
+    assert ink["height"] == 2 and ink["width"] >= 3 and ink["inked"] == ink["width"] * ink["height"], ink
+    assert grid.locator(".rw-grid-row-label").all_inner_texts() == ["lstm.l0", "lstm.l1"]
     points = page.locator(LOSS_LINE).first.get_attribute("d").count("L") + 1
     assert points >= min(trained, 3)
-    snapshot = page.locator(".rw-monitor .bqplot").nth(3)
+    snapshot = page.locator(".rw-monitor .bqplot").nth(2)
     assert "after step" in snapshot.inner_text() and "lstm.l1" in snapshot.inner_text()
     assert _drawn_lines(snapshot) >= 2          # lstm.l0 and lstm.l1 through the 20 probe steps
 
@@ -89,3 +96,5 @@ def test_monitor_updates_while_training_blocks_the_kernel(jupyter_server, page):
     flow.wait_for(state="visible", timeout=60_000)
     assert "lstm.l1:" in flow.inner_text()
     assert _drawn_lines(flow.locator(".bqplot").first) >= 4   # h of both layers, c (dashed) of both
+    ink = wait_for_ink(flow.locator(".rw-grid .rw-heatmap"), min_distinct=10)
+    assert (ink["width"], ink["height"]) == (20, 4) and ink["inked"] == 80, ink   # layers' h and c x 20 steps
