@@ -1,5 +1,6 @@
 """Select-and-match in a real JupyterLab: brush steps by dragging over the heatmap, move the
-threshold (the live count follows), find matches and open one in the Explorer."""
+threshold (the live count follows), find matches and open one in the Explorer; clicking a
+co-cluster marks its units' rows on the Explorer's heatmap."""
 import time
 
 import pytest
@@ -89,3 +90,46 @@ def test_brush_threshold_and_open_a_match(jupyter_server, page):
     assert kernel_sees(page, opened, "2 [3, 6]") == "2 [3, 6]"
     assert wait_for_text(explorer.locator(".rw-step"), lambda s: s.startswith("step 3 /")).startswith("step 3 /")
     assert wait_for_text(count, lambda s: s.startswith("2 units on over steps 3–5")).startswith("2 units on over steps 3–5")
+
+
+COCLUSTERS = PLANTED.replace("widgets.VBox([explorer, panel])", """\
+from rnnwidgets.widgets.patterns import CoClusterView
+clusters = CoClusterView(ds, explorer, n_clusters=2)
+print("cluster of units 0, 1:", clusters.unit_clusters[clusters.units.index(0)])
+widgets.VBox([explorer, clusters])""")
+# The cursor overlay's pixels in heatmap.ROW_MARK's colour, per overlay row: the marked units' rows.
+MARKED_ROWS_JS = """(c) => {
+    const {data} = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+    const rows = [];
+    for (let y = 0; y < c.height; y++) {
+        let n = 0;
+        for (let x = 0; x < c.width; x++) {
+            const i = 4 * (y * c.width + x);
+            if (data[i] === 0 && data[i + 1] === 230 && data[i + 2] === 118 && data[i + 3] === 255) n++;
+        }
+        rows.push(n);
+    }
+    return rows;
+}"""
+
+
+def test_clicking_a_cocluster_marks_its_units_rows_on_the_explorer_heatmap(jupyter_server, page):
+    write_notebook(jupyter_server.root / "coclusters_small.ipynb", COCLUSTERS)
+    explorer = open_and_run(page, jupyter_server.lab_url("coclusters_small.ipynb"))
+    wait_for_ink(explorer.locator(".rw-heatmap"), min_distinct=2)
+    printed = page.locator(".jp-OutputArea-output", has_text="cluster of units 0, 1:").first.inner_text()
+    cluster = int(printed.split(":")[-1])
+    cursor = explorer.locator(".rw-cursor")
+    assert sum(cursor.evaluate(MARKED_ROWS_JS)) == 0, "rows marked before any cluster was chosen"
+
+    page.locator(f".rw-cluster[data-cluster='{cluster}']").click()
+    deadline = time.monotonic() + 10
+    marked = cursor.evaluate(MARKED_ROWS_JS)
+    while sum(marked) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        marked = cursor.evaluate(MARKED_ROWS_JS)
+    # units 0 and 1 (rows 0 and 1 of 3): marked at both ends; unit 2's row not at all
+    third = len(marked) // 3
+    assert all(n > 0 for n in marked[1:2 * third - 1]), marked
+    assert not any(marked[2 * third + 1:]), marked
+    assert kernel_sees(page, "explorer.view.highlight", "[0, 1]") == "[0, 1]"
