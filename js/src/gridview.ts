@@ -92,7 +92,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
   body.style.cssText = "display: flex; align-items: stretch; gap: 6px;";
   const labels = element("div", "rw-grid-rows", body);
   labels.style.cssText = "display: flex; flex-direction: column; text-align: right; max-width: 30%;";
-  const heatmap = createHeatmap();
+  const heatmap = createHeatmap({ halo: true });
   heatmap.el.style.flex = "1 1 auto";
   heatmap.el.style.minWidth = "0";
   body.append(heatmap.el);

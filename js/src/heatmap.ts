@@ -126,7 +126,9 @@ export interface Heatmap {
   destroy(): void;
 }
 
-export function createHeatmap(): Heatmap {
+/** `halo`: a light line outside each dark cursor line, so the cursor shows on dark colours too
+ * (a log scale's vanished gradients are the darkest viridis). */
+export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
   const el = document.createElement("div");
   el.className = "rw-heatmap-box";
   el.setAttribute("role", "img");
@@ -206,14 +208,15 @@ export function createHeatmap(): Heatmap {
     const { edges, ticks } = cursorRects(t, row, steps, units, w, h, line);
     const shownEdges = t >= 0 ? edges : [];
     const shownTicks = row >= 0 ? ticks : [];
+    const halo: Rect[] = options.halo ? shownEdges.map(([x, y, rw, rh], i) => [i === 0 ? x - line : x + line, y, rw, rh]) : [];
     const markRects = rowMarkRects(marks, units, w, h, line);
     ctx.fillStyle = "rgba(0, 0, 0, 0.85)";
     for (const r of shownEdges) ctx.fillRect(...r);
     ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
-    for (const r of shownTicks) ctx.fillRect(...r);
+    for (const r of [...shownTicks, ...halo]) ctx.fillRect(...r);
     ctx.fillStyle = ROW_MARK;
     for (const r of markRects) ctx.fillRect(...r);
-    drawn = [...shownEdges, ...shownTicks, ...markRects];
+    drawn = [...shownEdges, ...shownTicks, ...halo, ...markRects];
   }
 
   function cellAt(ev: MouseEvent): { t: number; row: number } | null {
