@@ -206,3 +206,14 @@ def assert_keys_drive_the_explorer(page, box, steps: int):
     assert wait_for_text(step, lambda s: s.startswith(text)).startswith(text), "the slider's ArrowRight did not step"
     assert wait_for_change(pixels, before)[0] != before, "the slider's ArrowRight did not move the drawn cursor"
     assert box.locator(".widget-readout").first.inner_text().strip() == str(t + 1)
+
+
+# Holds back every message from the kernel (the page sees none until released): a cell sleeping
+# in the kernel is not enough, since ipykernel still answers widget messages meanwhile (measured:
+# a reply within 50 ms of the key press while `time.sleep(30)` ran).
+HOLD_KERNEL_JS = """() => {
+    const ws = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel._ws;
+    const deliver = ws.onmessage, held = [];
+    ws.onmessage = (ev) => held.push(ev);
+    window.rwReleaseKernel = () => { ws.onmessage = deliver; for (const ev of held) deliver.call(ws, ev); return held.length; };
+}"""

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from e2e_support import open_and_run, wait_for_change, wait_for_ink, write_notebook
+from e2e_support import HOLD_KERNEL_JS, open_and_run, wait_for_change, wait_for_ink, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -19,15 +19,6 @@ explorer = rw.explore(model, torch.randn(1, {STEPS}, 3), loss="last")
 explorer"""
 
 GRID = ".rw-gradient-flow .rw-grid"
-# Holds back every message from the kernel (the page sees none until released): a cell sleeping
-# in the kernel is not enough, since ipykernel still answers widget messages meanwhile (measured:
-# a reply within 50 ms of the key press while `time.sleep(30)` ran).
-HOLD_KERNEL_JS = """() => {
-    const ws = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel._ws;
-    const deliver = ws.onmessage, held = [];
-    ws.onmessage = (ev) => held.push(ev);
-    window.rwReleaseKernel = () => { ws.onmessage = deliver; for (const ev of held) deliver.call(ws, ev); return held.length; };
-}"""
 # The x of every drawn pixel on a canvas's middle row (the cursor's column edges), and its width.
 DRAWN_XS_JS = """(c) => {
     const d = c.getContext('2d').getImageData(0, Math.floor(c.height / 2), c.width, 1).data;
