@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from model_state import assert_untouched, snapshot
 from rnnwidgets.capture.recording import record, recording
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -238,27 +239,6 @@ def test_record_outside_a_recording_does_nothing():
     assert "record" not in rec.trace.layers
 
 
-def snapshot(model):
-    return {
-        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
-        "grads": {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()},
-        "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
-        "training": {n: m.training for n, m in model.named_modules()},
-    }
-
-
-def assert_untouched(model, before):
-    after = snapshot(model)
-    for n, p in before["params"].items():
-        assert torch.equal(p, after["params"][n]), n
-    for n, g in before["grads"].items():
-        assert (g is None and after["grads"][n] is None) or torch.equal(g, after["grads"][n]), n
-    assert after["requires_grad"] == before["requires_grad"]
-    assert after["training"] == before["training"]
-    for m in model.modules():
-        assert not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks), type(m).__name__
-
-
 def prepared_model():
     model = CellLoop("lstm", 3, 4)
     model.head.weight.requires_grad_(False)
@@ -276,8 +256,9 @@ def test_recording_leaves_the_model_untouched():
         out[-1][0].sum().backward()   # the user's own backward inside the block still works
     assert rec.trace.first.h.shape == (2, 4, 4)
     assert xs.grad is not None
-    for n, p in model.named_parameters():   # the user's backward added to .grad; we changed nothing else
-        p.grad = before["grads"][n]
+    for n, p in model.named_parameters():   # the user's backward added to .grad; undo it to compare the rest
+        grad = before["grads"][n]   # None, or (the tensor that was there, a copy of its values)
+        p.grad = None if grad is None else grad[0].copy_(grad[1])
     assert_untouched(model, before)
 
 

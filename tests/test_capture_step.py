@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from model_state import assert_untouched, snapshot
 from rnnwidgets.capture.recording import record
 from rnnwidgets.capture.step import trace_step_module
 
@@ -205,27 +206,6 @@ def test_gradients_of_an_lstm_state_and_a_frozen_model():
     frozen = trace_step_module(step, xs, loss="last")     # gradients still flow through the states
     np.testing.assert_allclose(frozen.first.grads["c"], ref_c.numpy(), atol=1e-6)
     assert frozen.param_grads == {}
-
-
-def snapshot(model):
-    return {
-        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
-        "grads": {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()},
-        "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
-        "training": {n: m.training for n, m in model.named_modules()},
-    }
-
-
-def assert_untouched(model, before):
-    after = snapshot(model)
-    for n, p in before["params"].items():
-        assert torch.equal(p, after["params"][n]), n
-    for n, g in before["grads"].items():
-        assert (g is None and after["grads"][n] is None) or torch.equal(g, after["grads"][n]), n
-    assert after["requires_grad"] == before["requires_grad"]
-    assert after["training"] == before["training"]
-    for m in model.modules():
-        assert not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks), type(m).__name__
 
 
 class Dropping(RNN):

@@ -4,12 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from model_state import assert_untouched, snapshot
 from rnnwidgets.capture import trace
-
-HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-              "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called",
-              "_state_dict_hooks", "_load_state_dict_pre_hooks")
-
 
 class Model(nn.Module):
     """embedding -> 2-layer LSTM (dropout between layers) -> GRU -> linear; optionally raises
@@ -28,36 +24,6 @@ class Model(nn.Module):
         if self.fail_after_rnn:
             raise RuntimeError("the model's own error after its RNN ran")
         return self.head(out)
-
-
-def snapshot(model: nn.Module) -> dict:
-    return {
-        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
-        "grads": {n: (None if p.grad is None else (p.grad, p.grad.detach().clone()))
-                  for n, p in model.named_parameters()},
-        "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
-        "training": {n: m.training for n, m in model.named_modules()},
-        "forward": {n: m.__dict__.get("forward") for n, m in model.named_modules()},
-        "hooks": {n: {d: list(getattr(m, d, {}).items()) for d in HOOK_DICTS} for n, m in model.named_modules()},
-        "global_hooks": [len(getattr(nn.modules.module, d)) for d in dir(nn.modules.module) if d.startswith("_global_")
-                         and isinstance(getattr(nn.modules.module, d), dict)],
-        "grad_enabled": torch.is_grad_enabled(),
-    }
-
-
-def assert_untouched(model: nn.Module, before: dict):
-    after = snapshot(model)
-    for name, value in before["params"].items():
-        p = after["params"][name]
-        assert p.dtype == value.dtype and torch.equal(p.view(torch.uint8), value.view(torch.uint8)), name
-    for name, grad in before["grads"].items():
-        p = dict(model.named_parameters())[name]
-        if grad is None:
-            assert p.grad is None, f"{name}.grad appeared"
-        else:
-            assert p.grad is grad[0] and torch.equal(p.grad, grad[1]), f"{name}.grad changed"
-    for key in ("requires_grad", "training", "forward", "hooks", "global_hooks", "grad_enabled"):
-        assert after[key] == before[key], key
 
 
 def prepared(fail_after_rnn=False) -> nn.Module:
