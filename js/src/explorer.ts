@@ -42,6 +42,7 @@ import {
   stepAt,
   valueAt,
 } from "./state";
+import { element } from "./dom";
 
 export interface ExplorerModel {
   index: PayloadIndex;
@@ -67,13 +68,6 @@ export function showToken(token: string): string {
 
 export function clamp(x: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, x));
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, parent?: HTMLElement) {
-  const el = document.createElement(tag);
-  el.className = className;
-  if (parent) parent.append(el);
-  return el;
 }
 
 function fillSelect(select: HTMLSelectElement, names: string[], selected: string): void {

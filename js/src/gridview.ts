@@ -19,6 +19,7 @@ import type { AnyModel } from "@anywidget/types";
 import { floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
 import type { Quantity } from "./state";
+import { element } from "./dom";
 
 export type GridScale = "diverging" | "sequential" | "log";
 
@@ -74,13 +75,6 @@ export function columnOf(x: number | null, start: number, step: number, columns:
 export function columnText(c: number, start: number, step: number): string {
   const first = start + c * step;
   return step === 1 ? `${first}` : `${formatValue(first)}–${formatValue(first + step)}`;
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, parent: HTMLElement) {
-  const el = document.createElement(tag);
-  el.className = className;
-  parent.append(el);
-  return el;
 }
 
 export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => void {
