@@ -6,7 +6,9 @@
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-explorer      the root; focusable: ←/→ step, Home/End jump, space plays/pauses, ↑/↓ unit
 //                     (notebook shortcuts are off for keys pressed in it or in its Python box,
-//                     .rw-explorer-box, so they reach it and the slider; see suppressNotebookShortcuts)
+//                     .rw-explorer-box, so they reach it; see suppressNotebookShortcuts)
+//   .rw-transport     Play/pause .rw-play, the step slider .rw-slider (a range input: the keys
+//                     above work on it too), .rw-step, the speed .rw-speed (transport.ts)
 //   .rw-layer         <select> of layers/directions      .rw-quantity  <select> of quantities
 //   .rw-heatmap       canvas: units (rows) x steps (columns) of the selected quantity
 //   .rw-cursor        canvas over it: the current step's column and the selected unit's row, and
@@ -19,10 +21,12 @@
 //   .rw-panels        bars (.rw-bars), cell view (.rw-cellview), unit lines and ordering (.rw-units)
 //
 // Model traits: index (PayloadIndex JSON) + buffer (float32 bytes) for the selected batch
-// element, tokens, and the selection t, unit, layer, quantity, playing (t and playing are
-// jslinked to the Play/slider controls in Python). Custom messages: the view sends
+// element, tokens, the selection t, unit, layer, quantity, and playing + interval (the Play
+// speed). A scrub sets t in the page and saves it to the kernel once it rests (transport.ts).
+// Custom messages: the view sends
 // {type: "window", start}; the kernel answers {type: "window", t0, held} with one float32 buffer
-// laid out like the payload's window.
+// laid out like the payload's window; {type: "step", t} from the kernel moves the live step
+// (Python's select(t=...), which the model's t alone may not carry: see transport.ts).
 import type { AnyModel } from "@anywidget/types";
 import { createBars } from "./bars";
 import { createCellview } from "./cellview";
@@ -43,6 +47,7 @@ import {
   valueAt,
 } from "./state";
 import { element } from "./dom";
+import { createTransport, playerOf } from "./transport";
 
 export interface ExplorerModel {
   index: PayloadIndex;
@@ -53,7 +58,9 @@ export interface ExplorerModel {
   layer: string;
   quantity: string;
   playing: boolean;
+  interval: number; // ms per step while playing
   highlight?: number[]; // units the kernel asks to compare (a co-cluster's): their rows are marked
+  followers?: string[]; // "IPY_MODEL_<id>" of widgets whose `t` follows the live step (a gradient grid)
 }
 
 // The panels, each following the Panel contract in state.ts: the token strip above the heatmap,
@@ -116,11 +123,14 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   const stopSuppressing = suppressNotebookShortcuts(root, el);
   root.tabIndex = 0;
   root.style.cssText = "font: 12px sans-serif; outline: none; display: flex; flex-direction: column; gap: 6px;";
+  const player = playerOf(model, () => Math.max(0, (model.get("index")?.steps ?? 1) - 1));
+  const transport = createTransport(model, player);
+  root.append(transport.el);
+  const stepText = transport.step;
   const bar = element("div", "rw-bar", root);
   bar.style.cssText = "display: flex; flex-wrap: wrap; align-items: center; gap: 10px;";
   const layerSelect = element("select", "rw-layer", bar);
   const quantitySelect = element("select", "rw-quantity", bar);
-  const stepText = element("span", "rw-step", bar);
   const tokenText = element("span", "rw-token-at", bar);
   tokenText.style.cssText = "font-family: monospace; white-space: pre;";
   const predictionText = element("span", "rw-predictions", bar);
@@ -150,8 +160,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
 
   const actions: Actions = {
     setT(t) {
-      model.set("t", clamp(Math.round(t), 0, Math.max(0, state.steps - 1)));
-      model.save_changes();
+      player.setT(t); // saved to the kernel once the scrub rests
     },
     setUnit(unit) {
       // The selected quantity's units: an LSTM with proj_size has more cell-state units than h ones.
@@ -222,7 +231,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     state.quantity = names.includes(quantity) ? quantity : names[0];
     const units = layer.quantities[state.quantity].units;
     state.unit = clamp(model.get("unit"), 0, units - 1);
-    state.t = clamp(model.get("t"), 0, Math.max(0, state.steps - 1));
+    state.t = clamp(player.t, 0, Math.max(0, state.steps - 1)); // the live step (transport.ts)
     if (previousLayer !== state.layer || (state.order && state.order.length !== units)) state.order = null;
     state.units = [state.unit, ...state.units.filter((u) => u !== state.unit && u < units)];
   }
@@ -252,7 +261,8 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     model.send({ type: "window", start: clamp(state.t - Math.floor(lod.held / 2), 0, state.steps - lod.held) });
   }
 
-  function onMessage(msg: { type?: string; t0: number; held: number }, buffers: DataView[]): void {
+  function onMessage(msg: { type?: string; t0: number; held: number; t?: number }, buffers: DataView[]): void {
+    if (msg?.type === "step" && typeof msg.t === "number") return player.adopt(msg.t);
     if (msg?.type !== "window" || !index?.lod || msg.held !== index.lod.held || !buffers?.length) return;
     const fresh = decodeWindow(index, floatsOf(buffers[0]), msg.t0);
     state.layers = fresh.layers;
@@ -264,6 +274,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   function describeStep(): void {
     const t = state.t;
     stepText.textContent = `step ${t} / ${state.steps - 1}${t >= state.length ? " (padding)" : ""}`;
+    transport.update(t, state.steps);
     tokenText.textContent = tokenAt(t);
     predictionText.textContent = state.predictions
       ? "next: " + predictionsAt(state.predictions, t).map((p) => `${showToken(p.label)} ${(100 * p.prob).toFixed(0)}%`).join(" · ")
@@ -355,8 +366,8 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     const cell = heatmap.cellAt(ev);
     if (!cell) return;
     model.set("unit", state.order ? state.order[cell.row] : cell.row);
-    model.set("t", cell.t);
-    model.save_changes();
+    player.setT(cell.t);
+    player.saveNow();
     root.focus();
   }
 
@@ -369,13 +380,12 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
       End: () => actions.setT(last),
       ArrowDown: () => actions.setUnit(state.order ? state.order[Math.min(rowOf(state.unit) + 1, state.order.length - 1)] : state.unit + 1),
       ArrowUp: () => actions.setUnit(state.order ? state.order[Math.max(rowOf(state.unit) - 1, 0)] : state.unit - 1),
-      " ": () => {
-        model.set("playing", !model.get("playing"));
-        model.save_changes();
-      },
+      " ": () => player.toggle(),
     };
     const act = keys[ev.key];
-    if (!act || ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
+    // Typing in a box or a select keeps its keys; the step slider's are the Explorer's.
+    const typing = ev.target instanceof HTMLInputElement && ev.target.type !== "range";
+    if (!act || typing || ev.target instanceof HTMLSelectElement) return;
     ev.preventDefault();
     act();
   }
@@ -396,10 +406,29 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   root.addEventListener("focus", () => (root.style.boxShadow = "0 0 0 2px #92c5de"));
   root.addEventListener("blur", () => (root.style.boxShadow = ""));
 
-  const selectionEvents = ["change:t", "change:unit", "change:layer", "change:quantity"];
+  const selectionEvents = ["change:unit", "change:layer", "change:quantity"];
   const payloadEvents = ["change:index", "change:buffer", "change:tokens"];
   for (const name of selectionEvents) model.on(name, onSelection);
   for (const name of payloadEvents) model.on(name, onPayload);
+  // Widgets that show the step too follow it live, in the page (set, not saved: the kernel gets
+  // the step through this view's t and its links once the scrub rests).
+  let followers: AnyModel<{ t: number }>[] = [];
+  async function findFollowers(): Promise<void> {
+    const refs = model.get("followers") ?? [];
+    const found = await Promise.all(refs.map((ref) => model.widget_manager.get_model(ref.replace(/^IPY_MODEL_/, ""))));
+    followers = found as unknown as AnyModel<{ t: number }>[];
+    moveFollowers();
+  }
+  function moveFollowers(): void {
+    for (const f of followers) f.set("t", player.t);
+  }
+  const stopFollowing = player.onStep(() => {
+    onSelection();
+    moveFollowers();
+  });
+  const onFollowers = () => findFollowers().catch((e) => console.warn("rnnwidgets: a linked view was not found", e));
+  model.on("change:followers", onFollowers);
+  onFollowers();
   model.on("msg:custom", onMessage);
   model.on("change:highlight", drawCursor);
   load();
@@ -407,6 +436,9 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
 
   return () => {
     stopSuppressing();
+    stopFollowing();
+    model.off("change:followers", onFollowers);
+    transport.destroy();
     for (const name of selectionEvents) model.off(name, onSelection);
     for (const name of payloadEvents) model.off(name, onPayload);
     model.off("msg:custom", onMessage);

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type ExplorerModel, renderExplorer, showToken } from "../src/explorer";
 import { formatValue } from "../src/heatmap";
+import { playerOf } from "../src/transport";
 import { FakeModel } from "./fake_model";
 import { buildPayload, lodPayload, windowValues } from "./payload";
 
@@ -21,7 +22,7 @@ function explorerModel(over: Partial<ExplorerModel> = {}) {
   ], { length: 4 });
   return new FakeModel<ExplorerModel>({
     index, buffer, tokens: ["a", "<img src=x onerror=alert(1)>", " ", "d"],
-    t: 0, unit: 0, layer: "", quantity: "h", playing: false, ...over,
+    t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150, ...over,
   });
 }
 
@@ -36,6 +37,9 @@ function mount(model: FakeModel<ExplorerModel>) {
 }
 
 afterEach(() => document.body.replaceChildren());
+
+/** The step the views show: the model's t follows once the scrub rests (transport.ts). */
+const live = (model: FakeModel<ExplorerModel>) => playerOf(model, () => 0).t;
 
 describe("the Explorer view", () => {
   it("builds the documented DOM hooks and picks the first layer when none is set", () => {
@@ -58,17 +62,28 @@ describe("the Explorer view", () => {
     const { key, text } = mount(model);
     key("ArrowRight");
     key("ArrowRight");
-    expect(model.get("t")).toBe(2);
-    expect(model.saves).toBe(2);
+    expect(live(model)).toBe(2);
+    expect(model.saves).toBe(0); // saved to the kernel once the scrub rests (transport.test.ts)
     expect(text(".rw-token-at")).toBe("␣");
     key("End");
-    expect(model.get("t")).toBe(STEPS - 1);
+    expect(live(model)).toBe(STEPS - 1);
     expect(text(".rw-step")).toBe("step 5 / 5 (padding)");
     key("ArrowRight");
-    expect(model.get("t")).toBe(STEPS - 1);
+    expect(live(model)).toBe(STEPS - 1);
     key("Home");
     key("ArrowLeft");
-    expect(model.get("t")).toBe(0);
+    expect(live(model)).toBe(0);
+  });
+
+  it("goes to a step the kernel names, even one equal to the model's unsaved-over t", () => {
+    const model = explorerModel();
+    const { key, text } = mount(model);
+    key("ArrowRight");
+    key("ArrowRight"); // shown, not yet saved: the model's t is still 0
+    expect([live(model), model.get("t")]).toEqual([2, 0]);
+    model.emit("msg:custom", { type: "step", t: 0 }, []); // Python's select(t=0): no change of t to carry it
+    expect(live(model)).toBe(0);
+    expect(text(".rw-step")).toBe("step 0 / 5");
   });
 
   it("plays and pauses with space, and moves the selected unit with up/down", () => {
@@ -165,7 +180,7 @@ describe("the Explorer view", () => {
       { name: "rnn.l0", kind: "rnn", quantities: [{ name: "h", units: 3, f: (t, u) => 0.1 * u * (t + 1) }] },
     ]);
     const model = new FakeModel<ExplorerModel>({
-      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false,
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
     });
     const { el, text, key } = mount(model);
     const image = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
@@ -186,7 +201,7 @@ describe("the Explorer view", () => {
     const f = (t: number, u: number) => (t % 7) / 10 - u / 10;
     const { index, buffer } = lodPayload(1000, 3, 100, 0, 10, f);
     const model = new FakeModel<ExplorerModel>({
-      index, buffer, tokens: null, t: 0, unit: 0, layer: "rnn.l0", quantity: "h", playing: false,
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "rnn.l0", quantity: "h", playing: false, interval: 150,
     });
     const { el, text } = mount(model);
     const image = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
@@ -214,7 +229,7 @@ describe("the Explorer view", () => {
     const { el } = mount(explorerModel());
     expect(el.querySelector<HTMLElement>(".rw-heatmap")!.style.getPropertyValue("image-rendering")).toBe("pixelated");
     const many = buildPayload(2, [{ name: "rnn.l0", kind: "rnn", quantities: [{ name: "h", units: 400, f: () => 0 }] }]);
-    const model = new FakeModel<ExplorerModel>({ ...many, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false });
+    const model = new FakeModel<ExplorerModel>({ ...many, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150 });
     const shrunk = mount(model).el.querySelector<HTMLElement>(".rw-heatmap")!;
     expect(shrunk.style.getPropertyValue("image-rendering")).toBe("auto"); // 400 rows in at most 360 px
   });

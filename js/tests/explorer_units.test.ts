@@ -15,7 +15,7 @@ function projectedLstm(quantity: string, unit: number) {
     ] },
   ]);
   // (the select-and-match traits a newer view reads are given too; an older one ignores them)
-  const state = { index, buffer, tokens: null, t: 0, unit, layer: "lstm.l0", quantity, playing: false,
+  const state = { index, buffer, tokens: null, t: 0, unit, layer: "lstm.l0", quantity, playing: false, interval: 150,
     brush: [], threshold: 0.5, highlight: [] } as ExplorerModel;
   const model = new FakeModel<ExplorerModel>(state);
   const el = document.createElement("div");

@@ -37,7 +37,7 @@ function explorer() {
     { name: "h", units: 3, f: (t, u) => (u === 0 ? (t === 2 || t === 3 ? 0.9 : -0.9) : u === 1 ? 0.9 : -0.9) },
   ] }], { length: 6 });
   const model = new FakeModel<ExplorerModel & { brush: number[]; threshold: number; highlight: number[] }>({
-    index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false,
+    index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
     brush: [], threshold: 0.5, highlight: [],
   });
   const el = document.createElement("div");
@@ -86,7 +86,7 @@ describe("the Explorer's selection tool", () => {
   it("counts a long sequence's selection only where its window of steps is loaded", () => {
     const { index, buffer } = lodPayload(1000, 3, 100, 0, 10, (t, u) => (u === 0 && t >= 10 && t < 20 ? 0.9 : -0.9));
     const model = new FakeModel<ExplorerModel & { brush: number[]; threshold: number; highlight: number[] }>({
-      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, brush: [], threshold: 0.5, highlight: [],
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150, brush: [], threshold: 0.5, highlight: [],
     });
     const el = document.createElement("div");
     renderExplorer(model, el);

@@ -1,9 +1,10 @@
 """The Explorer: a scrubbable per-timestep dashboard of a recurrent model, drawn in the browser.
 
-``Explorer`` is an ipywidgets VBox: a controls row (Play + slider + speed, jslinked so playing
-and scrubbing never need the kernel; a batch-element selector that re-sends that element's data)
+``Explorer`` is an ipywidgets VBox: a batch-element selector (it re-sends that element's data)
 above ``ExplorerView``, the anywidget view that holds one batch element's arrays in a float32
-buffer and draws everything a scrub changes (js/src/explorer.ts).
+buffer and draws everything a scrub changes (js/src/explorer.ts), its Play/step slider/speed
+controls included (js/src/transport.ts): playing and scrubbing run in the browser, and the kernel
+hears the step once a scrub rests, so ``explorer.view.t`` follows within a second.
 """
 from __future__ import annotations
 
@@ -39,11 +40,16 @@ class ExplorerView(anywidget.AnyWidget):
     layer = traitlets.Unicode("").tag(sync=True)
     quantity = traitlets.Unicode("h").tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
+    interval = traitlets.Int(150).tag(sync=True)  # Play speed, ms per step
     # A hypothesis for Explorer.matches (js/src/patterns.ts): steps [start, end) dragged over and a threshold;
     # highlight: units the kernel asks the view to compare (a co-cluster's).
     brush = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     threshold = traitlets.Float(0.5).tag(sync=True)
     highlight = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    # Widgets with a `t` the view sets at each step in the browser, so they follow a scrub live
+    # (the gradient view's grid); the kernel hears the step when the scrub rests.
+    followers = traitlets.List(traitlets.Instance(widgets.Widget), default_value=[]).tag(
+        sync=True, **widgets.widget_serialization)
 
     def __init__(self, **kwargs):
         if not BUNDLE.exists():
@@ -84,27 +90,13 @@ class Explorer(StillImage, widgets.VBox):
         self.dataset = None  # a DatasetTrace (rw.trace_dataset) that matches() searches
         self.gradients = None  # the GradientFlow under the heatmaps when the trace has gradients
         self._gradients_link = None
-        self.view = ExplorerView()
+        self.view = ExplorerView(interval=interval)
         self._refilling = False
-        last = max(0, trace.steps - 1)
-        self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=interval, description="play")
-        self.slider = widgets.IntSlider(value=0, min=0, max=last, description="step",
-                                        continuous_update=True, layout=widgets.Layout(flex="1 1 auto"))
-        self.speed = widgets.BoundedIntText(value=interval, min=MIN_INTERVAL_MS, max=MAX_INTERVAL_MS,
-                                            description="ms/step",
-                                            layout=widgets.Layout(width="150px"))
         self.batch = widgets.Dropdown(description="element", layout=widgets.Layout(width="220px"))
-        # Linked in the browser: playing, scrubbing and the speed work with no kernel (saved/exported too).
-        self._links = [widgets.jslink((self.play, "value"), (self.slider, "value")),
-                       widgets.jslink((self.slider, "value"), (self.view, "t")),
-                       widgets.jslink((self.play, "playing"), (self.view, "playing")),
-                       widgets.jslink((self.speed, "value"), (self.play, "interval"))]
         self.batch.observe(self._on_batch, names="value")
         self.view.observe(self._on_selection, names=["layer", "quantity"])
         self.view.on_msg(self._on_view_message)
-        controls = widgets.HBox([self.play, self.slider, self.speed, self.batch],
-                                layout=widgets.Layout(align_items="center"))
-        super().__init__([controls, self.view])
+        super().__init__([self.batch, self.view])
         self.add_class("rw-explorer-box")  # the view marks it so notebook shortcuts leave its keys alone
         self.set_trace(trace, batch=batch, layer=layer, quantity=quantity)
 
@@ -143,7 +135,7 @@ class Explorer(StillImage, widgets.VBox):
         finally:
             self._refilling = False
         if t is not None:
-            self.play.value = self.slider.value = self.view.t = t
+            self._go_to(t)
         return self
 
     def matches(self, dataset=None, **options):
@@ -165,7 +157,7 @@ class Explorer(StillImage, widgets.VBox):
         batch = self.batch.value if batch is None else batch
         batch = batch if batch is not None and 0 <= batch < trace.batch else 0
         last = max(0, trace.steps - 1)
-        t = min(self.view.t, last)  # the browser syncs the linked t back here
+        t = min(self.view.t, last)  # the browser saves the step back here as a scrub rests
         self._refilling = True  # the selection and options move: send the payload once, below
         try:
             layer = layer or self.view.layer
@@ -176,15 +168,18 @@ class Explorer(StillImage, widgets.VBox):
             self.view.unit = min(self.view.unit, trace.layers[self.view.layer].quantities()[self.view.quantity].shape[2] - 1)
             self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
             self.batch.value = batch
-            for control in (self.play, self.slider):
-                control.value = t  # before max, which may shrink below the old value
-                control.max = last
-            self.view.t = t
+            self._go_to(t)
         finally:
             self._refilling = False
         self.batch.layout.display = None if trace.batch > 1 else "none"
         self._show_element(batch)
         self._show_gradients(trace)
+
+    def _go_to(self, t: int) -> None:
+        """Move the view to step t. The browser saves its step here only once a scrub rests, so
+        `view.t` may already equal t while the page shows another step: the message moves it anyway."""
+        self.view.t = t
+        self.view.send({"type": "step", "t": t})
 
     def _show_gradients(self, trace: Trace) -> None:
         """A trace with gradients (``rw.explore(..., loss=...)``) gets the gradient-flow view under
@@ -192,6 +187,7 @@ class Explorer(StillImage, widgets.VBox):
         old = self.gradients
         if old is not None:
             self._gradients_link.unlink()
+            self.view.followers = []
             self.children = tuple(c for c in self.children if c is not old)
             self.gradients = None
         if not any("h" in lt.grads for lt in trace.layers.values()):
@@ -200,7 +196,8 @@ class Explorer(StillImage, widgets.VBox):
 
         self.gradients = GradientFlow(trace)
         self.gradients.slider.layout.display = "none"  # the Explorer's own slider drives it
-        self._gradients_link = self.gradients.link_t(self.view)
+        self._gradients_link = self.gradients.link_t(self.view)  # the kernel side: its charts' cursors
+        self.view.followers = [self.gradients.heat]  # live in the browser
         self.children = (*self.children, self.gradients)
 
     def _show_element(self, batch: int) -> None:

@@ -70,8 +70,8 @@ def wait_for_ink(locator, min_distinct=2, timeout=30.0) -> dict:
     return ink
 
 
-# The Explorer's output in JupyterLab / Notebook 7: its controls (ipywidgets) and canvas view
-# (.rw-explorer) share one output element. An exported page holds one Explorer: scope "".
+# The Explorer's output in JupyterLab / Notebook 7: its batch selector (ipywidgets) and its view
+# (.rw-explorer, with its own Play/slider row .rw-transport) share one output element. An exported page holds one Explorer: scope "".
 LAB_OUTPUT = ".jp-OutputArea-output:has(.rw-explorer)"
 
 
@@ -81,10 +81,10 @@ def cursor_pixels(page) -> str:
 
 
 def focus_slider(page, scope: str = ""):
-    """Give the step slider's handle the keyboard focus, as a user's click would."""
-    handle = page.locator(f"{scope} .noUi-handle".strip()).first
+    """Give the step slider the keyboard focus, as a user's click would."""
+    handle = page.locator(f"{scope} .rw-slider".strip()).first
     handle.focus()
-    assert handle.evaluate("h => h === document.activeElement"), "the slider handle did not take the focus"
+    assert handle.evaluate("h => h === document.activeElement"), "the step slider did not take the focus"
 
 
 def wait_for_change(read, before, timeout=5.0):
@@ -125,6 +125,18 @@ KERNEL_EXECUTE_JS = """async (code) => {
     await future.done;
     return {stdout, error};
 }"""
+
+
+def kernel_sees(page, expression: str, expected: str, timeout=10.0) -> str:
+    """Poll the kernel until `expression` prints `expected` (ipywidgets holds back a widget's
+    updates while earlier ones are unanswered, and the Explorer saves its step once a scrub
+    rests, so one may land after a later request)."""
+    deadline = time.monotonic() + timeout
+    seen = kernel_execute(page, f"print({expression})").strip()
+    while seen != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = kernel_execute(page, f"print({expression})").strip()
+    return seen
 
 
 def kernel_execute(page, code: str) -> str:
@@ -198,14 +210,14 @@ def assert_keys_drive_the_explorer(page, box, steps: int):
         f"space did not pause: {paused} then {step.inner_text()}"
     assert explorer.evaluate("e => e === document.activeElement"), "a shortcut took the focus from the Explorer"
     t = int(paused.split()[1])
-    handle = box.locator(".noUi-handle").first
+    handle = box.locator(".rw-slider").first
     handle.focus()
     before = pixels()
     page.keyboard.press("ArrowRight")
     text = f"step {t + 1} / {last}"
     assert wait_for_text(step, lambda s: s.startswith(text)).startswith(text), "the slider's ArrowRight did not step"
     assert wait_for_change(pixels, before)[0] != before, "the slider's ArrowRight did not move the drawn cursor"
-    assert box.locator(".widget-readout").first.inner_text().strip() == str(t + 1)
+    assert handle.input_value() == str(t + 1)
 
 
 # Holds back every message from the kernel (the page sees none until released): a cell sleeping

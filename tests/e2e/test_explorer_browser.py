@@ -27,7 +27,7 @@ def test_explorer_draws_and_scrubs_with_no_kernel_reply(jupyter_server, page):
     after, _ = wait_for_change(lambda: cursor_pixels(page), before)
     try:
         assert after != before, "the cursor did not move after ArrowRight with every kernel message held back"
-        assert page.locator(f"{LAB_OUTPUT} .widget-readout").first.inner_text().strip() == "1"
+        assert page.locator(f"{LAB_OUTPUT} .rw-slider").first.input_value() == "1"
     finally:
         page.evaluate("() => window.rwReleaseKernel()")
 

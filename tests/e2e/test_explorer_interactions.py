@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from e2e_support import (assert_keys_drive_the_explorer, canvas_rgb, cursor_pixels, kernel_execute, open_and_run,
+from e2e_support import (assert_keys_drive_the_explorer, canvas_rgb, cursor_pixels, kernel_execute, kernel_sees, open_and_run,
                          wait_for_change, wait_for_ink, wait_for_text, write_notebook)
 from rnnwidgets.widgets import still
 
@@ -115,12 +115,12 @@ def test_keys_step_jump_and_play_in_jupyterlab(lab):
 def test_slider_scrubs_by_mouse(lab):
     reset(lab)
     before = cursor_pixels(lab)
-    track = box(lab).locator(".noUi-target").first.bounding_box()
+    track = box(lab).locator(".rw-slider").first.bounding_box()
     lab.mouse.click(track["x"] + track["width"] - 2, track["y"] + track["height"] / 2)
     step = view(lab).locator(".rw-step")
     assert wait_for_text(step, lambda s: s.startswith(f"step {STEPS - 1} /")).startswith(f"step {STEPS - 1} /")
     assert wait_for_change(lambda: cursor_pixels(lab), before)[0] != before
-    assert shown(lab)["t"] == STEPS - 1  # the kernel hears of it too
+    assert kernel_sees(lab, "explorer.view.t", str(STEPS - 1)) == str(STEPS - 1)  # the kernel hears of it too
 
 
 def test_clicking_a_token_jumps_to_its_step(lab):

@@ -48,7 +48,7 @@ def test_saved_html_opens_offline_scrubs_and_plays(explorer, page, tmp_path):
     _assert_drawn_and_scrubs(page)
 
     before = cursor_pixels(page)
-    page.locator(".widget-play button").first.click()  # Play
+    page.locator(".rw-play").first.click()  # Play
     after, _ = wait_for_change(lambda: cursor_pixels(page), before)
     assert after != before, "Play did not move the cursor"
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from e2e_support import kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import kernel_execute, kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -35,17 +35,6 @@ def drag(page, canvas, steps: int, first: int, last: int):
     page.mouse.down()
     page.mouse.move(x(last), y, steps=4)
     page.mouse.up()
-
-
-def kernel_sees(page, expression: str, expected: str, timeout=10.0) -> str:
-    """Poll the kernel until `expression` prints `expected` (ipywidgets holds back a widget's
-    updates while earlier ones are unanswered, so one may land after a later request)."""
-    deadline = time.monotonic() + timeout
-    seen = kernel_execute(page, f"print({expression})").strip()
-    while seen != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-        seen = kernel_execute(page, f"print({expression})").strip()
-    return seen
 
 
 def set_threshold(slider, value: float):

@@ -1,0 +1,245 @@
+// The Explorer's transport: Play/pause, the step slider and the speed, drawn in the view so that
+// scrubbing and playing never wait on the kernel or talk to it at every step.
+//
+// Why not ipywidgets' Play and IntSlider with jslink: each of their steps is saved to the kernel,
+// and the kernel's replies (its busy/idle status, the echo of the update) cost JupyterLab's main
+// thread about 20 ms a step, more than a frame; the slider's readout also forces a layout a step
+// (benchmarks/browser.py measured 25 ms a scrub frame with them, 8 ms with every kernel message
+// held back). Here a step is shown at once by every view of the model in the page (Player), and
+// saved to the kernel once the scrub rests (SAVE_REST_MS), or every SAVE_EVERY_MS while it goes
+// on: Python's `explorer.view.t` stays current within a second.
+import type { AnyModel } from "@anywidget/types";
+import { element } from "./dom";
+
+export interface TransportModel {
+  t: number;
+  playing: boolean;
+  interval: number; // ms per step while playing
+}
+
+export const SAVE_REST_MS = 250;
+export const SAVE_EVERY_MS = 1000;
+// Play speed bounds (rnnwidgets/widgets/explorer.py has the same): faster than a display frame
+// only queues redraws.
+export const MIN_INTERVAL_MS = 16;
+export const MAX_INTERVAL_MS = 5000;
+
+/**
+ * One per model, shared by all its views (a widget shown twice must not play twice as fast):
+ * the live step, the play timer and the deferred save of the step.
+ *
+ * The live step is held here, not in the model, until it is saved: a value set on the model but
+ * not yet saved would be undone by the kernel's echo of an earlier save (ipywidgets applies the
+ * latest echo), and would be sent over a later value the kernel set (select(t=...)). So the
+ * model's t changes only with a save, and a change of it from the kernel becomes the live step.
+ */
+export class Player {
+  private views = 0;
+  private timer = 0;
+  private saveTimer = 0;
+  private unsavedSince: number | null = null; // when the oldest unsaved step was set
+  private listeners = new Set<() => void>();
+  t: number;
+
+  constructor(
+    private model: AnyModel<TransportModel>,
+    private last: () => number, // the last step
+  ) {
+    this.t = model.get("t");
+  }
+
+  /** Call `listener` whenever the live step changes; returns the undo. */
+  onStep(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Go to step t (clamped): now in every view, in the kernel once the scrub rests. */
+  setT(t: number): void {
+    const next = Math.min(this.last(), Math.max(0, Math.round(t)));
+    if (next === this.t) return;
+    this.t = next;
+    this.saveSoon();
+    for (const listener of this.listeners) listener();
+  }
+
+  toggle(): void {
+    const playing = !this.model.get("playing");
+    // Play at the last step starts over, as a media player does.
+    if (playing && this.t >= this.last()) this.setT(0);
+    this.model.set("playing", playing);
+    this.saveNow();
+  }
+
+  setInterval(ms: number): void {
+    if (!Number.isFinite(ms)) return;
+    this.model.set("interval", Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.round(ms))));
+    this.saveNow();
+  }
+
+  /** Put the live step on the model and save what is pending. */
+  saveNow(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = 0;
+    this.unsavedSince = null;
+    this.model.set("t", this.t);
+    this.model.save_changes();
+  }
+
+  private saveSoon(): void {
+    const now = performance.now();
+    if (this.unsavedSince === null) this.unsavedSince = now;
+    clearTimeout(this.saveTimer);
+    const wait = Math.min(SAVE_REST_MS, this.unsavedSince + SAVE_EVERY_MS - now);
+    this.saveTimer = window.setTimeout(() => this.saveNow(), Math.max(0, wait));
+  }
+
+  /** The kernel (or a link) moved the model's step: it is the live step now. */
+  private onModelT = (): void => this.adopt(this.model.get("t"));
+
+  /** Step t, set in the kernel, becomes the live step; a step not yet saved is dropped. */
+  adopt(t: number): void {
+    if (t === this.t) return;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = 0;
+    this.unsavedSince = null;
+    this.t = t;
+    for (const listener of this.listeners) listener();
+  }
+
+  private onPlaying = (): void => {
+    clearTimeout(this.timer);
+    this.timer = 0;
+    if (this.model.get("playing") && this.views > 0) this.schedule();
+  };
+
+  private schedule(): void {
+    this.timer = window.setTimeout(this.tick, this.model.get("interval"));
+  }
+
+  private tick = (): void => {
+    if (this.t + 1 > this.last()) {
+      this.model.set("playing", false); // (stops the timer)
+      this.saveNow();
+      return;
+    }
+    this.setT(this.t + 1);
+    this.schedule();
+  };
+
+  attach(): void {
+    this.views++;
+    if (this.views > 1) return;
+    this.t = this.model.get("t");
+    this.model.on("change:t", this.onModelT);
+    this.model.on("change:playing", this.onPlaying);
+    this.onPlaying(); // a saved notebook may reopen playing
+  }
+
+  /** A view went away; with none left the timer stops and what is pending is saved. */
+  detach(): void {
+    this.views = Math.max(0, this.views - 1);
+    if (this.views > 0) return;
+    this.model.off("change:t", this.onModelT);
+    this.model.off("change:playing", this.onPlaying);
+    clearTimeout(this.timer);
+    this.timer = 0;
+    if (this.unsavedSince !== null) this.saveNow();
+  }
+}
+
+const players = new WeakMap<object, Player>();
+
+/** The model's Player, made on first use. */
+export function playerOf(model: AnyModel<TransportModel>, last: () => number): Player {
+  let player = players.get(model);
+  if (!player) {
+    player = new Player(model, last);
+    players.set(model, player);
+  }
+  return player;
+}
+
+export interface Transport {
+  el: HTMLElement;
+  step: HTMLElement; // "step t / last": the Explorer writes it
+  /** Show step t of `steps` and the playing state. */
+  update(t: number, steps: number): void;
+  destroy(): void;
+}
+
+/** The row of controls: Play/pause (.rw-play), the slider (.rw-slider), the step text (.rw-step)
+ * and the speed (.rw-speed, ms per step). */
+export function createTransport(model: AnyModel<TransportModel>, player: Player): Transport {
+  const el = element("div", "rw-transport");
+  el.style.cssText = "display: flex; align-items: center; gap: 10px;";
+  const play = element("button", "rw-play", el);
+  play.type = "button";
+  play.style.cssText = "width: 32px; height: 24px; padding: 0; font-size: 12px; cursor: pointer;";
+  const slider = element("input", "rw-slider", el);
+  slider.type = "range";
+  slider.min = "0";
+  slider.step = "1";
+  slider.setAttribute("aria-label", "step");
+  slider.style.cssText = "flex: 1 1 auto; min-width: 120px; margin: 0;";
+  const step = element("span", "rw-step", el);
+  step.style.cssText = "min-width: 110px; font-variant-numeric: tabular-nums;";
+  const speedLabel = element("label", "rw-speed-label", el);
+  speedLabel.style.cssText = "display: flex; align-items: center; gap: 4px; color: #555;";
+  const speed = element("input", "rw-speed", speedLabel);
+  speed.type = "number";
+  speed.min = String(MIN_INTERVAL_MS);
+  speed.max = String(MAX_INTERVAL_MS);
+  speed.style.cssText = "width: 64px;";
+  speedLabel.append("ms/step");
+
+  let shown = { t: -1, steps: -1, playing: null as boolean | null };
+  function showPlaying(): void {
+    const playing = model.get("playing");
+    if (playing === shown.playing) return;
+    shown.playing = playing;
+    play.textContent = playing ? "❚❚" : "▶";
+    play.title = playing ? "pause (space)" : "play (space)";
+    play.setAttribute("aria-label", playing ? "pause" : "play");
+  }
+  function showSpeed(): void {
+    speed.value = String(model.get("interval"));
+  }
+
+  function update(t: number, steps: number): void {
+    // Written only when changed: a range input's value is cheap, but not free to rewrite.
+    if (steps !== shown.steps) {
+      slider.max = String(Math.max(0, steps - 1));
+      shown.steps = steps;
+      shown.t = -1;
+    }
+    if (t !== shown.t) {
+      slider.value = String(t);
+      shown.t = t;
+    }
+    showPlaying();
+  }
+
+  play.addEventListener("click", () => player.toggle());
+  slider.addEventListener("input", () => player.setT(Number(slider.value)));
+  speed.addEventListener("change", () => {
+    player.setInterval(Number(speed.value));
+    showSpeed(); // a value out of bounds shows the bound it was clamped to
+  });
+  model.on("change:playing", showPlaying);
+  model.on("change:interval", showSpeed);
+  showSpeed();
+  showPlaying();
+  player.attach();
+
+  return {
+    el,
+    step,
+    update,
+    destroy() {
+      model.off("change:playing", showPlaying);
+      model.off("change:interval", showSpeed);
+      player.detach();
+    },
+  };
+}
