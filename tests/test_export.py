@@ -201,6 +201,23 @@ def test_nbconvert_exporter_inlines_the_scripts(explorer):
     assert types.count(export.STATE_MIME) == 1 and types.count(export.VIEW_MIME) == 1
 
 
+def test_nbconvert_exporter_inlines_the_scripts_of_a_notebook_it_executes(tmp_path):
+    # `--execute`: the widget state exists only after the run, so the scripts are chosen after it.
+    from traitlets.config import Config
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import torch, rnnwidgets as rw\ntorch.manual_seed(0)\n"
+        "rw.explore(torch.nn.GRU(2, 3), torch.randn(5, 1, 2))")]
+    config = Config({"ExecutePreprocessor": {"enabled": True, "timeout": 120}})
+    text, _ = export.OfflineHTMLExporter(config=config).from_notebook_node(nb, {"metadata": {"path": str(tmp_path)}})
+    scripts = Scripts(text).scripts
+    code = "\n".join(body for attrs, body in scripts if attrs.get("type") in (None, "text/javascript"))
+    assert 'define("anywidget", [' in code and 'define("@jupyter-widgets/base"' in code
+    state = json.loads(next(body for attrs, body in scripts if attrs.get("type") == export.STATE_MIME))["state"]
+    assert "AnyModel" in {m["model_name"] for m in state.values()}
+
+
 def test_nbconvert_exporter_without_widgets_is_plain_html():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# hello")]

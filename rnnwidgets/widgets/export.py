@@ -161,9 +161,16 @@ class OfflineHTMLExporter(HTMLExporter):
     def _default_template_file(self):
         return "rnnwidgets_offline.html.j2"
 
-    def from_notebook_node(self, nb, resources=None, **kw):
-        resources = dict(resources or {})
-        state = nb.metadata.get("widgets", {}).get(STATE_MIME)
-        resources["rnnwidgets_offline_scripts"] = offline_scripts(state) if state else ""
-        resources["rnnwidgets_icon_font"] = icon_font_style() if state else ""
-        return super().from_notebook_node(nb, resources, **kw)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Last of the preprocessors: with --execute the widget state exists only once the
+        # notebook has run.
+        self.register_preprocessor(offline_widget_resources)
+
+
+def offline_widget_resources(nb, resources):
+    """The scripts and icon font that render the notebook's saved widgets, for the template."""
+    state = nb.metadata.get("widgets", {}).get(STATE_MIME)
+    resources["rnnwidgets_offline_scripts"] = offline_scripts(state) if state else ""
+    resources["rnnwidgets_icon_font"] = icon_font_style() if state else ""
+    return nb, resources
