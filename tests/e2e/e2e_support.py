@@ -223,6 +223,14 @@ def assert_keys_drive_the_explorer(page, box, steps: int):
 # Holds back every message from the kernel (the page sees none until released): a cell sleeping
 # in the kernel is not enough, since ipykernel still answers widget messages meanwhile (measured:
 # a reply within 50 ms of the key press while `time.sleep(30)` ran).
+# Counts the messages the page sends the kernel from here on (window.rwSends).
+COUNT_KERNEL_SENDS_JS = """() => {
+    const ws = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel._ws;
+    const send = ws.send.bind(ws);
+    window.rwSends = 0;
+    ws.send = (data) => { window.rwSends++; return send(data); };
+}"""
+
 HOLD_KERNEL_JS = """() => {
     const ws = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel._ws;
     const deliver = ws.onmessage, held = [];

@@ -1,8 +1,9 @@
 """The Explorer in a real JupyterLab and Notebook 7: it draws, and scrubbing needs no kernel."""
 import pytest
 
-from e2e_support import (HOLD_KERNEL_JS, LAB_OUTPUT, assert_keys_drive_the_explorer, cursor_pixels, focus_slider,
-                         open_and_run, wait_for_change, wait_for_ink, write_notebook)
+from e2e_support import (COUNT_KERNEL_SENDS_JS, HOLD_KERNEL_JS, LAB_OUTPUT, assert_keys_drive_the_explorer,
+                         cursor_pixels, focus_slider, kernel_sees, open_and_run, wait_for_change, wait_for_ink,
+                         wait_for_kernel_idle, write_notebook)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,24 @@ def test_explorer_draws_and_scrubs_with_no_kernel_reply(jupyter_server, page):
         assert page.locator(f"{LAB_OUTPUT} .rw-slider").first.input_value() == "1"
     finally:
         page.evaluate("() => window.rwReleaseKernel()")
+
+
+def test_a_scrub_tells_the_kernel_its_step_once_it_rests(jupyter_server, page):
+    # Each widget message costs JupyterLab a frame or more in replies, so a scrub sends none per step.
+    write_notebook(jupyter_server.root / "explorer_quiet.ipynb", SMALL_LSTM)
+    open_and_run(page, jupyter_server.lab_url("explorer_quiet.ipynb"))
+    wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
+    wait_for_kernel_idle(page)
+    page.evaluate(COUNT_KERNEL_SENDS_JS)
+    focus_slider(page, LAB_OUTPUT)
+    for _ in range(20):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(20)
+    assert page.locator(f"{LAB_OUTPUT} .rw-step").first.inner_text().startswith("step 20 /")
+    page.wait_for_timeout(600)  # the scrub rests
+    sends = page.evaluate("() => window.rwSends")
+    assert 1 <= sends <= 2, f"{sends} messages to the kernel for a scrub of 20 steps"  # (one more at most a second)
+    assert kernel_sees(page, "explorer.view.t", "20") == "20"
 
 
 def test_explorer_draws_and_keys_drive_it_in_notebook7(jupyter_server, page):
