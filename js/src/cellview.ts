@@ -3,7 +3,7 @@
 // through them. The template follows the quantities a layer has (an LSTMCell traced as "cell"
 // still gets the LSTM equations); any other cell shows h_{t-1} and its recorded quantities
 // beside a generic drawing, and a layer without h only lists what it recorded.
-import { selectedLayer, valueAt } from "./state";
+import { isReverse, selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
 
 export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
@@ -19,43 +19,63 @@ export function templateOf(layer: LayerData): Template {
   return layer.kind === "rnn" ? "rnn" : "cell";
 }
 
-/** The numbers one template shows; `prev` is the state before step t (the initial one at t = 0). */
+/**
+ * The numbers one template shows. `prev` is the state step t started from: step t-1's, or for a
+ * reverse layer step t+1's; at the first step the layer ran (t = 0; length - 1 reversed) the
+ * initial state.
+ */
 export interface CellValues {
   template: Template;
   t: number;
   unit: number;
+  reverse: boolean; // the layer runs backward in time: the state before is step t+1's
   values: Record<string, number>; // at step t, by quantity name
-  prev: number; // c_{t-1} (LSTM) or h_{t-1} (the others); NaN for "list"
-  prevDerived: boolean; // step t-1 is not held (t = 0: the initial state): solved from step t
+  prev: number; // c_{t∓1} (LSTM) or h_{t∓1} (the others); NaN for "list"
+  // where prev comes from: the step before, the recorded initial state, or (neither held: the
+  // initial state of an older trace, or the step just outside a long sequence's window) solved
+  // from step t's own update
+  prevFrom: "step" | "initial" | "solved";
+  first: boolean; // t is the first step the layer ran
   projected: boolean; // LSTM with proj_size: h_t is a projection, not o·tanh(c_t) of this unit
 }
 
 /**
- * The values of `unit` at (absolute) step `t`. Where step t-1 is not held (t = 0, or the first
- * step of a long sequence's window) the state before is solved from step t's own update
+ * The values of `unit` at (absolute) step `t` of a batch element with `length` valid steps.
+ * The state before is step t-1's (t+1's for a reverse layer), or at the first step the layer
+ * ran its recorded initial state. Where neither is held (a trace without initial states, the
+ * first step of a long sequence's window) it is solved from step t's own update
  * (c_t = f·c_{t-1} + i·g, h_t = (1−z)·n + z·h_{t-1}), which needs f (or z) away from 0; other
  * cells' state before cannot be solved for and is NaN.
  */
-export function cellValues(layer: LayerData, t: number, unit: number): CellValues {
+export function cellValues(layer: LayerData, t: number, unit: number, length = Infinity): CellValues {
   const template = templateOf(layer);
+  const reverse = isReverse(layer);
   const values: Record<string, number> = {};
   for (const [name, q] of Object.entries(layer.quantities)) if (unit < q.units) values[name] = valueAt(q, t, unit);
   const q = layer.quantities;
   const projected = template === "lstm" && q.h.units !== q.c.units;
-  let prev = NaN, prevDerived = false;
+  const first = reverse ? t === length - 1 : t === 0;
+  let prev = NaN;
+  let prevFrom: CellValues["prevFrom"] = "solved";
   if (template !== "list") {
-    const state = template === "lstm" ? q.c : q.h;
-    // step t-1 is absent at t = 0 and at the first step of a long sequence's window
-    const held = t > 0 && t - 1 >= (state.t0 ?? 0);
-    if (held) prev = valueAt(state, t - 1, unit);
-    else {
-      prevDerived = true;
+    const name = template === "lstm" ? "c" : "h";
+    const state = q[name];
+    const before = reverse ? t + 1 : t - 1;
+    const i = before - (state.t0 ?? 0); // step `before` is held in `state` (a long sequence holds a window)
+    const initial = layer.initial?.[name];
+    if (!first && i >= 0 && i < state.steps) {
+      prev = valueAt(state, before, unit);
+      prevFrom = "step";
+    } else if (first && initial && unit < initial.length) {
+      prev = initial[unit];
+      prevFrom = "initial";
+    } else {
       const v = values;
       if (template === "lstm" && Math.abs(v.forget) > 1e-6) prev = (v.c - v.input * v.cell) / v.forget;
       if (template === "gru" && Math.abs(v.update) > 1e-6) prev = (v.h - (1 - v.update) * v.new) / v.update;
     }
   }
-  return { template, t, unit, values, prev, prevDerived, projected };
+  return { template, t, unit, reverse, values, prev, prevFrom, first, projected };
 }
 
 /** A number as the equations show it: three decimals, or four significant digits when large. */
@@ -73,16 +93,26 @@ function arg(x: number): string {
 
 const PREV_NAME: Record<Template, string> = { lstm: "cₜ₋₁", gru: "hₜ₋₁", rnn: "hₜ₋₁", cell: "hₜ₋₁", list: "" };
 
+/** A text written for a forward layer, for a reverse one: the state before step t is step t+1's. */
+export function inDirection(text: string, reverse: boolean): string {
+  return reverse ? text.replace(/ₜ₋₁/g, "ₜ₊₁") : text;
+}
+
 function prevLine(cv: CellValues): string {
   const name = PREV_NAME[cv.template];
-  if (!cv.prevDerived) return `${name} = ${fmt(cv.prev)}`;
-  const what = cv.t === 0 ? "initial state" : "step not loaded";
+  if (cv.prevFrom === "step") return `${name} = ${fmt(cv.prev)}`;
+  if (cv.prevFrom === "initial") return `${name} = ${fmt(cv.prev)}  (initial state)`;
+  const what = cv.first ? "initial state" : "step not loaded";
   if (Number.isNaN(cv.prev)) return `${name} = ${what} (not recorded)`;
   return `${name} = ${fmt(cv.prev)}  (${what}, solved from step ${cv.t})`;
 }
 
-/** The equations with their numbers, one line each. */
+/** The equations with their numbers, one line each (a reverse layer's read t+1 for t-1). */
 export function equationLines(cv: CellValues): string[] {
+  return forwardLines(cv).map((line) => inDirection(line, cv.reverse));
+}
+
+function forwardLines(cv: CellValues): string[] {
   const v = cv.values;
   switch (cv.template) {
     case "lstm": {
@@ -184,7 +214,7 @@ function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<strin
   return el;
 }
 
-function buildDrawing(template: Exclude<Template, "list">): Drawing {
+function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Drawing {
   const spec = SCHEMATICS[template];
   const svg = svgEl("svg", { viewBox: "0 0 240 130", width: 240, height: 130, class: "rw-cell-drawing" });
   const paths: Record<string, SVGPathElement> = {}, titles: Record<string, SVGTitleElement> = {};
@@ -205,7 +235,7 @@ function buildDrawing(template: Exclude<Template, "list">): Drawing {
   }
   for (const [x, y, text] of spec.labels) {
     const label = svgEl("text", { x, y, "font-size": 11, fill: "#333" });
-    label.textContent = text;
+    label.textContent = inDirection(text, reverse);
     svg.append(label);
   }
   return { svg, paths, titles };
@@ -227,7 +257,7 @@ export function createCellview(_actions: Actions): Panel {
   el.append(text, drawingSlot);
 
   let drawing: Drawing | null = null;
-  let drawingFor: Template | null = null;
+  let drawingFor: string | null = null; // template and direction
   let lines: HTMLDivElement[] = [];
   let drawn: { t: number; unit: number; layer: LayerData; length: number } | null = null;
 
@@ -244,9 +274,10 @@ export function createCellview(_actions: Actions): Panel {
   }
 
   function shade(cv: CellValues) {
-    if (cv.template !== drawingFor) {
-      drawing = cv.template === "list" ? null : buildDrawing(cv.template);
-      drawingFor = cv.template;
+    const kind = `${cv.template}${cv.reverse ? " reverse" : ""}`;
+    if (kind !== drawingFor) {
+      drawing = cv.template === "list" ? null : buildDrawing(cv.template, cv.reverse);
+      drawingFor = kind;
       drawingSlot.replaceChildren(...(drawing ? [drawing.svg] : []));
     }
     if (!drawing) return;
@@ -260,7 +291,7 @@ export function createCellview(_actions: Actions): Panel {
   function update(state: ExplorerState) {
     const layer = selectedLayer(state);
     if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.layer === layer && drawn.length === state.length) return;
-    const cv = cellValues(layer, state.t, state.unit);
+    const cv = cellValues(layer, state.t, state.unit, state.length);
     header.textContent = `${layer.name} · unit ${state.unit} · step ${state.t}${state.t >= state.length ? " (padding)" : ""}`;
     setLines(equationLines(cv));
     shade(cv);

@@ -37,7 +37,8 @@ export interface Overview {
 export interface PayloadIndex {
   steps: number;
   length: number; // valid steps of this batch element
-  layers: { name: string; kind: LayerKind; quantities: ArrayEntry[] }[];
+  // initial: state name -> offset of its (1, units) initial value (outside any window)
+  layers: { name: string; kind: LayerKind; quantities: ArrayEntry[]; initial?: Record<string, number> }[];
   inputs: ArrayEntry | null;
   predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
   lod?: LodIndex | null; // absent/null: every array holds the whole sequence
@@ -85,24 +86,36 @@ function view(floats: Float32Array, e: ArrayEntry, what: string): Quantity {
   };
 }
 
-/** The per-step arrays (every layer's quantities, numeric inputs); t0 overrides the window start. */
-function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number): Pick<Decoded, "layers" | "inputs"> {
+/** The per-step arrays (every layer's quantities, numeric inputs); t0 overrides the window start.
+ * Initial states are read from `payload`, the whole payload's floats (a window reply lacks them). */
+function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number, payload = floats): Pick<Decoded, "layers" | "inputs"> {
   const at = (e: ArrayEntry) => (t0 === undefined ? e : { ...e, t0 });
   const layers = index.layers.map((layer) => {
     const quantities: Record<string, Quantity> = {};
     for (const e of layer.quantities) quantities[e.name] = view(floats, at(e), `${layer.name}/${e.name}`);
-    return { name: layer.name, kind: layer.kind, quantities };
+    const data: LayerData = { name: layer.name, kind: layer.kind, quantities };
+    if (layer.initial) {
+      data.initial = {};
+      for (const [name, offset] of Object.entries(layer.initial)) {
+        const units = quantities[name]?.units;
+        if (units === undefined) throw new Error(`rnnwidgets: ${layer.name} has an initial ${name} but no ${name} quantity`);
+        const entry: ArrayEntry = { name, offset, units, steps: 1, scale: "diverging", vmin: -1, vmax: 1 };
+        data.initial[name] = view(payload, entry, `${layer.name}/initial ${name}`).data;
+      }
+    }
+    return data;
   });
   const inputs = index.inputs ? view(floats, at(index.inputs), "inputs") : null;
   return { layers, inputs };
 }
 
-/** A window reply (the kernel's answer to a request for steps from t0) decoded like the payload's window. */
-export function decodeWindow(index: PayloadIndex, floats: Float32Array, t0: number): Pick<Decoded, "layers" | "inputs"> {
+/** A window reply (the kernel's answer to a request for steps from t0) decoded like the payload's
+ * window; `payload` is the whole payload's floats, which hold what windows do not (initial states). */
+export function decodeWindow(index: PayloadIndex, floats: Float32Array, t0: number, payload: Float32Array): Pick<Decoded, "layers" | "inputs"> {
   if (!index.lod || floats.length !== index.lod.floats) {
     throw new Error(`rnnwidgets: a window of ${floats.length} values does not fit this payload's windows`);
   }
-  return stepArrays(index, floats, t0);
+  return stepArrays(index, floats, t0, payload);
 }
 
 export function decodePayload(index: PayloadIndex, floats: Float32Array): Decoded {

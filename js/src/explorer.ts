@@ -264,7 +264,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   function onMessage(msg: { type?: string; t0: number; held: number; t?: number }, buffers: DataView[]): void {
     if (msg?.type === "step" && typeof msg.t === "number") return player.adopt(msg.t);
     if (msg?.type !== "window" || !index?.lod || msg.held !== index.lod.held || !buffers?.length) return;
-    const fresh = decodeWindow(index, floatsOf(buffers[0]), msg.t0);
+    const fresh = decodeWindow(index, floatsOf(buffers[0]), msg.t0, floatsOf(model.get("buffer")));
     state.layers = fresh.layers;
     state.inputs = fresh.inputs;
     windowPending = false;

@@ -39,6 +39,14 @@ export interface LayerData {
   name: string;
   kind: LayerKind;
   quantities: Record<string, Quantity>; // in display order: states first, then gates, then tracks
+  // The state ("h", "c") the recurrence started from, one value per unit: before step 0, or for a
+  // reverse layer before step length - 1, its first. Absent when the trace did not record it.
+  initial?: Record<string, Float32Array>;
+}
+
+/** Whether a layer runs backward in time (a bidirectional module's second direction). */
+export function isReverse(layer: Pick<LayerData, "name">): boolean {
+  return layer.name.endsWith(".reverse");
 }
 
 /** The model's top-k predictions at every step, when it has an output head. */

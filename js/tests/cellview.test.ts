@@ -7,12 +7,13 @@ import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** A one-input LSTM run in float32 with per-unit weights, recorded like the capture does. */
-function lstmLayer(steps: number, units: number, c0 = 0) {
+function lstmLayer(steps: number, units: number, c0 = 0, reverse = false) {
   const names = ["input", "forget", "cell", "output", "c", "h"];
   const data = Object.fromEntries(names.map((n) => [n, new Float32Array(steps * units)]));
   for (let u = 0; u < units; u++) {
     let c = c0, h = 0;
-    for (let t = 0; t < steps; t++) {
+    for (let s = 0; s < steps; s++) {
+      const t = reverse ? steps - 1 - s : s;
       const x = Math.sin(t * 0.9 + u), k = t * units + u;
       const i = Math.fround(sigmoid(0.8 * x + 0.3 * h + 0.1 * u));
       const f = Math.fround(sigmoid(1.5 - 0.5 * x + 0.2 * h));
@@ -26,7 +27,7 @@ function lstmLayer(steps: number, units: number, c0 = 0) {
   const q = (name: string): Quantity => ({
     name, units, steps, data: data[name], scale: ["input", "forget", "output"].includes(name) ? "sequential" : "diverging", vmin: -1, vmax: 1,
   });
-  return layer("lstm.l0", "lstm", names.map(q));
+  return layer(reverse ? "lstm.l0.reverse" : "lstm.l0", "lstm", names.map(q));
 }
 
 /** All decimal numbers written in a line, in order (a minus right after a digit is a subtraction). */
@@ -64,11 +65,40 @@ describe("cell view equations", () => {
     expect(lines[6]).toBe(`hₜ = o·tanh(cₜ) = 0.500·tanh(−0.500) = 0.500·(${fmt(Math.tanh(-0.5))}) = −0.231`);
   });
 
-  it("LSTM at t = 0 solves the initial cell state from step 0", () => {
+  it("LSTM at t = 0 solves the initial cell state from step 0 when the trace has none", () => {
     const cv = cellValues(lstmLayer(4, 2, 0.75), 0, 1);
-    expect(cv.prevDerived).toBe(true);
+    expect(cv.prevFrom).toBe("solved");
     expect(cv.prev).toBeCloseTo(0.75, 5);
-    expect(equationLines(cv)[4]).toContain("initial state");
+    expect(equationLines(cv)[4]).toContain("initial state, solved from step 0");
+  });
+
+  it("LSTM at t = 0 shows the recorded initial state", () => {
+    const l = lstmLayer(4, 2, 0.75);
+    l.initial = { h: Float32Array.of(0, 0), c: Float32Array.of(0.75, 0.75) };
+    const cv = cellValues(l, 0, 1);
+    expect([cv.prevFrom, cv.prev]).toEqual(["initial", 0.75]);
+    expect(equationLines(cv)[4]).toBe("cₜ₋₁ = 0.750  (initial state)");
+    expect(cellValues(l, 1, 1).prevFrom).toBe("step");
+  });
+
+  it("a reverse layer's state before step t is step t+1's, and its initial state feeds its last valid step", () => {
+    const l = lstmLayer(6, 2, 0.5, true);
+    l.initial = { h: Float32Array.of(0, 0), c: Float32Array.of(0.5, 0.5) };
+    const q = l.quantities;
+    for (const t of [0, 2, 4]) {
+      const cv = cellValues(l, t, 1, 6);
+      expect([cv.reverse, cv.prevFrom, cv.prev]).toEqual([true, "step", q.c.data[(t + 1) * 2 + 1]]);
+      const lines = equationLines(cv);
+      expect(lines.join("\n")).not.toContain("ₜ₋₁");
+      const cLine = numbers(lines.find((s) => s.startsWith("cₜ = f·cₜ₊₁ + i·g ="))!);
+      expect(cLine[6]).toBeCloseTo(cLine[0] * cLine[1] + cLine[2] * cLine[3], 2);
+      expect(cLine[6]).toBeCloseTo(q.c.data[t * 2 + 1], 3);
+    }
+    const last = cellValues(l, 5, 0, 6);
+    expect([last.first, last.prevFrom, last.prev]).toEqual([true, "initial", 0.5]);
+    expect(equationLines(last)).toContain("cₜ₊₁ = 0.500  (initial state)");
+    // a shorter batch element: the reverse direction starts at its own last step
+    expect(cellValues(l, 3, 0, 4).prevFrom).toBe("initial");
   });
 
   it("reads absolute steps from a window of a long sequence, solving c_{t-1} at its first step", () => {
@@ -79,9 +109,9 @@ describe("cell view equations", () => {
     const a = cellValues(whole, 7, 2), b = cellValues(windowed, 1007, 2);
     expect(b.values).toEqual(a.values);
     expect(b.prev).toBe(a.prev);
-    expect(b.prevDerived).toBe(false);
+    expect(b.prevFrom).toBe("step");
     const first = cellValues(windowed, 1004, 2), truth = cellValues(whole, 4, 2);
-    expect(first.prevDerived).toBe(true);
+    expect(first.prevFrom).toBe("solved");
     expect(first.prev).toBeCloseTo(truth.prev, 5);
     expect(equationLines(first)[4]).toContain("step not loaded, solved from step 1004");
   });
@@ -170,6 +200,11 @@ describe("cell view panel", () => {
     expect(panel.el.querySelector(".rw-cellview-header")!.textContent).toBe("lstm.l0 · unit 2 · step 6");
     expect(panel.el.querySelector('path[data-flow="carry"]')).toBe(carry);
     expect(carry.getAttribute("stroke-width")).not.toBe(width);
+    const reverse = lstmLayer(12, 3, 0, true);
+    panel.update(explorerState([l, reverse], { layer: reverse.name, t: 3 }));
+    const labels = [...panel.el.querySelectorAll("svg text")].map((e) => e.textContent);
+    expect(labels).toContain("cₜ₊₁"); // the reverse layer's drawing reads its state from t+1
+    expect(labels).not.toContain("cₜ₋₁");
   });
 
   it("names from user code are shown as text", () => {

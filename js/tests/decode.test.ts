@@ -81,10 +81,24 @@ describe("a long sequence's payload", () => {
   });
 
   it("decodes a window reply at its own start, and refuses one of another size", () => {
-    const { index } = lodPayload(20, 2, 5, 0, 8, f);
+    const { index, buffer } = lodPayload(20, 2, 5, 0, 8, f);
     const reply = Float32Array.from(windowValues(2, 5, 15, f));
-    const h = decodeWindow(index, reply, 15).layers[0].quantities.h;
+    const h = decodeWindow(index, reply, 15, floatsOf(buffer)).layers[0].quantities.h;
     expect(valueAt(h, 19, 1)).toBeCloseTo(19.1);
-    expect(() => decodeWindow(index, reply.subarray(1), 15)).toThrow(/does not fit/);
+    expect(() => decodeWindow(index, reply.subarray(1), 15, floatsOf(buffer))).toThrow(/does not fit/);
+  });
+
+  it("reads each layer's initial state from the payload, also beside a window reply", () => {
+    const { index, buffer } = lodPayload(20, 2, 5, 0, 8, f);
+    const payload = floatsOf(buffer);
+    const withInitial = Float32Array.from([...payload, -0.5, 0.25]); // (1, units) after everything
+    index.layers[0].initial = { h: payload.length };
+    expect(Array.from(decodePayload(index, withInitial).layers[0].initial!.h)).toEqual([-0.5, 0.25]);
+    const reply = Float32Array.from(windowValues(2, 5, 15, f));
+    expect(Array.from(decodeWindow(index, reply, 15, withInitial).layers[0].initial!.h)).toEqual([-0.5, 0.25]);
+    index.layers[0].initial = { c: payload.length };
+    expect(() => decodePayload(index, withInitial)).toThrow(/initial c but no c quantity/);
+    index.layers[0].initial = { h: payload.length + 1 };
+    expect(() => decodePayload(index, withInitial)).toThrow(/initial h expects 2 values/);
   });
 });
