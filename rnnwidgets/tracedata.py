@@ -14,6 +14,7 @@ import numpy as np
 
 KINDS = ("lstm", "gru", "rnn", "cell", "custom")
 FORMAT_VERSION = 1
+GROUPS = ("states", "gates", "tracks", "grads", "initial")   # a LayerTrace's arrays, as a file stores them
 
 
 def _as_steps(name: str, array) -> np.ndarray:
@@ -21,6 +22,19 @@ def _as_steps(name: str, array) -> np.ndarray:
     a = np.asarray(array, dtype=np.float32)
     if a.ndim != 3:
         raise ValueError(f"{name}: expected a (batch, time, features) array, got shape {a.shape}")
+    return a
+
+
+def _as_initial(layer: str, key: str, array, states: dict) -> np.ndarray:
+    """An initial state as float32 (batch, units) matching ``states[key]``, or a clear error."""
+    where = f"LayerTrace {layer!r}: initial[{key!r}]"
+    if key not in states:
+        raise ValueError(f"{where}: expected a key of the layer's states {sorted(states)}, got {key!r}")
+    a = np.asarray(array, dtype=np.float32)
+    batch, _, units = states[key].shape
+    if a.shape != (batch, units):
+        raise ValueError(f"{where}: expected a (batch, units) array of shape ({batch}, {units}), the batch and "
+                         f"width of states[{key!r}], got shape {a.shape}")
     return a
 
 
@@ -32,6 +46,12 @@ class LayerTrace:
     GRU "reset" "update" "new"; ``tracks``: any other per-step tensor (submodule outputs,
     ``rw.record``); ``grads``: dL/d<state> through time. Every array is (batch, time, units).
     ``meta`` holds what a view may want to show (module path, layer index, direction, sizes).
+
+    ``initial``: the state the recurrence started from, per batch element, as (batch, units)
+    arrays keyed like ``states`` ("h", "c"; each as wide as that state): the state fed into
+    the layer's first step in the order it processes them — before step 0 for a forward layer,
+    into step ``length_b - 1`` for a reverse one. It is the hidden the user gave (zeros when
+    none was); empty when capture had no tensor to take it from.
     """
 
     name: str
@@ -41,6 +61,7 @@ class LayerTrace:
     tracks: dict = field(default_factory=dict)
     grads: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    initial: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -49,6 +70,8 @@ class LayerTrace:
             arrays = getattr(self, group)
             for key in list(arrays):
                 arrays[key] = _as_steps(f"{self.name}.{group}[{key!r}]", arrays[key])
+        for key in list(self.initial):
+            self.initial[key] = _as_initial(self.name, key, self.initial[key], self.states)
 
     @property
     def h(self) -> np.ndarray:
@@ -137,7 +160,7 @@ class Trace:
         layers = []
         for i, lt in enumerate(self.layers.values()):
             entry = {"name": lt.name, "kind": lt.kind, "meta": lt.meta}
-            for group in ("states", "gates", "tracks", "grads"):
+            for group in GROUPS:
                 entry[group] = list(getattr(lt, group))
                 for j, (key, value) in enumerate(getattr(lt, group).items()):
                     arrays[f"l{i}/{group}/{j}"] = value
@@ -157,8 +180,9 @@ class Trace:
                 raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
             layers = {}
             for i, entry in enumerate(header["layers"]):
+                entry.setdefault("initial", [])   # a file written before initial states were kept
                 groups = {group: {key: data[f"l{i}/{group}/{j}"] for j, key in enumerate(entry[group])}
-                          for group in ("states", "gates", "tracks", "grads")}
+                          for group in GROUPS}
                 layers[entry["name"]] = LayerTrace(entry["name"], entry["kind"], meta=entry["meta"], **groups)
             return cls(layers=layers, lengths=data["lengths"],
                        outputs=data["outputs"] if "outputs" in data else None,

@@ -1,4 +1,6 @@
 """The Trace data model: validation with clear errors, and a lossless save/load."""
+import json
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,8 @@ def full_trace():
     arr = lambda units: rng.normal(size=(2, 4, units))  # noqa: E731
     lstm = LayerTrace("enc.lstm.l0", "lstm", states={"h": arr(3), "c": arr(3)},
                       gates={g: arr(3) for g in ("input", "forget", "cell", "output")},
-                      grads={"h": arr(3)}, meta={"layer": 0, "direction": "forward"})
+                      grads={"h": arr(3)}, meta={"layer": 0, "direction": "forward"},
+                      initial={"h": rng.normal(size=(2, 3)), "c": rng.normal(size=(2, 3))})
     custom = LayerTrace("rnn", "custom", states={"h": arr(5)}, tracks={"i2h": arr(5), "i2o": arr(2)})
     return Trace(layers={lstm.name: lstm, custom.name: custom}, lengths=[4, 2], outputs=arr(7), inputs=arr(1),
                  tokens=[list("ab<c"), ["<img src=x onerror=alert(1)>", "é"]],
@@ -24,7 +27,7 @@ def test_save_and_load_give_back_every_array_and_field(tmp_path):
     for name, lt in tr.layers.items():
         other = back.layers[name]
         assert (other.kind, other.meta) == (lt.kind, lt.meta)
-        for group in ("states", "gates", "tracks", "grads"):
+        for group in ("states", "gates", "tracks", "grads", "initial"):
             assert list(getattr(other, group)) == list(getattr(lt, group))
             for key, value in getattr(lt, group).items():
                 np.testing.assert_array_equal(getattr(other, group)[key], value)
@@ -40,6 +43,58 @@ def test_arrays_are_float32_batch_time_units():
     tr = full_trace()
     assert tr.layers["rnn"].tracks["i2o"].dtype == np.float32
     assert tr.first.units == 3
+    assert tr.first.initial["c"].dtype == np.float32 and tr.first.initial["c"].shape == (2, 3)
+    assert tr.layers["rnn"].initial == {}
+
+
+def test_initial_states_are_as_wide_as_their_state():
+    """An LSTM with a projection: h is proj_size wide, c hidden_size."""
+    lt = LayerTrace("lstm.l0", "lstm", states={"h": np.zeros((3, 4, 2)), "c": np.zeros((3, 4, 5))},
+                    initial={"h": np.ones((3, 2), dtype=np.float64), "c": np.ones((3, 5))})
+    assert lt.initial["h"].shape == (3, 2) and lt.initial["c"].shape == (3, 5)
+    assert lt.initial["h"].dtype == np.float32
+
+
+def lstm_with_initial(**initial):
+    return LayerTrace("lstm.l1.reverse", "lstm", states={"h": np.zeros((2, 4, 3)), "c": np.zeros((2, 4, 5))},
+                      initial=initial)
+
+
+@pytest.mark.parametrize("initial, message", [
+    (dict(g=np.zeros((2, 3))), r"'lstm.l1.reverse': initial\['g'\]: expected a key of the layer's states \['c', 'h'\]"),
+    (dict(h=np.zeros((2, 1, 3))), r"initial\['h'\]: expected a \(batch, units\) array of shape \(2, 3\).*"
+                                  r"got shape \(2, 1, 3\)"),
+    (dict(h=np.zeros(3)), r"initial\['h'\]: expected .* shape \(2, 3\)"),
+    (dict(h=np.zeros((1, 3))), r"initial\['h'\]: expected .* shape \(2, 3\), the batch and width of states"),
+    (dict(c=np.zeros((2, 3))), r"'lstm.l1.reverse': initial\['c'\]: expected .* shape \(2, 5\).*got shape \(2, 3\)"),
+])
+def test_a_wrong_initial_state_says_what_was_expected(initial, message):
+    with pytest.raises(ValueError, match=message):
+        lstm_with_initial(**initial)
+
+
+def without_initial_states(path):
+    """Rewrite a saved trace as the format was before initial states were kept: no "initial"
+    in the header's layer entries, no initial arrays."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if "/initial/" not in k}
+    header = json.loads(bytes(arrays["header"]).decode("utf-8"))
+    for entry in header["layers"]:
+        del entry["initial"]
+    arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def test_a_file_written_before_initial_states_still_loads(tmp_path):
+    tr = full_trace()
+    old = without_initial_states(tr.save(tmp_path / "old.npz"))
+    with np.load(old) as data:
+        assert not any("initial" in k for k in data.files)
+    back = Trace.load(old)
+    assert all(lt.initial == {} for lt in back.layers.values())
+    np.testing.assert_array_equal(back.first.states["c"], tr.first.states["c"])
+    assert back.first.meta == tr.first.meta
 
 
 @pytest.mark.parametrize("make, message", [
