@@ -26,6 +26,14 @@ def step(mode, w, x, h, c):
     return (torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)), None, {}
 
 
+def layer_weights(module, layer, reverse=False):
+    """One direction's parameters by PyTorch's names without the suffix: weight_ih, weight_hh,
+    bias_ih, bias_hh, weight_hr (those the module has)."""
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    return {k: getattr(module, k + suffix) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+            if hasattr(module, k + suffix)}
+
+
 def _input(w, x, k, parts):
     rows = slice(k * w["weight_ih"].shape[0] // parts, (k + 1) * w["weight_ih"].shape[0] // parts)
     return w["weight_ih"][rows] @ x + (w["bias_ih"][rows] if "bias_ih" in w else 0)
@@ -58,10 +66,7 @@ class Reference:
         for layer in range(module.num_layers):
             outs = []
             for d in range(directions):
-                suffix = "_reverse" if d else ""
-                w = {k: getattr(module, f"{k}_l{layer}{suffix}")
-                     for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-                     if hasattr(module, f"{k}_l{layer}{suffix}")}
+                w = layer_weights(module, layer, reverse=d == 1)
                 store = {}
                 last_h, last_c = [], []
                 row = layer * directions + d

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnwidgets.capture import trace
-from reference_rnn import Reference
+from reference_rnn import Reference, layer_weights, step
 
 MODES = {"LSTM": lambda **k: nn.LSTM(**k), "GRU": lambda **k: nn.GRU(**k),
          "RNN_TANH": lambda **k: nn.RNN(nonlinearity="tanh", **k),
@@ -60,6 +60,58 @@ def own_output(module, inputs, hidden, batch_first):
     return out, state
 
 
+def layer_names(module, name=None):
+    """(layer, reverse, trace name) per row of the module's h0, in that order."""
+    name = name or type(module).__name__.lower()
+    directions = 2 if module.bidirectional else 1
+    return [(layer, d == 1, f"{name}.l{layer}" + (".reverse" if d else ""))
+            for layer in range(module.num_layers) for d in range(directions)]
+
+
+def check_initial(tr, module, h0=None, c0=None, name=None):
+    """Every layer's initial state is its row of the given h0/c0 (user batch order; (rows, batch,
+    units)), zeros when none was given, float32 and as wide as its state."""
+    width = module.proj_size or module.hidden_size
+    for row, (_, _, layer) in enumerate(layer_names(module, name)):
+        lt = tr.layers[layer]
+        want = {"h": h0[row] if h0 is not None else torch.zeros(tr.batch, width)}
+        if module.mode == "LSTM":
+            want["c"] = c0[row] if c0 is not None else torch.zeros(tr.batch, module.hidden_size)
+        assert list(lt.initial) == list(want), layer
+        for key, value in want.items():
+            got = lt.initial[key]
+            assert got.dtype == np.float32 and got.shape == (tr.batch, lt.states[key].shape[2]) == tuple(value.shape)
+            np.testing.assert_array_equal(got, value.detach().float().numpy(), err_msg=f"{layer} initial {key}")
+
+
+def check_first_steps(tr, module, x, name=None, atol=1e-5):
+    """Property: each layer's first processed step, recomputed from its ``initial`` with the
+    layer's own weights (reference_rnn.step), is the state the trace recorded at that step: step
+    0 forward, step length_b - 1 reverse. An initial state of the wrong direction or batch
+    element fails this. ``x`` is the module's input (batch, time, features) in natural order."""
+    dtype = next(module.parameters()).dtype
+    layer_in = x.to(dtype)
+    outputs = []
+    with torch.no_grad():
+        for layer, reverse, label in layer_names(module, name):
+            if outputs and layer != outputs[-1][0]:                 # the next layer reads the last one's h
+                layer_in = torch.cat([h for _, h in outputs], 2).to(dtype)
+                outputs = []
+            lt = tr.layers[label]
+            w = layer_weights(module, layer, reverse)
+            for b, n in enumerate(tr.lengths):
+                t = int(n) - 1 if reverse else 0
+                as_torch = lambda a: torch.from_numpy(a[b]).to(dtype)  # noqa: E731
+                c0 = as_torch(lt.initial["c"]) if "c" in lt.initial else None
+                h, c, _ = step(module.mode, w, layer_in[b, t], as_torch(lt.initial["h"]), c0)
+                np.testing.assert_allclose(h.float().numpy(), lt.h[b, t], rtol=1e-5, atol=atol,
+                                           err_msg=f"{label} element {b} step {t}: h from its initial state")
+                if c is not None:
+                    np.testing.assert_allclose(c.float().numpy(), lt.states["c"][b, t], rtol=1e-5, atol=atol,
+                                               err_msg=f"{label} element {b} step {t}: c from its initial state")
+            outputs.append((layer, torch.from_numpy(lt.h)))
+
+
 def check_case(case_kwargs, tr=None):
     module, inputs, hidden, x, lengths, h0, c0 = make_case(**case_kwargs)
     mode = case_kwargs.get("mode", "LSTM")
@@ -98,6 +150,8 @@ def check_case(case_kwargs, tr=None):
             np.testing.assert_allclose(got, c_n[row].float().numpy(), rtol=0, atol=1e-5)
     if x.is_floating_point():
         np.testing.assert_array_equal(tr.inputs, x.float().numpy())
+    check_initial(tr, module, h0, c0)
+    check_first_steps(tr, module, x)
     return tr
 
 
@@ -138,6 +192,37 @@ def test_property_any_configuration(mode, layers, bidirectional, batch_first, bi
                     packed=packed, features=features, units=units))
 
 
+@pytest.mark.parametrize("mode,proj", [("LSTM", 0), ("LSTM", 2), ("GRU", 0), ("RNN_TANH", 0), ("RNN_RELU", 0)])
+def test_initial_states_of_an_unsorted_packed_sequence_are_in_the_users_order(mode, proj):
+    """h0 differs per element and the kernel runs the elements sorted by length: each element
+    keeps its own h0, each direction its own row, and its first step recomputes from it."""
+    case = dict(mode=mode, proj=proj, units=3, packed=False, lengths=[2, 6, 1, 4], batch=4, steps=6, layers=2,
+                bidirectional=True, given_state=True, seed=11)
+    module, inputs, hidden, x, lengths, h0, c0 = make_case(**case)
+    assert inputs.unsorted_indices.tolist() != list(range(4))        # the kernel's order is not the user's
+    assert float((h0[:, :1] - h0[:, 1:]).abs().min()) > 0           # every element starts elsewhere
+    tr = check_case(case)
+    check_initial(tr, module, h0, c0)
+    check_first_steps(tr, module, x)
+
+
+def test_the_first_step_check_fails_for_another_elements_or_directions_initial():
+    """The property above is sharp: the initial state of the wrong batch element, or of the other
+    direction, does not reproduce the recorded first step."""
+    module, inputs, hidden, x, lengths, h0, c0 = make_case(mode="LSTM", packed=False, lengths=[3, 5, 2], batch=3,
+                                                           steps=5, bidirectional=True, given_state=True)
+    tr = trace(module, inputs, hidden=hidden)
+    check_first_steps(tr, module, x)
+    forward, reverse = tr.layers["lstm.l0"], tr.layers["lstm.l0.reverse"]
+    right = {key: value.copy() for key, value in forward.initial.items()}
+    forward.initial = {key: value[[1, 2, 0]] for key, value in right.items()}
+    with pytest.raises(AssertionError, match="lstm.l0 element 0 step 0"):
+        check_first_steps(tr, module, x)
+    forward.initial, reverse.initial = reverse.initial, right
+    with pytest.raises(AssertionError, match="from its initial state"):
+        check_first_steps(tr, module, x)
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_float64_exact(mode):
     check_case(dict(mode=mode, layers=2, bidirectional=True, dtype=torch.float64, given_state=True))
@@ -152,6 +237,7 @@ def test_bfloat16_traced_on_its_dtype():
     ref = Reference(module.float(), x.float(), lengths)   # the same (bf16-valued) weights, in float32
     np.testing.assert_allclose(tr.layers["lstm.l0"].gates["forget"], ref.array("lstm.l0", "forget").detach().numpy(),
                                rtol=0, atol=5e-2)
+    check_initial(tr, module)
 
 
 class Tagger(nn.Module):
@@ -182,6 +268,9 @@ def test_model_containing_an_lstm():
         np.testing.assert_allclose(tr.outputs, model(ids).numpy(), rtol=0, atol=1e-6)
     for key in ("h", "c", "input", "forget", "cell", "output"):
         np.testing.assert_allclose(lt.quantities()[key], ref.array("lstm.l0", key).numpy(), rtol=0, atol=1e-5)
+    check_initial(tr, model.lstm, name="lstm")
+    with torch.no_grad():
+        check_first_steps(tr, model.lstm, model.embed(ids), name="lstm")
     assert tr.inputs is None and tr.tokens == [list("abcdef"), list("ghijkl")]
     np.testing.assert_array_equal(tr.lengths, [6, 6])
 
@@ -214,6 +303,9 @@ def test_two_stacked_modules_in_forward_order():
                                    ref.array("second.l0.reverse", key).detach().numpy(), rtol=0, atol=1e-5)
     np.testing.assert_allclose(tr.outputs, out.transpose(0, 1).numpy(), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(tr.inputs, x.transpose(0, 1).numpy())
+    check_initial(tr, model.first, name="first")
+    check_initial(tr, model.second, name="second")
+    check_first_steps(tr, model.second, mid.transpose(0, 1), name="second")
 
 
 class EncoderDecoder(nn.Module):
@@ -252,6 +344,11 @@ def test_module_called_per_step_is_joined_along_time():
     for key in ("h", "c", "input", "output"):
         np.testing.assert_allclose(tr.layers["decoder.l0"].quantities()[key], ref.array("decoder.l0", key).numpy(),
                                    rtol=0, atol=1e-5)
+    # the joined decoder starts from the state its first call was given: the encoder's final one
+    check_initial(tr, model.encoder, name="encoder")
+    check_initial(tr, model.decoder, h, c, name="decoder")
+    with torch.no_grad():
+        check_first_steps(tr, model.decoder, model.embed(target), name="decoder")
 
 
 
@@ -276,6 +373,35 @@ def test_calls_that_cannot_be_joined_get_their_own_names():
     with torch.no_grad():
         np.testing.assert_allclose(tr.layers["gru.l0@1"].h, model.gru(b)[0].transpose(0, 1).numpy(), atol=1e-6)
     assert tr.outputs is None   # a scalar output has no time dimension
+    assert tr.layers["gru.l0"].initial["h"].shape == (2, 4) and tr.layers["gru.l0@1"].initial["h"].shape == (1, 4)
+    assert not tr.layers["gru.l0@1"].initial["h"].any()
+
+
+class DecoderFedItsOwnState(nn.Module):
+    """A GRU called twice, the second call on a packed batch of unequal lengths (so the calls are
+    not joined) starting from the first call's final state."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4)
+
+    def forward(self, pair):
+        out, h = self.gru(pair[0], pair[2])
+        return self.gru(pair[1], h)
+
+
+def test_calls_kept_apart_each_start_from_the_state_they_were_given():
+    torch.manual_seed(7)
+    model = DecoderFedItsOwnState()
+    a, h0 = torch.randn(4, 2, 3), torch.randn(1, 2, 4)
+    b = pack_padded_sequence(torch.randn(3, 2, 3), torch.tensor([2, 3]), enforce_sorted=False)
+    tr = trace(model, (a, b, h0))
+    assert list(tr.layers) == ["gru.l0", "gru.l0@1"]
+    with torch.no_grad():
+        _, h = model.gru(a, h0)
+    np.testing.assert_array_equal(tr.layers["gru.l0"].initial["h"], h0[0].numpy())
+    np.testing.assert_allclose(tr.layers["gru.l0@1"].initial["h"], h[0].numpy(), rtol=0, atol=1e-6)
+    assert tr.layers["gru.l0@1"].meta["call"] == 1
 
 
 def test_public_name_and_save_load_round_trip(tmp_path):
@@ -288,7 +414,7 @@ def test_public_name_and_save_load_round_trip(tmp_path):
     assert list(back.layers) == list(tr.layers) and back.tokens == tr.tokens and back.param_grads == tr.param_grads
     for name, lt in tr.layers.items():
         assert back.layers[name].meta == lt.meta
-        for group in ("states", "gates", "grads"):
+        for group in ("states", "gates", "grads", "initial"):
             for key, value in getattr(lt, group).items():
                 np.testing.assert_array_equal(getattr(back.layers[name], group)[key], value)
     np.testing.assert_array_equal(back.lengths, [2, 5])

@@ -11,7 +11,7 @@ from rnnwidgets.capture import trace
 from rnnwidgets.capture.fused import FusedRecorder
 from rnnwidgets.capture import gradients
 from reference_rnn import Reference
-from test_capture_fused import make_case, Tagger, EncoderDecoder
+from test_capture_fused import make_case, check_first_steps, check_initial, Tagger, EncoderDecoder
 
 
 def square_loss(output):
@@ -29,6 +29,8 @@ def reference_loss(ref):
 def check_grads(case, atol=1e-5):
     module, inputs, hidden, x, lengths, h0, c0 = make_case(**case)
     tr = trace(module, inputs, hidden=hidden, loss=square_loss)
+    check_initial(tr, module, h0, c0)      # the differentiable layers keep the state they started from
+    check_first_steps(tr, module, x)
     ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
     value = reference_loss(ref)
     keys = ["h", "c"] if module.mode == "LSTM" else ["h"]
@@ -141,6 +143,10 @@ def test_encoder_decoder_grads_reach_the_encoder_through_its_final_state():
             want = ref.grads(value, key)[name]
             np.testing.assert_allclose(tr.layers[name].grads[key], want.numpy(), rtol=0, atol=1e-5,
                                        err_msg=f"{name} {key}")
+    check_initial(tr, model.encoder, name="encoder")
+    for key in ("h", "c"):   # the decoder starts where the encoder ended (its c recomputed: rounding apart)
+        np.testing.assert_allclose(tr.layers["decoder.l0"].initial[key], tr.layers["encoder.l0"].states[key][:, -1],
+                                   rtol=0, atol=1e-6)
 
 
 def test_loss_must_be_a_scalar_that_depends_on_the_model():
@@ -175,7 +181,7 @@ def test_cuda_model_in_eval_mode_matches_the_cpu_trace(mode, tf32, monkeypatch):
         on_gpu = trace(module, inputs.to("cuda"), hidden=move(hidden), loss=square_loss)
     atol = 1e-2 if tf32 else 1e-4
     for name, lt in on_cpu.layers.items():
-        for group in ("states", "gates", "grads"):
+        for group in ("states", "gates", "grads", "initial"):
             for key, value in getattr(lt, group).items():
                 np.testing.assert_allclose(getattr(on_gpu.layers[name], group)[key], value, rtol=0, atol=atol,
                                            err_msg=f"{name} {group} {key}")

@@ -134,7 +134,16 @@ def layer_arrays(d, with_grads: bool) -> dict:
             "lengths": d.lengths,
             "states": {k: steps_to_numpy(v) for k, v in states.items()},
             "gates": {k: steps_to_numpy(d.natural(v)) for k, v in d.gates.items()},
-            "grads": {k: steps_to_numpy(v) for k, v in grads.items()}}
+            "grads": {k: steps_to_numpy(v) for k, v in grads.items()},
+            "initial": initial_arrays(d)}
+
+
+def initial_arrays(d) -> dict:
+    """The state fed into a direction's first step (given or zeros), user batch order: (batch, units)."""
+    found = {"h": to_numpy(d.h0)}
+    if d.c0 is not None:
+        found["c"] = to_numpy(d.c0)
+    return found
 
 
 def merge_calls(layers: list) -> dict:
@@ -151,12 +160,13 @@ def merge_calls(layers: list) -> dict:
             groups_joined = {g: {k: np.concatenate([c[g][k] for c in calls], axis=1) for k in calls[0][g]}
                              for g in ("states", "gates", "grads")}
             meta = dict(calls[0]["meta"], calls=len(calls))
-            merged[name] = LayerTrace(name, calls[0]["kind"], meta=meta, **groups_joined)
+            # the joined sequence starts where the first call started
+            merged[name] = LayerTrace(name, calls[0]["kind"], meta=meta, initial=calls[0]["initial"], **groups_joined)
             continue
         for c in calls:
             label = name if c["call"] == 0 else f"{name}@{c['call']}"
-            merged[label] = LayerTrace(label, c["kind"], meta=dict(c["meta"], call=c["call"]),
-                                       states=c["states"], gates=c["gates"], grads=c["grads"])
+            merged[label] = LayerTrace(label, c["kind"], meta=dict(c["meta"], call=c["call"]), states=c["states"],
+                                       gates=c["gates"], grads=c["grads"], initial=c["initial"])
     return merged
 
 

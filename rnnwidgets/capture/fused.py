@@ -300,7 +300,8 @@ def module_result(module: nn.RNNBase, out, h_n: list, c_n: list, packed_input, u
 class Direction:
     """One direction of one layer run, every tensor (time, batch, ·) in the order the kernel read
     the steps: natural for the forward direction, each element's valid steps reversed for the
-    reverse one (``convert.reverse_valid``). ``h0`` is the (batch, units) state before the first step.
+    reverse one (``convert.reverse_valid``). ``h0`` (and ``c0``) is the (batch, units) state fed
+    into the first step in that order, batch in the user's order: the Trace's ``initial``.
     """
 
     run: LayerRun
