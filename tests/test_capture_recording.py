@@ -113,6 +113,10 @@ def test_cell_states_and_gates_are_exact(kind, dtype, bias, batched):
             np.testing.assert_allclose(lt.gates[name][:, t], ref.float().numpy(), atol=tol, rtol=0)
     expected_gates = {"lstm": {"input", "forget", "cell", "output"}, "gru": {"reset", "update", "new"}}
     assert set(lt.gates) == expected_gates.get(kind.split("_")[0], set())
+    # called with no hidden, the cell started from zeros
+    assert list(lt.initial) == list(lt.states)
+    for key, value in lt.initial.items():
+        assert value.dtype == np.float32 and value.shape == (batch, 5) and not value.any()
     np.testing.assert_array_equal(tr.inputs, xs.reshape(6, batch, 3).transpose(0, 1).float().numpy())
 
 
@@ -134,6 +138,16 @@ def test_cells_exact_over_sizes(kind, input_size, hidden, batch, steps, seed):
         np.testing.assert_allclose(lt.h[:, t], h.float().numpy(), atol=1e-7, rtol=0)
         for name, ref in (ref_gates[t].items() if ref_gates else ()):
             np.testing.assert_allclose(lt.gates[name][:, t], ref.float().numpy(), atol=1e-7, rtol=0)
+    given = hx if kind == "lstm" else (hx,)
+    assert list(lt.initial) == list(lt.states)
+    for key, value in zip(lt.initial, given):
+        np.testing.assert_array_equal(lt.initial[key], value.float().numpy())
+    # the first step, recomputed by the cell from the initial state, is the recorded one
+    with torch.no_grad():
+        start = tuple(torch.from_numpy(lt.initial[k]).double() for k in lt.initial)
+        first = model.cell(xs[0], start if kind == "lstm" else start[0])
+    for key, value in zip(lt.states, first if kind == "lstm" else (first,)):
+        np.testing.assert_allclose(lt.states[key][:, 0], value.float().numpy(), atol=1e-6, rtol=0)
 
 
 @pytest.mark.filterwarnings("error")   # a missed previous state would show as gates that do not reproduce h
@@ -161,6 +175,11 @@ def test_names_follow_module_paths_and_calls_make_steps():
     assert rec.trace.layers["encoder"].h.shape == (2, 5, 4)
     assert rec.trace.layers["decoder.cell"].states["c"].shape == (2, 2, 4)
     assert rec.trace.layers["decoder.cell"].meta["cell"] == "lstm"
+    # each cell starts from what its first call was given: zeros (no hidden), the encoder's last h
+    assert not rec.trace.layers["encoder"].initial["h"].any()
+    decoder = rec.trace.layers["decoder.cell"].initial
+    np.testing.assert_array_equal(decoder["h"], rec.trace.layers["encoder"].h[:, -1])
+    assert not decoder["c"].any() and decoder["c"].shape == (2, 4)
 
     cell = nn.RNNCell(2, 3)
     x = torch.randn(2, 2)
@@ -168,6 +187,7 @@ def test_names_follow_module_paths_and_calls_make_steps():
         h1 = cell(input=x[0])                  # arguments by keyword, unbatched
         h2 = cell(x[1], hx=h1)
     assert list(rec.trace.layers) == ["rnncell"] and rec.trace.first.h.shape == (1, 2, 3)
+    assert rec.trace.first.initial["h"].shape == (1, 3)      # unbatched, no hidden: batch 1 of zeros
     with torch.no_grad():
         expected = torch.tanh(x[1] @ cell.weight_ih.T + cell.bias_ih + h1 @ cell.weight_hh.T + cell.bias_hh)
     np.testing.assert_allclose(rec.trace.first.h[0, 1], expected.numpy(), atol=1e-6)
@@ -221,6 +241,7 @@ def test_record_goes_to_the_running_module_and_h_is_a_state():
     assert list(tr.layers) == ["rnn", "wrapper", "record"]
     rnn = tr.layers["rnn"]
     assert rnn.kind == "custom" and set(rnn.states) == {"h"} and set(rnn.tracks) == {"update"}
+    assert rnn.initial == {}          # a recorded h: nothing says which tensor it started from
     np.testing.assert_allclose(rnn.h, torch.stack(expected_h, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(rnn.tracks["update"], torch.stack(expected_z, 1).numpy(), atol=1e-6)
     assert tr.layers["wrapper"].tracks["norm"].shape == (2, 5, 1)
@@ -386,3 +407,7 @@ def test_a_cuda_model_is_recorded_on_its_device(kind):
     for key, value in on_cpu.quantities().items():
         assert isinstance(on_gpu.quantities()[key], np.ndarray)
         np.testing.assert_allclose(on_gpu.quantities()[key], value, atol=1e-5, rtol=0)
+    assert list(on_gpu.initial) == list(on_cpu.initial)
+    for key, value in on_cpu.initial.items():
+        assert isinstance(on_gpu.initial[key], np.ndarray)
+        np.testing.assert_array_equal(on_gpu.initial[key], value)

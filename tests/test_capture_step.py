@@ -95,6 +95,12 @@ def test_seed_class_tracks_are_exact(dtype):
     np.testing.assert_array_equal(lt.tracks["output"], tr.outputs)
     np.testing.assert_array_equal(tr.inputs, xs.transpose(0, 1).float().numpy())
     assert tr.outputs.dtype == np.float32
+    assert list(lt.initial) == ["h"] and lt.initial["h"].dtype == np.float32
+    np.testing.assert_array_equal(lt.initial["h"], h0.float().numpy())
+    # the first step, recomputed by the module from the initial state, is the recorded one
+    with torch.no_grad():
+        _, first = model(xs[0], torch.from_numpy(lt.initial["h"]).to(dtype))
+    np.testing.assert_allclose(lt.h[:, 0], first.float().numpy(), atol=1e-5, rtol=0)
 
 
 def test_inputs_as_a_list_of_steps_or_one_tensor_agree():
@@ -121,6 +127,7 @@ def test_initial_state_from_initHidden_and_init_hidden():
     _, _, hiddens = reference_run(model, xs, torch.zeros(3, 6))
     np.testing.assert_allclose(tr.first.h, torch.stack(hiddens, 1).numpy(), atol=1e-6)
     assert set(tr.first.tracks) == {"i2h", "i2o", "softmax", "output"}
+    np.testing.assert_array_equal(tr.first.initial["h"], np.zeros((3, 6), np.float32))
 
     step = LSTMStep()
     xs = torch.randn(3, 2, 3)
@@ -142,6 +149,12 @@ def test_initial_state_from_initHidden_and_init_hidden():
     np.testing.assert_allclose(lt.states["c"], torch.stack(cs, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(lt.tracks["gap"][:, :, 0], torch.stack([(h - c).abs().mean(1) for h, c in zip(hs, cs)],
                                                                       1).numpy(), atol=1e-6)
+    # both parts of the (h, c) from init_hidden, for the step module and for the cell inside it
+    for layer in ("lstmstep", "cell"):
+        initial = tr.layers[layer].initial
+        assert list(initial) == ["h", "c"], layer
+        np.testing.assert_array_equal(initial["h"], np.full((2, 4), 0.1, np.float32))
+        np.testing.assert_array_equal(initial["c"], np.full((2, 4), -0.1, np.float32))
 
 
 def unrolled_reference(model, xs, h0, loss):
@@ -173,6 +186,7 @@ def test_gradients_through_time_match_an_unrolled_reference(loss):
     tr = trace_step_module(model, xs, hidden=h0, loss=loss if loss == "last" else fn)
     lt = tr.first
     assert set(lt.grads) == {"h"}
+    np.testing.assert_array_equal(lt.initial["h"], h0.float().numpy())   # the given state, not a copy's grad
     np.testing.assert_allclose(lt.grads["h"], ref_h.float().numpy(), atol=1e-10, rtol=0)
     assert np.abs(lt.grads["h"][:, :-2]).max() > 0       # the gradient reaches early steps through time
     assert set(tr.param_grads) == {n for n, _ in model.named_parameters()}
@@ -352,6 +366,61 @@ def test_a_layered_hidden_state_is_recorded_per_batch_element():
         ref = model.gru(xs)[0]                       # the same GRU run over the whole sequence
     np.testing.assert_allclose(tr.first.h, ref.transpose(0, 1).numpy(), atol=1e-6)
     assert tr.first.grads["h"].shape == (3, 5, 4)
+    assert tr.first.initial["h"].shape == (3, 4) and not tr.first.initial["h"].any()
+    h0 = torch.randn(1, 3, 4)                         # (layers, batch, units): one row per batch element
+    given = trace_step_module(model, xs, hidden=h0)
+    np.testing.assert_array_equal(given.first.initial["h"], h0[0].numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(given.first.h, model.gru(xs, h0)[0].transpose(0, 1).numpy(), atol=1e-6)
+
+
+class RecordsItsOwnH(RNN):
+    """A step module whose rw.record("h", ...) is its h: not the hidden it is handed."""
+
+    def forward(self, input, hidden):
+        output, hidden = super().forward(input, hidden)
+        record("h", hidden.tanh())
+        return output, hidden
+
+
+def test_a_recorded_h_has_no_initial_state_but_the_others_keep_theirs():
+    tr = trace_step_module(RecordsItsOwnH(3, 4, 2), torch.randn(3, 2, 3), hidden=torch.ones(2, 4))
+    assert tr.first.initial == {}
+
+    class RecordsItsOwnC(LSTMStep):
+        def forward(self, x, state):
+            record("c", state[1])
+            return super().forward(x, state)
+
+    tr = trace_step_module(RecordsItsOwnC(), torch.randn(3, 2, 3))
+    assert list(tr.first.initial) == ["h"]
+
+
+class SharedStart(nn.Module):
+    """A step module whose first hidden is one (units,) vector shared by the whole batch, and
+    which returns (batch, units) states: no tensor passed in is a per-element initial state."""
+
+    hidden_size = 4
+
+    def __init__(self):
+        super().__init__()
+        self.i2h = nn.Linear(3 + 4, 4)
+
+    def forward(self, x, hidden):
+        hidden = hidden.expand(x.shape[0], -1)
+        return x.sum(1, keepdim=True), torch.tanh(self.i2h(torch.cat([x, hidden], 1)))
+
+
+def test_no_initial_state_where_no_hidden_passed_in_is_one_per_element():
+    model = SharedStart()
+    tr = trace_step_module(model, torch.randn(3, 2, 3), hidden=torch.ones(4))
+    assert set(tr.first.states) == {"h"} and tr.first.initial == {}
+    from rnnwidgets.capture.recording import recording
+    with recording(GRUStep()) as rec:                # the user's own loop, starting from no hidden
+        hidden = None
+        for x in torch.randn(3, 2, 3):
+            _, hidden = rec.model(x, hidden)
+    assert rec.trace.first.h.shape == (2, 3, 4) and rec.trace.first.initial == {}
 
 
 def test_a_bfloat16_model_gives_a_float32_trace():
@@ -394,4 +463,6 @@ def test_a_step_module_in_the_users_own_loop_is_recorded_the_same_way():
         np.testing.assert_array_equal(rec.trace.first.tracks[key], driven.first.tracks[key])
     np.testing.assert_array_equal(rec.trace.first.h, driven.first.h)
     np.testing.assert_array_equal(rec.trace.outputs, driven.outputs)
+    np.testing.assert_array_equal(rec.trace.first.initial["h"], np.zeros((1, 6), np.float32))   # initHidden()
+    np.testing.assert_array_equal(driven.first.initial["h"], rec.trace.first.initial["h"])
     np.testing.assert_array_equal(rec.trace.inputs, line.transpose(0, 1).numpy())

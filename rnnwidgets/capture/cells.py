@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..tracedata import LayerTrace
-from .convert import steps_to_numpy
+from .convert import steps_to_numpy, to_numpy
 
 CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
 LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
@@ -38,7 +38,7 @@ def cell_step(cell: nn.Module, x, hx, output):
 
 def cell_layer(name: str, cell: nn.Module, calls: list):
     """(LayerTrace, inputs per step): states from the cell's own outputs, gates recomputed from its
-    weights in one matmul over all steps."""
+    weights in one matmul over all steps, the initial state from the first call's hidden."""
     kind = cell_kind(cell)
     batches = {x.shape[0] for x, _, _ in calls}
     if len(batches) != 1:
@@ -54,9 +54,11 @@ def cell_layer(name: str, cell: nn.Module, calls: list):
             gi = gi + cell.bias_ih
             gh = gh + cell.bias_hh
         states = {"h": h}
+        initial = {"h": h_prev[0]}    # what the first call was given (zeros when it had no hidden)
         gates = {}
         if kind == "lstm":
             c_prev = torch.stack([c[1][1] for c in calls])
+            initial["c"] = c_prev[0]
             states["c"] = torch.stack([c[2][1] for c in calls])
             i, f, g, o = (gi + gh).chunk(4, dim=-1)
             gates = dict(zip(LSTM_GATES, (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid())))
@@ -77,7 +79,8 @@ def cell_layer(name: str, cell: nn.Module, calls: list):
     if kind == "rnn":
         meta["nonlinearity"] = cell.nonlinearity
     lt = LayerTrace(name, "cell", states={k: steps_to_numpy(v) for k, v in states.items()},
-                    gates={k: steps_to_numpy(v) for k, v in gates.items()}, meta=meta)
+                    gates={k: steps_to_numpy(v) for k, v in gates.items()}, meta=meta,
+                    initial={k: to_numpy(v) for k, v in initial.items()})
     return lt, steps_to_numpy(x)
 
 

@@ -22,6 +22,10 @@ While the ``with`` block runs, ``model`` and its submodules carry forward hooks:
   module that records them shows like any other layer. A tensor is one step: (batch, features),
   or (features,) / a scalar for batch 1. Outside a recording ``record`` returns at once.
 
+A cell's ``initial`` is the hidden its first call was given (zeros when it was given none); a
+step module's is the hidden passed into its first call, where it has one row per batch element
+of a returned state (see ``given_states``); a state recorded with ``rw.record`` has none.
+
 Everything kept is a detached copy; hooks are removed when the block ends, also on an error.
 """
 from __future__ import annotations
@@ -104,6 +108,20 @@ def stack_steps(where: str, steps: list) -> np.ndarray:
     return to_numpy(torch.stack(steps, dim=1))
 
 
+def given_states(hidden, states: dict) -> dict:
+    """The parts of the hidden passed into a step that correspond to the states it returned:
+    same name, a tensor, and the same (batch, features) layout; the others are left out."""
+    if not isinstance(hidden, (torch.Tensor, tuple, list)):
+        return {}
+    found = {}
+    for name, part in state_parts(hidden).items():
+        if name in states and isinstance(part, torch.Tensor):
+            kept = per_batch(part, states[name].shape[0])
+            if kept is not None and kept.shape == states[name].shape:
+                found[name] = kept
+    return found
+
+
 class StepCall(NamedTuple):
     """One call of the model as a step module, as (batch, features) copies."""
     input: torch.Tensor
@@ -144,6 +162,7 @@ class Recording:
         self._cells = {}            # layer name -> the cell module
         self._cell_calls = {}       # layer name -> list of cells.cell_step tuples
         self._step_calls = []       # the model's own calls as a step module
+        self._step_initial = {}     # the hidden passed into the first of them, where it matches a state
         self._children = None       # direct submodule outputs of the model's call now running
         self._tracks = {}           # layer name -> track name -> list of steps
         self._order = []            # layer names in the order they first did something
@@ -242,6 +261,8 @@ class Recording:
         call = step_call(args, output, children)
         if call is not None:
             self._touch(self.root)
+            if not self._step_calls:     # only the first call's hidden is kept: the start of the run
+                self._step_initial = given_states(args[1], call.states)
             self._step_calls.append(call)
 
     def add_step(self, name: str, tensor):
@@ -267,6 +288,8 @@ class Recording:
             for track, steps in self._tracks[name].items():
                 group = lt.states if track in STATE_NAMES else lt.tracks
                 group[track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
+                if group is lt.states:
+                    lt.initial.pop(track, None)   # a recorded state need not be the hidden passed in
             layers[name] = lt
         order = list(layers)
         if self._step_calls:                     # the model driven as a step module comes first
@@ -304,7 +327,9 @@ class Recording:
         meta = {"module": "", "step_module": type(self.model).__name__, "hidden_size": states["h"].shape[2]}
         x = calls[0].input
         inputs = stack_steps(f"{where}, input", [c.input for c in calls]) if x.is_floating_point() else None
-        return LayerTrace(self.root, "custom", states=states, tracks=tracks, meta=meta), inputs, outputs
+        initial = {k: to_numpy(v) for k, v in self._step_initial.items()}
+        lt = LayerTrace(self.root, "custom", states=states, tracks=tracks, meta=meta, initial=initial)
+        return lt, inputs, outputs
 
     def _warn_non_finite(self, layers: dict):
         """Non-finite values the model produced are what it did: kept, with a warning."""

@@ -11,7 +11,9 @@ The loop runs inside ``rw.recording(model)``, which records each call as one ste
 recording.py): a layer named by the class name lowercased, kind "custom", with the hidden state
 ("h"; a tuple (h, c) gives "h" and "c"), the output (track "output" and ``tr.outputs``), every
 direct submodule's output as a track named after it ("i2h", "i2o"), any ``rw.record`` its
-forward makes, and a layer of its own for every cell inside it.
+forward makes, and a layer of its own for every cell inside it. Its ``initial`` is the hidden
+passed in at step 0 (``hidden`` or the default), each part that is one row per batch element of
+a recorded state; a part with no such row (a state shared by the batch) is left out.
 
 ``loss`` is a callable on the outputs stacked as (time, batch, features) returning a scalar, or
 "last" for the sum of the last step's output. It adds ``lt.grads["h"]`` (and "c"): the whole
