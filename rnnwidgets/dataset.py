@@ -161,7 +161,11 @@ class DatasetTrace:
         return [self.vocab[i] for i in self.token_ids[first + start:stop]]
 
     def sequence(self, i: int) -> Trace:
-        """Sequence ``i`` as a one-element Trace (batch 1), for ``rw.explore``."""
+        """Sequence ``i`` as a one-element Trace (batch 1), for ``rw.explore``.
+
+        Its layers have no ``initial`` state: a DatasetTrace keeps per-step arrays only (an
+        initial row per sequence, layer and state is 1/length of the arrays again, on disk too,
+        and zeros unless ``rw.trace`` was given a hidden)."""
         self._check_sequence(i)
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         layers = {}

@@ -56,6 +56,7 @@ def test_steps_equal_rw_trace_of_each_sequence(setup):
     one = ds.sequence(3)  # a Trace the Explorer opens
     np.testing.assert_array_equal(one.layers["lstm.l1"].states["h"][0], per_batch[0].layers["lstm.l1"].states["h"][3])
     assert one.tokens == [chars(inputs)[3]] and ds.locate(40) == (3, 4)
+    assert all(lt.initial == {} for lt in one.layers.values())   # a dataset keeps per-step arrays only
 
 
 def test_disk_backed_equals_in_memory_and_reopens(setup, tmp_path):

@@ -1,5 +1,6 @@
 """rw.trace leaves the model exactly as it found it, also when something raises half-way:
 parameters bit for bit, .grad fields, training flags, requires_grad flags, forward, hooks."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -116,3 +117,17 @@ def test_training_mode_output_has_no_dropout_and_the_flag_stays():
         want = model(IDS)
     model.train()
     assert (abs(tr.outputs - want.numpy()).max()) < 1e-6
+
+
+@pytest.mark.parametrize("loss", [None, "last"])
+def test_the_given_hidden_is_left_as_found_and_the_trace_keeps_its_own_copy(loss):
+    model = prepared()
+    before = snapshot(model.lstm)
+    h0, c0 = torch.randn(2, 2, 4), torch.randn(2, 2, 4)
+    kept = h0.clone(), c0.clone()
+    tr = trace(model.lstm, torch.randn(2, 5, 3), hidden=(h0, c0), loss=loss)
+    assert torch.equal(h0, kept[0]) and torch.equal(c0, kept[1]) and not h0.requires_grad
+    assert not np.shares_memory(tr.layers["lstm.l0"].initial["h"], h0.numpy())
+    tr.layers["lstm.l1"].initial["c"][:] = 0   # the trace's arrays are its own
+    assert torch.equal(c0, kept[1])
+    assert_untouched(model.lstm, before)
