@@ -1,6 +1,7 @@
 """The Explorer's widget state, with no front end: the payload's layout, the controls and re-tracing."""
 import numpy as np
 import pytest
+import traitlets
 import torch
 from torch import nn
 
@@ -8,7 +9,8 @@ import rnnwidgets as rw
 from rnnwidgets.capture import trace
 from rnnwidgets.tracedata import LayerTrace, Trace
 from rnnwidgets.widgets.explorer import BUNDLE, Explorer, explore
-from rnnwidgets.widgets.payload import build_payload, colour_scale, min_max_columns, top_predictions
+from rnnwidgets.widgets.payload import (build_payload, colour_scale, min_max_columns, top_predictions, trace_scales,
+                                       window_payload)
 
 LSTM_QUANTITIES = ["h", "c", "input", "forget", "cell", "output"]
 
@@ -47,9 +49,15 @@ def test_small_lstm_payload_is_one_float32_buffer_of_every_layer_and_quantity(ls
     assert isinstance(ex, Explorer) and isinstance(view.buffer, bytes)
     assert [layer["name"] for layer in view.index["layers"]] == ["lstm.l0", "lstm.l1"]
     assert all([q["name"] for q in layer["quantities"]] == LSTM_QUANTITIES for layer in view.index["layers"])
-    # float32 x (layers x quantities x steps x units + the numeric input features: steps x 4)
-    assert len(view.buffer) == 4 * (2 * len(LSTM_QUANTITIES) * 5 * 8 + 5 * 4)
+    # float32 x (layers x quantities x steps x units + the numeric input features: steps x 4
+    # + each layer's initial h and c: 2 x units)
+    assert len(view.buffer) == 4 * (2 * len(LSTM_QUANTITIES) * 5 * 8 + 5 * 4 + 2 * 2 * 8)
     assert view.index["inputs"]["offset"] == 2 * len(LSTM_QUANTITIES) * 5 * 8
+    floats = np.frombuffer(view.buffer, dtype="<f4")
+    for layer in view.index["layers"]:  # the state each layer started from, for the cell view at t = 0
+        assert set(layer["initial"]) == {"h", "c"}
+        for name, offset in layer["initial"].items():
+            np.testing.assert_array_equal(floats[offset:offset + 8], ex.trace.layers[layer["name"]].initial[name][0])
     assert view.index["steps"] == 5 and view.index["length"] == 5
     assert view.index["predictions"] is None  # a bare LSTM's output is its h, not a head's scores
     assert view.layer == "lstm.l1" and view.quantity == "h"  # the last layer's hidden state first
@@ -229,6 +237,18 @@ def test_a_sequence_over_budget_travels_as_a_window_and_an_overview(monkeypatch)
     assert ex.view.index["lod"]["overview"]["quantity"] == "c"
 
 
+def test_initial_states_travel_once_outside_the_windows(monkeypatch):
+    tr = long_trace()
+    tr.layers["lstm.l0"].initial = {"h": np.full((2, 4), 0.5, np.float32), "c": np.full((2, 4), -0.25, np.float32)}
+    monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 80)
+    ex = Explorer(tr, budget=100)
+    floats = np.frombuffer(ex.view.buffer, dtype="<f4")
+    offsets = ex.view.index["layers"][0]["initial"]
+    assert min(offsets.values()) >= ex.view.index["lod"]["floats"]  # after the window: a window reply replaces only that
+    np.testing.assert_array_equal(floats[offsets["c"]:offsets["c"] + 4], [-0.25] * 4)
+    assert len(window_payload(tr, 0, (20, 10), trace_scales(tr))) == 4 * ex.view.index["lod"]["floats"]
+
+
 def test_the_browser_gets_the_window_it_asks_for(monkeypatch):
     tr = long_trace()
     monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 80)
@@ -329,7 +349,10 @@ def test_gru_and_bidirectional_layers_get_their_own_quantities_and_scales():
 
 def test_play_speed_is_bounded_to_a_frame_or_slower(lstm):
     x = torch.randn(1, 3, 4)
-    assert rw.explore(lstm, x, interval=16).view.interval == 16
+    ex = rw.explore(lstm, x, interval=16)
+    assert ex.view.interval == 16
+    with pytest.raises(traitlets.TraitError, match=r"interval: expected milliseconds per step in \[16, 5000\], got 6000"):
+        ex.view.interval = 6000
     with pytest.raises(ValueError, match=r"interval: expected milliseconds per step in \[16, 5000\], got 5"):
         rw.explore(lstm, x, interval=5)
 

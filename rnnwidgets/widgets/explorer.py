@@ -23,7 +23,8 @@ from .still import StillImage
 
 BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
 TEXT_DEBOUNCE_S = 0.3
-# Play speed bounds: faster than one step per display frame (60 Hz) only queues redraws.
+# Play speed bounds (js/src/transport.ts has the same): faster than one step per display frame
+# (60 Hz) only queues redraws.
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 16, 5000
 
 
@@ -50,6 +51,14 @@ class ExplorerView(anywidget.AnyWidget):
     # (the gradient view's grid); the kernel hears the step when the scrub rests.
     followers = traitlets.List(traitlets.Instance(widgets.Widget), default_value=[]).tag(
         sync=True, **widgets.widget_serialization)
+
+    @traitlets.validate("interval")
+    def _check_interval(self, proposal):
+        ms = proposal["value"]
+        if not MIN_INTERVAL_MS <= ms <= MAX_INTERVAL_MS:
+            raise traitlets.TraitError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, "
+                                       f"{MAX_INTERVAL_MS}], got {ms}")
+        return ms
 
     def __init__(self, **kwargs):
         if not BUNDLE.exists():

@@ -137,7 +137,8 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
                   window: Optional[tuple] = None, overview: Optional[tuple] = None) -> tuple[dict, bytes]:
     """The JSON index and the float32 bytes of batch element ``batch``.
 
-    For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
+    A layer's entry carries ``initial`` (state name -> offset of its (1, units) initial state)
+    when the trace recorded one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
     for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
     quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
     per column of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
@@ -147,6 +148,11 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     packer = _Packer()
     layers, inputs = _step_arrays(trace, batch, scales, packer, window)
     held_floats = packer.offset
+    # Outside the window: what the cell view shows as the state before a layer's first step.
+    for entry, lt in zip(layers, trace.layers.values()):
+        if lt.initial:
+            entry["initial"] = {name: packer.put(state[batch][None], f"initial {name}", {})["offset"]
+                                for name, state in lt.initial.items()}
     predictions = None
     if is_output_head(trace):
         ids, probs, names = top_predictions(trace.outputs[batch], labels)

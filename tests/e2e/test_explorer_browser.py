@@ -2,8 +2,8 @@
 import pytest
 
 from e2e_support import (COUNT_KERNEL_SENDS_JS, HOLD_KERNEL_JS, LAB_OUTPUT, assert_keys_drive_the_explorer,
-                         cursor_pixels, focus_slider, kernel_sees, open_and_run, wait_for_change, wait_for_ink,
-                         wait_for_kernel_idle, write_notebook)
+                         cursor_pixels, focus_slider, kernel_execute, kernel_sees, open_and_run, wait_for_change,
+                         wait_for_ink, wait_for_kernel_idle, wait_for_text, write_notebook)
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +61,41 @@ def test_explorer_draws_and_keys_drive_it_in_notebook7(jupyter_server, page):
     # Notebook 7 binds ArrowRight, space, Home and End in command mode; the Explorer's box tells
     # Lumino to leave keys pressed inside it to the Explorer and its slider.
     assert_keys_drive_the_explorer(page, page.locator(".rw-explorer-box").first, steps=30)
+
+
+BIDIRECTIONAL = """\
+import torch, rnnwidgets as rw
+from torch.nn.utils.rnn import pack_padded_sequence
+torch.manual_seed(3)
+model = torch.nn.LSTM(input_size=3, hidden_size=4, bidirectional=True, batch_first=True)
+h0, c0 = torch.randn(2, 2, 4), torch.randn(2, 2, 4)  # (directions, batch, units): not zeros
+x = pack_padded_sequence(torch.randn(2, 9, 3), [9, 6], batch_first=True)
+explorer = rw.explore(model, x, hidden=(h0, c0), batch=1)
+explorer"""
+
+
+def _cell_state_line(page) -> list[float]:
+    """The numbers of the cell view's c_t line: f, c_before, i, g, f·c_before, i·g, c_t."""
+    import re
+
+    line = next(t for t in page.locator(".rw-cellview .rw-eq").all_inner_texts() if t.startswith("cₜ ="))
+    return [float(m) for m in re.findall(r"(?<!\d)-?\d+\.\d+", line.replace("−", "-"))]
+
+
+def test_cell_view_of_a_reverse_layer_reads_the_next_step_and_the_initial_state(jupyter_server, page):
+    # A reverse layer runs from its element's last step back to step 0: the state before step t is
+    # step t+1's, and at the last valid step it is the given initial state (c0 of that direction).
+    write_notebook(jupyter_server.root / "explorer_bidirectional.ipynb", BIDIRECTIONAL)
+    open_and_run(page, jupyter_server.lab_url("explorer_bidirectional.ipynb"))
+    step = page.locator(".rw-explorer .rw-step").first
+    for t, before in ((2, "explorer.trace.layers['lstm.l0.reverse'].states['c'][1, 3, 1]"),
+                      (5, "c0[1, 1, 1].item()")):  # element 1 has 6 valid steps: 5 is its reverse layer's first
+        kernel_execute(page, f"explorer.select(layer='lstm.l0.reverse', quantity='c', unit=1, t={t})")
+        assert wait_for_text(step, lambda s, t=t: s.startswith(f"step {t} /")).startswith(f"step {t} /")
+        expected = float(kernel_execute(page, f"print(float({before}))"))
+        c_t = float(kernel_execute(page, f"print(float(explorer.trace.layers['lstm.l0.reverse'].states['c'][1, {t}, 1]))"))
+        f, c_before, i, g, *_, shown = _cell_state_line(page)
+        assert c_before == pytest.approx(expected, abs=5e-4), (t, c_before, expected)
+        assert shown == pytest.approx(c_t, abs=5e-4) and f * c_before + i * g == pytest.approx(c_t, abs=5e-3)
+    equations = "\n".join(page.locator(".rw-cellview .rw-eq").all_inner_texts())
+    assert "cₜ₊₁ = " in equations and "(initial state)" in equations and "ₜ₋₁" not in equations
