@@ -82,6 +82,30 @@ def test_lstm_forget_gate_path_without_initial_state_assumes_zero():
     np.testing.assert_allclose(paths["forget gate"][:, 1:], r["pre"]["forget"][:, 1:], rtol=1e-10, atol=1e-12)
 
 
+def _reverse_valid(a: np.ndarray, lengths) -> np.ndarray:
+    """Each element's first `length` steps in reverse order (the rest left as they are)."""
+    out = a.copy()
+    for b, n in enumerate(lengths):
+        out[b, :n] = a[b, :n][::-1]
+    return out
+
+
+def test_a_reverse_layer_starts_each_step_from_the_one_after_and_its_initial_state_at_its_last():
+    # A reverse layer over steps read backward is a forward layer over them read forward: its
+    # paths, put back in time order, are the forward run's (checked against autograd above).
+    r = unrolled_lstm()
+    lengths = [T, T - 3, 2][:B] + [T] * max(0, B - 3)
+    flip = lambda group: {k: _reverse_valid(v, lengths) for k, v in group.items()}  # noqa: E731
+    forward = ga.gate_paths("lstm", r["gates"], r["states"], r["grads"], initial=r["c0"])
+    backward = ga.gate_paths("lstm", flip(r["gates"]), flip(r["states"]), flip(r["grads"]), initial=r["c0"],
+                             reverse=True, lengths=lengths)
+    for name, path in backward.items():
+        for b, n in enumerate(lengths):
+            np.testing.assert_allclose(_reverse_valid(path, lengths)[b, :n], forward[name][b, :n], rtol=1e-10,
+                                       atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(forward["forget gate"], r["pre"]["forget"], rtol=1e-10, atol=1e-12)
+
+
 def test_gru_gate_paths_are_the_autograd_gradients():
     torch.manual_seed(1)
     gru = torch.nn.GRU(I, H, batch_first=True).double()

@@ -88,6 +88,25 @@ def test_gate_chart_shows_each_path_of_the_chosen_layer():
     assert list(gf.gate_lines.labels) == ["recurrent"]
 
 
+def test_gate_chart_starts_from_the_recorded_initial_state_in_either_direction():
+    torch.manual_seed(4)
+    model = torch.nn.LSTM(3, 5, bidirectional=True)
+    c0 = torch.randn(2, 2, 5)
+    gf = gradient_flow(model, torch.randn(7, 2, 3), hidden=(torch.randn(2, 2, 5), c0), loss=lambda out: out[0].sum())
+    for name, first in (("lstm.l0", 0), ("lstm.l0.reverse", -1)):
+        lt = gf.trace.layers[name]
+        np.testing.assert_array_equal(lt.initial["c"], c0[int(name.endswith("reverse"))].numpy())
+        flow = gf.flows[name]["forget gate"]
+        assert np.isfinite(flow).all(), name  # its first step too: the state before it was recorded
+        reverse = name.endswith(".reverse")
+        expected = gate_flow("lstm", lt.gates, lt.states, lt.grads, gf.trace.lengths, initial=lt.initial["c"],
+                             reverse=reverse)["forget gate"]
+        np.testing.assert_allclose(flow, expected)
+        if reverse:  # read in the wrong direction, the path differs
+            wrong = gate_flow("lstm", lt.gates, lt.states, lt.grads, gf.trace.lengths, initial=lt.initial["c"])
+            assert not np.allclose(flow, wrong["forget gate"])
+
+
 def test_verdict_text_is_escaped_and_has_the_numbers():
     tr = made_up_trace(name="<img src=x onerror=alert(1)>.l0")
     gf = GradientFlow(tr)

@@ -164,9 +164,11 @@ class GradientFlow(widgets.VBox):
                   "gru": ("update" in lt.gates and "new" in lt.gates), "rnn": True}
         if not needed.get(lt.kind, False):
             return {}
-        # the forget-/update-gate paths at step 0 need the state before it, which a Trace does not
-        # hold: NaN there (not drawn) rather than a guess
-        return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths, initial=np.nan)
+        # the forget-/update-gate paths at the first step need the state before it: the recorded
+        # initial state; a trace saved without one gets NaN there (not drawn) rather than a guess
+        initial = lt.initial.get("c" if lt.kind == "lstm" else "h", np.nan)
+        return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths, initial=initial,
+                         reverse=lt.name.endswith(".reverse"))
 
     # ---- views --------------------------------------------------------------------------
     def _verdict_html(self) -> str:
