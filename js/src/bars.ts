@@ -4,6 +4,7 @@
 import { colorWord, NON_FINITE_WORD, pack } from "./colormap";
 import { selectedLayer, stepAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
+import { element } from "./dom";
 
 export const BAR_W = 640;
 export const BAR_H = 48;
@@ -88,10 +89,8 @@ interface Row {
 }
 
 export function createBars(actions: Actions): Panel {
-  const el = document.createElement("div");
-  el.className = "rw-bars";
-  const header = document.createElement("div");
-  header.className = "rw-bars-header";
+  const el = element("div", "rw-bars");
+  const header = element("div", "rw-bars-header");
   const rowsEl = document.createElement("div");
   el.append(header, rowsEl);
 
@@ -101,11 +100,9 @@ export function createBars(actions: Actions): Panel {
   let lastState: ExplorerState | null = null;
 
   function makeRow(name: string): Row {
-    const rowEl = document.createElement("div");
-    rowEl.className = "rw-bars-row";
+    const rowEl = element("div", "rw-bars-row");
     rowEl.dataset.quantity = name;
-    const label = document.createElement("span");
-    label.className = "rw-bars-label";
+    const label = element("span", "rw-bars-label");
     label.style.cssText = "display:block;font:11px monospace";
     const canvas = document.createElement("canvas");
     canvas.width = BAR_W;

@@ -5,6 +5,7 @@
 // beside a generic drawing, and a layer without h only lists what it recorded.
 import { isReverse, selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
+import { element } from "./dom";
 
 export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
 
@@ -242,16 +243,13 @@ function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Dr
 }
 
 export function createCellview(_actions: Actions): Panel {
-  const el = document.createElement("div");
-  el.className = "rw-cellview";
+  const el = element("div", "rw-cellview");
   el.style.cssText = "display:flex;gap:12px;align-items:flex-start";
   const text = document.createElement("div");
   text.style.cssText = "font:12px monospace;white-space:pre";
-  const header = document.createElement("div");
-  header.className = "rw-cellview-header";
+  const header = element("div", "rw-cellview-header");
   header.style.fontWeight = "bold";
-  const equations = document.createElement("div");
-  equations.className = "rw-cellview-equations";
+  const equations = element("div", "rw-cellview-equations");
   text.append(header, equations);
   const drawingSlot = document.createElement("div");
   el.append(text, drawingSlot);
@@ -264,8 +262,7 @@ export function createCellview(_actions: Actions): Panel {
   function setLines(texts: string[]) {
     if (texts.length !== lines.length) {
       lines = texts.map(() => {
-        const line = document.createElement("div");
-        line.className = "rw-eq";
+        const line = element("div", "rw-eq");
         return line;
       });
       equations.replaceChildren(...lines);

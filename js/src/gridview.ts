@@ -110,8 +110,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
     const names = model.get("row_labels") ?? [];
     labels.replaceChildren(
       ...Array.from({ length: rows }, (_, r) => {
-        const label = document.createElement("div");
-        label.className = "rw-grid-row-label";
+        const label = element("div", "rw-grid-row-label");
         label.style.cssText = "flex: 1 1 0; display: flex; align-items: center; justify-content: flex-end; " +
           "white-space: nowrap; overflow: hidden; min-height: 0;";
         label.textContent = names[r] ?? `${r}`; // user data: text only

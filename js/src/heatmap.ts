@@ -4,6 +4,7 @@
 import { LUT_SIZE, NON_FINITE, colorWord, lutFor, pack, unpack } from "./colormap";
 import type { Overview } from "./decode";
 import type { Quantity } from "./state";
+import { element } from "./dom";
 
 const PADDING_GREY = [205, 205, 205];
 
@@ -129,15 +130,12 @@ export interface Heatmap {
 /** `halo`: a light line outside each dark cursor line, so the cursor shows on dark colours too
  * (a log scale's vanished gradients are the darkest viridis). */
 export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
-  const el = document.createElement("div");
-  el.className = "rw-heatmap-box";
+  const el = element("div", "rw-heatmap-box");
   el.setAttribute("role", "img");
   el.style.cssText = "position: relative; width: 100%; cursor: crosshair;";
-  const image = document.createElement("canvas");
-  image.className = "rw-heatmap";
+  const image = element("canvas", "rw-heatmap");
   image.style.cssText = "display: block; width: 100%; image-rendering: pixelated;";
-  const cursor = document.createElement("canvas");
-  cursor.className = "rw-cursor";
+  const cursor = element("canvas", "rw-cursor");
   cursor.style.cssText = "position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none;";
   el.append(image, cursor);
 
@@ -240,8 +238,7 @@ export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
 
 /** The colour scale of a quantity: a gradient bar with its ends and the non-finite swatch. */
 export function createLegend(): { el: HTMLElement; draw(q: Quantity, format?: (v: number) => string): void } {
-  const el = document.createElement("div");
-  el.className = "rw-legend";
+  const el = element("div", "rw-legend");
   el.style.cssText = "display: flex; align-items: center; gap: 6px; font: 11px sans-serif;";
   const lo = document.createElement("span");
   const bar = document.createElement("canvas");

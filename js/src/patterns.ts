@@ -19,6 +19,7 @@ import { formatValue, paintHeatmap } from "./heatmap";
 import type { Actions, ExplorerState, Quantity, Scale } from "./state";
 import { selectedQuantity, valueAt } from "./state";
 import { visibleToken } from "./tokens";
+import { element } from "./dom";
 
 /** Units on (> threshold) at every step of [start, end) and off at start - 1 and end (where
  * those steps exist); steps past `length` count as absent. */
@@ -78,8 +79,7 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
   slider.style.width = "140px";
   const value = document.createElement("span");
   value.style.cssText = "font-family: monospace; min-width: 4em;";
-  const count = document.createElement("span");
-  count.className = "rw-select-count";
+  const count = element("span", "rw-select-count");
   el.append(label, slider, value, count);
   const overlay = div("rw-brush", box);
   overlay.style.cssText =
@@ -279,8 +279,7 @@ export function renderMatches(model: AnyModel<MatchesModel>, el: HTMLElement): (
         vmin: model.get("vmin"), vmax: model.get("vmax"),
         data: data.subarray(row.offset, row.offset + row.steps * units.length),
       };
-      const canvas = document.createElement("canvas");
-      canvas.className = "rw-match-heatmap";
+      const canvas = element("canvas", "rw-match-heatmap");
       canvas.width = row.steps;
       canvas.height = Math.max(1, units.length);
       canvas.style.cssText = `display: block; width: ${row.steps * CELL_W}px; height: ${Math.min(48, 6 * units.length)}px; image-rendering: pixelated;`;
@@ -332,8 +331,7 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
   const left = div("rw-cocluster-left", root);
   const frame = div("rw-cocluster-frame", left);
   frame.style.cssText = "position: relative; display: inline-block;";
-  const canvas = document.createElement("canvas");
-  canvas.className = "rw-cocluster-matrix";
+  const canvas = element("canvas", "rw-cocluster-matrix");
   canvas.setAttribute("role", "img");
   // The selected cluster's rows (units) and columns (tokens): each a contiguous band, as both are ordered by cluster.
   const rowBand = div("rw-cluster-rows");

@@ -6,6 +6,7 @@ import { colorWord, cssColor, NON_FINITE, textColorOn } from "./colormap";
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
+import { element } from "./dom";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
 export const WINDOW = 256;
@@ -87,25 +88,19 @@ function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, from: number
 }
 
 export function createTokens(actions: Actions): Panel {
-  const el = document.createElement("div");
-  el.className = "rw-tokens";
-  const info = document.createElement("div");
-  info.className = "rw-tokens-info";
-  const row = document.createElement("div");
-  row.className = "rw-token-row";
+  const el = element("div", "rw-tokens");
+  const info = element("div", "rw-tokens-info");
+  const row = element("div", "rw-token-row");
   row.style.cssText = "display:flex;flex-wrap:wrap;gap:1px;font-family:monospace;line-height:1.6";
-  const spark = document.createElement("div");
-  spark.className = "rw-tokens-spark";
+  const spark = element("div", "rw-tokens-spark");
   spark.style.cssText = `position:relative;width:${SPARK_W}px;cursor:pointer`;
   const sparkCanvas = document.createElement("canvas");
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
   sparkCanvas.style.display = "block";
-  const sparkCursor = document.createElement("div");
-  sparkCursor.className = "rw-tokens-cursor";
+  const sparkCursor = element("div", "rw-tokens-cursor");
   sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H + BAND_H}px;background:#000`;
-  const band = document.createElement("canvas");
-  band.className = "rw-tokens-band";
+  const band = element("canvas", "rw-tokens-band");
   band.width = SPARK_W;
   band.height = 1; // one row of colours, stretched to BAND_H by CSS
   band.style.cssText = `display:block;width:${SPARK_W}px;height:${BAND_H}px;image-rendering:pixelated`;
@@ -134,8 +129,7 @@ export function createTokens(actions: Actions): Panel {
 
   function ensurePool(count: number) {
     while (pool.length < count) {
-      const span = document.createElement("span");
-      span.className = "rw-token";
+      const span = element("span", "rw-token");
       span.style.cssText = "padding:0 2px;white-space:pre;cursor:pointer;border-radius:2px";
       row.append(span);
       pool.push(span);

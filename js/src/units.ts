@@ -5,6 +5,7 @@
 import { ORDER_KEYS, unitOrder, type OrderKey } from "./ordering";
 import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
+import { element } from "./dom";
 
 export const PLOT_W = 640;
 export const PLOT_H = 120;
@@ -141,48 +142,38 @@ function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], leng
 }
 
 export function createUnits(actions: Actions): Panel {
-  const el = document.createElement("div");
-  el.className = "rw-units";
+  const el = element("div", "rw-units");
   const controls = document.createElement("div");
   controls.style.cssText = "display:flex;gap:8px;align-items:center;flex-wrap:wrap";
-  const orderSelect = document.createElement("select");
-  orderSelect.className = "rw-order";
+  const orderSelect = element("select", "rw-order");
   for (const key of ORDER_KEYS) {
     const option = document.createElement("option");
     option.value = key;
     option.textContent = `order by ${ORDER_LABELS[key]}`;
     orderSelect.append(option);
   }
-  const search = document.createElement("input");
-  search.className = "rw-unit-search";
+  const search = element("input", "rw-unit-search");
   search.placeholder = "unit #";
   search.inputMode = "numeric";
   search.size = 7;
-  const message = document.createElement("span");
-  message.className = "rw-unit-search-msg";
+  const message = element("span", "rw-unit-search-msg");
   message.style.color = "#b2182b";
   controls.append(orderSelect, search, message);
 
-  const caption = document.createElement("div");
-  caption.className = "rw-order-caption";
-  const top = document.createElement("div");
-  top.className = "rw-units-top";
-  const legend = document.createElement("div");
-  legend.className = "rw-units-legend";
+  const caption = element("div", "rw-order-caption");
+  const top = element("div", "rw-units-top");
+  const legend = element("div", "rw-units-legend");
   legend.style.cssText = "display:flex;gap:8px;flex-wrap:wrap;font:11px monospace";
 
-  const plot = document.createElement("div");
-  plot.className = "rw-units-plot";
+  const plot = element("div", "rw-units-plot");
   plot.style.cssText = `position:relative;width:${PLOT_W}px;height:${PLOT_H}px;cursor:crosshair`;
   const canvas = document.createElement("canvas");
   canvas.width = PLOT_W;
   canvas.height = PLOT_H;
-  const cursor = document.createElement("div");
-  cursor.className = "rw-units-cursor";
+  const cursor = element("div", "rw-units-cursor");
   cursor.style.cssText = `position:absolute;top:0;width:1px;height:${PLOT_H}px;background:#000`;
   plot.append(canvas, cursor);
-  const range = document.createElement("div");
-  range.className = "rw-units-range";
+  const range = element("div", "rw-units-range");
   el.append(controls, caption, top, legend, plot, range);
 
   let state: ExplorerState | null = null;
@@ -239,8 +230,7 @@ export function createUnits(actions: Actions): Panel {
     if (key === legendFor) return;
     legendFor = key;
     legend.replaceChildren(...units.map((u, k) => {
-      const entry = document.createElement("span");
-      entry.className = "rw-units-entry";
+      const entry = element("span", "rw-units-entry");
       const swatch = document.createElement("span");
       swatch.style.cssText = `display:inline-block;width:10px;height:10px;margin-right:3px;background:${COLORS[k % COLORS.length]}`;
       const name = document.createElement("span");
