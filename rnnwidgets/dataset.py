@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .tracedata import LayerTrace, Trace
+from .tracedata import LayerTrace, Trace, last_forward_layer
 
 FORMAT_VERSION = 1
 HEADER = "dataset.json"
@@ -126,8 +126,7 @@ class DatasetTrace:
     @property
     def default_layer(self) -> str:
         """The last forward layer: what the model hands on (as the Explorer picks)."""
-        forward = [name for name in self.layers if not name.endswith(".reverse")]
-        return (forward or list(self.layers))[-1]
+        return last_forward_layer(self.layers)
 
     def values(self, layer: Optional[str] = None, quantity: str = "h") -> np.ndarray:
         """The (total_steps, units) array of one layer's quantity, or a clear error."""

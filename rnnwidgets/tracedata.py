@@ -38,6 +38,18 @@ def _as_initial(layer: str, key: str, array, states: dict) -> np.ndarray:
     return a
 
 
+def is_reverse(layer_name: str) -> bool:
+    """Whether a layer so named runs backward in time: "<module path>.l<k>.reverse"."""
+    return layer_name.endswith(".reverse")
+
+
+def last_forward_layer(layer_names) -> str:
+    """The last forward-direction layer (or the last layer): what a model hands on, shown first."""
+    names = list(layer_names)
+    forward = [name for name in names if not is_reverse(name)]
+    return (forward or names)[-1]
+
+
 @dataclass
 class LayerTrace:
     """One recurrent layer (one direction) over the whole sequence.
@@ -76,6 +88,11 @@ class LayerTrace:
     @property
     def h(self) -> np.ndarray:
         return self.states["h"]
+
+    @property
+    def reverse(self) -> bool:
+        """Whether the layer runs backward in time (a bidirectional module's second direction)."""
+        return is_reverse(self.name)
 
     @property
     def units(self) -> int:

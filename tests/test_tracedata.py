@@ -115,3 +115,13 @@ def test_load_refuses_a_file_that_is_not_a_trace(tmp_path):
     np.savez(tmp_path / "other.npz", header=np.frombuffer(b'{"format": 99}', dtype=np.uint8))
     with pytest.raises(ValueError, match="not a rnnwidgets trace"):
         Trace.load(tmp_path / "other.npz")
+
+
+def test_layer_direction_and_the_layer_shown_first_follow_the_names():
+    from rnnwidgets.tracedata import last_forward_layer
+
+    h = np.zeros((1, 2, 3), np.float32)
+    assert LayerTrace("lstm.l1.reverse", "lstm", states={"h": h}).reverse
+    assert not LayerTrace("lstm.l1", "lstm", states={"h": h}).reverse
+    assert last_forward_layer(["lstm.l0", "lstm.l0.reverse", "lstm.l1", "lstm.l1.reverse"]) == "lstm.l1"
+    assert last_forward_layer(["a.l0.reverse"]) == "a.l0.reverse"  # only reverse layers: the last one

@@ -16,7 +16,7 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from ..tracedata import Trace
+from ..tracedata import Trace, last_forward_layer
 from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at,
                       window_payload, window_steps)
 from .still import StillImage
@@ -65,12 +65,6 @@ class ExplorerView(anywidget.AnyWidget):
             raise FileNotFoundError(f"the front-end bundle {BUNDLE} is missing: build it with "
                                     "`bash scripts/setup.sh` (or `npm install && npm run build`)")
         super().__init__(**kwargs)
-
-
-def _default_layer(trace: Trace) -> str:
-    """The last layer, forward direction: what the model hands on."""
-    forward = [name for name in trace.layers if not name.endswith(".reverse")]
-    return (forward or list(trace.layers))[-1]
 
 
 class Explorer(StillImage, widgets.VBox):
@@ -170,7 +164,7 @@ class Explorer(StillImage, widgets.VBox):
         self._refilling = True  # the selection and options move: send the payload once, below
         try:
             layer = layer or self.view.layer
-            self.view.layer = layer if layer in trace.layers else _default_layer(trace)
+            self.view.layer = layer if layer in trace.layers else last_forward_layer(trace.layers)
             names = list(trace.layers[self.view.layer].quantities())
             wanted = quantity or self.view.quantity
             self.view.quantity = wanted if wanted in names else names[0]

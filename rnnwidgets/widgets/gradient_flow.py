@@ -168,7 +168,7 @@ class GradientFlow(widgets.VBox):
         # initial state; a trace saved without one gets NaN there (not drawn) rather than a guess
         initial = lt.initial.get("c" if lt.kind == "lstm" else "h", np.nan)
         return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths, initial=initial,
-                         reverse=lt.name.endswith(".reverse"))
+                         reverse=lt.reverse)
 
     # ---- views --------------------------------------------------------------------------
     def _verdict_html(self) -> str:
