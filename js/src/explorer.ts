@@ -413,9 +413,12 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   // Widgets that show the step too follow it live, in the page (set, not saved: the kernel gets
   // the step through this view's t and its links once the scrub rests).
   let followers: AnyModel<{ t: number }>[] = [];
+  let followersAsked = 0; // a newer list may be asked for before an older one resolves
   async function findFollowers(): Promise<void> {
+    const asked = ++followersAsked;
     const refs = model.get("followers") ?? [];
     const found = await Promise.all(refs.map((ref) => model.widget_manager.get_model(ref.replace(/^IPY_MODEL_/, ""))));
+    if (asked !== followersAsked) return;
     followers = found as unknown as AnyModel<{ t: number }>[];
     moveFollowers();
   }

@@ -75,6 +75,26 @@ describe("the Explorer view", () => {
     expect(live(model)).toBe(0);
   });
 
+  it("moves the widgets that follow its step at each step, in the page, and only the latest list of them", async () => {
+    const grid = new FakeModel<{ t: number }>({ t: 0 });
+    const stale = new FakeModel<{ t: number }>({ t: 0 });
+    let releaseStale: (m: unknown) => void = () => {};
+    const model = explorerModel({ followers: ["IPY_MODEL_stale"] });
+    model.widget_manager = {
+      get_model: (id: string) => (id === "grid" ? Promise.resolve(grid) : new Promise((resolve) => (releaseStale = resolve))),
+    } as any;
+    const { key } = mount(model);
+    model.set("followers", ["IPY_MODEL_grid"]); // a newer list while the first is still being found
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    key("ArrowRight");
+    key("ArrowRight");
+    expect([grid.get("t"), grid.saves, model.saves]).toEqual([2, 0, 0]); // live, and nothing sent
+    releaseStale(stale);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    key("ArrowRight");
+    expect([grid.get("t"), stale.get("t")]).toEqual([3, 0]);
+  });
+
   it("goes to a step the kernel names, even one equal to the model's unsaved-over t", () => {
     const model = explorerModel();
     const { key, text } = mount(model);
