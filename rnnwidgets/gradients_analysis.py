@@ -51,6 +51,8 @@ from typing import Optional
 
 import numpy as np
 
+from .kinds import LSTM_GATES, previous
+
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
 WINDOW_FRACTION = 0.1
@@ -162,24 +164,6 @@ def _sig_slope(s):
     return s * (1.0 - s)
 
 
-def _previous(state: np.ndarray, initial, reverse: bool = False, lengths=None) -> np.ndarray:
-    """The state each step started from: step t-1's, with ``initial`` (or 0) at t = 0. A reverse
-    layer runs from each element's last valid step back to 0: step t+1's, ``initial`` at its last."""
-    prev = np.empty_like(state)
-    start = 0.0 if initial is None else np.asarray(initial, dtype=np.float64)
-    if not reverse:
-        prev[:, 1:] = state[:, :-1]
-        prev[:, 0] = start
-        return prev
-    batch, steps = state.shape[:2]
-    prev[:, :-1] = state[:, 1:]
-    last = np.full(batch, steps - 1) if lengths is None else np.asarray(lengths, dtype=np.int64) - 1
-    start = np.broadcast_to(start, (batch, state.shape[2]))
-    for b in np.flatnonzero((last >= 0) & (last < steps)):
-        prev[b, last[b]] = start[b]
-    return prev
-
-
 def gate_paths(kind: str, gates: dict, states: dict, grads: dict, initial=None, reverse: bool = False,
                lengths=None) -> dict:
     """The gradient leaving each step by path, (batch, time, units) arrays by path name.
@@ -206,12 +190,12 @@ def gate_flow(kind: str, gates: dict, states: dict, grads: dict, lengths=None, i
 def _each_path(kind, gates, states, grads, initial, reverse=False, lengths=None):
     """(path name, array) one at a time, in the order of the module docstring."""
     if kind == "lstm":
-        i, f, g, o = (_steps(f"gates[{k!r}]", gates[k]) for k in ("input", "forget", "cell", "output"))
+        i, f, g, o = (_steps(f"gates[{k!r}]", gates[k]) for k in LSTM_GATES)
         c = _steps("states['c']", states["c"])
         dh, dc = _steps("grads['h']", grads["h"]), _steps("grads['c']", grads["c"])
         yield "forget carry", dc * f
         yield "input gate", dc * g * _sig_slope(i)
-        yield "forget gate", dc * _previous(c, initial, reverse, lengths) * _sig_slope(f)
+        yield "forget gate", dc * previous(c, initial, reverse, lengths) * _sig_slope(f)
         yield "candidate", dc * i * (1.0 - g * g)
         yield "output gate", dh * np.tanh(c) * _sig_slope(o)
     elif kind == "gru":
@@ -219,7 +203,7 @@ def _each_path(kind, gates, states, grads, initial, reverse=False, lengths=None)
         h = _steps("states['h']", states["h"])
         dh = _steps("grads['h']", grads["h"])
         yield "update carry", dh * z
-        yield "update gate", dh * (_previous(h, initial, reverse, lengths) - n) * _sig_slope(z)
+        yield "update gate", dh * (previous(h, initial, reverse, lengths) - n) * _sig_slope(z)
         yield "candidate", dh * (1.0 - z) * (1.0 - n * n)
     elif kind == "rnn":
         h = _steps("states['h']", states["h"])

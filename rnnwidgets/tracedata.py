@@ -12,7 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-KINDS = ("lstm", "gru", "rnn", "cell", "custom")
+from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
+
 FORMAT_VERSION = 1
 GROUPS = ("states", "gates", "tracks", "grads", "initial")   # a LayerTrace's arrays, as a file stores them
 
@@ -36,18 +37,6 @@ def _as_initial(layer: str, key: str, array, states: dict) -> np.ndarray:
         raise ValueError(f"{where}: expected a (batch, units) array of shape ({batch}, {units}), the batch and "
                          f"width of states[{key!r}], got shape {a.shape}")
     return a
-
-
-def is_reverse(layer_name: str) -> bool:
-    """Whether a layer so named runs backward in time: "<module path>.l<k>.reverse"."""
-    return layer_name.endswith(".reverse")
-
-
-def last_forward_layer(layer_names) -> str:
-    """The last forward-direction layer (or the last layer): what a model hands on, shown first."""
-    names = list(layer_names)
-    forward = [name for name in names if not is_reverse(name)]
-    return (forward or names)[-1]
 
 
 @dataclass

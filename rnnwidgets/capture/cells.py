@@ -8,12 +8,11 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..kinds import GRU_GATES, LSTM_GATES
 from ..tracedata import LayerTrace
 from .convert import steps_to_numpy, to_numpy
 
 CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
-LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
-GRU_GATES = ("reset", "update", "new")               # chunk order r, z, n
 
 
 def cell_kind(module: nn.Module) -> Optional[str]:

@@ -23,13 +23,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from ..kinds import GRU_GATES, LSTM_GATES, REVERSE_SUFFIX, layer_name
 from . import stepped
 from .convert import reverse_valid, step_mask, steps_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 KIND = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
-LSTM_GATES = ("input", "forget", "cell", "output")   # PyTorch's chunk order i, f, g, o
-GRU_GATES = ("reset", "update", "new")               # chunk order r, z, n
 STOCK_FORWARDS = (nn.LSTM.forward, nn.GRU.forward, nn.RNN.forward)
 # how far a recomputed h may drift from the kernel's before we warn (summation order differs;
 # cuDNN may run float32 RNNs in TF32, about 1e-3 relative)
@@ -232,7 +231,7 @@ class FusedRecorder:
         for layer in range(module.num_layers):
             weights = [w for ws in per_layer[layer * directions:(layer + 1) * directions] for w in ws]
             first = [s[layer * directions:(layer + 1) * directions] for s in states]
-            run = LayerRun(f"{name}.l{layer}", module, layer, call, layer_in.detach(), first[0].detach(),
+            run = LayerRun(layer_name(name, layer), module, layer, call, layer_in.detach(), first[0].detach(),
                            first[1].detach() if lstm else None, weights, layout)
             result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
@@ -317,7 +316,7 @@ class Direction:
 
     @property
     def name(self) -> str:
-        return self.run.name + (".reverse" if self.reverse else "")
+        return self.run.name + (REVERSE_SUFFIX if self.reverse else "")
 
     @property
     def weights(self) -> list:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from ..kinds import GRU_GATES, LSTM_GATES
 from .fused import affine
 
 
@@ -156,7 +157,7 @@ def through_time(d, from_h: torch.Tensor, grad_h_n: torch.Tensor, grad_c_n) -> d
 def lstm_scan(d, grad_h: torch.Tensor, grad_c: torch.Tensor) -> dict:
     """h_t = W_hr(o_t tanh c_t) (no W_hr without projection), c_t = f_t c_{t-1} + i_t g_t.
     ``grad_h``/``grad_c`` come in holding the direct gradients and are completed in place."""
-    i, f, g, o = (d.gates[k] for k in ("input", "forget", "cell", "output"))
+    i, f, g, o = (d.gates[k] for k in LSTM_GATES)
     w_hh = d.weights[1]
     w_hr = d.weights[-1] if d.run.module.proj_size else None
     tanh_c = torch.tanh(d.c)
@@ -180,7 +181,7 @@ def lstm_scan(d, grad_h: torch.Tensor, grad_c: torch.Tensor) -> dict:
 
 def gru_scan(d, grad_h: torch.Tensor) -> dict:
     """h_t = (1 - z_t) n_t + z_t h_{t-1}, n_t = tanh(W_in x_t + b_in + r_t (W_hn h_{t-1} + b_hn))."""
-    r, z, n = (d.gates[k] for k in ("reset", "update", "new"))
+    r, z, n = (d.gates[k] for k in GRU_GATES)
     w_hh = d.weights[1]
     through_n = (1 - z) * (1 - n * n)                                  # dn_pre_t / dh_t
     to_hidden = torch.cat([through_n * hidden_new(d) * r * (1 - r), (d.h_prev - n) * z * (1 - z),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
+from ..kinds import layer_name
 from .export import save_html
 from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
 from .grid import HeatmapGrid
@@ -37,7 +38,7 @@ def layer_of(param_name: str, root: str) -> str:
     module = module or root
     fused = _FUSED_PARAM.match(leaf)
     if fused:
-        return f"{module}.l{fused[1]}" + (".reverse" if fused[2] else "")
+        return layer_name(module, int(fused[1]), bool(fused[2]))
     return module
 
 

@@ -10,9 +10,9 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..kinds import SIGMOID_GATES
 from ..tracedata import Trace
 
-SIGMOID_GATES = frozenset({"input", "forget", "output", "reset", "update"})
 TOP_K = 5
 
 Labels = Union[Sequence[str], Callable[[int], str], None]
