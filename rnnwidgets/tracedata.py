@@ -39,13 +39,32 @@ def _as_initial(layer: str, key: str, array, states: dict) -> np.ndarray:
     return a
 
 
+STEP_GROUPS = ("states", "gates", "tracks", "grads")   # a LayerTrace's (batch, time, units) arrays
+
+
+def _gate_width(kind: str, states: dict, meta: dict):
+    """How wide a layer's gates must be: an LSTM's as its cell state c (h may be a narrower
+    projection), every other kind with gates as its h; None where no rule applies."""
+    if kind == "lstm":
+        key = "c"
+    elif kind in ("gru", "rnn") or (kind == "cell" and meta.get("cell") in ("gru", "rnn")):
+        key = "h"
+    elif kind == "cell":
+        key = "c" if "c" in states else "h"
+    else:
+        return None
+    return states[key].shape[2] if key in states else None
+
+
 @dataclass
 class LayerTrace:
     """One recurrent layer (one direction) over the whole sequence.
 
     ``states``: "h" (and "c" for LSTM); ``gates``: LSTM "input" "forget" "cell" "output",
     GRU "reset" "update" "new"; ``tracks``: any other per-step tensor (submodule outputs,
-    ``rw.record``); ``grads``: dL/d<state> through time. Every array is (batch, time, units).
+    ``rw.record``); ``grads``: dL/d<state> through time. Every array is (batch, time, units),
+    and every array of one layer has the same batch and the same number of steps (``batch``,
+    ``steps``); gates are as wide as the state they update, a gradient as its state.
     ``meta`` holds what a view may want to show (module path, layer index, direction, sizes).
 
     ``initial``: the state the recurrence started from, per batch element, as (batch, units)
@@ -53,6 +72,8 @@ class LayerTrace:
     the layer's first step in the order it processes them — before step 0 for a forward layer,
     into step ``length_b - 1`` for a reverse one. It is the hidden the user gave (zeros when
     none was); empty when capture had no tensor to take it from.
+
+    Validated at construction; code that changes the arrays afterwards calls ``validate()``.
     """
 
     name: str
@@ -65,18 +86,52 @@ class LayerTrace:
     initial: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "LayerTrace":
+        """Check the layer whole (converting arrays to float32); a clear ValueError when not."""
         if self.kind not in KINDS:
             raise ValueError(f"LayerTrace {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        for group in ("states", "gates", "tracks", "grads"):
+        shape = None   # (batch, steps), and the array that set it
+        for group in STEP_GROUPS:
             arrays = getattr(self, group)
             for key in list(arrays):
-                arrays[key] = _as_steps(f"{self.name}.{group}[{key!r}]", arrays[key])
+                where = f"{self.name}.{group}[{key!r}]"
+                arrays[key] = a = _as_steps(where, arrays[key])
+                if shape is None:
+                    shape = (a.shape[:2], where)
+                elif a.shape[:2] != shape[0]:
+                    raise ValueError(f"LayerTrace {self.name!r}: {group}[{key!r}]: expected (batch, steps) "
+                                     f"{shape[0]} like {shape[1]}, got shape {a.shape}")
+        for key, grad in self.grads.items():
+            if key in self.states and grad.shape != self.states[key].shape:
+                raise ValueError(f"LayerTrace {self.name!r}: grads[{key!r}]: expected the shape of states[{key!r}] "
+                                 f"{self.states[key].shape}, got {grad.shape}")
+        width = _gate_width(self.kind, self.states, self.meta)
+        for key, gate in self.gates.items():
+            if width is not None and gate.shape[2] != width:
+                raise ValueError(f"LayerTrace {self.name!r}: gates[{key!r}]: expected {width} units, as wide as the "
+                                 f"state it updates, got shape {gate.shape}")
         for key in list(self.initial):
             self.initial[key] = _as_initial(self.name, key, self.initial[key], self.states)
+        return self
 
     @property
     def h(self) -> np.ndarray:
         return self.states["h"]
+
+    def _arrays(self):
+        return (a for group in STEP_GROUPS for a in getattr(self, group).values())
+
+    @property
+    def batch(self) -> Optional[int]:
+        """Batch elements of every array of the layer; None when it has no arrays."""
+        return next((a.shape[0] for a in self._arrays()), None)
+
+    @property
+    def steps(self) -> int:
+        """This layer's own number of steps (layers of one Trace may differ); 0 with no arrays."""
+        return next((a.shape[1] for a in self._arrays()), 0)
 
     @property
     def reverse(self) -> bool:
@@ -106,9 +161,20 @@ class Trace:
 
     ``layers``: name -> LayerTrace in forward order ("<module path>.l<k>", "+.reverse" for the
     backward direction); ``outputs``: the model's own output per step (batch, time, features) or
-    None; ``tokens``: one list of strings per batch element, or None; ``lengths``: valid steps per
-    batch element; ``param_grads``: parameter name -> {"norm", "mean_abs", "max_abs"} when a loss
-    was given; ``inputs``: the input features per step when they are numeric, else None.
+    None; ``tokens``: one list of strings per batch element, or None; ``param_grads``: parameter
+    name -> {"norm", "mean_abs", "max_abs"} when a loss was given; ``inputs``: the input features
+    per step when they are numeric, else None.
+
+    ``batch``: how many sequences; by default the first layer's. Every layer has it, except a
+    module's later call kept apart (``meta["call"]`` >= 1), which may have run on another batch,
+    and a layer of tracks only (``rw.record`` outside any module: a value shared by the batch).
+    Layers may differ in steps (an encoder and its decoder): ``steps`` is the longest layer's,
+    and ``lengths`` the valid steps of each batch element along that longest time axis, each in
+    ``[0, steps]``; a shorter layer is valid up to its own steps. ``outputs`` and ``inputs`` have
+    ``batch`` rows and at most ``steps`` steps; ``tokens[b]`` holds between ``lengths[b]`` and
+    ``steps`` tokens.
+
+    Validated whole at construction; code that changes it afterwards calls ``validate()``.
     """
 
     layers: dict
@@ -118,18 +184,47 @@ class Trace:
     inputs: Optional[np.ndarray] = None
     param_grads: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    batch: Optional[int] = None
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "Trace":
+        """Check the trace whole — every layer, and lengths, outputs, inputs and tokens against
+        them — converting arrays to their stored dtypes; a clear ValueError when it does not hold."""
         if not self.layers:
             raise ValueError("a Trace needs at least one layer")
-        self.lengths = np.asarray(self.lengths, dtype=np.int64)
-        if self.outputs is not None:
-            self.outputs = _as_steps("outputs", self.outputs)
-        if self.inputs is not None:
-            self.inputs = _as_steps("inputs", self.inputs)
+        for name, lt in self.layers.items():
+            if not isinstance(lt, LayerTrace):
+                raise ValueError(f"layers[{name!r}]: expected a LayerTrace, got {type(lt).__name__}")
+            lt.validate()
+            if lt.batch is None:
+                raise ValueError(f"layers[{name!r}]: expected at least one (batch, time, units) array, got none")
+        if self.batch is None:
+            self.batch = self.first.batch
+        self.batch = int(self.batch)
+        for name, lt in self.layers.items():
+            if lt.batch != self.batch and not lt.meta.get("call") and lt.states:
+                raise ValueError(f"layers[{name!r}]: expected batch {self.batch} like the trace, got {lt.batch}")
         batch, steps = self.batch, self.steps
+        lengths = np.asarray(self.lengths)
+        if lengths.size and not np.issubdtype(lengths.dtype, np.integer) and not np.array_equal(lengths, np.round(lengths)):
+            raise ValueError(f"lengths: expected whole numbers of steps, got {lengths.tolist()}")
+        self.lengths = lengths.astype(np.int64)
         if self.lengths.shape != (batch,):
             raise ValueError(f"lengths: expected shape ({batch},), got {self.lengths.shape}")
+        bad = self.lengths[(self.lengths < 0) | (self.lengths > steps)]
+        if bad.size:
+            raise ValueError(f"lengths: expected each in [0, {steps}] (the valid steps of each batch element), "
+                             f"got {bad.tolist()}")
+        for group in ("outputs", "inputs"):
+            value = getattr(self, group)
+            if value is not None:
+                value = _as_steps(group, value)
+                if value.shape[0] != batch or value.shape[1] > steps:
+                    raise ValueError(f"{group}: expected a (batch, time, features) array with batch {batch} and "
+                                     f"at most {steps} steps, got shape {value.shape}")
+                setattr(self, group, value)
         if self.tokens is not None:
             self.tokens = [[str(tok) for tok in seq] for seq in self.tokens]
             if len(self.tokens) != batch:
@@ -137,18 +232,16 @@ class Trace:
             for b, seq in enumerate(self.tokens):
                 if len(seq) < int(self.lengths[b]) or len(seq) > steps:
                     raise ValueError(f"tokens[{b}]: expected {int(self.lengths[b])} tokens (its length), got {len(seq)}")
+        return self
 
     @property
     def first(self) -> LayerTrace:
         return next(iter(self.layers.values()))
 
     @property
-    def batch(self) -> int:
-        return self.first.states["h"].shape[0]
-
-    @property
     def steps(self) -> int:
-        return self.first.states["h"].shape[1]
+        """The longest layer's steps: the time axis ``lengths`` counts along."""
+        return max(lt.steps for lt in self.layers.values())
 
     def __repr__(self):
         names = ", ".join(self.layers)

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnwidgets.capture import trace
-from rnnwidgets.capture.fused import FusedRecorder
+from rnnwidgets.capture.fused import LayerByLayer
 from rnnwidgets.capture import gradients
 from reference_rnn import Reference
 from test_capture_fused import make_case, check_first_steps, check_initial, Tagger, EncoderDecoder
@@ -82,7 +82,7 @@ def test_float64_exact_before_conversion(mode):
                                                            packed=False, lengths=[4, 6, 2], batch=3, steps=6,
                                                            dtype=torch.float64)
     anchor = torch.zeros((), requires_grad=True)
-    with torch.enable_grad(), FusedRecorder(module, gradients.differentiable_layer(anchor)) as recorder:
+    with torch.enable_grad(), LayerByLayer(module, gradients.differentiable_layer(anchor)) as recorder:
         output = module(inputs, hidden)
     param_grads = gradients.backward(module, square_loss(output), anchor)
     ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)

@@ -125,3 +125,61 @@ def test_layer_direction_and_the_layer_shown_first_follow_the_names():
     assert not LayerTrace("lstm.l1", "lstm", states={"h": h}).reverse
     assert last_forward_layer(["lstm.l0", "lstm.l0.reverse", "lstm.l1", "lstm.l1.reverse"]) == "lstm.l1"
     assert last_forward_layer(["a.l0.reverse"]) == "a.l0.reverse"  # only reverse layers: the last one
+
+
+def layer(name="x.l0", kind="rnn", batch=2, steps=4, units=3, **groups):
+    groups.setdefault("states", {"h": np.zeros((batch, steps, units))})
+    return LayerTrace(name, kind, **groups)
+
+
+@pytest.mark.parametrize("lengths", [[-3, 4], [4, 99], [5, 0]])
+def test_lengths_outside_the_steps_are_refused(lengths):
+    with pytest.raises(ValueError, match=r"lengths: expected each in \[0, 4\]"):
+        Trace(layers={"x.l0": layer()}, lengths=lengths)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: layer(gates={"update": np.zeros((2, 3, 3))}, kind="gru"),
+     r"'x.l0': gates\['update'\]: expected \(batch, steps\) \(2, 4\) like x.l0.states\['h'\], got shape \(2, 3, 3\)"),
+    (lambda: layer(tracks={"t": np.zeros((1, 4, 1))}), r"tracks\['t'\]: expected \(batch, steps\) \(2, 4\)"),
+    (lambda: layer(grads={"h": np.zeros((2, 4, 2))}), r"grads\['h'\]: expected the shape of states\['h'\]"),
+    (lambda: layer(kind="gru", gates={"reset": np.zeros((2, 4, 5))}), r"gates\['reset'\]: expected 3 units"),
+    (lambda: layer(kind="lstm", states={"h": np.zeros((2, 4, 2)), "c": np.zeros((2, 4, 5))},
+                   gates={"input": np.zeros((2, 4, 2))}), r"gates\['input'\]: expected 5 units"),
+    (lambda: Trace(layers={"a": layer("a"), "b": layer("b", batch=3)}, lengths=[4, 4]),
+     r"layers\['b'\]: expected batch 2 like the trace, got 3"),
+    (lambda: Trace(layers={"a": layer("a")}, lengths=[4, 4], batch=3), r"layers\['a'\]: expected batch 3"),
+    (lambda: Trace(layers={"a": LayerTrace("a", "custom")}, lengths=[]), r"layers\['a'\]: expected at least one"),
+    (lambda: Trace(layers={"a": layer("a")}, lengths=[4, 4], outputs=np.zeros((1, 4, 2))),
+     r"outputs: expected a \(batch, time, features\) array with batch 2 and at most 4 steps"),
+    (lambda: Trace(layers={"a": layer("a")}, lengths=[4, 4], inputs=np.zeros((2, 5, 2))), r"inputs: expected .*at most 4"),
+    (lambda: Trace(layers={"a": layer("a")}, lengths=[4.5, 4]), "lengths: expected whole numbers"),
+])
+def test_a_layer_or_trace_that_does_not_agree_with_itself_is_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_an_lstm_projection_keeps_its_gates_as_wide_as_c():
+    lt = layer(kind="lstm", states={"h": np.zeros((2, 4, 2)), "c": np.zeros((2, 4, 5))},
+               gates={"input": np.zeros((2, 4, 5))}, grads={"c": np.zeros((2, 4, 5))})
+    assert (lt.batch, lt.steps, lt.units) == (2, 4, 2)
+
+
+def test_layers_of_different_steps_count_lengths_along_the_longest():
+    encoder, decoder = layer("enc.l0", steps=6), layer("dec.l0", steps=3)
+    tr = Trace(layers={"enc.l0": encoder, "dec.l0": decoder}, lengths=[6, 5], tokens=[list("abcdef"), list("abcde")])
+    assert (tr.batch, tr.steps) == (2, 6) and (encoder.steps, decoder.steps) == (6, 3)
+    tr = Trace(layers={"dec.l0": decoder, "enc.l0": encoder}, lengths=[6, 6], batch=2)
+    assert tr.steps == 6 and tr.first.steps == 3
+
+
+def test_validate_catches_what_was_changed_after_construction():
+    tr = Trace(layers={"a": layer("a")}, lengths=[4, 4])
+    tr.lengths[0] = 7
+    with pytest.raises(ValueError, match=r"lengths: expected each in \[0, 4\]"):
+        tr.validate()
+    tr.lengths[0] = 4
+    tr.first.gates["cell"] = np.zeros((2, 4, 9))
+    with pytest.raises(ValueError, match=r"gates\['cell'\]: expected 3 units"):
+        tr.validate()

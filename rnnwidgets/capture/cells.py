@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..kinds import GRU_GATES, LSTM_GATES
-from ..tracedata import LayerTrace
+from .build import TraceBuilder
 from .convert import steps_to_numpy, to_numpy
 
 CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
@@ -35,9 +35,10 @@ def cell_step(cell: nn.Module, x, hx, output):
     return keep(x), prev, out
 
 
-def cell_layer(name: str, cell: nn.Module, calls: list):
-    """(LayerTrace, inputs per step): states from the cell's own outputs, gates recomputed from its
-    weights in one matmul over all steps, the initial state from the first call's hidden."""
+def cell_layer(builder: TraceBuilder, name: str, cell: nn.Module, calls: list):
+    """Add the cell's layer to ``builder`` and return its inputs per step: states from the cell's
+    own outputs, gates recomputed from its weights in one matmul over all steps, the initial state
+    from the first call's hidden."""
     kind = cell_kind(cell)
     batches = {x.shape[0] for x, _, _ in calls}
     if len(batches) != 1:
@@ -77,10 +78,10 @@ def cell_layer(name: str, cell: nn.Module, calls: list):
     meta = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
     if kind == "rnn":
         meta["nonlinearity"] = cell.nonlinearity
-    lt = LayerTrace(name, "cell", states={k: steps_to_numpy(v) for k, v in states.items()},
-                    gates={k: steps_to_numpy(v) for k, v in gates.items()}, meta=meta,
-                    initial={k: to_numpy(v) for k, v in initial.items()})
-    return lt, steps_to_numpy(x)
+    builder.layer(name, "cell", meta=meta, states={k: steps_to_numpy(v) for k, v in states.items()},
+                  gates={k: steps_to_numpy(v) for k, v in gates.items()},
+                  initial={k: to_numpy(v) for k, v in initial.items()})
+    return steps_to_numpy(x)
 
 
 def check_recomputed(name: str, states: dict, recomputed: dict):

@@ -7,7 +7,7 @@ cost of one forward and returns what the module returns. Afterwards the gates of
 recomputed at once from ``[x_t, h_{t-1}]`` (one batched matmul per layer and direction); only
 the LSTM cell state needs a scan over time, and that is elementwise. Where the kernel's time is
 all matmuls (an LSTM or GRU on the CPU with a large batch), recomputing would cost a second
-forward, so the layer runs as our own step loop instead (stepped.py), which keeps its gates.
+forward, so the layer runs as our own step loop instead (fused_loop.py), which keeps its gates.
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..kinds import GRU_GATES, LSTM_GATES, REVERSE_SUFFIX, layer_name
-from . import stepped
+from ..kinds import GRU_GATES, LSTM_GATES, layer_name
+from . import fused_loop
 from .convert import reverse_valid, step_mask, steps_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -41,7 +41,7 @@ LOW_PRECISION_TOLERANCE = 5e-2
 # spreads its matmuls over threads while the loop's per-step work stays on one: at 16 threads and
 # batch 32, the loop 3.8 against 2.7 (LSTM), 1.1 against 1.4 (GRU); at 4 threads an LSTM's loop
 # wins from batch 64 (2.5 against 2.9)
-STEPPED_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 4}
+LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 4}
 
 
 def fused_modules(model: nn.Module) -> list:
@@ -87,7 +87,7 @@ class LayerRun:
     for a PackedSequence). ``grads`` is filled by a backward pass: per direction {"h", "c"}.
     """
 
-    name: str            # "<module path>.l<k>"
+    module_path: str     # the module's path in the model (its class name lowercased for the model itself)
     module: nn.RNNBase
     layer: int
     call: int            # how many times the module ran before, in this forward
@@ -98,10 +98,15 @@ class LayerRun:
     layout: Optional[PackedLayout] = None
     out: Optional[torch.Tensor] = None
     grads: list = field(default_factory=list)
-    _directions: Optional[list] = None
+    _recomputed: Optional[list] = None   # every Direction, once computed (``recomputed``)
 
     @property
-    def directions(self) -> int:
+    def name(self) -> str:
+        """The layer's name in the Trace: "<module path>.l<k>"."""
+        return layer_name(self.module_path, self.layer)
+
+    @property
+    def direction_count(self) -> int:
         return 2 if self.module.bidirectional else 1
 
     def padded(self, t: torch.Tensor) -> torch.Tensor:
@@ -137,16 +142,17 @@ class LayerRun:
 
     def forward(self, x, hx):
         """This layer on (x, hx) as the module computes it: (out, h_n) or (out, h_n, c_n)."""
-        if self.runs_stepped():
-            return stepped_layer(self, x, hx)
+        if self.runs_our_loop():
+            result, self._recomputed = loop_layer(self, x, hx)
+            return result
         return self.native(x, hx)
 
-    def runs_stepped(self) -> bool:
-        """Whether our step loop is the faster way to get this layer's gates (see STEPPED_BATCH_PER_THREAD)."""
+    def runs_our_loop(self) -> bool:
+        """Whether our step loop is the faster way to get this layer's gates (see LOOP_BATCH_PER_THREAD)."""
         module, batch = self.module, self.padded(self.x).shape[1]
         return (self.layout is None and module.mode in ("LSTM", "GRU") and not module.proj_size
                 and self.x.device.type == "cpu" and self.x.dtype in (torch.float32, torch.float64)
-                and batch >= STEPPED_BATCH_PER_THREAD[module.mode] * torch.get_num_threads())
+                and batch >= LOOP_BATCH_PER_THREAD[module.mode] * torch.get_num_threads())
 
     def native(self, x, hx):
         """This layer's native kernel on (x, hx): (out, h_n) or (out, h_n, c_n). Always eval
@@ -162,17 +168,17 @@ class LayerRun:
 
     def release(self) -> None:
         """Drop the recomputed tensors and gradients (once converted for the Trace)."""
-        self._directions, self.grads = None, []
+        self._recomputed, self.grads = None, []
 
     def recomputed(self) -> list:
         """Every direction of this run with its gates (computed once, under no_grad)."""
-        if self._directions is None:
+        if self._recomputed is None:
             with torch.no_grad():
-                self._directions = directions(self)
-        return self._directions
+                self._recomputed = recompute(self)
+        return self._recomputed
 
 
-class FusedRecorder:
+class LayerByLayer:
     """Context manager: while active, every fused module of ``model`` runs layer by layer and
     appends one LayerRun per layer call to ``runs``. ``run_layer(run, x, hx)`` runs one layer on
     its input and initial state and returns the module's result; by default ``LayerRun.forward``.
@@ -189,7 +195,7 @@ class FusedRecorder:
         self._calls: dict = {}
         self._saved: list = []
 
-    def __enter__(self) -> "FusedRecorder":
+    def __enter__(self) -> "LayerByLayer":
         for path, module in self.modules:
             self._saved.append((module, module.__dict__.get("forward")))
             module.forward = functools.partial(self._forward, base_name(path, module), module)
@@ -224,14 +230,14 @@ class FusedRecorder:
         if layout is not None and layout.sorted_indices is not None:
             states = [s.index_select(1, layout.sorted_indices) for s in states]
 
-        directions = 2 if module.bidirectional else 1
+        count = 2 if module.bidirectional else 1
         # all_weights: per layer and direction [w_ih, w_hh, (b_ih, b_hh), (w_hr)], the kernel's order
         per_layer = module.all_weights
         layer_in, h_n, c_n = x, [], []
         for layer in range(module.num_layers):
-            weights = [w for ws in per_layer[layer * directions:(layer + 1) * directions] for w in ws]
-            first = [s[layer * directions:(layer + 1) * directions] for s in states]
-            run = LayerRun(layer_name(name, layer), module, layer, call, layer_in.detach(), first[0].detach(),
+            weights = [w for ws in per_layer[layer * count:(layer + 1) * count] for w in ws]
+            first = [s[layer * count:(layer + 1) * count] for s in states]
+            run = LayerRun(name, module, layer, call, layer_in.detach(), first[0].detach(),
                            first[1].detach() if lstm else None, weights, layout)
             result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
@@ -316,12 +322,12 @@ class Direction:
 
     @property
     def name(self) -> str:
-        return self.run.name + (REVERSE_SUFFIX if self.reverse else "")
+        return layer_name(self.run.module_path, self.run.layer, self.reverse)
 
     @property
     def weights(self) -> list:
         """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] of this direction."""
-        per_direction = len(self.run.weights) // self.run.directions
+        per_direction = len(self.run.weights) // self.run.direction_count
         d = int(self.reverse)
         return self.run.weights[d * per_direction:(d + 1) * per_direction]
 
@@ -349,7 +355,7 @@ class Direction:
         return bool((self.lengths == self.h.shape[0]).all())
 
 
-def directions(run: LayerRun) -> list:
+def recompute(run: LayerRun) -> list:
     """Recompute every direction of a layer run (call under torch.no_grad())."""
     module = run.module
     x = run.padded(run.x)
@@ -359,7 +365,7 @@ def directions(run: LayerRun) -> list:
     c0 = run.user_order(run.c0) if run.c0 is not None else None
     width = module.proj_size or module.hidden_size
     found = []
-    for d in range(run.directions):
+    for d in range(run.direction_count):
         order = functools.partial(reverse_valid, lengths=lengths) if d == 1 else (lambda t: t)
         h = order(out[..., d * width:(d + 1) * width])
         direction = Direction(run, d == 1, lengths, order(x), h, h0[d])
@@ -371,31 +377,31 @@ def directions(run: LayerRun) -> list:
     return found
 
 
-def stepped_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
-    """A layer (not packed) by our step loop: what the kernel returns, with every direction kept
-    in ``run`` so nothing is recomputed. A reverse direction reads the steps flipped."""
+def loop_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
+    """A layer (not packed) by our step loop: (what the kernel returns, every Direction with its
+    gates), so nothing is recomputed. A reverse direction reads the steps flipped."""
     lstm = run.module.mode == "LSTM"
     h0, c0 = (hx[0], hx[1]) if lstm else (hx, None)
     steps = run.padded(x.detach())
-    per_direction = len(run.weights) // run.directions
+    per_direction = len(run.weights) // run.direction_count
     found, outputs = [], []
     with torch.no_grad():
-        for d in range(run.directions):
+        for d in range(run.direction_count):
             order = (lambda t: t.flip(0)) if d == 1 else (lambda t: t)
             weights = run.weights[d * per_direction:(d + 1) * per_direction]
             x_d, h0_d, c0_d = order(steps), h0[d].detach(), c0[d].detach() if lstm else None
             if lstm:
-                h, c, gates = stepped.lstm(x_d, h0_d, c0_d, weights)
+                h, c, gates = fused_loop.lstm(x_d, h0_d, c0_d, weights)
             else:
-                (h, gates), c = stepped.gru(x_d, h0_d, weights), None
+                (h, gates), c = fused_loop.gru(x_d, h0_d, weights), None
             direction = Direction(run, d == 1, run.lengths(), x_d, h, h0_d,
                                   dict(zip(LSTM_GATES if lstm else GRU_GATES, gates)), c, c0_d)
             found.append(direction)
             outputs.append(run.kernel_layout(order(direction.h)))
-        run._directions = found
         out = torch.cat(outputs, 2)   # a new tensor in the module's layout: the model never holds our buffers
         h_n = torch.stack([d.h[-1] for d in found])
-        return (out, h_n, torch.stack([d.c[-1] for d in found])) if lstm else (out, h_n)
+        result = (out, h_n, torch.stack([d.c[-1] for d in found])) if lstm else (out, h_n)
+        return result, found
 
 
 def affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:

@@ -45,7 +45,7 @@ def loss_value(loss, output, last_run) -> torch.Tensor:
 
 
 def differentiable_layer(anchor: torch.Tensor):
-    """A ``FusedRecorder`` layer runner whose layers have our backward. ``anchor`` (a scalar that
+    """A ``LayerByLayer`` layer runner whose layers have our backward. ``anchor`` (a scalar that
     requires grad) is an input of every layer, so each layer's backward runs whatever the model's
     ``requires_grad`` flags are."""
     def run_layer(run, x, hx):
@@ -96,7 +96,7 @@ def layer_backward(run, grad_out, grad_h_n, grad_c_n, input_needed: bool, weight
         grad_h_n = run.user_order(grad_h_n)
         grad_c_n = run.user_order(grad_c_n) if grad_c_n is not None else None
         width = found[0].h.shape[2]
-        per_direction = len(run.weights) // run.directions
+        per_direction = len(run.weights) // run.direction_count
         grad_x, grad_h0, grad_c0, grad_weights = 0, [], [], []
         run.grads = []
         for k, d in enumerate(found):

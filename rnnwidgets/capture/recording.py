@@ -38,14 +38,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..tracedata import LayerTrace, Trace
-from .api import normalize_tokens
+from ..kinds import states_of
+from ..tracedata import Trace
+from .build import TraceBuilder
 from .cells import cell_kind, cell_layer, cell_step
 from .convert import to_numpy
 
-STATE_NAMES = ("h", "c")
+STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
 
-_active: ContextVar[Optional["Recording"]] = ContextVar("rnnwidgets_recording", default=None)
+_active: ContextVar[Optional["HookRecording"]] = ContextVar("rnnwidgets_recording", default=None)
 
 
 def record(name: str, tensor) -> None:
@@ -59,12 +60,12 @@ def record(name: str, tensor) -> None:
         rec.add_step(name, tensor)
 
 
-def recording(model: nn.Module, tokens=None) -> "Recording":
+def recording(model: nn.Module, tokens=None) -> "HookRecording":
     """Context manager recording what ``model`` does step by step; see the module doc.
 
     ``tokens``: a list of strings (batch 1) or one list per batch element.
     """
-    return Recording(model, tokens=tokens)
+    return HookRecording(model, tokens=tokens)
 
 
 def as_step(name: str, tensor) -> torch.Tensor:
@@ -148,10 +149,12 @@ def step_call(args, result, children) -> Optional[StepCall]:
                     {name: per_batch(t, batch) for name, t in children.items()})
 
 
-class Recording:
-    """Hooks on ``model`` while the ``with`` block runs; ``.trace`` is built when it ends."""
+class HookRecording:
+    """Forward hooks on ``model`` while the ``with`` block runs, recording each call as a step;
+    ``.trace`` is built when it ends. With ``deferred``, the block's end only collects the layers
+    (``collected``, a TraceBuilder) for the caller to complete and build."""
 
-    def __init__(self, model: nn.Module, tokens=None):
+    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -167,10 +170,12 @@ class Recording:
         self._tracks = {}           # layer name -> track name -> list of steps
         self._order = []            # layer names in the order they first did something
         self._token = None
+        self._deferred = deferred
+        self.collected: Optional[TraceBuilder] = None
         self._trace = None
 
     # ---- the with block ---------------------------------------------------------------------
-    def __enter__(self) -> "Recording":
+    def __enter__(self) -> "HookRecording":
         if self._token is not None:
             raise RuntimeError("this recording is already running")
         try:
@@ -185,7 +190,9 @@ class Recording:
         self._remove_hooks()
         _active.reset(self._token)
         if exc_type is None:
-            self._trace = self._build()
+            self.collected = self._collect()
+            if not self._deferred:
+                self._trace = self.collected.build()
         return False
 
     @property
@@ -271,44 +278,43 @@ class Recording:
         self._touch(layer)
         self._tracks[layer].setdefault(name, []).append(step)
 
-    # ---- building the Trace ---------------------------------------------------------------------
-    def _build(self) -> Trace:
+    # ---- collecting the layers ------------------------------------------------------------------
+    def _collect(self) -> TraceBuilder:
         if not self._order:
             raise ValueError(f"rw.recording: nothing was recorded — {type(self.model).__name__} called no "
                              "nn.LSTMCell / nn.GRUCell / nn.RNNCell inside the block, was not called as a step "
                              "module model(input, hidden) -> (output, hidden), and no rw.record(...) ran")
-        layers, inputs, outputs = {}, {}, None
+        builder = TraceBuilder("rw.recording", type(self.model).__name__, "recording")
+        inputs, outputs = {}, None
         for name in self._order:
             if name in self._cells:
-                lt, inputs[name] = cell_layer(name, self._cells[name], self._cell_calls[name])
+                inputs[name] = cell_layer(builder, name, self._cells[name], self._cell_calls[name])
             elif name == self.root and self._step_calls:
-                lt, inputs[name], outputs = self._step_layer()
+                inputs[name], outputs = self._step_layer(builder)
             else:
-                lt = LayerTrace(name, "custom", meta={"module": name})
+                builder.layer(name, "custom", meta={"module": name})
+            parts = builder.layers[name]
             for track, steps in self._tracks[name].items():
-                group = lt.states if track in STATE_NAMES else lt.tracks
-                group[track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
-                if group is lt.states:
-                    lt.initial.pop(track, None)   # a recorded state need not be the hidden passed in
-            layers[name] = lt
-        order = list(layers)
+                group = "states" if track in STATE_NAMES else "tracks"
+                parts[group][track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
+                if group == "states":
+                    parts["initial"].pop(track, None)   # a recorded state need not be the hidden passed in
+        order = list(builder.layers)
         if self._step_calls:                     # the model driven as a step module comes first
             order.insert(0, order.pop(order.index(self.root)))
-        # a Trace reads batch and steps from its first layer's h
-        with_h = [n for n in order if "h" in layers[n].states]
+        # layers with a hidden state first: the first layer is the one a view opens on
+        with_h = [n for n in order if "h" in builder.layers[n]["states"]]
         if not with_h:
             raise ValueError("rw.recording: no layer has a hidden state — call a cell inside the block, or "
                              "rw.record('h', hidden) in your module's forward")
-        layers = {n: layers[n] for n in with_h + [n for n in order if n not in with_h]}
-        first = layers[with_h[0]]
-        batch, steps = first.h.shape[:2]
-        self._warn_non_finite(layers)
-        return Trace(layers=layers, lengths=np.full(batch, steps), tokens=normalize_tokens(self.tokens),
-                     outputs=outputs if first.name == self.root else None, inputs=inputs.get(first.name),
-                     meta={"source": "recording", "model": type(self.model).__name__})
+        builder.layers = {n: builder.layers[n] for n in with_h + [n for n in order if n not in with_h]}
+        builder.outputs = outputs if with_h[0] == self.root else None
+        builder.inputs = inputs.get(with_h[0])
+        builder.tokens = self.tokens
+        return builder
 
-    def _step_layer(self):
-        """(LayerTrace, inputs, outputs) of the model's calls as a step module."""
+    def _step_layer(self, builder: TraceBuilder):
+        """Add the layer of the model's calls as a step module to ``builder``; (inputs, outputs)."""
         calls = self._step_calls
         where = f"{type(self.model).__name__} as a step module"
         states = {k: stack_steps(f"{where}, hidden {k!r}", [c.states[k] for c in calls]) for k in calls[0].states}
@@ -322,19 +328,11 @@ class Recording:
                 tracks[key] = to_numpy(torch.stack(values, dim=1))
         if skipped:
             warnings.warn(f"rw.recording: {where}: no track for {skipped} (not one (batch, features) value at "
-                          "every step)", stacklevel=4)
+                          "every step)", stacklevel=5)
         tracks["output"] = outputs
         meta = {"module": "", "step_module": type(self.model).__name__, "hidden_size": states["h"].shape[2]}
         x = calls[0].input
         inputs = stack_steps(f"{where}, input", [c.input for c in calls]) if x.is_floating_point() else None
         initial = {k: to_numpy(v) for k, v in self._step_initial.items()}
-        lt = LayerTrace(self.root, "custom", states=states, tracks=tracks, meta=meta, initial=initial)
-        return lt, inputs, outputs
-
-    def _warn_non_finite(self, layers: dict):
-        """Non-finite values the model produced are what it did: kept, with a warning."""
-        found = [f"{lt.name}.{key}" for lt in layers.values() for key, value in lt.quantities().items()
-                 if not np.isfinite(value).all()]
-        if found:
-            warnings.warn(f"rw.recording: {type(self.model).__name__}: non-finite values (NaN or inf) in {found}; "
-                          "the trace keeps them", stacklevel=4)
+        builder.layer(self.root, "custom", meta=meta, states=states, tracks=tracks, initial=initial)
+        return inputs, outputs

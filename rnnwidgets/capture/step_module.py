@@ -32,7 +32,8 @@ from torch import nn
 
 from ..tracedata import Trace
 from .convert import to_numpy
-from .recording import per_batch, recording, state_parts
+from .finite import require_finite
+from .recording import HookRecording, per_batch, state_parts
 
 
 def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
@@ -60,7 +61,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             hidden = _as_leaf(hidden)
         outputs, states = [], []
-        with recording(model, tokens=tokens) as rec:
+        with HookRecording(model, tokens=tokens, deferred=True) as rec:
             for x in steps:
                 result = model(x, hidden)
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
@@ -69,14 +70,15 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
                 output, hidden = result
                 outputs.append(output)
                 states.append(hidden)
-        tr = rec.trace
-        if tr.first.meta.get("step_module") != type(model).__name__:
+        collected = rec.collected
+        first = next(iter(collected.layers.values()))
+        if first["meta"].get("step_module") != type(model).__name__:
             raise TypeError(f"{type(model).__name__}: expected forward(input, hidden) to return (output, hidden) "
                             "with tensors that have the batch as a dimension")
         if loss is not None:
-            grads, tr.param_grads = _gradients(model, outputs, states, loss)
-            tr.first.grads.update({k: _stack_grads(v, batch) for k, v in grads.items()})
-    return tr
+            grads, collected.param_grads = _gradients(model, outputs, states, loss)
+            first["grads"].update({k: _stack_grads(v, batch) for k, v in grads.items()})
+    return collected.build()
 
 
 # ---- inputs and the initial state -------------------------------------------------------------
@@ -106,8 +108,7 @@ def split_steps(inputs) -> list:
         raise ValueError(f"step module inputs: every step must have the same (batch, features) shape, "
                          f"got {sorted(shapes)}")
     for t, x in enumerate(steps):
-        if x.is_floating_point() and not torch.isfinite(x).all():
-            raise ValueError(f"step module inputs[{t}]: expected finite values, found NaN or inf")
+        require_finite(f"step module inputs[{t}]", x)
     return steps
 
 

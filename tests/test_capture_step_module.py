@@ -9,7 +9,7 @@ from torch import nn
 
 from model_state import assert_untouched, snapshot
 from rnnwidgets.capture.recording import record
-from rnnwidgets.capture.step import trace_step_module
+from rnnwidgets.capture.step_module import trace_step_module
 
 
 class RNN(nn.Module):

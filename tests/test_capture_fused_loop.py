@@ -18,7 +18,7 @@ from test_untouched import assert_untouched, snapshot
 def stepped(monkeypatch):
     """Every LSTM/GRU layer runs as the step loop; calling the native kernel for one fails the test."""
     for mode in ("LSTM", "GRU"):
-        monkeypatch.setitem(fused.STEPPED_BATCH_PER_THREAD, mode, 0)
+        monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, mode, 0)
         monkeypatch.setitem(fused.NATIVE, mode, lambda *args: pytest.fail("the native kernel ran"))
 
 
@@ -43,7 +43,7 @@ def test_float64_exact_before_conversion(stepped, mode):
     module, inputs, hidden, x, lengths, h0, c0 = make_case(mode=mode, layers=2, bidirectional=True, given_state=True,
                                                            batch=3, steps=6, dtype=torch.float64)
     anchor = torch.zeros((), requires_grad=True)
-    with torch.enable_grad(), fused.FusedRecorder(module, gradients.differentiable_layer(anchor)) as recorder:
+    with torch.enable_grad(), fused.LayerByLayer(module, gradients.differentiable_layer(anchor)) as recorder:
         output = module(inputs, hidden)
     gradients.backward(module, square_loss(output), anchor)
     ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
@@ -102,7 +102,7 @@ def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
     try:
         for threads_now in (1, 2):
             torch.set_num_threads(threads_now)
-            smallest = fused.STEPPED_BATCH_PER_THREAD[mode] * threads_now
+            smallest = fused.LOOP_BATCH_PER_THREAD[mode] * threads_now
             trace(module, torch.randn(5, smallest, 3))
             assert ran == []
             trace(module, torch.randn(5, smallest - 1, 3))
