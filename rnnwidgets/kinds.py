@@ -24,6 +24,12 @@ SIGMOID_GATES = frozenset({"input", "forget", "output", "reset", "update"})
 REVERSE_SUFFIX = ".reverse"
 
 
+def module_label(module_path: str, class_name: str) -> str:
+    """What a module is called in a Trace: its path in the model, the model itself ("") by its
+    class name lowercased."""
+    return module_path or class_name.lower()
+
+
 def layer_name(module_path: str, layer: int, reverse: bool = False) -> str:
     """A layer's name in a Trace: "<module path>.l<k>", with ".reverse" for a backward direction."""
     return f"{module_path}.l{layer}" + (REVERSE_SUFFIX if reverse else "")

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..kinds import GRU_GATES, LSTM_GATES, layer_name
+from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
 from . import fused_loop
 from .convert import reverse_valid, step_mask, steps_buffer
 
@@ -50,8 +50,8 @@ def fused_modules(model: nn.Module) -> list:
 
 
 def base_name(path: str, module: nn.Module) -> str:
-    """The module path; the model itself (path "") by its class name lowercased."""
-    return path or type(module).__name__.lower()
+    """The module's name in the Trace (``kinds.module_label``)."""
+    return module_label(path, type(module).__name__)
 
 
 class PackedLayout:
@@ -346,7 +346,9 @@ class Direction:
 
     @functools.cached_property
     def h_prev(self) -> torch.Tensor:
-        """The state before each step (time, batch, units)."""
+        """The state each step started from (time, batch, units), in this direction's step order,
+        where a reverse direction runs forward: so a shift by one step here, on the model's device;
+        ``kinds.previous`` is the same rule for natural-order arrays of a Trace."""
         return torch.cat([self.h0.unsqueeze(0), self.h[:-1]], 0)
 
     @functools.cached_property

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..kinds import states_of
+from ..kinds import module_label, states_of
 from ..tracedata import Trace
 from .build import TraceBuilder
 from .cells import cell_kind, cell_layer, cell_step
@@ -159,7 +159,7 @@ class HookRecording:
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.tokens = tokens
-        self.root = type(model).__name__.lower()
+        self.root = module_label("", type(model).__name__)
         self._handles = []
         self._running = []          # layer names of the modules whose forward is running, innermost last
         self._cells = {}            # layer name -> the cell module
@@ -205,7 +205,7 @@ class HookRecording:
     def _add_hooks(self):
         hook = self._handles.append
         for path, module in self.model.named_modules():
-            name = path or self.root
+            name = module_label(path, type(self.model).__name__)
             hook(module.register_forward_pre_hook(self._enter_hook(name)))
             hook(module.register_forward_hook(self._leave_hook, always_call=True))
             if cell_kind(module):
