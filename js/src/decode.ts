@@ -1,7 +1,13 @@
-// Decoding the Explorer's payload: ONE float32 buffer (all layers and quantities of one batch
-// element, each (time, units) C-order) plus a small JSON index of where each array starts.
-// Arrays become zero-copy Float32Array views on that buffer.
+// The browser's side of the wire contract that rnnwidgets/widgets/payload.py owns: the custom
+// message types, and decoding the Explorer's payload: ONE float32 buffer (all layers and
+// quantities of one batch element, each (time, units) C-order) plus a small JSON index of where
+// each array starts. Arrays become zero-copy Float32Array views on that buffer.
+// js/tests/decode.test.ts decodes the golden fixture the Python side writes (js/tests/fixtures/).
 import type { LayerData, LayerKind, Predictions, Quantity, Scale } from "./state";
+
+/** The `type` of each custom message (payload.py MESSAGES): "step" kernel -> view {t}; "window"
+ * view -> kernel {start}, kernel -> view {t0, held} + one buffer; "open" match list -> kernel {row}. */
+export const MESSAGE = { step: "step", window: "window", open: "open" } as const;
 
 /** Where one (time, units) array lies in the buffer; offsets count float32 values, not bytes. */
 export interface ArrayEntry {

@@ -17,8 +17,8 @@ import ipywidgets as widgets
 import traitlets
 
 from ..tracedata import Trace, last_forward_layer
-from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at,
-                      window_payload, window_steps)
+from .payload import (FULL_BUDGET, WINDOW, Labels, build_payload, floats_per_step, step_message, trace_scales,
+                      window_at, window_message, window_payload, window_steps)
 from .still import StillImage
 
 BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
@@ -182,7 +182,7 @@ class Explorer(StillImage, widgets.VBox):
         """Move the view to step t. The browser saves its step here only once a scrub rests, so
         `view.t` may already equal t while the page shows another step: the message moves it anyway."""
         self.view.t = t
-        self.view.send({"type": "step", "t": t})
+        self.view.send(step_message(t))
 
     def _show_gradients(self, trace: Trace) -> None:
         """A trace with gradients (``rw.explore(..., loss=...)``) gets the gradient-flow view under
@@ -226,11 +226,11 @@ class Explorer(StillImage, widgets.VBox):
 
     def _on_view_message(self, _view, content, _buffers) -> None:
         """The browser asks for the window of steps around where the user has scrubbed to."""
-        if content.get("type") != "window" or self._held is None:
+        if content.get("type") != WINDOW or self._held is None:
             return
         window = window_at(self.trace, content.get("start", 0), self._held)
         data = window_payload(self.trace, self.batch.value, window, self._scales)
-        self.view.send({"type": "window", "t0": window[0], "held": window[1]}, buffers=[data])
+        self.view.send(window_message(*window), buffers=[data])
 
     def update(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """Re-trace the live model on new inputs and redraw, keeping the selection."""

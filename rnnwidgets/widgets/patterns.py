@@ -20,7 +20,7 @@ import traitlets
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
 from .explorer import BUNDLE, Explorer
-from .payload import colour_scale
+from .payload import OPEN, colour_scale
 
 
 def selected_units(explorer: Explorer) -> np.ndarray:
@@ -132,7 +132,7 @@ class MatchPanel(widgets.VBox):
         self.explorer.select(t=int(match["start"]))
 
     def _on_message(self, _view, content, _buffers) -> None:
-        if content.get("type") == "open":
+        if content.get("type") == OPEN:
             self.open_match(int(content.get("row", -1)))
 
 

@@ -1,6 +1,10 @@
-"""Trace -> the Explorer's payload for one batch element.
+"""The wire contract between the kernel and the browser: the Explorer's payload and the messages.
 
-One float32 buffer (little-endian bytes) holds every (time, units) array of that element, each
+This module is its one owner. js/src/decode.ts reads what it writes, and tests/wire_fixture.py
+writes a golden fixture from it (js/tests/fixtures/) that the front end's tests decode, so a
+change on one side fails the other side's tests.
+
+The payload of one batch element: one float32 buffer (little-endian bytes) holds every (time, units) array of that element, each
 C-order so the browser reads unit u at step t at ``t * units + u``; a small JSON index says where
 each array starts (in float32 values) and how to colour it. The browser makes zero-copy views.
 """
@@ -14,6 +18,12 @@ from ..kinds import SIGMOID_GATES
 from ..tracedata import Trace
 
 TOP_K = 5
+
+# Custom messages (``type`` of their content); js/src/decode.ts ``MESSAGE`` mirrors this table.
+STEP = "step"      # kernel -> Explorer view {type, t}: show step t
+WINDOW = "window"  # view -> kernel {type, start}: send the window from start; kernel -> view {type, t0, held} + buffer
+OPEN = "open"      # match list -> kernel {type, row}: open that match in the Explorer
+MESSAGES = {"step": STEP, "window": WINDOW, "open": OPEN}
 
 Labels = Union[Sequence[str], Callable[[int], str], None]
 
@@ -178,6 +188,15 @@ def window_payload(trace: Trace, batch: int, window: tuple, scales: dict) -> byt
     packer = _Packer()
     _step_arrays(trace, batch, scales, packer, window)
     return packer.bytes()
+
+
+def step_message(t: int) -> dict:
+    return {"type": STEP, "t": int(t)}
+
+
+def window_message(t0: int, held: int) -> dict:
+    """The content of a window reply; its one buffer is ``window_payload``'s."""
+    return {"type": WINDOW, "t0": int(t0), "held": int(held)}
 
 
 # ---- level of detail for long sequences ---------------------------------------------------
