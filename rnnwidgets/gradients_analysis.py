@@ -51,7 +51,7 @@ from typing import Optional
 
 import numpy as np
 
-from .kinds import LSTM_GATES, previous
+from .kinds import GRU_GATES, LSTM_GATES, previous
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
@@ -199,7 +199,7 @@ def _each_path(kind, gates, states, grads, initial, reverse=False, lengths=None)
         yield "candidate", dc * i * (1.0 - g * g)
         yield "output gate", dh * np.tanh(c) * _sig_slope(o)
     elif kind == "gru":
-        z, n = _steps("gates['update']", gates["update"]), _steps("gates['new']", gates["new"])
+        z, n = (_steps(f"gates[{k!r}]", gates[k]) for k in GRU_GATES[1:])  # update, new
         h = _steps("states['h']", states["h"])
         dh = _steps("grads['h']", grads["h"])
         yield "update carry", dh * z

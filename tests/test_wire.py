@@ -31,3 +31,17 @@ def test_fixture_samples_are_found_at_the_index_offsets():
             assert floats[e["offset"] + (t - e.get("t0", 0)) * e["units"] + u] == np.float32(value)
     assert doc["messages"] == payload.MESSAGES
     assert doc["reply"]["message"]["type"] == payload.WINDOW
+
+
+def test_layer_entries_carry_the_kinds_names_and_the_direction():
+    from rnnwidgets import kinds
+    from rnnwidgets.tracedata import LayerTrace
+
+    index, _ = payload.build_payload(wire_fixture.fixture_trace())
+    assert [(layer["reverse"], layer["recurrence"]) for layer in index["layers"]] == [
+        (False, kinds.describe("lstm")), (True, kinds.describe("lstm")), (False, kinds.describe("gru"))]
+    h = np.zeros((1, 2, 3), np.float32)
+    cell = LayerTrace("cell", "cell", states={"h": h, "c": h}, meta={"cell": "lstm"})
+    assert payload.recurrence(cell) == kinds.describe("lstm")  # an LSTMCell in a user's loop
+    assert payload.recurrence(LayerTrace("m", "custom", states={"h": h})) == kinds.describe("custom")
+    assert payload.recurrence(LayerTrace("c", "cell", states={"h": h}, meta={"cell": "?"})) == kinds.describe("cell")

@@ -3,7 +3,7 @@
 // quantities of one batch element, each (time, units) C-order) plus a small JSON index of where
 // each array starts. Arrays become zero-copy Float32Array views on that buffer.
 // js/tests/decode.test.ts decodes the golden fixture the Python side writes (js/tests/fixtures/).
-import type { LayerData, LayerKind, Predictions, Quantity, Scale } from "./state";
+import type { LayerData, LayerKind, Predictions, Quantity, Recurrence, Scale } from "./state";
 
 /** The `type` of each custom message (payload.py MESSAGES): "step" kernel -> view {t}; "window"
  * view -> kernel {start}, kernel -> view {t0, held} + one buffer; "open" match list -> kernel {row}. */
@@ -44,7 +44,14 @@ export interface PayloadIndex {
   steps: number;
   length: number; // valid steps of this batch element
   // initial: state name -> offset of its (1, units) initial value (outside any window)
-  layers: { name: string; kind: LayerKind; quantities: ArrayEntry[]; initial?: Record<string, number> }[];
+  layers: {
+    name: string;
+    kind: LayerKind;
+    reverse: boolean;
+    recurrence: Recurrence; // gate and state names, sigmoid gates: kinds.describe
+    quantities: ArrayEntry[];
+    initial?: Record<string, number>;
+  }[];
   inputs: ArrayEntry | null;
   predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
   lod?: LodIndex | null; // absent/null: every array holds the whole sequence
@@ -99,7 +106,7 @@ function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number, payl
   const layers = index.layers.map((layer) => {
     const quantities: Record<string, Quantity> = {};
     for (const e of layer.quantities) quantities[e.name] = view(floats, at(e), `${layer.name}/${e.name}`);
-    const data: LayerData = { name: layer.name, kind: layer.kind, quantities };
+    const data: LayerData = { name: layer.name, kind: layer.kind, reverse: layer.reverse, recurrence: layer.recurrence, quantities };
     if (layer.initial) {
       data.initial = {};
       for (const [name, offset] of Object.entries(layer.initial)) {

@@ -27,6 +27,9 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
     expectSamples(full.layers, fx.full.samples);
     expect(full.layers.map((l) => l.name)).toEqual(["lstm.l0", "lstm.l0.reverse", "gru.l0"]);
     expect(Object.keys(full.layers[2].quantities)).toEqual(["h", "reset", "update", "new", "relu"]);
+    // names and rules arrive as data: kinds.describe of each layer's equations, and its direction
+    expect(full.layers.map((l) => [l.reverse, l.recurrence])).toEqual([
+      [false, fx.kinds.lstm], [true, fx.kinds.lstm], [false, fx.kinds.gru]]);
     for (const layer of full.layers) {
       const initial = Object.fromEntries(Object.entries(layer.initial!).map(([k, v]) => [k, Array.from(v)]));
       expect(initial).toEqual(fx.full.initial[layer.name]);
@@ -63,7 +66,7 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
   function rebuild(index: PayloadIndex, values: Decoded) {
     const f = (q: { data: Float32Array; units: number }) => (t: number, u: number) => q.data[t * q.units + u];
     const layers: LayerSpec[] = index.layers.map((l, k) => ({
-      name: l.name, kind: l.kind, initial: values.layers[k].initial,
+      name: l.name, kind: l.kind, reverse: l.reverse, recurrence: l.recurrence, initial: values.layers[k].initial,
       quantities: l.quantities.map((e) => ({ ...e, f: f(values.layers[k].quantities[e.name]) })),
     }));
     const p = values.predictions!;

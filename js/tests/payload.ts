@@ -4,11 +4,14 @@
 // lays out payloads of any shape for tests in the same order — decode.test.ts checks that it
 // rebuilds the fixture's index and bytes exactly, so it cannot drift from the Python writer.
 import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { ArrayEntry, PayloadIndex } from "../src/decode";
-import type { LayerKind, Scale } from "../src/state";
+import type { LayerKind, Recurrence, Scale } from "../src/state";
 
 type Doc = {
   messages: Record<string, string>;
+  kinds: Record<LayerKind, Recurrence>;
   batch: number;
   full: { index: PayloadIndex; buffer: string; samples: Sample[]; initial: Record<string, Record<string, number[]>> };
   window: { index: PayloadIndex; buffer: string; samples: Sample[] };
@@ -17,7 +20,8 @@ type Doc = {
 /** [layer, quantity, t, unit, value] read by Python straight from the trace. */
 export type Sample = [string, string, number, number, number];
 
-const fixtureFile = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
+// a path, not a URL: a DOM test environment replaces the global URL
+const fixtureFile = (name: string) => readFileSync(join(dirname(fileURLToPath(import.meta.url)), "fixtures", name));
 
 /** The golden fixture, with each buffer as the DataView anywidget hands the view. */
 export function wireFixture() {
@@ -34,6 +38,9 @@ export function wireFixture() {
   };
 }
 
+/** Each kind's gate and state names, as rnnwidgets/kinds.py describes them (from the fixture). */
+export const KINDS: Record<LayerKind, Recurrence> = wireFixture().kinds;
+
 export interface QuantitySpec {
   name: string;
   units: number;
@@ -46,6 +53,8 @@ export interface QuantitySpec {
 export interface LayerSpec {
   name: string;
   kind: LayerKind;
+  reverse?: boolean; // default false
+  recurrence?: Recurrence; // default: the kind's (KINDS)
   quantities: QuantitySpec[];
   initial?: Record<string, ArrayLike<number>>; // state name -> one value per unit
 }
@@ -81,7 +90,10 @@ export function buildPayload(
     if (options.window) e.t0 = t0;
     return e;
   };
-  const indexLayers: PayloadIndex["layers"] = layers.map((l) => ({ name: l.name, kind: l.kind, quantities: l.quantities.map(entry) }));
+  const indexLayers: PayloadIndex["layers"] = layers.map((l) => ({
+    name: l.name, kind: l.kind, reverse: l.reverse ?? false, recurrence: l.recurrence ?? KINDS[l.kind],
+    quantities: l.quantities.map(entry),
+  }));
   const inputs = options.inputs ? entry(options.inputs) : null;
   const floats = values.length;
   layers.forEach((l, k) => {

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..gradients_analysis import gate_flow, layer_verdict, step_norms
+from ..kinds import GRU_GATES, LSTM_GATES
 from ..tracedata import Trace
 from .export import save_html
 from .grid import HeatmapGrid
@@ -160,9 +161,11 @@ class GradientFlow(widgets.VBox):
 
     # ---- analysis -----------------------------------------------------------------------
     def _gate_flow(self, lt) -> dict:
-        needed = {"lstm": ("c" in lt.grads and "c" in lt.states and len(lt.gates) == 4),
-                  "gru": ("update" in lt.gates and "new" in lt.gates), "rnn": True}
-        if not needed.get(lt.kind, False):
+        # the gates each kind's paths read (a GRU's reset gate acts inside its candidate path)
+        read = {"lstm": LSTM_GATES, "gru": GRU_GATES[1:], "rnn": ()}
+        if lt.kind not in read or not all(g in lt.gates for g in read[lt.kind]):
+            return {}
+        if lt.kind == "lstm" and not ("c" in lt.grads and "c" in lt.states):
             return {}
         # the forget-/update-gate paths at the first step need the state before it: the recorded
         # initial state; a trace saved without one gets NaN there (not drawn) rather than a guess

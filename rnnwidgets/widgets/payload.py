@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..kinds import SIGMOID_GATES
+from ..kinds import GATES, SIGMOID_GATES, STATES, describe
 from ..tracedata import Trace
 
 TOP_K = 5
@@ -55,11 +55,14 @@ def colour_scale(name: str, array: np.ndarray) -> dict:
         return {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
     span = _finite_range(array)
     top = (max(-span[0], span[1]) if span else 0.0) or 1.0
-    if name not in ("h", "c", "cell", "new") and span and span[0] >= 0:
+    if name not in SIGNED and span and span[0] >= 0:
         return {"scale": "sequential", "vmin": 0.0, "vmax": top}
     return {"scale": "diverging", "vmin": -top, "vmax": top}
 
 
+# States and tanh gates: signed by construction, so diverging however their values fall.
+SIGNED = frozenset({*(s for states in STATES.values() for s in states),
+                    *(g for gates in GATES.values() for g in gates if g not in SIGMOID_GATES)})
 INPUTS = ("", "inputs")  # the key of the numeric inputs' scale
 
 
@@ -124,11 +127,18 @@ class _Packer:
         return np.concatenate([c.ravel() for c in self.chunks]).tobytes() if self.chunks else b""
 
 
+def recurrence(lt) -> dict:
+    """``kinds.describe`` of the equations a layer runs: its kind's, or for a cell driven by a
+    user's loop (kind "cell") the cell's own (``meta["cell"]``: "lstm" for an ``nn.LSTMCell``)."""
+    cell = lt.meta.get("cell") if lt.kind == "cell" else None
+    return describe(cell if cell in GATES else lt.kind)
+
+
 def _step_arrays(trace: Trace, batch: int, scales: dict, packer: _Packer, window) -> tuple[list, Optional[dict]]:
     """Every layer's quantities (and numeric inputs) of one element, whole or within a window of steps."""
     t0, held = window if window is not None else (0, trace.steps)
     mark = t0 if window is not None else None
-    layers = [{"name": lt.name, "kind": lt.kind,
+    layers = [{"name": lt.name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
                "quantities": [packer.put(array[batch, t0:t0 + held], name, scales[(lt.name, name)], mark)
                               for name, array in lt.quantities().items()]}
               for lt in trace.layers.values()]
@@ -147,7 +157,9 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
                   window: Optional[tuple] = None, overview: Optional[tuple] = None) -> tuple[dict, bytes]:
     """The JSON index and the float32 bytes of batch element ``batch``.
 
-    A layer's entry carries ``initial`` (state name -> offset of its (1, units) initial state)
+    A layer's entry carries its direction (``reverse``: it runs backward in time), the names and
+    rules of its equations (``recurrence``: gate and state names, which gates are sigmoids) and
+    ``initial`` (state name -> offset of its (1, units) initial state)
     when the trace recorded one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
     for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
     quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
