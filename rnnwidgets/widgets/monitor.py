@@ -19,8 +19,9 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
+from ..gradients_analysis import layer_verdict, step_norms
 from ..kinds import layer_name
+from ..timeaxis import MinMaxSeries
 from .export import save_html
 from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
 from .grid import HeatmapGrid

@@ -20,7 +20,8 @@ import traitlets
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
 from .explorer import BUNDLE, Explorer
-from .payload import OPEN, colour_scale
+from ..ranges import colour_scale, max_abs
+from .payload import OPEN
 
 
 def selected_units(explorer: Explorer) -> np.ndarray:
@@ -162,7 +163,7 @@ class CoClusterView(anywidget.AnyWidget):
         self.clusters = cocluster(self.stats, n_clusters, which, min_count, seed)
         c = self.clusters
         ordered = c.matrix[c.unit_order][:, c.token_order]
-        top = float(np.abs(ordered).max()) if ordered.size else 1.0
+        top = max_abs(ordered)
         with self.hold_sync():
             self.buffer = np.ascontiguousarray(ordered.T, dtype="<f4").tobytes()
             self.units = [int(u) for u in c.unit_order]

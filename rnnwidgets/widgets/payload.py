@@ -14,7 +14,9 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..kinds import GATES, SIGMOID_GATES, STATES, describe
+from ..kinds import GATES, describe
+from ..ranges import colour_scale, max_abs
+from ..timeaxis import min_max_columns
 from ..tracedata import Trace
 
 TOP_K = 5
@@ -28,41 +30,6 @@ MESSAGES = {"step": STEP, "window": WINDOW, "open": OPEN}
 Labels = Union[Sequence[str], Callable[[int], str], None]
 
 
-def _finite_range(array: np.ndarray) -> Optional[tuple]:
-    """(min, max) of the finite values, or None when there are none. Two plain passes when all
-    values are finite (the usual case: no masked copy of a large array)."""
-    lo, hi = array.min(initial=np.inf), array.max(initial=-np.inf)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        finite = array[np.isfinite(array)]
-        if not finite.size:
-            return None
-        lo, hi = finite.min(), finite.max()
-    return float(lo), float(hi)
-
-
-def _max_abs(array: np.ndarray) -> float:
-    span = _finite_range(array)
-    return max(-span[0], span[1]) if span else 0.0
-
-
-def colour_scale(name: str, array: np.ndarray) -> dict:
-    """How to colour a quantity, over the whole trace so batch elements compare.
-
-    Sigmoid gates: 0..1. Everything that can go negative (h, c, tanh candidates, most tracks):
-    diverging, symmetric around 0. Non-negative tracks (e.g. a ReLU): sequential from 0.
-    """
-    if name in SIGMOID_GATES:
-        return {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
-    span = _finite_range(array)
-    top = (max(-span[0], span[1]) if span else 0.0) or 1.0
-    if name not in SIGNED and span and span[0] >= 0:
-        return {"scale": "sequential", "vmin": 0.0, "vmax": top}
-    return {"scale": "diverging", "vmin": -top, "vmax": top}
-
-
-# States and tanh gates: signed by construction, so diverging however their values fall.
-SIGNED = frozenset({*(s for states in STATES.values() for s in states),
-                    *(g for gates in GATES.values() for g in gates if g not in SIGMOID_GATES)})
 INPUTS = ("", "inputs")  # the key of the numeric inputs' scale
 
 
@@ -71,7 +38,7 @@ def trace_scales(trace: Trace) -> dict:
     scales = {(lt.name, name): colour_scale(name, array)
               for lt in trace.layers.values() for name, array in lt.quantities().items()}
     if trace.inputs is not None:
-        top = _max_abs(trace.inputs) or 1.0
+        top = max_abs(trace.inputs) or 1.0
         scales[INPUTS] = {"scale": "diverging", "vmin": -top, "vmax": top}
     return scales
 
@@ -183,7 +150,7 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     lod = None
     if window is not None:
         layer, name = overview
-        lo, hi, bucket = min_max_columns(trace.layers[layer].quantities()[name][batch])
+        lo, hi, bucket = min_max_columns(trace.layers[layer].quantities()[name][batch], OVERVIEW_COLUMNS)
         lod = {"t0": window[0], "held": window[1], "floats": held_floats,
                "overview": {"layer": layer, "quantity": name, "bucket": bucket,
                             "min": packer.put(lo, "min", {})["offset"],
@@ -234,16 +201,3 @@ def window_steps(trace: Trace, budget: Optional[int] = None) -> int:
 def window_at(trace: Trace, start: int, held: int) -> tuple[int, int]:
     """The window of ``held`` steps starting near ``start``, kept inside the sequence."""
     return max(0, min(int(start), trace.steps - held)), held
-
-
-def min_max_columns(values: np.ndarray, columns: int = OVERVIEW_COLUMNS):
-    """(time, units) -> per column of ``bucket`` consecutive steps, each unit's min and max (NaN wins)."""
-    steps, units = values.shape
-    bucket = -(-steps // min(columns, steps))
-    whole = steps // bucket * bucket  # steps in full buckets; the rest form one shorter bucket
-    blocks = values[:whole].reshape(-1, bucket, units)  # a view: no copy of a large array
-    lo, hi = blocks.min(axis=1), blocks.max(axis=1)
-    if whole < steps:
-        lo = np.vstack([lo, values[whole:].min(axis=0)])
-        hi = np.vstack([hi, values[whole:].max(axis=0)])
-    return lo, hi, bucket
