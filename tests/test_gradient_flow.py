@@ -7,7 +7,7 @@ import torch
 
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets.widgets.gradient_flow import GradientFlow, gradient_flow
+from rnnwidgets import GradientFlow, gradient_flow
 
 B, T, U = 2, 12, 3
 

@@ -8,7 +8,8 @@ from torch import nn
 import rnnwidgets as rw
 from rnnwidgets.capture import trace
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets.widgets.explorer import BUNDLE, Explorer, explore
+from rnnwidgets import explore
+from rnnwidgets.widgets.explorer import BUNDLE, Explorer
 from rnnwidgets.widgets.payload import (build_payload, top_predictions, trace_scales,
                                        window_payload)
 

@@ -240,26 +240,3 @@ class GradientFlow(widgets.VBox):
     def link_t(self, other, name: str = "t"):
         """Keep the slider and ``other.<name>`` (e.g. an Explorer's ``t``) equal, in the browser."""
         return widgets.jslink((self.slider, "value"), (other, name))
-
-
-def _learning_rates(model, optimizer) -> dict:
-    """Parameter name -> the learning rate of the optimizer group that holds it."""
-    by_id = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
-    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
-
-
-def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None) -> GradientFlow:
-    """Trace ``model`` on ``inputs`` with ``loss`` and show where its gradient goes.
-
-    ``loss``: a callable on the model's output, or "last" (the sum of the last step's output),
-    as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates) adds
-    the update/weight chart. The model, its parameters and their ``.grad`` are left as found.
-    """
-    from ..capture import trace as capture_trace
-
-    if lr is not None and optimizer is not None:
-        raise ValueError("gradient_flow: give lr= or optimizer=, not both")
-    tr = capture_trace(model, inputs, hidden=hidden, loss=loss)
-    weight_norms = {name: float(p.detach().double().norm()) for name, p in model.named_parameters()}
-    rates = _learning_rates(model, optimizer) if optimizer is not None else lr
-    return GradientFlow(tr, weight_norms=weight_norms, lr=rates)

@@ -13,7 +13,7 @@ import traitlets
 
 from ..ranges import SCALES, colour_limits
 
-from .explorer import BUNDLE
+from .bundle import BUNDLE
 
 class HeatmapGrid(anywidget.AnyWidget):
     """A rows x columns heatmap with row labels, a column range, a legend and a cursor.

@@ -10,7 +10,7 @@ each cluster's ranked tokens; clicking a cluster highlights its units in the Exp
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import anywidget
 import ipywidgets as widgets
@@ -19,9 +19,12 @@ import traitlets
 
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
-from .explorer import BUNDLE, Explorer
+from .bundle import BUNDLE
 from ..ranges import colour_scale, max_abs
 from .payload import OPEN
+
+if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
+    from .explorer import Explorer
 
 
 def selected_units(explorer: Explorer) -> np.ndarray:
