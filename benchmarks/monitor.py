@@ -15,8 +15,8 @@ import time
 import torch
 
 from rnnwidgets.capture import trace
-from rnnwidgets.widgets.gradient_flow import gradient_flow
-from rnnwidgets.widgets.monitor import TrainingMonitor
+from rnnwidgets import gradient_flow
+from rnnwidgets import TrainingMonitor
 
 INPUT, HIDDEN, LAYERS = 32, 256, 2
 

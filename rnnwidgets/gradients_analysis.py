@@ -1,4 +1,4 @@
-"""Gradient analysis in plain numpy: norms through time, the verdict, per-gate flow, min/max history.
+"""Gradient analysis in plain numpy: norms through time, the verdict, per-gate flow.
 
 Everything here reads arrays laid out (batch, time, units), as a Trace holds them, and returns
 float64 numpy; no torch, no widgets, so each piece is tested on arrays built by hand.
@@ -22,7 +22,7 @@ loss's direct term, which only reaches earlier steps through the gates.
         "healthy"    in between;
         "none"       no gradient at all (every norm is 0).
 
-Per-gate flow (``gate_paths``): the gradient leaving step t, split by the path it takes, from the
+Per-gate flow (``each_path``): the gradient leaving step t, split by the path it takes, from the
 gates, states and total gradients δh_t = ∂L/∂h_t, δc_t = ∂L/∂c_t of the trace (PyTorch's cell
 equations; ⊙ is the elementwise product, σ' = s(1-s) for a sigmoid output s).
     LSTM  c_t = f⊙c_{t-1} + i⊙g,  h_t = o⊙tanh(c_t)
@@ -39,10 +39,6 @@ equations; ⊙ is the elementwise product, σ' = s(1-s) for a sigmoid output s).
     RNN (tanh)  h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)
         "recurrent"     δh_t ⊙ (1 - h_t²)                the only path back, through W_hh
 The state before the first step (c_{-1}, h_{-1}) is ``initial`` when given, else zeros.
-
-Bounded history (``downsample_minmax``, ``MinMaxSeries``): a long series is cut into buckets and
-each bucket keeps its minimum and its maximum (at their own steps), so a spike survives any
-amount of downsampling.
 """
 from __future__ import annotations
 
@@ -51,7 +47,7 @@ from typing import Optional
 
 import numpy as np
 
-from .kinds import LSTM_GATES, previous
+from .kinds import GRU_GATES, LSTM_GATES, previous
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
@@ -164,31 +160,27 @@ def _sig_slope(s):
     return s * (1.0 - s)
 
 
-def gate_paths(kind: str, gates: dict, states: dict, grads: dict, initial=None, reverse: bool = False,
-               lengths=None) -> dict:
-    """The gradient leaving each step by path, (batch, time, units) arrays by path name.
-
-    Formulas in the module docstring. ``initial``: the state the layer started from, (batch,
-    units) — c_0 for an LSTM, h_0 for a GRU; zeros when None. ``reverse``: the layer runs backward
-    in time (a bidirectional module's second direction), so its state before step t is step
-    t+1's, and ``initial`` feeds each element's last valid step (``lengths``; all steps when None).
-    A kind without gates ("cell", "custom") has no paths to split: an empty dict.
-    """
-    return dict(_each_path(kind, gates, states, grads, initial, reverse, lengths))
-
-
 def gate_flow(kind: str, gates: dict, states: dict, grads: dict, lengths=None, initial=None,
               reverse: bool = False) -> dict:
-    """Per path, the step norms (``step_norms``) of ``gate_paths``: path name -> (time,) array.
+    """Per path, the step norms (``step_norms``) of ``each_path``: path name -> (time,) array.
 
     Each path's array is reduced as soon as it is made, so only one is held at a time.
     """
     return {name: step_norms(a, lengths)
-            for name, a in _each_path(kind, gates, states, grads, initial, reverse, lengths)}
+            for name, a in each_path(kind, gates, states, grads, initial, reverse, lengths)}
 
 
-def _each_path(kind, gates, states, grads, initial, reverse=False, lengths=None):
-    """(path name, array) one at a time, in the order of the module docstring."""
+def each_path(kind: str, gates: dict, states: dict, grads: dict, initial=None, reverse: bool = False,
+              lengths=None):
+    """The gradient leaving each step by path: (path name, (batch, time, units) array) one at a
+    time, in the order of the module docstring (formulas there).
+
+    ``initial``: the state the layer started from, (batch, units) — c_0 for an LSTM, h_0 for a
+    GRU; zeros when None. ``reverse``: the layer runs backward in time (a bidirectional module's
+    second direction), so its state before step t is step t+1's, and ``initial`` feeds each
+    element's last valid step (``lengths``; all steps when None). A kind without gates ("cell",
+    "custom") has no paths to split: nothing.
+    """
     if kind == "lstm":
         i, f, g, o = (_steps(f"gates[{k!r}]", gates[k]) for k in LSTM_GATES)
         c = _steps("states['c']", states["c"])
@@ -199,7 +191,7 @@ def _each_path(kind, gates, states, grads, initial, reverse=False, lengths=None)
         yield "candidate", dc * i * (1.0 - g * g)
         yield "output gate", dh * np.tanh(c) * _sig_slope(o)
     elif kind == "gru":
-        z, n = _steps("gates['update']", gates["update"]), _steps("gates['new']", gates["new"])
+        z, n = (_steps(f"gates[{k!r}]", gates[k]) for k in GRU_GATES[1:])  # update, new
         h = _steps("states['h']", states["h"])
         dh = _steps("grads['h']", grads["h"])
         yield "update carry", dh * z
@@ -209,110 +201,3 @@ def _each_path(kind, gates, states, grads, initial, reverse=False, lengths=None)
         h = _steps("states['h']", states["h"])
         dh = _steps("grads['h']", grads["h"])
         yield "recurrent", dh * (1.0 - h * h)
-
-
-def downsample_minmax(y, max_points: int, x=None):
-    """At most ``max_points`` (x, y) points of a series, keeping each bucket's min and max.
-
-    The series is cut into max_points // 2 buckets of consecutive points; each keeps its minimum
-    and its maximum, in step order, so no spike is ever dropped. NaN points are skipped. A series
-    that already fits is returned as it is.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    x = np.arange(y.size, dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
-    if y.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"expected 1-d x and y of one length, got {x.shape} and {y.shape}")
-    if max_points < 2:
-        raise ValueError(f"max_points: expected at least 2, got {max_points}")
-    if y.size <= max_points:
-        return x, y
-    xs, ys = [], []
-    for idx in np.array_split(np.arange(y.size), max_points // 2):
-        seg = y[idx]
-        if np.all(np.isnan(seg)):
-            continue
-        lo, hi = idx[np.nanargmin(seg)], idx[np.nanargmax(seg)]
-        for j in sorted({lo, hi}):
-            xs.append(x[j])
-            ys.append(y[j])
-    return np.array(xs), np.array(ys)
-
-
-class MinMaxSeries:
-    """A series that grows one point at a time in bounded memory, keeping spikes.
-
-    Points land in buckets of ``width`` consecutive appends; each bucket keeps its minimum and
-    maximum and their steps. When ``max_points // 2`` buckets are full, pairs of neighbours merge and the width doubles, so memory stays O(max_points) over any number of
-    appends, every bucket covers the same number of appends, and the global min and max (the
-    spikes) are always among the points.
-    """
-
-    def __init__(self, max_points: int = 2000):
-        if max_points < 4 or max_points % 4:
-            raise ValueError(f"max_points: expected a multiple of 4, got {max_points}")
-        self.max_buckets = max_points // 2
-        self.width = 1
-        self.count = 0                              # points appended so far
-        self._lo = np.empty((0, 2))                 # closed buckets: rows of (step, value)
-        self._hi = np.empty((0, 2))
-        self._open = None                           # (lo_step, lo, hi_step, hi, n) of the open bucket
-
-    def append(self, step: float, value: float):
-        value = float(value)
-        o = self._open
-        if o is None:
-            o = [step, value, step, value, 0]
-        else:  # a comparison with NaN is False: NaN never displaces a number, any number displaces NaN
-            if value < o[1] or np.isnan(o[1]):
-                o[0], o[1] = step, value
-            if value > o[3] or np.isnan(o[3]):
-                o[2], o[3] = step, value
-        o[4] += 1
-        self._open = o
-        self.count += 1
-        if o[4] == self.width:
-            self._close()
-
-    def _close(self):
-        lo_step, lo, hi_step, hi, _ = self._open
-        self._lo = np.vstack([self._lo, [lo_step, lo]])
-        self._hi = np.vstack([self._hi, [hi_step, hi]])
-        self._open = None
-        if len(self._lo) == self.max_buckets:   # full: halve now, so the next open bucket fits
-            self._merge_pairs()
-
-    def _merge_pairs(self):
-        lo_pairs, hi_pairs = self._lo.reshape(-1, 2, 2), self._hi.reshape(-1, 2, 2)
-        lo_pick = np.argmin(np.where(np.isnan(lo_pairs[:, :, 1]), np.inf, lo_pairs[:, :, 1]), axis=1)
-        hi_pick = np.argmax(np.where(np.isnan(hi_pairs[:, :, 1]), -np.inf, hi_pairs[:, :, 1]), axis=1)
-        rows = np.arange(len(lo_pairs))
-        self._lo, self._hi = lo_pairs[rows, lo_pick], hi_pairs[rows, hi_pick]
-        self.width *= 2
-
-    def buckets(self) -> int:
-        return len(self._lo) + (self._open is not None)
-
-    def points(self):
-        """(steps, values) in step order: each bucket's min and max (one point when they coincide)."""
-        lo, hi = self._lo, self._hi
-        if self._open is not None:
-            o = self._open
-            lo, hi = np.vstack([lo, [o[0], o[1]]]), np.vstack([hi, [o[2], o[3]]])
-        if len(lo) == 0:
-            return np.empty(0), np.empty(0)
-        first_lo = lo[:, 0] <= hi[:, 0]
-        a = np.where(first_lo[:, None], lo, hi)
-        b = np.where(first_lo[:, None], hi, lo)
-        same = a[:, 0] == b[:, 0]
-        pairs = np.stack([a, b], axis=1)                     # (buckets, 2, 2)
-        keep = np.ones((len(lo), 2), dtype=bool)
-        keep[same, 1] = False
-        flat = pairs[keep]
-        return flat[:, 0].copy(), flat[:, 1].copy()
-
-    def maxima(self):
-        """(steps, values): each bucket's maximum, one per bucket; the heatmap's columns."""
-        hi = self._hi
-        if self._open is not None:
-            hi = np.vstack([hi, [self._open[2], self._open[3]]])
-        return hi[:, 0].copy(), hi[:, 1].copy()

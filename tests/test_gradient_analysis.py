@@ -7,6 +7,11 @@ from hypothesis import strategies as st
 
 from rnnwidgets import gradients_analysis as ga
 
+
+def gate_paths(*args, **kwargs) -> dict:
+    """Every path's whole array at once (production code reduces each as it comes)."""
+    return dict(ga.each_path(*args, **kwargs))
+
 B, T, I, H = 3, 7, 4, 5
 
 
@@ -64,7 +69,7 @@ def unrolled_lstm(seed=0):
 
 def test_lstm_gate_paths_are_the_autograd_gradients_of_each_gate():
     r = unrolled_lstm()
-    paths = ga.gate_paths("lstm", r["gates"], r["states"], r["grads"], initial=r["c0"])
+    paths = gate_paths("lstm", r["gates"], r["states"], r["grads"], initial=r["c0"])
     np.testing.assert_allclose(paths["input gate"], r["pre"]["input"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(paths["forget gate"], r["pre"]["forget"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(paths["candidate"], r["pre"]["cell"], rtol=1e-10, atol=1e-12)
@@ -77,7 +82,7 @@ def test_lstm_gate_paths_are_the_autograd_gradients_of_each_gate():
 
 def test_lstm_forget_gate_path_without_initial_state_assumes_zero():
     r = unrolled_lstm()
-    paths = ga.gate_paths("lstm", r["gates"], r["states"], r["grads"])
+    paths = gate_paths("lstm", r["gates"], r["states"], r["grads"])
     np.testing.assert_array_equal(paths["forget gate"][:, 0], 0.0)
     np.testing.assert_allclose(paths["forget gate"][:, 1:], r["pre"]["forget"][:, 1:], rtol=1e-10, atol=1e-12)
 
@@ -96,8 +101,8 @@ def test_a_reverse_layer_starts_each_step_from_the_one_after_and_its_initial_sta
     r = unrolled_lstm()
     lengths = [T, T - 3, 2][:B] + [T] * max(0, B - 3)
     flip = lambda group: {k: _reverse_valid(v, lengths) for k, v in group.items()}  # noqa: E731
-    forward = ga.gate_paths("lstm", r["gates"], r["states"], r["grads"], initial=r["c0"])
-    backward = ga.gate_paths("lstm", flip(r["gates"]), flip(r["states"]), flip(r["grads"]), initial=r["c0"],
+    forward = gate_paths("lstm", r["gates"], r["states"], r["grads"], initial=r["c0"])
+    backward = gate_paths("lstm", flip(r["gates"]), flip(r["states"]), flip(r["grads"]), initial=r["c0"],
                              reverse=True, lengths=lengths)
     for name, path in backward.items():
         for b, n in enumerate(lengths):
@@ -133,7 +138,7 @@ def test_gru_gate_paths_are_the_autograd_gradients():
     sum(torch.tanh(hh @ head).sum() for hh in hs).backward()
     gates = {"update": _np(_stack(zs)), "new": _np(_stack(ns))}
     states, grads = {"h": _np(_stack(hs))}, {"h": _np(_stack([v.grad for v in hs]))}
-    paths = ga.gate_paths("gru", gates, states, grads, initial=_np(h0))
+    paths = gate_paths("gru", gates, states, grads, initial=_np(h0))
     np.testing.assert_allclose(paths["update gate"], _np(_stack([v.grad for v in pre_z])), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(paths["candidate"], _np(_stack([v.grad for v in pre_n])), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(paths["update carry"], _np(_stack([v.grad for v in carried])), rtol=1e-10, atol=1e-12)
@@ -150,12 +155,12 @@ def test_rnn_recurrent_path_is_the_preactivation_gradient():
         pres.append(a)
         hs.append(h)
     hs[-1].sum().backward()
-    paths = ga.gate_paths("rnn", {}, {"h": _np(_stack(hs))}, {"h": _np(_stack([v.grad for v in hs]))})
+    paths = gate_paths("rnn", {}, {"h": _np(_stack(hs))}, {"h": _np(_stack([v.grad for v in hs]))})
     np.testing.assert_allclose(paths["recurrent"], _np(_stack([v.grad for v in pres])), rtol=1e-10, atol=1e-12)
 
 
 def test_gate_paths_of_a_kind_without_gates_is_empty():
-    assert ga.gate_paths("custom", {}, {"h": np.zeros((1, 2, 3))}, {"h": np.zeros((1, 2, 3))}) == {}
+    assert gate_paths("custom", {}, {"h": np.zeros((1, 2, 3))}, {"h": np.zeros((1, 2, 3))}) == {}
 
 
 def test_step_norms_mask_steps_past_each_length():
@@ -233,54 +238,3 @@ def test_gate_flow_norms_per_path():
     assert list(flow) == ["forget carry", "input gate", "forget gate", "candidate", "output gate"]
     carry = r["grads"]["c"] * r["gates"]["forget"]
     np.testing.assert_allclose(flow["forget carry"][5], np.linalg.norm(carry[:2, 5], axis=1).mean())
-
-
-def test_downsample_minmax_keeps_spikes_and_bounds_points():
-    y = np.sin(np.arange(100_000) / 50.0)
-    y[12_345], y[77_777] = 40.0, -40.0
-    x, d = ga.downsample_minmax(y, 2000)
-    assert len(d) <= 2000
-    assert 40.0 in d and -40.0 in d
-    assert x[d == 40.0][0] == 12_345
-    assert np.all(np.diff(x) > 0)
-    short_x, short_y = ga.downsample_minmax([1.0, 2.0], 10)
-    np.testing.assert_array_equal(short_y, [1.0, 2.0])
-
-
-def test_minmax_series_over_a_million_steps_stays_bounded_and_keeps_spikes():
-    s = ga.MinMaxSeries(max_points=200)
-    rng = np.random.default_rng(0)
-    values = rng.random(1_000_000)
-    values[654_321] = 1e6
-    values[3] = -5.0
-    for step, v in enumerate(values.tolist()):
-        s.append(step, v)
-    steps, ys = s.points()
-    assert len(ys) <= 200 and s.buckets() <= 100
-    assert 1e6 in ys and -5.0 in ys
-    assert steps[ys == 1e6][0] == 654_321
-    assert np.all(np.diff(steps) > 0)
-    assert s.count == 1_000_000
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300),
-       st.sampled_from([4, 8, 20]))
-def test_minmax_series_matches_the_true_extremes(values, max_points):
-    s = ga.MinMaxSeries(max_points=max_points)
-    for step, v in enumerate(values):
-        s.append(step, v)
-    steps, ys = s.points()
-    assert len(ys) <= max_points
-    assert min(values) in ys and max(values) in ys
-    assert all(values[int(st_)] == y for st_, y in zip(steps, ys))   # every point is a real one
-    bx, by = s.maxima()
-    assert len(by) == s.buckets() and max(values) in by
-
-
-def test_minmax_series_skips_nan_unless_a_bucket_is_all_nan():
-    s = ga.MinMaxSeries(max_points=4)
-    for step, v in enumerate([1.0, np.nan, 3.0, 2.0, np.nan, np.nan]):
-        s.append(step, v)
-    steps, ys = s.points()
-    assert 1.0 in ys and 3.0 in ys and len(ys) <= 4

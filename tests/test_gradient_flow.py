@@ -7,7 +7,7 @@ import torch
 
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets.widgets.gradient_flow import GradientFlow, gradient_flow, time_columns
+from rnnwidgets import GradientFlow, gradient_flow
 
 B, T, U = 2, 12, 3
 
@@ -58,17 +58,6 @@ def test_grid_rows_are_layers_then_cells_at_full_resolution_on_a_log_scale():
         np.testing.assert_allclose(grid.values[row], step_norms(grads, tr.lengths), rtol=1e-6)
     finite = grid.values[np.isfinite(grid.values)]
     assert grid.vmin == pytest.approx(finite.min(), rel=1e-6) and grid.vmax == pytest.approx(finite.max(), rel=1e-6)
-
-
-def test_long_sequences_are_bucketed_by_maximum_for_the_grid():
-    rows = np.ones((2, 2000))
-    rows[1, 1234] = 50.0
-    rows[0, 10] = np.nan
-    width, columns = time_columns(rows, max_columns=500)
-    assert width == 4 and columns.shape == (2, 500)
-    assert columns[1].argmax() == 1234 // 4 and columns[1].max() == 50.0
-    assert columns[0, 2] == 1.0                    # NaN skipped
-    assert time_columns(rows[:, :500], max_columns=500)[0] == 1
 
 
 def test_the_grid_cursor_follows_the_slider_in_the_browser():

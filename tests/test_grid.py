@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rnnwidgets.widgets.grid import HeatmapGrid, value_range
+from rnnwidgets.widgets.grid import HeatmapGrid
 
 
 def test_values_travel_as_one_row_major_float32_buffer():
@@ -13,15 +13,6 @@ def test_values_travel_as_one_row_major_float32_buffer():
     assert list(grid.row_labels) == ["a", "<b>"] and (grid.column_start, grid.column_step) == (10.0, 5.0)
     assert (grid.vmin, grid.vmax) == pytest.approx((0.0, 5 / 7))
     assert grid.t is None                        # no cursor until linked or set
-
-
-def test_colour_ranges_per_scale():
-    a = np.array([[-2.0, 0.0, 1.0, np.nan, np.inf]])
-    assert value_range(a, "diverging") == (-2.0, 2.0)
-    assert value_range(a, "sequential") == (-2.0, 1.0)
-    assert value_range(a, "log") == (1.0, 2.0)            # magnitudes; 0 has no place on a log scale
-    assert value_range(np.full((1, 2), np.nan), "log") == (1e-3, 1.0)
-    assert value_range(np.full((1, 2), 4.0), "log") == (2.0, 8.0)
 
 
 def test_an_explicit_range_wins_and_rows_default_to_their_index():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnwidgets.widgets.monitor import TrainingMonitor, layer_of
+from rnnwidgets import TrainingMonitor
+from rnnwidgets.widgets.monitor import layer_of
 
 
 class Model(torch.nn.Module):

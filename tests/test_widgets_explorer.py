@@ -8,8 +8,9 @@ from torch import nn
 import rnnwidgets as rw
 from rnnwidgets.capture import trace
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets.widgets.explorer import BUNDLE, Explorer, explore
-from rnnwidgets.widgets.payload import (build_payload, colour_scale, min_max_columns, top_predictions, trace_scales,
+from rnnwidgets import explore
+from rnnwidgets.widgets.explorer import BUNDLE, Explorer
+from rnnwidgets.widgets.payload import (build_payload, top_predictions, trace_scales,
                                        window_payload)
 
 LSTM_QUANTITIES = ["h", "c", "input", "forget", "cell", "output"]
@@ -77,13 +78,6 @@ def test_batch_selector_resends_that_element(lstm):
     ex.batch.value = 2
     np.testing.assert_array_equal(arrays_of(ex.view)[("lstm.l0", "forget")], ex.trace.layers["lstm.l0"].gates["forget"][2])
 
-
-def test_colour_scales_fit_each_quantity():
-    assert colour_scale("forget", np.array([0.2, 0.9])) == {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
-    assert colour_scale("h", np.array([0.1, -0.5, np.nan])) == {"scale": "diverging", "vmin": -0.5, "vmax": 0.5}
-    assert colour_scale("cell", np.array([0.1, 0.2]))["scale"] == "diverging"
-    assert colour_scale("relu_track", np.array([0.0, 3.0])) == {"scale": "sequential", "vmin": 0.0, "vmax": 3.0}
-    assert colour_scale("c", np.array([np.inf, np.nan]))["vmax"] == 1.0  # nothing finite: a unit scale
 
 
 def test_padding_length_and_tokens_per_element():
@@ -201,18 +195,6 @@ def test_display_carries_a_still_image_and_saves_offline_html(lstm, tmp_path):
 
 
 # ---- long sequences: a window of steps plus an overview --------------------------------------
-def test_min_max_columns_keep_one_step_spikes_and_nan():
-    values = np.zeros((10, 2), dtype=np.float32)
-    values[3, 0] = 5.0
-    values[8, 1] = -7.0
-    values[9, 0] = np.nan
-    lo, hi, bucket = min_max_columns(values, columns=4)
-    assert bucket == 3 and lo.shape == (4, 2)  # 10 steps in columns of 3: the last holds step 9 alone
-    assert hi[1, 0] == 5.0 and lo[2, 1] == -7.0
-    assert np.isnan(lo[3, 0]) and np.isnan(hi[3, 0])
-    assert not np.isnan(lo[:3]).any()
-
-
 def long_trace(steps=50, units=4):
     rng = np.random.default_rng(3)
     states = {"h": rng.standard_normal((2, steps, units)), "c": rng.standard_normal((2, steps, units))}

@@ -3,19 +3,18 @@
 // through them. The template follows the quantities a layer has (an LSTMCell traced as "cell"
 // still gets the LSTM equations); any other cell shows h_{t-1} and its recorded quantities
 // beside a generic drawing, and a layer without h only lists what it recorded.
-import { isReverse, selectedLayer, valueAt } from "./state";
+import { selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
 import { element } from "./dom";
 
 export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
 
-const LSTM_NAMES = ["input", "forget", "cell", "output", "c", "h"];
-const GRU_NAMES = ["reset", "update", "new", "h"];
-
+/** The equations a layer's quantities support: its recurrence's (an LSTMCell traced as "cell"
+ * still gets the LSTM equations) when every gate and state it names was recorded. */
 export function templateOf(layer: LayerData): Template {
+  const { kind, gates, states } = layer.recurrence;
   const has = (names: string[]) => names.every((n) => n in layer.quantities);
-  if (has(LSTM_NAMES)) return "lstm";
-  if (has(GRU_NAMES)) return "gru";
+  if ((kind === "lstm" || kind === "gru") && gates.length > 0 && has([...gates, ...states])) return kind;
   if (!("h" in layer.quantities)) return "list";
   return layer.kind === "rnn" ? "rnn" : "cell";
 }
@@ -31,6 +30,7 @@ export interface CellValues {
   unit: number;
   reverse: boolean; // the layer runs backward in time: the state before is step t+1's
   values: Record<string, number>; // at step t, by quantity name
+  gates: number[]; // at step t, in the recurrence's chunk order: LSTM i, f, g, o; GRU r, z, n
   prev: number; // c_{t∓1} (LSTM) or h_{t∓1} (the others); NaN for "list"
   // where prev comes from: the step before, the recorded initial state, or (neither held: the
   // initial state of an older trace, or the step just outside a long sequence's window) solved
@@ -50,9 +50,10 @@ export interface CellValues {
  */
 export function cellValues(layer: LayerData, t: number, unit: number, length = Infinity): CellValues {
   const template = templateOf(layer);
-  const reverse = isReverse(layer);
+  const reverse = layer.reverse;
   const values: Record<string, number> = {};
   for (const [name, q] of Object.entries(layer.quantities)) if (unit < q.units) values[name] = valueAt(q, t, unit);
+  const gates = template === "lstm" || template === "gru" ? layer.recurrence.gates.map((g) => values[g]) : [];
   const q = layer.quantities;
   const projected = template === "lstm" && q.h.units !== q.c.units;
   const first = reverse ? t === length - 1 : t === 0;
@@ -71,12 +72,17 @@ export function cellValues(layer: LayerData, t: number, unit: number, length = I
       prev = initial[unit];
       prevFrom = "initial";
     } else {
-      const v = values;
-      if (template === "lstm" && Math.abs(v.forget) > 1e-6) prev = (v.c - v.input * v.cell) / v.forget;
-      if (template === "gru" && Math.abs(v.update) > 1e-6) prev = (v.h - (1 - v.update) * v.new) / v.update;
+      if (template === "lstm") {
+        const [i, f, g] = gates;
+        if (Math.abs(f) > 1e-6) prev = (values.c - i * g) / f;
+      }
+      if (template === "gru") {
+        const [, z, n] = gates;
+        if (Math.abs(z) > 1e-6) prev = (values.h - (1 - z) * n) / z;
+      }
     }
   }
-  return { template, t, unit, reverse, values, prev, prevFrom, first, projected };
+  return { template, t, unit, reverse, values, gates, prev, prevFrom, first, projected };
 }
 
 /** A number as the equations show it: three decimals, or four significant digits when large. */
@@ -117,7 +123,8 @@ function forwardLines(cv: CellValues): string[] {
   const v = cv.values;
   switch (cv.template) {
     case "lstm": {
-      const { input: i, forget: f, cell: g, output: o, c } = v;
+      const [i, f, g, o] = cv.gates;
+      const c = v.c;
       const tanhC = Math.tanh(c);
       const lines = [
         `i = σ(W_ii xₜ + b_ii + W_hi hₜ₋₁ + b_hi) = ${fmt(i)}`,
@@ -136,7 +143,8 @@ function forwardLines(cv: CellValues): string[] {
       return lines;
     }
     case "gru": {
-      const { reset: r, update: z, new: n, h } = v;
+      const [r, z, n] = cv.gates;
+      const h = v.h;
       return [
         `r = σ(W_ir xₜ + b_ir + W_hr hₜ₋₁ + b_hr) = ${fmt(r)}`,
         `z = σ(W_iz xₜ + b_iz + W_hz hₜ₋₁ + b_hz) = ${fmt(z)}`,
@@ -165,8 +173,16 @@ export function flowWeights(cv: CellValues): Record<string, number> {
   const v = cv.values;
   let raw: Record<string, number>;
   switch (cv.template) {
-    case "lstm": raw = { carry: v.forget * cv.prev, write: v.input * v.cell, out: v.output * Math.tanh(v.c) }; break;
-    case "gru": raw = { keep: v.update * cv.prev, new: (1 - v.update) * v.new, out: v.h }; break;
+    case "lstm": {
+      const [i, f, g, o] = cv.gates;
+      raw = { carry: f * cv.prev, write: i * g, out: o * Math.tanh(v.c) };
+      break;
+    }
+    case "gru": {
+      const [, z, n] = cv.gates;
+      raw = { keep: z * cv.prev, new: (1 - z) * n, out: v.h };
+      break;
+    }
     case "rnn": case "cell": raw = { recur: cv.prev, out: v.h }; break;
     case "list": return {};
   }

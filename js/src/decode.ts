@@ -1,7 +1,13 @@
-// Decoding the Explorer's payload: ONE float32 buffer (all layers and quantities of one batch
-// element, each (time, units) C-order) plus a small JSON index of where each array starts.
-// Arrays become zero-copy Float32Array views on that buffer.
-import type { LayerData, LayerKind, Predictions, Quantity, Scale } from "./state";
+// The browser's side of the wire contract that rnnwidgets/widgets/payload.py owns: the custom
+// message types, and decoding the Explorer's payload: ONE float32 buffer (all layers and
+// quantities of one batch element, each (time, units) C-order) plus a small JSON index of where
+// each array starts. Arrays become zero-copy Float32Array views on that buffer.
+// js/tests/decode.test.ts decodes the golden fixture the Python side writes (js/tests/fixtures/).
+import type { LayerData, LayerKind, Predictions, Quantity, Recurrence, Scale } from "./state";
+
+/** The `type` of each custom message (payload.py MESSAGES): "step" kernel -> view {t}; "window"
+ * view -> kernel {start}, kernel -> view {t0, held} + one buffer; "open" match list -> kernel {row}. */
+export const MESSAGE = { step: "step", window: "window", open: "open" } as const;
 
 /** Where one (time, units) array lies in the buffer; offsets count float32 values, not bytes. */
 export interface ArrayEntry {
@@ -38,7 +44,14 @@ export interface PayloadIndex {
   steps: number;
   length: number; // valid steps of this batch element
   // initial: state name -> offset of its (1, units) initial value (outside any window)
-  layers: { name: string; kind: LayerKind; quantities: ArrayEntry[]; initial?: Record<string, number> }[];
+  layers: {
+    name: string;
+    kind: LayerKind;
+    reverse: boolean;
+    recurrence: Recurrence; // gate and state names, sigmoid gates: kinds.describe
+    quantities: ArrayEntry[];
+    initial?: Record<string, number>;
+  }[];
   inputs: ArrayEntry | null;
   predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
   lod?: LodIndex | null; // absent/null: every array holds the whole sequence
@@ -93,7 +106,7 @@ function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number, payl
   const layers = index.layers.map((layer) => {
     const quantities: Record<string, Quantity> = {};
     for (const e of layer.quantities) quantities[e.name] = view(floats, at(e), `${layer.name}/${e.name}`);
-    const data: LayerData = { name: layer.name, kind: layer.kind, quantities };
+    const data: LayerData = { name: layer.name, kind: layer.kind, reverse: layer.reverse, recurrence: layer.recurrence, quantities };
     if (layer.initial) {
       data.initial = {};
       for (const [name, offset] of Object.entries(layer.initial)) {

@@ -34,19 +34,24 @@ export interface Quantity {
   vmax: number;
 }
 
+/** The names and rules of a layer's equations, as rnnwidgets/kinds.py `describe` sends them. */
+export interface Recurrence {
+  kind: string; // whose equations: "lstm", "gru", "rnn" (a cell in a loop: its cell's), or "cell"/"custom"
+  gates: string[]; // in PyTorch's chunk order: LSTM i, f, g, o; GRU r, z, n; [] without named gates
+  states: string[]; // carried from step to step: "h", and "c" for an LSTM
+  sigmoid: string[]; // the gates squashed by a sigmoid (0..1); the others by tanh
+}
+
 /** One recurrent layer (one direction): "<module path>.l<k>", "+.reverse" for the backward one. */
 export interface LayerData {
   name: string;
   kind: LayerKind;
+  reverse: boolean; // runs backward in time (a bidirectional module's second direction)
+  recurrence: Recurrence;
   quantities: Record<string, Quantity>; // in display order: states first, then gates, then tracks
   // The state ("h", "c") the recurrence started from, one value per unit: before step 0, or for a
   // reverse layer before step length - 1, its first. Absent when the trace did not record it.
   initial?: Record<string, Float32Array>;
-}
-
-/** Whether a layer runs backward in time (a bidirectional module's second direction). */
-export function isReverse(layer: Pick<LayerData, "name">): boolean {
-  return layer.name.endsWith(".reverse");
 }
 
 /** The model's top-k predictions at every step, when it has an output head. */

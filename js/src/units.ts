@@ -6,6 +6,9 @@ import { ORDER_KEYS, unitOrder, type OrderKey } from "./ordering";
 import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { element } from "./dom";
+import { columnRange, heldRange, seriesAt, stepAtX, xOfStep } from "./timeaxis";
+
+export { columnRange, heldRange, stepAtX, xOfStep }; // the time axis lives in timeaxis.ts
 
 export const PLOT_W = 640;
 export const PLOT_H = 120;
@@ -26,16 +29,6 @@ export function yOf(v: number, vmin: number, vmax: number, height: number): numb
   const span = vmax - vmin;
   const f = span > 0 ? (Math.min(vmax, Math.max(vmin, v)) - vmin) / span : 0.5;
   return (1 - f) * (height - 1);
-}
-
-/** The x of step t's centre on a plot of `steps` steps. */
-export function xOfStep(t: number, steps: number, width: number): number {
-  return ((t + 0.5) / Math.max(1, steps)) * width;
-}
-
-/** The step under x on a plot of `steps` steps. */
-export function stepAtX(x: number, steps: number, width: number): number {
-  return Math.max(0, Math.min(steps - 1, Math.floor((x / width) * steps)));
 }
 
 /** A unit number typed by the user, or an error saying what was expected. */
@@ -60,39 +53,6 @@ export function orderCaption(key: OrderKey, q: Quantity, sel: { t: number; unit:
     case "value": return `by ${q.name} at step ${sel.t}`;
     case "correlation": return `by correlation of ${q.name} with unit ${sel.unit} over steps ${validRange(q, sel.length)}`;
   }
-}
-
-/** The absolute steps [from, to) a quantity holds: all of them, or a window of a long sequence. */
-export function heldRange(q: Quantity): { from: number; to: number } {
-  const from = q.t0 ?? 0;
-  return { from, to: from + q.steps };
-}
-
-/** Series `index` of `q` at absolute step t, NaN where not held. */
-function seriesAt(q: Quantity, index: number, t: number): number {
-  const i = t - (q.t0 ?? 0);
-  return i >= 0 && i < q.steps ? q.data[i * q.units + index] : NaN;
-}
-
-/**
- * Per pixel column, the min and max of series `index` over the absolute steps [from, to) that
- * column covers, so a line of 100,000 steps draws `width` segments and hides no spike. NaN
- * where a column holds no finite value.
- */
-export function columnRange(q: Quantity, index: number, from: number, to: number, width: number) {
-  const lo = new Float32Array(width).fill(NaN), hi = new Float32Array(width).fill(NaN);
-  const n = to - from;
-  for (let x = 0; x < width && n > 0; x++) {
-    const a = Math.floor((x * n) / width), b = Math.max(a + 1, Math.floor(((x + 1) * n) / width));
-    let mn = Infinity, mx = -Infinity;
-    for (let k = a; k < b; k++) {
-      const v = seriesAt(q, index, from + k);
-      if (v < mn) mn = v;
-      if (v > mx) mx = v;
-    }
-    if (mn <= mx) { lo[x] = mn; hi[x] = mx; }
-  }
-  return { lo, hi };
 }
 
 /**

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { cellValues, createCellview, equationLines, flowWeights, fmt, templateOf } from "../src/cellview";
 import type { Quantity } from "../src/state";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
+import { KINDS } from "./payload";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -27,7 +28,7 @@ function lstmLayer(steps: number, units: number, c0 = 0, reverse = false) {
   const q = (name: string): Quantity => ({
     name, units, steps, data: data[name], scale: ["input", "forget", "output"].includes(name) ? "sequential" : "diverging", vmin: -1, vmax: 1,
   });
-  return layer(reverse ? "lstm.l0.reverse" : "lstm.l0", "lstm", names.map(q));
+  return layer(reverse ? "lstm.l0.reverse" : "lstm.l0", "lstm", names.map(q), { reverse });
 }
 
 /** All decimal numbers written in a line, in order (a minus right after a digit is a subtraction). */
@@ -171,6 +172,25 @@ describe("cell view equations", () => {
     const tracksOnly = layer("m.cell", "custom", [quantity("i2h", 3, 4, () => -2)]);
     expect(templateOf(tracksOnly)).toBe("list");
     expect(equationLines(cellValues(tracksOnly, 1, 0))).toEqual(["i2h = −2.000"]);
+  });
+
+  it("takes gate names and the direction from the layer's data, not from its name", () => {
+    const l = lstmLayer(6, 2);
+    // an LSTMCell in a user's loop is kind "cell" with the LSTM's recurrence: the LSTM equations
+    const cell = layer("rnn_cell", "cell", Object.values(l.quantities), { recurrence: KINDS.lstm });
+    expect(templateOf(cell)).toBe("lstm");
+    expect(equationLines(cellValues(cell, 3, 1))).toEqual(equationLines(cellValues(l, 3, 1)));
+    // tracks that happen to carry gate names do not make a custom layer an LSTM
+    const custom = layer("m.cell", "custom", Object.values(l.quantities));
+    expect(templateOf(custom)).toBe("cell");
+    // a layer named ".reverse" is not reversed unless its data says so, and the reverse flag alone reverses it
+    const named = layer("lstm.l0.reverse", "lstm", Object.values(l.quantities));
+    expect(cellValues(named, 3, 1).prev).toBe(l.quantities.c.data[2 * 2 + 1]);
+    const flagged = layer("lstm.l0", "lstm", Object.values(l.quantities), { reverse: true });
+    expect(cellValues(flagged, 3, 1).prev).toBe(l.quantities.c.data[4 * 2 + 1]);
+    // gates come in the recurrence's chunk order, whatever order the quantities arrive in
+    const shuffled = layer("lstm.l0", "lstm", [...Object.values(l.quantities)].reverse());
+    expect(cellValues(shuffled, 3, 1).gates).toEqual(["input", "forget", "cell", "output"].map((g) => l.quantities[g].data[3 * 2 + 1]));
   });
 
   it("flow weights compare f·c_{t-1} with i·g and are scaled to the largest", () => {

@@ -1,7 +1,92 @@
 import { describe, expect, it } from "vitest";
-import { decodePayload, decodeWindow, floatsOf } from "../src/decode";
+import { decodePayload, decodeWindow, floatsOf, MESSAGE } from "../src/decode";
+import type { Decoded, PayloadIndex } from "../src/decode";
 import { predictionsAt, stepAt, valueAt } from "../src/state";
-import { buildPayload, lodPayload, windowValues } from "./payload";
+import type { LayerData } from "../src/state";
+import { buildPayload, lodPayload, windowValues, wireFixture } from "./payload";
+import type { LayerSpec, Sample } from "./payload";
+
+describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
+  const fx = wireFixture();
+  const full = decodePayload(fx.full.index, floatsOf(fx.fullBuffer));
+
+  function expectSamples(layers: LayerData[], samples: Sample[]) {
+    expect(samples.length).toBeGreaterThan(20);
+    for (const [layer, quantity, t, u, value] of samples) {
+      const q = layers.find((l) => l.name === layer)!.quantities[quantity];
+      expect([layer, quantity, t, u, valueAt(q, t, u)]).toEqual([layer, quantity, t, u, Math.fround(value)]);
+    }
+  }
+
+  it("names the message types as the kernel does", () => {
+    expect(MESSAGE).toEqual(fx.messages);
+    expect(fx.reply.message.type).toBe(MESSAGE.window);
+  });
+
+  it("decodes every layer's quantities, initial states, numeric inputs and top predictions", () => {
+    expectSamples(full.layers, fx.full.samples);
+    expect(full.layers.map((l) => l.name)).toEqual(["lstm.l0", "lstm.l0.reverse", "gru.l0"]);
+    expect(Object.keys(full.layers[2].quantities)).toEqual(["h", "reset", "update", "new", "relu"]);
+    // names and rules arrive as data: kinds.describe of each layer's equations, and its direction
+    expect(full.layers.map((l) => [l.reverse, l.recurrence])).toEqual([
+      [false, fx.kinds.lstm], [true, fx.kinds.lstm], [false, fx.kinds.gru]]);
+    for (const layer of full.layers) {
+      const initial = Object.fromEntries(Object.entries(layer.initial!).map(([k, v]) => [k, Array.from(v)]));
+      expect(initial).toEqual(fx.full.initial[layer.name]);
+    }
+    expect(full.inputs!.units).toBe(2);
+    const p = full.predictions!;
+    expect(p.labels.every((label) => ["a", "b", "c", "d"].includes(label))).toBe(true);
+    const best = predictionsAt(p, 0);
+    expect(best.map((b) => b.prob)).toEqual([...best.map((b) => b.prob)].sort((a, b) => b - a));
+    expect(full.overview).toBeNull();
+  });
+
+  it("decodes a long sequence's window, its overview and a window reply at the reply's start", () => {
+    const windowed = decodePayload(fx.window.index, floatsOf(fx.windowBuffer));
+    expectSamples(windowed.layers, fx.window.samples);
+    const { t0, held } = fx.window.index.lod!;
+    const h = windowed.layers[0].quantities.h;
+    expect([h.t0, h.steps, valueAt(h, t0 - 1, 0)]).toEqual([t0, held, NaN]);
+    const o = windowed.overview!;
+    const whole = full.layers.find((l) => l.name === o.layer)!.quantities[o.quantity];
+    for (let c = 0; c < o.columns; c++) {
+      for (let u = 0; u < o.units; u++) {
+        const run = [];
+        for (let t = c * o.bucket; t < Math.min(fx.full.index.steps, (c + 1) * o.bucket); t++) run.push(valueAt(whole, t, u));
+        expect([o.min[c * o.units + u], o.max[c * o.units + u]]).toEqual([Math.min(...run), Math.max(...run)]);
+      }
+    }
+    const reply = decodeWindow(fx.window.index, floatsOf(fx.replyBuffer), fx.reply.message.t0, floatsOf(fx.windowBuffer));
+    expectSamples(reply.layers, fx.reply.samples);
+    expect(Array.from(reply.layers[0].initial!.c)).toEqual(fx.full.initial["lstm.l0"].c.map(Math.fround));
+  });
+
+  /** The fixture's payload as buildPayload lays it out from the decoded values. */
+  function rebuild(index: PayloadIndex, values: Decoded) {
+    const f = (q: { data: Float32Array; units: number }) => (t: number, u: number) => q.data[t * q.units + u];
+    const layers: LayerSpec[] = index.layers.map((l, k) => ({
+      name: l.name, kind: l.kind, reverse: l.reverse, recurrence: l.recurrence, initial: values.layers[k].initial,
+      quantities: l.quantities.map((e) => ({ ...e, f: f(values.layers[k].quantities[e.name]) })),
+    }));
+    const p = values.predictions!;
+    const lod = index.lod;
+    return buildPayload(index.steps, layers, {
+      length: index.length,
+      inputs: { ...index.inputs!, f: f(values.inputs!) },
+      predictions: { k: p.k, labels: p.labels, ids: (t, j) => p.ids[t * p.k + j], probs: (t, j) => p.probs[t * p.k + j] },
+      ...(lod ? { window: { t0: lod.t0, held: lod.held, overview: lod.overview } } : {}),
+    });
+  }
+
+  it("is what the tests' buildPayload lays out: index and bytes", () => {
+    for (const [index, buffer] of [[fx.full.index, fx.fullBuffer], [fx.window.index, fx.windowBuffer]] as const) {
+      const built = rebuild(index, full);
+      expect(built.index).toEqual(index);
+      expect(new Uint8Array(built.buffer.buffer)).toEqual(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength));
+    }
+  });
+});
 
 describe("the float32 buffer", () => {
   it("is viewed without a copy when aligned", () => {

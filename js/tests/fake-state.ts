@@ -1,6 +1,7 @@
 // Builders of Explorer states for panel tests: quantities from a function of (t, u), and Actions
 // that record what a panel asked for.
-import type { Actions, ExplorerState, LayerData, LayerKind, Quantity, Scale } from "../src/state";
+import type { Actions, ExplorerState, LayerData, LayerKind, Quantity, Recurrence, Scale } from "../src/state";
+import { KINDS } from "./payload";
 
 export function quantity(
   name: string, steps: number, units: number, f: (t: number, u: number) => number, scale: Scale = "diverging",
@@ -12,8 +13,14 @@ export function quantity(
     : { name, units, steps, data, scale, vmin: -1, vmax: 1 };
 }
 
-export function layer(name: string, kind: LayerKind, quantities: Quantity[]): LayerData {
-  return { name, kind, quantities: Object.fromEntries(quantities.map((q) => [q.name, q])) };
+/** A layer; its gate and state names are its kind's (rnnwidgets/kinds.py, through the wire fixture). */
+export function layer(
+  name: string, kind: LayerKind, quantities: Quantity[], over: { reverse?: boolean; recurrence?: Recurrence } = {},
+): LayerData {
+  return {
+    name, kind, reverse: over.reverse ?? false, recurrence: over.recurrence ?? KINDS[kind],
+    quantities: Object.fromEntries(quantities.map((q) => [q.name, q])),
+  };
 }
 
 export function explorerState(layers: LayerData[], over: Partial<ExplorerState> = {}): ExplorerState {

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { columnRange, createUnits, drawSeries, parseUnit, PLOT_W, stepAtX, xOfStep, yOf } from "../src/units";
+import { createUnits, drawSeries, parseUnit, PLOT_W, yOf } from "../src/units";
+import { columnRange, stepAtX, xOfStep } from "../src/timeaxis";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 // unit u's amplitude grows with u, so variance orders units from the last to the first

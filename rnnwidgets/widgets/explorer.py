@@ -9,7 +9,6 @@ hears the step once a scrub rests, so ``explorer.view.t`` follows within a secon
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Callable, Optional
 
 import anywidget
@@ -17,11 +16,13 @@ import ipywidgets as widgets
 import traitlets
 
 from ..tracedata import Trace, last_forward_layer
-from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at,
-                      window_payload, window_steps)
+from .bundle import BUNDLE, check_bundle
+from .gradient_flow import GradientFlow
+from .patterns import explorer_matches
+from .payload import (FULL_BUDGET, WINDOW, Labels, build_payload, floats_per_step, step_message, trace_scales,
+                      window_at, window_message, window_payload, window_steps)
 from .still import StillImage
 
-BUNDLE = Path(__file__).resolve().parent.parent / "static" / "widget.js"
 TEXT_DEBOUNCE_S = 0.3
 # Play speed bounds (js/src/transport.ts has the same): faster than one step per display frame
 # (60 Hz) only queues redraws.
@@ -61,9 +62,7 @@ class ExplorerView(anywidget.AnyWidget):
         return ms
 
     def __init__(self, **kwargs):
-        if not BUNDLE.exists():
-            raise FileNotFoundError(f"the front-end bundle {BUNDLE} is missing: build it with "
-                                    "`bash scripts/setup.sh` (or `npm install && npm run build`)")
+        check_bundle()
         super().__init__(**kwargs)
 
 
@@ -76,9 +75,11 @@ class Explorer(StillImage, widgets.VBox):
     function) names the output classes shown as the top predictions at each step. When one batch
     element holds more than ``budget`` float32 values, the browser gets a window of steps around
     t (fetched anew as t moves) and an overview of the selected quantity over the whole sequence.
+    ``live``: the model the trace came from (``rnnwidgets.capture.live.LiveModel``, made by
+    ``rw.explore(model, ...)``), which ``update`` and the text box re-run.
     """
 
-    def __init__(self, trace: Trace, *, model=None, labels: Labels = None, interval: int = 150,
+    def __init__(self, trace: Trace, *, live=None, labels: Labels = None, interval: int = 150,
                  batch: int = 0, layer: Optional[str] = None, quantity: str = "h", budget: int = FULL_BUDGET):
         if not isinstance(trace, Trace):
             raise TypeError(f"Explorer expects an rnnwidgets.Trace, got {type(trace).__name__}; "
@@ -86,10 +87,9 @@ class Explorer(StillImage, widgets.VBox):
         if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
             raise ValueError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, {MAX_INTERVAL_MS}], "
                              f"got {interval}")
-        self.model = model
+        self.live = live
         self.labels = labels
         self.budget = budget  # float32 values of one element sent whole; longer sequences go by windows
-        self.trace_kwargs: dict = {}  # what explore() passed to rw.trace (hidden=...), reused by update()
         self.dataset = None  # a DatasetTrace (rw.trace_dataset) that matches() searches
         self.gradients = None  # the GradientFlow under the heatmaps when the trace has gradients
         self._gradients_link = None
@@ -102,6 +102,18 @@ class Explorer(StillImage, widgets.VBox):
         super().__init__([self.batch, self.view])
         self.add_class("rw-explorer-box")  # the view marks it so notebook shortcuts leave its keys alone
         self.set_trace(trace, batch=batch, layer=layer, quantity=quantity)
+
+    @property
+    def model(self):
+        """The live model that ``update`` re-runs (None for an Explorer of a saved Trace)."""
+        return None if self.live is None else self.live.model
+
+    @model.setter
+    def model(self, model) -> None:
+        if self.live is None:
+            raise ValueError("this Explorer was built from a Trace: build it with rw.explore(model, inputs) "
+                             "to re-run a model")
+        self.live.model = model
 
     def save_html(self, path, title: str = "rnnwidgets"):
         """One self-contained HTML file of this Explorer that opens and scrubs offline, with no kernel."""
@@ -145,8 +157,6 @@ class Explorer(StillImage, widgets.VBox):
         """Where in a dataset trace (default ``self.dataset``) the units selected here (on over the
         brushed steps, off around them, at the view's threshold) are on together again: a pandas
         DataFrame, best first (``rnnwidgets.widgets.patterns.explorer_matches``)."""
-        from .patterns import explorer_matches
-
         return explorer_matches(self, dataset if dataset is not None else self.dataset, **options)
 
     # ---- data ---------------------------------------------------------------------------
@@ -182,7 +192,7 @@ class Explorer(StillImage, widgets.VBox):
         """Move the view to step t. The browser saves its step here only once a scrub rests, so
         `view.t` may already equal t while the page shows another step: the message moves it anyway."""
         self.view.t = t
-        self.view.send({"type": "step", "t": t})
+        self.view.send(step_message(t))
 
     def _show_gradients(self, trace: Trace) -> None:
         """A trace with gradients (``rw.explore(..., loss=...)``) gets the gradient-flow view under
@@ -195,8 +205,6 @@ class Explorer(StillImage, widgets.VBox):
             self.gradients = None
         if not any("h" in lt.grads for lt in trace.layers.values()):
             return
-        from .gradient_flow import GradientFlow
-
         self.gradients = GradientFlow(trace)
         self.gradients.slider.layout.display = "none"  # the Explorer's own slider drives it
         self._gradients_link = self.gradients.link_t(self.view)  # the kernel side: its charts' cursors
@@ -226,19 +234,17 @@ class Explorer(StillImage, widgets.VBox):
 
     def _on_view_message(self, _view, content, _buffers) -> None:
         """The browser asks for the window of steps around where the user has scrubbed to."""
-        if content.get("type") != "window" or self._held is None:
+        if content.get("type") != WINDOW or self._held is None:
             return
         window = window_at(self.trace, content.get("start", 0), self._held)
         data = window_payload(self.trace, self.batch.value, window, self._scales)
-        self.view.send({"type": "window", "t0": window[0], "held": window[1]}, buffers=[data])
+        self.view.send(window_message(*window), buffers=[data])
 
     def update(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """Re-trace the live model on new inputs and redraw, keeping the selection."""
-        if self.model is None:
+        if self.live is None:
             raise ValueError("this Explorer was built from a Trace, not a model: there is nothing to re-run")
-        from ..capture import trace as capture_trace
-
-        new = capture_trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
+        new = self.live.trace(inputs, tokens=tokens, **trace_kwargs)
         self.set_trace(new)
         return new
 
@@ -260,7 +266,7 @@ class Explorer(StillImage, widgets.VBox):
             # ordinary moment while typing: say why beside the box and keep the last good view.
             pending.clear()
             try:
-                self.update(*_encoded(encode, box.value))
+                self.update(*encoded(encode, box.value))
             except Exception as error:  # noqa: BLE001 - shown to the user, not swallowed
                 problem.value = f"not run: {type(error).__name__}: {error}"
             else:
@@ -288,7 +294,7 @@ def _running_loop():
         return None
 
 
-def _encoded(encode: Callable, text: str):
+def encoded(encode: Callable, text: str):
     """(inputs, tokens) for a text: what ``encode`` returns, tokens defaulting to its characters."""
     out = encode(text)
     if isinstance(out, tuple) and len(out) == 2:
@@ -296,34 +302,3 @@ def _encoded(encode: Callable, text: str):
     steps = getattr(out, "shape", (None,))
     lengths = [n for n in steps if n == len(text)]
     return out, ([list(text)] if lengths and len(text) > 0 else None)
-
-
-def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
-            encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
-            batch: int = 0, budget: int = FULL_BUDGET, **trace_kwargs) -> Explorer:
-    """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
-
-    ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
-    Other keywords go to ``rw.trace``: with ``loss=`` the gradient-flow view (``rw.GradientFlow``)
-    sits under the heatmaps, its cursor on the Explorer's step.
-    """
-    if isinstance(source, Trace):
-        if inputs is not None or text is not None:
-            raise ValueError("explore(trace) takes no inputs: the trace already holds its run")
-        return Explorer(source, labels=decode, interval=interval, batch=batch, budget=budget)
-    from ..capture import trace as capture_trace
-
-    if text is not None:
-        if encode is None:
-            raise ValueError("explore(model, text=...) needs encode=: a function from the text to the model's inputs")
-        inputs, tokens = _encoded(encode, text)
-    elif inputs is None:
-        raise ValueError("explore(model, inputs): expected the inputs the model's forward takes (or text= with encode=)")
-    if hidden is not None:
-        trace_kwargs["hidden"] = hidden
-    tr = capture_trace(source, inputs, tokens=tokens, **trace_kwargs)
-    explorer = Explorer(tr, model=source, labels=decode, interval=interval, batch=batch, budget=budget)
-    explorer.trace_kwargs = trace_kwargs
-    if text is not None:
-        explorer.add_text_box(text, encode)
-    return explorer

@@ -15,6 +15,9 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..gradients_analysis import gate_flow, layer_verdict, step_norms
+from ..kinds import GRU_GATES, LSTM_GATES
+from ..ranges import axis_range
+from ..timeaxis import max_columns
 from ..tracedata import Trace
 from .export import save_html
 from .grid import HeatmapGrid
@@ -40,13 +43,10 @@ def fit_scale(scale, values, log: bool = False):
     A chart whose data start empty, all NaN or as one point gets a NaN or empty domain from
     bqplot, and its scale then stays blank after the data arrive; an explicit range never does.
     """
-    a = np.asarray(values, dtype=np.float64)
-    a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
-    if a.size == 0:
+    span = axis_range(values, log)
+    if span is None:
         return
-    lo, hi = float(a.min()), float(a.max())
-    if lo == hi:
-        lo, hi = (lo / 2, hi * 2) if log else (lo - max(abs(lo) * 0.05, 1e-9), hi + max(abs(hi) * 0.05, 1e-9))
+    lo, hi = span
     with scale.hold_sync():
         scale.min, scale.max = lo, hi
 
@@ -82,16 +82,6 @@ def add_cursor(fig: bq.Figure, x_scale) -> bq.Lines:
                       line_style="dashed", scales={"x": x_scale, "y": bq.LinearScale(min=0, max=1)})
     fig.marks = [*fig.marks, cursor]
     return cursor
-
-
-def time_columns(rows: np.ndarray, max_columns: int = MAX_COLUMNS):
-    """(steps per column, columns): ``rows`` (rows x steps) itself, or when it has more steps, the
-    maximum of each run of equally many steps (NaN skipped), so a one-step spike stays visible."""
-    steps = rows.shape[1]
-    width = max(1, -(-steps // max_columns))
-    if width == 1:
-        return 1, rows
-    return width, np.fmax.reduceat(rows, np.arange(0, steps, width), axis=1)
 
 
 def _escaped_lines(lines) -> str:
@@ -132,7 +122,7 @@ class GradientFlow(widgets.VBox):
             "‖∂L/∂h_t‖ through time (‖∂L/∂c_t‖ dashed)", "step t", "norm")
         self._fill_time_lines()
         row_names = [*(f"{name} h" for name in self.norms), *(f"{name} c" for name in self.cell_norms)]
-        width, rows = time_columns(np.stack([*self.norms.values(), *self.cell_norms.values()]))
+        width, rows = max_columns(np.stack([*self.norms.values(), *self.cell_norms.values()]), MAX_COLUMNS)
         self.heat = HeatmapGrid(rows, row_names, scale="log", column_step=width, column_label="step t",
                                 title="‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖), layers × time, log scale")
         self.heat_link = widgets.jslink((self.slider, "value"), (self.heat, "t"))   # the grid's cursor
@@ -160,9 +150,11 @@ class GradientFlow(widgets.VBox):
 
     # ---- analysis -----------------------------------------------------------------------
     def _gate_flow(self, lt) -> dict:
-        needed = {"lstm": ("c" in lt.grads and "c" in lt.states and len(lt.gates) == 4),
-                  "gru": ("update" in lt.gates and "new" in lt.gates), "rnn": True}
-        if not needed.get(lt.kind, False):
+        # the gates each kind's paths read (a GRU's reset gate acts inside its candidate path)
+        read = {"lstm": LSTM_GATES, "gru": GRU_GATES[1:], "rnn": ()}
+        if lt.kind not in read or not all(g in lt.gates for g in read[lt.kind]):
+            return {}
+        if lt.kind == "lstm" and not ("c" in lt.grads and "c" in lt.states):
             return {}
         # the forget-/update-gate paths at the first step need the state before it: the recorded
         # initial state; a trace saved without one gets NaN there (not drawn) rather than a guess
@@ -248,26 +240,3 @@ class GradientFlow(widgets.VBox):
     def link_t(self, other, name: str = "t"):
         """Keep the slider and ``other.<name>`` (e.g. an Explorer's ``t``) equal, in the browser."""
         return widgets.jslink((self.slider, "value"), (other, name))
-
-
-def _learning_rates(model, optimizer) -> dict:
-    """Parameter name -> the learning rate of the optimizer group that holds it."""
-    by_id = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
-    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
-
-
-def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None) -> GradientFlow:
-    """Trace ``model`` on ``inputs`` with ``loss`` and show where its gradient goes.
-
-    ``loss``: a callable on the model's output, or "last" (the sum of the last step's output),
-    as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates) adds
-    the update/weight chart. The model, its parameters and their ``.grad`` are left as found.
-    """
-    from ..capture import trace as capture_trace
-
-    if lr is not None and optimizer is not None:
-        raise ValueError("gradient_flow: give lr= or optimizer=, not both")
-    tr = capture_trace(model, inputs, hidden=hidden, loss=loss)
-    weight_norms = {name: float(p.detach().double().norm()) for name, p in model.named_parameters()}
-    rates = _learning_rates(model, optimizer) if optimizer is not None else lr
-    return GradientFlow(tr, weight_norms=weight_norms, lr=rates)

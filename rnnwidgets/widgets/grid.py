@@ -11,27 +11,9 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .explorer import BUNDLE
+from ..ranges import SCALES, colour_limits
 
-SCALES = ("diverging", "sequential", "log")
-
-
-def value_range(values: np.ndarray, scale: str) -> tuple[float, float]:
-    """The colour scale's ends for ``values``: symmetric around 0 for "diverging", the finite
-    range for "sequential", the positive finite magnitudes' range for "log" (a placeholder range
-    when nothing qualifies, so the legend still reads sensibly)."""
-    a = np.abs(values) if scale == "log" else values
-    a = a[np.isfinite(a) & (a > 0)] if scale == "log" else a[np.isfinite(a)]
-    if a.size == 0:
-        return (1e-3, 1.0) if scale == "log" else (-1.0, 1.0) if scale == "diverging" else (0.0, 1.0)
-    lo, hi = float(a.min()), float(a.max())
-    if scale == "diverging":
-        top = max(abs(lo), abs(hi)) or 1.0
-        return -top, top
-    if lo == hi:
-        return (lo / 2, hi * 2) if scale == "log" else (lo - 0.5, hi + 0.5)
-    return lo, hi
-
+from .bundle import BUNDLE
 
 class HeatmapGrid(anywidget.AnyWidget):
     """A rows x columns heatmap with row labels, a column range, a legend and a cursor.
@@ -75,7 +57,7 @@ class HeatmapGrid(anywidget.AnyWidget):
             raise ValueError(f"HeatmapGrid: expected {a.shape[0]} row labels (one per row), got {len(labels)}")
         if not column_step > 0:
             raise ValueError(f"HeatmapGrid: column_step must be positive, got {column_step}")
-        lo, hi = value_range(a, self.scale)
+        lo, hi = colour_limits(a, self.scale)
         with self.hold_sync():
             self.buffer = np.ascontiguousarray(a, dtype="<f4").tobytes()
             self.rows, self.columns = a.shape

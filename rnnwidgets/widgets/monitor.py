@@ -17,10 +17,10 @@ import time
 import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
-import torch
 
-from ..gradients_analysis import MinMaxSeries, layer_verdict, step_norms
+from ..gradients_analysis import layer_verdict, step_norms
 from ..kinds import layer_name
+from ..timeaxis import MinMaxSeries
 from .export import save_html
 from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
 from .grid import HeatmapGrid
@@ -42,12 +42,6 @@ def layer_of(param_name: str, root: str) -> str:
     return module
 
 
-def grad_norm(grad: torch.Tensor) -> torch.Tensor:
-    """The L2 norm of a gradient (dense or sparse) as a float64 0-d tensor on its device."""
-    values = grad.detach().coalesce().values() if grad.is_sparse else grad.detach()
-    return torch.linalg.vector_norm(values).double()
-
-
 class TrainingMonitor(widgets.VBox):
     """Live loss, gradient norm, per-layer gradient norms and gradient-through-time snapshots.
 
@@ -61,21 +55,22 @@ class TrainingMonitor(widgets.VBox):
     loss "last") on which every ``every`` steps a fresh ‖∂L/∂h_t‖ snapshot is traced with
     ``rw.trace`` (the model's ``.grad`` is left alone). ``interval``: seconds between sends.
     ``clock``: the wall clock (tests pass a fake one).
+
+    This view reaches the model only through ``live`` (``rnnwidgets.capture.live.LiveModel``):
+    ``rw.TrainingMonitor(model)`` makes one.
     """
 
-    def __init__(self, model: torch.nn.Module, probe=None, clip: float | None = None, every: int = 100,
+    def __init__(self, live, probe=None, clip: float | None = None, every: int = 100,
                  max_points: int = 2000, interval: float = 0.1, clock=time.monotonic):
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"TrainingMonitor: expected a torch.nn.Module, got {type(model).__name__}")
         if every < 1:
             raise ValueError(f"TrainingMonitor: every must be a positive number of steps, got {every}")
         if clip is not None and not clip > 0:
             raise ValueError(f"TrainingMonitor: clip must be a positive norm, got {clip}")
-        self.model, self.clip, self.every, self.interval, self._clock = model, clip, every, interval, clock
+        self.live, self.model = live, live.model
+        self.clip, self.every, self.interval, self._clock = clip, every, interval, clock
         self.probe = None if probe is None else (probe if isinstance(probe, tuple) else (probe, "last"))
-        self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        root = type(model).__name__.lower()
-        owners = [layer_of(name, root) for name, _ in self.params]
+        self.gradients = live.gradients()      # the trainable parameters' gradients, read-only
+        owners = [layer_of(name, live.name) for name in self.gradients.names]
         self.layers = list(dict.fromkeys(owners))
         self._layer_index = np.array([self.layers.index(owner) for owner in owners], dtype=np.int64)
 
@@ -92,7 +87,6 @@ class TrainingMonitor(widgets.VBox):
         self._last_push = -math.inf
         self._dirty = False
         self._snapshot_dirty = False
-        self._hooks = []
         self._pending = {}                     # attached: param index -> norm, for this backward
         self._flush_registered = False
         self._build()
@@ -101,24 +95,14 @@ class TrainingMonitor(widgets.VBox):
     def step(self, loss=None):
         """Record one training step: ``loss`` and, unless attached, the current gradients."""
         if loss is not None:
-            self._last_loss = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        if self._hooks:                       # attached: the hooks recorded the gradients
+            self._last_loss = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        if self.gradients.attached:           # attached: the hooks recorded the gradients
             self._finish_backward()
             if loss is not None and self.steps:
                 self.loss.append(self.steps - 1, self._last_loss)
         else:
-            self._record(*self._param_norms())
+            self._record(*self.gradients.norms())
         self._maybe_push()
-
-    def _param_norms(self):
-        """(L2 norm of each parameter's gradient, whether it has one), read without changing it."""
-        grads = [p.grad for _, p in self.params]
-        has = np.array([g is not None for g in grads])
-        norms = np.zeros(len(grads))
-        if has.any():
-            each = [grad_norm(g) for g in grads if g is not None]
-            norms[has] = torch.stack([n.to(each[0].device) for n in each]).tolist()   # one sync
-        return norms, has
 
     def _record(self, norms: np.ndarray, has: np.ndarray, loss_known: bool = True):
         """One step: global and per-layer L2 norms (NaN/inf when a gradient is non-finite)."""
@@ -142,10 +126,8 @@ class TrainingMonitor(widgets.VBox):
             self._take_snapshot()
 
     def _take_snapshot(self):
-        from ..capture import trace as capture_trace
-
         inputs, loss = self.probe
-        tr = capture_trace(self.model, inputs, loss=loss)
+        tr = self.live.trace(inputs, loss=loss)
         layers = {name: lt for name, lt in tr.layers.items() if "h" in lt.grads}
         self.snapshot = (self.steps, {name: step_norms(lt.grads["h"], tr.lengths) for name, lt in layers.items()})
         self.snapshot_verdicts = {name: layer_verdict(lt, tr.lengths)
@@ -155,35 +137,30 @@ class TrainingMonitor(widgets.VBox):
     # ---- hooks --------------------------------------------------------------------------
     def attach(self):
         """Record the gradients at the end of every backward pass, from hooks on the parameters."""
-        if self._hooks:
-            return self
-        for index, (_, p) in enumerate(self.params):
-            self._hooks.append(p.register_post_accumulate_grad_hook(self._hook_for(index)))
+        self.gradients.attach(self._on_gradient)
         return self
 
     def detach(self):
         """Remove the hooks ``attach`` added (recording what the last backward pass left)."""
-        hooks, self._hooks = self._hooks, []
-        for hook in hooks:                    # first, so no hook is left behind if recording fails
-            hook.remove()
+        self.gradients.detach()               # first, so no hook is left behind if recording fails
         self._finish_backward()
         return self
 
-    def _hook_for(self, index: int):
-        def record_gradient(p):
-            if index in self._pending:        # a new backward pass began: the last one is complete
-                self._finish_backward()
-            self._pending[index] = float(grad_norm(p.grad))
-            if len(self._pending) == len(self.params):
-                self._finish_backward()
-                self._maybe_push()
-        return record_gradient
+    def _on_gradient(self, index: int, norm: float):
+        """A hook's report: parameter ``index``'s gradient, of L2 norm ``norm``, is accumulated."""
+        if index in self._pending:            # a new backward pass began: the last one is complete
+            self._finish_backward()
+        self._pending[index] = norm
+        if len(self._pending) == len(self.gradients.names):
+            self._finish_backward()
+            self._maybe_push()
 
     def _finish_backward(self):
         if not self._pending:
             return
-        has = np.array([i in self._pending for i in range(len(self.params))])
-        norms = np.array([self._pending.get(i, 0.0) for i in range(len(self.params))])
+        count = len(self.gradients.names)
+        has = np.array([i in self._pending for i in range(count)])
+        norms = np.array([self._pending.get(i, 0.0) for i in range(count)])
         self._pending = {}
         self._record(norms, has, loss_known=False)
 

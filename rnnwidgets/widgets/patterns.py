@@ -10,7 +10,7 @@ each cluster's ranked tokens; clicking a cluster highlights its units in the Exp
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import anywidget
 import ipywidgets as widgets
@@ -19,8 +19,12 @@ import traitlets
 
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
-from .explorer import BUNDLE, Explorer
-from .payload import colour_scale
+from .bundle import BUNDLE
+from ..ranges import colour_scale, max_abs
+from .payload import OPEN
+
+if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
+    from .explorer import Explorer
 
 
 def selected_units(explorer: Explorer) -> np.ndarray:
@@ -132,7 +136,7 @@ class MatchPanel(widgets.VBox):
         self.explorer.select(t=int(match["start"]))
 
     def _on_message(self, _view, content, _buffers) -> None:
-        if content.get("type") == "open":
+        if content.get("type") == OPEN:
             self.open_match(int(content.get("row", -1)))
 
 
@@ -162,7 +166,7 @@ class CoClusterView(anywidget.AnyWidget):
         self.clusters = cocluster(self.stats, n_clusters, which, min_count, seed)
         c = self.clusters
         ordered = c.matrix[c.unit_order][:, c.token_order]
-        top = float(np.abs(ordered).max()) if ordered.size else 1.0
+        top = max_abs(ordered)
         with self.hold_sync():
             self.buffer = np.ascontiguousarray(ordered.T, dtype="<f4").tobytes()
             self.units = [int(u) for u in c.unit_order]

@@ -1,6 +1,10 @@
-"""Trace -> the Explorer's payload for one batch element.
+"""The wire contract between the kernel and the browser: the Explorer's payload and the messages.
 
-One float32 buffer (little-endian bytes) holds every (time, units) array of that element, each
+This module is its one owner. js/src/decode.ts reads what it writes, and tests/wire_fixture.py
+writes a golden fixture from it (js/tests/fixtures/) that the front end's tests decode, so a
+change on one side fails the other side's tests.
+
+The payload of one batch element: one float32 buffer (little-endian bytes) holds every (time, units) array of that element, each
 C-order so the browser reads unit u at step t at ``t * units + u``; a small JSON index says where
 each array starts (in float32 values) and how to colour it. The browser makes zero-copy views.
 """
@@ -10,44 +14,20 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..kinds import SIGMOID_GATES
+from ..kinds import GATES, describe
+from ..ranges import colour_scale, max_abs
+from ..timeaxis import min_max_columns
 from ..tracedata import Trace
 
 TOP_K = 5
 
+# Custom messages (``type`` of their content); js/src/decode.ts ``MESSAGE`` mirrors this table.
+STEP = "step"      # kernel -> Explorer view {type, t}: show step t
+WINDOW = "window"  # view -> kernel {type, start}: send the window from start; kernel -> view {type, t0, held} + buffer
+OPEN = "open"      # match list -> kernel {type, row}: open that match in the Explorer
+MESSAGES = {"step": STEP, "window": WINDOW, "open": OPEN}
+
 Labels = Union[Sequence[str], Callable[[int], str], None]
-
-
-def _finite_range(array: np.ndarray) -> Optional[tuple]:
-    """(min, max) of the finite values, or None when there are none. Two plain passes when all
-    values are finite (the usual case: no masked copy of a large array)."""
-    lo, hi = array.min(initial=np.inf), array.max(initial=-np.inf)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        finite = array[np.isfinite(array)]
-        if not finite.size:
-            return None
-        lo, hi = finite.min(), finite.max()
-    return float(lo), float(hi)
-
-
-def _max_abs(array: np.ndarray) -> float:
-    span = _finite_range(array)
-    return max(-span[0], span[1]) if span else 0.0
-
-
-def colour_scale(name: str, array: np.ndarray) -> dict:
-    """How to colour a quantity, over the whole trace so batch elements compare.
-
-    Sigmoid gates: 0..1. Everything that can go negative (h, c, tanh candidates, most tracks):
-    diverging, symmetric around 0. Non-negative tracks (e.g. a ReLU): sequential from 0.
-    """
-    if name in SIGMOID_GATES:
-        return {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
-    span = _finite_range(array)
-    top = (max(-span[0], span[1]) if span else 0.0) or 1.0
-    if name not in ("h", "c", "cell", "new") and span and span[0] >= 0:
-        return {"scale": "sequential", "vmin": 0.0, "vmax": top}
-    return {"scale": "diverging", "vmin": -top, "vmax": top}
 
 
 INPUTS = ("", "inputs")  # the key of the numeric inputs' scale
@@ -58,7 +38,7 @@ def trace_scales(trace: Trace) -> dict:
     scales = {(lt.name, name): colour_scale(name, array)
               for lt in trace.layers.values() for name, array in lt.quantities().items()}
     if trace.inputs is not None:
-        top = _max_abs(trace.inputs) or 1.0
+        top = max_abs(trace.inputs) or 1.0
         scales[INPUTS] = {"scale": "diverging", "vmin": -top, "vmax": top}
     return scales
 
@@ -114,11 +94,18 @@ class _Packer:
         return np.concatenate([c.ravel() for c in self.chunks]).tobytes() if self.chunks else b""
 
 
+def recurrence(lt) -> dict:
+    """``kinds.describe`` of the equations a layer runs: its kind's, or for a cell driven by a
+    user's loop (kind "cell") the cell's own (``meta["cell"]``: "lstm" for an ``nn.LSTMCell``)."""
+    cell = lt.meta.get("cell") if lt.kind == "cell" else None
+    return describe(cell if cell in GATES else lt.kind)
+
+
 def _step_arrays(trace: Trace, batch: int, scales: dict, packer: _Packer, window) -> tuple[list, Optional[dict]]:
     """Every layer's quantities (and numeric inputs) of one element, whole or within a window of steps."""
     t0, held = window if window is not None else (0, trace.steps)
     mark = t0 if window is not None else None
-    layers = [{"name": lt.name, "kind": lt.kind,
+    layers = [{"name": lt.name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
                "quantities": [packer.put(array[batch, t0:t0 + held], name, scales[(lt.name, name)], mark)
                               for name, array in lt.quantities().items()]}
               for lt in trace.layers.values()]
@@ -137,7 +124,9 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
                   window: Optional[tuple] = None, overview: Optional[tuple] = None) -> tuple[dict, bytes]:
     """The JSON index and the float32 bytes of batch element ``batch``.
 
-    A layer's entry carries ``initial`` (state name -> offset of its (1, units) initial state)
+    A layer's entry carries its direction (``reverse``: it runs backward in time), the names and
+    rules of its equations (``recurrence``: gate and state names, which gates are sigmoids) and
+    ``initial`` (state name -> offset of its (1, units) initial state)
     when the trace recorded one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
     for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
     quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
@@ -161,7 +150,7 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     lod = None
     if window is not None:
         layer, name = overview
-        lo, hi, bucket = min_max_columns(trace.layers[layer].quantities()[name][batch])
+        lo, hi, bucket = min_max_columns(trace.layers[layer].quantities()[name][batch], OVERVIEW_COLUMNS)
         lod = {"t0": window[0], "held": window[1], "floats": held_floats,
                "overview": {"layer": layer, "quantity": name, "bucket": bucket,
                             "min": packer.put(lo, "min", {})["offset"],
@@ -178,6 +167,15 @@ def window_payload(trace: Trace, batch: int, window: tuple, scales: dict) -> byt
     packer = _Packer()
     _step_arrays(trace, batch, scales, packer, window)
     return packer.bytes()
+
+
+def step_message(t: int) -> dict:
+    return {"type": STEP, "t": int(t)}
+
+
+def window_message(t0: int, held: int) -> dict:
+    """The content of a window reply; its one buffer is ``window_payload``'s."""
+    return {"type": WINDOW, "t0": int(t0), "held": int(held)}
 
 
 # ---- level of detail for long sequences ---------------------------------------------------
@@ -203,16 +201,3 @@ def window_steps(trace: Trace, budget: Optional[int] = None) -> int:
 def window_at(trace: Trace, start: int, held: int) -> tuple[int, int]:
     """The window of ``held`` steps starting near ``start``, kept inside the sequence."""
     return max(0, min(int(start), trace.steps - held)), held
-
-
-def min_max_columns(values: np.ndarray, columns: int = OVERVIEW_COLUMNS):
-    """(time, units) -> per column of ``bucket`` consecutive steps, each unit's min and max (NaN wins)."""
-    steps, units = values.shape
-    bucket = -(-steps // min(columns, steps))
-    whole = steps // bucket * bucket  # steps in full buckets; the rest form one shorter bucket
-    blocks = values[:whole].reshape(-1, bucket, units)  # a view: no copy of a large array
-    lo, hi = blocks.min(axis=1), blocks.max(axis=1)
-    if whole < steps:
-        lo = np.vstack([lo, values[whole:].min(axis=0)])
-        hi = np.vstack([hi, values[whole:].max(axis=0)])
-    return lo, hi, bucket

@@ -12,7 +12,8 @@ import zlib
 
 import numpy as np
 
-from .payload import colour_scale
+from ..ranges import colour_scale
+from ..timeaxis import mean_columns
 
 LUT_SIZE = 257  # odd, so a diverging scale's centre (0) has its own entry
 ANCHORS = {
@@ -49,21 +50,6 @@ def colours(values: np.ndarray, scale: str, vmin: float, vmax: float) -> np.ndar
     return rgb
 
 
-def _fit_columns(values: np.ndarray) -> np.ndarray:
-    """(time, units), time averaged over equal blocks of steps when longer than MAX_COLUMNS.
-    Sums run on the array as it is (float32: no full-size copy) over a (blocks, block, units)
-    view; a block holding a non-finite step stays non-finite, as the live view would colour it."""
-    steps, units = values.shape
-    if steps <= MAX_COLUMNS:
-        return values
-    block = -(-steps // MAX_COLUMNS)
-    full = steps // block
-    means = [values[:full * block].reshape(full, block, units).sum(axis=1) / block]
-    if full * block < steps:  # the last, shorter block
-        means.append(values[full * block:].sum(axis=0, keepdims=True) / (steps - full * block))
-    return np.concatenate(means)
-
-
 def png(rgb: np.ndarray) -> bytes:
     """A PNG file (8-bit RGB, no filter) of an (height, width, 3) uint8 image."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
@@ -86,7 +72,7 @@ def heatmap_png(values: np.ndarray, scale: str, vmin: float, vmax: float) -> byt
         values = values.astype(np.float32)
     if values.ndim != 2 or 0 in values.shape:
         raise ValueError(f"heatmap_png: expected a non-empty (time, units) array, got shape {values.shape}")
-    image = colours(_fit_columns(values).T, scale, vmin, vmax)  # (units, columns, 3)
+    image = colours(mean_columns(values, MAX_COLUMNS).T, scale, vmin, vmax)  # (units, columns, 3)
     sy = max(1, -(-MIN_HEIGHT // image.shape[0]))
     sx = max(1, -(-MIN_WIDTH // image.shape[1]))
     return png(np.repeat(np.repeat(image, sy, axis=0), sx, axis=1))

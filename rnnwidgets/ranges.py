@@ -1,0 +1,87 @@
+"""Value ranges: finite min/max, colour limits and chart axis ranges, in one place.
+
+numpy only. Non-finite values (NaN, ±inf) never set a range: views draw them in a colour of
+their own. How a quantity is coloured follows its kind's rules (``rnnwidgets.kinds``): sigmoid
+gates 0..1, states and tanh gates diverging around 0, tracks by the sign of their values.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .kinds import GATES, SIGMOID_GATES, STATES
+
+SCALES = ("diverging", "sequential", "log")
+# States and tanh gates: signed by construction, so diverging however their values fall.
+SIGNED = frozenset({*(s for states in STATES.values() for s in states),
+                    *(g for gates in GATES.values() for g in gates if g not in SIGMOID_GATES)})
+
+
+def finite_range(array, positive: bool = False) -> Optional[tuple]:
+    """(min, max) of the finite (with ``positive``: finite and > 0) values as floats, or None when
+    there are none. Two plain passes when all values are finite (the usual case: no masked copy
+    of a large array)."""
+    a = np.asarray(array)
+    if positive:
+        a = a[np.isfinite(a) & (a > 0)]
+        return (float(a.min()), float(a.max())) if a.size else None
+    lo, hi = a.min(initial=np.inf), a.max(initial=-np.inf)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        a = a[np.isfinite(a)]
+        if not a.size:
+            return None
+        lo, hi = a.min(), a.max()
+    return float(lo), float(hi)
+
+
+def max_abs(array) -> float:
+    """The largest finite magnitude, 0 when nothing is finite."""
+    span = finite_range(array)
+    return max(-span[0], span[1]) if span else 0.0
+
+
+def colour_scale(name: str, array) -> dict:
+    """How to colour quantity ``name`` over all of ``array``, so batch elements compare.
+
+    Sigmoid gates: 0..1. Everything that can go negative (h, c, tanh candidates, most tracks):
+    diverging, symmetric around 0. Non-negative tracks (e.g. a ReLU): sequential from 0.
+    """
+    if name in SIGMOID_GATES:
+        return {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
+    span = finite_range(array)
+    top = (max(-span[0], span[1]) if span else 0.0) or 1.0
+    if name not in SIGNED and span and span[0] >= 0:
+        return {"scale": "sequential", "vmin": 0.0, "vmax": top}
+    return {"scale": "diverging", "vmin": -top, "vmax": top}
+
+
+def colour_limits(values, scale: str) -> tuple[float, float]:
+    """A colour scale's ends for ``values``: symmetric around 0 for "diverging", the finite range
+    for "sequential", the positive finite magnitudes' range for "log" (a placeholder range when
+    nothing qualifies, so the legend still reads sensibly)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
+    log = scale == "log"
+    span = finite_range(np.abs(values) if log else values, positive=log)
+    if span is None:
+        return (1e-3, 1.0) if log else (-1.0, 1.0) if scale == "diverging" else (0.0, 1.0)
+    lo, hi = span
+    if scale == "diverging":
+        top = max(abs(lo), abs(hi)) or 1.0
+        return -top, top
+    if lo == hi:
+        return (lo / 2, hi * 2) if log else (lo - 0.5, hi + 0.5)
+    return lo, hi
+
+
+def axis_range(values, log: bool = False) -> Optional[tuple]:
+    """A chart axis's (min, max) for ``values``: their finite (for a log axis, positive) range,
+    widened when it is one point; None when nothing qualifies."""
+    span = finite_range(np.asarray(values, dtype=np.float64), positive=log)
+    if span is None:
+        return None
+    lo, hi = span
+    if lo == hi:
+        return (lo / 2, hi * 2) if log else (lo - max(abs(lo) * 0.05, 1e-9), hi + max(abs(hi) * 0.05, 1e-9))
+    return lo, hi

@@ -1,0 +1,153 @@
+"""The layers flow one way: capture (torch) -> Trace -> analyses -> views -> front end.
+
+Views never import torch, not even inside a function: a saved Trace is explored and shown with
+torch absent. And no module imports one that (directly or through others) imports it back,
+counting the imports inside functions, which a plain import of the package never runs.
+"""
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rnnwidgets"
+VIEWS = PACKAGE / "widgets"
+
+# Cycles known today, each to be removed by the restructuring of its layer; the strict xfail of
+# test_no_import_cycle_at_all below fails once none is left, so this list is dropped with it.
+KNOWN_CYCLES = [
+    # capture: api -> recording -> step -> api; step and recording call back into api for the
+    # shared tracing loop.
+    {"rnnwidgets.capture.api", "rnnwidgets.capture.recording", "rnnwidgets.capture.step"},
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking(node) -> bool:
+    test = node.test
+    return isinstance(node, ast.If) and (getattr(test, "id", None) == "TYPE_CHECKING"
+                                         or getattr(test, "attr", None) == "TYPE_CHECKING")
+
+
+def imports_of(path: Path, modules: set) -> set:
+    """The package's modules ``path`` imports anywhere in its body (functions included), except
+    under ``if TYPE_CHECKING:``, which never runs."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+
+    def visit(node):
+        if isinstance(node, ast.If) and _type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in modules else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {m for m in found if m in modules and m != name}
+
+
+def import_graph() -> dict:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imports_of(p, modules) for p in paths}
+
+
+def cycles(graph: dict) -> list:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def connect(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(component)
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for v in graph:
+        if v not in index:
+            connect(v)
+    return out
+
+
+def test_the_graph_sees_imports_inside_functions():
+    graph = import_graph()
+    assert "rnnwidgets.capture.live" in graph["rnnwidgets.entrypoints"]   # inside _live()
+    assert "rnnwidgets.capture" in graph["rnnwidgets.capture.live"]       # from . import trace
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+
+
+def test_no_import_cycle_but_the_known_ones():
+    found = cycles(import_graph())
+    assert [c for c in found if c not in KNOWN_CYCLES] == []
+
+
+@pytest.mark.xfail(strict=True, reason="capture's api/recording/step cycle is being removed; "
+                                       "drop KNOWN_CYCLES and this mark once it is")
+def test_no_import_cycle_at_all():
+    assert cycles(import_graph()) == []
+
+
+def test_views_never_import_torch_or_capture():
+    graph = import_graph()
+    for path in VIEWS.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                 for alias in node.names} | {node.module or "" for node in ast.walk(tree)
+                                              if isinstance(node, ast.ImportFrom)}
+        assert not any(n == "torch" or n.startswith("torch.") for n in names), path
+        assert not any(m.startswith("rnnwidgets.capture") for m in graph[module_name(path)]), path
+
+
+def test_exploring_a_saved_trace_leaves_torch_unimported(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(PACKAGE.parent / "tests")!r})
+        import wire_fixture
+        import rnnwidgets as rw
+        import rnnwidgets.widgets
+        from rnnwidgets.widgets import explorer, gradient_flow, grid, monitor, patterns, payload, still
+        path = wire_fixture.fixture_trace().save({str(tmp_path / "t.npz")!r})
+        ex = rw.explore(rw.Trace.load(path))
+        bundle = ex._repr_mimebundle_()
+        assert "image/png" in bundle and ex.view.index["layers"], bundle.keys()
+        print("torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
