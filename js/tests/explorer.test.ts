@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it } from "vitest";
-import { type ExplorerModel, renderExplorer, showToken } from "../src/explorer";
+import { type ExplorerModel, renderExplorer } from "../src/explorer";
 import { formatValue } from "../src/heatmap";
 import { playerOf } from "../src/transport";
 import { FakeModel } from "./fake_model";
@@ -252,9 +252,5 @@ describe("the Explorer view", () => {
     const model = new FakeModel<ExplorerModel>({ ...many, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150 });
     const shrunk = mount(model).el.querySelector<HTMLElement>(".rw-heatmap")!;
     expect(shrunk.style.getPropertyValue("image-rendering")).toBe("auto"); // 400 rows in at most 360 px
-  });
-
-  it("makes whitespace tokens visible", () => {
-    expect(showToken("a b\n\t")).toBe("a␣b⏎⇥");
   });
 });
