@@ -7,7 +7,8 @@ import { element } from "./dom";
 /** The predictions line at step t ("" when the model has no output head). */
 export function predictionsText(predictions: ExplorerState["predictions"], t: number): string {
   if (!predictions) return "";
-  return "next: " + predictionsAt(predictions, t).map((p) => `${showToken(p.label)} ${(100 * p.prob).toFixed(0)}%`).join(" · ");
+  const top = predictionsAt(predictions, t).map((p) => `${showToken(p.label)} ${(100 * p.prob).toFixed(0)}%`);
+  return `next: ${top.join(" · ")}`;
 }
 
 export function createPredictions(): Panel {

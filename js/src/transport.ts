@@ -192,7 +192,7 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   speed.style.cssText = "width: 64px;";
   speedLabel.append("ms/step");
 
-  let shown = { t: -1, steps: -1, length: -1, playing: null as boolean | null };
+  const shown = { t: -1, steps: -1, length: -1, playing: null as boolean | null };
   function showPlaying(): void {
     const playing = model.get("playing");
     if (playing === shown.playing) return;

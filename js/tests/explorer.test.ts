@@ -82,7 +82,7 @@ describe("the Explorer view", () => {
     const model = explorerModel({ followers: ["IPY_MODEL_stale"] });
     model.widget_manager = {
       get_model: (id: string) => (id === "grid" ? Promise.resolve(grid) : new Promise((resolve) => (releaseStale = resolve))),
-    } as any;
+    } as unknown as typeof model.widget_manager;
     const { key } = mount(model);
     model.set("followers", ["IPY_MODEL_grid"]); // a newer list while the first is still being found
     await new Promise((resolve) => setTimeout(resolve, 0));
