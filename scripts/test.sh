@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-echo "[test] typecheck + vitest"
+echo "[test] typecheck + lint + vitest"
 npm run -s typecheck
+npm run -s lint
 npm test --silent
 echo "[test] pytest"
 mkdir -p artifacts

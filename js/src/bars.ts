@@ -148,7 +148,7 @@ export function createBars(actions: Actions): Panel {
       const selectedSlot = state.unit < q.units ? slotOfUnit(state.unit, order) : -1;
       paintBars(row.words, BAR_W, BAR_H, values, order,
         { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad });
-      if (row.image) row.canvas.getContext("2d")!.putImageData(row.image, 0, 0);
+      if (row.image) row.canvas.getContext("2d")?.putImageData(row.image, 0, 0);
       row.label.textContent = state.unit < q.units
         ? `${name}  unit ${state.unit} = ${formatValue(values[state.unit])}`
         : `${name}  (${q.units} features)`;

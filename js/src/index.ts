@@ -5,7 +5,7 @@ import { type ExplorerModel, renderExplorer } from "./explorer";
 import { type GridModel, renderGrid } from "./gridview";
 import { type CoclustersModel, type MatchesModel, renderCoclusters, renderMatches } from "./patterns";
 
-const VIEWS: Record<string, (model: AnyModel<any>, el: HTMLElement) => () => void> = {
+const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = {
   explorer: (model, el) => renderExplorer(model as AnyModel<ExplorerModel>, el),
   matches: (model, el) => renderMatches(model as AnyModel<MatchesModel>, el),
   coclusters: (model, el) => renderCoclusters(model as AnyModel<CoclustersModel>, el),

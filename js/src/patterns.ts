@@ -406,7 +406,10 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
     const units = model.get("units"), tokens = model.get("tokens");
     const box = canvas.getBoundingClientRect();
     const fx = (ev.clientX - box.left) / box.width, fy = (ev.clientY - box.top) / box.height;
-    if (!(fx >= 0 && fx < 1 && fy >= 0 && fy < 1)) return void (readout.textContent = "");
+    if (!(fx >= 0 && fx < 1 && fy >= 0 && fy < 1)) {
+      readout.textContent = "";
+      return;
+    }
     const row = Math.floor(fy * units.length), column = Math.floor(fx * tokens.length);
     const value = floatsOf(model.get("buffer"))[column * units.length + row];
     readout.textContent = `unit ${units[row]} · ${visibleToken(tokens[column])} · ${formatValue(value)}`;

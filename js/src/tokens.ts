@@ -26,7 +26,7 @@ export function visibleToken(token: string): string {
   if (token === "") return "∅";
   let out = "";
   for (const ch of token) {
-    const code = ch.codePointAt(0)!;
+    const code = ch.codePointAt(0) ?? 0; // (a character of a string always has one)
     if (ch in VISIBLE) out += VISIBLE[ch];
     else if (code < 0x20) out += String.fromCodePoint(0x2400 + code); // Control Pictures ␀..␟
     else if (code === 0x7f) out += "␡";
@@ -43,7 +43,7 @@ export function stepLabel(tokens: string[] | null, t: number): string {
   if (tokens === null) return String(t);
   if (t >= tokens.length) return "·";
   const chars = Array.from(visibleToken(tokens[t]));
-  return chars.length > MAX_TOKEN_CHARS ? chars.slice(0, MAX_TOKEN_CHARS - 1).join("") + "…" : chars.join("");
+  return chars.length > MAX_TOKEN_CHARS ? `${chars.slice(0, MAX_TOKEN_CHARS - 1).join("")}…` : chars.join("");
 }
 
 const SPARK_FEATURES = 4; // more lines than this are unreadable at sparkline size
@@ -202,10 +202,10 @@ export function createTokens(actions: Actions): Panel {
 
   function update(state: ExplorerState) {
     lastState = state;
-    const numeric = state.tokens === null && state.inputs !== null;
-    spark.style.display = numeric ? "" : "none";
-    row.style.display = numeric ? "none" : "flex";
-    if (numeric) return updateSpark(state, state.inputs!);
+    const inputs = state.tokens === null ? state.inputs : null; // numeric inputs: a sparkline
+    spark.style.display = inputs ? "" : "none";
+    row.style.display = inputs ? "none" : "flex";
+    if (inputs) return updateSpark(state, inputs);
     const steps = state.steps;
     const start = windowStart(state.t, steps);
     const count = Math.min(WINDOW, steps - start);

@@ -162,9 +162,8 @@ export function playerOf(model: AnyModel<TransportModel>, last: () => number): P
 
 export interface Transport {
   el: HTMLElement;
-  step: HTMLElement; // "step t / last": the Explorer writes it
-  /** Show step t of `steps` and the playing state. */
-  update(t: number, steps: number): void;
+  /** Show step t of `steps` ("step t / last", marked padding from `length` on) and the playing state. */
+  update(t: number, steps: number, length?: number): void;
   destroy(): void;
 }
 
@@ -193,7 +192,7 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   speed.style.cssText = "width: 64px;";
   speedLabel.append("ms/step");
 
-  let shown = { t: -1, steps: -1, playing: null as boolean | null };
+  const shown = { t: -1, steps: -1, length: -1, playing: null as boolean | null };
   function showPlaying(): void {
     const playing = model.get("playing");
     if (playing === shown.playing) return;
@@ -206,15 +205,17 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
     speed.value = String(model.get("interval"));
   }
 
-  function update(t: number, steps: number): void {
+  function update(t: number, steps: number, length = steps): void {
     // Written only when changed: a range input's value is cheap, but not free to rewrite.
-    if (steps !== shown.steps) {
+    if (steps !== shown.steps || length !== shown.length) {
       slider.max = String(Math.max(0, steps - 1));
       shown.steps = steps;
+      shown.length = length;
       shown.t = -1;
     }
     if (t !== shown.t) {
       slider.value = String(t);
+      step.textContent = `step ${t} / ${steps - 1}${t >= length ? " (padding)" : ""}`;
       shown.t = t;
     }
     showPlaying();
@@ -234,7 +235,6 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
 
   return {
     el,
-    step,
     update,
     destroy() {
       model.off("change:playing", showPlaying);

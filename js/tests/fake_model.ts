@@ -2,13 +2,15 @@
 // synchronously on set (as Backbone does), and a record of save_changes and custom messages.
 import type { AnyModel } from "@anywidget/types";
 
+// biome-ignore lint/suspicious/noExplicitAny: @anywidget/types' own handler type, which this fake implements
 type Handler = (...args: any[]) => void;
 
+// biome-ignore lint/suspicious/noExplicitAny: @anywidget/types' ObjectHash (traits of any type)
 export class FakeModel<T extends Record<string, any>> implements AnyModel<T> {
   saves = 0;
-  sent: { content: any; buffers?: unknown[] }[] = [];
+  sent: { content: unknown; buffers?: unknown[] }[] = [];
   private handlers = new Map<string, Handler[]>();
-  widget_manager = { get_model: () => Promise.reject(new Error("no widget manager in tests")) } as any;
+  widget_manager: AnyModel<T>["widget_manager"] = { get_model: () => Promise.reject(new Error("no widget manager in tests")) };
 
   constructor(public state: T) {}
 
@@ -27,7 +29,10 @@ export class FakeModel<T extends Record<string, any>> implements AnyModel<T> {
   }
 
   off(name?: string | null, callback?: Handler | null): void {
-    if (!name) return this.handlers.clear();
+    if (!name) {
+      this.handlers.clear();
+      return;
+    }
     this.handlers.set(name, (this.handlers.get(name) ?? []).filter((h) => callback && h !== callback));
   }
 
@@ -35,7 +40,7 @@ export class FakeModel<T extends Record<string, any>> implements AnyModel<T> {
     this.saves++;
   }
 
-  send(content: any, _callbacks?: any, buffers?: ArrayBuffer[] | ArrayBufferView[]): void {
+  send(content: unknown, _callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void {
     this.sent.push({ content, buffers });
   }
 

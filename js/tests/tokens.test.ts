@@ -30,7 +30,7 @@ describe("token strip", () => {
 
   it("labels steps: a long token cut with an ellipsis, padding as ·, step numbers without tokens", () => {
     const long = "x".repeat(100);
-    expect(stepLabel([long], 0)).toBe("x".repeat(MAX_TOKEN_CHARS - 1) + "…");
+    expect(stepLabel([long], 0)).toBe(`${"x".repeat(MAX_TOKEN_CHARS - 1)}…`);
     expect(Array.from(stepLabel(["😀".repeat(40)], 0))).toHaveLength(MAX_TOKEN_CHARS); // cut by character
     expect(stepLabel(["a"], 3)).toBe("·");
     expect(stepLabel(null, 7)).toBe("7");

@@ -122,6 +122,10 @@ describe("the Explorer's transport", () => {
     expect(playerOf(model, () => LAST).t).toBe(5);
     transport.update(7, LAST + 1);
     expect(slider.value).toBe("7");
+    const step = transport.el.querySelector(".rw-step")!;
+    expect(step.textContent).toBe(`step 7 / ${LAST}`);
+    transport.update(7, LAST + 1, 6); // steps from 6 on are padding
+    expect(step.textContent).toBe(`step 7 / ${LAST} (padding)`);
     speed.value = "2";
     speed.dispatchEvent(new Event("change"));
     expect(model.get("interval")).toBe(16);

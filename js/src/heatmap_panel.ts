@@ -1,0 +1,71 @@
+// The Explorer's heatmap: units (rows) x steps (columns) of the selected quantity, in the rows'
+// order, with its colour scale and caption; a long sequence (index.lod) shows its overview, one
+// column per bucket of steps. The cursor marks the current step's column, the selected unit's
+// row, and both ends of the rows of the units the kernel highlights (a co-cluster's). A scrub
+// redraws only the cursor; the image is repainted when the data, layer, quantity or order change.
+import type { AnyModel } from "@anywidget/types";
+import { type Heatmap, createHeatmap, createLegend } from "./heatmap";
+import { type ExplorerState, selectedQuantity } from "./state";
+import { type Change, type ExplorerStore, type ExplorerView, rowOfUnit } from "./store";
+import { element } from "./dom";
+
+export interface HighlightModel {
+  highlight?: number[]; // units the kernel asks to compare: their rows are marked
+}
+
+/** The rows (under the state's order) of the highlighted units that the selected quantity has. */
+export function highlightedRows(units: number[], state: ExplorerState): number[] {
+  if (!units.length) return [];
+  const count = selectedQuantity(state).units;
+  const rowOfUnitAt = Int32Array.from({ length: count }, (_, u) => u);
+  if (state.order) for (let r = 0; r < state.order.length; r++) rowOfUnitAt[state.order[r]] = r;
+  return units.filter((u) => u >= 0 && u < count).map((u) => rowOfUnitAt[u]);
+}
+
+export interface HeatmapPanel extends ExplorerView {
+  heatmap: Heatmap; // .rw-heatmap-box, with the image and the cursor overlay
+  legend: HTMLElement; // .rw-legend
+  caption: HTMLElement; // .rw-caption
+  destroy(): void;
+}
+
+export function createHeatmapPanel(model: AnyModel<HighlightModel>, store: ExplorerStore): HeatmapPanel {
+  const heatmap = createHeatmap();
+  const legend = createLegend();
+  const caption = element("span", "rw-caption");
+  caption.style.cssText = "color: #555;";
+  const { state } = store;
+
+  function drawImage(): void {
+    const q = selectedQuantity(state);
+    const lod = store.index?.lod;
+    const overview = store.overview;
+    legend.draw(q);
+    const perColumn = lod ? ` · ${lod.overview.bucket} steps per column (min/max)` : "";
+    caption.textContent = `${q.name} of ${state.layer}: ${q.units} units (rows) × ${state.steps} steps (columns)${perColumn}`;
+    heatmap.el.setAttribute("aria-label", `heatmap of ${caption.textContent}`);
+    if (!lod) heatmap.draw(q, state.order, state.length);
+    else if (overview && overview.layer === state.layer && overview.quantity === state.quantity) {
+      heatmap.drawOverview(overview, q, state.order, state.length, state.steps);
+    } else heatmap.clear(); // the kernel is sending this selection's overview
+  }
+
+  function drawCursor(): void {
+    heatmap.drawCursor(state.t, rowOfUnit(state, state.unit), highlightedRows(model.get("highlight") ?? [], state));
+  }
+
+  model.on("change:highlight", drawCursor);
+  return {
+    heatmap,
+    legend: legend.el,
+    caption,
+    update(change: Change) {
+      if (change === "payload" || change === "layer" || change === "order") drawImage();
+      if (change !== "units") drawCursor();
+    },
+    destroy() {
+      model.off("change:highlight", drawCursor);
+      heatmap.destroy();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { createHeatmapPanel, highlightedRows } from "../src/heatmap_panel";
+import { type ExplorerModel, ExplorerStore } from "../src/store";
+import { playerOf } from "../src/transport";
+import { explorerState, layer, quantity } from "./fake-state";
+import { FakeModel } from "./fake_model";
+import { buildPayload } from "./payload";
+
+describe("the Explorer's heatmap panel", () => {
+  it("marks the highlighted units' rows under the order, skipping units the quantity lacks", () => {
+    const state = explorerState([layer("rnn.l0", "rnn", [quantity("h", 2, 4, () => 0)])]);
+    expect(highlightedRows([], state)).toEqual([]);
+    expect(highlightedRows([3, 1, 4, -1], state)).toEqual([3, 1]);
+    expect(highlightedRows([3, 1], { ...state, order: Int32Array.of(3, 2, 1, 0) })).toEqual([0, 2]);
+  });
+
+  it("repaints the image and its caption for a new layer, quantity or order, not for a step", () => {
+    const { index, buffer } = buildPayload(3, [
+      { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }, { name: "c", units: 4, f: () => 0 }] },
+    ]);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
+    });
+    const store = new ExplorerStore(model, playerOf(model, () => 2));
+    const panel = createHeatmapPanel(model, store);
+    store.subscribe((change) => panel.update(change));
+    store.load();
+    expect(panel.caption.textContent).toBe("h of lstm.l0: 2 units (rows) × 3 steps (columns)");
+    expect(panel.heatmap.el.getAttribute("aria-label")).toBe(`heatmap of ${panel.caption.textContent}`);
+    const image = panel.heatmap.el.querySelector("canvas")!;
+    expect([image.width, image.height]).toEqual([3, 2]);
+    model.set("quantity", "c");
+    expect(panel.caption.textContent).toBe("c of lstm.l0: 4 units (rows) × 3 steps (columns)");
+    expect([image.width, image.height]).toEqual([3, 4]);
+    panel.caption.textContent = "(drawn)";
+    store.actions.setT(2);
+    model.set("unit", 3);
+    store.actions.setUnits([1, 2]);
+    expect(panel.caption.textContent).toBe("(drawn)");
+    store.actions.setOrder(Int32Array.of(3, 2, 1, 0));
+    expect(panel.caption.textContent).toBe("c of lstm.l0: 4 units (rows) × 3 steps (columns)");
+    panel.destroy();
+    store.destroy();
+    expect(model.listenerCount()).toBe(0);
+  });
+});
