@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from .fileio import atomic_write
 from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
@@ -174,7 +175,7 @@ class Trace:
         header = {"format": FORMAT_VERSION, "layers": layers, "tokens": self.tokens,
                   "param_grads": self.param_grads, "meta": self.meta}
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        with open(path, "wb") as f:
+        with atomic_write(path) as f:   # an interrupted save leaves the previous file as it was
             np.savez_compressed(f, **arrays)
         return path
 

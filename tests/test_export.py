@@ -108,6 +108,15 @@ def test_save_html_state_carries_the_bundle_and_tokens_as_data(explorer, tmp_pat
     assert buffers[("buffer",)] == explorer.view.buffer
 
 
+def test_a_failing_save_html_leaves_the_previous_file(explorer, tmp_path):
+    path = export.save_html(explorer, tmp_path / "explorer.html")
+    before = path.read_bytes()
+    with pytest.raises(UnicodeEncodeError):
+        export.save_html(explorer, path, title="bad \ud800 title")  # a lone surrogate cannot be written as UTF-8
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["explorer.html"]
+
+
 def test_save_html_state_carries_the_jslinks_between_its_widgets(tmp_path):
     torch.manual_seed(0)
     shown = rw.explore(torch.nn.GRU(3, 4), torch.randn(6, 1, 3), loss="last")  # its gradient view is jslinked

@@ -24,6 +24,8 @@ from jinja2 import DictLoader
 from nbconvert.exporters import HTMLExporter
 from traitlets import default
 
+from ..fileio import write_text
+
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 STATE_MIME = "application/vnd.jupyter.widget-state+json"
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
@@ -135,9 +137,7 @@ def save_html(widget, path, title: str = "rnnwidgets") -> Path:
         *(_json_script(VIEW_MIME, view) for view in data["view_specs"]),
         icon_font_style(),
         "</body>", "</html>", ""])
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_text(path, page)  # encoded whole first, then renamed over the target
 
 
 # nbconvert's lab template with its CDN script loading replaced by the inlined scripts.
