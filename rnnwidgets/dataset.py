@@ -12,6 +12,7 @@ memory-mapped with ``DatasetTrace.load``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import struct
@@ -22,6 +23,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from .fileio import WriterLock, atomic_write, building_folder, swap_in, write_text
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
 FORMAT_VERSION = 1
@@ -181,31 +183,46 @@ class DatasetTrace:
 
     # ---- saving -----------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write the dataset trace to folder ``path`` (one .npy per array); reopen with ``load``."""
+        """Write the dataset trace to folder ``path`` (one .npy per array); reopen with ``load``.
+
+        A folder holding a previous dataset trace is replaced once the new one is complete (a
+        DatasetTrace still open on it keeps reading its own arrays); a folder holding anything
+        else is refused. Saved into its own folder, only the header and the arrays not yet there
+        are written, each array under a name no other file has."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        layers = []
-        for i, (name, quantities) in enumerate(self.layers.items()):
-            files = {}
-            for j, (key, array) in enumerate(quantities.items()):
-                files[key] = f"l{i}_q{j}.npy"
-                self._write(path / files[key], array)
-            layers.append({"name": name, "kind": self.kinds[name], "files": files})
-        np.save(path / "offsets.npy", self.offsets)
-        if self.token_ids is not None:
-            self._write(path / "token_ids.npy", self.token_ids)
-        header = {"format": FORMAT_VERSION, "layers": layers, "vocab": self.vocab}
-        (path / HEADER).write_text(json.dumps(header), encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with WriterLock(path, "DatasetTrace.save"):
+            if self.folder is not None and path.is_dir() and path.resolve() == Path(self.folder).resolve():
+                self._write_folder(path)
+                return path
+            _check_free(path, "DatasetTrace.save", overwrite=True)
+            built = building_folder(path)
+            try:
+                self._write_folder(built)
+                swap_in(built, path)
+            except BaseException:
+                shutil.rmtree(built, ignore_errors=True)
+                raise
         return path
 
-    def _write(self, target: Path, array: np.ndarray) -> None:
-        source = getattr(array, "filename", None)
-        if source is not None and Path(source).resolve() == target.resolve():
-            return  # already there: the trace was written to this folder as it was made
-        if source is not None:
-            shutil.copyfile(source, target)  # a memory map: copy the file, never load it
-        else:
-            np.save(target, array)
+    def _write_folder(self, folder: Path) -> None:
+        """Every array into ``folder``, then the header that names them. Arrays already in
+        ``folder`` (memory-mapped from it) stay where they are; the others go to names no file
+        there has, so no array is ever written over another. Files the previous header named and
+        this one does not are removed last."""
+        previous = _named_files(folder)
+        taken = {p.name for p in folder.iterdir()}
+        layers = []
+        for i, (name, quantities) in enumerate(self.layers.items()):
+            files = {key: _place(folder, array, f"l{i}_q{j}", taken) for j, (key, array) in enumerate(quantities.items())}
+            layers.append({"name": name, "kind": self.kinds[name], "files": files})
+        header = {"format": FORMAT_VERSION, "layers": layers, "vocab": self.vocab,
+                  "offsets": _place(folder, self.offsets, "offsets", taken),
+                  "token_ids": None if self.token_ids is None else _place(folder, self.token_ids, "token_ids", taken)}
+        write_text(folder / HEADER, json.dumps(header))
+        for stale in previous - _named_files(folder):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / stale).unlink()
 
     @classmethod
     def load(cls, path) -> "DatasetTrace":
@@ -219,8 +236,57 @@ class DatasetTrace:
         layers = {entry["name"]: {key: np.load(path / f, mmap_mode="r") for key, f in entry["files"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
-        token_ids = np.load(path / "token_ids.npy", mmap_mode="r") if header["vocab"] is not None else None
-        return cls(layers, kinds, np.load(path / "offsets.npy"), token_ids, header["vocab"], folder=path)
+        token_ids = (np.load(path / header.get("token_ids", "token_ids.npy"), mmap_mode="r")
+                     if header["vocab"] is not None else None)
+        return cls(layers, kinds, np.load(path / header.get("offsets", "offsets.npy")), token_ids, header["vocab"],
+                   folder=path)
+
+
+def _place(folder: Path, array: np.ndarray, stem: str, taken: set) -> str:
+    """The name of ``array``'s .npy file in ``folder``: its own when it is memory-mapped from there,
+    else a new one (``stem``.npy, or with a number when that is taken), written whole."""
+    source = getattr(array, "filename", None)
+    if source is not None and Path(source).parent.resolve() == folder.resolve() and Path(source).exists():
+        return Path(source).name  # already there: written as the trace was made, or loaded from here
+    name, k = f"{stem}.npy", 1
+    while name in taken:
+        name, k = f"{stem}_{k}.npy", k + 1
+    taken.add(name)
+    with atomic_write(folder / name) as f:
+        if source is not None:  # a memory map: copy the file, never load it
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 24)
+        else:
+            np.save(f, array)
+    return name
+
+
+def _named_files(folder: Path) -> set:
+    """The files a dataset header in ``folder`` names (none when there is no readable header)."""
+    try:
+        header = json.loads((folder / HEADER).read_text(encoding="utf-8"))
+        names = {f for entry in header["layers"] for f in entry["files"].values()}
+        names |= {header.get("offsets", "offsets.npy"), header.get("token_ids") or "token_ids.npy"}
+        return {n for n in names if isinstance(n, str)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _check_free(target: Path, who: str, overwrite: bool) -> None:
+    """That ``target`` may receive a dataset trace: absent, an empty folder, or (with ``overwrite``)
+    a previous dataset trace; never a folder of other files, which replacing it would destroy."""
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise FileExistsError(f"{who}: {target} exists and is not a folder; choose a new or empty folder")
+    if not any(target.iterdir()):
+        return
+    if not (target / HEADER).is_file():
+        raise FileExistsError(f"{who}: {target} holds files and no dataset trace ({HEADER}); "
+                              f"choose a new or empty folder")
+    if not overwrite:
+        raise FileExistsError(f"{who}: {target} already holds a dataset trace; pass overwrite=True to replace it "
+                              f"(once the new one is complete), or choose another path")
 
 
 # ---- tracing a dataset --------------------------------------------------------------------------
@@ -241,7 +307,7 @@ def _quantities(lt: LayerTrace, wanted) -> dict:
 
 
 def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps: Optional[int] = None,
-                  quantities: Union[Sequence[str], str] = ("h", "c"), path=None,
+                  quantities: Union[Sequence[str], str] = ("h", "c"), path=None, overwrite: bool = False,
                   max_memory: int = DEFAULT_MAX_MEMORY, progress: bool = True, **trace_kwargs) -> DatasetTrace:
     """Trace every sequence of a dataset with ``rw.trace``, batch by batch, into one DatasetTrace.
 
@@ -250,24 +316,48 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     ``lambda ids: [list(decode(row)) for row in ids]``), or one list of strings per sequence in
     order, or None. ``max_steps``: stop once this many steps are traced (the last sequence cut).
     ``quantities``: which of each layer's states and gates to keep ("all" for every one).
-    ``path``: a folder to write the arrays to as they come (memory-mapped); without it they stay
-    in memory until they pass ``max_memory`` bytes, then move to a temporary folder (removed when
+    ``path``: a new or empty folder to write the arrays to as they come (memory-mapped). They are
+    written to a folder beside it, which takes its place once complete; a folder already holding
+    a dataset trace is refused unless ``overwrite=True``, and is replaced only then. One process
+    at a time writes a path: another gets a clear error. Without ``path`` the arrays stay in
+    memory until they pass ``max_memory`` bytes, then move to a temporary folder (removed when
     the DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
     """
-    from .capture import trace as capture_trace
-
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps or None, got {max_steps}")
     if tokens is not None and not callable(tokens) and not isinstance(tokens, (list, tuple)):
         raise TypeError(f"tokens: expected a function of a batch's inputs, a list of token lists, or None; "
                         f"got {type(tokens).__name__}")
+    run = dict(tokens=tokens, max_steps=max_steps, quantities=quantities, max_memory=max_memory,
+               progress=progress, trace_kwargs=trace_kwargs)
+    if path is None:
+        return _trace_batches(model, batches, folder=None, **run)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with WriterLock(target, "trace_dataset"):
+        _check_free(target, "trace_dataset", overwrite)
+        built = building_folder(target)
+        try:
+            _trace_batches(model, batches, folder=built, **run)
+            swap_in(built, target)
+        except BaseException:
+            shutil.rmtree(built, ignore_errors=True)
+            raise
+    return DatasetTrace.load(target)
+
+
+def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optional[int], quantities,
+                   folder: Optional[Path], max_memory: int, progress: bool, trace_kwargs: dict) -> DatasetTrace:
+    """``trace_dataset``'s work: into ``folder`` (an empty one, its arrays written as they come),
+    or in memory until ``max_memory``, then into a temporary folder."""
+    from .capture import trace as capture_trace
+
     columns: dict = {}
     kinds: dict = {}
     token_column = _Column(0, "<i4") if tokens is not None else None
     vocab: dict = {}
     lengths: list = []  # steps kept of each sequence
     done = 0  # their sum
-    folder = Path(path) if path is not None else None
     spilled = False
     temporary = None
     bar = _progress_bar(max_steps, progress)
@@ -294,7 +384,6 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
             if not spilled and (folder is not None or _held_bytes(columns) > max_memory):
                 if folder is None:
                     folder = temporary = Path(tempfile.mkdtemp(prefix="rnnwidgets-dataset-"))
-                folder.mkdir(parents=True, exist_ok=True)
                 _spill(columns, token_column, folder)
                 spilled = True
             if max_steps is not None and done >= max_steps:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from .fileio import NpzArchive, atomic_write
 from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
@@ -265,25 +266,92 @@ class Trace:
                     arrays[f"l{i}/{group}/{j}"] = value
             layers.append(entry)
         header = {"format": FORMAT_VERSION, "layers": layers, "tokens": self.tokens,
-                  "param_grads": self.param_grads, "meta": self.meta}
+                  "param_grads": self.param_grads, "meta": self.meta,
+                  "shapes": {name: list(a.shape) for name, a in arrays.items()}}  # checked before reading
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        with open(path, "wb") as f:
+        with atomic_write(path) as f:   # an interrupted save leaves the previous file as it was
             np.savez_compressed(f, **arrays)
         return path
 
     @classmethod
     def load(cls, path) -> "Trace":
-        with np.load(Path(path), allow_pickle=False) as data:
-            header = json.loads(bytes(data["header"]).decode("utf-8"))
-            if header.get("format") != FORMAT_VERSION:
-                raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
-            layers = {}
-            for i, entry in enumerate(header["layers"]):
-                entry.setdefault("initial", [])   # a file written before initial states were kept
-                groups = {group: {key: data[f"l{i}/{group}/{j}"] for j, key in enumerate(entry[group])}
-                          for group in GROUPS}
-                layers[entry["name"]] = LayerTrace(entry["name"], entry["kind"], meta=entry["meta"], **groups)
-            return cls(layers=layers, lengths=data["lengths"],
-                       outputs=data["outputs"] if "outputs" in data else None,
-                       inputs=data["inputs"] if "inputs" in data else None,
-                       tokens=header["tokens"], param_grads=header["param_grads"], meta=header["meta"])
+        """Reopen a trace written by ``save``. A file that is not one, or is broken, inconsistent or
+        hostile, gives a ValueError naming the file and what is wrong; every array's shape and size
+        are checked against the file's header before it is inflated."""
+        path = Path(path)
+        with NpzArchive(path) as data:
+            header = _read_header(data, path)
+            wanted = _wanted_arrays(header, data)
+            batch = data.check("lengths", "iu", 1, "the steps of each sequence")[0]
+            for name, (ndim, what) in wanted.items():
+                shape = data.check(name, "f", ndim, what)
+                if shape[0] != batch:
+                    raise ValueError(f"{path}: array {name!r} ({what}) has batch {shape[0]}, lengths has {batch}")
+            shapes = header.get("shapes")
+            for name, (info, shape) in data.checked.items():
+                if shapes is not None and name != "header" and shapes.get(name) != list(shape):
+                    raise ValueError(f"{path}: array {name!r} has shape {shape}, its header says {shapes.get(name)}")
+            data.check_inflation()
+            try:
+                layers = {}
+                for i, entry in enumerate(header["layers"]):
+                    groups = {group: {key: data.read(f"l{i}/{group}/{j}") for j, key in enumerate(entry.get(group, []))}
+                              for group in GROUPS}
+                    layers[entry["name"]] = LayerTrace(entry["name"], entry["kind"], meta=entry["meta"], **groups)
+                return cls(layers=layers, lengths=data.read("lengths"),
+                           outputs=data.read("outputs") if "outputs" in wanted else None,
+                           inputs=data.read("inputs") if "inputs" in wanted else None,
+                           tokens=header["tokens"], param_grads=header["param_grads"], meta=header["meta"])
+            except ValueError as e:
+                if str(e).startswith(str(path)):
+                    raise
+                raise ValueError(f"{path}: {e}") from e
+
+
+def _read_header(data: NpzArchive, path: Path) -> dict:
+    """A trace file's JSON header, its fields of the types ``save`` writes, or a clear error."""
+    data.check("header", "u", 1, "the JSON header")
+    data.check_inflation()
+    try:
+        header = json.loads(bytes(data.read("header")).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: its header is not JSON text ({type(e).__name__})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
+
+    def expect(ok: bool, field: str, wanted: str):
+        if not ok:
+            raise ValueError(f"{path}: its header's {field} should be {wanted}")
+
+    layers = header.get("layers")
+    expect(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
+    for i, entry in enumerate(layers):
+        expect(isinstance(entry, dict), f"layers[{i}]", "an object")
+        expect(isinstance(entry.get("name"), str) and isinstance(entry.get("kind"), str),
+               f"layers[{i}] name and kind", "strings")
+        expect(isinstance(entry.get("meta"), dict), f"layers[{i}].meta", "an object")
+        for group in GROUPS:
+            keys = entry.get(group, [])   # "initial" is absent from files written before it was kept
+            expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys), f"layers[{i}].{group}",
+                   "a list of strings")
+    tokens = header.get("tokens")
+    expect(tokens is None or (isinstance(tokens, list) and all(
+        isinstance(seq, list) and all(isinstance(t, str) for t in seq) for seq in tokens)),
+        "tokens", "null or one list of strings per sequence")
+    expect(isinstance(header.get("param_grads"), dict), "param_grads", "an object")
+    expect(isinstance(header.get("meta"), dict), "meta", "an object")
+    shapes = header.get("shapes")
+    expect(shapes is None or (isinstance(shapes, dict) and all(
+        isinstance(v, list) and all(isinstance(n, int) for n in v) for v in shapes.values())),
+        "shapes", "an object of lists of integers")
+    return header
+
+
+def _wanted_arrays(header: dict, data: NpzArchive) -> dict:
+    """The arrays a trace file's header says it holds: name -> (dimensions, what it is)."""
+    wanted = {name: (3, f"the model's {name}") for name in ("outputs", "inputs") if name in data}
+    for i, entry in enumerate(header["layers"]):
+        for group in GROUPS:
+            for j, key in enumerate(entry.get(group, [])):
+                wanted[f"l{i}/{group}/{j}"] = (2 if group == "initial" else 3, f"{entry['name']} {group}[{key!r}]")
+    return wanted

@@ -1,4 +1,7 @@
 """rw.trace_dataset: every sequence's steps end to end, the same in memory, spilled and on disk."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +136,160 @@ def test_a_saved_dataset_trace_is_searched_without_torch(setup, tmp_path):
             "stats = rw.unit_stats(ds)\n"
             "assert 'torch' not in sys.modules and stats.mean.shape == (7, 4), stats.mean.shape\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- nothing lost: saving, replacing, two writers --------------------------------------------
+
+def hidden_files(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_an_interrupted_save_leaves_the_previous_dataset(setup, tmp_path, monkeypatch):
+    model, _, batches = setup
+    first = rw.trace_dataset(model, batches[:1], tokens=chars, progress=False)
+    first.save(tmp_path / "ds")
+    second = rw.trace_dataset(model, batches, tokens=chars, progress=False)
+    save, calls = np.save, []
+
+    def fails_on_the_third(f, array, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        save(f, array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", fails_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        second.save(tmp_path / "ds")
+    monkeypatch.undo()
+    assert_same(DatasetTrace.load(tmp_path / "ds"), first)
+    assert hidden_files(tmp_path) == []
+    second.save(tmp_path / "ds")  # a complete save replaces it
+    assert_same(DatasetTrace.load(tmp_path / "ds"), second)
+    assert hidden_files(tmp_path) == []
+
+
+def test_save_refuses_a_folder_of_other_files(setup, tmp_path):
+    model, _, batches = setup
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    ds = rw.trace_dataset(model, batches[:1], progress=False)
+    with pytest.raises(FileExistsError, match="holds files and no dataset trace"):
+        ds.save(tmp_path / "mine")
+    with pytest.raises(FileExistsError, match="holds files and no dataset trace"):
+        rw.trace_dataset(model, batches[:1], path=tmp_path / "mine", overwrite=True, progress=False)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_an_occupied_path_is_refused_unless_overwrite(setup, tmp_path):
+    model, _, batches = setup
+    first = rw.trace_dataset(model, batches[:1], tokens=chars, path=tmp_path / "ds", progress=False)
+    with pytest.raises(FileExistsError, match="already holds a dataset trace; pass overwrite=True"):
+        rw.trace_dataset(model, batches, path=tmp_path / "ds", progress=False)
+    assert_same(DatasetTrace.load(tmp_path / "ds"), first)
+
+    bad = [batches[0], torch.full((2, 12), 99)]  # fails on its second batch: the dataset there stays
+    with pytest.raises(IndexError):
+        rw.trace_dataset(model, bad, tokens=chars, path=tmp_path / "ds", overwrite=True, progress=False)
+    assert_same(DatasetTrace.load(tmp_path / "ds"), first)
+    assert hidden_files(tmp_path) == []
+
+    second = rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "ds", overwrite=True, progress=False)
+    assert second.sequences == 20 and second.folder == tmp_path / "ds"
+    assert_same(DatasetTrace.load(tmp_path / "ds"), second)
+    assert hidden_files(tmp_path) == []
+    (tmp_path / "empty").mkdir()  # an empty folder is free
+    assert rw.trace_dataset(model, batches[:1], path=tmp_path / "empty", progress=False).sequences == 6
+
+
+def test_a_dataset_open_on_a_replaced_path_keeps_reading(setup, tmp_path):
+    import subprocess
+    import sys
+
+    # in a process of its own: reading a truncated memory map kills the process with SIGBUS
+    code = f"""
+import numpy as np, torch, rnnwidgets as rw
+from tests.test_dataset import CharLSTM
+from rnnwidgets.data import brackets
+torch.manual_seed(0)
+model = CharLSTM()
+a, _, _ = brackets.next_char_data(12, length=40, seed=1)
+b, _, _ = brackets.next_char_data(12, length=40, seed=2)
+path = r"{tmp_path / 'ds'}"
+old = rw.trace_dataset(model, [a], path=path, progress=False)
+before = np.array(old.values("lstm.l1"))
+rw.trace_dataset(model, [b], path=path, overwrite=True, progress=False)
+assert np.array_equal(np.asarray(old.values("lstm.l1")), before)
+new = rw.DatasetTrace.load(path)
+assert not np.array_equal(np.asarray(new.values("lstm.l1")), before)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+
+
+def test_a_second_writer_of_a_path_fails_clearly(setup, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    started, go = tmp_path / "started", tmp_path / "go"
+    # the first writer traces one batch, then waits for `go` before its second
+    code = f"""
+import pathlib, time, torch, rnnwidgets as rw
+from tests.test_dataset import CharLSTM
+from rnnwidgets.data import brackets
+torch.manual_seed(0)
+inputs, _, _ = brackets.next_char_data(12, length=12, seed=0)
+def batches():
+    yield inputs[:6]
+    pathlib.Path(r"{started}").touch()
+    while not pathlib.Path(r"{go}").exists():
+        time.sleep(0.05)
+    yield inputs[6:]
+rw.trace_dataset(CharLSTM(), batches(), path=r"{tmp_path / 'ds'}", progress=False)
+"""
+    first = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                             cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    try:
+        while not started.exists():
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+        model, _, batches = setup
+        with pytest.raises(BlockingIOError, match="another process is writing"):
+            rw.trace_dataset(model, batches, path=tmp_path / "ds", progress=False)
+        with pytest.raises(BlockingIOError, match="another process is writing"):
+            rw.trace_dataset(model, batches, progress=False).save(tmp_path / "ds")
+        go.touch()
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    ds = DatasetTrace.load(tmp_path / "ds")
+    assert ds.sequences == 12  # the first writer's rows, and only them
+    assert hidden_files(tmp_path) == []
+
+
+def test_saving_into_its_own_folder_never_writes_an_array_over_another(setup, tmp_path):
+    model, _, batches = setup
+    rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "ds", quantities="all", progress=False)
+    loaded = DatasetTrace.load(tmp_path / "ds")
+    expected = {name: {k: np.array(v) for k, v in q.items()} for name, q in loaded.layers.items()}
+    # the same memory-mapped arrays in another order of layers and quantities, and one new array
+    layers = {name: dict(reversed(list(q.items()))) for name, q in reversed(list(loaded.layers.items()))}
+    extra = np.arange(loaded.steps * 7, dtype=np.float32).reshape(loaded.steps, 7)
+    layers["lstm.l0"]["twice_h"] = extra
+    shuffled = DatasetTrace(layers, loaded.kinds, loaded.offsets, loaded.token_ids, loaded.vocab, folder=tmp_path / "ds")
+    shuffled.save(tmp_path / "ds")
+    shuffled.save(tmp_path / "ds")  # twice: the offsets file is in memory, rewritten each time
+    back = DatasetTrace.load(tmp_path / "ds")
+    assert list(back.layers) == ["lstm.l1", "lstm.l0"]
+    for name, quantities in expected.items():
+        for key, values in quantities.items():
+            np.testing.assert_array_equal(back.layers[name][key], values)
+    np.testing.assert_array_equal(back.layers["lstm.l0"]["twice_h"], extra)
+    np.testing.assert_array_equal(back.token_ids, loaded.token_ids)
+    named = {f for q in back.layers.values() for f in (Path(a.filename).name for a in q.values())}
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == sorted(
+        named | {"dataset.json", Path(back.token_ids.filename).name, json.loads(
+            (tmp_path / "ds" / "dataset.json").read_text())["offsets"]})

@@ -2,6 +2,7 @@
 the still PNG. (tests/e2e/test_offline.py opens the same files in Chromium with the network off.)"""
 import base64
 import json
+import os
 import re
 import struct
 import zlib
@@ -108,6 +109,15 @@ def test_save_html_state_carries_the_bundle_and_tokens_as_data(explorer, tmp_pat
     assert buffers[("buffer",)] == explorer.view.buffer
 
 
+def test_a_failing_save_html_leaves_the_previous_file(explorer, tmp_path):
+    path = export.save_html(explorer, tmp_path / "explorer.html")
+    before = path.read_bytes()
+    with pytest.raises(UnicodeEncodeError):
+        export.save_html(explorer, path, title="bad \ud800 title")  # a lone surrogate cannot be written as UTF-8
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["explorer.html"]
+
+
 def test_save_html_state_carries_the_jslinks_between_its_widgets(tmp_path):
     torch.manual_seed(0)
     shown = rw.explore(torch.nn.GRU(3, 4), torch.randn(6, 1, 3), loss="last")  # its gradient view is jslinked
@@ -167,7 +177,10 @@ def test_missing_vendor_files_say_how_to_build_them(explorer, tmp_path, monkeypa
     assert not (tmp_path / "x.html").exists()
 
 
-def test_unknown_widget_module_is_a_clear_error():
+def test_only_the_modules_we_ship_are_read(monkeypatch, tmp_path):
+    with pytest.raises(LookupError, match="expected one of the modules rnnwidgets ships"):
+        export._module_source("no-such-widgets")
+    monkeypatch.setattr(export, "SHIPPED_MODULES", ("no-such-widgets",))
     with pytest.raises(LookupError, match="no nbextensions/no-such-widgets/index.js"):
         export._module_source("no-such-widgets")
 
@@ -192,8 +205,9 @@ def test_nbconvert_exporter_inlines_the_scripts(explorer):
     assert get_exporter("rnnwidgets_html") is export.OfflineHTMLExporter  # the short name setup.py registers
     text, _ = exporter_class().from_notebook_node(_notebook_with_state(explorer))
     page = Scripts(text)
-    # the notebook's own MathJax is the template's business (--HTMLExporter.mathjax_url); no widget script has a src
-    assert [attrs["src"] for attrs, _ in page.scripts if "src" in attrs] == [export.OfflineHTMLExporter().mathjax_url]
+    # no script has a src: not a widget module, not the template's MathJax
+    assert [attrs["src"] for attrs, _ in page.scripts if "src" in attrs] == []
+    assert export.OfflineHTMLExporter().mathjax_url not in text
     assert "cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager" not in text  # the stock loader is gone
     code = "\n".join(body for attrs, body in page.scripts if attrs.get("type") in (None, "text/javascript"))
     assert 'define("anywidget", [' in code and 'define("@jupyter-widgets/base"' in code
@@ -313,3 +327,58 @@ def test_explorer_display_carries_a_still_of_its_heatmap(explorer):
     top = float(np.abs(h).max())
     expected = still.colours(h.T, "diverging", -top, top)
     assert np.array_equal(image[::sy, ::sx], expected)
+
+
+# ---- hostile saved widget state ----------------------------------------------------------------
+
+HOSTILE_TOKEN = "<!--<script>"
+SECRET = "SECRET-FILE-CONTENT"
+
+
+def hostile_notebook(tmp_path):
+    """A notebook whose saved widget state holds an Explorer with a `<!--<script>` token, and models
+    naming a file on this machine as their module: by absolute path and by `../` from nbextensions."""
+    from jupyter_core.paths import jupyter_path
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "index.js").write_text(f'define(["x"], function () {{ return "{SECRET}"; }});')
+    torch.manual_seed(0)
+    shown = rw.explore(torch.nn.GRU(3, 4, batch_first=True), torch.randn(1, 5, 3),
+                       tokens=[["a", HOSTILE_TOKEN, "</script>", "&amp;", "b"]])
+    nb = _notebook_with_state(shown)
+    state = nb.metadata["widgets"][export.STATE_MIME]["state"]
+    relative = os.path.relpath(secret, Path(jupyter_path("nbextensions")[0]))
+    for i, name in enumerate([str(secret), relative, "@jupyter-widgets/../../secret"]):
+        state[f"hostile{i}"] = {"model_name": "AnyModel", "model_module": name, "model_module_version": "*",
+                                "state": {"_view_module": name}}
+    state["not-a-model"] = ["just", "a", "list"]
+    return nb, shown
+
+
+def test_nbconvert_exporter_never_inlines_a_file_the_state_names(tmp_path):
+    nb, shown = hostile_notebook(tmp_path)
+    with pytest.warns(UserWarning, match=r"4 saved widget model\(s\) left out .*not one rnnwidgets ships"):
+        text, _ = export.OfflineHTMLExporter().from_notebook_node(nb)
+    assert SECRET not in text
+    scripts = Scripts(text).scripts
+    state = json.loads(next(body for attrs, body in scripts if attrs.get("type") == export.STATE_MIME))["state"]
+    assert shown.model_id in state and not {"hostile0", "hostile1", "hostile2", "not-a-model"} & set(state)
+    code = "\n".join(body for attrs, body in scripts if attrs.get("type") in (None, "text/javascript"))
+    assert 'define("anywidget", [' in code
+
+
+def test_nbconvert_exporter_escapes_every_json_script(tmp_path):
+    nb, shown = hostile_notebook(tmp_path)
+    nb.cells[0].outputs[0].data[export.VIEW_MIME]["note"] = HOSTILE_TOKEN + "</script>"
+    with pytest.warns(UserWarning):
+        text, _ = export.OfflineHTMLExporter().from_notebook_node(nb)
+    json_scripts = [(attrs["type"], body) for attrs, body in Scripts(text).scripts
+                    if attrs.get("type") in (export.STATE_MIME, export.VIEW_MIME)]
+    assert sorted(t for t, _ in json_scripts) == [export.STATE_MIME, export.VIEW_MIME]
+    for _, body in json_scripts:
+        assert not set("<>&") & set(body)
+    data = {t: json.loads(body) for t, body in json_scripts}
+    assert data[export.VIEW_MIME]["note"] == HOSTILE_TOKEN + "</script>"
+    assert data[export.STATE_MIME]["state"][shown.view.model_id]["state"]["tokens"] == [
+        "a", HOSTILE_TOKEN, "</script>", "&amp;", "b"]

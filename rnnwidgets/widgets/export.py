@@ -9,8 +9,13 @@ anywidget's ``_esm``.
 
 - ``save_html(widget, path)``: one self-contained file for one widget (the Explorer's
   ``save_html`` method).
-- ``OfflineHTMLExporter``: ``jupyter nbconvert --to rnnwidgets.widgets.export.OfflineHTMLExporter
-  nb.ipynb`` renders a notebook saved with its widget state like ``--to html``, offline.
+- ``OfflineHTMLExporter``: ``jupyter nbconvert --to rnnwidgets_html nb.ipynb`` renders a
+  notebook saved with its widget state like ``--to html``, offline (without MathJax: its math
+  stays as TeX source, which needs no network).
+
+The saved widget state is data, never a path to follow: module names are looked up in a fixed
+list (``SHIPPED_MODULES``), models of any other module are left out of the page, and every JSON
+script element has its ``<``, ``>`` and ``&`` escaped so no value can end or confuse it.
 """
 from __future__ import annotations
 
@@ -18,16 +23,20 @@ import base64
 import html
 import json
 import re
+import warnings
 from pathlib import Path
 
 from jinja2 import DictLoader
 from nbconvert.exporters import HTMLExporter
 from traitlets import default
 
+from ..fileio import write_text
+
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 STATE_MIME = "application/vnd.jupyter.widget-state+json"
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
-BUILT_IN_PREFIX = "@jupyter-widgets/"  # base, controls, output: defined by embed-amd.js itself
+BUILT_IN_MODULES = ("@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output")  # in embed-amd.js
+SHIPPED_MODULES = ("anywidget", "bqplot", "bqscales")  # installed with our dependencies, inlined from nbextensions
 ICON_FONT = "fa-solid-900.woff2"  # the Play button's icons
 
 
@@ -40,8 +49,12 @@ def _vendor_text(name: str) -> str:
 
 
 def _module_source(name: str) -> str:
-    """A widget module's AMD build, as installed with its Python package (share/jupyter/nbextensions)."""
+    """A widget module's AMD build, as installed with its Python package (share/jupyter/nbextensions);
+    only for the modules we ship, so no name can lead to another file."""
     from jupyter_core.paths import jupyter_path
+
+    if name not in SHIPPED_MODULES:
+        raise LookupError(f"widget module {name!r}: expected one of the modules rnnwidgets ships {SHIPPED_MODULES}")
 
     for base in jupyter_path("nbextensions"):
         path = Path(base) / name / "index.js"
@@ -68,20 +81,48 @@ def _script(source: str) -> str:
     return f"<script>{source}</script>"
 
 
+def _escape_json(text: str) -> str:
+    """JSON text with <, > and & as \\u escapes: the same data, and no value (a token) can end or
+    confuse the HTML script element it sits in (``</script>``, ``<!--<script>``)."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _json_script(mime: str, data) -> str:
-    """JSON in a <script type=mime>; <, > and & escaped so no value (a token) can end the element."""
-    text = json.dumps(data, separators=(",", ":"))
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return f'<script type="{mime}">{text}</script>'
+    """JSON in a <script type=mime>, escaped by ``_escape_json``."""
+    return f'<script type="{mime}">{_escape_json(json.dumps(data, separators=(",", ":")))}</script>'
+
+
+def _model_modules(model) -> set:
+    """The modules one saved widget model names (model and view), or None when it is not a model."""
+    if not isinstance(model, dict) or not isinstance(model.get("state"), dict):
+        return None
+    names = {model.get("model_module"), model["state"].get("_view_module") or model.get("model_module")}
+    return names if all(isinstance(n, str) for n in names) else None
+
+
+def shipped_state(state: dict, where: str) -> dict:
+    """A widget-manager state with only the models whose modules are built in or ones we ship; the
+    others (an unknown library, a name that is a path) are left out, with a warning naming them."""
+    models = state.get("state") if isinstance(state, dict) else None
+    models = models if isinstance(models, dict) else {}
+    allowed = set(BUILT_IN_MODULES) | set(SHIPPED_MODULES)
+    kept = {mid: m for mid, m in models.items() if (_model_modules(m) or {None}) <= allowed}
+    left_out = sorted({repr(n) for mid, m in models.items() if mid not in kept
+                       for n in (_model_modules(m) or {"(not a widget model)"}) - allowed})
+    if left_out:
+        warnings.warn(f"{where}: {len(models) - len(kept)} saved widget model(s) left out of the page, as their "
+                      f"module is not one rnnwidgets ships ({', '.join(left_out)}); expected one of "
+                      f"{', '.join(SHIPPED_MODULES + BUILT_IN_MODULES)}", stacklevel=3)
+    return {**(state if isinstance(state, dict) else {}), "state": kept}
 
 
 def widget_modules(state: dict) -> list:
-    """The front-end modules a widget-manager state needs that embed-amd.js does not define."""
+    """The front-end modules a widget-manager state needs that embed-amd.js does not define (of the
+    modules we ship: ``shipped_state`` leaves out the others)."""
     names = set()
     for model in state["state"].values():
-        names.add(model["model_module"])
-        names.add(model["state"].get("_view_module") or model["model_module"])
-    return sorted(n for n in names if n and not n.startswith(BUILT_IN_PREFIX))
+        names |= _model_modules(model) or set()
+    return sorted(n for n in names if n in SHIPPED_MODULES)
 
 
 def offline_scripts(state: dict) -> str:
@@ -125,7 +166,7 @@ def save_html(widget, path, title: str = "rnnwidgets") -> Path:
     from ipywidgets.embed import embed_data
 
     data = embed_data(views=[widget], drop_defaults=False, state=widget_state(widget))
-    manager_state = data["manager_state"]
+    manager_state = shipped_state(data["manager_state"], "save_html")
     page = "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         f"<title>{html.escape(title)}</title>",
@@ -135,15 +176,14 @@ def save_html(widget, path, title: str = "rnnwidgets") -> Path:
         *(_json_script(VIEW_MIME, view) for view in data["view_specs"]),
         icon_font_style(),
         "</body>", "</html>", ""])
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_text(path, page)  # encoded whole first, then renamed over the target
 
 
 # nbconvert's lab template with its CDN script loading replaced by the inlined scripts.
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}{{ resources.rnnwidgets_offline_scripts }}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block footer -%}{{ super() }}{{ resources.rnnwidgets_icon_font }}{%- endblock footer -%}
 """
 
@@ -167,10 +207,20 @@ class OfflineHTMLExporter(HTMLExporter):
         # notebook has run.
         self.register_preprocessor(offline_widget_resources)
 
+    def default_filters(self):
+        # the template puts the widget state and views in script elements through this filter,
+        # which escapes only "/" in nbconvert: a "<!--<script>" in a value would break the page
+        for name, function in super().default_filters():
+            yield name, (_escape_json if name == "escape_html_script" else function)
+
 
 def offline_widget_resources(nb, resources):
-    """The scripts and icon font that render the notebook's saved widgets, for the template."""
-    state = nb.metadata.get("widgets", {}).get(STATE_MIME)
+    """The saved widget state cut to the modules we ship, and the scripts and icon font that
+    render it, for the template."""
+    widgets = nb.metadata.get("widgets", {})
+    state = widgets.get(STATE_MIME)
+    if state:
+        state = widgets[STATE_MIME] = shipped_state(state, "OfflineHTMLExporter")
     resources["rnnwidgets_offline_scripts"] = offline_scripts(state) if state else ""
     resources["rnnwidgets_icon_font"] = icon_font_style() if state else ""
     return nb, resources

@@ -111,4 +111,40 @@ def test_tutorial_saved_with_state_reopens_without_kernel_and_exports_offline(ju
     blocked = block_network(offline)
     offline.goto((tmp_path / "01_quickstart.html").as_uri())
     _assert_drawn_and_scrubs(offline)
-    assert all("mathjax" in url for url in blocked), blocked  # only the template's own MathJax tried the network
+    assert blocked == []  # not a widget module, not MathJax
+
+
+def test_export_of_hostile_saved_state_renders_offline_as_data(page, tmp_path):
+    """Saved widget state holding a `<!--<script>` token and a model whose module is a path on this
+    machine: the exported page still draws the Explorer, shows the token as text, inlines no file
+    and asks the network for nothing."""
+    import nbformat
+    import torch
+
+    import rnnwidgets as rw
+    from rnnwidgets.widgets import export
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "index.js").write_text('define([], function () { window.__secret = 1; return {}; });')
+    torch.manual_seed(0)
+    tokens = [["<!--<script>" if t == 2 else f"t{t}" for t in range(24)]]
+    shown = rw.explore(torch.nn.LSTM(3, 10, batch_first=True), torch.randn(1, 24, 3), tokens=tokens)
+    nb = nbformat.v4.new_notebook()
+    view = {"version_major": 2, "version_minor": 0, "model_id": shown.model_id}
+    nb.cells = [nbformat.v4.new_code_cell("shown", outputs=[nbformat.v4.new_output(
+        "display_data", data={export.VIEW_MIME: view, "text/plain": "Explorer"})])]
+    state = export.widget_state(shown)
+    state["hostile"] = {"model_name": "AnyModel", "model_module": str(secret), "model_module_version": "*",
+                        "state": {"_view_module": str(secret)}}
+    nb.metadata["widgets"] = {export.STATE_MIME: {"version_major": 2, "version_minor": 0, "state": state}}
+    with pytest.warns(UserWarning, match="left out of the page"):
+        text, _ = export.OfflineHTMLExporter().from_notebook_node(nb)
+    (tmp_path / "hostile.html").write_text(text, encoding="utf-8")
+
+    blocked = block_network(page)
+    page.goto((tmp_path / "hostile.html").as_uri())
+    _assert_drawn_and_scrubs(page)
+    assert "<!--<script>" in page.locator(".rw-explorer").first.inner_text()
+    assert page.evaluate("() => window.__secret") is None
+    assert blocked == []

@@ -1,0 +1,288 @@
+"""Files without surprises.
+
+Writing: nothing is ever lost. A file is written whole beside its target and renamed over it, so
+an interrupted write (Ctrl-C, a full disk, a crash) leaves the previous file as it was; a folder
+is built beside its target and swapped in the same way; one process at a time writes a target.
+
+Reading: a file is data. Arrays are checked (shape, dtype, declared size) from their headers
+before they are read, mapped or inflated, and every fault is a ValueError naming the file."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import shutil
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock falls back to an exclusive create
+    fcntl = None
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    """A name beside ``path`` that nothing else uses, hidden, saying what it is for."""
+    return path.parent / f".{path.name}.{tag}-{secrets.token_hex(4)}"
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the system lets a folder be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb", encoding=None):
+    """Open a temporary file beside ``path`` for writing; once the block ends without an error it
+    is flushed to disk and renamed over ``path``. On any exception (KeyboardInterrupt included)
+    the temporary file is removed and ``path`` is left as it was."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write: expected mode 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    while True:
+        temporary = _sibling(path, "tmp")
+        try:  # 0o666 and the umask, as open() would make it
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():  # keep the permissions the user gave the file
+            shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(path.parent)
+
+
+def write_bytes(path, data: bytes) -> Path:
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_text(path, text: str) -> Path:
+    """``text`` as UTF-8, encoded before anything is written (a string that cannot be encoded
+    leaves ``path`` untouched)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def building_folder(target: Path) -> Path:
+    """A new empty folder beside ``target`` in which to build what will replace it."""
+    while True:
+        folder = _sibling(target, "building")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def swap_in(built: Path, target: Path) -> None:
+    """Put folder ``built`` at ``target``, replacing what was there only once ``built`` is in place.
+
+    What was at ``target`` is renamed aside first, then removed: a reader that still has its files
+    open (a memory map) keeps reading them, as renaming and unlinking never truncate a file."""
+    old = None
+    if target.exists() or target.is_symlink():
+        old = _sibling(target, "old")
+        os.rename(target, old)
+    try:
+        os.rename(built, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    _fsync_folder(target.parent)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+class WriterLock:
+    """Holds the one right to write ``target`` among processes: a lock file beside it, locked with
+    ``flock`` (released by the system when the process dies, so a crash leaves no stale lock).
+
+    ``WriterLock(target, who)`` raises ``BlockingIOError`` naming ``who`` and the lock file when
+    another process holds it; use it as a context manager."""
+
+    def __init__(self, target: Path, who: str):
+        self.target, self.who = Path(target), who
+        self.path = self.target.parent / f".{self.target.name}.lock"
+        self.fd = None
+
+    def __enter__(self):
+        while True:
+            if fcntl is None:
+                try:
+                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except FileExistsError:
+                    raise self._busy() from None
+                break
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise self._busy() from None
+            try:  # the holder before us may have removed the file as we opened it: lock the one there now
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # while still locked, so no one locks a file about to vanish
+        os.close(self.fd)
+        self.fd = None
+        return False
+
+    def _busy(self) -> BlockingIOError:
+        return BlockingIOError(f"{self.who}: another process is writing {self.target} (it holds {self.path}); "
+                               f"wait for it to finish, or write to another path")
+
+
+# ---- reading: a file is data, checked before it is inflated ---------------------------------------
+# Deflate packs float32 data a few times at most; a thousandfold is a file of zeros made to fill
+# memory (a zip bomb). Past INFLATION_CHECKED_FROM bytes, a file inflating more than MAX_INFLATION
+# times is refused before anything is inflated.
+MAX_INFLATION = 200
+INFLATION_CHECKED_FROM = 64 << 20
+_UNREADABLE = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
+               SyntaxError, TypeError)
+
+
+def read_npy_header(f, where: str) -> tuple:
+    """(shape, dtype, offset of the data) from a .npy stream at its start, or a ValueError saying
+    ``where`` is not a plain .npy array. Reads only the header (a few hundred bytes)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {version}")
+        offset = f.tell()
+    except _UNREADABLE as e:
+        raise ValueError(f"{where}: not a readable .npy array ({e})") from None
+    if fortran or dtype.hasobject or dtype.fields is not None:
+        raise ValueError(f"{where}: expected a plain C-ordered array of numbers, got dtype {dtype} "
+                         f"{'in Fortran order' if fortran else ''}".rstrip())
+    return tuple(shape), dtype, offset
+
+
+def _check_array(where: str, shape: tuple, dtype, kinds: str, ndim: int) -> None:
+    if dtype.kind not in kinds or len(shape) != ndim:
+        wanted = {"f": "floats", "iu": "integers", "u": "bytes"}.get(kinds, kinds)
+        raise ValueError(f"{where}: expected a {ndim}-d array of {wanted}, got shape {shape} of {dtype}")
+
+
+class NpzArchive:
+    """The arrays of an ``.npz`` file, each read only once its .npy header (shape, dtype) and the
+    zip's declared size agree, and the whole file is not a zip bomb. Every error is a ValueError
+    that names the file and what is wrong with it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self.zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, EOFError) as e:
+            raise ValueError(f"{self.path}: not a .npz archive, or a truncated one ({e})") from None
+        self.members = {n[:-4]: n for n in self.zip.namelist() if n.endswith(".npy")}
+        self.checked: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zip.close()
+        return False
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.members
+
+    def check(self, name: str, kinds: str, ndim: int, what: str) -> tuple:
+        """The shape of array ``name`` (``what`` says what it holds, for errors), its dtype one of
+        ``kinds`` (numpy kind letters) and ``ndim`` dimensions; inflates only its header."""
+        where = f"{self.path}: array {name!r} ({what})"
+        if name not in self.members:
+            raise ValueError(f"{self.path}: missing array {name!r} ({what})")
+        info = self.zip.getinfo(self.members[name])
+        try:
+            with self.zip.open(info) as f:
+                shape, dtype, offset = read_npy_header(f, where)
+        except ValueError:
+            raise
+        except _UNREADABLE as e:
+            raise ValueError(f"{where}: cannot be read ({e})") from None
+        _check_array(where, shape, dtype, kinds, ndim)
+        needed = offset + math.prod(shape) * dtype.itemsize
+        if info.file_size != needed:
+            raise ValueError(f"{where}: the archive declares {info.file_size} bytes where its shape {shape} "
+                             f"of {dtype} needs {needed}")
+        self.checked[name] = (info, shape)
+        return shape
+
+    def check_inflation(self) -> None:
+        """Refuse, before inflating them, arrays that would inflate past MAX_INFLATION times their size."""
+        infos = [info for info, _ in self.checked.values()]
+        full, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+        if full > INFLATION_CHECKED_FROM and full > MAX_INFLATION * max(packed, 1):
+            raise ValueError(f"{self.path}: its arrays would inflate from {packed} to {full} bytes, more than "
+                             f"{MAX_INFLATION} times: not data a trace holds (a zip bomb?); refused unread")
+
+    def read(self, name: str) -> np.ndarray:
+        """A checked array, inflating no more than its declared size."""
+        info, shape = self.checked[name]
+        try:
+            with self.zip.open(info) as f:
+                array = np.lib.format.read_array(f, allow_pickle=False)
+        except _UNREADABLE as e:
+            raise ValueError(f"{self.path}: array {name!r} cannot be read ({e})") from None
+        if array.shape != shape:  # the header read twice: a file changed as it was read
+            raise ValueError(f"{self.path}: array {name!r} changed while it was read")
+        return array
+
+
+def check_npy_file(path: Path, kinds: str, ndim: int, what: str) -> tuple:
+    """The shape of the .npy file ``path`` (a plain file, not a link), its dtype and dimensions
+    checked and its size matching its header (not truncated), before it is read or mapped."""
+    where = f"{path} ({what})"
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"{where}: expected a plain file{' (it is a link)' if path.is_symlink() else ''}")
+    with open(path, "rb") as f:
+        shape, dtype, offset = read_npy_header(f, where)
+    _check_array(where, shape, dtype, kinds, ndim)
+    needed, size = offset + math.prod(shape) * dtype.itemsize, path.stat().st_size
+    if size != needed:
+        raise ValueError(f"{where}: {size} bytes where its shape {shape} of {dtype} needs {needed} "
+                         f"({'truncated' if size < needed else 'extra bytes'})")
+    return shape

@@ -1,0 +1,241 @@
+"""Files are never lost and files read are data: atomic writes of every file we write, and
+Trace files that are broken or hostile refused with a clear error before they are inflated."""
+import io
+import json
+import os
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+
+from rnnwidgets import LayerTrace, Trace, fileio
+from rnnwidgets import tracedata
+from rnnwidgets.dataset import npy_header
+
+
+def small_trace(seed=0, units=3):
+    rng = np.random.default_rng(seed)
+    lt = LayerTrace("lstm.l0", "lstm", states={"h": rng.normal(size=(2, 4, units)), "c": rng.normal(size=(2, 4, units))})
+    return Trace(layers={lt.name: lt}, lengths=[4, 3], tokens=[list("abcd"), list("xyz")])
+
+
+def assert_same_trace(a: Trace, b: Trace):
+    assert list(a.layers) == list(b.layers) and a.tokens == b.tokens
+    np.testing.assert_array_equal(a.lengths, b.lengths)
+    for name in a.layers:
+        for key in a.layers[name].states:
+            np.testing.assert_array_equal(a.layers[name].states[key], b.layers[name].states[key])
+
+
+def leftovers(folder):
+    """Files a write left beside its target (temporary files, lock files)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# ---- atomic writes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_an_interrupted_trace_save_leaves_the_previous_file(tmp_path, monkeypatch, interrupt):
+    path = small_trace(0).save(tmp_path / "t.npz")
+    before = path.read_bytes()
+    savez = np.savez_compressed
+
+    def fails_midway(f, **arrays):
+        savez(f, **arrays)  # the whole archive written to the file, then the interruption
+        raise interrupt
+
+    monkeypatch.setattr(tracedata.np, "savez_compressed", fails_midway)
+    with pytest.raises(type(interrupt) if isinstance(interrupt, Exception) else interrupt):
+        small_trace(1).save(path)
+    assert path.read_bytes() == before
+    assert_same_trace(Trace.load(path), small_trace(0))
+    assert leftovers(tmp_path) == []
+
+
+def test_a_trace_save_replaces_the_file_and_keeps_its_permissions(tmp_path):
+    path = small_trace(0).save(tmp_path / "t.npz")
+    os.chmod(path, 0o640)
+    small_trace(1).save(path)
+    assert_same_trace(Trace.load(path), small_trace(1))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and leftovers(tmp_path) == []
+
+
+def test_a_new_file_gets_the_umask_permissions_as_open_would(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = fileio.write_text(tmp_path / "new.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_text() == "x"
+
+
+def test_atomic_write_refuses_appending_modes(tmp_path):
+    with pytest.raises(ValueError, match="expected mode 'w' or 'wb'"):
+        with fileio.atomic_write(tmp_path / "x", "ab"):
+            pass
+
+
+# ---- broken and hostile trace files ------------------------------------------------------------
+
+def npy_bytes(array) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def members(path) -> tuple:
+    """(arrays, header) of a saved trace file."""
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    return arrays, json.loads(bytes(arrays.pop("header")).decode("utf-8"))
+
+
+def rewrite(path, arrays, header):
+    """A trace file holding ``arrays`` and ``header`` (a dict, or raw bytes for the header member)."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode("utf-8")
+    np.savez_compressed(path, header=np.frombuffer(raw, dtype=np.uint8), **arrays)
+    return path
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return small_trace().save(tmp_path / "t.npz")
+
+
+def refused(path, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        Trace.load(path)
+    assert str(caught.value).startswith(f"{path}: ")   # names the file
+    assert not isinstance(caught.value.__cause__, (zipfile.BadZipFile, EOFError, KeyError, AttributeError,
+                                                   RecursionError))
+    return caught.value
+
+
+def test_a_truncated_or_corrupted_file_is_refused_clearly(saved, tmp_path):
+    data = saved.read_bytes()
+    cut = tmp_path / "cut.npz"
+    for size in (0, 10, len(data) // 2, len(data) - 30):
+        cut.write_bytes(data[:size])
+        refused(cut, "not a .npz archive, or a truncated one")
+    (tmp_path / "text.npz").write_text("just some text")
+    refused(tmp_path / "text.npz", "not a .npz archive")
+
+    arrays, header = members(saved)
+    stored = tmp_path / "stored.npz"
+    np.savez(stored, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)  # not deflated
+    spoiled = bytearray(stored.read_bytes())
+    at = spoiled.index(arrays["l0/states/0"].tobytes()[:16])
+    spoiled[at:at + 16] = b"\xff" * 16
+    stored.write_bytes(bytes(spoiled))
+    refused(stored, r"array 'l0/states/0' .*Bad CRC-32")
+
+
+def test_missing_arrays_and_inconsistent_shapes_are_named(saved, tmp_path):
+    arrays, header = members(saved)
+    refused(rewrite(tmp_path / "a.npz", {k: v for k, v in arrays.items() if k != "l0/states/1"}, header),
+            r"missing array 'l0/states/1' \(lstm.l0 states\['c'\]\)")
+    refused(rewrite(tmp_path / "b.npz", {k: v for k, v in arrays.items() if k != "lengths"}, header),
+            "missing array 'lengths'")
+    refused(rewrite(tmp_path / "c.npz", {**arrays, "l0/states/1": np.zeros((3, 4, 3), np.float32)}, header),
+            r"array 'l0/states/1' \(lstm.l0 states\['c'\]\) has batch 3, lengths has 2")
+    refused(rewrite(tmp_path / "d.npz", {**arrays, "l0/states/1": np.zeros((2, 9, 3), np.float32)}, header),
+            r"array 'l0/states/1' has shape \(2, 9, 3\), its header says \[2, 4, 3\]")
+    refused(rewrite(tmp_path / "e.npz", {**arrays, "l0/states/0": np.zeros((2, 4, 3), np.int64)}, header),
+            r"expected a 3-d array of floats, got shape \(2, 4, 3\) of int64")
+    refused(rewrite(tmp_path / "f.npz", {**arrays, "l0/states/0": np.zeros((2, 4), np.float32)}, header),
+            "expected a 3-d array of floats")
+    obj = tmp_path / "g.npz"
+    np.savez(obj, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+             **{**arrays, "lengths": np.array([4, "x"], dtype=object)}, allow_pickle=True)
+    refused(obj, "expected a plain C-ordered array of numbers")
+
+
+def test_a_member_declaring_more_bytes_than_its_shape_is_refused(saved, tmp_path):
+    arrays, header = members(saved)
+    path = rewrite(tmp_path / "t.npz", arrays, header)
+    with zipfile.ZipFile(path, "a") as z:   # a second, longer member under the same name wins on read
+        bigger = io.BytesIO()
+        np.save(bigger, arrays["l0/states/0"])
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            z.writestr("l0/states/0.npy", bigger.getvalue() + b"\0" * 4096)
+    refused(path, r"array 'l0/states/0' \(lstm.l0 states\['h'\]\): the archive declares \d+ bytes where its "
+                  r"shape \(2, 4, 3\) of float32 needs \d+")
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(saved, tmp_path):
+    import tracemalloc
+
+    arrays, header = members(saved)
+    del header["shapes"]   # a crafted file's header need not say anything
+    steps = (1 << 30) // 4  # one GiB of float32 zeros, about a megabyte deflated
+    header["layers"][0]["states"] = ["h"]
+    header["tokens"] = None
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("header.npy", npy_bytes(np.frombuffer(json.dumps(header).encode(), np.uint8)))
+        z.writestr("lengths.npy", npy_bytes(np.array([3], np.int64)))
+        with z.open("l0/states/0.npy", "w", force_zip64=True) as f:
+            f.write(npy_header((1, steps, 1)))
+            zeros = bytes(1 << 24)
+            for _ in range((steps * 4) // len(zeros)):
+                f.write(zeros)
+    assert path.stat().st_size < 4 << 20
+    tracemalloc.start()
+    try:
+        refused(path, "would inflate from .* more than 200 times: not data a trace holds")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
+
+
+def test_a_header_of_the_wrong_types_is_refused_clearly(saved, tmp_path):
+    arrays, header = members(saved)
+
+    def variant(name, **changes):
+        return rewrite(tmp_path / f"{name}.npz", arrays, {**header, **changes})
+
+    refused(rewrite(tmp_path / "bytes.npz", arrays, b"\xff\xfe not text"), "its header is not JSON text")
+    refused(rewrite(tmp_path / "deep.npz", arrays, b"[" * 200_000 + b"]" * 200_000), "its header is not JSON text")
+    refused(rewrite(tmp_path / "list.npz", arrays, b"[1, 2]"), "not a rnnwidgets trace of format 1")
+    refused(variant("layers", layers="lstm"), "its header's layers should be a non-empty list")
+    refused(variant("nolayers", layers=[]), "its header's layers should be a non-empty list")
+    refused(variant("entry", layers=[7]), r"its header's layers\[0\] should be an object")
+    refused(variant("name", layers=[{**header["layers"][0], "name": 3}]), r"layers\[0\] name and kind should be strings")
+    refused(variant("meta", layers=[{**header["layers"][0], "meta": None}]), r"layers\[0\].meta should be an object")
+    refused(variant("keys", layers=[{**header["layers"][0], "states": "h"}]), r"layers\[0\].states should be a list")
+    refused(variant("kind", layers=[{**header["layers"][0], "kind": "transformer"}]), "kind must be one of")
+    refused(variant("tokens", tokens=[[1, 2, 3, 4], [5, 6, 7]]), "tokens should be null or one list of strings")
+    refused(variant("grads", param_grads=[]), "param_grads should be an object")
+    refused(variant("tmeta", meta="x"), "meta should be an object")
+    refused(variant("shapes", shapes={"lengths": "2"}), "shapes should be an object of lists of integers")
+    # what the Trace constructor refuses comes back naming the file
+    refused(variant("count", tokens=[list("abcd")]), r"tokens: expected one list per batch element \(2\), got 1")
+
+
+def constructor_refuses(**kwargs) -> bool:
+    try:
+        Trace(**kwargs)
+    except ValueError:
+        return True
+    return False
+
+
+def test_lengths_out_of_range_are_refused_naming_the_file(saved, tmp_path):
+    if not constructor_refuses(layers={"x": LayerTrace("x", "rnn", states={"h": np.zeros((1, 4, 2))})}, lengths=[99]):
+        pytest.skip("the Trace constructor does not check lengths against steps")
+    arrays, header = members(saved)
+    for bad in ([-3, 2], [99, 2]):
+        refused(rewrite(tmp_path / "l.npz", {**arrays, "lengths": np.array(bad)}, {**header, "tokens": None}),
+                "length")
+
+
+def test_steps_that_disagree_within_a_layer_are_refused_naming_the_file(saved, tmp_path):
+    h, c = np.zeros((1, 4, 2)), np.zeros((1, 9, 2))
+    if not constructor_refuses(layers={"x": LayerTrace("x", "lstm", states={"h": h, "c": c})}, lengths=[4]):
+        pytest.skip("the Trace constructor does not check each layer's steps")
+    arrays, header = members(saved)
+    del header["shapes"]   # a file written before shapes were kept: the constructor still checks them
+    refused(rewrite(tmp_path / "h.npz", {**arrays, "l0/states/1": np.zeros((2, 9, 3), np.float32)}, header),
+            "lstm.l0")
