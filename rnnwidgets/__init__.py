@@ -23,6 +23,11 @@ _LAZY = {
     "unit_stats": "rnnwidgets.patterns",
     "MatchPanel": "rnnwidgets.widgets.patterns",
     "CoClusterView": "rnnwidgets.widgets.patterns",
+    "dynamics": "rnnwidgets.capture.spectra",
+    "Dynamics": "rnnwidgets.dynamics_analysis",
+    "fixed_points": "rnnwidgets.capture.fixed_points",
+    "FixedPoints": "rnnwidgets.dynamics_analysis",
+    "DynamicsView": "rnnwidgets.widgets.dynamics_view",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]

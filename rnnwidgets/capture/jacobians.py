@@ -1,0 +1,193 @@
+"""The recurrence as a map of its state: one step s_t = F(x_t, s_{t-1}) per layer and direction,
+and its Jacobian J_t = dF/ds_{t-1} in closed form (inputs held fixed).
+
+s is h for an RNN or a GRU and [h, c] for an LSTM (h is the projected h with ``proj_size``).
+Every function here is batched over any leading dimensions (batch, time) and runs on the
+weights' device and dtype; the weights are read from the module (``weight_hh_l{k}[_reverse]``
+...) and never written. Step modules, which have no closed form, are differentiated through
+``torch.func`` (see ``AutogradStep``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..kinds import layer_name
+
+MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+CELLS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru"}
+
+
+@dataclass
+class Recurrence:
+    """One layer and direction of a recurrent module: its weights and its step as a map of the state."""
+
+    mode: str                      # "lstm" | "gru" | "rnn_tanh" | "rnn_relu"
+    w_ih: torch.Tensor             # (gates * hidden, input)
+    w_hh: torch.Tensor             # (gates * hidden, width)
+    b_ih: Optional[torch.Tensor]
+    b_hh: Optional[torch.Tensor]
+    w_hr: Optional[torch.Tensor] = None   # LSTM projection (proj_size, hidden)
+
+    @property
+    def hidden(self) -> int:
+        return self.w_hh.shape[1] if self.w_hr is None else self.w_hr.shape[1]
+
+    @property
+    def width(self) -> int:
+        """The width of h as the layer hands it on (proj_size when projected)."""
+        return self.w_hh.shape[1]
+
+    @property
+    def state_size(self) -> int:
+        return self.width + (self.hidden if self.mode == "lstm" else 0)
+
+    @property
+    def input_size(self) -> int:
+        return self.w_ih.shape[1]
+
+    def to(self, dtype) -> "Recurrence":
+        cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731
+        return Recurrence(self.mode, cast(self.w_ih), cast(self.w_hh), cast(self.b_ih), cast(self.b_hh),
+                          cast(self.w_hr))
+
+    def split(self, s: torch.Tensor):
+        """(h, c) of a state; c is None for kinds without a cell state."""
+        if self.mode == "lstm":
+            return s[..., :self.width], s[..., self.width:]
+        return s, None
+
+    def _pre(self, x, h):
+        gi = x @ self.w_ih.T
+        gh = h @ self.w_hh.T
+        if self.b_ih is not None:
+            gi, gh = gi + self.b_ih, gh + self.b_hh
+        return gi, gh
+
+    def step(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """F(x, s): the next state, (..., state_size)."""
+        h, c = self.split(s)
+        gi, gh = self._pre(x, h)
+        if self.mode == "lstm":
+            i, f, g, o = (gi + gh).chunk(4, dim=-1)
+            c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+            h_new = o.sigmoid() * c_new.tanh()
+            if self.w_hr is not None:
+                h_new = h_new @ self.w_hr.T
+            return torch.cat([h_new, c_new], dim=-1)
+        if self.mode == "gru":
+            ir, iz, in_ = gi.chunk(3, dim=-1)
+            hr, hz, hn = gh.chunk(3, dim=-1)
+            r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
+            n = (in_ + r * hn).tanh()
+            return (1 - z) * n + z * h
+        pre = gi + gh
+        return pre.tanh() if self.mode == "rnn_tanh" else pre.relu()
+
+    def jacobian(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """dF/ds at (x, s): (..., state_size, state_size), rows the new state, columns the old."""
+        h, c = self.split(s)
+        gi, gh = self._pre(x, h)
+        col = lambda v: v.unsqueeze(-1)  # noqa: E731  (scales the rows of a weight matrix)
+        if self.mode == "lstm":
+            wi, wf, wg, wo = self.w_hh.chunk(4, dim=0)                       # (H, P) each
+            i, f, g, o = (gi + gh).chunk(4, dim=-1)
+            i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+            c_new = f * c + i * g
+            tc = c_new.tanh()
+            dc_dh = col(c * f * (1 - f)) * wf + col(g * i * (1 - i)) * wi + col(i * (1 - g * g)) * wg  # (.., H, P)
+            through_c = o * (1 - tc * tc)
+            dh_dh = col(tc * o * (1 - o)) * wo + col(through_c) * dc_dh                           # (.., H, P)
+            dh_dc = torch.diag_embed(through_c * f)                                               # (.., H, H)
+            if self.w_hr is not None:
+                dh_dh = self.w_hr @ dh_dh
+                dh_dc = self.w_hr * (through_c * f).unsqueeze(-2)
+            top = torch.cat([dh_dh, dh_dc], dim=-1)
+            bottom = torch.cat([dc_dh, torch.diag_embed(f)], dim=-1)
+            return torch.cat([top, bottom], dim=-2)
+        if self.mode == "gru":
+            wr, wz, wn = self.w_hh.chunk(3, dim=0)
+            ir, iz, in_ = gi.chunk(3, dim=-1)
+            hr, hz, hn = gh.chunk(3, dim=-1)
+            r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
+            n = (in_ + r * hn).tanh()
+            dn = (1 - z) * (1 - n * n)
+            return (torch.diag_embed(z) + col(dn * r) * wn + col(dn * hn * r * (1 - r)) * wr
+                    + col((h - n) * z * (1 - z)) * wz)
+        pre = gi + gh
+        slope = 1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype)
+        return col(slope) * self.w_hh
+
+
+def module_recurrence(module: nn.Module, layer: int = 0, reverse: bool = False) -> Recurrence:
+    """The Recurrence of one layer and direction of an nn.LSTM / nn.GRU / nn.RNN, or of a cell."""
+    if isinstance(module, nn.RNNBase):
+        sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+        get = lambda n: getattr(module, n + sfx).detach() if hasattr(module, n + sfx) else None  # noqa: E731
+        return Recurrence(MODES[module.mode], get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
+                          get("weight_hr") if getattr(module, "proj_size", 0) else None)
+    mode = cell_mode(module)
+    if mode is None:
+        raise TypeError(f"expected an nn.LSTM / nn.GRU / nn.RNN or a cell, got {type(module).__name__}")
+    get = lambda n: getattr(module, n).detach() if getattr(module, n, None) is not None else None  # noqa: E731
+    return Recurrence(mode, get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+
+
+def cell_mode(module: nn.Module) -> Optional[str]:
+    for cls, mode in CELLS.items():
+        if isinstance(module, cls):
+            return mode
+    if isinstance(module, nn.RNNCell):
+        return "rnn_tanh" if module.nonlinearity == "tanh" else "rnn_relu"
+    return None
+
+
+def recurrences(model: nn.Module) -> dict:
+    """Trace layer name -> (module, Recurrence) for every fused module's layers and directions and
+    every cell in ``model``."""
+    found = {}
+    for path, module in model.named_modules():
+        base = path or type(module).__name__.lower()
+        if isinstance(module, nn.RNNBase):
+            for layer in range(module.num_layers):
+                for reverse in ((False, True) if module.bidirectional else (False,)):
+                    found[layer_name(base, layer, reverse)] = (module, module_recurrence(module, layer, reverse))
+        elif cell_mode(module) is not None:
+            found[base] = (module, module_recurrence(module))
+    return found
+
+
+class AutogradStep:
+    """A step module ``forward(input, hidden) -> (output, hidden)`` as a map of its state, with its
+    Jacobian through ``torch.func`` (vmap over the batch of one jacrev): for models without a
+    closed form. The hidden is a (batch, units) tensor or a tuple of them (s is their concatenation)."""
+
+    def __init__(self, model: nn.Module, hidden_like):
+        self.model = model
+        parts = hidden_like if isinstance(hidden_like, (tuple, list)) else (hidden_like,)
+        if not all(isinstance(p, torch.Tensor) and p.dim() == 2 for p in parts):
+            raise TypeError(f"rw.dynamics: {type(model).__name__}: expected a hidden state that is a (batch, units) "
+                            f"tensor or a tuple of them, got {type(hidden_like).__name__}")
+        self.sizes = [p.shape[1] for p in parts]
+        self.tuple = isinstance(hidden_like, (tuple, list))
+        self.state_size = sum(self.sizes)
+
+    def hidden(self, s: torch.Tensor):
+        parts = torch.split(s, self.sizes, dim=-1)
+        return tuple(parts) if self.tuple else parts[0]
+
+    def flat(self, hidden) -> torch.Tensor:
+        return torch.cat(list(hidden), dim=-1) if self.tuple else hidden
+
+    def step(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """F(x, s) for (batch, ·) tensors."""
+        return self.flat(self.model(x, self.hidden(s))[1])
+
+    def jacobian(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """dF/ds for (batch, ·) x and s: (batch, state, state)."""
+        one = lambda s1, x1: self.step(x1.unsqueeze(0), s1.unsqueeze(0)).squeeze(0)  # noqa: E731
+        with torch.enable_grad():
+            return torch.func.vmap(torch.func.jacrev(one))(s, x).detach()

@@ -1,0 +1,210 @@
+"""``rw.dynamics``: the step Jacobian's top singular values at every step, finite-time Lyapunov
+exponents and the PCA plane of the states, for every recurrent layer a Trace has.
+
+The model runs once through ``rw.trace`` (its states and initial states); each fused module's
+and cell's input is taken on the way by a forward pre-hook (removed after). Then, per layer and
+direction, the Jacobians J_t = dF/ds_{t-1} at the traced states are formed in closed form for a
+chunk of steps at a time (never the whole stack), their top singular values taken from the
+eigenvalues of J J^T, and the chunk handed to the Lyapunov QR accumulation in the order the
+layer runs. Each layer's Jacobian holds the layer below fixed (its input is an input).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
+from ..kinds import previous
+from .api import trace
+from .jacobians import AutogradStep, recurrences
+
+# bytes of Jacobians formed at once (the chunk of steps is sized to fit)
+CHUNK_BYTES = 64 * 2 ** 20
+
+
+def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
+    """The dynamics of every recurrent layer of ``model`` on ``inputs`` (same conventions as
+    ``rw.trace``): per layer ``singular_values`` (batch, time, k), ``lyapunov`` (batch, k), ``pca``.
+
+    Supported: nn.LSTM (with proj_size), nn.GRU, nn.RNN (tanh, relu), every layer and direction;
+    nn.LSTMCell / nn.GRUCell / nn.RNNCell driven by the model's own loop; a step module
+    ``forward(input, hidden)`` through autograd. The model is left as found.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"rw.dynamics: expected a torch.nn.Module as the model, got {type(model).__name__}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"rw.dynamics: k must be a positive integer (how many singular values), got {k!r}")
+    maps = recurrences(model)
+    modules = {id(m) for m, _ in maps.values()}
+    calls: dict = {}
+    handles = []
+
+    def keep(module, args, kwargs):
+        calls.setdefault(id(module), []).append((args, kwargs))
+
+    try:
+        for m in model.modules():
+            if id(m) in modules:
+                handles.append(m.register_forward_pre_hook(keep, with_kwargs=True))
+        tr = trace(model, inputs, hidden=hidden)
+    finally:
+        for h in handles:
+            h.remove()
+
+    layers, skipped = {}, []
+    for name, lt in tr.layers.items():
+        if name in maps:
+            module, rec = maps[name]
+            found = calls.get(id(module), [])
+            if isinstance(module, nn.RNNBase):
+                if len(found) != 1:
+                    raise ValueError(f"rw.dynamics: {name.rsplit('.l', 1)[0]} ran {len(found)} times in one forward; "
+                                     "expected one call per recurrent module")
+                x = layer_input(tr, lt, module, found[0])
+                s_prev = previous_state(lt, tr.lengths if lt.reverse else None)
+            else:
+                x, s_prev = cell_calls(found, rec)
+            dtype, device = rec.w_hh.dtype, rec.w_hh.device
+            step_jacobian = rec.jacobian
+        elif name == tr.first.name and "step_module" in lt.meta:
+            x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
+        else:
+            skipped.append(name)
+            continue
+        with torch.no_grad() if name in maps else _eval_mode(model):
+            sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
+                             torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
+        states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
+        layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, tr.lengths), states, tr.lengths.copy(),
+                                     meta=dict(lt.meta))
+    if skipped:
+        warnings.warn(f"rw.dynamics: no step map for {skipped} (recorded tracks, not a recurrence); left out",
+                      stacklevel=2)
+    if not layers:
+        raise ValueError(f"rw.dynamics: {type(model).__name__} has no recurrent layer whose step could be "
+                         "differentiated (nn.LSTM / nn.GRU / nn.RNN, a cell, or a step module forward(input, hidden))")
+    return Dynamics(layers, tr)
+
+
+# ---- each layer's inputs and the states its steps started from ---------------------------------------
+def module_input(module: nn.RNNBase, args, kwargs) -> torch.Tensor:
+    """A fused module's input as (batch, time, features) in the user's batch order."""
+    x = args[0] if args else kwargs["input"]
+    if isinstance(x, PackedSequence):
+        return pad_packed_sequence(x, batch_first=True)[0]
+    if x.dim() == 2:                                   # unbatched (time, features)
+        return x.unsqueeze(0)
+    return x if module.batch_first else x.transpose(0, 1)
+
+
+def layer_input(tr, lt, module: nn.RNNBase, call) -> torch.Tensor:
+    """Layer 0: the module's input; layer k: the layer below's h, both directions side by side."""
+    layer = lt.meta["layer"]
+    if layer == 0:
+        return module_input(module, *call).detach()
+    below = lt.name.rsplit(".l", 1)[0] + f".l{layer - 1}"
+    parts = [tr.layers[below].h] + ([tr.layers[below + ".reverse"].h] if module.bidirectional else [])
+    return torch.from_numpy(np.concatenate(parts, axis=-1))
+
+
+def previous_state(lt, lengths) -> np.ndarray:
+    """s at the start of each step, (batch, time, state): h (and c), from the traced states."""
+    keys = [k for k in ("h", "c") if k in lt.states]
+    return np.concatenate([previous(lt.states[k], lt.initial.get(k), lt.reverse, lengths) for k in keys], axis=-1)
+
+
+def cell_calls(found: list, rec):
+    """A cell's inputs and the states each call started from, (batch, time, ·), from its calls."""
+    xs, prevs = [], []
+    for args, kwargs in found:
+        x = args[0] if args else kwargs["input"]
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        x = x.unsqueeze(0) if x.dim() == 1 else x
+        if hx is None:
+            parts = [torch.zeros(x.shape[0], rec.state_size, dtype=x.dtype, device=x.device)]
+        else:
+            parts = [p.unsqueeze(0) if p.dim() == 1 else p for p in (hx if isinstance(hx, tuple) else (hx,))]
+        xs.append(x.detach())
+        prevs.append(torch.cat([p.detach() for p in parts], dim=-1))
+    return torch.stack(xs, dim=1), torch.stack(prevs, dim=1)
+
+
+def step_module_parts(model, inputs, lt):
+    """(x, s_prev, jacobian, dtype, device) for a step module, differentiated through torch.func."""
+    from .step import split_steps
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    dtype = params[0].dtype if params else torch.get_default_dtype()
+    device = params[0].device if params else torch.device("cpu")
+    x = torch.stack([s.to(device, dtype) for s in split_steps(inputs)], dim=1)
+    keys = [k for k in ("h", "c") if k in lt.states]
+    s_prev = previous_state(lt, None)
+    like = tuple(torch.from_numpy(lt.states[k][:, 0]) for k in keys)
+    step = AutogradStep(model, like if len(keys) > 1 else like[0])
+
+    def jacobian(xc, sc):
+        lead = sc.shape[:-1]
+        flat = step.jacobian(xc.reshape(-1, xc.shape[-1]), sc.reshape(-1, sc.shape[-1]))
+        return flat.reshape(*lead, *flat.shape[-2:])
+    return x, s_prev, jacobian, dtype, device
+
+
+class _eval_mode:
+    """Eval mode (no dropout) while a step module is differentiated; training flags put back after."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.flags = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        for module, flag in self.flags:
+            module.training = flag
+        return False
+
+
+# ---- spectra and exponents ------------------------------------------------------------------------
+def run_order(lengths: np.ndarray, steps: int, reverse: bool) -> np.ndarray:
+    """(batch, steps) index of the step each element runs p-th: p forward; length-1-p reversed
+    (past the length: p itself, masked)."""
+    p = np.arange(steps)[None, :].repeat(len(lengths), 0)
+    if not reverse:
+        return p
+    back = np.asarray(lengths)[:, None] - 1 - p
+    return np.where(back >= 0, back, p)
+
+
+def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, reverse: bool, k: int):
+    """(singular values float32 (B, T, k), Lyapunov exponents float64 (B, k)) of one layer.
+
+    ``step_jacobian(x, s)`` maps (B, c, ·) to (B, c, S, S). Steps go in the order the layer runs
+    them, ``chunk`` at a time, so no more than CHUNK_BYTES of Jacobians exist at once.
+    """
+    batch, steps, size = s_prev.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    k = min(k, size)
+    order = run_order(lengths, steps, reverse)
+    valid = np.arange(steps)[None, :] < lengths[:, None]
+    index = torch.from_numpy(order).to(x.device)
+    xs = torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
+    ss = torch.gather(s_prev, 1, index[..., None].expand(-1, -1, size))
+    chunk = max(1, CHUNK_BYTES // (batch * size * size * s_prev.element_size()))
+    top = torch.empty(batch, steps, k, dtype=s_prev.dtype, device=s_prev.device)
+    qr = LyapunovQR(batch, size, k)
+    for p0 in range(0, steps, chunk):
+        p1 = min(steps, p0 + chunk)
+        jac = step_jacobian(xs[:, p0:p1], ss[:, p0:p1])                  # (B, c, S, S)
+        # the eigenvalues of J J^T are the squared singular values (ascending)
+        eig = torch.linalg.eigvalsh(jac @ jac.transpose(-1, -2))
+        top[:, p0:p1] = eig[..., -k:].flip(-1).clamp_min(0).sqrt()
+        qr.update(jac.cpu().numpy(), valid[:, p0:p1])
+    sv = np.full((batch, steps, k), np.nan, dtype=np.float32)
+    found = top.cpu().numpy()
+    rows, cols = np.nonzero(valid)
+    sv[rows, order[rows, cols]] = found[rows, cols]
+    return sv, qr.exponents()

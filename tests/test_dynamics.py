@@ -1,0 +1,270 @@
+"""rw.dynamics: the step Jacobian's singular values against autograd on a per-step reference,
+finite-time Lyapunov exponents against known values and an independent QR, the PCA plane, and
+the model left as found."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import rnnwidgets as rw
+from rnnwidgets.capture import spectra
+from tests.model_state import assert_untouched, snapshot
+from tests.reference_rnn import Reference, layer_weights, step
+
+RTOL = 1e-4
+
+
+def reference_jacobians(module, x, lengths, h0=None, c0=None, name="rnn"):
+    """layer name -> {(b, t): J_t} from autograd on the documented equations, one step at a time."""
+    ref = Reference(module, x, lengths, name=name, h0=h0, c0=c0)
+    directions = 2 if module.bidirectional else 1
+    width = module.proj_size if getattr(module, "proj_size", 0) else module.hidden_size
+    lstm = module.mode == "LSTM"
+    found = {}
+    for layer in range(module.num_layers):
+        for d in range(directions):
+            lname = f"{name}.l{layer}" + (".reverse" if d else "")
+            w = {k: v.detach() for k, v in layer_weights(module, layer, reverse=d == 1).items()}
+            store = ref.states[lname]
+            below = [ref.states[f"{name}.l{layer - 1}" + s] for s in ([""] + [".reverse"] * (directions == 2))
+                     ] if layer else []
+            row = layer * directions + d
+            found[lname] = {}
+            for b in range(x.shape[0]):
+                order = list(range(lengths[b]))[:: -1 if d else 1]
+                h = h0[row, b] if h0 is not None else x.new_zeros(width)
+                c = c0[row, b] if c0 is not None else x.new_zeros(module.hidden_size)
+                for t in order:
+                    xt = x[b, t] if layer == 0 else torch.cat([s["h"][(b, t)] for s in below]).detach()
+                    s_prev = torch.cat([h, c]).detach() if lstm else h.detach()
+
+                    def one(s, xt=xt):
+                        hh, cc = (s[:width], s[width:]) if lstm else (s, None)
+                        h2, c2, _ = step(module.mode, w, xt, hh, cc)
+                        return torch.cat([h2, c2]) if lstm else h2
+                    found[lname][(b, t)] = torch.autograd.functional.jacobian(one, s_prev)
+                    h = store["h"][(b, t)]
+                    c = store["c"][(b, t)] if lstm else c
+    return found
+
+
+CONFIGS = [
+    dict(cls=nn.LSTM, layers=2, bidirectional=True),
+    dict(cls=nn.LSTM, layers=1, proj_size=3),
+    dict(cls=nn.LSTM, layers=2, bidirectional=True, proj_size=2, packed=True),
+    dict(cls=nn.GRU, layers=2, bidirectional=True, packed=True),
+    dict(cls=nn.GRU, layers=1, bias=False, hidden=True),
+    dict(cls=nn.RNN, layers=2, nonlinearity="tanh", hidden=True),
+    dict(cls=nn.RNN, layers=1, bidirectional=True, nonlinearity="relu"),
+    dict(cls=nn.LSTM, layers=1, hidden=True, batch_first=False),
+]
+
+
+@pytest.mark.parametrize("seed", range(len(CONFIGS)))
+def test_singular_values_equal_autograd_on_one_step(seed):
+    cfg = dict(CONFIGS[seed])
+    torch.manual_seed(seed)
+    cls = cfg.pop("cls")
+    kwargs = dict(num_layers=cfg.get("layers", 1), bidirectional=cfg.get("bidirectional", False),
+                  bias=cfg.get("bias", True), batch_first=cfg.get("batch_first", True))
+    if cls is nn.LSTM and cfg.get("proj_size"):
+        kwargs["proj_size"] = cfg["proj_size"]
+    if cls is nn.RNN:
+        kwargs["nonlinearity"] = cfg["nonlinearity"]
+    module = cls(3, 5, **kwargs).double()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(2.0)   # larger weights: a spread of singular values, saturating gates
+    batch, steps = 3, 6
+    lengths = [6, 4, 1] if cfg.get("packed") else [steps] * batch
+    x = torch.randn(batch, steps, 3, dtype=torch.float64)
+    directions = 2 if kwargs["bidirectional"] else 1
+    width = kwargs.get("proj_size") or 5
+    h0 = c0 = None
+    if cfg.get("hidden"):
+        h0 = torch.randn(kwargs["num_layers"] * directions, batch, width, dtype=torch.float64)
+        c0 = torch.randn(kwargs["num_layers"] * directions, batch, 5, dtype=torch.float64) if cls is nn.LSTM else None
+    if cfg.get("packed"):
+        inputs = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    else:
+        inputs = x if kwargs["batch_first"] else x.transpose(0, 1).contiguous()
+    hidden = None if h0 is None else ((h0, c0) if cls is nn.LSTM else h0)
+    before = snapshot(module)
+    dyn = rw.dynamics(module, inputs, hidden=hidden, k=4)
+    assert_untouched(module, before)
+    expected = reference_jacobians(module, x, lengths, h0=h0, c0=c0, name=cls.__name__.lower())
+    assert list(dyn.layers) == list(expected)
+    for name, jacs in expected.items():
+        d = dyn.layers[name]
+        assert d.singular_values.dtype == np.float32 and d.singular_values.shape == (batch, steps, 4)
+        for (b, t), jac in jacs.items():
+            want = torch.linalg.svdvals(jac).numpy()[:4]
+            np.testing.assert_allclose(d.singular_values[b, t], want, rtol=RTOL, atol=1e-7, err_msg=f"{name} {b} {t}")
+        for b, n in enumerate(lengths):
+            assert np.isnan(d.singular_values[b, n:]).all()
+        # the Lyapunov sums: the same QR over the reference Jacobians in the order the layer runs
+        reverse = name.endswith(".reverse")
+        for b, n in enumerate(lengths):
+            q = np.linalg.qr(np.random.default_rng(0).standard_normal((jac.shape[0], 4)))[0]
+            sums = np.zeros(4)
+            for t in (reversed(range(n)) if reverse else range(n)):
+                q, r = np.linalg.qr(jacs[(b, t)].numpy() @ q)
+                with np.errstate(divide="ignore"):      # a dead ReLU direction: log 0
+                    sums += np.log(np.abs(np.diag(r)))
+            np.testing.assert_allclose(d.lyapunov[b], np.sort(sums / n)[::-1], rtol=1e-6, atol=1e-9)
+
+
+def test_float32_lstm_matches_autograd():
+    torch.manual_seed(1)
+    module = nn.LSTM(4, 16, batch_first=True)
+    x = torch.randn(2, 5, 4)
+    dyn = rw.dynamics(module, x, k=8)
+    jacs = reference_jacobians(module.double(), x.double(), [5, 5], name="lstm")["lstm.l0"]
+    for (b, t), jac in jacs.items():
+        np.testing.assert_allclose(dyn.layers["lstm.l0"].singular_values[b, t], torch.linalg.svdvals(jac)[:8],
+                                   rtol=RTOL)
+
+
+def test_lyapunov_of_a_scaled_orthogonal_network_is_log_scale():
+    torch.manual_seed(0)
+    rnn = nn.RNN(2, 12, bias=False, batch_first=True).double()
+    scale = 0.9
+    with torch.no_grad():
+        q = torch.linalg.qr(torch.randn(12, 12, dtype=torch.float64))[0]
+        rnn.weight_hh_l0.copy_(scale * q)
+    dyn = rw.dynamics(rnn, torch.zeros(3, 40, 2, dtype=torch.float64), k=5)
+    d = dyn.layers["rnn.l0"]
+    assert d.lyapunov.dtype == np.float64 and d.lyapunov.shape == (3, 5)
+    np.testing.assert_allclose(d.lyapunov, np.log(scale), rtol=1e-10)
+    np.testing.assert_allclose(d.singular_values, scale, rtol=1e-6)
+
+
+def test_chunks_give_the_same_numbers(monkeypatch):
+    torch.manual_seed(2)
+    gru = nn.GRU(3, 6, num_layers=2, bidirectional=True)
+    x = torch.randn(9, 2, 3)
+    whole = rw.dynamics(gru, x, k=3)
+    monkeypatch.setattr(spectra, "CHUNK_BYTES", 1)       # one step at a time
+    chunked = rw.dynamics(gru, x, k=3)
+    for name in whole.layers:
+        np.testing.assert_allclose(chunked.layers[name].singular_values, whole.layers[name].singular_values, rtol=1e-6)
+        np.testing.assert_allclose(chunked.layers[name].lyapunov, whole.layers[name].lyapunov, rtol=1e-6)
+
+
+def test_pca_plane_of_h():
+    torch.manual_seed(3)
+    lstm = nn.LSTM(3, 8, batch_first=True)
+    x = torch.randn(4, 30, 3)
+    dyn = rw.dynamics(lstm, x)
+    d = dyn.layers["lstm.l0"]
+    components, explained, trajectory = d.pca
+    h = dyn.trace.layers["lstm.l0"].h.reshape(-1, 8).astype(np.float64)
+    assert components.shape == (8, 3) and explained.shape == (3,) and trajectory.shape == (4, 30, 3)
+    np.testing.assert_allclose(components.T @ components, np.eye(3), atol=1e-10)
+    centred = h - h.mean(0)
+    np.testing.assert_allclose(explained, np.var(centred @ components, axis=0, ddof=1), rtol=1e-8)
+    top = np.linalg.svd(centred, compute_uv=False)[:3] ** 2 / (len(h) - 1)
+    np.testing.assert_allclose(explained, top, rtol=1e-6)
+    np.testing.assert_allclose(trajectory.reshape(-1, 3), centred @ components, atol=1e-10)
+    assert d.states.shape == (4, 30, 16)      # [h, c]
+
+
+def test_cells_in_a_loop_and_token_models():
+    torch.manual_seed(4)
+
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 3)
+            self.cell = nn.LSTMCell(3, 5)
+
+        def forward(self, ids):
+            h = c = torch.zeros(ids.shape[0], 5)
+            for t in range(ids.shape[1]):
+                h, c = self.cell(self.emb(ids[:, t]), (h, c))
+            return h
+
+    model = Loop()
+    ids = torch.randint(0, 10, (2, 6))
+    dyn = rw.dynamics(model, ids, k=3)
+    d = dyn.layers["cell"]
+    cell = model.cell
+    x = model.emb(ids).detach()
+    h = c = torch.zeros(2, 5)
+    for t in range(6):
+        for b in range(2):
+            def one(s, b=b, t=t):
+                h2, c2 = cell(x[b, t], (s[:5], s[5:]))
+                return torch.cat([h2, c2])
+            jac = torch.autograd.functional.jacobian(one, torch.cat([h[b], c[b]]).detach())
+            np.testing.assert_allclose(d.singular_values[b, t], torch.linalg.svdvals(jac)[:3].detach(), rtol=RTOL)
+        with torch.no_grad():
+            h, c = cell(x[:, t], (h, c))
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 3)
+            self.gru = nn.GRU(3, 4, batch_first=True)
+
+        def forward(self, ids):
+            return self.gru(self.emb(ids))[0]
+
+    tagger = Tagger().train()
+    before = snapshot(tagger)
+    dyn = rw.dynamics(tagger, ids, k=2)
+    assert_untouched(tagger, before)
+    gru = tagger.gru
+    xe = tagger.emb(ids).detach()
+    jacs = reference_jacobians(gru, xe, [6, 6], name="gru")["gru.l0"]
+    for (b, t), jac in jacs.items():
+        np.testing.assert_allclose(dyn.layers["gru.l0"].singular_values[b, t], torch.linalg.svdvals(jac)[:2], rtol=RTOL)
+
+
+def test_step_module_through_autograd():
+    torch.manual_seed(5)
+
+    class CharRNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden_size = 6
+            self.i2h = nn.Linear(3 + 6, 6)
+            self.i2o = nn.Linear(3 + 6, 2)
+
+        def forward(self, input, hidden):
+            combined = torch.cat((input, hidden), 1)
+            return self.i2o(combined), torch.tanh(self.i2h(combined))
+
+    model = CharRNN()
+    x = torch.randn(5, 2, 3)                 # (time, batch, features)
+    before = snapshot(model)
+    dyn = rw.dynamics(model, x, k=3)
+    assert_untouched(model, before)
+    d = dyn.layers["charrnn"]
+    h = torch.zeros(2, 6)
+    for t in range(5):
+        for b in range(2):
+            jac = torch.autograd.functional.jacobian(lambda s, b=b, t=t: model(x[t, b][None], s[None])[1][0], h[b])
+            np.testing.assert_allclose(d.singular_values[b, t], torch.linalg.svdvals(jac)[:3].detach(), rtol=RTOL)
+        with torch.no_grad():
+            h = model(x[t], h)[1]
+
+
+def test_bad_input_gets_one_sentence():
+    lstm = nn.LSTM(2, 3)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        rw.dynamics(lstm, torch.randn(4, 1, 2), k=0)
+    with pytest.raises(TypeError, match="expected a torch.nn.Module"):
+        rw.dynamics("model", torch.randn(4, 1, 2))
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(2, 3)
+
+        def forward(self, x):
+            return self.rnn(self.rnn(x)[0][..., :2])[0]
+
+    with pytest.raises(ValueError, match="ran 2 times in one forward"):
+        rw.dynamics(Twice(), torch.randn(4, 1, 2))
