@@ -22,17 +22,32 @@ def cell_kind(module: nn.Module) -> Optional[str]:
     return None
 
 
-def cell_step(cell: nn.Module, x, hx, output):
-    """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c]))."""
+def cell_step(cell: nn.Module, x, hx, output, last=None):
+    """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c])).
+
+    ``last``: the previous call's (output as returned, its versions, its kept copy); when the
+    hidden passed in is that output, unchanged, its copy is reused instead of copied again.
+    """
     unbatched = x.dim() == 1
     lift = (lambda t: t.unsqueeze(0)) if unbatched else (lambda t: t)
     keep = lambda t: lift(t.detach()).clone()  # noqa: E731  (copies: the user may reuse tensors in place)
-    out = tuple(keep(t) for t in (output if isinstance(output, tuple) else (output,)))
+    returned = output if isinstance(output, tuple) else (output,)
+    out = tuple(keep(t) for t in returned)
+    given = hx if isinstance(hx, tuple) or hx is None else (hx,)
     if hx is None:
         prev = tuple(torch.zeros_like(t) for t in out)
+    elif last is not None and len(given) == len(last[0]) and all(
+            a is b and a._version == v for a, b, v in zip(given, last[0], last[1])):
+        prev = last[2]
     else:
-        prev = tuple(keep(t) for t in (hx if isinstance(hx, tuple) else (hx,)))
+        prev = tuple(keep(t) for t in given)
     return keep(x), prev, out
+
+
+def last_output(output, kept) -> tuple:
+    """What ``cell_step`` needs to know of a call's output for the next call (its ``last``)."""
+    returned = output if isinstance(output, tuple) else (output,)
+    return returned, tuple(t._version for t in returned), kept
 
 
 def cell_layer(builder: TraceBuilder, name: str, cell: nn.Module, calls: list):
