@@ -22,6 +22,16 @@ def cell_kind(module: nn.Module) -> Optional[str]:
     return None
 
 
+def check_cell_dtypes(name: str, cell: nn.Module, x, hx) -> None:
+    """A clear error, before the cell runs, for an input or hidden of another dtype than its weights."""
+    dtype = cell.weight_ih.dtype
+    given = [("input", x)] + [("hidden", t) for t in (hx if isinstance(hx, tuple) else (hx,))]
+    for what, t in given:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != dtype:
+            raise TypeError(f"rw.recording: cell {name!r} has {dtype} weights but got a {t.dtype} {what}; "
+                            f"expected the cell's dtype (convert with .to({dtype}))")
+
+
 def cell_step(cell: nn.Module, x, hx, output, last=None):
     """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c])).
 

@@ -42,7 +42,7 @@ from torch import nn
 from ..kinds import module_label, states_of
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .cells import cell_kind, cell_layer, cell_step, last_output
+from .cells import cell_kind, cell_layer, cell_step, check_cell_dtypes, last_output
 from .convert import to_numpy
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
@@ -221,7 +221,8 @@ class HookRecording:
         hook = self._handles.append
         for path, module in self.model.named_modules():
             name = module_label(path, type(self.model).__name__)
-            hook(module.register_forward_pre_hook(self._enter_hook(name)))
+            enter = self._cell_enter_hook(name) if cell_kind(module) else self._enter_hook(name)
+            hook(module.register_forward_pre_hook(enter, with_kwargs=bool(cell_kind(module))))
             hook(module.register_forward_hook(self._leave_hook, always_call=True))
             if cell_kind(module):
                 hook(module.register_forward_hook(self._cell_hook(name), with_kwargs=True))
@@ -246,6 +247,14 @@ class HookRecording:
     def _enter_hook(self, name):
         def hook(module, args):
             self._running.append(name)
+        return hook
+
+    def _cell_enter_hook(self, name):
+        def hook(module, args, kwargs):
+            self._running.append(name)
+            x = args[0] if args else kwargs.get("input")
+            hx = args[1] if len(args) > 1 else kwargs.get("hx")
+            check_cell_dtypes(name, module, x, hx)
         return hook
 
     def _leave_hook(self, module, args, output):
