@@ -45,6 +45,7 @@ def assert_untouched(model: nn.Module, before: dict):
     assert set(now) == set(before["tensors"]), "buffers or tensor attributes appeared or went"
     for key, (tensor, value) in before["tensors"].items():
         assert now[key][0] is tensor, f"{key} was replaced"
-        assert tensor.dtype == value.dtype and torch.equal(tensor.reshape(-1).view(torch.uint8), value.reshape(-1).view(torch.uint8)), key
+        bits = [t.reshape(-1).view(torch.uint8) for t in (tensor, value)]
+        assert tensor.dtype == value.dtype and torch.equal(*bits), key
     for key in ("requires_grad", "training", "forward", "hooks", "global_hooks", "grad_enabled"):
         assert after[key] == before[key], key

@@ -434,8 +434,8 @@ def test_a_value_per_batch_element_is_one_feature_per_element():
         rec.model(torch.randn(5, 3, 3))
     tr = rec.trace
     assert tr.layers["normloop"].tracks["norm"].shape == (3, 5, 1)
-    np.testing.assert_allclose(tr.layers["normloop"].tracks["norm"][..., 0], np.linalg.norm(tr.layers["cell"].h, axis=2),
-                               rtol=1e-6)
+    norms = np.linalg.norm(tr.layers["cell"].h, axis=2)
+    np.testing.assert_allclose(tr.layers["normloop"].tracks["norm"][..., 0], norms, rtol=1e-6)
     with recording(NormLoop()) as rec:             # batch 1: a vector is the features of the one element
         rec.model(torch.randn(5, 1, 3))
     tracks = rec.trace.layers["normloop"].tracks

@@ -165,7 +165,8 @@ def test_buffers_are_left_as_found_in_training_mode(call):
     model = normed()
     before = snapshot(model)
     tr = {"trace": lambda: trace(model, X), "trace loss": lambda: trace(model, X, loss="last"),
-          "explore": lambda: rw.explore(model, X).trace, "explore loss": lambda: rw.explore(model, X, loss="last").trace,
+          "explore": lambda: rw.explore(model, X).trace,
+          "explore loss": lambda: rw.explore(model, X, loss="last").trace,
           "gradient_flow": lambda: rw.gradient_flow(model, X).trace}[call]()
     assert_untouched(model, before)
     assert tr.meta["training"] is True

@@ -42,7 +42,7 @@ from torch import nn
 from ..kinds import module_label, states_of
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .cells import cell_kind, cell_layer, cell_step, check_cell_dtypes, last_output
+from .cells import CellCalls, cell_kind, cell_layer, check_cell_dtypes
 from .convert import to_numpy
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
@@ -174,9 +174,7 @@ class HookRecording:
         self.root = module_label("", type(model).__name__)
         self._handles = []
         self._running = []          # layer names of the modules whose forward is running, innermost last
-        self._cells = {}            # layer name -> the cell module
-        self._cell_calls = {}       # layer name -> list of cells.cell_step tuples
-        self._cell_last = {}        # layer name -> the last call's output (cells.last_output)
+        self._cells = {}            # layer name -> cells.CellCalls, every call of that cell
         self._step_calls = []       # the model's own calls as a step module
         self._step_initial = {}     # the hidden passed into the first of them, where it matches a state
         self._children = None       # direct submodule outputs of the model's call now running
@@ -202,7 +200,8 @@ class HookRecording:
 
     def __exit__(self, exc_type, exc, tb):
         self._remove_hooks()
-        self._cell_last.clear()     # no reference to the user's tensors outlives the block
+        for calls in self._cells.values():
+            calls.release()         # no reference to the user's tensors outlives the block
         _active.reset(self._token)
         if exc_type is None:
             self.collected = self._collect()
@@ -221,11 +220,12 @@ class HookRecording:
         hook = self._handles.append
         for path, module in self.model.named_modules():
             name = module_label(path, type(self.model).__name__)
-            enter = self._cell_enter_hook(name) if cell_kind(module) else self._enter_hook(name)
-            hook(module.register_forward_pre_hook(enter, with_kwargs=bool(cell_kind(module))))
-            hook(module.register_forward_hook(self._leave_hook, always_call=True))
-            if cell_kind(module):
-                hook(module.register_forward_hook(self._cell_hook(name), with_kwargs=True))
+            if cell_kind(module):   # one hook each way per call: a loop may run a cell many thousand times
+                hook(module.register_forward_pre_hook(self._cell_enter_hook(name), with_kwargs=True))
+                hook(module.register_forward_hook(self._cell_hook(name), with_kwargs=True, always_call=True))
+            else:
+                hook(module.register_forward_pre_hook(self._enter_hook(name)))
+                hook(module.register_forward_hook(self._leave_hook, always_call=True))
         if not cell_kind(self.model):
             hook(self.model.register_forward_pre_hook(self._step_begins))
             hook(self.model.register_forward_hook(self._step_ends, always_call=True))
@@ -263,13 +263,17 @@ class HookRecording:
 
     def _cell_hook(self, name):
         def hook(module, args, kwargs, output):
+            if self._running:
+                self._running.pop()
+            if output is None:      # the call raised
+                return
             x = args[0] if args else kwargs["input"]
             hx = args[1] if len(args) > 1 else kwargs.get("hx")
-            self._touch(name)
-            self._cells[name] = module
-            step = cell_step(module, x, hx, output, self._cell_last.get(name))
-            self._cell_calls.setdefault(name, []).append(step)
-            self._cell_last[name] = last_output(output, step[2])
+            calls = self._cells.get(name)
+            if calls is None:
+                self._touch(name)
+                calls = self._cells[name] = CellCalls(module)
+            calls.add(x, hx, output)
         return hook
 
     def _step_begins(self, module, args):
@@ -320,7 +324,7 @@ class HookRecording:
         inputs, outputs = {}, None
         for name in self._order:
             if name in self._cells:
-                inputs[name] = cell_layer(builder, name, self._cells[name], self._cell_calls[name])
+                inputs[name] = cell_layer(builder, name, self._cells[name])
             elif name == self.root and self._step_calls:
                 inputs[name], outputs = self._step_layer(builder)
             else:
