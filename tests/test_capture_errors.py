@@ -57,6 +57,7 @@ def test_a_model_on_the_meta_device():
         trace(model, torch.randn(2, 5, 3))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_a_scripted_module():
     scripted = torch.jit.script(nn.LSTM(3, 4))
     with pytest.raises(TypeError, match=r"^rw.trace: expected a torch.nn.Module as the model, got a "
