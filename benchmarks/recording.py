@@ -5,6 +5,8 @@
    Also shown as a share of one LSTMCell step at batch 1, 256 units.
 2. A user's loop over a 2-layer LSTMCell stack (256 units, 1,000 steps, batch 1 and 32) inside
    ``rw.recording`` (the trace built at the end included) / the same loop without it.
+3. A long loop: one LSTMCell (8 -> 32 units, batch 1) stepped 20,000 times inside
+   ``rw.recording`` / the same loop without it. Target <= 3: recording is linear in the steps.
 
 Arms alternate and medians are compared, so a machine busy with other work slows both alike.
 Usage: ``python benchmarks/recording.py [--repeats N] [--device cuda]``.
@@ -20,6 +22,7 @@ from torch import nn
 from rnnwidgets.capture.recording import record, recording
 
 HIDDEN, STEPS = 256, 1000
+LONG_STEPS, LONG_HIDDEN = 20_000, 32
 
 
 def nothing(name, tensor):
@@ -38,6 +41,28 @@ class CellStack(nn.Module):
                 states[i] = cell(x, states[i])
                 x = states[i][0]
         return x
+
+
+class CellLoop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.LSTMCell(8, LONG_HIDDEN)
+
+    def forward(self, xs):
+        hx = None
+        for x in xs:
+            hx = self.cell(x, hx)
+        return hx
+
+
+def compare(plain, recorded, device, repeats) -> tuple:
+    """Median seconds of each arm, the arms alternating."""
+    recorded()   # warm-up
+    plain_s, recorded_s = [], []
+    for _ in range(repeats):
+        plain_s.append(seconds(plain, device))
+        recorded_s.append(seconds(recorded, device))
+    return statistics.median(plain_s), statistics.median(recorded_s)
 
 
 def per_call(stmt, number, repeats, **names) -> float:
@@ -85,14 +110,25 @@ def main():
                 model(xs)
             return rec.trace
 
-        recorded()   # warm-up
-        plain_s, recorded_s = [], []
-        for _ in range(args.repeats):
-            plain_s.append(seconds(plain, device))
-            recorded_s.append(seconds(recorded, device))
-        p, r = statistics.median(plain_s), statistics.median(recorded_s)
+        p, r = compare(plain, recorded, device, args.repeats)
         print(f"2 x LSTMCell({HIDDEN}) loop, {STEPS} steps, batch {batch}: plain {p:.3f} s, recorded {r:.3f} s, "
               f"ratio {r / p:.2f}")
+
+    loop = CellLoop().to(device)
+    xs = torch.randn(LONG_STEPS, 1, 8, device=device)
+
+    def plain_long():
+        with torch.no_grad():
+            loop(xs)
+
+    def recorded_long():
+        with torch.no_grad(), recording(loop) as rec:
+            loop(xs)
+        return rec.trace
+
+    p, r = compare(plain_long, recorded_long, device, args.repeats)
+    print(f"LSTMCell(8, {LONG_HIDDEN}) loop, {LONG_STEPS:,} steps, batch 1: plain {p:.3f} s, recorded {r:.3f} s, "
+          f"ratio {r / p:.2f} (target <= 3)")
 
 
 if __name__ == "__main__":

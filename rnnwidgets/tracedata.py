@@ -209,7 +209,8 @@ class Trace:
                 raise ValueError(f"layers[{name!r}]: expected batch {self.batch} like the trace, got {lt.batch}")
         batch, steps = self.batch, self.steps
         lengths = np.asarray(self.lengths)
-        if lengths.size and not np.issubdtype(lengths.dtype, np.integer) and not np.array_equal(lengths, np.round(lengths)):
+        whole = np.issubdtype(lengths.dtype, np.integer) or np.array_equal(lengths, np.round(lengths))
+        if lengths.size and not whole:
             raise ValueError(f"lengths: expected whole numbers of steps, got {lengths.tolist()}")
         self.lengths = lengths.astype(np.int64)
         if self.lengths.shape != (batch,):
@@ -232,7 +233,8 @@ class Trace:
                 raise ValueError(f"tokens: expected one list per batch element ({batch}), got {len(self.tokens)}")
             for b, seq in enumerate(self.tokens):
                 if len(seq) < int(self.lengths[b]) or len(seq) > steps:
-                    raise ValueError(f"tokens[{b}]: expected {int(self.lengths[b])} tokens (its length), got {len(seq)}")
+                    raise ValueError(f"tokens[{b}]: expected {int(self.lengths[b])} tokens (its length), "
+                                     f"got {len(seq)}")
         return self
 
     @property

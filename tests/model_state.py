@@ -1,6 +1,8 @@
 """What "the model is left exactly as found" means, for every test that traces a model:
 parameters bit for bit, each .grad (the same tensor, unchanged, or still None), requires_grad,
-training flags, instance forwards, hooks (module and global) and the grad mode."""
+training flags, instance forwards, hooks (module and global), the grad mode, and every buffer
+and plain tensor attribute (BatchNorm statistics, spectral_norm's vectors and weight) bit for bit,
+each the same tensor object."""
 import torch
 from torch import nn
 
@@ -21,6 +23,10 @@ def snapshot(model: nn.Module) -> dict:
         "global_hooks": [len(getattr(nn.modules.module, d)) for d in dir(nn.modules.module) if d.startswith("_global_")
                          and isinstance(getattr(nn.modules.module, d), dict)],
         "grad_enabled": torch.is_grad_enabled(),
+        "tensors": {(n, k): (t, t.detach().clone()) for n, m in model.named_modules() for k, t in
+                    [*m._buffers.items(), *((k, v) for k, v in vars(m).items()
+                                            if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter))]
+                    if t is not None},
     }
 
 
@@ -35,5 +41,11 @@ def assert_untouched(model: nn.Module, before: dict):
             assert p.grad is None, f"{name}.grad appeared"
         else:
             assert p.grad is grad[0] and torch.equal(p.grad, grad[1]), f"{name}.grad changed"
+    now = after["tensors"]
+    assert set(now) == set(before["tensors"]), "buffers or tensor attributes appeared or went"
+    for key, (tensor, value) in before["tensors"].items():
+        assert now[key][0] is tensor, f"{key} was replaced"
+        bits = [t.reshape(-1).view(torch.uint8) for t in (tensor, value)]
+        assert tensor.dtype == value.dtype and torch.equal(*bits), key
     for key in ("requires_grad", "training", "forward", "hooks", "global_hooks", "grad_enabled"):
         assert after[key] == before[key], key

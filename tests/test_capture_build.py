@@ -79,3 +79,10 @@ def test_every_capture_path_builds_its_trace_once_through_the_builder(monkeypatc
         tr = rec.trace
         assert tr.layers["cellloop"].tracks["c_norm"].shape == (2, 5, 1)
     assert len(built) == 1 and built[0] is tr
+
+
+def test_module_labels_are_paths_and_the_model_its_class_name():
+    from rnnwidgets.kinds import layer_name, module_label
+    assert module_label("", "CharRNN") == "charrnn" and module_label("enc.lstm", "CharRNN") == "enc.lstm"
+    tr = trace(nn.GRU(3, 4, bidirectional=True), torch.randn(5, 1, 3))
+    assert list(tr.layers) == [layer_name(module_label("", "GRU"), 0), layer_name("gru", 0, reverse=True)]

@@ -411,3 +411,77 @@ def test_a_cuda_model_is_recorded_on_its_device(kind):
     for key, value in on_cpu.initial.items():
         assert isinstance(on_gpu.initial[key], np.ndarray)
         np.testing.assert_array_equal(on_gpu.initial[key], value)
+
+
+class NormLoop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(3, 4)
+
+    def forward(self, xs):
+        h = None
+        for x in xs:
+            h = self.cell(x, h)
+            record("norm", h.norm(dim=1))          # (batch,)
+            if len(h) == 1:
+                record("row", h[0])                # (features,) for batch 1
+        return h
+
+
+def test_a_value_per_batch_element_is_one_feature_per_element():
+    torch.manual_seed(8)
+    with recording(NormLoop()) as rec:
+        rec.model(torch.randn(5, 3, 3))
+    tr = rec.trace
+    assert tr.layers["normloop"].tracks["norm"].shape == (3, 5, 1)
+    norms = np.linalg.norm(tr.layers["cell"].h, axis=2)
+    np.testing.assert_allclose(tr.layers["normloop"].tracks["norm"][..., 0], norms, rtol=1e-6)
+    with recording(NormLoop()) as rec:             # batch 1: a vector is the features of the one element
+        rec.model(torch.randn(5, 1, 3))
+    tracks = rec.trace.layers["normloop"].tracks
+    assert tracks["norm"].shape == (1, 5, 1) and tracks["row"].shape == (1, 5, 4)
+    np.testing.assert_allclose(tracks["row"], rec.trace.layers["cell"].h, rtol=1e-6)
+
+
+def test_a_long_loop_keeps_no_child_outputs_while_it_runs():
+    """A model running its own loop is not a step call: its children's outputs are not collected
+    (they were, one more per step, each searched for a free label: quadratic in the steps)."""
+    seen = []
+
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.LSTMCell(3, 4)
+
+        def forward(self, xs):
+            hx = None
+            for x in xs:
+                hx = self.cell(x, hx)
+            seen.append(rec._children)
+            return hx
+
+    with recording(Loop()) as rec:
+        rec.model(torch.randn(50, 1, 3))
+    assert seen == [None] and rec.trace.layers["cell"].steps == 50
+
+
+def test_a_hidden_passed_back_is_kept_once_and_still_exact():
+    """The previous output passed back in is not copied again, unless it was changed in place."""
+    torch.manual_seed(9)
+    cell = nn.LSTMCell(3, 4)
+    xs = torch.randn(4, 2, 3)
+    with recording(cell) as rec:
+        hx = None
+        for t, x in enumerate(xs):
+            if t == 2:
+                hx[1].mul_(0.5)                        # edited in place before the next step
+            hx = cell(x, hx)
+    lt = rec.trace.first
+    with torch.no_grad():
+        h, c = torch.zeros(2, 4), torch.zeros(2, 4)
+        for t, x in enumerate(xs):
+            if t == 2:
+                c = c * 0.5
+            h, c = cell(x, (h, c))
+            np.testing.assert_allclose(lt.states["c"][:, t], c.numpy(), atol=1e-6)
+            np.testing.assert_allclose(lt.h[:, t], h.numpy(), atol=1e-6)

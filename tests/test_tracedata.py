@@ -152,7 +152,8 @@ def test_lengths_outside_the_steps_are_refused(lengths):
     (lambda: Trace(layers={"a": LayerTrace("a", "custom")}, lengths=[]), r"layers\['a'\]: expected at least one"),
     (lambda: Trace(layers={"a": layer("a")}, lengths=[4, 4], outputs=np.zeros((1, 4, 2))),
      r"outputs: expected a \(batch, time, features\) array with batch 2 and at most 4 steps"),
-    (lambda: Trace(layers={"a": layer("a")}, lengths=[4, 4], inputs=np.zeros((2, 5, 2))), r"inputs: expected .*at most 4"),
+    (lambda: Trace(layers={"a": layer("a")}, lengths=[4, 4], inputs=np.zeros((2, 5, 2))),
+     r"inputs: expected .*at most 4"),
     (lambda: Trace(layers={"a": layer("a")}, lengths=[4.5, 4]), "lengths: expected whole numbers"),
 ])
 def test_a_layer_or_trace_that_does_not_agree_with_itself_is_refused(make, message):

@@ -131,3 +131,129 @@ def test_the_given_hidden_is_left_as_found_and_the_trace_keeps_its_own_copy(loss
     tr.layers["lstm.l1"].initial["c"][:] = 0   # the trace's arrays are its own
     assert torch.equal(c0, kept[1])
     assert_untouched(model.lstm, before)
+
+
+# ---- buffers, in-place ops on the output, threads ------------------------------------------------
+class Normed(nn.Module):
+    """BatchNorm over the features -> LSTM -> a spectral_norm head: in training mode every forward
+    moves the running statistics and spectral_norm's power iteration."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(3)
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+        self.head = nn.utils.spectral_norm(nn.Linear(4, 2))
+
+    def forward(self, x):
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.head(self.lstm(x)[0])
+
+
+def normed():
+    torch.manual_seed(3)
+    model = Normed().train()
+    model(torch.randn(4, 5, 3))    # statistics and u, v away from their initial values
+    return model
+
+
+X = torch.randn(2, 5, 3)
+
+
+@pytest.mark.parametrize("call", ["trace", "trace loss", "explore", "explore loss", "gradient_flow"])
+def test_buffers_are_left_as_found_in_training_mode(call):
+    import rnnwidgets as rw
+    model = normed()
+    before = snapshot(model)
+    tr = {"trace": lambda: trace(model, X), "trace loss": lambda: trace(model, X, loss="last"),
+          "explore": lambda: rw.explore(model, X).trace,
+          "explore loss": lambda: rw.explore(model, X, loss="last").trace,
+          "gradient_flow": lambda: rw.gradient_flow(model, X).trace}[call]()
+    assert_untouched(model, before)
+    assert tr.meta["training"] is True
+    # the trace ran as the model trains: BatchNorm on the batch's statistics
+    with torch.no_grad():
+        x = model.norm.train()(X.transpose(1, 2)).transpose(1, 2)
+        want = model.lstm(x)[0]
+    np.testing.assert_allclose(tr.layers["lstm.l0"].h, want.numpy(), atol=1e-6)
+
+
+def test_an_eval_model_says_so_and_uses_its_running_statistics():
+    model = normed().eval()
+    before = snapshot(model)
+    tr = trace(model, X)
+    assert tr.meta["training"] is False
+    assert_untouched(model, before)
+    with torch.no_grad():
+        np.testing.assert_allclose(tr.outputs, model(X).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("edit", ["relu", "hook"])
+def test_an_in_place_op_after_the_rnn_does_not_rewrite_the_trace(rnn, edit):
+    torch.manual_seed(4)
+    module = rnn(3, 4, batch_first=True)
+    model = nn.Sequential(module, Pick(), nn.ReLU(inplace=True)) if edit == "relu" else module
+    if edit == "hook":
+        module.register_forward_hook(lambda m, args, out: out[0].mul_(0))
+    x = torch.randn(2, 6, 3)
+    tr = trace(model, x)
+    with torch.no_grad():
+        clean = rnn(3, 4, batch_first=True)
+        clean.load_state_dict(module.state_dict())
+        want = clean(x)[0]
+    assert (want < 0).any()
+    np.testing.assert_allclose(tr.layers[next(iter(tr.layers))].h, want.numpy(), atol=1e-6)
+
+
+class Pick(nn.Module):
+    def forward(self, out):
+        return out[0]
+
+
+class Gate(nn.Module):
+    """Holds the first trace inside the model's forward until the second is inside too (or a
+    second has passed, when traces run one at a time)."""
+
+    def __init__(self):
+        super().__init__()
+        import threading
+        self.first_inside, self.second_inside = threading.Event(), threading.Event()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            self.first_inside.set()
+            self.second_inside.wait(timeout=1.0)
+        else:
+            self.second_inside.set()
+        return x
+
+
+def test_two_threads_tracing_one_model_leave_it_as_found():
+    import threading
+    torch.manual_seed(5)
+    model = nn.Sequential(Gate(), nn.LSTM(3, 4))
+    before = snapshot(model)
+    x = torch.randn(5, 2, 3)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(trace(model, x))
+        except Exception as e:   # noqa: BLE001  (reported below)
+            errors.append(e)
+    first = threading.Thread(target=run)
+    first.start()
+    model[0].first_inside.wait(timeout=5)
+    second = threading.Thread(target=run)
+    second.start()
+    first.join()
+    second.join()
+    assert not errors
+    assert_untouched(model, before)
+    assert "forward" not in model[1].__dict__
+    with torch.no_grad():
+        want = model[1](x)[0].numpy()
+    for tr in results:
+        np.testing.assert_allclose(tr.layers["1.l0"].h, want.transpose(1, 0, 2), atol=1e-6)

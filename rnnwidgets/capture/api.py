@@ -13,6 +13,7 @@ from .fused import fused_modules
 from .fused_trace import trace_fused
 from .recording import recording
 from .step_module import trace_step_module
+from .untouched import kept
 
 
 def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
@@ -35,13 +36,41 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
     last valid step's output); then ``lt.grads["h"]`` (and ``["c"]``) hold dL/dh_t through time and
     ``tr.param_grads`` per-parameter gradient statistics. ``.grad`` fields are never touched.
 
-    The model is left exactly as found: parameters, ``.grad``, ``training``, hooks, ``forward``.
+    Other modules follow the model's own ``training`` flag (dropout, BatchNorm on batch
+    statistics); ``tr.meta["training"]`` says which mode the trace ran in.
+
+    The model is left exactly as found: parameters, ``.grad``, ``training``, hooks, ``forward``,
+    and every buffer (BatchNorm running statistics, spectral_norm's vectors). Traces run one at
+    a time: a second thread's trace waits for the first.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"rw.trace: expected a torch.nn.Module as the model, got {type(model).__name__}")
+    check_model(model)
     if loss is not None and loss != "last" and not callable(loss):
         raise TypeError(f"rw.trace: loss must be a callable on the model's output or \"last\", got {loss!r}")
+    if loss is not None and torch.is_inference_mode_enabled():
+        raise RuntimeError("rw.trace: loss= needs gradients, which torch.inference_mode() turns off; expected a "
+                           "call outside inference_mode (torch.no_grad() around it is fine)")
     check_finite(inputs)
+    with kept(model):
+        return dispatch(model, inputs, hidden, tokens, loss)
+
+
+def check_model(model) -> None:
+    """A clear error for a model capture cannot run."""
+    if isinstance(model, torch.jit.ScriptModule) or not isinstance(model, nn.Module):
+        what = ("a torch.jit.script-ed module (pass the nn.Module it was scripted from)"
+                if isinstance(model, torch.jit.ScriptModule) else type(model).__name__)
+        raise TypeError(f"rw.trace: expected a torch.nn.Module as the model, got {what}")
+    scripted = [path for path, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        raise TypeError(f"rw.trace: expected plain torch.nn.Modules, but {scripted[0]!r} is a torch.jit.script-ed "
+                        "module; pass the model built from nn.Modules it was scripted from")
+    on_meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
+    if on_meta:
+        raise ValueError(f"rw.trace: expected a model with values, but {on_meta[0]!r} is on the 'meta' device "
+                         "(no data); load its weights first (model.to_empty(device=...) and load_state_dict)")
+
+
+def dispatch(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
     if fused_modules(model):
         return trace_fused(model, inputs, hidden, tokens, loss)
     per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)

@@ -22,44 +22,85 @@ def cell_kind(module: nn.Module) -> Optional[str]:
     return None
 
 
-def cell_step(cell: nn.Module, x, hx, output):
-    """One call of a cell as detached, batched tensors: (input, (h_prev[, c_prev]), (h[, c]))."""
-    unbatched = x.dim() == 1
-    lift = (lambda t: t.unsqueeze(0)) if unbatched else (lambda t: t)
-    keep = lambda t: lift(t.detach()).clone()  # noqa: E731  (copies: the user may reuse tensors in place)
-    out = tuple(keep(t) for t in (output if isinstance(output, tuple) else (output,)))
-    if hx is None:
-        prev = tuple(torch.zeros_like(t) for t in out)
-    else:
-        prev = tuple(keep(t) for t in (hx if isinstance(hx, tuple) else (hx,)))
-    return keep(x), prev, out
+def check_cell_dtypes(name: str, cell: nn.Module, x, hx) -> None:
+    """A clear error, before the cell runs, for an input or hidden of another dtype than its weights."""
+    dtype = cell.weight_ih.dtype
+    given = [("input", x)] + [("hidden", t) for t in (hx if isinstance(hx, tuple) else (hx,))]
+    for what, t in given:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != dtype:
+            raise TypeError(f"rw.recording: cell {name!r} has {dtype} weights but got a {t.dtype} {what}; "
+                            f"expected the cell's dtype (convert with .to({dtype}))")
 
 
-def cell_layer(builder: TraceBuilder, name: str, cell: nn.Module, calls: list):
+class CellCalls:
+    """Every call of one cell, kept as it happened: one copy per call of [input | h (| c)] in a
+    single row (one copy instead of one per tensor), and the hidden each call was given where it
+    is not simply the previous call's output, unchanged (then that output's copy serves).
+    Copies, because the user may reuse tensors in place."""
+
+    def __init__(self, cell: nn.Module):
+        self.cell = cell
+        self.rows = []            # per call: (batch, input + state widths)
+        self.given = {}           # call index -> (h_prev[, c_prev]) copies, or None for zeros (no hidden)
+        self._last = None         # the previous call's returned tensors and their versions
+
+    def add(self, x, hx, output) -> None:
+        returned = output if isinstance(output, tuple) else (output,)
+        row = torch.cat([x.detach(), *(t.detach() for t in returned)], -1)
+        self.rows.append(row.unsqueeze(0) if x.dim() == 1 else row)
+        given = hx if isinstance(hx, tuple) or hx is None else (hx,)
+        last, self._last = self._last, (returned, tuple(t._version for t in returned))
+        if hx is None:
+            self.given[len(self.rows) - 1] = None
+        elif not (last is not None and len(given) == len(last[0]) and all(
+                a is b and a._version == v for a, b, v in zip(given, *last))):
+            lift = (lambda t: t.unsqueeze(0)) if x.dim() == 1 else (lambda t: t)
+            self.given[len(self.rows) - 1] = tuple(lift(t.detach()).clone() for t in given)
+
+    def release(self) -> None:
+        """Let go of the user's last output (only its versions were needed)."""
+        self._last = None
+
+    def tensors(self, name: str) -> tuple:
+        """(x, states, previous states): (time, batch, ·) tensors; states "h" (and "c")."""
+        batches = sorted({r.shape[0] for r in self.rows})
+        if len(batches) != 1:
+            raise ValueError(f"rw.recording: cell {name!r} was called with batch sizes {batches}; "
+                             "a recording needs the same batch at every step")
+        rows = torch.stack(self.rows)
+        count = (rows.shape[2] - self.cell.input_size) // self.cell.hidden_size   # 2 for an LSTMCell: h, c
+        widths = [self.cell.input_size] + [self.cell.hidden_size] * count
+        x, *parts = rows.split(widths, -1)
+        keys = ("h", "c")[:len(parts)]
+        states = dict(zip(keys, parts))
+        previous = {}
+        for k, key in enumerate(keys):
+            prev = torch.empty_like(states[key])
+            prev[1:] = states[key][:-1]
+            for t, given in self.given.items():
+                prev[t] = 0 if given is None else given[k]
+            previous[key] = prev
+        return x, states, previous
+
+
+def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls):
     """Add the cell's layer to ``builder`` and return its inputs per step: states from the cell's
     own outputs, gates recomputed from its weights in one matmul over all steps, the initial state
     from the first call's hidden."""
+    cell = calls.cell
     kind = cell_kind(cell)
-    batches = {x.shape[0] for x, _, _ in calls}
-    if len(batches) != 1:
-        raise ValueError(f"rw.recording: cell {name!r} was called with batch sizes {sorted(batches)}; "
-                         "a recording needs the same batch at every step")
     with torch.no_grad():
-        x = torch.stack([c[0] for c in calls])                   # (time, batch, input)
-        h_prev = torch.stack([c[1][0] for c in calls])
-        h = torch.stack([c[2][0] for c in calls])
+        x, states, previous = calls.tensors(name)                # (time, batch, ·)
+        h_prev, h = previous["h"], states["h"]
         gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
         gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
         if cell.bias:
             gi = gi + cell.bias_ih
             gh = gh + cell.bias_hh
-        states = {"h": h}
-        initial = {"h": h_prev[0]}    # what the first call was given (zeros when it had no hidden)
+        initial = {key: prev[0] for key, prev in previous.items()}   # the first call's hidden (zeros if none)
         gates = {}
         if kind == "lstm":
-            c_prev = torch.stack([c[1][1] for c in calls])
-            initial["c"] = c_prev[0]
-            states["c"] = torch.stack([c[2][1] for c in calls])
+            c_prev = previous["c"]
             i, f, g, o = (gi + gh).chunk(4, dim=-1)
             gates = dict(zip(LSTM_GATES, (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid())))
             c_new = gates["forget"] * c_prev + gates["input"] * gates["cell"]

@@ -217,6 +217,9 @@ class LayerByLayer:
         if isinstance(input, PackedSequence):
             x, batch_sizes, sorted_indices, unsorted_indices = input
             check_features(name, module, x, 2)
+            if sorted_indices is not None and len(sorted_indices) != int(batch_sizes[0]):
+                raise ValueError(f"rw.trace: {name} got a PackedSequence of {len(sorted_indices)} sequences of which "
+                                 f"only {int(batch_sizes[0])} have steps; expected every length to be at least 1")
             layout = PackedLayout(batch_sizes, sorted_indices, x.device)
             batch, unbatched = int(batch_sizes[0]), False
         else:
@@ -226,6 +229,8 @@ class LayerByLayer:
             batch, steps = (x.shape[0], x.shape[1]) if module.batch_first else (x.shape[1], x.shape[0])
             if steps == 0:
                 raise ValueError(f"rw.trace: {name} got an empty sequence (0 steps)")
+            if batch == 0:
+                raise ValueError(f"rw.trace: {name} got a batch of 0 sequences; expected at least one")
         states = initial_states(name, module, hx, batch, unbatched, x)
         if layout is not None and layout.sorted_indices is not None:
             states = [s.index_select(1, layout.sorted_indices) for s in states]
@@ -245,7 +250,9 @@ class LayerByLayer:
             h_n.append(result[1])
             c_n.append(result[2] if lstm else None)
             layer_in = result[0]
-        return module_result(module, layer_in, h_n, c_n, input if layout is not None else None, unbatched)
+        # the model gets its own copy of the output: an in-place op after the module (a ReLU(inplace=True),
+        # a forward hook) must not rewrite the h the trace keeps (``run.out``)
+        return module_result(module, layer_in.clone(), h_n, c_n, input if layout is not None else None, unbatched)
 
 
 def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
@@ -260,6 +267,15 @@ def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
                          f"with {module.input_size} features, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"rw.trace: {name} expected floating-point input, got {x.dtype}")
+    check_dtype(name, module, x, "input")
+
+
+def check_dtype(name: str, module: nn.RNNBase, t: torch.Tensor, what: str) -> None:
+    """A clear error for an input or hidden state of another dtype than the module's weights."""
+    dtype = module.all_weights[0][0].dtype
+    if t.dtype != dtype:
+        raise TypeError(f"rw.trace: {name} has {dtype} weights but got a {t.dtype} {what}; expected the "
+                        f"module's dtype (convert with .to({dtype}))")
 
 
 def initial_states(name: str, module: nn.RNNBase, hx, batch: int, unbatched: bool, x) -> list:
@@ -275,6 +291,7 @@ def initial_states(name: str, module: nn.RNNBase, hx, batch: int, unbatched: boo
         raise TypeError(f"rw.trace: {name} expected hidden={label} as tensor(s), got {type(hx).__name__}")
     states = []
     for s, w in zip(given, widths):
+        check_dtype(name, module, s, "initial state")
         expected = (rows, w) if unbatched else (rows, batch, w)
         if tuple(s.shape) != expected:
             raise ValueError(f"rw.trace: {name} expected an initial state of shape {expected}, got {tuple(s.shape)}")

@@ -64,7 +64,10 @@ def gru(x: torch.Tensor, h0: torch.Tensor, weights: list) -> tuple:
     r, z, n = (recurrent[:, k * h0.shape[1]:(k + 1) * h0.shape[1]] for k in range(3))
     h_prev = h0
     for r_t, z_t, n_t, h_t in zip(*(t.unbind(1) for t in (*gates, h))):
-        torch.addmm(b_hh, h_prev, w_hh_t, out=recurrent) if b_hh is not None else torch.mm(h_prev, w_hh_t, out=recurrent)
+        if b_hh is not None:
+            torch.addmm(b_hh, h_prev, w_hh_t, out=recurrent)
+        else:
+            torch.mm(h_prev, w_hh_t, out=recurrent)
         r_t.add_(r).sigmoid_()
         z_t.add_(z).sigmoid_()
         n_t.addcmul_(r_t, n).tanh_()                         # n_t = tanh(W_in x_t + b_in + r_t (W_hn h + b_hn))

@@ -40,6 +40,7 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
     builder.lengths = first.lengths().cpu().numpy()
     builder.tokens = tokens
     builder.inputs = input_steps(inputs, first)
+    builder.meta["training"] = bool(model.training)
     return builder.build(batch=batch)
 
 

@@ -1,14 +1,15 @@
 """Gradients through time for fused modules: dL/dh_t (and dL/dc_t) at every step of every layer.
 
 With a loss, every layer runs as ``LayerWithGradients``: the forward is the layer's own
-(``LayerRun.forward``: the native kernel or our step loop), the backward is ours. Autograd hands each layer the gradient reaching its output sequence and final
-state from everything downstream (the next layer, the head, a decoder fed by h_n); the layer's
-backward adds the part that travels back through its own recurrence with a scan over time in
-the order the kernel read the steps, keeps dL/dh_t and dL/dc_t for the trace, and returns the
-gradients of its input, initial state and weights (batched matmuls over all steps). So one
-``torch.autograd.grad`` call (never ``.backward()``: ``.grad`` fields stay as they are) gives
-everything, the kernel is never asked for its own backward (cuDNN refuses that in eval mode),
-and the scan replaces the backward instead of repeating it.
+(``LayerRun.forward``: the native kernel or our step loop), the backward is ours. Autograd hands
+each layer the gradient reaching its output sequence and final state from everything downstream
+(the next layer, the head, a decoder fed by h_n); the layer's backward adds the part that
+travels back through its own recurrence with a scan over time in the order the kernel read the
+steps, keeps dL/dh_t and dL/dc_t for the trace, and returns the gradients of its input, initial
+state and weights (batched matmuls over all steps). So one ``torch.autograd.grad`` call (never
+``.backward()``: ``.grad`` fields stay as they are) gives everything, the kernel is never asked
+for its own backward (cuDNN refuses that in eval mode), and the scan replaces the backward
+instead of repeating it.
 """
 from __future__ import annotations
 

@@ -19,8 +19,9 @@ While the ``with`` block runs, ``model`` and its submodules carry forward hooks:
 - ``rw.record(name, tensor)`` adds one step to the track ``name`` of the layer of the innermost
   module of ``model`` whose forward is running (named as above), or of a layer called "record"
   when none is. Tracks named "h" and "c" are that layer's states, so a hand-written recurrent
-  module that records them shows like any other layer. A tensor is one step: (batch, features),
-  or (features,) / a scalar for batch 1. Outside a recording ``record`` returns at once.
+  module that records them shows like any other layer. A tensor is one step: (batch, features);
+  (batch,), one value per batch element; (features,) or a scalar for batch 1 (a vector as long
+  as the batch, batch > 1, is read as one value per element). Outside a recording ``record`` returns at once.
 
 A cell's ``initial`` is the hidden its first call was given (zeros when it was given none); a
 step module's is the hidden passed into its first call, where it has one row per batch element
@@ -41,7 +42,7 @@ from torch import nn
 from ..kinds import module_label, states_of
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .cells import cell_kind, cell_layer, cell_step
+from .cells import CellCalls, cell_kind, cell_layer, check_cell_dtypes
 from .convert import to_numpy
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
@@ -69,16 +70,22 @@ def recording(model: nn.Module, tokens=None) -> "HookRecording":
 
 
 def as_step(name: str, tensor) -> torch.Tensor:
-    """One rw.record step as a detached (batch, features) copy, or a clear error."""
+    """One rw.record step as a detached copy of at most two dimensions, or a clear error."""
     t = torch.as_tensor(tensor).detach()
-    if t.dim() == 0:
-        t = t.reshape(1, 1)
-    elif t.dim() == 1:
-        t = t.unsqueeze(0)
-    elif t.dim() != 2:
-        raise ValueError(f"rw.record({name!r}, ...): expected a (batch, features) or (features,) tensor "
+    if t.dim() > 2:
+        raise ValueError(f"rw.record({name!r}, ...): expected a (batch, features), (batch,) or (features,) tensor "
                          f"for one step, got shape {tuple(t.shape)}")
     return t.clone()
+
+
+def step_rows(step: torch.Tensor, batch: int) -> torch.Tensor:
+    """A recorded step laid out (batch, features): a scalar is (1, 1); a vector of one value per
+    batch element (batch > 1) is (batch, 1), any other vector the features of batch 1."""
+    if step.dim() == 0:
+        return step.reshape(1, 1)
+    if step.dim() == 1:
+        return step.unsqueeze(1) if batch > 1 and len(step) == batch else step.unsqueeze(0)
+    return step
 
 
 def per_batch(t: torch.Tensor, batch: int) -> Optional[torch.Tensor]:
@@ -131,9 +138,14 @@ class StepCall(NamedTuple):
     children: dict       # direct submodule outputs during the call; None where not per batch
 
 
+def looks_like_step(args) -> bool:
+    """Whether a call's arguments look like one step: (input, hidden), input (batch, features) or (features,)."""
+    return len(args) == 2 and isinstance(args[0], torch.Tensor) and args[0].dim() in (1, 2)
+
+
 def step_call(args, result, children) -> Optional[StepCall]:
     """The call as a StepCall when it looks like forward(input, hidden) -> (output, hidden)."""
-    if not (len(args) == 2 and isinstance(args[0], torch.Tensor) and args[0].dim() in (1, 2)):
+    if not looks_like_step(args):
         return None
     if not (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[0], torch.Tensor)):
         return None
@@ -162,11 +174,11 @@ class HookRecording:
         self.root = module_label("", type(model).__name__)
         self._handles = []
         self._running = []          # layer names of the modules whose forward is running, innermost last
-        self._cells = {}            # layer name -> the cell module
-        self._cell_calls = {}       # layer name -> list of cells.cell_step tuples
+        self._cells = {}            # layer name -> cells.CellCalls, every call of that cell
         self._step_calls = []       # the model's own calls as a step module
         self._step_initial = {}     # the hidden passed into the first of them, where it matches a state
         self._children = None       # direct submodule outputs of the model's call now running
+        self._child_calls = {}      # output name -> how many outputs of that name the call gave
         self._tracks = {}           # layer name -> track name -> list of steps
         self._order = []            # layer names in the order they first did something
         self._token = None
@@ -188,6 +200,8 @@ class HookRecording:
 
     def __exit__(self, exc_type, exc, tb):
         self._remove_hooks()
+        for calls in self._cells.values():
+            calls.release()         # no reference to the user's tensors outlives the block
         _active.reset(self._token)
         if exc_type is None:
             self.collected = self._collect()
@@ -206,10 +220,12 @@ class HookRecording:
         hook = self._handles.append
         for path, module in self.model.named_modules():
             name = module_label(path, type(self.model).__name__)
-            hook(module.register_forward_pre_hook(self._enter_hook(name)))
-            hook(module.register_forward_hook(self._leave_hook, always_call=True))
-            if cell_kind(module):
-                hook(module.register_forward_hook(self._cell_hook(name), with_kwargs=True))
+            if cell_kind(module):   # one hook each way per call: a loop may run a cell many thousand times
+                hook(module.register_forward_pre_hook(self._cell_enter_hook(name), with_kwargs=True))
+                hook(module.register_forward_hook(self._cell_hook(name), with_kwargs=True, always_call=True))
+            else:
+                hook(module.register_forward_pre_hook(self._enter_hook(name)))
+                hook(module.register_forward_hook(self._leave_hook, always_call=True))
         if not cell_kind(self.model):
             hook(self.model.register_forward_pre_hook(self._step_begins))
             hook(self.model.register_forward_hook(self._step_ends, always_call=True))
@@ -233,21 +249,38 @@ class HookRecording:
             self._running.append(name)
         return hook
 
+    def _cell_enter_hook(self, name):
+        def hook(module, args, kwargs):
+            self._running.append(name)
+            x = args[0] if args else kwargs.get("input")
+            hx = args[1] if len(args) > 1 else kwargs.get("hx")
+            check_cell_dtypes(name, module, x, hx)
+        return hook
+
     def _leave_hook(self, module, args, output):
         if self._running:
             self._running.pop()
 
     def _cell_hook(self, name):
         def hook(module, args, kwargs, output):
+            if self._running:
+                self._running.pop()
+            if output is None:      # the call raised
+                return
             x = args[0] if args else kwargs["input"]
             hx = args[1] if len(args) > 1 else kwargs.get("hx")
-            self._touch(name)
-            self._cells[name] = module
-            self._cell_calls.setdefault(name, []).append(cell_step(module, x, hx, output))
+            calls = self._cells.get(name)
+            if calls is None:
+                self._touch(name)
+                calls = self._cells[name] = CellCalls(module)
+            calls.add(x, hx, output)
         return hook
 
     def _step_begins(self, module, args):
-        self._children = {}
+        # children are kept only for a call that can be a step, forward(input, hidden): a model
+        # running its own loop would otherwise keep every child output of the whole loop
+        self._children = {} if looks_like_step(args) else None
+        self._child_calls = {}
 
     def _child_hook(self, name):
         def hook(module, args, output):
@@ -257,9 +290,12 @@ class HookRecording:
                 {f"{name}.{i}": p for i, p in enumerate(output) if isinstance(p, torch.Tensor)}
                 if isinstance(output, (tuple, list)) else {})
             for key, tensor in parts.items():
-                label, n = key, 1
+                n = self._child_calls.get(key, 0)   # "name", "name.1", ...: counted, not searched
+                label = key if n == 0 else f"{key}.{n}"
                 while label in self._children:
-                    label, n = f"{key}.{n}", n + 1
+                    n += 1
+                    label = f"{key}.{n}"
+                self._child_calls[key] = n + 1
                 self._children[label] = tensor.detach()
         return hook
 
@@ -288,16 +324,16 @@ class HookRecording:
         inputs, outputs = {}, None
         for name in self._order:
             if name in self._cells:
-                inputs[name] = cell_layer(builder, name, self._cells[name], self._cell_calls[name])
+                inputs[name] = cell_layer(builder, name, self._cells[name])
             elif name == self.root and self._step_calls:
                 inputs[name], outputs = self._step_layer(builder)
             else:
                 builder.layer(name, "custom", meta={"module": name})
             parts = builder.layers[name]
-            for track, steps in self._tracks[name].items():
-                group = "states" if track in STATE_NAMES else "tracks"
-                parts[group][track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
-                if group == "states":
+            for track in STATE_NAMES:
+                if track in self._tracks[name]:
+                    steps = [step_rows(step, 1) for step in self._tracks[name][track]]
+                    parts["states"][track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
                     parts["initial"].pop(track, None)   # a recorded state need not be the hidden passed in
         order = list(builder.layers)
         if self._step_calls:                     # the model driven as a step module comes first
@@ -308,9 +344,16 @@ class HookRecording:
             raise ValueError("rw.recording: no layer has a hidden state — call a cell inside the block, or "
                              "rw.record('h', hidden) in your module's forward")
         builder.layers = {n: builder.layers[n] for n in with_h + [n for n in order if n not in with_h]}
+        batch = builder.layers[with_h[0]]["states"]["h"].shape[0]
+        for name, tracks in self._tracks.items():
+            for track, steps in tracks.items():
+                if track not in STATE_NAMES:
+                    builder.layers[name]["tracks"][track] = stack_steps(
+                        f"layer {name!r}, track {track!r}", [step_rows(step, batch) for step in steps])
         builder.outputs = outputs if with_h[0] == self.root else None
         builder.inputs = inputs.get(with_h[0])
         builder.tokens = self.tokens
+        builder.meta["training"] = bool(self.model.training)   # at the block's end: the mode it ran in
         return builder
 
     def _step_layer(self, builder: TraceBuilder):

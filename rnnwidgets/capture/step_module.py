@@ -103,6 +103,8 @@ def split_steps(inputs) -> list:
                         f"tensor, got {type(inputs).__name__}")
     if not steps:
         raise ValueError("step module inputs: the sequence is empty (expected at least one step)")
+    if steps[0].shape[0] == 0:
+        raise ValueError("step module inputs: a batch of 0 sequences; expected at least one")
     shapes = {tuple(x.shape) for x in steps}
     if len(shapes) != 1:
         raise ValueError(f"step module inputs: every step must have the same (batch, features) shape, "

@@ -1,0 +1,112 @@
+"""What users get wrong gets one sentence naming our function and what was expected."""
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from rnnwidgets.capture import trace
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x, hidden=None):
+        return self.head(self.lstm(x, hidden)[0])
+
+
+class Step(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.GRUCell(3, 4)
+        self.hidden_size = 4
+
+    def forward(self, x, h):
+        h = self.cell(x, h)
+        return h, h
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_inputs_of_another_dtype_than_the_model(dtype):
+    with pytest.raises(TypeError, match=rf"^rw.trace: lstm has torch.float32 weights but got a {dtype} input; "
+                                        rf"expected the module's dtype"):
+        trace(Tagger(), torch.randn(2, 5, 3, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_a_hidden_state_of_another_dtype_than_the_model(dtype):
+    hidden = (torch.zeros(1, 2, 4, dtype=dtype), torch.zeros(1, 2, 4, dtype=dtype))
+    with pytest.raises(TypeError, match=rf"^rw.trace: lstm has torch.float32 weights but got a {dtype} initial state"):
+        trace(Tagger(), torch.randn(2, 5, 3), hidden=hidden)
+
+
+def test_batch_zero():
+    with pytest.raises(ValueError, match=r"^rw.trace: lstm got a batch of 0 sequences; expected at least one"):
+        trace(Tagger(), torch.randn(0, 5, 3))
+    with pytest.raises(ValueError, match=r"step module inputs: a batch of 0 sequences; expected at least one"):
+        trace(Step(), torch.randn(5, 0, 3))
+
+
+def test_a_model_on_the_meta_device():
+    with torch.device("meta"):
+        model = Tagger()
+    with pytest.raises(ValueError, match=r"^rw.trace: expected a model with values, but 'lstm.weight_ih_l0' is on "
+                                         r"the 'meta' device"):
+        trace(model, torch.randn(2, 5, 3))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_scripted_module():
+    scripted = torch.jit.script(nn.LSTM(3, 4))
+    with pytest.raises(TypeError, match=r"^rw.trace: expected a torch.nn.Module as the model, got a "
+                                        r"torch.jit.script-ed module \(pass the nn.Module it was scripted from\)"):
+        trace(scripted, torch.randn(5, 2, 3))
+    model = nn.Sequential(torch.jit.script(nn.Linear(3, 3)), nn.GRU(3, 4))
+    with pytest.raises(TypeError, match=r"^rw.trace: expected plain torch.nn.Modules, but '0' is a torch.jit.script"):
+        trace(model, torch.randn(5, 2, 3))
+
+
+def test_loss_under_inference_mode():
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^rw.trace: loss= needs gradients, which "
+                                                                   r"torch.inference_mode\(\) turns off"):
+        trace(Tagger(), torch.randn(2, 5, 3), loss="last")
+    with torch.inference_mode():
+        assert trace(Tagger(), torch.randn(2, 5, 3)).batch == 2   # without a loss it runs
+
+
+def test_a_packed_sequence_with_a_zero_length():
+    # three sequences of lengths 2, 1 and 0: the data holds steps for two of them
+    packed = PackedSequence(torch.randn(3, 3), torch.tensor([2, 1]), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"^rw.trace: lstm got a PackedSequence of 3 sequences of which only 2 have "
+                                         r"steps; expected every length to be at least 1"):
+        trace(packed_lstm(), packed)
+
+
+def packed_lstm():
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4)
+
+        def forward(self, packed):
+            return self.lstm(packed)[0]
+    return Packed()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_a_cell_in_a_loop_given_another_dtype(dtype):
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.LSTMCell(3, 4)
+
+        def forward(self, xs):
+            hx = None
+            for x in xs:
+                hx = self.cell(x, hx)
+            return hx
+    with pytest.raises(TypeError, match=rf"^rw.recording: cell 'cell' has torch.float32 weights but got a {dtype} "
+                                        rf"input; expected the cell's dtype"):
+        trace(Loop(), torch.randn(4, 2, 3, dtype=dtype))
