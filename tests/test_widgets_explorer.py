@@ -281,8 +281,8 @@ def test_select_of_layer_and_quantity_on_a_long_sequence_builds_and_sends_the_pa
     ex = Explorer(tr, budget=100)
     assert (ex.view.layer, ex.view.quantity) == ("lstm.l1", "h")
     builds, sends = [], []
-    build = rw.widgets.explorer.build_payload
-    monkeypatch.setattr("rnnwidgets.widgets.explorer.build_payload", lambda *a, **k: builds.append(a) or build(*a, **k))
+    build = rw.widgets.explorer_state.build_payload
+    monkeypatch.setattr("rnnwidgets.widgets.explorer_state.build_payload", lambda *a, **k: builds.append(a) or build(*a, **k))
     monkeypatch.setattr(ex.view, "_send", lambda msg, buffers=None: sends.append((msg, buffers)))
     ex.select(layer="lstm.l0", quantity="c", unit=2)
     assert len(builds) == 1 and len(sends) == 1

@@ -34,8 +34,9 @@ def selected_units(explorer: Explorer) -> np.ndarray:
     if len(brush) != 2:
         raise ValueError("no steps selected: drag over the Explorer's heatmap to brush a range of steps "
                          "(or set explorer.view.brush = [start, end])")
-    view = explorer.view
-    values = explorer.trace.layers[view.layer].quantities()[view.quantity][explorer.batch.value]
+    view, state = explorer.view, explorer.state
+    name = state.shown_quantity(view.layer, view.quantity)
+    values = explorer.trace.layers[state.layer_or_default(view.layer)].quantities()[name][explorer.batch.value]
     length = int(explorer.trace.lengths[explorer.batch.value])
     return select_units(values[:length], brush[0], brush[1], view.threshold)
 
@@ -137,7 +138,10 @@ class MatchPanel(widgets.VBox):
 
     def _on_message(self, _view, content, _buffers) -> None:
         if content.get("type") == OPEN:
-            self.open_match(int(content.get("row", -1)))
+            row = content.get("row")
+            if isinstance(row, bool) or not isinstance(row, int):
+                raise ValueError(f"row: expected the index of a match shown, got {row!r}")
+            self.open_match(row)
 
 
 class CoClusterView(anywidget.AnyWidget):
@@ -177,9 +181,22 @@ class CoClusterView(anywidget.AnyWidget):
             self.vmax = top or 1.0
         self.observe(self._on_cluster, names="cluster")
 
+    @traitlets.validate("cluster")
+    def _check_cluster(self, proposal):
+        k, n = proposal["value"], len(self.top_tokens)
+        if not -1 <= k < n:
+            raise traitlets.TraitError(f"cluster: expected -1 (none) or a unit cluster in [0, {n}), got {k}")
+        return k
+
     def _on_cluster(self, change) -> None:
         if self.explorer is None or change["new"] < 0:
             return
-        if self.layer in self.explorer.trace.layers:  # the units are this layer's and quantity's
-            self.explorer.select(layer=self.layer, quantity=self.quantity)
-        self.explorer.view.highlight = [int(u) for u in self.clusters.units_of(change["new"])]
+        explorer = self.explorer
+        layer = explorer.trace.layers.get(self.layer)
+        if layer is None or self.quantity not in layer.quantities():
+            # the Explorer shows another model now: these units are not its units
+            explorer.view.highlight = []
+            return
+        explorer.select(layer=self.layer, quantity=self.quantity)  # the units are this layer's and quantity's
+        # (the view keeps only the units that layer has: a smaller model of the same name has fewer)
+        explorer.view.highlight = [int(u) for u in self.clusters.units_of(change["new"])]
