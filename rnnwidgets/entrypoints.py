@@ -41,7 +41,8 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
             raise ValueError("explore(model, text=...) needs encode=: a function from the text to the model's inputs")
         inputs, tokens = encoded(encode, text)
     elif inputs is None:
-        raise ValueError("explore(model, inputs): expected the inputs the model's forward takes (or text= with encode=)")
+        raise ValueError("explore(model, inputs): expected the inputs the model's forward takes "
+                         "(or text= with encode=)")
     if hidden is not None:
         trace_kwargs["hidden"] = hidden
     live = _live(source, "explore", **trace_kwargs)

@@ -68,7 +68,8 @@ def test_a_new_trace_keeps_only_the_selection_that_fits():
     del short.layers["lstm.l0"].gates["forget"]
     ex.set_trace(short)
     v = ex.view
-    assert (v.layer, v.quantity, v.unit, v.t, list(v.brush), list(v.highlight)) == ("lstm.l0", "h", 3, 24, [20, 25], [1, 3])
+    shown = (v.layer, v.quantity, v.unit, v.t, list(v.brush), list(v.highlight))
+    assert shown == ("lstm.l0", "h", 3, 24, [20, 25], [1, 3])
     tiny = Trace(layers={"rnn.l0": LayerTrace("rnn.l0", "rnn", states={"h": np.zeros((1, 10, 2))})}, lengths=[10])
     ex.set_trace(tiny)
     assert (v.layer, v.quantity, v.unit, v.t, list(v.brush), list(v.highlight)) == ("rnn.l0", "h", 1, 9, [], [1])

@@ -132,7 +132,7 @@ def test_the_play_controls_are_the_views_own(lstm):
     assert ex.view.interval == 40 and ex.view.playing is False and ex.view.index["steps"] == 7
     assert list(ex.children) == [ex.batch, ex.view]
     assert ex.batch.layout.display == "none"  # one element: nothing to choose
-    assert ex.view._esm == BUNDLE.read_text()
+    assert ex.view._bundle.code == BUNDLE.read_text()  # the views' code, shared (widgets/bundle.py)
 
 
 def test_update_retraces_and_keeps_the_selection(lstm):

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, Optional
 
-import anywidget
 import ipywidgets as widgets
 import traitlets
 
 from ..tracedata import Trace
-from .bundle import BUNDLE, check_bundle  # noqa: F401  (BUNDLE: the views' _esm, re-exported)
+from .bundle import BUNDLE, BundledView  # noqa: F401  (BUNDLE: the views' code, re-exported)
 from .explorer_state import ExplorerState
 from .gradient_flow import GradientFlow
 from .patterns import explorer_matches
@@ -29,10 +28,9 @@ TEXT_DEBOUNCE_S = 0.3
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 16, 5000
 
 
-class ExplorerView(anywidget.AnyWidget):
+class ExplorerView(BundledView):
     """The browser view: the payload of one batch element and the shared selection."""
 
-    _esm = BUNDLE  # anywidget reads the file's text into the widget state
     _view = traitlets.Unicode("explorer").tag(sync=True)
     index = traitlets.Dict().tag(sync=True)  # see payload.build_payload
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 little-endian
@@ -101,9 +99,6 @@ class ExplorerView(anywidget.AnyWidget):
     def _check_highlight(self, proposal):  # units the shown quantity lacks are not highlighted
         return self._rule(proposal, lambda units: self._state.units_within(self.layer, self.quantity, units))
 
-    def __init__(self, **kwargs):
-        check_bundle()
-        super().__init__(**kwargs)
 
 
 class Explorer(StillImage, widgets.VBox):

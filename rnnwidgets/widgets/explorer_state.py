@@ -62,7 +62,8 @@ class ExplorerState:
     def check_quantity(self, layer: str, name: str) -> str:
         names = self.quantities(layer)
         if name not in names:
-            raise ValueError(f"quantity: expected one of {names} (layer {self.layer_or_default(layer)!r}), got {name!r}")
+            shown = self.layer_or_default(layer)
+            raise ValueError(f"quantity: expected one of {names} (layer {shown!r}), got {name!r}")
         return name
 
     def check_t(self, t: int) -> int:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-import anywidget
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
-from .bundle import BUNDLE
+from .bundle import BundledView
 from ..ranges import colour_scale, max_abs
 from .payload import OPEN
 
@@ -55,10 +54,9 @@ def explorer_matches(explorer: Explorer, dataset: Optional[DatasetTrace], **opti
     return frame
 
 
-class MatchView(anywidget.AnyWidget):
+class MatchView(BundledView):
     """The browser list of matches (js/src/patterns.ts renderMatches)."""
 
-    _esm = BUNDLE
     _view = traitlets.Unicode("matches").tag(sync=True)
     rows = traitlets.List().tag(sync=True)
     units = traitlets.List(traitlets.Int()).tag(sync=True)
@@ -144,12 +142,11 @@ class MatchPanel(widgets.VBox):
             self.open_match(row)
 
 
-class CoClusterView(anywidget.AnyWidget):
+class CoClusterView(BundledView):
     """The units x tokens response matrix ordered by cluster, with each unit cluster's ranked
     tokens (js/src/patterns.ts renderCoclusters). Selecting a cluster highlights its units in the
     linked Explorer."""
 
-    _esm = BUNDLE
     _view = traitlets.Unicode("coclusters").tag(sync=True)
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 (tokens, units) in display order
     units = traitlets.List(traitlets.Int()).tag(sync=True)
