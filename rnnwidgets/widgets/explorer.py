@@ -17,7 +17,6 @@ import traitlets
 from ..tracedata import Trace
 from .bundle import BUNDLE, BundledView  # noqa: F401  (BUNDLE: the views' code, re-exported)
 from .explorer_state import ExplorerState
-from .gradient_flow import GradientFlow
 from .patterns import explorer_matches
 from .payload import FULL_BUDGET, WINDOW, Labels, step_message
 from .still import StillImage
@@ -255,6 +254,8 @@ class Explorer(StillImage, widgets.VBox):
             self.gradients = None
         if not any("h" in lt.grads for lt in trace.layers.values()):
             return
+        from .gradient_flow import GradientFlow  # bqplot: imported only for a trace with gradients
+
         self.gradients = GradientFlow(trace)
         self.gradients.slider.layout.display = "none"  # the Explorer's own slider drives it
         self._gradients_link = self.gradients.link_t(self.view)  # the kernel side: its charts' cursors
