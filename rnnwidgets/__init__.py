@@ -17,7 +17,7 @@ _LAZY = {
     "Explorer": "rnnwidgets.widgets.explorer",
     "gradient_flow": "rnnwidgets.entrypoints",
     "GradientFlow": "rnnwidgets.widgets.gradient_flow",
-    "TrainingMonitor": "rnnwidgets.entrypoints",
+    "TrainingMonitor": "rnnwidgets.training_monitor",
     "trace_dataset": "rnnwidgets.dataset",
     "DatasetTrace": "rnnwidgets.dataset",
     "unit_stats": "rnnwidgets.patterns",

@@ -1,4 +1,5 @@
-"""The entry points that take a live model: ``rw.explore``, ``rw.gradient_flow``, ``rw.TrainingMonitor``.
+"""The entry points that take a live model: ``rw.explore`` and ``rw.gradient_flow``
+(``rw.TrainingMonitor``: rnnwidgets/training_monitor.py).
 
 Each traces the model through capture and hands the views one small live object
 (``rnnwidgets.capture.live.LiveModel``) for whatever needs the model again (re-tracing, the
@@ -7,17 +8,15 @@ Trace, ``explore`` builds the view without importing torch at all.
 """
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional
 
 from .tracedata import Trace
-from .widgets import monitor
 from .widgets.explorer import Explorer, encoded
-from .widgets.gradient_flow import GradientFlow
 from .widgets.payload import FULL_BUDGET, Labels
 
 
-def _live(model, who: str, **trace_kwargs):
+def live(model, who: str, **trace_kwargs):
+    """The live object a view re-runs ``model`` through (``rnnwidgets.capture.live.LiveModel``)."""
     from .capture.live import LiveModel  # torch: only once a model is given
 
     return LiveModel(model, who, **trace_kwargs)
@@ -41,36 +40,30 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
             raise ValueError("explore(model, text=...) needs encode=: a function from the text to the model's inputs")
         inputs, tokens = encoded(encode, text)
     elif inputs is None:
-        raise ValueError("explore(model, inputs): expected the inputs the model's forward takes (or text= with encode=)")
+        raise ValueError("explore(model, inputs): expected the inputs the model's forward takes "
+                         "(or text= with encode=)")
     if hidden is not None:
         trace_kwargs["hidden"] = hidden
-    live = _live(source, "explore", **trace_kwargs)
-    explorer = Explorer(live.trace(inputs, tokens=tokens), live=live, labels=decode, interval=interval,
+    model = live(source, "explore", **trace_kwargs)
+    explorer = Explorer(model.trace(inputs, tokens=tokens), live=model, labels=decode, interval=interval,
                         batch=batch, budget=budget)
     if text is not None:
         explorer.add_text_box(text, encode)
     return explorer
 
 
-def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None) -> GradientFlow:
+def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None):
     """Trace ``model`` on ``inputs`` with ``loss`` and show where its gradient goes.
 
     ``loss``: a callable on the model's output, or "last" (the sum of the last step's output),
     as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates) adds
     the update/weight chart. The model, its parameters and their ``.grad`` are left as found.
     """
+    from .widgets.gradient_flow import GradientFlow  # bqplot: imported only for this view
+
     if lr is not None and optimizer is not None:
         raise ValueError("gradient_flow: give lr= or optimizer=, not both")
-    live = _live(model, "gradient_flow")
-    tr = live.trace(inputs, hidden=hidden, loss=loss)
-    rates = live.learning_rates(optimizer) if optimizer is not None else lr
-    return GradientFlow(tr, weight_norms=live.weight_norms(), lr=rates)
-
-
-class TrainingMonitor(monitor.TrainingMonitor):
-    __doc__ = monitor.TrainingMonitor.__doc__
-
-    def __init__(self, model, probe=None, clip: float | None = None, every: int = 100, max_points: int = 2000,
-                 interval: float = 0.1, clock=time.monotonic):
-        super().__init__(_live(model, "TrainingMonitor"), probe=probe, clip=clip, every=every,
-                         max_points=max_points, interval=interval, clock=clock)
+    model_ = live(model, "gradient_flow")
+    tr = model_.trace(inputs, hidden=hidden, loss=loss)
+    rates = model_.learning_rates(optimizer) if optimizer is not None else lr
+    return GradientFlow(tr, weight_norms=model_.weight_norms(), lr=rates)

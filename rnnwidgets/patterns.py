@@ -22,7 +22,7 @@ first step of a sequence compares with 0, the default initial state).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 

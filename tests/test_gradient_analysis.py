@@ -2,8 +2,6 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from rnnwidgets import gradients_analysis as ga
 

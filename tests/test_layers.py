@@ -133,8 +133,29 @@ def test_views_never_import_torch_or_capture():
         assert not any(m.startswith("rnnwidgets.capture") for m in graph[module_name(path)]), path
 
 
+def run_python(script: str) -> str:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                         timeout=300, cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_exploring_a_saved_trace_imports_only_what_it_shows(tmp_path):
+    """The first Explorer of a session is drawn sooner without charts or the HTML exporter."""
+    shown = run_python(f"""
+        import sys
+        sys.path.insert(0, {str(PACKAGE.parent / "tests")!r})
+        import wire_fixture
+        import rnnwidgets as rw
+        path = wire_fixture.fixture_trace().save({str(tmp_path / "t.npz")!r})
+        rw.explore(rw.Trace.load(path))._repr_mimebundle_()
+        print(sorted(m for m in ("torch", "bqplot", "nbconvert") if m in sys.modules))
+    """)
+    assert shown == "[]"
+
+
 def test_exploring_a_saved_trace_leaves_torch_unimported(tmp_path):
-    script = textwrap.dedent(f"""
+    shown = run_python(f"""
         import sys
         sys.path.insert(0, {str(PACKAGE.parent / "tests")!r})
         import wire_fixture
@@ -147,7 +168,4 @@ def test_exploring_a_saved_trace_leaves_torch_unimported(tmp_path):
         assert "image/png" in bundle and ex.view.index["layers"], bundle.keys()
         print("torch" in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=PACKAGE.parent)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    assert shown == "False"

@@ -177,3 +177,43 @@ def test_cocluster_view_highlights_a_cluster_in_the_explorer():
     view.cluster = group
     assert sorted(explorer.view.highlight) == [0, 1]
     assert view.top_tokens[group][0] == "("
+
+
+def test_pattern_widgets_refuse_what_makes_no_sense():
+    from rnnwidgets.tracedata import LayerTrace, Trace
+    from rnnwidgets.widgets.explorer import Explorer
+    from rnnwidgets.widgets.patterns import CoClusterView, MatchPanel
+
+    ds = planted_dataset()
+    explorer = Explorer(ds.sequence(0))
+    panel = MatchPanel(explorer, ds, context=1)
+    explorer.view.brush, explorer.view.threshold = [1, 3], 0.5
+    panel.find()
+    with pytest.raises(ValueError, match="row: expected the index of a match shown, got 'x'"):
+        panel._on_message(panel.view, {"type": "open", "row": "x"}, [])
+    with pytest.raises(IndexError, match="row: expected one of the 4 matches shown"):
+        panel._on_message(panel.view, {"type": "open", "row": 4}, [])
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 4, size=400)
+    h = np.stack([(ids == 0) * 2.0, (ids == 0) * -2.0, (ids >= 2) * 2.0, (ids >= 2) * 1.5], axis=1)
+    ds = small_dataset((h + rng.normal(0, 0.05, h.shape)).astype(np.float32), [0, 200, 400],
+                       [["(", ")", "a", "b"][i] for i in ids])
+    explorer = Explorer(ds.sequence(0))
+    view = CoClusterView(ds, explorer, n_clusters=2)
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match=r"cluster: expected -1 \(none\) or a unit cluster in \[0, 2\), got 2"):
+        view.cluster = 2
+    # the Explorer switches to another model: a layer of the same name with 2 units, then another layer
+    group = view.unit_clusters[view.units.index(2)]       # units 2 and 3
+    small = Trace(layers={"rnn.l0": LayerTrace("rnn.l0", "rnn", states={"h": np.zeros((1, 5, 2))})}, lengths=[5])
+    explorer.set_trace(small)
+    view.cluster = group
+    assert list(explorer.view.highlight) == []            # units 2 and 3 are not the small layer's
+    view.cluster = -1
+    other = Trace(layers={"gru.l0": LayerTrace("gru.l0", "gru", states={"h": np.zeros((1, 5, 8))})}, lengths=[5])
+    explorer.set_trace(other)
+    explorer.view.highlight = [1]
+    view.cluster = group
+    assert list(explorer.view.highlight) == [] and explorer.view.layer == "gru.l0"

@@ -132,7 +132,7 @@ def test_the_play_controls_are_the_views_own(lstm):
     assert ex.view.interval == 40 and ex.view.playing is False and ex.view.index["steps"] == 7
     assert list(ex.children) == [ex.batch, ex.view]
     assert ex.batch.layout.display == "none"  # one element: nothing to choose
-    assert ex.view._esm == BUNDLE.read_text()
+    assert ex.view._bundle.code == BUNDLE.read_text()  # the views' code, shared (widgets/bundle.py)
 
 
 def test_update_retraces_and_keeps_the_selection(lstm):
@@ -281,8 +281,8 @@ def test_select_of_layer_and_quantity_on_a_long_sequence_builds_and_sends_the_pa
     ex = Explorer(tr, budget=100)
     assert (ex.view.layer, ex.view.quantity) == ("lstm.l1", "h")
     builds, sends = [], []
-    build = rw.widgets.explorer.build_payload
-    monkeypatch.setattr("rnnwidgets.widgets.explorer.build_payload", lambda *a, **k: builds.append(a) or build(*a, **k))
+    build = rw.widgets.explorer_state.build_payload
+    monkeypatch.setattr("rnnwidgets.widgets.explorer_state.build_payload", lambda *a, **k: builds.append(a) or build(*a, **k))
     monkeypatch.setattr(ex.view, "_send", lambda msg, buffers=None: sends.append((msg, buffers)))
     ex.select(layer="lstm.l0", quantity="c", unit=2)
     assert len(builds) == 1 and len(sends) == 1

@@ -68,6 +68,19 @@ def _samples(trace: Trace, batch: int, steps: range) -> list:
     return out
 
 
+def _dumps(doc: dict) -> str:
+    """JSON with one sample per line (the index indented), so a change reads as a short diff."""
+    rows = {}
+    for part in ("full", "window", "reply"):
+        rows[part] = doc[part]["samples"]
+        doc[part]["samples"] = f"@samples {part}"
+    text = json.dumps(doc, indent=1)
+    for part, samples in rows.items():
+        lines = ",\n  ".join(json.dumps(sample) for sample in samples)
+        text = text.replace(f'"@samples {part}"', f"[\n  {lines}\n  ]")
+    return text
+
+
 def build() -> dict:
     """File name -> bytes of every fixture file."""
     trace = fixture_trace()
@@ -92,7 +105,7 @@ def build() -> dict:
         "reply": {"message": payload.window_message(*reply_window), "buffer": "wire-reply.bin",
                   "samples": _samples(trace, batch, range(reply_window[0], sum(reply_window)))},
     }
-    return {"wire.json": (json.dumps(doc, indent=1) + "\n").encode("utf-8"),
+    return {"wire.json": (_dumps(doc) + "\n").encode("utf-8"),
             "wire-full.bin": full, "wire-window.bin": lod, "wire-reply.bin": reply}
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, Optional
 
-import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from ..tracedata import Trace, last_forward_layer
-from .bundle import BUNDLE, check_bundle
-from .gradient_flow import GradientFlow
+from ..tracedata import Trace
+from .bundle import BUNDLE, BundledView  # noqa: F401  (BUNDLE: the views' code, re-exported)
+from .explorer_state import ExplorerState
 from .patterns import explorer_matches
-from .payload import (FULL_BUDGET, WINDOW, Labels, build_payload, floats_per_step, step_message, trace_scales,
-                      window_at, window_message, window_payload, window_steps)
+from .payload import FULL_BUDGET, WINDOW, Labels, step_message
 from .still import StillImage
 
 TEXT_DEBOUNCE_S = 0.3
@@ -29,10 +27,9 @@ TEXT_DEBOUNCE_S = 0.3
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 16, 5000
 
 
-class ExplorerView(anywidget.AnyWidget):
+class ExplorerView(BundledView):
     """The browser view: the payload of one batch element and the shared selection."""
 
-    _esm = BUNDLE  # anywidget reads the file's text into the widget state
     _view = traitlets.Unicode("explorer").tag(sync=True)
     index = traitlets.Dict().tag(sync=True)  # see payload.build_payload
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 little-endian
@@ -53,6 +50,10 @@ class ExplorerView(anywidget.AnyWidget):
     followers = traitlets.List(traitlets.Instance(widgets.Widget), default_value=[]).tag(
         sync=True, **widgets.widget_serialization)
 
+    # The Explorer's ExplorerState: the rules these traits follow, whether the browser or Python
+    # sets them (None until the Explorer attaches it).
+    _state = None
+
     @traitlets.validate("interval")
     def _check_interval(self, proposal):
         ms = proposal["value"]
@@ -61,9 +62,42 @@ class ExplorerView(anywidget.AnyWidget):
                                        f"{MAX_INTERVAL_MS}], got {ms}")
         return ms
 
-    def __init__(self, **kwargs):
-        check_bundle()
-        super().__init__(**kwargs)
+    def _rule(self, proposal, rule):
+        if self._state is None:
+            return proposal["value"]
+        try:
+            return rule(proposal["value"])
+        except ValueError as error:
+            raise traitlets.TraitError(str(error)) from None
+
+    @traitlets.validate("t")
+    def _check_t(self, proposal):  # a step past the end (a stale scrub) shows the last one
+        return self._rule(proposal, lambda t: self._state.clamp_t(t))
+
+    @traitlets.validate("unit")
+    def _check_unit(self, proposal):
+        return self._rule(proposal, lambda u: self._state.clamp_unit(self.layer, self.quantity, u))
+
+    @traitlets.validate("layer")
+    def _check_layer(self, proposal):
+        return self._rule(proposal, lambda name: self._state.check_layer(name))
+
+    @traitlets.validate("quantity")
+    def _check_quantity(self, proposal):
+        return self._rule(proposal, lambda name: self._state.check_quantity(self.layer, name))
+
+    @traitlets.validate("brush")
+    def _check_brush(self, proposal):
+        return self._rule(proposal, lambda brush: self._state.check_brush(brush))
+
+    @traitlets.validate("threshold")
+    def _check_threshold(self, proposal):
+        return self._rule(proposal, lambda value: self._state.check_threshold(value))
+
+    @traitlets.validate("highlight")
+    def _check_highlight(self, proposal):  # units the shown quantity lacks are not highlighted
+        return self._rule(proposal, lambda units: self._state.units_within(self.layer, self.quantity, units))
+
 
 
 class Explorer(StillImage, widgets.VBox):
@@ -77,20 +111,17 @@ class Explorer(StillImage, widgets.VBox):
     t (fetched anew as t moves) and an overview of the selected quantity over the whole sequence.
     ``live``: the model the trace came from (``rnnwidgets.capture.live.LiveModel``, made by
     ``rw.explore(model, ...)``), which ``update`` and the text box re-run.
+
+    What it shows lives in ``state`` (``ExplorerState``: the trace, windows, live model); this
+    class lays it out: the batch-element selector, the view, a text box, the gradient view.
     """
 
     def __init__(self, trace: Trace, *, live=None, labels: Labels = None, interval: int = 150,
                  batch: int = 0, layer: Optional[str] = None, quantity: str = "h", budget: int = FULL_BUDGET):
-        if not isinstance(trace, Trace):
-            raise TypeError(f"Explorer expects an rnnwidgets.Trace, got {type(trace).__name__}; "
-                            "use rw.explore(model, inputs) to trace a model")
         if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
             raise ValueError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, {MAX_INTERVAL_MS}], "
                              f"got {interval}")
-        self.live = live
-        self.labels = labels
-        self.budget = budget  # float32 values of one element sent whole; longer sequences go by windows
-        self.dataset = None  # a DatasetTrace (rw.trace_dataset) that matches() searches
+        self.state = ExplorerState(trace, live=live, labels=labels, budget=budget)
         self.gradients = None  # the GradientFlow under the heatmaps when the trace has gradients
         self._gradients_link = None
         self.view = ExplorerView(interval=interval)
@@ -101,7 +132,30 @@ class Explorer(StillImage, widgets.VBox):
         self.view.on_msg(self._on_view_message)
         super().__init__([self.batch, self.view])
         self.add_class("rw-explorer-box")  # the view marks it so notebook shortcuts leave its keys alone
+        self.view._state = self.state
         self.set_trace(trace, batch=batch, layer=layer, quantity=quantity)
+
+    # ---- what it shows (ExplorerState) ------------------------------------------------------
+    @property
+    def trace(self) -> Trace:
+        return self.state.trace
+
+    @property
+    def live(self):
+        return self.state.live
+
+    @property
+    def labels(self) -> Labels:
+        return self.state.labels
+
+    @property
+    def dataset(self):
+        """The DatasetTrace (rw.trace_dataset) that ``matches`` searches."""
+        return self.state.dataset
+
+    @dataset.setter
+    def dataset(self, dataset) -> None:
+        self.state.dataset = dataset
 
     @property
     def model(self):
@@ -124,18 +178,17 @@ class Explorer(StillImage, widgets.VBox):
     def select(self, *, unit: Optional[int] = None, t: Optional[int] = None, layer: Optional[str] = None,
                quantity: Optional[str] = None) -> "Explorer":
         """Point the view at a unit, step, layer and/or quantity (e.g. a unit found in Python)."""
-        if layer is not None and layer not in self.trace.layers:
-            raise ValueError(f"layer: expected one of {list(self.trace.layers)}, got {layer!r}")
-        arrays = self.trace.layers[layer or self.view.layer].quantities()
-        if quantity is not None and quantity not in arrays:
-            raise ValueError(f"quantity: expected one of {list(arrays)}, got {quantity!r}")
-        # The unit range is the shown quantity's: with proj_size an LSTM has more c units than h ones.
-        shown = quantity or (self.view.quantity if self.view.quantity in arrays else next(iter(arrays)))
-        units = arrays[shown].shape[2]
-        if unit is not None and not 0 <= unit < units:
-            raise ValueError(f"unit: expected 0 <= unit < {units}, got {unit}")
-        if t is not None and not 0 <= t < self.trace.steps:
-            raise ValueError(f"t: expected 0 <= t < {self.trace.steps}, got {t}")
+        state = self.state
+        if layer is not None:
+            state.check_layer(layer)
+        target = layer or self.view.layer
+        if quantity is not None:
+            state.check_quantity(target, quantity)
+        shown = quantity or state.shown_quantity(target, self.view.quantity)
+        if unit is not None:
+            state.check_unit(target, shown, unit)
+        if t is not None:
+            state.check_t(t)
         before = (self.view.layer, self.view.quantity)
         self._refilling = True  # a long sequence's overview follows layer and quantity: sent once, below
         try:
@@ -145,7 +198,7 @@ class Explorer(StillImage, widgets.VBox):
                 self.view.quantity = shown
                 if unit is not None:
                     self.view.unit = unit
-                if self._held is not None and (self.view.layer, self.view.quantity) != before:
+                if state.held is not None and (self.view.layer, self.view.quantity) != before:
                     self._show_element(self.batch.value)
         finally:
             self._refilling = False
@@ -163,22 +216,18 @@ class Explorer(StillImage, widgets.VBox):
     def set_trace(self, trace: Trace, *, batch: Optional[int] = None, layer: Optional[str] = None,
                   quantity: Optional[str] = None) -> None:
         """Show a new trace, keeping the selection (layer, quantity, unit, step) where it still fits."""
-        self.trace = trace
-        self._scales = trace_scales(trace)
-        # A sequence too long to send whole travels as a window of steps plus an overview.
-        self._held = window_steps(trace) if floats_per_step(trace) * trace.steps > self.budget else None
+        state = self.state
+        state.set_trace(trace)
         batch = self.batch.value if batch is None else batch
         batch = batch if batch is not None and 0 <= batch < trace.batch else 0
-        last = max(0, trace.steps - 1)
-        t = min(self.view.t, last)  # the browser saves the step back here as a scrub rests
+        t = state.clamp_t(self.view.t)  # the browser saves the step back here as a scrub rests
         self._refilling = True  # the selection and options move: send the payload once, below
         try:
-            layer = layer or self.view.layer
-            self.view.layer = layer if layer in trace.layers else last_forward_layer(trace.layers)
-            names = list(trace.layers[self.view.layer].quantities())
-            wanted = quantity or self.view.quantity
-            self.view.quantity = wanted if wanted in names else names[0]
-            self.view.unit = min(self.view.unit, trace.layers[self.view.layer].quantities()[self.view.quantity].shape[2] - 1)
+            self.view.layer = state.layer_or_default(layer or self.view.layer)
+            self.view.quantity = state.shown_quantity(self.view.layer, quantity or self.view.quantity)
+            self.view.unit = state.clamp_unit(self.view.layer, self.view.quantity, self.view.unit)
+            self.view.highlight = state.units_within(self.view.layer, self.view.quantity, self.view.highlight)
+            self.view.brush = state.fit_brush(self.view.brush)
             self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
             self.batch.value = batch
             self._go_to(t)
@@ -205,6 +254,8 @@ class Explorer(StillImage, widgets.VBox):
             self.gradients = None
         if not any("h" in lt.grads for lt in trace.layers.values()):
             return
+        from .gradient_flow import GradientFlow  # bqplot: imported only for a trace with gradients
+
         self.gradients = GradientFlow(trace)
         self.gradients.slider.layout.display = "none"  # the Explorer's own slider drives it
         self._gradients_link = self.gradients.link_t(self.view)  # the kernel side: its charts' cursors
@@ -212,12 +263,7 @@ class Explorer(StillImage, widgets.VBox):
         self.children = (*self.children, self.gradients)
 
     def _show_element(self, batch: int) -> None:
-        window = overview = None
-        if self._held is not None:
-            window = window_at(self.trace, self.view.t - self._held // 2, self._held)
-            overview = (self.view.layer, self.view.quantity)
-        index, buffer = build_payload(self.trace, batch, self.labels, self._scales, window, overview)
-        tokens = self.trace.tokens[batch] if self.trace.tokens is not None else None
+        index, buffer, tokens = self.state.payload(batch, self.view.t, self.view.layer, self.view.quantity)
         with self.view.hold_sync():
             self.view.index = index
             self.view.buffer = buffer
@@ -227,18 +273,28 @@ class Explorer(StillImage, widgets.VBox):
         if change["new"] is not None and not self._refilling:
             self._show_element(change["new"])
 
-    def _on_selection(self, _change) -> None:
-        """A long sequence's overview is of one quantity: send the newly selected one's."""
-        if self._held is not None and not self._refilling:
+    def _on_selection(self, change) -> None:
+        """A layer picked in the browser keeps the quantity where the layer has it (else its first,
+        as the browser shows it) and a unit it has; a long sequence's overview is of one
+        quantity: send the newly selected one's."""
+        if self._refilling:
+            return
+        if change["name"] == "layer":
+            self._refilling = True
+            try:
+                self.view.quantity = self.state.shown_quantity(self.view.layer, self.view.quantity)
+                self.view.unit = self.state.clamp_unit(self.view.layer, self.view.quantity, self.view.unit)
+            finally:
+                self._refilling = False
+        if self.state.held is not None:
             self._show_element(self.batch.value)
 
     def _on_view_message(self, _view, content, _buffers) -> None:
         """The browser asks for the window of steps around where the user has scrubbed to."""
-        if content.get("type") != WINDOW or self._held is None:
+        if content.get("type") != WINDOW or self.state.held is None:
             return
-        window = window_at(self.trace, content.get("start", 0), self._held)
-        data = window_payload(self.trace, self.batch.value, window, self._scales)
-        self.view.send(window_message(*window), buffers=[data])
+        message, data = self.state.window_reply(self.batch.value, content.get("start", 0))
+        self.view.send(message, buffers=[data])
 
     def update(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """Re-trace the live model on new inputs and redraw, keeping the selection."""

@@ -19,7 +19,6 @@ from ..kinds import GRU_GATES, LSTM_GATES
 from ..ranges import axis_range
 from ..timeaxis import max_columns
 from ..tracedata import Trace
-from .export import save_html
 from .grid import HeatmapGrid
 
 MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
@@ -234,7 +233,11 @@ class GradientFlow(widgets.VBox):
         parts = [f"{name} ‖∂L/∂h_{t}‖ = {n[t]:.3g}" for name, n in self.norms.items()]
         self.readout.value = _escaped_lines([f"step {t}: " + "; ".join(parts)])
 
-    save_html = save_html   # one self-contained offline HTML file of the charts
+    def save_html(self, path, title: str = "rnnwidgets"):
+        """One self-contained offline HTML file of the charts."""
+        from .export import save_html  # nbconvert: imported only when a page is written
+
+        return save_html(self, path, title)
 
     # ---- linking ------------------------------------------------------------------------
     def link_t(self, other, name: str = "t"):

@@ -7,15 +7,14 @@ drawn on an overlay, so linking it to a slider with ``jslink`` moves it without 
 """
 from __future__ import annotations
 
-import anywidget
 import numpy as np
 import traitlets
 
 from ..ranges import SCALES, colour_limits
 
-from .bundle import BUNDLE
+from .bundle import BundledView
 
-class HeatmapGrid(anywidget.AnyWidget):
+class HeatmapGrid(BundledView):
     """A rows x columns heatmap with row labels, a column range, a legend and a cursor.
 
     ``grid.show(values, row_labels, column_start=0, column_step=1)`` sends a new grid; column c
@@ -23,7 +22,6 @@ class HeatmapGrid(anywidget.AnyWidget):
     in their own colour.
     """
 
-    _esm = BUNDLE
     _view = traitlets.Unicode("grid").tag(sync=True)
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 little-endian, rows x columns row-major
     rows = traitlets.Int(0).tag(sync=True)

@@ -21,7 +21,6 @@ import numpy as np
 from ..gradients_analysis import layer_verdict, step_norms
 from ..kinds import layer_name
 from ..timeaxis import MinMaxSeries
-from .export import save_html
 from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
 from .grid import HeatmapGrid
 
@@ -184,7 +183,11 @@ class TrainingMonitor(widgets.VBox):
         self.detach()
         self.flush()
 
-    save_html = save_html   # the charts as they stand, as one self-contained offline HTML file
+    def save_html(self, path, title: str = "rnnwidgets"):
+        """The charts as they stand, as one self-contained offline HTML file."""
+        from .export import save_html  # nbconvert: imported only when a page is written
+
+        return save_html(self, path, title)
 
     def __enter__(self):
         return self

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-import anywidget
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
-from .bundle import BUNDLE
+from .bundle import BundledView
 from ..ranges import colour_scale, max_abs
 from .payload import OPEN
 
@@ -34,8 +33,9 @@ def selected_units(explorer: Explorer) -> np.ndarray:
     if len(brush) != 2:
         raise ValueError("no steps selected: drag over the Explorer's heatmap to brush a range of steps "
                          "(or set explorer.view.brush = [start, end])")
-    view = explorer.view
-    values = explorer.trace.layers[view.layer].quantities()[view.quantity][explorer.batch.value]
+    view, state = explorer.view, explorer.state
+    name = state.shown_quantity(view.layer, view.quantity)
+    values = explorer.trace.layers[state.layer_or_default(view.layer)].quantities()[name][explorer.batch.value]
     length = int(explorer.trace.lengths[explorer.batch.value])
     return select_units(values[:length], brush[0], brush[1], view.threshold)
 
@@ -54,10 +54,9 @@ def explorer_matches(explorer: Explorer, dataset: Optional[DatasetTrace], **opti
     return frame
 
 
-class MatchView(anywidget.AnyWidget):
+class MatchView(BundledView):
     """The browser list of matches (js/src/patterns.ts renderMatches)."""
 
-    _esm = BUNDLE
     _view = traitlets.Unicode("matches").tag(sync=True)
     rows = traitlets.List().tag(sync=True)
     units = traitlets.List(traitlets.Int()).tag(sync=True)
@@ -137,15 +136,17 @@ class MatchPanel(widgets.VBox):
 
     def _on_message(self, _view, content, _buffers) -> None:
         if content.get("type") == OPEN:
-            self.open_match(int(content.get("row", -1)))
+            row = content.get("row")
+            if isinstance(row, bool) or not isinstance(row, int):
+                raise ValueError(f"row: expected the index of a match shown, got {row!r}")
+            self.open_match(row)
 
 
-class CoClusterView(anywidget.AnyWidget):
+class CoClusterView(BundledView):
     """The units x tokens response matrix ordered by cluster, with each unit cluster's ranked
     tokens (js/src/patterns.ts renderCoclusters). Selecting a cluster highlights its units in the
     linked Explorer."""
 
-    _esm = BUNDLE
     _view = traitlets.Unicode("coclusters").tag(sync=True)
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32 (tokens, units) in display order
     units = traitlets.List(traitlets.Int()).tag(sync=True)
@@ -177,9 +178,22 @@ class CoClusterView(anywidget.AnyWidget):
             self.vmax = top or 1.0
         self.observe(self._on_cluster, names="cluster")
 
+    @traitlets.validate("cluster")
+    def _check_cluster(self, proposal):
+        k, n = proposal["value"], len(self.top_tokens)
+        if not -1 <= k < n:
+            raise traitlets.TraitError(f"cluster: expected -1 (none) or a unit cluster in [0, {n}), got {k}")
+        return k
+
     def _on_cluster(self, change) -> None:
         if self.explorer is None or change["new"] < 0:
             return
-        if self.layer in self.explorer.trace.layers:  # the units are this layer's and quantity's
-            self.explorer.select(layer=self.layer, quantity=self.quantity)
-        self.explorer.view.highlight = [int(u) for u in self.clusters.units_of(change["new"])]
+        explorer = self.explorer
+        layer = explorer.trace.layers.get(self.layer)
+        if layer is None or self.quantity not in layer.quantities():
+            # the Explorer shows another model now: these units are not its units
+            explorer.view.highlight = []
+            return
+        explorer.select(layer=self.layer, quantity=self.quantity)  # the units are this layer's and quantity's
+        # (the view keeps only the units that layer has: a smaller model of the same name has fewer)
+        explorer.view.highlight = [int(u) for u in self.clusters.units_of(change["new"])]

@@ -4,9 +4,10 @@ This module is its one owner. js/src/decode.ts reads what it writes, and tests/w
 writes a golden fixture from it (js/tests/fixtures/) that the front end's tests decode, so a
 change on one side fails the other side's tests.
 
-The payload of one batch element: one float32 buffer (little-endian bytes) holds every (time, units) array of that element, each
-C-order so the browser reads unit u at step t at ``t * units + u``; a small JSON index says where
-each array starts (in float32 values) and how to colour it. The browser makes zero-copy views.
+The payload of one batch element: one float32 buffer (little-endian bytes) holds every
+(time, units) array of that element, each C-order so the browser reads unit u at step t at
+``t * units + u``; a small JSON index says where each array starts (in float32 values) and how
+to colour it. The browser makes zero-copy views.
 """
 from __future__ import annotations
 

@@ -80,11 +80,12 @@ def heatmap_png(values: np.ndarray, scale: str, vmin: float, vmax: float) -> byt
 
 def explorer_png(explorer) -> bytes:
     """The still of what an Explorer shows first: its layer and quantity, its batch element's steps."""
-    layer = explorer.trace.layers[explorer.view.layer]
-    quantity = layer.quantities()[explorer.view.quantity]
+    state, view = explorer.state, explorer.view
+    name = state.shown_quantity(view.layer, view.quantity)  # a quantity the layer lacks: its first, as shown
+    quantity = explorer.trace.layers[state.layer_or_default(view.layer)].quantities()[name]
     batch = explorer.batch.value or 0
     steps = int(explorer.trace.lengths[batch])
-    scale = colour_scale(explorer.view.quantity, quantity)
+    scale = colour_scale(name, quantity)
     return heatmap_png(quantity[batch, :max(steps, 1)], scale["scale"], scale["vmin"], scale["vmax"])
 
 

@@ -1,0 +1,40 @@
+"""The front-end bundle travels once: every view's _esm is a small loader of one shared model's code."""
+import numpy as np
+
+from rnnwidgets.tracedata import LayerTrace, Trace
+from rnnwidgets.widgets import bundle
+from rnnwidgets.widgets.bundle import BUNDLE, LOADER, shared_bundle
+from rnnwidgets.widgets.explorer import Explorer
+from rnnwidgets.widgets.export import widget_state
+from rnnwidgets.widgets.grid import HeatmapGrid
+
+
+def trace_with_gradients():
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((1, 6, 3))
+    return Trace(layers={"rnn.l0": LayerTrace("rnn.l0", "rnn", states={"h": h}, grads={"h": h})}, lengths=[6])
+
+
+def test_views_share_one_bundle_and_a_saved_state_holds_it_once():
+    explorer = Explorer(trace_with_gradients())           # with its gradient view's canvas grid
+    grid = HeatmapGrid(np.ones((2, 3)))
+    code = BUNDLE.read_text(encoding="utf-8")
+    assert explorer.view._esm == LOADER == grid._esm and code not in LOADER
+    assert explorer.view._bundle is explorer.gradients.heat._bundle is grid._bundle is shared_bundle()
+    assert shared_bundle().code == code
+    state = widget_state(explorer)
+    texts = [value for model in state.values() for value in model["state"].values() if isinstance(value, str)]
+    assert sum(code in text for text in texts) == 1
+    views = [m for m in state.values() if m["model_name"] == "AnyModel"]
+    assert len(views) == 2 and {m["state"]["_bundle"] for m in views} == {"IPY_MODEL_" + shared_bundle().model_id}
+
+
+def test_a_closed_or_rebuilt_bundle_is_made_anew(monkeypatch, tmp_path):
+    first = shared_bundle()
+    first.close()
+    second = shared_bundle()
+    assert second is not first and second.comm is not None
+    rebuilt = tmp_path / "widget.js"
+    rebuilt.write_text("export default {render() {}};", encoding="utf-8")
+    monkeypatch.setattr(bundle, "BUNDLE", rebuilt)
+    assert shared_bundle() is not second and shared_bundle().code == rebuilt.read_text()
