@@ -66,7 +66,8 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   const store = new ExplorerStore(model, player);
   const { state } = store;
 
-  // Built in the order they are laid out.
+  // Top to bottom: the transport, the bar (pickers, the input and predictions at t, the select
+  // tool), the token strip, the heatmap, its footer (legend, caption, readout), the panels.
   const transport = createTransport(model, player);
   root.append(transport.el);
   const bar = row("rw-bar", root, "display: flex; flex-wrap: wrap; align-items: center; gap: 10px;");
@@ -88,6 +89,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     }
   }
   // Drag over the heatmap + threshold: the units of a hypothesis (patterns.ts; traits brush, threshold, highlight).
+  // Made before the readout: its click listener swallows the click that ends a drag.
   const select = createSelectTool(model as unknown as AnyModel<SelectModel>, heatmap.heatmap.el, store.actions);
   bar.append(select.el);
   const readout = createReadout(heatmap.heatmap, store, () => root.focus());
