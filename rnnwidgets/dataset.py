@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .fileio import WriterLock, atomic_write, building_folder, swap_in, write_text
+from .fileio import WriterLock, atomic_write, building_folder, check_npy_file, swap_in, write_text
+from .kinds import KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
 FORMAT_VERSION = 1
@@ -226,20 +227,79 @@ class DatasetTrace:
 
     @classmethod
     def load(cls, path) -> "DatasetTrace":
-        """Reopen a saved dataset trace, its arrays memory-mapped (read-only)."""
+        """Reopen a saved dataset trace, its arrays memory-mapped (read-only).
+
+        A folder that is broken, inconsistent or hostile gives a ValueError naming the file and what
+        is wrong: every array file is a plain file in the folder (never a path elsewhere, never a
+        link), and its header and size are checked before it is mapped."""
         path = Path(path)
-        if not (path / HEADER).exists():
+        header_file = path / HEADER
+        if not header_file.is_file():
             raise FileNotFoundError(f"{path}: not a saved rnnwidgets dataset trace (no {HEADER})")
-        header = json.loads((path / HEADER).read_text(encoding="utf-8"))
-        if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
-        layers = {entry["name"]: {key: np.load(path / f, mmap_mode="r") for key, f in entry["files"].items()}
+        header = _read_dataset_header(header_file)
+        offsets_file = _array_file(path, header.get("offsets", "offsets.npy"), "offsets")
+        check_npy_file(offsets_file, "iu", 1, "where each sequence starts")
+        offsets = np.load(offsets_file)
+        if offsets.size == 0:
+            raise ValueError(f"{offsets_file}: expected at least one offset (0), got none")
+        steps = int(offsets[-1])
+
+        def mapped(name, kinds: str, ndim: int, what: str) -> np.ndarray:
+            file = _array_file(path, name, what)
+            shape = check_npy_file(file, kinds, ndim, what)
+            if shape[0] != steps:
+                raise ValueError(f"{file} ({what}): {shape[0]} steps where the offsets end at {steps}")
+            return np.load(file, mmap_mode="r")
+
+        layers = {entry["name"]: {key: mapped(f, "f", 2, f"{entry['name']}[{key!r}]") for key, f in entry["files"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
-        token_ids = (np.load(path / header.get("token_ids", "token_ids.npy"), mmap_mode="r")
-                     if header["vocab"] is not None else None)
-        return cls(layers, kinds, np.load(path / header.get("offsets", "offsets.npy")), token_ids, header["vocab"],
-                   folder=path)
+        token_ids = None
+        if header["vocab"] is not None:
+            token_ids = mapped(header.get("token_ids", "token_ids.npy"), "iu", 1, "token ids")
+            if token_ids.size and not (0 <= int(token_ids.min()) and int(token_ids.max()) < len(header["vocab"])):
+                raise ValueError(f"{path}: token ids outside the vocabulary of {len(header['vocab'])} tokens")
+        try:
+            return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=path)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+
+
+def _read_dataset_header(file: Path) -> dict:
+    """A dataset trace's ``dataset.json``, its fields of the types ``save`` writes, or a clear error."""
+    try:
+        header = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{file}: not JSON text ({type(e).__name__})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{file}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
+
+    def expect(ok: bool, field: str, wanted: str):
+        if not ok:
+            raise ValueError(f"{file}: {field} should be {wanted}")
+
+    layers = header.get("layers")
+    expect(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
+    for i, entry in enumerate(layers):
+        expect(isinstance(entry, dict) and isinstance(entry.get("name"), str), f"layers[{i}]",
+               "an object with a string name")
+        expect(entry.get("kind") in KINDS, f"layers[{i}].kind", f"one of {KINDS}")
+        files = entry.get("files")
+        expect(isinstance(files, dict) and all(isinstance(f, str) for f in files.values()), f"layers[{i}].files",
+               "an object of file names")
+    vocab = header.get("vocab")
+    expect(vocab is None or (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab)), "vocab",
+           "null or a list of strings")
+    for key in ("offsets", "token_ids"):
+        expect(isinstance(header.get(key, ""), str) or (key == "token_ids" and header[key] is None), key, "a file name")
+    return header
+
+
+def _array_file(folder: Path, name: str, what: str) -> Path:
+    """The file ``name`` in ``folder``: a plain name of a .npy file there, never a path elsewhere."""
+    if not isinstance(name, str) or Path(name).name != name or name in (".", "..") or not name.endswith(".npy"):
+        raise ValueError(f"{folder / HEADER}: {what} should be the name of a .npy file in the folder, got {name!r}")
+    return folder / name
 
 
 def _place(folder: Path, array: np.ndarray, stem: str, taken: set) -> str:
