@@ -1,0 +1,83 @@
+"""The front door: `bash scripts/run.sh` prints the address and how to stop, nothing else."""
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def test_run_prints_the_address_and_how_to_stop_and_stops_on_ctrl_c(tmp_path):
+    # a checkout whose setup is done: this run.sh, this environment, a set-up step with nothing to do
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "run.sh", checkout / "scripts" / "run.sh")
+    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
+    (checkout / ".venv").symlink_to(sys.prefix)   # the environment running the tests
+    port, token = free_port(), "a" * 32
+    env = {**os.environ, "PORT": str(port), "JUPYTER_TOKEN": token, "RNNWIDGETS_LAB_LOG": str(tmp_path / "lab.log")}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
+                 "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    run = subprocess.Popen(["bash", str(checkout / "scripts" / "run.sh")], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        printed = ""
+        deadline = time.monotonic() + 180
+        with selectors.DefaultSelector() as waiting:   # never blocks past the deadline on a silent script
+            waiting.register(run.stdout, selectors.EVENT_READ)
+            while "  Stop:" not in printed or not printed.endswith("\n\n"):
+                assert time.monotonic() < deadline and run.poll() is None, printed
+                if waiting.select(timeout=1):
+                    printed += os.read(run.stdout.fileno(), 4096).decode()
+        lines = printed.splitlines()
+        url = f"http://127.0.0.1:{port}/lab/tree/notebooks/01_quickstart.ipynb?token={token}"
+        assert [line.strip() for line in lines if line.strip()] == [
+            f"Open: {url}", f"Stop: press Ctrl-C        (server log: {tmp_path / 'lab.log'})"]
+        assert answers(f"http://127.0.0.1:{port}/api/status?token={token}")
+        assert "ServerApp" in (tmp_path / "lab.log").read_text()   # the server's messages went to its log
+        os.killpg(run.pid, signal.SIGINT)   # Ctrl-C in the terminal: to the whole foreground group
+        out, err = (text.decode() for text in run.communicate(timeout=60))
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0 and out.strip() == "JupyterLab stopped." and err == "", (out, err)
+    assert not answers(f"http://127.0.0.1:{port}/api/status?token={token}")
+
+
+def test_run_says_why_when_the_server_cannot_start(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "run.sh", checkout / "scripts" / "run.sh")
+    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (checkout / ".venv" / "bin" / "jupyter").write_text("#!/bin/sh\necho 'cannot bind the port' >&2\nexit 1\n")
+    (checkout / ".venv" / "bin" / "jupyter").chmod(0o755)
+    env = {**os.environ, "PORT": str(free_port()), "RNNWIDGETS_LAB_LOG": str(tmp_path / "lab.log")}
+    done = subprocess.run(["bash", str(checkout / "scripts" / "run.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert re.match(r"JupyterLab did not start \(is port \d+ in use\? set PORT=\.\.\.\)\. The end of its log, .*lab.log:\n"
+                    r"cannot bind the port\n$", done.stderr), done.stderr
