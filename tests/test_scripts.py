@@ -1,4 +1,5 @@
-"""The front door: `bash scripts/run.sh` prints the address and how to stop, nothing else."""
+"""The front door: `bash scripts/run.sh` prints the address and how to stop, nothing else; the
+package builds through the backend pyproject.toml declares."""
 import os
 import re
 import selectors
@@ -81,3 +82,32 @@ def test_run_says_why_when_the_server_cannot_start(tmp_path):
     assert done.returncode == 1 and done.stdout == ""
     assert re.match(r"JupyterLab did not start \(is port \d+ in use\? set PORT=\.\.\.\)\. The end of its log, .*lab.log:\n"
                     r"cannot bind the port\n$", done.stderr), done.stderr
+
+
+def test_pyproject_declares_the_build_and_the_wheel_carries_the_bundle(tmp_path):
+    import tomllib
+    import zipfile
+
+    import rnnwidgets as rw
+
+    system = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]
+    assert system["build-backend"] == "setuptools.build_meta"
+    assert any(r.startswith("setuptools") for r in system["requires"])
+    # a copy of the checkout (tracked files and the built bundle), built through the declared backend
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    files += [str(p.relative_to(REPO)) for p in (REPO / "rnnwidgets" / "static").rglob("*") if p.is_file()]
+    for name in files + ["pyproject.toml"]:
+        if (REPO / name).is_file():
+            (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tmp_path / "src" / name)
+    code = (f"import importlib; backend = importlib.import_module({system['build-backend']!r}); "
+            f"print(backend.build_wheel({str(tmp_path / 'dist')!r}))")
+    (tmp_path / "dist").mkdir()
+    built = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "src", capture_output=True, text=True,
+                           timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = tmp_path / "dist" / built.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    assert {"rnnwidgets/static/widget.js", "rnnwidgets/static/vendor/embed-amd.js", "rnnwidgets/fileio.py"} <= names
+    assert wheel.name.startswith(f"rnnwidgets-{rw.__version__}-")
