@@ -420,7 +420,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     done = 0  # their sum
     spilled = False
     temporary = None
-    bar = _progress_bar(max_steps, progress)
+    bar = _ProgressBar(batches, max_steps, progress)
     try:
         for batch in batches:
             inputs = _batch_inputs(batch)
@@ -440,7 +440,8 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                                                  dtype=np.int32))
                 lengths.append(n)
                 done += n
-                bar.update(n)
+                bar.steps(n)
+            bar.batch()
             if not spilled and (folder is not None or _held_bytes(columns) > max_memory):
                 if folder is None:
                     folder = temporary = Path(tempfile.mkdtemp(prefix="rnnwidgets-dataset-"))
@@ -502,7 +503,31 @@ def _listed_tokens(tokens: Optional[Sequence], first: int, tr: Trace):
     return chosen
 
 
-def _progress_bar(total: Optional[int], enabled: bool):
-    from tqdm.auto import tqdm
+class _ProgressBar:
+    """``trace_dataset``'s progress with a known total where there is one: batches of a loader with a
+    length ("3/50 batches"), else steps up to ``max_steps``, else steps counted without a total."""
 
-    return tqdm(total=total, unit="step", desc="trace_dataset", disable=not enabled)
+    def __init__(self, batches, max_steps: Optional[int], enabled: bool):
+        from tqdm.auto import tqdm
+
+        try:
+            total = len(batches) if max_steps is None else None
+        except TypeError:  # a generator: no length
+            total = None
+        self.by_batch = total is not None
+        total = total if self.by_batch else max_steps
+        unit = "batches" if self.by_batch else "steps"
+        known = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} " + unit + " [{elapsed}<{remaining}]"
+        self.bar = tqdm(total=total, unit=" " + unit, desc="trace_dataset", disable=not enabled,
+                        bar_format=known if total is not None else None)
+
+    def steps(self, n: int) -> None:
+        if not self.by_batch:
+            self.bar.update(n)
+
+    def batch(self) -> None:
+        if self.by_batch:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

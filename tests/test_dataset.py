@@ -370,3 +370,14 @@ def test_load_refuses_a_header_of_the_wrong_types(saved_ds):
         refused(saved_ds, message)
     header.write_text(json.dumps(good))
     assert DatasetTrace.load(saved_ds).sequences == 6
+
+
+def test_progress_has_a_known_total_where_one_can_be_known(setup, capsys):
+    model, _, batches = setup
+    rw.trace_dataset(model, batches, progress=True)   # a list, as a DataLoader: it has a length
+    shown = capsys.readouterr().err
+    assert "0/4 batches" in shown and "4/4 batches" in shown
+    rw.trace_dataset(model, batches, max_steps=100, progress=True)
+    assert "100/100 steps" in capsys.readouterr().err   # stops at max_steps: a total in steps
+    rw.trace_dataset(model, iter(batches), progress=True)   # a generator: no length, steps counted
+    assert "240 steps" in capsys.readouterr().err
