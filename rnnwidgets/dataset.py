@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import struct
 import tempfile
@@ -78,7 +79,7 @@ class _Column:
         self.file.seek(0)
         self.file.write(npy_header(shape, self.dtype.str))
         self.file.close()
-        return np.load(self.path, mmap_mode="r")
+        return _map(self.path)
 
 
 class DatasetTrace:
@@ -249,7 +250,7 @@ class DatasetTrace:
             shape = check_npy_file(file, kinds, ndim, what)
             if shape[0] != steps:
                 raise ValueError(f"{file} ({what}): {shape[0]} steps where the offsets end at {steps}")
-            return np.load(file, mmap_mode="r")
+            return _map(file)
 
         layers = {entry["name"]: {key: mapped(f, "f", 2, f"{entry['name']}[{key!r}]") for key, f in entry["files"].items()}
                   for entry in header["layers"]}
@@ -302,21 +303,44 @@ def _array_file(folder: Path, name: str, what: str) -> Path:
     return folder / name
 
 
+def _map(file: Path) -> np.memmap:
+    """A read-only memory map of a .npy file, remembering which file it maps (its device and inode)."""
+    array = np.load(file, mmap_mode="r")
+    array.file_id = _file_id(file)
+    return array
+
+
+def _file_id(file) -> Optional[tuple]:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _mapped_file(array) -> Optional[Path]:
+    """The file ``array`` maps while it is still the file at that path (not replaced since), else None."""
+    source, file_id = getattr(array, "filename", None), getattr(array, "file_id", None)
+    if source is None or file_id is None or _file_id(source) != file_id:
+        return None
+    return Path(source)
+
+
 def _place(folder: Path, array: np.ndarray, stem: str, taken: set) -> str:
     """The name of ``array``'s .npy file in ``folder``: its own when it is memory-mapped from there,
     else a new one (``stem``.npy, or with a number when that is taken), written whole."""
-    source = getattr(array, "filename", None)
-    if source is not None and Path(source).parent.resolve() == folder.resolve() and Path(source).exists():
-        return Path(source).name  # already there: written as the trace was made, or loaded from here
+    source = _mapped_file(array)
+    if source is not None and source.parent.resolve() == folder.resolve():
+        return source.name  # already there: written as the trace was made, or loaded from here
     name, k = f"{stem}.npy", 1
     while name in taken:
         name, k = f"{stem}_{k}.npy", k + 1
     taken.add(name)
     with atomic_write(folder / name) as f:
-        if source is not None:  # a memory map: copy the file, never load it
+        if source is not None:  # a memory map of a file still there: copy the file, never load it
             with open(source, "rb") as src:
                 shutil.copyfileobj(src, f, 1 << 24)
-        else:
+        else:  # in memory, or mapped from a file since replaced: written through the mapping
             np.save(f, array)
     return name
 

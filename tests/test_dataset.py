@@ -381,3 +381,15 @@ def test_progress_has_a_known_total_where_one_can_be_known(setup, capsys):
     assert "100/100 steps" in capsys.readouterr().err   # stops at max_steps: a total in steps
     rw.trace_dataset(model, iter(batches), progress=True)   # a generator: no length, steps counted
     assert "240 steps" in capsys.readouterr().err
+
+
+def test_saving_a_dataset_whose_folder_was_replaced_keeps_its_own_arrays(setup, tmp_path):
+    model, inputs, batches = setup
+    old = rw.trace_dataset(model, batches[:1], tokens=chars, path=tmp_path / "ds", progress=False)
+    before = {k: np.array(v) for k, v in old.layers["lstm.l1"].items()}
+    rw.trace_dataset(model, batches[1:3], tokens=chars, path=tmp_path / "ds", overwrite=True, progress=False)
+    old.save(tmp_path / "ds")   # its folder now holds another dataset under the same file names
+    back = DatasetTrace.load(tmp_path / "ds")
+    assert back.sequences == 6
+    for key, values in before.items():
+        np.testing.assert_array_equal(back.layers["lstm.l1"][key], values)
