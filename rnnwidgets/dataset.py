@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import struct
 import tempfile
@@ -23,7 +24,8 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .fileio import WriterLock, atomic_write, building_folder, swap_in, write_text
+from .fileio import WriterLock, atomic_write, building_folder, check_npy_file, swap_in, write_text
+from .kinds import KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
 FORMAT_VERSION = 1
@@ -77,7 +79,7 @@ class _Column:
         self.file.seek(0)
         self.file.write(npy_header(shape, self.dtype.str))
         self.file.close()
-        return np.load(self.path, mmap_mode="r")
+        return _map(self.path)
 
 
 class DatasetTrace:
@@ -226,37 +228,119 @@ class DatasetTrace:
 
     @classmethod
     def load(cls, path) -> "DatasetTrace":
-        """Reopen a saved dataset trace, its arrays memory-mapped (read-only)."""
+        """Reopen a saved dataset trace, its arrays memory-mapped (read-only).
+
+        A folder that is broken, inconsistent or hostile gives a ValueError naming the file and what
+        is wrong: every array file is a plain file in the folder (never a path elsewhere, never a
+        link), and its header and size are checked before it is mapped."""
         path = Path(path)
-        if not (path / HEADER).exists():
+        header_file = path / HEADER
+        if not header_file.is_file():
             raise FileNotFoundError(f"{path}: not a saved rnnwidgets dataset trace (no {HEADER})")
-        header = json.loads((path / HEADER).read_text(encoding="utf-8"))
-        if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
-        layers = {entry["name"]: {key: np.load(path / f, mmap_mode="r") for key, f in entry["files"].items()}
+        header = _read_dataset_header(header_file)
+        offsets_file = _array_file(path, header.get("offsets", "offsets.npy"), "offsets")
+        check_npy_file(offsets_file, "iu", 1, "where each sequence starts")
+        offsets = np.load(offsets_file)
+        if offsets.size == 0:
+            raise ValueError(f"{offsets_file}: expected at least one offset (0), got none")
+        steps = int(offsets[-1])
+
+        def mapped(name, kinds: str, ndim: int, what: str) -> np.ndarray:
+            file = _array_file(path, name, what)
+            shape = check_npy_file(file, kinds, ndim, what)
+            if shape[0] != steps:
+                raise ValueError(f"{file} ({what}): {shape[0]} steps where the offsets end at {steps}")
+            return _map(file)
+
+        layers = {entry["name"]: {key: mapped(f, "f", 2, f"{entry['name']}[{key!r}]") for key, f in entry["files"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
-        token_ids = (np.load(path / header.get("token_ids", "token_ids.npy"), mmap_mode="r")
-                     if header["vocab"] is not None else None)
-        return cls(layers, kinds, np.load(path / header.get("offsets", "offsets.npy")), token_ids, header["vocab"],
-                   folder=path)
+        token_ids = None
+        if header["vocab"] is not None:
+            token_ids = mapped(header.get("token_ids", "token_ids.npy"), "iu", 1, "token ids")
+            if token_ids.size and not (0 <= int(token_ids.min()) and int(token_ids.max()) < len(header["vocab"])):
+                raise ValueError(f"{path}: token ids outside the vocabulary of {len(header['vocab'])} tokens")
+        try:
+            return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=path)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+
+
+def _read_dataset_header(file: Path) -> dict:
+    """A dataset trace's ``dataset.json``, its fields of the types ``save`` writes, or a clear error."""
+    try:
+        header = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{file}: not JSON text ({type(e).__name__})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{file}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
+
+    def expect(ok: bool, field: str, wanted: str):
+        if not ok:
+            raise ValueError(f"{file}: {field} should be {wanted}")
+
+    layers = header.get("layers")
+    expect(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
+    for i, entry in enumerate(layers):
+        expect(isinstance(entry, dict) and isinstance(entry.get("name"), str), f"layers[{i}]",
+               "an object with a string name")
+        expect(entry.get("kind") in KINDS, f"layers[{i}].kind", f"one of {KINDS}")
+        files = entry.get("files")
+        expect(isinstance(files, dict) and all(isinstance(f, str) for f in files.values()), f"layers[{i}].files",
+               "an object of file names")
+    vocab = header.get("vocab")
+    expect(vocab is None or (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab)), "vocab",
+           "null or a list of strings")
+    for key in ("offsets", "token_ids"):
+        expect(isinstance(header.get(key, ""), str) or (key == "token_ids" and header[key] is None), key, "a file name")
+    return header
+
+
+def _array_file(folder: Path, name: str, what: str) -> Path:
+    """The file ``name`` in ``folder``: a plain name of a .npy file there, never a path elsewhere."""
+    if not isinstance(name, str) or Path(name).name != name or name in (".", "..") or not name.endswith(".npy"):
+        raise ValueError(f"{folder / HEADER}: {what} should be the name of a .npy file in the folder, got {name!r}")
+    return folder / name
+
+
+def _map(file: Path) -> np.memmap:
+    """A read-only memory map of a .npy file, remembering which file it maps (its device and inode)."""
+    array = np.load(file, mmap_mode="r")
+    array.file_id = _file_id(file)
+    return array
+
+
+def _file_id(file) -> Optional[tuple]:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _mapped_file(array) -> Optional[Path]:
+    """The file ``array`` maps while it is still the file at that path (not replaced since), else None."""
+    source, file_id = getattr(array, "filename", None), getattr(array, "file_id", None)
+    if source is None or file_id is None or _file_id(source) != file_id:
+        return None
+    return Path(source)
 
 
 def _place(folder: Path, array: np.ndarray, stem: str, taken: set) -> str:
     """The name of ``array``'s .npy file in ``folder``: its own when it is memory-mapped from there,
     else a new one (``stem``.npy, or with a number when that is taken), written whole."""
-    source = getattr(array, "filename", None)
-    if source is not None and Path(source).parent.resolve() == folder.resolve() and Path(source).exists():
-        return Path(source).name  # already there: written as the trace was made, or loaded from here
+    source = _mapped_file(array)
+    if source is not None and source.parent.resolve() == folder.resolve():
+        return source.name  # already there: written as the trace was made, or loaded from here
     name, k = f"{stem}.npy", 1
     while name in taken:
         name, k = f"{stem}_{k}.npy", k + 1
     taken.add(name)
     with atomic_write(folder / name) as f:
-        if source is not None:  # a memory map: copy the file, never load it
+        if source is not None:  # a memory map of a file still there: copy the file, never load it
             with open(source, "rb") as src:
                 shutil.copyfileobj(src, f, 1 << 24)
-        else:
+        else:  # in memory, or mapped from a file since replaced: written through the mapping
             np.save(f, array)
     return name
 
@@ -360,7 +444,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     done = 0  # their sum
     spilled = False
     temporary = None
-    bar = _progress_bar(max_steps, progress)
+    bar = _ProgressBar(batches, max_steps, progress)
     try:
         for batch in batches:
             inputs = _batch_inputs(batch)
@@ -380,7 +464,8 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                                                  dtype=np.int32))
                 lengths.append(n)
                 done += n
-                bar.update(n)
+                bar.steps(n)
+            bar.batch()
             if not spilled and (folder is not None or _held_bytes(columns) > max_memory):
                 if folder is None:
                     folder = temporary = Path(tempfile.mkdtemp(prefix="rnnwidgets-dataset-"))
@@ -442,7 +527,31 @@ def _listed_tokens(tokens: Optional[Sequence], first: int, tr: Trace):
     return chosen
 
 
-def _progress_bar(total: Optional[int], enabled: bool):
-    from tqdm.auto import tqdm
+class _ProgressBar:
+    """``trace_dataset``'s progress with a known total where there is one: batches of a loader with a
+    length ("3/50 batches"), else steps up to ``max_steps``, else steps counted without a total."""
 
-    return tqdm(total=total, unit="step", desc="trace_dataset", disable=not enabled)
+    def __init__(self, batches, max_steps: Optional[int], enabled: bool):
+        from tqdm.auto import tqdm
+
+        try:
+            total = len(batches) if max_steps is None else None
+        except TypeError:  # a generator: no length
+            total = None
+        self.by_batch = total is not None
+        total = total if self.by_batch else max_steps
+        unit = "batches" if self.by_batch else "steps"
+        known = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} " + unit + " [{elapsed}<{remaining}]"
+        self.bar = tqdm(total=total, unit=" " + unit, desc="trace_dataset", disable=not enabled,
+                        bar_format=known if total is not None else None)
+
+    def steps(self, n: int) -> None:
+        if not self.by_batch:
+            self.bar.update(n)
+
+    def batch(self) -> None:
+        if self.by_batch:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

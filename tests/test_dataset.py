@@ -293,3 +293,103 @@ def test_saving_into_its_own_folder_never_writes_an_array_over_another(setup, tm
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == sorted(
         named | {"dataset.json", Path(back.token_ids.filename).name, json.loads(
             (tmp_path / "ds" / "dataset.json").read_text())["offsets"]})
+
+
+# ---- broken and hostile dataset folders ---------------------------------------------------------
+
+@pytest.fixture
+def saved_ds(setup, tmp_path):
+    model, _, batches = setup
+    return rw.trace_dataset(model, batches[:1], tokens=chars, path=tmp_path / "ds", progress=False).folder
+
+
+def edit_header(folder, change):
+    header = json.loads((folder / "dataset.json").read_text())
+    change(header)
+    (folder / "dataset.json").write_text(json.dumps(header))
+
+
+def refused(folder, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        DatasetTrace.load(folder)
+    assert str(caught.value).startswith(str(folder))   # names the folder or the file in it
+    return caught.value
+
+
+def test_load_never_follows_a_path_out_of_the_folder(saved_ds, tmp_path):
+    outside = tmp_path / "outside.npy"
+    np.save(outside, np.zeros((72, 7), np.float32))
+    for name in ("../outside.npy", str(outside), "sub/x.npy", "..", "l0_q0.txt"):
+        edit_header(saved_ds, lambda h: h["layers"][0]["files"].__setitem__("h", name))
+        refused(saved_ds, "should be the name of a .npy file in the folder, got")
+    edit_header(saved_ds, lambda h: h["layers"][0]["files"].__setitem__("h", "l0_q0.npy"))
+    (saved_ds / "l0_q0.npy").unlink()
+    (saved_ds / "l0_q0.npy").symlink_to(outside)
+    refused(saved_ds, r"l0_q0.npy \(lstm.l0\['h'\]\): expected a plain file \(it is a link\)")
+    (saved_ds / "l0_q0.npy").unlink()
+    refused(saved_ds, r"l0_q0.npy \(lstm.l0\['h'\]\): expected a plain file")
+
+
+def test_load_refuses_broken_arrays_before_mapping_them(saved_ds):
+    h = saved_ds / "l0_q0.npy"
+    good = h.read_bytes()
+    h.write_bytes(good[:len(good) // 2])
+    refused(saved_ds, r"l0_q0.npy \(lstm.l0\['h'\]\): \d+ bytes where its shape \(72, 7\) of float32 needs \d+ \(truncated\)")
+    h.write_bytes(b"not an array")
+    refused(saved_ds, "not a readable .npy array")
+    np.save(h, np.zeros((72, 7), np.int32))
+    refused(saved_ds, r"expected a 2-d array of floats, got shape \(72, 7\) of int32")
+    np.save(h, np.zeros((70, 7), np.float32))
+    refused(saved_ds, "70 steps where the offsets end at 72")
+    np.save(h, np.zeros((72, 7), np.float32))
+    np.save(saved_ds / "token_ids.npy", np.full(72, 10_000, np.int32))
+    refused(saved_ds, "token ids outside the vocabulary")
+    np.save(saved_ds / "token_ids.npy", np.zeros(72, np.int32))
+    np.save(saved_ds / "offsets.npy", np.array([], np.int64))
+    refused(saved_ds, "expected at least one offset")
+    np.save(saved_ds / "offsets.npy", np.array([0, 80, 72], np.int64))
+    refused(saved_ds, "offsets: expected a non-decreasing int array")
+
+
+def test_load_refuses_a_header_of_the_wrong_types(saved_ds):
+    header = saved_ds / "dataset.json"
+    good = json.loads(header.read_text())
+    header.write_bytes(b"\xff\xfe")
+    refused(saved_ds, "not JSON text")
+    header.write_text("[" * 100_000 + "]" * 100_000)
+    refused(saved_ds, r"not JSON text \(RecursionError\)")
+    header.write_text("[]")
+    refused(saved_ds, "not a rnnwidgets dataset trace of format 1")
+    for change, message in [({"layers": {}}, "layers should be a non-empty list"),
+                            ({"layers": [3]}, r"layers\[0\] should be an object with a string name"),
+                            ({"layers": [{**good["layers"][0], "kind": "x"}]}, r"layers\[0\].kind should be one of"),
+                            ({"layers": [{**good["layers"][0], "files": ["a"]}]}, r"layers\[0\].files should be"),
+                            ({"vocab": "abc"}, "vocab should be null or a list of strings"),
+                            ({"offsets": 3}, "offsets should be a file name")]:
+        header.write_text(json.dumps({**good, **change}))
+        refused(saved_ds, message)
+    header.write_text(json.dumps(good))
+    assert DatasetTrace.load(saved_ds).sequences == 6
+
+
+def test_progress_has_a_known_total_where_one_can_be_known(setup, capsys):
+    model, _, batches = setup
+    rw.trace_dataset(model, batches, progress=True)   # a list, as a DataLoader: it has a length
+    shown = capsys.readouterr().err
+    assert "0/4 batches" in shown and "4/4 batches" in shown
+    rw.trace_dataset(model, batches, max_steps=100, progress=True)
+    assert "100/100 steps" in capsys.readouterr().err   # stops at max_steps: a total in steps
+    rw.trace_dataset(model, iter(batches), progress=True)   # a generator: no length, steps counted
+    assert "240 steps" in capsys.readouterr().err
+
+
+def test_saving_a_dataset_whose_folder_was_replaced_keeps_its_own_arrays(setup, tmp_path):
+    model, inputs, batches = setup
+    old = rw.trace_dataset(model, batches[:1], tokens=chars, path=tmp_path / "ds", progress=False)
+    before = {k: np.array(v) for k, v in old.layers["lstm.l1"].items()}
+    rw.trace_dataset(model, batches[1:3], tokens=chars, path=tmp_path / "ds", overwrite=True, progress=False)
+    old.save(tmp_path / "ds")   # its folder now holds another dataset under the same file names
+    back = DatasetTrace.load(tmp_path / "ds")
+    assert back.sequences == 6
+    for key, values in before.items():
+        np.testing.assert_array_equal(back.layers["lstm.l1"][key], values)

@@ -25,6 +25,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Optional
 
 from jinja2 import DictLoader
 from nbconvert.exporters import HTMLExporter
@@ -92,7 +93,7 @@ def _json_script(mime: str, data) -> str:
     return f'<script type="{mime}">{_escape_json(json.dumps(data, separators=(",", ":")))}</script>'
 
 
-def _model_modules(model) -> set:
+def _model_modules(model) -> Optional[set]:
     """The modules one saved widget model names (model and view), or None when it is not a model."""
     if not isinstance(model, dict) or not isinstance(model.get("state"), dict):
         return None

@@ -1,0 +1,113 @@
+"""The front door: `bash scripts/run.sh` prints the address and how to stop, nothing else; the
+package builds through the backend pyproject.toml declares."""
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def test_run_prints_the_address_and_how_to_stop_and_stops_on_ctrl_c(tmp_path):
+    # a checkout whose setup is done: this run.sh, this environment, a set-up step with nothing to do
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "run.sh", checkout / "scripts" / "run.sh")
+    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
+    (checkout / ".venv").symlink_to(sys.prefix)   # the environment running the tests
+    port, token = free_port(), "a" * 32
+    env = {**os.environ, "PORT": str(port), "JUPYTER_TOKEN": token, "RNNWIDGETS_LAB_LOG": str(tmp_path / "lab.log")}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
+                 "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    run = subprocess.Popen(["bash", str(checkout / "scripts" / "run.sh")], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        printed = ""
+        deadline = time.monotonic() + 180
+        with selectors.DefaultSelector() as waiting:   # never blocks past the deadline on a silent script
+            waiting.register(run.stdout, selectors.EVENT_READ)
+            while "  Stop:" not in printed or not printed.endswith("\n\n"):
+                assert time.monotonic() < deadline and run.poll() is None, printed
+                if waiting.select(timeout=1):
+                    printed += os.read(run.stdout.fileno(), 4096).decode()
+        lines = printed.splitlines()
+        url = f"http://127.0.0.1:{port}/lab/tree/notebooks/01_quickstart.ipynb?token={token}"
+        assert [line.strip() for line in lines if line.strip()] == [
+            f"Open: {url}", f"Stop: press Ctrl-C        (server log: {tmp_path / 'lab.log'})"]
+        assert answers(f"http://127.0.0.1:{port}/api/status?token={token}")
+        assert "ServerApp" in (tmp_path / "lab.log").read_text()   # the server's messages went to its log
+        os.killpg(run.pid, signal.SIGINT)   # Ctrl-C in the terminal: to the whole foreground group
+        out, err = (text.decode() for text in run.communicate(timeout=60))
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0 and out.strip() == "JupyterLab stopped." and err == "", (out, err)
+    assert not answers(f"http://127.0.0.1:{port}/api/status?token={token}")
+
+
+def test_run_says_why_when_the_server_cannot_start(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "run.sh", checkout / "scripts" / "run.sh")
+    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (checkout / ".venv" / "bin" / "jupyter").write_text("#!/bin/sh\necho 'cannot bind the port' >&2\nexit 1\n")
+    (checkout / ".venv" / "bin" / "jupyter").chmod(0o755)
+    env = {**os.environ, "PORT": str(free_port()), "RNNWIDGETS_LAB_LOG": str(tmp_path / "lab.log")}
+    done = subprocess.run(["bash", str(checkout / "scripts" / "run.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert re.match(r"JupyterLab did not start \(is port \d+ in use\? set PORT=\.\.\.\)\. The end of its log, .*lab.log:\n"
+                    r"cannot bind the port\n$", done.stderr), done.stderr
+
+
+def test_pyproject_declares_the_build_and_the_wheel_carries_the_bundle(tmp_path):
+    import tomllib
+    import zipfile
+
+    import rnnwidgets as rw
+
+    system = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]
+    assert system["build-backend"] == "setuptools.build_meta"
+    assert any(r.startswith("setuptools") for r in system["requires"])
+    # a copy of the checkout (tracked files and the built bundle), built through the declared backend
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    files += [str(p.relative_to(REPO)) for p in (REPO / "rnnwidgets" / "static").rglob("*") if p.is_file()]
+    for name in files + ["pyproject.toml"]:
+        if (REPO / name).is_file():
+            (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tmp_path / "src" / name)
+    code = (f"import importlib; backend = importlib.import_module({system['build-backend']!r}); "
+            f"print(backend.build_wheel({str(tmp_path / 'dist')!r}))")
+    (tmp_path / "dist").mkdir()
+    built = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "src", capture_output=True, text=True,
+                           timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = tmp_path / "dist" / built.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    assert {"rnnwidgets/static/widget.js", "rnnwidgets/static/vendor/embed-amd.js", "rnnwidgets/fileio.py"} <= names
+    assert wheel.name.startswith(f"rnnwidgets-{rw.__version__}-")
