@@ -33,7 +33,7 @@ class LyapunovQR:
             if rows.size == 0:
                 continue
             # the product in the Jacobians' own precision (no float64 copy of each S x S matrix)
-            jac = jacobians[rows, p]
+            jac = jacobians[:, p] if rows.size == len(valid) else jacobians[rows, p]   # a view when all run
             moved = (jac @ self.q[rows].astype(jac.dtype)).astype(np.float64)
             q, r = np.linalg.qr(moved)
             diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
