@@ -280,6 +280,8 @@ const REST_MS = 250;
 
 export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-dyn", el);
+  // Lumino (JupyterLab, Notebook 7) would take the slider's arrow keys as notebook shortcuts
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
   root.style.cssText = "font: 12px sans-serif; display: flex; flex-direction: column; gap: 6px;";
   const title = element("div", "rw-dyn-title", root);
   title.style.fontWeight = "bold";

@@ -145,6 +145,7 @@ describe("the dynamics view", () => {
     expect(slider.value).toBe("2");
     expect(el.querySelector(".rw-dyn-readout")!.textContent).toContain("nearest fixed point 1 (unstable)");
     expect(el.querySelectorAll("canvas")).toHaveLength(3);
+    expect(el.querySelector(".rw-dyn")!.getAttribute("data-lm-suppress-shortcuts")).toBe("true");
   });
 
   it("moves t at once from the slider and saves once the slider rests", () => {
