@@ -32,7 +32,9 @@ class LyapunovQR:
             rows = np.flatnonzero(valid[:, p])
             if rows.size == 0:
                 continue
-            moved = np.asarray(jacobians[rows, p], dtype=np.float64) @ self.q[rows]
+            # the product in the Jacobians' own precision (no float64 copy of each S x S matrix)
+            jac = jacobians[:, p] if rows.size == len(valid) else jacobians[rows, p]   # a view when all run
+            moved = (jac @ self.q[rows].astype(jac.dtype)).astype(np.float64)
             q, r = np.linalg.qr(moved)
             diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
             with np.errstate(divide="ignore"):

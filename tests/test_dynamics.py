@@ -268,3 +268,13 @@ def test_bad_input_gets_one_sentence():
 
     with pytest.raises(ValueError, match="ran 2 times in one forward"):
         rw.dynamics(Twice(), torch.randn(4, 1, 2))
+
+
+def test_half_precision_models_are_analysed_in_float32():
+    torch.manual_seed(6)
+    gru = nn.GRU(3, 4).to(torch.bfloat16)
+    x = torch.randn(5, 2, 3).to(torch.bfloat16)
+    d = rw.dynamics(gru, x, k=2).layers["gru.l0"]
+    reference = rw.dynamics(gru.float(), x.float(), k=2).layers["gru.l0"]   # same weights, float32 states
+    assert d.singular_values.dtype == np.float32 and np.isfinite(d.singular_values).all()
+    np.testing.assert_allclose(d.singular_values, reference.singular_values, rtol=5e-2)

@@ -1,6 +1,7 @@
 // The bundle's entry: anywidget calls `render` for each view; the Python widget's `_view`
 // trait says which view it is.
 import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type DynamicsModel, renderDynamics } from "./dynamics";
 import { type ExplorerModel, renderExplorer } from "./explorer";
 import { type GridModel, renderGrid } from "./gridview";
 import { type CoclustersModel, type MatchesModel, renderCoclusters, renderMatches } from "./patterns";
@@ -10,6 +11,7 @@ const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = 
   matches: (model, el) => renderMatches(model as AnyModel<MatchesModel>, el),
   coclusters: (model, el) => renderCoclusters(model as AnyModel<CoclustersModel>, el),
   grid: (model, el) => renderGrid(model as AnyModel<GridModel>, el),
+  dynamics: (model, el) => renderDynamics(model as AnyModel<DynamicsModel>, el),
 };
 
 function render({ model, el }: RenderProps<{ _view: string }>): () => void {

@@ -68,6 +68,8 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
                 s_prev = previous_state(lt, tr.lengths if lt.reverse else None)
             else:
                 x, s_prev = cell_calls(found, rec)
+            if rec.w_hh.dtype not in (torch.float32, torch.float64):
+                rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
             dtype, device = rec.w_hh.dtype, rec.w_hh.device
             step_jacobian = rec.jacobian
         elif name == tr.first.name and "step_module" in lt.meta:

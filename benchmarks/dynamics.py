@@ -1,0 +1,113 @@
+"""What rw.dynamics costs, measured in the same run, for a 2-layer 256-unit LSTM (s = [h, c]: a
+512 x 512 step Jacobian per layer) over 1,000 steps at batch 1:
+
+  rw.dynamics(k=8) / native forward                                target <= 20
+  per-step recipe / rw.dynamics(k=8)                               target >= 50
+      (the recipe: torch.autograd.functional.jacobian of one step of the layer, then
+       torch.linalg.svdvals; timed on --sample steps per layer and scaled to all steps)
+  peak memory growth of rw.dynamics (fresh process) against a full Jacobian stack
+
+``--threads 1`` (the default) keeps a busy two-core machine from stalling torch's thread pool.
+
+    .venv/bin/python benchmarks/dynamics.py [--steps 1000] [--batch 1] [--sample 10] [--threads 1]
+"""
+import argparse
+import multiprocessing
+import resource
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import rnnwidgets as rw
+
+UNITS, LAYERS, K = 256, 2, 8
+
+
+def make(batch: int, steps: int):
+    torch.manual_seed(0)
+    return nn.LSTM(UNITS, UNITS, num_layers=LAYERS).eval(), torch.randn(steps, batch, UNITS)
+
+
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def recipe_seconds_per_step(module, x, sample: int) -> float:
+    """The common recipe on ``sample`` steps of each layer: autograd Jacobian + svdvals, per step."""
+    tr = rw.trace(module, x)
+    total, count = 0.0, 0
+    for layer in range(LAYERS):
+        one = nn.LSTM(UNITS, UNITS).eval()
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(one, name + "_l0").copy_(getattr(module, f"{name}_l{layer}"))
+        lt = tr.layers[f"lstm.l{layer}"]
+        inputs = x if layer == 0 else torch.from_numpy(tr.layers[f"lstm.l{layer - 1}"].h).transpose(0, 1)
+        for t in range(1, sample + 1):
+            s = torch.cat([torch.from_numpy(lt.states["h"][0, t - 1]), torch.from_numpy(lt.states["c"][0, t - 1])])
+            xt = inputs[t, :1]
+
+            def step(s, xt=xt):
+                _, (h, c) = one(xt[None], (s[None, None, :UNITS], s[None, None, UNITS:]))
+                return torch.cat([h.flatten(), c.flatten()])
+            start = time.perf_counter()
+            torch.linalg.svdvals(torch.autograd.functional.jacobian(step, s))
+            total += time.perf_counter() - start
+            count += 1
+    return total / count
+
+
+def peak_memory(batch: int, steps: int, queue) -> None:
+    module, x = make(batch, steps)
+    rw.trace(module, x[:2])                     # imports and first-call allocations before the baseline
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    dyn = rw.dynamics(module, x, k=K)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    returned = sum(d.singular_values.nbytes + d.states.nbytes + d.pca.trajectory.nbytes for d in dyn.layers.values())
+    queue.put(((peak - base) * 1024, returned))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--sample", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    module, x = make(args.batch, args.steps)
+    with torch.no_grad():
+        module(x)
+        native = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
+    rw.dynamics(module, x[:20], k=K)            # warmup
+    ours = seconds(lambda: rw.dynamics(module, x, k=K))
+    with torch.no_grad():
+        native_after = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
+    native = min(native, native_after)
+    per_step = recipe_seconds_per_step(module, x, args.sample)
+    recipe = per_step * args.steps * args.batch * LAYERS
+    size = 2 * UNITS
+    print(f"2-layer {UNITS}-unit LSTM, {args.steps} steps, batch {args.batch}, {torch.get_num_threads()} thread(s)")
+    print(f"native forward            {native * 1e3:10.1f} ms")
+    print(f"rw.dynamics(k={K})          {ours * 1e3:10.1f} ms   ratio to forward {ours / native:7.1f}   "
+          f"(target <= 20)")
+    print(f"recipe (scaled from {args.sample} steps/layer) {recipe:8.1f} s    recipe / rw.dynamics {recipe / ours:7.1f}   "
+          f"(target >= 50)")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=peak_memory, args=(args.batch, args.steps, queue))
+    proc.start()
+    grown, returned = queue.get()
+    proc.join()
+    stack = LAYERS * args.steps * args.batch * size * size * 4
+    print(f"peak memory growth        {grown / 2 ** 20:10.1f} MiB  (returned arrays {returned / 2 ** 20:.1f} MiB; "
+          f"a full Jacobian stack would be {stack / 2 ** 20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+// One layer's dynamics (rnnwidgets.widgets.dynamics_view.DynamicsView), drawn from one float32
+// buffer: the state's trajectory in its PCA plane with the current step marked and the fixed
+// points on it (stable filled, unstable hollow, the first unstable mode as a short arrow); the
+// step Jacobian's sigma_max and sigma_k per step (log scale, with the line sigma = 1) and the
+// running exponent; the eigenvalues of the fixed point nearest the current state against the
+// unit circle. The step slider moves everything here, without the kernel; `t` is saved once a
+// move rests.
+//
+// Stable DOM hooks (browser tests rely on them):
+//   .rw-dyn            the root              .rw-dyn-title     the title
+//   .rw-dyn-plane      canvas: PCA plane     .rw-dyn-yaxis     select: PC2 or PC3 upwards
+//   .rw-dyn-spectrum   canvas: sigma per step
+//   .rw-dyn-eigen      canvas: eigenvalues and the unit circle
+//   .rw-dyn-slider     input range: the step  .rw-dyn-readout   text: step, sigmas, nearest point
+//
+// Model traits: buffer (float32 bytes), index ({arrays: name -> [offset, length], steps, length,
+// k, points, state, explained, lyapunov, reverse}), layer, batch, t, title.
+import type { AnyModel } from "@anywidget/types";
+import { floatsOf } from "./decode";
+import { element } from "./dom";
+
+export interface DynamicsIndex {
+  arrays: Record<string, [number, number]>;
+  steps: number;
+  length: number;
+  k: number;
+  points: number;
+  state: number;
+  explained: number[];
+  lyapunov: number[];
+  reverse: boolean;
+}
+
+export interface DynamicsModel {
+  buffer: DataView;
+  index: DynamicsIndex;
+  layer: string;
+  batch: number;
+  t: number;
+  title: string;
+}
+
+export interface DynamicsData {
+  steps: number;
+  length: number;
+  trajectory: Float32Array; // (steps, 3)
+  sigmaMax: Float32Array;
+  sigmaK: Float32Array;
+  exponent: Float32Array;
+  points: number;
+  pointXYZ: Float32Array; // (points, 3)
+  stable: Float32Array;
+  arrows: Float32Array; // (points, 3)
+  state: number;
+  eigRe: Float32Array; // (points, state)
+  eigIm: Float32Array;
+  nearest: Float32Array; // (steps,) index of the nearest fixed point, -1 past the length
+}
+
+/** The buffer's named arrays as zero-copy views, with a clear error when the index does not fit. */
+export function decodeDynamics(index: DynamicsIndex, floats: Float32Array): DynamicsData {
+  const view = (name: string, expected: number): Float32Array => {
+    const entry = index.arrays[name];
+    if (!entry) return new Float32Array(expected);
+    const [offset, length] = entry;
+    if (length !== expected || offset + length > floats.length) {
+      throw new Error(`rnnwidgets dynamics: array ${name} expected ${expected} values at ${offset}, ` +
+        `the buffer holds ${floats.length}`);
+    }
+    return floats.subarray(offset, offset + length);
+  };
+  const { steps, points, state } = index;
+  return {
+    steps, length: index.length, points, state,
+    trajectory: view("trajectory", steps * 3),
+    sigmaMax: view("sigma_max", steps),
+    sigmaK: view("sigma_k", steps),
+    exponent: view("exponent", steps),
+    pointXYZ: view("points", points * 3),
+    stable: view("stable", points),
+    arrows: view("arrows", points * 3),
+    eigRe: view("eig_re", points * state),
+    eigIm: view("eig_im", points * state),
+    nearest: points ? view("nearest", steps) : new Float32Array(steps).fill(-1),
+  };
+}
+
+export interface Box { x0: number; x1: number; y0: number; y1: number }
+
+/** The finite extent of (x, y) pairs, padded by 8% (a unit box around a single point). */
+export function extent(xs: ArrayLike<number>[], ys: ArrayLike<number>[]): Box {
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  xs.forEach((x, j) => {
+    const y = ys[j];
+    for (let i = 0; i < x.length; i++) {
+      if (!Number.isFinite(x[i]) || !Number.isFinite(y[i])) continue;
+      x0 = Math.min(x0, x[i]); x1 = Math.max(x1, x[i]);
+      y0 = Math.min(y0, y[i]); y1 = Math.max(y1, y[i]);
+    }
+  });
+  if (!(x1 >= x0)) return { x0: -1, x1: 1, y0: -1, y1: 1 };
+  const px = (x1 - x0) * 0.08 || 0.5, py = (y1 - y0) * 0.08 || 0.5;
+  return { x0: x0 - px, x1: x1 + px, y0: y0 - py, y1: y1 + py };
+}
+
+/** Column `c` of a (rows, 3) array. */
+export function column(a: Float32Array, c: number): Float32Array {
+  const out = new Float32Array(a.length / 3);
+  for (let i = 0; i < out.length; i++) out[i] = a[i * 3 + c];
+  return out;
+}
+
+/** The drawing calls we make: a CanvasRenderingContext2D, or a recorder in tests. */
+export type Ctx = Pick<CanvasRenderingContext2D,
+  "beginPath" | "moveTo" | "lineTo" | "arc" | "fill" | "stroke" | "clearRect" | "fillText" | "setLineDash"> & {
+    fillStyle: unknown; strokeStyle: unknown; lineWidth: number; font: string; globalAlpha: number;
+  };
+
+export interface Colours { fg: string; muted: string; line: string; accent: string; stable: string; unstable: string }
+
+export function colours(el: Element | null): Colours {
+  const css = el && typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
+  const v = (name: string, fallback: string) => (css?.getPropertyValue(name).trim() || fallback);
+  return {
+    fg: v("--jp-ui-font-color1", "#222"), muted: v("--jp-ui-font-color2", "#616161"),
+    line: v("--jp-brand-color1", "#1976d2"), accent: v("--jp-warn-color0", "#e65100"),
+    stable: v("--jp-success-color1", "#2e7d32"), unstable: v("--jp-error-color1", "#c62828"),
+  };
+}
+
+const scaler = (lo: number, hi: number, a: number, b: number) => (v: number) => a + ((v - lo) / (hi - lo || 1)) * (b - a);
+
+/** The PCA plane: trajectory up to the last valid step, the current step, fixed points, arrows. */
+export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: number, h: number, c: Colours): void {
+  ctx.clearRect(0, 0, w, h);
+  const xs = column(d.trajectory, 0), ys = column(d.trajectory, yc);
+  const px = column(d.pointXYZ, 0), py = column(d.pointXYZ, yc);
+  const box = extent([xs, px], [ys, py]);
+  const X = scaler(box.x0, box.x1, 30, w - 8), Y = scaler(box.y0, box.y1, h - 24, 8);
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = c.line;
+  ctx.globalAlpha = 0.7;
+  ctx.beginPath();
+  let pen = false;
+  for (let i = 0; i < d.steps; i++) {
+    if (!Number.isFinite(xs[i]) || !Number.isFinite(ys[i])) { pen = false; continue; }
+    if (pen) ctx.lineTo(X(xs[i]), Y(ys[i])); else ctx.moveTo(X(xs[i]), Y(ys[i]));
+    pen = true;
+  }
+  ctx.stroke();
+  ctx.globalAlpha = 1;
+  const span = Math.min(box.x1 - box.x0, box.y1 - box.y0) * 0.12;
+  for (let i = 0; i < d.points; i++) {
+    const x = X(px[i]), y = Y(py[i]);
+    const stable = d.stable[i] > 0.5;
+    ctx.beginPath();
+    ctx.arc(x, y, 5, 0, 2 * Math.PI);
+    if (stable) {
+      ctx.fillStyle = c.stable;
+      ctx.fill();
+    } else {
+      ctx.strokeStyle = c.unstable;
+      ctx.lineWidth = 2;
+      ctx.stroke();
+      const ax = d.arrows[i * 3], ay = d.arrows[i * 3 + yc];
+      if (ax !== 0 || ay !== 0) {   // the unstable mode, both ways
+        ctx.lineWidth = 1;
+        ctx.beginPath();
+        ctx.moveTo(X(px[i] - ax * span), Y(py[i] - ay * span));
+        ctx.lineTo(X(px[i] + ax * span), Y(py[i] + ay * span));
+        ctx.stroke();
+      }
+    }
+  }
+  if (t >= 0 && t < d.steps && Number.isFinite(xs[t]) && Number.isFinite(ys[t])) {
+    ctx.fillStyle = c.accent;
+    ctx.beginPath();
+    ctx.arc(X(xs[t]), Y(ys[t]), 4, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  ctx.fillStyle = c.muted;
+  ctx.font = "11px sans-serif";
+  ctx.fillText("PC1 →", w - 44, h - 6);
+  ctx.fillText(`PC${yc + 1} ↑`, 2, 12);
+}
+
+/** log10 of a positive value; NaN otherwise (a step past the length, or sigma = 0). */
+const log10 = (v: number) => (v > 0 ? Math.log10(v) : NaN);
+
+/** sigma_max and sigma_k per step on a log scale, the line sigma = 1 dashed, the current step. */
+export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h: number, c: Colours): [number, number] {
+  ctx.clearRect(0, 0, w, h);
+  let lo = 0, hi = 0;   // always show log sigma = 0
+  for (const a of [d.sigmaMax, d.sigmaK]) {
+    for (let i = 0; i < d.steps; i++) {
+      const v = log10(a[i]);
+      if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
+  }
+  const pad = (hi - lo) * 0.08 || 0.5;
+  lo -= pad; hi += pad;
+  const X = scaler(0, Math.max(d.steps - 1, 1), 40, w - 8), Y = scaler(lo, hi, h - 18, 6);
+  ctx.setLineDash([4, 3]);
+  ctx.strokeStyle = c.muted;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(X(0), Y(0));
+  ctx.lineTo(X(d.steps - 1), Y(0));
+  ctx.stroke();
+  ctx.setLineDash([]);
+  const series: [Float32Array, string][] = [[d.sigmaMax, c.line], [d.sigmaK, c.muted]];
+  for (const [a, colour] of series) {
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let pen = false;
+    for (let i = 0; i < d.steps; i++) {
+      const v = log10(a[i]);
+      if (!Number.isFinite(v)) { pen = false; continue; }
+      if (pen) ctx.lineTo(X(i), Y(v)); else ctx.moveTo(X(i), Y(v));
+      pen = true;
+    }
+    ctx.stroke();
+  }
+  ctx.strokeStyle = c.accent;
+  ctx.beginPath();
+  ctx.moveTo(X(t), 0);
+  ctx.lineTo(X(t), h - 14);
+  ctx.stroke();
+  ctx.fillStyle = c.muted;
+  ctx.font = "11px sans-serif";
+  ctx.fillText(`10^${hi.toFixed(1)}`, 0, 12);
+  ctx.fillText(`10^${lo.toFixed(1)}`, 0, h - 18);
+  ctx.fillText("step →", w - 44, h - 2);
+  return [lo, hi];
+}
+
+/** The eigenvalues of fixed point `p` against the unit circle (outside: unstable colour). */
+export function drawEigen(ctx: Ctx, d: DynamicsData, p: number, size: number, c: Colours): number {
+  ctx.clearRect(0, 0, size, size);
+  let r = 1.1;
+  if (p >= 0) {
+    for (let j = 0; j < d.state; j++) r = Math.max(r, Math.hypot(d.eigRe[p * d.state + j], d.eigIm[p * d.state + j]) * 1.05);
+  }
+  const S = scaler(-r, r, 6, size - 6), Sy = scaler(-r, r, size - 6, 6);
+  ctx.strokeStyle = c.muted;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.arc(S(0), Sy(0), S(1) - S(0), 0, 2 * Math.PI);
+  ctx.stroke();
+  ctx.beginPath();
+  ctx.moveTo(S(-r), Sy(0)); ctx.lineTo(S(r), Sy(0));
+  ctx.moveTo(S(0), Sy(-r)); ctx.lineTo(S(0), Sy(r));
+  ctx.stroke();
+  let outside = 0;
+  if (p < 0) return outside;
+  for (let j = 0; j < d.state; j++) {
+    const re = d.eigRe[p * d.state + j], im = d.eigIm[p * d.state + j];
+    const unstable = Math.hypot(re, im) >= 1;
+    outside += unstable ? 1 : 0;
+    ctx.fillStyle = unstable ? c.unstable : c.line;
+    ctx.beginPath();
+    ctx.arc(S(re), Sy(im), 2.5, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  return outside;
+}
+
+/** The readout under the slider: plain text (no HTML). */
+export function readout(d: DynamicsData, t: number): string {
+  const fmt = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : "–");
+  const parts = [`step ${t}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_k ${fmt(d.sigmaK[t])}`,
+    `running exponent ${fmt(d.exponent[t])}`];
+  const p = d.nearest[t];
+  if (p >= 0 && d.points) parts.push(`nearest fixed point ${p} (${d.stable[p] > 0.5 ? "stable" : "unstable"})`);
+  return parts.join(" · ");
+}
+
+const REST_MS = 250;
+
+export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement): () => void {
+  const root = element("div", "rw-dyn", el);
+  // Lumino (JupyterLab, Notebook 7) would take the slider's arrow keys as notebook shortcuts
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
+  root.style.cssText = "font: 12px sans-serif; display: flex; flex-direction: column; gap: 6px;";
+  const title = element("div", "rw-dyn-title", root);
+  title.style.fontWeight = "bold";
+  const row = element("div", "rw-dyn-row", root);
+  row.style.cssText = "display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start;";
+  const planeBox = element("div", "rw-dyn-plane-box", row);
+  const plane = element("canvas", "rw-dyn-plane", planeBox);
+  plane.width = 300; plane.height = 300;
+  const yaxis = element("select", "rw-dyn-yaxis", planeBox);
+  for (const [value, text] of [["1", "PC2 upwards"], ["2", "PC3 upwards"]]) {
+    const option = element("option", "", yaxis);
+    option.value = value;
+    option.textContent = text;
+  }
+  const right = element("div", "rw-dyn-right", row);
+  right.style.cssText = "display: flex; flex-direction: column; gap: 4px;";
+  const spectrumTitle = element("div", "rw-dyn-caption", right);
+  spectrumTitle.textContent = "σ_max (blue) and σ_k (grey) of the step Jacobian, log scale; dashed: σ = 1";
+  const spectrum = element("canvas", "rw-dyn-spectrum", right);
+  spectrum.width = 460; spectrum.height = 150;
+  const eigenTitle = element("div", "rw-dyn-caption", right);
+  const eigen = element("canvas", "rw-dyn-eigen", right);
+  eigen.width = 160; eigen.height = 160;
+  const slider = element("input", "rw-dyn-slider", root);
+  slider.type = "range";
+  slider.min = "0";
+  slider.style.width = "100%";
+  const text = element("div", "rw-dyn-readout", root);
+  text.style.fontFamily = "monospace";
+  const legend = element("div", "rw-dyn-legend", root);
+
+  let data: DynamicsData;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const palette = colours(root);
+  const ctxOf = (canvas: HTMLCanvasElement) => canvas.getContext("2d") as Ctx | null;
+
+  function load(): void {
+    const index = model.get("index");
+    data = decodeDynamics(index, floatsOf(model.get("buffer")));
+    title.textContent = model.get("title");
+    slider.max = `${Math.max(data.steps - 1, 0)}`;
+    const ly = index.lyapunov.map((v) => (Number.isFinite(v) ? v.toFixed(3) : "–")).join(", ");
+    const ev = index.explained.map((v) => `${(v * 100).toFixed(0)}%`).join(", ");
+    legend.textContent = `PCA plane of h (variance explained ${ev}); fixed points: filled stable, hollow unstable ` +
+      `(line: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
+      (index.reverse ? "; this direction runs backward in time" : "");
+    draw();
+  }
+
+  function draw(): void {
+    const t = Math.min(Math.max(model.get("t") | 0, 0), Math.max(data.steps - 1, 0));
+    slider.value = `${t}`;
+    const yc = yaxis.value === "2" ? 2 : 1;
+    const p = ctxOf(plane), s = ctxOf(spectrum), e = ctxOf(eigen);
+    if (p) drawPlane(p, data, t, yc, plane.width, plane.height, palette);
+    if (s) drawSpectrum(s, data, t, spectrum.width, spectrum.height, palette);
+    const nearest = data.points ? data.nearest[t] : -1;
+    if (e) drawEigen(e, data, nearest, eigen.width, palette);
+    eigenTitle.textContent = nearest >= 0
+      ? `eigenvalues at fixed point ${nearest}, nearest the state, and the unit circle`
+      : "eigenvalues: no fixed points given (rw.fixed_points)";
+    text.textContent = readout(data, t);
+  }
+
+  const onInput = () => {
+    model.set("t", Number(slider.value));   // drawn at once through change:t
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => { timer = null; model.save_changes(); }, REST_MS);
+  };
+  slider.addEventListener("input", onInput);
+  yaxis.addEventListener("change", draw);
+  model.on("change:t", draw);
+  model.on("change:buffer", load);
+  model.on("change:index", load);
+  model.on("change:title", () => { title.textContent = model.get("title"); });
+  load();
+  return () => {
+    if (timer) clearTimeout(timer);
+    model.off("change:t", draw);
+    model.off("change:buffer", load);
+    model.off("change:index", load);
+    root.remove();
+  };
+}

@@ -1,0 +1,166 @@
+// @vitest-environment happy-dom
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  type Colours, type Ctx, type DynamicsIndex, type DynamicsModel, decodeDynamics, drawEigen, drawPlane, drawSpectrum,
+  extent, readout, renderDynamics,
+} from "../src/dynamics";
+import { FakeModel } from "./fake_model";
+
+const C: Colours = { fg: "fg", muted: "muted", line: "line", accent: "accent", stable: "stable", unstable: "unstable" };
+
+/** A fake payload: 4 steps (the last past the length), 2 fixed points (0 stable, 1 a saddle), state 2. */
+function payload(): { index: DynamicsIndex; floats: Float32Array } {
+  const arrays: Record<string, number[]> = {
+    trajectory: [0, 0, 0, 1, 1, 0, 2, 0, 1, NaN, NaN, NaN],
+    sigma_max: [2, 1, 0.5, NaN],
+    sigma_k: [0.1, 0.2, 0.3, NaN],
+    exponent: [0.69, 0.35, 0, NaN],
+    points: [0, 0, 0, 2, 2, 2],
+    stable: [1, 0],
+    arrows: [0, 0, 0, 1, 0, 0],
+    eig_re: [0.5, 0.2, 1.5, 0.3],
+    eig_im: [0, 0, 0, 0],
+    nearest: [0, 0, 1, -1],
+  };
+  const index: DynamicsIndex = {
+    arrays: {}, steps: 4, length: 3, k: 2, points: 2, state: 2, explained: [0.6, 0.3, 0.1],
+    lyapunov: [-0.1, -0.5], reverse: false,
+  };
+  const all: number[] = [];
+  for (const [name, values] of Object.entries(arrays)) {
+    index.arrays[name] = [all.length, values.length];
+    all.push(...values);
+  }
+  return { index, floats: Float32Array.from(all) };
+}
+
+/** A context that records what was drawn: each path's arcs and whether it was filled or stroked. */
+class Recorder {
+  calls: { op: string; args: number[]; style: unknown }[] = [];
+  fillStyle: unknown = "";
+  strokeStyle: unknown = "";
+  lineWidth = 1;
+  font = "";
+  globalAlpha = 1;
+  private arcs: number[][] = [];
+  beginPath() { this.arcs = []; }
+  moveTo() {}
+  lineTo() {}
+  arc(x: number, y: number, r: number) { this.arcs.push([x, y, r]); }
+  fill() { for (const a of this.arcs) this.calls.push({ op: "fill", args: a, style: this.fillStyle }); }
+  stroke() { for (const a of this.arcs) this.calls.push({ op: "stroke", args: a, style: this.strokeStyle }); }
+  clearRect() {}
+  fillText() {}
+  setLineDash() {}
+}
+
+describe("dynamics payload", () => {
+  it("decodes every array as a view of the buffer", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    expect(Array.from(d.sigmaMax.slice(0, 3))).toEqual([2, 1, 0.5]);
+    expect(Array.from(d.nearest)).toEqual([0, 0, 1, -1]);
+    expect(d.trajectory.buffer).toBe(floats.buffer);
+  });
+
+  it("refuses an index that does not fit the buffer, saying what it expected", () => {
+    const { index, floats } = payload();
+    expect(() => decodeDynamics(index, floats.subarray(0, 10))).toThrow(/array trajectory expected 12 values at 0, the buffer holds 10/);
+  });
+
+  it("pads the extent and ignores non-finite values", () => {
+    const box = extent([Float32Array.of(0, NaN, 10)], [Float32Array.of(0, 5, 10)]);
+    expect(box.x0).toBeCloseTo(-0.8);
+    expect(box.x1).toBeCloseTo(10.8);
+  });
+});
+
+describe("dynamics drawing", () => {
+  it("fills stable fixed points, rings unstable ones, and marks the current step", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    const ctx = new Recorder();
+    drawPlane(ctx as unknown as Ctx, d, 1, 1, 300, 300, C);
+    const points = ctx.calls.filter((c) => c.args[2] === 5);
+    expect(points.map((c) => [c.op, c.style])).toEqual([["fill", "stable"], ["stroke", "unstable"]]);
+    const marker = ctx.calls.filter((c) => c.args[2] === 4);
+    expect(marker).toHaveLength(1);
+    expect(marker[0].style).toBe("accent");
+    // step 1 is at (1, 1): to the right of and above step 0 at (0, 0), which is the first fixed point
+    expect(marker[0].args[0]).toBeGreaterThan(points[0].args[0]);
+    expect(marker[0].args[1]).toBeLessThan(points[0].args[1]);
+  });
+
+  it("draws no marker past the element's length", () => {
+    const { index, floats } = payload();
+    const ctx = new Recorder();
+    drawPlane(ctx as unknown as Ctx, decodeDynamics(index, floats), 3, 1, 300, 300, C);
+    expect(ctx.calls.filter((c) => c.args[2] === 4)).toHaveLength(0);
+  });
+
+  it("colours eigenvalues outside the unit circle as unstable", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    const ctx = new Recorder();
+    expect(drawEigen(ctx as unknown as Ctx, d, 1, 160, C)).toBe(1);
+    const dots = ctx.calls.filter((c) => c.op === "fill").map((c) => c.style);
+    expect(dots).toEqual(["unstable", "line"]);
+    expect(drawEigen(new Recorder() as unknown as Ctx, d, 0, 160, C)).toBe(0);
+  });
+
+  it("puts sigma = 1 inside the spectrum's log range", () => {
+    const { index, floats } = payload();
+    const [lo, hi] = drawSpectrum(new Recorder() as unknown as Ctx, decodeDynamics(index, floats), 0, 460, 150, C);
+    expect(lo).toBeLessThan(Math.log10(0.1));
+    expect(hi).toBeGreaterThan(Math.log10(2));
+  });
+
+  it("reads out the step's sigmas and the nearest fixed point", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    expect(readout(d, 2)).toBe("step 2 · σ_max 0.5000 · σ_k 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
+    expect(readout(d, 3)).toContain("σ_max –");
+  });
+});
+
+describe("the dynamics view", () => {
+  afterEach(() => vi.useRealTimers());
+
+  function model() {
+    const { index, floats } = payload();
+    return new FakeModel<DynamicsModel>({
+      buffer: new DataView(floats.buffer), index, layer: "gru.l0", batch: 0, t: 0, title: "<b>gru.l0</b>",
+    });
+  }
+
+  it("builds its elements, keeps the title as text, and follows t", () => {
+    const m = model();
+    const el = document.createElement("div");
+    renderDynamics(m, el);
+    expect(el.querySelector(".rw-dyn-title")!.textContent).toBe("<b>gru.l0</b>");
+    expect(el.querySelector(".rw-dyn-title b")).toBeNull();
+    const slider = el.querySelector(".rw-dyn-slider") as HTMLInputElement;
+    expect(slider.max).toBe("3");
+    m.set("t", 2);
+    expect(slider.value).toBe("2");
+    expect(el.querySelector(".rw-dyn-readout")!.textContent).toContain("nearest fixed point 1 (unstable)");
+    expect(el.querySelectorAll("canvas")).toHaveLength(3);
+    expect(el.querySelector(".rw-dyn")!.getAttribute("data-lm-suppress-shortcuts")).toBe("true");
+  });
+
+  it("moves t at once from the slider and saves once the slider rests", () => {
+    vi.useFakeTimers();
+    const m = model();
+    const el = document.createElement("div");
+    renderDynamics(m, el);
+    const slider = el.querySelector(".rw-dyn-slider") as HTMLInputElement;
+    for (const v of ["1", "2"]) {
+      slider.value = v;
+      slider.dispatchEvent(new Event("input"));
+    }
+    expect(m.get("t")).toBe(2);
+    expect(m.saves).toBe(0);
+    vi.advanceTimersByTime(300);
+    expect(m.saves).toBe(1);
+  });
+});

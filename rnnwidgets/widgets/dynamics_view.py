@@ -1,0 +1,111 @@
+"""``rw.DynamicsView(dyn, fps)``: one layer's dynamics drawn in the browser (js/src/dynamics.ts).
+
+The state's trajectory in its PCA plane with the current step marked and the fixed points on it
+(stable filled, unstable hollow, the first unstable mode as a short arrow); σ_max and σ_k of the
+step Jacobian per step with the running exponent; the eigenvalues of the fixed point nearest the
+current state against the unit circle. A step slider in the view moves all of them without the
+kernel. Everything travels as one float32 buffer with a small JSON index; numpy only.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import anywidget
+import numpy as np
+import traitlets
+
+from ..dynamics_analysis import Dynamics, FixedPoints
+from .explorer import BUNDLE
+
+
+def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -> tuple:
+    """(index dict, float32 little-endian bytes) for one layer and batch element."""
+    d = dyn.layers[layer]
+    steps = d.singular_values.shape[1]
+    arrays = {
+        "trajectory": d.pca.trajectory[batch],                      # (T, 3)
+        "sigma_max": d.singular_values[batch, :, 0],                 # (T,)
+        "sigma_k": d.singular_values[batch, :, -1],
+        "exponent": d.running_exponent()[batch],
+    }
+    n = 0
+    if fps is not None and len(fps):
+        n = len(fps)
+        arrays["points"] = d.pca.project(fps.states)               # (n, 3)
+        arrays["stable"] = fps.stable.astype(np.float32)
+        arrows = np.zeros((n, 3))
+        for i, modes in enumerate(fps.unstable_modes):
+            if len(modes):
+                v = d.pca.components.T @ modes[0].real[:d.pca.mean.shape[0]]
+                arrows[i] = v / (np.linalg.norm(v) or 1.0)
+        arrays["arrows"] = arrows
+        arrays["eig_re"] = fps.eigenvalues.real                    # (n, S)
+        arrays["eig_im"] = fps.eigenvalues.imag
+        # the fixed point nearest the state at each step, in the full state space
+        states = d.states[batch].astype(np.float64)                # (T, S)
+        dist = ((states[:, None, :] - fps.states[None]) ** 2).sum(-1) if states.shape[1] == fps.states.shape[1] \
+            else np.zeros((steps, n))
+        arrays["nearest"] = np.where(np.isfinite(d.pca.trajectory[batch, :, 0]), dist.argmin(axis=1), -1)
+    index, parts, offset = {}, [], 0
+    for name, array in arrays.items():
+        flat = np.ascontiguousarray(array, dtype="<f4").ravel()
+        index[name] = [offset, int(flat.size)]
+        parts.append(flat)
+        offset += flat.size
+    meta = {"arrays": index, "steps": int(steps), "length": int(d.lengths[batch]), "k": int(d.singular_values.shape[2]),
+            "points": n, "state": int(fps.eigenvalues.shape[1]) if n else 0,
+            "explained": [float(v) for v in d.pca.explained_variance_ratio],
+            "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse"}
+    return meta, np.concatenate(parts).tobytes() if parts else b""
+
+
+class DynamicsView(anywidget.AnyWidget):
+    """``DynamicsView(dyn, fps=None, layer=None, batch=0)``: one layer's dynamics, scrubbable.
+
+    ``t`` is the step shown (the slider's); ``layer`` and ``batch`` choose what is sent. ``fps``
+    must be of the same layer (``fps.layer``).
+    """
+
+    _esm = BUNDLE
+    _view = traitlets.Unicode("dynamics").tag(sync=True)
+    buffer = traitlets.Bytes(b"").tag(sync=True)
+    index = traitlets.Dict().tag(sync=True)
+    layer = traitlets.Unicode("").tag(sync=True)
+    batch = traitlets.Int(0).tag(sync=True)
+    t = traitlets.Int(0).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, dyn: Dynamics, fps: Optional[FixedPoints] = None, layer: Optional[str] = None,
+                 batch: int = 0, t: int = 0, **kwargs):
+        if not isinstance(dyn, Dynamics):
+            raise TypeError(f"DynamicsView: expected a rw.Dynamics (from rw.dynamics), got {type(dyn).__name__}")
+        if fps is not None and not isinstance(fps, FixedPoints):
+            raise TypeError(f"DynamicsView: fps: expected a rw.FixedPoints (from rw.fixed_points) or None, "
+                            f"got {type(fps).__name__}")
+        layer = layer or (fps.layer if fps is not None else next(iter(dyn.layers)))
+        if layer not in dyn.layers:
+            raise ValueError(f"DynamicsView: layer must be one of {list(dyn.layers)}, got {layer!r}")
+        if fps is not None and fps.layer != layer:
+            raise ValueError(f"DynamicsView: the fixed points are of {fps.layer!r}, the layer shown is {layer!r}")
+        rows = dyn.layers[layer].singular_values.shape[0]
+        if not 0 <= batch < rows:
+            raise ValueError(f"DynamicsView: batch must be in [0, {rows}), got {batch}")
+        self.dynamics, self.fixed_points = dyn, fps
+        super().__init__(layer=layer, batch=batch, t=t, **kwargs)
+        self._show()
+        self.observe(lambda _: self._show(), names=["layer", "batch"])
+
+    def _show(self):
+        index, data = payload(self.dynamics, self.layer, self.batch,
+                              self.fixed_points if self.fixed_points is not None
+                              and self.fixed_points.layer == self.layer else None)
+        with self.hold_sync():
+            self.buffer = data
+            self.index = index
+            self.title = f"{self.layer} · batch element {self.batch}"
+            self.t = min(max(self.t, 0), max(index["steps"] - 1, 0))
+
+    def save_html(self, path, title: str = "rnnwidgets dynamics"):
+        """One self-contained HTML file of this view that opens and scrubs offline."""
+        from .export import save_html
+        return save_html(self, path, title)

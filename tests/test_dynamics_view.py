@@ -1,0 +1,68 @@
+"""rw.DynamicsView: the payload the browser draws from (one float32 buffer, a JSON index)."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnwidgets as rw
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    gru = nn.GRU(2, 4, num_layers=2, batch_first=True)
+    x = torch.randn(2, 12, 2)
+    dyn = rw.dynamics(gru, x, k=3)
+    fps = rw.fixed_points(gru, layer="gru.l0", states=dyn, n_init=16, adam_steps=50)
+    return dyn, fps
+
+
+def arrays(view):
+    floats = np.frombuffer(view.buffer, dtype="<f4")
+    return {name: floats[o:o + n] for name, (o, n) in view.index["arrays"].items()}
+
+
+def test_payload_holds_what_is_drawn(setup):
+    dyn, fps = setup
+    view = rw.DynamicsView(dyn, fps, batch=1, t=5)
+    assert view.layer == "gru.l0" and view.t == 5
+    d = dyn.layers["gru.l0"]
+    a = arrays(view)
+    np.testing.assert_allclose(a["trajectory"].reshape(12, 3), d.pca.trajectory[1], rtol=1e-6)
+    np.testing.assert_allclose(a["sigma_max"], d.singular_values[1, :, 0])
+    np.testing.assert_allclose(a["sigma_k"], d.singular_values[1, :, 2])
+    np.testing.assert_allclose(a["points"].reshape(-1, 3), d.pca.project(fps.states), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(a["stable"], fps.stable)
+    np.testing.assert_allclose(a["eig_re"].reshape(len(fps), 4), fps.eigenvalues.real, rtol=1e-6, atol=1e-7)
+    nearest = np.linalg.norm(d.states[1][:, None] - fps.states[None], axis=-1).argmin(axis=1)
+    np.testing.assert_array_equal(a["nearest"], nearest)
+    assert view.index["points"] == len(fps) and view.index["state"] == 4 and view.index["length"] == 12
+    np.testing.assert_allclose(view.index["lyapunov"], d.lyapunov[1])
+
+
+def test_choosing_another_layer_resends_without_the_other_layers_points(setup):
+    dyn, fps = setup
+    view = rw.DynamicsView(dyn, fps)
+    view.layer = "gru.l1"
+    assert view.index["points"] == 0 and "points" not in view.index["arrays"]
+    np.testing.assert_allclose(arrays(view)["sigma_max"], dyn.layers["gru.l1"].singular_values[0, :, 0])
+    assert view.title.startswith("gru.l1")
+
+
+def test_bad_arguments_get_one_sentence(setup):
+    dyn, fps = setup
+    with pytest.raises(TypeError, match="expected a rw.Dynamics"):
+        rw.DynamicsView(fps)
+    with pytest.raises(ValueError, match="the fixed points are of 'gru.l0'"):
+        rw.DynamicsView(dyn, fps, layer="gru.l1")
+    with pytest.raises(ValueError, match=r"batch must be in \[0, 2\)"):
+        rw.DynamicsView(dyn, batch=2)
+
+
+def test_save_html_is_one_offline_file(setup, tmp_path):
+    dyn, fps = setup
+    path = rw.DynamicsView(dyn, fps).save_html(tmp_path / "dyn.html")
+    text = path.read_text()
+    assert re.search(r'"_view": ?"dynamics"', text) and "rw-dyn-slider" in text   # the state and our bundle
