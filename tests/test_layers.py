@@ -10,19 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rnnwidgets"
 VIEWS = PACKAGE / "widgets"
-
-# Cycles known today, each to be removed by the restructuring of its layer; the strict xfail of
-# test_no_import_cycle_at_all below fails once none is left, so this list is dropped with it.
-KNOWN_CYCLES = [
-    # capture: api -> recording -> step -> api; step and recording call back into api for the
-    # shared tracing loop.
-    {"rnnwidgets.capture.api", "rnnwidgets.capture.recording", "rnnwidgets.capture.step"},
-]
-
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -110,14 +100,7 @@ def test_the_graph_sees_imports_inside_functions():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
 
 
-def test_no_import_cycle_but_the_known_ones():
-    found = cycles(import_graph())
-    assert [c for c in found if c not in KNOWN_CYCLES] == []
-
-
-@pytest.mark.xfail(strict=True, reason="capture's api/recording/step cycle is being removed; "
-                                       "drop KNOWN_CYCLES and this mark once it is")
-def test_no_import_cycle_at_all():
+def test_no_import_cycle():
     assert cycles(import_graph()) == []
 
 

@@ -137,7 +137,7 @@ def cell_calls(found: list, rec):
 
 def step_module_parts(model, inputs, lt):
     """(x, s_prev, jacobian, dtype, device) for a step module, differentiated through torch.func."""
-    from .step import split_steps
+    from .step_module import split_steps
     params = [p for p in model.parameters() if p.is_floating_point()]
     dtype = params[0].dtype if params else torch.get_default_dtype()
     device = params[0].device if params else torch.device("cpu")
