@@ -22,8 +22,9 @@ from ..kinds import previous
 from .api import trace
 from .jacobians import AutogradStep, recurrences
 
-# bytes of Jacobians formed at once (the chunk of steps is sized to fit)
-CHUNK_BYTES = 64 * 2 ** 20
+# bytes of Jacobians formed at once (the chunk of steps is sized to fit); forming them and their
+# Gram matrices takes a few times this at the peak
+CHUNK_BYTES = 16 * 2 ** 20
 
 
 def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
