@@ -140,3 +140,21 @@ def test_the_cell_state_recurrence_by_doubling_matches_the_step_loop(steps):
         want.append(a[t] * (want[-1] if want else first) + u[t])
     np.testing.assert_allclose(one_by_one.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(doubled.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_an_in_place_op_after_the_layer_does_not_rewrite_the_trace(stepped, mode):
+    torch.manual_seed(12)
+    module = getattr(nn, mode)(3, 4)
+    model = nn.Sequential(module, Output(), nn.ReLU(inplace=True))
+    x = torch.randn(6, 2, 3)
+    tr = trace(model, x)
+    with torch.no_grad():
+        want = module(x)[0]
+    assert (want < 0).any()
+    np.testing.assert_allclose(tr.first.h, want.transpose(0, 1).numpy(), atol=1e-6)
+
+
+class Output(nn.Module):
+    def forward(self, result):
+        return result[0]

@@ -147,6 +147,11 @@ class LayerRun:
             return result
         return self.native(x, hx)
 
+    def has_own_states(self) -> bool:
+        """Whether this run's states are in buffers of its own (our step loop ran it), rather than
+        to be read from ``out``, the output the model goes on with."""
+        return self._recomputed is not None
+
     def runs_our_loop(self) -> bool:
         """Whether our step loop is the faster way to get this layer's gates (see LOOP_BATCH_PER_THREAD)."""
         module, batch = self.module, self.padded(self.x).shape[1]
@@ -250,9 +255,10 @@ class LayerByLayer:
             h_n.append(result[1])
             c_n.append(result[2] if lstm else None)
             layer_in = result[0]
-        # the model gets its own copy of the output: an in-place op after the module (a ReLU(inplace=True),
-        # a forward hook) must not rewrite the h the trace keeps (``run.out``)
-        return module_result(module, layer_in.clone(), h_n, c_n, input if layout is not None else None, unbatched)
+        # an in-place op after the module (a ReLU(inplace=True), a forward hook) must not rewrite the h the
+        # trace keeps: the model gets a copy of the output, unless that h is in buffers of our own already
+        out = layer_in if run.has_own_states() else layer_in.clone()
+        return module_result(module, out, h_n, c_n, input if layout is not None else None, unbatched)
 
 
 def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
