@@ -7,7 +7,7 @@
 // The reply replaces the steps held (ExplorerStore.adoptWindow); nothing else asks the kernel
 // while the view scrubs.
 import type { AnyModel } from "@anywidget/types";
-import { decodeWindow, floatsOf } from "./decode";
+import { MESSAGE, decodeWindow, floatsOf } from "./decode";
 import { selectedQuantity } from "./state";
 import { type Change, type ExplorerModel, type ExplorerStore, type ExplorerView, clamp } from "./store";
 
@@ -35,12 +35,12 @@ export function followWindows(model: AnyModel<ExplorerModel>, store: ExplorerSto
     const start = windowToAsk(state.t, selectedQuantity(state).t0 ?? 0, lod.held, state.steps);
     if (start === null) return;
     pending = true;
-    model.send({ type: "window", start });
+    model.send({ type: MESSAGE.window, start });
   }
 
   function onMessage(msg: { type?: string; t0: number; held: number } | null, buffers: DataView[]): void {
     const index = store.index;
-    if (msg?.type !== "window" || !index?.lod || msg.held !== index.lod.held || !buffers?.length) return;
+    if (msg?.type !== MESSAGE.window || !index?.lod || msg.held !== index.lod.held || !buffers?.length) return;
     const window = decodeWindow(index, floatsOf(buffers[0]), msg.t0, floatsOf(model.get("buffer")));
     pending = false;
     store.adoptWindow(window); // (a "step" change: follow() asks again if t has moved on)

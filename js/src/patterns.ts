@@ -14,7 +14,7 @@
 // range over the heatmap), .rw-matches (.rw-match rows, .rw-match-tokens, .rw-match-heatmap),
 // .rw-coclusters (.rw-cocluster-matrix canvas, .rw-cluster entries). Tokens: textContent only.
 import type { AnyModel } from "@anywidget/types";
-import { floatsOf } from "./decode";
+import { MESSAGE, floatsOf } from "./decode";
 import { formatValue, paintHeatmap } from "./heatmap";
 import type { Actions, ExplorerState, Quantity, Scale } from "./state";
 import { selectedQuantity, valueAt } from "./state";
@@ -290,7 +290,7 @@ export function renderMatches(model: AnyModel<MatchesModel>, el: HTMLElement): (
         ctx.putImageData(img, 0, 0);
       }
       body.append(canvas);
-      entry.addEventListener("click", () => model.send({ type: "open", row: i }));
+      entry.addEventListener("click", () => model.send({ type: MESSAGE.open, row: i }));
     });
   }
 

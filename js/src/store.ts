@@ -8,7 +8,7 @@
 // (transport.ts), which a scrub moves at once and saves to the kernel only once it rests; the
 // order and the compared units are this view's alone.
 import type { AnyModel } from "@anywidget/types";
-import { type Decoded, type Overview, type PayloadIndex, decodePayload, floatsOf } from "./decode";
+import { type Decoded, MESSAGE, type Overview, type PayloadIndex, decodePayload, floatsOf } from "./decode";
 import { type Actions, type ExplorerState, selectedLayer, selectedQuantity } from "./state";
 import type { Player } from "./transport";
 
@@ -185,7 +185,7 @@ export class ExplorerStore {
   /** {type: "step", t} from the kernel moves the live step (Python's select(t=...), which the
    * model's t alone may not carry: see transport.ts). */
   private onMessage = (msg: { type?: string; t?: number }): void => {
-    if (msg?.type === "step" && typeof msg.t === "number") this.player.adopt(msg.t);
+    if (msg?.type === MESSAGE.step && typeof msg.t === "number") this.player.adopt(msg.t);
   };
 
   destroy(): void {
