@@ -264,7 +264,7 @@ class Trace:
             entry = {"name": lt.name, "kind": lt.kind, "meta": lt.meta}
             for group in GROUPS:
                 entry[group] = list(getattr(lt, group))
-                for j, (key, value) in enumerate(getattr(lt, group).items()):
+                for j, value in enumerate(getattr(lt, group).values()):
                     arrays[f"l{i}/{group}/{j}"] = value
             layers.append(entry)
         header = {"format": FORMAT_VERSION, "layers": layers, "tokens": self.tokens,
@@ -290,7 +290,7 @@ class Trace:
                 if shape[0] != batch:
                     raise ValueError(f"{path}: array {name!r} ({what}) has batch {shape[0]}, lengths has {batch}")
             shapes = header.get("shapes")
-            for name, (info, shape) in data.checked.items():
+            for name, (_, shape) in data.checked.items():
                 if shapes is not None and name != "header" and shapes.get(name) != list(shape):
                     raise ValueError(f"{path}: array {name!r} has shape {shape}, its header says {shapes.get(name)}")
             data.check_inflation()

@@ -91,7 +91,7 @@ def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls):
     kind = cell_kind(cell)
     with torch.no_grad():
         x, states, previous = calls.tensors(name)                # (time, batch, ·)
-        h_prev, h = previous["h"], states["h"]
+        h_prev = previous["h"]
         gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
         gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
         if cell.bias:

@@ -10,8 +10,17 @@ import math
 from typing import Optional
 
 from ..tracedata import Trace, last_forward_layer
-from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at, window_message,
-                      window_payload, window_steps)
+from .payload import (
+    FULL_BUDGET,
+    Labels,
+    build_payload,
+    floats_per_step,
+    trace_scales,
+    window_at,
+    window_message,
+    window_payload,
+    window_steps,
+)
 
 
 class ExplorerState:

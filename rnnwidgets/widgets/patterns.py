@@ -18,8 +18,8 @@ import traitlets
 
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
-from .bundle import BundledView
 from ..ranges import colour_scale, max_abs
+from .bundle import BundledView
 from .payload import OPEN
 
 if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
