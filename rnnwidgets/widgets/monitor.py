@@ -86,7 +86,7 @@ class TrainingMonitor(widgets.VBox):
         self._last_push = -math.inf
         self._dirty = False
         self._snapshot_dirty = False
-        self._pending = {}                     # attached: param index -> norm, for this backward
+        self._pending: dict = {}                  # attached: param index -> norm, for this backward
         self._flush_registered = False
         self._build()
 
