@@ -42,7 +42,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn", "scipy"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
-                             "ipykernel", "playwright", "notebook"]},
+                             "ipykernel", "playwright", "notebook", "ruff==0.17.6", "mypy==2.4.1"]},
     entry_points={
         "console_scripts": ["rnnwidgets=rnnwidgets.__main__:main"],
         # `jupyter nbconvert --to rnnwidgets_html nb.ipynb`: widgets that render offline

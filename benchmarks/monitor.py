@@ -14,9 +14,8 @@ import time
 
 import torch
 
+from rnnwidgets import TrainingMonitor, gradient_flow
 from rnnwidgets.capture import trace
-from rnnwidgets import gradient_flow
-from rnnwidgets import TrainingMonitor
 
 INPUT, HIDDEN, LAYERS = 32, 256, 2
 

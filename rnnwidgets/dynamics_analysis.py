@@ -6,7 +6,6 @@ points. The torch side (the step maps and their Jacobians) is ``capture/jacobian
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 

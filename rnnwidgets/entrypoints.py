@@ -48,6 +48,7 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     explorer = Explorer(model.trace(inputs, tokens=tokens), live=model, labels=decode, interval=interval,
                         batch=batch, budget=budget)
     if text is not None:
+        assert encode is not None  # checked above
         explorer.add_text_box(text, encode)
     return explorer
 

@@ -16,9 +16,12 @@ import shutil
 import zipfile
 import zlib
 from pathlib import Path
+from types import ModuleType
+from typing import Optional
 
 import numpy as np
 
+fcntl: Optional[ModuleType]
 try:
     import fcntl
 except ImportError:  # Windows: the lock falls back to an exclusive create
@@ -210,7 +213,7 @@ class NpzArchive:
     zip's declared size agree, and the whole file is not a zip bomb. Every error is a ValueError
     that names the file and what is wrong with it."""
 
-    def __init__(self, path):
+    def __init__(self, path) -> None:
         self.path = Path(path)
         try:
             self.zip = zipfile.ZipFile(self.path)

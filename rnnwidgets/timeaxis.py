@@ -8,7 +8,7 @@ grows one point at a time (the training monitor). The front end's counterpart is
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class MinMaxSeries:
         self.count = 0                              # points appended so far
         self._lo = np.empty((0, 2))                 # closed buckets: rows of (step, value)
         self._hi = np.empty((0, 2))
-        self._open = None                           # (lo_step, lo, hi_step, hi, n) of the open bucket
+        self._open: Optional[list] = None           # (lo_step, lo, hi_step, hi, n) of the open bucket
 
     def append(self, step: float, value: float):
         value = float(value)

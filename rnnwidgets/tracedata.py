@@ -201,9 +201,9 @@ class Trace:
             lt.validate()
             if lt.batch is None:
                 raise ValueError(f"layers[{name!r}]: expected at least one (batch, time, units) array, got none")
-        if self.batch is None:
-            self.batch = self.first.batch
-        self.batch = int(self.batch)
+        batch = self.first.batch if self.batch is None else self.batch
+        assert batch is not None  # every layer holds arrays: checked above
+        self.batch = int(batch)
         for name, lt in self.layers.items():
             if lt.batch != self.batch and not lt.meta.get("call") and lt.states:
                 raise ValueError(f"layers[{name!r}]: expected batch {self.batch} like the trace, got {lt.batch}")
@@ -264,7 +264,7 @@ class Trace:
             entry = {"name": lt.name, "kind": lt.kind, "meta": lt.meta}
             for group in GROUPS:
                 entry[group] = list(getattr(lt, group))
-                for j, (key, value) in enumerate(getattr(lt, group).items()):
+                for j, value in enumerate(getattr(lt, group).values()):
                     arrays[f"l{i}/{group}/{j}"] = value
             layers.append(entry)
         header = {"format": FORMAT_VERSION, "layers": layers, "tokens": self.tokens,
@@ -272,7 +272,7 @@ class Trace:
                   "shapes": {name: list(a.shape) for name, a in arrays.items()}}  # checked before reading
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         with atomic_write(path) as f:   # an interrupted save leaves the previous file as it was
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as allow_pickle
         return path
 
     @classmethod
@@ -290,7 +290,7 @@ class Trace:
                 if shape[0] != batch:
                     raise ValueError(f"{path}: array {name!r} ({what}) has batch {shape[0]}, lengths has {batch}")
             shapes = header.get("shapes")
-            for name, (info, shape) in data.checked.items():
+            for name, (_, shape) in data.checked.items():
                 if shapes is not None and name != "header" and shapes.get(name) != list(shape):
                     raise ValueError(f"{path}: array {name!r} has shape {shape}, its header says {shapes.get(name)}")
             data.check_inflation()
@@ -327,6 +327,7 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
 
     layers = header.get("layers")
     expect(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
+    assert isinstance(layers, list)  # expect raised otherwise
     for i, entry in enumerate(layers):
         expect(isinstance(entry, dict), f"layers[{i}]", "an object")
         expect(isinstance(entry.get("name"), str) and isinstance(entry.get("kind"), str),

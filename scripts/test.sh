@@ -8,6 +8,9 @@ echo "[test] typecheck + lint + vitest"
 npm run -s typecheck
 npm run -s lint
 npm test --silent
+echo "[test] lint + types"
+.venv/bin/ruff check rnnwidgets tests benchmarks scripts
+.venv/bin/mypy
 echo "[test] pytest"
 mkdir -p artifacts
 exec .venv/bin/python -m pytest "$@"

@@ -21,6 +21,15 @@ def test_build_makes_a_valid_trace_with_full_lengths_by_default():
         builder.layer("m.l0", "rnn")
 
 
+def test_build_without_arrays_or_lengths_says_what_was_expected():
+    builder = TraceBuilder("rw.trace", "Model", "test")
+    with pytest.raises(ValueError, match="a Trace needs at least one layer"):
+        builder.build()
+    builder.layer("m.l0", "rnn")  # no lengths to default from: numpy's shape error before
+    with pytest.raises(ValueError, match=r"layers\['m.l0'\]: expected at least one \(batch, time, units\) array"):
+        builder.build()
+
+
 def test_build_warns_once_naming_every_non_finite_quantity():
     builder = TraceBuilder("rw.recording", "Model", "test")
     builder.layer("a", "custom", states={"h": np.array([[[np.nan]]])}, tracks={"t": np.array([[[np.inf]]])})

@@ -3,12 +3,13 @@ outputs and a per-step reference written from the PyTorch documentation (tests/r
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference_rnn import Reference, layer_weights, step
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnwidgets.capture import trace
-from reference_rnn import Reference, layer_weights, step
 
 MODES = {"LSTM": lambda **k: nn.LSTM(**k), "GRU": lambda **k: nn.GRU(**k),
          "RNN_TANH": lambda **k: nn.RNN(nonlinearity="tanh", **k),

@@ -3,15 +3,15 @@ same references as the native path: the per-step reference, the module called se
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-import rnnwidgets.capture.fused as fused
-from rnnwidgets.capture import trace, gradients
-from rnnwidgets.capture.convert import to_numpy, trace_buffer
 from reference_rnn import Reference
 from test_capture_fused import check_case, make_case
 from test_capture_grads import check_grads, reference_loss, square_loss
 from test_untouched import assert_untouched, snapshot
+from torch import nn
+
+import rnnwidgets.capture.fused as fused
+from rnnwidgets.capture import gradients, trace
+from rnnwidgets.capture.convert import to_numpy, trace_buffer
 
 
 @pytest.fixture

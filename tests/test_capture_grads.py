@@ -3,15 +3,15 @@ per-step reference (tests/reference_rnn.py), and per-parameter gradient statisti
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference_rnn import Reference
+from test_capture_fused import EncoderDecoder, Tagger, check_first_steps, check_initial, make_case
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnwidgets.capture import trace
+from rnnwidgets.capture import gradients, trace
 from rnnwidgets.capture.fused import LayerByLayer
-from rnnwidgets.capture import gradients
-from reference_rnn import Reference
-from test_capture_fused import make_case, check_first_steps, check_initial, Tagger, EncoderDecoder
 
 
 def square_loss(output):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from model_state import assert_untouched, snapshot
 from torch import nn
 
-from model_state import assert_untouched, snapshot
 from rnnwidgets.capture.recording import record, recording
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}

@@ -5,9 +5,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from model_state import assert_untouched, snapshot
 from torch import nn
 
-from model_state import assert_untouched, snapshot
 from rnnwidgets.capture.recording import record
 from rnnwidgets.capture.step_module import trace_step_module
 

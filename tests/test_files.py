@@ -9,8 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rnnwidgets import LayerTrace, Trace, fileio
-from rnnwidgets import tracedata
+from rnnwidgets import LayerTrace, Trace, fileio, tracedata
 from rnnwidgets.dataset import npy_header
 
 

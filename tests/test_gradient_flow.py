@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from rnnwidgets import GradientFlow, gradient_flow
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets import GradientFlow, gradient_flow
 
 B, T, U = 2, 12, 3
 

@@ -10,7 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-
 PACKAGE = Path(__file__).resolve().parent.parent / "rnnwidgets"
 VIEWS = PACKAGE / "widgets"
 

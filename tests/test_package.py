@@ -22,7 +22,7 @@ def test_public_names_are_the_documented_callables_and_classes():
         assert callable(getattr(rw, name)) and not isinstance(getattr(rw, name), type(rw)), name
     for name in ("Trace", "LayerTrace", "Explorer", "GradientFlow", "TrainingMonitor"):
         assert isinstance(getattr(rw, name), type), name
-    assert hasattr(rw.recording, "__call__")
+    assert callable(rw.recording)
 
 
 def test_import_is_light_and_a_trace_loads_without_torch(tmp_path):

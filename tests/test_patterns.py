@@ -1,7 +1,8 @@
 """Select-and-match against a brute-force reference; unit-token statistics and co-clustering."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnwidgets import patterns
 from rnnwidgets.dataset import DatasetTrace

@@ -3,8 +3,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnwidgets.timeaxis import (MinMaxSeries, column_width, max_columns, mean_columns, min_max_columns,
-                                 reduce_columns)
+from rnnwidgets.timeaxis import MinMaxSeries, column_width, max_columns, mean_columns, min_max_columns, reduce_columns
 
 
 def downsample_minmax(y, max_points: int, x=None):

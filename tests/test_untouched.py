@@ -3,10 +3,11 @@ parameters bit for bit, .grad fields, training flags, requires_grad flags, forwa
 import numpy as np
 import pytest
 import torch
+from model_state import assert_untouched, snapshot
 from torch import nn
 
-from model_state import assert_untouched, snapshot
 from rnnwidgets.capture import trace
+
 
 class Model(nn.Module):
     """embedding -> 2-layer LSTM (dropout between layers) -> GRU -> linear; optionally raises

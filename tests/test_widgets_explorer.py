@@ -1,17 +1,16 @@
 """The Explorer's widget state, with no front end: the payload's layout, the controls and re-tracing."""
 import numpy as np
 import pytest
-import traitlets
 import torch
+import traitlets
 from torch import nn
 
 import rnnwidgets as rw
+from rnnwidgets import explore
 from rnnwidgets.capture import trace
 from rnnwidgets.tracedata import LayerTrace, Trace
-from rnnwidgets import explore
 from rnnwidgets.widgets.explorer import BUNDLE, Explorer
-from rnnwidgets.widgets.payload import (build_payload, top_predictions, trace_scales,
-                                       window_payload)
+from rnnwidgets.widgets.payload import build_payload, top_predictions, trace_scales, window_payload
 
 LSTM_QUANTITIES = ["h", "c", "input", "forget", "cell", "output"]
 

@@ -6,10 +6,9 @@ fails there until the front end agrees, and a change there fails against these f
 import json
 
 import numpy as np
+import wire_fixture
 
 from rnnwidgets.widgets import payload
-
-import wire_fixture
 
 
 def test_committed_fixture_is_what_the_payload_module_writes():

@@ -43,10 +43,10 @@ class TraceBuilder:
     def __init__(self, caller: str, model_name: str, source: str):
         self.caller = caller           # the function users called, named in warnings and errors
         self.layers: dict = {}         # name -> parts, in the order the layers are shown
-        self.outputs = None
-        self.inputs = None
+        self.outputs: Optional[np.ndarray] = None
+        self.inputs: Optional[np.ndarray] = None
         self.tokens = None
-        self.lengths = None            # default: every step of the longest layer, for every element
+        self.lengths: Optional[np.ndarray] = None  # default: every step of the longest layer, for every element
         self.param_grads: dict = {}
         self.meta: dict = {"source": source, "model": model_name}
 
@@ -56,8 +56,8 @@ class TraceBuilder:
         parts = {group: dict(groups.pop(group, None) or {}) for group in LAYER_GROUPS}
         if groups:
             raise TypeError(f"unknown layer parts {sorted(groups)}")
-        self.layers[name] = parts = {"kind": kind, "meta": dict(meta or {}), **parts}
-        return parts
+        self.layers[name] = layer = {"kind": kind, "meta": dict(meta or {}), **parts}
+        return layer
 
     def build(self, order=None, batch: Optional[int] = None) -> Trace:
         """The Trace, validated whole; ``order``: layer names in display order (default: as added)."""
@@ -65,9 +65,14 @@ class TraceBuilder:
         layers = {name: LayerTrace(name, self.layers[name]["kind"], meta=self.layers[name]["meta"],
                                    **{g: self.layers[name][g] for g in LAYER_GROUPS}) for name in names}
         first = next(iter(layers.values()), None)
+        if first is None:
+            raise ValueError("a Trace needs at least one layer")
         lengths = self.lengths
-        if lengths is None and first is not None:
-            lengths = np.full(first.batch if batch is None else batch, max(lt.steps for lt in layers.values()))
+        if lengths is None:
+            rows = first.batch if batch is None else batch
+            if rows is None:
+                raise ValueError(f"layers[{first.name!r}]: expected at least one (batch, time, units) array, got none")
+            lengths = np.full(rows, max(lt.steps for lt in layers.values()))
         tr = Trace(layers=layers, lengths=lengths, outputs=self.outputs, inputs=self.inputs,
                    tokens=normalize_tokens(self.tokens, self.caller), param_grads=self.param_grads,
                    meta=self.meta, batch=batch)

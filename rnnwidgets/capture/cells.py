@@ -38,21 +38,22 @@ class CellCalls:
     is not simply the previous call's output, unchanged (then that output's copy serves).
     Copies, because the user may reuse tensors in place."""
 
-    def __init__(self, cell: nn.Module):
+    def __init__(self, cell: nn.RNNCellBase):
         self.cell = cell
-        self.rows = []            # per call: (batch, input + state widths)
-        self.given = {}           # call index -> (h_prev[, c_prev]) copies, or None for zeros (no hidden)
-        self._last = None         # the previous call's returned tensors and their versions
+        self.rows: list[torch.Tensor] = []  # per call: (batch, input + state widths)
+        self.given: dict[int, Optional[tuple]] = {}  # call index -> (h_prev[, c_prev]) copies, or None for zeros
+        self._last: Optional[tuple] = None  # the previous call's returned tensors and their versions
 
     def add(self, x, hx, output) -> None:
         returned = output if isinstance(output, tuple) else (output,)
         row = torch.cat([x.detach(), *(t.detach() for t in returned)], -1)
         self.rows.append(row.unsqueeze(0) if x.dim() == 1 else row)
-        given = hx if isinstance(hx, tuple) or hx is None else (hx,)
         last, self._last = self._last, (returned, tuple(t._version for t in returned))
         if hx is None:
             self.given[len(self.rows) - 1] = None
-        elif not (last is not None and len(given) == len(last[0]) and all(
+            return
+        given = hx if isinstance(hx, tuple) else (hx,)
+        if not (last is not None and len(given) == len(last[0]) and all(
                 a is b and a._version == v for a, b, v in zip(given, *last))):
             lift = (lambda t: t.unsqueeze(0)) if x.dim() == 1 else (lambda t: t)
             self.given[len(self.rows) - 1] = tuple(lift(t.detach()).clone() for t in given)
@@ -91,7 +92,7 @@ def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls):
     kind = cell_kind(cell)
     with torch.no_grad():
         x, states, previous = calls.tensors(name)                # (time, batch, ·)
-        h_prev, h = previous["h"], states["h"]
+        h_prev = previous["h"]
         gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
         gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
         if cell.bias:
@@ -116,7 +117,7 @@ def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls):
             pre = gi + gh
             recomputed = {"h": pre.tanh() if cell.nonlinearity == "tanh" else pre.relu()}
         check_recomputed(name, states, recomputed)
-    meta = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
+    meta: dict = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
     if kind == "rnn":
         meta["nonlinearity"] = cell.nonlinearity
     builder.layer(name, "cell", meta=meta, states={k: steps_to_numpy(v) for k, v in states.items()},

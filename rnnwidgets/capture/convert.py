@@ -15,7 +15,7 @@ def trace_buffer(shape: tuple, like: torch.Tensor) -> torch.Tensor:
     """A new tensor on ``like``'s device and dtype that ``to_numpy`` hands over without a copy
     when it is float32 on the CPU: capture fills it and lets go of it, and nothing else sees it."""
     buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
-    buffer.for_trace = True
+    buffer.for_trace = True  # type: ignore[attr-defined]  # a marker attribute torch's Tensor type does not declare
     return buffer
 
 

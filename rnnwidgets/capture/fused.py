@@ -383,6 +383,7 @@ class Direction:
 def recompute(run: LayerRun) -> list:
     """Recompute every direction of a layer run (call under torch.no_grad())."""
     module = run.module
+    assert run.out is not None  # a run is recomputed once the kernel has returned
     x = run.padded(run.x)
     out = run.padded(run.out)
     lengths = run.lengths()
@@ -395,6 +396,7 @@ def recompute(run: LayerRun) -> list:
         h = order(out[..., d * width:(d + 1) * width])
         direction = Direction(run, d == 1, lengths, order(x), h, h0[d])
         if module.mode == "LSTM":
+            assert c0 is not None  # an LSTM run carries its c0
             lstm_gates(direction, c0[d])
         elif module.mode == "GRU":
             gru_gates(direction)
@@ -406,26 +408,29 @@ def loop_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
     """A layer (not packed) by our step loop: (what the kernel returns, every Direction with its
     gates), so nothing is recomputed. A reverse direction reads the steps flipped."""
     lstm = run.module.mode == "LSTM"
-    h0, c0 = (hx[0], hx[1]) if lstm else (hx, None)
+    h0 = hx[0] if lstm else hx
     steps = run.padded(x.detach())
     per_direction = len(run.weights) // run.direction_count
-    found, outputs = [], []
+    found, outputs, c_n = [], [], []
     with torch.no_grad():
         for d in range(run.direction_count):
             order = (lambda t: t.flip(0)) if d == 1 else (lambda t: t)
             weights = run.weights[d * per_direction:(d + 1) * per_direction]
-            x_d, h0_d, c0_d = order(steps), h0[d].detach(), c0[d].detach() if lstm else None
+            x_d, h0_d = order(steps), h0[d].detach()
+            c: Optional[torch.Tensor]
             if lstm:
+                c0_d = hx[1][d].detach()
                 h, c, gates = fused_loop.lstm(x_d, h0_d, c0_d, weights)
+                c_n.append(c[-1])
             else:
-                (h, gates), c = fused_loop.gru(x_d, h0_d, weights), None
+                (h, gates), c, c0_d = fused_loop.gru(x_d, h0_d, weights), None, None
             direction = Direction(run, d == 1, run.lengths(), x_d, h, h0_d,
                                   dict(zip(LSTM_GATES if lstm else GRU_GATES, gates)), c, c0_d)
             found.append(direction)
             outputs.append(run.kernel_layout(order(direction.h)))
         out = torch.cat(outputs, 2)   # a new tensor in the module's layout: the model never holds our buffers
         h_n = torch.stack([d.h[-1] for d in found])
-        result = (out, h_n, torch.stack([d.c[-1] for d in found])) if lstm else (out, h_n)
+        result = (out, h_n, torch.stack(c_n)) if lstm else (out, h_n)
         return result, found
 
 

@@ -26,6 +26,7 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
             raise ValueError(f"rw.trace: {type(model).__name__} contains recurrent modules but none of them ran "
                              f"in its forward")
         if loss is not None:
+            assert anchor is not None  # made above whenever there is a loss
             builder.param_grads = gradients.backward(model, gradients.loss_value(loss, output, runs[-1]), anchor)
     with torch.no_grad():
         layers = []

@@ -111,10 +111,8 @@ def layer_backward(run, grad_out, grad_h_n, grad_c_n, input_needed: bool, weight
                 grad_c0.append(result["c0"])
             needs = weight_needs[k * per_direction:(k + 1) * per_direction]
             grad_weights += [g if need else None for g, need in zip(weight_grads(d, result, needs), needs)]
-        grad_x = run.kernel_layout(grad_x) if input_needed else None
-        grad_h0 = run.kernel_order(torch.stack(grad_h0))
-        grad_c0 = run.kernel_order(torch.stack(grad_c0)) if grad_c0 else None
-    return grad_x, grad_h0, grad_c0, grad_weights
+        return (run.kernel_layout(grad_x) if input_needed else None, run.kernel_order(torch.stack(grad_h0)),
+                run.kernel_order(torch.stack(grad_c0)) if grad_c0 else None, grad_weights)
 
 
 def affine_input(grad_pre: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

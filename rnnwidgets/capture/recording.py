@@ -32,7 +32,7 @@ Everything kept is a detached copy; hooks are removed when the block ends, also 
 from __future__ import annotations
 
 import warnings
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -157,7 +157,9 @@ def step_call(args, result, children) -> Optional[StepCall]:
     output = per_batch(result[0], batch)
     if output is None or any(s is None for s in kept.values()):
         return None
-    return StepCall(per_batch(args[0], batch), output, kept,
+    x = per_batch(args[0], batch)
+    assert x is not None  # batch was read from args[0]
+    return StepCall(x, output, kept,
                     {name: per_batch(t, batch) for name, t in children.items()})
 
 
@@ -172,16 +174,16 @@ class HookRecording:
         self.model = model
         self.tokens = tokens
         self.root = module_label("", type(model).__name__)
-        self._handles = []
-        self._running = []          # layer names of the modules whose forward is running, innermost last
-        self._cells = {}            # layer name -> cells.CellCalls, every call of that cell
-        self._step_calls = []       # the model's own calls as a step module
-        self._step_initial = {}     # the hidden passed into the first of them, where it matches a state
+        self._handles: list = []
+        self._running: list[str] = []  # layer names of the modules whose forward is running, innermost last
+        self._cells: dict[str, CellCalls] = {}  # layer name -> every call of that cell
+        self._step_calls: list[StepCall] = []  # the model's own calls as a step module
+        self._step_initial: dict = {}  # the hidden passed into the first of them, where it matches a state
         self._children = None       # direct submodule outputs of the model's call now running
-        self._child_calls = {}      # output name -> how many outputs of that name the call gave
-        self._tracks = {}           # layer name -> track name -> list of steps
-        self._order = []            # layer names in the order they first did something
-        self._token = None
+        self._child_calls: dict[str, int] = {}  # output name -> how many outputs of that name the call gave
+        self._tracks: dict[str, dict[str, list]] = {}  # layer name -> track name -> list of steps
+        self._order: list[str] = []  # layer names in the order they first did something
+        self._token: Optional[Token] = None
         self._deferred = deferred
         self.collected: Optional[TraceBuilder] = None
         self._trace = None
@@ -364,8 +366,8 @@ class HookRecording:
         outputs = stack_steps(f"{where}, output", [c.output for c in calls])
         tracks, skipped = {}, []
         for key in dict.fromkeys(k for c in calls for k in c.children):
-            values = [c.children.get(key) for c in calls]
-            if any(v is None for v in values) or len({tuple(v.shape) for v in values}) != 1:
+            values = [v for v in (c.children.get(key) for c in calls) if v is not None]
+            if len(values) != len(calls) or len({tuple(v.shape) for v in values}) != 1:
                 skipped.append(key)
             else:
                 tracks[key] = to_numpy(torch.stack(values, dim=1))

@@ -71,6 +71,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
                 outputs.append(output)
                 states.append(hidden)
         collected = rec.collected
+        assert collected is not None  # a deferred recording collects its layers when the block ends
         first = next(iter(collected.layers.values()))
         if first["meta"].get("step_module") != type(model).__name__:
             raise TypeError(f"{type(model).__name__}: expected forward(input, hidden) to return (output, hidden) "
@@ -210,4 +211,9 @@ def _gradients(model, outputs, states, loss):
 
 def _stack_grads(steps: list, batch: int):
     """Per-step gradients, shaped like their states, as float32 numpy (batch, time, features)."""
-    return to_numpy(torch.stack([per_batch(g, batch) for g in steps], dim=1))
+    rows = []
+    for g in steps:
+        row = per_batch(g, batch)
+        assert row is not None  # shaped like its state, which has the batch as a dimension
+        rows.append(row)
+    return to_numpy(torch.stack(rows, dim=1))

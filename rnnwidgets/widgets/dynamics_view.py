@@ -53,7 +53,7 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -
         parts.append(flat)
         offset += flat.size
     meta = {"arrays": index, "steps": int(steps), "length": int(d.lengths[batch]), "k": int(d.singular_values.shape[2]),
-            "points": n, "state": int(fps.eigenvalues.shape[1]) if n else 0,
+            "points": n, "state": int(fps.eigenvalues.shape[1]) if fps is not None and n else 0,
             "explained": [float(v) for v in d.pca.explained_variance_ratio],
             "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse"}
     return meta, np.concatenate(parts).tobytes() if parts else b""

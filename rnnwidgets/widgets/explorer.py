@@ -9,7 +9,7 @@ hears the step once a scrub rests, so ``explorer.view.t`` follows within a secon
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import ipywidgets as widgets
 import traitlets
@@ -20,6 +20,9 @@ from .explorer_state import ExplorerState
 from .patterns import explorer_matches
 from .payload import FULL_BUDGET, WINDOW, Labels, step_message
 from .still import StillImage
+
+if TYPE_CHECKING:  # for annotations only: bqplot is imported only for a trace with gradients
+    from .gradient_flow import GradientFlow
 
 TEXT_DEBOUNCE_S = 0.3
 # Play speed bounds (js/src/transport.ts has the same): faster than one step per display frame
@@ -52,7 +55,7 @@ class ExplorerView(BundledView):
 
     # The Explorer's ExplorerState: the rules these traits follow, whether the browser or Python
     # sets them (None until the Explorer attaches it).
-    _state = None
+    _state: Optional[ExplorerState] = None
 
     @traitlets.validate("interval")
     def _check_interval(self, proposal):
@@ -116,14 +119,16 @@ class Explorer(StillImage, widgets.VBox):
     class lays it out: the batch-element selector, the view, a text box, the gradient view.
     """
 
+    children: tuple  # the VBox trait (ipywidgets has no types): declared so the type checker reads it
+
     def __init__(self, trace: Trace, *, live=None, labels: Labels = None, interval: int = 150,
                  batch: int = 0, layer: Optional[str] = None, quantity: str = "h", budget: int = FULL_BUDGET):
         if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
             raise ValueError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, {MAX_INTERVAL_MS}], "
                              f"got {interval}")
         self.state = ExplorerState(trace, live=live, labels=labels, budget=budget)
-        self.gradients = None  # the GradientFlow under the heatmaps when the trace has gradients
-        self._gradients_link = None
+        self.gradients: Optional[GradientFlow] = None  # under the heatmaps when the trace has gradients
+        self._gradients_link: Optional[widgets.Widget] = None  # the jslink (a Link widget)
         self.view = ExplorerView(interval=interval)
         self._refilling = False
         self.batch = widgets.Dropdown(description="element", layout=widgets.Layout(width="220px"))
@@ -218,6 +223,7 @@ class Explorer(StillImage, widgets.VBox):
         """Show a new trace, keeping the selection (layer, quantity, unit, step) where it still fits."""
         state = self.state
         state.set_trace(trace)
+        assert trace.batch is not None  # a validated Trace sets it
         batch = self.batch.value if batch is None else batch
         batch = batch if batch is not None and 0 <= batch < trace.batch else 0
         t = state.clamp_t(self.view.t)  # the browser saves the step back here as a scrub rests
@@ -248,6 +254,7 @@ class Explorer(StillImage, widgets.VBox):
         the heatmaps, its cursor linked in the browser to the Explorer's step."""
         old = self.gradients
         if old is not None:
+            assert self._gradients_link is not None  # made with the gradient view
             self._gradients_link.unlink()
             self.view.followers = []
             self.children = tuple(c for c in self.children if c is not old)
@@ -256,11 +263,11 @@ class Explorer(StillImage, widgets.VBox):
             return
         from .gradient_flow import GradientFlow  # bqplot: imported only for a trace with gradients
 
-        self.gradients = GradientFlow(trace)
-        self.gradients.slider.layout.display = "none"  # the Explorer's own slider drives it
-        self._gradients_link = self.gradients.link_t(self.view)  # the kernel side: its charts' cursors
-        self.view.followers = [self.gradients.heat]  # live in the browser
-        self.children = (*self.children, self.gradients)
+        flow = self.gradients = GradientFlow(trace)
+        flow.slider.layout.display = "none"  # the Explorer's own slider drives it
+        self._gradients_link = flow.link_t(self.view)  # the kernel side: its charts' cursors
+        self.view.followers = [flow.heat]  # live in the browser
+        self.children = (*self.children, flow)
 
     def _show_element(self, batch: int) -> None:
         index, buffer, tokens = self.state.payload(batch, self.view.t, self.view.layer, self.view.quantity)
@@ -315,7 +322,7 @@ class Explorer(StillImage, widgets.VBox):
                            layout=widgets.Layout(width="100%"))
         problem = widgets.Label("", style={"text_color": "#b2182b"})
         self.text, self.text_problem = box, problem
-        pending = []
+        pending: list = []
 
         def run():
             # A text the model cannot take (say, a character outside the vocabulary) is an

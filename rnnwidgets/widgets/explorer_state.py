@@ -10,8 +10,17 @@ import math
 from typing import Optional
 
 from ..tracedata import Trace, last_forward_layer
-from .payload import (FULL_BUDGET, Labels, build_payload, floats_per_step, trace_scales, window_at, window_message,
-                      window_payload, window_steps)
+from .payload import (
+    FULL_BUDGET,
+    Labels,
+    build_payload,
+    floats_per_step,
+    trace_scales,
+    window_at,
+    window_message,
+    window_payload,
+    window_steps,
+)
 
 
 class ExplorerState:
@@ -39,7 +48,7 @@ class ExplorerState:
     # ---- the rules a selection follows ---------------------------------------------------
     def layer_or_default(self, name: Optional[str]) -> str:
         """``name`` when the trace has that layer, else the one a model hands on (shown first)."""
-        return name if name in self.trace.layers else last_forward_layer(self.trace.layers)
+        return name if name is not None and name in self.trace.layers else last_forward_layer(self.trace.layers)
 
     def quantities(self, layer: str) -> list:
         return list(self.trace.layers[self.layer_or_default(layer)].quantities())
@@ -47,7 +56,7 @@ class ExplorerState:
     def shown_quantity(self, layer: str, quantity: Optional[str]) -> str:
         """``quantity`` when the layer has it, else the layer's first (as the browser shows it)."""
         names = self.quantities(layer)
-        return quantity if quantity in names else names[0]
+        return quantity if quantity is not None and quantity in names else names[0]
 
     def units(self, layer: str, quantity: Optional[str]) -> int:
         """Units of the quantity shown: with proj_size an LSTM has more c units than h ones."""

@@ -11,8 +11,8 @@ import numpy as np
 import traitlets
 
 from ..ranges import SCALES, colour_limits
-
 from .bundle import BundledView
+
 
 class HeatmapGrid(BundledView):
     """A rows x columns heatmap with row labels, a column range, a legend and a cursor.

@@ -86,7 +86,7 @@ class TrainingMonitor(widgets.VBox):
         self._last_push = -math.inf
         self._dirty = False
         self._snapshot_dirty = False
-        self._pending = {}                     # attached: param index -> norm, for this backward
+        self._pending: dict = {}                  # attached: param index -> norm, for this backward
         self._flush_registered = False
         self._build()
 
@@ -268,7 +268,8 @@ class TrainingMonitor(widgets.VBox):
         xs, ys = bq.LinearScale(min=0, max=1), bq.LinearScale(min=0, max=1)   # until fit to data
         self.loss_lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
                                    scales={"x": xs, "y": ys}, colors=["#1f77b4"])
-        loss_fig = bq.Figure(marks=[self.loss_lines], title="loss", fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
+        loss_fig = bq.Figure(marks=[self.loss_lines], title="loss",
+                             fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
                              axes=[bq.Axis(scale=xs, label="training step", tick_format=STEP_FORMAT),
                                    bq.Axis(scale=ys, side="left", label="loss", tick_format=".3g")],
                              layout=widgets.Layout(width="100%", height=CHART_HEIGHT))

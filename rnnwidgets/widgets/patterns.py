@@ -18,8 +18,8 @@ import traitlets
 
 from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
-from .bundle import BundledView
 from ..ranges import colour_scale, max_abs
+from .bundle import BundledView
 from .payload import OPEN
 
 if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
@@ -58,7 +58,7 @@ class MatchView(BundledView):
     """The browser list of matches (js/src/patterns.ts renderMatches)."""
 
     _view = traitlets.Unicode("matches").tag(sync=True)
-    rows = traitlets.List().tag(sync=True)
+    rows: traitlets.List[dict] = traitlets.List().tag(sync=True)
     units = traitlets.List(traitlets.Int()).tag(sync=True)
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32: each row's (snippet steps, units) values
     scale = traitlets.Unicode("diverging").tag(sync=True)
@@ -105,7 +105,8 @@ class MatchPanel(widgets.VBox):
     def _show(self, frame, units) -> None:
         ds, layer, quantity = self.dataset, self.explorer.view.layer, self.explorer.view.quantity
         values = ds.values(layer, quantity)
-        rows, chunks, offset = [], [], 0
+        rows: list[dict] = []
+        chunks, offset = [], 0
         for seq, start, end, score in frame[["sequence", "start", "end", "score"]].itertuples(index=False):
             first = max(0, start - self.context)
             last = min(int(ds.lengths[seq]), end + self.context)

@@ -117,6 +117,7 @@ def _step_arrays(trace: Trace, batch: int, scales: dict, packer: _Packer, window
 
 
 def validate_batch(trace: Trace, batch: int) -> None:
+    assert trace.batch is not None  # a validated Trace sets it
     if not 0 <= batch < trace.batch:
         raise IndexError(f"batch element {batch} is out of range: the trace holds {trace.batch}")
 
@@ -127,8 +128,8 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
 
     A layer's entry carries its direction (``reverse``: it runs backward in time), the names and
     rules of its equations (``recurrence``: gate and state names, which gates are sigmoids) and
-    ``initial`` (state name -> offset of its (1, units) initial state)
-    when the trace recorded one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
+    ``initial`` (state name -> offset of its (1, units) initial state) when the trace recorded
+    one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
     for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
     quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
     per column of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
@@ -144,12 +145,13 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
             entry["initial"] = {name: packer.put(state[batch][None], f"initial {name}", {})["offset"]
                                 for name, state in lt.initial.items()}
     predictions = None
-    if is_output_head(trace):
+    if trace.outputs is not None and is_output_head(trace):
         ids, probs, names = top_predictions(trace.outputs[batch], labels)
         predictions = {"k": int(ids.shape[1]), "ids": packer.put(ids, "ids", {})["offset"],
                        "probs": packer.put(probs, "probs", {})["offset"], "labels": names}
     lod = None
     if window is not None:
+        assert overview is not None, "a window needs an overview (layer, quantity)"
         layer, name = overview
         lo, hi, bucket = min_max_columns(trace.layers[layer].quantities()[name][batch], OVERVIEW_COLUMNS)
         lod = {"t0": window[0], "held": window[1], "floats": held_floats,

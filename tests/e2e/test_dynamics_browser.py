@@ -1,7 +1,6 @@
 """rw.DynamicsView in a real JupyterLab: its three canvases draw, and the step slider moves the
 readout in the browser and reaches the kernel's ``t`` once it rests."""
 import pytest
-
 from e2e_support import kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e

@@ -1,9 +1,21 @@
 """The Explorer in a real JupyterLab and Notebook 7: it draws, and scrubbing needs no kernel."""
 import pytest
-
-from e2e_support import (COUNT_KERNEL_SENDS_JS, HOLD_KERNEL_JS, LAB_OUTPUT, assert_keys_drive_the_explorer,
-                         cursor_pixels, focus_slider, kernel_execute, kernel_sees, open_and_run, wait_for_change,
-                         wait_for_ink, wait_for_kernel_idle, wait_for_text, write_notebook)
+from e2e_support import (
+    COUNT_KERNEL_SENDS_JS,
+    HOLD_KERNEL_JS,
+    LAB_OUTPUT,
+    assert_keys_drive_the_explorer,
+    cursor_pixels,
+    focus_slider,
+    kernel_execute,
+    kernel_sees,
+    open_and_run,
+    wait_for_change,
+    wait_for_ink,
+    wait_for_kernel_idle,
+    wait_for_text,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.e2e
 

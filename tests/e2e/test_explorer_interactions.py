@@ -8,9 +8,19 @@ import json
 
 import numpy as np
 import pytest
+from e2e_support import (
+    assert_keys_drive_the_explorer,
+    canvas_rgb,
+    cursor_pixels,
+    kernel_execute,
+    kernel_sees,
+    open_and_run,
+    wait_for_change,
+    wait_for_ink,
+    wait_for_text,
+    write_notebook,
+)
 
-from e2e_support import (assert_keys_drive_the_explorer, canvas_rgb, cursor_pixels, kernel_execute, kernel_sees, open_and_run,
-                         wait_for_change, wait_for_ink, wait_for_text, write_notebook)
 from rnnwidgets.widgets import still
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,6 @@ import math
 import time
 
 import pytest
-
 from e2e_support import HOLD_KERNEL_JS, open_and_run, wait_for_change, wait_for_ink, write_notebook
 
 pytestmark = pytest.mark.e2e

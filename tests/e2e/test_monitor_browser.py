@@ -4,7 +4,6 @@ import re
 import time
 
 import pytest
-
 from e2e_support import canvas_ink, wait_for_ink, wait_for_kernel_idle, write_notebook
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,16 @@ import sys
 
 import numpy as np
 import pytest
-
-from e2e_support import (LAB_OUTPUT, block_network, cursor_pixels, focus_slider, open_and_run, wait_for_change,
-                         wait_for_ink, wait_for_kernel_idle)
+from e2e_support import (
+    LAB_OUTPUT,
+    block_network,
+    cursor_pixels,
+    focus_slider,
+    open_and_run,
+    wait_for_change,
+    wait_for_ink,
+    wait_for_kernel_idle,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -4,8 +4,7 @@ co-cluster marks its units' rows on the Explorer's heatmap."""
 import time
 
 import pytest
-
-from e2e_support import kernel_execute, kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e
 
