@@ -11,7 +11,7 @@ import pytest
 
 from rnnwidgets import LayerTrace, Trace, fileio
 from rnnwidgets import tracedata
-from rnnwidgets.dataset import npy_header
+from rnnwidgets.fileio import npy_header
 
 
 def small_trace(seed=0, units=3):
