@@ -123,19 +123,16 @@ def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -
                 for a, b in ranges]
     import dask
 
-    lazy = _dask_array(values)
-    lazy_extra = _dask_array(extra) if extra is not None else None
-    tasks = [dask.delayed(fn)(lazy[a:b], a, b, *([lazy_extra[a:b]] if extra is not None else []), within(a, b), *args)
+    read = dask.delayed(_rows, pure=True)
+    tasks = [dask.delayed(fn)(read(values, a, b), a, b, *([read(extra, a, b)] if extra is not None else []),
+                              within(a, b), *args)
              for a, b in ranges]
     return list(dask.compute(*tasks))
 
 
-def _dask_array(array):
-    import dask.array as da
-
-    if type(array).__module__.startswith("zarr"):
-        return da.from_zarr(array)
-    return da.from_array(array, chunks=(_block_steps(array) if array.ndim == 2 else CHUNK_STEPS,) + array.shape[1:])
+def _rows(array, a: int, b: int) -> np.ndarray:
+    """Steps [a, b) of an array (a store's chunks read then), as numpy."""
+    return np.asarray(array[a:b])
 
 
 def _chunks(offsets: np.ndarray, steps: Optional[int] = None):
