@@ -21,9 +21,8 @@ first step of a sequence compares with 0, the default initial state).
 
 Arrays in memory are scanned with numpy, block by block. Arrays in a store (zarr, from
 ``rw.trace_dataset(path=...)`` or ``DatasetTrace.load``) are scanned as dask computations, one
-task per block of whole sequences, so no more than a few blocks are in memory at once; with a
-``dask.distributed`` ``Client`` they run on its workers. Both run the same code on each block:
-their results are equal.
+task per block of whole sequences on dask's default scheduler, so no more than a few blocks
+are in memory at once. Both run the same code on each block: their results are equal.
 """
 from __future__ import annotations
 
@@ -76,10 +75,11 @@ def match_runs(values, offsets: np.ndarray, units, threshold: float, min_on: Opt
     need = len(units) if min_on is None else int(min_on)
     if not 1 <= need <= len(units):
         raise ValueError(f"min_on: expected 1 <= min_on <= {len(units)} (the selected units), got {min_on}")
-    parts = _per_block(_match_block, values, offsets, _block_steps(values), units, threshold, need)
-    empty = np.zeros(0, dtype=np.int64)
-    return tuple(np.concatenate(out).astype(np.int64) if out else empty
-                 for out in zip(*[part for part in parts if part is not None]))
+    parts = [part for part in _per_block(_match_block, values, offsets, _block_steps(values), units, threshold, need)
+             if part is not None]
+    if not parts:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
+    return tuple(np.concatenate(out).astype(np.int64) for out in zip(*parts))
 
 
 def _match_block(chunk: np.ndarray, a: int, b: int, offsets: np.ndarray, units, threshold: float, need: int):
@@ -110,8 +110,8 @@ def _block_steps(values) -> int:
 
 def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -> list:
     """``fn(block, a, b, offsets within [a, b], *args)`` for each block [a, b) of whole sequences,
-    in order: a numpy loop over arrays in memory, else one dask task per block (on the workers of
-    a ``dask.distributed`` Client when there is one). ``extra``: a (total_steps,) array whose
+    in order: a numpy loop over arrays in memory, else one dask task per block, each reading its
+    block of the store. ``extra``: a (total_steps,) array whose
     block is passed after ``b`` too."""
     ranges = list(_chunks(offsets, steps))
 

@@ -219,6 +219,8 @@ def test_a_store_is_scanned_with_dask_a_block_at_a_time_equal_to_numpy(stored, m
             np.testing.assert_array_equal(a, b)
         assert matches(store, units, threshold, length=3).equals(matches(memory, units, threshold, length=3))
         computed.clear()
+    for ds in (memory, store):   # no match at all: empty arrays
+        assert [len(a) for a in match_runs(ds.values(), ds.offsets, [0], 2.0)] == [0, 0, 0, 0]
     a, b = unit_stats(memory), unit_stats(store)
     assert computed
     np.testing.assert_array_equal(a.counts, b.counts)
