@@ -3,20 +3,21 @@ sequence's steps end to end.
 
 A ``DatasetTrace`` holds, per layer and quantity, one float32 array (total_steps, units): the
 valid steps of every sequence concatenated in order, with ``offsets`` saying where each sequence
-starts. Up to ``max_memory`` bytes stay in RAM; past that every array goes to a ``.npy`` file on
-disk written as the batches arrive and opened memory-mapped, so 10 million steps x 512 units
-never need to fit in memory. Tokens are stored as int32 ids into ``vocab``.
+starts. Up to ``max_memory`` bytes stay in RAM; past that every array goes to a zarr (v3) store,
+chunked along steps and appended as the batches arrive, so 10 million steps x 512 units never
+need to fit in memory. Tokens are stored as int32 ids into ``vocab``.
 
-Saved as a folder: ``dataset.json`` (layers, vocab, format) and one ``.npy`` per array; reopened
-memory-mapped with ``DatasetTrace.load``.
+Saved as a zarr group (a local folder, or any fsspec URL such as ``s3://bucket/ds``): one array
+per quantity plus ``offsets`` and ``token_ids``, the layers and vocabulary in the group's
+attributes; ``DatasetTrace.load`` reopens it lazily (chunks are read when sliced).
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
+import secrets
 import shutil
-import struct
 import tempfile
 import weakref
 from pathlib import Path
@@ -24,62 +25,102 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .fileio import WriterLock, atomic_write, building_folder, check_npy_file, swap_in, write_text
+from .fileio import WriterLock, building_folder, swap_in
 from .kinds import KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
-FORMAT_VERSION = 1
-HEADER = "dataset.json"
-NPY_HEADER_BYTES = 128  # room kept at the front of a growing .npy file for its header
+FORMAT_VERSION = 2
+FORMAT_KEY = "rnnwidgets_dataset"  # the group attribute holding the format version
+LEGACY_HEADER = "dataset.json"  # format 1: .npy files and this header
 DEFAULT_MAX_MEMORY = 1 << 30
+CHUNK_BYTES = 16 << 20  # one chunk of a (steps, units) array: a few steps' worth of every unit
+ARRAY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-def npy_header(shape: tuple, dtype: str = "<f4") -> bytes:
-    """A .npy (format 1.0) header of exactly NPY_HEADER_BYTES, written once the row count is known."""
-    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (dtype, tuple(int(n) for n in shape))
-    body = NPY_HEADER_BYTES - 10
-    if len(text) + 1 > body:
-        raise ValueError(f"shape {shape} does not fit a {NPY_HEADER_BYTES}-byte .npy header")
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + (text.ljust(body - 1) + "\n").encode("latin1")
+def chunk_rows(units: int, itemsize: int = 4) -> int:
+    """Steps per chunk of a (steps, units) array of about CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (max(units, 1) * itemsize))
+
+
+def _is_url(path) -> bool:
+    return isinstance(path, str) and "://" in path
+
+
+def _open_group(where, mode: str):
+    import zarr
+
+    return zarr.open_group(where if _is_url(where) else str(where), mode=mode, zarr_format=3)
+
+
+def _compressors(compression):
+    """zarr's ``compressors`` for ``compression``: None/False (off: fastest), True (zstd), a codec
+    name ("zstd", "gzip", "blosc"), or a zarr codec."""
+    if compression is None or compression is False:
+        return None
+    from zarr import codecs
+
+    if compression is True or compression == "zstd":
+        return codecs.ZstdCodec(level=3)
+    if compression == "gzip":
+        return codecs.GzipCodec()
+    if compression == "blosc":
+        return codecs.BloscCodec()
+    if isinstance(compression, str):
+        raise ValueError(f"compression: expected None, True, 'zstd', 'gzip', 'blosc' or a zarr codec, got {compression!r}")
+    return compression
 
 
 class _Column:
-    """One growing (steps, units) array: chunks in memory until spilled, then appended to a .npy file."""
+    """One growing (steps, units) array: chunks in memory until spilled, then appended to a zarr
+    array a whole chunk at a time (a partly filled chunk waits in memory until it is full)."""
 
     def __init__(self, units: int, dtype: str = "<f4"):
         self.units, self.dtype = units, np.dtype(dtype)
-        self.chunks: list = []
+        self.chunks: list = []  # rows not written yet
+        self.held = 0  # their count
         self.rows = 0
-        self.file = None
-        self.path: Optional[Path] = None
+        self.array = None
+        self.step = chunk_rows(units, self.dtype.itemsize)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.rows, self.units) if self.units else (self.rows,)
 
     def append(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         self.rows += rows.shape[0]
-        if self.file is not None:
-            self.file.write(rows.tobytes())
-        else:
-            self.chunks.append(rows)
+        self.held += rows.shape[0]
+        self.chunks.append(rows)
+        if self.array is not None and self.held >= self.step:
+            self._flush(whole_chunks_only=True)
 
-    def spill(self, path: Path) -> None:
-        """From now on rows go to ``path``; the ones held so far are written there first."""
-        self.path = path
-        self.file = open(path, "wb")
-        self.file.write(b"\0" * NPY_HEADER_BYTES)
-        for chunk in self.chunks:
-            self.file.write(chunk.tobytes())
-        self.chunks = []
+    def spill(self, group, name: str, compression) -> None:
+        """From now on rows go to array ``name`` of ``group``; the ones held so far are written first."""
+        shape = (0, self.units) if self.units else (0,)
+        chunks = (self.step, self.units) if self.units else (self.step,)
+        self.array = group.create_array(name, shape=shape, chunks=chunks, dtype=self.dtype,
+                                        compressors=_compressors(compression), fill_value=0)
+        self._flush(whole_chunks_only=True)
 
-    def finish(self) -> np.ndarray:
-        shape = (self.rows, self.units) if self.units else (self.rows,)
-        if self.file is None:
+    def _flush(self, whole_chunks_only: bool) -> None:
+        if not self.chunks:
+            return
+        pending = np.concatenate(self.chunks)
+        written = self.rows - self.held
+        n = (len(pending) // self.step) * self.step if whole_chunks_only else len(pending)
+        if n:
+            self.array.resize((written + n, *self.array.shape[1:]))
+            self.array[written:written + n] = pending[:n]
+        self.chunks = [pending[n:]] if n < len(pending) else []
+        self.held = len(pending) - n
+
+    def finish(self):
+        if self.array is None:
             if not self.chunks:
-                return np.zeros(shape, self.dtype)
-            return np.concatenate(self.chunks).reshape(shape)
-        self.file.seek(0)
-        self.file.write(npy_header(shape, self.dtype.str))
-        self.file.close()
-        return _map(self.path)
+                return np.zeros(self.shape, self.dtype)
+            return np.concatenate(self.chunks).reshape(self.shape)
+        self._flush(whole_chunks_only=False)
+        return self.array
 
 
 class DatasetTrace:
@@ -88,26 +129,28 @@ class DatasetTrace:
     ``layers``: layer name -> {quantity name ("h", "c", gate names) -> array}; ``kinds``: layer
     name -> kind ("lstm", ...); ``offsets``: int64 (sequences + 1,), sequence i is steps
     ``offsets[i]:offsets[i + 1]``; ``token_ids``: int32 (total_steps,) into ``vocab`` or None.
-    Arrays are numpy arrays or read-only memory maps (``on_disk``).
+    Arrays are numpy arrays, or zarr arrays read a chunk at a time (``on_disk``; ``folder`` is
+    their store: a local path or an fsspec URL).
     """
 
     def __init__(self, layers: dict, kinds: dict, offsets, token_ids=None, vocab: Optional[list] = None,
-                 folder: Optional[Path] = None):
+                 folder=None, generation: Optional[str] = None):
         self.layers, self.kinds = layers, kinds
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.token_ids, self.vocab = token_ids, vocab
-        self.folder = folder  # where the arrays live on disk, or None when they are in memory
+        self.folder = folder  # where the arrays live (a Path or an fsspec URL), or None when in memory
+        self.generation = generation  # the store's own id: a store written over since has another
         if not layers:
             raise ValueError("a DatasetTrace needs at least one layer")
         if self.offsets.ndim != 1 or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
             raise ValueError("offsets: expected a non-decreasing int array starting at 0")
         for name, quantities in layers.items():
             for key, array in quantities.items():
-                if array.ndim != 2 or array.shape[0] != self.steps:
+                if len(array.shape) != 2 or array.shape[0] != self.steps:
                     raise ValueError(f"{name}[{key!r}]: expected ({self.steps}, units), got shape {array.shape}")
         if (token_ids is None) != (vocab is None):
             raise ValueError("token_ids and vocab go together: give both or neither")
-        if token_ids is not None and token_ids.shape != (self.steps,):
+        if token_ids is not None and tuple(token_ids.shape) != (self.steps,):
             raise ValueError(f"token_ids: expected shape ({self.steps},), got {token_ids.shape}")
 
     # ---- shape ----------------------------------------------------------------------------
@@ -139,6 +182,7 @@ class DatasetTrace:
             raise ValueError(f"layer: expected one of {list(self.layers)}, got {layer!r}")
         if quantity not in self.layers[layer]:
             raise ValueError(f"quantity: expected one of {list(self.layers[layer])} for {layer}, got {quantity!r}")
+        self.check_current()
         return self.layers[layer][quantity]
 
     def __repr__(self):
@@ -171,6 +215,7 @@ class DatasetTrace:
         and zeros unless ``rw.trace`` was given a hidden)."""
         self._check_sequence(i)
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        self.check_current()
         layers = {}
         for name, quantities in self.layers.items():
             states = {k: np.asarray(v[a:b])[None] for k, v in quantities.items() if k in ("h", "c")}
@@ -184,100 +229,146 @@ class DatasetTrace:
             raise IndexError(f"sequence: expected 0 <= sequence < {self.sequences}, got {i}")
 
     # ---- saving -----------------------------------------------------------------------------
-    def save(self, path) -> Path:
-        """Write the dataset trace to folder ``path`` (one .npy per array); reopen with ``load``.
+    def check_current(self) -> None:
+        """A clear error when this DatasetTrace's store was written over or removed since it was
+        opened (its chunks would be another dataset's): reopen it then."""
+        if self.folder is None or self.generation is None:
+            return
+        try:
+            now = _open_group(self.folder, "r").attrs.get("generation")
+        except Exception:  # removed, or unreadable: not the store this trace opened
+            now = None
+        if now != self.generation:
+            raise RuntimeError(f"{self.folder} was replaced or removed since this DatasetTrace opened it; "
+                               f"reopen it with rw.DatasetTrace.load({str(self.folder)!r})")
 
-        A folder holding a previous dataset trace is replaced once the new one is complete (a
-        DatasetTrace still open on it keeps reading its own arrays); a folder holding anything
-        else is refused. Saved into its own folder, only the header and the arrays not yet there
-        are written, each array under a name no other file has."""
+    def save(self, path, *, compression=None):
+        """Write the dataset trace as a zarr group at ``path`` (a folder, or an fsspec URL); reopen
+        with ``load``. ``compression``: None (off, fastest), True or "zstd", "gzip", "blosc", or a
+        zarr codec.
+
+        At a local path, a folder holding a previous dataset trace is replaced once the new one is
+        complete; a folder holding anything else is refused. At a URL the previous dataset trace
+        is removed first (object stores have no rename). Saved into its own store, only the
+        attributes and the arrays not yet there are written, each under a name no other array has."""
+        if self.folder is not None:
+            self.check_current()
+        if _is_url(path):
+            if self.folder is not None and str(self.folder) == path:
+                self._write_store(_open_group(path, "r+"), compression)
+                return path
+            _clear_url(path, "DatasetTrace.save", overwrite=True)
+            self._write_store(_open_group(path, "w"), compression, generation=secrets.token_hex(8))
+            return path
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with WriterLock(path, "DatasetTrace.save"):
-            if self.folder is not None and path.is_dir() and path.resolve() == Path(self.folder).resolve():
-                self._write_folder(path)
+            if self.folder is not None and not _is_url(self.folder) and path.is_dir() \
+                    and path.resolve() == Path(self.folder).resolve():
+                self._write_store(_open_group(path, "r+"), compression)
                 return path
             _check_free(path, "DatasetTrace.save", overwrite=True)
             built = building_folder(path)
             try:
-                self._write_folder(built)
+                self._write_store(_open_group(built, "w"), compression, generation=secrets.token_hex(8))
                 swap_in(built, path)
             except BaseException:
                 shutil.rmtree(built, ignore_errors=True)
                 raise
         return path
 
-    def _write_folder(self, folder: Path) -> None:
-        """Every array into ``folder``, then the header that names them. Arrays already in
-        ``folder`` (memory-mapped from it) stay where they are; the others go to names no file
-        there has, so no array is ever written over another. Files the previous header named and
-        this one does not are removed last."""
-        previous = _named_files(folder)
-        taken = {p.name for p in folder.iterdir()}
+    def _write_store(self, group, compression, generation: Optional[str] = None) -> None:
+        """Every array into ``group``, then the attributes that name them. Arrays already in the
+        group's store stay where they are; the others go to names no array there has, so no array
+        is ever written over another. Arrays the previous attributes named and these do not are
+        removed last. ``generation``: a new store's id (None: this trace's own store, kept)."""
+        previous = _named_arrays(group.attrs.asdict())
+        taken = set(group.array_keys())
         layers = []
         for i, (name, quantities) in enumerate(self.layers.items()):
-            files = {key: _place(folder, array, f"l{i}_q{j}", taken) for j, (key, array) in enumerate(quantities.items())}
-            layers.append({"name": name, "kind": self.kinds[name], "files": files})
-        header = {"format": FORMAT_VERSION, "layers": layers, "vocab": self.vocab,
-                  "offsets": _place(folder, self.offsets, "offsets", taken),
-                  "token_ids": None if self.token_ids is None else _place(folder, self.token_ids, "token_ids", taken)}
-        write_text(folder / HEADER, json.dumps(header))
-        for stale in previous - _named_files(folder):
-            with contextlib.suppress(FileNotFoundError):
-                (folder / stale).unlink()
+            arrays = {key: _place(group, array, f"l{i}_q{j}", taken, compression)
+                      for j, (key, array) in enumerate(quantities.items())}
+            layers.append({"name": name, "kind": self.kinds[name], "arrays": arrays})
+        offsets = _place(group, self.offsets, "offsets", taken, None)
+        token_ids = None if self.token_ids is None else _place(group, self.token_ids, "token_ids", taken, compression)
+        header = {FORMAT_KEY: FORMAT_VERSION, "generation": generation or self.generation,
+                  "layers": layers, "vocab": self.vocab, "offsets": offsets, "token_ids": token_ids}
+        group.attrs.put(header)
+        for stale in previous - _named_arrays(header):
+            with contextlib.suppress(KeyError, FileNotFoundError):
+                del group[stale]
 
     @classmethod
     def load(cls, path) -> "DatasetTrace":
-        """Reopen a saved dataset trace, its arrays memory-mapped (read-only).
+        """Reopen a saved dataset trace (a folder or an fsspec URL), lazily: its arrays are zarr
+        arrays whose chunks are read when sliced.
 
-        A folder that is broken, inconsistent or hostile gives a ValueError naming the file and what
-        is wrong: every array file is a plain file in the folder (never a path elsewhere, never a
-        link), and its header and size are checked before it is mapped."""
-        path = Path(path)
-        header_file = path / HEADER
-        if not header_file.is_file():
-            raise FileNotFoundError(f"{path}: not a saved rnnwidgets dataset trace (no {HEADER})")
-        header = _read_dataset_header(header_file)
-        offsets_file = _array_file(path, header.get("offsets", "offsets.npy"), "offsets")
-        check_npy_file(offsets_file, "iu", 1, "where each sequence starts")
-        offsets = np.load(offsets_file)
+        A store that is broken, inconsistent or hostile gives a ValueError naming it and what is
+        wrong: every array is one of the group's own (a plain name, never a path elsewhere), a
+        local folder holds no links, and shapes, dtypes and token ids are checked before use. A
+        folder of the earlier .npy format says how to re-create it."""
+        where = path if _is_url(path) else Path(path)
+        if not _is_url(path):
+            if (where / LEGACY_HEADER).is_file():
+                raise ValueError(f"{where}: a dataset trace of an earlier rnnwidgets format (.npy files), which this "
+                                 f"version no longer reads; re-create it with rw.trace_dataset(model, batches, "
+                                 f"path={str(where)!r}, overwrite=True)")
+            if not (where / "zarr.json").is_file():
+                raise FileNotFoundError(f"{where}: not a saved rnnwidgets dataset trace (no zarr.json)")
+            _refuse_links(where)
+        try:
+            group = _open_group(where, "r")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{where}: not a saved rnnwidgets dataset trace (no zarr group)") from None
+        except Exception as e:  # zarr's own errors for a malformed zarr.json
+            raise ValueError(f"{where}: not a readable zarr group ({type(e).__name__}: {e})") from None
+        header = _read_header(group.attrs.asdict(), where)
+        names = set(group.array_keys())
+
+        def array(name, kinds: str, ndim: int, what: str):
+            if not isinstance(name, str) or not ARRAY_NAME.match(name) or name not in names:
+                raise ValueError(f"{where}: {what} should be the name of an array in the group, got {name!r}")
+            found = group[name]
+            if found.dtype.kind not in kinds or found.ndim != ndim:
+                wanted = {"f": "floats", "iu": "integers"}[kinds]
+                raise ValueError(f"{where}: array {name!r} ({what}): expected a {ndim}-d array of {wanted}, "
+                                 f"got shape {found.shape} of {found.dtype}")
+            return found
+
+        offsets = np.asarray(array(header["offsets"], "iu", 1, "offsets")[:])
         if offsets.size == 0:
-            raise ValueError(f"{offsets_file}: expected at least one offset (0), got none")
+            raise ValueError(f"{where}: offsets: expected at least one offset (0), got none")
         steps = int(offsets[-1])
 
-        def mapped(name, kinds: str, ndim: int, what: str) -> np.ndarray:
-            file = _array_file(path, name, what)
-            shape = check_npy_file(file, kinds, ndim, what)
-            if shape[0] != steps:
-                raise ValueError(f"{file} ({what}): {shape[0]} steps where the offsets end at {steps}")
-            return _map(file)
+        def stepped(name, kinds, ndim, what):
+            found = array(name, kinds, ndim, what)
+            if found.shape[0] != steps:
+                raise ValueError(f"{where}: array {name!r} ({what}): {found.shape[0]} steps where the offsets "
+                                 f"end at {steps}")
+            return found
 
-        layers = {entry["name"]: {key: mapped(f, "f", 2, f"{entry['name']}[{key!r}]") for key, f in entry["files"].items()}
+        layers = {entry["name"]: {key: stepped(a, "f", 2, f"{entry['name']}[{key!r}]") for key, a in entry["arrays"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
         token_ids = None
         if header["vocab"] is not None:
-            token_ids = mapped(header.get("token_ids", "token_ids.npy"), "iu", 1, "token ids")
-            if token_ids.size and not (0 <= int(token_ids.min()) and int(token_ids.max()) < len(header["vocab"])):
-                raise ValueError(f"{path}: token ids outside the vocabulary of {len(header['vocab'])} tokens")
+            token_ids = stepped(header["token_ids"], "iu", 1, "token ids")
+            _check_token_ids(token_ids, len(header["vocab"]), where)
         try:
-            return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=path)
+            return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=where,
+                       generation=header["generation"])
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
+            raise ValueError(f"{where}: {e}") from e
 
 
-def _read_dataset_header(file: Path) -> dict:
-    """A dataset trace's ``dataset.json``, its fields of the types ``save`` writes, or a clear error."""
-    try:
-        header = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ValueError(f"{file}: not JSON text ({type(e).__name__})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{file}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
+def _read_header(header: dict, where) -> dict:
+    """A dataset trace's group attributes, of the types ``save`` writes, or a clear error."""
+    if header.get(FORMAT_KEY) != FORMAT_VERSION:
+        raise ValueError(f"{where}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
 
     def expect(ok: bool, field: str, wanted: str):
         if not ok:
-            raise ValueError(f"{file}: {field} should be {wanted}")
+            raise ValueError(f"{where}: {field} should be {wanted}")
 
     layers = header.get("layers")
     expect(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
@@ -285,75 +376,84 @@ def _read_dataset_header(file: Path) -> dict:
         expect(isinstance(entry, dict) and isinstance(entry.get("name"), str), f"layers[{i}]",
                "an object with a string name")
         expect(entry.get("kind") in KINDS, f"layers[{i}].kind", f"one of {KINDS}")
-        files = entry.get("files")
-        expect(isinstance(files, dict) and all(isinstance(f, str) for f in files.values()), f"layers[{i}].files",
-               "an object of file names")
+        arrays = entry.get("arrays")
+        expect(isinstance(arrays, dict) and all(isinstance(a, str) for a in arrays.values()), f"layers[{i}].arrays",
+               "an object of array names")
     vocab = header.get("vocab")
     expect(vocab is None or (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab)), "vocab",
            "null or a list of strings")
-    for key in ("offsets", "token_ids"):
-        expect(isinstance(header.get(key, ""), str) or (key == "token_ids" and header[key] is None), key, "a file name")
+    expect(isinstance(header.get("offsets"), str), "offsets", "an array name")
+    expect(vocab is None or isinstance(header.get("token_ids"), str), "token_ids", "an array name")
+    expect(isinstance(header.get("generation"), str), "generation", "a string")
     return header
 
 
-def _array_file(folder: Path, name: str, what: str) -> Path:
-    """The file ``name`` in ``folder``: a plain name of a .npy file there, never a path elsewhere."""
-    if not isinstance(name, str) or Path(name).name != name or name in (".", "..") or not name.endswith(".npy"):
-        raise ValueError(f"{folder / HEADER}: {what} should be the name of a .npy file in the folder, got {name!r}")
-    return folder / name
+def _check_token_ids(token_ids, vocab: int, where) -> None:
+    """Every token id indexes the vocabulary: checked a chunk at a time, never read whole."""
+    step = token_ids.chunks[0]
+    for a in range(0, token_ids.shape[0], step):
+        ids = np.asarray(token_ids[a:a + step])
+        if ids.size and not (0 <= int(ids.min()) and int(ids.max()) < vocab):
+            raise ValueError(f"{where}: token ids outside the vocabulary of {vocab} tokens")
 
 
-def _map(file: Path) -> np.memmap:
-    """A read-only memory map of a .npy file, remembering which file it maps (its device and inode)."""
-    array = np.load(file, mmap_mode="r")
-    array.file_id = _file_id(file)
-    return array
+def _refuse_links(folder: Path) -> None:
+    """A local store is a tree of plain files and folders: a link could point anywhere."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            if os.path.islink(os.path.join(root, name)):
+                raise ValueError(f"{folder}: {os.path.relpath(os.path.join(root, name), folder)}: expected a plain "
+                                 f"file or folder (it is a link)")
 
 
-def _file_id(file) -> Optional[tuple]:
+def _named_arrays(header: dict) -> set:
+    """The arrays a dataset header names (none when it is not one)."""
     try:
-        st = os.stat(file)
-    except OSError:
+        names = {a for entry in header["layers"] for a in entry["arrays"].values()}
+        names |= {header.get("offsets"), header.get("token_ids")}
+        return {n for n in names if isinstance(n, str)}
+    except (KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _in_store(array, group) -> Optional[str]:
+    """The name of ``array`` in ``group`` when it is one of that group's own arrays, else None."""
+    store_path = getattr(array, "store_path", None)
+    if store_path is None or store_path.store != group.store:
         return None
-    return st.st_dev, st.st_ino
+    name = array.path.rsplit("/", 1)[-1]
+    return name if name in group.array_keys() else None
 
 
-def _mapped_file(array) -> Optional[Path]:
-    """The file ``array`` maps while it is still the file at that path (not replaced since), else None."""
-    source, file_id = getattr(array, "filename", None), getattr(array, "file_id", None)
-    if source is None or file_id is None or _file_id(source) != file_id:
-        return None
-    return Path(source)
-
-
-def _place(folder: Path, array: np.ndarray, stem: str, taken: set) -> str:
-    """The name of ``array``'s .npy file in ``folder``: its own when it is memory-mapped from there,
-    else a new one (``stem``.npy, or with a number when that is taken), written whole."""
-    source = _mapped_file(array)
-    if source is not None and source.parent.resolve() == folder.resolve():
-        return source.name  # already there: written as the trace was made, or loaded from here
-    name, k = f"{stem}.npy", 1
+def _place(group, array, stem: str, taken: set, compression) -> str:
+    """The name of ``array`` in ``group``: its own when it is already there, else a new one
+    (``stem``, or with a number when that is taken), copied a chunk at a time."""
+    own = _in_store(array, group)
+    if own is not None:
+        return own
+    name, k = stem, 1
     while name in taken:
-        name, k = f"{stem}_{k}.npy", k + 1
+        name, k = f"{stem}_{k}", k + 1
     taken.add(name)
-    with atomic_write(folder / name) as f:
-        if source is not None:  # a memory map of a file still there: copy the file, never load it
-            with open(source, "rb") as src:
-                shutil.copyfileobj(src, f, 1 << 24)
-        else:  # in memory, or mapped from a file since replaced: written through the mapping
-            np.save(f, array)
+    units = array.shape[1:]
+    step = chunk_rows(int(np.prod(units)) if units else 1, array.dtype.itemsize)
+    target = group.create_array(name, shape=array.shape, chunks=(step, *units), dtype=array.dtype,
+                                compressors=_compressors(compression), fill_value=0)
+    for a in range(0, array.shape[0], step):
+        target[a:a + step] = np.asarray(array[a:a + step])
     return name
 
 
-def _named_files(folder: Path) -> set:
-    """The files a dataset header in ``folder`` names (none when there is no readable header)."""
+def _is_dataset_store(folder: Path) -> bool:
+    """A folder holding a dataset trace: this format's group or the earlier format's header."""
+    if (folder / LEGACY_HEADER).is_file():
+        return True
     try:
-        header = json.loads((folder / HEADER).read_text(encoding="utf-8"))
-        names = {f for entry in header["layers"] for f in entry["files"].values()}
-        names |= {header.get("offsets", "offsets.npy"), header.get("token_ids") or "token_ids.npy"}
-        return {n for n in names if isinstance(n, str)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        import json
+
+        return FORMAT_KEY in json.loads((folder / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_free(target: Path, who: str, overwrite: bool) -> None:
@@ -365,12 +465,30 @@ def _check_free(target: Path, who: str, overwrite: bool) -> None:
         raise FileExistsError(f"{who}: {target} exists and is not a folder; choose a new or empty folder")
     if not any(target.iterdir()):
         return
-    if not (target / HEADER).is_file():
-        raise FileExistsError(f"{who}: {target} holds files and no dataset trace ({HEADER}); "
-                              f"choose a new or empty folder")
+    if not _is_dataset_store(target):
+        raise FileExistsError(f"{who}: {target} holds files and no dataset trace; choose a new or empty folder")
     if not overwrite:
         raise FileExistsError(f"{who}: {target} already holds a dataset trace; pass overwrite=True to replace it "
                               f"(once the new one is complete), or choose another path")
+
+
+def _clear_url(url: str, who: str, overwrite: bool) -> None:
+    """``_check_free`` at an fsspec URL; a previous dataset trace there is removed (with ``overwrite``)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.exists(root) or not fs.ls(root):
+        return
+    try:
+        attrs = _open_group(url, "r").attrs.asdict()
+    except Exception:
+        attrs = {}
+    if FORMAT_KEY not in attrs:
+        raise FileExistsError(f"{who}: {url} holds files and no dataset trace; choose a new or empty location")
+    if not overwrite:
+        raise FileExistsError(f"{who}: {url} already holds a dataset trace; pass overwrite=True to replace it, "
+                              f"or choose another location")
+    fs.rm(root, recursive=True)
 
 
 # ---- tracing a dataset --------------------------------------------------------------------------
@@ -392,7 +510,8 @@ def _quantities(lt: LayerTrace, wanted) -> dict:
 
 def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps: Optional[int] = None,
                   quantities: Union[Sequence[str], str] = ("h", "c"), path=None, overwrite: bool = False,
-                  max_memory: int = DEFAULT_MAX_MEMORY, progress: bool = True, **trace_kwargs) -> DatasetTrace:
+                  max_memory: int = DEFAULT_MAX_MEMORY, compression=None, progress: bool = True,
+                  **trace_kwargs) -> DatasetTrace:
     """Trace every sequence of a dataset with ``rw.trace``, batch by batch, into one DatasetTrace.
 
     ``batches``: an iterable of model inputs, or of ``(inputs, targets, ...)`` tuples (a DataLoader).
@@ -400,22 +519,30 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     ``lambda ids: [list(decode(row)) for row in ids]``), or one list of strings per sequence in
     order, or None. ``max_steps``: stop once this many steps are traced (the last sequence cut).
     ``quantities``: which of each layer's states and gates to keep ("all" for every one).
-    ``path``: a new or empty folder to write the arrays to as they come (memory-mapped). They are
-    written to a folder beside it, which takes its place once complete; a folder already holding
-    a dataset trace is refused unless ``overwrite=True``, and is replaced only then. One process
-    at a time writes a path: another gets a clear error. Without ``path`` the arrays stay in
-    memory until they pass ``max_memory`` bytes, then move to a temporary folder (removed when
-    the DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
+    ``path``: a new or empty folder, or an fsspec URL (``"s3://bucket/ds"``), to write the arrays
+    to as they come: a zarr group, chunked along steps, reopened lazily. A local folder is built
+    beside it and takes its place once complete; a folder already holding a dataset trace is
+    refused unless ``overwrite=True``, and is replaced only then. One process at a time writes a
+    path: another gets a clear error. (At a URL, ``overwrite=True`` removes the previous dataset
+    trace first: object stores have no rename.) ``compression``: None (off, fastest), True or
+    "zstd", "gzip", "blosc", or a zarr codec. Without ``path`` the arrays stay in memory until
+    they pass ``max_memory`` bytes, then move to a temporary folder (removed when the
+    DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
     """
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps or None, got {max_steps}")
     if tokens is not None and not callable(tokens) and not isinstance(tokens, (list, tuple)):
         raise TypeError(f"tokens: expected a function of a batch's inputs, a list of token lists, or None; "
                         f"got {type(tokens).__name__}")
+    _compressors(compression)  # a bad value fails before any tracing
     run = dict(tokens=tokens, max_steps=max_steps, quantities=quantities, max_memory=max_memory,
-               progress=progress, trace_kwargs=trace_kwargs)
+               compression=compression, progress=progress, trace_kwargs=trace_kwargs)
     if path is None:
         return _trace_batches(model, batches, folder=None, **run)
+    if _is_url(path):
+        _clear_url(path, "trace_dataset", overwrite)
+        _trace_batches(model, batches, folder=path, **run)
+        return DatasetTrace.load(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with WriterLock(target, "trace_dataset"):
@@ -431,8 +558,8 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
 
 
 def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optional[int], quantities,
-                   folder: Optional[Path], max_memory: int, progress: bool, trace_kwargs: dict) -> DatasetTrace:
-    """``trace_dataset``'s work: into ``folder`` (an empty one, its arrays written as they come),
+                   folder, max_memory: int, compression, progress: bool, trace_kwargs: dict) -> DatasetTrace:
+    """``trace_dataset``'s work: into ``folder`` (an empty one or a URL, its arrays written as they come),
     or in memory until ``max_memory``, then into a temporary folder."""
     from .capture import trace as capture_trace
 
@@ -443,6 +570,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     lengths: list = []  # steps kept of each sequence
     done = 0  # their sum
     spilled = False
+    group = None
     temporary = None
     bar = _ProgressBar(batches, max_steps, progress)
     try:
@@ -469,14 +597,12 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
             if not spilled and (folder is not None or _held_bytes(columns) > max_memory):
                 if folder is None:
                     folder = temporary = Path(tempfile.mkdtemp(prefix="rnnwidgets-dataset-"))
-                _spill(columns, token_column, folder)
+                group = _open_group(folder, "w")
+                _spill(columns, token_column, group, compression)
                 spilled = True
             if max_steps is not None and done >= max_steps:
                 break
     except BaseException:
-        for column in [*columns.values(), token_column]:
-            if column is not None and column.file is not None:
-                column.file.close()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -490,9 +616,9 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     token_ids = token_column.finish() if token_column is not None else None
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
-                      folder=folder if spilled else None)
+                      folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None)
     if spilled:
-        ds.save(folder)  # the arrays are in place already: this writes the header and offsets
+        ds._write_store(group, compression)  # the arrays are in place already: this writes offsets and attributes
     if temporary is not None:
         weakref.finalize(ds, shutil.rmtree, temporary, True)
     return ds
@@ -502,16 +628,16 @@ def _held_bytes(columns: dict) -> int:
     return sum(column.rows * column.units * 4 for column in columns.values())
 
 
-def _spill(columns: dict, token_column: Optional[_Column], folder: Path) -> None:
-    """Move every column to its .npy file in ``folder`` (named as ``save`` names them)."""
+def _spill(columns: dict, token_column: Optional[_Column], group, compression) -> None:
+    """Move every column to its array in ``group`` (named as ``save`` names them)."""
     names = list(dict.fromkeys(name for name, _ in columns))
     per_layer: dict = {}
     for (name, key), column in columns.items():
         j = per_layer.setdefault(name, 0)
         per_layer[name] += 1
-        column.spill(folder / f"l{names.index(name)}_q{j}.npy")
+        column.spill(group, f"l{names.index(name)}_q{j}", compression)
     if token_column is not None:
-        token_column.spill(folder / "token_ids.npy")
+        token_column.spill(group, "token_ids", compression)
 
 
 def _listed_tokens(tokens: Optional[Sequence], first: int, tr: Trace):

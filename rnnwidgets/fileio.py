@@ -13,6 +13,7 @@ import math
 import os
 import secrets
 import shutil
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -182,6 +183,18 @@ _UNREADABLE = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, Ru
                SyntaxError, TypeError)
 
 
+NPY_HEADER_BYTES = 128
+
+
+def npy_header(shape: tuple, dtype: str = "<f4") -> bytes:
+    """A .npy (format 1.0) header of exactly NPY_HEADER_BYTES for an array of ``shape``."""
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (dtype, tuple(int(n) for n in shape))
+    body = NPY_HEADER_BYTES - 10
+    if len(text) + 1 > body:
+        raise ValueError(f"shape {shape} does not fit a {NPY_HEADER_BYTES}-byte .npy header")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + (text.ljust(body - 1) + "\n").encode("latin1")
+
+
 def read_npy_header(f, where: str) -> tuple:
     """(shape, dtype, offset of the data) from a .npy stream at its start, or a ValueError saying
     ``where`` is not a plain .npy array. Reads only the header (a few hundred bytes)."""
@@ -273,19 +286,3 @@ class NpzArchive:
         if array.shape != shape:  # the header read twice: a file changed as it was read
             raise ValueError(f"{self.path}: array {name!r} changed while it was read")
         return array
-
-
-def check_npy_file(path: Path, kinds: str, ndim: int, what: str) -> tuple:
-    """The shape of the .npy file ``path`` (a plain file, not a link), its dtype and dimensions
-    checked and its size matching its header (not truncated), before it is read or mapped."""
-    where = f"{path} ({what})"
-    if path.is_symlink() or not path.is_file():
-        raise ValueError(f"{where}: expected a plain file{' (it is a link)' if path.is_symlink() else ''}")
-    with open(path, "rb") as f:
-        shape, dtype, offset = read_npy_header(f, where)
-    _check_array(where, shape, dtype, kinds, ndim)
-    needed, size = offset + math.prod(shape) * dtype.itemsize, path.stat().st_size
-    if size != needed:
-        raise ValueError(f"{where}: {size} bytes where its shape {shape} of {dtype} needs {needed} "
-                         f"({'truncated' if size < needed else 'extra bytes'})")
-    return shape

@@ -18,6 +18,11 @@ their length is to the selection's, then by position.
 unit_stats: each unit's expected response to each token (RNNVis): its mean value at the steps
 where that token is the input, and its mean change (value minus the previous step's value; the
 first step of a sequence compares with 0, the default initial state).
+
+Arrays in memory are scanned with numpy, block by block. Arrays in a store (zarr, from
+``rw.trace_dataset(path=...)`` or ``DatasetTrace.load``) are scanned as dask computations, one
+task per block of whole sequences on dask's default scheduler, so no more than a few blocks
+are in memory at once. Both run the same code on each block: their results are equal.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ import numpy as np
 
 from .dataset import DatasetTrace
 
-CHUNK_STEPS = 1 << 20  # steps scanned at once: bounds the memory a memory-mapped dataset needs
+CHUNK_STEPS = 1 << 20  # steps scanned at once in memory
+BLOCK_BYTES = 64 << 20  # a dask task's block of a store: whole sequences of about this many bytes
 
 
 # ---- select ---------------------------------------------------------------------------------------
@@ -60,42 +66,82 @@ def _check_units(units, width: int) -> np.ndarray:
     return units
 
 
-def match_runs(values: np.ndarray, offsets: np.ndarray, units, threshold: float, min_on: Optional[int] = None):
+def match_runs(values, offsets: np.ndarray, units, threshold: float, min_on: Optional[int] = None):
     """The matches as arrays over the concatenated steps: (start, end, selected_on, extra_on),
-    runs in step order, ``end`` exclusive. ``values``: (total_steps, units); ``offsets``: sequence
-    starts plus the total. Vectorised over chunks of whole sequences."""
+    runs in step order, ``end`` exclusive. ``values``: (total_steps, units), numpy or a store's
+    array (scanned with dask); ``offsets``: sequence starts plus the total. Vectorised over
+    blocks of whole sequences."""
     units = _check_units(units, values.shape[1])
     need = len(units) if min_on is None else int(min_on)
     if not 1 <= need <= len(units):
         raise ValueError(f"min_on: expected 1 <= min_on <= {len(units)} (the selected units), got {min_on}")
-    outputs = [[], [], [], []]
-    for a, b in _chunks(offsets):
-        chunk = values[a:b]
-        count = np.count_nonzero(chunk[:, units] > threshold, axis=1)
-        hit = count >= need
-        # a run starts where the pattern is on and was off the step before or a sequence begins
-        first = np.zeros(b - a, dtype=bool)
-        first[offsets[(offsets >= a) & (offsets < b)] - a] = True
-        starts = np.flatnonzero(hit & (first | ~np.roll(hit, 1)))
-        last = np.zeros(b - a, dtype=bool)
-        last[offsets[(offsets > a) & (offsets <= b)] - a - 1] = True
-        ends = np.flatnonzero(hit & (last | ~np.roll(hit, -1))) + 1
-        if starts.size == 0:
-            continue
-        on = _on_over_runs(chunk, starts, ends, threshold)
-        selected_on = np.count_nonzero(on[:, units], axis=1)
-        for out, part in zip(outputs, (starts + a, ends + a, selected_on, on.sum(axis=1) - selected_on)):
-            out.append(part)
-    empty = np.zeros(0, dtype=np.int64)
-    return tuple(np.concatenate(out).astype(np.int64) if out else empty for out in outputs)
+    parts = [part for part in _per_block(_match_block, values, offsets, _block_steps(values), units, threshold, need)
+             if part is not None]
+    if not parts:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
+    return tuple(np.concatenate(out).astype(np.int64) for out in zip(*parts))
 
 
-def _chunks(offsets: np.ndarray):
-    """[a, b) ranges of whole sequences of about CHUNK_STEPS steps (a longer sequence alone)."""
+def _match_block(chunk: np.ndarray, a: int, b: int, offsets: np.ndarray, units, threshold: float, need: int):
+    """match_runs over steps [a, b) (whole sequences; ``chunk`` their values, ``offsets`` the ones
+    within [a, b]), or None without a run."""
+    count = np.count_nonzero(chunk[:, units] > threshold, axis=1)
+    hit = count >= need
+    # a run starts where the pattern is on and was off the step before or a sequence begins
+    first = np.zeros(b - a, dtype=bool)
+    first[offsets[(offsets >= a) & (offsets < b)] - a] = True
+    starts = np.flatnonzero(hit & (first | ~np.roll(hit, 1)))
+    last = np.zeros(b - a, dtype=bool)
+    last[offsets[(offsets > a) & (offsets <= b)] - a - 1] = True
+    ends = np.flatnonzero(hit & (last | ~np.roll(hit, -1))) + 1
+    if starts.size == 0:
+        return None
+    on = _on_over_runs(chunk, starts, ends, threshold)
+    selected_on = np.count_nonzero(on[:, units], axis=1)
+    return starts + a, ends + a, selected_on, on.sum(axis=1) - selected_on
+
+
+def _block_steps(values) -> int:
+    """Steps per block: CHUNK_STEPS in memory, about BLOCK_BYTES of a store's array."""
+    if isinstance(values, np.ndarray):
+        return CHUNK_STEPS
+    return max(1, min(CHUNK_STEPS, BLOCK_BYTES // (values.shape[1] * values.dtype.itemsize)))
+
+
+def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -> list:
+    """``fn(block, a, b, offsets within [a, b], *args)`` for each block [a, b) of whole sequences,
+    in order: a numpy loop over arrays in memory, else one dask task per block, each reading its
+    block of the store. ``extra``: a (total_steps,) array whose
+    block is passed after ``b`` too."""
+    ranges = list(_chunks(offsets, steps))
+
+    def within(a, b):
+        return offsets[(offsets >= a) & (offsets <= b)]
+
+    if isinstance(values, np.ndarray) and (extra is None or isinstance(extra, np.ndarray)):
+        return [fn(values[a:b], a, b, *([extra[a:b]] if extra is not None else []), within(a, b), *args)
+                for a, b in ranges]
+    import dask
+
+    read = dask.delayed(_rows, pure=True)
+    tasks = [dask.delayed(fn)(read(values, a, b), a, b, *([read(extra, a, b)] if extra is not None else []),
+                              within(a, b), *args)
+             for a, b in ranges]
+    return list(dask.compute(*tasks))
+
+
+def _rows(array, a: int, b: int) -> np.ndarray:
+    """Steps [a, b) of an array (a store's chunks read then), as numpy."""
+    return np.asarray(array[a:b])
+
+
+def _chunks(offsets: np.ndarray, steps: Optional[int] = None):
+    """[a, b) ranges of whole sequences of about ``steps`` (CHUNK_STEPS) steps (a longer sequence alone)."""
+    steps = CHUNK_STEPS if steps is None else steps
     a, i = 0, 0
     n = len(offsets) - 1
     while i < n:
-        j = max(i + 1, int(np.searchsorted(offsets, offsets[i] + CHUNK_STEPS, side="right")) - 1)
+        j = max(i + 1, int(np.searchsorted(offsets, offsets[i] + steps, side="right")) - 1)
         j = min(j, n)
         b = int(offsets[j])
         if b > a:
@@ -177,28 +223,37 @@ class UnitStats:
 
 def unit_stats(ds: DatasetTrace, layer: Optional[str] = None, quantity: str = "h") -> UnitStats:
     """Each unit's mean value and mean change in value at each token of the dataset trace."""
-    from scipy import sparse
-
     if ds.token_ids is None:
         raise ValueError("unit_stats: the dataset trace has no tokens; pass tokens= to rw.trace_dataset")
     values = ds.values(layer, quantity)
     vocab = len(ds.vocab)
     units = values.shape[1]
+    # float64 sums of a block: both paths add the same blocks in the same order (equal results)
+    steps = max(1, min(CHUNK_STEPS, BLOCK_BYTES // (units * 8)))
     sums = np.zeros((vocab, units), dtype=np.float64)
     change_sums = np.zeros((vocab, units), dtype=np.float64)
-    starts = ds.offsets[:-1]
-    for a, b in _chunks(ds.offsets):
-        chunk = np.asarray(values[a:b], dtype=np.float64)
-        previous = np.vstack([np.zeros((1, units)), chunk[:-1]])
-        previous[starts[(starts >= a) & (starts < b)] - a] = 0.0  # a sequence starts from the zero state
-        ids = np.asarray(ds.token_ids[a:b])
-        onehot = sparse.csr_matrix((np.ones(b - a), (ids, np.arange(b - a))), shape=(vocab, b - a))
-        sums += onehot @ chunk
-        change_sums += onehot @ (chunk - previous)
-    counts = np.bincount(np.asarray(ds.token_ids), minlength=vocab)
+    counts = np.zeros(vocab, dtype=np.int64)
+    for block_sums, block_changes, block_counts in _per_block(_unit_block, values, ds.offsets, steps, vocab,
+                                                              extra=ds.token_ids):
+        sums += block_sums
+        change_sums += block_changes
+        counts += block_counts
     per = np.maximum(counts, 1)[:, None]
     return UnitStats(list(ds.vocab), counts, (sums / per).T.astype(np.float32),
                      (change_sums / per).T.astype(np.float32))
+
+
+def _unit_block(chunk, a: int, b: int, ids, offsets: np.ndarray, vocab: int):
+    """unit_stats' sums over steps [a, b) (whole sequences): per token, the values, the changes
+    and the count."""
+    from scipy import sparse
+
+    chunk = np.asarray(chunk, dtype=np.float64)
+    previous = np.vstack([np.zeros((1, chunk.shape[1])), chunk[:-1]])
+    previous[offsets[offsets < b] - a] = 0.0  # a sequence starts from the zero state
+    ids = np.asarray(ids)
+    onehot = sparse.csr_matrix((np.ones(b - a), (ids, np.arange(b - a))), shape=(vocab, b - a))
+    return onehot @ chunk, onehot @ (chunk - previous), np.bincount(ids, minlength=vocab)
 
 
 @dataclass

@@ -9,7 +9,11 @@ from torch import nn
 
 import rnnwidgets as rw
 from rnnwidgets.data import brackets
-from rnnwidgets.dataset import DatasetTrace, npy_header
+import zarr
+
+from rnnwidgets import dataset
+from rnnwidgets.dataset import DatasetTrace
+from rnnwidgets.fileio import npy_header
 
 
 class CharLSTM(nn.Module):
@@ -68,7 +72,7 @@ def test_disk_backed_equals_in_memory_and_reopens(setup, tmp_path):
     on_disk = rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "direct", progress=False)
     spilled = rw.trace_dataset(model, batches, tokens=chars, max_memory=1000, progress=False)  # past 1 kB: disk
     assert on_disk.on_disk and spilled.on_disk
-    assert isinstance(on_disk.layers["lstm.l0"]["h"], np.memmap)
+    assert isinstance(on_disk.layers["lstm.l0"]["h"], zarr.Array)   # read a chunk at a time
     for other in (on_disk, spilled, DatasetTrace.load(tmp_path / "direct"),
                   DatasetTrace.load(memory.save(tmp_path / "saved")), DatasetTrace.load(spilled.save(tmp_path / "copy"))):
         assert_same(memory, other)
@@ -149,15 +153,15 @@ def test_an_interrupted_save_leaves_the_previous_dataset(setup, tmp_path, monkey
     first = rw.trace_dataset(model, batches[:1], tokens=chars, progress=False)
     first.save(tmp_path / "ds")
     second = rw.trace_dataset(model, batches, tokens=chars, progress=False)
-    save, calls = np.save, []
+    place, calls = dataset._place, []
 
-    def fails_on_the_third(f, array, *args, **kwargs):
+    def fails_on_the_third(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        save(f, array, *args, **kwargs)
+        return place(*args, **kwargs)
 
-    monkeypatch.setattr(np, "save", fails_on_the_third)
+    monkeypatch.setattr(dataset, "_place", fails_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         second.save(tmp_path / "ds")
     monkeypatch.undo()
@@ -201,31 +205,15 @@ def test_an_occupied_path_is_refused_unless_overwrite(setup, tmp_path):
     assert rw.trace_dataset(model, batches[:1], path=tmp_path / "empty", progress=False).sequences == 6
 
 
-def test_a_dataset_open_on_a_replaced_path_keeps_reading(setup, tmp_path):
-    import subprocess
-    import sys
-
-    # in a process of its own: reading a truncated memory map kills the process with SIGBUS
-    code = f"""
-import numpy as np, torch, rnnwidgets as rw
-from tests.test_dataset import CharLSTM
-from rnnwidgets.data import brackets
-torch.manual_seed(0)
-model = CharLSTM()
-a, _, _ = brackets.next_char_data(12, length=40, seed=1)
-b, _, _ = brackets.next_char_data(12, length=40, seed=2)
-path = r"{tmp_path / 'ds'}"
-old = rw.trace_dataset(model, [a], path=path, progress=False)
-before = np.array(old.values("lstm.l1"))
-rw.trace_dataset(model, [b], path=path, overwrite=True, progress=False)
-assert np.array_equal(np.asarray(old.values("lstm.l1")), before)
-new = rw.DatasetTrace.load(path)
-assert not np.array_equal(np.asarray(new.values("lstm.l1")), before)
-print("ok")
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+def test_a_dataset_open_on_a_replaced_path_says_so(setup, tmp_path):
+    # its chunks are now another dataset's: reading them would be silently wrong
+    model, inputs, batches = setup
+    old = rw.trace_dataset(model, batches[:1], path=tmp_path / "ds", progress=False)
+    rw.trace_dataset(model, batches[1:], path=tmp_path / "ds", overwrite=True, progress=False)
+    for read in (lambda: old.values("lstm.l1"), lambda: old.sequence(0), lambda: old.save(tmp_path / "ds")):
+        with pytest.raises(RuntimeError, match="was replaced or removed since this DatasetTrace opened it; reopen"):
+            read()
+    assert DatasetTrace.load(tmp_path / "ds").sequences == 14
 
 
 def test_a_second_writer_of_a_path_fails_clearly(setup, tmp_path):
@@ -275,13 +263,14 @@ def test_saving_into_its_own_folder_never_writes_an_array_over_another(setup, tm
     rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "ds", quantities="all", progress=False)
     loaded = DatasetTrace.load(tmp_path / "ds")
     expected = {name: {k: np.array(v) for k, v in q.items()} for name, q in loaded.layers.items()}
-    # the same memory-mapped arrays in another order of layers and quantities, and one new array
+    # the same arrays of the store in another order of layers and quantities, and one new array
     layers = {name: dict(reversed(list(q.items()))) for name, q in reversed(list(loaded.layers.items()))}
     extra = np.arange(loaded.steps * 7, dtype=np.float32).reshape(loaded.steps, 7)
     layers["lstm.l0"]["twice_h"] = extra
-    shuffled = DatasetTrace(layers, loaded.kinds, loaded.offsets, loaded.token_ids, loaded.vocab, folder=tmp_path / "ds")
+    shuffled = DatasetTrace(layers, loaded.kinds, loaded.offsets, loaded.token_ids, loaded.vocab,
+                            folder=tmp_path / "ds", generation=loaded.generation)
     shuffled.save(tmp_path / "ds")
-    shuffled.save(tmp_path / "ds")  # twice: the offsets file is in memory, rewritten each time
+    shuffled.save(tmp_path / "ds")  # twice: the offsets are in memory, written anew each time
     back = DatasetTrace.load(tmp_path / "ds")
     assert list(back.layers) == ["lstm.l1", "lstm.l0"]
     for name, quantities in expected.items():
@@ -289,10 +278,9 @@ def test_saving_into_its_own_folder_never_writes_an_array_over_another(setup, tm
             np.testing.assert_array_equal(back.layers[name][key], values)
     np.testing.assert_array_equal(back.layers["lstm.l0"]["twice_h"], extra)
     np.testing.assert_array_equal(back.token_ids, loaded.token_ids)
-    named = {f for q in back.layers.values() for f in (Path(a.filename).name for a in q.values())}
-    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == sorted(
-        named | {"dataset.json", Path(back.token_ids.filename).name, json.loads(
-            (tmp_path / "ds" / "dataset.json").read_text())["offsets"]})
+    named = {a.path for q in back.layers.values() for a in q.values()}
+    group = zarr.open_group(str(tmp_path / "ds"), mode="r")
+    assert sorted(group.array_keys()) == sorted(named | {back.token_ids.path, group.attrs["offsets"]})
 
 
 # ---- broken and hostile dataset folders ---------------------------------------------------------
@@ -304,72 +292,89 @@ def saved_ds(setup, tmp_path):
 
 
 def edit_header(folder, change):
-    header = json.loads((folder / "dataset.json").read_text())
-    change(header)
-    (folder / "dataset.json").write_text(json.dumps(header))
+    meta = json.loads((folder / "zarr.json").read_text())
+    change(meta["attributes"])
+    (folder / "zarr.json").write_text(json.dumps(meta))
 
 
 def refused(folder, message):
     with pytest.raises(ValueError, match=message) as caught:
         DatasetTrace.load(folder)
-    assert str(caught.value).startswith(str(folder))   # names the folder or the file in it
+    assert str(caught.value).startswith(str(folder))   # names the store
     return caught.value
 
 
+def replace_array(folder, name, values):
+    group = zarr.open_group(str(folder), mode="r+")
+    del group[name]
+    group.create_array(name, data=values)
+
+
 def test_load_never_follows_a_path_out_of_the_folder(saved_ds, tmp_path):
-    outside = tmp_path / "outside.npy"
-    np.save(outside, np.zeros((72, 7), np.float32))
-    for name in ("../outside.npy", str(outside), "sub/x.npy", "..", "l0_q0.txt"):
-        edit_header(saved_ds, lambda h: h["layers"][0]["files"].__setitem__("h", name))
-        refused(saved_ds, "should be the name of a .npy file in the folder, got")
-    edit_header(saved_ds, lambda h: h["layers"][0]["files"].__setitem__("h", "l0_q0.npy"))
-    (saved_ds / "l0_q0.npy").unlink()
-    (saved_ds / "l0_q0.npy").symlink_to(outside)
-    refused(saved_ds, r"l0_q0.npy \(lstm.l0\['h'\]\): expected a plain file \(it is a link\)")
-    (saved_ds / "l0_q0.npy").unlink()
-    refused(saved_ds, r"l0_q0.npy \(lstm.l0\['h'\]\): expected a plain file")
+    outside = zarr.open_group(str(tmp_path / "outside"), mode="w")
+    outside.create_array("h", data=np.ones((72, 7), np.float32))
+    for name in ("../outside/h", str(tmp_path / "outside" / "h"), "l0_q0/c", "..", "", "zarr.json", "nope"):
+        edit_header(saved_ds, lambda h: h["layers"][0]["arrays"].__setitem__("h", name))
+        refused(saved_ds, "should be the name of an array in the group, got")
+    edit_header(saved_ds, lambda h: h["layers"][0]["arrays"].__setitem__("h", "l0_q0"))
+    chunk = next(p for p in (saved_ds / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    chunk.symlink_to(next(p for p in (tmp_path / "outside" / "h").rglob("*") if p.is_file() and p.name != "zarr.json"))
+    refused(saved_ds, r"l0_q0/c/.*: expected a plain file or folder \(it is a link\)")
 
 
-def test_load_refuses_broken_arrays_before_mapping_them(saved_ds):
-    h = saved_ds / "l0_q0.npy"
-    good = h.read_bytes()
-    h.write_bytes(good[:len(good) // 2])
-    refused(saved_ds, r"l0_q0.npy \(lstm.l0\['h'\]\): \d+ bytes where its shape \(72, 7\) of float32 needs \d+ \(truncated\)")
-    h.write_bytes(b"not an array")
-    refused(saved_ds, "not a readable .npy array")
-    np.save(h, np.zeros((72, 7), np.int32))
-    refused(saved_ds, r"expected a 2-d array of floats, got shape \(72, 7\) of int32")
-    np.save(h, np.zeros((70, 7), np.float32))
+def test_load_refuses_broken_arrays_before_reading_them(saved_ds):
+    replace_array(saved_ds, "l0_q0", np.zeros((72, 7), np.int32))
+    refused(saved_ds, r"array 'l0_q0' \(lstm.l0\['h'\]\): expected a 2-d array of floats, got shape \(72, 7\) of int32")
+    replace_array(saved_ds, "l0_q0", np.zeros((70, 7), np.float32))
     refused(saved_ds, "70 steps where the offsets end at 72")
-    np.save(h, np.zeros((72, 7), np.float32))
-    np.save(saved_ds / "token_ids.npy", np.full(72, 10_000, np.int32))
+    replace_array(saved_ds, "l0_q0", np.zeros((72, 7), np.float32))
+    replace_array(saved_ds, "token_ids", np.full(72, 10_000, np.int32))
     refused(saved_ds, "token ids outside the vocabulary")
-    np.save(saved_ds / "token_ids.npy", np.zeros(72, np.int32))
-    np.save(saved_ds / "offsets.npy", np.array([], np.int64))
+    replace_array(saved_ds, "token_ids", np.zeros(72, np.int32))
+    replace_array(saved_ds, "offsets", np.array([], np.int64))
     refused(saved_ds, "expected at least one offset")
-    np.save(saved_ds / "offsets.npy", np.array([0, 80, 72], np.int64))
+    replace_array(saved_ds, "offsets", np.array([0, 80, 72], np.int64))
     refused(saved_ds, "offsets: expected a non-decreasing int array")
+    replace_array(saved_ds, "offsets", np.array([0, 72], np.int64))
+    ds = DatasetTrace.load(saved_ds)
+    chunk = next(p for p in (saved_ds / "l0_q1").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(chunk.read_bytes()[:20])   # a truncated chunk: an error when read, never wrong values
+    with pytest.raises(ValueError):
+        ds.values("lstm.l0", "c")[:]
 
 
 def test_load_refuses_a_header_of_the_wrong_types(saved_ds):
-    header = saved_ds / "dataset.json"
+    header = saved_ds / "zarr.json"
     good = json.loads(header.read_text())
     header.write_bytes(b"\xff\xfe")
-    refused(saved_ds, "not JSON text")
-    header.write_text("[" * 100_000 + "]" * 100_000)
-    refused(saved_ds, r"not JSON text \(RecursionError\)")
-    header.write_text("[]")
-    refused(saved_ds, "not a rnnwidgets dataset trace of format 1")
+    refused(saved_ds, "not a readable zarr group")
+    header.write_text(json.dumps({**good, "attributes": {}}))
+    refused(saved_ds, "not a rnnwidgets dataset trace of format 2")
+    attrs = good["attributes"]
     for change, message in [({"layers": {}}, "layers should be a non-empty list"),
                             ({"layers": [3]}, r"layers\[0\] should be an object with a string name"),
-                            ({"layers": [{**good["layers"][0], "kind": "x"}]}, r"layers\[0\].kind should be one of"),
-                            ({"layers": [{**good["layers"][0], "files": ["a"]}]}, r"layers\[0\].files should be"),
+                            ({"layers": [{**attrs["layers"][0], "kind": "x"}]}, r"layers\[0\].kind should be one of"),
+                            ({"layers": [{**attrs["layers"][0], "arrays": ["a"]}]}, r"layers\[0\].arrays should be"),
                             ({"vocab": "abc"}, "vocab should be null or a list of strings"),
-                            ({"offsets": 3}, "offsets should be a file name")]:
-        header.write_text(json.dumps({**good, **change}))
+                            ({"offsets": 3}, "offsets should be an array name"),
+                            ({"generation": None}, "generation should be a string")]:
+        header.write_text(json.dumps({**good, "attributes": {**attrs, **change}}))
         refused(saved_ds, message)
     header.write_text(json.dumps(good))
     assert DatasetTrace.load(saved_ds).sequences == 6
+
+
+def test_a_folder_of_the_earlier_npy_format_says_how_to_recreate_it(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"format": 1, "layers": []}))
+    np.save(folder / "offsets.npy", np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"earlier rnnwidgets format \(.npy files\).*re-create it with "
+                                         r"rw.trace_dataset\(model, batches, path='.*old', overwrite=True\)"):
+        DatasetTrace.load(folder)
+    with pytest.raises(FileExistsError, match="already holds a dataset trace; pass overwrite=True"):
+        rw.trace_dataset(None, [], path=folder, progress=False)
 
 
 def test_progress_has_a_known_total_where_one_can_be_known(setup, capsys):
@@ -383,13 +388,46 @@ def test_progress_has_a_known_total_where_one_can_be_known(setup, capsys):
     assert "240 steps" in capsys.readouterr().err
 
 
-def test_saving_a_dataset_whose_folder_was_replaced_keeps_its_own_arrays(setup, tmp_path):
-    model, inputs, batches = setup
-    old = rw.trace_dataset(model, batches[:1], tokens=chars, path=tmp_path / "ds", progress=False)
-    before = {k: np.array(v) for k, v in old.layers["lstm.l1"].items()}
-    rw.trace_dataset(model, batches[1:3], tokens=chars, path=tmp_path / "ds", overwrite=True, progress=False)
-    old.save(tmp_path / "ds")   # its folder now holds another dataset under the same file names
-    back = DatasetTrace.load(tmp_path / "ds")
-    assert back.sequences == 6
-    for key, values in before.items():
-        np.testing.assert_array_equal(back.layers["lstm.l1"][key], values)
+# ---- zarr: chunks, compression, URLs, lazy reading ---------------------------------------------
+
+def test_arrays_are_chunked_along_steps_and_compressed_on_request(setup, tmp_path, monkeypatch):
+    model, _, batches = setup
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 7 * 4 * 10)   # 10 steps a chunk: appended over many chunks
+    memory = rw.trace_dataset(model, batches, tokens=chars, progress=False)
+    plain = rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "plain", progress=False)
+    packed = rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "packed", compression=True, progress=False)
+    h = plain.layers["lstm.l0"]["h"]
+    assert h.chunks == (10, 7) and h.compressors == ()
+    assert type(packed.layers["lstm.l0"]["h"].compressors[0]).__name__ == "ZstdCodec"
+    assert_same(memory, plain)
+    assert_same(memory, packed)
+    assert_same(memory, DatasetTrace.load(memory.save(tmp_path / "gz", compression="gzip")))
+    with pytest.raises(ValueError, match="compression: expected None, True, 'zstd'"):
+        rw.trace_dataset(model, batches, path=tmp_path / "x", compression="lz5", progress=False)
+
+
+def test_a_dataset_trace_at_an_fsspec_url(setup):
+    model, _, batches = setup
+    url = "memory://rnnwidgets-tests/ds"
+    memory = rw.trace_dataset(model, batches, tokens=chars, progress=False)
+    remote = rw.trace_dataset(model, batches, tokens=chars, path=url, progress=False)
+    assert remote.on_disk and remote.folder == url and isinstance(remote.layers["lstm.l1"]["c"], zarr.Array)
+    assert_same(memory, remote)
+    assert_same(memory, DatasetTrace.load(url))
+    with pytest.raises(FileExistsError, match="already holds a dataset trace; pass overwrite=True"):
+        rw.trace_dataset(model, batches, path=url, progress=False)
+    smaller = rw.trace_dataset(model, batches[:1], path=url, overwrite=True, progress=False)
+    assert smaller.sequences == 6 and DatasetTrace.load(url).sequences == 6
+    with pytest.raises(RuntimeError, match="was replaced or removed"):
+        remote.values()
+    memory.save(url)
+    assert_same(memory, DatasetTrace.load(url))
+
+
+def test_load_reads_no_chunk_of_the_arrays(saved_ds):
+    for quantity in ("l0_q0", "l0_q1", "l1_q0", "l1_q1"):   # every state's chunks gone: load never needs them
+        for p in (saved_ds / quantity).rglob("*"):
+            if p.is_file() and p.name != "zarr.json":
+                p.unlink()
+    ds = DatasetTrace.load(saved_ds)
+    assert ds.sequences == 6 and ds.layers["lstm.l0"]["h"].shape == (72, 7)

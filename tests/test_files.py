@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnwidgets import LayerTrace, Trace, fileio, tracedata
-from rnnwidgets.dataset import npy_header
+from rnnwidgets.fileio import npy_header
 
 
 def small_trace(seed=0, units=3):

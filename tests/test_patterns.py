@@ -218,3 +218,53 @@ def test_pattern_widgets_refuse_what_makes_no_sense():
     explorer.view.highlight = [1]
     view.cluster = group
     assert list(explorer.view.highlight) == [] and explorer.view.layer == "gru.l0"
+
+
+# ---- a store: dask computations equal to numpy, a block at a time ---------------------------------
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """The same dataset in memory and in a zarr store of many chunks, scanned in many small blocks."""
+    from rnnwidgets import dataset
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 40, size=300)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    h = np.tanh(rng.standard_normal((offsets[-1], 16)).astype(np.float32))
+    tokens = [str(t) for t in rng.integers(0, 9, size=offsets[-1])]
+    memory = small_dataset(h, offsets, tokens)
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 16 * 4 * 100)   # 100 steps a chunk
+    monkeypatch.setattr(patterns, "BLOCK_BYTES", 16 * 4 * 200)  # blocks of about 200 steps
+    return memory, DatasetTrace.load(memory.save(tmp_path / "ds"))
+
+
+def test_a_store_is_scanned_with_dask_a_block_at_a_time_equal_to_numpy(stored, monkeypatch):
+    import dask
+
+    memory, store = stored
+    import zarr
+    assert isinstance(store.values(), zarr.Array)
+    computed, blocks = [], []
+    compute, block = dask.compute, patterns._match_block
+    monkeypatch.setattr(dask, "compute", lambda *a, **k: computed.append(len(a)) or compute(*a, **k))
+    monkeypatch.setattr(patterns, "_match_block", lambda chunk, *a: blocks.append(chunk.shape[0]) or block(chunk, *a))
+    for units, threshold, min_on in [([0, 3], 0.2, None), ([1, 5, 9], 0.0, 2), ([7], -0.5, None)]:
+        want = match_runs(memory.values(), memory.offsets, units, threshold, min_on)
+        assert not computed   # arrays in memory: numpy
+        blocks.clear()
+        got = match_runs(store.values(), store.offsets, units, threshold, min_on)
+        assert max(blocks) < 250 < store.steps   # never the whole array
+        assert len(computed) == 1 and computed.pop() > 10   # one dask task per block
+        assert len(want[0]) > 10
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+        assert matches(store, units, threshold, length=3).equals(matches(memory, units, threshold, length=3))
+        computed.clear()
+    for ds in (memory, store):   # no match at all: empty arrays
+        assert [len(a) for a in match_runs(ds.values(), ds.offsets, [0], 2.0)] == [0, 0, 0, 0]
+    a, b = unit_stats(memory), unit_stats(store)
+    assert computed
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.change, b.change)
+    np.testing.assert_array_equal(cocluster(a).unit_labels, cocluster(b).unit_labels)
