@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def _is_url(path) -> bool:
     return isinstance(path, str) and "://" in path
 
 
-def _open_group(where, mode: str):
+def _open_group(where, mode: Literal["r", "r+", "a", "w", "w-"]):
     import zarr
 
     return zarr.open_group(where if _is_url(where) else str(where), mode=mode, zarr_format=3)
@@ -66,7 +66,8 @@ def _compressors(compression):
     if compression == "blosc":
         return codecs.BloscCodec()
     if isinstance(compression, str):
-        raise ValueError(f"compression: expected None, True, 'zstd', 'gzip', 'blosc' or a zarr codec, got {compression!r}")
+        raise ValueError("compression: expected None, True, 'zstd', 'gzip', 'blosc' or a zarr codec, "
+                         f"got {compression!r}")
     return compression
 
 
@@ -109,6 +110,7 @@ class _Column:
         written = self.rows - self.held
         n = (len(pending) // self.step) * self.step if whole_chunks_only else len(pending)
         if n:
+            assert self.array is not None, "spill() names the array before rows are flushed to it"
             self.array.resize((written + n, *self.array.shape[1:]))
             self.array[written:written + n] = pending[:n]
         self.chunks = [pending[n:]] if n < len(pending) else []
@@ -205,6 +207,7 @@ class DatasetTrace:
             return None
         first = int(self.offsets[sequence])
         stop = int(self.offsets[sequence + 1]) if end is None else first + end
+        assert self.vocab is not None   # token ids come with their vocabulary
         return [self.vocab[i] for i in self.token_ids[first + start:stop]]
 
     def sequence(self, i: int) -> Trace:
@@ -347,7 +350,8 @@ class DatasetTrace:
                                  f"end at {steps}")
             return found
 
-        layers = {entry["name"]: {key: stepped(a, "f", 2, f"{entry['name']}[{key!r}]") for key, a in entry["arrays"].items()}
+        layers = {entry["name"]: {key: stepped(a, "f", 2, f"{entry['name']}[{key!r}]")
+                                  for key, a in entry["arrays"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
         token_ids = None
@@ -372,6 +376,7 @@ def _read_header(header: dict, where) -> dict:
 
     layers = header.get("layers")
     expect(isinstance(layers, list) and len(layers) > 0, "layers", "a non-empty list")
+    assert isinstance(layers, list)
     for i, entry in enumerate(layers):
         expect(isinstance(entry, dict) and isinstance(entry.get("name"), str), f"layers[{i}]",
                "an object with a string name")
@@ -578,7 +583,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
             inputs = _batch_inputs(batch)
             tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None, **trace_kwargs)
             batch_tokens = tr.tokens if callable(tokens) else _listed_tokens(tokens, len(lengths), tr)
-            for b in range(tr.batch):
+            for b in range(len(tr.lengths)):
                 if max_steps is not None and done >= max_steps:
                     break
                 n = int(tr.lengths[b]) if max_steps is None else min(int(tr.lengths[b]), max_steps - done)
@@ -588,6 +593,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                         column = columns.setdefault((lt.name, key), _Column(array.shape[2]))
                         column.append(array[b, :n])
                 if token_column is not None:
+                    assert batch_tokens is not None   # a token column is kept only with tokens
                     token_column.append(np.array([vocab.setdefault(tok, len(vocab)) for tok in batch_tokens[b][:n]],
                                                  dtype=np.int32))
                 lengths.append(n)
@@ -632,7 +638,7 @@ def _spill(columns: dict, token_column: Optional[_Column], group, compression) -
     """Move every column to its array in ``group`` (named as ``save`` names them)."""
     names = list(dict.fromkeys(name for name, _ in columns))
     per_layer: dict = {}
-    for (name, key), column in columns.items():
+    for (name, _), column in columns.items():
         j = per_layer.setdefault(name, 0)
         per_layer[name] += 1
         column.spill(group, f"l{names.index(name)}_q{j}", compression)
@@ -644,9 +650,10 @@ def _listed_tokens(tokens: Optional[Sequence], first: int, tr: Trace):
     """The next ``tr.batch`` sequences' tokens from a list of one token list per sequence."""
     if tokens is None:
         return None
-    if first + tr.batch > len(tokens):
+    batch = len(tr.lengths)
+    if first + batch > len(tokens):
         raise ValueError(f"tokens: expected one token list per sequence; the batches hold more than {len(tokens)}")
-    chosen = [[str(tok) for tok in seq] for seq in tokens[first:first + tr.batch]]
+    chosen = [[str(tok) for tok in seq] for seq in tokens[first:first + batch]]
     for b, seq in enumerate(chosen):
         if len(seq) < int(tr.lengths[b]):
             raise ValueError(f"tokens[{first + b}]: expected {int(tr.lengths[b])} tokens (its length), got {len(seq)}")

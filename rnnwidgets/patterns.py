@@ -225,6 +225,7 @@ def unit_stats(ds: DatasetTrace, layer: Optional[str] = None, quantity: str = "h
     """Each unit's mean value and mean change in value at each token of the dataset trace."""
     if ds.token_ids is None:
         raise ValueError("unit_stats: the dataset trace has no tokens; pass tokens= to rw.trace_dataset")
+    assert ds.vocab is not None   # token ids come with their vocabulary
     values = ds.values(layer, quantity)
     vocab = len(ds.vocab)
     units = values.shape[1]

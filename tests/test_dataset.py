@@ -1,17 +1,15 @@
 """rw.trace_dataset: every sequence's steps end to end, the same in memory, spilled and on disk."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import zarr
 from torch import nn
 
 import rnnwidgets as rw
-from rnnwidgets.data import brackets
-import zarr
-
 from rnnwidgets import dataset
+from rnnwidgets.data import brackets
 from rnnwidgets.dataset import DatasetTrace
 from rnnwidgets.fileio import npy_header
 
