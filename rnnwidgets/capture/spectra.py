@@ -72,7 +72,7 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
             if rec.w_hh.dtype not in (torch.float32, torch.float64):
                 rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
             dtype, device = rec.w_hh.dtype, rec.w_hh.device
-            step_jacobian = rec.jacobian
+            step_jacobian = rec.jacobian_gram
         elif name == tr.first.name and "step_module" in lt.meta:
             x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
         else:
@@ -151,7 +151,8 @@ def step_module_parts(model, inputs, lt):
     def jacobian(xc, sc):
         lead = sc.shape[:-1]
         flat = step.jacobian(xc.reshape(-1, xc.shape[-1]), sc.reshape(-1, sc.shape[-1]))
-        return flat.reshape(*lead, *flat.shape[-2:])
+        jac = flat.reshape(*lead, *flat.shape[-2:])
+        return jac, jac @ jac.transpose(-1, -2)
     return x, s_prev, jacobian, dtype, device
 
 
@@ -185,7 +186,8 @@ def run_order(lengths: np.ndarray, steps: int, reverse: bool) -> np.ndarray:
 def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, reverse: bool, k: int):
     """(singular values float32 (B, T, k), Lyapunov exponents float64 (B, k)) of one layer.
 
-    ``step_jacobian(x, s)`` maps (B, c, ·) to (B, c, S, S). Steps go in the order the layer runs
+    ``step_jacobian(x, s)`` maps (B, c, ·) to the Jacobians and their Gram matrices J J^T, both
+    (B, c, S, S). Steps go in the order the layer runs
     them, ``chunk`` at a time, so no more than CHUNK_BYTES of Jacobians exist at once.
     """
     batch, steps, size = s_prev.shape
@@ -201,9 +203,10 @@ def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, rever
     qr = LyapunovQR(batch, size, k)
     for p0 in range(0, steps, chunk):
         p1 = min(steps, p0 + chunk)
-        jac = step_jacobian(xs[:, p0:p1], ss[:, p0:p1])                  # (B, c, S, S)
+        jac, gram = step_jacobian(xs[:, p0:p1], ss[:, p0:p1])            # (B, c, S, S) each
         # the eigenvalues of J J^T are the squared singular values (ascending)
-        eig = torch.linalg.eigvalsh(jac @ jac.transpose(-1, -2))
+        eig = torch.linalg.eigvalsh(gram)
+        del gram
         top[:, p0:p1] = eig[..., -k:].flip(-1).clamp_min(0).sqrt()
         qr.update(jac.cpu().numpy(), valid[:, p0:p1])
     sv = np.full((batch, steps, k), np.nan, dtype=np.float32)
