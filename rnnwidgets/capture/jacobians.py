@@ -146,7 +146,8 @@ class Recurrence:
         if self.mode in ("rnn_tanh", "rnn_relu"):
             pre = sum(self._pre(x, s))
             slope = 1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype)
-            return slope.unsqueeze(-1) * self.w_hh, (slope.unsqueeze(-1) * slope.unsqueeze(-2)) * (self.w_hh @ self.w_hh.T)
+            outer = slope.unsqueeze(-1) * slope.unsqueeze(-2)
+            return slope.unsqueeze(-1) * self.w_hh, outer * (self.w_hh @ self.w_hh.T)
         jac = self.jacobian(x, s)
         return jac, jac @ jac.transpose(-1, -2)
 

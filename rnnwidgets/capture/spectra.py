@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
+from threadpoolctl import threadpool_limits
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
@@ -57,33 +58,36 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
             h.remove()
 
     layers, skipped = {}, []
-    for name, lt in tr.layers.items():
-        if name in maps:
-            module, rec = maps[name]
-            found = calls.get(id(module), [])
-            if isinstance(module, nn.RNNBase):
-                if len(found) != 1:
-                    raise ValueError(f"rw.dynamics: {name.rsplit('.l', 1)[0]} ran {len(found)} times in one forward; "
-                                     "expected one call per recurrent module")
-                x = layer_input(tr, lt, module, found[0])
-                s_prev = previous_state(lt, tr.lengths if lt.reverse else None)
+    # numpy's BLAS (the Lyapunov QR, the PCA) on as many threads as torch has: a BLAS pool wider than
+    # the user asked torch for spins against it on a busy machine
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        for name, lt in tr.layers.items():
+            if name in maps:
+                module, rec = maps[name]
+                found = calls.get(id(module), [])
+                if isinstance(module, nn.RNNBase):
+                    if len(found) != 1:
+                        raise ValueError(f"rw.dynamics: {name.rsplit('.l', 1)[0]} ran {len(found)} times in one "
+                                         "forward; expected one call per recurrent module")
+                    x = layer_input(tr, lt, module, found[0])
+                    s_prev = previous_state(lt, tr.lengths if lt.reverse else None)
+                else:
+                    x, s_prev = cell_calls(found, rec)
+                if rec.w_hh.dtype not in (torch.float32, torch.float64):
+                    rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
+                dtype, device = rec.w_hh.dtype, rec.w_hh.device
+                step_jacobian = rec.jacobian_gram
+            elif name == tr.first.name and "step_module" in lt.meta:
+                x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
             else:
-                x, s_prev = cell_calls(found, rec)
-            if rec.w_hh.dtype not in (torch.float32, torch.float64):
-                rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
-            dtype, device = rec.w_hh.dtype, rec.w_hh.device
-            step_jacobian = rec.jacobian_gram
-        elif name == tr.first.name and "step_module" in lt.meta:
-            x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
-        else:
-            skipped.append(name)
-            continue
-        with torch.no_grad() if name in maps else _eval_mode(model):
-            sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
-                             torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
-        states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
-        layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, tr.lengths), states, tr.lengths.copy(),
-                                     meta=dict(lt.meta))
+                skipped.append(name)
+                continue
+            with torch.no_grad() if name in maps else _eval_mode(model):
+                sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
+                                 torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
+            states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
+            layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, tr.lengths), states, tr.lengths.copy(),
+                                         meta=dict(lt.meta))
     if skipped:
         warnings.warn(f"rw.dynamics: no step map for {skipped} (recorded tracks, not a recurrence); left out",
                       stacklevel=2)
