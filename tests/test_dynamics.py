@@ -278,3 +278,25 @@ def test_half_precision_models_are_analysed_in_float32():
     reference = rw.dynamics(gru.float(), x.float(), k=2).layers["gru.l0"]   # same weights, float32 states
     assert d.singular_values.dtype == np.float32 and np.isfinite(d.singular_values).all()
     np.testing.assert_allclose(d.singular_values, reference.singular_values, rtol=5e-2)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.LSTM(3, 5), lambda: nn.LSTM(3, 5, proj_size=2), lambda: nn.GRU(3, 5),
+                                  lambda: nn.RNN(3, 5), lambda: nn.RNN(3, 5, nonlinearity="relu")])
+def test_jacobian_gram_is_the_jacobian_and_its_gram(make):
+    # the structured J J^T (LSTM: M M^T plus diagonals; RNN: slope slope^T * W W^T) against the dense product
+    from rnnwidgets.capture.jacobians import module_recurrence
+    torch.manual_seed(0)
+    rec = module_recurrence(make().double())
+    x = torch.randn(2, 3, 3, dtype=torch.float64)
+    s = torch.randn(2, 3, rec.state_size, dtype=torch.float64)
+    jac, gram = rec.jacobian_gram(x, s)
+    want = rec.jacobian(x, s)
+    torch.testing.assert_close(jac, want, rtol=0, atol=0)
+    torch.testing.assert_close(gram, want @ want.transpose(-1, -2), rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_blas_threads_left_as_found():
+    from threadpoolctl import threadpool_info
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    rw.dynamics(nn.GRU(3, 4), torch.randn(5, 2, 3), k=2)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before

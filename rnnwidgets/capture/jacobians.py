@@ -87,27 +87,35 @@ class Recurrence:
         pre = gi + gh
         return pre.tanh() if self.mode == "rnn_tanh" else pre.relu()
 
-    def jacobian(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """dF/ds at (x, s): (..., state_size, state_size), rows the new state, columns the old."""
+    def _lstm_blocks(self, x: torch.Tensor, s: torch.Tensor):
+        """An LSTM's Jacobian in blocks: (dh/dh (.., W, P), dc/dh (.., H, P), dh/dc scale (.., H), f (.., H));
+        dh/dc is diag(scale), projected by w_hr when there is one, and dc/dc is diag(f)."""
         h, c = self.split(s)
         gi, gh = self._pre(x, h)
         col = lambda v: v.unsqueeze(-1)  # noqa: E731  (scales the rows of a weight matrix)
+        wi, wf, wg, wo = self.w_hh.chunk(4, dim=0)                       # (H, P) each
+        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        c_new = f * c + i * g
+        tc = c_new.tanh()
+        dc_dh = col(c * f * (1 - f)) * wf + col(g * i * (1 - i)) * wi + col(i * (1 - g * g)) * wg  # (.., H, P)
+        through_c = o * (1 - tc * tc)
+        dh_dh = col(tc * o * (1 - o)) * wo + col(through_c) * dc_dh                           # (.., H, P)
+        if self.w_hr is not None:
+            dh_dh = self.w_hr @ dh_dh
+        return dh_dh, dc_dh, through_c * f, f
+
+    def jacobian(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """dF/ds at (x, s): (..., state_size, state_size), rows the new state, columns the old."""
         if self.mode == "lstm":
-            wi, wf, wg, wo = self.w_hh.chunk(4, dim=0)                       # (H, P) each
-            i, f, g, o = (gi + gh).chunk(4, dim=-1)
-            i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-            c_new = f * c + i * g
-            tc = c_new.tanh()
-            dc_dh = col(c * f * (1 - f)) * wf + col(g * i * (1 - i)) * wi + col(i * (1 - g * g)) * wg  # (.., H, P)
-            through_c = o * (1 - tc * tc)
-            dh_dh = col(tc * o * (1 - o)) * wo + col(through_c) * dc_dh                           # (.., H, P)
-            dh_dc = torch.diag_embed(through_c * f)                                               # (.., H, H)
-            if self.w_hr is not None:
-                dh_dh = self.w_hr @ dh_dh
-                dh_dc = self.w_hr * (through_c * f).unsqueeze(-2)
+            dh_dh, dc_dh, scale, f = self._lstm_blocks(x, s)
+            dh_dc = torch.diag_embed(scale) if self.w_hr is None else self.w_hr * scale.unsqueeze(-2)
             top = torch.cat([dh_dh, dh_dc], dim=-1)
             bottom = torch.cat([dc_dh, torch.diag_embed(f)], dim=-1)
             return torch.cat([top, bottom], dim=-2)
+        h, c = self.split(s)
+        gi, gh = self._pre(x, h)
+        col = lambda v: v.unsqueeze(-1)  # noqa: E731  (scales the rows of a weight matrix)
         if self.mode == "gru":
             wr, wz, wn = self.w_hh.chunk(3, dim=0)
             ir, iz, in_ = gi.chunk(3, dim=-1)
@@ -120,6 +128,28 @@ class Recurrence:
         pre = gi + gh
         slope = 1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype)
         return col(slope) * self.w_hh
+
+    def jacobian_gram(self, x: torch.Tensor, s: torch.Tensor):
+        """(J, J J^T) at (x, s). An LSTM without projection is J = [M | N] with M = [dh/dh; dc/dh]
+        and N = [diag(scale); diag(f)], so J J^T = M M^T plus four diagonals: half the product's
+        cost. An RNN's J = diag(slope) W gives J J^T = slope slope^T * W W^T."""
+        if self.mode == "lstm" and self.w_hr is None:
+            dh_dh, dc_dh, scale, f = self._lstm_blocks(x, s)
+            m = torch.cat([dh_dh, dc_dh], dim=-2)                                   # (.., 2H, H)
+            gram = m @ m.transpose(-1, -2)
+            hidden = f.shape[-1]
+            blocks = gram.view(*gram.shape[:-2], 2, hidden, 2, hidden)
+            for a, b, v in ((0, 0, scale * scale), (0, 1, scale * f), (1, 0, scale * f), (1, 1, f * f)):
+                blocks[..., a, :, b, :].diagonal(dim1=-2, dim2=-1).add_(v)
+            n = torch.cat([torch.diag_embed(scale), torch.diag_embed(f)], dim=-2)   # (.., 2H, H)
+            return torch.cat([m, n], dim=-1), gram
+        if self.mode in ("rnn_tanh", "rnn_relu"):
+            pre = sum(self._pre(x, s))
+            slope = 1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype)
+            outer = slope.unsqueeze(-1) * slope.unsqueeze(-2)
+            return slope.unsqueeze(-1) * self.w_hh, outer * (self.w_hh @ self.w_hh.T)
+        jac = self.jacobian(x, s)
+        return jac, jac @ jac.transpose(-1, -2)
 
 
 def module_recurrence(module: nn.Module, layer: int = 0, reverse: bool = False) -> Recurrence:

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
+from threadpoolctl import threadpool_limits
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
@@ -57,33 +58,36 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
             h.remove()
 
     layers, skipped = {}, []
-    for name, lt in tr.layers.items():
-        if name in maps:
-            module, rec = maps[name]
-            found = calls.get(id(module), [])
-            if isinstance(module, nn.RNNBase):
-                if len(found) != 1:
-                    raise ValueError(f"rw.dynamics: {name.rsplit('.l', 1)[0]} ran {len(found)} times in one forward; "
-                                     "expected one call per recurrent module")
-                x = layer_input(tr, lt, module, found[0])
-                s_prev = previous_state(lt, tr.lengths if lt.reverse else None)
+    # numpy's BLAS (the Lyapunov QR, the PCA) on as many threads as torch has: a BLAS pool wider than
+    # the user asked torch for spins against it on a busy machine
+    with threadpool_limits(torch.get_num_threads(), user_api="blas"):
+        for name, lt in tr.layers.items():
+            if name in maps:
+                module, rec = maps[name]
+                found = calls.get(id(module), [])
+                if isinstance(module, nn.RNNBase):
+                    if len(found) != 1:
+                        raise ValueError(f"rw.dynamics: {name.rsplit('.l', 1)[0]} ran {len(found)} times in one "
+                                         "forward; expected one call per recurrent module")
+                    x = layer_input(tr, lt, module, found[0])
+                    s_prev = previous_state(lt, tr.lengths if lt.reverse else None)
+                else:
+                    x, s_prev = cell_calls(found, rec)
+                if rec.w_hh.dtype not in (torch.float32, torch.float64):
+                    rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
+                dtype, device = rec.w_hh.dtype, rec.w_hh.device
+                step_jacobian = rec.jacobian_gram
+            elif name == tr.first.name and "step_module" in lt.meta:
+                x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
             else:
-                x, s_prev = cell_calls(found, rec)
-            if rec.w_hh.dtype not in (torch.float32, torch.float64):
-                rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
-            dtype, device = rec.w_hh.dtype, rec.w_hh.device
-            step_jacobian = rec.jacobian
-        elif name == tr.first.name and "step_module" in lt.meta:
-            x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
-        else:
-            skipped.append(name)
-            continue
-        with torch.no_grad() if name in maps else _eval_mode(model):
-            sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
-                             torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
-        states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
-        layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, tr.lengths), states, tr.lengths.copy(),
-                                     meta=dict(lt.meta))
+                skipped.append(name)
+                continue
+            with torch.no_grad() if name in maps else _eval_mode(model):
+                sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
+                                 torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
+            states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
+            layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, tr.lengths), states, tr.lengths.copy(),
+                                         meta=dict(lt.meta))
     if skipped:
         warnings.warn(f"rw.dynamics: no step map for {skipped} (recorded tracks, not a recurrence); left out",
                       stacklevel=2)
@@ -151,7 +155,8 @@ def step_module_parts(model, inputs, lt):
     def jacobian(xc, sc):
         lead = sc.shape[:-1]
         flat = step.jacobian(xc.reshape(-1, xc.shape[-1]), sc.reshape(-1, sc.shape[-1]))
-        return flat.reshape(*lead, *flat.shape[-2:])
+        jac = flat.reshape(*lead, *flat.shape[-2:])
+        return jac, jac @ jac.transpose(-1, -2)
     return x, s_prev, jacobian, dtype, device
 
 
@@ -185,7 +190,8 @@ def run_order(lengths: np.ndarray, steps: int, reverse: bool) -> np.ndarray:
 def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, reverse: bool, k: int):
     """(singular values float32 (B, T, k), Lyapunov exponents float64 (B, k)) of one layer.
 
-    ``step_jacobian(x, s)`` maps (B, c, ·) to (B, c, S, S). Steps go in the order the layer runs
+    ``step_jacobian(x, s)`` maps (B, c, ·) to the Jacobians and their Gram matrices J J^T, both
+    (B, c, S, S). Steps go in the order the layer runs
     them, ``chunk`` at a time, so no more than CHUNK_BYTES of Jacobians exist at once.
     """
     batch, steps, size = s_prev.shape
@@ -201,9 +207,10 @@ def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, rever
     qr = LyapunovQR(batch, size, k)
     for p0 in range(0, steps, chunk):
         p1 = min(steps, p0 + chunk)
-        jac = step_jacobian(xs[:, p0:p1], ss[:, p0:p1])                  # (B, c, S, S)
+        jac, gram = step_jacobian(xs[:, p0:p1], ss[:, p0:p1])            # (B, c, S, S) each
         # the eigenvalues of J J^T are the squared singular values (ascending)
-        eig = torch.linalg.eigvalsh(jac @ jac.transpose(-1, -2))
+        eig = torch.linalg.eigvalsh(gram)
+        del gram
         top[:, p0:p1] = eig[..., -k:].flip(-1).clamp_min(0).sqrt()
         qr.update(jac.cpu().numpy(), valid[:, p0:p1])
     sv = np.full((batch, steps, k), np.nan, dtype=np.float32)
