@@ -41,7 +41,7 @@ setup(
     package_data={"rnnwidgets": ["static/*.js", "static/vendor/*", "data/*"]},
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn", "scipy",
-                      "zarr>=3", "fsspec", "dask[array]"],
+                      "zarr>=3", "fsspec", "dask[array]", "threadpoolctl"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
                              "ipykernel", "playwright", "notebook", "ruff==0.17.6", "mypy==2.4.1"]},
     entry_points={

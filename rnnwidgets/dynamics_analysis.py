@@ -178,7 +178,7 @@ class FixedPoints:
 def deduplicate(states: np.ndarray, q: np.ndarray, tol: float) -> np.ndarray:
     """Indices of distinct points, lowest q first: a point within ``tol`` (Euclidean) of one kept
     is dropped."""
-    kept = []
+    kept: list = []
     for i in np.argsort(q, kind="stable"):
         if all(np.linalg.norm(states[i] - states[j]) > tol for j in kept):
             kept.append(i)

@@ -8,6 +8,8 @@ eigen-decomposed (numpy, ``dynamics_analysis``).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,7 +19,7 @@ from ..tracedata import Trace
 from .jacobians import recurrences
 
 
-def fixed_points(model: nn.Module, layer: str = None, input=None, n_init: int = 256, tol: float = 1e-10,
+def fixed_points(model: nn.Module, layer: Optional[str] = None, input=None, n_init: int = 256, tol: float = 1e-10,
                  states=None, noise: float = 0.0, adam_steps: int = 300, newton_steps: int = 60,
                  unique: float = 1e-4, seed: int = 0) -> FixedPoints:
     """Fixed points of one layer's step at a constant ``input`` (zeros by default).
@@ -54,15 +56,15 @@ def fixed_points(model: nn.Module, layer: str = None, input=None, n_init: int = 
     s = minimise(rec, xs, s, adam_steps, newton_steps, tol)
     with torch.no_grad():
         q = (0.5 * ((s - rec.step(xs, s)) ** 2).sum(-1)).cpu().numpy()
-    s = s.cpu().numpy()
+    minima = s.cpu().numpy()
     ok = np.flatnonzero(q <= tol)
-    keep = ok[deduplicate(s[ok], q[ok], unique)]
-    points = torch.as_tensor(s[keep], device=device)
+    keep = ok[deduplicate(minima[ok], q[ok], unique)]
+    points = torch.as_tensor(minima[keep], device=device)
     with torch.no_grad():
         jac = rec.jacobian(x.expand(len(points), -1), points).cpu().numpy()
     values, stable, modes = eigen(jac) if len(keep) else (np.zeros((0, rec.state_size), complex),
                                                              np.zeros(0, bool), [])
-    return FixedPoints(layer, s[keep], q[keep], values, stable, modes,
+    return FixedPoints(layer, minima[keep], q[keep], values, stable, modes,
                        meta={"input": x.cpu().numpy(), "started": len(s), "converged": len(ok),
                              "width": rec.width})
 

@@ -51,7 +51,7 @@ class Recurrence:
 
     def to(self, dtype) -> "Recurrence":
         cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731
-        return Recurrence(self.mode, cast(self.w_ih), cast(self.w_hh), cast(self.b_ih), cast(self.b_hh),
+        return Recurrence(self.mode, self.w_ih.to(dtype), self.w_hh.to(dtype), cast(self.b_ih), cast(self.b_hh),
                           cast(self.w_hr))
 
     def split(self, s: torch.Tensor):
@@ -157,13 +157,17 @@ def module_recurrence(module: nn.Module, layer: int = 0, reverse: bool = False) 
     if isinstance(module, nn.RNNBase):
         sfx = f"_l{layer}" + ("_reverse" if reverse else "")
         get = lambda n: getattr(module, n + sfx).detach() if hasattr(module, n + sfx) else None  # noqa: E731
-        return Recurrence(MODES[module.mode], get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
+        w_ih, w_hh = get("weight_ih"), get("weight_hh")
+        assert w_ih is not None and w_hh is not None   # every layer and direction has both
+        return Recurrence(MODES[module.mode], w_ih, w_hh, get("bias_ih"), get("bias_hh"),
                           get("weight_hr") if getattr(module, "proj_size", 0) else None)
     mode = cell_mode(module)
     if mode is None:
         raise TypeError(f"expected an nn.LSTM / nn.GRU / nn.RNN or a cell, got {type(module).__name__}")
     get = lambda n: getattr(module, n).detach() if getattr(module, n, None) is not None else None  # noqa: E731
-    return Recurrence(mode, get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+    w_ih, w_hh = get("weight_ih"), get("weight_hh")
+    assert w_ih is not None and w_hh is not None   # every cell has both
+    return Recurrence(mode, w_ih, w_hh, get("bias_ih"), get("bias_hh"))
 
 
 def cell_mode(module: nn.Module) -> Optional[str]:

@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 import torch
-from torch import nn
 from threadpoolctl import threadpool_limits
+from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
