@@ -39,7 +39,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["rnnwidgets", "rnnwidgets.*"]),
     package_data={"rnnwidgets": ["static/*.js", "static/vendor/*", "data/*"]},
-    python_requires=">=3.9",
+    python_requires=">=3.11",
     install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn", "scipy",
                       "zarr>=3", "fsspec", "dask[array]", "threadpoolctl"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
