@@ -85,9 +85,8 @@ def test_run_says_why_when_the_server_cannot_start(tmp_path):
 
 
 def test_pyproject_declares_the_build_and_the_wheel_carries_the_bundle(tmp_path):
-    import zipfile
-
     import tomllib
+    import zipfile
 
     import rnnwidgets as rw
 

@@ -22,6 +22,7 @@ from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
 from ..kinds import previous
 from .api import trace
 from .jacobians import AutogradStep, recurrences
+from .untouched import eval_mode
 
 # bytes of Jacobians formed at once (the chunk of steps is sized to fit); forming them and their
 # Gram matrices takes a few times this at the peak
@@ -82,7 +83,7 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
             else:
                 skipped.append(name)
                 continue
-            with torch.no_grad() if name in maps else _eval_mode(model):
+            with torch.no_grad() if name in maps else eval_mode(model):
                 sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
                                  torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
             states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
@@ -159,21 +160,6 @@ def step_module_parts(model, inputs, lt):
         return jac, jac @ jac.transpose(-1, -2)
     return x, s_prev, jacobian, dtype, device
 
-
-class _eval_mode:
-    """Eval mode (no dropout) while a step module is differentiated; training flags put back after."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.flags = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        for module, flag in self.flags:
-            module.training = flag
-        return False
 
 
 # ---- spectra and exponents ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from ..tracedata import Trace
 from .convert import to_numpy
 from .finite import require_finite
 from .recording import HookRecording, per_batch, state_parts
+from .untouched import eval_mode
 
 
 def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
@@ -54,7 +55,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     if hidden is None:
         hidden = default_hidden(model, batch, device, dtype)
     with ExitStack() as stack:
-        stack.enter_context(_eval_mode(model))
+        stack.enter_context(eval_mode(model))
         stack.enter_context(torch.enable_grad() if loss is not None else torch.no_grad())
         if loss is not None and device.type == "cuda":
             stack.enter_context(torch.backends.cudnn.flags(enabled=False))  # cuDNN RNNs refuse backward in eval
@@ -166,21 +167,6 @@ def _as_leaf(hidden):
         return hidden.detach().clone().requires_grad_(hidden.is_floating_point())
     return type(hidden)(_as_leaf(h) for h in hidden)
 
-
-class _eval_mode:
-    """Eval mode for the duration; every module's own training flag is put back after."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.flags = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        for module, flag in self.flags:
-            module.training = flag
-        return False
 
 
 # ---- gradients through time -------------------------------------------------------------------

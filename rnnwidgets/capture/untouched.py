@@ -52,3 +52,19 @@ def kept(model: nn.Module):
                     # an unchanged tensor is not written, so a user's graph that saved it stays valid
                     if t._version != version or not same_bits(t, copy):
                         t.copy_(copy)
+
+
+class eval_mode:
+    """Eval mode (no dropout) for the duration; every module's own training flag is put back after."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.flags = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        for module, flag in self.flags:
+            module.training = flag
+        return False
