@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import rnnwidgets as rw
-from rnnwidgets.widgets import export, still
+from rnnwidgets.widgets import export, payload, still
 
 REPO = Path(__file__).resolve().parents[1]
 XSS_TOKEN = "</script><img src=x onerror=\"window.__xss=1\">"
@@ -324,7 +324,10 @@ def test_explorer_display_carries_a_still_of_its_heatmap(explorer):
     h = explorer.trace.layers[explorer.view.layer].states["h"][0]  # (time 9, units 6)
     assert image.shape[1] % h.shape[0] == 0 and image.shape[0] % h.shape[1] == 0
     sy, sx = image.shape[0] // h.shape[1], image.shape[1] // h.shape[0]
-    top = float(np.abs(h).max())
+    # the same robust limits as the live view's payload (values beyond them saturate)
+    wire = payload.trace_scales(explorer.trace)[(explorer.view.layer, "h")]
+    top = wire["vmax"]
+    assert wire["vmin"] == -top and 0 < top <= float(np.abs(explorer.trace.layers[explorer.view.layer].h).max())
     expected = still.colours(h.T, "diverging", -top, top)
     assert np.array_equal(image[::sy, ::sx], expected)
 
