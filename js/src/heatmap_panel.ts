@@ -8,6 +8,10 @@ import { type Heatmap, createHeatmap, createLegend } from "./heatmap";
 import { type ExplorerState, selectedQuantity } from "./state";
 import { type Change, type ExplorerStore, type ExplorerView, rowOfUnit } from "./store";
 import { element } from "./dom";
+import { pageBackground, setBackground } from "./colormap";
+
+/** Body attributes JupyterLab sets when the theme changes (after the theme's CSS is loaded). */
+const THEME_ATTRIBUTES = ["data-jp-theme-name", "data-jp-theme-light"];
 
 export interface HighlightModel {
   highlight?: number[]; // units the kernel asks to compare: their rows are marked
@@ -35,8 +39,12 @@ export function createHeatmapPanel(model: AnyModel<HighlightModel>, store: Explo
   const caption = element("span", "rw-caption");
   caption.style.cssText = "color: #555;";
   const { state } = store;
+  let paintedOn = ""; // the page background the image was painted on (the diverging map's centre)
+  const background = () => pageBackground(heatmap.el.isConnected ? heatmap.el : document.documentElement);
 
   function drawImage(): void {
+    paintedOn = background();
+    setBackground(paintedOn);
     const q = selectedQuantity(state);
     const lod = store.index?.lod;
     const overview = store.overview;
@@ -55,6 +63,14 @@ export function createHeatmapPanel(model: AnyModel<HighlightModel>, store: Explo
   }
 
   model.on("change:highlight", drawCursor);
+  // A theme switch repaints in the new background (the tokens and bars follow on their next draw).
+  const themeWatch = new MutationObserver(() => {
+    if (paintedOn && background() !== paintedOn) {
+      drawImage();
+      drawCursor();
+    }
+  });
+  themeWatch.observe(document.body, { attributes: true, attributeFilter: THEME_ATTRIBUTES });
   return {
     heatmap,
     legend: legend.el,
@@ -65,6 +81,7 @@ export function createHeatmapPanel(model: AnyModel<HighlightModel>, store: Explo
     },
     destroy() {
       model.off("change:highlight", drawCursor);
+      themeWatch.disconnect();
       heatmap.destroy();
     },
   };

@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
+import { colorWord, setBackground, unpack } from "../src/colormap";
 import { createHeatmapPanel, highlightedRows } from "../src/heatmap_panel";
 import { type ExplorerModel, ExplorerStore } from "../src/store";
 import { playerOf } from "../src/transport";
@@ -43,5 +44,37 @@ describe("the Explorer's heatmap panel", () => {
     panel.destroy();
     store.destroy();
     expect(model.listenerCount()).toBe(0);
+  });
+
+  it("centres the diverging map on the page background, and repaints when the theme changes", async () => {
+    const { index, buffer } = buildPayload(3, [
+      { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }] },
+    ]);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
+    });
+    const store = new ExplorerStore(model, playerOf(model, () => 2));
+    const panel = createHeatmapPanel(model, store);
+    store.subscribe((change) => panel.update(change));
+    document.body.append(panel.heatmap.el);
+    store.load();
+    expect(unpack(colorWord(0, "diverging", -1, 1))).toEqual([255, 255, 255, 255]); // no theme: white
+    panel.caption.textContent = "(drawn)";
+    // JupyterLab Dark's background, as the heatmap's computed style gives it (happy-dom does not
+    // inherit custom properties, so it is set on the element itself)
+    panel.heatmap.el.style.setProperty("--jp-layout-color0", "#111111");
+    document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark");
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the observer's callback
+    expect(panel.caption.textContent).toBe("h of lstm.l0: 2 units (rows) × 3 steps (columns)");
+    expect(unpack(colorWord(0, "diverging", -1, 1))).toEqual([0x11, 0x11, 0x11, 255]);
+    panel.caption.textContent = "(drawn)";
+    document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark"); // same background: no repaint
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(panel.caption.textContent).toBe("(drawn)");
+    panel.destroy();
+    store.destroy();
+    document.body.removeAttribute("data-jp-theme-name");
+    panel.heatmap.el.remove();
+    setBackground("#ffffff");
   });
 });
