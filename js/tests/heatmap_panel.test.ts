@@ -77,4 +77,31 @@ describe("the Explorer's heatmap panel", () => {
     panel.heatmap.el.remove();
     setBackground("#ffffff");
   });
+
+  it("says how colours are scaled, and scales each unit to its own range at one click", () => {
+    const { index, buffer } = buildPayload(3, [
+      { name: "lstm.l0", kind: "lstm", quantities: [{ name: "c", units: 2, f: (t, u) => (u ? t : 9.8), vmin: -3.8, vmax: 3.8 }] },
+    ]);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "c", playing: false, interval: 150,
+    });
+    const store = new ExplorerStore(model, playerOf(model, () => 2));
+    const panel = createHeatmapPanel(model, store);
+    store.subscribe((change) => panel.update(change));
+    store.load();
+    document.body.append(panel.legend);
+    const scaling = panel.legend.querySelector(".rw-scaling")!;
+    const ends = () => Array.from(panel.legend.querySelectorAll("span")).slice(0, 2).map((e) => e.textContent);
+    expect(scaling.textContent).toBe("robust limits ±3.800 (upper quartile of the units' 99th percentiles)");
+    expect(ends()).toEqual(["-3.800", "3.800"]);
+    expect(panel.legend.querySelector(".rw-per-unit")).toBe(panel.perUnit);
+    panel.perUnit.click();
+    expect(scaling.textContent).toBe("each unit scaled to its own range");
+    expect(ends()).toEqual(["−unit max", "+unit max"]);
+    panel.perUnit.click();
+    expect(scaling.textContent).toContain("robust limits ±3.800");
+    panel.legend.remove();
+    panel.destroy();
+    store.destroy();
+  });
 });
