@@ -243,9 +243,12 @@ def test_nbconvert_exporter_without_widgets_is_plain_html():
 
 def test_front_end_and_still_share_colour_anchors():
     source = (REPO / "js" / "src" / "colormap.ts").read_text(encoding="utf-8")
-    for name in ("diverging", "sequential"):
-        block = re.search(rf"const {name.upper()} = \[(.*?)\];", source, re.S).group(1)
-        assert re.findall(r'"(#[0-9a-f]{6})"', block) == still.ANCHORS[name], name
+    def anchors(name):
+        return re.findall(r'"(#[0-9a-f]{6})"', re.search(rf"const {name} = \[(.*?)\];", source, re.S).group(1))
+    assert anchors("SEQUENTIAL") == still.ANCHORS["sequential"]
+    # the diverging map on the default page: each side listed from 0 outwards, the background between
+    background = re.search(r'DEFAULT_BACKGROUND = "(#[0-9a-f]{6})"', source).group(1)
+    assert anchors("NEGATIVE")[::-1] + [background] + anchors("POSITIVE") == still.ANCHORS["diverging"]
     assert int(re.search(r"LUT_SIZE = (\d+)", source).group(1)) == still.LUT_SIZE
     assert hex_rgb(re.search(r'NON_FINITE = "(#[0-9a-f]{6})"', source).group(1)) == still.NON_FINITE
 
