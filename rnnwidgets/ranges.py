@@ -1,4 +1,4 @@
-"""Value ranges: finite min/max, colour limits and chart axis ranges, in one place.
+"""Value ranges: finite min/max, robust colour limits and chart axis ranges, in one place.
 
 numpy only. Non-finite values (NaN, ±inf) never set a range: views draw them in a colour of
 their own. How a quantity is coloured follows its kind's rules (``rnnwidgets.kinds``): sigmoid
@@ -41,18 +41,50 @@ def max_abs(array) -> float:
     return max(-span[0], span[1]) if span else 0.0
 
 
-def colour_scale(name: str, array) -> dict:
-    """How to colour quantity ``name`` over all of ``array``, so batch elements compare.
+# Robust colour limits: each unit's 99th percentile of |value| (one spike in a unit does not set
+# its peak), then the upper quartile of those unit peaks. A quarter of the units may saturate at
+# their extremes, but one or a few saturated units (a cell state at ±10 beside a counter at 0..4)
+# no longer turn every other row pale. Percentiles come from at most SAMPLE values, evenly
+# strided over the steps, so a 100M-value trace costs a sample, not a sort.
+UNIT_PERCENTILE = 99.0
+UNITS_QUANTILE = 75.0
+SAMPLE = 1 << 20
 
-    Sigmoid gates: 0..1. Everything that can go negative (h, c, tanh candidates, most tracks):
-    diverging, symmetric around 0. Non-negative tracks (e.g. a ReLU): sequential from 0.
+
+def robust_max_abs(array) -> float:
+    """The robust magnitude of ``array`` (..., units): the upper quartile of the units' 99th
+    percentiles of |finite values|, from an evenly strided sample of the steps. Falls back to the
+    largest finite magnitude when that is 0 (sparse units), and is 0 when nothing is finite."""
+    a = np.asarray(array)
+    rows = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 and a.shape[-1] else a.reshape(-1, 1)
+    if not rows.size:
+        return 0.0
+    stride = -(-rows.shape[0] * rows.shape[1] // SAMPLE)
+    sample = np.abs(rows[::stride], dtype=np.float64)
+    sample[~np.isfinite(sample)] = np.nan
+    finite_units = ~np.all(np.isnan(sample), axis=0)
+    if not finite_units.any():
+        return max_abs(a)
+    # "higher": a unit's peak is a value it reached (its max when it has under 100 steps).
+    peaks = np.nanpercentile(sample[:, finite_units], UNIT_PERCENTILE, axis=0, method="higher")
+    top = float(np.percentile(peaks, UNITS_QUANTILE))
+    return top if top > 0 else max_abs(a)
+
+
+def colour_scale(name: str, array) -> dict:
+    """How to colour quantity ``name`` over all of ``array`` (..., units), so batch elements compare.
+
+    Sigmoid gates: 0..1. Everything else has robust limits (``robust_max_abs``); values beyond
+    them saturate. Anything that can go negative (h, c, tanh candidates, most tracks): diverging,
+    symmetric around 0. Non-negative tracks (e.g. a ReLU): sequential from 0.
     """
     if name in SIGMOID_GATES:
         return {"scale": "sequential", "vmin": 0.0, "vmax": 1.0}
-    span = finite_range(array)
-    top = (max(-span[0], span[1]) if span else 0.0) or 1.0
-    if name not in SIGNED and span and span[0] >= 0:
-        return {"scale": "sequential", "vmin": 0.0, "vmax": top}
+    top = robust_max_abs(array) or 1.0
+    if name not in SIGNED:
+        span = finite_range(array)
+        if span and span[0] >= 0:
+            return {"scale": "sequential", "vmin": 0.0, "vmax": top}
     return {"scale": "diverging", "vmin": -top, "vmax": top}
 
 

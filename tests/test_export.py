@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import rnnwidgets as rw
-from rnnwidgets.widgets import export, still
+from rnnwidgets.widgets import export, payload, still
 
 REPO = Path(__file__).resolve().parents[1]
 XSS_TOKEN = "</script><img src=x onerror=\"window.__xss=1\">"
@@ -243,9 +243,12 @@ def test_nbconvert_exporter_without_widgets_is_plain_html():
 
 def test_front_end_and_still_share_colour_anchors():
     source = (REPO / "js" / "src" / "colormap.ts").read_text(encoding="utf-8")
-    for name in ("diverging", "sequential"):
-        block = re.search(rf"const {name.upper()} = \[(.*?)\];", source, re.S).group(1)
-        assert re.findall(r'"(#[0-9a-f]{6})"', block) == still.ANCHORS[name], name
+    def anchors(name):
+        return re.findall(r'"(#[0-9a-f]{6})"', re.search(rf"const {name} = \[(.*?)\];", source, re.S).group(1))
+    assert anchors("SEQUENTIAL") == still.ANCHORS["sequential"]
+    # the diverging map on the default page: each side listed from 0 outwards, the background between
+    background = re.search(r'DEFAULT_BACKGROUND = "(#[0-9a-f]{6})"', source).group(1)
+    assert anchors("NEGATIVE")[::-1] + [background] + anchors("POSITIVE") == still.ANCHORS["diverging"]
     assert int(re.search(r"LUT_SIZE = (\d+)", source).group(1)) == still.LUT_SIZE
     assert hex_rgb(re.search(r'NON_FINITE = "(#[0-9a-f]{6})"', source).group(1)) == still.NON_FINITE
 
@@ -324,7 +327,10 @@ def test_explorer_display_carries_a_still_of_its_heatmap(explorer):
     h = explorer.trace.layers[explorer.view.layer].states["h"][0]  # (time 9, units 6)
     assert image.shape[1] % h.shape[0] == 0 and image.shape[0] % h.shape[1] == 0
     sy, sx = image.shape[0] // h.shape[1], image.shape[1] // h.shape[0]
-    top = float(np.abs(h).max())
+    # the same robust limits as the live view's payload (values beyond them saturate)
+    wire = payload.trace_scales(explorer.trace)[(explorer.view.layer, "h")]
+    top = wire["vmax"]
+    assert wire["vmin"] == -top and 0 < top <= float(np.abs(explorer.trace.layers[explorer.view.layer].h).max())
     expected = still.colours(h.T, "diverging", -top, top)
     assert np.array_equal(image[::sy, ::sx], expected)
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from rnnwidgets.ranges import axis_range, colour_limits, colour_scale, finite_range, max_abs
+from rnnwidgets import ranges
+from rnnwidgets.ranges import axis_range, colour_limits, colour_scale, finite_range, max_abs, robust_max_abs
 
 
 def test_finite_range_skips_non_finite_values():
@@ -38,3 +39,44 @@ def test_axis_ranges_widen_a_single_point():
     assert axis_range([4.0], log=True) == (2.0, 8.0)
     assert axis_range([5.0]) == pytest.approx((4.75, 5.25))
     assert axis_range([np.nan]) is None and axis_range([0.0, -1.0], log=True) is None
+
+
+def test_robust_limits_ignore_one_saturated_unit():
+    # 16 units over (batch 2, 200 steps): one saturates at ±9.8, one counts 0..3.7, the rest
+    # wander within ±1 (the quickstart's cell state, in miniature).
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (2, 200, 16))
+    a[..., 0] = np.where(rng.random((2, 200)) < 0.5, -9.8, 9.8)
+    a[..., 1] = np.linspace(0, 3.7, 200)
+    a[..., 2:6] *= 3.0
+    scale = colour_scale("c", a)
+    assert scale["scale"] == "diverging" and scale["vmin"] == -scale["vmax"]
+    assert 2.9 <= scale["vmax"] <= 3.7                     # the upper quartile of unit peaks, not 9.8
+    assert 3.7 / (2 * scale["vmax"]) >= 0.5                # the counter spans half the scale
+    assert robust_max_abs(a) == scale["vmax"]
+    # a spike at one step of one unit does not set that unit's peak (nor the limits)
+    b = rng.uniform(-1, 1, (1, 1000, 4))
+    b[0, 10, 3] = 50.0
+    assert robust_max_abs(b) < 1.0
+
+
+def test_robust_limits_all_equal_and_non_finite_values():
+    assert colour_scale("h", np.full((1, 5, 3), 2.5)) == {"scale": "diverging", "vmin": -2.5, "vmax": 2.5}
+    assert colour_scale("h", np.zeros((1, 5, 3)))["vmax"] == 1.0      # all zero: a unit scale
+    assert colour_scale("h", np.full((1, 5, 3), np.nan))["vmax"] == 1.0
+    a = np.full((1, 300, 4), np.nan)
+    a[0, :, 1] = np.linspace(-2.0, 2.0, 300)
+    a[0, 7, 2] = np.inf                                    # an inf never sets a limit
+    assert robust_max_abs(a) == pytest.approx(2.0, rel=0.02)
+    sparse = np.zeros((1, 1000, 2))
+    sparse[0, 3, 0] = 4.0                                  # units that are mostly 0: their largest value
+    assert robust_max_abs(sparse) == 4.0
+    assert colour_scale("relu_track", np.abs(sparse))["scale"] == "sequential"
+    assert robust_max_abs(np.zeros((0, 4))) == 0.0
+
+
+def test_robust_limits_from_a_sample_of_a_large_trace():
+    rng = np.random.default_rng(1)
+    a = np.tanh(rng.standard_normal((1, 20_000, 256), dtype=np.float32))
+    exact = np.percentile(np.percentile(np.abs(a[0]), 99, axis=0, method="higher"), 75)
+    assert a.size > 4 * ranges.SAMPLE and robust_max_abs(a) == pytest.approx(exact, rel=0.01)

@@ -69,6 +69,43 @@ export function paintOverview(
   }
 }
 
+/** Each unit's largest finite |value| among `values` (time-major, `units` wide, the first
+ * `rows` rows), 1 for a unit with none (so dividing by it leaves its zeros and NaNs as they are). */
+function unitPeaks(values: Float32Array, units: number, rows: number): Float64Array {
+  const peak = new Float64Array(units);
+  for (let i = 0; i < rows * units; i++) {
+    const a = Math.abs(values[i]);
+    if (a > peak[i % units] && a - a === 0) peak[i % units] = a;
+  }
+  return peak.map((p) => p || 1);
+}
+
+function divideByUnit(values: Float32Array, units: number, peak: Float64Array): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i] / peak[i % units];
+  return out;
+}
+
+/** `q` with each unit divided by its own largest |value| over its first `length` steps, on a
+ * scale of ±1 (0..1 for a sequential one): every row uses its whole colour range. */
+export function scaledPerUnit(q: Quantity, length: number): Quantity {
+  const rows = Math.max(0, Math.min(q.steps, length - (q.t0 ?? 0)));
+  const peak = unitPeaks(q.data, q.units, rows);
+  return { ...q, data: divideByUnit(q.data, q.units, peak), vmin: q.scale === "diverging" ? -1 : 0, vmax: 1 };
+}
+
+/** The overview's counterpart of `scaledPerUnit` (each unit's peak over its buckets' min and max). */
+export function overviewPerUnit(o: Overview, q: Quantity): { o: Overview; q: Quantity } {
+  const both = new Float32Array(o.min.length * 2);
+  both.set(o.min);
+  both.set(o.max, o.min.length);
+  const peak = unitPeaks(both, o.units, 2 * o.columns);
+  return {
+    o: { ...o, min: divideByUnit(o.min, o.units, peak), max: divideByUnit(o.max, o.units, peak) },
+    q: { ...q, vmin: q.scale === "diverging" ? -1 : 0, vmax: 1 },
+  };
+}
+
 type Rect = [x: number, y: number, w: number, h: number];
 
 /**

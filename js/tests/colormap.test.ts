@@ -1,7 +1,44 @@
 import { describe, expect, it } from "vitest";
 import {
-  LUT_SIZE, NON_FINITE_WORD, colorWord, cssColor, lutFor, lutIndex, pack, textColorOn, unpack,
+  LUT_SIZE, NON_FINITE_WORD, colorWord, cssColor, isDark, lutFor, lutIndex, pack, parseColor, setBackground,
+  textColorOn, unpack,
 } from "../src/colormap";
+
+/** Perceived lightness of a packed colour, 0..255. */
+const lightness = (word: number) => {
+  const [r, g, b] = unpack(word);
+  return 0.299 * r + 0.587 * g + 0.114 * b;
+};
+
+describe("the diverging map on the page background", () => {
+  it("reads the theme's background colour as CSS writes it", () => {
+    expect(parseColor("#111")).toEqual([17, 17, 17]);
+    expect(parseColor(" #1A2b3c ")).toEqual([26, 43, 60]);
+    expect(parseColor("rgb(33, 33, 33)")).toEqual([33, 33, 33]);
+    expect(parseColor("white")).toEqual([255, 255, 255]);
+    expect(parseColor("var(--x)")).toBeNull();
+    expect(isDark([17, 17, 17])).toBe(true);
+    expect(isDark([255, 255, 255])).toBe(false);
+  });
+
+  it("has the background as its midpoint under a dark theme, magnitudes lighter outwards", () => {
+    try {
+      setBackground("#111111");
+      expect(unpack(colorWord(0, "diverging", -2, 2))).toEqual([0x11, 0x11, 0x11, 255]);
+      expect(lightness(colorWord(2, "diverging", -2, 2))).toBeGreaterThan(lightness(colorWord(0.5, "diverging", -2, 2)));
+      expect(lightness(colorWord(-2, "diverging", -2, 2))).toBeGreaterThan(lightness(colorWord(-0.5, "diverging", -2, 2)));
+      const [rn, , bn] = unpack(colorWord(-1, "diverging", -2, 2));
+      const [rp, , bp] = unpack(colorWord(1, "diverging", -2, 2));
+      expect(bn).toBeGreaterThan(rn); // still blue below 0, red above
+      expect(rp).toBeGreaterThan(bp);
+      expect(lutFor("sequential")[0]).toBe(pack(0x44, 0x01, 0x54)); // sigmoid gates keep viridis
+    } finally {
+      setBackground("#ffffff");
+    }
+    expect(unpack(colorWord(0, "diverging", -2, 2))).toEqual([255, 255, 255, 255]);
+    expect(lightness(colorWord(2, "diverging", -2, 2))).toBeLessThan(lightness(colorWord(0.5, "diverging", -2, 2)));
+  });
+});
 
 describe("colour lookup tables", () => {
   it("packs RGBA for a little-endian Uint32 view over ImageData bytes", () => {
@@ -20,7 +57,7 @@ describe("colour lookup tables", () => {
 
   it("maps 0 on a symmetric diverging scale to the exact neutral centre", () => {
     expect(lutIndex(0, -3, 3)).toBe((LUT_SIZE - 1) / 2);
-    expect(unpack(colorWord(0, "diverging", -3, 3))).toEqual([0xf7, 0xf7, 0xf7, 255]);
+    expect(unpack(colorWord(0, "diverging", -3, 3))).toEqual([255, 255, 255, 255]); // the default page
     // negative is blue-ish, positive red-ish
     const [rn, , bn] = unpack(colorWord(-1.5, "diverging", -3, 3));
     const [rp, , bp] = unpack(colorWord(1.5, "diverging", -3, 3));
@@ -48,7 +85,7 @@ describe("colour lookup tables", () => {
   });
 
   it("gives CSS colours and a readable text colour", () => {
-    expect(cssColor(0, "diverging", -1, 1)).toBe("rgb(247, 247, 247)");
+    expect(cssColor(0, "diverging", -1, 1)).toBe("rgb(255, 255, 255)");
     expect(textColorOn(pack(255, 255, 255))).toBe("#000");
     expect(textColorOn(pack(0, 0, 0))).toBe("#fff");
   });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { NON_FINITE_WORD, colorWord, lutFor } from "../src/colormap";
-import { cellAtFraction, cursorRects, extreme, formatValue, greyed, paintHeatmap, paintOverview } from "../src/heatmap";
+import {
+  cellAtFraction, cursorRects, extreme, formatValue, greyed, overviewPerUnit, paintHeatmap, paintOverview, scaledPerUnit,
+} from "../src/heatmap";
 import type { Quantity } from "../src/state";
 
 function quantity(steps: number, units: number, f: (t: number, u: number) => number): Quantity {
@@ -104,5 +106,26 @@ describe("the cursor", () => {
   it("keeps a column at least a pixel wide when steps outnumber pixels", () => {
     const { edges } = cursorRects(500, 0, 1000, 1, 100, 10, 2);
     expect(edges).toEqual([[48, 0, 2, 10], [51, 0, 2, 10]]);
+  });
+
+  it("scales each unit to its own largest |value| within the length, on ±1", () => {
+    // unit 0 saturates at ±9.8, unit 1 counts 0..3, unit 2 is all 0 with a NaN; step 3 is padding
+    const big = quantity(4, 3, (t, u) => [t % 2 ? 9.8 : -9.8, t, u === 2 && t === 1 ? NaN : 0][u]);
+    const own = scaledPerUnit({ ...big, data: big.data.map((v, i) => (i >= 9 && i % 3 === 1 ? 50 : v)), vmin: -9.8, vmax: 9.8 }, 3);
+    expect([own.vmin, own.vmax, own.scale]).toEqual([-1, 1, "diverging"]);
+    expect(Array.from(own.data.subarray(0, 9))).toEqual([-1, 0, 0, 1, 0.5, NaN, -1, 1, 0]);
+    expect(own.data[10]).toBe(25); // the padding step's 50 is beyond unit 1's peak (2): it saturates
+    const out = new Uint32Array(12);
+    paintHeatmap(own, null, 3, out);
+    expect(out[1 * 4 + 2]).toBe(colorWord(1, "diverging", -1, 1)); // the counter reaches the scale's end
+    expect(scaledPerUnit({ ...big, scale: "sequential", vmin: 0, vmax: 1 }, 4).vmin).toBe(0);
+    const o = {
+      layer: "l", quantity: "h", columns: 2, bucket: 2, units: 2,
+      min: Float32Array.of(-4, 0, 2, 0.5), max: Float32Array.of(0, 0.25, 8, 1),
+    };
+    const scaled = overviewPerUnit(o, big);
+    expect(Array.from(scaled.o.min)).toEqual([-0.5, 0, 0.25, 0.5]);
+    expect(Array.from(scaled.o.max)).toEqual([0, 0.25, 1, 1]);
+    expect([scaled.q.vmin, scaled.q.vmax]).toEqual([-1, 1]);
   });
 });

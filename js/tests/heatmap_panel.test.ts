@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
+import { colorWord, setBackground, unpack } from "../src/colormap";
 import { createHeatmapPanel, highlightedRows } from "../src/heatmap_panel";
 import { type ExplorerModel, ExplorerStore } from "../src/store";
 import { playerOf } from "../src/transport";
@@ -43,5 +44,64 @@ describe("the Explorer's heatmap panel", () => {
     panel.destroy();
     store.destroy();
     expect(model.listenerCount()).toBe(0);
+  });
+
+  it("centres the diverging map on the page background, and repaints when the theme changes", async () => {
+    const { index, buffer } = buildPayload(3, [
+      { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }] },
+    ]);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
+    });
+    const store = new ExplorerStore(model, playerOf(model, () => 2));
+    const panel = createHeatmapPanel(model, store);
+    store.subscribe((change) => panel.update(change));
+    document.body.append(panel.heatmap.el);
+    store.load();
+    expect(unpack(colorWord(0, "diverging", -1, 1))).toEqual([255, 255, 255, 255]); // no theme: white
+    panel.caption.textContent = "(drawn)";
+    // JupyterLab Dark's background, as the heatmap's computed style gives it (happy-dom does not
+    // inherit custom properties, so it is set on the element itself)
+    panel.heatmap.el.style.setProperty("--jp-layout-color0", "#111111");
+    document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark");
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the observer's callback
+    expect(panel.caption.textContent).toBe("h of lstm.l0: 2 units (rows) × 3 steps (columns)");
+    expect(unpack(colorWord(0, "diverging", -1, 1))).toEqual([0x11, 0x11, 0x11, 255]);
+    panel.caption.textContent = "(drawn)";
+    document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark"); // same background: no repaint
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(panel.caption.textContent).toBe("(drawn)");
+    panel.destroy();
+    store.destroy();
+    document.body.removeAttribute("data-jp-theme-name");
+    panel.heatmap.el.remove();
+    setBackground("#ffffff");
+  });
+
+  it("says how colours are scaled, and scales each unit to its own range at one click", () => {
+    const { index, buffer } = buildPayload(3, [
+      { name: "lstm.l0", kind: "lstm", quantities: [{ name: "c", units: 2, f: (t, u) => (u ? t : 9.8), vmin: -3.8, vmax: 3.8 }] },
+    ]);
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "c", playing: false, interval: 150,
+    });
+    const store = new ExplorerStore(model, playerOf(model, () => 2));
+    const panel = createHeatmapPanel(model, store);
+    store.subscribe((change) => panel.update(change));
+    store.load();
+    document.body.append(panel.legend);
+    const scaling = panel.legend.querySelector(".rw-scaling")!;
+    const ends = () => Array.from(panel.legend.querySelectorAll("span")).slice(0, 2).map((e) => e.textContent);
+    expect(scaling.textContent).toBe("robust limits ±3.800 (upper quartile of the units' 99th percentiles)");
+    expect(ends()).toEqual(["-3.800", "3.800"]);
+    expect(panel.legend.querySelector(".rw-per-unit")).toBe(panel.perUnit);
+    panel.perUnit.click();
+    expect(scaling.textContent).toBe("each unit scaled to its own range");
+    expect(ends()).toEqual(["−unit max", "+unit max"]);
+    panel.perUnit.click();
+    expect(scaling.textContent).toContain("robust limits ±3.800");
+    panel.legend.remove();
+    panel.destroy();
+    store.destroy();
   });
 });

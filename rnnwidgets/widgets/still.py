@@ -16,8 +16,9 @@ from ..ranges import colour_scale
 from ..timeaxis import mean_columns
 
 LUT_SIZE = 257  # odd, so a diverging scale's centre (0) has its own entry
+# js/src/colormap.ts's maps on its default (white) page: a still has no theme to read.
 ANCHORS = {
-    "diverging": ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
+    "diverging": ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#ffffff",
                   "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"],
     "sequential": ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
                    "#35b779", "#6ece58", "#b5de2b", "#fde725"],
