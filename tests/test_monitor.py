@@ -251,3 +251,47 @@ def test_save_html_keeps_the_final_charts(tmp_path):
     mon.finish()
     page = mon.save_html(tmp_path / "monitor.html").read_text(encoding="utf-8")
     assert "rw-monitor" in page and "step 3 \\u00b7 loss" in page   # the state is JSON, non-ASCII escaped
+
+
+class NormedModel(torch.nn.Module):
+    """An LSTM followed by BatchNorm: a probe run in training mode would move its statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(3, 8, batch_first=True)
+        self.norm = torch.nn.BatchNorm1d(8)
+        self.head = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.lstm(x)[0]
+        return self.head(self.norm(h.transpose(1, 2)).transpose(1, 2))
+
+
+def test_the_probe_leaves_the_trained_model_as_found():
+    from model_state import assert_untouched, snapshot
+
+    torch.manual_seed(0)
+    model = NormedModel().train()
+    mon = TrainingMonitor(model, probe=(torch.randn(2, 10, 3) * 5 + 3, lambda out: out[:, -1].sum()), every=1,
+                          clock=FakeClock())
+    backward(model)
+    before = snapshot(model)
+    mon.step(1.0)                        # takes a probe snapshot: a forward in training mode
+    assert mon.snapshot is not None
+    assert_untouched(model, before)      # BatchNorm's running statistics included
+
+
+def test_a_model_without_trainable_parameters_is_refused_with_a_sentence():
+    model = Model().requires_grad_(False)
+    with pytest.raises(ValueError, match="TrainingMonitor: expected a model with trainable parameters"):
+        TrainingMonitor(model)
+
+
+def test_the_step_axes_say_what_a_step_counts():
+    mon = TrainingMonitor(Model(), clock=FakeClock())
+    labels = lambda: [mon.loss_figure.axes[0].label, mon.norm_figure.axes[0].label, mon.heat.column_label]  # noqa: E731
+    assert labels() == ["training step (mon.step calls)"] * 3
+    mon.attach()                         # gradient accumulation: several backward passes per optimizer step
+    assert labels() == ["backward pass"] * 3
+    mon.detach()
+    assert labels() == ["training step (mon.step calls)"] * 3

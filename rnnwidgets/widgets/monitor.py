@@ -41,6 +41,12 @@ def layer_of(param_name: str, root: str) -> str:
     return module
 
 
+# What one step of the charts' step axes counts: a call of ``step`` (one per optimizer step, as
+# the docstring asks), or, attached, a backward pass.
+TRAINING_STEP = "training step (mon.step calls)"
+BACKWARD_PASS = "backward pass"
+
+
 class TrainingMonitor(widgets.VBox):
     """Live loss, gradient norm, per-layer gradient norms and gradient-through-time snapshots.
 
@@ -69,6 +75,9 @@ class TrainingMonitor(widgets.VBox):
         self.clip, self.every, self.interval, self._clock = clip, every, interval, clock
         self.probe = None if probe is None else (probe if isinstance(probe, tuple) else (probe, "last"))
         self.gradients = live.gradients()      # the trainable parameters' gradients, read-only
+        if not self.gradients.names:
+            raise ValueError("TrainingMonitor: expected a model with trainable parameters (requires_grad=True); "
+                             "this one has none, so there is no gradient to follow")
         owners = [layer_of(name, live.name) for name in self.gradients.names]
         self.layers = list(dict.fromkeys(owners))
         self._layer_index = np.array([self.layers.index(owner) for owner in owners], dtype=np.int64)
@@ -135,15 +144,26 @@ class TrainingMonitor(widgets.VBox):
 
     # ---- hooks --------------------------------------------------------------------------
     def attach(self):
-        """Record the gradients at the end of every backward pass, from hooks on the parameters."""
+        """Record the gradients at the end of every backward pass, from hooks on the parameters.
+
+        Attached, a step is a backward pass (several per optimizer step when gradients are
+        accumulated), and the charts' step axes say so."""
         self.gradients.attach(self._on_gradient)
+        self._label_steps(BACKWARD_PASS)
         return self
 
     def detach(self):
         """Remove the hooks ``attach`` added (recording what the last backward pass left)."""
         self.gradients.detach()               # first, so no hook is left behind if recording fails
         self._finish_backward()
+        self._label_steps(TRAINING_STEP)
         return self
+
+    def _label_steps(self, label: str):
+        """Name what one step of the charts' step axes is: a ``step`` call or a backward pass."""
+        for figure in (self.loss_figure, self.norm_figure):
+            figure.axes[0].label = label
+        self.heat.column_label = label
 
     def _on_gradient(self, index: int, norm: float):
         """A hook's report: parameter ``index``'s gradient, of L2 norm ``norm``, is accumulated."""
@@ -268,12 +288,12 @@ class TrainingMonitor(widgets.VBox):
         xs, ys = bq.LinearScale(min=0, max=1), bq.LinearScale(min=0, max=1)   # until fit to data
         self.loss_lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
                                    scales={"x": xs, "y": ys}, colors=["#1f77b4"])
-        loss_fig = bq.Figure(marks=[self.loss_lines], title="loss",
+        self.loss_figure = loss_fig = bq.Figure(marks=[self.loss_lines], title="loss",
                              fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
-                             axes=[bq.Axis(scale=xs, label="training step", tick_format=STEP_FORMAT),
+                             axes=[bq.Axis(scale=xs, label=TRAINING_STEP, tick_format=STEP_FORMAT),
                                    bq.Axis(scale=ys, side="left", label="loss", tick_format=".3g")],
                              layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
-        self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", "training step", "‖∇‖",
+        self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", TRAINING_STEP, "‖∇‖",
                                                                         legend="top-right")
         self.norm_lines.labels = ["‖∇‖ (L2 over all parameters)"]
         charts = [loss_fig, self.norm_figure]
@@ -287,7 +307,7 @@ class TrainingMonitor(widgets.VBox):
                                          scales={"x": norm_x, "y": norm_y})
             self.norm_figure.marks = [*self.norm_figure.marks, self.clip_line, self.clip_marks]
         self.heat = HeatmapGrid(np.zeros((len(self.layers), 0), np.float32), self.layers, scale="log",
-                                title="gradient norm per layer (log scale)", column_label="training step")
+                                title="gradient norm per layer (log scale)", column_label=TRAINING_STEP)
         charts.append(self.heat)
         if self.probe is not None:
             self.probe_figure, self.probe_lines, _ = log_lines_figure(
