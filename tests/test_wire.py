@@ -44,3 +44,11 @@ def test_layer_entries_carry_the_kinds_names_and_the_direction():
     assert payload.recurrence(cell) == kinds.describe("lstm")  # an LSTMCell in a user's loop
     assert payload.recurrence(LayerTrace("m", "custom", states={"h": h})) == kinds.describe("custom")
     assert payload.recurrence(LayerTrace("c", "cell", states={"h": h}, meta={"cell": "?"})) == kinds.describe("cell")
+
+
+def test_the_index_says_which_mode_the_model_was_traced_in():
+    trace = wire_fixture.fixture_trace()
+    assert payload.build_payload(trace, 0)[0]["training"] is None        # not recorded
+    for training in (True, False):
+        trace.meta["training"] = training
+        assert payload.build_payload(trace, 0)[0]["training"] is training

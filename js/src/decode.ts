@@ -43,6 +43,7 @@ export interface Overview {
 export interface PayloadIndex {
   steps: number;
   length: number; // valid steps of this batch element
+  training?: boolean | null; // the mode the model was traced in (dropout on in training mode); null: not recorded
   // initial: state name -> offset of its (1, units) initial value (outside any window)
   layers: {
     name: string;

@@ -66,7 +66,8 @@ export function createHeatmapPanel(model: AnyModel<HighlightModel>, store: Explo
         ? `robust limits ±${formatValue(q.vmax)} (upper quartile of the units' 99th percentiles)`
         : `limits ${formatValue(q.vmin)}..${formatValue(q.vmax)}`;
     const perColumn = lod ? ` · ${lod.overview.bucket} steps per column (min/max)` : "";
-    caption.textContent = `${q.name} of ${state.layer}: ${q.units} units (rows) × ${state.steps} steps (columns)${perColumn}`;
+    const mode = store.index?.training ? " · traced in training mode (dropout on)" : "";
+    caption.textContent = `${q.name} of ${state.layer}: ${q.units} units (rows) × ${state.steps} steps (columns)${perColumn}${mode}`;
     heatmap.el.setAttribute("aria-label", `heatmap of ${caption.textContent}`);
     if (!lod) heatmap.draw(q, state.order, state.length);
     else if (overview && overview.layer === state.layer && overview.quantity === state.quantity) {

@@ -46,6 +46,27 @@ describe("the Explorer's heatmap panel", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("says when the model was traced in training mode (dropout on)", () => {
+    const layers = [{ name: "rnn.l0", kind: "rnn" as const, quantities: [{ name: "h", units: 2, f: () => 0 }] }];
+    const captions = [true, false, null].map((training) => {
+      const { index, buffer } = buildPayload(3, layers, { training });
+      const model = new FakeModel<ExplorerModel>({
+        index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
+      });
+      const store = new ExplorerStore(model, playerOf(model, () => 2));
+      const panel = createHeatmapPanel(model, store);
+      store.subscribe((change) => panel.update(change));
+      store.load();
+      const text = panel.caption.textContent;
+      panel.destroy();
+      store.destroy();
+      return text;
+    });
+    expect(captions[0]).toBe("h of rnn.l0: 2 units (rows) × 3 steps (columns) · traced in training mode (dropout on)");
+    expect(captions[1]).toBe("h of rnn.l0: 2 units (rows) × 3 steps (columns)");
+    expect(captions[2]).toBe(captions[1]);
+  });
+
   it("centres the diverging map on the page background, and repaints when the theme changes", async () => {
     const { index, buffer } = buildPayload(3, [
       { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }] },

@@ -61,6 +61,7 @@ export interface LayerSpec {
 
 export interface PayloadOptions {
   length?: number;
+  training?: boolean | null; // the mode the model was traced in (payload.py: trace.meta["training"])
   inputs?: QuantitySpec;
   predictions?: { k: number; ids: (t: number, j: number) => number; probs: (t: number, j: number) => number; labels: string[] };
   // a long sequence: the step arrays hold [t0, t0 + held); the overview is min/max per `bucket` steps
@@ -102,7 +103,8 @@ export function buildPayload(
   });
   const p = options.predictions;
   const predictions = p ? { k: p.k, ids: put(steps, p.k, p.ids), probs: put(steps, p.k, p.probs), labels: p.labels } : null;
-  const index: PayloadIndex = { steps, length: options.length ?? steps, layers: indexLayers, inputs, predictions, lod: null };
+  const index: PayloadIndex = { steps, length: options.length ?? steps, layers: indexLayers, inputs, predictions, lod: null,
+    training: options.training ?? null };
   if (options.window) {
     const { layer, quantity, bucket } = options.window.overview;
     const q = layers.find((l) => l.name === layer)!.quantities.find((s) => s.name === quantity)!;
