@@ -6,6 +6,7 @@ import { type Heatmap, formatValue } from "./heatmap";
 import { type ExplorerState, selectedQuantity, valueAt } from "./state";
 import { type ExplorerStore, unitAtRow } from "./store";
 import { tokenAt } from "./token_at";
+import { bucketColumn } from "./timeaxis";
 import { element } from "./dom";
 
 /** What the readout says about the cell at step t, row `row` ("" for none). */
@@ -16,10 +17,8 @@ export function readoutText(state: ExplorerState, overview: Overview | null, cel
   const t0 = q.t0 ?? 0;
   if (overview && (cell.t < t0 || cell.t >= t0 + q.steps)) {
     // outside the window held: what the overview knows about that column of steps
-    const c = Math.floor(cell.t / overview.bucket);
-    const first = c * overview.bucket;
-    const last = Math.min(state.steps, first + overview.bucket) - 1;
-    const i = c * overview.units + unit;
+    const { column, first, last } = bucketColumn(cell.t, overview.bucket, state.steps);
+    const i = column * overview.units + unit;
     return `unit ${unit} · steps ${first}–${last} · ${q.name} in ` +
       `[${formatValue(overview.min[i])}, ${formatValue(overview.max[i])}]${padding}`;
   }

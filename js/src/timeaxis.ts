@@ -13,6 +13,17 @@ export function stepAtX(x: number, steps: number, width: number): number {
   return Math.max(0, Math.min(steps - 1, Math.floor((x / width) * steps)));
 }
 
+/**
+ * An overview's column of `bucket` steps that holds step t, and the steps it covers (first and
+ * last, inclusive; the last column may be short). The kernel buckets the same way
+ * (timeaxis.py: column runs of `bucket` steps from step 0).
+ */
+export function bucketColumn(t: number, bucket: number, steps: number): { column: number; first: number; last: number } {
+  const column = Math.floor(t / bucket);
+  const first = column * bucket;
+  return { column, first, last: Math.min(steps, first + bucket) - 1 };
+}
+
 /** The absolute steps [from, to) a quantity holds: all of them, or a window of a long sequence. */
 export function heldRange(q: Quantity): { from: number; to: number } {
   const from = q.t0 ?? 0;

@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { createUnits, drawSeries, parseUnit, PLOT_W, yOf } from "../src/units";
-import { columnRange, stepAtX, xOfStep } from "../src/timeaxis";
+import { bucketColumn, columnRange, stepAtX, xOfStep } from "../src/timeaxis";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 // unit u's amplitude grows with u, so variance orders units from the last to the first
@@ -175,5 +175,13 @@ describe("units panel", () => {
     plot.getBoundingClientRect = () => ({ left: 100, top: 0, width: PLOT_W, height: 120 }) as DOMRect;
     plot.dispatchEvent(new MouseEvent("click", { clientX: 100 + PLOT_W / 2, clientY: 10, bubbles: true }));
     expect(calls).toEqual([["setT", 20]]);
+  });
+});
+
+describe("bucketColumn", () => {
+  it("finds the overview column of a step and the steps it covers, the last column short", () => {
+    expect(bucketColumn(0, 10, 95)).toEqual({ column: 0, first: 0, last: 9 });
+    expect(bucketColumn(19, 10, 95)).toEqual({ column: 1, first: 10, last: 19 });
+    expect(bucketColumn(94, 10, 95)).toEqual({ column: 9, first: 90, last: 94 });
   });
 });
