@@ -252,8 +252,16 @@ def test_the_model_is_left_untouched(loss):
     before = snapshot(model)
     tr = trace_step_module(model, torch.randn(5, 2, 3), loss=loss)
     assert_untouched(model, before)
-    # eval semantics while tracing: dropout is off, so the output track equals i2o's
-    np.testing.assert_array_equal(tr.outputs, tr.first.tracks["i2o"])
+    # the model's own mode while tracing: in training mode its dropout applies
+    assert tr.meta["training"] is True
+    assert not np.array_equal(tr.outputs, tr.first.tracks["i2o"])
+
+
+def test_dropout_follows_the_models_own_training_flag():
+    model = prepared(Dropping()).eval()
+    tr = trace_step_module(model, torch.randn(5, 2, 3))
+    assert tr.meta["training"] is False
+    np.testing.assert_array_equal(tr.outputs, tr.first.tracks["i2o"])   # eval: no dropout
 
 
 @pytest.mark.parametrize("loss", [None, "last"])

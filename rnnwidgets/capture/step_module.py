@@ -20,7 +20,8 @@ a recorded state; a part with no such row (a state shared by the batch) is left 
 gradient of the loss reaching each step's hidden state through the recurrence, and
 ``tr.param_grads``; both via ``torch.autograd.grad``, so no ``.grad`` field changes.
 
-The model runs in eval mode (dropout off) and every module's training flag is put back after.
+The model runs in its own mode (dropout on in training mode, as it would train; ``meta["training"]``
+says which) and is left as found.
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from ..tracedata import Trace
 from .convert import to_numpy
 from .finite import require_finite
 from .recording import HookRecording, per_batch, state_parts
-from .untouched import eval_mode
 
 
 def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
@@ -55,7 +55,6 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     if hidden is None:
         hidden = default_hidden(model, batch, device, dtype)
     with ExitStack() as stack:
-        stack.enter_context(eval_mode(model))
         stack.enter_context(torch.enable_grad() if loss is not None else torch.no_grad())
         if loss is not None and device.type == "cuda":
             stack.enter_context(torch.backends.cudnn.flags(enabled=False))  # cuDNN RNNs refuse backward in eval
