@@ -208,3 +208,10 @@ def test_save_html_writes_one_offline_file_with_the_charts(tmp_path):
     assert "bqplot" in page and "rw-gradient-flow" in page
     assert "<b>enc</b>" not in page                         # the layer name travels escaped
     assert not re.search(r"<script[^>]*\ssrc=[\"']?https?:", page)   # nothing loads from the network
+
+
+def test_the_verdict_says_when_the_model_was_traced_in_training_mode():
+    tr = made_up_trace()
+    assert "training mode" not in GradientFlow(tr).verdict_text.value
+    tr.meta["training"] = True
+    assert "traced in training mode (dropout on)" in GradientFlow(tr).verdict_text.value

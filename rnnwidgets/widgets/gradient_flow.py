@@ -164,6 +164,8 @@ class GradientFlow(widgets.VBox):
     # ---- views --------------------------------------------------------------------------
     def _verdict_html(self) -> str:
         lines = [f"{name}: {v.text()}" for name, v in self.verdicts.items()]
+        if self.trace.meta.get("training"):
+            lines.append("traced in training mode (dropout on)")
         return _escaped_lines(lines)
 
     def _fill_time_lines(self):
