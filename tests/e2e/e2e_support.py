@@ -4,15 +4,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-# JavaScript: how much of a canvas is drawn. "inked" counts pixels that are neither transparent
-# nor white; "distinct" counts colours, so a heatmap (many) differs from a filled box (one).
+# JavaScript: how much of a canvas is drawn. "inked" counts pixels that are painted (not
+# transparent): a diverging map draws 0 in the page's background colour, white on a light page;
+# "distinct" counts colours, so a heatmap (many) differs from a filled box (one).
 CANVAS_INK_JS = """(canvas) => {
     const ctx = canvas.getContext('2d');
     const {data} = ctx.getImageData(0, 0, canvas.width, canvas.height);
     let inked = 0; const colours = new Set();
     for (let i = 0; i < data.length; i += 4) {
         const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
-        if (a === 0 || (r === 255 && g === 255 && b === 255)) continue;
+        if (a === 0) continue;
         inked++;
         if (colours.size < 4096) colours.add((r << 16) | (g << 8) | b);
     }

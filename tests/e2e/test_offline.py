@@ -80,10 +80,13 @@ def test_still_png_decodes_in_the_browser_to_the_heatmap(explorer, page):
         return {w: canvas.width, h: canvas.height, data: Array.from(ctx.getImageData(0, 0, canvas.width, canvas.height).data)};
     }""")
     image = np.array(pixels["data"], np.uint8).reshape(pixels["h"], pixels["w"], 4)
-    h = explorer.trace.layers[explorer.view.layer].states["h"][0]  # (time 24, units 10)
-    top = float(np.abs(h).max())
+    from rnnwidgets.ranges import colour_scale
+
+    states = explorer.trace.layers[explorer.view.layer].states["h"]
+    h = states[0]  # (time 24, units 10)
+    scale = colour_scale("h", states)      # the limits the live view and the still share
     sy, sx = pixels["h"] // h.shape[1], pixels["w"] // h.shape[0]
-    assert np.array_equal(image[::sy, ::sx, :3], still.colours(h.T, "diverging", -top, top))
+    assert np.array_equal(image[::sy, ::sx, :3], still.colours(h.T, scale["scale"], scale["vmin"], scale["vmax"]))
     assert (image[..., 3] == 255).all()
     assert base64.b64decode(data)[:4] == b"\x89PNG"
 
