@@ -60,15 +60,34 @@ def robust_max_abs(array) -> float:
     if not rows.size:
         return 0.0
     stride = -(-rows.shape[0] * rows.shape[1] // SAMPLE)
-    sample = np.abs(rows[::stride], dtype=np.float64)
-    sample[~np.isfinite(sample)] = np.nan
-    finite_units = ~np.all(np.isnan(sample), axis=0)
-    if not finite_units.any():
+    kind = rows.dtype if rows.dtype.kind == "f" else np.dtype(np.float64)
+    sample = np.ascontiguousarray(np.abs(rows[::stride].T, dtype=kind))  # (units, steps): a unit per row
+    peaks = unit_peaks(sample)
+    if not peaks.size:
         return max_abs(a)
-    # "higher": a unit's peak is a value it reached (its max when it has under 100 steps).
-    peaks = np.nanpercentile(sample[:, finite_units], UNIT_PERCENTILE, axis=0, method="higher")
     top = float(np.percentile(peaks, UNITS_QUANTILE))
     return top if top > 0 else max_abs(a)
+
+
+def unit_peaks(sample: np.ndarray) -> np.ndarray:
+    """Each row's UNIT_PERCENTILE of its finite values, "higher" (a value the unit reached: its
+    max under 100 steps); rows with nothing finite are left out. A partial selection per row, the
+    same as ``np.nanpercentile(..., method="higher")`` at a fraction of its cost."""
+    finite = np.isfinite(sample)
+    if finite.all():
+        k = ceil_index(sample.shape[1])
+        return np.partition(sample, k, axis=1)[:, k]
+    counts = finite.sum(axis=1)
+    keep = counts > 0
+    ordered = np.sort(np.where(finite, sample, -np.inf)[keep], axis=1)  # the non-finite sort first
+    n, counts = sample.shape[1], counts[keep]
+    at = n - counts + np.array([ceil_index(c) for c in counts], dtype=np.intp)
+    return np.take_along_axis(ordered, at[:, None], axis=1)[:, 0]
+
+
+def ceil_index(n: int) -> int:
+    """The index of the "higher" UNIT_PERCENTILE among ``n`` sorted values."""
+    return int(np.ceil(UNIT_PERCENTILE / 100 * (n - 1)))
 
 
 def colour_scale(name: str, array) -> dict:

@@ -80,3 +80,18 @@ def test_robust_limits_from_a_sample_of_a_large_trace():
     a = np.tanh(rng.standard_normal((1, 20_000, 256), dtype=np.float32))
     exact = np.percentile(np.percentile(np.abs(a[0]), 99, axis=0, method="higher"), 75)
     assert a.size > 4 * ranges.SAMPLE and robust_max_abs(a) == pytest.approx(exact, rel=0.01)
+
+
+def test_unit_peaks_equal_nanpercentile_higher():
+    # The partial selection must give exactly numpy's "higher" percentile of each unit's finite values.
+    rng = np.random.default_rng(1)
+    for trial in range(100):
+        units, steps = rng.integers(1, 20), rng.integers(1, 300)
+        x = np.abs(rng.standard_normal((units, steps)))
+        if trial % 2:
+            hole = rng.random((units, steps)) < 0.3
+            x[hole] = rng.choice([np.nan, np.inf], size=hole.sum())
+        kept = [r for r in x if np.isfinite(r).any()]
+        expected = [np.nanpercentile(np.where(np.isfinite(r), r, np.nan), ranges.UNIT_PERCENTILE, method="higher")
+                    for r in kept]
+        np.testing.assert_array_equal(ranges.unit_peaks(x), np.array(expected).reshape(-1))

@@ -40,6 +40,8 @@ class ExplorerState:
         if not isinstance(trace, Trace):
             raise TypeError(f"Explorer expects an rnnwidgets.Trace, got {type(trace).__name__}; "
                             "use rw.explore(model, inputs) to trace a model")
+        if trace is getattr(self, "trace", None):  # a Trace is not changed once built: its scales hold
+            return
         self.trace = trace
         self.scales = trace_scales(trace)
         too_long = floats_per_step(trace) * trace.steps > self.budget
