@@ -42,7 +42,9 @@ fi
 extras=""
 [ $WITH_TESTS = 1 ] && extras="[test]"
 stamp=".venv/.rnnwidgets-installed$extras"
-if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+done_stamp=$stamp   # an install with test extras is also the plain install
+[ -z "$extras" ] && [ -f ".venv/.rnnwidgets-installed[test]" ] && done_stamp=".venv/.rnnwidgets-installed[test]"
+if [ ! -f "$done_stamp" ] || [ setup.py -nt "$done_stamp" ]; then
   say "installing rnnwidgets$extras"
   pip_install -e ".$extras"
   touch "$stamp"

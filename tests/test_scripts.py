@@ -111,3 +111,68 @@ def test_pyproject_declares_the_build_and_the_wheel_carries_the_bundle(tmp_path)
         names = set(z.namelist())
     assert {"rnnwidgets/static/widget.js", "rnnwidgets/static/vendor/embed-amd.js", "rnnwidgets/fileio.py"} <= names
     assert wheel.name.startswith(f"rnnwidgets-{rw.__version__}-")
+    # installed into a clean environment: the package and its bundle come from the wheel alone
+    # (its dependencies from this test environment, read through a path file, so the test stays fast)
+    env_dir = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
+    site = next((env_dir / "lib").glob("python3.*")) / "site-packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                    "--target", str(site), str(wheel)], check=True, timeout=300, capture_output=True)
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "zz_test_dependencies.pth").write_text("\n".join(deps) + "\n")
+    check = ("import rnnwidgets, sys; rnnwidgets.explore\n"
+             "from rnnwidgets.widgets.bundle import BUNDLE, check_bundle\n"
+             "check_bundle(); print(rnnwidgets.__file__); print(BUNDLE)")
+    ran = subprocess.run([str(env_dir / "bin" / "python"), "-c", check], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    package_file, bundle = ran.stdout.split()
+    assert Path(package_file).is_relative_to(site) and Path(bundle).is_relative_to(site), ran.stdout
+
+
+def _notebook(heading: str, code: str) -> str:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(heading), nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nbformat.writes(nb)
+
+
+def test_docs_writes_offline_pages_and_an_index_that_treats_titles_as_data(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    for name in ("docs.sh", "site_index.py"):
+        shutil.copy(REPO / "scripts" / name, checkout / "scripts" / name)
+    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
+    (checkout / ".venv").symlink_to(sys.prefix)
+    (checkout / "notebooks").mkdir()
+    view = ("import numpy as np, rnnwidgets as rw\n"
+            "lt = rw.LayerTrace('rnn.l0', 'rnn', states={'h': np.tanh(np.arange(24.0).reshape(1, 6, 4) / 9)})\n"
+            "with open('written.txt', 'w') as f: f.write('stays in the copy')\n"
+            "rw.explore(rw.Trace({'rnn.l0': lt}, lengths=[6]))")
+    (checkout / "notebooks" / "tiny.ipynb").write_text(_notebook("# <img src=x onerror=alert(1)> & tiny", view))
+    before = sorted(p.name for p in (checkout / "notebooks").iterdir())
+    done = subprocess.run(["bash", "scripts/docs.sh", str(tmp_path / "site")], cwd=checkout, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (tmp_path / "site" / "tiny.html").read_text()
+    assert "application/vnd.jupyter.widget-state+json" in page and "rnn.l0" in page   # the live view's state
+    assert not re.search(r"<script[^>]*\ssrc=[\"']?(https?:)?//", page)   # nothing fetched from a network
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert '<a href="tiny.html">&lt;img src=x onerror=alert(1)&gt; &amp; tiny</a>' in index
+    assert sorted(p.name for p in (checkout / "notebooks").iterdir()) == before   # ran in a copy
+
+
+def test_docs_stops_at_a_failing_notebook_and_leaves_no_page_for_it(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    for name in ("docs.sh", "site_index.py"):
+        shutil.copy(REPO / "scripts" / name, checkout / "scripts" / name)
+    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
+    (checkout / ".venv").symlink_to(sys.prefix)
+    (checkout / "notebooks").mkdir()
+    (checkout / "notebooks" / "broken.ipynb").write_text(_notebook("# Broken", "raise ValueError('a broken cell')"))
+    done = subprocess.run(["bash", "scripts/docs.sh", str(tmp_path / "site")], cwd=checkout, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode != 0 and "a broken cell" in done.stderr
+    assert not (tmp_path / "site" / "broken.html").exists() and not (tmp_path / "site" / "index.html").exists()
