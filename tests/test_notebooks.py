@@ -15,7 +15,11 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from notebook_outputs import cell_texts, same_text, static_outputs  # noqa: E402
+
 KERNEL = "rnnwidgets-tests"
 CELL_TIMEOUT_S = 300  # generous for a loaded CI machine; the tutorials themselves take seconds
 
@@ -78,3 +82,14 @@ def test_notebook_runs_without_error(source, kernel_specs, tmp_path):
     assert errors == []
     assert all(cell.execution_count for cell in nb.cells if cell.cell_type == "code")
     CHECKS.get(source.name, lambda _: None)(nb)
+    check_committed_outputs(source, nb)
+
+
+def check_committed_outputs(source: Path, executed) -> None:
+    """What a reader sees in the committed notebook (no kernel) is what its cells print now."""
+    committed, produced = cell_texts(nbformat.read(source, as_version=4)), cell_texts(static_outputs(executed))
+    fix = f"re-run `.venv/bin/python scripts/notebook_outputs.py notebooks/{source.name}` and commit it"
+    assert len(committed) == len(produced), f"{source.name}: the committed cells differ from the run; {fix}"
+    for i, (was, now) in enumerate(zip(committed, produced)):
+        same, why = same_text(was, now)
+        assert same, f"{source.name}, code cell {i + 1}: the committed output says otherwise ({why}); {fix}"

@@ -176,3 +176,30 @@ def test_docs_stops_at_a_failing_notebook_and_leaves_no_page_for_it(tmp_path):
                           text=True, timeout=600)
     assert done.returncode != 0 and "a broken cell" in done.stderr
     assert not (tmp_path / "site" / "broken.html").exists() and not (tmp_path / "site" / "index.html").exists()
+
+
+def test_notebook_outputs_keep_what_a_static_viewer_shows():
+    import nbformat
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from notebook_outputs import cell_texts, same_text, static_outputs
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="loss 0.123\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="100%|#####| 3/3\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "Explorer(...)",
+                                                     "application/vnd.jupyter.widget-view+json": {"model_id": "a"}}),
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "b"}}),
+    ]
+    kept = static_outputs(nb)
+    assert "widgets" not in kept.metadata and "widgets" in nb.metadata   # the executed notebook is untouched
+    assert [o.output_type for o in kept.cells[0].outputs] == ["stream", "display_data"]
+    assert set(kept.cells[0].outputs[1].data) == {"image/png", "text/plain"}
+    assert cell_texts(kept) == ["loss 0.123\nExplorer(...)\n"]
+    assert same_text("loss 0.123 in 3.1 s", "loss 0.124 in 9 s") == (True, "")
+    assert same_text("unit 17", "unit 18") == (False, "17 became 18")
+    assert same_text("loss 0.123", "loss 0.150") == (False, "0.123 became 0.150")
+    assert same_text("ratio 1.2e-04", "ratio 1.9e-04") == (False, "1.2e-04 became 1.9e-04")
+    assert not same_text("a stable point", "a saddle point")[0]
