@@ -71,7 +71,7 @@ def previous(state: np.ndarray, initial=None, reverse: bool = False, lengths=Non
     t = 0. A reverse layer runs from each element's last valid step (``lengths``; all steps when
     None) back to 0: step t+1's, with ``initial`` at its last valid step.
     """
-    prev = np.empty_like(state)
+    prev = np.zeros_like(state)  # padded steps of a shorter element read 0, never stale memory
     start = 0.0 if initial is None else np.asarray(initial, dtype=state.dtype)
     if not reverse:
         prev[:, 1:] = state[:, :-1]

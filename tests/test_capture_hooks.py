@@ -112,3 +112,22 @@ def test_grad_norm_is_float64_and_exact_for_dense_gradients():
     assert float(grad_norm(torch.zeros(3))) == 0.0
     assert float(grad_norm(torch.tensor([float("nan"), 1.0]))) != float(grad_norm(torch.ones(2)))
     assert float(grad_norm(torch.tensor([float("inf"), 1.0]))) == float("inf")
+
+
+def test_the_norm_of_a_large_gradient_of_finite_elements_is_finite():
+    grad = torch.full((100,), 1e4, dtype=torch.float16)       # every element finite, the norm 1e5 > 65504
+    assert float(grad_norm(grad)) == pytest.approx(1e5)
+    assert float(grad_norm(torch.full((4,), 1e20))) == pytest.approx(2e20)   # float32 squares would overflow
+
+
+def test_an_attach_that_fails_midway_leaves_no_hook():
+    model = nn.Linear(3, 2)
+    grads = ParameterGradients(model)
+
+    def refuse(hook):
+        raise RuntimeError("no hook here")
+
+    model.bias.register_post_accumulate_grad_hook = refuse
+    with pytest.raises(RuntimeError, match="no hook here"):
+        grads.attach(lambda index, norm: None)
+    assert not grads.attached and not model.weight._post_accumulate_grad_hooks

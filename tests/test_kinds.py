@@ -128,6 +128,8 @@ def test_a_reverse_layer_starts_from_each_elements_last_valid_step():
     np.testing.assert_array_equal(one[1, :3, 0], [6, 7, 70])
     np.testing.assert_array_equal(one[2, :, 0], [10, 11, 12, 70])
     np.testing.assert_array_equal(previous(state, reverse=True, lengths=[2, 2, 2])[:, 1, 0], [0, 0, 0])
+    # the last step of a shorter element is padding: it reads 0, never memory left from before
+    np.testing.assert_array_equal(previous(state, reverse=True, lengths=[4, 2, 0])[1, 3], [0])
 
 
 def test_first_step():

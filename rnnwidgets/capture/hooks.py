@@ -11,7 +11,10 @@ import torch
 def grad_norm(grad: torch.Tensor) -> torch.Tensor:
     """The L2 norm of a gradient (dense or sparse) as a float64 0-d tensor on its device."""
     values = grad.detach().coalesce().values() if grad.is_sparse else grad.detach()
-    return torch.linalg.vector_norm(values).double()
+    # accumulated in float64 (float32 on MPS, which has none): a half-precision gradient of finite
+    # elements can have a norm past float16's range, and float32 squares overflow past 1e19
+    dtype = torch.float32 if values.device.type == "mps" else torch.float64
+    return torch.linalg.vector_norm(values, dtype=dtype).double()
 
 
 class ParameterGradients:
@@ -41,9 +44,13 @@ class ParameterGradients:
     def attach(self, report: Callable[[int, float], None]) -> None:
         if self._hooks:
             return
-        for index, (_, p) in enumerate(self._params):
-            self._hooks.append(p.register_post_accumulate_grad_hook(
-                lambda p, index=index: report(index, float(grad_norm(p.grad)))))
+        try:
+            for index, (_, p) in enumerate(self._params):
+                self._hooks.append(p.register_post_accumulate_grad_hook(
+                    lambda p, index=index: report(index, float(grad_norm(p.grad)))))
+        except BaseException:  # all or nothing: a retry must not find some parameters hooked
+            self.detach()
+            raise
 
     def detach(self) -> None:
         hooks, self._hooks = self._hooks, []
