@@ -3,10 +3,10 @@ same references as the native path: the per-step reference, the module called se
 import numpy as np
 import pytest
 import torch
+from model_state import assert_untouched, snapshot
 from reference_rnn import Reference
 from test_capture_fused import check_case, make_case
-from test_capture_grads import check_grads, reference_loss, square_loss
-from test_untouched import assert_untouched, snapshot
+from test_capture_gradients import check_grads, reference_loss, square_loss
 from torch import nn
 
 import rnnwidgets.capture.fused as fused

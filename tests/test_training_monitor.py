@@ -1,7 +1,7 @@
 """``rw.TrainingMonitor`` on a live model (rnnwidgets/training_monitor.py): the torch-facing side.
 The view reaches the model through one LiveModel; its hooks go when training ends, even by an
 exception; its probe is traced from inside a backward pass without touching the model.
-(tests/test_monitor.py checks the charts, the throttle and the recorded norms.)"""
+(tests/test_widgets_monitor.py checks the charts, the throttle and the recorded norms.)"""
 import numpy as np
 import pytest
 import torch

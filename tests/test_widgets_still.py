@@ -1,6 +1,6 @@
 """The still PNG of a view (rnnwidgets/widgets/still.py): its exact size, the colour table, the
 pixels of a small known trace, non-finite values, and which element and quantity an Explorer's
-still shows. (tests/test_export.py checks the anchors against colormap.ts and long sequences.)"""
+still shows. (tests/test_widgets_export.py checks the anchors against colormap.ts and long sequences.)"""
 import base64
 import re
 import struct

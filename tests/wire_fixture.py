@@ -1,7 +1,7 @@
 """The golden wire fixture: what ``rnnwidgets.widgets.payload`` sends the browser, written to
 ``js/tests/fixtures/`` for the front end's tests (js/tests/decode.test.ts decodes it).
 
-``python tests/wire_fixture.py`` rewrites the files; tests/test_wire.py fails while the committed
+``python tests/wire_fixture.py`` rewrites the files; tests/test_widgets_payload.py fails while the committed
 ones differ from what the payload module writes now, so a change to the format on either side
 fails the other side's tests until both agree.
 
