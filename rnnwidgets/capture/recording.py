@@ -50,23 +50,37 @@ STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a trac
 _active: ContextVar[Optional["HookRecording"]] = ContextVar("rnnwidgets_recording", default=None)
 
 
-def record(name: str, tensor) -> None:
-    """Add one step of ``tensor`` to the per-step track ``name`` of the active recording.
+def record(name: str, tensor, time: Optional[int] = None) -> None:
+    """Add one step of ``tensor`` to the per-step track ``name`` of the active recording; with
+    ``time=d``, every step of a whole sequence at once, time along dimension ``d`` (a parallel
+    scan: ``rw.record("h", h, time=1)`` for h (batch, time, units)).
 
     Does nothing outside ``rw.recording`` (and outside ``rw.trace`` of a step module, which
     records the same way), so it can stay in a model's forward for good.
     """
     rec = _active.get()
-    if rec is not None:
+    if rec is None:
+        return
+    if time is None:
         rec.add_step(name, tensor)
+        return
+    t = torch.as_tensor(tensor)
+    if not -t.dim() <= time < t.dim():
+        raise ValueError(f"rw.record({name!r}, ..., time={time}): a tensor of shape {tuple(t.shape)} has no "
+                         f"dimension {time}")
+    for step in t.detach().unbind(time):
+        rec.add_step(name, step)
 
 
 def recording(model: nn.Module, tokens=None) -> "HookRecording":
     """Context manager recording what ``model`` does step by step; see the module doc.
 
-    ``tokens``: a list of strings (batch 1) or one list per batch element.
+    ``tokens``: a list of strings (batch 1) or one list per batch element. A model wrapped by
+    ``torch.compile`` or ``nn.DataParallel`` is recorded as the module it wraps (call.py).
     """
-    return HookRecording(model, tokens=tokens)
+    from .call import unwrap
+
+    return HookRecording(unwrap(model), tokens=tokens)
 
 
 def as_step(name: str, tensor) -> torch.Tensor:
@@ -138,26 +152,40 @@ class StepCall(NamedTuple):
     children: dict       # direct submodule outputs during the call; None where not per batch
 
 
-def looks_like_step(args) -> bool:
-    """Whether a call's arguments look like one step: (input, hidden), input (batch, features) or (features,)."""
-    return len(args) == 2 and isinstance(args[0], torch.Tensor) and args[0].dim() in (1, 2)
+def step_slots(model: nn.Module) -> tuple:
+    """Where a step call's input and hidden sit among its positional arguments: the parameter
+    before the one named like a state (``forward(category, input, hidden)``: 1, 2), else (0, 1)."""
+    from .call import ModelCall, looks_like_hidden
+
+    names = [p.name for p in ModelCall(model, who="rw.recording").positional]
+    at = next((i for i, n in enumerate(names) if i > 0 and looks_like_hidden(n)), 1)
+    return at - 1, at
 
 
-def step_call(args, result, children) -> Optional[StepCall]:
+def looks_like_step(args, slots: tuple = (0, 1)) -> bool:
+    """Whether a call's arguments look like one step: (..., input, hidden), input (batch, features)
+    or (features,), at ``slots``; with the default slots exactly (input, hidden)."""
+    x_at, h_at = slots
+    count_ok = len(args) == 2 if slots == (0, 1) else len(args) > h_at
+    return count_ok and isinstance(args[x_at], torch.Tensor) and args[x_at].dim() in (1, 2)
+
+
+def step_call(args, result, children, slots: tuple = (0, 1)) -> Optional[StepCall]:
     """The call as a StepCall when it looks like forward(input, hidden) -> (output, hidden)."""
-    if not looks_like_step(args):
+    if not looks_like_step(args, slots):
         return None
+    x_in = args[slots[0]]
     if not (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[0], torch.Tensor)):
         return None
     states = state_parts(result[1])
     if not all(isinstance(s, torch.Tensor) for s in states.values()):
         return None
-    batch = 1 if args[0].dim() == 1 else args[0].shape[0]
+    batch = 1 if x_in.dim() == 1 else x_in.shape[0]
     kept = {k: per_batch(s, batch) for k, s in states.items()}
     output = per_batch(result[0], batch)
     if output is None or any(s is None for s in kept.values()):
         return None
-    x = per_batch(args[0], batch)
+    x = per_batch(x_in, batch)
     assert x is not None  # batch was read from args[0]
     return StepCall(x, output, kept,
                     {name: per_batch(t, batch) for name, t in children.items()})
@@ -168,10 +196,11 @@ class HookRecording:
     ``.trace`` is built when it ends. With ``deferred``, the block's end only collects the layers
     (``collected``, a TraceBuilder) for the caller to complete and build."""
 
-    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False):
+    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False, slots: Optional[tuple] = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
+        self.slots = slots if slots is not None else step_slots(model)  # a step call's (input, hidden)
         self.tokens = tokens
         self.root = module_label("", type(model).__name__)
         self._handles: list = []
@@ -281,7 +310,7 @@ class HookRecording:
     def _step_begins(self, module, args):
         # children are kept only for a call that can be a step, forward(input, hidden): a model
         # running its own loop would otherwise keep every child output of the whole loop
-        self._children = {} if looks_like_step(args) else None
+        self._children = {} if looks_like_step(args, self.slots) else None
         self._child_calls = {}
 
     def _child_hook(self, name):
@@ -303,11 +332,11 @@ class HookRecording:
 
     def _step_ends(self, module, args, output):
         children, self._children = self._children or {}, None
-        call = step_call(args, output, children)
+        call = step_call(args, output, children, self.slots)
         if call is not None:
             self._touch(self.root)
             if not self._step_calls:     # only the first call's hidden is kept: the start of the run
-                self._step_initial = given_states(args[1], call.states)
+                self._step_initial = given_states(args[self.slots[1]], call.states)
             self._step_calls.append(call)
 
     def add_step(self, name: str, tensor):

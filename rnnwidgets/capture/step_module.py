@@ -34,26 +34,35 @@ from torch import nn
 from ..tracedata import Trace
 from .convert import to_numpy
 from .finite import require_finite
+from .call import ModelCall
+from .fused import LayerByLayer, fused_modules
+from .fused_trace import layer_arrays, merge_calls
 from .recording import HookRecording, per_batch, state_parts
 
 
-def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
+def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None) -> Trace:
     """Drive ``model`` over ``inputs`` one step at a time and record what it does (module doc).
 
     ``inputs``: a list of per-step tensors, each (batch, features) or (features,), or one tensor
     (time, batch, features) — a 2-D tensor is read as (time, features) with batch 1. ``hidden``:
     the initial state; by default the module's ``init_hidden``/``initHidden``, else zeros of
-    (batch, ``model.hidden_size``).
+    (batch, ``model.hidden_size``). ``call`` (call.py's ModelCall): what else forward takes, a
+    constant argument before the input (``forward(category, input, hidden)``) or by name.
+
+    An nn.LSTM / nn.GRU / nn.RNN inside the module (a one-token encoder) gives layers of its own,
+    one step per call, with its gates recomputed from its weights as in a whole-model trace.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace_step_module expects a torch.nn.Module, got {type(model).__name__}")
     if loss is not None and loss != "last" and not callable(loss):
         raise ValueError(f"loss: expected a callable on the outputs (time, batch, features) or 'last', got {loss!r}")
+    call = call if call is not None else ModelCall(model)
     device, dtype = _device_and_dtype(model)
     steps = [x.to(device, dtype if x.is_floating_point() else x.dtype) for x in split_steps(inputs)]
     batch = steps[0].shape[0]
     if hidden is None:
         hidden = default_hidden(model, batch, device, dtype)
+    bound = call.bind(steps[0], hidden)
     with ExitStack() as stack:
         stack.enter_context(torch.enable_grad() if loss is not None else torch.no_grad())
         if loss is not None and device.type == "cuda":
@@ -61,9 +70,11 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             hidden = _as_leaf(hidden)
         outputs, states = [], []
-        with HookRecording(model, tokens=tokens, deferred=True) as rec:
+        inner = stack.enter_context(LayerByLayer(model)) if fused_modules(model) else None
+        with HookRecording(model, tokens=tokens, deferred=True, slots=(bound.input_at, bound.hidden_at)) as rec:
             for x in steps:
-                result = model(x, hidden)
+                args, kwargs = bound.at(x, hidden)
+                result = model(*args, **kwargs)
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
                     raise TypeError(f"{type(model).__name__}: a step module's forward(input, hidden) must return "
                                     f"(output, hidden), got {type(result).__name__}")
@@ -79,7 +90,20 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             grads, collected.param_grads = _gradients(model, outputs, states, loss)
             first["grads"].update({k: _stack_grads(v, batch) for k, v in grads.items()})
+    if inner is not None:
+        add_fused_layers(collected, inner.runs)
     return collected.build()
+
+
+def add_fused_layers(builder, runs: list) -> None:
+    """The fused modules' calls inside the steps as layers, each module's one-step calls joined
+    along time (fused_trace.merge_calls), after the step module's own layer."""
+    with torch.no_grad():
+        layers = []
+        for run in runs:
+            layers += [layer_arrays(d, with_grads=False) for d in run.recomputed()]
+            run.release()
+    merge_calls(builder, layers)
 
 
 # ---- inputs and the initial state -------------------------------------------------------------
