@@ -186,7 +186,7 @@ class ModelCall:
         required = [p.name for p in self.positional if p.default is p.empty]
         input_name = next((n for n in required if n in INPUT_NAMES), required[0] if required else "inputs")
         state = next((n for n in required if looks_like_hidden(n) and n != input_name), None)
-        named = [n for n in dict.fromkeys([*self.kwargs, *missing]) if n not in (input_name, state)]
+        named = [n for n in dict.fromkeys([*self.kwargs, *required, *missing]) if n not in (input_name, state)]
         parts = [f"rw.trace(model, {input_name}"]
         if state is not None and state in missing and not makes_hidden(self.model):
             parts.append(f"hidden={state}")

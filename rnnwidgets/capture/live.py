@@ -11,17 +11,21 @@ import torch
 
 from ..tracedata import Trace
 from . import trace
+from .call import ModelCall, unwrap
+from .cells import cell_kind
 from .hooks import ParameterGradients
 
 
 class LiveModel:
-    """``model`` and the keywords every re-trace of it takes (``hidden=``, ``loss=``...)."""
+    """``model`` and the keywords every re-trace of it takes (``hidden=``, ``args=``, ``kwargs=``,
+    ``loss=``...). A ``torch.compile`` or ``nn.DataParallel`` wrapper is unwrapped (call.py), so
+    parameters and layers are named by the user's module paths."""
 
     def __init__(self, model: torch.nn.Module, who: str = "rnnwidgets", **trace_kwargs):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"{who}: expected a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
-        self.trace_kwargs = trace_kwargs
+        self.model = unwrap(model)
+        self.trace_kwargs = {k: v for k, v in trace_kwargs.items() if v is not None and not (k == "args" and v == ())}
 
     @property
     def name(self) -> str:
@@ -31,6 +35,22 @@ class LiveModel:
     def trace(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """``rw.trace`` of the model on ``inputs``, with this object's keywords unless overridden."""
         return trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
+
+    def layer_of(self, param_name: str) -> str:
+        """The Trace layer a parameter belongs to: its fused layer ("lstm.l1.reverse") or cell, or,
+        for a step module rnnwidgets drives, the step module's own layer (its class name lowercased,
+        as the trace names it) for every other submodule; else its module path."""
+        from ..widgets.monitor import layer_of   # the one rule for fused parameter names
+
+        module_path = param_name.rpartition(".")[0]
+        if self.step_module() and not recurrent(self.model.get_submodule(module_path)):
+            return self.name
+        return layer_of(param_name, self.name)
+
+    def step_module(self) -> bool:
+        """Whether the model is traced as a step module, forward(input, hidden) -> (output, hidden)."""
+        call = ModelCall(self.model, self.trace_kwargs.get("args", ()), self.trace_kwargs.get("kwargs"))
+        return call.is_step_module() and not isinstance(self.model, torch.nn.RNNBase)
 
     def gradients(self) -> ParameterGradients:
         return ParameterGradients(self.model)
@@ -43,3 +63,8 @@ class LiveModel:
         """Parameter name -> the learning rate of the optimizer group that holds it."""
         by_id = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
         return {name: by_id[id(p)] for name, p in self.model.named_parameters() if id(p) in by_id}
+
+
+def recurrent(module: torch.nn.Module) -> bool:
+    """A module whose parameters make a Trace layer of their own: an nn.LSTM/GRU/RNN or a cell."""
+    return isinstance(module, torch.nn.RNNBase) or bool(cell_kind(module))
