@@ -13,6 +13,7 @@ from ..tracedata import Trace
 from . import trace
 from .call import ModelCall, unwrap
 from .cells import cell_kind
+from .fused import fused_modules
 from .hooks import ParameterGradients
 
 
@@ -48,9 +49,10 @@ class LiveModel:
         return layer_of(param_name, self.name)
 
     def step_module(self) -> bool:
-        """Whether the model is traced as a step module, forward(input, hidden) -> (output, hidden)."""
+        """Whether the model is traced as a step module, forward(input, hidden) -> (output, hidden)
+        with no nn.LSTM / GRU / RNN inside (with one, the trace runs it whole where it can)."""
         call = ModelCall(self.model, self.trace_kwargs.get("args", ()), self.trace_kwargs.get("kwargs"))
-        return call.is_step_module() and not isinstance(self.model, torch.nn.RNNBase)
+        return call.is_step_module() and not fused_modules(self.model)
 
     def gradients(self) -> ParameterGradients:
         return ParameterGradients(self.model)
