@@ -183,6 +183,7 @@ class MinGRU(nn.Module):
             log_values = torch.cat((log_g(prev_hidden), log_values), dim=1)
             log_coeffs = F.pad(log_coeffs, (0, 0, 1, 0))
         out = parallel_scan_log(log_coeffs, log_values)[:, -x.shape[1]:]
-        rw.record("update", gate.sigmoid(), time=1)    # the gate z_t, (batch, time, hidden)
-        rw.record("h", out, time=1)                    # the state h_t
+        z = gate.sigmoid()
+        rw.record("update", z, time=1)                 # the gate z_t, (batch, time, hidden)
+        rw.record("h", out, time=1, decay=1 - z)       # the state h_t = (1 - z_t) h_{t-1} + z_t h̃_t
         return out, out[:, -1:]

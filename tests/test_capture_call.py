@@ -252,6 +252,73 @@ def test_min_gru_parallel_scan():
         np.testing.assert_allclose(lt.h, (1 - z) * previous(lt.h) + z * candidate, atol=ATOL)
 
 
+def test_min_gru_gradients_through_time_against_the_unrolled_recurrence():
+    torch.manual_seed(8)
+    model = MinGRU(3, 5)
+    x = torch.randn(2, 6, 3)
+    weights = torch.randn(2, 6, 5)
+    loss = lambda out: (out[0] * weights).sum()                # noqa: E731
+    before = snapshot(model)
+    flow = rw.gradient_flow(model, x, loss=loss)
+    assert_untouched(model, before)
+    # the same recurrence one step at a time: each h_t feeds h_{t+1}, so h_t.grad is the whole gradient
+    hidden, gate = model.to_hidden_and_gate(x).chunk(2, dim=-1)
+    z, candidate = gate.sigmoid(), log_g(hidden).exp()
+    h, states = torch.zeros(2, 5), []
+    for t in range(6):
+        h = (1 - z[:, t]) * h + z[:, t] * candidate[:, t]
+        h.retain_grad()
+        states.append(h)
+    (torch.stack(states, 1) * weights).sum().backward()
+    want = torch.stack([s.grad for s in states], 1).numpy()
+    np.testing.assert_allclose(flow.trace.layers["mingru"].grads["h"], want, rtol=1e-5, atol=1e-6)
+    assert set(flow.trace.param_grads) == {"to_hidden_and_gate.weight"}
+    mon = rw.TrainingMonitor(model, probe=(x, loss), every=1)
+    mon.step(1.0)
+    assert list(mon.snapshot[1]) == ["mingru"]
+
+
+class OwnLoop(nn.Module):
+    """A hand-written recurrence in its own loop, its state declared step by step with rw.record."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.u = nn.Linear(3, 4), nn.Linear(4, 4, bias=False)
+
+    def forward(self, x):
+        h, outs = torch.zeros(x.shape[0], 4), []
+        for t in range(x.shape[1]):
+            h = torch.tanh(self.w(x[:, t]) + self.u(h))
+            rw.record("h", h)
+            outs.append(h)
+        return torch.stack(outs, 1)
+
+
+def test_recorded_step_states_get_gradients_through_time():
+    torch.manual_seed(9)
+    model, x = OwnLoop(), torch.randn(2, 5, 3)
+    tr = rw.trace(model, x, loss="last")
+    h, states = torch.zeros(2, 4), []
+    for t in range(5):
+        h = torch.tanh(model.w(x[:, t]) + model.u(h))
+        h.retain_grad()
+        states.append(h)
+    states[-1].sum().backward()
+    np.testing.assert_allclose(tr.layers["ownloop"].grads["h"], torch.stack([s.grad for s in states], 1).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_scan_state_without_decay_refuses_a_loss():
+    class Scan(nn.Module):
+        def forward(self, x):
+            h = x.cumsum(1)
+            rw.record("h", h, time=1)
+            return h
+
+    with pytest.raises(ValueError, match=r"needs decay=: how much of h_\(t-1\) each h_t keeps"):
+        rw.trace(Scan(), torch.randn(1, 4, 2, requires_grad=True), loss="last")
+
+
 def test_record_time_must_be_a_dimension():
     class Bad(nn.Module):
         def forward(self, x):

@@ -11,7 +11,7 @@ from ..tracedata import Trace
 from .finite import require_finite
 from .fused import fused_modules
 from .fused_trace import trace_fused
-from .recording import recording
+from .recording import recording, trace_recorded
 from .step_module import trace_step_module
 from .call import ModelCall, unpack, unwrap
 from .untouched import kept
@@ -99,10 +99,9 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall) ->
                 raise both_failed(call, whole, stepped) from whole
     if call.is_step_module():
         return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
-    if loss is not None:
-        raise ValueError(f"rw.trace: loss= needs an nn.LSTM / nn.GRU / nn.RNN or a step module with "
-                         f"forward(input, hidden); {type(model).__name__} has neither")
     args, kwargs = call.whole(inputs, hidden, fused=False).at(inputs)
+    if loss is not None:
+        return trace_recorded(model, args, kwargs, tokens, loss)
     with torch.no_grad(), recording(model, tokens=tokens) as rec:
         model(*args, **kwargs)
     return rec.trace

@@ -50,10 +50,15 @@ STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a trac
 _active: ContextVar[Optional["HookRecording"]] = ContextVar("rnnwidgets_recording", default=None)
 
 
-def record(name: str, tensor, time: Optional[int] = None) -> None:
+def record(name: str, tensor, time: Optional[int] = None, decay=None) -> None:
     """Add one step of ``tensor`` to the per-step track ``name`` of the active recording; with
     ``time=d``, every step of a whole sequence at once, time along dimension ``d`` (a parallel
     scan: ``rw.record("h", h, time=1)`` for h (batch, time, units)).
+
+    ``decay`` (with ``time=``, for the state "h"): how much of h_{t-1} each h_t keeps, shaped
+    like ``tensor`` or broadcast to it, as in h_t = decay_t * h_{t-1} + b_t (minGRU: 1 - z_t).
+    A scan computes every h_t at once, so no step's h leads to the next in its graph; with
+    ``decay`` a ``loss=`` gives ∂L/∂h_t through time exactly, g_t = ∂L/∂h_t|direct + decay_{t+1} g_{t+1}.
 
     Does nothing outside ``rw.recording`` (and outside ``rw.trace`` of a step module, which
     records the same way), so it can stay in a model's forward for good.
@@ -62,14 +67,23 @@ def record(name: str, tensor, time: Optional[int] = None) -> None:
     if rec is None:
         return
     if time is None:
+        if decay is not None:
+            raise ValueError(f"rw.record({name!r}, ..., decay=...): decay goes with time=, a whole sequence at once")
         rec.add_step(name, tensor)
         return
     t = torch.as_tensor(tensor)
     if not -t.dim() <= time < t.dim():
         raise ValueError(f"rw.record({name!r}, ..., time={time}): a tensor of shape {tuple(t.shape)} has no "
                          f"dimension {time}")
-    for step in t.detach().unbind(time):
-        rec.add_step(name, step)
+    if decay is not None:
+        if name != "h":
+            raise ValueError(f"rw.record({name!r}, ..., decay=...): decay belongs to the state 'h'")
+        try:
+            decay = torch.as_tensor(decay).expand_as(t)
+        except RuntimeError:
+            raise ValueError(f"rw.record('h', ..., decay=...): expected a decay shaped like h {tuple(t.shape)} or "
+                             f"broadcast to it, got {tuple(torch.as_tensor(decay).shape)}") from None
+    rec.add_sequence(name, t, time % t.dim(), decay)
 
 
 def recording(model: nn.Module, tokens=None) -> "HookRecording":
@@ -196,7 +210,8 @@ class HookRecording:
     ``.trace`` is built when it ends. With ``deferred``, the block's end only collects the layers
     (``collected``, a TraceBuilder) for the caller to complete and build."""
 
-    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False, slots: Optional[tuple] = None):
+    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False, slots: Optional[tuple] = None,
+                 keep_states: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -216,6 +231,10 @@ class HookRecording:
         self._deferred = deferred
         self.collected: Optional[TraceBuilder] = None
         self._trace = None
+        # with keep_states (rw.trace with loss=): layer -> state name -> the recorded tensors, in the
+        # graph, as (tensor, time dimension or None for one step, decay or None)
+        self.keep_states = keep_states
+        self.live_states: dict = {}
 
     # ---- the with block ---------------------------------------------------------------------
     def __enter__(self) -> "HookRecording":
@@ -339,11 +358,54 @@ class HookRecording:
                 self._step_initial = given_states(args[self.slots[1]], call.states)
             self._step_calls.append(call)
 
-    def add_step(self, name: str, tensor):
+    def add_step(self, name: str, tensor, live: bool = True):
         layer = self._running[-1] if self._running else "record"
         step = as_step(name, tensor)
         self._touch(layer)
         self._tracks[layer].setdefault(name, []).append(step)
+        if live and self.keep_states and name in STATE_NAMES and isinstance(tensor, torch.Tensor):
+            self.live_states.setdefault(layer, {}).setdefault(name, []).append((tensor, None, None))
+
+    def add_sequence(self, name: str, tensor: torch.Tensor, time: int, decay):
+        """Every step of ``tensor`` along ``time`` (``record``'s ``time=``)."""
+        for step in tensor.detach().unbind(time):
+            self.add_step(name, step, live=False)
+        if self.keep_states and name in STATE_NAMES:
+            layer = self._running[-1] if self._running else "record"
+            self.live_states.setdefault(layer, {}).setdefault(name, []).append((tensor, time, decay))
+
+    def state_gradients(self, value: torch.Tensor, params: list) -> tuple:
+        """({layer: {state: ∂value/∂state_t as numpy (batch, time, units)}}, the parameters' gradients):
+        the whole gradient reaching each recorded state, through later steps where the graph links
+        them, and through ``decay`` for a sequence recorded at once (``record``)."""
+        pieces = [(layer, name, piece) for layer, names in self.live_states.items()
+                  for name, kept in names.items() for piece in kept]
+        for layer, name, (tensor, time, decay) in pieces:
+            if time is not None and decay is None and tensor.shape[time] > 1:
+                raise ValueError(f"rw.trace: loss= on the state {name!r} of {layer!r}, recorded for every step at once "
+                                 f"(rw.record({name!r}, ..., time={time})), needs decay=: how much of h_(t-1) each "
+                                 "h_t keeps (minGRU: 1 - z); a scan's graph does not lead from one step to the next")
+        wrt = [tensor for _, _, (tensor, _, _) in pieces] + params
+        needed = [t.requires_grad for t in wrt]
+        found = torch.autograd.grad(value, [t for t, n in zip(wrt, needed) if n], allow_unused=True) \
+            if value.requires_grad and any(needed) else []
+        it = iter(found)
+        grads = [next(it) if n else None for n in needed]
+        out: dict = {}
+        for (layer, name, (tensor, time, decay)), g in zip(pieces, grads):
+            g = torch.zeros_like(tensor) if g is None else g.detach()
+            if time is None:
+                steps = [g]
+            else:
+                steps = list(g.movedim(time, 0).unbind(0))
+                if decay is not None:
+                    d = decay.detach().movedim(time, 0)
+                    for t in range(len(steps) - 2, -1, -1):
+                        steps[t] = steps[t] + d[t + 1] * steps[t + 1]
+            out.setdefault(layer, {}).setdefault(name, []).extend(step_rows(s, 1) for s in steps)
+        arrays = {layer: {name: stack_steps(f"layer {layer!r}, gradient of {name!r}", steps)
+                          for name, steps in named.items()} for layer, named in out.items()}
+        return arrays, grads[len(pieces):]
 
     # ---- collecting the layers ------------------------------------------------------------------
     def _collect(self) -> TraceBuilder:
@@ -410,3 +472,52 @@ class HookRecording:
         initial = {k: to_numpy(v) for k, v in self._step_initial.items()}
         builder.layer(self.root, "custom", meta=meta, states=states, tracks=tracks, initial=initial)
         return inputs, outputs
+
+
+def param_stats(named_params: list, grads: list) -> dict:
+    """Parameter name -> the norm, mean and max |gradient| (float64; zeros where none reached it)."""
+    stats = {}
+    for (name, p), g in zip(named_params, grads):
+        g = (torch.zeros_like(p) if g is None else g).detach().double()
+        stats[name] = {"norm": g.norm().item(), "mean_abs": g.abs().mean().item(), "max_abs": g.abs().max().item()}
+    return stats
+
+
+def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) -> Trace:
+    """``model(*args, **kwargs)`` run once inside a recording with ``loss``: the states it records
+    (``rw.record("h", ...)``) get ``grads`` through time, the parameters ``param_grads``."""
+    with torch.enable_grad(), HookRecording(model, tokens=tokens, deferred=True, keep_states=True) as rec:
+        output = model(*args, **kwargs)
+    builder = rec.collected
+    assert builder is not None  # a deferred recording collects its layers when the block ends
+    if rec._cells or not rec.live_states:
+        raise ValueError(f"rw.trace: loss= needs an nn.LSTM / nn.GRU / nn.RNN, a step module with forward(input, "
+                         f"hidden), or a state recorded with rw.record('h', ...); {type(model).__name__} has none")
+    first = next(iter(builder.layers.values()))
+    value = recorded_loss(loss, output, first["states"]["h"].shape[:2])
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    grads, param_grads = rec.state_gradients(value, [p for _, p in params])
+    for layer, named in grads.items():
+        builder.layers[layer]["grads"].update(named)
+    builder.param_grads = param_stats(params, param_grads)
+    return builder.build()
+
+
+def recorded_loss(loss, output, batch_steps: tuple) -> torch.Tensor:
+    """``loss(output)``, or for "last" the sum of the last step of the model's first output when
+    it is laid out (batch, time, ...) or (time, batch, ...) like the recorded state, else all of it."""
+    if loss != "last":
+        value = loss(output)
+        if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+            raise ValueError("rw.trace: loss(output) must return a scalar tensor, got "
+                             f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+        return value.reshape(())
+    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
+    batch, steps = batch_steps
+    if out.dim() >= 2 and tuple(out.shape[:2]) == (batch, steps):
+        return out[:, -1].sum()
+    if out.dim() >= 2 and tuple(out.shape[:2]) == (steps, batch):
+        return out[-1].sum()
+    return out.sum()

@@ -37,7 +37,7 @@ from .finite import require_finite
 from .call import ModelCall
 from .fused import LayerByLayer, fused_modules
 from .fused_trace import layer_arrays, merge_calls
-from .recording import HookRecording, per_batch, state_parts
+from .recording import HookRecording, param_stats, per_batch, state_parts
 
 
 def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None) -> Trace:
@@ -210,12 +210,7 @@ def _gradients(model, outputs, states, loss):
     for (t, n, _), g in zip(targets, found):
         if g is not None:
             grads[n][t] = g
-    param_grads = {}
-    for (name, p), g in zip(params, found[len(targets):]):
-        g = (torch.zeros_like(p) if g is None else g).detach().double()
-        param_grads[name] = {"norm": g.norm().item(), "mean_abs": g.abs().mean().item(),
-                             "max_abs": g.abs().max().item()}
-    return grads, param_grads
+    return grads, param_stats(params, found[len(targets):])
 
 
 def _stack_grads(steps: list, batch: int):
