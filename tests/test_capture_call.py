@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from model_state import assert_untouched, snapshot
-from models import (CharRNN, DecoderRNN, EncoderRNN, MinGRU, OneTokenEncoder, PackedClassifier, RNNModel,
-                    log_g)
+from models import CharRNN, DecoderRNN, EncoderRNN, MinGRU, OneTokenEncoder, PackedClassifier, RNNModel, log_g
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 

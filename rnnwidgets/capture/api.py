@@ -1,19 +1,17 @@
 """``rw.trace``: one call on a model and its inputs gives back a Trace of every recurrent layer."""
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
+from .call import ModelCall, unpack, unwrap
 from .finite import require_finite
 from .fused import fused_modules
 from .fused_trace import trace_fused
 from .recording import recording, trace_recorded
 from .step_module import trace_step_module
-from .call import ModelCall, unpack, unwrap
 from .untouched import kept
 
 

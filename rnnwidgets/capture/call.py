@@ -175,9 +175,10 @@ class ModelCall:
 
     def shown(self, hidden=_MISSING) -> str:
         """The call as rnnwidgets would make it, in words."""
-        names = [p.name for p in self.free]
-        parts = ["inputs"] + (["hidden"] if hidden is not _MISSING else []) + [f"args[{i}]" for i in range(len(self.args))]
-        shown = [f"{n}={v}" if i < len(names) else v for i, (n, v) in enumerate(zip(names + [None] * len(parts), parts))]
+        values = ["inputs", *(["hidden"] if hidden is not _MISSING else [])]
+        values += [f"args[{i}]" for i in range(len(self.args))]
+        names = [p.name for p in self.free][:len(values)]
+        shown = [f"{n}={v}" for n, v in zip(names, values)] + values[len(names):]
         shown += [f"{k}=kwargs[{k!r}]" for k in self.kwargs]
         return f"model({', '.join(shown)})"
 
@@ -237,9 +238,7 @@ def initial_state(model: nn.Module, inputs, fused: bool):
     """The model's own initial state for ``inputs`` (init_hidden(batch)/initHidden()), or None
     for a fused module's zeros; zeros of ``hidden_size`` for a step module."""
     if makes_hidden(model) or not fused:
-        from .step_module import default_hidden, _device_and_dtype
-
-        device, dtype = _device_and_dtype(model)
+        device, dtype = device_and_dtype(model)
         return default_hidden(model, batch_of(model, inputs), device, dtype)
     return None
 
@@ -257,6 +256,51 @@ def batch_of(model: nn.Module, inputs) -> int:
     if inputs.dim() == 1 or (inputs.dim() == 2 and inputs.is_floating_point()):
         return 1                                       # one unbatched sequence
     return inputs.shape[0] if fused.batch_first else inputs.shape[1]
+
+
+def default_hidden(model: nn.Module, batch: int, device, dtype):
+    """The module's own init_hidden/initHidden (given the batch size if it takes one; a batch-1
+    state is repeated over the batch), else zeros of (batch, hidden_size)."""
+    for attr in ("init_hidden", "initHidden"):
+        make = getattr(model, attr, None)
+        if callable(make):
+            return _fit_batch(_to(make(batch) if _takes_an_argument(make) else make(), device, dtype), batch)
+    size = getattr(model, "hidden_size", None)
+    if isinstance(size, int):
+        return torch.zeros(batch, size, device=device, dtype=dtype)
+    raise ValueError(f"{type(model).__name__}: no initial hidden state — pass hidden=..., or give the module an "
+                     "init_hidden()/initHidden() method or an integer hidden_size attribute")
+
+
+def _fit_batch(hidden, batch: int):
+    if not isinstance(hidden, torch.Tensor):
+        return type(hidden)(_fit_batch(h, batch) for h in hidden)
+    if hidden.dim() == 2 and hidden.shape[0] == 1:
+        return hidden.repeat(batch, 1)
+    if hidden.dim() == 3 and hidden.shape[1] == 1:    # (layers, batch, units)
+        return hidden.repeat(1, batch, 1)
+    return hidden
+
+
+def _takes_an_argument(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+def _to(hidden, device, dtype):
+    if isinstance(hidden, torch.Tensor):
+        return hidden.to(device, dtype if hidden.is_floating_point() else hidden.dtype)
+    return type(hidden)(_to(h, device, dtype) for h in hidden)
+
+
+def device_and_dtype(model):
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
 
 
 # ---- batches ----------------------------------------------------------------------------------

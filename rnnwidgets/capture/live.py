@@ -7,6 +7,8 @@ and probe, and the numbers a chart needs from the model (weight norms, learning 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from ..tracedata import Trace
@@ -37,16 +39,14 @@ class LiveModel:
         """``rw.trace`` of the model on ``inputs``, with this object's keywords unless overridden."""
         return trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
 
-    def layer_of(self, param_name: str) -> str:
-        """The Trace layer a parameter belongs to: its fused layer ("lstm.l1.reverse") or cell, or,
-        for a step module rnnwidgets drives, the step module's own layer (its class name lowercased,
-        as the trace names it) for every other submodule; else its module path."""
-        from ..widgets.monitor import layer_of   # the one rule for fused parameter names
-
+    def step_layer_of(self, param_name: str) -> Optional[str]:
+        """The step module's own layer (its class name lowercased, as the trace names it) for a
+        parameter the trace puts there: when rnnwidgets drives the model step by step, every
+        parameter outside an nn.LSTM / GRU / RNN or a cell, which have layers of their own. None otherwise."""
         module_path = param_name.rpartition(".")[0]
         if self.step_module() and not recurrent(self.model.get_submodule(module_path)):
             return self.name
-        return layer_of(param_name, self.name)
+        return None
 
     def step_module(self) -> bool:
         """Whether the model is traced as a step module, forward(input, hidden) -> (output, hidden)

@@ -25,16 +25,15 @@ says which) and is left as found.
 """
 from __future__ import annotations
 
-import inspect
 from contextlib import ExitStack
 
 import torch
 from torch import nn
 
 from ..tracedata import Trace
+from .call import ModelCall, default_hidden, device_and_dtype
 from .convert import to_numpy
 from .finite import require_finite
-from .call import ModelCall
 from .fused import LayerByLayer, fused_modules
 from .fused_trace import layer_arrays, merge_calls
 from .recording import HookRecording, param_stats, per_batch, state_parts
@@ -57,7 +56,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     if loss is not None and loss != "last" and not callable(loss):
         raise ValueError(f"loss: expected a callable on the outputs (time, batch, features) or 'last', got {loss!r}")
     call = call if call is not None else ModelCall(model)
-    device, dtype = _device_and_dtype(model)
+    device, dtype = device_and_dtype(model)
     steps = [x.to(device, dtype if x.is_floating_point() else x.dtype) for x in split_steps(inputs)]
     batch = steps[0].shape[0]
     if hidden is None:
@@ -137,51 +136,6 @@ def split_steps(inputs) -> list:
     for t, x in enumerate(steps):
         require_finite(f"step module inputs[{t}]", x)
     return steps
-
-
-def default_hidden(model: nn.Module, batch: int, device, dtype):
-    """The module's own init_hidden/initHidden (given the batch size if it takes one; a batch-1
-    state is repeated over the batch), else zeros of (batch, hidden_size)."""
-    for attr in ("init_hidden", "initHidden"):
-        make = getattr(model, attr, None)
-        if callable(make):
-            return _fit_batch(_to(make(batch) if _takes_an_argument(make) else make(), device, dtype), batch)
-    size = getattr(model, "hidden_size", None)
-    if isinstance(size, int):
-        return torch.zeros(batch, size, device=device, dtype=dtype)
-    raise ValueError(f"{type(model).__name__}: no initial hidden state — pass hidden=..., or give the module an "
-                     "init_hidden()/initHidden() method or an integer hidden_size attribute")
-
-
-def _fit_batch(hidden, batch: int):
-    if not isinstance(hidden, torch.Tensor):
-        return type(hidden)(_fit_batch(h, batch) for h in hidden)
-    if hidden.dim() == 2 and hidden.shape[0] == 1:
-        return hidden.repeat(batch, 1)
-    if hidden.dim() == 3 and hidden.shape[1] == 1:    # (layers, batch, units)
-        return hidden.repeat(1, batch, 1)
-    return hidden
-
-
-def _takes_an_argument(fn) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
-
-
-def _to(hidden, device, dtype):
-    if isinstance(hidden, torch.Tensor):
-        return hidden.to(device, dtype if hidden.is_floating_point() else hidden.dtype)
-    return type(hidden)(_to(h, device, dtype) for h in hidden)
-
-
-def _device_and_dtype(model):
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.device, p.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
 
 
 def _as_leaf(hidden):
