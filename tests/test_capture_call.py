@@ -335,6 +335,10 @@ def test_entry_points_take_the_same_keywords():
     check_packed(explorer.trace, model, ids, lengths)
     flow = rw.gradient_flow(model, ids, loss=lambda out: out[0].sum(), kwargs={"lengths": lengths})
     assert flow.trace.layers["lstm.l0"].grads["h"].shape == (3, 6, 4)
+    with_loss = rw.explore(model, ids, kwargs={"lengths": lengths}, loss=lambda out: out[0].sum())
+    np.testing.assert_array_equal(with_loss.trace.layers["lstm.l0"].grads["h"], flow.trace.layers["lstm.l0"].grads["h"])
+    explorer.update(ids[:2], kwargs={"lengths": lengths[:2]})          # a re-trace takes them too
+    np.testing.assert_array_equal(explorer.trace.lengths, lengths[:2].numpy())
     mon = rw.TrainingMonitor(model, probe=(ids, lambda out: out[0].sum()), kwargs={"lengths": lengths}, every=1)
     model(ids, lengths)[0].sum().backward()
     mon.step(1.0)

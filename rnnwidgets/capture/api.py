@@ -18,8 +18,15 @@ from .untouched import kept
 def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs=None) -> Trace:
     """Run ``model`` once on ``inputs`` and return what every recurrent layer did at every step.
 
-    - A model that is or contains ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: runs ``model(inputs)``
-      (``model(inputs, hidden)`` when ``hidden`` is given) and captures every layer and direction
+    What the forward gets besides ``inputs`` (capture/call.py, the README's "Your model"):
+    ``hidden`` (by default the model's ``init_hidden``/``initHidden`` where its forward needs a
+    state), ``args`` (more positional arguments) and ``kwargs`` (by name; ``inputs`` goes to the
+    first parameter they leave free). A tuple or dict ``inputs`` that the forward's parameters ask
+    for (``(ids, lengths)``) is spread over them. A ``torch.compile`` / ``nn.DataParallel``
+    wrapper is traced as the module it wraps.
+
+    - A model that is or contains ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: runs the model once on
+      the whole sequence and captures every layer and direction
       of each such module: h, c (LSTM) and the gates, recomputed from the module's own weights and
       checked against its own output. Layers run in eval semantics: no inter-layer dropout, even
       when the module is in training mode (its ``training`` flag is left alone).
@@ -27,8 +34,10 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
       per call concatenated along time when every call is full length with the same batch size;
       otherwise the calls after the first are separate layers named ``"<name>@<call>"``.
     - A step module, ``forward(input, hidden) -> (output, hidden)`` (or ``inputs`` given as a list
-      of per-step tensors): driven over the sequence step by step.
-    - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``).
+      of per-step tensors): driven over the sequence step by step. One with an nn.LSTM / GRU / RNN
+      inside is run whole first, and driven step by step when that fails (a one-token encoder).
+    - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``;
+      with ``loss=``, the states recorded with ``rw.record("h", ...)`` get their gradients).
 
     ``tokens``: a list of strings (batch 1) or one list per batch element, shown as labels.
     ``loss``: a callable on the model's output returning a scalar, or ``"last"`` (the sum of the
