@@ -217,6 +217,33 @@ def test_one_token_encoder_is_driven_step_by_step_with_its_gates():
     assert_untouched(model, before)
 
 
+def test_recording_the_one_token_encoder_in_the_users_loop():
+    torch.manual_seed(5)
+    model = OneTokenEncoder(20, 6)
+    tokens = torch.randint(0, 20, (7, 1))
+    with torch.no_grad(), rw.recording(model) as rec:
+        hidden = model.initHidden()
+        for t in range(7):
+            _, hidden = model(tokens[t], hidden)
+    lt = rec.trace.layers["gru.l0"]
+    assert list(rec.trace.layers) == ["onetokenencoder", "gru.l0"] and lt.h.shape == (1, 7, 6)
+    np.testing.assert_allclose(lt.h[0, -1], hidden[0, 0].numpy(), atol=ATOL)
+    check_gates(lt)
+
+
+def test_a_state_parameter_is_made_only_where_it_reads_as_one():
+    class Classifier(PackedClassifier):
+        def init_hidden(self, batch):                # a classifier may have one; lengths stay lengths
+            return torch.zeros(1, batch, 4)
+
+    model, ids, lengths = packed_case()
+    clf = Classifier(30, 5, 4).eval()
+    clf.load_state_dict(model.state_dict())
+    check_packed(rw.trace(clf, (ids, lengths)), clf, ids, lengths)
+    with pytest.raises(TypeError, match=r"needs 'lengths'"):
+        rw.trace(clf, ids)
+
+
 class Broken(nn.Module):
     """forward(input, hidden) around an LSTM that fails whichever way it is called."""
 

@@ -6,9 +6,8 @@
 - ``inputs``: the sequence. It goes to the first parameter of ``forward`` that ``kwargs`` does
   not name, so ``forward(category, input, hidden)`` takes ``kwargs={"category": c}``.
 - ``hidden``: the next such parameter. Left out, a parameter there that needs a value and reads
-  as a state (named ``hidden``/``hx``/``state``..., or the model has ``init_hidden``) gets the
-  model's ``init_hidden(batch)``/``initHidden()``, else zeros (None for an nn.LSTM/GRU/RNN,
-  which starts from zeros).
+  as a state (named ``hidden``, ``hx``, ``state``...) gets the model's ``init_hidden(batch)`` /
+  ``initHidden()``, else zeros (None for an nn.LSTM/GRU/RNN, which starts from zeros).
 - ``args``: more positional arguments after those; ``kwargs``: any argument by name.
 - A tuple or dict as ``inputs`` (a DataLoader's batch; ``unpack``): a dict is matched to
   forward's parameters by name, a tuple's items after the first fill the parameters forward
@@ -118,8 +117,7 @@ class ModelCall:
     def needs_state(self) -> bool:
         """Whether forward needs a state after its input that rnnwidgets makes when not given."""
         p = self.hidden_param()
-        return (p is not None and p.default is p.empty and not self.args
-                and (looks_like_hidden(p.name) or makes_hidden(self.model)))
+        return p is not None and p.default is p.empty and looks_like_hidden(p.name)
 
     def is_step_module(self) -> bool:
         """forward(input, hidden) once the named arguments are set aside: exactly two required

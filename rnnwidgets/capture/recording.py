@@ -44,6 +44,8 @@ from ..tracedata import Trace
 from .build import TraceBuilder
 from .cells import CellCalls, cell_kind, cell_layer, check_cell_dtypes
 from .convert import to_numpy
+from .fused import LayerByLayer, fused_modules
+from .fused_trace import layer_arrays, merge_calls
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
 
@@ -235,6 +237,9 @@ class HookRecording:
         # graph, as (tensor, time dimension or None for one step, decay or None)
         self.keep_states = keep_states
         self.live_states: dict = {}
+        # an nn.LSTM / GRU / RNN inside, called step by step (a one-token encoder), runs layer by
+        # layer while the block runs: each call one run, its gates recomputed from its weights
+        self._fused = fused_layers(model)
 
     # ---- the with block ---------------------------------------------------------------------
     def __enter__(self) -> "HookRecording":
@@ -242,6 +247,8 @@ class HookRecording:
             raise RuntimeError("this recording is already running")
         try:
             self._add_hooks()
+            if self._fused is not None:
+                self._fused.__enter__()
         except BaseException:
             self._remove_hooks()
             raise
@@ -287,6 +294,8 @@ class HookRecording:
             handle.remove()
         self._handles.clear()
         self._running.clear()
+        if self._fused is not None:
+            self._fused.__exit__(None, None, None)      # the fused modules' own forwards back
 
     def _touch(self, layer: str):
         if layer not in self._tracks:
@@ -409,9 +418,11 @@ class HookRecording:
 
     # ---- collecting the layers ------------------------------------------------------------------
     def _collect(self) -> TraceBuilder:
-        if not self._order:
+        runs = self._fused.runs if self._fused is not None else []
+        if not self._order and not runs:
             raise ValueError(f"rw.recording: nothing was recorded — {type(self.model).__name__} called no "
-                             "nn.LSTMCell / nn.GRUCell / nn.RNNCell inside the block, was not called as a step "
+                             "nn.LSTM / GRU / RNN or nn.LSTMCell / GRUCell / RNNCell inside the block, was not "
+                             "called as a step "
                              "module model(input, hidden) -> (output, hidden), and no rw.record(...) ran")
         builder = TraceBuilder("rw.recording", type(self.model).__name__, "recording")
         inputs, outputs = {}, None
@@ -428,6 +439,7 @@ class HookRecording:
                     steps = [step_rows(step, 1) for step in self._tracks[name][track]]
                     parts["states"][track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
                     parts["initial"].pop(track, None)   # a recorded state need not be the hidden passed in
+        add_fused_layers(builder, runs)
         order = list(builder.layers)
         if self._step_calls:                     # the model driven as a step module comes first
             order.insert(0, order.pop(order.index(self.root)))
@@ -521,3 +533,26 @@ def recorded_loss(loss, output, batch_steps: tuple) -> torch.Tensor:
     if out.dim() >= 2 and tuple(out.shape[:2]) == (steps, batch):
         return out[-1].sum()
     return out.sum()
+
+
+def fused_layers(model: nn.Module) -> Optional[LayerByLayer]:
+    """Layer-by-layer running of ``model``'s fused modules, None without any (or with one that
+    overrides its forward, which only a whole-model trace refuses)."""
+    if not fused_modules(model):
+        return None
+    try:
+        return LayerByLayer(model)
+    except TypeError:
+        return None
+
+
+def add_fused_layers(builder: TraceBuilder, runs: list) -> None:
+    """The fused modules' calls during a recording as layers, with their gates; a module's calls
+    joined along time where each is full length with one batch size (fused_trace.merge_calls),
+    so one step per call gives one layer over every step."""
+    with torch.no_grad():
+        layers = []
+        for run in runs:
+            layers += [layer_arrays(d, with_grads=False) for d in run.recomputed()]
+            run.release()
+    merge_calls(builder, layers)

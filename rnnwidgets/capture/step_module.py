@@ -34,8 +34,6 @@ from ..tracedata import Trace
 from .call import ModelCall, default_hidden, device_and_dtype
 from .convert import to_numpy
 from .finite import require_finite
-from .fused import LayerByLayer, fused_modules
-from .fused_trace import layer_arrays, merge_calls
 from .recording import HookRecording, param_stats, per_batch, state_parts
 
 
@@ -69,7 +67,6 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             hidden = _as_leaf(hidden)
         outputs, states = [], []
-        inner = stack.enter_context(LayerByLayer(model)) if fused_modules(model) else None
         with HookRecording(model, tokens=tokens, deferred=True, slots=(bound.input_at, bound.hidden_at)) as rec:
             for x in steps:
                 args, kwargs = bound.at(x, hidden)
@@ -89,20 +86,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             grads, collected.param_grads = _gradients(model, outputs, states, loss)
             first["grads"].update({k: _stack_grads(v, batch) for k, v in grads.items()})
-    if inner is not None:
-        add_fused_layers(collected, inner.runs)
     return collected.build()
-
-
-def add_fused_layers(builder, runs: list) -> None:
-    """The fused modules' calls inside the steps as layers, each module's one-step calls joined
-    along time (fused_trace.merge_calls), after the step module's own layer."""
-    with torch.no_grad():
-        layers = []
-        for run in runs:
-            layers += [layer_arrays(d, with_grads=False) for d in run.recomputed()]
-            run.release()
-    merge_calls(builder, layers)
 
 
 # ---- inputs and the initial state -------------------------------------------------------------
