@@ -73,6 +73,17 @@ def test_word_language_model_gradients_at_the_last_step():
     np.testing.assert_allclose(grads[:, -1], out.grad[-1].numpy(), atol=1e-6)
 
 
+def test_trace_dataset_over_word_language_model_batches_leaves_targets_out():
+    torch.manual_seed(10)
+    model = RNNModel("GRU", 40, 8, 6, 1).eval()
+    data = torch.randint(0, 40, (5, 2))
+    batches = [(data, data.view(-1)), (data[:, :1], data[:, 0])]     # (data, targets) as get_batch gives
+    ds = rw.trace_dataset(model, batches, progress=False)
+    np.testing.assert_array_equal(ds.lengths, [5, 5, 5])
+    whole = rw.trace(model, data).layers["rnn.l0"].h
+    np.testing.assert_allclose(ds.values("rnn.l0", "h")[:10], np.concatenate(list(whole)), atol=ATOL)
+
+
 # ---- forward(ids, lengths) packing inside -------------------------------------------------------
 def packed_case():
     torch.manual_seed(2)
