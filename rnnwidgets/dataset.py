@@ -500,10 +500,16 @@ def _clear_url(url: str, who: str, overwrite: bool) -> None:
 Tokens = Union[Callable, Sequence, None]
 
 
-def _batch_inputs(batch):
-    """A batch's model inputs: the batch itself, or the first item of an (inputs, targets, ...) tuple
-    as a DataLoader over a TensorDataset yields."""
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+def _batch_call(call, batch) -> tuple:
+    """A batch's model inputs and the keywords ``rw.trace`` takes for the rest of the call: the batch
+    itself, the first item of an ``(inputs, targets, ...)`` tuple as a DataLoader over a
+    TensorDataset yields, with the items the forward needs after its input passed on (``(ids,
+    lengths)`` to ``forward(ids, lengths)``), or a dict matched to the forward's parameters by
+    name (capture/call.py's ``unpack``)."""
+    from .capture.call import unpack
+
+    inputs, _, kwargs = unpack(call, batch)
+    return inputs, ({"kwargs": {**kwargs, **call.kwargs}} if kwargs else {})
 
 
 def _quantities(lt: LayerTrace, wanted) -> dict:
@@ -519,7 +525,9 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
                   **trace_kwargs) -> DatasetTrace:
     """Trace every sequence of a dataset with ``rw.trace``, batch by batch, into one DatasetTrace.
 
-    ``batches``: an iterable of model inputs, or of ``(inputs, targets, ...)`` tuples (a DataLoader).
+    ``batches``: an iterable of model inputs, of ``(inputs, targets, ...)`` tuples (a DataLoader),
+    of ``(ids, lengths, ...)`` tuples whose items after the first the forward needs, or of dicts
+    matched to the forward's parameters by name (the README's "Your model").
     ``tokens``: a function from one batch's inputs to one list of strings per element (say,
     ``lambda ids: [list(decode(row)) for row in ids]``), or one list of strings per sequence in
     order, or None. ``max_steps``: stop once this many steps are traced (the last sequence cut).
@@ -577,11 +585,15 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     spilled = False
     group = None
     temporary = None
+    from .capture.call import ModelCall, unwrap
+
+    call = ModelCall(unwrap(model), trace_kwargs.get("args", ()), trace_kwargs.get("kwargs"), who="trace_dataset")
     bar = _ProgressBar(batches, max_steps, progress)
     try:
         for batch in batches:
-            inputs = _batch_inputs(batch)
-            tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None, **trace_kwargs)
+            inputs, rest = _batch_call(call, batch)
+            tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None,
+                               **{**trace_kwargs, **rest})
             batch_tokens = tr.tokens if callable(tokens) else _listed_tokens(tokens, len(lengths), tr)
             for b in range(len(tr.lengths)):
                 if max_steps is not None and done >= max_steps:

@@ -28,8 +28,9 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
     ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
-    Other keywords go to ``rw.trace``: with ``loss=`` the gradient-flow view (``rw.GradientFlow``)
-    sits under the heatmaps, its cursor on the Explorer's step.
+    Other keywords go to ``rw.trace``: ``args=``/``kwargs=`` (what the forward needs besides its
+    input, as ``hidden=``), and with ``loss=`` the gradient-flow view (``rw.GradientFlow``) sits
+    under the heatmaps, its cursor on the Explorer's step.
     """
     if isinstance(source, Trace):
         if inputs is not None or text is not None:
@@ -53,8 +54,11 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     return explorer
 
 
-def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None):
+def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None, *, args=(), kwargs=None):
     """Trace ``model`` on ``inputs`` with ``loss`` and show where its gradient goes.
+
+    ``hidden``, ``args``, ``kwargs``: what the forward needs besides its input, as for ``rw.trace``
+    (the README's "Your model").
 
     ``loss``: a callable on the model's output, or "last" (the sum of the last step's output),
     as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates) adds
@@ -64,7 +68,7 @@ def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=No
 
     if lr is not None and optimizer is not None:
         raise ValueError("gradient_flow: give lr= or optimizer=, not both")
-    model_ = live(model, "gradient_flow")
+    model_ = live(model, "gradient_flow", args=args, kwargs=kwargs)
     tr = model_.trace(inputs, hidden=hidden, loss=loss)
     rates = model_.learning_rates(optimizer) if optimizer is not None else lr
     return GradientFlow(tr, weight_norms=model_.weight_norms(), lr=rates)

@@ -1,26 +1,32 @@
 """``rw.trace``: one call on a model and its inputs gives back a Trace of every recurrent layer."""
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
+from .call import ModelCall, unpack, unwrap
 from .finite import require_finite
 from .fused import fused_modules
 from .fused_trace import trace_fused
-from .recording import recording
+from .recording import recording, trace_recorded
 from .step_module import trace_step_module
 from .untouched import kept
 
 
-def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
+def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs=None) -> Trace:
     """Run ``model`` once on ``inputs`` and return what every recurrent layer did at every step.
 
-    - A model that is or contains ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: runs ``model(inputs)``
-      (``model(inputs, hidden)`` when ``hidden`` is given) and captures every layer and direction
+    What the forward gets besides ``inputs`` (capture/call.py, the README's "Your model"):
+    ``hidden`` (by default the model's ``init_hidden``/``initHidden`` where its forward needs a
+    state), ``args`` (more positional arguments) and ``kwargs`` (by name; ``inputs`` goes to the
+    first parameter they leave free). A tuple or dict ``inputs`` that the forward's parameters ask
+    for (``(ids, lengths)``) is spread over them. A ``torch.compile`` / ``nn.DataParallel``
+    wrapper is traced as the module it wraps.
+
+    - A model that is or contains ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: runs the model once on
+      the whole sequence and captures every layer and direction
       of each such module: h, c (LSTM) and the gates, recomputed from the module's own weights and
       checked against its own output. Layers run in eval semantics: no inter-layer dropout, even
       when the module is in training mode (its ``training`` flag is left alone).
@@ -28,8 +34,10 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
       per call concatenated along time when every call is full length with the same batch size;
       otherwise the calls after the first are separate layers named ``"<name>@<call>"``.
     - A step module, ``forward(input, hidden) -> (output, hidden)`` (or ``inputs`` given as a list
-      of per-step tensors): driven over the sequence step by step.
-    - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``).
+      of per-step tensors): driven over the sequence step by step. One with an nn.LSTM / GRU / RNN
+      inside is run whole first, and driven step by step when that fails (a one-token encoder).
+    - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``;
+      with ``loss=``, the states recorded with ``rw.record("h", ...)`` get their gradients).
 
     ``tokens``: a list of strings (batch 1) or one list per batch element, shown as labels.
     ``loss``: a callable on the model's output returning a scalar, or ``"last"`` (the sum of the
@@ -43,7 +51,12 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
     and every buffer (BatchNorm running statistics, spectral_norm's vectors). Traces run one at
     a time: a second thread's trace waits for the first.
     """
+    model = unwrap(model)
     check_model(model)
+    call = ModelCall(model, args, kwargs)
+    inputs, more_args, more_kwargs = unpack(call, inputs, strict=True)
+    if more_kwargs:
+        call = ModelCall(model, args, {**more_kwargs, **call.kwargs})
     if loss is not None and loss != "last" and not callable(loss):
         raise TypeError(f"rw.trace: loss must be a callable on the model's output or \"last\", got {loss!r}")
     if loss is not None and torch.is_inference_mode_enabled():
@@ -51,7 +64,7 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
                            "call outside inference_mode (torch.no_grad() around it is fine)")
     check_finite(inputs)
     with kept(model):
-        return dispatch(model, inputs, hidden, tokens, loss)
+        return dispatch(model, inputs, hidden, tokens, loss, call)
 
 
 def check_model(model) -> None:
@@ -70,28 +83,47 @@ def check_model(model) -> None:
                          "(no data); load its weights first (model.to_empty(device=...) and load_state_dict)")
 
 
-def dispatch(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
-    if fused_modules(model):
-        return trace_fused(model, inputs, hidden, tokens, loss)
+def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall) -> Trace:
+    """Trace by the model's shape (``trace``'s doc). A model whose forward is (input, hidden)
+    and which holds an nn.LSTM / GRU / RNN is run whole first; when that fails and the model is
+    called one step at a time (a one-token encoder), it is driven step by step instead, and an
+    error says both calls that were tried."""
     per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)
-    if per_step or takes_input_and_hidden(model):
-        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss)
+    if per_step and call.is_step_module():
+        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
+    if fused_modules(model):
+        bound = call.whole(inputs, hidden, fused=True)
+        if not (call.is_step_module() and isinstance(inputs, torch.Tensor)):
+            with call.calling(bound) as given:
+                return trace_fused(model, inputs, given, tokens, loss)
+        try:
+            with call.calling(bound) as given:
+                return trace_fused(model, inputs, given, tokens, loss)
+        except Exception as whole:
+            try:
+                return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
+            except Exception as stepped:
+                raise both_failed(call, whole, stepped) from whole
+    if call.is_step_module():
+        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
+    args, kwargs = call.whole(inputs, hidden, fused=False).at(inputs)
     if loss is not None:
-        raise ValueError(f"rw.trace: loss= needs an nn.LSTM / nn.GRU / nn.RNN or a step module with "
-                         f"forward(input, hidden); {type(model).__name__} has neither")
+        return trace_recorded(model, args, kwargs, tokens, loss)
     with torch.no_grad(), recording(model, tokens=tokens) as rec:
-        model(inputs) if hidden is None else model(inputs, hidden)
+        model(*args, **kwargs)
     return rec.trace
 
 
-def takes_input_and_hidden(model: nn.Module) -> bool:
-    """Whether ``model.forward`` takes exactly two required positional arguments (input, hidden)."""
+def both_failed(call: ModelCall, whole: Exception, stepped: Exception) -> Exception:
+    """The whole-model run's error, of its own type where it can be made, saying what else was tried."""
+    message = (f"{whole}\n(rnnwidgets ran {call.shown(hidden=True)} on the whole sequence, as above, and "
+               f"driven one step at a time, model(inputs[t], hidden): {type(stepped).__name__}: {stepped}. "
+               "For a model run on the whole sequence pass hidden= (or kwargs=) as its forward needs; for a "
+               "step module, inputs as (time, batch, ...) or a list of per-step tensors)")
     try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) == 2 and all(p.default is p.empty for p in positional)
+        return type(whole)(message)
+    except Exception:
+        return RuntimeError(message)
 
 
 def check_finite(inputs) -> None:

@@ -7,21 +7,28 @@ and probe, and the numbers a chart needs from the model (weight norms, learning 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from ..tracedata import Trace
 from . import trace
+from .call import ModelCall, unwrap
+from .cells import cell_kind
+from .fused import fused_modules
 from .hooks import ParameterGradients
 
 
 class LiveModel:
-    """``model`` and the keywords every re-trace of it takes (``hidden=``, ``loss=``...)."""
+    """``model`` and the keywords every re-trace of it takes (``hidden=``, ``args=``, ``kwargs=``,
+    ``loss=``...). A ``torch.compile`` or ``nn.DataParallel`` wrapper is unwrapped (call.py), so
+    parameters and layers are named by the user's module paths."""
 
     def __init__(self, model: torch.nn.Module, who: str = "rnnwidgets", **trace_kwargs):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"{who}: expected a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
-        self.trace_kwargs = trace_kwargs
+        self.model = unwrap(model)
+        self.trace_kwargs = {k: v for k, v in trace_kwargs.items() if v is not None and not (k == "args" and v == ())}
 
     @property
     def name(self) -> str:
@@ -31,6 +38,21 @@ class LiveModel:
     def trace(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """``rw.trace`` of the model on ``inputs``, with this object's keywords unless overridden."""
         return trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
+
+    def step_layer_of(self, param_name: str) -> Optional[str]:
+        """The step module's own layer (its class name lowercased, as the trace names it) for a
+        parameter the trace puts there: when rnnwidgets drives the model step by step, every
+        parameter outside an nn.LSTM / GRU / RNN or a cell, which have layers of their own. None otherwise."""
+        module_path = param_name.rpartition(".")[0]
+        if self.step_module() and not recurrent(self.model.get_submodule(module_path)):
+            return self.name
+        return None
+
+    def step_module(self) -> bool:
+        """Whether the model is traced as a step module, forward(input, hidden) -> (output, hidden)
+        with no nn.LSTM / GRU / RNN inside (with one, the trace runs it whole where it can)."""
+        call = ModelCall(self.model, self.trace_kwargs.get("args", ()), self.trace_kwargs.get("kwargs"))
+        return call.is_step_module() and not fused_modules(self.model)
 
     def gradients(self) -> ParameterGradients:
         return ParameterGradients(self.model)
@@ -43,3 +65,8 @@ class LiveModel:
         """Parameter name -> the learning rate of the optimizer group that holds it."""
         by_id = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
         return {name: by_id[id(p)] for name, p in self.model.named_parameters() if id(p) in by_id}
+
+
+def recurrent(module: torch.nn.Module) -> bool:
+    """A module whose parameters make a Trace layer of their own: an nn.LSTM/GRU/RNN or a cell."""
+    return isinstance(module, torch.nn.RNNBase) or bool(cell_kind(module))

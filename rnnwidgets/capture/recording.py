@@ -44,29 +44,59 @@ from ..tracedata import Trace
 from .build import TraceBuilder
 from .cells import CellCalls, cell_kind, cell_layer, check_cell_dtypes
 from .convert import to_numpy
+from .fused import LayerByLayer, fused_modules
+from .fused_trace import layer_arrays, merge_calls
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
 
 _active: ContextVar[Optional["HookRecording"]] = ContextVar("rnnwidgets_recording", default=None)
 
 
-def record(name: str, tensor) -> None:
-    """Add one step of ``tensor`` to the per-step track ``name`` of the active recording.
+def record(name: str, tensor, time: Optional[int] = None, decay=None) -> None:
+    """Add one step of ``tensor`` to the per-step track ``name`` of the active recording; with
+    ``time=d``, every step of a whole sequence at once, time along dimension ``d`` (a parallel
+    scan: ``rw.record("h", h, time=1)`` for h (batch, time, units)).
+
+    ``decay`` (with ``time=``, for the state "h"): how much of h_{t-1} each h_t keeps, shaped
+    like ``tensor`` or broadcast to it, as in h_t = decay_t * h_{t-1} + b_t (minGRU: 1 - z_t).
+    A scan computes every h_t at once, so no step's h leads to the next in its graph; with
+    ``decay`` a ``loss=`` gives ∂L/∂h_t through time exactly, g_t = ∂L/∂h_t|direct + decay_{t+1} g_{t+1}.
 
     Does nothing outside ``rw.recording`` (and outside ``rw.trace`` of a step module, which
     records the same way), so it can stay in a model's forward for good.
     """
     rec = _active.get()
-    if rec is not None:
+    if rec is None:
+        return
+    if time is None:
+        if decay is not None:
+            raise ValueError(f"rw.record({name!r}, ..., decay=...): decay goes with time=, a whole sequence at once")
         rec.add_step(name, tensor)
+        return
+    t = torch.as_tensor(tensor)
+    if not -t.dim() <= time < t.dim():
+        raise ValueError(f"rw.record({name!r}, ..., time={time}): a tensor of shape {tuple(t.shape)} has no "
+                         f"dimension {time}")
+    if decay is not None:
+        if name != "h":
+            raise ValueError(f"rw.record({name!r}, ..., decay=...): decay belongs to the state 'h'")
+        try:
+            decay = torch.as_tensor(decay).expand_as(t)
+        except RuntimeError:
+            raise ValueError(f"rw.record('h', ..., decay=...): expected a decay shaped like h {tuple(t.shape)} or "
+                             f"broadcast to it, got {tuple(torch.as_tensor(decay).shape)}") from None
+    rec.add_sequence(name, t, time % t.dim(), decay)
 
 
 def recording(model: nn.Module, tokens=None) -> "HookRecording":
     """Context manager recording what ``model`` does step by step; see the module doc.
 
-    ``tokens``: a list of strings (batch 1) or one list per batch element.
+    ``tokens``: a list of strings (batch 1) or one list per batch element. A model wrapped by
+    ``torch.compile`` or ``nn.DataParallel`` is recorded as the module it wraps (call.py).
     """
-    return HookRecording(model, tokens=tokens)
+    from .call import unwrap
+
+    return HookRecording(unwrap(model), tokens=tokens)
 
 
 def as_step(name: str, tensor) -> torch.Tensor:
@@ -138,26 +168,40 @@ class StepCall(NamedTuple):
     children: dict       # direct submodule outputs during the call; None where not per batch
 
 
-def looks_like_step(args) -> bool:
-    """Whether a call's arguments look like one step: (input, hidden), input (batch, features) or (features,)."""
-    return len(args) == 2 and isinstance(args[0], torch.Tensor) and args[0].dim() in (1, 2)
+def step_slots(model: nn.Module) -> tuple:
+    """Where a step call's input and hidden sit among its positional arguments: the parameter
+    before the one named like a state (``forward(category, input, hidden)``: 1, 2), else (0, 1)."""
+    from .call import ModelCall, looks_like_hidden
+
+    names = [p.name for p in ModelCall(model, who="rw.recording").positional]
+    at = next((i for i, n in enumerate(names) if i > 0 and looks_like_hidden(n)), 1)
+    return at - 1, at
 
 
-def step_call(args, result, children) -> Optional[StepCall]:
+def looks_like_step(args, slots: tuple = (0, 1)) -> bool:
+    """Whether a call's arguments look like one step: (..., input, hidden), input (batch, features)
+    or (features,), at ``slots``; with the default slots exactly (input, hidden)."""
+    x_at, h_at = slots
+    count_ok = len(args) == 2 if slots == (0, 1) else len(args) > h_at
+    return count_ok and isinstance(args[x_at], torch.Tensor) and args[x_at].dim() in (1, 2)
+
+
+def step_call(args, result, children, slots: tuple = (0, 1)) -> Optional[StepCall]:
     """The call as a StepCall when it looks like forward(input, hidden) -> (output, hidden)."""
-    if not looks_like_step(args):
+    if not looks_like_step(args, slots):
         return None
+    x_in = args[slots[0]]
     if not (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[0], torch.Tensor)):
         return None
     states = state_parts(result[1])
     if not all(isinstance(s, torch.Tensor) for s in states.values()):
         return None
-    batch = 1 if args[0].dim() == 1 else args[0].shape[0]
+    batch = 1 if x_in.dim() == 1 else x_in.shape[0]
     kept = {k: per_batch(s, batch) for k, s in states.items()}
     output = per_batch(result[0], batch)
     if output is None or any(s is None for s in kept.values()):
         return None
-    x = per_batch(args[0], batch)
+    x = per_batch(x_in, batch)
     assert x is not None  # batch was read from args[0]
     return StepCall(x, output, kept,
                     {name: per_batch(t, batch) for name, t in children.items()})
@@ -168,10 +212,12 @@ class HookRecording:
     ``.trace`` is built when it ends. With ``deferred``, the block's end only collects the layers
     (``collected``, a TraceBuilder) for the caller to complete and build."""
 
-    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False):
+    def __init__(self, model: nn.Module, tokens=None, deferred: bool = False, slots: Optional[tuple] = None,
+                 keep_states: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
+        self.slots = slots if slots is not None else step_slots(model)  # a step call's (input, hidden)
         self.tokens = tokens
         self.root = module_label("", type(model).__name__)
         self._handles: list = []
@@ -187,6 +233,13 @@ class HookRecording:
         self._deferred = deferred
         self.collected: Optional[TraceBuilder] = None
         self._trace = None
+        # with keep_states (rw.trace with loss=): layer -> state name -> the recorded tensors, in the
+        # graph, as (tensor, time dimension or None for one step, decay or None)
+        self.keep_states = keep_states
+        self.live_states: dict = {}
+        # an nn.LSTM / GRU / RNN inside, called step by step (a one-token encoder), runs layer by
+        # layer while the block runs: each call one run, its gates recomputed from its weights
+        self._fused = fused_layers(model)
 
     # ---- the with block ---------------------------------------------------------------------
     def __enter__(self) -> "HookRecording":
@@ -194,6 +247,8 @@ class HookRecording:
             raise RuntimeError("this recording is already running")
         try:
             self._add_hooks()
+            if self._fused is not None:
+                self._fused.__enter__()
         except BaseException:
             self._remove_hooks()
             raise
@@ -239,6 +294,8 @@ class HookRecording:
             handle.remove()
         self._handles.clear()
         self._running.clear()
+        if self._fused is not None:
+            self._fused.__exit__(None, None, None)      # the fused modules' own forwards back
 
     def _touch(self, layer: str):
         if layer not in self._tracks:
@@ -281,7 +338,7 @@ class HookRecording:
     def _step_begins(self, module, args):
         # children are kept only for a call that can be a step, forward(input, hidden): a model
         # running its own loop would otherwise keep every child output of the whole loop
-        self._children = {} if looks_like_step(args) else None
+        self._children = {} if looks_like_step(args, self.slots) else None
         self._child_calls = {}
 
     def _child_hook(self, name):
@@ -303,24 +360,69 @@ class HookRecording:
 
     def _step_ends(self, module, args, output):
         children, self._children = self._children or {}, None
-        call = step_call(args, output, children)
+        call = step_call(args, output, children, self.slots)
         if call is not None:
             self._touch(self.root)
             if not self._step_calls:     # only the first call's hidden is kept: the start of the run
-                self._step_initial = given_states(args[1], call.states)
+                self._step_initial = given_states(args[self.slots[1]], call.states)
             self._step_calls.append(call)
 
-    def add_step(self, name: str, tensor):
+    def add_step(self, name: str, tensor, live: bool = True):
         layer = self._running[-1] if self._running else "record"
         step = as_step(name, tensor)
         self._touch(layer)
         self._tracks[layer].setdefault(name, []).append(step)
+        if live and self.keep_states and name in STATE_NAMES and isinstance(tensor, torch.Tensor):
+            self.live_states.setdefault(layer, {}).setdefault(name, []).append((tensor, None, None))
+
+    def add_sequence(self, name: str, tensor: torch.Tensor, time: int, decay):
+        """Every step of ``tensor`` along ``time`` (``record``'s ``time=``)."""
+        for step in tensor.detach().unbind(time):
+            self.add_step(name, step, live=False)
+        if self.keep_states and name in STATE_NAMES:
+            layer = self._running[-1] if self._running else "record"
+            self.live_states.setdefault(layer, {}).setdefault(name, []).append((tensor, time, decay))
+
+    def state_gradients(self, value: torch.Tensor, params: list) -> tuple:
+        """({layer: {state: ∂value/∂state_t as numpy (batch, time, units)}}, the parameters' gradients):
+        the whole gradient reaching each recorded state, through later steps where the graph links
+        them, and through ``decay`` for a sequence recorded at once (``record``)."""
+        pieces = [(layer, name, piece) for layer, names in self.live_states.items()
+                  for name, kept in names.items() for piece in kept]
+        for layer, name, (tensor, time, decay) in pieces:
+            if time is not None and decay is None and tensor.shape[time] > 1:
+                raise ValueError(f"rw.trace: loss= on the state {name!r} of {layer!r}, recorded for every step at once "
+                                 f"(rw.record({name!r}, ..., time={time})), needs decay=: how much of h_(t-1) each "
+                                 "h_t keeps (minGRU: 1 - z); a scan's graph does not lead from one step to the next")
+        wrt = [tensor for _, _, (tensor, _, _) in pieces] + params
+        needed = [t.requires_grad for t in wrt]
+        found = torch.autograd.grad(value, [t for t, n in zip(wrt, needed) if n], allow_unused=True) \
+            if value.requires_grad and any(needed) else []
+        it = iter(found)
+        grads = [next(it) if n else None for n in needed]
+        out: dict = {}
+        for (layer, name, (tensor, time, decay)), g in zip(pieces, grads):
+            g = torch.zeros_like(tensor) if g is None else g.detach()
+            if time is None:
+                steps = [g]
+            else:
+                steps = list(g.movedim(time, 0).unbind(0))
+                if decay is not None:
+                    d = decay.detach().movedim(time, 0)
+                    for t in range(len(steps) - 2, -1, -1):
+                        steps[t] = steps[t] + d[t + 1] * steps[t + 1]
+            out.setdefault(layer, {}).setdefault(name, []).extend(step_rows(s, 1) for s in steps)
+        arrays = {layer: {name: stack_steps(f"layer {layer!r}, gradient of {name!r}", steps)
+                          for name, steps in named.items()} for layer, named in out.items()}
+        return arrays, grads[len(pieces):]
 
     # ---- collecting the layers ------------------------------------------------------------------
     def _collect(self) -> TraceBuilder:
-        if not self._order:
+        runs = self._fused.runs if self._fused is not None else []
+        if not self._order and not runs:
             raise ValueError(f"rw.recording: nothing was recorded — {type(self.model).__name__} called no "
-                             "nn.LSTMCell / nn.GRUCell / nn.RNNCell inside the block, was not called as a step "
+                             "nn.LSTM / GRU / RNN or nn.LSTMCell / GRUCell / RNNCell inside the block, was not "
+                             "called as a step "
                              "module model(input, hidden) -> (output, hidden), and no rw.record(...) ran")
         builder = TraceBuilder("rw.recording", type(self.model).__name__, "recording")
         inputs, outputs = {}, None
@@ -337,6 +439,7 @@ class HookRecording:
                     steps = [step_rows(step, 1) for step in self._tracks[name][track]]
                     parts["states"][track] = stack_steps(f"layer {name!r}, track {track!r}", steps)
                     parts["initial"].pop(track, None)   # a recorded state need not be the hidden passed in
+        add_fused_layers(builder, runs)
         order = list(builder.layers)
         if self._step_calls:                     # the model driven as a step module comes first
             order.insert(0, order.pop(order.index(self.root)))
@@ -381,3 +484,75 @@ class HookRecording:
         initial = {k: to_numpy(v) for k, v in self._step_initial.items()}
         builder.layer(self.root, "custom", meta=meta, states=states, tracks=tracks, initial=initial)
         return inputs, outputs
+
+
+def param_stats(named_params: list, grads: list) -> dict:
+    """Parameter name -> the norm, mean and max |gradient| (float64; zeros where none reached it)."""
+    stats = {}
+    for (name, p), g in zip(named_params, grads):
+        g = (torch.zeros_like(p) if g is None else g).detach().double()
+        stats[name] = {"norm": g.norm().item(), "mean_abs": g.abs().mean().item(), "max_abs": g.abs().max().item()}
+    return stats
+
+
+def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) -> Trace:
+    """``model(*args, **kwargs)`` run once inside a recording with ``loss``: the states it records
+    (``rw.record("h", ...)``) get ``grads`` through time, the parameters ``param_grads``."""
+    with torch.enable_grad(), HookRecording(model, tokens=tokens, deferred=True, keep_states=True) as rec:
+        output = model(*args, **kwargs)
+    builder = rec.collected
+    assert builder is not None  # a deferred recording collects its layers when the block ends
+    if rec._cells or not rec.live_states:
+        raise ValueError(f"rw.trace: loss= needs an nn.LSTM / nn.GRU / nn.RNN, a step module with forward(input, "
+                         f"hidden), or a state recorded with rw.record('h', ...); {type(model).__name__} has none")
+    first = next(iter(builder.layers.values()))
+    value = recorded_loss(loss, output, first["states"]["h"].shape[:2])
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    grads, param_grads = rec.state_gradients(value, [p for _, p in params])
+    for layer, named in grads.items():
+        builder.layers[layer]["grads"].update(named)
+    builder.param_grads = param_stats(params, param_grads)
+    return builder.build()
+
+
+def recorded_loss(loss, output, batch_steps: tuple) -> torch.Tensor:
+    """``loss(output)``, or for "last" the sum of the last step of the model's first output when
+    it is laid out (batch, time, ...) or (time, batch, ...) like the recorded state, else all of it."""
+    if loss != "last":
+        value = loss(output)
+        if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+            raise ValueError("rw.trace: loss(output) must return a scalar tensor, got "
+                             f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+        return value.reshape(())
+    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
+    batch, steps = batch_steps
+    if out.dim() >= 2 and tuple(out.shape[:2]) == (batch, steps):
+        return out[:, -1].sum()
+    if out.dim() >= 2 and tuple(out.shape[:2]) == (steps, batch):
+        return out[-1].sum()
+    return out.sum()
+
+
+def fused_layers(model: nn.Module) -> Optional[LayerByLayer]:
+    """Layer-by-layer running of ``model``'s fused modules, None without any (or with one that
+    overrides its forward, which only a whole-model trace refuses)."""
+    if not fused_modules(model):
+        return None
+    try:
+        return LayerByLayer(model)
+    except TypeError:
+        return None
+
+
+def add_fused_layers(builder: TraceBuilder, runs: list) -> None:
+    """The fused modules' calls during a recording as layers, with their gates; a module's calls
+    joined along time where each is full length with one batch size (fused_trace.merge_calls),
+    so one step per call gives one layer over every step."""
+    with torch.no_grad():
+        layers = []
+        for run in runs:
+            layers += [layer_arrays(d, with_grads=False) for d in run.recomputed()]
+            run.release()
+    merge_calls(builder, layers)

@@ -25,35 +25,41 @@ says which) and is left as found.
 """
 from __future__ import annotations
 
-import inspect
 from contextlib import ExitStack
 
 import torch
 from torch import nn
 
 from ..tracedata import Trace
+from .call import ModelCall, default_hidden, device_and_dtype
 from .convert import to_numpy
 from .finite import require_finite
-from .recording import HookRecording, per_batch, state_parts
+from .recording import HookRecording, param_stats, per_batch, state_parts
 
 
-def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None) -> Trace:
+def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None) -> Trace:
     """Drive ``model`` over ``inputs`` one step at a time and record what it does (module doc).
 
     ``inputs``: a list of per-step tensors, each (batch, features) or (features,), or one tensor
     (time, batch, features) — a 2-D tensor is read as (time, features) with batch 1. ``hidden``:
     the initial state; by default the module's ``init_hidden``/``initHidden``, else zeros of
-    (batch, ``model.hidden_size``).
+    (batch, ``model.hidden_size``). ``call`` (call.py's ModelCall): what else forward takes, a
+    constant argument before the input (``forward(category, input, hidden)``) or by name.
+
+    An nn.LSTM / nn.GRU / nn.RNN inside the module (a one-token encoder) gives layers of its own,
+    one step per call, with its gates recomputed from its weights as in a whole-model trace.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace_step_module expects a torch.nn.Module, got {type(model).__name__}")
     if loss is not None and loss != "last" and not callable(loss):
         raise ValueError(f"loss: expected a callable on the outputs (time, batch, features) or 'last', got {loss!r}")
-    device, dtype = _device_and_dtype(model)
+    call = call if call is not None else ModelCall(model)
+    device, dtype = device_and_dtype(model)
     steps = [x.to(device, dtype if x.is_floating_point() else x.dtype) for x in split_steps(inputs)]
     batch = steps[0].shape[0]
     if hidden is None:
         hidden = default_hidden(model, batch, device, dtype)
+    bound = call.bind(steps[0], hidden)
     with ExitStack() as stack:
         stack.enter_context(torch.enable_grad() if loss is not None else torch.no_grad())
         if loss is not None and device.type == "cuda":
@@ -61,9 +67,10 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             hidden = _as_leaf(hidden)
         outputs, states = [], []
-        with HookRecording(model, tokens=tokens, deferred=True) as rec:
+        with HookRecording(model, tokens=tokens, deferred=True, slots=(bound.input_at, bound.hidden_at)) as rec:
             for x in steps:
-                result = model(x, hidden)
+                args, kwargs = bound.at(x, hidden)
+                result = model(*args, **kwargs)
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
                     raise TypeError(f"{type(model).__name__}: a step module's forward(input, hidden) must return "
                                     f"(output, hidden), got {type(result).__name__}")
@@ -115,51 +122,6 @@ def split_steps(inputs) -> list:
     return steps
 
 
-def default_hidden(model: nn.Module, batch: int, device, dtype):
-    """The module's own init_hidden/initHidden (given the batch size if it takes one; a batch-1
-    state is repeated over the batch), else zeros of (batch, hidden_size)."""
-    for attr in ("init_hidden", "initHidden"):
-        make = getattr(model, attr, None)
-        if callable(make):
-            return _fit_batch(_to(make(batch) if _takes_an_argument(make) else make(), device, dtype), batch)
-    size = getattr(model, "hidden_size", None)
-    if isinstance(size, int):
-        return torch.zeros(batch, size, device=device, dtype=dtype)
-    raise ValueError(f"{type(model).__name__}: no initial hidden state — pass hidden=..., or give the module an "
-                     "init_hidden()/initHidden() method or an integer hidden_size attribute")
-
-
-def _fit_batch(hidden, batch: int):
-    if not isinstance(hidden, torch.Tensor):
-        return type(hidden)(_fit_batch(h, batch) for h in hidden)
-    if hidden.dim() == 2 and hidden.shape[0] == 1:
-        return hidden.repeat(batch, 1)
-    if hidden.dim() == 3 and hidden.shape[1] == 1:    # (layers, batch, units)
-        return hidden.repeat(1, batch, 1)
-    return hidden
-
-
-def _takes_an_argument(fn) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
-
-
-def _to(hidden, device, dtype):
-    if isinstance(hidden, torch.Tensor):
-        return hidden.to(device, dtype if hidden.is_floating_point() else hidden.dtype)
-    return type(hidden)(_to(h, device, dtype) for h in hidden)
-
-
-def _device_and_dtype(model):
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.device, p.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
-
-
 def _as_leaf(hidden):
     """A copy of the initial state that requires grad, so every later state is in the graph."""
     if isinstance(hidden, torch.Tensor):
@@ -186,12 +148,7 @@ def _gradients(model, outputs, states, loss):
     for (t, n, _), g in zip(targets, found):
         if g is not None:
             grads[n][t] = g
-    param_grads = {}
-    for (name, p), g in zip(params, found[len(targets):]):
-        g = (torch.zeros_like(p) if g is None else g).detach().double()
-        param_grads[name] = {"norm": g.norm().item(), "mean_abs": g.abs().mean().item(),
-                             "max_abs": g.abs().max().item()}
-    return grads, param_grads
+    return grads, param_stats(params, found[len(targets):])
 
 
 def _stack_grads(steps: list, batch: int):

@@ -78,7 +78,8 @@ class TrainingMonitor(widgets.VBox):
         if not self.gradients.names:
             raise ValueError("TrainingMonitor: expected a model with trainable parameters (requires_grad=True); "
                              "this one has none, so there is no gradient to follow")
-        owners = [layer_of(name, live.name) for name in self.gradients.names]
+        # named as the trace names them: a step module's parameters by its own layer
+        owners = [live.step_layer_of(name) or layer_of(name, live.name) for name in self.gradients.names]
         self.layers = list(dict.fromkeys(owners))
         self._layer_index = np.array([self.layers.index(owner) for owner in owners], dtype=np.int64)
 
