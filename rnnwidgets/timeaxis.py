@@ -13,6 +13,18 @@ from typing import Callable, Optional
 import numpy as np
 
 
+def on_axis(series: np.ndarray, steps: int) -> np.ndarray:
+    """A per-step series of one layer (its own steps first) on a time axis of ``steps`` steps:
+    NaN (not drawn) past the layer's own steps, so layers of different lengths share a chart.
+    A series longer than the axis is refused, never cut."""
+    series = np.asarray(series, dtype=np.float64)
+    if series.shape[0] > steps:
+        raise ValueError(f"expected at most {steps} steps on this time axis, got {series.shape[0]}")
+    out = np.full((steps, *series.shape[1:]), np.nan)
+    out[: series.shape[0]] = series
+    return out
+
+
 def column_width(steps: int, columns: int) -> int:
     """Steps per column so that at most ``columns`` columns cover ``steps`` steps (1 when they fit)."""
     if columns < 1:
