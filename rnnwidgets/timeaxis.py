@@ -25,6 +25,15 @@ def on_axis(series: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
+def window_in_layer(t0: int, held: int, steps: int) -> tuple[int, int]:
+    """The window of a long sequence, ``held`` steps from ``t0`` on the longest layer's axis, as
+    one layer of ``steps`` steps holds it: (its first step, its steps held), kept inside the
+    layer's own steps, so every window of that layer holds as many steps (js/src/timeaxis.ts
+    ``windowInLayer`` reads windows by the same rule)."""
+    count = min(held, steps)
+    return max(0, min(int(t0), steps - count)), count
+
+
 def column_width(steps: int, columns: int) -> int:
     """Steps per column so that at most ``columns`` columns cover ``steps`` steps (1 when they fit)."""
     if columns < 1:
