@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ArrayEntry, PayloadIndex } from "../src/decode";
 import type { LayerKind, Recurrence, Scale } from "../src/state";
+import { windowInLayer } from "../src/timeaxis";
 
 type Doc = {
   messages: Record<string, string>;
@@ -57,6 +58,9 @@ export interface LayerSpec {
   recurrence?: Recurrence; // default: the kind's (KINDS)
   quantities: QuantitySpec[];
   initial?: Record<string, ArrayLike<number>>; // state name -> one value per unit
+  steps?: number; // its own time axis (default: the payload's steps)
+  length?: number; // this element's valid steps in it (default: the payload's length, cut at its steps)
+  tokens?: string[] | null; // its own tokens (absent: the view's)
 }
 
 export interface PayloadOptions {
@@ -82,19 +86,26 @@ export function buildPayload(
     for (let r = from; r < from + rows; r++) for (let c = 0; c < cols; c++) values.push(f(r, c));
     return offset;
   };
-  const entry = (q: QuantitySpec): ArrayEntry => {
+  // each layer's window kept inside its own steps, as payload.py does (timeaxis window_in_layer)
+  const entry = (q: QuantitySpec, own = steps): ArrayEntry => {
+    const w = options.window ? windowInLayer(t0, held, own) : { t0: 0, held: own };
     const scale = q.scale ?? "diverging";
     const e: ArrayEntry = {
-      name: q.name, offset: put(held, q.units, q.f, t0), steps: held, units: q.units, scale,
+      name: q.name, offset: put(w.held, q.units, q.f, w.t0), steps: w.held, units: q.units, scale,
       vmin: q.vmin ?? (scale === "diverging" ? -1 : 0), vmax: q.vmax ?? 1,
     };
-    if (options.window) e.t0 = t0;
+    if (options.window) e.t0 = w.t0;
     return e;
   };
-  const indexLayers: PayloadIndex["layers"] = layers.map((l) => ({
-    name: l.name, kind: l.kind, reverse: l.reverse ?? false, recurrence: l.recurrence ?? KINDS[l.kind],
-    quantities: l.quantities.map(entry),
-  }));
+  const indexLayers: PayloadIndex["layers"] = layers.map((l) => {
+    const own = l.steps ?? steps;
+    return {
+      name: l.name, kind: l.kind, reverse: l.reverse ?? false, recurrence: l.recurrence ?? KINDS[l.kind],
+      steps: own, length: l.length ?? Math.min(options.length ?? steps, own),
+      ...(l.tokens !== undefined ? { tokens: l.tokens } : {}),
+      quantities: l.quantities.map((q) => entry(q, own)),
+    };
+  });
   const inputs = options.inputs ? entry(options.inputs) : null;
   const floats = values.length;
   layers.forEach((l, k) => {

@@ -83,7 +83,7 @@ class ExplorerState:
         steps = self.steps(layer)
         if not 0 <= t < steps:
             shown = self.layer_or_default(layer)
-            raise ValueError(f"t: expected 0 <= t < {steps} (the steps of layer {shown!r}), got {t}")
+            raise ValueError(f"t: expected 0 <= t < {steps}, got {t} (layer {shown!r} has {steps} steps)")
         return t
 
     def check_unit(self, layer: str, quantity: Optional[str], unit: int) -> int:
