@@ -35,8 +35,9 @@ def selected_units(explorer: Explorer) -> np.ndarray:
                          "(or set explorer.view.brush = [start, end])")
     view, state = explorer.view, explorer.state
     name = state.shown_quantity(view.layer, view.quantity)
-    values = explorer.trace.layers[state.layer_or_default(view.layer)].quantities()[name][explorer.batch.value]
-    length = int(explorer.trace.lengths[explorer.batch.value])
+    layer = state.layer_or_default(view.layer)
+    values = explorer.trace.layers[layer].quantities()[name][explorer.batch.value]
+    length = int(explorer.trace.layer_lengths(layer)[explorer.batch.value])   # the layer's own valid steps
     return select_units(values[:length], brush[0], brush[1], view.threshold)
 
 
