@@ -149,7 +149,8 @@ class DatasetTrace:
         self.generation = generation  # the store's own id: a store written over since has another
         if not layers:
             raise ValueError("a DatasetTrace needs at least one layer")
-        for name, offs in [("offsets", self.offsets), *((f"layer_offsets[{n!r}]", o) for n, o in self.layer_offsets.items())]:
+        named = [("offsets", self.offsets), *((f"layer_offsets[{n!r}]", o) for n, o in self.layer_offsets.items())]
+        for name, offs in named:
             if offs.ndim != 1 or offs.size == 0 or offs[0] != 0 or np.any(np.diff(offs) < 0):
                 raise ValueError(f"{name}: expected a non-decreasing int array starting at 0")
             if offs.shape != self.offsets.shape:
@@ -663,10 +664,10 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
         layers.setdefault(name, {})[key] = column.finish()
     token_ids = token_column.finish() if token_column is not None else None
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    own = {name: np.concatenate([[0], np.cumsum(n)]) for name, n in layer_lengths.items() if n != lengths}
+    own_offsets = {name: np.concatenate([[0], np.cumsum(n)]) for name, n in layer_lengths.items() if n != lengths}
     ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
                       folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None,
-                      layer_offsets=own)
+                      layer_offsets=own_offsets)
     if spilled:
         ds._write_store(group, compression)  # the arrays are in place already: this writes offsets and attributes
     if temporary is not None:

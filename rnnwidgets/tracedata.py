@@ -275,9 +275,9 @@ class Trace:
                 b = next(b for b, seq in enumerate(self.tokens) if not lengths[b] <= len(seq) <= steps)
                 raise ValueError(f"tokens[{b}]: expected {lengths[b]} tokens (its length), got {len(self.tokens[b])}")
             if not any(self._shares_tokens(name) for name in self.layers):
-                axes = ", ".join(f"{name!r} {lt.steps} steps (valid {self.layer_lengths(name).tolist()})"
-                                 for name, lt in self.layers.items())
-                raise ValueError(f"tokens: expected one label per valid step of a layer ({axes}), got "
+                listed = ", ".join(f"{name!r} {lt.steps} steps (valid {self.layer_lengths(name).tolist()})"
+                                   for name, lt in self.layers.items())
+                raise ValueError(f"tokens: expected one label per valid step of a layer ({listed}), got "
                                  f"{[len(seq) for seq in self.tokens]} tokens per batch element; for layers with "
                                  f"their own steps pass tokens={{layer name: tokens, ...}}")
         return self

@@ -118,7 +118,7 @@ def _step_arrays(trace: Trace, batch: int, scales: dict, packer: _Packer, window
     steps (each layer's window kept inside its own steps: ``window_in_layer``)."""
     layers = []
     for lt in trace.layers.values():
-        t0, held = window_in_layer(*window, lt.steps) if window is not None else (0, lt.steps)
+        t0, held = window_in_layer(window[0], window[1], lt.steps) if window is not None else (0, lt.steps)
         mark = t0 if window is not None else None
         layers.append({"name": lt.name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
                        **_layer_axis(trace, lt, batch),
@@ -145,10 +145,10 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     """The JSON index and the float32 bytes of batch element ``batch``.
 
     A layer's entry carries its own time axis (``steps``, this element's ``length``, and
-    ``tokens`` when the layer's are not the view's: ``_layer_axis``), its direction (``reverse``: it runs backward in time), the names and
-    rules of its equations (``recurrence``: gate and state names, which gates are sigmoids) and
-    ``initial`` (state name -> offset of its (1, units) initial state) when the trace recorded
-    one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
+    ``tokens`` when the layer's are not the view's: ``_layer_axis``), its direction
+    (``reverse``: it runs backward in time), the names and rules of its equations
+    (``recurrence``: gate and state names, which gates are sigmoids) and ``initial`` (state
+    name -> offset of its (1, units) initial state) when the trace recorded one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
     for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
     quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
     per column of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
