@@ -148,10 +148,11 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     ``tokens`` when the layer's are not the view's: ``_layer_axis``), its direction
     (``reverse``: it runs backward in time), the names and rules of its equations
     (``recurrence``: gate and state names, which gates are sigmoids) and ``initial`` (state
-    name -> offset of its (1, units) initial state) when the trace recorded one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
-    for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
-    quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
-    per column of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
+    name -> offset of its (1, units) initial state) when the trace recorded one. For a sequence
+    too long to send whole: ``window=(t0, held)`` sends every per-step array only for steps
+    [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer, quantity)``
+    adds that quantity over the whole sequence at a level of detail that fits a view: per column
+    of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
     """
     validate_batch(trace, batch)
     scales = scales if scales is not None else trace_scales(trace)
