@@ -234,6 +234,7 @@ def test_the_explorer_shows_each_layer_on_its_own_time_axis(model, src):
     assert [(e["steps"], e["length"], e["tokens"]) for e in entries.values()] == [
         (SOURCE, SOURCE, SRC_TOKENS[0]), (TARGET, TARGET, TGT_TOKENS[0])]
     assert [q["steps"] for q in entries["decoder.gru.l0"]["quantities"]] == [TARGET] * 4
+    assert ex.view.index["predictions"]["steps"] == TARGET   # the decoder's outputs: shown beside its 10 steps
     ex.select(layer="encoder.gru.l0")        # 7 steps: step 9 is not one of them, so its last is shown
     assert ex.view.t == SOURCE - 1
     with pytest.raises(ValueError, match=r"t: expected 0 <= t < 7, got 9 \(layer 'encoder.gru.l0' has 7 steps\)"):
@@ -245,6 +246,8 @@ def test_the_explorer_shows_each_layer_on_its_own_time_axis(model, src):
     assert ex.view.t == 9
     ex.batch.value = 1
     assert {e["name"]: e.get("tokens") for e in ex.view.index["layers"]}["decoder.gru.l0"] == TGT_TOKENS[1]
+    ex.view.layer = "encoder.gru.l0"         # picked in the browser at decoder step 9: the encoder's last
+    assert (ex.view.t, ex.view.brush) == (SOURCE - 1, [2, SOURCE])
 
 
 def test_gradient_flow_puts_layers_of_different_lengths_on_one_axis(model, src):

@@ -61,7 +61,8 @@ export interface PayloadIndex {
     initial?: Record<string, number>;
   }[];
   inputs: ArrayEntry | null;
-  predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
+  // ids/probs: offsets of (steps, k) arrays; steps: the outputs' own (absent in earlier payloads: the index's)
+  predictions: { k: number; steps?: number; ids: number; probs: number; labels: string[] } | null;
   lod?: LodIndex | null; // absent/null: every array holds the whole sequence
 }
 
@@ -151,9 +152,11 @@ export function decodePayload(index: PayloadIndex, floats: Float32Array): Decode
   let predictions: Predictions | null = null;
   if (index.predictions) {
     const p = index.predictions;
-    const shape = { units: p.k, steps: index.steps, scale: "sequential" as Scale, vmin: 0, vmax: 1 };
+    const steps = p.steps ?? index.steps;
+    const shape = { units: p.k, steps, scale: "sequential" as Scale, vmin: 0, vmax: 1 };
     predictions = {
       k: p.k,
+      steps,
       ids: view(floats, { name: "ids", offset: p.ids, ...shape }, "prediction ids").data,
       probs: view(floats, { name: "probs", offset: p.probs, ...shape }, "prediction probabilities").data,
       labels: p.labels,

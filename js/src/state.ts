@@ -63,6 +63,7 @@ export interface LayerData {
 /** The model's top-k predictions at every step, when it has an output head. */
 export interface Predictions {
   k: number;
+  steps: number; // the model's output steps: shown beside a layer of as many steps (store.ts)
   ids: Float32Array; // [t * k + j]: index into `labels` of the j-th best prediction at step t
   probs: Float32Array; // [t * k + j]: its softmax probability
   labels: string[]; // user data: show as text

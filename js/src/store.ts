@@ -79,6 +79,9 @@ export class ExplorerStore {
   index: PayloadIndex | null = null;
   /** A long sequence's overview of the selected quantity (the kernel sends one per selection). */
   overview: Overview | null = null;
+  /** The payload's top predictions, over the model's output steps (state.predictions: while the
+   * selected layer has as many steps, so an encoder's step is never shown its decoder's guess). */
+  private predictions: Decoded["predictions"] = null;
   /** What panels may ask for (state.ts's Actions). */
   readonly actions: Actions;
 
@@ -131,7 +134,7 @@ export class ExplorerStore {
     this.overview = decoded.overview;
     state.layers = decoded.layers;
     state.inputs = decoded.inputs;
-    state.predictions = decoded.predictions;
+    this.predictions = decoded.predictions;
     this.readSelection();
     this.emit("payload");
   }
@@ -169,6 +172,7 @@ export class ExplorerStore {
     state.steps = layer.steps;
     state.length = layer.length;
     state.tokens = layer.tokens !== undefined ? layer.tokens : model.get("tokens");
+    state.predictions = this.predictions?.steps === layer.steps ? this.predictions : null;
     state.t = clamp(this.player.t, 0, Math.max(0, state.steps - 1)); // the live step (transport.ts)
     if (previousLayer !== state.layer || (state.order && state.order.length !== units)) state.order = null;
     state.units = [state.unit, ...state.units.filter((u) => u !== state.unit && u < units)];

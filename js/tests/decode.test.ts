@@ -82,7 +82,7 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
     return buildPayload(index.steps, layers, {
       length: index.length,
       inputs: { ...index.inputs!, f: f(values.inputs!) },
-      predictions: { k: p.k, labels: p.labels, ids: (t, j) => p.ids[t * p.k + j], probs: (t, j) => p.probs[t * p.k + j] },
+      predictions: { k: p.k, steps: p.steps, labels: p.labels, ids: (t, j) => p.ids[t * p.k + j], probs: (t, j) => p.probs[t * p.k + j] },
       ...(lod ? { window: { t0: lod.t0, held: lod.held, overview: lod.overview } } : {}),
     });
   }

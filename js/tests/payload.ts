@@ -67,7 +67,7 @@ export interface PayloadOptions {
   length?: number;
   training?: boolean | null; // the mode the model was traced in (payload.py: trace.meta["training"])
   inputs?: QuantitySpec;
-  predictions?: { k: number; ids: (t: number, j: number) => number; probs: (t: number, j: number) => number; labels: string[] };
+  predictions?: { k: number; steps?: number; ids: (t: number, j: number) => number; probs: (t: number, j: number) => number; labels: string[] };
   // a long sequence: the step arrays hold [t0, t0 + held); the overview is min/max per `bucket` steps
   window?: { t0: number; held: number; overview: { layer: string; quantity: string; bucket: number } };
 }
@@ -113,7 +113,8 @@ export function buildPayload(
     indexLayers[k].initial = Object.fromEntries(Object.entries(l.initial).map(([name, v]) => [name, put(1, v.length, (_, u) => v[u])]));
   });
   const p = options.predictions;
-  const predictions = p ? { k: p.k, ids: put(steps, p.k, p.ids), probs: put(steps, p.k, p.probs), labels: p.labels } : null;
+  const ps = p?.steps ?? steps; // the model's output steps
+  const predictions = p ? { k: p.k, steps: ps, ids: put(ps, p.k, p.ids), probs: put(ps, p.k, p.probs), labels: p.labels } : null;
   const index: PayloadIndex = { steps, length: options.length ?? steps, layers: indexLayers, inputs, predictions, lod: null,
     training: options.training ?? null };
   if (options.window) {

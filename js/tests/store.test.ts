@@ -154,7 +154,7 @@ describe("the Explorer's store", () => {
       { name: "decoder.gru.l0", kind: "gru", steps: 10, length: 9,
         tokens: ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"],
         quantities: [{ name: "h", units: 2, f: (t, u) => -t - 10 * u }] },
-    ], { length: 7 });
+    ], { length: 7, predictions: { k: 1, labels: ["x"], ids: () => 0, probs: (t) => t / 10 } });
     const model = new FakeModel<ExplorerModel>({
       index, buffer, tokens: null, t: 0, unit: 0, layer: "decoder.gru.l0", quantity: "h", playing: false, interval: 150,
     });
@@ -162,12 +162,13 @@ describe("the Explorer's store", () => {
     const store = new ExplorerStore(model, player);
     store.load();
     const s = store.state;
-    expect([s.steps, s.length, s.tokens?.[9]]).toEqual([10, 9, "J"]);
+    expect([s.steps, s.length, s.tokens?.[9], s.predictions?.steps]).toEqual([10, 9, "J", 10]);
     store.actions.setT(99); // the decoder's last step, not the encoder's
     expect(s.t).toBe(9);
     expect(selectedQuantity(s).data[9 * 2]).toBe(-9);
     model.set("layer", "encoder.gru.l0"); // 7 steps: the step moves to its last, in the page and the player
     expect([s.layer, s.steps, s.length, s.t, player.t, s.tokens?.[6]]).toEqual(["encoder.gru.l0", 7, 7, 6, 6, "g"]);
+    expect(s.predictions).toBeNull(); // the decoder's outputs are not the encoder's steps
     store.actions.setT(9);
     expect(s.t).toBe(6);
     expect([layerSteps(index, "decoder.gru.l0"), layerSteps(index, "no such layer"), layerSteps(null, "x")]).toEqual([10, 7, 1]);

@@ -167,7 +167,8 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     predictions = None
     if trace.outputs is not None and is_output_head(trace):
         ids, probs, names = top_predictions(trace.outputs[batch], labels)
-        predictions = {"k": int(ids.shape[1]), "ids": packer.put(ids, "ids", {})["offset"],
+        # steps: the outputs' own (a decoder's), shown only beside a layer of as many steps
+        predictions = {"k": int(ids.shape[1]), "steps": int(ids.shape[0]), "ids": packer.put(ids, "ids", {})["offset"],
                        "probs": packer.put(probs, "probs", {})["offset"], "labels": names}
     lod = None
     if window is not None:

@@ -57,6 +57,7 @@ def test_each_layer_on_its_own_time_axis(page, jupyter_server):
     assert wait_for_text(step, lambda s: s.startswith("step 9 / 9")).startswith("step 9 / 9"), step.inner_text()
     assert widget.locator(".rw-token-current").inner_text() == "<pad>"
     assert widget.locator(".rw-token-at").inner_text() == "<pad>"
+    assert widget.locator(".rw-predictions").inner_text().startswith("next: ")   # the decoder's outputs
     assert kernel_sees(page, "explorer.view.layer, explorer.view.t", "decoder.l0 9") == "decoder.l0 9"
     ARTIFACTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(ARTIFACTS / "time_axes_decoder_step9.png"))
@@ -65,4 +66,5 @@ def test_each_layer_on_its_own_time_axis(page, jupyter_server):
     assert wait_for_text(step, lambda s: s.startswith("step 6 / 6")).startswith("step 6 / 6"), step.inner_text()
     assert slider.get_attribute("max") == "6"
     assert widget.locator(".rw-token-current").inner_text() == "."
+    assert widget.locator(".rw-predictions").inner_text() == ""   # not the encoder's steps
     assert kernel_sees(page, "explorer.view.layer, explorer.view.t", "encoder.l0 6") == "encoder.l0 6"
