@@ -131,25 +131,39 @@ class DatasetTrace:
     ``layers``: layer name -> {quantity name ("h", "c", gate names) -> array}; ``kinds``: layer
     name -> kind ("lstm", ...); ``offsets``: int64 (sequences + 1,), sequence i is steps
     ``offsets[i]:offsets[i + 1]``; ``token_ids``: int32 (total_steps,) into ``vocab`` or None.
+    ``layer_offsets``: layer name -> its own offsets, for a layer with its own time axis (a
+    decoder run for more steps than its encoder read): its arrays hold every step of every
+    sequence of that layer (``offsets_of(layer)``); the other layers, tokens and ``lengths``
+    follow ``offsets``.
     Arrays are numpy arrays, or zarr arrays read a chunk at a time (``on_disk``; ``folder`` is
     their store: a local path or an fsspec URL).
     """
 
     def __init__(self, layers: dict, kinds: dict, offsets, token_ids=None, vocab: Optional[list] = None,
-                 folder=None, generation: Optional[str] = None):
+                 folder=None, generation: Optional[str] = None, layer_offsets: Optional[dict] = None):
         self.layers, self.kinds = layers, kinds
         self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.layer_offsets = {name: np.asarray(o, dtype=np.int64) for name, o in (layer_offsets or {}).items()}
         self.token_ids, self.vocab = token_ids, vocab
         self.folder = folder  # where the arrays live (a Path or an fsspec URL), or None when in memory
         self.generation = generation  # the store's own id: a store written over since has another
         if not layers:
             raise ValueError("a DatasetTrace needs at least one layer")
-        if self.offsets.ndim != 1 or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
-            raise ValueError("offsets: expected a non-decreasing int array starting at 0")
+        named = [("offsets", self.offsets), *((f"layer_offsets[{n!r}]", o) for n, o in self.layer_offsets.items())]
+        for name, offs in named:
+            if offs.ndim != 1 or offs.size == 0 or offs[0] != 0 or np.any(np.diff(offs) < 0):
+                raise ValueError(f"{name}: expected a non-decreasing int array starting at 0")
+            if offs.shape != self.offsets.shape:
+                raise ValueError(f"{name}: expected one offset per sequence plus the total, {self.offsets.shape}, "
+                                 f"got shape {offs.shape}")
+        unknown = sorted(set(self.layer_offsets) - set(layers))
+        if unknown:
+            raise ValueError(f"layer_offsets: expected names of layers {list(layers)}, got {unknown}")
         for name, quantities in layers.items():
+            steps = int(self.offsets_of(name)[-1])
             for key, array in quantities.items():
-                if len(array.shape) != 2 or array.shape[0] != self.steps:
-                    raise ValueError(f"{name}[{key!r}]: expected ({self.steps}, units), got shape {array.shape}")
+                if len(array.shape) != 2 or array.shape[0] != steps:
+                    raise ValueError(f"{name}[{key!r}]: expected ({steps}, units), got shape {array.shape}")
         if (token_ids is None) != (vocab is None):
             raise ValueError("token_ids and vocab go together: give both or neither")
         if token_ids is not None and tuple(token_ids.shape) != (self.steps,):
@@ -159,6 +173,11 @@ class DatasetTrace:
     @property
     def steps(self) -> int:
         return int(self.offsets[-1])
+
+    def offsets_of(self, layer: str) -> np.ndarray:
+        """Where each sequence starts in ``layer``'s arrays, plus their total: its own offsets when
+        its time axis is its own, else ``offsets``."""
+        return self.layer_offsets.get(layer, self.offsets)
 
     @property
     def sequences(self) -> int:
@@ -221,9 +240,12 @@ class DatasetTrace:
         self.check_current()
         layers = {}
         for name, quantities in self.layers.items():
-            states = {k: np.asarray(v[a:b])[None] for k, v in quantities.items() if k in ("h", "c")}
-            gates = {k: np.asarray(v[a:b])[None] for k, v in quantities.items() if k not in ("h", "c")}
-            layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates)
+            own = name in self.layer_offsets   # a layer with its own time axis: its own steps
+            la, lb = (int(x) for x in self.offsets_of(name)[i:i + 2])
+            states = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k in ("h", "c")}
+            gates = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k not in ("h", "c")}
+            layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates,
+                                      lengths=np.array([lb - la]) if own else None)
         tokens = [self.tokens(i)] if self.token_ids is not None else None
         return Trace(layers=layers, lengths=np.array([b - a]), tokens=tokens, meta={"dataset_sequence": i})
 
@@ -291,7 +313,10 @@ class DatasetTrace:
         for i, (name, quantities) in enumerate(self.layers.items()):
             arrays = {key: _place(group, array, f"l{i}_q{j}", taken, compression)
                       for j, (key, array) in enumerate(quantities.items())}
-            layers.append({"name": name, "kind": self.kinds[name], "arrays": arrays})
+            entry = {"name": name, "kind": self.kinds[name], "arrays": arrays}
+            if name in self.layer_offsets:
+                entry["offsets"] = _place(group, self.layer_offsets[name], f"l{i}_offsets", taken, None)
+            layers.append(entry)
         offsets = _place(group, self.offsets, "offsets", taken, None)
         token_ids = None if self.token_ids is None else _place(group, self.token_ids, "token_ids", taken, compression)
         header = {FORMAT_KEY: FORMAT_VERSION, "generation": generation or self.generation,
@@ -350,8 +375,16 @@ class DatasetTrace:
                                  f"end at {steps}")
             return found
 
-        layers = {entry["name"]: {key: stepped(a, "f", 2, f"{entry['name']}[{key!r}]")
-                                  for key, a in entry["arrays"].items()}
+        layer_offsets = {entry["name"]: np.asarray(array(entry["offsets"], "iu", 1, f"{entry['name']} offsets")[:])
+                         for entry in header["layers"] if "offsets" in entry}
+
+        def layer_array(entry, key, a):
+            own = layer_offsets.get(entry["name"])
+            if own is None:
+                return stepped(a, "f", 2, f"{entry['name']}[{key!r}]")
+            return array(a, "f", 2, f"{entry['name']}[{key!r}]")   # checked against its own offsets below
+
+        layers = {entry["name"]: {key: layer_array(entry, key, a) for key, a in entry["arrays"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
         token_ids = None
@@ -360,7 +393,7 @@ class DatasetTrace:
             _check_token_ids(token_ids, len(header["vocab"]), where)
         try:
             return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=where,
-                       generation=header["generation"])
+                       generation=header["generation"], layer_offsets=layer_offsets)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
 
@@ -384,6 +417,7 @@ def _read_header(header: dict, where) -> dict:
         arrays = entry.get("arrays")
         expect(isinstance(arrays, dict) and all(isinstance(a, str) for a in arrays.values()), f"layers[{i}].arrays",
                "an object of array names")
+        expect(isinstance(entry.get("offsets", ""), str), f"layers[{i}].offsets", "an array name")
     vocab = header.get("vocab")
     expect(vocab is None or (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab)), "vocab",
            "null or a list of strings")
@@ -414,7 +448,7 @@ def _refuse_links(folder: Path) -> None:
 def _named_arrays(header: dict) -> set:
     """The arrays a dataset header names (none when it is not one)."""
     try:
-        names = {a for entry in header["layers"] for a in entry["arrays"].values()}
+        names = {a for entry in header["layers"] for a in (*entry["arrays"].values(), entry.get("offsets"))}
         names |= {header.get("offsets"), header.get("token_ids")}
         return {n for n in names if isinstance(n, str)}
     except (KeyError, TypeError, AttributeError):
@@ -530,7 +564,11 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     matched to the forward's parameters by name (the README's "Your model").
     ``tokens``: a function from one batch's inputs to one list of strings per element (say,
     ``lambda ids: [list(decode(row)) for row in ids]``), or one list of strings per sequence in
-    order, or None. ``max_steps``: stop once this many steps are traced (the last sequence cut).
+    order, or None; they label the steps ``lengths`` counts (with an encoder and its decoder,
+    the layers without their own time axis). ``max_steps``: stop once this many steps are traced
+    (the last sequence cut at that many steps in every layer). Every layer keeps every valid step
+    of every sequence on its own time axis (``Trace.layer_lengths``): a decoder run for 10 steps
+    after an encoder over 7 keeps its 10 (``DatasetTrace.offsets_of``).
     ``quantities``: which of each layer's states and gates to keep ("all" for every one).
     ``path``: a new or empty folder, or an fsspec URL (``"s3://bucket/ds"``), to write the arrays
     to as they come: a zarr group, chunked along steps, reopened lazily. A local folder is built
@@ -581,6 +619,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     token_column = _Column(0, "<i4") if tokens is not None else None
     vocab: dict = {}
     lengths: list = []  # steps kept of each sequence
+    layer_lengths: dict = {}  # layer name -> steps kept of each sequence on its own time axis
     done = 0  # their sum
     spilled = False
     group = None
@@ -599,11 +638,15 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                 if max_steps is not None and done >= max_steps:
                     break
                 n = int(tr.lengths[b]) if max_steps is None else min(int(tr.lengths[b]), max_steps - done)
+                cut = max_steps is not None and n < int(tr.lengths[b])
                 for lt in tr.layers.values():
                     kinds.setdefault(lt.name, lt.kind)
+                    own = int(tr.layer_lengths(lt.name)[b])   # every valid step of this layer, on its own axis
+                    own = min(own, n) if cut else own
+                    layer_lengths.setdefault(lt.name, []).append(own)
                     for key, array in _quantities(lt, quantities).items():
                         column = columns.setdefault((lt.name, key), _Column(array.shape[2]))
-                        column.append(array[b, :n])
+                        column.append(array[b, :own])
                 if token_column is not None:
                     assert batch_tokens is not None   # a token column is kept only with tokens
                     token_column.append(np.array([vocab.setdefault(tok, len(vocab)) for tok in batch_tokens[b][:n]],
@@ -633,8 +676,10 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
         layers.setdefault(name, {})[key] = column.finish()
     token_ids = token_column.finish() if token_column is not None else None
     offsets = np.concatenate([[0], np.cumsum(lengths)])
+    own_offsets = {name: np.concatenate([[0], np.cumsum(n)]) for name, n in layer_lengths.items() if n != lengths}
     ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
-                      folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None)
+                      folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None,
+                      layer_offsets=own_offsets)
     if spilled:
         ds._write_store(group, compression)  # the arrays are in place already: this writes offsets and attributes
     if temporary is not None:

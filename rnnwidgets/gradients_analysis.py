@@ -48,6 +48,7 @@ from typing import Optional
 import numpy as np
 
 from .kinds import GRU_GATES, LSTM_GATES, previous
+from .timeaxis import on_axis
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
@@ -84,6 +85,14 @@ def step_norms(grad, lengths=None) -> np.ndarray:
     total = np.where(mask, norms, 0.0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+
+
+def trace_norms(trace, key: str = "h") -> dict:
+    """Layer name -> ``step_norms`` of its ∂L/∂<key> over its own valid steps (``layer_lengths``),
+    on the trace's longest time axis: a shorter layer (an encoder beside its decoder) is NaN past
+    its own steps. Layers without that gradient are left out."""
+    return {name: on_axis(step_norms(lt.grads[key], trace.layer_lengths(name)), trace.steps)
+            for name, lt in trace.layers.items() if key in lt.grads}
 
 
 @dataclass

@@ -176,17 +176,20 @@ def matches(ds: DatasetTrace, units, threshold: float, *, layer: Optional[str] =
     import pandas as pd
 
     values = ds.values(layer, quantity)
-    starts, ends, selected_on, extra_on = match_runs(values, ds.offsets, units, threshold, min_on)
+    layer = layer or ds.default_layer
+    offsets = ds.offsets_of(layer)   # the layer's own time axis (a decoder's steps), else the dataset's
+    starts, ends, selected_on, extra_on = match_runs(values, offsets, units, threshold, min_on)
     score = selected_on - extra_on
     off_length = np.abs((ends - starts) - length) if length is not None else np.zeros_like(starts)
     order = np.lexsort((starts, off_length, -score))
     if limit is not None:
         order = order[:limit]
-    sequence = np.searchsorted(ds.offsets, starts[order], side="right") - 1
-    first = ds.offsets[sequence]
+    sequence = np.searchsorted(offsets, starts[order], side="right") - 1
+    first = offsets[sequence]
     frame = pd.DataFrame({"sequence": sequence, "start": starts[order] - first, "end": ends[order] - first,
                           "score": score[order], "selected_on": selected_on[order], "extra_on": extra_on[order]})
-    frame["text"] = [snippet(ds, int(s), int(a), int(b), context)
+    labelled = layer not in ds.layer_offsets   # the tokens label the dataset's steps, not a layer's own
+    frame["text"] = [snippet(ds, int(s), int(a), int(b), context) if labelled else ""
                      for s, a, b in zip(frame["sequence"], frame["start"], frame["end"])]
     return frame
 
@@ -227,6 +230,10 @@ def unit_stats(ds: DatasetTrace, layer: Optional[str] = None, quantity: str = "h
         raise ValueError("unit_stats: the dataset trace has no tokens; pass tokens= to rw.trace_dataset")
     assert ds.vocab is not None   # token ids come with their vocabulary
     values = ds.values(layer, quantity)
+    if (layer or ds.default_layer) in ds.layer_offsets:
+        raise ValueError(f"unit_stats: {layer or ds.default_layer} has its own time axis, which the dataset's tokens "
+                         f"do not label; expected one of the layers the tokens label "
+                         f"{[n for n in ds.layers if n not in ds.layer_offsets]}")
     vocab = len(ds.vocab)
     units = values.shape[1]
     # float64 sums of a block: both paths add the same blocks in the same order (equal results)

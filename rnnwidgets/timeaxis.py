@@ -13,6 +13,27 @@ from typing import Callable, Optional
 import numpy as np
 
 
+def on_axis(series: np.ndarray, steps: int) -> np.ndarray:
+    """A per-step series of one layer (its own steps first) on a time axis of ``steps`` steps:
+    NaN (not drawn) past the layer's own steps, so layers of different lengths share a chart.
+    A series longer than the axis is refused, never cut."""
+    series = np.asarray(series, dtype=np.float64)
+    if series.shape[0] > steps:
+        raise ValueError(f"expected at most {steps} steps on this time axis, got {series.shape[0]}")
+    out = np.full((steps, *series.shape[1:]), np.nan)
+    out[: series.shape[0]] = series
+    return out
+
+
+def window_in_layer(t0: int, held: int, steps: int) -> tuple[int, int]:
+    """The window of a long sequence, ``held`` steps from ``t0`` on the longest layer's axis, as
+    one layer of ``steps`` steps holds it: (its first step, its steps held), kept inside the
+    layer's own steps, so every window of that layer holds as many steps (js/src/timeaxis.ts
+    ``windowInLayer`` reads windows by the same rule)."""
+    count = min(held, steps)
+    return max(0, min(int(t0), steps - count)), count
+
+
 def column_width(steps: int, columns: int) -> int:
     """Steps per column so that at most ``columns`` columns cover ``steps`` steps (1 when they fit)."""
     if columns < 1:

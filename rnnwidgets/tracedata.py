@@ -40,6 +40,35 @@ def _as_initial(layer: str, key: str, array, states: dict) -> np.ndarray:
     return a
 
 
+def _as_lengths(where: str, lengths, batch, steps: int) -> np.ndarray:
+    """Valid steps per batch element as int64 (batch,), each in [0, steps], or a clear error."""
+    lengths = np.asarray(lengths)
+    whole = np.issubdtype(lengths.dtype, np.integer) or np.array_equal(lengths, np.round(lengths))
+    if lengths.size and not whole:
+        raise ValueError(f"{where}: expected whole numbers of steps, got {lengths.tolist()}")
+    lengths = lengths.astype(np.int64)
+    if lengths.shape != (batch,):
+        raise ValueError(f"{where}: expected shape ({batch},), got {lengths.shape}")
+    bad = lengths[(lengths < 0) | (lengths > steps)]
+    if bad.size:
+        raise ValueError(f"{where}: expected each in [0, {steps}] (the valid steps of each batch element), "
+                         f"got {bad.tolist()}")
+    return lengths
+
+
+def _as_tokens(where: str, tokens, batch) -> list:
+    """Tokens as one list of strings per batch element, or a clear error."""
+    tokens = [[str(tok) for tok in seq] for seq in tokens]
+    if len(tokens) != batch:
+        raise ValueError(f"{where}: expected one list per batch element ({batch}), got {len(tokens)}")
+    return tokens
+
+
+def tokens_fit(tokens: list, lengths: np.ndarray, steps: int) -> bool:
+    """Whether every element's tokens label a time axis of ``steps`` steps: at least its valid steps."""
+    return all(int(n) <= len(seq) <= steps for seq, n in zip(tokens, lengths))
+
+
 STEP_GROUPS = ("states", "gates", "tracks", "grads")   # a LayerTrace's (batch, time, units) arrays
 
 
@@ -74,6 +103,13 @@ class LayerTrace:
     into step ``length_b - 1`` for a reverse one. It is the hidden the user gave (zeros when
     none was); empty when capture had no tensor to take it from.
 
+    Each layer has its own time axis (an encoder over the source, its decoder over the target):
+    ``lengths``, when set, are the valid steps of each batch element of this layer, each in
+    ``[0, steps]`` (None: the trace's ``lengths``, cut at this layer's steps: see
+    ``Trace.layer_lengths``); ``tokens``, when set, one list of strings per batch element
+    labelling this layer's own steps (None: the trace's tokens where they fit: see
+    ``Trace.layer_tokens``).
+
     Validated at construction; code that changes the arrays afterwards calls ``validate()``.
     """
 
@@ -85,6 +121,8 @@ class LayerTrace:
     grads: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     initial: dict = field(default_factory=dict)
+    lengths: Optional[np.ndarray] = None
+    tokens: Optional[list] = None
 
     def __post_init__(self):
         self.validate()
@@ -115,6 +153,10 @@ class LayerTrace:
                                  f"state it updates, got shape {gate.shape}")
         for key in list(self.initial):
             self.initial[key] = _as_initial(self.name, key, self.initial[key], self.states)
+        if self.lengths is not None:
+            self.lengths = _as_lengths(f"LayerTrace {self.name!r}: lengths", self.lengths, self.batch, self.steps)
+        if self.tokens is not None:
+            self.tokens = _as_tokens(f"LayerTrace {self.name!r}: tokens", self.tokens, self.batch)
         return self
 
     @property
@@ -169,11 +211,14 @@ class Trace:
     ``batch``: how many sequences; by default the first layer's. Every layer has it, except a
     module's later call kept apart (``meta["call"]`` >= 1), which may have run on another batch,
     and a layer of tracks only (``rw.record`` outside any module: a value shared by the batch).
-    Layers may differ in steps (an encoder and its decoder): ``steps`` is the longest layer's,
-    and ``lengths`` the valid steps of each batch element along that longest time axis, each in
-    ``[0, steps]``; a shorter layer is valid up to its own steps. ``outputs`` and ``inputs`` have
-    ``batch`` rows and at most ``steps`` steps; ``tokens[b]`` holds between ``lengths[b]`` and
-    ``steps`` tokens.
+    Layers may differ in steps (an encoder over 7 source tokens, its decoder run for 10 steps):
+    each layer keeps its own time axis (``LayerTrace.steps``, ``layer_lengths(name)``,
+    ``layer_tokens(name)``); ``steps`` is the longest layer's. ``lengths``: the valid steps of
+    each batch element, each in ``[0, steps]``, for the layers that carry none of their own (cut
+    at a layer's own steps). ``outputs`` and ``inputs`` have ``batch`` rows and at most ``steps``
+    steps. ``tokens``: labels shared by every layer whose time axis they fit (``tokens[b]`` holds
+    at least that layer's valid steps and at most its steps); at least one layer must fit them.
+    A layer's own ``LayerTrace.tokens`` take its place for that layer.
 
     Validated whole at construction; code that changes it afterwards calls ``validate()``.
     """
@@ -208,17 +253,7 @@ class Trace:
             if lt.batch != self.batch and not lt.meta.get("call") and lt.states:
                 raise ValueError(f"layers[{name!r}]: expected batch {self.batch} like the trace, got {lt.batch}")
         batch, steps = self.batch, self.steps
-        lengths = np.asarray(self.lengths)
-        whole = np.issubdtype(lengths.dtype, np.integer) or np.array_equal(lengths, np.round(lengths))
-        if lengths.size and not whole:
-            raise ValueError(f"lengths: expected whole numbers of steps, got {lengths.tolist()}")
-        self.lengths = lengths.astype(np.int64)
-        if self.lengths.shape != (batch,):
-            raise ValueError(f"lengths: expected shape ({batch},), got {self.lengths.shape}")
-        bad = self.lengths[(self.lengths < 0) | (self.lengths > steps)]
-        if bad.size:
-            raise ValueError(f"lengths: expected each in [0, {steps}] (the valid steps of each batch element), "
-                             f"got {bad.tolist()}")
+        self.lengths = _as_lengths("lengths", self.lengths, batch, steps)
         for group in ("outputs", "inputs"):
             value = getattr(self, group)
             if value is not None:
@@ -227,15 +262,44 @@ class Trace:
                     raise ValueError(f"{group}: expected a (batch, time, features) array with batch {batch} and "
                                      f"at most {steps} steps, got shape {value.shape}")
                 setattr(self, group, value)
+        for name, lt in self.layers.items():
+            if lt.tokens is not None and not tokens_fit(lt.tokens, self.layer_lengths(name), lt.steps):
+                raise ValueError(f"layers[{name!r}].tokens: expected between its valid steps "
+                                 f"{self.layer_lengths(name).tolist()} and its {lt.steps} steps per batch element, "
+                                 f"got {[len(seq) for seq in lt.tokens]} tokens")
         if self.tokens is not None:
-            self.tokens = [[str(tok) for tok in seq] for seq in self.tokens]
-            if len(self.tokens) != batch:
-                raise ValueError(f"tokens: expected one list per batch element ({batch}), got {len(self.tokens)}")
-            for b, seq in enumerate(self.tokens):
-                if len(seq) < int(self.lengths[b]) or len(seq) > steps:
-                    raise ValueError(f"tokens[{b}]: expected {int(self.lengths[b])} tokens (its length), "
-                                     f"got {len(seq)}")
+            self.tokens = _as_tokens("tokens", self.tokens, batch)
+            axes = {(lt.steps, tuple(self.layer_lengths(name).tolist())) for name, lt in self.layers.items()}
+            if len(axes) == 1 and not any(self._shares_tokens(name) for name in self.layers):
+                ((steps, lengths),) = axes   # one time axis: say which element is off
+                b = next(b for b, seq in enumerate(self.tokens) if not lengths[b] <= len(seq) <= steps)
+                raise ValueError(f"tokens[{b}]: expected {lengths[b]} tokens (its length), got {len(self.tokens[b])}")
+            if not any(self._shares_tokens(name) for name in self.layers):
+                listed = ", ".join(f"{name!r} {lt.steps} steps (valid {self.layer_lengths(name).tolist()})"
+                                   for name, lt in self.layers.items())
+                raise ValueError(f"tokens: expected one label per valid step of a layer ({listed}), got "
+                                 f"{[len(seq) for seq in self.tokens]} tokens per batch element; for layers with "
+                                 f"their own steps pass tokens={{layer name: tokens, ...}}")
         return self
+
+    def layer_lengths(self, name: str) -> np.ndarray:
+        """The valid steps of each batch element in layer ``name``: its own, else the trace's cut
+        at its steps."""
+        lt = self.layers[name]
+        return lt.lengths if lt.lengths is not None else np.minimum(self.lengths, lt.steps)
+
+    def layer_tokens(self, name: str) -> Optional[list]:
+        """The labels of layer ``name``'s steps (one list per batch element): its own, else the
+        trace's when they fit its time axis, else None (shown by step number)."""
+        lt = self.layers[name]
+        if lt.tokens is not None:
+            return lt.tokens
+        return self.tokens if self._shares_tokens(name) else None
+
+    def _shares_tokens(self, name: str) -> bool:
+        lt = self.layers[name]
+        return (self.tokens is not None and lt.tokens is None and lt.batch == self.batch
+                and tokens_fit(self.tokens, self.layer_lengths(name), lt.steps))
 
     @property
     def first(self) -> LayerTrace:
@@ -261,7 +325,9 @@ class Trace:
             arrays["inputs"] = self.inputs
         layers = []
         for i, lt in enumerate(self.layers.values()):
-            entry = {"name": lt.name, "kind": lt.kind, "meta": lt.meta}
+            entry = {"name": lt.name, "kind": lt.kind, "meta": lt.meta, "tokens": lt.tokens}
+            if lt.lengths is not None:
+                arrays[f"l{i}/lengths"] = lt.lengths
             for group in GROUPS:
                 entry[group] = list(getattr(lt, group))
                 for j, value in enumerate(getattr(lt, group).values()):
@@ -285,6 +351,11 @@ class Trace:
             header = _read_header(data, path)
             wanted = _wanted_arrays(header, data)
             batch = data.check("lengths", "iu", 1, "the steps of each sequence")[0]
+            for i, entry in enumerate(header["layers"]):
+                if f"l{i}/lengths" in data:
+                    shape = data.check(f"l{i}/lengths", "iu", 1, f"the steps of each sequence in {entry['name']}")
+                    if shape[0] != batch:
+                        raise ValueError(f"{path}: array 'l{i}/lengths' has batch {shape[0]}, lengths has {batch}")
             for name, (ndim, what) in wanted.items():
                 shape = data.check(name, "f", ndim, what)
                 if shape[0] != batch:
@@ -299,7 +370,10 @@ class Trace:
                 for i, entry in enumerate(header["layers"]):
                     groups = {group: {key: data.read(f"l{i}/{group}/{j}") for j, key in enumerate(entry.get(group, []))}
                               for group in GROUPS}
-                    layers[entry["name"]] = LayerTrace(entry["name"], entry["kind"], meta=entry["meta"], **groups)
+                    own = f"l{i}/lengths"   # absent from files of layers without their own time axis
+                    layers[entry["name"]] = LayerTrace(entry["name"], entry["kind"], meta=entry["meta"], **groups,
+                                                       lengths=data.read(own) if own in data else None,
+                                                       tokens=entry.get("tokens"))
                 return cls(layers=layers, lengths=data.read("lengths"),
                            outputs=data.read("outputs") if "outputs" in wanted else None,
                            inputs=data.read("inputs") if "inputs" in wanted else None,
@@ -337,10 +411,13 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
             keys = entry.get(group, [])   # "initial" is absent from files written before it was kept
             expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys), f"layers[{i}].{group}",
                    "a list of strings")
-    tokens = header.get("tokens")
-    expect(tokens is None or (isinstance(tokens, list) and all(
-        isinstance(seq, list) and all(isinstance(t, str) for t in seq) for seq in tokens)),
-        "tokens", "null or one list of strings per sequence")
+    def token_lists(tokens) -> bool:
+        return tokens is None or (isinstance(tokens, list) and all(
+            isinstance(seq, list) and all(isinstance(t, str) for t in seq) for seq in tokens))
+
+    for i, entry in enumerate(layers):
+        expect(token_lists(entry.get("tokens")), f"layers[{i}].tokens", "null or one list of strings per sequence")
+    expect(token_lists(header.get("tokens")), "tokens", "null or one list of strings per sequence")
     expect(isinstance(header.get("param_grads"), dict), "param_grads", "an object")
     expect(isinstance(header.get("meta"), dict), "meta", "an object")
     shapes = header.get("shapes")

@@ -47,6 +47,12 @@ def check_quickstart(nb):
     """The tutorial's claim holds in its own run: one unit follows the true depth closely."""
     found = re.search(r"follows the depth: correlation ([+-]\d\.\d\d)", _stream_text(nb))
     assert found and abs(float(found.group(1))) >= 0.9, _stream_text(nb)[-2000:]
+    # its encoder–decoder: each layer on its own steps, its states the model's own
+    text = _stream_text(nb)
+    assert "encoder.gru.l0: 7 steps, labelled the cat sat on the mat ." in text, text[-2000:]
+    assert "decoder.gru.l0: 10 steps, labelled le chat était assis sur le tapis . <eos> <pad>" in text, text[-2000:]
+    gap = re.search(r"vs the model's own: largest difference (\S+)", text)
+    assert gap and float(gap.group(1)) < 1e-5, text[-2000:]
 
 
 def check_patterns(nb):

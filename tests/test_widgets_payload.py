@@ -38,12 +38,34 @@ def test_layer_entries_carry_the_kinds_names_and_the_direction():
 
     index, _ = payload.build_payload(wire_fixture.fixture_trace())
     assert [(layer["reverse"], layer["recurrence"]) for layer in index["layers"]] == [
-        (False, kinds.describe("lstm")), (True, kinds.describe("lstm")), (False, kinds.describe("gru"))]
+        (False, kinds.describe("lstm")), (True, kinds.describe("lstm")), (False, kinds.describe("gru")),
+        (False, kinds.describe("rnn"))]
     h = np.zeros((1, 2, 3), np.float32)
     cell = LayerTrace("cell", "cell", states={"h": h, "c": h}, meta={"cell": "lstm"})
     assert payload.recurrence(cell) == kinds.describe("lstm")  # an LSTMCell in a user's loop
     assert payload.recurrence(LayerTrace("m", "custom", states={"h": h})) == kinds.describe("custom")
     assert payload.recurrence(LayerTrace("c", "cell", states={"h": h}, meta={"cell": "?"})) == kinds.describe("cell")
+
+
+def test_each_layer_entry_carries_its_own_time_axis():
+    """Steps, this element's length and the layer's own tokens; the trace's tokens stay in the
+    view's trait, named by no entry of a layer they label; a window keeps inside each layer."""
+    trace = wire_fixture.fixture_trace()
+    index, _ = payload.build_payload(trace, 1)
+    axes = [(layer["steps"], layer["length"], layer.get("tokens", "trait")) for layer in index["layers"]]
+    assert axes == [(6, 4, "trait")] * 3 + [(4, 3, ["<s>", "z", "</s>"])]
+    assert [q["steps"] for q in index["layers"][3]["quantities"]] == [4]
+    trace.tokens = [list("abcdef"), list("abcd")]   # shared by the 6-step layers; the short one keeps its own
+    trace.validate()
+    index, _ = payload.build_payload(trace, 1)
+    assert [layer.get("tokens", "trait") for layer in index["layers"]] == ["trait"] * 3 + [["<s>", "z", "</s>"]]
+    trace.layers["decoder.rnn.l0"].tokens = None     # the trace's 4 tokens of element 1 do not fit its 3 valid steps...
+    trace.validate()                                 # ...of element 0 they do not (6 > 4 steps): no tokens, said so
+    index, _ = payload.build_payload(trace, 1)
+    assert index["layers"][3]["tokens"] is None
+    window, _ = payload.build_payload(trace, 1, window=(2, 3), overview=("lstm.l0", "h"))
+    assert [(q["t0"], q["steps"]) for layer in window["layers"] for q in layer["quantities"][:1]] == [
+        (2, 3), (2, 3), (2, 3), (1, 3)]
 
 
 def test_the_index_says_which_mode_the_model_was_traced_in():

@@ -4,6 +4,7 @@
 // each array starts. Arrays become zero-copy Float32Array views on that buffer.
 // js/tests/decode.test.ts decodes the golden fixture the Python side writes (js/tests/fixtures/).
 import type { LayerData, LayerKind, Predictions, Quantity, Recurrence, Scale } from "./state";
+import { windowInLayer } from "./timeaxis";
 
 /** The `type` of each custom message (payload.py MESSAGES): "step" kernel -> view {t}; "window"
  * view -> kernel {start}, kernel -> view {t0, held} + one buffer; "open" match list -> kernel {row}. */
@@ -41,8 +42,8 @@ export interface Overview {
 }
 
 export interface PayloadIndex {
-  steps: number;
-  length: number; // valid steps of this batch element
+  steps: number; // the longest layer's steps
+  length: number; // valid steps of this batch element (layers without their own `length`)
   training?: boolean | null; // the mode the model was traced in (dropout on in training mode); null: not recorded
   // initial: state name -> offset of its (1, units) initial value (outside any window)
   layers: {
@@ -50,11 +51,18 @@ export interface PayloadIndex {
     kind: LayerKind;
     reverse: boolean;
     recurrence: Recurrence; // gate and state names, sigmoid gates: kinds.describe
+    // The layer's own time axis (an encoder's source, its decoder's target); absent in payloads
+    // of earlier versions: the index's steps and length. tokens: this layer's own labels (null:
+    // none), present only when they are not the view's tokens trait.
+    steps?: number;
+    length?: number;
+    tokens?: string[] | null;
     quantities: ArrayEntry[];
     initial?: Record<string, number>;
   }[];
   inputs: ArrayEntry | null;
-  predictions: { k: number; ids: number; probs: number; labels: string[] } | null; // ids/probs: offsets of (steps, k) arrays
+  // ids/probs: offsets of (steps, k) arrays; steps: the outputs' own (absent in earlier payloads: the index's)
+  predictions: { k: number; steps?: number; ids: number; probs: number; labels: string[] } | null;
   lod?: LodIndex | null; // absent/null: every array holds the whole sequence
 }
 
@@ -105,9 +113,16 @@ function view(floats: Float32Array, e: ArrayEntry, what: string): Quantity {
 function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number, payload = floats): Pick<Decoded, "layers" | "inputs"> {
   const at = (e: ArrayEntry) => (t0 === undefined ? e : { ...e, t0 });
   const layers = index.layers.map((layer) => {
+    const steps = layer.steps ?? index.steps;
+    // a window of a long sequence is kept inside each layer's own steps (timeaxis.ts windowInLayer)
+    const inLayer = (e: ArrayEntry) => (t0 === undefined ? e : { ...e, t0: windowInLayer(t0, e.steps, steps).t0 });
     const quantities: Record<string, Quantity> = {};
-    for (const e of layer.quantities) quantities[e.name] = view(floats, at(e), `${layer.name}/${e.name}`);
-    const data: LayerData = { name: layer.name, kind: layer.kind, reverse: layer.reverse, recurrence: layer.recurrence, quantities };
+    for (const e of layer.quantities) quantities[e.name] = view(floats, inLayer(e), `${layer.name}/${e.name}`);
+    const data: LayerData = {
+      name: layer.name, kind: layer.kind, reverse: layer.reverse, recurrence: layer.recurrence, quantities,
+      steps, length: layer.length ?? Math.min(index.length, steps),
+    };
+    if (layer.tokens !== undefined) data.tokens = layer.tokens;
     if (layer.initial) {
       data.initial = {};
       for (const [name, offset] of Object.entries(layer.initial)) {
@@ -137,9 +152,11 @@ export function decodePayload(index: PayloadIndex, floats: Float32Array): Decode
   let predictions: Predictions | null = null;
   if (index.predictions) {
     const p = index.predictions;
-    const shape = { units: p.k, steps: index.steps, scale: "sequential" as Scale, vmin: 0, vmax: 1 };
+    const steps = p.steps ?? index.steps;
+    const shape = { units: p.k, steps, scale: "sequential" as Scale, vmin: 0, vmax: 1 };
     predictions = {
       k: p.k,
+      steps,
       ids: view(floats, { name: "ids", offset: p.ids, ...shape }, "prediction ids").data,
       probs: view(floats, { name: "probs", offset: p.probs, ...shape }, "prediction probabilities").data,
       labels: p.labels,

@@ -41,7 +41,7 @@ import { createPredictions } from "./predictions";
 import { createReadout } from "./readout";
 import { createSelectors } from "./selectors";
 import type { Panel, PanelFactory } from "./state";
-import { type Change, type ExplorerModel, ExplorerStore, type ExplorerView } from "./store";
+import { type Change, type ExplorerModel, ExplorerStore, type ExplorerView, layerSteps } from "./store";
 import { createTokenAt } from "./token_at";
 import { createTokens } from "./tokens";
 import { createTransport, playerOf } from "./transport";
@@ -62,7 +62,8 @@ function row(className: string, parent: HTMLElement, css: string): HTMLDivElemen
 
 export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement): () => void {
   const root = row("rw-explorer", el, "font: 12px sans-serif; outline: none; display: flex; flex-direction: column; gap: 6px;");
-  const player = playerOf(model, () => Math.max(0, (model.get("index")?.steps ?? 1) - 1));
+  // the last step of the selected layer's own time axis (layers of one trace may differ)
+  const player = playerOf(model, () => Math.max(0, layerSteps(model.get("index"), model.get("layer")) - 1));
   const store = new ExplorerStore(model, player);
   const { state } = store;
 

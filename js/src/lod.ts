@@ -32,7 +32,9 @@ export function followWindows(model: AnyModel<ExplorerModel>, store: ExplorerSto
     const lod = store.index?.lod;
     if (!lod || pending) return;
     const state = store.state;
-    const start = windowToAsk(state.t, selectedQuantity(state).t0 ?? 0, lod.held, state.steps);
+    // on the selected layer's own axis: its window holds min(held, its steps) (timeaxis.ts windowInLayer)
+    const q = selectedQuantity(state);
+    const start = windowToAsk(state.t, q.t0 ?? 0, Math.min(lod.held, state.steps), state.steps);
     if (start === null) return;
     pending = true;
     model.send({ type: MESSAGE.window, start });

@@ -49,6 +49,12 @@ export interface LayerData {
   reverse: boolean; // runs backward in time (a bidirectional module's second direction)
   recurrence: Recurrence;
   quantities: Record<string, Quantity>; // in display order: states first, then gates, then tracks
+  // Its own time axis: layers of one trace may differ (an encoder over the source, its decoder
+  // over the target). steps: all of them; length: the valid steps of this batch element;
+  // tokens: its own labels (null: none), absent when the view's tokens label it.
+  steps: number;
+  length: number;
+  tokens?: string[] | null;
   // The state ("h", "c") the recurrence started from, one value per unit: before step 0, or for a
   // reverse layer before step length - 1, its first. Absent when the trace did not record it.
   initial?: Record<string, Float32Array>;
@@ -57,6 +63,7 @@ export interface LayerData {
 /** The model's top-k predictions at every step, when it has an output head. */
 export interface Predictions {
   k: number;
+  steps: number; // the model's output steps: shown beside a layer of as many steps (store.ts)
   ids: Float32Array; // [t * k + j]: index into `labels` of the j-th best prediction at step t
   probs: Float32Array; // [t * k + j]: its softmax probability
   labels: string[]; // user data: show as text
@@ -69,9 +76,9 @@ export interface ExplorerState {
   order: ArrayLike<number> | null; // a permutation (e.g. ordering.ts's Int32Array) of the selected layer's units for display rows; null = by index
   layer: string; // the selected LayerData.name
   quantity: string; // the selected quantity name within that layer
-  steps: number; // steps in the trace (padded length)
-  length: number; // valid steps of the selected batch element; steps >= length are padding
-  tokens: string[] | null; // one per step (may be shorter than `steps`), user data
+  steps: number; // steps of the selected layer's own time axis (padded length)
+  length: number; // valid steps of the selected batch element in that layer; steps >= length are padding
+  tokens: string[] | null; // that layer's label of each step (may be shorter than `steps`), user data
   inputs: Quantity | null; // numeric input features per step when there are no tokens
   layers: LayerData[];
   predictions: Predictions | null;

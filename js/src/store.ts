@@ -12,6 +12,14 @@ import { type Decoded, MESSAGE, type Overview, type PayloadIndex, decodePayload,
 import { type Actions, type ExplorerState, selectedLayer, selectedQuantity } from "./state";
 import type { Player } from "./transport";
 
+/** The steps of layer `name`'s own time axis in a payload's index (the first layer's when it has
+ * no such layer, as the view falls back); the index's steps for payloads without per-layer axes. */
+export function layerSteps(index: PayloadIndex | null | undefined, name: string): number {
+  if (!index) return 1;
+  const layer = index.layers.find((l) => l.name === name) ?? index.layers[0];
+  return layer?.steps ?? index.steps;
+}
+
 export interface ExplorerModel {
   index: PayloadIndex;
   buffer: DataView;
@@ -71,6 +79,9 @@ export class ExplorerStore {
   index: PayloadIndex | null = null;
   /** A long sequence's overview of the selected quantity (the kernel sends one per selection). */
   overview: Overview | null = null;
+  /** The payload's top predictions, over the model's output steps (state.predictions: while the
+   * selected layer has as many steps, so an encoder's step is never shown its decoder's guess). */
+  private predictions: Decoded["predictions"] = null;
   /** What panels may ask for (state.ts's Actions). */
   readonly actions: Actions;
 
@@ -123,10 +134,7 @@ export class ExplorerStore {
     this.overview = decoded.overview;
     state.layers = decoded.layers;
     state.inputs = decoded.inputs;
-    state.predictions = decoded.predictions;
-    state.steps = index.steps;
-    state.length = index.length;
-    state.tokens = this.model.get("tokens");
+    this.predictions = decoded.predictions;
     this.readSelection();
     this.emit("payload");
   }
@@ -160,6 +168,11 @@ export class ExplorerStore {
     state.quantity = names.includes(quantity) ? quantity : names[0];
     const units = layer.quantities[state.quantity].units;
     state.unit = clamp(model.get("unit"), 0, units - 1);
+    // the selected layer's own time axis: an encoder's source steps, its decoder's target steps
+    state.steps = layer.steps;
+    state.length = layer.length;
+    state.tokens = layer.tokens !== undefined ? layer.tokens : model.get("tokens");
+    state.predictions = this.predictions?.steps === layer.steps ? this.predictions : null;
     state.t = clamp(this.player.t, 0, Math.max(0, state.steps - 1)); // the live step (transport.ts)
     if (previousLayer !== state.layer || (state.order && state.order.length !== units)) state.order = null;
     state.units = [state.unit, ...state.units.filter((u) => u !== state.unit && u < units)];
@@ -169,6 +182,8 @@ export class ExplorerStore {
   private onSelection = (): void => {
     const before = `${this.state.layer}/${this.state.quantity}`;
     this.readSelection();
+    // a layer with fewer steps than the step shown: the live step moves to its last
+    if (this.player.t !== this.state.t) this.player.setT(this.state.t);
     this.emit(before === `${this.state.layer}/${this.state.quantity}` ? "step" : "layer");
   };
 

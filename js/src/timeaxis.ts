@@ -24,6 +24,16 @@ export function bucketColumn(t: number, bucket: number, steps: number): { column
   return { column, first, last: Math.min(steps, first + bucket) - 1 };
 }
 
+/**
+ * A long sequence's window of `held` steps from t0 (on the longest layer's axis) as a layer of
+ * `steps` steps holds it: its first step and its steps held, kept inside the layer's own steps.
+ * The kernel windows each layer by the same rule (timeaxis.py window_in_layer).
+ */
+export function windowInLayer(t0: number, held: number, steps: number): { t0: number; held: number } {
+  const count = Math.min(held, steps);
+  return { t0: Math.max(0, Math.min(t0, steps - count)), held: count };
+}
+
 /** The absolute steps [from, to) a quantity holds: all of them, or a window of a long sequence. */
 export function heldRange(q: Quantity): { from: number; to: number } {
   const from = q.t0 ?? 0;

@@ -25,11 +25,15 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
 
   it("decodes every layer's quantities, initial states, numeric inputs and top predictions", () => {
     expectSamples(full.layers, fx.full.samples);
-    expect(full.layers.map((l) => l.name)).toEqual(["lstm.l0", "lstm.l0.reverse", "gru.l0"]);
+    expect(full.layers.map((l) => l.name)).toEqual(["lstm.l0", "lstm.l0.reverse", "gru.l0", "decoder.rnn.l0"]);
     expect(Object.keys(full.layers[2].quantities)).toEqual(["h", "reset", "update", "new", "relu"]);
     // names and rules arrive as data: kinds.describe of each layer's equations, and its direction
     expect(full.layers.map((l) => [l.reverse, l.recurrence])).toEqual([
-      [false, fx.kinds.lstm], [true, fx.kinds.lstm], [false, fx.kinds.gru]]);
+      [false, fx.kinds.lstm], [true, fx.kinds.lstm], [false, fx.kinds.gru], [false, fx.kinds.rnn]]);
+    // each layer on its own time axis: the short one's steps, this element's length and its own tokens
+    expect(full.layers.map((l) => [l.steps, l.length, l.tokens])).toEqual([
+      [6, 4, undefined], [6, 4, undefined], [6, 4, undefined], [4, 3, ["<s>", "z", "</s>"]]]);
+    expect(full.layers[3].quantities.h.steps).toBe(4);
     for (const layer of full.layers) {
       const initial = Object.fromEntries(Object.entries(layer.initial!).map(([k, v]) => [k, Array.from(v)]));
       expect(initial).toEqual(fx.full.initial[layer.name]);
@@ -48,6 +52,9 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
     const { t0, held } = fx.window.index.lod!;
     const h = windowed.layers[0].quantities.h;
     expect([h.t0, h.steps, valueAt(h, t0 - 1, 0)]).toEqual([t0, held, NaN]);
+    // a shorter layer's window is kept inside its own 4 steps: [1, 4) where the others hold [2, 5)
+    const short = windowed.layers[3].quantities.h;
+    expect([t0, held, short.t0, short.steps]).toEqual([2, 3, 1, 3]);
     const o = windowed.overview!;
     const whole = full.layers.find((l) => l.name === o.layer)!.quantities[o.quantity];
     for (let c = 0; c < o.columns; c++) {
@@ -67,6 +74,7 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
     const f = (q: { data: Float32Array; units: number }) => (t: number, u: number) => q.data[t * q.units + u];
     const layers: LayerSpec[] = index.layers.map((l, k) => ({
       name: l.name, kind: l.kind, reverse: l.reverse, recurrence: l.recurrence, initial: values.layers[k].initial,
+      steps: l.steps, length: l.length, ...(l.tokens !== undefined ? { tokens: l.tokens } : {}),
       quantities: l.quantities.map((e) => ({ ...e, f: f(values.layers[k].quantities[e.name]) })),
     }));
     const p = values.predictions!;
@@ -74,7 +82,7 @@ describe("the golden payload written by rnnwidgets/widgets/payload.py", () => {
     return buildPayload(index.steps, layers, {
       length: index.length,
       inputs: { ...index.inputs!, f: f(values.inputs!) },
-      predictions: { k: p.k, labels: p.labels, ids: (t, j) => p.ids[t * p.k + j], probs: (t, j) => p.probs[t * p.k + j] },
+      predictions: { k: p.k, steps: p.steps, labels: p.labels, ids: (t, j) => p.ids[t * p.k + j], probs: (t, j) => p.probs[t * p.k + j] },
       ...(lod ? { window: { t0: lod.t0, held: lod.held, overview: lod.overview } } : {}),
     });
   }

@@ -15,11 +15,14 @@ export function quantity(
 
 /** A layer; its gate and state names are its kind's (rnnwidgets/kinds.py, through the wire fixture). */
 export function layer(
-  name: string, kind: LayerKind, quantities: Quantity[], over: { reverse?: boolean; recurrence?: Recurrence } = {},
+  name: string, kind: LayerKind, quantities: Quantity[],
+  over: { reverse?: boolean; recurrence?: Recurrence; steps?: number; length?: number } = {},
 ): LayerData {
+  const steps = over.steps ?? quantities[0]?.steps ?? 0;
   return {
     name, kind, reverse: over.reverse ?? false, recurrence: over.recurrence ?? KINDS[kind],
     quantities: Object.fromEntries(quantities.map((q) => [q.name, q])),
+    steps, length: over.length ?? steps,
   };
 }
 

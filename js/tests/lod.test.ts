@@ -1,11 +1,20 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { followWindows, windowToAsk } from "../src/lod";
+import { windowInLayer } from "../src/timeaxis";
 import { selectedQuantity, valueAt } from "../src/state";
 import { type Change, type ExplorerModel, ExplorerStore } from "../src/store";
 import { playerOf } from "../src/transport";
 import { FakeModel } from "./fake_model";
 import { lodPayload, windowValues } from "./payload";
+
+describe("windowInLayer", () => {
+  it("keeps a long sequence's window inside a shorter layer's own steps", () => {
+    expect(windowInLayer(500, 100, 1000)).toEqual({ t0: 500, held: 100 });
+    expect(windowInLayer(500, 100, 550)).toEqual({ t0: 450, held: 100 }); // clamped to end at its last step
+    expect(windowInLayer(500, 100, 40)).toEqual({ t0: 0, held: 40 }); // shorter than a window: whole
+  });
+});
 
 describe("windowToAsk", () => {
   it("asks for nothing while t is well inside the window held", () => {

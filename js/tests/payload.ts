@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ArrayEntry, PayloadIndex } from "../src/decode";
 import type { LayerKind, Recurrence, Scale } from "../src/state";
+import { windowInLayer } from "../src/timeaxis";
 
 type Doc = {
   messages: Record<string, string>;
@@ -57,13 +58,16 @@ export interface LayerSpec {
   recurrence?: Recurrence; // default: the kind's (KINDS)
   quantities: QuantitySpec[];
   initial?: Record<string, ArrayLike<number>>; // state name -> one value per unit
+  steps?: number; // its own time axis (default: the payload's steps)
+  length?: number; // this element's valid steps in it (default: the payload's length, cut at its steps)
+  tokens?: string[] | null; // its own tokens (absent: the view's)
 }
 
 export interface PayloadOptions {
   length?: number;
   training?: boolean | null; // the mode the model was traced in (payload.py: trace.meta["training"])
   inputs?: QuantitySpec;
-  predictions?: { k: number; ids: (t: number, j: number) => number; probs: (t: number, j: number) => number; labels: string[] };
+  predictions?: { k: number; steps?: number; ids: (t: number, j: number) => number; probs: (t: number, j: number) => number; labels: string[] };
   // a long sequence: the step arrays hold [t0, t0 + held); the overview is min/max per `bucket` steps
   window?: { t0: number; held: number; overview: { layer: string; quantity: string; bucket: number } };
 }
@@ -82,19 +86,26 @@ export function buildPayload(
     for (let r = from; r < from + rows; r++) for (let c = 0; c < cols; c++) values.push(f(r, c));
     return offset;
   };
-  const entry = (q: QuantitySpec): ArrayEntry => {
+  // each layer's window kept inside its own steps, as payload.py does (timeaxis window_in_layer)
+  const entry = (q: QuantitySpec, own = steps): ArrayEntry => {
+    const w = options.window ? windowInLayer(t0, held, own) : { t0: 0, held: own };
     const scale = q.scale ?? "diverging";
     const e: ArrayEntry = {
-      name: q.name, offset: put(held, q.units, q.f, t0), steps: held, units: q.units, scale,
+      name: q.name, offset: put(w.held, q.units, q.f, w.t0), steps: w.held, units: q.units, scale,
       vmin: q.vmin ?? (scale === "diverging" ? -1 : 0), vmax: q.vmax ?? 1,
     };
-    if (options.window) e.t0 = t0;
+    if (options.window) e.t0 = w.t0;
     return e;
   };
-  const indexLayers: PayloadIndex["layers"] = layers.map((l) => ({
-    name: l.name, kind: l.kind, reverse: l.reverse ?? false, recurrence: l.recurrence ?? KINDS[l.kind],
-    quantities: l.quantities.map(entry),
-  }));
+  const indexLayers: PayloadIndex["layers"] = layers.map((l) => {
+    const own = l.steps ?? steps;
+    return {
+      name: l.name, kind: l.kind, reverse: l.reverse ?? false, recurrence: l.recurrence ?? KINDS[l.kind],
+      steps: own, length: l.length ?? Math.min(options.length ?? steps, own),
+      ...(l.tokens !== undefined ? { tokens: l.tokens } : {}),
+      quantities: l.quantities.map((q) => entry(q, own)),
+    };
+  });
   const inputs = options.inputs ? entry(options.inputs) : null;
   const floats = values.length;
   layers.forEach((l, k) => {
@@ -102,7 +113,8 @@ export function buildPayload(
     indexLayers[k].initial = Object.fromEntries(Object.entries(l.initial).map(([name, v]) => [name, put(1, v.length, (_, u) => v[u])]));
   });
   const p = options.predictions;
-  const predictions = p ? { k: p.k, ids: put(steps, p.k, p.ids), probs: put(steps, p.k, p.probs), labels: p.labels } : null;
+  const ps = p?.steps ?? steps; // the model's output steps
+  const predictions = p ? { k: p.k, steps: ps, ids: put(ps, p.k, p.ids), probs: put(ps, p.k, p.probs), labels: p.labels } : null;
   const index: PayloadIndex = { steps, length: options.length ?? steps, layers: indexLayers, inputs, predictions, lod: null,
     training: options.training ?? null };
   if (options.window) {

@@ -6,7 +6,7 @@ import { explorerState, layer, quantity } from "./fake-state";
 
 // top-2 of 3 labels at each of 2 steps
 const predictions: Predictions = {
-  k: 2, ids: Float32Array.of(0, 2, 1, 0), probs: Float32Array.of(0.6, 0.25, 0.9, 0.05), labels: ["a b", "<i>", "\n"],
+  k: 2, steps: 2, ids: Float32Array.of(0, 2, 1, 0), probs: Float32Array.of(0.6, 0.25, 0.9, 0.05), labels: ["a b", "<i>", "\n"],
 };
 
 describe("the predictions line", () => {

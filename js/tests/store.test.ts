@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { selectedQuantity } from "../src/state";
-import { type Change, type ExplorerModel, ExplorerStore, rowOfUnit, unitAtRow } from "../src/store";
+import { type Change, type ExplorerModel, ExplorerStore, layerSteps, rowOfUnit, unitAtRow } from "../src/store";
 import { playerOf } from "../src/transport";
 import { FakeModel } from "./fake_model";
 import { buildPayload } from "./payload";
@@ -144,6 +144,48 @@ describe("the Explorer's store", () => {
     store.load();
     store.togglePlay();
     expect([model.get("playing"), model.saves]).toEqual([true, 1]);
+  });
+
+  it("shows each layer on its own time axis: steps, length, tokens and the last step follow the layer", () => {
+    // an encoder over 7 source tokens and its decoder run for 10 steps, as payload.py sends them
+    const { index, buffer } = buildPayload(10, [
+      { name: "encoder.gru.l0", kind: "gru", steps: 7, length: 7, tokens: ["a", "b", "c", "d", "e", "f", "g"],
+        quantities: [{ name: "h", units: 2, f: (t, u) => t + 10 * u }] },
+      { name: "decoder.gru.l0", kind: "gru", steps: 10, length: 9,
+        tokens: ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"],
+        quantities: [{ name: "h", units: 2, f: (t, u) => -t - 10 * u }] },
+    ], { length: 7, predictions: { k: 1, labels: ["x"], ids: () => 0, probs: (t) => t / 10 } });
+    const model = new FakeModel<ExplorerModel>({
+      index, buffer, tokens: null, t: 0, unit: 0, layer: "decoder.gru.l0", quantity: "h", playing: false, interval: 150,
+    });
+    const player = playerOf(model, () => layerSteps(model.get("index"), model.get("layer")) - 1);
+    const store = new ExplorerStore(model, player);
+    store.load();
+    const s = store.state;
+    expect([s.steps, s.length, s.tokens?.[9], s.predictions?.steps]).toEqual([10, 9, "J", 10]);
+    store.actions.setT(99); // the decoder's last step, not the encoder's
+    expect(s.t).toBe(9);
+    expect(selectedQuantity(s).data[9 * 2]).toBe(-9);
+    model.set("layer", "encoder.gru.l0"); // 7 steps: the step moves to its last, in the page and the player
+    expect([s.layer, s.steps, s.length, s.t, player.t, s.tokens?.[6]]).toEqual(["encoder.gru.l0", 7, 7, 6, 6, "g"]);
+    expect(s.predictions).toBeNull(); // the decoder's outputs are not the encoder's steps
+    store.actions.setT(9);
+    expect(s.t).toBe(6);
+    expect([layerSteps(index, "decoder.gru.l0"), layerSteps(index, "no such layer"), layerSteps(null, "x")]).toEqual([10, 7, 1]);
+  });
+
+  it("reads payloads without per-layer axes on the index's steps, length and the tokens trait", () => {
+    const { model, store } = storeOf();
+    const index = model.get("index");
+    for (const layer of index.layers) {  // as a notebook saved by an earlier version holds it
+      delete layer.steps;
+      delete layer.length;
+    }
+    store.load();
+    expect(layerSteps(index, "lstm.l0")).toBe(STEPS);
+    const s = store.state;
+    expect([s.steps, s.length, s.tokens]).toEqual([STEPS, 4, ["a", "b", "c", "d"]]);
+    expect(s.layers.map((l) => [l.steps, l.length])).toEqual([[STEPS, 4], [STEPS, 4]]);
   });
 
   it("stops listening when destroyed", () => {

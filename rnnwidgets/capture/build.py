@@ -18,10 +18,14 @@ LAYER_GROUPS = ("states", "gates", "tracks", "grads", "initial")
 
 
 def normalize_tokens(tokens, caller: str = "rw.trace"):
-    """tokens as one list of strings per batch element, or a clear error."""
+    """tokens as one list of strings per batch element, or a clear error; a dict (tokens of
+    each layer: see ``layer_tokens``) as a dict of those."""
     if tokens is None:
         return None
-    expected = "a list of strings (batch 1) or one list of strings per batch element"
+    if isinstance(tokens, dict):
+        return {key: normalize_tokens(value, f"{caller}: tokens[{key!r}]") for key, value in tokens.items()}
+    expected = ("a list of strings (batch 1), one list of strings per batch element, or a dict of those by "
+                "layer name")
     if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
         raise TypeError(f"{caller}: tokens: expected {expected}, got {type(tokens).__name__}")
     if all(isinstance(t, str) for t in tokens):
@@ -31,13 +35,35 @@ def normalize_tokens(tokens, caller: str = "rw.trace"):
     raise TypeError(f"{caller}: tokens: expected {expected}, got a {type(tokens).__name__} of other values")
 
 
+def layer_tokens(tokens: dict, names, caller: str = "rw.trace") -> dict:
+    """Layer name -> its tokens, from ``{key: tokens}`` where a key names a layer
+    (``"decoder.gru.l0"``) or a module path holding layers (``"decoder"`` covers
+    ``decoder.gru.l0``, ``decoder.gru.l1``, ``decoder.gru.l0.reverse``); the longest key that
+    names a layer wins. A key that names no layer is refused, listing the layers."""
+    def covers(key: str, name: str) -> bool:
+        return name == key or name.startswith((key + ".", key + "@"))
+
+    names = list(names)
+    for key in tokens:
+        if not isinstance(key, str) or not any(covers(key, name) for name in names):
+            raise ValueError(f"{caller}: tokens: expected keys naming layers or modules holding them, one of "
+                             f"{names}, got {key!r}")
+    found = {}
+    for name in names:
+        keys = [key for key in tokens if covers(key, name)]
+        if keys:
+            found[name] = tokens[max(keys, key=len)]
+    return found
+
+
 class TraceBuilder:
     """Layers and trace fields as capture collects them; ``build`` makes the Trace once.
 
     ``layer(name, kind, meta)`` returns that layer's parts: a dict of ``states``, ``gates``,
-    ``tracks``, ``grads``, ``initial`` (dicts of numpy arrays) and ``meta``, filled by the
+    ``tracks``, ``grads``, ``initial`` (dicts of numpy arrays), ``meta`` and ``lengths``, filled by the
     capture path until ``build``. Trace fields (``outputs``, ``inputs``, ``tokens``,
-    ``lengths``, ``param_grads``, ``meta``) are attributes set the same way.
+    ``lengths``, ``param_grads``, ``meta``) are attributes set the same way; ``tokens`` may be a
+    dict of each layer's own tokens (``layer_tokens``).
     """
 
     def __init__(self, caller: str, model_name: str, source: str):
@@ -50,19 +76,23 @@ class TraceBuilder:
         self.param_grads: dict = {}
         self.meta: dict = {"source": source, "model": model_name}
 
-    def layer(self, name: str, kind: str, meta: Optional[dict] = None, **groups) -> dict:
+    def layer(self, name: str, kind: str, meta: Optional[dict] = None, lengths=None, **groups) -> dict:
+        """``lengths``: the layer's own valid steps per batch element, when its time axis is its own."""
         if name in self.layers:
             raise ValueError(f"{self.caller}: two layers named {name!r}")
         parts = {group: dict(groups.pop(group, None) or {}) for group in LAYER_GROUPS}
         if groups:
             raise TypeError(f"unknown layer parts {sorted(groups)}")
-        self.layers[name] = layer = {"kind": kind, "meta": dict(meta or {}), **parts}
+        self.layers[name] = layer = {"kind": kind, "meta": dict(meta or {}), "lengths": lengths, **parts}
         return layer
 
     def build(self, order=None, batch: Optional[int] = None) -> Trace:
         """The Trace, validated whole; ``order``: layer names in display order (default: as added)."""
         names = list(self.layers) if order is None else list(order)
+        tokens = normalize_tokens(self.tokens, self.caller)
+        own = layer_tokens(tokens, names, self.caller) if isinstance(tokens, dict) else {}
         layers = {name: LayerTrace(name, self.layers[name]["kind"], meta=self.layers[name]["meta"],
+                                   lengths=self.layers[name]["lengths"], tokens=own.get(name),
                                    **{g: self.layers[name][g] for g in LAYER_GROUPS}) for name in names}
         first = next(iter(layers.values()), None)
         if first is None:
@@ -74,7 +104,7 @@ class TraceBuilder:
                 raise ValueError(f"layers[{first.name!r}]: expected at least one (batch, time, units) array, got none")
             lengths = np.full(rows, max(lt.steps for lt in layers.values()))
         tr = Trace(layers=layers, lengths=lengths, outputs=self.outputs, inputs=self.inputs,
-                   tokens=normalize_tokens(self.tokens, self.caller), param_grads=self.param_grads,
+                   tokens=None if isinstance(tokens, dict) else tokens, param_grads=self.param_grads,
                    meta=self.meta, batch=batch)
         warn_non_finite(f"{self.caller}: {self.meta['model']}", tr.layers.values(), stacklevel=3)
         return tr

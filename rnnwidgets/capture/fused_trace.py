@@ -96,12 +96,18 @@ def merge_calls(builder: TraceBuilder, layers: list) -> None:
                       for g in ("states", "gates", "grads")}
             # the joined sequence starts where the first call started
             builder.layer(name, calls[0]["kind"], meta=dict(calls[0]["meta"], calls=len(calls)),
-                          initial=calls[0]["initial"], **joined)
+                          initial=calls[0]["initial"], lengths=sum(own_lengths(c) for c in calls), **joined)
             continue
         for c in calls:
             label = name if c["call"] == 0 else f"{name}@{c['call']}"
             builder.layer(label, c["kind"], meta=dict(c["meta"], call=c["call"]), states=c["states"],
-                          gates=c["gates"], grads=c["grads"], initial=c["initial"])
+                          gates=c["gates"], grads=c["grads"], initial=c["initial"], lengths=own_lengths(c))
+
+
+def own_lengths(call: dict) -> np.ndarray:
+    """A layer call's valid steps per batch element: each layer keeps its own time axis (an encoder
+    over the source, a decoder over the target)."""
+    return np.asarray(call["lengths"].cpu() if isinstance(call["lengths"], torch.Tensor) else call["lengths"])
 
 
 def output_steps(output, layers: dict, batch: int):

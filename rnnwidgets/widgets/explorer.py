@@ -74,8 +74,8 @@ class ExplorerView(BundledView):
             raise traitlets.TraitError(str(error)) from None
 
     @traitlets.validate("t")
-    def _check_t(self, proposal):  # a step past the end (a stale scrub) shows the last one
-        return self._rule(proposal, lambda t: self._state.clamp_t(t))
+    def _check_t(self, proposal):  # a step past the layer's end (a stale scrub) shows its last one
+        return self._rule(proposal, lambda t: self._state.clamp_t(t, self.layer))
 
     @traitlets.validate("unit")
     def _check_unit(self, proposal):
@@ -91,7 +91,7 @@ class ExplorerView(BundledView):
 
     @traitlets.validate("brush")
     def _check_brush(self, proposal):
-        return self._rule(proposal, lambda brush: self._state.check_brush(brush))
+        return self._rule(proposal, lambda brush: self._state.check_brush(brush, self.layer))
 
     @traitlets.validate("threshold")
     def _check_threshold(self, proposal):
@@ -193,13 +193,14 @@ class Explorer(StillImage, widgets.VBox):
         if unit is not None:
             state.check_unit(target, shown, unit)
         if t is not None:
-            state.check_t(t)
+            state.check_t(t, target)   # on the layer's own time axis
         before = (self.view.layer, self.view.quantity)
         self._refilling = True  # a long sequence's overview follows layer and quantity: sent once, below
         try:
             with self.view.hold_sync():
                 if layer is not None:
                     self.view.layer = layer
+                    self._fit_time_axis()
                 self.view.quantity = shown
                 if unit is not None:
                     self.view.unit = unit
@@ -226,14 +227,14 @@ class Explorer(StillImage, widgets.VBox):
         assert trace.batch is not None  # a validated Trace sets it
         batch = self.batch.value if batch is None else batch
         batch = batch if batch is not None and 0 <= batch < trace.batch else 0
-        t = state.clamp_t(self.view.t)  # the browser saves the step back here as a scrub rests
         self._refilling = True  # the selection and options move: send the payload once, below
         try:
             self.view.layer = state.layer_or_default(layer or self.view.layer)
+            t = state.clamp_t(self.view.t, self.view.layer)  # the browser saves the step back here as a scrub rests
             self.view.quantity = state.shown_quantity(self.view.layer, quantity or self.view.quantity)
             self.view.unit = state.clamp_unit(self.view.layer, self.view.quantity, self.view.unit)
             self.view.highlight = state.units_within(self.view.layer, self.view.quantity, self.view.highlight)
-            self.view.brush = state.fit_brush(self.view.brush)
+            self.view.brush = state.fit_brush(self.view.brush, self.view.layer)
             self.batch.options = [(f"{b} (length {int(n)})", b) for b, n in enumerate(trace.lengths)]
             self.batch.value = batch
             self._go_to(t)
@@ -242,6 +243,14 @@ class Explorer(StillImage, widgets.VBox):
         self.batch.layout.display = None if trace.batch > 1 else "none"
         self._show_element(batch)
         self._show_gradients(trace)
+
+    def _fit_time_axis(self) -> None:
+        """The step and brush kept inside the newly selected layer's own steps (an encoder of 7
+        steps after its decoder's step 9 shows its step 6)."""
+        t = self.state.clamp_t(self.view.t, self.view.layer)
+        if t != self.view.t:
+            self._go_to(t)
+        self.view.brush = self.state.fit_brush(self.view.brush, self.view.layer)
 
     def _go_to(self, t: int) -> None:
         """Move the view to step t. The browser saves its step here only once a scrub rests, so
@@ -291,6 +300,7 @@ class Explorer(StillImage, widgets.VBox):
             try:
                 self.view.quantity = self.state.shown_quantity(self.view.layer, self.view.quantity)
                 self.view.unit = self.state.clamp_unit(self.view.layer, self.view.quantity, self.view.unit)
+                self._fit_time_axis()
             finally:
                 self._refilling = False
         if self.state.held is not None:

@@ -77,9 +77,15 @@ class ExplorerState:
             raise ValueError(f"quantity: expected one of {names} (layer {shown!r}), got {name!r}")
         return name
 
-    def check_t(self, t: int) -> int:
-        if not 0 <= t < self.trace.steps:
-            raise ValueError(f"t: expected 0 <= t < {self.trace.steps}, got {t}")
+    def steps(self, layer: Optional[str]) -> int:
+        """The steps of the layer's own time axis (an encoder's source, a decoder's target)."""
+        return self.trace.layers[self.layer_or_default(layer)].steps
+
+    def check_t(self, t: int, layer: Optional[str] = None) -> int:
+        steps = self.steps(layer)
+        if not 0 <= t < steps:
+            shown = self.layer_or_default(layer)
+            raise ValueError(f"t: expected 0 <= t < {steps}, got {t} (layer {shown!r} has {steps} steps)")
         return t
 
     def check_unit(self, layer: str, quantity: Optional[str], unit: int) -> int:
@@ -88,28 +94,29 @@ class ExplorerState:
             raise ValueError(f"unit: expected 0 <= unit < {units}, got {unit}")
         return unit
 
-    def clamp_t(self, t: int) -> int:
-        return max(0, min(int(t), self.trace.steps - 1))
+    def clamp_t(self, t: int, layer: Optional[str] = None) -> int:
+        return max(0, min(int(t), self.steps(layer) - 1))
 
     def clamp_unit(self, layer: str, quantity: Optional[str], unit: int) -> int:
         return max(0, min(int(unit), self.units(layer, quantity) - 1))
 
-    def check_brush(self, brush) -> list:
-        """``[]`` (none) or ``[start, end)`` steps, clamped into the sequence; refused when empty."""
+    def check_brush(self, brush, layer: Optional[str] = None) -> list:
+        """``[]`` (none) or ``[start, end)`` steps, clamped into the layer's steps; refused when empty."""
         brush = list(brush)
         if not brush:
             return brush
         if len(brush) != 2:
             raise ValueError(f"brush: expected [] or [start, end] steps, got {brush}")
-        start, end = (max(0, min(int(b), self.trace.steps)) for b in brush)
+        steps = self.steps(layer)
+        start, end = (max(0, min(int(b), steps)) for b in brush)
         if not start < end:
-            raise ValueError(f"brush: expected start < end within 0..{self.trace.steps} steps, got {brush}")
+            raise ValueError(f"brush: expected start < end within 0..{steps} steps, got {brush}")
         return [start, end]
 
-    def fit_brush(self, brush) -> list:
-        """A brush kept for a new trace: clamped into its steps, or none when nothing is left."""
+    def fit_brush(self, brush, layer: Optional[str] = None) -> list:
+        """A brush kept for a new trace or layer: clamped into its steps, or none when nothing is left."""
         try:
-            return self.check_brush(brush)
+            return self.check_brush(brush, layer)
         except ValueError:
             return []
 
@@ -127,7 +134,8 @@ class ExplorerState:
     # ---- what travels -----------------------------------------------------------------------
     def payload(self, batch: int, t: int, layer: str, quantity: str):
         """(index, buffer, tokens) of batch element ``batch``: whole, or the window around t with
-        the overview of the shown quantity."""
+        the overview of the shown quantity. ``tokens``: the trace's, shared by the layers they
+        fit; a layer with its own carries them in its index entry."""
         window = overview = None
         if self.held is not None:
             window = window_at(self.trace, t - self.held // 2, self.held)

@@ -14,10 +14,10 @@ import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
-from ..gradients_analysis import gate_flow, layer_verdict, step_norms
+from ..gradients_analysis import gate_flow, layer_verdict, trace_norms
 from ..kinds import GRU_GATES, LSTM_GATES
 from ..ranges import axis_range
-from ..timeaxis import max_columns
+from ..timeaxis import max_columns, on_axis
 from ..tracedata import Trace
 from .grid import HeatmapGrid
 
@@ -100,14 +100,13 @@ class GradientFlow(widgets.VBox):
         if not isinstance(trace, Trace):
             raise TypeError(f"GradientFlow: expected an rw.Trace, got {type(trace).__name__}")
         self.trace = trace
-        self.norms = {name: step_norms(lt.grads["h"], trace.lengths)
-                      for name, lt in trace.layers.items() if "h" in lt.grads}
+        # each layer over its own steps, on the longest layer's time axis (NaN past a layer's end)
+        self.norms = trace_norms(trace, "h")
         if not self.norms:
             raise ValueError("GradientFlow: the trace has no gradients; trace it with a loss, "
                              "e.g. rw.gradient_flow(model, inputs, loss='last')")
-        self.cell_norms = {name: step_norms(lt.grads["c"], trace.lengths)
-                           for name, lt in trace.layers.items() if "c" in lt.grads}
-        self.verdicts = {name: layer_verdict(trace.layers[name], trace.lengths)
+        self.cell_norms = trace_norms(trace, "c")
+        self.verdicts = {name: layer_verdict(trace.layers[name], trace.layer_lengths(name))
                          for name in self.norms}
         self.flows = {name: flow for name, lt in trace.layers.items() if "h" in lt.grads
                       for flow in [self._gate_flow(lt)] if flow}
@@ -158,8 +157,9 @@ class GradientFlow(widgets.VBox):
         # the forget-/update-gate paths at the first step need the state before it: the recorded
         # initial state; a trace saved without one gets NaN there (not drawn) rather than a guess
         initial = lt.initial.get("c" if lt.kind == "lstm" else "h", np.nan)
-        return gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.lengths, initial=initial,
-                         reverse=lt.reverse)
+        flow = gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.layer_lengths(lt.name),
+                         initial=initial, reverse=lt.reverse)
+        return {path: on_axis(norms, self.trace.steps) for path, norms in flow.items()}
 
     # ---- views --------------------------------------------------------------------------
     def _verdict_html(self) -> str:
@@ -232,7 +232,9 @@ class GradientFlow(widgets.VBox):
     def _move_cursor(self, t: int):
         for cursor in self.cursors:
             cursor.x = np.array([t, t], np.float32)
-        parts = [f"{name} ‖∂L/∂h_{t}‖ = {n[t]:.3g}" for name, n in self.norms.items()]
+        parts = [f"{name} ‖∂L/∂h_{t}‖ = {n[t]:.3g}" if t < self.trace.layers[name].steps
+                 else f"{name} has steps 0–{self.trace.layers[name].steps - 1} only"
+                 for name, n in self.norms.items()]
         self.readout.value = _escaped_lines([f"step {t}: " + "; ".join(parts)])
 
     def save_html(self, path, title: str = "rnnwidgets"):

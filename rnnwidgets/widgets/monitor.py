@@ -18,7 +18,7 @@ import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
-from ..gradients_analysis import layer_verdict, step_norms
+from ..gradients_analysis import layer_verdict, trace_norms
 from ..kinds import layer_name
 from ..timeaxis import MinMaxSeries
 from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
@@ -138,8 +138,8 @@ class TrainingMonitor(widgets.VBox):
         inputs, loss = self.probe
         tr = self.live.trace(inputs, loss=loss)
         layers = {name: lt for name, lt in tr.layers.items() if "h" in lt.grads}
-        self.snapshot = (self.steps, {name: step_norms(lt.grads["h"], tr.lengths) for name, lt in layers.items()})
-        self.snapshot_verdicts = {name: layer_verdict(lt, tr.lengths)
+        self.snapshot = (self.steps, trace_norms(tr, "h"))   # layers of different lengths on one axis
+        self.snapshot_verdicts = {name: layer_verdict(lt, tr.layer_lengths(name))
                                   for name, lt in layers.items()}
         self._snapshot_dirty = True
 

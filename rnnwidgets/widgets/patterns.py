@@ -35,8 +35,9 @@ def selected_units(explorer: Explorer) -> np.ndarray:
                          "(or set explorer.view.brush = [start, end])")
     view, state = explorer.view, explorer.state
     name = state.shown_quantity(view.layer, view.quantity)
-    values = explorer.trace.layers[state.layer_or_default(view.layer)].quantities()[name][explorer.batch.value]
-    length = int(explorer.trace.lengths[explorer.batch.value])
+    layer = state.layer_or_default(view.layer)
+    values = explorer.trace.layers[layer].quantities()[name][explorer.batch.value]
+    length = int(explorer.trace.layer_lengths(layer)[explorer.batch.value])   # the layer's own valid steps
     return select_units(values[:length], brush[0], brush[1], view.threshold)
 
 
@@ -105,15 +106,18 @@ class MatchPanel(widgets.VBox):
     def _show(self, frame, units) -> None:
         ds, layer, quantity = self.dataset, self.explorer.view.layer, self.explorer.view.quantity
         values = ds.values(layer, quantity)
+        offsets = ds.offsets_of(layer)   # the layer's own time axis, else the dataset's (which the tokens label)
+        labelled = layer not in ds.layer_offsets
         rows: list[dict] = []
         chunks, offset = [], 0
         for seq, start, end, score in frame[["sequence", "start", "end", "score"]].itertuples(index=False):
             first = max(0, start - self.context)
-            last = min(int(ds.lengths[seq]), end + self.context)
-            base = int(ds.offsets[seq])
+            last = min(int(offsets[seq + 1] - offsets[seq]), end + self.context)
+            base = int(offsets[seq])
             chunk = np.ascontiguousarray(np.asarray(values[base + first:base + last])[:, units], dtype="<f4")
             rows.append({"sequence": int(seq), "start": int(start), "end": int(end), "score": int(score),
-                         "tokens": ds.tokens(int(seq), first, last), "before": int(start - first),
+                         "tokens": ds.tokens(int(seq), first, last) if labelled else None,
+                         "before": int(start - first),
                          "steps": int(last - first), "offset": offset})
             chunks.append(chunk.ravel())
             offset += chunk.size

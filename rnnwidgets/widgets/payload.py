@@ -17,7 +17,7 @@ import numpy as np
 
 from ..kinds import GATES, describe
 from ..ranges import colour_scale, max_abs
-from ..timeaxis import min_max_columns
+from ..timeaxis import min_max_columns, on_axis, window_in_layer
 from ..tracedata import Trace
 
 TOP_K = 5
@@ -102,17 +102,35 @@ def recurrence(lt) -> dict:
     return describe(cell if cell in GATES else lt.kind)
 
 
+def _layer_axis(trace: Trace, lt, batch: int) -> dict:
+    """A layer's own time axis in the payload: its steps, this element's valid steps, and its
+    tokens when they are not the trace's (``tokens``: its own, or None when the trace's do not
+    label its steps); without the key the view's ``tokens`` label it."""
+    axis = {"steps": lt.steps, "length": int(trace.layer_lengths(lt.name)[batch])}
+    tokens = trace.layer_tokens(lt.name)
+    if tokens is not trace.tokens:
+        axis["tokens"] = None if tokens is None else tokens[batch]
+    return axis
+
+
 def _step_arrays(trace: Trace, batch: int, scales: dict, packer: _Packer, window) -> tuple[list, Optional[dict]]:
-    """Every layer's quantities (and numeric inputs) of one element, whole or within a window of steps."""
-    t0, held = window if window is not None else (0, trace.steps)
-    mark = t0 if window is not None else None
-    layers = [{"name": lt.name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
-               "quantities": [packer.put(array[batch, t0:t0 + held], name, scales[(lt.name, name)], mark)
-                              for name, array in lt.quantities().items()]}
-              for lt in trace.layers.values()]
+    """Every layer's quantities (and numeric inputs) of one element, whole or within a window of
+    steps (each layer's window kept inside its own steps: ``window_in_layer``)."""
+    layers = []
+    for lt in trace.layers.values():
+        t0, held = window_in_layer(window[0], window[1], lt.steps) if window is not None else (0, lt.steps)
+        mark = t0 if window is not None else None
+        layers.append({"name": lt.name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
+                       **_layer_axis(trace, lt, batch),
+                       "quantities": [packer.put(array[batch, t0:t0 + held], name, scales[(lt.name, name)], mark)
+                                      for name, array in lt.quantities().items()]})
     inputs = None
     if trace.tokens is None and trace.inputs is not None:
-        inputs = packer.put(trace.inputs[batch, t0:t0 + held], "inputs", scales[INPUTS], mark)
+        values = trace.inputs[batch]
+        if window is not None:   # on the longest axis, so that every window holds as many steps
+            t0, held = window
+            values = on_axis(values, trace.steps)[t0:t0 + held]
+        inputs = packer.put(values, "inputs", scales[INPUTS], None if window is None else window[0])
     return layers, inputs
 
 
@@ -126,13 +144,15 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
                   window: Optional[tuple] = None, overview: Optional[tuple] = None) -> tuple[dict, bytes]:
     """The JSON index and the float32 bytes of batch element ``batch``.
 
-    A layer's entry carries its direction (``reverse``: it runs backward in time), the names and
-    rules of its equations (``recurrence``: gate and state names, which gates are sigmoids) and
-    ``initial`` (state name -> offset of its (1, units) initial state) when the trace recorded
-    one. For a sequence too long to send whole: ``window=(t0, held)`` sends every per-step array only
-    for steps [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer,
-    quantity)`` adds that quantity over the whole sequence at a level of detail that fits a view:
-    per column of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
+    A layer's entry carries its own time axis (``steps``, this element's ``length``, and
+    ``tokens`` when the layer's are not the view's: ``_layer_axis``), its direction
+    (``reverse``: it runs backward in time), the names and rules of its equations
+    (``recurrence``: gate and state names, which gates are sigmoids) and ``initial`` (state
+    name -> offset of its (1, units) initial state) when the trace recorded one. For a sequence
+    too long to send whole: ``window=(t0, held)`` sends every per-step array only for steps
+    [t0, t0 + held) (``window_payload`` sends the next ones), and ``overview=(layer, quantity)``
+    adds that quantity over the whole sequence at a level of detail that fits a view: per column
+    of ``bucket`` steps, each unit's min and max, so a one-step spike still shows.
     """
     validate_batch(trace, batch)
     scales = scales if scales is not None else trace_scales(trace)
@@ -147,7 +167,8 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     predictions = None
     if trace.outputs is not None and is_output_head(trace):
         ids, probs, names = top_predictions(trace.outputs[batch], labels)
-        predictions = {"k": int(ids.shape[1]), "ids": packer.put(ids, "ids", {})["offset"],
+        # steps: the outputs' own (a decoder's), shown only beside a layer of as many steps
+        predictions = {"k": int(ids.shape[1]), "steps": int(ids.shape[0]), "ids": packer.put(ids, "ids", {})["offset"],
                        "probs": packer.put(probs, "probs", {})["offset"], "labels": names}
     lod = None
     if window is not None:

@@ -83,9 +83,10 @@ def explorer_png(explorer) -> bytes:
     """The still of what an Explorer shows first: its layer and quantity, its batch element's steps."""
     state, view = explorer.state, explorer.view
     name = state.shown_quantity(view.layer, view.quantity)  # a quantity the layer lacks: its first, as shown
-    quantity = explorer.trace.layers[state.layer_or_default(view.layer)].quantities()[name]
+    layer = state.layer_or_default(view.layer)
+    quantity = explorer.trace.layers[layer].quantities()[name]
     batch = explorer.batch.value or 0
-    steps = int(explorer.trace.lengths[batch])
+    steps = int(explorer.trace.layer_lengths(layer)[batch])   # on the layer's own time axis
     scale = colour_scale(name, quantity)
     return heatmap_png(quantity[batch, :max(steps, 1)], scale["scale"], scale["vmin"], scale["vmax"])
 

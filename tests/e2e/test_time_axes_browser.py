@@ -1,0 +1,70 @@
+"""An encoder over 7 source tokens and its decoder run for 10 steps, in one Explorer in JupyterLab:
+picking the decoder puts the slider, the step text, the heatmap's columns and the token strip on
+its 10 steps and target tokens, scrubbing reaches its step 9 (the kernel hears it), and going
+back to the encoder puts them on its 7 steps and source tokens."""
+from pathlib import Path
+
+import pytest
+from e2e_support import focus_slider, kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SEQ2SEQ = """\
+import torch, torch.nn as nn, torch.nn.functional as F, rnnwidgets as rw
+torch.manual_seed(0)
+class Seq2Seq(nn.Module):   # the seq2seq tutorial's EncoderRNN + DecoderRNN, driven in one module
+    def __init__(self):
+        super().__init__()
+        self.src_emb, self.tgt_emb = nn.Embedding(12, 8), nn.Embedding(11, 8)
+        self.encoder, self.decoder = nn.GRU(8, 8, batch_first=True), nn.GRU(8, 8, batch_first=True)
+        self.out = nn.Linear(8, 11)
+    def forward(self, src):
+        _, hidden = self.encoder(self.src_emb(src))
+        token, outs = torch.zeros(src.shape[0], 1, dtype=torch.long), []
+        for _ in range(10):
+            out, hidden = self.decoder(F.relu(self.tgt_emb(token)), hidden)
+            outs.append(self.out(out))
+            token = outs[-1].argmax(-1)
+        return torch.cat(outs, 1)
+source = "the cat sat on the mat .".split()
+target = "le chat était assis sur le tapis . <eos> <pad>".split()
+explorer = rw.explore(Seq2Seq().eval(), torch.randint(0, 12, (1, 7)),
+                      tokens={"encoder": source, "decoder": target})
+explorer.select(layer="encoder.l0")
+explorer"""
+
+
+def test_each_layer_on_its_own_time_axis(page, jupyter_server):
+    write_notebook(jupyter_server.root / "time_axes.ipynb", SEQ2SEQ)
+    widget = open_and_run(page, jupyter_server.lab_url("time_axes.ipynb"))
+    heatmap = widget.locator(".rw-heatmap")
+    wait_for_ink(heatmap, min_distinct=10)
+    slider, step, strip = widget.locator(".rw-slider"), widget.locator(".rw-step"), widget.locator(".rw-tokens")
+    assert slider.get_attribute("max") == "6"
+    assert heatmap.evaluate("c => c.width") == 7
+    assert widget.locator(".rw-token").evaluate_all("ts => ts.filter(t => t.style.display !== 'none').length") == 7
+    assert "mat" in strip.inner_text() and "tapis" not in strip.inner_text()
+
+    widget.locator(".rw-layer").select_option("decoder.l0")
+    assert wait_for_text(step, lambda s: s.startswith("step 0 / 9")).startswith("step 0 / 9"), step.inner_text()
+    assert slider.get_attribute("max") == "9"
+    assert heatmap.evaluate("c => c.width") == 10
+    assert "tapis" in strip.inner_text() and "mat" not in strip.inner_text()
+    focus_slider(page, ".rw-explorer")
+    for _ in range(10):                     # one press past the decoder's last step stays on it
+        page.keyboard.press("ArrowRight")
+    assert wait_for_text(step, lambda s: s.startswith("step 9 / 9")).startswith("step 9 / 9"), step.inner_text()
+    assert widget.locator(".rw-token-current").inner_text() == "<pad>"
+    assert widget.locator(".rw-token-at").inner_text() == "<pad>"
+    assert widget.locator(".rw-predictions").inner_text().startswith("next: ")   # the decoder's outputs
+    assert kernel_sees(page, "explorer.view.layer, explorer.view.t", "decoder.l0 9") == "decoder.l0 9"
+    ARTIFACTS.mkdir(exist_ok=True)
+    widget.screenshot(path=str(ARTIFACTS / "time_axes_decoder_step9.png"))
+
+    widget.locator(".rw-layer").select_option("encoder.l0")    # 7 steps: its last is shown
+    assert wait_for_text(step, lambda s: s.startswith("step 6 / 6")).startswith("step 6 / 6"), step.inner_text()
+    assert slider.get_attribute("max") == "6"
+    assert widget.locator(".rw-token-current").inner_text() == "."
+    assert widget.locator(".rw-predictions").inner_text() == ""   # not the encoder's steps
+    assert kernel_sees(page, "explorer.view.layer, explorer.view.t", "encoder.l0 6") == "encoder.l0 6"
