@@ -62,10 +62,11 @@ def layer_arrays(d, with_grads: bool) -> dict:
     if d.c is not None:
         states["c"] = d.natural(d.c)
     grads = {}
-    if with_grads:
+    if with_grads:   # a projected LSTM's also "m": dL/dm_t (h_t = W_hr m_t), as wide as c
         k = int(d.reverse)
-        grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states[key])
-                 for key in states}
+        keys = list(states) + (["m"] if getattr(module, "proj_size", 0) else [])
+        grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states.get(key, d.c))
+                 for key in keys}
     return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
             "lengths": d.lengths,
             "states": {k: steps_to_numpy(v) for k, v in states.items()},
