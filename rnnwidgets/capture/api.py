@@ -11,6 +11,7 @@ from ..tracedata import Trace
 from .finite import require_finite
 from .fused import fused_modules
 from .fused_trace import trace_fused
+from .loop_gradients import trace_loop
 from .recording import recording
 from .step_module import trace_step_module
 from .untouched import kept
@@ -29,7 +30,8 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None) -> Trace:
       otherwise the calls after the first are separate layers named ``"<name>@<call>"``.
     - A step module, ``forward(input, hidden) -> (output, hidden)`` (or ``inputs`` given as a list
       of per-step tensors): driven over the sequence step by step.
-    - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``).
+    - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``);
+      with ``loss`` its cells get their gradients through time (loop_gradients.py).
 
     ``tokens``: a list of strings (batch 1) or one list per batch element, shown as labels.
     ``loss``: a callable on the model's output returning a scalar, or ``"last"`` (the sum of the
@@ -76,9 +78,8 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
     per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)
     if per_step or takes_input_and_hidden(model):
         return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss)
-    if loss is not None:
-        raise ValueError(f"rw.trace: loss= needs an nn.LSTM / nn.GRU / nn.RNN or a step module with "
-                         f"forward(input, hidden); {type(model).__name__} has neither")
+    if loss is not None:   # cells in the model's own loop
+        return trace_loop(model, inputs, hidden, tokens, loss)
     with torch.no_grad(), recording(model, tokens=tokens) as rec:
         model(inputs) if hidden is None else model(inputs, hidden)
     return rec.trace

@@ -65,6 +65,43 @@ def backward(model: nn.Module, value: torch.Tensor, anchor: torch.Tensor) -> dic
     return {name: stats(g if g is not None else torch.zeros_like(p)) for (name, p), g in zip(params, found)}
 
 
+def every_path(value: torch.Tensor, tensors: list) -> list:
+    """``torch.autograd.grad(value, tensors, allow_unused=True)``, except that a tensor which is a
+    view gets the gradient of its whole base, read through the view: the paths from its values
+    to the loss through other views of the same base count too. A step returning
+    ``h.squeeze(1), h.squeeze(1)`` hands on two views of one h; autograd on the hidden view
+    alone would miss the path through the output view."""
+    roots: list = []
+    where: dict = {}   # id(root) -> its index in roots
+    for t in tensors:
+        root = base_of(t)
+        if id(root) not in where:
+            where[id(root)] = len(roots)
+            roots.append(root)
+    found = torch.autograd.grad(value, roots, allow_unused=True)
+    grads = []
+    for t in tensors:
+        root = base_of(t)
+        g = found[where[id(root)]]
+        grads.append(g if g is None or root is t else read_through(g, root, t))
+    return grads
+
+
+def base_of(t: torch.Tensor) -> torch.Tensor:
+    """The tensor whose gradient holds every path from ``t``'s values: its base when it is a view
+    (of a tensor in the graph), else itself."""
+    base = t._base
+    return base if base is not None and base.requires_grad else t
+
+
+def read_through(grad: torch.Tensor, base: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+    """The part of a base's gradient at the elements of ``view``: laid out as the base is, then
+    read with the view's sizes, strides and offset."""
+    laid = torch.empty_strided(base.size(), base.stride(), dtype=grad.dtype, device=grad.device)
+    laid.copy_(grad)
+    return laid.as_strided(view.size(), view.stride(), view.storage_offset() - base.storage_offset())
+
+
 def stats(g: torch.Tensor) -> dict:
     g = g.detach().double()
     return {"norm": float(g.norm()), "mean_abs": float(g.abs().mean()), "max_abs": float(g.abs().max())}
