@@ -68,10 +68,13 @@ def test_lstm_projection_grads(flags):
 @settings(max_examples=15, deadline=None)
 @given(mode=st.sampled_from(["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]), layers=st.integers(1, 2),
        bidirectional=st.booleans(), given_state=st.booleans(), seed=st.integers(0, 2 ** 16),
-       lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), units=st.integers(1, 4))
-def test_property_grads(mode, layers, bidirectional, given_state, seed, lengths, units):
+       lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), units=st.integers(1, 4),
+       double=st.booleans(), proj=st.integers(0, 3))
+def test_property_grads(mode, layers, bidirectional, given_state, seed, lengths, units, double, proj):
+    proj = proj if mode == "LSTM" and proj < units else 0   # proj_size: LSTM only, narrower than the cell
     check_grads(dict(mode=mode, layers=layers, bidirectional=bidirectional, given_state=given_state, seed=seed,
-                     lengths=lengths, batch=len(lengths), steps=max(lengths), packed=False, units=units))
+                     lengths=lengths, batch=len(lengths), steps=max(lengths), packed=False, units=units,
+                     proj=proj, dtype=torch.float64 if double else torch.float32))
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])

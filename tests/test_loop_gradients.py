@@ -140,9 +140,53 @@ def test_time_sequence_prediction_model_in_float64():
     ex = rw.explore(model, x, loss=loss)
     assert ex.gradients is not None
     np.testing.assert_array_equal(ex.trace.layers["lstm1"].grads["c"], tr.layers["lstm1"].grads["c"])
+    mon = rw.TrainingMonitor(model, probe=(x, loss), every=1)
+    out = model(x)
+    loss(out).backward()
+    mon.step(loss(out))
+    step, norms = mon.snapshot
+    np.testing.assert_allclose(norms["lstm2"], np.linalg.norm(tr.layers["lstm2"].grads["h"], axis=2).mean(0),
+                               rtol=1e-6)
+    model.zero_grad(set_to_none=True)
     for p in model.parameters():
         assert p.grad is None
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+class FusedKernelCell(nn.LSTMCell):
+    """An LSTMCell whose h_t and c_t leave one operation as two outputs, as CUDA's fused kernel
+    returns them: the gradient reaching the returned c_t holds no path through h_t."""
+
+    def forward(self, x, hx=None):
+        h, c = hx if hx is not None else (x.new_zeros(x.shape[0], self.hidden_size),) * 2
+        return TwoOutputs.apply(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class TwoOutputs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, *inputs):
+        ctx.save_for_backward(*inputs)
+        return torch._VF.lstm_cell(inputs[0], inputs[1:3], *inputs[3:])
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_c):
+        inputs = [t.detach().requires_grad_() for t in ctx.saved_tensors]
+        with torch.enable_grad():
+            h, c = torch._VF.lstm_cell(inputs[0], inputs[1:3], *inputs[3:])
+            return torch.autograd.grad((h, c), inputs, (grad_h, grad_c))
+
+
+def test_a_cell_returning_h_and_c_from_one_fused_operation_gets_every_path_to_c():
+    torch.manual_seed(6)
+    model = CellStack("lstm", 2, 4, 2, True).double()
+    model.cells = nn.ModuleList([FusedKernelCell(2, 4), FusedKernelCell(4, 4)]).double()
+    x = torch.randn(3, 5, 2, dtype=torch.double)
+    h, c = model.cells[0](x[:, 0])
+    assert torch.autograd.grad(h.sum(), c, allow_unused=True)[0] is None   # c's gradient misses the h path
+    loss = lambda out: (out ** 2).sum()   # noqa: E731
+    tr = rw.trace(model, x, loss=loss)
+    out, kept = unrolled(list(model.cells), "lstm", x, model.head)
+    check_against_reference(tr, ["cells.0", "cells.1"], kept, loss(out), model, atol=1e-6)
 
 
 def test_a_loss_with_no_cell_in_the_loop_says_what_was_expected():
