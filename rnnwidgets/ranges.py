@@ -66,7 +66,11 @@ def robust_max_abs(array) -> float:
     if not finite_units.any():
         return max_abs(a)
     # "higher": a unit's peak is a value it reached (its max when it has under 100 steps).
-    peaks = np.nanpercentile(sample[:, finite_units], UNIT_PERCENTILE, axis=0, method="higher")
+    # np.percentile when every value is finite: the same numbers, one partition for all units
+    # (nanpercentile goes unit by unit in Python, 0.3 s for 650 units x 1,000 steps).
+    kept = sample[:, finite_units]
+    percentile = np.nanpercentile if np.isnan(kept).any() else np.percentile
+    peaks = percentile(kept, UNIT_PERCENTILE, axis=0, method="higher")
     top = float(np.percentile(peaks, UNITS_QUANTILE))
     return top if top > 0 else max_abs(a)
 

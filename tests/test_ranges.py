@@ -80,3 +80,14 @@ def test_robust_limits_from_a_sample_of_a_large_trace():
     a = np.tanh(rng.standard_normal((1, 20_000, 256), dtype=np.float32))
     exact = np.percentile(np.percentile(np.abs(a[0]), 99, axis=0, method="higher"), 75)
     assert a.size > 4 * ranges.SAMPLE and robust_max_abs(a) == pytest.approx(exact, rel=0.01)
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_robust_max_abs_is_the_upper_quartile_of_the_unit_peaks_with_or_without_non_finite_values(holes):
+    a = np.random.default_rng(5).standard_normal((2, 300, 40)).astype(np.float32) * np.arange(1, 41)
+    if holes:
+        a[0, 3, 5], a[1, 7, 9] = np.nan, np.inf
+    sample = np.abs(a.reshape(-1, 40), dtype=np.float64)
+    sample[~np.isfinite(sample)] = np.nan
+    peaks = [np.nanpercentile(unit, 99.0, method="higher") for unit in sample.T]
+    assert robust_max_abs(a) == float(np.percentile(peaks, 75.0))

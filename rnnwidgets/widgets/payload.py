@@ -83,12 +83,11 @@ def top_predictions(scores: np.ndarray, labels: Labels, k: int = TOP_K):
     k = min(k, scores.shape[1])
     scores = np.asarray(scores, dtype=np.float32)
     top = top_classes(scores, k)
-    # softmax of the chosen classes only: exp(s - max) / sum over every class (float64 sums)
-    shift = np.max(scores, axis=1, keepdims=True)
-    exps = np.subtract(scores, shift)
+    # the softmax in float64, in place: one copy of the scores
+    exps = scores.astype(np.float64)
+    exps -= exps.max(axis=1, keepdims=True)
     np.exp(exps, out=exps)
-    total = exps.sum(axis=1, keepdims=True, dtype=np.float64)
-    top_probs = np.exp(np.take_along_axis(scores, top, axis=1).astype(np.float64) - shift) / total
+    top_probs = np.take_along_axis(exps, top, axis=1) / exps.sum(axis=1, keepdims=True)
     used, compact = np.unique(top, return_inverse=True)
     return (compact.reshape(top.shape).astype(np.float32), top_probs.astype(np.float32),
             [label_of(labels, int(i)) for i in used])
