@@ -271,3 +271,10 @@ def test_step_module_views_count_the_output_path(layout):
     want = torch.stack(torch.autograd.grad(value, hs), 1).numpy()
     got = tr.layers["viewstep"].grads["h"]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_frozen_cells_say_what_a_loss_needs():
+    model = Sequence(units=3).double().requires_grad_(False)
+    with pytest.raises(ValueError, match=r"^rw.trace: the loss does not depend on the output of any recurrent cell "
+                                         r"in the graph; expected cells with parameters that require grad"):
+        rw.trace(model, torch.randn(2, 4, dtype=torch.double), loss=lambda out: out.sum())

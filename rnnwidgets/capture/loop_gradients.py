@@ -112,7 +112,8 @@ def trace_loop(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
     last = builder.layers[list(live.calls)[-1]]["states"]["h"]
     value = loop_loss(loss, output, steps=last.shape[1], batch=last.shape[0])
     if not value.requires_grad:
-        raise ValueError("rw.trace: the loss does not depend on the output of any recurrent cell")
+        raise ValueError("rw.trace: the loss does not depend on the output of any recurrent cell in the graph; "
+                         "expected cells with parameters that require grad, called outside torch.no_grad()")
     params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     wanted = [t for calls in live.calls.values() for h, c, _ in calls for t in (h, c)
               if t is not None and t.requires_grad]

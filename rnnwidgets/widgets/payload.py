@@ -73,7 +73,7 @@ def top_classes(scores: np.ndarray, k: int) -> np.ndarray:
     top = np.take_along_axis(top, np.lexsort((top, -values), axis=1), axis=1)
     # a tie at the k-th place: the partition may have kept a later class of the tie; sort those rows
     kth = np.take_along_axis(scores, top[:, -1:], axis=1)
-    for t in np.flatnonzero((scores >= kth).sum(axis=1) > k):
+    for t in np.flatnonzero(np.count_nonzero(scores >= kth, axis=1) > k):
         top[t] = np.argsort(-scores[t], kind="stable")[:k]
     return top
 
