@@ -31,6 +31,8 @@ equations; ⊙ is the elementwise product, σ' = s(1-s) for a sigmoid output s).
         "forget gate"   δc_t ⊙ c_{t-1} ⊙ σ'(f_t)          they reach h_{t-1} only through the
         "candidate"     δc_t ⊙ i_t ⊙ (1 - g_t²)           recurrent weights W_h·
         "output gate"   δh_t ⊙ tanh(c_t) ⊙ σ'(o_t)
+        With proj_size, h_t = W_hr (o⊙tanh(c_t)): the output gate path reads δm_t = ∂L/∂(o⊙tanh c_t)
+        (``grads["m"]``, as wide as c) in place of δh_t; a trace without it has no output gate path.
     GRU   h_t = (1-z)⊙n + z⊙h_{t-1}
         "update carry"  δh_t ⊙ z_t                       reaches h_{t-1} with no weight in between
         "update gate"   δh_t ⊙ (h_{t-1} - n_t) ⊙ σ'(z_t)
@@ -193,12 +195,15 @@ def each_path(kind: str, gates: dict, states: dict, grads: dict, initial=None, r
     if kind == "lstm":
         i, f, g, o = (_steps(f"gates[{k!r}]", gates[k]) for k in LSTM_GATES)
         c = _steps("states['c']", states["c"])
-        dh, dc = _steps("grads['h']", grads["h"]), _steps("grads['c']", grads["c"])
+        dc = _steps("grads['c']", grads["c"])
+        # what reaches o ⊙ tanh(c_t): δh_t, or with a projection (h narrower than c) δm_t
+        dm = _steps("grads['m']", grads["m"]) if "m" in grads else _steps("grads['h']", grads["h"])
         yield "forget carry", dc * f
         yield "input gate", dc * g * _sig_slope(i)
         yield "forget gate", dc * previous(c, initial, reverse, lengths) * _sig_slope(f)
         yield "candidate", dc * i * (1.0 - g * g)
-        yield "output gate", dh * np.tanh(c) * _sig_slope(o)
+        if dm.shape == c.shape:
+            yield "output gate", dm * np.tanh(c) * _sig_slope(o)
     elif kind == "gru":
         z, n = (_steps(f"gates[{k!r}]", gates[k]) for k in GRU_GATES[1:])  # update, new
         h = _steps("states['h']", states["h"])

@@ -65,7 +65,7 @@ def robust_max_abs(array) -> float:
     peaks = unit_peaks(sample)
     if not peaks.size:
         return max_abs(a)
-    top = float(np.percentile(peaks, UNITS_QUANTILE))
+    top = float(np.percentile(peaks.astype(np.float64), UNITS_QUANTILE))
     return top if top > 0 else max_abs(a)
 
 

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 
-def step(mode, w, x, h, c):
-    """One step of one direction: (h, c, gates) from the documented equations."""
+def step(mode, w, x, h, c, inner=None):
+    """One step of one direction: (h, c, gates) from the documented equations; a projected
+    LSTM's m_t = o_t tanh(c_t) (h_t = W_hr m_t) goes into ``inner["m"]`` when given."""
     if mode == "LSTM":
         i = torch.sigmoid(_part(w, x, h, 0, 4))
         f = torch.sigmoid(_part(w, x, h, 1, 4))
@@ -15,6 +16,8 @@ def step(mode, w, x, h, c):
         c = f * c + i * g
         h = o * torch.tanh(c)
         if "weight_hr" in w:
+            if inner is not None:
+                inner["m"] = h
             h = w["weight_hr"] @ h
         return h, c, {"input": i, "forget": f, "cell": g, "output": o}
     if mode == "GRU":
@@ -61,12 +64,14 @@ class Reference:
         zeros_h = x.new_zeros(width)
         zeros_c = x.new_zeros(module.hidden_size)
         self.states = {}
+        self.inner = {}   # layer -> {"m": {(b, t): m_t}} of a projected LSTM (the gradients' "m")
         layer_in = {(b, t): x[b, t] for b in range(batch) for t in range(lengths[b])}
         h_n, c_n = [], []
         for layer in range(module.num_layers):
             outs = []
             for d in range(directions):
                 w = layer_weights(module, layer, reverse=d == 1)
+                layer_name = f"{name}.l{layer}" + (".reverse" if d else "")
                 store = {}
                 last_h, last_c = [], []
                 row = layer * directions + d
@@ -75,16 +80,19 @@ class Reference:
                     c = c0[row, b] if c0 is not None else zeros_c
                     order = range(lengths[b]) if d == 0 else reversed(range(lengths[b]))
                     for t in order:
-                        h, c_new, gates = step(module.mode, w, layer_in[(b, t)], h, c)
+                        inner = {}
+                        h, c_new, gates = step(module.mode, w, layer_in[(b, t)], h, c, inner)
                         c = c_new if c_new is not None else c
                         store.setdefault("h", {})[(b, t)] = h
                         if module.mode == "LSTM":
                             store.setdefault("c", {})[(b, t)] = c
                         for key, value in gates.items():
                             store.setdefault(key, {})[(b, t)] = value
+                        for key, value in inner.items():
+                            self.inner.setdefault(layer_name, {}).setdefault(key, {})[(b, t)] = value
                     last_h.append(h)
                     last_c.append(c)
-                self.states[f"{name}.l{layer}" + (".reverse" if d else "")] = store
+                self.states[layer_name] = store
                 outs.append(store["h"])
                 h_n.append(torch.stack(last_h))
                 c_n.append(torch.stack(last_c))
@@ -107,7 +115,7 @@ class Reference:
         """dL/d<key>_t for every layer and step, through everything (autograd on the unrolled steps)."""
         names, cells = [], []
         for layer, store in self.states.items():
-            for bt, value in store.get(key, {}).items():
+            for bt, value in {**store, **self.inner.get(layer, {})}.get(key, {}).items():
                 names.append((layer, bt))
                 cells.append(value)
         found = torch.autograd.grad(loss, cells, allow_unused=True, retain_graph=True)

@@ -33,7 +33,7 @@ def check_grads(case, atol=1e-5):
     check_first_steps(tr, module, x)
     ref = Reference(module, x, lengths, type(module).__name__.lower(), h0, c0)
     value = reference_loss(ref)
-    keys = ["h", "c"] if module.mode == "LSTM" else ["h"]
+    keys = ["h", "c"] + (["m"] if module.proj_size else []) if module.mode == "LSTM" else ["h"]
     for key in keys:
         for layer, want in ref.grads(value, key).items():
             got = tr.layers[layer].grads[key]
@@ -68,10 +68,13 @@ def test_lstm_projection_grads(flags):
 @settings(max_examples=15, deadline=None)
 @given(mode=st.sampled_from(["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]), layers=st.integers(1, 2),
        bidirectional=st.booleans(), given_state=st.booleans(), seed=st.integers(0, 2 ** 16),
-       lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), units=st.integers(1, 4))
-def test_property_grads(mode, layers, bidirectional, given_state, seed, lengths, units):
+       lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), units=st.integers(1, 4),
+       double=st.booleans(), proj=st.integers(0, 3))
+def test_property_grads(mode, layers, bidirectional, given_state, seed, lengths, units, double, proj):
+    proj = proj if mode == "LSTM" and proj < units else 0   # proj_size: LSTM only, narrower than the cell
     check_grads(dict(mode=mode, layers=layers, bidirectional=bidirectional, given_state=given_state, seed=seed,
-                     lengths=lengths, batch=len(lengths), steps=max(lengths), packed=False, units=units))
+                     lengths=lengths, batch=len(lengths), steps=max(lengths), packed=False, units=units,
+                     proj=proj, dtype=torch.float64 if double else torch.float32))
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
@@ -212,3 +215,28 @@ def test_last_means_the_last_step_of_the_first_output(model, inputs, explicit):
     by_hand = trace(module, inputs, loss=explicit)
     np.testing.assert_array_equal(by_name.first.grads["h"], by_hand.first.grads["h"])
     assert np.abs(by_name.first.grads["h"]).max() > 0
+
+
+@pytest.mark.parametrize("flags", [dict(), dict(layers=2, bidirectional=True, lengths=[5, 3], packed=False)])
+def test_projected_lstm_gate_paths_match_autograd(flags):
+    """With proj_size the output gate reads dL/dm_t (h_t = W_hr m_t, m_t as wide as c): each
+    path of gradients_analysis.each_path equals dL/d(gate pre-activation) from autograd on the
+    unrolled reference, and rw.gradient_flow draws a projected LSTM."""
+    import rnnwidgets as rw
+    from rnnwidgets.gradients_analysis import each_path
+
+    module, inputs, _, x, lengths, _, _ = make_case(mode="LSTM", proj=2, units=5, **flags)
+    tr = trace(module, inputs, loss=square_loss)
+    ref = Reference(module, x, lengths)
+    value = reference_loss(ref)
+    slope = {"input gate": ("input", lambda s: s * (1 - s)), "forget gate": ("forget", lambda s: s * (1 - s)),
+             "candidate": ("cell", lambda s: 1 - s * s), "output gate": ("output", lambda s: s * (1 - s))}
+    for name, lt in tr.layers.items():
+        assert lt.grads["m"].shape == lt.states["c"].shape and lt.grads["h"].shape[2] == 2
+        paths = dict(each_path("lstm", lt.gates, lt.states, lt.grads, lt.initial["c"], lt.reverse, tr.lengths))
+        assert list(paths) == ["forget carry", "input gate", "forget gate", "candidate", "output gate"]
+        for path, (gate, derivative) in slope.items():
+            want = ref.grads(value, gate)[name] * derivative(ref.array(name, gate))
+            np.testing.assert_allclose(paths[path], want.detach().numpy(), rtol=0, atol=1e-5, err_msg=f"{name} {path}")
+    flow = rw.gradient_flow(module, inputs, loss=square_loss)
+    assert set(flow.flows) == set(tr.layers) and "output gate" in flow.flows["lstm.l0"]

@@ -95,3 +95,14 @@ def test_unit_peaks_equal_nanpercentile_higher():
         expected = [np.nanpercentile(np.where(np.isfinite(r), r, np.nan), ranges.UNIT_PERCENTILE, method="higher")
                     for r in kept]
         np.testing.assert_array_equal(ranges.unit_peaks(x), np.array(expected).reshape(-1))
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_robust_max_abs_is_the_upper_quartile_of_the_unit_peaks_with_or_without_non_finite_values(holes):
+    a = np.random.default_rng(5).standard_normal((2, 300, 40)).astype(np.float32) * np.arange(1, 41)
+    if holes:
+        a[0, 3, 5], a[1, 7, 9] = np.nan, np.inf
+    sample = np.abs(a.reshape(-1, 40), dtype=np.float64)
+    sample[~np.isfinite(sample)] = np.nan
+    peaks = [np.nanpercentile(unit, 99.0, method="higher") for unit in sample.T]
+    assert robust_max_abs(a) == float(np.percentile(peaks, 75.0))

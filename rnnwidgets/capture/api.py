@@ -7,9 +7,11 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
 from .call import ModelCall, unpack, unwrap
+from .cells import cell_kind
 from .finite import require_finite
 from .fused import fused_modules
 from .fused_trace import trace_fused
+from .loop_gradients import trace_loop
 from .recording import recording, trace_recorded
 from .step_module import trace_step_module
 from .untouched import kept
@@ -37,7 +39,8 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
       of per-step tensors): driven over the sequence step by step. One with an nn.LSTM / GRU / RNN
       inside is run whole first, and driven step by step when that fails (a one-token encoder).
     - Anything else: run once inside ``rw.recording`` (cells in the model's own loop, ``rw.record``;
-      with ``loss=``, the states recorded with ``rw.record("h", ...)`` get their gradients).
+      with ``loss=``, cells in the model's own loop get their gradients through time
+      (loop_gradients.py), and so do the states recorded with ``rw.record("h", ...)``).
 
     ``tokens``: a list of strings (batch 1) or one list per batch element, shown as labels.
     ``loss``: a callable on the model's output returning a scalar, or ``"last"`` (the sum of the
@@ -108,6 +111,8 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall) ->
         return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
     args, kwargs = call.whole(inputs, hidden, fused=False).at(inputs)
     if loss is not None:
+        if any(cell_kind(m) for m in model.modules()):  # nn.LSTMCell / GRUCell / RNNCell in its own loop
+            return trace_loop(model, args, kwargs, tokens, loss)
         return trace_recorded(model, args, kwargs, tokens, loss)
     with torch.no_grad(), recording(model, tokens=tokens) as rec:
         model(*args, **kwargs)

@@ -62,10 +62,11 @@ def layer_arrays(d, with_grads: bool) -> dict:
     if d.c is not None:
         states["c"] = d.natural(d.c)
     grads = {}
-    if with_grads:
+    if with_grads:   # a projected LSTM's also "m": dL/dm_t (h_t = W_hr m_t), as wide as c
         k = int(d.reverse)
-        grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states[key])
-                 for key in states}
+        keys = list(states) + (["m"] if getattr(module, "proj_size", 0) else [])
+        grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states.get(key, d.c))
+                 for key in keys}
     return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
             "lengths": d.lengths,
             "states": {k: steps_to_numpy(v) for k, v in states.items()},
@@ -113,7 +114,9 @@ def own_lengths(call: dict) -> np.ndarray:
 def output_steps(output, layers: dict, batch: int):
     """The model's first output (a tensor, a tuple's first element, a padded PackedSequence) as
     (batch, time, features) when its time dimension matches a traced layer's sequence in that
-    layer's module layout (a layer of the trace's batch), else None."""
+    layer's module layout (a layer of the trace's batch), else None. A 2-D output of steps x
+    batch rows is that sequence flattened in the module's layout (the word language model's
+    ``decoded.view(-1, ntoken)``)."""
     out = output[0] if isinstance(output, (tuple, list)) and output else output
     if isinstance(out, PackedSequence):
         return pad_packed_sequence(out, batch_first=True)[0]
@@ -126,6 +129,8 @@ def output_steps(output, layers: dict, batch: int):
             continue
         if out.dim() == 2 and batch == 1 and out.shape[0] == steps:
             return out.unsqueeze(0)
+        if out.dim() == 2 and out.shape[0] == steps * batch:   # flattened, as .view(-1, classes) leaves it
+            return out.reshape(batch, steps, -1) if batch_first else out.reshape(steps, batch, -1).transpose(0, 1)
         if out.dim() == 3 and batch_first and tuple(out.shape[:2]) == (batch, steps):
             return out
         if out.dim() == 3 and not batch_first and tuple(out.shape[:2]) == (steps, batch):

@@ -65,6 +65,43 @@ def backward(model: nn.Module, value: torch.Tensor, anchor: torch.Tensor) -> dic
     return {name: stats(g if g is not None else torch.zeros_like(p)) for (name, p), g in zip(params, found)}
 
 
+def every_path(value: torch.Tensor, tensors: list) -> list:
+    """``torch.autograd.grad(value, tensors, allow_unused=True)``, except that a tensor which is a
+    view gets the gradient of its whole base, read through the view: the paths from its values
+    to the loss through other views of the same base count too. A step returning
+    ``h.squeeze(1), h.squeeze(1)`` hands on two views of one h; autograd on the hidden view
+    alone would miss the path through the output view."""
+    roots: list = []
+    where: dict = {}   # id(root) -> its index in roots
+    for t in tensors:
+        root = base_of(t)
+        if id(root) not in where:
+            where[id(root)] = len(roots)
+            roots.append(root)
+    found = torch.autograd.grad(value, roots, allow_unused=True)
+    grads = []
+    for t in tensors:
+        root = base_of(t)
+        g = found[where[id(root)]]
+        grads.append(g if g is None or root is t else read_through(g, root, t))
+    return grads
+
+
+def base_of(t: torch.Tensor) -> torch.Tensor:
+    """The tensor whose gradient holds every path from ``t``'s values: its base when it is a view
+    (of a tensor in the graph), else itself."""
+    base = t._base
+    return base if base is not None and base.requires_grad else t
+
+
+def read_through(grad: torch.Tensor, base: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+    """The part of a base's gradient at the elements of ``view``: laid out as the base is, then
+    read with the view's sizes, strides and offset."""
+    laid = torch.empty_strided(base.size(), base.stride(), dtype=grad.dtype, device=grad.device)
+    laid.copy_(grad)
+    return laid.as_strided(view.size(), view.stride(), view.storage_offset() - base.storage_offset())
+
+
 def stats(g: torch.Tensor) -> dict:
     g = g.detach().double()
     return {"norm": float(g.norm()), "mean_abs": float(g.abs().mean()), "max_abs": float(g.abs().max())}
@@ -89,8 +126,8 @@ class LayerWithGradients(torch.autograd.Function):
 
 def layer_backward(run, grad_out, grad_h_n, grad_c_n, input_needed: bool, weight_needs):
     """Gradients of a layer's input (kernel layout; None when not needed), h0, c0 (kernel batch
-    order) and weights (``run.weights`` order, None where not needed); stores dL/dh_t, dL/dc_t in
-    ``run.grads``."""
+    order) and weights (``run.weights`` order, None where not needed); stores dL/dh_t, dL/dc_t
+    (and dL/dm_t of a projected LSTM) in ``run.grads``."""
     with torch.no_grad():
         found = run.recomputed()
         grad_out = run.padded(grad_out)
@@ -103,7 +140,7 @@ def layer_backward(run, grad_out, grad_h_n, grad_c_n, input_needed: bool, weight
         for k, d in enumerate(found):
             from_h = d.ordered(grad_out[..., k * width:(k + 1) * width])
             result = through_time(d, from_h, grad_h_n[k], grad_c_n[k] if grad_c_n is not None else None)
-            run.grads.append({key: result[key] for key in ("h", "c") if key in result})
+            run.grads.append({key: result[key] for key in ("h", "c", "m") if key in result})
             if input_needed:
                 grad_x = grad_x + d.ordered(affine_input(result["input"], d.weights[0]))
             grad_h0.append(result["h0"])
@@ -139,7 +176,8 @@ def weight_grads(d, result: dict, needs) -> list:
 def through_time(d, from_h: torch.Tensor, grad_h_n: torch.Tensor, grad_c_n) -> dict:
     """The backward scan of one direction, every tensor (time, batch, ·) in its step order.
 
-    Returns "h" (dL/dh_t, whole), "c" (LSTM), "input"/"hidden" (dL/d of the pre-activations
+    Returns "h" (dL/dh_t, whole), "c" (LSTM), "m" (an LSTM with proj_size: dL/dm_t, m_t =
+    o_t tanh c_t, h_t = W_hr m_t), "input"/"hidden" (dL/d of the pre-activations
     x W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh), "h0" and "c0" (LSTM).
     """
     last = d.last_steps()   # the final state leaves after each element's last step
@@ -165,17 +203,21 @@ def lstm_scan(d, grad_h: torch.Tensor, grad_c: torch.Tensor) -> dict:
     to_pre = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
     steps = grad_c.shape[0]
     grad_pre = torch.empty_like(to_pre)
+    grad_m = torch.empty_like(grad_c) if w_hr is not None else grad_h   # what the output gate path reads
     for t in range(steps - 1, -1, -1):
         dh = grad_h[t]
         if t < steps - 1:
             dh.addmm_(grad_pre[t + 1], w_hh)
-        dm = dh @ w_hr if w_hr is not None else dh
+        dm = torch.mm(dh, w_hr, out=grad_m[t]) if w_hr is not None else dh
         dc = grad_c[t].addcmul_(dm, via_h[t])
         if t < steps - 1:
             dc.addcmul_(grad_c[t + 1], f[t + 1])
         torch.mul(torch.cat([dc, dc, dc, dm], 1), to_pre[t], out=grad_pre[t])
-    return {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
-            "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
+    found = {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
+             "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
+    if w_hr is not None:
+        found["m"] = grad_m
+    return found
 
 
 def gru_scan(d, grad_h: torch.Tensor) -> dict:

@@ -34,6 +34,7 @@ from ..tracedata import Trace
 from .call import ModelCall, default_hidden, device_and_dtype
 from .convert import to_numpy
 from .finite import require_finite
+from .gradients import every_path
 from .recording import HookRecording, param_stats, per_batch, state_parts
 
 
@@ -143,7 +144,7 @@ def _gradients(model, outputs, states, loss):
                if tensor.requires_grad]
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     wrt = [tensor for _, _, tensor in targets] + [p for _, p in params]
-    found = torch.autograd.grad(value, wrt, allow_unused=True) if wrt and value.requires_grad else [None] * len(wrt)
+    found = every_path(value, wrt) if wrt and value.requires_grad else [None] * len(wrt)
     grads = {n: [torch.zeros_like(parts[n]).detach() for parts in per_step] for n in per_step[0]}
     for (t, n, _), g in zip(targets, found):
         if g is not None:

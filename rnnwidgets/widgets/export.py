@@ -32,6 +32,7 @@ from nbconvert.exporters import HTMLExporter
 from traitlets import default
 
 from ..fileio import write_text
+from .payload import floats_per_step
 
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 STATE_MIME = "application/vnd.jupyter.widget-state+json"
@@ -162,9 +163,15 @@ def widget_state(widget) -> dict:
 def save_html(widget, path, title: str = "rnnwidgets") -> Path:
     """Write one self-contained HTML file showing ``widget``; it opens offline, with no kernel.
 
-    Usable as a method: ``save_html = export.save_html`` in a widget class body.
+    Usable as a method: ``save_html = export.save_html`` in a widget class body. An Explorer
+    whose batch element is over its budget holds a window of steps (plus an overview), and the
+    page keeps only that window: a warning says which steps were kept and the budget that
+    keeps them all.
     """
     from ipywidgets.embed import embed_data
+
+    for note in windows_kept(widget):
+        warnings.warn(f"save_html: {note}", stacklevel=3)
 
     data = embed_data(views=[widget], drop_defaults=False, state=widget_state(widget))
     manager_state = shipped_state(data["manager_state"], "save_html")
@@ -178,6 +185,37 @@ def save_html(widget, path, title: str = "rnnwidgets") -> Path:
         icon_font_style(),
         "</body>", "</html>", ""])
     return write_text(path, page)  # encoded whole first, then renamed over the target
+
+
+def windows_kept(widget) -> list:
+    """For each Explorer in ``widget`` (itself or inside it) that holds a window of its steps,
+    a sentence saying what a saved page of it keeps and how to keep every step."""
+    from .explorer_state import ExplorerState
+
+    notes, seen, todo = [], set(), [widget]
+    while todo:
+        w = todo.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        todo.extend(getattr(w, "children", ()) or ())
+        state = getattr(w, "state", None)
+        lod = (getattr(getattr(w, "view", None), "index", None) or {}).get("lod")
+        if not isinstance(state, ExplorerState) or state.held is None or not lod:
+            continue
+        trace = state.trace
+        needed = floats_per_step(trace) * trace.steps
+        t0, held = int(lod["t0"]), int(lod["held"])
+        if held >= trace.steps:   # one window holds every step: nothing is left out
+            continue
+        overview = lod["overview"]
+        element = w.batch.value if getattr(w, "batch", None) is not None else 0
+        notes.append(f"the Explorer's batch element {element} holds {needed:,} float32 values, over its budget of "
+                     f"{state.budget:,}, so the page keeps steps {t0}–{t0 + held - 1} ({held:,} of {trace.steps:,}) "
+                     f"in full and of the rest only an overview of {overview['layer']} {overview['quantity']}; "
+                     f"to keep every step, build it with rw.explore(..., budget={needed}) before saving, or "
+                     f"explore a shorter stretch of the sequence")
+    return notes
 
 
 # nbconvert's lab template with its CDN script loading replaced by the inlined scripts.
