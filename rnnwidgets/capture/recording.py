@@ -504,7 +504,8 @@ def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) ->
     assert builder is not None  # a deferred recording collects its layers when the block ends
     if rec._cells or not rec.live_states:
         raise ValueError(f"rw.trace: loss= needs an nn.LSTM / nn.GRU / nn.RNN, a step module with forward(input, "
-                         f"hidden), or a state recorded with rw.record('h', ...); {type(model).__name__} has none")
+                         f"hidden), nn.LSTMCell / nn.GRUCell / nn.RNNCell called in the forward, or a state recorded "
+                         f"with rw.record('h', ...); {type(model).__name__} has none")
     first = next(iter(builder.layers.values()))
     value = recorded_loss(loss, output, first["states"]["h"].shape[:2])
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
