@@ -634,6 +634,10 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
             tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None,
                                **{**trace_kwargs, **rest})
             batch_tokens = tr.tokens if callable(tokens) else _listed_tokens(tokens, len(lengths), tr)
+            if tokens is not None and batch_tokens is None:
+                raise ValueError("trace_dataset: tokens: expected one list of strings per sequence, labelling the "
+                                 "steps of the layers without their own time axis; a dict of tokens per layer is "
+                                 "not kept in a dataset trace")
             for b in range(len(tr.lengths)):
                 if max_steps is not None and done >= max_steps:
                     break

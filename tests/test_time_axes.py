@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnwidgets as rw
+from rnnwidgets.patterns import matches
 from rnnwidgets.tracedata import LayerTrace, Trace
 
 SOURCE, TARGET, HIDDEN = 7, 10, 8
@@ -313,10 +314,12 @@ def test_trace_dataset_keeps_every_step_of_every_layer(model, tmp_path):
     back = rw.DatasetTrace.load(ds.save(tmp_path / "copy"))
     assert back.offsets_of("decoder.gru.l0").tolist() == [0, 10, 20, 30]
     np.testing.assert_array_equal(np.asarray(back.values("decoder.gru.l0")), np.asarray(ds.values("decoder.gru.l0")))
-    found = rw.patterns.matches(back, [0], -1.0, layer="decoder.gru.l0", limit=None)  # every step is on
+    found = matches(back, [0], -1.0, layer="decoder.gru.l0", limit=None)  # every step is on
     assert found["end"].max() == TARGET and (found["text"] == "").all()
     with pytest.raises(ValueError, match="decoder.gru.l0 has its own time axis"):
         rw.unit_stats(back, layer="decoder.gru.l0")
+    with pytest.raises(ValueError, match="a dict of tokens per layer is not kept in a dataset trace"):
+        rw.trace_dataset(model, batches, tokens=lambda ids: {"encoder": [list("abcdefg")]}, progress=False)
 
 
 def test_a_saved_encoder_decoder_trace_is_explored_without_torch(model, src, tmp_path):
