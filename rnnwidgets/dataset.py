@@ -542,7 +542,7 @@ def _batch_call(call, batch) -> tuple:
     name (capture/call.py's ``unpack``)."""
     from .capture.call import unpack
 
-    inputs, _, kwargs = unpack(call, batch)
+    inputs, kwargs = unpack(call, batch)
     return inputs, ({"kwargs": {**kwargs, **call.kwargs}} if kwargs else {})
 
 

@@ -57,9 +57,9 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
     model = unwrap(model)
     check_model(model)
     call = ModelCall(model, args, kwargs)
-    inputs, more_args, more_kwargs = unpack(call, inputs, strict=True)
-    if more_kwargs:
-        call = ModelCall(model, args, {**more_kwargs, **call.kwargs})
+    inputs, spread = unpack(call, inputs, strict=True)
+    if spread:
+        call = ModelCall(model, args, {**spread, **call.kwargs})
     if loss is not None and loss != "last" and not callable(loss):
         raise TypeError(f"rw.trace: loss must be a callable on the model's output or \"last\", got {loss!r}")
     if loss is not None and torch.is_inference_mode_enabled():
@@ -92,11 +92,11 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall) ->
     called one step at a time (a one-token encoder), it is driven step by step instead, and an
     error says both calls that were tried."""
     per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)
-    if per_step and call.is_step_module():
+    if per_step and (call.is_step_module() or not fused_modules(model)):   # a list of per-step tensors
         return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
     if fused_modules(model):
         bound = call.whole(inputs, hidden, fused=True)
-        if not (call.is_step_module() and isinstance(inputs, torch.Tensor)):
+        if not call.is_step_module():
             with call.calling(bound) as given:
                 return trace_fused(model, inputs, given, tokens, loss)
         try:

@@ -302,8 +302,8 @@ def device_and_dtype(model):
 
 
 # ---- batches ----------------------------------------------------------------------------------
-def unpack(call: ModelCall, batch, strict: bool = False):
-    """(inputs, args, kwargs) from a batch: a dict matched to forward's parameters by name, a
+def unpack(call: ModelCall, batch, strict: bool = False) -> tuple:
+    """(inputs, kwargs) from a batch: a dict matched to forward's parameters by name, a
     tuple's items after the first filling ``call.extra_params()`` (module doc); anything else is
     the inputs. ``strict`` (rw.trace): a tuple is unpacked only when forward needs its items;
     otherwise (a list of per-step tensors) it stays the inputs."""
@@ -317,12 +317,12 @@ def unpack(call: ModelCall, batch, strict: bool = False):
                             f"of {call.forward_text()}; expected its input under the name forward gives it")
         taken = {p.name for p in call.positional} | {p.name for p in call.keyword_only}
         kwargs = {k: v for k, v in batch.items() if k != first and (k in taken or call.varkw)}
-        return batch[first], (), kwargs
+        return batch[first], kwargs
     if isinstance(batch, (tuple, list)) and not isinstance(batch, PackedSequence):
         extra = call.extra_params()
         if strict and not (extra and len(batch) == len(extra) + 1):
-            return batch, (), {}
+            return batch, {}
         if not batch:
             raise ValueError(f"{call.who}: an empty batch; expected the inputs first")
-        return batch[0], (), {p.name: v for p, v in zip(extra, batch[1:])}
-    return batch, (), {}
+        return batch[0], {p.name: v for p, v in zip(extra, batch[1:])}
+    return batch, {}
