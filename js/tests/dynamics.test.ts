@@ -13,7 +13,7 @@ function payload(): { index: DynamicsIndex; floats: Float32Array } {
   const arrays: Record<string, number[]> = {
     trajectory: [0, 0, 0, 1, 1, 0, 2, 0, 1, NaN, NaN, NaN],
     sigma_max: [2, 1, 0.5, NaN],
-    sigma_k: [0.1, 0.2, 0.3, NaN],
+    sigma_min: [0.1, 0.2, 0.3, NaN],
     exponent: [0.69, 0.35, 0, NaN],
     points: [0, 0, 0, 2, 2, 2],
     stable: [1, 0],
@@ -118,7 +118,7 @@ describe("dynamics drawing", () => {
   it("reads out the step's sigmas and the nearest fixed point", () => {
     const { index, floats } = payload();
     const d = decodeDynamics(index, floats);
-    expect(readout(d, 2)).toBe("step 2 · σ_max 0.5000 · σ_k 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
+    expect(readout(d, 2)).toBe("step 2 · σ_max 0.5000 · σ_min 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
     expect(readout(d, 3)).toContain("σ_max –");
   });
 });
