@@ -94,3 +94,16 @@ def test_explorer_with_dynamics_mounts_the_panel_and_follows_step_layer_and_elem
     assert explorer.dynamics.t == 2
     with pytest.raises(ValueError, match="the dynamics need the model"):
         rw.explore(explorer.trace, dynamics=True)
+
+
+def test_explorer_keeps_the_gradient_view_and_the_dynamics_panel_as_followers():
+    torch.manual_seed(2)
+    rnn = nn.RNN(2, 4, batch_first=True)
+    x = torch.randn(1, 7, 2)
+    explorer = rw.explore(rnn, x, loss="last", dynamics=True)
+    assert explorer.gradients is not None
+    for _ in range(2):   # and again after new inputs: each follower once, the current ones
+        followers = explorer.view.followers
+        assert len(followers) == 2 and explorer.gradients.heat in followers and explorer.dynamics in followers
+        explorer.update(x[:, :5])
+    assert explorer.dynamics.index["steps"] == 5

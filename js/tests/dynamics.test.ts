@@ -115,6 +115,20 @@ describe("dynamics drawing", () => {
     expect(hi).toBeGreaterThan(Math.log10(2));
   });
 
+  it("puts the step cursor at the heatmap's column centre when aligned, past a label margin otherwise", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    const cursorX = (aligned: boolean) => {
+      const ctx = new Recorder() as Recorder & { moves: [number, unknown][] };
+      ctx.moves = [];
+      ctx.moveTo = function (this: typeof ctx, x: number) { this.moves.push([x, this.strokeStyle]); };
+      drawSpectrum(ctx as unknown as Ctx, d, 2, 400, 150, C, aligned);
+      return ctx.moves.filter(([, style]) => style === "accent").map(([x]) => x);
+    };
+    expect(cursorX(true)).toEqual([((2 + 0.5) / 4) * 400]);    // timeaxis.xOfStep(2, 4, 400)
+    expect(cursorX(false)).toEqual([40 + (2 / 3) * (400 - 8 - 40)]);
+  });
+
   it("reads out the step's sigmas and the nearest fixed point", () => {
     const { index, floats } = payload();
     const d = decodeDynamics(index, floats);

@@ -168,8 +168,9 @@ class Recurrence:
 
 
     def inverse(self, x: torch.Tensor, s: torch.Tensor):
-        """J^{-1} and J^{-T} at (x, s) as maps of (.., S, p) blocks, in float64, and where J is
-        singular (.., bool); None for kinds without a closed-form inverse (a GRU, a projected LSTM).
+        """J^{-1} and J^{-T} at (x, s) as maps of blocks of p vectors held as rows, (.., p, S) (so each
+        product is one matmul over every step), in float64, and where J is singular (.., bool);
+        None for kinds without a closed-form inverse (a GRU, a projected LSTM).
 
         An RNN's J = diag(slope) W is inverted through W^{-1}. An LSTM's J = [[A, diag(tcp f)],
         [C, diag(f)]] (tcp = o (1 - tanh(c)^2)) has the Schur complement A - diag(tcp) C =
@@ -177,34 +178,36 @@ class Recurrence:
         if not (self.mode in ("rnn_tanh", "rnn_relu") or (self.mode == "lstm" and self.w_hr is None)):
             return None
         f64 = lambda t: t.to(torch.float64)  # noqa: E731
-        col = lambda v: v.unsqueeze(-1)      # noqa: E731  (scales the rows of a block)
+        row = lambda v: v.unsqueeze(-2)      # noqa: E731  (scales each vector of a block)
         if self.mode != "lstm":
             pre = sum(self._pre(x, s))
             slope = f64(1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype))
             w_inv = torch.linalg.inv(f64(self.w_hh))
             singular = (slope == 0).any(-1)
-            safe = col(torch.where(slope == 0, 1.0, slope))
-            return (lambda b: w_inv @ (b / safe)), (lambda y: (w_inv.T @ y) / safe), singular
+            safe = row(torch.where(slope == 0, 1.0, slope))
+            return (lambda b: (b / safe) @ w_inv.T), (lambda y: (y @ w_inv) / safe), singular
         i, f, g, o, c, tc = (f64(v) for v in self._lstm_gates(x, s))
-        wi, wf, wg, wo = f64(self.w_hh).chunk(4, dim=0)
-        wo_inv = torch.linalg.inv(wo)
-        a_o, tcp = tc * o * (1 - o), o * (1 - tc * tc)
-        a_i, a_f, a_g = col(g * i * (1 - i)), col(c * f * (1 - f)), col(i * (1 - g * g))
+        hidden = f.shape[-1]
+        w_hh = f64(self.w_hh)
+        w_ifg, wo_inv = w_hh[:3 * hidden], torch.linalg.inv(w_hh[3 * hidden:])      # (3H, H), (H, H)
+        a_o, tcp = tc * o * (1 - o), row(o * (1 - tc * tc))
+        a_ifg = row(torch.cat([g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)], dim=-1))   # (.., 1, 3H)
         singular = (a_o == 0).any(-1) | (f == 0).any(-1)
-        a_o, f = col(torch.where(a_o == 0, 1.0, a_o)), col(torch.where(f == 0, 1.0, f))
-        tcp, hidden = col(tcp), wo.shape[0]
+        a_o, f = row(torch.where(a_o == 0, 1.0, a_o)), row(torch.where(f == 0, 1.0, f))
+
+        def c_times(x1):                     # C x1 = sum over i, f, g of diag(a) W x1
+            return (a_ifg * (x1 @ w_ifg.T)).unflatten(-1, (3, hidden)).sum(-2)
 
         def solve(b):                        # J x = b
-            b1, b2 = b[..., :hidden, :], b[..., hidden:, :]
-            x1 = wo_inv @ ((b1 - tcp * b2) / a_o)
-            cx1 = a_i * (wi @ x1) + a_f * (wf @ x1) + a_g * (wg @ x1)
-            return torch.cat([x1, (b2 - cx1) / f], dim=-2)
+            b1, b2 = b[..., :hidden], b[..., hidden:]
+            x1 = ((b1 - tcp * b2) / a_o) @ wo_inv.T
+            return torch.cat([x1, (b2 - c_times(x1)) / f], dim=-1)
 
         def solve_t(y):                      # J^T z = y
-            y1, y2 = y[..., :hidden, :], y[..., hidden:, :]
+            y1, y2 = y[..., :hidden], y[..., hidden:]
             w = y2 / f
-            u = (wo_inv.T @ (y1 - (wi.T @ (a_i * w) + wf.T @ (a_f * w) + wg.T @ (a_g * w)))) / a_o
-            return torch.cat([u, w - tcp * u], dim=-2)
+            u = ((y1 - (a_ifg * w.repeat(*(1,) * (w.dim() - 1), 3)) @ w_ifg) @ wo_inv) / a_o
+            return torch.cat([u, w - tcp * u], dim=-1)
         return solve, solve_t, singular
 
 
@@ -228,22 +231,22 @@ def smallest_singular_value(jac: torch.Tensor, solve, solve_t, singular: torch.T
     block = min(4, size)
     gen = torch.Generator(device=jac.device).manual_seed(0)
     start = torch.randn(*lead, size, block, generator=gen, dtype=torch.float64, device=jac.device)
-    v = torch.linalg.qr(start)[0]
+    v = torch.linalg.qr(start)[0].mT                              # (.., p, S): orthonormal rows
     theta = torch.zeros(lead, dtype=torch.float64, device=jac.device)
     done = singular.clone()
     for _ in range(INVERSE_ITERATIONS):
-        u = solve(v)                                              # J^{-1} V
-        values, y = torch.linalg.eigh(u.mT @ u)                   # V^T A V, ascending
+        u = solve(v)                                              # rows of J^{-1} V
+        values, y = torch.linalg.eigh(u @ u.mT)                   # V^T A V, ascending
         top = values[..., -1]
-        z = solve_t(u)                                            # A V
-        ritz = y[..., -1:]
-        residual = torch.linalg.vector_norm(z @ ritz - top[..., None, None] * (v @ ritz), dim=(-2, -1))
+        z = solve_t(u)                                            # rows of A V
+        ritz = y[..., -1:].mT                                     # (.., 1, p)
+        residual = torch.linalg.vector_norm(ritz @ z - top[..., None, None] * (ritz @ v), dim=(-2, -1))
         found = (residual <= INVERSE_TOL * top) & ~done & torch.isfinite(top) & (top > 0)
         theta = torch.where(found, top, theta)
         done |= found
         if bool(done.all()):
             break
-        v = torch.linalg.qr(z @ y.flip(-1))[0]
+        v = torch.linalg.qr((y.flip(-1).mT @ z).mT)[0].mT
     out = torch.where(singular, 0.0, theta.rsqrt())
     if not bool(done.all()):
         rest = ~done
