@@ -365,7 +365,8 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
 
   /** Inside an Explorer, put the spectrum under the heatmap's columns (same left edge and width). */
   function align(): void {
-    const found = el.closest(".rw-explorer-box")?.querySelector<HTMLCanvasElement>(".rw-heatmap") ?? null;
+    // the Explorer's own heatmap (a gradient grid under it has a .rw-heatmap too)
+    const found = el.closest(".rw-explorer-box")?.querySelector<HTMLCanvasElement>(".rw-explorer .rw-heatmap") ?? null;
     if (!found || found.getBoundingClientRect().width === 0) return;
     if (heatmap === null) {
       heatmap = found;

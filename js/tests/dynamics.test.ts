@@ -119,11 +119,12 @@ describe("dynamics drawing", () => {
     const { index, floats } = payload();
     const d = decodeDynamics(index, floats);
     const cursorX = (aligned: boolean) => {
-      const ctx = new Recorder() as Recorder & { moves: [number, unknown][] };
-      ctx.moves = [];
-      ctx.moveTo = function (this: typeof ctx, x: number) { this.moves.push([x, this.strokeStyle]); };
+      const moves: [number, unknown][] = [];
+      const ctx = new Recorder();
+      const record = { moveTo: (x: number) => moves.push([x, ctx.strokeStyle]) };
+      Object.assign(ctx, record);
       drawSpectrum(ctx as unknown as Ctx, d, 2, 400, 150, C, aligned);
-      return ctx.moves.filter(([, style]) => style === "accent").map(([x]) => x);
+      return moves.filter(([, style]) => style === "accent").map(([x]) => x);
     };
     expect(cursorX(true)).toEqual([((2 + 0.5) / 4) * 400]);    // timeaxis.xOfStep(2, 4, 400)
     expect(cursorX(false)).toEqual([40 + (2 / 3) * (400 - 8 - 40)]);
