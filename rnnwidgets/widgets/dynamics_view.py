@@ -15,7 +15,7 @@ import numpy as np
 import traitlets
 
 from ..dynamics_analysis import Dynamics, FixedPoints
-from .explorer import BUNDLE
+from .bundle import BUNDLE
 
 
 def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -> tuple:
