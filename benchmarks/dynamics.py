@@ -2,6 +2,7 @@
 512 x 512 step Jacobian per layer) over 1,000 steps at batch 1:
 
   rw.dynamics(k=8) / native forward                                target <= 20
+      (per step: the top 8 singular values, sigma_min, the Lyapunov QR; and the PCA plane)
   per-step recipe / rw.dynamics(k=8)                               target >= 50
       (the recipe: torch.autograd.functional.jacobian of one step of the layer, then
        torch.linalg.svdvals; timed on --sample steps per layer and scaled to all steps)

@@ -6,6 +6,7 @@ points. The torch side (the step maps and their Jacobians) is ``capture/jacobian
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -104,7 +105,8 @@ class LayerDynamics:
     values of J_t = ds_t/ds_{t-1} (s = h, or [h, c] for an LSTM; for a reverse layer
     ds_t/ds_{t+1}), NaN past each element's length; ``lyapunov`` float64 (batch, k), the
     finite-time Lyapunov exponents over the valid steps (nats per step, largest first); ``pca``
-    the PCA plane of h; ``states`` the state s per step (batch, time, state_size)."""
+    the PCA plane of h; ``states`` the state s per step (batch, time, state_size); ``sigma_min``
+    float32 (batch, time), the smallest singular value of J_t (NaN past each element's length)."""
 
     name: str
     kind: str
@@ -114,6 +116,7 @@ class LayerDynamics:
     states: np.ndarray
     lengths: np.ndarray
     meta: dict = field(default_factory=dict)
+    sigma_min: Optional[np.ndarray] = None
 
     @property
     def sigma_max(self) -> np.ndarray:

@@ -24,17 +24,21 @@ def live(model, who: str, **trace_kwargs):
 
 def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
             encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
-            batch: int = 0, budget: int = FULL_BUDGET, **trace_kwargs) -> Explorer:
+            batch: int = 0, budget: int = FULL_BUDGET, dynamics: bool = False, **trace_kwargs) -> Explorer:
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
     ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
     Other keywords go to ``rw.trace``: ``args=``/``kwargs=`` (what the forward needs besides its
     input, as ``hidden=``), and with ``loss=`` the gradient-flow view (``rw.GradientFlow``) sits
-    under the heatmaps, its cursor on the Explorer's step.
+    under the heatmaps, its cursor on the Explorer's step. ``dynamics=True`` adds the dynamics
+    panel (``rw.dynamics`` of the model on the inputs), following the Explorer's step.
     """
     if isinstance(source, Trace):
         if inputs is not None or text is not None:
             raise ValueError("explore(trace) takes no inputs: the trace already holds its run")
+        if dynamics:
+            raise ValueError("explore(trace, dynamics=True): the dynamics need the model; "
+                             "give explore(model, inputs, dynamics=True)")
         return Explorer(source, labels=decode, interval=interval, batch=batch, budget=budget)
     if text is not None:
         if encode is None:
@@ -48,6 +52,12 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     model = live(source, "explore", **trace_kwargs)
     explorer = Explorer(model.trace(inputs, tokens=tokens), live=model, labels=decode, interval=interval,
                         batch=batch, budget=budget)
+    if dynamics:
+        from .capture.spectra import dynamics as dynamics_of  # torch: only for a model
+
+        def recompute(new_inputs):
+            return dynamics_of(source, new_inputs, hidden=hidden)
+        explorer.show_dynamics(recompute(inputs), recompute)
     if text is not None:
         assert encode is not None  # checked above
         explorer.add_text_box(text, encode)

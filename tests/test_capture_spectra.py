@@ -1,6 +1,8 @@
 """rw.dynamics: the step Jacobian's singular values against autograd on a per-step reference,
 finite-time Lyapunov exponents against known values and an independent QR, the PCA plane, and
 the model left as found."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -99,10 +101,13 @@ def test_singular_values_equal_autograd_on_one_step(seed):
         d = dyn.layers[name]
         assert d.singular_values.dtype == np.float32 and d.singular_values.shape == (batch, steps, 4)
         for (b, t), jac in jacs.items():
-            want = torch.linalg.svdvals(jac).numpy()[:4]
-            np.testing.assert_allclose(d.singular_values[b, t], want, rtol=RTOL, atol=1e-7, err_msg=f"{name} {b} {t}")
+            values = torch.linalg.svdvals(jac).numpy()
+            np.testing.assert_allclose(d.singular_values[b, t], values[:4], rtol=RTOL, atol=1e-7, err_msg=f"{name} {b} {t}")
+            # sigma_min: as accurate as svdvals itself (relative, plus rounding at the scale of sigma_max)
+            np.testing.assert_allclose(d.sigma_min[b, t], values[-1], rtol=RTOL, atol=1e-6 * values[0],
+                                       err_msg=f"sigma_min {name} {b} {t}")
         for b, n in enumerate(lengths):
-            assert np.isnan(d.singular_values[b, n:]).all()
+            assert np.isnan(d.singular_values[b, n:]).all() and np.isnan(d.sigma_min[b, n:]).all()
         # the Lyapunov sums: the same QR over the reference Jacobians in the order the layer runs
         reverse = name.endswith(".reverse")
         for b, n in enumerate(lengths):
@@ -126,6 +131,33 @@ def test_float32_lstm_matches_autograd():
                                    rtol=RTOL)
 
 
+@pytest.mark.parametrize("make", [lambda: nn.LSTM(3, 24, batch_first=True), lambda: nn.RNN(3, 24, batch_first=True),
+                                  lambda: nn.RNN(3, 24, nonlinearity="relu", batch_first=True)])
+def test_sigma_min_through_the_inverse_equals_svdvals(make, monkeypatch):
+    # the closed-form J^{-1} (LSTM: W_o^{-1} and diagonals; RNN: W^{-1}) iterated to sigma_max(J^{-1}),
+    # against svdvals of the dense Jacobian, float32 as users run it; and with no iteration allowed
+    # every step takes the dense fallback, to the same numbers
+    from rnnwidgets.capture import jacobians
+    torch.manual_seed(7)
+    module = make()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(3.0)
+    x = torch.randn(3, 12, 3)
+    d = rw.dynamics(module, x, k=2).layers[type(module).__name__.lower() + ".l0"]
+    double = copy.deepcopy(module).double()
+    rec = jacobians.module_recurrence(double)
+    s_prev = torch.from_numpy(spectra.previous_state(rw.trace(double, x.double()).layers[d.name], None)).double()
+    want = torch.linalg.svdvals(rec.jacobian(x.double(), s_prev)).numpy()
+    assert d.sigma_min.shape == (3, 12) and d.sigma_min.dtype == np.float32
+    np.testing.assert_allclose(d.sigma_min, want[..., -1], rtol=1e-3, atol=1e-6 * want[..., 0].max())
+    if "relu" in repr(module):
+        assert (d.sigma_min == 0).any()            # a dead unit: J is singular
+    monkeypatch.setattr(jacobians, "INVERSE_ITERATIONS", 0)
+    dense = rw.dynamics(module, x, k=2).layers[d.name]
+    np.testing.assert_allclose(dense.sigma_min, d.sigma_min, rtol=1e-3, atol=1e-6 * want[..., 0].max())
+
+
 def test_lyapunov_of_a_scaled_orthogonal_network_is_log_scale():
     torch.manual_seed(0)
     rnn = nn.RNN(2, 12, bias=False, batch_first=True).double()
@@ -138,6 +170,7 @@ def test_lyapunov_of_a_scaled_orthogonal_network_is_log_scale():
     assert d.lyapunov.dtype == np.float64 and d.lyapunov.shape == (3, 5)
     np.testing.assert_allclose(d.lyapunov, np.log(scale), rtol=1e-10)
     np.testing.assert_allclose(d.singular_values, scale, rtol=1e-6)
+    np.testing.assert_allclose(d.sigma_min, scale, rtol=1e-6)
 
 
 def test_chunks_give_the_same_numbers(monkeypatch):

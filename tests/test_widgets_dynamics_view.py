@@ -32,7 +32,7 @@ def test_payload_holds_what_is_drawn(setup):
     a = arrays(view)
     np.testing.assert_allclose(a["trajectory"].reshape(12, 3), d.pca.trajectory[1], rtol=1e-6)
     np.testing.assert_allclose(a["sigma_max"], d.singular_values[1, :, 0])
-    np.testing.assert_allclose(a["sigma_k"], d.singular_values[1, :, 2])
+    np.testing.assert_allclose(a["sigma_min"], d.sigma_min[1])
     np.testing.assert_allclose(a["points"].reshape(-1, 3), d.pca.project(fps.states), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(a["stable"], fps.stable)
     np.testing.assert_allclose(a["eig_re"].reshape(len(fps), 4), fps.eigenvalues.real, rtol=1e-6, atol=1e-7)
@@ -66,3 +66,44 @@ def test_save_html_is_one_offline_file(setup, tmp_path):
     path = rw.DynamicsView(dyn, fps).save_html(tmp_path / "dyn.html")
     text = path.read_text()
     assert re.search(r'"_view": ?"dynamics"', text) and "rw-dyn-slider" in text   # the state and our bundle
+
+
+def test_explorer_with_dynamics_mounts_the_panel_and_follows_step_layer_and_element():
+    torch.manual_seed(1)
+    lstm = nn.LSTM(2, 5, num_layers=2, batch_first=True)
+    x = torch.randn(3, 9, 2)
+    explorer = rw.explore(lstm, x, dynamics=True)
+    panel = explorer.dynamics
+    assert isinstance(panel, rw.DynamicsView) and panel in explorer.children and panel in explorer.view.followers
+    assert panel.layer == explorer.view.layer == "lstm.l1"
+    want = rw.dynamics(lstm, x)
+    np.testing.assert_allclose(arrays(panel)["sigma_max"], want.layers["lstm.l1"].singular_values[0, :, 0], rtol=1e-6)
+    explorer.select(t=4)
+    assert panel.t == 4
+    explorer.select(layer="lstm.l0")
+    assert panel.layer == "lstm.l0"
+    explorer.batch.value = 2
+    assert panel.batch == 2
+    np.testing.assert_allclose(arrays(panel)["sigma_min"], want.layers["lstm.l0"].sigma_min[2], rtol=1e-5)
+    # new inputs: the panel is recomputed, still one panel and one follower of it
+    explorer.update(x[:, :6])
+    assert explorer.dynamics is not panel and explorer.dynamics.index["steps"] == 6
+    assert [c for c in explorer.children if isinstance(c, rw.DynamicsView)] == [explorer.dynamics]
+    assert [f for f in explorer.view.followers if isinstance(f, rw.DynamicsView)] == [explorer.dynamics]
+    explorer.select(t=2)
+    assert explorer.dynamics.t == 2
+    with pytest.raises(ValueError, match="the dynamics need the model"):
+        rw.explore(explorer.trace, dynamics=True)
+
+
+def test_explorer_keeps_the_gradient_view_and_the_dynamics_panel_as_followers():
+    torch.manual_seed(2)
+    rnn = nn.RNN(2, 4, batch_first=True)
+    x = torch.randn(1, 7, 2)
+    explorer = rw.explore(rnn, x, loss="last", dynamics=True)
+    assert explorer.gradients is not None
+    for _ in range(2):   # and again after new inputs: each follower once, the current ones
+        followers = explorer.view.followers
+        assert len(followers) == 2 and explorer.gradients.heat in followers and explorer.dynamics in followers
+        explorer.update(x[:, :5])
+    assert explorer.dynamics.index["steps"] == 5

@@ -1,15 +1,20 @@
 // One layer's dynamics (rnnwidgets.widgets.dynamics_view.DynamicsView), drawn from one float32
 // buffer: the state's trajectory in its PCA plane with the current step marked and the fixed
 // points on it (stable filled, unstable hollow, the first unstable mode as a short arrow); the
-// step Jacobian's sigma_max and sigma_k per step (log scale, with the line sigma = 1) and the
+// step Jacobian's sigma_max and sigma_min per step (log scale, with the line sigma = 1) and the
 // running exponent; the eigenvalues of the fixed point nearest the current state against the
 // unit circle. The step slider moves everything here, without the kernel; `t` is saved once a
 // move rests.
 //
+// Inside an Explorer (rw.explore(..., dynamics=True): the view is a child of .rw-explorer-box and
+// one of the Explorer's followers, which sets `t` at every step) the spectrum sits on a row of its
+// own under the heatmap's columns: same left edge, same width, step t at the heatmap's column
+// centre (timeaxis.ts xOfStep); the Explorer's slider drives it and the view's own is hidden.
+//
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-dyn            the root              .rw-dyn-title     the title
 //   .rw-dyn-plane      canvas: PCA plane     .rw-dyn-yaxis     select: PC2 or PC3 upwards
-//   .rw-dyn-spectrum   canvas: sigma per step
+//   .rw-dyn-spectrum   canvas: sigma per step (.rw-dyn-aligned on the root inside an Explorer)
 //   .rw-dyn-eigen      canvas: eigenvalues and the unit circle
 //   .rw-dyn-slider     input range: the step  .rw-dyn-readout   text: step, sigmas, nearest point
 //
@@ -18,6 +23,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { floatsOf } from "./decode";
 import { element } from "./dom";
+import { xOfStep } from "./timeaxis";
 
 export interface DynamicsIndex {
   arrays: Record<string, [number, number]>;
@@ -45,7 +51,7 @@ export interface DynamicsData {
   length: number;
   trajectory: Float32Array; // (steps, 3)
   sigmaMax: Float32Array;
-  sigmaK: Float32Array;
+  sigmaMin: Float32Array;
   exponent: Float32Array;
   points: number;
   pointXYZ: Float32Array; // (points, 3)
@@ -74,7 +80,7 @@ export function decodeDynamics(index: DynamicsIndex, floats: Float32Array): Dyna
     steps, length: index.length, points, state,
     trajectory: view("trajectory", steps * 3),
     sigmaMax: view("sigma_max", steps),
-    sigmaK: view("sigma_k", steps),
+    sigmaMin: view("sigma_min", steps),
     exponent: view("exponent", steps),
     pointXYZ: view("points", points * 3),
     stable: view("stable", points),
@@ -187,11 +193,16 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
 /** log10 of a positive value; NaN otherwise (a step past the length, or sigma = 0). */
 const log10 = (v: number) => (v > 0 ? Math.log10(v) : NaN);
 
-/** sigma_max and sigma_k per step on a log scale, the line sigma = 1 dashed, the current step. */
-export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h: number, c: Colours): [number, number] {
+/**
+ * sigma_max and sigma_min per step on a log scale, the line sigma = 1 dashed, the current step.
+ * `aligned`: step t at the centre of column t of a heatmap as wide as the canvas (the axis labels
+ * inside the plot); else a left margin for the labels.
+ */
+export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h: number, c: Colours,
+  aligned = false): [number, number] {
   ctx.clearRect(0, 0, w, h);
   let lo = 0, hi = 0;   // always show log sigma = 0
-  for (const a of [d.sigmaMax, d.sigmaK]) {
+  for (const a of [d.sigmaMax, d.sigmaMin]) {
     for (let i = 0; i < d.steps; i++) {
       const v = log10(a[i]);
       if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
@@ -199,7 +210,8 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   }
   const pad = (hi - lo) * 0.08 || 0.5;
   lo -= pad; hi += pad;
-  const X = scaler(0, Math.max(d.steps - 1, 1), 40, w - 8), Y = scaler(lo, hi, h - 18, 6);
+  const X = aligned ? (i: number) => xOfStep(i, d.steps, w) : scaler(0, Math.max(d.steps - 1, 1), 40, w - 8);
+  const Y = scaler(lo, hi, h - 18, 6);
   ctx.setLineDash([4, 3]);
   ctx.strokeStyle = c.muted;
   ctx.lineWidth = 1;
@@ -208,7 +220,7 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.lineTo(X(d.steps - 1), Y(0));
   ctx.stroke();
   ctx.setLineDash([]);
-  const series: [Float32Array, string][] = [[d.sigmaMax, c.line], [d.sigmaK, c.muted]];
+  const series: [Float32Array, string][] = [[d.sigmaMax, c.line], [d.sigmaMin, c.muted]];
   for (const [a, colour] of series) {
     ctx.strokeStyle = colour;
     ctx.lineWidth = 1.5;
@@ -269,7 +281,7 @@ export function drawEigen(ctx: Ctx, d: DynamicsData, p: number, size: number, c:
 /** The readout under the slider: plain text (no HTML). */
 export function readout(d: DynamicsData, t: number): string {
   const fmt = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : "–");
-  const parts = [`step ${t}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_k ${fmt(d.sigmaK[t])}`,
+  const parts = [`step ${t}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_min ${fmt(d.sigmaMin[t])}`,
     `running exponent ${fmt(d.exponent[t])}`];
   const p = d.nearest[t];
   if (p >= 0 && d.points) parts.push(`nearest fixed point ${p} (${d.stable[p] > 0.5 ? "stable" : "unstable"})`);
@@ -299,7 +311,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   const right = element("div", "rw-dyn-right", row);
   right.style.cssText = "display: flex; flex-direction: column; gap: 4px;";
   const spectrumTitle = element("div", "rw-dyn-caption", right);
-  spectrumTitle.textContent = "σ_max (blue) and σ_k (grey) of the step Jacobian, log scale; dashed: σ = 1";
+  spectrumTitle.textContent = "σ_max (blue) and σ_min (grey) of the step Jacobian, log scale; dashed: σ = 1";
   const spectrum = element("canvas", "rw-dyn-spectrum", right);
   spectrum.width = 460; spectrum.height = 150;
   const eigenTitle = element("div", "rw-dyn-caption", right);
@@ -312,6 +324,11 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   const text = element("div", "rw-dyn-readout", root);
   text.style.fontFamily = "monospace";
   const legend = element("div", "rw-dyn-legend", root);
+
+  // Inside an Explorer: the spectrum on a row of its own under the heatmap's columns (align below).
+  const alignedRow = element("div", "rw-dyn-aligned-row", root);
+  root.insertBefore(alignedRow, row);
+  let heatmap: HTMLCanvasElement | null = null;
 
   let data: DynamicsData;
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -337,7 +354,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     const yc = yaxis.value === "2" ? 2 : 1;
     const p = ctxOf(plane), s = ctxOf(spectrum), e = ctxOf(eigen);
     if (p) drawPlane(p, data, t, yc, plane.width, plane.height, palette);
-    if (s) drawSpectrum(s, data, t, spectrum.width, spectrum.height, palette);
+    if (s) drawSpectrum(s, data, t, spectrum.width, spectrum.height, palette, heatmap !== null);
     const nearest = data.points ? data.nearest[t] : -1;
     if (e) drawEigen(e, data, nearest, eigen.width, palette);
     eigenTitle.textContent = nearest >= 0
@@ -345,6 +362,33 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
       : "eigenvalues: no fixed points given (rw.fixed_points)";
     text.textContent = readout(data, t);
   }
+
+  /** Inside an Explorer, put the spectrum under the heatmap's columns (same left edge and width). */
+  function align(): void {
+    // the Explorer's own heatmap (a gradient grid under it has a .rw-heatmap too)
+    const found = el.closest(".rw-explorer-box")?.querySelector<HTMLCanvasElement>(".rw-explorer .rw-heatmap") ?? null;
+    if (!found || found.getBoundingClientRect().width === 0) return;
+    if (heatmap === null) {
+      heatmap = found;
+      root.classList.add("rw-dyn-aligned");
+      alignedRow.append(spectrumTitle, spectrum);
+      slider.style.display = "none";     // the Explorer's slider drives this view
+    }
+    const box = heatmap.getBoundingClientRect(), rowBox = alignedRow.getBoundingClientRect();
+    const left = Math.round(box.left - rowBox.left), width = Math.round(box.width);
+    if (spectrum.width !== width || spectrum.style.marginLeft !== `${left}px`) {
+      spectrum.width = width;
+      spectrum.style.width = `${width}px`;
+      spectrum.style.marginLeft = `${left}px`;
+      spectrumTitle.style.marginLeft = `${left}px`;
+      draw();
+    }
+  }
+  alignedRow.style.cssText = "display: flex; flex-direction: column; gap: 2px;";
+  const host = el.closest(".rw-explorer-box") ?? el.parentElement;
+  const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => align()) : null;
+  if (host && resize) resize.observe(host);
+  const retry = setInterval(() => { align(); if (heatmap) clearInterval(retry); }, 250);
 
   const onInput = () => {
     model.set("t", Number(slider.value));   // drawn at once through change:t
@@ -360,6 +404,8 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   load();
   return () => {
     if (timer) clearTimeout(timer);
+    clearInterval(retry);
+    resize?.disconnect();
     model.off("change:t", draw);
     model.off("change:buffer", load);
     model.off("change:index", load);

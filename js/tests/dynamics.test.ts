@@ -13,7 +13,7 @@ function payload(): { index: DynamicsIndex; floats: Float32Array } {
   const arrays: Record<string, number[]> = {
     trajectory: [0, 0, 0, 1, 1, 0, 2, 0, 1, NaN, NaN, NaN],
     sigma_max: [2, 1, 0.5, NaN],
-    sigma_k: [0.1, 0.2, 0.3, NaN],
+    sigma_min: [0.1, 0.2, 0.3, NaN],
     exponent: [0.69, 0.35, 0, NaN],
     points: [0, 0, 0, 2, 2, 2],
     stable: [1, 0],
@@ -115,10 +115,25 @@ describe("dynamics drawing", () => {
     expect(hi).toBeGreaterThan(Math.log10(2));
   });
 
+  it("puts the step cursor at the heatmap's column centre when aligned, past a label margin otherwise", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    const cursorX = (aligned: boolean) => {
+      const moves: [number, unknown][] = [];
+      const ctx = new Recorder();
+      const record = { moveTo: (x: number) => moves.push([x, ctx.strokeStyle]) };
+      Object.assign(ctx, record);
+      drawSpectrum(ctx as unknown as Ctx, d, 2, 400, 150, C, aligned);
+      return moves.filter(([, style]) => style === "accent").map(([x]) => x);
+    };
+    expect(cursorX(true)).toEqual([((2 + 0.5) / 4) * 400]);    // timeaxis.xOfStep(2, 4, 400)
+    expect(cursorX(false)).toEqual([40 + (2 / 3) * (400 - 8 - 40)]);
+  });
+
   it("reads out the step's sigmas and the nearest fixed point", () => {
     const { index, floats } = payload();
     const d = decodeDynamics(index, floats);
-    expect(readout(d, 2)).toBe("step 2 · σ_max 0.5000 · σ_k 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
+    expect(readout(d, 2)).toBe("step 2 · σ_max 0.5000 · σ_min 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
     expect(readout(d, 3)).toContain("σ_max –");
   });
 });

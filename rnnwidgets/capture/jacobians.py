@@ -87,17 +87,20 @@ class Recurrence:
         pre = gi + gh
         return pre.tanh() if self.mode == "rnn_tanh" else pre.relu()
 
+    def _lstm_gates(self, x: torch.Tensor, s: torch.Tensor):
+        """(i, f, g, o, c, tanh(c_new)) of an LSTM step, each (.., H)."""
+        h, c = self.split(s)
+        gi, gh = self._pre(x, h)
+        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        return i, f, g, o, c, (f * c + i * g).tanh()
+
     def _lstm_blocks(self, x: torch.Tensor, s: torch.Tensor):
         """An LSTM's Jacobian in blocks: (dh/dh (.., W, P), dc/dh (.., H, P), dh/dc scale (.., H), f (.., H));
         dh/dc is diag(scale), projected by w_hr when there is one, and dc/dc is diag(f)."""
-        h, c = self.split(s)
-        gi, gh = self._pre(x, h)
         col = lambda v: v.unsqueeze(-1)  # noqa: E731  (scales the rows of a weight matrix)
         wi, wf, wg, wo = self.w_hh.chunk(4, dim=0)                       # (H, P) each
-        i, f, g, o = (gi + gh).chunk(4, dim=-1)
-        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-        c_new = f * c + i * g
-        tc = c_new.tanh()
+        i, f, g, o, c, tc = self._lstm_gates(x, s)
         dc_dh = col(c * f * (1 - f)) * wf + col(g * i * (1 - i)) * wi + col(i * (1 - g * g)) * wg  # (.., H, P)
         through_c = o * (1 - tc * tc)
         dh_dh = col(tc * o * (1 - o)) * wo + col(through_c) * dc_dh                           # (.., H, P)
@@ -129,6 +132,18 @@ class Recurrence:
         slope = 1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype)
         return col(slope) * self.w_hh
 
+    def spectrum(self, x: torch.Tensor, s: torch.Tensor, k: int):
+        """(J, its k largest singular values (.., k) largest first, its smallest (..,)) at (x, s).
+        The largest are the square roots of the top eigenvalues of J J^T; the smallest is
+        1 / sigma_max(J^{-1}) where J has a closed-form inverse, else from svdvals of J."""
+        inverse = self.inverse(x, s)
+        if inverse is None:
+            jac = self.jacobian(x, s)
+            return (jac, *dense_extremes(jac, k))
+        jac, gram = self.jacobian_gram(x, s)
+        top = torch.linalg.eigvalsh(gram)[..., -k:].flip(-1).clamp_min(0).sqrt()
+        return jac, top, smallest_singular_value(jac, *inverse)
+
     def jacobian_gram(self, x: torch.Tensor, s: torch.Tensor):
         """(J, J J^T) at (x, s). An LSTM without projection is J = [M | N] with M = [dh/dh; dc/dh]
         and N = [diag(scale); diag(f)], so J J^T = M M^T plus four diagonals: half the product's
@@ -150,6 +165,93 @@ class Recurrence:
             return slope.unsqueeze(-1) * self.w_hh, outer * (self.w_hh @ self.w_hh.T)
         jac = self.jacobian(x, s)
         return jac, jac @ jac.transpose(-1, -2)
+
+
+    def inverse(self, x: torch.Tensor, s: torch.Tensor):
+        """J^{-1} and J^{-T} at (x, s) as maps of blocks of p vectors held as rows, (.., p, S) (so each
+        product is one matmul over every step), in float64, and where J is singular (.., bool);
+        None for kinds without a closed-form inverse (a GRU, a projected LSTM).
+
+        An RNN's J = diag(slope) W is inverted through W^{-1}. An LSTM's J = [[A, diag(tcp f)],
+        [C, diag(f)]] (tcp = o (1 - tanh(c)^2)) has the Schur complement A - diag(tcp) C =
+        diag(tanh(c) o (1 - o)) W_o, so J^{-1} needs W_o^{-1} and diagonals only."""
+        if not (self.mode in ("rnn_tanh", "rnn_relu") or (self.mode == "lstm" and self.w_hr is None)):
+            return None
+        f64 = lambda t: t.to(torch.float64)  # noqa: E731
+        row = lambda v: v.unsqueeze(-2)      # noqa: E731  (scales each vector of a block)
+        if self.mode != "lstm":
+            pre = sum(self._pre(x, s))
+            slope = f64(1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype))
+            w_inv = torch.linalg.inv(f64(self.w_hh))
+            singular = (slope == 0).any(-1)
+            safe = row(torch.where(slope == 0, 1.0, slope))
+            return (lambda b: (b / safe) @ w_inv.T), (lambda y: (y @ w_inv) / safe), singular
+        i, f, g, o, c, tc = (f64(v) for v in self._lstm_gates(x, s))
+        hidden = f.shape[-1]
+        w_hh = f64(self.w_hh)
+        w_ifg, wo_inv = w_hh[:3 * hidden], torch.linalg.inv(w_hh[3 * hidden:])      # (3H, H), (H, H)
+        a_o, tcp = tc * o * (1 - o), row(o * (1 - tc * tc))
+        a_ifg = row(torch.cat([g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)], dim=-1))   # (.., 1, 3H)
+        singular = (a_o == 0).any(-1) | (f == 0).any(-1)
+        a_o, f = row(torch.where(a_o == 0, 1.0, a_o)), row(torch.where(f == 0, 1.0, f))
+
+        def c_times(x1):                     # C x1 = sum over i, f, g of diag(a) W x1
+            return (a_ifg * (x1 @ w_ifg.T)).unflatten(-1, (3, hidden)).sum(-2)
+
+        def solve(b):                        # J x = b
+            b1, b2 = b[..., :hidden], b[..., hidden:]
+            x1 = ((b1 - tcp * b2) / a_o) @ wo_inv.T
+            return torch.cat([x1, (b2 - c_times(x1)) / f], dim=-1)
+
+        def solve_t(y):                      # J^T z = y
+            y1, y2 = y[..., :hidden], y[..., hidden:]
+            w = y2 / f
+            u = ((y1 - (a_ifg * w.repeat(*(1,) * (w.dim() - 1), 3)) @ w_ifg) @ wo_inv) / a_o
+            return torch.cat([u, w - tcp * u], dim=-1)
+        return solve, solve_t, singular
+
+
+def dense_extremes(jac: torch.Tensor, k: int):
+    """(the k largest singular values (.., k), the smallest (..,)) of explicit Jacobians (.., S, S)."""
+    values = torch.linalg.svdvals(jac)
+    return values[..., :k], values[..., -1]
+
+
+# sigma_max of J^{-1} is taken as found once its Ritz residual is below this share of it
+INVERSE_TOL = 1e-7
+INVERSE_ITERATIONS = 60
+
+
+def smallest_singular_value(jac: torch.Tensor, solve, solve_t, singular: torch.Tensor) -> torch.Tensor:
+    """sigma_min of each J (.., S, S) as 1 / sigma_max(J^{-1}): subspace iteration on J^{-T} J^{-1}
+    with a block of 4 and Rayleigh-Ritz, batched over every step, until the top Ritz pair's
+    residual ||A x - theta x|| is at most INVERSE_TOL * theta (then |theta - lambda_max| is too).
+    0 where J is singular; the few steps that do not converge take svdvals of J."""
+    lead, size = jac.shape[:-2], jac.shape[-1]
+    block = min(4, size)
+    gen = torch.Generator(device=jac.device).manual_seed(0)
+    start = torch.randn(*lead, size, block, generator=gen, dtype=torch.float64, device=jac.device)
+    v = torch.linalg.qr(start)[0].mT                              # (.., p, S): orthonormal rows
+    theta = torch.zeros(lead, dtype=torch.float64, device=jac.device)
+    done = singular.clone()
+    for _ in range(INVERSE_ITERATIONS):
+        u = solve(v)                                              # rows of J^{-1} V
+        values, y = torch.linalg.eigh(u @ u.mT)                   # V^T A V, ascending
+        top = values[..., -1]
+        z = solve_t(u)                                            # rows of A V
+        ritz = y[..., -1:].mT                                     # (.., 1, p)
+        residual = torch.linalg.vector_norm(ritz @ z - top[..., None, None] * (ritz @ v), dim=(-2, -1))
+        found = (residual <= INVERSE_TOL * top) & ~done & torch.isfinite(top) & (top > 0)
+        theta = torch.where(found, top, theta)
+        done |= found
+        if bool(done.all()):
+            break
+        v = torch.linalg.qr((y.flip(-1).mT @ z).mT)[0].mT
+    out = torch.where(singular, 0.0, theta.rsqrt())
+    if not bool(done.all()):
+        rest = ~done
+        out[rest] = torch.linalg.svdvals(jac[rest].to(torch.float64))[..., -1]
+    return out.to(jac.dtype)
 
 
 def module_recurrence(module: nn.Module, layer: int = 0, reverse: bool = False) -> Recurrence:

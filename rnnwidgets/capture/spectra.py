@@ -1,12 +1,13 @@
-"""``rw.dynamics``: the step Jacobian's top singular values at every step, finite-time Lyapunov
+"""``rw.dynamics``: the step Jacobian's top and smallest singular values at every step, finite-time Lyapunov
 exponents and the PCA plane of the states, for every recurrent layer a Trace has.
 
 The model runs once through ``rw.trace`` (its states and initial states); each fused module's
 and cell's input is taken on the way by a forward pre-hook (removed after). Then, per layer and
 direction, the Jacobians J_t = dF/ds_{t-1} at the traced states are formed in closed form for a
 chunk of steps at a time (never the whole stack), their top singular values taken from the
-eigenvalues of J J^T, and the chunk handed to the Lyapunov QR accumulation in the order the
-layer runs. Each layer's Jacobian holds the layer below fixed (its input is an input).
+eigenvalues of J J^T and their smallest from J^{-1} (jacobians.py), and the chunk handed to the
+Lyapunov QR accumulation in the order the layer runs. Each layer's Jacobian holds the layer
+below fixed (its input is an input).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
 from ..kinds import previous
 from .api import trace
-from .jacobians import AutogradStep, recurrences
+from .jacobians import AutogradStep, dense_extremes, recurrences
 from .untouched import eval_mode
 
 # bytes of Jacobians formed at once (the chunk of steps is sized to fit); forming them and their
@@ -77,18 +78,18 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8) -> Dynamics:
                 if rec.w_hh.dtype not in (torch.float32, torch.float64):
                     rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
                 dtype, device = rec.w_hh.dtype, rec.w_hh.device
-                step_jacobian = rec.jacobian_gram
+                step_spectrum = rec.spectrum
             elif name == tr.first.name and "step_module" in lt.meta:
-                x, s_prev, step_jacobian, dtype, device = step_module_parts(model, inputs, lt)
+                x, s_prev, step_spectrum, dtype, device = step_module_parts(model, inputs, lt)
             else:
                 skipped.append(name)
                 continue
             with torch.no_grad() if name in maps else eval_mode(model):
-                sv, ly = spectra(step_jacobian, torch.as_tensor(x).to(device, dtype),
+                sv, smin, ly = spectra(step_spectrum, torch.as_tensor(x).to(device, dtype),
                                  torch.as_tensor(s_prev).to(device, dtype), tr.lengths, lt.reverse, k)
             states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
             layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, tr.lengths), states, tr.lengths.copy(),
-                                         meta=dict(lt.meta))
+                                         meta=dict(lt.meta), sigma_min=smin)
     if skipped:
         warnings.warn(f"rw.dynamics: no step map for {skipped} (recorded tracks, not a recurrence); left out",
                       stacklevel=2)
@@ -142,7 +143,7 @@ def cell_calls(found: list, rec):
 
 
 def step_module_parts(model, inputs, lt):
-    """(x, s_prev, jacobian, dtype, device) for a step module, differentiated through torch.func."""
+    """(x, s_prev, spectrum, dtype, device) for a step module, differentiated through torch.func."""
     from .step_module import split_steps
     params = [p for p in model.parameters() if p.is_floating_point()]
     dtype = params[0].dtype if params else torch.get_default_dtype()
@@ -153,12 +154,12 @@ def step_module_parts(model, inputs, lt):
     like = tuple(torch.from_numpy(lt.states[k][:, 0]) for k in keys)
     step = AutogradStep(model, like if len(keys) > 1 else like[0])
 
-    def jacobian(xc, sc):
+    def spectrum(xc, sc, k):
         lead = sc.shape[:-1]
         flat = step.jacobian(xc.reshape(-1, xc.shape[-1]), sc.reshape(-1, sc.shape[-1]))
         jac = flat.reshape(*lead, *flat.shape[-2:])
-        return jac, jac @ jac.transpose(-1, -2)
-    return x, s_prev, jacobian, dtype, device
+        return (jac, *dense_extremes(jac, k))
+    return x, s_prev, spectrum, dtype, device
 
 
 
@@ -173,11 +174,12 @@ def run_order(lengths: np.ndarray, steps: int, reverse: bool) -> np.ndarray:
     return np.where(back >= 0, back, p)
 
 
-def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, reverse: bool, k: int):
-    """(singular values float32 (B, T, k), Lyapunov exponents float64 (B, k)) of one layer.
+def spectra(step_spectrum, x: torch.Tensor, s_prev: torch.Tensor, lengths, reverse: bool, k: int):
+    """(singular values float32 (B, T, k), sigma_min float32 (B, T), Lyapunov exponents float64 (B, k))
+    of one layer.
 
-    ``step_jacobian(x, s)`` maps (B, c, ·) to the Jacobians and their Gram matrices J J^T, both
-    (B, c, S, S). Steps go in the order the layer runs
+    ``step_spectrum(x, s, k)`` maps (B, c, ·) to the Jacobians (B, c, S, S), their k largest
+    singular values (B, c, k) and their smallest (B, c). Steps go in the order the layer runs
     them, ``chunk`` at a time, so no more than CHUNK_BYTES of Jacobians exist at once.
     """
     batch, steps, size = s_prev.shape
@@ -190,17 +192,16 @@ def spectra(step_jacobian, x: torch.Tensor, s_prev: torch.Tensor, lengths, rever
     ss = torch.gather(s_prev, 1, index[..., None].expand(-1, -1, size))
     chunk = max(1, CHUNK_BYTES // (batch * size * size * s_prev.element_size()))
     top = torch.empty(batch, steps, k, dtype=s_prev.dtype, device=s_prev.device)
+    bottom = torch.empty(batch, steps, dtype=s_prev.dtype, device=s_prev.device)
     qr = LyapunovQR(batch, size, k)
     for p0 in range(0, steps, chunk):
         p1 = min(steps, p0 + chunk)
-        jac, gram = step_jacobian(xs[:, p0:p1], ss[:, p0:p1])            # (B, c, S, S) each
-        # the eigenvalues of J J^T are the squared singular values (ascending)
-        eig = torch.linalg.eigvalsh(gram)
-        del gram
-        top[:, p0:p1] = eig[..., -k:].flip(-1).clamp_min(0).sqrt()
+        jac, top[:, p0:p1], bottom[:, p0:p1] = step_spectrum(xs[:, p0:p1], ss[:, p0:p1], k)   # J: (B, c, S, S)
         qr.update(jac.cpu().numpy(), valid[:, p0:p1])
     sv = np.full((batch, steps, k), np.nan, dtype=np.float32)
-    found = top.cpu().numpy()
+    smin = np.full((batch, steps), np.nan, dtype=np.float32)
+    found, least = top.cpu().numpy(), bottom.cpu().numpy()
     rows, cols = np.nonzero(valid)
     sv[rows, order[rows, cols]] = found[rows, cols]
-    return sv, qr.exponents()
+    smin[rows, order[rows, cols]] = least[rows, cols]
+    return sv, smin, qr.exponents()

@@ -1,8 +1,8 @@
 """``rw.DynamicsView(dyn, fps)``: one layer's dynamics drawn in the browser (js/src/dynamics.ts).
 
 The state's trajectory in its PCA plane with the current step marked and the fixed points on it
-(stable filled, unstable hollow, the first unstable mode as a short arrow); σ_max and σ_k of the
-step Jacobian per step with the running exponent; the eigenvalues of the fixed point nearest the
+(stable filled, unstable hollow, the first unstable mode as a short arrow); σ_max and σ_min of
+the step Jacobian per step with the running exponent; the eigenvalues of the fixed point nearest the
 current state against the unit circle. A step slider in the view moves all of them without the
 kernel. Everything travels as one float32 buffer with a small JSON index; numpy only.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import traitlets
 
 from ..dynamics_analysis import Dynamics, FixedPoints
-from .explorer import BUNDLE
+from .bundle import BUNDLE
 
 
 def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -> tuple:
@@ -25,7 +25,7 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -
     arrays = {
         "trajectory": d.pca.trajectory[batch],                      # (T, 3)
         "sigma_max": d.singular_values[batch, :, 0],                 # (T,)
-        "sigma_k": d.singular_values[batch, :, -1],
+        "sigma_min": d.sigma_min[batch] if d.sigma_min is not None else np.full(steps, np.nan),
         "exponent": d.running_exponent()[batch],
     }
     n = 0

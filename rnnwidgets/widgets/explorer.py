@@ -22,6 +22,7 @@ from .payload import FULL_BUDGET, WINDOW, Labels, step_message
 from .still import StillImage
 
 if TYPE_CHECKING:  # for annotations only: bqplot is imported only for a trace with gradients
+    from .dynamics_view import DynamicsView
     from .gradient_flow import GradientFlow
 
 TEXT_DEBOUNCE_S = 0.3
@@ -128,6 +129,8 @@ class Explorer(StillImage, widgets.VBox):
                              f"got {interval}")
         self.state = ExplorerState(trace, live=live, labels=labels, budget=budget)
         self.gradients: Optional[GradientFlow] = None  # under the heatmaps when the trace has gradients
+        self.dynamics: Optional[DynamicsView] = None  # the dynamics panel (show_dynamics), following the step
+        self._dynamics_of: Optional[Callable] = None   # inputs -> rw.Dynamics, for update
         self._gradients_link: Optional[widgets.Widget] = None  # the jslink (a Link widget)
         self.view = ExplorerView(interval=interval)
         self._refilling = False
@@ -265,7 +268,7 @@ class Explorer(StillImage, widgets.VBox):
         if old is not None:
             assert self._gradients_link is not None  # made with the gradient view
             self._gradients_link.unlink()
-            self.view.followers = []
+            self.view.followers = [f for f in self.view.followers if f is not old.heat]
             self.children = tuple(c for c in self.children if c is not old)
             self.gradients = None
         if not any("h" in lt.grads for lt in trace.layers.values()):
@@ -275,7 +278,7 @@ class Explorer(StillImage, widgets.VBox):
         flow = self.gradients = GradientFlow(trace)
         flow.slider.layout.display = "none"  # the Explorer's own slider drives it
         self._gradients_link = flow.link_t(self.view)  # the kernel side: its charts' cursors
-        self.view.followers = [flow.heat]  # live in the browser
+        self.view.followers = [*self.view.followers, flow.heat]  # live in the browser
         self.children = (*self.children, flow)
 
     def _show_element(self, batch: int) -> None:
@@ -319,7 +322,34 @@ class Explorer(StillImage, widgets.VBox):
             raise ValueError("this Explorer was built from a Trace, not a model: there is nothing to re-run")
         new = self.live.trace(inputs, tokens=tokens, **trace_kwargs)
         self.set_trace(new)
+        if self.dynamics is not None and self._dynamics_of is not None:
+            self.show_dynamics(self._dynamics_of(inputs), self._dynamics_of)
         return new
+
+    def show_dynamics(self, dyn, recompute: Optional[Callable] = None) -> None:
+        """The dynamics panel (``rw.DynamicsView`` of ``dyn``, from ``rw.dynamics``) under the views,
+        following the Explorer's step live in the browser (its spectrum under the heatmap's
+        columns), its layer where ``dyn`` has it, and its batch element. ``recompute(inputs)``:
+        the Dynamics of new inputs, for ``update``."""
+        from .dynamics_view import DynamicsView
+
+        old = self.dynamics
+        layer = self.view.layer if self.view.layer in dyn.layers else None
+        panel = DynamicsView(dyn, layer=layer, batch=self.batch.value or 0, t=self.view.t)
+        self.dynamics, self._dynamics_of = panel, recompute
+        self.view.followers = [*(f for f in self.view.followers if f is not old), panel]
+        self.children = (*(c for c in self.children if c is not old), panel)
+        if old is None:   # the links: to whichever panel is current
+            def follow(change):
+                current = self.dynamics
+                if change["name"] == "t":
+                    current.t = change["new"]
+                elif change["name"] == "layer" and change["new"] in current.dynamics.layers:
+                    current.layer = change["new"]
+                elif change["name"] == "value" and change["new"] is not None:
+                    current.batch = change["new"]
+            self.view.observe(follow, names=["t", "layer"])
+            self.batch.observe(follow, names="value")
 
     # ---- text input ---------------------------------------------------------------------
     def add_text_box(self, text: str, encode: Callable) -> widgets.Text:
