@@ -38,12 +38,15 @@ def test_through_time_lines_hold_the_masked_norms_of_h_and_c():
     tr = made_up_trace()
     gf = GradientFlow(tr)
     lt = tr.layers["enc.lstm.l0"]
-    np.testing.assert_allclose(gf.time_lines.y[0], step_norms(lt.grads["h"], tr.lengths), rtol=1e-6)
-    np.testing.assert_allclose(gf.time_lines.y[1], step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths), rtol=1e-6)
-    np.testing.assert_allclose(gf.cell_lines.y, step_norms(lt.grads["c"], tr.lengths), rtol=1e-6)
-    assert list(gf.time_lines.labels) == ["enc.lstm.l0 h", "rnn.l0 h"]
-    assert gf.cell_lines.line_style == "dashed"
-    np.testing.assert_array_equal(gf.time_lines.x, np.arange(T))
+    chart = gf.time_chart
+    np.testing.assert_allclose(chart.y[0], step_norms(lt.grads["h"], tr.lengths), rtol=1e-6)
+    np.testing.assert_allclose(chart.y[1], step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths), rtol=1e-6)
+    np.testing.assert_allclose(chart.y[2], step_norms(lt.grads["c"], tr.lengths), rtol=1e-6)
+    assert chart.labels == ["enc.lstm.l0 h", "rnn.l0 h", "enc.lstm.l0 c"]
+    assert [s.get("dash", False) for s in chart.series] == [False, False, True]
+    assert chart.series[2]["colour"] == chart.series[0]["colour"]     # a layer's c in its h's colour
+    assert (chart.y_scale, chart.kind) == ("log", "lines")
+    np.testing.assert_array_equal(chart.x, np.arange(T))
 
 
 def test_grid_rows_are_layers_then_cells_at_full_resolution_on_a_log_scale():
@@ -60,9 +63,12 @@ def test_grid_rows_are_layers_then_cells_at_full_resolution_on_a_log_scale():
     assert grid.vmin == pytest.approx(finite.min(), rel=1e-6) and grid.vmax == pytest.approx(finite.max(), rel=1e-6)
 
 
-def test_the_grid_cursor_follows_the_slider_in_the_browser():
+def test_every_cursor_follows_the_step_control_in_the_browser():
     gf = GradientFlow(made_up_trace())
-    assert gf.heat_link.source == (gf.slider, "value") and gf.heat_link.target == (gf.heat, "t")
+    assert gf.steps.followers == [gf.time_chart, gf.heat, gf.gate_chart] == gf.cursor_views
+    assert gf.steps.steps == T and gf.steps in gf.children
+    gf.steps.t = 99                                       # kept within the steps
+    assert gf.steps.t == T - 1
 
 
 def test_gate_chart_shows_each_path_of_the_chosen_layer():
@@ -71,10 +77,11 @@ def test_gate_chart_shows_each_path_of_the_chosen_layer():
     lt = tr.layers["enc.lstm.l0"]
     expected = gate_flow("lstm", lt.gates, lt.states, lt.grads, tr.lengths)
     assert list(gf.gate_layer.options) == ["enc.lstm.l0", "rnn.l0"]
-    assert list(gf.gate_lines.labels) == list(expected)
-    np.testing.assert_allclose(gf.gate_lines.y[0], expected["forget carry"], rtol=1e-6)
+    assert gf.gate_chart.labels == list(expected)
+    np.testing.assert_allclose(gf.gate_chart.y[0], expected["forget carry"], rtol=1e-6)
+    assert "forget carry" in gf.gate_caption.value
     gf.gate_layer.value = "rnn.l0"
-    assert list(gf.gate_lines.labels) == ["recurrent"]
+    assert gf.gate_chart.labels == ["recurrent"] and "tanh RNN" in gf.gate_caption.value
 
 
 def test_gate_chart_starts_from_the_recorded_initial_state_in_either_direction():
@@ -107,25 +114,21 @@ def test_verdict_text_is_escaped_and_has_the_numbers():
 
 def test_parameter_bars_flag_zero_and_non_finite_gradients():
     gf = GradientFlow(made_up_trace())
-    assert list(gf.param_bars.x) == ["lstm.weight_hh_l0", "head.bias", "head.weight"]
-    np.testing.assert_allclose(gf.param_bars.y[:, 0], [0.1, 0.5])
-    assert np.isnan(gf.param_bars.y[:, 1:]).all()            # a log scale cannot draw 0 or NaN
+    chart = gf.param_chart
+    assert chart.kind == "bars" and chart.categories == ["lstm.weight_hh_l0", "head.bias", "head.weight"]
+    np.testing.assert_allclose(chart.y[:, 0], [0.1, 0.5])
+    assert np.isnan(chart.y[:, 1:]).all()            # a log scale cannot draw 0 or NaN
     assert gf.flagged == ["head.bias", "head.weight"]
-    np.testing.assert_array_equal(gf.flag_bars.y, [0, 1, 1])
-    assert not hasattr(gf, "update_bars")
+    assert chart.flags == {"head.bias": "zero gradient: the loss does not depend on it",
+                           "head.weight": "non-finite gradient (inf or NaN)"}
+    assert not hasattr(gf, "update_chart")
 
 
 def test_update_to_weight_ratio_when_a_learning_rate_is_given():
     gf = GradientFlow(made_up_trace(), weight_norms={"lstm.weight_hh_l0": 4.0, "head.bias": 1.0}, lr=0.1)
     assert gf.update_ratio["lstm.weight_hh_l0"] == pytest.approx(0.1 * 2.0 / 4.0)
-    assert list(gf.update_bars.x) == ["lstm.weight_hh_l0", "head.bias"]
-
-
-def test_slider_moves_the_cursors_and_the_readout():
-    gf = GradientFlow(made_up_trace())
-    gf.slider.value = 7
-    assert all(list(c.x) == [7, 7] for c in gf.cursors)
-    assert "step 7" in gf.readout.value
+    assert gf.update_chart.categories == ["lstm.weight_hh_l0", "head.bias"]
+    np.testing.assert_allclose(gf.update_chart.y[0], [0.05, np.nan])   # a zero ratio has no place on a log axis
 
 
 def test_link_t_keeps_another_widgets_t_in_step():
@@ -137,7 +140,7 @@ def test_link_t_keeps_another_widgets_t_in_step():
 
     gf = GradientFlow(made_up_trace())
     link = gf.link_t(Other())
-    assert link.source == (gf.slider, "value") and link.target[1] == "t"
+    assert link.source == (gf.steps, "t") and link.target[1] == "t"
 
 
 def test_a_trace_without_gradients_is_refused_clearly():
@@ -192,20 +195,10 @@ def test_gradient_flow_takes_learning_rates_from_an_optimizer():
         gradient_flow(model, torch.randn(1, 5, 3), lr=0.1, optimizer=optimizer)
 
 
-def test_scales_span_the_data_so_no_chart_starts_blank():
-    gf = GradientFlow(made_up_trace())
-    data = np.concatenate([gf.time_lines.y.ravel(), gf.cell_lines.y.ravel()])
-    y = gf.time_lines.scales["y"]
-    assert y.min == pytest.approx(np.nanmin(data), rel=1e-6) and y.max == pytest.approx(np.nanmax(data), rel=1e-6)
-    assert gf.time_lines.scales["x"].max == T - 1
-    assert gf.gate_lines.scales["y"].max == pytest.approx(np.nanmax(gf.gate_lines.y), rel=1e-6)
-    assert gf.param_bars.base == gf.param_bars.scales["y"].min < np.nanmin(gf.param_bars.y)
-
-
 def test_save_html_writes_one_offline_file_with_the_charts(tmp_path):
     gf = GradientFlow(made_up_trace(name="<b>enc</b>.l0"))
     page = gf.save_html(tmp_path / "flow.html").read_text(encoding="utf-8")
-    assert "bqplot" in page and "rw-gradient-flow" in page
+    assert "rw-gradient-flow" in page and '"_view":"chart"' in page and '"_view":"steps"' in page
     assert "<b>enc</b>" not in page                         # the layer name travels escaped
     assert not re.search(r"<script[^>]*\ssrc=[\"']?https?:", page)   # nothing loads from the network
 
