@@ -1,4 +1,5 @@
 """GradientFlow widget state: the marks hold the analysis' numbers; the text is escaped."""
+import math
 import re
 
 import numpy as np
@@ -208,3 +209,51 @@ def test_the_verdict_says_when_the_model_was_traced_in_training_mode():
     assert "training mode" not in GradientFlow(tr).verdict_text.value
     tr.meta["training"] = True
     assert "traced in training mode (dropout on)" in GradientFlow(tr).verdict_text.value
+
+
+def test_several_models_are_overlaid_on_one_axis_and_judged_each():
+    torch.manual_seed(0)
+    models = {"tanh RNN": Net(torch.nn.RNN(3, 6, batch_first=True)), "LSTM": Net(torch.nn.LSTM(3, 6, batch_first=True))}
+    x = torch.randn(2, 9, 3)
+    loss = lambda out: out[:, -1].sum()                 # noqa: E731
+    gf = gradient_flow(models, x, loss=loss, lr=0.1)
+    assert gf.time_chart.labels == ["tanh RNN · rnn.l0 h", "LSTM · rnn.l0 h", "LSTM · rnn.l0 c"]
+    assert "2 models on one axis" in gf.time_chart.title
+    for i, (name, model) in enumerate(models.items()):  # each line is that model's own gradient
+        alone = gradient_flow(model, x, loss=loss)
+        np.testing.assert_allclose(gf.time_chart.y[i], alone.time_chart.y[0], rtol=1e-6)
+        assert gf.verdicts[f"{name} · rnn.l0"].ratio == pytest.approx(alone.verdicts["rnn.l0"].ratio)
+    assert "LSTM · rnn.weight_hh_l0" in gf.param_chart.categories
+    assert gf.update_ratio["LSTM · rnn.weight_hh_l0"] > 0
+    listed = gradient_flow(list(models.values()), x, loss=loss)
+    assert listed.time_chart.labels[0] == "model 0 · rnn.l0 h"
+    with pytest.raises(ValueError, match="not optimizer"):
+        gradient_flow(models, x, optimizer=torch.optim.SGD(models["LSTM"].parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="rw.Trace for 'b'"):
+        GradientFlow({"a": gf.traces["tanh RNN"], "b": "not a trace"})
+
+
+def test_titles_and_words_follow_the_model_kind():
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 3)
+    for rnn in (torch.nn.RNN(3, 4, batch_first=True), torch.nn.GRU(3, 4, batch_first=True)):
+        gf = gradient_flow(Net(rnn), x)
+        assert "c_t" not in gf.time_chart.title and "dashed" not in gf.time_chart.title   # no cell state here
+        assert "c_t" not in gf.heat.title and "c_t" not in gf.verdict_text.value
+        assert "formulas" not in gf.gate_caption.value and "rnnwidgets" not in gf.gate_caption.value
+    gf = gradient_flow(Net(torch.nn.LSTM(3, 4, batch_first=True)), x)
+    assert "‖∂L/∂c_t‖ (dashed)" in gf.time_chart.title
+    text = gf.verdict_text.value
+    # the verdict says which line it judged, and what the other drawn line does
+    assert "judged on c (dashed line)" in text and "also drawn: h (solid line)" in text
+    assert set(gf.all_verdicts["rnn.l0"]) == {"c", "h"} and gf.verdicts["rnn.l0"].quantity == "c"
+
+
+def test_a_loss_that_does_not_read_the_last_steps_is_not_called_exploding():
+    torch.manual_seed(0)
+    gf = gradient_flow(Net(torch.nn.GRU(3, 4, batch_first=True)), torch.randn(1, 10, 3),
+                       loss=lambda out: out[:, 6].sum())     # reads step 6's output only
+    v = gf.verdicts["rnn.l0"]
+    assert v.label != "exploding" and math.isfinite(v.ratio)
+    assert v.unread == 3 and v.steps == 7
+    assert "The last 3 steps get exactly zero gradient (the loss does not read them)" in gf.verdict_text.value

@@ -89,6 +89,7 @@ export function valueText(v: number): string {
   if (Number.isNaN(v)) return "–";
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return "0";
-  const a = Math.abs(v);
-  return a >= 1e4 || a < 1e-2 ? v.toExponential(2) : String(+v.toPrecision(3));
+  const r = +v.toPrecision(3); // float32 0.01 is 0.00999999977: round first
+  const a = Math.abs(r);
+  return a >= 1e4 || a < 1e-2 ? r.toExponential(2) : String(r);
 }

@@ -11,7 +11,8 @@
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-chart             the root (data-kind: lines | bars)      .rw-chart-title  the title
 //   .rw-chart-plot        the SVG of a line chart                  .rw-chart-series one path per series
-//   .rw-chart-tick        a tick label (SVG text or HTML span)     .rw-chart-axis-label an axis title
+//   .rw-chart-tick        a tick label (SVG text or HTML span; data-axis: x | y)
+//   .rw-chart-axis-label  an axis title               data-log on the root: the value axis is logarithmic
 //   .rw-chart-cursor      the step cursor (an SVG line)            .rw-chart-legend the legend
 //   .rw-chart-value       a series' value at the cursor, in its legend entry
 //   .rw-chart-category    a bar chart's category name              .rw-chart-bar  one bar
@@ -193,12 +194,12 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
     for (const v of yTicks) {
       const y = py(v);
       svg("line", { x1: MARGIN.left, x2: MARGIN.left + plotW, y1: y, y2: y, "stroke-width": 1 }, plot).style.stroke = GRID;
-      text(MARGIN.left - 6, y + 4, log ? decadeText(v) : tickText(v), "rw-chart-tick", "end");
+      text(MARGIN.left - 6, y + 4, log ? decadeText(v) : tickText(v), "rw-chart-tick", "end").dataset.axis = "y";
     }
     for (const v of linearTicks(x0, x1, Math.floor(plotW / X_TICK_GAP), integer)) {
       const x = px(v);
       svg("line", { x1: x, x2: x, y1: MARGIN.top + plotH, y2: MARGIN.top + plotH + 4 }, plot).style.stroke = AXIS;
-      text(x, MARGIN.top + plotH + 16, tickText(v), "rw-chart-tick", "middle");
+      text(x, MARGIN.top + plotH + 16, tickText(v), "rw-chart-tick", "middle").dataset.axis = "x";
     }
     const frame = svg("rect", { x: MARGIN.left, y: MARGIN.top, width: plotW, height: plotH, fill: "none" }, plot);
     frame.style.stroke = AXIS;
@@ -276,6 +277,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
       const tick = element("span", "rw-chart-tick", axis);
       tick.style.cssText = `position: absolute; top: 2px; left: ${(frac(v) * 100).toFixed(2)}%; transform: translateX(-50%); font-size: 11px;`;
       tick.textContent = decadeText(v);
+      tick.dataset.axis = "x";
     }
     const label = element("span", "rw-chart-axis-label", axis);
     label.style.cssText = "position: absolute; top: 16px; left: 50%; transform: translateX(-50%); white-space: nowrap;";
@@ -311,6 +313,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
     const data = floatsOf(model.get("buffer"));
     const bars = model.get("kind") === "bars";
     root.dataset.kind = bars ? "bars" : "lines";
+    root.dataset.log = String(bars || model.get("y_scale") === "log"); // the value axis is logarithmic
     if (data.length === 0 || series.length === 0) showEmpty();
     else if (bars) drawBars(series, data);
     else drawLines(series, data);
