@@ -66,6 +66,7 @@ const GRID = "var(--jp-border-color2, #e0e0e0)";
 const AXIS = "var(--jp-border-color1, #bdbdbd)";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PLOT_HEIGHT = 200;
+const EMPTY_HEIGHT = 60; // a chart waiting for data: a line of text, not a tall blank box
 const MARGIN = { top: 10, right: 14, bottom: 38, left: 58 };
 const Y_TICK_GAP = 22; // px between y tick labels at least
 const X_TICK_GAP = 64; // px between x tick labels at least
@@ -137,7 +138,7 @@ function legendEntry(parent: HTMLElement, s: SeriesSpec, colour: string): HTMLSp
 
 export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-chart", el);
-  root.style.cssText = `font: 12px sans-serif; color: ${TEXT}; display: flex; flex-direction: column; gap: 4px; min-width: 0;`;
+  root.style.cssText = `font: 12px sans-serif; color: ${TEXT}; display: flex; flex-direction: column; gap: 4px; min-width: 0; margin: 6px 0 10px;`;
   const title = element("div", "rw-chart-title", root);
   title.style.cssText = "font-weight: bold;";
   const body = element("div", "rw-chart-body", root);
@@ -153,7 +154,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
 
   function showEmpty(): void {
     const note = element("div", "rw-chart-empty", body);
-    note.style.cssText = `height: ${PLOT_HEIGHT}px; display: flex; align-items: center; justify-content: center; ` +
+    note.style.cssText = `height: ${EMPTY_HEIGHT}px; display: flex; align-items: center; justify-content: center; ` +
       `border: 1px dashed ${AXIS};`;
     note.textContent = model.get("empty") || "no data";
   }
