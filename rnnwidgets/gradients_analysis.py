@@ -118,7 +118,8 @@ class Verdict:
             return f"no gradient: {self.measured} is 0 at every step (the loss does not depend on this layer)."
         if not math.isfinite(self.first_mean) or not math.isfinite(self.last_mean) or math.isnan(self.ratio):
             return (f"exploding: {self.measured} is not finite (inf or NaN) at some step, "
-                    f"mean over the first {self.window} steps {self.first_mean:.3g}, over the last {self.last_mean:.3g}.")
+                    f"mean over the first {self.window} steps {self.first_mean:.3g}, "
+                    f"over the last {self.last_mean:.3g}.")
         end = self.steps - 1
         head = (f"{self.label}: {self.measured} averages {self.first_mean:.3g} over the first {self.window} steps "
                 f"and {self.last_mean:.3g} over the last {self.window} (to step {end}): the start gets "

@@ -66,7 +66,8 @@ const GRID = "var(--jp-border-color2, #e0e0e0)";
 const AXIS = "var(--jp-border-color1, #bdbdbd)";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PLOT_HEIGHT = 200;
-const EMPTY_HEIGHT = 60; // a chart waiting for data: a line of text, not a tall blank box
+const EMPTY_HEIGHT = 60;
+const BAR_END = 18; // px kept right of the bars and their axis alike: room for the last tick's label // a chart waiting for data: a line of text, not a tall blank box
 const MARGIN = { top: 10, right: 14, bottom: 38, left: 58 };
 const Y_TICK_GAP = 22; // px between y tick labels at least
 const X_TICK_GAP = 64; // px between x tick labels at least
@@ -252,7 +253,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
       label.textContent = name; // user data (parameter names): text only, whole
       label.title = name;
       const track = element("div", "rw-chart-track", grid);
-      track.style.cssText = `position: relative; height: ${series.length * 7 + 4}px; border-left: 1px solid ${AXIS};`;
+      track.style.cssText = `position: relative; height: ${series.length * 7 + 4}px; border-left: 1px solid ${AXIS}; margin-right: ${BAR_END}px;`;
       const flag = flags[name];
       if (flag) {
         const note = element("span", "rw-chart-flag", track);
@@ -272,7 +273,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
     // the axis: decade ticks under the tracks, thinned to the track's width
     element("div", "rw-chart-axis-spacer", grid);
     const axis = element("div", "rw-chart-axis", grid);
-    axis.style.cssText = `position: relative; height: 30px; border-top: 1px solid ${AXIS}; margin-right: 18px;`;
+    axis.style.cssText = `position: relative; height: 30px; border-top: 1px solid ${AXIS}; margin-right: ${BAR_END}px;`;
     const trackWidth = Math.max(120, (width || 400) * 0.55);
     for (const v of decadeTicks(lo, hi, Math.floor(trackWidth / 48))) {
       const tick = element("span", "rw-chart-tick", axis);

@@ -142,6 +142,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
     drawAxis(columns);
     // no data: no grid (an empty canvas would stretch to its default 2:1 shape), a sentence
     body.style.display = rows * columns === 0 ? "none" : "flex";
+    legend.el.style.display = rows * columns === 0 ? "none" : "flex";
     if (rows * columns === 0) {
       heatmap.clear();
       readout.textContent = "no data yet";

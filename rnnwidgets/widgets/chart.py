@@ -81,7 +81,9 @@ class Chart(BundledView):
     @property
     def x(self) -> np.ndarray:
         """The lines' x values as sent (float32)."""
-        return np.frombuffer(self.buffer, dtype="<f4")[: self.points] if self.kind == "lines" else np.zeros(0, np.float32)
+        if self.kind != "lines":
+            return np.zeros(0, np.float32)
+        return np.frombuffer(self.buffer, dtype="<f4")[: self.points]
 
     @property
     def y(self) -> np.ndarray:

@@ -22,7 +22,7 @@ from ..gradients_analysis import EXPLODING_ABOVE, VANISHING_BELOW, gate_flow, la
 from ..kinds import GRU_GATES, LSTM_GATES
 from ..timeaxis import max_columns
 from ..tracedata import Trace
-from .chart import Chart, StepControl, drawable
+from .chart import Chart, StepControl
 from .grid import HeatmapGrid
 
 MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
@@ -37,11 +37,6 @@ GATE_CAPTIONS = {
     "rnn": "A tanh RNN has one path back: ∂L/∂h_t ⊙ (1 − h_t²), through the recurrent weights W_hh.",
 }
 QUANTITY_LINE = {"h": "solid", "c": "dashed"}
-
-
-def positive(values) -> np.ndarray:
-    """float32 copy with zero, negative and non-finite values as NaN: what a log scale can draw."""
-    return drawable(values, log=True)
 
 
 def _escaped_lines(lines) -> str:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import open_and_run, wait_for_change, write_notebook
+from e2e_support import block_network, kernel_execute, open_and_run, wait_for_change, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +28,19 @@ flow"""
 MONITOR = """\
 mon = rw.TrainingMonitor(models["LSTM"], clip=1.0)
 mon"""
+TRAIN = """\
+model = models["LSTM"]
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+x, y = torch.randn(8, 30, 3), torch.randn(8, 1)
+for _ in range(40):
+    optimizer.zero_grad()
+    loss = (model(x)[:, -1] - y).pow(2).mean()
+    loss.backward()
+    mon.step(loss)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+mon.finish()
+print(mon.steps, mon.clipped)"""
 EXPLORER = """\
 explorer = rw.explore(models["LSTM"], torch.randn(1, 30, 3))   # the step timing to compare with
 explorer"""
@@ -143,6 +156,10 @@ def test_gradient_views_read_in_light_and_dark_and_scrub_without_a_kernel(jupyte
     for chart in monitor.locator(".rw-chart").all():
         assert chart.locator(".rw-chart-tick").count() == 0
         assert "mon.step(loss)" in chart.locator(".rw-chart-empty").inner_text()
+    monitor.screenshot(path=str(ARTIFACTS / "monitor-empty-light.png"))
+    # then some training: the monitor's charts are checked with data below, in both themes
+    assert kernel_execute(page, TRAIN).split()[0] == "40"
+    monitor.locator(".rw-chart path.rw-chart-series").first.wait_for(timeout=30_000)
 
     try:
         for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
@@ -152,7 +169,7 @@ def test_gradient_views_read_in_light_and_dark_and_scrub_without_a_kernel(jupyte
             page.set_viewport_size({"width": 1400, "height": 3200})   # the whole view on screen at once
             page.wait_for_timeout(500)
             flow.screenshot(path=str(ARTIFACTS / f"gradient-flow-{name}.png"))
-            monitor.screenshot(path=str(ARTIFACTS / f"monitor-empty-{name}.png"))
+            monitor.screenshot(path=str(ARTIFACTS / f"monitor-{name}.png"))
             page.set_viewport_size({"width": 1400, "height": 1000})
     finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
         page.set_viewport_size({"width": 1400, "height": 1000})
@@ -195,3 +212,25 @@ def test_gradient_views_read_in_light_and_dark_and_scrub_without_a_kernel(jupyte
     assert flow.locator(".rw-steps .rw-step").inner_text().startswith("step 21 /")
     x = float(cursor.get_attribute("x1"))
     assert x > float(moved)
+
+
+def test_the_exported_gradient_view_scrubs_offline(page, tmp_path):
+    import torch
+
+    import rnnwidgets as rw
+
+    torch.manual_seed(0)
+    flow = rw.gradient_flow(torch.nn.LSTM(3, 6, batch_first=True), torch.randn(2, 12, 3))
+    path = flow.save_html(tmp_path / "flow.html")
+    blocked = block_network(page)
+    page.goto(path.as_uri())
+    chart = page.locator(".rw-gradient-flow .rw-chart").first
+    chart.locator("path.rw-chart-series").first.wait_for(timeout=60_000)
+    cursor = chart.locator(".rw-chart-cursor")
+    before = cursor.get_attribute("x1")
+    page.locator(".rw-steps .rw-slider").first.focus()
+    page.keyboard.press("ArrowRight")
+    moved, _ = wait_for_change(lambda: cursor.get_attribute("x1"), before)
+    assert moved != before, "the exported page's step control did not move the chart's cursor"
+    assert page.locator(".rw-steps .rw-step").first.inner_text().startswith("step 1 /")
+    assert blocked == [], f"the page asked the network for {blocked}"
