@@ -193,6 +193,17 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
     };
     const yTicks = log ? decadeTicks(y0, y1, Math.floor(plotH / Y_TICK_GAP) + 1)
       : linearTicks(y0, y1, Math.floor(plotH / Y_TICK_GAP));
+    // a log axis over few decades: unlabelled lines at 2..9 times each decade, to read values between
+    if (log && Math.log10(y1 / y0) <= 3) {
+      for (let d = y0; d < y1; d *= 10) {
+        for (let m = 2; m < 10; m++) {
+          const y = py(d * m);
+          const minor = svg("line", { x1: MARGIN.left, x2: MARGIN.left + plotW, y1: y, y2: y, "stroke-width": 0.5,
+            class: "rw-chart-minor" }, plot);
+          minor.style.stroke = GRID;
+        }
+      }
+    }
     for (const v of yTicks) {
       const y = py(v);
       svg("line", { x1: MARGIN.left, x2: MARGIN.left + plotW, y1: y, y2: y, "stroke-width": 1 }, plot).style.stroke = GRID;

@@ -82,6 +82,7 @@ describe("renderChart", () => {
     expect(el.querySelectorAll("path.rw-chart-series")).toHaveLength(2);
     const yTicks = [...el.querySelectorAll('.rw-chart-tick[data-axis="y"]')].map((t) => t.textContent);
     expect(yTicks).toEqual(["10⁻³", "10⁻²", "0.1", "1", "10"]);
+    expect(el.querySelectorAll(".rw-chart-minor")).toHaveLength(0); // 4 decades: decade lines are enough
     const xTicks = [...el.querySelectorAll('.rw-chart-tick[data-axis="x"]')].map((t) => t.textContent);
     expect(xTicks).toEqual(["0", "1", "2", "3"]);
     const legend = el.querySelector(".rw-chart-legend")!;
@@ -97,6 +98,14 @@ describe("renderChart", () => {
     expect([...el.querySelectorAll(".rw-chart-value")].map((v) => v.textContent)).toEqual(["= 0.01", "= 2"]);
     undo();
     expect(model.listenerCount()).toBe(0);
+  });
+
+  it("draws unlabelled lines between the decades of a short log axis", () => {
+    const el = document.createElement("div");
+    const buffer = new Float32Array([0, 1, 0.2, 0.5]);
+    renderChart(chartModel({ series: [{ name: "‖∇‖" }], buffer: new DataView(buffer.buffer), points: 2 }), el);
+    expect([...el.querySelectorAll('.rw-chart-tick[data-axis="y"]')].map((t) => t.textContent)).toEqual(["0.1", "1"]);
+    expect(el.querySelectorAll(".rw-chart-minor")).toHaveLength(8);
   });
 
   it("shows a sentence, and no tick at all, while there is no data", () => {
