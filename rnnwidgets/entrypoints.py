@@ -70,14 +70,25 @@ def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=No
     ``hidden``, ``args``, ``kwargs``: what the forward needs besides its input, as for ``rw.trace``
     (the README's "Your model").
 
+    ``model``: one model, or several to compare — a list, or a dict name -> model — each traced
+    on the same ``inputs`` and ``loss`` and overlaid on the same axes.
     ``loss``: a callable on the model's output, or "last" (the sum of the last step's output),
-    as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates) adds
-    the update/weight chart. The model, its parameters and their ``.grad`` are left as found.
+    as for ``rw.trace``. ``lr`` (a number) or ``optimizer`` (its groups' learning rates; one model
+    only) adds the update/weight chart. The models, their parameters and their ``.grad`` are left
+    as found.
     """
-    from .widgets.gradient_flow import GradientFlow  # bqplot: imported only for this view
+    from .widgets.gradient_flow import GradientFlow  # imported only for this view
 
     if lr is not None and optimizer is not None:
         raise ValueError("gradient_flow: give lr= or optimizer=, not both")
+    if isinstance(model, (list, tuple, dict)):
+        models = dict(model) if isinstance(model, dict) else {f"model {i}": m for i, m in enumerate(model)}
+        if optimizer is not None:
+            raise ValueError("gradient_flow: with several models give lr= (a number), not optimizer=")
+        lives = {str(name): live(m, "gradient_flow", args=args, kwargs=kwargs) for name, m in models.items()}
+        traces = {name: lv.trace(inputs, hidden=hidden, loss=loss) for name, lv in lives.items()}
+        norms = {name: lv.weight_norms() for name, lv in lives.items()}
+        return GradientFlow(traces, weight_norms=norms, lr=None if lr is None else {name: lr for name in lives})
     model_ = live(model, "gradient_flow", args=args, kwargs=kwargs)
     tr = model_.trace(inputs, hidden=hidden, loss=loss)
     rates = model_.learning_rates(optimizer) if optimizer is not None else lr

@@ -21,6 +21,10 @@ loss's direct term, which only reaches earlier steps through the gates.
         "vanishing"  ratio < VANISHING_BELOW (0.01);
         "healthy"    in between;
         "none"       no gradient at all (every norm is 0).
+    Steps at the end whose gradient is exactly 0 are not read by the loss (e.g. a loss on an
+    earlier step's output): they are left out (``unread``), and the verdict is on the steps
+    up to the last one the loss reads — a zero there is no "explosion" of the ratio.
+    The text names the quantity it read (``QUANTITY_NAMES``), so the words match the chart's line.
 
 Per-gate flow (``each_path``): the gradient leaving step t, split by the path it takes, from the
 gates, states and total gradients δh_t = ∂L/∂h_t, δc_t = ∂L/∂c_t of the trace (PyTorch's cell
@@ -44,6 +48,7 @@ The state before the first step (c_{-1}, h_{-1}) is ``initial`` when given, else
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -53,6 +58,7 @@ from .kinds import GRU_GATES, LSTM_GATES, previous
 from .timeaxis import on_axis
 
 VANISHING_BELOW = 1e-2
+QUANTITY_NAMES = {"h": "‖∂L/∂h_t‖ (hidden state)", "c": "‖∂L/∂c_t‖ (cell state)"}
 EXPLODING_ABOVE = 1e2
 WINDOW_FRACTION = 0.1
 
@@ -109,20 +115,37 @@ class Verdict:
     last_mean: float
     decade: Optional[tuple]   # (s, e): the norm changes 10x going back from step e to step s
     quantity: str = "h"       # the state whose gradient was judged: "h", or "c" for an LSTM
+    unread: int = 0           # steps at the end with exactly zero gradient, left out (not read by the loss)
 
-    def text(self) -> str:
-        """The verdict as one plain-language sentence with its numbers."""
+    @property
+    def measured(self) -> str:
+        """What was read, in words: "‖∂L/∂c_t‖ (cell state)"."""
+        return QUANTITY_NAMES.get(self.quantity, f"‖∂L/∂{self.quantity}_t‖")
+
+    def text(self, thresholds: bool = True) -> str:
+        """The verdict as plain-language sentences that name what they read, with the numbers
+        (and the thresholds, unless ``thresholds`` is False: a view that says them once)."""
         if self.label == "none":
-            return f"none: no gradient reaches this layer (every ∂L/∂{self.quantity}_t is 0)."
-        span = f"first {self.window} of {self.steps} steps"
-        head = (f"{self.label}: the gradient reaching the {span} is {self.ratio:.3g}× "
-                f"the gradient at the last {self.window} (mean ‖∂L/∂{self.quantity}_t‖ {self.first_mean:.3g} vs "
-                f"{self.last_mean:.3g})")
+            return f"no gradient: {self.measured} is 0 at every step (the loss does not depend on this layer)."
+        if not math.isfinite(self.first_mean) or not math.isfinite(self.last_mean) or math.isnan(self.ratio):
+            return (f"exploding: {self.measured} is not finite (inf or NaN) at some step, "
+                    f"mean over the first {self.window} steps {self.first_mean:.3g}, "
+                    f"over the last {self.last_mean:.3g}.")
+        end = self.steps - 1
+        head = (f"{self.label}: {self.measured} averages {self.first_mean:.3g} over the first {self.window} steps "
+                f"and {self.last_mean:.3g} over the last {self.window} (to step {end}): the start gets "
+                f"{self.ratio:.3g}× what the end gets")
         if self.decade is not None:
             s, e = self.decade
             change = "falls" if self.label != "exploding" and self.first_mean <= self.last_mean else "grows"
             head += f"; going back from step {e} it {change} 10× by step {s} ({e - s} steps)"
-        return head + (f". Thresholds: vanishing below {VANISHING_BELOW:g}, exploding above "
+        head += "."
+        if self.unread:
+            head += (f" The last {self.unread} step{'s' if self.unread > 1 else ''} get exactly zero gradient "
+                     f"(the loss does not read them), so they are left out: measured over steps 0–{end}.")
+        if not thresholds:
+            return head
+        return head + (f" Thresholds: vanishing below {VANISHING_BELOW:g}, exploding above "
                        f"{EXPLODING_ABOVE:g} or non-finite, healthy in between.")
 
 
@@ -130,6 +153,16 @@ def layer_verdict(layer, lengths=None) -> "Verdict":
     """The verdict on a LayerTrace's gradient: on ∂L/∂c_t for an LSTM, on ∂L/∂h_t otherwise."""
     quantity = "c" if layer.kind == "lstm" and "c" in layer.grads else "h"
     return verdict(step_norms(layer.grads[quantity], lengths), quantity)
+
+
+def layer_verdicts(layer, lengths=None) -> dict:
+    """Every verdict a layer's chart lines need: {"c": ..., "h": ...} for an LSTM (the one
+    ``layer_verdict`` judges by first), {"h": ...} otherwise. Both are drawn, so both are said."""
+    judged = layer_verdict(layer, lengths)
+    out = {judged.quantity: judged}
+    if judged.quantity != "h" and "h" in layer.grads:
+        out["h"] = verdict(step_norms(layer.grads["h"], lengths), "h")
+    return out
 
 
 def verdict(norms, quantity: str = "h") -> Verdict:
@@ -141,6 +174,11 @@ def verdict(norms, quantity: str = "h") -> Verdict:
     if reached.size == 0:
         raise ValueError("norms: no step is reached by any batch element (all NaN)")
     series = norms[: reached[-1] + 1]
+    read = np.flatnonzero(~(series == 0.0))              # NaN counts as read (non-finite is judged)
+    unread = 0
+    if read.size and read[-1] < series.size - 1:        # trailing exact zeros: the loss reads no state there
+        unread = series.size - 1 - int(read[-1])
+        series = series[: read[-1] + 1]
     n = series.size
     k = max(1, int(round(n * WINDOW_FRACTION)))
     first, last = float(np.nanmean(series[:k])), float(np.nanmean(series[n - k:]))
@@ -148,10 +186,10 @@ def verdict(norms, quantity: str = "h") -> Verdict:
     if finite and first == 0.0 and last == 0.0:
         return Verdict("none", float("nan"), k, n, first, last, None, quantity)
     if not finite:
-        return Verdict("exploding", float("inf"), k, n, first, last, None, quantity)
+        return Verdict("exploding", float("inf"), k, n, first, last, None, quantity, unread)
     ratio = first / last if last > 0 else float("inf")
     label = "exploding" if ratio > EXPLODING_ABOVE else "vanishing" if ratio < VANISHING_BELOW else "healthy"
-    return Verdict(label, ratio, k, n, first, last, _decade(series), quantity)
+    return Verdict(label, ratio, k, n, first, last, _decade(series), quantity, unread)
 
 
 def _decade(series: np.ndarray) -> Optional[tuple]:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import time
 
-import bqplot as bq
-import ipywidgets as widgets
 import numpy as np
 
 from .entrypoints import live
 from .timeaxis import MinMaxSeries
 from .widgets import monitor
-from .widgets.gradient_flow import CHART_HEIGHT, STEP_FORMAT, fit_scale
+from .widgets.chart import Chart
 
 
 class TrainingMonitor(monitor.TrainingMonitor):
@@ -41,18 +39,12 @@ class TrainingMonitor(monitor.TrainingMonitor):
         super().__init__(model_, probe=probe, clip=clip, every=every, max_points=max_points, interval=interval,
                          clock=clock)
         if self.dynamics:
-            xs, ys = bq.LinearScale(min=0, max=1), bq.LinearScale(min=-1, max=1)   # until fit to data
-            self.lyapunov_lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
-                                           scales={"x": xs, "y": ys}, display_legend=True)
-            zero = bq.Lines(x=np.array([0, 1], np.float32), y=np.zeros(2, np.float32), colors=["#888"],
-                            line_style="dashed", scales={"x": bq.LinearScale(min=0, max=1), "y": ys})
-            self.lyapunov_figure = bq.Figure(
-                marks=[self.lyapunov_lines, zero], title="largest Lyapunov exponent on the probe batch",
-                legend_location="top-right", fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
-                axes=[bq.Axis(scale=xs, label=monitor.TRAINING_STEP, tick_format=STEP_FORMAT),
-                      bq.Axis(scale=ys, side="left", label="λ₁ (nats per step; dashed: 0)", tick_format=".3g")],
-                layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
-            self.children = (*self.children, self.lyapunov_figure)
+            self.lyapunov_chart = Chart(
+                title="largest Lyapunov exponent on the probe batch (0: neither growing nor shrinking)",
+                x_label=monitor.TRAINING_STEP, y_label="λ₁ (nats per step)", y_scale="linear",
+                empty=f"the first snapshot comes after {every} training steps")
+            self.lyapunov_chart.rules = [{"name": "0", "value": 0.0}]
+            self.children = (*self.children, self.lyapunov_chart)
 
     def _take_snapshot(self):
         super()._take_snapshot()
@@ -71,11 +63,6 @@ class TrainingMonitor(monitor.TrainingMonitor):
         if not self.dynamics or not self.lyapunov:
             return
         points = [series.points() for series in self.lyapunov.values()]
-        xs = np.concatenate([x for x, _ in points])
-        # one x per line: the series hold the same snapshot steps (bounded alike), so they agree
-        with self.lyapunov_lines.hold_sync():
-            self.lyapunov_lines.x = points[0][0].astype(np.float32)
-            self.lyapunov_lines.y = np.stack([y for _, y in points]).astype(np.float32)
-            self.lyapunov_lines.labels = list(self.lyapunov)
-        fit_scale(self.lyapunov_lines.scales["x"], np.r_[0.0, xs])
-        fit_scale(self.lyapunov_lines.scales["y"], np.r_[0.0, np.concatenate([y for _, y in points])])
+        # one x for all lines: the series hold the same snapshot steps (bounded alike), so they agree
+        self.lyapunov_chart.show_lines(points[0][0], np.stack([y for _, y in points]),
+                                       [{"name": name, "colour": i} for i, name in enumerate(self.lyapunov)])

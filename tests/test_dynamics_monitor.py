@@ -35,15 +35,15 @@ def test_monitor_tracks_the_largest_lyapunov_exponent_of_the_probe():
         steps, values = mon.lyapunov[name].points()
         np.testing.assert_array_equal(steps, [2, 4, 6])
         np.testing.assert_allclose(values, want, rtol=1e-6)
-        np.testing.assert_allclose(mon.lyapunov_lines.y[row], want, rtol=1e-6)
+        np.testing.assert_allclose(mon.lyapunov_chart.y[row], want, rtol=1e-6)
     assert len(set(np.round(expected["gru.l0"], 6))) == 3, "training moved the exponent: the chart follows it"
-    assert list(mon.lyapunov_lines.labels) == ["gru.l0", "gru.l1"]
-    np.testing.assert_array_equal(mon.lyapunov_lines.x, [2, 4, 6])
-    assert mon.lyapunov_figure in mon.children
+    assert list(mon.lyapunov_chart.labels) == ["gru.l0", "gru.l1"]
+    np.testing.assert_array_equal(mon.lyapunov_chart.x, [2, 4, 6])
+    assert mon.lyapunov_chart in mon.children
 
 
 def test_dynamics_needs_a_probe_and_is_off_by_default():
     with pytest.raises(ValueError, match="dynamics=True needs probe="):
         rw.TrainingMonitor(torch.nn.GRU(3, 6), dynamics=True)
     mon = rw.TrainingMonitor(torch.nn.GRU(3, 6), probe=torch.randn(2, 5, 3))
-    assert not mon.dynamics and not hasattr(mon, "lyapunov_figure")
+    assert not mon.dynamics and not hasattr(mon, "lyapunov_chart")

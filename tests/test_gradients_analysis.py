@@ -236,3 +236,14 @@ def test_gate_flow_norms_per_path():
     assert list(flow) == ["forget carry", "input gate", "forget gate", "candidate", "output gate"]
     carry = r["grads"]["c"] * r["gates"]["forget"]
     np.testing.assert_allclose(flow["forget carry"][5], np.linalg.norm(carry[:2, 5], axis=1).mean())
+
+
+def test_steps_the_loss_does_not_read_are_left_out_and_said():
+    falling = 0.5 ** (19 - np.arange(20))
+    v = ga.verdict(np.r_[falling, 0.0, 0.0])
+    alone = ga.verdict(falling)
+    assert (v.label, v.ratio, v.steps, v.decade) == (alone.label, alone.ratio, alone.steps, alone.decade)
+    assert v.unread == 2 and alone.unread == 0
+    assert "inf" not in v.text() and "The last 2 steps get exactly zero gradient" in v.text()
+    assert "steps 0–19" in v.text() and "‖∂L/∂h_t‖ (hidden state)" in v.text()
+    assert "Thresholds" not in v.text(thresholds=False)

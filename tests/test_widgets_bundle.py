@@ -26,7 +26,9 @@ def test_views_share_one_bundle_and_a_saved_state_holds_it_once():
     texts = [value for model in state.values() for value in model["state"].values() if isinstance(value, str)]
     assert sum(code in text for text in texts) == 1
     views = [m for m in state.values() if m["model_name"] == "AnyModel"]
-    assert len(views) == 2 and {m["state"]["_bundle"] for m in views} == {"IPY_MODEL_" + shared_bundle().model_id}
+    # the Explorer's view, and its gradient view's step control, charts and grid
+    assert len(views) == 2 + len(explorer.gradients.cursor_views) == 5
+    assert {m["state"]["_bundle"] for m in views} == {"IPY_MODEL_" + shared_bundle().model_id}
 
 
 def test_a_closed_or_rebuilt_bundle_is_made_anew(monkeypatch, tmp_path):

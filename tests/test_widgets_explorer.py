@@ -355,15 +355,15 @@ def test_explore_with_a_loss_shows_the_gradient_flow_linked_to_the_step():
     ex = rw.explore(model, torch.randn(6, 1, 3), loss="last")
     gf = ex.gradients
     assert isinstance(gf, rw.GradientFlow) and ex.children[-1] is gf
-    assert gf.slider.layout.display == "none"
+    assert gf.steps.layout.display == "none"
     assert set(gf.norms) == {"lstm.l0", "lstm.l1"}
     link = ex._gradients_link
-    assert (link.source, link.target) == ((gf.slider, "value"), (ex.view, "t"))
-    assert ex.view.followers == [gf.heat]  # its grid's cursor follows a scrub live, in the browser
+    assert (link.source, link.target) == ((gf.steps, "t"), (ex.view, "t"))
+    assert ex.view.followers == [gf.time_chart, gf.heat, gf.gate_chart]  # every cursor follows a scrub live, in the browser
     # re-tracing keeps one gradient view, for the new run
     ex.update(torch.randn(9, 1, 3))
     assert sum(isinstance(c, rw.GradientFlow) for c in ex.children) == 1 and ex.gradients is not gf
-    assert ex.gradients.slider.max == 8 and ex.view.followers == [ex.gradients.heat]
+    assert ex.gradients.steps.steps == 9 and ex.view.followers == ex.gradients.cursor_views
 
 
 def test_explore_without_a_loss_has_no_gradient_view():

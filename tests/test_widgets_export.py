@@ -127,7 +127,11 @@ def test_save_html_state_carries_the_jslinks_between_its_widgets(tmp_path):
     links = [m["state"] for m in state.values() if m["model_name"] == "LinkModel"]
     pairs = {(link["source"][0][10:], link["target"][0][10:]) for link in links}
     gf = shown.gradients
-    assert (gf.slider.model_id, shown.view.model_id) in pairs and (gf.slider.model_id, gf.heat.model_id) in pairs
+    assert (gf.steps.model_id, shown.view.model_id) in pairs
+    # the charts follow the step control in the page: its followers travel in the state too
+    followers = state[gf.steps.model_id]["state"]["followers"]
+    assert followers == [f"IPY_MODEL_{w.model_id}" for w in (gf.time_chart, gf.heat, gf.gate_chart)]
+    assert all(ref[10:] in state for ref in followers)
     assert all(ref.startswith("IPY_MODEL_") and ref[10:] in state for link in links
                for ref in (link["source"][0], link["target"][0]))
 

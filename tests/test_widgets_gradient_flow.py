@@ -1,4 +1,5 @@
 """GradientFlow widget state: the marks hold the analysis' numbers; the text is escaped."""
+import math
 import re
 
 import numpy as np
@@ -38,12 +39,15 @@ def test_through_time_lines_hold_the_masked_norms_of_h_and_c():
     tr = made_up_trace()
     gf = GradientFlow(tr)
     lt = tr.layers["enc.lstm.l0"]
-    np.testing.assert_allclose(gf.time_lines.y[0], step_norms(lt.grads["h"], tr.lengths), rtol=1e-6)
-    np.testing.assert_allclose(gf.time_lines.y[1], step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths), rtol=1e-6)
-    np.testing.assert_allclose(gf.cell_lines.y, step_norms(lt.grads["c"], tr.lengths), rtol=1e-6)
-    assert list(gf.time_lines.labels) == ["enc.lstm.l0 h", "rnn.l0 h"]
-    assert gf.cell_lines.line_style == "dashed"
-    np.testing.assert_array_equal(gf.time_lines.x, np.arange(T))
+    chart = gf.time_chart
+    np.testing.assert_allclose(chart.y[0], step_norms(lt.grads["h"], tr.lengths), rtol=1e-6)
+    np.testing.assert_allclose(chart.y[1], step_norms(tr.layers["rnn.l0"].grads["h"], tr.lengths), rtol=1e-6)
+    np.testing.assert_allclose(chart.y[2], step_norms(lt.grads["c"], tr.lengths), rtol=1e-6)
+    assert chart.labels == ["enc.lstm.l0 h", "rnn.l0 h", "enc.lstm.l0 c"]
+    assert [s.get("dash", False) for s in chart.series] == [False, False, True]
+    assert chart.series[2]["colour"] == chart.series[0]["colour"]     # a layer's c in its h's colour
+    assert (chart.y_scale, chart.kind) == ("log", "lines")
+    np.testing.assert_array_equal(chart.x, np.arange(T))
 
 
 def test_grid_rows_are_layers_then_cells_at_full_resolution_on_a_log_scale():
@@ -60,9 +64,12 @@ def test_grid_rows_are_layers_then_cells_at_full_resolution_on_a_log_scale():
     assert grid.vmin == pytest.approx(finite.min(), rel=1e-6) and grid.vmax == pytest.approx(finite.max(), rel=1e-6)
 
 
-def test_the_grid_cursor_follows_the_slider_in_the_browser():
+def test_every_cursor_follows_the_step_control_in_the_browser():
     gf = GradientFlow(made_up_trace())
-    assert gf.heat_link.source == (gf.slider, "value") and gf.heat_link.target == (gf.heat, "t")
+    assert gf.steps.followers == [gf.time_chart, gf.heat, gf.gate_chart] == gf.cursor_views
+    assert gf.steps.steps == T and gf.steps in gf.children
+    gf.steps.t = 99                                       # kept within the steps
+    assert gf.steps.t == T - 1
 
 
 def test_gate_chart_shows_each_path_of_the_chosen_layer():
@@ -71,10 +78,11 @@ def test_gate_chart_shows_each_path_of_the_chosen_layer():
     lt = tr.layers["enc.lstm.l0"]
     expected = gate_flow("lstm", lt.gates, lt.states, lt.grads, tr.lengths)
     assert list(gf.gate_layer.options) == ["enc.lstm.l0", "rnn.l0"]
-    assert list(gf.gate_lines.labels) == list(expected)
-    np.testing.assert_allclose(gf.gate_lines.y[0], expected["forget carry"], rtol=1e-6)
+    assert gf.gate_chart.labels == list(expected)
+    np.testing.assert_allclose(gf.gate_chart.y[0], expected["forget carry"], rtol=1e-6)
+    assert "forget carry" in gf.gate_caption.value
     gf.gate_layer.value = "rnn.l0"
-    assert list(gf.gate_lines.labels) == ["recurrent"]
+    assert gf.gate_chart.labels == ["recurrent"] and "tanh RNN" in gf.gate_caption.value
 
 
 def test_gate_chart_starts_from_the_recorded_initial_state_in_either_direction():
@@ -107,25 +115,21 @@ def test_verdict_text_is_escaped_and_has_the_numbers():
 
 def test_parameter_bars_flag_zero_and_non_finite_gradients():
     gf = GradientFlow(made_up_trace())
-    assert list(gf.param_bars.x) == ["lstm.weight_hh_l0", "head.bias", "head.weight"]
-    np.testing.assert_allclose(gf.param_bars.y[:, 0], [0.1, 0.5])
-    assert np.isnan(gf.param_bars.y[:, 1:]).all()            # a log scale cannot draw 0 or NaN
+    chart = gf.param_chart
+    assert chart.kind == "bars" and chart.categories == ["lstm.weight_hh_l0", "head.bias", "head.weight"]
+    np.testing.assert_allclose(chart.y[:, 0], [0.1, 0.5])
+    assert np.isnan(chart.y[:, 1:]).all()            # a log scale cannot draw 0 or NaN
     assert gf.flagged == ["head.bias", "head.weight"]
-    np.testing.assert_array_equal(gf.flag_bars.y, [0, 1, 1])
-    assert not hasattr(gf, "update_bars")
+    assert chart.flags == {"head.bias": "zero gradient: the loss does not depend on it",
+                           "head.weight": "non-finite gradient (inf or NaN)"}
+    assert not hasattr(gf, "update_chart")
 
 
 def test_update_to_weight_ratio_when_a_learning_rate_is_given():
     gf = GradientFlow(made_up_trace(), weight_norms={"lstm.weight_hh_l0": 4.0, "head.bias": 1.0}, lr=0.1)
     assert gf.update_ratio["lstm.weight_hh_l0"] == pytest.approx(0.1 * 2.0 / 4.0)
-    assert list(gf.update_bars.x) == ["lstm.weight_hh_l0", "head.bias"]
-
-
-def test_slider_moves_the_cursors_and_the_readout():
-    gf = GradientFlow(made_up_trace())
-    gf.slider.value = 7
-    assert all(list(c.x) == [7, 7] for c in gf.cursors)
-    assert "step 7" in gf.readout.value
+    assert gf.update_chart.categories == ["lstm.weight_hh_l0", "head.bias"]
+    np.testing.assert_allclose(gf.update_chart.y[0], [0.05, np.nan])   # a zero ratio has no place on a log axis
 
 
 def test_link_t_keeps_another_widgets_t_in_step():
@@ -137,7 +141,7 @@ def test_link_t_keeps_another_widgets_t_in_step():
 
     gf = GradientFlow(made_up_trace())
     link = gf.link_t(Other())
-    assert link.source == (gf.slider, "value") and link.target[1] == "t"
+    assert link.source == (gf.steps, "t") and link.target[1] == "t"
 
 
 def test_a_trace_without_gradients_is_refused_clearly():
@@ -192,20 +196,10 @@ def test_gradient_flow_takes_learning_rates_from_an_optimizer():
         gradient_flow(model, torch.randn(1, 5, 3), lr=0.1, optimizer=optimizer)
 
 
-def test_scales_span_the_data_so_no_chart_starts_blank():
-    gf = GradientFlow(made_up_trace())
-    data = np.concatenate([gf.time_lines.y.ravel(), gf.cell_lines.y.ravel()])
-    y = gf.time_lines.scales["y"]
-    assert y.min == pytest.approx(np.nanmin(data), rel=1e-6) and y.max == pytest.approx(np.nanmax(data), rel=1e-6)
-    assert gf.time_lines.scales["x"].max == T - 1
-    assert gf.gate_lines.scales["y"].max == pytest.approx(np.nanmax(gf.gate_lines.y), rel=1e-6)
-    assert gf.param_bars.base == gf.param_bars.scales["y"].min < np.nanmin(gf.param_bars.y)
-
-
 def test_save_html_writes_one_offline_file_with_the_charts(tmp_path):
     gf = GradientFlow(made_up_trace(name="<b>enc</b>.l0"))
     page = gf.save_html(tmp_path / "flow.html").read_text(encoding="utf-8")
-    assert "bqplot" in page and "rw-gradient-flow" in page
+    assert "rw-gradient-flow" in page and '"_view":"chart"' in page and '"_view":"steps"' in page
     assert "<b>enc</b>" not in page                         # the layer name travels escaped
     assert not re.search(r"<script[^>]*\ssrc=[\"']?https?:", page)   # nothing loads from the network
 
@@ -215,3 +209,51 @@ def test_the_verdict_says_when_the_model_was_traced_in_training_mode():
     assert "training mode" not in GradientFlow(tr).verdict_text.value
     tr.meta["training"] = True
     assert "traced in training mode (dropout on)" in GradientFlow(tr).verdict_text.value
+
+
+def test_several_models_are_overlaid_on_one_axis_and_judged_each():
+    torch.manual_seed(0)
+    models = {"tanh RNN": Net(torch.nn.RNN(3, 6, batch_first=True)), "LSTM": Net(torch.nn.LSTM(3, 6, batch_first=True))}
+    x = torch.randn(2, 9, 3)
+    loss = lambda out: out[:, -1].sum()                 # noqa: E731
+    gf = gradient_flow(models, x, loss=loss, lr=0.1)
+    assert gf.time_chart.labels == ["tanh RNN · rnn.l0 h", "LSTM · rnn.l0 h", "LSTM · rnn.l0 c"]
+    assert "2 models on one axis" in gf.time_chart.title
+    for i, (name, model) in enumerate(models.items()):  # each line is that model's own gradient
+        alone = gradient_flow(model, x, loss=loss)
+        np.testing.assert_allclose(gf.time_chart.y[i], alone.time_chart.y[0], rtol=1e-6)
+        assert gf.verdicts[f"{name} · rnn.l0"].ratio == pytest.approx(alone.verdicts["rnn.l0"].ratio)
+    assert "LSTM · rnn.weight_hh_l0" in gf.param_chart.categories
+    assert gf.update_ratio["LSTM · rnn.weight_hh_l0"] > 0
+    listed = gradient_flow(list(models.values()), x, loss=loss)
+    assert listed.time_chart.labels[0] == "model 0 · rnn.l0 h"
+    with pytest.raises(ValueError, match="not optimizer"):
+        gradient_flow(models, x, optimizer=torch.optim.SGD(models["LSTM"].parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="rw.Trace for 'b'"):
+        GradientFlow({"a": gf.traces["tanh RNN"], "b": "not a trace"})
+
+
+def test_titles_and_words_follow_the_model_kind():
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 3)
+    for rnn in (torch.nn.RNN(3, 4, batch_first=True), torch.nn.GRU(3, 4, batch_first=True)):
+        gf = gradient_flow(Net(rnn), x)
+        assert "c_t" not in gf.time_chart.title and "dashed" not in gf.time_chart.title   # no cell state here
+        assert "c_t" not in gf.heat.title and "c_t" not in gf.verdict_text.value
+        assert "formulas" not in gf.gate_caption.value and "rnnwidgets" not in gf.gate_caption.value
+    gf = gradient_flow(Net(torch.nn.LSTM(3, 4, batch_first=True)), x)
+    assert "‖∂L/∂c_t‖ (dashed)" in gf.time_chart.title
+    text = gf.verdict_text.value
+    # the verdict says which line it judged, and what the other drawn line does
+    assert "judged on c (dashed line)" in text and "also drawn: h (solid line)" in text
+    assert set(gf.all_verdicts["rnn.l0"]) == {"c", "h"} and gf.verdicts["rnn.l0"].quantity == "c"
+
+
+def test_a_loss_that_does_not_read_the_last_steps_is_not_called_exploding():
+    torch.manual_seed(0)
+    gf = gradient_flow(Net(torch.nn.GRU(3, 4, batch_first=True)), torch.randn(1, 10, 3),
+                       loss=lambda out: out[:, 6].sum())     # reads step 6's output only
+    v = gf.verdicts["rnn.l0"]
+    assert v.label != "exploding" and math.isfinite(v.ratio)
+    assert v.unread == 3 and v.steps == 7
+    assert "The last 3 steps get exactly zero gradient (the loss does not read them)" in gf.verdict_text.value

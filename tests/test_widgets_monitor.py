@@ -66,9 +66,9 @@ def test_step_records_loss_global_and_per_layer_norms_and_leaves_grad_bit_identi
         expected_layers.append([per[layer] for layer in mon.layers])
         expected_global.append(math.sqrt(sum(v ** 2 for v in per.values())))
     mon.flush()
-    np.testing.assert_allclose(mon.norm_lines.y, expected_global, rtol=1e-6)
-    np.testing.assert_array_equal(mon.loss_lines.x, np.arange(5))
-    np.testing.assert_allclose(mon.loss_lines.y[-1], float(loss.detach()), rtol=1e-6)
+    np.testing.assert_allclose(mon.norm_chart.y[0], expected_global, rtol=1e-6)
+    np.testing.assert_array_equal(mon.loss_chart.x, np.arange(5))
+    np.testing.assert_allclose(mon.loss_chart.y[0, -1], float(loss.detach()), rtol=1e-6)
     grid = mon.heat                        # layers x steps, one float32 buffer: the norms themselves
     assert (grid.rows, grid.columns, grid.scale) == (len(mon.layers), 5, "log")
     assert len(grid.buffer) == grid.rows * grid.columns * 4 and list(grid.row_labels) == mon.layers
@@ -90,8 +90,9 @@ def test_clipping_threshold_and_markers_at_the_steps_over_it():
     mon.flush()
     over = [i for i, n in enumerate(norms) if n > 1.0]
     assert over == [1, 3, 4]
-    np.testing.assert_array_equal(mon.clip_marks.x, over)
-    np.testing.assert_array_equal(mon.clip_line.y, [1.0, 1.0])
+    marks = mon.norm_chart.y[mon.norm_chart.labels.index("clipped")]
+    np.testing.assert_array_equal(mon.norm_chart.x[np.isfinite(marks)], over)
+    assert mon.norm_chart.rules == [{"name": "clip 1", "value": 1.0}]
     assert mon.clipped == 3 and "on 3 steps" in mon.status.value
 
 
@@ -116,9 +117,9 @@ def test_the_final_state_is_sent_by_flush():
     mon = TrainingMonitor(model, clock=FakeClock())    # the clock never moves: only step 1 is sent
     for i in range(3):
         mon.step(backward(model, seed=i))
-    assert len(mon.norm_lines.x) == 1
+    assert len(mon.norm_chart.x) == 1
     mon.finish()
-    assert len(mon.norm_lines.x) == 3 and mon.status.value.startswith("step 3")
+    assert len(mon.norm_chart.x) == 3 and mon.status.value.startswith("step 3")
 
 
 def test_the_final_state_is_sent_when_the_cell_finishes():
@@ -129,10 +130,10 @@ def test_the_final_state_is_sent_when_the_cell_finishes():
     mon = TrainingMonitor(model, clock=FakeClock())
     shell.user_ns.update(mon=mon, model=model, backward=backward)
     result = shell.run_cell("for i in range(4):\n    mon.step(backward(model, seed=i))\n"
-                            "sent_during_cell = len(mon.norm_lines.x)")
+                            "sent_during_cell = len(mon.norm_chart.x)")
     result.raise_error()
     assert shell.user_ns["sent_during_cell"] == 1
-    assert len(mon.norm_lines.x) == 4
+    assert len(mon.norm_chart.x) == 4
 
 
 def test_history_is_bounded_and_keeps_a_loss_spike():
@@ -142,8 +143,8 @@ def test_history_is_bounded_and_keeps_a_loss_spike():
     for i in range(3000):
         mon.step(1000.0 if i == 1234 else 1.0 + 0.001 * (i % 7))
     mon.flush()
-    assert len(mon.loss_lines.y) <= 100 and len(mon.norm_lines.y) <= 100
-    assert 1000.0 in mon.loss_lines.y and mon.loss_lines.x[mon.loss_lines.y == 1000.0][0] == 1234
+    assert mon.loss_chart.y.shape[1] <= 100 and mon.norm_chart.y.shape[1] <= 100
+    assert 1000.0 in mon.loss_chart.y and mon.loss_chart.x[mon.loss_chart.y[0] == 1000.0][0] == 1234
     grid = mon.heat
     assert grid.columns <= 200 and len(grid.buffer) == grid.rows * grid.columns * 4
     assert grid.columns * grid.column_step >= 3000     # the columns cover every step
@@ -164,8 +165,8 @@ def test_attach_records_every_backward_and_detach_removes_the_hooks():
     reference.flush()
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters())
     assert mon.steps == 3
-    np.testing.assert_allclose(mon.norm_lines.y, reference.norm_lines.y, rtol=1e-6)
-    np.testing.assert_allclose(mon.loss_lines.y, reference.loss_lines.y)
+    np.testing.assert_allclose(mon.norm_chart.y, reference.norm_chart.y, rtol=1e-6)
+    np.testing.assert_allclose(mon.loss_chart.y, reference.loss_chart.y)
 
 
 def test_non_finite_gradient_shows_as_non_finite_norm():
@@ -202,23 +203,32 @@ def test_probe_snapshot_every_n_steps_leaves_grad_bit_identical():
         mon.step(loss)
         assert all(torch.equal(a, b) for a, b in zip(before, grads(model)))
     mon.flush()
-    assert mon.snapshot[0] == 4 and "after step 4" in mon.probe_figure.title
-    assert list(mon.probe_lines.labels) == ["lstm.l0", "lstm.l1"]
+    assert mon.snapshot[0] == 4 and "after training step 4" in mon.probe_chart.title
+    assert mon.probe_chart.labels == ["lstm.l0", "lstm.l1"]
     expected = step_norms(trace(model, x, loss=loss_fn).layers["lstm.l1"].grads["h"])
-    np.testing.assert_allclose(mon.probe_lines.y[1], expected, rtol=1e-5)
+    np.testing.assert_allclose(mon.probe_chart.y[1], expected, rtol=1e-5)
     assert "lstm.l1:" in mon.probe_text.value
 
 
-def test_scales_follow_the_data_so_no_chart_starts_blank():
+def test_charts_hold_the_data_and_the_clip_threshold_and_start_with_a_sentence_not_ticks():
     model = Model()
     mon = TrainingMonitor(model, clip=1.0, clock=FakeClock())
+    for chart in (mon.loss_chart, mon.norm_chart):
+        assert chart.buffer == b"" and chart.points == 0      # the front end shows `empty`, no axis at all
+        assert "mon.step(loss)" in chart.empty
+    assert mon.norm_chart.rules == [{"name": "clip 1", "value": 1.0}]
+    assert mon.loss_chart.y_scale == "linear" and mon.norm_chart.y_scale == "log"
     backward(model)
     for loss in (3.0, 2.0, 2.5):
         mon.step(loss)
     mon.flush()
-    assert (mon.loss_lines.scales["y"].min, mon.loss_lines.scales["y"].max) == (2.0, 3.0)
-    assert mon.loss_lines.scales["x"].max == 2
-    assert mon.norm_lines.scales["y"].max >= 1.0          # the clip line stays in view
+    np.testing.assert_array_equal(mon.loss_chart.x, [0, 1, 2])
+    np.testing.assert_array_equal(mon.loss_chart.y[0], [3.0, 2.0, 2.5])
+    norm = mon.norm_chart.y
+    assert mon.norm_chart.labels == ["‖∇‖ (L2 over all parameters)", "clipped"]
+    over = norm[0] > 1.0                                  # the markers sit on the steps that were clipped
+    np.testing.assert_array_equal(norm[1][over], norm[0][over])
+    assert np.isnan(norm[1][~over]).all() and mon.clipped == over.sum()
 
 
 def test_sparse_gradients_are_measured():
@@ -289,7 +299,7 @@ def test_a_model_without_trainable_parameters_is_refused_with_a_sentence():
 
 def test_the_step_axes_say_what_a_step_counts():
     mon = TrainingMonitor(Model(), clock=FakeClock())
-    labels = lambda: [mon.loss_figure.axes[0].label, mon.norm_figure.axes[0].label, mon.heat.column_label]  # noqa: E731
+    labels = lambda: [mon.loss_chart.x_label, mon.norm_chart.x_label, mon.heat.column_label]  # noqa: E731
     assert labels() == ["training step (mon.step calls)"] * 3
     mon.attach()                         # gradient accumulation: several backward passes per optimizer step
     assert labels() == ["backward pass"] * 3

@@ -79,7 +79,7 @@ export function columnText(c: number, start: number, step: number): string {
 
 export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-grid", el);
-  root.style.cssText = "font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px;";
+  root.style.cssText = "font: 12px sans-serif; color: var(--jp-ui-font-color1, #1a1a1a); display: flex; flex-direction: column; gap: 4px;";
   const title = element("div", "rw-grid-title", root);
   title.style.cssText = "font-weight: bold;";
   const body = element("div", "rw-grid-body", root);
@@ -91,7 +91,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
   heatmap.el.style.minWidth = "0";
   body.append(heatmap.el);
   const axis = element("div", "rw-grid-axis", root);
-  axis.style.cssText = "display: flex; justify-content: space-between; color: #555;";
+  axis.style.cssText = "display: flex; justify-content: space-between;";
   const footer = element("div", "rw-grid-footer", root);
   footer.style.cssText = "display: flex; justify-content: space-between; gap: 10px; min-height: 16px;";
   const legend = createLegend();
@@ -140,6 +140,9 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
     title.textContent = model.get("title");
     drawLabels(rows);
     drawAxis(columns);
+    // no data: no grid (an empty canvas would stretch to its default 2:1 shape), a sentence
+    body.style.display = rows * columns === 0 ? "none" : "flex";
+    legend.el.style.display = rows * columns === 0 ? "none" : "flex";
     if (rows * columns === 0) {
       heatmap.clear();
       readout.textContent = "no data yet";

@@ -1,10 +1,12 @@
 // The bundle's entry: anywidget calls `render` for each view; the Python widget's `_view`
 // trait says which view it is.
 import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type ChartModel, renderChart } from "./chart";
 import { type DynamicsModel, renderDynamics } from "./dynamics";
 import { type ExplorerModel, renderExplorer } from "./explorer";
 import { type GridModel, renderGrid } from "./gridview";
 import { type CoclustersModel, type MatchesModel, renderCoclusters, renderMatches } from "./patterns";
+import { renderSteps, type StepsModel } from "./steps";
 
 const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = {
   explorer: (model, el) => renderExplorer(model as AnyModel<ExplorerModel>, el),
@@ -12,6 +14,8 @@ const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = 
   coclusters: (model, el) => renderCoclusters(model as AnyModel<CoclustersModel>, el),
   grid: (model, el) => renderGrid(model as AnyModel<GridModel>, el),
   dynamics: (model, el) => renderDynamics(model as AnyModel<DynamicsModel>, el),
+  chart: (model, el) => renderChart(model as AnyModel<ChartModel>, el),
+  steps: (model, el) => renderSteps(model as AnyModel<StepsModel>, el),
 };
 
 function render({ model, el }: RenderProps<{ _view: string }>): () => void {

@@ -276,9 +276,9 @@ class Explorer(StillImage, widgets.VBox):
         from .gradient_flow import GradientFlow  # bqplot: imported only for a trace with gradients
 
         flow = self.gradients = GradientFlow(trace)
-        flow.slider.layout.display = "none"  # the Explorer's own slider drives it
+        flow.steps.layout.display = "none"  # the Explorer's own slider drives it
         self._gradients_link = flow.link_t(self.view)  # the kernel side: its charts' cursors
-        self.view.followers = [*self.view.followers, flow.heat]  # live in the browser
+        self.view.followers = [*self.view.followers, *flow.cursor_views]  # live in the browser: every chart cursor
         self.children = (*self.children, flow)
 
     def _show_element(self, batch: int) -> None:

@@ -1,153 +1,148 @@
 """``rw.gradient_flow``: where the gradient goes through time, through the gates and across layers.
 
 The numbers come from ``rnnwidgets.gradients_analysis`` (formulas and verdict thresholds are
-documented there); this module only lays them out as bqplot charts (lines, bars) and ipywidgets
-text. The layers x time grid is our canvas ``HeatmapGrid``, one column per step (time bucketed by
-maximum only beyond ``MAX_COLUMNS`` steps); its cursor follows the slider in the browser.
+documented there); this module lays them out as our charts (``chart.Chart``: lines through
+steps, bars per parameter tensor), the layers x time grid (``grid.HeatmapGrid``, one column per
+step, bucketed by maximum only beyond ``MAX_COLUMNS`` steps) and plain text. A ``StepControl``
+moves every chart's cursor in the page, as the Explorer's transport does: a scrub never waits on
+the kernel, and works in a saved notebook or an exported file.
+
+Several models (a list, or a dict name -> Trace) are overlaid on the same axes, one colour per
+model and layer, so their gradients are compared on one scale.
 """
 from __future__ import annotations
 
 import html
 import math
 
-import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
-from ..gradients_analysis import gate_flow, layer_verdict, trace_norms
+from ..gradients_analysis import EXPLODING_ABOVE, VANISHING_BELOW, gate_flow, layer_verdicts, step_norms
 from ..kinds import GRU_GATES, LSTM_GATES
-from ..ranges import axis_range
 from ..timeaxis import max_columns, on_axis
 from ..tracedata import Trace
+from .chart import Chart, StepControl
 from .grid import HeatmapGrid
 
 MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
-FLAG_COLOUR = "#d62728"
-# Every axis gets an explicit tick format: bqplot's guessed one throws on an empty or one-point
-# domain ("invalid format") and leaves that axis blank from then on.
-STEP_FORMAT = "d"
-CHART_HEIGHT = "260px"
+STEP_LABEL = "step t"
 
-
-def positive(values) -> np.ndarray:
-    """float32 copy with zero, negative and non-finite values as NaN: what a log scale can draw."""
-    a = np.asarray(values, dtype=np.float64).astype(np.float32)   # cast first: 1e-50 becomes 0 here
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.where(np.isfinite(a) & (a > 0), a, np.float32(np.nan))
-
-
-def fit_scale(scale, values, log: bool = False):
-    """Set the scale's min and max to the finite (for a log scale, positive) range of ``values``.
-
-    A chart whose data start empty, all NaN or as one point gets a NaN or empty domain from
-    bqplot, and its scale then stays blank after the data arrive; an explicit range never does.
-    """
-    span = axis_range(values, log)
-    if span is None:
-        return
-    lo, hi = span
-    with scale.hold_sync():
-        scale.min, scale.max = lo, hi
-
-
-def log_scale_for_bars(values) -> bq.LogScale:
-    """A log scale spanning ``values`` with room below: bars rise from its minimum (``base``),
-    since bqplot's default base of 0 has no place on a log axis."""
-    scale = bq.LogScale(min=1e-3, max=1)
-    fit_scale(scale, values, log=True)
-    scale.min = scale.min / 10
-    return scale
-
-
-def log_lines_figure(title: str, x_label: str, y_label: str, legend: str = "top-left"):
-    """(figure, lines mark, x scale): an empty line chart with a log y axis and a legend (top left
-    by default: a gradient through time is smallest at the first steps)."""
-    xs, ys = bq.LinearScale(min=0, max=1), bq.LogScale(min=1e-3, max=1)   # until fit to data
-    lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": xs, "y": ys},
-                     display_legend=True)
-    fig = bq.Figure(marks=[lines], title=title, legend_location=legend, fig_margin=_MARGIN,
-                    axes=[bq.Axis(scale=xs, label=x_label, tick_format=STEP_FORMAT),
-                          bq.Axis(scale=ys, side="left", label=y_label, tick_format=".0e")],
-                    layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
-    return fig, lines, xs
-
-
-_MARGIN = {"top": 40, "bottom": 40, "left": 70, "right": 20}
-
-
-def add_cursor(fig: bq.Figure, x_scale) -> bq.Lines:
-    """A vertical line at a step, drawn on its own 0..1 y scale so it spans any chart."""
-    cursor = bq.Lines(x=np.zeros(2, np.float32), y=np.array([0, 1], np.float32), colors=["#444"],
-                      line_style="dashed", scales={"x": x_scale, "y": bq.LinearScale(min=0, max=1)})
-    fig.marks = [*fig.marks, cursor]
-    return cursor
+# What each kind's gate paths mean, in a sentence under the gate chart.
+GATE_CAPTIONS = {
+    "lstm": "The gradient leaving step t, split by the path it takes. “forget carry” (∂L/∂c_t ⊙ f_t) reaches "
+            "c_(t−1) with no weight in between; the four gate paths reach h_(t−1) only through the recurrent weights.",
+    "gru": "The gradient leaving step t, split by the path it takes. “update carry” (∂L/∂h_t ⊙ z_t) reaches "
+           "h_(t−1) with no weight in between; the update-gate and candidate paths go through the recurrent weights.",
+    "rnn": "A tanh RNN has one path back: ∂L/∂h_t ⊙ (1 − h_t²), through the recurrent weights W_hh.",
+}
+QUANTITY_LINE = {"h": "solid", "c": "dashed"}
 
 
 def _escaped_lines(lines) -> str:
     return "<br>".join(html.escape(line) for line in lines)
 
 
+def _named_traces(source) -> dict:
+    """name -> Trace from one Trace, a list of them or a dict; anything else gets a sentence."""
+    if isinstance(source, Trace):
+        return {"": source}
+    if isinstance(source, dict):
+        traces = {str(k): v for k, v in source.items()}
+    elif isinstance(source, (list, tuple)):
+        traces = {f"model {i}": v for i, v in enumerate(source)}
+    else:
+        raise TypeError(f"GradientFlow: expected an rw.Trace (or a list or dict of them), got {type(source).__name__}")
+    if not traces:
+        raise ValueError("GradientFlow: expected at least one rw.Trace, got an empty collection")
+    for name, tr in traces.items():
+        if not isinstance(tr, Trace):
+            raise TypeError(f"GradientFlow: expected an rw.Trace for {name!r}, got {type(tr).__name__}")
+    return traces
+
+
+def _padded(series: list, steps: int) -> np.ndarray:
+    """(len(series), steps): each series NaN past its own length (layers may run different steps)."""
+    out = np.full((len(series), steps), np.nan)
+    for i, s in enumerate(series):
+        out[i, : len(s)] = s
+    return out
+
+
 class GradientFlow(widgets.VBox):
-    """Gradient through time, per gate path and per parameter, for a Trace made with a loss.
+    """Gradient through time, per gate path and per parameter, for a Trace made with a loss —
+    or for several (a list, or a dict name -> Trace), overlaid on the same axes.
 
     ``weight_norms``: parameter name -> ‖W‖ and ``lr``: a learning rate (or parameter name ->
     learning rate) together add the update/weight chart, lr·‖∇W‖/‖W‖: the relative size of a
-    plain gradient step. ``slider`` moves a cursor over the time charts; ``link_t(explorer)``
-    keeps it in step with another widget's ``t``.
+    plain gradient step (with several traces: dicts of those per trace name). ``steps`` (Play, the
+    step slider) moves a cursor over the time charts in the page; ``link_t(explorer)`` keeps it in
+    step with another widget's ``t``.
     """
 
-    def __init__(self, trace: Trace, weight_norms: dict | None = None, lr=None):
-        if not isinstance(trace, Trace):
-            raise TypeError(f"GradientFlow: expected an rw.Trace, got {type(trace).__name__}")
-        self.trace = trace
-        # each layer over its own steps, on the longest layer's time axis (NaN past a layer's end)
-        self.norms = trace_norms(trace, "h")
+    def __init__(self, trace, weight_norms: dict | None = None, lr=None):
+        self.traces = _named_traces(trace)
+        self.trace = trace if isinstance(trace, Trace) else None
+        self.kinds: dict[str, str] = {}
+        self.norms: dict[str, np.ndarray] = {}
+        self.cell_norms: dict[str, np.ndarray] = {}
+        self.all_verdicts: dict[str, dict] = {}
+        self.flows: dict[str, dict] = {}
+        for model, tr in self.traces.items():
+            for name, lt in tr.layers.items():
+                if "h" not in lt.grads:
+                    continue
+                key = f"{model} · {name}" if model else name
+                self.kinds[key] = lt.kind
+                # each layer over its own steps, on the trace's longest axis (NaN past a layer's end)
+                lengths = tr.layer_lengths(name)
+                self.norms[key] = on_axis(step_norms(lt.grads["h"], lengths), tr.steps)
+                if "c" in lt.grads:
+                    self.cell_norms[key] = on_axis(step_norms(lt.grads["c"], lengths), tr.steps)
+                self.all_verdicts[key] = layer_verdicts(lt, lengths)
+                flow = self._gate_flow(lt, tr)
+                if flow:
+                    self.flows[key] = flow
         if not self.norms:
             raise ValueError("GradientFlow: the trace has no gradients; trace it with a loss, "
                              "e.g. rw.gradient_flow(model, inputs, loss='last')")
-        self.cell_norms = trace_norms(trace, "c")
-        self.verdicts = {name: layer_verdict(trace.layers[name], trace.layer_lengths(name))
-                         for name in self.norms}
-        self.flows = {name: flow for name, lt in trace.layers.items() if "h" in lt.grads
-                      for flow in [self._gate_flow(lt)] if flow}
+        # the verdict each layer is judged by (an LSTM's on c): label, ratio, quantity
+        self.verdicts = {key: next(iter(v.values())) for key, v in self.all_verdicts.items()}
+        self.colours = {key: i for i, key in enumerate(self.norms)}
+        self.steps_count = max(n.size for n in [*self.norms.values(), *self.cell_norms.values()])
 
-        steps = trace.steps
-        self.slider = widgets.IntSlider(value=0, min=0, max=steps - 1, description="step",
-                                        continuous_update=True, layout=widgets.Layout(width="100%"))
-        self.readout = widgets.HTML()
         self.verdict_text = widgets.HTML(self._verdict_html())
-        self.time_figure, self.time_lines, time_x = log_lines_figure(
-            "‖∂L/∂h_t‖ through time (‖∂L/∂c_t‖ dashed)", "step t", "norm")
-        self._fill_time_lines()
-        row_names = [*(f"{name} h" for name in self.norms), *(f"{name} c" for name in self.cell_norms)]
-        width, rows = max_columns(np.stack([*self.norms.values(), *self.cell_norms.values()]), MAX_COLUMNS)
-        self.heat = HeatmapGrid(rows, row_names, scale="log", column_step=width, column_label="step t",
-                                title="‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖), layers × time, log scale")
-        self.heat_link = widgets.jslink((self.slider, "value"), (self.heat, "t"))   # the grid's cursor
-        self.cursors = [add_cursor(self.time_figure, time_x)]
-        charts = [self.time_figure, self.heat]
+        self.time_chart = Chart(title=self._time_title(), x_label=STEP_LABEL, y_label="gradient norm (log)")
+        self._fill_time_chart()
+        row_names = [*(f"{key} h" for key in self.norms), *(f"{key} c" for key in self.cell_norms)]
+        width, rows = max_columns(_padded([*self.norms.values(), *self.cell_norms.values()], self.steps_count),
+                                  MAX_COLUMNS)
+        self.heat = HeatmapGrid(rows, row_names, scale="log", column_step=width, column_label=STEP_LABEL,
+                                title=self._grid_title())
+        self.cursor_views: list = [self.time_chart, self.heat]
+        charts: list = [self.time_chart, self.heat]
         if self.flows:
             self.gate_layer = widgets.Dropdown(options=list(self.flows), description="layer")
-            self.gate_figure, self.gate_lines, gate_x = log_lines_figure(
-                "gradient leaving each step, by gate path", "step t", "norm")
-            self.cursors.append(add_cursor(self.gate_figure, gate_x))
-            self.gate_layer.observe(lambda _: self._fill_gate_lines(), "value")
-            self._fill_gate_lines()
-            charts += [widgets.Label("per-gate flow (formulas: rnnwidgets.gradients_analysis)"),
-                       self.gate_layer, self.gate_figure]
-        if trace.param_grads:
-            self.param_figure, self.param_bars, self.flag_bars = self._param_chart()
-            charts.append(self.param_figure)
+            self.gate_caption = widgets.HTML()
+            self.gate_chart = Chart(title="gradient leaving each step, by the path it takes through the gates",
+                                    x_label=STEP_LABEL, y_label="gradient norm (log)")
+            self.gate_layer.observe(lambda _: self._fill_gate_chart(), "value")
+            self._fill_gate_chart()
+            self.cursor_views.append(self.gate_chart)
+            charts += [self.gate_layer, self.gate_caption, self.gate_chart]
+        if any(tr.param_grads for tr in self.traces.values()):
+            self.param_chart = self._param_chart()
+            charts.append(self.param_chart)
             if lr is not None and weight_norms:
-                self.update_figure, self.update_bars = self._update_chart(weight_norms, lr)
-                charts.append(self.update_figure)
-        self.slider.observe(lambda change: self._move_cursor(change["new"]), "value")
-        self._move_cursor(0)
-        super().__init__([self.verdict_text, self.slider, self.readout, *charts])
+                self.update_chart = self._update_chart(weight_norms, lr)
+                charts.append(self.update_chart)
+        self.steps = StepControl(steps=self.steps_count, followers=self.cursor_views)
+        super().__init__([self.verdict_text, self.steps, *charts])
         self.add_class("rw-gradient-flow")  # for page tests and user styles
 
     # ---- analysis -----------------------------------------------------------------------
-    def _gate_flow(self, lt) -> dict:
+    @staticmethod
+    def _gate_flow(lt, tr: Trace) -> dict:
         # the gates each kind's paths read (a GRU's reset gate acts inside its candidate path)
         read = {"lstm": LSTM_GATES, "gru": GRU_GATES[1:], "rnn": ()}
         if lt.kind not in read or not all(g in lt.gates for g in read[lt.kind]):
@@ -157,85 +152,100 @@ class GradientFlow(widgets.VBox):
         # the forget-/update-gate paths at the first step need the state before it: the recorded
         # initial state; a trace saved without one gets NaN there (not drawn) rather than a guess
         initial = lt.initial.get("c" if lt.kind == "lstm" else "h", np.nan)
-        flow = gate_flow(lt.kind, lt.gates, lt.states, lt.grads, self.trace.layer_lengths(lt.name),
-                         initial=initial, reverse=lt.reverse)
-        return {path: on_axis(norms, self.trace.steps) for path, norms in flow.items()}
+        flow = gate_flow(lt.kind, lt.gates, lt.states, lt.grads, tr.layer_lengths(lt.name), initial=initial,
+                         reverse=lt.reverse)
+        return {path: on_axis(norms, tr.steps) for path, norms in flow.items()}
 
-    # ---- views --------------------------------------------------------------------------
+    # ---- words --------------------------------------------------------------------------
+    def _time_title(self) -> str:
+        many = len(self.traces) > 1
+        title = "‖∂L/∂h_t‖ through time"
+        if self.cell_norms:   # only an LSTM has a cell state c
+            title = "‖∂L/∂h_t‖ (solid) and the LSTM cell state's ‖∂L/∂c_t‖ (dashed) through time"
+        return title + (f", {len(self.traces)} models on one axis" if many else "")
+
+    def _grid_title(self) -> str:
+        what = "‖∂L/∂h_t‖ and ‖∂L/∂c_t‖" if self.cell_norms else "‖∂L/∂h_t‖"
+        return f"{what} per layer (rows) and step (columns), colour on a log scale"
+
     def _verdict_html(self) -> str:
-        lines = [f"{name}: {v.text()}" for name, v in self.verdicts.items()]
-        if self.trace.meta.get("training"):
-            lines.append("traced in training mode (dropout on)")
-        return _escaped_lines(lines)
+        lines = []
+        for key, verdicts in self.all_verdicts.items():
+            parts = []
+            for i, (quantity, v) in enumerate(verdicts.items()):
+                lead = ""
+                if len(verdicts) > 1:   # say which line each verdict is about
+                    lead = f"{'judged on' if i == 0 else 'also drawn:'} {quantity} ({QUANTITY_LINE[quantity]} line) — "
+                parts.append(lead + v.text(thresholds=False))
+            if len(verdicts) > 1:
+                parts.append("An LSTM is judged on its cell state: c carries the gradient back through the forget "
+                             "gate; ∂L/∂h_t at the last steps is mostly the loss's direct term, which reaches "
+                             "earlier steps only through the gates and c.")
+            lines.append(f"<b>{html.escape(key)}</b>: " + "<br>&nbsp;&nbsp;".join(html.escape(p) for p in parts))
+        lines.append(html.escape(f"Verdict thresholds on the first/last ratio: vanishing below {VANISHING_BELOW:g}, "
+                                 f"exploding above {EXPLODING_ABOVE:g} or non-finite, healthy in between."))
+        if any(tr.meta.get("training") for tr in self.traces.values()):
+            lines.append(html.escape("traced in training mode (dropout on)"))
+        return "<br>".join(lines)
 
-    def _fill_time_lines(self):
-        """h norms on the chart's own mark; LSTM c norms dashed on a second (one style per mark)."""
-        steps = np.arange(self.trace.steps, dtype=np.float32)
-        with self.time_lines.hold_sync():
-            self.time_lines.x = steps
-            self.time_lines.y = np.stack([positive(s) for s in self.norms.values()])
-            self.time_lines.labels = [f"{n} h" for n in self.norms]
-        series = [*self.norms.values(), *self.cell_norms.values()]
-        fit_scale(self.time_lines.scales["x"], steps)
-        fit_scale(self.time_lines.scales["y"], np.concatenate(series), log=True)
-        if self.cell_norms:
-            self.cell_lines = bq.Lines(x=steps, y=np.stack([positive(s) for s in self.cell_norms.values()]),
-                                       labels=[f"{n} c" for n in self.cell_norms], line_style="dashed",
-                                       display_legend=True, scales=self.time_lines.scales)
-            self.time_figure.marks = [*self.time_figure.marks, self.cell_lines]
+    # ---- charts -------------------------------------------------------------------------
+    def _fill_time_chart(self):
+        """h norms solid, LSTM c norms dashed in the same colour as their layer's h."""
+        keys = list(self.norms)
+        series = [{"name": f"{key} h", "colour": self.colours[key]} for key in keys]
+        series += [{"name": f"{key} c", "colour": self.colours[key], "dash": True} for key in self.cell_norms]
+        values = _padded([*self.norms.values(), *self.cell_norms.values()], self.steps_count)
+        self.time_chart.show_lines(np.arange(self.steps_count), values, series)
 
-    def _fill_gate_lines(self):
-        flow = self.flows[self.gate_layer.value]
-        with self.gate_lines.hold_sync():
-            self.gate_lines.x = np.arange(self.trace.steps, dtype=np.float32)
-            self.gate_lines.y = np.stack([positive(v) for v in flow.values()])
-            self.gate_lines.labels = list(flow)
-        fit_scale(self.gate_lines.scales["x"], self.gate_lines.x)
-        fit_scale(self.gate_lines.scales["y"], np.concatenate(list(flow.values())), log=True)
+    def _fill_gate_chart(self):
+        key = self.gate_layer.value
+        flow = self.flows[key]
+        steps = max(v.size for v in flow.values())
+        self.gate_chart.show_lines(np.arange(steps), _padded(list(flow.values()), steps),
+                                   [{"name": name} for name in flow])
+        self.gate_caption.value = html.escape(GATE_CAPTIONS.get(self.kinds[key], ""))
 
-    def _param_chart(self):
-        names = list(self.trace.param_grads)
-        stats = self.trace.param_grads
-        mean = [stats[n]["mean_abs"] for n in names]
-        peak = [stats[n]["max_abs"] for n in names]
-        self.flagged = [n for n in names
-                        if not (math.isfinite(stats[n]["max_abs"]) and math.isfinite(stats[n]["mean_abs"]))
-                        or stats[n]["max_abs"] == 0]
-        xs, ys = bq.OrdinalScale(), log_scale_for_bars(np.r_[mean, peak])
-        flags = bq.Bars(x=names, y=np.array([1.0 if n in self.flagged else 0.0 for n in names], np.float32),
-                        colors=[FLAG_COLOUR], opacities=[0.3], labels=["zero or non-finite"],
-                        display_legend=bool(self.flagged),
-                        scales={"x": xs, "y": bq.LinearScale(min=0, max=1)})
-        bars = bq.Bars(x=names, y=np.stack([positive(mean), positive(peak)]), type="grouped",
-                       labels=["mean |grad|", "max |grad|"], colors=["#1f77b4", "#ff7f0e"],
-                       display_legend=True, base=ys.min, scales={"x": xs, "y": ys})
-        fig = bq.Figure(marks=[flags, bars], title="|grad| per parameter tensor", fig_margin={**_MARGIN, "bottom": 110},
-                        axes=[bq.Axis(scale=xs, tick_rotate=-30),
-                              bq.Axis(scale=ys, side="left", tick_format=".0e", label="|grad|")],
-                        legend_location="top-right", layout=widgets.Layout(width="100%", height="320px"))
-        return fig, bars, flags
+    def _param_names(self):
+        """(label, trace name, parameter name) for every parameter tensor of every trace."""
+        return [(f"{model} · {p}" if model else p, model, p)
+                for model, tr in self.traces.items() for p in tr.param_grads]
 
-    def _update_chart(self, weight_norms: dict, lr):
-        names = [n for n in self.trace.param_grads if n in weight_norms]
-        rates = lr if isinstance(lr, dict) else {n: lr for n in names}
-        ratio = [rates[n] * self.trace.param_grads[n]["norm"] / weight_norms[n] if weight_norms[n] else math.inf
-                 for n in names]
-        self.update_ratio = dict(zip(names, ratio))
-        xs, ys = bq.OrdinalScale(), log_scale_for_bars(ratio)
-        bars = bq.Bars(x=names, y=positive(ratio), colors=["#2ca02c"], base=ys.min, scales={"x": xs, "y": ys})
-        fig = bq.Figure(marks=[bars], title="update / weight: lr·‖∇W‖ / ‖W‖", fig_margin={**_MARGIN, "bottom": 110},
-                        axes=[bq.Axis(scale=xs, tick_rotate=-30),
-                              bq.Axis(scale=ys, side="left", tick_format=".0e", label="ratio")],
-                        layout=widgets.Layout(width="100%", height="300px"))
-        return fig, bars
+    def _param_chart(self) -> Chart:
+        names = self._param_names()
+        stats = [self.traces[m].param_grads[p] for _, m, p in names]
+        mean = [s["mean_abs"] for s in stats]
+        peak = [s["max_abs"] for s in stats]
+        flags = {}
+        for (label, _, _), s in zip(names, stats):
+            if not (math.isfinite(s["max_abs"]) and math.isfinite(s["mean_abs"])):
+                flags[label] = "non-finite gradient (inf or NaN)"
+            elif s["max_abs"] == 0:
+                flags[label] = "zero gradient: the loss does not depend on it"
+        self.flagged = list(flags)
+        chart = Chart(title="|gradient| per parameter tensor (mean and max over its entries)",
+                      x_label="|gradient| (log scale)")
+        chart.show_bars([n for n, _, _ in names], [mean, peak],
+                        [{"name": "mean |grad|", "colour": 0}, {"name": "max |grad|", "colour": 1}], flags=flags)
+        return chart
 
-    def _move_cursor(self, t: int):
-        for cursor in self.cursors:
-            cursor.x = np.array([t, t], np.float32)
-        parts = [f"{name} ‖∂L/∂h_{t}‖ = {n[t]:.3g}" if t < self.trace.layers[name].steps
-                 else f"{name} has steps 0–{self.trace.layers[name].steps - 1} only"
-                 for name, n in self.norms.items()]
-        self.readout.value = _escaped_lines([f"step {t}: " + "; ".join(parts)])
+    def _update_chart(self, weight_norms: dict, lr) -> Chart:
+        many = len(self.traces) > 1
+        ratio = {}
+        for label, model, p in self._param_names():
+            norms = weight_norms.get(model, {}) if many else weight_norms
+            rates = (lr.get(model) if many and isinstance(lr, dict) else lr)
+            if p not in norms or rates is None:
+                continue
+            rate = rates.get(p) if isinstance(rates, dict) else rates
+            if rate is None:
+                continue
+            grad = self.traces[model].param_grads[p]["norm"]
+            ratio[label] = rate * grad / norms[p] if norms[p] else math.inf
+        self.update_ratio = ratio
+        chart = Chart(title="update / weight: lr·‖∇W‖ / ‖W‖, the relative size of one plain gradient step",
+                      x_label="ratio (log scale)")
+        chart.show_bars(list(ratio), [list(ratio.values())], [{"name": "lr·‖∇W‖ / ‖W‖", "colour": 2}])
+        return chart
 
     def save_html(self, path, title: str = "rnnwidgets"):
         """One self-contained offline HTML file of the charts."""
@@ -245,5 +255,5 @@ class GradientFlow(widgets.VBox):
 
     # ---- linking ------------------------------------------------------------------------
     def link_t(self, other, name: str = "t"):
-        """Keep the slider and ``other.<name>`` (e.g. an Explorer's ``t``) equal, in the browser."""
-        return widgets.jslink((self.slider, "value"), (other, name))
+        """Keep the step control's ``t`` and ``other.<name>`` (e.g. an Explorer's ``t``) equal, in the browser."""
+        return widgets.jslink((self.steps, "t"), (other, name))

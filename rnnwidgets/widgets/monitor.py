@@ -14,14 +14,13 @@ import math
 import re
 import time
 
-import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
 from ..gradients_analysis import layer_verdict, trace_norms
 from ..kinds import layer_name
 from ..timeaxis import MinMaxSeries
-from .gradient_flow import CHART_HEIGHT, FLAG_COLOUR, STEP_FORMAT, fit_scale, log_lines_figure, positive
+from .chart import Chart
 from .grid import HeatmapGrid
 
 HEAT_POINTS = 400          # the layers x steps grid: 200 columns of bucket maxima
@@ -88,7 +87,6 @@ class TrainingMonitor(widgets.VBox):
         self.pushes = 0
         self.loss = MinMaxSeries(max_points)
         self.grad_norm = MinMaxSeries(max_points)
-        self.clip_events = MinMaxSeries(max_points)
         self.layer_norms = [MinMaxSeries(HEAT_POINTS) for _ in self.layers]
         self.snapshot = None                   # (step, {layer: norms through time})
         self._last_loss = math.nan
@@ -127,7 +125,6 @@ class TrainingMonitor(widgets.VBox):
         self.last_norm = total
         if self.clip is not None and total > self.clip:
             self.clipped += 1
-            self.clip_events.append(step, total)
         for series, sq, known in zip(self.layer_norms, layer_sq, layer_has):
             series.append(step, math.sqrt(sq) if known else math.nan)
         self._dirty = True
@@ -162,8 +159,8 @@ class TrainingMonitor(widgets.VBox):
 
     def _label_steps(self, label: str):
         """Name what one step of the charts' step axes is: a ``step`` call or a backward pass."""
-        for figure in (self.loss_figure, self.norm_figure):
-            figure.axes[0].label = label
+        for chart in (self.loss_chart, self.norm_chart):
+            chart.x_label = label
         self.heat.column_label = label
 
     def _on_gradient(self, index: int, norm: float):
@@ -244,22 +241,15 @@ class TrainingMonitor(widgets.VBox):
         self.pushes += 1
 
     def _push_history(self):
-        steps = np.array([0.0, max(self.steps - 1, 1)])
         x, y = self.loss.points()
-        with self.loss_lines.hold_sync():
-            self.loss_lines.x, self.loss_lines.y = x.astype(np.float32), y.astype(np.float32)
-        fit_scale(self.loss_lines.scales["x"], steps)
-        fit_scale(self.loss_lines.scales["y"], y)
+        self.loss_chart.show_lines(x, [y], [{"name": "loss", "colour": 0}])
         x, y = self.grad_norm.points()
-        with self.norm_lines.hold_sync():
-            self.norm_lines.x, self.norm_lines.y = x.astype(np.float32), positive(y)
-        fit_scale(self.norm_lines.scales["x"], steps)
-        fit_scale(self.norm_lines.scales["y"], y if self.clip is None else np.r_[y, self.clip], log=True)
-        if self.clip is not None:
-            cx, cy = self.clip_events.points()
-            with self.clip_marks.hold_sync():
-                self.clip_marks.x, self.clip_marks.y = cx.astype(np.float32), positive(cy)
-            self.clip_line.x = steps.astype(np.float32)
+        series = [{"name": "‖∇‖ (L2 over all parameters)", "colour": 0}]
+        values = [y]
+        if self.clip is not None:   # a marker at each step whose norm went over the threshold
+            series.append({"name": "clipped", "colour": 1, "points": True})
+            values.append(np.where(y > self.clip, y, np.nan))
+        self.norm_chart.show_lines(x, values, series)
         # every layer's series has as many buckets of the same width: column c is steps [c*width, (c+1)*width)
         maxima = np.stack([series.maxima()[1] for series in self.layer_norms])
         self.heat.show(maxima, self.layers, column_step=self.layer_norms[0].width)
@@ -267,13 +257,13 @@ class TrainingMonitor(widgets.VBox):
 
     def _push_snapshot(self):
         step, norms = self.snapshot
-        with self.probe_lines.hold_sync():
-            self.probe_lines.x = np.arange(len(next(iter(norms.values()))), dtype=np.float32)
-            self.probe_lines.y = np.stack([positive(n) for n in norms.values()])
-            self.probe_lines.labels = list(norms)
-        fit_scale(self.probe_lines.scales["x"], self.probe_lines.x)
-        fit_scale(self.probe_lines.scales["y"], np.concatenate(list(norms.values())), log=True)
-        self.probe_figure.title = f"‖∂L/∂h_t‖ on the probe batch after step {step}"
+        steps = max(len(n) for n in norms.values())
+        values = np.full((len(norms), steps), np.nan)
+        for i, n in enumerate(norms.values()):
+            values[i, : len(n)] = n
+        with self.probe_chart.hold_sync():
+            self.probe_chart.title = f"‖∂L/∂h_t‖ through the probe batch's steps, after training step {step}"
+            self.probe_chart.show_lines(np.arange(steps), values, [{"name": name} for name in norms])
         self.probe_text.value = "<br>".join(html.escape(f"{name}: {v.text()}")
                                             for name, v in self.snapshot_verdicts.items())
 
@@ -286,34 +276,21 @@ class TrainingMonitor(widgets.VBox):
     # ---- layout -------------------------------------------------------------------------
     def _build(self):
         self.status = widgets.Label("no step recorded yet")
-        xs, ys = bq.LinearScale(min=0, max=1), bq.LinearScale(min=0, max=1)   # until fit to data
-        self.loss_lines = bq.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32),
-                                   scales={"x": xs, "y": ys}, colors=["#1f77b4"])
-        self.loss_figure = loss_fig = bq.Figure(marks=[self.loss_lines], title="loss",
-                             fig_margin={"top": 40, "bottom": 40, "left": 70, "right": 20},
-                             axes=[bq.Axis(scale=xs, label=TRAINING_STEP, tick_format=STEP_FORMAT),
-                                   bq.Axis(scale=ys, side="left", label="loss", tick_format=".3g")],
-                             layout=widgets.Layout(width="100%", height=CHART_HEIGHT))
-        self.norm_figure, self.norm_lines, norm_x = log_lines_figure("global gradient norm", TRAINING_STEP, "‖∇‖",
-                                                                        legend="top-right")
-        self.norm_lines.labels = ["‖∇‖ (L2 over all parameters)"]
-        charts = [loss_fig, self.norm_figure]
+        waiting = "no training step recorded yet: call mon.step(loss) in the loop"
+        self.loss_chart = Chart(title="loss", x_label=TRAINING_STEP, y_label="loss", y_scale="linear", empty=waiting)
+        self.norm_chart = Chart(title="global gradient norm", x_label=TRAINING_STEP, y_label="‖∇‖ (log)",
+                                empty=waiting)
         if self.clip is not None:
-            norm_y = self.norm_lines.scales["y"]
-            self.clip_line = bq.Lines(x=np.array([0, 1], np.float32), y=np.full(2, self.clip, np.float32),
-                                      colors=[FLAG_COLOUR], line_style="dashed", labels=[f"clip {self.clip:g}"],
-                                      display_legend=True, scales={"x": norm_x, "y": norm_y})
-            self.clip_marks = bq.Scatter(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), colors=[FLAG_COLOUR],
-                                         marker="cross", default_size=40, labels=["clipped"], display_legend=True,
-                                         scales={"x": norm_x, "y": norm_y})
-            self.norm_figure.marks = [*self.norm_figure.marks, self.clip_line, self.clip_marks]
+            self.norm_chart.rules = [{"name": f"clip {self.clip:g}", "value": float(self.clip)}]
+        charts = [self.loss_chart, self.norm_chart]
         self.heat = HeatmapGrid(np.zeros((len(self.layers), 0), np.float32), self.layers, scale="log",
                                 title="gradient norm per layer (log scale)", column_label=TRAINING_STEP)
         charts.append(self.heat)
         if self.probe is not None:
-            self.probe_figure, self.probe_lines, _ = log_lines_figure(
-                "‖∂L/∂h_t‖ on the probe batch", "sequence step t", "norm")
+            self.probe_chart = Chart(title="‖∂L/∂h_t‖ through the probe batch's steps", x_label="sequence step t",
+                                     y_label="‖∂L/∂h_t‖ (log)",
+                                     empty=f"the first snapshot comes after {self.every} training steps")
             self.probe_text = widgets.HTML()
-            charts += [self.probe_figure, self.probe_text]
+            charts += [self.probe_chart, self.probe_text]
         super().__init__([self.status, *charts])
         self.add_class("rw-monitor")  # for page tests and user styles

@@ -32,13 +32,13 @@ flow = rw.gradient_flow(model, x, loss="last")
 flow"""
 
 STATUS = ".rw-monitor .widget-label"
-LOSS_LINE = ".rw-monitor .bqplot >> nth=0 >> path.line"
+LOSS_LINE = ".rw-monitor .rw-chart >> nth=0 >> path.rw-chart-series"
 LAYER_GRID = ".rw-monitor .rw-grid .rw-heatmap"     # layers x training steps, our canvas
 
 
 def _drawn_lines(figure) -> int:
-    """Line paths in a bqplot figure long enough to be data (20 steps), not legend swatches."""
-    paths = figure.locator("path.line").evaluate_all("ps => ps.map(p => p.getAttribute('d') || '')")
+    """Line paths in a chart long enough to be data (20 steps)."""
+    paths = figure.locator("path.rw-chart-series").evaluate_all("ps => ps.map(p => p.getAttribute('d') || '')")
     return sum(len(d) > 100 for d in paths)
 
 
@@ -78,22 +78,23 @@ def test_monitor_updates_while_training_blocks_the_kernel(jupyter_server, page):
     page.wait_for_function(f"() => /^step {trained} /.test(document.querySelector('{STATUS}').innerText)",
                            timeout=10_000)   # the throttle's held-back last state is sent when the cell ends
 
-    # loss, gradient norm (+ clip line and markers), probe snapshot (bqplot) and the per-layer grid drew
-    figures = page.locator(".rw-monitor .bqplot")
+    # loss, gradient norm (+ clip line and markers), probe snapshot (our charts) and the per-layer grid drew
+    figures = page.locator(".rw-monitor .rw-chart")
     assert figures.count() == 3
+    assert page.locator(".rw-monitor .rw-chart-rule").count() == 1          # the clipping threshold
     grid = page.locator(".rw-monitor .rw-grid").first
     ink = canvas_ink(grid.locator(".rw-heatmap"))
     assert ink["height"] == 2 and ink["width"] >= 3 and ink["inked"] == ink["width"] * ink["height"], ink
     assert grid.locator(".rw-grid-row-label").all_inner_texts() == ["lstm.l0", "lstm.l1"]
     points = page.locator(LOSS_LINE).first.get_attribute("d").count("L") + 1
     assert points >= min(trained, 3)
-    snapshot = page.locator(".rw-monitor .bqplot").nth(2)
-    assert "after step" in snapshot.inner_text() and "lstm.l1" in snapshot.inner_text()
+    snapshot = page.locator(".rw-monitor .rw-chart").nth(2)
+    assert "after training step" in snapshot.inner_text() and "lstm.l1" in snapshot.inner_text()
     assert _drawn_lines(snapshot) >= 2          # lstm.l0 and lstm.l1 through the 20 probe steps
 
     flow = page.locator(".rw-gradient-flow").first
     flow.wait_for(state="visible", timeout=60_000)
     assert "lstm.l1:" in flow.inner_text()
-    assert _drawn_lines(flow.locator(".bqplot").first) >= 4   # h of both layers, c (dashed) of both
+    assert _drawn_lines(flow.locator(".rw-chart").first) >= 4   # h of both layers, c (dashed) of both
     ink = wait_for_ink(flow.locator(".rw-grid .rw-heatmap"), min_distinct=10)
     assert (ink["width"], ink["height"]) == (20, 4) and ink["inked"] == 80, ink   # layers' h and c x 20 steps
