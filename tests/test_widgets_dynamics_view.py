@@ -104,6 +104,8 @@ def test_explorer_keeps_the_gradient_view_and_the_dynamics_panel_as_followers():
     assert explorer.gradients is not None
     for _ in range(2):   # and again after new inputs: each follower once, the current ones
         followers = explorer.view.followers
-        assert len(followers) == 2 and explorer.gradients.heat in followers and explorer.dynamics in followers
+        cursors = explorer.gradients.cursor_views
+        assert len(followers) == len(cursors) + 1 and explorer.dynamics in followers
+        assert all(any(f is c for f in followers) for c in cursors)
         explorer.update(x[:, :5])
     assert explorer.dynamics.index["steps"] == 5

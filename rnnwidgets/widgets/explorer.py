@@ -268,12 +268,12 @@ class Explorer(StillImage, widgets.VBox):
         if old is not None:
             assert self._gradients_link is not None  # made with the gradient view
             self._gradients_link.unlink()
-            self.view.followers = [f for f in self.view.followers if f is not old.heat]
+            self.view.followers = [f for f in self.view.followers if all(f is not c for c in old.cursor_views)]
             self.children = tuple(c for c in self.children if c is not old)
             self.gradients = None
         if not any("h" in lt.grads for lt in trace.layers.values()):
             return
-        from .gradient_flow import GradientFlow  # bqplot: imported only for a trace with gradients
+        from .gradient_flow import GradientFlow  # imported only for a trace with gradients
 
         flow = self.gradients = GradientFlow(trace)
         flow.steps.layout.display = "none"  # the Explorer's own slider drives it
