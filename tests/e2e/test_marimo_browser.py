@@ -2,8 +2,9 @@
 
 marimo shows anywidget views (not other ipywidgets), so a notebook wraps the Explorer's view with
 ``mo.ui.anywidget``; there the view carries the bundle as its own code (rnnwidgets/widgets/bundle.py).
-A marimo server (`marimo edit`, headless, with a token) serves a notebook written to a temp folder;
-the page is opened in the Chromium of the other browser tests (conftest.py's `page`).
+A marimo server (`marimo edit`, or `marimo run` for an app, headless, with a token) serves a
+notebook written to a temp folder; pages open in the Chromium of the other browser tests
+(conftest.py's `browser` and `page`).
 """
 from __future__ import annotations
 
@@ -82,9 +83,9 @@ def _(mo, view):
 
 
 class MarimoServer:
-    """`marimo edit` of one notebook on loopback, headless, behind a random token."""
+    """`marimo edit` (or `run`: `mode`) of one notebook on loopback, headless, behind a random token."""
 
-    def __init__(self, notebook: Path, home: Path, log_path: Path):
+    def __init__(self, mode: str, notebook: Path, home: Path, log_path: Path):
         self.token = secrets.token_hex(16)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -101,7 +102,7 @@ class MarimoServer:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "marimo", "-y", "edit", "--headless", "--host", "127.0.0.1",
+            [sys.executable, "-m", "marimo", "-y", mode, "--headless", "--host", "127.0.0.1",
              "--port", str(self.port), "--token-password", self.token, "--no-sandbox", str(notebook)],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=notebook.parent)
 
@@ -135,17 +136,35 @@ class MarimoServer:
         self._log.close()
 
 
-@pytest.fixture(scope="module")
-def marimo_server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("marimo")
+def _serve(tmp_path_factory, mode: str):
+    base = tmp_path_factory.mktemp(f"marimo-{mode}")
     notebook = base / "explorer_marimo.py"
     notebook.write_text(NOTEBOOK, encoding="utf-8")
-    server = MarimoServer(notebook, base / "home", base / "server.log")
+    server = MarimoServer(mode, notebook, base / "home", base / "server.log")
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def marimo_server(tmp_path_factory):
+    yield from _serve(tmp_path_factory, "edit")
+
+
+@pytest.fixture(scope="module")
+def marimo_app(tmp_path_factory):
+    yield from _serve(tmp_path_factory, "run")
+
+
+def _painted_explorer(page):
+    """The page's first Explorer, once it has painted its heatmap (12 units x 30 steps)."""
+    explorer = page.locator(".rw-explorer").first
+    explorer.wait_for(state="visible", timeout=START_TIMEOUT_S * 1000)  # the cells run as the page opens
+    ink = wait_for_ink(explorer.locator(".rw-heatmap").first, min_distinct=20)
+    assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink
+    return explorer
 
 
 def _focused(locator) -> bool:
@@ -156,10 +175,7 @@ def _focused(locator) -> bool:
 
 def test_explorer_draws_scrubs_and_follows_python_in_marimo(marimo_server, page):
     page.goto(marimo_server.page_url)
-    explorer = page.locator(".rw-explorer").first
-    explorer.wait_for(state="visible", timeout=START_TIMEOUT_S * 1000)  # the cells run as the page opens
-    ink = wait_for_ink(explorer.locator(".rw-heatmap").first, min_distinct=20)
-    assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink  # 12 units x 30 steps
+    explorer = _painted_explorer(page)
     step = explorer.locator(".rw-step")
     assert step.inner_text().startswith("step 0 / 29"), step.inner_text()
     kernel = page.locator("[id^='output-']", has_text="kernel step").first  # the cell's output, not its source
@@ -204,3 +220,21 @@ def test_explorer_draws_scrubs_and_follows_python_in_marimo(marimo_server, page)
     ARTIFACTS.mkdir(exist_ok=True)  # the cell's output as a student sees it
     page.locator("[id^='output-']", has=page.locator(".rw-explorer")).first.screenshot(
         path=str(ARTIFACTS / "marimo-explorer.png"))
+
+
+def test_every_viewer_of_a_marimo_app_sees_the_explorer(marimo_app, browser, page):
+    # `marimo run` gives each viewer a session of its own in one process: a view's code must
+    # reach each viewer's page, whoever opened the app first.
+    page.goto(marimo_app.page_url)
+    _painted_explorer(page)
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        other = second.new_page()
+        other.goto(marimo_app.page_url)
+        explorer = _painted_explorer(other)
+        explorer.focus()
+        other.keyboard.press("ArrowRight")
+        step = explorer.locator(".rw-step")
+        assert wait_for_text(step, lambda s: s.startswith("step 1 / 29")).startswith("step 1 / 29"), step.inner_text()
+    finally:
+        second.close()
