@@ -40,3 +40,22 @@ def test_a_closed_or_rebuilt_bundle_is_made_anew(monkeypatch, tmp_path):
     rebuilt.write_text("export default {render() {}};", encoding="utf-8")
     monkeypatch.setattr(bundle, "BUNDLE", rebuilt)
     assert shared_bundle() is not second and shared_bundle().code == rebuilt.read_text()
+
+
+def test_in_a_marimo_kernel_each_view_carries_the_bundle_as_its_own_code(monkeypatch):
+    # marimo binds a comm to one session and one cell, and imports code only from a view's _esm
+    # (tests/e2e/test_marimo_browser.py runs it there); elsewhere the loader and one Bundle stay.
+    monkeypatch.setattr(bundle, "in_marimo", lambda: True)
+    explorer = Explorer(trace_with_gradients())
+    code = BUNDLE.read_text(encoding="utf-8")
+    assert explorer.view._esm == code and explorer.view._bundle is None
+    assert explorer.view.get_state()["_bundle"] is None
+    assert explorer.gradients.heat._esm == code and explorer.gradients.heat._bundle is None
+    monkeypatch.setattr(bundle, "in_marimo", lambda: False)
+    assert HeatmapGrid(np.ones((2, 3)))._esm == LOADER
+
+
+def test_plain_python_is_not_a_marimo_kernel_even_with_marimo_imported():
+    import marimo  # noqa: F401  (installed with the test extra)
+
+    assert not bundle.in_marimo()

@@ -5,9 +5,16 @@ would store the bundle four times. Here the bundle is the ``code`` of one shared
 (``Bundle``, one per kernel), and each view's ``_esm`` is ``LOADER``: a few lines that import
 that model's code once per page and hand it the view. A saved notebook or an exported page
 then holds the bundle once, and still needs nothing but itself.
+
+marimo is the exception: there each widget's comm belongs to one browser session and to the cell
+that made it (closed when that cell runs again), and marimo's pages import a widget's code only
+from its ``_esm``, never from another model's state. So in a marimo kernel each view carries the
+bundle as its own ``_esm`` (marimo serves it to the page as a file, keyed by its hash) and no
+``Bundle`` is made.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import anywidget
@@ -21,6 +28,10 @@ LOADER = """\
 const loaded = (globalThis.__rnnwidgets_bundles ??= new Map());
 function bundle(model) {
   const id = String(model.get("_bundle")).replace(/^IPY_MODEL_/, "");
+  if (typeof model.widget_manager?.get_model !== "function") {
+    throw new Error("rnnwidgets: this front end gives widgets no widget manager to share the views' code; "
+      + "JupyterLab, Notebook 7, VS Code, Colab and marimo do");
+  }
   if (!loaded.has(id)) {
     loaded.set(id, model.widget_manager.get_model(id).then(async (shared) => {
       const url = URL.createObjectURL(new Blob([shared.get("code")], { type: "text/javascript" }));
@@ -57,11 +68,26 @@ def shared_bundle() -> Bundle:
     return _shared[0]
 
 
+def in_marimo() -> bool:
+    """Whether this code runs in a marimo notebook's kernel (marimo is imported there already)."""
+    marimo = sys.modules.get("marimo")
+    return marimo is not None and marimo.running_in_notebook()
+
+
 class BundledView(anywidget.AnyWidget):
-    """An anywidget view whose code is the shared bundle's; ``_view`` says which view it is."""
+    """An anywidget view whose code is the shared bundle's; ``_view`` says which view it is.
+
+    In a marimo kernel the view carries the bundle itself as its ``_esm`` and ``_bundle`` is None
+    (see the module's docstring)."""
 
     _esm = LOADER
-    _bundle = traitlets.Instance(Bundle).tag(sync=True, **widgets.widget_serialization)
+    _bundle = traitlets.Instance(Bundle, allow_none=True).tag(sync=True, **widgets.widget_serialization)
+
+    def __init__(self, *args, **kwargs):
+        if in_marimo():  # decided before the comm opens: marimo reads _esm from the open message
+            check_bundle()
+            kwargs.update(_esm=BUNDLE.read_text(encoding="utf-8"), _bundle=None)
+        super().__init__(*args, **kwargs)
 
     @traitlets.default("_bundle")
     def _default_bundle(self) -> Bundle:
