@@ -177,7 +177,9 @@ export function shownHeight(units: number): number {
 
 /** `halo`: a light line outside each dark cursor line, so the cursor shows on dark colours too
  * (a log scale's vanished gradients are the darkest viridis). */
-export function createHeatmap(options: { halo?: boolean; onResize?: () => void } = {}): Heatmap {
+/** `rowLines`: the selected row's top and bottom edges drawn across the whole image (the
+ * Explorer's selected unit), so the row stands out wherever the eye lands. */
+export function createHeatmap(options: { halo?: boolean; rowLines?: boolean; onResize?: () => void } = {}): Heatmap {
   const el = element("div", "rw-heatmap-box");
   el.setAttribute("role", "img");
   el.style.cssText = "position: relative; width: 100%; cursor: crosshair;";
@@ -257,13 +259,18 @@ export function createHeatmap(options: { halo?: boolean; onResize?: () => void }
     const shownTicks = row >= 0 ? ticks : [];
     const halo: Rect[] = options.halo ? shownEdges.map(([x, y, rw, rh], i) => [i === 0 ? x - line : x + line, y, rw, rh]) : [];
     const markRects = rowMarkRects(marks, units, w, h, line);
+    const rowEdges: Rect[] = [];
+    if (options.rowLines && row >= 0) {
+      const [[, y0, , rh]] = ticks; // (the ticks beside the row span its height)
+      rowEdges.push([0, Math.max(0, y0 - line), w, line], [0, y0 + rh, w, line]);
+    }
     ctx.fillStyle = ink.line;
-    for (const r of shownEdges) ctx.fillRect(...r);
+    for (const r of [...shownEdges, ...rowEdges]) ctx.fillRect(...r);
     ctx.fillStyle = ink.contrast;
     for (const r of [...shownTicks, ...halo]) ctx.fillRect(...r);
     ctx.fillStyle = ROW_MARK;
     for (const r of markRects) ctx.fillRect(...r);
-    drawn = [...shownEdges, ...shownTicks, ...halo, ...markRects];
+    drawn = [...shownEdges, ...rowEdges, ...shownTicks, ...halo, ...markRects];
   }
 
   function cellAt(ev: MouseEvent): { t: number; row: number } | null {

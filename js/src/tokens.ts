@@ -94,17 +94,26 @@ function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, from: number
 export const VERTICAL_CHARS = 8;
 
 /**
- * How the tokens of steps `count` columns `width` pixels wide are written, `chars` the longest
- * label: flat, every `stride`-th so each clears the next; or up the column (rotated) when that
- * labels more of them, a line apart. An unmeasured strip (width 0) writes them all flat.
+ * How the tokens of steps `count` columns `width` pixels wide are written, `chars` a typical
+ * label's length: flat, every `stride`-th so each clears the next, a longer label cut to
+ * `flatChars`; or up the column (rotated) when that labels more of them, a line apart. An
+ * unmeasured strip (width 0) writes them all flat.
  */
-export function headerLayout(width: number, count: number, chars: number): { vertical: boolean; stride: number; height: number } {
+export function headerLayout(width: number, count: number, chars: number): { vertical: boolean; stride: number; height: number; flatChars: number } {
   const column = width / Math.max(1, count);
-  if (width === 0) return { vertical: false, stride: 1, height: 16 };
+  if (width === 0) return { vertical: false, stride: 1, height: 16, flatChars: MAX_TOKEN_CHARS };
   const flat = niceStride(column, chars * CHAR_PX + 0.3);
   const upright = niceStride(column, LINE_PX);
-  if (flat <= upright) return { vertical: false, stride: flat, height: 16 };
-  return { vertical: true, stride: upright, height: Math.ceil(Math.min(chars, VERTICAL_CHARS) * CHAR_PX + 8) };
+  if (flat <= upright) return { vertical: false, stride: flat, height: 16, flatChars: Math.max(1, Math.floor((flat * column - 0.3) / CHAR_PX)) };
+  return { vertical: true, stride: upright, height: Math.ceil(Math.min(chars, VERTICAL_CHARS) * CHAR_PX + 8), flatChars: 0 };
+}
+
+/** The length most labels stay within (the 90th percentile): one long token is cut to it
+ * rather than spreading every label out. */
+export function typicalLength(lengths: number[]): number {
+  if (!lengths.length) return 1;
+  const sorted = [...lengths].sort((a, b) => a - b);
+  return Math.max(1, sorted[Math.floor(0.9 * (sorted.length - 1))]);
 }
 
 /** A label cut to `max` characters with an ellipsis. */
@@ -141,7 +150,7 @@ export function createTokens(actions: Actions): Panel {
   let current = -1; // the pool index of the highlighted token, or -1
   // what the token colours were painted from; any change repaints the window
   let painted: { start: number; data: Float32Array; unit: number; length: number; tokens: string[] | null; steps: number; lut: number; width: number } | null = null;
-  let layout = { vertical: false, stride: 1, height: 16 };
+  let layout = headerLayout(0, 1, 1);
   let sparkFrom: { inputs: Quantity; from: number; to: number } | null = null;
   let bandFrom: { data: Float32Array; unit: number; from: number; to: number; lut: number } | null = null;
   let lastState: ExplorerState | null = null;
@@ -173,14 +182,13 @@ export function createTokens(actions: Actions): Panel {
   function labelOf(state: ExplorerState, t: number, isCurrent: boolean): string {
     if (t % layout.stride !== 0 && !isCurrent) return "";
     const label = stepLabel(state.tokens, t);
-    return layout.vertical ? cut(label, VERTICAL_CHARS) : label;
+    return cut(label, layout.vertical ? VERTICAL_CHARS : layout.flatChars);
   }
 
   function paintWindow(state: ExplorerState, q: Quantity, start: number, count: number) {
     const { from, to } = heldRange(q);
-    let chars = 1;
-    for (let i = 0; i < count; i++) chars = Math.max(chars, Array.from(stepLabel(state.tokens, start + i)).length);
-    layout = headerLayout(width, state.steps, chars);
+    const lengths = Array.from({ length: count }, (_, i) => Array.from(stepLabel(state.tokens, start + i)).length);
+    layout = headerLayout(width, state.steps, typicalLength(lengths));
     row.style.height = `${layout.height}px`;
     const share = 100 / Math.max(1, state.steps);
     for (let i = 0; i < count; i++) {

@@ -5,7 +5,7 @@ import { slotLabels } from "../src/bars";
 import { PALETTE_NAMES, colorWord, contrast, currentPalette, lutVersion, setPalette, textColorOn, unpack } from "../src/colormap";
 import { rowLabels } from "../src/heatmap_panel";
 import { hoverBoxes } from "../src/readout";
-import { headerLayout } from "../src/tokens";
+import { headerLayout, typicalLength } from "../src/tokens";
 
 describe("axis labels", () => {
   it("strides of 1, 2, 5, 10, ... keep labels a gap apart", () => {
@@ -56,10 +56,13 @@ describe("axis labels", () => {
 
 describe("token headers", () => {
   it("lie flat when every token fits its column, else go up the column, thinned a line apart", () => {
-    expect(headerLayout(0, 80, 5)).toEqual({ vertical: false, stride: 1, height: 16 }); // not measured yet
+    expect(headerLayout(0, 80, 5)).toMatchObject({ vertical: false, stride: 1, height: 16 }); // not measured yet
     expect(headerLayout(950, 12, 7).vertical).toBe(false);
-    expect(headerLayout(600, 80, 1)).toEqual({ vertical: false, stride: 1, height: 16 }); // one character in 7.5 px
-    expect(headerLayout(500, 80, 1)).toEqual({ vertical: false, stride: 2, height: 16 }); // 6.25 px: every other one, flat
+    expect(headerLayout(600, 80, 1)).toEqual({ vertical: false, stride: 1, height: 16, flatChars: 1 }); // one character in 7.5 px
+    expect(headerLayout(500, 80, 1)).toEqual({ vertical: false, stride: 2, height: 16, flatChars: 1 }); // 6.25 px: every other one
+    // a long token among short ones is cut to its column's width instead of spreading them all out
+    expect(typicalLength([2, 2, 3, 3, 3, 3, 3, 3, 3, 32])).toBe(3);
+    expect(headerLayout(770, 24, 3)).toEqual({ vertical: false, stride: 1, height: 16, flatChars: 4 });
     const dense = headerLayout(600, 80, 7);
     expect(dense.vertical).toBe(true);
     expect(dense.stride).toBe(2); // 7.5 px columns: every other one, a line apart

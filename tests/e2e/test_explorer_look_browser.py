@@ -96,13 +96,17 @@ def overlaps(texts, tolerance=1.0):
 
 @pytest.fixture(scope="module")
 def quickstart(browser, jupyter_server):
-    """The quickstart's Explorer (its trained model, showing c) on a 1400x900 page."""
+    """The quickstart's Explorer (its trained model, showing c, its counting unit selected, as the
+    tutorial's second Explorer does) on a 1400x900 page, and what COUNTER printed."""
     write_notebook(jupyter_server.root / "explorer_look.ipynb", QUICKSTART)
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     open_and_run(page, jupyter_server.lab_url("explorer_look.ipynb"), timeout=300_000)
     wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20, timeout=60)
-    page.wait_for_timeout(500)  # the panels sized to their columns
+    counter = kernel_execute(page, COUNTER).split()
+    kernel_execute(page, f"explorer.select(unit={counter[0]}, t=30)")
+    page.wait_for_timeout(800)  # the panels sized to their columns, the selection drawn
+    page.quickstart_counter = counter
     yield page
     context.close()
 
@@ -179,11 +183,28 @@ def test_the_quickstart_dashboard_fits_one_1400x900_screen(quickstart):
 
 def test_the_counting_unit_spans_half_the_colour_scale_under_default_limits(quickstart):
     page = quickstart
-    unit, corr, lo, hi, _ = kernel_execute(page, COUNTER).split()
+    unit, corr, lo, hi, _ = page.quickstart_counter
     assert float(corr) > 0.9, f"no unit of c counts the depth (best correlation {corr})"
     assert not page.locator(".rw-explorer .rw-per-unit").first.is_checked()  # the default limits
     span = _row_span(page, int(unit))
     assert span >= 0.5, f"the counting unit {unit} (c {lo}..{hi}) spans {span:.0%} of the colour scale"
+    # the selected row is drawn between two lines across the whole heatmap (the cursor's overlay)
+    cursor = page.locator(".rw-explorer .rw-cursor").first
+    alpha = np.array(cursor.evaluate("""(c) => {
+        const {data} = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+        const rows = [];
+        for (let y = 0; y < c.height; y++) {
+            let painted = 0;
+            for (let x = 0; x < c.width; x++) painted += data[4 * (y * c.width + x) + 3] > 0;
+            rows.push(painted / c.width);
+        }
+        return rows;
+    }"""))
+    height = len(alpha)
+    top, bottom = int(unit) * height / 16, (int(unit) + 1) * height / 16
+    lines = np.flatnonzero(alpha > 0.95)
+    assert any(abs(y - top) <= 2 for y in lines) and any(abs(y - bottom) <= 2 for y in lines), \
+        f"no line across the heatmap at the selected row's edges ({top:.0f}, {bottom:.0f}): {lines.tolist()}"
 
 
 def _token_columns(page, n):
