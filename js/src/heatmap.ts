@@ -169,17 +169,25 @@ export interface Heatmap {
   destroy(): void;
 }
 
-/** The displayed height of a heatmap of `units` rows: a readable row each (room for its id) up
- * to a height that leaves the rest of the dashboard on screen. */
+/** The Explorer's heatmap height for `units` rows: a readable row each (room for its id) up to
+ * a height that leaves the rest of the dashboard on screen. */
 export function shownHeight(units: number): number {
   return Math.min(320, Math.max(140, units * 14));
+}
+
+/** The displayed height of other views' heatmaps (a few pixels a row). */
+function compactHeight(rows: number): number {
+  return Math.min(360, Math.max(120, rows * 3));
 }
 
 /** `halo`: a light line outside each dark cursor line, so the cursor shows on dark colours too
  * (a log scale's vanished gradients are the darkest viridis). */
 /** `rowLines`: the selected row's top and bottom edges drawn across the whole image (the
  * Explorer's selected unit), so the row stands out wherever the eye lands. */
-export function createHeatmap(options: { halo?: boolean; rowLines?: boolean; onResize?: () => void } = {}): Heatmap {
+export function createHeatmap(
+  options: { halo?: boolean; rowLines?: boolean; height?: (rows: number) => number; onResize?: () => void } = {},
+): Heatmap {
+  const heightOf = options.height ?? compactHeight;
   const el = element("div", "rw-heatmap-box");
   el.setAttribute("role", "img");
   el.style.cssText = "position: relative; width: 100%; cursor: crosshair;";
@@ -210,7 +218,7 @@ export function createHeatmap(options: { halo?: boolean; rowLines?: boolean; onR
       image.width = width;
       image.height = height;
     }
-    image.style.height = `${shownHeight(height)}px`;
+    image.style.height = `${heightOf(height)}px`;
     fitRendering(); // (a new height reaches `shown` through the resize observer)
     const ctx = image.getContext("2d");
     if (!ctx || width === 0 || height === 0) return;

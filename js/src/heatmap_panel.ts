@@ -59,7 +59,7 @@ export function createHeatmapPanel(
   const plot = element("div", "rw-plot", el);
   const rowAxis = createAxis("rw-row-axis", "y");
   const stepAxis = createAxis("rw-step-axis", "x");
-  const heatmap = createHeatmap({ rowLines: true, onResize: () => drawAxes() });
+  const heatmap = createHeatmap({ rowLines: true, height: shownHeight, onResize: () => drawAxes() });
   const title = (text: string) => {
     const t = element("div", "rw-axis-title");
     t.textContent = text;
