@@ -15,15 +15,16 @@ export const LUT_SIZE = 257;
 // value stands out from the dark background instead of fading into it.
 // The colour-blind-safe palette swaps in ColorBrewer's PuOr (purple - orange, told apart under
 // every common colour-vision deficiency) and cividis (viridis made for deuteranomaly).
+// (The default's anchors are the still image's too: rnnwidgets/widgets/still.py, checked by tests/test_export.py.)
+const NEGATIVE = ["#d1e5f0", "#92c5de", "#4393c3", "#2166ac", "#053061"];
+const POSITIVE = ["#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"];
+// Sequential 0..1: viridis.
+const SEQUENTIAL = [
+  "#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
+  "#35b779", "#6ece58", "#b5de2b", "#fde725",
+];
 const PALETTES = {
-  default: {
-    negative: ["#d1e5f0", "#92c5de", "#4393c3", "#2166ac", "#053061"],
-    positive: ["#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"],
-    sequential: [ // viridis
-      "#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
-      "#35b779", "#6ece58", "#b5de2b", "#fde725",
-    ],
-  },
+  default: { negative: NEGATIVE, positive: POSITIVE, sequential: SEQUENTIAL },
   "colour-blind safe": {
     negative: ["#d8daeb", "#b2abd2", "#8073ac", "#542788", "#2d004b"],
     positive: ["#fee0b6", "#fdb863", "#e08214", "#b35806", "#7f3b08"],
