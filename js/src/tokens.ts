@@ -143,7 +143,7 @@ export function createTokens(actions: Actions): Panel {
   band.height = 1; // one row of colours, stretched to BAND_H by CSS
   band.style.cssText = `display:block;width:100%;height:${BAND_H}px;image-rendering:pixelated`;
   spark.append(sparkCanvas, band, sparkCursor);
-  el.append(full, row, spark, info);
+  el.append(full, info, row, spark);
 
   const pool: HTMLSpanElement[] = []; // token elements, reused as the window moves
   const texts: HTMLSpanElement[] = []; // each one's label
