@@ -156,6 +156,7 @@ export function createUnits(actions: Actions): Panel {
   let ours: ArrayLike<number> | null = null; // the last order this panel asked for
   let drawnLines: { data: Float32Array; units: string; length: number; width: number; lut: number } | null = null;
   let width = PLOT_W; // the canvas's width in pixels: the column's, once measured
+  let ink: { lut: number; faint?: string; axis?: string } = { lut: -1 };
   let legendFor = "", topFor: ArrayLike<number> | null | undefined = undefined;
 
   orderSelect.addEventListener("change", () => {
@@ -257,9 +258,12 @@ export function createUnits(actions: Actions): Panel {
     if (!drawnLines || drawnLines.data !== q.data || drawnLines.units !== key || drawnLines.length !== s.length ||
         drawnLines.width !== width || drawnLines.lut !== lutVersion()) {
       if (canvas.width !== width) canvas.width = width;
-      const look = getComputedStyle(el);
-      drawLines(canvas, q, units, s.length, look.getPropertyValue("--jp-layout-color2").trim() || undefined,
-        look.getPropertyValue("--jp-border-color1").trim() || undefined);
+      if (ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
+        const look = getComputedStyle(el);
+        ink = { lut: lutVersion(), faint: look.getPropertyValue("--jp-layout-color2").trim() || undefined,
+                axis: look.getPropertyValue("--jp-border-color1").trim() || undefined };
+      }
+      drawLines(canvas, q, units, s.length, ink.faint, ink.axis);
       drawnLines = { data: q.data, units: key, length: s.length, width, lut: lutVersion() };
       const fmt = (v: number) => formatValue(v).replace("-", "−");
       // the top, middle and bottom of the plot (item -0.5 of 2 is its top edge, 1.5 its bottom)
