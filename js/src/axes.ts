@@ -1,95 +1,55 @@
-// Axis arithmetic for the charts (chart.ts): ranges and ticks that never crowd their axis.
-//
-// A log axis gets decade ticks only (1e-3, 1e-2, ...), every k-th decade when the axis is too
-// short for all of them; a linear axis gets "nice" ticks (1, 2 or 5 times a power of ten), and a
-// step axis only whole steps, so an axis over 0..1 steps never reads "0 0 0 0 0 1 1 1".
+// Axis labels for the Explorer's panels: which rows, steps or units get a label at a given size,
+// and the label elements themselves, placed by percentages of their axis so they stay on their
+// row or column at every width and zoom without reading the layout.
+import { element } from "./dom";
 
-/** The smallest and largest finite value (positive only, on a log axis); null when there is none. */
-export function extent(values: ArrayLike<number>, log: boolean): [number, number] | null {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (!Number.isFinite(v) || (log && !(v > 0))) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+/** The smallest of 1, 2, 5, 10, 20, 50, ... whose labels, `pitch` pixels apart per item, are at
+ * least `minGap` pixels apart (1 when every item has room). */
+export function niceStride(pitch: number, minGap: number): number {
+  if (!(pitch > 0)) return 1;
+  for (let decade = 1; ; decade *= 10) {
+    for (const m of [1, 2, 5]) if (m * decade * pitch >= minGap) return m * decade;
   }
-  return lo <= hi ? [lo, hi] : null;
 }
 
-/** A log axis's range: whole decades around [lo, hi], so its ends are ticks (none clipped). */
-export function decadeRange(lo: number, hi: number): [number, number] {
-  const a = Math.floor(Math.log10(lo) + 1e-9);
-  let b = Math.ceil(Math.log10(hi) - 1e-9);
-  if (b <= a) b = a + 1;
-  return [a, b].map((e) => 10 ** e) as [number, number];
+/** The items 0, stride, 2·stride, ... below `count`. */
+export function ticks(count: number, stride: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < count; i += stride) out.push(i);
+  return out;
 }
 
-/** Decade ticks over [lo, hi] (both powers of ten), every k-th so that no more than `most` fit. */
-export function decadeTicks(lo: number, hi: number, most: number): number[] {
-  const a = Math.round(Math.log10(lo));
-  const b = Math.round(Math.log10(hi));
-  const every = Math.max(1, Math.ceil((b - a + 1) / Math.max(1, most)));
-  const ticks: number[] = [];
-  for (let e = b; e >= a; e -= every) ticks.unshift(10 ** e); // the top decade always labelled
-  return ticks;
-}
+/** Pixels one label needs along its axis: a horizontal label's width is its text's, a row
+ * label's height one line's. */
+export const LINE_PX = 14;
+export const CHAR_PX = 6.65; // a character of the 11px monospace the labels use (0.6 em and a little)
 
-/** A step of 1, 2 or 5 times a power of ten giving about `count` intervals over `span`. */
-function niceStep(span: number, count: number): number {
-  const raw = span / Math.max(1, count);
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const m = raw / power;
-  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * power;
-}
-
-/** A linear axis's range [lo, hi] widened to nice ticks (a single value gets room around it). */
-export function niceRange(lo: number, hi: number, count: number, integer = false): [number, number] {
-  if (hi === lo) {
-    const pad = integer ? 1 : Math.abs(lo) * 0.1 || 1;
-    return integer ? [lo, lo + pad] : [lo - pad, hi + pad];
+/**
+ * A strip of labels along one axis ("x": left to right, "y": top to bottom), each centred on
+ * its item: item i of `count` sits at (i + 0.5) / count of the strip. `set` reuses the label
+ * elements, so a redraw with the same labels touches nothing.
+ */
+export function createAxis(className: string, direction: "x" | "y") {
+  const el = element("div", `rw-axis ${className}`);
+  let shown = "";
+  function set(count: number, items: { at: number; text: string }[]): void {
+    const key = `${count}|${items.map((i) => `${i.at}:${i.text}`).join(",")}`;
+    if (key === shown) return;
+    shown = key;
+    el.replaceChildren(...items.map(({ at, text }) => {
+      const label = element("span", "rw-tick");
+      label.textContent = text;
+      const where = `${(((at + 0.5) / count) * 100).toFixed(4)}%`;
+      if (direction === "x") label.style.left = where;
+      else label.style.top = where;
+      return label;
+    }));
   }
-  if (integer) return [lo, hi]; // steps: the axis spans exactly the steps drawn
-  const step = niceStep(hi - lo, count);
-  return [Math.floor(lo / step) * step, Math.ceil(hi / step) * step];
+  return { el, set };
 }
 
-/** Ticks over [lo, hi]: at most about `most` of them, whole numbers only when `integer`. */
-export function linearTicks(lo: number, hi: number, most: number, integer = false): number[] {
-  if (!(hi > lo)) return [lo];
-  let step = niceStep(hi - lo, Math.max(1, most));
-  if (integer) step = Math.max(1, Math.round(step));
-  const ticks: number[] = [];
-  const first = Math.ceil(lo / step - 1e-9) * step;
-  for (let v = first; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : +v.toPrecision(12));
-  return ticks;
-}
-
-const SUPERSCRIPT: Record<string, string> = {
-  "-": "⁻", "0": "⁰", "1": "¹", "2": "²", "3": "³", "4": "⁴", "5": "⁵", "6": "⁶", "7": "⁷", "8": "⁸", "9": "⁹",
-};
-
-/** A decade as text: 1, 10, 0.1 near one, else 10⁻⁵. */
-export function decadeText(v: number): string {
-  const e = Math.round(Math.log10(v));
-  if (e >= -1 && e <= 2) return String(10 ** e >= 1 ? 10 ** e : +(10 ** e).toFixed(-e));
-  return `10${String(e).replace(/./g, (c) => SUPERSCRIPT[c] ?? c)}`;
-}
-
-/** A linear tick as text: short, with no float noise. */
-export function tickText(v: number): string {
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (a >= 1e5 || a < 1e-3) return v.toExponential(0);
-  return String(+v.toPrecision(4));
-}
-
-/** A value as text for a legend or a readout. */
-export function valueText(v: number): string {
-  if (Number.isNaN(v)) return "–";
-  if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return "0";
-  const r = +v.toPrecision(3); // float32 0.01 is 0.00999999977: round first
-  const a = Math.abs(r);
-  return a >= 1e4 || a < 1e-2 ? r.toExponential(2) : String(r);
+/** The steps labelled along `width` pixels of `steps` columns: each label clear of the next. */
+export function stepLabels(steps: number, width: number): { at: number; text: string }[] {
+  const label = String(Math.max(0, steps - 1)).length * CHAR_PX + 10;
+  return ticks(steps, niceStride(width / steps, label)).map((t) => ({ at: t, text: String(t) }));
 }

@@ -1,17 +1,31 @@
 // State at t: every quantity of the selected layer (h, c, each gate) at the current step as bars,
 // units along x in the display order, the selected unit marked. Bars are painted into an
 // ImageData buffer from the colour tables, so a scrub costs a few thousand word writes per row.
-import { colorWord, NON_FINITE_WORD, pack } from "./colormap";
+import { CHAR_PX, createAxis, niceStride, ticks } from "./axes";
+import { colorWord, lutVersion, NON_FINITE_WORD, pack, parseColor } from "./colormap";
 import { selectedLayer, stepAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
 import { element } from "./dom";
 
+/** The bars' width in pixels before the panel is measured; then they fill their column. */
 export const BAR_W = 640;
-export const BAR_H = 48;
+export const BAR_H = 22;
 
 const SELECTED_BG = pack(221, 221, 221);
 const BASELINE = pack(136, 136, 136);
 const MUTED = pack(176, 176, 176); // bars of a padding step: not the element's data
+
+/** A theme variable's colour as a packed word (`fallback` where the page has none). */
+function themeWord(el: Element, name: string, fallback: number): number {
+  const rgb = parseColor(getComputedStyle(el).getPropertyValue(name));
+  return rgb ? pack(...rgb) : fallback;
+}
+
+/** The units labelled under bars `width` pixels wide: each label clear of the next. */
+export function slotLabels(order: ArrayLike<number> | null, slots: number, width: number): { at: number; text: string }[] {
+  const label = String(Math.max(0, slots - 1)).length * CHAR_PX + 8;
+  return ticks(slots, niceStride(width / slots, label)).map((s) => ({ at: s, text: String(order ? order[s] : s) }));
+}
 
 /** The slots (display positions) a pixel column covers: [first, end). */
 export function columnSlots(x: number, slots: number, width: number): [number, number] {
@@ -37,6 +51,7 @@ export interface BarStyle {
   vmax: number;
   selectedSlot: number; // -1: none
   muted: boolean;
+  selectedBackground?: number; // the selected slot's column (default a light grey)
 }
 
 /**
@@ -64,7 +79,7 @@ export function paintBars(
       const d = Number.isFinite(value) ? Math.abs(value) : Infinity;
       if (d > far) { far = d; v = value; }
     }
-    if (selected) for (let y = 0; y < height; y++) pixels[y * width + x] = SELECTED_BG;
+    if (selected) for (let y = 0; y < height; y++) pixels[y * width + x] = style.selectedBackground ?? SELECTED_BG;
     if (!Number.isFinite(v)) {
       for (let y = 0; y < height; y++) pixels[y * width + x] = NON_FINITE_WORD;
       continue;
@@ -91,36 +106,49 @@ interface Row {
 export function createBars(actions: Actions): Panel {
   const el = element("div", "rw-bars");
   const header = element("div", "rw-bars-header");
-  const rowsEl = document.createElement("div");
+  // label | bars, one grid row per quantity (rows are `display: contents`), the unit ids under them
+  const rowsEl = element("div", "rw-bars-rows");
+  rowsEl.style.cssText = "display:grid;grid-template-columns:max-content minmax(0,1fr);column-gap:6px;row-gap:2px;align-items:center";
+  const axis = createAxis("rw-bars-axis", "x");
+  const axisTitle = element("span", "rw-axis-title");
+  axisTitle.textContent = "unit";
   el.append(header, rowsEl);
 
   let rows = new Map<string, Row>(); // by quantity name, rebuilt when the layer changes
   let rowsFor: string[] = [];
-  let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: LayerData; length: number } | null = null;
+  let width = BAR_W; // the bars' width in pixels: their column's, once measured
+  let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: LayerData; length: number; lut: number; width: number } | null = null;
   let lastState: ExplorerState | null = null;
+  let selectedBackground = SELECTED_BG;
 
   function makeRow(name: string): Row {
     const rowEl = element("div", "rw-bars-row");
+    rowEl.style.display = "contents";
     rowEl.dataset.quantity = name;
     const label = element("span", "rw-bars-label");
-    label.style.cssText = "display:block;font:11px monospace";
     const canvas = document.createElement("canvas");
-    canvas.width = BAR_W;
+    canvas.width = width;
     canvas.height = BAR_H;
-    canvas.style.cssText = `width:${BAR_W}px;height:${BAR_H}px;cursor:pointer;display:block`;
+    canvas.style.cssText = `width:100%;height:${BAR_H}px;cursor:pointer;display:block`;
     canvas.addEventListener("click", (ev) => {
       const q = lastState && selectedLayer(lastState).quantities[name];
       if (!q || !lastState) return;
       const rect = canvas.getBoundingClientRect();
-      const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * BAR_W : 0;
-      const [slot] = columnSlots(Math.max(0, Math.min(BAR_W - 1, Math.floor(x))), q.units, BAR_W);
+      const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * canvas.width : 0;
+      const [slot] = columnSlots(Math.max(0, Math.min(canvas.width - 1, Math.floor(x))), q.units, canvas.width);
       actions.setUnit(orderFor(lastState, q)?.[slot] ?? slot);
     });
     rowEl.append(label, canvas);
-    const ctx = canvas.getContext("2d");
-    const image = ctx ? ctx.createImageData(BAR_W, BAR_H) : null;
-    const words = image ? new Uint32Array(image.data.buffer) : new Uint32Array(BAR_W * BAR_H);
-    return { el: rowEl, label, canvas, image, words };
+    const row: Row = { el: rowEl, label, canvas, image: null, words: new Uint32Array(0) };
+    sizeRow(row);
+    return row;
+  }
+
+  function sizeRow(row: Row): void {
+    row.canvas.width = width;
+    const ctx = row.canvas.getContext("2d");
+    row.image = ctx ? ctx.createImageData(width, BAR_H) : null;
+    row.words = row.image ? new Uint32Array(row.image.data.buffer) : new Uint32Array(width * BAR_H);
   }
 
   /** The display order applies to quantities with one value per unit of the layer. */
@@ -132,29 +160,45 @@ export function createBars(actions: Actions): Panel {
     lastState = state;
     const layer = selectedLayer(state);
     if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.order === state.order &&
-        drawn.layer === layer && drawn.length === state.length) return;
+        drawn.layer === layer && drawn.length === state.length && drawn.lut === lutVersion() && drawn.width === width) return;
+    if (!drawn || drawn.lut !== lutVersion()) selectedBackground = themeWord(el, "--jp-layout-color2", SELECTED_BG);
     const names = Object.keys(layer.quantities);
     if (names.join("\n") !== rowsFor.join("\n")) {
       rows = new Map(names.map((n) => [n, makeRow(n)]));
       rowsFor = names;
-      rowsEl.replaceChildren(...[...rows.values()].map((r) => r.el));
+      const axisRow = element("div", "rw-bars-row rw-bars-axis-row");
+      axisRow.style.display = "contents";
+      axisRow.append(axisTitle, axis.el);
+      rowsEl.replaceChildren(...[...rows.values()].map((r) => r.el), axisRow);
     }
     const pad = state.t >= state.length;
     header.textContent = `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`;
+    const first = Object.values(layer.quantities)[0];
+    if (first) axis.set(first.units, slotLabels(orderFor(state, first), first.units, width));
     for (const [name, row] of rows) {
       const q = layer.quantities[name];
+      if (row.canvas.width !== width) sizeRow(row);
       const values = stepAt(q, state.t); // absolute step: NaN if a long sequence's window lacks it
       const order = orderFor(state, q);
       const selectedSlot = state.unit < q.units ? slotOfUnit(state.unit, order) : -1;
-      paintBars(row.words, BAR_W, BAR_H, values, order,
-        { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad });
+      paintBars(row.words, width, BAR_H, values, order,
+        { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad, selectedBackground });
       if (row.image) row.canvas.getContext("2d")?.putImageData(row.image, 0, 0);
       row.label.textContent = state.unit < q.units
         ? `${name}  unit ${state.unit} = ${formatValue(values[state.unit])}`
         : `${name}  (${q.units} features)`;
     }
-    drawn = { t: state.t, unit: state.unit, order: state.order, layer, length: state.length };
+    drawn = { t: state.t, unit: state.unit, order: state.order, layer, length: state.length, lut: lutVersion(), width };
   }
 
-  return { el, update };
+  // The bars fill their column: repainted at its width in pixels, so they stay crisp.
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
+    const w = Math.round(axis.el.clientWidth);
+    if (w <= 0 || w === width) return;
+    width = w;
+    if (lastState) update(lastState);
+  });
+  resize?.observe(rowsEl);
+
+  return { el, update, destroy: () => resize?.disconnect() };
 }

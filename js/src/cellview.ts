@@ -233,7 +233,7 @@ function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<strin
 
 function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Drawing {
   const spec = SCHEMATICS[template];
-  const svg = svgEl("svg", { viewBox: "0 0 240 130", width: 240, height: 130, class: "rw-cell-drawing" });
+  const svg = svgEl("svg", { viewBox: "0 0 240 130", width: 200, height: 108, class: "rw-cell-drawing" });
   const paths: Record<string, SVGPathElement> = {}, titles: Record<string, SVGTitleElement> = {};
   for (const [name, d] of Object.entries(spec.paths)) {
     const path = svgEl("path", { d, fill: "none", stroke: "#d6604d", "stroke-linecap": "round", "data-flow": name });
@@ -243,7 +243,7 @@ function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Dr
     paths[name] = path;
     titles[name] = title;
   }
-  if ("recur" in spec.paths) svg.append(svgEl("path", { d: "M120 60 V30", fill: "none", stroke: "#888", "stroke-width": 1.5 }));
+  if ("recur" in spec.paths) svg.append(svgEl("path", { d: "M120 60 V30", fill: "none", stroke: "#888", "stroke-width": 1.5, class: "rw-cell-input" }));
   for (const [x, y, text] of spec.nodes) {
     svg.append(svgEl("circle", { cx: x, cy: y, r: text.length > 1 ? 14 : 9, fill: "#fff", stroke: "#333" }));
     const label = svgEl("text", { x, y: y + 4, "text-anchor": "middle", "font-size": 11 });
@@ -258,11 +258,11 @@ function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Dr
   return { svg, paths, titles };
 }
 
+// (The drawing's colours here are fallbacks: the Explorer's stylesheet, style.ts, gives its text,
+// nodes and lines the theme's colours.)
 export function createCellview(_actions: Actions): Panel {
   const el = element("div", "rw-cellview");
-  el.style.cssText = "display:flex;gap:12px;align-items:flex-start";
-  const text = document.createElement("div");
-  text.style.cssText = "font:12px monospace;white-space:pre";
+  const text = element("div", "rw-cellview-text");
   const header = element("div", "rw-cellview-header");
   header.style.fontWeight = "bold";
   const equations = element("div", "rw-cellview-equations");

@@ -25,7 +25,7 @@
 // buffer (float32: lines: x then each series' values, `points` each; bars: each series' value per
 // category), points, t (the cursor, an x value; null: none), empty (the text while there is no data).
 import type { AnyModel } from "@anywidget/types";
-import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, tickText, valueText } from "./axes";
+import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, tickText, valueText } from "./chart_axes";
 import { floatsOf } from "./decode";
 import { element } from "./dom";
 

@@ -13,15 +13,31 @@ export const LUT_SIZE = 257;
 // Each side is listed from 0 outwards. On a light page a value darkens with its magnitude; on a
 // dark page the sides run the other way (darkest next to 0, lightest at the ends), so a large
 // value stands out from the dark background instead of fading into it.
+// The colour-blind-safe palette swaps in ColorBrewer's PuOr (purple - orange, told apart under
+// every common colour-vision deficiency) and cividis (viridis made for deuteranomaly).
+// (The default's anchors are the still image's too: rnnwidgets/widgets/still.py, checked by tests/test_export.py.)
 const NEGATIVE = ["#d1e5f0", "#92c5de", "#4393c3", "#2166ac", "#053061"];
 const POSITIVE = ["#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"];
-/** The background assumed where the page names none (no JupyterLab theme): white. */
-export const DEFAULT_BACKGROUND = "#ffffff";
 // Sequential 0..1: viridis.
 const SEQUENTIAL = [
   "#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
   "#35b779", "#6ece58", "#b5de2b", "#fde725",
 ];
+const PALETTES = {
+  default: { negative: NEGATIVE, positive: POSITIVE, sequential: SEQUENTIAL },
+  "colour-blind safe": {
+    negative: ["#d8daeb", "#b2abd2", "#8073ac", "#542788", "#2d004b"],
+    positive: ["#fee0b6", "#fdb863", "#e08214", "#b35806", "#7f3b08"],
+    sequential: [ // cividis
+      "#00224e", "#123570", "#3b496c", "#575d6d", "#707173", "#8a8779",
+      "#a69d75", "#c4b56c", "#e4cf5b", "#fee838",
+    ],
+  },
+};
+export type Palette = keyof typeof PALETTES;
+export const PALETTE_NAMES = Object.keys(PALETTES) as Palette[];
+/** The background assumed where the page names none (no JupyterLab theme): white. */
+export const DEFAULT_BACKGROUND = "#ffffff";
 
 /** NaN and ±Inf: a colour neither scale uses, so a blown-up value is never read as a big one. */
 export const NON_FINITE = "#ff00ff";
@@ -59,10 +75,11 @@ export function isDark([r, g, b]: RGB): boolean {
 }
 
 /** The diverging map's anchors, negative end first, around a background colour. */
-export function divergingAnchors(background: RGB): RGB[] {
+export function divergingAnchors(background: RGB, palette: Palette = "default"): RGB[] {
   const dark = isDark(background);
+  const { negative, positive } = PALETTES[palette];
   const out = (side: string[]) => (dark ? [...side].reverse() : side).map(parseHex);
-  return [...out(NEGATIVE).reverse(), background, ...out(POSITIVE)];
+  return [...out(negative).reverse(), background, ...out(positive)];
 }
 
 function buildLut(rgb: RGB[]): Uint32Array {
@@ -84,9 +101,33 @@ function buildLut(rgb: RGB[]): Uint32Array {
 
 const LUTS: Record<Scale, Uint32Array> = {
   diverging: buildLut(divergingAnchors(parseHex(DEFAULT_BACKGROUND))),
-  sequential: buildLut(SEQUENTIAL.map(parseHex)),
+  sequential: buildLut(PALETTES.default.sequential.map(parseHex)),
 };
 let background = parseHex(DEFAULT_BACKGROUND).join(","); // the centre the map was built on
+let palette: Palette = "default";
+let version = 0; // counts rebuilds of the tables: a view painted at an older one repaints
+
+/** Which tables colours come from now: changes whenever the background or the palette does. */
+export function lutVersion(): number {
+  return version;
+}
+
+export function currentPalette(): Palette {
+  return palette;
+}
+
+function rebuild(rgb: RGB): void {
+  LUTS.diverging = buildLut(divergingAnchors(rgb, palette));
+  LUTS.sequential = buildLut(PALETTES[palette].sequential.map(parseHex));
+  version++;
+}
+
+/** Colour everything drawn from now on with `name`'s maps (a page-wide choice, like the theme). */
+export function setPalette(name: Palette): void {
+  if (name === palette || !(name in PALETTES)) return;
+  palette = name;
+  rebuild(background.split(",").map(Number) as RGB);
+}
 
 export const NON_FINITE_WORD = pack(...parseHex(NON_FINITE));
 
@@ -106,7 +147,7 @@ export function setBackground(css: string): void {
   const key = rgb.join(",");
   if (key === background) return;
   background = key;
-  LUTS.diverging = buildLut(divergingAnchors(rgb));
+  rebuild(rgb);
 }
 
 /** The table index of a finite value, clamped to [vmin, vmax]; -1 for NaN/±Inf. */
@@ -129,8 +170,24 @@ export function cssColor(v: number, scale: Scale, vmin: number, vmax: number): s
   return `rgb(${r}, ${g}, ${b})`;
 }
 
-/** Text colour that stays readable on a given background word (black or white). */
+/** WCAG's relative luminance of an sRGB colour. */
+export function luminance(rgb: ArrayLike<number>): number {
+  const lin = (c: number) => {
+    const s = c / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]);
+}
+
+/** WCAG's contrast ratio of two colours (1 to 21). */
+export function contrast(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const [la, lb] = [luminance(a), luminance(b)];
+  return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
+}
+
+/** Text colour that stays readable on a given background word: black or white, whichever has
+ * the higher contrast (at least 4.58:1 on any colour). */
 export function textColorOn(word: number): string {
-  const [r, g, b] = unpack(word);
-  return 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000" : "#fff";
+  const rgb = unpack(word);
+  return contrast(rgb, [0, 0, 0]) >= contrast(rgb, [255, 255, 255]) ? "#000" : "#fff";
 }

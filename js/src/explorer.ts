@@ -17,12 +17,15 @@
 //   .rw-heatmap       canvas: units (rows) x steps (columns) of the selected quantity
 //   .rw-cursor        canvas over it: the current step's column and the selected unit's row, and
 //                     marks (heatmap.ROW_MARK) at both ends of the highlighted units' rows
-//   .rw-legend        the colour scale          .rw-readout  hover text: unit, step, token, value
+//   .rw-legend        the colour scale, what it encodes and how it is scaled (.rw-per-unit, .rw-palette)
+//   .rw-readout       the tooltip at the pointer: unit, step, token, value (.rw-hover-cell outlines the cell)
+//   .rw-row-axis, .rw-step-axis   unit ids on the rows (in the rows' order), step ticks
 //   .rw-caption       what the heatmap shows (quantity, layer, units x steps)
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
 //   .rw-predictions   the top predictions at t
-//   .rw-panels-above  the token strip (.rw-tokens)
-//   .rw-panels        bars (.rw-bars), cell view (.rw-cellview), unit lines and ordering (.rw-units)
+//   .rw-panels        the dashboard: .rw-main (the heatmap; .rw-panels-above holds its column
+//                     headers, the token strip .rw-tokens) and collapsible sections (details) of
+//                     bars (.rw-bars), unit lines and ordering (.rw-units), cell view (.rw-cellview)
 //
 // Model traits: index (PayloadIndex JSON) + buffer (float32 bytes) for the selected batch
 // element, tokens, the selection t, unit, layer, quantity, and playing + interval (the Play
@@ -45,56 +48,65 @@ import { type Change, type ExplorerModel, ExplorerStore, type ExplorerView, laye
 import { createTokenAt } from "./token_at";
 import { createTokens } from "./tokens";
 import { createTransport, playerOf } from "./transport";
+import { explorerStyle } from "./style";
 import { createUnits } from "./units";
 
 export type { ExplorerModel } from "./store";
 
-// The panels, each following the Panel contract in state.ts: the token strip above the heatmap,
-// the rest in a row under it.
-const PANELS_ABOVE: PanelFactory[] = [createTokens];
-const PANELS_BELOW: PanelFactory[] = [createBars, createCellview, createUnits];
+// The panels, each following the Panel contract in state.ts: the token strip as the heatmap's
+// column headers; state at t, the unit lines and the cell view in collapsible sections beside and
+// under the heatmap (two columns when the cell is wide enough: style.ts).
+const SECTIONS: [PanelFactory, string, string][] = [
+  [createBars, "rw-section-state", "state at step t"],
+  [createUnits, "rw-section-lines", "units over time"],
+  [createCellview, "rw-section-cell", "the cell at step t, selected unit"],
+];
 
-function row(className: string, parent: HTMLElement, css: string): HTMLDivElement {
-  const div = element("div", className, parent);
-  div.style.cssText = css;
-  return div;
+function row(className: string, parent: HTMLElement): HTMLDivElement {
+  return element("div", className, parent);
 }
 
 export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement): () => void {
-  const root = row("rw-explorer", el, "font: 12px sans-serif; outline: none; display: flex; flex-direction: column; gap: 6px;");
+  const root = row("rw-explorer", el);
+  root.append(explorerStyle());
   // the last step of the selected layer's own time axis (layers of one trace may differ)
   const player = playerOf(model, () => Math.max(0, layerSteps(model.get("index"), model.get("layer")) - 1));
   const store = new ExplorerStore(model, player);
   const { state } = store;
 
   // Top to bottom: the transport, the bar (pickers, the input and predictions at t, the select
-  // tool), the token strip, the heatmap, its footer (legend, caption, readout), the panels.
+  // tool), then the panels: the heatmap with its token headers, axes and legend, and the sections.
   const transport = createTransport(model, player);
   root.append(transport.el);
-  const bar = row("rw-bar", root, "display: flex; flex-wrap: wrap; align-items: center; gap: 10px;");
+  const bar = row("rw-bar", root);
   const selectors = createSelectors(model, store);
   const tokenAt = createTokenAt();
   const predictions = createPredictions();
   bar.append(selectors.layer, selectors.quantity, tokenAt.el, predictions.el);
-  const panelsAbove = element("div", "rw-panels-above", root);
-  const heatmap = createHeatmapPanel(model, store);
-  root.append(heatmap.heatmap.el);
-  const footer = row("rw-footer", root, "display: flex; justify-content: space-between; gap: 10px; min-height: 16px;");
-  const panelsBelow = row("rw-panels", root, "display: flex; flex-wrap: wrap; gap: 12px;");
-  const panels: Panel[] = [];
-  for (const [factories, parent] of [[PANELS_ABOVE, panelsAbove], [PANELS_BELOW, panelsBelow]] as const) {
-    for (const create of factories) {
-      const panel = create(store.actions);
-      parent.append(panel.el);
-      panels.push(panel);
-    }
+  const panelsEl = row("rw-panels", root);
+  const tokens = createTokens(store.actions);
+  const panelsAbove = element("div", "rw-panels-above");
+  panelsAbove.append(tokens.el);
+  const panels: Panel[] = [tokens];
+  const redrawPanels = () => {
+    for (const panel of panels) panel.update(state);
+  };
+  const heatmap = createHeatmapPanel(model, store, panelsAbove, redrawPanels);
+  panelsEl.append(heatmap.el);
+  for (const [create, className, title] of SECTIONS) {
+    const panel = create(store.actions);
+    const section = element("details", `rw-section ${className}`, panelsEl);
+    section.open = true;
+    const summary = element("summary", "rw-section-title", section);
+    summary.textContent = title;
+    section.append(panel.el);
+    panels.push(panel);
   }
   // Drag over the heatmap + threshold: the units of a hypothesis (patterns.ts; traits brush, threshold, highlight).
   // Made before the readout: its click listener swallows the click that ends a drag.
   const select = createSelectTool(model as unknown as AnyModel<SelectModel>, heatmap.heatmap.el, store.actions);
   bar.append(select.el);
   const readout = createReadout(heatmap.heatmap, store, () => root.focus());
-  footer.append(heatmap.legend, heatmap.caption, readout.el);
 
   // What each change redraws, in this order: the window asked for first, then what a scrub
   // shows (transport.ts saves the step to the kernel once the scrub rests), then the panels.
@@ -106,7 +118,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     onScrub(() => transport.update(state.t, state.steps, state.length)),
     onScrub(() => tokenAt.update(state)),
     onScrub(() => predictions.update(state)),
-    ...panels.map((panel) => ({ update: () => panel.update(state) })),
+    { update: redrawPanels },
     onScrub(() => select.update(state)),
   ];
   store.subscribe((change: Change) => {

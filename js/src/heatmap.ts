@@ -159,14 +159,35 @@ export interface Heatmap {
   /** Redraw only the cursor: the column of step t (none if t < 0), the row of the selected unit
    * (none if row < 0), and a mark at both ends of each row in `marks` (e.g. a co-cluster's units). */
   drawCursor(t: number, row: number, marks?: ArrayLike<number>): void;
+  /** The cursor's colours: its lines and the contrasting ticks beside the selected row (a
+   * theme's text and background colours, so the cursor shows on a dark page too). */
+  setInk(line: string, contrast: string): void;
   /** The (step, row) under a mouse event, or null outside the image. */
   cellAt(ev: MouseEvent): { t: number; row: number } | null;
+  /** The image's displayed size in CSS pixels (0 before the view is attached) and its grid. */
+  size(): { w: number; h: number; steps: number; units: number };
   destroy(): void;
+}
+
+/** The Explorer's heatmap height for `units` rows: a readable row each (room for its id) up to
+ * a height that leaves the rest of the dashboard on screen. */
+export function shownHeight(units: number): number {
+  return Math.min(320, Math.max(140, units * 14));
+}
+
+/** The displayed height of other views' heatmaps (a few pixels a row). */
+function compactHeight(rows: number): number {
+  return Math.min(360, Math.max(120, rows * 3));
 }
 
 /** `halo`: a light line outside each dark cursor line, so the cursor shows on dark colours too
  * (a log scale's vanished gradients are the darkest viridis). */
-export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
+/** `rowLines`: the selected row's top and bottom edges drawn across the whole image (the
+ * Explorer's selected unit), so the row stands out wherever the eye lands. */
+export function createHeatmap(
+  options: { halo?: boolean; rowLines?: boolean; height?: (rows: number) => number; onResize?: () => void } = {},
+): Heatmap {
+  const heightOf = options.height ?? compactHeight;
   const el = element("div", "rw-heatmap-box");
   el.setAttribute("role", "img");
   el.style.cssText = "position: relative; width: 100%; cursor: crosshair;";
@@ -197,7 +218,7 @@ export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
       image.width = width;
       image.height = height;
     }
-    image.style.height = `${Math.min(360, Math.max(120, height * 3))}px`;
+    image.style.height = `${heightOf(height)}px`;
     fitRendering(); // (a new height reaches `shown` through the resize observer)
     const ctx = image.getContext("2d");
     if (!ctx || width === 0 || height === 0) return;
@@ -222,6 +243,7 @@ export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
     image.getContext("2d")?.clearRect(0, 0, image.width, image.height);
   }
 
+  let ink = { line: "rgba(0, 0, 0, 0.85)", contrast: "rgba(255, 255, 255, 0.9)" };
   let cursorAt: { t: number; row: number; marks: ArrayLike<number> } | null = null; // null: never drawn
   let drawn: Rect[] = []; // what the cursor covers now: cleared alone on the next move
   function drawCursor(t: number, row: number, marks: ArrayLike<number> = []): void {
@@ -245,13 +267,18 @@ export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
     const shownTicks = row >= 0 ? ticks : [];
     const halo: Rect[] = options.halo ? shownEdges.map(([x, y, rw, rh], i) => [i === 0 ? x - line : x + line, y, rw, rh]) : [];
     const markRects = rowMarkRects(marks, units, w, h, line);
-    ctx.fillStyle = "rgba(0, 0, 0, 0.85)";
-    for (const r of shownEdges) ctx.fillRect(...r);
-    ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
+    const rowEdges: Rect[] = [];
+    if (options.rowLines && row >= 0) {
+      const [[, y0, , rh]] = ticks; // (the ticks beside the row span its height)
+      rowEdges.push([0, Math.max(0, y0 - line), w, line], [0, y0 + rh, w, line]);
+    }
+    ctx.fillStyle = ink.line;
+    for (const r of [...shownEdges, ...rowEdges]) ctx.fillRect(...r);
+    ctx.fillStyle = ink.contrast;
     for (const r of [...shownTicks, ...halo]) ctx.fillRect(...r);
     ctx.fillStyle = ROW_MARK;
     for (const r of markRects) ctx.fillRect(...r);
-    drawn = [...shownEdges, ...shownTicks, ...halo, ...markRects];
+    drawn = [...shownEdges, ...rowEdges, ...shownTicks, ...halo, ...markRects];
   }
 
   function cellAt(ev: MouseEvent): { t: number; row: number } | null {
@@ -267,10 +294,19 @@ export function createHeatmap(options: { halo?: boolean } = {}): Heatmap {
     measure();
     fitRendering();
     if (cursorAt) drawCursor(cursorAt.t, cursorAt.row, cursorAt.marks);
+    options.onResize?.();
   });
   resize?.observe(el);
 
-  return { el, draw, drawOverview, clear, drawCursor, cellAt, destroy: () => resize?.disconnect() };
+  function setInk(line: string, contrast: string): void {
+    ink = { line, contrast };
+    if (cursorAt) {
+      drawn = [[0, 0, cursor.width, cursor.height]]; // clear it all
+      drawCursor(cursorAt.t, cursorAt.row, cursorAt.marks);
+    }
+  }
+  const size = () => ({ ...shown, steps, units });
+  return { el, draw, drawOverview, clear, drawCursor, setInk, cellAt, size, destroy: () => resize?.disconnect() };
 }
 
 /** The colour scale of a quantity: a gradient bar with its ends and the non-finite swatch. */

@@ -27,16 +27,53 @@ export function readoutText(state: ExplorerState, overview: Overview | null, cel
     padding;
 }
 
-/** The readout (.rw-readout) of `heatmap`'s cells; `focus` gives the keys back to the view after a click. */
+/** Where the pointer's marks go for the cell at (t, row) of a steps x units grid, in percent of
+ * the image: the cell's box, and the crosshair's row band and column band through it. */
+export function hoverBoxes(t: number, row: number, steps: number, units: number) {
+  const pct = (i: number, n: number) => `${((i / n) * 100).toFixed(4)}%`;
+  const x = { left: pct(t, steps), width: pct(1, steps) };
+  const y = { top: pct(row, units), height: pct(1, units) };
+  return {
+    cell: { ...x, ...y },
+    row: { left: "0%", width: "100%", top: pct(row + 0.5, units), height: "1px" },
+    column: { top: "0%", height: "100%", left: pct(t + 0.5, steps), width: "1px" },
+  };
+}
+
+/** The readout (.rw-readout) of `heatmap`'s cells, a tooltip at the pointer, with the hovered
+ * cell outlined (.rw-hover-cell) and a crosshair through it; `focus` gives the keys back to the
+ * view after a click. */
 export function createReadout(heatmap: Heatmap, store: ExplorerStore, focus: () => void): { el: HTMLElement; destroy(): void } {
   const el = element("span", "rw-readout");
-  el.style.cssText = "font-family: monospace; white-space: pre;";
+  const marks = (["cell", "row", "column"] as const).map((name) => {
+    const mark = element("div", `rw-hover rw-hover-${name}`);
+    heatmap.el.append(mark);
+    return [name, mark] as const;
+  });
+  heatmap.el.append(el);
 
   const onHover = (ev: MouseEvent) => {
     const cell = heatmap.cellAt(ev);
-    el.textContent = cell ? readoutText(store.state, store.overview, cell) : "";
+    if (!cell) return onLeave();
+    el.textContent = readoutText(store.state, store.overview, cell);
+    const { steps, units } = heatmap.size();
+    const boxes = hoverBoxes(cell.t, cell.row, steps, units);
+    for (const [name, mark] of marks) {
+      Object.assign(mark.style, boxes[name]);
+      mark.style.display = "block";
+    }
+    // the tooltip beside the pointer, on the side with room (measured from the box, not the text)
+    const box = heatmap.el.getBoundingClientRect();
+    const x = ev.clientX - box.left, y = ev.clientY - box.top;
+    el.style.left = x < box.width / 2 ? `${x + 14}px` : "";
+    el.style.right = x < box.width / 2 ? "" : `${box.width - x + 14}px`;
+    el.style.top = y < box.height / 2 ? `${y + 14}px` : "";
+    el.style.bottom = y < box.height / 2 ? "" : `${box.height - y + 14}px`;
   };
-  const onLeave = () => (el.textContent = "");
+  const onLeave = () => {
+    el.textContent = "";
+    for (const [, mark] of marks) mark.style.display = "none";
+  };
   const onClick = (ev: MouseEvent) => {
     const cell = heatmap.cellAt(ev);
     if (!cell) return;

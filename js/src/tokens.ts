@@ -1,8 +1,11 @@
-// The token strip: the sequence as text, the current step highlighted, each token's background
-// coloured by the selected unit's value at that step; a click jumps there. Numeric inputs with
+// The token strip: the heatmap's column headers, each token over its column (flat when it fits,
+// written up the column and thinned when dense, the whole token at the cursor above), the current
+// step highlighted, each token's background coloured by the selected unit's value at that step;
+// a click jumps there. Numeric inputs with
 // no tokens get a sparkline of the input features instead, over a band coloured the same way.
 // Long sequences show a window of steps around t, so 100,000 steps cost what a few hundred do.
-import { colorWord, cssColor, NON_FINITE, textColorOn } from "./colormap";
+import { CHAR_PX, LINE_PX, niceStride } from "./axes";
+import { colorWord, cssColor, lutVersion, NON_FINITE, textColorOn } from "./colormap";
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
@@ -47,7 +50,7 @@ export function stepLabel(tokens: string[] | null, t: number): string {
 }
 
 const SPARK_FEATURES = 4; // more lines than this are unreadable at sparkline size
-const SPARK_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+const SPARK_COLORS = ["#1f77b4", "#e66100", "#2ca02c", "#d62728"];
 const SPARK_W = 640, SPARK_H = 40, BAND_H = 8;
 
 /**
@@ -87,33 +90,71 @@ function drawSparkline(canvas: HTMLCanvasElement, inputs: Quantity, from: number
   }
 }
 
+/** Characters of a token written up the column when tokens are too dense to lie flat. */
+export const VERTICAL_CHARS = 8;
+
+/**
+ * How the tokens of steps `count` columns `width` pixels wide are written, `chars` a typical
+ * label's length: flat, every `stride`-th so each clears the next, a longer label cut to
+ * `flatChars`; or up the column (rotated) when that labels more of them, a line apart. An
+ * unmeasured strip (width 0) writes them all flat.
+ */
+export function headerLayout(width: number, count: number, chars: number): { vertical: boolean; stride: number; height: number; flatChars: number } {
+  const column = width / Math.max(1, count);
+  if (width === 0) return { vertical: false, stride: 1, height: 16, flatChars: MAX_TOKEN_CHARS };
+  const flat = niceStride(column, chars * CHAR_PX + 0.3);
+  const upright = niceStride(column, LINE_PX);
+  if (flat <= upright) return { vertical: false, stride: flat, height: 16, flatChars: Math.max(1, Math.floor((flat * column - 0.3) / CHAR_PX)) };
+  return { vertical: true, stride: upright, height: Math.ceil(Math.min(chars, VERTICAL_CHARS) * CHAR_PX + 8), flatChars: 0 };
+}
+
+/** The length most labels stay within (the 90th percentile): one long token is cut to it
+ * rather than spreading every label out. */
+export function typicalLength(lengths: number[]): number {
+  if (!lengths.length) return 1;
+  const sorted = [...lengths].sort((a, b) => a - b);
+  return Math.max(1, sorted[Math.floor(0.9 * (sorted.length - 1))]);
+}
+
+/** A label cut to `max` characters with an ellipsis. */
+function cut(label: string, max: number): string {
+  const chars = Array.from(label);
+  return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : label;
+}
+
 export function createTokens(actions: Actions): Panel {
   const el = element("div", "rw-tokens");
   const info = element("div", "rw-tokens-info");
+  const full = element("div", "rw-token-full"); // the token at the cursor, whole
+  const fullLabel = element("span", "rw-token-full-label", full);
+  // The token headers: one element per column of the heatmap below, placed by percentages of the
+  // strip, which spans exactly the heatmap's width, so each stays on its column at any width.
   const row = element("div", "rw-token-row");
-  row.style.cssText = "display:flex;flex-wrap:wrap;gap:1px;font-family:monospace;line-height:1.6";
   const spark = element("div", "rw-tokens-spark");
-  spark.style.cssText = `position:relative;width:${SPARK_W}px;cursor:pointer`;
+  spark.style.cssText = "position:relative;width:100%;cursor:pointer";
   const sparkCanvas = document.createElement("canvas");
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
-  sparkCanvas.style.display = "block";
+  sparkCanvas.style.cssText = `display:block;width:100%;height:${SPARK_H}px`;
   const sparkCursor = element("div", "rw-tokens-cursor");
-  sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H + BAND_H}px;background:#000`;
+  sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H + BAND_H}px`;
   const band = element("canvas", "rw-tokens-band");
   band.width = SPARK_W;
   band.height = 1; // one row of colours, stretched to BAND_H by CSS
-  band.style.cssText = `display:block;width:${SPARK_W}px;height:${BAND_H}px;image-rendering:pixelated`;
+  band.style.cssText = `display:block;width:100%;height:${BAND_H}px;image-rendering:pixelated`;
   spark.append(sparkCanvas, band, sparkCursor);
-  el.append(info, row, spark);
+  el.append(full, info, row, spark);
 
   const pool: HTMLSpanElement[] = []; // token elements, reused as the window moves
+  const texts: HTMLSpanElement[] = []; // each one's label
   let current = -1; // the pool index of the highlighted token, or -1
   // what the token colours were painted from; any change repaints the window
-  let painted: { start: number; data: Float32Array; unit: number; length: number; tokens: string[] | null; steps: number } | null = null;
+  let painted: { start: number; data: Float32Array; unit: number; length: number; tokens: string[] | null; steps: number; lut: number; width: number } | null = null;
+  let layout = headerLayout(0, 1, 1);
   let sparkFrom: { inputs: Quantity; from: number; to: number } | null = null;
-  let bandFrom: { data: Float32Array; unit: number; from: number; to: number } | null = null;
+  let bandFrom: { data: Float32Array; unit: number; from: number; to: number; lut: number } | null = null;
   let lastState: ExplorerState | null = null;
+  let width = 0; // the strip's width in CSS pixels, kept by the resize observer (0: not attached)
 
   row.addEventListener("click", (ev) => {
     const target = (ev.target as HTMLElement).closest(".rw-token") as HTMLElement | null;
@@ -130,25 +171,39 @@ export function createTokens(actions: Actions): Panel {
   function ensurePool(count: number) {
     while (pool.length < count) {
       const span = element("span", "rw-token");
-      span.style.cssText = "padding:0 2px;white-space:pre;cursor:pointer;border-radius:2px";
+      texts.push(element("span", "rw-token-text", span));
       row.append(span);
       pool.push(span);
     }
     for (let i = 0; i < pool.length; i++) pool[i].style.display = i < count ? "" : "none";
   }
 
+  /** Step t's label as the headers write it now ("" for a column left unlabelled when thinned). */
+  function labelOf(state: ExplorerState, t: number, isCurrent: boolean): string {
+    if (t % layout.stride !== 0 && !isCurrent) return "";
+    const label = stepLabel(state.tokens, t);
+    return cut(label, layout.vertical ? VERTICAL_CHARS : layout.flatChars);
+  }
+
   function paintWindow(state: ExplorerState, q: Quantity, start: number, count: number) {
     const { from, to } = heldRange(q);
+    const lengths = Array.from({ length: count }, (_, i) => Array.from(stepLabel(state.tokens, start + i)).length);
+    layout = headerLayout(width, state.steps, typicalLength(lengths));
+    row.style.height = `${layout.height}px`;
+    const share = 100 / Math.max(1, state.steps);
     for (let i = 0; i < count; i++) {
       const t = start + i, span = pool[i];
       span.dataset.t = String(t);
-      span.textContent = stepLabel(state.tokens, t);
+      span.style.left = `${(t * share).toFixed(4)}%`;
+      span.style.width = `${share.toFixed(4)}%`;
+      span.classList.toggle("rw-token-vertical", layout.vertical);
+      texts[i].textContent = labelOf(state, t, t === state.t);
       const v = valueAt(q, t, state.unit);
       const pad = t >= state.length, held = t >= from && t < to;
       span.classList.toggle("rw-token-pad", pad);
       if (pad) {
-        span.style.background = "#e0e0e0";
-        span.style.color = "#999";
+        span.style.background = "var(--rw-faint, #e0e0e0)";
+        span.style.color = "var(--rw-fg, #222)";
       } else if (!held) { // a long sequence's step outside the window the browser holds
         span.style.background = "";
         span.style.color = "";
@@ -156,24 +211,38 @@ export function createTokens(actions: Actions): Panel {
         span.style.background = Number.isFinite(v) ? cssColor(v, q.scale, q.vmin, q.vmax) : NON_FINITE;
         span.style.color = textColorOn(colorWord(v, q.scale, q.vmin, q.vmax));
       }
+      // a label wider than its column carries its column's colour with it
+      texts[i].style.background = layout.stride > 1 ? "inherit" : "";
       const value = held ? `${q.name}[${state.unit}] = ${Number.isFinite(v) ? v.toPrecision(4) : String(v)}` : "not loaded";
-      span.title = `step ${t} · ${value}${pad ? " (padding)" : ""}`;
+      span.title = `step ${t}${state.tokens ? ` · ${visibleToken(state.tokens[t] ?? "")}` : ""} · ${value}${pad ? " (padding)" : ""}`;
     }
-    painted = { start, data: q.data, unit: state.unit, length: state.length, tokens: state.tokens, steps: state.steps };
+    painted = { start, data: q.data, unit: state.unit, length: state.length, tokens: state.tokens, steps: state.steps, lut: lutVersion(), width };
+    current = -1;
+    for (const span of pool) span.classList.remove("rw-token-current");
   }
 
-
-  function highlight(index: number) {
+  function highlight(state: ExplorerState, index: number, start: number) {
     if (index === current) return;
-    if (current >= 0) {
+    if (current >= 0 && current < pool.length) {
       pool[current].classList.remove("rw-token-current");
-      pool[current].style.outline = "";
+      if (layout.stride > 1) texts[current].textContent = labelOf(state, start + current, false);
     }
     if (index >= 0) {
       pool[index].classList.add("rw-token-current");
-      pool[index].style.outline = "2px solid #000";
+      if (layout.stride > 1) texts[index].textContent = labelOf(state, start + index, true);
     }
     current = index;
+  }
+
+  /** The whole token at the cursor, over its column: kept inside the strip by sliding it along
+   * (its anchor moves from its left end at step 0 to its right end at the last step). */
+  function showFull(state: ExplorerState) {
+    const f = (state.t + 0.5) / Math.max(1, state.steps);
+    fullLabel.textContent = state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "";
+    fullLabel.style.left = `${(f * 100).toFixed(4)}%`;
+    fullLabel.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
+    full.style.display = "";
+    full.style.visibility = fullLabel.textContent ? "" : "hidden"; // (its line kept: the title beside it)
   }
 
   function updateSpark(state: ExplorerState, inputs: Quantity) {
@@ -186,39 +255,53 @@ export function createTokens(actions: Actions): Panel {
       drawSparkline(sparkCanvas, inputs, from, to);
       sparkFrom = { inputs, from, to };
     }
-    if (!bandFrom || bandFrom.data !== q.data || bandFrom.unit !== state.unit || bandFrom.from !== from || bandFrom.to !== to) {
+    if (!bandFrom || bandFrom.data !== q.data || bandFrom.unit !== state.unit || bandFrom.from !== from ||
+        bandFrom.to !== to || bandFrom.lut !== lutVersion()) {
       const ctx = band.getContext("2d");
       if (ctx) {
         const image = ctx.createImageData(SPARK_W, 1);
         paintBand(new Uint32Array(image.data.buffer), SPARK_W, q, state.unit, from, to);
         ctx.putImageData(image, 0, 0);
       }
-      bandFrom = { data: q.data, unit: state.unit, from, to };
+      bandFrom = { data: q.data, unit: state.unit, from, to, lut: lutVersion() };
     }
     sparkCursor.style.display = state.t >= from && state.t < to ? "" : "none";
-    sparkCursor.style.left = `${Math.floor(xOfStep(state.t - from, to - from, SPARK_W))}px`;
+    sparkCursor.style.left = `${((Math.floor(xOfStep(state.t - from, to - from, SPARK_W)) / SPARK_W) * 100).toFixed(4)}%`;
   }
-
 
   function update(state: ExplorerState) {
     lastState = state;
     const inputs = state.tokens === null ? state.inputs : null; // numeric inputs: a sparkline
     spark.style.display = inputs ? "" : "none";
-    row.style.display = inputs ? "none" : "flex";
-    if (inputs) return updateSpark(state, inputs);
+    row.style.display = inputs ? "none" : "block";
+    if (inputs) {
+      full.style.display = "none";
+      return updateSpark(state, inputs);
+    }
     const steps = state.steps;
     const start = windowStart(state.t, steps);
     const count = Math.min(WINDOW, steps - start);
     info.textContent = steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "";
     const q = selectedQuantity(state);
     if (!painted || painted.start !== start || painted.data !== q.data || painted.unit !== state.unit ||
-        painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps) {
+        painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps ||
+        painted.lut !== lutVersion() || painted.width !== width) {
       ensurePool(count);
       paintWindow(state, q, start, count);
     }
     const i = state.t - start;
-    highlight(i >= 0 && i < count ? i : -1);
+    highlight(state, i >= 0 && i < count ? i : -1, start);
+    showFull(state);
   }
 
-  return { el, update };
+  // The labels' layout follows the strip's width (the heatmap's): a resize may thin or unthin them.
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
+    const w = row.clientWidth;
+    if (w === width || w === 0) return;
+    width = w;
+    if (lastState) update(lastState);
+  });
+  resize?.observe(el);
+
+  return { el, update, destroy: () => resize?.disconnect() };
 }

@@ -184,7 +184,7 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   const step = element("span", "rw-step", el);
   step.style.cssText = "min-width: 110px; font-variant-numeric: tabular-nums;";
   const speedLabel = element("label", "rw-speed-label", el);
-  speedLabel.style.cssText = "display: flex; align-items: center; gap: 4px; color: #555;";
+  speedLabel.style.cssText = "display: flex; align-items: center; gap: 4px;"; // (its colour: the theme's text, style.ts)
   const speed = element("input", "rw-speed", speedLabel);
   speed.type = "number";
   speed.min = String(MIN_INTERVAL_MS);

@@ -5,17 +5,23 @@
 import { ORDER_KEYS, unitOrder, type OrderKey } from "./ordering";
 import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
+import { createAxis, stepLabels } from "./axes";
+import { lutVersion } from "./colormap";
 import { element } from "./dom";
+import { formatValue } from "./heatmap";
+
 import { columnRange, heldRange, seriesAt, stepAtX, xOfStep } from "./timeaxis";
 
 export { columnRange, heldRange, stepAtX, xOfStep }; // the time axis lives in timeaxis.ts
 
+/** The plot's width in pixels before the panel is measured; then it fills its column. */
 export const PLOT_W = 640;
-export const PLOT_H = 120;
+export const PLOT_H = 100;
 /** Lines drawn at once: the first of `state.units` (the most recently selected first). */
 export const MAX_LINES = 8;
 const TOP_UNITS = 8;
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+// Okabe & Ito's palette, told apart under colour-vision deficiencies; each reads on white and black.
+const COLORS = ["#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#f0e442", "#999999"];
 
 const ORDER_LABELS: Record<OrderKey, string> = {
   index: "index",
@@ -81,19 +87,20 @@ export function drawSeries(
   }
 }
 
-/** The compared units over the steps `q` holds, padding steps (from `length` on) shaded. */
-function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], length: number) {
+/** The compared units over the steps `q` holds, padding steps (from `length` on) shaded in
+ * `faint`, the zero line in `axis` (the theme's colours). */
+function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], length: number, faint = "#eee", axis = "#bbb") {
   const ctx = canvas.getContext("2d");
   if (!ctx) return;
   const { width, height } = canvas;
   const { from, to } = heldRange(q);
   ctx.clearRect(0, 0, width, height);
   if (length < to) { // padding steps: not this element's data
-    ctx.fillStyle = "#eee";
+    ctx.fillStyle = faint;
     const x = (Math.max(0, length - from) / (to - from)) * width;
     ctx.fillRect(x, 0, width - x, height);
   }
-  ctx.fillStyle = "#bbb";
+  ctx.fillStyle = axis;
   ctx.fillRect(0, Math.round(yOf(0, q.vmin, q.vmax, height)), width, 1);
   units.forEach((u, k) => {
     ctx.strokeStyle = ctx.fillStyle = COLORS[k % COLORS.length];
@@ -117,7 +124,6 @@ export function createUnits(actions: Actions): Panel {
   search.inputMode = "numeric";
   search.size = 7;
   const message = element("span", "rw-unit-search-msg");
-  message.style.color = "#b2182b";
   controls.append(orderSelect, search, message);
 
   const caption = element("div", "rw-order-caption");
@@ -125,20 +131,32 @@ export function createUnits(actions: Actions): Panel {
   const legend = element("div", "rw-units-legend");
   legend.style.cssText = "display:flex;gap:8px;flex-wrap:wrap;font:11px monospace";
 
+  // The plot with its axes: the value scale left of it, the steps under it.
+  const frame = element("div", "rw-units-frame");
+  frame.style.cssText = "display:grid;grid-template-columns:max-content minmax(0,1fr);column-gap:4px";
+  const yAxis = createAxis("rw-units-yaxis", "y");
+  yAxis.el.style.height = `${PLOT_H}px`;
   const plot = element("div", "rw-units-plot");
-  plot.style.cssText = `position:relative;width:${PLOT_W}px;height:${PLOT_H}px;cursor:crosshair`;
+  plot.style.height = `${PLOT_H}px`;
   const canvas = document.createElement("canvas");
   canvas.width = PLOT_W;
   canvas.height = PLOT_H;
+  canvas.style.height = `${PLOT_H}px`;
   const cursor = element("div", "rw-units-cursor");
-  cursor.style.cssText = `position:absolute;top:0;width:1px;height:${PLOT_H}px;background:#000`;
+  cursor.style.cssText = `position:absolute;top:0;width:1px;height:${PLOT_H}px`;
   plot.append(canvas, cursor);
+  const xTitle = element("span", "rw-axis-title");
+  xTitle.textContent = "step";
+  const xAxis = createAxis("rw-step-axis", "x");
+  frame.append(yAxis.el, plot, xTitle, xAxis.el);
   const range = element("div", "rw-units-range");
-  el.append(controls, caption, top, legend, plot, range);
+  el.append(controls, caption, top, legend, frame, range);
 
   let state: ExplorerState | null = null;
   let ours: ArrayLike<number> | null = null; // the last order this panel asked for
-  let drawnLines: { data: Float32Array; units: string; length: number } | null = null;
+  let drawnLines: { data: Float32Array; units: string; length: number; width: number; lut: number } | null = null;
+  let width = PLOT_W; // the canvas's width in pixels: the column's, once measured
+  let ink: { lut: number; faint?: string; axis?: string } = { lut: -1 };
   let legendFor = "", topFor: ArrayLike<number> | null | undefined = undefined;
 
   orderSelect.addEventListener("change", () => {
@@ -176,9 +194,9 @@ export function createUnits(actions: Actions): Panel {
   plot.addEventListener("click", (ev) => {
     if (!state) return;
     const rect = plot.getBoundingClientRect();
-    const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * PLOT_W : 0;
+    const x = rect.width > 0 ? ((ev.clientX - rect.left) / rect.width) * width : 0;
     const { from, to } = heldRange(selectedQuantity(state));
-    actions.setT(from + stepAtX(x, to - from, PLOT_W));
+    actions.setT(from + stepAtX(x, to - from, width));
   });
 
   function shownUnits(s: ExplorerState, q: Quantity): number[] {
@@ -237,17 +255,45 @@ export function createUnits(actions: Actions): Panel {
     }
     const units = shownUnits(s, q);
     const key = units.join(",");
-    if (!drawnLines || drawnLines.data !== q.data || drawnLines.units !== key || drawnLines.length !== s.length) {
-      drawLines(canvas, q, units, s.length);
-      drawnLines = { data: q.data, units: key, length: s.length };
+    if (!drawnLines || drawnLines.data !== q.data || drawnLines.units !== key || drawnLines.length !== s.length ||
+        drawnLines.width !== width || drawnLines.lut !== lutVersion()) {
+      if (canvas.width !== width) canvas.width = width;
+      if (ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
+        const look = getComputedStyle(el);
+        ink = { lut: lutVersion(), faint: look.getPropertyValue("--jp-layout-color2").trim() || undefined,
+                axis: look.getPropertyValue("--jp-border-color1").trim() || undefined };
+      }
+      drawLines(canvas, q, units, s.length, ink.faint, ink.axis);
+      drawnLines = { data: q.data, units: key, length: s.length, width, lut: lutVersion() };
+      const fmt = (v: number) => formatValue(v).replace("-", "−");
+      // the top, middle and bottom of the plot (item -0.5 of 2 is its top edge, 1.5 its bottom)
+      const ends = [fmt(q.vmax), fmt((q.vmin + q.vmax) / 2), fmt(q.vmin)];
+      yAxis.set(2, [{ at: -0.5, text: ends[0] }, { at: 0.5, text: ends[1] }, { at: 1.5, text: ends[2] }]);
+      yAxis.el.style.width = `${Math.max(...ends.map((e) => e.length))}ch`; // (its labels are placed absolutely)
+      // inside the plot's height: the top label hangs below its line, the bottom one sits on it
+      const [top, middle, bottom] = yAxis.el.children as unknown as HTMLElement[];
+      top.style.transform = "none";
+      middle.style.transform = "translateY(-50%)";
+      bottom.style.transform = "translateY(-100%)";
+      const { from: a, to: b } = heldRange(q);
+      xAxis.set(b - a, stepLabels(b - a, width).map(({ at }) => ({ at, text: String(a + at) })));
     }
     updateLegend(units, q);
     updateTop(s.order);
     const { from, to } = heldRange(q);
     range.textContent = from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "";
     cursor.style.display = s.t >= from && s.t < to ? "" : "none";
-    cursor.style.left = `${Math.floor(xOfStep(s.t - from, to - from, PLOT_W))}px`;
+    cursor.style.left = `${Math.floor(xOfStep(s.t - from, to - from, width))}px`;
   }
 
-  return { el, update };
+  // The plot fills its column: redrawn at its width in pixels.
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
+    const w = Math.round(plot.clientWidth);
+    if (w <= 0 || w === width) return;
+    width = w;
+    if (state) update(state);
+  });
+  resize?.observe(plot);
+
+  return { el, update, destroy: () => resize?.disconnect() };
 }

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, valueText } from "../src/axes";
+import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, valueText } from "../src/chart_axes";
 import { type ChartModel, linesOf, nearestIndex, pathOf, renderChart } from "../src/chart";
 import { renderSteps, type StepsModel } from "../src/steps";
 import { FakeModel } from "./fake_model";

@@ -78,7 +78,7 @@ describe("token strip", () => {
     const spans = [...panel.el.querySelectorAll<HTMLElement>(".rw-token")];
     expect(spans).toHaveLength(10);
     expect(spans[2].style.background).toBe("");
-    expect(spans[2].title).toBe("step 2 · not loaded");
+    expect(spans[2].title).toBe("step 2 · c · not loaded"); // its token, and no value
     expect(spans[3].style.background).not.toBe("");
     expect(spans[7].style.background).toBe("");
   });
@@ -124,7 +124,7 @@ describe("token strip", () => {
     const spark = panel.el.querySelector<HTMLElement>(".rw-tokens-spark")!;
     expect(spark.style.display).toBe("");
     expect(panel.el.querySelector<HTMLElement>(".rw-token-row")!.style.display).toBe("none");
-    expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe("326px"); // step 25's centre of 50
+    expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe(`${(326 / 640) * 100}%`); // step 25's centre of 50, in % of the strip
     spark.getBoundingClientRect = () => ({ left: 0, top: 0, width: 640, height: 48 }) as DOMRect;
     spark.dispatchEvent(new MouseEvent("click", { clientX: 639, clientY: 5 }));
     spark.dispatchEvent(new MouseEvent("click", { clientX: 13, clientY: 5 }));

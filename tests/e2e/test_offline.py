@@ -35,6 +35,15 @@ def explorer():
     return rw.explore(torch.nn.LSTM(3, 10, batch_first=True), torch.randn(1, 24, 3), tokens=tokens)
 
 
+def _token_at_cursor(page, t: int) -> str:
+    """Click step t's column header: the token strip then shows its whole token at the cursor
+    (the headers themselves may cut a long token to its column)."""
+    page.locator(f'.rw-explorer .rw-token[data-t="{t}"]').first.click()
+    full = page.locator(".rw-explorer .rw-token-full").first
+    page.locator(".rw-explorer .rw-step").first.filter(has_text=f"step {t} /").wait_for()
+    return full.inner_text()
+
+
 def _assert_drawn_and_scrubs(page, scope=""):
     """The first Explorer on the page has painted its heatmap, and the slider moves its cursor."""
     heatmap = page.locator(".rw-explorer .rw-heatmap").first
@@ -59,8 +68,9 @@ def test_saved_html_opens_offline_scrubs_and_plays(explorer, page, tmp_path):
     after, _ = wait_for_change(lambda: cursor_pixels(page), before)
     assert after != before, "Play did not move the cursor"
 
-    # shown as text (the token strip draws spaces as a visible "␣" and may shorten long tokens)...
-    assert "<img\u2423src=x\u2423onerror" in page.locator(".rw-explorer").first.inner_text()
+    page.locator(".rw-play").first.click()  # pause
+    # shown as text (the token strip draws spaces as a visible "␣"; the whole token at the cursor)...
+    assert "<img\u2423src=x\u2423onerror" in _token_at_cursor(page, 3)
     assert page.locator('img[src="x"]').count() == 0
     assert page.evaluate("() => window.__xss") is None  # ...and never run
     assert blocked == []
@@ -155,6 +165,6 @@ def test_export_of_hostile_saved_state_renders_offline_as_data(page, tmp_path):
     blocked = block_network(page)
     page.goto((tmp_path / "hostile.html").as_uri())
     _assert_drawn_and_scrubs(page)
-    assert "<!--<script>" in page.locator(".rw-explorer").first.inner_text()
+    assert _token_at_cursor(page, 2) == "<!--<script>"
     assert page.evaluate("() => window.__secret") is None
     assert blocked == []
