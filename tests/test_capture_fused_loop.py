@@ -92,8 +92,8 @@ def test_model_left_untouched_with_a_loss(stepped):
     assert_untouched(module, before)
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
+def test_large_lstm_batches_on_the_cpu_take_the_step_loop(monkeypatch):
+    mode = "LSTM"
     ran = []
     real = fused.NATIVE[mode]
     monkeypatch.setitem(fused.NATIVE, mode, lambda *args: ran.append(args[0].shape) or real(*args))
@@ -108,6 +108,17 @@ def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
             trace(module, torch.randn(5, smallest - 1, 3))
             assert len(ran) == 1
             ran.clear()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_gru_on_the_cpu_takes_the_step_loop_at_any_batch(monkeypatch):
+    monkeypatch.setitem(fused.NATIVE, "GRU", lambda *args: pytest.fail("the native kernel ran"))
+    threads = torch.get_num_threads()
+    try:
+        for threads_now in (1, 2):
+            torch.set_num_threads(threads_now)
+            trace(nn.GRU(3, 4), torch.randn(5, 1, 3))
     finally:
         torch.set_num_threads(threads)
 
