@@ -10,7 +10,7 @@ from test_untouched import assert_untouched, snapshot
 from torch import nn
 
 import rnnwidgets.capture.fused as fused
-from rnnwidgets.capture import gradients, trace
+from rnnwidgets.capture import fused_loop, gradients, trace
 from rnnwidgets.capture.convert import to_numpy, trace_buffer
 
 
@@ -169,3 +169,37 @@ def test_an_in_place_op_after_the_layer_does_not_rewrite_the_trace(stepped, mode
 class Output(nn.Module):
     def forward(self, result):
         return result[0]
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_kernels_own_h_handed_to_the_trace_is_never_the_models(monkeypatch, mode, batch):
+    """The native path gives the Trace the kernel's output as its h where the layout allows
+    (batch first, or batch 1): the model goes on with a copy, so an in-place op there leaves the
+    trace as it was, and no array of the trace is memory the model holds."""
+    monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, mode, 10**9)
+    torch.manual_seed(13)
+    module = getattr(nn, mode)(3, 4, num_layers=2, batch_first=True)
+    model = nn.Sequential(module, Output(), nn.ReLU(inplace=True))
+    x = torch.randn(batch, 6, 3)
+    with torch.no_grad():
+        want = module(x)[0]
+    assert (want < 0).any()
+    tr = trace(model, x)
+    np.testing.assert_allclose(list(tr.layers.values())[-1].h, want.numpy(), atol=1e-6)
+    with torch.no_grad():
+        out = model(x)
+    assert all(not np.shares_memory(a, out.numpy()) for lt in tr.layers.values() for a in lt.quantities().values())
+
+
+def test_gate_buffers_are_parts_of_one_allocation_each_handed_over_without_a_copy():
+    stacked, parts = fused_loop.gate_buffers(3, (2, 5, 4), torch.empty(0))
+    for k, part in enumerate(parts):
+        part.fill_(k)
+        assert part.shape == (2, 5, 4) and part.is_contiguous()
+        assert torch.equal(stacked[k], part)                    # the stacked view sees every part
+        assert np.shares_memory(to_numpy(part), stacked.numpy())
+    arrays = [to_numpy(p) for p in parts]
+    assert not any(np.shares_memory(a, b) for a, b in zip(arrays, arrays[1:]))
+    wide = fused_loop.gate_buffers(2, (2, 3), torch.empty(0, dtype=torch.float64))[1][0]
+    assert to_numpy(wide.fill_(1)).dtype == np.float32
