@@ -135,22 +135,30 @@ def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
     assert to_numpy(wide.fill_(1)).dtype == np.float32
 
 
-@pytest.mark.parametrize("steps", [1, 2, 7, 64])
-def test_the_cell_state_recurrence_by_doubling_matches_the_step_loop(steps):
-    """What an LSTM's c scan runs on a GPU, checked here on the CPU."""
+@pytest.mark.parametrize("steps", [1, 2, 3, 7, 64, 70])
+def test_the_cell_state_scans_match_the_step_loop(steps):
+    """What an LSTM's c scan runs on a GPU (by doubling) and on the CPU (in chunks where a step is
+    small), against the plain step loop; 70 steps leave a remainder after the chunks."""
     torch.manual_seed(steps)
     u, a, first = torch.randn(steps, 3, 5, dtype=torch.float64), torch.rand(steps, 3, 5, dtype=torch.float64), \
         torch.randn(3, 5, dtype=torch.float64)
-    one_by_one, doubled = u.clone(), u.clone()
+    one_by_one, doubled, chunked = u.clone(), u.clone(), u.clone()
     fused.recurrence(one_by_one, a, first)
     a_before = a.clone()
     fused.recurrence_by_doubling(doubled, a, first)
+    fused.recurrence_in_chunks(chunked, a, first)
     assert torch.equal(a, a_before)                      # the forget gates are left as they are
     want = []
     for t in range(steps):
         want.append(a[t] * (want[-1] if want else first) + u[t])
     np.testing.assert_allclose(one_by_one.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(doubled.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chunked.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
+
+
+def test_the_cell_state_scan_on_the_cpu_runs_in_chunks_only_where_a_step_is_small():
+    assert fused.scan(torch.empty(10, 1, 256)) is fused.recurrence_in_chunks
+    assert fused.scan(torch.empty(10, 32, 256)) is fused.recurrence
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])

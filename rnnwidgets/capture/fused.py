@@ -43,6 +43,8 @@ LOW_PRECISION_TOLERANCE = 5e-2
 # loop), at batch 32 the loop (1.2-1.8x against 2.2-2.5x); the kernel spreads its matmuls over
 # threads where the loop's per-step elementwise work stays on one, hence per thread
 LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 0}
+# the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
+CHUNKED_SCAN_BELOW = 4096
 
 
 def fused_modules(model: nn.Module) -> list:
@@ -454,15 +456,14 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     units = direction.run.module.hidden_size
     bias = w[2] + w[3] if direction.run.module.bias else None
     stacked, (i, f, o, g) = fused_loop.gate_buffers(4, (batch, steps, units), direction.x)
-    parts = [i, f, o, g]
-    fused_loop.projected(direction.x, fused_loop.lstm_order(w[0]),
-                         fused_loop.lstm_order(bias) if bias is not None else None, parts)
-    fused_loop.projected(direction.h_prev, fused_loop.lstm_order(w[1]), None, parts, accumulate=True)
+    parts = [i, f, g, o]   # the weights' gate order; stored as i, f, o, g (``fused_loop.lstm_order``)
+    fused_loop.projected(direction.x, w[0], bias, parts)
+    fused_loop.projected(direction.h_prev, w[1], None, parts, accumulate=True)
     stacked[:3].sigmoid_()
     g.tanh_()
     c = torch.mul(i, g, out=trace_buffer(i.shape, i))
     i, f, g, o, c = (t.transpose(0, 1) for t in (i, f, g, o, c))     # (time, batch, units)
-    (recurrence if c.device.type == "cpu" else recurrence_by_doubling)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
+    scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
     direction.c, direction.c0 = c, c0
     direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
     last = direction.last_steps()
@@ -470,10 +471,43 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     check_recomputed(direction, h @ w[-1].t() if direction.run.module.proj_size else h)
 
 
+def scan(u: torch.Tensor) -> Callable:
+    """The fastest exact-to-rounding way to run ``recurrence`` over a (time, ·) tensor like ``u``:
+    on a GPU by doubling; on the CPU one step at a time where a step is large enough that each op
+    does real work, else in chunks (1,000 steps of 256 units: 2.4 ms against 7.9 ms; batch 32:
+    47 ms against 20 ms)."""
+    if u.device.type != "cpu":
+        return recurrence_by_doubling
+    return recurrence_in_chunks if u[0].numel() < CHUNKED_SCAN_BELOW else recurrence
+
+
 def recurrence(u: torch.Tensor, a: torch.Tensor, first: torch.Tensor) -> None:
     """u_t <- a_t u_{t-1} + u_t along dim 0 in place, u_{-1} = ``first``: one step at a time."""
     previous = first
     for u_t, a_t in zip(u.unbind(0), a.unbind(0)):
+        previous = u_t.addcmul_(a_t, previous)
+
+
+def recurrence_in_chunks(u: torch.Tensor, a: torch.Tensor, first: torch.Tensor) -> None:
+    """``recurrence`` in chunks of about sqrt(time) steps: about 3 sqrt(time) ops over many
+    elements instead of one small op per step (on the CPU, the faster where a step is small).
+    Each chunk is scanned from 0, all chunks at once, keeping the running product of its a's;
+    then, chunk after chunk, the state it starts from is carried in through that product. It
+    multiplies the a's in another order than a step loop: rounding-level differences."""
+    steps = len(u)
+    size = int(steps ** 0.5)
+    whole = steps // size * size if size > 1 else 0
+    previous = first
+    if whole:
+        chunk_u, chunk_a = (t[:whole].unflatten(0, (whole // size, size)) for t in (u, a))   # (chunks, size, ·)
+        product = torch.empty_like(chunk_a)
+        product[:, 0] = chunk_a[:, 0]
+        for k in range(1, size):
+            chunk_u[:, k].addcmul_(chunk_a[:, k], chunk_u[:, k - 1])
+            torch.mul(product[:, k - 1], chunk_a[:, k], out=product[:, k])
+        for part_u, part_product in zip(chunk_u.unbind(0), product.unbind(0)):
+            previous = part_u.addcmul_(part_product, previous)[-1]
+    for u_t, a_t in zip(u[whole:].unbind(0), a[whole:].unbind(0)):
         previous = u_t.addcmul_(a_t, previous)
 
 
