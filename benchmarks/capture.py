@@ -1,16 +1,18 @@
 """How much rw.trace costs against the module's own native forward, measured in the same run.
 
 For a 2-layer 256-unit LSTM and GRU over 1,000 steps at batch 1 and 32, prints (median of a few
-repeats after a warmup):
-  trace / native forward                         target <= 2.0 (floor about 1)
-  trace with loss / native forward + backward    target <= 3.0
-  per-step Python cell loop / native forward     the baseline users write today
+repeats after a warmup), at each thread count asked for:
+  trace / native forward                              target <= 1.5 (floor about 1)
+  trace with loss / native forward + backward         target <= 2.0
+  rw.gradient_flow / native forward + backward        target <= 2.0 at batch 1
+  per-step Python cell loop / native forward          the baseline users write today
 and the peak memory a trace takes (peak RSS growth in a fresh process) against the bytes of the
-arrays it returns. Each ratio is the median over repeats of (ours / native) timed back to back, so
-load from other processes on a shared machine hits both sides of a ratio alike; ``--threads 1``
-(the default) keeps a busy two-core machine from stalling torch's thread pool.
+arrays it returns (target <= 1.2 at batch 32, <= 1.5 at batch 1). Each ratio is the median over
+repeats of (ours / native) timed back to back, so load from other processes on a shared machine
+hits both sides of a ratio alike. By default it runs at 1 thread and at torch's default thread
+count (the machine's, as a user runs it); ``--threads 1 4`` names others.
 
-    .venv/bin/python benchmarks/capture.py [--steps 1000] [--repeats 3] [--threads 1] [--device cpu]
+    .venv/bin/python benchmarks/capture.py [--steps 1000] [--repeats 3] [--threads 1 2] [--device cpu]
 """
 import argparse
 import multiprocessing
@@ -20,6 +22,7 @@ import time
 import torch
 from torch import nn
 
+from rnnwidgets import gradient_flow
 from rnnwidgets.capture import trace
 
 UNITS, LAYERS = 256, 2
@@ -99,9 +102,11 @@ def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -
 
     trace_ratio, native = ratio(lambda: trace(module, x), forward, repeats, device)
     grads_ratio, native_fb = ratio(lambda: trace(module, x, loss=output_loss), forward_backward, repeats, device)
+    flow_ratio = ratio(lambda: gradient_flow(module, x, loss=output_loss), forward_backward, repeats,
+                       device)[0] if batch == 1 else float("nan")
     loop_ratio, _ = ratio(cell_loop(module, x), forward, max(1, repeats // 2), device)
     return {"native": native, "trace": trace_ratio, "native_fb": native_fb, "trace_fb": grads_ratio,
-            "loop": loop_ratio}
+            "flow": flow_ratio, "loop": loop_ratio}
 
 
 def _peak_child(kind, batch, steps, device, threads, queue):
@@ -138,21 +143,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    default_threads = torch.get_num_threads()
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, default_threads}),
+                        help=f"torch thread counts to run at (default: 1 and torch's default, {default_threads})")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     print(f"{LAYERS}-layer {UNITS}-unit modules, {args.steps} steps, {args.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s); median of {args.repeats} back-to-back ratios")
-    print(f"{'module':6} {'batch':>5} {'native fwd':>11} {'trace/fwd':>10} {'native f+b':>11} {'trace+grad/f+b':>15} "
-          f"{'cell loop/fwd':>14} {'peak MiB':>9} {'arrays MiB':>11} {'peak/arrays':>12}")
-    for kind in ("LSTM", "GRU"):
-        for batch in (1, 32):
-            r = measure_time(kind, batch, args.steps, args.repeats, args.device)
-            peak, arrays = measure_memory(kind, batch, args.steps, args.device, args.threads)
-            print(f"{kind:6} {batch:5d} {r['native'] * 1e3:9.1f}ms {r['trace']:10.2f} {r['native_fb'] * 1e3:9.1f}ms "
-                  f"{r['trace_fb']:15.2f} {r['loop']:14.2f} {peak / 2**20:9.1f} {arrays / 2**20:11.1f} "
-                  f"{peak / arrays:12.2f}", flush=True)
+          f"torch's default {default_threads} thread(s); median of {args.repeats} back-to-back ratios")
+    print(f"{'threads':>7} {'module':6} {'batch':>5} {'native fwd':>11} {'trace/fwd':>10} {'native f+b':>11} "
+          f"{'trace+grad/f+b':>15} {'flow/f+b':>9} {'cell loop/fwd':>14} {'peak MiB':>9} {'arrays MiB':>11} "
+          f"{'peak/arrays':>12}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for kind in ("LSTM", "GRU"):
+            for batch in (1, 32):
+                r = measure_time(kind, batch, args.steps, args.repeats, args.device)
+                peak, arrays = measure_memory(kind, batch, args.steps, args.device, threads)
+                print(f"{threads:7d} {kind:6} {batch:5d} {r['native'] * 1e3:9.1f}ms {r['trace']:10.2f} "
+                      f"{r['native_fb'] * 1e3:9.1f}ms {r['trace_fb']:15.2f} {r['flow']:9.2f} {r['loop']:14.2f} "
+                      f"{peak / 2**20:9.1f} {arrays / 2**20:11.1f} {peak / arrays:12.2f}", flush=True)
 
 
 if __name__ == "__main__":

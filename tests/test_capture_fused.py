@@ -19,6 +19,14 @@ GATES = {"LSTM": ["input", "forget", "cell", "output"], "GRU": ["reset", "update
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
+@pytest.fixture(autouse=True)
+def native_kernel(monkeypatch):
+    """Every layer here runs the native kernel and has its gates recomputed (a GRU on the CPU would
+    otherwise run as our step loop, which tests/test_capture_fused_loop.py checks)."""
+    import rnnwidgets.capture.fused as fused
+    monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, "GRU", 10**9)
+
+
 def make_case(mode="LSTM", layers=1, bidirectional=False, batch_first=False, bias=True, proj=0,
               batch=2, steps=5, features=3, units=4, lengths=None, packed=None, unbatched=False,
               given_state=False, dtype=torch.float32, seed=0):

@@ -10,7 +10,7 @@ from test_capture_gradients import check_grads, reference_loss, square_loss
 from torch import nn
 
 import rnnwidgets.capture.fused as fused
-from rnnwidgets.capture import gradients, trace
+from rnnwidgets.capture import fused_loop, gradients, trace
 from rnnwidgets.capture.convert import to_numpy, trace_buffer
 
 
@@ -92,8 +92,8 @@ def test_model_left_untouched_with_a_loss(stepped):
     assert_untouched(module, before)
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
+def test_large_lstm_batches_on_the_cpu_take_the_step_loop(monkeypatch):
+    mode = "LSTM"
     ran = []
     real = fused.NATIVE[mode]
     monkeypatch.setitem(fused.NATIVE, mode, lambda *args: ran.append(args[0].shape) or real(*args))
@@ -112,6 +112,17 @@ def test_large_batches_on_the_cpu_take_the_step_loop(monkeypatch, mode):
         torch.set_num_threads(threads)
 
 
+def test_a_gru_on_the_cpu_takes_the_step_loop_at_any_batch(monkeypatch):
+    monkeypatch.setitem(fused.NATIVE, "GRU", lambda *args: pytest.fail("the native kernel ran"))
+    threads = torch.get_num_threads()
+    try:
+        for threads_now in (1, 2):
+            torch.set_num_threads(threads_now)
+            trace(nn.GRU(3, 4), torch.randn(5, 1, 3))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
     buffer = trace_buffer((2, 3), torch.empty(0))
     buffer.fill_(1)
@@ -124,22 +135,30 @@ def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
     assert to_numpy(wide.fill_(1)).dtype == np.float32
 
 
-@pytest.mark.parametrize("steps", [1, 2, 7, 64])
-def test_the_cell_state_recurrence_by_doubling_matches_the_step_loop(steps):
-    """What an LSTM's c scan runs on a GPU, checked here on the CPU."""
+@pytest.mark.parametrize("steps", [1, 2, 3, 7, 64, 70])
+def test_the_cell_state_scans_match_the_step_loop(steps):
+    """What an LSTM's c scan runs on a GPU (by doubling) and on the CPU (in chunks where a step is
+    small), against the plain step loop; 70 steps leave a remainder after the chunks."""
     torch.manual_seed(steps)
     u, a, first = torch.randn(steps, 3, 5, dtype=torch.float64), torch.rand(steps, 3, 5, dtype=torch.float64), \
         torch.randn(3, 5, dtype=torch.float64)
-    one_by_one, doubled = u.clone(), u.clone()
+    one_by_one, doubled, chunked = u.clone(), u.clone(), u.clone()
     fused.recurrence(one_by_one, a, first)
     a_before = a.clone()
     fused.recurrence_by_doubling(doubled, a, first)
+    fused.recurrence_in_chunks(chunked, a, first)
     assert torch.equal(a, a_before)                      # the forget gates are left as they are
     want = []
     for t in range(steps):
         want.append(a[t] * (want[-1] if want else first) + u[t])
     np.testing.assert_allclose(one_by_one.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(doubled.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(chunked.numpy(), torch.stack(want).numpy(), rtol=0, atol=1e-12)
+
+
+def test_the_cell_state_scan_on_the_cpu_runs_in_chunks_only_where_a_step_is_small():
+    assert fused.scan(torch.empty(10, 1, 256)) is fused.recurrence_in_chunks
+    assert fused.scan(torch.empty(10, 32, 256)) is fused.recurrence
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
@@ -158,3 +177,37 @@ def test_an_in_place_op_after_the_layer_does_not_rewrite_the_trace(stepped, mode
 class Output(nn.Module):
     def forward(self, result):
         return result[0]
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_kernels_own_h_handed_to_the_trace_is_never_the_models(monkeypatch, mode, batch):
+    """The native path gives the Trace the kernel's output as its h where the layout allows
+    (batch first, or batch 1): the model goes on with a copy, so an in-place op there leaves the
+    trace as it was, and no array of the trace is memory the model holds."""
+    monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, mode, 10**9)
+    torch.manual_seed(13)
+    module = getattr(nn, mode)(3, 4, num_layers=2, batch_first=True)
+    model = nn.Sequential(module, Output(), nn.ReLU(inplace=True))
+    x = torch.randn(batch, 6, 3)
+    with torch.no_grad():
+        want = module(x)[0]
+    assert (want < 0).any()
+    tr = trace(model, x)
+    np.testing.assert_allclose(list(tr.layers.values())[-1].h, want.numpy(), atol=1e-6)
+    with torch.no_grad():
+        out = model(x)
+    assert all(not np.shares_memory(a, out.numpy()) for lt in tr.layers.values() for a in lt.quantities().values())
+
+
+def test_gate_buffers_are_parts_of_one_allocation_each_handed_over_without_a_copy():
+    stacked, parts = fused_loop.gate_buffers(3, (2, 5, 4), torch.empty(0))
+    for k, part in enumerate(parts):
+        part.fill_(k)
+        assert part.shape == (2, 5, 4) and part.is_contiguous()
+        assert torch.equal(stacked[k], part)                    # the stacked view sees every part
+        assert np.shares_memory(to_numpy(part), stacked.numpy())
+    arrays = [to_numpy(p) for p in parts]
+    assert not any(np.shares_memory(a, b) for a, b in zip(arrays, arrays[1:]))
+    wide = fused_loop.gate_buffers(2, (2, 3), torch.empty(0, dtype=torch.float64))[1][0]
+    assert to_numpy(wide.fill_(1)).dtype == np.float32

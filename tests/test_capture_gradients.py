@@ -14,6 +14,14 @@ from rnnwidgets.capture import gradients, trace
 from rnnwidgets.capture.fused import LayerByLayer
 
 
+@pytest.fixture(autouse=True)
+def native_kernel(monkeypatch):
+    """Every layer here runs the native kernel and has its gates recomputed (a GRU on the CPU would
+    otherwise run as our step loop, which tests/test_capture_fused_loop.py checks)."""
+    import rnnwidgets.capture.fused as fused
+    monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, "GRU", 10**9)
+
+
 def square_loss(output):
     """Uses the whole output sequence and the final h, so both direct paths are exercised."""
     out, state = output

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
 from . import fused_loop
-from .convert import reverse_valid, step_mask, steps_buffer
+from .convert import reverse_valid, step_mask, trace_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 KIND = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
@@ -36,12 +36,15 @@ CHECK_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-4}
 TF32_TOLERANCE = 1e-2
 LOW_PRECISION_TOLERANCE = 5e-2
 # an LSTM/GRU layer on the CPU runs as our step loop from this many batch elements per torch
-# thread on. Trace time / forward measured, 2-layer 256-unit: at 1 thread and batch 32 the native
-# kernel plus recomputation 2.3-3.1 (LSTM) and 2.3-2.5 (GRU), the loop 1.7 and 1.2; but the kernel
-# spreads its matmuls over threads while the loop's per-step work stays on one: at 16 threads and
-# batch 32, the loop 3.8 against 2.7 (LSTM), 1.1 against 1.4 (GRU); at 4 threads an LSTM's loop
-# wins from batch 64 (2.5 against 2.9)
-LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 4}
+# thread on. The CPU's native GRU is itself a loop of small ops over steps, so ours costs about
+# what it costs at any batch (single layer, 1 thread: batch 1 about 1.0-1.2x the kernel, batch 32
+# 1.0-1.4x) and recomputing on top of the kernel does not (batch 32: 2.0-2.4x). The native LSTM
+# (oneDNN) fuses its steps: at batch 1 recomputing after it wins (1.2-1.5x against 2.6-3.5x for the
+# loop), at batch 32 the loop (1.2-1.8x against 2.2-2.5x); the kernel spreads its matmuls over
+# threads where the loop's per-step elementwise work stays on one, hence per thread
+LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 0}
+# the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
+CHUNKED_SCAN_BELOW = 4096
 
 
 def fused_modules(model: nn.Module) -> list:
@@ -171,10 +174,6 @@ class LayerRun:
             return NATIVE[module.mode](x, hx, self.weights, module.bias, 1, 0.0, False, module.bidirectional,
                                        module.batch_first)
 
-    def release(self) -> None:
-        """Drop the recomputed tensors and gradients (once converted for the Trace)."""
-        self._recomputed, self.grads = None, []
-
     def recomputed(self) -> list:
         """Every direction of this run with its gates (computed once, under no_grad)."""
         if self._recomputed is None:
@@ -251,6 +250,10 @@ class LayerByLayer:
                            first[1].detach() if lstm else None, weights, layout)
             result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
+            if not run.has_own_states():
+                # the kernel's output goes only to the next layer's kernel (the model gets a copy,
+                # below): where it is a whole h in the Trace's layout it becomes that array as it is
+                run.out.for_trace = True  # type: ignore[attr-defined]  # convert.trace_buffer's marker
             self.runs.append(run)
             h_n.append(result[1])
             c_n.append(result[2] if lstm else None)
@@ -372,7 +375,11 @@ class Direction:
         """The state each step started from (time, batch, units), in this direction's step order,
         where a reverse direction runs forward: so a shift by one step here, on the model's device;
         ``kinds.previous`` is the same rule for natural-order arrays of a Trace."""
-        return torch.cat([self.h0.unsqueeze(0), self.h[:-1]], 0)
+        steps, batch, width = self.h.shape
+        prev = self.h.new_empty(batch, steps, width)        # batch-major, like the gate buffers' rows
+        prev[:, 0] = self.h0
+        prev[:, 1:] = self.h[:-1].transpose(0, 1)
+        return prev.transpose(0, 1)
 
     @functools.cached_property
     def full(self) -> bool:
@@ -442,16 +449,21 @@ def affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) 
 
 
 def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
+    """Every step's gates and c from x_t and the kernel's own h_{t-1}: a few matmuls over all
+    steps, written straight into the Trace's buffers (batch, time, units), then the c scan."""
     w = direction.weights
+    steps, batch = direction.x.shape[:2]
+    units = direction.run.module.hidden_size
     bias = w[2] + w[3] if direction.run.module.bias else None
-    pre = affine(direction.x, w[0], bias)
-    pre.view(-1, pre.shape[-1]).addmm_(direction.h_prev.reshape(-1, direction.h_prev.shape[-1]), w[1].t())
-    i, f, g, o = (steps_buffer(pre, pre.shape[-1] // 4) for _ in range(4))
-    for gate, part, activation in zip((i, f, g, o), pre.chunk(4, 2), (torch.sigmoid, torch.sigmoid, torch.tanh,
-                                                                      torch.sigmoid)):
-        activation(part, out=gate)
-    c = torch.mul(i, g, out=steps_buffer(i))
-    (recurrence if c.device.type == "cpu" else recurrence_by_doubling)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
+    stacked, (i, f, o, g) = fused_loop.gate_buffers(4, (batch, steps, units), direction.x)
+    parts = [i, f, g, o]   # the weights' gate order; stored as i, f, o, g (``fused_loop.lstm_order``)
+    fused_loop.projected(direction.x, w[0], bias, parts)
+    fused_loop.projected(direction.h_prev, w[1], None, parts, accumulate=True)
+    stacked[:3].sigmoid_()
+    g.tanh_()
+    c = torch.mul(i, g, out=trace_buffer(i.shape, i))
+    i, f, g, o, c = (t.transpose(0, 1) for t in (i, f, g, o, c))     # (time, batch, units)
+    scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
     direction.c, direction.c0 = c, c0
     direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
     last = direction.last_steps()
@@ -459,10 +471,43 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     check_recomputed(direction, h @ w[-1].t() if direction.run.module.proj_size else h)
 
 
+def scan(u: torch.Tensor) -> Callable:
+    """The fastest exact-to-rounding way to run ``recurrence`` over a (time, ·) tensor like ``u``:
+    on a GPU by doubling; on the CPU one step at a time where a step is large enough that each op
+    does real work, else in chunks (1,000 steps of 256 units: 2.4 ms against 7.9 ms; batch 32:
+    47 ms against 20 ms)."""
+    if u.device.type != "cpu":
+        return recurrence_by_doubling
+    return recurrence_in_chunks if u[0].numel() < CHUNKED_SCAN_BELOW else recurrence
+
+
 def recurrence(u: torch.Tensor, a: torch.Tensor, first: torch.Tensor) -> None:
     """u_t <- a_t u_{t-1} + u_t along dim 0 in place, u_{-1} = ``first``: one step at a time."""
     previous = first
     for u_t, a_t in zip(u.unbind(0), a.unbind(0)):
+        previous = u_t.addcmul_(a_t, previous)
+
+
+def recurrence_in_chunks(u: torch.Tensor, a: torch.Tensor, first: torch.Tensor) -> None:
+    """``recurrence`` in chunks of about sqrt(time) steps: about 3 sqrt(time) ops over many
+    elements instead of one small op per step (on the CPU, the faster where a step is small).
+    Each chunk is scanned from 0, all chunks at once, keeping the running product of its a's;
+    then, chunk after chunk, the state it starts from is carried in through that product. It
+    multiplies the a's in another order than a step loop: rounding-level differences."""
+    steps = len(u)
+    size = int(steps ** 0.5)
+    whole = steps // size * size if size > 1 else 0
+    previous = first
+    if whole:
+        chunk_u, chunk_a = (t[:whole].unflatten(0, (whole // size, size)) for t in (u, a))   # (chunks, size, ·)
+        product = torch.empty_like(chunk_a)
+        product[:, 0] = chunk_a[:, 0]
+        for k in range(1, size):
+            chunk_u[:, k].addcmul_(chunk_a[:, k], chunk_u[:, k - 1])
+            torch.mul(product[:, k - 1], chunk_a[:, k], out=product[:, k])
+        for part_u, part_product in zip(chunk_u.unbind(0), product.unbind(0)):
+            previous = part_u.addcmul_(part_product, previous)[-1]
+    for u_t, a_t in zip(u[whole:].unbind(0), a[whole:].unbind(0)):
         previous = u_t.addcmul_(a_t, previous)
 
 
@@ -482,17 +527,25 @@ def recurrence_by_doubling(u: torch.Tensor, a: torch.Tensor, first: torch.Tensor
 
 
 def gru_gates(direction: Direction) -> None:
+    """Every step's gates from x_t and the kernel's own h_{t-1}, written straight into the
+    Trace's buffers; W_hn h_{t-1} + b_hn (inside r * (...)) is kept for the gradients."""
     w = direction.weights
-    has_bias = direction.run.module.bias
-    from_input = affine(direction.x, w[0], w[2] if has_bias else None)
-    from_hidden = affine(direction.h_prev, w[1], w[3] if has_bias else None)
-    in_r, in_z, in_n = from_input.chunk(3, 2)
-    hid_r, hid_z, hid_n = from_hidden.chunk(3, 2)
-    r = torch.add(in_r, hid_r, out=steps_buffer(in_r)).sigmoid_()
-    z = torch.add(in_z, hid_z, out=steps_buffer(in_z)).sigmoid_()
-    n = torch.addcmul(in_n, r, hid_n, out=steps_buffer(in_n)).tanh_()
+    steps, batch = direction.x.shape[:2]
+    units = direction.run.module.hidden_size
+    b_ih, b_hh = (w[2], w[3]) if direction.run.module.bias else (None, None)
+    stacked, (r, z, n) = fused_loop.gate_buffers(3, (batch, steps, units), direction.x)
+    # the reset and update gates take both biases at once; the new gate keeps b_hn inside r * (...)
+    bias = torch.cat([b_ih[:2 * units] + b_hh[:2 * units], b_ih[2 * units:]]) if b_ih is not None else None
+    fused_loop.projected(direction.x, w[0], bias, [r, z, n])
+    fused_loop.projected(direction.h_prev, w[1][:2 * units], None, [r, z], accumulate=True)
+    hidden_new = torch.empty_like(n)
+    fused_loop.projected(direction.h_prev, w[1][2 * units:], b_hh[2 * units:] if b_hh is not None else None,
+                         [hidden_new])
+    stacked[:2].sigmoid_()
+    n.addcmul_(r, hidden_new).tanh_()
+    r, z, n = (t.transpose(0, 1) for t in (r, z, n))                   # (time, batch, units)
     direction.gates = dict(zip(GRU_GATES, (r, z, n)))
-    direction.hidden_new = hid_n
+    direction.hidden_new = hidden_new.transpose(0, 1)
     last = direction.last_steps()
     check_recomputed(direction, torch.lerp(n[last], direction.h_prev[last], z[last]))   # (1-z) n + z h_{t-1}
 

@@ -28,19 +28,19 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
         if loss is not None:
             assert anchor is not None  # made above whenever there is a loss
             builder.param_grads = gradients.backward(model, gradients.loss_value(loss, output, runs[-1]), anchor)
+    lengths = runs[0].lengths()
+    steps, batch = runs[0].padded(runs[0].x).shape[:2]
+    batch_first = runs[0].module.batch_first
     with torch.no_grad():
         layers = []
-        for run in runs:   # one run's tensors at a time, so they are freed once converted
-            layers += [layer_arrays(d, with_grads=loss is not None) for d in run.recomputed()]
-            run.release()
-    first = runs[0]
+        while runs:   # one run at a time, let go of once converted, so its tensors are freed
+            layers += [layer_arrays(d, with_grads=loss is not None) for d in runs.pop(0).recomputed()]
     merge_calls(builder, layers)
-    batch = int(first.lengths().shape[0])
     outputs = output_steps(output, builder.layers, batch)
     builder.outputs = to_numpy(outputs) if outputs is not None else None
-    builder.lengths = first.lengths().cpu().numpy()
+    builder.lengths = lengths.cpu().numpy()
     builder.tokens = tokens
-    builder.inputs = input_steps(inputs, first)
+    builder.inputs = input_steps(inputs, steps, batch, batch_first)
     builder.meta["training"] = bool(model.training)
     return builder.build(batch=batch)
 
@@ -138,19 +138,19 @@ def output_steps(output, layers: dict, batch: int):
     return None
 
 
-def input_steps(inputs, first_run):
-    """Float model inputs per step as numpy (batch, time, features); None for token ids."""
+def input_steps(inputs, steps: int, batch: int, batch_first: bool):
+    """Float model inputs per step as numpy (batch, time, features); None for token ids. ``steps``,
+    ``batch`` and ``batch_first`` are those of the first layer run."""
     if isinstance(inputs, PackedSequence):
         if not inputs.data.is_floating_point():
             return None
         return to_numpy(pad_packed_sequence(inputs, batch_first=True)[0])
     if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
         return None
-    steps, batch = first_run.padded(first_run.x).shape[:2]
     if inputs.dim() == 2 and batch == 1 and inputs.shape[0] == steps:
         return to_numpy(inputs.unsqueeze(0))
     if inputs.dim() == 3:
-        batch_major = inputs if first_run.module.batch_first else inputs.transpose(0, 1)
+        batch_major = inputs if batch_first else inputs.transpose(0, 1)
         if tuple(batch_major.shape[:2]) == (batch, steps):
             return to_numpy(batch_major)
     return None
