@@ -253,7 +253,7 @@ class LayerByLayer:
             if not run.has_own_states():
                 # the kernel's output goes only to the next layer's kernel (the model gets a copy,
                 # below): where it is a whole h in the Trace's layout it becomes that array as it is
-                run.out.for_trace = True  # type: ignore[attr-defined]  # convert.trace_buffer's marker
+                run.out.for_trace = True  # type: ignore[union-attr]  # convert.trace_buffer's marker
             self.runs.append(run)
             h_n.append(result[1])
             c_n.append(result[2] if lstm else None)
@@ -535,7 +535,9 @@ def gru_gates(direction: Direction) -> None:
     b_ih, b_hh = (w[2], w[3]) if direction.run.module.bias else (None, None)
     stacked, (r, z, n) = fused_loop.gate_buffers(3, (batch, steps, units), direction.x)
     # the reset and update gates take both biases at once; the new gate keeps b_hn inside r * (...)
-    bias = torch.cat([b_ih[:2 * units] + b_hh[:2 * units], b_ih[2 * units:]]) if b_ih is not None else None
+    bias = None
+    if b_ih is not None and b_hh is not None:
+        bias = torch.cat([b_ih[:2 * units] + b_hh[:2 * units], b_ih[2 * units:]])
     fused_loop.projected(direction.x, w[0], bias, [r, z, n])
     fused_loop.projected(direction.h_prev, w[1][:2 * units], None, [r, z], accumulate=True)
     hidden_new = torch.empty_like(n)
