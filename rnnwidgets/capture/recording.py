@@ -553,7 +553,6 @@ def add_fused_layers(builder: TraceBuilder, runs: list) -> None:
     so one step per call gives one layer over every step."""
     with torch.no_grad():
         layers = []
-        for run in runs:
-            layers += [layer_arrays(d, with_grads=False) for d in run.recomputed()]
-            run.release()
+        while runs:   # one run at a time, let go of once converted, so its tensors are freed
+            layers += [layer_arrays(d, with_grads=False) for d in runs.pop(0).recomputed()]
     merge_calls(builder, layers)
