@@ -22,14 +22,15 @@ from pathlib import Path
 import nbformat
 
 KEPT = ("text/plain", "image/png")  # what GitHub and nbviewer render without widget code
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 KERNEL = "rnnwidgets-outputs"
 CELL_TIMEOUT_S = 600
 
 
 def static_outputs(nb):
-    """A copy of executed ``nb`` with only what a static viewer shows: stdout text, and the
-    plain-text and PNG parts of results and displays; no widget state, no stderr (progress bars,
-    warnings), no errors (a notebook with one is not written), no per-cell execution metadata."""
+    """A copy of executed ``nb`` with only what a static viewer shows: stdout text, the plain-text
+    and PNG parts of results and displays (of a widget, its still PNG only); no widget state, no
+    stderr (progress bars, warnings), no per-cell execution metadata."""
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -41,7 +42,9 @@ def static_outputs(nb):
             if out.output_type == "stream" and out.name == "stdout":
                 kept.append(out)
             elif out.output_type in ("execute_result", "display_data"):
-                data = {k: v for k, v in out.data.items() if k in KEPT}
+                # a widget's text is its Python repr: a reader gets its still image or nothing
+                kept_types = ("image/png",) if WIDGET_VIEW in out.data else KEPT
+                data = {k: v for k, v in out.data.items() if k in kept_types}
                 if data:
                     out.data, out.metadata = data, {}
                     kept.append(out)
