@@ -11,7 +11,7 @@ from torch import nn
 
 import rnnwidgets.capture.fused as fused
 from rnnwidgets.capture import fused_loop, gradients, trace
-from rnnwidgets.capture.convert import to_numpy, trace_buffer
+from rnnwidgets.capture.convert import to_numpy
 
 
 @pytest.fixture
@@ -121,18 +121,6 @@ def test_a_gru_on_the_cpu_takes_the_step_loop_at_any_batch(monkeypatch):
             trace(nn.GRU(3, 4), torch.randn(5, 1, 3))
     finally:
         torch.set_num_threads(threads)
-
-
-def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
-    buffer = trace_buffer((2, 3), torch.empty(0))
-    buffer.fill_(1)
-    assert np.shares_memory(to_numpy(buffer), buffer.numpy())
-    assert np.shares_memory(to_numpy(buffer.transpose(0, 1).transpose(0, 1)), buffer.numpy())
-    assert not np.shares_memory(to_numpy(buffer[:1]), buffer.numpy())          # a part: copied
-    other = torch.ones(2, 3)
-    assert not np.shares_memory(to_numpy(other), other.numpy())
-    wide = trace_buffer((2, 3), torch.empty(0, dtype=torch.float64))
-    assert to_numpy(wide.fill_(1)).dtype == np.float32
 
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 7, 64, 70])

@@ -325,23 +325,6 @@ def test_errors_say_what_was_expected():
             record("only a track", torch.zeros(3))
 
 
-def test_a_cell_whose_forward_differs_from_the_equations_is_flagged():
-    class Leaky(nn.GRUCell):
-        def forward(self, x, h=None):
-            return 0.5 * super().forward(x, h)
-
-    cell = Leaky(2, 3)
-    with pytest.warns(UserWarning, match="do not reproduce its output 'h'"):
-        with recording(cell):
-            h = cell(torch.randn(4, 2))
-            cell(torch.randn(4, 2), h)
-    plain = nn.GRUCell(2, 3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with recording(plain):
-            plain(torch.randn(4, 2))
-
-
 def test_tokens_are_kept_and_checked():
     cell = nn.RNNCell(2, 3)
     with recording(cell, tokens=[["a", "<b>"]]) as rec:

@@ -151,3 +151,18 @@ def test_exploring_a_saved_trace_leaves_torch_unimported(tmp_path):
         print("torch" in sys.modules)
     """)
     assert shown == "False"
+
+
+def test_every_module_has_its_test_module():
+    """Tests mirror the code: rnnwidgets/X.py -> tests/test_X.py, rnnwidgets/capture/X.py ->
+    tests/test_capture_X.py (likewise widgets/ and data/)."""
+    tests = Path(__file__).resolve().parent
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).parts
+        if path.name in ("__init__.py", "_version.py") or parts[0] == "static":
+            continue
+        wanted = "test_" + "_".join(parts[:-1] + (path.stem,)) + ".py"
+        if not (tests / wanted).is_file():
+            missing.append(f"{'/'.join(parts)} -> tests/{wanted}")
+    assert not missing, "modules without their test module: " + ", ".join(missing)

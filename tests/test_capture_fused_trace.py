@@ -1,0 +1,65 @@
+"""A fused-module trace's outputs and inputs: the model's output and float inputs laid out
+(batch, time, features) from whatever layout the modules ran in, token ids left out."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rnnwidgets.capture import trace
+from rnnwidgets.capture.fused_trace import input_steps, output_steps, own_lengths
+
+
+def layers(batch, steps, batch_first):
+    return {"rnn.l0": {"states": {"h": np.zeros((batch, steps, 4))}, "meta": {"batch_first": batch_first}}}
+
+
+def test_output_steps_from_each_layout_the_model_returns():
+    x = torch.arange(2 * 3 * 5.0).reshape(2, 3, 5)              # (batch, time, features)
+    assert torch.equal(output_steps(x, layers(2, 3, True), 2), x)
+    assert torch.equal(output_steps((x.transpose(0, 1), "extra"), layers(2, 3, False), 2), x)
+    assert torch.equal(output_steps(x.reshape(6, 5), layers(2, 3, True), 2), x)                      # .view(-1, n)
+    assert torch.equal(output_steps(x.transpose(0, 1).reshape(6, 5), layers(2, 3, False), 2), x)
+    assert torch.equal(output_steps(x[0], layers(1, 3, True), 1), x[:1])
+    packed = pack_padded_sequence(x, [3, 2], batch_first=True)
+    padded = output_steps((packed, None), layers(2, 3, True), 2)     # as nn.LSTM returns it
+    assert torch.equal(padded[0], x[0]) and torch.equal(padded[1, :2], x[1, :2]) and (padded[1, 2] == 0).all()
+    assert output_steps(x[:, :2], layers(2, 3, True), 2) is None         # another time axis
+    assert output_steps(torch.zeros(2, 3, 5), layers(4, 3, True), 2) is None   # no layer of this batch
+    assert output_steps("text", layers(2, 3, True), 2) is None and output_steps((), layers(2, 3, True), 2) is None
+
+
+def test_input_steps_are_float_inputs_batch_major_and_none_for_token_ids():
+    x = torch.arange(2 * 3 * 5.0).reshape(3, 2, 5)              # (time, batch, features)
+    np.testing.assert_array_equal(input_steps(x, 3, 2, batch_first=False), x.transpose(0, 1).numpy())
+    np.testing.assert_array_equal(input_steps(x.transpose(0, 1), 3, 2, batch_first=True), x.transpose(0, 1).numpy())
+    np.testing.assert_array_equal(input_steps(x[:, 0], 3, 1, batch_first=False), x[:, :1].transpose(0, 1).numpy())
+    assert input_steps(torch.zeros(3, 2, dtype=torch.int64), 3, 2, batch_first=False) is None
+    assert input_steps(x, 4, 2, batch_first=False) is None and input_steps([x], 3, 2, batch_first=False) is None
+    ids = pack_padded_sequence(torch.zeros(2, 3, dtype=torch.int64), [3, 1], batch_first=True)
+    assert input_steps(ids, 3, 2, batch_first=True) is None
+    assert input_steps(x.double(), 3, 2, batch_first=False).dtype == np.float32
+    assert own_lengths({"lengths": torch.tensor([3, 1])}).tolist() == [3, 1]
+
+
+def test_a_fused_trace_holds_the_models_output_and_inputs():
+    torch.manual_seed(0)
+    model = nn.GRU(3, 4)
+    x = torch.randn(5, 2, 3)
+    tr = trace(model, x)
+    np.testing.assert_allclose(tr.outputs, model(x)[0].detach().transpose(0, 1).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(tr.inputs, x.transpose(0, 1).numpy())
+    assert tr.meta["training"] is True and tr.lengths.tolist() == [5, 5]
+
+
+def test_a_model_whose_recurrent_module_never_runs_gets_one_sentence():
+    class Skips(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.GRU(3, 4), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.head(x)
+
+    with pytest.raises(ValueError, match=r"^rw.trace: Skips contains recurrent modules but none of them ran in its "):
+        trace(Skips(), torch.randn(5, 2, 3))

@@ -1,0 +1,65 @@
+"""The entry points that take a live model (rw.explore, rw.gradient_flow): what each builds from
+its arguments, and the one sentence for arguments that make no sense."""
+import pytest
+import torch
+from torch import nn
+
+import rnnwidgets as rw
+from rnnwidgets import explore
+from rnnwidgets.capture import trace
+from rnnwidgets.capture.live import LiveModel
+from rnnwidgets.entrypoints import gradient_flow, live
+from rnnwidgets.widgets.explorer import Explorer
+
+
+@pytest.fixture
+def lstm():
+    torch.manual_seed(0)
+    return nn.LSTM(4, 8, num_layers=2, batch_first=True)
+
+
+def test_explore_arguments_that_make_no_sense_say_what_was_expected(lstm):
+    tr = trace(lstm, torch.randn(1, 3, 4))
+    with pytest.raises(ValueError, match="takes no inputs"):
+        explore(tr, torch.randn(1, 3, 4))
+    with pytest.raises(ValueError, match="expected the inputs"):
+        explore(lstm)
+    with pytest.raises(ValueError, match="needs encode="):
+        explore(lstm, text="abc")
+    with pytest.raises(ValueError, match=r"^explore\(trace\) takes no inputs: the trace already holds its run$"):
+        explore(tr, text="abc")
+    with pytest.raises(ValueError, match=r"^explore\(trace, dynamics=True\): the dynamics need the model; "):
+        explore(tr, dynamics=True)
+
+
+def test_explore_of_a_trace_shows_that_trace_with_nothing_to_rerun(lstm):
+    tr = trace(lstm, torch.randn(2, 3, 4))
+    ex = explore(tr, batch=1)
+    assert isinstance(ex, Explorer) and ex.trace is tr and ex.live is None and ex.batch.value == 1
+
+
+def test_explore_of_a_model_holds_its_live_model_and_the_hidden_state_it_was_given(lstm):
+    x, h0 = torch.randn(1, 3, 4), torch.randn(2, 1, 8)
+    ex = explore(lstm, x, hidden=(h0, torch.zeros(2, 1, 8)))
+    assert isinstance(ex.live, LiveModel)
+    want = lstm(x, (h0, torch.zeros(2, 1, 8)))[0][0].detach().numpy()
+    torch.testing.assert_close(torch.from_numpy(ex.trace.layers["lstm.l1"].states["h"][0]), torch.from_numpy(want))
+    assert isinstance(live(lstm, "explore"), LiveModel)
+
+
+def test_gradient_flow_arguments_that_make_no_sense_get_one_sentence():
+    models = [nn.GRU(3, 4), nn.RNN(3, 4)]
+    optimizer = torch.optim.SGD(models[0].parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"^gradient_flow: give lr= or optimizer=, not both$"):
+        gradient_flow(models[0], torch.randn(5, 1, 3), lr=0.1, optimizer=optimizer)
+    with pytest.raises(ValueError, match=r"^gradient_flow: with several models give lr= \(a number\), not optimizer=$"):
+        gradient_flow(models, torch.randn(5, 1, 3), optimizer=optimizer)
+
+
+def test_gradient_flow_names_a_list_of_models_by_position_and_a_dict_by_key():
+    torch.manual_seed(1)
+    x = torch.randn(5, 1, 3)
+    listed = gradient_flow([nn.GRU(3, 4), nn.RNN(3, 4)], x)
+    assert list(listed.traces) == ["model 0", "model 1"]
+    named = rw.gradient_flow({"gru": nn.GRU(3, 4), 7: nn.RNN(3, 4)}, x, lr=0.1)
+    assert list(named.traces) == ["gru", "7"]
