@@ -138,7 +138,8 @@ def _notebook(heading: str, code: str) -> str:
     return nbformat.writes(nb)
 
 
-def test_docs_writes_offline_pages_and_an_index_that_treats_titles_as_data(tmp_path):
+def docs_checkout(tmp_path: Path) -> Path:
+    """A checkout whose setup is done: docs.sh and its index writer, this environment, no notebooks yet."""
     checkout = tmp_path / "checkout"
     (checkout / "scripts").mkdir(parents=True)
     for name in ("docs.sh", "site_index.py"):
@@ -146,6 +147,11 @@ def test_docs_writes_offline_pages_and_an_index_that_treats_titles_as_data(tmp_p
     (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
     (checkout / ".venv").symlink_to(sys.prefix)
     (checkout / "notebooks").mkdir()
+    return checkout
+
+
+def test_docs_writes_offline_pages_and_an_index_that_treats_titles_as_data(tmp_path):
+    checkout = docs_checkout(tmp_path)
     view = ("import numpy as np, rnnwidgets as rw\n"
             "lt = rw.LayerTrace('rnn.l0', 'rnn', states={'h': np.tanh(np.arange(24.0).reshape(1, 6, 4) / 9)})\n"
             "with open('written.txt', 'w') as f: f.write('stays in the copy')\n"
@@ -164,13 +170,7 @@ def test_docs_writes_offline_pages_and_an_index_that_treats_titles_as_data(tmp_p
 
 
 def test_docs_stops_at_a_failing_notebook_and_leaves_no_page_for_it(tmp_path):
-    checkout = tmp_path / "checkout"
-    (checkout / "scripts").mkdir(parents=True)
-    for name in ("docs.sh", "site_index.py"):
-        shutil.copy(REPO / "scripts" / name, checkout / "scripts" / name)
-    (checkout / "scripts" / "setup.sh").write_text("exit 0\n")
-    (checkout / ".venv").symlink_to(sys.prefix)
-    (checkout / "notebooks").mkdir()
+    checkout = docs_checkout(tmp_path)
     (checkout / "notebooks" / "broken.ipynb").write_text(_notebook("# Broken", "raise ValueError('a broken cell')"))
     done = subprocess.run(["bash", "scripts/docs.sh", str(tmp_path / "site")], cwd=checkout, capture_output=True,
                           text=True, timeout=600)

@@ -21,26 +21,53 @@ from ..kinds import GRU_GATES, LSTM_GATES
 from .fused import affine
 
 
+def called_loss(loss, output) -> torch.Tensor:
+    """``loss(output)``, checked to be a scalar."""
+    value = loss(output)
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise ValueError(f"rw.trace: loss(output) must return a scalar tensor, got "
+                         f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+    return value.reshape(())
+
+
+def first_output(output):
+    """The model's first output, which ``loss="last"`` reads: a tensor or a PackedSequence."""
+    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    if not isinstance(out, (torch.Tensor, PackedSequence)):
+        raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
+    return out
+
+
 def loss_value(loss, output, last_run) -> torch.Tensor:
     """The scalar to differentiate: ``loss(output)``, or for ``"last"`` the sum of the last valid
     step of the model's first output (all of it when that output has no time dimension)."""
     if loss != "last":
-        value = loss(output)
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ValueError(f"rw.trace: loss(output) must return a scalar tensor, got "
-                             f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
-        return value.reshape(())
-    out = output[0] if isinstance(output, (tuple, list)) and output else output
+        return called_loss(loss, output)
+    out = first_output(output)
     if isinstance(out, PackedSequence):
         padded, lengths = pad_packed_sequence(out, batch_first=True)
         last = (lengths - 1).to(padded.device)
         return padded[torch.arange(padded.shape[0], device=padded.device), last].sum()
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
     steps, batch = last_run.padded(last_run.x).shape[:2]
     if out.dim() == 3:
         return (out[:, -1] if last_run.module.batch_first else out[-1]).sum()
     if out.dim() == 2 and batch == 1 and out.shape[0] == steps:   # unbatched (time, features)
+        return out[-1].sum()
+    return out.sum()
+
+
+def recorded_loss(loss, output, batch: int, steps: int) -> torch.Tensor:
+    """``loss_value`` for a recorded run (cells in the model's own loop, ``rw.record`` states):
+    for ``"last"`` the first output's last step, its time dimension the one as long as the
+    recorded steps, after the batch or first; all of it when none is."""
+    if loss != "last":
+        return called_loss(loss, output)
+    out = first_output(output)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError("rw.trace: loss=\"last\" needs a tensor output, got a PackedSequence; pass a callable")
+    if out.dim() >= 2 and tuple(out.shape[:2]) == (batch, steps):
+        return out[:, -1].sum()
+    if out.dim() >= 1 and out.shape[0] == steps:
         return out[-1].sum()
     return out.sum()
 

@@ -27,7 +27,7 @@ from ..kinds import module_label
 from ..tracedata import Trace
 from .cells import cell_kind
 from .convert import steps_to_numpy
-from .gradients import every_path, stats
+from .gradients import every_path, recorded_loss, stats
 from .recording import HookRecording
 
 
@@ -78,26 +78,6 @@ def output_gate(cell: nn.LSTMCell, x: torch.Tensor, h_prev: torch.Tensor) -> tor
     return torch.sigmoid(pre)
 
 
-def loop_loss(loss, output, steps: int, batch: int) -> torch.Tensor:
-    """The scalar to differentiate: ``loss(output)``, or for ``"last"`` the sum of the model's
-    first output at its last step (its time dimension: the one as long as the cells' calls, after
-    the batch, or first; all of it when none is)."""
-    if loss != "last":
-        value = loss(output)
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ValueError(f"rw.trace: loss(output) must return a scalar tensor, got "
-                             f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
-        return value.reshape(())
-    out = output[0] if isinstance(output, (tuple, list)) and output else output
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
-    if out.dim() >= 2 and tuple(out.shape[:2]) == (batch, steps):
-        return out[:, -1].sum()
-    if out.dim() >= 1 and out.shape[0] == steps:
-        return out[-1].sum()
-    return out.sum()
-
-
 def trace_loop(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) -> Trace:
     """Run ``model`` once, recorded, and add dL/dh_t (and dL/dc_t) to every cell's layer (module doc)."""
     with torch.enable_grad(), LiveCellCalls(model) as live:
@@ -110,7 +90,7 @@ def trace_loop(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) -> Tra
                          f"forward(input, hidden), or nn.LSTMCell / nn.GRUCell / nn.RNNCell called in the forward; "
                          f"{type(model).__name__} ran none of them")
     last = builder.layers[list(live.calls)[-1]]["states"]["h"]
-    value = loop_loss(loss, output, steps=last.shape[1], batch=last.shape[0])
+    value = recorded_loss(loss, output, batch=last.shape[0], steps=last.shape[1])
     if not value.requires_grad:
         raise ValueError("rw.trace: the loss does not depend on the output of any recurrent cell in the graph; "
                          "expected cells with parameters that require grad, called outside torch.no_grad()")

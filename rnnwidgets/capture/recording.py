@@ -46,6 +46,7 @@ from .cells import CellCalls, cell_kind, cell_layer, check_cell_dtypes
 from .convert import to_numpy
 from .fused import LayerByLayer, fused_modules
 from .fused_trace import layer_arrays, merge_calls
+from .gradients import recorded_loss
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
 
@@ -507,33 +508,13 @@ def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) ->
                          f"hidden), nn.LSTMCell / nn.GRUCell / nn.RNNCell called in the forward, or a state recorded "
                          f"with rw.record('h', ...); {type(model).__name__} has none")
     first = next(iter(builder.layers.values()))
-    value = recorded_loss(loss, output, first["states"]["h"].shape[:2])
+    value = recorded_loss(loss, output, *first["states"]["h"].shape[:2])
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads, param_grads = rec.state_gradients(value, [p for _, p in params])
     for layer, named in grads.items():
         builder.layers[layer]["grads"].update(named)
     builder.param_grads = param_stats(params, param_grads)
     return builder.build()
-
-
-def recorded_loss(loss, output, batch_steps: tuple) -> torch.Tensor:
-    """``loss(output)``, or for "last" the sum of the last step of the model's first output when
-    it is laid out (batch, time, ...) or (time, batch, ...) like the recorded state, else all of it."""
-    if loss != "last":
-        value = loss(output)
-        if not (isinstance(value, torch.Tensor) and value.numel() == 1):
-            raise ValueError("rw.trace: loss(output) must return a scalar tensor, got "
-                             f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
-        return value.reshape(())
-    out = output[0] if isinstance(output, (tuple, list)) and output else output
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
-    batch, steps = batch_steps
-    if out.dim() >= 2 and tuple(out.shape[:2]) == (batch, steps):
-        return out[:, -1].sum()
-    if out.dim() >= 2 and tuple(out.shape[:2]) == (steps, batch):
-        return out[-1].sum()
-    return out.sum()
 
 
 def fused_layers(model: nn.Module) -> Optional[LayerByLayer]:
