@@ -146,7 +146,7 @@ class Runner:
             candidates = [m for m in self.model.modules() if isinstance(m, nn.Embedding)]
             if not candidates:
                 raise ValueError(f"{WHO}: token inputs are attributed over their embedding, but the model has no "
-                                 "nn.Embedding; pass layer='<module path of the layer that embeds them>' or float features")
+                                 "nn.Embedding; pass layer='<path of the module that embeds them>' or float features")
         seen: list = []
 
         def record(module, args, output):
@@ -263,7 +263,8 @@ class Runner:
         else:
             index = torch.as_tensor(target, device=prediction.device).long().reshape(-1).expand(self.batch)
             if not bool(((index >= 0) & (index < prediction.shape[1])).all()):
-                raise ValueError(f"{WHO}: target: expected class indices in 0..{prediction.shape[1] - 1}, got {target!r}")
+                raise ValueError(f"{WHO}: target: expected class indices in 0..{prediction.shape[1] - 1}, "
+                                 f"got {target!r}")
 
         def pick(output):
             p = at_t(output)                                                   # (copies * B, classes)
