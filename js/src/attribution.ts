@@ -1,6 +1,6 @@
-// Why the prediction at step t: under the token strip, one bar per input step, as tall as that
-// step's share of the prediction (rw.attribution: integrated gradients), orange where it raised
-// the prediction and blue where it lowered it; the step explained is marked. The numbers come
+// Why the prediction at step t: under the token strip, one bar per input step, its height the
+// square root of that step's share of the prediction (rw.attribution: integrated gradients),
+// orange where it raised the prediction and blue where it lowered it; the step explained is marked. The numbers come
 // from the live model in the kernel (trait `attribution`, Explorer.show_attribution): a step
 // chosen with no kernel running says so instead of drawing another step's bars.
 //
@@ -43,8 +43,11 @@ function isAttribution(a: Partial<Attribution>): a is Attribution {
 
 export function createAttribution(model: AnyModel<AttributionModel>): Panel {
   const el = element("div", "rw-attribution");
-  el.style.cssText = "display:none;margin-top:2px";
+  el.style.cssText = "display:none;margin-top:2px;position:relative";
   const canvas = element("canvas", "rw-attribution-bars", el);
+  // the step explained: a tick in the theme's text colour over its column
+  const tick = element("div", "rw-attribution-step", el);
+  tick.style.cssText = "position:absolute;top:0;width:2px;height:4px;background:var(--rw-fg, #1f1f1f)";
   canvas.style.cssText = `display:block;width:100%;height:${HEIGHT}px;image-rendering:pixelated;` +
     "border-bottom:1px solid var(--rw-line, #9e9e9e)";
   const title = element("div", "rw-attribution-title", el);
@@ -72,13 +75,11 @@ export function createAttribution(model: AnyModel<AttributionModel>): Panel {
     ctx.clearRect(0, 0, columns, HEIGHT);
     for (let c = 0; c < columns; c++) {
       if (cols[c] === 0 || top === 0) continue;
-      const h = Math.max(1, Math.round((Math.abs(cols[c]) / top) * (HEIGHT - 3)));
+      // square-root heights: the step just before t usually dwarfs the rest, which stay readable
+      const h = Math.max(1, Math.round(Math.sqrt(Math.abs(cols[c]) / top) * (HEIGHT - 3)));
       ctx.fillStyle = cols[c] > 0 ? RAISED : LOWERED;
       ctx.fillRect(c, HEIGHT - h, 1, h);
     }
-    // the step explained: a tick in the text colour at the top of its column
-    ctx.fillStyle = getComputedStyle(el).color || "#1f1f1f";
-    ctx.fillRect(Math.min(columns - 1, Math.floor((a.t * columns) / steps)), 0, 1, 2);
     return top;
   }
 
@@ -94,16 +95,17 @@ export function createAttribution(model: AnyModel<AttributionModel>): Panel {
     if (a.t !== state.t) { // another step's numbers: say what is needed rather than show them
       if (drawn) canvas.getContext("2d")?.clearRect(0, 0, canvas.width, canvas.height);
       drawn = null;
-      legend.style.display = "none";
+      legend.style.display = tick.style.display = "none";
       text.textContent = `why the prediction at step ${state.t}: asked of the live model when the step rests ` +
         `(it needs a running kernel; shown last for step ${a.t})`;
       return;
     }
     if (drawn && drawn.a === a && drawn.steps === state.steps) return;
     const top = draw(a, state.steps);
+    tick.style.left = `calc(${(((a.t + 0.5) / Math.max(1, state.steps)) * 100).toFixed(4)}% - 1px)`;
     drawn = { a, steps: state.steps, t: state.t };
-    legend.style.display = a.values.length ? "" : "none";
-    text.textContent = a.values.length ? `${a.title}; bar height: |attribution| up to ${top.toPrecision(3)}` : a.title;
+    legend.style.display = tick.style.display = a.values.length ? "" : "none";
+    text.textContent = a.values.length ? `${a.title}; bar height: √|attribution|, largest ${top.toPrecision(3)}` : a.title;
   }
 
   const onChange = () => lastState && update(lastState);

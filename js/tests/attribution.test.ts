@@ -23,7 +23,7 @@ describe("attribution strip", () => {
     expect(panel.el.style.display).toBe("");
     expect(panel.el.querySelector("b")).toBeNull();
     expect(panel.el.querySelector(".rw-attribution-text")?.textContent).toContain("why <b>x</b>");
-    expect(panel.el.querySelector(".rw-attribution-text")?.textContent).toContain("up to 0.300");
+    expect(panel.el.querySelector(".rw-attribution-text")?.textContent).toContain("largest 0.300");
   });
 
   it("says that a live model is needed for a step the kernel has not answered", () => {
