@@ -214,3 +214,9 @@ def test_cuda_model_in_eval_mode_matches_the_cpu(kind):
     assert_untouched(model, before)
     assert torch.backends.cudnn.enabled
     np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-3, atol=1e-5)
+
+
+def test_it_is_the_packages_public_rw_attribution():
+    import rnnwidgets as rw
+
+    assert rw.attribution is attribution and "attribution" in rw.__all__
