@@ -5,7 +5,7 @@ reads left to right), under the right column, with a title saying what it shows.
 from pathlib import Path
 
 import pytest
-from e2e_support import kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import block_network, kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +73,28 @@ def test_attribution_is_drawn_under_the_earlier_tokens_of_the_chosen_step(page, 
             widget.locator(".rw-main").screenshot(path=str(ARTIFACTS / f"attribution-{theme.split()[1].lower()}.png"))
     finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
         _set_theme(page, "JupyterLab Light", "true")
+
+
+def test_without_a_kernel_the_strip_says_a_live_model_is_needed(page, tmp_path):
+    """An exported Explorer keeps the attribution last computed (step 5), and a step chosen there
+    says that the live model, a running kernel, is needed."""
+    namespace: dict = {}
+    exec(MODEL.rsplit("\n", 1)[0], namespace)                # the model and Explorer above, in this process
+    explorer = namespace["explorer"]
+    explorer.select(t=5)
+    assert explorer.view.attribution["t"] == 5
+    path = explorer.save_html(tmp_path / "attribution.html")
+    blocked = block_network(page)
+    page.goto(path.as_uri())
+    title = page.locator(".rw-explorer .rw-attribution-text").first
+    assert "why the prediction at step 5" in wait_for_text(title, lambda s: "step 5" in s, timeout=60)
+    page.locator('.rw-explorer .rw-token[data-t="11"]').first.click()
+    text = wait_for_text(title, lambda s: "step 11" in s)
+    assert "needs a running kernel" in text and "shown last for step 5" in text, text
+    assert not any(page.locator(".rw-explorer .rw-attribution-bars").first.evaluate(INKED_COLUMNS_JS))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".rw-explorer .rw-main").first.screenshot(path=str(ARTIFACTS / "attribution-no-kernel.png"))
+    assert blocked == []
 
 
 def _set_theme(page, theme: str, light: str):
