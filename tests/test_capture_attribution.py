@@ -220,3 +220,30 @@ def test_it_is_the_packages_public_rw_attribution():
     import rnnwidgets as rw
 
     assert rw.attribution is attribution and "attribution" in rw.__all__
+
+
+def test_a_word_language_models_flattened_logits_time_major_with_init_hidden():
+    """The PyTorch word language model: forward(input, hidden) with init_hidden(bsz), ids (time,
+    batch), dropout, log-probabilities flattened to (time * batch, vocab) rows."""
+    from tests.models import RNNModel
+
+    class Unflattened(nn.Module):          # the same model with its logits as (time, batch, vocab)
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, ids, hidden):
+            return self.lm(ids, hidden)[0].view(ids.shape[0], ids.shape[1], -1)
+
+        def init_hidden(self, bsz):
+            return self.lm.init_hidden(bsz)
+
+    torch.manual_seed(10)
+    for kind in ("LSTM", "GRU"):
+        lm = RNNModel(kind, 9, 6, 5, 2, dropout=0.3)
+        ids = torch.randint(0, 9, (6, 3))
+        before = snapshot(lm)
+        flat = attribution(lm, ids, t=4, target=2)
+        assert_untouched(lm, before)
+        np.testing.assert_allclose(flat, attribution(Unflattened(lm), ids, t=4, target=2), rtol=1e-5, atol=1e-7)
+        assert flat.shape == (3, 6) and np.all(flat[:, 5] == 0) and np.all(flat[:, :5] != 0)

@@ -38,8 +38,9 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
     ``t`` get 0.
 
     - ``t``: the step of the model's output to explain (its first output, a tensor with the time
-      axis where the inputs have it); None: the last step, or the whole output when it has no time
-      axis (a classifier of the sequence).
+      axis where the inputs have it, or flattened to (time * batch, classes) rows in the inputs'
+      order, as a word language model's); None: the last step, or the whole output when it has no
+      time axis (a classifier of the sequence).
     - ``target``: the class index whose output is explained (an int, or one per batch element);
       None: the class the model predicts there; or a callable on that output (the model's whole
       output when ``t`` is None) returning one scalar per batch element (or their sum).
@@ -235,7 +236,9 @@ class Runner:
         if isinstance(out, PackedSequence):
             raise TypeError(f"{WHO}: the model's output is a PackedSequence; pass target= a callable on it")
         steps = self.inputs.shape[self.time_dim]
-        timed = out.dim() >= 3 and out.shape[self.time_dim] == steps
+        # a language model's logits flattened to (time * batch, vocab) rows, in the inputs' order
+        flat = out.dim() == 2 and steps > 1 and out.shape[0] == steps * self.batch
+        timed = flat or (out.dim() >= 3 and out.shape[self.time_dim] == steps)
         if t is not None and not timed and not callable(target):
             raise ValueError(f"{WHO}: t: the model's output {tuple(out.shape)} has no time axis of {steps} steps; "
                              "leave t=None to explain the whole output")
@@ -246,6 +249,8 @@ class Runner:
 
         def at_t(output):
             o = first_output(output)
+            if flat:
+                o = o.unflatten(0, (steps, -1) if self.time_dim == 0 else (-1, steps))
             if timed:
                 return o.select(self.time_dim, steps - 1 if t is None else t)
             return o
