@@ -247,3 +247,22 @@ def test_a_word_language_models_flattened_logits_time_major_with_init_hidden():
         assert_untouched(lm, before)
         np.testing.assert_allclose(flat, attribution(Unflattened(lm), ids, t=4, target=2), rtol=1e-5, atol=1e-7)
         assert flat.shape == (3, 6) and np.all(flat[:, 5] == 0) and np.all(flat[:, :5] != 0)
+
+
+def test_cudnn_is_off_while_it_runs_and_as_it_was_after():
+    """cuDNN's RNN backward refuses eval mode, so the run goes without it (the CPU reads the same flag)."""
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.GRU(2, 3, batch_first=True), nn.Linear(3, 2)
+
+        def forward(self, x):
+            seen.append(torch.backends.cudnn.enabled)
+            return self.head(self.rnn(x)[0])
+
+    before = torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    attribution(Probe().eval(), torch.randn(1, 4, 2), t=2, target=0)
+    assert seen and not any(seen)
+    assert (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == before

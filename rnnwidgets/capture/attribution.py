@@ -13,6 +13,7 @@ found (untouched.py).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -76,8 +77,20 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
         raise ValueError(f"{WHO}: expected a model whose forward takes the whole sequence; "
                          f"{call.forward_text()} reads as one step at a time")
     run = Runner(model, call, inputs, hidden)
-    with kept(model), eval_mode(model), torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+    with kept(model), eval_mode(model), torch.enable_grad(), without_cudnn():
         return run.attribute(t, target, method, steps, baseline, layer)
+
+
+@contextmanager
+def without_cudnn():
+    """cuDNN off for the block, every other cuDNN setting as it was (``torch.backends.cudnn.flags``
+    would also reset benchmark, deterministic and TF32 for its duration)."""
+    before = torch.backends.cudnn.enabled
+    torch.backends.cudnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled = before
 
 
 def gauss_legendre(steps: int) -> tuple[list, list]:
