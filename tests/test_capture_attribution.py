@@ -266,3 +266,14 @@ def test_cudnn_is_off_while_it_runs_and_as_it_was_after():
     attribution(Probe().eval(), torch.randn(1, 4, 2), t=2, target=0)
     assert seen and not any(seen)
     assert (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == before
+
+
+def test_points_split_over_several_passes_give_the_same_attribution():
+    torch.manual_seed(11)
+    model = TokenModel("lstm", 6, 4, 5, 2, True, True).eval()
+    ids = torch.randint(0, 6, (2, 6))
+    whole = attribution(model, ids, t=3, target=1, steps=10)
+    np.testing.assert_allclose(attribution(model, ids, t=3, target=1, steps=10, points_per_pass=3), whole,
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="points_per_pass: expected a positive number or None"):
+        attribution(model, ids, points_per_pass=0)

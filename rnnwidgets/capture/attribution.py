@@ -32,7 +32,7 @@ WHO = "rw.attribution"
 
 def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Callable, None] = None, *,
                 method: str = "integrated_gradients", steps: int = 32, baseline=None, layer: Optional[str] = None,
-                hidden=None, args=(), kwargs=None) -> np.ndarray:
+                points_per_pass: Optional[int] = None, hidden=None, args=(), kwargs=None) -> np.ndarray:
     """How much each input step contributed to the prediction at step ``t``: a float32 array
     (batch, time), one number per input step, summed over the embedding dimensions (token inputs)
     or over the features (float inputs) of that step. For a unidirectional model the steps after
@@ -53,6 +53,8 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
       padding id).
     - ``layer``: the module path of the embedding to attribute over, when the one that reads the
       token inputs is not the one meant.
+    - ``points_per_pass``: interpolation points per forward and backward (None: all ``steps`` in
+      one, batch x steps sequences), to bound memory on long sequences or large batches.
     - ``hidden``, ``args``, ``kwargs`` and tuple / dict batches as for ``rw.trace`` (the README's
       "Your model"). The interpolation points run as one batch of batch x steps: ``hidden`` and
       tensors of ``args`` / ``kwargs`` that have the batch are repeated along it.
@@ -66,6 +68,9 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
         raise ValueError(f"{WHO}: method: expected one of {list(METHODS)}, got {method!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{WHO}: steps: expected a positive number of interpolation points, got {steps!r}")
+    if points_per_pass is not None and (isinstance(points_per_pass, bool) or not isinstance(points_per_pass, int)
+                                        or points_per_pass < 1):
+        raise ValueError(f"{WHO}: points_per_pass: expected a positive number or None, got {points_per_pass!r}")
     if torch.is_inference_mode_enabled():
         raise RuntimeError(f"{WHO}: needs gradients, which torch.inference_mode() turns off; expected a call "
                            "outside inference_mode")
@@ -78,7 +83,7 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
                          f"{call.forward_text()} reads as one step at a time")
     run = Runner(model, call, inputs, hidden)
     with kept(model), eval_mode(model), torch.enable_grad(), without_cudnn():
-        return run.attribute(t, target, method, steps, baseline, layer)
+        return run.attribute(t, target, method, steps, baseline, layer, points_per_pass)
 
 
 @contextmanager
@@ -187,7 +192,7 @@ class Runner:
         return module, emb, output
 
     # ---- the attribution --------------------------------------------------------------------
-    def attribute(self, t, target, method, steps, baseline, layer) -> np.ndarray:
+    def attribute(self, t, target, method, steps, baseline, layer, points) -> np.ndarray:
         if self.tokens:
             module, x, output = self.embedding(layer)
             base = self.token_baseline(module, x, baseline)
@@ -203,6 +208,20 @@ class Runner:
         else:
             alphas, weights = gauss_legendre(steps)
         delta = x - base
+        mean_grad = torch.zeros_like(x)
+        per_pass = len(alphas) if points is None else points
+        for start in range(0, len(alphas), per_pass):
+            mean_grad += self.weighted_grad(x, base, delta, module, pick, alphas[start:start + per_pass],
+                                            weights[start:start + per_pass])
+        per_value = delta * mean_grad
+        per_step = per_value.reshape(*x.shape[:2], -1).sum(dim=2)           # (B, T) or (T, B)
+        if self.batch_dim == 1:
+            per_step = per_step.t()
+        return per_step.detach().float().cpu().numpy()
+
+    def weighted_grad(self, x, base, delta, module, pick, alphas, weights) -> torch.Tensor:
+        """Sum over ``alphas`` of weight x the gradient at base + alpha (x - base): one forward and
+        one backward of batch x len(alphas) sequences."""
         path = torch.cat([base + a * delta for a in alphas], dim=self.batch_dim).requires_grad_(True)
         if module is not None:
             out = self.forward(len(alphas), replace=(module, path))
@@ -216,12 +235,7 @@ class Runner:
         shape[self.batch_dim:self.batch_dim + 1] = [len(alphas), self.batch]
         w = torch.tensor(weights, dtype=grad.dtype, device=grad.device).view(
             [1] * self.batch_dim + [len(alphas)] + [1] * (len(shape) - self.batch_dim - 1))
-        mean_grad = (grad.reshape(shape) * w).sum(dim=self.batch_dim)        # x's shape
-        per_value = delta * mean_grad
-        per_step = per_value.reshape(*x.shape[:2], -1).sum(dim=2)           # (B, T) or (T, B)
-        if self.batch_dim == 1:
-            per_step = per_step.t()
-        return per_step.detach().float().cpu().numpy()
+        return (grad.reshape(shape) * w).sum(dim=self.batch_dim)                # x's shape
 
     def token_baseline(self, module: nn.Module, emb: torch.Tensor, baseline) -> torch.Tensor:
         if baseline is None:
