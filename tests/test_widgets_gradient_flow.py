@@ -81,8 +81,10 @@ def test_gate_chart_shows_each_path_of_the_chosen_layer():
     assert gf.gate_chart.labels == list(expected)
     np.testing.assert_allclose(gf.gate_chart.y[0], expected["forget carry"], rtol=1e-6)
     assert "forget carry" in gf.gate_caption.value
+    assert gf.gate_chart.title == "gradient leaving each step, by the path it takes through the LSTM's gates"
     gf.gate_layer.value = "rnn.l0"
     assert gf.gate_chart.labels == ["recurrent"] and "tanh RNN" in gf.gate_caption.value
+    assert "gates" not in gf.gate_chart.title.split("(")[0], gf.gate_chart.title   # a tanh RNN has none
 
 
 def test_gate_chart_starts_from_the_recorded_initial_state_in_either_direction():

@@ -26,8 +26,10 @@
 // category), points, t (the cursor, an x value; null: none), empty (the text while there is no data).
 import type { AnyModel } from "@anywidget/types";
 import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, tickText, valueText } from "./chart_axes";
+import { SERIES_COLOURS } from "./colormap";
 import { floatsOf } from "./decode";
 import { element } from "./dom";
+import { seriesVariables } from "./style";
 
 export interface SeriesSpec {
   name: string;
@@ -58,8 +60,9 @@ export interface ChartModel {
   empty: string;
 }
 
-// Okabe and Ito's colour-blind-safe palette (without black and yellow, which vanish on one theme).
-export const PALETTE = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"];
+// The series colours: Okabe and Ito's hues shaded per theme (colormap.ts SERIES_COLOURS), read
+// from --rw-series-k (style.ts), the light theme's where no stylesheet sets them.
+export const PALETTE = SERIES_COLOURS.light;
 export const RULE_COLOUR = "var(--jp-error-color1, #d32f2f)";
 const TEXT = "var(--jp-ui-font-color1, #1a1a1a)";
 const GRID = "var(--jp-border-color2, #e0e0e0)";
@@ -72,7 +75,10 @@ const MARGIN = { top: 10, right: 14, bottom: 38, left: 58 };
 const Y_TICK_GAP = 22; // px between y tick labels at least
 const X_TICK_GAP = 64; // px between x tick labels at least
 
-export const colourOf = (s: SeriesSpec, i: number) => PALETTE[(s.colour ?? i) % PALETTE.length];
+export const colourOf = (s: SeriesSpec, i: number) => {
+  const k = (s.colour ?? i) % PALETTE.length;
+  return `var(--rw-series-${k}, ${PALETTE[k]})`;
+};
 
 function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, parent?: Element) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -139,7 +145,10 @@ function legendEntry(parent: HTMLElement, s: SeriesSpec, colour: string): HTMLSp
 
 export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-chart", el);
-  root.style.cssText = `font: 12px sans-serif; color: ${TEXT}; display: flex; flex-direction: column; gap: 4px; min-width: 0; margin: 6px 0 10px;`;
+  const style = element("style", "rw-style", root); // the theme's series colours
+  style.textContent = seriesVariables(".rw-chart");
+  root.style.cssText = `font: 12px sans-serif; color: ${TEXT}; display: flex; flex-direction: column; gap: 4px; min-width: 0; margin: 6px 0 10px; ` +
+    "padding: 0 4px;"; // a gutter: a right-aligned parameter name never touches the output's edge
   const title = element("div", "rw-chart-title", root);
   title.style.cssText = "font-weight: bold;";
   const body = element("div", "rw-chart-body", root);
@@ -237,10 +246,11 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
           const cy = py(y[k]);
           d += `M${cx - 4},${cy - 4}L${cx + 4},${cy + 4}M${cx - 4},${cy + 4}L${cx + 4},${cy - 4}`;
         }
-        svg("path", { d, stroke: colour, "stroke-width": 1.5, fill: "none", class: "rw-chart-series" }, plot);
+        svg("path", { d, "stroke-width": 1.5, fill: "none", class: "rw-chart-series" }, plot).style.stroke = colour;
       } else {
-        svg("path", { d: pathOf(lines?.x ?? [], y, px, py, log), stroke: colour, "stroke-width": 2, fill: "none",
-          "stroke-dasharray": s.dash ? "6,4" : "", "stroke-linejoin": "round", class: "rw-chart-series" }, plot);
+        svg("path", { d: pathOf(lines?.x ?? [], y, px, py, log), "stroke-width": 2, fill: "none",
+          "stroke-dasharray": s.dash ? "6,4" : "", "stroke-linejoin": "round", class: "rw-chart-series" }, plot)
+          .style.stroke = colour; // a style: the colour is a CSS variable
       }
     });
     cursor = svg("line", { class: "rw-chart-cursor", y1: MARGIN.top, y2: MARGIN.top + plotH, "stroke-width": 1.5 }, plot);

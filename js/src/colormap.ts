@@ -35,6 +35,15 @@ const PALETTES = {
   },
 };
 export type Palette = keyof typeof PALETTES;
+
+// Series colours (the lines and bars of data: compared units, models, layers, gate paths): Okabe &
+// Ito's colour-blind-safe hues in a fixed order, shaded per theme so that every one keeps at least
+// 3:1 against the page (JupyterLab Light's white, Dark's #111): the light theme's darker, the dark
+// theme's lighter. Yellow is left out (1.3:1 on white). style.ts turns them into --rw-series-k.
+export const SERIES_COLOURS = {
+  light: ["#0072b2", "#d55e00", "#008a64", "#b8609a", "#a66a00", "#2f86c0", "#666666", "#7a5195"],
+  dark: ["#56b4e9", "#f07f3c", "#19b489", "#d98cb9", "#e69f00", "#9ecae1", "#bbbbbb", "#b69ce0"],
+};
 export const PALETTE_NAMES = Object.keys(PALETTES) as Palette[];
 /** The background assumed where the page names none (no JupyterLab theme): white. */
 export const DEFAULT_BACKGROUND = "#ffffff";

@@ -79,7 +79,8 @@ export function columnText(c: number, start: number, step: number): string {
 
 export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-grid", el);
-  root.style.cssText = "font: 12px sans-serif; color: var(--jp-ui-font-color1, #1a1a1a); display: flex; flex-direction: column; gap: 4px;";
+  // (a 4px gutter each side: a right-aligned row name never touches the output's edge)
+  root.style.cssText = "font: 12px sans-serif; color: var(--jp-ui-font-color1, #1a1a1a); display: flex; flex-direction: column; gap: 4px; padding: 0 4px;";
   const title = element("div", "rw-grid-title", root);
   title.style.cssText = "font-weight: bold;";
   const body = element("div", "rw-grid-body", root);

@@ -341,7 +341,7 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
   }
   frame.append(canvas, rowBand, columnBand);
   const caption = div("rw-cocluster-caption", left);
-  caption.style.color = "#555";
+  caption.style.color = "var(--jp-ui-font-color1, #555)"; // the theme's text colour: #555 was 2.5:1 on JupyterLab Dark
   const readout = div("rw-cocluster-readout", left);
   readout.style.cssText = "font-family: monospace; white-space: pre; min-height: 1.2em;";
   const list = div("rw-cluster-list", root);

@@ -1,6 +1,7 @@
 // The Explorer's stylesheet: every colour from JupyterLab's theme variables (--jp-*), with
 // fallbacks for front ends that have none, so text keeps its contrast in Light and Dark; and the
 // dashboard's layout, two columns where the cell is wide enough and one below that.
+import { SERIES_COLOURS } from "./colormap";
 import { element } from "./dom";
 
 /** Text colour, background and lines, named once: every rule below reads these. */
@@ -14,6 +15,15 @@ const VARIABLES = `
   --rw-error: var(--jp-error-color1, #b2182b);
   --rw-mono: var(--jp-code-font-family, monospace);
 `;
+
+/** The series colours as --rw-series-0..7 on `selector`: the light theme's, and the dark theme's
+ * where the page says it is dark (JupyterLab's data-jp-theme-light, VS Code's vscode-dark). */
+export function seriesVariables(selector: string): string {
+  const vars = (colours: string[]) => colours.map((c, k) => `--rw-series-${k}: ${c};`).join(" ");
+  return `${selector} { ${vars(SERIES_COLOURS.light)} }
+[data-jp-theme-light="false"] ${selector}, body.vscode-dark ${selector} { ${vars(SERIES_COLOURS.dark)} }
+`;
+}
 
 /** Container width from which the panels sit side by side (the heatmap beside state at t). */
 export const TWO_COLUMNS_PX = 820;
@@ -93,6 +103,7 @@ export const EXPLORER_CSS = `
 .rw-explorer .rw-cell-drawing text { fill: var(--rw-fg); font-size: 13px; }
 .rw-explorer .rw-units-yaxis { font: 11px var(--rw-mono); }
 .rw-explorer .rw-units-yaxis .rw-tick { right: 0; }
+.rw-explorer .rw-units-yaxis-right .rw-tick { right: auto; left: 0; }
 .rw-explorer .rw-cell-drawing circle { fill: var(--rw-bg); stroke: var(--rw-fg); }
 .rw-explorer .rw-cell-drawing .rw-cell-input { stroke: var(--rw-line); }
 `;
@@ -101,6 +112,6 @@ export const EXPLORER_CSS = `
  * exported page or a second front end needs nothing else). */
 export function explorerStyle(): HTMLStyleElement {
   const style = element("style", "rw-style");
-  style.textContent = EXPLORER_CSS;
+  style.textContent = EXPLORER_CSS + seriesVariables(".rw-explorer");
   return style;
 }

@@ -2,11 +2,16 @@
 // t, an ordering control whose permutation the heatmap shares, the top units of that order, and
 // a search box for a unit number. A scrub only moves the cursor; lines redraw when what they
 // show changes.
+//
+// The selected unit's line is drawn on its own axis (left: its own range over the steps held), so
+// a unit that moves between -0.2 and 3.7 fills the plot even beside one saturated at ±10; the
+// other compared units share the right axis (their joint range). Line colours are the theme's
+// series colours (style.ts: --rw-series-k), the same as the charts'.
 import { ORDER_KEYS, unitOrder, type OrderKey } from "./ordering";
 import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { createAxis, stepLabels } from "./axes";
-import { lutVersion } from "./colormap";
+import { SERIES_COLOURS, lutVersion } from "./colormap";
 import { element } from "./dom";
 import { formatValue } from "./heatmap";
 
@@ -20,8 +25,8 @@ export const PLOT_H = 100;
 /** Lines drawn at once: the first of `state.units` (the most recently selected first). */
 export const MAX_LINES = 8;
 const TOP_UNITS = 8;
-// Okabe & Ito's palette, told apart under colour-vision deficiencies; each reads on white and black.
-const COLORS = ["#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#f0e442", "#999999"];
+/** Line colours before the theme's are read (no stylesheet: a test page): the light theme's. */
+const COLORS = SERIES_COLOURS.light;
 
 const ORDER_LABELS: Record<OrderKey, string> = {
   index: "index",
@@ -35,6 +40,28 @@ export function yOf(v: number, vmin: number, vmax: number, height: number): numb
   const span = vmax - vmin;
   const f = span > 0 ? (Math.min(vmax, Math.max(vmin, v)) - vmin) / span : 0.5;
   return (1 - f) * (height - 1);
+}
+
+/** A line's axis: the finite values of unit `u` of `q` over the steps [from, to), with 5% room
+ * above and below (a constant line gets ±1, or ±10% of its value, around it); null: no value. */
+export function ownRange(q: Quantity, u: number, from: number, to: number): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let t = from; t < to; t++) {
+    const v = seriesAt(q, u, t);
+    if (!Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!(lo <= hi)) return null;
+  const pad = hi > lo ? 0.05 * (hi - lo) : Math.abs(lo) * 0.1 || 1;
+  return [lo - pad, hi + pad];
+}
+
+/** The joint range of several lines' ranges (null where none has a value). */
+function joint(ranges: ([number, number] | null)[]): [number, number] | null {
+  const known = ranges.filter((r): r is [number, number] => r !== null);
+  return known.length ? [Math.min(...known.map((r) => r[0])), Math.max(...known.map((r) => r[1]))] : null;
 }
 
 /** A unit number typed by the user, or an error saying what was expected. */
@@ -87,25 +114,67 @@ export function drawSeries(
   }
 }
 
-/** The compared units over the steps `q` holds, padding steps (from `length` on) shaded in
- * `faint`, the zero line in `axis` (the theme's colours). */
-function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], length: number, faint = "#eee", axis = "#bbb") {
+/** The lines' axes: the selected unit's own (left) and the other compared units' joint one
+ * (right; null when the selected unit is drawn alone), over the valid steps held. */
+export function lineAxes(q: Quantity, units: number[], selected: number, length: number) {
+  const { from, to } = heldRange(q);
+  const end = Math.min(to, length) > from ? Math.min(to, length) : to; // padding steps are not data
+  const fallback: [number, number] = [q.vmin, q.vmax];
+  const own = units.includes(selected) ? ownRange(q, selected, from, end) ?? fallback : null;
+  const others = units.filter((u) => u !== selected);
+  const shared = others.length ? joint(others.map((u) => ownRange(q, u, from, end))) ?? fallback : null;
+  return { left: own ?? shared ?? fallback, right: own ? shared : null };
+}
+
+/** The compared units over the steps `q` holds, the selected one (if compared) on the left axis
+ * and the others on the right, padding steps (from `length` on) shaded in `faint`, each axis's zero
+ * line in `axis`, the lines in `colours` (the theme's). */
+function drawLines(canvas: HTMLCanvasElement, q: Quantity, units: number[], selected: number, length: number,
+  ink: { faint: string; axis: string; colours: string[] }) {
   const ctx = canvas.getContext("2d");
   if (!ctx) return;
   const { width, height } = canvas;
   const { from, to } = heldRange(q);
+  const { left, right } = lineAxes(q, units, selected, length);
   ctx.clearRect(0, 0, width, height);
   if (length < to) { // padding steps: not this element's data
-    ctx.fillStyle = faint;
+    ctx.fillStyle = ink.faint;
     const x = (Math.max(0, length - from) / (to - from)) * width;
     ctx.fillRect(x, 0, width - x, height);
   }
-  ctx.fillStyle = axis;
-  ctx.fillRect(0, Math.round(yOf(0, q.vmin, q.vmax, height)), width, 1);
-  units.forEach((u, k) => {
-    ctx.strokeStyle = ctx.fillStyle = COLORS[k % COLORS.length];
-    drawSeries(ctx, q, u, from, to, width, (v) => yOf(v, q.vmin, q.vmax, height));
-  });
+  ctx.fillStyle = ink.axis;
+  for (const [lo, hi] of right ? [left, right] : [left]) {
+    if (lo < 0 && hi > 0) ctx.fillRect(0, Math.round(yOf(0, lo, hi, height)), width, 1);
+  }
+  // the others first, the selected unit over them, thicker
+  const order = [...units.keys()].sort((a, b) => Number(units[a] === selected) - Number(units[b] === selected));
+  for (const k of order) {
+    const u = units[k];
+    const [lo, hi] = u === selected || !right ? left : right;
+    ctx.strokeStyle = ctx.fillStyle = ink.colours[k % ink.colours.length];
+    ctx.lineWidth = u === selected ? 2 : 1.25;
+    drawSeries(ctx, q, u, from, to, width, (v) => yOf(v, lo, hi, height));
+  }
+}
+
+/** A value axis's labels at the plot's top, middle and bottom (none for an axis not drawn). */
+function labelAxis(axis: ReturnType<typeof createAxis>, range: [number, number] | null) {
+  if (!range) {
+    axis.set(0, []);
+    axis.el.style.width = "0";
+    return;
+  }
+  const [lo, hi] = range;
+  const fmt = (v: number) => formatValue(v).replace("-", "−");
+  // the top, middle and bottom of the plot (item -0.5 of 2 is its top edge, 1.5 its bottom)
+  const ends = [fmt(hi), fmt((lo + hi) / 2), fmt(lo)];
+  axis.set(2, [{ at: -0.5, text: ends[0] }, { at: 0.5, text: ends[1] }, { at: 1.5, text: ends[2] }]);
+  axis.el.style.width = `${Math.max(...ends.map((e) => e.length))}ch`; // (its labels are placed absolutely)
+  // inside the plot's height: the top label hangs below its line, the bottom one sits on it
+  const [top, middle, bottom] = axis.el.children as unknown as HTMLElement[];
+  top.style.transform = "none";
+  middle.style.transform = "translateY(-50%)";
+  bottom.style.transform = "translateY(-100%)";
 }
 
 export function createUnits(actions: Actions): Panel {
@@ -133,9 +202,11 @@ export function createUnits(actions: Actions): Panel {
 
   // The plot with its axes: the value scale left of it, the steps under it.
   const frame = element("div", "rw-units-frame");
-  frame.style.cssText = "display:grid;grid-template-columns:max-content minmax(0,1fr);column-gap:4px";
-  const yAxis = createAxis("rw-units-yaxis", "y");
+  frame.style.cssText = "display:grid;grid-template-columns:max-content minmax(0,1fr) max-content;column-gap:4px";
+  const yAxis = createAxis("rw-units-yaxis", "y"); // the selected unit's own axis
   yAxis.el.style.height = `${PLOT_H}px`;
+  const yRight = createAxis("rw-units-yaxis rw-units-yaxis-right", "y"); // the other compared units'
+  yRight.el.style.height = `${PLOT_H}px`;
   const plot = element("div", "rw-units-plot");
   plot.style.height = `${PLOT_H}px`;
   const canvas = document.createElement("canvas");
@@ -148,7 +219,7 @@ export function createUnits(actions: Actions): Panel {
   const xTitle = element("span", "rw-axis-title");
   xTitle.textContent = "step";
   const xAxis = createAxis("rw-step-axis", "x");
-  frame.append(yAxis.el, plot, xTitle, xAxis.el);
+  frame.append(yAxis.el, plot, yRight.el, xTitle, xAxis.el);
   const range = element("div", "rw-units-range");
   el.append(controls, caption, top, legend, frame, range);
 
@@ -156,7 +227,7 @@ export function createUnits(actions: Actions): Panel {
   let ours: ArrayLike<number> | null = null; // the last order this panel asked for
   let drawnLines: { data: Float32Array; units: string; length: number; width: number; lut: number } | null = null;
   let width = PLOT_W; // the canvas's width in pixels: the column's, once measured
-  let ink: { lut: number; faint?: string; axis?: string } = { lut: -1 };
+  let ink = { lut: -1, faint: "#eee", axis: "#bbb", colours: COLORS };
   let legendFor = "", topFor: ArrayLike<number> | null | undefined = undefined;
 
   orderSelect.addEventListener("change", () => {
@@ -203,17 +274,23 @@ export function createUnits(actions: Actions): Panel {
     return s.units.filter((u) => u < q.units).slice(0, MAX_LINES);
   }
 
-  function updateLegend(units: number[], q: Quantity) {
-    const key = `${q.name}:${units.join(",")}`;
+  function updateLegend(units: number[], q: Quantity, selected: number) {
+    const key = `${q.name}:${units.join(",")}:${selected}`;
     if (key === legendFor) return;
     legendFor = key;
     legend.replaceChildren(...units.map((u, k) => {
       const entry = element("span", "rw-units-entry");
       const swatch = document.createElement("span");
-      swatch.style.cssText = `display:inline-block;width:10px;height:10px;margin-right:3px;background:${COLORS[k % COLORS.length]}`;
+      swatch.style.cssText = `display:inline-block;width:10px;height:10px;margin-right:3px;` +
+        `background:var(--rw-series-${k % COLORS.length}, ${COLORS[k % COLORS.length]})`;
       const name = document.createElement("span");
       name.textContent = `${q.name} unit ${u}`;
       entry.append(swatch, name);
+      if (units.length > 1) { // which axis reads this line
+        const note = element("span", "rw-units-axis-note");
+        note.textContent = u === selected ? " (left axis: its own range)" : " (right axis)";
+        entry.append(note);
+      }
       if (units.length > 1) {
         const remove = document.createElement("button");
         remove.textContent = "×";
@@ -254,31 +331,25 @@ export function createUnits(actions: Actions): Panel {
       }
     }
     const units = shownUnits(s, q);
-    const key = units.join(",");
+    const key = `${units.join(",")}|${s.unit}`;
     if (!drawnLines || drawnLines.data !== q.data || drawnLines.units !== key || drawnLines.length !== s.length ||
         drawnLines.width !== width || drawnLines.lut !== lutVersion()) {
       if (canvas.width !== width) canvas.width = width;
       if (ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
         const look = getComputedStyle(el);
-        ink = { lut: lutVersion(), faint: look.getPropertyValue("--jp-layout-color2").trim() || undefined,
-                axis: look.getPropertyValue("--jp-border-color1").trim() || undefined };
+        const read = (name: string, fallback: string) => look.getPropertyValue(name).trim() || fallback;
+        ink = { lut: lutVersion(), faint: read("--jp-layout-color2", "#eee"), axis: read("--jp-border-color1", "#bbb"),
+                colours: COLORS.map((c, k) => read(`--rw-series-${k}`, c)) };
       }
-      drawLines(canvas, q, units, s.length, ink.faint, ink.axis);
+      drawLines(canvas, q, units, s.unit, s.length, ink);
       drawnLines = { data: q.data, units: key, length: s.length, width, lut: lutVersion() };
-      const fmt = (v: number) => formatValue(v).replace("-", "−");
-      // the top, middle and bottom of the plot (item -0.5 of 2 is its top edge, 1.5 its bottom)
-      const ends = [fmt(q.vmax), fmt((q.vmin + q.vmax) / 2), fmt(q.vmin)];
-      yAxis.set(2, [{ at: -0.5, text: ends[0] }, { at: 0.5, text: ends[1] }, { at: 1.5, text: ends[2] }]);
-      yAxis.el.style.width = `${Math.max(...ends.map((e) => e.length))}ch`; // (its labels are placed absolutely)
-      // inside the plot's height: the top label hangs below its line, the bottom one sits on it
-      const [top, middle, bottom] = yAxis.el.children as unknown as HTMLElement[];
-      top.style.transform = "none";
-      middle.style.transform = "translateY(-50%)";
-      bottom.style.transform = "translateY(-100%)";
+      const { left, right } = lineAxes(q, units, s.unit, s.length);
+      labelAxis(yAxis, left);
+      labelAxis(yRight, right);
       const { from: a, to: b } = heldRange(q);
       xAxis.set(b - a, stepLabels(b - a, width).map(({ at }) => ({ at, text: String(a + at) })));
     }
-    updateLegend(units, q);
+    updateLegend(units, q, s.unit);
     updateTop(s.order);
     const { from, to } = heldRange(q);
     range.textContent = from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "";

@@ -5,6 +5,25 @@ import { type ChartModel, linesOf, nearestIndex, pathOf, renderChart } from "../
 import { renderSteps, type StepsModel } from "../src/steps";
 import { FakeModel } from "./fake_model";
 
+describe("series colours", () => {
+  it("come from the theme's --rw-series-k, with the dark theme's set where the page is dark", () => {
+    const el = document.createElement("div");
+    document.body.append(el);
+    const model = new FakeModel<ChartModel>({
+      kind: "lines", title: "t", x_label: "x", y_label: "y", y_scale: "linear", x_integer: true,
+      series: [{ name: "a" }, { name: "b", colour: 9 }], categories: [], flags: {}, rules: [],
+      buffer: new DataView(Float32Array.from([0, 1, 1, 2, 3, 4]).buffer), points: 2, t: null, empty: "",
+    });
+    renderChart(model, el);
+    const strokes = [...el.querySelectorAll<SVGPathElement>("path.rw-chart-series")].map((p) => p.style.stroke);
+    expect(strokes).toEqual(["var(--rw-series-0, #0072b2)", "var(--rw-series-1, #d55e00)"]); // 9 wraps to 1
+    const css = el.querySelector("style")!.textContent!;
+    expect(css).toContain('[data-jp-theme-light="false"] .rw-chart');
+    expect(css).toContain("--rw-series-0: #56b4e9");
+    el.remove();
+  });
+});
+
 describe("axes", () => {
   it("labels a log axis at decades only, thinned to what fits, the top decade always shown", () => {
     const [lo, hi] = decadeRange(3.2e-16, 0.7);

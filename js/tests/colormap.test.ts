@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  LUT_SIZE, NON_FINITE_WORD, colorWord, cssColor, isDark, lutFor, lutIndex, pack, parseColor, setBackground,
+  SERIES_COLOURS, contrast, LUT_SIZE, NON_FINITE_WORD, colorWord, cssColor, isDark, lutFor, lutIndex, pack, parseColor, setBackground,
   textColorOn, unpack,
 } from "../src/colormap";
 
@@ -88,5 +88,15 @@ describe("colour lookup tables", () => {
     expect(cssColor(0, "diverging", -1, 1)).toBe("rgb(255, 255, 255)");
     expect(textColorOn(pack(255, 255, 255))).toBe("#000");
     expect(textColorOn(pack(0, 0, 0))).toBe("#fff");
+  });
+});
+
+describe("series colours", () => {
+  it("keep 3:1 against JupyterLab Light's and Dark's page, in one fixed order of hues", () => {
+    const rgb = (hex: string) => parseColor(hex)!;
+    for (const [theme, page] of [["light", "#ffffff"], ["dark", "#111111"]] as const) {
+      expect(SERIES_COLOURS[theme]).toHaveLength(8);
+      for (const c of SERIES_COLOURS[theme]) expect(contrast(rgb(c), rgb(page))).toBeGreaterThanOrEqual(3);
+    }
   });
 });

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { createUnits, drawSeries, parseUnit, PLOT_W, yOf } from "../src/units";
+import { createUnits, drawSeries, lineAxes, ownRange, parseUnit, PLOT_W, yOf } from "../src/units";
 import { bucketColumn, columnRange, stepAtX, xOfStep } from "../src/timeaxis";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
@@ -65,6 +65,38 @@ describe("units plot geometry", () => {
     calls.length = 0;
     drawSeries(ctx, q, 1, 0, 4, 2, (v: number) => 100 - v); // two steps per column
     expect(calls).toEqual(["rect 0 90 10", "rect 1 70 10"]);
+  });
+});
+
+describe("the selected unit's own axis", () => {
+  // unit 0 saturates at ±10; unit 1 counts 0..4 (the quickstart's counter beside a saturated unit)
+  const q = quantity("c", 9, 2, (t, u) => (u === 0 ? (t % 2 ? 10 : -10) : t / 2));
+
+  it("spans the unit's own values with 5% room, over the valid steps held", () => {
+    expect(ownRange(q, 1, 0, 9)).toEqual([-0.2, 4.2]);
+    expect(ownRange(q, 1, 0, 5)).toEqual([-0.1, 2.1]); // the steps from the length on are padding
+    expect(ownRange(quantity("x", 3, 1, () => 2), 0, 0, 3)).toEqual([1.8, 2.2]); // a constant line
+    expect(ownRange(quantity("x", 3, 1, () => NaN), 0, 0, 3)).toBeNull();
+  });
+
+  it("puts the selected unit on the left axis and the other compared units on the right", () => {
+    expect(lineAxes(q, [1], 1, 9)).toEqual({ left: [-0.2, 4.2], right: null });
+    expect(lineAxes(q, [1, 0], 1, 9)).toEqual({ left: [-0.2, 4.2], right: [-11, 11] });
+    expect(lineAxes(q, [0, 1], 0, 9)).toEqual({ left: [-11, 11], right: [-0.2, 4.2] });
+  });
+
+  it("labels both axes and says in the legend which axis reads each line", () => {
+    const { actions } = recordingActions();
+    const panel = createUnits(actions);
+    panel.update(explorerState([layer("l", "lstm", [q])], { unit: 1, units: [1, 0] }));
+    const labels = (sel: string) => [...panel.el.querySelectorAll(`${sel} .rw-tick`)].map((e) => e.textContent);
+    expect(labels(".rw-units-yaxis:not(.rw-units-yaxis-right)")).toEqual(["4.200", "2.000", "−0.200"]);
+    expect(labels(".rw-units-yaxis-right")).toEqual(["11.000", "0.000", "−11.000"]);
+    const notes = [...panel.el.querySelectorAll(".rw-units-axis-note")].map((e) => e.textContent);
+    expect(notes).toEqual([" (left axis: its own range)", " (right axis)"]);
+    panel.update(explorerState([layer("l", "lstm", [q])], { unit: 1, units: [1] })); // alone: one axis
+    expect(labels(".rw-units-yaxis-right")).toEqual([]);
+    expect(panel.el.querySelectorAll(".rw-units-axis-note")).toHaveLength(0);
   });
 });
 

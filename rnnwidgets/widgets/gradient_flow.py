@@ -37,6 +37,12 @@ GATE_CAPTIONS = {
     "rnn": "A tanh RNN has one path back: ∂L/∂h_t ⊙ (1 − h_t²), through the recurrent weights W_hh.",
 }
 QUANTITY_LINE = {"h": "solid", "c": "dashed"}
+# The gate chart's title per kind: a tanh RNN has no gates, only its recurrent weights.
+GATE_TITLES = {
+    "lstm": "gradient leaving each step, by the path it takes through the LSTM's gates",
+    "gru": "gradient leaving each step, by the path it takes through the GRU's gates",
+    "rnn": "gradient leaving each step, through the recurrent weights (a tanh RNN has no gates)",
+}
 
 
 def _escaped_lines(lines) -> str:
@@ -124,8 +130,7 @@ class GradientFlow(widgets.VBox):
         if self.flows:
             self.gate_layer = widgets.Dropdown(options=list(self.flows), description="layer")
             self.gate_caption = widgets.HTML()
-            self.gate_chart = Chart(title="gradient leaving each step, by the path it takes through the gates",
-                                    x_label=STEP_LABEL, y_label="gradient norm (log)")
+            self.gate_chart = Chart(x_label=STEP_LABEL, y_label="gradient norm (log)")
             self.gate_layer.observe(lambda _: self._fill_gate_chart(), "value")
             self._fill_gate_chart()
             self.cursor_views.append(self.gate_chart)
@@ -204,6 +209,7 @@ class GradientFlow(widgets.VBox):
         self.gate_chart.show_lines(np.arange(steps), _padded(list(flow.values()), steps),
                                    [{"name": name} for name in flow])
         self.gate_caption.value = html.escape(GATE_CAPTIONS.get(self.kinds[key], ""))
+        self.gate_chart.title = GATE_TITLES[self.kinds[key]]
 
     def _param_names(self):
         """(label, trace name, parameter name) for every parameter tensor of every trace."""

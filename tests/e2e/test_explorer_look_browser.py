@@ -58,15 +58,18 @@ TEXTS_JS = """(root) => {
         if (!shown(el)) continue;
         const range = document.createRange();
         range.selectNodeContents(node);
-        const r = range.getBoundingClientRect();
-        if (r.width < 1 || r.height < 1) continue;
+        // one box per line: a text wrapped over lines is not one rectangle over its neighbours
+        const lines = [...range.getClientRects()].filter((r) => r.width >= 1 && r.height >= 1);
+        if (!lines.length) continue;
         const style = getComputedStyle(el);
         const svg = el instanceof SVGElement;
         let fg = parse(svg ? style.fill : style.color);
         const bg = backgroundOf(el);
         if (fg[3] < 1) fg = [...over(fg, bg), 1];
-        out.push({text: node.textContent.trim().slice(0, 40), cls: el.className.baseVal ?? el.className,
-                  x: r.left, y: r.top, w: r.width, h: r.height, fg: fg.slice(0, 3), bg});
+        for (const r of lines) {
+            out.push({text: node.textContent.trim().slice(0, 40), cls: el.className.baseVal ?? el.className,
+                      x: r.left, y: r.top, w: r.width, h: r.height, fg: fg.slice(0, 3), bg});
+        }
     }
     return out;
 }"""
