@@ -49,13 +49,14 @@ const PATTERNS_CSS = `
 .rw-matches, .rw-coclusters { ${THEME_VARIABLES}
   color: var(--rw-fg); font: 12px var(--jp-ui-font-family, sans-serif); }
 .rw-matches { display: flex; flex-direction: column; gap: 2px; max-height: 460px; overflow: auto; }
-.rw-matches .rw-match-head { display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: center; font-size: 11px;
-  padding-bottom: 4px; border-bottom: 1px solid var(--rw-line); }
+.rw-matches .rw-match-head { display: flex; flex-direction: column; gap: 3px; font-size: 11px; }
+.rw-matches .rw-match-columns { font: 12px var(--rw-mono); white-space: pre; padding: 2px 6px;
+  border-bottom: 1px solid var(--rw-line); }
 .rw-matches .rw-match { display: flex; gap: 8px; align-items: flex-start; cursor: pointer; padding: 3px 4px;
   border: 2px solid transparent; border-radius: 3px; }
 .rw-matches .rw-match:hover { border-color: var(--rw-line); }
 .rw-matches .rw-match-selected, .rw-matches .rw-match-selected:hover { border-color: var(--rw-strong); background: var(--rw-faint); }
-.rw-matches .rw-match-meta { font: 12px var(--rw-mono); flex: none; width: 27ch; white-space: pre; }
+.rw-matches .rw-match-meta { font: 12px var(--rw-mono); flex: none; width: 26ch; white-space: pre; }
 .rw-matches .rw-match-tokens { display: flex; font-family: var(--rw-mono); }
 .rw-matches .rw-match-tokens span { text-align: center; overflow: hidden; white-space: pre; }
 .rw-matches .rw-match-run { background: rgba(255, 193, 7, 0.35); box-shadow: inset 0 -2px 0 var(--rw-strong); }
@@ -384,15 +385,15 @@ export function matchMeta(row: MatchRow): string {
 export function renderMatches(model: AnyModel<MatchesModel>, el: HTMLElement): () => void {
   const root = div("rw-matches", el);
   root.setAttribute("role", "listbox");
+  // Above the rows: what the steps and the score mean, the heatmaps' colours, then the column titles.
   const head = div("rw-match-head");
-  const columns = document.createElement("span");
-  columns.className = "rw-match-columns";
-  columns.style.cssText = "font: 12px var(--rw-mono); white-space: pre; width: 27ch;";
-  columns.textContent = `${"sequence".padEnd(9)} ${"steps".padEnd(11)} score`;
-  const explain = document.createElement("span");
-  explain.className = "rw-match-explain";
+  const explain = element("div", "rw-match-explain");
   const legend = createLegend();
-  head.append(columns, explain, legend.el);
+  const what = element("span", "rw-legend-what");
+  legend.el.prepend(what);
+  const columns = element("div", "rw-match-columns");
+  columns.textContent = `${"sequence".padEnd(9)} ${"steps".padEnd(11)} score   tokens (the match shaded)`;
+  head.append(explain, legend.el, columns);
   const list = div("rw-match-list");
 
   function draw(): void {
@@ -403,9 +404,11 @@ export function renderMatches(model: AnyModel<MatchesModel>, el: HTMLElement): (
     const selected = model.get("selected") ?? -1;
     root.replaceChildren(patternsStyle(), head, list);
     list.replaceChildren();
-    explain.textContent = "steps [start, end): end excluded, as in Python and the DataFrame · score 1: exactly the " +
-      "selected units switch on and off, over as many steps · under each: the selected units' " +
-      `${model.get("quantity") || "values"} (rows: unit${units.length === 1 ? "" : "s"} ${units.join(", ")}),`;
+    explain.textContent = "steps [start, end): end excluded, as in Python and the DataFrame. score: 1 when exactly " +
+      "the selected units switch on and off there, over as many steps as the selection; lower when some do not, " +
+      "others switch too, or the length differs.";
+    what.textContent = `under each: ${model.get("quantity") || "the values"} of unit${units.length === 1 ? "" : "s"} ` +
+      `${units.join(", ")} (one row each),`;
     legend.draw({ name: "", units: 1, steps: 1, scale: model.get("scale"), vmin: model.get("vmin"), vmax: model.get("vmax"),
                   data: new Float32Array(1) });
     if (!rows.length) {

@@ -153,7 +153,7 @@ describe("the Match panel", () => {
     expect([...rows].map((r) => r.querySelector(".rw-match-meta")!.textContent)).toEqual([
       "#3        [1, 2)      1.00", "#0        [0, 1)      0.50"]);
     expect(el.querySelector(".rw-match-explain")!.textContent).toContain("steps [start, end): end excluded");
-    expect(el.querySelector(".rw-match-explain")!.textContent).toContain("c of lstm.l0 (rows: units 0, 1)");
+    expect(el.querySelector(".rw-matches .rw-legend")!.textContent).toContain("under each: c of lstm.l0 of units 0, 1 (one row each),");
     expect(el.querySelector(".rw-matches .rw-legend canvas")).not.toBeNull();
     // the run's own tokens are marked
     expect([...rows[0].querySelectorAll(".rw-match-run")].map((c) => c.textContent)).toEqual(["("]);
