@@ -669,7 +669,8 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                     for key, array in _quantities(lt, quantities).items():
                         column = columns.setdefault((lt.name, key), _Column(array.shape[2]))
                         column.append(array[b, :own])
-                kept = tr.outputs
+                # the outputs label the dataset's steps only where every layer shares one time axis
+                kept = tr.outputs if all(lt.steps == tr.steps for lt in tr.layers.values()) else None
                 if kept is not None and kept.shape[1] >= n and (outputs or (outputs is None and
                                                                            kept.shape[2] <= MAX_KEPT_OUTPUTS)):
                     columns.setdefault(("", "outputs"), _Column(kept.shape[2])).append(kept[b, :n])
