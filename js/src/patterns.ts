@@ -236,8 +236,10 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
     if (announce && units.length) actions.setUnits(units);
   }
 
-  /** θ as a dashed line across the unit lines' plot at its value, labelled (hidden off its scale). */
+  /** θ as a dashed line across the unit lines' plot at its value, labelled: once a selection is
+   * under way (steps brushed or θ moved), and not off the plot's scale. */
   let thetaFor = "";
+  let thetaMoved = false;
   function drawThreshold(state: ExplorerState): void {
     const plot = root?.querySelector<HTMLElement>(".rw-units-plot");
     if (!plot) return;
@@ -245,11 +247,12 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
     const q = selectedQuantity(state);
     const threshold = model.get("threshold") ?? 0;
     const height = Number.parseFloat(plot.style.height) || plot.getBoundingClientRect().height; // (units.ts sets it; no layout read)
-    const key = `${q.vmin}/${q.vmax}/${threshold}/${height}`;
+    const wanted = thetaMoved || brush() !== null;
+    const key = `${q.vmin}/${q.vmax}/${threshold}/${height}/${wanted}`;
     if (key === thetaFor) return;
     thetaFor = key;
     const inside = threshold >= q.vmin && threshold <= q.vmax;
-    thetaLine.style.display = inside ? "" : "none";
+    thetaLine.style.display = inside && wanted ? "" : "none";
     thetaLine.style.top = `${yOf(threshold, q.vmin, q.vmax, height)}px`;
     thetaLabel.textContent = `θ = ${formatValue(threshold)}`;
     thetaLine.title = `the selection threshold θ: a unit is on above this line`;
@@ -317,6 +320,7 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
     ev.stopImmediatePropagation(); // the drag selected a range; it did not pick a step
   };
   slider.addEventListener("input", () => {
+    thetaMoved = true;
     model.set("threshold", Number(slider.value));
     model.save_changes();
     if (last) recount(last, true);
@@ -331,8 +335,12 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
   window.addEventListener("mouseup", onUp);
   model.on("change:highlight", onHighlight);
   const onRemote = () => last && recount(last, true);
+  const onThreshold = () => {
+    thetaMoved = true;
+    onRemote();
+  };
   model.on("change:brush", onRemote);
-  model.on("change:threshold", onRemote);
+  model.on("change:threshold", onThreshold);
 
   return {
     el,
@@ -344,7 +352,7 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
       window.removeEventListener("mouseup", onUp);
       model.off("change:highlight", onHighlight);
       model.off("change:brush", onRemote);
-      model.off("change:threshold", onRemote);
+      model.off("change:threshold", onThreshold);
       thetaLine.remove();
     },
   };

@@ -106,7 +106,9 @@ describe("the Explorer's selection tool", () => {
     const { model, el } = explorer();
     const line = el.querySelector<HTMLElement>(".rw-units-plot .rw-threshold-line")!;
     expect(line).not.toBeNull();
-    expect(line.textContent).toBe("θ = 0.500");
+    expect(line.style.display).toBe("none"); // no selection under way: no θ yet
+    model.set("brush", [2, 4]);
+    expect([line.style.display, line.textContent]).toEqual(["", "θ = 0.500"]);
     model.set("threshold", 2); // off the quantity's scale (-1..1 here): not drawn
     expect(line.style.display).toBe("none");
     model.set("threshold", -0.25);
