@@ -33,6 +33,7 @@ FORMAT_VERSION = 2
 FORMAT_KEY = "rnnwidgets_dataset"  # the group attribute holding the format version
 LEGACY_HEADER = "dataset.json"  # format 1: .npy files and this header
 DEFAULT_MAX_MEMORY = 1 << 30
+MAX_KEPT_OUTPUTS = 1024  # outputs=None keeps a model's per-step outputs up to this many features (a head's scores)
 CHUNK_BYTES = 16 << 20  # one chunk of a (steps, units) array: a few steps' worth of every unit
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
@@ -130,7 +131,8 @@ class DatasetTrace:
 
     ``layers``: layer name -> {quantity name ("h", "c", gate names) -> array}; ``kinds``: layer
     name -> kind ("lstm", ...); ``offsets``: int64 (sequences + 1,), sequence i is steps
-    ``offsets[i]:offsets[i + 1]``; ``token_ids``: int32 (total_steps,) into ``vocab`` or None.
+    ``offsets[i]:offsets[i + 1]``; ``token_ids``: int32 (total_steps,) into ``vocab`` or None;
+    ``outputs``: the model's own output at each step (total_steps, features) or None.
     ``layer_offsets``: layer name -> its own offsets, for a layer with its own time axis (a
     decoder run for more steps than its encoder read): its arrays hold every step of every
     sequence of that layer (``offsets_of(layer)``); the other layers, tokens and ``lengths``
@@ -140,8 +142,10 @@ class DatasetTrace:
     """
 
     def __init__(self, layers: dict, kinds: dict, offsets, token_ids=None, vocab: Optional[list] = None,
-                 folder=None, generation: Optional[str] = None, layer_offsets: Optional[dict] = None):
+                 folder=None, generation: Optional[str] = None, layer_offsets: Optional[dict] = None,
+                 outputs=None):
         self.layers, self.kinds = layers, kinds
+        self.outputs = outputs
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.layer_offsets = {name: np.asarray(o, dtype=np.int64) for name, o in (layer_offsets or {}).items()}
         self.token_ids, self.vocab = token_ids, vocab
@@ -168,6 +172,8 @@ class DatasetTrace:
             raise ValueError("token_ids and vocab go together: give both or neither")
         if token_ids is not None and tuple(token_ids.shape) != (self.steps,):
             raise ValueError(f"token_ids: expected shape ({self.steps},), got {token_ids.shape}")
+        if outputs is not None and (len(outputs.shape) != 2 or outputs.shape[0] != self.steps):
+            raise ValueError(f"outputs: expected ({self.steps}, features), got shape {outputs.shape}")
 
     # ---- shape ----------------------------------------------------------------------------
     @property
@@ -247,7 +253,9 @@ class DatasetTrace:
             layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates,
                                       lengths=np.array([lb - la]) if own else None)
         tokens = [self.tokens(i)] if self.token_ids is not None else None
-        return Trace(layers=layers, lengths=np.array([b - a]), tokens=tokens, meta={"dataset_sequence": i})
+        outputs = None if self.outputs is None else np.asarray(self.outputs[a:b])[None]
+        return Trace(layers=layers, lengths=np.array([b - a]), outputs=outputs, tokens=tokens,
+                     meta={"dataset_sequence": i})
 
     def _check_sequence(self, i: int) -> None:
         if not 0 <= i < self.sequences:
@@ -319,8 +327,10 @@ class DatasetTrace:
             layers.append(entry)
         offsets = _place(group, self.offsets, "offsets", taken, None)
         token_ids = None if self.token_ids is None else _place(group, self.token_ids, "token_ids", taken, compression)
+        outputs = None if self.outputs is None else _place(group, self.outputs, "outputs", taken, compression)
         header = {FORMAT_KEY: FORMAT_VERSION, "generation": generation or self.generation,
-                  "layers": layers, "vocab": self.vocab, "offsets": offsets, "token_ids": token_ids}
+                  "layers": layers, "vocab": self.vocab, "offsets": offsets, "token_ids": token_ids,
+                  "outputs": outputs}
         group.attrs.put(header)
         for stale in previous - _named_arrays(header):
             with contextlib.suppress(KeyError, FileNotFoundError):
@@ -391,9 +401,10 @@ class DatasetTrace:
         if header["vocab"] is not None:
             token_ids = stepped(header["token_ids"], "iu", 1, "token ids")
             _check_token_ids(token_ids, len(header["vocab"]), where)
+        outputs = None if header.get("outputs") is None else stepped(header["outputs"], "f", 2, "outputs")
         try:
             return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=where,
-                       generation=header["generation"], layer_offsets=layer_offsets)
+                       generation=header["generation"], layer_offsets=layer_offsets, outputs=outputs)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
 
@@ -424,6 +435,7 @@ def _read_header(header: dict, where) -> dict:
     expect(isinstance(header.get("offsets"), str), "offsets", "an array name")
     expect(vocab is None or isinstance(header.get("token_ids"), str), "token_ids", "an array name")
     expect(isinstance(header.get("generation"), str), "generation", "a string")
+    expect(header.get("outputs") is None or isinstance(header.get("outputs"), str), "outputs", "null or an array name")
     return header
 
 
@@ -449,7 +461,7 @@ def _named_arrays(header: dict) -> set:
     """The arrays a dataset header names (none when it is not one)."""
     try:
         names = {a for entry in header["layers"] for a in (*entry["arrays"].values(), entry.get("offsets"))}
-        names |= {header.get("offsets"), header.get("token_ids")}
+        names |= {header.get("offsets"), header.get("token_ids"), header.get("outputs")}
         return {n for n in names if isinstance(n, str)}
     except (KeyError, TypeError, AttributeError):
         return set()
@@ -554,7 +566,8 @@ def _quantities(lt: LayerTrace, wanted) -> dict:
 
 
 def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps: Optional[int] = None,
-                  quantities: Union[Sequence[str], str] = ("h", "c"), path=None, overwrite: bool = False,
+                  quantities: Union[Sequence[str], str] = "all", outputs: Optional[bool] = None,
+                  path=None, overwrite: bool = False,
                   max_memory: int = DEFAULT_MAX_MEMORY, compression=None, progress: bool = True,
                   **trace_kwargs) -> DatasetTrace:
     """Trace every sequence of a dataset with ``rw.trace``, batch by batch, into one DatasetTrace.
@@ -569,7 +582,11 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     (the last sequence cut at that many steps in every layer). Every layer keeps every valid step
     of every sequence on its own time axis (``Trace.layer_lengths``): a decoder run for 10 steps
     after an encoder over 7 keeps its 10 (``DatasetTrace.offsets_of``).
-    ``quantities``: which of each layer's states and gates to keep ("all" for every one).
+    ``quantities``: which of each layer's states and gates to keep ("all", the default: every one,
+    so a sequence opens in the Explorer with its gates; ``("h", "c")`` keeps a third of an LSTM's).
+    ``outputs``: keep the model's own output at every step (its predictions in the Explorer);
+    None keeps them when they have at most MAX_KEPT_OUTPUTS features (a head's scores over a
+    small vocabulary, not a word model's 33,000).
     ``path``: a new or empty folder, or an fsspec URL (``"s3://bucket/ds"``), to write the arrays
     to as they come: a zarr group, chunked along steps, reopened lazily. A local folder is built
     beside it and takes its place once complete; a folder already holding a dataset trace is
@@ -586,7 +603,7 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
         raise TypeError(f"tokens: expected a function of a batch's inputs, a list of token lists, or None; "
                         f"got {type(tokens).__name__}")
     _compressors(compression)  # a bad value fails before any tracing
-    run = dict(tokens=tokens, max_steps=max_steps, quantities=quantities, max_memory=max_memory,
+    run = dict(tokens=tokens, max_steps=max_steps, quantities=quantities, outputs=outputs, max_memory=max_memory,
                compression=compression, progress=progress, trace_kwargs=trace_kwargs)
     if path is None:
         return _trace_batches(model, batches, folder=None, **run)
@@ -609,7 +626,8 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
 
 
 def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optional[int], quantities,
-                   folder, max_memory: int, compression, progress: bool, trace_kwargs: dict) -> DatasetTrace:
+                   outputs: Optional[bool], folder, max_memory: int, compression, progress: bool,
+                   trace_kwargs: dict) -> DatasetTrace:
     """``trace_dataset``'s work: into ``folder`` (an empty one or a URL, its arrays written as they come),
     or in memory until ``max_memory``, then into a temporary folder."""
     from .capture import trace as capture_trace
@@ -651,6 +669,11 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                     for key, array in _quantities(lt, quantities).items():
                         column = columns.setdefault((lt.name, key), _Column(array.shape[2]))
                         column.append(array[b, :own])
+                # the outputs label the dataset's steps only where every layer shares one time axis
+                kept = tr.outputs if all(lt.steps == tr.steps for lt in tr.layers.values()) else None
+                if kept is not None and kept.shape[1] >= n and (outputs or (outputs is None and
+                                                                           kept.shape[2] <= MAX_KEPT_OUTPUTS)):
+                    columns.setdefault(("", "outputs"), _Column(kept.shape[2])).append(kept[b, :n])
                 if token_column is not None:
                     assert batch_tokens is not None   # a token column is kept only with tokens
                     token_column.append(np.array([vocab.setdefault(tok, len(vocab)) for tok in batch_tokens[b][:n]],
@@ -676,6 +699,8 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     if not lengths:
         raise ValueError("trace_dataset: the batches held no sequences")
     layers: dict = {}
+    kept = columns.pop(("", "outputs"), None)   # the model's outputs: not a layer's
+    kept = kept.finish() if kept is not None and kept.rows == done else None   # (every step, or none)
     for (name, key), column in columns.items():
         layers.setdefault(name, {})[key] = column.finish()
     token_ids = token_column.finish() if token_column is not None else None
@@ -683,7 +708,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     own_offsets = {name: np.concatenate([[0], np.cumsum(n)]) for name, n in layer_lengths.items() if n != lengths}
     ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
                       folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None,
-                      layer_offsets=own_offsets)
+                      layer_offsets=own_offsets, outputs=kept)
     if spilled:
         ds._write_store(group, compression)  # the arrays are in place already: this writes offsets and attributes
     if temporary is not None:

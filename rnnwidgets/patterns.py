@@ -6,14 +6,17 @@ just before and the step just after it (where those exist).
 
 Match: the other places in the dataset where those units show the same on/off pattern. A
 candidate is a maximal run of steps [s, e) inside one sequence where at least ``min_on`` of the
-selected units (all of them by default) are on at each step; being maximal, the pattern switches
-off just before and after it. Its score, as in LSTMVis, is
+selected units (all of them by default) are on at each step. A unit *switches with* the run when
+it is on at every step of it and off at the step just before and just after it (where those
+exist), as the selection rule asks of the selected units: a unit on all the time never does.
+With S the selected units, P those switching with the run, L its length and L0 the selection's,
 
-    score = (#selected units on at every step of the run) - (#other units on at every step of it)
+    score = |S ∩ P| / |S ∪ P|  ×  min(L, L0) / max(L, L0)      (in [0, 1]; the second factor only with L0)
 
-so a run where exactly the hypothesis units are on scores len(units), and every extra unit
-that also stays on over the run costs one point. Matches are ranked by score, then by how close
-their length is to the selection's, then by position.
+so a run as long as the selection, where exactly the selected units switch, scores 1; a selected
+unit that does not switch, another unit that switches too, or a length unlike the selection's
+each lower it. Matches are ranked by score, then by position. Step ranges are half-open
+everywhere, as Python's slices: [start, end) holds steps start .. end - 1 (``values[start:end]``).
 
 unit_stats: each unit's expected response to each token (RNNVis): its mean value at the steps
 where that token is the input, and its mean change (value minus the previous step's value; the
@@ -68,9 +71,10 @@ def _check_units(units, width: int) -> np.ndarray:
 
 def match_runs(values, offsets: np.ndarray, units, threshold: float, min_on: Optional[int] = None):
     """The matches as arrays over the concatenated steps: (start, end, selected_on, extra_on),
-    runs in step order, ``end`` exclusive. ``values``: (total_steps, units), numpy or a store's
-    array (scanned with dask); ``offsets``: sequence starts plus the total. Vectorised over
-    blocks of whole sequences."""
+    runs in step order, ``end`` exclusive; ``selected_on`` / ``extra_on``: how many selected /
+    other units switch with the run (on over it, off just around it). ``values``:
+    (total_steps, units), numpy or a store's array (scanned with dask); ``offsets``: sequence
+    starts plus the total. Vectorised over blocks of whole sequences."""
     units = _check_units(units, values.shape[1])
     need = len(units) if min_on is None else int(min_on)
     if not 1 <= need <= len(units):
@@ -97,8 +101,22 @@ def _match_block(chunk: np.ndarray, a: int, b: int, offsets: np.ndarray, units, 
     if starts.size == 0:
         return None
     on = _on_over_runs(chunk, starts, ends, threshold)
+    # switching with the run: off at the step before and after it, where the sequence has one
+    on &= ~((chunk[np.maximum(starts - 1, 0)] > threshold) & ~first[starts][:, None])
+    on &= ~((chunk[np.minimum(ends, b - a - 1)] > threshold) & ~last[ends - 1][:, None])
     selected_on = np.count_nonzero(on[:, units], axis=1)
     return starts + a, ends + a, selected_on, on.sum(axis=1) - selected_on
+
+
+def match_scores(selected: int, selected_on, extra_on, lengths, length: Optional[int] = None) -> np.ndarray:
+    """The module doc's score of each run: |S ∩ P| / |S ∪ P|, times min(L, L0) / max(L, L0)
+    with the selection's ``length`` L0."""
+    selected_on, extra_on = np.asarray(selected_on), np.asarray(extra_on)
+    score = selected_on / (selected + extra_on)
+    if length is not None:
+        lengths = np.asarray(lengths)
+        score = score * np.minimum(lengths, length) / np.maximum(lengths, length)
+    return score
 
 
 def _block_steps(values) -> int:
@@ -169,19 +187,20 @@ def matches(ds: DatasetTrace, units, threshold: float, *, layer: Optional[str] =
             length: Optional[int] = None, min_on: Optional[int] = None, context: int = 3,
             limit: Optional[int] = 100):
     """The places in ``ds`` where the selected ``units`` are on together (see the module doc), best
-    first, as a pandas DataFrame: sequence, start, end (end exclusive, positions in the sequence),
-    score, selected_on, extra_on, text (the run's tokens with ``context`` tokens either side,
-    the run in [brackets]). ``length``: the selection's length, ranking runs closer to it first.
-    ``limit``: at most this many rows (None: all)."""
+    first, as a pandas DataFrame: sequence, start, end (the run is steps [start, end) of its
+    sequence: end excluded, as in ``tokens[start:end]``), score (in [0, 1], the module doc's),
+    selected_on and extra_on (selected and other units switching with the run), text (the run's
+    tokens with ``context`` tokens either side, the run in [brackets]). ``length``: the
+    selection's length, scoring runs of another length lower. ``limit``: at most this many rows
+    (None: all)."""
     import pandas as pd
 
     values = ds.values(layer, quantity)
     layer = layer or ds.default_layer
     offsets = ds.offsets_of(layer)   # the layer's own time axis (a decoder's steps), else the dataset's
     starts, ends, selected_on, extra_on = match_runs(values, offsets, units, threshold, min_on)
-    score = selected_on - extra_on
-    off_length = np.abs((ends - starts) - length) if length is not None else np.zeros_like(starts)
-    order = np.lexsort((starts, off_length, -score))
+    score = match_scores(len(np.unique(np.asarray(units))), selected_on, extra_on, ends - starts, length)
+    order = np.lexsort((starts, -score))
     if limit is not None:
         order = order[:limit]
     sequence = np.searchsorted(offsets, starts[order], side="right") - 1

@@ -41,6 +41,9 @@ def assert_same(a: DatasetTrace, b: DatasetTrace):
     assert list(a.layers) == list(b.layers) and a.kinds == b.kinds and a.vocab == b.vocab
     np.testing.assert_array_equal(a.offsets, b.offsets)
     np.testing.assert_array_equal(a.token_ids, b.token_ids)
+    assert (a.outputs is None) == (b.outputs is None)
+    if a.outputs is not None:
+        np.testing.assert_array_equal(a.outputs, b.outputs)
     for name in a.layers:
         assert list(a.layers[name]) == list(b.layers[name])
         for key in a.layers[name]:
@@ -82,6 +85,22 @@ def test_disk_backed_equals_in_memory_and_reopens(setup, tmp_path):
     assert not folder.exists()
 
 
+def test_a_sequence_opens_with_its_gates_and_the_models_outputs(setup, monkeypatch):
+    """What the Explorer of a dataset's sequence needs to show every panel: the gates (kept by
+    default) and the model's outputs at each step (its predictions), on disk as in memory."""
+    model, inputs, batches = setup
+    ds = rw.trace_dataset(model, batches, tokens=chars, progress=False, max_memory=1000)
+    assert ds.on_disk and sorted(ds.layers["lstm.l1"]) == ["c", "cell", "forget", "h", "input", "output"]
+    one = ds.sequence(8)
+    traced = rw.trace(model, batches[1][0])   # sequences 6..11
+    np.testing.assert_array_equal(one.outputs[0], traced.outputs[2])
+    np.testing.assert_array_equal(one.layers["lstm.l0"].gates["forget"][0], traced.layers["lstm.l0"].gates["forget"][2])
+    assert rw.trace_dataset(model, batches, outputs=False, progress=False).outputs is None
+    monkeypatch.setattr(dataset, "MAX_KEPT_OUTPUTS", 6)   # outputs of 7 features: more than kept by default
+    assert rw.trace_dataset(model, batches, progress=False).outputs is None
+    assert rw.trace_dataset(model, batches, outputs=True, progress=False).outputs.shape == (240, 7)
+
+
 def test_max_steps_gates_and_token_lists(setup):
     model, inputs, batches = setup
     listed = [list(brackets.decode(row)) for row in inputs]
@@ -101,7 +120,7 @@ def test_clear_errors(setup):
         rw.trace_dataset(model, batches, tokens=[["("] * 12], progress=False)
     with pytest.raises(ValueError, match="held no sequences"):
         rw.trace_dataset(model, [], progress=False)
-    ds = rw.trace_dataset(model, batches[:1], progress=False)
+    ds = rw.trace_dataset(model, batches[:1], quantities=("h", "c"), progress=False)   # no gates kept
     with pytest.raises(ValueError, match="quantity: expected one of"):
         ds.values("lstm.l0", "forget")
     with pytest.raises(IndexError, match="sequence: expected 0 <= sequence < 6"):

@@ -6,11 +6,12 @@ from hypothesis import strategies as st
 
 from rnnwidgets import patterns
 from rnnwidgets.dataset import DatasetTrace
-from rnnwidgets.patterns import cocluster, match_runs, matches, select_units, unit_stats
+from rnnwidgets.patterns import cocluster, match_runs, match_scores, matches, select_units, unit_stats
 
 
 def reference_runs(values, offsets, units, threshold, min_on):
-    """Maximal runs where >= min_on selected units are on, one step at a time in plain Python."""
+    """Maximal runs where >= min_on selected units are on, one step at a time in plain Python, with
+    how many selected and other units switch with each (on over it, off just around it)."""
     out = []
     for s in range(len(offsets) - 1):
         t, end = int(offsets[s]), int(offsets[s + 1])
@@ -21,7 +22,10 @@ def reference_runs(values, offsets, units, threshold, min_on):
             a = t
             while t < end and sum(values[t, u] > threshold for u in units) >= min_on:
                 t += 1
-            on = [u for u in range(values.shape[1]) if all(values[k, u] > threshold for k in range(a, t))]
+            # switching with the run: on over it, off at the step before and after (inside the sequence)
+            on = [u for u in range(values.shape[1]) if all(values[k, u] > threshold for k in range(a, t))
+                  and not (a > int(offsets[s]) and values[a - 1, u] > threshold)
+                  and not (t < end and values[t, u] > threshold)]
             chosen = sum(u in units for u in on)
             out.append((a, t, chosen, len(on) - chosen))
     return out
@@ -67,18 +71,30 @@ def small_dataset(values, offsets, tokens):
 
 
 def test_matches_ranked_frame_with_text():
-    # unit 0 and 1 are the hypothesis; unit 2 is an extra unit on in the second run
-    h = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 0],
-                  [1, 1, 1], [0, 0, 0], [1, 1, 0]], dtype=np.float32)
+    # unit 0 and 1 are the hypothesis; unit 2 switches with the second run; unit 3 is always on
+    h = np.array([[0, 0, 0, 1], [1, 1, 0, 1], [1, 1, 0, 1], [0, 0, 0, 1],
+                  [1, 1, 1, 1], [0, 0, 0, 1], [1, 1, 0, 1]], dtype=np.float32)
     ds = small_dataset(h, [0, 4, 7], list("xaaxbyc"))
     frame = matches(ds, [0, 1], 0.5, length=2, context=1)
-    assert frame[["sequence", "start", "end", "score"]].values.tolist() == [[0, 1, 3, 2], [1, 2, 3, 2], [1, 0, 1, 1]]
+    # [1, 3): exactly the selection (1); [2, 3) of sequence 1: half its length (0.5); [0, 1): a
+    # third unit switches too (2/3) and half the length (1/3); the always-on unit 3 costs nothing
+    assert frame[["sequence", "start", "end"]].values.tolist() == [[0, 1, 3], [1, 2, 3], [1, 0, 1]]
+    np.testing.assert_allclose(frame["score"], [1, 0.5, 1 / 3])
     assert frame["text"].tolist() == ["x[aa]x", "y[c]", "[b]y"]
-    assert frame["extra_on"].tolist() == [0, 0, 1]
+    assert frame["selected_on"].tolist() == [2, 2, 2] and frame["extra_on"].tolist() == [0, 0, 1]
+    # without the selection's length, only the units count
+    np.testing.assert_allclose(matches(ds, [0, 1], 0.5)["score"], [1, 1, 2 / 3])
     with pytest.raises(ValueError, match="at least one selected unit"):
         matches(ds, [], 0.5)
-    with pytest.raises(ValueError, match=r"unit indices in \[0, 3\)"):
-        matches(ds, [3], 0.5)
+    with pytest.raises(ValueError, match=r"unit indices in \[0, 4\)"):
+        matches(ds, [4], 0.5)
+
+
+def test_match_scores_rank_what_the_integer_score_tied():
+    """The integer score (selected - extra on over the run) gave every match of a one-unit
+    selection beside an always-on unit 0 (the tutorial's case); the score ranks them."""
+    assert match_scores(1, [1, 1, 1], [0, 1, 0], [4, 4, 2], length=4).tolist() == [1.0, 0.5, 0.5]
+    assert match_scores(2, [2, 1], [0, 0], [3, 3]).tolist() == [1.0, 0.5]
 
 
 def test_unit_stats_equal_per_token_loop():

@@ -305,6 +305,7 @@ def test_trace_dataset_keeps_every_step_of_every_layer(model, tmp_path):
     assert ds.values("decoder.gru.l0").shape[0] == 3 * TARGET          # all 30 decoder steps
     assert ds.offsets_of("decoder.gru.l0").tolist() == [0, 10, 20, 30]
     assert ds.offsets.tolist() == [0, 7, 14, 21] and ds.token_ids.shape == (21,)
+    assert ds.outputs is None   # the decoder's outputs are on its own steps, not the dataset's
     one = ds.sequence(1)
     tr = rw.trace(model, batches[1])
     for name in tr.layers:

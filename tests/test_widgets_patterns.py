@@ -32,10 +32,14 @@ def test_explorer_matches_its_brushed_hypothesis():
     explorer.view.brush, explorer.view.threshold = [1, 3], 0.5  # "((" in "a((b"
     frame = explorer.matches(ds)
     assert frame.attrs["units"] == [0, 1]
-    assert frame[["sequence", "start", "end", "score"]].values.tolist() == [[0, 1, 3, 2], [1, 0, 2, 2], [1, 3, 4, 2], [2, 1, 2, 2]]
+    # the selection's length (2) scores 1, runs of one step 0.5
+    assert frame[["sequence", "start", "end", "score"]].values.tolist() == [[0, 1, 3, 1], [1, 0, 2, 1], [1, 3, 4, 0.5],
+                                                                            [2, 1, 2, 0.5]]
     panel = MatchPanel(explorer, ds, context=1)
     assert explorer.dataset is ds
     panel.find()
+    assert [r["score"] for r in panel.view.rows] == [1, 1, 0.5, 0.5] and panel.view.selected == -1
+    assert panel.view.explorer_uid == explorer.view.uid != "" and panel.view.quantity == "h of rnn.l0"
     first = panel.view.rows[1]
     assert (first["tokens"], first["before"], first["steps"]) == (list("((a"), 0, 3)
     values = np.frombuffer(panel.view.buffer, dtype="<f4")
@@ -44,6 +48,9 @@ def test_explorer_matches_its_brushed_hypothesis():
     panel._on_message(panel.view, {"type": "open", "row": 3}, [])  # as a click in the list sends
     assert explorer.trace.meta["dataset_sequence"] == 2 and explorer.trace.tokens == [list("b(a")]
     assert list(explorer.view.brush) == [1, 2] and explorer.view.t == 1
+    assert panel.view.selected == 3   # the list shows which match the Explorer holds
+    panel.find()
+    assert panel.view.selected == -1
     with pytest.raises(TypeError, match="expected a DatasetTrace"):
         Explorer(ds.sequence(0)).matches()
 
@@ -65,6 +72,8 @@ def test_cocluster_view_highlights_a_cluster_in_the_explorer():
     view.cluster = group
     assert sorted(explorer.view.highlight) == [0, 1]
     assert view.top_tokens[group][0] == "("
+    assert view.what == "mean h of rnn.l0 at the token" and view.explorer_uid == explorer.view.uid
+    assert CoClusterView(ds, n_clusters=2, which="change").what == "mean change of h of rnn.l0 at the token"
 
 
 def test_pattern_widgets_refuse_what_makes_no_sense():

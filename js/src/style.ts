@@ -5,7 +5,7 @@ import { SERIES_COLOURS } from "./colormap";
 import { element } from "./dom";
 
 /** Text colour, background and lines, named once: every rule below reads these. */
-const VARIABLES = `
+export const THEME_VARIABLES = `
   --rw-fg: var(--jp-ui-font-color1, #1f1f1f);
   --rw-bg: var(--jp-layout-color0, #ffffff);
   --rw-panel: var(--jp-layout-color1, #ffffff);
@@ -29,7 +29,7 @@ export function seriesVariables(selector: string): string {
 export const TWO_COLUMNS_PX = 820;
 
 export const EXPLORER_CSS = `
-.rw-explorer { ${VARIABLES}
+.rw-explorer { ${THEME_VARIABLES}
   color: var(--rw-fg); font: 12px var(--jp-ui-font-family, sans-serif);
   container-type: inline-size; outline: none; display: flex; flex-direction: column; gap: 6px; }
 .rw-explorer button, .rw-explorer select, .rw-explorer input {

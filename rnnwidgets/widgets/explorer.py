@@ -9,6 +9,7 @@ hears the step once a scrub rests, so ``explorer.view.t`` follows within a secon
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import TYPE_CHECKING, Callable, Optional
 
 import ipywidgets as widgets
@@ -49,6 +50,8 @@ class ExplorerView(BundledView):
     brush = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     threshold = traitlets.Float(0.5).tag(sync=True)
     highlight = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
+    # This view's id on the page: the Match panel and co-cluster view bring it into view by it.
+    uid = traitlets.Unicode().tag(sync=True)
     # Widgets with a `t` the view sets at each step in the browser, so they follow a scrub live
     # (the gradient view's grid); the kernel hears the step when the scrub rests.
     # Why the prediction at step t: {"t", "batch", "values" (one per input step), "title"} from the
@@ -60,6 +63,10 @@ class ExplorerView(BundledView):
     # The Explorer's ExplorerState: the rules these traits follow, whether the browser or Python
     # sets them (None until the Explorer attaches it).
     _state: Optional[ExplorerState] = None
+
+    @traitlets.default("uid")
+    def _new_uid(self):
+        return secrets.token_hex(8)
 
     @traitlets.validate("interval")
     def _check_interval(self, proposal):

@@ -4,9 +4,12 @@
 The hypothesis is chosen in the Explorer itself: drag over its heatmap to brush a range of steps
 and move the θ slider (traits ``brush``, ``threshold``); ``Explorer.matches()`` then searches a
 dataset trace. ``MatchPanel(explorer, dataset)`` lists the matches as token snippets aligned on
-the run's first step, each over the selected units' heatmap; clicking one opens its sequence in
-the Explorer. ``CoClusterView`` draws the units x tokens response matrix ordered by cluster with
-each cluster's ranked tokens; clicking a cluster highlights its units in the Explorer.
+the run's first step, each over the selected units' heatmap, with where it is and its score;
+clicking one selects it, opens its sequence in the Explorer (its steps brushed) and brings that
+Explorer into view. ``CoClusterView`` draws the units x tokens response matrix ordered by
+cluster, labelled, with its legend and lines between the groups, beside each cluster's ranked
+tokens; clicking a cluster highlights its units in the Explorer and brings it into view. Step
+ranges are half-open everywhere, as in the DataFrame: [start, end) ends before step ``end``.
 """
 from __future__ import annotations
 
@@ -60,6 +63,9 @@ class MatchView(BundledView):
 
     _view = traitlets.Unicode("matches").tag(sync=True)
     rows: traitlets.List[dict] = traitlets.List().tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)   # the row opened in the Explorer
+    explorer_uid = traitlets.Unicode("").tag(sync=True)   # that Explorer's view (ExplorerView.uid)
+    quantity = traitlets.Unicode("").tag(sync=True)   # what the heatmaps show, in words
     units = traitlets.List(traitlets.Int()).tag(sync=True)
     buffer = traitlets.Bytes(b"").tag(sync=True)  # float32: each row's (snippet steps, units) values
     scale = traitlets.Unicode("diverging").tag(sync=True)
@@ -84,7 +90,7 @@ class MatchPanel(widgets.VBox):
         self.frame = None
         self.button = widgets.Button(description="find matches", icon="search")
         self.status = widgets.Label("drag over the heatmap, set θ, then find matches")
-        self.view = MatchView()
+        self.view = MatchView(explorer_uid=explorer.view.uid)
         self.button.on_click(lambda _b: self.find())
         self.view.on_msg(self._on_message)
         super().__init__([widgets.HBox([self.button, self.status]), self.view])
@@ -115,7 +121,7 @@ class MatchPanel(widgets.VBox):
             last = min(int(offsets[seq + 1] - offsets[seq]), end + self.context)
             base = int(offsets[seq])
             chunk = np.ascontiguousarray(np.asarray(values[base + first:base + last])[:, units], dtype="<f4")
-            rows.append({"sequence": int(seq), "start": int(start), "end": int(end), "score": int(score),
+            rows.append({"sequence": int(seq), "start": int(start), "end": int(end), "score": float(score),
                          "tokens": ds.tokens(int(seq), first, last) if labelled else None,
                          "before": int(start - first),
                          "steps": int(last - first), "offset": offset})
@@ -128,6 +134,8 @@ class MatchPanel(widgets.VBox):
             self.view.buffer = data.tobytes()
             self.view.scale, self.view.vmin, self.view.vmax = scale["scale"], scale["vmin"], scale["vmax"]
             self.view.context = max((r["before"] for r in rows), default=0)
+            self.view.quantity = f"{quantity} of {layer or ds.default_layer}"
+            self.view.selected = -1
             self.view.rows = rows
 
     def open_match(self, row: int) -> None:
@@ -138,6 +146,7 @@ class MatchPanel(widgets.VBox):
         self.explorer.set_trace(self.dataset.sequence(int(match["sequence"])))
         self.explorer.view.brush = [int(match["start"]), int(match["end"])]
         self.explorer.select(t=int(match["start"]))
+        self.view.selected = row
 
     def _on_message(self, _view, content, _buffers) -> None:
         if content.get("type") == OPEN:
@@ -161,6 +170,8 @@ class CoClusterView(BundledView):
     top_tokens = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
     vmax = traitlets.Float(1.0).tag(sync=True)
     cluster = traitlets.Int(-1).tag(sync=True)
+    what = traitlets.Unicode("").tag(sync=True)   # what a cell's colour is, in words
+    explorer_uid = traitlets.Unicode("").tag(sync=True)   # the linked Explorer's view (ExplorerView.uid)
 
     def __init__(self, dataset: DatasetTrace, explorer: Optional[Explorer] = None, *, n_clusters: int = 3,
                  layer: Optional[str] = None, quantity: str = "h", which: str = "mean", min_count: int = 1,
@@ -181,6 +192,9 @@ class CoClusterView(BundledView):
             self.token_clusters = [int(k) for k in c.token_labels[c.token_order]]
             self.top_tokens = c.top_tokens
             self.vmax = top or 1.0
+            statistic = "mean change of" if which == "change" else "mean"
+            self.what = f"{statistic} {quantity} of {self.layer} at the token"
+            self.explorer_uid = explorer.view.uid if explorer is not None else ""
         self.observe(self._on_cluster, names="cluster")
 
     @traitlets.validate("cluster")

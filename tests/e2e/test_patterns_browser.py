@@ -51,14 +51,14 @@ def test_brush_threshold_and_open_a_match(jupyter_server, page):
 
     drag(page, heatmap, steps=5, first=1, last=2)  # "((" of the first sequence
     text = wait_for_text(count, lambda s: s.startswith("2 units"))
-    assert text == "2 units on over steps 1–2 and off around: 0, 1", text
+    assert text == "2 units on over steps [1, 3) and off around: 0, 1", text
     assert brush.is_visible()
     assert explorer.locator(".rw-step").inner_text().startswith("step 0 /"), "the drag's click moved the step"
     assert kernel_sees(page, "list(explorer.view.brush)", "[1, 3]") == "[1, 3]"
 
     slider = explorer.locator(".rw-threshold")
     set_threshold(slider, 0.7)
-    assert wait_for_text(count, lambda s: s.startswith("0 units")).startswith("0 units on over steps 1–2")
+    assert wait_for_text(count, lambda s: s.startswith("0 units")).startswith("0 units on over steps [1, 3)")
     set_threshold(slider, 0.0)
     assert wait_for_text(count, lambda s: s.startswith("2 units")).startswith("2 units")
     assert kernel_sees(page, "round(explorer.view.threshold, 3)", "0.0") == "0.0"
@@ -66,18 +66,23 @@ def test_brush_threshold_and_open_a_match(jupyter_server, page):
     page.get_by_role("button", name="find matches").click()
     rows = page.locator(".rw-match")
     rows.first.wait_for(state="visible", timeout=20_000)
-    # every run of "(": all score 2, the two of length 2 (the selection's) first, then by position
+    # every run of "(", by score: the two of the selection's length 2 (1), then of length 3 (2/3), then
+    # of length 1 (1/2), each by position
     snippets = [r.locator(".rw-match-tokens").inner_text().replace("\n", "") for r in rows.all()]
-    assert snippets == ["a((b<img␣src=x␣onerror=alert(1)>", "((a(", "(a(", "b(a(", "(a((("], snippets  # context 2
+    assert snippets == ["a((b<img␣src=x␣onerror=alert(1)>", "((a(", "(a(((", "(a(", "b(a("], snippets  # context 2
+    scores = [r.locator(".rw-match-meta").inner_text().split()[-1] for r in rows.all()]
+    assert scores == ["1.00", "1.00", "0.67", "0.50", "0.50"], scores
     assert page.locator(".rw-matches img").count() == 0
     heatmaps = page.locator(".rw-match-heatmap")
     assert wait_for_ink(heatmaps.first, min_distinct=2)["inked"] > 0
 
-    rows.nth(4).click()  # "(((" of "b(a((("
+    rows.nth(2).click()  # "(((" of "b(a((("
     opened = "explorer.trace.meta['dataset_sequence'], list(explorer.view.brush)"
     assert kernel_sees(page, opened, "2 [3, 6]") == "2 [3, 6]"
     assert wait_for_text(explorer.locator(".rw-step"), lambda s: s.startswith("step 3 /")).startswith("step 3 /")
-    assert wait_for_text(count, lambda s: s.startswith("2 units on over steps 3–5")).startswith("2 units on over steps 3–5")
+    want = "2 units on over steps [3, 6)"
+    assert wait_for_text(count, lambda s: s.startswith(want)).startswith(want)
+    assert rows.nth(2).get_attribute("aria-selected") == "true"   # the list shows which match is open
 
 
 COCLUSTERS = PLANTED.replace("widgets.VBox([explorer, panel])", """\
