@@ -1,5 +1,6 @@
-"""The entry points that take a live model (rw.explore, rw.gradient_flow): what each builds from
+"""The entry points that take a live model (rw.explore, rw.gradient_flow, rw.compare): what each builds from
 its arguments, and the one sentence for arguments that make no sense."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -63,3 +64,31 @@ def test_gradient_flow_names_a_list_of_models_by_position_and_a_dict_by_key():
     assert list(listed.traces) == ["model 0", "model 1"]
     named = rw.gradient_flow({"gru": nn.GRU(3, 4), 7: nn.RNN(3, 4)}, x, lr=0.1)
     assert list(named.traces) == ["gru", "7"]
+
+
+def test_compare_traces_a_model_on_two_inputs_or_two_models_on_one(lstm):
+    x = torch.randn(1, 6, 4)
+    y = x.clone()
+    y[:, 3] += 1.0
+    view = rw.compare(lstm, x, y[:, :5], tokens=[list("abcdef")], tokens_b=[list("abcXe")])
+    assert view.first_divergence() == 3                  # the inputs differ from step 3 on
+    assert view.index["layers"][0]["lengths"] == [6, 5]
+    np.testing.assert_array_equal(view.a.layers["lstm.l1"].h, trace(lstm, x).layers["lstm.l1"].h)
+    other = nn.LSTM(4, 8, num_layers=2, batch_first=True)
+    checkpoints = rw.compare(lstm, other, x, names=("epoch 1", "epoch 2"))
+    assert checkpoints.first_divergence() == 0 and checkpoints.index["names"] == ["epoch 1", "epoch 2"]
+    same = rw.compare(lstm, lstm, x)
+    assert same.first_divergence() is None and same.differing_units() == []
+
+
+def test_compare_arguments_that_make_no_sense_get_one_sentence(lstm):
+    x = torch.randn(1, 3, 4)
+    tr = trace(lstm, x)
+    with pytest.raises(ValueError, match=r"compare\(trace_a, trace_b\) takes no inputs"):
+        rw.compare(tr, tr, x)
+    with pytest.raises(ValueError, match="expected \\(trace_a, trace_b\\), \\(model, inputs_a, inputs_b\\)"):
+        rw.compare(lstm, x)
+    with pytest.raises(ValueError, match="give tokens=, not tokens_b="):
+        rw.compare(lstm, lstm, x, tokens_b=[list("abc")])
+    with pytest.raises(TypeError, match="compare: expected a torch.nn.Module"):
+        rw.compare("model", x, x)
