@@ -116,3 +116,21 @@ def test_rw_compare_of_two_traces_builds_the_view(pair, tmp_path):
     assert isinstance(view, rw.Compare) and view.tau == 0.1 and view.a is a and view.b is b
     page = view.save_html(tmp_path / "cmp.html")
     assert "compare" in page.read_text(encoding="utf-8")
+
+
+def test_over_its_budget_the_view_sends_the_shown_layer_and_the_next_one_when_picked():
+    rng = np.random.default_rng(1)
+    layers = {}
+    for k in range(2):
+        h = rng.uniform(-1, 1, (1, 6, 3)).astype(np.float32)
+        layers[f"rnn.l{k}"] = LayerTrace(f"rnn.l{k}", "rnn", states={"h": h})
+    a = Trace(layers=layers, lengths=np.array([6]))
+    whole = Compare(a, a)
+    assert [entry["name"] for entry in whole.index["layers"]] == ["rnn.l0", "rnn.l1"]
+    view = Compare(a, a, budget=3 * 6 * 3)   # one layer's A, B and A - B
+    assert [entry["name"] for entry in view.index["layers"]] == ["rnn.l1"]
+    assert view.index["all_layers"] == ["rnn.l0", "rnn.l1"]
+    view.layer = "rnn.l0"
+    assert [entry["name"] for entry in view.index["layers"]] == ["rnn.l0"]
+    got, _ = arrays(view)
+    np.testing.assert_array_equal(got["h"]["a"], layers["rnn.l0"].states["h"][0])

@@ -71,6 +71,7 @@ export interface CompareIndex {
     quantities: CompareQuantityEntry[];
   }[];
   predictions: [PredictionsEntry | null, PredictionsEntry | null];
+  all_layers?: string[]; // every layer compared; `layers` holds them all, or (over the budget) the shown one
 }
 
 export interface CompareModel extends TransportModel {
@@ -105,6 +106,7 @@ export interface CompareLayer {
 export interface CompareData {
   names: [string, string];
   layers: CompareLayer[];
+  allLayers: string[]; // every layer compared, held here or not
   predictions: [Predictions | null, Predictions | null];
 }
 
@@ -136,7 +138,7 @@ export function decodeCompare(index: CompareIndex, floats: Float32Array): Compar
     k: p.k, steps: p.steps, labels: p.labels,
     ids: take(p.ids, p.steps * p.k, "prediction ids"), probs: take(p.probs, p.steps * p.k, "prediction probabilities"),
   }) as [Predictions | null, Predictions | null];
-  return { names: index.names, layers, predictions };
+  return { names: index.names, layers, allLayers: index.all_layers ?? layers.map((l) => l.name), predictions };
 }
 
 /** Whether a difference counts: |d| > τ, or d not finite (one run blew up). comparison.py's rule. */
@@ -233,7 +235,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
   const root = element("div", "rw-compare", el);
   const style = element("style", "rw-style", root);
   style.textContent = COMPARE_CSS;
-  let data: CompareData = { names: ["A", "B"], layers: [], predictions: [null, null] };
+  let data: CompareData = { names: ["A", "B"], layers: [], allLayers: [], predictions: [null, null] };
   const layerOf = () => data.layers.find((l) => l.name === model.get("layer")) ?? data.layers[0];
   const pairOf = (l: CompareLayer) => l.quantities[model.get("quantity")] ?? Object.values(l.quantities)[0];
   const player = playerOf(model, () => Math.max(0, (layerOf()?.steps ?? 1) - 1));
@@ -382,7 +384,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     const look = getComputedStyle(root);
     const strong = look.getPropertyValue("--jp-ui-font-color0").trim() || "#000";
     const bg = look.getPropertyValue("--jp-layout-color0").trim() || "#fff";
-    fillSelect(layerSelect, data.layers.map((x) => x.name), l.name);
+    fillSelect(layerSelect, data.allLayers, l.name);
     fillSelect(quantitySelect, Object.keys(l.quantities), pair.a.name);
     const tauValue = model.get("tau");
     if (Number(tau.value) !== tauValue) tau.value = String(tauValue);
@@ -394,6 +396,12 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     rows = only ? differing : all;
     divergence.textContent = divergenceText(first, tauValue, pair.a.name, l.matched, l.steps) +
       (filter.checked ? ` · ${differing.length ? `${differing.length} of ${all.length} units differ` : "no unit differs: all shown"}` : "");
+    const picked = model.get("layer");
+    if (picked !== l.name && data.allLayers.includes(picked)) {
+      // over its budget the page holds one layer: the kernel sends the one picked (without one, this stays)
+      divergence.textContent = `${picked} is not held in this page (it holds ${l.name}): the kernel sends it; ` +
+        "a saved page keeps only the layer shown when it was saved";
+    }
     const [nameA, nameB] = data.names;
     const lengths: Record<Side, number> = { a: l.lengths[0], b: l.lengths[1], diff: l.matched };
     const titles: Record<Side, string> = {
@@ -410,7 +418,8 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
       const end = lengths[p.side];
       p.unmatched.style.display = end < l.steps ? "block" : "none";
       Object.assign(p.unmatched.style, span(end, l.steps, l.steps));
-      p.unmatchedLabel.textContent = p.side === "diff" ? "unmatched: one run only" : `no step: ${titles[p.side].split(":")[0]} ends`;
+      p.unmatchedLabel.textContent = p.side === "diff" ? "unmatched: one run only"
+        : `${p.side === "a" ? nameA : nameB} ${end > 0 ? `ends at step ${end - 1}` : "has no steps"}`;
       p.unmatched.title = p.side === "diff"
         ? `steps ${end}–${l.steps - 1}: only one run has them, so there is no difference`
         : `steps ${end}–${l.steps - 1}: this run has ${end} steps`;
@@ -463,21 +472,26 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     at[1].predictions.title = changed ? "the best prediction differs from the other run's" : "";
   }
 
+  let loaded: [CompareIndex | null, DataView | null] = [null, null];
   function load(): void {
     const index = model.get("index");
-    if (!index?.layers) return;
-    data = decodeCompare(index, floatsOf(model.get("buffer")));
+    const buffer = model.get("buffer");
+    // (a new payload changes both traits at once: decoded once)
+    if (!index?.layers || (loaded[0] === index && loaded[1] === buffer)) return;
+    loaded = [index, buffer];
+    data = decodeCompare(index, floatsOf(buffer));
     drawAll();
   }
 
   // Picks and τ go to the model (shared with the kernel) and redraw at once.
+  // (Each set fires the model's change event, which redraws: drawAll below.)
   const pick = (name: "layer" | "quantity", select: HTMLSelectElement) => () => {
     model.set(name, select.value);
-    if (name === "layer" && !(model.get("quantity") in layerOf().quantities)) {
-      model.set("quantity", Object.keys(layerOf().quantities)[0]);
+    const held = data.layers.find((l) => l.name === model.get("layer"));
+    if (name === "layer" && held && !(model.get("quantity") in held.quantities)) {
+      model.set("quantity", Object.keys(held.quantities)[0]);
     }
     model.save_changes();
-    drawAll();
   };
   layerSelect.addEventListener("change", pick("layer", layerSelect));
   quantitySelect.addEventListener("change", pick("quantity", quantitySelect));
@@ -489,12 +503,10 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     }
     model.set("tau", value);
     model.save_changes();
-    drawAll();
   });
   filter.addEventListener("change", () => {
     model.set("differing_only", filter.checked);
     model.save_changes();
-    drawAll();
   });
 
   // The pointer: a readout of A, B and A − B at the hovered cell; a click selects it.

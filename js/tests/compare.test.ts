@@ -178,3 +178,19 @@ describe("the compare view", () => {
     expect(model.listenerCount()).toBe(0);
   });
 });
+
+describe("a comparison over its budget", () => {
+  it("names every layer in the picker, and asks the kernel for one it does not hold", () => {
+    const payload = comparePayload();
+    payload.index.all_layers = ["lstm.l0", "lstm.l1"];
+    const { model, el, text } = mount({}, payload);
+    const select = el.querySelector<HTMLSelectElement>(".rw-layer")!;
+    expect([...select.options].map((o) => o.value)).toEqual(["lstm.l0", "lstm.l1"]);
+    const saves = model.saves;
+    select.value = "lstm.l1";
+    select.dispatchEvent(new Event("change"));
+    expect(model.get("layer")).toBe("lstm.l1");
+    expect(model.saves).toBe(saves + 1);
+    expect(text(".rw-divergence")).toContain("lstm.l1 is not held in this page (it holds lstm.l0)");
+  });
+});

@@ -18,7 +18,7 @@ from ..comparison import TAU, Comparison, check_tau
 from ..tracedata import Trace
 from .bundle import BundledView
 from .explorer import MAX_INTERVAL_MS, MIN_INTERVAL_MS
-from .payload import Labels, compare_payload
+from .payload import FULL_BUDGET, Labels, compare_floats, compare_payload
 
 
 class Compare(BundledView):
@@ -27,7 +27,10 @@ class Compare(BundledView):
     vocabulary list or ``id -> str`` naming the output classes; ``batch``: the element compared.
 
     Traits the browser and Python share: ``t``, ``unit``, ``layer``, ``quantity``, ``tau``,
-    ``differing_only``, ``playing``, ``interval``.
+    ``differing_only``, ``playing``, ``interval``. Every layer travels to the browser when all of
+    them hold at most ``budget`` float32 values (A, B and A - B of each quantity); above it only
+    the shown layer does, and picking another asks the kernel for it (a saved page keeps the
+    layer shown when it was saved).
     """
 
     _view = traitlets.Unicode("compare").tag(sync=True)
@@ -44,15 +47,21 @@ class Compare(BundledView):
 
     def __init__(self, a: Trace, b: Trace, *, names: tuple = ("A", "B"), decode: Labels = None, batch: int = 0,
                  layer: Optional[str] = None, quantity: str = "h", tau: float = TAU, t: int = 0,
-                 differing_only: bool = False, interval: int = 150):
+                 differing_only: bool = False, interval: int = 150, budget: int = FULL_BUDGET):
         self.comparison = Comparison(a, b, batch=batch, names=names)
+        self.labels = decode
         layer = self.comparison.check_layer(layer) if layer is not None else self.comparison.default_layer()
         quantities = self.comparison.quantities(layer)
         quantity = quantity if quantity in quantities else quantities[0]
-        index, buffer = compare_payload(self.comparison, decode)
+        # every layer when they fit the budget, else the shown one (sent anew as the layer changes)
+        self.whole = sum(compare_floats(self.comparison, name) for name in self.comparison.layers) <= budget
+        index, buffer = self._payload(layer)
         super().__init__(index=index, buffer=buffer, layer=layer, quantity=quantity, tau=check_tau(tau),
                          differing_only=differing_only, interval=interval)
         self.t = t
+
+    def _payload(self, layer: str) -> tuple[dict, bytes]:
+        return compare_payload(self.comparison, self.labels, None if self.whole else [layer])
 
     # ---- the rules a selection follows, whether the browser or Python sets it -----------------
     def _steps(self, layer: str) -> int:
@@ -97,10 +106,13 @@ class Compare(BundledView):
     @traitlets.observe("layer")
     def _on_layer(self, change):  # the quantity and unit kept where the new layer has them
         quantities = self.comparison.quantities(change["new"])
-        if self.quantity not in quantities:
-            self.quantity = quantities[0]
-        self.unit = self.unit
-        self.t = self.t
+        with self.hold_sync():
+            if not self.whole:
+                self.index, self.buffer = self._payload(change["new"])
+            if self.quantity not in quantities:
+                self.quantity = quantities[0]
+            self.unit = self.unit
+            self.t = self.t
 
     # ---- what it shows, in Python ------------------------------------------------------------
     @property

@@ -259,7 +259,13 @@ def _predictions(trace: Trace, batch: int, labels: Labels, packer: _Packer) -> O
             "probs": packer.put(probs, "probs", {})["offset"], "labels": names}
 
 
-def compare_payload(comparison, labels: Labels = None) -> tuple[dict, bytes]:
+def compare_floats(comparison, layer: str) -> int:
+    """Float32 values one layer of a comparison sends: A, B and A - B of each quantity."""
+    steps = max(comparison.lengths(layer))
+    return sum(3 * steps * comparison.runs(layer, q)[0].shape[1] for q in comparison.quantities(layer))
+
+
+def compare_payload(comparison, labels: Labels = None, layers: Optional[Sequence[str]] = None) -> tuple[dict, bytes]:
     """The JSON index and float32 bytes of a ``rnnwidgets.comparison.Comparison`` (js/src/compare.ts).
 
     Per common layer: its aligned time axis (``steps``: the longer run's valid steps; ``lengths``:
@@ -267,11 +273,12 @@ def compare_payload(comparison, labels: Labels = None) -> tuple[dict, bytes]:
     each (steps, units) C-order, A and B zero past their run's end and A - B zero past the shorter
     (the browser greys and hatches those steps). A and B share one colour scale (over both runs),
     so equal values look equal; A - B is diverging over ±its largest magnitude (``dmax``).
-    ``predictions``: A's and B's top predictions (None without an output head).
+    ``predictions``: A's and B's top predictions (None without an output head). ``layers``: the
+    layers sent (all by default); ``all_layers`` names every layer the comparison has.
     """
     packer = _Packer()
-    layers = []
-    for name in comparison.layers:
+    sent = []
+    for name in comparison.layers if layers is None else layers:
         la, lb = comparison.lengths(name)
         steps, matched = max(la, lb), min(la, lb)
         quantities = []
@@ -291,8 +298,9 @@ def compare_payload(comparison, labels: Labels = None) -> tuple[dict, bytes]:
             own = trace.layer_tokens(name)
             tokens.append(None if own is None else [str(s) for s in own[comparison.batch][:length]])
         lt = comparison.a.layers[name]
-        layers.append({"name": name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
+        sent.append({"name": name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
                        "steps": steps, "lengths": [la, lb], "tokens": tokens, "quantities": quantities})
     predictions = [_predictions(trace, comparison.batch, labels, packer) for trace in (comparison.a, comparison.b)]
-    index = {"names": list(comparison.names), "layers": layers, "predictions": predictions}
+    index = {"names": list(comparison.names), "layers": sent, "all_layers": list(comparison.layers),
+             "predictions": predictions}
     return index, packer.bytes()

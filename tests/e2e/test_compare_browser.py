@@ -142,21 +142,26 @@ def test_the_cursor_moves_with_the_arrow_keys_with_the_kernel_shut_down(compared
     root.focus()
     page.keyboard.press("Home")
     assert wait_for_text(step, lambda s: s.startswith("step 0 /")).startswith("step 0 /")
-    page.evaluate(SCRUB_PROBE)
     for t in range(1, len(A_TEXT)):
         before = cursor.evaluate("c => c.toDataURL()")
         page.keyboard.press("ArrowRight")
         assert wait_for_text(step, lambda s, t=t: s.startswith(f"step {t} /")).startswith(f"step {t} /")
         assert wait_for_change(lambda: cursor.evaluate("c => c.toDataURL()"), before)[0] != before
-        expected = B_TEXT[t] if t < len(B_TEXT) else "(no step)"
+        expected = f"input {B_TEXT[t]}" if t < len(B_TEXT) else f"no step {t}: the run has {len(B_TEXT)}"
         assert at_b.inner_text() == expected, (t, at_b.inner_text())
+    assert canvas_ink(cursor)["inked"] > 0
+    root.screenshot(path=str(ARTIFACTS / "compare-no-kernel.png"))
+    # the work of one step, as benchmarks/browser.py times the Explorer's: sweeps back and forth
+    page.evaluate(SCRUB_PROBE)
+    for key in (["ArrowLeft"] * (len(A_TEXT) - 1) + ["ArrowRight"] * (len(A_TEXT) - 1)) * 2:
+        page.keyboard.press(key)
+        page.wait_for_timeout(20)   # one press per frame, as a held key repeats
     page.wait_for_timeout(200)
     times = sorted(page.evaluate("() => window.scrubTimes"))
-    assert len(times) >= len(A_TEXT) - 1 and canvas_ink(cursor)["inked"] > 0
+    assert len(times) >= 4 * (len(A_TEXT) - 1) - 2, len(times)
     median, p95 = statistics.median(times), times[int(0.95 * (len(times) - 1))]
     print(f"\ncompare: one step's work (key -> three cursors, token strips, text at t, frame): "
           f"median {median:.1f} ms, p95 {p95:.1f} ms over {len(times)} steps (target <= 16 ms)")
-    root.screenshot(path=str(ARTIFACTS / "compare-no-kernel.png"))
 
 
 def test_save_html_opens_offline_and_scrubs(tmp_path, browser):
