@@ -386,6 +386,9 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     const bg = look.getPropertyValue("--jp-layout-color0").trim() || "#fff";
     fillSelect(layerSelect, data.allLayers, l.name);
     fillSelect(quantitySelect, Object.keys(l.quantities), pair.a.name);
+    // a layer of fewer steps or units than the last one shown: the selection kept inside it
+    if (player.t > l.steps - 1) player.setT(l.steps - 1);
+    unit = Math.min(unit, pair.a.units - 1);
     const tauValue = model.get("tau");
     if (Number(tau.value) !== tauValue) tau.value = String(tauValue);
     filter.checked = model.get("differing_only");

@@ -194,3 +194,23 @@ describe("a comparison over its budget", () => {
     expect(text(".rw-divergence")).toContain("lstm.l1 is not held in this page (it holds lstm.l0)");
   });
 });
+
+describe("layers of their own lengths", () => {
+  it("keeps the step and unit inside a layer picked with fewer of them", () => {
+    const payload = comparePayload();
+    const [lstm] = payload.index.layers;
+    payload.index.layers.push({ ...lstm, name: "decoder.l0", steps: 3, lengths: [3, 3],
+      quantities: lstm.quantities.map((q) => ({ ...q, units: 2 })) });
+    const { model, key, text } = mount({}, payload);
+    key("End");
+    key("ArrowDown");
+    key("ArrowDown");
+    expect(text(".rw-step")).toBe("step 5 / 5");
+    expect(model.get("unit")).toBe(2);
+    model.set("layer", "decoder.l0");
+    expect(text(".rw-step")).toBe("step 2 / 2");
+    expect(text(".rw-cmp-panel-a .rw-cmp-title")).toBe("A: h of decoder.l0, 3 steps");
+    key("ArrowUp");
+    expect(model.get("unit")).toBe(0);
+  });
+});
