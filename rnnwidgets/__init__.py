@@ -29,6 +29,8 @@ _LAZY = {
     "fixed_points": "rnnwidgets.capture.fixed_points",
     "FixedPoints": "rnnwidgets.dynamics_analysis",
     "DynamicsView": "rnnwidgets.widgets.dynamics_view",
+    "compare": "rnnwidgets.entrypoints",
+    "Compare": "rnnwidgets.widgets.compare",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]
