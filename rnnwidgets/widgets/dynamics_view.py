@@ -1,7 +1,7 @@
 """``rw.DynamicsView(dyn, fps)``: one layer's dynamics drawn in the browser (js/src/dynamics.ts).
 
 The state's trajectory in its PCA plane with the current step marked and the fixed points on it
-(stable filled, unstable hollow, the first unstable mode as a short arrow); σ_max and σ_min of
+(stable filled, unstable hollow, the first unstable mode as short arrows); σ_max and σ_min of
 the step Jacobian per step with the running exponent; the eigenvalues of the fixed point nearest the
 current state against the unit circle. A step slider in the view moves all of them without the
 kernel. Everything travels as one float32 buffer with a small JSON index; numpy only.
