@@ -413,3 +413,57 @@ def test_tuple_batch_with_lengths_and_step_module_kwargs():
             assert_spectrum(d, b, t, torch.autograd.functional.jacobian(one, h[b]).detach(), 2)
         with torch.no_grad():
             h = char(category, line[t], h)[1]
+
+
+def test_calls_joined_or_kept_apart_each_match_autograd_on_their_own_steps():
+    torch.manual_seed(15)
+
+    class TwoCalls(nn.Module):
+        """A 2-layer bidirectional GRU run on two full-length sequences (joined along time), the second
+        from the first's final state."""
+
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+
+        def forward(self, pair):
+            _, h = self.gru(pair[0])
+            return self.gru(pair[1], h)[0]
+
+    model = TwoCalls().double()
+    a, b = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 4, 3, dtype=torch.float64)
+    dyn = rw.dynamics(model, (a, b), k=3)
+    assert dyn.layers["gru.l0.reverse"].singular_values.shape == (2, 7, 3)
+    with torch.no_grad():
+        _, h = model.gru(a)
+    for offset, x, h0 in ((0, a, None), (3, b, h)):      # each call from the state it was given
+        expected = reference_jacobians(model.gru, x, [x.shape[1]] * 2, h0=h0, name="gru")
+        for name, jacs in expected.items():
+            for (i, t), jac in jacs.items():
+                values = torch.linalg.svdvals(jac).numpy()
+                np.testing.assert_allclose(dyn.layers[name].singular_values[i, offset + t], values[:3], rtol=RTOL,
+                                           err_msg=f"{name} {i} {offset + t}")
+
+    class FedItsOwnState(nn.Module):
+        """The second call on a packed batch of unequal lengths: a layer of its own, "gru.l0@1"."""
+
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(3, 4)
+
+        def forward(self, pair):
+            _, h = self.gru(pair[0])
+            return self.gru(pair[1], h)[0]
+
+    model = FedItsOwnState().double()
+    a, b = torch.randn(5, 2, 3, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(b, torch.tensor([2, 3]), enforce_sorted=False)
+    dyn = rw.dynamics(model, (a, packed), k=2)
+    assert list(dyn.layers) == ["gru.l0", "gru.l0@1"]
+    d = dyn.layers["gru.l0@1"]
+    assert d.lengths.tolist() == [2, 3] and np.isnan(d.singular_values[0, 2]).all()
+    with torch.no_grad():
+        _, h = model.gru(a)
+    expected = reference_jacobians(model.gru, b.transpose(0, 1), [2, 3], h0=h, name="gru")["gru.l0"]
+    for (i, t), jac in expected.items():
+        np.testing.assert_allclose(d.singular_values[i, t], torch.linalg.svdvals(jac)[:2].numpy(), rtol=RTOL)
