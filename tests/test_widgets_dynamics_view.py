@@ -136,3 +136,20 @@ def test_explorer_with_fixed_points_draws_them_on_their_layer():
     assert one.dynamics.index["points"] == len(fps0)
     with pytest.raises(TypeError, match="expected True, False, a rw.FixedPoints"):
         rw.explore(gru, x, dynamics="yes")
+
+
+def test_explorer_dynamics_calls_the_model_as_its_trace_does():
+    from tests.models import DecoderRNN, EncoderRNN
+    torch.manual_seed(4)
+    encoder, decoder = EncoderRNN(12, 5).eval(), DecoderRNN(5, 11, max_length=6).eval()
+    source, target = torch.randint(0, 12, (2, 4)), torch.randint(0, 11, (2, 6))
+    with torch.no_grad():
+        encoder_outputs, encoder_hidden = encoder(source)
+    explorer = rw.explore(decoder, encoder_outputs, hidden=encoder_hidden, kwargs={"target_tensor": target},
+                          dynamics=True)
+    want = rw.dynamics(decoder, encoder_outputs, hidden=encoder_hidden, kwargs={"target_tensor": target})
+    np.testing.assert_allclose(arrays(explorer.dynamics)["sigma_max"], want.layers["gru.l0"].singular_values[0, :, 0],
+                               rtol=1e-6)
+    explorer.update(encoder_outputs.clone())   # recomputed with the same hidden and target: the same numbers
+    np.testing.assert_allclose(arrays(explorer.dynamics)["sigma_max"], want.layers["gru.l0"].singular_values[0, :, 0],
+                               rtol=1e-6)
