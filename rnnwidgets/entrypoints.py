@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from .comparison import TAU
+from .dynamics_analysis import FixedPoints
 from .tracedata import Trace
 from .widgets.compare import Compare
 from .widgets.explorer import Explorer, encoded
@@ -26,7 +27,7 @@ def live(model, who: str, **trace_kwargs):
 
 def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
             encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
-            batch: int = 0, budget: int = FULL_BUDGET, dynamics: bool = False, attribution: bool = False,
+            batch: int = 0, budget: int = FULL_BUDGET, dynamics=False, attribution: bool = False,
             **trace_kwargs) -> Explorer:
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
@@ -34,15 +35,18 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     Other keywords go to ``rw.trace``: ``args=``/``kwargs=`` (what the forward needs besides its
     input, as ``hidden=``), and with ``loss=`` the gradient-flow view (``rw.GradientFlow``) sits
     under the heatmaps, its cursor on the Explorer's step. ``dynamics=True`` adds the dynamics
-    panel (``rw.dynamics`` of the model on the inputs), following the Explorer's step.
+    panel (``rw.dynamics`` of the model on the inputs), following the Explorer's step;
+    ``dynamics=rw.fixed_points(...)`` (or a list of them, one per layer) adds it with those fixed
+    points drawn on the layer they belong to.
     """
+    fixed = fixed_points_of(dynamics)
     if isinstance(source, Trace):
         if inputs is not None or text is not None:
             raise ValueError("explore(trace) takes no inputs: the trace already holds its run")
         if attribution:
             raise ValueError("explore(trace, attribution=True): attribution needs the live model; "
                              "give explore(model, inputs, attribution=True)")
-        if dynamics:
+        if dynamics is not False:
             raise ValueError("explore(trace, dynamics=True): the dynamics need the model; "
                              "give explore(model, inputs, dynamics=True)")
         return Explorer(source, labels=decode, interval=interval, batch=batch, budget=budget)
@@ -58,18 +62,30 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     model = live(source, "explore", **trace_kwargs)
     explorer = Explorer(model.trace(inputs, tokens=tokens), live=model, labels=decode, interval=interval,
                         batch=batch, budget=budget)
-    if dynamics:
+    if dynamics is not False:
         from .capture.spectra import dynamics as dynamics_of  # torch: only for a model
+        calling = {key: trace_kwargs[key] for key in ("args", "kwargs") if key in trace_kwargs}
 
         def recompute(new_inputs):
-            return dynamics_of(source, new_inputs, hidden=hidden)
-        explorer.show_dynamics(recompute(inputs), recompute)
+            return dynamics_of(source, new_inputs, hidden=hidden, **calling)
+        explorer.show_dynamics(recompute(inputs), recompute, fixed_points=fixed)
     if attribution:
         explorer.show_attribution(inputs)
     if text is not None:
         assert encode is not None  # checked above
         explorer.add_text_box(text, encode)
     return explorer
+
+
+def fixed_points_of(dynamics) -> list:
+    """The fixed points ``explore(dynamics=...)`` names: none for True/False, else one or a list of rw.FixedPoints."""
+    if isinstance(dynamics, bool):
+        return []
+    found = list(dynamics) if isinstance(dynamics, (list, tuple)) else [dynamics]
+    if not found or not all(isinstance(f, FixedPoints) for f in found):
+        raise TypeError("explore: dynamics: expected True, False, a rw.FixedPoints (from rw.fixed_points) or a list of "
+                        f"them, got {type(dynamics).__name__}")
+    return found
 
 
 def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None, *, args=(), kwargs=None):

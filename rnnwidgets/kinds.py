@@ -36,8 +36,9 @@ def layer_name(module_path: str, layer: int, reverse: bool = False) -> str:
 
 
 def is_reverse(name: str) -> bool:
-    """Whether a layer so named runs backward in time: "<module path>.l<k>.reverse"."""
-    return name.endswith(REVERSE_SUFFIX)
+    """Whether a layer so named runs backward in time: "<module path>.l<k>.reverse", also as a
+    later call of its module ("<...>.reverse@2")."""
+    return name.partition("@")[0].endswith(REVERSE_SUFFIX)
 
 
 def last_forward_layer(names) -> str:

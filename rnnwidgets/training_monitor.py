@@ -53,7 +53,8 @@ class TrainingMonitor(monitor.TrainingMonitor):
         from .capture.spectra import dynamics  # torch: this is the torch-facing entry point
 
         inputs, _ = self.probe
-        dyn = dynamics(self.model, inputs, hidden=self.live.trace_kwargs.get("hidden"), k=1)
+        calling = {key: v for key, v in self.live.trace_kwargs.items() if key in ("hidden", "args", "kwargs")}
+        dyn = dynamics(self.model, inputs, k=1, **calling)      # called as the probe's trace calls it
         for name, d in dyn.layers.items():
             series = self.lyapunov.setdefault(name, MinMaxSeries(self._max_points))
             series.append(self.steps, float(np.nanmean(d.lyapunov[:, 0])))

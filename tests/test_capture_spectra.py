@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 import rnnwidgets as rw
 from rnnwidgets.capture import spectra
 from tests.model_state import assert_untouched, snapshot
+from tests.models import CharRNN, DecoderRNN, EncoderRNN, PackedClassifier
 from tests.reference_rnn import Reference, layer_weights, step
 
 RTOL = 1e-4
@@ -263,16 +264,8 @@ def test_bad_input_gets_one_sentence():
     with pytest.raises(TypeError, match="expected a torch.nn.Module"):
         rw.dynamics("model", torch.randn(4, 1, 2))
 
-    class Twice(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = nn.RNN(2, 3)
-
-        def forward(self, x):
-            return self.rnn(self.rnn(x)[0][..., :2])[0]
-
-    with pytest.raises(ValueError, match="ran 2 times in one forward"):
-        rw.dynamics(Twice(), torch.randn(4, 1, 2))
+    with pytest.raises(TypeError, match="kwargs names"):
+        rw.dynamics(lstm, torch.randn(4, 1, 2), kwargs={"nothing": 1})
 
 
 def test_half_precision_models_are_analysed_in_float32():
@@ -290,3 +283,187 @@ def test_numpy_blas_threads_left_as_found():
     before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
     rw.dynamics(nn.GRU(3, 4), torch.randn(5, 2, 3), k=2)
     assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+
+
+# ---- rw.trace's input conventions and each layer's own time axis ---------------------------------------
+def gru_step_jacobian(gru, x, h):
+    """dh'/dh of one step of a one-layer nn.GRU at input x (features,) and state h (units,), by autograd."""
+    one = lambda s: gru(x[None, None], s[None, None])[1].reshape(-1)  # noqa: E731
+    return torch.autograd.functional.jacobian(one, h.detach())
+
+
+def assert_spectrum(d, b, t, jac, k):
+    values = torch.linalg.svdvals(jac.double()).numpy()
+    np.testing.assert_allclose(d.singular_values[b, t], values[:k], rtol=RTOL, atol=1e-6, err_msg=f"{d.name} {b} {t}")
+    np.testing.assert_allclose(d.sigma_min[b, t], values[-1], rtol=RTOL, atol=1e-6 * values[0])
+
+
+class Seq2Seq(nn.Module):
+    """The seq2seq tutorial's encoder and decoder in one model: source (batch, 7), the decoder's GRU
+    called once per target step with teacher forcing; forward(source, target)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = EncoderRNN(12, 5), DecoderRNN(5, 11, max_length=9)
+
+    def forward(self, source, target):
+        encoder_outputs, encoder_hidden = self.encoder(source)
+        return self.decoder(encoder_outputs, encoder_hidden, target)[0]
+
+
+def test_encoder_decoder_each_layer_on_its_own_steps():
+    torch.manual_seed(11)
+    model = Seq2Seq().eval()
+    source, target = torch.randint(0, 12, (2, 7)), torch.randint(0, 11, (2, 9))
+    before = snapshot(model)
+    for dyn in (rw.dynamics(model, (source, target), k=3),                      # a tuple batch spread over forward
+                rw.dynamics(model, source, kwargs={"target": target}, k=3)):
+        assert_untouched(model, before)
+        enc, dec = dyn.layers["encoder.gru.l0"], dyn.layers["decoder.gru.l0"]
+        assert enc.singular_values.shape == (2, 7, 3) and dec.singular_values.shape == (2, 9, 3)
+        assert enc.lengths.tolist() == [7, 7] and dec.lengths.tolist() == [9, 9]
+        assert np.isfinite(enc.singular_values).all() and np.isfinite(dec.singular_values).all()
+        assert enc.pca.trajectory.shape == (2, 7, 3) and np.isfinite(enc.pca.trajectory).all()
+        with torch.no_grad():
+            xe = model.encoder.embedding(source)
+            h_enc = model.encoder.gru(xe)[0]                                    # (2, 7, 5)
+            steps_in = torch.cat([torch.zeros(2, 1, dtype=torch.long), target[:, :-1]], dim=1)
+            xd = torch.relu(model.decoder.embedding(steps_in))                  # (2, 9, 5)
+        for b in range(2):
+            h = torch.zeros(5)
+            for t in range(7):
+                assert_spectrum(enc, b, t, gru_step_jacobian(model.encoder.gru, xe[b, t], h), 3)
+                h = h_enc[b, t]
+            for t in range(9):   # the decoder starts from the encoder's final state and runs through its calls
+                assert_spectrum(dec, b, t, gru_step_jacobian(model.decoder.gru, xd[b, t], h), 3)
+                with torch.no_grad():
+                    h = model.decoder.gru(xd[b, t][None, None], h[None, None])[1].reshape(-1)
+        # the Lyapunov sums run through every call of the decoder, in order
+        assert np.isfinite(dec.lyapunov).all() and dec.lyapunov.shape == (2, 3)
+
+
+def test_decoder_with_hidden_and_kwargs():
+    torch.manual_seed(12)
+    encoder, decoder = EncoderRNN(12, 5).eval(), DecoderRNN(5, 11, max_length=6).eval()
+    source, target = torch.randint(0, 12, (3, 4)), torch.randint(0, 11, (3, 6))
+    with torch.no_grad():
+        encoder_outputs, encoder_hidden = encoder(source)
+    dyn = rw.dynamics(decoder, encoder_outputs, hidden=encoder_hidden, kwargs={"target_tensor": target}, k=2)
+    d = dyn.layers["gru.l0"]
+    with torch.no_grad():
+        xd = torch.relu(decoder.embedding(torch.cat([torch.zeros(3, 1, dtype=torch.long), target[:, :-1]], 1)))
+    for b in range(3):
+        h = encoder_hidden[0, b]
+        for t in range(6):
+            assert_spectrum(d, b, t, gru_step_jacobian(decoder.gru, xd[b, t], h), 2)
+            with torch.no_grad():
+                h = decoder.gru(xd[b, t][None, None], h[None, None])[1].reshape(-1)
+
+
+def test_a_module_called_twice_is_one_trajectory_each_call_from_its_own_state():
+    torch.manual_seed(13)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(2, 3)
+
+        def forward(self, x):
+            return self.rnn(self.rnn(x)[0][..., :2])[0]
+
+    model = Twice()
+    x = torch.randn(4, 1, 2)
+    d = rw.dynamics(model, x, k=3).layers["rnn.l0"]
+    assert d.singular_values.shape == (1, 8, 3)
+    with torch.no_grad():
+        first = model.rnn(x)[0][:, 0]                                          # (4, 3)
+    inputs = torch.cat([x[:, 0], first[:, :2]])                                 # (8, 2)
+    h = torch.zeros(3)
+    for t in range(8):
+        if t == 4:
+            h = torch.zeros(3)                                                  # the second call is given no state
+        one = lambda s, t=t: model.rnn(inputs[t][None, None], s[None, None])[1].reshape(-1)  # noqa: E731
+        assert_spectrum(d, 0, t, torch.autograd.functional.jacobian(one, h), 3)
+        with torch.no_grad():
+            h = one(h)
+
+
+def test_tuple_batch_with_lengths_and_step_module_kwargs():
+    torch.manual_seed(14)
+    model = PackedClassifier(vocab=15, embed=3, hidden=4).eval()
+    ids, lengths = torch.randint(1, 15, (3, 6)), torch.tensor([6, 2, 4])
+    ids[1, 2:] = 0
+    ids[2, 4:] = 0
+    d = rw.dynamics(model, (ids, lengths), k=2).layers["lstm.l0"]
+    assert d.lengths.tolist() == [6, 2, 4]
+    for b, n in enumerate(lengths.tolist()):
+        assert np.isfinite(d.singular_values[b, :n]).all() and np.isnan(d.singular_values[b, n:]).all()
+    jacs = reference_jacobians(model.lstm, model.embedding(ids).detach(), lengths.tolist(), name="lstm")["lstm.l0"]
+    for (b, t), jac in jacs.items():
+        np.testing.assert_allclose(d.singular_values[b, t], torch.linalg.svdvals(jac)[:2], rtol=RTOL)
+
+    char = CharRNN(n_categories=3, input_size=4, hidden_size=5, output_size=6)
+    category = torch.eye(3)[[0, 2]]                                             # one category per batch element
+    line = torch.randn(5, 2, 4)                                                 # (time, batch, letters)
+    d = rw.dynamics(char, line, kwargs={"category": category}, k=2).layers["charrnn"]
+    h = torch.zeros(2, 5)
+    for t in range(5):
+        for b in range(2):
+            one = lambda s, b=b, t=t: char(category[b][None], line[t, b][None], s[None])[1][0]  # noqa: E731
+            assert_spectrum(d, b, t, torch.autograd.functional.jacobian(one, h[b]).detach(), 2)
+        with torch.no_grad():
+            h = char(category, line[t], h)[1]
+
+
+def test_calls_joined_or_kept_apart_each_match_autograd_on_their_own_steps():
+    torch.manual_seed(15)
+
+    class TwoCalls(nn.Module):
+        """A 2-layer bidirectional GRU run on two full-length sequences (joined along time), the second
+        from the first's final state."""
+
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+
+        def forward(self, pair):
+            _, h = self.gru(pair[0])
+            return self.gru(pair[1], h)[0]
+
+    model = TwoCalls().double()
+    a, b = torch.randn(2, 3, 3, dtype=torch.float64), torch.randn(2, 4, 3, dtype=torch.float64)
+    dyn = rw.dynamics(model, (a, b), k=3)
+    assert dyn.layers["gru.l0.reverse"].singular_values.shape == (2, 7, 3)
+    with torch.no_grad():
+        _, h = model.gru(a)
+    for offset, x, h0 in ((0, a, None), (3, b, h)):      # each call from the state it was given
+        expected = reference_jacobians(model.gru, x, [x.shape[1]] * 2, h0=h0, name="gru")
+        for name, jacs in expected.items():
+            for (i, t), jac in jacs.items():
+                values = torch.linalg.svdvals(jac).numpy()
+                np.testing.assert_allclose(dyn.layers[name].singular_values[i, offset + t], values[:3], rtol=RTOL,
+                                           err_msg=f"{name} {i} {offset + t}")
+
+    class FedItsOwnState(nn.Module):
+        """The second call on a packed batch of unequal lengths: a layer of its own, "gru.l0@1"."""
+
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(3, 4)
+
+        def forward(self, pair):
+            _, h = self.gru(pair[0])
+            return self.gru(pair[1], h)[0]
+
+    model = FedItsOwnState().double()
+    a, b = torch.randn(5, 2, 3, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(b, torch.tensor([2, 3]), enforce_sorted=False)
+    dyn = rw.dynamics(model, (a, packed), k=2)
+    assert list(dyn.layers) == ["gru.l0", "gru.l0@1"]
+    d = dyn.layers["gru.l0@1"]
+    assert d.lengths.tolist() == [2, 3] and np.isnan(d.singular_values[0, 2]).all()
+    with torch.no_grad():
+        _, h = model.gru(a)
+    expected = reference_jacobians(model.gru, b.transpose(0, 1), [2, 3], h0=h, name="gru")["gru.l0"]
+    for (i, t), jac in expected.items():
+        np.testing.assert_allclose(d.singular_values[i, t], torch.linalg.svdvals(jac)[:2].numpy(), rtol=RTOL)

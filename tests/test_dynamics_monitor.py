@@ -47,3 +47,21 @@ def test_dynamics_needs_a_probe_and_is_off_by_default():
         rw.TrainingMonitor(torch.nn.GRU(3, 6), dynamics=True)
     mon = rw.TrainingMonitor(torch.nn.GRU(3, 6), probe=torch.randn(2, 5, 3))
     assert not mon.dynamics and not hasattr(mon, "lyapunov_chart")
+
+
+def test_monitor_calls_the_model_as_the_probe_trace_does():
+    from tests.models import DecoderRNN, EncoderRNN
+    torch.manual_seed(1)
+    encoder, decoder = EncoderRNN(12, 5).eval(), DecoderRNN(5, 11, max_length=6)
+    source, target = torch.randint(0, 12, (3, 4)), torch.randint(0, 11, (3, 6))
+    with torch.no_grad():
+        encoder_outputs, encoder_hidden = encoder(source)
+    mon = rw.TrainingMonitor(decoder, probe=encoder_outputs, every=1, dynamics=True, clock=FakeClock(),
+                             hidden=encoder_hidden, kwargs={"target_tensor": target})
+    want = rw.dynamics(decoder, encoder_outputs, hidden=encoder_hidden, kwargs={"target_tensor": target}, k=1)
+    loss = decoder(encoder_outputs, encoder_hidden, target)[0].exp().pow(2).mean()
+    loss.backward()
+    mon.step(loss)
+    mon.flush()
+    _, values = mon.lyapunov["gru.l0"].points()
+    np.testing.assert_allclose(values, [want.layers["gru.l0"].lyapunov[:, 0].mean()], rtol=1e-6)

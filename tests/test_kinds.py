@@ -79,6 +79,7 @@ def test_layer_names_and_the_reverse_rule():
     assert is_reverse("enc.rnn.l2.reverse") and is_reverse(layer_name("gru", 1, True))
     assert not is_reverse("lstm.l0") and not is_reverse("reverse.l0") and not is_reverse("lstm.l0_reverse")
     assert not is_reverse("lstm.l0reverse")
+    assert is_reverse("dec.gru.l0.reverse@1") and not is_reverse("dec.gru.l0@1")   # a later call of the module
 
 
 def test_the_layer_shown_first_is_the_last_forward_one():

@@ -55,8 +55,12 @@ def test_bad_arguments_get_one_sentence(setup):
     dyn, fps = setup
     with pytest.raises(TypeError, match="expected a rw.Dynamics"):
         rw.DynamicsView(fps)
-    with pytest.raises(ValueError, match="the fixed points are of 'gru.l0'"):
-        rw.DynamicsView(dyn, fps, layer="gru.l1")
+    with pytest.raises(ValueError, match="the fixed points are of 'gru.l0', which the dynamics do not have"):
+        rw.DynamicsView(rw.Dynamics({"gru.l1": dyn.layers["gru.l1"]}), fps)
+    with pytest.raises(ValueError, match="one rw.FixedPoints per layer"):
+        rw.DynamicsView(dyn, [fps, fps])
+    with pytest.raises(TypeError, match="expected a rw.FixedPoints"):
+        rw.DynamicsView(dyn, "points")
     with pytest.raises(ValueError, match=r"batch must be in \[0, 2\)"):
         rw.DynamicsView(dyn, batch=2)
 
@@ -109,3 +113,43 @@ def test_explorer_keeps_the_gradient_view_and_the_dynamics_panel_as_followers():
         assert all(any(f is c for f in followers) for c in cursors)
         explorer.update(x[:, :5])
     assert explorer.dynamics.index["steps"] == 5
+
+
+def test_explorer_with_fixed_points_draws_them_on_their_layer():
+    torch.manual_seed(3)
+    gru = nn.GRU(2, 4, num_layers=2, batch_first=True)
+    x = torch.randn(2, 8, 2)
+    dyn = rw.dynamics(gru, x, k=2)
+    fps0 = rw.fixed_points(gru, layer="gru.l0", states=dyn, n_init=8, adam_steps=30)
+    fps1 = rw.fixed_points(gru, layer="gru.l1", states=dyn, n_init=8, adam_steps=30)
+    explorer = rw.explore(gru, x, dynamics=[fps0, fps1])
+    panel = explorer.dynamics
+    assert panel.layer == "gru.l1" and panel.index["points"] == len(fps1)
+    np.testing.assert_allclose(arrays(panel)["points"].reshape(-1, 3), dyn.layers["gru.l1"].pca.project(fps1.states),
+                               rtol=1e-5, atol=1e-6)
+    explorer.select(layer="gru.l0")
+    assert panel.index["points"] == len(fps0)
+    explorer.update(x[:, :5])                           # new inputs keep the fixed points
+    assert explorer.dynamics.index["points"] == len(fps0) and explorer.dynamics.index["steps"] == 5
+    one = rw.explore(gru, x, dynamics=fps0)             # one FixedPoints: the panel opens on its layer's points
+    one.select(layer="gru.l0")
+    assert one.dynamics.index["points"] == len(fps0)
+    with pytest.raises(TypeError, match="expected True, False, a rw.FixedPoints"):
+        rw.explore(gru, x, dynamics="yes")
+
+
+def test_explorer_dynamics_calls_the_model_as_its_trace_does():
+    from tests.models import DecoderRNN, EncoderRNN
+    torch.manual_seed(4)
+    encoder, decoder = EncoderRNN(12, 5).eval(), DecoderRNN(5, 11, max_length=6).eval()
+    source, target = torch.randint(0, 12, (2, 4)), torch.randint(0, 11, (2, 6))
+    with torch.no_grad():
+        encoder_outputs, encoder_hidden = encoder(source)
+    explorer = rw.explore(decoder, encoder_outputs, hidden=encoder_hidden, kwargs={"target_tensor": target},
+                          dynamics=True)
+    want = rw.dynamics(decoder, encoder_outputs, hidden=encoder_hidden, kwargs={"target_tensor": target})
+    np.testing.assert_allclose(arrays(explorer.dynamics)["sigma_max"], want.layers["gru.l0"].singular_values[0, :, 0],
+                               rtol=1e-6)
+    explorer.update(encoder_outputs.clone())   # recomputed with the same hidden and target: the same numbers
+    np.testing.assert_allclose(arrays(explorer.dynamics)["sigma_max"], want.layers["gru.l0"].singular_values[0, :, 0],
+                               rtol=1e-6)

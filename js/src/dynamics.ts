@@ -1,15 +1,18 @@
 // One layer's dynamics (rnnwidgets.widgets.dynamics_view.DynamicsView), drawn from one float32
 // buffer: the state's trajectory in its PCA plane with the current step marked and the fixed
-// points on it (stable filled, unstable hollow, the first unstable mode as a short arrow); the
-// step Jacobian's sigma_max and sigma_min per step (log scale, with the line sigma = 1) and the
-// running exponent; the eigenvalues of the fixed point nearest the current state against the
+// points on it (stable filled, unstable hollow, the first unstable mode as short arrows both ways); the
+// step Jacobian's sigma_max and sigma_min per step (log scale with decade ticks, the line sigma = 1)
+// and the running finite-time exponent (as e^λ_t on the same axis), min and max per pixel column
+// when the steps outnumber the pixels; the eigenvalues of the fixed point nearest the current state against the
 // unit circle. The step slider moves everything here, without the kernel; `t` is saved once a
 // move rests.
 //
 // Inside an Explorer (rw.explore(..., dynamics=True): the view is a child of .rw-explorer-box and
 // one of the Explorer's followers, which sets `t` at every step) the spectrum sits on a row of its
-// own under the heatmap's columns: same left edge, same width, step t at the heatmap's column
-// centre (timeaxis.ts xOfStep); the Explorer's slider drives it and the view's own is hidden.
+// own under the heatmap's columns: its plot has the heatmap's left edge and width, step t at the
+// heatmap's column centre (timeaxis.ts xOfStep; a long sequence's overview keeps every step on that
+// axis), the decade labels in the margin beside it; the Explorer's slider drives it and the view's
+// own is hidden.
 //
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-dyn            the root              .rw-dyn-title     the title
@@ -122,7 +125,9 @@ export type Ctx = Pick<CanvasRenderingContext2D,
     fillStyle: unknown; strokeStyle: unknown; lineWidth: number; font: string; globalAlpha: number;
   };
 
-export interface Colours { fg: string; muted: string; line: string; accent: string; stable: string; unstable: string }
+export interface Colours {
+  fg: string; muted: string; line: string; accent: string; stable: string; unstable: string; exponent: string;
+}
 
 export function colours(el: Element | null): Colours {
   const css = el && typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
@@ -131,6 +136,7 @@ export function colours(el: Element | null): Colours {
     fg: v("--jp-ui-font-color1", "#222"), muted: v("--jp-ui-font-color2", "#616161"),
     line: v("--jp-brand-color1", "#1976d2"), accent: v("--jp-warn-color0", "#e65100"),
     stable: v("--jp-success-color1", "#2e7d32"), unstable: v("--jp-error-color1", "#c62828"),
+    exponent: v("--jp-accent-color1", "#388e3c"),
   };
 }
 
@@ -169,12 +175,20 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
       ctx.lineWidth = 2;
       ctx.stroke();
       const ax = d.arrows[i * 3], ay = d.arrows[i * 3 + yc];
-      if (ax !== 0 || ay !== 0) {   // the unstable mode, both ways
-        ctx.lineWidth = 1;
-        ctx.beginPath();
-        ctx.moveTo(X(px[i] - ax * span), Y(py[i] - ay * span));
-        ctx.lineTo(X(px[i] + ax * span), Y(py[i] + ay * span));
-        ctx.stroke();
+      if (ax !== 0 || ay !== 0) {   // the unstable mode: short arrows both ways, away from the point
+        ctx.lineWidth = 1.5;
+        for (const sign of [-1, 1]) {
+          const tipX = X(px[i] + sign * ax * span), tipY = Y(py[i] + sign * ay * span);
+          const fromX = X(px[i] + sign * ax * span * 0.35), fromY = Y(py[i] + sign * ay * span * 0.35);
+          const a = Math.atan2(tipY - fromY, tipX - fromX);
+          ctx.beginPath();
+          ctx.moveTo(fromX, fromY);
+          ctx.lineTo(tipX, tipY);
+          ctx.moveTo(tipX - 6 * Math.cos(a - 0.5), tipY - 6 * Math.sin(a - 0.5));
+          ctx.lineTo(tipX, tipY);
+          ctx.lineTo(tipX - 6 * Math.cos(a + 0.5), tipY - 6 * Math.sin(a + 0.5));
+          ctx.stroke();
+        }
       }
     }
   }
@@ -184,7 +198,7 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
     ctx.arc(X(xs[t]), Y(ys[t]), 4, 0, 2 * Math.PI);
     ctx.fill();
   }
-  ctx.fillStyle = c.muted;
+  ctx.fillStyle = c.fg;
   ctx.font = "11px sans-serif";
   ctx.fillText("PC1 →", w - 44, h - 6);
   ctx.fillText(`PC${yc + 1} ↑`, 2, 12);
@@ -193,56 +207,129 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
 /** log10 of a positive value; NaN otherwise (a step past the length, or sigma = 0). */
 const log10 = (v: number) => (v > 0 ? Math.log10(v) : NaN);
 
+const SUPERSCRIPT: Record<string, string> = {
+  "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹",
+};
+
+/** "10ⁿ" for an integer n, written with superscript digits. */
+export function decadeLabel(n: number): string {
+  return `10${String(n).split("").map((ch) => SUPERSCRIPT[ch] ?? ch).join("")}`;
+}
+
+/** The decades (integer powers of ten) inside [lo, hi] (log10 units) to label on an axis `height`
+ * pixels tall: every one when they are at least MIN_TICK_PX apart, else every 2nd, 5th, 10th...,
+ * always including 10⁰. */
+export function decades(lo: number, hi: number, height: number): number[] {
+  const first = Math.ceil(lo) || 0, last = Math.floor(hi) || 0;   // (no -0)
+  if (last < first) return [];
+  const perDecade = height / Math.max(hi - lo, 1e-9);
+  const stride = [1, 2, 5, 10, 20, 50, 100].find((s) => s * perDecade >= MIN_TICK_PX) ?? 100;
+  const out: number[] = [];
+  for (let n = first; n <= last; n++) if (n % stride === 0) out.push(n);
+  return out;
+}
+const MIN_TICK_PX = 16;
+
 /**
- * sigma_max and sigma_min per step on a log scale, the line sigma = 1 dashed, the current step.
- * `aligned`: step t at the centre of column t of a heatmap as wide as the canvas (the axis labels
- * inside the plot); else a left margin for the labels.
+ * Per pixel column of a plot `width` pixels wide over `steps` steps, the min and max of `f(i)` over
+ * the steps that column holds (timeaxis.ts stepAtX's rule: column x holds steps
+ * [floor(x·steps/width), floor((x+1)·steps/width))), NaN where none is finite. A long sequence
+ * draws `width` segments and no spike is lost.
+ */
+export function columnExtremes(f: (i: number) => number, steps: number, width: number): { lo: Float64Array; hi: Float64Array } {
+  const lo = new Float64Array(width).fill(NaN), hi = new Float64Array(width).fill(NaN);
+  for (let x = 0; x < width; x++) {
+    const a = Math.floor((x * steps) / width), b = Math.max(a + 1, Math.floor(((x + 1) * steps) / width));
+    let mn = Infinity, mx = -Infinity;
+    for (let i = a; i < Math.min(b, steps); i++) {
+      const v = f(i);
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
+    }
+    if (mn <= mx) { lo[x] = mn; hi[x] = mx; }
+  }
+  return { lo, hi };
+}
+
+/** The running finite-time exponent (nats per step) as a value on the sigma axis: e^λ, in log10. */
+const exponentLog10 = (lambda: number) => lambda / Math.LN10;
+
+/**
+ * sigma_max and sigma_min per step on a log scale with decade ticks, the running finite-time
+ * exponent (e^λ_t: the geometric mean of sigma_max so far), the line sigma = 1 dashed, the current
+ * step. `left`: the plot starts `left` pixels in and spans the rest, step t at the centre of
+ * column t of a heatmap that wide (timeaxis.ts xOfStep; the decade labels in the margin);
+ * null: a margin of 40 pixels for the labels. More steps than pixels: each pixel column draws the
+ * min and max of the steps it holds, as the heatmap's overview does.
  */
 export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h: number, c: Colours,
-  aligned = false): [number, number] {
+  left: number | null = null): [number, number] {
   ctx.clearRect(0, 0, w, h);
+  const series: [(i: number) => number, string][] = [
+    [(i) => log10(d.sigmaMax[i]), c.line], [(i) => log10(d.sigmaMin[i]), c.muted],
+    [(i) => exponentLog10(d.exponent[i]), c.exponent],
+  ];
   let lo = 0, hi = 0;   // always show log sigma = 0
-  for (const a of [d.sigmaMax, d.sigmaMin]) {
+  for (const [f] of series) {
     for (let i = 0; i < d.steps; i++) {
-      const v = log10(a[i]);
+      const v = f(i);
       if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     }
   }
   const pad = (hi - lo) * 0.08 || 0.5;
   lo -= pad; hi += pad;
-  const X = aligned ? (i: number) => xOfStep(i, d.steps, w) : scaler(0, Math.max(d.steps - 1, 1), 40, w - 8);
+  const x0 = left ?? 40, x1 = left === null ? w - 8 : w;
+  const X = left === null ? scaler(0, Math.max(d.steps - 1, 1), x0, x1) : (i: number) => left + xOfStep(i, d.steps, w - left);
   const Y = scaler(lo, hi, h - 18, 6);
+  ctx.lineWidth = 1;
+  ctx.fillStyle = c.fg;
+  ctx.strokeStyle = c.fg;
+  ctx.font = "11px sans-serif";
+  for (const n of decades(lo, hi, h - 24)) {   // ticks and labels: 10ⁿ at each decade
+    ctx.beginPath();
+    ctx.moveTo(x0 - 4, Y(n));
+    ctx.lineTo(x0, Y(n));
+    ctx.stroke();
+    ctx.fillText(decadeLabel(n), 0, Math.max(Y(n) + 4, 10));
+  }
   ctx.setLineDash([4, 3]);
   ctx.strokeStyle = c.muted;
-  ctx.lineWidth = 1;
   ctx.beginPath();
   ctx.moveTo(X(0), Y(0));
   ctx.lineTo(X(d.steps - 1), Y(0));
   ctx.stroke();
   ctx.setLineDash([]);
-  const series: [Float32Array, string][] = [[d.sigmaMax, c.line], [d.sigmaMin, c.muted]];
-  for (const [a, colour] of series) {
+  const width = Math.max(1, Math.round(x1 - x0));
+  for (const [f, colour] of series) {
     ctx.strokeStyle = colour;
     ctx.lineWidth = 1.5;
     ctx.beginPath();
     let pen = false;
-    for (let i = 0; i < d.steps; i++) {
-      const v = log10(a[i]);
-      if (!Number.isFinite(v)) { pen = false; continue; }
-      if (pen) ctx.lineTo(X(i), Y(v)); else ctx.moveTo(X(i), Y(v));
-      pen = true;
+    if (d.steps > width) {   // one vertical run per pixel column: its steps' min to max
+      const { lo: a, hi: b } = columnExtremes(f, d.steps, width);
+      for (let x = 0; x < width; x++) {
+        if (!Number.isFinite(a[x])) { pen = false; continue; }
+        if (pen) ctx.lineTo(x0 + x + 0.5, Y(a[x])); else ctx.moveTo(x0 + x + 0.5, Y(a[x]));
+        ctx.lineTo(x0 + x + 0.5, Y(b[x]));
+        pen = true;
+      }
+    } else {
+      for (let i = 0; i < d.steps; i++) {
+        const v = f(i);
+        if (!Number.isFinite(v)) { pen = false; continue; }
+        if (pen) ctx.lineTo(X(i), Y(v)); else ctx.moveTo(X(i), Y(v));
+        pen = true;
+      }
     }
     ctx.stroke();
   }
   ctx.strokeStyle = c.accent;
+  ctx.lineWidth = 1.5;
   ctx.beginPath();
   ctx.moveTo(X(t), 0);
   ctx.lineTo(X(t), h - 14);
   ctx.stroke();
-  ctx.fillStyle = c.muted;
-  ctx.font = "11px sans-serif";
-  ctx.fillText(`10^${hi.toFixed(1)}`, 0, 12);
-  ctx.fillText(`10^${lo.toFixed(1)}`, 0, h - 18);
+  ctx.fillStyle = c.fg;
   ctx.fillText("step →", w - 44, h - 2);
   return [lo, hi];
 }
@@ -310,8 +397,22 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   }
   const right = element("div", "rw-dyn-right", row);
   right.style.cssText = "display: flex; flex-direction: column; gap: 4px;";
-  const spectrumTitle = element("div", "rw-dyn-caption", right);
-  spectrumTitle.textContent = "σ_max (blue) and σ_min (grey) of the step Jacobian, log scale; dashed: σ = 1";
+  const spectrumTitle = element("div", "rw-dyn-caption rw-dyn-spectrum-legend", right);
+  spectrumTitle.style.cssText = "display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: center;";
+  const swatches: [keyof Colours, string, boolean][] = [
+    ["line", "σ_max", false], ["muted", "σ_min", false],
+    ["exponent", "running exponent: e^λ_t, the geometric mean of σ_max so far", false], ["muted", "σ = 1", true],
+  ];
+  const swatchEls: [HTMLElement, keyof Colours][] = [];
+  element("span", "", spectrumTitle).textContent = "step Jacobian, log scale:";
+  for (const [key, label, dashed] of swatches) {
+    const item = element("span", "rw-dyn-key", spectrumTitle);
+    const mark = element("span", "rw-dyn-swatch", item);
+    mark.style.cssText = `display: inline-block; width: 16px; height: 0; margin-right: 4px; vertical-align: middle; ` +
+      `border-top: 2px ${dashed ? "dashed" : "solid"};`;
+    element("span", "", item).textContent = label;
+    swatchEls.push([mark, key]);
+  }
   const spectrum = element("canvas", "rw-dyn-spectrum", right);
   spectrum.width = 460; spectrum.height = 150;
   const eigenTitle = element("div", "rw-dyn-caption", right);
@@ -332,7 +433,16 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
 
   let data: DynamicsData;
   let timer: ReturnType<typeof setTimeout> | null = null;
-  const palette = colours(root);
+  let palette = colours(root);
+  let plotLeft: number | null = null;   // inside an Explorer: where the heatmap's columns start on the spectrum
+  function paint(): void {
+    for (const [mark, key] of swatchEls) mark.style.borderTopColor = palette[key];
+  }
+  paint();
+  // A theme switch: the colours re-read from the page (after the theme's CSS is loaded), and redrawn.
+  const themeWatch = typeof MutationObserver === "function"
+    ? new MutationObserver(() => { palette = colours(root); paint(); draw(); }) : null;
+  themeWatch?.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
   const ctxOf = (canvas: HTMLCanvasElement) => canvas.getContext("2d") as Ctx | null;
 
   function load(): void {
@@ -343,7 +453,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     const ly = index.lyapunov.map((v) => (Number.isFinite(v) ? v.toFixed(3) : "–")).join(", ");
     const ev = index.explained.map((v) => `${(v * 100).toFixed(0)}%`).join(", ");
     legend.textContent = `PCA plane of h (variance explained ${ev}); fixed points: filled stable, hollow unstable ` +
-      `(line: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
+      `(arrows: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
       (index.reverse ? "; this direction runs backward in time" : "");
     draw();
   }
@@ -354,7 +464,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     const yc = yaxis.value === "2" ? 2 : 1;
     const p = ctxOf(plane), s = ctxOf(spectrum), e = ctxOf(eigen);
     if (p) drawPlane(p, data, t, yc, plane.width, plane.height, palette);
-    if (s) drawSpectrum(s, data, t, spectrum.width, spectrum.height, palette, heatmap !== null);
+    if (s) drawSpectrum(s, data, t, spectrum.width, spectrum.height, palette, plotLeft);
     const nearest = data.points ? data.nearest[t] : -1;
     if (e) drawEigen(e, data, nearest, eigen.width, palette);
     eigenTitle.textContent = nearest >= 0
@@ -374,12 +484,14 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
       alignedRow.append(spectrumTitle, spectrum);
       slider.style.display = "none";     // the Explorer's slider drives this view
     }
+    // the canvas runs from the row's left edge (the decade labels, beside the heatmap's unit ids)
+    // to the heatmap's right edge; its plot spans exactly the heatmap's columns
     const box = heatmap.getBoundingClientRect(), rowBox = alignedRow.getBoundingClientRect();
-    const left = Math.round(box.left - rowBox.left), width = Math.round(box.width);
-    if (spectrum.width !== width || spectrum.style.marginLeft !== `${left}px`) {
+    const left = Math.max(0, Math.round(box.left - rowBox.left)), width = left + Math.round(box.width);
+    if (spectrum.width !== width || plotLeft !== left) {
       spectrum.width = width;
       spectrum.style.width = `${width}px`;
-      spectrum.style.marginLeft = `${left}px`;
+      plotLeft = left;
       spectrumTitle.style.marginLeft = `${left}px`;
       draw();
     }
@@ -406,6 +518,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     if (timer) clearTimeout(timer);
     clearInterval(retry);
     resize?.disconnect();
+    themeWatch?.disconnect();
     model.off("change:t", draw);
     model.off("change:buffer", load);
     model.off("change:index", load);

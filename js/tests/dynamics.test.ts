@@ -1,12 +1,14 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
-  type Colours, type Ctx, type DynamicsIndex, type DynamicsModel, decodeDynamics, drawEigen, drawPlane, drawSpectrum,
-  extent, readout, renderDynamics,
+  type Colours, type Ctx, type DynamicsData, type DynamicsIndex, type DynamicsModel, columnExtremes, decadeLabel, decades,
+  decodeDynamics, drawEigen, drawPlane, drawSpectrum, extent, readout, renderDynamics,
 } from "../src/dynamics";
 import { FakeModel } from "./fake_model";
 
-const C: Colours = { fg: "fg", muted: "muted", line: "line", accent: "accent", stable: "stable", unstable: "unstable" };
+const C: Colours = {
+  fg: "fg", muted: "muted", line: "line", accent: "accent", stable: "stable", unstable: "unstable", exponent: "exponent",
+};
 
 /** A fake payload: 4 steps (the last past the length), 2 fixed points (0 stable, 1 a saddle), state 2. */
 function payload(): { index: DynamicsIndex; floats: Float32Array } {
@@ -118,16 +120,83 @@ describe("dynamics drawing", () => {
   it("puts the step cursor at the heatmap's column centre when aligned, past a label margin otherwise", () => {
     const { index, floats } = payload();
     const d = decodeDynamics(index, floats);
-    const cursorX = (aligned: boolean) => {
+    const cursorX = (left: number | null) => {
       const moves: [number, unknown][] = [];
       const ctx = new Recorder();
       const record = { moveTo: (x: number) => moves.push([x, ctx.strokeStyle]) };
       Object.assign(ctx, record);
-      drawSpectrum(ctx as unknown as Ctx, d, 2, 400, 150, C, aligned);
+      drawSpectrum(ctx as unknown as Ctx, d, 2, 400, 150, C, left);
       return moves.filter(([, style]) => style === "accent").map(([x]) => x);
     };
-    expect(cursorX(true)).toEqual([((2 + 0.5) / 4) * 400]);    // timeaxis.xOfStep(2, 4, 400)
-    expect(cursorX(false)).toEqual([40 + (2 / 3) * (400 - 8 - 40)]);
+    expect(cursorX(0)).toEqual([((2 + 0.5) / 4) * 400]);    // timeaxis.xOfStep(2, 4, 400)
+    expect(cursorX(44)).toEqual([44 + ((2 + 0.5) / 4) * 356]);   // the heatmap's columns start 44 px in
+    expect(cursorX(null)).toEqual([40 + (2 / 3) * (400 - 8 - 40)]);
+  });
+
+  /** Each path stroked: its style and its points. */
+  function paths(draw: (ctx: Ctx) => void) {
+    const out: { style: unknown; points: [number, number][] }[] = [];
+    let points: [number, number][] = [];
+    const ctx = new Recorder();
+    Object.assign(ctx, {
+      beginPath: () => { points = []; },
+      moveTo: (x: number, y: number) => points.push([x, y]),
+      lineTo: (x: number, y: number) => points.push([x, y]),
+      stroke: () => out.push({ style: ctx.strokeStyle, points }),
+    });
+    draw(ctx as unknown as Ctx);
+    return out;
+  }
+
+  it("draws the running exponent as e^λ on the sigma axis", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    let range: [number, number] = [0, 0];
+    const drawn = paths((ctx) => { range = drawSpectrum(ctx, d, 0, 460, 150, C); });
+    const line = drawn.filter((p) => p.style === "exponent");
+    expect(line).toHaveLength(1);
+    expect(line[0].points).toHaveLength(3);                   // the valid steps (the 4th is NaN)
+    const [lo, hi] = range;
+    const y = (v: number) => 150 - 18 + ((v - lo) / (hi - lo)) * (6 - (150 - 18));
+    // e^0.69 ≈ 2 = σ_max at step 0: the same height; e^0 = 1 at step 2: on the dashed line σ = 1
+    expect(line[0].points[0][1]).toBeCloseTo(y(0.69 / Math.LN10), 6);
+    expect(line[0].points[2][1]).toBeCloseTo(y(0), 6);
+  });
+
+  it("labels decades only, in superscript, at least 16 px apart", () => {
+    expect(decadeLabel(0)).toBe("10⁰");
+    expect(decadeLabel(-12)).toBe("10⁻¹²");
+    expect(decades(-7.6, 0.6, 126)).toEqual([-6, -4, -2, 0]);     // 8.2 decades: every 2nd
+    expect(decades(-1.2, 0.4, 126)).toEqual([-1, 0]);
+    expect(decades(-0.3, 0.3, 126)).toEqual([0]);
+    const { index, floats } = payload();
+    const texts: string[] = [];
+    const ctx = new Recorder();
+    Object.assign(ctx, { fillText: (text: string) => texts.push(text) });
+    drawSpectrum(ctx as unknown as Ctx, decodeDynamics(index, floats), 0, 460, 150, C);
+    const labels = texts.filter((t) => t.startsWith("10"));
+    expect(labels).toEqual(["10⁻¹", "10⁰"]);
+    expect(texts.every((t) => !t.includes("^") && !t.includes("."))).toBe(true);
+  });
+
+  it("draws a long sequence as each pixel column's min and max, keeping a one-step spike", () => {
+    const steps = 5000;
+    const sigma = new Float32Array(steps).fill(0.5);
+    sigma[3210] = 50;                                         // one step far above the rest
+    const d: DynamicsData = {
+      ...decodeDynamics(payload().index, payload().floats), steps, length: steps, sigmaMax: sigma,
+      sigmaMin: new Float32Array(steps).fill(0.1), exponent: new Float32Array(steps).fill(-0.5),
+      trajectory: new Float32Array(steps * 3), nearest: new Float32Array(steps).fill(-1), points: 0,
+    };
+    const { lo, hi } = columnExtremes((i) => sigma[i], steps, 100);
+    expect(hi[Math.floor((3210 * 100) / steps)]).toBe(50);
+    expect(lo.every((v) => v === 0.5)).toBe(true);
+    const drawn = paths((ctx) => drawSpectrum(ctx, d, 3210, 544, 150, C, 44));
+    const top = drawn.find((p) => p.style === "line")!;
+    expect(top.points.length).toBeLessThanOrEqual(2 * 500);  // two points per pixel column of the 500-px plot
+    const peak = top.points.reduce((a, b) => (b[1] < a[1] ? b : a));
+    const cursor = drawn.find((p) => p.style === "accent")!.points[0][0];
+    expect(Math.abs(peak[0] - cursor)).toBeLessThanOrEqual(1);   // the spike sits under the cursor at its step
   });
 
   it("reads out the step's sigmas and the nearest fixed point", () => {

@@ -299,9 +299,11 @@ def recurrences(model: nn.Module) -> dict:
 class AutogradStep:
     """A step module ``forward(input, hidden) -> (output, hidden)`` as a map of its state, with its
     Jacobian through ``torch.func`` (vmap over the batch of one jacrev): for models without a
-    closed form. The hidden is a (batch, units) tensor or a tuple of them (s is their concatenation)."""
+    closed form. The hidden is a (batch, units) tensor or a tuple of them (s is their concatenation).
+    ``bound`` (call.py's Bound): the forward's other arguments, held fixed; those with one row per
+    batch element are taken row by row with the state."""
 
-    def __init__(self, model: nn.Module, hidden_like):
+    def __init__(self, model: nn.Module, hidden_like, bound=None):
         self.model = model
         parts = hidden_like if isinstance(hidden_like, (tuple, list)) else (hidden_like,)
         if not all(isinstance(p, torch.Tensor) and p.dim() == 2 for p in parts):
@@ -310,6 +312,8 @@ class AutogradStep:
         self.sizes = [p.shape[1] for p in parts]
         self.tuple = isinstance(hidden_like, (tuple, list))
         self.state_size = sum(self.sizes)
+        self.batch = parts[0].shape[0]
+        self.bound = bound
 
     def hidden(self, s: torch.Tensor):
         parts = torch.split(s, self.sizes, dim=-1)
@@ -318,12 +322,33 @@ class AutogradStep:
     def flat(self, hidden) -> torch.Tensor:
         return torch.cat(list(hidden), dim=-1) if self.tuple else hidden
 
-    def step(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """F(x, s) for (batch, ·) tensors."""
-        return self.flat(self.model(x, self.hidden(s))[1])
+    def rows(self) -> dict:
+        """The bound call's other tensors with one row per batch element: "p<i>" positional, "k<name>" by name."""
+        if self.bound is None or self.batch == 1:
+            return {}
+        slots = (self.bound.input_at, self.bound.hidden_at)
+        items = {f"p{i}": v for i, v in enumerate(self.bound.positional) if i not in slots}
+        items.update({f"k{n}": v for n, v in self.bound.keywords.items()})
+        return {key: v for key, v in items.items()
+                if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == self.batch}
 
-    def jacobian(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """dF/ds for (batch, ·) x and s: (batch, state, state)."""
-        one = lambda s1, x1: self.step(x1.unsqueeze(0), s1.unsqueeze(0)).squeeze(0)  # noqa: E731
+    def step(self, x: torch.Tensor, s: torch.Tensor, rows: Optional[dict] = None) -> torch.Tensor:
+        """F(x, s) for (batch, ·) tensors (``rows``: the bound call's per-row tensors for this batch)."""
+        if self.bound is None:
+            return self.flat(self.model(x, self.hidden(s))[1])
+        args, kwargs = self.bound.at(x, self.hidden(s))
+        args = list(args)
+        for key, v in (rows or {}).items():
+            if key[0] == "p":
+                args[int(key[1:])] = v
+            else:
+                kwargs[key[1:]] = v
+        return self.flat(self.model(*args, **kwargs)[1])
+
+    def jacobian(self, x: torch.Tensor, s: torch.Tensor, repeat: int = 1) -> torch.Tensor:
+        """dF/ds for (n, ·) x and s: (n, state, state); row i belongs to batch element i // repeat."""
+        rows = {key: v.repeat_interleave(repeat, dim=0) for key, v in self.rows().items()}
+        one = lambda s1, x1, r1: self.step(x1.unsqueeze(0), s1.unsqueeze(0),  # noqa: E731
+                                           {key: v.unsqueeze(0) for key, v in r1.items()}).squeeze(0)
         with torch.enable_grad():
-            return torch.func.vmap(torch.func.jacrev(one))(s, x).detach()
+            return torch.func.vmap(torch.func.jacrev(one))(s, x, rows).detach()

@@ -1,7 +1,7 @@
 """``rw.DynamicsView(dyn, fps)``: one layer's dynamics drawn in the browser (js/src/dynamics.ts).
 
 The state's trajectory in its PCA plane with the current step marked and the fixed points on it
-(stable filled, unstable hollow, the first unstable mode as a short arrow); σ_max and σ_min of
+(stable filled, unstable hollow, the first unstable mode as short arrows); σ_max and σ_min of
 the step Jacobian per step with the running exponent; the eigenvalues of the fixed point nearest the
 current state against the unit circle. A step slider in the view moves all of them without the
 kernel. Everything travels as one float32 buffer with a small JSON index; numpy only.
@@ -62,8 +62,8 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -
 class DynamicsView(anywidget.AnyWidget):
     """``DynamicsView(dyn, fps=None, layer=None, batch=0)``: one layer's dynamics, scrubbable.
 
-    ``t`` is the step shown (the slider's); ``layer`` and ``batch`` choose what is sent. ``fps``
-    must be of the same layer (``fps.layer``).
+    ``t`` is the step shown (the slider's); ``layer`` and ``batch`` choose what is sent. ``fps``:
+    a rw.FixedPoints or a list of them (one per layer), each drawn while its layer is shown.
     """
 
     _esm = BUNDLE
@@ -75,30 +75,35 @@ class DynamicsView(anywidget.AnyWidget):
     t = traitlets.Int(0).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, dyn: Dynamics, fps: Optional[FixedPoints] = None, layer: Optional[str] = None,
+    def __init__(self, dyn: Dynamics, fps=None, layer: Optional[str] = None,
                  batch: int = 0, t: int = 0, **kwargs):
         if not isinstance(dyn, Dynamics):
             raise TypeError(f"DynamicsView: expected a rw.Dynamics (from rw.dynamics), got {type(dyn).__name__}")
-        if fps is not None and not isinstance(fps, FixedPoints):
-            raise TypeError(f"DynamicsView: fps: expected a rw.FixedPoints (from rw.fixed_points) or None, "
-                            f"got {type(fps).__name__}")
-        layer = layer or (fps.layer if fps is not None else next(iter(dyn.layers)))
+        found = [] if fps is None else list(fps) if isinstance(fps, (list, tuple)) else [fps]
+        if not all(isinstance(f, FixedPoints) for f in found):
+            raise TypeError(f"DynamicsView: fps: expected a rw.FixedPoints (from rw.fixed_points), a list of them "
+                            f"(one per layer) or None, got {type(fps).__name__}")
+        self.fixed_points = {f.layer: f for f in found}      # layer -> its fixed points
+        if len(self.fixed_points) < len(found):
+            raise ValueError(f"DynamicsView: fps: expected one rw.FixedPoints per layer, got two of "
+                             f"{[f.layer for f in found]}")
+        for name in self.fixed_points:
+            if name not in dyn.layers:
+                raise ValueError(f"DynamicsView: the fixed points are of {name!r}, which the dynamics do not have "
+                                 f"(layers {list(dyn.layers)})")
+        layer = layer or (found[0].layer if found else next(iter(dyn.layers)))
         if layer not in dyn.layers:
             raise ValueError(f"DynamicsView: layer must be one of {list(dyn.layers)}, got {layer!r}")
-        if fps is not None and fps.layer != layer:
-            raise ValueError(f"DynamicsView: the fixed points are of {fps.layer!r}, the layer shown is {layer!r}")
         rows = dyn.layers[layer].singular_values.shape[0]
         if not 0 <= batch < rows:
             raise ValueError(f"DynamicsView: batch must be in [0, {rows}), got {batch}")
-        self.dynamics, self.fixed_points = dyn, fps
+        self.dynamics = dyn
         super().__init__(layer=layer, batch=batch, t=t, **kwargs)
         self._show()
         self.observe(lambda _: self._show(), names=["layer", "batch"])
 
     def _show(self):
-        index, data = payload(self.dynamics, self.layer, self.batch,
-                              self.fixed_points if self.fixed_points is not None
-                              and self.fixed_points.layer == self.layer else None)
+        index, data = payload(self.dynamics, self.layer, self.batch, self.fixed_points.get(self.layer))
         with self.hold_sync():
             self.buffer = data
             self.index = index

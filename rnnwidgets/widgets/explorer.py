@@ -360,16 +360,19 @@ class Explorer(StillImage, widgets.VBox):
             self.show_dynamics(self._dynamics_of(inputs), self._dynamics_of)
         return new
 
-    def show_dynamics(self, dyn, recompute: Optional[Callable] = None) -> None:
+    def show_dynamics(self, dyn, recompute: Optional[Callable] = None, fixed_points=None) -> None:
         """The dynamics panel (``rw.DynamicsView`` of ``dyn``, from ``rw.dynamics``) under the views,
         following the Explorer's step live in the browser (its spectrum under the heatmap's
         columns), its layer where ``dyn`` has it, and its batch element. ``recompute(inputs)``:
-        the Dynamics of new inputs, for ``update``."""
+        the Dynamics of new inputs, for ``update``. ``fixed_points``: rw.FixedPoints (one, or a
+        list, one per layer) drawn on their layer; an update keeps those already shown."""
         from .dynamics_view import DynamicsView
 
         old = self.dynamics
+        if fixed_points is None and old is not None:
+            fixed_points = list(old.fixed_points.values())
         layer = self.view.layer if self.view.layer in dyn.layers else None
-        panel = DynamicsView(dyn, layer=layer, batch=self.batch.value or 0, t=self.view.t)
+        panel = DynamicsView(dyn, fixed_points, layer=layer, batch=self.batch.value or 0, t=self.view.t)
         self.dynamics, self._dynamics_of = panel, recompute
         self.view.followers = [*(f for f in self.view.followers if f is not old), panel]
         self.children = (*(c for c in self.children if c is not old), panel)

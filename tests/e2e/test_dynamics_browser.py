@@ -36,16 +36,65 @@ def test_dynamics_view_draws_and_its_slider_moves_the_step(jupyter_server, page)
 EXPLORE_DYNAMICS = f"""\
 import torch, rnnwidgets as rw
 torch.manual_seed(0)
+rnn = torch.nn.RNN(3, 4, batch_first=True)
+with torch.no_grad():   # a strong self-excitation: stable points, and saddles between them
+    rnn.weight_hh_l0.copy_(1.5 * torch.eye(4) + 0.1 * torch.randn(4, 4)); rnn.bias_hh_l0.zero_(); rnn.bias_ih_l0.zero_()
+x = torch.randn(1, {STEPS}, 3)
+fps = rw.fixed_points(rnn, layer="rnn.l0", states=rw.dynamics(rnn, x, k=2), n_init=32, adam_steps=200)
+explorer = rw.explore(rnn, x, dynamics=fps)
+print(len(fps), int(fps.stable.sum()))
+explorer"""
+
+LONG = 3000
+EXPLORE_LONG = f"""\
+import torch, rnnwidgets as rw
+torch.manual_seed(0)
 lstm = torch.nn.LSTM(3, 8, batch_first=True)
-explorer = rw.explore(lstm, torch.randn(1, {STEPS}, 3), dynamics=True)
+explorer = rw.explore(lstm, torch.randn(1, {LONG}, 3), dynamics=True, budget=20_000)   # windows and an overview
+assert explorer.view.index["lod"] is not None
 explorer"""
 
 # the x (page pixels) of the spectrum's step cursor: the accent line is alone on the canvas's top rows
-CURSOR_X = """c => {
+# right of the heatmap's left edge (the decade labels sit left of it)
+CURSOR_X = """(c, left) => {
   const d = c.getContext('2d').getImageData(0, 0, c.width, 4).data, xs = [];
-  for (let x = 0; x < c.width; x++) if (d[(2 * c.width + x) * 4 + 3] > 0) xs.push(x);
-  const box = c.getBoundingClientRect();
+  const box = c.getBoundingClientRect(), from = Math.ceil((left - box.left) * c.width / box.width);
+  for (let x = Math.max(0, from); x < c.width; x++) if (d[(2 * c.width + x) * 4 + 3] > 0) xs.push(x);
   return xs.length ? box.left + (xs[0] + xs[xs.length - 1] + 1) / 2 * box.width / c.width : null;
+}"""
+
+# the best contrast of the spectrum's decade labels (the canvas's ink left of the plot, over the page's
+# background) and the worst of the panel's DOM text, WCAG ratios
+CONTRAST = """(args) => {
+  const [c, left] = args;
+  const parse = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const bgOf = (el) => {
+    for (let n = el; n; n = n.parentElement) {
+      const b = parse(getComputedStyle(n).backgroundColor);
+      if (b.length >= 3 && (b.length < 4 || b[3] > 0)) return b.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const lum = (rgb) => rgb.map((v) => v / 255).map((s) => (s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4))
+    .reduce((a, s, i) => a + s * [0.2126, 0.7152, 0.0722][i], 0);
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const bg = bgOf(c), box = c.getBoundingClientRect();
+  const margin = Math.floor((left - box.left) * c.width / box.width) - 6;   // left of the tick marks
+  const d = c.getContext('2d').getImageData(0, 0, Math.max(1, margin), c.height).data;
+  let labels = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const a = d[i + 3] / 255;
+    if (a === 0) continue;
+    labels = Math.max(labels, ratio([0, 1, 2].map((k) => d[i + k] * a + bg[k] * (1 - a)), bg));
+  }
+  let text = Infinity;
+  for (const el of c.closest('.rw-dyn').querySelectorAll('.rw-dyn-caption span, .rw-dyn-readout, .rw-dyn-title')) {
+    if (!el.textContent.trim() || el.getBoundingClientRect().width === 0) continue;
+    let fg = parse(getComputedStyle(el).color), b = bgOf(el);
+    if (fg.length > 3 && fg[3] < 1) fg = [0, 1, 2].map((k) => fg[k] * fg[3] + b[k] * (1 - fg[3]));
+    text = Math.min(text, ratio(fg.slice(0, 3), b));
+  }
+  return {labels, text};
 }"""
 
 
@@ -54,32 +103,39 @@ def _set_theme(page, theme: str, light: str):
     page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
 
 
+def _aligned_checker(page, box, steps):
+    """check(t): the spectrum's plot spans the heatmap's columns and its cursor is at column t's centre."""
+    heatmap, spectrum = box.locator(".rw-heatmap").first, box.locator(".rw-dyn-spectrum")
+
+    def check(t):
+        hb, sb = heatmap.bounding_box(), spectrum.bounding_box()
+        assert sb["x"] <= hb["x"] + 1 and abs((hb["x"] + hb["width"]) - (sb["x"] + sb["width"])) <= 1, (hb, sb)
+        centre = hb["x"] + (t + 0.5) / steps * hb["width"]
+        for _ in range(100):   # the follower redraws on its own frame: a loaded machine may need a while
+            x = spectrum.evaluate(CURSOR_X, hb["x"])
+            if x is not None and abs(x - centre) <= 1.5:
+                break
+            page.wait_for_timeout(100)
+        assert x is not None and abs(x - centre) <= 1.5, (t, x, centre)
+    return check
+
+
 def test_dynamics_panel_in_the_explorer_follows_the_cursor_under_the_heatmap_columns(jupyter_server, page):
     from conftest import ARTIFACTS
     write_notebook(jupyter_server.root / "explore_dynamics.ipynb", EXPLORE_DYNAMICS)
-    open_and_run(page, jupyter_server.lab_url("explore_dynamics.ipynb"), widget_selector=".rw-explorer-box .rw-dyn")
+    open_and_run(page, jupyter_server.lab_url("explore_dynamics.ipynb"), widget_selector=".rw-explorer-box .rw-dyn",
+                 timeout=180_000)
     box = page.locator(".rw-explorer-box").first
-    panel, heatmap = box.locator(".rw-dyn"), box.locator(".rw-heatmap")
+    found, stable = map(int, page.locator(".jp-OutputArea").first.inner_text().split()[:2])
+    assert found >= 2 and 1 <= stable < found, (found, stable)   # stable and unstable points to draw
+    panel, heatmap = box.locator(".rw-dyn"), box.locator(".rw-heatmap").first
     spectrum = panel.locator(".rw-dyn-spectrum")
     page.wait_for_function("() => document.querySelector('.rw-explorer-box .rw-dyn.rw-dyn-aligned')", timeout=30_000)
     assert wait_for_ink(spectrum, min_distinct=2)["inked"] > 50
     assert not panel.locator(".rw-dyn-slider").is_visible(), "the Explorer's slider drives the panel"
-
-    def column_centre(t):   # the heatmap's column t, measured on its box
-        b = heatmap.bounding_box()
-        return b["x"] + (t + 0.5) / STEPS * b["width"]
-
-    def check_aligned(t):
-        hb, sb = heatmap.bounding_box(), spectrum.bounding_box()
-        assert abs(hb["x"] - sb["x"]) <= 1 and abs(hb["width"] - sb["width"]) <= 1, (hb, sb)
-        x = spectrum.evaluate(CURSOR_X)
-        for _ in range(100):   # the follower redraws on its own frame: a loaded machine may need a while
-            if x is not None and abs(x - column_centre(t)) <= 1.5:
-                break
-            page.wait_for_timeout(100)
-            x = spectrum.evaluate(CURSOR_X)
-        assert x is not None and abs(x - column_centre(t)) <= 1.5, (t, x, column_centre(t))
-
+    check_aligned = _aligned_checker(page, box, STEPS)
+    legend = panel.locator(".rw-dyn-spectrum-legend").inner_text()
+    assert "σ_max" in legend and "σ_min" in legend and "running exponent" in legend
     try:
         for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
             _set_theme(page, theme, light)
@@ -87,9 +143,15 @@ def test_dynamics_panel_in_the_explorer_follows_the_cursor_under_the_heatmap_col
                 box.locator(".rw-slider").first.fill(str(t))
                 readout = panel.locator(".rw-dyn-readout")
                 assert wait_for_text(readout, lambda s, t=t: s.startswith(f"step {t} ·")).startswith(f"step {t} ·")
-                assert "σ_min" in readout.inner_text()
-                page.wait_for_timeout(100)     # the follower's redraw
+                assert "σ_min" in readout.inner_text() and "nearest fixed point" in readout.inner_text()
                 check_aligned(t)
+            caption = panel.locator(".rw-dyn-caption").last.inner_text()
+            assert caption.startswith("eigenvalues at fixed point"), caption
+            assert wait_for_ink(panel.locator(".rw-dyn-eigen"), min_distinct=3)["inked"] > 50
+            page.wait_for_timeout(300)     # the theme's colours re-read and redrawn
+            measured = page.evaluate(f"([sel, left]) => ({CONTRAST})([document.querySelector(sel), left])",
+                                     [".rw-explorer-box .rw-dyn-spectrum", heatmap.bounding_box()["x"]])
+            assert measured["labels"] >= 4.5 and measured["text"] >= 4.5, (theme, measured)
             ARTIFACTS.mkdir(exist_ok=True)
             viewport = page.viewport_size
             page.set_viewport_size({"width": viewport["width"], "height": 2400})   # the whole Explorer in view
@@ -102,3 +164,29 @@ def test_dynamics_panel_in_the_explorer_follows_the_cursor_under_the_heatmap_col
         assert kernel_sees(page, "explorer.dynamics.t", str(STEPS - 1)) == str(STEPS - 1)
     finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
         _set_theme(page, "JupyterLab Light", "true")
+
+
+def test_a_windowed_long_sequence_keeps_the_spectrum_on_the_heatmaps_axis(jupyter_server, page):
+    from conftest import ARTIFACTS
+    write_notebook(jupyter_server.root / "explore_long.ipynb", EXPLORE_LONG)
+    open_and_run(page, jupyter_server.lab_url("explore_long.ipynb"), widget_selector=".rw-explorer-box .rw-dyn",
+                 timeout=180_000)
+    box = page.locator(".rw-explorer-box").first
+    page.wait_for_function("() => document.querySelector('.rw-explorer-box .rw-dyn.rw-dyn-aligned')", timeout=30_000)
+    assert "steps per column" in box.locator(".rw-caption").first.inner_text()    # the heatmap shows its overview
+    assert wait_for_ink(box.locator(".rw-dyn-spectrum"), min_distinct=2)["inked"] > 50
+    check_aligned = _aligned_checker(page, box, LONG)
+    for t in (0, 1234, 2500, LONG - 1):        # past the first window: the kernel sends the next ones
+        box.locator(".rw-slider").first.fill(str(t))
+        readout = box.locator(".rw-dyn-readout")
+        assert wait_for_text(readout, lambda s, t=t: s.startswith(f"step {t} ·")).startswith(f"step {t} ·")
+        check_aligned(t)
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": 2400})
+    try:
+        page.wait_for_timeout(300)
+        check_aligned(LONG - 1)
+        box.screenshot(path=str(ARTIFACTS / "explorer-dynamics-long.png"))
+    finally:
+        page.set_viewport_size(viewport)
