@@ -28,6 +28,9 @@ _LAZY = {
     "fixed_points": "rnnwidgets.capture.fixed_points",
     "FixedPoints": "rnnwidgets.dynamics_analysis",
     "DynamicsView": "rnnwidgets.widgets.dynamics_view",
+    "clamp": "rnnwidgets.capture.edits",
+    "patch": "rnnwidgets.capture.edits",
+    "generate": "rnnwidgets.capture.generate",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]
