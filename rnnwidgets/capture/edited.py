@@ -18,6 +18,7 @@ Trace joins them.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -27,7 +28,7 @@ from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
 from .cells import cell_equations, cell_kind
 from .convert import reverse_valid, steps_buffer
 from .edits import LayerEdits, widths_of
-from .fused import KIND, Direction, LayerRun, affine
+from .fused import KIND, NATIVE, Direction, LayerRun, affine, gru_gates, lstm_gates
 
 
 class EditedLayers:
@@ -65,6 +66,8 @@ def edited_layer(run: LayerRun, x: torch.Tensor, hx, plans: list, offset: int) -
     c0_all = run.user_order(hx[1]).detach() if lstm else None
     lengths = run.lengths()
     steps_in = run.padded(x.detach())                          # (time, batch, features), user batch order
+    steps = steps_in.shape[0]
+    full = bool((lengths == steps).all())
     per_direction = len(run.weights) // run.direction_count
     found, outputs, h_n, c_n = [], [], [], []
     with torch.no_grad():
@@ -73,7 +76,10 @@ def edited_layer(run: LayerRun, x: torch.Tensor, hx, plans: list, offset: int) -
             x_d = reverse_valid(steps_in, lengths) if reverse else steps_in
             weights = run.weights[d * per_direction:(d + 1) * per_direction]
             c0 = c0_all[d] if c0_all is not None else None
-            h, c, gates = direction_loop(module, weights, x_d, h0_all[d], c0, lengths, plan, offset, reverse)
+            if full:
+                h, c, gates = spans(run, d, weights, x_d, h0_all[d], c0, lengths, plan, offset)
+            else:
+                h, c, gates = direction_loop(module, weights, x_d, h0_all[d], c0, lengths, plan, offset, reverse)
             direction = Direction(run, reverse, lengths, x_d, h, h0_all[d], gates, c, c0)
             found.append(direction)
             last = direction.last_steps()
@@ -88,20 +94,70 @@ def edited_layer(run: LayerRun, x: torch.Tensor, hx, plans: list, offset: int) -
     return result
 
 
+def spans(run: LayerRun, d: int, weights: list, x: torch.Tensor, h0: torch.Tensor, c0: Optional[torch.Tensor],
+          lengths: torch.Tensor, plan: LayerEdits, offset: int) -> tuple:
+    """``direction_loop`` for a direction whose elements all run every step, with the steps before
+    the first edited one and after the last run by the native kernel (their gates recomputed at
+    once, fused.py): an edit of a few steps costs a few steps of our loop."""
+    steps = x.shape[0]
+    reverse = d == 1
+    local = [steps - 1 - s for s in plan.local_steps(offset, steps)] if reverse else plan.local_steps(offset, steps)
+    first, last = (min(local), max(local) + 1) if local else (steps, steps)
+    pieces = []
+    h_prev, c_prev = h0, c0
+    for start, stop, edited in ((0, first, False), (first, last, True), (last, steps, False)):
+        if start == stop:
+            continue
+        if edited:
+            piece = direction_loop(run.module, weights, x[start:stop], h_prev, c_prev, lengths.clamp(max=stop - start),
+                                   plan, offset, reverse, start=start, steps=steps)
+        else:
+            piece = native_span(run, d, weights, x[start:stop], h_prev, c_prev)
+        pieces.append(piece)
+        h_prev, c_prev = piece[0][-1], (piece[1][-1] if piece[1] is not None else None)
+    if len(pieces) == 1:
+        return pieces[0]
+    h = torch.cat([p[0] for p in pieces])
+    c = torch.cat([p[1] for p in pieces]) if c0 is not None else None
+    gates = {name: torch.cat([p[2][name] for p in pieces]) for name in pieces[0][2]}
+    return h, c, gates
+
+
+def native_span(run: LayerRun, d: int, weights: list, x: torch.Tensor, h0: torch.Tensor,
+                c0: Optional[torch.Tensor]) -> tuple:
+    """(h, c, gates) of steps no edit touches: the native kernel of one direction from (h0, c0),
+    its gates recomputed from its own h (fused.py)."""
+    module = run.module
+    hx = [h0.unsqueeze(0), c0.unsqueeze(0)] if c0 is not None else h0.unsqueeze(0)
+    with warnings.catch_warnings():   # cuDNN copies one direction's weights out of the flat buffer
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        h = NATIVE[module.mode](x, hx, weights, module.bias, 1, 0.0, False, False, False)[0]
+    lengths = torch.full((x.shape[1],), x.shape[0], dtype=torch.long, device=x.device)
+    direction = Direction(run, d == 1, lengths, x, h, h0)
+    if module.mode == "LSTM":
+        assert c0 is not None
+        lstm_gates(direction, c0)
+    elif module.mode == "GRU":
+        gru_gates(direction)
+    return direction.h, direction.c, direction.gates
+
+
 def direction_loop(module: nn.RNNBase, weights: list, x: torch.Tensor, h0: torch.Tensor, c0: Optional[torch.Tensor],
-                   lengths: torch.Tensor, plan: LayerEdits, offset: int, reverse: bool) -> tuple:
+                   lengths: torch.Tensor, plan: LayerEdits, offset: int, reverse: bool, start: int = 0,
+                   steps: Optional[int] = None) -> tuple:
     """(h, c, gates) of one direction, each (time, batch, ·) in the order the steps are read
     (``x``'s), edits applied as each step computes its values. Past an element's length its state
-    is carried unchanged (a PackedSequence's shorter elements)."""
+    is carried unchanged (a PackedSequence's shorter elements). ``x`` may be the steps from
+    ``start`` on of a direction of ``steps`` steps, all elements running all of them."""
     mode = module.mode
     w_ih, w_hh = weights[0], weights[1]
     b_ih, b_hh = (weights[2], weights[3]) if module.bias else (None, None)
     w_hr = weights[-1] if getattr(module, "proj_size", 0) else None
-    steps, batch = x.shape[:2]
+    count, batch = x.shape[:2]
     units = module.hidden_size
-    full = bool((lengths == steps).all())
-    valid_rows = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)     # (time, batch)
-    lengths_np = lengths.cpu().numpy()
+    full = bool((lengths == count).all())
+    valid_rows = torch.arange(count, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)     # (time, batch)
+    lengths_np = lengths.cpu().numpy() if steps is None else steps
     names = {"LSTM": LSTM_GATES, "GRU": GRU_GATES}.get(mode, ())
     h = steps_buffer(x, h0.shape[1])
     c = steps_buffer(x, units) if mode == "LSTM" else None
@@ -113,9 +169,9 @@ def direction_loop(module: nn.RNNBase, weights: list, x: torch.Tensor, h0: torch
     w_hh_t = w_hh.t()
     h_prev, c_prev = h0, c0
     values: tuple
-    for s in range(steps):
+    for s in range(count):
         # the natural step each element is at: s forward; its length - 1 - s backward
-        t = offset + s if not reverse else offset + lengths_np - 1 - s
+        t = offset + start + s if not reverse else offset + lengths_np - 1 - start - s
         valid = None if full else valid_rows[s].cpu().numpy()
 
         def edit(quantity, value, t=t, valid=valid):

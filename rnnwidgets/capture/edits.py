@@ -201,6 +201,12 @@ class LayerEdits:
             return int(t) in steps
         return any(int(s) in steps for s in np.asarray(t).reshape(-1))
 
+    def local_steps(self, offset: int, steps: int) -> list:
+        """The steps in [0, ``steps``) of a call starting at step ``offset`` that an edit may act on, sorted."""
+        if any(touched is None for touched in self._steps.values()):
+            return list(range(steps))
+        return sorted({t - offset for touched in self._steps.values() for t in touched if 0 <= t - offset < steps})
+
     def at(self, quantity: str, t, valid=None):
         """(mask, values), (batch, units) tensors for step ``t`` of every element, or None.
         ``valid`` (batch,) bool: elements that have a step ``t`` at all (others are left alone)."""
