@@ -19,7 +19,7 @@ Trace joins them.
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -131,7 +131,8 @@ def native_span(run: LayerRun, d: int, weights: list, x: torch.Tensor, h0: torch
     hx = [h0.unsqueeze(0), c0.unsqueeze(0)] if c0 is not None else h0.unsqueeze(0)
     with warnings.catch_warnings():   # cuDNN copies one direction's weights out of the flat buffer
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
-        h = NATIVE[module.mode](x, hx, weights, module.bias, 1, 0.0, False, False, False)[0]
+        kernel: Any = NATIVE[module.mode]
+        h = kernel(x, hx, weights, module.bias, 1, 0.0, False, False, False)[0]
     lengths = torch.full((x.shape[1],), x.shape[0], dtype=torch.long, device=x.device)
     direction = Direction(run, d == 1, lengths, x, h, h0)
     if module.mode == "LSTM":

@@ -13,7 +13,7 @@ Edits act inside that recurrence (edited.py), at every step they name, generated
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -166,7 +166,8 @@ def build_trace(model: nn.Module, runs: list, ids: torch.Tensor, logits: torch.T
             layers += [layer_arrays(d, with_grads=False) for d in joined(calls)]
     merge_calls(builder, layers)
     builder.outputs = to_numpy(logits)
-    builder.tokens = [[label(decode, int(i)) for i in row] for row in ids.tolist()]
+    labels: Any = [[label(decode, int(i)) for i in row] for row in ids.tolist()]
+    builder.tokens = labels
     builder.meta.update(training=bool(model.training), token_ids=ids.tolist(), prompt_steps=prompt_steps)
     if edits:
         builder.meta["edits"] = describe(edits)
