@@ -233,3 +233,32 @@ def test_a_step_module_carries_its_edited_state_to_the_next_step_and_its_output(
             outs.append(out)
     np.testing.assert_allclose(tr.layers["steprnn"].h, torch.stack(hs, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(tr.outputs, torch.stack(outs, 1).numpy(), atol=1e-6)
+
+
+def test_explore_passes_the_edits_to_the_trace_it_shows():
+    module, inputs, *_ = make_case(mode="GRU", layers=1, batch=1, steps=5)
+    explorer = rw.explore(module, inputs, edits=[rw.clamp("gru.l0", "h", [0], None, 0.0)])
+    assert explorer.trace.meta["edits"][0]["layer"] == "gru.l0"
+    np.testing.assert_array_equal(explorer.trace.layers["gru.l0"].h[0, :, 0], 0)
+
+
+def test_an_nn_gru_inside_a_step_module_called_per_token_counts_steps_across_its_calls():
+    from models import OneTokenEncoder
+
+    torch.manual_seed(5)
+    model = OneTokenEncoder(20, 6)
+    tokens = torch.randint(0, 20, (7, 1))
+    edits = [rw.clamp("gru.l0", "h", [1, 4], steps=[2, 5], value=0.5)]
+    with torch.no_grad():
+        hidden, states = model.initHidden(), []
+        for t in range(7):
+            _, hidden = model(tokens[t], hidden)
+            if t in (2, 5):
+                hidden = hidden.clone()
+                hidden[..., [1, 4]] = 0.5
+            states.append(hidden[0, 0])
+    before = snapshot(model)
+    tr = trace(model, tokens, edits=edits)
+    assert_untouched(model, before)
+    np.testing.assert_allclose(tr.layers["gru.l0"].h[0], torch.stack(states).numpy(), atol=1e-6)
+    np.testing.assert_allclose(tr.layers["onetokenencoder"].h[0], torch.stack(states).numpy(), atol=1e-6)
