@@ -134,6 +134,8 @@ def test_bad_edits_are_refused_with_what_was_expected():
     module, inputs, *_ = make_case(mode="GRU", layers=1, batch=2, steps=5)
     with pytest.raises(ValueError, match=r"names no layer of this run; expected one of \['gru.l0'\]"):
         trace(module, inputs, edits=[rw.clamp("gru.l3", "h", [0], 1, 0.0)])
+    with pytest.raises(ValueError, match=r"names no step of 'gru.l0', which ran 5 steps; expected steps in \[0, 5\)"):
+        trace(module, inputs, edits=[rw.clamp("gru.l0", "h", [0], range(5, 9), 0.0)])
     with pytest.raises(ValueError, match=r"has \['h', 'reset', 'update', 'new'\], got 'forget'"):
         trace(module, inputs, edits=[rw.clamp("gru.l0", "forget", [0], 1, 0.0)])
     with pytest.raises(ValueError, match=r"expected units in \[0, 4\)"):

@@ -33,13 +33,14 @@ from .fused import KIND, NATIVE, Direction, LayerRun, affine, gru_gates, lstm_ga
 
 class EditedLayers:
     """A ``LayerByLayer`` run_layer: layers that ``edits`` name run as our edited step loop, the
-    others by ``fallback`` (default ``LayerRun.forward``). ``seen``: every layer name that ran."""
+    others by ``fallback`` (default ``LayerRun.forward``). ``seen``: every layer name that ran
+    -> its steps over all its calls."""
 
     def __init__(self, who: str, edits: list, fallback=None):
         self.who, self.edits = who, edits
         self.fallback = fallback or (lambda run, x, hx: run.forward(x, hx))
         self.offsets: dict = {}     # (module path, layer) -> steps of its earlier calls
-        self.seen: list = []
+        self.seen: dict = {}
 
     def __call__(self, run: LayerRun, x, hx):
         key = (run.module_path, run.layer)
@@ -47,7 +48,7 @@ class EditedLayers:
         steps, batch = run.padded(run.x).shape[:2]
         self.offsets[key] = offset + steps
         names = [layer_name(run.module_path, run.layer, d == 1) for d in range(run.direction_count)]
-        self.seen += [n for n in names if n not in self.seen]
+        self.seen.update(dict.fromkeys(names, offset + steps))
         module = run.module
         kind = KIND[module.mode]
         widths = widths_of(kind, module.hidden_size, module.proj_size or None)
@@ -220,12 +221,13 @@ def direction_loop(module: nn.RNNBase, weights: list, x: torch.Tensor, h0: torch
 class EditHooks:
     """Forward hooks applying ``edits`` to cells in the user's loop (each call one step) and to
     the model called as a step module (its returned hidden, states "h" and "c"), put in before a
-    recording's own hooks so it records the edited values. ``seen``: the layer names that ran."""
+    recording's own hooks so it records the edited values. ``seen``: the layer names that ran
+    -> their steps."""
 
     def __init__(self, who: str, model: nn.Module, edits: list, is_step=lambda args: True):
         self.who, self.model, self.edits, self.is_step = who, model, edits, is_step
         self.calls: dict = {}
-        self.seen: list = []
+        self.seen: dict = {}
         self.plans: dict = {}
         self._handles: list = []
 
@@ -248,8 +250,7 @@ class EditHooks:
 
     def _step(self, name: str) -> int:
         t = self.calls[name] = self.calls.get(name, -1) + 1
-        if name not in self.seen:
-            self.seen.append(name)
+        self.seen[name] = t + 1
         return t
 
     def _cell_hook(self, name: str, kind: str):

@@ -141,12 +141,16 @@ def check_edits(who: str, edits) -> list:
     return list(edits)
 
 
-def check_all_found(who: str, edits: list, names) -> None:
-    """A clear error for an edit naming a layer that never ran."""
-    names = list(names)
+def check_all_found(who: str, edits: list, steps: dict) -> None:
+    """A clear error for an edit naming a layer that never ran, or only steps past its end;
+    ``steps``: layer name -> how many steps it ran."""
     for edit in edits:
-        if edit.layer not in names:
-            raise ValueError(f"{who}: {edit!r} names no layer of this run; expected one of {names}")
+        if edit.layer not in steps:
+            raise ValueError(f"{who}: {edit!r} names no layer of this run; expected one of {list(steps)}")
+        count = steps[edit.layer]
+        if edit.steps is not None and min(edit.steps) >= count:
+            raise ValueError(f"{who}: {edit!r} names no step of {edit.layer!r}, which ran {count} steps; expected "
+                             f"steps in [0, {count})")
 
 
 def describe(edits: list) -> list:

@@ -474,7 +474,7 @@ class HookRecording:
         builder.meta["training"] = bool(self.model.training)   # at the block's end: the mode it ran in
         if self.edits:
             assert self._edit_hooks is not None and self._edited_layers is not None  # made with the edits
-            check_all_found(self.who, self.edits, [*self._edit_hooks.seen, *self._edited_layers.seen])
+            check_all_found(self.who, self.edits, {**self._edit_hooks.seen, **self._edited_layers.seen})
             builder.meta["edits"] = describe(self.edits)
         return builder
 
