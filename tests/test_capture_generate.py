@@ -142,3 +142,12 @@ def test_bad_models_and_arguments_are_refused_in_one_sentence():
         rw.generate(flat, [1], steps=2)
     with pytest.raises(ValueError, match="names no layer of this run"):
         rw.generate(model, [1], steps=2, edits=[rw.clamp("lstm.l0", "h", [0], None, 0.0)])
+
+
+def test_a_forward_that_needs_more_than_the_ids_is_refused():
+    class NeedsHidden(TokenLM):
+        def forward(self, ids, hidden):
+            return super().forward(ids)
+
+    with pytest.raises(TypeError, match=r"expected a model called as model\(ids\) with ids \(batch, time\)"):
+        rw.generate(NeedsHidden(), [1, 2], steps=2)

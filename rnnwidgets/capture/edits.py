@@ -29,7 +29,7 @@ QUANTITIES = tuple(dict.fromkeys([*(s for states in STATES.values() for s in sta
                                   *(g for gates in GATES.values() for g in gates)]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # a patch holds a Trace, whose arrays compare elementwise
 class Edit:
     """One clamp or patch (``clamp``, ``patch``); ``value`` for a clamp, ``source`` for a patch."""
 

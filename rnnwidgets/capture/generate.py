@@ -113,7 +113,13 @@ def prompt_ids(prompt, device) -> torch.Tensor:
 
 def step_logits(model: nn.Module, fed: torch.Tensor, batch: int) -> torch.Tensor:
     """The model's logits (batch, time, vocab) for ``fed`` (batch, time), or a clear error."""
-    out = model(fed)
+    try:
+        out = model(fed)
+    except TypeError as e:
+        if "argument" not in str(e):
+            raise
+        raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
+                        f"{type(model).__name__} so failed: {e}") from e
     out = out[0] if isinstance(out, (tuple, list)) and out else out
     if not isinstance(out, torch.Tensor) or out.dim() != 3 or tuple(out.shape[:2]) != tuple(fed.shape):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
