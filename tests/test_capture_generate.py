@@ -113,10 +113,10 @@ def test_sampling_is_repeatable_with_a_seed_and_decodes_tokens():
     assert cold.tokens[0][0] == "A"
 
 
-class CellModel(nn.Module):
+class NoRecurrence(nn.Module):
     def __init__(self):
         super().__init__()
-        self.cell = nn.LSTMCell(3, 4)
+        self.linear = nn.Linear(3, 4)
 
     def forward(self, ids):
         return ids
@@ -131,7 +131,11 @@ def test_bad_models_and_arguments_are_refused_in_one_sentence():
     with pytest.raises(ValueError, match=r"prompt: expected token ids \(batch, time\) or \(time,\)"):
         rw.generate(model, torch.zeros(2, 3), steps=2)
     with pytest.raises(TypeError, match="expected a model holding an nn.LSTM / nn.GRU / nn.RNN"):
-        rw.generate(CellModel(), [1], steps=2)
+        rw.generate(NoRecurrence(), [1], steps=2)
+    both = TokenLM()
+    both.cell = nn.GRUCell(5, 6)
+    with pytest.raises(TypeError, match="expected either nn.LSTM / nn.GRU / nn.RNN modules or cells"):
+        rw.generate(both, [1], steps=2)
     bidirectional = TokenLM()
     bidirectional.rnn = nn.LSTM(5, 6, batch_first=True, bidirectional=True)
     with pytest.raises(ValueError, match="rnn is bidirectional; generating one token at a time needs"):
@@ -151,3 +155,54 @@ def test_a_forward_that_needs_more_than_the_ids_is_refused():
 
     with pytest.raises(TypeError, match=r"expected a model called as model\(ids\) with ids \(batch, time\)"):
         rw.generate(NeedsHidden(), [1, 2], steps=2)
+
+
+class CellLM(nn.Module):
+    """Cells in the model's own loop, each forward starting from zeros."""
+
+    def __init__(self, kind="lstm", vocab=9, units=6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 4)
+        self.cells = nn.ModuleList([{"lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind](4, units),
+                                    {"lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind](units, units)])
+        self.head = nn.Linear(units, vocab)
+        self.kind, self.units = kind, units
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        zeros = x.new_zeros(ids.shape[0], self.units)
+        states = [(zeros, zeros) if self.kind == "lstm" else zeros for _ in self.cells]
+        outs = []
+        for t in range(ids.shape[1]):
+            layer_in = x[:, t]
+            for k, cell in enumerate(self.cells):
+                states[k] = cell(layer_in, states[k])
+                layer_in = states[k][0] if self.kind == "lstm" else states[k]
+            outs.append(self.head(layer_in))
+        return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_cells_in_the_models_own_loop_carry_their_state_from_call_to_call(kind):
+    torch.manual_seed(7)
+    model = CellLM(kind).double()
+    prompt = torch.tensor([[1, 2, 3], [3, 2, 1]])
+    before = snapshot(model)
+    tr = rw.generate(model, prompt, steps=5)
+    assert_untouched(model, before)
+    ids = torch.tensor(tr.meta["token_ids"])
+    assert torch.equal(ids, greedy(model, prompt, 5))
+    plain = rw.trace(model, ids)
+    assert list(tr.layers) == list(plain.layers) == ["cells.0", "cells.1"]
+    for name, lt in plain.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_allclose(tr.layers[name].quantities()[key], value, atol=1e-6, err_msg=f"{name} {key}")
+    edits = [rw.clamp("cells.0", "h", [0, 2], range(2, 6), 0.7)]
+    edited = rw.generate(model, prompt, steps=5, edits=edits)
+    again = rw.trace(model, torch.tensor(edited.meta["token_ids"]), edits=edits)
+    for name, lt in again.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_allclose(edited.layers[name].quantities()[key], value, atol=1e-6,
+                                       err_msg=f"{name} {key}")
+    np.testing.assert_array_equal(edited.layers["cells.0"].h[:, 2:6, [0, 2]], np.float32(0.7))
+    assert edited.meta["edits"] == [e.describe() for e in edits] and edited.meta["source"] == "generate"

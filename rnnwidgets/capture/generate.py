@@ -3,12 +3,15 @@
     tr = rw.generate(model, prompt, steps=50, edits=[rw.clamp("lstm.l0", "c", [3], None, 0.0)], decode=vocab)
 
 The model maps token ids (batch, time) to logits (batch, time, vocab) through one or more
-nn.LSTM / nn.GRU / nn.RNN, every other op acting on each step alone (an embedding, a linear
-head, a ``log_softmax``): the stock language model. It runs once on the prompt and then on one
-token at a time, each recurrent layer starting where its previous call ended: while it runs, each
+nn.LSTM / nn.GRU / nn.RNN, or through nn.LSTMCell / GRUCell / RNNCell run over the steps in its
+own loop (not both), every other op acting on each step alone (an embedding, a linear head, a
+``log_softmax``): the stock language model. It runs once on the prompt and then on one token at a
+time, each recurrent layer starting where its previous call ended: while it runs, each fused
 module runs layer by layer (fused.py) and each layer is handed the state its last call returned
-instead of the one the model passes in, so the cost is one step per token, never the prefix again.
-Edits act inside that recurrence (edited.py), at every step they name, generated ones included.
+instead of the one the model passes in; a cell's first call in each forward is handed its last
+output as its hidden instead of what the model passes. So the cost is one step per token, never
+the prefix again. Edits act inside that recurrence (edited.py), at every step they name,
+generated ones included.
 """
 from __future__ import annotations
 
@@ -21,11 +24,13 @@ from torch import nn
 from ..tracedata import Trace
 from .build import TraceBuilder
 from .call import device_and_dtype, unwrap
+from .cells import cell_kind
 from .convert import to_numpy
 from .edited import EditedLayers
 from .edits import check_all_found, check_edits, describe
 from .fused import Direction, LayerByLayer, LayerRun, fused_modules
 from .fused_trace import layer_arrays, merge_calls
+from .recording import HookRecording
 from .untouched import kept
 
 WHO = "rw.generate"
@@ -66,31 +71,59 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
             generator.manual_seed(int(seed))
         else:
             generator.seed()
+    if not fused_modules(model):
+        return generate_with_cells(model, ids, steps, edits, decode, temperature, generator)
     carried = CarriedState(EditedLayers(WHO, edits) if edits else None)
-    logits = []
     with kept(model), torch.no_grad(), LayerByLayer(model, carried) as recorder:
-        fed = ids
-        for k in range(steps + 1):
-            out = step_logits(model, fed, ids.shape[0])
-            logits.append(out)
-            if k == steps:
-                break
-            fed = next_token(out[:, -1], temperature, generator)
-            ids = torch.cat([ids, fed], 1)
-            carried.calls += 1
+        ids, logits = run_tokens(model, ids, steps, temperature, generator, carried.next_call)
         runs = recorder.runs
     if edits:
         assert carried.editor is not None
         check_all_found(WHO, edits, carried.editor.seen)
-    return build_trace(model, runs, ids, torch.cat(logits, 1), decode, edits, prompt_steps=logits[0].shape[1])
+    return build_trace(model, runs, ids, logits, decode, edits, prompt_steps=len(ids[0]) - steps)
+
+
+def run_tokens(model: nn.Module, ids: torch.Tensor, steps: int, temperature: float, generator,
+               between) -> tuple:
+    """(every id fed in (batch, prompt + steps), the logits of each (batch, prompt + steps, vocab)):
+    the model on the prompt, then on each token it chose; ``between()`` after each call."""
+    logits, fed = [], ids
+    for k in range(steps + 1):
+        out = step_logits(model, fed, ids.shape[0])
+        logits.append(out)
+        if k == steps:
+            break
+        fed = next_token(out[:, -1], temperature, generator)
+        ids = torch.cat([ids, fed], 1)
+        between()
+    return ids, torch.cat(logits, 1)
+
+
+def generate_with_cells(model: nn.Module, ids: torch.Tensor, steps: int, edits: list, decode, temperature: float,
+                        generator) -> Trace:
+    """``generate`` for a model running cells in its own loop: recorded as ``rw.trace`` records it
+    (recording.py), each cell's calls one step after another over every forward."""
+    with kept(model), torch.no_grad():
+        with HookRecording(model, deferred=True, edits=edits, who=WHO) as rec, CarriedCells(model) as carried:
+            ids, logits = run_tokens(model, ids, steps, temperature, generator, carried.next_forward)
+    builder = rec.collected
+    assert builder is not None  # a deferred recording collects its layers when the block ends
+    builder.caller, builder.meta["source"] = WHO, "generate"
+    finish(builder, model, ids, logits, decode, edits, prompt_steps=ids.shape[1] - steps)
+    return builder.build(batch=ids.shape[0])
 
 
 def check_model(model: nn.Module) -> None:
     """A clear error for a model rw.generate cannot run one token at a time."""
     modules = fused_modules(model)
-    if not modules:
-        raise TypeError(f"{WHO}: expected a model holding an nn.LSTM / nn.GRU / nn.RNN that maps token ids (batch, "
-                        f"time) to logits (batch, time, vocab); {type(model).__name__} has none")
+    cells = any(cell_kind(m) for m in model.modules())
+    if not modules and not cells:
+        raise TypeError(f"{WHO}: expected a model holding an nn.LSTM / nn.GRU / nn.RNN (or cells in its own loop) "
+                        f"that maps token ids (batch, time) to logits (batch, time, vocab); {type(model).__name__} "
+                        "has none")
+    if modules and cells:
+        raise TypeError(f"{WHO}: expected either nn.LSTM / nn.GRU / nn.RNN modules or cells in the model's own loop; "
+                        f"{type(model).__name__} holds both")
     for path, module in modules:
         if module.bidirectional:
             raise ValueError(f"{WHO}: {path or type(module).__name__} is bidirectional; generating one token at a "
@@ -146,6 +179,9 @@ class CarriedState:
         self.calls = 0
         self.last: dict = {}    # (module path, layer) -> its state after its last call, kernel layout
 
+    def next_call(self) -> None:
+        self.calls += 1
+
     def __call__(self, run: LayerRun, x, hx):
         key = (run.module_path, run.layer)
         if self.calls and key in self.last:
@@ -157,6 +193,62 @@ class CarriedState:
         result = self.editor(run, x, hx) if self.editor is not None else run.forward(x, hx)
         self.last[key] = [result[1], result[2]] if run.module.mode == "LSTM" else result[1]
         return result
+
+
+class CarriedCells:
+    """Hooks handing each cell, at its first call in each forward after the first, its last
+    output as its hidden (in place of the model's own initial state); ``next_forward()`` between
+    forwards."""
+
+    def __init__(self, model: nn.Module):
+        self.cells = [m for m in model.modules() if cell_kind(m)]
+        self.last: dict = {}       # cell -> its last output
+        self.started: set = set()  # cells called in this forward
+        self.forwards = 0
+        self._handles: list = []
+
+    def __enter__(self) -> "CarriedCells":
+        for cell in self.cells:
+            self._handles.append(cell.register_forward_pre_hook(self._enter, with_kwargs=True))
+            self._handles.append(cell.register_forward_hook(self._leave))
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.last.clear()
+        return False
+
+    def next_forward(self) -> None:
+        self.forwards += 1
+        self.started.clear()
+
+    def _enter(self, cell, args, kwargs):
+        first = cell not in self.started
+        self.started.add(cell)
+        if not first or not self.forwards or cell not in self.last:
+            return None
+        hx = self.last[cell]
+        if len(args) > 1:
+            return (args[0], hx, *args[2:]), kwargs
+        if args:
+            return (args[0], hx), {k: v for k, v in kwargs.items() if k != "hx"}
+        return args, {**kwargs, "hx": hx}
+
+    def _leave(self, cell, args, output):
+        self.last[cell] = output
+
+
+def finish(builder: TraceBuilder, model: nn.Module, ids: torch.Tensor, logits: torch.Tensor, decode, edits: list,
+           prompt_steps: int) -> None:
+    """The trace fields of a generated run: the logits, the tokens, the ids and the edits."""
+    builder.outputs = to_numpy(logits)
+    labels: Any = [[label(decode, int(i)) for i in row] for row in ids.tolist()]
+    builder.tokens = labels
+    builder.meta.update(training=bool(model.training), token_ids=ids.tolist(), prompt_steps=prompt_steps)
+    if edits:
+        builder.meta["edits"] = describe(edits)
 
 
 def build_trace(model: nn.Module, runs: list, ids: torch.Tensor, logits: torch.Tensor, decode, edits: list,
@@ -171,12 +263,7 @@ def build_trace(model: nn.Module, runs: list, ids: torch.Tensor, logits: torch.T
         for calls in groups.values():
             layers += [layer_arrays(d, with_grads=False) for d in joined(calls)]
     merge_calls(builder, layers)
-    builder.outputs = to_numpy(logits)
-    labels: Any = [[label(decode, int(i)) for i in row] for row in ids.tolist()]
-    builder.tokens = labels
-    builder.meta.update(training=bool(model.training), token_ids=ids.tolist(), prompt_steps=prompt_steps)
-    if edits:
-        builder.meta["edits"] = describe(edits)
+    finish(builder, model, ids, logits, decode, edits, prompt_steps)
     return builder.build(batch=ids.shape[0])
 
 
