@@ -6,7 +6,9 @@
   state to the next step (the previous one for a reverse direction); its output, edited, goes to
   the next layer and on to the model's output, since the module's forward is ours while the
   model runs (fused.py). Every layer, direction, ``batch_first``, ``proj_size`` and
-  PackedSequence. Layers no edit names run as without edits.
+  PackedSequence. Where every element runs every step, only the span from the first edited step
+  to the last runs as our loop, the steps before and after by the native kernel with their gates
+  recomputed (``spans``). Layers no edit names run as without edits.
 - Cells in the user's loop and the model as a step module: forward hooks (``EditHooks``) put in
   before the recording's, returning the cell's step recomputed with the edits (cells.py's
   equations) or the step's hidden with its states edited, so the recording, the next step and
