@@ -31,6 +31,9 @@ _LAZY = {
     "DynamicsView": "rnnwidgets.widgets.dynamics_view",
     "compare": "rnnwidgets.entrypoints",
     "Compare": "rnnwidgets.widgets.compare",
+    "clamp": "rnnwidgets.capture.edits",
+    "patch": "rnnwidgets.capture.edits",
+    "generate": "rnnwidgets.capture.generate",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]

@@ -5,28 +5,30 @@ import torch
 from torch import nn
 
 
-def step(mode, w, x, h, c, inner=None):
+def step(mode, w, x, h, c, inner=None, edit=None):
     """One step of one direction: (h, c, gates) from the documented equations; a projected
-    LSTM's m_t = o_t tanh(c_t) (h_t = W_hr m_t) goes into ``inner["m"]`` when given."""
+    LSTM's m_t = o_t tanh(c_t) (h_t = W_hr m_t) goes into ``inner["m"]`` when given.
+    ``edit(name, value) -> value``: an intervention on each gate and state as it is computed."""
+    edit = edit or (lambda name, value: value)
     if mode == "LSTM":
-        i = torch.sigmoid(_part(w, x, h, 0, 4))
-        f = torch.sigmoid(_part(w, x, h, 1, 4))
-        g = torch.tanh(_part(w, x, h, 2, 4))
-        o = torch.sigmoid(_part(w, x, h, 3, 4))
-        c = f * c + i * g
+        i = edit("input", torch.sigmoid(_part(w, x, h, 0, 4)))
+        f = edit("forget", torch.sigmoid(_part(w, x, h, 1, 4)))
+        g = edit("cell", torch.tanh(_part(w, x, h, 2, 4)))
+        o = edit("output", torch.sigmoid(_part(w, x, h, 3, 4)))
+        c = edit("c", f * c + i * g)
         h = o * torch.tanh(c)
         if "weight_hr" in w:
             if inner is not None:
                 inner["m"] = h
             h = w["weight_hr"] @ h
-        return h, c, {"input": i, "forget": f, "cell": g, "output": o}
+        return edit("h", h), c, {"input": i, "forget": f, "cell": g, "output": o}
     if mode == "GRU":
-        r = torch.sigmoid(_part(w, x, h, 0, 3))
-        z = torch.sigmoid(_part(w, x, h, 1, 3))
-        n = torch.tanh(_input(w, x, 2, 3) + r * _hidden(w, h, 2, 3))
-        return (1 - z) * n + z * h, None, {"reset": r, "update": z, "new": n}
+        r = edit("reset", torch.sigmoid(_part(w, x, h, 0, 3)))
+        z = edit("update", torch.sigmoid(_part(w, x, h, 1, 3)))
+        n = edit("new", torch.tanh(_input(w, x, 2, 3) + r * _hidden(w, h, 2, 3)))
+        return edit("h", (1 - z) * n + z * h), None, {"reset": r, "update": z, "new": n}
     pre = _part(w, x, h, 0, 1)
-    return (torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)), None, {}
+    return edit("h", torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)), None, {}
 
 
 def layer_weights(module, layer, reverse=False):
@@ -55,9 +57,10 @@ class Reference:
     """Runs ``module`` step by step on x (batch, time, features), natural order, ``lengths`` valid
     steps per element. ``states[name][key][(b, t)]`` holds each step's tensor (name as rw.trace
     names layers), ``output`` is (batch, time, directions*units) zero past each length, ``h_n``
-    (and ``c_n``) as the module returns them (batched)."""
+    (and ``c_n``) as the module returns them (batched). ``edit(layer, b, t, name, value) -> value``:
+    an intervention on each gate and state of each step as it is computed."""
 
-    def __init__(self, module: nn.RNNBase, x, lengths, name="lstm", h0=None, c0=None):
+    def __init__(self, module: nn.RNNBase, x, lengths, name="lstm", h0=None, c0=None, edit=None):
         directions = 2 if module.bidirectional else 1
         width = module.proj_size or module.hidden_size
         batch, steps, _ = x.shape
@@ -81,7 +84,8 @@ class Reference:
                     order = range(lengths[b]) if d == 0 else reversed(range(lengths[b]))
                     for t in order:
                         inner = {}
-                        h, c_new, gates = step(module.mode, w, layer_in[(b, t)], h, c, inner)
+                        at = (lambda key, value, b=b, t=t, n=layer_name: edit(n, b, t, key, value)) if edit else None
+                        h, c_new, gates = step(module.mode, w, layer_in[(b, t)], h, c, inner, at)
                         c = c_new if c_new is not None else c
                         store.setdefault("h", {})[(b, t)] = h
                         if module.mode == "LSTM":

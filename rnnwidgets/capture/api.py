@@ -8,16 +8,17 @@ from torch.nn.utils.rnn import PackedSequence
 from ..tracedata import Trace
 from .call import ModelCall, unpack, unwrap
 from .cells import cell_kind
+from .edits import check_edits
 from .finite import require_finite
 from .fused import fused_modules
 from .fused_trace import trace_fused
 from .loop_gradients import trace_loop
-from .recording import recording, trace_recorded
+from .recording import HookRecording, trace_recorded
 from .step_module import trace_step_module
 from .untouched import kept
 
 
-def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs=None) -> Trace:
+def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs=None, edits=None) -> Trace:
     """Run ``model`` once on ``inputs`` and return what every recurrent layer did at every step.
 
     What the forward gets besides ``inputs`` (capture/call.py, the README's "Your model"):
@@ -47,6 +48,10 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
     last valid step's output); then ``lt.grads["h"]`` (and ``["c"]``) hold dL/dh_t through time and
     ``tr.param_grads`` per-parameter gradient statistics. ``.grad`` fields are never touched.
 
+    ``edits``: a list of ``rw.clamp(...)`` / ``rw.patch(...)`` (capture/edits.py) applied inside the
+    recurrence as it runs, so they reach the next steps, the next layers and ``tr.outputs``; the
+    Trace is the run under them and ``tr.meta["edits"]`` lists them. Not with ``loss=``.
+
     Other modules follow the model's own ``training`` flag (dropout, BatchNorm on batch
     statistics); ``tr.meta["training"]`` says which mode the trace ran in.
 
@@ -66,8 +71,11 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
         raise RuntimeError("rw.trace: loss= needs gradients, which torch.inference_mode() turns off; expected a "
                            "call outside inference_mode (torch.no_grad() around it is fine)")
     check_finite(inputs)
+    edits = check_edits("rw.trace", edits)
+    if edits and loss is not None:
+        raise ValueError("rw.trace: edits= and loss= together are not supported; expected one of them")
     with kept(model):
-        return dispatch(model, inputs, hidden, tokens, loss, call)
+        return dispatch(model, inputs, hidden, tokens, loss, call, edits)
 
 
 def check_model(model) -> None:
@@ -86,35 +94,36 @@ def check_model(model) -> None:
                          "(no data); load its weights first (model.to_empty(device=...) and load_state_dict)")
 
 
-def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall) -> Trace:
+def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, edits=()) -> Trace:
     """Trace by the model's shape (``trace``'s doc). A model whose forward is (input, hidden)
     and which holds an nn.LSTM / GRU / RNN is run whole first; when that fails and the model is
     called one step at a time (a one-token encoder), it is driven step by step instead, and an
     error says both calls that were tried."""
     per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)
     if per_step and (call.is_step_module() or not fused_modules(model)):   # a list of per-step tensors
-        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
+        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call, edits=edits)
     if fused_modules(model):
         bound = call.whole(inputs, hidden, fused=True)
         if not call.is_step_module():
             with call.calling(bound) as given:
-                return trace_fused(model, inputs, given, tokens, loss)
+                return trace_fused(model, inputs, given, tokens, loss, edits)
         try:
             with call.calling(bound) as given:
-                return trace_fused(model, inputs, given, tokens, loss)
+                return trace_fused(model, inputs, given, tokens, loss, edits)
         except Exception as whole:
             try:
-                return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
+                return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
+                                         edits=edits)
             except Exception as stepped:
                 raise both_failed(call, whole, stepped) from whole
     if call.is_step_module():
-        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call)
+        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call, edits=edits)
     args, kwargs = call.whole(inputs, hidden, fused=False).at(inputs)
     if loss is not None:
         if any(cell_kind(m) for m in model.modules()):  # nn.LSTMCell / GRUCell / RNNCell in its own loop
             return trace_loop(model, args, kwargs, tokens, loss)
         return trace_recorded(model, args, kwargs, tokens, loss)
-    with torch.no_grad(), recording(model, tokens=tokens) as rec:
+    with torch.no_grad(), HookRecording(model, tokens=tokens, edits=edits, who="rw.trace") as rec:
         model(*args, **kwargs)
     return rec.trace
 

@@ -84,38 +84,17 @@ class CellCalls:
         return x, states, previous
 
 
-def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls):
+def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls, edit=None):
     """Add the cell's layer to ``builder`` and return its inputs per step: states from the cell's
     own outputs, gates recomputed from its weights in one matmul over all steps, the initial state
-    from the first call's hidden."""
+    from the first call's hidden. ``edit(quantity, (time, batch, units) tensor)``: the edits the
+    run applied (edited.py), applied again as the gates are recomputed."""
     cell = calls.cell
     kind = cell_kind(cell)
     with torch.no_grad():
         x, states, previous = calls.tensors(name)                # (time, batch, ·)
-        h_prev = previous["h"]
-        gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
-        gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
-        if cell.bias:
-            gi = gi + cell.bias_ih
-            gh = gh + cell.bias_hh
         initial = {key: prev[0] for key, prev in previous.items()}   # the first call's hidden (zeros if none)
-        gates = {}
-        if kind == "lstm":
-            c_prev = previous["c"]
-            i, f, g, o = (gi + gh).chunk(4, dim=-1)
-            gates = dict(zip(LSTM_GATES, (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid())))
-            c_new = gates["forget"] * c_prev + gates["input"] * gates["cell"]
-            recomputed = {"c": c_new, "h": gates["output"] * c_new.tanh()}
-        elif kind == "gru":
-            ir, iz, in_ = gi.chunk(3, dim=-1)
-            hr, hz, hn = gh.chunk(3, dim=-1)
-            r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
-            n = (in_ + r * hn).tanh()
-            gates = dict(zip(GRU_GATES, (r, z, n)))
-            recomputed = {"h": (1 - z) * n + z * h_prev}
-        else:
-            pre = gi + gh
-            recomputed = {"h": pre.tanh() if cell.nonlinearity == "tanh" else pre.relu()}
+        recomputed, gates = cell_equations(cell, kind, x, previous["h"], previous.get("c"), edit)
         check_recomputed(name, states, recomputed)
     meta: dict = {"module": name, "cell": kind, "hidden_size": cell.hidden_size, "input_size": cell.input_size}
     if kind == "rnn":
@@ -124,6 +103,31 @@ def cell_layer(builder: TraceBuilder, name: str, calls: CellCalls):
                   gates={k: steps_to_numpy(v) for k, v in gates.items()},
                   initial={k: to_numpy(v) for k, v in initial.items()})
     return steps_to_numpy(x)
+
+
+def cell_equations(cell: nn.Module, kind: Optional[str], x, h_prev, c_prev=None, edit=None) -> tuple:
+    """(states, gates) of the cell's documented equations on (time, batch, ·) inputs and previous
+    states, in one matmul over all steps. ``edit(quantity, tensor)`` is applied to each gate and
+    state as it is computed, before what depends on it (edited.py), when given."""
+    edit = edit or (lambda quantity, value: value)
+    gi = x.to(cell.weight_ih.dtype) @ cell.weight_ih.T
+    gh = h_prev.to(cell.weight_hh.dtype) @ cell.weight_hh.T
+    if cell.bias:
+        gi = gi + cell.bias_ih
+        gh = gh + cell.bias_hh
+    if kind == "lstm":
+        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        gates = {n: edit(n, v) for n, v in zip(LSTM_GATES, (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()))}
+        c_new = edit("c", gates["forget"] * c_prev + gates["input"] * gates["cell"])
+        return {"h": edit("h", gates["output"] * c_new.tanh()), "c": c_new}, gates
+    if kind == "gru":
+        ir, iz, in_ = gi.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        r, z = edit("reset", (ir + hr).sigmoid()), edit("update", (iz + hz).sigmoid())
+        n = edit("new", (in_ + r * hn).tanh())
+        return {"h": edit("h", (1 - z) * n + z * h_prev)}, dict(zip(GRU_GATES, (r, z, n)))
+    pre = gi + gh
+    return {"h": edit("h", pre.tanh() if cell.nonlinearity == "tanh" else pre.relu())}, {}
 
 
 def check_recomputed(name: str, states: dict, recomputed: dict):

@@ -11,12 +11,16 @@ from ..tracedata import Trace
 from . import gradients
 from .build import TraceBuilder
 from .convert import steps_to_numpy, to_numpy
+from .edited import EditedLayers
+from .edits import check_all_found, describe
 from .fused import KIND, LayerByLayer
 
 
-def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
+def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=()) -> Trace:
     anchor = torch.zeros((), requires_grad=True) if loss is not None else None
     run_layer = gradients.differentiable_layer(anchor) if anchor is not None else None
+    if edits:   # the layers edits name run as our edited step loop (edited.py); never with a loss
+        run_layer = editor = EditedLayers("rw.trace", list(edits))
     builder = TraceBuilder("rw.trace", type(model).__name__, "fused")
     with torch.enable_grad() if loss is not None else torch.no_grad():
         with LayerByLayer(model, run_layer) as recorder:
@@ -25,6 +29,9 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss) -> Trace:
         if not runs:
             raise ValueError(f"rw.trace: {type(model).__name__} contains recurrent modules but none of them ran "
                              f"in its forward")
+        if edits:
+            check_all_found("rw.trace", list(edits), editor.seen)
+            builder.meta["edits"] = describe(list(edits))
         if loss is not None:
             assert anchor is not None  # made above whenever there is a loss
             builder.param_grads = gradients.backward(model, gradients.loss_value(loss, output, runs[-1]), anchor)

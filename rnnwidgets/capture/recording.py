@@ -44,6 +44,8 @@ from ..tracedata import Trace
 from .build import TraceBuilder
 from .cells import CellCalls, cell_kind, cell_layer, check_cell_dtypes
 from .convert import to_numpy
+from .edited import EditedLayers, EditHooks
+from .edits import check_all_found, describe
 from .fused import LayerByLayer, fused_modules
 from .fused_trace import layer_arrays, merge_calls
 from .gradients import recorded_loss
@@ -214,7 +216,7 @@ class HookRecording:
     (``collected``, a TraceBuilder) for the caller to complete and build."""
 
     def __init__(self, model: nn.Module, tokens=None, deferred: bool = False, slots: Optional[tuple] = None,
-                 keep_states: bool = False):
+                 keep_states: bool = False, edits=(), who: str = "rw.recording"):
         if not isinstance(model, nn.Module):
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -240,13 +242,21 @@ class HookRecording:
         self.live_states: dict = {}
         # an nn.LSTM / GRU / RNN inside, called step by step (a one-token encoder), runs layer by
         # layer while the block runs: each call one run, its gates recomputed from its weights
-        self._fused = fused_layers(model)
+        # edits (rw.clamp, rw.patch: edited.py) act through hooks put in before ours, and through
+        # the fused modules' layer runs
+        self.edits, self.who = list(edits), who
+        self._edit_hooks = EditHooks(who, model, self.edits, lambda args: looks_like_step(args, self.slots)) \
+            if self.edits else None
+        self._edited_layers = EditedLayers(who, self.edits) if self.edits else None
+        self._fused = fused_layers(model, self._edited_layers)
 
     # ---- the with block ---------------------------------------------------------------------
     def __enter__(self) -> "HookRecording":
         if self._token is not None:
             raise RuntimeError("this recording is already running")
         try:
+            if self._edit_hooks is not None:
+                self._edit_hooks.__enter__()
             self._add_hooks()
             if self._fused is not None:
                 self._fused.__enter__()
@@ -291,6 +301,8 @@ class HookRecording:
                 hook(child.register_forward_hook(self._child_hook(name)))
 
     def _remove_hooks(self):
+        if self._edit_hooks is not None:
+            self._edit_hooks.__exit__(None, None, None)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -429,7 +441,7 @@ class HookRecording:
         inputs, outputs = {}, None
         for name in self._order:
             if name in self._cells:
-                inputs[name] = cell_layer(builder, name, self._cells[name])
+                inputs[name] = cell_layer(builder, name, self._cells[name], self._cell_edit(name))
             elif name == self.root and self._step_calls:
                 inputs[name], outputs = self._step_layer(builder)
             else:
@@ -460,7 +472,16 @@ class HookRecording:
         builder.inputs = inputs.get(with_h[0])
         builder.tokens = self.tokens
         builder.meta["training"] = bool(self.model.training)   # at the block's end: the mode it ran in
+        if self.edits:
+            assert self._edit_hooks is not None and self._edited_layers is not None  # made with the edits
+            check_all_found(self.who, self.edits, {**self._edit_hooks.seen, **self._edited_layers.seen})
+            builder.meta["edits"] = describe(self.edits)
         return builder
+
+    def _cell_edit(self, name: str):
+        """The edits of cell ``name`` over all its steps, for its gates recomputed (cells.cell_layer)."""
+        plan = self._edit_hooks.plans.get(name) if self._edit_hooks is not None else None
+        return None if plan is None else plan.apply_steps
 
     def _step_layer(self, builder: TraceBuilder):
         """Add the layer of the model's calls as a step module to ``builder``; (inputs, outputs)."""
@@ -517,13 +538,14 @@ def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) ->
     return builder.build()
 
 
-def fused_layers(model: nn.Module) -> Optional[LayerByLayer]:
-    """Layer-by-layer running of ``model``'s fused modules, None without any (or with one that
-    overrides its forward, which only a whole-model trace refuses)."""
+def fused_layers(model: nn.Module, run_layer=None) -> Optional[LayerByLayer]:
+    """Layer-by-layer running of ``model``'s fused modules (each layer by ``run_layer``, default
+    its own), None without any (or with one that overrides its forward, which only a whole-model
+    trace refuses)."""
     if not fused_modules(model):
         return None
     try:
-        return LayerByLayer(model)
+        return LayerByLayer(model, run_layer)
     except TypeError:
         return None
 

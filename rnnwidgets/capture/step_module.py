@@ -38,7 +38,7 @@ from .gradients import every_path
 from .recording import HookRecording, param_stats, per_batch, state_parts
 
 
-def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None) -> Trace:
+def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None, edits=()) -> Trace:
     """Drive ``model`` over ``inputs`` one step at a time and record what it does (module doc).
 
     ``inputs``: a list of per-step tensors, each (batch, features) or (features,), or one tensor
@@ -49,6 +49,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
 
     An nn.LSTM / nn.GRU / nn.RNN inside the module (a one-token encoder) gives layers of its own,
     one step per call, with its gates recomputed from its weights as in a whole-model trace.
+    ``edits`` (rw.clamp, rw.patch) act on each step as it runs (edited.py).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace_step_module expects a torch.nn.Module, got {type(model).__name__}")
@@ -68,7 +69,8 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
         if loss is not None:
             hidden = _as_leaf(hidden)
         outputs, states = [], []
-        with HookRecording(model, tokens=tokens, deferred=True, slots=(bound.input_at, bound.hidden_at)) as rec:
+        with HookRecording(model, tokens=tokens, deferred=True, slots=(bound.input_at, bound.hidden_at),
+                           edits=edits, who="rw.trace") as rec:
             for x in steps:
                 args, kwargs = bound.at(x, hidden)
                 result = model(*args, **kwargs)

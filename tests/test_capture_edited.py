@@ -1,0 +1,266 @@
+"""rw.trace with edits= (capture/edited.py): the edited Trace and the model's output equal an
+unrolled reference loop (tests/reference_rnn.py) with the same intervention, for fused modules in
+every configuration, cells in the user's loop and step modules; the model is left as found."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from model_state import assert_untouched, snapshot
+from reference_rnn import Reference
+from test_capture_fused import GATES, make_case, own_output
+from torch import nn
+
+import rnnwidgets as rw
+from rnnwidgets.capture import trace
+
+STATES = {"LSTM": ["h", "c"], "GRU": ["h"], "RNN_TANH": ["h"], "RNN_RELU": ["h"]}
+
+
+def reference_edit(edits):
+    """The reference's intervention, written from the edits' documented meaning: for every edit of
+    that layer, quantity, step and element, its units take the clamp's value or the source's."""
+    def edit(layer, b, t, key, value):
+        for e in edits:
+            if e.layer != layer or e.quantity != key:
+                continue
+            if (e.steps is not None and t not in e.steps) or (e.batch is not None and b not in e.batch):
+                continue
+            value = value.clone()
+            for k, u in enumerate(e.units):
+                if e.value is not None:
+                    value[u] = e.value[k if len(e.value) > 1 else 0]
+                else:
+                    source = e.source.layers[layer].quantities()[key]
+                    value[u] = float(source[b if source.shape[0] > 1 else 0, t, u])
+        return value
+    return edit
+
+
+def check_against_reference(case, edits, atol=1e-9):
+    module, inputs, hidden, x, lengths, h0, c0 = make_case(**case)
+    before = snapshot(module)
+    tr = trace(module, inputs, hidden=hidden, edits=edits)
+    assert_untouched(module, before)
+    name = type(module).__name__.lower()
+    with torch.no_grad():
+        ref = Reference(module, x, lengths, name, h0, c0, edit=reference_edit(edits))
+    for layer in ref.states:
+        lt = tr.layers[layer]
+        for key in ref.states[layer]:
+            np.testing.assert_allclose(lt.quantities()[key], ref.array(layer, key).numpy(), atol=atol, rtol=1e-6,
+                                       err_msg=f"{layer} {key}")
+    out = ref.output.numpy()
+    np.testing.assert_allclose(tr.outputs[..., :out.shape[2]], out, atol=atol, rtol=1e-6, err_msg="outputs")
+    assert tr.meta["edits"] == [e.describe() for e in edits]
+    return tr, ref
+
+
+CASES = [dict(mode=m, layers=2, bidirectional=bi, batch_first=bf, proj=p, packed=pk, lengths=ln,
+              dtype=torch.float64, batch=3, steps=6)
+         for m in ("LSTM", "GRU", "RNN_TANH") for bi in (False, True) for bf, p, pk, ln in
+         [(False, 0, None, None), (True, 0, False, [6, 3, 5])]] + [
+    dict(mode="LSTM", layers=2, bidirectional=True, proj=2, dtype=torch.float64, batch=2, steps=5),
+    dict(mode="RNN_RELU", layers=1, bidirectional=True, packed=True, lengths=[5, 2], dtype=torch.float64, batch=2,
+         steps=5)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items() if k != "dtype"))
+def test_fused_edits_match_the_unrolled_reference(case):
+    mode = case["mode"]
+    name = {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
+    quantities = GATES[mode] + STATES[mode]
+    edits = [rw.clamp(f"{name}.l0", q, units=[1], steps=range(1, 3), value=0.3) for q in quantities]
+    if case.get("bidirectional"):
+        edits.append(rw.clamp(f"{name}.l0.reverse", "h", units=[0, 1], steps=[0, 4], value=[-0.5, 0.5], batch=[1]))
+    if case["layers"] > 1:
+        edits.append(rw.clamp(f"{name}.l1", "h", units=[0], steps=None, value=0.0))
+    check_against_reference(case, edits)
+
+
+@settings(max_examples=12, deadline=None)
+@given(mode=st.sampled_from(["LSTM", "GRU", "RNN_TANH"]), layers=st.integers(1, 2), bidirectional=st.booleans(),
+       batch_first=st.booleans(), packed=st.booleans(), seed=st.integers(0, 10**6), data=st.data())
+def test_random_configurations_and_edits_match_the_reference(mode, layers, bidirectional, batch_first, packed,
+                                                             seed, data):
+    rng = np.random.default_rng(seed)
+    steps, batch = int(rng.integers(2, 7)), int(rng.integers(1, 4))
+    lengths = sorted(rng.integers(1, steps + 1, batch).tolist(), reverse=True) if packed else None
+    if packed:
+        lengths[0] = steps
+    proj = int(rng.integers(0, 3)) if mode == "LSTM" else 0
+    case = dict(mode=mode, layers=layers, bidirectional=bidirectional, batch_first=batch_first, proj=proj,
+                packed=bool(rng.integers(2)) if packed else None, lengths=lengths, batch=batch, steps=steps,
+                units=4, given_state=bool(rng.integers(2)), dtype=torch.float64, seed=seed)
+    name = {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
+    layer_names = [f"{name}.l{k}" + r for k in range(layers) for r in (("", ".reverse") if bidirectional else ("",))]
+    edits = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        layer = data.draw(st.sampled_from(layer_names))
+        quantity = data.draw(st.sampled_from(GATES[mode] + STATES[mode]))
+        width = proj if quantity == "h" and proj else 4
+        units = data.draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))
+        chosen = data.draw(st.one_of(st.none(), st.lists(st.integers(0, steps - 1), min_size=1, max_size=steps)))
+        edits.append(rw.clamp(layer, quantity, units, chosen, data.draw(st.floats(-1, 1))))
+    check_against_reference(case, edits)
+
+
+def test_a_patch_takes_the_source_runs_values_and_patching_everything_reproduces_it():
+    case = dict(mode="LSTM", layers=2, dtype=torch.float64, batch=2, steps=6)
+    module, inputs, hidden, *_ = make_case(**case)
+    source = trace(module, inputs + 1.0)
+    edits = [rw.patch(source, "lstm.l0", "c", units=[0, 2], steps=range(2, 5)),
+             rw.patch(source, "lstm.l1", "forget", units=[3], steps=[1])]
+    check_against_reference(case, edits, atol=1e-6)   # the source's values are float32
+    # every state of the first layer patched: the second runs as in the source run
+    everything = [rw.patch(source, "lstm.l0", q, units=range(4), steps=None) for q in ("h", "c")]
+    tr = trace(module, inputs, edits=everything)
+    np.testing.assert_allclose(tr.layers["lstm.l1"].h, source.layers["lstm.l1"].h, atol=1e-6)
+    np.testing.assert_allclose(tr.outputs, source.outputs, atol=1e-6)
+
+
+def test_without_edits_and_with_untouched_units_the_run_is_the_plain_one():
+    module, inputs, *_ = make_case(mode="GRU", layers=2, batch=2, steps=5)
+    plain = trace(module, inputs)
+    assert "edits" not in plain.meta
+    later = trace(module, inputs, edits=[rw.clamp("gru.l1", "h", [0], steps=[4], value=0.0)])
+    np.testing.assert_allclose(later.layers["gru.l0"].h, plain.layers["gru.l0"].h, atol=1e-6)
+    np.testing.assert_allclose(later.layers["gru.l1"].h[:, :4], plain.layers["gru.l1"].h[:, :4], atol=1e-6)
+    own, _ = own_output(module, inputs, None, False)
+    np.testing.assert_allclose(plain.outputs, own.numpy(), atol=1e-6)
+
+
+def test_bad_edits_are_refused_with_what_was_expected():
+    module, inputs, *_ = make_case(mode="GRU", layers=1, batch=2, steps=5)
+    with pytest.raises(ValueError, match=r"names no layer of this run; expected one of \['gru.l0'\]"):
+        trace(module, inputs, edits=[rw.clamp("gru.l3", "h", [0], 1, 0.0)])
+    with pytest.raises(ValueError, match=r"names no step of 'gru.l0', which ran 5 steps; expected steps in \[0, 5\)"):
+        trace(module, inputs, edits=[rw.clamp("gru.l0", "h", [0], range(5, 9), 0.0)])
+    with pytest.raises(ValueError, match=r"has \['h', 'reset', 'update', 'new'\], got 'forget'"):
+        trace(module, inputs, edits=[rw.clamp("gru.l0", "forget", [0], 1, 0.0)])
+    with pytest.raises(ValueError, match=r"expected units in \[0, 4\)"):
+        trace(module, inputs, edits=[rw.clamp("gru.l0", "h", [4], 1, 0.0)])
+    with pytest.raises(ValueError, match=r"expected batch elements in \[0, 2\)"):
+        trace(module, inputs, edits=[rw.clamp("gru.l0", "h", [0], 1, 0.0, batch=2)])
+    with pytest.raises(TypeError, match="edits: expected a list of rw.clamp"):
+        trace(module, inputs, edits=["gru.l0"])
+    with pytest.raises(ValueError, match="edits= and loss= together"):
+        trace(module, inputs, edits=[rw.clamp("gru.l0", "h", [0], 1, 0.0)], loss="last")
+
+
+def test_the_edits_are_saved_and_loaded_with_the_trace(tmp_path):
+    module, inputs, *_ = make_case(mode="LSTM", layers=1, batch=1, steps=4)
+    edits = [rw.clamp("lstm.l0", "c", [1], range(1, 3), 0.0)]
+    tr = trace(module, inputs, edits=edits)
+    loaded = rw.Trace.load(tr.save(tmp_path / "t.npz"))
+    assert loaded.meta["edits"] == [{"op": "clamp", "layer": "lstm.l0", "quantity": "c", "units": [1],
+                                     "steps": [1, 2], "batch": None, "value": [0.0]}]
+    np.testing.assert_array_equal(loaded.layers["lstm.l0"].states["c"][:, 1:3, 1], 0)
+
+
+class CellLoop(nn.Module):
+    """Cells driven in the model's own loop, as the user writes it."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.cell = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}[kind](3, 4).double()
+        self.kind = kind
+
+    def forward(self, x):                  # (time, batch, features)
+        h = torch.zeros(x.shape[1], 4, dtype=x.dtype)
+        state = (h, h.clone()) if self.kind == "lstm" else h
+        outs = []
+        for x_t in x:
+            state = self.cell(x_t, state)
+            outs.append(state[0] if self.kind == "lstm" else state)
+        return torch.stack(outs)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_cells_in_the_users_loop_follow_the_reference_under_edits(kind):
+    torch.manual_seed(1)
+    model = CellLoop(kind)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    mode = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}[kind]
+    quantities = GATES[mode] + STATES[mode]
+    edits = [rw.clamp("cell", q, [k % 4], steps=[1 + k % 4], value=0.25) for k, q in enumerate(quantities)]
+    before = snapshot(model)
+    tr = trace(model, x, edits=edits)
+    assert_untouched(model, before)
+    # the reference: the same cell as a one-layer module of the same weights
+    module = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN}[mode](3, 4).double()
+    with torch.no_grad():
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(module, k + "_l0").copy_(getattr(model.cell, k))
+        edit = reference_edit(edits)
+        ref = Reference(module, x.transpose(0, 1), [6, 6], "cell", edit=lambda layer, *at: edit("cell", *at))
+    lt = tr.layers["cell"]
+    for key in ref.states["cell.l0"]:
+        np.testing.assert_allclose(lt.quantities()[key], ref.array("cell.l0", key).numpy(), atol=1e-6,
+                                   err_msg=key)
+    assert tr.meta["edits"] == [e.describe() for e in edits]
+
+
+class StepRNN(nn.Module):
+    """The char-RNN step module: forward(input, hidden) -> (output, hidden)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden_size = 4
+        self.i2h = nn.Linear(3 + 4, 4)
+        self.i2o = nn.Linear(3 + 4, 2)
+
+    def forward(self, input, hidden):
+        combined = torch.cat((input, hidden), 1)
+        return self.i2o(combined), torch.tanh(self.i2h(combined))
+
+
+def test_a_step_module_carries_its_edited_state_to_the_next_step_and_its_output():
+    torch.manual_seed(2)
+    model = StepRNN()
+    x = torch.randn(5, 2, 3)
+    edits = [rw.clamp("steprnn", "h", [1, 2], steps=[2], value=[0.5, -0.5])]
+    before = snapshot(model)
+    tr = trace(model, x, edits=edits)
+    assert_untouched(model, before)
+    h = torch.zeros(2, 4)
+    hs, outs = [], []
+    with torch.no_grad():
+        for t, x_t in enumerate(x):
+            out, h = model(x_t, h)
+            if t == 2:
+                h = h.clone()
+                h[:, 1], h[:, 2] = 0.5, -0.5
+            hs.append(h)
+            outs.append(out)
+    np.testing.assert_allclose(tr.layers["steprnn"].h, torch.stack(hs, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(tr.outputs, torch.stack(outs, 1).numpy(), atol=1e-6)
+
+
+def test_explore_passes_the_edits_to_the_trace_it_shows():
+    module, inputs, *_ = make_case(mode="GRU", layers=1, batch=1, steps=5)
+    explorer = rw.explore(module, inputs, edits=[rw.clamp("gru.l0", "h", [0], None, 0.0)])
+    assert explorer.trace.meta["edits"][0]["layer"] == "gru.l0"
+    np.testing.assert_array_equal(explorer.trace.layers["gru.l0"].h[0, :, 0], 0)
+
+
+def test_an_nn_gru_inside_a_step_module_called_per_token_counts_steps_across_its_calls():
+    from models import OneTokenEncoder
+
+    torch.manual_seed(5)
+    model = OneTokenEncoder(20, 6)
+    tokens = torch.randint(0, 20, (7, 1))
+    edits = [rw.clamp("gru.l0", "h", [1, 4], steps=[2, 5], value=0.5)]
+    with torch.no_grad():
+        hidden, states = model.initHidden(), []
+        for t in range(7):
+            _, hidden = model(tokens[t], hidden)
+            if t in (2, 5):
+                hidden = hidden.clone()
+                hidden[..., [1, 4]] = 0.5
+            states.append(hidden[0, 0])
+    before = snapshot(model)
+    tr = trace(model, tokens, edits=edits)
+    assert_untouched(model, before)
+    np.testing.assert_allclose(tr.layers["gru.l0"].h[0], torch.stack(states).numpy(), atol=1e-6)
+    np.testing.assert_allclose(tr.layers["onetokenencoder"].h[0], torch.stack(states).numpy(), atol=1e-6)

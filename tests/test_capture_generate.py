@@ -1,0 +1,208 @@
+"""rw.generate (capture/generate.py): the tokens a model writes, greedy or sampled, under edits at
+every step; its Trace equals rw.trace of the prompt + continuation under the same edits; one step
+of the recurrence per token; the model left as found."""
+import numpy as np
+import pytest
+import torch
+from model_state import assert_untouched, snapshot
+from torch import nn
+
+import rnnwidgets as rw
+
+
+class TokenLM(nn.Module):
+    """ids (batch, time) -> logits (batch, time, vocab) through an embedding, a recurrent module and a head."""
+
+    def __init__(self, mode="LSTM", vocab=11, units=6, layers=2, batch_first=True, proj=0):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 5)
+        extra = {"proj_size": proj} if proj else {}
+        self.rnn = getattr(nn, mode)(5, units, layers, batch_first=batch_first, **extra)
+        self.head = nn.Linear(proj or units, vocab)
+        self.batch_first = batch_first
+
+    def forward(self, ids):
+        x = self.embed(ids if self.batch_first else ids.t())
+        out, _ = self.rnn(x)
+        return self.head(out if self.batch_first else out.transpose(0, 1))
+
+
+def greedy(model, prompt, steps):
+    """The plain loop: the whole prefix run again for every token."""
+    ids = prompt
+    with torch.no_grad():
+        for _ in range(steps):
+            ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+CASES = [dict(mode="LSTM"), dict(mode="GRU", batch_first=False), dict(mode="RNN", layers=1),
+         dict(mode="LSTM", proj=3, batch_first=False)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_greedy_generation_is_the_plain_loop_and_its_trace_the_trace_of_what_it_wrote(case):
+    torch.manual_seed(3)
+    model = TokenLM(**case).double()
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    before = snapshot(model)
+    tr = rw.generate(model, prompt, steps=6)
+    assert_untouched(model, before)
+    ids = torch.tensor(tr.meta["token_ids"])
+    assert torch.equal(ids, greedy(model, prompt, 6))
+    assert tr.meta["prompt_steps"] == 3 and tr.steps == 9 and "edits" not in tr.meta
+    assert tr.tokens == [[str(i) for i in row] for row in ids.tolist()]
+    plain = rw.trace(model, ids)
+    for name, lt in plain.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_allclose(tr.layers[name].quantities()[key], value, atol=1e-6, err_msg=f"{name} {key}")
+    with torch.no_grad():
+        np.testing.assert_allclose(tr.outputs, model(ids).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_edits_act_at_every_step_generated_ones_included(case):
+    torch.manual_seed(4)
+    model = TokenLM(**case).double()
+    name = "rnn.l0"
+    gate = {"LSTM": "forget", "GRU": "update"}.get(case["mode"])
+    edits = [rw.clamp(name, "h", [0, 1], range(2, 7), 0.9)]
+    if gate:
+        edits.append(rw.clamp(name, gate, [2], None, 0.1))
+    prompt = torch.tensor([[1, 2, 3]])
+    tr = rw.generate(model, prompt, steps=8, edits=edits)
+    ids = torch.tensor(tr.meta["token_ids"])
+    with torch.no_grad():   # the edited model's own greedy choice at every generated step
+        for t in range(3, ids.shape[1]):
+            last = list(rw.trace(model, ids[:, :t], edits=edits).layers.values())[-1].h   # steps past t: none
+            logits = model.head(torch.from_numpy(last).double())
+            assert int(logits[0, -1].argmax()) == int(ids[0, t]), t
+    edited = rw.trace(model, ids, edits=edits)
+    for layer, lt in edited.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_allclose(tr.layers[layer].quantities()[key], value, atol=1e-6, err_msg=f"{layer} {key}")
+    np.testing.assert_array_equal(tr.layers[name].h[0, 2:7, :2], np.float32(0.9))
+    assert tr.meta["edits"] == [e.describe() for e in edits]
+
+
+def test_one_step_of_the_recurrence_per_token():
+    torch.manual_seed(5)
+    model = TokenLM()
+    seen = []
+    handle = model.rnn.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1]))
+    try:
+        rw.generate(model, torch.tensor([[1, 2, 3, 4]]), steps=5)
+    finally:
+        handle.remove()
+    assert seen == [4, 1, 1, 1, 1, 1]
+
+
+def test_sampling_is_repeatable_with_a_seed_and_decodes_tokens():
+    torch.manual_seed(6)
+    model = TokenLM(vocab=5)
+    vocab = ["a", "b", "c", "d", "e"]
+    first = rw.generate(model, [0, 1], steps=20, temperature=1.5, seed=7, decode=vocab)
+    again = rw.generate(model, [0, 1], steps=20, temperature=1.5, seed=7, decode=vocab)
+    assert first.meta["token_ids"] == again.meta["token_ids"]
+    assert first.tokens == [[vocab[i] for i in first.meta["token_ids"][0]]]
+    others = {tuple(rw.generate(model, [0, 1], steps=20, temperature=1.5, seed=s).meta["token_ids"][0])
+              for s in range(5)}
+    assert len(others) > 1                                  # a draw, not the argmax
+    cold = rw.generate(model, [0, 1], steps=10, temperature=1e-6, seed=1, decode=lambda i: vocab[i].upper())
+    assert cold.meta["token_ids"] == rw.generate(model, [0, 1], steps=10).meta["token_ids"]
+    assert cold.tokens[0][0] == "A"
+
+
+class NoRecurrence(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 4)
+
+    def forward(self, ids):
+        return ids
+
+
+def test_bad_models_and_arguments_are_refused_in_one_sentence():
+    model = TokenLM()
+    with pytest.raises(ValueError, match="steps: expected a whole number of tokens to generate, at least 1"):
+        rw.generate(model, [1], steps=0)
+    with pytest.raises(ValueError, match=r"temperature: expected a finite number >= 0"):
+        rw.generate(model, [1], steps=2, temperature=-1)
+    with pytest.raises(ValueError, match=r"prompt: expected token ids \(batch, time\) or \(time,\)"):
+        rw.generate(model, torch.zeros(2, 3), steps=2)
+    with pytest.raises(TypeError, match="expected a model holding an nn.LSTM / nn.GRU / nn.RNN"):
+        rw.generate(NoRecurrence(), [1], steps=2)
+    both = TokenLM()
+    both.cell = nn.GRUCell(5, 6)
+    with pytest.raises(TypeError, match="expected either nn.LSTM / nn.GRU / nn.RNN modules or cells"):
+        rw.generate(both, [1], steps=2)
+    bidirectional = TokenLM()
+    bidirectional.rnn = nn.LSTM(5, 6, batch_first=True, bidirectional=True)
+    with pytest.raises(ValueError, match="rnn is bidirectional; generating one token at a time needs"):
+        rw.generate(bidirectional, [1], steps=2)
+    flat = TokenLM()
+    flat.forward = lambda ids: TokenLM.forward(flat, ids).flatten(0, 1)
+    with pytest.raises(ValueError, match=r"expected the model to map token ids \(1, 1\) \(batch, time\) to logits"):
+        rw.generate(flat, [1], steps=2)
+    with pytest.raises(ValueError, match="names no layer of this run"):
+        rw.generate(model, [1], steps=2, edits=[rw.clamp("lstm.l0", "h", [0], None, 0.0)])
+
+
+def test_a_forward_that_needs_more_than_the_ids_is_refused():
+    class NeedsHidden(TokenLM):
+        def forward(self, ids, hidden):
+            return super().forward(ids)
+
+    with pytest.raises(TypeError, match=r"expected a model called as model\(ids\) with ids \(batch, time\)"):
+        rw.generate(NeedsHidden(), [1, 2], steps=2)
+
+
+class CellLM(nn.Module):
+    """Cells in the model's own loop, each forward starting from zeros."""
+
+    def __init__(self, kind="lstm", vocab=9, units=6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 4)
+        self.cells = nn.ModuleList([{"lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind](4, units),
+                                    {"lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind](units, units)])
+        self.head = nn.Linear(units, vocab)
+        self.kind, self.units = kind, units
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        zeros = x.new_zeros(ids.shape[0], self.units)
+        states = [(zeros, zeros) if self.kind == "lstm" else zeros for _ in self.cells]
+        outs = []
+        for t in range(ids.shape[1]):
+            layer_in = x[:, t]
+            for k, cell in enumerate(self.cells):
+                states[k] = cell(layer_in, states[k])
+                layer_in = states[k][0] if self.kind == "lstm" else states[k]
+            outs.append(self.head(layer_in))
+        return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_cells_in_the_models_own_loop_carry_their_state_from_call_to_call(kind):
+    torch.manual_seed(7)
+    model = CellLM(kind).double()
+    prompt = torch.tensor([[1, 2, 3], [3, 2, 1]])
+    before = snapshot(model)
+    tr = rw.generate(model, prompt, steps=5)
+    assert_untouched(model, before)
+    ids = torch.tensor(tr.meta["token_ids"])
+    assert torch.equal(ids, greedy(model, prompt, 5))
+    plain = rw.trace(model, ids)
+    assert list(tr.layers) == list(plain.layers) == ["cells.0", "cells.1"]
+    for name, lt in plain.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_allclose(tr.layers[name].quantities()[key], value, atol=1e-6, err_msg=f"{name} {key}")
+    edits = [rw.clamp("cells.0", "h", [0, 2], range(2, 6), 0.7)]
+    edited = rw.generate(model, prompt, steps=5, edits=edits)
+    again = rw.trace(model, torch.tensor(edited.meta["token_ids"]), edits=edits)
+    for name, lt in again.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_allclose(edited.layers[name].quantities()[key], value, atol=1e-6,
+                                       err_msg=f"{name} {key}")
+    np.testing.assert_array_equal(edited.layers["cells.0"].h[:, 2:6, [0, 2]], np.float32(0.7))
+    assert edited.meta["edits"] == [e.describe() for e in edits] and edited.meta["source"] == "generate"
