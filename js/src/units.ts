@@ -287,8 +287,10 @@ export function createUnits(actions: Actions): Panel {
   }
 
   // The plot fills its column: redrawn at its width in pixels.
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
-    const w = Math.round(plot.clientWidth);
+  // (from the observer's entry: reading the element would force a layout after the DOM writes of
+  // the observers called before this one, as on the first paint)
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+    const w = Math.round(entries.length ? entries[entries.length - 1].contentRect.width : plot.clientWidth);
     if (w <= 0 || w === width) return;
     width = w;
     if (state) update(state);
