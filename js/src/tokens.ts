@@ -9,7 +9,7 @@ import { colorWord, cssColor, lutVersion, NON_FINITE, textColorOn } from "./colo
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
 export const WINDOW = 256;
@@ -304,7 +304,7 @@ export function createTokens(actions: Actions): Panel {
     const steps = state.steps;
     const start = windowStart(state.t, steps);
     const count = Math.min(WINDOW, steps - start);
-    info.textContent = steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "";
+    setText(info, steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "");
     const q = selectedQuantity(state);
     if (!painted || painted.start !== start || painted.data !== q.data || painted.unit !== state.unit ||
         painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps ||

@@ -7,7 +7,7 @@ import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { createAxis, stepLabels } from "./axes";
 import { lutVersion } from "./colormap";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 import { formatValue } from "./heatmap";
 
 import { columnRange, heldRange, seriesAt, stepAtX, xOfStep } from "./timeaxis";
@@ -281,7 +281,7 @@ export function createUnits(actions: Actions): Panel {
     updateLegend(units, q);
     updateTop(s.order);
     const { from, to } = heldRange(q);
-    range.textContent = from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "";
+    setText(range, from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "");
     cursor.style.display = s.t >= from && s.t < to ? "" : "none";
     cursor.style.left = `${Math.floor(xOfStep(s.t - from, to - from, width))}px`;
   }
