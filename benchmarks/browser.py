@@ -249,14 +249,15 @@ def main() -> None:
     ours: list[dict[str, dict[str, float]]] = []
     baseline: list[dict[str, dict[str, float]]] = []
     for r in range(max(1, args.rounds)):
-        ours.append(measure(REPO))
-        if args.rounds > 1 or args.baseline_dir:
-            print(f"round {r + 1}, this checkout ({REPO}):")
-        report(ours[-1])
+        # the builds take turns going first, so neither gains from the order (caches, load drifting)
+        builds = [("this checkout", REPO, ours)]
         if args.baseline_dir:
-            baseline.append(measure(args.baseline_dir.resolve()))
-            print(f"round {r + 1}, baseline ({args.baseline_dir}):")
-            report(baseline[-1])
+            builds.insert(r % 2, ("baseline", args.baseline_dir.resolve(), baseline))
+        for name, checkout, runs in builds:
+            runs.append(measure(checkout))
+            if args.rounds > 1 or args.baseline_dir:
+                print(f"round {r + 1}, {name} ({checkout}):")
+            report(runs[-1])
     if args.baseline_dir:
         print(f"medians of {len(ours)} round(s), ours / baseline:")
         compare(medians(ours), medians(baseline))
