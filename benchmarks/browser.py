@@ -1,6 +1,6 @@
 """The Explorer in JupyterLab + Chromium: time to first paint, time per scrub frame, browser heap.
 
-    .venv/bin/python benchmarks/browser.py
+    .venv/bin/python benchmarks/browser.py [--baseline-dir OTHER_CHECKOUT] [--rounds N]
 
 Prints, for a 2-layer 256-unit LSTM over 1,000 steps with all quantities (about 3 million
 float32 values) and for 100,000 steps x 1,024 units (sent as a window plus an overview):
@@ -11,10 +11,17 @@ float32 values) and for 100,000 steps x 1,024 units (sent as a window plus an ov
   page's main-thread CPU time per step (which, unlike the frame times, a busy machine barely
   changes: compare two builds by it on a shared host);
 - the page's JavaScript heap after a garbage collection (the long sequence must stay bounded).
+With --baseline-dir, a second checkout (its front end built: rnnwidgets/static/widget.js) is
+measured in the same run, each build in its own JupyterLab whose kernel imports that checkout,
+the two alternating for --rounds rounds; it prints each figure's medians and the ratio ours /
+baseline. On a shared host compare the CPU figures (main-thread time, and of it style, layout and
+script per scrub step): the wall times there follow the machine's load more than the build.
 Reuses the browser tests' JupyterLab fixture code (tests/e2e/conftest.py).
 """
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -97,43 +104,69 @@ def run_plain(page, i: int) -> None:
     wait_for_kernel_idle(page, timeout=300_000)
 
 
-def thread_time(cdp) -> float:
-    """The page's main-thread CPU time so far, in seconds."""
-    return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "ThreadTime")
+# Main-thread CPU time (Performance.getMetrics, in thread time): all, and the parts a frame spends
+# on style, layout and script.
+CPU_METRICS = {"ThreadTime": "CPU", "RecalcStyleDuration": "style", "LayoutDuration": "layout",
+               "ScriptDuration": "script"}
 
 
-def scrub(page, cdp, n: int, steps: int = 100) -> tuple[float, float, float]:
+def cpu_times(cdp) -> dict[str, float]:
+    """The page's main-thread CPU seconds so far, in all and per CPU_METRICS part."""
+    got = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {name: got.get(metric, 0.0) for metric, name in CPU_METRICS.items()}
+
+
+def cpu_ms(before: dict[str, float], after: dict[str, float], per: int = 1) -> dict[str, float]:
+    return {k: (after[k] - before[k]) * 1000 / per for k in before}
+
+
+def scrub(page, cdp, n: int, steps: int = 100) -> dict[str, float]:
     """Press -> on the n-th Explorer `steps` times: median and p95 ms of a scrub frame's work, and
     the main thread's CPU ms per step (the whole scrub's, the kernel's replies included)."""
     page.evaluate("() => { window.scrubTimes = []; }")
     root = page.locator(".rw-explorer").nth(n)
     root.scroll_into_view_if_needed()
     root.focus()
-    cpu = thread_time(cdp)
+    cpu = cpu_times(cdp)
     for _ in range(steps):
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(20)  # one press per frame, as a held key repeats
     page.wait_for_timeout(200)
-    cpu = (thread_time(cdp) - cpu) * 1000 / steps
+    per_step = cpu_ms(cpu, cpu_times(cdp), steps)
     times = sorted(page.evaluate("() => window.scrubTimes"))
-    return statistics.median(times), times[int(0.95 * (len(times) - 1))], cpu
+    return {"median": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], **per_step}
 
 
-def heap_mb(cdp) -> str:
+def heap_mb(cdp) -> tuple[float, float]:
+    """The page's JavaScript heap after a garbage collection, and its array buffers, in MB."""
     cdp.send("HeapProfiler.collectGarbage")
     usage = cdp.send("Runtime.getHeapUsage")
-    extra = usage.get("backingStorageSize")
-    return f"{usage['usedSize'] / 2**20:.0f} MB" + (f" + {extra / 2**20:.0f} MB array buffers" if extra else "")
+    return usage["usedSize"] / 2**20, usage.get("backingStorageSize", 0) / 2**20
 
 
-def main() -> None:
+def heap_text(heap: tuple[float, float]) -> str:
+    return f"{heap[0]:.0f} MB" + (f" + {heap[1]:.0f} MB array buffers" if heap[1] else "")
+
+
+def paint(page, cdp, cell: int, painted: str) -> dict[str, float]:
+    """Run `cell` until `painted` holds: the wall ms, and the main thread's CPU ms meanwhile."""
+    cpu = cpu_times(cdp)
+    ms = page.evaluate(RUN_UNTIL_PAINTED, [cell, painted])
+    return {"ms": ms, **cpu_ms(cpu, cpu_times(cdp))}
+
+
+def measure(checkout: Path) -> dict[str, dict[str, float]]:
+    """Every figure of one build: the kernel imports `checkout`'s rnnwidgets (and its bundle)."""
     from playwright.sync_api import sync_playwright
 
+    got: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="rw-bench-") as tmp:
         base = Path(tmp)
         (base / "nb").mkdir()
         write_notebook(base / "nb" / "bench.ipynb", *CELLS)
-        server = JupyterServer(base / "nb", _jupyter_env(base / "home"), base / "server.log")
+        env = _jupyter_env(base / "home")
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), *filter(None, [env.get("PYTHONPATH")])])
+        server = JupyterServer(base / "nb", env, base / "server.log")
         try:
             server.wait_ready()
             with sync_playwright() as p:
@@ -146,38 +179,88 @@ def main() -> None:
                 wait_for_kernel_idle(page, timeout=120_000)
                 page.evaluate(SCRUB_PROBE)
                 run_plain(page, 0)
-                print(f"page heap before any view: {heap_mb(cdp)}")
+                mb, buffers = heap_mb(cdp)
+                got["heap before any view"] = {"MB": mb, "buffer MB": buffers}
 
-                cpu = thread_time(cdp)
-                small_ms = page.evaluate(RUN_UNTIL_PAINTED, [1, EXPLORER_PAINTED % 0])
-                small_cpu = (thread_time(cdp) - cpu) * 1000
+                got["1k paint"] = paint(page, cdp, 1, EXPLORER_PAINTED % 0)
                 wait_for_kernel_idle(page)
-                bq_ms = page.evaluate(RUN_UNTIL_PAINTED, [2, BQPLOT_PAINTED])
+                got["1k bqplot"] = {"ms": page.evaluate(RUN_UNTIL_PAINTED, [2, BQPLOT_PAINTED])}
                 wait_for_kernel_idle(page)
-                median, p95, cpu = scrub(page, cdp, 0)
-                print("2-layer 256-unit LSTM, 1,000 steps, all quantities (3.1M float32):")
-                print(f"  run cell -> first paint: Explorer {small_ms:.0f} ms, bqplot HeatMap {bq_ms:.0f} ms "
-                      f"(ratio {bq_ms / small_ms:.1f}x; target <= 1000 ms); main-thread CPU to the Explorer's paint "
-                      f"{small_cpu:.0f} ms")
-                print(f"  scrub frame work: median {median:.1f} ms, p95 {p95:.1f} ms (target <= 16 ms); "
-                      f"main-thread CPU {cpu:.1f} ms per step")
-                print(f"  page heap: {heap_mb(cdp)}")
+                got["1k scrub"] = scrub(page, cdp, 0)
+                mb, buffers = heap_mb(cdp)
+                got["1k heap"] = {"MB": mb, "buffer MB": buffers}
 
                 run_plain(page, 3)
-                cpu = thread_time(cdp)
-                big_ms = page.evaluate(RUN_UNTIL_PAINTED, [4, EXPLORER_PAINTED % 1])
-                big_cpu = (thread_time(cdp) - cpu) * 1000
+                got["100k paint"] = paint(page, cdp, 4, EXPLORER_PAINTED % 1)
                 wait_for_kernel_idle(page)
-                median, p95, cpu = scrub(page, cdp, 1)
-                print("100,000 steps x 1,024 units (102M float32: a window of steps + a 1,024-column overview):")
-                print(f"  run cell -> first paint: Explorer {big_ms:.0f} ms; bqplot HeatMap not attempted "
-                      f"(102M cells, one fillRect each); main-thread CPU to its paint {big_cpu:.0f} ms")
-                print(f"  scrub frame work: median {median:.1f} ms, p95 {p95:.1f} ms (target <= 16 ms); "
-                      f"main-thread CPU {cpu:.1f} ms per step")
-                print(f"  page heap with both views: {heap_mb(cdp)}")
+                got["100k scrub"] = scrub(page, cdp, 1)
+                mb, buffers = heap_mb(cdp)
+                got["100k heap"] = {"MB": mb, "buffer MB": buffers}
                 browser.close()
         finally:
             server.stop()
+    return got
+
+
+def report(got: dict[str, dict[str, float]]) -> None:
+    """The figures of one build, as sentences."""
+    small, big = got["1k paint"], got["100k paint"]
+    cpu = lambda s: f"main-thread CPU {s['CPU']:.1f} ms per step (style {s['style']:.1f}, layout {s['layout']:.1f}, script {s['script']:.1f})"  # noqa: E731
+    print(f"page heap before any view: {heap_text((got['heap before any view']['MB'], got['heap before any view']['buffer MB']))}")
+    print("2-layer 256-unit LSTM, 1,000 steps, all quantities (3.1M float32):")
+    bq = got["1k bqplot"]["ms"]
+    print(f"  run cell -> first paint: Explorer {small['ms']:.0f} ms, bqplot HeatMap {bq:.0f} ms "
+          f"(ratio {bq / small['ms']:.1f}x; target <= 1000 ms); main-thread CPU to the Explorer's paint "
+          f"{small['CPU']:.0f} ms (style {small['style']:.0f}, layout {small['layout']:.0f}, script {small['script']:.0f})")
+    s = got["1k scrub"]
+    print(f"  scrub frame work: median {s['median']:.1f} ms, p95 {s['p95']:.1f} ms (target <= 16 ms); {cpu(s)}")
+    print(f"  page heap: {heap_text((got['1k heap']['MB'], got['1k heap']['buffer MB']))}")
+    print("100,000 steps x 1,024 units (102M float32: a window of steps + a 1,024-column overview):")
+    print(f"  run cell -> first paint: Explorer {big['ms']:.0f} ms; bqplot HeatMap not attempted "
+          f"(102M cells, one fillRect each); main-thread CPU to its paint {big['CPU']:.0f} ms "
+          f"(style {big['style']:.0f}, layout {big['layout']:.0f}, script {big['script']:.0f})")
+    s = got["100k scrub"]
+    print(f"  scrub frame work: median {s['median']:.1f} ms, p95 {s['p95']:.1f} ms (target <= 16 ms); {cpu(s)}")
+    print(f"  page heap with both views: {heap_text((got['100k heap']['MB'], got['100k heap']['buffer MB']))}")
+
+
+def medians(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {part: {k: statistics.median(r[part][k] for r in runs) for k in runs[0][part]} for part in runs[0]}
+
+
+def compare(ours: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]]) -> None:
+    """Each figure of both builds and the ratio ours / baseline (below 1: ours is faster or smaller)."""
+    print(f"{'figure':<28}{'ours':>10}{'baseline':>10}{'ratio':>8}")
+    for part, figures in ours.items():
+        for name, value in figures.items():
+            other = baseline[part][name]
+            ratio = f"{value / other:.2f}" if other else "-"
+            print(f"{part + ' ' + name:<28}{value:>10.1f}{other:>10.1f}{ratio:>8}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline-dir", type=Path, help="another checkout of rnnwidgets, its front end built, "
+                        "measured alternately with this one")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements of each build (medians are compared)")
+    args = parser.parse_args()
+    if args.baseline_dir and not (args.baseline_dir / "rnnwidgets" / "static" / "widget.js").exists():
+        parser.error(f"{args.baseline_dir} has no rnnwidgets/static/widget.js: build its front end (npm run build) first")
+    ours: list[dict[str, dict[str, float]]] = []
+    baseline: list[dict[str, dict[str, float]]] = []
+    for r in range(max(1, args.rounds)):
+        # the builds take turns going first, so neither gains from the order (caches, load drifting)
+        builds = [("this checkout", REPO, ours)]
+        if args.baseline_dir:
+            builds.insert(r % 2, ("baseline", args.baseline_dir.resolve(), baseline))
+        for name, checkout, runs in builds:
+            runs.append(measure(checkout))
+            if args.rounds > 1 or args.baseline_dir:
+                print(f"round {r + 1}, {name} ({checkout}):")
+            report(runs[-1])
+    if args.baseline_dir:
+        print(f"medians of {len(ours)} round(s), ours / baseline:")
+        compare(medians(ours), medians(baseline))
 
 
 if __name__ == "__main__":

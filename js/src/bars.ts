@@ -192,13 +192,15 @@ export function createBars(actions: Actions): Panel {
   }
 
   // The bars fill their column: repainted at its width in pixels, so they stay crisp.
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
-    const w = Math.round(axis.el.clientWidth);
+  // (the column's width from the observer's entry: reading it would force a layout after the DOM
+  // writes of the observers called before this one, as on the first paint)
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+    const w = Math.round(entries.length ? entries[entries.length - 1].contentRect.width : axis.el.clientWidth);
     if (w <= 0 || w === width) return;
     width = w;
     if (lastState) update(lastState);
   });
-  resize?.observe(rowsEl);
+  resize?.observe(axis.el);
 
   return { el, update, destroy: () => resize?.disconnect() };
 }

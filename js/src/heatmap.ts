@@ -290,13 +290,17 @@ export function createHeatmap(
   }
 
   // The displayed size changes with the notebook's width (and is 0 until the view is attached).
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
-    measure();
+  // (read from the observer's entry: reading the element would force a layout after the DOM
+  // writes of the observers called before this one, as on the first paint)
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+    const box = entries.length ? entries[entries.length - 1].contentRect : null;
+    if (box) shown = { w: box.width, h: box.height };
+    else measure();
     fitRendering();
     if (cursorAt) drawCursor(cursorAt.t, cursorAt.row, cursorAt.marks);
     options.onResize?.();
   });
-  resize?.observe(el);
+  resize?.observe(image);
 
   function setInk(line: string, contrast: string): void {
     ink = { line, contrast };

@@ -9,7 +9,7 @@ import { colorWord, cssColor, lutVersion, NON_FINITE, textColorOn } from "./colo
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
 export const WINDOW = 256;
@@ -185,19 +185,42 @@ export function createTokens(actions: Actions): Panel {
     return cut(label, layout.vertical ? VERTICAL_CHARS : layout.flatChars);
   }
 
+  // Which headers of the window are drawn: all while a step has half a device pixel or more (or
+  // the strip is unmeasured); with more steps a pixel (100,000 steps: the whole window of 256
+  // falls on one or two pixels) only one header per pixel, as each shown one costs every frame
+  // its share of style, layout and paint, and the browser would draw the others no wider than 0.
+  let covers: Uint8Array = new Uint8Array(0);
+
+  /** Writes header i's label: shown while it has a label or a pixel, turned upright only with a
+   * label (a transformed element is a paint layer of its own). */
+  function setLabel(i: number, label: string) {
+    texts[i].textContent = label;
+    pool[i].classList.toggle("rw-token-vertical", layout.vertical && label !== "");
+    pool[i].style.display = label !== "" || covers[i] ? "" : "none";
+  }
+
+  /** Which of `count` headers from step `start` get a device pixel of the strip's width. */
+  function coverage(start: number, count: number, steps: number): Uint8Array {
+    const out = new Uint8Array(count).fill(1);
+    const px = (width * (window.devicePixelRatio || 1)) / Math.max(1, steps);
+    if (width === 0 || px >= 0.5) return out;
+    for (let i = 0; i < count; i++) out[i] = Math.round((start + i + 1) * px) > Math.round((start + i) * px) ? 1 : 0;
+    return out;
+  }
+
   function paintWindow(state: ExplorerState, q: Quantity, start: number, count: number) {
     const { from, to } = heldRange(q);
     const lengths = Array.from({ length: count }, (_, i) => Array.from(stepLabel(state.tokens, start + i)).length);
     layout = headerLayout(width, state.steps, typicalLength(lengths));
     row.style.height = `${layout.height}px`;
     const share = 100 / Math.max(1, state.steps);
+    covers = coverage(start, count, state.steps);
     for (let i = 0; i < count; i++) {
       const t = start + i, span = pool[i];
       span.dataset.t = String(t);
       span.style.left = `${(t * share).toFixed(4)}%`;
       span.style.width = `${share.toFixed(4)}%`;
-      span.classList.toggle("rw-token-vertical", layout.vertical);
-      texts[i].textContent = labelOf(state, t, t === state.t);
+      setLabel(i, labelOf(state, t, t === state.t));
       const v = valueAt(q, t, state.unit);
       const pad = t >= state.length, held = t >= from && t < to;
       span.classList.toggle("rw-token-pad", pad);
@@ -225,11 +248,11 @@ export function createTokens(actions: Actions): Panel {
     if (index === current) return;
     if (current >= 0 && current < pool.length) {
       pool[current].classList.remove("rw-token-current");
-      if (layout.stride > 1) texts[current].textContent = labelOf(state, start + current, false);
+      if (layout.stride > 1) setLabel(current, labelOf(state, start + current, false));
     }
     if (index >= 0) {
       pool[index].classList.add("rw-token-current");
-      if (layout.stride > 1) texts[index].textContent = labelOf(state, start + index, true);
+      if (layout.stride > 1) setLabel(index, labelOf(state, start + index, true));
     }
     current = index;
   }
@@ -281,7 +304,7 @@ export function createTokens(actions: Actions): Panel {
     const steps = state.steps;
     const start = windowStart(state.t, steps);
     const count = Math.min(WINDOW, steps - start);
-    info.textContent = steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "";
+    setText(info, steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "");
     const q = selectedQuantity(state);
     if (!painted || painted.start !== start || painted.data !== q.data || painted.unit !== state.unit ||
         painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps ||
@@ -295,13 +318,15 @@ export function createTokens(actions: Actions): Panel {
   }
 
   // The labels' layout follows the strip's width (the heatmap's): a resize may thin or unthin them.
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
-    const w = row.clientWidth;
+  // (its width read from the observer's entry: reading the element's would force a layout after
+  // the DOM writes of the observers called before it, as on the first paint)
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+    const w = entries.length ? entries[entries.length - 1].contentRect.width : row.clientWidth;
     if (w === width || w === 0) return;
     width = w;
     if (lastState) update(lastState);
   });
-  resize?.observe(el);
+  resize?.observe(row);
 
   return { el, update, destroy: () => resize?.disconnect() };
 }

@@ -12,7 +12,7 @@ import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { createAxis, stepLabels } from "./axes";
 import { SERIES_COLOURS, lutVersion } from "./colormap";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 import { formatValue } from "./heatmap";
 
 import { columnRange, heldRange, seriesAt, stepAtX, xOfStep } from "./timeaxis";
@@ -352,14 +352,16 @@ export function createUnits(actions: Actions): Panel {
     updateLegend(units, q, s.unit);
     updateTop(s.order);
     const { from, to } = heldRange(q);
-    range.textContent = from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "";
+    setText(range, from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "");
     cursor.style.display = s.t >= from && s.t < to ? "" : "none";
     cursor.style.left = `${Math.floor(xOfStep(s.t - from, to - from, width))}px`;
   }
 
   // The plot fills its column: redrawn at its width in pixels.
-  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
-    const w = Math.round(plot.clientWidth);
+  // (from the observer's entry: reading the element would force a layout after the DOM writes of
+  // the observers called before this one, as on the first paint)
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+    const w = Math.round(entries.length ? entries[entries.length - 1].contentRect.width : plot.clientWidth);
     if (w <= 0 || w === width) return;
     width = w;
     if (state) update(state);

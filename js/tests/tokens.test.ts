@@ -99,6 +99,46 @@ describe("token strip", () => {
     expect(panel.el.querySelector(".rw-token-current")!.textContent).toBe(`w${steps - 1}`);
   });
 
+  it("draws one header per pixel when many steps share one, and always the labelled ones", () => {
+    // the strip measured at 600 px (its resize observer): 100,000 steps are 0.006 px each
+    const observed: ResizeObserverCallback[] = [];
+    const saved = globalThis.ResizeObserver;
+    globalThis.ResizeObserver = class {
+      constructor(callback: ResizeObserverCallback) { observed.push(callback); }
+      observe() {}
+      disconnect() {}
+    } as unknown as typeof ResizeObserver;
+    try {
+      const steps = 100_000;
+      const panel = createTokens(recordingActions().actions);
+      const row = panel.el.querySelector<HTMLElement>(".rw-token-row")!;
+      const state = explorerState([lstm(steps, 2)], { t: 73_210 });
+      panel.update(state);
+      const spans = () => [...panel.el.querySelectorAll<HTMLElement>(".rw-token")];
+      expect(spans().filter((s) => s.style.display !== "none")).toHaveLength(WINDOW); // unmeasured: all
+      Object.defineProperty(row, "clientWidth", { value: 600 });
+      for (const callback of observed) callback([], {} as ResizeObserver);
+      expect(spans()).toHaveLength(WINDOW);
+      const shown = spans().filter((s) => s.style.display !== "none");
+      // the window's steps 73,088..73,343 span pixels 438.5..440.1: two pixels, and the current step
+      const pixels = new Set(spans().map((s) => Math.round(Number(s.dataset.t) * 600 / steps)));
+      expect(shown.length).toBeLessThanOrEqual(pixels.size + 1);
+      expect(shown.length).toBeGreaterThanOrEqual(2);
+      const current = panel.el.querySelector<HTMLElement>(".rw-token-current")!;
+      expect(current.style.display).toBe("");
+      expect(current.textContent).toBe("73210");
+      // the highlight moves on: the old step loses its label and its element unless it has a pixel
+      panel.update({ ...state, t: 73_211 });
+      expect(current.textContent).toBe("");
+      expect(panel.el.querySelector<HTMLElement>(".rw-token-current")!.style.display).toBe("");
+      // a short sequence at the same width keeps every header
+      panel.update(explorerState([lstm(300, 2)], { t: 10 }));
+      expect(spans().filter((s) => s.style.display !== "none")).toHaveLength(WINDOW);
+    } finally {
+      globalThis.ResizeObserver = saved;
+    }
+  }, 30_000);
+
   it("the window always contains t, with context, inside the sequence", () => {
     for (const steps of [1, 100, WINDOW, WINDOW + 1, 1000, 100_000]) {
       for (const t of [0, 1, 63, 64, 127, 128, 129, 500, steps - 2, steps - 1].filter((t) => t >= 0 && t < steps)) {
