@@ -43,7 +43,8 @@ setup(
     install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn", "scipy",
                       "zarr>=3", "fsspec", "dask[array]", "threadpoolctl"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
-                             "ipykernel", "playwright", "notebook", "marimo", "ruff==0.17.6", "mypy==2.4.1"]},
+                             "ipykernel", "playwright", "notebook", "marimo", "ruff==0.17.6", "mypy==2.4.1",
+                             "captum"]},
     entry_points={
         "console_scripts": ["rnnwidgets=rnnwidgets.__main__:main"],
         # `jupyter nbconvert --to rnnwidgets_html nb.ipynb`: widgets that render offline

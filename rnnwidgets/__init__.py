@@ -23,6 +23,7 @@ _LAZY = {
     "unit_stats": "rnnwidgets.patterns",
     "MatchPanel": "rnnwidgets.widgets.patterns",
     "CoClusterView": "rnnwidgets.widgets.patterns",
+    "attribution": "rnnwidgets.capture.attribution",
     "dynamics": "rnnwidgets.capture.spectra",
     "Dynamics": "rnnwidgets.dynamics_analysis",
     "fixed_points": "rnnwidgets.capture.fixed_points",

@@ -24,7 +24,8 @@ def live(model, who: str, **trace_kwargs):
 
 def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
             encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
-            batch: int = 0, budget: int = FULL_BUDGET, dynamics: bool = False, **trace_kwargs) -> Explorer:
+            batch: int = 0, budget: int = FULL_BUDGET, dynamics: bool = False, attribution: bool = False,
+            **trace_kwargs) -> Explorer:
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
     ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
@@ -36,6 +37,9 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     if isinstance(source, Trace):
         if inputs is not None or text is not None:
             raise ValueError("explore(trace) takes no inputs: the trace already holds its run")
+        if attribution:
+            raise ValueError("explore(trace, attribution=True): attribution needs the live model; "
+                             "give explore(model, inputs, attribution=True)")
         if dynamics:
             raise ValueError("explore(trace, dynamics=True): the dynamics need the model; "
                              "give explore(model, inputs, dynamics=True)")
@@ -58,6 +62,8 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
         def recompute(new_inputs):
             return dynamics_of(source, new_inputs, hidden=hidden)
         explorer.show_dynamics(recompute(inputs), recompute)
+    if attribution:
+        explorer.show_attribution(inputs)
     if text is not None:
         assert encode is not None  # checked above
         explorer.add_text_box(text, encode)

@@ -69,3 +69,23 @@ def test_parameter_gradients_are_read_and_reported_without_being_changed():
 def test_grad_norm_of_a_sparse_gradient():
     grad = torch.sparse_coo_tensor([[0, 0, 2]], torch.tensor([[1.0, 2.0], [2.0, 0.0], [3.0, 4.0]]), (3, 2))
     assert float(grad_norm(grad)) == pytest.approx(float(grad.to_dense().norm()))
+
+
+def test_attribution_goes_through_the_live_models_own_keywords():
+    """The hidden state a view's live model was given reaches its attributions too."""
+    from rnnwidgets.capture.attribution import attribution
+
+    torch.manual_seed(2)
+    model, x = Model().eval(), torch.randn(2, 5, 3)
+    h0 = (torch.randn(1, 2, 4), torch.randn(1, 2, 4))
+
+    class WithState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x, hidden):
+            return self.inner.head(self.inner.lstm(x, hidden)[0])
+    given = LiveModel(WithState(), hidden=h0).attribution(x, 3, target=1)
+    np.testing.assert_allclose(given, attribution(WithState(), x, t=3, target=1, hidden=h0), rtol=1e-6)
+    assert not np.allclose(given, LiveModel(WithState()).attribution(x, 3, target=1))   # zeros: another answer

@@ -63,3 +63,58 @@ def test_gradient_flow_names_a_list_of_models_by_position_and_a_dict_by_key():
     assert list(listed.traces) == ["model 0", "model 1"]
     named = rw.gradient_flow({"gru": nn.GRU(3, 4), 7: nn.RNN(3, 4)}, x, lr=0.1)
     assert list(named.traces) == ["gru", "7"]
+
+
+class _Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(6, 4)
+        self.rnn = nn.GRU(4, 5, batch_first=True)
+        self.head = nn.Linear(5, 6)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
+
+
+def test_explore_with_attribution_sends_the_live_models_attribution_of_the_chosen_step():
+    from rnnwidgets.capture.attribution import attribution
+    from tests.model_state import assert_untouched, snapshot
+
+    torch.manual_seed(1)
+    model, ids = _Tokens().eval(), torch.randint(0, 6, (2, 7))
+    vocab = list("abcdef")
+    before = snapshot(model)
+    ex = explore(model, ids, tokens=[[vocab[i] for i in row] for row in ids.tolist()], decode=vocab, attribution=True)
+    sent = ex.view.attribution
+    assert sent["t"] == ex.view.t == 0 and sent["batch"] == 0
+    ex.view.t = 4                                            # the browser's step, once a scrub rests
+    sent = ex.view.attribution
+    assert sent["t"] == 4 and sent["values"] == pytest.approx(attribution(model, ids, t=4)[0].tolist(), rel=1e-5)
+    with torch.no_grad():
+        predicted = vocab[int(model(ids)[0, 4].argmax())]
+    assert f"step 4 ({predicted!r})" in sent["title"] and "summed over the embedding" in sent["title"]
+    ex.batch.value = 1
+    assert ex.view.attribution["batch"] == 1
+    assert ex.view.attribution["values"] == pytest.approx(attribution(model, ids, t=4)[1].tolist(), rel=1e-5)
+    new = torch.randint(0, 6, (2, 7))
+    ex.update(new)                                           # new inputs: their attributions
+    assert ex.view.attribution["values"] == pytest.approx(attribution(model, new, t=4)[1].tolist(), rel=1e-5)
+    assert_untouched(model, before)
+
+
+def test_explore_attribution_needs_the_live_model_and_says_why_it_cannot_attribute(lstm):
+    with pytest.raises(ValueError, match=r"attribution needs the live model; give explore\(model, inputs, attribution"):
+        explore(trace(lstm, torch.randn(1, 3, 4)), attribution=True)
+
+    class LastStep(nn.Module):      # one prediction of the whole sequence: no prediction at a step
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = lstm, nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    ex = explore(LastStep(), torch.randn(1, 3, 4), attribution=True)
+    sent = ex.view.attribution
+    assert sent["values"] == [] and sent["title"].startswith("no attribution for step 0: ValueError: rw.attribution: "
+                                                             "t: the model's output (1, 2) has no time axis")

@@ -23,6 +23,7 @@
 //   .rw-caption       what the heatmap shows (quantity, layer, units x steps)
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
 //   .rw-predictions   the top predictions at t
+//   .rw-attribution   under the tokens: each input step's share of the prediction at t (attribution.ts)
 //   .rw-panels        the dashboard: .rw-main (the heatmap; .rw-panels-above holds its column
 //                     headers, the token strip .rw-tokens) and collapsible sections (details) of
 //                     bars (.rw-bars), unit lines and ordering (.rw-units), cell view (.rw-cellview)
@@ -32,6 +33,7 @@
 // speed); highlight and followers (store.ts's ExplorerModel). Custom messages: "window" (lod.ts)
 // and "step" from the kernel, which moves the live step (store.ts).
 import type { AnyModel } from "@anywidget/types";
+import { type AttributionModel, createAttribution } from "./attribution";
 import { createBars } from "./bars";
 import { createCellview } from "./cellview";
 import { element } from "./dom";
@@ -86,8 +88,10 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   const panelsEl = row("rw-panels", root);
   const tokens = createTokens(store.actions);
   const panelsAbove = element("div", "rw-panels-above");
-  panelsAbove.append(tokens.el);
-  const panels: Panel[] = [tokens];
+  // why the prediction at t, under the tokens (attribution.ts; trait attribution)
+  const attribution = createAttribution(model as unknown as AnyModel<AttributionModel>);
+  panelsAbove.append(tokens.el, attribution.el);
+  const panels: Panel[] = [tokens, attribution];
   const redrawPanels = () => {
     for (const panel of panels) panel.update(state);
   };

@@ -13,6 +13,7 @@ import torch
 
 from ..tracedata import Trace
 from . import trace
+from .attribution import attribution
 from .call import ModelCall, unwrap
 from .cells import cell_kind
 from .fused import fused_modules
@@ -38,6 +39,12 @@ class LiveModel:
     def trace(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """``rw.trace`` of the model on ``inputs``, with this object's keywords unless overridden."""
         return trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
+
+    def attribution(self, inputs, t: int, **options):
+        """``rw.attribution`` of the model's prediction at step ``t`` on ``inputs`` (batch, time),
+        with this object's ``hidden`` / ``args`` / ``kwargs``."""
+        call = {k: v for k, v in self.trace_kwargs.items() if k in ("hidden", "args", "kwargs")}
+        return attribution(self.model, inputs, t=t, **call, **options)
 
     def step_layer_of(self, param_name: str) -> Optional[str]:
         """The step module's own layer (its class name lowercased, as the trace names it) for a

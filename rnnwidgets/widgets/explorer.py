@@ -51,6 +51,9 @@ class ExplorerView(BundledView):
     highlight = traitlets.List(traitlets.Int(), default_value=[]).tag(sync=True)
     # Widgets with a `t` the view sets at each step in the browser, so they follow a scrub live
     # (the gradient view's grid); the kernel hears the step when the scrub rests.
+    # Why the prediction at step t: {"t", "batch", "values" (one per input step), "title"} from the
+    # live model (Explorer.show_attribution), drawn under the token strip (js/src/attribution.ts).
+    attribution = traitlets.Dict().tag(sync=True)
     followers = traitlets.List(traitlets.Instance(widgets.Widget), default_value=[]).tag(
         sync=True, **widgets.widget_serialization)
 
@@ -287,6 +290,28 @@ class Explorer(StillImage, widgets.VBox):
             self.view.index = index
             self.view.buffer = buffer
             self.view.tokens = tokens
+        self._show_attribution()
+
+    # ---- why this prediction ------------------------------------------------------------------
+    def show_attribution(self, inputs) -> None:
+        """Draw, under the token strip, how much each input step contributed to the prediction at
+        the chosen step (``rw.attribution``, integrated gradients), recomputed by the live model
+        as the step rests or the batch element changes. ``inputs``: those of the trace shown."""
+        first = self.state.explained is None
+        self.state.explain(inputs)
+        if first:
+            self.view.observe(lambda _change: self._show_attribution(), names="t")
+        self._show_attribution()
+
+    def _show_attribution(self) -> None:
+        if self.state.explained is None or self.batch.value is None:
+            return
+        t = self.view.t
+        try:
+            self.view.attribution = self.state.attribution_at(self.batch.value, t)
+        except Exception as error:  # noqa: BLE001 - shown to the user in the strip's title
+            self.view.attribution = {"t": t, "batch": self.batch.value, "values": [],
+                                     "title": f"no attribution for step {t}: {type(error).__name__}: {error}"}
 
     def _on_batch(self, change) -> None:
         if change["new"] is not None and not self._refilling:
@@ -321,6 +346,8 @@ class Explorer(StillImage, widgets.VBox):
         if self.live is None:
             raise ValueError("this Explorer was built from a Trace, not a model: there is nothing to re-run")
         new = self.live.trace(inputs, tokens=tokens, **trace_kwargs)
+        if self.state.explained is not None:
+            self.state.explain(inputs)
         self.set_trace(new)
         if self.dynamics is not None and self._dynamics_of is not None:
             self.show_dynamics(self._dynamics_of(inputs), self._dynamics_of)

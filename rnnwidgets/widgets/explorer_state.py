@@ -15,6 +15,8 @@ from .payload import (
     Labels,
     build_payload,
     floats_per_step,
+    is_output_head,
+    label_of,
     trace_scales,
     window_at,
     window_message,
@@ -34,6 +36,8 @@ class ExplorerState:
     def __init__(self, trace: Trace, *, live=None, labels: Labels = None, budget: int = FULL_BUDGET):
         self.live, self.labels, self.budget = live, labels, budget
         self.dataset = None  # a DatasetTrace (rw.trace_dataset) that Explorer.matches searches
+        self.explained = None  # the inputs whose attributions the view draws (Explorer.show_attribution)
+        self.attributions: dict = {}  # step -> (batch, time) attributions of self.explained
         self.set_trace(trace)
 
     def set_trace(self, trace: Trace) -> None:
@@ -130,6 +134,30 @@ class ExplorerState:
         """Of ``units``, those the shown quantity has."""
         width = self.units(layer, quantity)
         return [int(u) for u in units if 0 <= int(u) < width]
+
+    # ---- why a prediction ---------------------------------------------------------------------
+    def explain(self, inputs) -> None:
+        """Attribute the live model's predictions on ``inputs`` (the trace's run) from now on."""
+        if self.live is None:
+            raise ValueError("attribution needs the live model: build the Explorer with "
+                             "rw.explore(model, inputs, attribution=True)")
+        self.explained, self.attributions = inputs, {}
+
+    def attribution_at(self, batch: int, t: int) -> dict:
+        """What the view draws under the token strip for the prediction at step ``t`` of element
+        ``batch``: every input step's integrated-gradients attribution (``rw.attribution``) and
+        the title saying what it is."""
+        if t not in self.attributions:
+            self.attributions[t] = self.live.attribution(self.explained, t)
+        values = self.attributions[t][batch]
+        out = self.trace.outputs
+        predicted = "its top class"
+        if out is not None and is_output_head(self.trace) and t < out.shape[1]:
+            predicted = repr(label_of(self.labels, int(out[batch, t].argmax())))
+        summed = "the embedding" if self.trace.tokens is not None else "the features"
+        return {"t": int(t), "batch": int(batch), "values": [float(v) for v in values],
+                "title": f"why the prediction at step {t} ({predicted}): integrated gradients of each input, "
+                         f"summed over {summed}"}
 
     # ---- what travels -----------------------------------------------------------------------
     def payload(self, batch: int, t: int, layer: str, quantity: str):
