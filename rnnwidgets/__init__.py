@@ -32,6 +32,8 @@ _LAZY = {
     "clamp": "rnnwidgets.capture.edits",
     "patch": "rnnwidgets.capture.edits",
     "generate": "rnnwidgets.capture.generate",
+    "compare": "rnnwidgets.entrypoints",
+    "Compare": "rnnwidgets.widgets.compare",
 }
 
 __all__ = ["__version__", "Trace", "LayerTrace", *_LAZY]

@@ -1,5 +1,5 @@
-"""The entry points that take a live model: ``rw.explore`` and ``rw.gradient_flow``
-(``rw.TrainingMonitor``: rnnwidgets/training_monitor.py).
+"""The entry points that take a live model: ``rw.explore``, ``rw.gradient_flow`` and
+``rw.compare`` (``rw.TrainingMonitor``: rnnwidgets/training_monitor.py).
 
 Each traces the model through capture and hands the views one small live object
 (``rnnwidgets.capture.live.LiveModel``) for whatever needs the model again (re-tracing, the
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from .comparison import TAU
 from .tracedata import Trace
+from .widgets.compare import Compare
 from .widgets.explorer import Explorer, encoded
 from .widgets.payload import FULL_BUDGET, Labels
 
@@ -99,3 +101,41 @@ def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=No
     tr = model_.trace(inputs, hidden=hidden, loss=loss)
     rates = model_.learning_rates(optimizer) if optimizer is not None else lr
     return GradientFlow(tr, weight_norms=model_.weight_norms(), lr=rates)
+
+
+def compare(a, b, c=None, *, tokens=None, tokens_b=None, names: tuple = ("A", "B"), decode: Labels = None,
+            batch: int = 0, layer: Optional[str] = None, quantity: str = "h", tau: float = TAU,
+            hidden=None, **trace_kwargs) -> Compare:
+    """Two runs side by side: ``compare(trace_a, trace_b)``, ``compare(model, inputs_a, inputs_b)``
+    (``tokens=`` label A's steps, ``tokens_b=`` B's) or ``compare(model_a, model_b, inputs)`` (two
+    checkpoints of one architecture; ``tokens=`` label both).
+
+    The view (``rw.Compare``) shows A, B and A - B of the chosen layer and quantity on one time
+    axis, runs of different lengths aligned at their start; the first step where any unit differs
+    by more than ``tau`` is marked. ``names``: what to call the runs; ``decode``: the output
+    classes' names; ``batch``: the element compared. Other keywords go to ``rw.trace`` for both
+    runs (``hidden=``, ``args=``, ``kwargs=``, ``edits=``...). Given two Traces it imports no torch.
+    """
+    def view(a_trace: Trace, b_trace: Trace) -> Compare:
+        return Compare(a_trace, b_trace, names=names, decode=decode, batch=batch, layer=layer, quantity=quantity,
+                       tau=tau)
+
+    if isinstance(a, Trace) or isinstance(b, Trace):
+        if c is not None or tokens is not None or tokens_b is not None or hidden is not None or trace_kwargs:
+            raise ValueError("compare(trace_a, trace_b) takes no inputs or trace options: the traces hold their runs")
+        return view(a, b)
+    if c is None:
+        raise ValueError("compare: expected (trace_a, trace_b), (model, inputs_a, inputs_b) or "
+                         "(model_a, model_b, inputs)")
+    if hidden is not None:
+        trace_kwargs["hidden"] = hidden
+    import torch  # a model was given: torch is there
+
+    if isinstance(b, torch.nn.Module):   # two checkpoints on the same inputs
+        if tokens_b is not None:
+            raise ValueError("compare(model_a, model_b, inputs): both run on the same inputs; "
+                             "give tokens=, not tokens_b=")
+        run_a, run_b = live(a, "compare", **trace_kwargs), live(b, "compare", **trace_kwargs)
+        return view(run_a.trace(c, tokens=tokens), run_b.trace(c, tokens=tokens))
+    model = live(a, "compare", **trace_kwargs)
+    return view(model.trace(b, tokens=tokens), model.trace(c, tokens=tokens_b))

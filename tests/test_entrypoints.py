@@ -1,5 +1,6 @@
-"""The entry points that take a live model (rw.explore, rw.gradient_flow): what each builds from
+"""The entry points that take a live model (rw.explore, rw.gradient_flow, rw.compare): what each builds from
 its arguments, and the one sentence for arguments that make no sense."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -118,3 +119,31 @@ def test_explore_attribution_needs_the_live_model_and_says_why_it_cannot_attribu
     sent = ex.view.attribution
     assert sent["values"] == [] and sent["title"].startswith("no attribution for step 0: ValueError: rw.attribution: "
                                                              "t: the model's output (1, 2) has no time axis")
+
+
+def test_compare_traces_a_model_on_two_inputs_or_two_models_on_one(lstm):
+    x = torch.randn(1, 6, 4)
+    y = x.clone()
+    y[:, 3] += 1.0
+    view = rw.compare(lstm, x, y[:, :5], tokens=[list("abcdef")], tokens_b=[list("abcXe")])
+    assert view.first_divergence() == 3                  # the inputs differ from step 3 on
+    assert view.index["layers"][0]["lengths"] == [6, 5]
+    np.testing.assert_array_equal(view.a.layers["lstm.l1"].h, trace(lstm, x).layers["lstm.l1"].h)
+    other = nn.LSTM(4, 8, num_layers=2, batch_first=True)
+    checkpoints = rw.compare(lstm, other, x, names=("epoch 1", "epoch 2"))
+    assert checkpoints.first_divergence() == 0 and checkpoints.index["names"] == ["epoch 1", "epoch 2"]
+    same = rw.compare(lstm, lstm, x)
+    assert same.first_divergence() is None and same.differing_units() == []
+
+
+def test_compare_arguments_that_make_no_sense_get_one_sentence(lstm):
+    x = torch.randn(1, 3, 4)
+    tr = trace(lstm, x)
+    with pytest.raises(ValueError, match=r"compare\(trace_a, trace_b\) takes no inputs"):
+        rw.compare(tr, tr, x)
+    with pytest.raises(ValueError, match="expected \\(trace_a, trace_b\\), \\(model, inputs_a, inputs_b\\)"):
+        rw.compare(lstm, x)
+    with pytest.raises(ValueError, match="give tokens=, not tokens_b="):
+        rw.compare(lstm, lstm, x, tokens_b=[list("abc")])
+    with pytest.raises(TypeError, match="compare: expected a torch.nn.Module"):
+        rw.compare("model", x, x)

@@ -16,7 +16,7 @@ import { type Change, type ExplorerStore, type ExplorerView, rowOfUnit, unitAtRo
 /** Body attributes JupyterLab sets when the theme changes (after the theme's CSS is loaded). */
 const THEME_ATTRIBUTES = ["data-jp-theme-name", "data-jp-theme-light"];
 /** Every Explorer on the page repaints when one changes the palette (it is page-wide). */
-const PALETTE_EVENT = "rnnwidgets-palette";
+export const PALETTE_EVENT = "rnnwidgets-palette";
 
 export interface HighlightModel {
   highlight?: number[]; // units the kernel asks to compare: their rows are marked

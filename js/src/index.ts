@@ -2,6 +2,7 @@
 // trait says which view it is.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type ChartModel, renderChart } from "./chart";
+import { type CompareModel, renderCompare } from "./compare";
 import { type DynamicsModel, renderDynamics } from "./dynamics";
 import { type ExplorerModel, renderExplorer } from "./explorer";
 import { type GridModel, renderGrid } from "./gridview";
@@ -16,6 +17,7 @@ const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = 
   dynamics: (model, el) => renderDynamics(model as AnyModel<DynamicsModel>, el),
   chart: (model, el) => renderChart(model as AnyModel<ChartModel>, el),
   steps: (model, el) => renderSteps(model as AnyModel<StepsModel>, el),
+  compare: (model, el) => renderCompare(model as AnyModel<CompareModel>, el),
 };
 
 function render({ model, el }: RenderProps<{ _view: string }>): () => void {

@@ -246,3 +246,61 @@ def window_steps(trace: Trace, budget: Optional[int] = None) -> int:
 def window_at(trace: Trace, start: int, held: int) -> tuple[int, int]:
     """The window of ``held`` steps starting near ``start``, kept inside the sequence."""
     return max(0, min(int(start), trace.steps - held)), held
+
+
+# ---- rw.compare: two runs of one batch element ---------------------------------------------
+def _predictions(trace: Trace, batch: int, labels: Labels, packer: _Packer) -> Optional[dict]:
+    """A run's top predictions over its valid steps, or None when its outputs are not a head's."""
+    if trace.outputs is None or not is_output_head(trace):
+        return None
+    scores = trace.outputs[batch, :max(1, min(int(trace.lengths[batch]), trace.outputs.shape[1]))]
+    ids, probs, names = top_predictions(scores, labels)
+    return {"k": int(ids.shape[1]), "steps": int(ids.shape[0]), "ids": packer.put(ids, "ids", {})["offset"],
+            "probs": packer.put(probs, "probs", {})["offset"], "labels": names}
+
+
+def compare_floats(comparison, layer: str) -> int:
+    """Float32 values one layer of a comparison sends: A, B and A - B of each quantity."""
+    steps = max(comparison.lengths(layer))
+    return sum(3 * steps * comparison.runs(layer, q)[0].shape[1] for q in comparison.quantities(layer))
+
+
+def compare_payload(comparison, labels: Labels = None, layers: Optional[Sequence[str]] = None) -> tuple[dict, bytes]:
+    """The JSON index and float32 bytes of a ``rnnwidgets.comparison.Comparison`` (js/src/compare.ts).
+
+    Per common layer: its aligned time axis (``steps``: the longer run's valid steps; ``lengths``:
+    A's and B's), each run's tokens (None: none), and per quantity the offsets of A, B and A - B,
+    each (steps, units) C-order, A and B zero past their run's end and A - B zero past the shorter
+    (the browser greys and hatches those steps). A and B share one colour scale (over both runs),
+    so equal values look equal; A - B is diverging over ±its largest magnitude (``dmax``).
+    ``predictions``: A's and B's top predictions (None without an output head). ``layers``: the
+    layers sent (all by default); ``all_layers`` names every layer the comparison has.
+    """
+    packer = _Packer()
+    sent = []
+    for name in comparison.layers if layers is None else layers:
+        la, lb = comparison.lengths(name)
+        steps, matched = max(la, lb), min(la, lb)
+        quantities = []
+        for q in comparison.quantities(name):
+            a, b = comparison.runs(name, q)
+            diff = comparison.difference(name, q)[:matched]  # (matched, units); NaN where a run blew up
+            scale = colour_scale(q, np.concatenate([a, b]))
+            entry = {"name": q, "units": int(a.shape[1]), **scale}
+            for key, run in (("a", a), ("b", b), ("diff", diff)):
+                padded = np.zeros((steps, a.shape[1]), dtype=np.float32)
+                padded[:len(run)] = run
+                entry[key] = packer.put(padded, f"{q} {key}", {})["offset"]
+            entry["dmax"] = max_abs(diff) or 1.0
+            quantities.append(entry)
+        tokens = []
+        for trace, length in ((comparison.a, la), (comparison.b, lb)):
+            own = trace.layer_tokens(name)
+            tokens.append(None if own is None else [str(s) for s in own[comparison.batch][:length]])
+        lt = comparison.a.layers[name]
+        sent.append({"name": name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
+                       "steps": steps, "lengths": [la, lb], "tokens": tokens, "quantities": quantities})
+    predictions = [_predictions(trace, comparison.batch, labels, packer) for trace in (comparison.a, comparison.b)]
+    index = {"names": list(comparison.names), "layers": sent, "all_layers": list(comparison.layers),
+             "predictions": predictions}
+    return index, packer.bytes()
