@@ -64,6 +64,9 @@ def test_a_request_that_makes_no_sense_is_answered_with_one_sentence(model_and_i
     status = ex.view.what_if_status
     assert status["n"] == 7 and status["text"].startswith("could not re-run: ValueError: "), status
     assert ex.what_if.comparison is None
+    ex.view.what_if = {"op": "patch", "value": 5, "source": 5, "unit": 0, "start": 0, "end": 3, "n": 8}
+    assert ex.view.what_if_status["text"] == ("could not re-run: ValueError: patch from element: expected an element "
+                                              "of this batch, 0 to 2, got 5")
 
 
 def test_without_a_live_model_there_is_no_what_if(model_and_ids):

@@ -46,6 +46,9 @@ class WhatIf:
         and return the comparison of the Explorer's run (A) and the edited one (B)."""
         ex = self.explorer
         layer, quantity = layer or ex.view.layer, quantity or ex.view.quantity
+        batch = ex.trace.layers[layer].batch or 1
+        if source is not None and not 0 <= source < batch:
+            raise ValueError(f"patch from element: expected an element of this batch, 0 to {batch - 1}, got {source}")
         patch_from = None if source is None else element_trace(ex.trace, layer, quantity, source)
         if patch_from is None and value is None:
             value = 0.0
