@@ -16,6 +16,7 @@ from .tracedata import Trace
 from .widgets.compare import Compare
 from .widgets.explorer import Explorer, encoded
 from .widgets.payload import FULL_BUDGET, Labels
+from .widgets.what_if import WhatIf
 
 
 def live(model, who: str, **trace_kwargs):
@@ -71,6 +72,7 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
         explorer.show_dynamics(recompute(inputs), recompute, fixed_points=fixed)
     if attribution:
         explorer.show_attribution(inputs)
+    explorer.what_if = WhatIf(explorer, inputs)
     if text is not None:
         assert encode is not None  # checked above
         explorer.add_text_box(text, encode)

@@ -89,3 +89,16 @@ def test_attribution_goes_through_the_live_models_own_keywords():
     given = LiveModel(WithState(), hidden=h0).attribution(x, 3, target=1)
     np.testing.assert_allclose(given, attribution(WithState(), x, t=3, target=1, hidden=h0), rtol=1e-6)
     assert not np.allclose(given, LiveModel(WithState()).attribution(x, 3, target=1))   # zeros: another answer
+
+
+def test_edited_is_the_trace_with_one_more_edit():
+    from rnnwidgets import clamp
+
+    torch.manual_seed(0)
+    lstm, x = torch.nn.LSTM(3, 5, batch_first=True), torch.randn(2, 6, 3)
+    first = clamp("lstm.l0", "h", [0], None, 0.5)
+    model = LiveModel(lstm, edits=[first])
+    got = model.edited(x, "lstm.l0", "c", [2], range(1, 4), value=-1.0)
+    want = trace(lstm, x, edits=[first, clamp("lstm.l0", "c", [2], range(1, 4), -1.0)])
+    np.testing.assert_array_equal(got.layers["lstm.l0"].states["c"], want.layers["lstm.l0"].states["c"])
+    assert len(got.meta["edits"]) == 2

@@ -72,8 +72,20 @@ def check_vanishing(nb):
     assert rnn and rnn.group(1) == "vanishing" and lstm and lstm.group(1) == "healthy", text[-2000:]
 
 
+def check_what_if(nb):
+    """Its claims hold in its own run: knocking out the counter breaks the brackets, patching it raises P(')')."""
+    text = _stream_text(nb)
+    trained = re.search(r"as trained: +(\d+\.\d)% of 200 generated strings balance", text)
+    clamped = re.search(r"counter clamped to 0: +(\d+\.\d)% of 200 generated strings balance", text)
+    assert trained and clamped and float(clamped.group(1)) < float(trained.group(1)) - 50, text[-2000:]
+    patched = re.search(r"P\('\)' next\) after '[()ab]+': (\d\.\d+), with unit \d+'s count patched in from "
+                        r"'[()ab]+': (\d\.\d+)", text)
+    assert patched and float(patched.group(2)) > 3 * float(patched.group(1)), text[-2000:]
+    assert "prediction after '(()((a(b': ')'" in text, text[-2000:]
+
+
 CHECKS = {"01_quickstart.ipynb": check_quickstart, "02_vanishing_gradients.ipynb": check_vanishing,
-          "03_patterns.ipynb": check_patterns}
+          "03_patterns.ipynb": check_patterns, "04_what_if.ipynb": check_what_if}
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

@@ -23,6 +23,7 @@
 //   .rw-caption       what the heatmap shows (quantity, layer, units x steps)
 //   .rw-step          "step t / steps"          .rw-token-at the token (or input values) at t
 //   .rw-predictions   the top predictions at t
+//   .rw-whatif        clamp / patch the selected unit over the brushed steps (what_if.ts)
 //   .rw-attribution   under the tokens: each input step's share of the prediction at t (attribution.ts)
 //   .rw-panels        the dashboard: .rw-main (the heatmap; .rw-panels-above holds its column
 //                     headers, the token strip .rw-tokens) and collapsible sections (details) of
@@ -52,6 +53,7 @@ import { createTokens } from "./tokens";
 import { createTransport, playerOf } from "./transport";
 import { explorerStyle } from "./style";
 import { createUnits } from "./units";
+import { type WhatIfModel, createWhatIf } from "./what_if";
 
 export type { ExplorerModel } from "./store";
 
@@ -110,6 +112,9 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
   // Made before the readout: its click listener swallows the click that ends a drag.
   const select = createSelectTool(model as unknown as AnyModel<SelectModel>, heatmap.heatmap.el, store.actions);
   bar.append(select.el);
+  // clamp or patch the selected unit over the brushed steps, re-run by the live model (what_if.ts)
+  const whatIf = createWhatIf(model as unknown as AnyModel<WhatIfModel>);
+  bar.append(whatIf.el);
   const readout = createReadout(heatmap.heatmap, store, () => root.focus());
 
   // What each change redraws, in this order: the window asked for first, then what a scrub
@@ -124,6 +129,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     onScrub(() => predictions.update(state)),
     { update: redrawPanels },
     onScrub(() => select.update(state)),
+    { update: () => whatIf.update(state) },
   ];
   store.subscribe((change: Change) => {
     for (const view of views) view.update(change);
@@ -142,6 +148,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     transport.destroy();
     readout.destroy();
     select.destroy();
+    whatIf.destroy();
     for (const view of views) view.destroy?.();
     for (const panel of panels) panel.destroy?.();
   };

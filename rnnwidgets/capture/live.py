@@ -16,6 +16,7 @@ from . import trace
 from .attribution import attribution
 from .call import ModelCall, unwrap
 from .cells import cell_kind
+from .edits import clamp, patch
 from .fused import fused_modules
 from .hooks import ParameterGradients
 
@@ -39,6 +40,14 @@ class LiveModel:
     def trace(self, inputs, tokens=None, **trace_kwargs) -> Trace:
         """``rw.trace`` of the model on ``inputs``, with this object's keywords unless overridden."""
         return trace(self.model, inputs, tokens=tokens, **{**self.trace_kwargs, **trace_kwargs})
+
+    def edited(self, inputs, layer: str, quantity: str, units, steps, *, value=None, source: Optional[Trace] = None,
+               tokens=None) -> Trace:
+        """``rw.trace`` of the model on ``inputs`` with one more edit: ``units`` of ``layer``'s
+        ``quantity`` at ``steps`` clamped to ``value``, or patched from ``source`` (a Trace)."""
+        edit = clamp(layer, quantity, units, steps, value) if source is None else \
+            patch(source, layer, quantity, units, steps)
+        return self.trace(inputs, tokens=tokens, edits=[*(self.trace_kwargs.get("edits") or []), edit])
 
     def attribution(self, inputs, t: int, **options):
         """``rw.attribution`` of the model's prediction at step ``t`` on ``inputs`` (batch, time),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import ipywidgets as widgets
 import traitlets
@@ -57,6 +57,10 @@ class ExplorerView(BundledView):
     # Why the prediction at step t: {"t", "batch", "values" (one per input step), "title"} from the
     # live model (Explorer.show_attribution), drawn under the token strip (js/src/attribution.ts).
     attribution = traitlets.Dict().tag(sync=True)
+    # What if (widgets/what_if.py, js/src/what_if.ts): the browser's request {"op": "zero" | "value" |
+    # "patch", "value", "source", "unit", "start", "end", "n"} and the kernel's answer {"live", "n", "text"}.
+    what_if = traitlets.Dict().tag(sync=True)
+    what_if_status = traitlets.Dict().tag(sync=True)
     followers = traitlets.List(traitlets.Instance(widgets.Widget), default_value=[]).tag(
         sync=True, **widgets.widget_serialization)
 
@@ -142,6 +146,7 @@ class Explorer(StillImage, widgets.VBox):
         self.dynamics: Optional[DynamicsView] = None  # the dynamics panel (show_dynamics), following the step
         self._dynamics_of: Optional[Callable] = None   # inputs -> rw.Dynamics, for update
         self._gradients_link: Optional[widgets.Widget] = None  # the jslink (a Link widget)
+        self.what_if: Any = None  # widgets/what_if.py's WhatIf, on a live model (rw.explore(model, inputs))
         self.view = ExplorerView(interval=interval)
         self._refilling = False
         self.batch = widgets.Dropdown(description="element", layout=widgets.Layout(width="220px"))
@@ -355,6 +360,8 @@ class Explorer(StillImage, widgets.VBox):
         new = self.live.trace(inputs, tokens=tokens, **trace_kwargs)
         if self.state.explained is not None:
             self.state.explain(inputs)
+        if self.what_if is not None:
+            self.what_if.inputs = inputs
         self.set_trace(new)
         if self.dynamics is not None and self._dynamics_of is not None:
             self.show_dynamics(self._dynamics_of(inputs), self._dynamics_of)
