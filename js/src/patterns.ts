@@ -30,7 +30,7 @@ import type { Actions, ExplorerState, Quantity, Scale } from "./state";
 import { selectedQuantity, valueAt } from "./state";
 import { THEME_VARIABLES } from "./style";
 import { visibleToken } from "./tokens";
-import { yOf } from "./units";
+import { AXES_EVENT, yOf } from "./units";
 import { element } from "./dom";
 
 /** A half-open step range as every pattern view writes it. */
@@ -195,7 +195,7 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
   const count = element("span", "rw-select-count");
   el.append(label, slider, value, count);
   const overlay = div("rw-brush", box);
-  // θ over the unit lines (units.ts draws them on the quantity's [vmin, vmax]; yOf places a value)
+  // θ over the unit lines, on the left axis (units.ts: the selected unit's own range; lineAxes)
   const thetaLine = div("rw-threshold-line");
   const thetaLabel = document.createElement("span");
   thetaLine.append(thetaLabel);
@@ -243,19 +243,23 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
   function drawThreshold(state: ExplorerState): void {
     const plot = root?.querySelector<HTMLElement>(".rw-units-plot");
     if (!plot) return;
-    if (thetaLine.parentElement !== plot) plot.append(thetaLine);
+    if (thetaLine.parentElement !== plot) {
+      plot.append(thetaLine);
+      plot.addEventListener(AXES_EVENT, () => last && drawThreshold(last)); // the lines' axis changed
+    }
     const q = selectedQuantity(state);
     const threshold = model.get("threshold") ?? 0;
     const height = Number.parseFloat(plot.style.height) || plot.getBoundingClientRect().height; // (units.ts sets it; no layout read)
     const wanted = thetaMoved || brush() !== null;
-    const key = `${q.vmin}/${q.vmax}/${threshold}/${height}/${wanted}`;
+    const lo = Number(plot.dataset.lo ?? q.vmin), hi = Number(plot.dataset.hi ?? q.vmax); // units.ts: the left axis as drawn
+    const key = `${lo}/${hi}/${threshold}/${height}/${wanted}`;
     if (key === thetaFor) return;
     thetaFor = key;
-    const inside = threshold >= q.vmin && threshold <= q.vmax;
+    const inside = threshold >= lo && threshold <= hi;
     thetaLine.style.display = inside && wanted ? "" : "none";
-    thetaLine.style.top = `${yOf(threshold, q.vmin, q.vmax, height)}px`;
+    thetaLine.style.top = `${yOf(threshold, lo, hi, height)}px`;
     thetaLabel.textContent = `θ = ${formatValue(threshold)}`;
-    thetaLine.title = `the selection threshold θ: a unit is on above this line`;
+    thetaLine.title = `the selection threshold θ on the left axis: a unit is on above this line`;
   }
 
   function fitSlider(state: ExplorerState): void {

@@ -24,6 +24,8 @@ export const PLOT_W = 640;
 export const PLOT_H = 100;
 /** Lines drawn at once: the first of `state.units` (the most recently selected first). */
 export const MAX_LINES = 8;
+// dispatched on .rw-units-plot each time its lines are drawn; its data-lo/data-hi: the left axis
+export const AXES_EVENT = "rw-units-axes";
 const TOP_UNITS = 8;
 /** Line colours before the theme's are read (no stylesheet: a test page): the light theme's. */
 const COLORS = SERIES_COLOURS.light;
@@ -112,6 +114,11 @@ export function drawSeries(
     if (!(lo[x] <= hi[x])) continue; // an empty or non-finite column
     ctx.fillRect(x, y(hi[x]), 1, Math.max(1, y(lo[x]) - y(hi[x])));
   }
+}
+
+/** The compared units drawn as lines: those `q` has, at most MAX_LINES. */
+export function shownUnits(s: ExplorerState, q: Quantity): number[] {
+  return s.units.filter((u) => u < q.units).slice(0, MAX_LINES);
 }
 
 /** The lines' axes: the selected unit's own (left) and the other compared units' joint one
@@ -270,10 +277,6 @@ export function createUnits(actions: Actions): Panel {
     actions.setT(from + stepAtX(x, to - from, width));
   });
 
-  function shownUnits(s: ExplorerState, q: Quantity): number[] {
-    return s.units.filter((u) => u < q.units).slice(0, MAX_LINES);
-  }
-
   function updateLegend(units: number[], q: Quantity, selected: number) {
     const key = `${q.name}:${units.join(",")}:${selected}`;
     if (key === legendFor) return;
@@ -346,6 +349,10 @@ export function createUnits(actions: Actions): Panel {
       const { left, right } = lineAxes(q, units, s.unit, s.length);
       labelAxis(yAxis, left);
       labelAxis(yRight, right);
+      // what the left axis spans, for what is drawn over the lines on it (the patterns' θ)
+      plot.dataset.lo = String(left[0]);
+      plot.dataset.hi = String(left[1]);
+      plot.dispatchEvent(new CustomEvent(AXES_EVENT));
       const { from: a, to: b } = heldRange(q);
       xAxis.set(b - a, stepLabels(b - a, width).map(({ at }) => ({ at, text: String(a + at) })));
     }

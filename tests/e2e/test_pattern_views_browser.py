@@ -71,8 +71,8 @@ def test_theta_is_drawn_on_the_unit_lines_at_its_value(tutorial):
     theta = float(kernel_execute(page, "print(explorer.view.threshold)"))
     assert line.inner_text() == f"θ = {theta:.3f}"
     plot = explorer.locator(".rw-units-plot").bounding_box()
-    ticks = [float(t.replace("−", "-")) for t in explorer.locator(".rw-units-yaxis .rw-tick").all_inner_texts()]
-    top, bottom = ticks[0], ticks[-1]   # the axis' labels: the plot's top and bottom values
+    ticks = [float(t.replace("−", "-")) for t in explorer.locator(".rw-units-yaxis:not(.rw-units-yaxis-right) .rw-tick").all_inner_texts()]
+    top, bottom = ticks[0], ticks[-1]   # the left axis (theta is drawn on it): the plot's top and bottom values
     want = plot["y"] + (top - theta) / (top - bottom) * (plot["height"] - 1)
     got = line.bounding_box()["y"]
     assert abs(got - want) <= 2, f"θ = {theta} drawn at y {got:.1f}, its value is at {want:.1f} (axis {top}..{bottom})"
