@@ -10,7 +10,7 @@ varying on/off runs, in sequences of ``--length`` steps), selects ``--selected``
 Target: match <= 1 s for 1,000,000 steps x 512 units, and <= 1x a plain scan. ``--disk`` then
 saves the dataset as a zarr store (rw's format) and the same values as a plain .npy file, frees
 the arrays in memory, starts a dask.distributed LocalCluster of two single-threaded worker
-processes whose memory limits together are a quarter of the store, and prints match over the
+processes, each with a memory limit of a quarter of the store, and prints match over the
 store (each task reading its block on a worker) next to one numpy pass over the memory-mapped
 .npy in this process (page cache warm after the warmup; target <= 1.5x), with the workers' peak
 memory (each one's VmHWM) and this process's peak growth.
@@ -124,7 +124,7 @@ def main():
             del ds  # from here on nothing of the dataset is in memory
             from distributed import Client, LocalCluster
 
-            limit = store.values().nbytes // 8   # per worker: both together a quarter of the store
+            limit = store.values().nbytes // 4   # per worker: a quarter of the store
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
                               dashboard_address=None) as cluster, Client(cluster) as client:
                 measure_store(store, np.load(f"{folder}/h.npy", mmap_mode="r"), args, client, limit)
@@ -169,7 +169,7 @@ def measure_store(store: DatasetTrace, mapped: np.ndarray, args, client, limit: 
     peak = _rss_kib("VmHWM") - before
     workers = sorted(client.run(_worker_peak).values())
     print(f"on disk: zarr store at {store.folder} ({mapped.nbytes / 2**30:.2f} GiB); 2 workers of "
-          f"{limit / 2**20:,.0f} MiB each (a quarter of the store together); {len(found):,} matches shown")
+          f"{limit / 2**20:,.0f} MiB each (a quarter of the store); {len(found):,} matches shown")
     print(f"match over the store (dask.distributed)  {match_s:.3f} s   workers' peak memory "
           f"{', '.join(f'{w / 1024:,.0f}' for w in workers)} MiB, this process's growth {peak / 1024:,.0f} MiB")
     print(f"one numpy pass over a memory map         {scan_s:.3f} s")
