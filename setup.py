@@ -42,9 +42,11 @@ setup(
     python_requires=">=3.11",
     install_requires=["torch>=2.1", "ipywidgets>=8", "anywidget", "bqplot", "numpy", "jupyterlab", "pandas", "tqdm", "scikit-learn", "scipy",
                       "zarr>=3", "fsspec", "dask[array]", "threadpoolctl"],
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
+    # dask[distributed]: the distributed release made with the installed dask (their versions move together)
+    extras_require={"distributed": ["dask[distributed]"],
+                    "test": ["pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nbconvert",
                              "ipykernel", "playwright", "notebook", "marimo", "pillow", "ruff==0.17.6", "mypy==2.4.1",
-                             "captum"]},
+                             "captum", "dask[distributed]"]},
     entry_points={
         "console_scripts": ["rnnwidgets=rnnwidgets.__main__:main"],
         # `jupyter nbconvert --to rnnwidgets_html nb.ipynb`: widgets that render offline

@@ -8,10 +8,12 @@ varying on/off runs, in sequences of ``--length`` steps), selects ``--selected``
                any search that reads the whole dataset pays
   ratio        match / plain scan, both timed back to back in this run
 Target: match <= 1 s for 1,000,000 steps x 512 units, and <= 1x a plain scan. ``--disk`` then
-saves the dataset as a zarr store (rw's format: dask scans it a block at a time) and the same
-values as a plain .npy file, frees the arrays in memory, and prints match over the store next to
-one numpy pass over the memory-mapped .npy (page cache warm after the warmup; target <= 1.5x),
-with the peak memory growth of a match over the store.
+saves the dataset as a zarr store (rw's format) and the same values as a plain .npy file, frees
+the arrays in memory, starts a dask.distributed LocalCluster of two single-threaded worker
+processes, each with a memory limit of a quarter of the store, and prints match over the
+store (each task reading its block on a worker) next to one numpy pass over the memory-mapped
+.npy in this process (page cache warm after the warmup; target <= 1.5x), with the workers' peak
+memory (each one's VmHWM) and this process's peak growth.
 
 ``--trace-steps N`` also traces a 512-unit LSTM over N steps with rw.trace_dataset(path=...) in a
 fresh process and prints its peak memory growth next to the bytes it wrote to disk: with the
@@ -121,7 +123,12 @@ def main():
             store = DatasetTrace.load(ds.save(f"{folder}/ds"))
             np.save(f"{folder}/h.npy", ds.values())
             del ds  # from here on nothing of the dataset is in memory
-            measure_store(store, np.load(f"{folder}/h.npy", mmap_mode="r"), args)
+            from distributed import Client, LocalCluster
+
+            limit = store.values().nbytes // 4   # per worker: a quarter of the store
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                measure_store(store, np.load(f"{folder}/h.npy", mmap_mode="r"), args, client, limit)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     if args.trace_steps:
@@ -142,20 +149,32 @@ def measure(ds: DatasetTrace, args) -> None:
 
 
 
-def measure_store(store: DatasetTrace, mapped: np.ndarray, args) -> None:
-    """Match over the zarr store (dask, a block at a time) / one numpy pass over the memory map."""
+def _worker_peak(reset: bool = False) -> int:
+    """On a worker: its peak RSS (VmHWM) in KiB, reset to the current RSS first with ``reset``."""
+    if reset:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    return _rss_kib("VmHWM")
+
+
+def measure_store(store: DatasetTrace, mapped: np.ndarray, args, client, limit: int) -> None:
+    """Match over the zarr store (dask tasks on the client's workers) / one numpy pass over the memory map."""
     units = list(range(0, args.selected * 7, 7))
     match_s = median_seconds(lambda: matches(store, units, THRESHOLD, length=4), args.repeats)
     scan_s = median_seconds(lambda: np.count_nonzero(mapped > THRESHOLD, axis=0), args.repeats)
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak RSS (VmHWM) to the current RSS
         f.write("5")
     before = _rss_kib("VmRSS")
-    found = matches(store, units, THRESHOLD, length=4, limit=None)
+    client.run(_worker_peak, True)
+    found = matches(store, units, THRESHOLD, length=4, limit=1000)
     peak = _rss_kib("VmHWM") - before
-    print(f"on disk: zarr store at {store.folder} ({mapped.nbytes / 2**30:.2f} GiB); {len(found):,} matches")
-    print(f"match over the store (dask)        {match_s:.3f} s   peak memory growth {peak / 1024:,.0f} MiB")
-    print(f"one numpy pass over a memory map   {scan_s:.3f} s")
-    print(f"ratio                              {match_s / scan_s:.2f} x (target <= 1.5)")
+    workers = sorted(client.run(_worker_peak).values())
+    print(f"on disk: zarr store at {store.folder} ({mapped.nbytes / 2**30:.2f} GiB); 2 workers of "
+          f"{limit / 2**20:,.0f} MiB each (a quarter of the store); {len(found):,} matches shown")
+    print(f"match over the store (dask.distributed)  {match_s:.3f} s   workers' peak memory "
+          f"{', '.join(f'{w / 1024:,.0f}' for w in workers)} MiB, this process's growth {peak / 1024:,.0f} MiB")
+    print(f"one numpy pass over a memory map         {scan_s:.3f} s")
+    print(f"ratio                                    {match_s / scan_s:.2f} x (target <= 1.5)")
 
 
 if __name__ == "__main__":

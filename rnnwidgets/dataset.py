@@ -14,10 +14,13 @@ attributes; ``DatasetTrace.load`` reopens it lazily (chunks are read when sliced
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import weakref
 from pathlib import Path
@@ -38,9 +41,9 @@ CHUNK_BYTES = 16 << 20  # one chunk of a (steps, units) array: a few steps' wort
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-def chunk_rows(units: int, itemsize: int = 4) -> int:
-    """Steps per chunk of a (steps, units) array of about CHUNK_BYTES."""
-    return max(1, CHUNK_BYTES // (max(units, 1) * itemsize))
+def chunk_rows(units: int, itemsize: int = 4, chunk_bytes: Optional[int] = None) -> int:
+    """Steps per chunk of a (steps, units) array of about ``chunk_bytes`` (CHUNK_BYTES)."""
+    return max(1, (chunk_bytes or CHUNK_BYTES) // (max(units, 1) * itemsize))
 
 
 def _is_url(path) -> bool:
@@ -76,13 +79,13 @@ class _Column:
     """One growing (steps, units) array: chunks in memory until spilled, then appended to a zarr
     array a whole chunk at a time (a partly filled chunk waits in memory until it is full)."""
 
-    def __init__(self, units: int, dtype: str = "<f4"):
+    def __init__(self, units: int, dtype: str = "<f4", chunk_bytes: Optional[int] = None):
         self.units, self.dtype = units, np.dtype(dtype)
         self.chunks: list = []  # rows not written yet
         self.held = 0  # their count
         self.rows = 0
         self.array = None
-        self.step = chunk_rows(units, self.dtype.itemsize)
+        self.step = chunk_rows(units, self.dtype.itemsize, chunk_bytes)
 
     @property
     def shape(self) -> tuple:
@@ -569,7 +572,7 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
                   quantities: Union[Sequence[str], str] = "all", outputs: Optional[bool] = None,
                   path=None, overwrite: bool = False,
                   max_memory: int = DEFAULT_MAX_MEMORY, compression=None, progress: bool = True,
-                  **trace_kwargs) -> DatasetTrace:
+                  client=None, **trace_kwargs) -> DatasetTrace:
     """Trace every sequence of a dataset with ``rw.trace``, batch by batch, into one DatasetTrace.
 
     ``batches``: an iterable of model inputs, of ``(inputs, targets, ...)`` tuples (a DataLoader),
@@ -596,6 +599,11 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     "zstd", "gzip", "blosc", or a zarr codec. Without ``path`` the arrays stay in memory until
     they pass ``max_memory`` bytes, then move to a temporary folder (removed when the
     DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
+    ``client``: a ``dask.distributed`` Client whose workers trace the batches, shards of a few
+    batches each, every worker writing its own region of the one store at ``path`` (a folder or
+    URL every worker reaches); the model is sent to each worker once. None (the default): the
+    active Client when there is one, a ``path`` is given and ``tokens`` is not a list, else this
+    process; False: always this process. The result equals a trace made in this process.
     """
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps: expected a positive number of steps or None, got {max_steps}")
@@ -605,11 +613,13 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     _compressors(compression)  # a bad value fails before any tracing
     run = dict(tokens=tokens, max_steps=max_steps, quantities=quantities, outputs=outputs, max_memory=max_memory,
                compression=compression, progress=progress, trace_kwargs=trace_kwargs)
+    client = _workers(client, path, tokens)
     if path is None:
         return _trace_batches(model, batches, folder=None, **run)
+    work = _trace_batches if client is None else functools.partial(_trace_on_workers, client)
     if _is_url(path):
         _clear_url(path, "trace_dataset", overwrite)
-        _trace_batches(model, batches, folder=path, **run)
+        work(model, batches, folder=path, **run)
         return DatasetTrace.load(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -617,7 +627,7 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
         _check_free(target, "trace_dataset", overwrite)
         built = building_folder(target)
         try:
-            _trace_batches(model, batches, folder=built, **run)
+            work(model, batches, folder=built, **run)
             swap_in(built, target)
         except BaseException:
             shutil.rmtree(built, ignore_errors=True)
@@ -627,14 +637,15 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
 
 def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optional[int], quantities,
                    outputs: Optional[bool], folder, max_memory: int, compression, progress: bool,
-                   trace_kwargs: dict) -> DatasetTrace:
+                   trace_kwargs: dict, chunk_bytes: Optional[int] = None) -> DatasetTrace:
     """``trace_dataset``'s work: into ``folder`` (an empty one or a URL, its arrays written as they come),
-    or in memory until ``max_memory``, then into a temporary folder."""
+    or in memory until ``max_memory``, then into a temporary folder. ``chunk_bytes``: of a chunk
+    (CHUNK_BYTES)."""
     from .capture import trace as capture_trace
 
     columns: dict = {}
     kinds: dict = {}
-    token_column = _Column(0, "<i4") if tokens is not None else None
+    token_column = _Column(0, "<i4", chunk_bytes) if tokens is not None else None
     vocab: dict = {}
     lengths: list = []  # steps kept of each sequence
     layer_lengths: dict = {}  # layer name -> steps kept of each sequence on its own time axis
@@ -667,7 +678,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                     own = min(own, n) if cut else own
                     layer_lengths.setdefault(lt.name, []).append(own)
                     for key, array in _quantities(lt, quantities).items():
-                        column = columns.setdefault((lt.name, key), _Column(array.shape[2]))
+                        column = columns.setdefault((lt.name, key), _Column(array.shape[2], chunk_bytes=chunk_bytes))
                         column.append(array[b, :own])
                 # the outputs label the dataset's steps only where every layer shares one time axis
                 kept = tr.outputs if all(lt.steps == tr.steps for lt in tr.layers.values()) else None
@@ -768,9 +779,239 @@ class _ProgressBar:
         if not self.by_batch:
             self.bar.update(n)
 
-    def batch(self) -> None:
+    def batch(self, n: int = 1) -> None:
         if self.by_batch:
-            self.bar.update(1)
+            self.bar.update(n)
 
     def close(self) -> None:
         self.bar.close()
+
+
+# ---- tracing on a dask.distributed cluster ------------------------------------------------------
+SHARD_BATCHES = 8  # batches a worker traces at once when the loader's length is unknown
+SHARD_CHUNK_BYTES = 1 << 20  # a shard's chunks: small, as a shard's last chunk is written whole
+
+
+def _workers(client, path, tokens):
+    """The Client whose workers trace, or None to trace in this process (see ``trace_dataset``)."""
+    if client is False:
+        return None
+    if client is None:
+        if path is None or isinstance(tokens, (list, tuple)) or "distributed" not in sys.modules:
+            return None
+        try:
+            return sys.modules["distributed"].default_client()
+        except ValueError:  # no Client made in this process
+            return None
+    if path is None:
+        raise ValueError("trace_dataset(client=...): expected path=, a folder or URL every worker can write to")
+    if isinstance(tokens, (list, tuple)):
+        raise ValueError("trace_dataset(client=...): tokens: expected a function of a batch's inputs (each worker "
+                         "labels its own batches), got a list; pass client=False to trace here")
+    return client
+
+
+def _trace_on_workers(client, model, batches: Iterable, *, tokens: Tokens, max_steps: Optional[int], quantities,
+                      folder, max_memory: int, compression, progress: bool, trace_kwargs: dict) -> DatasetTrace:
+    """``_trace_batches`` on the workers of ``client``, into the empty store ``folder``: each worker
+    traces shards of consecutive batches into a store of its own under ``folder/_shards``, then
+    each chunk of the final arrays is filled by one task from the shards (every task its own
+    region, no two writing one chunk), and the shards are removed."""
+    from distributed import wait
+
+    group = _open_group(folder, "w")
+    shared = client.scatter(_Shipped(model), broadcast=True, hash=False)  # sent to each worker once
+    try:
+        per_shard = max(1, -(-len(batches) // (4 * max(1, len(client.scheduler_info()["workers"])))))  # type: ignore[arg-type]
+    except TypeError:  # no length
+        per_shard = SHARD_BATCHES
+    bar = _ProgressBar(batches, max_steps, progress)
+    pending: list = []
+    shards: list = []
+    sizes: dict = {}   # a shard's future's key -> its batches
+    done = 0   # steps of the shards traced so far
+
+    def collect(which):
+        nonlocal done
+        for future in which:
+            ds = future.result()
+            bar.batch(sizes[future.key])
+            bar.steps(ds.steps)
+            done += ds.steps
+
+    try:
+        shard: list = []
+        for batch in itertools.chain(batches, [None]):
+            if batch is not None:
+                shard.append(batch)
+            if shard and (len(shard) == per_shard or batch is None):
+                where = f"{str(folder).rstrip('/')}/_shards/{len(shards)}"
+                future = client.submit(_trace_shard, shared, shard, tokens=tokens, max_steps=max_steps,
+                                       quantities=quantities, folder=where, max_memory=max_memory,
+                                       compression=compression, progress=False, trace_kwargs=trace_kwargs,
+                                       pure=False)
+                sizes[future.key] = len(shard)
+                shards.append(future)
+                pending.append(future)
+                shard = []
+                if len(pending) >= 2 * len(client.scheduler_info()["workers"]):
+                    finished = wait(pending, return_when="FIRST_COMPLETED").done
+                    collect(finished)
+                    pending = [f for f in pending if f not in finished]
+                if max_steps is not None and done >= max_steps:
+                    break
+        collect(pending)
+        parts = [future.result() for future in shards]
+        if not parts:
+            raise ValueError("trace_dataset: the batches held no sequences")
+        ds = _merge_shards(client, parts, group, folder, max_steps, compression)
+    finally:
+        bar.close()
+        client.cancel(shards)
+        _remove(f"{str(folder).rstrip('/')}/_shards")
+    return ds
+
+
+class _Shipped:
+    """The model as pickle sends it (distributed's own serializer of torch modules walks their
+    ``__dict__`` and fails on an LSTM's weak references to its weights)."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+def _trace_shard(shipped: _Shipped, batches: list, **run) -> DatasetTrace:
+    """One worker's shard: ``_trace_batches`` into its own store."""
+    return _trace_batches(shipped.model, batches, chunk_bytes=SHARD_CHUNK_BYTES, **run)
+
+
+def _remove(where: str) -> None:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(where)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], compression) -> DatasetTrace:
+    """One DatasetTrace in ``group`` of the shards' sequences in order (cut at ``max_steps`` as
+    ``_trace_batches`` cuts): its arrays created here, each chunk filled on a worker."""
+    first = parts[0]
+    lengths = np.concatenate([p.lengths for p in parts])
+    own = {name: np.concatenate([np.diff(p.offsets_of(name)) for p in parts]) for name in first.layers}
+    if max_steps is not None and lengths.sum() > max_steps:
+        kept = int(np.searchsorted(np.cumsum(lengths), max_steps))  # the sequence reaching max_steps
+        n = int(max_steps - lengths[:kept].sum())
+        cut = n < lengths[kept]
+        lengths = np.append(lengths[:kept], n)
+        own = {name: np.append(o[:kept], min(int(o[kept]), n) if cut else o[kept]) for name, o in own.items()}
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    own_offsets = {name: np.concatenate([[0], np.cumsum(o)]) for name, o in own.items()}
+    vocab: dict = {}
+    maps = []   # per shard: its token ids -> the merged vocabulary's
+    for p in parts:
+        maps.append(np.array([vocab.setdefault(tok, len(vocab)) for tok in (p.vocab or [])], dtype=np.int32))
+    jobs: list = []   # (target, a, b, pieces): rows [a, b) of a target, whole chunks of it
+
+    def gather(target, arrays, layer_offsets, mapped=False):
+        """Jobs filling ``target`` chunk by chunk from the shards' ``arrays``."""
+        starts = np.concatenate([[0], np.cumsum([a.shape[0] for a in arrays])])  # each shard's first row in it
+        rows = int(layer_offsets[-1])
+        for a in range(0, rows, target.chunks[0]):
+            b = min(rows, a + target.chunks[0])
+            pieces = [(arrays[k], max(a, starts[k]) - starts[k], min(b, starts[k + 1]) - starts[k],
+                       maps[k] if mapped else None)
+                      for k in range(len(parts)) if starts[k] < b and starts[k + 1] > a]
+            jobs.append((target, a, b, pieces))
+
+    layers: dict = {}
+    for i, (name, quantities) in enumerate(first.layers.items()):
+        for j, (key, array) in enumerate(quantities.items()):
+            rows = int(own_offsets[name][-1])
+            target = group.create_array(f"l{i}_q{j}", shape=(rows, array.shape[1]),
+                                        chunks=(chunk_rows(array.shape[1]), array.shape[1]), dtype=array.dtype,
+                                        compressors=_compressors(compression), fill_value=0)
+            gather(target, [p.layers[name][key] for p in parts], own_offsets[name])
+            layers.setdefault(name, {})[key] = target
+    token_ids = None
+    if first.token_ids is not None:
+        token_ids = group.create_array("token_ids", shape=(int(offsets[-1]),), chunks=(chunk_rows(0),),
+                                       dtype="<i4", compressors=_compressors(compression), fill_value=0)
+        gather(token_ids, [p.token_ids for p in parts], offsets, mapped=True)
+    # a task per CHUNK_BYTES * 4 or so of chunks: few tasks for a small dataset, bounded memory for a large one
+    tasks, batch, held = [], [], 0
+    for job in jobs:
+        batch.append(job)
+        held += (job[2] - job[1]) * int(np.prod(job[0].shape[1:])) * job[0].dtype.itemsize
+        if held >= 4 * CHUNK_BYTES or job is jobs[-1]:
+            tasks.append(client.submit(_fill, batch, pure=False))
+            batch, held = [], 0
+    for future in tasks:
+        future.result()
+    _remove(f"{str(folder).rstrip('/')}/_shards")   # before the group lists its members
+    own_offsets = {name: o for name, o in own_offsets.items() if not np.array_equal(o, offsets)}
+    ds = DatasetTrace(layers, first.kinds, offsets, token_ids, list(vocab) if first.vocab is not None else None,
+                      folder=folder, generation=secrets.token_hex(8), layer_offsets=own_offsets)
+    ds._write_store(group, compression)
+    return ds
+
+
+def _fill(jobs: list) -> None:
+    """Rows [a, b) of each job's target (whole chunks of it) from the shards' pieces (array, start,
+    end, token id map or None), in order."""
+    for target, a, b, pieces in jobs:
+        target[a:b] = np.concatenate([np.asarray(array[s:e]) if ids is None else ids[np.asarray(array[s:e])]
+                                      for array, s, e, ids in pieces])
+
+
+# ---- reading a store's rows ---------------------------------------------------------------------
+def read_rows(array, a: int, b: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows [a, b) of a dataset array as numpy, into ``out`` (a buffer reused by the caller, at
+    least that long) when given. An uncompressed array of a local store is read straight from its
+    chunks' files (each file is the chunk's bytes in C order): zarr's pipeline copies a chunk
+    twice over, which made reading a store three times a numpy pass over the same data. Any other
+    array is read through zarr."""
+    if isinstance(array, np.ndarray):
+        return array[a:b]
+    folder = _raw_chunks(array)
+    if folder is None:
+        return np.asarray(array[a:b])
+    rows = array.chunks[0]
+    shape = (b - a, *array.shape[1:])
+    block = out[:b - a] if out is not None and len(out) >= b - a and out.dtype == array.dtype \
+        and out.shape[1:] == shape[1:] else np.empty(shape, array.dtype)
+    row_bytes = array.dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    for i in range(a // rows, -(-b // rows)):
+        lo, hi = max(a, i * rows), min(b, (i + 1) * rows)
+        target = block[lo - a:hi - a]
+        name = folder / "c" / str(i) / "/".join(["0"] * (array.ndim - 1)) if array.ndim > 1 else folder / "c" / str(i)
+        try:
+            with open(name, "rb", buffering=0) as f:
+                f.seek((lo - i * rows) * row_bytes)
+                if f.readinto(target.reshape(-1).view(np.uint8).data) != target.nbytes:
+                    raise ValueError(f"{name}: shorter than a chunk of {array.dtype} ({rows} rows)")
+        except FileNotFoundError:   # a chunk never written: the fill value
+            target[...] = array.metadata.fill_value
+    return block
+
+
+def _raw_chunks(array) -> Optional[Path]:
+    """The folder of a zarr v3 array whose chunks are files of raw little-endian C-order bytes (a
+    local store, no compression or filters, chunks along the first axis only), else None."""
+    from zarr.codecs import BytesCodec
+    from zarr.storage import LocalStore
+
+    try:
+        meta = array.metadata
+        if not isinstance(array.store, LocalStore) or getattr(meta, "zarr_format", None) != 3:
+            return None
+        codecs = meta.codecs
+        if len(codecs) != 1 or not isinstance(codecs[0], BytesCodec) or array.dtype.byteorder == ">" \
+                or (codecs[0].endian is not None and codecs[0].endian.value != "little") \
+                or tuple(array.chunks[1:]) != tuple(array.shape[1:]) \
+                or getattr(meta.chunk_key_encoding, "separator", None) != "/" \
+                or type(meta.chunk_key_encoding).__name__ != "DefaultChunkKeyEncoding":
+            return None
+        return Path(array.store.root) / array.path
+    except AttributeError:   # another kind of array
+        return None

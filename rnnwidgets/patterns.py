@@ -29,12 +29,13 @@ are in memory at once. Both run the same code on each block: their results are e
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from .dataset import DatasetTrace
+from .dataset import DatasetTrace, read_rows
 
 CHUNK_STEPS = 1 << 20  # steps scanned at once in memory
 BLOCK_BYTES = 64 << 20  # a dask task's block of a store: whole sequences of about this many bytes
@@ -128,9 +129,12 @@ def _block_steps(values) -> int:
 
 def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -> list:
     """``fn(block, a, b, offsets within [a, b], *args)`` for each block [a, b) of whole sequences,
-    in order: a numpy loop over arrays in memory, else one dask task per block, each reading its
-    block of the store. ``extra``: a (total_steps,) array whose
-    block is passed after ``b`` too."""
+    in order: a numpy loop over arrays in memory, else one dask task per block that reads its block
+    of the store and runs ``fn`` on it. Reading inside the task keeps one block per worker thread
+    in memory and sends back only ``fn``'s small result: on a ``dask.distributed`` Client (used
+    when one is active) the blocks are read on the workers, never in the notebook, whose graph
+    holds the store's address, not its data. ``extra``: a (total_steps,) array whose block is
+    passed after ``b`` too."""
     ranges = list(_chunks(offsets, steps))
 
     def within(a, b):
@@ -141,16 +145,36 @@ def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -
                 for a, b in ranges]
     import dask
 
-    read = dask.delayed(_rows, pure=True)
-    tasks = [dask.delayed(fn)(read(values, a, b), a, b, *([read(extra, a, b)] if extra is not None else []),
-                              within(a, b), *args)
+    def source(array, a, b):   # what a task is sent: a numpy array's block, or a store's array (its address)
+        return (array[a:b], 0) if isinstance(array, np.ndarray) else (array, a)
+
+    task = dask.delayed(_read_then, pure=True)
+    tasks = [task(fn, a, b, [source(v, a, b) for v in (values, *([extra] if extra is not None else []))],
+                  within(a, b), *args)
              for a, b in ranges]
     return list(dask.compute(*tasks))
 
 
-def _rows(array, a: int, b: int) -> np.ndarray:
-    """Steps [a, b) of an array (a store's chunks read then), as numpy."""
-    return np.asarray(array[a:b])
+def _read_then(fn, a: int, b: int, sources: list, offsets: np.ndarray, *args):
+    """One task: the block [a, b) of each source (array, where the block starts in it) read here
+    (a store's chunks then, into this thread's buffers, reused from block to block: fresh memory
+    costs a page fault per 4 KiB), then ``fn`` over the blocks; ``fn`` returns no view of them."""
+    blocks = [array[start:start + b - a] if isinstance(array, np.ndarray)
+              else read_rows(array, start, start + b - a, _buffer(i, b - a, array))
+              for i, (array, start) in enumerate(sources)]
+    return fn(blocks[0], a, b, *blocks[1:], offsets, *args)
+
+
+_held = threading.local()
+
+
+def _buffer(i: int, rows: int, array) -> np.ndarray:
+    """This thread's ``i``-th block buffer, of at least ``rows`` rows like ``array``'s."""
+    held = _held.__dict__.setdefault("buffers", {})
+    buffer = held.get(i)
+    if buffer is None or len(buffer) < rows or buffer.shape[1:] != array.shape[1:] or buffer.dtype != array.dtype:
+        buffer = held[i] = np.empty((rows + rows // 4, *array.shape[1:]), array.dtype)
+    return buffer
 
 
 def _chunks(offsets: np.ndarray, steps: Optional[int] = None):
@@ -276,11 +300,16 @@ def _unit_block(chunk, a: int, b: int, ids, offsets: np.ndarray, vocab: int):
     from scipy import sparse
 
     chunk = np.asarray(chunk, dtype=np.float64)
-    previous = np.vstack([np.zeros((1, chunk.shape[1])), chunk[:-1]])
-    previous[offsets[offsets < b] - a] = 0.0  # a sequence starts from the zero state
     ids = np.asarray(ids)
-    onehot = sparse.csr_matrix((np.ones(b - a), (ids, np.arange(b - a))), shape=(vocab, b - a))
-    return onehot @ chunk, onehot @ (chunk - previous), np.bincount(ids, minlength=vocab)
+    steps = np.arange(b - a)
+    onehot = sparse.csr_matrix((np.ones(b - a), (ids, steps)), shape=(vocab, b - a))
+    # the previous step's value, summed per token without a shifted copy of the block: step t-1
+    # counts for token ids[t], except where a sequence starts (from the zero state)
+    later = np.ones(b - a, dtype=bool)
+    later[offsets[offsets < b] - a] = False
+    previous = sparse.csr_matrix((np.ones(int(later.sum())), (ids[later], steps[later] - 1)), shape=(vocab, b - a))
+    sums = onehot @ chunk
+    return sums, sums - previous @ chunk, np.bincount(ids, minlength=vocab)
 
 
 @dataclass

@@ -448,3 +448,22 @@ def test_load_reads_no_chunk_of_the_arrays(saved_ds):
                 p.unlink()
     ds = DatasetTrace.load(saved_ds)
     assert ds.sequences == 6 and ds.layers["lstm.l0"]["h"].shape == (72, 7)
+
+
+def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_path, monkeypatch):
+    group = zarr.open_group(str(tmp_path / "g"), mode="w", zarr_format=3)
+    values = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
+    raw = group.create_array("raw", shape=(60, 3), chunks=(8, 3), dtype="<f4", fill_value=-1, compressors=None)
+    raw[:50] = values   # rows 50..59: a partly written chunk and one never written (the fill value)
+    ids = group.create_array("ids", shape=(50,), chunks=(8,), dtype="<i4", fill_value=0, compressors=None)
+    ids[:] = np.arange(50)
+    packed = group.create_array("packed", shape=(50, 3), chunks=(8, 3), dtype="<f4", compressors=dataset._compressors(True))
+    packed[:] = values
+    assert dataset._raw_chunks(raw) is not None and dataset._raw_chunks(packed) is None
+    buffer = np.zeros((100, 3), np.float32)
+    for a, b in [(0, 60), (3, 5), (7, 9), (13, 57), (46, 60)]:
+        np.testing.assert_array_equal(dataset.read_rows(raw, a, b), raw[a:b])
+        np.testing.assert_array_equal(dataset.read_rows(raw, a, b, buffer), raw[a:b])
+        np.testing.assert_array_equal(dataset.read_rows(ids, a, min(b, 50)), np.arange(a, min(b, 50)))
+    np.testing.assert_array_equal(dataset.read_rows(packed, 5, 20), values[5:20])
+    np.testing.assert_array_equal(dataset.read_rows(values, 5, 20), values[5:20])
