@@ -812,7 +812,8 @@ def _workers(client, path, tokens):
 
 
 def _trace_on_workers(client, model, batches: Iterable, *, tokens: Tokens, max_steps: Optional[int], quantities,
-                      folder, max_memory: int, compression, progress: bool, trace_kwargs: dict) -> DatasetTrace:
+                      outputs: Optional[bool], folder, max_memory: int, compression, progress: bool,
+                      trace_kwargs: dict) -> DatasetTrace:
     """``_trace_batches`` on the workers of ``client``, into the empty store ``folder``: each worker
     traces shards of consecutive batches into a store of its own under ``folder/_shards``, then
     each chunk of the final arrays is filled by one task from the shards (every task its own
@@ -847,7 +848,7 @@ def _trace_on_workers(client, model, batches: Iterable, *, tokens: Tokens, max_s
             if shard and (len(shard) == per_shard or batch is None):
                 where = f"{str(folder).rstrip('/')}/_shards/{len(shards)}"
                 future = client.submit(_trace_shard, shared, shard, tokens=tokens, max_steps=max_steps,
-                                       quantities=quantities, folder=where, max_memory=max_memory,
+                                       quantities=quantities, outputs=outputs, folder=where, max_memory=max_memory,
                                        compression=compression, progress=False, trace_kwargs=trace_kwargs,
                                        pure=False)
                 sizes[future.key] = len(shard)
@@ -938,6 +939,12 @@ def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], 
         token_ids = group.create_array("token_ids", shape=(int(offsets[-1]),), chunks=(chunk_rows(0),),
                                        dtype="<i4", compressors=_compressors(compression), fill_value=0)
         gather(token_ids, [p.token_ids for p in parts], offsets, mapped=True)
+    kept_outputs = None   # the model's outputs, on the dataset's steps: kept when every shard kept them
+    if all(p.outputs is not None for p in parts):
+        width = first.outputs.shape[1]
+        kept_outputs = group.create_array("outputs", shape=(int(offsets[-1]), width), chunks=(chunk_rows(width), width),
+                                          dtype=first.outputs.dtype, compressors=_compressors(compression), fill_value=0)
+        gather(kept_outputs, [p.outputs for p in parts], offsets)
     # a task per CHUNK_BYTES * 4 or so of chunks: few tasks for a small dataset, bounded memory for a large one
     tasks, batch, held = [], [], 0
     for job in jobs:
@@ -951,7 +958,7 @@ def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], 
     _remove(f"{str(folder).rstrip('/')}/_shards")   # before the group lists its members
     own_offsets = {name: o for name, o in own_offsets.items() if not np.array_equal(o, offsets)}
     ds = DatasetTrace(layers, first.kinds, offsets, token_ids, list(vocab) if first.vocab is not None else None,
-                      folder=folder, generation=secrets.token_hex(8), layer_offsets=own_offsets)
+                      folder=folder, generation=secrets.token_hex(8), layer_offsets=own_offsets, outputs=kept_outputs)
     ds._write_store(group, compression)
     return ds
 

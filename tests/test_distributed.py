@@ -57,6 +57,9 @@ def assert_same(a: DatasetTrace, b: DatasetTrace):
     for name in a.layer_offsets:
         np.testing.assert_array_equal(a.layer_offsets[name], b.layer_offsets[name])
     np.testing.assert_array_equal(a.token_ids, b.token_ids)
+    assert (a.outputs is None) == (b.outputs is None)
+    if a.outputs is not None:                       # the model's outputs at every step, kept alike
+        np.testing.assert_array_equal(a.outputs, b.outputs)
     for name in a.layers:
         assert list(a.layers[name]) == list(b.layers[name])
         for key in a.layers[name]:
