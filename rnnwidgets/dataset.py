@@ -942,8 +942,9 @@ def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], 
     kept_outputs = None   # the model's outputs, on the dataset's steps: kept when every shard kept them
     if all(p.outputs is not None for p in parts):
         width = first.outputs.shape[1]
-        kept_outputs = group.create_array("outputs", shape=(int(offsets[-1]), width), chunks=(chunk_rows(width), width),
-                                          dtype=first.outputs.dtype, compressors=_compressors(compression), fill_value=0)
+        kept_outputs = group.create_array("outputs", shape=(int(offsets[-1]), width),
+                                          chunks=(chunk_rows(width), width), dtype=first.outputs.dtype,
+                                          compressors=_compressors(compression), fill_value=0)
         gather(kept_outputs, [p.outputs for p in parts], offsets)
     # a task per CHUNK_BYTES * 4 or so of chunks: few tasks for a small dataset, bounded memory for a large one
     tasks, batch, held = [], [], 0
