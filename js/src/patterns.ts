@@ -31,12 +31,9 @@ import { selectedQuantity, valueAt } from "./state";
 import { THEME_VARIABLES } from "./style";
 import { visibleToken } from "./tokens";
 import { AXES_EVENT, yOf } from "./units";
+import { stepRange } from "./timeaxis";
 import { element } from "./dom";
 
-/** A half-open step range as every pattern view writes it. */
-export function stepRange(start: number, end: number): string {
-  return `[${start}, ${end})`;
-}
 
 // The pattern views' own rules (the Explorer's stylesheet is style.ts's): theme colours only.
 const PATTERNS_CSS = `

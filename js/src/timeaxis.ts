@@ -66,3 +66,8 @@ export function columnRange(q: Quantity, index: number, from: number, to: number
   }
   return { lo, hi };
 }
+
+/** A half-open step range [start, end), as every view writes one (Python's slices, the DataFrames). */
+export function stepRange(start: number, end: number): string {
+  return `[${start}, ${end})`;
+}

@@ -11,6 +11,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { element } from "./dom";
 import type { ExplorerState } from "./state";
+import { stepRange } from "./timeaxis";
 
 export interface WhatIfRequest {
   op: "zero" | "value" | "patch";
@@ -61,7 +62,7 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
 
   function describe(state: ExplorerState): string {
     const [start, end] = editSteps(model.get("brush"), state.t, state.length);
-    return `unit ${state.unit} of ${state.layer} ${state.quantity}, steps ${start}–${end - 1}`;
+    return `unit ${state.unit} of ${state.layer} ${state.quantity}, steps ${stepRange(start, end)}`;
   }
 
   function update(state: ExplorerState) {

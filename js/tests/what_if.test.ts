@@ -24,7 +24,7 @@ describe("what if box", () => {
     const model = new FakeModel<WhatIfModel>({ brush: [1, 4], what_if: {}, what_if_status: { live: true, n: 0, text: "" } });
     const box = createWhatIf(model);
     box.update(explorerState([lstm], { t: 2, unit: 1 }));
-    expect(box.el.querySelector(".rw-whatif-text")?.textContent).toBe("unit 1 of lstm.l0 c, steps 1–3");
+    expect(box.el.querySelector(".rw-whatif-text")?.textContent).toBe("unit 1 of lstm.l0 c, steps [1, 4)");
     (box.el.querySelector(".rw-whatif-op") as HTMLSelectElement).value = "value";
     (box.el.querySelector(".rw-whatif-value") as HTMLInputElement).value = "2.5";
     click(box.el, ".rw-whatif-run");

@@ -73,7 +73,7 @@ class WhatIf:
             self.run(unit, range(start, end), value=float(request["value"]) if op == "value" else None,
                      source=int(request["source"]) if op == "patch" else None)
             layer, quantity = self.explorer.view.layer, self.explorer.view.quantity
-            text = f"unit {unit} of {layer} {quantity}, steps {start}–{end - 1}: before and after compared below"
+            text = f"unit {unit} of {layer} {quantity}, steps [{start}, {end}): before and after compared below"
         except Exception as error:  # noqa: BLE001 - said in the box, one sentence
             text = f"could not re-run: {type(error).__name__}: {error}"
         self.explorer.view.what_if_status = {"live": True, "n": request["n"], "text": text}

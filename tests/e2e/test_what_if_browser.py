@@ -31,12 +31,12 @@ def test_clamping_a_unit_opens_the_comparison_of_before_and_after(page, jupyter_
     widget = open_and_run(page, jupyter_server.lab_url("what_if.ipynb"))
     wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
     text = widget.locator(".rw-whatif-text")
-    assert wait_for_text(text, lambda s: s.startswith("unit 0 of rnn.l0 h, steps 0–14")) == "unit 0 of rnn.l0 h, steps 0–14"
+    assert wait_for_text(text, lambda s: s.startswith("unit 0 of rnn.l0 h, steps [0, 15)")) == "unit 0 of rnn.l0 h, steps [0, 15)"
     widget.locator(".rw-whatif-op").select_option("value")
     widget.locator(".rw-whatif-value").fill("3")
     widget.locator(".rw-whatif-run").click()
     said = wait_for_text(text, lambda s: "compared below" in s or "could not" in s, timeout=60)
-    assert said == "unit 0 of rnn.l0 h, steps 0–14: before and after compared below", said
+    assert said == "unit 0 of rnn.l0 h, steps [0, 15): before and after compared below", said
     compare = page.locator(".rw-explorer-box .rw-compare")
     compare.wait_for(state="visible", timeout=30_000)
     wait_for_ink(compare.locator(".rw-cmp-panel-diff .rw-heatmap"), min_distinct=3)
