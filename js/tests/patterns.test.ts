@@ -3,9 +3,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type ExplorerModel, renderExplorer } from "../src/explorer";
 import {
   type CoclustersModel, type MatchesModel, brushRange, groupStarts, matchMeta, matrixRowPx, renderCoclusters,
-  renderMatches, revealExplorer, selectUnits, shortToken, stepRange, thinned,
+  renderMatches, revealExplorer, selectUnits, shortToken, thinned,
 } from "../src/patterns";
 import type { Quantity } from "../src/state";
+import { stepRange } from "../src/timeaxis";
 import { FakeModel } from "./fake_model";
 import { buildPayload, lodPayload } from "./payload";
 
