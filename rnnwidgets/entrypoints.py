@@ -29,7 +29,7 @@ def live(model, who: str, **trace_kwargs):
 def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str] = None,
             encode: Optional[Callable] = None, decode: Labels = None, interval: int = 150,
             batch: int = 0, budget: int = FULL_BUDGET, dynamics=False, attribution: bool = False,
-            **trace_kwargs) -> Explorer:
+            patch_from: Optional[dict] = None, **trace_kwargs) -> Explorer:
     """The Explorer for a model run on ``inputs`` (or on ``text`` through ``encode``), or for a Trace.
 
     ``decode``: a vocabulary list or an ``id -> str`` function naming the model's output classes.
@@ -38,7 +38,8 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     under the heatmaps, its cursor on the Explorer's step. ``dynamics=True`` adds the dynamics
     panel (``rw.dynamics`` of the model on the inputs), following the Explorer's step;
     ``dynamics=rw.fixed_points(...)`` (or a list of them, one per layer) adds it with those fixed
-    points drawn on the layer they belong to.
+    points drawn on the layer they belong to. ``patch_from``: a dict name -> rw.Trace of this model
+    (steps aligned by index), listed as sources in the what-if box beside the batch's elements.
     """
     fixed = fixed_points_of(dynamics)
     if isinstance(source, Trace):
@@ -47,6 +48,9 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
         if attribution:
             raise ValueError("explore(trace, attribution=True): attribution needs the live model; "
                              "give explore(model, inputs, attribution=True)")
+        if patch_from is not None:
+            raise ValueError("explore(trace, patch_from=...): patching re-runs the model; "
+                             "give explore(model, inputs, patch_from=...)")
         if dynamics is not False:
             raise ValueError("explore(trace, dynamics=True): the dynamics need the model; "
                              "give explore(model, inputs, dynamics=True)")
@@ -72,7 +76,7 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
         explorer.show_dynamics(recompute(inputs), recompute, fixed_points=fixed)
     if attribution:
         explorer.show_attribution(inputs)
-    explorer.what_if = WhatIf(explorer, inputs)
+    explorer.what_if = WhatIf(explorer, inputs, patch_from)
     if text is not None:
         assert encode is not None  # checked above
         explorer.add_text_box(text, encode)

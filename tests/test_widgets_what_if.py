@@ -1,5 +1,6 @@
 """What if, from the Explorer: the browser's request re-runs the live model with the edit (equal to
-rw.trace with that edit), and the comparison of before and after opens under the view."""
+rw.trace with that edit), and the comparison of before and after opens beside the view, headed by
+the edit; patch sources are the batch's elements and the Traces given as patch_from."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 
 import rnnwidgets as rw
 from rnnwidgets.widgets.compare import Compare
-from rnnwidgets.widgets.what_if import WhatIf, element_trace
+from rnnwidgets.widgets.what_if import MAIN, PANEL, WhatIf, changed_predictions, element_trace
 from tests.model_state import assert_untouched, snapshot
 
 
@@ -30,13 +31,17 @@ def test_a_request_from_the_browser_clamps_the_unit_and_opens_the_comparison(mod
     model, ids = model_and_ids
     before = snapshot(model)
     ex = rw.explore(model, ids, decode=list("abcde"))
-    assert ex.view.what_if_status == {"live": True, "n": 0, "text": ""}
+    assert ex.view.what_if_status == {"live": True, "n": 0, "text": "", "elements": 3, "traces": []}
     ex.view.quantity = "c"
     ex.view.what_if = {"op": "value", "value": 2.5, "source": 0, "unit": 4, "start": 2, "end": 6, "n": 1}
     status = ex.view.what_if_status
-    assert status["n"] == 1 and status["text"].startswith("unit 4 of lstm.l0 c, steps [2, 6)"), status
+    assert status["n"] == 1 and status["text"] == "unit 4 of lstm.l0 c, steps [2, 6): before and after compared", status
     comparison = ex.what_if.comparison
     assert isinstance(comparison, Compare) and list(ex.children).index(comparison) == list(ex.children).index(ex.view) + 1
+    # beside the view (the classes js/src/what_if.ts lays out), headed by the edit, with a close
+    assert PANEL in comparison._dom_classes and MAIN in ex.view._dom_classes and comparison.closable
+    assert comparison.heading.startswith("What if unit 4 of lstm.l0 c were clamped to 2.5 at steps [2, 6)"), \
+        comparison.heading
     expected = rw.trace(model, ids, edits=[rw.clamp("lstm.l0", "c", [4], range(2, 6), 2.5)])
     np.testing.assert_array_equal(comparison.b.layers["lstm.l0"].states["c"], expected.layers["lstm.l0"].states["c"])
     np.testing.assert_array_equal(comparison.b.outputs, expected.outputs)
@@ -44,7 +49,25 @@ def test_a_request_from_the_browser_clamps_the_unit_and_opens_the_comparison(mod
     ex.view.what_if = {"op": "zero", "value": 0, "source": 0, "unit": 1, "start": 0, "end": 9, "n": 2}
     assert ex.what_if.comparison is not comparison and comparison not in ex.children   # replaced, not stacked
     assert ex.what_if.comparison.b.layers["lstm.l0"].states["c"][:, :, 1].max() == 0.0
+    ex.what_if.comparison.closed = True                                 # the browser's ×
+    assert ex.what_if.comparison is None and list(ex.children) == [ex.batch, ex.view]
     assert_untouched(model, before)
+
+
+def test_the_heading_counts_the_changed_predictions_and_the_comparison_opens_at_the_first(model_and_ids):
+    model, ids = model_and_ids
+    ex = rw.explore(model, ids)
+    comparison = ex.what_if.run(2, range(4, 9), value=5.0, quantity="h")
+    before = ex.trace.outputs[0].argmax(-1)
+    after = comparison.b.outputs[0].argmax(-1)
+    changed = np.flatnonzero(before != after)
+    assert changed.size > 0 and changed[0] >= 4, f"a unit clamped from step 4 changes predictions at {changed}"
+    assert changed_predictions(ex.trace, comparison.b, 0) == (changed.size, 9, int(changed[0]))
+    assert comparison.heading == (f"What if unit 2 of lstm.l0 h were clamped to 5 at steps [4, 9): the best "
+                                  f"prediction changes at {changed.size} of 9 steps, first at step {changed[0]}")
+    assert comparison.t == changed[0]
+    same = ex.what_if.run(0, [3], value=float(ex.trace.layers["lstm.l0"].h[0, 3, 0]), quantity="h")
+    assert same.heading.endswith("at steps [3, 4): the best prediction changes at 0 of 9 steps")
 
 
 def test_patch_from_another_element_takes_that_elements_values(model_and_ids):
@@ -55,6 +78,64 @@ def test_patch_from_another_element_takes_that_elements_values(model_and_ids):
     np.testing.assert_array_equal(h[:, :, 2], np.repeat(ex.trace.layers["lstm.l0"].h[1:2, :, 2], 3, axis=0))
     source = element_trace(ex.trace, "lstm.l0", "forget", 2)
     np.testing.assert_array_equal(source.layers["lstm.l0"].gates["forget"], ex.trace.layers["lstm.l0"].gates["forget"][2:3])
+
+
+def test_patch_from_a_trace_named_in_explore_takes_its_values_step_by_index(model_and_ids):
+    model, ids = model_and_ids
+    deep = rw.trace(model, torch.randint(0, 5, (1, 12)))        # another run: one element, longer
+    ex = rw.explore(model, ids, patch_from={"deep": deep})
+    assert ex.view.what_if_status["traces"] == ["deep"] and ex.view.what_if_status["elements"] == 3
+    ex.view.what_if = {"op": "patch", "value": 0, "source": "deep", "unit": 5, "start": 1, "end": 7, "n": 1}
+    assert ex.view.what_if_status["text"] == "unit 5 of lstm.l0 h, steps [1, 7): before and after compared"
+    comparison = ex.what_if.comparison
+    expected = rw.trace(model, ids, edits=[rw.patch(deep, "lstm.l0", "h", [5], range(1, 7))])
+    np.testing.assert_array_equal(comparison.b.layers["lstm.l0"].h, expected.layers["lstm.l0"].h)
+    np.testing.assert_array_equal(comparison.b.layers["lstm.l0"].h[:, 1:7, 5], np.repeat(deep.layers["lstm.l0"].h[:, 1:7, 5], 3, 0))
+    np.testing.assert_array_equal(comparison.b.outputs, expected.outputs)
+    assert comparison.heading.startswith("What if unit 5 of lstm.l0 h were patched from 'deep' at steps [1, 7)")
+    # a Trace passed to run directly, and a source of the same batch patches element by element
+    same_batch = rw.trace(model, torch.randint(0, 5, (3, 9)))
+    got = ex.what_if.run(2, range(0, 9), source=same_batch, quantity="c").b.layers["lstm.l0"].states["c"]
+    np.testing.assert_array_equal(got[:, :, 2], same_batch.layers["lstm.l0"].states["c"][:, :, 2])
+    # steps past the source's end: one sentence
+    short = rw.trace(model, torch.randint(0, 5, (1, 4)))
+    ex = rw.explore(model, ids, patch_from={"short": short})
+    ex.view.what_if = {"op": "patch", "value": 0, "source": "short", "unit": 0, "start": 2, "end": 8, "n": 1}
+    assert ex.view.what_if_status["text"] == ("could not re-run: ValueError: rw.patch: steps: expected steps in "
+                                              "[0, 4) of the source's 'lstm.l0', got 7")
+    ex.view.what_if = {"op": "patch", "value": 0, "source": "nope", "unit": 0, "start": 0, "end": 2, "n": 2}
+    assert ex.view.what_if_status["text"] == ("could not re-run: ValueError: patch from: expected a batch element "
+                                              "or one of the traces given as patch_from (['short']), got 'nope'")
+
+
+class _Wider(_Tokens):
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.head = nn.LSTM(4, 7, batch_first=True), nn.Linear(7, 5)
+
+
+def test_a_trace_of_another_shape_is_refused_with_one_sentence(model_and_ids):
+    model, ids = model_and_ids
+    wider = rw.trace(_Wider().eval(), ids)
+    with pytest.raises(ValueError, match=r"^explore: patch_from\['wide'\]: expected 6 units of 'lstm.l0' 'h' like this "
+                                         r"model's, got 7$"):
+        rw.explore(model, ids, patch_from={"wide": wider})
+    with pytest.raises(ValueError, match=r"^explore: patch_from\['two'\]: expected batch 1 \(used for every element\) "
+                                         r"or 3 like the Explorer's inputs, got batch 2$"):
+        rw.explore(model, ids, patch_from={"two": rw.trace(model, ids[:2])})
+    with pytest.raises(TypeError, match=r"^explore: patch_from: expected a dict of name -> rw.Trace"):
+        rw.explore(model, ids, patch_from=[rw.trace(model, ids)])
+    with pytest.raises(TypeError, match=r"^explore: patch_from\['x'\]: expected an rw.Trace of this model, got Tensor$"):
+        rw.explore(model, ids, patch_from={"x": ids})
+    with pytest.raises(ValueError, match=r"^explore\(trace, patch_from=...\): patching re-runs the model"):
+        rw.explore(rw.trace(model, ids), patch_from={"a": rw.trace(model, ids)})
+
+
+def test_new_inputs_list_their_elements_as_sources(model_and_ids):
+    model, ids = model_and_ids
+    ex = rw.explore(model, ids)
+    ex.update(ids[:2])
+    assert ex.view.what_if_status["elements"] == 2 and ex.what_if.inputs is not ids
 
 
 def test_a_request_that_makes_no_sense_is_answered_with_one_sentence(model_and_ids):

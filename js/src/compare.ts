@@ -10,6 +10,9 @@
 //
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-compare        the root; focusable: ←/→ step, Home/End jump, space plays, ↑/↓ unit
+//   .rw-cmp-heading    the `heading` trait's line (hidden when empty), .rw-cmp-close its × (with
+//                      `closable`): hides the view at once (class rw-cmp-closed on its element)
+//                      and sets `closed` for the kernel
 //   .rw-transport      Play .rw-play, the step slider .rw-slider, .rw-step (transport.ts)
 //   .rw-layer, .rw-quantity   <select>s      .rw-tau  τ (number input)   .rw-differing  the filter
 //   .rw-divergence     the first divergence, in words
@@ -20,7 +23,7 @@
 //   .rw-step-axis      the shared step ticks    .rw-legend (.rw-cmp-legend-ab, .rw-cmp-legend-diff)
 //
 // Model traits: index (CompareIndex) + buffer (float32 bytes), t, unit, layer, quantity, tau,
-// differing_only, playing, interval.
+// differing_only, playing, interval, heading, closable, closed.
 import type { AnyModel } from "@anywidget/types";
 import { LINE_PX, createAxis, niceStride, stepLabels, ticks } from "./axes";
 import { lutVersion, pageBackground, setBackground } from "./colormap";
@@ -82,6 +85,9 @@ export interface CompareModel extends TransportModel {
   quantity: string;
   tau: number;
   differing_only: boolean;
+  heading?: string;
+  closable?: boolean;
+  closed?: boolean;
 }
 
 /** A quantity of both runs: A and B (one colour scale) and A − B (diverging, ±its largest value). */
@@ -200,6 +206,9 @@ const COMPARE_CSS = `${EXPLORER_CSS.replaceAll(".rw-explorer", ".rw-compare")}
 .rw-compare .rw-cmp-at { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 4px 16px; }
 .rw-compare .rw-cmp-at > div { display: flex; flex-wrap: wrap; gap: 2px 10px; align-items: baseline; min-width: 0; }
 .rw-compare .rw-cmp-name { font-weight: 600; }
+.rw-compare .rw-cmp-heading { display: flex; align-items: flex-start; gap: 8px; }
+.rw-compare .rw-cmp-heading-text { flex: 1 1 auto; min-width: 0; font-weight: 600; font-size: 13px; color: var(--rw-strong); }
+.rw-compare .rw-cmp-close { flex: 0 0 auto; line-height: 1; padding: 1px 6px; cursor: pointer; }
 .rw-compare .rw-cmp-changed { font-weight: 600; color: var(--rw-error); }
 .rw-compare .rw-cmp-plot { display: grid; grid-template-columns: max-content minmax(0, 1fr); column-gap: 4px; row-gap: 2px; }
 .rw-compare .rw-cmp-title { font-weight: 600; margin-top: 6px; }
@@ -231,6 +240,34 @@ interface HeatPanel {
   readout: HTMLElement;
 }
 
+/** The heading line (the `heading` trait, as text) and, with `closable`, a × that hides `host`
+ * (the view's element: a saved page closes it too) and tells the kernel (`closed`). */
+export function createHeading(model: AnyModel<CompareModel>, host: HTMLElement) {
+  const el = element("div", "rw-cmp-heading");
+  const text = element("div", "rw-cmp-heading-text", el);
+  const close = element("button", "rw-cmp-close", el);
+  close.textContent = "×";
+  close.title = "close this comparison";
+  close.setAttribute("aria-label", "close this comparison");
+  const update = () => {
+    text.textContent = model.get("heading") ?? "";
+    close.style.display = model.get("closable") ? "" : "none";
+    el.style.display = text.textContent || model.get("closable") ? "" : "none";
+    host.style.display = model.get("closed") ? "none" : "";
+    host.classList.toggle("rw-cmp-closed", Boolean(model.get("closed")));
+  };
+  close.addEventListener("click", (event) => {
+    event.stopPropagation();
+    model.set("closed", true);
+    model.save_changes();
+    update();
+  });
+  const names = ["change:heading", "change:closable", "change:closed"];
+  for (const name of names) model.on(name, update);
+  update();
+  return { el, destroy: () => { for (const name of names) model.off(name, update); } };
+}
+
 export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-compare", el);
   const style = element("style", "rw-style", root);
@@ -240,7 +277,8 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
   const pairOf = (l: CompareLayer) => l.quantities[model.get("quantity")] ?? Object.values(l.quantities)[0];
   const player = playerOf(model, () => Math.max(0, (layerOf()?.steps ?? 1) - 1));
   const transport = createTransport(model, player);
-  root.append(transport.el);
+  const heading = createHeading(model, el);
+  root.append(heading.el, transport.el);
 
   // The bar: pickers, τ, the filter, the divergence in words.
   const bar = element("div", "rw-bar", root);
@@ -598,6 +636,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
   load();
 
   return () => {
+    heading.destroy();
     stopStep();
     stopSuppressing();
     themeWatch.disconnect();

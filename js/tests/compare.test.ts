@@ -170,6 +170,29 @@ describe("the compare view", () => {
     expect(el.querySelector(".rw-cmp-panel-a .rw-cmp-title")!.textContent).toContain(hostile);
   });
 
+  it("heads itself with the heading as text, and its × hides it at once and tells the kernel", () => {
+    const plain = mount();
+    expect(plain.el.querySelector<HTMLElement>(".rw-cmp-heading")!.style.display).toBe("none");
+    plain.cleanup();
+    document.body.replaceChildren();
+    const heading = "What if unit 1 were <b>clamped</b>";
+    const { model, el, cleanup } = mount({ heading, closable: true, closed: false });
+    expect(el.querySelector(".rw-cmp-heading-text")!.textContent).toBe(heading);
+    expect(el.querySelector("b")).toBeNull();
+    const close = el.querySelector<HTMLButtonElement>(".rw-cmp-close")!;
+    expect(close.style.display).toBe("");
+    expect(close.getAttribute("aria-label")).toBe("close this comparison");
+    close.click();
+    expect(model.get("closed")).toBe(true);
+    expect(model.saves).toBe(1);
+    expect(el.style.display).toBe("none");
+    expect(el.classList.contains("rw-cmp-closed")).toBe(true);
+    model.set("heading", "another edit");
+    expect(el.querySelector(".rw-cmp-heading-text")!.textContent).toBe("another edit");
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+  });
+
   it("follows a layer or quantity picked in the kernel and cleans up its listeners", () => {
     const { model, el, cleanup } = mount();
     model.set("quantity", "c");

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { NEEDS_LIVE, REPLY_MS, type WhatIfModel, createWhatIf, editSteps } from "../src/what_if";
+import { NEEDS_LIVE, REPLY_MS, SIDE_BY_SIDE_PX, WHAT_IF_CSS, type WhatIfModel, createWhatIf, editSteps, patchSources } from "../src/what_if";
 import { explorerState, layer, quantity } from "./fake-state";
 import { FakeModel } from "./fake_model";
 
@@ -28,10 +28,45 @@ describe("what if box", () => {
     (box.el.querySelector(".rw-whatif-op") as HTMLSelectElement).value = "value";
     (box.el.querySelector(".rw-whatif-value") as HTMLInputElement).value = "2.5";
     click(box.el, ".rw-whatif-run");
-    expect(model.get("what_if")).toEqual({ op: "value", value: 2.5, source: 3, unit: 1, start: 1, end: 4, n: 1 });
+    expect(model.get("what_if")).toEqual({ op: "value", value: 2.5, source: 0, unit: 1, start: 1, end: 4, n: 1 });
     expect(box.el.querySelector(".rw-whatif-text")?.textContent).toContain("re-running the model");
     model.set("what_if_status", { live: true, n: 1, text: "compared below" });
     expect(box.el.querySelector(".rw-whatif-text")?.textContent).toBe("compared below");
+    box.destroy();
+  });
+
+  it("lists the batch's elements and the traces given by name as patch sources, and asks for the one picked", () => {
+    expect(patchSources(undefined)).toEqual([{ label: "element 0", source: 0 }]);
+    const model = new FakeModel<WhatIfModel>({
+      brush: [], what_if: {}, what_if_status: { live: true, n: 0, text: "", elements: 2, traces: ["deep", "<i>x</i>"] },
+    });
+    const box = createWhatIf(model);
+    box.update(explorerState([lstm], { t: 3, unit: 2 }));
+    const menu = box.el.querySelector<HTMLSelectElement>(".rw-whatif-source")!;
+    const op = box.el.querySelector<HTMLSelectElement>(".rw-whatif-op")!;
+    expect(menu.style.display).toBe("none");
+    op.value = "patch";
+    op.dispatchEvent(new Event("change"));
+    expect(menu.style.display).toBe("");
+    expect(box.el.querySelector<HTMLElement>(".rw-whatif-value")!.style.display).toBe("none");
+    expect([...menu.options].map((o) => o.textContent)).toEqual(["element 0", "element 1", "deep", "<i>x</i>"]);
+    expect(box.el.querySelector("i")).toBeNull(); // a name is text, never markup
+    menu.value = "2";
+    click(box.el, ".rw-whatif-run");
+    expect(model.get("what_if")).toEqual({ op: "patch", value: 0, source: "deep", unit: 2, start: 3, end: 6, n: 1 });
+    // new inputs of one element: the menu follows, keeping the trace picked
+    model.set("what_if_status", { live: true, n: 1, text: "done", elements: 1, traces: ["deep", "<i>x</i>"] });
+    expect([...menu.options].map((o) => o.textContent)).toEqual(["element 0", "deep", "<i>x</i>"]);
+    expect(menu.value).toBe("1");
+    box.destroy();
+  });
+
+  it("lays the comparison beside the view from a box wide enough, and under it below", () => {
+    expect(WHAT_IF_CSS).toContain(`@container (min-width: ${SIDE_BY_SIDE_PX}px)`);
+    expect(WHAT_IF_CSS).toContain("grid-template-columns: minmax(0, 3fr) minmax(0, 2fr)");
+    expect(WHAT_IF_CSS).toMatch(/rw-whatif-panel:not\(\.rw-cmp-closed\)\)\s*>\s*\.rw-whatif-panel \{ grid-column: 2; \}/);
+    const box = createWhatIf(new FakeModel<WhatIfModel>({ what_if_status: {} }));
+    expect(box.el.querySelector("style")!.textContent).toBe(WHAT_IF_CSS);
     box.destroy();
   });
 

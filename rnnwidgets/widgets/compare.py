@@ -25,6 +25,7 @@ class Compare(BundledView):
     """``Compare(a, b)``: two Traces of the same model shape (``rw.compare`` builds it from models
     and inputs too). ``names``: what to call the runs ("A", "B" unless given); ``decode``: a
     vocabulary list or ``id -> str`` naming the output classes; ``batch``: the element compared.
+    ``heading``: a line shown above it (text); ``closable``: a × beside it that sets ``closed``.
 
     Traits the browser and Python share: ``t``, ``unit``, ``layer``, ``quantity``, ``tau``,
     ``differing_only``, ``playing``, ``interval``. Every layer travels to the browser when all of
@@ -44,10 +45,16 @@ class Compare(BundledView):
     differing_only = traitlets.Bool(False).tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
     interval = traitlets.Int(150).tag(sync=True)  # Play speed, ms per step
+    # A line above it saying what the runs are (what edit made B, say), and a × that closes it:
+    # the browser hides the view at once and sets ``closed`` (what_if.py then takes it away).
+    heading = traitlets.Unicode("").tag(sync=True)
+    closable = traitlets.Bool(False).tag(sync=True)
+    closed = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, a: Trace, b: Trace, *, names: tuple = ("A", "B"), decode: Labels = None, batch: int = 0,
                  layer: Optional[str] = None, quantity: str = "h", tau: float = TAU, t: int = 0,
-                 differing_only: bool = False, interval: int = 150, budget: int = FULL_BUDGET):
+                 differing_only: bool = False, interval: int = 150, budget: int = FULL_BUDGET,
+                 heading: str = "", closable: bool = False):
         self.comparison = Comparison(a, b, batch=batch, names=names)
         self.labels = decode
         layer = self.comparison.check_layer(layer) if layer is not None else self.comparison.default_layer()
@@ -57,7 +64,7 @@ class Compare(BundledView):
         self.whole = sum(compare_floats(self.comparison, name) for name in self.comparison.layers) <= budget
         index, buffer = self._payload(layer)
         super().__init__(index=index, buffer=buffer, layer=layer, quantity=quantity, tau=check_tau(tau),
-                         differing_only=differing_only, interval=interval)
+                         differing_only=differing_only, interval=interval, heading=heading, closable=closable)
         self.t = t
 
     def _payload(self, layer: str) -> tuple[dict, bytes]:

@@ -1,7 +1,9 @@
-"""What if, in JupyterLab Light and Dark: with rw.explore(model, ids), the box in the Explorer's bar
-clamps the selected unit over the steps (from t to the end here), the live model re-runs, and the
-comparison of before and after, predictions included, opens under the Explorer's view. Exported
-without a kernel, the box says that a live model is needed."""
+"""What if, in JupyterLab Light and Dark: with rw.explore(model, ids, patch_from=...), the box in the
+Explorer's bar clamps the selected unit over the steps (from t to the end here), the live model
+re-runs, and the comparison of before and after, headed by the edit, predictions included, opens
+beside the Explorer's view on a 1400x900 page and under it at 900 px wide; its × closes it. The
+box's source menu lists the batch's element and the Trace given as patch_from, and patches from
+it. Exported without a kernel, the box says that a live model is needed."""
 from pathlib import Path
 
 import pytest
@@ -22,11 +24,14 @@ class Tokens(nn.Module):
 vocab = list("()ab")
 text = "(a(b(ab)a)(b))a"
 ids = torch.tensor([[vocab.index(c) for c in text]])
-explorer = rw.explore(Tokens().eval(), ids, tokens=[list(text)], decode=vocab)
+model = Tokens().eval()
+deep = rw.trace(model, torch.tensor([[vocab.index(c) for c in "((((((((a))))))))"]]))
+explorer = rw.explore(model, ids, tokens=[list(text)], decode=vocab, patch_from={"deep": deep})
 explorer"""
 
 
-def test_clamping_a_unit_opens_the_comparison_of_before_and_after(page, jupyter_server):
+def test_clamping_a_unit_opens_the_comparison_of_before_and_after_beside_the_explorer(page, jupyter_server):
+    page.set_viewport_size({"width": 1400, "height": 900})
     write_notebook(jupyter_server.root / "what_if.ipynb", MODEL)
     widget = open_and_run(page, jupyter_server.lab_url("what_if.ipynb"))
     wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
@@ -35,24 +40,85 @@ def test_clamping_a_unit_opens_the_comparison_of_before_and_after(page, jupyter_
     widget.locator(".rw-whatif-op").select_option("value")
     widget.locator(".rw-whatif-value").fill("3")
     widget.locator(".rw-whatif-run").click()
-    said = wait_for_text(text, lambda s: "compared below" in s or "could not" in s, timeout=60)
-    assert said == "unit 0 of rnn.l0 h, steps [0, 15): before and after compared below", said
+    said = wait_for_text(text, lambda s: s.endswith("compared") or "could not" in s, timeout=60)
+    assert said == "unit 0 of rnn.l0 h, steps [0, 15): before and after compared", said
     compare = page.locator(".rw-explorer-box .rw-compare")
     compare.wait_for(state="visible", timeout=30_000)
     wait_for_ink(compare.locator(".rw-cmp-panel-diff .rw-heatmap"), min_distinct=3)
+    heading = compare.locator(".rw-cmp-heading-text").inner_text()
+    assert heading.startswith("What if unit 0 of rnn.l0 h were clamped to 3 at steps [0, 15): the best prediction "
+                              "changes at "), heading
     for side in ("a", "b"):   # both runs' predictions at t, side by side
         assert wait_for_text(compare.locator(f".rw-cmp-at-{side} .rw-predictions"), lambda s: len(s) > 3)
     assert kernel_execute(page, "print(explorer.what_if.comparison.first_divergence())").strip() == "0"
     assert kernel_execute(page, "print(explorer.what_if.comparison.b.layers['rnn.l0'].h[0, :, 0].min())").strip() \
         == "3.0"
 
+    view, panel = page.locator(".rw-explorer-box > .rw-whatif-main"), page.locator(".rw-explorer-box > .rw-whatif-panel")
     ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.wait_for_timeout(500)   # laid out at the new width
+        v, c = view.bounding_box(), panel.bounding_box()
+        assert c["x"] >= v["x"] + v["width"] and abs(c["y"] - v["y"]) < 2, f"at 1400 px not beside: view {v}, comparison {c}"
+        _pictures(page, "1400")
+        _fits(page, compare, "the comparison at 1400 px")
+        _fits(page, widget, "the Explorer at 1400 px")
+        page.set_viewport_size({"width": 900, "height": 900})
+        page.wait_for_timeout(500)
+        v, c = view.bounding_box(), panel.bounding_box()
+        assert c["y"] >= v["y"] + v["height"] and abs(c["x"] - v["x"]) < 2, f"at 900 px not under: view {v}, comparison {c}"
+        page.locator(".rw-explorer-box").first.screenshot(path=str(ARTIFACTS / "what-if-900-light.png"))
+        _fits(page, compare, "the comparison at 900 px")
+        _fits(page, widget, "the Explorer at 900 px")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 900})
+
+    # patch from the Trace given as patch_from, picked in the source menu beside the batch's element
+    menu = widget.locator(".rw-whatif-source")
+    widget.locator(".rw-whatif-op").select_option("patch")
+    assert menu.is_visible() and [o.strip() for o in menu.locator("option").all_inner_texts()] == ["element 0", "deep"]
+    menu.select_option(label="deep")
+    widget.locator(".rw-whatif-run").click()
+    said = wait_for_text(text, lambda s: (s.endswith("compared") and "re-running" not in s) or "could not" in s,
+                         timeout=60)
+    assert wait_for_text(compare.locator(".rw-cmp-heading-text"), lambda s: "'deep'" in s, timeout=30) \
+        .startswith("What if unit 0 of rnn.l0 h were patched from 'deep' at steps [0, 15)")
+    assert kernel_execute(page, "import numpy as np; print(np.array_equal(explorer.what_if.comparison.b.layers"
+                                "['rnn.l0'].h[0, :, 0], deep.layers['rnn.l0'].h[0, :15, 0]))").strip() == "True"
+
+    # the × closes it: the Explorer's view has its row to itself again, and the kernel let it go
+    width = view.bounding_box()["width"]
+    compare.locator(".rw-cmp-close").click()
+    panel.wait_for(state="detached", timeout=30_000)
+    page.wait_for_timeout(300)
+    assert view.bounding_box()["width"] > width * 1.3, (width, view.bounding_box())
+    assert kernel_execute(page, "print(explorer.what_if.comparison)").strip() == "None"
+
+
+def _fits(page, locator, what):
+    """Nothing of `locator`'s view reaches past its right edge (a scroll bar's worth of slack)."""
+    over = locator.evaluate("""(root) => {
+        const R = root.getBoundingClientRect();
+        let worst = [0, ''];
+        for (const e of root.querySelectorAll('*')) {
+            const r = e.getBoundingClientRect();
+            if (r.width && getComputedStyle(e).display !== 'none' && r.right - R.right > worst[0])
+                worst = [r.right - R.right, e.className + ' ' + (e.textContent || '').slice(0, 40)];
+        }
+        return worst;
+    }""")
+    assert over[0] <= 1, f"{what}: {over[1]!r} reaches {over[0]:.0f} px past its right edge"
+
+
+def _pictures(page, width: str):
     box = page.locator(".rw-explorer-box").first
     try:
         for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
             _set_theme(page, theme, light)
             page.wait_for_timeout(300)   # the theme's CSS applied
-            box.screenshot(path=str(ARTIFACTS / f"what-if-{theme.split()[1].lower()}.png"))
+            box.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme.split()[1].lower()}.png"))
+            page.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme.split()[1].lower()}-page.png"))
     finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
         _set_theme(page, "JupyterLab Light", "true")
 
