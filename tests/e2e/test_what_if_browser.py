@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import block_network, kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from test_explorer_look_browser import TEXTS_JS, contrast, in_both_themes, overlaps
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +69,7 @@ def test_clamping_a_unit_opens_the_comparison_of_before_and_after_beside_the_exp
         page.wait_for_timeout(500)
         v, c = view.bounding_box(), panel.bounding_box()
         assert c["y"] >= v["y"] + v["height"] and abs(c["x"] - v["x"]) < 2, f"at 900 px not under: view {v}, comparison {c}"
-        page.locator(".rw-explorer-box").first.screenshot(path=str(ARTIFACTS / "what-if-900-light.png"))
+        _pictures(page, "900")
         _fits(page, compare, "the comparison at 900 px")
         _fits(page, widget, "the Explorer at 900 px")
     finally:
@@ -112,15 +113,27 @@ def _fits(page, locator, what):
 
 
 def _pictures(page, width: str):
+    """The Explorer's box (and the page) in Light and Dark at this width; in both, every label of
+    the Explorer and of the comparison reads at 4.5:1 or more and none covers another."""
     box = page.locator(".rw-explorer-box").first
-    try:
-        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
-            _set_theme(page, theme, light)
-            page.wait_for_timeout(300)   # the theme's CSS applied
-            box.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme.split()[1].lower()}.png"))
-            page.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme.split()[1].lower()}-page.png"))
-    finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
-        _set_theme(page, "JupyterLab Light", "true")
+
+    def check(theme):
+        if width == "900":   # the comparison is under the view: bring it on screen
+            page.locator(".rw-explorer-box .rw-compare").evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme}-page.png"))
+        else:
+            box.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme}.png"))
+            page.screenshot(path=str(ARTIFACTS / f"what-if-{width}-{theme}-page.png"))
+        for name in (".rw-explorer", ".rw-compare"):
+            texts = box.locator(name).first.evaluate(TEXTS_JS)
+            assert len(texts) > 20, f"{name} at {width} px, {theme}: only {len(texts)} labels found"
+            poor = [(t["text"], t["cls"], round(contrast(t["fg"], t["bg"]), 2)) for t in texts
+                    if contrast(t["fg"], t["bg"]) < 4.5]
+            assert not poor, f"{name} at {width} px, {theme}: labels under 4.5:1 contrast: {poor}"
+            assert not overlaps(texts), f"{name} at {width} px, {theme}: labels over each other: {overlaps(texts)[:5]}"
+
+    in_both_themes(page, check)
 
 
 def test_without_a_kernel_the_box_says_a_live_model_is_needed(page, tmp_path):
@@ -137,8 +150,3 @@ def test_without_a_kernel_the_box_says_a_live_model_is_needed(page, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     root.screenshot(path=str(ARTIFACTS / "what-if-no-kernel.png"))
     assert blocked == []
-
-
-def _set_theme(page, theme: str, light: str):
-    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
-    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
