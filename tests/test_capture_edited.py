@@ -31,7 +31,8 @@ def reference_edit(edits):
                 if e.value is not None:
                     value[u] = e.value[k if len(e.value) > 1 else 0]
                 else:
-                    source = e.source.layers[layer].quantities()[key]
+                    # a module's first call alone, "<name>@0", is the source's "<name>"
+                    source = e.source.layers[layer.removesuffix("@0")].quantities()[key]
                     value[u] = float(source[b if source.shape[0] > 1 else 0, t, u])
         return value
     return edit
@@ -519,7 +520,26 @@ def test_a_later_call_under_a_loss_and_a_patch_by_its_at_name():
 def test_an_at_name_that_no_call_has_is_refused_with_the_names_there_are():
     model = SharedGRU([4, 2])
     source, target = torch.randn(2, 5, 3, dtype=torch.float64), torch.randn(2, 4, 3, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"names no layer of this run; expected one of \['gru.l0', 'gru.l0@1'\]"):
+    with pytest.raises(ValueError, match=r"names no layer of this run; expected one of \['gru.l0', 'gru.l0@1', "
+                                         r"'gru.l0@0'\]"):
         trace(model, (source, target), edits=[rw.clamp("gru.l0@2", "h", [0], None, 0.0)])
     with pytest.raises(ValueError, match=r"names no step of 'gru.l0@1', which ran 4 steps"):
         trace(model, (source, target), edits=[rw.clamp("gru.l0@1", "h", [0], [4, 5], 0.0)])
+
+
+def test_the_first_call_alone_is_edited_by_its_at_0_name():
+    torch.manual_seed(8)
+    model = SharedGRU([4, 2])
+    source, target = torch.randn(2, 5, 3, dtype=torch.float64), torch.randn(2, 4, 3, dtype=torch.float64)
+    donor = trace(model, (source - 1, target))
+    edits = [rw.clamp("gru.l0@0", "h", [2], None, -0.5), rw.patch(donor, "gru.l0@0", "h", [1], [3])]
+    tr = trace(model, (source, target), edits=edits)
+    plain = trace(model, (source, target))
+    edit = reference_edit(edits)
+    enc = Reference(model.gru, source, [5, 5], "gru", edit=lambda layer, *at: edit(layer + "@0", *at))
+    dec = Reference(model.gru, target, [4, 2], "gru", enc.h_n)
+    np.testing.assert_allclose(tr.layers["gru.l0"].h, enc.array("gru.l0", "h").detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(tr.layers["gru.l0@1"].h, dec.array("gru.l0", "h").detach().numpy(), atol=1e-6)
+    assert np.all(tr.layers["gru.l0"].h[:, :, 2] == np.float32(-0.5))
+    assert np.all(tr.layers["gru.l0@1"].h[:, :, 2] != np.float32(-0.5))   # the second call runs its own course
+    assert not np.allclose(tr.layers["gru.l0@1"].h, plain.layers["gru.l0@1"].h)   # from the edited state

@@ -58,8 +58,10 @@ class EditedLayers:
         self.offsets[key] = offset + steps
         names = [layer_name(run.module_path, run.layer, d == 1) for d in range(run.direction_count)]
         self.seen.update(dict.fromkeys(names, offset + steps))
-        if run.call:   # a later call of the module, addressed alone as "<name>@<call>"
+        if run.call:   # a module called again: each call addressed alone as "<name>@<call>", its first "@0"
             self.seen.update({f"{n}@{run.call}": steps for n in names})
+            if run.call == 1:
+                self.seen.update({f"{n}@0": offset for n in names})
         module = run.module
         kind = KIND[module.mode]
         widths = widths_of(kind, module.hidden_size, module.proj_size or None)

@@ -4,8 +4,8 @@
     tr = rw.trace(model, y, edits=[rw.patch(tr_x, "lstm.l0", "h", units=[3, 7], steps=range(30))])
 
 An edit names a layer as a Trace names it ("<module path>.l<k>", ".reverse" for a backward
-direction; "<name>@<k>" for the k-th later call alone of a module called several times in one
-forward, its steps counted from that call's first, where the plain name counts steps over all
+direction; "<name>@<k>" for call k alone of a module called several times in one forward, "@0"
+its first, its steps counted from that call's first, where the plain name counts steps over all
 the calls in the order they ran, as a Trace joins them), a quantity of it (a state "h", "c",
 or a gate: kinds.py's names), units and steps
 (the Trace's time axis, natural order for a reverse direction too; ``None``: every step), and
@@ -113,10 +113,10 @@ def patch(source: Trace, layer: str, quantity: str, units, steps, batch=None) ->
     if not isinstance(source, Trace):
         raise TypeError(f"{who}: source: expected an rw.Trace to take the values from, got {type(source).__name__}")
     _check_common(who, layer, quantity)
-    if layer not in source.layers:
+    if source_layer(layer) not in source.layers:
         raise ValueError(f"{who}: layer: expected a layer of the source trace, one of {list(source.layers)}, "
                          f"got {layer!r}")
-    lt = source.layers[layer]
+    lt = source.layers[source_layer(layer)]
     if quantity not in lt.quantities():
         raise ValueError(f"{who}: quantity: the source's {layer!r} holds {list(lt.quantities())}, got {quantity!r}")
     units_ = _indices(who, "units", units)
@@ -131,6 +131,12 @@ def patch(source: Trace, layer: str, quantity: str, units, steps, batch=None) ->
                          f"{max(steps_)}")
     return Edit("patch", layer, quantity, units_, steps_, _indices(who, "batch", batch, allow_none=True),
                 source=source)
+
+
+def source_layer(layer: str) -> str:
+    """The layer a patch of ``layer`` reads in its source: a module's first call, "<name>@0", is
+    the one a Trace names "<name>"."""
+    return layer[:-2] if layer.endswith("@0") else layer
 
 
 def check_edits(who: str, edits) -> list:
@@ -169,17 +175,18 @@ class LayerEdits:
     step) or a (batch,) array of each element's step (a reverse direction over sequences of
     several lengths).
 
-    ``call`` (> 0), ``offset`` and ``count``: this is a later call of the layer's module, its
-    steps ``offset`` to ``offset + count`` of the layer's steps over all its calls (what ``t``
-    counts). Edits naming ``name`` count steps that way; edits naming ``"<name>@<call>"`` act on
-    this call alone, counting its steps from 0 (a patch reading the source's layer of that name)."""
+    ``call``, ``offset`` and ``count``: this is call ``call`` of the layer's module, its steps
+    ``offset`` to ``offset + count`` of the layer's steps over all its calls (what ``t`` counts;
+    ``count`` needed for a later call). Edits naming ``name`` count steps that way; edits naming
+    ``"<name>@<call>"`` act on this call alone, counting its steps from 0 (a patch reading the
+    source's layer of that name, "<name>" for call 0)."""
 
     def __init__(self, who: str, name: str, edits: list, kind: str, widths: dict, batch: int, like: torch.Tensor,
                  call: int = 0, offset: int = 0, count: Optional[int] = None):
         self.name, self.kind, self.widths, self.batch = name, kind, widths, batch
         self.dtype, self.device = like.dtype, like.device
-        alone = f"{name}@{call}" if call else None
-        self.edits = [e for e in edits if e.layer == name or (alone is not None and e.layer == alone)]
+        alone = f"{name}@{call}"
+        self.edits = [e for e in edits if e.layer in (name, alone)]
         # where each edit's step 0 is on ``t``'s axis: 0, or ``offset`` for an edit of this call alone
         self._shift = {id(e): 0 if e.layer == name else offset for e in self.edits}
         for edit in self.edits:
@@ -192,7 +199,7 @@ class LayerEdits:
             if edit.batch is not None and max(edit.batch) >= batch:
                 raise ValueError(f"{who}: {edit!r}: expected batch elements in [0, {batch}), got {max(edit.batch)}")
             if edit.source is not None:
-                lt = edit.source.layers[edit.layer]
+                lt = edit.source.layers[source_layer(edit.layer)]
                 if lt.batch not in (1, batch):
                     raise ValueError(f"{who}: {edit!r}: the source has batch {lt.batch}; expected {batch} like this "
                                      "run, or 1 (used for every element)")
@@ -256,7 +263,7 @@ class LayerEdits:
                 values[np.ix_(b, units)] = np.asarray(e.value)
             else:
                 assert e.source is not None
-                source = e.source.layers[e.layer].quantities()[quantity]      # (batch, time, units)
+                source = e.source.layers[source_layer(e.layer)].quantities()[quantity]   # (batch, time, units)
                 if (own[b] >= source.shape[1]).any():
                     raise ValueError(f"{e!r}: the source has {source.shape[1]} steps; this run reached step "
                                      f"{int(own[b].max())}")
