@@ -146,9 +146,13 @@ class DatasetTrace:
 
     def __init__(self, layers: dict, kinds: dict, offsets, token_ids=None, vocab: Optional[list] = None,
                  folder=None, generation: Optional[str] = None, layer_offsets: Optional[dict] = None,
-                 outputs=None):
+                 outputs=None, edits: Optional[list] = None):
         self.layers, self.kinds = layers, kinds
         self.outputs = outputs
+        # the edits (rw.clamp / rw.patch) every sequence was traced under, as a Trace's meta["edits"] lists them
+        self.edits = list(edits or [])
+        if not all(isinstance(e, dict) for e in self.edits):
+            raise ValueError(f"edits: expected a list of edits as plain data (Edit.describe()), got {edits!r}")
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.layer_offsets = {name: np.asarray(o, dtype=np.int64) for name, o in (layer_offsets or {}).items()}
         self.token_ids, self.vocab = token_ids, vocab
@@ -218,7 +222,8 @@ class DatasetTrace:
     def __repr__(self):
         where = f"on disk at {self.folder}" if self.on_disk else "in memory"
         layers = ", ".join(f"{n}: {sorted(q)}" for n, q in self.layers.items())
-        return f"DatasetTrace(sequences={self.sequences}, steps={self.steps}, {where}, layers=[{layers}])"
+        edited = f", edits={len(self.edits)}" if self.edits else ""
+        return f"DatasetTrace(sequences={self.sequences}, steps={self.steps}, {where}, layers=[{layers}]{edited})"
 
     # ---- sequences --------------------------------------------------------------------------
     def locate(self, step: int) -> tuple:
@@ -257,8 +262,10 @@ class DatasetTrace:
                                       lengths=np.array([lb - la]) if own else None)
         tokens = [self.tokens(i)] if self.token_ids is not None else None
         outputs = None if self.outputs is None else np.asarray(self.outputs[a:b])[None]
-        return Trace(layers=layers, lengths=np.array([b - a]), outputs=outputs, tokens=tokens,
-                     meta={"dataset_sequence": i})
+        meta: dict = {"dataset_sequence": i}
+        if self.edits:
+            meta["edits"] = self.edits
+        return Trace(layers=layers, lengths=np.array([b - a]), outputs=outputs, tokens=tokens, meta=meta)
 
     def _check_sequence(self, i: int) -> None:
         if not 0 <= i < self.sequences:
@@ -333,7 +340,7 @@ class DatasetTrace:
         outputs = None if self.outputs is None else _place(group, self.outputs, "outputs", taken, compression)
         header = {FORMAT_KEY: FORMAT_VERSION, "generation": generation or self.generation,
                   "layers": layers, "vocab": self.vocab, "offsets": offsets, "token_ids": token_ids,
-                  "outputs": outputs}
+                  "outputs": outputs, "edits": self.edits or None}
         group.attrs.put(header)
         for stale in previous - _named_arrays(header):
             with contextlib.suppress(KeyError, FileNotFoundError):
@@ -407,7 +414,8 @@ class DatasetTrace:
         outputs = None if header.get("outputs") is None else stepped(header["outputs"], "f", 2, "outputs")
         try:
             return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=where,
-                       generation=header["generation"], layer_offsets=layer_offsets, outputs=outputs)
+                       generation=header["generation"], layer_offsets=layer_offsets, outputs=outputs,
+                       edits=header.get("edits"))
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
 
@@ -439,6 +447,9 @@ def _read_header(header: dict, where) -> dict:
     expect(vocab is None or isinstance(header.get("token_ids"), str), "token_ids", "an array name")
     expect(isinstance(header.get("generation"), str), "generation", "a string")
     expect(header.get("outputs") is None or isinstance(header.get("outputs"), str), "outputs", "null or an array name")
+    edits = header.get("edits")
+    expect(edits is None or (isinstance(edits, list) and all(isinstance(e, dict) for e in edits)), "edits",
+           "null or a list of objects")
     return header
 
 
@@ -561,6 +572,25 @@ def _batch_call(call, batch) -> tuple:
     return inputs, ({"kwargs": {**kwargs, **call.kwargs}} if kwargs else {})
 
 
+def _dataset_edits(edits) -> list:
+    """``edits`` for ``trace_dataset``: checked as ``rw.trace`` checks them, and each one meaning the
+    same for every sequence, or a clear error. A ``batch=`` picks elements of one batch, which a
+    dataset's batches do not share; a patch takes its values from a source of one sequence (into
+    every sequence, step t from its step t), as a source of several has no sequence per batch."""
+    from .capture.edits import check_edits
+
+    edits = check_edits("trace_dataset", edits)
+    for edit in edits:
+        if edit.batch is not None:
+            raise ValueError(f"trace_dataset: {edit!r} picks batch elements {list(edit.batch)}, which the dataset's "
+                             f"batches do not share; expected an edit of every sequence (no batch=)")
+        if edit.source is not None and edit.source.layers[edit.layer].batch != 1:
+            raise ValueError(f"trace_dataset: {edit!r} takes values from a source of "
+                             f"{edit.source.layers[edit.layer].batch} sequences, which do not line up with the "
+                             f"dataset's batches; expected a source trace of one sequence (patched into every one)")
+    return edits
+
+
 def _quantities(lt: LayerTrace, wanted) -> dict:
     available = {**lt.states, **lt.gates}
     if wanted == "all":
@@ -599,6 +629,9 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     "zstd", "gzip", "blosc", or a zarr codec. Without ``path`` the arrays stay in memory until
     they pass ``max_memory`` bytes, then move to a temporary folder (removed when the
     DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
+    ``edits=[rw.clamp(...), rw.patch(...)]`` among them: every batch is traced under them, each
+    sequence alike (no ``batch=``; a patch from a source trace of one sequence), and the
+    DatasetTrace records them (``edits``, saved with it, and each ``sequence(i)``'s meta).
     ``client``: a ``dask.distributed`` Client whose workers trace the batches, shards of a few
     batches each, every worker writing its own region of the one store at ``path`` (a folder or
     URL every worker reaches); the model is sent to each worker once. None (the default): the
@@ -611,6 +644,8 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
         raise TypeError(f"tokens: expected a function of a batch's inputs, a list of token lists, or None; "
                         f"got {type(tokens).__name__}")
     _compressors(compression)  # a bad value fails before any tracing
+    if "edits" in trace_kwargs:
+        trace_kwargs["edits"] = _dataset_edits(trace_kwargs["edits"])
     run = dict(tokens=tokens, max_steps=max_steps, quantities=quantities, outputs=outputs, max_memory=max_memory,
                compression=compression, progress=progress, trace_kwargs=trace_kwargs)
     client = _workers(client, path, tokens)
@@ -719,7 +754,8 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     own_offsets = {name: np.concatenate([[0], np.cumsum(n)]) for name, n in layer_lengths.items() if n != lengths}
     ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
                       folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None,
-                      layer_offsets=own_offsets, outputs=kept)
+                      layer_offsets=own_offsets, outputs=kept,
+                      edits=[e.describe() for e in trace_kwargs.get("edits") or []])
     if spilled:
         ds._write_store(group, compression)  # the arrays are in place already: this writes offsets and attributes
     if temporary is not None:
@@ -959,7 +995,8 @@ def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], 
     _remove(f"{str(folder).rstrip('/')}/_shards")   # before the group lists its members
     own_offsets = {name: o for name, o in own_offsets.items() if not np.array_equal(o, offsets)}
     ds = DatasetTrace(layers, first.kinds, offsets, token_ids, list(vocab) if first.vocab is not None else None,
-                      folder=folder, generation=secrets.token_hex(8), layer_offsets=own_offsets, outputs=kept_outputs)
+                      folder=folder, generation=secrets.token_hex(8), layer_offsets=own_offsets, outputs=kept_outputs,
+                      edits=first.edits)
     ds._write_store(group, compression)
     return ds
 

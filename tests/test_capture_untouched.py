@@ -53,6 +53,18 @@ def test_after_a_trace(loss):
     assert_untouched(model, before)
 
 
+@pytest.mark.parametrize("loss", [None, "last"])
+def test_after_a_trace_under_edits(loss):
+    import rnnwidgets as rw
+
+    model = prepared()
+    before = snapshot(model)
+    edits = [rw.clamp("lstm.l0", "c", [1], range(1, 3), 0.0), rw.clamp("gru.l0", "update", [0, 2], None, 1.0)]
+    tr = trace(model, IDS, loss=loss, edits=edits)
+    assert tr.meta["edits"] == [e.describe() for e in edits]
+    assert_untouched(model, before)
+
+
 def test_when_the_loss_raises():
     model = prepared()
     before = snapshot(model)

@@ -467,3 +467,39 @@ def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_
         np.testing.assert_array_equal(dataset.read_rows(ids, a, min(b, 50)), np.arange(a, min(b, 50)))
     np.testing.assert_array_equal(dataset.read_rows(packed, 5, 20), values[5:20])
     np.testing.assert_array_equal(dataset.read_rows(values, 5, 20), values[5:20])
+
+
+def test_edits_trace_every_batch_under_them_as_rw_trace_does_and_are_recorded(setup, tmp_path):
+    model, inputs, batches = setup
+    source = rw.trace(model, inputs[:1].flip(1))   # one sequence: its values patched into every sequence
+    edits = [rw.clamp("lstm.l0", "c", units=[1, 3], steps=range(2, 6), value=0.0),
+             rw.patch(source, "lstm.l1", "h", units=[0], steps=[4, 7])]
+    ds = rw.trace_dataset(model, batches, tokens=chars, progress=False, edits=edits)
+    per_batch = [rw.trace(model, x, tokens=chars(x), edits=edits) for x, _ in batches]
+    for name in per_batch[0].layers:
+        for key in ds.layers[name]:
+            expected = np.concatenate([tr.layers[name].quantities()[key].reshape(-1, 7) for tr in per_batch])
+            np.testing.assert_array_equal(ds.layers[name][key], expected, err_msg=f"{name} {key}")
+    plain = rw.trace_dataset(model, batches, progress=False)
+    assert not np.array_equal(plain.layers["lstm.l1"]["h"], ds.layers["lstm.l1"]["h"])
+    assert plain.edits == [] and "edits" not in plain.sequence(0).meta
+    described = [e.describe() for e in edits]
+    assert ds.edits == described == per_batch[0].meta["edits"]
+    assert ds.sequence(7).meta["edits"] == described and "edits=2" in repr(ds)
+    saved = rw.trace_dataset(model, batches, tokens=chars, progress=False, edits=edits, path=tmp_path / "ds")
+    assert saved.edits == described
+    assert_same(saved, ds)
+    assert DatasetTrace.load(tmp_path / "ds").sequence(0).meta["edits"] == described
+
+
+def test_edits_without_one_meaning_for_every_sequence_are_refused(setup):
+    model, inputs, batches = setup
+    with pytest.raises(ValueError, match=r"picks batch elements \[1\], which the dataset's batches do not share; "
+                                         r"expected an edit of every sequence \(no batch=\)"):
+        rw.trace_dataset(model, batches, progress=False, edits=[rw.clamp("lstm.l0", "h", [0], None, 0.0, batch=1)])
+    source = rw.trace(model, inputs[:3])
+    with pytest.raises(ValueError, match="a source of 3 sequences, which do not line up with the dataset's batches; "
+                                         "expected a source trace of one sequence"):
+        rw.trace_dataset(model, batches, progress=False, edits=[rw.patch(source, "lstm.l0", "h", [0], [1])])
+    with pytest.raises(TypeError, match="trace_dataset: edits: expected a list of rw.clamp"):
+        rw.trace_dataset(model, batches, progress=False, edits=["lstm.l0"])

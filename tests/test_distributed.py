@@ -95,6 +95,21 @@ def test_a_dataset_traced_on_workers_equals_one_traced_here(client, tmp_path, mo
 submit = distributed.Client.submit
 
 
+def test_edits_on_the_workers_act_and_are_recorded_as_here(client, tmp_path):
+    torch.manual_seed(0)
+    model = Decoder()
+    inputs, _, _ = brackets.next_char_data(40, length=12, seed=1)
+    batches = [inputs[i:i + 6] for i in range(0, 40, 6)]
+    edits = [rw.clamp("encoder.l0", "c", [2], range(3, 8), 0.0), rw.clamp("decoder.l0", "h", [0], None, 0.5)]
+    torch.set_num_threads(1)   # as each worker: the same float results
+    here = rw.trace_dataset(model, batches, edits=edits, path=tmp_path / "here", client=False, progress=False)
+    workers = rw.trace_dataset(model, batches, edits=edits, path=tmp_path / "workers", client=client,
+                               progress=False)
+    assert_same(here, workers)
+    assert workers.edits == here.edits == [e.describe() for e in edits]
+    assert np.all(np.asarray(workers.layers["decoder.l0"]["h"])[:, 0] == np.float32(0.5))
+
+
 def test_a_model_defined_in_the_notebook_is_sent_to_the_workers(client, tmp_path):
     class Local(nn.Module):   # not importable by name on a worker: sent by value
         def __init__(self):

@@ -50,7 +50,10 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
 
     ``edits``: a list of ``rw.clamp(...)`` / ``rw.patch(...)`` (capture/edits.py) applied inside the
     recurrence as it runs, so they reach the next steps, the next layers and ``tr.outputs``; the
-    Trace is the run under them and ``tr.meta["edits"]`` lists them. Not with ``loss=``.
+    Trace is the run under them and ``tr.meta["edits"]`` lists them. With ``loss=`` too, the
+    gradients are those of the edited run: ``grads["h"]`` is dL/dh_t of each step's state as the
+    recurrence carries it on (after the edit), and a clamped value is a constant that passes no
+    gradient back.
 
     Other modules follow the model's own ``training`` flag (dropout, BatchNorm on batch
     statistics); ``tr.meta["training"]`` says which mode the trace ran in.
@@ -72,8 +75,6 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
                            "call outside inference_mode (torch.no_grad() around it is fine)")
     check_finite(inputs)
     edits = check_edits("rw.trace", edits)
-    if edits and loss is not None:
-        raise ValueError("rw.trace: edits= and loss= together are not supported; expected one of them")
     with kept(model):
         return dispatch(model, inputs, hidden, tokens, loss, call, edits)
 
@@ -121,8 +122,8 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, ed
     args, kwargs = call.whole(inputs, hidden, fused=False).at(inputs)
     if loss is not None:
         if any(cell_kind(m) for m in model.modules()):  # nn.LSTMCell / GRUCell / RNNCell in its own loop
-            return trace_loop(model, args, kwargs, tokens, loss)
-        return trace_recorded(model, args, kwargs, tokens, loss)
+            return trace_loop(model, args, kwargs, tokens, loss, edits)
+        return trace_recorded(model, args, kwargs, tokens, loss, edits)
     with torch.no_grad(), HookRecording(model, tokens=tokens, edits=edits, who="rw.trace") as rec:
         model(*args, **kwargs)
     return rec.trace

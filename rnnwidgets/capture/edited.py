@@ -31,18 +31,25 @@ from .cells import cell_equations, cell_kind
 from .convert import reverse_valid, steps_buffer
 from .edits import LayerEdits, widths_of
 from .fused import KIND, NATIVE, Direction, LayerRun, affine, gru_gates, lstm_gates
+from .gradients import stats
 
 
 class EditedLayers:
     """A ``LayerByLayer`` run_layer: layers that ``edits`` name run as our edited step loop, the
     others by ``fallback`` (default ``LayerRun.forward``). ``seen``: every layer name that ran
-    -> its steps over all its calls."""
+    -> its steps over all its calls, and "<name>@<call>" -> the steps of each later call.
 
-    def __init__(self, who: str, edits: list, fallback=None):
-        self.who, self.edits = who, edits
+    Run with gradients enabled, an edited layer runs every step as our loop in the graph (its
+    input and initial state not detached; ``anchor``, a scalar that requires grad, joins its
+    initial state so its steps are in the graph whatever the model's ``requires_grad`` flags),
+    and ``live`` keeps each such run with its per-step tensors for ``backward``."""
+
+    def __init__(self, who: str, edits: list, fallback=None, anchor: Optional[torch.Tensor] = None):
+        self.who, self.edits, self.anchor = who, edits, anchor
         self.fallback = fallback or (lambda run, x, hx: run.forward(x, hx))
         self.offsets: dict = {}     # (module path, layer) -> steps of its earlier calls
         self.seen: dict = {}
+        self.live: list = []        # (run, per direction {"h"/"c"/"m": [step tensors]}) of edited runs with grad
 
     def __call__(self, run: LayerRun, x, hx):
         key = (run.module_path, run.layer)
@@ -51,13 +58,82 @@ class EditedLayers:
         self.offsets[key] = offset + steps
         names = [layer_name(run.module_path, run.layer, d == 1) for d in range(run.direction_count)]
         self.seen.update(dict.fromkeys(names, offset + steps))
+        if run.call:   # a module called again: each call addressed alone as "<name>@<call>", its first "@0"
+            self.seen.update({f"{n}@{run.call}": steps for n in names})
+            if run.call == 1:
+                self.seen.update({f"{n}@0": offset for n in names})
         module = run.module
         kind = KIND[module.mode]
         widths = widths_of(kind, module.hidden_size, module.proj_size or None)
-        plans = [LayerEdits(self.who, n, self.edits, kind, widths, batch, run.x) for n in names]
+        plans = [LayerEdits(self.who, n, self.edits, kind, widths, batch, run.x, call=run.call, offset=offset,
+                            count=steps) for n in names]
         if not any(plans):
             return self.fallback(run, x, hx)
+        if torch.is_grad_enabled():
+            result, live = edited_layer_with_grad(run, x, hx, plans, offset, self.anchor)
+            self.live.append((run, live))
+            return result
         return edited_layer(run, x, hx, plans, offset)
+
+
+def backward(model: nn.Module, value: torch.Tensor, anchor: torch.Tensor, live: list) -> dict:
+    """``gradients.backward`` for a run with edited layers (``EditedLayers.live``): the one
+    ``torch.autograd.grad`` call also gives dL/d of every step's h, c (and a projected LSTM's m)
+    of the edited layers, the state as the recurrence carries it on after the edit, set as their
+    runs' ``grads``; a clamped value is a constant, so nothing flows back through it. Returns
+    the parameters' gradient statistics; ``.grad`` fields are never touched."""
+    if not value.requires_grad:
+        raise ValueError("rw.trace: the loss does not depend on the output of any recurrent module")
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    wanted = [t for _, directions in live for per in directions for ts in per.values() for t in ts
+              if t.requires_grad]
+    found = torch.autograd.grad(value, [anchor] + [p for _, p in params] + wanted, allow_unused=True)[1:]
+    by_id = {id(t): g for t, g in zip(wanted, found[len(params):])}
+    for run, directions in live:
+        run.grads = [{key: torch.stack([g if (g := by_id.get(id(t))) is not None else torch.zeros_like(t)
+                                        for t in ts]).detach()
+                      for key, ts in per.items()} for per in directions]
+    return {name: stats(g if g is not None else torch.zeros_like(p)) for (name, p), g in zip(params, found)}
+
+
+def edited_layer_with_grad(run: LayerRun, x: torch.Tensor, hx, plans: list, offset: int,
+                           anchor: Optional[torch.Tensor]) -> tuple:
+    """``edited_layer`` in the graph: every step by our loop from the live input and initial state,
+    so autograd differentiates the edited recurrence (a clamp's ``torch.where`` passes no
+    gradient to what it replaced). Returns (what the kernel returns, per direction the per-step
+    tensors {"h", "c", "m"} in the order the steps are read)."""
+    module = run.module
+    lstm = module.mode == "LSTM"
+    h0_all = run.user_order(hx[0] if lstm else hx)
+    if anchor is not None:
+        h0_all = h0_all + anchor.to(h0_all.dtype) * 0
+    c0_all = run.user_order(hx[1]) if lstm else None
+    lengths = run.lengths()
+    steps_in = run.padded(x)
+    per_direction = len(run.weights) // run.direction_count
+    found, outputs, h_n, c_n, lives = [], [], [], [], []
+    for d, plan in enumerate(plans):
+        reverse = d == 1
+        x_d = reverse_valid(steps_in, lengths) if reverse else steps_in
+        weights = run.weights[d * per_direction:(d + 1) * per_direction]
+        c0 = c0_all[d] if c0_all is not None else None
+        live: dict = {}
+        h, c, gates = direction_loop(module, weights, x_d, h0_all[d], c0, lengths, plan, offset, reverse, live=live)
+        direction = Direction(run, reverse, lengths, x_d.detach(), h, h0_all[d].detach(), gates, c,
+                              c0.detach() if c0 is not None else None)
+        found.append(direction)
+        lives.append(live)
+        last = direction.last_steps()
+        h_steps = torch.stack(live["h"])
+        h_n.append(h_steps[last])
+        if lstm:
+            c_n.append(torch.stack(live["c"])[last])
+        outputs.append(direction.natural(h_steps))
+    out = run.kernel_layout(torch.cat(outputs, 2))
+    h_last = run.kernel_order(torch.stack(h_n))
+    result = (out, h_last, run.kernel_order(torch.stack(c_n))) if lstm else (out, h_last)
+    run._recomputed = found
+    return result, lives
 
 
 def edited_layer(run: LayerRun, x: torch.Tensor, hx, plans: list, offset: int) -> tuple:
@@ -148,11 +224,13 @@ def native_span(run: LayerRun, d: int, weights: list, x: torch.Tensor, h0: torch
 
 def direction_loop(module: nn.RNNBase, weights: list, x: torch.Tensor, h0: torch.Tensor, c0: Optional[torch.Tensor],
                    lengths: torch.Tensor, plan: LayerEdits, offset: int, reverse: bool, start: int = 0,
-                   steps: Optional[int] = None) -> tuple:
+                   steps: Optional[int] = None, live: Optional[dict] = None) -> tuple:
     """(h, c, gates) of one direction, each (time, batch, ·) in the order the steps are read
     (``x``'s), edits applied as each step computes its values. Past an element's length its state
     is carried unchanged (a PackedSequence's shorter elements). ``x`` may be the steps from
-    ``start`` on of a direction of ``steps`` steps, all elements running all of them."""
+    ``start`` on of a direction of ``steps`` steps, all elements running all of them. The
+    buffers hold values only; ``live`` (a dict, with gradients enabled) gets each step's tensors
+    as computed, in the graph: "h", "c" and a projected LSTM's "m" (h_t = W_hr m_t)."""
     mode = module.mode
     w_ih, w_hh = weights[0], weights[1]
     b_ih, b_hh = (weights[2], weights[3]) if module.bias else (None, None)
@@ -188,6 +266,8 @@ def direction_loop(module: nn.RNNBase, weights: list, x: torch.Tensor, h0: torch
             c_t = edit("c", f * c_prev + i * g)
             h_t = o * c_t.tanh()
             if w_hr is not None:
+                if live is not None:
+                    live.setdefault("m", []).append(h_t)
                 h_t = h_t @ w_hr.t()
             h_t = edit("h", h_t)
             values = (i, f, g, o)
@@ -206,17 +286,21 @@ def direction_loop(module: nn.RNNBase, weights: list, x: torch.Tensor, h0: torch
                 pre = pre + b_hh
             h_t = edit("h", pre.tanh() if mode == "RNN_TANH" else pre.relu())
             values = ()
+        if live is not None:   # as the step computed them: every later use reads these where the step is valid
+            live.setdefault("h", []).append(h_t)
+            if c is not None:
+                live.setdefault("c", []).append(c_t)
         if not full:   # past its length an element keeps its state
             keep = valid_rows[s].unsqueeze(1)
             h_t = torch.where(keep, h_t, h_prev)
             if c is not None:
                 c_t = torch.where(keep, c_t, c_prev)  # type: ignore[arg-type]  # an LSTM carries c
-        h[s] = h_t
+        h[s] = h_t.detach()
         if c is not None:
-            c[s] = c_t
+            c[s] = c_t.detach()
         for name, value in zip(names, values):
-            gates[name][s] = value
-        h_prev, c_prev = h[s], (c[s] if c is not None else None)
+            gates[name][s] = value.detach()
+        h_prev, c_prev = h_t, (c_t if c is not None else None)
     return h, c, gates
 
 

@@ -4,7 +4,10 @@
     tr = rw.trace(model, y, edits=[rw.patch(tr_x, "lstm.l0", "h", units=[3, 7], steps=range(30))])
 
 An edit names a layer as a Trace names it ("<module path>.l<k>", ".reverse" for a backward
-direction), a quantity of it (a state "h", "c", or a gate: kinds.py's names), units and steps
+direction; "<name>@<k>" for call k alone of a module called several times in one forward, "@0"
+its first, its steps counted from that call's first, where the plain name counts steps over all
+the calls in the order they ran, as a Trace joins them), a quantity of it (a state "h", "c",
+or a gate: kinds.py's names), units and steps
 (the Trace's time axis, natural order for a reverse direction too; ``None``: every step), and
 optionally batch elements. It sets those values where the recurrence computes them, before
 anything uses them (capture/edited.py): the state update of that step (a gate), the next step,
@@ -110,10 +113,10 @@ def patch(source: Trace, layer: str, quantity: str, units, steps, batch=None) ->
     if not isinstance(source, Trace):
         raise TypeError(f"{who}: source: expected an rw.Trace to take the values from, got {type(source).__name__}")
     _check_common(who, layer, quantity)
-    if layer not in source.layers:
+    if source_layer(layer) not in source.layers:
         raise ValueError(f"{who}: layer: expected a layer of the source trace, one of {list(source.layers)}, "
                          f"got {layer!r}")
-    lt = source.layers[layer]
+    lt = source.layers[source_layer(layer)]
     if quantity not in lt.quantities():
         raise ValueError(f"{who}: quantity: the source's {layer!r} holds {list(lt.quantities())}, got {quantity!r}")
     units_ = _indices(who, "units", units)
@@ -128,6 +131,12 @@ def patch(source: Trace, layer: str, quantity: str, units, steps, batch=None) ->
                          f"{max(steps_)}")
     return Edit("patch", layer, quantity, units_, steps_, _indices(who, "batch", batch, allow_none=True),
                 source=source)
+
+
+def source_layer(layer: str) -> str:
+    """The layer a patch of ``layer`` reads in its source: a module's first call, "<name>@0", is
+    the one a Trace names "<name>"."""
+    return layer[:-2] if layer.endswith("@0") else layer
 
 
 def check_edits(who: str, edits) -> list:
@@ -164,12 +173,22 @@ class LayerEdits:
     tensors live. ``at(quantity, t)`` gives the (mask, values) of one step for all batch elements,
     (batch, units) each, or None when no edit touches it; ``t`` an int (every element at that
     step) or a (batch,) array of each element's step (a reverse direction over sequences of
-    several lengths)."""
+    several lengths).
 
-    def __init__(self, who: str, name: str, edits: list, kind: str, widths: dict, batch: int, like: torch.Tensor):
+    ``call``, ``offset`` and ``count``: this is call ``call`` of the layer's module, its steps
+    ``offset`` to ``offset + count`` of the layer's steps over all its calls (what ``t`` counts;
+    ``count`` needed for a later call). Edits naming ``name`` count steps that way; edits naming
+    ``"<name>@<call>"`` act on this call alone, counting its steps from 0 (a patch reading the
+    source's layer of that name, "<name>" for call 0)."""
+
+    def __init__(self, who: str, name: str, edits: list, kind: str, widths: dict, batch: int, like: torch.Tensor,
+                 call: int = 0, offset: int = 0, count: Optional[int] = None):
         self.name, self.kind, self.widths, self.batch = name, kind, widths, batch
         self.dtype, self.device = like.dtype, like.device
-        self.edits = [e for e in edits if e.layer == name]
+        alone = f"{name}@{call}"
+        self.edits = [e for e in edits if e.layer in (name, alone)]
+        # where each edit's step 0 is on ``t``'s axis: 0, or ``offset`` for an edit of this call alone
+        self._shift = {id(e): 0 if e.layer == name else offset for e in self.edits}
         for edit in self.edits:
             if edit.quantity not in widths:
                 raise ValueError(f"{who}: {edit!r}: layer {name!r} ({kind}) has {list(widths)}, got {edit.quantity!r}")
@@ -180,16 +199,22 @@ class LayerEdits:
             if edit.batch is not None and max(edit.batch) >= batch:
                 raise ValueError(f"{who}: {edit!r}: expected batch elements in [0, {batch}), got {max(edit.batch)}")
             if edit.source is not None:
-                lt = edit.source.layers[name]
+                lt = edit.source.layers[source_layer(edit.layer)]
                 if lt.batch not in (1, batch):
                     raise ValueError(f"{who}: {edit!r}: the source has batch {lt.batch}; expected {batch} like this "
                                      "run, or 1 (used for every element)")
         self.quantities = {e.quantity for e in self.edits}
-        self._steps: dict = {e.quantity: None for e in self.edits if e.steps is None}
+        self._steps: dict = {e.quantity: None for e in self.edits if e.steps is None and not self._shift[id(e)]}
         self._every = set(self._steps)
         for e in self.edits:
-            if e.steps is not None and e.quantity not in self._every:
-                self._steps.setdefault(e.quantity, set()).update(e.steps)
+            if e.quantity in self._every:
+                continue
+            shift = self._shift[id(e)]
+            if e.steps is None:   # every step of this call alone
+                assert count is not None, "a later call's LayerEdits needs its count of steps"
+                self._steps.setdefault(e.quantity, set()).update(range(offset, offset + count))
+            else:
+                self._steps.setdefault(e.quantity, set()).update(s + shift for s in e.steps)
 
     def __bool__(self):
         return bool(self.edits)
@@ -223,7 +248,9 @@ class LayerEdits:
         for e in self.edits:
             if e.quantity != quantity:
                 continue
-            rows = np.ones(self.batch, dtype=bool) if e.steps is None else np.isin(steps, e.steps)
+            shift = self._shift[id(e)]
+            own = steps - shift      # the steps as this edit counts them
+            rows = np.ones(self.batch, dtype=bool) if e.steps is None else np.isin(own, e.steps)
             if e.batch is not None:
                 rows &= np.isin(np.arange(self.batch), e.batch)
             if valid is not None:
@@ -236,12 +263,12 @@ class LayerEdits:
                 values[np.ix_(b, units)] = np.asarray(e.value)
             else:
                 assert e.source is not None
-                source = e.source.layers[self.name].quantities()[quantity]      # (batch, time, units)
-                if (steps[b] >= source.shape[1]).any():
+                source = e.source.layers[source_layer(e.layer)].quantities()[quantity]   # (batch, time, units)
+                if (own[b] >= source.shape[1]).any():
                     raise ValueError(f"{e!r}: the source has {source.shape[1]} steps; this run reached step "
-                                     f"{int(steps[b].max())}")
+                                     f"{int(own[b].max())}")
                 rows_in = b if source.shape[0] > 1 else np.zeros_like(b)
-                values[np.ix_(b, units)] = source[rows_in[:, None], steps[b][:, None], units[None, :]]
+                values[np.ix_(b, units)] = source[rows_in[:, None], own[b][:, None], units[None, :]]
             mask[np.ix_(b, units)] = True
         if not mask.any():
             return None

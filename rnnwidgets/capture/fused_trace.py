@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..tracedata import Trace
-from . import gradients
+from . import edited, gradients
 from .build import TraceBuilder
 from .convert import steps_to_numpy, to_numpy
 from .edited import EditedLayers
@@ -19,8 +19,8 @@ from .fused import KIND, LayerByLayer
 def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=()) -> Trace:
     anchor = torch.zeros((), requires_grad=True) if loss is not None else None
     run_layer = gradients.differentiable_layer(anchor) if anchor is not None else None
-    if edits:   # the layers edits name run as our edited step loop (edited.py); never with a loss
-        run_layer = editor = EditedLayers("rw.trace", list(edits))
+    if edits:   # the layers edits name run as our edited step loop (edited.py), in the graph with a loss
+        run_layer = editor = EditedLayers("rw.trace", list(edits), fallback=run_layer, anchor=anchor)
     builder = TraceBuilder("rw.trace", type(model).__name__, "fused")
     with torch.enable_grad() if loss is not None else torch.no_grad():
         with LayerByLayer(model, run_layer) as recorder:
@@ -34,7 +34,9 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=()) -> Tra
             builder.meta["edits"] = describe(list(edits))
         if loss is not None:
             assert anchor is not None  # made above whenever there is a loss
-            builder.param_grads = gradients.backward(model, gradients.loss_value(loss, output, runs[-1]), anchor)
+            value = gradients.loss_value(loss, output, runs[-1])
+            builder.param_grads = edited.backward(model, value, anchor, editor.live) if edits else \
+                gradients.backward(model, value, anchor)
     lengths = runs[0].lengths()
     steps, batch = runs[0].padded(runs[0].x).shape[:2]
     batch_first = runs[0].module.batch_first

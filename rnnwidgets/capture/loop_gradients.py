@@ -27,7 +27,7 @@ from ..kinds import module_label
 from ..tracedata import Trace
 from .cells import cell_kind
 from .convert import steps_to_numpy
-from .gradients import every_path, recorded_loss, stats
+from .gradients import base_of, every_path, recorded_loss, stats
 from .recording import HookRecording
 
 
@@ -78,10 +78,12 @@ def output_gate(cell: nn.LSTMCell, x: torch.Tensor, h_prev: torch.Tensor) -> tor
     return torch.sigmoid(pre)
 
 
-def trace_loop(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) -> Trace:
-    """Run ``model`` once, recorded, and add dL/dh_t (and dL/dc_t) to every cell's layer (module doc)."""
-    with torch.enable_grad(), LiveCellCalls(model) as live:
-        with HookRecording(model, tokens=tokens, deferred=True) as rec:
+def trace_loop(model: nn.Module, args: tuple, kwargs: dict, tokens, loss, edits=()) -> Trace:
+    """Run ``model`` once, recorded, and add dL/dh_t (and dL/dc_t) to every cell's layer (module doc).
+    ``edits`` (edited.py) act through hooks put in before ``LiveCellCalls``', so the tensors it
+    keeps are the edited ones each call hands on: the gradients are those of the edited run."""
+    with torch.enable_grad(), HookRecording(model, tokens=tokens, deferred=True, edits=edits, who="rw.trace") as rec:
+        with LiveCellCalls(model) as live:
             output = model(*args, **kwargs)
     builder = rec.collected
     assert builder is not None  # a deferred recording collects its layers when the block ends
@@ -127,7 +129,10 @@ def cell_grads(calls: list, found: dict, counted: bool) -> dict:
 
 
 def reads(h: torch.Tensor, c: torch.Tensor) -> bool:
-    """Whether ``h`` is computed from ``c`` in the graph (so c's gradient holds the path through h)."""
+    """Whether ``h`` is computed from ``c`` in the graph (so c's gradient holds the path through h);
+    ``c`` a view (a step recomputed under edits hands on its c_t as one) counts by its base, whose
+    gradient ``every_path`` gives it."""
     if not (h.requires_grad and c.requires_grad):
         return False
-    return torch.autograd.grad(h, c, torch.ones_like(h), retain_graph=True, allow_unused=True)[0] is not None
+    return torch.autograd.grad(h, base_of(c), torch.ones_like(h), retain_graph=True,
+                               allow_unused=True)[0] is not None

@@ -517,10 +517,12 @@ def param_stats(named_params: list, grads: list) -> dict:
     return stats
 
 
-def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss) -> Trace:
+def trace_recorded(model: nn.Module, args: tuple, kwargs: dict, tokens, loss, edits=()) -> Trace:
     """``model(*args, **kwargs)`` run once inside a recording with ``loss``: the states it records
-    (``rw.record("h", ...)``) get ``grads`` through time, the parameters ``param_grads``."""
-    with torch.enable_grad(), HookRecording(model, tokens=tokens, deferred=True, keep_states=True) as rec:
+    (``rw.record("h", ...)``) get ``grads`` through time, the parameters ``param_grads``; under
+    ``edits`` where they name a layer of this run (edited.py)."""
+    with torch.enable_grad(), HookRecording(model, tokens=tokens, deferred=True, keep_states=True, edits=edits,
+                                            who="rw.trace") as rec:
         output = model(*args, **kwargs)
     builder = rec.collected
     assert builder is not None  # a deferred recording collects its layers when the block ends
