@@ -467,3 +467,20 @@ def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_
         np.testing.assert_array_equal(dataset.read_rows(ids, a, min(b, 50)), np.arange(a, min(b, 50)))
     np.testing.assert_array_equal(dataset.read_rows(packed, 5, 20), values[5:20])
     np.testing.assert_array_equal(dataset.read_rows(values, 5, 20), values[5:20])
+
+
+def test_an_lstm_traced_without_gates_reaches_the_view_as_an_lstm(setup, tmp_path):
+    """The cell view draws the equations the payload names (js/src/cellview.ts templateOf): an
+    LSTM traced with quantities=("h", "c") must still arrive as an LSTM, its gates listed."""
+    from rnnwidgets import kinds
+    from rnnwidgets.widgets import payload
+
+    model, _, batches = setup
+    ds = rw.trace_dataset(model, batches[:1], quantities=("h", "c"), progress=False)
+    ds.save(tmp_path / "ds")
+    for source in (ds, DatasetTrace.load(tmp_path / "ds")):
+        index, _ = payload.build_payload(source.sequence(1))
+        for entry in index["layers"]:
+            assert entry["kind"] == "lstm" and entry["recurrence"] == kinds.describe("lstm")
+            assert entry["recurrence"]["gates"] == ["input", "forget", "cell", "output"]
+            assert sorted(q["name"] for q in entry["quantities"]) == ["c", "h"]   # no gate was recorded
