@@ -7,7 +7,7 @@
 // drawing, and a layer without h (or an LSTM without c) only lists what it recorded.
 import { selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
 
@@ -355,7 +355,7 @@ export function createCellview(_actions: Actions): Panel {
       });
       equations.replaceChildren(...lines);
     }
-    texts.forEach((s, k) => { if (lines[k].textContent !== s) lines[k].textContent = s; });
+    for (const [k, s] of texts.entries()) setText(lines[k], s);
   }
 
   function shade(cv: CellValues) {
