@@ -503,3 +503,20 @@ def test_edits_without_one_meaning_for_every_sequence_are_refused(setup):
         rw.trace_dataset(model, batches, progress=False, edits=[rw.patch(source, "lstm.l0", "h", [0], [1])])
     with pytest.raises(TypeError, match="trace_dataset: edits: expected a list of rw.clamp"):
         rw.trace_dataset(model, batches, progress=False, edits=["lstm.l0"])
+
+
+def test_an_lstm_traced_without_gates_reaches_the_view_as_an_lstm(setup, tmp_path):
+    """The cell view draws the equations the payload names (js/src/cellview.ts templateOf): an
+    LSTM traced with quantities=("h", "c") must still arrive as an LSTM, its gates listed."""
+    from rnnwidgets import kinds
+    from rnnwidgets.widgets import payload
+
+    model, _, batches = setup
+    ds = rw.trace_dataset(model, batches[:1], quantities=("h", "c"), progress=False)
+    ds.save(tmp_path / "ds")
+    for source in (ds, DatasetTrace.load(tmp_path / "ds")):
+        index, _ = payload.build_payload(source.sequence(1))
+        for entry in index["layers"]:
+            assert entry["kind"] == "lstm" and entry["recurrence"] == kinds.describe("lstm")
+            assert entry["recurrence"]["gates"] == ["input", "forget", "cell", "output"]
+            assert sorted(q["name"] for q in entry["quantities"]) == ["c", "h"]   # no gate was recorded

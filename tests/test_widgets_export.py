@@ -250,9 +250,11 @@ def test_front_end_and_still_share_colour_anchors():
     def anchors(name):
         return re.findall(r'"(#[0-9a-f]{6})"', re.search(rf"const {name} = \[(.*?)\];", source, re.S).group(1))
     assert anchors("SEQUENTIAL") == still.ANCHORS["sequential"]
-    # the diverging map on the default page: each side listed from 0 outwards, the background between
+    # the diverging map on the default page: the background between the light theme's OKLCh ends
     background = re.search(r'DEFAULT_BACKGROUND = "(#[0-9a-f]{6})"', source).group(1)
-    assert anchors("NEGATIVE")[::-1] + [background] + anchors("POSITIVE") == still.ANCHORS["diverging"]
+    light = re.search(r"const DIVERGING: DivergingEnds = \{\s*light: \{ negative: \[(.*?)\], positive: \[(.*?)\]", source)
+    ends = tuple(tuple(float(v) for v in side.split(",")) for side in light.groups())
+    assert background == still.BACKGROUND and ends == still.DIVERGING_ENDS
     assert int(re.search(r"LUT_SIZE = (\d+)", source).group(1)) == still.LUT_SIZE
     assert hex_rgb(re.search(r'NON_FINITE = "(#[0-9a-f]{6})"', source).group(1)) == still.NON_FINITE
 
@@ -264,10 +266,10 @@ def test_still_png_shows_each_cell_in_its_colour():
     assert width >= still.MIN_WIDTH and height >= still.MIN_HEIGHT
     assert width % 3 == 0 and height % 2 == 0  # whole-pixel cells: 3 steps across, 2 units down
     cell = lambda unit, step: tuple(image[unit * height // 2 + 1, step * width // 3 + 1])  # noqa: E731
-    anchors = still.ANCHORS["diverging"]
-    assert cell(0, 0) == hex_rgb(anchors[0]) and cell(0, 1) == hex_rgb(anchors[-1])
-    assert cell(0, 2) == hex_rgb(anchors[-1])  # 5.0 clamps to vmax
-    assert cell(1, 0) == hex_rgb(anchors[5])  # 0 is the diverging centre, its own entry
+    lut = [tuple(c) for c in still._lut("diverging")]
+    assert cell(0, 0) == lut[0] and cell(0, 1) == lut[-1]
+    assert cell(0, 2) == lut[-1]  # 5.0 clamps to vmax
+    assert cell(1, 0) == (255, 255, 255) == lut[128]  # 0 is the diverging centre, its own entry
     assert cell(1, 1) == still.NON_FINITE
     assert cell(1, 2) == tuple(still._lut("diverging")[64])  # -0.5 sits a quarter of the way up
 

@@ -2,9 +2,11 @@
 pixels of a small known trace, non-finite values, and which element and quantity an Explorer's
 still shows. (tests/test_widgets_export.py checks the anchors against colormap.ts and long sequences.)"""
 import base64
+import json
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from rnnwidgets.tracedata import LayerTrace, Trace
 from rnnwidgets.widgets import still
 from rnnwidgets.widgets.explorer import Explorer
+
+REPO = Path(__file__).resolve().parents[1]
 
 MAGENTA = (255, 0, 255)
 
@@ -48,16 +52,43 @@ def test_the_still_has_the_exact_size_its_trace_asks_for(steps, units, size):
     assert image.shape == (*size, 3)
 
 
-def test_the_colour_table_interpolates_the_anchors_and_rounds_as_the_front_end():
+def test_the_colour_table_is_the_front_ends_and_rounds_as_it_does():
     lut = still._lut("diverging")
     assert lut.shape == (still.LUT_SIZE, 3) == (257, 3) and lut.dtype == np.uint8
-    assert tuple(lut[0]) == (0x05, 0x30, 0x61) and tuple(lut[-1]) == (0x67, 0x00, 0x1F)
+    fixture = json.loads((REPO / "js" / "tests" / "fixtures" / "diverging-light.json").read_text())
+    assert lut.tolist() == fixture["lut"]                        # colormap.test.ts checks the same table
     assert tuple(lut[128]) == (255, 255, 255)                   # the centre (0) is the page's white, alone
-    assert tuple(lut[1]) == (6, 50, 100)                       # 1/256 of the way: 5+28f, 48+54f, 97+75f
+    assert tuple(lut[0]) == (20, 75, 146) and tuple(lut[-1]) == (134, 39, 38)  # the OKLCh ends, rounded
     seq = still._lut("sequential")
     assert tuple(seq[0]) == (0x44, 0x01, 0x54) and tuple(seq[-1]) == (0xFD, 0xE7, 0x25)
+    assert tuple(seq[1]) == (68, 2, 85)                         # 1/256 of the way, interpolated in sRGB
     with pytest.raises(ValueError, match=r"scale: expected one of \['diverging', 'sequential'\], got 'log'"):
         still._lut("log")
+
+
+def test_the_oklab_conversion_matches_published_values_and_round_trips():
+    # Ottosson's reference values (bottosson.github.io/posts/oklab): sRGB white, red, green, blue
+    expected = {(255, 255, 255): (1.0, 0.0, 0.0), (255, 0, 0): (0.62796, 0.22486, 0.12585),
+                (0, 255, 0): (0.86644, -0.23389, 0.1795), (0, 0, 255): (0.45201, -0.03246, -0.31153)}
+    for rgb, lab in expected.items():
+        assert np.allclose(still.oklab(rgb), lab, atol=2e-4)
+        assert tuple(still.from_oklab(still.oklab(rgb))) == rgb
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, size=(500, 3))
+    assert (still.from_oklab(still.oklab(colours)) == colours).all()
+
+
+def test_the_diverging_map_is_perceptually_uniform():
+    lab = still.oklab(still._lut("diverging")[::8])            # 33 samples, the centre at 16
+    lightness, chroma = lab[:, 0], np.hypot(lab[:, 1], lab[:, 2])
+    negative, positive = lightness[16::-1], lightness[16:]      # each half from the centre outwards
+    for half in (negative, positive):
+        assert (np.diff(half) < 0).all()                        # darker with |value| on a white page
+        assert np.allclose(half, np.linspace(half[0], half[-1], 17), atol=0.004)  # linear in L
+    assert np.allclose(negative, positive, atol=0.004) and np.allclose(chroma[16::-1], chroma[16:], atol=0.004)
+    step = np.linalg.norm(np.diff(lab, axis=0), axis=1)         # OKLab's ΔE between neighbours
+    assert np.abs(step / step.mean() - 1).max() < 0.08          # 8-bit rounding: about ±0.002 in L
+    assert lab[0, 2] < -0.1 and lab[-1, 1] > 0.1                # blue below 0, red above
 
 
 def test_colours_clamp_to_the_limits_and_mark_non_finite_values():

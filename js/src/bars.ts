@@ -5,7 +5,7 @@ import { CHAR_PX, createAxis, niceStride, ticks } from "./axes";
 import { colorWord, lutVersion, NON_FINITE_WORD, pack, parseColor } from "./colormap";
 import { selectedLayer, stepAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 /** The bars' width in pixels before the panel is measured; then they fill their column. */
 export const BAR_W = 640;
@@ -103,6 +103,15 @@ interface Row {
   words: Uint32Array;
 }
 
+/** formatValue's longest text: a sign, then 3 digits and 3 decimals (|v| < 100), or a mantissa and
+ * an exponent ("-1.23e+30"). */
+const LONGEST_VALUE = 10;
+
+/** Characters a quantity's label can take at a unit, whatever the step. */
+function labelRoom(name: string, q: Quantity, unit: number): number {
+  return unit < q.units ? `${name}  unit ${unit} = `.length + LONGEST_VALUE : `${name}  (${q.units} features)`.length;
+}
+
 export function createBars(actions: Actions): Panel {
   const el = element("div", "rw-bars");
   const header = element("div", "rw-bars-header");
@@ -172,11 +181,16 @@ export function createBars(actions: Actions): Panel {
       rowsEl.replaceChildren(...[...rows.values()].map((r) => r.el), axisRow);
     }
     const pad = state.t >= state.length;
-    header.textContent = `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`;
+    setText(header, `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`);
     const first = Object.values(layer.quantities)[0];
     if (first) axis.set(first.units, slotLabels(orderFor(state, first), first.units, width));
+    // The labels' column is as wide as the longest label any step can write (a value is at most
+    // LONGEST_VALUE characters of the monospace font): its width then stays put during a scrub,
+    // and each label, a box of a fixed size under contain: strict (style.ts), lays out alone.
+    const labelWidth = `${Math.max(...[...rows.keys()].map((name) => labelRoom(name, layer.quantities[name], state.unit)))}ch`;
     for (const [name, row] of rows) {
       const q = layer.quantities[name];
+      if (row.label.style.width !== labelWidth) row.label.style.width = labelWidth;
       if (row.canvas.width !== width) sizeRow(row);
       const values = stepAt(q, state.t); // absolute step: NaN if a long sequence's window lacks it
       const order = orderFor(state, q);
@@ -184,9 +198,9 @@ export function createBars(actions: Actions): Panel {
       paintBars(row.words, width, BAR_H, values, order,
         { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad, selectedBackground });
       if (row.image) row.canvas.getContext("2d")?.putImageData(row.image, 0, 0);
-      row.label.textContent = state.unit < q.units
+      setText(row.label, state.unit < q.units
         ? `${name}  unit ${state.unit} = ${formatValue(values[state.unit])}`
-        : `${name}  (${q.units} features)`;
+        : `${name}  (${q.units} features)`);
     }
     drawn = { t: state.t, unit: state.unit, order: state.order, layer, length: state.length, lut: lutVersion(), width };
   }

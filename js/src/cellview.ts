@@ -1,22 +1,31 @@
 // The cell view: for the selected unit at step t, the cell's own equations with the recorded
 // numbers filled in, beside a drawing of the cell whose paths are shaded by how much flows
-// through them. The template follows the quantities a layer has (an LSTMCell traced as "cell"
-// still gets the LSTM equations); any other cell shows h_{t-1} and its recorded quantities
-// beside a generic drawing, and a layer without h only lists what it recorded.
+// through them. The template is the equations the layer runs, as the Python side describes them
+// (``recurrence.kind``: an LSTMCell traced as "cell" still gets the LSTM equations), not guessed
+// from what was recorded: an LSTM traced with quantities=("h", "c") is drawn as an LSTM, its gates
+// marked "not recorded". Any other cell shows h_{t-1} and its recorded quantities beside a generic
+// drawing, and a layer without h (or an LSTM without c) only lists what it recorded.
 import { selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
 
-/** The equations a layer's quantities support: its recurrence's (an LSTMCell traced as "cell"
- * still gets the LSTM equations) when every gate and state it names was recorded. */
+/** The equations a layer runs, from its recurrence as the payload describes it (an LSTMCell
+ * traced as "cell" still gets the LSTM equations), whichever of its gates were recorded; a layer
+ * without the states its equations carry (h, and c for an LSTM) only lists what it recorded. */
 export function templateOf(layer: LayerData): Template {
-  const { kind, gates, states } = layer.recurrence;
-  const has = (names: string[]) => names.every((n) => n in layer.quantities);
-  if ((kind === "lstm" || kind === "gru") && gates.length > 0 && has([...gates, ...states])) return kind;
+  const { kind, states } = layer.recurrence;
   if (!("h" in layer.quantities)) return "list";
-  return layer.kind === "rnn" ? "rnn" : "cell";
+  if (kind === "lstm" || kind === "gru") return states.every((n) => n in layer.quantities) ? kind : "list";
+  return kind === "rnn" ? "rnn" : "cell";
+}
+
+/** The gates of a layer's equations that its trace does not hold (traced without them). */
+export function unrecordedGates(layer: LayerData): string[] {
+  const template = templateOf(layer);
+  if (template !== "lstm" && template !== "gru") return [];
+  return layer.recurrence.gates.filter((g) => !(g in layer.quantities));
 }
 
 /**
@@ -30,7 +39,9 @@ export interface CellValues {
   unit: number;
   reverse: boolean; // the layer runs backward in time: the state before is step t+1's
   values: Record<string, number>; // at step t, by quantity name
-  gates: number[]; // at step t, in the recurrence's chunk order: LSTM i, f, g, o; GRU r, z, n
+  gates: number[]; // at step t, in the recurrence's chunk order: LSTM i, f, g, o; GRU r, z, n (NaN: not recorded)
+  recorded: boolean[]; // per gate, whether the trace holds it
+  missing: string[]; // the gates (by name) the trace does not hold
   prev: number; // c_{t∓1} (LSTM) or h_{t∓1} (the others); NaN for "list"
   // where prev comes from: the step before, the recorded initial state, or (neither held: the
   // initial state of an older trace, or the step just outside a long sequence's window) solved
@@ -53,7 +64,9 @@ export function cellValues(layer: LayerData, t: number, unit: number, length = I
   const reverse = layer.reverse;
   const values: Record<string, number> = {};
   for (const [name, q] of Object.entries(layer.quantities)) if (unit < q.units) values[name] = valueAt(q, t, unit);
-  const gates = template === "lstm" || template === "gru" ? layer.recurrence.gates.map((g) => values[g]) : [];
+  const gates = template === "lstm" || template === "gru" ? layer.recurrence.gates.map((g) => values[g] ?? NaN) : [];
+  const missing = unrecordedGates(layer);
+  const recorded = template === "lstm" || template === "gru" ? layer.recurrence.gates.map((g) => g in layer.quantities) : [];
   const q = layer.quantities;
   const projected = template === "lstm" && q.h.units !== q.c.units;
   const first = reverse ? t === length - 1 : t === 0;
@@ -82,7 +95,7 @@ export function cellValues(layer: LayerData, t: number, unit: number, length = I
       }
     }
   }
-  return { template, t, unit, reverse, values, gates, prev, prevFrom, first, projected };
+  return { template, t, unit, reverse, values, gates, recorded, missing, prev, prevFrom, first, projected };
 }
 
 /** A number as the equations show it: three decimals, or four significant digits when large. */
@@ -119,38 +132,58 @@ export function equationLines(cv: CellValues): string[] {
   return forwardLines(cv).map((line) => inDirection(line, cv.reverse));
 }
 
+/** A gate's line: its formula and value, or that the trace did not record it. */
+function gateLine(formula: string, value: number, recorded: boolean): string {
+  return recorded ? `${formula} = ${fmt(value)}` : `${formula}: not recorded`;
+}
+
+/** A note under the equations of a layer traced without (some of) its gates. */
+function missingNote(cv: CellValues): string[] {
+  return cv.missing.length ? [`(gates not recorded: ${cv.missing.join(", ")}; trace with quantities="all" to see them)`] : [];
+}
+
 function forwardLines(cv: CellValues): string[] {
   const v = cv.values;
+  const has = (k: number) => cv.recorded[k] === true;
   switch (cv.template) {
     case "lstm": {
       const [i, f, g, o] = cv.gates;
       const c = v.c;
       const tanhC = Math.tanh(c);
+      const update = has(0) && has(1) && has(2)
+        ? `cₜ = f·cₜ₋₁ + i·g = ${fmt(f)}·${arg(cv.prev)} + ${fmt(i)}·${arg(g)} = ${fmt(f * cv.prev)} + ${arg(i * g)} = ${fmt(c)}`
+        : `cₜ = f·cₜ₋₁ + i·g = ${fmt(c)}`;
       const lines = [
-        `i = σ(W_ii xₜ + b_ii + W_hi hₜ₋₁ + b_hi) = ${fmt(i)}`,
-        `f = σ(W_if xₜ + b_if + W_hf hₜ₋₁ + b_hf) = ${fmt(f)}`,
-        `g = tanh(W_ig xₜ + b_ig + W_hg hₜ₋₁ + b_hg) = ${fmt(g)}`,
-        `o = σ(W_io xₜ + b_io + W_ho hₜ₋₁ + b_ho) = ${fmt(o)}`,
+        gateLine("i = σ(W_ii xₜ + b_ii + W_hi hₜ₋₁ + b_hi)", i, has(0)),
+        gateLine("f = σ(W_if xₜ + b_if + W_hf hₜ₋₁ + b_hf)", f, has(1)),
+        gateLine("g = tanh(W_ig xₜ + b_ig + W_hg hₜ₋₁ + b_hg)", g, has(2)),
+        gateLine("o = σ(W_io xₜ + b_io + W_ho hₜ₋₁ + b_ho)", o, has(3)),
         prevLine(cv),
-        `cₜ = f·cₜ₋₁ + i·g = ${fmt(f)}·${arg(cv.prev)} + ${fmt(i)}·${arg(g)} = ${fmt(f * cv.prev)} + ${arg(i * g)} = ${fmt(c)}`,
+        update,
       ];
       if (cv.projected) {
-        lines.push(`o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${arg(tanhC)} = ${fmt(o * tanhC)}`);
+        if (has(3)) lines.push(`o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${arg(tanhC)} = ${fmt(o * tanhC)}`);
         lines.push("(proj_size: hₜ = W_hr·(o ⊙ tanh(cₜ)) mixes every unit, so this is the value before the projection)");
-      } else {
+      } else if (has(3)) {
         lines.push(`hₜ = o·tanh(cₜ) = ${fmt(o)}·tanh(${fmt(c)}) = ${fmt(o)}·${arg(tanhC)} = ${fmt(v.h)}`);
+      } else {
+        lines.push(`hₜ = o·tanh(cₜ) = o·tanh(${fmt(c)}) = ${fmt(v.h)}`);
       }
-      return lines;
+      return [...lines, ...missingNote(cv)];
     }
     case "gru": {
       const [r, z, n] = cv.gates;
       const h = v.h;
+      const update = has(1) && has(2)
+        ? `hₜ = (1−z)·n + z·hₜ₋₁ = (1−${fmt(z)})·${arg(n)} + ${fmt(z)}·${arg(cv.prev)} = ${fmt((1 - z) * n)} + ${arg(z * cv.prev)} = ${fmt(h)}`
+        : `hₜ = (1−z)·n + z·hₜ₋₁ = ${fmt(h)}`;
       return [
-        `r = σ(W_ir xₜ + b_ir + W_hr hₜ₋₁ + b_hr) = ${fmt(r)}`,
-        `z = σ(W_iz xₜ + b_iz + W_hz hₜ₋₁ + b_hz) = ${fmt(z)}`,
-        `n = tanh(W_in xₜ + b_in + r·(W_hn hₜ₋₁ + b_hn)) = ${fmt(n)}`,
+        gateLine("r = σ(W_ir xₜ + b_ir + W_hr hₜ₋₁ + b_hr)", r, has(0)),
+        gateLine("z = σ(W_iz xₜ + b_iz + W_hz hₜ₋₁ + b_hz)", z, has(1)),
+        gateLine("n = tanh(W_in xₜ + b_in + r·(W_hn hₜ₋₁ + b_hn))", n, has(2)),
         prevLine(cv),
-        `hₜ = (1−z)·n + z·hₜ₋₁ = (1−${fmt(z)})·${arg(n)} + ${fmt(z)}·${arg(cv.prev)} = ${fmt((1 - z) * n)} + ${arg(z * cv.prev)} = ${fmt(h)}`,
+        update,
+        ...missingNote(cv),
       ];
     }
     case "rnn":
@@ -167,7 +200,8 @@ function forwardLines(cv: CellValues): string[] {
 /**
  * How much flows along each drawn path, scaled so the largest is 1: LSTM "carry" |f·c_{t-1}|,
  * "write" |i·g|, "out" |o·tanh(c_t)|; GRU "keep" |z·h_{t-1}|, "new" |(1−z)·n|, "out" |h_t|;
- * RNN and other cells "recur" |h_{t-1}|, "out" |h_t|. Unknown or non-finite flows are 0.
+ * RNN and other cells "recur" |h_{t-1}|, "out" |h_t|. Unknown or non-finite flows are 0 (an
+ * LSTM's "out" without o is |h_t|, which o·tanh(c_t) is unless projected).
  */
 export function flowWeights(cv: CellValues): Record<string, number> {
   const v = cv.values;
@@ -175,7 +209,7 @@ export function flowWeights(cv: CellValues): Record<string, number> {
   switch (cv.template) {
     case "lstm": {
       const [i, f, g, o] = cv.gates;
-      raw = { carry: f * cv.prev, write: i * g, out: o * Math.tanh(v.c) };
+      raw = { carry: f * cv.prev, write: i * g, out: cv.recorded[3] || cv.projected ? o * Math.tanh(v.c) : v.h };
       break;
     }
     case "gru": {
@@ -189,6 +223,24 @@ export function flowWeights(cv: CellValues): Record<string, number> {
   const mags = Object.fromEntries(Object.entries(raw).map(([k, x]) => [k, Number.isFinite(x) ? Math.abs(x) : 0]));
   const top = Math.max(...Object.values(mags));
   return Object.fromEntries(Object.entries(mags).map(([k, m]) => [k, top > 0 ? m / top : 0]));
+}
+
+/** The gates each drawn flow needs (a flow none of whose gates is missing is drawn solid). */
+const FLOW_GATES: Record<string, Record<string, string[]>> = {
+  lstm: { carry: ["forget"], write: ["input", "cell"], out: [] },
+  gru: { keep: ["update"], new: ["update", "new"], out: [] },
+};
+/** The gates each label of a drawing names. */
+const LABEL_GATES: Record<string, string[]> = {
+  f: ["forget"], "i · g": ["input", "cell"], o: ["output"], z: ["update"], "(1−z) · n": ["update", "new"],
+};
+
+/** The flows of a drawing that cannot be computed because a gate they need was not recorded. */
+export function unrecordedFlows(cv: CellValues): string[] {
+  const needs = FLOW_GATES[cv.template] ?? {};
+  const out = Object.entries(needs).filter(([, gates]) => gates.some((g) => cv.missing.includes(g))).map(([k]) => k);
+  if (cv.template === "lstm" && cv.projected && cv.missing.includes("output")) out.push("out");
+  return out;
 }
 
 // --- the drawing ---------------------------------------------------------------------------
@@ -231,12 +283,17 @@ function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<strin
   return el;
 }
 
-function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Drawing {
+function buildDrawing(template: Exclude<Template, "list">, reverse: boolean, missing: string[] = [], dashed: string[] = []): Drawing {
   const spec = SCHEMATICS[template];
-  const svg = svgEl("svg", { viewBox: "0 0 240 130", width: 200, height: 108, class: "rw-cell-drawing" });
+  const tall = missing.length > 0; // room for a caption saying what the dashes mean
+  const svg = svgEl("svg", { viewBox: `0 0 240 ${tall ? 145 : 130}`, width: 200, height: tall ? 121 : 108, class: "rw-cell-drawing" });
   const paths: Record<string, SVGPathElement> = {}, titles: Record<string, SVGTitleElement> = {};
   for (const [name, d] of Object.entries(spec.paths)) {
     const path = svgEl("path", { d, fill: "none", stroke: "#d6604d", "stroke-linecap": "round", "data-flow": name });
+    if (dashed.includes(name)) {
+      path.setAttribute("stroke-dasharray", "4 4");
+      path.classList.add("rw-not-recorded");
+    }
     const title = svgEl("title", {});
     path.append(title);
     svg.append(path);
@@ -253,7 +310,22 @@ function buildDrawing(template: Exclude<Template, "list">, reverse: boolean): Dr
   for (const [x, y, text] of spec.labels) {
     const label = svgEl("text", { x, y, "font-size": 11, fill: "#333" });
     label.textContent = inDirection(text, reverse);
-    svg.append(label);
+    const absent = (LABEL_GATES[text] ?? []).filter((g) => missing.includes(g));
+    if (absent.length) { // marked, with a tooltip naming the gates (beside the text, not in it)
+      label.textContent += "?";
+      const group = svgEl("g", { class: "rw-not-recorded" });
+      const title = svgEl("title", {});
+      title.textContent = `${absent.join(", ")}: not recorded`;
+      group.append(title, label);
+      svg.append(group);
+    } else {
+      svg.append(label);
+    }
+  }
+  if (tall) {
+    const caption = svgEl("text", { x: 4, y: 140, "font-size": 10, fill: "#333", class: "rw-cell-caption" });
+    caption.textContent = "? dashed: gates not recorded";
+    svg.append(caption);
   }
   return { svg, paths, titles };
 }
@@ -283,21 +355,25 @@ export function createCellview(_actions: Actions): Panel {
       });
       equations.replaceChildren(...lines);
     }
-    texts.forEach((s, k) => { if (lines[k].textContent !== s) lines[k].textContent = s; });
+    for (const [k, s] of texts.entries()) setText(lines[k], s);
   }
 
   function shade(cv: CellValues) {
-    const kind = `${cv.template}${cv.reverse ? " reverse" : ""}`;
+    const dashed = unrecordedFlows(cv);
+    const kind = `${cv.template}${cv.reverse ? " reverse" : ""} ${cv.missing.join(",")}`;
     if (kind !== drawingFor) {
-      drawing = cv.template === "list" ? null : buildDrawing(cv.template, cv.reverse);
+      drawing = cv.template === "list" ? null : buildDrawing(cv.template, cv.reverse, cv.missing, dashed);
       drawingFor = kind;
       drawingSlot.replaceChildren(...(drawing ? [drawing.svg] : []));
     }
     if (!drawing) return;
     for (const [name, w] of Object.entries(flowWeights(cv))) {
-      drawing.paths[name].setAttribute("stroke-width", (1 + 7 * w).toFixed(2));
-      drawing.paths[name].setAttribute("stroke-opacity", (0.2 + 0.8 * w).toFixed(2));
-      drawing.titles[name].textContent = `${name}: ${(100 * w).toFixed(0)}% of the largest flow`;
+      const unknown = dashed.includes(name); // drawn at a fixed width: nothing known to shade it by
+      drawing.paths[name].setAttribute("stroke-width", unknown ? "2" : (1 + 7 * w).toFixed(2));
+      drawing.paths[name].setAttribute("stroke-opacity", unknown ? "0.6" : (0.2 + 0.8 * w).toFixed(2));
+      drawing.titles[name].textContent = dashed.includes(name)
+        ? `${name}: not recorded (traced without its gates)`
+        : `${name}: ${(100 * w).toFixed(0)}% of the largest flow`;
     }
   }
 

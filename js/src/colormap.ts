@@ -8,26 +8,41 @@ import type { Scale } from "./state";
 /** Entries per table: odd, so a diverging scale's centre (0) has its own exact entry. */
 export const LUT_SIZE = 257;
 
-// Diverging around 0: blue (negative) - the page background - red (positive), ColorBrewer RdBu
-// reversed with its white centre replaced by the background, so 0 reads as "nothing" in any theme.
-// Each side is listed from 0 outwards. On a light page a value darkens with its magnitude; on a
-// dark page the sides run the other way (darkest next to 0, lightest at the ends), so a large
-// value stands out from the dark background instead of fading into it.
-// The colour-blind-safe palette swaps in ColorBrewer's PuOr (purple - orange, told apart under
+// Diverging around 0: blue (negative) - the page background - red (positive), perceptually
+// uniform: each half is a straight line in OKLab (Ottosson's perceptual colour space) from the
+// background to its end colour, so lightness changes linearly from the midpoint to each end and
+// equal steps of value are equal perceptual steps (constant OKLab distance), with the two halves
+// mirror images in lightness and chroma. The midpoint is the page's background, so 0 reads as
+// "nothing" in any theme. On a light page a value darkens with its magnitude; on a dark page it
+// lightens instead (ends at L 0.80), so a large value stands out from the dark background.
+// Ends are given in OKLCh (lightness 0..1, chroma, hue in degrees) and are inside sRGB's gamut
+// along the whole line for JupyterLab Light's white and Dark's #111.
+// The colour-blind-safe palette swaps in purple - orange (ColorBrewer PuOr's hues, told apart under
 // every common colour-vision deficiency) and cividis (viridis made for deuteranomaly).
-// (The default's anchors are the still image's too: rnnwidgets/widgets/still.py, checked by tests/test_export.py.)
-const NEGATIVE = ["#d1e5f0", "#92c5de", "#4393c3", "#2166ac", "#053061"];
-const POSITIVE = ["#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"];
+// (The default's light ends are the still image's too: rnnwidgets/widgets/still.py builds the same
+// table; js/tests/fixtures/diverging-light.json, written from it, is checked by both test suites.)
+export type LCh = [number, number, number];
+interface DivergingEnds {
+  light: { negative: LCh; positive: LCh };
+  dark: { negative: LCh; positive: LCh };
+}
+const DIVERGING: DivergingEnds = {
+  light: { negative: [0.42, 0.13, 257], positive: [0.42, 0.13, 25] },
+  dark: { negative: [0.8, 0.1, 250], positive: [0.8, 0.1, 25] },
+};
+const DIVERGING_CB: DivergingEnds = {
+  light: { negative: [0.45, 0.105, 303], positive: [0.45, 0.105, 55] },
+  dark: { negative: [0.8, 0.11, 303], positive: [0.8, 0.11, 60] },
+};
 // Sequential 0..1: viridis.
 const SEQUENTIAL = [
   "#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
   "#35b779", "#6ece58", "#b5de2b", "#fde725",
 ];
 const PALETTES = {
-  default: { negative: NEGATIVE, positive: POSITIVE, sequential: SEQUENTIAL },
+  default: { diverging: DIVERGING, sequential: SEQUENTIAL },
   "colour-blind safe": {
-    negative: ["#d8daeb", "#b2abd2", "#8073ac", "#542788", "#2d004b"],
-    positive: ["#fee0b6", "#fdb863", "#e08214", "#b35806", "#7f3b08"],
+    diverging: DIVERGING_CB,
     sequential: [ // cividis
       "#00224e", "#123570", "#3b496c", "#575d6d", "#707173", "#8a8779",
       "#a69d75", "#c4b56c", "#e4cf5b", "#fee838",
@@ -83,12 +98,63 @@ export function isDark([r, g, b]: RGB): boolean {
   return 0.299 * r + 0.587 * g + 0.114 * b < 128;
 }
 
-/** The diverging map's anchors, negative end first, around a background colour. */
-export function divergingAnchors(background: RGB, palette: Palette = "default"): RGB[] {
-  const dark = isDark(background);
-  const { negative, positive } = PALETTES[palette];
-  const out = (side: string[]) => (dark ? [...side].reverse() : side).map(parseHex);
-  return [...out(negative).reverse(), background, ...out(positive)];
+type Lab = [number, number, number];
+
+const srgbToLinear = (c: number) => {
+  const s = c / 255;
+  return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+};
+const linearToSrgb = (c: number) => 255 * (c <= 0.0031308 ? 12.92 * c : 1.055 * c ** (1 / 2.4) - 0.055);
+
+/** OKLab (L 0..1, a, b) of an sRGB colour (Ottosson 2020). */
+export function oklab(rgb: ArrayLike<number>): Lab {
+  const [r, g, b] = [rgb[0], rgb[1], rgb[2]];
+  const [lr, lg, lb] = [srgbToLinear(r), srgbToLinear(g), srgbToLinear(b)];
+  const l = Math.cbrt(0.4122214708 * lr + 0.5363325363 * lg + 0.0514459929 * lb);
+  const m = Math.cbrt(0.2119034982 * lr + 0.6806995451 * lg + 0.1073969566 * lb);
+  const s = Math.cbrt(0.0883024619 * lr + 0.2817188376 * lg + 0.6299787005 * lb);
+  return [
+    0.2104542553 * l + 0.793617785 * m - 0.0040720468 * s,
+    1.9779984951 * l - 2.428592205 * m + 0.4505937099 * s,
+    0.0259040371 * l + 0.7827717662 * m - 0.808675766 * s,
+  ];
+}
+
+/** The sRGB colour (0..255 each, rounded and clamped to the gamut) of an OKLab colour. */
+export function fromOklab([L, a, b]: Lab): RGB {
+  const l = (L + 0.3963377774 * a + 0.2158037573 * b) ** 3;
+  const m = (L - 0.1055613458 * a - 0.0638541728 * b) ** 3;
+  const s = (L - 0.0894841775 * a - 1.291485548 * b) ** 3;
+  const rgb = [
+    4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s,
+    -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s,
+    -0.0041960863 * l - 0.7034186147 * m + 1.707614701 * s,
+  ];
+  return rgb.map((c) => Math.min(255, Math.max(0, Math.round(linearToSrgb(c))))) as RGB;
+}
+
+const fromLch = ([L, C, h]: LCh): Lab => [L, C * Math.cos((h * Math.PI) / 180), C * Math.sin((h * Math.PI) / 180)];
+
+/** The diverging map's end colours in OKLab, negative end first, for a page background. */
+export function divergingEnds(background: RGB, palette: Palette = "default"): [Lab, Lab] {
+  const ends = PALETTES[palette].diverging[isDark(background) ? "dark" : "light"];
+  return [fromLch(ends.negative), fromLch(ends.positive)];
+}
+
+/** The diverging table around a background: entry LUT_SIZE/2 is the background itself, and each
+ * half a straight line in OKLab out to its end, in equal steps. */
+function buildDiverging(background: RGB, palette: Palette): Uint32Array {
+  const [negative, positive] = divergingEnds(background, palette);
+  const centre = oklab(background);
+  const half = (LUT_SIZE - 1) / 2;
+  const lut = new Uint32Array(LUT_SIZE);
+  for (let i = 0; i < LUT_SIZE; i++) {
+    const end = i < half ? negative : positive;
+    const f = Math.abs(i - half) / half;
+    const lab = centre.map((c, k) => c + (end[k] - c) * f) as Lab;
+    lut[i] = pack(...(i === half ? background : fromOklab(lab)));
+  }
+  return lut;
 }
 
 function buildLut(rgb: RGB[]): Uint32Array {
@@ -109,7 +175,7 @@ function buildLut(rgb: RGB[]): Uint32Array {
 }
 
 const LUTS: Record<Scale, Uint32Array> = {
-  diverging: buildLut(divergingAnchors(parseHex(DEFAULT_BACKGROUND))),
+  diverging: buildDiverging(parseHex(DEFAULT_BACKGROUND), "default"),
   sequential: buildLut(PALETTES.default.sequential.map(parseHex)),
 };
 let background = parseHex(DEFAULT_BACKGROUND).join(","); // the centre the map was built on
@@ -126,7 +192,7 @@ export function currentPalette(): Palette {
 }
 
 function rebuild(rgb: RGB): void {
-  LUTS.diverging = buildLut(divergingAnchors(rgb, palette));
+  LUTS.diverging = buildDiverging(rgb, palette);
   LUTS.sequential = buildLut(PALETTES[palette].sequential.map(parseHex));
   version++;
 }

@@ -7,7 +7,14 @@ export function element<K extends keyof HTMLElementTagNameMap>(tag: K, className
 }
 
 /** Sets `el`'s text only when it differs: writing the same text still replaces the text node,
- * which costs a scrub frame a layout of its line. */
+ * which costs a scrub frame a layout of its line. A new text where `el` holds one text node
+ * rewrites that node's data in place: replacing the node (textContent) would also have the page
+ * recalculate the style of `el` and rebuild its layout objects, on every step of a scrub. */
 export function setText(el: HTMLElement, text: string): void {
-  if (el.textContent !== text) el.textContent = text;
+  const only = el.firstChild;
+  if (only !== null && only === el.lastChild && only.nodeType === Node.TEXT_NODE && text !== "") {
+    if ((only as Text).data !== text) (only as Text).data = text;
+  } else if (el.textContent !== text) {
+    el.textContent = text;
+  }
 }

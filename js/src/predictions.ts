@@ -2,7 +2,7 @@
 // labels shown as text with their whitespace visible.
 import { type ExplorerState, type Panel, predictionsAt } from "./state";
 import { showToken } from "./token_at";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 /** The predictions line at step t ("" when the model has no output head). */
 export function predictionsText(predictions: ExplorerState["predictions"], t: number): string {
@@ -18,7 +18,7 @@ export function createPredictions(): Panel {
     el,
     update(state: ExplorerState) {
       if (shown && shown.t === state.t && shown.predictions === state.predictions) return;
-      el.textContent = predictionsText(state.predictions, state.t);
+      setText(el, predictionsText(state.predictions, state.t));
       shown = { t: state.t, predictions: state.predictions };
     },
   };

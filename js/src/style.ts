@@ -62,10 +62,14 @@ export const EXPLORER_CSS = `
 .rw-explorer .rw-step-axis .rw-tick, .rw-explorer .rw-bars-axis .rw-tick { top: 2px; transform: translateX(-50%); }
 
 /* Tokens as the heatmap's column headers: each token spans its column. */
-.rw-explorer .rw-token-full { position: relative; height: 16px; font: 11px var(--rw-mono); }
+/* (Text that changes at every step of a scrub sits in boxes of a fixed size under contain:
+   strict, so that rewriting it lays out that box alone, not the dashboard's grid around it.) */
+.rw-explorer .rw-token-full { position: relative; height: 16px; font: 11px var(--rw-mono); contain: strict; }
 .rw-explorer .rw-token-full span { position: absolute; top: 0; white-space: pre; line-height: 14px;
   padding: 0 3px; border: 1px solid var(--rw-strong); background: var(--rw-bg); color: var(--rw-strong); }
-.rw-explorer .rw-token-row { position: relative; font: 11px var(--rw-mono); overflow: visible; }
+/* (the strip's height is set by tokens.ts: size and layout contained, it lays out on its own when
+   a header's text changes; its paint is not contained, headers may reach past its left end) */
+.rw-explorer .rw-token-row { position: relative; font: 11px var(--rw-mono); overflow: visible; contain: size layout style; }
 .rw-explorer .rw-token { position: absolute; bottom: 0; height: 100%; display: flex; justify-content: center;
   align-items: flex-end; overflow: visible; cursor: pointer; white-space: pre; line-height: 14px; box-sizing: border-box; }
 .rw-explorer .rw-token.rw-token-vertical { writing-mode: vertical-rl; transform: rotate(180deg); align-items: center;
@@ -87,7 +91,8 @@ export const EXPLORER_CSS = `
 
 /* State at t: one row per quantity, its name and the selected unit's value left of its bars. */
 .rw-explorer .rw-bars-row { display: grid; grid-template-columns: 11em minmax(0, 1fr); align-items: center; column-gap: 6px; }
-.rw-explorer .rw-bars-label { font: 11px var(--rw-mono); white-space: pre; overflow: hidden; text-overflow: ellipsis; }
+.rw-explorer .rw-bars-label { font: 11px var(--rw-mono); white-space: pre; overflow: hidden; text-overflow: ellipsis;
+  height: 14px; line-height: 14px; contain: strict; }
 .rw-explorer .rw-bars canvas { width: 100%; display: block; cursor: pointer; }
 .rw-explorer .rw-bars-axis-row { display: grid; grid-template-columns: 11em minmax(0, 1fr); column-gap: 6px; }
 

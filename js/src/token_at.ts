@@ -2,7 +2,7 @@
 // whitespace visible, or the first input values when the model reads numbers.
 import { formatValue } from "./heatmap";
 import { type ExplorerState, type Panel, stepAt } from "./state";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 /** A token shown so that whitespace is visible ("␣", "⏎") and nothing is parsed as markup. */
 export function showToken(token: string): string {
@@ -29,7 +29,7 @@ export function createTokenAt(): Panel {
     el,
     update(state: ExplorerState) {
       if (shown && shown.t === state.t && shown.tokens === state.tokens && shown.inputs === state.inputs) return;
-      el.textContent = tokenAt(state, state.t);
+      setText(el, tokenAt(state, state.t));
       shown = { t: state.t, tokens: state.tokens, inputs: state.inputs };
     },
   };

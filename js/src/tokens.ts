@@ -194,7 +194,7 @@ export function createTokens(actions: Actions): Panel {
   /** Writes header i's label: shown while it has a label or a pixel, turned upright only with a
    * label (a transformed element is a paint layer of its own). */
   function setLabel(i: number, label: string) {
-    texts[i].textContent = label;
+    setText(texts[i], label);
     pool[i].classList.toggle("rw-token-vertical", layout.vertical && label !== "");
     pool[i].style.display = label !== "" || covers[i] ? "" : "none";
   }
@@ -261,7 +261,7 @@ export function createTokens(actions: Actions): Panel {
    * (its anchor moves from its left end at step 0 to its right end at the last step). */
   function showFull(state: ExplorerState) {
     const f = (state.t + 0.5) / Math.max(1, state.steps);
-    fullLabel.textContent = state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "";
+    setText(fullLabel, state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "");
     fullLabel.style.left = `${(f * 100).toFixed(4)}%`;
     fullLabel.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
     full.style.display = "";

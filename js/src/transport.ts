@@ -9,7 +9,7 @@
 // saved to the kernel once the scrub rests (SAVE_REST_MS), or every SAVE_EVERY_MS while it goes
 // on: Python's `explorer.view.t` stays current within a second.
 import type { AnyModel } from "@anywidget/types";
-import { element } from "./dom";
+import { element, setText } from "./dom";
 
 export interface TransportModel {
   t: number;
@@ -182,7 +182,10 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   slider.setAttribute("aria-label", "step");
   slider.style.cssText = "flex: 1 1 auto; min-width: 120px; margin: 0;";
   const step = element("span", "rw-step", el);
-  step.style.cssText = "min-width: 110px; font-variant-numeric: tabular-nums;";
+  // a box of a fixed size (set per number of steps) under contain: strict: its text, rewritten at
+  // every step, is then laid out on its own, not with the row and the page around it
+  step.style.cssText = "min-width: 110px; height: 16px; line-height: 16px; white-space: nowrap; overflow: hidden;" +
+    " contain: strict; font-variant-numeric: tabular-nums;";
   const speedLabel = element("label", "rw-speed-label", el);
   speedLabel.style.cssText = "display: flex; align-items: center; gap: 4px;"; // (its colour: the theme's text, style.ts)
   const speed = element("input", "rw-speed", speedLabel);
@@ -209,13 +212,15 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
     // Written only when changed: a range input's value is cheap, but not free to rewrite.
     if (steps !== shown.steps || length !== shown.length) {
       slider.max = String(Math.max(0, steps - 1));
+      const longest = `step ${steps - 1} / ${steps - 1}${length < steps ? " (padding)" : ""}`;
+      step.style.width = `${longest.length + 1}ch`; // ch: a digit's width, wider than the letters used
       shown.steps = steps;
       shown.length = length;
       shown.t = -1;
     }
     if (t !== shown.t) {
       slider.value = String(t);
-      step.textContent = `step ${t} / ${steps - 1}${t >= length ? " (padding)" : ""}`;
+      setText(step, `step ${t} / ${steps - 1}${t >= length ? " (padding)" : ""}`);
       shown.t = t;
     }
     showPlaying();

@@ -221,7 +221,7 @@ export function createUnits(actions: Actions): Panel {
   canvas.height = PLOT_H;
   canvas.style.height = `${PLOT_H}px`;
   const cursor = element("div", "rw-units-cursor");
-  cursor.style.cssText = `position:absolute;top:0;width:1px;height:${PLOT_H}px`;
+  cursor.style.cssText = `position:absolute;top:0;left:0;width:1px;height:${PLOT_H}px`;
   plot.append(canvas, cursor);
   const xTitle = element("span", "rw-axis-title");
   xTitle.textContent = "step";
@@ -361,7 +361,8 @@ export function createUnits(actions: Actions): Panel {
     const { from, to } = heldRange(q);
     setText(range, from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "");
     cursor.style.display = s.t >= from && s.t < to ? "" : "none";
-    cursor.style.left = `${Math.floor(xOfStep(s.t - from, to - from, width))}px`;
+    // moved by a transform, not `left`: a scrub step then changes no layout, only where it is drawn
+    cursor.style.transform = `translateX(${Math.floor(xOfStep(s.t - from, to - from, width))}px)`;
   }
 
   // The plot fills its column: redrawn at its width in pixels.

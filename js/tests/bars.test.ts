@@ -100,6 +100,18 @@ describe("state-at-t panel", () => {
     expect(panel.el.querySelector(".rw-bars-header")!.textContent).toContain("padding");
   });
 
+  it("keeps the labels' width through a scrub: room for the longest value any step can write", () => {
+    const panel = createBars(recordingActions().actions);
+    const widths = (t: number, unit = 2) => {
+      panel.update(explorerState([lstm], { t, unit }));
+      return [...panel.el.querySelectorAll<HTMLElement>(".rw-bars-label")].map((l) => l.style.width);
+    };
+    const first = widths(4);
+    // the longest name's "forget  unit 2 = " and a value of at most 10 characters ("-1.23e+30"), on every row
+    expect(first).toEqual(Array(first.length).fill(`${"forget  unit 2 = ".length + 10}ch`));
+    for (const t of [0, 1, 3, 5]) expect(widths(t)).toEqual(first);
+  });
+
   it("reads the absolute step from a window of a long sequence", () => {
     const h = { ...quantity("h", 3, 2, (t, u) => t * 0.1 + u * 0.01), t0: 500 }; // steps 500..502
     const panel = createBars(recordingActions().actions);

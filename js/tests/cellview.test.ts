@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { cellValues, createCellview, equationLines, flowWeights, fmt, templateOf } from "../src/cellview";
+import { cellValues, createCellview, equationLines, flowWeights, fmt, templateOf, unrecordedFlows, unrecordedGates } from "../src/cellview";
 import type { Quantity } from "../src/state";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 import { KINDS } from "./payload";
@@ -193,6 +193,36 @@ describe("cell view equations", () => {
     expect(cellValues(shuffled, 3, 1).gates).toEqual(["input", "forget", "cell", "output"].map((g) => l.quantities[g].data[3 * 2 + 1]));
   });
 
+  it("an LSTM traced with quantities=(\"h\", \"c\") keeps the LSTM's equations, its gates not recorded", () => {
+    const full = lstmLayer(6, 2);
+    const hc = layer("lstm.l0", "lstm", [full.quantities.h, full.quantities.c]); // the kind from the payload
+    expect(templateOf(hc)).toBe("lstm");
+    expect(unrecordedGates(hc)).toEqual(["input", "forget", "cell", "output"]);
+    const cv = cellValues(hc, 3, 1);
+    const c = full.quantities.c.data, h = full.quantities.h.data;
+    expect(cv.gates.every(Number.isNaN)).toBe(true);
+    expect(cv.prev).toBe(c[2 * 2 + 1]); // c_{t-1} is a recorded state, not a gate
+    const lines = equationLines(cv);
+    expect(lines.slice(0, 4).every((line) => line.endsWith(": not recorded"))).toBe(true);
+    expect(lines[4]).toBe(`cₜ₋₁ = ${fmt(c[2 * 2 + 1])}`);
+    expect(lines[5]).toBe(`cₜ = f·cₜ₋₁ + i·g = ${fmt(c[3 * 2 + 1])}`);
+    expect(lines[6]).toBe(`hₜ = o·tanh(cₜ) = o·tanh(${fmt(c[3 * 2 + 1])}) = ${fmt(h[3 * 2 + 1])}`);
+    expect(lines[7]).toContain("gates not recorded: input, forget, cell, output");
+    expect(unrecordedFlows(cv).sort()).toEqual(["carry", "write"]);
+    expect(flowWeights(cv)).toEqual({ carry: 0, write: 0, out: 1 }); // out is |h_t|, known
+    // one gate kept: only the flows that need a missing gate are unknown
+    const withForget = layer("lstm.l0", "lstm", [full.quantities.h, full.quantities.c, full.quantities.forget]);
+    const cf = cellValues(withForget, 3, 1);
+    expect(unrecordedFlows(cf)).toEqual(["write"]);
+    expect(equationLines(cf)[1]).toBe(equationLines(cellValues(full, 3, 1))[1]);
+    // a GRU traced with h only keeps the GRU's equations
+    const gru = layer("gru.l0", "gru", [quantity("h", 4, 2, (t, u) => t / 8 + u)]);
+    expect(templateOf(gru)).toBe("gru");
+    expect(equationLines(cellValues(gru, 2, 0))[4]).toBe(`hₜ = (1−z)·n + z·hₜ₋₁ = ${fmt(0.25)}`);
+    // an LSTM without c cannot run its equations: it lists what it has
+    expect(templateOf(layer("lstm.l0", "lstm", [full.quantities.h]))).toBe("list");
+  });
+
   it("flow weights compare f·c_{t-1} with i·g and are scaled to the largest", () => {
     const cv = cellValues(lstmLayer(6, 1), 3, 0);
     const w = flowWeights(cv);
@@ -225,6 +255,28 @@ describe("cell view panel", () => {
     const labels = [...panel.el.querySelectorAll("svg text")].map((e) => e.textContent);
     expect(labels).toContain("cₜ₊₁"); // the reverse layer's drawing reads its state from t+1
     expect(labels).not.toContain("cₜ₋₁");
+  });
+
+  it("draws the LSTM cell for an h, c-only LSTM layer, its unrecorded gates dashed and marked", () => {
+    const full = lstmLayer(8, 3);
+    const hc = layer("lstm.l0", "lstm", [full.quantities.h, full.quantities.c]);
+    const panel = createCellview(recordingActions().actions);
+    panel.update(explorerState([hc], { t: 3, unit: 1 }));
+    const flows = [...panel.el.querySelectorAll("svg path[data-flow]")].map((p) => p.getAttribute("data-flow"));
+    expect(flows).toEqual(["carry", "write", "out"]); // the LSTM's drawing, not the generic cell's "recur"
+    const labels = [...panel.el.querySelectorAll("svg text")].map((e) => e.textContent);
+    expect(labels).toContain("cₜ₋₁");
+    expect(labels).toEqual(expect.arrayContaining(["f?", "i · g?", "o?", "? dashed: gates not recorded"]));
+    for (const name of ["carry", "write"]) {
+      const path = panel.el.querySelector(`path[data-flow="${name}"]`)!;
+      expect(path.getAttribute("stroke-dasharray")).toBe("4 4");
+      expect(path.querySelector("title")!.textContent).toContain("not recorded");
+    }
+    expect(panel.el.querySelector('path[data-flow="out"]')!.getAttribute("stroke-dasharray")).toBeNull();
+    // the full layer's drawing has no dashes and no question marks
+    panel.update(explorerState([full], { t: 3, unit: 1 }));
+    expect(panel.el.querySelector("[stroke-dasharray]")).toBeNull();
+    expect([...panel.el.querySelectorAll("svg text")].map((e) => e.textContent)).toContain("f");
   });
 
   it("names from user code are shown as text", () => {

@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import {
-  SERIES_COLOURS, contrast, LUT_SIZE, NON_FINITE_WORD, colorWord, cssColor, isDark, lutFor, lutIndex, pack, parseColor, setBackground,
-  textColorOn, unpack,
+  SERIES_COLOURS, contrast, LUT_SIZE, NON_FINITE_WORD, PALETTE_NAMES, colorWord, cssColor, fromOklab, isDark, lutFor, lutIndex, oklab,
+  pack, parseColor, setBackground, setPalette, textColorOn, unpack,
 } from "../src/colormap";
+
+/** The still image's table (rnnwidgets/widgets/still.py), one [r, g, b] per entry. */
+const STILL_LUT: number[][] = JSON.parse(
+  readFileSync(new URL("./fixtures/diverging-light.json", import.meta.url), "utf-8"),
+).lut;
 
 /** Perceived lightness of a packed colour, 0..255. */
 const lightness = (word: number) => {
@@ -40,6 +46,82 @@ describe("the diverging map on the page background", () => {
   });
 });
 
+describe("perceptually uniform diverging maps", () => {
+  it("converts to OKLab as Ottosson's published values, and back", () => {
+    const cases: [number[], number[]][] = [
+      [[255, 255, 255], [1, 0, 0]], [[255, 0, 0], [0.62796, 0.22486, 0.12585]],
+      [[0, 255, 0], [0.86644, -0.23389, 0.1795]], [[0, 0, 255], [0.45201, -0.03246, -0.31153]],
+    ];
+    for (const [rgb, lab] of cases) {
+      for (const [k, v] of oklab(rgb).entries()) expect(v).toBeCloseTo(lab[k], 3);
+      expect(fromOklab(oklab(rgb))).toEqual(rgb);
+    }
+  });
+
+  // Every palette on JupyterLab Light's and Dark's page (and a grey one), sampled at 33 points.
+  for (const name of PALETTE_NAMES) {
+    for (const page of ["#ffffff", "#111111", "#f0f0f0", "#2b2b2b"]) {
+      it(`${name} on ${page}: L linear out from the page on each half, mirror halves, equal steps`, () => {
+        try {
+          setPalette(name);
+          setBackground(page);
+          const lut = lutFor("diverging");
+          const mid = (LUT_SIZE - 1) / 2;
+          expect(unpack(lut[mid]).slice(0, 3)).toEqual(parseColor(page));
+          const lab = Array.from({ length: 33 }, (_, k) => oklab(unpack(lut[k * 8])));
+          const L = lab.map((c) => c[0]);
+          const chroma = lab.map(([, a, b]) => Math.hypot(a, b));
+          const dark = isDark(parseColor(page)!);
+          for (const half of [L.slice(0, 17).reverse(), L.slice(16)]) {
+            for (let k = 1; k < half.length; k++) {
+              // away from the page's lightness at every step: lighter on a dark page, darker on a light one
+              expect(dark ? half[k] - half[k - 1] : half[k - 1] - half[k]).toBeGreaterThan(0.01);
+              expect(half[k]).toBeCloseTo(half[0] + ((half[16] - half[0]) * k) / 16, 2);
+            }
+          }
+          for (let k = 0; k <= 16; k++) {
+            expect(Math.abs(L[16 - k] - L[16 + k])).toBeLessThan(0.005);
+            expect(Math.abs(chroma[16 - k] - chroma[16 + k])).toBeLessThan(0.005);
+          }
+          const steps = lab.slice(1).map((c, k) => Math.hypot(...c.map((v, j) => v - lab[k][j])));
+          const mean = steps.reduce((a, b) => a + b) / steps.length;
+          for (const d of steps) expect(Math.abs(d / mean - 1)).toBeLessThan(0.08); // 8-bit rounding
+          expect(Math.abs(L[0] - L[16])).toBeGreaterThan(0.35); // the ends stand well off the page
+        } finally {
+          setPalette("default");
+          setBackground("#ffffff");
+        }
+      });
+    }
+  }
+
+  it("tells the two sides apart by hue: blue - red, purple - orange", () => {
+    try {
+      const hue = (w: number) => {
+        const [, a, b] = oklab(unpack(w));
+        return ((Math.atan2(b, a) * 180) / Math.PI + 360) % 360;
+      };
+      for (const page of ["#ffffff", "#111111"]) {
+        setBackground(page);
+        setPalette("default");
+        const lut = lutFor("diverging");
+        expect(hue(lut[0])).toBeGreaterThan(230);
+        expect(hue(lut[0])).toBeLessThan(270);
+        expect(hue(lut[LUT_SIZE - 1])).toBeLessThan(40);
+        setPalette("colour-blind safe");
+        const cb = lutFor("diverging");
+        expect(hue(cb[0])).toBeGreaterThan(280);
+        expect(hue(cb[0])).toBeLessThan(320);
+        expect(hue(cb[LUT_SIZE - 1])).toBeGreaterThan(45);
+        expect(hue(cb[LUT_SIZE - 1])).toBeLessThan(75);
+      }
+    } finally {
+      setPalette("default");
+      setBackground("#ffffff");
+    }
+  });
+});
+
 describe("colour lookup tables", () => {
   it("packs RGBA for a little-endian Uint32 view over ImageData bytes", () => {
     const word = pack(1, 2, 3, 4);
@@ -47,10 +129,11 @@ describe("colour lookup tables", () => {
     expect(unpack(word)).toEqual([1, 2, 3, 4]);
   });
 
-  it("runs from the first anchor colour to the last", () => {
+  it("builds on a white page the still image's table, entry for entry", () => {
     expect(lutFor("diverging").length).toBe(LUT_SIZE);
-    expect(unpack(lutFor("diverging")[0])).toEqual([0x05, 0x30, 0x61, 255]);
-    expect(unpack(lutFor("diverging")[LUT_SIZE - 1])).toEqual([0x67, 0x00, 0x1f, 255]);
+    expect(Array.from(lutFor("diverging"), (w) => unpack(w).slice(0, 3))).toEqual(STILL_LUT);
+    expect(unpack(lutFor("diverging")[0])).toEqual([20, 75, 146, 255]);
+    expect(unpack(lutFor("diverging")[LUT_SIZE - 1])).toEqual([134, 39, 38, 255]);
     expect(unpack(lutFor("sequential")[0])).toEqual([0x44, 0x01, 0x54, 255]);
     expect(unpack(lutFor("sequential")[LUT_SIZE - 1])).toEqual([0xfd, 0xe7, 0x25, 255]);
   });

@@ -175,9 +175,9 @@ describe("units panel", () => {
     entries[1].querySelector("button")!.click();
     expect(calls).toEqual([["setUnits", [2, 5]]]);
     const cursor = panel.el.querySelector<HTMLElement>(".rw-units-cursor")!;
-    expect(cursor.style.left).toBe(`${Math.floor(xOfStep(10, 40, PLOT_W))}px`);
+    expect(cursor.style.transform).toBe(`translateX(${Math.floor(xOfStep(10, 40, PLOT_W))}px)`);
     panel.update(explorerState([lstm], { unit: 2, units: [2, 0, 5], t: 39 }));
-    expect(cursor.style.left).toBe(`${Math.floor(xOfStep(39, 40, PLOT_W))}px`);
+    expect(cursor.style.transform).toBe(`translateX(${Math.floor(xOfStep(39, 40, PLOT_W))}px)`);
   });
 
   it("a window of a long sequence: the plot spans the steps held, the cursor and clicks follow", () => {
@@ -188,7 +188,7 @@ describe("units panel", () => {
     panel.update(state);
     expect(panel.el.querySelector(".rw-units-range")!.textContent).toBe("steps 1000–1039 (the window held)");
     const cursor = panel.el.querySelector<HTMLElement>(".rw-units-cursor")!;
-    expect(cursor.style.left).toBe(`${Math.floor(xOfStep(10, 40, PLOT_W))}px`);
+    expect(cursor.style.transform).toBe(`translateX(${Math.floor(xOfStep(10, 40, PLOT_W))}px)`);
     panel.update({ ...state, t: 3000 });
     expect(cursor.style.display).toBe("none");
     const plot = panel.el.querySelector<HTMLElement>(".rw-units-plot")!;

@@ -16,23 +16,64 @@ from ..ranges import colour_scale
 from ..timeaxis import mean_columns
 
 LUT_SIZE = 257  # odd, so a diverging scale's centre (0) has its own entry
-# js/src/colormap.ts's maps on its default (white) page: a still has no theme to read.
+# js/src/colormap.ts's maps on its default (white) page: a still has no theme to read. The diverging
+# map is two straight lines in OKLab from the background to its ends (OKLCh: lightness, chroma, hue
+# in degrees), negative end first; the sequential one viridis, interpolated between its anchors.
+BACKGROUND = "#ffffff"
+DIVERGING_ENDS = ((0.42, 0.13, 257), (0.42, 0.13, 25))
 ANCHORS = {
-    "diverging": ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#ffffff",
-                  "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"],
     "sequential": ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
                    "#35b779", "#6ece58", "#b5de2b", "#fde725"],
 }
+SCALES = ("diverging", "sequential")
 NON_FINITE = (255, 0, 255)
 MAX_COLUMNS = 1000  # longer sequences are averaged over blocks of steps to fit this width
 MIN_WIDTH, MIN_HEIGHT = 400, 120  # small heatmaps are scaled up by whole pixels to at least this
 
 
+_M1 = np.array([[0.4122214708, 0.5363325363, 0.0514459929], [0.2119034982, 0.6806995451, 0.1073969566],
+                [0.0883024619, 0.2817188376, 0.6299787005]])
+_M2 = np.array([[0.2104542553, 0.793617785, -0.0040720468], [1.9779984951, -2.428592205, 0.4505937099],
+                [0.0259040371, 0.7827717662, -0.808675766]])
+_M2_INV = np.array([[1.0, 0.3963377774, 0.2158037573], [1.0, -0.1055613458, -0.0638541728],
+                    [1.0, -0.0894841775, -1.291485548]])
+_M1_INV = np.array([[4.0767416621, -3.3077115913, 0.2309699292], [-1.2684380046, 2.6097574011, -0.3413193965],
+                    [-0.0041960863, -0.7034186147, 1.707614701]])
+
+
+def _hex(h: str) -> np.ndarray:
+    return np.array([int(h[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+
+
+def oklab(rgb) -> np.ndarray:
+    """OKLab (L 0..1, a, b) of sRGB colours (..., 3) in 0..255, as colormap.ts's ``oklab``."""
+    s = np.asarray(rgb, dtype=np.float64) / 255
+    linear = np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4)
+    return np.cbrt(linear @ _M1.T) @ _M2.T
+
+
+def from_oklab(lab) -> np.ndarray:
+    """uint8 sRGB of OKLab colours (..., 3), rounded and clamped as colormap.ts's ``fromOklab``."""
+    linear = ((np.asarray(lab, dtype=np.float64) @ _M2_INV.T) ** 3) @ _M1_INV.T
+    s = 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.abs(linear) ** (1 / 2.4) - 0.055)
+    return np.clip(np.floor(s + 0.5), 0, 255).astype(np.uint8)  # Math.round
+
+
 def _lut(scale: str) -> np.ndarray:
-    """(LUT_SIZE, 3) uint8 colours, interpolated between the anchors as colormap.ts does."""
-    if scale not in ANCHORS:
-        raise ValueError(f"scale: expected one of {sorted(ANCHORS)}, got {scale!r}")
-    rgb = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in ANCHORS[scale]], dtype=np.float64)
+    """(LUT_SIZE, 3) uint8 colours, built as colormap.ts does."""
+    if scale not in SCALES:
+        raise ValueError(f"scale: expected one of {list(SCALES)}, got {scale!r}")
+    if scale == "diverging":
+        centre = oklab(_hex(BACKGROUND))
+        ends = [np.array([L, C * np.cos(np.radians(h)), C * np.sin(np.radians(h))]) for L, C, h in DIVERGING_ENDS]
+        half = (LUT_SIZE - 1) // 2
+        i = np.arange(LUT_SIZE)
+        f = (np.abs(i - half) / half)[:, None]
+        end = np.where((i < half)[:, None], ends[0], ends[1])
+        lut = from_oklab(centre + (end - centre) * f)
+        lut[half] = _hex(BACKGROUND)
+        return lut
+    rgb = np.array([_hex(h) for h in ANCHORS[scale]])
     x = np.arange(LUT_SIZE) / (LUT_SIZE - 1) * (len(rgb) - 1)
     k = np.minimum(np.floor(x).astype(int), len(rgb) - 2)
     f = (x - k)[:, None]

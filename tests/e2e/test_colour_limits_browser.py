@@ -4,6 +4,8 @@ import pytest
 from conftest import ARTIFACTS
 from e2e_support import canvas_rgb, kernel_execute, open_and_run, wait_for_ink, write_notebook
 
+from rnnwidgets.widgets.still import oklab
+
 pytestmark = pytest.mark.e2e
 
 # The quickstart's model and training (notebooks/01_quickstart.ipynb), then its Explorer on c.
@@ -71,6 +73,22 @@ def _row_span(page, unit: int) -> float:
     return (position.max() - position.min()) / (len(bar) - 1)
 
 
+def _check_uniform(theme: str, bar: np.ndarray):
+    """The legend's colour bar, as the browser drew it, is perceptually uniform: OKLab lightness
+    moves away from the page's at every one of 16 equal steps out from the midpoint, the halves
+    mirror each other, and neighbouring samples are equally far apart in OKLab (within 8-bit rounding)."""
+    assert len(bar) == 257, f"{theme}: the colour bar has {len(bar)} entries"
+    lab = oklab(bar[::8])  # 33 samples, the midpoint at 16
+    lightness = lab[:, 0]
+    darker = lightness[0] < lightness[16]
+    for half in (lightness[16::-1], lightness[16:]):
+        steps = np.diff(half) * (-1 if darker else 1)
+        assert (steps > 0.01).all(), f"{theme}: lightness not monotone out from the midpoint: {half.round(3)}"
+    assert np.abs(lightness[16::-1] - lightness[16:]).max() < 0.005, f"{theme}: halves differ in lightness"
+    distance = np.linalg.norm(np.diff(lab, axis=0), axis=1)
+    assert np.abs(distance / distance.mean() - 1).max() < 0.08, f"{theme}: unequal steps {distance.round(4)}"
+
+
 def test_the_counting_unit_spans_half_the_colour_scale_in_light_and_dark(jupyter_server, page):
     write_notebook(jupyter_server.root / "colour_limits.ipynb", QUICKSTART)
     open_and_run(page, jupyter_server.lab_url("colour_limits.ipynb"), timeout=300_000)
@@ -103,4 +121,5 @@ def _check_theme(page, theme: str, light: str, unit, lo, hi, legend):
     bar = canvas_rgb(legend.locator("canvas"))[0]
     middle = "rgb(%d, %d, %d)" % tuple(bar[len(bar) // 2])
     assert middle == background, f"{theme}: the diverging map's midpoint {middle} is not the background {background}"
+    _check_uniform(theme, bar)
     page.locator(".rw-explorer").first.screenshot(path=str(ARTIFACTS / f"colour-limits-{theme.split()[1].lower()}.png"))

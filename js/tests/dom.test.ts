@@ -1,0 +1,28 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { element, setText } from "../src/dom";
+
+describe("setText", () => {
+  it("rewrites the one text node in place, so a scrub step rebuilds no layout object", () => {
+    const el = element("span", "x");
+    setText(el, "step 1 / 9");
+    const node = el.firstChild;
+    expect(node?.nodeType).toBe(Node.TEXT_NODE);
+    setText(el, "step 2 / 9");
+    expect(el.firstChild).toBe(node); // the same node, its data changed
+    expect(el.textContent).toBe("step 2 / 9");
+    expect(el.childNodes).toHaveLength(1);
+  });
+
+  it("writes text over children that are not one text node, and empties", () => {
+    const el = element("div", "x");
+    el.append(element("b", "y"), "tail");
+    setText(el, "plain");
+    expect(el.innerHTML).toBe("plain");
+    setText(el, "");
+    expect(el.childNodes).toHaveLength(0);
+    setText(el, "<img src=x>"); // text, never markup
+    expect(el.querySelector("img")).toBeNull();
+    expect(el.textContent).toBe("<img src=x>");
+  });
+});
