@@ -24,6 +24,7 @@ from ..timeaxis import max_columns, on_axis
 from ..tracedata import Trace
 from .chart import Chart, StepControl
 from .grid import HeatmapGrid
+from .marimo_display import MarimoDisplay
 
 MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
 STEP_LABEL = "step t"
@@ -75,7 +76,7 @@ def _padded(series: list, steps: int) -> np.ndarray:
     return out
 
 
-class GradientFlow(widgets.VBox):
+class GradientFlow(MarimoDisplay, widgets.VBox):
     """Gradient through time, per gate path and per parameter, for a Trace made with a loss —
     or for several (a list, or a dict name -> Trace), overlaid on the same axes.
 

@@ -22,6 +22,7 @@ from ..kinds import layer_name
 from ..timeaxis import MinMaxSeries
 from .chart import Chart
 from .grid import HeatmapGrid
+from .marimo_display import MarimoDisplay
 
 HEAT_POINTS = 400          # the layers x steps grid: 200 columns of bucket maxima
 _FUSED_PARAM = re.compile(r"(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
@@ -46,7 +47,7 @@ TRAINING_STEP = "training step (mon.step calls)"
 BACKWARD_PASS = "backward pass"
 
 
-class TrainingMonitor(widgets.VBox):
+class TrainingMonitor(MarimoDisplay, widgets.VBox):
     """Live loss, gradient norm, per-layer gradient norms and gradient-through-time snapshots.
 
     ``mon = rw.TrainingMonitor(model)``; ``display(mon)``; in the loop, after ``loss.backward()``

@@ -23,6 +23,7 @@ from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
 from ..ranges import colour_scale, max_abs
 from .bundle import BundledView
+from .marimo_display import MarimoDisplay
 from .payload import OPEN
 
 if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
@@ -74,7 +75,7 @@ class MatchView(BundledView):
     context = traitlets.Int(0).tag(sync=True)
 
 
-class MatchPanel(widgets.VBox):
+class MatchPanel(MarimoDisplay, widgets.VBox):
     """A "find matches" button over the list of the Explorer's hypothesis' matches in ``dataset``.
 
     ``frame``: the last search's DataFrame; ``limit``: rows shown; ``context``: tokens shown
