@@ -8,6 +8,7 @@ import { type ExplorerModel, renderExplorer } from "./explorer";
 import { type GridModel, renderGrid } from "./gridview";
 import { type CoclustersModel, type MatchesModel, renderCoclusters, renderMatches } from "./patterns";
 import { renderSteps, type StepsModel } from "./steps";
+import { renderText, type TextModel } from "./text";
 
 const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = {
   explorer: (model, el) => renderExplorer(model as AnyModel<ExplorerModel>, el),
@@ -18,6 +19,7 @@ const VIEWS: Record<string, (model: AnyModel, el: HTMLElement) => () => void> = 
   chart: (model, el) => renderChart(model as AnyModel<ChartModel>, el),
   steps: (model, el) => renderSteps(model as AnyModel<StepsModel>, el),
   compare: (model, el) => renderCompare(model as AnyModel<CompareModel>, el),
+  text: (model, el) => renderText(model as AnyModel<TextModel>, el),
 };
 
 function render({ model, el }: RenderProps<{ _view: string }>): () => void {

@@ -19,9 +19,10 @@ from ..tracedata import Trace
 from .bundle import BundledView
 from .explorer import MAX_INTERVAL_MS, MIN_INTERVAL_MS
 from .payload import FULL_BUDGET, Labels, compare_floats, compare_payload
+from .still import Still, compare_png
 
 
-class Compare(BundledView):
+class Compare(Still, BundledView):
     """``Compare(a, b)``: two Traces of the same model shape (``rw.compare`` builds it from models
     and inputs too). ``names``: what to call the runs ("A", "B" unless given); ``decode``: a
     vocabulary list or ``id -> str`` naming the output classes; ``batch``: the element compared.
@@ -66,6 +67,9 @@ class Compare(BundledView):
         super().__init__(index=index, buffer=buffer, layer=layer, quantity=quantity, tau=check_tau(tau),
                          differing_only=differing_only, interval=interval, heading=heading, closable=closable)
         self.t = t
+
+    def _still_png(self):
+        return compare_png(self)
 
     def _payload(self, layer: str) -> tuple[dict, bytes]:
         return compare_payload(self.comparison, self.labels, None if self.whole else [layer])

@@ -16,6 +16,7 @@ import traitlets
 
 from ..dynamics_analysis import Dynamics, FixedPoints
 from .bundle import BUNDLE
+from .still import Still, dynamics_png
 
 
 def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -> tuple:
@@ -59,7 +60,7 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -
     return meta, np.concatenate(parts).tobytes() if parts else b""
 
 
-class DynamicsView(anywidget.AnyWidget):
+class DynamicsView(Still, anywidget.AnyWidget):
     """``DynamicsView(dyn, fps=None, layer=None, batch=0)``: one layer's dynamics, scrubbable.
 
     ``t`` is the step shown (the slider's); ``layer`` and ``batch`` choose what is sent. ``fps``:
@@ -101,6 +102,9 @@ class DynamicsView(anywidget.AnyWidget):
         super().__init__(layer=layer, batch=batch, t=t, **kwargs)
         self._show()
         self.observe(lambda _: self._show(), names=["layer", "batch"])
+
+    def _still_png(self):
+        return dynamics_png(self)
 
     def _show(self):
         index, data = payload(self.dynamics, self.layer, self.batch, self.fixed_points.get(self.layer))

@@ -24,6 +24,8 @@ from ..timeaxis import max_columns, on_axis
 from ..tracedata import Trace
 from .chart import Chart, StepControl
 from .grid import HeatmapGrid
+from .marimo_display import MarimoDisplay
+from .still import Still, chart_png
 
 MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
 STEP_LABEL = "step t"
@@ -75,7 +77,7 @@ def _padded(series: list, steps: int) -> np.ndarray:
     return out
 
 
-class GradientFlow(widgets.VBox):
+class GradientFlow(MarimoDisplay, Still, widgets.VBox):
     """Gradient through time, per gate path and per parameter, for a Trace made with a loss —
     or for several (a list, or a dict name -> Trace), overlaid on the same axes.
 
@@ -144,6 +146,10 @@ class GradientFlow(widgets.VBox):
         self.steps = StepControl(steps=self.steps_count, followers=self.cursor_views)
         super().__init__([self.verdict_text, self.steps, *charts])
         self.add_class("rw-gradient-flow")  # for page tests and user styles
+
+    def _still_png(self):
+        """The still a static renderer shows: the lines of ‖∂L/∂h_t‖ (and c) through time."""
+        return chart_png(self.time_chart)
 
     # ---- analysis -----------------------------------------------------------------------
     @staticmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import secrets
 import time
 
 import ipywidgets as widgets
@@ -22,6 +23,8 @@ from ..kinds import layer_name
 from ..timeaxis import MinMaxSeries
 from .chart import Chart
 from .grid import HeatmapGrid
+from .marimo_display import MarimoDisplay
+from .still import Still, chart_png
 
 HEAT_POINTS = 400          # the layers x steps grid: 200 columns of bucket maxima
 _FUSED_PARAM = re.compile(r"(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
@@ -46,7 +49,7 @@ TRAINING_STEP = "training step (mon.step calls)"
 BACKWARD_PASS = "backward pass"
 
 
-class TrainingMonitor(widgets.VBox):
+class TrainingMonitor(MarimoDisplay, Still, widgets.VBox):
     """Live loss, gradient norm, per-layer gradient norms and gradient-through-time snapshots.
 
     ``mon = rw.TrainingMonitor(model)``; ``display(mon)``; in the loop, after ``loss.backward()``
@@ -97,6 +100,25 @@ class TrainingMonitor(widgets.VBox):
         self._pending: dict = {}                  # attached: param index -> norm, for this backward
         self._flush_registered = False
         self._build()
+
+    def _still_png(self):
+        """The still a static renderer shows: the loss so far (none before the first step)."""
+        return chart_png(self.loss_chart)
+
+    def _ipython_display_(self):
+        """Displayed under a display id, so ``finish`` can give the cell the final still: a monitor
+        is shown before training, when its still would be empty."""
+        from IPython.display import display
+
+        self._display_id = getattr(self, "_display_id", None) or secrets.token_hex(8)
+        display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
+
+    def _update_display(self):
+        display_id = getattr(self, "_display_id", None)
+        if display_id is not None:
+            from IPython.display import update_display
+
+            update_display(self._repr_mimebundle_(), raw=True, display_id=display_id)
 
     # ---- recording ----------------------------------------------------------------------
     def step(self, loss=None):
@@ -197,9 +219,11 @@ class TrainingMonitor(widgets.VBox):
         self._push()
 
     def finish(self):
-        """The end of training: detach any hooks and send the final state."""
+        """The end of training: detach any hooks and send the final state (and, where the monitor
+        was displayed, the final still for static renderers)."""
         self.detach()
         self.flush()
+        self._update_display()
 
     def save_html(self, path, title: str = "rnnwidgets"):
         """The charts as they stand, as one self-contained offline HTML file."""

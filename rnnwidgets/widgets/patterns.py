@@ -23,7 +23,9 @@ from ..dataset import DatasetTrace
 from ..patterns import cocluster, matches, select_units, unit_stats
 from ..ranges import colour_scale, max_abs
 from .bundle import BundledView
+from .marimo_display import MarimoDisplay
 from .payload import OPEN
+from .still import Still, coclusters_png, matches_png
 
 if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
     from .explorer import Explorer
@@ -74,7 +76,7 @@ class MatchView(BundledView):
     context = traitlets.Int(0).tag(sync=True)
 
 
-class MatchPanel(widgets.VBox):
+class MatchPanel(MarimoDisplay, Still, widgets.VBox):
     """A "find matches" button over the list of the Explorer's hypothesis' matches in ``dataset``.
 
     ``frame``: the last search's DataFrame; ``limit``: rows shown; ``context``: tokens shown
@@ -94,6 +96,10 @@ class MatchPanel(widgets.VBox):
         self.button.on_click(lambda _b: self.find())
         self.view.on_msg(self._on_message)
         super().__init__([widgets.HBox([self.button, self.status]), self.view])
+
+    def _still_png(self):
+        """The still a static renderer shows: the last search's rows (none before one)."""
+        return matches_png(self.view)
 
     def find(self):
         """Search the dataset for the Explorer's current hypothesis; fill the list; the DataFrame."""
@@ -156,7 +162,7 @@ class MatchPanel(widgets.VBox):
             self.open_match(row)
 
 
-class CoClusterView(BundledView):
+class CoClusterView(Still, BundledView):
     """The units x tokens response matrix ordered by cluster, with each unit cluster's ranked
     tokens (js/src/patterns.ts renderCoclusters). Selecting a cluster highlights its units in the
     linked Explorer."""
@@ -196,6 +202,9 @@ class CoClusterView(BundledView):
             self.what = f"{statistic} {quantity} of {self.layer} at the token"
             self.explorer_uid = explorer.view.uid if explorer is not None else ""
         self.observe(self._on_cluster, names="cluster")
+
+    def _still_png(self):
+        return coclusters_png(self)
 
     @traitlets.validate("cluster")
     def _check_cluster(self, proposal):

@@ -9,6 +9,7 @@ notebook written to a temp folder; pages open in the Chromium of the other brows
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -82,6 +83,96 @@ def _(mo, view):
 '''
 
 
+# The views that are ipywidgets boxes in Jupyter, each the last expression of its cell (their
+# ``_display_`` lays them out with marimo's elements): a gradient flow; a Match panel under the
+# Explorer it opens matches in (units 0 and 1 on exactly at each "(", the steps of "((" brushed
+# from Python); a training monitor fed by a loop that a button starts, slowly enough to be seen.
+VIEWS_NOTEBOOK = '''\
+import marimo
+
+app = marimo.App(width="full")
+
+
+@app.cell
+def _():
+    import time
+    import marimo as mo
+    import numpy as np
+    import torch
+    import rnnwidgets as rw
+    from rnnwidgets.dataset import DatasetTrace
+
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(input_size=3, hidden_size=8, num_layers=2, batch_first=True)
+    return DatasetTrace, mo, model, np, rw, time, torch
+
+
+@app.cell
+def _(model, rw, torch):
+    flow = rw.gradient_flow(model, torch.randn(1, 20, 3), loss="last")
+    flow
+    return
+
+
+@app.cell
+def _(DatasetTrace, np, rw):
+    texts = [["a", "(", "(", "b", "c"], list("((a("), list("b(a(((")]
+    tokens = [tok for text in texts for tok in text]
+    h = np.array([[0.6, 0.6, -0.5] if ch == "(" else [-0.9, -0.9, -0.5] for ch in tokens], dtype=np.float32)
+    vocab = sorted(set(tokens))
+    ds = DatasetTrace({"rnn.l0": {"h": h}}, {"rnn.l0": "rnn"}, np.cumsum([0] + [len(t) for t in texts]),
+                      np.array([vocab.index(t) for t in tokens], dtype=np.int32), vocab)
+    explorer = rw.explore(ds.sequence(0))
+    explorer.view.brush = [1, 3]
+    explorer.view.threshold = 0.0
+    return ds, explorer
+
+
+@app.cell
+def _(explorer, mo):
+    mo.ui.anywidget(explorer.view)
+    return
+
+
+@app.cell
+def _(ds, explorer, rw):
+    panel = rw.MatchPanel(explorer, ds, context=2)
+    panel
+    return
+
+
+@app.cell
+def _(model, rw):
+    monitor = rw.TrainingMonitor(model, interval=0.05)
+    monitor
+    return (monitor,)
+
+
+@app.cell
+def _(mo):
+    train = mo.ui.run_button(label="train 30 steps")
+    train
+    return (train,)
+
+
+@app.cell
+def _(mo, model, monitor, time, torch, train):
+    mo.stop(not train.value)
+    _opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    _x = torch.randn(4, 10, 3)
+    with monitor:
+        for _ in range(30):
+            _opt.zero_grad()
+            _loss = model(_x)[0].pow(2).mean()
+            _loss.backward()
+            monitor.step(_loss)
+            _opt.step()
+            time.sleep(0.1)
+    mo.md("trained")
+    return
+'''
+
+
 class MarimoServer:
     """`marimo edit` (or `run`: `mode`) of one notebook on loopback, headless, behind a random token."""
 
@@ -136,10 +227,10 @@ class MarimoServer:
         self._log.close()
 
 
-def _serve(tmp_path_factory, mode: str):
+def _serve(tmp_path_factory, mode: str, source: str = NOTEBOOK):
     base = tmp_path_factory.mktemp(f"marimo-{mode}")
     notebook = base / "explorer_marimo.py"
-    notebook.write_text(NOTEBOOK, encoding="utf-8")
+    notebook.write_text(source, encoding="utf-8")
     server = MarimoServer(mode, notebook, base / "home", base / "server.log")
     try:
         server.wait_ready()
@@ -156,6 +247,11 @@ def marimo_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def marimo_app(tmp_path_factory):
     yield from _serve(tmp_path_factory, "run")
+
+
+@pytest.fixture(scope="module")
+def marimo_views(tmp_path_factory):
+    yield from _serve(tmp_path_factory, "edit", VIEWS_NOTEBOOK)
 
 
 def _painted_explorer(page):
@@ -238,3 +334,82 @@ def test_every_viewer_of_a_marimo_app_sees_the_explorer(marimo_app, browser, pag
         assert wait_for_text(step, lambda s: s.startswith("step 1 / 29")).startswith("step 1 / 29"), step.inner_text()
     finally:
         second.close()
+
+
+def _output_of(page, selector: str):
+    """The cell output (not its source) holding ``selector``."""
+    return page.locator("[id^='output-']", has=page.locator(selector)).first
+
+
+def test_gradient_flow_match_panel_and_monitor_in_marimo(marimo_views, page):
+    page.goto(marimo_views.page_url)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    # GradientFlow: drawn (lines, the layers x steps grid), and a key in its step control moves
+    # the charts' cursors in the page.
+    flow = page.locator(".rw-gradient-flow").first
+    flow.wait_for(state="visible", timeout=START_TIMEOUT_S * 1000)
+    grid = flow.locator(".rw-grid .rw-heatmap").first
+    ink = wait_for_ink(grid, min_distinct=10)
+    assert ink["inked"] > 0 and ink["distinct"] >= 10, ink
+    assert flow.locator(".rw-chart").first.locator("path.rw-chart-series").count() >= 4  # h and c, 2 layers
+    assert "lstm.l0" in flow.locator(".rw-text").first.inner_text()          # the verdicts, as text
+    steps = flow.locator(".rw-steps").first
+    step = steps.locator(".rw-step")
+    assert step.inner_text().startswith("step 0 / 19"), step.inner_text()
+    cursor = flow.locator(".rw-chart-cursor").first
+    grid_cursor = flow.locator(".rw-grid .rw-cursor").first
+    pixels = lambda: grid_cursor.evaluate("c => c.toDataURL()")  # noqa: E731
+    steps.focus()
+    assert _focused(steps), "the step control did not take the focus"
+    for n in (1, 2):
+        before = (cursor.get_attribute("x1"), pixels())
+        page.keyboard.press("ArrowRight")
+        text = f"step {n} / 19"
+        assert wait_for_text(step, lambda s, text=text: s.startswith(text)).startswith(text), step.inner_text()
+        assert wait_for_change(lambda: cursor.get_attribute("x1"), before[0])[0] != before[0], \
+            "ArrowRight did not move the chart's cursor"
+        assert wait_for_change(pixels, before[1])[0] != before[1], "ArrowRight did not move the grid's cursor"
+    assert _focused(steps), "a marimo shortcut took the focus from the step control"
+    _output_of(page, ".rw-gradient-flow").screenshot(path=str(ARTIFACTS / "marimo-gradient-flow.png"))
+
+    # MatchPanel: its button searches in the kernel, the rows come, a click marks one and opens
+    # its sequence in the Explorer (a kernel round trip: the Explorer's step count changes).
+    page.get_by_role("button", name="find matches").click()
+    rows = page.locator(".rw-match")
+    rows.first.wait_for(state="visible", timeout=60_000)
+    assert rows.count() == 5, rows.count()
+    status = page.locator(".rw-text", has_text="best matches").first
+    assert status.inner_text().startswith("5 best matches of units [0, 1]"), status.inner_text()
+    assert wait_for_ink(page.locator(".rw-match-heatmap").first, min_distinct=2)["inked"] > 0
+    explorer_step = page.locator(".rw-explorer .rw-step").first
+    assert explorer_step.inner_text().startswith("step 0 / 4"), explorer_step.inner_text()
+    rows.nth(2).click()  # "(((" of "b(a((("
+    assert "rw-match-selected" in (rows.nth(2).get_attribute("class") or "")
+    opened = wait_for_text(explorer_step, lambda s: s.startswith("step 3 / 5"), timeout=60)
+    assert opened.startswith("step 3 / 5"), opened   # its sequence, at the match's first step
+    assert [r.get_attribute("class").count("rw-match-selected") for r in rows.all()] == [0, 0, 1, 0, 0]
+    _output_of(page, ".rw-matches").screenshot(path=str(ARTIFACTS / "marimo-match-panel.png"))
+
+    # TrainingMonitor: waits for steps, then follows the loop as it logs (several step counts seen
+    # before the loop ends), and keeps the final state.
+    monitor = page.locator(".rw-monitor").first
+    monitor_status = monitor.locator(".rw-text").first
+    assert monitor_status.inner_text() == "no step recorded yet", monitor_status.inner_text()
+    page.get_by_role("button", name="train 30 steps").click()
+    seen = set()
+    trained = page.locator("[id^='output-']", has_text="trained")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not trained.count():
+        found = re.match(r"step (\d+)", monitor_status.inner_text())
+        if found:
+            seen.add(int(found[1]))
+        time.sleep(0.05)
+    assert trained.count(), f"the loop did not finish; steps seen {sorted(seen)}"
+    final = wait_for_text(monitor_status, lambda s: s.startswith("step 30 "))
+    assert final.startswith("step 30 · loss "), final
+    assert len([s for s in seen if 0 < s < 30]) >= 3, f"the monitor did not follow the loop: {sorted(seen)}"
+    loss_line = monitor.locator(".rw-chart").first.locator("path.rw-chart-series").first
+    assert loss_line.get_attribute("d").count("L") + 1 == 30
+    assert wait_for_ink(monitor.locator(".rw-grid .rw-heatmap").first)["inked"] > 0
+    _output_of(page, ".rw-monitor").screenshot(path=str(ARTIFACTS / "marimo-monitor.png"))
