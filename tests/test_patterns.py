@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from rnnwidgets import patterns
 from rnnwidgets.dataset import DatasetTrace
-from rnnwidgets.patterns import cocluster, match_runs, match_scores, matches, select_units, unit_stats
+from rnnwidgets.patterns import cocluster, match_runs, match_scores, matches, select_units, snippet, unit_stats
 
 
 def reference_runs(values, offsets, units, threshold, min_on):
@@ -149,6 +149,7 @@ def stored(tmp_path, monkeypatch):
     memory = small_dataset(h, offsets, tokens)
     monkeypatch.setattr(dataset, "CHUNK_BYTES", 16 * 4 * 100)   # 100 steps a chunk
     monkeypatch.setattr(patterns, "BLOCK_BYTES", 16 * 4 * 200)  # blocks of about 200 steps
+    monkeypatch.setattr(patterns, "TASK_BYTES", 16 * 4 * 600)   # tasks of about 3 blocks
     return memory, DatasetTrace.load(memory.save(tmp_path / "ds"))
 
 
@@ -168,11 +169,14 @@ def test_a_store_is_scanned_with_dask_a_block_at_a_time_equal_to_numpy(stored, m
         blocks.clear()
         got = match_runs(store.values(), store.offsets, units, threshold, min_on)
         assert max(blocks) < 250 < store.steps   # never the whole array
-        assert len(computed) == 1 and computed.pop() > 10   # one dask task per block
+        assert len(computed) == 1 and computed.pop() > 5   # one dask task per few blocks
         assert len(want[0]) > 10
         for a, b in zip(want, got):
             np.testing.assert_array_equal(a, b)
-        assert matches(store, units, threshold, length=3).equals(matches(memory, units, threshold, length=3))
+        shown = matches(store, units, threshold, length=3, limit=None)
+        assert shown.equals(matches(memory, units, threshold, length=3, limit=None))
+        assert shown["text"].tolist() == [snippet(memory, int(q), int(a), int(b)) for q, a, b in
+                                          zip(shown["sequence"], shown["start"], shown["end"])]
         computed.clear()
     for ds in (memory, store):   # no match at all: empty arrays
         assert [len(a) for a in match_runs(ds.values(), ds.offsets, [0], 2.0)] == [0, 0, 0, 0]
