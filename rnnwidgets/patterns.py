@@ -23,9 +23,11 @@ where that token is the input, and its mean change (value minus the previous ste
 first step of a sequence compares with 0, the default initial state).
 
 Arrays in memory are scanned with numpy, block by block. Arrays in a store (zarr, from
-``rw.trace_dataset(path=...)`` or ``DatasetTrace.load``) are scanned as dask computations, one
-task per block of whole sequences on dask's default scheduler, so no more than a few blocks
-are in memory at once. Both run the same code on each block: their results are equal.
+``rw.trace_dataset(path=...)`` or ``DatasetTrace.load``) are scanned as dask computations on
+dask's default scheduler, each task a few blocks of whole sequences read one at a time, so no
+more than a block per worker thread is in memory at once; a match maps an uncompressed local
+store's chunk files and reads only the selected units' columns and the rows in and around the
+runs. Both run the same code on each block: their results are equal.
 """
 from __future__ import annotations
 
