@@ -163,6 +163,10 @@ def test_a_store_is_scanned_with_dask_a_block_at_a_time_equal_to_numpy(stored, m
     compute, block = dask.compute, patterns._match_block
     monkeypatch.setattr(dask, "compute", lambda *a, **k: computed.append(len(a)) or compute(*a, **k))
     monkeypatch.setattr(patterns, "_match_block", lambda chunk, *a: blocks.append(chunk.shape[0]) or block(chunk, *a))
+    mapped, read = [], []   # a match maps the uncompressed store's chunk files; it reads no whole block
+    map_rows, read_rows = patterns.map_rows, patterns.read_rows
+    monkeypatch.setattr(patterns, "map_rows", lambda *a: mapped.append(a[1:]) or map_rows(*a))
+    monkeypatch.setattr(patterns, "read_rows", lambda *a: read.append(a[1:3]) or read_rows(*a))
     for units, threshold, min_on in [([0, 3], 0.2, None), ([1, 5, 9], 0.0, 2), ([7], -0.5, None)]:
         want = match_runs(memory.values(), memory.offsets, units, threshold, min_on)
         assert not computed   # arrays in memory: numpy
@@ -171,6 +175,8 @@ def test_a_store_is_scanned_with_dask_a_block_at_a_time_equal_to_numpy(stored, m
         assert max(blocks) < 250 < store.steps   # never the whole array
         assert len(computed) == 1 and computed.pop() > 5   # one dask task per few blocks
         assert len(want[0]) > 10
+        assert mapped and not read
+        mapped.clear()
         for a, b in zip(want, got):
             np.testing.assert_array_equal(a, b)
         shown = matches(store, units, threshold, length=3, limit=None)
