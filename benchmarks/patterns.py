@@ -11,9 +11,11 @@ Target: match <= 1 s for 1,000,000 steps x 512 units, and <= 1x a plain scan. ``
 saves the dataset as a zarr store (rw's format) and the same values as a plain .npy file, frees
 the arrays in memory, starts a dask.distributed LocalCluster of two single-threaded worker
 processes, each with a memory limit of a quarter of the store, and prints match over the
-store (each task reading its block on a worker) next to one numpy pass over the memory-mapped
-.npy in this process (page cache warm after the warmup; target <= 1.5x), with the workers' peak
-memory (each one's VmHWM) and this process's peak growth.
+store (a few tasks, each mapping its blocks' chunk files on a worker, one block at a time, and
+reading only the selected units' columns and the rows in and around runs) next to one numpy
+pass over the memory-mapped .npy in this process (page cache warm after the warmup; target
+<= 1.5x), with the workers' peak memory (each one's VmHWM, mapped file pages included) and this
+process's peak growth.
 
 ``--trace-steps N`` also traces a 512-unit LSTM over N steps with rw.trace_dataset(path=...) in a
 fresh process and prints its peak memory growth next to the bytes it wrote to disk: with the

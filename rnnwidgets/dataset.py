@@ -1029,7 +1029,7 @@ def read_rows(array, a: int, b: int, out: Optional[np.ndarray] = None) -> np.nda
     for i in range(a // rows, -(-b // rows)):
         lo, hi = max(a, i * rows), min(b, (i + 1) * rows)
         target = block[lo - a:hi - a]
-        name = folder / "c" / str(i) / "/".join(["0"] * (array.ndim - 1)) if array.ndim > 1 else folder / "c" / str(i)
+        name = _chunk_file(folder, array, i)
         try:
             with open(name, "rb", buffering=0) as f:
                 f.seek((lo - i * rows) * row_bytes)
@@ -1038,6 +1038,11 @@ def read_rows(array, a: int, b: int, out: Optional[np.ndarray] = None) -> np.nda
         except FileNotFoundError:   # a chunk never written: the fill value
             target[...] = array.metadata.fill_value
     return block
+
+
+def _chunk_file(folder: Path, array, i: int) -> Path:
+    """The file of chunk ``i`` (along the first axis) of an array chunked along it only."""
+    return folder / "c" / str(i) / "/".join(["0"] * (array.ndim - 1)) if array.ndim > 1 else folder / "c" / str(i)
 
 
 def _raw_chunks(array) -> Optional[Path]:
@@ -1060,3 +1065,69 @@ def _raw_chunks(array) -> Optional[Path]:
         return Path(array.store.root) / array.path
     except AttributeError:   # another kind of array
         return None
+
+
+class MappedRows:
+    """Rows [a, b) of an uncompressed array of a local store, its chunks' files memory-mapped:
+    nothing is read until asked for, and then only the pages asked for (the page cache's own
+    pages, no copy). ``columns(cols)`` copies a few columns of every row, ``take(rows)`` a few
+    rows (numbered from ``a``); the rows the store never wrote read as the fill value."""
+
+    def __init__(self, array, folder: Path, a: int, b: int):
+        import mmap
+
+        self.a, self.b, self.shape = a, b, (b - a, *array.shape[1:])
+        self.dtype = array.dtype
+        rows = array.chunks[0]
+        self.pieces: list = []   # (first row, view of the rows) per chunk, in order
+        for i in range(a // rows, -(-b // rows)):
+            lo, hi = max(a, i * rows), min(b, (i + 1) * rows)
+            name = _chunk_file(folder, array, i)
+            try:
+                with open(name, "rb", buffering=0) as f:
+                    size = os.fstat(f.fileno()).st_size
+                    whole = rows * array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+                    if size < whole:
+                        raise ValueError(f"{name}: shorter than a chunk of {array.dtype} ({rows} rows)")
+                    mapped = mmap.mmap(f.fileno(), whole, access=mmap.ACCESS_READ)
+                chunk = np.frombuffer(mapped, array.dtype, count=whole // array.dtype.itemsize)
+                view = chunk.reshape(rows, *array.shape[1:])[lo - i * rows:hi - i * rows]
+            except FileNotFoundError:   # a chunk never written: the fill value, without memory
+                view = np.broadcast_to(np.asarray(array.metadata.fill_value, array.dtype), (hi - lo, *array.shape[1:]))
+            self.pieces.append((lo - a, view))
+        self.firsts = np.array([first for first, _ in self.pieces], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.b - self.a
+
+    def columns(self, cols) -> np.ndarray:
+        """(rows, len(cols)): the columns ``cols`` of every row."""
+        return np.concatenate([view[:, cols] for _, view in self.pieces])
+
+    def take(self, rows, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The rows ``rows`` (numbered from ``a``), as ``values[a:b][rows]``, into ``out`` when
+        given (a buffer reused by the caller: fresh memory costs a page fault per 4 KiB, and a
+        dask worker returns freed memory to the system at once)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows: expected indices in [0, {len(self)})")
+        if out is None:
+            out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        piece = np.searchsorted(self.firsts, rows, side="right") - 1
+        if np.any(np.diff(piece) < 0):   # each chunk's rows together, then back in the order asked
+            order = np.argsort(piece, kind="stable")
+            gathered = self.take(rows[order])
+            out[order] = gathered
+            return out
+        bounds = np.searchsorted(piece, np.arange(len(self.pieces) + 1))
+        for (first, view), lo, hi in zip(self.pieces, bounds[:-1], bounds[1:]):
+            if hi > lo:   # mode="clip": no buffered copy (the rows are checked above)
+                np.take(view, rows[lo:hi] - first, axis=0, out=out[lo:hi], mode="clip")
+        return out
+
+
+def map_rows(array, a: int, b: int) -> Optional[MappedRows]:
+    """Rows [a, b) of a dataset array mapped from its chunks' files (see ``MappedRows``) when it
+    is an uncompressed array of a local store, else None (read it with ``read_rows``)."""
+    folder = _raw_chunks(array) if not isinstance(array, np.ndarray) else None
+    return None if folder is None else MappedRows(array, folder, a, b)

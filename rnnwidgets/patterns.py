@@ -23,9 +23,11 @@ where that token is the input, and its mean change (value minus the previous ste
 first step of a sequence compares with 0, the default initial state).
 
 Arrays in memory are scanned with numpy, block by block. Arrays in a store (zarr, from
-``rw.trace_dataset(path=...)`` or ``DatasetTrace.load``) are scanned as dask computations, one
-task per block of whole sequences on dask's default scheduler, so no more than a few blocks
-are in memory at once. Both run the same code on each block: their results are equal.
+``rw.trace_dataset(path=...)`` or ``DatasetTrace.load``) are scanned as dask computations on
+dask's default scheduler, each task a few blocks of whole sequences read one at a time, so no
+more than a block per worker thread is in memory at once; a match maps an uncompressed local
+store's chunk files and reads only the selected units' columns and the rows in and around the
+runs. Both run the same code on each block: their results are equal.
 """
 from __future__ import annotations
 
@@ -35,10 +37,11 @@ from typing import Optional
 
 import numpy as np
 
-from .dataset import DatasetTrace, read_rows
+from .dataset import DatasetTrace, map_rows, read_rows
 
 CHUNK_STEPS = 1 << 20  # steps scanned at once in memory
-BLOCK_BYTES = 64 << 20  # a dask task's block of a store: whole sequences of about this many bytes
+BLOCK_BYTES = 64 << 20  # a block of a store read at once: whole sequences of about this many bytes
+TASK_BYTES = 256 << 20  # a dask task's consecutive blocks of a store: about this many bytes
 
 
 # ---- select ---------------------------------------------------------------------------------------
@@ -80,17 +83,19 @@ def match_runs(values, offsets: np.ndarray, units, threshold: float, min_on: Opt
     need = len(units) if min_on is None else int(min_on)
     if not 1 <= need <= len(units):
         raise ValueError(f"min_on: expected 1 <= min_on <= {len(units)} (the selected units), got {min_on}")
-    parts = [part for part in _per_block(_match_block, values, offsets, _block_steps(values), units, threshold, need)
+    parts = [part for part in _per_block(_match_block, values, offsets, _block_steps(values), units, threshold, need,
+                                         mapped=True)
              if part is not None]
     if not parts:
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
     return tuple(np.concatenate(out).astype(np.int64) for out in zip(*parts))
 
 
-def _match_block(chunk: np.ndarray, a: int, b: int, offsets: np.ndarray, units, threshold: float, need: int):
-    """match_runs over steps [a, b) (whole sequences; ``chunk`` their values, ``offsets`` the ones
-    within [a, b]), or None without a run."""
-    count = np.count_nonzero(chunk[:, units] > threshold, axis=1)
+def _match_block(chunk, a: int, b: int, offsets: np.ndarray, units, threshold: float, need: int):
+    """match_runs over steps [a, b) (whole sequences; ``chunk`` their values, numpy or a store's
+    ``MappedRows``; ``offsets`` the ones within [a, b]), or None without a run. Only the selected
+    units' columns and the rows in and around the runs are read."""
+    count = np.count_nonzero(_columns(chunk, units) > threshold, axis=1)
     hit = count >= need
     # a run starts where the pattern is on and was off the step before or a sequence begins
     first = np.zeros(b - a, dtype=bool)
@@ -101,10 +106,7 @@ def _match_block(chunk: np.ndarray, a: int, b: int, offsets: np.ndarray, units, 
     ends = np.flatnonzero(hit & (last | ~np.roll(hit, -1))) + 1
     if starts.size == 0:
         return None
-    on = _on_over_runs(chunk, starts, ends, threshold)
-    # switching with the run: off at the step before and after it, where the sequence has one
-    on &= ~((chunk[np.maximum(starts - 1, 0)] > threshold) & ~first[starts][:, None])
-    on &= ~((chunk[np.minimum(ends, b - a - 1)] > threshold) & ~last[ends - 1][:, None])
+    on = _switching(chunk, starts, ends, ~first[starts], ~last[ends - 1], threshold)
     selected_on = np.count_nonzero(on[:, units], axis=1)
     return starts + a, ends + a, selected_on, on.sum(axis=1) - selected_on
 
@@ -127,14 +129,17 @@ def _block_steps(values) -> int:
     return max(1, min(CHUNK_STEPS, BLOCK_BYTES // (values.shape[1] * values.dtype.itemsize)))
 
 
-def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -> list:
+def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None, mapped: bool = False) -> list:
     """``fn(block, a, b, offsets within [a, b], *args)`` for each block [a, b) of whole sequences,
-    in order: a numpy loop over arrays in memory, else one dask task per block that reads its block
-    of the store and runs ``fn`` on it. Reading inside the task keeps one block per worker thread
-    in memory and sends back only ``fn``'s small result: on a ``dask.distributed`` Client (used
-    when one is active) the blocks are read on the workers, never in the notebook, whose graph
-    holds the store's address, not its data. ``extra``: a (total_steps,) array whose block is
-    passed after ``b`` too."""
+    in order: a numpy loop over arrays in memory, else dask tasks, each reading a run of
+    consecutive blocks of the store (about TASK_BYTES) one at a time and running ``fn`` on each.
+    Reading inside the task keeps one block per worker thread in memory and sends back only
+    ``fn``'s small results: on a ``dask.distributed`` Client (used when one is active) the blocks
+    are read on the workers, never in the notebook, whose graph holds the store's address, not its
+    data; a few large tasks rather than one per block keep the graph and the scheduler's work per
+    search small. ``extra``: a (total_steps,) array whose block is passed after ``b`` too.
+    ``mapped``: ``fn`` takes a store's block as ``MappedRows`` too (its chunks' files mapped, read
+    only where ``fn`` looks), where the store allows."""
     ranges = list(_chunks(offsets, steps))
 
     def within(a, b):
@@ -148,33 +153,46 @@ def _per_block(fn, values, offsets: np.ndarray, steps: int, *args, extra=None) -
     def source(array, a, b):   # what a task is sent: a numpy array's block, or a store's array (its address)
         return (array[a:b], 0) if isinstance(array, np.ndarray) else (array, a)
 
+    row_bytes = int(np.prod(values.shape[1:], dtype=np.int64)) * values.dtype.itemsize
+    groups: list = [[]]
+    for a, b in ranges:   # consecutive blocks of about TASK_BYTES a task
+        if groups[-1] and (b - groups[-1][0][0]) * row_bytes > TASK_BYTES:
+            groups.append([])
+        groups[-1].append((a, b))
     task = dask.delayed(_read_then, pure=True)
-    tasks = [task(fn, a, b, [source(v, a, b) for v in (values, *([extra] if extra is not None else []))],
-                  within(a, b), *args)
-             for a, b in ranges]
-    return list(dask.compute(*tasks))
+    tasks = [task(fn, mapped, [(a, b, [source(v, a, b) for v in (values, *([extra] if extra is not None else []))],
+                                within(a, b)) for a, b in group], *args)
+             for group in groups]
+    return [result for results in dask.compute(*tasks) for result in results]
 
 
-def _read_then(fn, a: int, b: int, sources: list, offsets: np.ndarray, *args):
-    """One task: the block [a, b) of each source (array, where the block starts in it) read here
-    (a store's chunks then, into this thread's buffers, reused from block to block: fresh memory
-    costs a page fault per 4 KiB), then ``fn`` over the blocks; ``fn`` returns no view of them."""
-    blocks = [array[start:start + b - a] if isinstance(array, np.ndarray)
-              else read_rows(array, start, start + b - a, _buffer(i, b - a, array))
-              for i, (array, start) in enumerate(sources)]
-    return fn(blocks[0], a, b, *blocks[1:], offsets, *args)
+def _read_then(fn, mapped: bool, blocks: list, *args) -> list:
+    """One task: for each block (a, b, sources, offsets within [a, b]), in order, the block [a, b)
+    of each source (array, where the block starts in it) read here (a store's chunks then, into
+    this thread's buffers, reused from block to block: fresh memory costs a page fault per 4 KiB;
+    or, with ``mapped``, their files mapped where the store allows, so ``fn`` reads only what it
+    looks at), then ``fn`` over the block; ``fn`` returns no view of them. ``fn``'s results."""
+    results = []
+    for a, b, sources, offsets in blocks:
+        read = [array[start:start + b - a] if isinstance(array, np.ndarray)
+                else (mapped and map_rows(array, start, start + b - a))
+                or read_rows(array, start, start + b - a, _buffer(i, b - a, array.shape[1:], array.dtype))
+                for i, (array, start) in enumerate(sources)]
+        results.append(fn(read[0], a, b, *read[1:], offsets, *args))
+        del read   # a block's mapped files are let go before the next block's
+    return results
 
 
 _held = threading.local()
 
 
-def _buffer(i: int, rows: int, array) -> np.ndarray:
-    """This thread's ``i``-th block buffer, of at least ``rows`` rows like ``array``'s."""
+def _buffer(i, rows: int, shape: tuple, dtype) -> np.ndarray:
+    """This thread's buffer ``i``, of at least ``rows`` rows of ``shape`` and ``dtype``."""
     held = _held.__dict__.setdefault("buffers", {})
     buffer = held.get(i)
-    if buffer is None or len(buffer) < rows or buffer.shape[1:] != array.shape[1:] or buffer.dtype != array.dtype:
-        buffer = held[i] = np.empty((rows + rows // 4, *array.shape[1:]), array.dtype)
-    return buffer
+    if buffer is None or len(buffer) < rows or buffer.shape[1:] != tuple(shape) or buffer.dtype != dtype:
+        buffer = held[i] = np.empty((rows + rows // 4, *shape), dtype)
+    return buffer[:rows]
 
 
 def _chunks(offsets: np.ndarray, steps: Optional[int] = None):
@@ -191,20 +209,42 @@ def _chunks(offsets: np.ndarray, steps: Optional[int] = None):
         a, i = b, j
 
 
-def _on_over_runs(chunk: np.ndarray, starts: np.ndarray, ends: np.ndarray, threshold: float) -> np.ndarray:
-    """(runs, units) bool: which units stay above the threshold at every step of each run. Only the
-    steps inside runs are read; a sparse (runs x steps) sum counts each unit's on steps per run
-    (np.minimum.reduceat over many short runs is 20x slower)."""
+def _columns(chunk, cols) -> np.ndarray:
+    """Columns ``cols`` of every row of a block (numpy, or a store's ``MappedRows``)."""
+    return chunk[:, cols] if isinstance(chunk, np.ndarray) else chunk.columns(cols)
+
+
+def _take(chunk, rows, out: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a block (numpy, or a store's ``MappedRows``) into ``out``."""
+    if isinstance(chunk, np.ndarray):
+        return np.take(chunk, rows, axis=0, out=out, mode="clip")   # rows within the block: no check
+    return chunk.take(rows, out)
+
+
+def _switching(chunk, starts: np.ndarray, ends: np.ndarray, before: np.ndarray, after: np.ndarray,
+               threshold: float) -> np.ndarray:
+    """(runs, units) bool: which units switch with each run [start, end) of the block: above the
+    threshold at every step of it, and not above it at the step before (where ``before``) and after
+    (where ``after``). Only those rows are read, into one buffer (a store's block: this thread's,
+    reused); a sparse (runs x steps) product counts each unit's on steps per run
+    (np.minimum.reduceat over many short runs is 20x slower, a cumulative sum along steps 40x)."""
     from scipy import sparse
 
     lengths = ends - starts
-    total = int(lengths.sum())
+    total, runs = int(lengths.sum()), len(starts)
     first = np.concatenate([[0], np.cumsum(lengths)])  # where each run begins among the gathered steps
-    inside = np.repeat(starts - first[:-1], lengths) + np.arange(total)
     exact = np.float32 if lengths.max() < 2 ** 24 else np.float64  # counts stay exact integers
-    on = (chunk[inside] > threshold).astype(exact)
-    per_run = sparse.csr_matrix((np.ones(total, exact), np.arange(total), first), shape=(len(starts), total))
-    return (per_run @ on) == lengths[:, None]
+    shape, dtype = (total + 2 * runs, chunk.shape[1]), chunk.dtype
+    rows = np.empty(shape, dtype) if isinstance(chunk, np.ndarray) else _buffer(-1, shape[0], shape[1:], dtype)
+    _take(chunk, np.repeat(starts - first[:-1], lengths) + np.arange(total), rows[:total])
+    _take(chunk, np.maximum(starts - 1, 0), rows[total:total + runs])
+    _take(chunk, np.minimum(ends, len(chunk) - 1), rows[total + runs:total + 2 * runs])
+    above = np.greater(rows[:total + 2 * runs], threshold, out=rows[:total + 2 * runs])   # 1 where on, else 0
+    per_run = sparse.csr_matrix((np.ones(total, exact), np.arange(total), first), shape=(runs, total))
+    on = (per_run @ above[:total].astype(exact, copy=False)) == lengths[:, None]
+    on &= ~((above[total:total + runs] > 0) & before[:, None])
+    on &= ~((above[total + runs:] > 0) & after[:, None])
+    return on
 
 
 def matches(ds: DatasetTrace, units, threshold: float, *, layer: Optional[str] = None, quantity: str = "h",
@@ -232,9 +272,40 @@ def matches(ds: DatasetTrace, units, threshold: float, *, layer: Optional[str] =
     frame = pd.DataFrame({"sequence": sequence, "start": starts[order] - first, "end": ends[order] - first,
                           "score": score[order], "selected_on": selected_on[order], "extra_on": extra_on[order]})
     labelled = layer not in ds.layer_offsets   # the tokens label the dataset's steps, not a layer's own
-    frame["text"] = [snippet(ds, int(s), int(a), int(b), context) if labelled else ""
-                     for s, a, b in zip(frame["sequence"], frame["start"], frame["end"])]
+    frame["text"] = _snippets(ds, offsets, sequence, starts[order], ends[order], context) if labelled \
+        else [""] * len(frame)
     return frame
+
+
+def _snippets(ds: DatasetTrace, offsets: np.ndarray, sequence: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+              context: int) -> list:
+    """``snippet`` of each run [start, end) (steps of the dataset) of its sequence, the tokens of
+    every run read at once (a store's chunks once, not once a run)."""
+    if ds.token_ids is None:
+        return [""] * len(starts)
+    assert ds.vocab is not None   # token ids come with their vocabulary
+    lo = np.maximum(offsets[sequence], starts - context)
+    hi = np.minimum(offsets[sequence + 1], ends + context)
+    lengths = hi - lo
+    steps = np.repeat(lo - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(int(lengths.sum()))
+    ids = _token_ids_at(ds.token_ids, steps).tolist()
+    vocab, texts, k = ds.vocab, [], 0
+    for a, s, e, b in zip(lo.tolist(), starts.tolist(), ends.tolist(), hi.tolist()):
+        words = [vocab[i] for i in ids[k:k + b - a]]
+        texts.append(f"{''.join(words[:s - a])}[{''.join(words[s - a:e - a])}]{''.join(words[e - a:])}")
+        k += b - a
+    return texts
+
+
+def _token_ids_at(token_ids, steps: np.ndarray) -> np.ndarray:
+    """``token_ids[steps]`` of a numpy or store's array, in one read."""
+    if isinstance(token_ids, np.ndarray) or len(steps) == 0:
+        return np.asarray(token_ids)[steps]
+    a, b = int(steps.min()), int(steps.max()) + 1
+    mapped = map_rows(token_ids, a, b)
+    if mapped is not None:
+        return mapped.take(steps - a)
+    return np.asarray(token_ids.get_coordinate_selection(steps))
 
 
 def snippet(ds: DatasetTrace, sequence: int, start: int, end: int, context: int = 3) -> str:

@@ -520,3 +520,29 @@ def test_an_lstm_traced_without_gates_reaches_the_view_as_an_lstm(setup, tmp_pat
             assert entry["kind"] == "lstm" and entry["recurrence"] == kinds.describe("lstm")
             assert entry["recurrence"]["gates"] == ["input", "forget", "cell", "output"]
             assert sorted(q["name"] for q in entry["quantities"]) == ["c", "h"]   # no gate was recorded
+
+
+def test_map_rows_reads_what_is_asked_equal_to_zarr(tmp_path):
+    group = zarr.open_group(str(tmp_path / "g"), mode="w", zarr_format=3)
+    values = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
+    raw = group.create_array("raw", shape=(60, 3), chunks=(8, 3), dtype="<f4", fill_value=-1, compressors=None)
+    raw[:50] = values   # rows 50..59: a partly written chunk and one never written (the fill value)
+    ids = group.create_array("ids", shape=(50,), chunks=(8,), dtype="<i4", fill_value=0, compressors=None)
+    ids[:] = np.arange(50)
+    packed = group.create_array("packed", shape=(50, 3), chunks=(8, 3), dtype="<f4",
+                                compressors=dataset._compressors(True))
+    assert dataset.map_rows(packed, 0, 10) is None and dataset.map_rows(values, 0, 10) is None
+    rng = np.random.default_rng(0)
+    for a, b in [(0, 60), (3, 5), (7, 9), (13, 57), (46, 60)]:
+        mapped, want = dataset.map_rows(raw, a, b), raw[a:b]
+        assert len(mapped) == b - a and mapped.shape == want.shape
+        np.testing.assert_array_equal(mapped.columns([0, 2]), want[:, [0, 2]])
+        for rows in (np.arange(b - a), rng.integers(0, b - a, 7), np.sort(rng.integers(0, b - a, 5)), []):
+            np.testing.assert_array_equal(mapped.take(rows), want[rows])
+            out = np.full((len(rows), 3), np.nan, np.float32)
+            assert mapped.take(rows, out) is out
+            np.testing.assert_array_equal(out, want[rows])
+        with pytest.raises(IndexError, match="expected indices"):
+            mapped.take([b - a])
+        np.testing.assert_array_equal(dataset.map_rows(ids, a, min(b, 50)).take([0, min(b, 50) - a - 1]),
+                                      [a, min(b, 50) - 1])

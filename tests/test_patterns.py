@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from rnnwidgets import patterns
 from rnnwidgets.dataset import DatasetTrace
-from rnnwidgets.patterns import cocluster, match_runs, match_scores, matches, select_units, unit_stats
+from rnnwidgets.patterns import cocluster, match_runs, match_scores, matches, select_units, snippet, unit_stats
 
 
 def reference_runs(values, offsets, units, threshold, min_on):
@@ -149,6 +149,7 @@ def stored(tmp_path, monkeypatch):
     memory = small_dataset(h, offsets, tokens)
     monkeypatch.setattr(dataset, "CHUNK_BYTES", 16 * 4 * 100)   # 100 steps a chunk
     monkeypatch.setattr(patterns, "BLOCK_BYTES", 16 * 4 * 200)  # blocks of about 200 steps
+    monkeypatch.setattr(patterns, "TASK_BYTES", 16 * 4 * 600)   # tasks of about 3 blocks
     return memory, DatasetTrace.load(memory.save(tmp_path / "ds"))
 
 
@@ -162,17 +163,26 @@ def test_a_store_is_scanned_with_dask_a_block_at_a_time_equal_to_numpy(stored, m
     compute, block = dask.compute, patterns._match_block
     monkeypatch.setattr(dask, "compute", lambda *a, **k: computed.append(len(a)) or compute(*a, **k))
     monkeypatch.setattr(patterns, "_match_block", lambda chunk, *a: blocks.append(chunk.shape[0]) or block(chunk, *a))
+    mapped, read = [], []   # a match maps the uncompressed store's chunk files; it reads no whole block
+    map_rows, read_rows = patterns.map_rows, patterns.read_rows
+    monkeypatch.setattr(patterns, "map_rows", lambda *a: mapped.append(a[1:]) or map_rows(*a))
+    monkeypatch.setattr(patterns, "read_rows", lambda *a: read.append(a[1:3]) or read_rows(*a))
     for units, threshold, min_on in [([0, 3], 0.2, None), ([1, 5, 9], 0.0, 2), ([7], -0.5, None)]:
         want = match_runs(memory.values(), memory.offsets, units, threshold, min_on)
         assert not computed   # arrays in memory: numpy
         blocks.clear()
         got = match_runs(store.values(), store.offsets, units, threshold, min_on)
         assert max(blocks) < 250 < store.steps   # never the whole array
-        assert len(computed) == 1 and computed.pop() > 10   # one dask task per block
+        assert len(computed) == 1 and computed.pop() > 5   # one dask task per few blocks
         assert len(want[0]) > 10
+        assert mapped and not read
+        mapped.clear()
         for a, b in zip(want, got):
             np.testing.assert_array_equal(a, b)
-        assert matches(store, units, threshold, length=3).equals(matches(memory, units, threshold, length=3))
+        shown = matches(store, units, threshold, length=3, limit=None)
+        assert shown.equals(matches(memory, units, threshold, length=3, limit=None))
+        assert shown["text"].tolist() == [snippet(memory, int(q), int(a), int(b)) for q, a, b in
+                                          zip(shown["sequence"], shown["start"], shown["end"])]
         computed.clear()
     for ds in (memory, store):   # no match at all: empty arrays
         assert [len(a) for a in match_runs(ds.values(), ds.offsets, [0], 2.0)] == [0, 0, 0, 0]
