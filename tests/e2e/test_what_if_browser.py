@@ -5,31 +5,25 @@ without a kernel, the box says that a live model is needed."""
 from pathlib import Path
 
 import pytest
-from e2e_support import block_network, kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import (
+    explorer_made_here,
+    in_each_theme,
+    kernel_execute,
+    open_explorer_notebook,
+    open_offline,
+    token_model_cell,
+    wait_for_ink,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-MODEL = """\
-import torch, torch.nn as nn, rnnwidgets as rw
-torch.manual_seed(0)
-class Tokens(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb, self.rnn, self.head = nn.Embedding(4, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 4)
-    def forward(self, ids):
-        return self.head(self.rnn(self.emb(ids))[0])
-vocab = list("()ab")
-text = "(a(b(ab)a)(b))a"
-ids = torch.tensor([[vocab.index(c) for c in text]])
-explorer = rw.explore(Tokens().eval(), ids, tokens=[list(text)], decode=vocab)
-explorer"""
+MODEL = token_model_cell("LSTM", 12)
 
 
 def test_clamping_a_unit_opens_the_comparison_of_before_and_after(page, jupyter_server):
-    write_notebook(jupyter_server.root / "what_if.ipynb", MODEL)
-    widget = open_and_run(page, jupyter_server.lab_url("what_if.ipynb"))
-    wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
+    widget = open_explorer_notebook(page, jupyter_server, "what_if.ipynb", MODEL)
     text = widget.locator(".rw-whatif-text")
     assert wait_for_text(text, lambda s: s.startswith("unit 0 of rnn.l0 h, steps [0, 15)")) == "unit 0 of rnn.l0 h, steps [0, 15)"
     widget.locator(".rw-whatif-op").select_option("value")
@@ -48,21 +42,12 @@ def test_clamping_a_unit_opens_the_comparison_of_before_and_after(page, jupyter_
 
     ARTIFACTS.mkdir(exist_ok=True)
     box = page.locator(".rw-explorer-box").first
-    try:
-        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
-            _set_theme(page, theme, light)
-            page.wait_for_timeout(300)   # the theme's CSS applied
-            box.screenshot(path=str(ARTIFACTS / f"what-if-{theme.split()[1].lower()}.png"))
-    finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
-        _set_theme(page, "JupyterLab Light", "true")
+    in_each_theme(page, lambda theme: box.screenshot(path=str(ARTIFACTS / f"what-if-{theme}.png")))
 
 
 def test_without_a_kernel_the_box_says_a_live_model_is_needed(page, tmp_path):
-    namespace: dict = {}
-    exec(MODEL.rsplit("\n", 1)[0], namespace)                # the model and Explorer above, in this process
-    path = namespace["explorer"].save_html(tmp_path / "what_if.html")
-    blocked = block_network(page)
-    page.goto(path.as_uri())
+    explorer = explorer_made_here(MODEL)                      # the model and Explorer above, in this process
+    blocked = open_offline(page, explorer.save_html(tmp_path / "what_if.html"))
     root = page.locator(".rw-explorer").first
     wait_for_ink(root.locator(".rw-heatmap"), min_distinct=10)
     root.locator(".rw-whatif-run").click()
@@ -71,8 +56,3 @@ def test_without_a_kernel_the_box_says_a_live_model_is_needed(page, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     root.screenshot(path=str(ARTIFACTS / "what-if-no-kernel.png"))
     assert blocked == []
-
-
-def _set_theme(page, theme: str, light: str):
-    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
-    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
