@@ -22,26 +22,30 @@ step() {
   echo "[test] $name: $((SECONDS - start)) s"
 }
 
-# Alongside the browser tests, the rest runs at a lower CPU priority: the browser suite is the
-# longer one, and its waits on the page are what a busy CPU would stretch.
-NICE=()
+# vitest first, on its own: its tests have a 5 s timeout each, and a few (whole views in jsdom)
+# come near it on a busy 2-core machine
+step "vitest" npm test --silent
 if [ $# = 0 ]; then
   echo "[test] pytest -m e2e (browser tests): started in the background, output in $E2E_LOG"
   e2e_start=$SECONDS
   "${PYTEST[@]}" -m e2e > "$E2E_LOG" 2>&1 &
   e2e_pid=$!
-  NICE=(nice -n 10)
+  # stopped early (Ctrl-C, a signal, a failed step under set -e): stop the browser tests too; they
+  # take SIGTERM as Ctrl-C (tests/e2e/conftest.py), stopping their server and browser
+  trap 'kill -TERM "$e2e_pid" 2>/dev/null || true' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 fi
-step "typecheck" "${NICE[@]}" npm run -s typecheck
-step "lint (biome)" "${NICE[@]}" npm run -s lint
-step "vitest" "${NICE[@]}" npm test --silent
-step "ruff" "${NICE[@]}" .venv/bin/ruff check rnnwidgets tests benchmarks scripts
-step "mypy" "${NICE[@]}" .venv/bin/mypy
+step "typecheck" npm run -s typecheck
+step "lint (biome)" npm run -s lint
+step "ruff" .venv/bin/ruff check rnnwidgets tests benchmarks scripts
+step "mypy" .venv/bin/mypy
 if [ $# = 0 ]; then
-  step "pytest -m 'not e2e'" "${NICE[@]}" "${PYTEST[@]}" -m "not e2e"
+  step "pytest -m 'not e2e'" "${PYTEST[@]}" -m "not e2e"
   echo "[test] waiting for pytest -m e2e (browser tests)"
   e2e_status=0
   wait "$e2e_pid" || e2e_status=$?
+  trap - EXIT INT TERM
   echo "[test] pytest -m e2e (browser tests), from $E2E_LOG:"
   cat "$E2E_LOG"
   [ $e2e_status = 0 ] || failed+=("pytest -m e2e")
