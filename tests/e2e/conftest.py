@@ -39,6 +39,16 @@ LAB_SETTINGS = {
 }
 
 
+def pytest_configure(config):
+    """A SIGTERM (CI cancelling a job, scripts/test.sh stopping its background browser tests) stops
+    the run as Ctrl-C does, so the session fixtures still stop JupyterLab (its own process group)
+    and Chromium instead of leaving them running."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def pytest_collection_modifyitems(config, items):
     """Without Chromium, skip the browser tests before any server starts (in CI the browser
     fixture fails them instead: CI must run them)."""

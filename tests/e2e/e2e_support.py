@@ -238,3 +238,68 @@ HOLD_KERNEL_JS = """() => {
     ws.onmessage = (ev) => held.push(ev);
     window.rwReleaseKernel = () => { ws.onmessage = deliver; for (const ev of held) deliver.call(ws, ev); return held.length; };
 }"""
+
+
+def token_model_cell(rnn: str, hidden: int, explore_args: str = "") -> str:
+    """A notebook cell: a small token model (embedding of 4 tokens, one recurrent layer `rnn` of
+    `hidden` units, e.g. "GRU", a linear head) over 15 bracket tokens, and its Explorer, shown."""
+    return f"""\
+import torch, torch.nn as nn, rnnwidgets as rw
+torch.manual_seed(0)
+class Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.rnn, self.head = nn.Embedding(4, 8), nn.{rnn}(8, {hidden}, batch_first=True), nn.Linear({hidden}, 4)
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
+vocab = list("()ab")
+text = "(a(b(ab)a)(b))a"
+ids = torch.tensor([[vocab.index(c) for c in text]])
+explorer = rw.explore(Tokens().eval(), ids, tokens=[list(text)], decode=vocab{explore_args})
+explorer"""
+
+
+def open_explorer_notebook(page, jupyter_server, name: str, cell: str):
+    """Write `cell` as notebook `name`, open it in JupyterLab, run it, and wait until its
+    Explorer's heatmap is drawn; returns the Explorer (.rw-explorer)."""
+    write_notebook(jupyter_server.root / name, cell)
+    widget = open_and_run(page, jupyter_server.lab_url(name))
+    wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
+    return widget
+
+
+def explorer_made_here(cell: str):
+    """Run a notebook cell that makes `explorer` and shows it, in this process (without the last
+    line, which shows it); returns the Explorer."""
+    namespace: dict = {}
+    exec(cell.rsplit("\n", 1)[0], namespace)
+    return namespace["explorer"]
+
+
+def open_offline(page, path: Path) -> list:
+    """Open a saved page with the network off; returns the list of the requests blocked."""
+    blocked = block_network(page)
+    page.goto(path.as_uri())
+    return blocked
+
+
+THEMES = (("JupyterLab Light", "true"), ("JupyterLab Dark", "false"))
+
+
+def set_theme(page, theme: str, light: str):
+    """Switch JupyterLab's theme and wait until the page says it is light (`light` "true") or dark."""
+    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+
+
+def in_each_theme(page, check):
+    """Call check(name) ("light", then "dark") with JupyterLab in that theme, its CSS applied; then
+    back to Light, even when a check fails: the theme is a user setting of the shared server, and
+    the tests after this one run in Light."""
+    try:
+        for theme, light in THEMES:
+            set_theme(page, theme, light)
+            page.wait_for_timeout(300)   # the theme's CSS applied
+            check(theme.split()[1].lower())
+    finally:
+        set_theme(page, "JupyterLab Light", "true")

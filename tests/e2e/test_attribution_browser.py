@@ -5,25 +5,20 @@ reads left to right), under the right column, with a title saying what it shows.
 from pathlib import Path
 
 import pytest
-from e2e_support import block_network, kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import (
+    explorer_made_here,
+    in_each_theme,
+    kernel_execute,
+    open_explorer_notebook,
+    open_offline,
+    token_model_cell,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-MODEL = """\
-import torch, torch.nn as nn, rnnwidgets as rw
-torch.manual_seed(0)
-class Tokens(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb, self.rnn, self.head = nn.Embedding(4, 8), nn.GRU(8, 16, batch_first=True), nn.Linear(16, 4)
-    def forward(self, ids):
-        return self.head(self.rnn(self.emb(ids))[0])
-vocab = list("()ab")
-text = "(a(b(ab)a)(b))a"
-ids = torch.tensor([[vocab.index(c) for c in text]])
-explorer = rw.explore(Tokens().eval(), ids, tokens=[list(text)], decode=vocab, attribution=True)
-explorer"""
+MODEL = token_model_cell("GRU", 16, ", attribution=True")
 STEP = 9
 
 # per pixel column of the bars' canvas (rows below the top two): whether anything is drawn
@@ -36,9 +31,7 @@ INKED_COLUMNS_JS = """(c) => {
 
 
 def test_attribution_is_drawn_under_the_earlier_tokens_of_the_chosen_step(page, jupyter_server):
-    write_notebook(jupyter_server.root / "attribution.ipynb", MODEL)
-    widget = open_and_run(page, jupyter_server.lab_url("attribution.ipynb"))
-    wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
+    widget = open_explorer_notebook(page, jupyter_server, "attribution.ipynb", MODEL)
     strip, title = widget.locator(".rw-attribution"), widget.locator(".rw-attribution-text")
     strip.wait_for(state="visible", timeout=30_000)
     assert "why the prediction at step 0" in wait_for_text(title, lambda s: "step 0" in s)
@@ -64,28 +57,21 @@ def test_attribution_is_drawn_under_the_earlier_tokens_of_the_chosen_step(page, 
     assert token["x"] <= tick["x"] + tick["width"] / 2 <= token["x"] + token["width"]
 
     ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
-            _set_theme(page, theme, light)
-            page.wait_for_timeout(300)   # the theme's CSS applied
-            assert _contrast(title) >= 4.5, theme
-            assert bars.evaluate(INKED_COLUMNS_JS)[:STEP + 1] == [True] * (STEP + 1)
-            widget.locator(".rw-main").screenshot(path=str(ARTIFACTS / f"attribution-{theme.split()[1].lower()}.png"))
-    finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
-        _set_theme(page, "JupyterLab Light", "true")
+
+    def check(theme):
+        assert _contrast(title) >= 4.5, theme
+        assert bars.evaluate(INKED_COLUMNS_JS)[:STEP + 1] == [True] * (STEP + 1)
+        widget.locator(".rw-main").screenshot(path=str(ARTIFACTS / f"attribution-{theme}.png"))
+    in_each_theme(page, check)
 
 
 def test_without_a_kernel_the_strip_says_a_live_model_is_needed(page, tmp_path):
     """An exported Explorer keeps the attribution last computed (step 5), and a step chosen there
     says that the live model, a running kernel, is needed."""
-    namespace: dict = {}
-    exec(MODEL.rsplit("\n", 1)[0], namespace)                # the model and Explorer above, in this process
-    explorer = namespace["explorer"]
+    explorer = explorer_made_here(MODEL)                      # the model and Explorer above, in this process
     explorer.select(t=5)
     assert explorer.view.attribution["t"] == 5
-    path = explorer.save_html(tmp_path / "attribution.html")
-    blocked = block_network(page)
-    page.goto(path.as_uri())
+    blocked = open_offline(page, explorer.save_html(tmp_path / "attribution.html"))
     title = page.locator(".rw-explorer .rw-attribution-text").first
     assert "why the prediction at step 5" in wait_for_text(title, lambda s: "step 5" in s, timeout=60)
     page.locator('.rw-explorer .rw-token[data-t="11"]').first.click()
@@ -95,11 +81,6 @@ def test_without_a_kernel_the_strip_says_a_live_model_is_needed(page, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".rw-explorer .rw-main").first.screenshot(path=str(ARTIFACTS / "attribution-no-kernel.png"))
     assert blocked == []
-
-
-def _set_theme(page, theme: str, light: str):
-    page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
-    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
 
 
 # WCAG contrast of an element's text colour against the first opaque background behind it
