@@ -30,7 +30,7 @@ CHECK_TOLERANCE = 1e-4           # the first step's gates against ours (float32)
 def available(x: torch.Tensor) -> bool:
     """Whether this torch has the kernel for ``x`` (float32 on the CPU, oneDNN built in)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and hasattr(torch, "mkldnn_rnn_layer")
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+            and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled))
 
 
 def gates_ld(units: int) -> int:
