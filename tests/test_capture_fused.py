@@ -22,9 +22,11 @@ TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 @pytest.fixture(autouse=True)
 def native_kernel(monkeypatch):
     """Every layer here runs the native kernel and has its gates recomputed (a GRU on the CPU would
-    otherwise run as our step loop, which tests/test_capture_fused_loop.py checks)."""
+    otherwise run as our step loop, which tests/test_capture_fused_loop.py checks, and an LSTM read
+    its gates from the kernel's workspace, which tests/test_capture_fused_native.py checks)."""
     import rnnwidgets.capture.fused as fused
     monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, "GRU", 10**9)
+    monkeypatch.setitem(fused.WORKSPACE_GATES, "LSTM", False)
 
 
 def make_case(mode="LSTM", layers=1, bidirectional=False, batch_first=False, bias=True, proj=0,

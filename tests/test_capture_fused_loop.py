@@ -17,6 +17,7 @@ from rnnwidgets.capture.convert import to_numpy
 @pytest.fixture
 def stepped(monkeypatch):
     """Every LSTM/GRU layer runs as the step loop; calling the native kernel for one fails the test."""
+    monkeypatch.setitem(fused.WORKSPACE_GATES, "LSTM", False)
     for mode in ("LSTM", "GRU"):
         monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, mode, 0)
         monkeypatch.setitem(fused.NATIVE, mode, lambda *args: pytest.fail("the native kernel ran"))
@@ -94,6 +95,7 @@ def test_model_left_untouched_with_a_loss(stepped):
 
 def test_large_lstm_batches_on_the_cpu_take_the_step_loop(monkeypatch):
     mode = "LSTM"
+    monkeypatch.setitem(fused.WORKSPACE_GATES, "LSTM", False)
     ran = []
     real = fused.NATIVE[mode]
     monkeypatch.setitem(fused.NATIVE, mode, lambda *args: ran.append(args[0].shape) or real(*args))

@@ -17,9 +17,11 @@ from rnnwidgets.capture.fused import LayerByLayer
 @pytest.fixture(autouse=True)
 def native_kernel(monkeypatch):
     """Every layer here runs the native kernel and has its gates recomputed (a GRU on the CPU would
-    otherwise run as our step loop, which tests/test_capture_fused_loop.py checks)."""
+    otherwise run as our step loop, which tests/test_capture_fused_loop.py checks, and an LSTM read
+    its gates from the kernel's workspace, which tests/test_capture_fused_native.py checks)."""
     import rnnwidgets.capture.fused as fused
     monkeypatch.setitem(fused.LOOP_BATCH_PER_THREAD, "GRU", 10**9)
+    monkeypatch.setitem(fused.WORKSPACE_GATES, "LSTM", False)
 
 
 def square_loss(output):

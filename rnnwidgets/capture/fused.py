@@ -8,6 +8,9 @@ recomputed at once from ``[x_t, h_{t-1}]`` (one batched matmul per layer and dir
 the LSTM cell state needs a scan over time, and that is elementwise. Where the kernel's time is
 all matmuls (an LSTM or GRU on the CPU with a large batch), recomputing would cost a second
 forward, so the layer runs as our own step loop instead (fused_loop.py), which keeps its gates.
+An LSTM layer on the CPU (float32, one direction, not packed, with biases, no projection) runs the
+native kernel in training mode and reads its gates from the kernel's workspace (fused_native.py),
+at any batch: neither a recompute nor our loop then.
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -24,7 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
-from . import fused_loop
+from . import fused_loop, fused_native
 from .convert import reverse_valid, step_mask, trace_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -43,6 +46,9 @@ LOW_PRECISION_TOLERANCE = 5e-2
 # loop), at batch 32 the loop (1.2-1.8x against 2.2-2.5x); the kernel spreads its matmuls over
 # threads where the loop's per-step elementwise work stays on one, hence per thread
 LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 0}
+# an LSTM layer whose gates the native kernel's workspace gives (fused_native.py) runs that way:
+# about the native forward's time at any batch and thread count (False: recompute or our loop)
+WORKSPACE_GATES = {"LSTM": True}
 # the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
 CHUNKED_SCAN_BELOW = 4096
 
@@ -145,6 +151,11 @@ class LayerRun:
 
     def forward(self, x, hx):
         """This layer on (x, hx) as the module computes it: (out, h_n) or (out, h_n, c_n)."""
+        if self.reads_workspace():
+            found = workspace_layer(self, x, hx)
+            if found is not None:
+                result, self._recomputed = found
+                return result
         if self.runs_our_loop():
             result, self._recomputed = loop_layer(self, x, hx)
             return result
@@ -154,6 +165,12 @@ class LayerRun:
         """Whether this run's states are in buffers of its own (our step loop ran it), rather than
         to be read from ``out``, the output the model goes on with."""
         return self._recomputed is not None
+
+    def reads_workspace(self) -> bool:
+        """Whether the native kernel's workspace can give this layer's gates (fused_native.py)."""
+        module = self.module
+        return (WORKSPACE_GATES.get(module.mode, False) and self.layout is None and not module.proj_size
+                and bool(module.bias) and not module.bidirectional and fused_native.available(self.x))
 
     def runs_our_loop(self) -> bool:
         """Whether our step loop is the faster way to get this layer's gates (see LOOP_BATCH_PER_THREAD)."""
@@ -439,6 +456,29 @@ def loop_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
         h_n = torch.stack([d.h[-1] for d in found])
         result = (out, h_n, torch.stack(c_n)) if lstm else (out, h_n)
         return result, found
+
+
+def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
+    """An LSTM layer (one forward direction, not packed) by the native kernel with its gates from
+    its workspace (fused_native.py): (what the kernel returns, [its Direction]), or None where the
+    workspace does not hold them. c is the scan over the kernel's gates, as ``lstm_gates`` runs it."""
+    steps = run.padded(x.detach())
+    h0, c0 = hx[0][0].detach(), hx[1][0].detach()
+    with torch.no_grad():
+        found = fused_native.lstm(steps, h0, c0, run.weights)
+        if found is None:
+            return None
+        out, h_n, c_n, (i, f, g, o) = found
+        c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
+        c = c.transpose(0, 1)
+        scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
+        direction = Direction(run, False, run.lengths(), steps, fused_native.h_buffer(out), h0,
+                              dict(zip(LSTM_GATES, (i, f, g, o))), c, c0)
+        last = direction.last_steps()
+        check_recomputed(direction, o[last] * torch.tanh(c[last]))
+        # a tensor of the module's layout the model may keep: the kernel's own output, never a trace buffer
+        result = (run.kernel_layout(out).contiguous(), h_n.unsqueeze(0), c_n.unsqueeze(0))
+    return result, [direction]
 
 
 def affine(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
