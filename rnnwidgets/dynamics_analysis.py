@@ -28,13 +28,19 @@ class LyapunovQR:
 
     def update(self, jacobians: np.ndarray, valid: np.ndarray) -> None:
         """``jacobians`` (B, steps, S, S) in the order the layer runs them; ``valid`` (B, steps) bool."""
-        for p in range(jacobians.shape[1]):
+        # the product in the Jacobians' own precision (no float64 copy of each S x S matrix)
+        self.advance(lambda p, rows, q: jacobians[rows, p] @ q.astype(jacobians.dtype), valid)
+
+    def advance(self, product, valid: np.ndarray) -> None:
+        """Carry the directions through one batch of steps given only their products:
+        ``product(p, rows, q)`` is J q (len(rows), S, k) for the p-th step of the batch and the
+        batch elements ``rows`` (q: their directions, (len(rows), S, k) float64); ``valid``
+        (B, steps) bool, the steps in the order the layer runs them."""
+        for p in range(valid.shape[1]):
             rows = np.flatnonzero(valid[:, p])
             if rows.size == 0:
                 continue
-            # the product in the Jacobians' own precision (no float64 copy of each S x S matrix)
-            jac = jacobians[:, p] if rows.size == len(valid) else jacobians[rows, p]   # a view when all run
-            moved = (jac @ self.q[rows].astype(jac.dtype)).astype(np.float64)
+            moved = np.asarray(product(p, rows, self.q[rows]), dtype=np.float64)
             q, r = np.linalg.qr(moved)
             diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
             with np.errstate(divide="ignore"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,17 +133,74 @@ class Recurrence:
         slope = 1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype)
         return col(slope) * self.w_hh
 
+    def operator(self, x: torch.Tensor, s: torch.Tensor) -> "StepOperator":
+        """J and J^T at (x, s), steps (n, ·), as maps of blocks of vectors held as rows (StepOperator):
+        the closed form, each product one matmul with the recurrent weights over every step and vector."""
+        if self.mode == "lstm":
+            i, f, g, o, c, tc = self._lstm_gates(x, s)
+            # J [x; y] = [a_o W_o x + tcp c'; c'], c' = a_i W_i x + a_f W_f x + a_g W_g x + f y
+            parts = dict(a=torch.cat([g * i * (1 - i), c * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], dim=-1),
+                         tcp=o * (1 - tc * tc), f=f)
+        elif self.mode == "gru":
+            h, _ = self.split(s)
+            gi, gh = self._pre(x, h)
+            ir, iz, in_ = gi.chunk(3, dim=-1)
+            hr, hz, hn = gh.chunk(3, dim=-1)
+            r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
+            n = (in_ + r * hn).tanh()
+            dn = (1 - z) * (1 - n * n)
+            parts = dict(a=torch.cat([dn * hn * r * (1 - r), (h - n) * z * (1 - z), dn * r], dim=-1), z=z)
+        else:
+            pre = sum(self._pre(x, s))
+            parts = dict(slope=1 - pre.tanh() ** 2 if self.mode == "rnn_tanh" else (pre > 0).to(pre.dtype))
+        return StepOperator(self, parts)
+
+    def uses_lanczos(self, k: int) -> bool:
+        """Whether ``spectrum`` takes the top k by Lanczos: a state large enough for it to beat a dense
+        decomposition, and a closed-form inverse for sigma_min (without one, the dense SVD gives both)."""
+        return (self.state_size >= LANCZOS_MIN_SIZE and 4 * k <= min(self.state_size, LANCZOS_MAX_DIM)
+                and (self.mode in ("rnn_tanh", "rnn_relu") or (self.mode == "lstm" and self.w_hr is None)))
+
+    def step_bytes(self, k: int) -> int:
+        """About the memory ``spectrum`` needs per step (its chunks of steps are sized by it)."""
+        size, item = self.state_size, self.w_hh.element_size()
+        return (LANCZOS_BASIS + 1) * size * item + 64 * size if self.uses_lanczos(k) else size * size * item
+
     def spectrum(self, x: torch.Tensor, s: torch.Tensor, k: int):
-        """(J, its k largest singular values (.., k) largest first, its smallest (..,)) at (x, s).
-        The largest are the square roots of the top eigenvalues of J J^T; the smallest is
-        1 / sigma_max(J^{-1}) where J has a closed-form inverse, else from svdvals of J."""
+        """(the steps as a StepOperator over the steps flattened (n = prod(lead)), their k largest
+        singular values (.., k) largest first, their smallest (..,)) at (x, s) of shape (.., ·).
+
+        Large states (``uses_lanczos``): the largest by Lanczos, certified step by step, the few steps
+        not certified by the eigenvalues of J J^T; else those eigenvalues for every step. The
+        smallest is 1 / sigma_max(J^{-1}) where J has a closed-form inverse, else from svdvals of J."""
+        lead = s.shape[:-1]
+        x, s = x.reshape(-1, x.shape[-1]), s.reshape(-1, s.shape[-1])
         inverse = self.inverse(x, s)
         if inverse is None:
             jac = self.jacobian(x, s)
-            return (jac, *dense_extremes(jac, k))
-        jac, gram = self.jacobian_gram(x, s)
-        top = torch.linalg.eigvalsh(gram)[..., -k:].flip(-1).clamp_min(0).sqrt()
-        return jac, top, smallest_singular_value(jac, *inverse)
+            top, bottom = dense_extremes(jac, k)
+            return DenseOperator(jac), top.reshape(*lead, -1), bottom.reshape(lead)
+        op: "StepOperator | DenseOperator"
+        if self.uses_lanczos(k):
+            op = self.operator(x, s)
+            top, certified = lanczos_top(op, k)
+            rest = torch.nonzero(~certified).flatten()
+            for part in rest.split(dense_rows(self.state_size)):
+                top[part] = self.dense_top(x[part], s[part], k)
+            dense = lambda rows: self.jacobian(x[rows], s[rows])  # noqa: E731
+        else:                           # small states: J is formed anyway (and carries the Lyapunov QR)
+            jac, gram = self.jacobian_gram(x, s)
+            top = torch.linalg.eigvalsh(gram)[..., -k:].flip(-1).clamp_min(0).sqrt()
+            op = DenseOperator(jac)
+            dense = lambda rows: jac[rows]  # noqa: E731
+        solve, solve_t, singular = inverse
+        bottom = smallest_singular_value(len(x), self.state_size, x.dtype, solve, solve_t, singular, dense=dense)
+        return op, top.reshape(*lead, -1), bottom.reshape(lead)
+
+    def dense_top(self, x: torch.Tensor, s: torch.Tensor, k: int) -> torch.Tensor:
+        """The k largest singular values (n, k) of each step, from the eigenvalues of J J^T."""
+        _, gram = self.jacobian_gram(x, s)
+        return torch.linalg.eigvalsh(gram)[..., -k:].flip(-1).clamp_min(0).sqrt()
 
     def jacobian_gram(self, x: torch.Tensor, s: torch.Tensor):
         """(J, J J^T) at (x, s). An LSTM without projection is J = [M | N] with M = [dh/dh; dc/dh]
@@ -222,24 +280,25 @@ INVERSE_TOL = 1e-7
 INVERSE_ITERATIONS = 60
 
 
-def smallest_singular_value(jac: torch.Tensor, solve, solve_t, singular: torch.Tensor) -> torch.Tensor:
-    """sigma_min of each J (.., S, S) as 1 / sigma_max(J^{-1}): subspace iteration on J^{-T} J^{-1}
+def smallest_singular_value(n: int, size: int, dtype, solve, solve_t, singular: torch.Tensor, dense) -> torch.Tensor:
+    """sigma_min of n Jacobians (n,) as 1 / sigma_max(J^{-1}): subspace iteration on J^{-T} J^{-1}
     with a block of 4 and Rayleigh-Ritz, batched over every step, until the top Ritz pair's
     residual ||A x - theta x|| is at most INVERSE_TOL * theta (then |theta - lambda_max| is too).
-    0 where J is singular; the few steps that do not converge take svdvals of J."""
-    lead, size = jac.shape[:-2], jac.shape[-1]
+    0 where J is singular; the few steps that do not converge take svdvals of ``dense(rows)``,
+    their Jacobians."""
+    device = singular.device
     block = min(4, size)
-    gen = torch.Generator(device=jac.device).manual_seed(0)
-    start = torch.randn(*lead, size, block, generator=gen, dtype=torch.float64, device=jac.device)
-    v = torch.linalg.qr(start)[0].mT                              # (.., p, S): orthonormal rows
-    theta = torch.zeros(lead, dtype=torch.float64, device=jac.device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    start = torch.randn(n, size, block, generator=gen, dtype=torch.float64, device=device)
+    v = torch.linalg.qr(start)[0].mT                              # (n, p, S): orthonormal rows
+    theta = torch.zeros(n, dtype=torch.float64, device=device)
     done = singular.clone()
     for _ in range(INVERSE_ITERATIONS):
         u = solve(v)                                              # rows of J^{-1} V
         values, y = torch.linalg.eigh(u @ u.mT)                   # V^T A V, ascending
         top = values[..., -1]
         z = solve_t(u)                                            # rows of A V
-        ritz = y[..., -1:].mT                                     # (.., 1, p)
+        ritz = y[..., -1:].mT                                     # (n, 1, p)
         residual = torch.linalg.vector_norm(ritz @ z - top[..., None, None] * (ritz @ v), dim=(-2, -1))
         found = (residual <= INVERSE_TOL * top) & ~done & torch.isfinite(top) & (top > 0)
         theta = torch.where(found, top, theta)
@@ -249,9 +308,207 @@ def smallest_singular_value(jac: torch.Tensor, solve, solve_t, singular: torch.T
         v = torch.linalg.qr((y.flip(-1).mT @ z).mT)[0].mT
     out = torch.where(singular, 0.0, theta.rsqrt())
     if not bool(done.all()):
-        rest = ~done
-        out[rest] = torch.linalg.svdvals(jac[rest].to(torch.float64))[..., -1]
-    return out.to(jac.dtype)
+        for rest in torch.nonzero(~done).flatten().split(dense_rows(size)):
+            out[rest] = torch.linalg.svdvals(dense(rest).to(torch.float64))[..., -1]
+    return out.to(dtype)
+
+
+def dense_rows(size: int) -> int:
+    """How many dense S x S Jacobians a fallback forms at once (a few MiB of them)."""
+    return max(1, 2 ** 21 // (size * size))
+
+
+class StepOperator:
+    """The Jacobians of n steps (n = the leading dimension of every part) as maps of blocks of
+    vectors held as rows: ``apply(v)`` (n, p, S) -> (n, p, S), each row of block i multiplied by
+    J_i, and ``apply_t`` by J_i^T, in closed form: diagonals and one matmul with the recurrent
+    weights over every step and vector. ``parts``: the per-step coefficients of ``Recurrence.operator``."""
+
+    def __init__(self, rec: Recurrence, parts: dict):
+        self.rec, self.parts = rec, parts
+        self.device = rec.w_hh.device
+
+    def __len__(self) -> int:
+        return len(next(iter(self.parts.values())))
+
+    def select(self, index) -> "StepOperator":
+        """The operator of the steps ``index`` picks (an index into the leading dimension)."""
+        return StepOperator(self.rec, {key: v[index] for key, v in self.parts.items()})
+
+    def to(self, dtype) -> "StepOperator":
+        return StepOperator(self.rec.to(dtype), {key: v.to(dtype) for key, v in self.parts.items()})
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        rec, p = self.rec, {key: t.unsqueeze(-2) for key, t in self.parts.items()}   # (n, 1, ·): scale rows
+        if rec.mode == "lstm":
+            width, hidden = rec.width, rec.hidden
+            u = (v[..., :width] @ rec.w_hh.T).mul_(p["a"])                           # (n, p, 4H): i, f, g, o
+            c_new = (u[..., :hidden] + u[..., hidden:2 * hidden] + u[..., 2 * hidden:3 * hidden]
+                     + p["f"] * v[..., width:])
+            h_new = u[..., 3 * hidden:] + p["tcp"] * c_new
+            if rec.w_hr is not None:
+                h_new = h_new @ rec.w_hr.T
+            return torch.cat([h_new, c_new], dim=-1)
+        if rec.mode == "gru":
+            hidden = v.shape[-1]
+            u = (v @ rec.w_hh.T).mul_(p["a"])                                          # (n, p, 3H): r, z, n
+            return p["z"] * v + u[..., :hidden] + u[..., hidden:2 * hidden] + u[..., 2 * hidden:]
+        return p["slope"] * (v @ rec.w_hh.T)
+
+    def apply_t(self, y: torch.Tensor) -> torch.Tensor:
+        rec, p = self.rec, {key: t.unsqueeze(-2) for key, t in self.parts.items()}
+        if rec.mode == "lstm":
+            width = rec.width
+            z = y[..., :width] if rec.w_hr is None else y[..., :width] @ rec.w_hr      # (n, p, H)
+            w = p["tcp"] * z + y[..., width:]
+            coeff = torch.cat([w, w, w, z], dim=-1).mul_(p["a"])
+            return torch.cat([coeff @ rec.w_hh, p["f"] * w], dim=-1)
+        if rec.mode == "gru":
+            return p["z"] * y + torch.cat([y, y, y], dim=-1).mul_(p["a"]) @ rec.w_hh
+        return (p["slope"] * y) @ rec.w_hh
+
+
+class DenseOperator:
+    """``StepOperator``'s maps for explicit Jacobians (n, S, S)."""
+
+    def __init__(self, jac: torch.Tensor):
+        self.jac = jac
+        self.device = jac.device
+
+    def __len__(self) -> int:
+        return len(self.jac)
+
+    def select(self, index) -> "DenseOperator":
+        return DenseOperator(self.jac[index])
+
+    def to(self, dtype) -> "DenseOperator":
+        return DenseOperator(self.jac.to(dtype))
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        return v @ self.jac.mT
+
+    def apply_t(self, y: torch.Tensor) -> torch.Tensor:
+        return y @ self.jac
+
+
+# Lanczos (``lanczos_top``): used from this state size; a step's top k are certified when the
+# Ritz residual bounds every value to LANCZOS_TOL relative; LANCZOS_BASIS vectors are held per step
+# at first, the few steps not certified by then go on to LANCZOS_MAX_DIM, checked every
+# LANCZOS_CHECK steps of the iteration
+LANCZOS_MIN_SIZE = 128
+LANCZOS_TOL = 1e-5
+LANCZOS_BASIS = 80
+LANCZOS_MAX_DIM = 160
+LANCZOS_CHECK = 8
+REORTHOGONALISE = 1
+
+
+def lanczos_top(op, k: int, seed: int = 0):
+    """The k largest singular values (n, k) of the n Jacobians of ``op`` (a StepOperator), largest
+    first, and whether each step's are certified (n,) bool; those not certified are NaN.
+
+    Lanczos on A = J^T J with full reorthogonalisation, batched over the steps (each product one
+    matmul over all of them), from a random start; a breakdown (an invariant subspace: a multiple
+    singular value) restarts from a fresh random vector. Every LANCZOS_CHECK iterations the steps
+    whose Lanczos residual estimate is small are checked in float64: their k Ritz vectors X
+    (orthonormalised), Rayleigh-Ritz on span(X) and the residual R = A X - X diag(theta). Kahan's
+    theorem puts k distinct eigenvalues of A within ||R||_F of the theta, so each singular value
+    sqrt(theta) is within ||R||_F / theta of its own, and sqrt(theta_i) <= sigma_i (Cauchy
+    interlacing); a step is certified when ||R||_F <= LANCZOS_TOL * theta_k. What a residual cannot
+    show is a singular direction the Krylov space never reached (a start orthogonal to it, or a
+    multiple value met without a breakdown), as with any Krylov method (ARPACK's svds too).
+    """
+    n, rec = len(op), op.rec
+    size, dtype = rec.state_size, rec.w_hh.dtype
+    device = rec.w_hh.device
+    eps = torch.finfo(dtype).eps
+    gen = torch.Generator(device=device).manual_seed(seed)
+    values = torch.full((n, k), float("nan"), dtype=dtype, device=device)
+    certified = torch.zeros(n, dtype=torch.bool, device=device)
+    limit = min(size, LANCZOS_MAX_DIM)
+    basis = torch.empty(n, min(limit, LANCZOS_BASIS) + 1, size, dtype=dtype, device=device)
+    alpha = torch.zeros(n, limit, dtype=torch.float64, device=device)
+    beta = torch.zeros(n, limit, dtype=torch.float64, device=device)
+    scale = torch.zeros(n, dtype=dtype, device=device)            # the largest |alpha| so far: about ||A||
+    start = torch.randn(n, size, generator=gen, dtype=dtype, device=device)
+    basis[:, 0] = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True)
+    rows = torch.arange(n, device=device)                         # the steps still running
+    active = op
+    first = min(limit, max(4 * k, 32))
+    for j in range(limit):
+        if j + 1 >= basis.shape[1] and j + 1 < limit:               # grow the basis of the steps left
+            more = min(limit, 2 * (basis.shape[1] - 1)) + 1 - basis.shape[1]
+            basis = torch.cat([basis, basis.new_empty(len(rows), more, size)], dim=1)
+        q = basis[:, j]
+        w = active.apply_t(active.apply(q[:, None]))[:, 0]
+        a = (w * q).sum(-1)
+        w = w - a[:, None] * q
+        if j:
+            w = w - beta[:, j - 1, None].to(dtype) * basis[:, j - 1]
+        done = basis[:, :j + 1]
+        for _ in range(REORTHOGONALISE):                            # full reorthogonalisation
+            w = w - ((w[:, None] @ done.mT) @ done)[:, 0]
+        b = torch.linalg.vector_norm(w, dim=-1)
+        scale = torch.maximum(scale, a.abs())
+        alpha[:, j] = a.to(torch.float64)
+        broke = b <= 10 * eps * size ** 0.5 * scale
+        if bool(broke.any()) and j + 1 < limit:                     # restart from a random vector orthogonal to all
+            fresh = torch.randn(int(broke.sum()), size, generator=gen, dtype=dtype, device=device)
+            for _ in range(2):
+                fresh = fresh - ((fresh[:, None] @ done[broke].mT) @ done[broke])[:, 0]
+            w[broke] = fresh
+            b = torch.where(broke, torch.linalg.vector_norm(w, dim=-1), b)
+        beta[:, j] = torch.where(broke, 0.0, b).to(torch.float64)
+        if j + 1 < limit:
+            basis[:, j + 1] = w / b[:, None]
+        m = j + 1
+        if m < first or (m - first) % LANCZOS_CHECK and m != limit:
+            continue
+        found, vals = ritz_check(active, basis[:, :m], alpha[:, :m], beta[:, :m], k, final=m == limit)
+        if bool(found.any()):
+            values[rows[found]] = vals[found].to(dtype)
+            certified[rows[found]] = True
+            keep = ~found
+            rows, basis, alpha, beta, scale = rows[keep], basis[keep], alpha[keep], beta[keep], scale[keep]
+            active = op.select(rows)
+        if not len(rows):
+            break
+    return values, certified
+
+
+def ritz_check(op, basis: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, k: int, final: bool):
+    """(certified (n,) bool, singular values (n, k) float64) of the steps of a Lanczos run after m
+    iterations (``basis`` (n, m, S), the tridiagonal ``alpha`` (n, m), ``beta`` (n, m)): the top k
+    Ritz pairs of each tridiagonal (bisection and inverse iteration), and for the steps whose
+    Lanczos residual estimate beta_m |y_m| is small (all of them when ``final``), the check
+    ``lanczos_top`` describes."""
+    from scipy.linalg import eigh_tridiagonal
+    n, m = alpha.shape
+    d, e = alpha.cpu().numpy(), beta.cpu().numpy()
+    theta, y = np.zeros((n, k)), np.zeros((n, m, k))
+    for i in range(n):
+        theta[i], y[i] = eigh_tridiagonal(d[i], e[i, :m - 1], select="i", select_range=(m - k, m - 1))
+    estimate = np.linalg.norm(e[:, m - 1, None] * y[:, m - 1], axis=-1)
+    candidate = theta[:, 0] > 0
+    if not final:
+        candidate &= estimate <= LANCZOS_TOL * theta[:, 0] / 2
+    found = torch.zeros(n, dtype=torch.bool, device=alpha.device)
+    out = torch.zeros(n, k, dtype=torch.float64, device=alpha.device)
+    idx = torch.from_numpy(np.flatnonzero(candidate)).to(alpha.device)
+    if not len(idx):
+        return found, out
+    ritz = torch.from_numpy(y[candidate]).to(basis.device, basis.dtype)      # (c, m, k)
+    x = (ritz.mT @ basis[idx]).to(torch.float64)                           # (c, k, S) Ritz vectors
+    x = torch.linalg.qr(x.mT)[0].mT                                        # orthonormal rows
+    op64 = op.select(idx).to(torch.float64)
+    jx = op64.apply(x)
+    vals, z = torch.linalg.eigh(jx @ jx.mT)                                # Rayleigh-Ritz on span(X)
+    vals, z = vals.flip(-1), z.flip(-1)
+    x, jx = z.mT @ x, z.mT @ jx
+    residual = torch.linalg.vector_norm(op64.apply_t(jx) - vals[..., None] * x, dim=(-2, -1))
+    found[idx] = (residual <= LANCZOS_TOL * vals[:, -1]) & (vals[:, -1] > 0)
+    out[idx] = vals.clamp_min(0).sqrt()
+    return found, out
 
 
 def module_recurrence(module: nn.Module, layer: int = 0, reverse: bool = False) -> Recurrence:

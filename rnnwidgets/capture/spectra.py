@@ -4,9 +4,11 @@ exponents and the PCA plane of the states, for every recurrent layer a Trace has
 The model runs once through ``rw.trace`` (its states and initial states); each fused module's
 and cell's input is taken on the way by a forward pre-hook (removed after). Then, per layer and
 direction, the Jacobians J_t = dF/ds_{t-1} at the traced states are formed in closed form for a
-chunk of steps at a time (never the whole stack), their top singular values taken from the
-eigenvalues of J J^T and their smallest from J^{-1} (jacobians.py), and the chunk handed to the
-Lyapunov QR accumulation in the order the layer runs. Each layer's Jacobian holds the layer
+chunk of steps at a time (never the whole stack) as operators (products with J and J^T in
+closed form, jacobians.py): their top singular values by Lanczos, each step certified by its
+residual (large states; the few steps not certified, and small states, from the eigenvalues of
+J J^T), their smallest from J^{-1}, and the chunk's products handed to the Lyapunov QR
+accumulation in the order the layer runs. Each layer's Jacobian holds the layer
 below fixed (its input is an input).
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
 from ..kinds import previous
 from .api import trace
 from .call import ModelCall, unpack, unwrap
-from .jacobians import AutogradStep, dense_extremes, recurrences
+from .jacobians import AutogradStep, DenseOperator, dense_extremes, recurrences
 from .untouched import eval_mode
 
 # bytes of Jacobians formed at once (the chunk of steps is sized to fit); forming them and their
@@ -86,16 +88,17 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8, *, args=(), kwar
                 if rec.w_hh.dtype not in (torch.float32, torch.float64):
                     rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
                 dtype, device = rec.w_hh.dtype, rec.w_hh.device
-                step_spectrum = rec.spectrum
+                step_spectrum, step_bytes = rec.spectrum, rec.step_bytes(k)
             elif name == tr.first.name and "step_module" in lt.meta:
                 x, s_prev, step_spectrum, dtype, device = step_module_parts(model, inputs, hidden, args, kwargs, lt)
+                step_bytes = None
             else:
                 skipped.append(name)
                 continue
             valid = np.arange(lt.steps)[None, :] < lengths[:, None]
             with torch.no_grad() if base in maps else eval_mode(model):
                 sv, smin, ly = spectra(step_spectrum, torch.as_tensor(x).to(device, dtype),
-                                       torch.as_tensor(s_prev).to(device, dtype), order, valid, k)
+                                       torch.as_tensor(s_prev).to(device, dtype), order, valid, k, step_bytes)
             states = np.concatenate([lt.states[key] for key in ("h", "c") if key in lt.states], axis=-1)
             layers[name] = LayerDynamics(name, lt.kind, sv, ly, pca(lt.h, lengths), states, lengths.copy(),
                                          meta=dict(lt.meta), sigma_min=smin)
@@ -221,8 +224,8 @@ def step_module_parts(model, inputs, hidden, args, kwargs, lt):
     def spectrum(xc, sc, k):
         lead = sc.shape[:-1]
         flat = step.jacobian(xc.reshape(-1, xc.shape[-1]), sc.reshape(-1, sc.shape[-1]), repeat=lead[1])
-        jac = flat.reshape(*lead, *flat.shape[-2:])
-        return (jac, *dense_extremes(jac, k))
+        top, bottom = dense_extremes(flat, k)
+        return DenseOperator(flat), top.reshape(*lead, -1), bottom.reshape(lead)
     return x, s_prev, spectrum, dtype, device
 
 
@@ -237,14 +240,18 @@ def run_order(lengths: np.ndarray, steps: int, reverse: bool) -> np.ndarray:
     return np.where(back >= 0, back, p)
 
 
-def spectra(step_spectrum, x: torch.Tensor, s_prev: torch.Tensor, order: np.ndarray, valid: np.ndarray, k: int):
+def spectra(step_spectrum, x: torch.Tensor, s_prev: torch.Tensor, order: np.ndarray, valid: np.ndarray, k: int,
+            step_bytes=None):
     """(singular values float32 (B, T, k), sigma_min float32 (B, T), Lyapunov exponents float64 (B, k))
     of one layer.
 
-    ``step_spectrum(x, s, k)`` maps (B, c, ·) to the Jacobians (B, c, S, S), their k largest
-    singular values (B, c, k) and their smallest (B, c). ``order`` (B, T): the step each element
-    runs p-th; ``valid`` (B, T): the steps it runs. Steps go in that order, ``chunk`` at a time,
-    so no more than CHUNK_BYTES of Jacobians exist at once.
+    ``step_spectrum(x, s, k)`` maps (B, c, ·) to the steps' Jacobians as an operator over the B * c
+    steps flattened (jacobians.py's StepOperator or DenseOperator), their k largest singular values
+    (B, c, k) and their smallest (B, c). ``order`` (B, T): the step each element runs p-th;
+    ``valid`` (B, T): the steps it runs. Steps go in that order, ``chunk`` at a time, so no more
+    than about CHUNK_BYTES (``step_bytes`` a step: the memory its spectrum needs, a dense
+    Jacobian's by default) exist at once; the Lyapunov directions are carried through each chunk's
+    Jacobians by the operator's products.
     """
     batch, steps, size = s_prev.shape
     k = min(k, size)
@@ -252,14 +259,14 @@ def spectra(step_spectrum, x: torch.Tensor, s_prev: torch.Tensor, order: np.ndar
     index = torch.from_numpy(order).to(x.device)
     xs = torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))
     ss = torch.gather(s_prev, 1, index[..., None].expand(-1, -1, size))
-    chunk = max(1, CHUNK_BYTES // (batch * size * size * s_prev.element_size()))
+    chunk = max(1, CHUNK_BYTES // (batch * (step_bytes or size * size * s_prev.element_size())))
     top = torch.empty(batch, steps, k, dtype=s_prev.dtype, device=s_prev.device)
     bottom = torch.empty(batch, steps, dtype=s_prev.dtype, device=s_prev.device)
     qr = LyapunovQR(batch, size, k)
     for p0 in range(0, steps, chunk):
         p1 = min(steps, p0 + chunk)
-        jac, top[:, p0:p1], bottom[:, p0:p1] = step_spectrum(xs[:, p0:p1], ss[:, p0:p1], k)   # J: (B, c, S, S)
-        qr.update(jac.cpu().numpy(), valid_run[:, p0:p1])
+        op, top[:, p0:p1], bottom[:, p0:p1] = step_spectrum(xs[:, p0:p1], ss[:, p0:p1], k)
+        qr.advance(products(op, p1 - p0, s_prev.dtype), valid_run[:, p0:p1])
     sv = np.full((batch, steps, k), np.nan, dtype=np.float32)
     smin = np.full((batch, steps), np.nan, dtype=np.float32)
     found, least = top.cpu().numpy(), bottom.cpu().numpy()
@@ -267,3 +274,18 @@ def spectra(step_spectrum, x: torch.Tensor, s_prev: torch.Tensor, order: np.ndar
     sv[rows, order[rows, cols]] = found[rows, cols]
     smin[rows, order[rows, cols]] = least[rows, cols]
     return sv, smin, qr.exponents()
+
+
+def products(op, chunk: int, dtype):
+    """LyapunovQR.advance's ``product`` for the operator of a chunk of steps (B * chunk of them,
+    element b's p-th at b * chunk + p): J q in the Jacobians' own precision; explicit Jacobians
+    (small states, step modules) multiply in numpy, as LyapunovQR.update does."""
+    if isinstance(op, DenseOperator):
+        jac = op.jac.cpu().numpy()
+        return lambda p, rows, q: jac[rows * chunk + p] @ q.astype(jac.dtype)
+
+    def product(p: int, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+        step = op.select(torch.from_numpy(rows * chunk + p))
+        moved = step.apply(torch.from_numpy(q).to(device=op.device, dtype=dtype).mT)   # rows: the k directions
+        return moved.mT.cpu().numpy()
+    return product
