@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Literal, Optional, Sequence, Union
 import numpy as np
 
 from .fileio import WriterLock, building_folder, swap_in
-from .kinds import KINDS
+from .kinds import CELL_KINDS, KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
 FORMAT_VERSION = 2
@@ -146,8 +146,14 @@ class DatasetTrace:
 
     def __init__(self, layers: dict, kinds: dict, offsets, token_ids=None, vocab: Optional[list] = None,
                  folder=None, generation: Optional[str] = None, layer_offsets: Optional[dict] = None,
-                 outputs=None, edits: Optional[list] = None):
+                 outputs=None, edits: Optional[list] = None, cells: Optional[dict] = None):
         self.layers, self.kinds = layers, kinds
+        # a layer of cells in the user's loop (kind "cell"): the cell's own kind, as its Trace's
+        # meta["cell"] says ("lstm" for an nn.LSTMCell), so its views draw that cell's equations
+        self.cells = dict(cells or {})
+        wrong = {n: c for n, c in self.cells.items() if kinds.get(n) != "cell" or c not in CELL_KINDS}
+        if wrong:
+            raise ValueError(f"cells: expected, for layers of kind 'cell', one of {CELL_KINDS}, got {wrong!r}")
         self.outputs = outputs
         # the edits (rw.clamp / rw.patch) every sequence was traced under, as a Trace's meta["edits"] lists them
         self.edits = list(edits or [])
@@ -259,7 +265,8 @@ class DatasetTrace:
             states = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k in ("h", "c")}
             gates = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k not in ("h", "c")}
             layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates,
-                                      lengths=np.array([lb - la]) if own else None)
+                                      lengths=np.array([lb - la]) if own else None,
+                                      meta={"cell": self.cells[name]} if name in self.cells else {})
         tokens = [self.tokens(i)] if self.token_ids is not None else None
         outputs = None if self.outputs is None else np.asarray(self.outputs[a:b])[None]
         meta: dict = {"dataset_sequence": i}
@@ -332,6 +339,8 @@ class DatasetTrace:
             arrays = {key: _place(group, array, f"l{i}_q{j}", taken, compression)
                       for j, (key, array) in enumerate(quantities.items())}
             entry = {"name": name, "kind": self.kinds[name], "arrays": arrays}
+            if name in self.cells:
+                entry["cell"] = self.cells[name]
             if name in self.layer_offsets:
                 entry["offsets"] = _place(group, self.layer_offsets[name], f"l{i}_offsets", taken, None)
             layers.append(entry)
@@ -407,6 +416,7 @@ class DatasetTrace:
         layers = {entry["name"]: {key: layer_array(entry, key, a) for key, a in entry["arrays"].items()}
                   for entry in header["layers"]}
         kinds = {entry["name"]: entry["kind"] for entry in header["layers"]}
+        cells = {entry["name"]: entry["cell"] for entry in header["layers"] if "cell" in entry}
         token_ids = None
         if header["vocab"] is not None:
             token_ids = stepped(header["token_ids"], "iu", 1, "token ids")
@@ -415,7 +425,7 @@ class DatasetTrace:
         try:
             return cls(layers, kinds, offsets, token_ids, header["vocab"], folder=where,
                        generation=header["generation"], layer_offsets=layer_offsets, outputs=outputs,
-                       edits=header.get("edits"))
+                       edits=header.get("edits"), cells=cells)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
 
@@ -436,6 +446,7 @@ def _read_header(header: dict, where) -> dict:
         expect(isinstance(entry, dict) and isinstance(entry.get("name"), str), f"layers[{i}]",
                "an object with a string name")
         expect(entry.get("kind") in KINDS, f"layers[{i}].kind", f"one of {KINDS}")
+        expect(entry.get("cell", "lstm") in CELL_KINDS, f"layers[{i}].cell", f"one of {CELL_KINDS}")
         arrays = entry.get("arrays")
         expect(isinstance(arrays, dict) and all(isinstance(a, str) for a in arrays.values()), f"layers[{i}].arrays",
                "an object of array names")
@@ -680,6 +691,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
 
     columns: dict = {}
     kinds: dict = {}
+    cells: dict = {}
     token_column = _Column(0, "<i4", chunk_bytes) if tokens is not None else None
     vocab: dict = {}
     lengths: list = []  # steps kept of each sequence
@@ -709,6 +721,8 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
                 cut = max_steps is not None and n < int(tr.lengths[b])
                 for lt in tr.layers.values():
                     kinds.setdefault(lt.name, lt.kind)
+                    if lt.kind == "cell" and lt.meta.get("cell") in CELL_KINDS:
+                        cells.setdefault(lt.name, lt.meta["cell"])
                     own = int(tr.layer_lengths(lt.name)[b])   # every valid step of this layer, on its own axis
                     own = min(own, n) if cut else own
                     layer_lengths.setdefault(lt.name, []).append(own)
@@ -755,7 +769,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
     ds = DatasetTrace(layers, kinds, offsets, token_ids, list(vocab) if tokens is not None else None,
                       folder=folder if spilled else None, generation=secrets.token_hex(8) if spilled else None,
                       layer_offsets=own_offsets, outputs=kept,
-                      edits=[e.describe() for e in trace_kwargs.get("edits") or []])
+                      edits=[e.describe() for e in trace_kwargs.get("edits") or []], cells=cells)
     if spilled:
         ds._write_store(group, compression)  # the arrays are in place already: this writes offsets and attributes
     if temporary is not None:
@@ -996,7 +1010,7 @@ def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], 
     own_offsets = {name: o for name, o in own_offsets.items() if not np.array_equal(o, offsets)}
     ds = DatasetTrace(layers, first.kinds, offsets, token_ids, list(vocab) if first.vocab is not None else None,
                       folder=folder, generation=secrets.token_hex(8), layer_offsets=own_offsets, outputs=kept_outputs,
-                      edits=first.edits)
+                      edits=first.edits, cells=first.cells)
     ds._write_store(group, compression)
     return ds
 

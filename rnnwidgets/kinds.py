@@ -16,6 +16,8 @@ KINDS = ("lstm", "gru", "rnn", "cell", "custom")
 GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
 LSTM_GATES = GATES["lstm"]
 GRU_GATES = GATES["gru"]
+# What a layer of kind "cell" (cells in the user's loop) runs, as its meta["cell"] says.
+CELL_KINDS = tuple(GATES)
 # The states each kind carries from step to step.
 STATES = {"lstm": ("h", "c"), "gru": ("h",), "rnn": ("h",)}
 # Gates squashed by a sigmoid (values in [0, 1]); the others ("cell", "new") by tanh.

@@ -38,7 +38,7 @@ def chars(ids):
 
 
 def assert_same(a: DatasetTrace, b: DatasetTrace):
-    assert list(a.layers) == list(b.layers) and a.kinds == b.kinds and a.vocab == b.vocab
+    assert list(a.layers) == list(b.layers) and a.kinds == b.kinds and a.cells == b.cells and a.vocab == b.vocab
     np.testing.assert_array_equal(a.offsets, b.offsets)
     np.testing.assert_array_equal(a.token_ids, b.token_ids)
     assert (a.outputs is None) == (b.outputs is None)
@@ -520,6 +520,50 @@ def test_an_lstm_traced_without_gates_reaches_the_view_as_an_lstm(setup, tmp_pat
             assert entry["kind"] == "lstm" and entry["recurrence"] == kinds.describe("lstm")
             assert entry["recurrence"]["gates"] == ["input", "forget", "cell", "output"]
             assert sorted(q["name"] for q in entry["quantities"]) == ["c", "h"]   # no gate was recorded
+
+
+class CellLoop(nn.Module):
+    """A cell of ``kind`` stepped in the user's own loop (a Trace layer of kind "cell")."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind, self.cell = kind, {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}[kind](3, 5)
+
+    def forward(self, x):
+        state, outs = None, []
+        for t in range(x.shape[1]):
+            state = self.cell(x[:, t], state)
+            outs.append(state[0] if self.kind == "lstm" else state)
+        return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("quantities", [("h", "c"), "all"])
+def test_cells_in_the_users_loop_keep_their_own_kind_in_a_dataset(kind, quantities, tmp_path):
+    """A dataset of an nn.LSTMCell loop reaches the cell view as an LSTM (meta["cell"]), whatever
+    it kept, in memory, saved and loaded; a header naming another cell is refused."""
+    from rnnwidgets import kinds
+    from rnnwidgets.widgets import payload
+
+    torch.manual_seed(0)
+    model = CellLoop(kind)
+    batches = [torch.randn(2, 6, 3) for _ in range(2)]
+    ds = rw.trace_dataset(model, batches, quantities=quantities, progress=False)
+    assert set(ds.kinds.values()) == {"cell"} and set(ds.cells.values()) == {kind}
+    ds.save(tmp_path / "ds")
+    for source in (ds, DatasetTrace.load(tmp_path / "ds")):
+        seq = source.sequence(3)
+        assert {lt.meta.get("cell") for lt in seq.layers.values()} == {kind}
+        index, _ = payload.build_payload(seq)
+        assert [entry["recurrence"] for entry in index["layers"]] == [kinds.describe(kind)]
+    group = zarr.open_group(str(tmp_path / "ds"), mode="r+")
+    header = group.attrs.asdict()
+    header["layers"][0]["cell"] = "<b>lstm</b>"
+    group.attrs.put(header)
+    with pytest.raises(ValueError, match=r"layers\[0\]\.cell should be one of \('lstm', 'gru', 'rnn'\)"):
+        DatasetTrace.load(tmp_path / "ds")
+    with pytest.raises(ValueError, match="cells: expected, for layers of kind 'cell'"):
+        DatasetTrace(ds.layers, ds.kinds, ds.offsets, cells={name: "lstmcell" for name in ds.layers})
 
 
 def test_map_rows_reads_what_is_asked_equal_to_zarr(tmp_path):
