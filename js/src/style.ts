@@ -95,6 +95,8 @@ export const EXPLORER_CSS = `
   height: 14px; line-height: 14px; contain: strict; }
 .rw-explorer .rw-bars canvas { width: 100%; display: block; cursor: pointer; }
 .rw-explorer .rw-bars-axis-row { display: grid; grid-template-columns: 11em minmax(0, 1fr); column-gap: 6px; }
+/* room on the right for half of the last unit's id, centred on the last bar */
+.rw-explorer .rw-bars-rows { padding-right: 1em; }
 
 /* Lines over time and the cell view. */
 .rw-explorer .rw-units-plot { position: relative; width: 100%; cursor: crosshair; }
