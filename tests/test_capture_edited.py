@@ -79,11 +79,8 @@ def test_fused_edits_match_the_unrolled_reference(case):
     check_against_reference(case, edits)
 
 
-@settings(max_examples=12, deadline=None)
-@given(mode=st.sampled_from(["LSTM", "GRU", "RNN_TANH"]), layers=st.integers(1, 2), bidirectional=st.booleans(),
-       batch_first=st.booleans(), packed=st.booleans(), seed=st.integers(0, 10**6), data=st.data())
-def test_random_configurations_and_edits_match_the_reference(mode, layers, bidirectional, batch_first, packed,
-                                                             seed, data):
+def random_case_and_edits(mode, layers, bidirectional, batch_first, packed, seed, data) -> tuple:
+    """A randomized module configuration (make_case's arguments) and 1-3 clamps drawn for it."""
     rng = np.random.default_rng(seed)
     steps, batch = int(rng.integers(2, 7)), int(rng.integers(1, 4))
     lengths = sorted(rng.integers(1, steps + 1, batch).tolist(), reverse=True) if packed else None
@@ -103,7 +100,15 @@ def test_random_configurations_and_edits_match_the_reference(mode, layers, bidir
         units = data.draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))
         chosen = data.draw(st.one_of(st.none(), st.lists(st.integers(0, steps - 1), min_size=1, max_size=steps)))
         edits.append(rw.clamp(layer, quantity, units, chosen, data.draw(st.floats(-1, 1))))
-    check_against_reference(case, edits)
+    return case, edits
+
+
+@settings(max_examples=12, deadline=None)
+@given(mode=st.sampled_from(["LSTM", "GRU", "RNN_TANH"]), layers=st.integers(1, 2), bidirectional=st.booleans(),
+       batch_first=st.booleans(), packed=st.booleans(), seed=st.integers(0, 10**6), data=st.data())
+def test_random_configurations_and_edits_match_the_reference(mode, layers, bidirectional, batch_first, packed,
+                                                             seed, data):
+    check_against_reference(*random_case_and_edits(mode, layers, bidirectional, batch_first, packed, seed, data))
 
 
 def test_a_patch_takes_the_source_runs_values_and_patching_everything_reproduces_it():
@@ -335,26 +340,8 @@ def test_gradients_under_edits_match_autograd_on_the_unrolled_reference(case):
        data=st.data())
 def test_random_configurations_give_the_reference_gradients_under_edits(mode, layers, bidirectional, batch_first,
                                                                        packed, seed, data):
-    rng = np.random.default_rng(seed)
-    steps, batch = int(rng.integers(2, 7)), int(rng.integers(1, 4))
-    lengths = sorted(rng.integers(1, steps + 1, batch).tolist(), reverse=True) if packed else None
-    if packed:
-        lengths[0] = steps
-    proj = int(rng.integers(0, 3)) if mode == "LSTM" else 0
-    case = dict(mode=mode, layers=layers, bidirectional=bidirectional, batch_first=batch_first, proj=proj,
-                packed=bool(rng.integers(2)) if packed else None, lengths=lengths, batch=batch, steps=steps,
-                units=4, given_state=bool(rng.integers(2)), dtype=torch.float64, seed=seed)
-    name = {"LSTM": "lstm", "GRU": "gru"}.get(mode, "rnn")
-    layer_names = [f"{name}.l{k}" + r for k in range(layers) for r in (("", ".reverse") if bidirectional else ("",))]
-    edits = []
-    for _ in range(data.draw(st.integers(1, 3))):
-        layer = data.draw(st.sampled_from(layer_names))
-        quantity = data.draw(st.sampled_from(GATES[mode] + STATES[mode]))
-        width = proj if quantity == "h" and proj else 4
-        units = data.draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))
-        chosen = data.draw(st.one_of(st.none(), st.lists(st.integers(0, steps - 1), min_size=1, max_size=steps)))
-        edits.append(rw.clamp(layer, quantity, units, chosen, data.draw(st.floats(-1, 1))))
-    check_grads_against_reference(case, edits)
+    check_grads_against_reference(*random_case_and_edits(mode, layers, bidirectional, batch_first, packed, seed,
+                                                         data))
 
 
 def test_a_patch_under_a_loss_takes_the_source_values_as_constants():
