@@ -3,6 +3,9 @@
 For a 2-layer 256-unit LSTM and GRU over 1,000 steps at batch 1 and 32, prints (median of a few
 repeats after a warmup), at each thread count asked for:
   trace / native forward                              target <= 1.5 (floor about 1)
+  trace of h and c only (quantities=("h", "c")) / native forward
+  on CUDA: trace / native forward without the copy to host memory (the trace's time less that
+    of one pinned copy of as many bytes as its arrays), with and without quantities=
   trace with loss / native forward + backward         target <= 2.0
   rw.gradient_flow / native forward + backward        target <= 2.0 at batch 1
   per-step Python cell loop / native forward          the baseline users write today
@@ -101,12 +104,30 @@ def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -
             module.eval()
 
     trace_ratio, native = ratio(lambda: trace(module, x), forward, repeats, device)
+    states_ratio, _ = ratio(lambda: trace(module, x, quantities=("h", "c")), forward, repeats, device)
+    if device == "cuda":
+        copy = copy_seconds(trace(module, x), repeats)
+        states_copy = copy_seconds(trace(module, x, quantities=("h", "c")), repeats)
+        no_copy, states_no_copy = trace_ratio - copy / native, states_ratio - states_copy / native
+    else:
+        no_copy = states_no_copy = float("nan")
     grads_ratio, native_fb = ratio(lambda: trace(module, x, loss=output_loss), forward_backward, repeats, device)
     flow_ratio = ratio(lambda: gradient_flow(module, x, loss=output_loss), forward_backward, repeats,
                        device)[0] if batch == 1 else float("nan")
     loop_ratio, _ = ratio(cell_loop(module, x), forward, max(1, repeats // 2), device)
     return {"native": native, "trace": trace_ratio, "native_fb": native_fb, "trace_fb": grads_ratio,
-            "flow": flow_ratio, "loop": loop_ratio}
+            "flow": flow_ratio, "loop": loop_ratio, "states": states_ratio, "no_copy": no_copy,
+            "states_no_copy": states_no_copy}
+
+
+def copy_seconds(tr, repeats: int) -> float:
+    """Median time of one copy from the GPU into pinned host memory of as many bytes as ``tr``'s arrays."""
+    size = sum(a.nbytes for lt in tr.layers.values() for a in lt.quantities().values()) // 4
+    on_device = torch.empty(size, device="cuda")
+    host = torch.empty(size, pin_memory=True)
+    host.copy_(on_device)
+    return statistics.median(seconds(lambda: host.copy_(on_device, non_blocking=True), "cuda")
+                             for _ in range(repeats))
 
 
 def _peak_child(kind, batch, steps, device, threads, queue):
@@ -148,11 +169,12 @@ def main():
                         help=f"torch thread counts to run at (default: 1 and torch's default, {default_threads})")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    cuda = args.device == "cuda"
     print(f"{LAYERS}-layer {UNITS}-unit modules, {args.steps} steps, {args.device}, torch {torch.__version__}, "
           f"torch's default {default_threads} thread(s); median of {args.repeats} back-to-back ratios")
     print(f"{'threads':>7} {'module':6} {'batch':>5} {'native fwd':>11} {'trace/fwd':>10} {'native f+b':>11} "
           f"{'trace+grad/f+b':>15} {'flow/f+b':>9} {'cell loop/fwd':>14} {'peak MiB':>9} {'arrays MiB':>11} "
-          f"{'peak/arrays':>12}")
+          f"{'peak/arrays':>12} {'h,c/fwd':>8}" + (f" {'no copy':>8} {'h,c no copy':>12}" if cuda else ""))
     for threads in args.threads:
         torch.set_num_threads(threads)
         for kind in ("LSTM", "GRU"):
@@ -161,7 +183,8 @@ def main():
                 peak, arrays = measure_memory(kind, batch, args.steps, args.device, threads)
                 print(f"{threads:7d} {kind:6} {batch:5d} {r['native'] * 1e3:9.1f}ms {r['trace']:10.2f} "
                       f"{r['native_fb'] * 1e3:9.1f}ms {r['trace_fb']:15.2f} {r['flow']:9.2f} {r['loop']:14.2f} "
-                      f"{peak / 2**20:9.1f} {arrays / 2**20:11.1f} {peak / arrays:12.2f}", flush=True)
+                      f"{peak / 2**20:9.1f} {arrays / 2**20:11.1f} {peak / arrays:12.2f} {r['states']:8.2f}"
+                      + (f" {r['no_copy']:8.2f} {r['states_no_copy']:12.2f}" if cuda else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from rnnwidgets.capture.fused_trace import input_steps, output_steps, own_length
 
 
 def layers(batch, steps, batch_first):
-    return {"rnn.l0": {"states": {"h": np.zeros((batch, steps, 4))}, "meta": {"batch_first": batch_first}}}
+    return {"rnn.l0": (batch, steps, batch_first)}     # each layer's (batch, steps, batch_first), as merge_calls gives
 
 
 def test_output_steps_from_each_layout_the_model_returns():

@@ -1,11 +1,15 @@
 """``rw.trace``: one call on a model and its inputs gives back a Trace of every recurrent layer."""
 from __future__ import annotations
 
+import functools
+from typing import Optional
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
+from . import select
 from .call import ModelCall, unpack, unwrap
 from .cells import cell_kind
 from .edits import check_edits
@@ -18,7 +22,8 @@ from .step_module import trace_step_module
 from .untouched import kept
 
 
-def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs=None, edits=None) -> Trace:
+def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs=None, edits=None,
+          quantities=None, layers=None, steps=None) -> Trace:
     """Run ``model`` once on ``inputs`` and return what every recurrent layer did at every step.
 
     What the forward gets besides ``inputs`` (capture/call.py, the README's "Your model"):
@@ -55,6 +60,21 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
     recurrence carries it on (after the edit), and a clamped value is a constant that passes no
     gradient back.
 
+    ``quantities``, ``layers``, ``steps`` (capture/select.py; None: everything) keep a subset:
+    ``quantities`` states and gates by name ("h", "c", "input", "forget", ..., "reset", ...;
+    gradients and initial states go with their states, tracks are always kept); ``layers`` names
+    as in ``tr.layers`` ("lstm.l0" is that layer's forward direction and its later calls,
+    "lstm.l0.reverse" its reverse one), or a module path, which selects every layer of the modules
+    under it ("lstm", "encoder"); ``steps`` a slice or range of consecutive steps from 0 on
+    (``slice(100, 200)``), cut from each layer's own time axis with the lengths, tokens, outputs
+    and inputs; each layer's ``initial`` is then the state fed into the window, ``meta["steps"]``
+    the window it holds. What is kept is bit for bit the full trace's. For nn.LSTM / GRU / RNN
+    modules without ``loss=`` or ``edits=``, no gate is recomputed for a layer asked for neither
+    gates nor (LSTM) c, unselected layers are not computed beyond the forward nor copied, and
+    only what is kept comes back to host memory. With ``loss=`` or ``edits=`` the run and its gradients are those of the
+    whole model, as without a selection: the selection only cuts what is returned.
+    ``tr.meta["selection"]`` records it.
+
     Other modules follow the model's own ``training`` flag (dropout, BatchNorm on batch
     statistics); ``tr.meta["training"]`` says which mode the trace ran in.
 
@@ -75,8 +95,9 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
                            "call outside inference_mode (torch.no_grad() around it is fine)")
     check_finite(inputs)
     edits = check_edits("rw.trace", edits)
+    selection = select.parse("rw.trace", quantities, layers, steps)
     with kept(model):
-        return dispatch(model, inputs, hidden, tokens, loss, call, edits)
+        return dispatch(model, inputs, hidden, tokens, loss, call, edits, selection)
 
 
 def check_model(model) -> None:
@@ -95,38 +116,43 @@ def check_model(model) -> None:
                          "(no data); load its weights first (model.to_empty(device=...) and load_state_dict)")
 
 
-def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, edits=()) -> Trace:
+def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, edits=(),
+             selection: Optional[select.Selection] = None) -> Trace:
     """Trace by the model's shape (``trace``'s doc). A model whose forward is (input, hidden)
     and which holds an nn.LSTM / GRU / RNN is run whole first; when that fails and the model is
     called one step at a time (a one-token encoder), it is driven step by step instead, and an
-    error says both calls that were tried."""
+    error says both calls that were tried. The fused path applies ``selection`` as it goes, the
+    others to the whole Trace they capture (``select.apply``)."""
+    cut = functools.partial(select.apply, selection=selection)
     per_step = isinstance(inputs, (list, tuple)) and not isinstance(inputs, PackedSequence)
     if per_step and (call.is_step_module() or not fused_modules(model)):   # a list of per-step tensors
-        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call, edits=edits)
+        return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
+                                     edits=edits))
     if fused_modules(model):
         bound = call.whole(inputs, hidden, fused=True)
         if not call.is_step_module():
             with call.calling(bound) as given:
-                return trace_fused(model, inputs, given, tokens, loss, edits)
+                return trace_fused(model, inputs, given, tokens, loss, edits, selection)
         try:
             with call.calling(bound) as given:
-                return trace_fused(model, inputs, given, tokens, loss, edits)
+                return trace_fused(model, inputs, given, tokens, loss, edits, selection)
         except Exception as whole:
             try:
-                return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
-                                         edits=edits)
+                return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
+                                             edits=edits))
             except Exception as stepped:
                 raise both_failed(call, whole, stepped) from whole
     if call.is_step_module():
-        return trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call, edits=edits)
+        return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
+                                     edits=edits))
     args, kwargs = call.whole(inputs, hidden, fused=False).at(inputs)
     if loss is not None:
         if any(cell_kind(m) for m in model.modules()):  # nn.LSTMCell / GRUCell / RNNCell in its own loop
-            return trace_loop(model, args, kwargs, tokens, loss, edits)
-        return trace_recorded(model, args, kwargs, tokens, loss, edits)
+            return cut(trace_loop(model, args, kwargs, tokens, loss, edits))
+        return cut(trace_recorded(model, args, kwargs, tokens, loss, edits))
     with torch.no_grad(), HookRecording(model, tokens=tokens, edits=edits, who="rw.trace") as rec:
         model(*args, **kwargs)
-    return rec.trace
+    return cut(rec.trace)
 
 
 def both_failed(call: ModelCall, whole: Exception, stepped: Exception) -> Exception:

@@ -70,3 +70,42 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     t = torch.arange(steps, device=x.device).unsqueeze(1)
     index = torch.where(t < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - t, t)
     return x.gather(0, index.unsqueeze(2).expand_as(x))
+
+
+class HostCopies:
+    """Copies of tensors to float32 numpy arrays, started as capture goes and waited for once.
+
+    On the CPU ``array`` is ``to_numpy``. From a CUDA device each copy goes into a page-locked
+    (pinned) host buffer of its own, as a non-blocking copy on a side stream that first waits
+    for what the current stream has queued (the work that made the tensor), so it runs while
+    the current stream goes on with the next layer; the tensor's memory is kept from reuse until
+    the copy is done (``record_stream``). The arrays ``array`` returns hold their values only
+    after ``wait``: nothing may read them before. ``overlap=False``: every copy is ``to_numpy``'s,
+    done when ``array`` returns.
+    """
+
+    def __init__(self, overlap: bool = True):
+        self.overlap = overlap
+        self.streams: dict = {}   # device -> its side stream
+
+    def array(self, t: torch.Tensor) -> np.ndarray:
+        if t.device.type != "cuda" or not self.overlap:
+            return to_numpy(t)
+        stream = self.streams.get(t.device)
+        if stream is None:
+            stream = self.streams[t.device] = torch.cuda.Stream(device=t.device)
+        host = torch.empty(t.shape, dtype=torch.float32, pin_memory=True)
+        stream.wait_stream(torch.cuda.current_stream(t.device))
+        with torch.cuda.stream(stream):
+            host.copy_(t.detach(), non_blocking=True)   # a dtype or layout change runs on the side stream too
+        t.record_stream(stream)
+        return host.numpy()
+
+    def steps(self, t: torch.Tensor) -> np.ndarray:
+        """A time-major (time, batch, features) tensor as (batch, time, features): ``steps_to_numpy``."""
+        return self.array(t.transpose(0, 1))
+
+    def wait(self) -> None:
+        """Block until every copy started is in its host buffer."""
+        for stream in self.streams.values():
+            stream.synchronize()

@@ -404,8 +404,9 @@ class Direction:
         return bool((self.lengths == self.h.shape[0]).all())
 
 
-def recompute(run: LayerRun) -> list:
-    """Recompute every direction of a layer run (call under torch.no_grad())."""
+def recompute(run: LayerRun, gates: bool = True) -> list:
+    """Recompute every direction of a layer run (call under torch.no_grad()); with ``gates``
+    False only its h (and no c), read from the kernel's output: nothing is computed."""
     module = run.module
     assert run.out is not None  # a run is recomputed once the kernel has returned
     x = run.padded(run.x)
@@ -419,7 +420,9 @@ def recompute(run: LayerRun) -> list:
         order = functools.partial(reverse_valid, lengths=lengths) if d == 1 else (lambda t: t)
         h = order(out[..., d * width:(d + 1) * width])
         direction = Direction(run, d == 1, lengths, order(x), h, h0[d])
-        if module.mode == "LSTM":
+        if not gates:
+            pass
+        elif module.mode == "LSTM":
             assert c0 is not None  # an LSTM run carries its c0
             lstm_gates(direction, c0[d])
         elif module.mode == "GRU":

@@ -1,26 +1,40 @@
 """A Trace of a model's fused modules (nn.LSTM / nn.GRU / nn.RNN): run the model once with every
-such module layer by layer (fused.py), then turn each layer run into the Trace's arrays."""
+such module layer by layer (fused.py), then turn each layer run into the Trace's arrays.
+
+With a selection (select.py) and neither loss nor edits, the gates of a layer the module's kernel
+ran are recomputed only when a gate (or an LSTM's c) is asked for; a layer no key selects is
+neither recomputed nor copied (every layer runs as without a selection, so what is kept is
+bit for bit the full trace's), and only the selected quantities and steps of a layer are copied to host
+memory. With a loss or edits everything is computed as without a selection, and only what is
+returned is cut. Copies from a GPU overlap the next layer's work (``convert.HostCopies``).
+"""
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from ..kinds import is_reverse
 from ..tracedata import Trace
 from . import edited, gradients
-from .build import TraceBuilder
-from .convert import steps_to_numpy, to_numpy
+from .build import TraceBuilder, normalize_tokens
+from .convert import HostCopies, to_numpy
 from .edited import EditedLayers
 from .edits import check_all_found, describe
-from .fused import KIND, LayerByLayer
+from .fused import KIND, LayerByLayer, LayerRun, recompute
+from .select import Selection, check_not_empty, cut, cut_parts, window_initial, window_lengths
 
 
-def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=()) -> Trace:
+def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
+                selection: Optional[Selection] = None) -> Trace:
     anchor = torch.zeros((), requires_grad=True) if loss is not None else None
     run_layer = gradients.differentiable_layer(anchor) if anchor is not None else None
     if edits:   # the layers edits name run as our edited step loop (edited.py), in the graph with a loss
         run_layer = editor = EditedLayers("rw.trace", list(edits), fallback=run_layer, anchor=anchor)
+    lean = selection is not None and run_layer is None   # nothing but the selection needs computing
     builder = TraceBuilder("rw.trace", type(model).__name__, "fused")
     with torch.enable_grad() if loss is not None else torch.no_grad():
         with LayerByLayer(model, run_layer) as recorder:
@@ -40,23 +54,95 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=()) -> Tra
     lengths = runs[0].lengths()
     steps, batch = runs[0].padded(runs[0].x).shape[:2]
     batch_first = runs[0].module.batch_first
+    calls: dict = {}
+    for run in runs:
+        calls[run.name] = calls.get(run.name, 0) + 1
+    if selection is not None:
+        selection.layer_names(labels(runs))   # an unknown key is refused, naming every layer
+    copies = HostCopies()
     with torch.no_grad():
         layers = []
         while runs:   # one run at a time, let go of once converted, so its tensors are freed
-            layers += [layer_arrays(d, with_grads=loss is not None) for d in runs.pop(0).recomputed()]
-    merge_calls(builder, layers)
-    outputs = output_steps(output, builder.layers, batch)
+            run = runs.pop(0)
+            if selection is not None and not any(selection.may_keep(name) for name in direction_names(run)):
+                continue
+            # a layer the kernel ran (not our loop, nor read from its workspace) gets its gates
+            # recomputed only when asked for: its h as the kernel gave it otherwise
+            bare = selection is not None and lean and not run.has_own_states() and not needs_gates(run, selection)
+            directions = recompute(run, gates=False) if bare else run.recomputed()
+            # a module called once is cut to the window of steps here; repeated calls once joined
+            cut_here = selection is not None and selection.cuts_steps and calls[run.name] == 1
+            layers += [layer_arrays(d, loss is not None, copies, selection, cut_here) for d in directions]
+    copies.wait()   # every array holds its values from here on
+    shapes = merge_calls(builder, layers, selection)
+    kept = list(builder.layers) if selection is None else selection.layer_names(builder.layers)
+    outputs = output_steps(output, shapes, batch)
     builder.outputs = to_numpy(outputs) if outputs is not None else None
     builder.lengths = lengths.cpu().numpy()
     builder.tokens = tokens
     builder.inputs = input_steps(inputs, steps, batch, batch_first)
     builder.meta["training"] = bool(model.training)
-    return builder.build(batch=batch)
+    if selection is not None:
+        cut_trace_fields(builder, selection, max(shapes[name][1] for name in kept))
+        builder.meta["selection"] = selection.describe()
+    return builder.build(order=kept, batch=batch)
 
 
-def layer_arrays(d, with_grads: bool) -> dict:
+def direction_names(run: LayerRun) -> list:
+    names = [run.name]
+    return names + [run.name + ".reverse"] if run.module.bidirectional else names
+
+
+def labels(runs: list) -> list:
+    """The names of the layers ``merge_calls`` will make of ``runs``, by the same rule."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.name, []).append(run)
+    found = []
+    for name, calls in groups.items():
+        shapes = [run.padded(run.x).shape[:2] for run in calls]
+        joinable = len({batch for _, batch in shapes}) == 1 and all(
+            bool((run.lengths() == steps).all()) for run, (steps, _) in zip(calls, shapes))
+        for suffix in ("", ".reverse")[:calls[0].direction_count]:
+            if len(calls) > 1 and joinable:
+                found.append(name + suffix)
+            else:
+                found += [name + suffix + (f"@{run.call}" if run.call else "") for run in calls]
+    return found
+
+
+def needs_gates(run: LayerRun, selection: Selection) -> bool:
+    """Whether a layer run must compute its gates for the selection."""
+    return (any(selection.may_keep(name) for name in direction_names(run))
+            and selection.needs_gates(KIND[run.module.mode]))
+
+
+def cut_trace_fields(builder: TraceBuilder, selection: Selection, steps: int) -> None:
+    """The trace's lengths, outputs, inputs and tokens cut to the window of its longest layer's
+    ``steps`` steps, as ``select.apply`` cuts them."""
+    window = selection.window(steps)
+    assert builder.lengths is not None  # set by the caller
+    builder.lengths = window_lengths(builder.lengths, *window)
+    builder.outputs, builder.inputs = (cut(a, *window) if a is not None else None
+                                       for a in (builder.outputs, builder.inputs))
+    tokens = normalize_tokens(builder.tokens)
+    start, stop = window
+    if isinstance(tokens, dict):
+        tokens = {key: [seq[start:stop] for seq in value] if value is not None else None
+                  for key, value in tokens.items()}
+    elif tokens is not None:
+        tokens = [seq[start:stop] for seq in tokens]
+    builder.tokens = tokens
+
+
+def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selection: Optional[Selection] = None,
+                 cut_here: bool = False) -> dict:
     """One direction of one layer call as numpy arrays (batch, time, units) plus its meta; its
-    gradients through time are zero when its output did not reach the loss."""
+    gradients through time are zero when its output did not reach the loss. Only the selected
+    quantities are copied, and with ``cut_here`` only the selection's window of steps (its
+    initial state then the one fed into the window, ``select.window_initial``). ``copies``: how
+    arrays reach host memory (default: each copied before this returns)."""
+    copies = copies or HostCopies(overlap=False)
     module = d.run.module
     width = module.proj_size or module.hidden_size
     meta = {"module": d.run.module_path, "layer": d.run.layer,
@@ -76,42 +162,69 @@ def layer_arrays(d, with_grads: bool) -> dict:
         keys = list(states) + (["m"] if getattr(module, "proj_size", 0) else [])
         grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states.get(key, d.c))
                  for key in keys}
-    return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
-            "lengths": d.lengths,
-            "states": {k: steps_to_numpy(v) for k, v in states.items()},
-            "gates": {k: steps_to_numpy(d.natural(v)) for k, v in d.gates.items()},
-            "grads": {k: steps_to_numpy(v) for k, v in grads.items()},
-            "initial": initial_arrays(d)}
-
-
-def initial_arrays(d) -> dict:
-    """The state fed into a direction's first step (given or zeros), user batch order: (batch, units)."""
-    found = {"h": to_numpy(d.h0)}
+    gates = {k: d.natural(v) for k, v in d.gates.items()}
+    initial = {"h": d.h0}
     if d.c0 is not None:
-        found["c"] = to_numpy(d.c0)
-    return found
+        initial["c"] = d.c0
+    steps, batch = d.h.shape[:2]
+    lengths = d.lengths
+    if selection is not None:
+        states, gates, grads, initial = ({k: v for k, v in group.items() if selection.keeps(k)}
+                                         for group in (states, gates, grads, initial))
+        check_not_empty(selection, d.name, KIND[module.mode], {"states": states, "gates": gates}, {})
+    if cut_here:
+        assert selection is not None  # cut only for a selection of steps
+        start, stop = selection.check_window(d.name, steps)
+        # the states batch-major as window_initial reads them: (batch, time, units) views
+        initial = {k: window_initial(states[k].transpose(0, 1), v, d.reverse, d.lengths, start, stop)
+                   for k, v in initial.items()}
+        states, gates, grads = ({k: v[start:stop] for k, v in group.items()} for group in (states, gates, grads))
+        lengths = (d.lengths - start).clamp(0, stop - start)
+        meta["steps"] = [start, stop]
+    return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
+            "lengths": lengths, "shape": (batch, steps), "cut": cut_here,
+            "states": {k: copies.steps(v) for k, v in states.items()},
+            "gates": {k: copies.steps(v) for k, v in gates.items()},
+            "grads": {k: copies.steps(v) for k, v in grads.items()},
+            "initial": {k: copies.array(v) for k, v in initial.items()}}
 
 
-def merge_calls(builder: TraceBuilder, layers: list) -> None:
+def merge_calls(builder: TraceBuilder, layers: list, selection: Optional[Selection] = None) -> dict:
     """Add the layers to ``builder`` in forward order; a module's repeated calls joined along time
-    when all are full length with one batch size, else kept apart as "<name>@<call>"."""
+    when all are full length with one batch size, else kept apart as "<name>@<call>". Returns
+    each layer's (batch, steps, batch_first) before any cut. A layer not cut yet is cut to the
+    selection's window of steps here."""
     groups: dict = {}
     for arrays in layers:
         groups.setdefault(arrays["name"], []).append(arrays)
+    shapes = {}
+
+    def add(label: str, kind: str, meta: dict, lengths, parts: dict, steps: int, cut_already: bool) -> None:
+        shapes[label] = (parts["batch"], steps, meta["batch_first"])
+        groups_ = {g: parts[g] for g in ("states", "gates", "grads", "initial")}
+        if selection is not None and selection.cuts_steps and not cut_already:
+            start, stop = selection.check_window(label, steps)
+            groups_, lengths = cut_parts(groups_, is_reverse(label), lengths, start, stop)
+            meta = dict(meta, steps=[start, stop])
+        builder.layer(label, kind, meta=meta, lengths=lengths, **groups_)
+
     for name, calls in groups.items():
-        joinable = len({c["states"]["h"].shape[0] for c in calls}) == 1 and all(
-            bool((c["lengths"] == c["states"]["h"].shape[1]).all()) for c in calls)
+        joinable = len({c["shape"][0] for c in calls}) == 1 and all(
+            bool((c["lengths"] == c["shape"][1]).all()) for c in calls)
         if len(calls) > 1 and joinable:
             joined = {g: {k: np.concatenate([c[g][k] for c in calls], axis=1) for k in calls[0][g]}
                       for g in ("states", "gates", "grads")}
             # the joined sequence starts where the first call started
-            builder.layer(name, calls[0]["kind"], meta=dict(calls[0]["meta"], calls=len(calls)),
-                          initial=calls[0]["initial"], lengths=sum(own_lengths(c) for c in calls), **joined)
+            add(name, calls[0]["kind"], dict(calls[0]["meta"], calls=len(calls)),
+                sum(own_lengths(c) for c in calls),
+                dict(joined, initial=calls[0]["initial"], batch=calls[0]["shape"][0]),
+                sum(c["shape"][1] for c in calls), False)
             continue
         for c in calls:
             label = name if c["call"] == 0 else f"{name}@{c['call']}"
-            builder.layer(label, c["kind"], meta=dict(c["meta"], call=c["call"]), states=c["states"],
-                          gates=c["gates"], grads=c["grads"], initial=c["initial"], lengths=own_lengths(c))
+            add(label, c["kind"], dict(c["meta"], call=c["call"]), own_lengths(c), dict(c, batch=c["shape"][0]),
+                c["shape"][1], c["cut"])
+    return shapes
 
 
 def own_lengths(call: dict) -> np.ndarray:
@@ -120,10 +233,11 @@ def own_lengths(call: dict) -> np.ndarray:
     return np.asarray(call["lengths"].cpu() if isinstance(call["lengths"], torch.Tensor) else call["lengths"])
 
 
-def output_steps(output, layers: dict, batch: int):
+def output_steps(output, shapes: dict, batch: int):
     """The model's first output (a tensor, a tuple's first element, a padded PackedSequence) as
     (batch, time, features) when its time dimension matches a traced layer's sequence in that
-    layer's module layout (a layer of the trace's batch), else None. A 2-D output of steps x
+    layer's module layout (a layer of the trace's batch; ``shapes``: each layer's (batch, steps,
+    batch_first) as run, from ``merge_calls``), else None. A 2-D output of steps x
     batch rows is that sequence flattened in the module's layout (the word language model's
     ``decoded.view(-1, ntoken)``)."""
     out = output[0] if isinstance(output, (tuple, list)) and output else output
@@ -131,10 +245,8 @@ def output_steps(output, layers: dict, batch: int):
         return pad_packed_sequence(out, batch_first=True)[0]
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3):
         return None
-    for parts in reversed(layers.values()):
-        steps = parts["states"]["h"].shape[1]
-        batch_first = parts["meta"]["batch_first"]
-        if parts["states"]["h"].shape[0] != batch:
+    for rows, steps, batch_first in reversed(shapes.values()):
+        if rows != batch:
             continue
         if out.dim() == 2 and batch == 1 and out.shape[0] == steps:
             return out.unsqueeze(0)

@@ -49,8 +49,8 @@ def is_output_head(trace: Trace) -> bool:
     out = trace.outputs
     if out is None or out.shape[2] < 2:
         return False
-    return not any(lt.states["h"].shape == out.shape and np.array_equal(lt.states["h"], out)
-                   for lt in trace.layers.values())
+    return not any("h" in lt.states and lt.states["h"].shape == out.shape and np.array_equal(lt.states["h"], out)
+                   for lt in trace.layers.values())   # a layer without h (rw.trace(quantities=...)) tells nothing
 
 
 def label_of(labels: Labels, i: int) -> str:
