@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from rnnwidgets.capture.convert import reverse_valid, step_mask, steps_buffer, steps_to_numpy, to_numpy, trace_buffer
+from rnnwidgets.capture.convert import (
+    HostCopies,
+    reverse_valid,
+    step_mask,
+    steps_buffer,
+    steps_to_numpy,
+    to_numpy,
+    trace_buffer,
+)
 
 
 def test_only_whole_float32_trace_buffers_are_handed_over_without_a_copy():
@@ -49,3 +57,14 @@ def test_reverse_valid_reverses_the_valid_steps_and_leaves_padding_in_place(leng
         assert out[:n, b, 0].tolist() == x[:n, b, 0].flip(0).tolist()
         assert out[n:, b, 0].tolist() == x[n:, b, 0].tolist()
     assert torch.equal(reverse_valid(out, torch.tensor(lengths)), x)
+
+
+def test_host_copies_on_the_cpu_are_to_numpy():
+    t = torch.randn(4, 3, 2, dtype=torch.float64)
+    copies = HostCopies()
+    got = copies.steps(t)
+    copies.wait()
+    np.testing.assert_array_equal(got, to_numpy(t.transpose(0, 1)))
+    assert got.dtype == np.float32 and not copies.streams
+    buffer = trace_buffer((2, 3), torch.empty(0))
+    assert np.shares_memory(HostCopies().array(buffer), buffer.numpy())   # handed over as to_numpy does
