@@ -57,8 +57,9 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
     calls: dict = {}
     for run in runs:
         calls[run.name] = calls.get(run.name, 0) + 1
+    shapes = layer_shapes(runs)
     if selection is not None:
-        selection.layer_names(labels(runs))   # an unknown key is refused, naming every layer
+        selection.layer_names(shapes)   # an unknown key is refused, naming every layer
     copies = HostCopies()
     with torch.no_grad():
         layers = []
@@ -74,7 +75,7 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
             cut_here = selection is not None and selection.cuts_steps and calls[run.name] == 1
             layers += [layer_arrays(d, loss is not None, copies, selection, cut_here) for d in directions]
     copies.wait()   # every array holds its values from here on
-    shapes = merge_calls(builder, layers, selection)
+    merge_calls(builder, layers, selection)
     kept = list(builder.layers) if selection is None else selection.layer_names(builder.layers)
     outputs = output_steps(output, shapes, batch)
     builder.outputs = to_numpy(outputs) if outputs is not None else None
@@ -93,21 +94,24 @@ def direction_names(run: LayerRun) -> list:
     return names + [run.name + ".reverse"] if run.module.bidirectional else names
 
 
-def labels(runs: list) -> list:
-    """The names of the layers ``merge_calls`` will make of ``runs``, by the same rule."""
+def layer_shapes(runs: list) -> dict:
+    """Each layer ``merge_calls`` will make of ``runs``, by the same rule: name -> (batch, steps,
+    batch_first) as the module ran it."""
     groups: dict = {}
     for run in runs:
         groups.setdefault(run.name, []).append(run)
-    found = []
+    found = {}
     for name, calls in groups.items():
-        shapes = [run.padded(run.x).shape[:2] for run in calls]
+        shapes = [tuple(run.padded(run.x).shape[:2]) for run in calls]
         joinable = len({batch for _, batch in shapes}) == 1 and all(
             bool((run.lengths() == steps).all()) for run, (steps, _) in zip(calls, shapes))
+        batch_first = calls[0].module.batch_first
         for suffix in ("", ".reverse")[:calls[0].direction_count]:
             if len(calls) > 1 and joinable:
-                found.append(name + suffix)
-            else:
-                found += [name + suffix + (f"@{run.call}" if run.call else "") for run in calls]
+                found[name + suffix] = (shapes[0][1], sum(steps for steps, _ in shapes), batch_first)
+                continue
+            for run, (steps, batch) in zip(calls, shapes):
+                found[name + suffix + (f"@{run.call}" if run.call else "")] = (batch, steps, batch_first)
     return found
 
 
@@ -123,7 +127,7 @@ def cut_trace_fields(builder: TraceBuilder, selection: Selection, steps: int) ->
     window = selection.window(steps)
     assert builder.lengths is not None  # set by the caller
     builder.lengths = window_lengths(builder.lengths, *window)
-    builder.outputs, builder.inputs = (cut(a, *window) if a is not None else None
+    builder.outputs, builder.inputs = (cut(a, *window) if a is not None and a.shape[1] > window[0] else None
                                        for a in (builder.outputs, builder.inputs))
     tokens = normalize_tokens(builder.tokens)
     start, stop = window
@@ -189,18 +193,16 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
             "initial": {k: copies.array(v) for k, v in initial.items()}}
 
 
-def merge_calls(builder: TraceBuilder, layers: list, selection: Optional[Selection] = None) -> dict:
+def merge_calls(builder: TraceBuilder, layers: list, selection: Optional[Selection] = None) -> None:
     """Add the layers to ``builder`` in forward order; a module's repeated calls joined along time
-    when all are full length with one batch size, else kept apart as "<name>@<call>". Returns
-    each layer's (batch, steps, batch_first) before any cut. A layer not cut yet is cut to the
-    selection's window of steps here."""
+    when all are full length with one batch size, else kept apart as "<name>@<call>"
+    (``layer_shapes`` names them alike). A layer not cut yet is cut to the selection's window of
+    steps here."""
     groups: dict = {}
     for arrays in layers:
         groups.setdefault(arrays["name"], []).append(arrays)
-    shapes = {}
 
     def add(label: str, kind: str, meta: dict, lengths, parts: dict, steps: int, cut_already: bool) -> None:
-        shapes[label] = (parts["batch"], steps, meta["batch_first"])
         groups_ = {g: parts[g] for g in ("states", "gates", "grads", "initial")}
         if selection is not None and selection.cuts_steps and not cut_already:
             start, stop = selection.check_window(label, steps)
@@ -216,15 +218,12 @@ def merge_calls(builder: TraceBuilder, layers: list, selection: Optional[Selecti
                       for g in ("states", "gates", "grads")}
             # the joined sequence starts where the first call started
             add(name, calls[0]["kind"], dict(calls[0]["meta"], calls=len(calls)),
-                sum(own_lengths(c) for c in calls),
-                dict(joined, initial=calls[0]["initial"], batch=calls[0]["shape"][0]),
+                sum(own_lengths(c) for c in calls), dict(joined, initial=calls[0]["initial"]),
                 sum(c["shape"][1] for c in calls), False)
             continue
         for c in calls:
             label = name if c["call"] == 0 else f"{name}@{c['call']}"
-            add(label, c["kind"], dict(c["meta"], call=c["call"]), own_lengths(c), dict(c, batch=c["shape"][0]),
-                c["shape"][1], c["cut"])
-    return shapes
+            add(label, c["kind"], dict(c["meta"], call=c["call"]), own_lengths(c), c, c["shape"][1], c["cut"])
 
 
 def own_lengths(call: dict) -> np.ndarray:

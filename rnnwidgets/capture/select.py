@@ -16,7 +16,8 @@ tracks (``rw.record``, submodule outputs) are kept as they are. ``layers`` names
 ("lstm", "encoder"): a layer name selects that layer and its later calls ("lstm.l0" is the
 forward direction only), a module path every layer of the modules under it. ``steps``: a slice
 or range of consecutive steps from 0 on, cut from each layer's own time axis; the Trace's
-``lengths``, tokens, outputs and inputs are cut alike, and each layer's ``initial`` becomes the
+``lengths``, tokens, outputs and inputs are cut alike (outputs or inputs that end
+before the window are left out), and each layer's ``initial`` becomes the
 state fed into the window's first step in the order the layer runs (its state at step start - 1
 forward; at step stop reversed, for an element longer than the window).
 """
@@ -217,7 +218,8 @@ def apply(trace: Trace, selection: Optional[Selection]) -> Trace:
     if selection.cuts_steps:
         window = selection.window(max(trace.layers[name].steps for name in names))
         lengths = window_lengths(lengths, *window)
-        outputs, inputs = (cut(a, *window) if a is not None else None for a in (outputs, inputs))
+        outputs, inputs = (cut(a, *window) if a is not None and a.shape[1] > window[0] else None
+                           for a in (outputs, inputs))
         tokens = [seq[window[0]:window[1]] for seq in tokens] if tokens is not None else None
     meta = dict(trace.meta, selection=selection.describe())
     return Trace(layers=layers, lengths=lengths, outputs=outputs, inputs=inputs, tokens=tokens,
