@@ -202,7 +202,8 @@ def apply(trace: Trace, selection: Optional[Selection]) -> Trace:
     layers = {}
     for name in names:
         lt = trace.layers[name]
-        keep = {group: {k: v for k, v in getattr(lt, group).items() if selection.keeps(k)}
+        keep = {group: {k: v for k, v in getattr(lt, group).items() if selection.keeps(k) or
+                        (group == "grads" and k in lt.tracks)}    # a track's gradient stays with it
                 for group in ("states", "gates", "grads", "initial")}
         keep["tracks"] = dict(lt.tracks)
         check_not_empty(selection, lt.name, lt.kind, keep, lt.tracks)
