@@ -140,21 +140,34 @@ def test_bad_models_and_arguments_are_refused_in_one_sentence():
     bidirectional.rnn = nn.LSTM(5, 6, batch_first=True, bidirectional=True)
     with pytest.raises(ValueError, match="rnn is bidirectional; generating one token at a time needs"):
         rw.generate(bidirectional, [1], steps=2)
-    flat = TokenLM()
-    flat.forward = lambda ids: TokenLM.forward(flat, ids).flatten(0, 1)
+    odd = TokenLM()
+    odd.forward = lambda ids: TokenLM.forward(odd, ids)[..., None]
     with pytest.raises(ValueError, match=r"expected the model to map token ids \(1, 1\) \(batch, time\) to logits"):
-        rw.generate(flat, [1], steps=2)
+        rw.generate(odd, [1], steps=2)
     with pytest.raises(ValueError, match="names no layer of this run"):
         rw.generate(model, [1], steps=2, edits=[rw.clamp("lstm.l0", "h", [0], None, 0.0)])
 
 
-def test_a_forward_that_needs_more_than_the_ids_is_refused():
-    class NeedsHidden(TokenLM):
-        def forward(self, ids, hidden):
+def test_a_forward_that_needs_more_than_the_ids_and_a_state_is_refused():
+    class NeedsLengths(TokenLM):
+        def forward(self, ids, lengths):
             return super().forward(ids)
 
-    with pytest.raises(TypeError, match=r"expected a model called as model\(ids\) with ids \(batch, time\)"):
-        rw.generate(NeedsHidden(), [1, 2], steps=2)
+    with pytest.raises(TypeError, match=r"expected a model called as model\(ids\) with ids \(batch, time\), or "
+                                        r"model\(ids, hidden\); .*needs 'lengths'"):
+        rw.generate(NeedsLengths(), [1, 2], steps=2)
+
+
+def test_flattened_logits_are_read_back_per_step():
+    torch.manual_seed(0)
+    model = TokenLM().eval()
+    flat = TokenLM().eval()
+    flat.load_state_dict(model.state_dict())
+    flat.forward = lambda ids: TokenLM.forward(flat, ids).flatten(0, 1)   # (batch·time, vocab)
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    a, b = rw.generate(model, prompt, steps=3), rw.generate(flat, prompt, steps=3)
+    assert a.meta["token_ids"] == b.meta["token_ids"]
+    np.testing.assert_array_equal(a.outputs, b.outputs)
 
 
 class CellLM(nn.Module):

@@ -31,6 +31,11 @@ def fixed_points(model: nn.Module, layer: Optional[str] = None, input=None, n_in
     uniform in [-1, 1]. ``tol``: the largest q kept; ``unique``: points closer than this are one.
     """
     found = recurrences(model)
+    if not found:
+        raise ValueError(f"rw.fixed_points: expected a model holding an nn.LSTM / nn.GRU / nn.RNN or a cell "
+                         f"(nn.LSTMCell / GRUCell / RNNCell), whose step has a closed form; {type(model).__name__} "
+                         "has none (a hand-written step module is not supported here, though rw.dynamics "
+                         "differentiates it)")
     if layer is None:
         if len(found) != 1:
             raise ValueError(f"rw.fixed_points: layer= is needed: one of {sorted(found)}")

@@ -5,8 +5,9 @@
 The model maps token ids (batch, time) to logits (batch, time, vocab) through one or more
 nn.LSTM / nn.GRU / nn.RNN, or through nn.LSTMCell / GRUCell / RNNCell run over the steps in its
 own loop (not both), every other op acting on each step alone (an embedding, a linear head, a
-``log_softmax``): the stock language model. It runs once on the prompt and then on one token at a
-time, each recurrent layer starting where its previous call ended: while it runs, each fused
+``log_softmax``): the stock language model, also ``forward(ids, hidden)`` and (time, batch) with
+flattened logits as the word language model has it (``TokenCall``). It runs once on the prompt
+and then on one token at a time, each recurrent layer starting where its previous call ended: while it runs, each fused
 module runs layer by layer (fused.py) and each layer is handed the state its last call returned
 instead of the one the model passes in; a cell's first call in each forward is handed its last
 output as its hidden instead of what the model passes. So the cost is one step per token, never
@@ -23,7 +24,7 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import device_and_dtype, unwrap
+from .call import ModelCall, device_and_dtype, unwrap
 from .cells import cell_kind
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -71,25 +72,38 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
             generator.manual_seed(int(seed))
         else:
             generator.seed()
+    call = TokenCall(model)
     if not fused_modules(model):
-        return generate_with_cells(model, ids, steps, edits, decode, temperature, generator)
-    carried = CarriedState(EditedLayers(WHO, edits) if edits else None)
-    with kept(model), torch.no_grad(), LayerByLayer(model, carried) as recorder:
-        ids, logits = run_tokens(model, ids, steps, temperature, generator, carried.next_call)
-        runs = recorder.runs
+        return generate_with_cells(model, call, ids, steps, edits, decode, temperature, generator)
+    state = generator.get_state() if generator is not None else None
+    prompt = ids
+    call.time_major = call.reads_time_first(prompt)
+    while True:
+        carried = CarriedState(EditedLayers(WHO, edits) if edits else None)
+        try:
+            with kept(model), torch.no_grad(), LayerByLayer(model, carried) as recorder:
+                ids, logits = run_tokens(call, prompt, steps, temperature, generator, carried.next_call,
+                                         lambda: call.check_layout(recorder.runs, prompt))
+                runs = recorder.runs
+            break
+        except TimeMajor:         # a (time, batch) model such as the word language model: run it so
+            call.time_major = True
+            if generator is not None and state is not None:
+                generator.set_state(state)
     if edits:
         assert carried.editor is not None
         check_all_found(WHO, edits, carried.editor.seen)
     return build_trace(model, runs, ids, logits, decode, edits, prompt_steps=len(ids[0]) - steps)
 
 
-def run_tokens(model: nn.Module, ids: torch.Tensor, steps: int, temperature: float, generator,
-               between) -> tuple:
+def run_tokens(call: "TokenCall", ids: torch.Tensor, steps: int, temperature: float, generator,
+               between, after_prompt=None) -> tuple:
     """(every id fed in (batch, prompt + steps), the logits of each (batch, prompt + steps, vocab)):
-    the model on the prompt, then on each token it chose; ``between()`` after each call."""
+    the model on the prompt, then on each token it chose; ``between()`` after each call,
+    ``after_prompt()`` once after the first."""
     logits, fed = [], ids
     for k in range(steps + 1):
-        out = step_logits(model, fed, ids.shape[0])
+        out = call(fed, after_prompt if k == 0 else None)
         logits.append(out)
         if k == steps:
             break
@@ -99,13 +113,13 @@ def run_tokens(model: nn.Module, ids: torch.Tensor, steps: int, temperature: flo
     return ids, torch.cat(logits, 1)
 
 
-def generate_with_cells(model: nn.Module, ids: torch.Tensor, steps: int, edits: list, decode, temperature: float,
-                        generator) -> Trace:
+def generate_with_cells(model: nn.Module, call: "TokenCall", ids: torch.Tensor, steps: int, edits: list, decode,
+                        temperature: float, generator) -> Trace:
     """``generate`` for a model running cells in its own loop: recorded as ``rw.trace`` records it
     (recording.py), each cell's calls one step after another over every forward."""
     with kept(model), torch.no_grad():
         with HookRecording(model, deferred=True, edits=edits, who=WHO) as rec, CarriedCells(model) as carried:
-            ids, logits = run_tokens(model, ids, steps, temperature, generator, carried.next_forward)
+            ids, logits = run_tokens(call, ids, steps, temperature, generator, carried.next_forward)
     builder = rec.collected
     assert builder is not None  # a deferred recording collects its layers when the block ends
     builder.caller, builder.meta["source"] = WHO, "generate"
@@ -144,21 +158,83 @@ def prompt_ids(prompt, device) -> torch.Tensor:
     return ids.unsqueeze(0) if ids.dim() == 1 else ids
 
 
-def step_logits(model: nn.Module, fed: torch.Tensor, batch: int) -> torch.Tensor:
-    """The model's logits (batch, time, vocab) for ``fed`` (batch, time), or a clear error."""
-    try:
-        out = model(fed)
-    except TypeError as e:
-        if "argument" not in str(e):
-            raise
-        raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
-                        f"{type(model).__name__} so failed: {e}") from e
-    out = out[0] if isinstance(out, (tuple, list)) and out else out
-    if not isinstance(out, torch.Tensor) or out.dim() != 3 or tuple(out.shape[:2]) != tuple(fed.shape):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"{WHO}: expected the model to map token ids {tuple(fed.shape)} (batch, time) to logits "
-                         f"(batch, time, vocab), got {shape}")
-    return out
+class TimeMajor(Exception):
+    """The model read the prompt (batch, time) as (time, batch): run it again time-major."""
+
+
+class TokenCall:
+    """How ``rw.generate`` calls the model on token ids (batch, time) and reads its logits.
+
+    The forward is called as every entry point calls it (call.py): a ``hidden`` parameter after
+    the ids gets the model's ``init_hidden(batch)`` (the state each layer then carries is
+    rnnwidgets' own, CarriedState). A model whose first recurrent module reads (time, batch) and
+    that was handed the prompt so (the word language model) is fed ids (time, batch) and its
+    logits, (time, batch, vocab) or flattened to (time·batch, vocab), are read back as such.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.call = ModelCall(model, who=WHO)
+        self.time_major = False
+
+    def __call__(self, fed: torch.Tensor, check=None) -> torch.Tensor:
+        """The model's logits (batch, time, vocab) for ``fed`` (batch, time), or a clear error;
+        ``check()`` right after the model ran."""
+        x = fed.t() if self.time_major else fed
+        try:
+            bound = self.call.whole(x, None, fused=True)
+        except TypeError as e:
+            needs = str(e).split("; it would call")[0].removeprefix(f"{WHO}: ")
+            raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time), or "
+                            f"model(ids, hidden); {needs}") from e
+        args, kwargs = bound.at(x)
+        try:
+            out = self.model(*args, **kwargs)
+        except TypeError as e:
+            if "argument" not in str(e):
+                raise
+            raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
+                            f"{type(self.model).__name__} so failed: {e}") from e
+        if check is not None:
+            check()
+        out = out[0] if isinstance(out, (tuple, list)) and out else out
+        batch, time = fed.shape
+        rows = (time, batch) if self.time_major else (batch, time)
+        if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == batch * time:
+            out = out.reshape(*rows, out.shape[1])     # logits flattened to (rows, vocab)
+        if not isinstance(out, torch.Tensor) or out.dim() != 3 or tuple(out.shape[:2]) != rows:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"{WHO}: expected the model to map token ids {tuple(x.shape)} "
+                             f"({'time, batch' if self.time_major else 'batch, time'}) to logits "
+                             f"({'time, batch' if self.time_major else 'batch, time'}, vocab), got {shape}")
+        return out.transpose(0, 1) if self.time_major else out
+
+    def reads_time_first(self, prompt: torch.Tensor) -> bool:
+        """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's
+        first recurrent module reads a (batch, 1) slice of it as one sequence of ``batch`` steps."""
+        batch, time = prompt.shape
+        first = next((m for _, m in fused_modules(self.model)), None)
+        if batch != time or batch == 1 or first is None or first.batch_first:
+            return False
+        seen: list = []
+        handle = first.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        try:
+            with kept(self.model), torch.no_grad():
+                x = prompt[:, :1]
+                args, kwargs = self.call.whole(x, None, fused=True).at(x)
+                self.model(*args, **kwargs)
+        finally:
+            handle.remove()
+        return bool(seen) and isinstance(seen[0], torch.Tensor) and seen[0].dim() == 3 and seen[0].shape[1] == 1
+
+    def check_layout(self, runs: list, prompt: torch.Tensor) -> None:
+        """After the prompt's call: raise TimeMajor when the first recurrent layer ran over the
+        prompt's time steps as its batch (a (time, batch) model handed (batch, time))."""
+        if self.time_major or not runs:
+            return
+        batch, time = prompt.shape
+        if batch != time and runs[0].h0.shape[1] == time and not runs[0].module.batch_first:
+            raise TimeMajor
 
 
 def next_token(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
