@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from models import LoopOfCell
 from torch import nn
 
 from rnnwidgets.capture import trace
@@ -45,19 +46,9 @@ def test_calls_keep_the_previous_state_of_every_step():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_a_cell_in_a_loop_given_another_dtype(dtype):
-    class Loop(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.cell = nn.LSTMCell(3, 4)
-
-        def forward(self, xs):
-            hx = None
-            for x in xs:
-                hx = self.cell(x, hx)
-            return hx
     with pytest.raises(TypeError, match=rf"^rw.recording: cell 'cell' has torch.float32 weights but got a {dtype} "
                                         rf"input; expected the cell's dtype"):
-        trace(Loop(), torch.randn(4, 2, 3, dtype=dtype))
+        trace(LoopOfCell(), torch.randn(4, 2, 3, dtype=dtype))
 
 
 def test_a_cell_whose_forward_differs_from_the_equations_is_flagged():
