@@ -492,6 +492,31 @@ def test_edits_trace_every_batch_under_them_as_rw_trace_does_and_are_recorded(se
     assert DatasetTrace.load(tmp_path / "ds").sequence(0).meta["edits"] == described
 
 
+def test_an_edit_past_a_short_batchs_end_applies_where_its_steps_are(setup):
+    """A batch shorter than all of an edit's steps (the last, here) runs without that edit, the
+    other edits still on; an edit with no step in any batch is refused in one sentence."""
+    model, inputs, batches = setup
+    short = (inputs[18:20, :8], None)                          # 8 steps; the others have 12
+    batches = [*batches[:3], short]
+    late, early = rw.clamp("lstm.l0", "c", [1], range(9, 11), 0.0), rw.clamp("lstm.l1", "h", [0], [2], 5.0)
+    ds = rw.trace_dataset(model, [(x, t) if t is not None else x for x, t in batches], progress=False,
+                          edits=[late, early])
+    per_batch = [rw.trace(model, x, edits=[late, early]) for x, _ in batches[:3]] + \
+                [rw.trace(model, short[0], edits=[early])]
+    for name in per_batch[0].layers:
+        for key in ds.layers[name]:
+            expected = np.concatenate([tr.layers[name].quantities()[key].reshape(-1, 7) for tr in per_batch])
+            np.testing.assert_array_equal(ds.layers[name][key], expected, err_msg=f"{name} {key}")
+    assert ds.edits == [late.describe(), early.describe()]
+    past = rw.clamp("lstm.l0", "c", [1], range(12, 14), 0.0)
+    with pytest.raises(ValueError, match=r"^trace_dataset: rw.clamp\('lstm.l0', 'c', units=\[1\], steps=\[12, 13\], "
+                                         r"value=\[0.0\]\) names no step of 'lstm.l0' in any batch, the longest of "
+                                         r"which ran 12 steps; expected steps in \[0, 12\)$"):
+        rw.trace_dataset(model, batches, progress=False, edits=[early, past])
+    with pytest.raises(ValueError, match=r"names no layer of this run"):   # still refused at once
+        rw.trace_dataset(model, batches, progress=False, edits=[rw.clamp("lstm.l7", "h", [0], [1], 0.0)])
+
+
 def test_edits_without_one_meaning_for_every_sequence_are_refused(setup):
     model, inputs, batches = setup
     with pytest.raises(ValueError, match=r"picks batch elements \[1\], which the dataset's batches do not share; "
