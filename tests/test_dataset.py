@@ -450,7 +450,9 @@ def test_load_reads_no_chunk_of_the_arrays(saved_ds):
     assert ds.sequences == 6 and ds.layers["lstm.l0"]["h"].shape == (72, 7)
 
 
-def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_path, monkeypatch):
+def rows_arrays(tmp_path):
+    """50 rows of 3 values in memory, and in a zarr group: uncompressed (60 rows, 50 written), ids
+    0..49, and compressed; chunks of 8 rows."""
     group = zarr.open_group(str(tmp_path / "g"), mode="w", zarr_format=3)
     values = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
     raw = group.create_array("raw", shape=(60, 3), chunks=(8, 3), dtype="<f4", fill_value=-1, compressors=None)
@@ -459,6 +461,11 @@ def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_
     ids[:] = np.arange(50)
     packed = group.create_array("packed", shape=(50, 3), chunks=(8, 3), dtype="<f4", compressors=dataset._compressors(True))
     packed[:] = values
+    return values, raw, ids, packed
+
+
+def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_path, monkeypatch):
+    values, raw, ids, packed = rows_arrays(tmp_path)
     assert dataset._raw_chunks(raw) is not None and dataset._raw_chunks(packed) is None
     buffer = np.zeros((100, 3), np.float32)
     for a, b in [(0, 60), (3, 5), (7, 9), (13, 57), (46, 60)]:
@@ -592,14 +599,7 @@ def test_cells_in_the_users_loop_keep_their_own_kind_in_a_dataset(kind, quantiti
 
 
 def test_map_rows_reads_what_is_asked_equal_to_zarr(tmp_path):
-    group = zarr.open_group(str(tmp_path / "g"), mode="w", zarr_format=3)
-    values = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
-    raw = group.create_array("raw", shape=(60, 3), chunks=(8, 3), dtype="<f4", fill_value=-1, compressors=None)
-    raw[:50] = values   # rows 50..59: a partly written chunk and one never written (the fill value)
-    ids = group.create_array("ids", shape=(50,), chunks=(8,), dtype="<i4", fill_value=0, compressors=None)
-    ids[:] = np.arange(50)
-    packed = group.create_array("packed", shape=(50, 3), chunks=(8, 3), dtype="<f4",
-                                compressors=dataset._compressors(True))
+    values, raw, ids, packed = rows_arrays(tmp_path)
     assert dataset.map_rows(packed, 0, 10) is None and dataset.map_rows(values, 0, 10) is None
     rng = np.random.default_rng(0)
     for a, b in [(0, 60), (3, 5), (7, 9), (13, 57), (46, 60)]:
