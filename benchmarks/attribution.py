@@ -11,12 +11,11 @@ backward needs training mode): then only ours is timed.
 
     .venv/bin/python benchmarks/attribution.py [--steps 200] [--batch 1] [--repeats 5] [--threads 1]
 """
-import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
+from common import parser, seconds, setup
 from torch import nn
 
 import rnnwidgets as rw
@@ -34,22 +33,10 @@ class TokenLSTM(nn.Module):
         return self.head(out)
 
 
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    a = parser.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    p = parser(__doc__, steps=200, repeats=5)
+    p.add_argument("--device", default="cpu")
+    a = setup(p)
     model = TokenLSTM().to(a.device).eval()
     ids = torch.randint(0, 100, (a.batch, a.steps), device=a.device)
     t, target = a.steps - 1, 7

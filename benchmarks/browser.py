@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,21 +121,35 @@ def cpu_ms(before: dict[str, float], after: dict[str, float], per: int = 1) -> d
     return {k: (after[k] - before[k]) * 1000 / per for k in before}
 
 
-def scrub(page, cdp, n: int, steps: int = 100) -> dict[str, float]:
-    """Press -> on the n-th Explorer `steps` times: median and p95 ms of a scrub frame's work, and
-    the main thread's CPU ms per step (the whole scrub's, the kernel's replies included)."""
-    page.evaluate("() => { window.scrubTimes = []; }")
-    root = page.locator(".rw-explorer").nth(n)
+def median_p95(times: list) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
+
+
+def scrub_times(page, cdp, root, steps: int = 100, from_start: bool = False) -> tuple[list, dict[str, float]]:
+    """Press -> on the view `root` (a locator) `steps` times (first Home, with `from_start`): each
+    scrub frame's ms of work (SCRUB_PROBE), and the main thread's CPU ms per step (the whole
+    scrub's, the kernel's replies included), in all and per CPU_METRICS part."""
     root.scroll_into_view_if_needed()
     root.focus()
+    if from_start:
+        page.keyboard.press("Home")
+        page.wait_for_timeout(200)
+    page.evaluate("() => { window.scrubTimes = []; }")
     cpu = cpu_times(cdp)
     for _ in range(steps):
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(20)  # one press per frame, as a held key repeats
     page.wait_for_timeout(200)
-    per_step = cpu_ms(cpu, cpu_times(cdp), steps)
-    times = sorted(page.evaluate("() => window.scrubTimes"))
-    return {"median": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], **per_step}
+    return page.evaluate("() => window.scrubTimes"), cpu_ms(cpu, cpu_times(cdp), steps)
+
+
+def scrub(page, cdp, n: int, steps: int = 100) -> dict[str, float]:
+    """Press -> on the n-th Explorer `steps` times: median and p95 ms of a scrub frame's work, and
+    the main thread's CPU ms per step."""
+    times, per_step = scrub_times(page, cdp, page.locator(".rw-explorer").nth(n), steps)
+    median, p95 = median_p95(times)
+    return {"median": median, "p95": p95, **per_step}
 
 
 def heap_mb(cdp) -> tuple[float, float]:
@@ -155,17 +170,20 @@ def paint(page, cdp, cell: int, painted: str) -> dict[str, float]:
     return {"ms": ms, **cpu_ms(cpu, cpu_times(cdp))}
 
 
-def measure(checkout: Path) -> dict[str, dict[str, float]]:
-    """Every figure of one build: the kernel imports `checkout`'s rnnwidgets (and its bundle)."""
+@contextmanager
+def benchmark_page(cells: list[str], checkout: Path | None = None):
+    """A JupyterLab serving one notebook of `cells` (its kernel importing `checkout`'s rnnwidgets,
+    and so its bundle, where given) and Chromium's page of it, the kernel idle and SCRUB_PROBE
+    installed; yields the page and its CDP session (Performance metrics in thread time)."""
     from playwright.sync_api import sync_playwright
 
-    got: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="rw-bench-") as tmp:
         base = Path(tmp)
         (base / "nb").mkdir()
-        write_notebook(base / "nb" / "bench.ipynb", *CELLS)
+        write_notebook(base / "nb" / "bench.ipynb", *cells)
         env = _jupyter_env(base / "home")
-        env["PYTHONPATH"] = os.pathsep.join([str(checkout), *filter(None, [env.get("PYTHONPATH")])])
+        if checkout is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(checkout), *filter(None, [env.get("PYTHONPATH")])])
         server = JupyterServer(base / "nb", env, base / "server.log")
         try:
             server.wait_ready()
@@ -178,27 +196,36 @@ def measure(checkout: Path) -> dict[str, dict[str, float]]:
                 page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget")
                 wait_for_kernel_idle(page, timeout=120_000)
                 page.evaluate(SCRUB_PROBE)
-                run_plain(page, 0)
-                mb, buffers = heap_mb(cdp)
-                got["heap before any view"] = {"MB": mb, "buffer MB": buffers}
-
-                got["1k paint"] = paint(page, cdp, 1, EXPLORER_PAINTED % 0)
-                wait_for_kernel_idle(page)
-                got["1k bqplot"] = {"ms": page.evaluate(RUN_UNTIL_PAINTED, [2, BQPLOT_PAINTED])}
-                wait_for_kernel_idle(page)
-                got["1k scrub"] = scrub(page, cdp, 0)
-                mb, buffers = heap_mb(cdp)
-                got["1k heap"] = {"MB": mb, "buffer MB": buffers}
-
-                run_plain(page, 3)
-                got["100k paint"] = paint(page, cdp, 4, EXPLORER_PAINTED % 1)
-                wait_for_kernel_idle(page)
-                got["100k scrub"] = scrub(page, cdp, 1)
-                mb, buffers = heap_mb(cdp)
-                got["100k heap"] = {"MB": mb, "buffer MB": buffers}
-                browser.close()
+                try:
+                    yield page, cdp
+                finally:
+                    browser.close()
         finally:
             server.stop()
+
+
+def measure(checkout: Path) -> dict[str, dict[str, float]]:
+    """Every figure of one build: the kernel imports `checkout`'s rnnwidgets (and its bundle)."""
+    got: dict[str, dict[str, float]] = {}
+    with benchmark_page(CELLS, checkout) as (page, cdp):
+        run_plain(page, 0)
+        mb, buffers = heap_mb(cdp)
+        got["heap before any view"] = {"MB": mb, "buffer MB": buffers}
+
+        got["1k paint"] = paint(page, cdp, 1, EXPLORER_PAINTED % 0)
+        wait_for_kernel_idle(page)
+        got["1k bqplot"] = {"ms": page.evaluate(RUN_UNTIL_PAINTED, [2, BQPLOT_PAINTED])}
+        wait_for_kernel_idle(page)
+        got["1k scrub"] = scrub(page, cdp, 0)
+        mb, buffers = heap_mb(cdp)
+        got["1k heap"] = {"MB": mb, "buffer MB": buffers}
+
+        run_plain(page, 3)
+        got["100k paint"] = paint(page, cdp, 4, EXPLORER_PAINTED % 1)
+        wait_for_kernel_idle(page)
+        got["100k scrub"] = scrub(page, cdp, 1)
+        mb, buffers = heap_mb(cdp)
+        got["100k heap"] = {"MB": mb, "buffer MB": buffers}
     return got
 
 

@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from browser import (  # noqa: E402  (the Explorer's benchmark: its server, probe and timings)
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from browser import (  # noqa: E402  (the Explorer's benchmark: its server, page, probe and timings)
     RUN_UNTIL_PAINTED,
-    SCRUB_PROBE,
-    JupyterServer,
-    _jupyter_env,
+    benchmark_page,
+    median_p95,
     run_plain,
-    thread_time,
+    scrub_times,
     wait_for_kernel_idle,
-    write_notebook,
 )
 
 SETUP = """\
@@ -60,74 +55,30 @@ COMPARE_PAINTED = """() => {
 }"""
 
 
-def scrub(page, cdp, selector: str, steps: int = 100) -> tuple[list, float]:
-    """Press → on the view `selector` `steps` times from its step 0: each step's ms of work and the
-    main thread's CPU ms per step."""
-    page.evaluate("() => { window.scrubTimes = []; }")
-    root = page.locator(selector).first
-    root.scroll_into_view_if_needed()
-    root.focus()
-    page.keyboard.press("Home")
-    page.wait_for_timeout(200)
-    page.evaluate("() => { window.scrubTimes = []; }")
-    cpu = thread_time(cdp)
-    for _ in range(steps):
-        page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(20)  # one press per frame, as a held key repeats
-    page.wait_for_timeout(200)
-    cpu = (thread_time(cdp) - cpu) * 1000 / steps
-    return page.evaluate("() => window.scrubTimes"), cpu
-
-
-def summary(times: list) -> tuple[float, float]:
-    ordered = sorted(times)
-    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
-
-
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory(prefix="rw-bench-") as tmp:
-        base = Path(tmp)
-        (base / "nb").mkdir()
-        write_notebook(base / "nb" / "bench.ipynb", *CELLS)
-        server = JupyterServer(base / "nb", _jupyter_env(base / "home"), base / "server.log")
-        try:
-            server.wait_ready()
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                cdp = page.context.new_cdp_session(page)
-                cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
-                page.goto(server.lab_url("bench.ipynb"))
-                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget")
-                wait_for_kernel_idle(page, timeout=120_000)
-                page.evaluate(SCRUB_PROBE)
-                run_plain(page, 0)
-                run_plain(page, 1)
-                page.locator(".rw-explorer").first.wait_for(state="visible", timeout=120_000)
-                paint_ms = page.evaluate(RUN_UNTIL_PAINTED, [2, COMPARE_PAINTED])
-                wait_for_kernel_idle(page)
-                page.wait_for_timeout(1000)
-                runs: dict = {".rw-explorer": ([], []), ".rw-compare": ([], [])}
-                for _ in range(2):
-                    for selector, (times, cpus) in runs.items():
-                        t, cpu = scrub(page, cdp, selector)
-                        times.extend(t)
-                        cpus.append(cpu)
-                print("2-layer 256-unit LSTM, 1,000 tokens, B's input changed at step 500:")
-                print(f"  run cell -> the comparison's first paint: {paint_ms:.0f} ms")
-                got = {}
-                for selector, (times, cpus) in runs.items():
-                    median, p95 = summary(times)
-                    got[selector] = (median, statistics.mean(cpus))
-                    print(f"  {selector[4:]}: one step's work median {median:.1f} ms, p95 {p95:.1f} ms over "
-                          f"{len(times)} steps (target <= 16 ms); main-thread CPU {statistics.mean(cpus):.1f} ms per step")
-                (cm, cc), (em, ec) = got[".rw-compare"], got[".rw-explorer"]
-                print(f"  ratio compare / Explorer: step work {cm / em:.2f}, main-thread CPU {cc / ec:.2f}")
-                browser.close()
-        finally:
-            server.stop()
+    with benchmark_page(CELLS) as (page, cdp):
+        run_plain(page, 0)
+        run_plain(page, 1)
+        page.locator(".rw-explorer").first.wait_for(state="visible", timeout=120_000)
+        paint_ms = page.evaluate(RUN_UNTIL_PAINTED, [2, COMPARE_PAINTED])
+        wait_for_kernel_idle(page)
+        page.wait_for_timeout(1000)
+        runs: dict = {".rw-explorer": ([], []), ".rw-compare": ([], [])}
+        for _ in range(2):
+            for selector, (times, cpus) in runs.items():
+                t, cpu = scrub_times(page, cdp, page.locator(selector).first, from_start=True)
+                times.extend(t)
+                cpus.append(cpu["CPU"])
+        print("2-layer 256-unit LSTM, 1,000 tokens, B's input changed at step 500:")
+        print(f"  run cell -> the comparison's first paint: {paint_ms:.0f} ms")
+        got = {}
+        for selector, (times, cpus) in runs.items():
+            median, p95 = median_p95(times)
+            got[selector] = (median, statistics.mean(cpus))
+            print(f"  {selector[4:]}: one step's work median {median:.1f} ms, p95 {p95:.1f} ms over "
+                  f"{len(times)} steps (target <= 16 ms); main-thread CPU {statistics.mean(cpus):.1f} ms per step")
+        (cm, cc), (em, ec) = got[".rw-compare"], got[".rw-explorer"]
+        print(f"  ratio compare / Explorer: step work {cm / em:.2f}, main-thread CPU {cc / ec:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@
 
     .venv/bin/python benchmarks/dynamics.py [--steps 1000] [--batch 1] [--sample 10] [--threads 1]
 """
-import argparse
 import multiprocessing
 import resource
 import statistics
 import time
 
 import torch
+from common import parser, seconds, setup
 from torch import nn
 
 import rnnwidgets as rw
@@ -29,12 +29,6 @@ UNITS, LAYERS, K = 256, 2, 8
 def make(batch: int, steps: int):
     torch.manual_seed(0)
     return nn.LSTM(UNITS, UNITS, num_layers=LAYERS).eval(), torch.randn(steps, batch, UNITS)
-
-
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def recipe_seconds_per_step(module, x, sample: int) -> float:
@@ -73,14 +67,9 @@ def peak_memory(batch: int, steps: int, queue) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--sample", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    p = parser(__doc__, steps=1000)
+    p.add_argument("--sample", type=int, default=10)
+    args = setup(p)
     module, x = make(args.batch, args.steps)
     with torch.no_grad():
         module(x)

@@ -79,6 +79,20 @@ def seconds(fn, device) -> float:
     return time.perf_counter() - start
 
 
+def plain_and_recorded(model, xs, device, repeats: int) -> tuple:
+    """compare's seconds of ``model(xs)`` run plainly and inside rw.recording, without autograd."""
+    def plain():
+        with torch.no_grad():
+            model(xs)
+
+    def recorded():
+        with torch.no_grad(), recording(model) as rec:
+            model(xs)
+        return rec.trace
+
+    return compare(plain, recorded, device, repeats)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -99,34 +113,12 @@ def main():
 
     model = CellStack().to(device)
     for batch in (1, 32):
-        xs = torch.randn(STEPS, batch, HIDDEN, device=device)
-
-        def plain():
-            with torch.no_grad():
-                model(xs)
-
-        def recorded():
-            with torch.no_grad(), recording(model) as rec:
-                model(xs)
-            return rec.trace
-
-        p, r = compare(plain, recorded, device, args.repeats)
+        p, r = plain_and_recorded(model, torch.randn(STEPS, batch, HIDDEN, device=device), device, args.repeats)
         print(f"2 x LSTMCell({HIDDEN}) loop, {STEPS} steps, batch {batch}: plain {p:.3f} s, recorded {r:.3f} s, "
               f"ratio {r / p:.2f}")
 
-    loop = CellLoop().to(device)
-    xs = torch.randn(LONG_STEPS, 1, 8, device=device)
-
-    def plain_long():
-        with torch.no_grad():
-            loop(xs)
-
-    def recorded_long():
-        with torch.no_grad(), recording(loop) as rec:
-            loop(xs)
-        return rec.trace
-
-    p, r = compare(plain_long, recorded_long, device, args.repeats)
+    p, r = plain_and_recorded(CellLoop().to(device), torch.randn(LONG_STEPS, 1, 8, device=device), device,
+                              args.repeats)
     print(f"LSTMCell(8, {LONG_HIDDEN}) loop, {LONG_STEPS:,} steps, batch 1: plain {p:.3f} s, recorded {r:.3f} s, "
           f"ratio {r / p:.2f} (target <= 3)")
 

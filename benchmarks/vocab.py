@@ -11,11 +11,10 @@ work slows both alike; ``--threads 1`` (the default) keeps a busy machine from s
 
     .venv/bin/python benchmarks/vocab.py [--steps 1000] [--batch 1] [--repeats 3] [--threads 1]
 """
-import argparse
 import statistics
-import time
 
 import torch
+from common import parser, seconds, setup
 from torch import nn
 
 import rnnwidgets as rw
@@ -42,23 +41,8 @@ class WordLanguageModel(nn.Module):
         return zeros, zeros.clone()
 
 
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    result = fn()
-    elapsed = time.perf_counter() - start
-    del result
-    return elapsed
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = setup(parser(__doc__, steps=1000))
     model = WordLanguageModel().eval()
     ids = torch.randint(0, VOCABULARY, (args.steps, args.batch))
     hidden = model.init_hidden(args.batch)

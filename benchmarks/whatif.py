@@ -6,11 +6,10 @@
 
     .venv/bin/python benchmarks/whatif.py [--steps 1000] [--batch 1] [--repeats 3] [--threads 1]
 """
-import argparse
 import statistics
-import time
 
 import torch
+from common import parser, seconds, setup
 from torch import nn
 
 import rnnwidgets as rw
@@ -49,14 +48,6 @@ def own_generation(model: TokenLM, prompt: torch.Tensor, steps: int) -> torch.Te
         return torch.cat(ids, 1)
 
 
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    result = fn()
-    elapsed = time.perf_counter() - start
-    del result
-    return elapsed
-
-
 def ratio(ours, baseline, repeats: int) -> tuple:
     """(median of ours/baseline over back-to-back pairs, median baseline seconds), after a warmup."""
     ours(), baseline()
@@ -65,14 +56,7 @@ def ratio(ours, baseline, repeats: int) -> tuple:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = setup(parser(__doc__, steps=1000))
     module = nn.LSTM(UNITS, UNITS, LAYERS).eval()
     x = torch.randn(args.steps, args.batch, UNITS)
     clamp = [rw.clamp("lstm.l0", "c", units=[3], steps=range(10, 20), value=0.0)]

@@ -602,6 +602,43 @@ def _dataset_edits(edits) -> list:
     return edits
 
 
+class _EditsWhereStepsAre:
+    """A dataset's edits apply to every sequence at the steps it has: a batch shorter than all of
+    an edit's steps (often the last) is traced without that edit, and only an edit that named no
+    step of any batch traced is an error (as rw.trace says of one run)."""
+
+    def __init__(self, edits) -> None:
+        self.edits = list(edits or [])
+        self.applied: set = set()     # ids of the edits some batch ran with
+        self.longest: dict = {}       # id of an edit left out -> the most steps its layer ran
+
+    def __call__(self, trace, *args, **kwargs):
+        """``trace(*args, **kwargs)`` (one batch) under the edits whose steps it has."""
+        from .capture.edits import NoStepEdited
+
+        if not self.edits:
+            return trace(*args, **kwargs)
+        edits = list(self.edits)
+        while True:
+            try:
+                tr = trace(*args, **{**kwargs, "edits": edits})
+            except NoStepEdited as error:
+                if not any(e is error.edit for e in edits):
+                    raise
+                edits = [e for e in edits if e is not error.edit]
+                self.longest[id(error.edit)] = max(self.longest.get(id(error.edit), 0), error.steps)
+                continue
+            self.applied.update(id(e) for e in edits)
+            return tr
+
+    def check_all_applied(self) -> None:
+        for edit in self.edits:
+            if id(edit) not in self.applied:
+                count = self.longest[id(edit)]
+                raise ValueError(f"trace_dataset: {edit!r} names no step of {edit.layer!r} in any batch, the "
+                                 f"longest of which ran {count} steps; expected steps in [0, {count})")
+
+
 def _quantities(lt: LayerTrace, wanted) -> dict:
     available = {**lt.states, **lt.gates}
     if wanted == "all":
@@ -642,7 +679,9 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
     DatasetTrace is garbage collected; ``save`` it to keep it). ``trace_kwargs`` go to ``rw.trace``.
     ``edits=[rw.clamp(...), rw.patch(...)]`` among them: every batch is traced under them, each
     sequence alike (no ``batch=``; a patch from a source trace of one sequence), and the
-    DatasetTrace records them (``edits``, saved with it, and each ``sequence(i)``'s meta).
+    DatasetTrace records them (``edits``, saved with it, and each ``sequence(i)``'s meta). An
+    edit applies at the steps a batch has: a batch shorter than all its steps runs without it, and
+    only an edit with no step in any batch is an error (with a client, in any batch of a shard).
     ``client``: a ``dask.distributed`` Client whose workers trace the batches, shards of a few
     batches each, every worker writing its own region of the one store at ``path`` (a folder or
     URL every worker reaches); the model is sent to each worker once. None (the default): the
@@ -704,11 +743,12 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
 
     call = ModelCall(unwrap(model), trace_kwargs.get("args", ()), trace_kwargs.get("kwargs"), who="trace_dataset")
     bar = _ProgressBar(batches, max_steps, progress)
+    edit_where_steps_are = _EditsWhereStepsAre(trace_kwargs.get("edits"))
     try:
         for batch in batches:
             inputs, rest = _batch_call(call, batch)
-            tr = capture_trace(model, inputs, tokens=tokens(inputs) if callable(tokens) else None,
-                               **{**trace_kwargs, **rest})
+            tr = edit_where_steps_are(capture_trace, model, inputs, tokens=tokens(inputs) if callable(tokens) else None,
+                                      **{**trace_kwargs, **rest})
             batch_tokens = tr.tokens if callable(tokens) else _listed_tokens(tokens, len(lengths), tr)
             if tokens is not None and batch_tokens is None:
                 raise ValueError("trace_dataset: tokens: expected one list of strings per sequence, labelling the "
@@ -758,6 +798,7 @@ def _trace_batches(model, batches: Iterable, *, tokens: Tokens, max_steps: Optio
         bar.close()
     if not lengths:
         raise ValueError("trace_dataset: the batches held no sequences")
+    edit_where_steps_are.check_all_applied()
     layers: dict = {}
     kept = columns.pop(("", "outputs"), None)   # the model's outputs: not a layer's
     kept = kept.finish() if kept is not None and kept.rows == done else None   # (every step, or none)

@@ -14,6 +14,10 @@ examples write them, for tests of every entry point: the user's model as it is, 
   packing inside.
 - ``MinGRU``: a minGRU layer computed over the whole sequence at once (a parallel scan in log
   space), ``forward(x, prev_hidden=None)``, declaring its state and gate with ``rw.record``.
+
+And two small ones for the capture tests: ``LoopOfCell``, a user's own loop over one cell, and
+``StepCell``, a step module ``forward(x, h)`` over one nn.GRUCell; each calls a given function
+after every step (to ``rw.record`` from inside, or to look at the recording while it runs).
 """
 from __future__ import annotations
 
@@ -187,3 +191,38 @@ class MinGRU(nn.Module):
         rw.record("update", z, time=1)                 # the gate z_t, (batch, time, hidden)
         rw.record("h", out, time=1, decay=1 - z)       # the state h_t = (1 - z_t) h_{t-1} + z_t h̃_t
         return out, out[:, -1:]
+
+
+class LoopOfCell(nn.Module):
+    """A user's own loop over one cell (``cell``, else nn.LSTMCell(3, 4)) along the first axis of
+    ``xs``, from no state; ``each(hx)`` after every step. Returns the last step's output."""
+
+    def __init__(self, cell: nn.Module | None = None, each=None):
+        super().__init__()
+        self.cell = nn.LSTMCell(3, 4) if cell is None else cell
+        self.each = each
+
+    def forward(self, xs):
+        hx = None
+        for x in xs:
+            hx = self.cell(x, hx)
+            if self.each is not None:
+                self.each(hx)
+        return hx
+
+
+class StepCell(nn.Module):
+    """A step module over nn.GRUCell(3, 4): ``forward(x, h)`` returns the new state as output
+    and state; ``each(h)`` after the step."""
+
+    def __init__(self, each=None):
+        super().__init__()
+        self.cell = nn.GRUCell(3, 4)
+        self.hidden_size = 4
+        self.each = each
+
+    def forward(self, x, h):
+        h = self.cell(x, h)
+        if self.each is not None:
+            self.each(h)
+        return h, h

@@ -1,6 +1,7 @@
 """What users get wrong gets one sentence naming our function and what was expected."""
 import pytest
 import torch
+from models import StepCell
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -15,17 +16,6 @@ class Tagger(nn.Module):
 
     def forward(self, x, hidden=None):
         return self.head(self.lstm(x, hidden)[0])
-
-
-class Step(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cell = nn.GRUCell(3, 4)
-        self.hidden_size = 4
-
-    def forward(self, x, h):
-        h = self.cell(x, h)
-        return h, h
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
@@ -46,7 +36,7 @@ def test_batch_zero():
     with pytest.raises(ValueError, match=r"^rw.trace: lstm got a batch of 0 sequences; expected at least one"):
         trace(Tagger(), torch.randn(0, 5, 3))
     with pytest.raises(ValueError, match=r"step module inputs: a batch of 0 sequences; expected at least one"):
-        trace(Step(), torch.randn(5, 0, 3))
+        trace(StepCell(), torch.randn(5, 0, 3))
 
 
 def test_a_model_on_the_meta_device():

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from models import LoopOfCell, StepCell
 from torch import nn
 
 from rnnwidgets.capture import record, recording, trace
@@ -40,31 +41,6 @@ def test_build_warns_once_naming_every_non_finite_quantity():
     assert len(caught) == 1
 
 
-class Stepper(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cell = nn.GRUCell(3, 4)
-        self.hidden_size = 4
-
-    def forward(self, x, h):
-        h = self.cell(x, h)
-        record("norm", h.norm(dim=1, keepdim=True))
-        return h, h
-
-
-class CellLoop(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cell = nn.LSTMCell(3, 4)
-
-    def forward(self, xs):
-        hx = None
-        for x in xs:
-            hx = self.cell(x, hx)
-            record("c_norm", hx[1].norm(dim=1, keepdim=True))
-        return hx
-
-
 @pytest.mark.parametrize("path", ["fused", "fused loss", "step module", "step module loss", "recording"])
 def test_every_capture_path_builds_its_trace_once_through_the_builder(monkeypatch, path):
     built = []
@@ -79,14 +55,15 @@ def test_every_capture_path_builds_its_trace_once_through_the_builder(monkeypatc
     if path.startswith("fused"):
         tr = trace(nn.LSTM(3, 4, num_layers=2), xs, loss="last" if "loss" in path else None)
     elif path.startswith("step module"):
-        tr = trace(Stepper(), xs, loss="last" if "loss" in path else None)
+        step = StepCell(each=lambda h: record("norm", h.norm(dim=1, keepdim=True)))
+        tr = trace(step, xs, loss="last" if "loss" in path else None)
         assert set(tr.first.tracks) >= {"output", "cell"} and "norm" in tr.first.tracks
         assert ("h" in tr.first.grads) == ("loss" in path) and bool(tr.param_grads) == ("loss" in path)
     else:
-        with recording(CellLoop()) as rec:
+        with recording(LoopOfCell(each=lambda hx: record("c_norm", hx[1].norm(dim=1, keepdim=True)))) as rec:
             rec.model(xs)
         tr = rec.trace
-        assert tr.layers["cellloop"].tracks["c_norm"].shape == (2, 5, 1)
+        assert tr.layers["loopofcell"].tracks["c_norm"].shape == (2, 5, 1)
     assert len(built) == 1 and built[0] is tr
 
 

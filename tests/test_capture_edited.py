@@ -180,6 +180,16 @@ class CellLoop(nn.Module):
         return torch.stack(outs)
 
 
+def module_of_cell(cell: nn.Module, mode: str) -> nn.Module:
+    """The reference of a cell (3 inputs, 4 units) run in a loop: a one-layer float64 module of
+    ``mode`` ("LSTM", "GRU", "RNN_TANH") with the cell's weights."""
+    module = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN}[mode](3, 4).double()
+    with torch.no_grad():
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(module, k + "_l0").copy_(getattr(cell, k))
+    return module
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_cells_in_the_users_loop_follow_the_reference_under_edits(kind):
     torch.manual_seed(1)
@@ -192,10 +202,8 @@ def test_cells_in_the_users_loop_follow_the_reference_under_edits(kind):
     tr = trace(model, x, edits=edits)
     assert_untouched(model, before)
     # the reference: the same cell as a one-layer module of the same weights
-    module = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN}[mode](3, 4).double()
+    module = module_of_cell(model.cell, mode)
     with torch.no_grad():
-        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(module, k + "_l0").copy_(getattr(model.cell, k))
         edit = reference_edit(edits)
         ref = Reference(module, x.transpose(0, 1), [6, 6], "cell", edit=lambda layer, *at: edit("cell", *at))
     lt = tr.layers["cell"]
@@ -368,10 +376,7 @@ def test_cells_in_the_users_loop_give_the_reference_gradients_under_edits(kind):
     before = snapshot(model)
     tr = trace(model, x, loss=loss, edits=edits)
     assert_untouched(model, before)
-    module = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN}[mode](3, 4).double()
-    with torch.no_grad():
-        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(module, k + "_l0").copy_(getattr(model.cell, k))
+    module = module_of_cell(model.cell, mode)
     edit = reference_edit(edits)
     ref = Reference(module, x.transpose(0, 1), [6, 6], "cell", edit=lambda layer, *at: edit("cell", *at))
     value = loss(ref.output.transpose(0, 1))

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from model_state import assert_untouched, snapshot
+from models import LoopOfCell
 from torch import nn
 
 from rnnwidgets.capture.recording import record, recording
@@ -396,32 +397,24 @@ def test_a_cuda_model_is_recorded_on_its_device(kind):
         np.testing.assert_array_equal(on_gpu.initial[key], value)
 
 
-class NormLoop(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cell = nn.GRUCell(3, 4)
-
-    def forward(self, xs):
-        h = None
-        for x in xs:
-            h = self.cell(x, h)
-            record("norm", h.norm(dim=1))          # (batch,)
-            if len(h) == 1:
-                record("row", h[0])                # (features,) for batch 1
-        return h
+def record_norm_and_row(h):
+    record("norm", h.norm(dim=1))                  # (batch,)
+    if len(h) == 1:
+        record("row", h[0])                        # (features,) for batch 1
 
 
 def test_a_value_per_batch_element_is_one_feature_per_element():
     torch.manual_seed(8)
-    with recording(NormLoop()) as rec:
+    with recording(LoopOfCell(nn.GRUCell(3, 4), each=record_norm_and_row)) as rec:
         rec.model(torch.randn(5, 3, 3))
     tr = rec.trace
-    assert tr.layers["normloop"].tracks["norm"].shape == (3, 5, 1)
+    assert tr.layers["loopofcell"].tracks["norm"].shape == (3, 5, 1)
     norms = np.linalg.norm(tr.layers["cell"].h, axis=2)
-    np.testing.assert_allclose(tr.layers["normloop"].tracks["norm"][..., 0], norms, rtol=1e-6)
-    with recording(NormLoop()) as rec:             # batch 1: a vector is the features of the one element
+    np.testing.assert_allclose(tr.layers["loopofcell"].tracks["norm"][..., 0], norms, rtol=1e-6)
+    # batch 1: a vector is the features of the one element
+    with recording(LoopOfCell(nn.GRUCell(3, 4), each=record_norm_and_row)) as rec:
         rec.model(torch.randn(5, 1, 3))
-    tracks = rec.trace.layers["normloop"].tracks
+    tracks = rec.trace.layers["loopofcell"].tracks
     assert tracks["norm"].shape == (1, 5, 1) and tracks["row"].shape == (1, 5, 4)
     np.testing.assert_allclose(tracks["row"], rec.trace.layers["cell"].h, rtol=1e-6)
 
@@ -430,22 +423,9 @@ def test_a_long_loop_keeps_no_child_outputs_while_it_runs():
     """A model running its own loop is not a step call: its children's outputs are not collected
     (they were, one more per step, each searched for a free label: quadratic in the steps)."""
     seen = []
-
-    class Loop(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.cell = nn.LSTMCell(3, 4)
-
-        def forward(self, xs):
-            hx = None
-            for x in xs:
-                hx = self.cell(x, hx)
-            seen.append(rec._children)
-            return hx
-
-    with recording(Loop()) as rec:
+    with recording(LoopOfCell(each=lambda hx: seen.append(rec._children))) as rec:
         rec.model(torch.randn(50, 1, 3))
-    assert seen == [None] and rec.trace.layers["cell"].steps == 50
+    assert seen == [None] * 50 and rec.trace.layers["cell"].steps == 50
 
 
 def test_a_hidden_passed_back_is_kept_once_and_still_exact():

@@ -450,7 +450,9 @@ def test_load_reads_no_chunk_of_the_arrays(saved_ds):
     assert ds.sequences == 6 and ds.layers["lstm.l0"]["h"].shape == (72, 7)
 
 
-def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_path, monkeypatch):
+def rows_arrays(tmp_path):
+    """50 rows of 3 values in memory, and in a zarr group: uncompressed (60 rows, 50 written), ids
+    0..49, and compressed; chunks of 8 rows."""
     group = zarr.open_group(str(tmp_path / "g"), mode="w", zarr_format=3)
     values = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
     raw = group.create_array("raw", shape=(60, 3), chunks=(8, 3), dtype="<f4", fill_value=-1, compressors=None)
@@ -459,6 +461,11 @@ def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_
     ids[:] = np.arange(50)
     packed = group.create_array("packed", shape=(50, 3), chunks=(8, 3), dtype="<f4", compressors=dataset._compressors(True))
     packed[:] = values
+    return values, raw, ids, packed
+
+
+def test_read_rows_reads_uncompressed_chunks_from_their_files_equal_to_zarr(tmp_path, monkeypatch):
+    values, raw, ids, packed = rows_arrays(tmp_path)
     assert dataset._raw_chunks(raw) is not None and dataset._raw_chunks(packed) is None
     buffer = np.zeros((100, 3), np.float32)
     for a, b in [(0, 60), (3, 5), (7, 9), (13, 57), (46, 60)]:
@@ -490,6 +497,31 @@ def test_edits_trace_every_batch_under_them_as_rw_trace_does_and_are_recorded(se
     assert saved.edits == described
     assert_same(saved, ds)
     assert DatasetTrace.load(tmp_path / "ds").sequence(0).meta["edits"] == described
+
+
+def test_an_edit_past_a_short_batchs_end_applies_where_its_steps_are(setup):
+    """A batch shorter than all of an edit's steps (the last, here) runs without that edit, the
+    other edits still on; an edit with no step in any batch is refused in one sentence."""
+    model, inputs, batches = setup
+    short = (inputs[18:20, :8], None)                          # 8 steps; the others have 12
+    batches = [*batches[:3], short]
+    late, early = rw.clamp("lstm.l0", "c", [1], range(9, 11), 0.0), rw.clamp("lstm.l1", "h", [0], [2], 5.0)
+    ds = rw.trace_dataset(model, [(x, t) if t is not None else x for x, t in batches], progress=False,
+                          edits=[late, early])
+    per_batch = [rw.trace(model, x, edits=[late, early]) for x, _ in batches[:3]] + \
+                [rw.trace(model, short[0], edits=[early])]
+    for name in per_batch[0].layers:
+        for key in ds.layers[name]:
+            expected = np.concatenate([tr.layers[name].quantities()[key].reshape(-1, 7) for tr in per_batch])
+            np.testing.assert_array_equal(ds.layers[name][key], expected, err_msg=f"{name} {key}")
+    assert ds.edits == [late.describe(), early.describe()]
+    past = rw.clamp("lstm.l0", "c", [1], range(12, 14), 0.0)
+    with pytest.raises(ValueError, match=r"^trace_dataset: rw.clamp\('lstm.l0', 'c', units=\[1\], steps=\[12, 13\], "
+                                         r"value=\[0.0\]\) names no step of 'lstm.l0' in any batch, the longest of "
+                                         r"which ran 12 steps; expected steps in \[0, 12\)$"):
+        rw.trace_dataset(model, batches, progress=False, edits=[early, past])
+    with pytest.raises(ValueError, match=r"names no layer of this run"):   # still refused at once
+        rw.trace_dataset(model, batches, progress=False, edits=[rw.clamp("lstm.l7", "h", [0], [1], 0.0)])
 
 
 def test_edits_without_one_meaning_for_every_sequence_are_refused(setup):
@@ -567,14 +599,7 @@ def test_cells_in_the_users_loop_keep_their_own_kind_in_a_dataset(kind, quantiti
 
 
 def test_map_rows_reads_what_is_asked_equal_to_zarr(tmp_path):
-    group = zarr.open_group(str(tmp_path / "g"), mode="w", zarr_format=3)
-    values = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
-    raw = group.create_array("raw", shape=(60, 3), chunks=(8, 3), dtype="<f4", fill_value=-1, compressors=None)
-    raw[:50] = values   # rows 50..59: a partly written chunk and one never written (the fill value)
-    ids = group.create_array("ids", shape=(50,), chunks=(8,), dtype="<i4", fill_value=0, compressors=None)
-    ids[:] = np.arange(50)
-    packed = group.create_array("packed", shape=(50, 3), chunks=(8, 3), dtype="<f4",
-                                compressors=dataset._compressors(True))
+    values, raw, ids, packed = rows_arrays(tmp_path)
     assert dataset.map_rows(packed, 0, 10) is None and dataset.map_rows(values, 0, 10) is None
     rng = np.random.default_rng(0)
     for a, b in [(0, 60), (3, 5), (7, 9), (13, 57), (46, 60)]:

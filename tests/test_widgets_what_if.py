@@ -138,6 +138,23 @@ def test_new_inputs_list_their_elements_as_sources(model_and_ids):
     assert ex.view.what_if_status["elements"] == 2 and ex.what_if.inputs is not ids
 
 
+def test_new_data_closes_the_comparison_that_described_the_data_before(model_and_ids):
+    model, ids = model_and_ids
+    ex = rw.explore(model, ids)
+    ex.view.what_if = {"op": "zero", "value": 0, "source": 0, "unit": 1, "start": 0, "end": 9, "n": 1}
+    assert ex.what_if.comparison is not None and ex.what_if.comparison in ex.children
+    ex.update(ids.flip(1))                                     # new inputs, the same batch size
+    assert ex.what_if.comparison is None and list(ex.children) == [ex.batch, ex.view]
+    assert ex.view.what_if_status == {"live": True, "n": 1, "text": "the comparison closed: the Explorer shows new data",
+                                      "elements": 3, "traces": []}
+    comparison = ex.what_if.run(1, range(0, 9))                # a run on the new inputs compares them
+    np.testing.assert_array_equal(comparison.a.outputs, ex.trace.outputs)
+    ex.set_trace(rw.trace(model, ids[:1]))                     # a trace given to the Explorer: closed too
+    assert ex.what_if.comparison is None and comparison not in ex.children
+    ex.update(ids)                                             # nothing open: the box's text stays
+    assert ex.view.what_if_status["text"] == "the comparison closed: the Explorer shows new data"
+
+
 def test_a_request_that_makes_no_sense_is_answered_with_one_sentence(model_and_ids):
     model, ids = model_and_ids
     ex = rw.explore(model, ids)

@@ -103,13 +103,29 @@ interface Row {
   words: Uint32Array;
 }
 
-/** formatValue's longest text: a sign, then 3 digits and 3 decimals (|v| < 100), or a mantissa and
- * an exponent ("-1.23e+30"). */
-const LONGEST_VALUE = 10;
+/** The longest text formatValue writes for `unit`'s values over the steps `q` holds ("NaN" where
+ * a step is not held). Its length grows with a value's size and sign, so the longest is that of the
+ * lowest or the highest value. */
+export function longestValue(q: Quantity, unit: number): number {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  let longest = "NaN".length;
+  for (let i = unit; i < q.data.length; i += q.units) {
+    const v = q.data[i];
+    if (!Number.isFinite(v)) {
+      longest = Math.max(longest, String(v).length);
+      continue;
+    }
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return lo <= hi ? Math.max(longest, formatValue(lo).length, formatValue(hi).length) : longest;
+}
 
-/** Characters a quantity's label can take at a unit, whatever the step. */
-function labelRoom(name: string, q: Quantity, unit: number): number {
-  return unit < q.units ? `${name}  unit ${unit} = `.length + LONGEST_VALUE : `${name}  (${q.units} features)`.length;
+/** Characters a quantity's label can take at a unit, whatever the step of those held (`longest`
+ * counts the value's). */
+function labelRoom(name: string, q: Quantity, unit: number, longest: (q: Quantity, unit: number) => number): number {
+  return unit < q.units ? `${name}  unit ${unit} = `.length + longest(q, unit) : `${name}  (${q.units} features)`.length;
 }
 
 export function createBars(actions: Actions): Panel {
@@ -129,6 +145,15 @@ export function createBars(actions: Actions): Panel {
   let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: LayerData; length: number; lut: number; width: number } | null = null;
   let lastState: ExplorerState | null = null;
   let selectedBackground = SELECTED_BG;
+  // longestValue of the quantities' data at a unit, kept while they hold the same data
+  const rooms = new WeakMap<Float32Array, Map<number, number>>();
+  const valueRoom = (q: Quantity, unit: number) => {
+    const byUnit = rooms.get(q.data) ?? new Map<number, number>();
+    rooms.set(q.data, byUnit);
+    const room = byUnit.get(unit) ?? longestValue(q, unit);
+    byUnit.set(unit, room);
+    return room;
+  };
 
   function makeRow(name: string): Row {
     const rowEl = element("div", "rw-bars-row");
@@ -184,10 +209,10 @@ export function createBars(actions: Actions): Panel {
     setText(header, `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`);
     const first = Object.values(layer.quantities)[0];
     if (first) axis.set(first.units, slotLabels(orderFor(state, first), first.units, width));
-    // The labels' column is as wide as the longest label any step can write (a value is at most
-    // LONGEST_VALUE characters of the monospace font): its width then stays put during a scrub,
-    // and each label, a box of a fixed size under contain: strict (style.ts), lays out alone.
-    const labelWidth = `${Math.max(...[...rows.keys()].map((name) => labelRoom(name, layer.quantities[name], state.unit)))}ch`;
+    // The labels' column is as wide as the longest label any held step writes (characters of the
+    // monospace font), and no wider: its width then stays put during a scrub, and each label, a
+    // box of a fixed size under contain: strict (style.ts), lays out alone.
+    const labelWidth = `${Math.max(...[...rows.keys()].map((name) => labelRoom(name, layer.quantities[name], state.unit, valueRoom)))}ch`;
     for (const [name, row] of rows) {
       const q = layer.quantities[name];
       if (row.label.style.width !== labelWidth) row.label.style.width = labelWidth;

@@ -28,7 +28,7 @@ import type { AnyModel } from "@anywidget/types";
 import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, tickText, valueText } from "./chart_axes";
 import { SERIES_COLOURS } from "./colormap";
 import { floatsOf } from "./decode";
-import { element } from "./dom";
+import { coalesced, element } from "./dom";
 import { seriesVariables } from "./style";
 
 export interface SeriesSpec {
@@ -350,15 +350,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
   }
 
   // Data traits change together (one message, hold_sync): draw once for all of them.
-  let pending = false;
-  const onData = () => {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      draw();
-    });
-  };
+  const onData = coalesced(draw);
   const dataEvents = ["kind", "title", "x_label", "y_label", "y_scale", "x_integer", "series", "categories", "flags",
     "rules", "buffer", "points", "empty"].map((name) => `change:${name}`);
   for (const name of dataEvents) model.on(name, onData);

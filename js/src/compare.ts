@@ -31,7 +31,7 @@ import { floatsOf } from "./decode";
 import { element } from "./dom";
 import { type Heatmap, createHeatmap, createLegend, formatValue } from "./heatmap";
 import { PALETTE_EVENT } from "./heatmap_panel";
-import { suppressNotebookShortcuts } from "./keys";
+import { stepKeys, suppressNotebookShortcuts, takeKeys } from "./keys";
 import { predictionsText } from "./predictions";
 import { hoverBoxes } from "./readout";
 import type { Actions, ExplorerState, LayerData, LayerKind, Panel, Predictions, Quantity, Recurrence, Scale } from "./state";
@@ -592,24 +592,17 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
   }
 
   // Keys: the Explorer's (keys.ts), over the rows shown.
-  const keys: Record<string, () => void> = {
-    ArrowRight: () => player.setT(player.t + 1),
-    ArrowLeft: () => player.setT(player.t - 1),
-    Home: () => player.setT(0),
-    End: () => player.setT(Math.max(0, (layerOf()?.steps ?? 1) - 1)),
-    ArrowDown: () => setUnit(rows[Math.min(rows.length - 1, rows.indexOf(unit) + 1)] ?? unit),
-    ArrowUp: () => setUnit(rows[Math.max(0, rows.indexOf(unit) - 1)] ?? unit),
-    " ": () => player.toggle(),
-  };
-  root.tabIndex = 0;
-  const onKey = (ev: KeyboardEvent) => {
-    const act = keys[ev.key];
-    const typing = ev.target instanceof HTMLInputElement && ev.target.type !== "range";
-    if (!act || typing || ev.target instanceof HTMLSelectElement) return;
-    ev.preventDefault();
-    act();
-  };
-  root.addEventListener("keydown", onKey);
+  const stopKeys = takeKeys(
+    root,
+    stepKeys({
+      t: () => player.t,
+      steps: () => layerOf()?.steps ?? 1,
+      setT: (t) => player.setT(t),
+      moveRow: (delta) => setUnit(rows[Math.min(rows.length - 1, Math.max(0, rows.indexOf(unit) + delta))] ?? unit),
+      togglePlay: () => player.toggle(),
+    }),
+    false,
+  );
   const stopSuppressing = suppressNotebookShortcuts(root, el);
 
   const onUnit = () => {
@@ -641,7 +634,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     stopSuppressing();
     themeWatch.disconnect();
     document.removeEventListener(PALETTE_EVENT, repaint);
-    root.removeEventListener("keydown", onKey);
+    stopKeys();
     for (const name of traits) model.off(name, load);
     for (const name of redraw) model.off(name, drawAll);
     model.off("change:unit", onUnit);

@@ -18,3 +18,17 @@ export function setText(el: HTMLElement, text: string): void {
     el.textContent = text;
   }
 }
+
+/** `fn`, called once after the calls made in the same task: traits that change together (one
+ * message, hold_sync) fire one change event each, and the view draws once for all of them. */
+export function coalesced(fn: () => void): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    queueMicrotask(() => {
+      pending = false;
+      fn();
+    });
+  };
+}

@@ -19,7 +19,7 @@ import type { AnyModel } from "@anywidget/types";
 import { floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
 import type { Quantity } from "./state";
-import { element } from "./dom";
+import { coalesced, element } from "./dom";
 
 export type GridScale = "diverging" | "sequential" | "log";
 
@@ -175,15 +175,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
   heatmap.el.addEventListener("mousemove", onHover);
   heatmap.el.addEventListener("mouseleave", onLeave);
   // The data traits change together (one message, hold_sync): draw once for all of them.
-  let pending = false;
-  const onData = () => {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      draw();
-    });
-  };
+  const onData = coalesced(draw);
   const dataEvents = ["buffer", "rows", "columns", "row_labels", "column_start", "column_step", "column_label",
     "scale", "vmin", "vmax", "title"].map((name) => `change:${name}`);
   for (const name of dataEvents) model.on(name, onData);

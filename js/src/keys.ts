@@ -32,29 +32,55 @@ export function suppressNotebookShortcuts(root: HTMLElement, el: HTMLElement, fr
   };
 }
 
-/** What each key does to the store's selection. */
-function keyActions(store: ExplorerStore): Record<string, () => void> {
-  const { state, actions } = store;
-  const down = () => (state.order ? state.order[Math.min(rowOfUnit(state, state.unit) + 1, state.order.length - 1)] : state.unit + 1);
-  const up = () => (state.order ? state.order[Math.max(rowOfUnit(state, state.unit) - 1, 0)] : state.unit - 1);
+/** What a view's keys move: its step (of `steps()`), its selected row, and Play. */
+export interface KeyTarget {
+  t(): number;
+  steps(): number;
+  setT(t: number): void;
+  /** Select the row `delta` rows down (+1) or up (-1) from the selected one, within the rows. */
+  moveRow(delta: 1 | -1): void;
+  togglePlay(): void;
+}
+
+/** What each key does: ←/→ step, Home/End jump, ↓/↑ move the row, space plays/pauses. */
+export function stepKeys(target: KeyTarget): Record<string, () => void> {
   return {
-    ArrowRight: () => actions.setT(state.t + 1),
-    ArrowLeft: () => actions.setT(state.t - 1),
-    Home: () => actions.setT(0),
-    End: () => actions.setT(Math.max(0, state.steps - 1)),
-    ArrowDown: () => actions.setUnit(down()),
-    ArrowUp: () => actions.setUnit(up()),
-    " ": () => store.togglePlay(),
+    ArrowRight: () => target.setT(target.t() + 1),
+    ArrowLeft: () => target.setT(target.t() - 1),
+    Home: () => target.setT(0),
+    End: () => target.setT(Math.max(0, target.steps() - 1)),
+    ArrowDown: () => target.moveRow(1),
+    ArrowUp: () => target.moveRow(-1),
+    " ": () => target.togglePlay(),
   };
 }
 
-/** Makes `root` focusable and takes the keys pressed in it (a ring shows it has them); returns the undo. */
-export function listenKeys(root: HTMLElement, store: ExplorerStore): () => void {
-  const keys = keyActions(store);
+/** The Explorer's keys over the store's selection (its rows' order, when set). */
+function keyActions(store: ExplorerStore): Record<string, () => void> {
+  const { state, actions } = store;
+  const moveRow = (delta: 1 | -1) => {
+    if (!state.order) return actions.setUnit(state.unit + delta);
+    const row = Math.min(Math.max(rowOfUnit(state, state.unit) + delta, 0), state.order.length - 1);
+    actions.setUnit(state.order[row]);
+  };
+  return stepKeys({
+    t: () => state.t,
+    steps: () => state.steps,
+    setT: (t) => actions.setT(t),
+    moveRow,
+    togglePlay: () => store.togglePlay(),
+  });
+}
+
+/**
+ * Makes `root` focusable and gives it the keys pressed in it (`keys`: what each does), with a
+ * ring while it has the focus unless `ring` is false; returns the undo. Typing in a box or a
+ * select keeps its keys; a range slider's are the view's.
+ */
+export function takeKeys(root: HTMLElement, keys: Record<string, () => void>, ring = true): () => void {
   root.tabIndex = 0;
   const onKey = (ev: KeyboardEvent) => {
     const act = keys[ev.key];
-    // Typing in a box or a select keeps its keys; the step slider's are the Explorer's.
     const typing = ev.target instanceof HTMLInputElement && ev.target.type !== "range";
     if (!act || typing || ev.target instanceof HTMLSelectElement) return;
     ev.preventDefault();
@@ -64,11 +90,18 @@ export function listenKeys(root: HTMLElement, store: ExplorerStore): () => void 
   const onFocus = () => (root.style.boxShadow = "0 0 0 2px #92c5de");
   const onBlur = () => (root.style.boxShadow = "");
   root.addEventListener("keydown", onKey);
-  root.addEventListener("focus", onFocus);
-  root.addEventListener("blur", onBlur);
+  if (ring) {
+    root.addEventListener("focus", onFocus);
+    root.addEventListener("blur", onBlur);
+  }
   return () => {
     root.removeEventListener("keydown", onKey);
     root.removeEventListener("focus", onFocus);
     root.removeEventListener("blur", onBlur);
   };
+}
+
+/** Makes `root` focusable and takes the Explorer's keys pressed in it (a ring shows it has them); returns the undo. */
+export function listenKeys(root: HTMLElement, store: ExplorerStore): () => void {
+  return takeKeys(root, keyActions(store));
 }

@@ -84,25 +84,23 @@ export function correlationScores(q: UnitSeries, ref: number, length: number): F
   if (!(ref >= 0 && ref < units)) return out;
   const held = validSteps(q, length);
   const n = new Float64Array(units), sx = new Float64Array(units), sy = new Float64Array(units);
-  for (let i = 0; i < held; i++) {
-    const row = i * units, y = data[row + ref];
-    if (!Number.isFinite(y)) continue;
-    for (let u = 0; u < units; u++) {
-      const x = data[row + u];
-      if (!Number.isFinite(x)) continue;
-      n[u]++; sx[u] += x; sy[u] += y;
-    }
-  }
-  // second pass around the means: sums of squares without cancellation error
   const sxx = new Float64Array(units), syy = new Float64Array(units), sxy = new Float64Array(units);
-  for (let i = 0; i < held; i++) {
-    const row = i * units, y = data[row + ref];
-    if (!Number.isFinite(y)) continue;
-    for (let u = 0; u < units; u++) {
-      const x = data[row + u];
-      if (!Number.isFinite(x)) continue;
-      const dx = x - sx[u] / n[u], dy = y - sy[u] / n[u];
-      sxx[u] += dx * dx; syy[u] += dy * dy; sxy[u] += dx * dy;
+  // two passes over the pairs where both are finite: the sums, then the sums of squares around
+  // the means (without cancellation error)
+  for (const around of [false, true]) {
+    for (let i = 0; i < held; i++) {
+      const row = i * units, y = data[row + ref];
+      if (!Number.isFinite(y)) continue;
+      for (let u = 0; u < units; u++) {
+        const x = data[row + u];
+        if (!Number.isFinite(x)) continue;
+        if (!around) {
+          n[u]++; sx[u] += x; sy[u] += y;
+          continue;
+        }
+        const dx = x - sx[u] / n[u], dy = y - sy[u] / n[u];
+        sxx[u] += dx * dx; syy[u] += dy * dy; sxy[u] += dx * dy;
+      }
     }
   }
   for (let u = 0; u < units; u++) {

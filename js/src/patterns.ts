@@ -32,7 +32,7 @@ import { THEME_VARIABLES } from "./style";
 import { visibleToken } from "./tokens";
 import { AXES_EVENT, yOf } from "./units";
 import { stepRange } from "./timeaxis";
-import { element } from "./dom";
+import { coalesced, element } from "./dom";
 
 
 // The pattern views' own rules (the Explorer's stylesheet is style.ts's): theme colours only.
@@ -477,15 +477,7 @@ export function renderMatches(model: AnyModel<MatchesModel>, el: HTMLElement): (
   }
 
   const events = ["change:rows", "change:buffer", "change:units", "change:selected", "change:quantity"];
-  let pending = false;
-  const onChange = () => {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      draw();
-    });
-  };
+  const onChange = coalesced(draw);
   for (const name of events) model.on(name, onChange);
   const stopWatching = onThemeChange(root, () => draw());
   return () => {

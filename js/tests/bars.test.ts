@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { colorWord, NON_FINITE_WORD } from "../src/colormap";
-import { BAR_W, columnSlots, createBars, paintBars, rowOf, slotOfUnit } from "../src/bars";
+import { BAR_W, columnSlots, createBars, longestValue, paintBars, rowOf, slotOfUnit } from "../src/bars";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
 /** The rows of column x that hold a given word. */
@@ -100,16 +100,29 @@ describe("state-at-t panel", () => {
     expect(panel.el.querySelector(".rw-bars-header")!.textContent).toContain("padding");
   });
 
-  it("keeps the labels' width through a scrub: room for the longest value any step can write", () => {
+  it("fits the labels' column to the longest label any step writes, and keeps it through a scrub", () => {
     const panel = createBars(recordingActions().actions);
-    const widths = (t: number, unit = 2) => {
+    const read = (t: number, unit = 2) => {
       panel.update(explorerState([lstm], { t, unit }));
-      return [...panel.el.querySelectorAll<HTMLElement>(".rw-bars-label")].map((l) => l.style.width);
+      const labels = [...panel.el.querySelectorAll<HTMLElement>(".rw-bars-label")];
+      return { widths: labels.map((l) => l.style.width), texts: labels.map((l) => l.textContent ?? "") };
     };
-    const first = widths(4);
-    // the longest name's "forget  unit 2 = " and a value of at most 10 characters ("-1.23e+30"), on every row
-    expect(first).toEqual(Array(first.length).fill(`${"forget  unit 2 = ".length + 10}ch`));
-    for (const t of [0, 1, 3, 5]) expect(widths(t)).toEqual(first);
+    for (const unit of [2, 4]) {
+      const steps = [0, 1, 2, 3, 4, 5].map((t) => read(t, unit));
+      const longest = Math.max(...steps.flatMap((s) => s.texts.map((text) => text.length)));
+      for (const s of steps) expect(s.widths).toEqual(Array(3).fill(`${longest}ch`)); // every row, every step
+    }
+    // unit 2: "forget  unit 2 = " and sigmoid values "0.xxx" make the longest label, not c's "-1.000"
+    expect(read(0).widths[0]).toBe(`${"forget  unit 2 = 0.119".length}ch`);
+  });
+
+  it("longestValue: the longest text a unit's values write, a sign and non-finite values included", () => {
+    const q = quantity("h", 4, 2, (t, u) => [0.5, -0.25, 123.4567, 2][t] * (u === 0 ? 1 : -1));
+    expect(longestValue(q, 0)).toBe("123.457".length);
+    expect(longestValue(q, 1)).toBe("-123.457".length);
+    q.data[2] = Number.NEGATIVE_INFINITY;
+    expect(longestValue(q, 0)).toBe("-Infinity".length);
+    expect(longestValue({ ...q, data: new Float32Array(8).fill(Number.NaN) }, 1)).toBe("NaN".length);
   });
 
   it("reads the absolute step from a window of a long sequence", () => {

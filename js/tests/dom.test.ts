@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { element, setText } from "../src/dom";
+import { coalesced, element, setText } from "../src/dom";
 
 describe("setText", () => {
   it("rewrites the one text node in place, so a scrub step rebuilds no layout object", () => {
@@ -24,5 +24,21 @@ describe("setText", () => {
     setText(el, "<img src=x>"); // text, never markup
     expect(el.querySelector("img")).toBeNull();
     expect(el.textContent).toBe("<img src=x>");
+  });
+});
+
+describe("coalesced", () => {
+  it("calls once after the calls of one task, and again after a later one", async () => {
+    let calls = 0;
+    const onChange = coalesced(() => calls++);
+    onChange();
+    onChange();
+    onChange();
+    expect(calls).toBe(0); // not before the task's messages are all in
+    await Promise.resolve();
+    expect(calls).toBe(1);
+    onChange();
+    await Promise.resolve();
+    expect(calls).toBe(2);
   });
 });

@@ -8,6 +8,18 @@ import { explorerState, layer, quantity } from "./fake-state";
 import { FakeModel } from "./fake_model";
 import { buildPayload } from "./payload";
 
+/** A heatmap panel over a payload of 3 steps of `layers`, showing `quantity` (not yet loaded). */
+function panelOver(layers: Parameters<typeof buildPayload>[1], quantity: string, meta?: Parameters<typeof buildPayload>[2]) {
+  const { index, buffer } = buildPayload(3, layers, meta);
+  const model = new FakeModel<ExplorerModel>({
+    index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity, playing: false, interval: 150,
+  });
+  const store = new ExplorerStore(model, playerOf(model, () => 2));
+  const panel = createHeatmapPanel(model, store);
+  store.subscribe((change) => panel.update(change));
+  return { model, store, panel };
+}
+
 describe("the Explorer's heatmap panel", () => {
   it("marks the highlighted units' rows under the order, skipping units the quantity lacks", () => {
     const state = explorerState([layer("rnn.l0", "rnn", [quantity("h", 2, 4, () => 0)])]);
@@ -17,15 +29,9 @@ describe("the Explorer's heatmap panel", () => {
   });
 
   it("repaints the image and its caption for a new layer, quantity or order, not for a step", () => {
-    const { index, buffer } = buildPayload(3, [
+    const { model, store, panel } = panelOver([
       { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }, { name: "c", units: 4, f: () => 0 }] },
-    ]);
-    const model = new FakeModel<ExplorerModel>({
-      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
-    });
-    const store = new ExplorerStore(model, playerOf(model, () => 2));
-    const panel = createHeatmapPanel(model, store);
-    store.subscribe((change) => panel.update(change));
+    ], "h");
     store.load();
     expect(panel.caption.textContent).toBe("h of lstm.l0: 2 units (rows) × 3 steps (columns)");
     expect(panel.heatmap.el.getAttribute("aria-label")).toBe(`heatmap of ${panel.caption.textContent}`);
@@ -49,13 +55,7 @@ describe("the Explorer's heatmap panel", () => {
   it("says when the model was traced in training mode (dropout on)", () => {
     const layers = [{ name: "rnn.l0", kind: "rnn" as const, quantities: [{ name: "h", units: 2, f: () => 0 }] }];
     const captions = [true, false, null].map((training) => {
-      const { index, buffer } = buildPayload(3, layers, { training });
-      const model = new FakeModel<ExplorerModel>({
-        index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
-      });
-      const store = new ExplorerStore(model, playerOf(model, () => 2));
-      const panel = createHeatmapPanel(model, store);
-      store.subscribe((change) => panel.update(change));
+      const { store, panel } = panelOver(layers, "h", { training });
       store.load();
       const text = panel.caption.textContent;
       panel.destroy();
@@ -68,15 +68,9 @@ describe("the Explorer's heatmap panel", () => {
   });
 
   it("centres the diverging map on the page background, and repaints when the theme changes", async () => {
-    const { index, buffer } = buildPayload(3, [
+    const { store, panel } = panelOver([
       { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }] },
-    ]);
-    const model = new FakeModel<ExplorerModel>({
-      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
-    });
-    const store = new ExplorerStore(model, playerOf(model, () => 2));
-    const panel = createHeatmapPanel(model, store);
-    store.subscribe((change) => panel.update(change));
+    ], "h");
     document.body.append(panel.heatmap.el);
     store.load();
     expect(unpack(colorWord(0, "diverging", -1, 1))).toEqual([255, 255, 255, 255]); // no theme: white
@@ -100,15 +94,9 @@ describe("the Explorer's heatmap panel", () => {
   });
 
   it("says how colours are scaled, and scales each unit to its own range at one click", () => {
-    const { index, buffer } = buildPayload(3, [
+    const { store, panel } = panelOver([
       { name: "lstm.l0", kind: "lstm", quantities: [{ name: "c", units: 2, f: (t, u) => (u ? t : 9.8), vmin: -3.8, vmax: 3.8 }] },
-    ]);
-    const model = new FakeModel<ExplorerModel>({
-      index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "c", playing: false, interval: 150,
-    });
-    const store = new ExplorerStore(model, playerOf(model, () => 2));
-    const panel = createHeatmapPanel(model, store);
-    store.subscribe((change) => panel.update(change));
+    ], "c");
     store.load();
     document.body.append(panel.legend);
     const scaling = panel.legend.querySelector(".rw-scaling")!;

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { EXPLORER_BOX, listenKeys, suppressNotebookShortcuts } from "../src/keys";
+import { EXPLORER_BOX, listenKeys, stepKeys, suppressNotebookShortcuts, takeKeys } from "../src/keys";
 import { type ExplorerModel, ExplorerStore } from "../src/store";
 import { playerOf } from "../src/transport";
 import { FakeModel } from "./fake_model";
@@ -122,5 +122,75 @@ describe("listenKeys", () => {
     undo();
     expect(press(root, " ")).toBe(false);
     expect(model.get("playing")).toBe(true);
+  });
+});
+
+describe("takeKeys and stepKeys", () => {
+  /** A view with a step of 10 and rows [5, 2, 7], its keys taken by `root` (a text box inside). */
+  function view(ring: boolean) {
+    const root = document.createElement("div");
+    const box = document.createElement("input");
+    root.append(box);
+    document.body.append(root);
+    const rows = [5, 2, 7];
+    const at = { t: 3, unit: 2, played: 0 };
+    const undo = takeKeys(
+      root,
+      stepKeys({
+        t: () => at.t,
+        steps: () => 10,
+        setT: (t) => (at.t = Math.max(0, Math.min(9, t))),
+        moveRow: (delta) => (at.unit = rows[Math.max(0, Math.min(2, rows.indexOf(at.unit) + delta))]),
+        togglePlay: () => at.played++,
+      }),
+      ring,
+    );
+    const press = (key: string, target: HTMLElement = root) => {
+      const ev = new KeyboardEvent("keydown", { key, bubbles: true, cancelable: true });
+      target.dispatchEvent(ev);
+      return ev.defaultPrevented;
+    };
+    return { root, box, at, undo, press };
+  }
+
+  it("steps, jumps, moves the row within the rows and plays; other keys and typing pass", () => {
+    const { root, box, at, undo, press } = view(true);
+    expect(root.tabIndex).toBe(0);
+    expect(press("ArrowRight")).toBe(true);
+    expect(at.t).toBe(4);
+    press("ArrowLeft");
+    press("ArrowLeft");
+    expect(at.t).toBe(2);
+    press("End");
+    expect(at.t).toBe(9);
+    press("Home");
+    expect(at.t).toBe(0);
+    press("ArrowDown");
+    expect(at.unit).toBe(7);
+    press("ArrowDown"); // the last row stays
+    expect(at.unit).toBe(7);
+    press("ArrowUp");
+    press("ArrowUp");
+    press("ArrowUp"); // the first row stays
+    expect(at.unit).toBe(5);
+    press(" ");
+    expect(at.played).toBe(1);
+    expect(press("a")).toBe(false); // not a key of the view
+    expect(press("ArrowRight", box)).toBe(false); // typing in a box keeps its keys
+    expect(at.t).toBe(0);
+    undo();
+    expect(press("ArrowRight")).toBe(false);
+    expect(at.t).toBe(0);
+  });
+
+  it("rings the view while it has the focus, unless told not to", () => {
+    const ringed = view(true);
+    ringed.root.dispatchEvent(new FocusEvent("focus"));
+    expect(ringed.root.style.boxShadow).not.toBe("");
+    ringed.root.dispatchEvent(new FocusEvent("blur"));
+    expect(ringed.root.style.boxShadow).toBe("");
+    const plain = view(false);
+    plain.root.dispatchEvent(new FocusEvent("focus"));
+    expect(plain.root.style.boxShadow).toBe("");
   });
 });

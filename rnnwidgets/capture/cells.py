@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..kinds import GRU_GATES, LSTM_GATES
+from ..kinds import GRU_GATES, LSTM_GATES, module_label
 from .build import TraceBuilder
 from .convert import steps_to_numpy, to_numpy
 
@@ -20,6 +20,26 @@ def cell_kind(module: nn.Module) -> Optional[str]:
         if isinstance(module, cls):
             return kind
     return None
+
+
+def hook_cells(model: nn.Module, make_hook) -> list:
+    """A forward hook (given the call's args and kwargs) on every cell of ``model`` (its
+    nn.LSTMCell, nn.GRUCell and nn.RNNCell modules, ``model`` itself included):
+    ``make_hook(name, kind)``, the cell's layer name and kind, makes each. Returns the handles."""
+    handles = []
+    for path, module in model.named_modules():
+        kind = cell_kind(module)
+        if kind:
+            name = module_label(path, type(model).__name__)
+            handles.append(module.register_forward_hook(make_hook(name, kind), with_kwargs=True))
+    return handles
+
+
+def remove_hooks(handles: list) -> None:
+    """Remove every hook of ``handles`` and empty the list."""
+    for handle in handles:
+        handle.remove()
+    handles.clear()
 
 
 def check_cell_dtypes(name: str, cell: nn.Module, x, hx) -> None:

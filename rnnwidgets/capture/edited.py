@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
-from .cells import cell_equations, cell_kind
+from .cells import cell_equations, cell_kind, hook_cells, remove_hooks
 from .convert import reverse_valid, steps_buffer
 from .edits import LayerEdits, widths_of
 from .fused import KIND, NATIVE, Direction, LayerRun, affine, gru_gates, lstm_gates
@@ -318,20 +318,14 @@ class EditHooks:
         self._handles: list = []
 
     def __enter__(self) -> "EditHooks":
-        root = module_label("", type(self.model).__name__)
-        for path, module in self.model.named_modules():
-            kind = cell_kind(module)
-            if kind:
-                name = module_label(path, type(self.model).__name__)
-                self._handles.append(module.register_forward_hook(self._cell_hook(name, kind), with_kwargs=True))
+        self._handles.extend(hook_cells(self.model, self._cell_hook))
         if not cell_kind(self.model):
+            root = module_label("", type(self.model).__name__)
             self._handles.append(self.model.register_forward_hook(self._step_hook(root)))
         return self
 
     def __exit__(self, *exc):
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        remove_hooks(self._handles)
         return False
 
     def _step(self, name: str) -> int:

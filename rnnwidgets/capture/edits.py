@@ -150,6 +150,14 @@ def check_edits(who: str, edits) -> list:
     return list(edits)
 
 
+class NoStepEdited(ValueError):
+    """An edit naming only steps past its layer's end: ``edit``, and ``steps``, how many the layer ran."""
+
+    def __init__(self, message: str, edit: Edit, steps: int):
+        super().__init__(message)
+        self.edit, self.steps = edit, steps
+
+
 def check_all_found(who: str, edits: list, steps: dict) -> None:
     """A clear error for an edit naming a layer that never ran, or only steps past its end;
     ``steps``: layer name -> how many steps it ran."""
@@ -158,8 +166,8 @@ def check_all_found(who: str, edits: list, steps: dict) -> None:
             raise ValueError(f"{who}: {edit!r} names no layer of this run; expected one of {list(steps)}")
         count = steps[edit.layer]
         if edit.steps is not None and min(edit.steps) >= count:
-            raise ValueError(f"{who}: {edit!r} names no step of {edit.layer!r}, which ran {count} steps; expected "
-                             f"steps in [0, {count})")
+            raise NoStepEdited(f"{who}: {edit!r} names no step of {edit.layer!r}, which ran {count} steps; "
+                               f"expected steps in [0, {count})", edit, count)
 
 
 def describe(edits: list) -> list:

@@ -25,7 +25,7 @@ from torch import nn
 from ..tracedata import Trace
 from .build import TraceBuilder
 from .call import ModelCall, device_and_dtype, unwrap
-from .cells import cell_kind
+from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
 from .edits import check_all_found, check_edits, describe
@@ -290,9 +290,7 @@ class CarriedCells:
         return self
 
     def __exit__(self, *exc):
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        remove_hooks(self._handles)
         self.last.clear()
         return False
 

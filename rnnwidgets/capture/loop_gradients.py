@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..kinds import module_label
 from ..tracedata import Trace
-from .cells import cell_kind
+from .cells import hook_cells, remove_hooks
 from .convert import steps_to_numpy
 from .gradients import base_of, every_path, recorded_loss, stats
 from .recording import HookRecording
@@ -41,16 +40,11 @@ class LiveCellCalls:
         self._handles: list = []
 
     def __enter__(self) -> "LiveCellCalls":
-        for path, module in self.model.named_modules():
-            if cell_kind(module):
-                name = module_label(path, type(self.model).__name__)
-                self._handles.append(module.register_forward_hook(self._hook(name), with_kwargs=True))
+        self._handles.extend(hook_cells(self.model, lambda name, kind: self._hook(name)))
         return self
 
     def __exit__(self, *exc):
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        remove_hooks(self._handles)
         return False
 
     def _hook(self, name: str):

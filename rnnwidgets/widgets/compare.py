@@ -17,7 +17,7 @@ import traitlets
 from ..comparison import TAU, Comparison, check_tau
 from ..tracedata import Trace
 from .bundle import BundledView
-from .explorer import MAX_INTERVAL_MS, MIN_INTERVAL_MS
+from .explorer import interval_trait
 from .payload import FULL_BUDGET, Labels, compare_floats, compare_payload
 from .still import Still, compare_png
 
@@ -101,11 +101,7 @@ class Compare(Still, BundledView):
 
     @traitlets.validate("interval")
     def _check_interval(self, proposal):
-        ms = proposal["value"]
-        if not MIN_INTERVAL_MS <= ms <= MAX_INTERVAL_MS:
-            raise traitlets.TraitError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, "
-                                       f"{MAX_INTERVAL_MS}], got {ms}")
-        return ms
+        return interval_trait(proposal)
 
     @staticmethod
     def _checked(rule):

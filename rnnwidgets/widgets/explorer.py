@@ -32,6 +32,23 @@ TEXT_DEBOUNCE_S = 0.3
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 16, 5000
 
 
+def check_interval(ms):
+    """``ms`` when it is a Play interval in milliseconds per step within [MIN_INTERVAL_MS,
+    MAX_INTERVAL_MS]; else a ValueError that says so."""
+    if not MIN_INTERVAL_MS <= ms <= MAX_INTERVAL_MS:
+        raise ValueError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, {MAX_INTERVAL_MS}], "
+                         f"got {ms}")
+    return ms
+
+
+def interval_trait(proposal):
+    """check_interval for a trait's validator (a TraitError)."""
+    try:
+        return check_interval(proposal["value"])
+    except ValueError as error:
+        raise traitlets.TraitError(str(error)) from None
+
+
 class ExplorerView(BundledView):
     """The browser view: the payload of one batch element and the shared selection."""
 
@@ -74,11 +91,7 @@ class ExplorerView(BundledView):
 
     @traitlets.validate("interval")
     def _check_interval(self, proposal):
-        ms = proposal["value"]
-        if not MIN_INTERVAL_MS <= ms <= MAX_INTERVAL_MS:
-            raise traitlets.TraitError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, "
-                                       f"{MAX_INTERVAL_MS}], got {ms}")
-        return ms
+        return interval_trait(proposal)
 
     def _rule(self, proposal, rule):
         if self._state is None:
@@ -138,9 +151,7 @@ class Explorer(StillImage, widgets.VBox):
 
     def __init__(self, trace: Trace, *, live=None, labels: Labels = None, interval: int = 150,
                  batch: int = 0, layer: Optional[str] = None, quantity: str = "h", budget: int = FULL_BUDGET):
-        if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
-            raise ValueError(f"interval: expected milliseconds per step in [{MIN_INTERVAL_MS}, {MAX_INTERVAL_MS}], "
-                             f"got {interval}")
+        check_interval(interval)
         self.state = ExplorerState(trace, live=live, labels=labels, budget=budget)
         self.gradients: Optional[GradientFlow] = None  # under the heatmaps when the trace has gradients
         self.dynamics: Optional[DynamicsView] = None  # the dynamics panel (show_dynamics), following the step
@@ -243,6 +254,8 @@ class Explorer(StillImage, widgets.VBox):
         state = self.state
         state.set_trace(trace)
         assert trace.batch is not None  # a validated Trace sets it
+        if self.what_if is not None:  # an open what-if comparison described the trace before
+            self.what_if.new_trace()
         batch = self.batch.value if batch is None else batch
         batch = batch if batch is not None and 0 <= batch < trace.batch else 0
         self._refilling = True  # the selection and options move: send the payload once, below

@@ -9,6 +9,9 @@ view (under it where the cell is narrow: js/src/what_if.ts's layout), headed by 
     ex.what_if.run(unit=3, steps=range(0, 30), source=1)        # patch from batch element 1
     ex.what_if.close()                                          # or the comparison's × in the browser
 
+A comparison describes the Explorer's trace when it ran: a new one (``ex.update(...)``,
+``ex.set_trace(...)``) closes it.
+
 The model runs through ``capture/live.py`` (``LiveModel.edited``); this module imports no torch.
 """
 from __future__ import annotations
@@ -150,6 +153,13 @@ class WhatIf:
             return
         self.comparison = None
         self.explorer.children = tuple(c for c in self.explorer.children if c is not shown)
+
+    def new_trace(self) -> None:
+        """The Explorer shows another trace (new inputs, ``update``): a comparison shown described
+        the one before, so it closes, and the box says why."""
+        if self.comparison is not None:
+            self.close()
+            self._say(None, "the comparison closed: the Explorer shows new data")
 
     def _source(self, source, layer: str, quantity: str) -> tuple[Optional[Trace], str]:
         """The Trace to patch from and how the heading names it (None: a clamp)."""

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -75,7 +76,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class JupyterServer:
+class ServerProcess:
+    """A server this session started in its own process group, logging to `log_path`: waiting
+    until it answers, and stopping it (the whole group)."""
+
+    process: subprocess.Popen
+    log_path: Path
+    _log: BinaryIO
+
+    def wait_answers(self, url: str, name: str, timeout: float):
+        """Poll `url` until it answers 200; raise with the log's tail if the server exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{name} exited early; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"{name} did not answer within {timeout}s; see {self.log_path}")
+
+    def stop(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log.close()
+
+
+class JupyterServer(ServerProcess):
     """A running `jupyter lab` on loopback: its URLs, token, notebook folder and process."""
 
     def __init__(self, root: Path, env: dict, log_path: Path):
@@ -93,18 +129,7 @@ class JupyterServer:
         self.log_path = log_path
 
     def wait_ready(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited early; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"jupyter lab did not answer within {timeout}s; see {self.log_path}")
+        self.wait_answers(f"{self.url}/api/status?token={self.token}", "jupyter lab", timeout)
 
     def api(self, method: str, path: str, body=None):
         """Call the server's REST API; returns the decoded JSON (or None)."""
@@ -120,17 +145,6 @@ class JupyterServer:
 
     def notebook7_url(self, notebook: str) -> str:
         return f"{self.url}/notebooks/{notebook}?token={self.token}"
-
-    def stop(self):
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self._log.close()
 
 
 def _jupyter_env(base: Path) -> dict:

@@ -240,9 +240,10 @@ HOLD_KERNEL_JS = """() => {
 }"""
 
 
-def token_model_cell(rnn: str, hidden: int, explore_args: str = "") -> str:
+def token_model_cell(rnn: str, hidden: int, explore_args: str = "", before_explore: str = "") -> str:
     """A notebook cell: a small token model (embedding of 4 tokens, one recurrent layer `rnn` of
-    `hidden` units, e.g. "GRU", a linear head) over 15 bracket tokens, and its Explorer, shown."""
+    `hidden` units, e.g. "GRU", a linear head) over 15 bracket tokens, `model`, and its Explorer,
+    shown; `before_explore` is code (lines ending in a newline) run just before the Explorer is made."""
     return f"""\
 import torch, torch.nn as nn, rnnwidgets as rw
 torch.manual_seed(0)
@@ -255,8 +256,23 @@ class Tokens(nn.Module):
 vocab = list("()ab")
 text = "(a(b(ab)a)(b))a"
 ids = torch.tensor([[vocab.index(c) for c in text]])
-explorer = rw.explore(Tokens().eval(), ids, tokens=[list(text)], decode=vocab{explore_args})
+model = Tokens().eval()
+{before_explore}explorer = rw.explore(model, ids, tokens=[list(text)], decode=vocab{explore_args})
 explorer"""
+
+
+def planted_dataset_lines(texts: str) -> str:
+    """Code making `ds`, a DatasetTrace of the token lists `texts` (a Python literal) with one
+    layer of 3 units: units 0 and 1 are on (0.6) exactly at each "(", unit 2 never, so the
+    matches of "((" are known. Needs `np` and `DatasetTrace` imported."""
+    return f"""\
+texts = {texts}
+tokens = [tok for text in texts for tok in text]
+h = np.array([[0.6, 0.6, -0.5] if ch == "(" else [-0.9, -0.9, -0.5] for ch in tokens], dtype=np.float32)
+vocab = sorted(set(tokens))
+ds = DatasetTrace({{"rnn.l0": {{"h": h}}}}, {{"rnn.l0": "rnn"}}, np.cumsum([0] + [len(t) for t in texts]),
+                  np.array([vocab.index(t) for t in tokens], dtype=np.int32), vocab)
+"""
 
 
 def open_explorer_notebook(page, jupyter_server, name: str, cell: str):

@@ -276,3 +276,36 @@ def test_the_pointer_has_a_crosshair_an_outlined_cell_and_a_tooltip_beside_it(se
     assert abs(down["x"] - x) <= 1 and down["height"] == pytest.approx(image["height"], abs=1)
     page.mouse.move(2, 2)
     assert explorer.locator(".rw-hover-cell").is_hidden() and tooltip.is_hidden()
+
+
+# The state bars' labels: each label's box, the width of its text, and where its bars begin.
+BARS_LABELS_JS = """(bars) => [...bars.querySelectorAll('.rw-bars-label')].map((label) => {
+    const range = document.createRange();
+    range.selectNodeContents(label);
+    const box = label.getBoundingClientRect();
+    const canvas = label.parentElement.querySelector('canvas').getBoundingClientRect();
+    return {text: label.textContent, box: box.width, right: box.right, ink: range.getBoundingClientRect().width,
+            bars: canvas.left};
+})"""
+
+
+def test_the_state_bars_label_column_fits_its_labels_in_light_and_dark(quickstart):
+    """The labels' column is as wide as the longest label the held steps write: at step 30 no
+    wider than the widest label shown by 3 characters, none clipped, the bars just after it."""
+    page = quickstart
+    ARTIFACTS.mkdir(exist_ok=True)
+    bars = page.locator(".rw-explorer .rw-bars").first
+
+    def check(theme):
+        labels = bars.evaluate(BARS_LABELS_JS)
+        assert len(labels) == 6, labels   # an LSTM layer: h, c and four gates
+        widest = max(labels, key=lambda label: label["ink"])
+        char = widest["ink"] / len(widest["text"])
+        for label in labels:
+            assert label["ink"] <= label["box"] + 0.5, f"{theme}: {label['text']!r} clipped: {label}"
+            assert label["box"] - widest["ink"] <= 3 * char, \
+                f"{theme}: a gap of {(label['box'] - widest['ink']) / char:.1f} characters after the labels: {labels}"
+            assert 0 <= label["bars"] - label["right"] <= 8, f"{theme}: the bars do not follow the label: {label}"
+        bars.screenshot(path=str(ARTIFACTS / f"explorer-bars-{theme}.png"))
+
+    in_both_themes(page, check)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
+import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, _free_port
-from e2e_support import wait_for_change, wait_for_ink, wait_for_text
+from conftest import ARTIFACTS, ServerProcess, _free_port
+from e2e_support import planted_dataset_lines, wait_for_change, wait_for_ink, wait_for_text
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +86,7 @@ def _(mo, view):
 # ``_display_`` lays them out with marimo's elements): a gradient flow; a Match panel under the
 # Explorer it opens matches in (units 0 and 1 on exactly at each "(", the steps of "((" brushed
 # from Python); a training monitor fed by a loop that a button starts, slowly enough to be seen.
-VIEWS_NOTEBOOK = '''\
+VIEWS_NOTEBOOK = """\
 import marimo
 
 app = marimo.App(width="full")
@@ -116,12 +115,7 @@ def _(model, rw, torch):
 
 @app.cell
 def _(DatasetTrace, np, rw):
-    texts = [["a", "(", "(", "b", "c"], list("((a("), list("b(a(((")]
-    tokens = [tok for text in texts for tok in text]
-    h = np.array([[0.6, 0.6, -0.5] if ch == "(" else [-0.9, -0.9, -0.5] for ch in tokens], dtype=np.float32)
-    vocab = sorted(set(tokens))
-    ds = DatasetTrace({"rnn.l0": {"h": h}}, {"rnn.l0": "rnn"}, np.cumsum([0] + [len(t) for t in texts]),
-                      np.array([vocab.index(t) for t in tokens], dtype=np.int32), vocab)
+""" + textwrap.indent(planted_dataset_lines('[["a", "(", "(", "b", "c"], list("((a("), list("b(a(((")]'), "    ") + """\
     explorer = rw.explore(ds.sequence(0))
     explorer.view.brush = [1, 3]
     explorer.view.threshold = 0.0
@@ -170,10 +164,10 @@ def _(mo, model, monitor, time, torch, train):
             time.sleep(0.1)
     mo.md("trained")
     return
-'''
+"""
 
 
-class MarimoServer:
+class MarimoServer(ServerProcess):
     """`marimo edit` (or `run`: `mode`) of one notebook on loopback, headless, behind a random token."""
 
     def __init__(self, mode: str, notebook: Path, home: Path, log_path: Path):
@@ -202,29 +196,7 @@ class MarimoServer:
         return f"{self.url}/?access_token={self.token}"
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"marimo exited early; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"marimo did not answer within {timeout}s; see {self.log_path}")
-
-    def stop(self):
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self._log.close()
+        self.wait_answers(f"{self.url}/health", "marimo", timeout)
 
 
 def _serve(tmp_path_factory, mode: str, source: str = NOTEBOOK):

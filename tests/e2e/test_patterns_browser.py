@@ -4,7 +4,14 @@ co-cluster marks its units' rows on the Explorer's heatmap."""
 import time
 
 import pytest
-from e2e_support import kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import (
+    kernel_sees,
+    open_and_run,
+    planted_dataset_lines,
+    wait_for_ink,
+    wait_for_text,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -14,12 +21,7 @@ PLANTED = """\
 import numpy as np, ipywidgets as widgets, rnnwidgets as rw
 from rnnwidgets.dataset import DatasetTrace
 from rnnwidgets.widgets.patterns import MatchPanel
-texts = [["a", "(", "(", "b", "<img src=x onerror=alert(1)>"], list("((a("), list("b(a(((")]
-tokens = [tok for text in texts for tok in text]
-h = np.array([[0.6, 0.6, -0.5] if ch == "(" else [-0.9, -0.9, -0.5] for ch in tokens], dtype=np.float32)
-vocab = sorted(set(tokens))
-ds = DatasetTrace({"rnn.l0": {"h": h}}, {"rnn.l0": "rnn"}, np.cumsum([0] + [len(t) for t in texts]),
-                  np.array([vocab.index(t) for t in tokens], dtype=np.int32), vocab)
+""" + planted_dataset_lines('[["a", "(", "(", "b", "<img src=x onerror=alert(1)>"], list("((a("), list("b(a(((")]') + """\
 explorer = rw.explore(ds.sequence(0))
 panel = MatchPanel(explorer, ds, context=2)
 widgets.VBox([explorer, panel])"""

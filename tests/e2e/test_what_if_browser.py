@@ -7,28 +7,23 @@ it. Exported without a kernel, the box says that a live model is needed."""
 from pathlib import Path
 
 import pytest
-from e2e_support import block_network, kernel_execute, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import (
+    block_network,
+    kernel_execute,
+    open_and_run,
+    token_model_cell,
+    wait_for_ink,
+    wait_for_text,
+    write_notebook,
+)
 from test_explorer_look_browser import TEXTS_JS, contrast, in_both_themes, overlaps
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-MODEL = """\
-import torch, torch.nn as nn, rnnwidgets as rw
-torch.manual_seed(0)
-class Tokens(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb, self.rnn, self.head = nn.Embedding(4, 8), nn.LSTM(8, 12, batch_first=True), nn.Linear(12, 4)
-    def forward(self, ids):
-        return self.head(self.rnn(self.emb(ids))[0])
-vocab = list("()ab")
-text = "(a(b(ab)a)(b))a"
-ids = torch.tensor([[vocab.index(c) for c in text]])
-model = Tokens().eval()
-deep = rw.trace(model, torch.tensor([[vocab.index(c) for c in "((((((((a))))))))"]]))
-explorer = rw.explore(model, ids, tokens=[list(text)], decode=vocab, patch_from={"deep": deep})
-explorer"""
+MODEL = token_model_cell(
+    "LSTM", 12, ', patch_from={"deep": deep}',
+    before_explore='deep = rw.trace(model, torch.tensor([[vocab.index(c) for c in "((((((((a))))))))"]]))\n')
 
 
 def test_clamping_a_unit_opens_the_comparison_of_before_and_after_beside_the_explorer(page, jupyter_server):
