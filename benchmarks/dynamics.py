@@ -8,17 +8,19 @@
        torch.linalg.svdvals; timed on --sample steps per layer and scaled to all steps)
   peak memory growth of rw.dynamics (fresh process) against a full Jacobian stack
 
-``--threads 1`` (the default) keeps a busy two-core machine from stalling torch's thread pool.
+Both ratios are printed for each thread count of ``--threads`` (default: 1 and torch's own default,
+which the user gets; the library never sets it), the native forward timed at the same count.
 
-    .venv/bin/python benchmarks/dynamics.py [--steps 1000] [--batch 1] [--sample 10] [--threads 1]
+    .venv/bin/python benchmarks/dynamics.py [--steps 1000] [--batch 1] [--sample 10] [--threads 1,default]
 """
+import argparse
 import multiprocessing
 import resource
 import statistics
 import time
 
 import torch
-from common import parser, seconds, setup
+from common import seconds
 from torch import nn
 
 import rnnwidgets as rw
@@ -67,27 +69,38 @@ def peak_memory(batch: int, steps: int, queue) -> None:
 
 
 def main():
-    p = parser(__doc__, steps=1000)
-    p.add_argument("--sample", type=int, default=10)
-    args = setup(p)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--sample", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", default="1,default",
+                        help="comma-separated thread counts; 'default' is torch's own (the user's)")
+    args = parser.parse_args()
+    default = torch.get_num_threads()
+    counts = [default if t == "default" else int(t) for t in args.threads.split(",")]
     module, x = make(args.batch, args.steps)
-    with torch.no_grad():
-        module(x)
-        native = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
-    rw.dynamics(module, x[:20], k=K)            # warmup
-    ours = seconds(lambda: rw.dynamics(module, x, k=K))
-    with torch.no_grad():
-        native_after = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
-    native = min(native, native_after)
-    per_step = recipe_seconds_per_step(module, x, args.sample)
-    recipe = per_step * args.steps * args.batch * LAYERS
+    print(f"2-layer {UNITS}-unit LSTM, {args.steps} steps, batch {args.batch}")
+    for threads in dict.fromkeys(counts):
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            module(x)
+            native = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
+        rw.dynamics(module, x[:20], k=K)            # warmup
+        ours = seconds(lambda: rw.dynamics(module, x, k=K))
+        with torch.no_grad():
+            native_after = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
+        native = min(native, native_after)
+        per_step = recipe_seconds_per_step(module, x, args.sample)
+        recipe = per_step * args.steps * args.batch * LAYERS
+        print(f"{threads} thread(s){' (torch default)' if threads == default else ''}")
+        print(f"  native forward            {native * 1e3:10.1f} ms")
+        print(f"  rw.dynamics(k={K})          {ours * 1e3:10.1f} ms   ratio to forward {ours / native:7.1f}   "
+              f"(target <= 20)")
+        print(f"  recipe (scaled from {args.sample} steps/layer) {recipe:8.1f} s    "
+              f"recipe / rw.dynamics {recipe / ours:7.1f}   (target >= 50)")
+    torch.set_num_threads(counts[0])
     size = 2 * UNITS
-    print(f"2-layer {UNITS}-unit LSTM, {args.steps} steps, batch {args.batch}, {torch.get_num_threads()} thread(s)")
-    print(f"native forward            {native * 1e3:10.1f} ms")
-    print(f"rw.dynamics(k={K})          {ours * 1e3:10.1f} ms   ratio to forward {ours / native:7.1f}   "
-          f"(target <= 20)")
-    print(f"recipe (scaled from {args.sample} steps/layer) {recipe:8.1f} s    recipe / rw.dynamics {recipe / ours:7.1f}   "
-          f"(target >= 50)")
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=peak_memory, args=(args.batch, args.steps, queue))
