@@ -8,15 +8,15 @@ Trace, ``explore`` builds the view without importing torch at all.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .comparison import TAU
-from .dynamics_analysis import FixedPoints
 from .tracedata import Trace
-from .widgets.compare import Compare
 from .widgets.explorer import Explorer, encoded
 from .widgets.payload import FULL_BUDGET, Labels
-from .widgets.what_if import WhatIf
+
+if TYPE_CHECKING:  # imported where used: the first rw.explore(trace) of a session compiles only what it shows
+    from .widgets.compare import Compare
 
 
 def live(model, who: str, **trace_kwargs):
@@ -76,6 +76,8 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
         explorer.show_dynamics(recompute(inputs), recompute, fixed_points=fixed)
     if attribution:
         explorer.show_attribution(inputs)
+    from .widgets.what_if import WhatIf  # a live model only
+
     explorer.what_if = WhatIf(explorer, inputs, patch_from)
     if text is not None:
         assert encode is not None  # checked above
@@ -87,6 +89,8 @@ def fixed_points_of(dynamics) -> list:
     """The fixed points ``explore(dynamics=...)`` names: none for True/False, else one or a list of rw.FixedPoints."""
     if isinstance(dynamics, bool):
         return []
+    from .dynamics_analysis import FixedPoints  # only when fixed points are given
+
     found = list(dynamics) if isinstance(dynamics, (list, tuple)) else [dynamics]
     if not found or not all(isinstance(f, FixedPoints) for f in found):
         raise TypeError("explore: dynamics: expected True, False, a rw.FixedPoints (from rw.fixed_points) or a list of "
@@ -138,6 +142,8 @@ def compare(a, b, c=None, *, tokens=None, tokens_b=None, names: tuple = ("A", "B
     classes' names; ``batch``: the element compared. Other keywords go to ``rw.trace`` for both
     runs (``hidden=``, ``args=``, ``kwargs=``, ``edits=``...). Given two Traces it imports no torch.
     """
+    from .widgets.compare import Compare  # this view only
+
     def view(a_trace: Trace, b_trace: Trace) -> Compare:
         return Compare(a_trace, b_trace, names=names, decode=decode, batch=batch, layer=layer, quantity=quantity,
                        tau=tau)

@@ -6,6 +6,16 @@ export function element<K extends keyof HTMLElementTagNameMap>(tag: K, className
   return el;
 }
 
+/** Where to read the page's theme (its CSS variables) for `el`: the view's root (.rw-explorer),
+ * whose variables every element in the view inherits. The root is its own size container and
+ * sits outside it, so reading it costs no layout; reading an element inside (whose style waits
+ * on the container's size) forces the page's style and layout, as on a first paint while the
+ * view is being built. `el` itself outside such a view, the document's root while detached. */
+export function themeSource(el: Element): Element {
+  if (!el.isConnected) return document.documentElement;
+  return el.closest(".rw-explorer") ?? el;
+}
+
 /** Sets `el`'s text only when it differs: writing the same text still replaces the text node,
  * which costs a scrub frame a layout of its line. A new text where `el` holds one text node
  * rewrites that node's data in place: replacing the node (textContent) would also have the page

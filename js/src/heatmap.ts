@@ -202,6 +202,7 @@ export function createHeatmap(
   // The image's displayed size in CSS pixels, kept by the resize observer so that a scrub never
   // forces a layout to read it (0 until the view is attached).
   let shown = { w: 0, h: 0 };
+  let observed = false; // the resize observer has reported the image's size
   const measure = () => (shown = { w: image.clientWidth, h: image.clientHeight });
 
   /** Crisp cells when each gets a pixel or more; smoothed when shrunk, so a row or column the
@@ -248,6 +249,9 @@ export function createHeatmap(
   let drawn: Rect[] = []; // what the cursor covers now: cleared alone on the next move
   function drawCursor(t: number, row: number, marks: ArrayLike<number> = []): void {
     cursorAt = { t, row, marks };
+    // Before the observer's first report (the view just built, not laid out yet) it draws the
+    // cursor itself, after the page's own layout: measuring here would force one mid-build.
+    if (!observed && resize) return;
     if (shown.w === 0) measure();
     // The overlay matches the displayed size (not the image's), so lines stay crisp.
     const ratio = window.devicePixelRatio || 1;
@@ -296,6 +300,7 @@ export function createHeatmap(
     const box = entries.length ? entries[entries.length - 1].contentRect : null;
     if (box) shown = { w: box.width, h: box.height };
     else measure();
+    observed = true;
     fitRendering();
     if (cursorAt) drawCursor(cursorAt.t, cursorAt.row, cursorAt.marks);
     options.onResize?.();

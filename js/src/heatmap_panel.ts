@@ -8,7 +8,7 @@
 import type { AnyModel } from "@anywidget/types";
 import { LINE_PX, createAxis, niceStride, stepLabels, ticks } from "./axes";
 import { PALETTE_NAMES, type Palette, currentPalette, pageBackground, setBackground, setPalette } from "./colormap";
-import { element } from "./dom";
+import { element, themeSource } from "./dom";
 import { type Heatmap, createHeatmap, createLegend, formatValue, overviewPerUnit, scaledPerUnit, shownHeight } from "./heatmap";
 import { type ExplorerState, selectedQuantity } from "./state";
 import { type Change, type ExplorerStore, type ExplorerView, rowOfUnit, unitAtRow } from "./store";
@@ -99,7 +99,7 @@ export function createHeatmapPanel(
   footer.append(legend.el, caption);
 
   let paintedOn = ""; // the page background and palette the image was painted with
-  const background = () => pageBackground(heatmap.el.isConnected ? heatmap.el : document.documentElement);
+  const background = () => pageBackground(themeSource(heatmap.el));
   const theme = () => `${background()} ${currentPalette()}`;
 
   function drawAxes(): void {
@@ -114,7 +114,7 @@ export function createHeatmapPanel(
     paintedOn = theme();
     setBackground(background());
     palette.value = currentPalette();
-    const look = getComputedStyle(el);
+    const look = getComputedStyle(themeSource(el));
     const strong = look.getPropertyValue("--jp-ui-font-color0").trim() || "#000";
     const bg = look.getPropertyValue("--jp-layout-color0").trim() || "#fff";
     heatmap.setInk(strong, bg);

@@ -12,7 +12,7 @@ import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { createAxis, stepLabels } from "./axes";
 import { SERIES_COLOURS, lutVersion } from "./colormap";
-import { element, setText } from "./dom";
+import { element, setText, themeSource } from "./dom";
 import { formatValue } from "./heatmap";
 
 import { columnRange, heldRange, seriesAt, stepAtX, xOfStep } from "./timeaxis";
@@ -339,7 +339,7 @@ export function createUnits(actions: Actions): Panel {
         drawnLines.width !== width || drawnLines.lut !== lutVersion()) {
       if (canvas.width !== width) canvas.width = width;
       if (ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
-        const look = getComputedStyle(el);
+        const look = getComputedStyle(themeSource(el));
         const read = (name: string, fallback: string) => look.getPropertyValue(name).trim() || fallback;
         ink = { lut: lutVersion(), faint: read("--jp-layout-color2", "#eee"), axis: read("--jp-border-color1", "#bbb"),
                 colours: COLORS.map((c, k) => read(`--rw-series-${k}`, c)) };

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { coalesced, element, setText } from "../src/dom";
+import { coalesced, element, setText, themeSource } from "../src/dom";
 
 describe("setText", () => {
   it("rewrites the one text node in place, so a scrub step rebuilds no layout object", () => {
@@ -40,5 +40,20 @@ describe("coalesced", () => {
     onChange();
     await Promise.resolve();
     expect(calls).toBe(2);
+  });
+});
+
+describe("themeSource", () => {
+  it("reads a view's theme at its root (outside its size container), else the element, else the page", () => {
+    const root = element("div", "rw-explorer");
+    const inner = element("canvas", "rw-heatmap", element("div", "rw-main", root));
+    expect(themeSource(inner)).toBe(document.documentElement); // detached: the page's variables
+    document.body.append(root);
+    expect(themeSource(inner)).toBe(root);
+    expect(themeSource(root)).toBe(root);
+    const other = element("div", "rw-chart", document.body);
+    expect(themeSource(other)).toBe(other);
+    root.remove();
+    other.remove();
   });
 });

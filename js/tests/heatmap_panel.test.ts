@@ -114,3 +114,44 @@ describe("the Explorer's heatmap panel", () => {
     store.destroy();
   });
 });
+
+describe("the heatmap's first cursor", () => {
+  it("waits for the resize observer's first report instead of measuring the view mid-build", async () => {
+    const { createHeatmap } = await import("../src/heatmap");
+    const observers: ResizeObserverCallback[] = [];
+    const Original = globalThis.ResizeObserver;
+    globalThis.ResizeObserver = class {
+      constructor(callback: ResizeObserverCallback) {
+        observers.push(callback);
+      }
+      observe() {}
+      unobserve() {}
+      disconnect() {}
+    } as unknown as typeof ResizeObserver;
+    try {
+      const heatmap = createHeatmap();
+      const image = heatmap.el.querySelector("canvas.rw-heatmap") as HTMLCanvasElement;
+      const cursor = heatmap.el.querySelector("canvas.rw-cursor") as HTMLCanvasElement;
+      let reads = 0;
+      Object.defineProperty(image, "clientWidth", {
+        get: () => {
+          reads++;
+          return 300;
+        },
+      });
+      document.body.append(heatmap.el);
+      heatmap.drawCursor(1, 0);
+      expect(reads).toBe(0); // no layout forced: the cursor is not drawn yet
+      expect(heatmap.size().w).toBe(0);
+      const box = { width: 200, height: 80 } as DOMRectReadOnly;
+      observers[0]([{ contentRect: box } as ResizeObserverEntry], {} as ResizeObserver);
+      expect(reads).toBe(0);
+      expect(heatmap.size()).toMatchObject({ w: 200, h: 80 });
+      expect(cursor.width).toBe(Math.round(200 * (window.devicePixelRatio || 1))); // drawn at the reported size
+      heatmap.el.remove();
+      heatmap.destroy();
+    } finally {
+      globalThis.ResizeObserver = Original;
+    }
+  });
+});

@@ -3,7 +3,8 @@
 anywidget stores each view's ``_esm`` in that view's own state, so four views of a notebook
 would store the bundle four times. Here the bundle is the ``code`` of one shared model
 (``Bundle``, one per kernel), and each view's ``_esm`` is ``LOADER``: a few lines that import
-that model's code once per page and hand it the view. A saved notebook or an exported page
+that model's code once per page (from the moment a view's model opens, so the import overlaps
+the kernel's work on the payload) and hand it the view. A saved notebook or an exported page
 then holds the bundle once, and still needs nothing but itself.
 
 marimo is the exception: there each widget's comm belongs to one browser session and to the cell
@@ -40,7 +41,11 @@ function bundle(model) {
   }
   return loaded.get(id);
 }
-export default { async render(props) { return (await bundle(props.model)).render(props); } };
+export default {
+  // the import starts as the model opens, while the kernel still makes the payload; render waits for it
+  initialize({ model }) { if (model.get("_bundle")) bundle(model).catch(() => {}); },
+  async render(props) { return (await bundle(props.model)).render(props); },
+};
 """
 
 

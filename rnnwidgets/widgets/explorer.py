@@ -18,7 +18,6 @@ import traitlets
 from ..tracedata import Trace
 from .bundle import BUNDLE, BundledView  # noqa: F401  (BUNDLE: the views' code, re-exported)
 from .explorer_state import ExplorerState
-from .patterns import explorer_matches
 from .payload import FULL_BUDGET, WINDOW, Labels, step_message
 from .still import StillImage
 
@@ -245,6 +244,8 @@ class Explorer(StillImage, widgets.VBox):
         """Where in a dataset trace (default ``self.dataset``) the units selected here (on over the
         brushed steps, off around them, at the view's threshold) are on together again: a pandas
         DataFrame, best first (``rnnwidgets.widgets.patterns.explorer_matches``)."""
+        from .patterns import explorer_matches  # the dataset search: imported on its first use
+
         return explorer_matches(self, dataset if dataset is not None else self.dataset, **options)
 
     # ---- data ---------------------------------------------------------------------------
