@@ -54,7 +54,7 @@ def test_chunks_of_time_carry_the_state(counted, monkeypatch):
     module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(11, 2, 4)
     whole = trace(module, x)
     monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", 3 * 2 * 6 * 64)
-    assert fused_native.chunk_steps(2, 6) == 3
+    assert fused_native.chunk_steps(2, 6, 11) == 3
     chunked = trace(module, x)
     for name, layer in whole.layers.items():
         for key, value in layer.quantities().items():
@@ -85,3 +85,15 @@ def test_other_lstms_keep_their_own_path(counted, flags):
     assert counted == []
     trace(nn.LSTM(3, 4).double(), torch.randn(5, 2, 3, dtype=torch.float64))
     assert counted == []
+
+
+def test_a_chunk_holds_at_least_chunk_steps_in_a_long_sequence():
+    """At a large batch the workspace bound alone would give calls of a few steps each; a chunk
+    then takes CHUNK_STEPS steps, where the sequence has 32 times as many (its workspace under
+    a twelfth of the layer's arrays)."""
+    per_step = 256 * 64
+    assert fused_native.chunk_steps(1, 256, 1000) == fused_native.WORKSPACE_BYTES // per_step
+    assert fused_native.chunk_steps(32, 256, 1000) == min(fused_native.CHUNK_STEPS, 1000 // 32)
+    assert fused_native.chunk_steps(32, 256, 10**4) == fused_native.CHUNK_STEPS
+    assert fused_native.chunk_steps(32, 256, 100) == max(1, fused_native.WORKSPACE_BYTES // (32 * per_step))
+    assert fused_native.chunk_steps(10**6, 256, 31) == 1

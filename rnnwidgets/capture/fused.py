@@ -471,11 +471,11 @@ def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
         found = fused_native.lstm(steps, h0, c0, run.weights)
         if found is None:
             return None
-        out, h_n, c_n, (i, f, g, o) = found
+        out, h, h_n, c_n, (i, f, g, o) = found
         c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
         c = c.transpose(0, 1)
         scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
-        direction = Direction(run, False, run.lengths(), steps, fused_native.h_buffer(out), h0,
+        direction = Direction(run, False, run.lengths(), steps, h, h0,
                               dict(zip(LSTM_GATES, (i, f, g, o))), c, c0)
         last = direction.last_steps()
         check_recomputed(direction, o[last] * torch.tanh(c[last]))
