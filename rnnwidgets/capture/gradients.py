@@ -208,42 +208,72 @@ def through_time(d, from_h: torch.Tensor, grad_h_n: torch.Tensor, grad_c_n) -> d
     x W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh), "h0" and "c0" (LSTM).
     """
     last = d.last_steps()   # the final state leaves after each element's last step
-    from_h = from_h.clone().index_put_(last, grad_h_n, accumulate=True)
     mode = d.run.module.mode
     if mode == "LSTM":
-        from_c = torch.zeros_like(d.c).index_put_(last, grad_c_n, accumulate=True)
-        return lstm_scan(d, from_h, from_c)
+        return lstm_scan(d, from_h, last, grad_h_n, grad_c_n)
+    from_h = from_h.clone().index_put_(last, grad_h_n, accumulate=True)
     if mode == "GRU":
         return gru_scan(d, from_h)
     return rnn_scan(d, from_h)
 
 
-def lstm_scan(d, grad_h: torch.Tensor, grad_c: torch.Tensor) -> dict:
+def lstm_scan(d, from_h: torch.Tensor, last: tuple, grad_h_n: torch.Tensor, grad_c_n: torch.Tensor) -> dict:
     """h_t = W_hr(o_t tanh c_t) (no W_hr without projection), c_t = f_t c_{t-1} + i_t g_t.
-    ``grad_h``/``grad_c`` come in holding the direct gradients and are completed in place."""
+    ``from_h``: the gradient reaching each h_t from outside the layer; ``grad_h_n``/``grad_c_n``
+    that reaching the final state, which leaves after each element's ``last`` step.
+
+    At small batches the step loop takes the time (1,000 steps: a product with W_hh and a few
+    small ops, each costing more to call than to compute), so it calls as few ops as it can:
+    one (time, batch, 4, units) buffer holds dL/dc_t three times over and dL/dm_t (dL/dh_t
+    without projection) beside it, in the gates' order, so dL/dc_t is completed by two ops for
+    the three gates it feeds and all four gate gradients come from one product; W_hh is read
+    transposed and contiguous at batch 1 (the faster matrix-vector product on the CPU); every
+    per-step view is made once before the loop. The factors taking dL/dc_t and dL/dm_t to the
+    gates' pre-activations are written into one buffer in place, without temporaries (at
+    batch 32 each temporary is a whole sequence)."""
     i, f, g, o = (d.gates[k] for k in LSTM_GATES)
     w_hh = d.weights[1]
     w_hr = d.weights[-1] if d.run.module.proj_size else None
+    steps, batch, units = d.c.shape
+    wide = d.c.new_zeros(steps, batch, 4, units)          # [dc, dc, dc, dm]: what each gate's gradient reads
+    wide[:, :, :3].index_put_(last, grad_c_n.unsqueeze(1), accumulate=True)
+    if w_hr is None:
+        grad_h = wide[:, :, 3]
+        grad_h.copy_(from_h)
+    else:
+        grad_h = from_h.clone()
+    grad_h.index_put_(last, grad_h_n, accumulate=True)
+    one = d.c.new_ones(())
     tanh_c = torch.tanh(d.c)
-    via_h = o * (1 - tanh_c * tanh_c)                                  # dc_t / dm_t, m_t = o_t tanh c_t
-    c_prev = torch.cat([d.c0.unsqueeze(0), d.c[:-1]], 0)
-    to_pre = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
-    steps = grad_c.shape[0]
-    grad_pre = torch.empty_like(to_pre)
-    grad_m = torch.empty_like(grad_c) if w_hr is not None else grad_h   # what the output gate path reads
+    to_pre = torch.empty_like(wide)                        # d pre-activation / d what each gate reads
+    to_i, to_f, to_g, to_o = to_pre.unbind(2)
+    torch.sub(one, i, out=to_i).mul_(i).mul_(g)                      # g i (1 - i)
+    torch.sub(one, f, out=to_f).mul_(f)                              # c_{t-1} f (1 - f)
+    to_f[0].mul_(d.c0)
+    to_f[1:].mul_(d.c[:-1])
+    torch.sub(one, torch.mul(g, g, out=to_g), out=to_g).mul_(i)      # i (1 - g^2)
+    torch.sub(one, o, out=to_o).mul_(o).mul_(tanh_c)                 # tanh c o (1 - o)
+    via_h = torch.sub(one, tanh_c.mul_(tanh_c), out=tanh_c).mul_(o)  # dc_t / dm_t: o (1 - tanh^2 c)
+    grad_pre = torch.empty(steps, batch, 4 * units, dtype=wide.dtype, device=wide.device)
+    w_hh_t = w_hh.t().contiguous().t() if batch == 1 else w_hh
+    pre, reads, to_ = (t.unbind(0) for t in (grad_pre, wide.view(steps, batch, -1), to_pre.view(steps, batch, -1)))
+    via_, f_ = (t.unsqueeze(2).unbind(0) for t in (via_h, f))
+    dc_, dm_ = (t.unbind(0) for t in (wide[:, :, :3], wide[:, :, 3:]))
+    dh_ = grad_h.unbind(0)
     for t in range(steps - 1, -1, -1):
-        dh = grad_h[t]
         if t < steps - 1:
-            dh.addmm_(grad_pre[t + 1], w_hh)
-        dm = torch.mm(dh, w_hr, out=grad_m[t]) if w_hr is not None else dh
-        dc = grad_c[t].addcmul_(dm, via_h[t])
+            dh_[t].addmm_(pre[t + 1], w_hh_t)
+        if w_hr is not None:
+            torch.mm(dh_[t], w_hr, out=dm_[t].squeeze(1))
+        dc = dc_[t].addcmul_(dm_[t], via_[t])
         if t < steps - 1:
-            dc.addcmul_(grad_c[t + 1], f[t + 1])
-        torch.mul(torch.cat([dc, dc, dc, dm], 1), to_pre[t], out=grad_pre[t])
+            dc.addcmul_(dc_[t + 1], f_[t + 1])
+        torch.mul(reads[t], to_[t], out=pre[t])
+    grad_c = wide[:, :, 0]
     found = {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
              "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
     if w_hr is not None:
-        found["m"] = grad_m
+        found["m"] = wide[:, :, 3]
     return found
 
 
