@@ -104,7 +104,8 @@ describe("state-at-t panel", () => {
     const panel = createBars(recordingActions().actions);
     const widths = (t: number, unit = 2) => {
       panel.update(explorerState([lstm], { t, unit }));
-      return [...panel.el.querySelectorAll<HTMLElement>(".rw-bars-label")].map((l) => l.style.width);
+      // (the label's text sits in a box of that fixed size, laid out on its own: dom.ts createStepLine)
+      return [...panel.el.querySelectorAll<HTMLElement>(".rw-bars-label > .rw-step-line")].map((l) => l.style.width);
     };
     const first = widths(4);
     // the longest name's "forget  unit 2 = " and a value of at most 10 characters ("-1.23e+30"), on every row
