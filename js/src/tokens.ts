@@ -129,13 +129,7 @@ export function createTokens(actions: Actions): Panel {
   info.size("auto", "16px");
   info.el.style.display = "none"; // while it has no text
   const full = element("div", "rw-token-full"); // the token at the cursor, whole
-  // the label slides along the strip by transforms alone (showFull), so a step lays out only its
-  // text, in the strip's contained box (style.ts): a layer as wide as the strip moves its left end
-  // to the cursor, and the label moves back by its own width's share
-  const fullMover = element("div", "rw-token-full-mover", full);
-  fullMover.style.cssText = "position:absolute;left:0;top:0;width:100%;height:100%";
-  const fullLabel = element("span", "rw-token-full-label", fullMover);
-  fullLabel.style.left = "0";
+  const fullLabel = element("span", "rw-token-full-label", full);
   // The token headers: one element per column of the heatmap below, placed by percentages of the
   // strip, which spans exactly the heatmap's width, so each stays on its column at any width.
   const row = element("div", "rw-token-row");
@@ -145,16 +139,12 @@ export function createTokens(actions: Actions): Panel {
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
   sparkCanvas.style.cssText = `display:block;width:100%;height:${SPARK_H}px`;
-  // The cursor, a line at the left edge of a layer as wide as the strip that a transform moves,
-  // in percent of its width: a step then changes no layout, only where the line is drawn. (a
-  // clipping box holds it, so the moved layer never widens what the page scrolls)
+  // The cursor, in a box over the strip under contain: strict: moving it lays out that box alone.
   const sparkClip = element("div", "rw-tokens-cursor-clip");
   sparkClip.style.cssText = `position:absolute;top:0;left:0;width:100%;height:${SPARK_H + BAND_H}px;` +
     "overflow:hidden;contain:strict;pointer-events:none";
-  const sparkMover = element("div", "rw-tokens-cursor-mover", sparkClip);
-  sparkMover.style.cssText = "width:100%;height:100%";
-  const sparkCursor = element("div", "rw-tokens-cursor", sparkMover);
-  sparkCursor.style.cssText = "width:1px;height:100%";
+  const sparkCursor = element("div", "rw-tokens-cursor", sparkClip);
+  sparkCursor.style.cssText = "position:absolute;top:0;width:1px;height:100%";
   const band = element("canvas", "rw-tokens-band");
   band.width = SPARK_W;
   band.height = 1; // one row of colours, stretched to BAND_H by CSS
@@ -282,9 +272,9 @@ export function createTokens(actions: Actions): Panel {
   function showFull(state: ExplorerState) {
     const f = (state.t + 0.5) / Math.max(1, state.steps);
     setText(fullLabel, state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "");
-    const at = `translateX(${(f * 100).toFixed(4)}%)`, back = `translateX(${(-f * 100).toFixed(4)}%)`;
-    if (fullMover.style.transform !== at) fullMover.style.transform = at;
-    if (fullLabel.style.transform !== back) fullLabel.style.transform = back;
+    // (moved inside the strip's contained box, style.ts: a step lays out that box alone)
+    fullLabel.style.left = `${(f * 100).toFixed(4)}%`;
+    fullLabel.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
     full.style.display = "";
     full.style.visibility = fullLabel.textContent ? "" : "hidden"; // (its line kept: the title beside it)
   }
@@ -318,8 +308,7 @@ export function createTokens(actions: Actions): Panel {
     }
     const display = state.t >= from && state.t < to ? "" : "none";
     if (sparkClip.style.display !== display) sparkClip.style.display = display;
-    const x = `translateX(${((Math.floor(xOfStep(state.t - from, to - from, SPARK_W)) / SPARK_W) * 100).toFixed(4)}%)`;
-    if (sparkMover.style.transform !== x) sparkMover.style.transform = x;
+    sparkCursor.style.left = `${((Math.floor(xOfStep(state.t - from, to - from, SPARK_W)) / SPARK_W) * 100).toFixed(4)}%`;
   }
 
   function update(state: ExplorerState) {
