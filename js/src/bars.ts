@@ -5,7 +5,7 @@ import { CHAR_PX, createAxis, niceStride, ticks } from "./axes";
 import { colorWord, lutVersion, NON_FINITE_WORD, pack, parseColor } from "./colormap";
 import { selectedLayer, stepAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
-import { element, setText, themeSource } from "./dom";
+import { type StepLine, createStepLine, element, themeSource } from "./dom";
 
 /** The bars' width in pixels before the panel is measured; then they fill their column. */
 export const BAR_W = 640;
@@ -97,7 +97,7 @@ function formatValue(v: number): string {
 
 interface Row {
   el: HTMLDivElement;
-  label: HTMLSpanElement;
+  label: StepLine;
   canvas: HTMLCanvasElement;
   image: ImageData | null;
   words: Uint32Array;
@@ -130,14 +130,16 @@ function labelRoom(name: string, q: Quantity, unit: number, longest: (q: Quantit
 
 export function createBars(actions: Actions): Panel {
   const el = element("div", "rw-bars");
-  const header = element("div", "rw-bars-header");
+  // The header and each row's label change at every step: lines laid out on their own (dom.ts).
+  const header = createStepLine("div", "rw-bars-header");
+  header.size("auto", "16px");
   // label | bars, one grid row per quantity (rows are `display: contents`), the unit ids under them
   const rowsEl = element("div", "rw-bars-rows");
   rowsEl.style.cssText = "display:grid;grid-template-columns:max-content minmax(0,1fr);column-gap:6px;row-gap:2px;align-items:center";
   const axis = createAxis("rw-bars-axis", "x");
   const axisTitle = element("span", "rw-axis-title");
   axisTitle.textContent = "unit";
-  el.append(header, rowsEl);
+  el.append(header.el, rowsEl);
 
   let rows = new Map<string, Row>(); // by quantity name, rebuilt when the layer changes
   let rowsFor: string[] = [];
@@ -159,7 +161,7 @@ export function createBars(actions: Actions): Panel {
     const rowEl = element("div", "rw-bars-row");
     rowEl.style.display = "contents";
     rowEl.dataset.quantity = name;
-    const label = element("span", "rw-bars-label");
+    const label = createStepLine("span", "rw-bars-label");
     const canvas = document.createElement("canvas");
     canvas.width = width;
     canvas.height = BAR_H;
@@ -172,7 +174,7 @@ export function createBars(actions: Actions): Panel {
       const [slot] = columnSlots(Math.max(0, Math.min(canvas.width - 1, Math.floor(x))), q.units, canvas.width);
       actions.setUnit(orderFor(lastState, q)?.[slot] ?? slot);
     });
-    rowEl.append(label, canvas);
+    rowEl.append(label.el, canvas);
     const row: Row = { el: rowEl, label, canvas, image: null, words: new Uint32Array(0) };
     sizeRow(row);
     return row;
@@ -206,16 +208,16 @@ export function createBars(actions: Actions): Panel {
       rowsEl.replaceChildren(...[...rows.values()].map((r) => r.el), axisRow);
     }
     const pad = state.t >= state.length;
-    setText(header, `${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`);
+    header.set(`${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`);
     const first = Object.values(layer.quantities)[0];
     if (first) axis.set(first.units, slotLabels(orderFor(state, first), first.units, width));
     // The labels' column is as wide as the longest label any held step writes (characters of the
     // monospace font), and no wider: its width then stays put during a scrub, and each label, a
-    // box of a fixed size under contain: strict (style.ts), lays out alone.
+    // box of a fixed size under contain: strict (dom.ts), lays out alone.
     const labelWidth = `${Math.max(...[...rows.keys()].map((name) => labelRoom(name, layer.quantities[name], state.unit, valueRoom)))}ch`;
     for (const [name, row] of rows) {
       const q = layer.quantities[name];
-      if (row.label.style.width !== labelWidth) row.label.style.width = labelWidth;
+      row.label.size(labelWidth, "14px");
       if (row.canvas.width !== width) sizeRow(row);
       const values = stepAt(q, state.t); // absolute step: NaN if a long sequence's window lacks it
       const order = orderFor(state, q);
@@ -223,7 +225,7 @@ export function createBars(actions: Actions): Panel {
       paintBars(row.words, width, BAR_H, values, order,
         { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad, selectedBackground });
       if (row.image) row.canvas.getContext("2d")?.putImageData(row.image, 0, 0);
-      setText(row.label, state.unit < q.units
+      row.label.set(state.unit < q.units
         ? `${name}  unit ${state.unit} = ${formatValue(values[state.unit])}`
         : `${name}  (${q.units} features)`);
     }

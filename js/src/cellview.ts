@@ -7,7 +7,7 @@
 // drawing, and a layer without h (or an LSTM without c) only lists what it recorded.
 import { selectedLayer, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
-import { element, setText } from "./dom";
+import { element, setText, widerLine } from "./dom";
 
 export type Template = "lstm" | "gru" | "rnn" | "cell" | "list";
 
@@ -334,28 +334,51 @@ function buildDrawing(template: Exclude<Template, "list">, reverse: boolean, mis
 // nodes and lines the theme's colours.)
 export function createCellview(_actions: Actions): Panel {
   const el = element("div", "rw-cellview");
+  // The text changes at every step. So that the page lays it out on its own (dom.ts
+  // createStepLine says why), it is drawn in a box (.rw-cellview-shown, contained) laid over a
+  // hidden copy, the sizer, that gives the panel its size: the sizer's lines are the widest seen
+  // for this layer and unit, word by word (widerLine), so it keeps its size through a scrub and
+  // changes, with a layout of the panel, only when a line grows.
   const text = element("div", "rw-cellview-text");
-  const header = element("div", "rw-cellview-header");
+  const shown = element("div", "rw-cellview-shown", text);
+  shown.style.cssText = "position:absolute;inset:0;contain:size layout style";
+  const header = element("div", "rw-cellview-header", shown);
   header.style.fontWeight = "bold";
-  const equations = element("div", "rw-cellview-equations");
-  text.append(header, equations);
+  const equations = element("div", "rw-cellview-equations", shown);
+  const sizer = element("div", "rw-cellview-sizer", text);
+  sizer.style.visibility = "hidden";
+  sizer.setAttribute("aria-hidden", "true");
   const drawingSlot = document.createElement("div");
   el.append(text, drawingSlot);
 
   let drawing: Drawing | null = null;
   let drawingFor: string | null = null; // template and direction
   let lines: HTMLDivElement[] = [];
+  let sized: string[] = []; // the sizer's lines: the header, then the equations
+  let sizedFor: { layer: LayerData; unit: number } | null = null;
   let drawn: { t: number; unit: number; layer: LayerData; length: number } | null = null;
 
   function setLines(texts: string[]) {
     if (texts.length !== lines.length) {
-      lines = texts.map(() => {
-        const line = element("div", "rw-eq");
-        return line;
-      });
+      lines = texts.map(() => element("div", "rw-eq"));
       equations.replaceChildren(...lines);
     }
     for (const [k, s] of texts.entries()) setText(lines[k], s);
+  }
+
+  /** Grows the sizer to hold `texts` (the header, then the equations); a new layer or unit starts it afresh. */
+  function size(texts: string[], layer: LayerData, unit: number) {
+    const fresh = !sizedFor || sizedFor.layer !== layer || sizedFor.unit !== unit || sized.length !== texts.length;
+    const next = texts.map((line, k) => (fresh ? line : widerLine(sized[k], line)));
+    sizedFor = { layer, unit };
+    if (!fresh && next.every((line, k) => line === sized[k])) return;
+    sized = next;
+    sizer.replaceChildren(...next.map((line, k) => {
+      const row = element("div", "");
+      if (k === 0) row.style.fontWeight = "bold";
+      row.textContent = line;
+      return row;
+    }));
   }
 
   function shade(cv: CellValues) {
@@ -371,9 +394,9 @@ export function createCellview(_actions: Actions): Panel {
       const unknown = dashed.includes(name); // drawn at a fixed width: nothing known to shade it by
       drawing.paths[name].setAttribute("stroke-width", unknown ? "2" : (1 + 7 * w).toFixed(2));
       drawing.paths[name].setAttribute("stroke-opacity", unknown ? "0.6" : (0.2 + 0.8 * w).toFixed(2));
-      drawing.titles[name].textContent = dashed.includes(name)
+      setText(drawing.titles[name], dashed.includes(name)
         ? `${name}: not recorded (traced without its gates)`
-        : `${name}: ${(100 * w).toFixed(0)}% of the largest flow`;
+        : `${name}: ${(100 * w).toFixed(0)}% of the largest flow`);
     }
   }
 
@@ -381,8 +404,11 @@ export function createCellview(_actions: Actions): Panel {
     const layer = selectedLayer(state);
     if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.layer === layer && drawn.length === state.length) return;
     const cv = cellValues(layer, state.t, state.unit, state.length);
-    header.textContent = `${layer.name} · unit ${state.unit} · step ${state.t}${state.t >= state.length ? " (padding)" : ""}`;
-    setLines(equationLines(cv));
+    const title = `${layer.name} · unit ${state.unit} · step ${state.t}${state.t >= state.length ? " (padding)" : ""}`;
+    const texts = equationLines(cv);
+    size([title, ...texts], layer, state.unit);
+    setText(header, title);
+    setLines(texts);
     shade(cv);
     drawn = { t: state.t, unit: state.unit, layer, length: state.length };
   }

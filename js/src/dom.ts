@@ -20,7 +20,7 @@ export function themeSource(el: Element): Element {
  * which costs a scrub frame a layout of its line. A new text where `el` holds one text node
  * rewrites that node's data in place: replacing the node (textContent) would also have the page
  * recalculate the style of `el` and rebuild its layout objects, on every step of a scrub. */
-export function setText(el: HTMLElement, text: string): void {
+export function setText(el: Element, text: string): void {
   const only = el.firstChild;
   if (only !== null && only === el.lastChild && only.nodeType === Node.TEXT_NODE && text !== "") {
     if ((only as Text).data !== text) (only as Text).data = text;
@@ -41,4 +41,65 @@ export function coalesced(fn: () => void): () => void {
       fn();
     });
   };
+}
+
+/**
+ * A line of text rewritten at every step of a scrub (the step, the token or a value at t), in a
+ * box of a fixed size that the page lays out on its own. Chromium lays a box out alone (a
+ * "relayout boundary": the change stops there instead of laying out the page) only when it is
+ * size- and layout-contained, paints on its own layer and is neither a flex nor a grid item.
+ * These lines sit in flex rows and grids, so `el` (the caller's class, placed like any element)
+ * holds `box`, a block under contain: strict, whose size `size` sets (CSS lengths; the text is
+ * clipped to it, an ellipsis marking a cut).
+ */
+export interface StepLine {
+  el: HTMLElement;
+  box: HTMLElement;
+  set(text: string): void;
+  size(width: string, height: string): void;
+}
+
+export function createStepLine<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, parent?: HTMLElement): StepLine {
+  const el = element(tag, className, parent);
+  const box = element("span", "rw-step-line", el);
+  box.style.cssText = "display:block;position:relative;contain:strict;overflow:hidden;white-space:pre;text-overflow:ellipsis;";
+  return {
+    el,
+    box,
+    set: (text) => setText(box, text),
+    size(width, height) {
+      if (box.style.width !== width) box.style.width = width;
+      if (box.style.height !== height) {
+        box.style.height = height;
+        box.style.lineHeight = height;
+      }
+    },
+  };
+}
+
+/** Whether a code point is drawn two columns wide in a monospace font (CJK, Hangul, full-width
+ * forms, emoji). */
+function wide(c: number): boolean {
+  return (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf) || (c >= 0xac00 && c <= 0xd7a3) ||
+    (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+    (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1faff) || (c >= 0x20000 && c <= 0x3fffd);
+}
+
+/** The columns `text` takes in a monospace font: one a character, two for a wide one. */
+export function textColumns(text: string): number {
+  let n = 0;
+  for (const ch of text) n += wide(ch.codePointAt(0) ?? 0) ? 2 : 1;
+  return n;
+}
+
+/** Word by word, the longer of what a sizer held and `next` (`next` itself when their words do not
+ * match up): a text that, wrapped at its spaces in the same font, takes at least as many rows as
+ * either, and a line at least as wide when their words differ only in digits (each digit as wide
+ * as any other). A text shown in a box laid over a hidden sizer holding it (cellview.ts,
+ * what_if.ts) then keeps the box's size through a scrub. */
+export function widerLine(held: string | undefined, next: string): string {
+  if (held === undefined || held === next) return next;
+  const a = held.split(" "), b = next.split(" ");
+  if (a.length !== b.length) return next;
+  return b.map((word, i) => (Array.from(word).length > Array.from(a[i]).length ? word : a[i])).join(" ");
 }

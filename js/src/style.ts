@@ -91,8 +91,8 @@ export const EXPLORER_CSS = `
 
 /* State at t: one row per quantity, its name and the selected unit's value left of its bars. */
 .rw-explorer .rw-bars-row { display: grid; grid-template-columns: 11em minmax(0, 1fr); align-items: center; column-gap: 6px; }
-.rw-explorer .rw-bars-label { font: 11px var(--rw-mono); white-space: pre; overflow: hidden; text-overflow: ellipsis;
-  height: 14px; line-height: 14px; contain: strict; }
+/* (each label's text sits in a box of a fixed size under contain: strict, dom.ts createStepLine) */
+.rw-explorer .rw-bars-label { font: 11px var(--rw-mono); white-space: pre; }
 .rw-explorer .rw-bars canvas { width: 100%; display: block; cursor: pointer; }
 .rw-explorer .rw-bars-axis-row { display: grid; grid-template-columns: 11em minmax(0, 1fr); column-gap: 6px; }
 /* room on the right for half of the last unit's id, centred on the last bar */
@@ -105,7 +105,8 @@ export const EXPLORER_CSS = `
 .rw-explorer .rw-units-legend { display: flex; gap: 8px; flex-wrap: wrap; font: 11px var(--rw-mono); }
 .rw-explorer .rw-unit-search-msg { color: var(--rw-error); }
 .rw-explorer .rw-cellview { display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: flex-start; }
-.rw-explorer .rw-cellview-text { font: 11px var(--rw-mono); white-space: pre-wrap; min-width: 0; flex: 1 1 22em; }
+.rw-explorer .rw-cellview-text { font: 11px var(--rw-mono); white-space: pre-wrap; min-width: 0; flex: 1 1 22em;
+  position: relative; }
 .rw-explorer .rw-cell-drawing { flex: 0 0 auto; }
 .rw-explorer .rw-cell-drawing text { fill: var(--rw-fg); font-size: 13px; }
 .rw-explorer .rw-units-yaxis { font: 11px var(--rw-mono); }

@@ -9,7 +9,7 @@ import { colorWord, cssColor, lutVersion, NON_FINITE, textColorOn } from "./colo
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
-import { element, setText } from "./dom";
+import { createStepLine, element, setText } from "./dom";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
 export const WINDOW = 256;
@@ -124,7 +124,10 @@ function cut(label: string, max: number): string {
 
 export function createTokens(actions: Actions): Panel {
   const el = element("div", "rw-tokens");
-  const info = element("div", "rw-tokens-info");
+  // (its text changes at every step with numeric inputs: a line laid out on its own, dom.ts)
+  const info = createStepLine("div", "rw-tokens-info");
+  info.size("auto", "16px");
+  info.el.style.display = "none"; // while it has no text
   const full = element("div", "rw-token-full"); // the token at the cursor, whole
   const fullLabel = element("span", "rw-token-full-label", full);
   // The token headers: one element per column of the heatmap below, placed by percentages of the
@@ -136,14 +139,18 @@ export function createTokens(actions: Actions): Panel {
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
   sparkCanvas.style.cssText = `display:block;width:100%;height:${SPARK_H}px`;
-  const sparkCursor = element("div", "rw-tokens-cursor");
-  sparkCursor.style.cssText = `position:absolute;top:0;width:1px;height:${SPARK_H + BAND_H}px`;
+  // The cursor, in a box over the strip under contain: strict: moving it lays out that box alone.
+  const sparkClip = element("div", "rw-tokens-cursor-clip");
+  sparkClip.style.cssText = `position:absolute;top:0;left:0;width:100%;height:${SPARK_H + BAND_H}px;` +
+    "overflow:hidden;contain:strict;pointer-events:none";
+  const sparkCursor = element("div", "rw-tokens-cursor", sparkClip);
+  sparkCursor.style.cssText = "position:absolute;top:0;width:1px;height:100%";
   const band = element("canvas", "rw-tokens-band");
   band.width = SPARK_W;
   band.height = 1; // one row of colours, stretched to BAND_H by CSS
   band.style.cssText = `display:block;width:100%;height:${BAND_H}px;image-rendering:pixelated`;
-  spark.append(sparkCanvas, band, sparkCursor);
-  el.append(full, info, row, spark);
+  spark.append(sparkCanvas, band, sparkClip);
+  el.append(full, info.el, row, spark);
 
   const pool: HTMLSpanElement[] = []; // token elements, reused as the window moves
   const texts: HTMLSpanElement[] = []; // each one's label
@@ -188,7 +195,10 @@ export function createTokens(actions: Actions): Panel {
   // Which headers of the window are drawn: all while a step has half a device pixel or more (or
   // the strip is unmeasured); with more steps a pixel (100,000 steps: the whole window of 256
   // falls on one or two pixels) only one header per pixel, as each shown one costs every frame
-  // its share of style, layout and paint, and the browser would draw the others no wider than 0.
+  // its share of paint, and the browser would draw the others no wider than 0. The others are
+  // hidden, not taken out of the layout: a scrub shows and hides the header at the cursor, and a
+  // positioned element put back into the layout (display) has the page lay out the whole
+  // document, where one made visible is only repainted.
   let covers: Uint8Array = new Uint8Array(0);
 
   /** Writes header i's label: shown while it has a label or a pixel, turned upright only with a
@@ -196,7 +206,7 @@ export function createTokens(actions: Actions): Panel {
   function setLabel(i: number, label: string) {
     setText(texts[i], label);
     pool[i].classList.toggle("rw-token-vertical", layout.vertical && label !== "");
-    pool[i].style.display = label !== "" || covers[i] ? "" : "none";
+    pool[i].style.visibility = label !== "" || covers[i] ? "" : "hidden";
   }
 
   /** Which of `count` headers from step `start` get a device pixel of the strip's width. */
@@ -262,18 +272,26 @@ export function createTokens(actions: Actions): Panel {
   function showFull(state: ExplorerState) {
     const f = (state.t + 0.5) / Math.max(1, state.steps);
     setText(fullLabel, state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "");
+    // (moved inside the strip's contained box, style.ts: a step lays out that box alone)
     fullLabel.style.left = `${(f * 100).toFixed(4)}%`;
     fullLabel.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
     full.style.display = "";
     full.style.visibility = fullLabel.textContent ? "" : "hidden"; // (its line kept: the title beside it)
   }
 
+  /** The line above the strip: hidden while empty, so it takes no room. */
+  function setInfo(text: string) {
+    const display = text ? "" : "none";
+    if (info.el.style.display !== display) info.el.style.display = display;
+    info.set(text);
+  }
+
   function updateSpark(state: ExplorerState, inputs: Quantity) {
     const q = selectedQuantity(state);
     const { from, to } = sparkRange(inputs, state.length);
     const whole = from === 0 && to >= Math.min(state.length, state.steps);
-    info.textContent = `inputs: ${inputs.units} features${whole ? "" : `, steps ${from}–${to - 1} held`}` +
-      ` · colour: ${q.name}[${state.unit}] · step ${state.t} of ${state.steps}`;
+    setInfo(`inputs: ${inputs.units} features${whole ? "" : `, steps ${from}–${to - 1} held`}` +
+      ` · colour: ${q.name}[${state.unit}] · step ${state.t} of ${state.steps}`);
     if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.from !== from || sparkFrom.to !== to) {
       drawSparkline(sparkCanvas, inputs, from, to);
       sparkFrom = { inputs, from, to };
@@ -288,7 +306,8 @@ export function createTokens(actions: Actions): Panel {
       }
       bandFrom = { data: q.data, unit: state.unit, from, to, lut: lutVersion() };
     }
-    sparkCursor.style.display = state.t >= from && state.t < to ? "" : "none";
+    const display = state.t >= from && state.t < to ? "" : "none";
+    if (sparkClip.style.display !== display) sparkClip.style.display = display;
     sparkCursor.style.left = `${((Math.floor(xOfStep(state.t - from, to - from, SPARK_W)) / SPARK_W) * 100).toFixed(4)}%`;
   }
 
@@ -304,7 +323,7 @@ export function createTokens(actions: Actions): Panel {
     const steps = state.steps;
     const start = windowStart(state.t, steps);
     const count = Math.min(WINDOW, steps - start);
-    setText(info, steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "");
+    setInfo(steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "");
     const q = selectedQuantity(state);
     if (!painted || painted.start !== start || painted.data !== q.data || painted.unit !== state.unit ||
         painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps ||

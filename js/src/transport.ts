@@ -9,7 +9,7 @@
 // saved to the kernel once the scrub rests (SAVE_REST_MS), or every SAVE_EVERY_MS while it goes
 // on: Python's `explorer.view.t` stays current within a second.
 import type { AnyModel } from "@anywidget/types";
-import { element, setText } from "./dom";
+import { createStepLine, element } from "./dom";
 
 export interface TransportModel {
   t: number;
@@ -175,17 +175,19 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   const play = element("button", "rw-play", el);
   play.type = "button";
   play.style.cssText = "width: 32px; height: 24px; padding: 0; font-size: 12px; cursor: pointer;";
-  const slider = element("input", "rw-slider", el);
+  // The slider and the step's text change at every step: each in a box the page lays out on its
+  // own (dom.ts createStepLine says why), so a step moves the thumb and rewrites the text without
+  // laying out the row and the page around them.
+  const track = element("span", "rw-slider-box", el);
+  track.style.cssText = "flex: 1 1 auto; min-width: 120px; display: block;";
+  const slider = element("input", "rw-slider", track);
   slider.type = "range";
   slider.min = "0";
   slider.step = "1";
   slider.setAttribute("aria-label", "step");
-  slider.style.cssText = "flex: 1 1 auto; min-width: 120px; margin: 0;";
-  const step = element("span", "rw-step", el);
-  // a box of a fixed size (set per number of steps) under contain: strict: its text, rewritten at
-  // every step, is then laid out on its own, not with the row and the page around it
-  step.style.cssText = "min-width: 110px; height: 16px; line-height: 16px; white-space: nowrap; overflow: hidden;" +
-    " contain: strict; font-variant-numeric: tabular-nums;";
+  slider.style.cssText = "display: block; box-sizing: border-box; width: 100%; height: 16px; margin: 0; contain: strict;";
+  const step = createStepLine("span", "rw-step", el);
+  step.el.style.cssText = "flex: none; font-variant-numeric: tabular-nums;";
   const speedLabel = element("label", "rw-speed-label", el);
   speedLabel.style.cssText = "display: flex; align-items: center; gap: 4px;"; // (its colour: the theme's text, style.ts)
   const speed = element("input", "rw-speed", speedLabel);
@@ -213,14 +215,15 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
     if (steps !== shown.steps || length !== shown.length) {
       slider.max = String(Math.max(0, steps - 1));
       const longest = `step ${steps - 1} / ${steps - 1}${length < steps ? " (padding)" : ""}`;
-      step.style.width = `${longest.length + 1}ch`; // ch: a digit's width, wider than the letters used
+      // ch: a digit's width, wider than the letters used
+      step.size(`max(110px, ${longest.length + 1}ch)`, "16px");
       shown.steps = steps;
       shown.length = length;
       shown.t = -1;
     }
     if (t !== shown.t) {
       slider.value = String(t);
-      setText(step, `step ${t} / ${steps - 1}${t >= length ? " (padding)" : ""}`);
+      step.set(`step ${t} / ${steps - 1}${t >= length ? " (padding)" : ""}`);
       shown.t = t;
     }
     showPlaying();

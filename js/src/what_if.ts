@@ -11,7 +11,7 @@
 // then the traces by name), .rw-whatif-run (<button>), .rw-whatif-text (what it will do, did, or
 // why it cannot).
 import type { AnyModel } from "@anywidget/types";
-import { element } from "./dom";
+import { element, setText, widerLine } from "./dom";
 import type { ExplorerState } from "./state";
 import { stepRange } from "./timeaxis";
 
@@ -115,8 +115,44 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
   listSources();
   const run = element("button", "rw-whatif-run", el);
   run.textContent = "what if";
-  const text = element("span", "rw-whatif-text", el);
-  text.style.color = "var(--rw-fg, #1f1f1f)";
+  // What the edit covers changes at every step: so that the page lays it out on its own (dom.ts
+  // createStepLine says why), the text is then a box laid over a hidden sizer holding the widest
+  // such text seen (widerLine), which keeps the line's size through a scrub. The kernel's answers
+  // and the notes are plain text that wraps (say).
+  const line = element("span", "rw-whatif-line", el);
+  line.style.cssText = "position:relative;display:inline-block;white-space:pre";
+  const sizer = element("span", "rw-whatif-sizer", line);
+  sizer.style.visibility = "hidden";
+  sizer.setAttribute("aria-hidden", "true");
+  const text = element("span", "rw-whatif-text", line);
+  const PLAIN = "color:var(--rw-fg, #1f1f1f)";
+  let sized: string | undefined; // the sizer's text while the line shows what the edit covers
+  /** Shows what the edit covers at t, in its box over the sizer. */
+  function cover(words: string): void {
+    const next = widerLine(sized, words);
+    if (sized === undefined) {
+      line.style.whiteSpace = "pre";
+      sizer.style.display = "";
+      text.style.cssText = `${PLAIN};position:absolute;left:0;top:0;width:100%;height:100%;contain:strict`;
+    }
+    if (next !== sized) {
+      sized = next;
+      setText(sizer, next);
+    }
+    setText(text, words);
+  }
+  /** Says `words`: plain text, wrapping where it must. */
+  function say(words: string): void {
+    if (sized !== undefined) {
+      sized = undefined;
+      line.style.whiteSpace = "";
+      sizer.style.display = "none";
+      text.style.cssText = PLAIN;
+    }
+    setText(text, words);
+  }
+  text.style.cssText = PLAIN;
+  sizer.style.display = "none";
   let last: ExplorerState | null = null;
   let waiting: ReturnType<typeof setTimeout> | null = null;
 
@@ -129,7 +165,10 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
     last = state;
     input.style.display = op.value === "value" ? "" : "none";
     sourceMenu.style.display = op.value === "patch" ? "" : "none";
-    if (!waiting) text.textContent = model.get("what_if_status")?.text || describe(state);
+    if (waiting) return;
+    const status = model.get("what_if_status")?.text;
+    if (status) say(status);
+    else cover(describe(state));
   }
 
   op.addEventListener("change", () => {
@@ -140,7 +179,7 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
     event.stopPropagation();
     if (!last) return;
     if (!model.get("what_if_status")?.live) {
-      text.textContent = NEEDS_LIVE;
+      say(NEEDS_LIVE);
       return;
     }
     const [start, end] = editSteps(model.get("brush"), last.t, last.length);
@@ -152,11 +191,11 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
     };
     model.set("what_if", request);
     model.save_changes();
-    text.textContent = `${describe(last)}: re-running the model…`;
+    say(`${describe(last)}: re-running the model…`);
     if (waiting) clearTimeout(waiting);
     waiting = setTimeout(() => {
       waiting = null;
-      if (model.get("what_if_status")?.n !== n) text.textContent = NEEDS_LIVE;
+      if (model.get("what_if_status")?.n !== n) say(NEEDS_LIVE);
     }, REPLY_MS);
   });
   const onStatus = () => {
@@ -166,7 +205,7 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
       clearTimeout(waiting);
       waiting = null;
     }
-    if (!waiting && status?.text) text.textContent = status.text;
+    if (!waiting && status?.text) say(status.text);
   };
   model.on("change:what_if_status", onStatus);
   return {

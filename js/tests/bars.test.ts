@@ -104,8 +104,10 @@ describe("state-at-t panel", () => {
     const panel = createBars(recordingActions().actions);
     const read = (t: number, unit = 2) => {
       panel.update(explorerState([lstm], { t, unit }));
+      // (each label's text sits in a box of a fixed size, laid out on its own: dom.ts createStepLine)
       const labels = [...panel.el.querySelectorAll<HTMLElement>(".rw-bars-label")];
-      return { widths: labels.map((l) => l.style.width), texts: labels.map((l) => l.textContent ?? "") };
+      const boxes = labels.map((l) => l.querySelector<HTMLElement>(".rw-step-line")!);
+      return { widths: boxes.map((b) => b.style.width), texts: labels.map((l) => l.textContent ?? "") };
     };
     for (const unit of [2, 4]) {
       const steps = [0, 1, 2, 3, 4, 5].map((t) => read(t, unit));

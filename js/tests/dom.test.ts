@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { coalesced, element, setText, themeSource } from "../src/dom";
+import { coalesced, createStepLine, element, setText, textColumns, themeSource, widerLine } from "../src/dom";
 
 describe("setText", () => {
   it("rewrites the one text node in place, so a scrub step rebuilds no layout object", () => {
@@ -55,5 +55,31 @@ describe("themeSource", () => {
     expect(themeSource(other)).toBe(other);
     root.remove();
     other.remove();
+  });
+});
+
+describe("lines a scrub rewrites", () => {
+  it("sit in a contained box of a fixed size inside the caller's element, written in place", () => {
+    const line = createStepLine("span", "rw-x");
+    line.size("12ch", "16px");
+    line.set("step 1 / 9");
+    const node = line.box.firstChild;
+    line.set("step 2 / 9");
+    expect(line.box.firstChild).toBe(node);
+    expect([line.el.className, line.el.textContent, line.box.parentElement]).toEqual(["rw-x", "step 2 / 9", line.el]);
+    expect([line.box.style.width, line.box.style.height, line.box.style.lineHeight]).toEqual(["12ch", "16px", "16px"]);
+    expect([line.box.style.contain, line.box.style.display]).toEqual(["strict", "block"]);
+  });
+
+  it("count a wide character as two monospace columns", () => {
+    expect(textColumns("a␣b")).toBe(3);
+    expect(textColumns("日本")).toBe(4);
+    expect(textColumns("")).toBe(0);
+  });
+
+  it("keep, word by word, the longer of a sizer's text and the next", () => {
+    expect(widerLine(undefined, "step 9 / 99")).toBe("step 9 / 99");
+    expect(widerLine("h = -0.5 + 1", "h = 0.25 + -10")).toBe("h = -0.5 + -10");
+    expect(widerLine("a b", "a b c")).toBe("a b c"); // words that do not match up: the next
   });
 });

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { createPredictions, predictionsText } from "../src/predictions";
+import { createPredictions, predictionsColumns, predictionsText } from "../src/predictions";
 import type { Predictions } from "../src/state";
 import { explorerState, layer, quantity } from "./fake-state";
 
@@ -27,5 +27,11 @@ describe("the predictions line", () => {
     expect(panel.el.querySelector("i")).toBeNull();
     panel.update({ ...state, t: 1, predictions: null });
     expect(panel.el.textContent).toBe("");
+  });
+
+  it("is as wide as its widest line over the steps", () => {
+    const widest = Math.max(...[0, 1].map((t) => predictionsText(predictions, t).length));
+    expect(predictionsColumns(predictions)).toBe(widest);
+    expect(predictionsColumns(null)).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { createTokenAt, showToken, tokenAt } from "../src/token_at";
+import { MAX_COLUMNS, createTokenAt, showToken, tokenAt, tokenAtColumns } from "../src/token_at";
 import { explorerState, layer, quantity } from "./fake-state";
 
 describe("the input at t", () => {
@@ -25,5 +25,13 @@ describe("the input at t", () => {
     expect(panel.el.querySelector("b")).toBeNull();
     panel.update({ ...state, t: 1 });
     expect(panel.el.textContent).toBe("y");
+  });
+
+  it("is given the columns of its widest text, at most MAX_COLUMNS", () => {
+    expect(tokenAtColumns({ tokens: ["a", "a b", "日"], inputs: null })).toBe(3);
+    expect(tokenAtColumns({ tokens: ["x".repeat(100)], inputs: null })).toBe(MAX_COLUMNS);
+    const six = quantity("input", 2, 6, (t, u) => -t - u / 10);
+    expect(tokenAtColumns({ tokens: null, inputs: six })).toBe(Math.max(tokenAt({ tokens: null, inputs: six }, 0).length,
+      tokenAt({ tokens: null, inputs: six }, 1).length));
   });
 });
