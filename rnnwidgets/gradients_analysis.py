@@ -49,6 +49,7 @@ The state before the first step (c_{-1}, h_{-1}) is ``initial`` when given, else
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -103,6 +104,11 @@ def trace_norms(trace, key: str = "h") -> dict:
             for name, lt in trace.layers.items() if key in lt.grads}
 
 
+def _steps_text(n: int) -> str:
+    """ "1 step", "5 steps"."""
+    return f"{n} step{'' if n == 1 else 's'}"
+
+
 @dataclass
 class Verdict:
     """How the gradient through time behaves; see the module docstring for the definitions."""
@@ -127,14 +133,17 @@ class Verdict:
         (and the thresholds, unless ``thresholds`` is False: a view that says them once)."""
         if self.label == "none":
             return f"no gradient: {self.measured} is 0 at every step (the loss does not depend on this layer)."
+        if math.isnan(self.first_mean) and math.isnan(self.last_mean):
+            return (f"exploding: {self.measured} is NaN over the first {_steps_text(self.window)} and over the last "
+                    f"{self.window} (a NaN in the forward or the loss), so they cannot be compared.")
         if not math.isfinite(self.first_mean) or not math.isfinite(self.last_mean) or math.isnan(self.ratio):
             return (f"exploding: {self.measured} is not finite (inf or NaN) at some step, "
-                    f"mean over the first {self.window} steps {self.first_mean:.3g}, "
+                    f"mean over the first {_steps_text(self.window)} {self.first_mean:.3g}, "
                     f"over the last {self.last_mean:.3g}.")
         end = self.steps - 1
-        head = (f"{self.label}: {self.measured} averages {self.first_mean:.3g} over the first {self.window} steps "
-                f"and {self.last_mean:.3g} over the last {self.window} (to step {end}): the start gets "
-                f"{self.ratio:.3g}× what the end gets")
+        head = (f"{self.label}: {self.measured} averages {self.first_mean:.3g} over the first "
+                f"{_steps_text(self.window)} and {self.last_mean:.3g} over the last {self.window} (to step {end}): "
+                f"the start gets {self.ratio:.3g}× what the end gets")
         if self.decade is not None:
             s, e = self.decade
             change = "falls" if self.label != "exploding" and self.first_mean <= self.last_mean else "grows"
@@ -152,7 +161,13 @@ class Verdict:
 def layer_verdict(layer, lengths=None) -> "Verdict":
     """The verdict on a LayerTrace's gradient: on ∂L/∂c_t for an LSTM, on ∂L/∂h_t otherwise."""
     quantity = "c" if layer.kind == "lstm" and "c" in layer.grads else "h"
-    return verdict(step_norms(layer.grads[quantity], lengths), quantity)
+    return verdict(step_norms(layer.grads[quantity], lengths), quantity, _reached(layer.grads[quantity], lengths))
+
+
+def _reached(grad, lengths) -> np.ndarray:
+    """(time,) bool: the steps some batch element runs (a NaN norm there is a NaN gradient)."""
+    shape = np.shape(grad)
+    return np.asarray(valid_mask(lengths, shape[0], shape[1]).any(axis=0))
 
 
 def layer_verdicts(layer, lengths=None) -> dict:
@@ -161,16 +176,22 @@ def layer_verdicts(layer, lengths=None) -> dict:
     judged = layer_verdict(layer, lengths)
     out = {judged.quantity: judged}
     if judged.quantity != "h" and "h" in layer.grads:
-        out["h"] = verdict(step_norms(layer.grads["h"], lengths), "h")
+        out["h"] = verdict(step_norms(layer.grads["h"], lengths), "h", _reached(layer.grads["h"], lengths))
     return out
 
 
-def verdict(norms, quantity: str = "h") -> Verdict:
-    """The verdict on a series of norms through time (NaN marks steps no element reaches)."""
+def verdict(norms, quantity: str = "h", reached=None) -> Verdict:
+    """The verdict on a series of norms through time (NaN marks steps no element reaches).
+
+    ``reached``: (time,) bool, the steps some element runs, when known (``layer_verdict``): a NaN
+    norm at one of them is a NaN gradient, judged non-finite ("exploding"), not a step left out.
+    """
     norms = np.asarray(norms, dtype=np.float64)
     if norms.ndim != 1:
         raise ValueError(f"norms: expected a 1-d series over time, got shape {norms.shape}")
-    reached = np.flatnonzero(~np.isnan(norms))
+    if reached is not None and np.shape(reached) != norms.shape:
+        raise ValueError(f"reached: expected a bool series of shape {norms.shape}, got {np.shape(reached)}")
+    reached = np.flatnonzero(~np.isnan(norms) if reached is None else np.asarray(reached, dtype=bool))
     if reached.size == 0:
         raise ValueError("norms: no step is reached by any batch element (all NaN)")
     series = norms[: reached[-1] + 1]
@@ -181,7 +202,9 @@ def verdict(norms, quantity: str = "h") -> Verdict:
         series = series[: read[-1] + 1]
     n = series.size
     k = max(1, int(round(n * WINDOW_FRACTION)))
-    first, last = float(np.nanmean(series[:k])), float(np.nanmean(series[n - k:]))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():   # a window of NaN only: its mean is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        first, last = float(np.nanmean(series[:k])), float(np.nanmean(series[n - k:]))
     finite = bool(np.all(np.isfinite(series[~np.isnan(series)]))) and np.isfinite(first) and np.isfinite(last)
     if finite and first == 0.0 and last == 0.0:
         return Verdict("none", float("nan"), k, n, first, last, None, quantity)

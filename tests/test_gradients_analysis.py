@@ -219,6 +219,25 @@ def test_verdict_on_zero_and_non_finite_gradients():
         ga.verdict(np.full(3, np.nan))
 
 
+def test_a_nan_gradient_at_steps_that_run_is_judged_non_finite_not_left_out():
+    """A NaN loss makes every gradient NaN: the layer's steps all run, so the verdict is on them
+    (exploding, said in words) and not the error for steps no element reaches."""
+    from rnnwidgets.tracedata import LayerTrace
+
+    nan = np.full((2, 6, 3), np.nan, dtype=np.float32)
+    gru = LayerTrace("gru.l0", "gru", states={"h": np.zeros((2, 6, 3))}, grads={"h": nan})
+    v = ga.layer_verdict(gru)
+    assert v.label == "exploding" and v.steps == 6
+    assert v.text().startswith("exploding: ‖∂L/∂h_t‖ (hidden state) is NaN over the first 1 step and over the last 1")
+    assert "nan" not in v.text()
+    lstm = LayerTrace("lstm.l0", "lstm", states={"h": nan, "c": nan}, grads={"h": nan, "c": nan})
+    assert {q: x.label for q, x in ga.layer_verdicts(lstm).items()} == {"c": "exploding", "h": "exploding"}
+    # steps past every element's length stay left out: 4 judged, not 6
+    assert ga.layer_verdict(gru, lengths=[4, 3]).steps == 4
+    with pytest.raises(ValueError, match="reached: expected a bool series of shape"):
+        ga.verdict(np.ones(3), reached=np.ones(4, dtype=bool))
+
+
 def test_layer_verdict_reads_the_cell_state_of_an_lstm_and_h_otherwise():
     from rnnwidgets.tracedata import LayerTrace
 
