@@ -49,3 +49,18 @@ def test_step_control_keeps_its_step_in_range():
     assert StepControl(steps=0, t=3).t == 0
     with pytest.raises(traitlets.TraitError):
         Chart(kind="pie")
+
+
+def test_lines_that_draw_nothing_say_why_a_zero_or_a_nan():
+    from rnnwidgets.widgets.chart import undrawn_reason
+
+    chart = Chart(y_scale="log")
+    chart.show_lines([0, 1], [[0.0, 0.0]], [{"name": "h"}])
+    assert chart.undrawn == "nothing to draw on a log axis: every value is 0 (or below)"
+    assert np.isnan(chart.y).all()                       # sent as gaps, as before
+    chart.show_lines([0, 1], [[np.nan, np.inf]], [{"name": "h"}])
+    assert chart.undrawn == "nothing to draw: every value is NaN or infinite"
+    chart.show_lines([0, 1], [[0.0, 2.0]], [{"name": "h"}])
+    assert chart.undrawn == ""
+    assert undrawn_reason(np.zeros((1, 0)), np.zeros((1, 0)), True) == ""
+    assert undrawn_reason([[0.0, -1.0]], [[0.0, -1.0]], False) == ""   # a linear axis draws them

@@ -17,7 +17,8 @@
 //   .rw-chart-value       a series' value at the cursor, in its legend entry
 //   .rw-chart-category    a bar chart's category name              .rw-chart-bar  one bar
 //   .rw-chart-flag        the text drawn instead of a bar that cannot be (zero, non-finite)
-//   .rw-chart-empty       the text shown while there is no data
+//   .rw-chart-empty       the text shown while there is no data (or none a line can show, and why)
+//   .rw-chart-dot         a point of a line that no segment reaches (a single step), as a dot
 //
 // Model traits: kind ("lines" | "bars"), title, x_label, y_label, y_scale ("log" | "linear"),
 // x_integer (whole-number x ticks), series ([{name, colour, dash, points}]), categories (bars),
@@ -58,6 +59,7 @@ export interface ChartModel {
   points: number;
   t: number | null;
   empty: string;
+  undrawn?: string; // why lines with points draw nothing (the kernel knows a 0 from a NaN), or ""
 }
 
 // The series colours: Okabe and Ito's hues shaded per theme (colormap.ts SERIES_COLOURS), read
@@ -115,6 +117,24 @@ export function pathOf(x: ArrayLike<number>, y: ArrayLike<number>, px: (v: numbe
   return d;
 }
 
+/** The points a path cannot show: finite (positive, on a log axis) with no drawable neighbour, so
+ * no segment passes through them (a run of one step; a lone value among NaN). Drawn as dots. */
+export function isolatedPoints(y: ArrayLike<number>, log: boolean): number[] {
+  const ok = (i: number) => i >= 0 && i < y.length && Number.isFinite(y[i]) && (!log || y[i] > 0);
+  const out: number[] = [];
+  for (let i = 0; i < y.length; i++) if (ok(i) && !ok(i - 1) && !ok(i + 1)) out.push(i);
+  return out;
+}
+
+/** Why a line chart with points has nothing to draw (extent found none): every value NaN/inf, or,
+ * some being finite, none above 0 for its log axis. */
+export function nothingDrawable(ys: ArrayLike<number>[]): string {
+  let finite = false;
+  for (const y of ys) for (let i = 0; i < y.length && !finite; i++) finite = Number.isFinite(y[i]);
+  if (!finite) return "nothing to draw: every value is NaN or infinite";
+  return "nothing to draw on a log axis: every value is 0 (or below)";
+}
+
 /** The index of the point whose x is nearest `t` (x ascending), or -1. */
 export function nearestIndex(x: ArrayLike<number>, t: number | null): number {
   if (t === null || !Number.isFinite(t) || x.length === 0) return -1;
@@ -162,11 +182,11 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
   let place: ((v: number) => number) | null = null;
   let width = 0;
 
-  function showEmpty(): void {
+  function showEmpty(why = ""): void {
     const note = element("div", "rw-chart-empty", body);
     note.style.cssText = `height: ${EMPTY_HEIGHT}px; display: flex; align-items: center; justify-content: center; ` +
-      `border: 1px dashed ${AXIS};`;
-    note.textContent = model.get("empty") || "no data";
+      `border: 1px dashed ${AXIS}; text-align: center; padding: 0 8px;`;
+    note.textContent = why || model.get("empty") || "no data";
   }
 
   function drawLines(series: SeriesSpec[], data: Float32Array): void {
@@ -176,8 +196,8 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
     const rules = model.get("rules") ?? [];
     const span = extent(Float32Array.from([...lines.ys.flatMap((y) => Array.from(y)), ...rules.map((r) => r.value)]), log);
     const xs = extent(lines.x, false);
-    if (!span || !xs) {
-      showEmpty();
+    if (!span || !xs) {   // points, but none a line can show: say why, not "no data yet"
+      showEmpty(xs && points > 0 ? model.get("undrawn") || nothingDrawable(lines.ys) : "");
       return;
     }
     const plotW = Math.max(60, width - MARGIN.left - MARGIN.right);
@@ -251,6 +271,11 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
         svg("path", { d: pathOf(lines?.x ?? [], y, px, py, log), "stroke-width": 2, fill: "none",
           "stroke-dasharray": s.dash ? "6,4" : "", "stroke-linejoin": "round", class: "rw-chart-series" }, plot)
           .style.stroke = colour; // a style: the colour is a CSS variable
+        for (const k of isolatedPoints(y, log)) {   // a point no segment reaches: a dot, or it is not seen
+          const dot = svg("circle", { cx: px(lines?.x[k] ?? 0).toFixed(1), cy: py(y[k]).toFixed(1), r: 3.5,
+            class: "rw-chart-dot" }, plot);
+          dot.style.fill = colour;
+        }
       }
     });
     cursor = svg("line", { class: "rw-chart-cursor", y1: MARGIN.top, y2: MARGIN.top + plotH, "stroke-width": 1.5 }, plot);
@@ -352,7 +377,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
   // Data traits change together (one message, hold_sync): draw once for all of them.
   const onData = coalesced(draw);
   const dataEvents = ["kind", "title", "x_label", "y_label", "y_scale", "x_integer", "series", "categories", "flags",
-    "rules", "buffer", "points", "empty"].map((name) => `change:${name}`);
+    "rules", "buffer", "points", "empty", "undrawn"].map((name) => `change:${name}`);
   for (const name of dataEvents) model.on(name, onData);
   model.on("change:t", moveCursor);
   // a new width re-lays the axes (tick counts follow the room there is)

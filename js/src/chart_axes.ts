@@ -46,9 +46,9 @@ function niceStep(span: number, count: number): number {
 
 /** A linear axis's range [lo, hi] widened to nice ticks (a single value gets room around it). */
 export function niceRange(lo: number, hi: number, count: number, integer = false): [number, number] {
-  if (hi === lo) {
-    const pad = integer ? 1 : Math.abs(lo) * 0.1 || 1;
-    return integer ? [lo, lo + pad] : [lo - pad, hi + pad];
+  if (hi === lo) {   // one step: half a step each side, its one tick in the middle (no tick at a step absent)
+    const pad = integer ? 0.5 : Math.abs(lo) * 0.1 || 1;
+    return [lo - pad, hi + pad];
   }
   if (integer) return [lo, hi]; // steps: the axis spans exactly the steps drawn
   const step = niceStep(hi - lo, count);

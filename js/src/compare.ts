@@ -185,6 +185,9 @@ export function keepUnits(q: Quantity, rows: number[]): Quantity {
   return { ...q, units: rows.length, data };
 }
 
+/** "1 step", "5 steps". */
+export const stepsText = (n: number) => `${n} step${n === 1 ? "" : "s"}`;
+
 /** Percent of the time axis from step `from` to step `to` (columns of `steps`). */
 export function span(from: number, to: number, steps: number): { left: string; width: string } {
   const pct = (x: number) => `${((x / Math.max(1, steps)) * 100).toFixed(4)}%`;
@@ -446,8 +449,8 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     const [nameA, nameB] = data.names;
     const lengths: Record<Side, number> = { a: l.lengths[0], b: l.lengths[1], diff: l.matched };
     const titles: Record<Side, string> = {
-      a: `${nameA}: ${pair.a.name} of ${l.name}, ${l.lengths[0]} steps`,
-      b: `${nameB}: ${pair.a.name} of ${l.name}, ${l.lengths[1]} steps`,
+      a: `${nameA}: ${pair.a.name} of ${l.name}, ${stepsText(l.lengths[0])}`,
+      b: `${nameB}: ${pair.a.name} of ${l.name}, ${stepsText(l.lengths[1])}`,
       diff: `${nameA} − ${nameB}`,
     };
     for (const p of panels) {

@@ -25,6 +25,7 @@
 // k, points, state, explained, lyapunov, reverse}), layer, batch, t, title.
 import type { AnyModel } from "@anywidget/types";
 import { floatsOf } from "./decode";
+import { linearTicks } from "./chart_axes";
 import { element } from "./dom";
 import { xOfStep } from "./timeaxis";
 
@@ -123,6 +124,7 @@ export function column(a: Float32Array, c: number): Float32Array {
 export type Ctx = Pick<CanvasRenderingContext2D,
   "beginPath" | "moveTo" | "lineTo" | "arc" | "fill" | "stroke" | "clearRect" | "fillText" | "setLineDash"> & {
     fillStyle: unknown; strokeStyle: unknown; lineWidth: number; font: string; globalAlpha: number;
+    measureText?: (text: string) => { width: number };   // a recorder in tests may lack it
   };
 
 export interface Colours {
@@ -229,6 +231,7 @@ export function decades(lo: number, hi: number, height: number): number[] {
   return out;
 }
 const MIN_TICK_PX = 16;
+const STEP_TICK_PX = 56;   // px between step labels at least
 
 /**
  * Per pixel column of a plot `width` pixels wide over `steps` steps, the min and max of `f(i)` over
@@ -322,6 +325,15 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
       }
     }
     ctx.stroke();
+    if (d.steps <= width) {   // a step no segment reaches (one step; a lone value among NaN): a dot
+      ctx.fillStyle = colour;
+      for (let i = 0; i < d.steps; i++) {
+        if (!Number.isFinite(f(i)) || Number.isFinite(f(i - 1)) || Number.isFinite(f(i + 1))) continue;
+        ctx.beginPath();
+        ctx.arc(X(i), Y(f(i)), 2.5, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+    }
   }
   ctx.strokeStyle = c.accent;
   ctx.lineWidth = 1.5;
@@ -329,8 +341,25 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.moveTo(X(t), 0);
   ctx.lineTo(X(t), h - 14);
   ctx.stroke();
+  // the step axis: whole-step ticks under the plot (at least STEP_TICK_PX apart), its title
+  // in the margin left of it
   ctx.fillStyle = c.fg;
-  ctx.fillText("step →", w - 44, h - 2);
+  ctx.strokeStyle = c.fg;
+  ctx.lineWidth = 1;
+  ctx.fillText("step", 0, h - 3);
+  const widthOf = (text: string) => (typeof ctx.measureText === "function" ? ctx.measureText(text).width : 6.5 * text.length);
+  let free = widthOf("step") + 6;   // where the next label may start
+  for (const step of linearTicks(0, Math.max(d.steps - 1, 0), Math.max(1, Math.floor((x1 - x0) / STEP_TICK_PX)), true)) {
+    const x = X(step), label = String(step), half = widthOf(label) / 2;
+    ctx.beginPath();
+    ctx.moveTo(x, h - 18);
+    ctx.lineTo(x, h - 14);
+    ctx.stroke();
+    const at = Math.min(Math.max(x - half, free), w - 2 * half);   // whole, inside the canvas
+    if (at + 2 * half > w + 0.5 || Math.abs(at + half - x) > half + 2) continue;   // no room under its tick
+    ctx.fillText(label, at, h - 3);
+    free = at + 2 * half + 6;
+  }
   return [lo, hi];
 }
 
@@ -351,6 +380,12 @@ export function drawEigen(ctx: Ctx, d: DynamicsData, p: number, size: number, c:
   ctx.moveTo(S(-r), Sy(0)); ctx.lineTo(S(r), Sy(0));
   ctx.moveTo(S(0), Sy(-r)); ctx.lineTo(S(0), Sy(r));
   ctx.stroke();
+  // the axes named (real part across, imaginary up) and the circle's radius, 1
+  ctx.fillStyle = c.fg;
+  ctx.font = "11px sans-serif";
+  ctx.fillText("Re", size - 18, Sy(0) - 4);
+  ctx.fillText("Im", S(0) + 4, 14);
+  ctx.fillText("1", S(1) + 3, Sy(0) + 12);
   let outside = 0;
   if (p < 0) return outside;
   for (let j = 0; j < d.state; j++) {
@@ -396,7 +431,8 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     option.textContent = text;
   }
   const right = element("div", "rw-dyn-right", row);
-  right.style.cssText = "display: flex; flex-direction: column; gap: 4px;";
+  // align-items: a stretched canvas is scaled up (blurred; the eigenvalue disc grew 4x): each keeps its size
+  right.style.cssText = "display: flex; flex-direction: column; gap: 4px; align-items: flex-start; min-width: 0; max-width: 100%;";
   const spectrumTitle = element("div", "rw-dyn-caption rw-dyn-spectrum-legend", right);
   spectrumTitle.style.cssText = "display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: center;";
   const swatches: [keyof Colours, string, boolean][] = [
@@ -417,11 +453,13 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   spectrum.width = 460; spectrum.height = 150;
   const eigenTitle = element("div", "rw-dyn-caption", right);
   const eigen = element("canvas", "rw-dyn-eigen", right);
-  eigen.width = 160; eigen.height = 160;
+  eigen.width = 200; eigen.height = 200;
+  // each canvas drawn at its own size, narrowed (in proportion) to a narrow cell, never stretched
+  for (const canvas of [plane, spectrum, eigen]) canvas.style.cssText = "display: block; max-width: 100%; height: auto;";
   const slider = element("input", "rw-dyn-slider", root);
   slider.type = "range";
   slider.min = "0";
-  slider.style.width = "100%";
+  slider.style.cssText = "width: 100%; margin: 2px 0; box-sizing: border-box;";   // the default margin overflowed the cell
   const text = element("div", "rw-dyn-readout", root);
   text.style.fontFamily = "monospace";
   const legend = element("div", "rw-dyn-legend", root);

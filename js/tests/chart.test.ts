@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, valueText } from "../src/chart_axes";
-import { type ChartModel, linesOf, nearestIndex, pathOf, renderChart } from "../src/chart";
+import { type ChartModel, isolatedPoints, linesOf, nearestIndex, pathOf, renderChart } from "../src/chart";
 import { renderSteps, type StepsModel } from "../src/steps";
 import { FakeModel } from "./fake_model";
 
@@ -47,7 +47,9 @@ describe("axes", () => {
 
   it("never labels a step axis with repeated or fractional steps", () => {
     expect(linearTicks(0, 1, 10, true)).toEqual([0, 1]);
-    expect(niceRange(0, 0, 5, true)).toEqual([0, 1]);
+    expect(niceRange(0, 0, 5, true)).toEqual([-0.5, 0.5]);   // one step: its tick in the middle, no step 1
+    expect(linearTicks(-0.5, 0.5, 10, true)).toEqual([0]);
+    expect(niceRange(7, 7, 5, true)).toEqual([6.5, 7.5]);
     const ticks = linearTicks(0, 37, 6, true);
     expect(new Set(ticks).size).toBe(ticks.length);
     expect(ticks.every(Number.isInteger)).toBe(true);
@@ -73,6 +75,13 @@ describe("chart data", () => {
   it("breaks a line where a log axis cannot place a point", () => {
     const d = pathOf([0, 1, 2, 3], [1, 0, 2, 3], (v) => v, (v) => v, true);
     expect(d).toBe("M0.0,1.0M2.0,2.0L3.0,3.0");
+  });
+
+  it("finds the points no segment passes through, to draw them as dots", () => {
+    expect(isolatedPoints([0.5], true)).toEqual([0]);
+    expect(isolatedPoints([1, NaN, 2, 3, 0, 4], true)).toEqual([0, 5]);
+    expect(isolatedPoints([1, NaN, 2, 3, 0, 4], false)).toEqual([0]);
+    expect(isolatedPoints([NaN, NaN], false)).toEqual([]);
   });
 
   it("finds the point under the cursor", () => {
@@ -132,6 +141,32 @@ describe("renderChart", () => {
     renderChart(chartModel({ buffer: new DataView(new ArrayBuffer(0)), points: 0, series: [], empty: "call mon.step(loss)" }), el);
     expect(el.querySelector(".rw-chart-empty")?.textContent).toBe("call mon.step(loss)");
     expect(el.querySelectorAll(".rw-chart-tick")).toHaveLength(0);
+  });
+
+  it("draws the one step of a one-step run as a dot over its one tick", () => {
+    const el = document.createElement("div");
+    const buffer = new Float32Array([0, 0.9]);
+    renderChart(chartModel({ series: [{ name: "rnn.l0 h" }], buffer: new DataView(buffer.buffer), points: 1 }), el);
+    expect(el.querySelectorAll("circle.rw-chart-dot")).toHaveLength(1);
+    expect([...el.querySelectorAll('.rw-chart-tick[data-axis="x"]')].map((t) => t.textContent)).toEqual(["0"]);
+  });
+
+  it("says why there is nothing to draw when every value is NaN, or 0 on a log axis", () => {
+    for (const [values, why] of [[[NaN, NaN], "every value is NaN or infinite"], [[0, 0], "every value is 0"]] as const) {
+      const el = document.createElement("div");
+      const buffer = new Float32Array([0, 1, ...values]);
+      renderChart(chartModel({ series: [{ name: "rnn.l0 h" }], buffer: new DataView(buffer.buffer), points: 2 }), el);
+      expect(el.querySelector(".rw-chart-empty")?.textContent).toContain(why);
+      expect(el.querySelector(".rw-chart-empty")?.textContent).not.toContain("no data yet");
+    }
+  });
+
+  it("says the kernel's reason when the values it sent as gaps were zeros", () => {
+    const el = document.createElement("div");
+    const buffer = new Float32Array([0, 1, NaN, NaN]);   // a log axis's zeros arrive as NaN
+    const why = "nothing to draw on a log axis: every value is 0 (or below)";
+    renderChart(chartModel({ series: [{ name: "h" }], buffer: new DataView(buffer.buffer), points: 2, undrawn: why }), el);
+    expect(el.querySelector(".rw-chart-empty")?.textContent).toBe(why);
   });
 
   it("draws bars with whole names, decade ticks and a flag instead of a bar that cannot be drawn", () => {

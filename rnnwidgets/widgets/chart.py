@@ -31,6 +31,16 @@ def drawable(values, log: bool) -> np.ndarray:
         return np.where(np.isfinite(a) & (a > 0), a, np.float32(np.nan))
 
 
+def undrawn_reason(values, sent, log: bool) -> str:
+    """Why lines with points draw nothing, in words; "" when some value is drawn (or none is sent)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or np.isfinite(sent).any():
+        return ""
+    if not np.isfinite(values).any():
+        return "nothing to draw: every value is NaN or infinite"
+    return "nothing to draw on a log axis: every value is 0 (or below)" if log else ""
+
+
 class Chart(BundledView):
     """A line or bar chart; ``show_lines`` / ``show_bars`` send its data in one message."""
 
@@ -49,13 +59,18 @@ class Chart(BundledView):
     points = traitlets.Int(0).tag(sync=True)
     t = traitlets.Float(None, allow_none=True).tag(sync=True)   # the cursor, an x value; None: none
     empty = traitlets.Unicode("no data yet").tag(sync=True)
+    # why lines that have points draw nothing ("" when some value is drawn): the values sent are
+    # NaN wherever the axis cannot place one, so the page alone cannot tell a 0 from a NaN
+    undrawn = traitlets.Unicode("").tag(sync=True)
 
     def show_lines(self, x, ys, series: list[dict]):
         """Lines: ``x`` (n,), ``ys`` (len(series), n); values a log axis cannot place become gaps."""
         x = np.asarray(x, dtype=np.float32).reshape(-1)
         ys = np.asarray(ys, dtype=np.float64).reshape(len(series), x.size)
-        ys = drawable(ys, self.y_scale == "log")
+        sent = drawable(ys, self.y_scale == "log")
         with self.hold_sync():
+            self.undrawn = undrawn_reason(ys, sent, self.y_scale == "log")
+            ys = sent
             self.kind = "lines"
             self.series = [dict(s) for s in series]
             self.points = int(x.size)
