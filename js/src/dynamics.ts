@@ -380,12 +380,13 @@ export function drawEigen(ctx: Ctx, d: DynamicsData, p: number, size: number, c:
   ctx.moveTo(S(-r), Sy(0)); ctx.lineTo(S(r), Sy(0));
   ctx.moveTo(S(0), Sy(-r)); ctx.lineTo(S(0), Sy(r));
   ctx.stroke();
-  // the axes named (real part across, imaginary up) and the circle's radius, 1
+  // the axes named (real part across, imaginary up) and the circle's radius (1, just inside it, above
+  // the axis; "Re" below it): off the real eigenvalues, which lie on the axis, and the largest at its end
   ctx.fillStyle = c.fg;
   ctx.font = "11px sans-serif";
-  ctx.fillText("Re", size - 18, Sy(0) - 4);
-  ctx.fillText("Im", S(0) + 4, 14);
-  ctx.fillText("1", S(1) + 3, Sy(0) + 12);
+  ctx.fillText("Re", size - 16, Sy(0) + 13);
+  ctx.fillText("Im", S(0) - 17, 14);
+  ctx.fillText("1", S(1) - 9, Sy(0) - 4);
   let outside = 0;
   if (p < 0) return outside;
   for (let j = 0; j < d.state; j++) {

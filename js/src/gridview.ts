@@ -123,7 +123,10 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
   function drawAxis(columns: number): void {
     const start = model.get("column_start");
     const step = model.get("column_step");
-    const parts = columns ? [columnText(0, start, step), model.get("column_label"), columnText(columns - 1, start, step)] : [];
+    // one column (a one-step run): its value once, under its middle, not "0 … step t … 0"
+    const parts = columns === 1 ? [`${model.get("column_label")} ${columnText(0, start, step)}`]
+      : columns ? [columnText(0, start, step), model.get("column_label"), columnText(columns - 1, start, step)] : [];
+    axis.style.justifyContent = columns === 1 ? "center" : "space-between";
     axis.replaceChildren(
       ...parts.map((text) => {
         const span = document.createElement("span");

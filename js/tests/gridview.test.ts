@@ -82,6 +82,14 @@ describe("renderGrid", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("names a one-column grid's step once, in the middle", () => {
+    const el = document.createElement("div");
+    renderGrid(gridModel([0.9, 0.5], 2, 1), el);
+    const axis = el.querySelector<HTMLElement>(".rw-grid-axis")!;
+    expect([...axis.children].map((c) => c.textContent)).toEqual(["step t 0"]);
+    expect(axis.style.justifyContent).toBe("center");
+  });
+
   it("redraws once when the data traits change together", async () => {
     const model = gridModel([], 0, 0);
     const el = document.createElement("div");

@@ -152,7 +152,7 @@ VAR_JS = "(el, [name, fallback]) => getComputedStyle(el).getPropertyValue(name).
 @pytest.mark.parametrize("width", [None, 500])
 def test_one_step_and_nan_charts_say_or_draw_what_there_is(review, width):
     """A one-step gradient flow draws its point as a dot over the one step tick (no tick at a step
-    that does not exist); a NaN or a zero gradient says why its line chart is empty instead of
+    that does not exist) and its grid names that step once, under its middle (not "0 … 0"); a NaN or a zero gradient says why its line chart is empty instead of
     "no data yet"; the comparison of one-step runs says "1 step"."""
     page = review
     _narrow(page, width)
@@ -170,6 +170,11 @@ def test_one_step_and_nan_charts_say_or_draw_what_there_is(review, width):
             assert ticks.all_text_contents() == ["0"], ticks.all_text_contents()
             tick = ticks.first.bounding_box()
             assert abs((tick["x"] + tick["width"] / 2) - (dot["x"] + dot["width"] / 2)) < 2, "the dot is not over its step"
+            axis = views["flow-one"].locator(".rw-grid-axis").first
+            names = axis.locator("span").all_inner_texts()
+            assert names == ["step t 0"], f"{theme}: the one-step grid's axis reads {names}"
+            grid, said = views["flow-one"].locator(".rw-grid .rw-heatmap").first.bounding_box(), axis.locator("span").bounding_box()
+            assert abs((said["x"] + said["width"] / 2) - (grid["x"] + grid["width"] / 2)) < 4, (said, grid)
             for name, why in (("flow-nan", "nothing to draw: every value is NaN or infinite"),
                               ("flow-zero", "nothing to draw on a log axis: every value is 0")):
                 empty = views[name].locator(".rw-chart-empty").first
@@ -189,7 +194,7 @@ def test_the_dynamics_views_canvases_keep_their_size_and_label_their_step_axis(r
     """Each canvas of the dynamics view is shown at most at the size it is drawn at (a flex column
     stretched the eigenvalue disc from 160 to about 650 px, blurred), narrowed to a 500 px cell; the
     spectrum labels its step axis (the tick "0" under step 0) and draws a one-step run's values as
-    dots, in the theme's colours."""
+    dots, and the eigenvalue plot names its axes (Re, Im), in the theme's colours."""
     page = review
     _narrow(page, width)
     try:
@@ -211,6 +216,12 @@ def test_the_dynamics_views_canvases_keep_their_size_and_label_their_step_axis(r
                 fg = root.evaluate(VAR_JS, ["--jp-ui-font-color1", "#222"])
                 label = spectrum.evaluate(INK_OF_JS, [fg, 34, h - 13, 48, h])   # "0" under step 0 (x = 40)
                 assert label["count"] >= 3, f"{theme} {name}: no step label under step 0 {label}"
+                eigen = views[name].locator(".rw-dyn-eigen")
+                size = eigen.evaluate("c => c.width")
+                for axis_name, region in (("Im", [size // 2 - 18, 3, size // 2 - 2, 16]),
+                                          ("Re", [size - 17, size // 2 + 3, size, size // 2 + 15])):
+                    ink = eigen.evaluate(INK_OF_JS, [fg, *region])
+                    assert ink["count"] >= 4, f"{theme} {name}: the eigenvalue plot's {axis_name} axis is not named {ink}"
             spectrum = views["dyn-one"].locator(".rw-dyn-spectrum")
             h = spectrum.evaluate("c => c.height")
             exponent = views["dyn-one"].evaluate(VAR_JS, ["--jp-accent-color1", "#388e3c"])
