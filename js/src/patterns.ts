@@ -79,7 +79,21 @@ const PATTERNS_CSS = `
 .rw-coclusters .rw-cluster-words { font-family: var(--rw-mono); }
 .rw-coclusters .rw-cluster-units { font: 11px var(--rw-mono); }
 .rw-coclusters .rw-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 6px; font-size: 11px; }
+.rw-legend-scale { display: inline-flex; align-items: center; gap: 6px; white-space: nowrap; }
 `;
+
+/** The colour bar with its two ends and the NaN swatch in one unbreakable group: a wrapping legend
+ * (a narrow cell) otherwise put "0.900" on the next line, away from the bar's end it names. */
+export function keepScaleTogether(legend: HTMLElement): HTMLElement | null {
+  const bar = legend.querySelector("canvas");
+  if (!bar) return null;
+  const hi = bar.nextElementSibling, swatch = hi?.nextElementSibling;
+  const parts = [bar.previousElementSibling, bar, hi, swatch, swatch?.nextElementSibling];
+  const group = element("span", "rw-legend-scale");
+  bar.before(group);
+  group.append(...parts.filter((p): p is Element => p != null));
+  return group;
+}
 
 function patternsStyle(): HTMLStyleElement {
   const style = element("style", "rw-patterns-style");
@@ -400,6 +414,7 @@ export function renderMatches(model: AnyModel<MatchesModel>, el: HTMLElement): (
   const legend = createLegend();
   const what = element("span", "rw-legend-what");
   legend.el.prepend(what);
+  keepScaleTogether(legend.el);
   const columns = element("div", "rw-match-columns");
   columns.textContent = `${"sequence".padEnd(9)} ${"steps".padEnd(11)} score   tokens (the match shaded)`;
   head.append(explain, legend.el, columns);
@@ -554,6 +569,7 @@ export function renderCoclusters(model: AnyModel<CoclustersModel>, el: HTMLEleme
   const scaling = element("span", "rw-legend-scaling");
   legend.el.prepend(what);
   legend.el.append(scaling);
+  keepScaleTogether(legend.el);
   left.append(legend.el);
   const caption = div("rw-cocluster-caption", left);
   caption.className = "rw-cocluster-caption rw-caption";

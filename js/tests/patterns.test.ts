@@ -244,6 +244,10 @@ describe("the co-cluster view's labels, legend and separators", () => {
     const lines = [...el.querySelectorAll<HTMLElement>(".rw-cocluster-separator")];
     expect(lines.map((l) => (l.style.height === "2px" ? l.style.top : l.style.left))).toEqual(["calc(50.0000% - 1px)", "calc(33.3333% - 1px)"]);
     const legend = el.querySelector(".rw-coclusters .rw-legend")!.textContent!;
+    // the bar's two ends and the NaN swatch stay on the bar's line: one unbreakable group
+    const scale = el.querySelector(".rw-coclusters .rw-legend .rw-legend-scale")!;
+    expect([...scale.children].map((c) => c.tagName)).toEqual(["SPAN", "CANVAS", "SPAN", "SPAN", "SPAN"]);
+    expect(scale.lastElementChild!.textContent).toBe("NaN/Inf");
     expect(legend).toContain("colour: mean change of c at the token (per unit and token)");
     expect(legend).toContain("scaled symmetrically about 0 to the largest |value|, 0.500");
     expect(legend).toContain("-0.500");

@@ -13,6 +13,7 @@ import json
 import pytest
 from e2e_support import in_each_theme, open_and_run, write_notebook
 from test_explorer_look_browser import TEXTS_JS, contrast, overlaps
+from test_patterns_browser import PLANTED
 from test_visual_language_browser import CLIPPED_JS, _save
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +40,10 @@ CELLS = {
     "dyn-flat": 'rw.DynamicsView(rw.dynamics(rnn, torch.zeros(1, 5, 2), k=2))',
     "compare-one": 'rw.compare(rnn, torch.randn(1, 1, 2), torch.randn(1, 1, 2))',
     "compare-flat": 'rw.compare(rnn, torch.zeros(1, 4, 2), torch.zeros(1, 4, 2))',
+    "coclusters": 'from rnnwidgets.widgets.patterns import CoClusterView\nCoClusterView(ds, explorer, n_clusters=2)',
 }
-ROOTS = ".rw-gradient-flow, .rw-monitor, .rw-dyn, .rw-compare"
+ROOTS = ".rw-gradient-flow, .rw-monitor, .rw-dyn, .rw-compare, .rw-coclusters"
+PLANTED_SETUP = PLANTED.rsplit("\n", 1)[0]   # its dataset `ds` and Explorer, not shown
 
 # Elements drawn past the right edge of their output cell: (tag, class, px past it).
 OVERFLOW_JS = """(view) => {
@@ -81,10 +84,10 @@ def measure(view) -> list:
 
 @pytest.fixture(scope="module")
 def review(browser, jupyter_server):
-    write_notebook(jupyter_server.root / "visual_review.ipynb", MODELS, *CELLS.values())
+    write_notebook(jupyter_server.root / "visual_review.ipynb", MODELS, PLANTED_SETUP, *CELLS.values())
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("visual_review.ipynb"), widget_selector=".rw-compare", timeout=300_000)
+    open_and_run(page, jupyter_server.lab_url("visual_review.ipynb"), widget_selector=".rw-coclusters", timeout=300_000)
     page.wait_for_function(f"(n) => document.querySelectorAll('{ROOTS}').length >= n", arg=len(CELLS), timeout=120_000)
     page.wait_for_timeout(1500)
     yield page
@@ -227,6 +230,30 @@ def test_the_dynamics_views_canvases_keep_their_size_and_label_their_step_axis(r
             exponent = views["dyn-one"].evaluate(VAR_JS, ["--jp-accent-color1", "#388e3c"])
             dot = spectrum.evaluate(INK_OF_JS, [exponent, 36, 6, 45, h - 18])
             assert dot["count"] >= 4, f"{theme}: the one step's running exponent is not drawn {dot}"
+
+        in_each_theme(page, check)
+    finally:
+        _narrow(page, None)
+
+
+@pytest.mark.parametrize("width", [None, 500])
+def test_a_colour_bar_keeps_its_ends_on_its_line(review, width):
+    """The co-clusters' legend wraps in a narrow cell, but the bar's two end values and the NaN
+    swatch stay beside the bar (at 500 px "0.900" fell to the next line, away from its end)."""
+    page = review
+    _narrow(page, width)
+    try:
+        def check(theme):
+            legend = _views(page)["coclusters"].locator(".rw-legend").first
+            boxes = legend.evaluate("""(l) => {
+                const bar = l.querySelector('canvas');
+                return [bar.previousElementSibling, bar, bar.nextElementSibling].map((e) => {
+                    const r = e.getBoundingClientRect(); return [r.left, r.right, (r.top + r.bottom) / 2];
+                });
+            }""")
+            (lo_left, lo_right, lo_y), (bar_left, bar_right, bar_y), (hi_left, _, hi_y) = boxes
+            assert abs(lo_y - bar_y) < 3 and abs(hi_y - bar_y) < 3, f"{theme}: not on the bar's line {boxes}"
+            assert lo_right <= bar_left and bar_right <= hi_left, f"{theme}: ends not either side of the bar {boxes}"
 
         in_each_theme(page, check)
     finally:
