@@ -3,10 +3,11 @@
 Views made from inputs a student meets by mistake or at the start: a gradient flow over one step
 of one unit, one whose loss is NaN (every gradient NaN) and one whose loss ignores the model (every
 gradient 0), a training monitor before its first step, a dynamics view of one step of one unit and
-one of a zero-variance run, and a comparison of two one-step runs; then the usual views squeezed
-into a 500 px cell. In both themes every label reads at 4.5:1 or more, none covers another or
+one of a zero-variance run, two comparisons (one-step runs; identical zero inputs) and the
+co-clusters of a small planted dataset; each also squeezed into a 500 px cell. In both themes every label reads at 4.5:1 or more, none covers another or
 leaves its view, nothing is drawn past the cell's right edge, and each degenerate chart says in
-words what it cannot draw instead of drawing a broken one. Pictures: artifacts/review-<view>-<theme>.png.
+words what it cannot draw instead of drawing a broken one. Pictures:
+artifacts/review-<view>[-500]-<theme>.png.
 """
 import json
 
