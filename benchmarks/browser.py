@@ -12,11 +12,22 @@ float32 values) and for 100,000 steps x 1,024 units (sent as a window plus an ov
   changes: compare two builds by it on a shared host);
 - the page's JavaScript heap after a garbage collection (the long sequence must stay bounded).
 With --baseline-dir, a second checkout (its front end built: rnnwidgets/static/widget.js) is
-measured in the same run, each build in its own JupyterLab whose kernel imports that checkout,
-the two alternating for --rounds rounds; it prints each figure's medians and the ratio ours /
-baseline. On a shared host compare the CPU figures (main-thread time, and of it style, layout and
-script per scrub step): the wall times there follow the machine's load more than the build.
-Reuses the browser tests' JupyterLab fixture code (tests/e2e/conftest.py).
+measured in the same run, each build in its own JupyterLab whose kernel imports that checkout.
+
+How the two builds are compared (a shared host's load moves a single first paint by half its time):
+- in each of --rounds rounds both builds are measured, taking turns going first (neither gains
+  from the order: caches, load drifting), each in a full session (every figure above);
+- the first paint, measured once per page, is measured --paints times per build and round: the
+  full session's and --paints - 1 paint-only sessions, each a fresh JupyterLab, kernel and page
+  running the same cells up to each Explorer (its setup, the 1,000-step Explorer, the 100,000-step
+  data and Explorer; no bqplot, scrubs or heap readings), the two builds' sessions interleaved;
+- each figure is printed with both builds' medians over all their measurements, the ratio of
+  those medians, and the median (and range) of the paired ratios ours / baseline: one pair per
+  round and session, its two measurements taken back to back, so load that drifts over the run
+  cancels within a pair. The paired median is the figure to quote; where the two ratios disagree
+  the run was noisy: run it again.
+On a shared host compare the CPU figures (main-thread time, and of it style, layout and script):
+the wall times there follow the machine's load more than the build.
 """
 from __future__ import annotations
 
@@ -205,7 +216,7 @@ def benchmark_page(cells: list[str], checkout: Path | None = None):
 
 
 def measure(checkout: Path) -> dict[str, dict[str, float]]:
-    """Every figure of one build: the kernel imports `checkout`'s rnnwidgets (and its bundle)."""
+    """Every figure of one build (a full session): the kernel imports `checkout`'s rnnwidgets (and its bundle)."""
     got: dict[str, dict[str, float]] = {}
     with benchmark_page(CELLS, checkout) as (page, cdp):
         run_plain(page, 0)
@@ -226,6 +237,23 @@ def measure(checkout: Path) -> dict[str, dict[str, float]]:
         got["100k scrub"] = scrub(page, cdp, 1)
         mb, buffers = heap_mb(cdp)
         got["100k heap"] = {"MB": mb, "buffer MB": buffers}
+    return got
+
+
+PAINTS = ("1k paint", "100k paint")
+
+
+def measure_paints(checkout: Path) -> dict[str, dict[str, float]]:
+    """The two first paints of one build in a paint-only session: a fresh JupyterLab, kernel and
+    page running the setup, the 1,000-step Explorer, the 100,000-step data and Explorer."""
+    got: dict[str, dict[str, float]] = {}
+    with benchmark_page([SETUP, SMALL, BIG_DATA, BIG], checkout) as (page, cdp):
+        run_plain(page, 0)
+        got["1k paint"] = paint(page, cdp, 1, EXPLORER_PAINTED % 0)
+        wait_for_kernel_idle(page)
+        run_plain(page, 2)
+        got["100k paint"] = paint(page, cdp, 3, EXPLORER_PAINTED % 1)
+        wait_for_kernel_idle(page)
     return got
 
 
@@ -251,18 +279,36 @@ def report(got: dict[str, dict[str, float]]) -> None:
     print(f"  page heap with both views: {heap_text((got['100k heap']['MB'], got['100k heap']['buffer MB']))}")
 
 
-def medians(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    return {part: {k: statistics.median(r[part][k] for r in runs) for k in runs[0][part]} for part in runs[0]}
+Figures = dict[str, dict[str, float]]
 
 
-def compare(ours: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]]) -> None:
-    """Each figure of both builds and the ratio ours / baseline (below 1: ours is faster or smaller)."""
-    print(f"{'figure':<28}{'ours':>10}{'baseline':>10}{'ratio':>8}")
-    for part, figures in ours.items():
-        for name, value in figures.items():
-            other = baseline[part][name]
-            ratio = f"{value / other:.2f}" if other else "-"
-            print(f"{part + ' ' + name:<28}{value:>10.1f}{other:>10.1f}{ratio:>8}")
+def samples(runs: list[Figures], part: str, name: str) -> list[float]:
+    return [r[part][name] for r in runs if part in r]
+
+
+def paired_ratios(pairs: list[tuple[Figures, Figures]], part: str, name: str) -> list[float]:
+    """ours / baseline for each pair (ours, baseline) measured back to back that holds the figure."""
+    return [o[part][name] / b[part][name] for o, b in pairs if part in o and part in b and b[part][name]]
+
+
+def compare(pairs: list[tuple[Figures, Figures]]) -> None:
+    """Each figure of both builds: their medians over all measurements, the ratio of the medians and
+    the median of the paired ratios, with their range and count (below 1: ours is faster or smaller)."""
+    ours, baseline = [o for o, _ in pairs], [b for _, b in pairs]
+    print(f"{'figure':<28}{'ours':>10}{'baseline':>10}{'ratio':>8}{'paired':>8}  {'range':<11}{'pairs':>5}")
+    for part, figures in ours[0].items():
+        for name in figures:
+            a, b = statistics.median(samples(ours, part, name)), statistics.median(samples(baseline, part, name))
+            ratios = paired_ratios(pairs, part, name)
+            paired = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else ""
+            print(f"{part + ' ' + name:<28}{a:>10.1f}{b:>10.1f}{(f'{a / b:.2f}' if b else '-'):>8}{paired:>8}  "
+                  f"{spread:<11}{len(ratios):>5}")
+
+
+def paints_report(name: str, runs: list[Figures]) -> None:
+    for part in PAINTS:
+        print(f"  {name} {part}: " + ", ".join(f"{r[part]['ms']:.0f} ms (CPU {r[part]['CPU']:.0f})" for r in runs))
 
 
 def main() -> None:
@@ -270,24 +316,36 @@ def main() -> None:
     parser.add_argument("--baseline-dir", type=Path, help="another checkout of rnnwidgets, its front end built, "
                         "measured alternately with this one")
     parser.add_argument("--rounds", type=int, default=1, help="measurements of each build (medians are compared)")
+    parser.add_argument("--paints", type=int, default=3, help="first paints of each build per round: the full "
+                        "session's and this many minus one paint-only sessions (each a fresh JupyterLab and kernel)")
     args = parser.parse_args()
     if args.baseline_dir and not (args.baseline_dir / "rnnwidgets" / "static" / "widget.js").exists():
         parser.error(f"{args.baseline_dir} has no rnnwidgets/static/widget.js: build its front end (npm run build) first")
-    ours: list[dict[str, dict[str, float]]] = []
-    baseline: list[dict[str, dict[str, float]]] = []
+    pairs: list[tuple[Figures, Figures]] = []
     for r in range(max(1, args.rounds)):
         # the builds take turns going first, so neither gains from the order (caches, load drifting)
-        builds = [("this checkout", REPO, ours)]
+        builds = [("this checkout", REPO)]
         if args.baseline_dir:
-            builds.insert(r % 2, ("baseline", args.baseline_dir.resolve(), baseline))
-        for name, checkout, runs in builds:
-            runs.append(measure(checkout))
+            builds.insert(r % 2, ("baseline", args.baseline_dir.resolve()))
+        full: dict[str, Figures] = {}
+        for name, checkout in builds:
+            full[name] = measure(checkout)
             if args.rounds > 1 or args.baseline_dir:
                 print(f"round {r + 1}, {name} ({checkout}):")
-            report(runs[-1])
+            report(full[name])
+        paints: dict[str, list[Figures]] = {name: [] for name, _ in builds}
+        for k in range(max(0, args.paints - 1)):
+            for name, checkout in (builds if k % 2 else builds[::-1]):  # the later build of the full sessions first
+                paints[name].append(measure_paints(checkout))
+        for name, _ in builds:
+            paints_report(f"round {r + 1}, {name}, first paints of each session:", [full[name], *paints[name]])
+        if args.baseline_dir:
+            pairs.append((full["this checkout"], full["baseline"]))
+            pairs.extend(zip(paints["this checkout"], paints["baseline"]))
     if args.baseline_dir:
-        print(f"medians of {len(ours)} round(s), ours / baseline:")
-        compare(medians(ours), medians(baseline))
+        print(f"{args.rounds} round(s), {len(pairs)} pairs of first paints; ours / baseline "
+              "(ratio: of the medians; paired: the median of the paired ratios):")
+        compare(pairs)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,10 @@ export function createBars(actions: Actions): Panel {
   let rows = new Map<string, Row>(); // by quantity name, rebuilt when the layer changes
   let rowsFor: string[] = [];
   let width = BAR_W; // the bars' width in pixels: their column's, once measured
+  // The rows are painted once the resize observer has reported their column's width: painted at
+  // BAR_W first, every row would be painted twice on the first render (again at the column's
+  // width when the observer reports it, before that frame is shown).
+  let measured = false;
   let drawn: { t: number; unit: number; order: ArrayLike<number> | null; layer: LayerData; length: number; lut: number; width: number } | null = null;
   let lastState: ExplorerState | null = null;
   let selectedBackground = SELECTED_BG;
@@ -175,9 +179,7 @@ export function createBars(actions: Actions): Panel {
       actions.setUnit(orderFor(lastState, q)?.[slot] ?? slot);
     });
     rowEl.append(label.el, canvas);
-    const row: Row = { el: rowEl, label, canvas, image: null, words: new Uint32Array(0) };
-    sizeRow(row);
-    return row;
+    return { el: rowEl, label, canvas, image: null, words: new Uint32Array(0) }; // sized when first painted
   }
 
   function sizeRow(row: Row): void {
@@ -197,7 +199,8 @@ export function createBars(actions: Actions): Panel {
     const layer = selectedLayer(state);
     if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.order === state.order &&
         drawn.layer === layer && drawn.length === state.length && drawn.lut === lutVersion() && drawn.width === width) return;
-    if (!drawn || drawn.lut !== lutVersion()) selectedBackground = themeWord(el, "--jp-layout-color2", SELECTED_BG);
+    const paint = measured || !resize;
+    if (paint && (!drawn || drawn.lut !== lutVersion())) selectedBackground = themeWord(el, "--jp-layout-color2", SELECTED_BG);
     const names = Object.keys(layer.quantities);
     if (names.join("\n") !== rowsFor.join("\n")) {
       rows = new Map(names.map((n) => [n, makeRow(n)]));
@@ -218,18 +221,20 @@ export function createBars(actions: Actions): Panel {
     for (const [name, row] of rows) {
       const q = layer.quantities[name];
       row.label.size(labelWidth, "14px");
-      if (row.canvas.width !== width) sizeRow(row);
       const values = stepAt(q, state.t); // absolute step: NaN if a long sequence's window lacks it
-      const order = orderFor(state, q);
-      const selectedSlot = state.unit < q.units ? slotOfUnit(state.unit, order) : -1;
-      paintBars(row.words, width, BAR_H, values, order,
-        { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad, selectedBackground });
-      if (row.image) row.canvas.getContext("2d")?.putImageData(row.image, 0, 0);
+      if (paint) {
+        if (row.canvas.width !== width || row.words.length === 0) sizeRow(row);
+        const order = orderFor(state, q);
+        const selectedSlot = state.unit < q.units ? slotOfUnit(state.unit, order) : -1;
+        paintBars(row.words, width, BAR_H, values, order,
+          { scale: q.scale, vmin: q.vmin, vmax: q.vmax, selectedSlot, muted: pad, selectedBackground });
+        if (row.image) row.canvas.getContext("2d")?.putImageData(row.image, 0, 0);
+      }
       row.label.set(state.unit < q.units
         ? `${name}  unit ${state.unit} = ${formatValue(values[state.unit])}`
         : `${name}  (${q.units} features)`);
     }
-    drawn = { t: state.t, unit: state.unit, order: state.order, layer, length: state.length, lut: lutVersion(), width };
+    drawn = paint ? { t: state.t, unit: state.unit, order: state.order, layer, length: state.length, lut: lutVersion(), width } : null;
   }
 
   // The bars fill their column: repainted at its width in pixels, so they stay crisp.
@@ -237,7 +242,8 @@ export function createBars(actions: Actions): Panel {
   // writes of the observers called before this one, as on the first paint)
   const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
     const w = Math.round(entries.length ? entries[entries.length - 1].contentRect.width : axis.el.clientWidth);
-    if (w <= 0 || w === width) return;
+    if (w <= 0 || (measured && w === width)) return;
+    measured = true;
     width = w;
     if (lastState) update(lastState);
   });

@@ -234,6 +234,10 @@ export function createUnits(actions: Actions): Panel {
   let ours: ArrayLike<number> | null = null; // the last order this panel asked for
   let drawnLines: { data: Float32Array; units: string; length: number; width: number; lut: number } | null = null;
   let width = PLOT_W; // the canvas's width in pixels: the column's, once measured
+  // The lines are drawn once the resize observer has reported the column's width (drawn at PLOT_W
+  // first, they would be drawn twice on the first render: again at the column's width when the
+  // observer reports it, before that frame is shown); the axes are labelled at once.
+  let measured = false;
   let ink = { lut: -1, faint: "#eee", axis: "#bbb", colours: COLORS };
   let legendFor = "", topFor: ArrayLike<number> | null | undefined = undefined;
 
@@ -337,15 +341,16 @@ export function createUnits(actions: Actions): Panel {
     const key = `${units.join(",")}|${s.unit}`;
     if (!drawnLines || drawnLines.data !== q.data || drawnLines.units !== key || drawnLines.length !== s.length ||
         drawnLines.width !== width || drawnLines.lut !== lutVersion()) {
-      if (canvas.width !== width) canvas.width = width;
-      if (ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
+      const draw = measured || !resize;
+      if (draw && canvas.width !== width) canvas.width = width;
+      if (draw && ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
         const look = getComputedStyle(themeSource(el));
         const read = (name: string, fallback: string) => look.getPropertyValue(name).trim() || fallback;
         ink = { lut: lutVersion(), faint: read("--jp-layout-color2", "#eee"), axis: read("--jp-border-color1", "#bbb"),
                 colours: COLORS.map((c, k) => read(`--rw-series-${k}`, c)) };
       }
-      drawLines(canvas, q, units, s.unit, s.length, ink);
-      drawnLines = { data: q.data, units: key, length: s.length, width, lut: lutVersion() };
+      if (draw) drawLines(canvas, q, units, s.unit, s.length, ink);
+      drawnLines = draw ? { data: q.data, units: key, length: s.length, width, lut: lutVersion() } : null;
       const { left, right } = lineAxes(q, units, s.unit, s.length);
       labelAxis(yAxis, left);
       labelAxis(yRight, right);
@@ -370,7 +375,8 @@ export function createUnits(actions: Actions): Panel {
   // the observers called before this one, as on the first paint)
   const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
     const w = Math.round(entries.length ? entries[entries.length - 1].contentRect.width : plot.clientWidth);
-    if (w <= 0 || w === width) return;
+    if (w <= 0 || (measured && w === width)) return;
+    measured = true;
     width = w;
     if (state) update(state);
   });

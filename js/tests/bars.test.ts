@@ -147,3 +147,49 @@ describe("state-at-t panel", () => {
     panel.el.remove();
   });
 });
+
+describe("the bars' first paint", () => {
+  it("waits for the resize observer's width instead of painting every row twice", () => {
+    const observers: ResizeObserverCallback[] = [];
+    const Original = globalThis.ResizeObserver;
+    globalThis.ResizeObserver = class {
+      constructor(callback: ResizeObserverCallback) {
+        observers.push(callback);
+      }
+      observe() {}
+      unobserve() {}
+      disconnect() {}
+    } as unknown as typeof ResizeObserver;
+    const getContext = HTMLCanvasElement.prototype.getContext;
+    let puts = 0; // canvases painted
+    const fake = {
+      createImageData: (w: number, h: number) => ({ data: new Uint8ClampedArray(w * h * 4), width: w, height: h }),
+      putImageData: () => puts++,
+    };
+    HTMLCanvasElement.prototype.getContext = (() => fake) as unknown as typeof getContext;
+    try {
+      const units = 5;
+      const lstm = layer("lstm.l0", "lstm", [quantity("h", 6, units, (t, u) => Math.tanh(t - u)),
+        quantity("c", 6, units, (t, u) => (t - u) * 0.5)]);
+      const panel = createBars(recordingActions().actions);
+      panel.update(explorerState([lstm], { t: 4, unit: 2 }));
+      // built and labelled (the layout needs them), not painted
+      expect(panel.el.querySelectorAll("canvas")).toHaveLength(2);
+      expect(panel.el.querySelector(".rw-bars-label")!.textContent).toBe(`h  unit 2 = ${Math.fround(Math.tanh(2)).toFixed(3)}`);
+      expect(puts).toBe(0);
+      observers[0]([{ contentRect: { width: 300, height: 50 } } as ResizeObserverEntry], {} as ResizeObserver);
+      expect(puts).toBe(2); // each row once, at the reported width
+      expect([...panel.el.querySelectorAll("canvas")].map((c) => c.width)).toEqual([300, 300]);
+      // the same width reported again (or the same step) paints nothing more
+      observers[0]([{ contentRect: { width: 300, height: 50 } } as ResizeObserverEntry], {} as ResizeObserver);
+      panel.update(explorerState([lstm], { t: 4, unit: 2 }));
+      expect(puts).toBe(2);
+      panel.update(explorerState([lstm], { t: 3, unit: 2 })); // a scrub paints at once
+      expect(puts).toBe(4);
+      panel.destroy?.();
+    } finally {
+      globalThis.ResizeObserver = Original;
+      HTMLCanvasElement.prototype.getContext = getContext;
+    }
+  });
+});

@@ -217,3 +217,43 @@ describe("bucketColumn", () => {
     expect(bucketColumn(94, 10, 95)).toEqual({ column: 9, first: 90, last: 94 });
   });
 });
+
+describe("the unit lines' first draw", () => {
+  it("waits for the resize observer's width instead of drawing the lines twice; the axes are labelled at once", () => {
+    const observers: ResizeObserverCallback[] = [];
+    const Original = globalThis.ResizeObserver;
+    globalThis.ResizeObserver = class {
+      constructor(callback: ResizeObserverCallback) {
+        observers.push(callback);
+      }
+      observe() {}
+      unobserve() {}
+      disconnect() {}
+    } as unknown as typeof ResizeObserver;
+    const getContext = HTMLCanvasElement.prototype.getContext;
+    let draws = 0; // each drawing of the lines clears the canvas first
+    const fake = new Proxy({}, { get: (_, name) => (name === "clearRect" ? () => draws++ : () => undefined) });
+    HTMLCanvasElement.prototype.getContext = (() => fake) as unknown as typeof getContext;
+    try {
+      const q = quantity("c", 9, 2, (t, u) => (u === 0 ? (t % 2 ? 10 : -10) : t / 2));
+      const state = explorerState([layer("l", "lstm", [q])], { unit: 1, units: [1, 0] });
+      const panel = createUnits(recordingActions().actions);
+      panel.update(state);
+      expect(draws).toBe(0);
+      const ticks = [...panel.el.querySelectorAll(".rw-units-yaxis:not(.rw-units-yaxis-right) .rw-tick")];
+      expect(ticks.map((e) => e.textContent)).toEqual(["4.200", "2.000", "−0.200"]);
+      observers[0]([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      expect(draws).toBe(1);
+      expect(panel.el.querySelector("canvas")!.width).toBe(300);
+      observers[0]([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      panel.update(state);
+      expect(draws).toBe(1);
+      observers[0]([{ contentRect: { width: 200, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      expect(draws).toBe(2); // a new width redraws
+      panel.destroy?.();
+    } finally {
+      globalThis.ResizeObserver = Original;
+      HTMLCanvasElement.prototype.getContext = getContext;
+    }
+  });
+});

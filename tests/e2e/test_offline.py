@@ -62,6 +62,9 @@ def test_saved_html_opens_offline_scrubs_and_plays(explorer, page, tmp_path):
     blocked = block_network(page)
     page.goto(path.as_uri())
     _assert_drawn_and_scrubs(page)
+    # the state bars and unit lines, painted once their column's width is known (resize observer)
+    for canvas in (".rw-bars canvas", ".rw-units canvas"):
+        assert wait_for_ink(page.locator(canvas).first)["distinct"] >= 2, f"{canvas} was not painted in the saved page"
 
     before = cursor_pixels(page)
     page.locator(".rw-play").first.click()  # Play
