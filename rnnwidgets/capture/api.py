@@ -15,7 +15,7 @@ from .cells import cell_kind
 from .edits import check_edits
 from .finite import require_finite
 from .fused import fused_modules
-from .fused_trace import trace_fused
+from .fused_trace import forward_ran, trace_fused
 from .loop_gradients import trace_loop
 from .recording import HookRecording, trace_recorded
 from .step_module import trace_step_module
@@ -137,6 +137,8 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, ed
             with call.calling(bound) as given:
                 return trace_fused(model, inputs, given, tokens, loss, edits, selection)
         except Exception as whole:
+            if forward_ran(whole):      # the model took the whole sequence: the error is in what was asked
+                raise
             try:
                 return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
                                              edits=edits))

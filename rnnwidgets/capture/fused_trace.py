@@ -10,6 +10,7 @@ returned is cut. Copies from a GPU overlap the next layer's work (``convert.Host
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import numpy as np
@@ -39,7 +40,32 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
     with torch.enable_grad() if loss is not None else torch.no_grad():
         with LayerByLayer(model, run_layer) as recorder:
             output = model(inputs) if hidden is None else model(inputs, hidden)
-        runs = recorder.runs
+        with after_forward():
+            return trace_runs(model, inputs, output, recorder.runs, builder, tokens, loss, edits, selection,
+                              lean, anchor, editor if edits else None)
+
+
+@contextlib.contextmanager
+def after_forward():
+    """Marks an error raised once the model's forward has run whole on the sequence: an error in
+    what was asked of the trace (tokens, edits, a selection, the loss), never a sign that the model
+    wants to be driven one step at a time, so capture/api.py's ``dispatch`` raises it as it is."""
+    try:
+        yield
+    except Exception as error:
+        error.__dict__["rw_forward_ran"] = True
+        raise
+
+
+def forward_ran(error: BaseException) -> bool:
+    """Whether ``error`` was raised after the model's forward had run whole (``after_forward``)."""
+    return bool(getattr(error, "__dict__", {}).get("rw_forward_ran"))
+
+
+def trace_runs(model: nn.Module, inputs, output, runs: list, builder: TraceBuilder, tokens, loss, edits,
+               selection: Optional[Selection], lean: bool, anchor, editor) -> Trace:
+    """The Trace of one forward's layer runs (``trace_fused``), gradients and edits included."""
+    with torch.enable_grad() if loss is not None else torch.no_grad():
         if not runs:
             raise ValueError(f"rw.trace: {type(model).__name__} contains recurrent modules but none of them ran "
                              f"in its forward")
