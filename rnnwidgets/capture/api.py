@@ -10,8 +10,9 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
 from . import select
-from .call import ModelCall, unpack, unwrap
+from .call import ModelCall, main_output, unpack, unwrap
 from .cells import cell_kind
+from .convert import to_numpy
 from .edits import check_edits
 from .finite import require_finite
 from .fused import fused_modules
@@ -153,8 +154,27 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, ed
             return cut(trace_loop(model, args, kwargs, tokens, loss, edits))
         return cut(trace_recorded(model, args, kwargs, tokens, loss, edits))
     with torch.no_grad(), HookRecording(model, tokens=tokens, edits=edits, who="rw.trace") as rec:
-        model(*args, **kwargs)
-    return cut(rec.trace)
+        output = model(*args, **kwargs)
+    tr = rec.trace
+    if tr.outputs is None:      # cells in the model's own loop: its output, when it has one row per step
+        tr.outputs = loop_outputs(output, tr)
+        tr.validate()
+    return cut(tr)
+
+
+def loop_outputs(output, tr: Trace):
+    """The model's main output (``call.main_output``) as (batch, time, features) when it is
+    (batch, time[, features]) or (time, batch[, features]) for the first layer's batch and steps
+    (which must differ, or the layout cannot be told); else None."""
+    out = main_output(output)
+    batch, steps = tr.first.h.shape[:2] if "h" in tr.first.states else (0, 0)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.dim() not in (2, 3) or batch == steps:
+        return None
+    if tuple(out.shape[:2]) == (steps, batch):
+        out = out.transpose(0, 1)
+    elif tuple(out.shape[:2]) != (batch, steps):
+        return None
+    return to_numpy(out if out.dim() == 3 else out.unsqueeze(-1))
 
 
 def both_failed(call: ModelCall, whole: Exception, stepped: Exception) -> Exception:

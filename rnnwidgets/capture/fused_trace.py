@@ -22,6 +22,7 @@ from ..kinds import is_reverse
 from ..tracedata import Trace
 from . import edited, gradients
 from .build import TraceBuilder, normalize_tokens
+from .call import main_output
 from .convert import HostCopies, to_numpy
 from .edited import EditedLayers
 from .edits import check_all_found, describe
@@ -259,13 +260,14 @@ def own_lengths(call: dict) -> np.ndarray:
 
 
 def output_steps(output, shapes: dict, batch: int):
-    """The model's first output (a tensor, a tuple's first element, a padded PackedSequence) as
+    """The model's main output (``call.main_output``: a tensor, a tuple's first item, a dict's
+    "logits"; a PackedSequence padded) as
     (batch, time, features) when its time dimension matches a traced layer's sequence in that
     layer's module layout (a layer of the trace's batch; ``shapes``: each layer's (batch, steps,
     batch_first) as run, from ``merge_calls``), else None. A 2-D output of steps x
     batch rows is that sequence flattened in the module's layout (the word language model's
     ``decoded.view(-1, ntoken)``)."""
-    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    out = main_output(output)
     if isinstance(out, PackedSequence):
         return pad_packed_sequence(out, batch_first=True)[0]
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3):
