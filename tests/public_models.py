@@ -11,6 +11,11 @@ the tests of the newer calls (dynamics, fixed points, edits, generate, compare, 
   (batch_first, dropout between layers), ``BiGRU`` (3 bidirectional layers), ``Sequence`` (the
   time_sequence_prediction example's two LSTMCells in a loop, float64), ``LSTMState`` (returns
   ``(output, (h, c))``).
+- ``LSTMTagger``: the "Sequence Models and LSTM Networks" tutorial's tagger (one unbatched sentence
+  of ids, ``embeds.view(len(sentence), 1, -1)``); ``GenRNN``: the char-RNN generation tutorial's
+  ``forward(category, input, hidden)`` with i2h / i2o / o2o; ``SentimentRNN``: the Udacity sentiment
+  LSTM (``forward(x, hidden)``, ``init_hidden(batch_size)``, the last step's sigmoid);
+  ``AirModel``: the airline-passengers LSTM time-series regressor (batch_first, an output per step).
 """
 import torch
 import torch.nn.functional as F
@@ -311,3 +316,90 @@ class LSTMState(nn.Module):
     def forward(self, x, state=None):
         out, (h, c) = self.lstm(x, state)
         return self.fc(out), (h, c)
+
+
+class LSTMTagger(nn.Module):
+    """PyTorch tutorial 'Sequence Models and Long Short-Term Memory Networks'"""
+    def __init__(self, embedding_dim, hidden_dim, vocab_size, tagset_size):
+        super(LSTMTagger, self).__init__()
+        self.hidden_dim = hidden_dim
+        self.word_embeddings = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim)
+        self.hidden2tag = nn.Linear(hidden_dim, tagset_size)
+
+    def forward(self, sentence):
+        embeds = self.word_embeddings(sentence)
+        lstm_out, _ = self.lstm(embeds.view(len(sentence), 1, -1))
+        tag_space = self.hidden2tag(lstm_out.view(len(sentence), -1))
+        tag_scores = F.log_softmax(tag_space, dim=1)
+        return tag_scores
+
+
+class GenRNN(nn.Module):
+    """char_rnn_generation_tutorial: forward(category, input, hidden)"""
+    def __init__(self, n_categories, input_size, hidden_size, output_size):
+        super(GenRNN, self).__init__()
+        self.hidden_size = hidden_size
+        self.i2h = nn.Linear(n_categories + input_size + hidden_size, hidden_size)
+        self.i2o = nn.Linear(n_categories + input_size + hidden_size, output_size)
+        self.o2o = nn.Linear(hidden_size + output_size, output_size)
+        self.dropout = nn.Dropout(0.1)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, category, input, hidden):
+        input_combined = torch.cat((category, input, hidden), 1)
+        hidden = self.i2h(input_combined)
+        output = self.i2o(input_combined)
+        output_combined = torch.cat((hidden, output), 1)
+        output = self.o2o(output_combined)
+        output = self.dropout(output)
+        output = self.softmax(output)
+        return output, hidden
+
+    def initHidden(self):
+        return torch.zeros(1, self.hidden_size)
+
+
+class SentimentRNN(nn.Module):
+    """Udacity deep-learning-v2 sentiment-rnn: forward(x, hidden), init_hidden(batch_size)"""
+    def __init__(self, vocab_size, output_size, embedding_dim, hidden_dim, n_layers, drop_prob=0.5):
+        super(SentimentRNN, self).__init__()
+        self.output_size = output_size
+        self.n_layers = n_layers
+        self.hidden_dim = hidden_dim
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, n_layers, dropout=drop_prob, batch_first=True)
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(hidden_dim, output_size)
+        self.sig = nn.Sigmoid()
+
+    def forward(self, x, hidden):
+        batch_size = x.size(0)
+        embeds = self.embedding(x)
+        lstm_out, hidden = self.lstm(embeds, hidden)
+        lstm_out = lstm_out.contiguous().view(-1, self.hidden_dim)
+        out = self.dropout(lstm_out)
+        out = self.fc(out)
+        sig_out = self.sig(out)
+        sig_out = sig_out.view(batch_size, -1)
+        sig_out = sig_out[:, -1]
+        return sig_out, hidden
+
+    def init_hidden(self, batch_size):
+        weight = next(self.parameters()).data
+        hidden = (weight.new(self.n_layers, batch_size, self.hidden_dim).zero_(),
+                  weight.new(self.n_layers, batch_size, self.hidden_dim).zero_())
+        return hidden
+
+
+class AirModel(nn.Module):
+    """machinelearningmastery LSTM time-series (airline passengers)"""
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=1, hidden_size=50, num_layers=1, batch_first=True)
+        self.linear = nn.Linear(50, 1)
+
+    def forward(self, x):
+        x, _ = self.lstm(x)
+        x = self.linear(x)
+        return x

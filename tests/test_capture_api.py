@@ -83,3 +83,31 @@ def packed_lstm():
         def forward(self, packed):
             return self.lstm(packed)[0]
     return Packed()
+
+
+# A model with forward(input, hidden) and an nn.GRU inside (the word language model's shape) is run
+# whole first and driven step by step only when that call fails; an error in what was asked of the
+# trace once the whole run went through is raised alone, as one sentence, not as "both failed".
+class WholeWithHidden(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(3, 4)
+
+    def forward(self, input, hidden):
+        return self.rnn(input, hidden)
+
+
+@pytest.mark.parametrize("asked, said", [
+    ({"tokens": [["a", "b"]] * 2}, r"^tokens\[0\]: expected 5 tokens \(its length\), got 2$"),
+    ({"steps": slice(6, 8)}, r"^rw.trace: steps: expected a window overlapping every selected layer, .*"),
+    ({"edits": "clamp"}, r"^rw.trace: rw.clamp\('rnn.l0', 'h', .*\) names no step of 'rnn.l0', which ran 5 steps; "
+                         r"expected steps in \[0, 5\)$"),
+])
+def test_an_error_in_what_was_asked_of_a_whole_run_is_not_retried_step_by_step(asked, said):
+    import rnnwidgets as rw
+
+    if asked.get("edits") == "clamp":
+        asked = {"edits": [rw.clamp("rnn.l0", "h", [0], [7], 0.0)]}
+    with pytest.raises(Exception, match=said) as error:
+        trace(WholeWithHidden(), torch.randn(5, 2, 3), **asked)
+    assert "one step at a time" not in str(error.value)

@@ -277,3 +277,24 @@ def test_points_split_over_several_passes_give_the_same_attribution():
                                rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="points_per_pass: expected a positive number or None"):
         attribution(model, ids, points_per_pass=0)
+
+
+def test_a_score_per_sequence_is_explained_itself():
+    """The Udacity sentiment LSTM returns one sigmoid score per review, (batch,): that score is the
+    target, its gradient x input summed over each step's embedding."""
+    from public_models import SentimentRNN
+
+    torch.manual_seed(0)
+    model = SentimentRNN(11, 1, 8, 12, 2).eval()
+    x = torch.randint(0, 11, (3, 7))
+    got = attribution(model, x, method="gradient_x_input")
+    emb = model.embedding(x).detach().requires_grad_()
+    handle = model.embedding.register_forward_hook(lambda m, i, o: emb)
+    try:
+        score, _ = model(x, model.init_hidden(3))
+    finally:
+        handle.remove()
+    grad, = torch.autograd.grad(score.sum(), emb)
+    np.testing.assert_allclose(got, (emb * grad).sum(-1).detach().numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match=r"target: expected an output of \(batch, classes\) at the step, got \(3,\)"):
+        attribution(model, x, target=1)

@@ -391,3 +391,6 @@ def test_wrapped_models_read_as_the_users_module_paths(wrap):
     ids = torch.randint(0, 30, (5, 2))
     assert list(rw.trace(wrapped, ids).layers) == ["rnn.l0"]
     assert rw.TrainingMonitor(wrapped).layers == ["encoder", "rnn.l0", "decoder"]
+    assert rw.fixed_points(wrapped, layer="rnn.l0", n_init=2, adam_steps=5, newton_steps=2).layer == "rnn.l0"
+    assert list(rw.dynamics(wrapped, ids, k=1).layers) == ["rnn.l0"]
+    assert rw.generate(wrapped, [1, 2], steps=1).meta["token_ids"] == rw.generate(model, [1, 2], steps=1).meta["token_ids"]

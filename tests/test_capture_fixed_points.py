@@ -133,3 +133,13 @@ def test_bad_arguments_get_one_sentence():
         rw.fixed_points(gru, input=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="states must have 3 values per row"):
         rw.fixed_points(gru, states=np.zeros((5, 4)))
+
+
+def test_a_wrapped_model_names_its_layers_as_the_module_it_wraps():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.gru = nn.GRU(2, 3)
+    wrapped = nn.DataParallel(model)
+    fps = rw.fixed_points(wrapped, layer="gru.l0", n_init=4)
+    assert fps.layer == "gru.l0"
+    np.testing.assert_array_equal(fps.states, rw.fixed_points(model, layer="gru.l0", n_init=4).states)

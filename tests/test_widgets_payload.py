@@ -74,3 +74,17 @@ def test_the_index_says_which_mode_the_model_was_traced_in():
     for training in (True, False):
         trace.meta["training"] = training
         assert payload.build_payload(trace, 0)[0]["training"] is training
+
+
+def test_the_index_gives_the_models_step_number_of_a_windows_first_step():
+    import torch
+
+    import rnnwidgets as rw
+
+    torch.manual_seed(0)
+    model = torch.nn.GRU(2, 3, batch_first=True)
+    x = torch.randn(1, 12, 2)
+    assert payload.build_payload(rw.trace(model, x), 0)[0]["first_step"] == 0
+    window = rw.trace(model, x, steps=slice(7, 10))
+    assert payload.build_payload(window, 0)[0]["first_step"] == 7
+    assert rw.explore(window).view.index["first_step"] == 7          # as the Explorer sends it

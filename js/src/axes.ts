@@ -48,8 +48,10 @@ export function createAxis(className: string, direction: "x" | "y") {
   return { el, set };
 }
 
-/** The steps labelled along `width` pixels of `steps` columns: each label clear of the next. */
-export function stepLabels(steps: number, width: number): { at: number; text: string }[] {
-  const label = String(Math.max(0, steps - 1)).length * CHAR_PX + 10;
-  return ticks(steps, niceStride(width / steps, label)).map((t) => ({ at: t, text: String(t) }));
+/** The steps labelled along `width` pixels of `steps` columns: each label clear of the next.
+ * `first`: the step number of column 0 (a trace of a window of steps, `rw.trace(steps=...)`,
+ * labels its columns with the model's own step numbers). */
+export function stepLabels(steps: number, width: number, first = 0): { at: number; text: string }[] {
+  const label = String(first + Math.max(0, steps - 1)).length * CHAR_PX + 10;
+  return ticks(steps, niceStride(width / steps, label)).map((t) => ({ at: t, text: String(first + t) }));
 }

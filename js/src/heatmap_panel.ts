@@ -107,7 +107,7 @@ export function createHeatmapPanel(
     if (!state.layers.length) return;
     rowAxis.set(units, rowLabels(state, units, h || shownHeight(units)));
     rowAxis.el.style.width = `${String(Math.max(0, units - 1)).length}ch`; // (its labels are placed absolutely)
-    if (w > 0) stepAxis.set(steps, stepLabels(steps, w));
+    if (w > 0) stepAxis.set(steps, stepLabels(steps, w, state.firstStep ?? 0));
   }
 
   function drawImage(): void {

@@ -82,6 +82,7 @@ export interface ExplorerState {
   inputs: Quantity | null; // numeric input features per step when there are no tokens
   layers: LayerData[];
   predictions: Predictions | null;
+  firstStep?: number; // the model's step number of step 0: a window's start (rw.trace(steps=...)); 0 when absent
 }
 
 /** What panels may ask the Explorer to change. */

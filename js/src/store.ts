@@ -134,6 +134,7 @@ export class ExplorerStore {
     this.overview = decoded.overview;
     state.layers = decoded.layers;
     state.inputs = decoded.inputs;
+    state.firstStep = index.first_step ?? 0;
     this.predictions = decoded.predictions;
     this.readSelection();
     this.emit("payload");

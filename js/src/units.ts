@@ -359,7 +359,7 @@ export function createUnits(actions: Actions): Panel {
       plot.dataset.hi = String(left[1]);
       plot.dispatchEvent(new CustomEvent(AXES_EVENT));
       const { from: a, to: b } = heldRange(q);
-      xAxis.set(b - a, stepLabels(b - a, width).map(({ at }) => ({ at, text: String(a + at) })));
+      xAxis.set(b - a, stepLabels(b - a, width, (s.firstStep ?? 0) + a));
     }
     updateLegend(units, q, s.unit);
     updateTop(s.order);

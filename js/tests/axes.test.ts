@@ -39,6 +39,14 @@ describe("axis labels", () => {
     expect(stepLabels(12, 600)).toHaveLength(12);
   });
 
+  it("a window of steps is labelled with the model's own step numbers, as far apart as their width needs", () => {
+    const labels = stepLabels(50, 300, 9_990); // steps 9,990 ... 10,039 of a trace made with steps=
+    expect(labels[0]).toEqual({ at: 0, text: "9990" });
+    const widest = "10039".length * CHAR_PX;
+    for (let k = 1; k < labels.length; k++) expect(((labels[k].at - labels[k - 1].at) * 300) / 50).toBeGreaterThan(widest);
+    expect(labels.every(({ at, text }) => text === String(9_990 + at))).toBe(true);
+  });
+
   it("the bars' unit ids follow the display order", () => {
     expect(slotLabels(Int32Array.of(2, 0, 1), 3, 300).map((l) => l.text)).toEqual(["2", "0", "1"]);
     expect(slotLabels(null, 100, 300).map((l) => l.at).slice(0, 3)).toEqual([0, 10, 20]); // 3 px a unit

@@ -67,6 +67,21 @@ describe("the Explorer's heatmap panel", () => {
     expect(captions[2]).toBe(captions[1]);
   });
 
+  it("labels its steps with the model's own step numbers for a window of steps (rw.trace(steps=...))", () => {
+    const layers = [{ name: "rnn.l0", kind: "rnn" as const, quantities: [{ name: "h", units: 2, f: () => 0 }] }];
+    const labels = [undefined, 120].map((firstStep) => {
+      const { store, panel } = panelOver(layers, "h", { firstStep });
+      panel.heatmap.size = () => ({ w: 300, h: 80, steps: 3, units: 2 }); // laid out 300 px wide
+      store.load();
+      const text = [...panel.el.querySelectorAll(".rw-step-axis .rw-tick")].map((tick) => tick.textContent);
+      panel.destroy();
+      store.destroy();
+      return text;
+    });
+    expect(labels[0]).toEqual(["0", "1", "2"]);
+    expect(labels[1]).toEqual(["120", "121", "122"]);
+  });
+
   it("centres the diverging map on the page background, and repaints when the theme changes", async () => {
     const { store, panel } = panelOver([
       { name: "lstm.l0", kind: "lstm", quantities: [{ name: "h", units: 2, f: () => 0 }] },

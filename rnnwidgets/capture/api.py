@@ -10,12 +10,13 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
 from . import select
-from .call import ModelCall, unpack, unwrap
+from .call import ModelCall, main_output, unpack, unwrap
 from .cells import cell_kind
+from .convert import to_numpy
 from .edits import check_edits
 from .finite import require_finite
 from .fused import fused_modules
-from .fused_trace import trace_fused
+from .fused_trace import forward_ran, trace_fused
 from .loop_gradients import trace_loop
 from .recording import HookRecording, trace_recorded
 from .step_module import trace_step_module
@@ -137,6 +138,8 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, ed
             with call.calling(bound) as given:
                 return trace_fused(model, inputs, given, tokens, loss, edits, selection)
         except Exception as whole:
+            if forward_ran(whole):      # the model took the whole sequence: the error is in what was asked
+                raise
             try:
                 return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
                                              edits=edits))
@@ -151,8 +154,27 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, ed
             return cut(trace_loop(model, args, kwargs, tokens, loss, edits))
         return cut(trace_recorded(model, args, kwargs, tokens, loss, edits))
     with torch.no_grad(), HookRecording(model, tokens=tokens, edits=edits, who="rw.trace") as rec:
-        model(*args, **kwargs)
-    return cut(rec.trace)
+        output = model(*args, **kwargs)
+    tr = rec.trace
+    if tr.outputs is None:      # cells in the model's own loop: its output, when it has one row per step
+        tr.outputs = loop_outputs(output, tr)
+        tr.validate()
+    return cut(tr)
+
+
+def loop_outputs(output, tr: Trace):
+    """The model's main output (``call.main_output``) as (batch, time, features) when it is
+    (batch, time[, features]) or (time, batch[, features]) for the first layer's batch and steps
+    (which must differ, or the layout cannot be told); else None."""
+    out = main_output(output)
+    batch, steps = tr.first.h.shape[:2] if "h" in tr.first.states else (0, 0)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.dim() not in (2, 3) or batch == steps:
+        return None
+    if tuple(out.shape[:2]) == (steps, batch):
+        out = out.transpose(0, 1)
+    elif tuple(out.shape[:2]) != (batch, steps):
+        return None
+    return to_numpy(out if out.dim() == 3 else out.unsqueeze(-1))
 
 
 def both_failed(call: ModelCall, whole: Exception, stepped: Exception) -> Exception:

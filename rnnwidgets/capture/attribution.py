@@ -43,7 +43,8 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
       order, as a word language model's); None: the last step, or the whole output when it has no
       time axis (a classifier of the sequence).
     - ``target``: the class index whose output is explained (an int, or one per batch element);
-      None: the class the model predicts there; or a callable on that output (the model's whole
+      None: the class the model predicts there (an output of one score per sequence, (batch,): that
+      score); or a callable on that output (the model's whole
       output when ``t`` is None) returning one scalar per batch element (or their sum).
     - ``method``: ``"integrated_gradients"`` ((x - baseline) times the gradient averaged along the
       straight path from the baseline, ``steps`` Gauss-Legendre points; the attributions of a
@@ -287,6 +288,8 @@ class Runner:
                 return lambda output: scalar(target(output))
             return lambda output: scalar(target(at_t(output)))
         prediction = at_t(output)                                              # (B, classes)
+        if prediction.dim() == 1 and prediction.shape[0] == self.batch and target in (None, 0):
+            return lambda output: at_t(output).sum()           # one score per sequence (a sigmoid's): itself
         if prediction.dim() != 2 or prediction.shape[0] != self.batch:
             raise ValueError(f"{WHO}: target: expected an output of (batch, classes) at the step, got "
                              f"{tuple(prediction.shape)}; pass target= a callable")

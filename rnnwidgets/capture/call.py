@@ -54,6 +54,17 @@ def unwrap(model):
             return model
 
 
+def main_output(output):
+    """The model's main output, which ``tr.outputs``, ``loss="last"`` and ``rw.generate`` read: a
+    tuple's or list's first item; a dict's (a Hugging Face ``ModelOutput``'s) "logits", else its
+    first value; anything else as it is."""
+    if isinstance(output, dict) and output:
+        return output["logits"] if "logits" in output else next(iter(output.values()))
+    if isinstance(output, (tuple, list)) and output:
+        return output[0]
+    return output
+
+
 def looks_like_hidden(name: str) -> bool:
     return name in HIDDEN_NAMES or "hidden" in name
 

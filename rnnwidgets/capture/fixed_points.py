@@ -16,6 +16,7 @@ from torch import nn
 
 from ..dynamics_analysis import FixedPoints, deduplicate, eigen
 from ..tracedata import Trace
+from .call import unwrap
 from .jacobians import recurrences
 
 
@@ -30,7 +31,7 @@ def fixed_points(model: nn.Module, layer: Optional[str] = None, input=None, n_in
     (with ``noise``: Gaussian noise of that standard deviation added). Without ``states``, starts
     uniform in [-1, 1]. ``tol``: the largest q kept; ``unique``: points closer than this are one.
     """
-    found = recurrences(model)
+    found = recurrences(unwrap(model))
     if not found:
         raise ValueError(f"rw.fixed_points: expected a model holding an nn.LSTM / nn.GRU / nn.RNN or a cell "
                          f"(nn.LSTMCell / GRUCell / RNNCell), whose step has a closed form; {type(model).__name__} "

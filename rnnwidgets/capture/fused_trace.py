@@ -10,6 +10,7 @@ returned is cut. Copies from a GPU overlap the next layer's work (``convert.Host
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import numpy as np
@@ -21,6 +22,7 @@ from ..kinds import is_reverse
 from ..tracedata import Trace
 from . import edited, gradients
 from .build import TraceBuilder, normalize_tokens
+from .call import main_output
 from .convert import HostCopies, to_numpy
 from .edited import EditedLayers
 from .edits import check_all_found, describe
@@ -39,7 +41,32 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
     with torch.enable_grad() if loss is not None else torch.no_grad():
         with LayerByLayer(model, run_layer) as recorder:
             output = model(inputs) if hidden is None else model(inputs, hidden)
-        runs = recorder.runs
+        with after_forward():
+            return trace_runs(model, inputs, output, recorder.runs, builder, tokens, loss, edits, selection,
+                              lean, anchor, editor if edits else None)
+
+
+@contextlib.contextmanager
+def after_forward():
+    """Marks an error raised once the model's forward has run whole on the sequence: an error in
+    what was asked of the trace (tokens, edits, a selection, the loss), never a sign that the model
+    wants to be driven one step at a time, so capture/api.py's ``dispatch`` raises it as it is."""
+    try:
+        yield
+    except Exception as error:
+        error.__dict__["rw_forward_ran"] = True
+        raise
+
+
+def forward_ran(error: BaseException) -> bool:
+    """Whether ``error`` was raised after the model's forward had run whole (``after_forward``)."""
+    return bool(getattr(error, "__dict__", {}).get("rw_forward_ran"))
+
+
+def trace_runs(model: nn.Module, inputs, output, runs: list, builder: TraceBuilder, tokens, loss, edits,
+               selection: Optional[Selection], lean: bool, anchor, editor) -> Trace:
+    """The Trace of one forward's layer runs (``trace_fused``), gradients and edits included."""
+    with torch.enable_grad() if loss is not None else torch.no_grad():
         if not runs:
             raise ValueError(f"rw.trace: {type(model).__name__} contains recurrent modules but none of them ran "
                              f"in its forward")
@@ -233,13 +260,14 @@ def own_lengths(call: dict) -> np.ndarray:
 
 
 def output_steps(output, shapes: dict, batch: int):
-    """The model's first output (a tensor, a tuple's first element, a padded PackedSequence) as
+    """The model's main output (``call.main_output``: a tensor, a tuple's first item, a dict's
+    "logits"; a PackedSequence padded) as
     (batch, time, features) when its time dimension matches a traced layer's sequence in that
     layer's module layout (a layer of the trace's batch; ``shapes``: each layer's (batch, steps,
     batch_first) as run, from ``merge_calls``), else None. A 2-D output of steps x
     batch rows is that sequence flattened in the module's layout (the word language model's
     ``decoded.view(-1, ntoken)``)."""
-    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    out = main_output(output)
     if isinstance(out, PackedSequence):
         return pad_packed_sequence(out, batch_first=True)[0]
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3):

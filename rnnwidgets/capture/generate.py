@@ -24,7 +24,7 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import ModelCall, device_and_dtype, unwrap
+from .call import ModelCall, device_and_dtype, main_output, unwrap
 from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -197,7 +197,7 @@ class TokenCall:
                             f"{type(self.model).__name__} so failed: {e}") from e
         if check is not None:
             check()
-        out = out[0] if isinstance(out, (tuple, list)) and out else out
+        out = main_output(out)
         batch, time = fed.shape
         rows = (time, batch) if self.time_major else (batch, time)
         if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == batch * time:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..kinds import GRU_GATES, LSTM_GATES
+from .call import main_output
 from .fused import affine
 
 
@@ -31,8 +32,9 @@ def called_loss(loss, output) -> torch.Tensor:
 
 
 def first_output(output):
-    """The model's first output, which ``loss="last"`` reads: a tensor or a PackedSequence."""
-    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    """The model's main output (``call.main_output``: a tuple's first item, a dict's "logits"),
+    which ``loss="last"`` reads: a tensor or a PackedSequence."""
+    out = main_output(output)
     if not isinstance(out, (torch.Tensor, PackedSequence)):
         raise TypeError(f"rw.trace: loss=\"last\" needs a tensor output, got {type(out).__name__}; pass a callable")
     return out

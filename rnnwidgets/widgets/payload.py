@@ -202,8 +202,16 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
     training = trace.meta.get("training")
     index = {"steps": trace.steps, "length": int(trace.lengths[batch]), "layers": layers,
              "inputs": inputs, "predictions": predictions, "lod": lod,
-             "training": None if training is None else bool(training)}
+             "training": None if training is None else bool(training), "first_step": first_step(trace)}
     return index, packer.bytes()
+
+
+def first_step(trace: Trace) -> int:
+    """The model's step number of the trace's step 0: where a window of steps starts
+    (``rw.trace(steps=...)``, recorded in ``meta["selection"]["steps"]``), so the time axis is
+    labelled with the model's own steps; else 0."""
+    window = (trace.meta.get("selection") or {}).get("steps")
+    return int(window[0]) if window else 0
 
 
 def window_payload(trace: Trace, batch: int, window: tuple, scales: dict) -> bytes:

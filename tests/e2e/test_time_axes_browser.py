@@ -68,3 +68,43 @@ def test_each_layer_on_its_own_time_axis(page, jupyter_server):
     assert widget.locator(".rw-token-current").inner_text() == "."
     assert widget.locator(".rw-predictions").inner_text() == ""   # not the encoder's steps
     assert kernel_sees(page, "explorer.view.layer, explorer.view.t", "encoder.l0 6") == "encoder.l0 6"
+
+
+DARK = """() => {
+  const s = document.body.style;   // JupyterLab Dark's variables, as its theme sets them
+  for (const [k, v] of [["--jp-layout-color0", "#111111"], ["--jp-layout-color1", "#212121"],
+                        ["--jp-ui-font-color0", "rgba(255,255,255,1)"], ["--jp-ui-font-color1", "rgba(255,255,255,0.87)"],
+                        ["--jp-ui-font-color2", "rgba(255,255,255,0.54)"], ["--jp-border-color1", "#616161"]])
+    s.setProperty(k, v);
+  s.background = "#111111";
+  document.body.setAttribute("data-jp-theme-light", "false");
+  document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark");
+}"""
+
+
+def test_a_trace_of_a_window_of_steps_labels_its_columns_with_the_models_own_steps(page, tmp_path):
+    """rw.trace(steps=slice(120, 180)) opened in the Explorer (an exported file, no kernel): the
+    step axis under the heatmap reads 120 ... 179, not 0 ... 59; looked at in Light and Dark."""
+    import torch
+
+    import rnnwidgets as rw
+
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(3, 16, batch_first=True)
+    window = rw.trace(model, torch.randn(1, 300, 3), steps=slice(120, 180))
+    path = rw.explore(window).save_html(tmp_path / "window.html")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(path.as_uri())
+    wait_for_ink(page.locator(".rw-heatmap").first, min_distinct=10)
+    axes = page.locator(".rw-explorer .rw-step-axis")    # the heatmap's and the unit plot's
+    axes.first.locator(".rw-tick").first.wait_for()
+    assert axes.count() == 2
+    for k in range(2):
+        labels = [int(t) for t in axes.nth(k).locator(".rw-tick").all_inner_texts()]
+        assert labels[0] == 120 and labels[-1] <= 179 and len(labels) >= 3, labels
+        assert all(b > a for a, b in zip(labels, labels[1:])), str(labels)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".rw-explorer").first.screenshot(path=str(ARTIFACTS / "window_steps_light.png"))
+    page.evaluate(DARK)
+    page.wait_for_timeout(300)
+    page.locator(".rw-explorer").first.screenshot(path=str(ARTIFACTS / "window_steps_dark.png"))
