@@ -173,6 +173,23 @@ describe("token strip", () => {
     expect(calls).toEqual([["setT", 49], ["setT", 1]]);
   });
 
+  it("the whole token at the cursor moves along the strip with tokens, and stays put without any", () => {
+    const panel = createTokens(recordingActions().actions);
+    const label = panel.el.querySelector<HTMLElement>(".rw-token-full-label")!;
+    const tokens = "abcdefghij".split("");
+    panel.update(explorerState([lstm(10)], { tokens, t: 4 }));
+    expect(label.textContent).toBe("e");
+    expect(label.style.left).toBe(`${((4.5 / 10) * 100).toFixed(4)}%`);
+    // steps without tokens: nothing to show, so nothing moved (a moved element costs the page a
+    // new layerization in the frame, cursor_line.ts)
+    const bare = createTokens(recordingActions().actions);
+    const bareLabel = bare.el.querySelector<HTMLElement>(".rw-token-full-label")!;
+    for (const t of [0, 3, 7]) bare.update(explorerState([lstm(10)], { t }));
+    expect(bareLabel.textContent).toBe("");
+    expect(bareLabel.style.cssText).toBe("");
+    expect(bare.el.querySelector<HTMLElement>(".rw-token-full")!.style.visibility).toBe("hidden");
+  });
+
   it("the colour band under a sparkline follows the selected unit over the steps shown", () => {
     const q = quantity("h", 10, 2, (t, u) => (u ? -1 : t / 10));
     const words = new Uint32Array(5);
