@@ -101,7 +101,6 @@ export const EXPLORER_CSS = `
 /* Lines over time and the cell view. */
 .rw-explorer .rw-units-plot { position: relative; width: 100%; cursor: crosshair; }
 .rw-explorer .rw-units-plot canvas { width: 100%; display: block; }
-.rw-explorer .rw-units-cursor, .rw-explorer .rw-tokens-cursor { background: var(--rw-strong); }
 .rw-explorer .rw-units-legend { display: flex; gap: 8px; flex-wrap: wrap; font: 11px var(--rw-mono); }
 .rw-explorer .rw-unit-search-msg { color: var(--rw-error); }
 .rw-explorer .rw-cellview { display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: flex-start; }

@@ -9,6 +9,7 @@ import { colorWord, cssColor, lutVersion, NON_FINITE, textColorOn } from "./colo
 import { selectedQuantity, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
+import { createCursorLine } from "./cursor_line";
 import { createStepLine, element, setText } from "./dom";
 
 /** Token elements kept in the DOM at once; the window moves by half of it. */
@@ -139,17 +140,14 @@ export function createTokens(actions: Actions): Panel {
   sparkCanvas.width = SPARK_W;
   sparkCanvas.height = SPARK_H;
   sparkCanvas.style.cssText = `display:block;width:100%;height:${SPARK_H}px`;
-  // The cursor, in a box over the strip under contain: strict: moving it lays out that box alone.
-  const sparkClip = element("div", "rw-tokens-cursor-clip");
-  sparkClip.style.cssText = `position:absolute;top:0;left:0;width:100%;height:${SPARK_H + BAND_H}px;` +
-    "overflow:hidden;contain:strict;pointer-events:none";
-  const sparkCursor = element("div", "rw-tokens-cursor", sparkClip);
-  sparkCursor.style.cssText = "position:absolute;top:0;width:1px;height:100%";
+  // The cursor, drawn on a canvas over the strip (inside it at any step): a scrub moves no
+  // element, so it costs no layout, paint or layerization of the page (cursor_line.ts).
+  const sparkCursor = createCursorLine("rw-tokens-cursor");
   const band = element("canvas", "rw-tokens-band");
   band.width = SPARK_W;
   band.height = 1; // one row of colours, stretched to BAND_H by CSS
   band.style.cssText = `display:block;width:100%;height:${BAND_H}px;image-rendering:pixelated`;
-  spark.append(sparkCanvas, band, sparkClip);
+  spark.append(sparkCanvas, band, sparkCursor.el);
   el.append(full, info.el, row, spark);
 
   const pool: HTMLSpanElement[] = []; // token elements, reused as the window moves
@@ -271,12 +269,17 @@ export function createTokens(actions: Actions): Panel {
    * (its anchor moves from its left end at step 0 to its right end at the last step). */
   function showFull(state: ExplorerState) {
     const f = (state.t + 0.5) / Math.max(1, state.steps);
-    setText(fullLabel, state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "");
-    // (moved inside the strip's contained box, style.ts: a step lays out that box alone)
-    fullLabel.style.left = `${(f * 100).toFixed(4)}%`;
-    fullLabel.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
+    const text = state.t < (state.tokens?.length ?? 0) ? visibleToken(state.tokens?.[state.t] ?? "") : "";
+    setText(fullLabel, text);
+    // (moved inside the strip's contained box, style.ts: a step lays out that box alone; not moved
+    // while it has no text, as with steps but no tokens: a moved element costs the frame a new
+    // layerization of the page, cursor_line.ts)
+    if (text) {
+      fullLabel.style.left = `${(f * 100).toFixed(4)}%`;
+      fullLabel.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
+    }
     full.style.display = "";
-    full.style.visibility = fullLabel.textContent ? "" : "hidden"; // (its line kept: the title beside it)
+    full.style.visibility = text ? "" : "hidden"; // (its line kept: the title beside it)
   }
 
   /** The line above the strip: hidden while empty, so it takes no room. */
@@ -306,9 +309,7 @@ export function createTokens(actions: Actions): Panel {
       }
       bandFrom = { data: q.data, unit: state.unit, from, to, lut: lutVersion() };
     }
-    const display = state.t >= from && state.t < to ? "" : "none";
-    if (sparkClip.style.display !== display) sparkClip.style.display = display;
-    sparkCursor.style.left = `${((Math.floor(xOfStep(state.t - from, to - from, SPARK_W)) / SPARK_W) * 100).toFixed(4)}%`;
+    sparkCursor.show(state.t >= from && state.t < to ? Math.floor(xOfStep(state.t - from, to - from, SPARK_W)) / SPARK_W : null);
   }
 
   function update(state: ExplorerState) {
@@ -347,5 +348,12 @@ export function createTokens(actions: Actions): Panel {
   });
   resize?.observe(row);
 
-  return { el, update, destroy: () => resize?.disconnect() };
+  return {
+    el,
+    update,
+    destroy: () => {
+      resize?.disconnect();
+      sparkCursor.destroy();
+    },
+  };
 }

@@ -13,6 +13,7 @@ import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { createAxis, stepLabels } from "./axes";
 import { SERIES_COLOURS, lutVersion } from "./colormap";
 import { element, setText, themeSource } from "./dom";
+import { createCursorLine } from "./cursor_line";
 import { formatValue } from "./heatmap";
 
 import { columnRange, heldRange, seriesAt, stepAtX, xOfStep } from "./timeaxis";
@@ -216,13 +217,13 @@ export function createUnits(actions: Actions): Panel {
   yRight.el.style.height = `${PLOT_H}px`;
   const plot = element("div", "rw-units-plot");
   plot.style.height = `${PLOT_H}px`;
-  const canvas = document.createElement("canvas");
+  const canvas = element("canvas", "rw-units-lines");
   canvas.width = PLOT_W;
   canvas.height = PLOT_H;
   canvas.style.height = `${PLOT_H}px`;
-  const cursor = element("div", "rw-units-cursor");
-  cursor.style.cssText = `position:absolute;top:0;left:0;width:1px;height:${PLOT_H}px`;
-  plot.append(canvas, cursor);
+  // the step's cursor, drawn on a canvas over the lines: a scrub moves no element (cursor_line.ts)
+  const cursor = createCursorLine("rw-units-cursor");
+  plot.append(canvas, cursor.el);
   const xTitle = element("span", "rw-axis-title");
   xTitle.textContent = "step";
   const xAxis = createAxis("rw-step-axis", "x");
@@ -365,9 +366,7 @@ export function createUnits(actions: Actions): Panel {
     updateTop(s.order);
     const { from, to } = heldRange(q);
     setText(range, from > 0 || to < s.steps ? `steps ${from}–${to - 1} (the window held)` : "");
-    cursor.style.display = s.t >= from && s.t < to ? "" : "none";
-    // moved by a transform, not `left`: a scrub step then changes no layout, only where it is drawn
-    cursor.style.transform = `translateX(${Math.floor(xOfStep(s.t - from, to - from, width))}px)`;
+    cursor.show(s.t >= from && s.t < to ? Math.floor(xOfStep(s.t - from, to - from, width)) / width : null);
   }
 
   // The plot fills its column: redrawn at its width in pixels.
@@ -382,5 +381,12 @@ export function createUnits(actions: Actions): Panel {
   });
   resize?.observe(plot);
 
-  return { el, update, destroy: () => resize?.disconnect() };
+  return {
+    el,
+    update,
+    destroy: () => {
+      resize?.disconnect();
+      cursor.destroy();
+    },
+  };
 }

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { colorWord } from "../src/colormap";
+import { cursorAt } from "../src/cursor_line";
 import { createTokens, MAX_TOKEN_CHARS, paintBand, stepLabel, visibleToken, WINDOW, windowStart } from "../src/tokens";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
@@ -164,12 +165,29 @@ describe("token strip", () => {
     const spark = panel.el.querySelector<HTMLElement>(".rw-tokens-spark")!;
     expect(spark.style.display).toBe("");
     expect(panel.el.querySelector<HTMLElement>(".rw-token-row")!.style.display).toBe("none");
-    // step 25's centre of 50, in % of the strip (in a contained box over it, as wide as it)
-    expect(panel.el.querySelector<HTMLElement>(".rw-tokens-cursor")!.style.left).toBe(`${((326 / 640) * 100).toFixed(4)}%`);
+    // step 25's centre of 50, as a fraction of the strip (drawn on a canvas over it: cursor_line.ts)
+    expect(cursorAt(panel.el.querySelector("canvas.rw-tokens-cursor"))).toBe(326 / 640);
     spark.getBoundingClientRect = () => ({ left: 0, top: 0, width: 640, height: 48 }) as DOMRect;
     spark.dispatchEvent(new MouseEvent("click", { clientX: 639, clientY: 5 }));
     spark.dispatchEvent(new MouseEvent("click", { clientX: 13, clientY: 5 }));
     expect(calls).toEqual([["setT", 49], ["setT", 1]]);
+  });
+
+  it("the whole token at the cursor moves along the strip with tokens, and stays put without any", () => {
+    const panel = createTokens(recordingActions().actions);
+    const label = panel.el.querySelector<HTMLElement>(".rw-token-full-label")!;
+    const tokens = "abcdefghij".split("");
+    panel.update(explorerState([lstm(10)], { tokens, t: 4 }));
+    expect(label.textContent).toBe("e");
+    expect(label.style.left).toBe(`${((4.5 / 10) * 100).toFixed(4)}%`);
+    // steps without tokens: nothing to show, so nothing moved (a moved element costs the page a
+    // new layerization in the frame, cursor_line.ts)
+    const bare = createTokens(recordingActions().actions);
+    const bareLabel = bare.el.querySelector<HTMLElement>(".rw-token-full-label")!;
+    for (const t of [0, 3, 7]) bare.update(explorerState([lstm(10)], { t }));
+    expect(bareLabel.textContent).toBe("");
+    expect(bareLabel.style.cssText).toBe("");
+    expect(bare.el.querySelector<HTMLElement>(".rw-token-full")!.style.visibility).toBe("hidden");
   });
 
   it("the colour band under a sparkline follows the selected unit over the steps shown", () => {

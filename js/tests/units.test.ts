@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { createUnits, drawSeries, lineAxes, ownRange, parseUnit, PLOT_W, yOf } from "../src/units";
+import { cursorAt } from "../src/cursor_line";
 import { bucketColumn, columnRange, stepAtX, xOfStep } from "../src/timeaxis";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 
@@ -174,10 +175,11 @@ describe("units panel", () => {
     expect(entries.map((e) => e.firstElementChild!.nextElementSibling!.textContent)).toEqual(["h unit 2", "h unit 0", "h unit 5"]);
     entries[1].querySelector("button")!.click();
     expect(calls).toEqual([["setUnits", [2, 5]]]);
-    const cursor = panel.el.querySelector<HTMLElement>(".rw-units-cursor")!;
-    expect(cursor.style.transform).toBe(`translateX(${Math.floor(xOfStep(10, 40, PLOT_W))}px)`);
+    // (drawn on a canvas over the lines: cursor_line.ts)
+    const cursor = panel.el.querySelector<HTMLCanvasElement>("canvas.rw-units-cursor");
+    expect(cursorAt(cursor)).toBe(Math.floor(xOfStep(10, 40, PLOT_W)) / PLOT_W);
     panel.update(explorerState([lstm], { unit: 2, units: [2, 0, 5], t: 39 }));
-    expect(cursor.style.transform).toBe(`translateX(${Math.floor(xOfStep(39, 40, PLOT_W))}px)`);
+    expect(cursorAt(cursor)).toBe(Math.floor(xOfStep(39, 40, PLOT_W)) / PLOT_W);
   });
 
   it("a window of a long sequence: the plot spans the steps held, the cursor and clicks follow", () => {
@@ -187,10 +189,10 @@ describe("units panel", () => {
     const state = explorerState([layer("lstm.l0", "lstm", [windowed])], { steps: 5000, length: 5000, t: 1010 });
     panel.update(state);
     expect(panel.el.querySelector(".rw-units-range")!.textContent).toBe("steps 1000–1039 (the window held)");
-    const cursor = panel.el.querySelector<HTMLElement>(".rw-units-cursor")!;
-    expect(cursor.style.transform).toBe(`translateX(${Math.floor(xOfStep(10, 40, PLOT_W))}px)`);
+    const cursor = panel.el.querySelector<HTMLCanvasElement>("canvas.rw-units-cursor");
+    expect(cursorAt(cursor)).toBe(Math.floor(xOfStep(10, 40, PLOT_W)) / PLOT_W);
     panel.update({ ...state, t: 3000 });
-    expect(cursor.style.display).toBe("none");
+    expect(cursorAt(cursor)).toBeNull(); // a step outside the window held: no cursor
     const plot = panel.el.querySelector<HTMLElement>(".rw-units-plot")!;
     plot.getBoundingClientRect = () => ({ left: 0, top: 0, width: PLOT_W, height: 120 }) as DOMRect;
     plot.dispatchEvent(new MouseEvent("click", { clientX: PLOT_W / 2, clientY: 10 }));

@@ -144,6 +144,47 @@ def test_clicking_a_token_jumps_to_its_step(lab):
     assert wait_for_change(lambda: cursor_pixels(lab), before)[0] != before
 
 
+# The unit lines' step cursor: the columns of its canvas holding ink, and the step it stands for
+# (units.ts: one CSS pixel at floor(the step's centre) of the plot's width; cursor_line.ts).
+UNITS_CURSOR = """(c) => {
+    const {data} = c.getContext('2d').getImageData(0, 0, c.width, c.height), inked = [];
+    for (let x = 0; x < c.width; x++) if (data[4 * x + 3] > 0) inked.push(x);
+    const width = Math.round(c.parentElement.getBoundingClientRect().width);
+    return {inked, width, canvas: c.width};
+}"""
+
+
+def test_a_scrub_moves_the_unit_lines_cursor_by_drawing_it_and_moves_no_element(lab):
+    """The cursor over the unit lines is drawn on its canvas: a key press changes no element there
+    (a moved element makes Chromium layerize the whole page again, about 2 ms of a frame)."""
+    reset(lab)
+    plot = view(lab).locator(".rw-units-plot")
+    plot.scroll_into_view_if_needed()
+    lab.evaluate("""() => { window.__unitsMutations = [];
+        window.__unitsWatch = new MutationObserver((ms) => { for (const m of ms) window.__unitsMutations.push(
+            m.type + ' ' + (m.attributeName || '') + ' ' + (m.target.className || m.target.nodeName)); });
+        window.__unitsWatch.observe(document.querySelector('.rw-explorer .rw-units'),
+            {subtree: true, attributes: true, childList: true, characterData: true}); }""")
+    view(lab).focus()
+    step = view(lab).locator(".rw-step")
+    cursor = plot.locator("canvas.rw-units-cursor")
+    for t in (1, 2, 3):
+        lab.keyboard.press("ArrowRight")
+        assert wait_for_text(step, lambda s: s.startswith(f"step {t} /")).startswith(f"step {t} /")
+        got = cursor.evaluate(UNITS_CURSOR)
+        for _ in range(20):  # drawn in the step's frame
+            if got["inked"]:
+                break
+            lab.wait_for_timeout(50)
+            got = cursor.evaluate(UNITS_CURSOR)
+        x = int((t + 0.5) / STEPS * got["width"])
+        want = round(x / got["width"] * got["canvas"])
+        ratio = lab.evaluate("() => Math.max(1, Math.round(window.devicePixelRatio || 1))")
+        assert got["inked"] == list(range(want, want + ratio)), (t, got["inked"], want)
+    mutations = lab.evaluate("() => { window.__unitsWatch.disconnect(); return window.__unitsMutations; }")
+    assert mutations == [], f"a scrub changed elements of the unit lines: {mutations[:5]}"
+
+
 def _cell_point(page, t, row, steps=STEPS, units=UNITS):
     image = view(page).locator(".rw-heatmap").bounding_box()
     return image["x"] + (t + 0.5) / steps * image["width"], image["y"] + (row + 0.5) / units * image["height"]

@@ -183,7 +183,7 @@ def test_the_selected_units_line_has_its_own_axis(views):
     assert f"unit {unit}" in notes[0] and "left axis" in notes[0] and "right axis" in notes[1], notes
     # the selected unit's line (drawn last, series colour 0) reaches near the top and the bottom of the plot
     colour = lines.evaluate("e => getComputedStyle(e).getPropertyValue('--rw-series-0').trim()")
-    rows = np.array(lines.locator(".rw-units-plot canvas").evaluate("""(c, hex) => {
+    rows = np.array(lines.locator(".rw-units-plot canvas.rw-units-lines").evaluate("""(c, hex) => {
         const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
         const {data} = c.getContext('2d').getImageData(0, 0, c.width, c.height), rows = [];
         for (let y = 0; y < c.height; y++) {
