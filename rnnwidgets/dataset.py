@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 import os
 import re
 import secrets
@@ -28,7 +29,7 @@ from typing import Callable, Iterable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
-from .fileio import WriterLock, building_folder, swap_in
+from .fileio import INFLATION_CHECKED_FROM, MAX_INFLATION, WriterLock, building_folder, swap_in
 from .kinds import CELL_KINDS, KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
@@ -39,6 +40,7 @@ DEFAULT_MAX_MEMORY = 1 << 30
 MAX_KEPT_OUTPUTS = 1024  # outputs=None keeps a model's per-step outputs up to this many features (a head's scores)
 CHUNK_BYTES = 16 << 20  # one chunk of a (steps, units) array: a few steps' worth of every unit
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+MAX_CHUNK_BYTES = 256 << 20  # a loaded store's chunks (ours are CHUNK_BYTES): each one is decoded whole when read
 
 
 def chunk_rows(units: int, itemsize: int = 4, chunk_bytes: Optional[int] = None) -> int:
@@ -362,9 +364,11 @@ class DatasetTrace:
 
         A store that is broken, inconsistent or hostile gives a ValueError naming it and what is
         wrong: every array is one of the group's own (a plain name, never a path elsewhere), a
-        local folder holds no links, and shapes, dtypes and token ids are checked before use. A
+        local folder holds no links, shapes, dtypes, chunk sizes and token ids are checked before use,
+        and arrays declaring far more bytes than the store holds are refused before any is read. A
         folder of the earlier .npy format says how to re-create it."""
         where = path if _is_url(path) else Path(path)
+        stored: Optional[int] = None   # the bytes the store holds, once known
         if not _is_url(path):
             if (where / LEGACY_HEADER).is_file():
                 raise ValueError(f"{where}: a dataset trace of an earlier rnnwidgets format (.npy files), which this "
@@ -372,7 +376,7 @@ class DatasetTrace:
                                  f"path={str(where)!r}, overwrite=True)")
             if not (where / "zarr.json").is_file():
                 raise FileNotFoundError(f"{where}: not a saved rnnwidgets dataset trace (no zarr.json)")
-            _refuse_links(where)
+            stored = _refuse_links(where)
         try:
             group = _open_group(where, "r")
         except FileNotFoundError:
@@ -380,12 +384,41 @@ class DatasetTrace:
         except Exception as e:  # zarr's own errors for a malformed zarr.json
             raise ValueError(f"{where}: not a readable zarr group ({type(e).__name__}: {e})") from None
         header = _read_header(group.attrs.asdict(), where)
-        names = set(group.array_keys())
+        try:
+            names = set(group.array_keys())
+        except Exception as e:  # zarr's own errors for a member's malformed zarr.json
+            raise ValueError(f"{where}: not a readable zarr group ({type(e).__name__}: {e})") from None
+        opened: dict = {}
 
-        def array(name, kinds: str, ndim: int, what: str):
+        def open_array(name, what: str):
+            """The group's own array ``name``, its metadata checked: nothing of it is read yet."""
             if not isinstance(name, str) or not ARRAY_NAME.match(name) or name not in names:
                 raise ValueError(f"{where}: {what} should be the name of an array in the group, got {name!r}")
-            found = group[name]
+            if name not in opened:
+                try:
+                    found = group[name]
+                    chunk_bytes = math.prod(found.chunks) * found.dtype.itemsize
+                except Exception as e:  # an unknown codec, a negative shape, a malformed zarr.json
+                    raise ValueError(f"{where}: array {name!r} ({what}) is not a readable zarr array "
+                                     f"({type(e).__name__}: {e})") from None
+                if chunk_bytes > MAX_CHUNK_BYTES:
+                    raise ValueError(f"{where}: array {name!r} ({what}): expected chunks of at most {MAX_CHUNK_BYTES} "
+                                     f"bytes (each is decoded whole), got chunks {found.chunks} of {found.dtype}")
+                opened[name] = found
+            return opened[name]
+
+        # every array the header names, checked before any is read: their declared sizes against
+        # the bytes the store holds, so a few bytes cannot declare terabytes to be read (a zip bomb)
+        declared = sum(math.prod(open_array(n, "named in the header").shape) * opened[n].dtype.itemsize
+                       for n in sorted(_named_arrays(header)))
+        if stored is None and _is_url(where):
+            stored = _stored_bytes(str(where))
+        if stored is not None and declared > INFLATION_CHECKED_FROM and declared > MAX_INFLATION * max(stored, 1):
+            raise ValueError(f"{where}: its arrays declare {declared} bytes where the store holds {stored}, more than "
+                             f"{MAX_INFLATION} times: not data a dataset trace holds; refused unread")
+
+        def array(name, kinds: str, ndim: int, what: str):
+            found = open_array(name, what)
             if found.dtype.kind not in kinds or found.ndim != ndim:
                 wanted = {"f": "floats", "iu": "integers"}[kinds]
                 raise ValueError(f"{where}: array {name!r} ({what}): expected a {ndim}-d array of {wanted}, "
@@ -473,13 +506,29 @@ def _check_token_ids(token_ids, vocab: int, where) -> None:
             raise ValueError(f"{where}: token ids outside the vocabulary of {vocab} tokens")
 
 
-def _refuse_links(folder: Path) -> None:
-    """A local store is a tree of plain files and folders: a link could point anywhere."""
+def _refuse_links(folder: Path) -> int:
+    """A local store is a tree of plain files and folders: a link could point anywhere. Returns the
+    bytes its files hold."""
+    stored = 0
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
             if os.path.islink(os.path.join(root, name)):
                 raise ValueError(f"{folder}: {os.path.relpath(os.path.join(root, name), folder)}: expected a plain "
                                  f"file or folder (it is a link)")
+        for name in files:
+            stored += os.lstat(os.path.join(root, name)).st_size
+    return stored
+
+
+def _stored_bytes(url: str) -> Optional[int]:
+    """The bytes a store at an fsspec URL holds, or None where the filesystem cannot say."""
+    try:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(url)
+        return int(fs.du(root, total=True))
+    except Exception:
+        return None
 
 
 def _named_arrays(header: dict) -> set:

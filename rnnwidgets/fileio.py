@@ -56,6 +56,9 @@ def atomic_write(path, mode: str = "wb", encoding=None):
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: expected mode 'w' or 'wb', got {mode!r}")
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: expected the path of a file to write (a folder is never "
+                                f"replaced)")
     while True:
         temporary = _sibling(path, "tmp")
         try:  # 0o666 and the umask, as open() would make it
@@ -76,6 +79,28 @@ def atomic_write(path, mode: str = "wb", encoding=None):
             os.unlink(temporary)
         raise
     _fsync_folder(path.parent)
+
+
+def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
+    """Refuse, before anything is written, to replace at ``path`` a folder or a file that is not
+    ``what`` (its first bytes start with none of ``heads``, compared without case or leading
+    blanks; ``heads`` in lower case): a save must never destroy another kind of file (a dataset,
+    a trace, the user's notes). An empty file may be replaced."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{who}: {path} is a folder: expected the path of a file to write (a folder is "
+                                f"never replaced)")
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError as e:
+        raise FileExistsError(f"{who}: {path} exists and cannot be read to check what it is ({e}); choose "
+                              f"another path") from None
+    if head and not any(head.startswith(h) for h in heads):   # an empty file holds nothing to lose
+        raise FileExistsError(f"{who}: {path} exists and is not {what}, so it is not replaced; choose another "
+                              f"path or remove it first")
 
 
 def write_bytes(path, data: bytes) -> Path:
@@ -228,6 +253,9 @@ class NpzArchive:
 
     def __init__(self, path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"{self.path}: expected a .npz file (as Trace.save writes), got a folder; a dataset "
+                             f"trace's folder opens with rw.DatasetTrace.load")
         try:
             self.zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, EOFError) as e:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from .fileio import NpzArchive, atomic_write
+from .fileio import NpzArchive, atomic_write, check_replaceable
 from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
@@ -316,8 +316,11 @@ class Trace:
 
     # ---- saving -------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write the trace to one ``.npz`` file (no pickle); reopen with ``Trace.load``."""
+        """Write the trace to one ``.npz`` file (no pickle); reopen with ``Trace.load``. The file is
+        written beside ``path`` and renamed over it once whole; an existing file is replaced only
+        when it is a .npz archive (a previous save), never a folder or another kind of file."""
         path = Path(path)
+        check_replaceable(path, "Trace.save", (b"pk\x03\x04", b"pk\x05\x06"), "a .npz archive (a saved trace)")
         arrays = {"lengths": self.lengths}
         if self.outputs is not None:
             arrays["outputs"] = self.outputs
@@ -360,6 +363,12 @@ class Trace:
                 shape = data.check(name, "f", ndim, what)
                 if shape[0] != batch:
                     raise ValueError(f"{path}: array {name!r} ({what}) has batch {shape[0]}, lengths has {batch}")
+            for i, entry in enumerate(header["layers"]):   # steps only an array with data can say
+                shapes_of = [data.checked[f"l{i}/{g}/{j}"][1]
+                             for g in STEP_GROUPS for j in range(len(entry.get(g, [])))]
+                if shapes_of and all(s[2] == 0 for s in shapes_of) and any(s[1] > 0 for s in shapes_of):
+                    raise ValueError(f"{path}: layer {entry['name']!r}: expected at least one unit in its arrays, "
+                                     f"got shapes {shapes_of} (steps without any values)")
             shapes = header.get("shapes")
             for name, (_, shape) in data.checked.items():
                 if shapes is not None and name != "header" and shapes.get(name) != list(shape):

@@ -382,6 +382,48 @@ def test_load_refuses_a_header_of_the_wrong_types(saved_ds):
     assert DatasetTrace.load(saved_ds).sequences == 6
 
 
+def edit_array(folder, name, change):
+    meta = json.loads((folder / name / "zarr.json").read_text())
+    change(meta)
+    (folder / name / "zarr.json").write_text(json.dumps(meta))
+
+
+def test_arrays_declaring_far_more_than_the_store_holds_are_refused_unread(saved_ds, monkeypatch):
+    """A zarr.json of a few bytes may declare terabytes (offsets are read whole, token ids scanned):
+    refused from the metadata, before any chunk is read or any memory taken for it."""
+    import tracemalloc
+
+    good = {n: (saved_ds / n / "zarr.json").read_text() for n in ("offsets", "l0_q0")}
+    edit_array(saved_ds, "offsets", lambda m: m.update(shape=[1 << 40]))
+    tracemalloc.start()
+    try:
+        refused(saved_ds, r"its arrays declare \d+ bytes where the store holds \d+, more than 200 times: not data a "
+                          r"dataset trace holds; refused unread")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
+    (saved_ds / "offsets" / "zarr.json").write_text(good["offsets"])
+    # one chunk decoded whole: a chunk of 2**34 rows is refused even in a small array
+    edit_array(saved_ds, "l0_q0", lambda m: m["chunk_grid"]["configuration"].update(chunk_shape=[1 << 34, 7]))
+    refused(saved_ds, r"array 'l0_q0' \(named in the header\): expected chunks of at most 268435456 bytes \(each is "
+                      r"decoded whole\), got chunks \(17179869184, 7\) of float32")
+    (saved_ds / "l0_q0" / "zarr.json").write_text(good["l0_q0"])
+    assert DatasetTrace.load(saved_ds).sequences == 6
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(codecs=[{"name": "numcodecs.pickle"}]),   # a codec that would unpickle: zarr has none
+    lambda m: m.update(codecs=[{"name": "no-such-codec"}]),
+    lambda m: m.update(shape=[-5, 7]),
+    lambda m: m.update(data_type="not-a-type"),
+])
+def test_a_member_array_zarr_cannot_open_is_refused_naming_the_store(saved_ds, change):
+    edit_array(saved_ds, "l0_q0", change)
+    error = refused(saved_ds, "not a readable zarr (group|array)")
+    assert type(error.__cause__).__module__.split(".")[0] != "zarr"
+
+
 def test_a_folder_of_the_earlier_npy_format_says_how_to_recreate_it(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()
