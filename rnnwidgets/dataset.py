@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import math
 import os
 import re
@@ -467,6 +468,11 @@ def _read_header(header: dict, where) -> dict:
     """A dataset trace's group attributes, of the types ``save`` writes, or a clear error."""
     if header.get(FORMAT_KEY) != FORMAT_VERSION:
         raise ValueError(f"{where}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
+    try:   # "\ud800" escapes: text no page can show
+        json.dumps(header, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: its attributes should hold text UTF-8 can encode, got a lone surrogate (a "
+                         f"\\ud800 escape)") from None
 
     def expect(ok: bool, field: str, wanted: str):
         if not ok:
@@ -574,8 +580,6 @@ def _is_dataset_store(folder: Path) -> bool:
     if (folder / LEGACY_HEADER).is_file():
         return True
     try:
-        import json
-
         return FORMAT_KEY in json.loads((folder / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return False

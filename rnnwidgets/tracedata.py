@@ -61,7 +61,23 @@ def _as_tokens(where: str, tokens, batch) -> list:
     tokens = [[str(tok) for tok in seq] for seq in tokens]
     if len(tokens) != batch:
         raise ValueError(f"{where}: expected one list per batch element ({batch}), got {len(tokens)}")
+    for b, seq in enumerate(tokens):   # a lone surrogate cannot be sent to the page, saved or shown
+        try:
+            "".join(seq).encode("utf-8")
+        except UnicodeEncodeError:
+            t = next(t for t, tok in enumerate(seq) if not _encodable(tok))
+            raise ValueError(f"{where}[{b}][{t}]: expected text UTF-8 can encode, got {seq[t]!r} (a lone surrogate, "
+                             f"as bytes decoded with errors='surrogateescape' give; decode with errors='replace')"
+                             ) from None
     return tokens
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def tokens_fit(tokens: list, lengths: np.ndarray, steps: int) -> bool:
@@ -403,6 +419,9 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
         raise ValueError(f"{path}: its header is not JSON text ({type(e).__name__})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
+    if not _encodable(json.dumps(header, ensure_ascii=False)):   # "\ud800" escapes: text no page can show
+        raise ValueError(f"{path}: its header should hold text UTF-8 can encode, got a lone surrogate (a \\ud800 "
+                         f"escape)")
 
     def expect(ok: bool, field: str, wanted: str):
         if not ok:

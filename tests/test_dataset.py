@@ -424,6 +424,11 @@ def test_a_member_array_zarr_cannot_open_is_refused_naming_the_store(saved_ds, c
     assert type(error.__cause__).__module__.split(".")[0] != "zarr"
 
 
+def test_a_lone_surrogate_in_the_attributes_is_refused(saved_ds):
+    edit_header(saved_ds, lambda h: h["vocab"].__setitem__(0, "\ud800"))   # written as a "\ud800" escape
+    refused(saved_ds, "its attributes should hold text UTF-8 can encode, got a lone surrogate")
+
+
 def test_a_folder_of_the_earlier_npy_format_says_how_to_recreate_it(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()

@@ -321,3 +321,27 @@ def test_a_pickled_array_is_never_unpickled(saved, tmp_path):
     with zipfile.ZipFile(path) as z:
         assert b"mknod" in z.read("l0/states/0.npy")   # the pickle is there, and was not run
     assert not ran.exists()
+
+
+HOSTILE_TOKENS = ["</script><script>alert(1)</script>", "<!--<script>", "\u202e\u2066evil\u2069", "&amp;\0",
+                  "x" * 1_000_000]
+
+
+def test_hostile_tokens_are_kept_exactly_as_data(tmp_path):
+    tr = small_trace()
+    tr.tokens = [HOSTILE_TOKENS[:4], HOSTILE_TOKENS[2:]]
+    tr.validate()
+    back = Trace.load(tr.save(tmp_path / "t.npz"))
+    assert back.tokens == [HOSTILE_TOKENS[:4], HOSTILE_TOKENS[2:]]
+
+
+def test_a_lone_surrogate_is_refused_in_tokens_and_in_a_files_header(saved, tmp_path):
+    """Text UTF-8 cannot encode (bytes decoded with errors='surrogateescape', or a "\\ud800" escape
+    in a file's JSON) could be neither shown in the page nor saved: refused, saying where."""
+    with pytest.raises(ValueError, match=r"tokens\[1\]\[2\]: expected text UTF-8 can encode, got 'z\\udcff'"):
+        Trace(layers=small_trace().layers, lengths=[4, 3], tokens=[list("abcd"), ["x", "y", "z\udcff"]])
+    arrays, header = members(saved)
+    for change in ({"tokens": [list("abcd"), ["x", "y", "\ud800"]]},
+                   {"layers": [{**header["layers"][0], "name": "lstm\udfff"}]}, {"meta": {"note": "\ud800"}}):
+        path = rewrite(tmp_path / "s.npz", arrays, json.dumps({**header, **change}).encode("ascii"))
+        refused(path, r"its header should hold text UTF-8 can encode, got a lone surrogate")
