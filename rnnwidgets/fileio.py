@@ -9,6 +9,7 @@ before they are read, mapped or inflated, and every fault is a ValueError naming
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import secrets
@@ -162,6 +163,9 @@ class WriterLock:
         self.fd = None
 
     def __enter__(self):
+        if self.path.is_symlink():   # never write through a link someone left at the lock's name
+            raise FileExistsError(f"{self.who}: {self.path} is a link, not a lock file rnnwidgets made; expected a "
+                                  f"plain file or nothing there (remove it, or write to another path)")
         while True:
             if fcntl is None:
                 try:
@@ -169,7 +173,13 @@ class WriterLock:
                 except FileExistsError:
                     raise self._busy() from None
                 break
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise FileExistsError(f"{self.who}: {self.path} is a link, not a lock file rnnwidgets made; expected "
+                                      f"a plain file or nothing there (remove it, or write to another path)") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

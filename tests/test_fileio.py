@@ -345,3 +345,18 @@ def test_a_lone_surrogate_is_refused_in_tokens_and_in_a_files_header(saved, tmp_
                    {"layers": [{**header["layers"][0], "name": "lstm\udfff"}]}, {"meta": {"note": "\ud800"}}):
         path = rewrite(tmp_path / "s.npz", arrays, json.dumps({**header, **change}).encode("ascii"))
         refused(path, r"its header should hold text UTF-8 can encode, got a lone surrogate")
+
+
+def test_the_writer_lock_never_writes_through_a_link_left_at_its_name(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file")
+    (tmp_path / ".ds.lock").symlink_to(victim)
+    with pytest.raises(FileExistsError, match=r"DatasetTrace.save: .*\.ds\.lock is a link, not a lock file rnnwidgets "
+                                              r"made; expected a plain file or nothing there"):
+        with fileio.WriterLock(tmp_path / "ds", "DatasetTrace.save"):
+            pass
+    assert victim.read_text() == "the user's file" and (tmp_path / ".ds.lock").is_symlink()
+    (tmp_path / ".ds.lock").unlink()
+    with fileio.WriterLock(tmp_path / "ds", "DatasetTrace.save"):   # a plain lock works as before
+        assert (tmp_path / ".ds.lock").read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / ".ds.lock").exists()
