@@ -49,6 +49,21 @@ def chunk_rows(units: int, itemsize: int = 4, chunk_bytes: Optional[int] = None)
     return max(1, (chunk_bytes or CHUNK_BYTES) // (max(units, 1) * itemsize))
 
 
+def _rows(array, a: Optional[int] = None, b: Optional[int] = None) -> np.ndarray:
+    """Rows [a, b) of a dataset array as numpy; a zarr chunk that cannot be decoded (a damaged or
+    truncated store) is a ValueError naming the array and its rows, not the codec's bare error."""
+    if isinstance(array, np.ndarray):
+        return array[a:b]
+    try:
+        return np.asarray(array[a:b])
+    except (MemoryError, ValueError):
+        raise
+    except Exception as e:   # a codec's error (zstd, gzip, blosc), a short chunk file
+        where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
+        raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
+                         f"damaged ({type(e).__name__}: {e})") from None
+
+
 def _is_url(path) -> bool:
     return isinstance(path, str) and "://" in path
 
@@ -265,13 +280,13 @@ class DatasetTrace:
         for name, quantities in self.layers.items():
             own = name in self.layer_offsets   # a layer with its own time axis: its own steps
             la, lb = (int(x) for x in self.offsets_of(name)[i:i + 2])
-            states = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k in ("h", "c")}
-            gates = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k not in ("h", "c")}
+            states = {k: _rows(v, la, lb)[None] for k, v in quantities.items() if k in ("h", "c")}
+            gates = {k: _rows(v, la, lb)[None] for k, v in quantities.items() if k not in ("h", "c")}
             layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates,
                                       lengths=np.array([lb - la]) if own else None,
                                       meta={"cell": self.cells[name]} if name in self.cells else {})
         tokens = [self.tokens(i)] if self.token_ids is not None else None
-        outputs = None if self.outputs is None else np.asarray(self.outputs[a:b])[None]
+        outputs = None if self.outputs is None else _rows(self.outputs, a, b)[None]
         meta: dict = {"dataset_sequence": i}
         if self.edits:
             meta["edits"] = self.edits
@@ -426,7 +441,7 @@ class DatasetTrace:
                                  f"got shape {found.shape} of {found.dtype}")
             return found
 
-        offsets = np.asarray(array(header["offsets"], "iu", 1, "offsets")[:])
+        offsets = _rows(array(header["offsets"], "iu", 1, "offsets"))
         if offsets.size == 0:
             raise ValueError(f"{where}: offsets: expected at least one offset (0), got none")
         steps = int(offsets[-1])
@@ -438,7 +453,7 @@ class DatasetTrace:
                                  f"end at {steps}")
             return found
 
-        layer_offsets = {entry["name"]: np.asarray(array(entry["offsets"], "iu", 1, f"{entry['name']} offsets")[:])
+        layer_offsets = {entry["name"]: _rows(array(entry["offsets"], "iu", 1, f"{entry['name']} offsets"))
                          for entry in header["layers"] if "offsets" in entry}
 
         def layer_array(entry, key, a):
@@ -507,7 +522,7 @@ def _check_token_ids(token_ids, vocab: int, where) -> None:
     """Every token id indexes the vocabulary: checked a chunk at a time, never read whole."""
     step = token_ids.chunks[0]
     for a in range(0, token_ids.shape[0], step):
-        ids = np.asarray(token_ids[a:a + step])
+        ids = _rows(token_ids, a, a + step)
         if ids.size and not (0 <= int(ids.min()) and int(ids.max()) < vocab):
             raise ValueError(f"{where}: token ids outside the vocabulary of {vocab} tokens")
 
@@ -1128,21 +1143,21 @@ def read_rows(array, a: int, b: int, out: Optional[np.ndarray] = None) -> np.nda
         return array[a:b]
     folder = _raw_chunks(array)
     if folder is None:
-        return np.asarray(array[a:b])
-    rows = array.chunks[0]
+        return _rows(array, a, b)
+    per_chunk = array.chunks[0]
     shape = (b - a, *array.shape[1:])
     block = out[:b - a] if out is not None and len(out) >= b - a and out.dtype == array.dtype \
         and out.shape[1:] == shape[1:] else np.empty(shape, array.dtype)
     row_bytes = array.dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-    for i in range(a // rows, -(-b // rows)):
-        lo, hi = max(a, i * rows), min(b, (i + 1) * rows)
+    for i in range(a // per_chunk, -(-b // per_chunk)):
+        lo, hi = max(a, i * per_chunk), min(b, (i + 1) * per_chunk)
         target = block[lo - a:hi - a]
         name = _chunk_file(folder, array, i)
         try:
             with open(name, "rb", buffering=0) as f:
-                f.seek((lo - i * rows) * row_bytes)
+                f.seek((lo - i * per_chunk) * row_bytes)
                 if f.readinto(target.reshape(-1).view(np.uint8).data) != target.nbytes:
-                    raise ValueError(f"{name}: shorter than a chunk of {array.dtype} ({rows} rows)")
+                    raise ValueError(f"{name}: shorter than a chunk of {array.dtype} ({per_chunk} rows)")
         except FileNotFoundError:   # a chunk never written: the fill value
             target[...] = array.metadata.fill_value
     return block

@@ -429,6 +429,22 @@ def test_a_lone_surrogate_in_the_attributes_is_refused(saved_ds):
     refused(saved_ds, "its attributes should hold text UTF-8 can encode, got a lone surrogate")
 
 
+def test_a_damaged_compressed_chunk_is_an_error_naming_its_array_never_wrong_values(saved_ds, tmp_path):
+    packed = DatasetTrace.load(saved_ds).save(tmp_path / "packed", compression=True)
+    chunk = next(p for p in (packed / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    spoiled = bytearray(chunk.read_bytes())
+    spoiled[10:30] = b"\xff" * 20
+    chunk.write_bytes(bytes(spoiled))
+    ds = DatasetTrace.load(packed)   # reading no chunk of the states, it opens
+    for read in (lambda: ds.sequence(0), lambda: rw.unit_stats(ds, "lstm.l0")):
+        with pytest.raises(ValueError, match=r"l0_q0: rows \d+:\d+ cannot be read, the store is damaged \(RuntimeError: "
+                                             r"Zstd decompression error"):
+            read()
+    chunk.write_bytes(bytes(spoiled[:15]))   # truncated
+    with pytest.raises(ValueError, match="l0_q0: rows 0:12 cannot be read, the store is damaged"):
+        ds.sequence(0)
+
+
 def test_a_folder_of_the_earlier_npy_format_says_how_to_recreate_it(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()
