@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import weakref
@@ -537,7 +538,11 @@ def _refuse_links(folder: Path) -> int:
                 raise ValueError(f"{folder}: {os.path.relpath(os.path.join(root, name), folder)}: expected a plain "
                                  f"file or folder (it is a link)")
         for name in files:
-            stored += os.lstat(os.path.join(root, name)).st_size
+            info = os.lstat(os.path.join(root, name))
+            if not stat.S_ISREG(info.st_mode):   # a pipe would be read without end
+                raise ValueError(f"{folder}: {os.path.relpath(os.path.join(root, name), folder)}: expected a plain "
+                                 f"file or folder (it is a pipe, device or socket)")
+            stored += info.st_size
     return stored
 
 

@@ -93,6 +93,9 @@ def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
                                 f"never replaced)")
     if not path.exists():
         return
+    if not path.is_file():   # opened to be checked, a pipe would wait without end
+        raise FileExistsError(f"{who}: {path} exists and is a pipe, device or socket, not {what}, so it is not "
+                              f"replaced; choose another path")
     try:
         with open(path, "rb") as f:
             head = f.read(512).lstrip().lower()
@@ -266,6 +269,9 @@ class NpzArchive:
         if self.path.is_dir():
             raise ValueError(f"{self.path}: expected a .npz file (as Trace.save writes), got a folder; a dataset "
                              f"trace's folder opens with rw.DatasetTrace.load")
+        if self.path.exists() and not self.path.is_file():   # a pipe or a device would be read without end
+            raise ValueError(f"{self.path}: expected a .npz file (as Trace.save writes), got a pipe, device or "
+                             f"socket")
         try:
             self.zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, EOFError) as e:

@@ -445,6 +445,15 @@ def test_a_damaged_compressed_chunk_is_an_error_naming_its_array_never_wrong_val
         ds.sequence(0)
 
 
+def test_a_pipe_in_the_store_is_refused_before_anything_is_read(saved_ds):
+    import os
+
+    chunk = next(p for p in (saved_ds / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    os.mkfifo(chunk)   # read, it would wait for a writer without end
+    refused(saved_ds, r"l0_q0/c/.*: expected a plain file or folder \(it is a pipe, device or socket\)")
+
+
 def test_a_folder_of_the_earlier_npy_format_says_how_to_recreate_it(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()

@@ -360,3 +360,17 @@ def test_the_writer_lock_never_writes_through_a_link_left_at_its_name(tmp_path):
     with fileio.WriterLock(tmp_path / "ds", "DatasetTrace.save"):   # a plain lock works as before
         assert (tmp_path / ".ds.lock").read_text() == f"{os.getpid()}\n"
     assert not (tmp_path / ".ds.lock").exists()
+
+
+def test_a_pipe_or_device_is_refused_never_read_or_written_through(tmp_path):
+    """Opened to be read (or checked before a save), a pipe would wait for a writer without end and
+    a device would be read without end."""
+    pipe = tmp_path / "t.npz"
+    os.mkfifo(pipe)
+    for path in (pipe, "/dev/zero"):
+        with pytest.raises(ValueError, match=r"expected a .npz file \(as Trace.save writes\), got a pipe, device or "
+                                             r"socket"):
+            Trace.load(path)
+    with pytest.raises(FileExistsError, match="Trace.save: .* exists and is a pipe, device or socket, not a .npz"):
+        small_trace().save(pipe)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and leftovers(tmp_path) == []
