@@ -426,7 +426,10 @@ class DatasetTrace:
 
         # every array the header names, checked before any is read: their declared sizes against
         # the bytes the store holds, so a few bytes cannot declare terabytes to be read (a zip bomb)
-        declared = sum(math.prod(open_array(n, "named in the header").shape) * opened[n].dtype.itemsize
+        roles = {a: f"{entry['name']}[{key!r}]" for entry in header["layers"] for key, a in entry["arrays"].items()}
+        roles.update({entry.get("offsets"): f"{entry['name']} offsets" for entry in header["layers"]})
+        roles.update({header.get(k): k.replace("_", " ") for k in ("offsets", "token_ids", "outputs")})
+        declared = sum(math.prod(open_array(n, roles.get(n, "an array")).shape) * opened[n].dtype.itemsize
                        for n in sorted(_named_arrays(header)))
         if stored is None and _is_url(where):
             stored = _stored_bytes(str(where))

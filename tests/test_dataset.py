@@ -406,7 +406,7 @@ def test_arrays_declaring_far_more_than_the_store_holds_are_refused_unread(saved
     (saved_ds / "offsets" / "zarr.json").write_text(good["offsets"])
     # one chunk decoded whole: a chunk of 2**34 rows is refused even in a small array
     edit_array(saved_ds, "l0_q0", lambda m: m["chunk_grid"]["configuration"].update(chunk_shape=[1 << 34, 7]))
-    refused(saved_ds, r"array 'l0_q0' \(named in the header\): expected chunks of at most 268435456 bytes \(each is "
+    refused(saved_ds, r"array 'l0_q0' \(lstm.l0\['h'\]\): expected chunks of at most 268435456 bytes \(each is "
                       r"decoded whole\), got chunks \(17179869184, 7\) of float32")
     (saved_ds / "l0_q0" / "zarr.json").write_text(good["l0_q0"])
     assert DatasetTrace.load(saved_ds).sequences == 6
