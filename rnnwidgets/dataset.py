@@ -16,10 +16,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
+import math
 import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import weakref
@@ -28,7 +31,7 @@ from typing import Callable, Iterable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
-from .fileio import WriterLock, building_folder, swap_in
+from .fileio import INFLATION_CHECKED_FROM, MAX_INFLATION, WriterLock, building_folder, swap_in
 from .kinds import CELL_KINDS, KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
@@ -39,11 +42,27 @@ DEFAULT_MAX_MEMORY = 1 << 30
 MAX_KEPT_OUTPUTS = 1024  # outputs=None keeps a model's per-step outputs up to this many features (a head's scores)
 CHUNK_BYTES = 16 << 20  # one chunk of a (steps, units) array: a few steps' worth of every unit
 ARRAY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+MAX_CHUNK_BYTES = 256 << 20  # a loaded store's chunks (ours are CHUNK_BYTES): each one is decoded whole when read
 
 
 def chunk_rows(units: int, itemsize: int = 4, chunk_bytes: Optional[int] = None) -> int:
     """Steps per chunk of a (steps, units) array of about ``chunk_bytes`` (CHUNK_BYTES)."""
     return max(1, (chunk_bytes or CHUNK_BYTES) // (max(units, 1) * itemsize))
+
+
+def _rows(array, a: Optional[int] = None, b: Optional[int] = None) -> np.ndarray:
+    """Rows [a, b) of a dataset array as numpy; a zarr chunk that cannot be decoded (a damaged or
+    truncated store) is a ValueError naming the array and its rows, not the codec's bare error."""
+    if isinstance(array, np.ndarray):
+        return array[a:b]
+    try:
+        return np.asarray(array[a:b])
+    except (MemoryError, ValueError):
+        raise
+    except Exception as e:   # a codec's error (zstd, gzip, blosc), a short chunk file
+        where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
+        raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
+                         f"damaged ({type(e).__name__}: {e})") from None
 
 
 def _is_url(path) -> bool:
@@ -262,13 +281,13 @@ class DatasetTrace:
         for name, quantities in self.layers.items():
             own = name in self.layer_offsets   # a layer with its own time axis: its own steps
             la, lb = (int(x) for x in self.offsets_of(name)[i:i + 2])
-            states = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k in ("h", "c")}
-            gates = {k: np.asarray(v[la:lb])[None] for k, v in quantities.items() if k not in ("h", "c")}
+            states = {k: _rows(v, la, lb)[None] for k, v in quantities.items() if k in ("h", "c")}
+            gates = {k: _rows(v, la, lb)[None] for k, v in quantities.items() if k not in ("h", "c")}
             layers[name] = LayerTrace(name, self.kinds[name], states=states, gates=gates,
                                       lengths=np.array([lb - la]) if own else None,
                                       meta={"cell": self.cells[name]} if name in self.cells else {})
         tokens = [self.tokens(i)] if self.token_ids is not None else None
-        outputs = None if self.outputs is None else np.asarray(self.outputs[a:b])[None]
+        outputs = None if self.outputs is None else _rows(self.outputs, a, b)[None]
         meta: dict = {"dataset_sequence": i}
         if self.edits:
             meta["edits"] = self.edits
@@ -362,9 +381,11 @@ class DatasetTrace:
 
         A store that is broken, inconsistent or hostile gives a ValueError naming it and what is
         wrong: every array is one of the group's own (a plain name, never a path elsewhere), a
-        local folder holds no links, and shapes, dtypes and token ids are checked before use. A
+        local folder holds no links, shapes, dtypes, chunk sizes and token ids are checked before use,
+        and arrays declaring far more bytes than the store holds are refused before any is read. A
         folder of the earlier .npy format says how to re-create it."""
         where = path if _is_url(path) else Path(path)
+        stored: Optional[int] = None   # the bytes the store holds, once known
         if not _is_url(path):
             if (where / LEGACY_HEADER).is_file():
                 raise ValueError(f"{where}: a dataset trace of an earlier rnnwidgets format (.npy files), which this "
@@ -372,7 +393,7 @@ class DatasetTrace:
                                  f"path={str(where)!r}, overwrite=True)")
             if not (where / "zarr.json").is_file():
                 raise FileNotFoundError(f"{where}: not a saved rnnwidgets dataset trace (no zarr.json)")
-            _refuse_links(where)
+            stored = _refuse_links(where)
         try:
             group = _open_group(where, "r")
         except FileNotFoundError:
@@ -380,19 +401,51 @@ class DatasetTrace:
         except Exception as e:  # zarr's own errors for a malformed zarr.json
             raise ValueError(f"{where}: not a readable zarr group ({type(e).__name__}: {e})") from None
         header = _read_header(group.attrs.asdict(), where)
-        names = set(group.array_keys())
+        try:
+            names = set(group.array_keys())
+        except Exception as e:  # zarr's own errors for a member's malformed zarr.json
+            raise ValueError(f"{where}: not a readable zarr group ({type(e).__name__}: {e})") from None
+        opened: dict = {}
 
-        def array(name, kinds: str, ndim: int, what: str):
+        def open_array(name, what: str):
+            """The group's own array ``name``, its metadata checked: nothing of it is read yet."""
             if not isinstance(name, str) or not ARRAY_NAME.match(name) or name not in names:
                 raise ValueError(f"{where}: {what} should be the name of an array in the group, got {name!r}")
-            found = group[name]
+            if name not in opened:
+                try:
+                    found = group[name]
+                    chunk_bytes = math.prod(found.chunks) * found.dtype.itemsize
+                except Exception as e:  # an unknown codec, a negative shape, a malformed zarr.json
+                    raise ValueError(f"{where}: array {name!r} ({what}) is not a readable zarr array "
+                                     f"({type(e).__name__}: {e})") from None
+                if chunk_bytes > MAX_CHUNK_BYTES:
+                    raise ValueError(f"{where}: array {name!r} ({what}): expected chunks of at most {MAX_CHUNK_BYTES} "
+                                     f"bytes (each is decoded whole), got chunks {found.chunks} of {found.dtype}")
+                opened[name] = found
+            return opened[name]
+
+        # every array the header names, checked before any is read: their declared sizes against
+        # the bytes the store holds, so a few bytes cannot declare terabytes to be read (a zip bomb)
+        roles = {a: f"{entry['name']}[{key!r}]" for entry in header["layers"] for key, a in entry["arrays"].items()}
+        roles.update({entry.get("offsets"): f"{entry['name']} offsets" for entry in header["layers"]})
+        roles.update({header.get(k): k.replace("_", " ") for k in ("offsets", "token_ids", "outputs")})
+        declared = sum(math.prod(open_array(n, roles.get(n, "an array")).shape) * opened[n].dtype.itemsize
+                       for n in sorted(_named_arrays(header)))
+        if stored is None and _is_url(where):
+            stored = _stored_bytes(str(where))
+        if stored is not None and declared > INFLATION_CHECKED_FROM and declared > MAX_INFLATION * max(stored, 1):
+            raise ValueError(f"{where}: its arrays declare {declared} bytes where the store holds {stored}, more than "
+                             f"{MAX_INFLATION} times: not data a dataset trace holds; refused unread")
+
+        def array(name, kinds: str, ndim: int, what: str):
+            found = open_array(name, what)
             if found.dtype.kind not in kinds or found.ndim != ndim:
                 wanted = {"f": "floats", "iu": "integers"}[kinds]
                 raise ValueError(f"{where}: array {name!r} ({what}): expected a {ndim}-d array of {wanted}, "
                                  f"got shape {found.shape} of {found.dtype}")
             return found
 
-        offsets = np.asarray(array(header["offsets"], "iu", 1, "offsets")[:])
+        offsets = _rows(array(header["offsets"], "iu", 1, "offsets"))
         if offsets.size == 0:
             raise ValueError(f"{where}: offsets: expected at least one offset (0), got none")
         steps = int(offsets[-1])
@@ -404,7 +457,7 @@ class DatasetTrace:
                                  f"end at {steps}")
             return found
 
-        layer_offsets = {entry["name"]: np.asarray(array(entry["offsets"], "iu", 1, f"{entry['name']} offsets")[:])
+        layer_offsets = {entry["name"]: _rows(array(entry["offsets"], "iu", 1, f"{entry['name']} offsets"))
                          for entry in header["layers"] if "offsets" in entry}
 
         def layer_array(entry, key, a):
@@ -434,6 +487,11 @@ def _read_header(header: dict, where) -> dict:
     """A dataset trace's group attributes, of the types ``save`` writes, or a clear error."""
     if header.get(FORMAT_KEY) != FORMAT_VERSION:
         raise ValueError(f"{where}: not a rnnwidgets dataset trace of format {FORMAT_VERSION}")
+    try:   # "\ud800" escapes: text no page can show
+        json.dumps(header, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: its attributes should hold text UTF-8 can encode, got a lone surrogate (a "
+                         f"\\ud800 escape)") from None
 
     def expect(ok: bool, field: str, wanted: str):
         if not ok:
@@ -468,18 +526,38 @@ def _check_token_ids(token_ids, vocab: int, where) -> None:
     """Every token id indexes the vocabulary: checked a chunk at a time, never read whole."""
     step = token_ids.chunks[0]
     for a in range(0, token_ids.shape[0], step):
-        ids = np.asarray(token_ids[a:a + step])
+        ids = _rows(token_ids, a, a + step)
         if ids.size and not (0 <= int(ids.min()) and int(ids.max()) < vocab):
             raise ValueError(f"{where}: token ids outside the vocabulary of {vocab} tokens")
 
 
-def _refuse_links(folder: Path) -> None:
-    """A local store is a tree of plain files and folders: a link could point anywhere."""
+def _refuse_links(folder: Path) -> int:
+    """A local store is a tree of plain files and folders: a link could point anywhere. Returns the
+    bytes its files hold."""
+    stored = 0
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
             if os.path.islink(os.path.join(root, name)):
                 raise ValueError(f"{folder}: {os.path.relpath(os.path.join(root, name), folder)}: expected a plain "
                                  f"file or folder (it is a link)")
+        for name in files:
+            info = os.lstat(os.path.join(root, name))
+            if not stat.S_ISREG(info.st_mode):   # a pipe would be read without end
+                raise ValueError(f"{folder}: {os.path.relpath(os.path.join(root, name), folder)}: expected a plain "
+                                 f"file or folder (it is a pipe, device or socket)")
+            stored += info.st_size
+    return stored
+
+
+def _stored_bytes(url: str) -> Optional[int]:
+    """The bytes a store at an fsspec URL holds, or None where the filesystem cannot say."""
+    try:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(url)
+        return int(fs.du(root, total=True))
+    except Exception:
+        return None
 
 
 def _named_arrays(header: dict) -> set:
@@ -525,8 +603,6 @@ def _is_dataset_store(folder: Path) -> bool:
     if (folder / LEGACY_HEADER).is_file():
         return True
     try:
-        import json
-
         return FORMAT_KEY in json.loads((folder / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return False
@@ -1075,21 +1151,21 @@ def read_rows(array, a: int, b: int, out: Optional[np.ndarray] = None) -> np.nda
         return array[a:b]
     folder = _raw_chunks(array)
     if folder is None:
-        return np.asarray(array[a:b])
-    rows = array.chunks[0]
+        return _rows(array, a, b)
+    per_chunk = array.chunks[0]
     shape = (b - a, *array.shape[1:])
     block = out[:b - a] if out is not None and len(out) >= b - a and out.dtype == array.dtype \
         and out.shape[1:] == shape[1:] else np.empty(shape, array.dtype)
     row_bytes = array.dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-    for i in range(a // rows, -(-b // rows)):
-        lo, hi = max(a, i * rows), min(b, (i + 1) * rows)
+    for i in range(a // per_chunk, -(-b // per_chunk)):
+        lo, hi = max(a, i * per_chunk), min(b, (i + 1) * per_chunk)
         target = block[lo - a:hi - a]
         name = _chunk_file(folder, array, i)
         try:
             with open(name, "rb", buffering=0) as f:
-                f.seek((lo - i * rows) * row_bytes)
+                f.seek((lo - i * per_chunk) * row_bytes)
                 if f.readinto(target.reshape(-1).view(np.uint8).data) != target.nbytes:
-                    raise ValueError(f"{name}: shorter than a chunk of {array.dtype} ({rows} rows)")
+                    raise ValueError(f"{name}: shorter than a chunk of {array.dtype} ({per_chunk} rows)")
         except FileNotFoundError:   # a chunk never written: the fill value
             target[...] = array.metadata.fill_value
     return block

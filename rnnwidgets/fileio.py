@@ -9,6 +9,7 @@ before they are read, mapped or inflated, and every fault is a ValueError naming
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import secrets
@@ -56,6 +57,9 @@ def atomic_write(path, mode: str = "wb", encoding=None):
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: expected mode 'w' or 'wb', got {mode!r}")
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: expected the path of a file to write (a folder is never "
+                                f"replaced)")
     while True:
         temporary = _sibling(path, "tmp")
         try:  # 0o666 and the umask, as open() would make it
@@ -76,6 +80,31 @@ def atomic_write(path, mode: str = "wb", encoding=None):
             os.unlink(temporary)
         raise
     _fsync_folder(path.parent)
+
+
+def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
+    """Refuse, before anything is written, to replace at ``path`` a folder or a file that is not
+    ``what`` (its first bytes start with none of ``heads``, compared without case or leading
+    blanks; ``heads`` in lower case): a save must never destroy another kind of file (a dataset,
+    a trace, the user's notes). An empty file may be replaced."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{who}: {path} is a folder: expected the path of a file to write (a folder is "
+                                f"never replaced)")
+    if not path.exists():
+        return
+    if not path.is_file():   # opened to be checked, a pipe would wait without end
+        raise FileExistsError(f"{who}: {path} exists and is a pipe, device or socket, not {what}, so it is not "
+                              f"replaced; choose another path")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError as e:
+        raise FileExistsError(f"{who}: {path} exists and cannot be read to check what it is ({e}); choose "
+                              f"another path") from None
+    if head and not any(head.startswith(h) for h in heads):   # an empty file holds nothing to lose
+        raise FileExistsError(f"{who}: {path} exists and is not {what}, so it is not replaced; choose another "
+                              f"path or remove it first")
 
 
 def write_bytes(path, data: bytes) -> Path:
@@ -137,6 +166,9 @@ class WriterLock:
         self.fd = None
 
     def __enter__(self):
+        if self.path.is_symlink():   # never write through a link someone left at the lock's name
+            raise FileExistsError(f"{self.who}: {self.path} is a link, not a lock file rnnwidgets made; expected a "
+                                  f"plain file or nothing there (remove it, or write to another path)")
         while True:
             if fcntl is None:
                 try:
@@ -144,7 +176,13 @@ class WriterLock:
                 except FileExistsError:
                     raise self._busy() from None
                 break
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise FileExistsError(f"{self.who}: {self.path} is a link, not a lock file rnnwidgets made; expected "
+                                      f"a plain file or nothing there (remove it, or write to another path)") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -228,6 +266,12 @@ class NpzArchive:
 
     def __init__(self, path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"{self.path}: expected a .npz file (as Trace.save writes), got a folder; a dataset "
+                             f"trace's folder opens with rw.DatasetTrace.load")
+        if self.path.exists() and not self.path.is_file():   # a pipe or a device would be read without end
+            raise ValueError(f"{self.path}: expected a .npz file (as Trace.save writes), got a pipe, device or "
+                             f"socket")
         try:
             self.zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, EOFError) as e:

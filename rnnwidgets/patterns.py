@@ -418,6 +418,12 @@ def cocluster(stats: UnitStats, n_clusters: int = 3, which: str = "mean", min_co
     if not 2 <= n_clusters <= min(matrix.shape):
         raise ValueError(f"n_clusters: expected 2 <= n_clusters <= {min(matrix.shape)} "
                          f"(units x kept tokens = {matrix.shape}), got {n_clusters}")
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        units = np.flatnonzero(bad.any(axis=1))
+        raise ValueError(f"cocluster: expected finite responses, got NaN or inf in the {which} of units "
+                         f"{units[:10].tolist()}{' ...' if len(units) > 10 else ''} (the dataset trace holds "
+                         f"non-finite values there)")
     weights = np.abs(matrix).astype(np.float64) + 1e-9  # the algorithm needs no all-zero row or column
     model = SpectralCoclustering(n_clusters=n_clusters, random_state=seed).fit(weights)
     tokens = [stats.tokens[j] for j in keep]

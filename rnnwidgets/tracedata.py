@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from .fileio import NpzArchive, atomic_write
+from .fileio import NpzArchive, atomic_write, check_replaceable
 from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
@@ -61,7 +61,23 @@ def _as_tokens(where: str, tokens, batch) -> list:
     tokens = [[str(tok) for tok in seq] for seq in tokens]
     if len(tokens) != batch:
         raise ValueError(f"{where}: expected one list per batch element ({batch}), got {len(tokens)}")
+    for b, seq in enumerate(tokens):   # a lone surrogate cannot be sent to the page, saved or shown
+        try:
+            "".join(seq).encode("utf-8")
+        except UnicodeEncodeError:
+            t = next(t for t, tok in enumerate(seq) if not _encodable(tok))
+            raise ValueError(f"{where}[{b}][{t}]: expected text UTF-8 can encode, got {seq[t]!r} (a lone surrogate, "
+                             f"as bytes decoded with errors='surrogateescape' give; decode with errors='replace')"
+                             ) from None
     return tokens
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def tokens_fit(tokens: list, lengths: np.ndarray, steps: int) -> bool:
@@ -316,8 +332,11 @@ class Trace:
 
     # ---- saving -------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write the trace to one ``.npz`` file (no pickle); reopen with ``Trace.load``."""
+        """Write the trace to one ``.npz`` file (no pickle); reopen with ``Trace.load``. The file is
+        written beside ``path`` and renamed over it once whole; an existing file is replaced only
+        when it is a .npz archive (a previous save), never a folder or another kind of file."""
         path = Path(path)
+        check_replaceable(path, "Trace.save", (b"pk\x03\x04", b"pk\x05\x06"), "a .npz archive (a saved trace)")
         arrays = {"lengths": self.lengths}
         if self.outputs is not None:
             arrays["outputs"] = self.outputs
@@ -360,6 +379,12 @@ class Trace:
                 shape = data.check(name, "f", ndim, what)
                 if shape[0] != batch:
                     raise ValueError(f"{path}: array {name!r} ({what}) has batch {shape[0]}, lengths has {batch}")
+            for i, entry in enumerate(header["layers"]):   # steps only an array with data can say
+                shapes_of = [data.checked[f"l{i}/{g}/{j}"][1]
+                             for g in STEP_GROUPS for j in range(len(entry.get(g, [])))]
+                if shapes_of and all(s[2] == 0 for s in shapes_of) and any(s[1] > 0 for s in shapes_of):
+                    raise ValueError(f"{path}: layer {entry['name']!r}: expected at least one unit in its arrays, "
+                                     f"got shapes {shapes_of} (steps without any values)")
             shapes = header.get("shapes")
             for name, (_, shape) in data.checked.items():
                 if shapes is not None and name != "header" and shapes.get(name) != list(shape):
@@ -394,6 +419,9 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
         raise ValueError(f"{path}: its header is not JSON text ({type(e).__name__})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
+    if not _encodable(json.dumps(header, ensure_ascii=False)):   # "\ud800" escapes: text no page can show
+        raise ValueError(f"{path}: its header should hold text UTF-8 can encode, got a lone surrogate (a \\ud800 "
+                         f"escape)")
 
     def expect(ok: bool, field: str, wanted: str):
         if not ok:

@@ -1,5 +1,7 @@
 """rw.trace leaves the model exactly as it found it, also when something raises half-way:
 parameters bit for bit, .grad fields, training flags, requires_grad flags, forward, hooks."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -270,3 +272,100 @@ def test_two_threads_tracing_one_model_leave_it_as_found():
         want = model[1](x)[0].numpy()
     for tr in results:
         np.testing.assert_allclose(tr.layers["1.l0"].h, want.transpose(1, 0, 2), atol=1e-6)
+
+
+# ---- every entry point, also when the model's forward raises half-way through any of its calls ----
+
+class Failing(nn.Module):
+    """embedding -> 2-layer LSTM (dropout) -> BatchNorm -> GRU -> linear, in training mode; its
+    ``fail_on``-th forward call raises after the LSTM and BatchNorm ran (0: never)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(7, 3)
+        self.lstm = nn.LSTM(3, 4, num_layers=2, dropout=0.3, batch_first=True)
+        self.norm = nn.BatchNorm1d(4)
+        self.gru = nn.GRU(4, 4, batch_first=True)
+        self.head = nn.Linear(4, 7)
+        self.calls, self.fail_on = 0, 0
+
+    def forward(self, ids):
+        self.calls += 1
+        x = self.norm(self.lstm(self.embed(ids))[0].transpose(1, 2)).transpose(1, 2)
+        if self.calls == self.fail_on:
+            raise RuntimeError("the model's own error half-way")
+        return self.head(self.gru(x)[0])
+
+
+def failing() -> Failing:
+    torch.manual_seed(0)
+    model = Failing().train()
+    model.embed.weight.requires_grad_(False)
+    model.lstm.weight_hh_l1.grad = torch.randn_like(model.lstm.weight_hh_l1)
+    model.gru.register_forward_hook(lambda m, args, out: None)
+    return model
+
+
+FAIL_IDS = torch.randint(0, 7, (3, 6))
+
+
+def _monitor_step(model):
+    import rnnwidgets as rw
+
+    model.fail_on, failing_call = 0, model.fail_on
+    mon = rw.TrainingMonitor(model, probe=(FAIL_IDS, "last"), every=1, dynamics=True)
+    model(FAIL_IDS).square().mean().backward()   # the user's own step: its .grad, RNG and call
+    model.calls -= 1
+    model.fail_on = failing_call
+    return mon, snapshot(model), torch.get_rng_state()
+
+
+def _what_if(model):
+    import rnnwidgets as rw
+
+    model.fail_on, failing_call = 0, model.fail_on
+    ex = rw.explore(model, FAIL_IDS)
+    model.calls -= 1
+    model.fail_on = failing_call
+    return ex, snapshot(model), torch.get_rng_state()
+
+
+ENTRY_POINTS = {   # name -> (setup returning (object, state before, RNG before) or None, the call)
+    "trace": (None, lambda m, _: __import__("rnnwidgets").trace(m, FAIL_IDS, loss="last")),
+    "explore": (None, lambda m, _: __import__("rnnwidgets").explore(m, FAIL_IDS, loss="last", dynamics=True,
+                                                                      attribution=True)),
+    "gradient_flow": (None, lambda m, _: __import__("rnnwidgets").gradient_flow(m, FAIL_IDS)),
+    "dynamics": (None, lambda m, _: __import__("rnnwidgets").dynamics(m, FAIL_IDS, k=2)),
+    "attribution": (None, lambda m, _: __import__("rnnwidgets").attribution(m, FAIL_IDS, t=3)),
+    "generate": (None, lambda m, _: __import__("rnnwidgets").generate(m, FAIL_IDS[:2, :3], steps=3)),
+    "trace_dataset": (None, lambda m, _: __import__("rnnwidgets").trace_dataset(m, [FAIL_IDS, FAIL_IDS],
+                                                                                 progress=False)),
+    "fixed_points": (None, lambda m, _: __import__("rnnwidgets").fixed_points(m, layer="gru.l0", n_init=4,
+                                                                               adam_steps=5, newton_steps=3)),
+    "what-if": (_what_if, lambda m, ex: ex.what_if.run(1, [2, 3], value=0.0)),
+    "TrainingMonitor.step": (_monitor_step, lambda m, mon: mon.step(torch.tensor(1.0))),
+}
+
+
+@pytest.mark.parametrize("name", list(ENTRY_POINTS))
+def test_every_entry_point_leaves_the_model_as_found_when_its_forward_raises_half_way(name):
+    """Parameters, .grad, buffers (BatchNorm's statistics), modes, hooks, forwards, requires_grad,
+    the grad mode and torch's RNG state: as found after the call, and after the same call with the
+    model raising in each of the forward calls it makes."""
+    setup, call = ENTRY_POINTS[name]
+    calls, fail_on = None, 0
+    while calls is None or fail_on <= calls:
+        model = failing()
+        model.fail_on = fail_on
+        held, before, rng = setup(model) if setup else (None, snapshot(model), torch.get_rng_state())
+        if fail_on:   # raised, or shown in the view (the Explorer's attribution strip says what failed)
+            with contextlib.suppress(RuntimeError):
+                call(model, held)
+            assert model.calls == fail_on or name == "trace_dataset", "the failing call was not made"
+        else:
+            call(model, held)
+            calls = model.calls
+        assert_untouched(model, before)
+        assert torch.equal(torch.get_rng_state(), rng), f"{name} (failing on call {fail_on}) moved torch's RNG"
+        fail_on += 1
+    assert calls >= 1 or name == "fixed_points"   # fixed_points steps the layer alone, never the forward

@@ -382,6 +382,78 @@ def test_load_refuses_a_header_of_the_wrong_types(saved_ds):
     assert DatasetTrace.load(saved_ds).sequences == 6
 
 
+def edit_array(folder, name, change):
+    meta = json.loads((folder / name / "zarr.json").read_text())
+    change(meta)
+    (folder / name / "zarr.json").write_text(json.dumps(meta))
+
+
+def test_arrays_declaring_far_more_than_the_store_holds_are_refused_unread(saved_ds, monkeypatch):
+    """A zarr.json of a few bytes may declare terabytes (offsets are read whole, token ids scanned):
+    refused from the metadata, before any chunk is read or any memory taken for it."""
+    import tracemalloc
+
+    good = {n: (saved_ds / n / "zarr.json").read_text() for n in ("offsets", "l0_q0")}
+    edit_array(saved_ds, "offsets", lambda m: m.update(shape=[1 << 40]))
+    tracemalloc.start()
+    try:
+        refused(saved_ds, r"its arrays declare \d+ bytes where the store holds \d+, more than 200 times: not data a "
+                          r"dataset trace holds; refused unread")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
+    (saved_ds / "offsets" / "zarr.json").write_text(good["offsets"])
+    # one chunk decoded whole: a chunk of 2**34 rows is refused even in a small array
+    edit_array(saved_ds, "l0_q0", lambda m: m["chunk_grid"]["configuration"].update(chunk_shape=[1 << 34, 7]))
+    refused(saved_ds, r"array 'l0_q0' \(lstm.l0\['h'\]\): expected chunks of at most 268435456 bytes \(each is "
+                      r"decoded whole\), got chunks \(17179869184, 7\) of float32")
+    (saved_ds / "l0_q0" / "zarr.json").write_text(good["l0_q0"])
+    assert DatasetTrace.load(saved_ds).sequences == 6
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(codecs=[{"name": "numcodecs.pickle"}]),   # a codec that would unpickle: zarr has none
+    lambda m: m.update(codecs=[{"name": "no-such-codec"}]),
+    lambda m: m.update(shape=[-5, 7]),
+    lambda m: m.update(data_type="not-a-type"),
+])
+def test_a_member_array_zarr_cannot_open_is_refused_naming_the_store(saved_ds, change):
+    edit_array(saved_ds, "l0_q0", change)
+    error = refused(saved_ds, "not a readable zarr (group|array)")
+    assert type(error.__cause__).__module__.split(".")[0] != "zarr"
+
+
+def test_a_lone_surrogate_in_the_attributes_is_refused(saved_ds):
+    edit_header(saved_ds, lambda h: h["vocab"].__setitem__(0, "\ud800"))   # written as a "\ud800" escape
+    refused(saved_ds, "its attributes should hold text UTF-8 can encode, got a lone surrogate")
+
+
+def test_a_damaged_compressed_chunk_is_an_error_naming_its_array_never_wrong_values(saved_ds, tmp_path):
+    packed = DatasetTrace.load(saved_ds).save(tmp_path / "packed", compression=True)
+    chunk = next(p for p in (packed / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    spoiled = bytearray(chunk.read_bytes())
+    spoiled[10:30] = b"\xff" * 20
+    chunk.write_bytes(bytes(spoiled))
+    ds = DatasetTrace.load(packed)   # reading no chunk of the states, it opens
+    for read in (lambda: ds.sequence(0), lambda: rw.unit_stats(ds, "lstm.l0")):
+        with pytest.raises(ValueError, match=r"l0_q0: rows \d+:\d+ cannot be read, the store is damaged \(RuntimeError: "
+                                             r"Zstd decompression error"):
+            read()
+    chunk.write_bytes(bytes(spoiled[:15]))   # truncated
+    with pytest.raises(ValueError, match="l0_q0: rows 0:12 cannot be read, the store is damaged"):
+        ds.sequence(0)
+
+
+def test_a_pipe_in_the_store_is_refused_before_anything_is_read(saved_ds):
+    import os
+
+    chunk = next(p for p in (saved_ds / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    os.mkfifo(chunk)   # read, it would wait for a writer without end
+    refused(saved_ds, r"l0_q0/c/.*: expected a plain file or folder \(it is a pipe, device or socket\)")
+
+
 def test_a_folder_of_the_earlier_npy_format_says_how_to_recreate_it(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()

@@ -230,3 +230,147 @@ def test_steps_that_disagree_within_a_layer_are_refused_naming_the_file(saved, t
     del header["shapes"]   # a file written before shapes were kept: the constructor still checks them
     refused(rewrite(tmp_path / "h.npz", {**arrays, "l0/states/1": np.zeros((2, 9, 3), np.float32)}, header),
             "lstm.l0")
+
+
+# ---- what a save may replace, and what a load opens ---------------------------------------------
+
+def test_an_interrupt_inside_the_writer_leaves_the_previous_file(tmp_path, monkeypatch):
+    path = small_trace(0).save(tmp_path / "t.npz")
+    before = path.read_bytes()
+
+    def interrupted(fd):   # the whole new file written to the temporary file, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        small_trace(1).save(path)
+    assert path.read_bytes() == before and leftovers(tmp_path) == []
+
+
+def test_a_trace_save_never_replaces_a_folder_or_another_kind_of_file(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "zarr.json").write_text("{}")
+    with pytest.raises(IsADirectoryError, match="Trace.save: .*store is a folder: expected the path of a file"):
+        small_trace().save(store)
+    page, notes = tmp_path / "page.html", tmp_path / "notes.npz"
+    page.write_text("<!DOCTYPE html><html></html>")
+    notes.write_text("not an archive")
+    for path in (page, notes):
+        with pytest.raises(FileExistsError, match=r"Trace.save: .* exists and is not a .npz archive \(a saved trace\)"):
+            small_trace().save(path)
+    assert page.read_text() == "<!DOCTYPE html><html></html>" and notes.read_text() == "not an archive"
+    assert (store / "zarr.json").read_text() == "{}" and leftovers(tmp_path) == []
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    assert_same_trace(Trace.load(small_trace(2).save(empty)), small_trace(2))   # an empty file holds nothing
+    assert_same_trace(Trace.load(small_trace(3).save(empty)), small_trace(3))   # a previous trace is replaced
+    link = tmp_path / "link.npz"
+    link.symlink_to(empty)
+    small_trace(4).save(link)   # the link itself is replaced: what it pointed to is left as it was
+    assert not link.is_symlink() and Trace.load(empty).first.h.tolist() == small_trace(3).first.h.tolist()
+
+
+def test_atomic_write_refuses_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder: expected the path of a file to write"):
+        fileio.write_text(tmp_path, "x")
+
+
+def test_loading_a_folder_says_what_was_expected(tmp_path):
+    with pytest.raises(ValueError, match=r"expected a .npz file \(as Trace.save writes\), got a folder; a dataset "
+                                         r"trace's folder opens with rw.DatasetTrace.load"):
+        Trace.load(tmp_path)
+
+
+def test_steps_without_any_values_are_refused_before_they_are_read(saved, tmp_path):
+    """Arrays of no units may declare any number of steps in a few bytes (2**40 here): refused."""
+    arrays, header = members(saved)
+    header = {**header, "tokens": None, "layers": [{**header["layers"][0], "states": ["h"], "gates": []}]}
+    del header["shapes"]
+    path = tmp_path / "empty.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("header.npy", npy_bytes(np.frombuffer(json.dumps(header).encode(), np.uint8)))
+        z.writestr("lengths.npy", npy_bytes(np.array([1 << 40, 3])))
+        z.writestr("l0/states/0.npy", npy_header((2, 1 << 40, 0)))
+    refused(path, r"layer 'lstm.l0': expected at least one unit in its arrays, got shapes \[\(2, 1099511627776, 0\)\]")
+
+
+@pytest.mark.parametrize("dtype", [">f4", "<f2", ">f8"])
+def test_floats_of_any_width_or_byte_order_load_as_native_float32(saved, tmp_path, dtype):
+    arrays, header = members(saved)
+    h = arrays["l0/states/0"]
+    path = rewrite(tmp_path / "t.npz", {**arrays, "l0/states/0": h.astype(dtype)}, header)
+    loaded = Trace.load(path).first.h
+    assert loaded.dtype == np.float32 and loaded.dtype.isnative
+    np.testing.assert_array_equal(loaded, h.astype(dtype).astype(np.float32))
+
+
+def test_a_pickled_array_is_never_unpickled(saved, tmp_path):
+    """An object array whose pickle would run code when loaded: refused from its header, never run."""
+    arrays, header = members(saved)
+    ran = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mknod, (str(ran),))
+
+    path = tmp_path / "pickled.npz"
+    np.savez(path, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+             **{**arrays, "l0/states/0": np.array([Payload()], dtype=object)}, allow_pickle=True)
+    refused(path, r"array 'l0/states/0' .*expected a plain C-ordered array of numbers, got dtype object")
+    with zipfile.ZipFile(path) as z:
+        assert b"mknod" in z.read("l0/states/0.npy")   # the pickle is there, and was not run
+    assert not ran.exists()
+
+
+HOSTILE_TOKENS = ["</script><script>alert(1)</script>", "<!--<script>", "\u202e\u2066evil\u2069", "&amp;\0",
+                  "x" * 1_000_000]
+
+
+def test_hostile_tokens_are_kept_exactly_as_data(tmp_path):
+    tr = small_trace()
+    tr.tokens = [HOSTILE_TOKENS[:4], HOSTILE_TOKENS[2:]]
+    tr.validate()
+    back = Trace.load(tr.save(tmp_path / "t.npz"))
+    assert back.tokens == [HOSTILE_TOKENS[:4], HOSTILE_TOKENS[2:]]
+
+
+def test_a_lone_surrogate_is_refused_in_tokens_and_in_a_files_header(saved, tmp_path):
+    """Text UTF-8 cannot encode (bytes decoded with errors='surrogateescape', or a "\\ud800" escape
+    in a file's JSON) could be neither shown in the page nor saved: refused, saying where."""
+    with pytest.raises(ValueError, match=r"tokens\[1\]\[2\]: expected text UTF-8 can encode, got 'z\\udcff'"):
+        Trace(layers=small_trace().layers, lengths=[4, 3], tokens=[list("abcd"), ["x", "y", "z\udcff"]])
+    arrays, header = members(saved)
+    for change in ({"tokens": [list("abcd"), ["x", "y", "\ud800"]]},
+                   {"layers": [{**header["layers"][0], "name": "lstm\udfff"}]}, {"meta": {"note": "\ud800"}}):
+        path = rewrite(tmp_path / "s.npz", arrays, json.dumps({**header, **change}).encode("ascii"))
+        refused(path, r"its header should hold text UTF-8 can encode, got a lone surrogate")
+
+
+def test_the_writer_lock_never_writes_through_a_link_left_at_its_name(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file")
+    (tmp_path / ".ds.lock").symlink_to(victim)
+    with pytest.raises(FileExistsError, match=r"DatasetTrace.save: .*\.ds\.lock is a link, not a lock file rnnwidgets "
+                                              r"made; expected a plain file or nothing there"):
+        with fileio.WriterLock(tmp_path / "ds", "DatasetTrace.save"):
+            pass
+    assert victim.read_text() == "the user's file" and (tmp_path / ".ds.lock").is_symlink()
+    (tmp_path / ".ds.lock").unlink()
+    with fileio.WriterLock(tmp_path / "ds", "DatasetTrace.save"):   # a plain lock works as before
+        assert (tmp_path / ".ds.lock").read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / ".ds.lock").exists()
+
+
+def test_a_pipe_or_device_is_refused_never_read_or_written_through(tmp_path):
+    """Opened to be read (or checked before a save), a pipe would wait for a writer without end and
+    a device would be read without end."""
+    pipe = tmp_path / "t.npz"
+    os.mkfifo(pipe)
+    for path in (pipe, "/dev/zero"):
+        with pytest.raises(ValueError, match=r"expected a .npz file \(as Trace.save writes\), got a pipe, device or "
+                                             r"socket"):
+            Trace.load(path)
+    with pytest.raises(FileExistsError, match="Trace.save: .* exists and is a pipe, device or socket, not a .npz"):
+        small_trace().save(pipe)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and leftovers(tmp_path) == []

@@ -113,6 +113,16 @@ def test_unit_stats_equal_per_token_loop():
     assert stats.frame("change").shape == (3, 3)
 
 
+def test_cocluster_of_non_finite_values_says_which_units_in_one_sentence():
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(11, 4)).astype(np.float32)
+    h[3, 2], h[7, 0] = np.nan, np.inf   # a dataset trace of a model that diverged
+    ds = small_dataset(h, [0, 5, 11], list("abcabbacbca"))
+    with pytest.raises(ValueError, match=r"^cocluster: expected finite responses, got NaN or inf in the mean of "
+                                         r"units \[0, 2\] \(the dataset trace holds non-finite values there\)$"):
+        cocluster(unit_stats(ds), n_clusters=2)
+
+
 def test_cocluster_recovers_planted_blocks():
     rng = np.random.default_rng(1)
     units, vocab, groups = 12, 9, 3

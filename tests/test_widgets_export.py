@@ -394,3 +394,63 @@ def test_nbconvert_exporter_escapes_every_json_script(tmp_path):
     assert data[export.VIEW_MIME]["note"] == HOSTILE_TOKEN + "</script>"
     assert data[export.STATE_MIME]["state"][shown.view.model_id]["state"]["tokens"] == [
         "a", HOSTILE_TOKEN, "</script>", "&amp;", "b"]
+
+
+# ---- what a saved page may load, and what a save may replace ------------------------------------
+
+def test_every_page_carries_a_policy_that_loads_nothing_from_outside_it(explorer, tmp_path):
+    """Ahead of every script, a Content-Security-Policy allowing only what the page holds (inline
+    code and styles, data: and blob: URLs); nbconvert's own CDN loaders (MathJax, mermaid) are gone.
+    (tests/e2e/test_offline.py opens a hostile notebook's export in Chromium under it.)"""
+    policy = dict(d.strip().split(" ", 1) for d in export.OFFLINE_CSP.split(";"))
+    assert policy["default-src"] == "'none'" and "http" not in export.OFFLINE_CSP and "*" not in export.OFFLINE_CSP
+    assert all(source in ("'unsafe-inline'", "'unsafe-eval'", "data:", "blob:", "'none'")
+               for sources in policy.values() for source in sources.split())
+    page = export.save_html(explorer, tmp_path / "explorer.html").read_text(encoding="utf-8")
+    nb = _notebook_with_state(explorer)
+    plain = nbformat.v4.new_notebook()   # and one without widgets
+    for notebook in (nb, plain):
+        notebook.cells.append(nbformat.v4.new_markdown_cell("```mermaid\ngraph TD; A-->B;\n```\n\n$x^2$"))
+    exported = [export.OfflineHTMLExporter().from_notebook_node(notebook)[0] for notebook in (nb, plain)]
+    assert "<script" not in exported[1]
+    for text in (page, exported[0], exported[1] + "<script"):
+        assert export.OFFLINE_CSP in text
+        assert text.index('http-equiv="Content-Security-Policy"') < text.index("<script")
+        assert not re.search(r"cdnjs|mermaid\.esm|mathjax/", text, re.I)
+
+
+def test_save_html_never_replaces_a_folder_or_another_kind_of_file(explorer, tmp_path):
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "zarr.json").write_text("{}")
+    with pytest.raises(IsADirectoryError, match="is a folder: expected the path of a file to write"):
+        export.save_html(explorer, folder)
+    trace_file = explorer.trace.save(tmp_path / "run.npz")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    kept = {p: p.read_bytes() for p in (trace_file, notes, folder / "zarr.json")}
+    for path in (trace_file, notes):
+        with pytest.raises(FileExistsError, match=f"save_html: {re.escape(str(path))} exists and is not an HTML page"):
+            export.save_html(explorer, path)
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "notes.txt", "run.npz"]   # nothing left beside
+    page = tmp_path / "page.html"
+    page.write_text("")   # an empty file holds nothing to lose
+    export.save_html(explorer, page)
+    export.save_html(explorer, page)   # and a page of ours is replaced
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_an_interrupt_inside_the_writer_leaves_the_previous_page(explorer, tmp_path, monkeypatch):
+    from rnnwidgets import fileio
+
+    path = export.save_html(explorer, tmp_path / "explorer.html")
+    before = path.read_bytes()
+
+    def interrupted(fd):   # the whole new page written to the temporary file, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export.save_html(explorer, path, title="another")
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["explorer.html"]

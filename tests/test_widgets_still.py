@@ -311,3 +311,13 @@ def test_pattern_views_stills_the_match_rows_after_a_search_and_the_ordered_matr
     ordered = np.frombuffer(view.buffer, "<f4").reshape(len(view.tokens), len(view.units))
     np.testing.assert_array_equal(_bundle_png(view),
                                   read_png(still.heatmap_png(ordered, "diverging", -view.vmax, view.vmax)))
+
+
+def test_an_explorer_of_a_trace_without_values_displays_without_a_still():
+    """A trace of no steps (an empty sequence, a loaded file) still displays: no still, no error."""
+    empty = Trace(layers={"gru.l0": LayerTrace("gru.l0", "gru", states={"h": np.zeros((1, 0, 2))})}, lengths=[0])
+    explorer = Explorer(empty)
+    assert still.explorer_png(explorer) is None
+    bundle = explorer._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "image/png" not in data and "application/vnd.jupyter.widget-view+json" in data

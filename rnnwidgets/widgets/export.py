@@ -10,8 +10,11 @@ anywidget's ``_esm``.
 - ``save_html(widget, path)``: one self-contained file for one widget (the Explorer's
   ``save_html`` method).
 - ``OfflineHTMLExporter``: ``jupyter nbconvert --to rnnwidgets_html nb.ipynb`` renders a
-  notebook saved with its widget state like ``--to html``, offline (without MathJax: its math
-  stays as TeX source, which needs no network).
+  notebook saved with its widget state like ``--to html``, offline (without MathJax or mermaid:
+  math and diagrams stay as their source text, which needs no network).
+
+Both pages carry a Content-Security-Policy (``OFFLINE_CSP``) that lets them load nothing but what
+they hold, so no saved state or notebook HTML can make them reach a server or a local file.
 
 The saved widget state is data, never a path to follow: module names are looked up in a fixed
 list (``SHIPPED_MODULES``), models of any other module are left out of the page, and every JSON
@@ -31,7 +34,7 @@ from jinja2 import DictLoader
 from nbconvert.exporters import HTMLExporter
 from traitlets import default
 
-from ..fileio import write_text
+from ..fileio import check_replaceable, write_text
 from .payload import floats_per_step
 
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
@@ -40,6 +43,13 @@ VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 BUILT_IN_MODULES = ("@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output")  # in embed-amd.js
 SHIPPED_MODULES = ("anywidget", "bqplot", "bqscales")  # installed with our dependencies, inlined from nbextensions
 ICON_FONT = "fa-solid-900.woff2"  # the Play button's icons
+# The page may load nothing but what it holds: inline scripts and styles, and data: or blob: URLs
+# (anywidget imports its inline module from a blob:). Whatever the saved state or a notebook's own
+# HTML names (a CDN script, an image on a server, a file on this machine), the browser refuses it.
+OFFLINE_CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
+               "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
+               "connect-src data: blob:; worker-src data: blob:; base-uri 'none'; form-action 'none'")
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{OFFLINE_CSP}">'
 
 
 def _vendor_text(name: str) -> str:
@@ -163,6 +173,9 @@ def widget_state(widget) -> dict:
 def save_html(widget, path, title: str = "rnnwidgets") -> Path:
     """Write one self-contained HTML file showing ``widget``; it opens offline, with no kernel.
 
+    The page is written beside ``path`` and renamed over it once whole; an existing file is
+    replaced only when it is an HTML page, never a folder, a trace or another kind of file.
+
     Usable as a method: ``save_html = export.save_html`` in a widget class body. An Explorer
     whose batch element is over its budget holds a window of steps (plus an overview), and the
     page keeps only that window: a warning says which steps were kept and the budget that
@@ -170,13 +183,14 @@ def save_html(widget, path, title: str = "rnnwidgets") -> Path:
     """
     from ipywidgets.embed import embed_data
 
+    check_replaceable(path, "save_html", (b"<!doctype html", b"<html"), "an HTML page")
     for note in windows_kept(widget):
         warnings.warn(f"save_html: {note}", stacklevel=3)
 
     data = embed_data(views=[widget], drop_defaults=False, state=widget_state(widget))
     manager_state = shipped_state(data["manager_state"], "save_html")
     page = "\n".join([
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', CSP_META,
         f"<title>{html.escape(title)}</title>",
         offline_scripts(manager_state),
         _json_script(STATE_MIME, manager_state),
@@ -218,11 +232,16 @@ def windows_kept(widget) -> list:
     return notes
 
 
-# nbconvert's lab template with its CDN script loading replaced by the inlined scripts.
+# nbconvert's lab template with its CDN script loading replaced by the inlined scripts, the
+# offline policy ahead of every script, and neither MathJax nor mermaid (both load from a CDN:
+# math stays as TeX source, a diagram as its mermaid source).
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js -%}{{ resources.rnnwidgets_offline_scripts }}{%- endblock html_head_js -%}
+{%- block html_head_js -%}
+{{ resources.rnnwidgets_csp }}{{ resources.rnnwidgets_offline_scripts }}
+{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block footer -%}{{ super() }}{{ resources.rnnwidgets_icon_font }}{%- endblock footer -%}
 """
 
@@ -260,6 +279,7 @@ def offline_widget_resources(nb, resources):
     state = widgets.get(STATE_MIME)
     if state:
         state = widgets[STATE_MIME] = shipped_state(state, "OfflineHTMLExporter")
+    resources["rnnwidgets_csp"] = CSP_META
     resources["rnnwidgets_offline_scripts"] = offline_scripts(state) if state else ""
     resources["rnnwidgets_icon_font"] = icon_font_style() if state else ""
     return nb, resources

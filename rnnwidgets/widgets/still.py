@@ -257,12 +257,15 @@ def chart_png(chart) -> bytes | None:
                      rules=[r["value"] for r in chart.rules])
 
 
-def explorer_png(explorer) -> bytes:
-    """The still of what an Explorer shows first: its layer and quantity, its batch element's steps."""
+def explorer_png(explorer) -> bytes | None:
+    """The still of what an Explorer shows first: its layer and quantity, its batch element's steps;
+    None when the layer holds no values (no steps or no units: a trace of an empty sequence)."""
     state, view = explorer.state, explorer.view
     name = state.shown_quantity(view.layer, view.quantity)  # a quantity the layer lacks: its first, as shown
     layer = state.layer_or_default(view.layer)
     quantity = explorer.trace.layers[layer].quantities()[name]
+    if quantity.shape[1] == 0 or quantity.shape[2] == 0:
+        return None
     batch = explorer.batch.value or 0
     steps = int(explorer.trace.layer_lengths(layer)[batch])   # on the layer's own time axis
     scale = colour_scale(name, quantity)

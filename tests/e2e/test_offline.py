@@ -2,11 +2,13 @@
 notebook saved with its widget state, the nbconvert export, and the still image."""
 import base64
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import ARTIFACTS
 from e2e_support import (
     LAB_OUTPUT,
     block_network,
@@ -171,3 +173,60 @@ def test_export_of_hostile_saved_state_renders_offline_as_data(page, tmp_path):
     assert _token_at_cursor(page, 2) == "<!--<script>"
     assert page.evaluate("() => window.__secret") is None
     assert blocked == []
+
+
+def test_export_of_a_hostile_notebook_loads_nothing_from_outside_the_page(page, tmp_path):
+    """A notebook whose cells name a CDN, a server and a file on this machine (an image, a script, a
+    stylesheet, a mermaid diagram, whose renderer nbconvert loads from a CDN) and whose saved state
+    holds an anywidget with its module at a URL: the exported page draws the Explorer and asks
+    for nothing outside itself, not even a local file."""
+    import nbformat
+    import torch
+
+    import rnnwidgets as rw
+    from rnnwidgets.widgets import export
+
+    torch.manual_seed(0)
+    shown = rw.explore(torch.nn.LSTM(3, 10, batch_first=True), torch.randn(1, 24, 3))
+    (tmp_path / "local.png").write_bytes(base64.b64decode(shown._repr_mimebundle_()["image/png"]))
+    outside = ["https://cdn.example.invalid/x.js", "https://img.example.invalid/x.png", "local.png",
+               (tmp_path / "local.png").as_uri(), "https://css.example.invalid/x.css", "https://esm.example.invalid/m.js"]
+    nb = nbformat.v4.new_notebook()
+    view = {"version_major": 2, "version_minor": 0, "model_id": shown.model_id}
+    evil = {"version_major": 2, "version_minor": 0, "model_id": "evil-anywidget"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f'<img src="{outside[1]}"> <img src="{outside[2]}"> <img src="{outside[3]}">\n\n'
+                                      "```mermaid\ngraph TD; A-->B;\n```\n\n$x^2$"),
+        nbformat.v4.new_code_cell("shown", outputs=[
+            nbformat.v4.new_output("display_data", data={export.VIEW_MIME: view, "text/plain": "Explorer"}),
+            nbformat.v4.new_output("display_data", data={"text/html": f'<script src="{outside[0]}"></script>'
+                                                                      f'<link rel="stylesheet" href="{outside[4]}">'}),
+            nbformat.v4.new_output("display_data", data={export.VIEW_MIME: evil, "text/plain": "evil"})])]
+    state = export.widget_state(shown)
+    state["evil-anywidget"] = {"model_name": "AnyModel", "model_module": "anywidget", "model_module_version": "*",
+                               "state": {"_view_module": "anywidget", "_view_name": "AnyView",
+                                         "_model_module": "anywidget", "_model_name": "AnyModel",
+                                         "_esm": outside[5], "_css": outside[4]}}
+    nb.metadata["widgets"] = {export.STATE_MIME: {"version_major": 2, "version_minor": 0, "state": state}}
+    text, _ = export.OfflineHTMLExporter().from_notebook_node(nb)
+    assert "cdnjs" not in text and export.OFFLINE_CSP in text
+    assert text.index('http-equiv="Content-Security-Policy"') < text.index("<script")   # ahead of every script
+    (tmp_path / "hostile.html").write_text(text, encoding="utf-8")
+
+    requests, refused = [], []
+    page.on("requestfinished", lambda r: requests.append(r.url))   # a request the policy refused never finishes
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    blocked = block_network(page)
+    page.goto((tmp_path / "hostile.html").as_uri())
+    _assert_drawn_and_scrubs(page)
+    page.wait_for_timeout(500)
+    assert blocked == []
+    assert [u for u in requests if not u.startswith(("data:", "blob:"))] == [(tmp_path / "hostile.html").as_uri()]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "offline-hostile-notebook.png"), full_page=True)
+    tried = {re.search(r"Loading the \w+ '([^']*)'", m)[1] for m in refused}   # what the page tried, refused
+    assert set(outside) - {"local.png"} <= tried   # (local.png is the file: URL beside it)
+    # and besides those only the widget manager's own icon fonts beside the page, which the inlined
+    # data: font replaces (the Play button keeps its icons)
+    assert all(u in outside or (u.startswith(tmp_path.as_uri()) and u.endswith((".woff2", ".woff", ".ttf")))
+               for u in tried), tried
