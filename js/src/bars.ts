@@ -3,7 +3,7 @@
 // ImageData buffer from the colour tables, so a scrub costs a few thousand word writes per row.
 import { CHAR_PX, createAxis, niceStride, ticks } from "./axes";
 import { colorWord, lutVersion, NON_FINITE_WORD, pack, parseColor } from "./colormap";
-import { selectedLayer, stepAt } from "./state";
+import { selectedLayer, stepAt, stepNumber } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
 import { type StepLine, createStepLine, element, themeSource } from "./dom";
 
@@ -211,7 +211,7 @@ export function createBars(actions: Actions): Panel {
       rowsEl.replaceChildren(...[...rows.values()].map((r) => r.el), axisRow);
     }
     const pad = state.t >= state.length;
-    header.set(`${layer.name} at step ${state.t}${pad ? " (padding: past this element's length)" : ""}`);
+    header.set(`${layer.name} at step ${stepNumber(state, state.t)}${pad ? " (padding: past this element's length)" : ""}`);
     const first = Object.values(layer.quantities)[0];
     if (first) axis.set(first.units, slotLabels(orderFor(state, first), first.units, width));
     // The labels' column is as wide as the longest label any held step writes (characters of the

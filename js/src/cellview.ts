@@ -5,7 +5,7 @@
 // from what was recorded: an LSTM traced with quantities=("h", "c") is drawn as an LSTM, its gates
 // marked "not recorded". Any other cell shows h_{t-1} and its recorded quantities beside a generic
 // drawing, and a layer without h (or an LSTM without c) only lists what it recorded.
-import { selectedLayer, valueAt } from "./state";
+import { selectedLayer, stepNumber, valueAt } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel } from "./state";
 import { element, setText, widerLine } from "./dom";
 
@@ -404,7 +404,7 @@ export function createCellview(_actions: Actions): Panel {
     const layer = selectedLayer(state);
     if (drawn && drawn.t === state.t && drawn.unit === state.unit && drawn.layer === layer && drawn.length === state.length) return;
     const cv = cellValues(layer, state.t, state.unit, state.length);
-    const title = `${layer.name} · unit ${state.unit} · step ${state.t}${state.t >= state.length ? " (padding)" : ""}`;
+    const title = `${layer.name} · unit ${state.unit} · step ${stepNumber(state, state.t)}${state.t >= state.length ? " (padding)" : ""}`;
     const texts = equationLines(cv);
     size([title, ...texts], layer, state.unit);
     setText(header, title);

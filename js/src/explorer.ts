@@ -124,7 +124,7 @@ export function renderExplorer(model: AnyModel<ExplorerModel>, el: HTMLElement):
     followWindows(model, store),
     selectors,
     heatmap,
-    onScrub(() => transport.update(state.t, state.steps, state.length)),
+    onScrub(() => transport.update(state.t, state.steps, state.length, state.firstStep ?? 0)),
     onScrub(() => tokenAt.update(state)),
     onScrub(() => predictions.update(state)),
     { update: redrawPanels },

@@ -3,7 +3,7 @@
 // max over its steps. A click selects the cell's unit and step.
 import type { Overview } from "./decode";
 import { type Heatmap, formatValue } from "./heatmap";
-import { type ExplorerState, selectedQuantity, valueAt } from "./state";
+import { type ExplorerState, selectedQuantity, stepNumber, valueAt } from "./state";
 import { type ExplorerStore, unitAtRow } from "./store";
 import { tokenAt } from "./token_at";
 import { bucketColumn } from "./timeaxis";
@@ -19,11 +19,11 @@ export function readoutText(state: ExplorerState, overview: Overview | null, cel
     // outside the window held: what the overview knows about that column of steps
     const { column, first, last } = bucketColumn(cell.t, overview.bucket, state.steps);
     const i = column * overview.units + unit;
-    return `unit ${unit} · steps ${first}–${last} · ${q.name} in ` +
+    return `unit ${unit} · steps ${stepNumber(state, first)}–${stepNumber(state, last)} · ${q.name} in ` +
       `[${formatValue(overview.min[i])}, ${formatValue(overview.max[i])}]${padding}`;
   }
   const token = tokenAt(state, cell.t);
-  return `unit ${unit} · step ${cell.t}${token ? ` · ${token}` : ""} · ${q.name} = ${formatValue(valueAt(q, cell.t, unit))}` +
+  return `unit ${unit} · step ${stepNumber(state, cell.t)}${token ? ` · ${token}` : ""} · ${q.name} = ${formatValue(valueAt(q, cell.t, unit))}` +
     padding;
 }
 

@@ -85,6 +85,11 @@ export interface ExplorerState {
   firstStep?: number; // the model's step number of step 0: a window's start (rw.trace(steps=...)); 0 when absent
 }
 
+/** The model's own number of step `t`: a window of steps (rw.trace(steps=...)) starts at its first step. */
+export function stepNumber(state: { firstStep?: number }, t: number): number {
+  return t + (state.firstStep ?? 0);
+}
+
 /** What panels may ask the Explorer to change. */
 export interface Actions {
   setT(t: number): void;

@@ -163,7 +163,7 @@ export function playerOf(model: AnyModel<TransportModel>, last: () => number): P
 export interface Transport {
   el: HTMLElement;
   /** Show step t of `steps` ("step t / last", marked padding from `length` on) and the playing state. */
-  update(t: number, steps: number, length?: number): void;
+  update(t: number, steps: number, length?: number, first?: number): void; // first: the model's number of step 0
   destroy(): void;
 }
 
@@ -197,7 +197,7 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   speed.style.cssText = "width: 64px;";
   speedLabel.append("ms/step");
 
-  const shown = { t: -1, steps: -1, length: -1, playing: null as boolean | null };
+  const shown = { t: -1, steps: -1, length: -1, first: 0, playing: null as boolean | null };
   function showPlaying(): void {
     const playing = model.get("playing");
     if (playing === shown.playing) return;
@@ -210,20 +210,21 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
     speed.value = String(model.get("interval"));
   }
 
-  function update(t: number, steps: number, length = steps): void {
+  function update(t: number, steps: number, length = steps, first = 0): void {
     // Written only when changed: a range input's value is cheap, but not free to rewrite.
-    if (steps !== shown.steps || length !== shown.length) {
+    if (steps !== shown.steps || length !== shown.length || first !== shown.first) {
       slider.max = String(Math.max(0, steps - 1));
-      const longest = `step ${steps - 1} / ${steps - 1}${length < steps ? " (padding)" : ""}`;
+      const longest = `step ${first + steps - 1} / ${first + steps - 1}${length < steps ? " (padding)" : ""}`;
       // ch: a digit's width, wider than the letters used
       step.size(`max(110px, ${longest.length + 1}ch)`, "16px");
       shown.steps = steps;
       shown.length = length;
+      shown.first = first;
       shown.t = -1;
     }
     if (t !== shown.t) {
       slider.value = String(t);
-      step.set(`step ${t} / ${steps - 1}${t >= length ? " (padding)" : ""}`);
+      step.set(`step ${first + t} / ${first + steps - 1}${t >= length ? " (padding)" : ""}`);
       shown.t = t;
     }
     showPlaying();

@@ -14,6 +14,11 @@ describe("the heatmap's readout", () => {
     expect(readoutText(state, null, { t: 3, row: 0 })).toBe(`unit 0 · step 3 · h = ${formatValue(f(3, 0))} (padding)`);
   });
 
+  it("numbers a window's steps as the model does", () => {
+    const window = { ...state, firstStep: 120 };
+    expect(readoutText(window, null, { t: 1, row: 2 })).toBe(`unit 2 · step 121 · ␣ · h = ${formatValue(f(1, 2))}`);
+  });
+
   it("reads a row through the order", () => {
     const ordered = { ...state, order: Int32Array.of(2, 0, 1) };
     expect(readoutText(ordered, null, { t: 0, row: 0 })).toBe(`unit 2 · step 0 · a · h = ${formatValue(f(0, 2))}`);

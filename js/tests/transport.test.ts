@@ -126,6 +126,8 @@ describe("the Explorer's transport", () => {
     expect(step.textContent).toBe(`step 7 / ${LAST}`);
     transport.update(7, LAST + 1, 6); // steps from 6 on are padding
     expect(step.textContent).toBe(`step 7 / ${LAST} (padding)`);
+    transport.update(7, LAST + 1, LAST + 1, 120); // a window of steps from the model's step 120
+    expect([step.textContent, slider.value]).toEqual([`step 127 / ${LAST + 120}`, "7"]);
     speed.value = "2";
     speed.dispatchEvent(new Event("change"));
     expect(model.get("interval")).toBe(16);

@@ -84,7 +84,8 @@ DARK = """() => {
 
 def test_a_trace_of_a_window_of_steps_labels_its_columns_with_the_models_own_steps(page, tmp_path):
     """rw.trace(steps=slice(120, 180)) opened in the Explorer (an exported file, no kernel): the
-    step axis under the heatmap reads 120 ... 179, not 0 ... 59; looked at in Light and Dark."""
+    step axes read 120 ... 179, not 0 ... 59, and so do the step text and the state bars' header
+    (step 120 / 179 at the first step, 121 after a step); looked at in Light and Dark."""
     import torch
 
     import rnnwidgets as rw
@@ -103,6 +104,12 @@ def test_a_trace_of_a_window_of_steps_labels_its_columns_with_the_models_own_ste
         labels = [int(t) for t in axes.nth(k).locator(".rw-tick").all_inner_texts()]
         assert labels[0] == 120 and labels[-1] <= 179 and len(labels) >= 3, labels
         assert all(b > a for a, b in zip(labels, labels[1:])), str(labels)
+    step_text = page.locator(".rw-explorer .rw-step").first
+    assert step_text.inner_text().strip() == "step 120 / 179"
+    page.locator(".rw-explorer .rw-slider").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.rw-explorer .rw-step').textContent.trim() === 'step 121 / 179'")
+    assert "at step 121" in page.locator(".rw-explorer").first.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".rw-explorer").first.screenshot(path=str(ARTIFACTS / "window_steps_light.png"))
     page.evaluate(DARK)
