@@ -8,6 +8,12 @@
        torch.linalg.svdvals; timed on --sample steps per layer and scaled to all steps)
   peak memory growth of rw.dynamics (fresh process) against a full Jacobian stack
 
+Beside the first ratio, the floor the method implies, measured in the same run: the products J^T J q
+that Lanczos actually took per step (counted during the timed call) times the time of one such
+product over all the steps of both layers (timed after it, on the same chunks of steps), over the
+native forward. What the ratio holds above the floor is everything else (reorthogonalisation, the
+Ritz checks, sigma_min, the Lyapunov QR, the PCA).
+
 Both ratios are printed for each thread count of ``--threads`` (default: 1 and torch's own default,
 which the user gets; the library never sets it), the native forward timed at the same count.
 
@@ -24,6 +30,7 @@ from common import seconds
 from torch import nn
 
 import rnnwidgets as rw
+from rnnwidgets.capture import jacobians
 
 UNITS, LAYERS, K = 256, 2, 8
 
@@ -58,6 +65,40 @@ def recipe_seconds_per_step(module, x, sample: int) -> float:
     return total / count
 
 
+class ProductCount:
+    """Counts, while installed, the Lanczos products each step takes (``lanczos_top``'s ``iterations``)
+    and keeps each chunk's operator, to time one product over the same steps afterwards."""
+
+    def __init__(self):
+        self.calls: list = []          # (operator, products each of its steps took)
+        self.real = jacobians.lanczos_top
+
+    def __enter__(self):
+        def counted(op, k, **kwargs):
+            iterations = torch.zeros(len(op), dtype=torch.int64)
+            out = self.real(op, k, iterations=iterations, **kwargs)
+            self.calls.append((op, iterations))
+            return out
+        jacobians.lanczos_top = counted
+        return self
+
+    def __exit__(self, *exc):
+        jacobians.lanczos_top = self.real
+
+    def per_step(self) -> float:
+        """The mean number of products a step took."""
+        return float(torch.cat([it for _, it in self.calls]).double().mean())
+
+    def one_product(self, repeats: int) -> float:
+        """Seconds of one product J^T J q for every step counted (each chunk's operator whole)."""
+        total = 0.0
+        for op, _ in self.calls:
+            q = torch.randn(len(op), op.rec.state_size, dtype=op.rec.w_hh.dtype)
+            op.gram(q)
+            total += statistics.median(seconds(lambda op=op, q=q: op.gram(q)) for _ in range(repeats))
+        return total
+
+
 def peak_memory(batch: int, steps: int, queue) -> None:
     module, x = make(batch, steps)
     rw.trace(module, x[:2])                     # imports and first-call allocations before the baseline
@@ -87,7 +128,10 @@ def main():
             module(x)
             native = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
         rw.dynamics(module, x[:20], k=K)            # warmup
-        ours = seconds(lambda: rw.dynamics(module, x, k=K))
+        with ProductCount() as count:
+            ours = seconds(lambda: rw.dynamics(module, x, k=K))
+        products, one = count.per_step(), count.one_product(max(args.repeats, 5))
+        del count
         with torch.no_grad():
             native_after = statistics.median(seconds(lambda: module(x)) for _ in range(args.repeats))
         native = min(native, native_after)
@@ -97,6 +141,9 @@ def main():
         print(f"  native forward            {native * 1e3:10.1f} ms")
         print(f"  rw.dynamics(k={K})          {ours * 1e3:10.1f} ms   ratio to forward {ours / native:7.1f}   "
               f"(target <= 20)")
+        print(f"  floor: {products:.1f} products/step x {one * 1e3:.1f} ms (one J^T J product, all steps) = "
+              f"{products * one * 1e3:.0f} ms   floor / forward {products * one / native:7.1f}   "
+              f"products' share of rw.dynamics {products * one / ours:.0%}")
         print(f"  recipe (scaled from {args.sample} steps/layer) {recipe:8.1f} s    "
               f"recipe / rw.dynamics {recipe / ours:7.1f}   (target >= 50)")
     torch.set_num_threads(counts[0])

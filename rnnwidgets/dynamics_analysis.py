@@ -36,17 +36,24 @@ class LyapunovQR:
         ``product(p, rows, q)`` is J q (len(rows), S, k) for the p-th step of the batch and the
         batch elements ``rows`` (q: their directions, (len(rows), S, k) float64); ``valid``
         (B, steps) bool, the steps in the order the layer runs them."""
-        for p in range(valid.shape[1]):
-            rows = np.flatnonzero(valid[:, p])
-            if rows.size == 0:
-                continue
-            moved = np.asarray(product(p, rows, self.q[rows]), dtype=np.float64)
-            q, r = np.linalg.qr(moved)
-            diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
-            with np.errstate(divide="ignore"):
-                self.sums[rows] += np.log(diag)
-            self.q[rows] = q
-            self.count[rows] += 1
+        every = np.arange(len(self.q))
+        with np.errstate(divide="ignore"):
+            for p in range(valid.shape[1]):
+                rows = np.flatnonzero(valid[:, p])
+                if rows.size == 0:
+                    continue
+                whole = rows.size == len(self.q)                   # every element: no gathers, no scatters
+                moved = np.asarray(product(p, every if whole else rows, self.q if whole else self.q[rows]),
+                                   dtype=np.float64)
+                q, r = np.linalg.qr(moved)
+                logs = np.log(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
+                if whole:
+                    self.sums += logs
+                    self.q, self.count = q, self.count + 1
+                else:
+                    self.sums[rows] += logs
+                    self.q[rows] = q
+                    self.count[rows] += 1
 
     def exponents(self) -> np.ndarray:
         """(B, k) float64, largest first; NaN for an element without valid steps."""

@@ -164,3 +164,75 @@ def test_a_multiple_singular_value_is_found_with_its_multiplicity(monkeypatch):
     assert seen == {"steps": 8, "certified": 8}
     np.testing.assert_allclose(d.singular_values, 0.9, rtol=1e-6)
     np.testing.assert_allclose(d.lyapunov, np.log(0.9), rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.LSTM(3, 5), lambda: nn.LSTM(3, 5, proj_size=2), lambda: nn.GRU(3, 5),
+                                  lambda: nn.RNN(3, 5), lambda: nn.RNN(3, 5, nonlinearity="relu")])
+def test_gram_product_is_jt_j_of_the_jacobian(make):
+    # the fused J^T J q Lanczos takes (one vector per step, two matmuls) against the dense Jacobian and
+    # against apply_t(apply(q)); the dense operator's the same
+    from rnnwidgets.capture.jacobians import DenseOperator, module_recurrence
+    torch.manual_seed(1)
+    rec = module_recurrence(make().double())
+    x = torch.randn(7, 3, dtype=torch.float64)
+    s = torch.randn(7, rec.state_size, dtype=torch.float64)
+    op, jac = rec.operator(x, s), rec.jacobian(x, s)
+    q = torch.randn(7, rec.state_size, dtype=torch.float64)
+    want = (q[:, None] @ jac.mT @ jac)[:, 0]
+    torch.testing.assert_close(op.gram(q), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(op.gram(q), op.apply_t(op.apply(q[:, None]))[:, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(DenseOperator(jac).gram(q), want, rtol=1e-12, atol=1e-12)
+    pick = torch.tensor([True, False, True, True, False, False, True])
+    torch.testing.assert_close(op.select(pick).gram(q[pick]), want[pick], rtol=1e-12, atol=1e-12)
+
+
+def test_tridiagonal_top_equals_scipy_per_step(monkeypatch):
+    # the Ritz checks' batch of top-k eigenpairs (LAPACK's MRRR, called directly) against scipy's
+    # eigh_tridiagonal one tridiagonal at a time: the values, and the vectors up to sign (what the
+    # residual estimate reads is their last entry); a multiple eigenvalue (a split tridiagonal) gives
+    # the same eigenspace; a failed solve takes scipy's route, to the same numbers
+    from scipy.linalg import eigh_tridiagonal
+
+    from rnnwidgets.capture import jacobians
+    rng = np.random.default_rng(3)
+    n, m, k = 9, 40, 8
+    d, e = rng.standard_normal((n, m)), rng.standard_normal((n, m))
+    d[-1], e[-1] = np.tile([2.0, 1.0], m // 2), np.tile([0.0, 0.0], m // 2)   # eigenvalues 2 and 1, each m/2 times
+    e_before = e.copy()
+    theta, y = jacobians.tridiagonal_top(d, e, k)
+    np.testing.assert_array_equal(e, e_before)                # the caller's off-diagonals are left alone
+    assert theta.shape == (n, k) and y.shape == (n, m, k)
+    for i in range(n):
+        want, vectors = eigh_tridiagonal(d[i], e[i, :m - 1], select="i", select_range=(m - k, m - 1))
+        np.testing.assert_allclose(theta[i], want, rtol=1e-12, atol=1e-12)
+        overlap = y[i].T @ vectors                            # orthogonal: the same subspace, each vector up to sign
+        np.testing.assert_allclose(overlap.T @ overlap, np.eye(k), atol=1e-10)
+        if i < n - 1:                                         # distinct eigenvalues: each vector up to sign
+            np.testing.assert_allclose(np.abs(y[i][-1]), np.abs(vectors[-1]), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(theta[-1], 2.0)
+
+    def failing(*names_and_arrays):
+        (stemr,) = real(*names_and_arrays)
+        return (lambda *args, **kwargs: (*stemr(*args, **kwargs)[:3], 1),)
+    from scipy.linalg import lapack
+    real = lapack.get_lapack_funcs
+    monkeypatch.setattr(lapack, "get_lapack_funcs", failing)
+    theta_fallback, y_fallback = jacobians.tridiagonal_top(d[:3], e[:3], k)
+    np.testing.assert_allclose(theta_fallback, theta[:3], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.abs(y_fallback[:, -1]), np.abs(y[:3, -1]), rtol=1e-8, atol=1e-12)
+
+
+def test_lanczos_top_counts_the_products_each_step_took():
+    # ``iterations``: each certified step's count is where a Ritz check certified it (the first check,
+    # then every LANCZOS_CHECK); the values are svdvals' to the tolerance
+    from rnnwidgets.capture import jacobians
+    torch.manual_seed(4)
+    rec = jacobians.module_recurrence(nn.LSTM(3, 64))
+    x, s = torch.randn(10, 3), torch.randn(10, rec.state_size)
+    iterations = torch.full((10,), -1, dtype=torch.int64)
+    values, certified = jacobians.lanczos_top(rec.operator(x, s), 8, iterations=iterations)
+    assert bool(certified.all())
+    first = max(4 * 8, 32)
+    assert ((iterations >= first) & ((iterations - first) % jacobians.LANCZOS_CHECK == 0)).all(), iterations
+    want = torch.linalg.svdvals(rec.jacobian(x, s).double())[:, :8]
+    torch.testing.assert_close(values.double(), want, rtol=1e-4, atol=0)

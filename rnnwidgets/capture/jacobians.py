@@ -367,6 +367,27 @@ class StepOperator:
             return p["z"] * y + torch.cat([y, y, y], dim=-1).mul_(p["a"]) @ rec.w_hh
         return (p["slope"] * y) @ rec.w_hh
 
+    def gram(self, q: torch.Tensor) -> torch.Tensor:
+        """J_i^T J_i q_i for one vector per step, q (n, S) -> (n, S): ``apply_t(apply(q))`` fused, as
+        two plain matmuls with the recurrent weights over all the steps and the diagonals in place."""
+        rec, p = self.rec, self.parts
+        if rec.mode == "lstm" and rec.w_hr is None:
+            hidden = rec.hidden
+            u = torch.mm(q[:, :hidden], rec.w_hh.T).mul_(p["a"])                       # (n, 4H): i, f, g, o
+            blocks, a = u.view(-1, 4, hidden), p["a"].view(-1, 4, hidden)
+            c = blocks[:, :3].sum(1).addcmul_(p["f"], q[:, hidden:])                 # (J q)'s c part
+            h = torch.addcmul(blocks[:, 3], p["tcp"], c)                             # (J q)'s h part
+            w = torch.addcmul(c, p["tcp"], h)
+            torch.mul(a[:, :3], w.unsqueeze(1), out=blocks[:, :3])                   # J^T's coefficients, in u
+            torch.mul(a[:, 3], h, out=blocks[:, 3])
+            out = torch.empty_like(q)
+            torch.mm(u, rec.w_hh, out=out[:, :hidden])
+            torch.mul(p["f"], w, out=out[:, hidden:])
+            return out
+        if rec.mode in ("rnn_tanh", "rnn_relu"):
+            return torch.mm(torch.mm(q, rec.w_hh.T).mul_(p["slope"]).mul_(p["slope"]), rec.w_hh)
+        return self.apply_t(self.apply(q.unsqueeze(1))).squeeze(1)
+
 
 class DenseOperator:
     """``StepOperator``'s maps for explicit Jacobians (n, S, S)."""
@@ -390,6 +411,9 @@ class DenseOperator:
     def apply_t(self, y: torch.Tensor) -> torch.Tensor:
         return y @ self.jac
 
+    def gram(self, q: torch.Tensor) -> torch.Tensor:
+        return self.apply_t(self.apply(q.unsqueeze(1))).squeeze(1)
+
 
 # Lanczos (``lanczos_top``): used from this state size; a step's top k are certified when the
 # Ritz residual bounds every value to LANCZOS_TOL relative; LANCZOS_BASIS vectors are held per step
@@ -403,12 +427,13 @@ LANCZOS_CHECK = 8
 REORTHOGONALISE = 1
 
 
-def lanczos_top(op, k: int, seed: int = 0):
+def lanczos_top(op, k: int, seed: int = 0, iterations: Optional[torch.Tensor] = None):
     """The k largest singular values (n, k) of the n Jacobians of ``op`` (a StepOperator), largest
     first, and whether each step's are certified (n,) bool; those not certified are NaN.
+    ``iterations`` (n,) int64, when given, receives how many products J^T J q each step took.
 
-    Lanczos on A = J^T J with full reorthogonalisation, batched over the steps (each product one
-    matmul over all of them), from a random start; a breakdown (an invariant subspace: a multiple
+    Lanczos on A = J^T J with full reorthogonalisation, batched over the steps (each product two
+    matmuls over all of them, ``op.gram``), from a random start; a breakdown (an invariant subspace: a multiple
     singular value) restarts from a fresh random vector. Every LANCZOS_CHECK iterations the steps
     whose Lanczos residual estimate is small are checked in float64: their k Ritz vectors X
     (orthonormalised), Rayleigh-Ritz on span(X) and the residual R = A X - X diag(theta). Kahan's
@@ -426,68 +451,92 @@ def lanczos_top(op, k: int, seed: int = 0):
     values = torch.full((n, k), float("nan"), dtype=dtype, device=device)
     certified = torch.zeros(n, dtype=torch.bool, device=device)
     limit = min(size, LANCZOS_MAX_DIM)
+    if iterations is not None:
+        iterations.fill_(limit)
     basis = torch.empty(n, min(limit, LANCZOS_BASIS) + 1, size, dtype=dtype, device=device)
     alpha = torch.zeros(n, limit, dtype=torch.float64, device=device)
     beta = torch.zeros(n, limit, dtype=torch.float64, device=device)
     scale = torch.zeros(n, dtype=dtype, device=device)            # the largest |alpha| so far: about ||A||
     start = torch.randn(n, size, generator=gen, dtype=dtype, device=device)
-    basis[:, 0] = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True)
+    torch.div(start, torch.linalg.vector_norm(start, dim=-1, keepdim=True), out=basis[:, 0])
     rows = torch.arange(n, device=device)                         # the steps still running
-    active = op
+    active, wide = op, None                                       # wide: the float64 operator of ``rows``
     first = min(limit, max(4 * k, 32))
     for j in range(limit):
         if j + 1 >= basis.shape[1] and j + 1 < limit:               # grow the basis of the steps left
             more = min(limit, 2 * (basis.shape[1] - 1)) + 1 - basis.shape[1]
             basis = torch.cat([basis, basis.new_empty(len(rows), more, size)], dim=1)
         q = basis[:, j]
-        w = active.apply_t(active.apply(q[:, None]))[:, 0]
-        a = (w * q).sum(-1)
-        w = w - a[:, None] * q
+        w = active.gram(q)                                         # a new tensor: updated in place
+        a = torch.linalg.vecdot(w, q)
+        w.sub_(a[:, None] * q)
         if j:
-            w = w - beta[:, j - 1, None].to(dtype) * basis[:, j - 1]
+            w.sub_(beta[:, j - 1, None].to(dtype) * basis[:, j - 1])
         done = basis[:, :j + 1]
         for _ in range(REORTHOGONALISE):                            # full reorthogonalisation
-            w = w - ((w[:, None] @ done.mT) @ done)[:, 0]
+            w.sub_(((w[:, None] @ done.mT) @ done)[:, 0])
         b = torch.linalg.vector_norm(w, dim=-1)
-        scale = torch.maximum(scale, a.abs())
-        alpha[:, j] = a.to(torch.float64)
+        torch.maximum(scale, a.abs(), out=scale)
+        alpha[:, j] = a
         broke = b <= 10 * eps * size ** 0.5 * scale
-        if bool(broke.any()) and j + 1 < limit:                     # restart from a random vector orthogonal to all
+        if j + 1 < limit and bool(broke.any()):                     # restart from a random vector orthogonal to all
             fresh = torch.randn(int(broke.sum()), size, generator=gen, dtype=dtype, device=device)
             for _ in range(2):
                 fresh = fresh - ((fresh[:, None] @ done[broke].mT) @ done[broke])[:, 0]
             w[broke] = fresh
             b = torch.where(broke, torch.linalg.vector_norm(w, dim=-1), b)
-        beta[:, j] = torch.where(broke, 0.0, b).to(torch.float64)
+        beta[:, j] = torch.where(broke, 0.0, b)
         if j + 1 < limit:
-            basis[:, j + 1] = w / b[:, None]
+            torch.div(w, b[:, None], out=basis[:, j + 1])
         m = j + 1
         if m < first or (m - first) % LANCZOS_CHECK and m != limit:
             continue
-        found, vals = ritz_check(active, basis[:, :m], alpha[:, :m], beta[:, :m], k, final=m == limit)
+        if wide is None:
+            wide = active.to(torch.float64)
+        found, vals = ritz_check(active, basis[:, :m], alpha[:, :m], beta[:, :m], k, final=m == limit, wide=wide)
         if bool(found.any()):
             values[rows[found]] = vals[found].to(dtype)
             certified[rows[found]] = True
+            if iterations is not None:
+                iterations[rows[found]] = m
             keep = ~found
             rows, basis, alpha, beta, scale = rows[keep], basis[keep], alpha[keep], beta[keep], scale[keep]
-            active = op.select(rows)
+            active, wide = active.select(keep), wide.select(keep)
         if not len(rows):
             break
     return values, certified
 
 
-def ritz_check(op, basis: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, k: int, final: bool):
+def tridiagonal_top(d: np.ndarray, e: np.ndarray, k: int):
+    """The k largest eigenvalues (n, k), ascending, and their eigenvectors (n, m, k) of n symmetric
+    tridiagonals (diagonals ``d`` (n, m), off-diagonals ``e`` (n, m - 1)): LAPACK's MRRR (?stemr)
+    called directly for each, a few microseconds of Python apiece; one it does not solve goes to
+    scipy's bisection and inverse iteration (``eigh_tridiagonal``)."""
+    from scipy.linalg import eigh_tridiagonal, lapack
+    n, m = d.shape
+    theta, y = np.zeros((n, k)), np.zeros((n, m, k))
+    d = np.ascontiguousarray(d, dtype=np.float64)
+    padded = np.zeros((n, m), dtype=np.float64)                # ?stemr takes the off-diagonal with m entries
+    padded[:, :m - 1] = e[:, :m - 1]
+    stemr, = lapack.get_lapack_funcs(("stemr",), (d,))
+    for i in range(n):
+        count, w, v, fail = stemr(d[i], padded[i], 2, 0.0, 0.0, m - k + 1, m)     # overwrites padded[i]
+        if fail == 0 and count == k:
+            theta[i], y[i] = w[:k], v[:, :k]
+        else:
+            theta[i], y[i] = eigh_tridiagonal(d[i], e[i, :m - 1], select="i", select_range=(m - k, m - 1))
+    return theta, y
+
+
+def ritz_check(op, basis: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, k: int, final: bool, wide=None):
     """(certified (n,) bool, singular values (n, k) float64) of the steps of a Lanczos run after m
     iterations (``basis`` (n, m, S), the tridiagonal ``alpha`` (n, m), ``beta`` (n, m)): the top k
-    Ritz pairs of each tridiagonal (bisection and inverse iteration), and for the steps whose
-    Lanczos residual estimate beta_m |y_m| is small (all of them when ``final``), the check
-    ``lanczos_top`` describes."""
-    from scipy.linalg import eigh_tridiagonal
+    Ritz pairs of each tridiagonal (``tridiagonal_top``), and for the steps whose Lanczos residual
+    estimate beta_m |y_m| is small (all of them when ``final``), the check ``lanczos_top``
+    describes. ``wide``: ``op`` in float64, when the caller keeps one."""
     n, m = alpha.shape
     d, e = alpha.cpu().numpy(), beta.cpu().numpy()
-    theta, y = np.zeros((n, k)), np.zeros((n, m, k))
-    for i in range(n):
-        theta[i], y[i] = eigh_tridiagonal(d[i], e[i, :m - 1], select="i", select_range=(m - k, m - 1))
+    theta, y = tridiagonal_top(d, e, k)
     estimate = np.linalg.norm(e[:, m - 1, None] * y[:, m - 1], axis=-1)
     candidate = theta[:, 0] > 0
     if not final:
@@ -500,7 +549,7 @@ def ritz_check(op, basis: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
     ritz = torch.from_numpy(y[candidate]).to(basis.device, basis.dtype)      # (c, m, k)
     x = (ritz.mT @ basis[idx]).to(torch.float64)                           # (c, k, S) Ritz vectors
     x = torch.linalg.qr(x.mT)[0].mT                                        # orthonormal rows
-    op64 = op.select(idx).to(torch.float64)
+    op64 = (wide if wide is not None else op.to(torch.float64)).select(idx)
     jx = op64.apply(x)
     vals, z = torch.linalg.eigh(jx @ jx.mT)                                # Rayleigh-Ritz on span(X)
     vals, z = vals.flip(-1), z.flip(-1)

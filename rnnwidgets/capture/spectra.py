@@ -286,6 +286,7 @@ def products(op, chunk: int, dtype):
 
     def product(p: int, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         step = op.select(torch.from_numpy(rows * chunk + p))
-        moved = step.apply(torch.from_numpy(q).to(device=op.device, dtype=dtype).mT)   # rows: the k directions
+        rows_k = torch.from_numpy(q).mT.to(device=op.device, dtype=dtype, memory_format=torch.contiguous_format)
+        moved = step.apply(rows_k)                                            # rows: the k directions
         return moved.mT.cpu().numpy()
     return product
