@@ -97,3 +97,100 @@ def test_a_chunk_holds_at_least_chunk_steps_in_a_long_sequence():
     assert fused_native.chunk_steps(32, 256, 10**4) == fused_native.CHUNK_STEPS
     assert fused_native.chunk_steps(32, 256, 100) == max(1, fused_native.WORKSPACE_BYTES // (32 * per_step))
     assert fused_native.chunk_steps(10**6, 256, 31) == 1
+
+
+def unrolled_cells(module: nn.LSTM, x, h0, c0):
+    """Every step's c of a one-layer LSTM by a float64 loop over the module's own weights."""
+    w_ih, w_hh, b_ih, b_hh = (p.detach().double() for p in module.all_weights[0])
+    h, c, cells = h0.double(), c0.double(), []
+    for x_t in x.double():
+        i, f, g, o = (x_t @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh).chunk(4, 1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        cells.append(c)
+    return torch.stack(cells)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cell_states_read_from_the_workspace_are_the_kernels(monkeypatch, seed):
+    """Across sizes and chunkings (a last chunk of other length, one-step chunks, one chunk) c comes
+    from the workspace, matches an unrolled loop, and its last step is the kernel's c_n itself."""
+    rng = np.random.default_rng(seed)
+    units, batch, steps, features = (int(rng.integers(1, n)) for n in (300, 40, 70, 300))
+    per_step = batch * units * 64
+    monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", int(rng.choice([1, 4 << 20, per_step * rng.integers(1, 9)])))
+    torch.manual_seed(seed)
+    module, x = nn.LSTM(features, units), torch.randn(steps, batch, features)
+    h0, c0 = torch.randn(batch, units), torch.randn(batch, units)
+    with torch.no_grad():
+        found = fused_native.lstm(x, h0, c0, list(module.all_weights[0]))
+    assert found is not None
+    out, h, c, h_n, c_n, gates = found
+    assert c is not None, (units, batch, steps, features)
+    np.testing.assert_allclose(c.double().numpy(), unrolled_cells(module, x, h0, c0).numpy(), rtol=0, atol=1e-5)
+    assert torch.equal(c[-1], c_n)
+    np.testing.assert_allclose(c.numpy(), torch.addcmul(gates[0] * gates[2], gates[1], torch.cat(
+        [c0.unsqueeze(0), c[:-1]])).numpy(), rtol=0, atol=1e-5)   # c_t = f_t c_{t-1} + i_t g_t, read alike
+
+
+def test_cell_state_offsets_follow_onednns_layout():
+    """Gates, h before its projection, the states (2 layers x (time + 1) steps), each on a new 4 KiB
+    page; c of step 0 at layer 1, time index 1 (the layouts found in this torch's workspaces)."""
+    assert fused_native.cell_offset(10, 1, 256, 256) == 23552
+    assert fused_native.cell_offset(7, 1, 256, 256) == 17664
+    assert fused_native.cell_offset(10, 1, 256, 64) == 11008
+    assert fused_native.cell_offset(9, 5, 3, 7) == 5505
+    assert fused_native.cell_offset(13, 4, 30, 100) == 46960
+
+
+def spied_cells(monkeypatch) -> list:
+    """Whether each fused_native.lstm call gave c (True) or left it to the scan (False)."""
+    outcomes = []
+    real = fused_native.lstm
+
+    def spy(*args):
+        found = real(*args)
+        outcomes.append(found is not None and found[2] is not None)
+        return found
+    monkeypatch.setattr(fused_native, "lstm", spy)
+    return outcomes
+
+
+@pytest.mark.parametrize("wrong", ["every call", "the last, shorter call"])
+def test_cell_states_at_an_unknown_offset_fall_back_to_the_scan(monkeypatch, wrong):
+    """Read a float off, the cell states fail the check at a chunk's ends (in every call, or only in
+    the last, shorter one): c is scanned from the workspace's gates, and the trace is the same."""
+    torch.manual_seed(5)
+    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(11, 2, 4)
+    monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", 3 * 2 * 6 * 64)   # calls of 3, 3, 3 and 2 steps
+    cells = spied_cells(monkeypatch)
+    right = trace(module, x)
+    assert cells == [True, True]
+    real = fused_native.cell_offset
+    monkeypatch.setattr(fused_native, "cell_offset", lambda steps, *rest: real(steps, *rest) + (
+        1 if wrong == "every call" or steps == 2 else 0))
+    cells.clear()
+    fallen = trace(module, x)
+    assert cells == [False, False]
+    for name, layer in right.layers.items():
+        for key, value in layer.quantities().items():
+            np.testing.assert_allclose(fallen.layers[name].quantities()[key], value, rtol=0, atol=1e-6)
+
+
+def test_cells_match_finds_one_wrong_value_at_either_end_of_a_chunk():
+    torch.manual_seed(6)
+    steps, batch, units, chunk = 10, 3, 5, 4
+    i, f, g = torch.rand(3, batch, steps, units).unbind(0)
+    c0 = torch.randn(batch, units)
+    c = torch.empty(batch, steps, units)
+    before = c0
+    for t in range(steps):
+        before = c[:, t] = f[:, t] * before + i[:, t] * g[:, t]
+    assert fused_native.cells_match(c, [i, f, g], c0, chunk)
+    for t in (0, 3, 4, 7, 8, 9):   # the first and last step of the chunks [0, 4), [4, 8), [8, 10)
+        wrong = c.clone()
+        wrong[1, t, 2] += 1e-3
+        assert not fused_native.cells_match(wrong, [i, f, g], c0, chunk), t
+    nan = c.clone()
+    nan[0, 9, 0] = float("nan")
+    assert not fused_native.cells_match(nan, [i, f, g], c0, chunk)

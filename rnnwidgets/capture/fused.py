@@ -464,17 +464,19 @@ def loop_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
 def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
     """An LSTM layer (one forward direction, not packed) by the native kernel with its gates from
     its workspace (fused_native.py): (what the kernel returns, [its Direction]), or None where the
-    workspace does not hold them. c is the scan over the kernel's gates, as ``lstm_gates`` runs it."""
+    workspace does not hold them. c is the kernel's own, read from its workspace too, or where that
+    does not hold it as expected the scan over the kernel's gates, as ``lstm_gates`` runs it."""
     steps = run.padded(x.detach())
     h0, c0 = hx[0][0].detach(), hx[1][0].detach()
     with torch.no_grad():
         found = fused_native.lstm(steps, h0, c0, run.weights)
         if found is None:
             return None
-        out, h, h_n, c_n, (i, f, g, o) = found
-        c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
-        c = c.transpose(0, 1)
-        scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
+        out, h, c, h_n, c_n, (i, f, g, o) = found
+        if c is None:
+            c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
+            c = c.transpose(0, 1)
+            scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
         direction = Direction(run, False, run.lengths(), steps, h, h0,
                               dict(zip(LSTM_GATES, (i, f, g, o))), c, c0)
         last = direction.last_steps()

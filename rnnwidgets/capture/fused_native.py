@@ -1,22 +1,27 @@
-"""An LSTM layer on the CPU run by the native oneDNN kernel, its gates read from the kernel's
-own workspace instead of recomputed.
+"""An LSTM layer on the CPU run by the native oneDNN kernel, its gates and cell states read from
+the kernel's own workspace instead of recomputed.
 
 In training mode (grad enabled) ``torch.mkldnn_rnn_layer`` keeps a workspace for its backward
 whose first part holds every step's activated gates, (time, batch, ld) with the four gates
 (input, forget, cell, output) side by side and ``ld`` their width padded as oneDNN pads it
-(``gates_ld``). Reading them costs one copy into the Trace's buffers, where recomputing them
-costs a second forward's matmuls (or our step loop's slower per-step ones). The layer runs in
-chunks of time so the workspace (about 64 bytes a unit per step and batch element) stays small;
-each chunk starts from the state the last one ended in, as the kernel's own time loop does, and
-its gates and h are copied into their final buffers while they are still in the cache. A chunk
-holds at least ``CHUNK_STEPS`` steps where the sequence has 32 times that: oneDNN's input
-projection is one matmul per call, and at 8 steps of batch 32 the calls cost 1.4x the whole
-sequence's native forward, at 32 steps about 1.0x (1 thread, CPU time); the workspace stays
-under a twelfth of the layer's arrays (24 bytes a unit per step and batch element).
+(``gates_ld``); further on, page-aligned, it holds every step's cell state but the last, which
+the kernel returns as c_n (``cell_offset``). Reading them costs one copy into the Trace's
+buffers, where recomputing them costs a second forward's matmuls (or our step loop's slower
+per-step ones) and a scan over time for c. The layer runs in chunks of time so the workspace
+(about 64 bytes a unit per step and batch element) stays small; each chunk starts from the state
+the last one ended in, as the kernel's own time loop does, and its gates, h and c are copied
+into their final buffers while they are still in the cache. A chunk holds at least
+``CHUNK_STEPS`` steps where the sequence has 32 times that: oneDNN's input projection is one
+matmul per call, and at 8 steps of batch 32 the calls cost 1.4x the whole sequence's native
+forward, at 32 steps about 1.0x (1 thread, CPU time); the workspace stays under a twelfth of the
+layer's arrays (24 bytes a unit per step and batch element).
 
-The layout is oneDNN's, not a documented API: the first chunk's first step is checked against
-the gates computed from x_0 and the initial state, and where they differ (another oneDNN, a
-kernel without a workspace) ``lstm`` returns None and the caller computes the gates its own way.
+The layout is oneDNN's, not a documented API: the first chunk's first step's gates are checked
+against the gates computed from x_0 and the initial state, and where they differ (another
+oneDNN, a kernel without a workspace) ``lstm`` returns None and the caller computes the gates its
+own way. The cell states are checked at both ends of every chunk against f_t c_{t-1} + i_t g_t
+from the gates read and the state before (``cells_match``); where they differ ``lstm`` gives no
+c and the caller scans it from the gates, as it does for recomputed gates.
 Call under ``torch.no_grad()`` or inside an autograd Function's forward.
 """
 from __future__ import annotations
@@ -30,7 +35,8 @@ from .fused_loop import gate_buffers
 
 WORKSPACE_BYTES = 4 << 20        # the workspace of one chunk, about, unless that is under CHUNK_STEPS
 CHUNK_STEPS = 32                 # steps of one chunk, at least, in a sequence of 32 times as many
-CHECK_TOLERANCE = 1e-4           # the first step's gates against ours (float32)
+CHECK_TOLERANCE = 1e-4           # the first step's gates against ours (float32); c relative to max(1, |c|)
+PAGE_FLOATS = 1024               # oneDNN starts each part of its workspace on a 4 KiB page
 
 
 def available(x: torch.Tensor) -> bool:
@@ -39,11 +45,34 @@ def available(x: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled))
 
 
-def gates_ld(units: int) -> int:
-    """The row width of oneDNN's workspace gates for ``units``: 4 units rounded up to a cache line
-    of floats, one more line where that is a multiple of 256 (oneDNN's ``get_good_ld``)."""
-    ld = -(-4 * units // 16) * 16
+def good_ld(width: int) -> int:
+    """A row width as oneDNN pads it (``get_good_ld``, float32): rounded up to a cache line of
+    floats, one more line where that is a multiple of 256."""
+    ld = -(-width // 16) * 16
     return ld + 16 if ld % 256 == 0 else ld
+
+
+def gates_ld(units: int) -> int:
+    """The row width of oneDNN's workspace gates for ``units``: ``good_ld`` of 4 units."""
+    return good_ld(4 * units)
+
+
+def page(floats: int) -> int:
+    """``floats`` rounded up to a whole page of the workspace."""
+    return -(-floats // PAGE_FLOATS) * PAGE_FLOATS
+
+
+def cell_offset(steps: int, batch: int, features: int, units: int) -> int:
+    """Where (in floats) the cell state of a call's first step starts in the workspace of a one-layer
+    call over ``steps`` steps. oneDNN lays out, each part on a new page: the gates (time, batch,
+    ``gates_ld``); h before its projection (time, batch, ``good_ld(units)``); the states fed
+    between layers and steps, (layers + 1, time + 1, batch, ``good_ld(max(features, units))``);
+    then the cell states (layers + 1, time + 1, batch, units), where the layer's own are at layer
+    index 1 and step t's at time index t + 1 (the last step's go to c_n instead)."""
+    gates = page(steps * batch * gates_ld(units))
+    projected = page(gates + steps * batch * good_ld(units))
+    states = page(projected + 2 * (steps + 1) * batch * good_ld(max(features, units)))
+    return states + (steps + 2) * batch * units
 
 
 def chunk_steps(batch: int, units: int, steps: int) -> int:
@@ -53,17 +82,18 @@ def chunk_steps(batch: int, units: int, steps: int) -> int:
 
 
 def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list) -> Optional[tuple]:
-    """(out, h, h_n, c_n, [input, forget, cell, output]) for [w_ih, w_hh, b_ih, b_hh] of one
+    """(out, h, c, h_n, c_n, [input, forget, cell, output]) for [w_ih, w_hh, b_ih, b_hh] of one
     forward direction; x is (time, batch, features), ``out`` (time, batch, units) the kernel's own
     h, a tensor of its own, ``h`` the same values as a (time, batch, units) view of a (batch, time,
-    units) ``trace_buffer``, and each gate likewise. None where the workspace does not hold the
-    gates as expected."""
+    units) ``trace_buffer``, ``c`` and each gate likewise. None where the workspace does not hold
+    the gates as expected; ``c`` None where it does not hold the cell states as expected."""
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights)
     steps, batch, units = x.shape[0], x.shape[1], h0.shape[1]
     x = x.detach().contiguous()
     ld, chunk = gates_ld(units), chunk_steps(batch, units, steps)
-    _, parts = gate_buffers(4, (batch, steps, units), x)
+    whole, parts = gate_buffers(4, (batch, steps, units), x)
     h_all = trace_buffer((batch, steps, units), x)
+    c_all: Optional[torch.Tensor] = trace_buffer((batch, steps, units), x)
     out = x.new_empty(steps, batch, units) if chunk < steps else None
     h, c = h0.detach().contiguous(), c0.detach().contiguous()
     with torch.enable_grad():
@@ -71,22 +101,33 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list) -> 
             part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk], w_ih, w_hh, b_ih, b_hh, h, c,
                                                                False, [], 2, units, 1, True, False, False, True)
             n = part_out.shape[0]
-            if workspace is None or workspace.numel() < 4 * n * batch * ld:
+            floats = workspace.view(torch.float32) if workspace is not None else None
+            if floats is None or floats.numel() < n * batch * ld:
                 return None
-            gates = workspace[:4 * n * batch * ld].view(torch.float32).view(n, batch, ld)[..., :4 * units]
-            gates = gates.view(n, batch, 4, units)
+            gates = floats[:n * batch * ld].view(n, batch, ld)[..., :4 * units].view(n, batch, 4, units)
             if start == 0 and not first_step_matches(gates[0], x[0], h0, weights):
                 return None
-            for k, part in enumerate(parts):
-                part[:, start:start + n].copy_(gates[:, :, k].transpose(0, 1))
+            whole[:, :, start:start + n].copy_(gates.permute(2, 1, 0, 3))   # all four gates at once
+            c = c.detach()
+            if c_all is not None:
+                at = cell_offset(n, batch, x.shape[2], units)
+                if floats.numel() < at + (n - 1) * batch * units:
+                    c_all = None
+                else:
+                    c_all[:, start:start + n - 1].copy_(
+                        floats[at:at + (n - 1) * batch * units].view(n - 1, batch, units).transpose(0, 1))
+                    c_all[:, start + n - 1].copy_(c)
             part_out = part_out.detach()
             h_all[:, start:start + n].copy_(part_out.transpose(0, 1))
             if out is None:
                 out = part_out
             else:
                 out[start:start + n].copy_(part_out)
-            del part_out, workspace, gates
-    return out, h_all.transpose(0, 1), h.detach(), c.detach(), [p.transpose(0, 1) for p in parts]
+            del part_out, workspace, floats, gates   # before the next call, which then reuses their memory
+    c_steps = None
+    if c_all is not None and cells_match(c_all, parts, c0, chunk):
+        c_steps = c_all.transpose(0, 1)
+    return out, h_all.transpose(0, 1), c_steps, h.detach(), c.detach(), [p.transpose(0, 1) for p in parts]
 
 
 def first_step_matches(found: torch.Tensor, x0: torch.Tensor, h0: torch.Tensor, weights: list) -> bool:
@@ -96,3 +137,19 @@ def first_step_matches(found: torch.Tensor, x0: torch.Tensor, h0: torch.Tensor, 
         pre = torch.addmm(b_ih + b_hh, x0, w_ih.t()).addmm_(h0, w_hh.t()).view(found.shape)
         want = torch.cat([pre[:, :2].sigmoid(), pre[:, 2:3].tanh(), pre[:, 3:].sigmoid()], 1)
         return bool((want - found).abs().max() <= CHECK_TOLERANCE)
+
+
+def cells_match(c: torch.Tensor, gates: list, c0: torch.Tensor, chunk: int) -> bool:
+    """Whether the cell states ``c`` (batch, time, units) read from the workspace are f_t c_{t-1}
+    + i_t g_t of the ``gates`` read (each (batch, time, units)) at the first and last step of
+    every chunk of ``chunk`` steps, within CHECK_TOLERANCE relative to max(1, |c_t|): those two
+    steps hold a value read from each end of every call's part of the workspace (and c_n)."""
+    steps = c.shape[1]
+    ends = sorted({t for start in range(0, steps, chunk) for t in (start, min(start + chunk, steps) - 1)})
+    at = torch.tensor(ends)
+    i, f, g = (part.index_select(1, at) for part in gates[:3])
+    before = c.index_select(1, (at - 1).clamp(min=0))                 # c_{t-1}, c_{-1} = c0
+    before[:, 0] = c0
+    found = c.index_select(1, at)
+    want = torch.addcmul(i * g, f, before)
+    return bool(((want - found).abs() <= CHECK_TOLERANCE * found.abs().clamp(min=1)).all())
