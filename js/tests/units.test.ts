@@ -222,20 +222,24 @@ describe("bucketColumn", () => {
 
 describe("the unit lines' first draw", () => {
   it("waits for the resize observer's width instead of drawing the lines twice; the axes are labelled at once", () => {
-    const observers: ResizeObserverCallback[] = [];
+    // the plot's observer (the cursor line laid over it has its own)
+    const observed: { callback: ResizeObserverCallback; target: Element }[] = [];
     const Original = globalThis.ResizeObserver;
     globalThis.ResizeObserver = class {
-      constructor(callback: ResizeObserverCallback) {
-        observers.push(callback);
+      constructor(private callback: ResizeObserverCallback) {}
+      observe(target: Element) {
+        observed.push({ callback: this.callback, target });
       }
-      observe() {}
       unobserve() {}
       disconnect() {}
     } as unknown as typeof ResizeObserver;
     const getContext = HTMLCanvasElement.prototype.getContext;
-    let draws = 0; // each drawing of the lines clears the canvas first
-    const fake = new Proxy({}, { get: (_, name) => (name === "clearRect" ? () => draws++ : () => undefined) });
-    HTMLCanvasElement.prototype.getContext = (() => fake) as unknown as typeof getContext;
+    let draws = 0; // each drawing of the lines clears their canvas first
+    const counting = new Proxy({}, { get: (_, name) => (name === "clearRect" ? () => draws++ : () => undefined) });
+    const other = new Proxy({}, { get: () => () => undefined });
+    HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement) {
+      return this.classList.contains("rw-units-lines") ? counting : other;
+    } as unknown as typeof getContext;
     try {
       const q = quantity("c", 9, 2, (t, u) => (u === 0 ? (t % 2 ? 10 : -10) : t / 2));
       const state = explorerState([layer("l", "lstm", [q])], { unit: 1, units: [1, 0] });
@@ -244,13 +248,14 @@ describe("the unit lines' first draw", () => {
       expect(draws).toBe(0);
       const ticks = [...panel.el.querySelectorAll(".rw-units-yaxis:not(.rw-units-yaxis-right) .rw-tick")];
       expect(ticks.map((e) => e.textContent)).toEqual(["4.200", "2.000", "−0.200"]);
-      observers[0]([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      const plot = observed.find((o) => o.target.classList.contains("rw-units-plot"))!.callback;
+      plot([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
       expect(draws).toBe(1);
-      expect(panel.el.querySelector("canvas")!.width).toBe(300);
-      observers[0]([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      expect(panel.el.querySelector<HTMLCanvasElement>("canvas.rw-units-lines")!.width).toBe(300);
+      plot([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
       panel.update(state);
       expect(draws).toBe(1);
-      observers[0]([{ contentRect: { width: 200, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      plot([{ contentRect: { width: 200, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
       expect(draws).toBe(2); // a new width redraws
       panel.destroy?.();
     } finally {
