@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { colorWord, NON_FINITE_WORD } from "../src/colormap";
 import { BAR_W, columnSlots, createBars, longestValue, paintBars, rowOf, slotOfUnit } from "../src/bars";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
+import { fakeResizeObservers } from "./fake-resize";
 
 /** The rows of column x that hold a given word. */
 function rowsWith(pixels: Uint32Array, width: number, height: number, x: number, word: number): number[] {
@@ -150,16 +151,7 @@ describe("state-at-t panel", () => {
 
 describe("the bars' first paint", () => {
   it("waits for the resize observer's width instead of painting every row twice", () => {
-    const observers: ResizeObserverCallback[] = [];
-    const Original = globalThis.ResizeObserver;
-    globalThis.ResizeObserver = class {
-      constructor(callback: ResizeObserverCallback) {
-        observers.push(callback);
-      }
-      observe() {}
-      unobserve() {}
-      disconnect() {}
-    } as unknown as typeof ResizeObserver;
+    const resize = fakeResizeObservers();
     const getContext = HTMLCanvasElement.prototype.getContext;
     let puts = 0; // canvases painted
     const fake = {
@@ -177,18 +169,18 @@ describe("the bars' first paint", () => {
       expect(panel.el.querySelectorAll("canvas")).toHaveLength(2);
       expect(panel.el.querySelector(".rw-bars-label")!.textContent).toBe(`h  unit 2 = ${Math.fround(Math.tanh(2)).toFixed(3)}`);
       expect(puts).toBe(0);
-      observers[0]([{ contentRect: { width: 300, height: 50 } } as ResizeObserverEntry], {} as ResizeObserver);
+      resize.report(300, 50);
       expect(puts).toBe(2); // each row once, at the reported width
       expect([...panel.el.querySelectorAll("canvas")].map((c) => c.width)).toEqual([300, 300]);
       // the same width reported again (or the same step) paints nothing more
-      observers[0]([{ contentRect: { width: 300, height: 50 } } as ResizeObserverEntry], {} as ResizeObserver);
+      resize.report(300, 50);
       panel.update(explorerState([lstm], { t: 4, unit: 2 }));
       expect(puts).toBe(2);
       panel.update(explorerState([lstm], { t: 3, unit: 2 })); // a scrub paints at once
       expect(puts).toBe(4);
       panel.destroy?.();
     } finally {
-      globalThis.ResizeObserver = Original;
+      resize.restore();
       HTMLCanvasElement.prototype.getContext = getContext;
     }
   });

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createCursorLine, lineColumn } from "../src/cursor_line";
+import { fakeResizeObservers } from "./fake-resize";
 
 describe("lineColumn", () => {
   it("puts a line one CSS pixel wide at the nearest device pixel, inside the canvas", () => {
@@ -15,21 +16,12 @@ describe("lineColumn", () => {
 });
 
 describe("createCursorLine", () => {
-  const observers: ResizeObserverCallback[] = [];
-  const Original = globalThis.ResizeObserver;
+  let resize: ReturnType<typeof fakeResizeObservers>;
   let calls: string[] = [];
 
   beforeEach(() => {
-    observers.length = 0;
     calls = [];
-    globalThis.ResizeObserver = class {
-      constructor(callback: ResizeObserverCallback) {
-        observers.push(callback);
-      }
-      observe() {}
-      unobserve() {}
-      disconnect() {}
-    } as unknown as typeof ResizeObserver;
+    resize = fakeResizeObservers();
     const ctx = {
       fillStyle: "",
       clearRect: (...r: number[]) => calls.push(`clear ${r.join(",")}`),
@@ -38,12 +30,11 @@ describe("createCursorLine", () => {
     vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockImplementation(() => ctx as unknown as CanvasRenderingContext2D);
   });
   afterEach(() => {
-    globalThis.ResizeObserver = Original;
+    resize.restore();
     vi.restoreAllMocks();
   });
 
-  const report = (width: number, height: number) =>
-    observers[0]([{ contentRect: { width, height } as DOMRectReadOnly } as ResizeObserverEntry], {} as ResizeObserver);
+  const report = (width: number, height: number) => resize.report(width, height);
 
   it("moves by redrawing its canvas: the element's style is never written after it is made", () => {
     const ratio = window.devicePixelRatio || 1;

@@ -7,6 +7,7 @@ import { playerOf } from "../src/transport";
 import { explorerState, layer, quantity } from "./fake-state";
 import { FakeModel } from "./fake_model";
 import { buildPayload } from "./payload";
+import { fakeResizeObservers } from "./fake-resize";
 
 /** A heatmap panel over a payload of 3 steps of `layers`, showing `quantity` (not yet loaded). */
 function panelOver(layers: Parameters<typeof buildPayload>[1], quantity: string, meta?: Parameters<typeof buildPayload>[2]) {
@@ -133,16 +134,7 @@ describe("the Explorer's heatmap panel", () => {
 describe("the heatmap's first cursor", () => {
   it("waits for the resize observer's first report instead of measuring the view mid-build", async () => {
     const { createHeatmap } = await import("../src/heatmap");
-    const observers: ResizeObserverCallback[] = [];
-    const Original = globalThis.ResizeObserver;
-    globalThis.ResizeObserver = class {
-      constructor(callback: ResizeObserverCallback) {
-        observers.push(callback);
-      }
-      observe() {}
-      unobserve() {}
-      disconnect() {}
-    } as unknown as typeof ResizeObserver;
+    const resize = fakeResizeObservers();
     try {
       const heatmap = createHeatmap();
       const image = heatmap.el.querySelector("canvas.rw-heatmap") as HTMLCanvasElement;
@@ -158,15 +150,14 @@ describe("the heatmap's first cursor", () => {
       heatmap.drawCursor(1, 0);
       expect(reads).toBe(0); // no layout forced: the cursor is not drawn yet
       expect(heatmap.size().w).toBe(0);
-      const box = { width: 200, height: 80 } as DOMRectReadOnly;
-      observers[0]([{ contentRect: box } as ResizeObserverEntry], {} as ResizeObserver);
+      resize.report(200, 80);
       expect(reads).toBe(0);
       expect(heatmap.size()).toMatchObject({ w: 200, h: 80 });
       expect(cursor.width).toBe(Math.round(200 * (window.devicePixelRatio || 1))); // drawn at the reported size
       heatmap.el.remove();
       heatmap.destroy();
     } finally {
-      globalThis.ResizeObserver = Original;
+      resize.restore();
     }
   });
 });

@@ -4,6 +4,7 @@ import { createUnits, drawSeries, lineAxes, ownRange, parseUnit, PLOT_W, yOf } f
 import { cursorAt } from "../src/cursor_line";
 import { bucketColumn, columnRange, stepAtX, xOfStep } from "../src/timeaxis";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
+import { fakeResizeObservers } from "./fake-resize";
 
 // unit u's amplitude grows with u, so variance orders units from the last to the first
 const h = quantity("h", 40, 6, (t, u) => 0.1 * (u + 1) * Math.sin(t * 0.5));
@@ -222,17 +223,7 @@ describe("bucketColumn", () => {
 
 describe("the unit lines' first draw", () => {
   it("waits for the resize observer's width instead of drawing the lines twice; the axes are labelled at once", () => {
-    // the plot's observer (the cursor line laid over it has its own)
-    const observed: { callback: ResizeObserverCallback; target: Element }[] = [];
-    const Original = globalThis.ResizeObserver;
-    globalThis.ResizeObserver = class {
-      constructor(private callback: ResizeObserverCallback) {}
-      observe(target: Element) {
-        observed.push({ callback: this.callback, target });
-      }
-      unobserve() {}
-      disconnect() {}
-    } as unknown as typeof ResizeObserver;
+    const resize = fakeResizeObservers();
     const getContext = HTMLCanvasElement.prototype.getContext;
     let draws = 0; // each drawing of the lines clears their canvas first
     const counting = new Proxy({}, { get: (_, name) => (name === "clearRect" ? () => draws++ : () => undefined) });
@@ -248,18 +239,17 @@ describe("the unit lines' first draw", () => {
       expect(draws).toBe(0);
       const ticks = [...panel.el.querySelectorAll(".rw-units-yaxis:not(.rw-units-yaxis-right) .rw-tick")];
       expect(ticks.map((e) => e.textContent)).toEqual(["4.200", "2.000", "−0.200"]);
-      const plot = observed.find((o) => o.target.classList.contains("rw-units-plot"))!.callback;
-      plot([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      resize.report(300, 80, ".rw-units-plot"); // the plot's observer (the cursor line laid over it has its own)
       expect(draws).toBe(1);
       expect(panel.el.querySelector<HTMLCanvasElement>("canvas.rw-units-lines")!.width).toBe(300);
-      plot([{ contentRect: { width: 300, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      resize.report(300, 80, ".rw-units-plot");
       panel.update(state);
       expect(draws).toBe(1);
-      plot([{ contentRect: { width: 200, height: 80 } } as ResizeObserverEntry], {} as ResizeObserver);
+      resize.report(200, 80, ".rw-units-plot");
       expect(draws).toBe(2); // a new width redraws
       panel.destroy?.();
     } finally {
-      globalThis.ResizeObserver = Original;
+      resize.restore();
       HTMLCanvasElement.prototype.getContext = getContext;
     }
   });
