@@ -173,8 +173,8 @@ def test_bad_input_gets_one_sentence():
         attribution(model, x, method="saliency")
     with pytest.raises(ValueError, match="t: expected a step in 0..3"):
         attribution(model, x, t=9)
-    with pytest.raises(ValueError, match="expected batched inputs"):
-        attribution(model, x[0])
+    with pytest.raises(ValueError, match="expected inputs with a time axis"):
+        attribution(model, x[0, 0])
     with pytest.raises(ValueError, match="baseline: expected a number or a tensor"):
         attribution(model, x, baseline=torch.zeros(2))
     with pytest.raises(ValueError, match="target: expected class indices in 0..1"):
@@ -298,3 +298,90 @@ def test_a_score_per_sequence_is_explained_itself():
     np.testing.assert_allclose(got, (emb * grad).sum(-1).detach().numpy(), atol=1e-6)
     with pytest.raises(ValueError, match=r"target: expected an output of \(batch, classes\) at the step, got \(3,\)"):
         attribution(model, x, target=1)
+
+
+class ScalarModel(nn.Module):
+    """(batch, time) floats, one feature a step, expanded by the model itself."""
+
+    def __init__(self, kind, units):
+        super().__init__()
+        self.rnn = RNNS[kind](1, units, batch_first=True)
+        self.head = nn.Linear(units, 1)
+
+    def forward(self, x):
+        out, _ = self.rnn(x.unsqueeze(-1))
+        return self.head(out[:, -1]).squeeze(-1)
+
+
+class Squeezed(nn.Module):
+    """The same model fed (batch, time, 1)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x.squeeze(-1))
+
+
+class CellLoop(nn.Module):
+    """An unbatched (time, features) sequence through an nn.GRUCell loop, one (classes,) output."""
+
+    def __init__(self, features, units, classes):
+        super().__init__()
+        self.cell = nn.GRUCell(features, units)
+        self.head = nn.Linear(units, classes)
+
+    def forward(self, x):
+        h = torch.zeros(self.cell.hidden_size)
+        for x_t in x:
+            h = self.cell(x_t, h)
+        return self.head(h)
+
+
+@pytest.mark.parametrize("i,c", list(configs(6, 7)))
+def test_one_unbatched_sequence_equals_the_same_sequence_batched(i, c):
+    """(time, features) read unbatched by the module, and (time,) token ids, attribute as the same
+    sequence with a batch of one does, and come back (1, time)."""
+    torch.manual_seed(i)
+    model = FeatureModel(c["kind"], 3, c["units"], c["layers"], 4, c["batch_first"]).eval()
+    x = torch.randn(c["steps"], 3)
+    before = snapshot(model)
+    one = attribution(model, x, t=c["steps"] - 1, target=i % 4, steps=8)
+    batched = attribution(model, x.unsqueeze(0 if c["batch_first"] else 1), t=c["steps"] - 1, target=i % 4, steps=8)
+    assert one.shape == (1, c["steps"])
+    np.testing.assert_allclose(one, batched, rtol=1e-4, atol=1e-6)
+    assert_untouched(model, before)
+
+    tokens = TokenModel(c["kind"], 7, 4, c["units"], c["layers"], c["bidirectional"], False).eval()
+    ids = torch.randint(0, 7, (c["steps"],))
+    one = attribution(tokens, ids, target=i % 7, steps=8, baseline=0)
+    batched = attribution(tokens, ids[:, None], target=i % 7, steps=8, baseline=0)
+    assert one.shape == (1, c["steps"])
+    np.testing.assert_allclose(one, batched, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(RNNS))
+def test_batch_time_scalars_attribute_per_step(kind):
+    """(batch, time) floats the model unsqueezes itself are batched, one value a step: equal to the
+    same model fed (batch, time, 1), and the attributions of a sequence add up to f(x) - f(0)."""
+    torch.manual_seed(3)
+    model = ScalarModel(kind, 6).eval()
+    x = torch.randn(3, 9)
+    ours = attribution(model, x, steps=64)
+    assert ours.shape == (3, 9)
+    np.testing.assert_allclose(ours, attribution(Squeezed(model), x[..., None], steps=64), rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        gap = (model(x) - model(torch.zeros_like(x))).numpy()
+    np.testing.assert_allclose(ours.sum(axis=1), gap, rtol=1e-3, atol=1e-4)
+
+
+def test_a_cell_loop_over_one_unbatched_sequence():
+    torch.manual_seed(5)
+    model = CellLoop(3, 5, 4).eval()
+    x = torch.randn(6, 3)
+    ours = attribution(model, x, target=1, steps=64)
+    with torch.no_grad():
+        gap = float(model(x)[1] - model(torch.zeros_like(x))[1])
+    assert ours.shape == (1, 6)
+    assert abs(float(ours.sum()) - gap) < 1e-3 * max(1.0, abs(gap))

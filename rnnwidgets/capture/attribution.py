@@ -60,6 +60,12 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
       "Your model"). The interpolation points run as one batch of batch x steps: ``hidden`` and
       tensors of ``args`` / ``kwargs`` that have the batch are repeated along it.
 
+    The inputs: token ids (batch, time) or (time, batch), features (batch, time, features) or
+    (time, batch, features), as the model's recurrent module reads them; (batch, time) floats of
+    one value a step that the model expands itself; or one sequence without a batch axis, (time,)
+    ids or (time, features) that the module reads unbatched, explained as a batch of one (the
+    interpolation points then run one at a time).
+
     Runs in eval mode (no dropout), on the CPU or CUDA; the model is left as found.
     """
     model = unwrap(model)
@@ -115,13 +121,41 @@ class Runner:
         self.model, self.call, self.inputs, self.hidden = model, call, inputs, hidden
         self.tokens = not inputs.is_floating_point()
         fused = fused_modules(model)
-        batch_first = fused[0][1].batch_first if fused else True
-        if inputs.dim() < (2 if self.tokens else 3):
-            raise ValueError(f"{WHO}: expected batched inputs, (batch, time{'' if self.tokens else ', features'}) or "
-                             f"(time, batch{'' if self.tokens else ', features'}), got shape {tuple(inputs.shape)}")
-        self.batch_dim, self.time_dim = (0, 1) if batch_first else (1, 0)
-        self.batch = inputs.shape[self.batch_dim]
         self.fused = bool(fused)
+        batch_first = fused[0][1].batch_first if fused else True
+        if inputs.dim() < 1 or (not self.tokens and inputs.dim() < 2):
+            per_step = "" if self.tokens else ", features"
+            raise ValueError(f"{WHO}: expected inputs with a time axis, (batch, time{per_step}) or "
+                             f"(time, batch{per_step}), got shape {tuple(inputs.shape)}")
+        # one sequence without a batch axis: token ids (time,), or features (time, features) that
+        # the model's recurrent module reads unbatched, as nn.LSTM does a 2-D input
+        self.batch_dim: Optional[int] = None
+        self.unbatched = inputs.dim() == 1 or (not self.tokens and inputs.dim() == 2 and self.reads_unbatched())
+        if self.unbatched:
+            self.time_dim, self.batch = 0, 1
+        else:
+            self.batch_dim, self.time_dim = (0, 1) if batch_first else (1, 0)
+            self.batch = inputs.shape[self.batch_dim]
+
+    def reads_unbatched(self) -> bool:
+        """Whether the first recurrent module the model calls on the inputs gets one unbatched
+        sequence (nn.LSTM / GRU / RNN a 2-D input, a cell a 1-D one), as (time, features) inputs
+        are; else the 2-D inputs are (batch, time) of one feature a step, expanded by the model."""
+        seen: list = []
+
+        def record(module, args):
+            if not seen and args and isinstance(args[0], torch.Tensor):
+                seen.append(args[0].dim() == (1 if isinstance(module, nn.RNNCellBase) else 2))
+
+        handles = [m.register_forward_pre_hook(record) for m in self.model.modules()
+                   if isinstance(m, (nn.RNNBase, nn.RNNCellBase))]
+        try:
+            with torch.no_grad():
+                self.forward(1)
+        finally:
+            for h in handles:
+                h.remove()
+        return bool(seen and seen[0])
 
     # ---- calls ------------------------------------------------------------------------------
     def forward(self, copies: int, x: Optional[torch.Tensor] = None, replace: Optional[tuple] = None):
@@ -145,8 +179,8 @@ class Runner:
                 handle.remove()
 
     @staticmethod
-    def repeat(x: torch.Tensor, dim: int, copies: int) -> torch.Tensor:
-        return x if copies == 1 else torch.cat([x] * copies, dim=dim)
+    def repeat(x: torch.Tensor, dim: Optional[int], copies: int) -> torch.Tensor:
+        return x if copies == 1 or dim is None else torch.cat([x] * copies, dim=dim)
 
     def repeat_arg(self, value, copies: int):
         if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == self.batch:
@@ -211,10 +245,14 @@ class Runner:
         delta = x - base
         mean_grad = torch.zeros_like(x)
         per_pass = len(alphas) if points is None else points
+        if self.unbatched:      # one sequence without a batch axis to stack the points along
+            per_pass = 1
         for start in range(0, len(alphas), per_pass):
             mean_grad += self.weighted_grad(x, base, delta, module, pick, alphas[start:start + per_pass],
                                             weights[start:start + per_pass])
         per_value = delta * mean_grad
+        if self.unbatched:
+            return per_value.reshape(x.shape[0], -1).sum(dim=1)[None].detach().float().cpu().numpy()  # (1, T)
         per_step = per_value.reshape(*x.shape[:2], -1).sum(dim=2)           # (B, T) or (T, B)
         if self.batch_dim == 1:
             per_step = per_step.t()
@@ -223,7 +261,7 @@ class Runner:
     def weighted_grad(self, x, base, delta, module, pick, alphas, weights) -> torch.Tensor:
         """Sum over ``alphas`` of weight x the gradient at base + alpha (x - base): one forward and
         one backward of batch x len(alphas) sequences."""
-        path = torch.cat([base + a * delta for a in alphas], dim=self.batch_dim).requires_grad_(True)
+        path = torch.cat([base + a * delta for a in alphas], dim=self.batch_dim or 0).requires_grad_(True)
         if module is not None:
             out = self.forward(len(alphas), replace=(module, path))
         else:
@@ -232,6 +270,8 @@ class Runner:
         if not value.requires_grad:
             raise ValueError(f"{WHO}: the explained output does not depend on the inputs")
         (grad,) = torch.autograd.grad(value, [path])
+        if self.batch_dim is None:                                              # one point, unbatched
+            return grad * weights[0]
         shape = list(x.shape)
         shape[self.batch_dim:self.batch_dim + 1] = [len(alphas), self.batch]
         w = torch.tensor(weights, dtype=grad.dtype, device=grad.device).view(
@@ -281,7 +321,7 @@ class Runner:
                 o = o.unflatten(0, (steps, -1) if self.time_dim == 0 else (-1, steps))
             if timed:
                 return o.select(self.time_dim, steps - 1 if t is None else t)
-            return o
+            return o[None] if self.unbatched and o.dim() == 1 else o   # one sequence's (classes,)
 
         if callable(target):
             if t is None:
