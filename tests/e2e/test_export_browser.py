@@ -168,3 +168,31 @@ def test_a_figure_beside_an_exported_notebook_shows(browser, pages):
         assert blocked == []   # the server image refused by the policy, before any request
     finally:
         context.close()
+
+
+def test_an_exported_page_of_gradient_views_reads_in_both_schemes(browser, tmp_path):
+    """An Explorer with its gradient views (charts drawn by bqplot): every label on the page reads
+    at 4.5:1 in light and in dark."""
+    import torch
+
+    import rnnwidgets as rw
+    from rnnwidgets.widgets import export
+
+    torch.manual_seed(0)
+    shown = rw.explore(torch.nn.GRU(3, 4), torch.randn(6, 1, 3), loss="last")
+    path = export.save_html(shown, tmp_path / "gradients.html")
+    for scheme in ("light", "dark"):
+        context, page, blocked = open_page(browser, path, scheme)
+        try:
+            page.get_by_text("step t").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)
+            texts = page.locator("body").evaluate(TEXTS_JS)
+            assert len(texts) > 60 and any(t["text"] == "step t" for t in texts), len(texts)
+            poor = [(t["text"], t["cls"], round(contrast(t["fg"], t["bg"]), 2)) for t in texts
+                    if contrast(t["fg"], t["bg"]) < 4.5]
+            assert poor == [], (scheme, poor)
+            assert rgb(page.evaluate("() => getComputedStyle(document.body).backgroundColor")) == PAGE_BACKGROUND[scheme]
+            page.screenshot(path=str(ARTIFACTS / f"export-gradients-{scheme}.png"), full_page=True)
+            assert blocked == []
+        finally:
+            context.close()
