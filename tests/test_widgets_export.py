@@ -405,7 +405,12 @@ def test_every_page_carries_a_policy_that_loads_nothing_from_outside_it(explorer
     policy = dict(d.strip().split(" ", 1) for d in export.OFFLINE_CSP.split(";"))
     assert policy["default-src"] == "'none'" and "http" not in export.OFFLINE_CSP and "*" not in export.OFFLINE_CSP
     assert all(source in ("'unsafe-inline'", "'unsafe-eval'", "data:", "blob:", "'none'")
-               for sources in policy.values() for source in sources.split())
+               for kind, sources in policy.items() if kind != "img-src" for source in sources.split())
+    # images alone may come from the page's own origin (a figure beside an exported notebook)
+    assert policy["img-src"] == "'self' data: blob:"
+    assert policy["script-src"] == "'unsafe-inline' 'unsafe-eval' data: blob:"
+    assert policy["style-src"] == "'unsafe-inline' data: blob:" and policy["connect-src"] == "data: blob:"
+    assert policy["font-src"] == "data:" and policy["base-uri"] == "'none'"
     page = export.save_html(explorer, tmp_path / "explorer.html").read_text(encoding="utf-8")
     nb = _notebook_with_state(explorer)
     plain = nbformat.v4.new_notebook()   # and one without widgets
@@ -454,3 +459,189 @@ def test_an_interrupt_inside_the_writer_leaves_the_previous_page(explorer, tmp_p
     with pytest.raises(KeyboardInterrupt):
         export.save_html(explorer, path, title="another")
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["explorer.html"]
+
+
+def test_nbconvert_export_keeps_a_relative_image_a_reference_beside_the_page(explorer, tmp_path):
+    """`![](fig.png)` stays a relative reference (the policy lets the browser show it, the e2e test
+    checks): the exporter never reads the file into the page, nor a file named by absolute path."""
+    fig = tmp_path / "fig.png"
+    fig.write_bytes(base64.b64decode(explorer._repr_mimebundle_()["image/png"]))
+    nb = _notebook_with_state(explorer)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"![a figure](fig.png)\n\n![](<{fig}>)"))
+    text, _ = export.OfflineHTMLExporter().from_notebook_node(nb, {"metadata": {"path": str(tmp_path)}})
+    assert '<img alt="a figure" src="fig.png"' in text and f'src="{fig}"' in text
+    assert base64.b64encode(fig.read_bytes()[:48]).decode() not in text
+
+
+# ---- light and dark ----------------------------------------------------------------------------
+
+def _dark_block(text):
+    """The page's rule for the reader who prefers dark, or None."""
+    found = re.search(r"@media \(prefers-color-scheme: dark\) \{\s*:root \{ color-scheme: dark;(.*?)\}\s*\}", text, re.S)
+    return found and found.group(1)
+
+
+def test_save_html_follows_the_readers_light_or_dark_preference(explorer, tmp_path):
+    text = export.save_html(explorer, tmp_path / "auto.html").read_text(encoding="utf-8")
+    light = re.search(r":root \{ color-scheme: light;(.*?)\}", text, re.S).group(1)
+    dark = _dark_block(text)
+    assert "--jp-layout-color0: white;" in light and "--jp-ui-font-color1: rgba(0, 0, 0, 0.87);" in light
+    assert "--jp-layout-color0: #111;" in dark and "--jp-ui-font-color1: rgba(255, 255, 255, 0.87);" in dark
+    assert text.index(":root { color-scheme: light;") < text.index("@media (prefers-color-scheme: dark)")
+    # the script marking <body> comes first in it, before any view
+    body = text[text.index("<body"):]
+    assert body.startswith(f"<body {export.BODY_MARKS['light']}>\n{export.THEME_SCRIPT}\n")
+    assert "window.matchMedia(\"(prefers-color-scheme: dark)\")" in export.THEME_SCRIPT
+
+
+def test_save_html_with_a_chosen_theme_is_always_that_theme(explorer, tmp_path):
+    text = export.save_html(explorer, tmp_path / "dark.html", theme="dark").read_text(encoding="utf-8")
+    assert ":root { color-scheme: dark;" in text and "color-scheme: light" not in text
+    assert _dark_block(text) is None and export.THEME_SCRIPT not in text
+    assert f"<body {export.BODY_MARKS['dark']}>" in text
+    light = export.save_html(explorer, tmp_path / "light.html", theme="light").read_text(encoding="utf-8")
+    assert "color-scheme: dark" not in light and f"<body {export.BODY_MARKS['light']}>" in light
+    with pytest.raises(ValueError, match=r"save_html: theme 'Dark': expected 'auto' \(follow the reader"):
+        export.save_html(explorer, tmp_path / "x.html", theme="Dark")
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_nbconvert_export_follows_the_reader_unless_a_theme_is_chosen(explorer):
+    from traitlets.config import Config
+
+    nb = _notebook_with_state(explorer)
+    auto, _ = export.OfflineHTMLExporter().from_notebook_node(nb)
+    assert "--jp-layout-color0: #111;" in _dark_block(auto)
+    assert f"<body class=\"jp-Notebook\" {export.BODY_MARKS['light']}>\n<main>{export.THEME_SCRIPT}" in auto
+    # after the template's own (Light) stylesheet, so its rules are the ones that hold
+    assert auto.index("--jp-layout-color0: white") < auto.index(":root { color-scheme: light;")
+    plain = nbformat.v4.new_notebook()
+    plain.cells = [nbformat.v4.new_markdown_cell("# hello")]
+    text, _ = export.OfflineHTMLExporter().from_notebook_node(plain)
+    assert _dark_block(text) and "<script" not in text   # CSS alone: no widget to mark <body> for
+    dark, _ = export.OfflineHTMLExporter(config=Config({"HTMLExporter": {"theme": "dark"}})).from_notebook_node(nb)
+    assert _dark_block(dark) is None and export.THEME_SCRIPT not in dark
+    assert ":root { color-scheme: dark;" in dark and f"{export.BODY_MARKS['dark']}>" in dark
+
+
+# ---- every file written whole ------------------------------------------------------------------
+
+def _run_nbconvert(argv):
+    """`jupyter nbconvert argv`, in this process: the app, its writer and the exporter as the
+    command makes them."""
+    from nbconvert.nbconvertapp import NbConvertApp
+
+    NbConvertApp.clear_instance()
+    app = NbConvertApp.instance()
+    try:
+        app.initialize(argv=argv)
+        app.start()
+        return app
+    finally:
+        NbConvertApp.clear_instance()
+
+
+def _disk_full_midway(monkeypatch):
+    """Every file `fileio` opens to write takes half of what it is given, then fails (a full disk)."""
+    from rnnwidgets import fileio
+
+    fdopen = fileio.os.fdopen
+
+    class HalfWritten:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            self._f.write(data[:len(data) // 2])
+            self._f.flush()
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._f.__exit__(*exc)
+
+    monkeypatch.setattr(fileio.os, "fdopen", lambda *a, **k: HalfWritten(fdopen(*a, **k)))
+
+
+def test_jupyter_nbconvert_writes_the_page_whole_or_not_at_all(explorer, tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    nbformat.write(_notebook_with_state(explorer), folder / "nb.ipynb")
+    argv = ["--to", "rnnwidgets_html", str(folder / "nb.ipynb"), "--log-level=ERROR"]
+    app = _run_nbconvert(argv)
+    assert type(app.writer) is export.AtomicFilesWriter
+    page = folder / "nb.html"
+    before = page.read_bytes()
+    assert before.startswith(b"<!DOCTYPE html>") and export.OFFLINE_CSP.encode() in before
+
+    _disk_full_midway(monkeypatch)
+    with pytest.raises(OSError, match="No space left on device"):
+        _run_nbconvert(argv + ["--HTMLExporter.theme=dark"])
+    assert page.read_bytes() == before   # the previous page, whole
+    assert sorted(p.name for p in folder.iterdir()) == ["nb.html", "nb.ipynb"]   # and nothing beside it
+
+
+def test_atomic_writer_writes_outputs_and_copies_whole_and_replaces_only_a_page(tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    writer = export.AtomicFilesWriter(build_directory=str(tmp_path / "out"), files=[str(tmp_path / "data.csv")],
+                                      relpath=str(tmp_path))
+    resources = {"output_extension": ".html", "outputs": {"nb_files/fig.png": b"\x89PNG-1"}}
+    assert writer.write("<!DOCTYPE html><p>1</p>", resources, notebook_name="nb") == tmp_path / "out" / "nb.html"
+    out = {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*")
+           if p.is_file()}
+    assert out == {"nb.html": b"<!DOCTYPE html><p>1</p>", "nb_files/fig.png": b"\x89PNG-1", "data.csv": b"a,b\n1,2\n"}
+
+    _disk_full_midway(monkeypatch)
+    for resources_now in ({"output_extension": ".html", "outputs": {"nb_files/fig.png": b"\x89PNG-2"}},
+                          {"output_extension": ".html"}):
+        with pytest.raises(OSError, match="No space left"):
+            writer.write("<!DOCTYPE html><p>2</p>", resources_now, notebook_name="nb")
+    monkeypatch.undo()
+    assert {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*")
+            if p.is_file()} == out   # all of it as it was, and no temporary file left beside
+
+    (tmp_path / "out" / "notes.html").write_text("my notes, not a page")
+    with pytest.raises(FileExistsError, match="exists and is not an HTML page"):
+        writer.write("<!DOCTYPE html>", {"output_extension": ".html"}, notebook_name="notes")
+    assert (tmp_path / "out" / "notes.html").read_text() == "my notes, not a page"
+
+
+def test_the_writer_is_swapped_only_inside_nbconvert_and_only_a_plain_one(explorer, tmp_path):
+    from nbconvert.nbconvertapp import NbConvertApp
+    from nbconvert.writers import StdoutWriter
+
+    export.OfflineHTMLExporter()   # no app running: nothing to swap, nothing raised
+    nbformat.write(_notebook_with_state(explorer), tmp_path / "nb.ipynb")
+    app = _run_nbconvert(["--to", "rnnwidgets_html", "--stdout", str(tmp_path / "nb.ipynb"), "--log-level=ERROR"])
+    assert type(app.writer) is StdoutWriter and not (tmp_path / "nb.html").exists()
+    app = _run_nbconvert(["--to", "html", str(tmp_path / "nb.ipynb"), "--log-level=ERROR"])
+    assert type(app.writer) is export.FilesWriter   # another exporter: nbconvert as it was
+    assert not NbConvertApp.initialized()
+
+
+def test_the_jupyter_nbconvert_command_writes_through_the_atomic_writer(tmp_path):
+    """The command itself (its own process): the page it would write over is not a page, and the
+    atomic writer, unlike nbconvert's, leaves it alone and says so."""
+    import subprocess
+    import sys
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# hello")]
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    (tmp_path / "nb.html").write_text("my notes")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "rnnwidgets_html",
+                          str(tmp_path / "nb.ipynb")], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode != 0 and "exists and is not an HTML page" in run.stderr, run.stderr[-2000:]
+    assert (tmp_path / "nb.html").read_text() == "my notes"
+    (tmp_path / "nb.html").unlink()
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "rnnwidgets_html", str(tmp_path / "nb.ipynb")],
+                   check=True, capture_output=True, timeout=120, env=env)
+    assert (tmp_path / "nb.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.html", "nb.ipynb"]
