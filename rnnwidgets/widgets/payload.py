@@ -309,6 +309,8 @@ def compare_payload(comparison, labels: Labels = None, layers: Optional[Sequence
         sent.append({"name": name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
                        "steps": steps, "lengths": [la, lb], "tokens": tokens, "quantities": quantities})
     predictions = [_predictions(trace, comparison.batch, labels, packer) for trace in (comparison.a, comparison.b)]
+    # both runs a window of the same steps (rw.trace(steps=...)): numbered from its start; else from 0
+    starts = {first_step(comparison.a), first_step(comparison.b)}
     index = {"names": list(comparison.names), "layers": sent, "all_layers": list(comparison.layers),
-             "predictions": predictions}
+             "predictions": predictions, "first_step": starts.pop() if len(starts) == 1 else 0}
     return index, packer.bytes()
