@@ -198,11 +198,13 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
                             "min": packer.put(lo, "min", {})["offset"],
                             "max": packer.put(hi, "max", {})["offset"],
                             "columns": int(lo.shape[0]), "units": int(lo.shape[1])}}
-    # the mode the model ran in (dropout on in training mode); None for a trace that did not record it
-    training = trace.meta.get("training")
+    # the mode the model ran in, and whether that mode dropped values (capture's meta["dropout"]);
+    # None for a trace that did not record it
+    training, dropout = trace.meta.get("training"), trace.meta.get("dropout")
     index = {"steps": trace.steps, "length": int(trace.lengths[batch]), "layers": layers,
              "inputs": inputs, "predictions": predictions, "lod": lod,
-             "training": None if training is None else bool(training), "first_step": first_step(trace)}
+             "training": None if training is None else bool(training),
+             "dropout": None if dropout is None else bool(dropout), "first_step": first_step(trace)}
     return index, packer.bytes()
 
 
