@@ -123,7 +123,9 @@ class WhatIf:
         """Clamp ``unit`` of the shown layer and quantity (or those given) at ``steps`` to ``value``
         (0 when neither it nor ``source`` is given), or patch it from ``source``: a batch element
         (int), a Trace named in ``sources`` (str), or a Trace; show beside the view and return the
-        comparison of the Explorer's run (A) and the edited one (B)."""
+        comparison of the Explorer's run (A) and the edited one (B). ``steps``: as the model numbers
+        them (``rw.clamp``'s), so in a window of steps (``rw.explore(..., steps=slice(120, 180))``)
+        they run from 120, as the view shows them and the browser's box asks for them."""
         ex = self.explorer
         layer, quantity = layer or ex.view.layer, quantity or ex.view.quantity
         steps = [steps] if isinstance(steps, (int, np.integer)) else list(steps)
