@@ -269,7 +269,8 @@ def test_model_containing_an_lstm():
     model = Tagger()
     ids = torch.randint(0, 11, (2, 6))
     tr = trace(model, ids, tokens=[list("abcdef"), list("ghijkl")])
-    assert list(tr.layers) == ["lstm.l0"] and tr.meta == {"source": "fused", "model": "Tagger", "training": True}
+    assert list(tr.layers) == ["lstm.l0"] and tr.meta == {"source": "fused", "model": "Tagger", "training": True,
+                                                           "dropout": False}
     lt = tr.layers["lstm.l0"]
     assert lt.meta == {"module": "lstm", "layer": 0, "direction": "forward", "input_size": 4, "hidden_size": 5,
                        "bias": True, "batch_first": True, "proj_size": 0, "call": 0}

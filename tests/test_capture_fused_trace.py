@@ -1,5 +1,7 @@
 """A fused-module trace's outputs and inputs: the model's output and float inputs laid out
 (batch, time, features) from whatever layout the modules ran in, token ids left out."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnwidgets.capture import trace
-from rnnwidgets.capture.fused_trace import input_steps, output_steps, own_lengths
+from rnnwidgets.capture.fused_trace import active_dropout, input_steps, output_steps, own_lengths
 
 
 def layers(batch, steps, batch_first):
@@ -63,3 +65,45 @@ def test_a_model_whose_recurrent_module_never_runs_gets_one_sentence():
 
     with pytest.raises(ValueError, match=r"^rw.trace: Skips contains recurrent modules but none of them ran in its "):
         trace(Skips(), torch.randn(5, 2, 3))
+
+
+class _Dropped(nn.Module):
+    """Embedding-free: an optional nn.Dropout before an LSTM of ``num_layers`` (``dropout`` between them)."""
+
+    def __init__(self, p=0.0, num_layers=1, dropout=0.0):
+        super().__init__()
+        self.drop = nn.Dropout(p) if p is not None else nn.Identity()
+        with warnings.catch_warnings():   # torch warns of dropout on a one-layer LSTM (it drops nothing)
+            warnings.simplefilter("ignore")
+            self.lstm = nn.LSTM(3, 4, num_layers=num_layers, dropout=dropout, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(self.drop(x))[0]
+
+
+@pytest.mark.parametrize("model, train, expected", [
+    (nn.LSTM(3, 4, batch_first=True), True, False),                   # a bare LSTM in train(): nothing drops
+    (_Dropped(None, 2, 0.3), True, True),                             # dropout between two layers
+    (_Dropped(None, 2, 0.3), False, False),                           # ... off in eval()
+    (_Dropped(None, 1, 0.3), True, False),                            # one layer: nothing between layers
+    (_Dropped(0.2), True, True),                                      # an nn.Dropout
+    (_Dropped(0.0), True, False),                                     # ... of p = 0
+])
+def test_meta_says_whether_the_mode_the_model_ran_in_drops_values(model, train, expected):
+    model.train(train)
+    tr = trace(model, torch.randn(2, 5, 3))
+    assert tr.meta["training"] is train and tr.meta["dropout"] is expected
+    assert active_dropout(model) is expected and model.training is train   # the mode left as found
+
+
+def test_a_recording_block_says_whether_dropout_was_on_too():
+    from rnnwidgets.capture.recording import recording
+
+    model = _Dropped(0.5).train()
+    with recording(model) as rec:
+        model(torch.randn(1, 4, 3))
+    assert rec.trace.meta["training"] is True and rec.trace.meta["dropout"] is True
+    model.eval()
+    with recording(model) as rec:
+        model(torch.randn(1, 4, 3))
+    assert rec.trace.meta["dropout"] is False

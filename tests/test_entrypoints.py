@@ -103,6 +103,20 @@ def test_explore_with_attribution_sends_the_live_models_attribution_of_the_chose
     assert_untouched(model, before)
 
 
+def test_explore_with_attribution_in_a_window_of_steps_explains_the_models_own_step():
+    """rw.explore(..., steps=slice(2, 7)): step 2 of the view is the model's step 4; its bars are
+    the window's input steps 2..6, and the title says step 4."""
+    from rnnwidgets.capture.attribution import attribution
+
+    torch.manual_seed(1)
+    model, ids = _Tokens().eval(), torch.randint(0, 6, (2, 9))
+    ex = explore(model, ids, decode=list("abcdef"), attribution=True, steps=slice(2, 7))
+    ex.view.t = 2
+    sent = ex.view.attribution
+    assert sent["t"] == 2 and "why the prediction at step 4 (" in sent["title"], sent["title"]
+    assert sent["values"] == pytest.approx(attribution(model, ids, t=4)[0, 2:7].tolist(), rel=1e-5)
+
+
 def test_explore_attribution_needs_the_live_model_and_says_why_it_cannot_attribute(lstm):
     with pytest.raises(ValueError, match=r"attribution needs the live model; give explore\(model, inputs, attribution"):
         explore(trace(lstm, torch.randn(1, 3, 4)), attribution=True)

@@ -110,6 +110,20 @@ def test_compare_payload_is_what_the_view_carries(pair):
     assert view.index == index and view.buffer == buffer
 
 
+def test_two_windows_of_the_same_steps_are_numbered_from_the_windows_start(pair):
+    """Two traces of rw.trace(steps=slice(120, ...)): the view numbers their steps 120, 121, ...
+    (js/src/compare.ts adds ``first_step``); windows from different starts are numbered from 0."""
+    a, b = pair
+    assert compare_payload(Comparison(a, b))[0]["first_step"] == 0
+
+    def window(trace, start):
+        return Trace(layers=trace.layers, lengths=trace.lengths, outputs=trace.outputs, tokens=trace.tokens,
+                     meta={"selection": {"quantities": None, "layers": None, "steps": [start, start + 8]}})
+    assert compare_payload(Comparison(window(a, 120), window(b, 120)))[0]["first_step"] == 120
+    assert compare_payload(Comparison(window(a, 120), window(b, 100)))[0]["first_step"] == 0
+    assert compare_payload(Comparison(window(a, 120), b))[0]["first_step"] == 0
+
+
 def test_rw_compare_of_two_traces_builds_the_view(pair, tmp_path):
     a, b = pair
     view = rw.compare(a, b, tau=0.1)

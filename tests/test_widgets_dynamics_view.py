@@ -153,3 +153,17 @@ def test_explorer_dynamics_calls_the_model_as_its_trace_does():
     explorer.update(encoder_outputs.clone())   # recomputed with the same hidden and target: the same numbers
     np.testing.assert_allclose(arrays(explorer.dynamics)["sigma_max"], want.layers["gru.l0"].singular_values[0, :, 0],
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("units, expected", [(1, 1), (2, 2), (4, 3)])
+def test_the_index_says_which_principal_components_exist(units, expected):
+    """A layer of one unit has PC1 alone (pca pads PC2 and PC3 with zeros): the view is told so,
+    and its variance explained lists the existing components only."""
+    torch.manual_seed(0)
+    rnn = nn.RNN(2, units, batch_first=True)
+    dyn = rw.dynamics(rnn, torch.randn(1, 9, 2), k=1)
+    view = rw.DynamicsView(dyn)
+    assert view.index["components"] == expected
+    d = dyn.layers["rnn.l0"]
+    np.testing.assert_allclose(view.index["explained"], d.pca.explained_variance_ratio[:expected])
+    assert len(view.index["explained"]) == expected

@@ -210,6 +210,12 @@ def test_the_verdict_says_when_the_model_was_traced_in_training_mode():
     tr = made_up_trace()
     assert "training mode" not in GradientFlow(tr).verdict_text.value
     tr.meta["training"] = True
+    assert "traced in training mode (dropout on)" not in GradientFlow(tr).verdict_text.value   # not recorded
+    assert "traced in training mode" in GradientFlow(tr).verdict_text.value
+    tr.meta["dropout"] = False                                  # a bare nn.LSTM in train(): nothing dropped
+    text = GradientFlow(tr).verdict_text.value
+    assert "traced in training mode" in text and "dropout" not in text
+    tr.meta["dropout"] = True
     assert "traced in training mode (dropout on)" in GradientFlow(tr).verdict_text.value
 
 

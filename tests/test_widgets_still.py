@@ -214,6 +214,9 @@ def test_a_gradient_flows_still_is_its_time_chart_and_a_monitor_has_none_before_
     for spec in gf.time_chart.series:   # every layer's colour is drawn
         assert _count(image, still._rgb(still.SERIES[spec["colour"]])) > 50
     assert still.chart_png(Chart()) is None
+    zeros = Chart(y_scale="log")
+    zeros.show_lines([0, 1], [[0.0, 0.0]], [{"name": "h"}])   # sent as they are: nothing a log axis places
+    assert still.chart_png(zeros) is None
 
 
 def test_a_monitors_still_is_its_loss_once_a_step_is_recorded_and_finish_updates_its_cell(monkeypatch):

@@ -80,6 +80,31 @@ def test_patch_from_another_element_takes_that_elements_values(model_and_ids):
     np.testing.assert_array_equal(source.layers["lstm.l0"].gates["forget"], ex.trace.layers["lstm.l0"].gates["forget"][2:3])
 
 
+def test_in_a_window_of_steps_the_edit_covers_the_steps_the_model_numbers_so(model_and_ids):
+    """rw.explore(..., steps=slice(3, 9)) shows the model's steps 3..8: the box asks for them by
+    those numbers (js/src/what_if.ts), and the edit acts on them, not on steps 0..5."""
+    model, ids = model_and_ids
+    ex = rw.explore(model, ids, steps=slice(3, 9), decode=list("abcde"))
+    assert ex.trace.steps == 6
+    ex.view.what_if = {"op": "zero", "value": 0, "source": 0, "unit": 1, "start": 5, "end": 9, "n": 1}
+    assert ex.view.what_if_status["text"] == "unit 1 of lstm.l0 h, steps [5, 9): before and after compared"
+    comparison = ex.what_if.comparison
+    expected = rw.trace(model, ids, steps=slice(3, 9), edits=[rw.clamp("lstm.l0", "h", [1], range(5, 9), 0.0)])
+    np.testing.assert_array_equal(comparison.b.layers["lstm.l0"].h, expected.layers["lstm.l0"].h)
+    assert (comparison.b.layers["lstm.l0"].h[:, 2:, 1] == 0).all()
+    # before the edit: as without it (the edited run is the step loop, the plain one fused: float32 apart)
+    np.testing.assert_allclose(comparison.b.layers["lstm.l0"].h[:, :2], ex.trace.layers["lstm.l0"].h[:, :2], atol=1e-6)
+    before, after = ex.trace.outputs[0].argmax(-1), comparison.b.outputs[0].argmax(-1)
+    changed = np.flatnonzero(before != after)
+    if changed.size:   # the heading's first changed step is the model's number too
+        assert comparison.heading.endswith(f"first at step {changed[0] + 3}"), comparison.heading
+    # a patch from another element reads that element's step t at the model's step t
+    patched = ex.what_if.run(2, range(4, 9), source=1)
+    h = patched.b.layers["lstm.l0"].h
+    np.testing.assert_array_equal(h[:, 1:, 2], np.repeat(ex.trace.layers["lstm.l0"].h[1:2, 1:, 2], 3, axis=0))
+    np.testing.assert_allclose(h[:, 0], ex.trace.layers["lstm.l0"].h[:, 0], atol=1e-6)
+
+
 def test_patch_from_a_trace_named_in_explore_takes_its_values_step_by_index(model_and_ids):
     model, ids = model_and_ids
     deep = rw.trace(model, torch.randint(0, 5, (1, 12)))        # another run: one element, longer

@@ -9,7 +9,7 @@
 // .rw-attribution-title (what it shows, or why nothing is shown).
 import type { AnyModel } from "@anywidget/types";
 import { element } from "./dom";
-import type { ExplorerState, Panel } from "./state";
+import { type ExplorerState, type Panel, stepNumber } from "./state";
 
 export interface Attribution {
   t: number;
@@ -96,8 +96,9 @@ export function createAttribution(model: AnyModel<AttributionModel>): Panel {
       if (drawn) canvas.getContext("2d")?.clearRect(0, 0, canvas.width, canvas.height);
       drawn = null;
       legend.style.display = tick.style.display = "none";
-      text.textContent = `why the prediction at step ${state.t}: asked of the live model when the step rests ` +
-        `(it needs a running kernel; shown last for step ${a.t})`;
+      // (steps as the model numbers them: a window of steps, rw.trace(steps=...), from its first)
+      text.textContent = `why the prediction at step ${stepNumber(state, state.t)}: asked of the live model when the step ` +
+        `rests (it needs a running kernel; shown last for step ${stepNumber(state, a.t)})`;
       return;
     }
     if (drawn && drawn.a === a && drawn.steps === state.steps) return;

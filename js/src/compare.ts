@@ -75,6 +75,7 @@ export interface CompareIndex {
   }[];
   predictions: [PredictionsEntry | null, PredictionsEntry | null];
   all_layers?: string[]; // every layer compared; `layers` holds them all, or (over the budget) the shown one
+  first_step?: number; // the model's number of step 0: both runs' window start (rw.trace(steps=...)); 0 when absent
 }
 
 export interface CompareModel extends TransportModel {
@@ -114,6 +115,7 @@ export interface CompareData {
   layers: CompareLayer[];
   allLayers: string[]; // every layer compared, held here or not
   predictions: [Predictions | null, Predictions | null];
+  firstStep: number; // the model's number of step 0 (a window of steps starts at its first): every text says t + firstStep
 }
 
 /** The payload's arrays as zero-copy views; a clear error when the index does not fit the buffer. */
@@ -144,7 +146,8 @@ export function decodeCompare(index: CompareIndex, floats: Float32Array): Compar
     k: p.k, steps: p.steps, labels: p.labels,
     ids: take(p.ids, p.steps * p.k, "prediction ids"), probs: take(p.probs, p.steps * p.k, "prediction probabilities"),
   }) as [Predictions | null, Predictions | null];
-  return { names: index.names, layers, allLayers: index.all_layers ?? layers.map((l) => l.name), predictions };
+  return { names: index.names, layers, allLayers: index.all_layers ?? layers.map((l) => l.name), predictions,
+    firstStep: index.first_step ?? 0 };
 }
 
 /** Whether a difference counts: |d| > τ, or d not finite (one run blew up). comparison.py's rule. */
@@ -194,11 +197,12 @@ export function span(from: number, to: number, steps: number): { left: string; w
   return { left: pct(from), width: pct(Math.max(0, to - from)) };
 }
 
-/** What the bar says about the first divergence. */
-export function divergenceText(first: number, tau: number, q: string, matched: number, steps: number): string {
-  const unmatched = matched < steps ? ` (steps ${matched}–${steps - 1} are in one run only)` : "";
+/** What the bar says about the first divergence; steps said as the model numbers them, from `firstStep`. */
+export function divergenceText(first: number, tau: number, q: string, matched: number, steps: number, firstStep = 0): string {
+  const n = (t: number) => t + firstStep;
+  const unmatched = matched < steps ? ` (steps ${n(matched)}–${n(steps - 1)} are in one run only)` : "";
   if (first < 0) return `${q}: no unit differs by more than τ = ${formatValue(tau)} over the ${matched} matched steps${unmatched}`;
-  return `${q} first differs at step ${first} (some unit's |A − B| > τ = ${formatValue(tau)})${unmatched}`;
+  return `${q} first differs at step ${n(first)} (some unit's |A − B| > τ = ${formatValue(tau)})${unmatched}`;
 }
 
 const HEIGHT = (rows: number) => Math.min(220, Math.max(84, rows * 12));
@@ -275,7 +279,8 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
   const root = element("div", "rw-compare", el);
   const style = element("style", "rw-style", root);
   style.textContent = COMPARE_CSS;
-  let data: CompareData = { names: ["A", "B"], layers: [], allLayers: [], predictions: [null, null] };
+  let data: CompareData = { names: ["A", "B"], layers: [], allLayers: [], predictions: [null, null], firstStep: 0 };
+  const n = (t: number) => t + data.firstStep; // a step as the model numbers it (a window starts at its first)
   const layerOf = () => data.layers.find((l) => l.name === model.get("layer")) ?? data.layers[0];
   const pairOf = (l: CompareLayer) => l.quantities[model.get("quantity")] ?? Object.values(l.quantities)[0];
   const player = playerOf(model, () => Math.max(0, (layerOf()?.steps ?? 1) - 1));
@@ -399,7 +404,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
       p.rowAxis.el.style.width = `${String(Math.max(0, ...rows)).length}ch`;
     }
     const { w } = panels[0].heatmap.size();
-    if (w > 0) stepAxis.set(l.steps, stepLabels(l.steps, w));
+    if (w > 0) stepAxis.set(l.steps, stepLabels(l.steps, w, data.firstStep));
   }
 
   /** The state the Explorer's token strip reads, for one run. */
@@ -411,6 +416,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     return {
       t: player.t, unit, units: [unit], order: null, layer: l.name, quantity: q.name, steps: l.steps,
       length: l.lengths[side], tokens: l.tokens[side], inputs: null, layers: [layer], predictions: null,
+      firstStep: data.firstStep,
     };
   }
 
@@ -438,7 +444,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     const all = Array.from({ length: pair.a.units }, (_, u) => u);
     const only = filter.checked && differing.length > 0;
     rows = only ? differing : all;
-    divergence.textContent = divergenceText(first, tauValue, pair.a.name, l.matched, l.steps) +
+    divergence.textContent = divergenceText(first, tauValue, pair.a.name, l.matched, l.steps, data.firstStep) +
       (filter.checked ? ` · ${differing.length ? `${differing.length} of ${all.length} units differ` : "no unit differs: all shown"}` : "");
     const picked = model.get("layer");
     if (picked !== l.name && data.allLayers.includes(picked)) {
@@ -463,10 +469,10 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
       p.unmatched.style.display = end < l.steps ? "block" : "none";
       Object.assign(p.unmatched.style, span(end, l.steps, l.steps));
       p.unmatchedLabel.textContent = p.side === "diff" ? "unmatched: one run only"
-        : `${p.side === "a" ? nameA : nameB} ${end > 0 ? `ends at step ${end - 1}` : "has no steps"}`;
+        : `${p.side === "a" ? nameA : nameB} ${end > 0 ? `ends at step ${n(end - 1)}` : "has no steps"}`;
       p.unmatched.title = p.side === "diff"
-        ? `steps ${end}–${l.steps - 1}: only one run has them, so there is no difference`
-        : `steps ${end}–${l.steps - 1}: this run has ${end} steps`;
+        ? `steps ${n(end)}–${n(l.steps - 1)}: only one run has them, so there is no difference`
+        : `steps ${n(end)}–${n(l.steps - 1)}: this run has ${end} steps`;
       p.marker.style.display = first >= 0 ? "block" : "none";
       if (first >= 0) Object.assign(p.marker.style, span(first, first + 1, l.steps));
     }
@@ -477,7 +483,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
       (p.tokens.el.previousElementSibling as HTMLElement).style.display = hasTokens ? "" : "none";
     }
     flag.style.display = first >= 0 ? "" : "none";
-    flag.textContent = first >= 0 ? `▼ first divergence: step ${first}` : "";
+    flag.textContent = first >= 0 ? `▼ first divergence: step ${n(first)}` : "";
     const f = (first + 0.5) / Math.max(1, l.steps);
     flag.style.left = `${(f * 100).toFixed(4)}%`;
     flag.style.transform = `translateX(${(-f * 100).toFixed(4)}%)`;
@@ -496,7 +502,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
     const t = player.t;
     const pair = pairOf(l);
     const row = rows.indexOf(unit);
-    transport.update(t, l.steps, l.steps);
+    transport.update(t, l.steps, l.steps, data.firstStep);
     for (const p of panels) p.heatmap.drawCursor(t, row);
     panels[0].tokens?.update(stripState(l, 0, pair.a));
     panels[1].tokens?.update(stripState(l, 1, pair.b));
@@ -505,8 +511,8 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
       const a = at[i];
       a.name.textContent = data.names[side];
       const tokens = l.tokens[side];
-      a.token.textContent = t >= l.lengths[side] ? `no step ${t}: the run has ${l.lengths[side]}`
-        : `input ${tokens && t < tokens.length ? showToken(tokens[t]) : `step ${t}`}`;
+      a.token.textContent = t >= l.lengths[side] ? `no step ${n(t)}: the run has ${l.lengths[side]}`
+        : `input ${tokens && t < tokens.length ? showToken(tokens[t]) : `step ${n(t)}`}`;
       const p = data.predictions[side];
       top.push(p && t < p.steps ? p.labels[p.ids[t * p.k]] : "");
       a.predictions.textContent = p && t < p.steps ? predictionsText(p, t) : p ? "next: (no step)" : "";
@@ -570,7 +576,7 @@ export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): (
       const u = rows[cell.row];
       const pair = pairOf(l);
       const value = (side: Side, length: number) => cell.t < length ? formatValue(pair[side].data[cell.t * pair.a.units + u]) : "no step";
-      p.readout.textContent = `unit ${u} · step ${cell.t} · ${data.names[0]} ${value("a", l.lengths[0])} · ` +
+      p.readout.textContent = `unit ${u} · step ${n(cell.t)} · ${data.names[0]} ${value("a", l.lengths[0])} · ` +
         `${data.names[1]} ${value("b", l.lengths[1])} · ${data.names[0]} − ${data.names[1]} ${value("diff", l.matched)}`;
       const boxes = hoverBoxes(cell.t, cell.row, l.steps, rows.length);
       for (const [name, mark] of marks) {

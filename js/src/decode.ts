@@ -45,7 +45,8 @@ export interface PayloadIndex {
   steps: number; // the longest layer's steps
   length: number; // valid steps of this batch element (layers without their own `length`)
   first_step?: number; // the model's step number of step 0: a window's start (rw.trace(steps=...)); 0 when absent
-  training?: boolean | null; // the mode the model was traced in (dropout on in training mode); null: not recorded
+  training?: boolean | null; // the mode the model was traced in; null: not recorded
+  dropout?: boolean | null; // whether that mode dropped values (active dropout, capture's meta["dropout"]); null: not recorded
   // initial: state name -> offset of its (1, units) initial value (outside any window)
   layers: {
     name: string;

@@ -16,7 +16,7 @@
 //
 // Stable DOM hooks (browser tests rely on them):
 //   .rw-dyn            the root              .rw-dyn-title     the title
-//   .rw-dyn-plane      canvas: PCA plane     .rw-dyn-yaxis     select: PC2 or PC3 upwards
+//   .rw-dyn-plane      canvas: PCA plane     .rw-dyn-yaxis     select: PC2 or PC3 upwards (those that exist)
 //   .rw-dyn-spectrum   canvas: sigma per step (.rw-dyn-aligned on the root inside an Explorer)
 //   .rw-dyn-eigen      canvas: eigenvalues and the unit circle
 //   .rw-dyn-slider     input range: the step  .rw-dyn-readout   text: step, sigmas, nearest point
@@ -36,9 +36,10 @@ export interface DynamicsIndex {
   k: number;
   points: number;
   state: number;
-  explained: number[];
+  explained: number[]; // each existing component's share of the variance
   lyapunov: number[];
   reverse: boolean;
+  components?: number; // the principal components that exist (one per unit, at most 3); absent: 3
 }
 
 export interface DynamicsModel {
@@ -144,8 +145,11 @@ export function colours(el: Element | null): Colours {
 
 const scaler = (lo: number, hi: number, a: number, b: number) => (v: number) => a + ((v - lo) / (hi - lo || 1)) * (b - a);
 
-/** The PCA plane: trajectory up to the last valid step, the current step, fixed points, arrows. */
-export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: number, h: number, c: Colours): void {
+/** The PCA plane: trajectory up to the last valid step, the current step, fixed points, arrows.
+ * `components`: those that exist; with one (a one-unit layer) the state moves along PC1 alone,
+ * drawn on the plane's middle line. */
+export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: number, h: number, c: Colours,
+  components = 3): void {
   ctx.clearRect(0, 0, w, h);
   const xs = column(d.trajectory, 0), ys = column(d.trajectory, yc);
   const px = column(d.pointXYZ, 0), py = column(d.pointXYZ, yc);
@@ -203,7 +207,13 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
   ctx.fillStyle = c.fg;
   ctx.font = "11px sans-serif";
   ctx.fillText("PC1 →", w - 44, h - 6);
-  ctx.fillText(`PC${yc + 1} ↑`, 2, 12);
+  ctx.fillText(components < 2 ? "PC1 only: the layer has one unit" : `PC${yc + 1} ↑`, 2, 12);
+}
+
+/** The components the plane's menu offers upwards: PC2 and PC3 where they exist. */
+export function upwardComponents(components: number): { value: string; text: string }[] {
+  return [["1", "PC2 upwards"], ["2", "PC3 upwards"]].filter(([value]) => Number(value) < components)
+    .map(([value, text]) => ({ value, text }));
 }
 
 /** log10 of a positive value; NaN otherwise (a step past the length, or sigma = 0). */
@@ -232,6 +242,46 @@ export function decades(lo: number, hi: number, height: number): number[] {
 }
 const MIN_TICK_PX = 16;
 const STEP_TICK_PX = 56;   // px between step labels at least
+
+/** m·10ⁿ as a label: a plain number between 0.001 and 10⁴ ("0.5", "1", "20"), else "5×10⁻⁴". */
+function mantissaLabel(m: number, n: number): string {
+  if (n >= -3 && n <= 3) return String(+(m * 10 ** n).toPrecision(2));
+  return m === 1 ? decadeLabel(n) : `${m}×${decadeLabel(n)}`;
+}
+
+/**
+ * The labelled ticks of a log axis over [lo, hi] (log10 units) `height` pixels tall: the decades
+ * (`decades`), and where fewer than two of them fall inside (a range within about one decade),
+ * 2·10ⁿ and 5·10ⁿ too, then the other m·10ⁿ, then the axis' ends, until at least two labels
+ * stand at least MIN_TICK_PX apart. `at`: log10 of the value.
+ */
+export function logTicks(lo: number, hi: number, height: number): { at: number; text: string }[] {
+  const tens = decades(lo, hi, height);
+  if (tens.length >= 2 || !(hi > lo)) return tens.map((n) => ({ at: n, text: decadeLabel(n) }));
+  const px = height / (hi - lo);
+  const out = tens.map((n) => ({ at: n, text: mantissaLabel(1, n) }));
+  const fits = (at: number) => at >= lo && at <= hi && out.every((o) => Math.abs(o.at - at) * px >= MIN_TICK_PX);
+  for (const ms of [[2, 5], [3, 4, 6, 7, 8, 9]]) {
+    for (let n = Math.floor(lo) - 1; n <= Math.ceil(hi); n++) {
+      for (const m of ms) {
+        const at = n + Math.log10(m);
+        if (fits(at)) out.push({ at, text: mantissaLabel(m, n) });
+      }
+    }
+    if (out.length >= 2) return out.sort((a, b) => a.at - b.at);
+  }
+  for (const end of [lo, hi]) {   // the ends themselves, rounded inwards to the fewest digits that stay inside
+    const n = Math.floor(end), m = 10 ** (end - n);
+    for (const scale of [10, 100, 1000]) {
+      const kept = (end === lo ? Math.ceil(m * scale) : Math.floor(m * scale)) / scale;
+      const at = n + Math.log10(kept);
+      if (!fits(at)) continue;
+      out.push({ at, text: String(+(kept * 10 ** n).toPrecision(4)) });
+      break;
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
 
 /**
  * Per pixel column of a plot `width` pixels wide over `steps` steps, the min and max of `f(i)` over
@@ -288,12 +338,12 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.fillStyle = c.fg;
   ctx.strokeStyle = c.fg;
   ctx.font = "11px sans-serif";
-  for (const n of decades(lo, hi, h - 24)) {   // ticks and labels: 10ⁿ at each decade
+  for (const { at, text } of logTicks(lo, hi, h - 24)) {   // ticks and labels: 10ⁿ at each decade, at least two
     ctx.beginPath();
-    ctx.moveTo(x0 - 4, Y(n));
-    ctx.lineTo(x0, Y(n));
+    ctx.moveTo(x0 - 4, Y(at));
+    ctx.lineTo(x0, Y(at));
     ctx.stroke();
-    ctx.fillText(decadeLabel(n), 0, Math.max(Y(n) + 4, 10));
+    ctx.fillText(text, 0, Math.max(Y(at) + 4, 10));
   }
   ctx.setLineDash([4, 3]);
   ctx.strokeStyle = c.muted;
@@ -426,11 +476,21 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   const plane = element("canvas", "rw-dyn-plane", planeBox);
   plane.width = 300; plane.height = 300;
   const yaxis = element("select", "rw-dyn-yaxis", planeBox);
-  for (const [value, text] of [["1", "PC2 upwards"], ["2", "PC3 upwards"]]) {
-    const option = element("option", "", yaxis);
-    option.value = value;
-    option.textContent = text;
+  /** The menu of what goes upwards: the components that exist; hidden with nothing to choose between. */
+  function fillYAxis(components: number): void {
+    const offered = upwardComponents(components);
+    if (yaxis.options.length === offered.length && [...yaxis.options].every((o, i) => o.value === offered[i].value)) return;
+    const kept = yaxis.value;
+    yaxis.replaceChildren(...offered.map(({ value, text }) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      return option;
+    }));
+    if (offered.some((o) => o.value === kept)) yaxis.value = kept;
+    yaxis.style.display = offered.length > 1 ? "" : "none";
   }
+  fillYAxis(3);
   const right = element("div", "rw-dyn-right", row);
   // align-items: a stretched canvas is scaled up (blurred; the eigenvalue disc grew 4x): each keeps its size
   right.style.cssText = "display: flex; flex-direction: column; gap: 4px; align-items: flex-start; min-width: 0; max-width: 100%;";
@@ -490,6 +550,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     title.textContent = model.get("title");
     slider.max = `${Math.max(data.steps - 1, 0)}`;
     const ly = index.lyapunov.map((v) => (Number.isFinite(v) ? v.toFixed(3) : "–")).join(", ");
+    fillYAxis(index.components ?? 3);
     const ev = index.explained.map((v) => `${(v * 100).toFixed(0)}%`).join(", ");
     legend.textContent = `PCA plane of h (variance explained ${ev}); fixed points: filled stable, hollow unstable ` +
       `(arrows: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
@@ -502,7 +563,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     slider.value = `${t}`;
     const yc = yaxis.value === "2" ? 2 : 1;
     const p = ctxOf(plane), s = ctxOf(spectrum), e = ctxOf(eigen);
-    if (p) drawPlane(p, data, t, yc, plane.width, plane.height, palette);
+    if (p) drawPlane(p, data, t, yc, plane.width, plane.height, palette, model.get("index").components ?? 3);
     if (s) drawSpectrum(s, data, t, spectrum.width, spectrum.height, palette, plotLeft);
     const nearest = data.points ? data.nearest[t] : -1;
     if (e) drawEigen(e, data, nearest, eigen.width, palette);

@@ -50,6 +50,14 @@ export interface HeatmapPanel extends ExplorerView {
 
 /** `header`: the column headers (the token strip); `repainted`: called after a theme or palette
  * change repainted the image, so the other panels repaint their colours too. */
+/** What the caption says of the mode the model was traced in: training mode (a mode that may
+ * change the result: batch statistics, dropout called as a function), and "dropout on" only where
+ * the trace found a dropout module or an RNN's between-layer dropout at work (meta["dropout"]). */
+export function modeCaption(training: boolean | null | undefined, dropout: boolean | null | undefined): string {
+  if (!training) return "";
+  return dropout ? " · traced in training mode (dropout on)" : " · traced in training mode";
+}
+
 export function createHeatmapPanel(
   model: AnyModel<HighlightModel>, store: ExplorerStore, header: HTMLElement = element("div", "rw-panels-above"),
   repainted: () => void = () => {},
@@ -132,7 +140,7 @@ export function createHeatmapPanel(
         ? `robust limits ±${formatValue(q.vmax)} (upper quartile of the units' 99th percentiles)`
         : `limits ${formatValue(q.vmin)}..${formatValue(q.vmax)}`;
     const perColumn = lod ? ` · ${lod.overview.bucket} steps per column (min/max)` : "";
-    const mode = store.index?.training ? " · traced in training mode (dropout on)" : "";
+    const mode = modeCaption(store.index?.training, store.index?.dropout);
     caption.textContent = `${q.name} of ${state.layer}: ${q.units} units (rows) × ${state.steps} steps (columns)${perColumn}${mode}`;
     heatmap.el.setAttribute("aria-label", `heatmap of ${caption.textContent}`);
     if (!lod) heatmap.draw(q, state.order, state.length);

@@ -27,7 +27,7 @@ import { pageBackground, setBackground } from "./colormap";
 import { MESSAGE, floatsOf } from "./decode";
 import { createLegend, formatValue, paintHeatmap } from "./heatmap";
 import type { Actions, ExplorerState, Quantity, Scale } from "./state";
-import { selectedQuantity, valueAt } from "./state";
+import { selectedQuantity, stepNumber, valueAt } from "./state";
 import { THEME_VARIABLES } from "./style";
 import { visibleToken } from "./tokens";
 import { AXES_EVENT, yOf } from "./units";
@@ -222,7 +222,8 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
   function recount(state: ExplorerState, announce: boolean): void {
     const range = brush();
     const threshold = model.get("threshold") ?? 0;
-    const key = `${state.layer}/${state.quantity}/${state.length}/${range}/${threshold}/${selectedQuantity(state).t0 ?? 0}`;
+    const key = `${state.layer}/${state.quantity}/${state.length}/${range}/${threshold}/${selectedQuantity(state).t0 ?? 0}` +
+      `/${state.firstStep ?? 0}`;
     drawThreshold(state);
     if (key === shownFor && !announce) return;
     shownFor = key;
@@ -236,13 +237,15 @@ export function createSelectTool(model: AnyModel<SelectModel>, box: HTMLElement,
     overlay.style.width = `${(100 * (range[1] - range[0])) / state.steps}%`;
     const q = selectedQuantity(state);
     const t0 = q.t0 ?? 0; // a long sequence holds a window of steps: count only within it
+    // said as the model numbers its steps (a window of steps, rw.trace(steps=...), from its first)
+    const said = (a: number, b: number) => stepRange(stepNumber(state, a), stepNumber(state, b));
     if (Math.max(0, range[0] - 1) < t0 || Math.min(state.length, range[1] + 1) > t0 + q.steps) {
-      count.textContent = `steps ${stepRange(range[0], range[1])}: scrub there to count the units (steps ${stepRange(t0, t0 + q.steps)} are loaded)`;
+      count.textContent = `steps ${said(range[0], range[1])}: scrub there to count the units (steps ${said(t0, t0 + q.steps)} are loaded)`;
       return;
     }
     const units = selectUnits(q, range[0], range[1], threshold, state.length);
     const named = units.slice(0, LISTED).join(", ") + (units.length > LISTED ? ", …" : "");
-    count.textContent = `${units.length} unit${units.length === 1 ? "" : "s"} on over steps ${stepRange(range[0], range[1])}` +
+    count.textContent = `${units.length} unit${units.length === 1 ? "" : "s"} on over steps ${said(range[0], range[1])}` +
       ` and off around${units.length ? `: ${named}` : ""}`;
     if (announce && units.length) actions.setUnits(units);
   }

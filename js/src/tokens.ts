@@ -6,7 +6,7 @@
 // Long sequences show a window of steps around t, so 100,000 steps cost what a few hundred do.
 import { CHAR_PX, LINE_PX, niceStride } from "./axes";
 import { colorWord, cssColor, lutVersion, NON_FINITE, textColorOn } from "./colormap";
-import { selectedQuantity, valueAt } from "./state";
+import { selectedQuantity, stepNumber, valueAt } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { columnRange, drawSeries, heldRange, stepAtX, xOfStep } from "./units";
 import { createCursorLine } from "./cursor_line";
@@ -293,8 +293,10 @@ export function createTokens(actions: Actions): Panel {
     const q = selectedQuantity(state);
     const { from, to } = sparkRange(inputs, state.length);
     const whole = from === 0 && to >= Math.min(state.length, state.steps);
-    setInfo(`inputs: ${inputs.units} features${whole ? "" : `, steps ${from}–${to - 1} held`}` +
-      ` · colour: ${q.name}[${state.unit}] · step ${state.t} of ${state.steps}`);
+    // steps as the model numbers them (a window of steps, rw.trace(steps=...), starts at its first)
+    const n = (t: number) => stepNumber(state, t), of = n(0) ? `${n(0)}–${n(state.steps - 1)}` : state.steps;
+    setInfo(`inputs: ${inputs.units} features${whole ? "" : `, steps ${n(from)}–${n(to - 1)} held`}` +
+      ` · colour: ${q.name}[${state.unit}] · step ${n(state.t)} of ${of}`);
     if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.from !== from || sparkFrom.to !== to) {
       drawSparkline(sparkCanvas, inputs, from, to);
       sparkFrom = { inputs, from, to };

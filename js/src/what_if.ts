@@ -12,7 +12,7 @@
 // why it cannot).
 import type { AnyModel } from "@anywidget/types";
 import { element, setText, widerLine } from "./dom";
-import type { ExplorerState } from "./state";
+import { type ExplorerState, stepNumber } from "./state";
 import { stepRange } from "./timeaxis";
 
 export interface WhatIfRequest {
@@ -20,7 +20,7 @@ export interface WhatIfRequest {
   value: number;
   source: number | string; // a batch element, or the name of a trace given as patch_from
   unit: number;
-  start: number;
+  start: number; // the steps [start, end) as the model numbers them (rw.clamp's, a window's own)
   end: number;
   n: number;
 }
@@ -156,9 +156,15 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
   let last: ExplorerState | null = null;
   let waiting: ReturnType<typeof setTimeout> | null = null;
 
-  function describe(state: ExplorerState): string {
+  /** The steps the edit covers, as the model numbers them (rw.clamp's): a window of steps
+   * (rw.trace(steps=...)) starts at its first step, not at 0. */
+  function covered(state: ExplorerState): [number, number] {
     const [start, end] = editSteps(model.get("brush"), state.t, state.length);
-    return `unit ${state.unit} of ${state.layer} ${state.quantity}, steps ${stepRange(start, end)}`;
+    return [stepNumber(state, start), stepNumber(state, end)];
+  }
+
+  function describe(state: ExplorerState): string {
+    return `unit ${state.unit} of ${state.layer} ${state.quantity}, steps ${stepRange(...covered(state))}`;
   }
 
   function update(state: ExplorerState) {
@@ -182,7 +188,7 @@ export function createWhatIf(model: AnyModel<WhatIfModel>) {
       say(NEEDS_LIVE);
       return;
     }
-    const [start, end] = editSteps(model.get("brush"), last.t, last.length);
+    const [start, end] = covered(last);
     const n = (model.get("what_if")?.n ?? 0) + 1;
     const number = Number(input.value) || 0;
     const request: WhatIfRequest = {

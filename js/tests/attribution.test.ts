@@ -35,4 +35,12 @@ describe("attribution strip", () => {
     expect(text).toContain("running kernel");
     expect((panel.el.querySelector(".rw-attribution-legend") as HTMLElement).style.display).toBe("none");
   });
+
+  it("numbers a window's steps as the model does", () => {
+    const model = new FakeModel<AttributionModel>({ attribution: { t: 1, batch: 0, values: [1, 2, 0, 0], title: "why" } });
+    const panel = createAttribution(model);
+    panel.update(explorerState([lstm(4)], { t: 3, firstStep: 120 }));
+    expect(panel.el.querySelector(".rw-attribution-text")?.textContent).toBe("why the prediction at step 123: asked of " +
+      "the live model when the step rests (it needs a running kernel; shown last for step 121)");
+  });
 });

@@ -128,6 +128,16 @@ describe("renderChart", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("says a value of 0 on a log axis in its legend, and leaves it out of the line", () => {
+    const el = document.createElement("div");
+    const buffer = new Float32Array([0, 1, 2, 0.5, 0, 0.2]); // as chart.py sends it: the 0 as it is
+    renderChart(chartModel({ series: [{ name: "‖∇‖" }], buffer: new DataView(buffer.buffer), points: 3, t: 1 }), el);
+    expect(el.querySelector(".rw-chart-value")!.textContent).toBe("= 0");
+    const d = el.querySelector("path.rw-chart-series")!.getAttribute("d")!;
+    expect(d.match(/M/g)).toHaveLength(2); // the line breaks at the 0: two pieces (each a dot)
+    expect(d).not.toMatch(/NaN|Infinity/);
+  });
+
   it("draws unlabelled lines between the decades of a short log axis", () => {
     const el = document.createElement("div");
     const buffer = new Float32Array([0, 1, 0.2, 0.5]);

@@ -121,6 +121,19 @@ describe("the compare view", () => {
     expect(text(".rw-cmp-flag")).toBe("▼ first divergence: step 2");
   });
 
+  it("numbers two windows of the model's steps from their start, as the model does", () => {
+    const payload = comparePayload();
+    const { el, text, key } = mount({}, { ...payload, index: { ...payload.index, first_step: 120 } });
+    expect(text(".rw-divergence")).toContain("h first differs at step 122");
+    expect(text(".rw-divergence")).toContain("steps 124–125 are in one run only");
+    expect(text(".rw-cmp-flag")).toBe("▼ first divergence: step 122");
+    expect(text(".rw-step")).toBe("step 120 / 125");
+    expect(el.querySelector(".rw-cmp-panel-b .rw-cmp-unmatched")!.textContent).toBe("B ends at step 123");
+    for (let i = 0; i < 4; i++) key("ArrowRight");
+    expect(text(".rw-cmp-at-a .rw-token-at")).toBe("input step 124");
+    expect(text(".rw-cmp-at-b .rw-token-at")).toBe("no step 124: the run has 4");
+  });
+
   it("moves one cursor with the keys in every panel, and each run's input and predictions at t", () => {
     const { model, key, text } = mount({}, comparePayload(["A", "B"], [["a", "b", "c", "d", "e", "f"], ["a", "b", "X", "d"]]));
     expect(text(".rw-step")).toBe("step 0 / 5");

@@ -1,8 +1,8 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
-  type Colours, type Ctx, type DynamicsData, type DynamicsIndex, type DynamicsModel, columnExtremes, decadeLabel, decades,
-  decodeDynamics, drawEigen, drawPlane, drawSpectrum, extent, readout, renderDynamics,
+  type Colours, type Ctx, type DynamicsData, type DynamicsIndex, type DynamicsModel, columnExtremes, decadeLabel, decades, logTicks,
+  decodeDynamics, drawEigen, drawPlane, drawSpectrum, extent, readout, renderDynamics, upwardComponents,
 } from "../src/dynamics";
 import { FakeModel } from "./fake_model";
 
@@ -179,6 +179,38 @@ describe("dynamics drawing", () => {
     expect(texts.every((t) => !t.includes("^") && !t.includes("."))).toBe(true);
   });
 
+  it("labels a log axis within one decade at two ticks at least: 2·10ⁿ and 5·10ⁿ, else its ends", () => {
+    const at = (ticks: { at: number; text: string }[]) => ticks.map((t) => [+t.at.toFixed(4), t.text]);
+    expect(logTicks(-1.2, 0.4, 126).map((t) => t.text)).toEqual(["10⁻¹", "10⁰"]);   // two decades: as before
+    // σ from 0.49 to 1.6: 10⁰ alone before; now 0.5 and 1 (2 is past the top)
+    expect(at(logTicks(-0.31, 0.2, 126))).toEqual([[+Math.log10(0.5).toFixed(4), "0.5"], [0, "1"]]);
+    // σ from 0.8 to 1.25: no 2 or 5 inside, the other m·10ⁿ (16 px apart on 126 px for 0.19 decades)
+    const narrow = logTicks(-0.097, 0.097, 126);
+    expect(narrow.length).toBeGreaterThanOrEqual(2);
+    expect(narrow.map((t) => t.text)).toContain("1");
+    // a sliver of a decade with no m·10ⁿ of its own: its ends, rounded inwards
+    // (10^0.01 = 1.023, 10^0.03 = 1.072: no decade inside at all)
+    expect(logTicks(0.01, 0.03, 126).map((t) => t.text)).toEqual(["1.03", "1.07"]);
+    for (const [lo, hi] of [[-0.31, 0.2], [-0.097, 0.097], [0.01, 0.03], [-0.05, 0.04], [-0.3, 0.01]]) {
+      const ticks = logTicks(lo, hi, 126);
+      expect(ticks.length).toBeGreaterThanOrEqual(2);
+      expect(ticks.every((t) => t.at >= lo && t.at <= hi)).toBe(true);
+      for (let i = 1; i < ticks.length; i++) expect((ticks[i].at - ticks[i - 1].at) * (126 / (hi - lo))).toBeGreaterThanOrEqual(16);
+    }
+  });
+
+  it("draws at least two labels on the spectrum's axis when σ stays within a decade", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    const flat = { ...d, sigmaMax: d.sigmaMax.map(() => 1.3), sigmaMin: d.sigmaMin.map(() => 0.7), exponent: d.exponent.map(() => 0.1) };
+    const texts: string[] = [];
+    const ctx = new Recorder();
+    Object.assign(ctx, { fillText: (text: string) => texts.push(text) });
+    drawSpectrum(ctx as unknown as Ctx, flat, 0, 460, 150, C);
+    const numbers = texts.filter((t) => /^[0-9]/.test(t) && !t.startsWith("PC"));
+    expect(numbers.length).toBeGreaterThanOrEqual(2);
+  });
+
   it("draws a long sequence as each pixel column's min and max, keeping a one-step spike", () => {
     const steps = 5000;
     const sigma = new Float32Array(steps).fill(0.5);
@@ -230,6 +262,42 @@ describe("the dynamics view", () => {
     expect(el.querySelector(".rw-dyn-readout")!.textContent).toContain("nearest fixed point 1 (unstable)");
     expect(el.querySelectorAll("canvas")).toHaveLength(3);
     expect(el.querySelector(".rw-dyn")!.getAttribute("data-lm-suppress-shortcuts")).toBe("true");
+  });
+
+  it("offers upwards only the principal components the layer has", () => {
+    expect(upwardComponents(3).map((o) => o.text)).toEqual(["PC2 upwards", "PC3 upwards"]);
+    expect(upwardComponents(2).map((o) => o.text)).toEqual(["PC2 upwards"]);
+    expect(upwardComponents(1)).toEqual([]);
+    const m = model();
+    const el = document.createElement("div");
+    renderDynamics(m, el);
+    const menu = el.querySelector<HTMLSelectElement>(".rw-dyn-yaxis")!;
+    expect([...menu.options].map((o) => o.textContent)).toEqual(["PC2 upwards", "PC3 upwards"]);
+    expect(menu.style.display).toBe("");
+    menu.value = "2";
+    m.set("index", { ...m.get("index"), components: 2, explained: [0.7, 0.3] });   // a two-unit layer
+    expect([...menu.options].map((o) => o.textContent)).toEqual(["PC2 upwards"]);
+    expect(menu.value).toBe("1");
+    expect(menu.style.display).toBe("none");   // nothing to choose between
+    m.set("index", { ...m.get("index"), components: 1, explained: [1] });     // a one-unit layer
+    expect(menu.options).toHaveLength(0);
+    m.set("index", { ...m.get("index"), components: 3, explained: [0.6, 0.3, 0.1] });
+    expect(menu.options).toHaveLength(2);
+    expect(menu.style.display).toBe("");
+  });
+
+  it("says so on the plane of a one-unit layer instead of naming a PC2 it has not", () => {
+    const d = decodeDynamics(payload().index, payload().floats);
+    const texts = (components: number) => {
+      const out: string[] = [];
+      const ctx = new Recorder();
+      Object.assign(ctx, { fillText: (text: string) => out.push(text) });
+      drawPlane(ctx as unknown as Ctx, d, 1, 1, 300, 300, C, components);
+      return out;
+    };
+    expect(texts(3)).toContain("PC2 ↑");
+    expect(texts(1)).toContain("PC1 only: the layer has one unit");
+    expect(texts(1).some((t) => t.includes("PC2"))).toBe(false);
   });
 
   it("moves t at once from the slider and saves once the slider rests", () => {

@@ -53,19 +53,22 @@ describe("the Explorer's heatmap panel", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
-  it("says when the model was traced in training mode (dropout on)", () => {
+  it("says when the model was traced in training mode, and (dropout on) only where dropout was at work", () => {
     const layers = [{ name: "rnn.l0", kind: "rnn" as const, quantities: [{ name: "h", units: 2, f: () => 0 }] }];
-    const captions = [true, false, null].map((training) => {
-      const { store, panel } = panelOver(layers, "h", { training });
+    const captions = ([[true, true], [true, false], [true, null], [false, false], [null, null]] as const).map(([training, dropout]) => {
+      const { store, panel } = panelOver(layers, "h", { training, dropout });
       store.load();
       const text = panel.caption.textContent;
       panel.destroy();
       store.destroy();
       return text;
     });
-    expect(captions[0]).toBe("h of rnn.l0: 2 units (rows) × 3 steps (columns) · traced in training mode (dropout on)");
-    expect(captions[1]).toBe("h of rnn.l0: 2 units (rows) × 3 steps (columns)");
-    expect(captions[2]).toBe(captions[1]);
+    const plain = "h of rnn.l0: 2 units (rows) × 3 steps (columns)";
+    expect(captions[0]).toBe(`${plain} · traced in training mode (dropout on)`);
+    expect(captions[1]).toBe(`${plain} · traced in training mode`); // a bare nn.LSTM in train(): nothing dropped
+    expect(captions[2]).toBe(`${plain} · traced in training mode`); // a trace saved before dropout was recorded
+    expect(captions[3]).toBe(plain);
+    expect(captions[4]).toBe(plain);
   });
 
   it("labels its steps with the model's own step numbers for a window of steps (rw.trace(steps=...))", () => {

@@ -33,11 +33,11 @@ describe("selectUnits (the rule of patterns.py's select_units)", () => {
   });
 });
 
-function explorer() {
+function explorer(firstStep = 0) {
   // unit 0 is on at steps 2..3 only; unit 1 always; unit 2 never
   const { index, buffer } = buildPayload(6, [{ name: "lstm.l0", kind: "lstm", quantities: [
     { name: "h", units: 3, f: (t, u) => (u === 0 ? (t === 2 || t === 3 ? 0.9 : -0.9) : u === 1 ? 0.9 : -0.9) },
-  ] }], { length: 6 });
+  ] }], { length: 6, firstStep });
   const model = new FakeModel<ExplorerModel & { brush: number[]; threshold: number; highlight: number[] }>({
     index, buffer, tokens: null, t: 0, unit: 0, layer: "", quantity: "h", playing: false, interval: 150,
     brush: [], threshold: 0.5, highlight: [],
@@ -49,6 +49,13 @@ function explorer() {
 }
 
 describe("the Explorer's selection tool", () => {
+  it("says the brushed steps as the model numbers them in a window of steps", () => {
+    const { model, el, cleanup } = explorer(120);
+    model.set("brush", [2, 4]);
+    expect(el.querySelector(".rw-select-count")!.textContent).toBe("1 unit on over steps [122, 124) and off around: 0");
+    cleanup();
+  });
+
   it("counts the selected units live as the brush and the threshold move", () => {
     const { model, el } = explorer();
     const count = () => el.querySelector(".rw-select-count")!.textContent;

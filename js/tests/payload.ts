@@ -66,6 +66,7 @@ export interface LayerSpec {
 export interface PayloadOptions {
   length?: number;
   training?: boolean | null; // the mode the model was traced in (payload.py: trace.meta["training"])
+  dropout?: boolean | null; // whether that mode dropped values (payload.py: trace.meta["dropout"])
   firstStep?: number; // the model's step number of step 0 (a window's start, payload.py first_step)
   inputs?: QuantitySpec;
   predictions?: { k: number; steps?: number; ids: (t: number, j: number) => number; probs: (t: number, j: number) => number; labels: string[] };
@@ -117,7 +118,7 @@ export function buildPayload(
   const ps = p?.steps ?? steps; // the model's output steps
   const predictions = p ? { k: p.k, steps: ps, ids: put(ps, p.k, p.ids), probs: put(ps, p.k, p.probs), labels: p.labels } : null;
   const index: PayloadIndex = { steps, length: options.length ?? steps, layers: indexLayers, inputs, predictions, lod: null,
-    training: options.training ?? null, first_step: options.firstStep ?? 0 };
+    training: options.training ?? null, dropout: options.dropout ?? null, first_step: options.firstStep ?? 0 };
   if (options.window) {
     const { layer, quantity, bucket } = options.window.overview;
     const q = layers.find((l) => l.name === layer)!.quantities.find((s) => s.name === quantity)!;

@@ -173,6 +173,19 @@ describe("token strip", () => {
     expect(calls).toEqual([["setT", 49], ["setT", 1]]);
   });
 
+  it("the inputs' title numbers a window's steps as the model does", () => {
+    const inputs = quantity("inputs", 60, 3, (t) => t);
+    const panel = createTokens(recordingActions().actions);
+    const info = () => panel.el.querySelector(".rw-tokens-info")!.textContent;
+    panel.update(explorerState([lstm(60)], { inputs, t: 1 }));
+    expect(info()).toBe("inputs: 3 features · colour: h[0] · step 1 of 60");
+    panel.update(explorerState([lstm(60)], { inputs, t: 1, firstStep: 120 }));
+    expect(info()).toBe("inputs: 3 features · colour: h[0] · step 121 of 120–179");
+    // a long sequence held as a window of steps 10..29 of the browser's
+    panel.update(explorerState([lstm(60)], { inputs: { ...inputs, steps: 20, t0: 10 }, t: 12, firstStep: 120 }));
+    expect(info()).toBe("inputs: 3 features, steps 130–149 held · colour: h[0] · step 132 of 120–179");
+  });
+
   it("the whole token at the cursor moves along the strip with tokens, and stays put without any", () => {
     const panel = createTokens(recordingActions().actions);
     const label = panel.el.querySelector<HTMLElement>(".rw-token-full-label")!;

@@ -35,6 +35,20 @@ describe("what if box", () => {
     box.destroy();
   });
 
+  it("says and asks for the steps as the model numbers them in a window of steps", () => {
+    const model = new FakeModel<WhatIfModel>({ brush: [1, 4], what_if: {}, what_if_status: { live: true, n: 0, text: "" } });
+    const box = createWhatIf(model);
+    box.update(explorerState([lstm], { t: 2, unit: 1, firstStep: 120 }));
+    expect(box.el.querySelector(".rw-whatif-text")?.textContent).toBe("unit 1 of lstm.l0 c, steps [121, 124)");
+    click(box.el, ".rw-whatif-run");
+    expect(model.get("what_if")).toEqual({ op: "zero", value: 0, source: 0, unit: 1, start: 121, end: 124, n: 1 });
+    model.set("brush", []); // no brush: from step t to the element's end
+    model.set("what_if_status", { live: true, n: 1, text: "" });
+    box.update(explorerState([lstm], { t: 2, unit: 1, firstStep: 120 }));
+    expect(box.el.querySelector(".rw-whatif-text")?.textContent).toBe("unit 1 of lstm.l0 c, steps [122, 126)");
+    box.destroy();
+  });
+
   it("lists the batch's elements and the traces given by name as patch sources, and asks for the one picked", () => {
     expect(patchSources(undefined)).toEqual([{ label: "element 0", source: 0 }]);
     const model = new FakeModel<WhatIfModel>({

@@ -63,6 +63,20 @@ def forward_ran(error: BaseException) -> bool:
     return bool(getattr(error, "__dict__", {}).get("rw_forward_ran"))
 
 
+def active_dropout(model: nn.Module) -> bool:
+    """Whether ``model`` in its present mode drops values: a dropout module (nn.Dropout and its
+    kin) with p > 0, or an RNN module of several layers with dropout > 0 between them, in
+    training mode (``meta["dropout"]``). A forward calling dropout as a function is not seen."""
+    for m in model.modules():
+        if not m.training:
+            continue
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            return True
+        if isinstance(m, nn.RNNBase) and m.dropout > 0 and m.num_layers > 1:
+            return True
+    return False
+
+
 def trace_runs(model: nn.Module, inputs, output, runs: list, builder: TraceBuilder, tokens, loss, edits,
                selection: Optional[Selection], lean: bool, anchor, editor) -> Trace:
     """The Trace of one forward's layer runs (``trace_fused``), gradients and edits included."""
@@ -110,6 +124,7 @@ def trace_runs(model: nn.Module, inputs, output, runs: list, builder: TraceBuild
     builder.tokens = tokens
     builder.inputs = input_steps(inputs, steps, batch, batch_first)
     builder.meta["training"] = bool(model.training)
+    builder.meta["dropout"] = active_dropout(model)
     if selection is not None:
         cut_trace_fields(builder, selection, max(shapes[name][1] for name in kept))
         builder.meta["selection"] = selection.describe()

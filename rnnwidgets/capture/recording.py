@@ -47,7 +47,7 @@ from .convert import to_numpy
 from .edited import EditedLayers, EditHooks
 from .edits import check_all_found, describe
 from .fused import LayerByLayer, fused_modules
-from .fused_trace import layer_arrays, merge_calls
+from .fused_trace import active_dropout, layer_arrays, merge_calls
 from .gradients import recorded_loss
 
 STATE_NAMES = states_of("lstm")   # "h", "c": recorded under these names, a track is a state
@@ -472,6 +472,7 @@ class HookRecording:
         builder.inputs = inputs.get(with_h[0])
         builder.tokens = self.tokens
         builder.meta["training"] = bool(self.model.training)   # at the block's end: the mode it ran in
+        builder.meta["dropout"] = active_dropout(self.model)
         if self.edits:
             assert self._edit_hooks is not None and self._edited_layers is not None  # made with the edits
             check_all_found(self.who, self.edits, {**self._edit_hooks.seen, **self._edited_layers.seen})

@@ -59,18 +59,19 @@ class Chart(BundledView):
     points = traitlets.Int(0).tag(sync=True)
     t = traitlets.Float(None, allow_none=True).tag(sync=True)   # the cursor, an x value; None: none
     empty = traitlets.Unicode("no data yet").tag(sync=True)
-    # why lines that have points draw nothing ("" when some value is drawn): the values sent are
-    # NaN wherever the axis cannot place one, so the page alone cannot tell a 0 from a NaN
+    # why lines that have points draw nothing ("" when some value is drawn), in the words the
+    # page would find too (js/src/chart.ts nothingDrawable)
     undrawn = traitlets.Unicode("").tag(sync=True)
 
     def show_lines(self, x, ys, series: list[dict]):
-        """Lines: ``x`` (n,), ``ys`` (len(series), n); values a log axis cannot place become gaps."""
+        """Lines: ``x`` (n,), ``ys`` (len(series), n). The values travel as they are (float32): a
+        log axis leaves a gap where it cannot place one (0, negative), and its legend says the
+        value at the cursor, "= 0" included (js/src/chart.ts)."""
         x = np.asarray(x, dtype=np.float32).reshape(-1)
         ys = np.asarray(ys, dtype=np.float64).reshape(len(series), x.size)
-        sent = drawable(ys, self.y_scale == "log")
         with self.hold_sync():
-            self.undrawn = undrawn_reason(ys, sent, self.y_scale == "log")
-            ys = sent
+            self.undrawn = undrawn_reason(ys, drawable(ys, self.y_scale == "log"), self.y_scale == "log")
+            ys = ys.astype(np.float32)
             self.kind = "lines"
             self.series = [dict(s) for s in series]
             self.points = int(x.size)
@@ -102,7 +103,7 @@ class Chart(BundledView):
 
     @property
     def y(self) -> np.ndarray:
-        """The values as sent: (series, points) float32 (NaN where nothing is drawn)."""
+        """The values as sent: (series, points) float32 (bars: NaN where nothing is drawn)."""
         a = np.frombuffer(self.buffer, dtype="<f4")
         if self.kind == "lines":
             a = a[self.points:]

@@ -55,9 +55,17 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -
         offset += flat.size
     meta = {"arrays": index, "steps": int(steps), "length": int(d.lengths[batch]), "k": int(d.singular_values.shape[2]),
             "points": n, "state": int(fps.eigenvalues.shape[1]) if fps is not None and n else 0,
-            "explained": [float(v) for v in d.pca.explained_variance_ratio],
+            # the principal components that exist: as many as the layer has units, at most 3
+            # (pca pads the others with zeros), so the view offers no PC2 of a one-unit layer
+            "components": components(d),
+            "explained": [float(v) for v in d.pca.explained_variance_ratio[:components(d)]],
             "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse"}
     return meta, np.concatenate(parts).tobytes() if parts else b""
+
+
+def components(d) -> int:
+    """The principal components a layer's state has: one per unit, at most those computed (3)."""
+    return int(min(d.pca.components.shape[1], d.pca.mean.shape[0]))
 
 
 class DynamicsView(Still, anywidget.AnyWidget):

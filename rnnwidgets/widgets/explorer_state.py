@@ -14,6 +14,7 @@ from .payload import (
     FULL_BUDGET,
     Labels,
     build_payload,
+    first_step,
     floats_per_step,
     is_output_head,
     label_of,
@@ -147,16 +148,19 @@ class ExplorerState:
         """What the view draws under the token strip for the prediction at step ``t`` of element
         ``batch``: every input step's integrated-gradients attribution (``rw.attribution``) and
         the title saying what it is."""
+        # a window of steps (rw.trace(steps=...)): its step t is the model's step first + t, and
+        # the bars are its own steps' (the inputs run whole)
+        first = first_step(self.trace)
         if t not in self.attributions:
-            self.attributions[t] = self.live.attribution(self.explained, t)
-        values = self.attributions[t][batch]
+            self.attributions[t] = self.live.attribution(self.explained, first + t)
+        values = self.attributions[t][batch][first:first + self.trace.steps]
         out = self.trace.outputs
         predicted = "its top class"
         if out is not None and is_output_head(self.trace) and t < out.shape[1]:
             predicted = repr(label_of(self.labels, int(out[batch, t].argmax())))
         summed = "the embedding" if self.trace.tokens is not None else "the features"
         return {"t": int(t), "batch": int(batch), "values": [float(v) for v in values],
-                "title": f"why the prediction at step {t} ({predicted}): integrated gradients of each input, "
+                "title": f"why the prediction at step {first + t} ({predicted}): integrated gradients of each input, "
                          f"summed over {summed}"}
 
     # ---- what travels -----------------------------------------------------------------------

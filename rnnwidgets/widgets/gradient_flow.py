@@ -195,8 +195,11 @@ class GradientFlow(MarimoDisplay, Still, widgets.VBox):
             lines.append(f"<b>{html.escape(key)}</b>: " + "<br>&nbsp;&nbsp;".join(html.escape(p) for p in parts))
         lines.append(html.escape(f"Verdict thresholds on the first/last ratio: vanishing below {VANISHING_BELOW:g}, "
                                  f"exploding above {EXPLODING_ABOVE:g} or non-finite, healthy in between."))
-        if any(tr.meta.get("training") for tr in self.traces.values()):
-            lines.append(html.escape("traced in training mode (dropout on)"))
+        # "dropout on" only where the trace found dropout at work (capture's meta["dropout"])
+        training = [tr for tr in self.traces.values() if tr.meta.get("training")]
+        if training:
+            dropout = any(tr.meta.get("dropout") for tr in training)
+            lines.append(html.escape("traced in training mode" + (" (dropout on)" if dropout else "")))
         return "<br>".join(lines)
 
     # ---- charts -------------------------------------------------------------------------

@@ -198,11 +198,13 @@ def build_payload(trace: Trace, batch: int = 0, labels: Labels = None, scales: O
                             "min": packer.put(lo, "min", {})["offset"],
                             "max": packer.put(hi, "max", {})["offset"],
                             "columns": int(lo.shape[0]), "units": int(lo.shape[1])}}
-    # the mode the model ran in (dropout on in training mode); None for a trace that did not record it
-    training = trace.meta.get("training")
+    # the mode the model ran in, and whether that mode dropped values (capture's meta["dropout"]);
+    # None for a trace that did not record it
+    training, dropout = trace.meta.get("training"), trace.meta.get("dropout")
     index = {"steps": trace.steps, "length": int(trace.lengths[batch]), "layers": layers,
              "inputs": inputs, "predictions": predictions, "lod": lod,
-             "training": None if training is None else bool(training), "first_step": first_step(trace)}
+             "training": None if training is None else bool(training),
+             "dropout": None if dropout is None else bool(dropout), "first_step": first_step(trace)}
     return index, packer.bytes()
 
 
@@ -309,6 +311,8 @@ def compare_payload(comparison, labels: Labels = None, layers: Optional[Sequence
         sent.append({"name": name, "kind": lt.kind, "reverse": lt.reverse, "recurrence": recurrence(lt),
                        "steps": steps, "lengths": [la, lb], "tokens": tokens, "quantities": quantities})
     predictions = [_predictions(trace, comparison.batch, labels, packer) for trace in (comparison.a, comparison.b)]
+    # both runs a window of the same steps (rw.trace(steps=...)): numbered from its start; else from 0
+    starts = {first_step(comparison.a), first_step(comparison.b)}
     index = {"names": list(comparison.names), "layers": sent, "all_layers": list(comparison.layers),
-             "predictions": predictions}
+             "predictions": predictions, "first_step": starts.pop() if len(starts) == 1 else 0}
     return index, packer.bytes()

@@ -251,8 +251,8 @@ def lines_png(x, ys, series: list[dict], y_log: bool = True, x_log: bool = False
 
 def chart_png(chart) -> bytes | None:
     """The still of a line Chart as sent (``Chart.x``/``Chart.y``), None while it has no data."""
-    if chart.kind != "lines" or not chart.points or not np.isfinite(chart.y).any():
-        return None
+    if chart.kind != "lines" or not chart.points or not np.isfinite(_placed(chart.y, chart.y_scale == "log")[0]).any():
+        return None   # (nothing the axis can place: NaN, or on a log axis 0 and below too)
     return lines_png(chart.x, chart.y, chart.series, y_log=chart.y_scale == "log",
                      rules=[r["value"] for r in chart.rules])
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..tracedata import LayerTrace, Trace
 from .compare import Compare
 from .explorer import Explorer
-from .payload import is_output_head
+from .payload import first_step, is_output_head
 
 # classes the layout rules of js/src/what_if.ts (WHAT_IF_CSS) read: the Explorer's view, and the
 # comparison beside it
@@ -35,10 +35,16 @@ def element_trace(trace: Trace, layer: str, quantity: str, batch: int) -> Trace:
     source that every element of another run takes its values from."""
     lt = trace.layers[layer]
     values = lt.quantities()[quantity][batch:batch + 1]
+    # A window of steps (rw.trace(steps=...)) holds the model's steps from its first: a patch reads
+    # step t (the model's number) at index t, so the steps before the window are put back, as NaN
+    # (never read: the box edits only steps it shows).
+    first = first_step(trace)
+    if first:
+        values = np.concatenate([np.full((1, first, values.shape[2]), np.nan, values.dtype), values], axis=1)
     state = quantity in lt.states
     one = LayerTrace(name=lt.name, kind=lt.kind, states={quantity: values} if state else {},
                      gates={} if state else {quantity: values})
-    return Trace(layers={layer: one}, lengths=trace.layer_lengths(layer)[batch:batch + 1])
+    return Trace(layers={layer: one}, lengths=trace.layer_lengths(layer)[batch:batch + 1] + first)
 
 
 def check_sources(trace: Trace, patch_from) -> dict:
@@ -117,7 +123,9 @@ class WhatIf:
         """Clamp ``unit`` of the shown layer and quantity (or those given) at ``steps`` to ``value``
         (0 when neither it nor ``source`` is given), or patch it from ``source``: a batch element
         (int), a Trace named in ``sources`` (str), or a Trace; show beside the view and return the
-        comparison of the Explorer's run (A) and the edited one (B)."""
+        comparison of the Explorer's run (A) and the edited one (B). ``steps``: as the model numbers
+        them (``rw.clamp``'s), so in a window of steps (``rw.explore(..., steps=slice(120, 180))``)
+        they run from 120, as the view shows them and the browser's box asks for them."""
         ex = self.explorer
         layer, quantity = layer or ex.view.layer, quantity or ex.view.quantity
         steps = [steps] if isinstance(steps, (int, np.integer)) else list(steps)
@@ -134,7 +142,8 @@ class WhatIf:
         if changed is not None:
             count, compared, first = changed
             heading += f": the best prediction changes at {count} of {compared} steps"
-            heading += f", first at step {first}" if first is not None else ""
+            # (steps as the model numbers them: a window of steps starts at its first)
+            heading += f", first at step {first + first_step(ex.trace)}" if first is not None else ""
             t = first if first is not None else t
         comparison = Compare(ex.trace, after, names=("before", f"unit {unit} {edit}"), decode=ex.labels,
                              batch=batch, layer=layer, quantity=quantity, t=t, heading=heading, closable=True)
