@@ -268,7 +268,7 @@ def explorer_png(explorer) -> bytes | None:
         return None
     batch = explorer.batch.value or 0
     steps = int(explorer.trace.layer_lengths(layer)[batch])   # on the layer's own time axis
-    scale = colour_scale(name, quantity)
+    scale = state.scales[(layer, name)]  # the view's own colours, computed once per trace
     return heatmap_png(quantity[batch, :max(steps, 1)], scale["scale"], scale["vmin"], scale["vmax"])
 
 
