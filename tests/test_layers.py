@@ -136,6 +136,7 @@ def test_exploring_a_saved_trace_imports_only_what_it_shows(tmp_path):
                   "rnnwidgets.dynamics_analysis", "rnnwidgets.widgets.compare", "rnnwidgets.widgets.patterns",
                   "rnnwidgets.widgets.what_if", "rnnwidgets.widgets.marimo_display", "rnnwidgets.comparison",
                   "rnnwidgets.widgets.gradient_flow", "rnnwidgets.widgets.chart", "rnnwidgets.widgets.export",
+                  "rnnwidgets.widgets.still_views",
                   "numpy.ma", "asyncio")   # numpy.ma: np.percentile imports it, ranges.percentile does not
         print(sorted(m for m in unused if m in sys.modules))
     """)
