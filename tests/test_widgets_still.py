@@ -103,6 +103,21 @@ def test_colours_clamp_to_the_limits_and_mark_non_finite_values():
     assert [tuple(c) for c in flat] == [(255, 255, 255), (255, 255, 255), MAGENTA]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_colours_are_the_table_entry_of_each_value_by_the_front_ends_rounding(dtype):
+    rng = np.random.default_rng(6)
+    values = (rng.standard_normal((7, 300)) * 3).astype(dtype)
+    if dtype != np.int64:
+        values[0, :3] = [np.nan, np.inf, -np.inf]
+    for scale, vmin, vmax in (("diverging", -2.5, 2.5), ("sequential", np.float32(0.1), np.float32(4.0))):
+        reference = np.asarray(values, np.float64)
+        finite = np.isfinite(reference)
+        index = np.floor(np.clip((np.where(finite, reference, 0.0) - vmin) / (vmax - vmin), 0, 1) * 256 + 0.5)
+        expected = still._lut(scale)[index.astype(int)]
+        expected[~finite] = MAGENTA
+        np.testing.assert_array_equal(still.colours(values, scale, vmin, vmax), expected)
+
+
 def test_the_pixels_of_a_small_trace_are_its_cells_in_their_colours():
     values = np.array([[0.0, 1.0], [0.25, np.nan], [0.75, 1.0]], np.float32)   # (time 3, units 2)
     image = read_png(still.heatmap_png(values, "sequential", 0.0, 1.0))

@@ -86,13 +86,25 @@ def _lut(scale: str) -> np.ndarray:
 
 def colours(values: np.ndarray, scale: str, vmin: float, vmax: float) -> np.ndarray:
     """RGB uint8 of each value (shape + (3,)), clamped to [vmin, vmax]; non-finite values magenta."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
     finite = np.isfinite(values)
+    everywhere = bool(finite.all())
     span = vmax - vmin
-    f = (np.where(finite, values, 0.0) - vmin) / span if span > 0 else np.full(values.shape, 0.5)
-    index = np.floor(np.clip(f, 0.0, 1.0) * (LUT_SIZE - 1) + 0.5).astype(int)
-    rgb = _lut(scale)[index]
-    rgb[~finite] = NON_FINITE
+    # floor(clip((v - vmin) / span, 0, 1) * (LUT_SIZE - 1) + 0.5), in place on one float64 copy
+    if span > 0:
+        f = np.array(values, dtype=np.float64)
+        if not everywhere:
+            f[~finite] = 0.0
+        f -= vmin
+        f /= span
+    else:
+        f = np.full(values.shape, 0.5)
+    np.clip(f, 0.0, 1.0, out=f)
+    f *= LUT_SIZE - 1
+    f += 0.5
+    rgb = _lut(scale)[np.floor(f, out=f).astype(np.intp)]
+    if not everywhere:
+        rgb[~finite] = NON_FINITE
     return rgb
 
 
