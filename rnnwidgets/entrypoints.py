@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .comparison import TAU
 from .tracedata import Trace
 from .widgets.explorer import Explorer, encoded
 from .widgets.payload import FULL_BUDGET, Labels
@@ -130,7 +129,7 @@ def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=No
 
 
 def compare(a, b, c=None, *, tokens=None, tokens_b=None, names: tuple = ("A", "B"), decode: Labels = None,
-            batch: int = 0, layer: Optional[str] = None, quantity: str = "h", tau: float = TAU,
+            batch: int = 0, layer: Optional[str] = None, quantity: str = "h", tau: Optional[float] = None,
             hidden=None, **trace_kwargs) -> Compare:
     """Two runs side by side: ``compare(trace_a, trace_b)``, ``compare(model, inputs_a, inputs_b)``
     (``tokens=`` label A's steps, ``tokens_b=`` B's) or ``compare(model_a, model_b, inputs)`` (two
@@ -139,14 +138,16 @@ def compare(a, b, c=None, *, tokens=None, tokens_b=None, names: tuple = ("A", "B
     The view (``rw.Compare``) shows A, B and A - B of the chosen layer and quantity on one time
     axis, runs of different lengths aligned at their start; the first step where any unit differs
     by more than ``tau`` is marked. ``names``: what to call the runs; ``decode``: the output
-    classes' names; ``batch``: the element compared. Other keywords go to ``rw.trace`` for both
+    classes' names; ``batch``: the element compared; ``tau``: the threshold of a difference (None:
+    ``rnnwidgets.comparison.TAU``, 0.001). Other keywords go to ``rw.trace`` for both
     runs (``hidden=``, ``args=``, ``kwargs=``, ``edits=``...). Given two Traces it imports no torch.
     """
-    from .widgets.compare import Compare  # this view only
+    from .comparison import TAU  # this view only: the first rw.explore of a session does without it
+    from .widgets.compare import Compare
 
     def view(a_trace: Trace, b_trace: Trace) -> Compare:
         return Compare(a_trace, b_trace, names=names, decode=decode, batch=batch, layer=layer, quantity=quantity,
-                       tau=tau)
+                       tau=TAU if tau is None else tau)
 
     if isinstance(a, Trace) or isinstance(b, Trace):
         if c is not None or tokens is not None or tokens_b is not None or hidden is not None or trace_kwargs:

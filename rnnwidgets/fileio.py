@@ -12,7 +12,6 @@ import contextlib
 import errno
 import math
 import os
-import secrets
 import shutil
 import struct
 import zipfile
@@ -32,7 +31,7 @@ except ImportError:  # Windows: the lock falls back to an exclusive create
 
 def _sibling(path: Path, tag: str) -> Path:
     """A name beside ``path`` that nothing else uses, hidden, saying what it is for."""
-    return path.parent / f".{path.name}.{tag}-{secrets.token_hex(4)}"
+    return path.parent / f".{path.name}.{tag}-{os.urandom(4).hex()}"
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -106,3 +106,31 @@ def test_robust_max_abs_is_the_upper_quartile_of_the_unit_peaks_with_or_without_
     sample[~np.isfinite(sample)] = np.nan
     peaks = [np.nanpercentile(unit, 99.0, method="higher") for unit in sample.T]
     assert robust_max_abs(a) == float(np.percentile(peaks, 75.0))
+
+
+def test_percentile_is_numpys_linear_percentile_exactly():
+    # robust_max_abs takes the upper quartile of the unit peaks with it instead of np.percentile,
+    # whose np.unique imports numpy.ma: the same float for any length, ties and magnitudes.
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 40), 255, 256, 257, 1000, 4097]:
+        for trial in range(12):
+            v = rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20)
+            if trial % 3 == 1:
+                v = np.round(v, 1)
+            elif trial % 3 == 2:
+                v = rng.integers(0, 3, n).astype(np.float64)
+            before = v.copy()
+            for q in (ranges.UNITS_QUANTILE, 0.0, 12.5, 50.0, 99.0, 100.0):
+                assert ranges.percentile(v, q) == float(np.percentile(v, q)), (n, trial, q)
+            np.testing.assert_array_equal(v, before)   # left as found
+
+
+@pytest.mark.parametrize("shape", [(1000, 256), (7, 3), (40, 1), (1, 5), (5000, 4), (3, 0), (0, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32])
+def test_transposed_abs_is_the_transposed_magnitudes_in_c_order(shape, dtype):
+    rows = (np.random.default_rng(4).standard_normal(shape) * 5).astype(dtype)
+    kind = rows.dtype if rows.dtype.kind == "f" else np.dtype(np.float64)
+    for part in (rows, rows[::3]):
+        got = ranges.transposed_abs(part, kind)
+        assert got.dtype == kind and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, np.abs(part.T, dtype=kind))

@@ -5,7 +5,7 @@ import pytest
 import traitlets
 
 import rnnwidgets as rw
-from rnnwidgets.comparison import Comparison
+from rnnwidgets.comparison import TAU, Comparison
 from rnnwidgets.tracedata import LayerTrace, Trace
 from rnnwidgets.widgets.compare import Compare
 from rnnwidgets.widgets.payload import compare_payload
@@ -128,6 +128,7 @@ def test_rw_compare_of_two_traces_builds_the_view(pair, tmp_path):
     a, b = pair
     view = rw.compare(a, b, tau=0.1)
     assert isinstance(view, rw.Compare) and view.tau == 0.1 and view.a is a and view.b is b
+    assert rw.compare(a, b).tau == TAU   # tau=None: the comparison's default
     page = view.save_html(tmp_path / "cmp.html")
     assert "compare" in page.read_text(encoding="utf-8")
 

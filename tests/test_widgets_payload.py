@@ -88,3 +88,18 @@ def test_the_index_gives_the_models_step_number_of_a_windows_first_step():
     window = rw.trace(model, x, steps=slice(7, 10))
     assert payload.build_payload(window, 0)[0]["first_step"] == 7
     assert rw.explore(window).view.index["first_step"] == 7          # as the Explorer sends it
+
+
+def test_the_packer_lays_its_arrays_end_to_end_as_float32_bytes():
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal((3, 4)), np.zeros((0, 5)), rng.standard_normal((6, 8))[:, ::2],
+              rng.integers(0, 9, (2, 3)), np.ones((1, 7), np.float32)]
+    packer = payload._Packer()
+    entries = [packer.put(a, f"a{i}", {}) for i, a in enumerate(arrays)]
+    data = packer.bytes()
+    assert type(data) is bytes and data == b"".join(np.asarray(a, "<f4").tobytes() for a in arrays)
+    floats = np.frombuffer(data, "<f4")
+    for a, entry in zip(arrays, entries):
+        got = floats[entry["offset"]:entry["offset"] + a.size].reshape(entry["steps"], entry["units"])
+        np.testing.assert_array_equal(got, np.asarray(a, np.float32))
+    assert payload._Packer().bytes() == b""

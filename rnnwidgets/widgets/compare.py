@@ -19,7 +19,8 @@ from ..tracedata import Trace
 from .bundle import BundledView
 from .explorer import interval_trait
 from .payload import FULL_BUDGET, Labels, compare_floats, compare_payload
-from .still import Still, compare_png
+from .still import Still
+from .still_views import compare_png
 
 
 class Compare(Still, BundledView):

@@ -16,7 +16,8 @@ import traitlets
 
 from ..dynamics_analysis import Dynamics, FixedPoints
 from .bundle import BUNDLE
-from .still import Still, dynamics_png
+from .still import Still
+from .still_views import dynamics_png
 
 
 def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -> tuple:

@@ -8,8 +8,7 @@ hears the step once a scrub rests, so ``explorer.view.t`` follows within a secon
 """
 from __future__ import annotations
 
-import asyncio
-import secrets
+import os
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import ipywidgets as widgets
@@ -86,7 +85,7 @@ class ExplorerView(BundledView):
 
     @traitlets.default("uid")
     def _new_uid(self):
-        return secrets.token_hex(8)
+        return os.urandom(8).hex()  # secrets.token_hex(8), without importing hashlib
 
     @traitlets.validate("interval")
     def _check_interval(self, proposal):
@@ -449,6 +448,8 @@ class Explorer(StillImage, widgets.VBox):
 
 def _running_loop():
     """The kernel's event loop when one is running (in Jupyter), else None (plain Python: no debounce)."""
+    import asyncio  # the text box only (a Jupyter kernel has it already)
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

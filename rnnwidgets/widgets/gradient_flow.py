@@ -25,7 +25,8 @@ from ..tracedata import Trace
 from .chart import Chart, StepControl
 from .grid import HeatmapGrid
 from .marimo_display import MarimoDisplay
-from .still import Still, chart_png
+from .still import Still
+from .still_views import chart_png
 
 MAX_COLUMNS = 10_000   # a canvas row of pixels; longer sequences take the maximum of each run of steps
 STEP_LABEL = "step t"

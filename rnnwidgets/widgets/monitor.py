@@ -24,7 +24,8 @@ from ..timeaxis import MinMaxSeries
 from .chart import Chart
 from .grid import HeatmapGrid
 from .marimo_display import MarimoDisplay
-from .still import Still, chart_png
+from .still import Still
+from .still_views import chart_png
 
 HEAT_POINTS = 400          # the layers x steps grid: 200 columns of bucket maxima
 _FUSED_PARAM = re.compile(r"(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")

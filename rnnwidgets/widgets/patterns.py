@@ -25,7 +25,8 @@ from ..ranges import colour_scale, max_abs
 from .bundle import BundledView
 from .marimo_display import MarimoDisplay
 from .payload import OPEN
-from .still import Still, coclusters_png, matches_png
+from .still import Still
+from .still_views import coclusters_png, matches_png
 
 if TYPE_CHECKING:  # for annotations only: the Explorer imports this module
     from .explorer import Explorer

@@ -110,7 +110,9 @@ class _Packer:
         return entry
 
     def bytes(self) -> bytes:
-        return np.concatenate([c.ravel() for c in self.chunks]).tobytes() if self.chunks else b""
+        """The chunks end to end: one copy (each chunk is C-contiguous "<f4", so ``bytes.join``
+        reads its memory as is; ``np.concatenate(...).tobytes()`` would copy everything twice)."""
+        return b"".join(self.chunks)
 
 
 def recurrence(lt) -> dict:
