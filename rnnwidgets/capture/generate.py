@@ -53,8 +53,10 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     ``tr.meta["edits"]`` the edits. The model is left as found.
     """
     model = unwrap(model)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {type(model).__name__}")
+    if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):
+        what = ("a torch.jit.script-ed module (pass the nn.Module it was scripted from)"
+                if isinstance(model, torch.jit.ScriptModule) else type(model).__name__)
+        raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {what}")
     edits = check_edits(WHO, edits)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{WHO}: steps: expected a whole number of tokens to generate, at least 1, got {steps!r}")
@@ -192,9 +194,11 @@ class TokenCall:
             out = self.model(*args, **kwargs)
         except TypeError as e:
             if "argument" not in str(e):
-                raise
+                raise self.unread(x, e) from e
             raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
                             f"{type(self.model).__name__} so failed: {e}") from e
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise self.unread(x, e) from e
         if check is not None:
             check()
         out = main_output(out)
@@ -208,6 +212,17 @@ class TokenCall:
                              f"({'time, batch' if self.time_major else 'batch, time'}) to logits "
                              f"({'time, batch' if self.time_major else 'batch, time'}, vocab), got {shape}")
         return out.transpose(0, 1) if self.time_major else out
+
+    def unread(self, x: torch.Tensor, e: Exception) -> Exception:
+        """The model failed on the ids themselves (it reads features, one-hot vectors, or one token
+        per call): one sentence saying what rw.generate feeds it; our own errors pass as they are."""
+        if str(e).startswith(WHO) or isinstance(e, TimeMajor):
+            return e
+        layout = "time, batch" if self.time_major else "batch, time"
+        return (TypeError if isinstance(e, TypeError) else ValueError)(
+            f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
+            f"first), as it feeds each chosen id back; {type(self.model).__name__} failed on the ids "
+            f"{tuple(x.shape)}: {str(e).splitlines()[0]}")
 
     def reads_time_first(self, prompt: torch.Tensor) -> bool:
         """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's
