@@ -456,7 +456,7 @@ def test_dynamics_of_a_one_token_char_rnn_is_its_grus_as_run_whole():
         np.testing.assert_allclose(dyn.layers[name].singular_values, whole.layers[name].singular_values, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["udacity-char-carried", "lstm-model", "sequence-future", "spro-gru"])
+@pytest.mark.parametrize("name", ["udacity-char-carried", "lstm-model", "sequence-future"])
 def test_generate_says_in_one_sentence_that_it_feeds_token_ids(name):
     model = more_case(name)[0].eval()
     before = snapshot(model)
@@ -517,3 +517,27 @@ def test_a_scripted_public_model_is_refused_by_every_entry_point_in_one_sentence
         with pytest.raises(TypeError, match=rf"^{who}: expected a torch.nn.Module as the model, got a "
                                             r"torch.jit.script-ed module \(pass the nn.Module it was scripted from\)$"):
             call()
+
+
+@pytest.mark.parametrize("prompt", [[[3, 1, 4]], [[3, 1, 4], [2, 2, 5]], [[3, 1], [2, 2]]])
+def test_generate_runs_a_one_token_char_rnn_as_its_own_loop_does(prompt):
+    """spro's generate.py: the prompt fed a token a call, then each chosen id, the hidden carried."""
+    model = more_case("spro-gru")[0].eval()
+    before = snapshot(model)
+    gen = rw.generate(model, prompt, steps=3)
+    assert_untouched(model, before)
+    with torch.no_grad():
+        p = torch.tensor(prompt)
+        hidden, ids, logits = model.init_hidden(len(prompt)), p, []
+        for c in range(p.shape[1]):
+            out, hidden = model(p[:, c], hidden)
+            logits.append(out)
+        for _ in range(3):
+            top = out.argmax(-1)
+            ids = torch.cat([ids, top[:, None]], 1)
+            out, hidden = model(top, hidden)
+            logits.append(out)
+    assert gen.meta["token_ids"] == ids.tolist()
+    np.testing.assert_allclose(gen.outputs, torch.stack(logits, 1).numpy(), atol=1e-6)
+    tr = rw.trace(model, ids.t())                       # the same ids traced: the same states
+    np.testing.assert_allclose(gen.layers["rnn.l1"].h, tr.layers["rnn.l1"].h, atol=1e-6)
