@@ -218,12 +218,12 @@ class TokenCall:
         args, kwargs = bound.at(x)
         try:
             out = self.model(*args, **kwargs)
-        except TypeError as e:
-            if "argument" not in str(e):
-                raise self.unread(x, e) from e
-            raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
-                            f"{type(self.model).__name__} so failed: {e}") from e
-        except (RuntimeError, ValueError, IndexError) as e:
+        except (TypeError, ValueError) as e:
+            if isinstance(e, TypeError) and "argument" in str(e):
+                raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
+                                f"{type(self.model).__name__} so failed: {e}") from e
+            if not str(e).startswith("rw.trace: "):
+                raise          # the model's own error, as it is
             raise self.unread(x, e) from e
         if check is not None:
             check()
@@ -240,10 +240,9 @@ class TokenCall:
         return out.transpose(0, 1) if self.time_major else out
 
     def unread(self, x: torch.Tensor, e: Exception) -> Exception:
-        """The model failed on the ids themselves (it reads features, one-hot vectors, or one token
-        per call): one sentence saying what rw.generate feeds it; our own errors pass as they are."""
-        if str(e).startswith(WHO) or isinstance(e, TimeMajor):
-            return e
+        """A recurrent module refused what the model made of the ids (rw.trace's check of its input:
+        the model reads features, one-hot vectors, or one token a call): one sentence saying what
+        rw.generate feeds it."""
         layout = "time, batch" if self.time_major else "batch, time"
         return (TypeError if isinstance(e, TypeError) else Unread)(
             f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
