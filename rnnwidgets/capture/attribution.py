@@ -89,9 +89,9 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
         except RuntimeError as e:
             if not call.is_step_module():
                 raise
-            raise ValueError(f"{WHO}: expected a model whose forward takes the whole sequence; "
-                             f"{call.forward_text()} failed on it, so it reads one step at a time "
-                             f"({str(e).splitlines()[0]})") from e
+            raise RuntimeError(f"{WHO}: expected a model whose forward takes the whole sequence; "
+                               f"{call.forward_text()} failed on it, as a model reading one step at a time "
+                               f"does ({str(e).splitlines()[0]})") from e
 
 
 @contextmanager
