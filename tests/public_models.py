@@ -16,6 +16,12 @@ the tests of the newer calls (dynamics, fixed points, edits, generate, compare, 
   ``forward(category, input, hidden)`` with i2h / i2o / o2o; ``SentimentRNN``: the Udacity sentiment
   LSTM (``forward(x, hidden)``, ``init_hidden(batch_size)``, the last step's sigmoid);
   ``AirModel``: the airline-passengers LSTM time-series regressor (batch_first, an output per step).
+- ``UpgradedSentiment``: bentrevett's time-major packed bidirectional LSTM (lengths sorted, padding_idx);
+  ``UdacityCharRNN``: Udacity's char-LSTM (one-hot, ``forward(x, hidden)``, hidden carried across batches);
+  ``SproCharRNN``: spro/char-rnn.pytorch, one (batch,) column of ids a call; ``LSTMModel``:
+  deeplearningwizard's LSTM (h0 made in forward, the head on the last step); ``LearnedInitGRU``: h0 an
+  nn.Parameter; ``GRUD``: zhiyongc/GRU-D's hand-written decaying step in its own loop (``record=True``
+  adds the user's ``rw.record`` lines). Each class names its source.
 """
 import torch
 import torch.nn.functional as F
@@ -403,3 +409,217 @@ class AirModel(nn.Module):
         x, _ = self.lstm(x)
         x = self.linear(x)
         return x
+
+
+class UpgradedSentiment(nn.Module):
+    """bentrevett/pytorch-sentiment-analysis, "2 - Upgraded Sentiment Analysis": (sent len, batch) ids,
+    lengths sorted longest first (BucketIterator sort_within_batch), packed with enforce_sorted's default.
+    https://github.com/bentrevett/pytorch-sentiment-analysis/blob/master/legacy/2%20-%20Upgraded%20Sentiment%20Analysis.ipynb"""
+    def __init__(self, vocab_size, embedding_dim, hidden_dim, output_dim, n_layers, bidirectional, dropout,
+                 pad_idx):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_idx)
+        self.rnn = nn.LSTM(embedding_dim, hidden_dim, num_layers=n_layers, bidirectional=bidirectional,
+                           dropout=dropout)
+        self.fc = nn.Linear(hidden_dim * 2, output_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, text, text_lengths):
+        # text = [sent len, batch size]
+        embedded = self.dropout(self.embedding(text))
+        packed_embedded = nn.utils.rnn.pack_padded_sequence(embedded, text_lengths.to('cpu'))
+        packed_output, (hidden, cell) = self.rnn(packed_embedded)
+        output, output_lengths = nn.utils.rnn.pad_packed_sequence(packed_output)
+        hidden = self.dropout(torch.cat((hidden[-2, :, :], hidden[-1, :, :]), dim=1))
+        return self.fc(hidden)
+
+
+class UdacityCharRNN(nn.Module):
+    """udacity/deep-learning-v2-pytorch char-level-rnn (Karpathy's char-rnn in PyTorch): one-hot
+    (batch, seq, chars), forward(x, hidden) with the hidden carried across batches
+    (``h = tuple([each.data for each in h])``), outputs flattened to (batch * seq, chars).
+    https://github.com/udacity/deep-learning-v2-pytorch/blob/master/recurrent-neural-networks/char-level-rnn/Character_Level_RNN_Solution.ipynb"""
+    def __init__(self, tokens, n_hidden=256, n_layers=2, drop_prob=0.5, lr=0.001):
+        super().__init__()
+        self.drop_prob = drop_prob
+        self.n_layers = n_layers
+        self.n_hidden = n_hidden
+        self.lr = lr
+        self.chars = tokens
+        self.int2char = dict(enumerate(self.chars))
+        self.char2int = {ch: ii for ii, ch in self.int2char.items()}
+        self.lstm = nn.LSTM(len(self.chars), n_hidden, n_layers, dropout=drop_prob, batch_first=True)
+        self.dropout = nn.Dropout(drop_prob)
+        self.fc = nn.Linear(n_hidden, len(self.chars))
+
+    def forward(self, x, hidden):
+        r_output, hidden = self.lstm(x, hidden)
+        out = self.dropout(r_output)
+        out = out.contiguous().view(-1, self.n_hidden)
+        out = self.fc(out)
+        return out, hidden
+
+    def init_hidden(self, batch_size):
+        weight = next(self.parameters()).data
+        hidden = (weight.new(self.n_layers, batch_size, self.n_hidden).zero_(),
+                  weight.new(self.n_layers, batch_size, self.n_hidden).zero_())
+        return hidden
+
+
+class SproCharRNN(nn.Module):
+    """spro/char-rnn.pytorch model.py: one character per call, ``output, hidden = decoder(inp[:, c], hidden)``
+    for c in range(chunk_len). https://github.com/spro/char-rnn.pytorch/blob/master/model.py"""
+    def __init__(self, input_size, hidden_size, output_size, model="gru", n_layers=1):
+        super(SproCharRNN, self).__init__()
+        self.model = model.lower()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.output_size = output_size
+        self.n_layers = n_layers
+
+        self.encoder = nn.Embedding(input_size, hidden_size)
+        if self.model == "gru":
+            self.rnn = nn.GRU(hidden_size, hidden_size, n_layers)
+        elif self.model == "lstm":
+            self.rnn = nn.LSTM(hidden_size, hidden_size, n_layers)
+        self.decoder = nn.Linear(hidden_size, output_size)
+
+    def forward(self, input, hidden):
+        batch_size = input.size(0)
+        encoded = self.encoder(input)
+        output, hidden = self.rnn(encoded.view(1, batch_size, -1), hidden)
+        output = self.decoder(output.view(batch_size, -1))
+        return output, hidden
+
+    def init_hidden(self, batch_size):
+        if self.model == "lstm":
+            return (torch.zeros(self.n_layers, batch_size, self.hidden_size),
+                    torch.zeros(self.n_layers, batch_size, self.hidden_size))
+        return torch.zeros(self.n_layers, batch_size, self.hidden_size)
+
+
+class LSTMModel(nn.Module):
+    """deeplearningwizard "Long Short-Term Memory (LSTM) network with PyTorch": h0/c0 made in forward
+    (``requires_grad_()``, passed ``.detach()``ed), the Linear head on the last step.
+    https://www.deeplearningwizard.com/deep_learning/practical_pytorch/pytorch_lstm_neuralnetwork/"""
+    def __init__(self, input_dim, hidden_dim, layer_dim, output_dim):
+        super(LSTMModel, self).__init__()
+        self.hidden_dim = hidden_dim
+        self.layer_dim = layer_dim
+        self.lstm = nn.LSTM(input_dim, hidden_dim, layer_dim, batch_first=True)
+        self.fc = nn.Linear(hidden_dim, output_dim)
+
+    def forward(self, x):
+        h0 = torch.zeros(self.layer_dim, x.size(0), self.hidden_dim).requires_grad_()
+        c0 = torch.zeros(self.layer_dim, x.size(0), self.hidden_dim).requires_grad_()
+        out, (hn, cn) = self.lstm(x, (h0.detach(), c0.detach()))
+        out = self.fc(out[:, -1, :])
+        return out
+
+
+class LearnedInitGRU(nn.Module):
+    """A learned initial state, h0 an nn.Parameter expanded over the batch, as the PyTorch forum's
+    "Learn initial hidden state (h0) for RNN" answers write it.
+    https://discuss.pytorch.org/t/learn-initial-hidden-state-h0-for-rnn/10013"""
+    def __init__(self, input_size, hidden_size, num_layers, output_size):
+        super().__init__()
+        self.gru = nn.GRU(input_size, hidden_size, num_layers, batch_first=True)
+        self.h0 = nn.Parameter(torch.zeros(num_layers, 1, hidden_size))
+        self.fc = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x):
+        h0 = self.h0.expand(-1, x.size(0), -1).contiguous()
+        out, _ = self.gru(x, h0)
+        return self.fc(out)
+
+
+class FilterLinear(nn.Module):
+    """zhiyongc/GRU-D's FilterLinear: a Linear whose weight is masked by a fixed filter (the identity)."""
+    def __init__(self, in_features, out_features, filter_square_matrix, bias=True):
+        super(FilterLinear, self).__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.filter_square_matrix = filter_square_matrix
+        self.weight = nn.Parameter(torch.Tensor(out_features, in_features))
+        if bias:
+            self.bias = nn.Parameter(torch.Tensor(out_features))
+        else:
+            self.register_parameter('bias', None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        stdv = 1. / self.weight.size(1) ** 0.5
+        self.weight.data.uniform_(-stdv, stdv)
+        if self.bias is not None:
+            self.bias.data.uniform_(-stdv, stdv)
+
+    def forward(self, input):
+        return F.linear(input, self.filter_square_matrix.mul(self.weight), self.bias)
+
+
+class GRUD(nn.Module):
+    """zhiyongc/GRU-D GRUD.py (Che et al. 2018): input (batch, 4, time, features) = values, last observed
+    values, mask, time since observed; a hand-written ``step`` in the model's own loop, input and hidden
+    decayed. The original's hidden size must equal its input size (gamma_h maps delta to delta's size).
+    With the one ``rw.record("h", ...)`` line a user adds to see the state.
+    https://github.com/zhiyongc/GRU-D/blob/master/GRUD.py"""
+    def __init__(self, input_size, cell_size, hidden_size, X_mean, output_last=False, record=False):
+        super(GRUD, self).__init__()
+        self.hidden_size = hidden_size
+        self.delta_size = input_size
+        self.mask_size = input_size
+        self.record = record
+        self.identity = torch.eye(input_size)
+        self.zeros = torch.zeros(input_size)
+        self.X_mean = torch.Tensor(X_mean)
+        self.zl = nn.Linear(input_size + hidden_size + self.mask_size, hidden_size)
+        self.rl = nn.Linear(input_size + hidden_size + self.mask_size, hidden_size)
+        self.hl = nn.Linear(input_size + hidden_size + self.mask_size, hidden_size)
+        self.gamma_x_l = FilterLinear(self.delta_size, self.delta_size, self.identity)
+        self.gamma_h_l = nn.Linear(self.delta_size, self.delta_size)
+        self.output_last = output_last
+
+    def step(self, x, x_last_obsv, x_mean, h, mask, delta):
+        delta_x = torch.exp(-torch.max(self.zeros, self.gamma_x_l(delta)))
+        delta_h = torch.exp(-torch.max(self.zeros, self.gamma_h_l(delta)))
+        x = mask * x + (1 - mask) * (delta_x * x_last_obsv + (1 - delta_x) * x_mean)
+        h = delta_h * h
+        combined = torch.cat((x, h, mask), 1)
+        z = torch.sigmoid(self.zl(combined))
+        r = torch.sigmoid(self.rl(combined))
+        combined_r = torch.cat((x, r * h, mask), 1)
+        h_tilde = torch.tanh(self.hl(combined_r))
+        h = (1 - z) * h + z * h_tilde
+        if self.record:
+            import rnnwidgets as rw
+            rw.record("update", z)
+            rw.record("h", h)
+        return h
+
+    def forward(self, input):
+        batch_size = input.size(0)
+        step_size = input.size(2)
+        Hidden_State = self.initHidden(batch_size)
+        X = torch.squeeze(input[:, 0, :, :])
+        X_last_obsv = torch.squeeze(input[:, 1, :, :])
+        Mask = torch.squeeze(input[:, 2, :, :])
+        Delta = torch.squeeze(input[:, 3, :, :])
+        outputs = None
+        for i in range(step_size):
+            Hidden_State = self.step(torch.squeeze(X[:, i:i + 1, :]),
+                                     torch.squeeze(X_last_obsv[:, i:i + 1, :]),
+                                     torch.squeeze(self.X_mean[:, i:i + 1, :]),
+                                     Hidden_State,
+                                     torch.squeeze(Mask[:, i:i + 1, :]),
+                                     torch.squeeze(Delta[:, i:i + 1, :]))
+            if outputs is None:
+                outputs = Hidden_State.unsqueeze(1)
+            else:
+                outputs = torch.cat((outputs, Hidden_State.unsqueeze(1)), 1)
+        if self.output_last:
+            return outputs[:, -1, :]
+        else:
+            return outputs
+
+    def initHidden(self, batch_size):
+        return torch.zeros(batch_size, self.hidden_size)

@@ -90,7 +90,14 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
                          f"{call.forward_text()} reads as one step at a time")
     run = Runner(model, call, inputs, hidden)
     with kept(model), eval_mode(model), torch.enable_grad(), without_cudnn():
-        return run.attribute(t, target, method, steps, baseline, layer, points_per_pass)
+        try:
+            return run.attribute(t, target, method, steps, baseline, layer, points_per_pass)
+        except RuntimeError as e:
+            if not call.is_step_module():
+                raise
+            raise RuntimeError(f"{WHO}: expected a model whose forward takes the whole sequence; "
+                               f"{call.forward_text()} failed on it, as a model reading one step at a time "
+                               f"does ({str(e).splitlines()[0]})") from e
 
 
 @contextmanager
@@ -180,7 +187,9 @@ class Runner:
 
     @staticmethod
     def repeat(x: torch.Tensor, dim: Optional[int], copies: int) -> torch.Tensor:
-        return x if copies == 1 or dim is None else torch.cat([x] * copies, dim=dim)
+        # each sequence's copies side by side (b0 b0 .. b1 b1 ..): lengths sorted longest first stay
+        # sorted, for a model that packs with enforce_sorted=True
+        return x if copies == 1 or dim is None else x.repeat_interleave(copies, dim=dim)
 
     def repeat_arg(self, value, copies: int):
         if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == self.batch:
@@ -261,7 +270,11 @@ class Runner:
     def weighted_grad(self, x, base, delta, module, pick, alphas, weights) -> torch.Tensor:
         """Sum over ``alphas`` of weight x the gradient at base + alpha (x - base): one forward and
         one backward of batch x len(alphas) sequences."""
-        path = torch.cat([base + a * delta for a in alphas], dim=self.batch_dim or 0).requires_grad_(True)
+        bd = self.batch_dim         # (.., batch x alphas, ..): sequence b's point a at b * len(alphas) + a
+        if bd is None:              # one sequence without a batch axis: one point a pass
+            path = (base + alphas[0] * delta).requires_grad_(True)
+        else:
+            path = torch.stack([base + a * delta for a in alphas], dim=bd + 1).flatten(bd, bd + 1).requires_grad_(True)
         if module is not None:
             out = self.forward(len(alphas), replace=(module, path))
         else:
@@ -270,13 +283,13 @@ class Runner:
         if not value.requires_grad:
             raise ValueError(f"{WHO}: the explained output does not depend on the inputs")
         (grad,) = torch.autograd.grad(value, [path])
-        if self.batch_dim is None:                                              # one point, unbatched
+        if bd is None:
             return grad * weights[0]
         shape = list(x.shape)
-        shape[self.batch_dim:self.batch_dim + 1] = [len(alphas), self.batch]
+        shape[bd:bd + 1] = [self.batch, len(alphas)]
         w = torch.tensor(weights, dtype=grad.dtype, device=grad.device).view(
-            [1] * self.batch_dim + [len(alphas)] + [1] * (len(shape) - self.batch_dim - 1))
-        return (grad.reshape(shape) * w).sum(dim=self.batch_dim)                # x's shape
+            [1] * (bd + 1) + [len(alphas)] + [1] * (len(shape) - bd - 2))
+        return (grad.reshape(shape) * w).sum(dim=bd + 1)                        # x's shape
 
     def token_baseline(self, module: nn.Module, emb: torch.Tensor, baseline) -> torch.Tensor:
         if baseline is None:
@@ -306,7 +319,10 @@ class Runner:
         steps = self.inputs.shape[self.time_dim]
         # a language model's logits flattened to (time * batch, vocab) rows, in the inputs' order
         flat = out.dim() == 2 and steps > 1 and out.shape[0] == steps * self.batch
-        timed = flat or (out.dim() >= 3 and out.shape[self.time_dim] == steps)
+        # (batch, time) values in, (batch, time [+ future]) out: one value a step, as the input
+        per_value = (not self.tokens and not self.unbatched and self.inputs.dim() == 2 and out.dim() == 2
+                     and out.shape[1] >= steps)
+        timed = flat or per_value or (out.dim() >= 3 and out.shape[self.time_dim] == steps)
         if t is not None and not timed and not callable(target):
             raise ValueError(f"{WHO}: t: the model's output {tuple(out.shape)} has no time axis of {steps} steps; "
                              "leave t=None to explain the whole output")
@@ -343,7 +359,7 @@ class Runner:
 
         def pick(output):
             p = at_t(output)                                                   # (copies * B, classes)
-            return p.gather(1, index.repeat(p.shape[0] // self.batch).unsqueeze(1)).sum()
+            return p.gather(1, index.repeat_interleave(p.shape[0] // self.batch).unsqueeze(1)).sum()
         return pick
 
 
@@ -356,5 +372,5 @@ def scalar(value) -> torch.Tensor:
 def repeat_state(hidden, copies: int):
     """A state repeated along its batch: (layers, batch, units) for a fused module, else dim 0."""
     if isinstance(hidden, torch.Tensor):
-        return torch.cat([hidden] * copies, dim=1 if hidden.dim() == 3 else 0) if copies > 1 else hidden
+        return hidden.repeat_interleave(copies, dim=1 if hidden.dim() == 3 else 0) if copies > 1 else hidden
     return type(hidden)(repeat_state(h, copies) for h in hidden)

@@ -163,6 +163,10 @@ def check_all_found(who: str, edits: list, steps: dict) -> None:
     ``steps``: layer name -> how many steps it ran."""
     for edit in edits:
         if edit.layer not in steps:
+            if not steps:      # the run's layers are rw.record tracks (or none): nothing an edit acts inside
+                raise ValueError(f"{who}: {edit!r} names no layer of this run; expected a layer of an nn.LSTM / "
+                                 "GRU / RNN, a cell or a step module, and this run has none (a state recorded "
+                                 "with rw.record is read, not edited)")
             raise ValueError(f"{who}: {edit!r} names no layer of this run; expected one of {list(steps)}")
         count = steps[edit.layer]
         if edit.steps is not None and min(edit.steps) >= count:

@@ -31,6 +31,9 @@ def fixed_points(model: nn.Module, layer: Optional[str] = None, input=None, n_in
     (with ``noise``: Gaussian noise of that standard deviation added). Without ``states``, starts
     uniform in [-1, 1]. ``tol``: the largest q kept; ``unique``: points closer than this are one.
     """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError("rw.fixed_points: expected a torch.nn.Module as the model, got a torch.jit.script-ed "
+                        "module (pass the nn.Module it was scripted from)")
     found = recurrences(unwrap(model))
     if not found:
         raise ValueError(f"rw.fixed_points: expected a model holding an nn.LSTM / nn.GRU / nn.RNN or a cell "

@@ -12,7 +12,8 @@ module runs layer by layer (fused.py) and each layer is handed the state its las
 instead of the one the model passes in; a cell's first call in each forward is handed its last
 output as its hidden instead of what the model passes. So the cost is one step per token, never
 the prefix again. Edits act inside that recurrence (edited.py), at every step they name,
-generated ones included.
+generated ones included. A step module ``forward(input, hidden)`` that reads one (batch,) token a
+call (spro's char-rnn) fails on the whole prompt, and is then fed the prompt one token a call too.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import ModelCall, device_and_dtype, main_output, unwrap
+from .call import ModelCall, default_hidden, device_and_dtype, main_output, unwrap
 from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -53,8 +54,10 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     ``tr.meta["edits"]`` the edits. The model is left as found.
     """
     model = unwrap(model)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {type(model).__name__}")
+    if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):
+        what = ("a torch.jit.script-ed module (pass the nn.Module it was scripted from)"
+                if isinstance(model, torch.jit.ScriptModule) else type(model).__name__)
+        raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {what}")
     edits = check_edits(WHO, edits)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{WHO}: steps: expected a whole number of tokens to generate, at least 1, got {steps!r}")
@@ -78,6 +81,7 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     state = generator.get_state() if generator is not None else None
     prompt = ids
     call.time_major = call.reads_time_first(prompt)
+    whole: Optional[Unread] = None
     while True:
         carried = CarriedState(EditedLayers(WHO, edits) if edits else None)
         try:
@@ -88,6 +92,14 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
             break
         except TimeMajor:         # a (time, batch) model such as the word language model: run it so
             call.time_major = True
+            if generator is not None and state is not None:
+                generator.set_state(state)
+        except Unread as e:       # a step module that reads one token a call (spro's char-rnn): the prompt so too
+            if call.one_token and whole is not None:
+                raise whole from e   # it fails a token a call too: the whole prompt's failure is the error
+            if call.one_token or prompt.shape[1] == 1 or not call.call.is_step_module():
+                raise
+            whole, call.one_token = e, True
             if generator is not None and state is not None:
                 generator.set_state(state)
     if edits:
@@ -103,7 +115,15 @@ def run_tokens(call: "TokenCall", ids: torch.Tensor, steps: int, temperature: fl
     ``after_prompt()`` once after the first."""
     logits, fed = [], ids
     for k in range(steps + 1):
-        out = call(fed, after_prompt if k == 0 else None)
+        if k == 0 and call.one_token:       # the prompt a token a call, each from the state the last left
+            outs = []
+            for j in range(fed.shape[1]):
+                if j:
+                    between()
+                outs.append(call(fed[:, j:j + 1], after_prompt if j == 0 else None))
+            out = torch.cat(outs, 1)
+        else:
+            out = call(fed, after_prompt if k == 0 else None)
         logits.append(out)
         if k == steps:
             break
@@ -162,6 +182,10 @@ class TimeMajor(Exception):
     """The model read the prompt (batch, time) as (time, batch): run it again time-major."""
 
 
+class Unread(ValueError):
+    """The model failed on the ids it was given (the sentence says what rw.generate feeds it)."""
+
+
 class TokenCall:
     """How ``rw.generate`` calls the model on token ids (batch, time) and reads its logits.
 
@@ -176,13 +200,17 @@ class TokenCall:
         self.model = model
         self.call = ModelCall(model, who=WHO)
         self.time_major = False
+        self.one_token = False      # a step module fed the prompt one token a call
 
     def __call__(self, fed: torch.Tensor, check=None) -> torch.Tensor:
         """The model's logits (batch, time, vocab) for ``fed`` (batch, time), or a clear error;
         ``check()`` right after the model ran."""
         x = fed.t() if self.time_major else fed
+        # one token a call: the model's own first state for this batch (its time-major nn.RNN would read
+        # the (batch, 1) ids as one sequence of ``batch`` steps)
+        hidden = default_hidden(self.model, fed.shape[0], *device_and_dtype(self.model)) if self.one_token else None
         try:
-            bound = self.call.whole(x, None, fused=True)
+            bound = self.call.whole(x, hidden, fused=True)
         except TypeError as e:
             needs = str(e).split("; it would call")[0].removeprefix(f"{WHO}: ")
             raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time), or "
@@ -190,11 +218,13 @@ class TokenCall:
         args, kwargs = bound.at(x)
         try:
             out = self.model(*args, **kwargs)
-        except TypeError as e:
-            if "argument" not in str(e):
-                raise
-            raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
-                            f"{type(self.model).__name__} so failed: {e}") from e
+        except (TypeError, ValueError) as e:
+            if isinstance(e, TypeError) and "argument" in str(e):
+                raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
+                                f"{type(self.model).__name__} so failed: {e}") from e
+            if not str(e).startswith("rw.trace: "):
+                raise          # the model's own error, as it is
+            raise self.unread(x, e) from e
         if check is not None:
             check()
         out = main_output(out)
@@ -208,6 +238,16 @@ class TokenCall:
                              f"({'time, batch' if self.time_major else 'batch, time'}) to logits "
                              f"({'time, batch' if self.time_major else 'batch, time'}, vocab), got {shape}")
         return out.transpose(0, 1) if self.time_major else out
+
+    def unread(self, x: torch.Tensor, e: Exception) -> Exception:
+        """A recurrent module refused what the model made of the ids (rw.trace's check of its input:
+        the model reads features, one-hot vectors, or one token a call): one sentence saying what
+        rw.generate feeds it."""
+        layout = "time, batch" if self.time_major else "batch, time"
+        return (TypeError if isinstance(e, TypeError) else Unread)(
+            f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
+            f"first), as it feeds each chosen id back; {type(self.model).__name__} failed on the ids "
+            f"{tuple(x.shape)}: {str(e).splitlines()[0]}")
 
     def reads_time_first(self, prompt: torch.Tensor) -> bool:
         """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's
@@ -223,6 +263,8 @@ class TokenCall:
                 x = prompt[:, :1]
                 args, kwargs = self.call.whole(x, None, fused=True).at(x)
                 self.model(*args, **kwargs)
+        except (RuntimeError, ValueError):
+            pass                # what the module was handed is what tells (a one-token model fails past it)
         finally:
             handle.remove()
         return bool(seen) and isinstance(seen[0], torch.Tensor) and seen[0].dim() == 3 and seen[0].shape[1] == 1

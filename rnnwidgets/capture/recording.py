@@ -122,13 +122,14 @@ def step_rows(step: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 def per_batch(t: torch.Tensor, batch: int) -> Optional[torch.Tensor]:
-    """A detached copy laid out (batch, features): (batch, ...) flattened, (layers, batch, units)
-    moved, anything for batch 1 flattened; None when no dimension is the batch."""
+    """A detached copy laid out (batch, features): (layers, batch, units) moved (an nn.RNN state's
+    layout, read so even when layers == batch), (batch, ...) flattened, anything for batch 1
+    flattened; None when no dimension is the batch."""
     t = t.detach()
-    if t.dim() >= 1 and t.shape[0] == batch:
-        return t.reshape(batch, -1).clone()
     if t.dim() == 3 and t.shape[1] == batch:
         return t.transpose(0, 1).reshape(batch, -1).clone()
+    if t.dim() >= 1 and t.shape[0] == batch:
+        return t.reshape(batch, -1).clone()
     if batch == 1:
         return t.reshape(1, -1).clone()
     return None
@@ -199,7 +200,7 @@ def step_call(args, result, children, slots: tuple = (0, 1)) -> Optional[StepCal
     states = state_parts(result[1])
     if not all(isinstance(s, torch.Tensor) for s in states.values()):
         return None
-    batch = 1 if x_in.dim() == 1 else x_in.shape[0]
+    batch = x_in.shape[0] if x_in.dim() == 2 or not x_in.is_floating_point() else 1   # ids: (batch,)
     kept = {k: per_batch(s, batch) for k, s in states.items()}
     output = per_batch(result[0], batch)
     if output is None or any(s is None for s in kept.values()):

@@ -69,7 +69,7 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8, *, args=(), kwar
         for h in handles:
             h.remove()
 
-    layers, skipped = {}, []
+    layers, skipped, inner = {}, [], []
     # numpy's BLAS (the Lyapunov QR, the PCA) on as many threads as torch has: a BLAS pool wider than
     # the user asked torch for spins against it on a busy machine
     with threadpool_limits(torch.get_num_threads(), user_api="blas"):
@@ -89,6 +89,9 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8, *, args=(), kwar
                     rec = rec.to(torch.float32)     # half precision: eigvalsh and numpy need float32 at least
                 dtype, device = rec.w_hh.dtype, rec.w_hh.device
                 step_spectrum, step_bytes = rec.spectrum, rec.step_bytes(k)
+            elif name == tr.first.name and "step_module" in lt.meta and maps:
+                inner.append(name)      # a step module around an nn.GRU / cell: those layers hold its dynamics
+                continue
             elif name == tr.first.name and "step_module" in lt.meta:
                 x, s_prev, step_spectrum, dtype, device = step_module_parts(model, inputs, hidden, args, kwargs, lt)
                 step_bytes = None
@@ -105,6 +108,9 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8, *, args=(), kwar
     if skipped:
         warnings.warn(f"rw.dynamics: no step map for {skipped} (recorded tracks, not a recurrence); left out",
                       stacklevel=2)
+    if inner and layers:
+        warnings.warn(f"rw.dynamics: {inner[0]} (the step module's whole state) left out; the recurrent modules it "
+                      f"calls give the dynamics: {sorted(layers)}", stacklevel=2)
     if not layers:
         raise ValueError(f"rw.dynamics: {type(model).__name__} has no recurrent layer whose step could be "
                          "differentiated (nn.LSTM / nn.GRU / nn.RNN, a cell, or a step module forward(input, hidden))")

@@ -42,7 +42,8 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     """Drive ``model`` over ``inputs`` one step at a time and record what it does (module doc).
 
     ``inputs``: a list of per-step tensors, each (batch, features) or (features,), or one tensor
-    (time, batch, features) — a 2-D tensor is read as (time, features) with batch 1. ``hidden``:
+    (time, batch, features) — a 2-D tensor is read as (time, features) with batch 1, or as
+    (time, batch) token ids when it holds integers (a list: (batch,) ids a step). ``hidden``:
     the initial state; by default the module's ``init_hidden``/``initHidden``, else zeros of
     (batch, ``model.hidden_size``). ``call`` (call.py's ModelCall): what else forward takes, a
     constant argument before the input (``forward(category, input, hidden)``) or by name.
@@ -94,11 +95,12 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
 
 # ---- inputs and the initial state -------------------------------------------------------------
 def split_steps(inputs) -> list:
-    """Per-step (batch, features) tensors from a list of steps or one (time, batch, features) tensor."""
+    """Per-step (batch, features) tensors from a list of steps or one (time, batch, features) tensor;
+    token ids (an integer tensor) are per step (batch,): (time, batch) ids, or a list of (batch,)."""
     if isinstance(inputs, torch.Tensor):
-        if inputs.dim() == 2:
+        if inputs.dim() == 2 and inputs.is_floating_point():
             inputs = inputs.unsqueeze(1)
-        if inputs.dim() != 3:
+        if inputs.dim() != 3 and not (inputs.dim() == 2 and not inputs.is_floating_point()):
             raise ValueError(f"step module inputs: expected a (time, batch, features) tensor or a list of "
                              f"per-step tensors, got a tensor of shape {tuple(inputs.shape)}")
         steps = list(inputs.unbind(0))
@@ -108,7 +110,7 @@ def split_steps(inputs) -> list:
             if x.dim() not in (1, 2):
                 raise ValueError(f"step module inputs[{t}]: expected a (batch, features) or (features,) tensor, "
                                  f"got shape {tuple(x.shape)}")
-        steps = [x.unsqueeze(0) if x.dim() == 1 else x for x in steps]
+        steps = [x.unsqueeze(0) if x.dim() == 1 and x.is_floating_point() else x for x in steps]
     else:
         raise TypeError(f"step module inputs: expected a list of per-step tensors or a (time, batch, features) "
                         f"tensor, got {type(inputs).__name__}")
