@@ -176,7 +176,7 @@ export interface Transport {
  * step (sliderFill). Other browsers keep their own slider (the rules below are WebKit's).
  */
 export const SLIDER_CSS = `
-.rw-transport .rw-slider { -webkit-appearance: none; appearance: none; background: transparent; padding: 0 1px; }
+.rw-transport .rw-slider { -webkit-appearance: none; appearance: none; background: transparent; border: 0; padding: 0 1px; }
 .rw-transport .rw-slider::-webkit-slider-runnable-track { box-sizing: border-box; height: 8px; border-radius: 4px;
   border: 1px solid light-dark(#b2b2b2, #858585);
   background: linear-gradient(to right, light-dark(#0075ff, #99c8ff) var(--rw-slider-fill, 0),
@@ -201,9 +201,10 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   const play = element("button", "rw-play", el);
   play.type = "button";
   play.style.cssText = "width: 32px; height: 24px; padding: 0; font-size: 12px; cursor: pointer;";
-  // The slider and the step's text change at every step: each in a box the page lays out on its
-  // own (dom.ts createStepLine says why), so a step moves the thumb and rewrites the text without
-  // laying out the row and the page around them.
+  // The step's text changes at every step: in a box the page lays out on its own (dom.ts
+  // createStepLine says why). The slider is not contained: with its paint contained (contain:
+  // strict, in it or around it) a step of its thumb regroups the page's paint into compositor
+  // layers (SLIDER_CSS), which costs a frame more than laying out the row around it.
   const track = element("span", "rw-slider-box", el);
   track.style.cssText = "flex: 1 1 auto; min-width: 120px; display: block;";
   const slider = element("input", "rw-slider", track);
@@ -211,7 +212,7 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   slider.min = "0";
   slider.step = "1";
   slider.setAttribute("aria-label", "step");
-  slider.style.cssText = "display: block; box-sizing: border-box; width: 100%; height: 16px; margin: 0; contain: strict;";
+  slider.style.cssText = "display: block; box-sizing: border-box; width: 100%; height: 16px; margin: 0;";
   const step = createStepLine("span", "rw-step", el);
   step.el.style.cssText = "flex: none; font-variant-numeric: tabular-nums;";
   const speedLabel = element("label", "rw-speed-label", el);
