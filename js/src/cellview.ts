@@ -246,6 +246,8 @@ export function unrecordedFlows(cv: CellValues): string[] {
 // --- the drawing ---------------------------------------------------------------------------
 
 const SVG = "http://www.w3.org/2000/svg";
+/** How far the drawing's bounds reach past its box: a stroke's miter at its widest (buildDrawing). */
+export const BOUNDS_MARGIN = 20;
 
 interface Drawing {
   svg: SVGSVGElement;
@@ -288,6 +290,15 @@ function buildDrawing(template: Exclude<Template, "list">, reverse: boolean, mis
   const tall = missing.length > 0; // room for a caption saying what the dashes mean
   const svg = svgEl("svg", { viewBox: `0 0 240 ${tall ? 145 : 130}`, width: 200, height: tall ? 121 : 108, class: "rw-cell-drawing" });
   const paths: Record<string, SVGPathElement> = {}, titles: Record<string, SVGTitleElement> = {};
+  // An unfilled rectangle drawn first (nothing shows) around the whole drawing: the bounds of the
+  // drawing's paint stay its box while a step widens or narrows the flows' strokes. Without it
+  // they change with them, and the page regroups its whole paint into compositor layers
+  // (PaintArtifactCompositor::Update, about 2 ms in JupyterLab) at every step of a scrub. It
+  // reaches BOUNDS_MARGIN past each side: Chromium bounds a stroke that turns a corner by its
+  // miter, up to twice its width (8) past the path.
+  const height = tall ? 145 : 130;
+  svg.append(svgEl("rect", { x: -BOUNDS_MARGIN, y: -BOUNDS_MARGIN, width: 240 + 2 * BOUNDS_MARGIN, height: height + 2 * BOUNDS_MARGIN,
+    fill: "none", class: "rw-cell-bounds" }));
   for (const [name, d] of Object.entries(spec.paths)) {
     const path = svgEl("path", { d, fill: "none", stroke: "#d6604d", "stroke-linecap": "round", "data-flow": name });
     if (dashed.includes(name)) {

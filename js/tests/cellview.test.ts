@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { cellValues, createCellview, equationLines, flowWeights, fmt, templateOf, unrecordedFlows, unrecordedGates } from "../src/cellview";
+import { BOUNDS_MARGIN, cellValues, createCellview, equationLines, flowWeights, fmt, templateOf, unrecordedFlows, unrecordedGates } from "../src/cellview";
 import type { Quantity } from "../src/state";
 import { explorerState, layer, quantity, recordingActions } from "./fake-state";
 import { KINDS } from "./payload";
@@ -250,6 +250,18 @@ describe("cell view panel", () => {
     expect(panel.el.querySelector(".rw-cellview-header")!.textContent).toBe("lstm.l0 · unit 2 · step 6");
     expect(panel.el.querySelector('path[data-flow="carry"]')).toBe(carry);
     expect(carry.getAttribute("stroke-width")).not.toBe(width);
+    // the drawing's paint keeps its bounds through a scrub: an unfilled box drawn first, around
+    // the whole drawing and past it by BOUNDS_MARGIN, which holds every stroke at its widest (8:
+    // 1 + 7 × the largest flow) with its miter (up to twice the width past a corner)
+    const svg = panel.el.querySelector("svg")!;
+    const bounds = svg.firstElementChild!;
+    const [, , w, h] = svg.getAttribute("viewBox")!.split(" ").map(Number);
+    expect([bounds.tagName, bounds.getAttribute("fill")]).toEqual(["rect", "none"]);
+    expect(["x", "y", "width", "height"].map((a) => Number(bounds.getAttribute(a))))
+      .toEqual([-BOUNDS_MARGIN, -BOUNDS_MARGIN, w + 2 * BOUNDS_MARGIN, h + 2 * BOUNDS_MARGIN]);
+    expect(BOUNDS_MARGIN).toBeGreaterThanOrEqual(2 * 8);
+    const coordinates = [...svg.querySelectorAll("path")].flatMap((p) => (p.getAttribute("d")!.match(/[0-9]+/g) ?? []).map(Number));
+    expect(coordinates.every((v) => v >= 0 && v <= w)).toBe(true);
     const reverse = lstmLayer(12, 3, 0, true);
     panel.update(explorerState([l, reverse], { layer: reverse.name, t: 3 }));
     const labels = [...panel.el.querySelectorAll("svg text")].map((e) => e.textContent);

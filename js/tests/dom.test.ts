@@ -63,12 +63,20 @@ describe("lines a scrub rewrites", () => {
     const line = createStepLine("span", "rw-x");
     line.size("12ch", "16px");
     line.set("step 1 / 9");
-    const node = line.box.firstChild;
+    const node = line.box.lastChild;
     line.set("step 2 / 9");
-    expect(line.box.firstChild).toBe(node);
+    expect(line.box.lastChild).toBe(node);
+    expect(node?.nodeType).toBe(Node.TEXT_NODE);
     expect([line.el.className, line.el.textContent, line.box.parentElement]).toEqual(["rw-x", "step 2 / 9", line.el]);
     expect([line.box.style.width, line.box.style.height, line.box.style.lineHeight]).toEqual(["12ch", "16px", "16px"]);
     expect([line.box.style.contain, line.box.style.display]).toEqual(["strict", "block"]);
+    // the anchor: an empty float as large as the box that takes no room, before the text
+    const anchor = line.box.firstElementChild as HTMLElement;
+    expect([anchor.textContent, anchor.style.float, anchor.style.width, anchor.style.height, anchor.style.marginRight])
+      .toEqual(["", "left", "100%", "100%", "-100%"]);
+    expect(line.box.childNodes.length).toBe(2);
+    line.set("");
+    expect([line.el.textContent, line.box.childNodes.length]).toEqual(["", 2]);
   });
 
   it("count a wide character as two monospace columns", () => {
