@@ -167,44 +167,17 @@ export interface Transport {
   destroy(): void;
 }
 
-/**
- * The slider drawn by CSS, as Chromium draws its own (its colours and sizes, Light and Dark by the
- * page's color-scheme): a native slider's thumb changes the bounds of its paint as it moves, and
- * the page then regroups its whole paint into compositor layers (PaintArtifactCompositor::Update,
- * about 2 ms in JupyterLab) at every step of a scrub; a thumb drawn by CSS on a track that holds
- * it does not. The track's filled part ends at the thumb's centre: --rw-slider-fill, set at each
- * step (sliderFill). Other browsers keep their own slider (the rules below are WebKit's).
- */
-export const SLIDER_CSS = `
-.rw-transport .rw-slider { -webkit-appearance: none; appearance: none; background: transparent; border: 0; padding: 0 1px; }
-.rw-transport .rw-slider::-webkit-slider-runnable-track { box-sizing: border-box; height: 8px; border-radius: 4px;
-  border: 1px solid light-dark(#b2b2b2, #858585);
-  background: linear-gradient(to right, light-dark(#0075ff, #99c8ff) var(--rw-slider-fill, 0),
-    light-dark(#efefef, #3b3b3b) var(--rw-slider-fill, 0)); }
-.rw-transport .rw-slider::-webkit-slider-thumb { -webkit-appearance: none; appearance: none; box-sizing: border-box;
-  width: 16px; height: 16px; margin-top: -5px; border: 0; border-radius: 50%; background: light-dark(#0075ff, #99c8ff); }
-`;
-
-/** Where the slider's filled part ends for step t of `last`: at the thumb's centre, which moves
- * over the track less the thumb's width (16 px). */
-export function sliderFill(t: number, last: number): string {
-  const f = last > 0 ? Math.min(1, Math.max(0, t / last)) : 0;
-  return `calc(${+(8 - 16 * f).toFixed(3)}px + ${+(100 * f).toFixed(4)}%)`;
-}
-
 /** The row of controls: Play/pause (.rw-play), the slider (.rw-slider), the step text (.rw-step)
  * and the speed (.rw-speed, ms per step). */
 export function createTransport(model: AnyModel<TransportModel>, player: Player): Transport {
   const el = element("div", "rw-transport");
   el.style.cssText = "display: flex; align-items: center; gap: 10px;";
-  element("style", "rw-slider-style", el).textContent = SLIDER_CSS;
   const play = element("button", "rw-play", el);
   play.type = "button";
   play.style.cssText = "width: 32px; height: 24px; padding: 0; font-size: 12px; cursor: pointer;";
-  // The step's text changes at every step: in a box the page lays out on its own (dom.ts
-  // createStepLine says why). The slider is not contained: with its paint contained (contain:
-  // strict, in it or around it) a step of its thumb regroups the page's paint into compositor
-  // layers (SLIDER_CSS), which costs a frame more than laying out the row around it.
+  // The slider and the step's text change at every step: each in a box the page lays out on its
+  // own (dom.ts createStepLine says why), so a step moves the thumb and rewrites the text without
+  // laying out the row and the page around them.
   const track = element("span", "rw-slider-box", el);
   track.style.cssText = "flex: 1 1 auto; min-width: 120px; display: block;";
   const slider = element("input", "rw-slider", track);
@@ -212,7 +185,7 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
   slider.min = "0";
   slider.step = "1";
   slider.setAttribute("aria-label", "step");
-  slider.style.cssText = "display: block; box-sizing: border-box; width: 100%; height: 16px; margin: 0;";
+  slider.style.cssText = "display: block; box-sizing: border-box; width: 100%; height: 16px; margin: 0; contain: strict;";
   const step = createStepLine("span", "rw-step", el);
   step.el.style.cssText = "flex: none; font-variant-numeric: tabular-nums;";
   const speedLabel = element("label", "rw-speed-label", el);
@@ -251,7 +224,6 @@ export function createTransport(model: AnyModel<TransportModel>, player: Player)
     }
     if (t !== shown.t) {
       slider.value = String(t);
-      slider.style.setProperty("--rw-slider-fill", sliderFill(t, steps - 1));
       step.set(`step ${first + t} / ${first + steps - 1}${t >= length ? " (padding)" : ""}`);
       shown.t = t;
     }
