@@ -194,3 +194,38 @@ def test_cells_match_finds_one_wrong_value_at_either_end_of_a_chunk():
     nan = c.clone()
     nan[0, 9, 0] = float("nan")
     assert not fused_native.cells_match(nan, [i, f, g], c0, chunk)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_an_inner_layers_output_is_its_h_where_the_layout_allows(monkeypatch, batch):
+    """``shared_out``: at batch 1 the output is the trace's h itself, run in chunks or not; at
+    another batch, or for the output the user's code gets, a tensor of its own with the same values."""
+    torch.manual_seed(6)
+    module, x = nn.LSTM(6, 5), torch.randn(40, batch, 6)
+    h0 = c0 = torch.zeros(batch, 5)
+    for workspace in (fused_native.WORKSPACE_BYTES, 8 * batch * 5 * 64):
+        monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", workspace)
+        for shared in (True, False):
+            out, h, *_ = fused_native.lstm(x, h0, c0, module.all_weights[0], shared)
+            torch.testing.assert_close(out, h, rtol=0, atol=0)
+            assert (out.data_ptr() == h.data_ptr()) is (shared and batch == 1)
+
+
+def test_the_next_layer_reads_the_traces_h_and_the_model_gets_its_own_output(counted):
+    """A 3-layer LSTM at batch 1 whose output the model rewrites in place: layers 2 and 3 read the
+    h of the layer before as the trace keeps it, the model's output is no memory of the trace."""
+    torch.manual_seed(7)
+    module = nn.LSTM(3, 4, num_layers=3)
+    x = torch.randn(9, 1, 3)
+    with torch.no_grad():
+        want = module(x)[0]
+    with torch.no_grad(), fused.LayerByLayer(module) as recorder:
+        out = module(x)[0]
+    runs = recorder.runs
+    for before, after in zip(runs, runs[1:]):
+        assert after.x.data_ptr() == before.recomputed()[0].h.data_ptr()
+    assert not np.shares_memory(runs[-1].recomputed()[0].h.numpy(), out.numpy())
+    tr = trace(module, x)
+    np.testing.assert_allclose(tr.layers["lstm.l2"].h, want.transpose(0, 1).numpy(), atol=1e-6)
+    check_case(dict(mode="LSTM", layers=3, batch=1, steps=9))
+    assert counted and all(counted)

@@ -455,7 +455,10 @@ def loop_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
                                   dict(zip(LSTM_GATES if lstm else GRU_GATES, gates)), c, c0_d)
             found.append(direction)
             outputs.append(run.kernel_layout(order(direction.h)))
-        out = torch.cat(outputs, 2)   # a new tensor in the module's layout: the model never holds our buffers
+        if len(outputs) == 1 and outputs[0].is_contiguous() and run.layer < run.module.num_layers - 1:
+            out = outputs[0]   # an inner layer's output goes only to the next layer: the trace's own h
+        else:
+            out = torch.cat(outputs, 2)   # a new tensor in the module's layout: the model never holds our buffers
         h_n = torch.stack([d.h[-1] for d in found])
         result = (out, h_n, torch.stack(c_n)) if lstm else (out, h_n)
         return result, found
@@ -469,7 +472,9 @@ def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
     steps = run.padded(x.detach())
     h0, c0 = hx[0][0].detach(), hx[1][0].detach()
     with torch.no_grad():
-        found = fused_native.lstm(steps, h0, c0, run.weights)
+        # an inner layer's output goes only to the next layer: it may be the trace's own h
+        inner = run.layer < run.module.num_layers - 1
+        found = fused_native.lstm(steps, h0, c0, run.weights, inner)
         if found is None:
             return None
         out, h, c, h_n, c_n, (i, f, g, o) = found

@@ -81,12 +81,16 @@ def chunk_steps(batch: int, units: int, steps: int) -> int:
     return max(1, WORKSPACE_BYTES // (batch * units * 64), min(CHUNK_STEPS, steps // 32))
 
 
-def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list) -> Optional[tuple]:
+def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
+         shared_out: bool = False) -> Optional[tuple]:
     """(out, h, c, h_n, c_n, [input, forget, cell, output]) for [w_ih, w_hh, b_ih, b_hh] of one
     forward direction; x is (time, batch, features), ``out`` (time, batch, units) the kernel's own
     h, a tensor of its own, ``h`` the same values as a (time, batch, units) view of a (batch, time,
     units) ``trace_buffer``, ``c`` and each gate likewise. None where the workspace does not hold
-    the gates as expected; ``c`` None where it does not hold the cell states as expected."""
+    the gates as expected; ``c`` None where it does not hold the cell states as expected.
+    ``shared_out``: ``out`` goes nowhere but into the next layer of the same module (never to the
+    user's code), so where ``h`` is contiguous as it is (batch 1) ``out`` is ``h`` itself: one
+    copy and one sequence of memory less."""
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights)
     steps, batch, units = x.shape[0], x.shape[1], h0.shape[1]
     x = x.detach().contiguous()
@@ -94,7 +98,11 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list) -> 
     whole, parts = gate_buffers(4, (batch, steps, units), x)
     h_all = trace_buffer((batch, steps, units), x)
     c_all: Optional[torch.Tensor] = trace_buffer((batch, steps, units), x)
-    out = x.new_empty(steps, batch, units) if chunk < steps else None
+    out: Optional[torch.Tensor] = None
+    if shared_out and h_all.transpose(0, 1).is_contiguous():
+        out = h_all.transpose(0, 1)
+    elif chunk < steps:
+        out = x.new_empty(steps, batch, units)
     h, c = h0.detach().contiguous(), c0.detach().contiguous()
     with torch.enable_grad():
         for start in range(0, steps, chunk):
@@ -121,7 +129,7 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list) -> 
             h_all[:, start:start + n].copy_(part_out.transpose(0, 1))
             if out is None:
                 out = part_out
-            else:
+            elif out.data_ptr() != h_all.data_ptr():
                 out[start:start + n].copy_(part_out)
             del part_out, workspace, floats, gates   # before the next call, which then reuses their memory
     c_steps = None
