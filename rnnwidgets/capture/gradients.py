@@ -200,7 +200,7 @@ def weight_grads(d, result: dict, needs) -> list:
              outer_sum(result["hidden"], d.h_prev) if needs[1] else None]
     if d.run.module.bias:
         b_ih = result["input"].sum((0, 1))
-        # an LSTM's and a tanh RNN's two pre-activation gradients are one tensor: summed once
+        # an LSTM's and an Elman RNN's two pre-activation gradients are one tensor: summed once
         b_hh = b_ih.clone() if result["hidden"] is result["input"] else result["hidden"].sum((0, 1))
         grads += [b_ih, b_hh]
     if d.run.module.proj_size:   # h = W_hr m, m = o tanh(c)
