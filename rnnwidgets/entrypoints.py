@@ -120,12 +120,14 @@ def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=No
             raise ValueError("gradient_flow: with several models give lr= (a number), not optimizer=")
         lives = {str(name): live(m, "gradient_flow", args=args, kwargs=kwargs) for name, m in models.items()}
         traces = {name: lv.trace(inputs, hidden=hidden, loss=loss) for name, lv in lives.items()}
+        if lr is None:   # the weight norms serve the update/weight chart only, which needs a learning rate
+            return GradientFlow(traces)
         norms = {name: lv.weight_norms() for name, lv in lives.items()}
-        return GradientFlow(traces, weight_norms=norms, lr=None if lr is None else {name: lr for name in lives})
+        return GradientFlow(traces, weight_norms=norms, lr={name: lr for name in lives})
     model_ = live(model, "gradient_flow", args=args, kwargs=kwargs)
     tr = model_.trace(inputs, hidden=hidden, loss=loss)
     rates = model_.learning_rates(optimizer) if optimizer is not None else lr
-    return GradientFlow(tr, weight_norms=model_.weight_norms(), lr=rates)
+    return GradientFlow(tr, weight_norms=model_.weight_norms() if rates is not None else None, lr=rates)
 
 
 def compare(a, b, c=None, *, tokens=None, tokens_b=None, names: tuple = ("A", "B"), decode: Labels = None,

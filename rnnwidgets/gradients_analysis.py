@@ -216,16 +216,17 @@ def verdict(norms, quantity: str = "h", reached=None) -> Verdict:
 
 
 def _decade(series: np.ndarray) -> Optional[tuple]:
-    """(s, e): going back from the last step e, the first step whose norm is 10x off from e's."""
+    """(s, e): going back from the last step e, the first step whose norm is 10x off from e's
+    (a NaN step never is); one vectorised comparison over the steps before e."""
     e = series.size - 1
     ref = series[e]
-    for s in range(e - 1, -1, -1):
-        v = series[s]
-        if np.isnan(v):
-            continue
-        if (ref > 0 and v <= ref / 10) or v >= ref * 10:
-            return (s, e)
-    return None
+    head = series[:e]
+    with np.errstate(invalid="ignore", over="ignore"):
+        off = head >= ref * 10
+        if ref > 0:
+            off |= head <= ref / 10
+    hits = np.flatnonzero(off)
+    return (int(hits[-1]), e) if hits.size else None
 
 
 def _sig_slope(s):

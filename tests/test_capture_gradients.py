@@ -250,3 +250,16 @@ def test_projected_lstm_gate_paths_match_autograd(flags):
             np.testing.assert_allclose(paths[path], want.detach().numpy(), rtol=0, atol=1e-5, err_msg=f"{name} {path}")
     flow = rw.gradient_flow(module, inputs, loss=square_loss)
     assert set(flow.flows) == set(tr.layers) and "output gate" in flow.flows["lstm.l0"]
+
+
+@pytest.mark.parametrize("shape", [(1024, 256), (7,), (3, 1, 5)])
+def test_parameter_stats_are_the_float64_sums_of_the_gradient(shape):
+    """``stats`` sums |g| in float64 without a float64 copy: the same numbers as the copy's."""
+    torch.manual_seed(0)
+    g = torch.randn(shape) * torch.logspace(-3, 3, shape[-1])
+    g[..., 0] = -g[..., 0].abs() - 1    # a negative largest value: max_abs is |g|'s maximum
+    want = g.double()
+    got = gradients.stats(g)
+    assert got["max_abs"] == float(want.abs().max())
+    np.testing.assert_allclose([got["norm"], got["mean_abs"]], [float(want.norm()), float(want.abs().mean())],
+                               rtol=1e-12, atol=0)

@@ -66,6 +66,20 @@ def test_gradient_flow_names_a_list_of_models_by_position_and_a_dict_by_key():
     assert list(named.traces) == ["gru", "7"]
 
 
+def test_gradient_flow_reads_the_weight_norms_only_for_the_update_chart(monkeypatch):
+    """The weight norms serve the update/weight chart alone, which needs a learning rate: without
+    lr= or optimizer= the model's weights are not read for them (no chart either way)."""
+    read = []
+    monkeypatch.setattr(LiveModel, "weight_norms", lambda self: read.append(self) or {})
+    torch.manual_seed(1)
+    x = torch.randn(5, 1, 3)
+    single, several = gradient_flow(nn.GRU(3, 4), x), gradient_flow([nn.GRU(3, 4), nn.RNN(3, 4)], x)
+    assert read == [] and not hasattr(single, "update_chart") and not hasattr(several, "update_chart")
+    gradient_flow(nn.GRU(3, 4), x, lr=0.1)
+    gradient_flow([nn.GRU(3, 4), nn.RNN(3, 4)], x, lr=0.1)
+    assert len(read) == 3
+
+
 class _Tokens(nn.Module):
     def __init__(self):
         super().__init__()

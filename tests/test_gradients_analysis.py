@@ -266,3 +266,28 @@ def test_steps_the_loss_does_not_read_are_left_out_and_said():
     assert "inf" not in v.text() and "The last 2 steps get exactly zero gradient" in v.text()
     assert "steps 0–19" in v.text() and "‖∂L/∂h_t‖ (hidden state)" in v.text()
     assert "Thresholds" not in v.text(thresholds=False)
+
+
+def _decade_step_by_step(series):
+    """The definition read one step at a time, going back from the last step."""
+    e = len(series) - 1
+    ref = series[e]
+    for s in range(e - 1, -1, -1):
+        v = series[s]
+        if not np.isnan(v) and ((ref > 0 and v <= ref / 10) or v >= ref * 10):
+            return (s, e)
+    return None
+
+
+def test_decade_is_the_first_step_back_that_is_10x_off_with_nan_inf_and_zero_steps():
+    rng = np.random.default_rng(0)
+    special = [np.nan, np.inf, 0.0, 1e308, 1e-310]
+    for _ in range(3000):
+        series = np.exp(rng.normal(0, 3, int(rng.integers(1, 30))))
+        for _ in range(int(rng.integers(0, 4))):
+            series[rng.integers(0, series.size)] = rng.choice(special)
+        with np.errstate(over="ignore"):
+            assert ga._decade(series) == _decade_step_by_step(series), series
+    assert ga._decade(np.array([1.0, np.nan, 50.0, 100.0])) == (0, 3)     # a NaN step is skipped
+    assert ga._decade(np.array([0.0, 3.0, 0.0])) == (1, 2)                # from 0 any step is 10x off
+    assert ga._decade(np.array([2.0, 3.0, np.nan])) is None               # nothing is 10x off NaN

@@ -132,8 +132,11 @@ def read_through(grad: torch.Tensor, base: torch.Tensor, view: torch.Tensor) -> 
 
 
 def stats(g: torch.Tensor) -> dict:
-    g = g.detach().double()
-    return {"norm": float(g.norm()), "mean_abs": float(g.abs().mean()), "max_abs": float(g.abs().max())}
+    """"norm", "mean_abs" and "max_abs" of ``g``, summed in float64 as one pass over |g| (no
+    float64 copy of the gradient: at batch 1 the copies cost as much as the sums)."""
+    a = g.detach().abs()
+    return {"norm": float(torch.linalg.vector_norm(a, dtype=torch.float64)),
+            "mean_abs": float(a.sum(dtype=torch.float64) / a.numel()), "max_abs": float(a.max())}
 
 
 class LayerWithGradients(torch.autograd.Function):
@@ -196,7 +199,10 @@ def weight_grads(d, result: dict, needs) -> list:
     grads = [outer_sum(result["input"], d.x) if needs[0] else None,
              outer_sum(result["hidden"], d.h_prev) if needs[1] else None]
     if d.run.module.bias:
-        grads += [result["input"].sum((0, 1)), result["hidden"].sum((0, 1))]
+        b_ih = result["input"].sum((0, 1))
+        # an LSTM's and an Elman RNN's two pre-activation gradients are one tensor: summed once
+        b_hh = b_ih.clone() if result["hidden"] is result["input"] else result["hidden"].sum((0, 1))
+        grads += [b_ih, b_hh]
     if d.run.module.proj_size:   # h = W_hr m, m = o tanh(c)
         grads.append(outer_sum(result["h"], d.gates["output"] * torch.tanh(d.c)) if needs[-1] else None)
     return grads
@@ -262,15 +268,21 @@ def lstm_scan(d, from_h: torch.Tensor, last: tuple, grad_h_n: torch.Tensor, grad
     via_, f_ = (t.unsqueeze(2).unbind(0) for t in (via_h, f))
     dc_, dm_ = (t.unbind(0) for t in (wide[:, :, :3], wide[:, :, 3:]))
     dh_ = grad_h.unbind(0)
-    for t in range(steps - 1, -1, -1):
-        if t < steps - 1:
-            dh_[t].addmm_(pre[t + 1], w_hh_t)
+    mul, mm = torch.mul, torch.mm
+    end = steps - 1                                     # the last step: nothing comes from a later one
+    if w_hr is not None:
+        mm(dh_[end], w_hr, out=dm_[end].squeeze(1))
+    dc_[end].addcmul_(dm_[end], via_[end])
+    mul(reads[end], to_[end], out=pre[end])
+    # then backward in time, each step's views zipped with the next step's (no indexing, no branch)
+    later = zip(pre[:0:-1], dc_[:0:-1], f_[:0:-1])
+    now = zip(dh_[-2::-1], dc_[-2::-1], dm_[-2::-1], via_[-2::-1], reads[-2::-1], to_[-2::-1], pre[-2::-1])
+    for (pre_next, dc_next, f_next), (dh, dc, dm, via, read, to, pre_t) in zip(later, now):
+        dh.addmm_(pre_next, w_hh_t)
         if w_hr is not None:
-            torch.mm(dh_[t], w_hr, out=dm_[t].squeeze(1))
-        dc = dc_[t].addcmul_(dm_[t], via_[t])
-        if t < steps - 1:
-            dc.addcmul_(dc_[t + 1], f_[t + 1])
-        torch.mul(reads[t], to_[t], out=pre[t])
+            mm(dh, w_hr, out=dm.squeeze(1))
+        dc.addcmul_(dm, via).addcmul_(dc_next, f_next)
+        mul(read, to, out=pre_t)
     grad_c = wide[:, :, 0]
     found = {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
              "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
