@@ -339,6 +339,7 @@ def test_a_saved_encoder_decoder_trace_is_explored_without_torch(model, src, tmp
 
 def test_the_still_and_the_selection_read_the_shown_layers_own_steps(model, src):
     """The still picture and the units a brush selects use all 10 decoder steps, not the encoder's 7."""
+    from rnnwidgets.ranges import colour_scale
     from rnnwidgets.widgets import still
     from rnnwidgets.widgets.patterns import selected_units
 
@@ -346,7 +347,7 @@ def test_the_still_and_the_selection_read_the_shown_layers_own_steps(model, src)
     ex.select(layer="decoder.gru.l0", quantity="h")
     lt = ex.trace.layers["decoder.gru.l0"]
     png = still.explorer_png(ex)
-    scale = still.colour_scale("h", lt.h)
+    scale = colour_scale("h", lt.h)
     assert png == still.heatmap_png(lt.h[0], scale["scale"], scale["vmin"], scale["vmax"])
     ex.view.brush, ex.view.threshold = [0, TARGET], -2.0   # on (> -2) over all 10 decoder steps: every unit
     assert selected_units(ex).tolist() == list(range(HIDDEN))
