@@ -93,14 +93,20 @@ def test_clamping_a_unit_opens_the_comparison_of_before_and_after_beside_the_exp
 
 
 def _fits(page, locator, what):
-    """Nothing of `locator`'s view reaches past its right edge (a scroll bar's worth of slack)."""
+    """Nothing of `locator`'s view reaches past its right edge (a scroll bar's worth of slack), as
+    drawn: an element's box is cut at an ancestor that clips (overflow not visible, as an inline
+    svg's is), so the cell drawing's unfilled bounds rectangle, clipped by its svg, is not counted."""
     over = locator.evaluate("""(root) => {
         const R = root.getBoundingClientRect();
         let worst = [0, ''];
         for (const e of root.querySelectorAll('*')) {
             const r = e.getBoundingClientRect();
-            if (r.width && getComputedStyle(e).display !== 'none' && r.right - R.right > worst[0])
-                worst = [r.right - R.right, e.className + ' ' + (e.textContent || '').slice(0, 40)];
+            if (!r.width || getComputedStyle(e).display === 'none') continue;
+            let right = r.right;
+            for (let a = e.parentElement; a && a !== root; a = a.parentElement)
+                if (getComputedStyle(a).overflowX !== 'visible') right = Math.min(right, a.getBoundingClientRect().right);
+            if (right - R.right > worst[0])
+                worst = [right - R.right, String(e.className?.baseVal ?? e.className) + ' ' + (e.textContent || '').slice(0, 40)];
         }
         return worst;
     }""")
