@@ -137,11 +137,12 @@ def cases():
     }
 
 
-def module_outputs(model, inputs, own):
-    """Each nn.LSTM / GRU / RNN's (output, h_n) and each cell's outputs, from the model's own run."""
+def module_outputs(model, inputs, own, kinds=(nn.RNNBase, nn.RNNCellBase)):
+    """Each nn.LSTM / GRU / RNN's calls' (output, h_n) and each cell's outputs (of ``kinds``), and the
+    model's output, from the model's own run."""
     seen, handles = {}, []
     for name, m in model.named_modules():
-        if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
+        if isinstance(m, kinds):
             handles.append(m.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, []).append(o)))
     try:
         with torch.no_grad():
@@ -310,27 +311,12 @@ def more_case(name):
     return case
 
 
-def hooked_calls(model, inputs, own):
-    """Each nn.RNNBase's calls (output, h_n) and the model's output, from its own run."""
-    seen, handles = {}, []
-    for path, m in model.named_modules():
-        if isinstance(m, nn.RNNBase):
-            handles.append(m.register_forward_hook(lambda m, i, o, path=path: seen.setdefault(path, []).append(o)))
-    try:
-        with torch.no_grad():
-            out = own(model, inputs) if own else model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen, out
-
-
 @pytest.mark.parametrize("name", list(more_cases()))
 def test_more_models_states_are_the_modules_own(name):
     model, inputs, calling, own, _, _ = more_case(name)
     model.eval()
     tr = rw.trace(model, inputs, **calling)
-    seen, out = hooked_calls(model, inputs, own)
+    seen, out = module_outputs(model, inputs, own, kinds=(nn.RNNBase,))
     if name == "grud-record":                           # its output is its state at every step
         np.testing.assert_allclose(tr.layers["grud"].h, out.numpy(), atol=1e-6)
         return

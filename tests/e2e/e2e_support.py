@@ -319,3 +319,17 @@ def in_each_theme(page, check):
             check(theme.split()[1].lower())
     finally:
         set_theme(page, "JupyterLab Light", "true")
+
+
+# JupyterLab Dark on the page: its theme's variables and attributes, as the theme sets them
+DARK = """() => {
+  const s = document.body.style;   // JupyterLab Dark's variables, as its theme sets them
+  for (const [k, v] of [["--jp-layout-color0", "#111111"], ["--jp-layout-color1", "#212121"],
+                        ["--jp-ui-font-color0", "rgba(255,255,255,1)"], ["--jp-ui-font-color1", "rgba(255,255,255,0.87)"],
+                        ["--jp-ui-font-color2", "rgba(255,255,255,0.54)"], ["--jp-border-color1", "#616161"]])
+    s.setProperty(k, v);
+  s.background = "#111111";
+  s.color = "rgba(255,255,255,0.87)";   // the text colour JupyterLab Dark gives an output area
+  document.body.setAttribute("data-jp-theme-light", "false");
+  document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark");
+}"""

@@ -5,7 +5,7 @@ back to the encoder puts them on its 7 steps and source tokens."""
 from pathlib import Path
 
 import pytest
-from e2e_support import focus_slider, kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import DARK, focus_slider, kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -68,18 +68,6 @@ def test_each_layer_on_its_own_time_axis(page, jupyter_server):
     assert widget.locator(".rw-token-current").inner_text() == "."
     assert widget.locator(".rw-predictions").inner_text() == ""   # not the encoder's steps
     assert kernel_sees(page, "explorer.view.layer, explorer.view.t", "encoder.l0 6") == "encoder.l0 6"
-
-
-DARK = """() => {
-  const s = document.body.style;   // JupyterLab Dark's variables, as its theme sets them
-  for (const [k, v] of [["--jp-layout-color0", "#111111"], ["--jp-layout-color1", "#212121"],
-                        ["--jp-ui-font-color0", "rgba(255,255,255,1)"], ["--jp-ui-font-color1", "rgba(255,255,255,0.87)"],
-                        ["--jp-ui-font-color2", "rgba(255,255,255,0.54)"], ["--jp-border-color1", "#616161"]])
-    s.setProperty(k, v);
-  s.background = "#111111";
-  document.body.setAttribute("data-jp-theme-light", "false");
-  document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark");
-}"""
 
 
 def test_a_trace_of_a_window_of_steps_labels_its_columns_with_the_models_own_steps(page, tmp_path):

@@ -7,22 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_support import block_network, wait_for_ink
+from e2e_support import DARK, block_network, wait_for_ink
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-DARK = """() => {
-  const s = document.body.style;   // JupyterLab Dark's variables, as its theme sets them
-  for (const [k, v] of [["--jp-layout-color0", "#111111"], ["--jp-layout-color1", "#212121"],
-                        ["--jp-ui-font-color0", "rgba(255,255,255,1)"], ["--jp-ui-font-color1", "rgba(255,255,255,0.87)"],
-                        ["--jp-ui-font-color2", "rgba(255,255,255,0.54)"], ["--jp-border-color1", "#616161"]])
-    s.setProperty(k, v);
-  s.background = "#111111";
-  s.color = "rgba(255,255,255,0.87)";   // the text colour JupyterLab Dark gives an output area
-  document.body.setAttribute("data-jp-theme-light", "false");
-  document.body.setAttribute("data-jp-theme-name", "JupyterLab Dark");
-}"""
 # every text drawn on a canvas, kept in window.__drawn (the spectrum's axis labels are canvas text)
 RECORD_CANVAS_TEXT = """
 window.__drawn = [];
