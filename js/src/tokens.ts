@@ -39,12 +39,20 @@ export function visibleToken(token: string): string {
   return out;
 }
 
+/** All the steps, as a title says "of" them: their count, or a window of steps' first–last as the
+ * model numbers them (rw.trace(steps=...)). */
+function stepsOf(state: ExplorerState): string {
+  const first = state.firstStep ?? 0;
+  return first ? `${first}–${first + state.steps - 1}` : String(state.steps);
+}
+
 /** Characters of one token shown in the strip: a pasted paragraph must not take the whole row. */
 export const MAX_TOKEN_CHARS = 32;
 
-/** The label of step t: its token (cut to MAX_TOKEN_CHARS), or the step number with no tokens. */
-export function stepLabel(tokens: string[] | null, t: number): string {
-  if (tokens === null) return String(t);
+/** The label of step t: its token (cut to MAX_TOKEN_CHARS), or with no tokens the step's number
+ * as the model numbers it (`first`: a window of steps' first, rw.trace(steps=...)). */
+export function stepLabel(tokens: string[] | null, t: number, first = 0): string {
+  if (tokens === null) return String(first + t);
   if (t >= tokens.length) return "·";
   const chars = Array.from(visibleToken(tokens[t]));
   return chars.length > MAX_TOKEN_CHARS ? `${chars.slice(0, MAX_TOKEN_CHARS - 1).join("")}…` : chars.join("");
@@ -186,7 +194,7 @@ export function createTokens(actions: Actions): Panel {
   /** Step t's label as the headers write it now ("" for a column left unlabelled when thinned). */
   function labelOf(state: ExplorerState, t: number, isCurrent: boolean): string {
     if (t % layout.stride !== 0 && !isCurrent) return "";
-    const label = stepLabel(state.tokens, t);
+    const label = stepLabel(state.tokens, t, state.firstStep ?? 0);
     return cut(label, layout.vertical ? VERTICAL_CHARS : layout.flatChars);
   }
 
@@ -218,7 +226,7 @@ export function createTokens(actions: Actions): Panel {
 
   function paintWindow(state: ExplorerState, q: Quantity, start: number, count: number) {
     const { from, to } = heldRange(q);
-    const lengths = Array.from({ length: count }, (_, i) => Array.from(stepLabel(state.tokens, start + i)).length);
+    const lengths = Array.from({ length: count }, (_, i) => Array.from(stepLabel(state.tokens, start + i, state.firstStep ?? 0)).length);
     layout = headerLayout(width, state.steps, typicalLength(lengths));
     row.style.height = `${layout.height}px`;
     const share = 100 / Math.max(1, state.steps);
@@ -245,7 +253,7 @@ export function createTokens(actions: Actions): Panel {
       // a label wider than its column carries its column's colour with it
       texts[i].style.background = layout.stride > 1 ? "inherit" : "";
       const value = held ? `${q.name}[${state.unit}] = ${Number.isFinite(v) ? v.toPrecision(4) : String(v)}` : "not loaded";
-      span.title = `step ${t}${state.tokens ? ` · ${visibleToken(state.tokens[t] ?? "")}` : ""} · ${value}${pad ? " (padding)" : ""}`;
+      span.title = `step ${stepNumber(state, t)}${state.tokens ? ` · ${visibleToken(state.tokens[t] ?? "")}` : ""} · ${value}${pad ? " (padding)" : ""}`;
     }
     painted = { start, data: q.data, unit: state.unit, length: state.length, tokens: state.tokens, steps: state.steps, lut: lutVersion(), width };
     current = -1;
@@ -294,9 +302,9 @@ export function createTokens(actions: Actions): Panel {
     const { from, to } = sparkRange(inputs, state.length);
     const whole = from === 0 && to >= Math.min(state.length, state.steps);
     // steps as the model numbers them (a window of steps, rw.trace(steps=...), starts at its first)
-    const n = (t: number) => stepNumber(state, t), of = n(0) ? `${n(0)}–${n(state.steps - 1)}` : state.steps;
+    const n = (t: number) => stepNumber(state, t);
     setInfo(`inputs: ${inputs.units} features${whole ? "" : `, steps ${n(from)}–${n(to - 1)} held`}` +
-      ` · colour: ${q.name}[${state.unit}] · step ${n(state.t)} of ${of}`);
+      ` · colour: ${q.name}[${state.unit}] · step ${n(state.t)} of ${stepsOf(state)}`);
     if (!sparkFrom || sparkFrom.inputs !== inputs || sparkFrom.from !== from || sparkFrom.to !== to) {
       drawSparkline(sparkCanvas, inputs, from, to);
       sparkFrom = { inputs, from, to };
@@ -326,7 +334,8 @@ export function createTokens(actions: Actions): Panel {
     const steps = state.steps;
     const start = windowStart(state.t, steps);
     const count = Math.min(WINDOW, steps - start);
-    setInfo(steps > WINDOW ? `steps ${start}–${start + count - 1} of ${steps}` : "");
+    const n = (t: number) => stepNumber(state, t);
+    setInfo(steps > WINDOW ? `steps ${n(start)}–${n(start + count - 1)} of ${stepsOf(state)}` : "");
     const q = selectedQuantity(state);
     if (!painted || painted.start !== start || painted.data !== q.data || painted.unit !== state.unit ||
         painted.length !== state.length || painted.tokens !== state.tokens || painted.steps !== steps ||

@@ -186,6 +186,25 @@ describe("token strip", () => {
     expect(info()).toBe("inputs: 3 features, steps 130–149 held · colour: h[0] · step 132 of 120–179");
   });
 
+  it("a window of steps' headers, tooltips and window line number the steps as the model does", () => {
+    const panel = createTokens(recordingActions().actions);
+    const info = () => panel.el.querySelector(".rw-tokens-info")!.textContent;
+    const spans = () => [...panel.el.querySelectorAll<HTMLElement>(".rw-token")];
+    panel.update(explorerState([lstm(60)], { t: 2, firstStep: 120 }));      // no tokens: step numbers
+    expect(spans()[0].textContent).toBe("120");
+    expect(spans()[2].title.startsWith("step 122 · h[0] = ")).toBe(true);
+    expect(stepLabel(null, 3, 120)).toBe("123");
+    expect(stepLabel(null, 3)).toBe("3");
+    const long = createTokens(recordingActions().actions);
+    const longInfo = () => long.el.querySelector(".rw-tokens-info")!.textContent;
+    long.update(explorerState([lstm(1000)], { t: 500 }));
+    const start = windowStart(500, 1000);
+    expect(longInfo()).toBe(`steps ${start}–${start + WINDOW - 1} of 1000`);
+    long.update(explorerState([lstm(1000)], { t: 500, firstStep: 2000 }));
+    expect(longInfo()).toBe(`steps ${2000 + start}–${2000 + start + WINDOW - 1} of 2000–2999`);
+    expect(info()).toBe("");
+  });
+
   it("the whole token at the cursor moves along the strip with tokens, and stays put without any", () => {
     const panel = createTokens(recordingActions().actions);
     const label = panel.el.querySelector<HTMLElement>(".rw-token-full-label")!;
