@@ -24,8 +24,9 @@
 // Model traits: buffer (float32 bytes), index ({arrays: name -> [offset, length], steps, length,
 // k, points, state, explained, lyapunov, reverse}), layer, batch, t, title.
 import type { AnyModel } from "@anywidget/types";
-import { floatsOf } from "./decode";
 import { linearTicks } from "./chart_axes";
+import { SERIES_COLOURS, isDark, parseColor } from "./colormap";
+import { floatsOf } from "./decode";
 import { element } from "./dom";
 import { xOfStep } from "./timeaxis";
 
@@ -132,14 +133,35 @@ export interface Colours {
   fg: string; muted: string; line: string; accent: string; stable: string; unstable: string; exponent: string;
 }
 
+/** The colour painted behind `el`: its first ancestor's opaque background, else the theme's page
+ * colour (--jp-layout-color0), else white. */
+function backgroundBehind(el: Element | null): [number, number, number] {
+  for (let e = el; e && typeof getComputedStyle === "function"; e = e.parentElement) {
+    const bg = getComputedStyle(e).backgroundColor ?? "";
+    const alpha = /^rgba\([^)]*,\s*([\d.]+)\s*\)$/.exec(bg.trim());
+    if (alpha && Number(alpha[1]) < 1) continue;   // translucent (rgba(0, 0, 0, 0): none): look further out
+    const rgb = parseColor(bg);
+    if (rgb) return rgb;
+  }
+  const css = el && typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
+  return parseColor(css?.getPropertyValue("--jp-layout-color0") ?? "") ?? [255, 255, 255];
+}
+
+/**
+ * The view's colours: text and axes from JupyterLab's theme variables (--jp-ui-font-color0..2);
+ * the marks in the series colours every view uses (colormap.ts SERIES_COLOURS, at least 3:1
+ * against the page), the dark theme's where the page behind the view is dark: σ_max, the
+ * trajectory and the eigenvalues inside the circle blue, unstable points vermillion, stable ones
+ * green, the running exponent purple; the current step in the strongest ink, as the Explorer's cursor.
+ */
 export function colours(el: Element | null): Colours {
   const css = el && typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
   const v = (name: string, fallback: string) => (css?.getPropertyValue(name).trim() || fallback);
+  const series = SERIES_COLOURS[isDark(backgroundBehind(el)) ? "dark" : "light"];
   return {
     fg: v("--jp-ui-font-color1", "#222"), muted: v("--jp-ui-font-color2", "#616161"),
-    line: v("--jp-brand-color1", "#1976d2"), accent: v("--jp-warn-color0", "#e65100"),
-    stable: v("--jp-success-color1", "#2e7d32"), unstable: v("--jp-error-color1", "#c62828"),
-    exponent: v("--jp-accent-color1", "#388e3c"),
+    line: series[0], accent: v("--jp-ui-font-color0", "#000"),
+    stable: series[2], unstable: series[1], exponent: series[3],
   };
 }
 
@@ -155,9 +177,8 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
   const px = column(d.pointXYZ, 0), py = column(d.pointXYZ, yc);
   const box = extent([xs, px], [ys, py]);
   const X = scaler(box.x0, box.x1, 30, w - 8), Y = scaler(box.y0, box.y1, h - 24, 8);
-  ctx.lineWidth = 1;
+  ctx.lineWidth = 1.5;   // opaque: a translucent line lost its contrast on a dark page
   ctx.strokeStyle = c.line;
-  ctx.globalAlpha = 0.7;
   ctx.beginPath();
   let pen = false;
   for (let i = 0; i < d.steps; i++) {
@@ -166,7 +187,6 @@ export function drawPlane(ctx: Ctx, d: DynamicsData, t: number, yc: 1 | 2, w: nu
     pen = true;
   }
   ctx.stroke();
-  ctx.globalAlpha = 1;
   const span = Math.min(box.x1 - box.x0, box.y1 - box.y0) * 0.12;
   for (let i = 0; i < d.points; i++) {
     const x = X(px[i]), y = Y(py[i]);
@@ -533,6 +553,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   let data: DynamicsData;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let palette = colours(root);
+  let themeRead = root.isConnected;
   let plotLeft: number | null = null;   // inside an Explorer: where the heatmap's columns start on the spectrum
   function paint(): void {
     for (const [mark, key] of swatchEls) mark.style.borderTopColor = palette[key];
@@ -559,6 +580,11 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   }
 
   function draw(): void {
+    if (!themeRead && root.isConnected) {   // a view rendered before it was attached read no theme
+      themeRead = true;
+      palette = colours(root);
+      paint();
+    }
     const t = Math.min(Math.max(model.get("t") | 0, 0), Math.max(data.steps - 1, 0));
     slider.value = `${t}`;
     const yc = yaxis.value === "2" ? 2 : 1;

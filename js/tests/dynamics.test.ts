@@ -2,8 +2,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   type Colours, type Ctx, type DynamicsData, type DynamicsIndex, type DynamicsModel, columnExtremes, decadeLabel, decades, logTicks,
-  decodeDynamics, drawEigen, drawPlane, drawSpectrum, extent, readout, renderDynamics, upwardComponents,
+  colours, decodeDynamics, drawEigen, drawPlane, drawSpectrum, extent, readout, renderDynamics, upwardComponents,
 } from "../src/dynamics";
+import { SERIES_COLOURS, contrast, parseColor } from "../src/colormap";
 import { FakeModel } from "./fake_model";
 
 const C: Colours = {
@@ -34,6 +35,14 @@ function payload(): { index: DynamicsIndex; floats: Float32Array } {
     all.push(...values);
   }
   return { index, floats: Float32Array.from(all) };
+}
+
+/** A fake view's model over the payload. */
+function model() {
+  const { index, floats } = payload();
+  return new FakeModel<DynamicsModel>({
+    buffer: new DataView(floats.buffer), index, layer: "gru.l0", batch: 0, t: 0, title: "<b>gru.l0</b>",
+  });
 }
 
 /** A context that records what was drawn: each path's arcs and whether it was filled or stroked. */
@@ -242,13 +251,6 @@ describe("dynamics drawing", () => {
 describe("the dynamics view", () => {
   afterEach(() => vi.useRealTimers());
 
-  function model() {
-    const { index, floats } = payload();
-    return new FakeModel<DynamicsModel>({
-      buffer: new DataView(floats.buffer), index, layer: "gru.l0", batch: 0, t: 0, title: "<b>gru.l0</b>",
-    });
-  }
-
   it("builds its elements, keeps the title as text, and follows t", () => {
     const m = model();
     const el = document.createElement("div");
@@ -314,5 +316,42 @@ describe("the dynamics view", () => {
     expect(m.saves).toBe(0);
     vi.advanceTimersByTime(300);
     expect(m.saves).toBe(1);
+  });
+});
+
+describe("dynamics colours", () => {
+  afterEach(() => { document.body.replaceChildren(); document.body.removeAttribute("style"); });
+
+  /** A view inside a transparent wrapper on a page painted `page`. */
+  function viewOn(page: string): HTMLElement {
+    document.body.style.backgroundColor = page;
+    const wrapper = document.createElement("div");
+    wrapper.style.backgroundColor = "rgba(0, 0, 0, 0)";
+    const el = document.createElement("div");
+    wrapper.append(el);
+    document.body.append(wrapper);
+    return el;
+  }
+
+  it("draws every mark in the series colours of the page's theme, at least 3:1 against it", () => {
+    for (const [theme, page] of [["light", "#ffffff"], ["dark", "#111111"]] as const) {
+      const c = colours(viewOn(page));
+      expect([c.line, c.unstable, c.stable, c.exponent]).toEqual(SERIES_COLOURS[theme].slice(0, 4));
+      for (const mark of [c.line, c.unstable, c.stable, c.exponent]) {
+        expect(contrast(parseColor(mark)!, parseColor(page)!), `${theme} ${mark}`).toBeGreaterThanOrEqual(3);
+      }
+      document.body.replaceChildren();
+    }
+  });
+
+  it("reads the theme of a view drawn before it was attached once it is", () => {
+    const m = model();
+    const el = document.createElement("div");
+    renderDynamics(m, el);           // detached: no page to read, the light colours
+    const swatch = el.querySelector<HTMLElement>(".rw-dyn-swatch")!;
+    expect(parseColor(swatch.style.borderTopColor)).toEqual(parseColor(SERIES_COLOURS.light[0]));
+    viewOn("#111111").append(el);
+    m.set("t", 1);                   // the next draw
+    expect(parseColor(swatch.style.borderTopColor)).toEqual(parseColor(SERIES_COLOURS.dark[0]));
   });
 });

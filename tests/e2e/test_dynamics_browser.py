@@ -190,3 +190,122 @@ def test_a_windowed_long_sequence_keeps_the_spectrum_on_the_heatmaps_axis(jupyte
         box.screenshot(path=str(ARTIFACTS / "explorer-dynamics-long.png"))
     finally:
         page.set_viewport_size(viewport)
+
+
+SHOW_POINTS = f"""\
+import torch, rnnwidgets as rw
+torch.manual_seed(0)
+rnn = torch.nn.RNN(3, 4, batch_first=True)
+with torch.no_grad():   # a strong self-excitation: stable points, and saddles between them
+    rnn.weight_hh_l0.copy_(1.5 * torch.eye(4) + 0.1 * torch.randn(4, 4)); rnn.bias_hh_l0.zero_(); rnn.bias_ih_l0.zero_()
+x = torch.randn(1, {STEPS}, 3)
+dyn = rw.dynamics(rnn, x, k=2)
+view = rw.DynamicsView(dyn, rw.fixed_points(rnn, layer="rnn.l0", states=dyn, n_init=32, adam_steps=200))
+view"""
+
+# Every mark and label the dynamics view's canvases draw, as the canvas itself holds its colour
+# (strokeStyle / fillStyle, normalised by the browser, times globalAlpha): recorded from the
+# 2D context's calls from now on. `clear` starts a canvas's new frame.
+RECORD_MARKS = """() => {
+  const P = CanvasRenderingContext2D.prototype;
+  window.__rwMarks = [];
+  const keep = (op, colour) => function (...args) {
+    const cls = [...this.canvas.classList].find((c) => c.startsWith('rw-dyn-'));
+    if (cls) window.__rwMarks.push({canvas: cls, op, colour: op === 'clear' ? '' : String(this[colour]),
+                                    alpha: this.globalAlpha, width: this.lineWidth,
+                                    text: op === 'text' ? String(args[0]) : ''});
+    try { return P['__rw_' + op].apply(this, args); } catch (e) { window.__rwError = String(e); throw e; }
+  };
+  for (const [op, name, colour] of [['stroke', 'stroke', 'strokeStyle'], ['fill', 'fill', 'fillStyle'],
+                                    ['text', 'fillText', 'fillStyle'], ['clear', 'clearRect', '']]) {
+    if (!P['__rw_' + op]) P['__rw_' + op] = P[name];
+    P[name] = keep(op, colour);
+  }
+}"""
+
+# The colour painted behind an element (its first opaque ancestor's background, composited over
+# the translucent ones above it) and the legend swatches' colours.
+BACKGROUND = """(el) => {
+  const parse = (s) => { const m = /rgba?\\(([^)]+)\\)/.exec(s || ''); if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const bg = parse(getComputedStyle(e).backgroundColor);
+    if (bg && bg[3] > 0) { layers.push(bg); if (bg[3] >= 1) break; }
+  }
+  let c = [255, 255, 255];
+  for (const l of layers.reverse()) c = [0, 1, 2].map((k) => l[k] * l[3] + c[k] * (1 - l[3]));
+  return {background: c, swatches: [...el.querySelectorAll('.rw-dyn-swatch')].map((s) => getComputedStyle(s).borderTopColor)};
+}"""
+
+
+def _rgb(css: str, alpha: float, background) -> list:
+    """A canvas colour ('#rrggbb' or 'rgba(r, g, b, a)') painted at globalAlpha over `background`."""
+    if css.startswith("#"):
+        rgba = [int(css[i:i + 2], 16) for i in (1, 3, 5)] + [1.0]
+    else:
+        parts = [float(p) for p in css[css.index("(") + 1:-1].split(",")]
+        rgba = parts + [1.0] * (4 - len(parts))
+    a = rgba[3] * alpha
+    return [rgba[k] * a + background[k] * (1 - a) for k in range(3)]
+
+
+def test_every_mark_of_the_dynamics_view_reads_against_the_page_in_light_and_dark(jupyter_server, page):
+    """The trajectory (blue in Light, a lighter blue in Dark), the fixed points, the step's marker and
+    every spectrum line keep 3:1 against the computed background, the canvases' labels 4.5:1."""
+    from conftest import ARTIFACTS
+    from test_explorer_look_browser import contrast
+    write_notebook(jupyter_server.root / "dynamics_marks.ipynb", SHOW_POINTS)
+    view = open_and_run(page, jupyter_server.lab_url("dynamics_marks.ipynb"), widget_selector=".rw-dyn",
+                        timeout=180_000)
+    wait_for_ink(view.locator(".rw-dyn-plane"), min_distinct=3)
+    page.evaluate(RECORD_MARKS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    seen = {}
+    try:
+        for step, (theme, light) in ((5, ("JupyterLab Light", "true")), (6, ("JupyterLab Dark", "false"))):
+            _set_theme(page, theme, light)
+            page.wait_for_timeout(300)               # the theme's CSS applied and the view's colours re-read
+            page.evaluate("() => { window.__rwMarks = []; }")
+            view.locator(".rw-dyn-slider").fill(str(step))    # one draw of every canvas, in this theme
+            wait_for_text(view.locator(".rw-dyn-readout"), lambda s, step=step: s.startswith(f"step {step} ·"))
+            page.wait_for_timeout(200)
+            marks = page.evaluate("() => window.__rwMarks")
+            looked = view.evaluate(BACKGROUND)
+            bg = looked["background"]
+            plane = [m for m in marks if m["canvas"] == "rw-dyn-plane"]
+            assert any(m["op"] == "clear" for m in plane), (theme, page.evaluate("() => window.__rwError"), marks[:8])
+            start = max(i for i, m in enumerate(plane) if m["op"] == "clear")   # the plane's last frame
+            frame = plane[start + 1:]
+            trajectory = frame[0]
+            assert trajectory["op"] == "stroke" and trajectory["width"] >= 1.5, frame[:3]
+            ratio = contrast(_rgb(trajectory["colour"], trajectory["alpha"], bg), bg)
+            assert ratio >= 3, f"{theme}: the trajectory {trajectory['colour']} on {bg}: {ratio:.2f}:1"
+            seen[theme] = (trajectory["colour"], round(ratio, 2))
+            assert {m["colour"] for m in frame if m["op"] in ("stroke", "fill")} >= {trajectory["colour"]}
+            assert sum(m["op"] == "fill" for m in frame) >= 2 and sum(m["op"] == "stroke" for m in frame) >= 2, \
+                "the fixed points (stable filled, unstable ringed) and the step's marker"
+            drawn = [m for m in marks if m["op"] != "clear"]
+            assert {m["canvas"] for m in drawn} == {"rw-dyn-plane", "rw-dyn-spectrum", "rw-dyn-eigen"}
+            weak = sorted({(m["canvas"], m["op"], m["colour"], m["text"],
+                            round(contrast(_rgb(m["colour"], m["alpha"], bg), bg), 2)) for m in drawn
+                           if contrast(_rgb(m["colour"], m["alpha"], bg), bg) < (4.5 if m["op"] == "text" else 3)})
+            assert not weak, f"{theme}: marks under 3:1, labels under 4.5:1 against {bg}: {weak}"
+            swatches = [contrast(_rgb(s, 1.0, bg), bg) for s in looked["swatches"]]
+            assert len(swatches) == 4 and min(swatches) >= 3, (theme, looked["swatches"], swatches)
+            # the canvas shows that colour: the trajectory's pixels (fully covered ones) are in it
+            pixels = view.locator(".rw-dyn-plane").evaluate("""(c, css) => {
+              const x = c.getContext('2d'); x.fillStyle = css; const want = x.fillStyle;
+              const d = x.getImageData(0, 0, c.width, c.height).data; let n = 0;
+              for (let i = 0; i < d.length; i += 4) {
+                const hex = '#' + [d[i], d[i + 1], d[i + 2]].map((v) => v.toString(16).padStart(2, '0')).join('');
+                if (d[i + 3] === 255 && hex === want) n++;
+              }
+              return n;
+            }""", trajectory["colour"])
+            assert pixels > 20, f"{theme}: the plane shows {pixels} pixels of the trajectory's {trajectory['colour']}"
+            view.screenshot(path=str(ARTIFACTS / f"dynamics-marks-{theme.split()[1].lower()}.png"))
+        assert seen["JupyterLab Light"][0] != seen["JupyterLab Dark"][0], seen   # each theme its own shade
+    finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
+        _set_theme(page, "JupyterLab Light", "true")
+    print(seen)
