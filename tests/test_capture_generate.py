@@ -1,6 +1,9 @@
 """rw.generate (capture/generate.py): the tokens a model writes, greedy or sampled, under edits at
 every step; its Trace equals rw.trace of the prompt + continuation under the same edits; one step
-of the recurrence per token; the model left as found."""
+of the recurrence per token; the model left as found; what it cannot run (a model of float features,
+an empty prompt, ids past the embedding) refused in one sentence."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +222,61 @@ def test_cells_in_the_models_own_loop_carry_their_state_from_call_to_call(kind):
                                        err_msg=f"{name} {key}")
     np.testing.assert_array_equal(edited.layers["cells.0"].h[:, 2:6, [0, 2]], np.float32(0.7))
     assert edited.meta["edits"] == [e.describe() for e in edits] and edited.meta["source"] == "generate"
+
+
+def test_a_model_reading_float_features_is_refused_in_one_sentence_that_points_to_rw_trace():
+    from public_models import Sequence  # pytorch/examples' time-sequence prediction: LSTMCells over floats
+
+    torch.manual_seed(8)
+    seq, lstm = Sequence(6).double(), nn.LSTM(3, 4, batch_first=True)
+    before = snapshot(seq)
+    hint = r"a model that reads float features has no token to feed back: trace its sequence with rw\.trace"
+    cases = [
+        (seq, torch.randn(1, 5, dtype=torch.double), ValueError, r"got floating-point values of shape \(1, 5\)"),
+        (lstm, torch.randn(1, 5, 3), ValueError, r"got floating-point values of shape \(1, 5, 3\)"),
+        (seq, torch.tensor([[1, 2, 3]]), TypeError,   # torch's own dtype error, before: mat1 and mat2 ...
+         r"expected a model that reads token ids \(batch, time\) and returns logits \(an nn.Embedding first\), "
+         r"as it feeds each chosen id back; Sequence has no nn.Embedding and failed on the ids \(1, 3\): "),
+        (lstm, torch.tensor([[1, 2, 3]]), TypeError, r"LSTM failed on the ids \(1, 3\): rw.trace: lstm expected "
+                                                     r"floating-point input"),
+    ]
+    for model, prompt, kind, says in cases:
+        with pytest.raises(kind, match=says) as e:
+            rw.generate(model, prompt, steps=3)
+        message = str(e.value)
+        assert message.startswith("rw.generate: ") and "\n" not in message and re.search(hint, message), message
+    assert_untouched(seq, before)
+    # what it points to: the model's own loop, traced
+    x = torch.randn(2, 5, dtype=torch.double)
+    tr = rw.trace(seq, x, kwargs={"future": 3})
+    assert tr.outputs.shape == (2, 8, 1)      # 5 steps read, 3 of its own
+    np.testing.assert_allclose(tr.outputs[..., 0], seq(x, future=3).detach().numpy(), rtol=1e-6)
+
+
+def test_odd_prompts_are_refused_in_one_sentence_and_the_rest_generate():
+    torch.manual_seed(9)
+    model = TokenLM(vocab=11)
+    before = snapshot(model)
+    refused = [
+        ([], r"got an empty prompt \(shape \(0,\)\): generation starts from the prompt's last token"),
+        (torch.zeros(1, 0, dtype=torch.long), r"got an empty prompt \(shape \(1, 0\)\)"),
+        ([1, -2, 3], r"got negative ids \(-2\)"),
+        ([True, False], r"got booleans of shape \(2,\)"),
+        ("hello", r"got str$"),
+        (torch.zeros(1, 2, 3, dtype=torch.long), r"got Tensor of shape \(1, 2, 3\)"),
+        ([1, 11], r"expected token ids from 0 to 10 \(embed is nn.Embedding\(11, \.\.\.\)\), got 11$"),
+    ]
+    for prompt, says in refused:
+        with pytest.raises(ValueError, match=says) as e:
+            rw.generate(model, prompt, steps=2)
+        assert str(e.value).startswith("rw.generate: ") and "\n" not in str(e.value)
+    assert_untouched(model, before)
+    # a prompt far longer than the vocabulary; numpy ids; a model in train mode (left so); temperature 0
+    long = torch.arange(300).remainder(11)[None]
+    assert rw.generate(model, long, steps=3).meta["token_ids"] == greedy(model, long, 3).tolist()
+    assert rw.generate(model, np.array([1, 2]), steps=3).meta["token_ids"] == \
+        greedy(model, torch.tensor([[1, 2]]), 3).tolist()
+    model.train()
+    tr = rw.generate(model, [1, 2], steps=3, temperature=0)
+    assert model.training and tr.meta["training"] is True
+    assert tr.meta["token_ids"] == greedy(model, torch.tensor([[1, 2]]), 3).tolist()

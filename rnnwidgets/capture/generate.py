@@ -14,6 +14,8 @@ output as its hidden instead of what the model passes. So the cost is one step p
 the prefix again. Edits act inside that recurrence (edited.py), at every step they name,
 generated ones included. A step module ``forward(input, hidden)`` that reads one (batch,) token a
 call (spro's char-rnn) fails on the whole prompt, and is then fed the prompt one token a call too.
+A model of float features (no token to feed back), an empty prompt or ids its embedding lacks are
+refused in one sentence (``FEATURES`` names what to use instead).
 """
 from __future__ import annotations
 
@@ -164,18 +166,50 @@ def check_model(model: nn.Module) -> None:
                              "time needs every recurrent module to run forward only")
 
 
+# what to use instead for a model with no token to feed back, the end of every sentence refusing one
+FEATURES = ("a model that reads float features has no token to feed back: trace its sequence with "
+            "rw.trace(model, inputs), its own loop included (e.g. kwargs={'future': n})")
+
+
 def prompt_ids(prompt, device) -> torch.Tensor:
     """The prompt as int64 ids (batch, time) on ``device``, or a clear error."""
     try:
         ids = torch.as_tensor(prompt)
     except (TypeError, ValueError, RuntimeError):
         ids = None
-    if ids is None or ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.dim() not in (1, 2) \
-            or ids.numel() == 0:
-        raise ValueError(f"{WHO}: prompt: expected token ids (batch, time) or (time,), at least one, got "
-                         f"{type(prompt).__name__}{' of shape ' + str(tuple(ids.shape)) if ids is not None else ''}")
+    got = None
+    if ids is None:
+        got = type(prompt).__name__
+    elif ids.numel() == 0:     # (before the dtype: [] is a float tensor)
+        got = f"an empty prompt (shape {tuple(ids.shape)}): generation starts from the prompt's last token"
+    elif ids.dtype.is_floating_point or ids.dtype.is_complex:
+        got = f"floating-point values of shape {tuple(ids.shape)}; {FEATURES}"
+    elif ids.dim() not in (1, 2):
+        got = f"{type(prompt).__name__} of shape {tuple(ids.shape)}"
+    elif ids.dtype == torch.bool:
+        got = f"booleans of shape {tuple(ids.shape)}"
+    elif bool((ids < 0).any()):
+        got = f"negative ids ({int(ids.min())})"
+    if got is not None:
+        raise ValueError(f"{WHO}: prompt: expected token ids (batch, time) or (time,), whole numbers >= 0, at least "
+                         f"one, got {got}")
+    assert ids is not None
     ids = ids.to(device=device, dtype=torch.long)
     return ids.unsqueeze(0) if ids.dim() == 1 else ids
+
+
+def out_of_vocabulary(model: nn.Module, fed: torch.Tensor) -> Optional[ValueError]:
+    """Where the model's embedding refused ids it does not hold: one sentence naming its size and the id;
+    None where no embedding is that small (the IndexError is the model's own)."""
+    top = int(fed.max())
+    small = [(path, m) for path, m in model.named_modules()
+             if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.num_embeddings <= top]
+    if not small:
+        return None
+    path, embedding = small[0]
+    return ValueError(f"{WHO}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
+                      f"{path or 'the model'} is nn.{type(embedding).__name__}({embedding.num_embeddings}, ...)), "
+                      f"got {top}")
 
 
 class TimeMajor(Exception):
@@ -218,6 +252,19 @@ class TokenCall:
         args, kwargs = bound.at(x)
         try:
             out = self.model(*args, **kwargs)
+        except IndexError as e:
+            clear = out_of_vocabulary(self.model, fed)
+            if clear is None:
+                raise
+            raise clear from e
+        except RuntimeError as e:     # torch's own error on the ids (a dtype, a shape): a model without an
+            if any(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in self.model.modules()):
+                raise                 # embedding, which read them as values
+            layout = "time, batch" if self.time_major else "batch, time"
+            raise TypeError(f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an "
+                            f"nn.Embedding first), as it feeds each chosen id back; "
+                            f"{type(self.model).__name__} has no nn.Embedding and failed on the ids {tuple(x.shape)}: "
+                            f"{str(e).splitlines()[0]}; {FEATURES}") from e
         except (TypeError, ValueError) as e:
             if isinstance(e, TypeError) and "argument" in str(e):
                 raise TypeError(f"{WHO}: expected a model called as model(ids) with ids (batch, time); calling "
@@ -247,7 +294,7 @@ class TokenCall:
         return (TypeError if isinstance(e, TypeError) else Unread)(
             f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
             f"first), as it feeds each chosen id back; {type(self.model).__name__} failed on the ids "
-            f"{tuple(x.shape)}: {str(e).splitlines()[0]}")
+            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; {FEATURES}")
 
     def reads_time_first(self, prompt: torch.Tensor) -> bool:
         """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's
