@@ -163,3 +163,36 @@ def test_pattern_views_stills_the_match_rows_after_a_search_and_the_ordered_matr
     ordered = np.frombuffer(view.buffer, "<f4").reshape(len(view.tokens), len(view.units))
     np.testing.assert_array_equal(_bundle_png(view),
                                   read_png(still.heatmap_png(ordered, "diverging", -view.vmax, view.vmax)))
+
+
+def test_every_still_is_opaque_on_its_own_white_page_where_its_marks_keep_3_to_1():
+    """A dark page (GitHub's or nbviewer's dark theme) shows the still as a white card: no alpha
+    channel, no transparent colour (read_png accepts only 8-bit RGB and the chunks IHDR, IDAT,
+    IEND), white around the plot, and each mark 3:1 or more against that white."""
+    import struct
+
+    def luminance(rgb):
+        s = np.asarray(rgb, dtype=float) / 255
+        return float(np.array([0.2126, 0.7152, 0.0722]) @ np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4))
+
+    def contrast_on_white(rgb):
+        return 1.05 / (luminance(rgb) + 0.05)
+
+    data = still_views.lines_png([0, 1, 2, 3], [[1.0, 3.0, 2.0, 4.0], [2.0, 2.5, 3.0, 3.5]],
+                                 [{"colour": 0}, {"colour": 1, "dash": True}], y_log=False, rules=[2.2],
+                                 dots=[(1.0, 3.0, 2, True), (2.0, 2.0, 1, False)])
+    assert struct.unpack(">B", data[25:26]) == (2,)          # IHDR's colour type: RGB, no alpha
+    image = read_png(data)
+    margin = still_views.MARGIN - 5                           # (a dot at the frame reaches 4 px past it)
+    for edge in (image[:margin], image[-margin:], image[:, :margin], image[:, -margin:]):
+        assert (edge == 255).all()                            # the still's own page, white
+    guides = {tuple(still_views.FRAME), tuple(still_views.GRID), (255, 255, 255)}
+    drawn = {tuple(int(v) for v in c) for c in np.unique(image.reshape(-1, 3), axis=0)} - guides
+    assert drawn >= {still_views._rgb(c) for c in still_views.SERIES[:3]} | {(211, 47, 47)}
+    weak = {c: round(contrast_on_white(c), 2) for c in drawn if contrast_on_white(c) < 3}
+    assert not weak, f"marks under 3:1 on the still's white: {weak}"
+    for colour in still_views.SERIES:                         # every series colour a still may draw
+        assert contrast_on_white(still_views._rgb(colour)) >= 3, colour
+    # a heatmap's still is opaque too: its diverging centre the page's white, the rest the map's colours
+    heatmap = read_png(still.heatmap_png(np.linspace(-1, 1, 12, dtype=np.float32).reshape(6, 2), "diverging", -1, 1))
+    assert heatmap.shape[2] == 3

@@ -109,7 +109,13 @@ def colours(values: np.ndarray, scale: str, vmin: float, vmax: float) -> np.ndar
 
 
 def png(rgb: np.ndarray) -> bytes:
-    """A PNG file (8-bit RGB, no filter) of an (height, width, 3) uint8 image."""
+    """A PNG file (8-bit RGB, no filter) of an (height, width, 3) uint8 image.
+
+    Opaque on purpose (RGB, no alpha channel, no tRNS chunk): a still is drawn on its own white
+    page in the light palette, where its colours were chosen (the series colours keep 3:1 against
+    white), and a dark page (GitHub's or nbviewer's dark theme, JupyterLab Dark before the widget
+    runs) shows it as a white card that reads as on a light one. A transparent still would put the
+    light theme's dark lines and white-centred heatmaps on the dark page instead."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     height, width, _ = rgb.shape
     rows = np.concatenate([np.zeros((height, 1), np.uint8), rgb.reshape(height, width * 3)], axis=1)
