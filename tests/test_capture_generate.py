@@ -280,3 +280,35 @@ def test_odd_prompts_are_refused_in_one_sentence_and_the_rest_generate():
     tr = rw.generate(model, [1, 2], steps=3, temperature=0)
     assert model.training and tr.meta["training"] is True
     assert tr.meta["token_ids"] == greedy(model, torch.tensor([[1, 2]]), 3).tolist()
+
+
+def test_ids_past_an_embedding_are_refused_whichever_of_the_models_embeddings_refuses_them():
+    """One embedding: checked before the model runs (on a GPU the embedding's refusal is a device
+    assert); two: the embedding's IndexError read back into one sentence naming the one too small."""
+    torch.manual_seed(10)
+    one = TokenLM(vocab=11)
+    seen = []
+    handle = one.embed.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    try:
+        with pytest.raises(ValueError, match=r"^rw.generate: expected token ids from 0 to 10 \(embed is "
+                                             r"nn.Embedding\(11, \.\.\.\)\), got 12$"):
+            rw.generate(one, [[1, 2], [12, 3]], steps=2)
+    finally:
+        handle.remove()
+    assert seen == []                                    # refused before the model ran
+
+    class Two(TokenLM):
+        def __init__(self):
+            super().__init__(vocab=11)
+            self.topic = nn.Embedding(4, 5)              # a second, smaller table the ids also index
+
+        def forward(self, ids):
+            return super().forward(ids) + self.topic(ids).sum(-1, keepdim=True)
+
+    two = Two()
+    before = snapshot(two)
+    with pytest.raises(ValueError, match=r"^rw.generate: expected token ids from 0 to 3 \(topic is "
+                                         r"nn.Embedding\(4, \.\.\.\)\), got 5$") as e:
+        rw.generate(two, [1, 5], steps=2)
+    assert isinstance(e.value.__cause__, IndexError)
+    assert_untouched(two, before)

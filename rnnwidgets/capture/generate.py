@@ -70,6 +70,11 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     check_model(model)
     device, _ = device_and_dtype(model)
     ids = prompt_ids(prompt, device)
+    # ids past the one embedding refused before the model runs: on a GPU its refusal is a device-side assert
+    single = sum(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in model.modules()) == 1
+    refused = out_of_vocabulary(model, ids) if single else None
+    if refused is not None:
+        raise refused
     generator = None
     if temperature > 0:
         generator = torch.Generator(device=device)
