@@ -22,11 +22,14 @@
 //   .rw-dyn-slider     input range: the step  .rw-dyn-readout   text: step, sigmas, nearest point
 //
 // Model traits: buffer (float32 bytes), index ({arrays: name -> [offset, length], steps, length,
-// k, points, state, explained, lyapunov, reverse}), layer, batch, t, title.
+// k, points, state, explained, lyapunov, reverse, first_step}), layer, batch, t, title. A window of steps
+// (DynamicsView(steps=...), an Explorer of rw.trace(steps=...)) holds only its steps: t counts from
+// its first, and the readout and step ticks add first_step (state.ts stepNumber).
 import type { AnyModel } from "@anywidget/types";
 import { floatsOf } from "./decode";
 import { linearTicks } from "./chart_axes";
 import { element } from "./dom";
+import { stepNumber } from "./state";
 import { xOfStep } from "./timeaxis";
 
 export interface DynamicsIndex {
@@ -40,6 +43,7 @@ export interface DynamicsIndex {
   lyapunov: number[];
   reverse: boolean;
   components?: number; // the principal components that exist (one per unit, at most 3); absent: 3
+  first_step?: number; // the model's number of step 0: a window of steps (DynamicsView(steps=...)); absent: 0
 }
 
 export interface DynamicsModel {
@@ -53,6 +57,7 @@ export interface DynamicsModel {
 
 export interface DynamicsData {
   steps: number;
+  firstStep?: number; // the model's number of step 0 (state.ts stepNumber): the readout and step ticks say it
   length: number;
   trajectory: Float32Array; // (steps, 3)
   sigmaMax: Float32Array;
@@ -82,7 +87,7 @@ export function decodeDynamics(index: DynamicsIndex, floats: Float32Array): Dyna
   };
   const { steps, points, state } = index;
   return {
-    steps, length: index.length, points, state,
+    steps, length: index.length, points, state, firstStep: index.first_step ?? 0,
     trajectory: view("trajectory", steps * 3),
     sigmaMax: view("sigma_max", steps),
     sigmaMin: view("sigma_min", steps),
@@ -399,8 +404,10 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.fillText("step", 0, h - 3);
   const widthOf = (text: string) => (typeof ctx.measureText === "function" ? ctx.measureText(text).width : 6.5 * text.length);
   let free = widthOf("step") + 6;   // where the next label may start
-  for (const step of linearTicks(0, Math.max(d.steps - 1, 0), Math.max(1, Math.floor((x1 - x0) / STEP_TICK_PX)), true)) {
-    const x = X(step), label = String(step), half = widthOf(label) / 2;
+  // ticks at round numbers of the model's steps (a window of steps starts at its first: stepNumber)
+  const first = stepNumber(d, 0);
+  for (const step of linearTicks(first, first + Math.max(d.steps - 1, 0), Math.max(1, Math.floor((x1 - x0) / STEP_TICK_PX)), true)) {
+    const x = X(step - first), label = String(step), half = widthOf(label) / 2;
     ctx.beginPath();
     ctx.moveTo(x, h - 18);
     ctx.lineTo(x, h - 14);
@@ -454,7 +461,7 @@ export function drawEigen(ctx: Ctx, d: DynamicsData, p: number, size: number, c:
 /** The readout under the slider: plain text (no HTML). */
 export function readout(d: DynamicsData, t: number): string {
   const fmt = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : "–");
-  const parts = [`step ${t}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_min ${fmt(d.sigmaMin[t])}`,
+  const parts = [`step ${stepNumber(d, t)}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_min ${fmt(d.sigmaMin[t])}`,
     `running exponent ${fmt(d.exponent[t])}`];
   const p = d.nearest[t];
   if (p >= 0 && d.points) parts.push(`nearest fixed point ${p} (${d.stable[p] > 0.5 ? "stable" : "unstable"})`);
