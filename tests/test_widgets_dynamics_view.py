@@ -188,6 +188,7 @@ def test_a_window_of_steps_shows_the_same_steps_as_the_explorer():
             explorer.batch.value = element
             got = arrays(panel)
             assert panel.index["steps"] == 60 and panel.index["length"] == 60 and panel.index["first_step"] == 120
+            assert panel.index["run_steps"] == 200   # the plane's and the exponents' run
             for t in (0, 1, 37, 59):
                 explorer.select(t=t)
                 assert panel.t == t

@@ -44,6 +44,7 @@ export interface DynamicsIndex {
   reverse: boolean;
   components?: number; // the principal components that exist (one per unit, at most 3); absent: 3
   first_step?: number; // the model's number of step 0: a window of steps (DynamicsView(steps=...)); absent: 0
+  run_steps?: number; // the layer's steps in the whole run (the PCA plane's and the exponents'); absent: steps
 }
 
 export interface DynamicsModel {
@@ -468,6 +469,15 @@ export function readout(d: DynamicsData, t: number): string {
   return parts.join(" · ");
 }
 
+/** For a window of steps: the legend's PCA plane and exponents are the whole run's; "" otherwise. */
+export function wholeRun(index: DynamicsIndex): string {
+  const run = index.run_steps ?? index.steps;
+  if (run <= index.steps) return "";
+  const first = index.first_step ?? 0;
+  return `; the plane and the exponents are of the whole run (steps 0–${run - 1}), shown here over steps ` +
+    `${first}–${first + index.steps - 1}`;
+}
+
 const REST_MS = 250;
 
 export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement): () => void {
@@ -561,7 +571,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     const ev = index.explained.map((v) => `${(v * 100).toFixed(0)}%`).join(", ");
     legend.textContent = `PCA plane of h (variance explained ${ev}); fixed points: filled stable, hollow unstable ` +
       `(arrows: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
-      (index.reverse ? "; this direction runs backward in time" : "");
+      (index.reverse ? "; this direction runs backward in time" : "") + wholeRun(index);
     draw();
   }
 

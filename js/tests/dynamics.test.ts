@@ -294,8 +294,11 @@ describe("the dynamics view", () => {
     expect(el.querySelector(".rw-dyn-readout")!.textContent).toContain("nearest fixed point 1 (unstable)");
     expect(el.querySelectorAll("canvas")).toHaveLength(3);
     expect(el.querySelector(".rw-dyn")!.getAttribute("data-lm-suppress-shortcuts")).toBe("true");
-    m.set("index", { ...m.get("index"), first_step: 120 });   // a window of steps: the model's 120 on
+    const legend = () => el.querySelector(".rw-dyn-legend")!.textContent!;
+    expect(legend()).not.toContain("whole run");
+    m.set("index", { ...m.get("index"), first_step: 120, run_steps: 300 });   // a window of steps: the model's 120 on
     expect(el.querySelector(".rw-dyn-readout")!.textContent).toMatch(/^step 122 · /);
+    expect(legend()).toMatch(/ per step; the plane and the exponents are of the whole run \(steps 0–299\), shown here over steps 120–123$/);
   });
 
   it("offers upwards only the principal components the layer has", () => {

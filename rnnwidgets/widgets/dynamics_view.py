@@ -67,7 +67,7 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints], w
             "components": components(d),
             "explained": [float(v) for v in d.pca.explained_variance_ratio[:components(d)]],
             "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse",
-            "first_step": start}
+            "first_step": start, "run_steps": int(d.singular_values.shape[1])}
     return meta, np.concatenate(parts).tobytes() if parts else b""
 
 

@@ -171,3 +171,53 @@ def test_a_window_of_steps_gradient_views_say_the_models_own_steps(page, tmp_pat
     chart = page.locator('.rw-gradient-flow .rw-chart[data-kind="lines"]').first
     assert cursor_on(chart, "120") is False and chart.locator('.rw-chart-tick[data-axis="x"]').first.text_content() == "120"
     page.locator(".rw-gradient-flow").first.screenshot(path=str(ARTIFACTS / "window_flow_light.png"))
+
+
+def test_a_window_of_steps_dynamics_panel_follows_the_models_own_steps(page, tmp_path):
+    """rw.explore(model, x, steps=range(120, 180), dynamics=True) (an exported file, no kernel): the
+    dynamics panel's spectrum spans the heatmap's 60 columns, and at the Explorer's step 120 + t its
+    readout says step 120 + t with σ_max of rw.dynamics on the whole input at the model's step
+    120 + t, its cursor on column t; looked at in Light and Dark (the step ticks 120 ... 170)."""
+    import torch
+    from test_dynamics_browser import _aligned_checker
+
+    import rnnwidgets as rw
+
+    torch.manual_seed(0)
+    model = torch.nn.RNN(3, 8, batch_first=True)
+    x = torch.randn(1, 300, 3)
+    whole = rw.dynamics(model, x).layers["rnn.l0"].singular_values[0, :, 0]
+    path = rw.explore(model, x, steps=range(120, 180), dynamics=True).save_html(tmp_path / "window_dynamics.html")
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    page.goto(path.as_uri())
+    box = page.locator(".rw-explorer-box").first
+    page.wait_for_function("() => document.querySelector('.rw-explorer-box .rw-dyn.rw-dyn-aligned')", timeout=60_000)
+    wait_for_ink(box.locator(".rw-dyn-spectrum"), min_distinct=2)
+    check_aligned = _aligned_checker(page, box, 60)
+    readout = box.locator(".rw-dyn-readout")
+
+    def reads(step: int) -> str:
+        text = wait_for_text(readout, lambda s: s.startswith(f"step {step} ·"))
+        assert text.startswith(f"step {step} ·"), text
+        sigma = float(re.search(r"σ_max (\S+)", text).group(1))
+        assert abs(sigma - whole[step]) <= 5e-4 * abs(whole[step]), (step, sigma, whole[step])
+        return text
+
+    reads(120)
+    check_aligned(0)
+    legend = box.locator(".rw-dyn-legend").inner_text()
+    assert legend.endswith("of the whole run (steps 0–299), shown here over steps 120–179"), legend
+    page.locator(".rw-explorer .rw-slider").first.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.rw-explorer .rw-step').textContent.trim() === 'step 130 / 179'")
+    reads(130)
+    check_aligned(10)
+    page.keyboard.press("End")
+    reads(179)
+    check_aligned(59)
+    ARTIFACTS.mkdir(exist_ok=True)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.wait_for_timeout(400)
+        box.locator(".rw-dyn").screenshot(path=str(ARTIFACTS / f"window_dynamics_{scheme}.png"))
