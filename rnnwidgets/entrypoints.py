@@ -35,7 +35,8 @@ def explore(source, inputs=None, *, tokens=None, hidden=None, text: Optional[str
     Other keywords go to ``rw.trace``: ``args=``/``kwargs=`` (what the forward needs besides its
     input, as ``hidden=``), and with ``loss=`` the gradient-flow view (``rw.GradientFlow``) sits
     under the heatmaps, its cursor on the Explorer's step. ``dynamics=True`` adds the dynamics
-    panel (``rw.dynamics`` of the model on the inputs), following the Explorer's step;
+    panel (``rw.dynamics`` of the model on the inputs), following the Explorer's step (with
+    ``steps=`` the same window, step for step);
     ``dynamics=rw.fixed_points(...)`` (or a list of them, one per layer) adds it with those fixed
     points drawn on the layer they belong to. ``patch_from``: a dict name -> rw.Trace of this model
     (steps aligned by index), listed as sources in the what-if box beside the batch's elements.

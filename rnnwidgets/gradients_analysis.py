@@ -24,7 +24,10 @@ loss's direct term, which only reaches earlier steps through the gates.
     Steps at the end whose gradient is exactly 0 are not read by the loss (e.g. a loss on an
     earlier step's output): they are left out (``unread``), and the verdict is on the steps
     up to the last one the loss reads — a zero there is no "explosion" of the ratio.
-    The text names the quantity it read (``QUANTITY_NAMES``), so the words match the chart's line.
+    The text names the quantity it read (``QUANTITY_NAMES``), so the words match the chart's line,
+    and says steps as the model numbers them: ``first`` is the model's number of the series' step 0
+    (a window of steps, ``rw.trace(steps=...)``, starts at its first step; the views take it from
+    ``widgets.payload.first_step``). ``steps`` and ``decade`` stay counted from the series' start.
 
 Per-gate flow (``each_path``): the gradient leaving step t, split by the path it takes, from the
 gates, states and total gradients δh_t = ∂L/∂h_t, δc_t = ∂L/∂c_t of the trace (PyTorch's cell
@@ -122,6 +125,7 @@ class Verdict:
     decade: Optional[tuple]   # (s, e): the norm changes 10x going back from step e to step s
     quantity: str = "h"       # the state whose gradient was judged: "h", or "c" for an LSTM
     unread: int = 0           # steps at the end with exactly zero gradient, left out (not read by the loss)
+    first: int = 0            # the model's number of the series' step 0 (a window of steps' first): the text adds it
 
     @property
     def measured(self) -> str:
@@ -140,28 +144,31 @@ class Verdict:
             return (f"exploding: {self.measured} is not finite (inf or NaN) at some step, "
                     f"mean over the first {_steps_text(self.window)} {self.first_mean:.3g}, "
                     f"over the last {self.last_mean:.3g}.")
-        end = self.steps - 1
+        n = self.first    # a step as the model numbers it is n + the series' index
+        end = n + self.steps - 1
         head = (f"{self.label}: {self.measured} averages {self.first_mean:.3g} over the first "
                 f"{_steps_text(self.window)} and {self.last_mean:.3g} over the last {self.window} (to step {end}): "
                 f"the start gets {self.ratio:.3g}× what the end gets")
         if self.decade is not None:
-            s, e = self.decade
+            s, e = n + self.decade[0], n + self.decade[1]
             change = "falls" if self.label != "exploding" and self.first_mean <= self.last_mean else "grows"
             head += f"; going back from step {e} it {change} 10× by step {s} ({e - s} steps)"
         head += "."
         if self.unread:
             head += (f" The last {self.unread} step{'s' if self.unread > 1 else ''} get exactly zero gradient "
-                     f"(the loss does not read them), so they are left out: measured over steps 0–{end}.")
+                     f"(the loss does not read them), so they are left out: measured over steps {n}–{end}.")
         if not thresholds:
             return head
         return head + (f" Thresholds: vanishing below {VANISHING_BELOW:g}, exploding above "
                        f"{EXPLODING_ABOVE:g} or non-finite, healthy in between.")
 
 
-def layer_verdict(layer, lengths=None) -> "Verdict":
-    """The verdict on a LayerTrace's gradient: on ∂L/∂c_t for an LSTM, on ∂L/∂h_t otherwise."""
+def layer_verdict(layer, lengths=None, first: int = 0) -> "Verdict":
+    """The verdict on a LayerTrace's gradient: on ∂L/∂c_t for an LSTM, on ∂L/∂h_t otherwise
+    (``first``: the model's number of the layer's step 0, as ``verdict`` says)."""
     quantity = "c" if layer.kind == "lstm" and "c" in layer.grads else "h"
-    return verdict(step_norms(layer.grads[quantity], lengths), quantity, _reached(layer.grads[quantity], lengths))
+    return verdict(step_norms(layer.grads[quantity], lengths), quantity, _reached(layer.grads[quantity], lengths),
+                   first)
 
 
 def _reached(grad, lengths) -> np.ndarray:
@@ -170,18 +177,21 @@ def _reached(grad, lengths) -> np.ndarray:
     return np.asarray(valid_mask(lengths, shape[0], shape[1]).any(axis=0))
 
 
-def layer_verdicts(layer, lengths=None) -> dict:
+def layer_verdicts(layer, lengths=None, first: int = 0) -> dict:
     """Every verdict a layer's chart lines need: {"c": ..., "h": ...} for an LSTM (the one
     ``layer_verdict`` judges by first), {"h": ...} otherwise. Both are drawn, so both are said."""
-    judged = layer_verdict(layer, lengths)
+    judged = layer_verdict(layer, lengths, first)
     out = {judged.quantity: judged}
     if judged.quantity != "h" and "h" in layer.grads:
-        out["h"] = verdict(step_norms(layer.grads["h"], lengths), "h", _reached(layer.grads["h"], lengths))
+        out["h"] = verdict(step_norms(layer.grads["h"], lengths), "h", _reached(layer.grads["h"], lengths), first)
     return out
 
 
-def verdict(norms, quantity: str = "h", reached=None) -> Verdict:
+def verdict(norms, quantity: str = "h", reached=None, first: int = 0) -> Verdict:
     """The verdict on a series of norms through time (NaN marks steps no element reaches).
+
+    ``first``: the model's number of the series' step 0 (a window of steps' first), which every
+    step the text says counts from.
 
     ``reached``: (time,) bool, the steps some element runs, when known (``layer_verdict``): a NaN
     norm at one of them is a NaN gradient, judged non-finite ("exploding"), not a step left out.
@@ -204,15 +214,15 @@ def verdict(norms, quantity: str = "h", reached=None) -> Verdict:
     k = max(1, int(round(n * WINDOW_FRACTION)))
     with np.errstate(invalid="ignore"), warnings.catch_warnings():   # a window of NaN only: its mean is NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        first, last = float(np.nanmean(series[:k])), float(np.nanmean(series[n - k:]))
-    finite = bool(np.all(np.isfinite(series[~np.isnan(series)]))) and np.isfinite(first) and np.isfinite(last)
-    if finite and first == 0.0 and last == 0.0:
-        return Verdict("none", float("nan"), k, n, first, last, None, quantity)
+        head, tail = float(np.nanmean(series[:k])), float(np.nanmean(series[n - k:]))
+    finite = bool(np.all(np.isfinite(series[~np.isnan(series)]))) and np.isfinite(head) and np.isfinite(tail)
+    if finite and head == 0.0 and tail == 0.0:
+        return Verdict("none", float("nan"), k, n, head, tail, None, quantity, first=first)
     if not finite:
-        return Verdict("exploding", float("inf"), k, n, first, last, None, quantity, unread)
-    ratio = first / last if last > 0 else float("inf")
+        return Verdict("exploding", float("inf"), k, n, head, tail, None, quantity, unread, first)
+    ratio = head / tail if tail > 0 else float("inf")
     label = "exploding" if ratio > EXPLODING_ABOVE else "vanishing" if ratio < VANISHING_BELOW else "healthy"
-    return Verdict(label, ratio, k, n, first, last, _decade(series), quantity, unread)
+    return Verdict(label, ratio, k, n, head, tail, _decade(series), quantity, unread, first)
 
 
 def _decade(series: np.ndarray) -> Optional[tuple]:

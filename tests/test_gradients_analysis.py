@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rnnwidgets import gradients_analysis as ga
+from rnnwidgets.tracedata import LayerTrace
 
 
 def gate_paths(*args, **kwargs) -> dict:
@@ -266,6 +267,27 @@ def test_steps_the_loss_does_not_read_are_left_out_and_said():
     assert "inf" not in v.text() and "The last 2 steps get exactly zero gradient" in v.text()
     assert "steps 0–19" in v.text() and "‖∂L/∂h_t‖ (hidden state)" in v.text()
     assert "Thresholds" not in v.text(thresholds=False)
+
+
+def test_a_window_of_steps_verdict_says_the_models_step_numbers():
+    """A series that is a window of the model's steps 120.. (rw.trace(steps=...)): the text says
+    every step as the model numbers it, the numbers it measured being those of the same series
+    counted from 0."""
+    falling = 0.5 ** (59 - np.arange(60))                # 10x off from step 59 first at step 55
+    counted, window = ga.verdict(falling), ga.verdict(falling, first=120)
+    assert (window.label, window.ratio, window.steps, window.decade) == (counted.label, counted.ratio, 60, (55, 59))
+    assert "(to step 59)" in counted.text() and "going back from step 59 it falls 10× by step 55 (4 steps)" in counted.text()
+    assert "(to step 179)" in window.text()
+    assert "going back from step 179 it falls 10× by step 175 (4 steps)" in window.text()
+    unread = ga.verdict(np.r_[falling, 0.0, 0.0], first=120)
+    assert "so they are left out: measured over steps 120–179." in unread.text()
+    assert "steps 0–" not in unread.text() and "step 59" not in unread.text()
+    # a layer's verdicts carry it too (an LSTM: c judged, h also drawn)
+    grads = {"h": np.broadcast_to(falling[None, :, None], (1, 60, 2)), "c": np.broadcast_to(falling[None, :, None], (1, 60, 2))}
+    lstm = LayerTrace("lstm.l0", "lstm", states={}, grads=grads)
+    both = ga.layer_verdicts(lstm, first=120)
+    assert [v.first for v in both.values()] == [120, 120] and all("(to step 179)" in v.text() for v in both.values())
+    assert ga.layer_verdict(lstm).first == 0
 
 
 def _decade_step_by_step(series):

@@ -38,3 +38,29 @@ def test_a_window_that_holds_every_step_needs_no_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ex.save_html(tmp_path / "short.html")
+
+
+def test_a_window_of_steps_is_numbered_as_the_model_numbers_it(monkeypatch, tmp_path):
+    """rw.explore(model, x, steps=range(120, 380)): the trace's step 0 is the model's step 120, so the
+    steps the page keeps are named from 120 on (payload.first_step), as the Explorer numbers them."""
+    import torch
+    from torch import nn
+
+    from rnnwidgets.widgets.payload import floats_per_step
+
+    monkeypatch.setattr("rnnwidgets.widgets.payload.WINDOW_BUDGET", 400)
+    torch.manual_seed(0)
+    rnn = nn.RNN(2, 8, batch_first=True)
+    ex = rw.explore(rnn, torch.randn(2, 400, 2), steps=range(120, 380), budget=2000)
+    per_step = floats_per_step(ex.trace)
+    needed, held = per_step * 260, 400 // per_step
+    assert ex.view.index["first_step"] == 120 and ex.view.index["lod"]["held"] == held < 260
+    for element, t, t0 in [(0, 0, 0), (1, 200, 200 - held // 2)]:   # scrubbed to the trace's step 200 (the model's 320)
+        ex.select(t=t)
+        ex.batch.value = element          # a new element: its window is the one around the step shown
+        assert ex.view.index["lod"]["t0"] == t0
+        expected = (rf"^save_html: the Explorer's batch element {element} holds {needed:,} float32 values, over its "
+                    rf"budget of 2,000, so the page keeps steps {120 + t0}–{120 + t0 + held - 1} \({held:,} of 260, "
+                    rf"steps 120–379\) in full")
+        with pytest.warns(UserWarning, match=expected):
+            ex.save_html(tmp_path / "window.html")

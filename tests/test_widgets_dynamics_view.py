@@ -167,3 +167,59 @@ def test_the_index_says_which_principal_components_exist(units, expected):
     d = dyn.layers["rnn.l0"]
     np.testing.assert_allclose(view.index["explained"], d.pca.explained_variance_ratio[:expected])
     assert len(view.index["explained"]) == expected
+
+
+def test_a_window_of_steps_shows_the_same_steps_as_the_explorer():
+    """rw.explore(model, x, steps=range(120, 180), dynamics=True): at the Explorer's step t (the
+    model's step 120 + t) the panel shows the model's step 120 + t of rw.dynamics on the whole
+    input, its state the one the Explorer shows there, numbered from 120; forward and reverse
+    layers alike, and again after new inputs."""
+    torch.manual_seed(5)
+    gru = nn.GRU(2, 4, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(2, 200, 2)
+    explorer = rw.explore(gru, x, steps=range(120, 180), dynamics=True)
+    whole = rw.dynamics(gru, x)
+    panel = explorer.dynamics
+    assert explorer.view.index["first_step"] == 120
+    for name in ("gru.l1", "gru.l0.reverse"):
+        explorer.select(layer=name)
+        d = whole.layers[name]
+        for element in (0, 1):
+            explorer.batch.value = element
+            got = arrays(panel)
+            assert panel.index["steps"] == 60 and panel.index["length"] == 60 and panel.index["first_step"] == 120
+            assert panel.index["run_steps"] == 200   # the plane's and the exponents' run
+            for t in (0, 1, 37, 59):
+                explorer.select(t=t)
+                assert panel.t == t
+                step = 120 + t
+                assert got["sigma_max"][t] == np.float32(d.singular_values[element, step, 0])
+                assert got["sigma_min"][t] == np.float32(d.sigma_min[element, step])
+                assert got["exponent"][t] == np.float32(d.running_exponent()[element, step])
+                np.testing.assert_array_equal(got["trajectory"].reshape(-1, 3)[t],
+                                              d.pca.trajectory[element, step].astype(np.float32))
+                # the state the Explorer shows at its step t is the one the panel marks
+                shown = explorer.trace.layers[name].states["h"][element, t]
+                np.testing.assert_allclose(got["trajectory"].reshape(-1, 3)[t], d.pca.project(shown), atol=1e-5)
+    explorer.update(x[:, :150])   # new inputs: the window 120–149 of them
+    d = rw.dynamics(gru, x[:, :150]).layers["gru.l0.reverse"]
+    assert explorer.dynamics.index["steps"] == 30 and explorer.dynamics.index["first_step"] == 120
+    np.testing.assert_array_equal(arrays(explorer.dynamics)["sigma_max"], d.singular_values[1, 120:, 0])
+    with pytest.raises(ValueError, match=r"^show_dynamics: expected rw.dynamics of the inputs the Explorer's trace ran "
+                                         r"on, whose gru.l0 steps 120–149 it shows; the dynamics' gru.l0 has 60 steps"):
+        explorer.show_dynamics(rw.dynamics(gru, x[:, 120:180]))
+
+
+def test_a_view_of_a_window_of_steps(setup):
+    dyn, fps = setup
+    view = rw.DynamicsView(dyn, fps, batch=1, steps=slice(3, 9))
+    d, got = dyn.layers["gru.l0"], arrays(view)
+    assert view.index["steps"] == 6 and view.index["first_step"] == 3 and view.index["points"] == len(fps)
+    np.testing.assert_array_equal(got["sigma_max"], d.singular_values[1, 3:9, 0])
+    whole = arrays(rw.DynamicsView(dyn, fps, batch=1))
+    np.testing.assert_array_equal(got["nearest"], whole["nearest"][3:9])
+    np.testing.assert_array_equal(got["points"], whole["points"])
+    assert rw.DynamicsView(dyn, steps=range(10, 40)).index["steps"] == 2   # cut to the layer's 12 steps
+    for bad in [(3, 9), slice(3, 9, 2), slice(5, 2), range(-1, 4)]:
+        with pytest.raises(TypeError, match="DynamicsView: steps: expected None or a slice or range"):
+            rw.DynamicsView(dyn, steps=bad)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import rnnwidgets as rw
 from rnnwidgets import GradientFlow, gradient_flow
 from rnnwidgets.gradients_analysis import gate_flow, step_norms, verdict
 from rnnwidgets.tracedata import LayerTrace, Trace
@@ -265,3 +266,43 @@ def test_a_loss_that_does_not_read_the_last_steps_is_not_called_exploding():
     assert v.label != "exploding" and math.isfinite(v.ratio)
     assert v.unread == 3 and v.steps == 7
     assert "The last 3 steps get exactly zero gradient (the loss does not read them)" in gf.verdict_text.value
+
+
+def test_a_window_of_steps_is_numbered_as_the_model_numbers_it():
+    """rw.trace(steps=slice(120, 180), loss=...): the charts, the grid and the step control carry
+    the window's first step (their x, columns and cursor still count from 0, as the Explorer's t),
+    and the verdict says the model's steps; its numbers are the full trace's steps 120..179."""
+    torch.manual_seed(0)
+    model = Net(torch.nn.LSTM(3, 6, batch_first=True))
+    x = torch.randn(1, 200, 3)
+    loss = lambda out: out[:, 165].sum()      # noqa: E731  (reads step 165: steps 166..179 are left out)
+    window = GradientFlow(rw.trace(model, x, steps=slice(120, 180), loss=loss))
+    full = GradientFlow(rw.trace(model, x, loss=loss))
+    assert window.first_step == 120 and full.first_step == 0
+    for view in (window.time_chart, window.gate_chart, window.heat, window.steps):
+        assert view.first_step == 120
+    np.testing.assert_array_equal(window.time_chart.x, np.arange(60))
+    np.testing.assert_array_equal(window.time_chart.y, full.time_chart.y[:, 120:180])   # the same steps
+    assert (window.heat.column_start, window.heat.columns, window.steps.steps) == (0.0, 60, 60)
+    judged = window.verdicts["rnn.l0"]
+    text = window.verdict_text.value
+    assert judged.first == 120 and judged.unread == 14 and judged.steps == 46
+    assert "(to step 165)" in text and "measured over steps 120–165." in text
+    assert judged.decade is not None and "going back from step 165 it" in text
+    assert f"by step {120 + judged.decade[0]} ({judged.decade[1] - judged.decade[0]} steps)" in text
+    assert "steps 0–" not in text and "to step 45" not in text
+    # the Explorer's gradient view: from the same first step as the Explorer's own axes
+    explorer = rw.explore(model, x, loss=loss, steps=slice(120, 180))
+    assert explorer.gradients is not None and explorer.gradients.first_step == explorer.view.index["first_step"] == 120
+    assert "(to step 165)" in explorer.gradients.verdict_text.value
+
+
+def test_overlaid_traces_share_a_windows_numbers_only_when_they_hold_the_same_window():
+    torch.manual_seed(0)
+    model = Net(torch.nn.GRU(3, 4, batch_first=True))
+    x = torch.randn(1, 40, 3)
+    a, b = (rw.trace(model, x, steps=slice(10, 30), loss="last") for _ in range(2))
+    assert GradientFlow({"a": a, "b": b}).time_chart.first_step == 10
+    other = rw.trace(model, x, steps=slice(5, 25), loss="last")
+    mixed = GradientFlow({"a": a, "b": other})
+    assert (mixed.first_step, mixed.heat.first_step, mixed.steps.first_step) == (0, 0, 0)

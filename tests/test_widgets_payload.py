@@ -88,6 +88,11 @@ def test_the_index_gives_the_models_step_number_of_a_windows_first_step():
     window = rw.trace(model, x, steps=slice(7, 10))
     assert payload.build_payload(window, 0)[0]["first_step"] == 7
     assert rw.explore(window).view.index["first_step"] == 7          # as the Explorer sends it
+    # traces on one time axis: a window's first step only when every one holds a window from there
+    again = rw.trace(model, x, steps=slice(7, 12))
+    assert payload.shared_first_step([window, again]) == 7
+    assert payload.shared_first_step([window, rw.trace(model, x)]) == 0
+    assert payload.shared_first_step([window, rw.trace(model, x, steps=slice(8, 10))]) == 0
 
 
 def test_the_packer_lays_its_arrays_end_to_end_as_float32_bytes():

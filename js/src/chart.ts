@@ -24,12 +24,15 @@
 // x_integer (whole-number x ticks), series ([{name, colour, dash, points}]), categories (bars),
 // flags (category -> text), rules ([{name, value}]: horizontal lines, e.g. a clipping threshold),
 // buffer (float32: lines: x then each series' values, `points` each; bars: each series' value per
-// category), points, t (the cursor, an x value; null: none), empty (the text while there is no data).
+// category), points, t (the cursor, an x value; null: none), empty (the text while there is no data),
+// first_step (a trace of a window of steps, rw.trace(steps=...): the model's number of step 0; x and
+// t count from 0 as the Explorer's t does, the x ticks say the model's numbers: state.ts stepNumber).
 import type { AnyModel } from "@anywidget/types";
 import { decadeRange, decadeText, decadeTicks, extent, linearTicks, niceRange, tickText, valueText } from "./chart_axes";
 import { SERIES_COLOURS } from "./colormap";
 import { floatsOf } from "./decode";
 import { coalesced, element } from "./dom";
+import { stepNumber } from "./state";
 import { seriesVariables } from "./style";
 
 export interface SeriesSpec {
@@ -60,6 +63,7 @@ export interface ChartModel {
   t: number | null;
   empty: string;
   undrawn?: string; // why lines with points draw nothing (the kernel knows a 0 from a NaN), or ""
+  first_step?: number; // the model's number of step 0 (a window of steps' first): the x ticks add it; 0 when absent
 }
 
 // The series colours: Okabe and Ito's hues shaded per theme (colormap.ts SERIES_COLOURS), read
@@ -203,9 +207,13 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
     const plotW = Math.max(60, width - MARGIN.left - MARGIN.right);
     const plotH = PLOT_HEIGHT;
     const integer = model.get("x_integer");
-    const [x0, x1] = niceRange(xs[0], xs[1], Math.floor(plotW / X_TICK_GAP), integer);
+    // the x axis in the model's step numbers (a window of steps starts at its first), so its ticks
+    // are round numbers of those; the data's x and the cursor count from 0, as the Explorer's t
+    const steps = { firstStep: model.get("first_step") ?? 0 };
+    const [x0, x1] = niceRange(stepNumber(steps, xs[0]), stepNumber(steps, xs[1]), Math.floor(plotW / X_TICK_GAP), integer);
     const [y0, y1] = log ? decadeRange(span[0], span[1]) : niceRange(span[0], span[1], Math.floor(plotH / Y_TICK_GAP) - 1);
-    const px = (v: number) => MARGIN.left + ((v - x0) / (x1 - x0)) * plotW;
+    const at = (n: number) => MARGIN.left + ((n - x0) / (x1 - x0)) * plotW; // a step as the model numbers it
+    const px = (v: number) => at(stepNumber(steps, v));
     const py = log
       ? (v: number) => MARGIN.top + (1 - (Math.log10(v) - Math.log10(y0)) / (Math.log10(y1) - Math.log10(y0))) * plotH
       : (v: number) => MARGIN.top + (1 - (v - y0) / (y1 - y0)) * plotH;
@@ -239,9 +247,10 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
       text(MARGIN.left - 6, y + 4, log ? decadeText(v) : tickText(v), "rw-chart-tick", "end").dataset.axis = "y";
     }
     for (const v of linearTicks(x0, x1, Math.floor(plotW / X_TICK_GAP), integer)) {
-      const x = px(v);
+      const x = at(v);
       svg("line", { x1: x, x2: x, y1: MARGIN.top + plotH, y2: MARGIN.top + plotH + 4 }, plot).style.stroke = AXIS;
-      text(x, MARGIN.top + plotH + 16, tickText(v), "rw-chart-tick", "middle").dataset.axis = "x";
+      // a whole step is said whole (step 120000, not 1e+5), as the Explorer's axes say it
+      text(x, MARGIN.top + plotH + 16, integer ? String(v) : tickText(v), "rw-chart-tick", "middle").dataset.axis = "x";
     }
     const frame = svg("rect", { x: MARGIN.left, y: MARGIN.top, width: plotW, height: plotH, fill: "none" }, plot);
     frame.style.stroke = AXIS;
@@ -377,7 +386,7 @@ export function renderChart(model: AnyModel<ChartModel>, el: HTMLElement): () =>
   // Data traits change together (one message, hold_sync): draw once for all of them.
   const onData = coalesced(draw);
   const dataEvents = ["kind", "title", "x_label", "y_label", "y_scale", "x_integer", "series", "categories", "flags",
-    "rules", "buffer", "points", "empty", "undrawn"].map((name) => `change:${name}`);
+    "rules", "buffer", "points", "empty", "undrawn", "first_step"].map((name) => `change:${name}`);
   for (const name of dataEvents) model.on(name, onData);
   model.on("change:t", moveCursor);
   // a new width re-lays the axes (tick counts follow the room there is)

@@ -22,12 +22,15 @@
 //   .rw-dyn-slider     input range: the step  .rw-dyn-readout   text: step, sigmas, nearest point
 //
 // Model traits: buffer (float32 bytes), index ({arrays: name -> [offset, length], steps, length,
-// k, points, state, explained, lyapunov, reverse}), layer, batch, t, title.
+// k, points, state, explained, lyapunov, reverse, first_step}), layer, batch, t, title. A window of steps
+// (DynamicsView(steps=...), an Explorer of rw.trace(steps=...)) holds only its steps: t counts from
+// its first, and the readout and step ticks add first_step (state.ts stepNumber).
 import type { AnyModel } from "@anywidget/types";
 import { linearTicks } from "./chart_axes";
 import { SERIES_COLOURS, isDark, parseColor } from "./colormap";
 import { floatsOf } from "./decode";
 import { element } from "./dom";
+import { stepNumber } from "./state";
 import { xOfStep } from "./timeaxis";
 
 export interface DynamicsIndex {
@@ -41,6 +44,8 @@ export interface DynamicsIndex {
   lyapunov: number[];
   reverse: boolean;
   components?: number; // the principal components that exist (one per unit, at most 3); absent: 3
+  first_step?: number; // the model's number of step 0: a window of steps (DynamicsView(steps=...)); absent: 0
+  run_steps?: number; // the layer's steps in the whole run (the PCA plane's and the exponents'); absent: steps
 }
 
 export interface DynamicsModel {
@@ -54,6 +59,7 @@ export interface DynamicsModel {
 
 export interface DynamicsData {
   steps: number;
+  firstStep?: number; // the model's number of step 0 (state.ts stepNumber): the readout and step ticks say it
   length: number;
   trajectory: Float32Array; // (steps, 3)
   sigmaMax: Float32Array;
@@ -83,7 +89,7 @@ export function decodeDynamics(index: DynamicsIndex, floats: Float32Array): Dyna
   };
   const { steps, points, state } = index;
   return {
-    steps, length: index.length, points, state,
+    steps, length: index.length, points, state, firstStep: index.first_step ?? 0,
     trajectory: view("trajectory", steps * 3),
     sigmaMax: view("sigma_max", steps),
     sigmaMin: view("sigma_min", steps),
@@ -419,8 +425,10 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.fillText("step", 0, h - 3);
   const widthOf = (text: string) => (typeof ctx.measureText === "function" ? ctx.measureText(text).width : 6.5 * text.length);
   let free = widthOf("step") + 6;   // where the next label may start
-  for (const step of linearTicks(0, Math.max(d.steps - 1, 0), Math.max(1, Math.floor((x1 - x0) / STEP_TICK_PX)), true)) {
-    const x = X(step), label = String(step), half = widthOf(label) / 2;
+  // ticks at round numbers of the model's steps (a window of steps starts at its first: stepNumber)
+  const first = stepNumber(d, 0);
+  for (const step of linearTicks(first, first + Math.max(d.steps - 1, 0), Math.max(1, Math.floor((x1 - x0) / STEP_TICK_PX)), true)) {
+    const x = X(step - first), label = String(step), half = widthOf(label) / 2;
     ctx.beginPath();
     ctx.moveTo(x, h - 18);
     ctx.lineTo(x, h - 14);
@@ -474,11 +482,20 @@ export function drawEigen(ctx: Ctx, d: DynamicsData, p: number, size: number, c:
 /** The readout under the slider: plain text (no HTML). */
 export function readout(d: DynamicsData, t: number): string {
   const fmt = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : "–");
-  const parts = [`step ${t}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_min ${fmt(d.sigmaMin[t])}`,
+  const parts = [`step ${stepNumber(d, t)}`, `σ_max ${fmt(d.sigmaMax[t])}`, `σ_min ${fmt(d.sigmaMin[t])}`,
     `running exponent ${fmt(d.exponent[t])}`];
   const p = d.nearest[t];
   if (p >= 0 && d.points) parts.push(`nearest fixed point ${p} (${d.stable[p] > 0.5 ? "stable" : "unstable"})`);
   return parts.join(" · ");
+}
+
+/** For a window of steps: the legend's PCA plane and exponents are the whole run's; "" otherwise. */
+export function wholeRun(index: DynamicsIndex): string {
+  const run = index.run_steps ?? index.steps;
+  if (run <= index.steps) return "";
+  const first = index.first_step ?? 0;
+  return `; the plane and the exponents are of the whole run (steps 0–${run - 1}), shown here over steps ` +
+    `${first}–${first + index.steps - 1}`;
 }
 
 const REST_MS = 250;
@@ -575,7 +592,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     const ev = index.explained.map((v) => `${(v * 100).toFixed(0)}%`).join(", ");
     legend.textContent = `PCA plane of h (variance explained ${ev}); fixed points: filled stable, hollow unstable ` +
       `(arrows: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
-      (index.reverse ? "; this direction runs backward in time" : "");
+      (index.reverse ? "; this direction runs backward in time" : "") + wholeRun(index);
     draw();
   }
 

@@ -14,11 +14,13 @@
 // Model traits: buffer (float32 bytes, row-major rows x columns), rows, columns, row_labels,
 // column_start and column_step (column c holds [start + c*step, start + (c+1)*step)), column_label,
 // scale ("diverging" | "sequential" | "log": log10 of magnitudes), vmin, vmax (a log scale's
-// are magnitudes), t, title.
+// are magnitudes), t, title, first_step (a window of steps' first, rw.trace(steps=...): added to
+// every column value written, the axis and the readout, as state.ts stepNumber; the columns and t
+// count from 0, as the Explorer's t).
 import type { AnyModel } from "@anywidget/types";
 import { floatsOf } from "./decode";
 import { createHeatmap, createLegend, formatValue } from "./heatmap";
-import type { Quantity } from "./state";
+import { type Quantity, stepNumber } from "./state";
 import { coalesced, element } from "./dom";
 
 export type GridScale = "diverging" | "sequential" | "log";
@@ -36,6 +38,7 @@ export interface GridModel {
   vmax: number;
   t: number | null;
   title: string;
+  first_step?: number; // the model's number of step 0 (a window of steps' first); 0 when absent
 }
 
 /**
@@ -120,8 +123,11 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
     );
   }
 
+  /** Where the column values written start: column_start, counted as the model numbers its steps. */
+  const writtenStart = () => stepNumber({ firstStep: model.get("first_step") ?? 0 }, model.get("column_start"));
+
   function drawAxis(columns: number): void {
-    const start = model.get("column_start");
+    const start = writtenStart();
     const step = model.get("column_step");
     // one column (a one-step run): its value once, under its middle, not "0 … step t … 0"
     const parts = columns === 1 ? [`${model.get("column_label")} ${columnText(0, start, step)}`]
@@ -170,7 +176,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
       return;
     }
     const name = model.get("row_labels")?.[cell.row] ?? `${cell.row}`;
-    const at = columnText(cell.t, model.get("column_start"), model.get("column_step"));
+    const at = columnText(cell.t, writtenStart(), model.get("column_step"));
     readout.textContent = `${name} · ${model.get("column_label")} ${at} · ${formatValue(values[cell.row * columns + cell.t])}`;
   }
   const onLeave = () => (readout.textContent = "");
@@ -180,7 +186,7 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
   // The data traits change together (one message, hold_sync): draw once for all of them.
   const onData = coalesced(draw);
   const dataEvents = ["buffer", "rows", "columns", "row_labels", "column_start", "column_step", "column_label",
-    "scale", "vmin", "vmax", "title"].map((name) => `change:${name}`);
+    "scale", "vmin", "vmax", "title", "first_step"].map((name) => `change:${name}`);
   for (const name of dataEvents) model.on(name, onData);
   model.on("change:t", drawCursor);
   draw();

@@ -7,7 +7,9 @@
 // Stable DOM hooks: .rw-steps (the root; focusable: ←/→ step, Home/End jump, space plays/pauses)
 // and the transport's (.rw-transport, .rw-play, .rw-slider, .rw-step, .rw-speed).
 //
-// Model traits: t, playing, interval (transport.ts), steps (how many), followers (followers.ts).
+// Model traits: t, playing, interval (transport.ts), steps (how many), followers (followers.ts),
+// first_step (a window of steps' first, rw.trace(steps=...): the readout says the model's step
+// numbers, as the Explorer's; t and the followers' t count from 0).
 import type { AnyModel } from "@anywidget/types";
 import { element } from "./dom";
 import { type FollowedModel, followStep } from "./followers";
@@ -15,6 +17,7 @@ import { createTransport, playerOf, type TransportModel } from "./transport";
 
 export interface StepsModel extends TransportModel, FollowedModel {
   steps: number;
+  first_step?: number; // the model's number of step 0; 0 when absent
 }
 
 const SUPPRESS_SHORTCUTS = "data-lm-suppress-shortcuts";
@@ -31,9 +34,10 @@ export function renderSteps(model: AnyModel<StepsModel>, el: HTMLElement): () =>
   const speedLabel = transport.el.querySelector<HTMLElement>(".rw-speed-label");
   if (speedLabel) speedLabel.style.color = "inherit";
 
-  const show = () => transport.update(player.t, model.get("steps"));
+  const show = () => transport.update(player.t, model.get("steps"), model.get("steps"), model.get("first_step") ?? 0);
   const stopShowing = player.onStep(show);
   model.on("change:steps", show);
+  model.on("change:first_step", show);
   const stopFollowing = followStep(model, player);
 
   // Notebook shortcuts (ArrowRight, space, Home/End) run before a focused element sees the key
@@ -62,6 +66,7 @@ export function renderSteps(model: AnyModel<StepsModel>, el: HTMLElement): () =>
     stopShowing();
     stopFollowing();
     model.off("change:steps", show);
+    model.off("change:first_step", show);
     root.removeEventListener("focusin", mark);
     root.removeEventListener("keydown", onKey);
     transport.destroy();

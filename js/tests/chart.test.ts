@@ -128,6 +128,33 @@ describe("renderChart", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("ticks a window of steps' x axis with the model's step numbers; the cursor counts from 0", () => {
+    const points = 60;
+    const x = Array.from({ length: points }, (_, i) => i);
+    const buffer = new DataView(new Float32Array([...x, ...x.map((i) => 10 ** (-i / 10))]).buffer);
+    const spec = { series: [{ name: "lstm.l0 h" }], buffer, points, t: 2 };
+    const ticks = (el: HTMLElement) => [...el.querySelectorAll('.rw-chart-tick[data-axis="x"]')].map((t) => t.textContent!);
+    const cursorX = (el: HTMLElement) => Number(el.querySelector(".rw-chart-cursor")!.getAttribute("x1"));
+    const plain = document.createElement("div");
+    renderChart(chartModel(spec), plain);
+    const window = document.createElement("div");
+    const model = chartModel({ ...spec, first_step: 120 });
+    renderChart(model, window);
+    const labels = ticks(window).map(Number);
+    expect(labels[0]).toBe(120);
+    expect(labels.at(-1)).toBeLessThanOrEqual(179);
+    expect(labels.length).toBeGreaterThanOrEqual(3);
+    expect(labels.every((v, i) => i === 0 || v > labels[i - 1])).toBe(true);
+    expect(ticks(plain).map(Number)).toEqual(labels.map((v) => v - 120)); // the same places, numbered from 120
+    expect(cursorX(window)).toBe(cursorX(plain)); // t = 2 is the window's third step, 122
+    expect(window.querySelector(".rw-chart-value")!.textContent).toBe(plain.querySelector(".rw-chart-value")!.textContent);
+    model.set("first_step", 100_000);   // a late window: whole numbers, not 1e+5
+    return Promise.resolve().then(() => {
+      expect(ticks(window)[0]).toBe("100000");
+      expect(ticks(window).every((t) => /^\d+$/.test(t))).toBe(true);
+    });
+  });
+
   it("says a value of 0 on a log axis in its legend, and leaves it out of the line", () => {
     const el = document.createElement("div");
     const buffer = new Float32Array([0, 1, 2, 0.5, 0, 0.2]); // as chart.py sends it: the 0 as it is
@@ -212,5 +239,20 @@ describe("renderSteps", () => {
     undo();
     expect(model.saves).toBe(1); // what was pending is saved when the view goes
     expect(model.get("t")).toBe(3);
+  });
+
+  it("says a window of steps' step numbers as the model does; its followers' t counts from 0", async () => {
+    const follower = chartModel();
+    const model = new FakeModel<StepsModel>({ t: 0, steps: 60, playing: false, interval: 150, followers: ["IPY_MODEL_f"],
+      first_step: 120 });
+    model.widget_manager = { get_model: () => Promise.resolve(follower) } as unknown as typeof model.widget_manager;
+    const el = document.createElement("div");
+    renderSteps(model, el);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(el.querySelector(".rw-step")?.textContent).toBe("step 120 / 179");
+    el.querySelector<HTMLElement>(".rw-steps")!.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    expect(el.querySelector(".rw-step")?.textContent).toBe("step 121 / 179");
+    expect(follower.get("t")).toBe(1);
+    expect(el.querySelector<HTMLInputElement>(".rw-slider")!.max).toBe("59");
   });
 });

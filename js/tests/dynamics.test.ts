@@ -246,6 +246,38 @@ describe("dynamics drawing", () => {
     expect(readout(d, 2)).toBe("step 2 · σ_max 0.5000 · σ_min 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
     expect(readout(d, 3)).toContain("σ_max –");
   });
+
+  it("numbers a window of steps as the model does: its readout and step ticks from first_step", () => {
+    const { index, floats } = payload();
+    expect(decodeDynamics(index, floats).firstStep).toBe(0);
+    const d = decodeDynamics({ ...index, first_step: 120 }, floats);
+    expect(d.firstStep).toBe(120);
+    expect(readout(d, 2)).toBe("step 122 · σ_max 0.5000 · σ_min 0.3000 · running exponent 0.000 · nearest fixed point 1 (unstable)");
+    // 60 steps, the model's 120–179: round ticks of the model's steps, each at its own step's x
+    const steps = 60, w = 460, h = 150;
+    const long: DynamicsData = {
+      ...d, steps, length: steps, sigmaMax: new Float32Array(steps).fill(2), sigmaMin: new Float32Array(steps).fill(0.5),
+      exponent: new Float32Array(steps).fill(0.1), trajectory: new Float32Array(steps * 3),
+      nearest: new Float32Array(steps).fill(-1), points: 0,
+    };
+    for (const [first, left] of [[120, null], [125, null], [120, 44]] as [number, number | null][]) {
+      const labels: string[] = [];
+      const drawn = paths((ctx) => {
+        Object.assign(ctx, { fillText: (text: string) => labels.push(text) });
+        drawSpectrum(ctx, { ...long, firstStep: first }, 0, w, h, C, left);
+      });
+      const ticks = drawn.filter((p) => p.style === "fg" && p.points.length === 2 && p.points[0][1] === h - 18);
+      const numbers = labels.slice(labels.indexOf("step") + 1).map(Number);   // the step axis's, after its title
+      expect(numbers.length).toBeGreaterThanOrEqual(2);
+      expect(numbers.every((n) => n >= first && n < first + steps && n % 10 === 0)).toBe(true);
+      // the same data counted from 0 draws step n - first at the x where the window's tick n is
+      const cursor = (t: number) => paths((ctx) => drawSpectrum(ctx, { ...long, firstStep: 0 }, t, w, h, C, left))
+        .find((p) => p.style === "accent")!.points[0][0];
+      expect(ticks.length).toBeGreaterThanOrEqual(numbers.length);
+      const at = ticks.map((p) => p.points[0][0]);
+      for (const n of numbers) expect(at.some((x) => Math.abs(x - cursor(n - first)) < 1e-9)).toBe(true);
+    }
+  });
 });
 
 describe("the dynamics view", () => {
@@ -264,6 +296,11 @@ describe("the dynamics view", () => {
     expect(el.querySelector(".rw-dyn-readout")!.textContent).toContain("nearest fixed point 1 (unstable)");
     expect(el.querySelectorAll("canvas")).toHaveLength(3);
     expect(el.querySelector(".rw-dyn")!.getAttribute("data-lm-suppress-shortcuts")).toBe("true");
+    const legend = () => el.querySelector(".rw-dyn-legend")!.textContent!;
+    expect(legend()).not.toContain("whole run");
+    m.set("index", { ...m.get("index"), first_step: 120, run_steps: 300 });   // a window of steps: the model's 120 on
+    expect(el.querySelector(".rw-dyn-readout")!.textContent).toMatch(/^step 122 · /);
+    expect(legend()).toMatch(/ per step; the plane and the exponents are of the whole run \(steps 0–299\), shown here over steps 120–123$/);
   });
 
   it("offers upwards only the principal components the layer has", () => {

@@ -90,6 +90,25 @@ describe("renderGrid", () => {
     expect(axis.style.justifyContent).toBe("center");
   });
 
+  it("writes a window of steps' columns as the model numbers them, its cursor still counted from 0", () => {
+    const el = document.createElement("div");
+    const model = gridModel([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 2, 3, { first_step: 120, t: 1 });
+    renderGrid(model, el);
+    expect([...el.querySelector(".rw-grid-axis")!.children].map((c) => c.textContent)).toEqual(["120", "step t", "122"]);
+    const image = el.querySelector<HTMLCanvasElement>(".rw-heatmap")!;
+    image.getBoundingClientRect = () => ({ left: 0, top: 0, width: 30, height: 20, right: 30, bottom: 20, x: 0, y: 0, toJSON() {} });
+    // 3 columns x 2 rows over 30 x 20 px: (25, 15) is column 2 of row 1
+    image.parentElement!.dispatchEvent(new MouseEvent("mousemove", { clientX: 25, clientY: 15 }));
+    expect(el.querySelector(".rw-grid-readout")!.textContent).toBe("<b>l1</b> · step t 122 · 0.600");
+    model.set("first_step", 0);   // the same grid counted from 0: the axis is redrawn
+    return Promise.resolve().then(() => {
+      expect([...el.querySelector(".rw-grid-axis")!.children].map((c) => c.textContent)).toEqual(["0", "step t", "2"]);
+      const one = document.createElement("div");
+      renderGrid(gridModel([0.9, 0.5], 2, 1, { first_step: 2000 }), one);
+      expect(one.querySelector(".rw-grid-axis")!.textContent).toBe("step t 2000");
+    });
+  });
+
   it("redraws once when the data traits change together", async () => {
     const model = gridModel([], 0, 0);
     const el = document.createElement("div");

@@ -9,6 +9,11 @@ a ``StepControl`` (or an Explorer, through its ``followers``) moves in the page.
 ``StepControl``: Play, a step slider and the speed, as the Explorer's; at every step it sets its
 ``followers``' ``t`` in the page (no kernel round trip), and saves its own ``t`` to the kernel
 once the scrub rests.
+
+A trace of a window of steps (``rw.trace(steps=...)``) is counted from 0 in ``x`` and ``t``, as the
+Explorer's ``t``, so a follower's cursor is where the Explorer's step is; ``first_step`` (the
+payload index's ``first_step``: ``payload.first_step(trace)``) is the model's number of step 0,
+added to every step number they write (x ticks, the step readout), as the Explorer writes them.
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ class Chart(BundledView):
     buffer = traitlets.Bytes(b"").tag(sync=True)          # float32 little-endian; chart.ts says the layout
     points = traitlets.Int(0).tag(sync=True)
     t = traitlets.Float(None, allow_none=True).tag(sync=True)   # the cursor, an x value; None: none
+    first_step = traitlets.Int(0).tag(sync=True)   # added to x where the ticks say it (a window of steps' first)
     empty = traitlets.Unicode("no data yet").tag(sync=True)
     # why lines that have points draw nothing ("" when some value is drawn), in the words the
     # page would find too (js/src/chart.ts nothingDrawable)
@@ -116,6 +122,7 @@ class StepControl(BundledView):
     _view = traitlets.Unicode("steps").tag(sync=True)
     t = traitlets.Int(0).tag(sync=True)
     steps = traitlets.Int(1).tag(sync=True)
+    first_step = traitlets.Int(0).tag(sync=True)   # the model's number of step 0: the readout says t + it
     playing = traitlets.Bool(False).tag(sync=True)
     interval = traitlets.Int(150).tag(sync=True)    # ms per step while playing (16..5000, transport.ts)
     followers = traitlets.List(traitlets.Instance(widgets.Widget), default_value=[]).tag(

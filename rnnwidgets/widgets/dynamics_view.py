@@ -20,15 +20,20 @@ from .still import Still
 from .still_views import dynamics_png
 
 
-def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -> tuple:
-    """(index dict, float32 little-endian bytes) for one layer and batch element."""
+def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints], window: tuple = (0, None)) -> tuple:
+    """(index dict, float32 little-endian bytes) for one layer and batch element.
+
+    ``window``: (start, stop) the steps sent (stop None: to the layer's end), cut from the whole
+    run's arrays (``layer_window``): its step t is the layer's step start + t, its running exponent
+    and PCA plane the whole run's, and ``first_step`` = start numbers it as the model does."""
     d = dyn.layers[layer]
-    steps = d.singular_values.shape[1]
+    start, stop = layer_window(d, window)
+    steps, cut = stop - start, slice(start, stop)
     arrays = {
-        "trajectory": d.pca.trajectory[batch],                      # (T, 3)
-        "sigma_max": d.singular_values[batch, :, 0],                 # (T,)
-        "sigma_min": d.sigma_min[batch] if d.sigma_min is not None else np.full(steps, np.nan),
-        "exponent": d.running_exponent()[batch],
+        "trajectory": d.pca.trajectory[batch, cut],                 # (T, 3)
+        "sigma_max": d.singular_values[batch, cut, 0],               # (T,)
+        "sigma_min": d.sigma_min[batch, cut] if d.sigma_min is not None else np.full(steps, np.nan),
+        "exponent": d.running_exponent()[batch, cut],
     }
     n = 0
     if fps is not None and len(fps):
@@ -44,24 +49,50 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints]) -
         arrays["eig_re"] = fps.eigenvalues.real                    # (n, S)
         arrays["eig_im"] = fps.eigenvalues.imag
         # the fixed point nearest the state at each step, in the full state space
-        states = d.states[batch].astype(np.float64)                # (T, S)
+        states = d.states[batch, cut].astype(np.float64)           # (T, S)
         dist = ((states[:, None, :] - fps.states[None]) ** 2).sum(-1) if states.shape[1] == fps.states.shape[1] \
             else np.zeros((steps, n))
-        arrays["nearest"] = np.where(np.isfinite(d.pca.trajectory[batch, :, 0]), dist.argmin(axis=1), -1)
+        arrays["nearest"] = np.where(np.isfinite(d.pca.trajectory[batch, cut, 0]), dist.argmin(axis=1), -1)
     index, parts, offset = {}, [], 0
     for name, array in arrays.items():
         flat = np.ascontiguousarray(array, dtype="<f4").ravel()
         index[name] = [offset, int(flat.size)]
         parts.append(flat)
         offset += flat.size
-    meta = {"arrays": index, "steps": int(steps), "length": int(d.lengths[batch]), "k": int(d.singular_values.shape[2]),
+    length = int(np.clip(int(d.lengths[batch]) - start, 0, steps))   # its valid steps inside the window
+    meta = {"arrays": index, "steps": int(steps), "length": length, "k": int(d.singular_values.shape[2]),
             "points": n, "state": int(fps.eigenvalues.shape[1]) if fps is not None and n else 0,
             # the principal components that exist: as many as the layer has units, at most 3
             # (pca pads the others with zeros), so the view offers no PC2 of a one-unit layer
             "components": components(d),
             "explained": [float(v) for v in d.pca.explained_variance_ratio[:components(d)]],
-            "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse"}
+            "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse",
+            "first_step": start, "run_steps": int(d.singular_values.shape[1])}
     return meta, np.concatenate(parts).tobytes() if parts else b""
+
+
+def layer_window(d, window: tuple) -> tuple:
+    """(start, stop) of a layer's steps in ``window`` (start, stop or None): cut from its own time
+    axis as ``rw.trace(steps=...)`` cuts each layer (stop clipped to the layer's steps)."""
+    steps = d.singular_values.shape[1]
+    start, stop = window
+    stop = steps if stop is None else min(int(stop), steps)
+    return min(int(start), stop), stop
+
+
+def step_window(steps) -> tuple:
+    """``DynamicsView(steps=...)``: None (every step), or a slice or range of consecutive steps from
+    0 on, as ``rw.trace(steps=...)`` takes; (start, stop or None)."""
+    if steps is None:
+        return 0, None
+    if isinstance(steps, (slice, range)):
+        start = 0 if steps.start is None else steps.start
+        ok = (steps.step in (None, 1) and isinstance(start, int) and start >= 0
+              and (steps.stop is None or (isinstance(steps.stop, int) and steps.stop > start)))
+        if ok:
+            return start, steps.stop
+    raise TypeError(f"DynamicsView: steps: expected None or a slice or range of consecutive steps from 0 on "
+                    f"(start >= 0, stop > start, step 1), such as slice(100, 200), got {steps!r}")
 
 
 def components(d) -> int:
@@ -74,6 +105,9 @@ class DynamicsView(Still, anywidget.AnyWidget):
 
     ``t`` is the step shown (the slider's); ``layer`` and ``batch`` choose what is sent. ``fps``:
     a rw.FixedPoints or a list of them (one per layer), each drawn while its layer is shown.
+    ``steps``: a slice or range, the window of steps shown (as ``rw.trace(steps=...)`` keeps
+    them): ``t`` counts from its first step, which the view numbers as the model does; the
+    running exponent and the PCA plane stay those of the whole run ``dyn`` holds.
     """
 
     _esm = BUNDLE
@@ -86,9 +120,10 @@ class DynamicsView(Still, anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, dyn: Dynamics, fps=None, layer: Optional[str] = None,
-                 batch: int = 0, t: int = 0, **kwargs):
+                 batch: int = 0, t: int = 0, steps=None, **kwargs):
         if not isinstance(dyn, Dynamics):
             raise TypeError(f"DynamicsView: expected a rw.Dynamics (from rw.dynamics), got {type(dyn).__name__}")
+        self.window = step_window(steps)                     # (start, stop or None): the steps shown
         found = [] if fps is None else list(fps) if isinstance(fps, (list, tuple)) else [fps]
         if not all(isinstance(f, FixedPoints) for f in found):
             raise TypeError(f"DynamicsView: fps: expected a rw.FixedPoints (from rw.fixed_points), a list of them "
@@ -116,7 +151,7 @@ class DynamicsView(Still, anywidget.AnyWidget):
         return dynamics_png(self)
 
     def _show(self):
-        index, data = payload(self.dynamics, self.layer, self.batch, self.fixed_points.get(self.layer))
+        index, data = payload(self.dynamics, self.layer, self.batch, self.fixed_points.get(self.layer), self.window)
         with self.hold_sync():
             self.buffer = data
             self.index = index

@@ -385,14 +385,25 @@ class Explorer(StillImage, widgets.VBox):
         following the Explorer's step live in the browser (its spectrum under the heatmap's
         columns), its layer where ``dyn`` has it, and its batch element. ``recompute(inputs)``:
         the Dynamics of new inputs, for ``update``. ``fixed_points``: rw.FixedPoints (one, or a
-        list, one per layer) drawn on their layer; an update keeps those already shown."""
-        from .dynamics_view import DynamicsView
+        list, one per layer) drawn on their layer; an update keeps those already shown.
+
+        ``dyn`` is of the whole sequence the trace ran on; a trace of a window of steps
+        (``rw.trace(steps=...)``) has the panel show that window, its step t the Explorer's step t."""
+        from .dynamics_view import DynamicsView, layer_window
 
         old = self.dynamics
         if fixed_points is None and old is not None:
             fixed_points = list(old.fixed_points.values())
+        window = tuple((self.trace.meta.get("selection") or {}).get("steps") or (0, None))
+        for name in (n for n in dyn.layers if n in self.trace.layers):   # step for step with the trace, or refused
+            (start, stop), held = layer_window(dyn.layers[name], window), self.trace.layers[name].steps
+            if stop - start != held:
+                raise ValueError(f"show_dynamics: expected rw.dynamics of the inputs the Explorer's trace ran on, "
+                                 f"whose {name} steps {window[0]}–{window[0] + held - 1} it shows; the dynamics' "
+                                 f"{name} has {dyn.layers[name].singular_values.shape[1]} steps")
         layer = self.view.layer if self.view.layer in dyn.layers else None
-        panel = DynamicsView(dyn, fixed_points, layer=layer, batch=self.batch.value or 0, t=self.view.t)
+        panel = DynamicsView(dyn, fixed_points, layer=layer, batch=self.batch.value or 0, t=self.view.t,
+                             steps=slice(*window))
         self.dynamics, self._dynamics_of = panel, recompute
         self.view.followers = [*(f for f in self.view.followers if f is not old), panel]
         self.children = (*(c for c in self.children if c is not old), panel)

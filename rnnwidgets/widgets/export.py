@@ -49,7 +49,7 @@ from nbconvert.writers import FilesWriter
 from traitlets import default
 
 from ..fileio import check_replaceable, write_bytes, write_text
-from .payload import floats_per_step
+from .payload import first_step, floats_per_step
 
 VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 STATE_MIME = "application/vnd.jupyter.widget-state+json"
@@ -302,10 +302,14 @@ def windows_kept(widget) -> list:
         t0, held = int(lod["t0"]), int(lod["held"])
         if held >= trace.steps:   # one window holds every step: nothing is left out
             continue
+        # numbered as the model numbers them: a window of steps (rw.trace(steps=...)) starts at its first
+        first = first_step(trace)
+        traced = f", steps {first}–{first + trace.steps - 1}" if first else ""
         overview = lod["overview"]
         element = w.batch.value if getattr(w, "batch", None) is not None else 0
         notes.append(f"the Explorer's batch element {element} holds {needed:,} float32 values, over its budget of "
-                     f"{state.budget:,}, so the page keeps steps {t0}–{t0 + held - 1} ({held:,} of {trace.steps:,}) "
+                     f"{state.budget:,}, so the page keeps steps {first + t0}–{first + t0 + held - 1} "
+                     f"({held:,} of {trace.steps:,}{traced}) "
                      f"in full and of the rest only an overview of {overview['layer']} {overview['quantity']}; "
                      f"to keep every step, build it with rw.explore(..., budget={needed}) before saving, or "
                      f"explore a shorter stretch of the sequence")

@@ -9,6 +9,10 @@ the kernel, and works in a saved notebook or an exported file.
 
 Several models (a list, or a dict name -> Trace) are overlaid on the same axes, one colour per
 model and layer, so their gradients are compared on one scale.
+
+A trace of a window of steps (``rw.trace(steps=...)``) is numbered as the model numbers it, as in
+the Explorer: ``first_step`` (``payload.shared_first_step`` of the traces) goes to every chart, the
+grid and the step control, which add it to the step numbers they write, and to the verdicts.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from ..tracedata import Trace
 from .chart import Chart, StepControl
 from .grid import HeatmapGrid
 from .marimo_display import MarimoDisplay
+from .payload import shared_first_step
 from .still import Still
 from .still_views import chart_png
 
@@ -97,6 +102,8 @@ class GradientFlow(MarimoDisplay, Still, widgets.VBox):
         self.cell_norms: dict[str, np.ndarray] = {}
         self.all_verdicts: dict[str, dict] = {}
         self.flows: dict[str, dict] = {}
+        # the model's number of step 0: a window of steps' first (rw.trace(steps=...)); every step said adds it
+        self.first_step = shared_first_step(self.traces.values())
         for model, tr in self.traces.items():
             for name, lt in tr.layers.items():
                 if "h" not in lt.grads:
@@ -108,7 +115,7 @@ class GradientFlow(MarimoDisplay, Still, widgets.VBox):
                 self.norms[key] = on_axis(step_norms(lt.grads["h"], lengths), tr.steps)
                 if "c" in lt.grads:
                     self.cell_norms[key] = on_axis(step_norms(lt.grads["c"], lengths), tr.steps)
-                self.all_verdicts[key] = layer_verdicts(lt, lengths)
+                self.all_verdicts[key] = layer_verdicts(lt, lengths, self.first_step)
                 flow = self._gate_flow(lt, tr)
                 if flow:
                     self.flows[key] = flow
@@ -121,19 +128,20 @@ class GradientFlow(MarimoDisplay, Still, widgets.VBox):
         self.steps_count = max(n.size for n in [*self.norms.values(), *self.cell_norms.values()])
 
         self.verdict_text = widgets.HTML(self._verdict_html())
-        self.time_chart = Chart(title=self._time_title(), x_label=STEP_LABEL, y_label="gradient norm (log)")
+        self.time_chart = Chart(title=self._time_title(), x_label=STEP_LABEL, y_label="gradient norm (log)",
+                                first_step=self.first_step)
         self._fill_time_chart()
         row_names = [*(f"{key} h" for key in self.norms), *(f"{key} c" for key in self.cell_norms)]
         width, rows = max_columns(_padded([*self.norms.values(), *self.cell_norms.values()], self.steps_count),
                                   MAX_COLUMNS)
         self.heat = HeatmapGrid(rows, row_names, scale="log", column_step=width, column_label=STEP_LABEL,
-                                title=self._grid_title())
+                                title=self._grid_title(), first_step=self.first_step)
         self.cursor_views: list = [self.time_chart, self.heat]
         charts: list = [self.time_chart, self.heat]
         if self.flows:
             self.gate_layer = widgets.Dropdown(options=list(self.flows), description="layer")
             self.gate_caption = widgets.HTML()
-            self.gate_chart = Chart(x_label=STEP_LABEL, y_label="gradient norm (log)")
+            self.gate_chart = Chart(x_label=STEP_LABEL, y_label="gradient norm (log)", first_step=self.first_step)
             self.gate_layer.observe(lambda _: self._fill_gate_chart(), "value")
             self._fill_gate_chart()
             self.cursor_views.append(self.gate_chart)
@@ -144,7 +152,7 @@ class GradientFlow(MarimoDisplay, Still, widgets.VBox):
             if lr is not None and weight_norms:
                 self.update_chart = self._update_chart(weight_norms, lr)
                 charts.append(self.update_chart)
-        self.steps = StepControl(steps=self.steps_count, followers=self.cursor_views)
+        self.steps = StepControl(steps=self.steps_count, first_step=self.first_step, followers=self.cursor_views)
         super().__init__([self.verdict_text, self.steps, *charts])
         self.add_class("rw-gradient-flow")  # for page tests and user styles
 

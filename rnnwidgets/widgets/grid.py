@@ -4,6 +4,8 @@ The values travel as one float32 buffer (row-major), never as JSON lists, and ar
 pixel per cell through a colour table, so a grid of layers x 10,000 steps draws at once where a
 bqplot ``HeatMap`` draws one SVG rect per cell. ``t`` is a cursor in column units (a step); it is
 drawn on an overlay, so linking it to a slider with ``jslink`` moves it without a repaint.
+``first_step`` (a window of steps' first, as ``chart.Chart``'s) is added to every column value the
+grid writes (its axis, the hover readout); the columns and ``t`` stay counted from 0.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class HeatmapGrid(BundledView):
     column_start = traitlets.Float(0.0).tag(sync=True)
     column_step = traitlets.Float(1.0).tag(sync=True)
     column_label = traitlets.Unicode("step").tag(sync=True)
+    first_step = traitlets.Int(0).tag(sync=True)   # added to a column's value where it is written
     scale = traitlets.Enum(SCALES, default_value="sequential").tag(sync=True)
     vmin = traitlets.Float(0.0).tag(sync=True)  # a log scale's ends are magnitudes
     vmax = traitlets.Float(1.0).tag(sync=True)

@@ -218,6 +218,13 @@ def first_step(trace: Trace) -> int:
     return int(window[0]) if window else 0
 
 
+def shared_first_step(traces) -> int:
+    """The model's number of step 0 for traces drawn on one time axis (compared, overlaid): their
+    window's first step when they all hold a window starting there; else 0 (counted from 0)."""
+    starts = {first_step(trace) for trace in traces}
+    return starts.pop() if len(starts) == 1 else 0
+
+
 def window_payload(trace: Trace, batch: int, window: tuple, scales: dict) -> bytes:
     """The per-step arrays of steps [t0, t0 + held): laid out as the start of ``build_payload``'s buffer."""
     validate_batch(trace, batch)
@@ -314,7 +321,6 @@ def compare_payload(comparison, labels: Labels = None, layers: Optional[Sequence
                        "steps": steps, "lengths": [la, lb], "tokens": tokens, "quantities": quantities})
     predictions = [_predictions(trace, comparison.batch, labels, packer) for trace in (comparison.a, comparison.b)]
     # both runs a window of the same steps (rw.trace(steps=...)): numbered from its start; else from 0
-    starts = {first_step(comparison.a), first_step(comparison.b)}
     index = {"names": list(comparison.names), "layers": sent, "all_layers": list(comparison.layers),
-             "predictions": predictions, "first_step": starts.pop() if len(starts) == 1 else 0}
+             "predictions": predictions, "first_step": shared_first_step((comparison.a, comparison.b))}
     return index, packer.bytes()
