@@ -5,7 +5,7 @@ import { CHAR_PX, createAxis, niceStride, ticks } from "./axes";
 import { colorWord, lutVersion, NON_FINITE_WORD, pack, parseColor } from "./colormap";
 import { selectedLayer, stepAt, stepNumber } from "./state";
 import type { Actions, ExplorerState, LayerData, Panel, Quantity } from "./state";
-import { type StepLine, createStepLine, element, themeSource } from "./dom";
+import { type StepLine, createStepLine, element, themeVariable } from "./dom";
 
 /** The bars' width in pixels before the panel is measured; then they fill their column. */
 export const BAR_W = 640;
@@ -17,7 +17,7 @@ const MUTED = pack(176, 176, 176); // bars of a padding step: not the element's 
 
 /** A theme variable's colour as a packed word (`fallback` where the page has none). */
 function themeWord(el: Element, name: string, fallback: number): number {
-  const rgb = parseColor(getComputedStyle(themeSource(el)).getPropertyValue(name));
+  const rgb = parseColor(themeVariable(el, name, lutVersion()));
   return rgb ? pack(...rgb) : fallback;
 }
 

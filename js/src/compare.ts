@@ -35,6 +35,7 @@ import { stepKeys, suppressNotebookShortcuts, takeKeys } from "./keys";
 import { predictionsText } from "./predictions";
 import { hoverBoxes } from "./readout";
 import type { Actions, ExplorerState, LayerData, LayerKind, Panel, Predictions, Quantity, Recurrence, Scale } from "./state";
+import { sheetMarker } from "./sheet";
 import { EXPLORER_CSS } from "./style";
 import { showToken } from "./token_at";
 import { createTokens } from "./tokens";
@@ -277,8 +278,7 @@ export function createHeading(model: AnyModel<CompareModel>, host: HTMLElement) 
 
 export function renderCompare(model: AnyModel<CompareModel>, el: HTMLElement): () => void {
   const root = element("div", "rw-compare", el);
-  const style = element("style", "rw-style", root);
-  style.textContent = COMPARE_CSS;
+  root.append(sheetMarker("rw-compare", COMPARE_CSS)); // one sheet per page (sheet.ts)
   let data: CompareData = { names: ["A", "B"], layers: [], allLayers: [], predictions: [null, null], firstStep: 0 };
   const n = (t: number) => t + data.firstStep; // a step as the model numbers it (a window starts at its first)
   const layerOf = () => data.layers.find((l) => l.name === model.get("layer")) ?? data.layers[0];

@@ -7,7 +7,7 @@
 // a `will-change: transform` layer). A redrawn canvas only sends its layer a new picture: no
 // style, layout, paint or layerization (measured in a Chromium trace of a scrub; README).
 import { lutVersion } from "./colormap";
-import { element, themeSource } from "./dom";
+import { element, themeVariable } from "./dom";
 
 /** The device-pixel column `x` and width `w` of a line at `fraction` of a canvas `width` device
  * pixels wide, `ratio` device pixels a CSS pixel: one CSS pixel wide (at least one device pixel),
@@ -47,7 +47,7 @@ export function createCursorLine(className: string): CursorLine {
   /** The theme's text colour, read again only after a theme change (a new colour table). */
   function colour(): string {
     if (ink.lut !== lutVersion()) {
-      const css = getComputedStyle(themeSource(el)).getPropertyValue("--rw-strong").trim();
+      const css = themeVariable(el, "--rw-strong", lutVersion());
       ink = { colour: css || "#000", lut: lutVersion() };
     }
     return ink.colour;

@@ -16,6 +16,32 @@ export function themeSource(el: Element): Element {
   return el.closest(".rw-explorer") ?? el;
 }
 
+/** The theme variables read so far for the views of one page, for one colour table (`version`). */
+let themeReads: { version: number; doc: Document | null; values: Map<string, string> } = { version: -1, doc: null, values: new Map() };
+
+/** The theme variable `name` (a CSS custom property, trimmed) as `el`'s view sees it. Inside a
+ * connected view (.rw-explorer) it is read once per theme for every view of the page: the
+ * variables are the page's theme's and the views' shared sheet's, the same for all of them, and a
+ * read after a panel has resized its canvas forces the page's style and layout; so the first
+ * panel's read serves the others. `version` is the colour table's (colormap.ts lutVersion), which
+ * changes with the theme: a new one reads again. Elsewhere (a detached view, another root) it
+ * reads `el`'s own style each time. */
+export function themeVariable(el: Element, name: string, version: number): string {
+  const source = themeSource(el);
+  if (!el.isConnected || !source.classList.contains("rw-explorer")) {
+    return getComputedStyle(source).getPropertyValue(name).trim();
+  }
+  if (themeReads.version !== version || themeReads.doc !== el.ownerDocument) {
+    themeReads = { version, doc: el.ownerDocument, values: new Map() };
+  }
+  let value = themeReads.values.get(name);
+  if (value === undefined) {
+    value = getComputedStyle(source).getPropertyValue(name).trim();
+    themeReads.values.set(name, value);
+  }
+  return value;
+}
+
 /** Sets `el`'s text only when it differs: writing the same text still replaces the text node,
  * which costs a scrub frame a layout of its line. A new text where `el` holds one text node
  * rewrites that node's data in place: replacing the node (textContent) would also have the page

@@ -33,6 +33,7 @@ import { visibleToken } from "./tokens";
 import { AXES_EVENT, yOf } from "./units";
 import { stepRange } from "./timeaxis";
 import { coalesced, element } from "./dom";
+import { sheetMarker } from "./sheet";
 
 
 // The pattern views' own rules (the Explorer's stylesheet is style.ts's): theme colours only.
@@ -95,10 +96,9 @@ export function keepScaleTogether(legend: HTMLElement): HTMLElement | null {
   return group;
 }
 
-function patternsStyle(): HTMLStyleElement {
-  const style = element("style", "rw-patterns-style");
-  style.textContent = PATTERNS_CSS;
-  return style;
+/** The marker that brings PATTERNS_CSS to a view's page: one sheet per page (sheet.ts). */
+function patternsStyle(): HTMLElement {
+  return sheetMarker("rw-patterns", PATTERNS_CSS);
 }
 
 /** Body attributes JupyterLab sets when the theme changes (heatmap_panel.ts watches the same). */

@@ -2,7 +2,7 @@
 // fallbacks for front ends that have none, so text keeps its contrast in Light and Dark; and the
 // dashboard's layout, two columns where the cell is wide enough and one below that.
 import { SERIES_COLOURS } from "./colormap";
-import { element } from "./dom";
+import { sheetMarker } from "./sheet";
 
 /** Text colour, background and lines, named once: every rule below reads these. */
 export const THEME_VARIABLES = `
@@ -115,10 +115,12 @@ export const EXPLORER_CSS = `
 .rw-explorer .rw-cell-drawing .rw-cell-input { stroke: var(--rw-line); }
 `;
 
-/** The stylesheet as a <style> element for a view's root (each view carries its own, so an
- * exported page or a second front end needs nothing else). */
-export function explorerStyle(): HTMLStyleElement {
-  const style = element("style", "rw-style");
-  style.textContent = EXPLORER_CSS + seriesVariables(".rw-explorer");
-  return style;
+/** The Explorer's rules with its series colours: one sheet per page (sheet.ts). */
+export const EXPLORER_SHEET = EXPLORER_CSS + seriesVariables(".rw-explorer");
+
+/** The marker that brings the stylesheet to a view's page (sheet.ts): the document's or the
+ * shadow root's one copy, shared by every view there, so an exported page or another front end
+ * needs nothing else. */
+export function explorerStyle(): HTMLElement {
+  return sheetMarker("rw-explorer", EXPLORER_SHEET);
 }

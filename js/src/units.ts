@@ -12,7 +12,7 @@ import { selectedQuantity } from "./state";
 import type { Actions, ExplorerState, Panel, Quantity } from "./state";
 import { createAxis, stepLabels } from "./axes";
 import { SERIES_COLOURS, lutVersion } from "./colormap";
-import { element, setText, themeSource } from "./dom";
+import { element, setText, themeVariable } from "./dom";
 import { createCursorLine } from "./cursor_line";
 import { formatValue } from "./heatmap";
 
@@ -345,8 +345,7 @@ export function createUnits(actions: Actions): Panel {
       const draw = measured || !resize;
       if (draw && canvas.width !== width) canvas.width = width;
       if (draw && ink.lut !== lutVersion()) { // the theme's colours, read again only after a theme change
-        const look = getComputedStyle(themeSource(el));
-        const read = (name: string, fallback: string) => look.getPropertyValue(name).trim() || fallback;
+        const read = (name: string, fallback: string) => themeVariable(el, name, lutVersion()) || fallback;
         ink = { lut: lutVersion(), faint: read("--jp-layout-color2", "#eee"), axis: read("--jp-border-color1", "#bbb"),
                 colours: COLORS.map((c, k) => read(`--rw-series-${k}`, c)) };
       }

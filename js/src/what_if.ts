@@ -12,6 +12,7 @@
 // why it cannot).
 import type { AnyModel } from "@anywidget/types";
 import { element, setText, widerLine } from "./dom";
+import { sheetMarker } from "./sheet";
 import { type ExplorerState, stepNumber } from "./state";
 import { stepRange } from "./timeaxis";
 
@@ -82,7 +83,7 @@ export function editSteps(brush: number[] | undefined, t: number, length: number
 export function createWhatIf(model: AnyModel<WhatIfModel>) {
   const el = element("span", "rw-whatif");
   el.style.cssText = "display:inline-flex;flex-wrap:wrap;align-items:center;gap:4px;font-size:12px";
-  element("style", "rw-whatif-style", el).textContent = WHAT_IF_CSS;
+  el.append(sheetMarker("rw-whatif", WHAT_IF_CSS)); // one sheet per page (sheet.ts)
   const op = element("select", "rw-whatif-op", el);
   for (const [value, words] of [["zero", "clamp to 0"], ["value", "clamp to a value"], ["patch", "patch from"]]) {
     const option = element("option", "", op);

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
-import { describe, expect, it } from "vitest";
-import { coalesced, createStepLine, element, setText, textColumns, themeSource, widerLine } from "../src/dom";
+import { describe, expect, it, vi } from "vitest";
+import { coalesced, createStepLine, element, setText, textColumns, themeSource, themeVariable, widerLine } from "../src/dom";
 
 describe("setText", () => {
   it("rewrites the one text node in place, so a scrub step rebuilds no layout object", () => {
@@ -55,6 +55,44 @@ describe("themeSource", () => {
     expect(themeSource(other)).toBe(other);
     root.remove();
     other.remove();
+  });
+});
+
+describe("themeVariable", () => {
+  it("reads a view's theme variable once per colour table for every view of the page", () => {
+    const a = element("div", "rw-explorer"), b = element("div", "rw-explorer");
+    a.style.setProperty("--rw-test-ink", " #123456 ");
+    b.style.setProperty("--rw-test-ink", "#123456");
+    document.body.append(a, b);
+    const inA = element("canvas", "x", a), inB = element("canvas", "x", b);
+    const reads = vi.spyOn(window, "getComputedStyle");
+    expect(themeVariable(inA, "--rw-test-ink", 101)).toBe("#123456");
+    expect(themeVariable(inB, "--rw-test-ink", 101)).toBe("#123456"); // the first view's read
+    expect(themeVariable(inA, "--rw-test-ink", 101)).toBe("#123456");
+    expect(reads).toHaveBeenCalledTimes(1);
+    // a new theme (a new colour table) reads again
+    a.style.setProperty("--rw-test-ink", "#abcdef");
+    expect(themeVariable(inA, "--rw-test-ink", 102)).toBe("#abcdef");
+    expect(reads).toHaveBeenCalledTimes(2);
+    reads.mockRestore();
+    a.remove();
+    b.remove();
+  });
+
+  it("reads each time outside a connected view: a detached view sees the page's, not a cached view's", () => {
+    const a = element("div", "rw-explorer");
+    a.style.setProperty("--rw-test-other", "#111111");
+    document.body.append(a);
+    expect(themeVariable(element("span", "x", a), "--rw-test-other", 103)).toBe("#111111");
+    const detached = element("div", "rw-explorer");
+    const inside = element("span", "x", detached);
+    expect(themeVariable(inside, "--rw-test-other", 103)).toBe(""); // the document's root has none
+    const plain = element("div", "rw-compare");
+    plain.style.setProperty("--rw-test-other", "#222222");
+    document.body.append(plain);
+    expect(themeVariable(plain, "--rw-test-other", 103)).toBe("#222222"); // another root: its own
+    a.remove();
+    plain.remove();
   });
 });
 

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { NEEDS_LIVE, REPLY_MS, SIDE_BY_SIDE_PX, WHAT_IF_CSS, type WhatIfModel, createWhatIf, editSteps, patchSources } from "../src/what_if";
+import { SHEET_ATTRIBUTE, sheetKey } from "../src/sheet";
 import { explorerState, layer, quantity } from "./fake-state";
 import { FakeModel } from "./fake_model";
 
@@ -80,7 +81,11 @@ describe("what if box", () => {
     expect(WHAT_IF_CSS).toContain("grid-template-columns: minmax(0, 3fr) minmax(0, 2fr)");
     expect(WHAT_IF_CSS).toMatch(/rw-whatif-panel:not\(\.rw-cmp-closed\)\)\s*>\s*\.rw-whatif-panel \{ grid-column: 2; \}/);
     const box = createWhatIf(new FakeModel<WhatIfModel>({ what_if_status: {} }));
-    expect(box.el.querySelector("style")!.textContent).toBe(WHAT_IF_CSS);
+    document.body.append(box.el); // the page's one copy of the rules (sheet.ts), in its head
+    const sheet = document.head.querySelector(`style[${SHEET_ATTRIBUTE}="${sheetKey("rw-whatif", WHAT_IF_CSS)}"]`);
+    expect(sheet!.textContent).toBe(WHAT_IF_CSS);
+    expect(box.el.querySelector("style")).toBeNull();
+    box.el.remove();
     box.destroy();
   });
 
