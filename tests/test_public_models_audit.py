@@ -8,7 +8,13 @@ Then more public models (``more_cases``): bentrevett's time-major packed sentime
 lengths, Udacity's char-LSTM with its hidden carried across batches, spro's char-rnn called one
 token id per call, deeplearningwizard's LSTM with h0 made in forward, a learned h0 (nn.Parameter),
 the seq2seq tutorial's Bahdanau AttnDecoderRNN, the 2024 char-RNN classifier, the time-sequence
-example with ``future=``, and GRU-D's hand-written step with ``rw.record``."""
+example with ``future=``, and GRU-D's hand-written step with ``rw.record``.
+
+Then the newest (``newest_cases`` and the tests after it): the chatbot tutorial's packed bidirectional
+encoder, its Luong decoder fed (1, batch) ids a call and its greedy search, d2l.ai's RNNModel (one-hot
+of ``inputs.T``) and RNNScratch, AWD-LSTM's WeightDrop-wrapped LSTMs, the BiLSTM-CRF tutorial (a random
+initial state each forward), piEsposito's peephole LSTM with ``rw.record``; hand-written cells without
+record lines (ConvLSTM, a peephole cell loop) and fastrnns' TorchScript LSTMs get one sentence."""
 import numpy as np
 import pytest
 import torch
