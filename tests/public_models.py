@@ -23,9 +23,12 @@ the tests of the newer calls (dynamics, fixed points, edits, generate, compare, 
   nn.Parameter; ``GRUD``: zhiyongc/GRU-D's hand-written decaying step in its own loop (``record=True``
   adds the user's ``rw.record`` lines). Each class names its source.
 """
+from typing import List, Tuple
+
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, jit, nn
+from torch.nn import Parameter
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 SOS_token = 0
@@ -623,3 +626,767 @@ class GRUD(nn.Module):
 
     def initHidden(self, batch_size):
         return torch.zeros(batch_size, self.hidden_size)
+
+
+# ---- more public models: the chatbot tutorial, d2l.ai, fastrnns' custom_lstms, BiLSTM-CRF, AWD-LSTM,
+# ---- a peephole LSTM, ConvLSTM (each class names its source; class names prefixed where they clash)
+class ChatbotEncoderRNN(nn.Module):
+    """PyTorch chatbot tutorial's ``EncoderRNN``: a bidirectional GRU over pack_padded_sequence, the two
+    directions summed; ``forward(input_seq, input_lengths, hidden=None)``, (max_len, batch) ids sorted by
+    length. https://pytorch.org/tutorials/beginner/chatbot_tutorial.html"""
+    def __init__(self, hidden_size, embedding, n_layers=1, dropout=0):
+        super(ChatbotEncoderRNN, self).__init__()
+        self.n_layers = n_layers
+        self.hidden_size = hidden_size
+        self.embedding = embedding
+        self.gru = nn.GRU(hidden_size, hidden_size, n_layers,
+                          dropout=(0 if n_layers == 1 else dropout), bidirectional=True)
+
+    def forward(self, input_seq, input_lengths, hidden=None):
+        embedded = self.embedding(input_seq)
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, input_lengths)
+        outputs, hidden = self.gru(packed, hidden)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs)
+        outputs = outputs[:, :, :self.hidden_size] + outputs[:, :, self.hidden_size:]
+        return outputs, hidden
+
+
+class Attn(nn.Module):
+    """The chatbot tutorial's Luong attention layer ('dot', 'general', 'concat')."""
+    def __init__(self, method, hidden_size):
+        super(Attn, self).__init__()
+        self.method = method
+        if self.method not in ['dot', 'general', 'concat']:
+            raise ValueError(self.method, "is not an appropriate attention method.")
+        self.hidden_size = hidden_size
+        if self.method == 'general':
+            self.attn = nn.Linear(self.hidden_size, hidden_size)
+        elif self.method == 'concat':
+            self.attn = nn.Linear(self.hidden_size * 2, hidden_size)
+            self.v = nn.Parameter(torch.FloatTensor(hidden_size))
+
+    def dot_score(self, hidden, encoder_output):
+        return torch.sum(hidden * encoder_output, dim=2)
+
+    def general_score(self, hidden, encoder_output):
+        energy = self.attn(encoder_output)
+        return torch.sum(hidden * energy, dim=2)
+
+    def concat_score(self, hidden, encoder_output):
+        energy = self.attn(torch.cat((hidden.expand(encoder_output.size(0), -1, -1), encoder_output), 2)).tanh()
+        return torch.sum(self.v * energy, dim=2)
+
+    def forward(self, hidden, encoder_outputs):
+        if self.method == 'general':
+            attn_energies = self.general_score(hidden, encoder_outputs)
+        elif self.method == 'concat':
+            attn_energies = self.concat_score(hidden, encoder_outputs)
+        elif self.method == 'dot':
+            attn_energies = self.dot_score(hidden, encoder_outputs)
+        attn_energies = attn_energies.t()
+        return F.softmax(attn_energies, dim=1).unsqueeze(1)
+
+
+class LuongAttnDecoderRNN(nn.Module):
+    """The chatbot tutorial's decoder, run one step a call: ``forward(input_step, last_hidden,
+    encoder_outputs)`` with input_step (1, batch) ids, returning (softmax probabilities, hidden)."""
+    def __init__(self, attn_model, embedding, hidden_size, output_size, n_layers=1, dropout=0.1):
+        super(LuongAttnDecoderRNN, self).__init__()
+        self.attn_model = attn_model
+        self.hidden_size = hidden_size
+        self.output_size = output_size
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.embedding = embedding
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(hidden_size, hidden_size, n_layers, dropout=(0 if n_layers == 1 else dropout))
+        self.concat = nn.Linear(hidden_size * 2, hidden_size)
+        self.out = nn.Linear(hidden_size, output_size)
+        self.attn = Attn(attn_model, hidden_size)
+
+    def forward(self, input_step, last_hidden, encoder_outputs):
+        embedded = self.embedding(input_step)
+        embedded = self.embedding_dropout(embedded)
+        rnn_output, hidden = self.gru(embedded, last_hidden)
+        attn_weights = self.attn(rnn_output, encoder_outputs)
+        context = attn_weights.bmm(encoder_outputs.transpose(0, 1))
+        rnn_output = rnn_output.squeeze(0)
+        context = context.squeeze(1)
+        concat_input = torch.cat((rnn_output, context), 1)
+        concat_output = torch.tanh(self.concat(concat_input))
+        output = self.out(concat_output)
+        output = F.softmax(output, dim=1)
+        return output, hidden
+
+
+class GreedySearchDecoder(nn.Module):
+    """The chatbot tutorial's ``GreedySearchDecoder``: ``forward(input_seq, input_length, max_length)``
+    (the tutorial reads the global ``decoder.n_layers``; here ``self.decoder.n_layers``)."""
+    def __init__(self, encoder, decoder):
+        super(GreedySearchDecoder, self).__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, input_seq, input_length, max_length):
+        encoder_outputs, encoder_hidden = self.encoder(input_seq, input_length)
+        decoder_hidden = encoder_hidden[:self.decoder.n_layers]
+        decoder_input = torch.ones(1, 1, dtype=torch.long) * SOS_token
+        all_tokens = torch.zeros([0], dtype=torch.long)
+        all_scores = torch.zeros([0])
+        for _ in range(max_length):
+            decoder_output, decoder_hidden = self.decoder(decoder_input, decoder_hidden, encoder_outputs)
+            decoder_scores, decoder_input = torch.max(decoder_output, dim=1)
+            all_tokens = torch.cat((all_tokens, decoder_input), dim=0)
+            all_scores = torch.cat((all_scores, decoder_scores), dim=0)
+            decoder_input = torch.unsqueeze(decoder_input, 0)
+        return all_tokens, all_scores
+
+
+class D2LRNNModel(nn.Module):
+    """d2l.ai 9.6 "Concise Implementation of RNNs" ``RNNModel``: (batch, time) ids one-hot encoded as
+    ``F.one_hot(inputs.T.long(), vocab_size)``, ``forward(inputs, state)``, logits (time * batch, vocab),
+    ``begin_state(device, batch_size=1)``. https://d2l.ai/chapter_recurrent-neural-networks/rnn-concise.html"""
+    def __init__(self, rnn_layer, vocab_size, **kwargs):
+        super(D2LRNNModel, self).__init__(**kwargs)
+        self.rnn = rnn_layer
+        self.vocab_size = vocab_size
+        self.num_hiddens = self.rnn.hidden_size
+        if not self.rnn.bidirectional:
+            self.num_directions = 1
+            self.linear = nn.Linear(self.num_hiddens, self.vocab_size)
+        else:
+            self.num_directions = 2
+            self.linear = nn.Linear(self.num_hiddens * 2, self.vocab_size)
+
+    def forward(self, inputs, state):
+        X = F.one_hot(inputs.T.long(), self.vocab_size)
+        X = X.to(torch.float32)
+        Y, state = self.rnn(X, state)
+        output = self.linear(Y.reshape((-1, Y.shape[-1])))
+        return output, state
+
+    def begin_state(self, device, batch_size=1):
+        if not isinstance(self.rnn, nn.LSTM):
+            return torch.zeros((self.num_directions * self.rnn.num_layers, batch_size, self.num_hiddens),
+                               device=device)
+        else:
+            return (torch.zeros((self.num_directions * self.rnn.num_layers, batch_size, self.num_hiddens),
+                                device=device),
+                    torch.zeros((self.num_directions * self.rnn.num_layers, batch_size, self.num_hiddens),
+                                device=device))
+
+
+class RNNScratch(nn.Module):
+    """d2l.ai (PyTorch, 2023 edition) 9.5 ``RNNScratch(d2l.Module)``: raw parameters, its own loop over
+    (time, batch, inputs), returning (list of states, last state). ``save_hyperparameters`` written out.
+    https://d2l.ai/chapter_recurrent-neural-networks/rnn-scratch.html"""
+    def __init__(self, num_inputs, num_hiddens, sigma=0.01):
+        super().__init__()
+        self.num_inputs, self.num_hiddens, self.sigma = num_inputs, num_hiddens, sigma
+        self.W_xh = nn.Parameter(torch.randn(num_inputs, num_hiddens) * sigma)
+        self.W_hh = nn.Parameter(torch.randn(num_hiddens, num_hiddens) * sigma)
+        self.b_h = nn.Parameter(torch.zeros(num_hiddens))
+
+    def forward(self, inputs, state=None):
+        if state is None:
+            state = torch.zeros((inputs.shape[1], self.num_hiddens), device=inputs.device)
+        else:
+            state, = state
+        outputs = []
+        for X in inputs:
+            state = torch.tanh(torch.matmul(X, self.W_xh) + torch.matmul(state, self.W_hh) + self.b_h)
+            outputs.append(state)
+        return outputs, state
+
+
+class RNNLMScratch(nn.Module):
+    """d2l.ai 9.5 ``RNNLMScratch``: one-hot of (batch, time) ids, the scratch RNN, an output layer
+    stacked to (batch, time, vocab)."""
+    def __init__(self, rnn, vocab_size, lr=0.01):
+        super().__init__()
+        self.rnn, self.vocab_size, self.lr = rnn, vocab_size, lr
+        self.init_params()
+
+    def init_params(self):
+        self.W_hq = nn.Parameter(torch.randn(self.rnn.num_hiddens, self.vocab_size) * self.rnn.sigma)
+        self.b_q = nn.Parameter(torch.zeros(self.vocab_size))
+
+    def one_hot(self, X):
+        return F.one_hot(X.T, self.vocab_size).type(torch.float32)
+
+    def output_layer(self, rnn_outputs):
+        outputs = [torch.matmul(H, self.W_hq) + self.b_q for H in rnn_outputs]
+        return torch.stack(outputs, 1)
+
+    def forward(self, X, state=None):
+        embs = self.one_hot(X)
+        rnn_outputs, _ = self.rnn(embs, state)
+        return self.output_layer(rnn_outputs)
+
+
+START_TAG = "<START>"
+STOP_TAG = "<STOP>"
+
+
+def crf_argmax(vec):
+    _, idx = torch.max(vec, 1)
+    return idx.item()
+
+
+def log_sum_exp(vec):
+    max_score = vec[0, crf_argmax(vec)]
+    max_score_broadcast = max_score.view(1, -1).expand(1, vec.size()[1])
+    return max_score + torch.log(torch.sum(torch.exp(vec - max_score_broadcast)))
+
+
+class BiLSTM_CRF(nn.Module):
+    """PyTorch tutorial "Advanced: Making Dynamic Decisions and the Bi-LSTM CRF": one unbatched sentence
+    of ids, ``self.hidden = self.init_hidden()`` (random) in ``_get_lstm_features``, forward = Viterbi
+    returning (score, best_path). https://pytorch.org/tutorials/beginner/nlp/advanced_tutorial.html"""
+    def __init__(self, vocab_size, tag_to_ix, embedding_dim, hidden_dim):
+        super(BiLSTM_CRF, self).__init__()
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.vocab_size = vocab_size
+        self.tag_to_ix = tag_to_ix
+        self.tagset_size = len(tag_to_ix)
+        self.word_embeds = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim // 2, num_layers=1, bidirectional=True)
+        self.hidden2tag = nn.Linear(hidden_dim, self.tagset_size)
+        self.transitions = nn.Parameter(torch.randn(self.tagset_size, self.tagset_size))
+        self.transitions.data[tag_to_ix[START_TAG], :] = -10000
+        self.transitions.data[:, tag_to_ix[STOP_TAG]] = -10000
+        self.hidden = self.init_hidden()
+
+    def init_hidden(self):
+        return (torch.randn(2, 1, self.hidden_dim // 2),
+                torch.randn(2, 1, self.hidden_dim // 2))
+
+    def _forward_alg(self, feats):
+        init_alphas = torch.full((1, self.tagset_size), -10000.)
+        init_alphas[0][self.tag_to_ix[START_TAG]] = 0.
+        forward_var = init_alphas
+        for feat in feats:
+            alphas_t = []
+            for next_tag in range(self.tagset_size):
+                emit_score = feat[next_tag].view(1, -1).expand(1, self.tagset_size)
+                trans_score = self.transitions[next_tag].view(1, -1)
+                next_tag_var = forward_var + trans_score + emit_score
+                alphas_t.append(log_sum_exp(next_tag_var).view(1))
+            forward_var = torch.cat(alphas_t).view(1, -1)
+        terminal_var = forward_var + self.transitions[self.tag_to_ix[STOP_TAG]]
+        alpha = log_sum_exp(terminal_var)
+        return alpha
+
+    def _get_lstm_features(self, sentence):
+        self.hidden = self.init_hidden()
+        embeds = self.word_embeds(sentence).view(len(sentence), 1, -1)
+        lstm_out, self.hidden = self.lstm(embeds, self.hidden)
+        lstm_out = lstm_out.view(len(sentence), self.hidden_dim)
+        lstm_feats = self.hidden2tag(lstm_out)
+        return lstm_feats
+
+    def _score_sentence(self, feats, tags):
+        score = torch.zeros(1)
+        tags = torch.cat([torch.tensor([self.tag_to_ix[START_TAG]], dtype=torch.long), tags])
+        for i, feat in enumerate(feats):
+            score = score + self.transitions[tags[i + 1], tags[i]] + feat[tags[i + 1]]
+        score = score + self.transitions[self.tag_to_ix[STOP_TAG], tags[-1]]
+        return score
+
+    def _viterbi_decode(self, feats):
+        backpointers = []
+        init_vvars = torch.full((1, self.tagset_size), -10000.)
+        init_vvars[0][self.tag_to_ix[START_TAG]] = 0
+        forward_var = init_vvars
+        for feat in feats:
+            bptrs_t = []
+            viterbivars_t = []
+            for next_tag in range(self.tagset_size):
+                next_tag_var = forward_var + self.transitions[next_tag]
+                best_tag_id = crf_argmax(next_tag_var)
+                bptrs_t.append(best_tag_id)
+                viterbivars_t.append(next_tag_var[0][best_tag_id].view(1))
+            forward_var = (torch.cat(viterbivars_t) + feat).view(1, -1)
+            backpointers.append(bptrs_t)
+        terminal_var = forward_var + self.transitions[self.tag_to_ix[STOP_TAG]]
+        best_tag_id = crf_argmax(terminal_var)
+        path_score = terminal_var[0][best_tag_id]
+        best_path = [best_tag_id]
+        for bptrs_t in reversed(backpointers):
+            best_tag_id = bptrs_t[best_tag_id]
+            best_path.append(best_tag_id)
+        start = best_path.pop()
+        assert start == self.tag_to_ix[START_TAG]
+        best_path.reverse()
+        return path_score, best_path
+
+    def neg_log_likelihood(self, sentence, tags):
+        feats = self._get_lstm_features(sentence)
+        forward_score = self._forward_alg(feats)
+        gold_score = self._score_sentence(feats, tags)
+        return forward_score - gold_score
+
+    def forward(self, sentence):
+        lstm_feats = self._get_lstm_features(sentence)
+        score, tag_seq = self._viterbi_decode(lstm_feats)
+        return score, tag_seq
+
+
+class LockedDropout(nn.Module):
+    """salesforce/awd-lstm-lm locked_dropout.py (``Variable`` as the original has it).
+    https://github.com/salesforce/awd-lstm-lm/blob/master/locked_dropout.py"""
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x, dropout=0.5):
+        if not self.training or not dropout:
+            return x
+        m = x.data.new(1, x.size(1), x.size(2)).bernoulli_(1 - dropout)
+        mask = torch.autograd.Variable(m, requires_grad=False) / (1 - dropout)
+        mask = mask.expand_as(x)
+        return mask * x
+
+
+class WeightDrop(torch.nn.Module):
+    """salesforce/awd-lstm-lm weight_drop.py: the raw weight a Parameter ``<name>_raw``, the module's
+    ``<name>`` set from it (dropped out in training) at every forward, ``self.module.forward(*args)``
+    called directly (no hooks of the wrapped module run).
+    https://github.com/salesforce/awd-lstm-lm/blob/master/weight_drop.py"""
+    def __init__(self, module, weights, dropout=0, variational=False):
+        super(WeightDrop, self).__init__()
+        self.module = module
+        self.weights = weights
+        self.dropout = dropout
+        self.variational = variational
+        self._setup()
+
+    def widget_demagnetizer_y2k_edition(*args, **kwargs):
+        # We need to replace flatten_parameters with a nothing function
+        return
+
+    def _setup(self):
+        # Terrible temporary solution to an issue regarding compacting weights re: CUDNN RNN
+        if issubclass(type(self.module), torch.nn.RNNBase):
+            self.module.flatten_parameters = self.widget_demagnetizer_y2k_edition
+        for name_w in self.weights:
+            w = getattr(self.module, name_w)
+            del self.module._parameters[name_w]
+            self.module.register_parameter(name_w + '_raw', nn.Parameter(w.data))
+
+    def _setweights(self):
+        for name_w in self.weights:
+            raw_w = getattr(self.module, name_w + '_raw')
+            w = None
+            if self.variational:
+                mask = torch.autograd.Variable(torch.ones(raw_w.size(0), 1))
+                if raw_w.is_cuda:
+                    mask = mask.cuda()
+                mask = torch.nn.functional.dropout(mask, p=self.dropout, training=True)
+                w = mask.expand_as(raw_w) * raw_w
+            else:
+                w = torch.nn.functional.dropout(raw_w, p=self.dropout, training=self.training)
+            setattr(self.module, name_w, w)
+
+    def forward(self, *args):
+        self._setweights()
+        return self.module.forward(*args)
+
+
+def embedded_dropout(embed, words, dropout=0.1, scale=None):
+    """salesforce/awd-lstm-lm embed_regularize.py"""
+    if dropout:
+        mask = embed.weight.data.new().resize_((embed.weight.size(0), 1)).bernoulli_(1 - dropout).expand_as(
+            embed.weight) / (1 - dropout)
+        masked_embed_weight = mask * embed.weight
+    else:
+        masked_embed_weight = embed.weight
+    if scale:
+        masked_embed_weight = scale.expand_as(masked_embed_weight) * masked_embed_weight
+    padding_idx = embed.padding_idx
+    if padding_idx is None:
+        padding_idx = -1
+    X = torch.nn.functional.embedding(words, masked_embed_weight, padding_idx, embed.max_norm, embed.norm_type,
+                                      embed.scale_grad_by_freq, embed.sparse)
+    return X
+
+
+class AWDRNNModel(nn.Module):
+    """salesforce/awd-lstm-lm model.py ``RNNModel`` (its LSTM branch): one single-layer nn.LSTM per layer
+    in a ModuleList, each wrapped by WeightDrop on weight_hh_l0, LockedDropout between them, hidden a list
+    of (h, c) per layer; forward returns the last layer's output flattened (the decoder is applied in
+    the split cross-entropy loss) and the new hidden.
+    https://github.com/salesforce/awd-lstm-lm/blob/master/model.py"""
+    def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5, dropouth=0.5, dropouti=0.5,
+                 dropoute=0.1, wdrop=0, tie_weights=False):
+        super(AWDRNNModel, self).__init__()
+        self.lockdrop = LockedDropout()
+        self.idrop = nn.Dropout(dropouti)
+        self.hdrop = nn.Dropout(dropouth)
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(ntoken, ninp)
+        assert rnn_type in ['LSTM'], 'RNN type is not supported'
+        self.rnns = [torch.nn.LSTM(ninp if l == 0 else nhid, nhid if l != nlayers - 1 else (
+            ninp if tie_weights else nhid), 1, dropout=0) for l in range(nlayers)]
+        if wdrop:
+            self.rnns = [WeightDrop(rnn, ['weight_hh_l0'], dropout=wdrop) for rnn in self.rnns]
+        self.rnns = torch.nn.ModuleList(self.rnns)
+        self.decoder = nn.Linear(nhid, ntoken)
+        if tie_weights:
+            self.decoder.weight = self.encoder.weight
+        self.init_weights()
+        self.rnn_type = rnn_type
+        self.ninp = ninp
+        self.nhid = nhid
+        self.nlayers = nlayers
+        self.dropout = dropout
+        self.dropouti = dropouti
+        self.dropouth = dropouth
+        self.dropoute = dropoute
+        self.tie_weights = tie_weights
+
+    def init_weights(self):
+        initrange = 0.1
+        self.encoder.weight.data.uniform_(-initrange, initrange)
+        self.decoder.bias.data.fill_(0)
+        self.decoder.weight.data.uniform_(-initrange, initrange)
+
+    def forward(self, input, hidden, return_h=False):
+        emb = embedded_dropout(self.encoder, input, dropout=self.dropoute if self.training else 0)
+        emb = self.lockdrop(emb, self.dropouti)
+        raw_output = emb
+        new_hidden = []
+        raw_outputs = []
+        outputs = []
+        for l, rnn in enumerate(self.rnns):
+            raw_output, new_h = rnn(raw_output, hidden[l])
+            new_hidden.append(new_h)
+            raw_outputs.append(raw_output)
+            if l != self.nlayers - 1:
+                raw_output = self.lockdrop(raw_output, self.dropouth)
+                outputs.append(raw_output)
+        hidden = new_hidden
+        output = self.lockdrop(raw_output, self.dropout)
+        outputs.append(output)
+        result = output.view(output.size(0) * output.size(1), output.size(2))
+        if return_h:
+            return result, hidden, raw_outputs, outputs
+        return result, hidden
+
+    def init_hidden(self, bsz):
+        weight = next(self.parameters()).data
+        return [(weight.new(1, bsz, self.nhid if l != self.nlayers - 1 else (
+                    self.ninp if self.tie_weights else self.nhid)).zero_(),
+                 weight.new(1, bsz, self.nhid if l != self.nlayers - 1 else (
+                    self.ninp if self.tie_weights else self.nhid)).zero_())
+                for l in range(self.nlayers)]
+
+
+class PeepholeCustomLSTM(nn.Module):
+    """piEsposito "Building a LSTM by hand on PyTorch" ``CustomLSTM`` (peephole=True: the gates read
+    c_{t-1}): raw parameters, its own loop over (batch, seq, feature), ``forward(x, init_states=None)``
+    returning (hidden_seq, (h_t, c_t)). With the two ``rw.record`` lines a user adds (``record=True``).
+    https://towardsdatascience.com/building-a-lstm-by-hand-on-pytorch-59c02a4ec091"""
+    def __init__(self, input_sz, hidden_sz, peephole=False, record=False):
+        super().__init__()
+        self.input_sz = input_sz
+        self.hidden_size = hidden_sz
+        self.peephole = peephole
+        self.record = record
+        self.W = nn.Parameter(torch.Tensor(input_sz, hidden_sz * 4))
+        self.U = nn.Parameter(torch.Tensor(hidden_sz, hidden_sz * 4))
+        self.bias = nn.Parameter(torch.Tensor(hidden_sz * 4))
+        self.init_weights()
+
+    def init_weights(self):
+        stdv = 1.0 / self.hidden_size ** 0.5
+        for weight in self.parameters():
+            weight.data.uniform_(-stdv, stdv)
+
+    def forward(self, x, init_states=None):
+        bs, seq_sz, _ = x.size()
+        hidden_seq = []
+        if init_states is None:
+            h_t, c_t = (torch.zeros(bs, self.hidden_size).to(x.device),
+                        torch.zeros(bs, self.hidden_size).to(x.device))
+        else:
+            h_t, c_t = init_states
+        HS = self.hidden_size
+        for t in range(seq_sz):
+            x_t = x[:, t, :]
+            if self.peephole:
+                gates = x_t @ self.W + c_t @ self.U + self.bias
+            else:
+                gates = x_t @ self.W + h_t @ self.U + self.bias
+            i_t, f_t, g_t, o_t = (
+                torch.sigmoid(gates[:, :HS]),
+                torch.sigmoid(gates[:, HS:HS * 2]),
+                torch.tanh(gates[:, HS * 2:HS * 3]),
+                torch.sigmoid(gates[:, HS * 3:]),
+            )
+            if self.peephole:
+                c_t = f_t * c_t + i_t * torch.sigmoid(x_t @ self.W + self.bias)[:, HS * 2:HS * 3]
+                h_t = torch.tanh(o_t * c_t)
+            else:
+                c_t = f_t * c_t + i_t * g_t
+                h_t = o_t * torch.tanh(c_t)
+            if self.record:
+                import rnnwidgets as rw
+                rw.record("c", c_t)
+                rw.record("h", h_t)
+            hidden_seq.append(h_t.unsqueeze(0))
+        hidden_seq = torch.cat(hidden_seq, dim=0)
+        hidden_seq = hidden_seq.transpose(0, 1).contiguous()
+        return hidden_seq, (h_t, c_t)
+
+
+class PeepholeLSTMCell(nn.Module):
+    """A peephole LSTM cell (Gers & Schmidhuber 2000) as commonly written for PyTorch: diagonal peephole
+    weights w_ci, w_cf on c_{t-1} and w_co on c_t; ``forward(x, (h, c)) -> (h, c)``, driven by the user's
+    loop (``PeepholeTagger``)."""
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.W_x = nn.Linear(input_size, 4 * hidden_size)
+        self.W_h = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+        self.w_ci = nn.Parameter(torch.randn(hidden_size) * 0.1)
+        self.w_cf = nn.Parameter(torch.randn(hidden_size) * 0.1)
+        self.w_co = nn.Parameter(torch.randn(hidden_size) * 0.1)
+
+    def forward(self, x, state):
+        h, c = state
+        gates = self.W_x(x) + self.W_h(h)
+        i, f, g, o = gates.chunk(4, 1)
+        i = torch.sigmoid(i + self.w_ci * c)
+        f = torch.sigmoid(f + self.w_cf * c)
+        g = torch.tanh(g)
+        c = f * c + i * g
+        o = torch.sigmoid(o + self.w_co * c)
+        h = o * torch.tanh(c)
+        return h, c
+
+
+class PeepholeTagger(nn.Module):
+    """The peephole cell in the user's loop over batch-first features, a Linear head a step."""
+    def __init__(self, n_in, hidden, n_out):
+        super().__init__()
+        self.hidden = hidden
+        self.cell = PeepholeLSTMCell(n_in, hidden)
+        self.fc = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        h = c = torch.zeros(x.size(0), self.hidden, dtype=x.dtype)
+        outs = []
+        for t in range(x.size(1)):
+            h, c = self.cell(x[:, t], (h, c))
+            outs.append(self.fc(h))
+        return torch.stack(outs, 1)
+
+
+class ConvLSTMCell(nn.Module):
+    """ndrplz/ConvLSTM_pytorch convlstm.py: a 2-D convolution over [input, h] gives the four gates;
+    the state (batch, hidden_dim, height, width). https://github.com/ndrplz/ConvLSTM_pytorch"""
+    def __init__(self, input_dim, hidden_dim, kernel_size, bias):
+        super(ConvLSTMCell, self).__init__()
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.kernel_size = kernel_size
+        self.padding = kernel_size[0] // 2, kernel_size[1] // 2
+        self.bias = bias
+        self.conv = nn.Conv2d(in_channels=self.input_dim + self.hidden_dim,
+                              out_channels=4 * self.hidden_dim,
+                              kernel_size=self.kernel_size,
+                              padding=self.padding,
+                              bias=self.bias)
+
+    def forward(self, input_tensor, cur_state):
+        h_cur, c_cur = cur_state
+        combined = torch.cat([input_tensor, h_cur], dim=1)
+        combined_conv = self.conv(combined)
+        cc_i, cc_f, cc_o, cc_g = torch.split(combined_conv, self.hidden_dim, dim=1)
+        i = torch.sigmoid(cc_i)
+        f = torch.sigmoid(cc_f)
+        o = torch.sigmoid(cc_o)
+        g = torch.tanh(cc_g)
+        c_next = f * c_cur + i * g
+        h_next = o * torch.tanh(c_next)
+        return h_next, c_next
+
+    def init_hidden(self, batch_size, image_size):
+        height, width = image_size
+        return (torch.zeros(batch_size, self.hidden_dim, height, width, device=self.conv.weight.device),
+                torch.zeros(batch_size, self.hidden_dim, height, width, device=self.conv.weight.device))
+
+
+class ConvLSTM(nn.Module):
+    """ndrplz/ConvLSTM_pytorch ``ConvLSTM``: input (t, b, c, h, w) or batch_first (b, t, c, h, w), the cells
+    called by keyword (``input_tensor=..., cur_state=[h, c]``), returning (layer_output_list, last_state_list)."""
+    def __init__(self, input_dim, hidden_dim, kernel_size, num_layers,
+                 batch_first=False, bias=True, return_all_layers=False):
+        super(ConvLSTM, self).__init__()
+        self._check_kernel_size_consistency(kernel_size)
+        kernel_size = self._extend_for_multilayer(kernel_size, num_layers)
+        hidden_dim = self._extend_for_multilayer(hidden_dim, num_layers)
+        if not len(kernel_size) == len(hidden_dim) == num_layers:
+            raise ValueError('Inconsistent list length.')
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.kernel_size = kernel_size
+        self.num_layers = num_layers
+        self.batch_first = batch_first
+        self.bias = bias
+        self.return_all_layers = return_all_layers
+        cell_list = []
+        for i in range(0, self.num_layers):
+            cur_input_dim = self.input_dim if i == 0 else self.hidden_dim[i - 1]
+            cell_list.append(ConvLSTMCell(input_dim=cur_input_dim,
+                                          hidden_dim=self.hidden_dim[i],
+                                          kernel_size=self.kernel_size[i],
+                                          bias=self.bias))
+        self.cell_list = nn.ModuleList(cell_list)
+
+    def forward(self, input_tensor, hidden_state=None):
+        if not self.batch_first:
+            input_tensor = input_tensor.permute(1, 0, 2, 3, 4)
+        b, _, _, h, w = input_tensor.size()
+        if hidden_state is not None:
+            raise NotImplementedError()
+        else:
+            hidden_state = self._init_hidden(batch_size=b, image_size=(h, w))
+        layer_output_list = []
+        last_state_list = []
+        seq_len = input_tensor.size(1)
+        cur_layer_input = input_tensor
+        for layer_idx in range(self.num_layers):
+            h, c = hidden_state[layer_idx]
+            output_inner = []
+            for t in range(seq_len):
+                h, c = self.cell_list[layer_idx](input_tensor=cur_layer_input[:, t, :, :, :], cur_state=[h, c])
+                output_inner.append(h)
+            layer_output = torch.stack(output_inner, dim=1)
+            cur_layer_input = layer_output
+            layer_output_list.append(layer_output)
+            last_state_list.append([h, c])
+        if not self.return_all_layers:
+            layer_output_list = layer_output_list[-1:]
+            last_state_list = last_state_list[-1:]
+        return layer_output_list, last_state_list
+
+    def _init_hidden(self, batch_size, image_size):
+        init_states = []
+        for i in range(self.num_layers):
+            init_states.append(self.cell_list[i].init_hidden(batch_size, image_size))
+        return init_states
+
+    @staticmethod
+    def _check_kernel_size_consistency(kernel_size):
+        if not (isinstance(kernel_size, tuple) or
+                (isinstance(kernel_size, list) and all([isinstance(elem, tuple) for elem in kernel_size]))):
+            raise ValueError('`kernel_size` must be tuple or list of tuples')
+
+    @staticmethod
+    def _extend_for_multilayer(param, num_layers):
+        if not isinstance(param, list):
+            param = [param] * num_layers
+        return param
+
+
+# pytorch/pytorch benchmarks/fastrnns/custom_lstms.py: TorchScript LSTMs written on jit.ScriptModule
+# https://github.com/pytorch/pytorch/blob/main/benchmarks/fastrnns/custom_lstms.py
+class ScriptLSTMCell(jit.ScriptModule):
+    """custom_lstms.py ``LSTMCell``"""
+    def __init__(self, input_size, hidden_size):
+        super(ScriptLSTMCell, self).__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.weight_ih = Parameter(torch.randn(4 * hidden_size, input_size))
+        self.weight_hh = Parameter(torch.randn(4 * hidden_size, hidden_size))
+        self.bias_ih = Parameter(torch.randn(4 * hidden_size))
+        self.bias_hh = Parameter(torch.randn(4 * hidden_size))
+
+    @jit.script_method
+    def forward(self, input: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        hx, cx = state
+        gates = (torch.mm(input, self.weight_ih.t()) + self.bias_ih +
+                 torch.mm(hx, self.weight_hh.t()) + self.bias_hh)
+        ingate, forgetgate, cellgate, outgate = gates.chunk(4, 1)
+        ingate = torch.sigmoid(ingate)
+        forgetgate = torch.sigmoid(forgetgate)
+        cellgate = torch.tanh(cellgate)
+        outgate = torch.sigmoid(outgate)
+        cy = (forgetgate * cx) + (ingate * cellgate)
+        hy = outgate * torch.tanh(cy)
+        return hy, (hy, cy)
+
+
+class LayerNormLSTMCell(jit.ScriptModule):
+    """custom_lstms.py ``LayerNormLSTMCell`` (decompose_layernorm=False: nn.LayerNorm)"""
+    def __init__(self, input_size, hidden_size):
+        super(LayerNormLSTMCell, self).__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.weight_ih = Parameter(torch.randn(4 * hidden_size, input_size))
+        self.weight_hh = Parameter(torch.randn(4 * hidden_size, hidden_size))
+        ln = nn.LayerNorm
+        self.layernorm_i = ln(4 * hidden_size)
+        self.layernorm_h = ln(4 * hidden_size)
+        self.layernorm_c = ln(hidden_size)
+
+    @jit.script_method
+    def forward(self, input: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        hx, cx = state
+        igates = self.layernorm_i(torch.mm(input, self.weight_ih.t()))
+        hgates = self.layernorm_h(torch.mm(hx, self.weight_hh.t()))
+        gates = igates + hgates
+        ingate, forgetgate, cellgate, outgate = gates.chunk(4, 1)
+        ingate = torch.sigmoid(ingate)
+        forgetgate = torch.sigmoid(forgetgate)
+        cellgate = torch.tanh(cellgate)
+        outgate = torch.sigmoid(outgate)
+        cy = self.layernorm_c((forgetgate * cx) + (ingate * cellgate))
+        hy = outgate * torch.tanh(cy)
+        return hy, (hy, cy)
+
+
+class LSTMLayer(jit.ScriptModule):
+    """custom_lstms.py ``LSTMLayer``: (time, batch, features), a cell over ``input.unbind(0)``"""
+    def __init__(self, cell, *cell_args):
+        super(LSTMLayer, self).__init__()
+        self.cell = cell(*cell_args)
+
+    @jit.script_method
+    def forward(self, input: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        inputs = input.unbind(0)
+        outputs = torch.jit.annotate(List[Tensor], [])
+        for i in range(len(inputs)):
+            out, state = self.cell(inputs[i], state)
+            outputs += [out]
+        return torch.stack(outputs), state
+
+
+def init_stacked_lstm(num_layers, layer, first_layer_args, other_layer_args):
+    layers = [layer(*first_layer_args)] + [layer(*other_layer_args) for _ in range(num_layers - 1)]
+    return nn.ModuleList(layers)
+
+
+class StackedLSTM(jit.ScriptModule):
+    """custom_lstms.py ``StackedLSTM``: ``forward(input, states)`` with one (h, c) per layer"""
+    __constants__ = ['layers']  # Necessary for iterating through self.layers
+
+    def __init__(self, num_layers, layer, first_layer_args, other_layer_args):
+        super(StackedLSTM, self).__init__()
+        self.layers = init_stacked_lstm(num_layers, layer, first_layer_args, other_layer_args)
+
+    @jit.script_method
+    def forward(self, input: Tensor, states: List[Tuple[Tensor, Tensor]]
+                ) -> Tuple[Tensor, List[Tuple[Tensor, Tensor]]]:
+        output_states = jit.annotate(List[Tuple[Tensor, Tensor]], [])
+        output = input
+        i = 0
+        for rnn_layer in self.layers:
+            state = states[i]
+            output, out_state = rnn_layer(output, state)
+            output_states += [out_state]
+            i += 1
+        return output, output_states

@@ -369,3 +369,44 @@ def test_every_entry_point_leaves_the_model_as_found_when_its_forward_raises_hal
         assert torch.equal(torch.get_rng_state(), rng), f"{name} (failing on call {fail_on}) moved torch's RNG"
         fail_on += 1
     assert calls >= 1 or name == "fixed_points"   # fixed_points steps the layer alone, never the forward
+
+
+class Reassigning(nn.Module):
+    """A forward that rebinds its module's state: a weight set from a raw parameter (registered as a
+    parameter when it is that parameter, as AWD-LSTM's WeightDrop does in eval mode), a tensor
+    attribute it adds, and a (h, c) tuple kept as an attribute (the BiLSTM-CRF tutorial's self.hidden)."""
+
+    def __init__(self, fail=False):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+        self.raw = nn.Parameter(self.lstm.weight_hh_l0.detach().clone())
+        self.hidden = (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+        self.fail = fail
+
+    def forward(self, x):
+        self.lstm.weight_hh_l0 = self.raw if not self.training else self.raw * 1.0
+        self.lstm.last_input = x.detach()
+        out, self.hidden = self.lstm(x, self.hidden)
+        if self.fail:
+            raise RuntimeError("the model's own error")
+        return out
+
+
+@pytest.mark.parametrize("fail", [False, True])
+@pytest.mark.parametrize("loss", [None, "last"])
+def test_parameter_registrations_added_tensors_and_kept_state_tuples_are_put_back(fail, loss):
+    torch.manual_seed(0)
+    model = Reassigning(fail).eval()
+    x = torch.randn(2, 5, 3)
+    params = [dict(m._parameters) for m in model.modules()]
+    hidden, attrs = model.hidden, [set(vars(m)) for m in model.modules()]
+    with contextlib.nullcontext() if not fail else pytest.raises(RuntimeError, match="the model's own error"):
+        trace(model, x, loss=loss)
+    assert [dict(m._parameters) for m in model.modules()] == params        # weight_hh_l0 still a parameter
+    assert all(m._parameters[k] is p for m, ps in zip(model.modules(), params) for k, p in ps.items())
+    assert model.hidden is hidden
+    assert [set(vars(m)) for m in model.modules()] == attrs                # no last_input left behind
+    with torch.no_grad():                              # without a trace: the model's own forward does all this
+        model.fail = False
+        model(x)
+    assert model.lstm._parameters["weight_hh_l0"] is model.raw and model.hidden is not hidden

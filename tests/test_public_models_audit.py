@@ -8,28 +8,52 @@ Then more public models (``more_cases``): bentrevett's time-major packed sentime
 lengths, Udacity's char-LSTM with its hidden carried across batches, spro's char-rnn called one
 token id per call, deeplearningwizard's LSTM with h0 made in forward, a learned h0 (nn.Parameter),
 the seq2seq tutorial's Bahdanau AttnDecoderRNN, the 2024 char-RNN classifier, the time-sequence
-example with ``future=``, and GRU-D's hand-written step with ``rw.record``."""
+example with ``future=``, and GRU-D's hand-written step with ``rw.record``.
+
+Then the newest (``newest_cases`` and the tests after it): the chatbot tutorial's packed bidirectional
+encoder, its Luong decoder fed (1, batch) ids a call and its greedy search, d2l.ai's RNNModel (one-hot
+of ``inputs.T``) and RNNScratch, AWD-LSTM's WeightDrop-wrapped LSTMs, the BiLSTM-CRF tutorial (a random
+initial state each forward), piEsposito's peephole LSTM with ``rw.record``; hand-written cells without
+record lines (ConvLSTM, a peephole cell loop) and fastrnns' TorchScript LSTMs get one sentence."""
 import numpy as np
 import pytest
 import torch
 from public_models import (
     GRUD,
     MAX_LENGTH,
+    START_TAG,
+    STOP_TAG,
     AirModel,
     AttnDecoderRNN,
+    AWDRNNModel,
+    BiLSTM_CRF,
     CharRNN,
+    ChatbotEncoderRNN,
+    ConvLSTM,
+    D2LRNNModel,
     EncoderRNN,
     GenRNN,
+    GreedySearchDecoder,
+    LayerNormLSTMCell,
     LearnedInitGRU,
+    LSTMLayer,
     LSTMModel,
     LSTMTagger,
+    LuongAttnDecoderRNN,
+    PeepholeCustomLSTM,
+    PeepholeTagger,
+    RNNLMScratch,
     RNNModel,
+    RNNScratch,
+    ScriptLSTMCell,
     SentimentRNN,
     Seq2Seq,
     Sequence,
     SproCharRNN,
+    StackedLSTM,
     UdacityCharRNN,
     UpgradedSentiment,
+    WeightDrop,
 )
 from torch import nn
 
@@ -527,3 +551,389 @@ def test_generate_runs_a_one_token_char_rnn_as_its_own_loop_does(prompt):
     np.testing.assert_allclose(gen.outputs, torch.stack(logits, 1).numpy(), atol=1e-6)
     tr = rw.trace(model, ids.t())                       # the same ids traced: the same states
     np.testing.assert_allclose(gen.layers["rnn.l1"].h, tr.layers["rnn.l1"].h, atol=1e-6)
+
+
+# ---- newest public models: the chatbot tutorial, d2l.ai, AWD-LSTM, the BiLSTM-CRF tutorial, a peephole
+# ---- LSTM, ConvLSTM, fastrnns' TorchScript LSTMs ------------------------------------------------------
+CRF_TAGS = {"B": 0, "I": 1, "O": 2, START_TAG: 3, STOP_TAG: 4}
+SEED = 5        # BiLSTM_CRF draws its initial state with torch.randn at every forward: one seed for both runs
+
+
+def chatbot():
+    """The chatbot tutorial's encoder and decoder sharing one embedding, (max_len, batch) ids padded with 0
+    and sorted by length; the decoder starts from ``encoder_hidden[:decoder.n_layers]``."""
+    torch.manual_seed(0)
+    embedding = nn.Embedding(V, 8)
+    encoder = ChatbotEncoderRNN(8, embedding, 2, 0.1).eval()
+    decoder = LuongAttnDecoderRNN("general", embedding, 8, V, 2, 0.1).eval()
+    lengths = torch.tensor([5, 4, 2])
+    ids = torch.randint(1, V, (5, 3))
+    for i, n in enumerate(lengths):
+        ids[n:, i] = 0
+    with torch.no_grad():
+        encoder_outputs, encoder_hidden = encoder(ids, lengths)
+    return encoder, decoder, ids, lengths, encoder_outputs, encoder_hidden[:decoder.n_layers]
+
+
+def own_luong(m, steps, hidden, encoder_outputs):
+    """The tutorial's train(): ``decoder_input = target_variable[t].view(1, -1)`` a step, the hidden carried."""
+    outs = []
+    for x_t in steps:
+        out, hidden = m(x_t.view(1, -1), hidden, encoder_outputs)
+        outs.append(out)
+    return torch.stack(outs, 1)
+
+
+def newest_cases():
+    encoder, decoder, ids, lengths, encoder_outputs, hidden = chatbot()
+    target = torch.randint(1, V, (4, 3))                # (max_target_len, batch)
+    torch.manual_seed(1)
+    d2l_ids = torch.randint(0, V, (2, 5))               # (batch, num_steps), as d2l's data iterator gives them
+    d2l_lstm = D2LRNNModel(nn.LSTM(V, 12, 2), V)
+    state = tuple(torch.randn_like(s) for s in d2l_lstm.begin_state("cpu", batch_size=2))
+    awd = AWDRNNModel("LSTM", V, 8, 12, 3, wdrop=0.5)
+    return {   # name: (model, inputs, calling, own call, an editable layer, a quantity)
+        "chatbot-encoder": (encoder, ids, {"kwargs": {"input_lengths": lengths}}, lambda m, x: m(x, lengths)[0],
+                            "gru.l1.reverse", "h"),
+        "luong-decoder": (decoder, target, {"hidden": hidden, "kwargs": {"encoder_outputs": encoder_outputs}},
+                          lambda m, x: own_luong(m, x, hidden, encoder_outputs), "gru.l1", "h"),
+        "greedy-search": (GreedySearchDecoder(encoder, decoder), ids[:, :1],
+                          {"kwargs": {"input_length": lengths[:1], "max_length": 4}},
+                          lambda m, x: m(x, lengths[:1], 4)[1], "decoder.gru.l0", "h"),
+        "d2l-gru": (D2LRNNModel(nn.GRU(V, 12), V), d2l_ids, {}, lambda m, x: m(x, m.begin_state("cpu", 2))[0],
+                    "rnn.l0", "update"),
+        "d2l-lstm-state": (d2l_lstm, d2l_ids, {"hidden": state}, lambda m, x: m(x, state)[0], "rnn.l1", "c"),
+        "awd-lstm": (awd, torch.randint(0, V, (5, 2)), {}, lambda m, x: m(x, m.init_hidden(2))[0],
+                     "rnns.1.module.l0", "c"),
+        "bilstm-crf": (BiLSTM_CRF(V, CRF_TAGS, 6, 8), torch.randint(0, V, (7,)), {}, lambda m, x: m(x)[0],
+                       "lstm.l0.reverse", "h"),
+        "peephole-record": (PeepholeCustomLSTM(3, 8, peephole=True, record=True), torch.randn(2, 5, 3), {},
+                            lambda m, x: m(x)[0], None, None),
+    }
+
+
+def fused_calls(model, inputs, own):
+    """Each nn.LSTM / GRU / RNN's calls' (output, h_n) from the model's own run, by module path; a module
+    that AWD-LSTM's WeightDrop wraps (and calls as ``.forward``, so no hook of its own runs) through its
+    wrapper."""
+    seen, handles = {}, []
+    for name, m in model.named_modules():
+        inner = m.module if isinstance(m, WeightDrop) else m
+        if isinstance(inner, nn.RNNBase) and (m is inner) != isinstance(m, WeightDrop):
+            path = f"{name}.module" if m is not inner else name
+            handles.append(m.register_forward_hook(lambda m, i, o, path=path: seen.setdefault(path, []).append(o)))
+    try:
+        torch.manual_seed(SEED)
+        with torch.no_grad():
+            out = own(model, inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen, out
+
+
+@pytest.mark.parametrize("name", list(newest_cases()))
+def test_newest_models_states_and_outputs_are_the_models_own(name):
+    model, inputs, calling, own, _, _ = newest_cases()[name]
+    model.eval()
+    torch.manual_seed(SEED)
+    tr = rw.trace(model, inputs, **calling)
+    seen, out = fused_calls(model, inputs, own)
+    if name == "peephole-record":                       # its output is its h at every step
+        np.testing.assert_allclose(tr.layers["peepholecustomlstm"].h, out.numpy(), atol=1e-6)
+        return
+    assert seen, "no recurrent module ran"
+    modules = dict(model.named_modules())
+    for path, calls in seen.items():
+        module = modules[path]
+        directions, width = 1 + module.bidirectional, module.hidden_size
+        for k in range(module.num_layers):
+            for d in range(directions):
+                lt = tr.layers[f"{path}.l{k}" + (".reverse" if d else "")]
+                h_n = [(o[1][0] if isinstance(o[1], tuple) else o[1])[k * directions + d] for o in calls]
+                if len(calls) > 1:                      # one call a step (the decoder)
+                    np.testing.assert_allclose(lt.h, torch.stack(h_n, 1).numpy(), atol=1e-6)
+                    continue
+                last = lt.h[np.arange(tr.batch), tr.layer_lengths(lt.name) - 1] if not d else lt.h[:, 0]
+                np.testing.assert_allclose(last, h_n[0].numpy(), atol=1e-6)
+                output = calls[0][0]
+                if k == module.num_layers - 1 and not isinstance(output, nn.utils.rnn.PackedSequence):
+                    output = output if module.batch_first else output.transpose(0, 1)
+                    np.testing.assert_allclose(lt.h, output[..., d * width:(d + 1) * width].numpy(), atol=1e-6)
+    if tr.outputs is not None:
+        want = out.float().numpy()
+        if want.ndim == 2 and want.shape[0] == tr.steps * tr.batch:        # flattened time-major rows
+            want = want.reshape(tr.steps, tr.batch, -1)
+        if want.shape[:2] == (tr.steps, tr.batch) and tr.steps != tr.batch:
+            want = np.swapaxes(want, 0, 1)
+        np.testing.assert_allclose(tr.outputs, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(newest_cases()))
+def test_newest_models_every_entry_point_runs_and_leaves_the_model_as_found(name, tmp_path):
+    model, inputs, calling, own, layer, quantity = newest_cases()[name]
+    model.eval()
+    before = snapshot(model)
+    pick = 1 if name == "greedy-search" else 0          # its first output is the chosen ids, its second the scores
+    loss = lambda out: (out[pick] if isinstance(out, tuple) else out).float().sum()   # noqa: E731
+    tr = rw.trace(model, inputs, loss=loss, **calling)
+    assert all(np.isfinite(lt.grads["h"]).all() for lt in tr.layers.values() if "h" in lt.grads)
+    back = rw.Trace.load(tr.save(tmp_path / "trace.npz"))
+    np.testing.assert_array_equal(back.first.h, tr.first.h)
+    if layer is not None:
+        edited = rw.trace(model, inputs, edits=[rw.clamp(layer, quantity, [0], [1], 0.25)], **calling)
+        lt = edited.layers[layer]
+        values = lt.states[quantity] if quantity in lt.states else lt.gates[quantity]
+        np.testing.assert_array_equal(values[edited.layer_lengths(layer) > 1, 1, 0], 0.25)
+    ex = rw.explore(model, inputs, **calling)
+    ex.update(inputs)
+    if layer is not None:
+        ex.what_if.run(0, [0])
+    ex.save_html(tmp_path / "explorer.html")
+    rw.gradient_flow(model, inputs, loss=loss, **calling).save_html(tmp_path / "flow.html")
+    rw.compare(model, inputs, inputs, **calling).save_html(tmp_path / "compare.html")
+    if layer is not None and name != "awd-lstm":      # WeightDrop: no fixed weights (its own test)
+        rw.DynamicsView(rw.dynamics(model, inputs, k=2, **calling)).save_html(tmp_path / "dynamics.html")
+        rw.fixed_points(model, layer=layer.removesuffix(".reverse"), n_init=4, adam_steps=20, newton_steps=5)
+    ds = rw.trace_dataset(model, [inputs, inputs], progress=False, **calling,
+                          tokens=lambda x: [[f"t{i}" for i in range(tr.steps)]] * tr.batch)
+    assert np.isfinite(rw.unit_stats(ds, layer=tr.first.name).mean).all()
+    assert_untouched(model, before)
+    monitor = rw.TrainingMonitor(model, probe=(inputs, loss), every=1, **calling)
+    out = own(model, inputs)
+    (out[0] if isinstance(out, tuple) else out).float().pow(2).mean().backward()
+    monitor.step(torch.tensor(1.0))
+    monitor.save_html(tmp_path / "monitor.html")
+    model.zero_grad(set_to_none=True)
+
+
+def test_the_chatbot_decoder_fed_one_step_of_ids_a_call_gets_autograds_gradient_through_time():
+    """LuongAttnDecoderRNN takes input_step (1, batch): rw.trace drives it on target_variable[t] as (1, batch)
+    (run whole, its attention cannot take the target's length), and dL/dh_t of each GRU layer is the
+    gradient autograd gives each step's returned hidden, through the later steps."""
+    _, decoder, _, _, encoder_outputs, hidden = chatbot()
+    target = torch.randint(1, V, (4, 3))
+    before = snapshot(decoder)
+    tr = rw.trace(decoder, target, hidden=hidden, kwargs={"encoder_outputs": encoder_outputs},
+                  loss=lambda out: out[-1].log().sum())     # the outputs stacked (time, batch, vocab)
+    assert_untouched(decoder, before)
+    h, kept_h, outs = hidden, [], []
+    for x_t in target:
+        out, h = decoder(x_t.view(1, -1), h, encoder_outputs)
+        h.retain_grad()
+        kept_h.append(h)
+        outs.append(out)
+    outs[-1].log().sum().backward()
+    # the step module's state is the hidden it returns, both layers side by side: its gradient is the one
+    # autograd gives that tensor (0 at the last step, whose returned hidden no later step reads)
+    lt = tr.layers["luongattndecoderrnn"]
+    want = torch.stack([s.grad if s.grad is not None else torch.zeros_like(s) for s in kept_h], 2)  # (L, B, T, H)
+    np.testing.assert_allclose(lt.grads["h"], torch.cat(list(want), -1).numpy(), rtol=1e-5, atol=1e-7)
+    assert np.abs(lt.grads["h"][:, 0]).max() > 0
+    for k in range(2):
+        np.testing.assert_allclose(tr.layers[f"gru.l{k}"].h, torch.stack([s[k] for s in kept_h], 1).detach().numpy(),
+                                   atol=1e-6)
+    decoder.zero_grad(set_to_none=True)
+
+
+def test_a_bilstm_crf_trace_reads_the_initial_state_its_forward_drew():
+    """The tutorial's _get_lstm_features sets self.hidden = init_hidden() (torch.randn) at every call: the
+    trace starts from the state that run drew, the one the model's own run draws under the same seed,
+    and ``model.hidden`` is left as found (with loss=, not a state holding the trace's graph)."""
+    model = newest_cases()["bilstm-crf"][0].eval()
+    sentence = torch.randint(0, V, (7,))
+    hidden = model.hidden
+    rw.trace(model, sentence, loss=lambda out: out[0])
+    assert model.hidden is hidden
+    torch.manual_seed(SEED)
+    tr = rw.trace(model, sentence)
+    torch.manual_seed(SEED)
+    h0, c0 = model.init_hidden()
+    for d, name in enumerate(["lstm.l0", "lstm.l0.reverse"]):
+        np.testing.assert_array_equal(tr.layers[name].initial["h"], h0[d].numpy())
+        np.testing.assert_array_equal(tr.layers[name].initial["c"], c0[d].numpy())
+
+
+def test_awd_lstms_weight_dropped_lstms_are_traced_with_the_weights_they_ran_with():
+    """WeightDrop sets weight_hh_l0 from weight_hh_l0_raw (dropped out in training) and calls
+    ``self.module.forward`` directly: the states are those of that run, in eval and in training mode
+    (the same mask drawn under one seed); rw.dynamics and rw.fixed_points, which need the step's fixed
+    weights, say in one sentence that these are set before each call."""
+    model, ids, _, own, _, _ = newest_cases()["awd-lstm"]
+    for training in (True, False):      # (run by itself in eval mode first, WeightDrop fails in training after)
+        model.train(training)
+        before = snapshot(model)
+        torch.manual_seed(3)
+        tr = rw.trace(model, ids)
+        assert_untouched(model, before)
+        torch.manual_seed(3)
+        with torch.no_grad():
+            _, hidden = model(ids, model.init_hidden(2))
+        for k in range(3):
+            np.testing.assert_allclose(tr.layers[f"rnns.{k}.module.l0"].h[:, -1], hidden[k][0][0].numpy(), atol=1e-6)
+            np.testing.assert_allclose(tr.layers[f"rnns.{k}.module.l0"].states["c"][:, -1], hidden[k][1][0].numpy(), atol=1e-6)
+    model = newest_cases()["awd-lstm"][0].train()      # (its own eval run above broke its training, as in AWD)
+    model(ids, model.init_hidden(2))                    # training: weight_hh_l0 a dropped-out plain tensor
+    model.eval()
+    for who, call in [("rw.dynamics", lambda: rw.dynamics(model, ids)),
+                      ("rw.fixed_points", lambda: rw.fixed_points(model, layer="rnns.0.module.l0"))]:
+        with pytest.raises(ValueError, match=rf"^{who}: expected rnns.0.module's weights to be its parameters, but "
+                                             r"weight_hh_l0 is set before each call \(as AWD-LSTM's WeightDrop .*\), "
+                                             r"so its step has no fixed weights to analyse$"):
+            call()
+    with torch.no_grad():
+        model(ids, model.init_hidden(2))                # the user's own eval run registers weight_hh_l0_raw
+    assert model.rnns[0].module.weight_hh_l0 is model.rnns[0].module.weight_hh_l0_raw     # as weight_hh_l0
+    dyn = rw.dynamics(model, ids, k=2)                  # its weights are then fixed: the dynamics run
+    assert set(dyn.layers) == {"rnns.0.module.l0", "rnns.1.module.l0", "rnns.2.module.l0"}
+
+
+def hand_written_cells():
+    torch.manual_seed(0)
+    return {"convlstm": (ConvLSTM(2, 4, (3, 3), 2, batch_first=True), torch.randn(2, 5, 2, 6, 6)),
+            "peephole-cell-loop": (PeepholeTagger(3, 8, 2), torch.randn(2, 5, 3)),
+            "peephole-no-record": (PeepholeCustomLSTM(3, 8, peephole=True), torch.randn(2, 5, 3)),
+            "d2l-scratch": (RNNLMScratch(RNNScratch(V, 12), V), torch.randint(0, V, (2, 5)))}
+
+
+@pytest.mark.parametrize("name", list(hand_written_cells()))
+def test_hand_written_cells_without_record_lines_get_one_sentence_from_every_entry_point(name, tmp_path):
+    """ConvLSTM's cells (4-D state, called by keyword), a peephole cell in the user's loop, piEsposito's
+    peephole LSTM and d2l's RNNScratch (raw parameters in their own loop): no module rnnwidgets knows the
+    step of, so each entry point that reads states says what it looks for, and the model is left as found."""
+    model, x = hand_written_cells()[name]
+    model.eval()
+    before = snapshot(model)
+    who = type(model).__name__
+    nothing = rf"^rw.recording: nothing was recorded — {who} called no nn.LSTM / GRU / RNN or nn.LSTMCell .*" \
+              r"and no rw.record\(...\) ran$"
+    loss = lambda out: (out[0][-1] if isinstance(out, tuple) else out).sum()     # noqa: E731
+    calls = [lambda: rw.trace(model, x), lambda: rw.trace(model, x, loss=loss), lambda: rw.explore(model, x),
+             lambda: rw.gradient_flow(model, x, loss=loss), lambda: rw.compare(model, x, x),
+             lambda: rw.dynamics(model, x), lambda: rw.trace_dataset(model, [x], progress=False),
+             lambda: rw.TrainingMonitor(model, probe=(x, loss), every=1).step(torch.tensor(1.0))]
+    for call in calls:
+        with pytest.raises(ValueError, match=nothing):
+            call()
+    with pytest.raises(ValueError, match=rf"^rw.fixed_points: expected a model holding an nn.LSTM .*; {who} has none"):
+        rw.fixed_points(model)
+    assert_untouched(model, before)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fastrnns_torchscript_lstms_are_refused_by_every_entry_point_in_one_sentence():
+    """custom_lstms.py's classes are written on torch.jit.ScriptModule (@jit.script_method), which runs no
+    Python hooks, and there is no nn.Module they were scripted from: the sentence says to write them on
+    nn.Module, for the model itself and for one inside a plain model."""
+    torch.manual_seed(0)
+    layer = LSTMLayer(ScriptLSTMCell, 3, 8).eval()
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = StackedLSTM(2, LSTMLayer, [LayerNormLSTMCell, 3, 8], [LayerNormLSTMCell, 8, 8])
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            states = [(torch.zeros(x.size(1), 8), torch.zeros(x.size(1), 8)) for _ in range(2)]
+            return self.fc(self.lstm(x, states)[0])
+
+    x, state = torch.randn(5, 2, 3), (torch.zeros(2, 8), torch.zeros(2, 8))
+    fix = r"( \(|; )(LSTMLayer|StackedLSTM) is written on torch.jit.ScriptModule, which runs no Python hooks: " \
+          r"write it on nn.Module, its @jit.script_method forward a plain forward\)?$"
+    for model in (layer, Tagger().eval()):
+        before = snapshot(model)
+        calling = {"hidden": state} if model is layer else {}
+        calls = [("rw.trace", lambda: rw.trace(model, x, **calling)), ("rw.trace", lambda: rw.explore(model, x, **calling)),
+                 ("rw.trace", lambda: rw.gradient_flow(model, x, **calling)),
+                 ("rw.trace", lambda: rw.dynamics(model, x, **calling)),
+                 ("rw.trace", lambda: rw.trace_dataset(model, [x], progress=False, **calling)),
+                 ("rw.fixed_points", lambda: rw.fixed_points(model, n_init=2))]
+        if model is layer:
+            calls += [("rw.attribution", lambda: rw.attribution(model, x, hidden=state)),
+                      ("rw.generate", lambda: rw.generate(model, [1, 2], steps=2))]
+        for who, call in calls:
+            with pytest.raises(TypeError, match=rf"^{who}: expected (a torch.nn.Module as the model, got|plain torch.nn."
+                                                rf"Modules, but 'lstm' is) a torch.jit.script-ed module" + fix):
+                call()
+        assert_untouched(model, before)
+
+
+def test_an_entry_point_running_awd_lstm_in_eval_mode_leaves_its_training_going():
+    """In eval mode WeightDrop's F.dropout returns weight_hh_l0_raw itself, and setattr registers it as a
+    parameter 'weight_hh_l0'; the next training forward then fails ("cannot assign 'torch.FloatTensor' as
+    parameter"). rw.attribution and rw.dynamics run the model in eval mode: its parameters are put back."""
+    model, ids, _, _, _, _ = newest_cases()["awd-lstm"]
+    model.train()
+    model(ids, model.init_hidden(2))                    # a training step has run: weight_hh_l0 a plain tensor
+    before = snapshot(model)
+    registered = [sorted(m._parameters) for m in model.modules()]
+    with pytest.raises(ValueError, match="no nn.Embedding reads them"):     # embedded_dropout: F.embedding
+        rw.attribution(model, ids)
+    with pytest.raises(ValueError, match="is set before each call"):
+        rw.dynamics(model, ids)
+    rw.trace(model, ids, loss=lambda out: out[0].sum())
+    assert [sorted(m._parameters) for m in model.modules()] == registered
+    assert_untouched(model, before)
+    model(ids, model.init_hidden(2))[0].sum().backward()       # training goes on
+    assert model.rnns[0].module.weight_hh_l0_raw.grad is not None
+    model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_a_one_token_char_rnn_traced_with_a_loss_gets_autograds_gradient_of_each_hidden(kind):
+    """spro's char-rnn runs its nn.GRU / LSTM one token a call: each returned hidden's gradient is the one
+    autograd gives it through the later calls (the GRU's layers ran gradient-free fast paths, so every
+    gradient read 0), and a clamp on the way changes it as the clamped run's autograd does."""
+    torch.manual_seed(0)
+    model = SproCharRNN(V, 12, V, kind, 2).eval()
+    ids = torch.randint(0, V, (5, 2))
+    before = snapshot(model)
+    tr = rw.trace(model, ids, loss=lambda out: out[-1].sum())
+    assert_untouched(model, before)
+    hidden, kept_h, out = model.init_hidden(2), [], None
+    for x_t in ids:
+        out, hidden = model(x_t, hidden)
+        for part in (hidden if kind == "lstm" else (hidden,)):
+            part.retain_grad()
+        kept_h.append(hidden)
+    out.sum().backward()
+    parts = [(lambda s: s[0]), (lambda s: s[1])] if kind == "lstm" else [lambda s: s]
+    grads = [torch.stack([p(s).grad if p(s).grad is not None else torch.zeros_like(p(s)) for s in kept_h], 2)
+             for p in parts]                                           # (layers, batch, time, units)
+    lt = tr.layers["sprocharrnn"]
+    np.testing.assert_allclose(lt.grads["h"], torch.cat(list(grads[0]), -1).numpy(), rtol=1e-5, atol=1e-7)
+    if kind == "lstm":
+        np.testing.assert_allclose(lt.grads["c"], torch.cat(list(grads[1]), -1).numpy(), rtol=1e-5, atol=1e-7)
+    assert np.abs(lt.grads["h"][:, :-1]).min(initial=1.0) >= 0 and np.abs(lt.grads["h"][:, 0]).max() > 0
+    model.zero_grad(set_to_none=True)
+
+
+class DirectForward(nn.Module):
+    """A wrapper calling its LSTM as ``self.lstm.forward(x, hx)``, as AWD-LSTM's WeightDrop does: no hook of
+    the LSTM runs. ``direct=False``: the same model calling it as ``self.lstm(x, hx)``."""
+    def __init__(self, direct=True):
+        super().__init__()
+        self.direct = direct
+        self.lstm = nn.LSTM(3, 8, 2, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x, hx=None):
+        out, _ = self.lstm.forward(x, hx) if self.direct else self.lstm(x, hx)
+        return self.fc(out)
+
+
+def test_dynamics_of_an_lstm_called_as_forward_equals_the_same_lstm_called_as_a_module():
+    """rw.dynamics reads each fused call's input and initial state where the trace runs it, so a call made
+    as ``module.forward(...)`` (no pre-hook sees it; it read 'ran 0 times') gives what module(...) gives."""
+    torch.manual_seed(0)
+    direct, plain = DirectForward().eval(), DirectForward(direct=False).eval()
+    plain.load_state_dict(direct.state_dict())
+    x, hx = torch.randn(2, 6, 3), (torch.randn(2, 2, 8), torch.randn(2, 2, 8))
+    before = snapshot(direct)
+    got = rw.dynamics(direct, x, hidden=hx, k=3)
+    assert_untouched(direct, before)
+    want = rw.dynamics(plain, x, hidden=hx, k=3)
+    for name in ("lstm.l0", "lstm.l1"):
+        np.testing.assert_array_equal(got.layers[name].singular_values, want.layers[name].singular_values)
+        np.testing.assert_array_equal(got.layers[name].lyapunov, want.layers[name].lyapunov)

@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
 from . import select
-from .call import ModelCall, main_output, unpack, unwrap
+from .call import ModelCall, main_output, refuse_scripted, unpack, unwrap
 from .cells import cell_kind
 from .convert import to_numpy
 from .edits import check_edits
@@ -103,14 +103,9 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
 
 def check_model(model) -> None:
     """A clear error for a model capture cannot run."""
-    if isinstance(model, torch.jit.ScriptModule) or not isinstance(model, nn.Module):
-        what = ("a torch.jit.script-ed module (pass the nn.Module it was scripted from)"
-                if isinstance(model, torch.jit.ScriptModule) else type(model).__name__)
-        raise TypeError(f"rw.trace: expected a torch.nn.Module as the model, got {what}")
-    scripted = [path for path, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
-    if scripted:
-        raise TypeError(f"rw.trace: expected plain torch.nn.Modules, but {scripted[0]!r} is a torch.jit.script-ed "
-                        "module; pass the model built from nn.Modules it was scripted from")
+    refuse_scripted("rw.trace", model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"rw.trace: expected a torch.nn.Module as the model, got {type(model).__name__}")
     on_meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.device.type == "meta"]
     if on_meta:
         raise ValueError(f"rw.trace: expected a model with values, but {on_meta[0]!r} is on the 'meta' device "
@@ -144,7 +139,13 @@ def dispatch(model: nn.Module, inputs, hidden, tokens, loss, call: ModelCall, ed
                 return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
                                              edits=edits))
             except Exception as stepped:
-                raise both_failed(call, whole, stepped) from whole
+                if not (isinstance(inputs, torch.Tensor) and inputs.dim() == 2 and not inputs.is_floating_point()):
+                    raise both_failed(call, whole, stepped) from whole
+                try:            # (time, batch) ids fed (1, batch) a step (the chatbot tutorial's decoder)
+                    return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
+                                                 edits=edits, time_axis=True))
+                except Exception:
+                    raise both_failed(call, whole, stepped) from whole
     if call.is_step_module():
         return cut(trace_step_module(model, inputs, hidden=hidden, tokens=tokens, loss=loss, call=call,
                                      edits=edits))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .call import ModelCall, unpack, unwrap
+from .call import ModelCall, refuse_scripted, unpack, unwrap
 from .fused import fused_modules
 from .gradients import first_output
 from .untouched import eval_mode, kept
@@ -69,6 +69,7 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
     Runs in eval mode (no dropout), on the CPU or CUDA; the model is left as found.
     """
     model = unwrap(model)
+    refuse_scripted(WHO, model, children=False)     # its forward's signature and hooks are TorchScript's
     if not isinstance(model, nn.Module):
         raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {type(model).__name__}")
     if method not in METHODS:
@@ -209,7 +210,8 @@ class Runner:
             candidates = [m for m in self.model.modules() if isinstance(m, nn.Embedding)]
             if not candidates:
                 raise ValueError(f"{WHO}: token inputs are attributed over their embedding, but the model has no "
-                                 "nn.Embedding; pass layer='<path of the module that embeds them>' or float features")
+                                 "nn.Embedding (one that one-hot encodes them inside has none to attribute over); "
+                                 "pass layer='<path of the module that embeds them>' or float features")
         seen: list = []
 
         def record(module, args, output):

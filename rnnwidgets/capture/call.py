@@ -337,3 +337,24 @@ def unpack(call: ModelCall, batch, strict: bool = False) -> tuple:
             raise ValueError(f"{call.who}: an empty batch; expected the inputs first")
         return batch[0], {p.name: v for p, v in zip(extra, batch[1:])}
     return batch, {}
+
+
+def refuse_scripted(who: str, model, children: bool = True) -> None:
+    """TorchScript modules run no Python hooks: one sentence for the model, or (``children``) a module
+    in it, that is one, telling torch.jit.script(model) from a class written on jit.ScriptModule
+    (pytorch's benchmarks/fastrnns/custom_lstms.py), which has no nn.Module to pass instead."""
+    def fix(m) -> str:
+        if isinstance(m, torch.jit.RecursiveScriptModule):
+            return "pass the nn.Module it was scripted from"
+        return (f"{type(m).__name__} is written on torch.jit.ScriptModule, which runs no Python hooks: write it on "
+                "nn.Module, its @jit.script_method forward a plain forward")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(f"{who}: expected a torch.nn.Module as the model, got a torch.jit.script-ed module "
+                        f"({fix(model)})")
+    scripted = [(path, m) for path, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)] \
+        if children and isinstance(model, nn.Module) else []
+    if scripted:
+        path, m = scripted[0]
+        raise TypeError(f"{who}: expected plain torch.nn.Modules, but {path!r} is a torch.jit.script-ed module; "
+                        + ("pass the model built from nn.Modules it was scripted from"
+                           if isinstance(m, torch.jit.RecursiveScriptModule) else fix(m)))

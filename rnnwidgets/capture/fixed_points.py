@@ -16,7 +16,7 @@ from torch import nn
 
 from ..dynamics_analysis import FixedPoints, deduplicate, eigen
 from ..tracedata import Trace
-from .call import unwrap
+from .call import refuse_scripted, unwrap
 from .jacobians import recurrences
 
 
@@ -31,10 +31,8 @@ def fixed_points(model: nn.Module, layer: Optional[str] = None, input=None, n_in
     (with ``noise``: Gaussian noise of that standard deviation added). Without ``states``, starts
     uniform in [-1, 1]. ``tol``: the largest q kept; ``unique``: points closer than this are one.
     """
-    if isinstance(model, torch.jit.ScriptModule):
-        raise TypeError("rw.fixed_points: expected a torch.nn.Module as the model, got a torch.jit.script-ed "
-                        "module (pass the nn.Module it was scripted from)")
-    found = recurrences(unwrap(model))
+    refuse_scripted("rw.fixed_points", model)
+    found = recurrences(unwrap(model), who="rw.fixed_points")
     if not found:
         raise ValueError(f"rw.fixed_points: expected a model holding an nn.LSTM / nn.GRU / nn.RNN or a cell "
                          f"(nn.LSTMCell / GRUCell / RNNCell), whose step has a closed form; {type(model).__name__} "

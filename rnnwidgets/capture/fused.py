@@ -37,6 +37,9 @@ STOCK_FORWARDS = (nn.LSTM.forward, nn.GRU.forward, nn.RNN.forward)
 # cuDNN may run float32 RNNs in TF32, about 1e-3 relative)
 CHECK_TOLERANCE = {torch.float64: 1e-8, torch.float32: 1e-4}
 TF32_TOLERANCE = 1e-2
+# callables shown each fused module call LayerByLayer runs, ``observe(module, input, hx)``: called as
+# module(...) or as module.forward(...) alike (AWD-LSTM's WeightDrop), which no forward hook sees
+CALL_OBSERVERS: list = []
 LOW_PRECISION_TOLERANCE = 5e-2
 # an LSTM/GRU layer on the CPU runs as our step loop from this many batch elements per torch
 # thread on. The CPU's native GRU is itself a loop of small ops over steps, so ours costs about
@@ -232,6 +235,8 @@ class LayerByLayer:
         return False
 
     def _forward(self, name: str, module: nn.RNNBase, input, hx=None):
+        for observe in CALL_OBSERVERS:
+            observe(module, input, hx)
         call = self._calls[name] = self._calls.get(name, -1) + 1
         lstm = module.mode == "LSTM"
         layout = None

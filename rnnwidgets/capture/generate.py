@@ -27,7 +27,7 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import ModelCall, default_hidden, device_and_dtype, main_output, unwrap
+from .call import ModelCall, default_hidden, device_and_dtype, main_output, refuse_scripted, unwrap
 from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -56,10 +56,9 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     ``tr.meta["edits"]`` the edits. The model is left as found.
     """
     model = unwrap(model)
-    if not isinstance(model, nn.Module) or isinstance(model, torch.jit.ScriptModule):
-        what = ("a torch.jit.script-ed module (pass the nn.Module it was scripted from)"
-                if isinstance(model, torch.jit.ScriptModule) else type(model).__name__)
-        raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {what}")
+    refuse_scripted(WHO, model, children=False)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{WHO}: expected a torch.nn.Module as the model, got {type(model).__name__}")
     edits = check_edits(WHO, edits)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{WHO}: steps: expected a whole number of tokens to generate, at least 1, got {steps!r}")

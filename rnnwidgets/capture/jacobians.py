@@ -587,13 +587,19 @@ def cell_mode(module: nn.Module) -> Optional[str]:
     return None
 
 
-def recurrences(model: nn.Module) -> dict:
+def recurrences(model: nn.Module, who: str = "rw.dynamics") -> dict:
     """Trace layer name -> (module, Recurrence) for every fused module's layers and directions and
-    every cell in ``model``."""
+    every cell in ``model``. A fused module whose weights are not its parameters (set before each
+    call by a wrapper) has no fixed step: ``who`` says so."""
     found = {}
     for path, module in model.named_modules():
         base = path or type(module).__name__.lower()
         if isinstance(module, nn.RNNBase):
+            per_call = [n for n in module._flat_weights_names if n not in module._parameters]
+            if per_call:
+                raise ValueError(f"{who}: expected {base}'s weights to be its parameters, but {per_call[0]} is set "
+                                 "before each call (as AWD-LSTM's WeightDrop sets weight_hh_l0 from weight_hh_l0_raw, "
+                                 "dropped out in training), so its step has no fixed weights to analyse")
             for layer in range(module.num_layers):
                 for reverse in ((False, True) if module.bidirectional else (False,)):
                     found[layer_name(base, layer, reverse)] = (module, module_recurrence(module, layer, reverse))

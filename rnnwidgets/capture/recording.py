@@ -201,11 +201,13 @@ def step_call(args, result, children, slots: tuple = (0, 1)) -> Optional[StepCal
     if not all(isinstance(s, torch.Tensor) for s in states.values()):
         return None
     batch = x_in.shape[0] if x_in.dim() == 2 or not x_in.is_floating_point() else 1   # ids: (batch,)
+    ids_step = not x_in.is_floating_point() and x_in.dim() == 2 and x_in.shape[0] == 1
+    batch = x_in.shape[1] if ids_step else batch    # ids of one step with a time axis: (1, batch)
     kept = {k: per_batch(s, batch) for k, s in states.items()}
     output = per_batch(result[0], batch)
     if output is None or any(s is None for s in kept.values()):
         return None
-    x = per_batch(x_in, batch)
+    x = x_in.reshape(batch, 1).clone() if ids_step else per_batch(x_in, batch)
     assert x is not None  # batch was read from args[0]
     return StepCall(x, output, kept,
                     {name: per_batch(t, batch) for name, t in children.items()})
@@ -217,7 +219,7 @@ class HookRecording:
     (``collected``, a TraceBuilder) for the caller to complete and build."""
 
     def __init__(self, model: nn.Module, tokens=None, deferred: bool = False, slots: Optional[tuple] = None,
-                 keep_states: bool = False, edits=(), who: str = "rw.recording"):
+                 keep_states: bool = False, edits=(), who: str = "rw.recording", differentiable: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"rw.recording expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -248,8 +250,12 @@ class HookRecording:
         self.edits, self.who = list(edits), who
         self._edit_hooks = EditHooks(who, model, self.edits, lambda args: looks_like_step(args, self.slots)) \
             if self.edits else None
-        self._edited_layers = EditedLayers(who, self.edits) if self.edits else None
-        self._fused = fused_layers(model, self._edited_layers)
+        # with ``differentiable`` (a step module traced with loss=, its gradients by autograd through
+        # its calls) the fused modules' layers run on the native kernel in the graph, not on our
+        # gradient-free fast paths; their gates are recomputed from the runs afterwards as always
+        native = (lambda run, x, hx: run.native(x, hx)) if differentiable else None
+        self._edited_layers = EditedLayers(who, self.edits, fallback=native) if self.edits else None
+        self._fused = fused_layers(model, self._edited_layers or native)
 
     # ---- the with block ---------------------------------------------------------------------
     def __enter__(self) -> "HookRecording":

@@ -25,6 +25,7 @@ from ..dynamics_analysis import Dynamics, LayerDynamics, LyapunovQR, pca
 from ..kinds import previous
 from .api import trace
 from .call import ModelCall, unpack, unwrap
+from .fused import CALL_OBSERVERS
 from .jacobians import AutogradStep, DenseOperator, dense_extremes, recurrences
 from .untouched import eval_mode
 
@@ -60,12 +61,18 @@ def dynamics(model: nn.Module, inputs, hidden=None, k: int = 8, *, args=(), kwar
     def keep(module, args, kwargs):
         calls.setdefault(id(module), []).append((args, kwargs))
 
+    def observe(module, input, hx):     # a fused module's call, also one made as module.forward(...)
+        if id(module) in modules:
+            calls.setdefault(id(module), []).append(((input, hx), {}))
+
     try:
         for m in model.modules():
-            if id(m) in modules:
+            if id(m) in modules and not isinstance(m, nn.RNNBase):
                 handles.append(m.register_forward_pre_hook(keep, with_kwargs=True))
+        CALL_OBSERVERS.append(observe)
         tr = trace(model, inputs, hidden=hidden, args=args, kwargs=kwargs)
     finally:
+        CALL_OBSERVERS.remove(observe)
         for h in handles:
             h.remove()
 

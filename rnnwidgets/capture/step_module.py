@@ -38,7 +38,8 @@ from .gradients import every_path
 from .recording import HookRecording, param_stats, per_batch, state_parts
 
 
-def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None, edits=()) -> Trace:
+def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=None, call=None, edits=(),
+                      time_axis: bool = False) -> Trace:
     """Drive ``model`` over ``inputs`` one step at a time and record what it does (module doc).
 
     ``inputs``: a list of per-step tensors, each (batch, features) or (features,), or one tensor
@@ -51,6 +52,8 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     An nn.LSTM / nn.GRU / nn.RNN inside the module (a one-token encoder) gives layers of its own,
     one step per call, with its gates recomputed from its weights as in a whole-model trace.
     ``edits`` (rw.clamp, rw.patch) act on each step as it runs (edited.py).
+    ``time_axis``: each step of token ids is fed as (1, batch), a time axis of one, as the chatbot
+    tutorial's decoder takes ``input_step`` (``target_variable[t].view(1, -1)``).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"trace_step_module expects a torch.nn.Module, got {type(model).__name__}")
@@ -60,6 +63,8 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
     device, dtype = device_and_dtype(model)
     steps = [x.to(device, dtype if x.is_floating_point() else x.dtype) for x in split_steps(inputs)]
     batch = steps[0].shape[0]
+    if time_axis:
+        steps = [x.unsqueeze(0) for x in steps]     # (1, batch) ids
     if hidden is None:
         hidden = default_hidden(model, batch, device, dtype)
     bound = call.bind(steps[0], hidden)
@@ -71,7 +76,7 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
             hidden = _as_leaf(hidden)
         outputs, states = [], []
         with HookRecording(model, tokens=tokens, deferred=True, slots=(bound.input_at, bound.hidden_at),
-                           edits=edits, who="rw.trace") as rec:
+                           edits=edits, who="rw.trace", differentiable=loss is not None) as rec:
             for x in steps:
                 args, kwargs = bound.at(x, hidden)
                 result = model(*args, **kwargs)

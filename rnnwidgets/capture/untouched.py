@@ -37,14 +37,44 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8)) if a.numel() else True
 
 
+def holds_tensors(value) -> bool:
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def attributes_to_keep(model: nn.Module) -> list:
+    """(module, its parameters, its state kept as attributes) of every module: forwards that reassign
+    them run too (AWD-LSTM's WeightDrop sets ``weight_hh_l0`` at every call, which registers it as a
+    parameter when dropout is off; the BiLSTM-CRF tutorial keeps ``self.hidden = (h, c)``)."""
+    return [(m, dict(m._parameters), {name: v for name, v in vars(m).items() if holds_tensors(v)},
+             {name for name, v in vars(m).items() if isinstance(v, torch.Tensor)}) for m in model.modules()]
+
+
+def put_back_attributes(saved: list) -> None:
+    for module, params, states, tensors in saved:
+        if module._parameters.keys() != params.keys() or \
+                any(module._parameters[k] is not p for k, p in params.items()):
+            module._parameters.clear()
+            module._parameters.update(params)
+        found = vars(module)
+        for name in [n for n, v in found.items() if isinstance(v, torch.Tensor) and n not in tensors
+                     and not isinstance(v, nn.Parameter)]:
+            del found[name]                 # a plain tensor the block's forwards left
+        for name, value in states.items():
+            if found.get(name) is not value:
+                found[name] = value
+
+
 @contextmanager
 def kept(model: nn.Module):
-    """Run the block holding the trace lock, then put back every buffer the block changed."""
+    """Run the block holding the trace lock, then put back every buffer, parameter registration and
+    tensor attribute (a tensor, or a tuple / list of them) the block changed."""
     with TRACE_LOCK:
         saved = [(where, name, t, t._version, t.detach().clone()) for where, name, t in tensors_to_keep(model)]
+        attributes = attributes_to_keep(model)
         try:
             yield
         finally:
+            put_back_attributes(attributes)
             with torch.no_grad():
                 for where, name, t, version, copy in saved:
                     where[name] = t
