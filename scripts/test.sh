@@ -28,7 +28,9 @@ step "vitest" npm test --silent
 if [ $# = 0 ]; then
   echo "[test] pytest -m e2e (browser tests): started in the background, output in $E2E_LOG"
   e2e_start=$SECONDS
-  "${PYTEST[@]}" -m e2e > "$E2E_LOG" 2>&1 &
+  # only tests/e2e is collected: collecting all of tests/ to deselect the other tests cost this
+  # process minutes of a busy 2-core machine's time (the other pytest imports them anyway)
+  "${PYTEST[@]}" -m e2e tests/e2e > "$E2E_LOG" 2>&1 &
   e2e_pid=$!
   # stopped early (Ctrl-C, a signal, a failed step under set -e): stop the browser tests too; they
   # take SIGTERM as Ctrl-C (tests/e2e/conftest.py), stopping their server and browser

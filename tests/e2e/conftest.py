@@ -221,3 +221,24 @@ def page(browser, request):
             console.append(f"screenshot failed: {err}")
         (ARTIFACTS / f"{name}-console.txt").write_text("\n".join(console))
     context.close()
+
+
+@pytest.fixture(scope="session")
+def quickstart(browser, jupyter_server):
+    """The quickstart's Explorer (its trained model, showing c, its counting unit selected, as the
+    tutorial's second Explorer does) on a 1400x900 page, and what COUNTER printed; one page for
+    the session, so the tests of several modules that look at it train and open it once."""
+    from e2e_support import kernel_execute, open_and_run, wait_for_ink, write_notebook
+    from test_colour_limits_browser import COUNTER, QUICKSTART
+
+    write_notebook(jupyter_server.root / "explorer_look.ipynb", QUICKSTART)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    open_and_run(page, jupyter_server.lab_url("explorer_look.ipynb"), timeout=300_000)
+    wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20, timeout=60)
+    counter = kernel_execute(page, COUNTER).split()
+    kernel_execute(page, f"explorer.select(unit={counter[0]}, t=30)")
+    page.wait_for_timeout(800)  # the panels sized to their columns, the selection drawn
+    page.quickstart_counter = counter
+    yield page
+    context.close()

@@ -5,8 +5,8 @@ counting unit's row spanning half the colour scale. Screenshots of each view go 
 import numpy as np
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import kernel_execute, open_and_run, wait_for_ink, write_notebook
-from test_colour_limits_browser import COUNTER, QUICKSTART, _row_span, _set_theme
+from e2e_support import open_and_run, wait_for_ink, write_notebook
+from test_colour_limits_browser import _row_span, _set_theme
 
 pytestmark = pytest.mark.e2e
 
@@ -95,23 +95,6 @@ def overlaps(texts, tolerance=1.0):
             if dx > tolerance and dy > tolerance:
                 out.append((a["text"], a["cls"], b["text"], b["cls"]))
     return out
-
-
-@pytest.fixture(scope="module")
-def quickstart(browser, jupyter_server):
-    """The quickstart's Explorer (its trained model, showing c, its counting unit selected, as the
-    tutorial's second Explorer does) on a 1400x900 page, and what COUNTER printed."""
-    write_notebook(jupyter_server.root / "explorer_look.ipynb", QUICKSTART)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("explorer_look.ipynb"), timeout=300_000)
-    wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20, timeout=60)
-    counter = kernel_execute(page, COUNTER).split()
-    kernel_execute(page, f"explorer.select(unit={counter[0]}, t=30)")
-    page.wait_for_timeout(800)  # the panels sized to their columns, the selection drawn
-    page.quickstart_counter = counter
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")
