@@ -237,9 +237,9 @@ def lstm_scan(d, from_h: torch.Tensor, last: tuple, grad_h_n: torch.Tensor, grad
     the three gates it feeds and all four gate gradients come from one product; W_hh is read
     transposed and contiguous at batch 1 (the faster matrix-vector product on the CPU); every
     per-step view is made once before the loop. The factors taking dL/dc_t and dL/dm_t to the
-    gates' pre-activations are written into one buffer in place, without temporaries (at
-    batch 32 each temporary is a whole sequence)."""
-    i, f, g, o = (d.gates[k] for k in LSTM_GATES)
+    gates' pre-activations (``gate_factors``) become those gradients in place, one step at a time:
+    no buffer of their own (at batch 32 a whole sequence of 4 * units)."""
+    f = d.gates["forget"]
     w_hh = d.weights[1]
     w_hr = d.weights[-1] if d.run.module.proj_size else None
     steps, batch, units = d.c.shape
@@ -251,9 +251,46 @@ def lstm_scan(d, from_h: torch.Tensor, last: tuple, grad_h_n: torch.Tensor, grad
     else:
         grad_h = from_h.clone()
     grad_h.index_put_(last, grad_h_n, accumulate=True)
+    to_pre, via_h = gate_factors(d)
+    grad_pre = to_pre.view(steps, batch, -1)            # each step's factors become its gradient, in place
+    w_hh_t = w_hh.t().contiguous().t() if batch == 1 else w_hh
+    pre, reads = (t.unbind(0) for t in (grad_pre, wide.view(steps, batch, -1)))
+    via_, f_ = (t.unsqueeze(2).unbind(0) for t in (via_h, f))
+    dc_, dm_ = (t.unbind(0) for t in (wide[:, :, :3], wide[:, :, 3:]))
+    dh_ = grad_h.unbind(0)
+    mm = torch.mm
+    end = steps - 1                                     # the last step: nothing comes from a later one
+    if w_hr is not None:
+        mm(dh_[end], w_hr, out=dm_[end].squeeze(1))
+    dc_[end].addcmul_(dm_[end], via_[end])
+    pre[end].mul_(reads[end])
+    # then backward in time, each step's views zipped with the next step's (no indexing, no branch)
+    later = zip(pre[:0:-1], dc_[:0:-1], f_[:0:-1])
+    now = zip(dh_[-2::-1], dc_[-2::-1], dm_[-2::-1], via_[-2::-1], reads[-2::-1], pre[-2::-1])
+    for (pre_next, dc_next, f_next), (dh, dc, dm, via, read, pre_t) in zip(later, now):
+        dh.addmm_(pre_next, w_hh_t)
+        if w_hr is not None:
+            mm(dh, w_hr, out=dm.squeeze(1))
+        dc.addcmul_(dm, via).addcmul_(dc_next, f_next)
+        pre_t.mul_(read)
+    grad_c = wide[:, :, 0]
+    found = {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
+             "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
+    if w_hr is not None:
+        found["m"] = wide[:, :, 3]
+    return found
+
+
+def gate_factors(d) -> tuple:
+    """(to_pre, via_h) of an LSTM direction: ``to_pre`` (time, batch, 4, units) takes what each
+    gate's pre-activation gradient reads ([dc, dc, dc, dm], in the gates' order) to that gradient,
+    ``via_h`` (time, batch, units) takes dL/dm_t to its part of dL/dc_t. Written in place, without
+    temporaries (at batch 32 each temporary is a whole sequence)."""
+    i, f, g, o = (d.gates[k] for k in LSTM_GATES)
+    steps, batch, units = d.c.shape
     one = d.c.new_ones(())
     tanh_c = torch.tanh(d.c)
-    to_pre = torch.empty_like(wide)                        # d pre-activation / d what each gate reads
+    to_pre = d.c.new_empty(steps, batch, 4, units)         # d pre-activation / d what each gate reads
     to_i, to_f, to_g, to_o = to_pre.unbind(2)
     torch.sub(one, i, out=to_i).mul_(i).mul_(g)                      # g i (1 - i)
     torch.sub(one, f, out=to_f).mul_(f)                              # c_{t-1} f (1 - f)
@@ -262,33 +299,7 @@ def lstm_scan(d, from_h: torch.Tensor, last: tuple, grad_h_n: torch.Tensor, grad
     torch.sub(one, torch.mul(g, g, out=to_g), out=to_g).mul_(i)      # i (1 - g^2)
     torch.sub(one, o, out=to_o).mul_(o).mul_(tanh_c)                 # tanh c o (1 - o)
     via_h = torch.sub(one, tanh_c.mul_(tanh_c), out=tanh_c).mul_(o)  # dc_t / dm_t: o (1 - tanh^2 c)
-    grad_pre = torch.empty(steps, batch, 4 * units, dtype=wide.dtype, device=wide.device)
-    w_hh_t = w_hh.t().contiguous().t() if batch == 1 else w_hh
-    pre, reads, to_ = (t.unbind(0) for t in (grad_pre, wide.view(steps, batch, -1), to_pre.view(steps, batch, -1)))
-    via_, f_ = (t.unsqueeze(2).unbind(0) for t in (via_h, f))
-    dc_, dm_ = (t.unbind(0) for t in (wide[:, :, :3], wide[:, :, 3:]))
-    dh_ = grad_h.unbind(0)
-    mul, mm = torch.mul, torch.mm
-    end = steps - 1                                     # the last step: nothing comes from a later one
-    if w_hr is not None:
-        mm(dh_[end], w_hr, out=dm_[end].squeeze(1))
-    dc_[end].addcmul_(dm_[end], via_[end])
-    mul(reads[end], to_[end], out=pre[end])
-    # then backward in time, each step's views zipped with the next step's (no indexing, no branch)
-    later = zip(pre[:0:-1], dc_[:0:-1], f_[:0:-1])
-    now = zip(dh_[-2::-1], dc_[-2::-1], dm_[-2::-1], via_[-2::-1], reads[-2::-1], to_[-2::-1], pre[-2::-1])
-    for (pre_next, dc_next, f_next), (dh, dc, dm, via, read, to, pre_t) in zip(later, now):
-        dh.addmm_(pre_next, w_hh_t)
-        if w_hr is not None:
-            mm(dh, w_hr, out=dm.squeeze(1))
-        dc.addcmul_(dm, via).addcmul_(dc_next, f_next)
-        mul(read, to, out=pre_t)
-    grad_c = wide[:, :, 0]
-    found = {"h": grad_h, "c": grad_c, "input": grad_pre, "hidden": grad_pre,
-             "h0": grad_pre[0] @ w_hh, "c0": grad_c[0] * f[0]}
-    if w_hr is not None:
-        found["m"] = wide[:, :, 3]
-    return found
+    return to_pre, via_h
 
 
 def gru_scan(d, grad_h: torch.Tensor) -> dict:
