@@ -365,13 +365,8 @@ def test_more_models_states_are_the_modules_own(name):
         np.testing.assert_allclose(tr.outputs, want.reshape(tr.outputs.shape), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["upgraded-sentiment", "udacity-char-carried", "spro-gru", "attn-seq2seq",
-                                  "grud-record"])
-def test_more_models_every_entry_point_runs_and_leaves_the_model_as_found(name, tmp_path):
-    model, inputs, calling, own, layer, quantity = more_case(name)
-    model.eval()
-    before = snapshot(model)
-    loss = "last" if name != "upgraded-sentiment" else (lambda out: out.sum())
+def every_entry_point(model, inputs, calling, own, layer, quantity, loss, before, tmp_path, fixed_weights=True):
+    """Every entry point a user would call on the model, as they would call it; the model left as found."""
     tr = rw.trace(model, inputs, loss=loss, **calling)
     assert all(np.isfinite(lt.grads["h"]).all() for lt in tr.layers.values() if "h" in lt.grads)
     back = rw.Trace.load(tr.save(tmp_path / "trace.npz"))
@@ -388,12 +383,12 @@ def test_more_models_every_entry_point_runs_and_leaves_the_model_as_found(name, 
     ex.save_html(tmp_path / "explorer.html")
     rw.gradient_flow(model, inputs, loss=loss, **calling).save_html(tmp_path / "flow.html")
     rw.compare(model, inputs, inputs, **calling).save_html(tmp_path / "compare.html")
-    if layer is not None:
+    if layer is not None and fixed_weights:
         rw.DynamicsView(rw.dynamics(model, inputs, k=2, **calling)).save_html(tmp_path / "dynamics.html")
+        rw.fixed_points(model, layer=layer.removesuffix(".reverse"), n_init=4, adam_steps=20, newton_steps=5)
     ds = rw.trace_dataset(model, [inputs, inputs], progress=False, **calling,
                           tokens=lambda x: [[f"t{i}" for i in range(tr.steps)]] * tr.batch)
-    stats = rw.unit_stats(ds, layer=tr.first.name)
-    assert np.isfinite(stats.mean).all()
+    assert np.isfinite(rw.unit_stats(ds, layer=tr.first.name).mean).all()
     assert_untouched(model, before)
     monitor = rw.TrainingMonitor(model, probe=(inputs, loss), every=1, **calling)
     out = own(model, inputs) if own else model(inputs)
@@ -401,6 +396,16 @@ def test_more_models_every_entry_point_runs_and_leaves_the_model_as_found(name, 
     monitor.step(torch.tensor(1.0))
     monitor.save_html(tmp_path / "monitor.html")
     model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("name", ["upgraded-sentiment", "udacity-char-carried", "spro-gru", "attn-seq2seq",
+                                  "grud-record"])
+def test_more_models_every_entry_point_runs_and_leaves_the_model_as_found(name, tmp_path):
+    model, inputs, calling, own, layer, quantity = more_case(name)
+    model.eval()
+    before = snapshot(model)
+    loss = "last" if name != "upgraded-sentiment" else (lambda out: out.sum())
+    every_entry_point(model, inputs, calling, own, layer, quantity, loss, before, tmp_path)
 
 
 def test_attribution_of_a_model_packing_sorted_lengths_equals_each_sequence_alone():
@@ -676,35 +681,8 @@ def test_newest_models_every_entry_point_runs_and_leaves_the_model_as_found(name
     before = snapshot(model)
     pick = 1 if name == "greedy-search" else 0          # its first output is the chosen ids, its second the scores
     loss = lambda out: (out[pick] if isinstance(out, tuple) else out).float().sum()   # noqa: E731
-    tr = rw.trace(model, inputs, loss=loss, **calling)
-    assert all(np.isfinite(lt.grads["h"]).all() for lt in tr.layers.values() if "h" in lt.grads)
-    back = rw.Trace.load(tr.save(tmp_path / "trace.npz"))
-    np.testing.assert_array_equal(back.first.h, tr.first.h)
-    if layer is not None:
-        edited = rw.trace(model, inputs, edits=[rw.clamp(layer, quantity, [0], [1], 0.25)], **calling)
-        lt = edited.layers[layer]
-        values = lt.states[quantity] if quantity in lt.states else lt.gates[quantity]
-        np.testing.assert_array_equal(values[edited.layer_lengths(layer) > 1, 1, 0], 0.25)
-    ex = rw.explore(model, inputs, **calling)
-    ex.update(inputs)
-    if layer is not None:
-        ex.what_if.run(0, [0])
-    ex.save_html(tmp_path / "explorer.html")
-    rw.gradient_flow(model, inputs, loss=loss, **calling).save_html(tmp_path / "flow.html")
-    rw.compare(model, inputs, inputs, **calling).save_html(tmp_path / "compare.html")
-    if layer is not None and name != "awd-lstm":      # WeightDrop: no fixed weights (its own test)
-        rw.DynamicsView(rw.dynamics(model, inputs, k=2, **calling)).save_html(tmp_path / "dynamics.html")
-        rw.fixed_points(model, layer=layer.removesuffix(".reverse"), n_init=4, adam_steps=20, newton_steps=5)
-    ds = rw.trace_dataset(model, [inputs, inputs], progress=False, **calling,
-                          tokens=lambda x: [[f"t{i}" for i in range(tr.steps)]] * tr.batch)
-    assert np.isfinite(rw.unit_stats(ds, layer=tr.first.name).mean).all()
-    assert_untouched(model, before)
-    monitor = rw.TrainingMonitor(model, probe=(inputs, loss), every=1, **calling)
-    out = own(model, inputs)
-    (out[0] if isinstance(out, tuple) else out).float().pow(2).mean().backward()
-    monitor.step(torch.tensor(1.0))
-    monitor.save_html(tmp_path / "monitor.html")
-    model.zero_grad(set_to_none=True)
+    every_entry_point(model, inputs, calling, own, layer, quantity, loss, before, tmp_path,
+                      fixed_weights=name != "awd-lstm")  # WeightDrop: no fixed weights (its own test)
 
 
 def test_the_chatbot_decoder_fed_one_step_of_ids_a_call_gets_autograds_gradient_through_time():
