@@ -28,12 +28,36 @@ model = torch.nn.LSTM(input_size=3, hidden_size=12, batch_first=True)
 explorer = rw.explore(model, torch.randn(1, 30, 3))
 explorer"""
 
-def test_explorer_draws_and_scrubs_with_no_kernel_reply(jupyter_server, page):
-    write_notebook(jupyter_server.root / "explorer_small.ipynb", SMALL_LSTM)
-    open_and_run(page, jupyter_server.lab_url("explorer_small.ipynb"))
 
+@pytest.fixture(scope="module")
+def small_lstm_page(browser, jupyter_server):
+    """SMALL_LSTM's Explorer in JupyterLab, opened once for the tests that scrub it (each starts it
+    at step 0 with `at_step_0`)."""
+    write_notebook(jupyter_server.root / "explorer_small.ipynb", SMALL_LSTM)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    open_and_run(page, jupyter_server.lab_url("explorer_small.ipynb"))
+    yield page
+    context.close()
+
+
+def at_step_0(page):
+    """The shared Explorer back at step 0 (set from Python, whatever a test before left), drawn,
+    and the kernel idle with nothing more on its way from the view."""
     ink = wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
     assert ink["inked"] == ink["width"] * ink["height"] and ink["distinct"] >= 20, ink  # 12 units x 30 steps
+    page.wait_for_timeout(600)  # longer than a scrub's rest: a save of an earlier scrub has been sent
+    wait_for_kernel_idle(page)
+    kernel_execute(page, "explorer.select(t=0)")
+    step = page.locator(f"{LAB_OUTPUT} .rw-step").first
+    assert wait_for_text(step, lambda s: s.startswith("step 0 /")).startswith("step 0 /"), step.inner_text()
+    assert kernel_sees(page, "explorer.view.t", "0") == "0"
+    wait_for_kernel_idle(page)
+
+
+def test_explorer_draws_and_scrubs_with_no_kernel_reply(small_lstm_page):
+    page = small_lstm_page
+    at_step_0(page)
 
     page.evaluate(HOLD_KERNEL_JS)  # from here the page gets nothing from the kernel until released
     before = cursor_pixels(page)
@@ -47,12 +71,10 @@ def test_explorer_draws_and_scrubs_with_no_kernel_reply(jupyter_server, page):
         page.evaluate("() => window.rwReleaseKernel()")
 
 
-def test_a_scrub_tells_the_kernel_its_step_once_it_rests(jupyter_server, page):
+def test_a_scrub_tells_the_kernel_its_step_once_it_rests(small_lstm_page):
     # Each widget message costs JupyterLab a frame or more in replies, so a scrub sends none per step.
-    write_notebook(jupyter_server.root / "explorer_quiet.ipynb", SMALL_LSTM)
-    open_and_run(page, jupyter_server.lab_url("explorer_quiet.ipynb"))
-    wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
-    wait_for_kernel_idle(page)
+    page = small_lstm_page
+    at_step_0(page)
     page.evaluate(COUNT_KERNEL_SENDS_JS)
     focus_slider(page, LAB_OUTPUT)
     started = time.monotonic()

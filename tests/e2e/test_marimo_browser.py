@@ -2,9 +2,11 @@
 
 marimo shows anywidget views (not other ipywidgets), so a notebook wraps the Explorer's view with
 ``mo.ui.anywidget``; there the view carries the bundle as its own code (rnnwidgets/widgets/bundle.py).
-A marimo server (`marimo edit`, or `marimo run` for an app, headless, with a token) serves a
-notebook written to a temp folder; pages open in the Chromium of the other browser tests
-(conftest.py's `browser` and `page`).
+Two marimo servers (headless, each with a token) serve notebooks written to a temp folder: one
+`marimo edit` of the folder holds both editor notebooks (a page opens one with ``?file=``, in a
+kernel of its own), and `marimo run` serves the Explorer notebook as an app. Both start together
+as the module's first test needs one, so the second starts while the first test runs. Pages open
+in the Chromium of the other browser tests (conftest.py's `browser` and `page`).
 """
 from __future__ import annotations
 
@@ -168,7 +170,8 @@ def _(mo, model, monitor, time, torch, train):
 
 
 class MarimoServer(ServerProcess):
-    """`marimo edit` (or `run`: `mode`) of one notebook on loopback, headless, behind a random token."""
+    """`marimo edit` (or `run`: `mode`) of a notebook or a folder of them (`notebook`) on loopback,
+    headless, behind a random token."""
 
     def __init__(self, mode: str, notebook: Path, home: Path, log_path: Path):
         self.token = secrets.token_hex(16)
@@ -189,41 +192,54 @@ class MarimoServer(ServerProcess):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "marimo", "-y", mode, "--headless", "--host", "127.0.0.1",
              "--port", str(self.port), "--token-password", self.token, "--no-sandbox", str(notebook)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=notebook.parent)
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=notebook if notebook.is_dir() else notebook.parent)
 
     @property
     def page_url(self) -> str:
         return f"{self.url}/?access_token={self.token}"
 
+    def file_url(self, name: str) -> str:
+        """The page of the served folder's notebook `name`."""
+        return f"{self.url}/?file={name}&access_token={self.token}"
+
     def wait_ready(self, timeout: float = START_TIMEOUT_S):
         self.wait_answers(f"{self.url}/health", "marimo", timeout)
 
 
-def _serve(tmp_path_factory, mode: str, source: str = NOTEBOOK):
-    base = tmp_path_factory.mktemp(f"marimo-{mode}")
-    notebook = base / "explorer_marimo.py"
-    notebook.write_text(source, encoding="utf-8")
-    server = MarimoServer(mode, notebook, base / "home", base / "server.log")
+@pytest.fixture(scope="module")
+def marimo_servers(tmp_path_factory):
+    """`marimo edit` of a folder with the Explorer notebook (explorer_marimo.py) and the views
+    notebook (views_marimo.py), and `marimo run` of the Explorer notebook, both started now; each
+    test waits for the one it opens."""
+    base = tmp_path_factory.mktemp("marimo")
+    folder = base / "notebooks"
+    folder.mkdir()
+    (folder / "explorer_marimo.py").write_text(NOTEBOOK, encoding="utf-8")
+    (folder / "views_marimo.py").write_text(VIEWS_NOTEBOOK, encoding="utf-8")
+    app = base / "app" / "explorer_marimo.py"
+    app.parent.mkdir()
+    app.write_text(NOTEBOOK, encoding="utf-8")
+    servers = {}
     try:
-        server.wait_ready()
-        yield server
+        servers["edit"] = MarimoServer("edit", folder, base / "home-edit", base / "edit.log")
+        servers["run"] = MarimoServer("run", app, base / "home-run", base / "run.log")
+        yield servers
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
-@pytest.fixture(scope="module")
-def marimo_server(tmp_path_factory):
-    yield from _serve(tmp_path_factory, "edit")
+@pytest.fixture
+def marimo_edit(marimo_servers):
+    marimo_servers["edit"].wait_ready()
+    return marimo_servers["edit"]
 
 
-@pytest.fixture(scope="module")
-def marimo_app(tmp_path_factory):
-    yield from _serve(tmp_path_factory, "run")
-
-
-@pytest.fixture(scope="module")
-def marimo_views(tmp_path_factory):
-    yield from _serve(tmp_path_factory, "edit", VIEWS_NOTEBOOK)
+@pytest.fixture
+def marimo_app(marimo_servers):
+    marimo_servers["run"].wait_ready()
+    return marimo_servers["run"]
 
 
 def _painted_explorer(page):
@@ -241,8 +257,8 @@ def _focused(locator) -> bool:
     return locator.evaluate("e => e.getRootNode().activeElement === e")
 
 
-def test_explorer_draws_scrubs_and_follows_python_in_marimo(marimo_server, page):
-    page.goto(marimo_server.page_url)
+def test_explorer_draws_scrubs_and_follows_python_in_marimo(marimo_edit, page):
+    page.goto(marimo_edit.file_url("explorer_marimo.py"))
     explorer = _painted_explorer(page)
     step = explorer.locator(".rw-step")
     assert step.inner_text().startswith("step 0 / 29"), step.inner_text()
@@ -313,8 +329,8 @@ def _output_of(page, selector: str):
     return page.locator("[id^='output-']", has=page.locator(selector)).first
 
 
-def test_gradient_flow_match_panel_and_monitor_in_marimo(marimo_views, page):
-    page.goto(marimo_views.page_url)
+def test_gradient_flow_match_panel_and_monitor_in_marimo(marimo_edit, page):
+    page.goto(marimo_edit.file_url("views_marimo.py"))
     ARTIFACTS.mkdir(exist_ok=True)
 
     # GradientFlow: drawn (lines, the layers x steps grid), and a key in its step control moves
