@@ -149,8 +149,10 @@ INK_OF_JS = """(canvas, [css, x0, y0, x1, y1]) => {
     }
     return {colour: Array.from(want.slice(0, 3)), count};
 }"""
-# the colour a dynamics view draws with, from the page's theme (dynamics.ts colours())
+# a theme variable's value at an element (the label ink the dynamics views draw with)
 VAR_JS = "(el, [name, fallback]) => getComputedStyle(el).getPropertyValue(name).trim() || fallback"
+# the dynamics view's running exponent: the fourth series colour of the theme (colormap.ts SERIES_COLOURS)
+EXPONENT_COLOUR = {"light": "#b8609a", "dark": "#d98cb9"}
 
 
 @pytest.mark.parametrize("width", [None, 500])
@@ -228,7 +230,7 @@ def test_the_dynamics_views_canvases_keep_their_size_and_label_their_step_axis(r
                     assert ink["count"] >= 4, f"{theme} {name}: the eigenvalue plot's {axis_name} axis is not named {ink}"
             spectrum = views["dyn-one"].locator(".rw-dyn-spectrum")
             h = spectrum.evaluate("c => c.height")
-            exponent = views["dyn-one"].evaluate(VAR_JS, ["--jp-accent-color1", "#388e3c"])
+            exponent = EXPONENT_COLOUR[theme]
             dot = spectrum.evaluate(INK_OF_JS, [exponent, 36, 6, 45, h - 18])
             assert dot["count"] >= 4, f"{theme}: the one step's running exponent is not drawn {dot}"
 
