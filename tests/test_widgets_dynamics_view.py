@@ -220,6 +220,9 @@ def test_a_view_of_a_window_of_steps(setup):
     np.testing.assert_array_equal(got["nearest"], whole["nearest"][3:9])
     np.testing.assert_array_equal(got["points"], whole["points"])
     assert rw.DynamicsView(dyn, steps=range(10, 40)).index["steps"] == 2   # cut to the layer's 12 steps
-    for bad in [(3, 9), slice(3, 9, 2), slice(5, 2), range(-1, 4)]:
-        with pytest.raises(TypeError, match="DynamicsView: steps: expected None or a slice or range"):
+    for bad, message in [((3, 9), r"expected a slice or range, got the tuple \(3, 9\), .*pass steps=slice\(3, 9\)"),
+                         (slice(3, 9, 2), "expected a slice or range of consecutive steps"),
+                         (slice(5, 2), "expected a slice or range of consecutive steps"),
+                         (range(-1, 4), "expected step numbers counted from 0 on")]:
+        with pytest.raises((TypeError, ValueError), match="^DynamicsView: steps: " + message):
             rw.DynamicsView(dyn, steps=bad)

@@ -14,6 +14,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from .. import timeaxis
 from ..dynamics_analysis import Dynamics, FixedPoints
 from .bundle import BUNDLE
 from .still import Still
@@ -81,18 +82,9 @@ def layer_window(d, window: tuple) -> tuple:
 
 
 def step_window(steps) -> tuple:
-    """``DynamicsView(steps=...)``: None (every step), or a slice or range of consecutive steps from
-    0 on, as ``rw.trace(steps=...)`` takes; (start, stop or None)."""
-    if steps is None:
-        return 0, None
-    if isinstance(steps, (slice, range)):
-        start = 0 if steps.start is None else steps.start
-        ok = (steps.step in (None, 1) and isinstance(start, int) and start >= 0
-              and (steps.stop is None or (isinstance(steps.stop, int) and steps.stop > start)))
-        if ok:
-            return start, steps.stop
-    raise TypeError(f"DynamicsView: steps: expected None or a slice or range of consecutive steps from 0 on "
-                    f"(start >= 0, stop > start, step 1), such as slice(100, 200), got {steps!r}")
+    """``DynamicsView(steps=...)``: None (every step), or a window as ``rw.trace(steps=...)`` takes
+    it (``timeaxis.step_window``); (start, stop or None)."""
+    return (0, None) if steps is None else timeaxis.step_window("DynamicsView", steps)
 
 
 def components(d) -> int:
