@@ -69,7 +69,26 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints], w
             "explained": [float(v) for v in d.pca.explained_variance_ratio[:components(d)]],
             "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse",
             "first_step": start, "run_steps": int(d.singular_values.shape[1])}
+    empty = nothing_to_show(layer, batch, window, int(d.singular_values.shape[1]), int(d.lengths[batch]))
+    if empty:
+        meta["empty"] = empty
     return meta, np.concatenate(parts).tobytes() if parts else b""
+
+
+def nothing_to_show(layer: str, batch: int, window: tuple, steps: int, length: int) -> str:
+    """The sentence the panel shows instead of empty plots (the front end writes it as text), or
+    "" when the window holds some of the layer's steps for that element: a window of steps
+    (``rw.trace(steps=...)``) may start past a layer's end (a shorter encoder, say, or one that
+    ``layers=`` left out of the trace), or past an element's valid steps."""
+    start, stop = window
+    shown = f"steps {start}–{stop - 1}" if stop is not None else f"steps {start} on"
+    if start >= steps:
+        return (f"{layer} has no steps in the window shown ({shown}): it runs {steps} steps, 0–{steps - 1}, "
+                "so there is nothing of it to draw here.")
+    if start >= length:
+        return (f"Batch element {batch} of {layer} has no valid steps in the window shown ({shown}): "
+                f"its sequence ends at step {length - 1}, so there is nothing of it to draw here.")
+    return ""
 
 
 def layer_window(d, window: tuple) -> tuple:
