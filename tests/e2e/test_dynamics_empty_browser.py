@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import in_each_theme, open_and_run, wait_for_ink, write_notebook
+from test_attribution_browser import CONTRAST_JS  # WCAG contrast of an element's text on its background
 
 pytestmark = pytest.mark.e2e
 
@@ -28,21 +29,6 @@ explorer = rw.explore(EncoderDecoder(), torch.randn(1, 5, 3), kwargs={"target": 
                       steps=slice(6, 10), layers=["decoder"], dynamics=True)
 explorer.dynamics.layer = "encoder.l0"   # the layer layers= left out: none of its steps is in 6-9
 explorer"""
-
-# WCAG contrast of an element's text against the first ancestor background that is not transparent
-CONTRAST_JS = """(el) => {
-    const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
-    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
-        .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
-    let bg = null;
-    for (let n = el; n && !bg; n = n.parentElement) {
-        const c = rgb(getComputedStyle(n).backgroundColor);
-        if (c.length === 3 || (c.length === 4 && c[3] > 0)) bg = c;
-    }
-    const fg = lum(rgb(getComputedStyle(el).color)), back = lum(bg || [255, 255, 255]);
-    return (Math.max(fg, back) + 0.05) / (Math.min(fg, back) + 0.05);
-}"""
-
 
 def test_a_layer_with_no_steps_in_the_window_shows_why_in_each_theme(page, jupyter_server):
     write_notebook(jupyter_server.root / "dynamics_empty.ipynb", EXPLORE_WINDOW)
