@@ -98,11 +98,14 @@ def fixed_points_of(dynamics) -> list:
     return found
 
 
-def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None, *, args=(), kwargs=None):
+def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=None, *, args=(), kwargs=None,
+                  steps=None, layers=None):
     """Trace ``model`` on ``inputs`` with ``loss`` and show where its gradient goes.
 
     ``hidden``, ``args``, ``kwargs``: what the forward needs besides its input, as for ``rw.trace``
-    (the README's "Your model").
+    (the README's "Your model"). ``steps`` (a slice or range, ``slice(120, 180)``) and ``layers``
+    (layer or module names) show only that part, as ``rw.trace(steps=, layers=)`` keeps it: the
+    gradients are still the whole run's, and a window's steps are numbered as the model numbers them.
 
     ``model``: one model, or several to compare — a list, or a dict name -> model — each traced
     on the same ``inputs`` and ``loss`` and overlaid on the same axes.
@@ -119,13 +122,14 @@ def gradient_flow(model, inputs, loss="last", hidden=None, lr=None, optimizer=No
         models = dict(model) if isinstance(model, dict) else {f"model {i}": m for i, m in enumerate(model)}
         if optimizer is not None:
             raise ValueError("gradient_flow: with several models give lr= (a number), not optimizer=")
-        lives = {str(name): live(m, "gradient_flow", args=args, kwargs=kwargs) for name, m in models.items()}
+        lives = {str(name): live(m, "gradient_flow", args=args, kwargs=kwargs, steps=steps, layers=layers)
+                 for name, m in models.items()}
         traces = {name: lv.trace(inputs, hidden=hidden, loss=loss) for name, lv in lives.items()}
         if lr is None:   # the weight norms serve the update/weight chart only, which needs a learning rate
             return GradientFlow(traces)
         norms = {name: lv.weight_norms() for name, lv in lives.items()}
         return GradientFlow(traces, weight_norms=norms, lr={name: lr for name in lives})
-    model_ = live(model, "gradient_flow", args=args, kwargs=kwargs)
+    model_ = live(model, "gradient_flow", args=args, kwargs=kwargs, steps=steps, layers=layers)
     tr = model_.trace(inputs, hidden=hidden, loss=loss)
     rates = model_.learning_rates(optimizer) if optimizer is not None else lr
     return GradientFlow(tr, weight_norms=model_.weight_norms() if rates is not None else None, lr=rates)

@@ -34,6 +34,46 @@ def window_in_layer(t0: int, held: int, steps: int) -> tuple[int, int]:
     return max(0, min(int(t0), steps - count)), count
 
 
+STEP_WINDOW = ("a slice or range of consecutive steps from 0 on (start >= 0, stop > start, step 1), "
+               "such as slice(100, 200)")
+
+
+def _whole(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def step_window(caller: str, steps) -> tuple[int, Optional[int]]:
+    """The window of steps a user asked for (``rw.trace(steps=...)``, ``DynamicsView(steps=...)``):
+    (start, stop or None: to each layer's end). A slice or range only: a 2-tuple could mean two
+    steps or a window, and a negative index counts from an end that differs per layer, so each is
+    refused with the exact call that would do what was meant."""
+    if _whole(steps):
+        n = int(steps)
+        fix = f"for that step alone pass steps=slice({n}, {n + 1})" if n >= 0 else \
+            "a negative index (counting from the end) is not taken: pass the step's own number k as slice(k, k + 1)"
+        raise TypeError(f"{caller}: steps: expected a slice or range, got the single step {n}; {fix}")
+    if isinstance(steps, (tuple, list)):
+        fix = "steps=slice(start, stop)"
+        if len(steps) == 2 and all(_whole(v) and v >= 0 for v in steps) and steps[0] < steps[1]:
+            a, b = (int(v) for v in steps)
+            fix = f"steps=slice({a}, {b}) or steps=range({a}, {b}) for " + \
+                (f"steps {a} to {b - 1}" if b - a > 1 else f"step {a} alone")
+        raise TypeError(f"{caller}: steps: expected a slice or range, got the {type(steps).__name__} {steps!r}, "
+                        f"which could mean single steps or a window; pass {fix}")
+    if not isinstance(steps, (slice, range)):
+        raise TypeError(f"{caller}: steps: expected {STEP_WINDOW}, got {steps!r}")
+    start, stop, step = steps.start, steps.stop, steps.step
+    if all(v is None or _whole(v) for v in (start, stop)) and any(v is not None and v < 0 for v in (start, stop)):
+        raise ValueError(f"{caller}: steps: expected step numbers counted from 0 on, got {steps!r}; a negative "
+                         "index (counting from the end) is not taken, since layers may end at different steps: "
+                         "pass slice(n - k, n) for the last k of n steps")
+    start = 0 if start is None else start
+    if not all(v is None or _whole(v) for v in (start, stop, step)) or step not in (None, 1) \
+            or (stop is not None and stop <= start):
+        raise ValueError(f"{caller}: steps: expected {STEP_WINDOW}, got {steps!r}")
+    return int(start), None if stop is None else int(stop)
+
+
 def column_width(steps: int, columns: int) -> int:
     """Steps per column so that at most ``columns`` columns cover ``steps`` steps (1 when they fit)."""
     if columns < 1:

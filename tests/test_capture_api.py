@@ -99,7 +99,8 @@ class WholeWithHidden(nn.Module):
 
 @pytest.mark.parametrize("asked, said", [
     ({"tokens": [["a", "b"]] * 2}, r"^tokens\[0\]: expected 5 tokens \(its length\), got 2$"),
-    ({"steps": slice(6, 8)}, r"^rw.trace: steps: expected a window overlapping every selected layer, .*"),
+    ({"steps": slice(6, 8)}, r"^rw.trace: steps: the window starts at step 6, past the end of 'rnn.l0', which runs 5 "
+                             r"steps \(0–4\); expected a start below 5, or layers= leaving 'rnn.l0' out$"),
     ({"edits": "clamp"}, r"^rw.trace: rw.clamp\('rnn.l0', 'h', .*\) names no step of 'rnn.l0', which ran 5 steps; "
                          r"expected steps in \[0, 5\)$"),
 ])

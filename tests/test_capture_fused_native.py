@@ -197,9 +197,9 @@ def test_cells_match_finds_one_wrong_value_at_either_end_of_a_chunk():
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_an_inner_layers_output_is_its_h_where_the_layout_allows(monkeypatch, batch):
-    """``shared_out``: at batch 1 the output is the trace's h itself, run in chunks or not; at
-    another batch, or for the output the user's code gets, a tensor of its own with the same values."""
+def test_an_inner_layers_output_is_its_h(monkeypatch, batch):
+    """``shared_out``: the output is the trace's h itself (a strided view of it at batch 3), run in
+    chunks or not; for the output the user's code gets, a contiguous tensor of its own with the same values."""
     torch.manual_seed(6)
     module, x = nn.LSTM(6, 5), torch.randn(40, batch, 6)
     h0 = c0 = torch.zeros(batch, 5)
@@ -208,15 +208,18 @@ def test_an_inner_layers_output_is_its_h_where_the_layout_allows(monkeypatch, ba
         for shared in (True, False):
             out, h, *_ = fused_native.lstm(x, h0, c0, module.all_weights[0], shared)
             torch.testing.assert_close(out, h, rtol=0, atol=0)
-            assert (out.data_ptr() == h.data_ptr()) is (shared and batch == 1)
+            assert (out.data_ptr() == h.data_ptr()) is shared
+            assert shared or out.is_contiguous()
 
 
-def test_the_next_layer_reads_the_traces_h_and_the_model_gets_its_own_output(counted):
-    """A 3-layer LSTM at batch 1 whose output the model rewrites in place: layers 2 and 3 read the
-    h of the layer before as the trace keeps it, the model's output is no memory of the trace."""
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_next_layer_reads_the_traces_h_and_the_model_gets_its_own_output(counted, batch):
+    """A 3-layer LSTM whose output the model rewrites in place: layers 2 and 3 read the h of the
+    layer before as the trace keeps it (in chunks of steps at batch 3), the model's output is a
+    contiguous tensor of its own, no memory of the trace."""
     torch.manual_seed(7)
     module = nn.LSTM(3, 4, num_layers=3)
-    x = torch.randn(9, 1, 3)
+    x = torch.randn(9, batch, 3)
     with torch.no_grad():
         want = module(x)[0]
     with torch.no_grad(), fused.LayerByLayer(module) as recorder:
@@ -224,8 +227,8 @@ def test_the_next_layer_reads_the_traces_h_and_the_model_gets_its_own_output(cou
     runs = recorder.runs
     for before, after in zip(runs, runs[1:]):
         assert after.x.data_ptr() == before.recomputed()[0].h.data_ptr()
-    assert not np.shares_memory(runs[-1].recomputed()[0].h.numpy(), out.numpy())
+    assert out.is_contiguous() and not np.shares_memory(runs[-1].recomputed()[0].h.numpy(), out.numpy())
     tr = trace(module, x)
     np.testing.assert_allclose(tr.layers["lstm.l2"].h, want.transpose(0, 1).numpy(), atol=1e-6)
-    check_case(dict(mode="LSTM", layers=3, batch=1, steps=9))
+    check_case(dict(mode="LSTM", layers=3, batch=batch, steps=9))
     assert counted and all(counted)

@@ -177,8 +177,9 @@ def test_an_encoder_decoder_is_cut_on_each_layers_own_time_axis(whole):
     part = trace(model, source, kwargs={"target": target}, layers=["encoder"])   # outputs: the decoder's, kept
     assert full.outputs is not None and list(part.layers) == ["encoder.l0"]
     np.testing.assert_array_equal(part.outputs, full.outputs)
-    with pytest.raises(ValueError, match=r"rw.trace: steps: expected a window overlapping every selected layer, but "
-                                         r"'decoder.l0' has 5 steps and the window starts at step 6"):
+    with pytest.raises(ValueError, match=r"^rw.trace: steps: the window starts at step 6, past the end of 'decoder.l0', "
+                                         r"which runs 5 steps \(0–4\); expected a start below 5, or layers= leaving "
+                                         r"'decoder.l0' out$"):
         trace(model, source, kwargs={"target": target}, steps=slice(6, 7))
 
 
@@ -231,11 +232,20 @@ def test_bad_values_say_what_was_expected():
     with pytest.raises(ValueError, match=r"layers: expected names of layers or of modules holding them, among "
                                          r"\['gru.l0', 'gru.l1'\], got 'gru.l2'"):
         trace(model, x, layers=["gru.l0", "gru.l2"])
-    for steps in (slice(3, 3), slice(-2, None), slice(0, 4, 2), range(4, 1, -1), slice(1.5, 3)):
+    for steps in (slice(3, 3), slice(0, 4, 2), range(4, 1, -1), slice(1.5, 3)):
         with pytest.raises(ValueError, match=r"steps: expected a slice or range of consecutive steps from 0 on"):
             trace(model, x, steps=steps)
-    with pytest.raises(TypeError, match=r"steps: expected a slice or range"):
+    # the sentences that say the exact fix (timeaxis.step_window; tests/test_timeaxis.py has each)
+    with pytest.raises(TypeError, match=r"^rw.trace: steps: expected a slice or range, got the list \[1, 2\], "
+                                        r"which could mean single steps or a window; pass steps=slice\(1, 2\)"):
         trace(model, x, steps=[1, 2])
+    with pytest.raises(ValueError, match=r"^rw.trace: steps: expected step numbers counted from 0 on"):
+        trace(model, x, steps=slice(-2, None))
+    with pytest.raises(TypeError, match=r"^rw.trace: steps: expected a slice or range, got the single step 3"):
+        trace(model, x, steps=np.int32(3))
+    with pytest.raises(ValueError, match=r"^rw.trace: steps: the window starts at step 9, past the end of 'gru.l0', "
+                                         r"which runs 5 steps"):
+        trace(model, x, steps=slice(9, 12))
     with pytest.raises(ValueError, match=r"quantities \['c'\] leave layer 'gru.l0' \(gru\) with nothing"):
         trace(model, x, quantities=["c"])
     assert "c" in KNOWN and parse("rw.trace") is None

@@ -33,6 +33,25 @@ def test_explore_arguments_that_make_no_sense_say_what_was_expected(lstm):
         explore(tr, dynamics=True)
 
 
+def test_explore_refuses_a_bad_window_of_steps_in_its_own_name_before_running(lstm, monkeypatch):
+    ran = []
+    monkeypatch.setattr(LiveModel, "trace", lambda *a, **k: ran.append(1))
+    x = torch.randn(1, 200, 4)
+    with pytest.raises(TypeError, match=r"^explore: steps: expected a slice or range, got the tuple \(120, 180\), .*"
+                                        r"pass steps=slice\(120, 180\) or steps=range\(120, 180\) for steps 120 to 179$"):
+        explore(lstm, x, steps=(120, 180))
+    with pytest.raises(TypeError, match=r"^explore: steps: expected a slice or range, got the single step 120; for that "
+                                        r"step alone pass steps=slice\(120, 121\)$"):
+        explore(lstm, x, steps=np.int64(120), dynamics=True)
+    with pytest.raises(ValueError, match=r"^explore: steps: expected step numbers counted from 0 on"):
+        explore(lstm, x, steps=range(-60, 0))
+    assert not ran
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"^rw.trace: steps: the window starts at step 300, past the end of 'lstm.l0', "
+                                         r"which runs 200 steps \(0–199\)"):
+        explore(lstm, x, steps=slice(300, 400))
+
+
 def test_explore_of_a_trace_shows_that_trace_with_nothing_to_rerun(lstm):
     tr = trace(lstm, torch.randn(2, 3, 4))
     ex = explore(tr, batch=1)

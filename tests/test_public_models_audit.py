@@ -60,6 +60,8 @@ from torch import nn
 import rnnwidgets as rw
 from tests.model_state import assert_untouched, snapshot
 
+SEED = 5   # BiLSTM_CRF draws its initial state with torch.randn at every forward: one seed for both runs
+
 V = 11
 
 
@@ -162,19 +164,47 @@ def cases():
 
 
 def module_outputs(model, inputs, own, kinds=(nn.RNNBase, nn.RNNCellBase)):
-    """Each nn.LSTM / GRU / RNN's calls' (output, h_n) and each cell's outputs (of ``kinds``), and the
-    model's output, from the model's own run."""
+    """Each nn.LSTM / GRU / RNN's calls' (output, h_n) and each cell's outputs (of ``kinds``), by
+    module path, and the model's output, from the model's own run (``own(model, inputs)``, None:
+    ``model(inputs)``) seeded with SEED; a module that AWD-LSTM's WeightDrop wraps (and calls as
+    ``.forward``, so no hook of its own runs) through its wrapper."""
     seen, handles = {}, []
     for name, m in model.named_modules():
-        if isinstance(m, kinds):
-            handles.append(m.register_forward_hook(lambda m, i, o, name=name: seen.setdefault(name, []).append(o)))
+        inner = m.module if isinstance(m, WeightDrop) else m
+        if isinstance(inner, kinds) and (m is inner) != isinstance(m, WeightDrop):
+            path = f"{name}.module" if m is not inner else name
+            handles.append(m.register_forward_hook(lambda m, i, o, path=path: seen.setdefault(path, []).append(o)))
     try:
+        torch.manual_seed(SEED)
         with torch.no_grad():
             out = own(model, inputs) if own else model(inputs)
     finally:
         for h in handles:
             h.remove()
     return seen, out
+
+
+def assert_layers_are_the_modules_own(tr, model, seen):
+    """Every layer and direction of each nn.LSTM / GRU / RNN the model ran (``seen``, from
+    ``module_outputs``) holds the module's own h: its h_n at each element's last valid step (the
+    first, reversed), its per-step h_n for a module called once a step, its output on the last layer."""
+    modules = dict(model.named_modules())
+    for path, calls in seen.items():
+        module = modules[path]
+        directions, width = 1 + module.bidirectional, module.proj_size or module.hidden_size
+        for k in range(module.num_layers):
+            for d in range(directions):
+                lt = tr.layers[f"{path}.l{k}" + (".reverse" if d else "")]
+                h_n = [(o[1][0] if isinstance(o[1], tuple) else o[1])[k * directions + d] for o in calls]
+                if len(calls) > 1:                      # one call a step (a decoder, a one-token char-rnn)
+                    np.testing.assert_allclose(lt.h, torch.stack(h_n, 1).numpy(), atol=1e-6)
+                    continue
+                last = lt.h[np.arange(tr.batch), tr.layer_lengths(lt.name) - 1] if not d else lt.h[:, 0]
+                np.testing.assert_allclose(last, h_n[0].numpy(), atol=1e-6)
+                output = calls[0][0]
+                if k == module.num_layers - 1 and not isinstance(output, nn.utils.rnn.PackedSequence):
+                    output = output if module.batch_first else output.transpose(0, 1)
+                    np.testing.assert_allclose(lt.h, output[..., d * width:(d + 1) * width].numpy(), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(cases()))
@@ -344,22 +374,7 @@ def test_more_models_states_are_the_modules_own(name):
     if name == "grud-record":                           # its output is its state at every step
         np.testing.assert_allclose(tr.layers["grud"].h, out.numpy(), atol=1e-6)
         return
-    for path, calls in seen.items():
-        module = dict(model.named_modules())[path]
-        directions, width = 1 + module.bidirectional, module.proj_size or module.hidden_size
-        for k in range(module.num_layers):
-            for d in range(directions):
-                lt = tr.layers[f"{path}.l{k}" + (".reverse" if d else "")]
-                h_n = [(o[1][0] if isinstance(o[1], tuple) else o[1])[k * directions + d] for o in calls]
-                if len(calls) > 1:                      # one call a step (a decoder, a one-token char-rnn)
-                    np.testing.assert_allclose(lt.h, torch.stack(h_n, 1).numpy(), atol=1e-6)
-                    continue
-                np.testing.assert_allclose(lt.h[np.arange(tr.batch), tr.layer_lengths(lt.name) - 1, :] if not d
-                                           else lt.h[:, 0], h_n[0].numpy(), atol=1e-6)
-                output = calls[0][0]
-                if k == module.num_layers - 1 and not isinstance(output, nn.utils.rnn.PackedSequence):
-                    output = output if module.batch_first else output.transpose(0, 1)
-                    np.testing.assert_allclose(lt.h, output[..., d * width:(d + 1) * width].numpy(), atol=1e-6)
+    assert_layers_are_the_modules_own(tr, model, seen)
     if tr.outputs is not None:
         want = out.float().numpy()
         np.testing.assert_allclose(tr.outputs, want.reshape(tr.outputs.shape), atol=1e-6)
@@ -561,7 +576,6 @@ def test_generate_runs_a_one_token_char_rnn_as_its_own_loop_does(prompt):
 # ---- newest public models: the chatbot tutorial, d2l.ai, AWD-LSTM, the BiLSTM-CRF tutorial, a peephole
 # ---- LSTM, ConvLSTM, fastrnns' TorchScript LSTMs ------------------------------------------------------
 CRF_TAGS = {"B": 0, "I": 1, "O": 2, START_TAG: 3, STOP_TAG: 4}
-SEED = 5        # BiLSTM_CRF draws its initial state with torch.randn at every forward: one seed for both runs
 
 
 def chatbot():
@@ -617,54 +631,18 @@ def newest_cases():
     }
 
 
-def fused_calls(model, inputs, own):
-    """Each nn.LSTM / GRU / RNN's calls' (output, h_n) from the model's own run, by module path; a module
-    that AWD-LSTM's WeightDrop wraps (and calls as ``.forward``, so no hook of its own runs) through its
-    wrapper."""
-    seen, handles = {}, []
-    for name, m in model.named_modules():
-        inner = m.module if isinstance(m, WeightDrop) else m
-        if isinstance(inner, nn.RNNBase) and (m is inner) != isinstance(m, WeightDrop):
-            path = f"{name}.module" if m is not inner else name
-            handles.append(m.register_forward_hook(lambda m, i, o, path=path: seen.setdefault(path, []).append(o)))
-    try:
-        torch.manual_seed(SEED)
-        with torch.no_grad():
-            out = own(model, inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen, out
-
-
 @pytest.mark.parametrize("name", list(newest_cases()))
 def test_newest_models_states_and_outputs_are_the_models_own(name):
     model, inputs, calling, own, _, _ = newest_cases()[name]
     model.eval()
     torch.manual_seed(SEED)
     tr = rw.trace(model, inputs, **calling)
-    seen, out = fused_calls(model, inputs, own)
+    seen, out = module_outputs(model, inputs, own, kinds=(nn.RNNBase,))
     if name == "peephole-record":                       # its output is its h at every step
         np.testing.assert_allclose(tr.layers["peepholecustomlstm"].h, out.numpy(), atol=1e-6)
         return
     assert seen, "no recurrent module ran"
-    modules = dict(model.named_modules())
-    for path, calls in seen.items():
-        module = modules[path]
-        directions, width = 1 + module.bidirectional, module.hidden_size
-        for k in range(module.num_layers):
-            for d in range(directions):
-                lt = tr.layers[f"{path}.l{k}" + (".reverse" if d else "")]
-                h_n = [(o[1][0] if isinstance(o[1], tuple) else o[1])[k * directions + d] for o in calls]
-                if len(calls) > 1:                      # one call a step (the decoder)
-                    np.testing.assert_allclose(lt.h, torch.stack(h_n, 1).numpy(), atol=1e-6)
-                    continue
-                last = lt.h[np.arange(tr.batch), tr.layer_lengths(lt.name) - 1] if not d else lt.h[:, 0]
-                np.testing.assert_allclose(last, h_n[0].numpy(), atol=1e-6)
-                output = calls[0][0]
-                if k == module.num_layers - 1 and not isinstance(output, nn.utils.rnn.PackedSequence):
-                    output = output if module.batch_first else output.transpose(0, 1)
-                    np.testing.assert_allclose(lt.h, output[..., d * width:(d + 1) * width].numpy(), atol=1e-6)
+    assert_layers_are_the_modules_own(tr, model, seen)
     if tr.outputs is not None:
         want = out.float().numpy()
         if want.ndim == 2 and want.shape[0] == tr.steps * tr.batch:        # flattened time-major rows

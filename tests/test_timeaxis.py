@@ -1,9 +1,18 @@
 """The time axis: runs of steps reduced to columns, and bounded histories that keep spikes."""
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnwidgets.timeaxis import MinMaxSeries, column_width, max_columns, mean_columns, min_max_columns, reduce_columns
+from rnnwidgets.timeaxis import (
+    MinMaxSeries,
+    column_width,
+    max_columns,
+    mean_columns,
+    min_max_columns,
+    reduce_columns,
+    step_window,
+)
 
 
 def downsample_minmax(y, max_points: int, x=None):
@@ -120,3 +129,36 @@ def test_minmax_series_skips_nan_unless_a_bucket_is_all_nan():
         s.append(step, v)
     steps, ys = s.points()
     assert 1.0 in ys and 3.0 in ys and len(ys) <= 4
+
+
+@pytest.mark.parametrize("steps, window", [(slice(120, 180), (120, 180)), (range(3, 9), (3, 9)), (slice(None, 4), (0, 4)),
+                                           (slice(5, None), (5, None)), (slice(np.int64(2), np.int32(7)), (2, 7))])
+def test_step_window_takes_a_slice_or_range(steps, window):
+    got = step_window("rw.trace", steps)
+    assert got == window and all(v is None or type(v) is int for v in got)
+
+
+@pytest.mark.parametrize("steps, error, message", [
+    # a 2-tuple could mean two steps or a window: refused, with the exact call for the window
+    ((120, 180), TypeError, r"expected a slice or range, got the tuple \(120, 180\), which could mean single steps or "
+                            r"a window; pass steps=slice\(120, 180\) or steps=range\(120, 180\) for steps 120 to 179$"),
+    ([np.int64(4), np.int64(5)], TypeError, r".*pass steps=slice\(4, 5\) or steps=range\(4, 5\) for step 4 alone$"),
+    ([1, 5, 9], TypeError, r".*got the list \[1, 5, 9\], which could mean single steps or a window; pass "
+                           r"steps=slice\(start, stop\)$"),
+    (np.int64(7), TypeError, r"expected a slice or range, got the single step 7; for that step alone pass "
+                             r"steps=slice\(7, 8\)$"),
+    (-1, TypeError, r".*got the single step -1; a negative index \(counting from the end\) is not taken"),
+    (slice(-10, None), ValueError, r"expected step numbers counted from 0 on, got slice\(-10, None, None\); a negative "
+                                   r"index \(counting from the end\) is not taken, since layers may end at different "
+                                   r"steps: pass slice\(n - k, n\) for the last k of n steps$"),
+    (range(0, -3), ValueError, r"expected step numbers counted from 0 on"),
+    (slice(4, 4), ValueError, r"expected a slice or range of consecutive steps from 0 on .*got slice\(4, 4, None\)$"),
+    (slice(0, 9, 2), ValueError, r"expected a slice or range of consecutive steps"),
+    (slice(0.5, 3), ValueError, r"expected a slice or range of consecutive steps"),
+    (True, TypeError, r"expected a slice or range of consecutive steps .*got True$"),
+    ("0:10", TypeError, r".*got '0:10'$"),
+])
+def test_step_window_refuses_in_one_sentence_with_the_fix(steps, error, message):
+    with pytest.raises(error, match="^DynamicsView: steps: " + message) as raised:
+        step_window("DynamicsView", steps)
+    assert "\n" not in str(raised.value) and str(raised.value).count(". ") == 0

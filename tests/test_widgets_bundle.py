@@ -1,4 +1,6 @@
 """The front-end bundle travels once: every view's _esm is a small loader of one shared model's code."""
+import os
+
 import numpy as np
 
 from rnnwidgets.tracedata import LayerTrace, Trace
@@ -40,6 +42,30 @@ def test_a_closed_or_rebuilt_bundle_is_made_anew(monkeypatch, tmp_path):
     rebuilt.write_text("export default {render() {}};", encoding="utf-8")
     monkeypatch.setattr(bundle, "BUNDLE", rebuilt)
     assert shared_bundle() is not second and shared_bundle().code == rebuilt.read_text()
+
+
+def test_the_bundle_file_is_read_again_only_when_it_changed(monkeypatch, tmp_path):
+    """Each view asks for the bundle: an unchanged file (path, mtime, size) is not read again, and
+    a bundle rebuilt in place (npm run build while the kernel runs) is picked up, even at the same size."""
+    built = tmp_path / "widget.js"
+    built.write_text("export default {render() {}};", encoding="utf-8")
+    monkeypatch.setattr(bundle, "BUNDLE", built)
+    reads = []
+    read_text = type(built).read_text
+    monkeypatch.setattr(type(built), "read_text", lambda self, *a, **k: reads.append(self) or read_text(self, *a, **k))
+    first = shared_bundle()
+    for _ in range(5):
+        assert shared_bundle() is first and HeatmapGrid(np.ones((2, 3)))._bundle is first
+    assert reads == [built]
+    built.write_text("export default {render() { return 1; }};", encoding="utf-8")   # rebuilt: a new size
+    second = shared_bundle()
+    assert second is not first and second.code == built.read_text() and len(reads) == 3
+    stat = built.stat()
+    built.write_text("export default {render() { return 2; }};", encoding="utf-8")   # the same size, a later mtime
+    os.utime(built, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    third = shared_bundle()
+    assert third is not second and "return 2" in third.code
+    assert shared_bundle() is third
 
 
 def test_in_a_marimo_kernel_each_view_carries_the_bundle_as_its_own_code(monkeypatch):

@@ -1,4 +1,5 @@
 """rw.DynamicsView: the payload the browser draws from (one float32 buffer, a JSON index)."""
+import dataclasses
 import re
 
 import numpy as np
@@ -220,6 +221,51 @@ def test_a_view_of_a_window_of_steps(setup):
     np.testing.assert_array_equal(got["nearest"], whole["nearest"][3:9])
     np.testing.assert_array_equal(got["points"], whole["points"])
     assert rw.DynamicsView(dyn, steps=range(10, 40)).index["steps"] == 2   # cut to the layer's 12 steps
-    for bad in [(3, 9), slice(3, 9, 2), slice(5, 2), range(-1, 4)]:
-        with pytest.raises(TypeError, match="DynamicsView: steps: expected None or a slice or range"):
+    for bad, message in [((3, 9), r"expected a slice or range, got the tuple \(3, 9\), .*pass steps=slice\(3, 9\)"),
+                         (slice(3, 9, 2), "expected a slice or range of consecutive steps"),
+                         (slice(5, 2), "expected a slice or range of consecutive steps"),
+                         (range(-1, 4), "expected step numbers counted from 0 on")]:
+        with pytest.raises((TypeError, ValueError), match="^DynamicsView: steps: " + message):
             rw.DynamicsView(dyn, steps=bad)
+
+
+class EncoderDecoder(nn.Module):
+    """A GRU encoder over the source (5 steps) and a GRU decoder over the target (10 steps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.GRU(3, 4, batch_first=True)
+        self.decoder = nn.GRU(3, 4, batch_first=True)
+
+    def forward(self, source, target):
+        _, h = self.encoder(source)
+        return self.decoder(target, h)[0]
+
+
+def test_a_layer_with_no_steps_in_the_window_says_why_instead_of_empty_plots():
+    """rw.explore(steps=slice(6, 10), layers=["decoder"], dynamics=True): the encoder ends at step 4,
+    so its panel holds no step; the index carries one sentence (js/src/dynamics.ts writes it as text)."""
+    torch.manual_seed(3)
+    model, source, target = EncoderDecoder(), torch.randn(2, 5, 3), torch.randn(2, 10, 3)
+    explorer = rw.explore(model, source, kwargs={"target": target}, steps=slice(6, 10), layers=["decoder"],
+                          dynamics=True)
+    panel = explorer.dynamics
+    assert list(explorer.trace.layers) == ["decoder.l0"] and set(panel.dynamics.layers) == {"encoder.l0", "decoder.l0"}
+    assert panel.layer == "decoder.l0" and panel.index["steps"] == 4 and "empty" not in panel.index
+    panel.layer = "encoder.l0"                       # the layer layers= left out, shown in the same window
+    assert panel.index["steps"] == 0 and panel.buffer == b""
+    assert panel.index["empty"] == ("encoder.l0 has no steps in the window shown (steps 6–9): it runs 5 steps, 0–4, "
+                                    "so there is nothing of it to draw here.")
+    view = rw.DynamicsView(panel.dynamics, layer="encoder.l0", steps=slice(5, None))
+    assert view.index["empty"].startswith("encoder.l0 has no steps in the window shown (steps 5 on): it runs 5 steps")
+
+
+def test_an_element_that_ends_before_the_window_says_so(setup):
+    dyn, fps = setup
+    d = dyn.layers["gru.l0"]
+    short = type(dyn)(layers={"gru.l0": dataclasses.replace(d, lengths=np.array([12, 3]))})
+    view = rw.DynamicsView(short, batch=1, steps=slice(5, 9))
+    assert view.index["empty"] == ("Batch element 1 of gru.l0 has no valid steps in the window shown (steps 5–8): "
+                                   "its sequence ends at step 2, so there is nothing of it to draw here.")
+    view.batch = 0
+    assert "empty" not in view.index and view.index["steps"] == 4

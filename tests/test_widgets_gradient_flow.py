@@ -306,3 +306,39 @@ def test_overlaid_traces_share_a_windows_numbers_only_when_they_hold_the_same_wi
     other = rw.trace(model, x, steps=slice(5, 25), loss="last")
     mixed = GradientFlow({"a": a, "b": other})
     assert (mixed.first_step, mixed.heat.first_step, mixed.steps.first_step) == (0, 0, 0)
+
+
+def test_gradient_flow_takes_a_window_of_steps_and_layers_as_rw_trace_does():
+    """rw.gradient_flow(model, x, loss=..., steps=, layers=) is GradientFlow(rw.trace(... the same)):
+    the window numbered from its first step, only the layers asked for, the whole run's gradients."""
+    torch.manual_seed(0)
+    model = Net(torch.nn.LSTM(3, 6, 2, batch_first=True))
+    x = torch.randn(1, 200, 3)
+    loss = lambda out: out[:, 165].sum()      # noqa: E731
+    got = gradient_flow(model, x, loss=loss, steps=slice(120, 180), layers=["rnn.l1"])
+    want = GradientFlow(rw.trace(model, x, loss=loss, steps=slice(120, 180), layers=["rnn.l1"]))
+    full = GradientFlow(rw.trace(model, x, loss=loss))
+    assert list(got.norms) == ["rnn.l1"] and list(full.norms) == ["rnn.l0", "rnn.l1"]
+    assert (got.first_step, got.steps.first_step, got.heat.first_step, got.steps.steps) == (120, 120, 120, 60)
+    np.testing.assert_array_equal(got.time_chart.y, want.time_chart.y)
+    np.testing.assert_array_equal(got.time_chart.y, full.time_chart.y[[1, 3], 120:180])   # l1's h and c
+    assert got.verdict_text.value == want.verdict_text.value and "(to step 165)" in got.verdict_text.value
+    several = gradient_flow({"a": model, "b": model}, x, loss=loss, steps=range(120, 180))
+    assert several.first_step == 120 and several.steps_count == 60
+
+
+@pytest.mark.parametrize("steps, message", [
+    ((120, 180), r"^gradient_flow: steps: expected a slice or range, got the tuple \(120, 180\), which could mean "
+                 r"single steps or a window; pass steps=slice\(120, 180\) or steps=range\(120, 180\) for steps 120 "
+                 r"to 179$"),
+    (np.int64(5), r"^gradient_flow: steps: expected a slice or range, got the single step 5; for that step alone "
+                  r"pass steps=slice\(5, 6\)$"),
+    (slice(-10, None), r"^gradient_flow: steps: expected step numbers counted from 0 on, got slice\(-10, None, None\); "
+                       r"a negative index \(counting from the end\) is not taken"),
+    (slice(500, 600), r"^rw.trace: steps: the window starts at step 500, past the end of 'rnn.l0', which runs 200 "
+                      r"steps \(0–199\); expected a start below 200, or layers= leaving 'rnn.l0' out$"),
+])
+def test_gradient_flow_refuses_a_bad_window_in_one_sentence(steps, message):
+    model, x = Net(torch.nn.GRU(3, 4, batch_first=True)), torch.randn(1, 200, 3)
+    with pytest.raises((TypeError, ValueError), match=message):
+        gradient_flow(model, x, steps=steps)

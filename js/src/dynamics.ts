@@ -20,6 +20,7 @@
 //   .rw-dyn-spectrum   canvas: sigma per step (.rw-dyn-aligned on the root inside an Explorer)
 //   .rw-dyn-eigen      canvas: eigenvalues and the unit circle
 //   .rw-dyn-slider     input range: the step  .rw-dyn-readout   text: step, sigmas, nearest point
+//   .rw-dyn-empty      text: why there is nothing to draw (index.empty), shown instead of the plots
 //
 // Model traits: buffer (float32 bytes), index ({arrays: name -> [offset, length], steps, length,
 // k, points, state, explained, lyapunov, reverse, first_step}), layer, batch, t, title. A window of steps
@@ -46,6 +47,7 @@ export interface DynamicsIndex {
   components?: number; // the principal components that exist (one per unit, at most 3); absent: 3
   first_step?: number; // the model's number of step 0: a window of steps (DynamicsView(steps=...)); absent: 0
   run_steps?: number; // the layer's steps in the whole run (the PCA plane's and the exponents'); absent: steps
+  empty?: string; // a sentence saying why the window holds nothing to draw (a layer that ends before it); absent: none
 }
 
 export interface DynamicsModel {
@@ -507,6 +509,9 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
   root.style.cssText = "font: 12px sans-serif; display: flex; flex-direction: column; gap: 6px;";
   const title = element("div", "rw-dyn-title", root);
   title.style.fontWeight = "bold";
+  // Nothing to draw (a layer with no steps in the window): a sentence saying why, as text, in place of the plots.
+  const empty = element("div", "rw-dyn-empty", root);
+  empty.style.cssText = "display: none; max-width: 60em; padding: 4px 0;";
   const row = element("div", "rw-dyn-row", root);
   row.style.cssText = "display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start;";
   const planeBox = element("div", "rw-dyn-plane-box", row);
@@ -593,7 +598,17 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     legend.textContent = `PCA plane of h (variance explained ${ev}); fixed points: filled stable, hollow unstable ` +
       `(arrows: its unstable direction); finite-time Lyapunov exponents ${ly} per step` +
       (index.reverse ? "; this direction runs backward in time" : "") + wholeRun(index);
+    showEmpty(index.empty ?? "");
     draw();
+  }
+
+  /** The sentence instead of the plots, slider, readout and legend ("": the plots). */
+  function showEmpty(sentence: string): void {
+    empty.textContent = sentence;
+    empty.style.display = sentence ? "" : "none";
+    for (const part of [row, alignedRow]) part.style.display = sentence ? "none" : "flex";
+    for (const part of [text, legend]) part.style.display = sentence ? "none" : "";
+    slider.style.display = sentence || heatmap ? "none" : "";   // inside an Explorer its slider drives this view
   }
 
   function draw(): void {
@@ -604,6 +619,7 @@ export function renderDynamics(model: AnyModel<DynamicsModel>, el: HTMLElement):
     }
     const t = Math.min(Math.max(model.get("t") | 0, 0), Math.max(data.steps - 1, 0));
     slider.value = `${t}`;
+    if (model.get("index").empty) return;   // the sentence says why there is nothing to draw
     const yc = yaxis.value === "2" ? 2 : 1;
     const p = ctxOf(plane), s = ctxOf(spectrum), e = ctxOf(eigen);
     if (p) drawPlane(p, data, t, yc, plane.width, plane.height, palette, model.get("index").components ?? 3);

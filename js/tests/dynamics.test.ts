@@ -303,6 +303,32 @@ describe("the dynamics view", () => {
     expect(legend()).toMatch(/ per step; the plane and the exponents are of the whole run \(steps 0–299\), shown here over steps 120–123$/);
   });
 
+  it("says in a sentence, as text, why a layer with no steps in the window has nothing to draw", () => {
+    const m = model();
+    const el = document.createElement("div");
+    renderDynamics(m, el);
+    const empty = el.querySelector<HTMLElement>(".rw-dyn-empty")!;
+    const hidden = () => [".rw-dyn-row", ".rw-dyn-aligned-row", ".rw-dyn-slider", ".rw-dyn-readout", ".rw-dyn-legend"]
+      .map((c) => el.querySelector<HTMLElement>(c)!.style.display);
+    expect(empty.style.display).toBe("none");
+    expect(hidden()).toEqual(["flex", "flex", "", "", ""]);
+    const sentence = "<b>encoder.l0</b> has no steps in the window shown (steps 6–9): it runs 5 steps, 0–4, so there is nothing of it to draw here.";
+    // what DynamicsView sends for such a layer: every per-step array empty
+    const arrays = Object.fromEntries(["trajectory", "sigma_max", "sigma_min", "exponent"].map((k) => [k, [0, 0] as [number, number]]));
+    m.set("index", { ...m.get("index"), arrays, points: 0, steps: 0, length: 0, first_step: 6, empty: sentence });
+    m.set("buffer", new DataView(new ArrayBuffer(0)));
+    expect(empty.style.display).toBe("");
+    expect(empty.textContent).toBe(sentence);
+    expect(empty.querySelector("b")).toBeNull();                   // text, never HTML
+    expect(hidden()).toEqual(["none", "none", "none", "none", "none"]);
+    expect(el.querySelector(".rw-dyn-title")!.textContent).toBe("<b>gru.l0</b>");   // the title still says which layer
+    m.set("t", 3);                                                  // nothing drawn, nothing thrown
+    m.set("buffer", new DataView(payload().floats.buffer));
+    m.set("index", payload().index);                                // a layer with steps: the plots again
+    expect(empty.style.display).toBe("none");
+    expect(hidden()).toEqual(["flex", "flex", "", "", ""]);
+  });
+
   it("offers upwards only the principal components the layer has", () => {
     expect(upwardComponents(3).map((o) => o.text)).toEqual(["PC2 upwards", "PC3 upwards"]);
     expect(upwardComponents(2).map((o) => o.text)).toEqual(["PC2 upwards"]);

@@ -491,8 +491,10 @@ def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
                               dict(zip(LSTM_GATES, (i, f, g, o))), c, c0)
         last = direction.last_steps()
         check_recomputed(direction, o[last] * torch.tanh(c[last]))
-        # a tensor of the module's layout the model may keep: the kernel's own output, never a trace buffer
-        result = (run.kernel_layout(out).contiguous(), h_n.unsqueeze(0), c_n.unsqueeze(0))
+        # the last layer's: a tensor of the module's layout the model may keep, the kernel's own output,
+        # never a trace buffer; an inner layer's goes only to the next layer, the trace's own h as it is
+        out = run.kernel_layout(out)
+        result = (out if inner else out.contiguous(), h_n.unsqueeze(0), c_n.unsqueeze(0))
     return result, [direction]
 
 

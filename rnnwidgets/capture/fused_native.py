@@ -89,25 +89,27 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     units) ``trace_buffer``, ``c`` and each gate likewise. None where the workspace does not hold
     the gates as expected; ``c`` None where it does not hold the cell states as expected.
     ``shared_out``: ``out`` goes nowhere but into the next layer of the same module (never to the
-    user's code), so where ``h`` is contiguous as it is (batch 1) ``out`` is ``h`` itself: one
-    copy and one sequence of memory less."""
+    user's code), so ``out`` is ``h`` itself, a strided view where the batch has several
+    elements (the next layer's call reads it a chunk of steps at a time): one copy and one
+    sequence of memory less. ``x`` may be strided likewise."""
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights)
     steps, batch, units = x.shape[0], x.shape[1], h0.shape[1]
-    x = x.detach().contiguous()
+    x = x.detach()
     ld, chunk = gates_ld(units), chunk_steps(batch, units, steps)
     whole, parts = gate_buffers(4, (batch, steps, units), x)
     h_all = trace_buffer((batch, steps, units), x)
     c_all: Optional[torch.Tensor] = trace_buffer((batch, steps, units), x)
     out: Optional[torch.Tensor] = None
-    if shared_out and h_all.transpose(0, 1).is_contiguous():
+    if shared_out:
         out = h_all.transpose(0, 1)
     elif chunk < steps:
         out = x.new_empty(steps, batch, units)
     h, c = h0.detach().contiguous(), c0.detach().contiguous()
     with torch.enable_grad():
         for start in range(0, steps, chunk):
-            part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk], w_ih, w_hh, b_ih, b_hh, h, c,
-                                                               False, [], 2, units, 1, True, False, False, True)
+            part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk].contiguous(), w_ih, w_hh, b_ih,
+                                                               b_hh, h, c, False, [], 2, units, 1, True, False, False,
+                                                               True)
             n = part_out.shape[0]
             floats = workspace.view(torch.float32) if workspace is not None else None
             if floats is None or floats.numel() < n * batch * ld:

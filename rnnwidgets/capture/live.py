@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from ..tracedata import Trace
-from . import trace
+from . import select, trace
 from .attribution import attribution
 from .call import ModelCall, unwrap
 from .cells import cell_kind
@@ -31,6 +31,8 @@ class LiveModel:
             raise TypeError(f"{who}: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = unwrap(model)
         self.trace_kwargs = {k: v for k, v in trace_kwargs.items() if v is not None and not (k == "args" and v == ())}
+        # a bad selection is refused in the caller's name, before anything runs
+        select.parse(who, *(self.trace_kwargs.get(k) for k in ("quantities", "layers", "steps")))
 
     @property
     def name(self) -> str:

@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 
 from ..kinds import GATES, STATES
+from ..timeaxis import step_window
 from ..tracedata import LayerTrace, Trace
 
 KNOWN = tuple(dict.fromkeys([*(s for states in STATES.values() for s in states),
@@ -92,9 +93,9 @@ class Selection:
         """``window``, refused when it leaves the layer no step."""
         start, stop = self.window(steps)
         if start >= stop:
-            raise ValueError(f"{self.caller}: steps: expected a window overlapping every selected layer, but "
-                             f"{name!r} has {steps} steps and the window starts at step {start}; "
-                             "pass layers= to leave it out")
+            raise ValueError(f"{self.caller}: steps: the window starts at step {start}, past the end of {name!r}, "
+                             f"which runs {steps} steps (0–{steps - 1}); expected a start below {steps}, or "
+                             f"layers= leaving {name!r} out")
         return start, stop
 
     def describe(self) -> dict:
@@ -127,7 +128,7 @@ def parse(caller: str, quantities=None, layers=None, steps=None) -> Optional[Sel
         if unknown:
             raise ValueError(f"{caller}: quantities: expected names among {list(KNOWN)}, got {unknown[0]!r}")
     keys = _names(caller, "layers", layers, "layer or module names") if layers is not None else None
-    start, stop = _steps(caller, steps) if steps is not None else (0, None)
+    start, stop = step_window(caller, steps) if steps is not None else (0, None)
     return Selection(caller, frozenset(names) if names is not None else None,
                      tuple(keys) if keys is not None else None, start, stop)
 
@@ -138,19 +139,6 @@ def _names(caller: str, what: str, value, expected: str) -> list:
         raise TypeError(f"{caller}: {what}: expected a non-empty list or tuple of {expected} (or None for all), "
                         f"got {value!r}")
     return list(dict.fromkeys(value))
-
-
-def _steps(caller: str, steps) -> tuple:
-    expected = ("a slice or range of consecutive steps from 0 on (start >= 0, stop > start, step 1), such as "
-                "slice(100, 200)")
-    if not isinstance(steps, (slice, range)):
-        raise TypeError(f"{caller}: steps: expected {expected}, got {steps!r}")
-    start, stop, step = steps.start, steps.stop, steps.step
-    ints = all(v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) for v in (start, stop, step))
-    start = 0 if start is None else start
-    if not ints or step not in (None, 1) or start < 0 or (stop is not None and stop <= start):
-        raise ValueError(f"{caller}: steps: expected {expected}, got {steps!r}")
-    return int(start), None if stop is None else int(stop)
 
 
 # ---- cutting numpy arrays ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from .. import timeaxis
 from ..dynamics_analysis import Dynamics, FixedPoints
 from .bundle import BUNDLE
 from .still import Still
@@ -68,7 +69,26 @@ def payload(dyn: Dynamics, layer: str, batch: int, fps: Optional[FixedPoints], w
             "explained": [float(v) for v in d.pca.explained_variance_ratio[:components(d)]],
             "lyapunov": [float(v) for v in d.lyapunov[batch]], "reverse": d.meta.get("direction") == "reverse",
             "first_step": start, "run_steps": int(d.singular_values.shape[1])}
+    empty = nothing_to_show(layer, batch, window, int(d.singular_values.shape[1]), int(d.lengths[batch]))
+    if empty:
+        meta["empty"] = empty
     return meta, np.concatenate(parts).tobytes() if parts else b""
+
+
+def nothing_to_show(layer: str, batch: int, window: tuple, steps: int, length: int) -> str:
+    """The sentence the panel shows instead of empty plots (the front end writes it as text), or
+    "" when the window holds some of the layer's steps for that element: a window of steps
+    (``rw.trace(steps=...)``) may start past a layer's end (a shorter encoder, say, or one that
+    ``layers=`` left out of the trace), or past an element's valid steps."""
+    start, stop = window
+    shown = f"steps {start}–{stop - 1}" if stop is not None else f"steps {start} on"
+    if start >= steps:
+        return (f"{layer} has no steps in the window shown ({shown}): it runs {steps} steps, 0–{steps - 1}, "
+                "so there is nothing of it to draw here.")
+    if start >= length:
+        return (f"Batch element {batch} of {layer} has no valid steps in the window shown ({shown}): "
+                f"its sequence ends at step {length - 1}, so there is nothing of it to draw here.")
+    return ""
 
 
 def layer_window(d, window: tuple) -> tuple:
@@ -81,18 +101,9 @@ def layer_window(d, window: tuple) -> tuple:
 
 
 def step_window(steps) -> tuple:
-    """``DynamicsView(steps=...)``: None (every step), or a slice or range of consecutive steps from
-    0 on, as ``rw.trace(steps=...)`` takes; (start, stop or None)."""
-    if steps is None:
-        return 0, None
-    if isinstance(steps, (slice, range)):
-        start = 0 if steps.start is None else steps.start
-        ok = (steps.step in (None, 1) and isinstance(start, int) and start >= 0
-              and (steps.stop is None or (isinstance(steps.stop, int) and steps.stop > start)))
-        if ok:
-            return start, steps.stop
-    raise TypeError(f"DynamicsView: steps: expected None or a slice or range of consecutive steps from 0 on "
-                    f"(start >= 0, stop > start, step 1), such as slice(100, 200), got {steps!r}")
+    """``DynamicsView(steps=...)``: None (every step), or a window as ``rw.trace(steps=...)`` takes
+    it (``timeaxis.step_window``); (start, stop or None)."""
+    return (0, None) if steps is None else timeaxis.step_window("DynamicsView", steps)
 
 
 def components(d) -> int:
