@@ -83,9 +83,10 @@ def last_digit(number: str) -> float:
 def same_text(committed: str, produced: str) -> tuple[bool, str]:
     """Whether two printed texts say the same: identical words, numbers equal to the precision
     printed (within 1% or two units of the last printed digit: a loss may differ in its last
-    digit between machines), integers exactly, durations ignored. Returns (same, the first difference)."""
+    digit between machines), integers exactly, durations ignored, runs of spaces as one (numpy
+    pads a column to its widest number). Returns (same, the first difference)."""
     a, b = (MEMORY_ADDRESS.sub(" at 0x…", t) for t in (committed, produced))
-    words_a, words_b = NUMBER.sub("#", a).split("#"), NUMBER.sub("#", b).split("#")
+    words_a, words_b = ([re.sub(r" +", " ", w) for w in NUMBER.sub("#", t).split("#")] for t in (a, b))
     if words_a != words_b:
         for wa, wb in zip(words_a, words_b):
             if wa != wb:

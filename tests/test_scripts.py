@@ -206,3 +206,5 @@ def test_notebook_outputs_keep_what_a_static_viewer_shows():
     assert same_text("loss 0.123", "loss 0.150") == (False, "0.123 became 0.150")
     assert same_text("ratio 1.2e-04", "ratio 1.9e-04") == (False, "1.2e-04 became 1.9e-04")
     assert not same_text("a stable point", "a saddle point")[0]
+    assert same_text("[0.978 0.98  0.984]", "[0.978 0.981 0.984]") == (True, "")   # numpy's padding
+    assert not same_text("unit 2 on", "unit 2  \non")[0]
