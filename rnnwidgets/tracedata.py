@@ -17,6 +17,8 @@ from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-expo
 
 FORMAT_VERSION = 1
 GROUPS = ("states", "gates", "tracks", "grads", "initial")   # a LayerTrace's arrays, as a file stores them
+PARAM_STATS = ("norm", "mean_abs", "max_abs")   # what param_grads holds of each parameter's gradient
+LAYER_META = {"cell": str, "direction": str, "call": int, "calls": int, "layer": int}   # read by views and capture
 
 
 def _as_steps(name: str, array) -> np.ndarray:
@@ -402,7 +404,7 @@ class Trace:
                 return cls(layers=layers, lengths=data.read("lengths"),
                            outputs=data.read("outputs") if "outputs" in wanted else None,
                            inputs=data.read("inputs") if "inputs" in wanted else None,
-                           tokens=header["tokens"], param_grads=header["param_grads"], meta=header["meta"])
+                           tokens=header.get("tokens"), param_grads=header["param_grads"], meta=header["meta"])
             except ValueError as e:
                 if str(e).startswith(str(path)):
                     raise
@@ -417,7 +419,7 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
         header = json.loads(bytes(data.read("header")).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ValueError(f"{path}: its header is not JSON text ({type(e).__name__})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+    if not isinstance(header, dict) or type(header.get("format")) is not int or header["format"] != FORMAT_VERSION:
         raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
     if not _encodable(json.dumps(header, ensure_ascii=False)):   # "\ud800" escapes: text no page can show
         raise ValueError(f"{path}: its header should hold text UTF-8 can encode, got a lone surrogate (a \\ud800 "
@@ -435,10 +437,16 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
         expect(isinstance(entry.get("name"), str) and isinstance(entry.get("kind"), str),
                f"layers[{i}] name and kind", "strings")
         expect(isinstance(entry.get("meta"), dict), f"layers[{i}].meta", "an object")
+        for key, kind in LAYER_META.items():   # the fields code reads of a layer's meta, of the types capture writes
+            value = entry["meta"].get(key)
+            expect(value is None or (isinstance(value, kind) and not isinstance(value, bool)),
+                   f"layers[{i}].meta[{key!r}]", f"null or {'a whole number' if kind is int else 'a string'}")
         for group in GROUPS:
             keys = entry.get(group, [])   # "initial" is absent from files written before it was kept
-            expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys), f"layers[{i}].{group}",
-                   "a list of strings")
+            expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys),
+                   f"layers[{i}].{group}", "a list of distinct strings")
+    names = [entry["name"] for entry in layers]
+    expect(len(set(names)) == len(names), "layer names", f"distinct, got {names}")
     def token_lists(tokens) -> bool:
         return tokens is None or (isinstance(tokens, list) and all(
             isinstance(seq, list) and all(isinstance(t, str) for t in seq) for seq in tokens))
@@ -446,8 +454,22 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
     for i, entry in enumerate(layers):
         expect(token_lists(entry.get("tokens")), f"layers[{i}].tokens", "null or one list of strings per sequence")
     expect(token_lists(header.get("tokens")), "tokens", "null or one list of strings per sequence")
-    expect(isinstance(header.get("param_grads"), dict), "param_grads", "an object")
-    expect(isinstance(header.get("meta"), dict), "meta", "an object")
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    grads = header.get("param_grads")   # parameter -> its gradient's {"norm", "mean_abs", "max_abs"}
+    expect(isinstance(grads, dict) and all(isinstance(g, dict) and set(g) >= set(PARAM_STATS) and all(
+        number(g[k]) for k in PARAM_STATS) for g in grads.values()), "param_grads",
+        "an object giving each parameter's 'norm', 'mean_abs' and 'max_abs' as numbers")
+    meta = header.get("meta")
+    expect(isinstance(meta, dict), "meta", "an object")
+    assert isinstance(meta, dict)
+    selection = meta.get("selection")   # where a window of steps starts: the views number steps from it
+    steps = selection.get("steps") if isinstance(selection, dict) else None
+    expect(selection is None or (isinstance(selection, dict) and (steps is None or (
+        isinstance(steps, list) and len(steps) == 2 and type(steps[0]) is int and steps[0] >= 0
+        and (steps[1] is None or type(steps[1]) is int)))),
+        "meta.selection", "null or an object whose steps are null or [first, stop], whole numbers (stop may be null)")
     shapes = header.get("shapes")
     expect(shapes is None or (isinstance(shapes, dict) and all(
         isinstance(v, list) and all(isinstance(n, int) for n in v) for v in shapes.values())),
