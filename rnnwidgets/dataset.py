@@ -57,9 +57,9 @@ def _rows(array, a: Optional[int] = None, b: Optional[int] = None) -> np.ndarray
         return array[a:b]
     try:
         return np.asarray(array[a:b])
-    except (MemoryError, ValueError):
+    except MemoryError:
         raise
-    except Exception as e:   # a codec's error (zstd, gzip, blosc), a short chunk file
+    except Exception as e:   # a codec's error (zstd, gzip, blosc), a chunk file of the wrong size
         where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
         raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
                          f"damaged ({type(e).__name__}: {e})") from None
