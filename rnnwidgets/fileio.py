@@ -316,9 +316,9 @@ class NpzArchive:
             raise ValueError(f"{self.path}: missing array {name!r} ({what})")
         info = self.zip.getinfo(self.members[name])
         if info.header_offset + info.compress_size > self.size:   # else read to the end, into an array that size
-            raise ValueError(f"{where}: the archive declares {info.compress_size} packed bytes at {info.header_offset}, "
-                             f"past the end of the file ({self.size} bytes); a damaged or forged archive, refused "
-                             f"unread")
+            raise ValueError(f"{where}: the archive declares {info.compress_size} packed bytes at "
+                             f"{info.header_offset}, past the end of the file ({self.size} bytes); a damaged or "
+                             f"forged archive, refused unread")
         try:
             with self.zip.open(info) as f:
                 shape, dtype, offset = read_npy_header(f, where)
