@@ -12,12 +12,13 @@ from typing import Optional
 
 import numpy as np
 
-from .fileio import NpzArchive, atomic_write, check_replaceable
+from .fileio import MAX_INFLATION, NpzArchive, atomic_write, check_replaceable
 from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
 GROUPS = ("states", "gates", "tracks", "grads", "initial")   # a LayerTrace's arrays, as a file stores them
 PARAM_STATS = ("norm", "mean_abs", "max_abs")   # what param_grads holds of each parameter's gradient
+HEADER_CHECKED_FROM = 4 << 20   # a header past this many bytes must not pack far tighter than the file
 LAYER_META = {"cell": str, "direction": str, "call": int, "calls": int, "layer": int}   # read by views and capture
 
 
@@ -413,8 +414,14 @@ class Trace:
 
 def _read_header(data: NpzArchive, path: Path) -> dict:
     """A trace file's JSON header, its fields of the types ``save`` writes, or a clear error."""
-    data.check("header", "u", 1, "the JSON header")
+    (size,) = data.check("header", "u", 1, "the JSON header")
     data.check_inflation()
+    # Parsed, JSON takes up to ~25 times its text in memory ("[]," is a 56-byte list): a header of
+    # 63 MB of "[]," packs into 61 KB and would take 1.5 GB. Tokens that pack as well come with
+    # arrays of as many steps, so the whole file is compared.
+    if size > HEADER_CHECKED_FROM and size > MAX_INFLATION * data.size:
+        raise ValueError(f"{path}: its JSON header would inflate to {size} bytes from a file of {data.size}, more "
+                         f"than {MAX_INFLATION} times: not a header a trace holds (a JSON bomb?); refused unread")
     try:
         header = json.loads(bytes(data.read("header")).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:

@@ -542,3 +542,28 @@ def test_a_save_at_a_link_never_writes_through_it(tmp_path):
     small_trace().save(dangling)   # the link replaced: nothing made where it pointed
     assert not (tmp_path / "gone").exists() and not dangling.is_symlink()
     assert notes.read_text() == "mine" and leftovers(tmp_path) == []
+
+
+def test_a_json_bomb_header_is_refused_before_it_is_parsed(saved, tmp_path):
+    """63 MB of "[]," packs into about 60 KB and would take 1.5 GB as Python lists."""
+    import tracemalloc
+
+    arrays, header = members(saved)
+    raw = json.dumps(header)[:-1].encode() + b', "bomb": [' + b"[]," * 21_000_000 + b"[]]}"
+    path = rewrite(tmp_path / "bomb.npz", arrays, raw)
+    assert path.stat().st_size < 256 << 10
+    tracemalloc.start()
+    try:
+        refused(path, r"its JSON header would inflate to \d+ bytes from a file of \d+, more than 200 times: not a "
+                      r"header a trace holds \(a JSON bomb\?\); refused unread")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
+    # a long trace's tokens that pack as tightly come with arrays of as many steps: loaded
+    steps = 1_200_000
+    lt = LayerTrace("rnn.l0", "rnn", states={"h": np.random.default_rng(0).normal(size=(1, steps, 1))})
+    long = Trace(layers={lt.name: lt}, lengths=[steps], tokens=[["a"] * steps]).save(tmp_path / "long.npz")
+    with zipfile.ZipFile(long) as z:
+        assert z.getinfo("header.npy").file_size > tracedata.HEADER_CHECKED_FROM
+    assert Trace.load(long).tokens[0][-1] == "a"
