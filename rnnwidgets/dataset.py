@@ -26,7 +26,7 @@ import stat
 import sys
 import tempfile
 import weakref
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Literal, Optional, Sequence, Union
 
 import numpy as np
@@ -665,8 +665,11 @@ def _clear_url(url: str, who: str, overwrite: bool) -> None:
         attrs = _open_group(url, "r").attrs.asdict()
     except Exception:
         attrs = {}
-    if FORMAT_KEY not in attrs:
-        raise FileExistsError(f"{who}: {url} holds files and no dataset trace; choose a new or empty location")
+    # a dataset's files alone, as _is_dataset_store asks of a folder: the removal below is recursive
+    inside = [PurePosixPath(f).relative_to(PurePosixPath(root)).parts for f in fs.find(root)]
+    if FORMAT_KEY not in attrs or not all(parts and _store_path(parts, folder=False) for parts in inside):
+        raise FileExistsError(f"{who}: {url} holds files and no dataset trace (or files beside one), which "
+                              f"replacing it would destroy; choose a new or empty location")
     if not overwrite:
         raise FileExistsError(f"{who}: {url} already holds a dataset trace; pass overwrite=True to replace it, "
                               f"or choose another location")

@@ -582,6 +582,17 @@ def test_a_dataset_trace_at_an_fsspec_url(setup):
         remote.values()
     memory.save(url)
     assert_same(memory, DatasetTrace.load(url))
+    # overwrite=True removes a dataset's files, never one of the user's beside them
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.pipe(f"{root}/notes.txt", b"mine")
+    for write in (lambda: rw.trace_dataset(model, batches[:1], path=url, overwrite=True, progress=False),
+                  lambda: memory.save(url)):
+        with pytest.raises(FileExistsError, match="holds files and no dataset trace"):
+            write()
+    assert fs.cat(f"{root}/notes.txt") == b"mine"
+    fs.rm(root, recursive=True)
 
 
 def test_load_reads_no_chunk_of_the_arrays(saved_ds):
