@@ -94,11 +94,12 @@ def check_folder(path, who: str = "", what: str = "file") -> None:
                                 f"an existing folder")
 
 
-def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
+def check_replaceable(path, who: str, heads: tuple, what: str, members: Optional[str] = None) -> None:
     """Refuse, before anything is written, to replace at ``path`` a folder or a file that is not
     ``what`` (its first bytes start with none of ``heads``, compared without case or leading
     blanks; ``heads`` in lower case): a save must never destroy another kind of file (a dataset,
-    a trace, the user's notes). An empty file may be replaced."""
+    a trace, the user's notes). An empty file may be replaced. ``members``: for a zip archive, the
+    ending of every member's name (".npy": a .npz, never a .docx, .xlsx or another zip)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{who}: {path} is a folder: expected the path of a file to write (a folder is "
@@ -118,6 +119,15 @@ def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
     if head and not any(head.startswith(h) for h in heads):   # an empty file holds nothing to lose
         raise FileExistsError(f"{who}: {path} exists and is not {what}, so it is not replaced; choose another "
                               f"path or remove it first")
+    if head and members is not None:
+        try:   # (only the central directory is read)
+            with zipfile.ZipFile(path) as z:
+                other = next((n for n in z.namelist() if not n.endswith(members)), None)
+        except (zipfile.BadZipFile, EOFError, OSError):
+            other = None   # a damaged archive (a trace's, by its first bytes) holds nothing to keep
+        if other is not None:
+            raise FileExistsError(f"{who}: {path} exists and is a zip archive holding {other!r}, not {what}, so it "
+                                  f"is not replaced; choose another path or remove it first")
 
 
 def write_bytes(path, data: bytes) -> Path:

@@ -339,7 +339,8 @@ class Trace:
         written beside ``path`` and renamed over it once whole; an existing file is replaced only
         when it is a .npz archive (a previous save), never a folder or another kind of file."""
         path = Path(path)
-        check_replaceable(path, "Trace.save", (b"pk\x03\x04", b"pk\x05\x06"), "a .npz archive (a saved trace)")
+        check_replaceable(path, "Trace.save", (b"pk\x03\x04", b"pk\x05\x06"), "a .npz archive (a saved trace)",
+                          members=".npy")
         arrays = {"lengths": self.lengths}
         if self.outputs is not None:
             arrays["outputs"] = self.outputs

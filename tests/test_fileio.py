@@ -567,3 +567,17 @@ def test_a_json_bomb_header_is_refused_before_it_is_parsed(saved, tmp_path):
     with zipfile.ZipFile(long) as z:
         assert z.getinfo("header.npy").file_size > tracedata.HEADER_CHECKED_FROM
     assert Trace.load(long).tokens[0][-1] == "a"
+
+
+def test_a_trace_save_never_replaces_a_zip_archive_of_other_files(tmp_path):
+    """A .docx, .xlsx or .zip starts as a .npz does: its members' names tell them apart."""
+    report = tmp_path / "report.docx"
+    with zipfile.ZipFile(report, "w") as z:
+        z.writestr("word/document.xml", "<w:document>years of work</w:document>")
+    before = report.read_bytes()
+    with pytest.raises(FileExistsError, match=r"Trace.save: .*report.docx exists and is a zip archive holding "
+                                              r"'word/document.xml', not a .npz archive \(a saved trace\)"):
+        small_trace().save(report)
+    assert report.read_bytes() == before and leftovers(tmp_path) == []
+    previous = small_trace(0).save(tmp_path / "t.npz")   # a previous trace is still replaced
+    assert_same_trace(Trace.load(small_trace(1).save(previous)), small_trace(1))
