@@ -57,12 +57,20 @@ def _rows(array, a: Optional[int] = None, b: Optional[int] = None) -> np.ndarray
         return array[a:b]
     try:
         return np.asarray(array[a:b])
-    except MemoryError:
-        raise
+    except MemoryError as e:
+        # rows that fit in a few chunks' memory cannot run out of it: a chunk's codec frame declared
+        # more than its chunk holds (zstd allocates what its frame header says)
+        rows = len(range(*slice(a, b).indices(array.shape[0]))) if array.ndim else 1
+        if rows * array.dtype.itemsize * math.prod(array.shape[1:]) > 2 * MAX_CHUNK_BYTES:
+            raise
+        error: Exception = e
     except Exception as e:   # a codec's error (zstd, gzip, blosc), a chunk file of the wrong size
-        where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
-        raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
-                         f"damaged ({type(e).__name__}: {e})") from None
+        error = e
+    where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
+    detail = f"{type(error).__name__}: {error}" if str(error) else f"a chunk declares more bytes than it holds: " \
+        f"{type(error).__name__}"
+    raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
+                     f"damaged ({detail})")
 
 
 def _is_url(path) -> bool:

@@ -516,6 +516,19 @@ def test_a_dataset_path_in_a_missing_folder_says_so_and_makes_nothing(setup, tmp
         assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_a_compressed_chunk_declaring_a_petabyte_is_an_error_naming_its_array(saved_ds, tmp_path):
+    """A zstd frame's header says how many bytes it holds, and the codec allocates that many."""
+    import struct
+
+    packed = DatasetTrace.load(saved_ds).save(tmp_path / "packed", compression=True)
+    chunk = next(p for p in (packed / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    # magic, a single-segment frame with an 8-byte content size of 2**50, then one last raw block of 4 bytes
+    chunk.write_bytes(b"\x28\xb5\x2f\xfd" + bytes([0b11100000]) + struct.pack("<Q", 1 << 50)
+                      + struct.pack("<I", (4 << 3) | 1)[:3] + bytes(4))
+    with pytest.raises(ValueError, match=r"l0_q0: rows 0:12 cannot be read, the store is damaged"):
+        DatasetTrace.load(packed).sequence(0)
+
+
 def test_a_pipe_in_the_store_is_refused_before_anything_is_read(saved_ds):
     import os
 
