@@ -36,7 +36,8 @@ def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                          f"{a.shape} and {b.shape}")
     matched = min(a.shape[0], b.shape[0])
     out = np.full((max(a.shape[0], b.shape[0]), a.shape[1]), np.nan, dtype=np.float32)
-    np.subtract(a[:matched], b[:matched], out=out[:matched], dtype=np.float32)
+    with np.errstate(invalid="ignore"):   # inf - inf is NaN, a non-finite difference ``differs`` flags
+        np.subtract(a[:matched], b[:matched], out=out[:matched], dtype=np.float32)
     return out
 
 

@@ -26,12 +26,12 @@ import stat
 import sys
 import tempfile
 import weakref
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
-from .fileio import INFLATION_CHECKED_FROM, MAX_INFLATION, WriterLock, building_folder, swap_in
+from .fileio import INFLATION_CHECKED_FROM, MAX_INFLATION, WriterLock, building_folder, check_folder, swap_in
 from .kinds import CELL_KINDS, KINDS
 from .tracedata import LayerTrace, Trace, last_forward_layer
 
@@ -57,12 +57,20 @@ def _rows(array, a: Optional[int] = None, b: Optional[int] = None) -> np.ndarray
         return array[a:b]
     try:
         return np.asarray(array[a:b])
-    except (MemoryError, ValueError):
-        raise
-    except Exception as e:   # a codec's error (zstd, gzip, blosc), a short chunk file
-        where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
-        raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
-                         f"damaged ({type(e).__name__}: {e})") from None
+    except MemoryError as e:
+        # rows that fit in a few chunks' memory cannot run out of it: a chunk's codec frame declared
+        # more than its chunk holds (zstd allocates what its frame header says)
+        rows = len(range(*slice(a, b).indices(array.shape[0]))) if array.ndim else 1
+        if rows * array.dtype.itemsize * math.prod(array.shape[1:]) > 2 * MAX_CHUNK_BYTES:
+            raise
+        error: Exception = e
+    except Exception as e:   # a codec's error (zstd, gzip, blosc), a chunk file of the wrong size
+        error = e
+    where = getattr(array, "store_path", None) or getattr(array, "path", "a zarr array")
+    detail = f"{type(error).__name__}: {error}" if str(error) else f"a chunk declares more bytes than it holds: " \
+        f"{type(error).__name__}"
+    raise ValueError(f"{where}: rows {a or 0}:{array.shape[0] if b is None else b} cannot be read, the store is "
+                     f"damaged ({detail})")
 
 
 def _is_url(path) -> bool:
@@ -72,7 +80,9 @@ def _is_url(path) -> bool:
 def _open_group(where, mode: Literal["r", "r+", "a", "w", "w-"]):
     import zarr
 
-    return zarr.open_group(where if _is_url(where) else str(where), mode=mode, zarr_format=3)
+    # each array's own zarr.json, never a consolidated copy at the group's (which could say
+    # other shapes and name arrays the store does not hold); our stores write none
+    return zarr.open_group(where if _is_url(where) else str(where), mode=mode, zarr_format=3, use_consolidated=False)
 
 
 def _compressors(compression):
@@ -330,7 +340,7 @@ class DatasetTrace:
             self._write_store(_open_group(path, "w"), compression, generation=secrets.token_hex(8))
             return path
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_folder(path, "DatasetTrace.save", "folder")
         with WriterLock(path, "DatasetTrace.save"):
             if self.folder is not None and not _is_url(self.folder) and path.is_dir() \
                     and path.resolve() == Path(self.folder).resolve():
@@ -509,6 +519,8 @@ def _read_header(header: dict, where) -> dict:
         expect(isinstance(arrays, dict) and all(isinstance(a, str) for a in arrays.values()), f"layers[{i}].arrays",
                "an object of array names")
         expect(isinstance(entry.get("offsets", ""), str), f"layers[{i}].offsets", "an array name")
+    names = [entry["name"] for entry in layers]
+    expect(len(set(names)) == len(names), "layers' names", f"distinct, got {names}")
     vocab = header.get("vocab")
     expect(vocab is None or (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab)), "vocab",
            "null or a list of strings")
@@ -599,13 +611,38 @@ def _place(group, array, stem: str, taken: set, compression) -> str:
 
 
 def _is_dataset_store(folder: Path) -> bool:
-    """A folder holding a dataset trace: this format's group or the earlier format's header."""
+    """A folder holding a dataset trace and nothing else (so replacing it loses nothing of the
+    user's): this format's group, its attributes saying so, and the files of its arrays alone
+    (``<array>/zarr.json``, ``<array>/c/<chunk numbers>``); or the earlier format's header and .npy files."""
     if (folder / LEGACY_HEADER).is_file():
-        return True
+        return all(p.is_file() and not p.is_symlink() and (p.name == LEGACY_HEADER or p.suffix == ".npy")
+                   for p in folder.iterdir())
     try:
-        return FORMAT_KEY in json.loads((folder / "zarr.json").read_text(encoding="utf-8")).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
+        if FORMAT_KEY not in json.loads((folder / "zarr.json").read_text(encoding="utf-8")).get("attributes", {}):
+            return False
+    except (OSError, ValueError, AttributeError, RecursionError):
         return False
+    for root, dirs, files in os.walk(folder):
+        parts = Path(root).relative_to(folder).parts
+        for name in dirs + files:
+            if os.path.islink(os.path.join(root, name)):
+                return False
+        if any(not _store_path(parts + (name,), folder=False) for name in files) or \
+                any(not _store_path(parts + (name,), folder=True) for name in dirs):
+            return False
+    return True
+
+
+def _store_path(parts: tuple, folder: bool) -> bool:
+    """Whether a file or folder at ``parts`` (relative to a store's folder) is one a dataset store
+    holds: its ``zarr.json``, an array's folder, its ``zarr.json``, its ``c`` and chunk numbers."""
+    if not ARRAY_NAME.match(parts[0]) and parts != ("zarr.json",):
+        return False
+    if len(parts) == 1:
+        return folder != (parts[0] == "zarr.json")
+    if parts[1:] == ("zarr.json",):
+        return not folder
+    return parts[1] == "c" and all(p.isdigit() for p in parts[2:]) and (folder or len(parts) > 2)
 
 
 def _check_free(target: Path, who: str, overwrite: bool) -> None:
@@ -618,7 +655,8 @@ def _check_free(target: Path, who: str, overwrite: bool) -> None:
     if not any(target.iterdir()):
         return
     if not _is_dataset_store(target):
-        raise FileExistsError(f"{who}: {target} holds files and no dataset trace; choose a new or empty folder")
+        raise FileExistsError(f"{who}: {target} holds files and no dataset trace (or files beside one), which "
+                              f"replacing it would destroy; choose a new or empty folder")
     if not overwrite:
         raise FileExistsError(f"{who}: {target} already holds a dataset trace; pass overwrite=True to replace it "
                               f"(once the new one is complete), or choose another path")
@@ -635,8 +673,11 @@ def _clear_url(url: str, who: str, overwrite: bool) -> None:
         attrs = _open_group(url, "r").attrs.asdict()
     except Exception:
         attrs = {}
-    if FORMAT_KEY not in attrs:
-        raise FileExistsError(f"{who}: {url} holds files and no dataset trace; choose a new or empty location")
+    # a dataset's files alone, as _is_dataset_store asks of a folder: the removal below is recursive
+    inside = [PurePosixPath(f).relative_to(PurePosixPath(root)).parts for f in fs.find(root)]
+    if FORMAT_KEY not in attrs or not all(parts and _store_path(parts, folder=False) for parts in inside):
+        raise FileExistsError(f"{who}: {url} holds files and no dataset trace (or files beside one), which "
+                              f"replacing it would destroy; choose a new or empty location")
     if not overwrite:
         raise FileExistsError(f"{who}: {url} already holds a dataset trace; pass overwrite=True to replace it, "
                               f"or choose another location")
@@ -783,7 +824,7 @@ def trace_dataset(model, batches: Iterable, tokens: Tokens = None, *, max_steps:
         work(model, batches, folder=path, **run)
         return DatasetTrace.load(path)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    check_folder(target, "trace_dataset", "folder")
     with WriterLock(target, "trace_dataset"):
         _check_free(target, "trace_dataset", overwrite)
         built = building_folder(target)

@@ -59,6 +59,7 @@ def atomic_write(path, mode: str = "wb", encoding=None):
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder: expected the path of a file to write (a folder is never "
                                 f"replaced)")
+    check_folder(path)
     while True:
         temporary = _sibling(path, "tmp")
         try:  # 0o666 and the umask, as open() would make it
@@ -81,15 +82,29 @@ def atomic_write(path, mode: str = "wb", encoding=None):
     _fsync_folder(path.parent)
 
 
-def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
+def check_folder(path, who: str = "", what: str = "file") -> None:
+    """Refuse, in one sentence naming ``path``, a path whose folder is missing or is not a folder
+    (else the error would name the hidden temporary file written beside it); ``what``: "file" or "folder"."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        lead = f"{who}: " if who else ""
+        missing = "does not exist" if not folder.exists() else "is not a folder"
+        raise FileNotFoundError(f"{lead}{path}: its folder {folder} {missing}; expected the path of a {what} in "
+                                f"an existing folder")
+
+
+def check_replaceable(path, who: str, heads: tuple, what: str, members: Optional[str] = None) -> None:
     """Refuse, before anything is written, to replace at ``path`` a folder or a file that is not
     ``what`` (its first bytes start with none of ``heads``, compared without case or leading
     blanks; ``heads`` in lower case): a save must never destroy another kind of file (a dataset,
-    a trace, the user's notes). An empty file may be replaced."""
+    a trace, the user's notes). An empty file may be replaced. ``members``: for a zip archive, the
+    ending of every member's name (".npy": a .npz, never a .docx, .xlsx or another zip)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{who}: {path} is a folder: expected the path of a file to write (a folder is "
                                 f"never replaced)")
+    check_folder(path, who)
     if not path.exists():
         return
     if not path.is_file():   # opened to be checked, a pipe would wait without end
@@ -104,6 +119,15 @@ def check_replaceable(path, who: str, heads: tuple, what: str) -> None:
     if head and not any(head.startswith(h) for h in heads):   # an empty file holds nothing to lose
         raise FileExistsError(f"{who}: {path} exists and is not {what}, so it is not replaced; choose another "
                               f"path or remove it first")
+    if head and members is not None:
+        try:   # (only the central directory is read)
+            with zipfile.ZipFile(path) as z:
+                other = next((n for n in z.namelist() if not n.endswith(members)), None)
+        except (zipfile.BadZipFile, EOFError, OSError):
+            other = None   # a damaged archive (a trace's, by its first bytes) holds nothing to keep
+        if other is not None:
+            raise FileExistsError(f"{who}: {path} exists and is a zip archive holding {other!r}, not {what}, so it "
+                                  f"is not replaced; choose another path or remove it first")
 
 
 def write_bytes(path, data: bytes) -> Path:
@@ -272,9 +296,15 @@ class NpzArchive:
             raise ValueError(f"{self.path}: expected a .npz file (as Trace.save writes), got a pipe, device or "
                              f"socket")
         try:
+            self.size = self.path.stat().st_size
             self.zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, EOFError) as e:
             raise ValueError(f"{self.path}: not a .npz archive, or a truncated one ({e})") from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileNotFoundError(f"{self.path}: no such file; expected a .npz file (as Trace.save writes)"
+                                    ) from None
+        except OSError as e:   # a link that loops, a file this user may not read
+            raise ValueError(f"{self.path}: cannot be opened as a .npz file ({e.strerror or e})") from None
         self.members = {n[:-4]: n for n in self.zip.namelist() if n.endswith(".npy")}
         self.checked: dict = {}
 
@@ -295,6 +325,10 @@ class NpzArchive:
         if name not in self.members:
             raise ValueError(f"{self.path}: missing array {name!r} ({what})")
         info = self.zip.getinfo(self.members[name])
+        if info.header_offset + info.compress_size > self.size:   # else read to the end, into an array that size
+            raise ValueError(f"{where}: the archive declares {info.compress_size} packed bytes at "
+                             f"{info.header_offset}, past the end of the file ({self.size} bytes); a damaged or "
+                             f"forged archive, refused unread")
         try:
             with self.zip.open(info) as f:
                 shape, dtype, offset = read_npy_header(f, where)
@@ -313,7 +347,8 @@ class NpzArchive:
     def check_inflation(self) -> None:
         """Refuse, before inflating them, arrays that would inflate past MAX_INFLATION times their size."""
         infos = [info for info, _ in self.checked.values()]
-        full, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+        # (members may claim the same packed bytes: no more than the file holds is counted)
+        full, packed = sum(i.file_size for i in infos), min(sum(i.compress_size for i in infos), self.size)
         if full > INFLATION_CHECKED_FROM and full > MAX_INFLATION * max(packed, 1):
             raise ValueError(f"{self.path}: its arrays would inflate from {packed} to {full} bytes, more than "
                              f"{MAX_INFLATION} times: not data a trace holds (a zip bomb?); refused unread")

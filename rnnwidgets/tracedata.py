@@ -12,11 +12,14 @@ from typing import Optional
 
 import numpy as np
 
-from .fileio import NpzArchive, atomic_write, check_replaceable
+from .fileio import MAX_INFLATION, NpzArchive, atomic_write, check_replaceable
 from .kinds import KINDS, is_reverse, last_forward_layer  # noqa: F401  (re-exported)
 
 FORMAT_VERSION = 1
 GROUPS = ("states", "gates", "tracks", "grads", "initial")   # a LayerTrace's arrays, as a file stores them
+PARAM_STATS = ("norm", "mean_abs", "max_abs")   # what param_grads holds of each parameter's gradient
+HEADER_CHECKED_FROM = 4 << 20   # a header past this many bytes must not pack far tighter than the file
+LAYER_META = {"cell": str, "direction": str, "call": int, "calls": int, "layer": int}   # read by views and capture
 
 
 def _as_steps(name: str, array) -> np.ndarray:
@@ -336,7 +339,8 @@ class Trace:
         written beside ``path`` and renamed over it once whole; an existing file is replaced only
         when it is a .npz archive (a previous save), never a folder or another kind of file."""
         path = Path(path)
-        check_replaceable(path, "Trace.save", (b"pk\x03\x04", b"pk\x05\x06"), "a .npz archive (a saved trace)")
+        check_replaceable(path, "Trace.save", (b"pk\x03\x04", b"pk\x05\x06"), "a .npz archive (a saved trace)",
+                          members=".npy")
         arrays = {"lengths": self.lengths}
         if self.outputs is not None:
             arrays["outputs"] = self.outputs
@@ -402,7 +406,7 @@ class Trace:
                 return cls(layers=layers, lengths=data.read("lengths"),
                            outputs=data.read("outputs") if "outputs" in wanted else None,
                            inputs=data.read("inputs") if "inputs" in wanted else None,
-                           tokens=header["tokens"], param_grads=header["param_grads"], meta=header["meta"])
+                           tokens=header.get("tokens"), param_grads=header["param_grads"], meta=header["meta"])
             except ValueError as e:
                 if str(e).startswith(str(path)):
                     raise
@@ -411,13 +415,19 @@ class Trace:
 
 def _read_header(data: NpzArchive, path: Path) -> dict:
     """A trace file's JSON header, its fields of the types ``save`` writes, or a clear error."""
-    data.check("header", "u", 1, "the JSON header")
+    (size,) = data.check("header", "u", 1, "the JSON header")
     data.check_inflation()
+    # Parsed, JSON takes up to ~25 times its text in memory ("[]," is a 56-byte list): a header of
+    # 63 MB of "[]," packs into 61 KB and would take 1.5 GB. Tokens that pack as well come with
+    # arrays of as many steps, so the whole file is compared.
+    if size > HEADER_CHECKED_FROM and size > MAX_INFLATION * data.size:
+        raise ValueError(f"{path}: its JSON header would inflate to {size} bytes from a file of {data.size}, more "
+                         f"than {MAX_INFLATION} times: not a header a trace holds (a JSON bomb?); refused unread")
     try:
         header = json.loads(bytes(data.read("header")).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ValueError(f"{path}: its header is not JSON text ({type(e).__name__})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+    if not isinstance(header, dict) or type(header.get("format")) is not int or header["format"] != FORMAT_VERSION:
         raise ValueError(f"{path}: not a rnnwidgets trace of format {FORMAT_VERSION}")
     if not _encodable(json.dumps(header, ensure_ascii=False)):   # "\ud800" escapes: text no page can show
         raise ValueError(f"{path}: its header should hold text UTF-8 can encode, got a lone surrogate (a \\ud800 "
@@ -435,10 +445,16 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
         expect(isinstance(entry.get("name"), str) and isinstance(entry.get("kind"), str),
                f"layers[{i}] name and kind", "strings")
         expect(isinstance(entry.get("meta"), dict), f"layers[{i}].meta", "an object")
+        for key, kind in LAYER_META.items():   # the fields code reads of a layer's meta, of the types capture writes
+            value = entry["meta"].get(key)
+            expect(value is None or (isinstance(value, kind) and not isinstance(value, bool)),
+                   f"layers[{i}].meta[{key!r}]", f"null or {'a whole number' if kind is int else 'a string'}")
         for group in GROUPS:
             keys = entry.get(group, [])   # "initial" is absent from files written before it was kept
-            expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys), f"layers[{i}].{group}",
-                   "a list of strings")
+            expect(isinstance(keys, list) and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys),
+                   f"layers[{i}].{group}", "a list of distinct strings")
+    names = [entry["name"] for entry in layers]
+    expect(len(set(names)) == len(names), "layer names", f"distinct, got {names}")
     def token_lists(tokens) -> bool:
         return tokens is None or (isinstance(tokens, list) and all(
             isinstance(seq, list) and all(isinstance(t, str) for t in seq) for seq in tokens))
@@ -446,8 +462,22 @@ def _read_header(data: NpzArchive, path: Path) -> dict:
     for i, entry in enumerate(layers):
         expect(token_lists(entry.get("tokens")), f"layers[{i}].tokens", "null or one list of strings per sequence")
     expect(token_lists(header.get("tokens")), "tokens", "null or one list of strings per sequence")
-    expect(isinstance(header.get("param_grads"), dict), "param_grads", "an object")
-    expect(isinstance(header.get("meta"), dict), "meta", "an object")
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    grads = header.get("param_grads")   # parameter -> its gradient's {"norm", "mean_abs", "max_abs"}
+    expect(isinstance(grads, dict) and all(isinstance(g, dict) and set(g) >= set(PARAM_STATS) and all(
+        number(g[k]) for k in PARAM_STATS) for g in grads.values()), "param_grads",
+        "an object giving each parameter's 'norm', 'mean_abs' and 'max_abs' as numbers")
+    meta = header.get("meta")
+    expect(isinstance(meta, dict), "meta", "an object")
+    assert isinstance(meta, dict)
+    selection = meta.get("selection")   # where a window of steps starts: the views number steps from it
+    steps = selection.get("steps") if isinstance(selection, dict) else None
+    expect(selection is None or (isinstance(selection, dict) and (steps is None or (
+        isinstance(steps, list) and len(steps) == 2 and type(steps[0]) is int and steps[0] >= 0
+        and (steps[1] is None or type(steps[1]) is int)))),
+        "meta.selection", "null or an object whose steps are null or [first, stop], whole numbers (stop may be null)")
     shapes = header.get("shapes")
     expect(shapes is None or (isinstance(shapes, dict) and all(
         isinstance(v, list) and all(isinstance(n, int) for n in v) for v in shapes.values())),

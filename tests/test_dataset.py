@@ -445,6 +445,90 @@ def test_a_damaged_compressed_chunk_is_an_error_naming_its_array_never_wrong_val
         ds.sequence(0)
 
 
+def test_a_chunk_file_of_the_wrong_size_is_an_error_naming_its_array(saved_ds):
+    """Uncompressed, a chunk is its raw bytes: one cut short or padded cannot be decoded."""
+    chunk = next(p for p in (saved_ds / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    whole = chunk.read_bytes()
+    ds = DatasetTrace.load(saved_ds)
+    for spoiled in (whole[:10], whole + bytes(4096)):
+        chunk.write_bytes(spoiled)
+        with pytest.raises(ValueError, match=r"l0_q0: rows 0:12 cannot be read, the store is damaged"):
+            ds.sequence(0)
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+def test_consolidated_metadata_is_never_believed_over_the_arrays_own(saved_ds):
+    """A group's zarr.json may carry a copy of every array's metadata; zarr would read shapes,
+    chunks and even arrays the store does not hold from it. Our stores write none: each array's
+    own zarr.json is the one read."""
+    zarr.consolidate_metadata(str(saved_ds))
+    meta = json.loads((saved_ds / "zarr.json").read_text())
+    copies = meta["consolidated_metadata"]["metadata"]
+    copies["offsets"]["shape"] = [1 << 40]   # lies about the arrays that are there ...
+    copies["l0_q0"]["chunk_grid"]["configuration"]["chunk_shape"] = [1 << 34, 7]
+    copies["ghost"] = dict(copies["l0_q1"])   # ... and names one that is not
+    (saved_ds / "zarr.json").write_text(json.dumps(meta))
+    ds = DatasetTrace.load(saved_ds)
+    assert ds.sequences == 6 and ds.layers["lstm.l0"]["h"].chunks[0] < 1 << 34
+    edit_header(saved_ds, lambda h: h["layers"][0]["arrays"].__setitem__("h", "ghost"))
+    refused(saved_ds, r"lstm.l0\['h'\] should be the name of an array in the group, got 'ghost'")
+
+
+def test_layers_named_twice_are_refused_never_merged(saved_ds):
+    edit_header(saved_ds, lambda h: h["layers"].append(dict(h["layers"][0])))
+    refused(saved_ds, r"layers' names should be distinct, got \['lstm.l0', 'lstm.l1', 'lstm.l0'\]")
+
+
+def test_a_folder_that_only_says_it_is_a_dataset_is_never_replaced(setup, tmp_path):
+    """overwrite=True replaces a dataset trace, never the user's files: a zarr.json claiming to be
+    one beside other files (or with a file inside an array's folder, or a link) is refused."""
+    model, _, batches = setup
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {
+        dataset.FORMAT_KEY: dataset.FORMAT_VERSION}}))
+    (forged / "thesis.txt").write_text("years of work")
+    saved = rw.trace_dataset(model, batches[:1], path=tmp_path / "ds", progress=False).folder
+    (saved / "l0_q0" / "notes.txt").write_text("mine")
+    (tmp_path / "outside").write_text("mine")
+    linked = rw.trace_dataset(model, batches[:1], path=tmp_path / "linked", progress=False).folder
+    (linked / "l0_q0" / "c" / "9").symlink_to(tmp_path / "outside")
+    for folder in (forged, saved, linked):
+        with pytest.raises(FileExistsError, match="holds files and no dataset trace"):
+            rw.trace_dataset(model, batches[:1], path=folder, overwrite=True, progress=False)
+        with pytest.raises(FileExistsError, match="holds files and no dataset trace"):
+            rw.trace_dataset(model, batches[:1], progress=False).save(folder)
+    assert (forged / "thesis.txt").read_text() == "years of work" and (saved / "l0_q0" / "notes.txt").exists()
+    assert (tmp_path / "outside").read_text() == "mine" and hidden_files(tmp_path) == []
+
+
+def test_a_dataset_path_in_a_missing_folder_says_so_and_makes_nothing(setup, tmp_path):
+    model, _, batches = setup
+    for write in (lambda p: rw.trace_dataset(model, batches[:1], path=p, progress=False),
+                  lambda p: rw.trace_dataset(model, batches[:1], progress=False).save(p)):
+        with pytest.raises(FileNotFoundError, match=r"^(trace_dataset|DatasetTrace.save): .*/no/ds: its folder .*/no "
+                                                    r"does not exist; expected the path of a folder in an existing "
+                                                    r"folder$"):
+            write(tmp_path / "no" / "ds")
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(FileNotFoundError, match=r"its folder .*/file is not a folder"):
+            write(tmp_path / "file" / "ds")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_compressed_chunk_declaring_a_petabyte_is_an_error_naming_its_array(saved_ds, tmp_path):
+    """A zstd frame's header says how many bytes it holds, and the codec allocates that many."""
+    import struct
+
+    packed = DatasetTrace.load(saved_ds).save(tmp_path / "packed", compression=True)
+    chunk = next(p for p in (packed / "l0_q0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    # magic, a single-segment frame with an 8-byte content size of 2**50, then one last raw block of 4 bytes
+    chunk.write_bytes(b"\x28\xb5\x2f\xfd" + bytes([0b11100000]) + struct.pack("<Q", 1 << 50)
+                      + struct.pack("<I", (4 << 3) | 1)[:3] + bytes(4))
+    with pytest.raises(ValueError, match=r"l0_q0: rows 0:12 cannot be read, the store is damaged"):
+        DatasetTrace.load(packed).sequence(0)
+
+
 def test_a_pipe_in_the_store_is_refused_before_anything_is_read(saved_ds):
     import os
 
@@ -511,6 +595,17 @@ def test_a_dataset_trace_at_an_fsspec_url(setup):
         remote.values()
     memory.save(url)
     assert_same(memory, DatasetTrace.load(url))
+    # overwrite=True removes a dataset's files, never one of the user's beside them
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.pipe(f"{root}/notes.txt", b"mine")
+    for write in (lambda: rw.trace_dataset(model, batches[:1], path=url, overwrite=True, progress=False),
+                  lambda: memory.save(url)):
+        with pytest.raises(FileExistsError, match="holds files and no dataset trace"):
+            write()
+    assert fs.cat(f"{root}/notes.txt") == b"mine"
+    fs.rm(root, recursive=True)
 
 
 def test_load_reads_no_chunk_of_the_arrays(saved_ds):

@@ -374,3 +374,210 @@ def test_a_pipe_or_device_is_refused_never_read_or_written_through(tmp_path):
     with pytest.raises(FileExistsError, match="Trace.save: .* exists and is a pipe, device or socket, not a .npz"):
         small_trace().save(pipe)
     assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and leftovers(tmp_path) == []
+
+
+# ---- forged archives, headers that lie, paths that are not files ---------------------------------
+
+def forge_sizes(path, member: str, packed: int, full: int) -> None:
+    """Rewrite the sizes ``member``'s local and central headers declare (the bytes stay as they are)."""
+    import struct
+
+    data, name = bytearray(path.read_bytes()), member.encode()
+    for sig, at_name, at_sizes in ((b"PK\x03\x04", 30, 18), (b"PK\x01\x02", 46, 20)):
+        i = data.find(sig)
+        while i != -1:
+            length = struct.unpack_from("<H", data, i + (26 if sig == b"PK\x03\x04" else 28))[0]
+            if data[i + at_name:i + at_name + length] == name:
+                struct.pack_into("<II", data, i + at_sizes, packed, full)
+            i = data.find(sig, i + 1)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"])
+def test_a_member_claiming_packed_bytes_past_the_files_end_is_refused_unread(saved, tmp_path, method):
+    """A central directory that says 4 GB packed and 4 GB full passes the inflation check; read, the
+    array of the claimed size would be allocated and filled until the file ran out."""
+    import tracemalloc
+
+    arrays, header = members(saved)
+    del header["shapes"]
+    steps = ((4 << 30) - 1024 - 128) // (2 * 3 * 4)
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w", method) as z:
+        z.writestr("header.npy", npy_bytes(np.frombuffer(json.dumps(header).encode(), np.uint8)))
+        for name in ("lengths", "l0/states/1"):
+            z.writestr(f"{name}.npy", npy_bytes(arrays[name]))
+        z.writestr("l0/states/0.npy", npy_header((2, steps, 3)) + bytes(1 << 20))
+    forge_sizes(path, "l0/states/0.npy", (4 << 30) - 1024, 128 + 2 * steps * 3 * 4)
+    tracemalloc.start()
+    try:
+        refused(path, r"array 'l0/states/0' .*: the archive declares \d+ packed bytes at \d+, past the end of the "
+                      r"file \(\d+ bytes\); a damaged or forged archive, refused unread")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
+
+
+def test_a_member_the_header_does_not_name_is_never_inflated(saved, tmp_path):
+    import tracemalloc
+
+    arrays, header = members(saved)
+    path = rewrite(tmp_path / "extra.npz", arrays, header)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        with z.open("bomb.npy", "w", force_zip64=True) as f:   # 512 MiB of zeros, half a megabyte packed
+            f.write(npy_header(((1 << 29) // 4,)))
+            zeros = bytes(1 << 24)
+            for _ in range(32):
+                f.write(zeros)
+    tracemalloc.start()
+    try:
+        assert_same_trace(Trace.load(path), small_trace())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to load it"
+
+
+def test_a_header_may_leave_out_its_tokens_but_not_say_its_format_as_true(saved, tmp_path):
+    arrays, header = members(saved)
+    del header["tokens"]
+    assert Trace.load(rewrite(tmp_path / "untokened.npz", arrays, header)).tokens is None
+    for fmt in (True, 1.0, "1"):
+        refused(rewrite(tmp_path / "fmt.npz", arrays, {**header, "format": fmt}), "not a rnnwidgets trace of format 1")
+
+
+def test_layers_or_keys_named_twice_are_refused_never_merged(saved, tmp_path):
+    """A dict keeps one of two equal names: the other layer's (or key's) arrays would be dropped
+    or read into the wrong place without a word."""
+    arrays, header = members(saved)
+    second = {f"l1/{k[3:]}": v for k, v in arrays.items() if k.startswith("l0/")}
+    twice = {**header, "layers": header["layers"] * 2}
+    twice["shapes"] = {**header["shapes"], **{k: list(v.shape) for k, v in second.items()}}
+    refused(rewrite(tmp_path / "layers.npz", {**arrays, **second}, twice),
+            r"its header's layer names should be distinct, got \['lstm.l0', 'lstm.l0'\]")
+    keys = {**header, "layers": [{**header["layers"][0], "states": ["h", "h"]}]}
+    refused(rewrite(tmp_path / "keys.npz", arrays, keys), r"layers\[0\].states should be a list of distinct strings")
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("param_grads", {"w": {"norm": "big", "mean_abs": 0, "max_abs": 0}}, "param_grads should be an object giving each"),
+    ("param_grads", {"w": [1, 2, 3]}, "param_grads should be an object giving each"),
+    ("param_grads", {"w": {"norm": 1.0}}, "param_grads should be an object giving each"),
+    ("selection", [0, 2], "meta.selection should be null or an object whose steps are"),
+    ("selection", {"steps": "0:2"}, "meta.selection should be null or an object whose steps are"),
+    ("selection", {"steps": [0.5, 2]}, "meta.selection should be null or an object whose steps are"),
+    ("cell", ["lstm"], r"layers\[0\].meta\['cell'\] should be null or a string"),
+    ("call", "1", r"layers\[0\].meta\['call'\] should be null or a whole number"),
+    ("layer", True, r"layers\[0\].meta\['layer'\] should be null or a whole number"),
+])
+def test_fields_the_views_read_are_refused_when_not_of_their_type(saved, tmp_path, where, value, message):
+    """param_grads and the meta fields code reads (a window's first step, a cell's kind, a call's
+    number): of another type they would fail later, inside a view, far from the file."""
+    arrays, header = members(saved)
+    if where == "param_grads":
+        header["param_grads"] = value
+    elif where == "selection":
+        header["meta"] = {"selection": value}
+    else:
+        header["layers"][0]["meta"] = {where: value}
+    refused(rewrite(tmp_path / "t.npz", arrays, header), message)
+
+
+def test_grads_that_are_not_finite_and_free_meta_load_as_saved(tmp_path):
+    """What capture writes still loads: a NaN gradient statistic (a saved NaN), a window whose stop
+    is open, and meta fields no code reads, of any JSON type."""
+    tr = small_trace()
+    tr.param_grads = {"w": {"norm": float("nan"), "mean_abs": float("inf"), "max_abs": 0}}
+    tr.meta = {"selection": {"steps": [1, None], "layers": None}, "note": {"__proto__": ["<b>", None, 1.5]}}
+    back = Trace.load(tr.save(tmp_path / "t.npz"))
+    assert np.isnan(back.param_grads["w"]["norm"]) and back.meta == tr.meta
+
+
+def test_a_missing_file_a_link_loop_or_an_unreadable_path_is_one_sentence_naming_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"^.*nothere.npz: no such file; expected a .npz file \(as Trace.save "
+                                                r"writes\)$"):
+        Trace.load(tmp_path / "nothere.npz")
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"a.txt/t.npz: no such file"):
+        Trace.load(tmp_path / "a.txt" / "t.npz")
+    loop = tmp_path / "loop.npz"
+    loop.symlink_to(loop)
+    refused(loop, r"cannot be opened as a .npz file \(Too many levels of symbolic links\)")
+
+
+def test_a_save_into_a_missing_folder_says_so_and_writes_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"^Trace.save: .*/nope/t.npz: its folder .*/nope does not exist; "
+                                                r"expected the path of a file in an existing folder$"):
+        small_trace().save(tmp_path / "nope" / "t.npz")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileNotFoundError, match=r"its folder .*notes.txt is not a folder"):
+        small_trace().save(tmp_path / "notes.txt" / "t.npz")
+    with pytest.raises(FileNotFoundError, match=r"^.*/nope/x.txt: its folder .*/nope does not exist"):
+        fileio.write_text(tmp_path / "nope" / "x.txt", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_save_at_a_link_never_writes_through_it(tmp_path):
+    """A link at the path is replaced by the new file: what it points to (a trace elsewhere, a
+    user's file) is never written; one to another kind of file or to a folder is refused."""
+    elsewhere = small_trace(0).save(tmp_path / "elsewhere.npz")
+    before = elsewhere.read_bytes()
+    link = tmp_path / "link.npz"
+    link.symlink_to(elsewhere)
+    small_trace(1).save(link)
+    assert elsewhere.read_bytes() == before and not link.is_symlink()
+    assert_same_trace(Trace.load(link), small_trace(1))
+    notes, folder = tmp_path / "notes.txt", tmp_path / "folder"
+    notes.write_text("mine")
+    folder.mkdir()
+    for target, error in ((notes, FileExistsError), (folder, IsADirectoryError)):
+        (tmp_path / "l2.npz").symlink_to(target)
+        with pytest.raises(error, match="Trace.save: .*l2.npz"):
+            small_trace().save(tmp_path / "l2.npz")
+        assert (tmp_path / "l2.npz").is_symlink()
+        (tmp_path / "l2.npz").unlink()
+    dangling = tmp_path / "dangling.npz"
+    dangling.symlink_to(tmp_path / "gone" / "x.npz")
+    small_trace().save(dangling)   # the link replaced: nothing made where it pointed
+    assert not (tmp_path / "gone").exists() and not dangling.is_symlink()
+    assert notes.read_text() == "mine" and leftovers(tmp_path) == []
+
+
+def test_a_json_bomb_header_is_refused_before_it_is_parsed(saved, tmp_path):
+    """63 MB of "[]," packs into about 60 KB and would take 1.5 GB as Python lists."""
+    import tracemalloc
+
+    arrays, header = members(saved)
+    raw = json.dumps(header)[:-1].encode() + b', "bomb": [' + b"[]," * 21_000_000 + b"[]]}"
+    path = rewrite(tmp_path / "bomb.npz", arrays, raw)
+    assert path.stat().st_size < 256 << 10
+    tracemalloc.start()
+    try:
+        refused(path, r"its JSON header would inflate to \d+ bytes from a file of \d+, more than 200 times: not a "
+                      r"header a trace holds \(a JSON bomb\?\); refused unread")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
+    # a long trace's tokens that pack as tightly come with arrays of as many steps: loaded
+    steps = 1_200_000
+    lt = LayerTrace("rnn.l0", "rnn", states={"h": np.random.default_rng(0).normal(size=(1, steps, 1))})
+    long = Trace(layers={lt.name: lt}, lengths=[steps], tokens=[["a"] * steps]).save(tmp_path / "long.npz")
+    with zipfile.ZipFile(long) as z:
+        assert z.getinfo("header.npy").file_size > tracedata.HEADER_CHECKED_FROM
+    assert Trace.load(long).tokens[0][-1] == "a"
+
+
+def test_a_trace_save_never_replaces_a_zip_archive_of_other_files(tmp_path):
+    """A .docx, .xlsx or .zip starts as a .npz does: its members' names tell them apart."""
+    report = tmp_path / "report.docx"
+    with zipfile.ZipFile(report, "w") as z:
+        z.writestr("word/document.xml", "<w:document>years of work</w:document>")
+    before = report.read_bytes()
+    with pytest.raises(FileExistsError, match=r"Trace.save: .*report.docx exists and is a zip archive holding "
+                                              r"'word/document.xml', not a .npz archive \(a saved trace\)"):
+        small_trace().save(report)
+    assert report.read_bytes() == before and leftovers(tmp_path) == []
+    previous = small_trace(0).save(tmp_path / "t.npz")   # a previous trace is still replaced
+    assert_same_trace(Trace.load(small_trace(1).save(previous)), small_trace(1))

@@ -645,3 +645,81 @@ def test_the_jupyter_nbconvert_command_writes_through_the_atomic_writer(tmp_path
                    check=True, capture_output=True, timeout=120, env=env)
     assert (tmp_path / "nb.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.html", "nb.ipynb"]
+
+
+# ---- a hostile trace file, exported ---------------------------------------------------------------
+
+HOSTILE_NAMES = ["</script><script>window.__xss=2</script>", "<img src=x onerror=window.__xss=3>",
+                 "javascript:window.__xss=4", "\u202eevil\u202c", "nul\0byte", "file:///etc/passwd",
+                 "../../secret", "url(file:///etc/passwd)", "<!--<script>", "__proto__"]
+
+
+def hostile_trace_file(tmp_path) -> Path:
+    """A trace file whose every name, token and meta field is hostile text, and whose values are
+    not all finite: what someone could hand a user to open."""
+    from rnnwidgets import LayerTrace, Trace
+
+    rng = np.random.default_rng(0)
+    steps = len(HOSTILE_NAMES)
+    h = rng.normal(size=(1, steps, 4)).astype(np.float32)
+    h[0, 1, 1], h[0, 2, 2], h[0, 3, 3] = np.nan, np.inf, -np.inf
+    gates = {g: h.copy() for g in ("input", "forget", "cell", "output")}
+    lstm = LayerTrace(HOSTILE_NAMES[0] + ".l0", "lstm", states={"h": h, "c": h.copy()}, gates=gates,
+                      tracks={name: h.copy() for name in HOSTILE_NAMES[1:]},
+                      meta={name: name for name in HOSTILE_NAMES})
+    g = rng.normal(size=(1, steps, 4)).astype(np.float32)
+    g[0, 4, 0] = np.nan
+    other = LayerTrace("__proto__", "gru", states={"h": g})
+    trace = Trace(layers={lstm.name: lstm, other.name: other}, lengths=[steps], tokens=[HOSTILE_NAMES],
+                  meta={"title": HOSTILE_NAMES[1], "src": "file:///etc/passwd", "href": "../../secret"})
+    return trace.save(tmp_path / "hostile.npz")
+
+
+@pytest.mark.parametrize("view", ["explore", "compare"])
+def test_a_hostile_trace_file_exports_as_data_and_reads_no_file_it_names(tmp_path, monkeypatch, view):
+    """Opened and exported, a hostile trace file's names, tokens and meta are data in escaped JSON:
+    no element or attribute comes from them, the page's JSON is strict (a NaN is no JSON), and the
+    exporter reads no file but its own scripts, styles and fonts."""
+    import builtins
+    import io
+
+    trace = rw.Trace.load(hostile_trace_file(tmp_path))
+    widget = rw.explore(trace) if view == "explore" else rw.compare(trace, trace)
+    read, real_open = [], builtins.open
+
+    def recording_open(file, *args, **kwargs):
+        if not isinstance(file, int):   # (a descriptor: the page's own temporary file, opened by name first)
+            read.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", recording_open)
+    monkeypatch.setattr(io, "open", recording_open)
+    path = widget.save_html(tmp_path / "page.html", title=HOSTILE_NAMES[0])
+    monkeypatch.undo()
+    text = path.read_text(encoding="utf-8")
+    shipped = (str(export.VENDOR), "/nbextensions/", "/nbconvert/templates/", str(tmp_path / ".page.html."))
+    assert [f for f in read if not any(s in f for s in shipped)] == []
+    assert "root:x:0:0" not in text and "<title>&lt;/script&gt;&lt;script&gt;window.__xss=2&lt;/script&gt;</title>" in text
+    page = Scripts(text)
+    assert page.fetching == [] and all(set(attrs) <= {"type"} for attrs, _ in page.scripts)
+    tags = set()
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.add(tag)
+            assert not [k for k, _ in attrs if k.startswith("on") or k in ("src", "href", "srcdoc", "action")]
+
+    Tags().feed(text)
+    assert tags == {"html", "head", "meta", "title", "style", "script", "body"}
+
+    def strict(constant):
+        raise AssertionError(f"{constant} in the page's JSON")
+
+    state = {}
+    for attrs, body in page.scripts:
+        if attrs.get("type") in (export.STATE_MIME, export.VIEW_MIME):
+            assert not set("<>&") & set(body)
+            state.update(json.loads(body, parse_constant=strict).get("state", {}))
+    shown = json.dumps(state, ensure_ascii=False)
+    for name in HOSTILE_NAMES:   # every hostile string reached the page, as JSON data
+        assert json.dumps(name, ensure_ascii=False)[1:-1] in shown, name

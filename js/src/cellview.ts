@@ -62,7 +62,7 @@ export interface CellValues {
 export function cellValues(layer: LayerData, t: number, unit: number, length = Infinity): CellValues {
   const template = templateOf(layer);
   const reverse = layer.reverse;
-  const values: Record<string, number> = {};
+  const values: Record<string, number> = Object.create(null); // keyed by the user's names: no prototype
   for (const [name, q] of Object.entries(layer.quantities)) if (unit < q.units) values[name] = valueAt(q, t, unit);
   const gates = template === "lstm" || template === "gru" ? layer.recurrence.gates.map((g) => values[g] ?? NaN) : [];
   const missing = unrecordedGates(layer);

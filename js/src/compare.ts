@@ -128,7 +128,7 @@ export function decodeCompare(index: CompareIndex, floats: Float32Array): Compar
     return floats.subarray(offset, offset + count);
   };
   const layers = index.layers.map((l): CompareLayer => {
-    const quantities: Record<string, Pair> = {};
+    const quantities: Record<string, Pair> = Object.create(null); // keyed by the user's names: no prototype
     for (const q of l.quantities) {
       const size = l.steps * q.units;
       const run = (offset: number, side: string): Quantity => ({

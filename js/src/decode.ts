@@ -118,7 +118,8 @@ function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number, payl
     const steps = layer.steps ?? index.steps;
     // a window of a long sequence is kept inside each layer's own steps (timeaxis.ts windowInLayer)
     const inLayer = (e: ArrayEntry) => (t0 === undefined ? e : { ...e, t0: windowInLayer(t0, e.steps, steps).t0 });
-    const quantities: Record<string, Quantity> = {};
+    // keyed by names from the user's data (a track "__proto__" or "constructor"): no prototype to shadow or set
+    const quantities: Record<string, Quantity> = Object.create(null);
     for (const e of layer.quantities) quantities[e.name] = view(floats, inLayer(e), `${layer.name}/${e.name}`);
     const data: LayerData = {
       name: layer.name, kind: layer.kind, reverse: layer.reverse, recurrence: layer.recurrence, quantities,
@@ -126,7 +127,7 @@ function stepArrays(index: PayloadIndex, floats: Float32Array, t0?: number, payl
     };
     if (layer.tokens !== undefined) data.tokens = layer.tokens;
     if (layer.initial) {
-      data.initial = {};
+      data.initial = Object.create(null) as Record<string, Float32Array>;
       for (const [name, offset] of Object.entries(layer.initial)) {
         const units = quantities[name]?.units;
         if (units === undefined) throw new Error(`rnnwidgets: ${layer.name} has an initial ${name} but no ${name} quantity`);

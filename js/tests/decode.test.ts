@@ -142,6 +142,19 @@ describe("the payload index", () => {
     expect(h0.data.buffer).toBe(buffer.buffer);
   });
 
+  it("keeps quantities named like Object's own properties as data, never as a prototype", () => {
+    const names = ["__proto__", "constructor", "toString", "hasOwnProperty"];
+    const { index: hostile, buffer: bytes } = buildPayload(2, [
+      { name: "__proto__", kind: "custom", quantities: names.map((name, i) => ({ name, units: 1, f: (t: number) => 10 * i + t })) },
+    ]);
+    const layer = decodePayload(hostile, floatsOf(bytes)).layers[0];
+    expect(Object.keys(layer.quantities)).toEqual(names);
+    expect(names.map((name) => valueAt(layer.quantities[name], 1, 0))).toEqual([1, 11, 21, 31]);
+    expect(Object.getPrototypeOf(layer.quantities)).toBeNull();
+    expect("quantities" in {}).toBe(false); // nothing reached Object.prototype
+    expect(layer.quantities.valueOf).toBeUndefined();
+  });
+
   it("says what is wrong when an entry runs past the buffer", () => {
     const short = new DataView(buffer.buffer, 0, buffer.byteLength - 4);
     expect(() => decodePayload(index, floatsOf(short))).toThrow(/lstm.l1\/h expects 12 values at offset 12/);

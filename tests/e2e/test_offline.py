@@ -233,3 +233,22 @@ def test_export_of_a_hostile_notebook_loads_nothing_from_outside_the_page(page, 
     # data: font replaces (the Play button keeps its icons)
     assert all(u in outside or (u.startswith(tmp_path.as_uri()) and u.endswith((".woff2", ".woff", ".ttf")))
                for u in tried), tried
+
+
+def test_a_hostile_trace_files_page_shows_its_text_as_text_and_asks_for_nothing(page, tmp_path):
+    """A trace file whose names, tokens and meta are script, markup, file and javascript: URLs, RTL
+    overrides and NULs, with values that are not finite: opened and saved as a page, it draws,
+    shows each token as the text it is, runs none of it and asks the network for nothing."""
+    from test_widgets_export import HOSTILE_NAMES, hostile_trace_file
+
+    import rnnwidgets as rw
+
+    trace = rw.Trace.load(hostile_trace_file(tmp_path))
+    path = rw.explore(trace).save_html(tmp_path / "hostile-trace.html", title=HOSTILE_NAMES[0])
+    blocked = block_network(page)
+    page.goto(path.as_uri())
+    _assert_drawn_and_scrubs(page)
+    for t in (0, 1, 5, 7):   # (a space shows as ␣, so a token's spaces can be seen)
+        assert _token_at_cursor(page, t) == HOSTILE_NAMES[t].replace(" ", "\u2423")
+    assert page.evaluate("() => [window.__xss, Object.prototype.polluted, document.images.length]") == [None, None, 0]
+    assert page.title() == HOSTILE_NAMES[0] and blocked == []
