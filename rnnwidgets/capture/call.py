@@ -66,7 +66,8 @@ def main_output(output):
 
 
 def looks_like_hidden(name: str) -> bool:
-    return name in HIDDEN_NAMES or "hidden" in name
+    """``hidden``, ``hx``... and any ``<something>_state(s)`` (MorvanZhou's ``forward(x, h_state)``)."""
+    return name in HIDDEN_NAMES or "hidden" in name or name.endswith(("_state", "_states"))
 
 
 def makes_hidden(model: nn.Module) -> bool:
