@@ -193,9 +193,15 @@ class Runner:
         return x if copies == 1 or dim is None else x.repeat_interleave(copies, dim=dim)
 
     def repeat_arg(self, value, copies: int):
-        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == self.batch:
-            return self.repeat(value, 0, copies)
-        return value
+        """A tensor argument with the batch repeated along it: dim 0 ((batch,) lengths, (batch, ...)), or
+        dim 1 for (time, batch, ...) beside time-major inputs (bentrevett's Seq2Seq's ``trg``)."""
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            return value
+        first = value.shape[0] == self.batch
+        second = value.dim() >= 2 and value.shape[1] == self.batch and self.batch_dim == 1
+        if second and (not first or value.dim() == self.inputs.dim()):
+            return self.repeat(value, 1, copies)
+        return self.repeat(value, 0, copies) if first else value
 
     def embedding(self, layer: Optional[str]) -> tuple:
         """(module, its output on the inputs, the model's output): the nn.Embedding named by
