@@ -64,13 +64,39 @@ def put_back_attributes(saved: list) -> None:
                 found[name] = value
 
 
+def detached(value):
+    """A tensor, or a tuple / list of them, without its autograd history (the same values)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    items = [v.detach() if isinstance(v, torch.Tensor) else v for v in value]
+    return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+
+
+def has_history(value) -> bool:
+    parts = value if isinstance(value, (tuple, list)) else [value]
+    return any(isinstance(v, torch.Tensor) and v.grad_fn is not None for v in parts)
+
+
+def cut_history(saved: list) -> None:
+    """State a forward left on the model with its graph (the old tagger tutorial's ``self.hidden`` after
+    a training step that did not reset it) is read for the block as values only: a trace's gradients
+    are those of its own run, and a graph the user's backward already freed is not walked again."""
+    for module, _, states, tensors in saved:
+        found = vars(module)
+        for name in [*states, *tensors]:
+            if has_history(found[name]) and not isinstance(found[name], nn.Parameter):
+                found[name] = detached(found[name])
+
+
 @contextmanager
 def kept(model: nn.Module):
     """Run the block holding the trace lock, then put back every buffer, parameter registration and
-    tensor attribute (a tensor, or a tuple / list of them) the block changed."""
+    tensor attribute (a tensor, or a tuple / list of them) the block changed. Tensor attributes that
+    carry autograd history are read without it inside the block (``cut_history``)."""
     with TRACE_LOCK:
         saved = [(where, name, t, t._version, t.detach().clone()) for where, name, t in tensors_to_keep(model)]
         attributes = attributes_to_keep(model)
+        cut_history(attributes)
         try:
             yield
         finally:
