@@ -173,6 +173,10 @@ def check_model(model: nn.Module) -> None:
 # what to use instead for a model with no token to feed back, the end of every sentence refusing one
 FEATURES = ("a model that reads float features has no token to feed back: trace its sequence with "
             "rw.trace(model, inputs), its own loop included (e.g. kwargs={'future': n})")
+# the same for a model with an embedding that lays the ids out its own way (the tagger tutorial's one
+# unbatched sentence, ``embeds.view(len(sentence), 1, -1)``)
+OWN_LAYOUT = ("a model that lays out its embedded ids its own way (one unbatched sentence) cannot be fed a "
+              "(batch, time) prompt: trace its sequence with rw.trace(model, inputs)")
 
 
 def prompt_ids(prompt, device) -> torch.Tensor:
@@ -298,7 +302,8 @@ class TokenCall:
         return (TypeError if isinstance(e, TypeError) else Unread)(
             f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
             f"first), as it feeds each chosen id back; {type(self.model).__name__} failed on the ids "
-            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; {FEATURES}")
+            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; "
+            f"{OWN_LAYOUT if any(isinstance(m, nn.Embedding) for m in self.model.modules()) else FEATURES}")
 
     def reads_time_first(self, prompt: torch.Tensor) -> bool:
         """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's
