@@ -260,13 +260,17 @@ class Runner:
         else:
             alphas, weights = gauss_legendre(steps)
         delta = x - base
-        mean_grad = torch.zeros_like(x)
         per_pass = len(alphas) if points is None else points
         if self.unbatched:      # one sequence without a batch axis to stack the points along
             per_pass = 1
-        for start in range(0, len(alphas), per_pass):
-            mean_grad += self.weighted_grad(x, base, delta, module, pick, alphas[start:start + per_pass],
-                                            weights[start:start + per_pass])
+        try:
+            mean_grad = self.mean_grad(x, base, delta, module, pick, alphas, weights, per_pass)
+        except RuntimeError:
+            if per_pass == 1:
+                raise
+            # a model that runs only at its own batch size (Udacity's Simple RNN .view()s a batch_first
+            # output, which torch leaves non-contiguous above batch 1): the points one a pass, as it ran
+            mean_grad = self.mean_grad(x, base, delta, module, pick, alphas, weights, 1)
         per_value = delta * mean_grad
         if self.unbatched:
             return per_value.reshape(x.shape[0], -1).sum(dim=1)[None].detach().float().cpu().numpy()  # (1, T)
@@ -274,6 +278,14 @@ class Runner:
         if self.batch_dim == 1:
             per_step = per_step.t()
         return per_step.detach().float().cpu().numpy()
+
+    def mean_grad(self, x, base, delta, module, pick, alphas, weights, per_pass: int) -> torch.Tensor:
+        """The weighted sum of the gradients at every point, ``per_pass`` points a forward."""
+        mean_grad = torch.zeros_like(x)
+        for start in range(0, len(alphas), per_pass):
+            mean_grad += self.weighted_grad(x, base, delta, module, pick, alphas[start:start + per_pass],
+                                            weights[start:start + per_pass])
+        return mean_grad
 
     def weighted_grad(self, x, base, delta, module, pick, alphas, weights) -> torch.Tensor:
         """Sum over ``alphas`` of weight x the gradient at base + alpha (x - base): one forward and
