@@ -1911,3 +1911,109 @@ class IndRNN(nn.Module):
                 else:
                     x = self.bns[i](x.permute(batch_index, 2, time_index).contiguous()).permute(2, 0, 1)
         return x.squeeze(2), torch.cat(hiddens, -1)
+
+
+# https://github.com/bentrevett/pytorch-seq2seq/blob/main/2%20-%20Learning%20Phrase%20Representations%20using%20RNN%20Encoder-Decoder%20for%20Statistical%20Machine%20Translation.ipynb
+# (the encoder's last state is both the decoder's first state and a context fed at every step)
+class PhraseEncoder(nn.Module):
+    def __init__(self, input_dim, embedding_dim, hidden_dim, dropout):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.embedding = nn.Embedding(input_dim, embedding_dim)
+        self.rnn = nn.GRU(embedding_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src):
+        # src = [src length, batch size]
+        embedded = self.dropout(self.embedding(src))
+        outputs, hidden = self.rnn(embedded)  # no cell state in GRU!
+        # hidden = [n layers * n directions, batch size, hidden dim]
+        return hidden
+
+
+class PhraseDecoder(nn.Module):
+    def __init__(self, output_dim, embedding_dim, hidden_dim, dropout):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.output_dim = output_dim
+        self.embedding = nn.Embedding(output_dim, embedding_dim)
+        self.rnn = nn.GRU(embedding_dim + hidden_dim, hidden_dim)
+        self.fc_out = nn.Linear(embedding_dim + hidden_dim * 2, output_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input, hidden, context):
+        # input = [batch size]; hidden = context = [1, batch size, hidden dim]
+        input = input.unsqueeze(0)
+        embedded = self.dropout(self.embedding(input))
+        emb_con = torch.cat((embedded, context), dim=2)
+        output, hidden = self.rnn(emb_con, hidden)
+        output = torch.cat(
+            (embedded.squeeze(0), hidden.squeeze(0), context.squeeze(0)), dim=1
+        )
+        # output = [batch size, embedding dim + hidden dim * 2]
+        prediction = self.fc_out(output)
+        return prediction, hidden
+
+
+class PhraseSeq2Seq(nn.Module):
+    def __init__(self, encoder, decoder, device):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.device = device
+        assert (
+            encoder.hidden_dim == decoder.hidden_dim
+        ), "Hidden dimensions of encoder and decoder must be equal!"
+
+    def forward(self, src, trg, teacher_forcing_ratio):
+        batch_size = trg.shape[1]
+        trg_length = trg.shape[0]
+        trg_vocab_size = self.decoder.output_dim
+        # tensor to store decoder outputs
+        outputs = torch.zeros(trg_length, batch_size, trg_vocab_size).to(self.device)
+        # last hidden state of the encoder is the context
+        context = self.encoder(src)
+        # context also used as the initial hidden state of the decoder
+        hidden = context
+        # first input to the decoder is the <sos> tokens
+        input = trg[0, :]
+        for t in range(1, trg_length):
+            output, hidden = self.decoder(input, hidden, context)
+            outputs[t] = output
+            teacher_force = random.random() < teacher_forcing_ratio
+            top1 = output.argmax(1)
+            input = trg[t] if teacher_force else top1
+        return outputs
+
+
+class SimpleRNN(nn.Module):
+    """Udacity deep-learning-v2-pytorch recurrent-neural-networks/time-series/Simple_RNN.ipynb: batch_first,
+    ``forward(x, hidden)`` with hidden None at first and then ``hidden.data``, the output flattened to
+    (batch * time, output_size)."""
+    def __init__(self, input_size, output_size, hidden_dim, n_layers):
+        super(SimpleRNN, self).__init__()
+
+        self.hidden_dim = hidden_dim
+
+        # define an RNN with specified parameters
+        # batch_first means that the first dim of the input and output will be the batch_size
+        self.rnn = nn.RNN(input_size, hidden_dim, n_layers, batch_first=True)
+
+        # last, fully-connected layer
+        self.fc = nn.Linear(hidden_dim, output_size)
+
+    def forward(self, x, hidden):
+        # x (batch_size, seq_length, input_size)
+        # hidden (n_layers, batch_size, hidden_dim)
+        # r_out (batch_size, time_step, hidden_size)
+        batch_size = x.size(0)  # noqa: F841 (as the notebook has it)
+
+        # get RNN outputs
+        r_out, hidden = self.rnn(x, hidden)
+        # shape output to be (batch_size*seq_length, hidden_dim)
+        r_out = r_out.view(-1, self.hidden_dim)
+
+        # get final output
+        output = self.fc(r_out)
+
+        return output, hidden
