@@ -375,3 +375,24 @@ def test_attribution_of_a_model_that_runs_only_at_batch_one_takes_the_points_one
     a = rw.attribution(model, sine, steps=6, **calling)
     np.testing.assert_array_equal(a, rw.attribution(model, sine, steps=6, points_per_pass=1, **calling))
     assert a.shape == (1, 20) and np.abs(a).sum() > 0
+
+
+def test_ids_past_the_embedding_get_one_sentence_from_every_entry_point_and_the_model_is_left_as_found():
+    """An id the vocabulary lacks (in the inputs or in a keyword argument such as the Seq2Seq's trg) fails in
+    torch as "index out of range in self"; each entry point says which ids the embedding holds, and the
+    model is left as found, its self.hidden included."""
+    model = tagger_with_a_carried_state()
+    held, before = model.hidden, snapshot(model)
+    says = r"^rw\.(trace|attribution): expected token ids from 0 to 10 \(word_embeddings is nn.Embedding\(11, ...\)\), got "
+    for bad, got in ((torch.tensor([0, 99]), "99"), (torch.tensor([3, -1]), "-1")):
+        for call in (lambda: rw.trace(model, bad), lambda: rw.trace(model, bad, loss="last"),
+                     lambda: rw.explore(model, bad), lambda: rw.gradient_flow(model, bad),
+                     lambda: rw.dynamics(model, bad), lambda: rw.attribution(model, bad),
+                     lambda: rw.trace_dataset(model, [bad], progress=False)):
+            with pytest.raises(ValueError, match=says + got + "$"):
+                call()
+            assert model.hidden is held
+    assert_untouched(model, before)
+    s2s, src = CASES["trevett-seq2seq"][:2]
+    with pytest.raises(ValueError, match=r"^rw.trace: expected token ids from 0 to 10 .*got 99$"):
+        rw.trace(s2s, src, kwargs={"trg": torch.tensor([[0, 99], [1, 2]]), "teacher_forcing_ratio": 1.0})

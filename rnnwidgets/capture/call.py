@@ -40,6 +40,25 @@ INPUT_NAMES = frozenset({"input", "inputs", "x", "xs", "ids", "input_ids", "toke
 _MISSING = object()
 
 
+def out_of_vocabulary(who: str, model: nn.Module, values) -> Optional[ValueError]:
+    """Where the model's embedding refused ids it does not hold (an IndexError, "index out of range in
+    self"): one sentence naming its size and the id, from the integer tensors among ``values`` (the
+    inputs, the arguments); None where no embedding is too small for them (the error is the model's own)."""
+    ids = [v for v in values if isinstance(v, torch.Tensor) and v.numel() and not v.is_floating_point()
+           and v.dtype != torch.bool]
+    if not ids:
+        return None
+    low, top = min(int(v.min()) for v in ids), max(int(v.max()) for v in ids)
+    small = [(path, m) for path, m in model.named_modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+             and (m.num_embeddings <= top or low < 0)]
+    if not small:
+        return None
+    path, embedding = small[0]
+    return ValueError(f"{who}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
+                      f"{path or 'the model'} is nn.{type(embedding).__name__}({embedding.num_embeddings}, ...)), "
+                      f"got {low if low < 0 else top}")
+
+
 def unwrap(model):
     """The module a ``torch.compile`` (``_orig_mod``) or ``nn.DataParallel`` / DDP (``module``)
     wrapper holds, however deep the wrapping; any other model as it is."""

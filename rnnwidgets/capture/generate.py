@@ -27,7 +27,7 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import ModelCall, default_hidden, device_and_dtype, main_output, refuse_scripted, unwrap
+from .call import ModelCall, default_hidden, device_and_dtype, main_output, out_of_vocabulary, refuse_scripted, unwrap
 from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -71,7 +71,7 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     ids = prompt_ids(prompt, device)
     # ids past the one embedding refused before the model runs: on a GPU its refusal is a device-side assert
     single = sum(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in model.modules()) == 1
-    refused = out_of_vocabulary(model, ids) if single else None
+    refused = out_of_vocabulary(WHO, model, [ids]) if single else None
     if refused is not None:
         raise refused
     generator = None
@@ -206,20 +206,6 @@ def prompt_ids(prompt, device) -> torch.Tensor:
     return ids.unsqueeze(0) if ids.dim() == 1 else ids
 
 
-def out_of_vocabulary(model: nn.Module, fed: torch.Tensor) -> Optional[ValueError]:
-    """Where the model's embedding refused ids it does not hold: one sentence naming its size and the id;
-    None where no embedding is that small (the IndexError is the model's own)."""
-    top = int(fed.max())
-    small = [(path, m) for path, m in model.named_modules()
-             if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.num_embeddings <= top]
-    if not small:
-        return None
-    path, embedding = small[0]
-    return ValueError(f"{WHO}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
-                      f"{path or 'the model'} is nn.{type(embedding).__name__}({embedding.num_embeddings}, ...)), "
-                      f"got {top}")
-
-
 class TimeMajor(Exception):
     """The model read the prompt (batch, time) as (time, batch): run it again time-major."""
 
@@ -261,7 +247,7 @@ class TokenCall:
         try:
             out = self.model(*args, **kwargs)
         except IndexError as e:
-            clear = out_of_vocabulary(self.model, fed)
+            clear = out_of_vocabulary(WHO, self.model, [fed])
             if clear is None:
                 raise
             raise clear from e
