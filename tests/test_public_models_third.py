@@ -396,3 +396,56 @@ def test_ids_past_the_embedding_get_one_sentence_from_every_entry_point_and_the_
     s2s, src = CASES["trevett-seq2seq"][:2]
     with pytest.raises(ValueError, match=r"^rw.trace: expected token ids from 0 to 10 .*got 99$"):
         rw.trace(s2s, src, kwargs={"trg": torch.tensor([[0, 99], [1, 2]]), "teacher_forcing_ratio": 1.0})
+
+
+# ---- bentrevett's translate_sentence: the user's own loop over the decoder ------------------------------
+@pytest.mark.parametrize("name", ["trevett-seq2seq", "align-seq2seq", "phrase-seq2seq"])
+def test_the_users_greedy_decoding_loop_inside_recording_gives_each_decoder_call_as_a_step(name):
+    """The encoder once, then the decoder a token at a time on its own argmax, inside rw.recording(model):
+    the encoder's layers over the source, the decoder's one step a call, its states the decoder's own."""
+    model, src = CASES[name][:2]
+    model.eval()
+    before = snapshot(model)
+    seen = []
+    handle = model.decoder.rnn.register_forward_hook(lambda m, i, o: seen.append(o[1]))
+    try:
+        with torch.no_grad(), rw.recording(model) as rec:
+            if name == "trevett-seq2seq":
+                hidden, cell = model.encoder(src)
+            elif name == "align-seq2seq":
+                encoder_outputs, hidden = model.encoder(src)
+            else:
+                context = hidden = model.encoder(src)
+            inputs = torch.zeros(src.shape[1], dtype=torch.long)      # <sos>
+            for _ in range(4):
+                if name == "trevett-seq2seq":
+                    output, hidden, cell = model.decoder(inputs, hidden, cell)
+                elif name == "align-seq2seq":
+                    output, hidden, _ = model.decoder(inputs, hidden, encoder_outputs)
+                else:
+                    output, hidden = model.decoder(inputs, hidden, context)
+                inputs = output.argmax(-1)
+    finally:
+        handle.remove()
+    tr = rec.trace
+    assert tr.layers["encoder.rnn.l0"].h.shape[:2] == (2, 5)
+    h = torch.stack([s[0] if isinstance(s, tuple) else s for s in seen], 2)     # (layers, batch, steps, units)
+    for k in range(h.shape[0]):
+        np.testing.assert_allclose(tr.layers[f"decoder.rnn.l{k}"].h, h[k].numpy(), atol=1e-6)
+    assert_untouched(model, before)
+
+
+def test_the_lstm_decoder_taking_hidden_and_cell_apart_is_pointed_to_recording():
+    """TrevettDecoder.forward(input, hidden, cell) -> (prediction, hidden, cell): traced alone, a cell given by
+    kwargs= would be the same at every step, so both refusals point to the user's loop in rw.recording."""
+    model, src, calling = CASES["trevett-seq2seq"][:3]
+    decoder, trg = model.decoder, calling["kwargs"]["trg"]
+    with torch.no_grad():
+        hidden, cell = model.encoder(src)
+    note = r"a step module taking its state as \(hidden, cell\) is not carried step to step so: run your own loop " \
+           r"over it inside `with rw.recording\(model\) as rec:` \(then rec.trace\)"
+    with pytest.raises(TypeError, match=r"^rw.trace: TrevettDecoder.forward\(input, hidden, cell\) needs 'cell'.*; "
+                                        + note + "$"):
+        rw.trace(decoder, trg, hidden=hidden)
+    with pytest.raises(ValueError, match=r"must return \(output, hidden\), got a tuple of 3; " + note):
+        rw.trace(decoder, trg, hidden=hidden, kwargs={"cell": cell})

@@ -34,6 +34,8 @@ from torch.nn.utils.rnn import PackedSequence
 # Parameter names that read as a recurrent state passed in.
 HIDDEN_NAMES = frozenset({"hidden", "hx", "h", "h0", "hc", "state", "states", "carry", "hidden_state",
                           "prev_hidden", "prev_state", "h_prev", "initial_state", "init_state"})
+# Parameter names that read as an LSTM's cell state passed beside the hidden state.
+CELL_NAMES = frozenset({"cell", "c", "c0", "cx", "cell_state", "c_prev", "prev_cell"})
 # Parameter names that read as the sequence itself (for the call shown in an error).
 INPUT_NAMES = frozenset({"input", "inputs", "x", "xs", "ids", "input_ids", "tokens", "src", "seq", "sequence",
                          "text", "line", "data", "input_tensor", "encoder_outputs"})
@@ -200,7 +202,17 @@ class ModelCall:
         if missing:
             raise TypeError(f"{self.who}: {self.forward_text()} needs {', '.join(map(repr, missing))}, which "
                             f"rnnwidgets cannot make; it would call {self.shown(hidden)}. Write: "
-                            f"{self.suggestion(missing)}")
+                            f"{self.suggestion(missing)}{self.split_state_note()}")
+
+    def split_state_note(self) -> str:
+        """For forward(input, hidden, cell): kwargs= suits a model run once on the whole sequence, but a
+        step module's cell given so would be the same at every step (bentrevett's decoder returns
+        (prediction, hidden, cell) and is called a token at a time)."""
+        split = [p.name for p in self.positional[1:3]]
+        if len(split) < 2 or not looks_like_hidden(split[0]) or split[1] not in CELL_NAMES:
+            return ""
+        return (f"; a step module taking its state as ({split[0]}, {split[1]}) is not carried step to step so: "
+                f"run your own loop over it inside `with rw.recording(model) as rec:` (then rec.trace)")
 
     def shown(self, hidden=_MISSING) -> str:
         """The call as rnnwidgets would make it, in words."""
