@@ -175,6 +175,8 @@ FEATURES = ("a model that reads float features has no token to feed back: trace 
             "rw.trace(model, inputs), its own loop included (e.g. kwargs={'future': n})")
 # the same for a model with an embedding that lays the ids out its own way (the tagger tutorial's one
 # unbatched sentence, ``embeds.view(len(sentence), 1, -1)``)
+KEPT_STATE = ("the state its forward passed has another batch (a state it keeps between calls, such as "
+              "self.hidden): reset it for the prompt's batch first")
 OWN_LAYOUT = ("a model that lays out its embedded ids its own way (one unbatched sentence) cannot be fed a "
               "(batch, time) prompt: trace its sequence with rw.trace(model, inputs)")
 
@@ -288,8 +290,13 @@ class TokenCall:
         return (TypeError if isinstance(e, TypeError) else Unread)(
             f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
             f"first), as it feeds each chosen id back; {type(self.model).__name__} failed on the ids "
-            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; "
-            f"{OWN_LAYOUT if any(isinstance(m, nn.Embedding) for m in self.model.modules()) else FEATURES}")
+            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; {self.instead(e)}")
+
+    def instead(self, e: Exception) -> str:
+        """What to do instead, by what the recurrent module refused."""
+        if "initial state" in str(e):      # a state the model keeps between calls, of another batch
+            return KEPT_STATE
+        return OWN_LAYOUT if any(isinstance(m, nn.Embedding) for m in self.model.modules()) else FEATURES
 
     def reads_time_first(self, prompt: torch.Tensor) -> bool:
         """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's
