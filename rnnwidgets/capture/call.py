@@ -42,6 +42,10 @@ INPUT_NAMES = frozenset({"input", "inputs", "x", "xs", "ids", "input_ids", "toke
 _MISSING = object()
 
 
+class OutOfVocabulary(ValueError, IndexError):
+    """Ids the model's embedding does not hold: a ValueError that says so, still the IndexError torch raised."""
+
+
 def out_of_vocabulary(who: str, model: nn.Module, values) -> Optional[ValueError]:
     """Where the model's embedding refused ids it does not hold (an IndexError, "index out of range in
     self"): one sentence naming its size and the id, from the integer tensors among ``values`` (the
@@ -56,7 +60,7 @@ def out_of_vocabulary(who: str, model: nn.Module, values) -> Optional[ValueError
     if not small:
         return None
     path, embedding = small[0]
-    return ValueError(f"{who}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
+    return OutOfVocabulary(f"{who}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
                       f"{path or 'the model'} is nn.{type(embedding).__name__}({embedding.num_embeddings}, ...)), "
                       f"got {low if low < 0 else top}")
 
