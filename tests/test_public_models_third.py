@@ -166,12 +166,12 @@ def test_every_entry_point_runs_and_leaves_the_model_as_found(name, tmp_path):
     before = snapshot(model)
     hidden = getattr(model, "hidden", None)
     every_entry_point(model, inputs, calling, own, layer, quantity, lambda out: main(out).sum(), before, tmp_path)
+    if hidden is not None:      # every_entry_point's own training step left the tagger its state, as a user's does
+        model.hidden = hidden
     a = rw.attribution(model, inputs, steps=4, target=lambda out: main(out).sum(), **calling)
     assert a.shape[0] == rw.trace(model, inputs, **calling).batch
     assert np.isfinite(a).all()
     assert_untouched(model, before)
-    if hidden is not None:      # every_entry_point's own training step left the tagger its state, as a user's does
-        model.hidden = hidden
 
 
 def main(out):
@@ -449,3 +449,61 @@ def test_the_lstm_decoder_taking_hidden_and_cell_apart_is_pointed_to_recording()
         rw.trace(decoder, trg, hidden=hidden)
     with pytest.raises(ValueError, match=r"must return \(output, hidden\), got a tuple of 3; " + note):
         rw.trace(decoder, trg, hidden=hidden, kwargs={"cell": cell})
+
+
+class StatefulLM(nn.Module):
+    """The stateful pattern (Keras' stateful=True): the state lives on the model, None after train() / eval(),
+    carried and detached by every forward."""
+    def __init__(self, config, input_shape, num_classes):
+        super().__init__()
+        assert(input_shape == ())
+        embedding_dim = config["embedding_dim"]
+        hidden_dim = config["hidden_dim"]
+        num_layers = config["num_layers"]
+        self.embedding = nn.Embedding(num_classes, embedding_dim)
+        self.lstm = nn.LSTM(
+            input_size=embedding_dim,
+            hidden_size=hidden_dim,
+            num_layers=num_layers)
+        self.linear = nn.Linear(hidden_dim, embedding_dim)
+
+    def train(self, mode: bool = True):
+        self.hidden = None
+        return super().train(mode)
+
+    def forward(self, input):
+        rnn_input = self.embedding(input)
+        rnn_output, self.hidden = self.lstm(rnn_input, self.hidden)
+        self.hidden = tuple(h.detach() for h in self.hidden)
+        output = self.linear(rnn_output)
+        logit = torch.einsum("tbi,ji->tbj", output, self.embedding.weight)
+        return logit
+
+
+def test_a_stateful_model_whose_hidden_starts_as_none_is_left_with_none_and_generates_as_its_own_loop():
+    """Every entry point leaves self.hidden None as found (the forward sets it at its first call), and
+    rw.generate's tries (batch-first, then time-major) each start from it, so the ids are the model's
+    own greedy loop's; from a carried state the trace starts there."""
+    torch.manual_seed(0)
+    model = StatefulLM({"embedding_dim": 6, "hidden_dim": 8, "num_layers": 2}, (), V)
+    model.eval()
+    before = snapshot(model)
+    x = torch.randint(0, V, (5, 2))
+    for call in (lambda: rw.trace(model, x), lambda: rw.trace(model, x, loss="last"), lambda: rw.explore(model, x),
+                 lambda: rw.dynamics(model, x, k=2), lambda: rw.attribution(model, x, steps=4),
+                 lambda: rw.gradient_flow(model, x), lambda: rw.trace_dataset(model, [x], progress=False)):
+        call()
+        assert model.hidden is None
+    gen = rw.generate(model, [1, 2, 3], steps=3)
+    assert_untouched(model, before)
+    ids = [1, 2, 3]
+    with torch.no_grad():
+        out = model(torch.tensor(ids).view(-1, 1))
+        for _ in range(3):
+            ids.append(int(out[-1, 0].argmax()))
+            out = model(torch.tensor([[ids[-1]]]))
+    assert gen.meta["token_ids"] == [ids]
+    held = model.hidden                                 # carried from that loop
+    tr = rw.trace(model, x[:, :1])
+    np.testing.assert_array_equal(tr.layers["lstm.l1"].initial["h"], held[0][1].numpy())
+    assert model.hidden is held
