@@ -6,7 +6,7 @@
 - ``inputs``: the sequence. It goes to the first parameter of ``forward`` that ``kwargs`` does
   not name, so ``forward(category, input, hidden)`` takes ``kwargs={"category": c}``.
 - ``hidden``: the next such parameter. Left out, a parameter there that needs a value and reads
-  as a state (named ``hidden``, ``hx``, ``state``...) gets the model's ``init_hidden(batch)`` /
+  as a state (named ``hidden``, ``hx``, ``state``, ``h_state``...) gets the model's ``init_hidden(batch)`` /
   ``initHidden()``, else zeros (None for an nn.LSTM/GRU/RNN, which starts from zeros).
 - ``args``: more positional arguments after those; ``kwargs``: any argument by name.
 - A tuple or dict as ``inputs`` (a DataLoader's batch; ``unpack``): a dict is matched to
