@@ -507,3 +507,26 @@ def test_a_stateful_model_whose_hidden_starts_as_none_is_left_with_none_and_gene
     tr = rw.trace(model, x[:, :1])
     np.testing.assert_array_equal(tr.layers["lstm.l1"].initial["h"], held[0][1].numpy())
     assert model.hidden is held
+
+
+def test_attribution_of_batches_with_per_sequence_arguments_equals_each_sequence_alone():
+    """bentrevett's sentiment LSTM packs lengths in any order (enforce_sorted=False), and his Seq2Seq takes trg
+    (trg_len, batch) beside time-major src: the interpolation points repeat both along their batch axis, so
+    each row is that sequence's own attribution (zero past its length)."""
+    model, ids, calling = CASES["trevett-lstm"][:3]
+    model.eval()
+    lengths = calling["kwargs"]["length"]
+    a = rw.attribution(model, ids, steps=6, **calling)
+    for b, n in enumerate(lengths.tolist()):
+        alone = rw.attribution(model, ids[b:b + 1, :n], steps=6, kwargs={"length": lengths[b:b + 1]})
+        np.testing.assert_allclose(a[b, :n], alone[0], atol=1e-6)
+        assert not a[b, n:].any()
+    s2s, src, forcing = CASES["trevett-seq2seq"][:3]
+    trg = forcing["kwargs"]["trg"]
+    target = lambda out: out[1:].sum()      # noqa: E731 (outputs[0] stays zeros)
+    a = rw.attribution(s2s, src, steps=6, target=target, kwargs={"trg": trg, "teacher_forcing_ratio": 1.0})
+    assert a.shape == (2, 5)
+    for b in range(2):
+        alone = rw.attribution(s2s, src[:, b:b + 1], steps=6, target=target,
+                               kwargs={"trg": trg[:, b:b + 1], "teacher_forcing_ratio": 1.0})
+        np.testing.assert_allclose(a[b], alone[0], rtol=1e-4, atol=1e-6)
