@@ -1,8 +1,9 @@
 """What "the model is left exactly as found" means, for every test that traces a model:
 parameters bit for bit, each .grad (the same tensor, unchanged, or still None), requires_grad,
-training flags, instance forwards, hooks (module and global), the grad mode, and every buffer
+training flags, instance forwards, hooks (module and global), the grad mode, every buffer
 and plain tensor attribute (BatchNorm statistics, spectral_norm's vectors and weight) bit for bit,
-each the same tensor object."""
+each the same tensor object, and every attribute holding None or a tuple / list of tensors (a
+state kept as ``self.hidden``) the same object."""
 import torch
 from torch import nn
 
@@ -23,6 +24,8 @@ def snapshot(model: nn.Module) -> dict:
         "global_hooks": [len(getattr(nn.modules.module, d)) for d in dir(nn.modules.module) if d.startswith("_global_")
                          and isinstance(getattr(nn.modules.module, d), dict)],
         "grad_enabled": torch.is_grad_enabled(),
+        "states": {(n, k): v for n, m in model.named_modules() for k, v in vars(m).items()
+                   if v is None or (isinstance(v, (tuple, list)) and any(isinstance(t, torch.Tensor) for t in v))},
         "tensors": {(n, k): (t, t.detach().clone()) for n, m in model.named_modules() for k, t in
                     [*m._buffers.items(), *((k, v) for k, v in vars(m).items()
                                             if isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter))]
@@ -47,5 +50,9 @@ def assert_untouched(model: nn.Module, before: dict):
         assert now[key][0] is tensor, f"{key} was replaced"
         bits = [t.reshape(-1).view(torch.uint8) for t in (tensor, value)]
         assert tensor.dtype == value.dtype and torch.equal(*bits), key
+    states = after["states"]
+    assert set(states) == set(before["states"]), "state attributes (None, or tuples of tensors) appeared or went"
+    for key, value in before["states"].items():
+        assert states[key] is value, f"{key} was reassigned"
     for key in ("requires_grad", "training", "forward", "hooks", "global_hooks", "grad_enabled"):
         assert after[key] == before[key], key

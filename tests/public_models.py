@@ -23,6 +23,7 @@ the tests of the newer calls (dynamics, fixed points, edits, generate, compare, 
   nn.Parameter; ``GRUD``: zhiyongc/GRU-D's hand-written decaying step in its own loop (``record=True``
   adds the user's ``rw.record`` lines). Each class names its source.
 """
+import random
 from typing import List, Tuple
 
 import torch
@@ -1390,3 +1391,629 @@ class StackedLSTM(jit.ScriptModule):
             output_states += [out_state]
             i += 1
         return output, output_states
+
+
+# ---- third round: bentrevett's seq2seq (LSTM, teacher forcing drawn with random.random()) and Bahdanau
+# ---- attention, bentrevett's current packed sentiment LSTM, MorvanZhou's RNN regressor / classifier,
+# ---- yunjey's BiRNN, the old tagger tutorial's ``self.hidden``, StefOe's IndRNN
+# https://github.com/bentrevett/pytorch-seq2seq/blob/main/1%20-%20Sequence%20to%20Sequence%20Learning%20with%20Neural%20Networks.ipynb
+class TrevettEncoder(nn.Module):
+    def __init__(self, input_dim, embedding_dim, hidden_dim, n_layers, dropout):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.n_layers = n_layers
+        self.embedding = nn.Embedding(input_dim, embedding_dim)
+        self.rnn = nn.LSTM(embedding_dim, hidden_dim, n_layers, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src):
+        # src = [src length, batch size]
+        embedded = self.dropout(self.embedding(src))
+        # embedded = [src length, batch size, embedding dim]
+        outputs, (hidden, cell) = self.rnn(embedded)
+        # outputs are always from the top hidden layer
+        return hidden, cell
+
+
+class TrevettDecoder(nn.Module):
+    def __init__(self, output_dim, embedding_dim, hidden_dim, n_layers, dropout):
+        super().__init__()
+        self.output_dim = output_dim
+        self.hidden_dim = hidden_dim
+        self.n_layers = n_layers
+        self.embedding = nn.Embedding(output_dim, embedding_dim)
+        self.rnn = nn.LSTM(embedding_dim, hidden_dim, n_layers, dropout=dropout)
+        self.fc_out = nn.Linear(hidden_dim, output_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input, hidden, cell):
+        # input = [batch size]
+        input = input.unsqueeze(0)
+        # input = [1, batch size]
+        embedded = self.dropout(self.embedding(input))
+        # embedded = [1, batch size, embedding dim]
+        output, (hidden, cell) = self.rnn(embedded, (hidden, cell))
+        # output = [1, batch size, hidden dim]
+        prediction = self.fc_out(output.squeeze(0))
+        # prediction = [batch size, output dim]
+        return prediction, hidden, cell
+
+
+class TrevettSeq2Seq(nn.Module):
+    def __init__(self, encoder, decoder, device):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.device = device
+        assert (
+            encoder.hidden_dim == decoder.hidden_dim
+        ), "Hidden dimensions of encoder and decoder must be equal!"
+        assert (
+            encoder.n_layers == decoder.n_layers
+        ), "Encoder and decoder must have equal number of layers!"
+
+    def forward(self, src, trg, teacher_forcing_ratio):
+        # src = [src length, batch size]
+        # trg = [trg length, batch size]
+        # teacher_forcing_ratio is probability to use teacher forcing
+        batch_size = trg.shape[1]
+        trg_length = trg.shape[0]
+        trg_vocab_size = self.decoder.output_dim
+        # tensor to store decoder outputs
+        outputs = torch.zeros(trg_length, batch_size, trg_vocab_size).to(self.device)
+        # last hidden state of the encoder is used as the initial hidden state of the decoder
+        hidden, cell = self.encoder(src)
+        # first input to the decoder is the <sos> tokens
+        input = trg[0, :]
+        for t in range(1, trg_length):
+            output, hidden, cell = self.decoder(input, hidden, cell)
+            outputs[t] = output
+            # decide if we are going to use teacher forcing or not
+            teacher_force = random.random() < teacher_forcing_ratio
+            # get the highest predicted token from our predictions
+            top1 = output.argmax(1)
+            # if teacher forcing, use actual next token as next input; if not, use predicted token
+            input = trg[t] if teacher_force else top1
+        return outputs
+
+
+# https://github.com/bentrevett/pytorch-seq2seq/blob/main/3%20-%20Neural%20Machine%20Translation%20by%20Jointly%20Learning%20to%20Align%20and%20Translate.ipynb
+class AlignEncoder(nn.Module):
+    def __init__(
+        self, input_dim, embedding_dim, encoder_hidden_dim, decoder_hidden_dim, dropout
+    ):
+        super().__init__()
+        self.embedding = nn.Embedding(input_dim, embedding_dim)
+        self.rnn = nn.GRU(embedding_dim, encoder_hidden_dim, bidirectional=True)
+        self.fc = nn.Linear(encoder_hidden_dim * 2, decoder_hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src):
+        # src = [src length, batch size]
+        embedded = self.dropout(self.embedding(src))
+        outputs, hidden = self.rnn(embedded)
+        # hidden [-2, :, : ] is the last of the forwards RNN; hidden [-1, :, : ] the last of the backwards RNN
+        hidden = torch.tanh(
+            self.fc(torch.cat((hidden[-2, :, :], hidden[-1, :, :]), dim=1))
+        )
+        # outputs = [src length, batch size, encoder hidden dim * 2]; hidden = [batch size, decoder hidden dim]
+        return outputs, hidden
+
+
+class AlignAttention(nn.Module):
+    def __init__(self, encoder_hidden_dim, decoder_hidden_dim):
+        super().__init__()
+        self.attn_fc = nn.Linear(
+            (encoder_hidden_dim * 2) + decoder_hidden_dim, decoder_hidden_dim
+        )
+        self.v_fc = nn.Linear(decoder_hidden_dim, 1, bias=False)
+
+    def forward(self, hidden, encoder_outputs):
+        # hidden = [batch size, decoder hidden dim]
+        # encoder_outputs = [src length, batch size, encoder hidden dim * 2]
+        batch_size = encoder_outputs.shape[1]  # noqa: F841 (as the tutorial has it)
+        src_length = encoder_outputs.shape[0]
+        # repeat decoder hidden state src_length times
+        hidden = hidden.unsqueeze(1).repeat(1, src_length, 1)
+        encoder_outputs = encoder_outputs.permute(1, 0, 2)
+        energy = torch.tanh(self.attn_fc(torch.cat((hidden, encoder_outputs), dim=2)))
+        # energy = [batch size, src length, decoder hidden dim]
+        attention = self.v_fc(energy).squeeze(2)
+        # attention = [batch size, src length]
+        return torch.softmax(attention, dim=1)
+
+
+class AlignDecoder(nn.Module):
+    def __init__(
+        self,
+        output_dim,
+        embedding_dim,
+        encoder_hidden_dim,
+        decoder_hidden_dim,
+        dropout,
+        attention,
+    ):
+        super().__init__()
+        self.output_dim = output_dim
+        self.attention = attention
+        self.embedding = nn.Embedding(output_dim, embedding_dim)
+        self.rnn = nn.GRU((encoder_hidden_dim * 2) + embedding_dim, decoder_hidden_dim)
+        self.fc_out = nn.Linear(
+            (encoder_hidden_dim * 2) + decoder_hidden_dim + embedding_dim, output_dim
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input, hidden, encoder_outputs):
+        # input = [batch size]; hidden = [batch size, decoder hidden dim]
+        input = input.unsqueeze(0)
+        embedded = self.dropout(self.embedding(input))
+        a = self.attention(hidden, encoder_outputs)
+        a = a.unsqueeze(1)
+        # a = [batch size, 1, src length]
+        encoder_outputs = encoder_outputs.permute(1, 0, 2)
+        weighted = torch.bmm(a, encoder_outputs)
+        weighted = weighted.permute(1, 0, 2)
+        # weighted = [1, batch size, encoder hidden dim * 2]
+        rnn_input = torch.cat((embedded, weighted), dim=2)
+        output, hidden = self.rnn(rnn_input, hidden.unsqueeze(0))
+        # seq len, n layers and n directions will always be 1 in this decoder, therefore output == hidden
+        assert (output == hidden).all()
+        embedded = embedded.squeeze(0)
+        output = output.squeeze(0)
+        weighted = weighted.squeeze(0)
+        prediction = self.fc_out(torch.cat((output, weighted, embedded), dim=1))
+        # prediction = [batch size, output dim]
+        return prediction, hidden.squeeze(0), a.squeeze(1)
+
+
+class AlignSeq2Seq(nn.Module):
+    def __init__(self, encoder, decoder, device):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.device = device
+
+    def forward(self, src, trg, teacher_forcing_ratio):
+        batch_size = src.shape[1]
+        trg_length = trg.shape[0]
+        trg_vocab_size = self.decoder.output_dim
+        # tensor to store decoder outputs
+        outputs = torch.zeros(trg_length, batch_size, trg_vocab_size).to(self.device)
+        # encoder_outputs is all hidden states of the input sequence, back and forwards
+        encoder_outputs, hidden = self.encoder(src)
+        # first input to the decoder is the <sos> tokens
+        input = trg[0, :]
+        for t in range(1, trg_length):
+            output, hidden, _ = self.decoder(input, hidden, encoder_outputs)
+            outputs[t] = output
+            teacher_force = random.random() < teacher_forcing_ratio
+            top1 = output.argmax(1)
+            input = trg[t] if teacher_force else top1
+        return outputs
+
+
+class TrevettLSTM(nn.Module):
+    """bentrevett/pytorch-sentiment-analysis "2 - Recurrent Neural Networks": batch_first ids, CPU lengths
+    in any order (enforce_sorted=False), the reverse direction's last state first in the head.
+    https://github.com/bentrevett/pytorch-sentiment-analysis/blob/main/2%20-%20Recurrent%20Neural%20Networks.ipynb"""
+    def __init__(
+        self,
+        vocab_size,
+        embedding_dim,
+        hidden_dim,
+        output_dim,
+        n_layers,
+        bidirectional,
+        dropout_rate,
+        pad_index,
+    ):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_dim,
+            n_layers,
+            bidirectional=bidirectional,
+            dropout=dropout_rate,
+            batch_first=True,
+        )
+        self.fc = nn.Linear(hidden_dim * 2 if bidirectional else hidden_dim, output_dim)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, ids, length):
+        # ids = [batch size, seq len]
+        # length = [batch size]
+        embedded = self.dropout(self.embedding(ids))
+        packed_embedded = nn.utils.rnn.pack_padded_sequence(
+            embedded, length, batch_first=True, enforce_sorted=False
+        )
+        packed_output, (hidden, cell) = self.lstm(packed_embedded)
+        output, output_length = nn.utils.rnn.pad_packed_sequence(packed_output)
+        if self.lstm.bidirectional:
+            hidden = self.dropout(torch.cat([hidden[-1], hidden[-2]], dim=-1))
+        else:
+            hidden = self.dropout(hidden[-1])
+        prediction = self.fc(hidden)
+        return prediction
+
+
+class MorvanRNN(nn.Module):
+    """MorvanZhou/PyTorch-Tutorial tutorial-contents/403_RNN_regressor.py: ``forward(x, h_state)``, an
+    output per step from a Python loop over r_out, h_state carried between batches as ``h_state.data``
+    (None at first). https://github.com/MorvanZhou/PyTorch-Tutorial/blob/master/tutorial-contents/403_RNN_regressor.py"""
+    def __init__(self):
+        super(MorvanRNN, self).__init__()
+
+        self.rnn = nn.RNN(
+            input_size=1,
+            hidden_size=32,     # rnn hidden unit
+            num_layers=1,       # number of rnn layer
+            batch_first=True,   # input & output will has batch size as 1s dimension. e.g. (batch, time_step, input_size)
+        )
+        self.out = nn.Linear(32, 1)
+
+    def forward(self, x, h_state):
+        # x (batch, time_step, input_size)
+        # h_state (n_layers, batch, hidden_size)
+        # r_out (batch, time_step, hidden_size)
+        r_out, h_state = self.rnn(x, h_state)
+
+        outs = []    # save all predictions
+        for time_step in range(r_out.size(1)):    # calculate output for each time step
+            outs.append(self.out(r_out[:, time_step, :]))
+        return torch.stack(outs, dim=1), h_state
+
+
+class MorvanLSTMClassifier(nn.Module):
+    """MorvanZhou/PyTorch-Tutorial tutorial-contents/402_RNN_classifier.py (MNIST rows as 28 steps).
+    https://github.com/MorvanZhou/PyTorch-Tutorial/blob/master/tutorial-contents/402_RNN_classifier.py"""
+    def __init__(self, input_size=28, hidden_size=64):
+        super().__init__()
+
+        self.rnn = nn.LSTM(         # if use nn.RNN(), it hardly learns
+            input_size=input_size,
+            hidden_size=hidden_size,         # rnn hidden unit
+            num_layers=1,           # number of rnn layer
+            batch_first=True,       # input & output will has batch size as 1s dimension. e.g. (batch, time_step, input_size)
+        )
+
+        self.out = nn.Linear(hidden_size, 10)
+
+    def forward(self, x):
+        # x shape (batch, time_step, input_size)
+        # r_out shape (batch, time_step, output_size)
+        # h_n shape (n_layers, batch, hidden_size)
+        # h_c shape (n_layers, batch, hidden_size)
+        r_out, (h_n, h_c) = self.rnn(x, None)   # None represents zero initial hidden state
+
+        # choose r_out at the last time step
+        out = self.out(r_out[:, -1, :])
+        return out
+
+
+device = torch.device('cpu')     # yunjey's module-level device, read by BiRNN.forward
+
+
+class BiRNN(nn.Module):
+    """yunjey/pytorch-tutorial tutorials/02-intermediate/bidirectional_recurrent_neural_network/main.py
+    (h0, c0 made in forward with ``.to(device)``, the head on the last step of both directions)."""
+    def __init__(self, input_size, hidden_size, num_layers, num_classes):
+        super(BiRNN, self).__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(hidden_size*2, num_classes)  # 2 for bidirection
+
+    def forward(self, x):
+        # Set initial states
+        h0 = torch.zeros(self.num_layers*2, x.size(0), self.hidden_size).to(device)  # 2 for bidirection
+        c0 = torch.zeros(self.num_layers*2, x.size(0), self.hidden_size).to(device)
+
+        # Forward propagate LSTM
+        out, _ = self.lstm(x, (h0, c0))  # out: tensor of shape (batch_size, seq_length, hidden_size*2)
+
+        # Decode the hidden state of the last time step
+        out = self.fc(out[:, -1, :])
+        return out
+
+
+class HiddenTagger(nn.Module):
+    """The 2017-2018 "Sequence Models and Long Short-Term Memory Networks" tutorial's LSTMTagger: the
+    state kept on the model as ``self.hidden`` and reassigned by every forward, reset by the training
+    loop with ``model.hidden = model.init_hidden()``
+    (pytorch/tutorials beginner_source/nlp/sequence_models_tutorial.py before 2019)."""
+    def __init__(self, embedding_dim, hidden_dim, vocab_size, tagset_size):
+        super(HiddenTagger, self).__init__()
+        self.hidden_dim = hidden_dim
+
+        self.word_embeddings = nn.Embedding(vocab_size, embedding_dim)
+
+        # The LSTM takes word embeddings as inputs, and outputs hidden states
+        # with dimensionality hidden_dim.
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim)
+
+        # The linear layer that maps from hidden state space to tag space
+        self.hidden2tag = nn.Linear(hidden_dim, tagset_size)
+        self.hidden = self.init_hidden()
+
+    def init_hidden(self):
+        # Before we've done anything, we dont have any hidden state.
+        # The axes semantics are (num_layers, minibatch_size, hidden_dim)
+        return (torch.zeros(1, 1, self.hidden_dim),
+                torch.zeros(1, 1, self.hidden_dim))
+
+    def forward(self, sentence):
+        embeds = self.word_embeddings(sentence)
+        lstm_out, self.hidden = self.lstm(
+            embeds.view(len(sentence), 1, -1), self.hidden)
+        tag_space = self.hidden2tag(lstm_out.view(len(sentence), -1))
+        tag_scores = F.log_softmax(tag_space, dim=1)
+        return tag_scores
+
+
+# StefOe/indrnn-pytorch indrnn.py: IndRNNCell (h' = relu(W x + b + w (*) h)), IndRNN's own loop over
+# its cells, bidirectional by a reversed loop (F.mul, gone from torch, as the later version has it: torch.mul).
+# https://github.com/StefOe/indrnn-pytorch/blob/master/indrnn.py
+class IndRNNCell(nn.Module):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="relu",
+                 hidden_min_abs=0, hidden_max_abs=None,
+                 hidden_init=None, recurrent_init=None,
+                 gradient_clip=None, record=False):
+        super(IndRNNCell, self).__init__()
+        self.record = record
+        self.hidden_max_abs = hidden_max_abs
+        self.hidden_min_abs = hidden_min_abs
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.nonlinearity = nonlinearity
+        self.hidden_init = hidden_init
+        self.recurrent_init = recurrent_init
+        if self.nonlinearity == "tanh":
+            self.activation = F.tanh
+        elif self.nonlinearity == "relu":
+            self.activation = F.relu
+        else:
+            raise RuntimeError(
+                "Unknown nonlinearity: {}".format(self.nonlinearity))
+        self.weight_ih = Parameter(torch.Tensor(hidden_size, input_size))
+        self.weight_hh = Parameter(torch.Tensor(hidden_size))
+        if bias:
+            self.bias_ih = Parameter(torch.Tensor(hidden_size))
+        else:
+            self.register_parameter('bias_ih', None)
+
+        if gradient_clip:
+            if isinstance(gradient_clip, tuple):
+                min_g, max_g = gradient_clip
+            else:
+                max_g = gradient_clip
+                min_g = -max_g
+            self.weight_ih.register_hook(lambda x: x.clamp(min=min_g, max=max_g))
+            self.weight_hh.register_hook(lambda x: x.clamp(min=min_g, max=max_g))
+            if bias:
+                self.bias_ih.register_hook(lambda x: x.clamp(min=min_g, max=max_g))
+
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for name, weight in self.named_parameters():
+            if "bias" in name:
+                weight.data.zero_()
+            elif "weight_hh" in name:
+                if self.recurrent_init is None:
+                    nn.init.constant_(weight, 1)
+                else:
+                    self.recurrent_init(weight)
+            elif "weight_ih" in name:
+                if self.hidden_init is None:
+                    nn.init.normal_(weight, 0, 0.01)
+                else:
+                    self.hidden_init(weight)
+            else:
+                weight.data.normal_(0, 0.01)
+        self.check_bounds()
+
+    def check_bounds(self):
+        if self.hidden_min_abs:
+            abs_kernel = torch.abs(self.weight_hh.data).clamp_(min=self.hidden_min_abs)
+            self.weight_hh.data = self.weight_hh.mul(torch.sign(self.weight_hh.data), abs_kernel)
+        if self.hidden_max_abs:
+            self.weight_hh.data = self.weight_hh.clamp(max=self.hidden_max_abs, min=-self.hidden_max_abs)
+
+    def forward(self, input, hx):
+        if self.record:     # the user's line to see the state (IndRNN(..., record=True) passes it here)
+            import rnnwidgets as rw
+            h = self.activation(F.linear(input, self.weight_ih, self.bias_ih) + torch.mul(self.weight_hh, hx))
+            rw.record("h", h)
+            return h
+        return self.activation(F.linear(
+            input, self.weight_ih, self.bias_ih) + torch.mul(self.weight_hh, hx))
+
+
+class IndRNN(nn.Module):
+    def __init__(self, input_size, hidden_size, n_layer=1, batch_norm=False,
+                 batch_first=False, bidirectional=False,
+                 hidden_inits=None, recurrent_inits=None,
+                 **kwargs):
+        super(IndRNN, self).__init__()
+        self.hidden_size = hidden_size
+        self.batch_norm = batch_norm
+        self.n_layer = n_layer
+        self.batch_first = batch_first
+        self.bidirectional = bidirectional
+
+        num_directions = 2 if self.bidirectional else 1
+
+        if batch_first:
+            self.time_index = 1
+            self.batch_index = 0
+        else:
+            self.time_index = 0
+            self.batch_index = 1
+
+        cells = []
+        for i in range(n_layer):
+            directions = []
+            if recurrent_inits is not None:
+                kwargs["recurrent_init"] = recurrent_inits[i]
+            if hidden_inits is not None:
+                kwargs["hidden_init"] = hidden_inits[i]
+            in_size = input_size if i == 0 else hidden_size * num_directions
+            for dir in range(num_directions):
+                directions.append(IndRNNCell(in_size, hidden_size, **kwargs))
+            cells.append(nn.ModuleList(directions))
+        self.cells = nn.ModuleList(cells)
+
+        if batch_norm:
+            bns = []
+            for i in range(n_layer):
+                bns.append(nn.BatchNorm1d(hidden_size * num_directions))
+            self.bns = nn.ModuleList(bns)
+
+        h0 = torch.zeros(hidden_size * num_directions)
+        self.register_buffer('h0', torch.autograd.Variable(h0))
+
+    def forward(self, x, hidden=None):
+        batch_norm = self.batch_norm
+        time_index = self.time_index
+        batch_index = self.batch_index
+        num_directions = 2 if self.bidirectional else 1
+
+        for i, directions in enumerate(self.cells):
+            hx = self.h0.unsqueeze(0).expand(
+                x.size(batch_index),
+                self.hidden_size * num_directions).contiguous()
+
+            x_n = []
+            for dir, cell in enumerate(directions):
+                hx_cell = hx[
+                    :, self.hidden_size * dir: self.hidden_size * (dir + 1)]
+                cell.check_bounds()
+                outputs = []
+                hiddens = []
+                x_T = torch.unbind(x, time_index)
+                if dir == 1:
+                    x_T = reversed(x_T)
+                for x_t in x_T:
+                    hx_cell = cell(x_t, hx_cell)
+                    outputs.append(hx_cell)
+                if dir == 1:
+                    outputs = outputs[::-1]
+                x_cell = torch.stack(outputs, time_index)
+                x_n.append(x_cell)
+                hiddens.append(hx_cell)
+            x = torch.cat(x_n, -1)
+
+            if batch_norm:
+                if self.batch_first:
+                    x = self.bns[i](x.permute(batch_index, 2, time_index).contiguous()).permute(0, 2, 1)
+                else:
+                    x = self.bns[i](x.permute(batch_index, 2, time_index).contiguous()).permute(2, 0, 1)
+        return x.squeeze(2), torch.cat(hiddens, -1)
+
+
+# https://github.com/bentrevett/pytorch-seq2seq/blob/main/2%20-%20Learning%20Phrase%20Representations%20using%20RNN%20Encoder-Decoder%20for%20Statistical%20Machine%20Translation.ipynb
+# (the encoder's last state is both the decoder's first state and a context fed at every step)
+class PhraseEncoder(nn.Module):
+    def __init__(self, input_dim, embedding_dim, hidden_dim, dropout):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.embedding = nn.Embedding(input_dim, embedding_dim)
+        self.rnn = nn.GRU(embedding_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src):
+        # src = [src length, batch size]
+        embedded = self.dropout(self.embedding(src))
+        outputs, hidden = self.rnn(embedded)  # no cell state in GRU!
+        # hidden = [n layers * n directions, batch size, hidden dim]
+        return hidden
+
+
+class PhraseDecoder(nn.Module):
+    def __init__(self, output_dim, embedding_dim, hidden_dim, dropout):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.output_dim = output_dim
+        self.embedding = nn.Embedding(output_dim, embedding_dim)
+        self.rnn = nn.GRU(embedding_dim + hidden_dim, hidden_dim)
+        self.fc_out = nn.Linear(embedding_dim + hidden_dim * 2, output_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input, hidden, context):
+        # input = [batch size]; hidden = context = [1, batch size, hidden dim]
+        input = input.unsqueeze(0)
+        embedded = self.dropout(self.embedding(input))
+        emb_con = torch.cat((embedded, context), dim=2)
+        output, hidden = self.rnn(emb_con, hidden)
+        output = torch.cat(
+            (embedded.squeeze(0), hidden.squeeze(0), context.squeeze(0)), dim=1
+        )
+        # output = [batch size, embedding dim + hidden dim * 2]
+        prediction = self.fc_out(output)
+        return prediction, hidden
+
+
+class PhraseSeq2Seq(nn.Module):
+    def __init__(self, encoder, decoder, device):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.device = device
+        assert (
+            encoder.hidden_dim == decoder.hidden_dim
+        ), "Hidden dimensions of encoder and decoder must be equal!"
+
+    def forward(self, src, trg, teacher_forcing_ratio):
+        batch_size = trg.shape[1]
+        trg_length = trg.shape[0]
+        trg_vocab_size = self.decoder.output_dim
+        # tensor to store decoder outputs
+        outputs = torch.zeros(trg_length, batch_size, trg_vocab_size).to(self.device)
+        # last hidden state of the encoder is the context
+        context = self.encoder(src)
+        # context also used as the initial hidden state of the decoder
+        hidden = context
+        # first input to the decoder is the <sos> tokens
+        input = trg[0, :]
+        for t in range(1, trg_length):
+            output, hidden = self.decoder(input, hidden, context)
+            outputs[t] = output
+            teacher_force = random.random() < teacher_forcing_ratio
+            top1 = output.argmax(1)
+            input = trg[t] if teacher_force else top1
+        return outputs
+
+
+class SimpleRNN(nn.Module):
+    """Udacity deep-learning-v2-pytorch recurrent-neural-networks/time-series/Simple_RNN.ipynb: batch_first,
+    ``forward(x, hidden)`` with hidden None at first and then ``hidden.data``, the output flattened to
+    (batch * time, output_size)."""
+    def __init__(self, input_size, output_size, hidden_dim, n_layers):
+        super(SimpleRNN, self).__init__()
+
+        self.hidden_dim = hidden_dim
+
+        # define an RNN with specified parameters
+        # batch_first means that the first dim of the input and output will be the batch_size
+        self.rnn = nn.RNN(input_size, hidden_dim, n_layers, batch_first=True)
+
+        # last, fully-connected layer
+        self.fc = nn.Linear(hidden_dim, output_size)
+
+    def forward(self, x, hidden):
+        # x (batch_size, seq_length, input_size)
+        # hidden (n_layers, batch_size, hidden_dim)
+        # r_out (batch_size, time_step, hidden_size)
+        batch_size = x.size(0)  # noqa: F841 (as the notebook has it)
+
+        # get RNN outputs
+        r_out, hidden = self.rnn(x, hidden)
+        # shape output to be (batch_size*seq_length, hidden_dim)
+        r_out = r_out.view(-1, self.hidden_dim)
+
+        # get final output
+        output = self.fc(r_out)
+
+        return output, hidden

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .call import ModelCall, refuse_scripted, unpack, unwrap
+from .call import ModelCall, out_of_vocabulary, refuse_scripted, unpack, unwrap
 from .fused import fused_modules
 from .gradients import first_output
 from .untouched import eval_mode, kept
@@ -93,6 +93,11 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
     with kept(model), eval_mode(model), torch.enable_grad(), without_cudnn():
         try:
             return run.attribute(t, target, method, steps, baseline, layer, points_per_pass)
+        except IndexError as e:     # torch's "index out of range in self": say which ids the embedding holds
+            clear = out_of_vocabulary(WHO, model, [inputs, *call.args, *call.kwargs.values()])
+            if clear is None:
+                raise
+            raise clear from e
         except RuntimeError as e:
             if not call.is_step_module():
                 raise
@@ -193,9 +198,15 @@ class Runner:
         return x if copies == 1 or dim is None else x.repeat_interleave(copies, dim=dim)
 
     def repeat_arg(self, value, copies: int):
-        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == self.batch:
-            return self.repeat(value, 0, copies)
-        return value
+        """A tensor argument with the batch repeated along it: dim 0 ((batch,) lengths, (batch, ...)), or
+        dim 1 for (time, batch, ...) beside time-major inputs (bentrevett's Seq2Seq's ``trg``)."""
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            return value
+        first = value.shape[0] == self.batch
+        second = value.dim() >= 2 and value.shape[1] == self.batch and self.batch_dim == 1
+        if second and (not first or value.dim() == self.inputs.dim()):
+            return self.repeat(value, 1, copies)
+        return self.repeat(value, 0, copies) if first else value
 
     def embedding(self, layer: Optional[str]) -> tuple:
         """(module, its output on the inputs, the model's output): the nn.Embedding named by
@@ -254,13 +265,17 @@ class Runner:
         else:
             alphas, weights = gauss_legendre(steps)
         delta = x - base
-        mean_grad = torch.zeros_like(x)
         per_pass = len(alphas) if points is None else points
         if self.unbatched:      # one sequence without a batch axis to stack the points along
             per_pass = 1
-        for start in range(0, len(alphas), per_pass):
-            mean_grad += self.weighted_grad(x, base, delta, module, pick, alphas[start:start + per_pass],
-                                            weights[start:start + per_pass])
+        try:
+            mean_grad = self.mean_grad(x, base, delta, module, pick, alphas, weights, per_pass)
+        except RuntimeError as e:
+            if per_pass == 1 or not any(word in str(e) for word in ("size", "shape", "view")):
+                raise       # not a batch the model cannot take: its own error
+            # a model that runs only at its own batch size (Udacity's Simple RNN .view()s a batch_first
+            # output, which torch leaves non-contiguous above batch 1): the points one a pass, as it ran
+            mean_grad = self.mean_grad(x, base, delta, module, pick, alphas, weights, 1)
         per_value = delta * mean_grad
         if self.unbatched:
             return per_value.reshape(x.shape[0], -1).sum(dim=1)[None].detach().float().cpu().numpy()  # (1, T)
@@ -268,6 +283,14 @@ class Runner:
         if self.batch_dim == 1:
             per_step = per_step.t()
         return per_step.detach().float().cpu().numpy()
+
+    def mean_grad(self, x, base, delta, module, pick, alphas, weights, per_pass: int) -> torch.Tensor:
+        """The weighted sum of the gradients at every point, ``per_pass`` points a forward."""
+        mean_grad = torch.zeros_like(x)
+        for start in range(0, len(alphas), per_pass):
+            mean_grad += self.weighted_grad(x, base, delta, module, pick, alphas[start:start + per_pass],
+                                            weights[start:start + per_pass])
+        return mean_grad
 
     def weighted_grad(self, x, base, delta, module, pick, alphas, weights) -> torch.Tensor:
         """Sum over ``alphas`` of weight x the gradient at base + alpha (x - base): one forward and

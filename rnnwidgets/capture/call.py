@@ -6,7 +6,7 @@
 - ``inputs``: the sequence. It goes to the first parameter of ``forward`` that ``kwargs`` does
   not name, so ``forward(category, input, hidden)`` takes ``kwargs={"category": c}``.
 - ``hidden``: the next such parameter. Left out, a parameter there that needs a value and reads
-  as a state (named ``hidden``, ``hx``, ``state``...) gets the model's ``init_hidden(batch)`` /
+  as a state (named ``hidden``, ``hx``, ``state``, ``h_state``...) gets the model's ``init_hidden(batch)`` /
   ``initHidden()``, else zeros (None for an nn.LSTM/GRU/RNN, which starts from zeros).
 - ``args``: more positional arguments after those; ``kwargs``: any argument by name.
 - A tuple or dict as ``inputs`` (a DataLoader's batch; ``unpack``): a dict is matched to
@@ -34,10 +34,35 @@ from torch.nn.utils.rnn import PackedSequence
 # Parameter names that read as a recurrent state passed in.
 HIDDEN_NAMES = frozenset({"hidden", "hx", "h", "h0", "hc", "state", "states", "carry", "hidden_state",
                           "prev_hidden", "prev_state", "h_prev", "initial_state", "init_state"})
+# Parameter names that read as an LSTM's cell state passed beside the hidden state.
+CELL_NAMES = frozenset({"cell", "c", "c0", "cx", "cell_state", "c_prev", "prev_cell"})
 # Parameter names that read as the sequence itself (for the call shown in an error).
 INPUT_NAMES = frozenset({"input", "inputs", "x", "xs", "ids", "input_ids", "tokens", "src", "seq", "sequence",
                          "text", "line", "data", "input_tensor", "encoder_outputs"})
 _MISSING = object()
+
+
+class OutOfVocabulary(ValueError, IndexError):
+    """Ids the model's embedding does not hold: a ValueError that says so, still the IndexError torch raised."""
+
+
+def out_of_vocabulary(who: str, model: nn.Module, values) -> Optional[ValueError]:
+    """Where the model's embedding refused ids it does not hold (an IndexError, "index out of range in
+    self"): one sentence naming its size and the id, from the integer tensors among ``values`` (the
+    inputs, the arguments); None where no embedding is too small for them (the error is the model's own)."""
+    ids = [v for v in values if isinstance(v, torch.Tensor) and v.numel() and not v.is_floating_point()
+           and v.dtype != torch.bool]
+    if not ids:
+        return None
+    low, top = min(int(v.min()) for v in ids), max(int(v.max()) for v in ids)
+    small = [(path, m) for path, m in model.named_modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+             and (m.num_embeddings <= top or low < 0)]
+    if not small:
+        return None
+    path, embedding = small[0]
+    return OutOfVocabulary(f"{who}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
+                      f"{path or 'the model'} is nn.{type(embedding).__name__}({embedding.num_embeddings}, ...)), "
+                      f"got {low if low < 0 else top}")
 
 
 def unwrap(model):
@@ -66,7 +91,8 @@ def main_output(output):
 
 
 def looks_like_hidden(name: str) -> bool:
-    return name in HIDDEN_NAMES or "hidden" in name
+    """``hidden``, ``hx``... and any ``<something>_state(s)`` (MorvanZhou's ``forward(x, h_state)``)."""
+    return name in HIDDEN_NAMES or "hidden" in name or name.endswith(("_state", "_states"))
 
 
 def makes_hidden(model: nn.Module) -> bool:
@@ -180,7 +206,17 @@ class ModelCall:
         if missing:
             raise TypeError(f"{self.who}: {self.forward_text()} needs {', '.join(map(repr, missing))}, which "
                             f"rnnwidgets cannot make; it would call {self.shown(hidden)}. Write: "
-                            f"{self.suggestion(missing)}")
+                            f"{self.suggestion(missing)}{self.split_state_note()}")
+
+    def split_state_note(self) -> str:
+        """For forward(input, hidden, cell): kwargs= suits a model run once on the whole sequence, but a
+        step module's cell given so would be the same at every step (bentrevett's decoder returns
+        (prediction, hidden, cell) and is called a token at a time)."""
+        split = [p.name for p in self.positional[1:3]]
+        if len(split) < 2 or not looks_like_hidden(split[0]) or split[1] not in CELL_NAMES:
+            return ""
+        return (f"; a step module taking its state as ({split[0]}, {split[1]}) is not carried step to step so: "
+                f"run your own loop over it inside `with rw.recording(model) as rec:` (then rec.trace)")
 
     def shown(self, hidden=_MISSING) -> str:
         """The call as rnnwidgets would make it, in words."""

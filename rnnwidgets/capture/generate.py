@@ -27,7 +27,7 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import ModelCall, default_hidden, device_and_dtype, main_output, refuse_scripted, unwrap
+from .call import ModelCall, default_hidden, device_and_dtype, main_output, out_of_vocabulary, refuse_scripted, unwrap
 from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -71,7 +71,7 @@ def generate(model: nn.Module, prompt, steps: int, edits=None, decode: Union[Seq
     ids = prompt_ids(prompt, device)
     # ids past the one embedding refused before the model runs: on a GPU its refusal is a device-side assert
     single = sum(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in model.modules()) == 1
-    refused = out_of_vocabulary(model, ids) if single else None
+    refused = out_of_vocabulary(WHO, model, [ids]) if single else None
     if refused is not None:
         raise refused
     generator = None
@@ -173,6 +173,12 @@ def check_model(model: nn.Module) -> None:
 # what to use instead for a model with no token to feed back, the end of every sentence refusing one
 FEATURES = ("a model that reads float features has no token to feed back: trace its sequence with "
             "rw.trace(model, inputs), its own loop included (e.g. kwargs={'future': n})")
+# the same for a model with an embedding that lays the ids out its own way (the tagger tutorial's one
+# unbatched sentence, ``embeds.view(len(sentence), 1, -1)``)
+KEPT_STATE = ("the state its forward passed has another batch (a state it keeps between calls, such as "
+              "self.hidden): reset it for the prompt's batch first")
+OWN_LAYOUT = ("a model that lays out its embedded ids its own way (one unbatched sentence) cannot be fed a "
+              "(batch, time) prompt: trace its sequence with rw.trace(model, inputs)")
 
 
 def prompt_ids(prompt, device) -> torch.Tensor:
@@ -200,20 +206,6 @@ def prompt_ids(prompt, device) -> torch.Tensor:
     assert ids is not None
     ids = ids.to(device=device, dtype=torch.long)
     return ids.unsqueeze(0) if ids.dim() == 1 else ids
-
-
-def out_of_vocabulary(model: nn.Module, fed: torch.Tensor) -> Optional[ValueError]:
-    """Where the model's embedding refused ids it does not hold: one sentence naming its size and the id;
-    None where no embedding is that small (the IndexError is the model's own)."""
-    top = int(fed.max())
-    small = [(path, m) for path, m in model.named_modules()
-             if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.num_embeddings <= top]
-    if not small:
-        return None
-    path, embedding = small[0]
-    return ValueError(f"{WHO}: expected token ids from 0 to {embedding.num_embeddings - 1} ("
-                      f"{path or 'the model'} is nn.{type(embedding).__name__}({embedding.num_embeddings}, ...)), "
-                      f"got {top}")
 
 
 class TimeMajor(Exception):
@@ -257,7 +249,7 @@ class TokenCall:
         try:
             out = self.model(*args, **kwargs)
         except IndexError as e:
-            clear = out_of_vocabulary(self.model, fed)
+            clear = out_of_vocabulary(WHO, self.model, [fed])
             if clear is None:
                 raise
             raise clear from e
@@ -298,7 +290,13 @@ class TokenCall:
         return (TypeError if isinstance(e, TypeError) else Unread)(
             f"{WHO}: expected a model that reads token ids ({layout}) and returns logits (an nn.Embedding "
             f"first), as it feeds each chosen id back; {type(self.model).__name__} failed on the ids "
-            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; {FEATURES}")
+            f"{tuple(x.shape)}: {str(e).splitlines()[0]}; {self.instead(e)}")
+
+    def instead(self, e: Exception) -> str:
+        """What to do instead, by what the recurrent module refused."""
+        if "initial state" in str(e):      # a state the model keeps between calls, of another batch
+            return KEPT_STATE
+        return OWN_LAYOUT if any(isinstance(m, nn.Embedding) for m in self.model.modules()) else FEATURES
 
     def reads_time_first(self, prompt: torch.Tensor) -> bool:
         """For a square prompt (batch = time > 1), where the run cannot tell: whether the model's

@@ -81,8 +81,10 @@ def trace_step_module(model: nn.Module, inputs, hidden=None, tokens=None, loss=N
                 args, kwargs = bound.at(x, hidden)
                 result = model(*args, **kwargs)
                 if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                    got = f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list)) \
+                        else type(result).__name__
                     raise TypeError(f"{type(model).__name__}: a step module's forward(input, hidden) must return "
-                                    f"(output, hidden), got {type(result).__name__}")
+                                    f"(output, hidden), got {got}{call.split_state_note()}")
                 output, hidden = result
                 outputs.append(output)
                 states.append(hidden)

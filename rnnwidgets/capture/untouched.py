@@ -42,35 +42,62 @@ def holds_tensors(value) -> bool:
 
 
 def attributes_to_keep(model: nn.Module) -> list:
-    """(module, its parameters, its state kept as attributes) of every module: forwards that reassign
-    them run too (AWD-LSTM's WeightDrop sets ``weight_hh_l0`` at every call, which registers it as a
-    parameter when dropout is off; the BiLSTM-CRF tutorial keeps ``self.hidden = (h, c)``)."""
-    return [(m, dict(m._parameters), {name: v for name, v in vars(m).items() if holds_tensors(v)},
-             {name for name, v in vars(m).items() if isinstance(v, torch.Tensor)}) for m in model.modules()]
+    """(module, its parameters, its attributes holding None or tensors, the names of all its attributes) of
+    every module: forwards that reassign them run too (AWD-LSTM's WeightDrop sets ``weight_hh_l0`` at every call, which
+    registers it as a parameter when dropout is off; the BiLSTM-CRF tutorial keeps ``self.hidden = (h, c)``;
+    a stateful model starts from ``self.hidden = None`` and sets it at its first forward)."""
+    return [(m, dict(m._parameters), {name: v for name, v in vars(m).items() if v is None or holds_tensors(v)},
+             set(vars(m))) for m in model.modules()]
 
 
 def put_back_attributes(saved: list) -> None:
-    for module, params, states, tensors in saved:
+    for module, params, states, names in saved:
         if module._parameters.keys() != params.keys() or \
                 any(module._parameters[k] is not p for k, p in params.items()):
             module._parameters.clear()
             module._parameters.update(params)
         found = vars(module)
-        for name in [n for n, v in found.items() if isinstance(v, torch.Tensor) and n not in tensors
-                     and not isinstance(v, nn.Parameter)]:
-            del found[name]                 # a plain tensor the block's forwards left
+        for name in [n for n, v in found.items() if n not in names and not isinstance(v, nn.Parameter)
+                     and (isinstance(v, torch.Tensor) or holds_tensors(v))]:
+            del found[name]                 # a tensor (or tuple of them) the block's forwards left
         for name, value in states.items():
             if found.get(name) is not value:
                 found[name] = value
 
 
+def detached(value):
+    """A tensor, or a tuple / list of them, without its autograd history (the same values)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    items = [v.detach() if isinstance(v, torch.Tensor) else v for v in value]
+    return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+
+
+def has_history(value) -> bool:
+    parts = value if isinstance(value, (tuple, list)) else [value]
+    return any(isinstance(v, torch.Tensor) and v.grad_fn is not None for v in parts)
+
+
+def cut_history(saved: list) -> None:
+    """State a forward left on the model with its graph (the old tagger tutorial's ``self.hidden`` after
+    a training step that did not reset it) is read for the block as values only: a trace's gradients
+    are those of its own run, and a graph the user's backward already freed is not walked again."""
+    for module, _, states, _ in saved:
+        found = vars(module)
+        for name in [*states, *(n for n, v in found.items() if isinstance(v, torch.Tensor))]:
+            if has_history(found[name]) and not isinstance(found[name], nn.Parameter):
+                found[name] = detached(found[name])
+
+
 @contextmanager
 def kept(model: nn.Module):
     """Run the block holding the trace lock, then put back every buffer, parameter registration and
-    tensor attribute (a tensor, or a tuple / list of them) the block changed."""
+    tensor attribute (a tensor, or a tuple / list of them) the block changed. Tensor attributes that
+    carry autograd history are read without it inside the block (``cut_history``)."""
     with TRACE_LOCK:
         saved = [(where, name, t, t._version, t.detach().clone()) for where, name, t in tensors_to_keep(model)]
         attributes = attributes_to_keep(model)
+        cut_history(attributes)
         try:
             yield
         finally:
