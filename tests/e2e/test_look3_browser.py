@@ -1,12 +1,13 @@
 """What a student opening the views met at a 1000 px and a 600 px cell, in JupyterLab Light and
 Dark, measured on one Lab page: a long run's step axis (its "0" touched the title: "step0"), a
-one-step run's unit line (nothing drawn) and the match panel's status in a narrow cell (cut off).
+one-step run's unit line (nothing drawn), the match panel's status in a narrow cell (cut off) and
+the colour bar of a gradient grid whose every value is 0 (it read 0.001 to 1).
 Pictures: artifacts/look3-<view>-<width>-<theme>.png."""
 import numpy as np
 import pytest
 from conftest import ARTIFACTS
 from e2e_support import canvas_rgb, in_each_theme, open_and_run, wait_for_ink, write_notebook
-from test_explorer_look_browser import contrast
+from test_explorer_look_browser import TEXTS_JS, contrast
 from test_patterns_browser import PLANTED
 
 pytestmark = pytest.mark.e2e
@@ -16,7 +17,9 @@ import numpy as np, torch, rnnwidgets as rw
 from IPython.display import display
 torch.manual_seed(0)
 display(rw.explore(torch.nn.LSTM(3, 32, batch_first=True), torch.randn(1, 2500, 3)))
-display(rw.explore(torch.nn.LSTM(3, 1, batch_first=True), torch.randn(1, 1, 3), tokens=[["("]]))"""
+display(rw.explore(torch.nn.LSTM(3, 1, batch_first=True), torch.randn(1, 1, 3), tokens=[["("]]))
+gru = torch.nn.GRU(3, 4, batch_first=True)
+display(rw.gradient_flow(gru, torch.randn(1, 6, 3), loss=lambda out: out[0].sum() * 0.0))"""
 # the planted dataset's Explorer and match panel, a search made that finds no unit to match
 MATCHES = PLANTED.replace("widgets.VBox([explorer, panel])", """\
 display(widgets.VBox([explorer, panel]))
@@ -45,6 +48,7 @@ def look(browser, jupyter_server):
     page = context.new_page()
     open_and_run(page, jupyter_server.lab_url("look3.ipynb"), widget_selector=".rw-matches", timeout=300_000)
     page.wait_for_function("() => document.querySelectorAll('.rw-explorer').length >= 3", timeout=120_000)
+    page.locator(".rw-gradient-flow .rw-grid .rw-heatmap").first.wait_for(timeout=60_000)
     page.locator(".jp-OutputArea-output:has(.rw-matches)").get_by_text("units: expected").first.wait_for(timeout=60_000)
     yield page
     context.close()
@@ -138,5 +142,29 @@ def test_the_match_panels_status_and_button_read_whole_in_a_narrow_cell(look, wi
             assert box["x"] + box["width"] <= cell["x"] + cell["width"] + 0.5, f"{theme} {width}px: the {name} leaves the cell"
         assert "no unit is on over the range and off around it at this threshold" in status.inner_text()
         _picture(button.locator("xpath=../.."), f"match-status-{width}-{theme}")
+
+    in_each_theme(page, check)
+
+
+@pytest.mark.parametrize("width", [1000, 600])
+def test_an_all_zero_gradient_grid_says_so_instead_of_a_colour_bar(look, width):
+    """Every gradient 0 (a loss that ignores the model): the line chart said "nothing to draw on a
+    log axis", but the grid under it showed a colour bar from 0.001 to 1.000, values it does not
+    hold. It now says every value is 0, readable (4.5:1) inside the cell, in both themes."""
+    page = look
+    _cell_width(page, width)
+    flow = page.locator(".rw-gradient-flow").first
+    grid = flow.locator(".rw-grid").first
+
+    def check(theme):
+        assert not grid.locator(".rw-legend").is_visible(), f"{theme}: a colour bar for a grid of zeros"
+        said = grid.locator(".rw-grid-zeros")
+        assert said.inner_text().startswith("every value is 0"), said.inner_text()
+        text = said.evaluate(TEXTS_JS)
+        assert text and all(contrast(t["fg"], t["bg"]) >= 4.5 for t in text), (theme, text)
+        cell = page.locator(".jp-OutputArea-output:has(.rw-gradient-flow)").first.bounding_box()
+        box = said.bounding_box()
+        assert box["x"] + box["width"] <= cell["x"] + cell["width"] + 0.5, f"{theme} {width}px: the words leave the cell"
+        _picture(grid, f"zero-grid-{width}-{theme}")
 
     in_each_theme(page, check)
