@@ -19,7 +19,7 @@ torch.manual_seed(0)
 display(rw.explore(torch.nn.LSTM(3, 32, batch_first=True), torch.randn(1, 2500, 3)))
 display(rw.explore(torch.nn.LSTM(3, 1, batch_first=True), torch.randn(1, 1, 3), tokens=[["("]]))
 gru = torch.nn.GRU(3, 4, batch_first=True)
-display(rw.gradient_flow(gru, torch.randn(1, 6, 3), loss=lambda out: out[0].sum() * 0.0))"""
+display(rw.gradient_flow(gru, torch.randn(1, 6, 3), loss=lambda out: out[0].sum() * 0.0, lr=0.1))"""
 # the planted dataset's Explorer and match panel, a search made that finds no unit to match
 MATCHES = PLANTED.replace("widgets.VBox([explorer, panel])", """\
 display(widgets.VBox([explorer, panel]))
@@ -150,7 +150,8 @@ def test_the_match_panels_status_and_button_read_whole_in_a_narrow_cell(look, wi
 def test_an_all_zero_gradient_grid_says_so_instead_of_a_colour_bar(look, width):
     """Every gradient 0 (a loss that ignores the model): the line chart said "nothing to draw on a
     log axis", but the grid under it showed a colour bar from 0.001 to 1.000, values it does not
-    hold. It now says every value is 0, readable (4.5:1) inside the cell, in both themes."""
+    hold, and the update/weight chart empty rows. The grid now says every value is 0, readable
+    (4.5:1) inside the cell, in both themes, and each update row says its update is 0."""
     page = look
     _cell_width(page, width)
     flow = page.locator(".rw-gradient-flow").first
@@ -165,6 +166,11 @@ def test_an_all_zero_gradient_grid_says_so_instead_of_a_colour_bar(look, width):
         cell = page.locator(".jp-OutputArea-output:has(.rw-gradient-flow)").first.bounding_box()
         box = said.bounding_box()
         assert box["x"] + box["width"] <= cell["x"] + cell["width"] + 0.5, f"{theme} {width}px: the words leave the cell"
+        # the update/weight chart's rows had no bar and no words: each now says why
+        update = flow.locator(".rw-chart", has_text="update / weight").first
+        notes = update.locator(".rw-chart-flag").all_inner_texts()
+        assert len(notes) == 4 and set(notes) == {"zero update: its gradient is 0"}, notes
         _picture(grid, f"zero-grid-{width}-{theme}")
+        _picture(update, f"zero-update-{width}-{theme}")
 
     in_each_theme(page, check)
