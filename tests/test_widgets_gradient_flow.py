@@ -133,6 +133,10 @@ def test_update_to_weight_ratio_when_a_learning_rate_is_given():
     assert gf.update_ratio["lstm.weight_hh_l0"] == pytest.approx(0.1 * 2.0 / 4.0)
     assert gf.update_chart.categories == ["lstm.weight_hh_l0", "head.bias"]
     np.testing.assert_allclose(gf.update_chart.y[0], [0.05, np.nan])   # a zero ratio has no place on a log axis
+    assert gf.update_chart.flags == {"head.bias": "zero update: its gradient is 0"}   # so its row says why
+    gf = GradientFlow(made_up_trace(), weight_norms={"lstm.weight_hh_l0": 0.0, "head.weight": 1.0}, lr=0.1)
+    assert gf.update_chart.flags == {"lstm.weight_hh_l0": "non-finite: a non-finite gradient or a weight of norm 0",
+                                     "head.weight": "non-finite: a non-finite gradient or a weight of norm 0"}
 
 
 def test_link_t_keeps_another_widgets_t_in_step():

@@ -55,6 +55,37 @@ def test_explorer_matches_its_brushed_hypothesis():
         Explorer(ds.sequence(0)).matches()
 
 
+def test_the_match_panels_status_wraps_and_says_its_text_as_text(monkeypatch):
+    """The status is an HTML line that wraps in a narrow cell (a Label was cut at its edge,
+    tests/e2e/test_look3_browser.py), so every message goes in escaped: one quoting a token
+    shows "<b>" rather than making bold text."""
+    from rnnwidgets.widgets.explorer import Explorer
+    from rnnwidgets.widgets.patterns import MatchPanel
+
+    ds = planted_dataset()
+    explorer = Explorer(ds.sequence(0))
+    panel = MatchPanel(explorer, ds, context=1)
+    row = panel.children[0]
+    assert row.layout.flex_flow == "row wrap" and panel.button.layout.flex == "0 0 auto"
+    assert "drag over the heatmap, set θ, then find matches" in panel.status.value
+    explorer.view.brush = [0, 1]   # "a": no unit is on there
+    with pytest.raises(ValueError) as raised:
+        panel.find()
+    assert html_text(panel.status.value) == str(raised.value)
+    monkeypatch.setattr(Explorer, "matches", lambda *_a, **_k: (_ for _ in ()).throw(ValueError("token <b>&</b>")))
+    with pytest.raises(ValueError):
+        panel.find()
+    assert "<b>" not in panel.status.value and html_text(panel.status.value) == "token <b>&</b>"
+
+
+def html_text(value: str) -> str:
+    """The text an HTML fragment shows."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]*>", "", value))
+
+
 def test_cocluster_view_highlights_a_cluster_in_the_explorer():
     from rnnwidgets.widgets.explorer import Explorer
     from rnnwidgets.widgets.patterns import CoClusterView

@@ -19,6 +19,10 @@ export function ticks(count: number, stride: number): number[] {
   return out;
 }
 
+/** The `left` of an "x" axis label (its strip's rules in style.ts and patterns.ts): its column's
+ * centre, `--rw-at`, held half its width, `--rw-half`, from either end of the strip. */
+export const X_TICK_LEFT = "left: clamp(var(--rw-half), var(--rw-at), calc(100% - var(--rw-half)));";
+
 /** Pixels one label needs along its axis: a horizontal label's width is its text's, a row
  * label's height one line's. */
 export const LINE_PX = 14;
@@ -26,7 +30,8 @@ export const CHAR_PX = 6.65; // a character of the 11px monospace the labels use
 
 /**
  * A strip of labels along one axis ("x": left to right, "y": top to bottom), each centred on
- * its item: item i of `count` sits at (i + 0.5) / count of the strip. `set` reuses the label
+ * its item: item i of `count` sits at (i + 0.5) / count of the strip (an "x" label held inside
+ * the strip where its column is nearer an end than half the label's width). `set` reuses the label
  * elements, so a redraw with the same labels touches nothing.
  */
 export function createAxis(className: string, direction: "x" | "y") {
@@ -40,8 +45,13 @@ export function createAxis(className: string, direction: "x" | "y") {
       const label = element("span", "rw-tick");
       label.textContent = text;
       const where = `${(((at + 0.5) / count) * 100).toFixed(4)}%`;
-      if (direction === "x") label.style.left = where;
-      else label.style.top = where;
+      if (direction === "x") {
+        // centred on its column, but never past the strip's ends: step 0 of a long run sits at the
+        // very left edge, and half its label reached into the axis title beside it ("step0")
+        // (the stylesheet's X_TICK_LEFT clamps; custom properties, since not every DOM parses clamp())
+        label.style.setProperty("--rw-at", where);
+        label.style.setProperty("--rw-half", `${((text.length * CHAR_PX) / 2).toFixed(1)}px`);
+      } else label.style.top = where;
       return label;
     }));
   }

@@ -99,7 +99,10 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
   const footer = element("div", "rw-grid-footer", root);
   footer.style.cssText = "display: flex; justify-content: space-between; gap: 10px; min-height: 16px;";
   const legend = createLegend();
-  footer.append(legend.el);
+  // said instead of the colour bar when a log scale has no magnitude to place (every value 0):
+  // a bar of 0.001 to 1 read as values the grid does not hold
+  const zeros = element("span", "rw-grid-zeros");
+  footer.append(legend.el, zeros);
   const readout = element("span", "rw-grid-readout", footer);
   readout.style.cssText = "font-family: monospace; white-space: pre;";
 
@@ -161,6 +164,9 @@ export function renderGrid(model: AnyModel<GridModel>, el: HTMLElement): () => v
     const q = gridQuantity(values, rows, columns, scale, model.get("vmin"), model.get("vmax"));
     heatmap.draw(q, null, columns);
     legend.draw(q, scale === "log" ? (v) => formatValue(10 ** v) : formatValue);
+    const allZero = scale === "log" && values.some((v) => v === 0) && values.every((v) => v === 0 || !Number.isFinite(v));
+    legend.el.style.display = allZero ? "none" : "flex";
+    zeros.textContent = allZero ? "every value is 0: nothing to place on the log colour scale (drawn in its lowest colour)" : "";
     heatmap.el.setAttribute("aria-label", `${model.get("title")}: ${rows} rows × ${columns} columns`);
     readout.textContent = "";
     drawCursor();

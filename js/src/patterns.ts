@@ -22,7 +22,7 @@
 // .rw-coclusters (.rw-cocluster-matrix canvas, .rw-cocluster-units / -tokens axes,
 // .rw-cocluster-separator lines, .rw-legend, .rw-cluster entries). Tokens: textContent only.
 import type { AnyModel } from "@anywidget/types";
-import { CHAR_PX, LINE_PX, createAxis, niceStride, ticks } from "./axes";
+import { CHAR_PX, LINE_PX, X_TICK_LEFT, createAxis, niceStride, ticks } from "./axes";
 import { pageBackground, setBackground } from "./colormap";
 import { MESSAGE, floatsOf } from "./decode";
 import { createLegend, formatValue, paintHeatmap } from "./heatmap";
@@ -65,7 +65,7 @@ const PATTERNS_CSS = `
 .rw-coclusters .rw-axis .rw-tick { position: absolute; white-space: pre; line-height: 1; }
 .rw-coclusters .rw-cocluster-units .rw-tick { right: 0; transform: translateY(-50%); }
 .rw-coclusters .rw-cocluster-tokens { height: 16px; }
-.rw-coclusters .rw-cocluster-tokens .rw-tick { bottom: 2px; transform: translateX(-50%); }
+.rw-coclusters .rw-cocluster-tokens .rw-tick { bottom: 2px; transform: translateX(-50%); ${X_TICK_LEFT} }
 .rw-coclusters .rw-axis-title { font-size: 11px; white-space: nowrap; }
 .rw-coclusters .rw-cocluster-frame { position: relative; }
 .rw-coclusters .rw-cocluster-matrix { display: block; width: 100%; image-rendering: pixelated; }

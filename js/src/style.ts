@@ -1,6 +1,7 @@
 // The Explorer's stylesheet: every colour from JupyterLab's theme variables (--jp-*), with
 // fallbacks for front ends that have none, so text keeps its contrast in Light and Dark; and the
 // dashboard's layout, two columns where the cell is wide enough and one below that.
+import { X_TICK_LEFT } from "./axes";
 import { SERIES_COLOURS } from "./colormap";
 import { sheetMarker } from "./sheet";
 
@@ -59,7 +60,8 @@ export const EXPLORER_CSS = `
 .rw-explorer .rw-row-axis { min-width: 2ch; }
 .rw-explorer .rw-row-axis .rw-tick { right: 0; transform: translateY(-50%); }
 .rw-explorer .rw-step-axis, .rw-explorer .rw-bars-axis { height: 14px; }
-.rw-explorer .rw-step-axis .rw-tick, .rw-explorer .rw-bars-axis .rw-tick { top: 2px; transform: translateX(-50%); }
+.rw-explorer .rw-step-axis .rw-tick, .rw-explorer .rw-bars-axis .rw-tick { top: 2px; transform: translateX(-50%);
+  ${X_TICK_LEFT} }
 
 /* Tokens as the heatmap's column headers: each token spans its column. */
 /* (Text that changes at every step of a scrub sits in boxes of a fixed size under contain:

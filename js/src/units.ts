@@ -93,8 +93,8 @@ export function orderCaption(key: OrderKey, q: Quantity, sel: { t: number; unit:
 
 /**
  * Draws series `index` of `q` over the absolute steps [from, to) across `width` pixels, `y`
- * mapping a value to its pixel row: a polyline through every step when they fit, else each
- * column's min..max, so a spike is never dropped. Uses the context's stroke and fill styles.
+ * mapping a value to its pixel row: a polyline through every step when they fit (a dot when one
+ * value is finite: a one-step run), else each column's min..max, so a spike is never dropped. Uses the context's stroke and fill styles.
  */
 export function drawSeries(
   ctx: CanvasRenderingContext2D, q: Quantity, index: number, from: number, to: number, width: number,
@@ -103,11 +103,20 @@ export function drawSeries(
   const n = to - from;
   if (n <= width) {
     ctx.beginPath();
+    let points = 0, last = [0, 0];
     for (let k = 0; k < n; k++) {
       const v = seriesAt(q, index, from + k);
-      if (Number.isFinite(v)) ctx.lineTo(xOfStep(k, n, width), y(v));
+      if (!Number.isFinite(v)) continue;
+      last = [xOfStep(k, n, width), y(v)];
+      ctx.lineTo(last[0], last[1]);
+      points++;
     }
     ctx.stroke();
+    if (points === 1) { // a polyline of one point draws nothing: a one-step run's value is a dot
+      ctx.beginPath();
+      ctx.arc(last[0], last[1], Math.max(2.5, ctx.lineWidth + 1), 0, 2 * Math.PI);
+      ctx.fill();
+    }
     return;
   }
   const { lo, hi } = columnRange(q, index, from, to, width);

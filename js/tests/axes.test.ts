@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { CHAR_PX, LINE_PX, createAxis, niceStride, stepLabels, ticks } from "../src/axes";
+import { CHAR_PX, LINE_PX, X_TICK_LEFT, createAxis, niceStride, stepLabels, ticks } from "../src/axes";
+import { EXPLORER_CSS } from "../src/style";
 import { slotLabels } from "../src/bars";
 import { PALETTE_NAMES, colorWord, contrast, currentPalette, lutVersion, setPalette, textColorOn, unpack } from "../src/colormap";
 import { rowLabels } from "../src/heatmap_panel";
@@ -56,9 +57,28 @@ describe("axis labels", () => {
     const axis = createAxis("rw-test-axis", "x");
     axis.set(4, [{ at: 0, text: "a" }, { at: 3, text: "b" }]);
     const [a, b] = [...axis.el.querySelectorAll<HTMLElement>(".rw-tick")];
-    expect([a.style.left, b.style.left]).toEqual(["12.5000%", "87.5000%"]);
+    expect([a, b].map((l) => l.style.getPropertyValue("--rw-at"))).toEqual(["12.5000%", "87.5000%"]);
     axis.set(4, [{ at: 0, text: "a" }, { at: 3, text: "b" }]);
     expect(axis.el.querySelector(".rw-tick")).toBe(a);
+    const rows = createAxis("rw-test-y", "y");
+    rows.set(2, [{ at: 0, text: "0" }]);
+    expect(rows.el.querySelector<HTMLElement>(".rw-tick")?.style.top).toBe("25.0000%");
+  });
+
+  it("keeps an end label inside its strip: step 0 of a long run does not reach into the title beside it", () => {
+    const axis = createAxis("rw-test-axis", "x");
+    axis.set(2500, [{ at: 0, text: "0" }, { at: 2000, text: "2000" }]);
+    const [first, wide] = [...axis.el.querySelectorAll<HTMLElement>(".rw-tick")];
+    // centred (translateX(-50%)) on its column, held half the label's width from either end
+    expect(first.style.getPropertyValue("--rw-at")).toBe("0.0200%");
+    expect(first.style.getPropertyValue("--rw-half")).toBe(`${(CHAR_PX / 2).toFixed(1)}px`);
+    expect(wide.style.getPropertyValue("--rw-half")).toBe(`${(2 * CHAR_PX).toFixed(1)}px`);
+    expect(first.style.left).toBe(""); // the clamp is the stylesheet's, for every x axis
+    expect(X_TICK_LEFT).toBe("left: clamp(var(--rw-half), var(--rw-at), calc(100% - var(--rw-half)));");
+    for (const strip of [".rw-explorer .rw-step-axis .rw-tick", ".rw-explorer .rw-bars-axis .rw-tick"]) {
+      const rule = EXPLORER_CSS.slice(EXPLORER_CSS.indexOf(strip)).split("}")[0];
+      expect(rule).toContain(X_TICK_LEFT);
+    }
   });
 });
 

@@ -82,6 +82,20 @@ describe("renderGrid", () => {
     expect(model.listenerCount()).toBe(0);
   });
 
+  it("says every value is 0 instead of a log colour bar that has no magnitude to place", () => {
+    const el = document.createElement("div");
+    renderGrid(gridModel([0, 0, 0, NaN], 2, 2, { scale: "log", vmin: 1e-3, vmax: 1 }), el);
+    expect(el.querySelector<HTMLElement>(".rw-legend")!.style.display).toBe("none");
+    expect(el.querySelector(".rw-grid-zeros")!.textContent).toMatch(/^every value is 0: nothing to place on the log colour scale/);
+    const some = document.createElement("div");
+    renderGrid(gridModel([0, 0.5, 0, 0.01], 2, 2, { scale: "log", vmin: 1e-3, vmax: 1 }), some);
+    expect(some.querySelector<HTMLElement>(".rw-legend")!.style.display).toBe("flex");
+    expect(some.querySelector(".rw-grid-zeros")!.textContent).toBe("");
+    const linear = document.createElement("div");
+    renderGrid(gridModel([0, 0, 0, 0], 2, 2), linear); // a linear scale places 0 on its bar
+    expect(linear.querySelector(".rw-grid-zeros")!.textContent).toBe("");
+  });
+
   it("names a one-column grid's step once, in the middle", () => {
     const el = document.createElement("div");
     renderGrid(gridModel([0.9, 0.5], 2, 1), el);

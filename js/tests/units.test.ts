@@ -68,6 +68,19 @@ describe("units plot geometry", () => {
     drawSeries(ctx, q, 1, 0, 4, 2, (v: number) => 100 - v); // two steps per column
     expect(calls).toEqual(["rect 0 90 10", "rect 1 70 10"]);
   });
+
+  it("drawSeries: a one-step run's value is a dot (a polyline of one point draws nothing)", () => {
+    const calls: string[] = [];
+    const ctx = {
+      lineWidth: 2, beginPath: () => calls.push("begin"), stroke: () => calls.push("stroke"),
+      lineTo: (x: number, y: number) => calls.push(`line ${x.toFixed(1)} ${y}`),
+      arc: (x: number, y: number, r: number) => calls.push(`arc ${x.toFixed(1)} ${y} ${r}`),
+      fill: () => calls.push("fill"),
+    } as unknown as CanvasRenderingContext2D;
+    const one = quantity("h", 1, 1, () => 3);
+    drawSeries(ctx, one, 0, 0, 1, 8, (v: number) => 100 - v);
+    expect(calls).toEqual(["begin", "line 4.0 97", "stroke", "begin", "arc 4.0 97 3", "fill"]);
+  });
 });
 
 describe("the selected unit's own axis", () => {

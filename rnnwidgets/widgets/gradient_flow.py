@@ -266,9 +266,13 @@ class GradientFlow(MarimoDisplay, Still, widgets.VBox):
             grad = self.traces[model].param_grads[p]["norm"]
             ratio[label] = rate * grad / norms[p] if norms[p] else math.inf
         self.update_ratio = ratio
+        # what a log axis cannot place, said on its row (an empty row read as a chart not drawn)
+        flags = {label: "zero update: its gradient is 0" if r == 0 else
+                 "non-finite: a non-finite gradient or a weight of norm 0"
+                 for label, r in ratio.items() if r == 0 or not math.isfinite(r)}
         chart = Chart(title="update / weight: lr·‖∇W‖ / ‖W‖, the relative size of one plain gradient step",
                       x_label="ratio (log scale)")
-        chart.show_bars(list(ratio), [list(ratio.values())], [{"name": "lr·‖∇W‖ / ‖W‖", "colour": 2}])
+        chart.show_bars(list(ratio), [list(ratio.values())], [{"name": "lr·‖∇W‖ / ‖W‖", "colour": 2}], flags=flags)
         return chart
 
     def save_html(self, path, title: str = "rnnwidgets"):

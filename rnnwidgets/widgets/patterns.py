@@ -13,6 +13,7 @@ ranges are half-open everywhere, as in the DataFrame: [start, end) ends before s
 """
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Optional
 
 import ipywidgets as widgets
@@ -91,12 +92,23 @@ class MatchPanel(MarimoDisplay, Still, widgets.VBox):
         self.limit, self.context = limit, context
         explorer.dataset = dataset
         self.frame = None
-        self.button = widgets.Button(description="find matches", icon="search")
-        self.status = widgets.Label("drag over the heatmap, set θ, then find matches")
+        # the button keeps its width and the status wraps beside or under it: in a narrow cell a
+        # Label (one line, cut at the cell's edge) hid why a search found nothing
+        self.button = widgets.Button(description="find matches", icon="search",
+                                     layout=widgets.Layout(flex="0 0 auto", width="auto"))
+        self.status = widgets.HTML(layout=widgets.Layout(flex="1 1 16em", min_width="0"))
+        self._say("drag over the heatmap, set θ, then find matches")
         self.view = MatchView(explorer_uid=explorer.view.uid)
         self.button.on_click(lambda _b: self.find())
         self.view.on_msg(self._on_message)
-        super().__init__([widgets.HBox([self.button, self.status]), self.view])
+        row = widgets.HBox([self.button, self.status],
+                           layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        super().__init__([row, self.view])
+
+    def _say(self, text: str) -> None:
+        """The status line: ``text`` as text (an error may quote tokens, which are never markup)."""
+        style = "display: block; line-height: 1.4; white-space: normal"
+        self.status.value = f'<span style="{style}">{html.escape(text)}</span>'
 
     def _still_png(self):
         """The still a static renderer shows: the last search's rows (none before one)."""
@@ -107,12 +119,12 @@ class MatchPanel(MarimoDisplay, Still, widgets.VBox):
         try:
             frame = self.explorer.matches(self.dataset, limit=self.limit, context=self.context)
         except ValueError as error:
-            self.status.value = str(error)
+            self._say(str(error))
             raise
         self.frame = frame
         units = frame.attrs["units"]
-        self.status.value = (f"{len(frame)} best matches of units {units} over θ = {self.explorer.view.threshold:.3g}"
-                             if len(frame) else f"no matches of units {units}")
+        self._say(f"{len(frame)} best matches of units {units} over θ = {self.explorer.view.threshold:.3g}"
+                  if len(frame) else f"no matches of units {units}")
         self._show(frame, units)
         return frame
 
