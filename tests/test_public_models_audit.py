@@ -187,14 +187,15 @@ def module_outputs(model, inputs, own, kinds=(nn.RNNBase, nn.RNNCellBase)):
 def assert_layers_are_the_modules_own(tr, model, seen):
     """Every layer and direction of each nn.LSTM / GRU / RNN the model ran (``seen``, from
     ``module_outputs``) holds the module's own h: its h_n at each element's last valid step (the
-    first, reversed), its per-step h_n for a module called once a step, its output on the last layer."""
+    first, reversed), its per-step h_n for a module called once a step, its output on the last layer.
+    A model that is the module itself (path "") names its layers after its class, "rnn.l0"."""
     modules = dict(model.named_modules())
     for path, calls in seen.items():
         module = modules[path]
         directions, width = 1 + module.bidirectional, module.proj_size or module.hidden_size
         for k in range(module.num_layers):
             for d in range(directions):
-                lt = tr.layers[f"{path}.l{k}" + (".reverse" if d else "")]
+                lt = tr.layers[f"{path or type(module).__name__.lower()}.l{k}" + (".reverse" if d else "")]
                 h_n = [(o[1][0] if isinstance(o[1], tuple) else o[1])[k * directions + d] for o in calls]
                 if len(calls) > 1:                      # one call a step (a decoder, a one-token char-rnn)
                     np.testing.assert_allclose(lt.h, torch.stack(h_n, 1).numpy(), atol=1e-6)

@@ -34,7 +34,7 @@ from public_models import (
     TrevettLSTM,
     TrevettSeq2Seq,
 )
-from test_public_models_audit import every_entry_point
+from test_public_models_audit import assert_layers_are_the_modules_own, every_entry_point
 from torch import nn
 
 import rnnwidgets as rw
@@ -134,23 +134,7 @@ def test_states_and_outputs_are_the_models_own(name):
     assert_untouched(model, before)
     seen, out = own_run(model, inputs, own)
     assert seen, "no recurrent module ran"
-    modules = dict(model.named_modules())
-    for path, calls in seen.items():
-        module = modules[path]
-        directions, width = 1 + module.bidirectional, module.hidden_size
-        for k in range(module.num_layers):
-            for d in range(directions):
-                lt = tr.layers[f"{path or 'rnn'}.l{k}" + (".reverse" if d else "")]
-                h_n = [(o[1][0] if isinstance(o[1], tuple) else o[1])[k * directions + d] for o in calls]
-                if len(calls) > 1:                      # the decoder, a token a call
-                    np.testing.assert_allclose(lt.h, torch.stack(h_n, 1).numpy(), atol=1e-6)
-                    continue
-                last = lt.h[np.arange(tr.batch), tr.layer_lengths(lt.name) - 1] if not d else lt.h[:, 0]
-                np.testing.assert_allclose(last, h_n[0].numpy(), atol=1e-6)
-                output = calls[0][0]
-                if k == module.num_layers - 1 and not isinstance(output, nn.utils.rnn.PackedSequence):
-                    output = output if module.batch_first else output.transpose(0, 1)
-                    np.testing.assert_allclose(lt.h, output[..., d * width:(d + 1) * width].numpy(), atol=1e-6)
+    assert_layers_are_the_modules_own(tr, model, seen)
     if tr.outputs is not None:                          # one row a step: the model's own output
         want = out.numpy() if out.dim() == 3 else out.numpy()[None]       # the tagger: one sentence, (time, tags)
         want = want if want.shape[0] == tr.batch else np.swapaxes(want, 0, 1)
