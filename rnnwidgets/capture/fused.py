@@ -460,8 +460,10 @@ def loop_layer(run: LayerRun, x: torch.Tensor, hx) -> tuple:
                                   dict(zip(LSTM_GATES if lstm else GRU_GATES, gates)), c, c0_d)
             found.append(direction)
             outputs.append(run.kernel_layout(order(direction.h)))
-        if len(outputs) == 1 and outputs[0].is_contiguous() and run.layer < run.module.num_layers - 1:
-            out = outputs[0]   # an inner layer's output goes only to the next layer: the trace's own h
+        if len(outputs) == 1 and run.layer < run.module.num_layers - 1:
+            # an inner layer's output goes only to the next layer: the trace's own h, strided where the
+            # batch has several elements (the next layer's input projection reads it as (batch, time) rows)
+            out = outputs[0]
         else:
             out = torch.cat(outputs, 2)   # a new tensor in the module's layout: the model never holds our buffers
         h_n = torch.stack([d.h[-1] for d in found])
