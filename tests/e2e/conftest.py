@@ -237,7 +237,7 @@ def page(browser, request):
 @pytest.fixture(scope="session")
 def lab_page(browser, jupyter_server):
     """One JupyterLab page for the session: the tests open their notebooks in it (open_in_lab, which
-    first closes the notebook open before and shuts its kernel down) instead of loading Lab again
+    first closes the notebook open before and has its kernel shut down) instead of loading Lab again
     (open_notebook says what each costs). Module fixtures that keep a notebook open for their tests
     take this and close it when done; a test of its own takes `lab`."""
     from e2e_support import wait_for_lab
@@ -255,7 +255,7 @@ def lab_page(browser, jupyter_server):
 @pytest.fixture
 def lab(lab_page, request):
     """The session's JupyterLab page at 1400x1000 for one test; afterwards its notebooks are closed
-    and their kernels shut down, and when the test fails the page is screenshotted into artifacts/."""
+    (their kernels shutting down) and, when the test failed, the page is screenshotted into artifacts/."""
     from e2e_support import close_notebooks
 
     lab_page.set_viewport_size(VIEWPORT)

@@ -62,23 +62,27 @@ def wait_for_lab(page, timeout=120_000):
     page.evaluate("async () => { await window.jupyterapp.restored; }")
 
 
-# Closes every document in JupyterLab's main area (the Launcher stays), its kernel shut down first,
-# nothing saved (autosave is off; what a test ran is its own), and any dialog left open dismissed:
-# the next notebook opened in the page gets a new kernel and a new widget manager, as on a new page.
-CLOSE_NOTEBOOKS_JS = """async () => {
-    const app = window.jupyterapp;
-    for (const w of [...app.shell.widgets('main')]) {
+# Closes every document in JupyterLab's main area (the Launcher stays), nothing saved (autosave is
+# off; what a test ran is its own), and any dialog left open dismissed; asks the server to shut
+# each one's kernel down, and keeps the promise of that in window.rwShuttingDown: open_notebook
+# waits for it once its own kernel is up, so the two overlap (a kernel with torch loaded takes
+# 1-2 s to exit here) and no kernel of an earlier notebook outlives the next one's start.
+CLOSE_NOTEBOOKS_JS = """() => {
+    const shutdowns = [window.rwShuttingDown];
+    for (const w of [...window.jupyterapp.shell.widgets('main')]) {
         if (!w.context) continue;
-        try { await w.sessionContext.shutdown(); } catch (e) { /* the test shut it down already */ }
+        const session = w.sessionContext.session;   // its request is sent now, whatever the widget does next
+        if (session) shutdowns.push(session.shutdown().catch(() => { /* a test shut it down already */ }));
         w.context.model.dirty = false;   // no "Save your work?" dialog
         w.close();
     }
     for (const b of document.querySelectorAll('.jp-Dialog .jp-mod-reject')) b.click();
+    window.rwShuttingDown = Promise.all(shutdowns);
 }"""
 
 
 def close_notebooks(page):
-    """Close the notebooks open in a JupyterLab page and shut their kernels down (CLOSE_NOTEBOOKS_JS)."""
+    """Close the notebooks open in a JupyterLab page, their kernels shutting down (CLOSE_NOTEBOOKS_JS)."""
     page.evaluate(CLOSE_NOTEBOOKS_JS)
     page.wait_for_function("() => ![...window.jupyterapp.shell.widgets('main')].some((w) => w.context)"
                            " && !document.querySelector('.jp-Dialog')", timeout=30_000)
@@ -86,15 +90,16 @@ def close_notebooks(page):
 
 def open_notebook(page, name: str, timeout=90_000):
     """Open notebook `name` (a path in the server's folder) in the JupyterLab page already loaded,
-    after closing the one open before it and shutting its kernel down, and wait until its own new
-    kernel is idle: about 2 s on this 2-core machine, where a fresh page took 4-5 s to the same
-    point at a load average of 8 (17-31 s in CI, beside the other tests)."""
+    after closing the one open before it, and wait until its own new kernel is idle and every
+    earlier notebook's kernel has shut down: a new kernel's start, without the load of Lab's
+    JavaScript that a fresh page costs (17-31 s in CI beside the other tests)."""
     close_notebooks(page)
     page.evaluate("async (path) => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }", name)
     page.wait_for_function("""(path) => { const w = window.jupyterapp.shell.currentWidget;
                                           return w && w.context && w.context.path === path; }""",
                            arg=name, timeout=timeout)
     wait_for_kernel_idle(page, timeout)
+    page.evaluate("async () => { await window.rwShuttingDown; }")
 
 
 def open_in_lab(page, name: str, widget_selector: str = ".rw-explorer", timeout=90_000):
