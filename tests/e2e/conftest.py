@@ -1,4 +1,5 @@
-"""Browser fixtures: one JupyterLab server and one headless Chromium shared by every e2e test.
+"""Browser fixtures: one JupyterLab server and one headless Chromium shared by every e2e test, and
+one JupyterLab page (`lab_page`, `lab`) that the tests open their notebooks in, one at a time.
 
 Everything the server writes (config, runtime files, settings, the notebooks it runs) lives
 under pytest's temp folder; see /work/shared/notes/browser-testing.md for why each setting is
