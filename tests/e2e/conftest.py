@@ -1,4 +1,5 @@
-"""Browser fixtures: one JupyterLab server and one headless Chromium shared by every e2e test.
+"""Browser fixtures: one JupyterLab server and one headless Chromium shared by every e2e test, and
+one JupyterLab page (`lab_page`, `lab`) that the tests open their notebooks in, one at a time.
 
 Everything the server writes (config, runtime files, settings, the notebooks it runs) lives
 under pytest's temp folder; see /work/shared/notes/browser-testing.md for why each setting is
@@ -27,6 +28,7 @@ ARTIFACTS = REPO / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
 
 # JupyterLab user settings: every output stays in the DOM, no news pop-up, nothing written back
 # unless a test saves.
@@ -198,29 +200,70 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, request):
-    """A fresh browser page; when the test fails its widget and the whole page are screenshotted
-    into artifacts/."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    console = []
+def _on_console(page, console: list):
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+
+
+def _keep_failure(request, page, console: list):
+    """When the test failed: its widget and the whole page screenshotted into artifacts/, and what
+    the page's console said."""
+    if getattr(request.node, "rep_call", None) is None or not request.node.rep_call.failed:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = request.node.name.replace("/", "_")
+    try:
+        widget = page.locator(".rw-explorer").first
+        if widget.count():
+            widget.screenshot(path=str(ARTIFACTS / f"{name}-widget.png"), timeout=5000)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-page.png"), timeout=5000)
+    except Exception as err:  # a screenshot must never hide the test's own failure
+        console.append(f"screenshot failed: {err}")
+    (ARTIFACTS / f"{name}-console.txt").write_text("\n".join(console))
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser page (a saved file, Notebook 7, a second viewer); when the test fails its
+    widget and the whole page are screenshotted into artifacts/."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    console: list = []
+    _on_console(page, console)
     yield page
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        name = request.node.name.replace("/", "_")
-        try:
-            widget = page.locator(".rw-explorer").first
-            if widget.count():
-                widget.screenshot(path=str(ARTIFACTS / f"{name}-widget.png"), timeout=5000)
-            page.screenshot(path=str(ARTIFACTS / f"{name}-page.png"), timeout=5000)
-        except Exception as err:  # a screenshot must never hide the test's own failure
-            console.append(f"screenshot failed: {err}")
-        (ARTIFACTS / f"{name}-console.txt").write_text("\n".join(console))
+    _keep_failure(request, page, console)
     context.close()
+
+
+@pytest.fixture(scope="session")
+def lab_page(browser, jupyter_server):
+    """One JupyterLab page for the session: the tests open their notebooks in it (open_in_lab, which
+    first closes the notebook open before and has its kernel shut down) instead of loading Lab again
+    (open_notebook says what each costs). Module fixtures that keep a notebook open for their tests
+    take this and close it when done; a test of its own takes `lab`."""
+    from e2e_support import wait_for_lab
+
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.lab_console = []
+    _on_console(page, page.lab_console)
+    page.goto(f"{jupyter_server.url}/lab?reset&token={jupyter_server.token}")
+    wait_for_lab(page)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def lab(lab_page, request):
+    """The session's JupyterLab page at 1400x1000 for one test; afterwards its notebooks are closed
+    (their kernels shutting down) and, when the test failed, the page is screenshotted into artifacts/."""
+    from e2e_support import close_notebooks
+
+    lab_page.set_viewport_size(VIEWPORT)
+    lab_page.lab_console.clear()
+    yield lab_page
+    _keep_failure(request, lab_page, lab_page.lab_console)
+    close_notebooks(lab_page)
 
 
 @pytest.fixture(scope="session")

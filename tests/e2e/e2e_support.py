@@ -56,6 +56,61 @@ def open_and_run(page, url: str, widget_selector: str = ".rw-explorer", timeout=
     return widget
 
 
+def wait_for_lab(page, timeout=120_000):
+    """Until the JupyterLab app of a page just loaded has every plugin started and its layout restored."""
+    page.wait_for_function("() => window.jupyterapp", timeout=timeout)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")
+
+
+# Closes every document in JupyterLab's main area (the Launcher stays), nothing saved (autosave is
+# off; what a test ran is its own), and any dialog left open dismissed; asks the server to shut
+# each one's kernel down, and keeps the promise of that in window.rwShuttingDown: open_notebook
+# waits for it once its own kernel is up, so the two overlap (a kernel with torch loaded takes
+# 1-2 s to exit here) and no kernel of an earlier notebook outlives the next one's start.
+CLOSE_NOTEBOOKS_JS = """() => {
+    const shutdowns = [window.rwShuttingDown];
+    for (const w of [...window.jupyterapp.shell.widgets('main')]) {
+        if (!w.context) continue;
+        const session = w.sessionContext.session;   // its request is sent now, whatever the widget does next
+        if (session) shutdowns.push(session.shutdown().catch(() => { /* a test shut it down already */ }));
+        w.context.model.dirty = false;   // no "Save your work?" dialog
+        w.close();
+    }
+    for (const b of document.querySelectorAll('.jp-Dialog .jp-mod-reject')) b.click();
+    window.rwShuttingDown = Promise.all(shutdowns);
+}"""
+
+
+def close_notebooks(page):
+    """Close the notebooks open in a JupyterLab page, their kernels shutting down (CLOSE_NOTEBOOKS_JS)."""
+    page.evaluate(CLOSE_NOTEBOOKS_JS)
+    page.wait_for_function("() => ![...window.jupyterapp.shell.widgets('main')].some((w) => w.context)"
+                           " && !document.querySelector('.jp-Dialog')", timeout=30_000)
+
+
+def open_notebook(page, name: str, timeout=90_000):
+    """Open notebook `name` (a path in the server's folder) in the JupyterLab page already loaded,
+    after closing the one open before it, and wait until its own new kernel is idle and every
+    earlier notebook's kernel has shut down: a new kernel's start, without the load of Lab's
+    JavaScript that a fresh page costs (17-31 s in CI beside the other tests)."""
+    close_notebooks(page)
+    page.evaluate("async (path) => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }", name)
+    page.wait_for_function("""(path) => { const w = window.jupyterapp.shell.currentWidget;
+                                          return w && w.context && w.context.path === path; }""",
+                           arg=name, timeout=timeout)
+    wait_for_kernel_idle(page, timeout)
+    page.evaluate("async () => { await window.rwShuttingDown; }")
+
+
+def open_in_lab(page, name: str, widget_selector: str = ".rw-explorer", timeout=90_000):
+    """open_notebook, then run every cell and wait for the widget; returns it."""
+    open_notebook(page, name, timeout)
+    run_all_cells(page)
+    widget = page.locator(widget_selector).first
+    widget.wait_for(state="visible", timeout=timeout)
+    return widget
+
+
 def canvas_ink(locator) -> dict:
     """How much a canvas has drawn (see CANVAS_INK_JS)."""
     return locator.evaluate(CANVAS_INK_JS)
@@ -275,11 +330,11 @@ ds = DatasetTrace({{"rnn.l0": {{"h": h}}}}, {{"rnn.l0": "rnn"}}, np.cumsum([0] +
 """
 
 
-def open_explorer_notebook(page, jupyter_server, name: str, cell: str):
-    """Write `cell` as notebook `name`, open it in JupyterLab, run it, and wait until its
-    Explorer's heatmap is drawn; returns the Explorer (.rw-explorer)."""
+def open_explorer_notebook(lab, jupyter_server, name: str, cell: str):
+    """Write `cell` as notebook `name`, open it in the JupyterLab page `lab`, run it, and wait until
+    its Explorer's heatmap is drawn; returns the Explorer (.rw-explorer)."""
     write_notebook(jupyter_server.root / name, cell)
-    widget = open_and_run(page, jupyter_server.lab_url(name))
+    widget = open_in_lab(lab, name)
     wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
     return widget
 

@@ -30,7 +30,8 @@ INKED_COLUMNS_JS = """(c) => {
 }"""
 
 
-def test_attribution_is_drawn_under_the_earlier_tokens_of_the_chosen_step(page, jupyter_server):
+def test_attribution_is_drawn_under_the_earlier_tokens_of_the_chosen_step(lab, jupyter_server):
+    page = lab
     widget = open_explorer_notebook(page, jupyter_server, "attribution.ipynb", MODEL)
     strip, title = widget.locator(".rw-attribution"), widget.locator(".rw-attribution-text")
     strip.wait_for(state="visible", timeout=30_000)

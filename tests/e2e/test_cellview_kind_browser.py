@@ -3,7 +3,7 @@ draws the LSTM's cell, the gates it has not recorded marked, in JupyterLab Light
 labels read (contrast >= 4.5:1) and none overlaps another. Screenshots: artifacts/cellview-hc-*.png."""
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import open_and_run, wait_for_ink, write_notebook
+from e2e_support import open_in_lab, wait_for_ink, write_notebook
 from test_explorer_look_browser import TEXTS_JS, contrast, in_both_themes, overlaps
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +21,11 @@ explorer.select(unit=2, t=7)
 explorer"""
 
 
-def test_an_lstm_traced_with_h_and_c_gets_the_lstm_cell_drawing(page, jupyter_server):
+def test_an_lstm_traced_with_h_and_c_gets_the_lstm_cell_drawing(lab, jupyter_server):
+    page = lab
     write_notebook(jupyter_server.root / "cellview_kind.ipynb", NOTEBOOK)
     page.set_viewport_size({"width": 1400, "height": 900})
-    open_and_run(page, jupyter_server.lab_url("cellview_kind.ipynb"), timeout=120_000)
+    open_in_lab(page, "cellview_kind.ipynb", timeout=120_000)
     wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=10, timeout=60)
     cell = page.locator(".rw-explorer .rw-cellview").first
     page.wait_for_function("() => document.querySelector('.rw-explorer .rw-cellview-header')?.textContent"

@@ -1,7 +1,7 @@
 """rw.DynamicsView in a real JupyterLab: its three canvases draw, and the step slider moves the
 readout in the browser and reaches the kernel's ``t`` once it rests."""
 import pytest
-from e2e_support import kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import kernel_sees, open_in_lab, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -16,9 +16,10 @@ view = rw.DynamicsView(dyn, fps)
 view"""
 
 
-def test_dynamics_view_draws_and_its_slider_moves_the_step(jupyter_server, page):
+def test_dynamics_view_draws_and_its_slider_moves_the_step(jupyter_server, lab):
+    page = lab
     write_notebook(jupyter_server.root / "dynamics.ipynb", SHOW_DYNAMICS)
-    view = open_and_run(page, jupyter_server.lab_url("dynamics.ipynb"), widget_selector=".rw-dyn")
+    view = open_in_lab(page, "dynamics.ipynb", widget_selector=".rw-dyn")
     for name in ("plane", "spectrum", "eigen"):
         ink = wait_for_ink(view.locator(f".rw-dyn-{name}"), min_distinct=2)
         assert ink["inked"] > 50, (name, ink)
@@ -120,10 +121,11 @@ def _aligned_checker(page, box, steps):
     return check
 
 
-def test_dynamics_panel_in_the_explorer_follows_the_cursor_under_the_heatmap_columns(jupyter_server, page):
+def test_dynamics_panel_in_the_explorer_follows_the_cursor_under_the_heatmap_columns(jupyter_server, lab):
+    page = lab
     from conftest import ARTIFACTS
     write_notebook(jupyter_server.root / "explore_dynamics.ipynb", EXPLORE_DYNAMICS)
-    open_and_run(page, jupyter_server.lab_url("explore_dynamics.ipynb"), widget_selector=".rw-explorer-box .rw-dyn",
+    open_in_lab(page, "explore_dynamics.ipynb", widget_selector=".rw-explorer-box .rw-dyn",
                  timeout=180_000)
     box = page.locator(".rw-explorer-box").first
     found, stable = map(int, page.locator(".jp-OutputArea").first.inner_text().split()[:2])
@@ -166,10 +168,11 @@ def test_dynamics_panel_in_the_explorer_follows_the_cursor_under_the_heatmap_col
         _set_theme(page, "JupyterLab Light", "true")
 
 
-def test_a_windowed_long_sequence_keeps_the_spectrum_on_the_heatmaps_axis(jupyter_server, page):
+def test_a_windowed_long_sequence_keeps_the_spectrum_on_the_heatmaps_axis(jupyter_server, lab):
+    page = lab
     from conftest import ARTIFACTS
     write_notebook(jupyter_server.root / "explore_long.ipynb", EXPLORE_LONG)
-    open_and_run(page, jupyter_server.lab_url("explore_long.ipynb"), widget_selector=".rw-explorer-box .rw-dyn",
+    open_in_lab(page, "explore_long.ipynb", widget_selector=".rw-explorer-box .rw-dyn",
                  timeout=180_000)
     box = page.locator(".rw-explorer-box").first
     page.wait_for_function("() => document.querySelector('.rw-explorer-box .rw-dyn.rw-dyn-aligned')", timeout=30_000)
@@ -222,6 +225,12 @@ RECORD_MARKS = """() => {
     P[name] = keep(op, colour);
   }
 }"""
+# The 2D context's own calls back (the page is shared with the tests after this one).
+STOP_RECORDING = """() => {
+  const P = CanvasRenderingContext2D.prototype;
+  for (const [op, name] of [['stroke', 'stroke'], ['fill', 'fill'], ['text', 'fillText'], ['clear', 'clearRect']])
+    if (P['__rw_' + op]) { P[name] = P['__rw_' + op]; delete P['__rw_' + op]; }
+}"""
 
 # The colour painted behind an element (its first opaque ancestor's background, composited over
 # the translucent ones above it) and the legend swatches' colours.
@@ -250,13 +259,14 @@ def _rgb(css: str, alpha: float, background) -> list:
     return [rgba[k] * a + background[k] * (1 - a) for k in range(3)]
 
 
-def test_every_mark_of_the_dynamics_view_reads_against_the_page_in_light_and_dark(jupyter_server, page):
+def test_every_mark_of_the_dynamics_view_reads_against_the_page_in_light_and_dark(jupyter_server, lab):
     """The trajectory (blue in Light, a lighter blue in Dark), the fixed points, the step's marker and
     every spectrum line keep 3:1 against the computed background, the canvases' labels 4.5:1."""
+    page = lab
     from conftest import ARTIFACTS
     from test_explorer_look_browser import contrast
     write_notebook(jupyter_server.root / "dynamics_marks.ipynb", SHOW_POINTS)
-    view = open_and_run(page, jupyter_server.lab_url("dynamics_marks.ipynb"), widget_selector=".rw-dyn",
+    view = open_in_lab(page, "dynamics_marks.ipynb", widget_selector=".rw-dyn",
                         timeout=180_000)
     wait_for_ink(view.locator(".rw-dyn-plane"), min_distinct=3)
     page.evaluate(RECORD_MARKS)
@@ -308,4 +318,5 @@ def test_every_mark_of_the_dynamics_view_reads_against_the_page_in_light_and_dar
         assert seen["JupyterLab Light"][0] != seen["JupyterLab Dark"][0], seen   # each theme its own shade
     finally:   # the theme is a user setting of the shared server: the tests after this one run in Light
         _set_theme(page, "JupyterLab Light", "true")
+        page.evaluate(STOP_RECORDING)
     print(seen)

@@ -7,11 +7,13 @@ from e2e_support import (
     HOLD_KERNEL_JS,
     LAB_OUTPUT,
     assert_keys_drive_the_explorer,
+    close_notebooks,
     cursor_pixels,
     focus_slider,
     kernel_execute,
     kernel_sees,
     open_and_run,
+    open_in_lab,
     wait_for_change,
     wait_for_ink,
     wait_for_kernel_idle,
@@ -30,15 +32,15 @@ explorer"""
 
 
 @pytest.fixture(scope="module")
-def small_lstm_page(browser, jupyter_server):
+def small_lstm_page(lab_page, jupyter_server):
     """SMALL_LSTM's Explorer in JupyterLab, opened once for the tests that scrub it (each starts it
     at step 0 with `at_step_0`)."""
     write_notebook(jupyter_server.root / "explorer_small.ipynb", SMALL_LSTM)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("explorer_small.ipynb"))
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_in_lab(page, "explorer_small.ipynb")
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def at_step_0(page):
@@ -124,11 +126,12 @@ def _cell_state_line(page) -> list[float]:
     return [float(m) for m in re.findall(r"(?<!\d)-?\d+\.\d+", line.replace("−", "-"))]
 
 
-def test_cell_view_of_a_reverse_layer_reads_the_next_step_and_the_initial_state(jupyter_server, page):
+def test_cell_view_of_a_reverse_layer_reads_the_next_step_and_the_initial_state(jupyter_server, lab):
     # A reverse layer runs from its element's last step back to step 0: the state before step t is
     # step t+1's, and at the last valid step it is the given initial state (c0 of that direction).
+    page = lab
     write_notebook(jupyter_server.root / "explorer_bidirectional.ipynb", BIDIRECTIONAL)
-    open_and_run(page, jupyter_server.lab_url("explorer_bidirectional.ipynb"))
+    open_in_lab(page, "explorer_bidirectional.ipynb")
     step = page.locator(".rw-explorer .rw-step").first
     for t, before in ((2, "explorer.trace.layers['lstm.l0.reverse'].states['c'][1, 3, 1]"),
                       (5, "c0[1, 1, 1].item()")):  # element 1 has 6 valid steps: 5 is its reverse layer's first

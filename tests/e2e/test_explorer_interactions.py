@@ -11,10 +11,11 @@ import pytest
 from e2e_support import (
     assert_keys_drive_the_explorer,
     canvas_rgb,
+    close_notebooks,
     cursor_pixels,
     kernel_execute,
     kernel_sees,
-    open_and_run,
+    open_in_lab,
     wait_for_change,
     wait_for_ink,
     wait_for_text,
@@ -61,16 +62,16 @@ PADDING_GREY = np.array([205, 205, 205])
 
 
 @pytest.fixture(scope="module")
-def lab(browser, jupyter_server):
+def lab(lab_page, jupyter_server):
     """One JupyterLab page with both Explorers drawn."""
     write_notebook(jupyter_server.root / "explorer_interactions.ipynb", EXPLORERS, TEXT_BOX)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("explorer_interactions.ipynb"))
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_in_lab(page, "explorer_interactions.ipynb")
     page.locator(".rw-explorer").nth(1).wait_for(state="visible", timeout=60_000)
     wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def box(page, n=0):

@@ -5,7 +5,7 @@ counting unit's row spanning half the colour scale. Screenshots of each view go 
 import numpy as np
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import open_and_run, wait_for_ink, write_notebook
+from e2e_support import close_notebooks, open_in_lab, wait_for_ink, write_notebook
 from test_colour_limits_browser import _row_span, _set_theme
 
 pytestmark = pytest.mark.e2e
@@ -98,18 +98,18 @@ def overlaps(texts, tolerance=1.0):
 
 
 @pytest.fixture(scope="module")
-def sequences(browser, jupyter_server):
+def sequences(lab_page, jupyter_server):
     """One Explorer per length in STEPS, each in its own cell, on a 1400x900 page."""
     write_notebook(jupyter_server.root / "explorer_tokens.ipynb", SEQUENCES, *(SHOW.format(n=n) for n in STEPS))
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("explorer_tokens.ipynb"))
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_in_lab(page, "explorer_tokens.ipynb")
     page.locator(".rw-explorer").nth(len(STEPS) - 1).wait_for(state="visible", timeout=60_000)
     for k in range(len(STEPS)):
         wait_for_ink(page.locator(".rw-explorer .rw-heatmap").nth(k), min_distinct=20)
     page.wait_for_timeout(500)
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def texts_of(page, n=0):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import block_network, kernel_execute, open_and_run, wait_for_change, write_notebook
+from e2e_support import block_network, kernel_execute, open_in_lab, wait_for_change, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -133,9 +133,10 @@ def _check_the_look(page, theme: str):
         assert len(ticks) <= 10, ticks
 
 
-def test_gradient_views_read_in_light_and_dark_and_scrub_without_a_kernel(jupyter_server, page):
+def test_gradient_views_read_in_light_and_dark_and_scrub_without_a_kernel(jupyter_server, lab):
+    page = lab
     write_notebook(jupyter_server.root / "gradient_charts.ipynb", FLOW, MONITOR, EXPLORER)
-    flow = open_and_run(page, jupyter_server.lab_url("gradient_charts.ipynb"), ".rw-gradient-flow .rw-chart-plot")
+    flow = open_in_lab(page, "gradient_charts.ipynb", ".rw-gradient-flow .rw-chart-plot")
     page.locator(".rw-monitor .rw-chart").first.wait_for(state="visible", timeout=60_000)
     flow = page.locator(".rw-gradient-flow").first
     monitor = page.locator(".rw-monitor").first

@@ -5,7 +5,7 @@ import math
 import time
 
 import pytest
-from e2e_support import HOLD_KERNEL_JS, open_and_run, wait_for_change, wait_for_ink, write_notebook
+from e2e_support import HOLD_KERNEL_JS, open_in_lab, wait_for_change, wait_for_ink, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +27,10 @@ DRAWN_XS_JS = """(c) => {
 }"""
 
 
-def test_explore_with_a_loss_draws_the_gradient_grid_and_keys_move_its_cursor(jupyter_server, page):
+def test_explore_with_a_loss_draws_the_gradient_grid_and_keys_move_its_cursor(jupyter_server, lab):
+    page = lab
     write_notebook(jupyter_server.root / "gradient_views.ipynb", EXPLORE_WITH_LOSS)
-    explorer = open_and_run(page, jupyter_server.lab_url("gradient_views.ipynb"))
+    explorer = open_in_lab(page, "gradient_views.ipynb")
     grid = page.locator(GRID).first
     grid.wait_for(state="visible", timeout=30_000)
 

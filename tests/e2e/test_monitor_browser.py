@@ -4,7 +4,7 @@ import re
 import time
 
 import pytest
-from e2e_support import canvas_ink, wait_for_ink, wait_for_kernel_idle, write_notebook
+from e2e_support import canvas_ink, open_notebook, wait_for_ink, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -47,11 +47,10 @@ def _step_shown(page) -> int:
     return int(found.group(1)) if found else 0
 
 
-def test_monitor_updates_while_training_blocks_the_kernel(jupyter_server, page):
+def test_monitor_updates_while_training_blocks_the_kernel(jupyter_server, lab):
+    page = lab
     write_notebook(jupyter_server.root / "monitor.ipynb", TRAINING, FLOW)
-    page.goto(jupyter_server.lab_url("monitor.ipynb"))
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=90_000)
-    wait_for_kernel_idle(page, 90_000)
+    open_notebook(page, "monitor.ipynb", 90_000)
     # not awaited: the command's promise settles only when every cell has run
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.locator(".rw-monitor").first.wait_for(state="visible", timeout=90_000)

@@ -14,10 +14,10 @@ from e2e_support import (
     block_network,
     cursor_pixels,
     focus_slider,
-    open_and_run,
+    open_in_lab,
+    open_notebook,
     wait_for_change,
     wait_for_ink,
-    wait_for_kernel_idle,
 )
 
 pytestmark = pytest.mark.e2e
@@ -106,22 +106,23 @@ def test_still_png_decodes_in_the_browser_to_the_heatmap(explorer, page):
     assert base64.b64decode(data)[:4] == b"\x89PNG"
 
 
-def test_tutorial_saved_with_state_reopens_without_kernel_and_exports_offline(jupyter_server, page, tmp_path):
+def test_tutorial_saved_with_state_reopens_without_kernel_and_exports_offline(jupyter_server, lab, page, tmp_path):
     # Run the tutorial in JupyterLab and save it: the widget state goes into the file (saveState).
-    open_and_run(page, jupyter_server.lab_url(TUTORIAL))
+    page, offline = lab, page
+    open_in_lab(page, TUTORIAL)
     wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     saved = jupyter_server.root / TUTORIAL
     state = json.loads(saved.read_text())["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
     assert any(m["model_name"] == "AnyModel" for m in state["state"].values())
 
-    # Shut its kernel down and reload: Lab starts a fresh kernel, which never ran a cell, so the
-    # Explorer it shows comes from the saved state alone; then shut that one down too and scrub.
+    # Shut its kernel down, close it and open it again: Lab starts a fresh kernel, which never ran a
+    # cell, and a new widget manager, so the Explorer it shows comes from the saved state alone;
+    # then shut that kernel down too and scrub.
     old_kernels = {k["id"] for k in jupyter_server.api("GET", "/api/kernels")}
     for session in jupyter_server.api("GET", "/api/sessions"):
         jupyter_server.api("DELETE", f"/api/sessions/{session['id']}")
-    page.goto(jupyter_server.lab_url(TUTORIAL))
-    wait_for_kernel_idle(page)
+    open_notebook(page, TUTORIAL)   # closes the tutorial first: its Explorer's views go with it
     assert not old_kernels & {k["id"] for k in jupyter_server.api("GET", "/api/kernels")}
     wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=20)
     page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
@@ -132,7 +133,6 @@ def test_tutorial_saved_with_state_reopens_without_kernel_and_exports_offline(ju
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to",
                     "rnnwidgets.widgets.export.OfflineHTMLExporter", str(saved), "--output-dir", str(tmp_path)],
                    check=True, capture_output=True, timeout=120)
-    offline = page.context.new_page()
     blocked = block_network(offline)
     offline.goto((tmp_path / "01_quickstart.html").as_uri())
     _assert_drawn_and_scrubs(offline)

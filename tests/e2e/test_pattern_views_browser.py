@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import kernel_execute, open_and_run, wait_for_ink, wait_for_text
+from e2e_support import close_notebooks, kernel_execute, open_in_lab, wait_for_ink, wait_for_text
 from test_explorer_look_browser import TEXTS_JS, contrast, in_both_themes, overlaps
 
 pytestmark = pytest.mark.e2e
@@ -20,18 +20,18 @@ NOTEBOOK = "03_patterns.ipynb"
 
 
 @pytest.fixture(scope="module")
-def tutorial(browser, jupyter_server):
+def tutorial(lab_page, jupyter_server):
     """The patterns tutorial run top to bottom on a 1400x900 page."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url(NOTEBOOK), timeout=600_000)
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_in_lab(page, NOTEBOOK, timeout=600_000)
     page.locator(".rw-coclusters").first.wait_for(state="visible", timeout=600_000)
     page.locator(".rw-match").first.wait_for(state="visible", timeout=60_000)
     wait_for_ink(page.locator(".rw-explorer .rw-heatmap").first, min_distinct=10, timeout=60)
     wait_for_ink(page.locator(".rw-cocluster-matrix").first, min_distinct=3, timeout=60)
     page.wait_for_timeout(800)  # the panels sized to their columns
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def readable_and_apart(page, selector: str, theme: str, at_least: int):

@@ -6,7 +6,7 @@ import time
 import pytest
 from e2e_support import (
     kernel_sees,
-    open_and_run,
+    open_in_lab,
     planted_dataset_lines,
     wait_for_ink,
     wait_for_text,
@@ -42,9 +42,10 @@ def set_threshold(slider, value: float):
     slider.evaluate("(s, v) => { s.value = String(v); s.dispatchEvent(new Event('input', {bubbles: true})); }", value)
 
 
-def test_brush_threshold_and_open_a_match(jupyter_server, page):
+def test_brush_threshold_and_open_a_match(jupyter_server, lab):
+    page = lab
     write_notebook(jupyter_server.root / "patterns_small.ipynb", PLANTED)
-    explorer = open_and_run(page, jupyter_server.lab_url("patterns_small.ipynb"))
+    explorer = open_in_lab(page, "patterns_small.ipynb")
     heatmap = explorer.locator(".rw-heatmap")
     wait_for_ink(heatmap, min_distinct=2)
     count = explorer.locator(".rw-select-count")
@@ -108,9 +109,10 @@ MARKED_ROWS_JS = """(c) => {
 }"""
 
 
-def test_clicking_a_cocluster_marks_its_units_rows_on_the_explorer_heatmap(jupyter_server, page):
+def test_clicking_a_cocluster_marks_its_units_rows_on_the_explorer_heatmap(jupyter_server, lab):
+    page = lab
     write_notebook(jupyter_server.root / "coclusters_small.ipynb", COCLUSTERS)
-    explorer = open_and_run(page, jupyter_server.lab_url("coclusters_small.ipynb"))
+    explorer = open_in_lab(page, "coclusters_small.ipynb")
     wait_for_ink(explorer.locator(".rw-heatmap"), min_distinct=2)
     printed = page.locator(".jp-OutputArea-output", has_text="cluster of units 0, 1:").first.inner_text()
     cluster = int(printed.split(":")[-1])

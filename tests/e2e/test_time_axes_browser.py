@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_support import DARK, focus_slider, kernel_sees, open_and_run, wait_for_ink, wait_for_text, write_notebook
+from e2e_support import DARK, focus_slider, kernel_sees, open_in_lab, wait_for_ink, wait_for_text, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +36,10 @@ explorer.select(layer="encoder.l0")
 explorer"""
 
 
-def test_each_layer_on_its_own_time_axis(page, jupyter_server):
+def test_each_layer_on_its_own_time_axis(lab, jupyter_server):
+    page = lab
     write_notebook(jupyter_server.root / "time_axes.ipynb", SEQ2SEQ)
-    widget = open_and_run(page, jupyter_server.lab_url("time_axes.ipynb"))
+    widget = open_in_lab(page, "time_axes.ipynb")
     heatmap = widget.locator(".rw-heatmap")
     wait_for_ink(heatmap, min_distinct=10)
     slider, step, strip = widget.locator(".rw-slider"), widget.locator(".rw-step"), widget.locator(".rw-tokens")

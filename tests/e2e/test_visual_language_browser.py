@@ -13,12 +13,13 @@ RW_PICTURES=<folder> (scripts/docs_pictures.sh: docs/img) the Light ones are als
 reduced to 256 colours, for the docs.
 """
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ARTIFACTS, REPO
-from e2e_support import kernel_execute, open_and_run, wait_for_ink, write_notebook
+from e2e_support import close_notebooks, kernel_execute, open_in_lab, wait_for_ink, write_notebook
 from test_colour_limits_browser import COUNTER, QUICKSTART
 from test_dynamics_browser import SHOW_DYNAMICS
 from test_explorer_look_browser import TEXTS_JS, contrast, in_both_themes, overlaps
@@ -39,6 +40,7 @@ from rnnwidgets.widgets.patterns import CoClusterView
 clusters = CoClusterView(ds, pexplorer, n_clusters=2)
 clusters"""
 
+TALL = 2400   # px: the page's height for the pictures, every view whole on screen
 # name: (the view's element, how much of it the picture shows: None for all of it, else a height)
 VIEWS = {
     "explorer": (".rw-explorer", None),
@@ -77,20 +79,31 @@ def _pictures() -> Path | None:
     return (REPO / folder) if folder else None
 
 
+@contextmanager
+def tall_page(page):
+    """The page 2400 px tall while the block runs (a tall view whole on screen), then as it was;
+    inside one, another does nothing: one resize and re-layout for all the pictures of a theme."""
+    viewport = page.viewport_size
+    if viewport["height"] >= TALL:
+        yield
+        return
+    page.set_viewport_size({"width": viewport["width"], "height": TALL})
+    try:
+        page.wait_for_timeout(300)
+        yield
+    finally:
+        page.set_viewport_size(viewport)
+
+
 def _save(locator, name: str, height: int | None, theme: str, page):
     """A picture of one view: in artifacts/, and (Light only) small in RW_PICTURES for the docs."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}-{theme}.png"
-    viewport = page.viewport_size
-    page.set_viewport_size({"width": viewport["width"], "height": 2400})   # a tall view whole on screen
-    try:
-        page.wait_for_timeout(300)
+    with tall_page(page):
         locator.evaluate("e => e.scrollIntoView({block: 'start'})")
         box = locator.bounding_box()
         page.screenshot(path=str(path), clip={"x": box["x"], "y": box["y"], "width": box["width"],
                                               "height": min(height or box["height"], box["height"])})
-    finally:
-        page.set_viewport_size(viewport)
     folder = _pictures()
     if folder is not None and theme == "light":
         from PIL import Image
@@ -104,14 +117,14 @@ def _save(locator, name: str, height: int | None, theme: str, page):
 
 
 @pytest.fixture(scope="module")
-def views(browser, jupyter_server):
+def views(lab_page, jupyter_server):
     """Every view in one notebook on a 1400x900 page; the quickstart's counting unit selected after
     its most saturated one, so the unit lines compare the two."""
     write_notebook(jupyter_server.root / "visual_language.ipynb", QUICKSTART, FLOW, MONITOR, MATCHES, COCLUSTERS,
                    SHOW_DYNAMICS)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("visual_language.ipynb"), timeout=300_000)
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_in_lab(page, "visual_language.ipynb", timeout=300_000)
     for selector in (".rw-dyn", ".rw-coclusters", ".rw-match", ".rw-monitor .rw-chart path.rw-chart-series"):
         page.locator(selector).first.wait_for(state="visible", timeout=300_000)
     # each chart of the gradient flow drawn (the messages of the cells after it may still be arriving)
@@ -136,7 +149,7 @@ def views(browser, jupyter_server):
     page.views_counter = counter
     page.views_saturated = int(saturated)
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def test_every_view_reads_in_light_and_dark_with_no_label_overlapping_or_clipped(views):
@@ -159,7 +172,9 @@ def test_every_view_reads_in_light_and_dark_with_no_label_overlapping_or_clipped
             clipped = view.evaluate(CLIPPED_JS)
             if clipped:
                 problems.append(f"{name}: clipped (left, right, top, bottom overflow in px): {clipped[:6]}")
-            _save(view, name, height, theme, page)
+        with tall_page(page):
+            for name, (selector, height) in VIEWS.items():
+                _save(page.locator(selector).first, name, height, theme, page)
         assert not problems, f"{theme}:\n" + "\n".join(problems)
 
     in_both_themes(page, check)

@@ -12,10 +12,10 @@ artifacts/review-<view>[-500]-<theme>.png.
 import json
 
 import pytest
-from e2e_support import in_each_theme, open_and_run, write_notebook
+from e2e_support import close_notebooks, in_each_theme, open_in_lab, write_notebook
 from test_explorer_look_browser import TEXTS_JS, contrast, overlaps
 from test_patterns_browser import PLANTED
-from test_visual_language_browser import CLIPPED_JS, _save
+from test_visual_language_browser import CLIPPED_JS, _save, tall_page
 
 pytestmark = pytest.mark.e2e
 
@@ -84,15 +84,15 @@ def measure(view) -> list:
 
 
 @pytest.fixture(scope="module")
-def review(browser, jupyter_server):
+def review(lab_page, jupyter_server):
     write_notebook(jupyter_server.root / "visual_review.ipynb", MODELS, PLANTED_SETUP, *CELLS.values())
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("visual_review.ipynb"), widget_selector=".rw-coclusters", timeout=300_000)
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_in_lab(page, "visual_review.ipynb", widget_selector=".rw-coclusters", timeout=300_000)
     page.wait_for_function(f"(n) => document.querySelectorAll('{ROOTS}').length >= n", arg=len(CELLS), timeout=120_000)
     page.wait_for_timeout(1500)
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def _views(page):
@@ -120,12 +120,15 @@ def test_degenerate_views_read_in_both_themes_and_fit_a_narrow_cell(review, widt
     report = {}
 
     def check(theme):
-        for name, view in _views(page).items():
+        views = _views(page)
+        for name, view in views.items():
             view.scroll_into_view_if_needed()
             problems = measure(view)
             if problems:
                 report[f"{name} ({theme}, {width or 'full'} px)"] = problems
-            _save(view, f"review-{name}{'-' + str(width) if width else ''}", None, theme, page)
+        with tall_page(page):
+            for name, view in views.items():
+                _save(view, f"review-{name}{'-' + str(width) if width else ''}", None, theme, page)
 
     try:
         in_each_theme(page, check)

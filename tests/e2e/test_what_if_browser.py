@@ -10,7 +10,7 @@ import pytest
 from e2e_support import (
     block_network,
     kernel_execute,
-    open_and_run,
+    open_in_lab,
     token_model_cell,
     wait_for_ink,
     wait_for_text,
@@ -26,10 +26,11 @@ MODEL = token_model_cell(
     before_explore='deep = rw.trace(model, torch.tensor([[vocab.index(c) for c in "((((((((a))))))))"]]))\n')
 
 
-def test_clamping_a_unit_opens_the_comparison_of_before_and_after_beside_the_explorer(page, jupyter_server):
+def test_clamping_a_unit_opens_the_comparison_of_before_and_after_beside_the_explorer(lab, jupyter_server):
+    page = lab
     page.set_viewport_size({"width": 1400, "height": 900})
     write_notebook(jupyter_server.root / "what_if.ipynb", MODEL)
-    widget = open_and_run(page, jupyter_server.lab_url("what_if.ipynb"))
+    widget = open_in_lab(page, "what_if.ipynb")
     wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=10)
     text = widget.locator(".rw-whatif-text")
     assert wait_for_text(text, lambda s: s.startswith("unit 0 of rnn.l0 h, steps [0, 15)")) == "unit 0 of rnn.l0 h, steps [0, 15)"
