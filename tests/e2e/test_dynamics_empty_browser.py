@@ -4,7 +4,7 @@ the window is steps 6–9, and layers= left the encoder out of the trace)."""
 from pathlib import Path
 
 import pytest
-from e2e_support import in_each_theme, open_and_run, wait_for_ink, write_notebook
+from e2e_support import in_each_theme, open_in_lab, wait_for_ink, write_notebook
 from test_attribution_browser import CONTRAST_JS  # WCAG contrast of an element's text on its background
 
 pytestmark = pytest.mark.e2e
@@ -30,9 +30,10 @@ explorer = rw.explore(EncoderDecoder(), torch.randn(1, 5, 3), kwargs={"target": 
 explorer.dynamics.layer = "encoder.l0"   # the layer layers= left out: none of its steps is in 6-9
 explorer"""
 
-def test_a_layer_with_no_steps_in_the_window_shows_why_in_each_theme(page, jupyter_server):
+def test_a_layer_with_no_steps_in_the_window_shows_why_in_each_theme(lab, jupyter_server):
+    page = lab
     write_notebook(jupyter_server.root / "dynamics_empty.ipynb", EXPLORE_WINDOW)
-    widget = open_and_run(page, jupyter_server.lab_url("dynamics_empty.ipynb"))
+    widget = open_in_lab(page, "dynamics_empty.ipynb")
     wait_for_ink(widget.locator(".rw-heatmap"), min_distinct=2)      # the Explorer itself drew the decoder
     panel = page.locator(".rw-dyn").first
     empty = panel.locator(".rw-dyn-empty")

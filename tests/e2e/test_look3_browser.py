@@ -5,7 +5,7 @@ the colour bar of a gradient grid whose every value is 0 (it read 0.001 to 1).
 Pictures: artifacts/look3-<view>-<width>-<theme>.png."""
 import pytest
 from conftest import ARTIFACTS
-from e2e_support import in_each_theme, open_and_run, wait_for_ink, write_notebook
+from e2e_support import close_notebooks, in_each_theme, open_in_lab, wait_for_ink, write_notebook
 from test_explorer_look_browser import TEXTS_JS, contrast
 from test_patterns_browser import PLANTED
 
@@ -52,16 +52,17 @@ DOT_JS = """(c) => {
 
 
 @pytest.fixture(scope="module")
-def look(browser, jupyter_server):
+def look(lab_page, jupyter_server):
     write_notebook(jupyter_server.root / "look3.ipynb", MODELS, MATCHES)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("look3.ipynb"), widget_selector=".rw-matches", timeout=300_000)
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_in_lab(page, "look3.ipynb", widget_selector=".rw-matches", timeout=300_000)
     page.wait_for_function("() => document.querySelectorAll('.rw-explorer').length >= 3", timeout=120_000)
     page.locator(".rw-gradient-flow .rw-grid .rw-heatmap").first.wait_for(timeout=60_000)
     page.locator(".jp-OutputArea-output:has(.rw-matches)").get_by_text("units: expected").first.wait_for(timeout=60_000)
     yield page
-    context.close()
+    page.evaluate("() => document.getElementById('rw-look3-width')?.remove()")   # the page is shared
+    close_notebooks(page)
 
 
 def _cell_width(page, width):
