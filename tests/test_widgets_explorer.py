@@ -159,14 +159,15 @@ def test_text_box_reruns_the_model_on_new_text():
 
     ex = rw.explore(model, text="abca", encode=encode, decode=list(vocab))
     assert ex.view.tokens == list("abca") and ex.view.index["steps"] == 4
+    assert ex.text_problem.layout.display == "none"   # nothing to say: no empty row under the box
     ex.text.value = "cc"  # no event loop outside a kernel: re-traced at once
     assert ex.view.tokens == ["c", "c"] and ex.view.index["steps"] == 2
     np.testing.assert_array_equal(arrays_of(ex.view)[("lstm.l0", "h")], trace(model, encode("cc")).layers["lstm.l0"].h[0])
     ex.text.value = "cx"  # not in the vocabulary: said beside the box, the last view kept
     assert ex.text_problem.value == "not run: ValueError: substring not found"
-    assert ex.view.tokens == ["c", "c"]
+    assert ex.text_problem.layout.display == "" and ex.view.tokens == ["c", "c"]
     ex.text.value = "a"
-    assert ex.text_problem.value == "" and ex.view.tokens == ["a"]
+    assert ex.text_problem.value == "" and ex.view.tokens == ["a"] and ex.text_problem.layout.display == "none"
 
 
 def test_bad_calls_say_what_was_expected(lstm):

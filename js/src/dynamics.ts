@@ -2,7 +2,8 @@
 // buffer: the state's trajectory in its PCA plane with the current step marked and the fixed
 // points on it (stable filled, unstable hollow, the first unstable mode as short arrows both ways); the
 // step Jacobian's sigma_max and sigma_min per step (log scale with decade ticks, the line sigma = 1)
-// and the running finite-time exponent (as e^λ_t on the same axis), min and max per pixel column
+// and the running finite-time exponent (as e^λ_t on the same axis, over the sigmas in a halo of the page's
+// colour), min and max per pixel column
 // when the steps outnumber the pixels; the eigenvalues of the fixed point nearest the current state against the
 // unit circle. The step slider moves everything here, without the kernel; `t` is saved once a
 // move rests.
@@ -139,6 +140,7 @@ export type Ctx = Pick<CanvasRenderingContext2D,
 
 export interface Colours {
   fg: string; muted: string; line: string; accent: string; stable: string; unstable: string; exponent: string;
+  bg: string;   // the page behind the view: the running exponent's halo
 }
 
 /** The colour painted behind `el`: its first ancestor's opaque background, else the theme's page
@@ -160,16 +162,18 @@ function backgroundBehind(el: Element | null): [number, number, number] {
  * the marks in the series colours every view uses (colormap.ts SERIES_COLOURS, at least 3:1
  * against the page), the dark theme's where the page behind the view is dark: σ_max, the
  * trajectory and the eigenvalues inside the circle blue, unstable points vermillion, stable ones
- * green, the running exponent purple; the current step in the strongest ink, as the Explorer's cursor.
+ * green, the running exponent purple (haloed in `bg`, the page's colour); the current step in the strongest
+ * ink, as the Explorer's cursor.
  */
 export function colours(el: Element | null): Colours {
   const css = el && typeof getComputedStyle === "function" ? getComputedStyle(el) : null;
   const v = (name: string, fallback: string) => (css?.getPropertyValue(name).trim() || fallback);
-  const series = SERIES_COLOURS[isDark(backgroundBehind(el)) ? "dark" : "light"];
+  const background = backgroundBehind(el);
+  const series = SERIES_COLOURS[isDark(background) ? "dark" : "light"];
   return {
     fg: v("--jp-ui-font-color1", "#222"), muted: v("--jp-ui-font-color2", "#616161"),
     line: series[0], accent: v("--jp-ui-font-color0", "#000"),
-    stable: series[2], unstable: series[1], exponent: series[3],
+    stable: series[2], unstable: series[1], exponent: series[3], bg: `rgb(${background.join(", ")})`,
   };
 }
 
@@ -270,6 +274,7 @@ export function decades(lo: number, hi: number, height: number): number[] {
 }
 const MIN_TICK_PX = 16;
 const STEP_TICK_PX = 56;   // px between step labels at least
+const LABEL_GAP_PX = 3;    // px between a decade label's end and its tick mark
 
 /** m·10ⁿ as a label: a plain number between 0.001 and 10⁴ ("0.5", "1", "20"), else "5×10⁻⁴". */
 function mantissaLabel(m: number, n: number): string {
@@ -366,12 +371,14 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.fillStyle = c.fg;
   ctx.strokeStyle = c.fg;
   ctx.font = "11px sans-serif";
+  const widthOf = (text: string) => (typeof ctx.measureText === "function" ? ctx.measureText(text).width : 6.5 * text.length);
   for (const { at, text } of logTicks(lo, hi, h - 24)) {   // ticks and labels: 10ⁿ at each decade, at least two
     ctx.beginPath();
     ctx.moveTo(x0 - 4, Y(at));
     ctx.lineTo(x0, Y(at));
     ctx.stroke();
-    ctx.fillText(text, 0, Math.max(Y(at) + 4, 10));
+    // right-aligned against its tick, as a y-axis' labels are (left-aligned, "1" stood 30 px off)
+    ctx.fillText(text, Math.max(0, x0 - 4 - LABEL_GAP_PX - widthOf(text)), Math.max(Y(at) + 4, 10));
   }
   ctx.setLineDash([4, 3]);
   ctx.strokeStyle = c.muted;
@@ -382,8 +389,7 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.setLineDash([]);
   const width = Math.max(1, Math.round(x1 - x0));
   for (const [f, colour] of series) {
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = 1.5;
+    const haloed = colour === c.exponent;
     ctx.beginPath();
     let pen = false;
     if (d.steps > width) {   // one vertical run per pixel column: its steps' min to max
@@ -402,6 +408,15 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
         pen = true;
       }
     }
+    // the running exponent lies inside the sigma_max band (it is sigma_max's running geometric
+    // mean), where both colours are alike in luminance: a halo of the page's colour sets it apart
+    if (haloed) {
+      ctx.strokeStyle = c.bg;
+      ctx.lineWidth = 4;   // 1 px each side: the band still shows above and below it
+      ctx.stroke();
+    }
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = haloed ? 2 : 1.5;
     ctx.stroke();
     if (d.steps <= width) {   // a step no segment reaches (one step; a lone value among NaN): a dot
       ctx.fillStyle = colour;
@@ -425,7 +440,6 @@ export function drawSpectrum(ctx: Ctx, d: DynamicsData, t: number, w: number, h:
   ctx.strokeStyle = c.fg;
   ctx.lineWidth = 1;
   ctx.fillText("step", 0, h - 3);
-  const widthOf = (text: string) => (typeof ctx.measureText === "function" ? ctx.measureText(text).width : 6.5 * text.length);
   let free = widthOf("step") + 6;   // where the next label may start
   // ticks at round numbers of the model's steps (a window of steps starts at its first: stepNumber)
   const first = stepNumber(d, 0);

@@ -9,6 +9,7 @@ import { FakeModel } from "./fake_model";
 
 const C: Colours = {
   fg: "fg", muted: "muted", line: "line", accent: "accent", stable: "stable", unstable: "unstable", exponent: "exponent",
+  bg: "bg",
 };
 
 /** A fake payload: 4 steps (the last past the length), 2 fixed points (0 stable, 1 a saddle), state 2. */
@@ -186,6 +187,41 @@ describe("dynamics drawing", () => {
     const labels = texts.filter((t) => t.startsWith("10"));
     expect(labels).toEqual(["10⁻¹", "10⁰"]);
     expect(texts.every((t) => !t.includes("^") && !t.includes("."))).toBe(true);
+  });
+
+  it("right-aligns each decade label a few px short of its tick mark, in either layout", () => {
+    const { index, floats } = payload();
+    const d = decodeDynamics(index, floats);
+    for (const left of [null, 44, 90] as (number | null)[]) {
+      const labels: { text: string; x: number }[] = [];
+      const ctx = new Recorder();
+      Object.assign(ctx, {
+        fillText: (text: string, x: number) => labels.push({ text, x }),
+        measureText: (text: string) => ({ width: 7 * [...text].length }),
+      });
+      drawSpectrum(ctx as unknown as Ctx, d, 0, 460, 150, C, left);
+      const x0 = left ?? 40;   // the plot's left edge; the tick marks run from x0 - 4 to x0
+      const decadeLabels = labels.filter((l) => l.text.startsWith("10"));
+      expect(decadeLabels.length).toBeGreaterThanOrEqual(2);
+      for (const { text, x } of decadeLabels) {
+        const gap = x0 - 4 - (x + 7 * [...text].length);
+        expect(gap).toBeGreaterThanOrEqual(2);
+        expect(gap).toBeLessThanOrEqual(4);
+      }
+    }
+  });
+
+  it("draws the running exponent last, over a halo of the page's colour, thicker than the sigmas", () => {
+    const { index, floats } = payload();
+    const strokes: { style: unknown; width: number }[] = [];
+    const ctx = new Recorder();
+    Object.assign(ctx, { stroke: () => strokes.push({ style: ctx.strokeStyle, width: ctx.lineWidth }) });
+    drawSpectrum(ctx as unknown as Ctx, decodeDynamics(index, floats), 0, 460, 150, C);
+    const marks = strokes.filter((s) => ["line", "muted", "exponent", "bg"].includes(String(s.style)) && s.width > 1);
+    expect(marks.map((s) => s.style)).toEqual(["line", "muted", "bg", "exponent"]);
+    const [halo, line] = marks.slice(2);
+    expect(line.width).toBeGreaterThan(1.5);
+    expect(halo.width).toBeGreaterThanOrEqual(line.width + 2);   // at least 1 px of the page on each side
   });
 
   it("labels a log axis within one decade at two ticks at least: 2·10ⁿ and 5·10ⁿ, else its ends", () => {
@@ -400,6 +436,7 @@ describe("dynamics colours", () => {
     for (const [theme, page] of [["light", "#ffffff"], ["dark", "#111111"]] as const) {
       const c = colours(viewOn(page));
       expect([c.line, c.unstable, c.stable, c.exponent]).toEqual(SERIES_COLOURS[theme].slice(0, 4));
+      expect(parseColor(c.bg)).toEqual(parseColor(page));   // the exponent's halo: the page itself
       for (const mark of [c.line, c.unstable, c.stable, c.exponent]) {
         expect(contrast(parseColor(mark)!, parseColor(page)!), `${theme} ${mark}`).toBeGreaterThanOrEqual(3);
       }

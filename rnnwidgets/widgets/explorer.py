@@ -428,7 +428,10 @@ class Explorer(StillImage, widgets.VBox):
         """
         box = widgets.Text(value=text, description="input", continuous_update=True,
                            layout=widgets.Layout(width="100%"))
-        problem = widgets.Label("", style={"text_color": "#b2182b"})
+        # shown only while it says something: an empty Label still takes a row (a 34 px gap under the box)
+        problem = widgets.Label("", style={"text_color": "#b2182b"}, layout=widgets.Layout(display="none"))
+        problem.observe(lambda change: setattr(problem.layout, "display", "" if change["new"] else "none"),
+                        names="value")
         self.text, self.text_problem = box, problem
         pending: list = []
 

@@ -297,6 +297,12 @@ def test_every_mark_of_the_dynamics_view_reads_against_the_page_in_light_and_dar
                 "the fixed points (stable filled, unstable ringed) and the step's marker"
             drawn = [m for m in marks if m["op"] != "clear"]
             assert {m["canvas"] for m in drawn} == {"rw-dyn-plane", "rw-dyn-spectrum", "rw-dyn-eigen"}
+            # the running exponent's halo: a stroke in the page's own colour just under its line, no mark
+            halo = [i for i, m in enumerate(drawn) if m["canvas"] == "rw-dyn-spectrum" and m["op"] == "stroke"
+                    and _rgb(m["colour"], m["alpha"], bg) == list(bg) and i + 1 < len(drawn)
+                    and drawn[i + 1]["op"] == "stroke" and drawn[i + 1]["width"] < m["width"]]
+            assert halo, f"{theme}: no halo under the running exponent"
+            drawn = [m for i, m in enumerate(drawn) if i not in halo]
             weak = sorted({(m["canvas"], m["op"], m["colour"], m["text"],
                             round(contrast(_rgb(m["colour"], m["alpha"], bg), bg), 2)) for m in drawn
                            if contrast(_rgb(m["colour"], m["alpha"], bg), bg) < (4.5 if m["op"] == "text" else 3)})
