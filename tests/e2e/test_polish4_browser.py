@@ -3,7 +3,7 @@ JupyterLab (one page, one notebook for the module): the decade labels sit agains
 marks, the running exponent reads against the σ_max band and the page in Light and Dark, and the
 text box leaves no empty row under it."""
 import pytest
-from e2e_support import in_each_theme, open_and_run, wait_for_ink, write_notebook
+from e2e_support import close_notebooks, in_each_theme, open_in_lab, wait_for_ink, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -102,17 +102,16 @@ def _ratio(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def lab(browser, jupyter_server):
-    """One page for the module: the 2,500-step Explorer with its dynamics, and the text box's."""
+def lab(lab_page, jupyter_server):
+    """The session's Lab page for the module: the 2,500-step Explorer with its dynamics, and the text box's."""
     write_notebook(jupyter_server.root / "polish4.ipynb", LONG_DYNAMICS, TEXT_BOX)
-    context = browser.new_context(viewport={"width": 1400, "height": 2400})
-    page = context.new_page()
-    open_and_run(page, jupyter_server.lab_url("polish4.ipynb"), widget_selector=".rw-explorer-box .rw-dyn",
-                 timeout=300_000)
+    page = lab_page
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    open_in_lab(page, "polish4.ipynb", widget_selector=".rw-explorer-box .rw-dyn", timeout=300_000)
     page.wait_for_function("() => document.querySelector('.rw-explorer-box .rw-dyn.rw-dyn-aligned')", timeout=60_000)
     page.wait_for_function("() => document.querySelectorAll('.rw-explorer-box').length === 2", timeout=120_000)
     yield page
-    context.close()
+    close_notebooks(page)
 
 
 def _spectrum(lab):
