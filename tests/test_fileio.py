@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from allocations import peak_allocated
 
 from rnnwidgets import LayerTrace, Trace, fileio, tracedata
 from rnnwidgets.fileio import npy_header
@@ -163,8 +164,6 @@ def test_a_member_declaring_more_bytes_than_its_shape_is_refused(saved, tmp_path
 
 
 def test_a_zip_bomb_is_refused_before_it_is_inflated(saved, tmp_path):
-    import tracemalloc
-
     arrays, header = members(saved)
     del header["shapes"]   # a crafted file's header need not say anything
     steps = (1 << 30) // 4  # one GiB of float32 zeros, about a megabyte deflated
@@ -180,12 +179,7 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(saved, tmp_path):
             for _ in range((steps * 4) // len(zeros)):
                 f.write(zeros)
     assert path.stat().st_size < 4 << 20
-    tracemalloc.start()
-    try:
-        refused(path, "would inflate from .* more than 200 times: not data a trace holds")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_allocated(lambda: refused(path, "would inflate from .* more than 200 times: not data a trace holds"))
     assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
 
 
@@ -397,8 +391,6 @@ def forge_sizes(path, member: str, packed: int, full: int) -> None:
 def test_a_member_claiming_packed_bytes_past_the_files_end_is_refused_unread(saved, tmp_path, method):
     """A central directory that says 4 GB packed and 4 GB full passes the inflation check; read, the
     array of the claimed size would be allocated and filled until the file ran out."""
-    import tracemalloc
-
     arrays, header = members(saved)
     del header["shapes"]
     steps = ((4 << 30) - 1024 - 128) // (2 * 3 * 4)
@@ -409,19 +401,13 @@ def test_a_member_claiming_packed_bytes_past_the_files_end_is_refused_unread(sav
             z.writestr(f"{name}.npy", npy_bytes(arrays[name]))
         z.writestr("l0/states/0.npy", npy_header((2, steps, 3)) + bytes(1 << 20))
     forge_sizes(path, "l0/states/0.npy", (4 << 30) - 1024, 128 + 2 * steps * 3 * 4)
-    tracemalloc.start()
-    try:
-        refused(path, r"array 'l0/states/0' .*: the archive declares \d+ packed bytes at \d+, past the end of the "
-                      r"file \(\d+ bytes\); a damaged or forged archive, refused unread")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    said = r"array 'l0/states/0' .*: the archive declares \d+ packed bytes at \d+, past the end of the file " \
+        r"\(\d+ bytes\); a damaged or forged archive, refused unread"
+    peak = peak_allocated(lambda: refused(path, said))
     assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
 
 
 def test_a_member_the_header_does_not_name_is_never_inflated(saved, tmp_path):
-    import tracemalloc
-
     arrays, header = members(saved)
     path = rewrite(tmp_path / "extra.npz", arrays, header)
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
@@ -430,12 +416,7 @@ def test_a_member_the_header_does_not_name_is_never_inflated(saved, tmp_path):
             zeros = bytes(1 << 24)
             for _ in range(32):
                 f.write(zeros)
-    tracemalloc.start()
-    try:
-        assert_same_trace(Trace.load(path), small_trace())
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_allocated(lambda: assert_same_trace(Trace.load(path), small_trace()))
     assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to load it"
 
 
@@ -546,19 +527,13 @@ def test_a_save_at_a_link_never_writes_through_it(tmp_path):
 
 def test_a_json_bomb_header_is_refused_before_it_is_parsed(saved, tmp_path):
     """63 MB of "[]," packs into about 60 KB and would take 1.5 GB as Python lists."""
-    import tracemalloc
-
     arrays, header = members(saved)
     raw = json.dumps(header)[:-1].encode() + b', "bomb": [' + b"[]," * 21_000_000 + b"[]]}"
     path = rewrite(tmp_path / "bomb.npz", arrays, raw)
     assert path.stat().st_size < 256 << 10
-    tracemalloc.start()
-    try:
-        refused(path, r"its JSON header would inflate to \d+ bytes from a file of \d+, more than 200 times: not a "
-                      r"header a trace holds \(a JSON bomb\?\); refused unread")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    said = r"its JSON header would inflate to \d+ bytes from a file of \d+, more than 200 times: not a header a " \
+        r"trace holds \(a JSON bomb\?\); refused unread"
+    peak = peak_allocated(lambda: refused(path, said))
     assert peak < 16 << 20, f"{peak / 1e6:.0f} MB allocated to refuse it"
     # a long trace's tokens that pack as tightly come with arrays of as many steps: loaded
     steps = 1_200_000
