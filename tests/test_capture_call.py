@@ -394,3 +394,18 @@ def test_wrapped_models_read_as_the_users_module_paths(wrap):
     assert rw.fixed_points(wrapped, layer="rnn.l0", n_init=2, adam_steps=5, newton_steps=2).layer == "rnn.l0"
     assert list(rw.dynamics(wrapped, ids, k=1).layers) == ["rnn.l0"]
     assert rw.generate(wrapped, [1, 2], steps=1).meta["token_ids"] == rw.generate(model, [1, 2], steps=1).meta["token_ids"]
+
+
+def test_ids_explained_names_the_embedding_once_and_leaves_other_index_errors_alone():
+    from rnnwidgets.capture.call import OutOfVocabulary, ids_explained
+
+    model = nn.Sequential(nn.Embedding(5, 3))
+    ids = torch.tensor([[1, 7]])
+    with pytest.raises(OutOfVocabulary, match=r"^inner: expected token ids from 0 to 4 \(0 is nn.Embedding\(5, "
+                                              r"\.\.\.\)\), got 7$") as raised:
+        with ids_explained("outer", model, [ids]), ids_explained("inner", model, [ids]):
+            model(ids)
+    assert isinstance(raised.value, IndexError) and isinstance(raised.value.__cause__, IndexError)
+    with pytest.raises(IndexError, match="list index out of range"):   # ids inside the vocabulary: its own error
+        with ids_explained("rw.trace", model, [torch.tensor([[1, 2]])]):
+            [][0]

@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..tracedata import Trace
 from . import select
-from .call import ModelCall, main_output, out_of_vocabulary, refuse_scripted, unpack, unwrap
+from .call import ModelCall, ids_explained, main_output, refuse_scripted, unpack, unwrap
 from .cells import cell_kind
 from .convert import to_numpy
 from .edits import check_edits
@@ -98,14 +98,9 @@ def trace(model, inputs, hidden=None, tokens=None, loss=None, *, args=(), kwargs
     edits = check_edits("rw.trace", edits)
     selection = select.parse("rw.trace", quantities, layers, steps)
     with kept(model):
-        try:
+        parts = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        with ids_explained("rw.trace", model, [*parts, *call.args, *call.kwargs.values()]):
             return dispatch(model, inputs, hidden, tokens, loss, call, edits, selection)
-        except IndexError as e:     # torch's "index out of range in self": say which ids the embedding holds
-            parts = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-            clear = out_of_vocabulary("rw.trace", model, [*parts, *call.args, *call.kwargs.values()])
-            if clear is None:
-                raise
-            raise clear from e
 
 
 def check_model(model) -> None:

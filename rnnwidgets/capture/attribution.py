@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .call import ModelCall, out_of_vocabulary, refuse_scripted, unpack, unwrap
+from .call import ModelCall, ids_explained, refuse_scripted, unpack, unwrap
 from .fused import fused_modules
 from .gradients import first_output
 from .untouched import eval_mode, kept
@@ -92,12 +92,8 @@ def attribution(model, inputs, t: Optional[int] = None, target: Union[int, Calla
     run = Runner(model, call, inputs, hidden)
     with kept(model), eval_mode(model), torch.enable_grad(), without_cudnn():
         try:
-            return run.attribute(t, target, method, steps, baseline, layer, points_per_pass)
-        except IndexError as e:     # torch's "index out of range in self": say which ids the embedding holds
-            clear = out_of_vocabulary(WHO, model, [inputs, *call.args, *call.kwargs.values()])
-            if clear is None:
-                raise
-            raise clear from e
+            with ids_explained(WHO, model, [inputs, *call.args, *call.kwargs.values()]):
+                return run.attribute(t, target, method, steps, baseline, layer, points_per_pass)
         except RuntimeError as e:
             if not call.is_step_module():
                 raise

@@ -65,6 +65,21 @@ def out_of_vocabulary(who: str, model: nn.Module, values) -> Optional[ValueError
                       f"got {low if low < 0 else top}")
 
 
+@contextmanager
+def ids_explained(who: str, model: nn.Module, values):
+    """Run the block; where it raises torch's IndexError for ids the model's embedding does not
+    hold, raise ``out_of_vocabulary``'s sentence for ``values`` instead (one already said passes as it is)."""
+    try:
+        yield
+    except OutOfVocabulary:
+        raise
+    except IndexError as e:
+        clear = out_of_vocabulary(who, model, values)
+        if clear is None:
+            raise
+        raise clear from e
+
+
 def unwrap(model):
     """The module a ``torch.compile`` (``_orig_mod``) or ``nn.DataParallel`` / DDP (``module``)
     wrapper holds, however deep the wrapping; any other model as it is."""

@@ -27,7 +27,16 @@ from torch import nn
 
 from ..tracedata import Trace
 from .build import TraceBuilder
-from .call import ModelCall, default_hidden, device_and_dtype, main_output, out_of_vocabulary, refuse_scripted, unwrap
+from .call import (
+    ModelCall,
+    default_hidden,
+    device_and_dtype,
+    ids_explained,
+    main_output,
+    out_of_vocabulary,
+    refuse_scripted,
+    unwrap,
+)
 from .cells import cell_kind, remove_hooks
 from .convert import to_numpy
 from .edited import EditedLayers
@@ -247,12 +256,8 @@ class TokenCall:
                             f"model(ids, hidden); {needs}") from e
         args, kwargs = bound.at(x)
         try:
-            out = self.model(*args, **kwargs)
-        except IndexError as e:
-            clear = out_of_vocabulary(WHO, self.model, [fed])
-            if clear is None:
-                raise
-            raise clear from e
+            with ids_explained(WHO, self.model, [fed]):
+                out = self.model(*args, **kwargs)
         except RuntimeError as e:     # torch's own error on the ids (a dtype, a shape): a model without an
             if any(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in self.model.modules()):
                 raise                 # embedding, which read them as values
