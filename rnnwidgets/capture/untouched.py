@@ -82,11 +82,11 @@ def cut_history(saved: list) -> None:
     """State a forward left on the model with its graph (the old tagger tutorial's ``self.hidden`` after
     a training step that did not reset it) is read for the block as values only: a trace's gradients
     are those of its own run, and a graph the user's backward already freed is not walked again."""
-    for module, _, states, _ in saved:
+    for module, _, states, _ in saved:   # ``states``: every attribute holding tensors (attributes_to_keep)
         found = vars(module)
-        for name in [*states, *(n for n, v in found.items() if isinstance(v, torch.Tensor))]:
-            if has_history(found[name]) and not isinstance(found[name], nn.Parameter):
-                found[name] = detached(found[name])
+        for name, value in states.items():
+            if has_history(value) and not isinstance(value, nn.Parameter):
+                found[name] = detached(value)
 
 
 @contextmanager

@@ -34,13 +34,17 @@ def test_dynamics_view_draws_and_its_slider_moves_the_step(jupyter_server, lab):
     assert kernel_sees(page, "view.t", "3") == "3"
 
 
-EXPLORE_DYNAMICS = f"""\
+# a strong self-excitation: stable points, and saddles between them
+SELF_EXCITED = f"""\
 import torch, rnnwidgets as rw
 torch.manual_seed(0)
 rnn = torch.nn.RNN(3, 4, batch_first=True)
-with torch.no_grad():   # a strong self-excitation: stable points, and saddles between them
+with torch.no_grad():
     rnn.weight_hh_l0.copy_(1.5 * torch.eye(4) + 0.1 * torch.randn(4, 4)); rnn.bias_hh_l0.zero_(); rnn.bias_ih_l0.zero_()
 x = torch.randn(1, {STEPS}, 3)
+"""
+
+EXPLORE_DYNAMICS = SELF_EXCITED + """\
 fps = rw.fixed_points(rnn, layer="rnn.l0", states=rw.dynamics(rnn, x, k=2), n_init=32, adam_steps=200)
 explorer = rw.explore(rnn, x, dynamics=fps)
 print(len(fps), int(fps.stable.sum()))
@@ -195,13 +199,7 @@ def test_a_windowed_long_sequence_keeps_the_spectrum_on_the_heatmaps_axis(jupyte
         page.set_viewport_size(viewport)
 
 
-SHOW_POINTS = f"""\
-import torch, rnnwidgets as rw
-torch.manual_seed(0)
-rnn = torch.nn.RNN(3, 4, batch_first=True)
-with torch.no_grad():   # a strong self-excitation: stable points, and saddles between them
-    rnn.weight_hh_l0.copy_(1.5 * torch.eye(4) + 0.1 * torch.randn(4, 4)); rnn.bias_hh_l0.zero_(); rnn.bias_ih_l0.zero_()
-x = torch.randn(1, {STEPS}, 3)
+SHOW_POINTS = SELF_EXCITED + """\
 dyn = rw.dynamics(rnn, x, k=2)
 view = rw.DynamicsView(dyn, rw.fixed_points(rnn, layer="rnn.l0", states=dyn, n_init=32, adam_steps=200))
 view"""
@@ -301,7 +299,9 @@ def test_every_mark_of_the_dynamics_view_reads_against_the_page_in_light_and_dar
             halo = [i for i, m in enumerate(drawn) if m["canvas"] == "rw-dyn-spectrum" and m["op"] == "stroke"
                     and _rgb(m["colour"], m["alpha"], bg) == list(bg) and i + 1 < len(drawn)
                     and drawn[i + 1]["op"] == "stroke" and drawn[i + 1]["width"] < m["width"]]
-            assert halo, f"{theme}: no halo under the running exponent"
+            assert halo, (f"{theme}: no halo under the running exponent on {bg}",
+                          [(m["colour"], m["alpha"], m["width"]) for m in drawn if m["canvas"] == "rw-dyn-spectrum"
+                           and m["op"] == "stroke"])
             drawn = [m for i, m in enumerate(drawn) if i not in halo]
             weak = sorted({(m["canvas"], m["op"], m["colour"], m["text"],
                             round(contrast(_rgb(m["colour"], m["alpha"], bg), bg), 2)) for m in drawn
