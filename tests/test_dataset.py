@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from allocations import peak_allocated
 from torch import nn
 
 import rnnwidgets as rw
@@ -392,6 +391,9 @@ def edit_array(folder, name, change):
 def test_arrays_declaring_far_more_than_the_store_holds_are_refused_unread(saved_ds, monkeypatch):
     """A zarr.json of a few bytes may declare terabytes (offsets are read whole, token ids scanned):
     refused from the metadata, before any chunk is read or any memory taken for it."""
+    # imported here, not above: a writer process (test_a_second_writer...) imports this file without tests/ on its path
+    from allocations import peak_allocated
+
     good = {n: (saved_ds / n / "zarr.json").read_text() for n in ("offsets", "l0_q0")}
     edit_array(saved_ds, "offsets", lambda m: m.update(shape=[1 << 40]))
     said = r"its arrays declare \d+ bytes where the store holds \d+, more than 200 times: not data a dataset trace " \
