@@ -535,3 +535,27 @@ def test_the_first_call_alone_is_edited_by_its_at_0_name():
     assert np.all(tr.layers["gru.l0"].h[:, :, 2] == np.float32(-0.5))
     assert np.all(tr.layers["gru.l0@1"].h[:, :, 2] != np.float32(-0.5))   # the second call runs its own course
     assert not np.allclose(tr.layers["gru.l0@1"].h, plain.layers["gru.l0@1"].h)   # from the edited state
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_the_native_kernel_gets_contiguous_states_between_edited_steps(monkeypatch, mode):
+    """The steps after an edit start from a step of a (time, batch, units) view, which is strided at
+    batch > 1: cuDNN refuses such a state ("hx is not contiguous"), so it is made contiguous."""
+    from rnnwidgets.capture import edited
+
+    seen = []
+
+    def checked(kernel):
+        def run(x, hx, *rest):
+            states = hx if isinstance(hx, (list, tuple)) else [hx]
+            seen.append(all(s.is_contiguous() for s in states))
+            return kernel(x, hx, *rest)
+        return run
+
+    monkeypatch.setitem(edited.NATIVE, mode, checked(edited.NATIVE[mode]))
+    torch.manual_seed(0)
+    module = getattr(nn, mode)(3, 5).eval()
+    x = torch.randn(12, 4, 3)
+    tr = trace(module, x, edits=[rw.clamp(f"{mode.lower()}.l0", "h", [0, 2], range(4, 6), 0.0)])
+    assert seen and all(seen)
+    assert np.all(tr.layers[f"{mode.lower()}.l0"].h[:, 4:6, [0, 2]] == 0)

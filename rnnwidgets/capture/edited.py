@@ -207,7 +207,9 @@ def native_span(run: LayerRun, d: int, weights: list, x: torch.Tensor, h0: torch
     """(h, c, gates) of steps no edit touches: the native kernel of one direction from (h0, c0),
     its gates recomputed from its own h (fused.py)."""
     module = run.module
-    hx = [h0.unsqueeze(0), c0.unsqueeze(0)] if c0 is not None else h0.unsqueeze(0)
+    # a step of a (time, batch, units) view is strided; cuDNN takes only contiguous states
+    hx = [h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()] if c0 is not None else \
+        h0.unsqueeze(0).contiguous()
     with warnings.catch_warnings():   # cuDNN copies one direction's weights out of the flat buffer
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
         kernel: Any = NATIVE[module.mode]
