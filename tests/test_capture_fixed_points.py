@@ -143,3 +143,15 @@ def test_a_wrapped_model_names_its_layers_as_the_module_it_wraps():
     fps = rw.fixed_points(wrapped, layer="gru.l0", n_init=4)
     assert fps.layer == "gru.l0"
     np.testing.assert_array_equal(fps.states, rw.fixed_points(model, layer="gru.l0", n_init=4).states)
+
+
+def test_the_input_may_be_a_tensor_that_requires_grad_or_lives_on_another_device():
+    """input= as a user has it: a model's own tensor (an embedding row requires grad; on a GPU it
+    is a CUDA tensor): read as its values, the same fixed points as the list of those values."""
+    torch.manual_seed(0)
+    gru = nn.GRU(2, 3)
+    given = torch.tensor([0.5, -0.5], requires_grad=True)
+    from_tensor = rw.fixed_points(gru, input=given, n_init=8)
+    from_list = rw.fixed_points(gru, input=[0.5, -0.5], n_init=8)
+    np.testing.assert_array_equal(from_tensor.states, from_list.states)
+    np.testing.assert_array_equal(from_tensor.meta["input"], [0.5, -0.5])

@@ -50,7 +50,8 @@ def fixed_points(model: nn.Module, layer: Optional[str] = None, input=None, n_in
     device = rec.w_hh.device
     x = torch.zeros(rec.input_size, dtype=torch.float64, device=device)
     if input is not None:
-        x = torch.as_tensor(np.asarray(input, dtype=np.float64), device=device).reshape(-1)
+        given = input.detach().cpu() if isinstance(input, torch.Tensor) else input   # on any device
+        x = torch.as_tensor(np.asarray(given, dtype=np.float64), device=device).reshape(-1)
         if x.shape[0] != rec.input_size:
             raise ValueError(f"rw.fixed_points: input must have {rec.input_size} values (the layer's input size), "
                              f"got {x.shape[0]}")
