@@ -1,4 +1,6 @@
 """One finiteness check for every capture path: a sum first, a scan only when it is not finite."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -38,3 +40,18 @@ def test_the_warning_is_one_class_for_every_path():
                                               r"'lstm.l0.c'\]"):
         trace(lstm, torch.randn(4, 1, 3))
     assert issubclass(NonFiniteWarning, RuntimeWarning) and issubclass(NonFiniteWarning, UserWarning)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_array_is_counted_alike_read_only_or_strided(dtype):
+    """Large contiguous arrays are summed by torch (on all its threads); the count is the same,
+    read-only (a loaded trace's) or not, and a strided view is counted by numpy."""
+    values = np.ones((300, 400), dtype=dtype)
+    values[7, 8], values[100, 3], values[299, 399] = np.nan, np.inf, -np.inf
+    assert count_non_finite(values) == 3
+    values.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # nothing said about the array being read-only
+        assert count_non_finite(values) == 3
+    assert count_non_finite(values[::-1]) == 3 and count_non_finite(values[:, ::2]) == 1
+    assert count_non_finite(np.full((300, 400), 3e38, dtype=np.float32)) == 0   # its sum overflows
