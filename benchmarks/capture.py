@@ -5,7 +5,7 @@ repeats after a warmup), at each thread count asked for:
   trace / native forward                              target <= 1.5 (floor about 1)
   trace of h and c only (quantities=("h", "c")) / native forward
   on CUDA: trace / native forward without the copy to host memory (the trace's time less that
-    of one pinned copy of as many bytes as its arrays), with and without quantities=
+    of one copy, as capture makes it, of as many bytes as its arrays), with and without quantities=
   trace with loss / native forward + backward         target <= 2.0
   rw.gradient_flow / native forward + backward        target <= 2.0 at batch 1
   per-step Python cell loop / native forward          the baseline users write today
@@ -27,6 +27,7 @@ from torch import nn
 
 from rnnwidgets import gradient_flow
 from rnnwidgets.capture import trace
+from rnnwidgets.capture.convert import staged_copy
 
 UNITS, LAYERS = 256, 2
 
@@ -121,13 +122,13 @@ def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -
 
 
 def copy_seconds(tr, repeats: int) -> float:
-    """Median time of one copy from the GPU into pinned host memory of as many bytes as ``tr``'s arrays."""
-    size = sum(a.nbytes for lt in tr.layers.values() for a in lt.quantities().values()) // 4
+    """Median time of one copy from the GPU into new host memory (``convert.staged_copy``, as
+    capture copies) of as many bytes as ``tr``'s arrays, its outputs and inputs."""
+    arrays = [a for lt in tr.layers.values() for a in lt.quantities().values()]
+    size = sum(a.nbytes for a in arrays + [a for a in (tr.outputs, tr.inputs) if a is not None]) // 4
     on_device = torch.empty(size, device="cuda")
-    host = torch.empty(size, pin_memory=True)
-    host.copy_(on_device)
-    return statistics.median(seconds(lambda: host.copy_(on_device, non_blocking=True), "cuda")
-                             for _ in range(repeats))
+    staged_copy(on_device)
+    return statistics.median(seconds(lambda: staged_copy(on_device), "cuda") for _ in range(repeats))
 
 
 def _peak_child(kind, batch, steps, device, threads, queue):

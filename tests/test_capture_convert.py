@@ -3,10 +3,14 @@ else copied to float32 (batch, time, features); the step mask and the reverse-di
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from rnnwidgets.capture import trace
 from rnnwidgets.capture.convert import (
+    STAGING_FLOATS,
     HostCopies,
     reverse_valid,
+    staged_copy,
     step_mask,
     steps_buffer,
     steps_to_numpy,
@@ -65,6 +69,62 @@ def test_host_copies_on_the_cpu_are_to_numpy():
     got = copies.steps(t)
     copies.wait()
     np.testing.assert_array_equal(got, to_numpy(t.transpose(0, 1)))
-    assert got.dtype == np.float32 and not copies.streams
+    assert got.dtype == np.float32 and copies.worker is None   # no thread for CPU tensors
     buffer = trace_buffer((2, 3), torch.empty(0))
     assert np.shares_memory(HostCopies().array(buffer), buffer.numpy())   # handed over as to_numpy does
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_staged_copies_cross_the_staging_buffers_exactly_in_any_layout_and_dtype():
+    torch.manual_seed(11)
+    size = 2 * STAGING_FLOATS + STAGING_FLOATS // 2 + 7        # five pieces through two buffers, a short last one
+    flat = torch.randn(size, device="cuda")
+    wide = torch.randn(3, size // 3 + 1, device="cuda", dtype=torch.float64).t()   # strided, float64
+    half = torch.randn(1000, 37, device="cuda", dtype=torch.bfloat16)
+    for t in (flat, wide, half, flat[:5]):
+        got = staged_copy(t)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, t.float().cpu().numpy())
+    host = torch.empty(flat.shape, dtype=torch.float32)
+    assert np.shares_memory(staged_copy(flat, host=host), host.numpy())
+    np.testing.assert_array_equal(host.numpy(), flat.cpu().numpy())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_failed_host_copy_is_raised_by_wait_and_the_worker_ends(monkeypatch):
+    from rnnwidgets.capture import convert
+
+    def broken(t, ready=None, host=None):
+        raise RuntimeError("copy failed")
+
+    monkeypatch.setattr(convert, "staged_copy", broken)
+    copies = HostCopies()
+    copies.array(torch.ones(3, device="cuda"))
+    copies.array(torch.ones(3, device="cuda"))
+    worker = copies.worker
+    with pytest.raises(RuntimeError, match="copy failed"):
+        copies.wait()
+    assert worker is not None and not worker.is_alive() and copies.worker is None
+    copies.wait()   # said once
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_trace_under_torch_default_device_cuda_is_the_trace_with_devices_named():
+    """``torch.set_default_device("cuda")``, as some notebooks start: every host buffer capture
+    makes is still on the CPU (pinned ones may only be there)."""
+    torch.manual_seed(12)
+    model = nn.LSTM(4, 6, 2, bidirectional=True).cuda()
+    x = torch.randn(9, 3, 4, device="cuda")
+    packed = nn.utils.rnn.pack_padded_sequence(x, torch.tensor([9, 5, 2]), enforce_sorted=False)
+    loss = lambda out: nn.utils.rnn.pad_packed_sequence(out[0])[0].square().sum()  # noqa: E731
+    want = trace(model, packed, loss=loss)
+    torch.set_default_device("cuda")
+    try:
+        got = trace(model, packed, loss=loss)
+    finally:
+        torch.set_default_device(None)
+    for name, lt in want.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_array_equal(got.layers[name].quantities()[key], value)
+        for key, value in lt.grads.items():
+            np.testing.assert_array_equal(got.layers[name].grads[key], value)

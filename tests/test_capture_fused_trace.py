@@ -107,3 +107,57 @@ def test_a_recording_block_says_whether_dropout_was_on_too():
     with recording(model) as rec:
         model(torch.randn(1, 4, 3))
     assert rec.trace.meta["dropout"] is False
+
+
+class HeadAfterLSTM(nn.Module):
+    """A 2-layer LSTM and a head that notes when it runs (and raises when told)."""
+
+    def __init__(self, log: list, fail: bool = False):
+        super().__init__()
+        self.lstm, self.head, self.log, self.fail = nn.LSTM(3, 5, 2), nn.Linear(5, 2), log, fail
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        self.log.append("head")
+        if self.fail:
+            raise RuntimeError("the head failed")
+        return self.head(out)
+
+
+def test_a_plain_traces_arrays_are_made_as_each_layer_returns_and_equal_those_made_after(monkeypatch):
+    """Each layer's arrays are started before the model goes on (from a GPU their host copies then
+    overlap its next layer), and equal the arrays a selection of every quantity makes after the
+    forward."""
+    from rnnwidgets.capture import fused_trace
+
+    log: list = []
+    made = fused_trace.layer_arrays
+    monkeypatch.setattr(fused_trace, "layer_arrays", lambda d, *a, **k: log.append(d.name) or made(d, *a, **k))
+    torch.manual_seed(0)
+    model, x = HeadAfterLSTM(log), torch.randn(7, 2, 3)
+    early = trace(model, x)
+    assert log == ["lstm.l0", "lstm.l1", "head"]
+    log.clear()
+    after = trace(model, x, quantities=["h", "c", "input", "forget", "cell", "output"])
+    assert log == ["head", "lstm.l0", "lstm.l1"]
+    for name, lt in early.layers.items():
+        assert list(lt.quantities()) == list(after.layers[name].quantities())
+        for key, value in lt.quantities().items():
+            np.testing.assert_array_equal(value, after.layers[name].quantities()[key])
+        np.testing.assert_array_equal(lt.initial["h"], after.layers[name].initial["h"])
+    np.testing.assert_array_equal(early.outputs, after.outputs)
+
+
+def test_an_error_making_the_early_arrays_is_raised_once_after_the_forward(monkeypatch):
+    from rnnwidgets.capture import fused_trace
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no arrays")
+
+    monkeypatch.setattr(fused_trace, "layer_arrays", broken)
+    log: list = []
+    with pytest.raises(RuntimeError, match="^no arrays$") as raised:
+        trace(HeadAfterLSTM(log), torch.randn(4, 1, 3))
+    assert log == ["head"] and fused_trace.forward_ran(raised.value)   # no step-by-step retry after it
+    with pytest.raises(RuntimeError, match="the head failed"):        # the model's own error, as it is
+        trace(HeadAfterLSTM(log, fail=True), torch.randn(4, 1, 3))

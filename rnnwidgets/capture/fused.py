@@ -73,9 +73,10 @@ class PackedLayout:
     def __init__(self, batch_sizes: torch.Tensor, sorted_indices: Optional[torch.Tensor], device):
         self.batch_sizes, self.sorted_indices = batch_sizes, sorted_indices
         steps, batch = len(batch_sizes), int(batch_sizes[0])
-        time = torch.repeat_interleave(torch.arange(steps), batch_sizes)
+        # batch_sizes is on the CPU (torch's rule); so is this grid, whatever torch's default device
+        time = torch.repeat_interleave(torch.arange(steps, device=batch_sizes.device), batch_sizes)
         starts = torch.cumsum(batch_sizes, 0) - batch_sizes
-        rank = torch.arange(len(time)) - starts[time]          # position in the sorted batch
+        rank = torch.arange(len(time), device=batch_sizes.device) - starts[time]   # position in the sorted batch
         element = sorted_indices.cpu()[rank] if sorted_indices is not None else rank
         self.index = (time.to(device), element.to(device))
         self.shape = (steps, batch)
@@ -206,15 +207,18 @@ class LayerByLayer:
     """Context manager: while active, every fused module of ``model`` runs layer by layer and
     appends one LayerRun per layer call to ``runs``. ``run_layer(run, x, hx)`` runs one layer on
     its input and initial state and returns the module's result; by default ``LayerRun.forward``.
+    ``after_layer(run)``, when given, is called once each layer run is whole, before the next layer.
     """
 
-    def __init__(self, model: nn.Module, run_layer: Optional[Callable] = None):
+    def __init__(self, model: nn.Module, run_layer: Optional[Callable] = None,
+                 after_layer: Optional[Callable] = None):
         self.modules = fused_modules(model)
         for path, module in self.modules:
             if type(module).forward not in STOCK_FORWARDS:
                 raise TypeError(f"rw.trace: {base_name(path, module)} ({type(module).__name__}) overrides "
                                 f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
         self.run_layer = run_layer or (lambda run, x, hx: run.forward(x, hx))
+        self.after_layer = after_layer
         self.runs: list = []
         self._calls: dict = {}
         self._saved: list = []
@@ -272,17 +276,20 @@ class LayerByLayer:
                            first[1].detach() if lstm else None, weights, layout)
             result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
-            if not run.has_own_states():
+            own = run.has_own_states()   # asked now: after_layer may compute the states of a kernel's run
+            if not own:
                 # the kernel's output goes only to the next layer's kernel (the model gets a copy,
                 # below): where it is a whole h in the Trace's layout it becomes that array as it is
                 run.out.for_trace = True  # type: ignore[union-attr]  # convert.trace_buffer's marker
             self.runs.append(run)
+            if self.after_layer is not None:
+                self.after_layer(run)
             h_n.append(result[1])
             c_n.append(result[2] if lstm else None)
             layer_in = result[0]
         # an in-place op after the module (a ReLU(inplace=True), a forward hook) must not rewrite the h the
         # trace keeps: the model gets a copy of the output, unless that h is in buffers of our own already
-        out = layer_in if run.has_own_states() else layer_in.clone()
+        out = layer_in if own else layer_in.clone()
         return module_result(module, out, h_n, c_n, input if layout is not None else None, unbatched)
 
 

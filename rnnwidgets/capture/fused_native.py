@@ -156,7 +156,7 @@ def cells_match(c: torch.Tensor, gates: list, c0: torch.Tensor, chunk: int) -> b
     steps hold a value read from each end of every call's part of the workspace (and c_n)."""
     steps = c.shape[1]
     ends = sorted({t for start in range(0, steps, chunk) for t in (start, min(start + chunk, steps) - 1)})
-    at = torch.tensor(ends)
+    at = torch.tensor(ends, device=c.device)
     i, f, g = (part.index_select(1, at) for part in gates[:3])
     before = c.index_select(1, (at - 1).clamp(min=0))                 # c_{t-1}, c_{-1} = c0
     before[:, 0] = c0

@@ -152,7 +152,7 @@ class LayerWithGradients(torch.autograd.Function):
         run = ctx.run
         needs = ctx.needs_input_grad
         grad_x, grad_h0, grad_c0, grad_weights = layer_backward(run, grad_out, grad_h_n, grad_c_n, needs[2], needs[5:])
-        return (None, torch.zeros((), dtype=torch.float32), grad_x,
+        return (None, torch.zeros((), dtype=torch.float32, device="cpu"), grad_x,
                 grad_h0 if needs[3] else None, grad_c0 if needs[4] else None, *grad_weights)
 
 
