@@ -161,3 +161,26 @@ def test_an_error_making_the_early_arrays_is_raised_once_after_the_forward(monke
     assert log == ["head"] and fused_trace.forward_ran(raised.value)   # no step-by-step retry after it
     with pytest.raises(RuntimeError, match="the head failed"):        # the model's own error, as it is
         trace(HeadAfterLSTM(log, fail=True), torch.randn(4, 1, 3))
+
+
+def test_with_a_loss_the_states_are_made_in_the_forward_and_the_gradients_after_the_backward(monkeypatch):
+    """Under a loss each layer's states and gates are made as its kernel returns (their copies then
+    overlap the backward pass) and its gradients through time after the backward: the same arrays
+    and gradients as a selection of every quantity, made after it."""
+    from rnnwidgets.capture import fused_trace
+
+    log: list = []
+    made = fused_trace.layer_arrays
+    monkeypatch.setattr(fused_trace, "layer_arrays", lambda d, *a, **k: log.append(d.name) or made(d, *a, **k))
+    torch.manual_seed(1)
+    model, x = HeadAfterLSTM(log), torch.randn(6, 3, 3)
+    loss = lambda out: out[-1].square().sum()  # noqa: E731
+    early = trace(model, x, loss=loss)
+    assert log == ["lstm.l0", "lstm.l1", "head"]
+    after = trace(model, x, loss=loss, quantities=["h", "c", "input", "forget", "cell", "output"])
+    for name, lt in early.layers.items():
+        assert list(lt.grads) == ["h", "c"] and (lt.grads["h"] != 0).any()
+        for group in ("states", "gates", "grads"):
+            for key, value in getattr(lt, group).items():
+                np.testing.assert_array_equal(value, getattr(after.layers[name], group)[key])
+    assert early.param_grads == after.param_grads

@@ -39,7 +39,7 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
     lean = selection is not None and run_layer is None   # nothing but the selection needs computing
     builder = TraceBuilder("rw.trace", type(model).__name__, "fused")
     copies = HostCopies()
-    early = EarlyArrays(copies) if run_layer is None and selection is None else None
+    early = EarlyArrays(copies, with_grads=loss is not None) if not edits and selection is None else None
     try:
         with torch.enable_grad() if loss is not None else torch.no_grad():
             with LayerByLayer(model, run_layer, after_layer=early) as recorder:
@@ -52,15 +52,16 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
 
 
 class EarlyArrays:
-    """``LayerByLayer``'s ``after_layer`` for a plain trace (no loss, edits or selection, so every
-    run's arrays are wanted whole): each layer run's arrays (``layer_arrays``), made as soon as its
-    kernel has returned, so that from a GPU their copies to host memory overlap the model's next
-    layer (an H200, 2-layer 256-unit LSTM, 1,000 steps at batch 32: trace / forward 2.59 -> 2.24).
-    Should one fail, the rest are left to
-    ``trace_runs``, which makes them after the forward and raises there, as for any trace."""
+    """``LayerByLayer``'s ``after_layer`` for a trace without edits or a selection (every run's
+    arrays wanted whole): each layer run's states, gates and initial state (``layer_arrays``),
+    made as soon as its kernel has returned, so that from a GPU their copies to host memory
+    overlap the model's next layer and the backward pass. ``with_grads``: its gradients are made
+    after the backward (``take``). Should making them fail, the rest are left to ``trace_runs``,
+    which makes them after the forward and raises there, as for any trace."""
 
-    def __init__(self, copies: HostCopies):
+    def __init__(self, copies: HostCopies, with_grads: bool = False):
         self.copies = copies
+        self.with_grads = with_grads
         self.made: dict = {}   # id(run) -> its layer_arrays; the runs live in LayerByLayer.runs
         self.stopped = False
 
@@ -74,7 +75,13 @@ class EarlyArrays:
             self.stopped = True
 
     def take(self, run: LayerRun) -> Optional[list]:
-        return self.made.pop(id(run), None)
+        """The run's arrays, its gradients through time included where there is a loss (call after
+        the backward), or None where they were not made."""
+        made = self.made.pop(id(run), None)
+        if made is not None and self.with_grads:
+            for arrays, d in zip(made, run.recomputed()):
+                arrays["grads"] = {k: self.copies.steps(v) for k, v in layer_grads(d).items()}
+        return made
 
 
 @contextlib.contextmanager
@@ -238,12 +245,7 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
     states = {"h": d.natural(d.h)}
     if d.c is not None:
         states["c"] = d.natural(d.c)
-    grads = {}
-    if with_grads:   # a projected LSTM's also "m": dL/dm_t (h_t = W_hr m_t), as wide as c
-        k = int(d.reverse)
-        keys = list(states) + (["m"] if getattr(module, "proj_size", 0) else [])
-        grads = {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(states.get(key, d.c))
-                 for key in keys}
+    grads = layer_grads(d) if with_grads else {}
     gates = {k: d.natural(v) for k, v in d.gates.items()}
     initial = {"h": d.h0}
     if d.c0 is not None:
@@ -269,6 +271,16 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
             "gates": {k: copies.steps(v) for k, v in gates.items()},
             "grads": {k: copies.steps(v) for k, v in grads.items()},
             "initial": {k: copies.array(v) for k, v in initial.items()}}
+
+
+def layer_grads(d) -> dict:
+    """One direction's gradients through time in natural order, dL/dh_t and dL/dc_t (a projected
+    LSTM's also "m": dL/dm_t, h_t = W_hr m_t, as wide as c); zero when its output did not reach
+    the loss."""
+    keys = ["h"] + (["c"] if d.c is not None else []) + (["m"] if getattr(d.run.module, "proj_size", 0) else [])
+    k = int(d.reverse)
+    return {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(d.h if key == "h" else d.c)
+            for key in keys}
 
 
 def merge_calls(builder: TraceBuilder, layers: list, selection: Optional[Selection] = None) -> None:
