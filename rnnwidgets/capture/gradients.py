@@ -309,14 +309,17 @@ def gru_scan(d, grad_h: torch.Tensor) -> dict:
     through_n = (1 - z) * (1 - n * n)                                  # dn_pre_t / dh_t
     to_hidden = torch.cat([through_n * hidden_new(d) * r * (1 - r), (d.h_prev - n) * z * (1 - z),
                            through_n * r], 2)                          # dh_t -> the h_{t-1} W_hh^T terms
-    steps = grad_h.shape[0]
+    steps, batch, units = grad_h.shape
     grad_hidden = torch.empty_like(to_hidden)
-    for t in range(steps - 1, -1, -1):
-        dh = grad_h[t]
-        if t < steps - 1:
-            dh.addmm_(grad_hidden[t + 1], w_hh).addcmul_(grad_h[t + 1], z[t + 1])
-        torch.mul(torch.cat([dh, dh, dh], 1), to_hidden[t], out=grad_hidden[t])
-    units = grad_h.shape[2]
+    # per-step views made once; dL/dh_t reaches the three gates' terms by broadcasting over a
+    # (batch, 3, units) view (two ops a step, where copying it three times took a third: on a
+    # GPU at batch 1 each op costs its launch)
+    dh_, dh3_, z_, hidden_ = (t.unbind(0) for t in (grad_h, grad_h.unsqueeze(2), z, grad_hidden))
+    to3_, hidden3_ = (t.view(steps, batch, 3, units).unbind(0) for t in (to_hidden, grad_hidden))
+    torch.mul(dh3_[-1], to3_[-1], out=hidden3_[-1])
+    for t in range(steps - 2, -1, -1):
+        dh_[t].addmm_(hidden_[t + 1], w_hh).addcmul_(dh_[t + 1], z_[t + 1])
+        torch.mul(dh3_[t], to3_[t], out=hidden3_[t])
     grad_input = torch.cat([grad_hidden[..., :2 * units], grad_h * through_n], 2)
     return {"h": grad_h, "input": grad_input, "hidden": grad_hidden,
             "h0": grad_hidden[0] @ w_hh + grad_h[0] * z[0]}
