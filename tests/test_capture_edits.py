@@ -25,6 +25,10 @@ def test_clamp_keeps_what_it_was_given():
     e = rw.clamp("lstm.l0", "c", units=[3, 3, 1], steps=range(10, 13), value=0.0, batch=1)
     assert (e.units, e.steps, e.batch, e.value) == ((3, 1), (10, 11, 12), (1,), (0.0,))
     assert rw.clamp("gru.l1", "update", 2, None, [0.5]).steps is None
+    # a slice, as steps= windows are given elsewhere (rw.trace(steps=slice(10, 13)))
+    assert rw.clamp("lstm.l0", "c", [3], slice(10, 13), 0.0).steps == (10, 11, 12)
+    assert rw.clamp("lstm.l0", "c", [3], slice(None, 6, 2), 0.0).steps == (0, 2, 4)
+    assert rw.clamp("lstm.l0", "c", slice(0, 3), [1], 0.0).units == (0, 1, 2)
     assert e.describe() == {"op": "clamp", "layer": "lstm.l0", "quantity": "c", "units": [3, 1],
                             "steps": [10, 11, 12], "batch": [1], "value": [0.0]}
     assert repr(e) == "rw.clamp('lstm.l0', 'c', units=[3, 1], steps=range(10, 13), value=[0.0])"
@@ -35,7 +39,12 @@ def test_clamp_keeps_what_it_was_given():
     (dict(units=[]), "units: expected whole numbers >= 0"),
     (dict(units=[-1]), "units: expected whole numbers >= 0"),
     (dict(units=[0.5]), "units: expected whole numbers >= 0"),
-    (dict(steps="all"), r"steps: expected whole numbers >= 0 \(an int, a list or a range\) or None"),
+    (dict(steps="all"), r"steps: expected whole numbers >= 0 \(an int, a list, a range or a slice\) or None"),
+    (dict(steps=slice(5, None)), r"steps: expected a slice of whole numbers >= 0 with its stop \(slice\(5, 20\)"),
+    (dict(steps=slice(-3, 10)), "steps: expected a slice of whole numbers >= 0 with its stop"),
+    (dict(steps=slice(0, 10, 0)), "steps: expected a slice of whole numbers >= 0 with its stop"),
+    (dict(steps=slice(0.5, 10)), "steps: expected a slice of whole numbers >= 0 with its stop"),
+    (dict(steps=slice(4, 4)), "steps: expected whole numbers >= 0"),
     (dict(value=float("nan")), r"value: expected a finite number or one per unit \(1\)"),
     (dict(value=[1.0, 2.0]), r"value: expected a finite number or one per unit \(1\)"),
     (dict(batch=[-2]), "batch: expected whole numbers >= 0"),

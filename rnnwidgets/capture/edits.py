@@ -70,10 +70,13 @@ def _short(values: tuple) -> str:
 
 
 def _indices(who: str, what: str, given, allow_none: bool = False) -> Optional[tuple]:
-    """Whole numbers >= 0 (one, or a list/range/array of them) as a tuple in the order given,
-    repeats dropped, or a clear error."""
+    """Whole numbers >= 0 (one, or a list/range/array of them, or a slice with its stop, as
+    ``steps=`` takes a window elsewhere) as a tuple in the order given, repeats dropped, or a
+    clear error."""
     if given is None and allow_none:
         return None
+    if isinstance(given, slice):
+        given = _slice_range(who, what, given)
     try:
         found = np.asarray([given] if isinstance(given, numbers.Integral) else list(given))
     except TypeError:
@@ -81,8 +84,20 @@ def _indices(who: str, what: str, given, allow_none: bool = False) -> Optional[t
     if (isinstance(given, bool) or found is None or found.ndim != 1 or not found.size
             or not np.issubdtype(found.dtype, np.integer) or (found < 0).any()):
         none = " or None (all)" if allow_none else ""
-        raise ValueError(f"{who}: {what}: expected whole numbers >= 0 (an int, a list or a range){none}, got {given!r}")
+        raise ValueError(f"{who}: {what}: expected whole numbers >= 0 (an int, a list, a range or a slice){none}, "
+                         f"got {given!r}")
     return tuple(dict.fromkeys(int(v) for v in found))
+
+
+def _slice_range(who: str, what: str, given: slice) -> range:
+    """``slice(start, stop[, step])`` as the range it stands for: its stop is needed (an edit is
+    made before the sequence it applies to is known), and no bound may count from the end."""
+    parts = (given.start, given.stop, given.step)
+    whole = all(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in parts)
+    if not whole or given.stop is None or min(v for v in parts if v is not None) < 0 or given.step == 0:
+        raise ValueError(f"{who}: {what}: expected a slice of whole numbers >= 0 with its stop "
+                         f"(slice(5, 20) for steps 5 to 19; None for every step), got {given!r}")
+    return range(given.start or 0, given.stop, given.step or 1)
 
 
 def _check_common(who: str, layer, quantity) -> None:
