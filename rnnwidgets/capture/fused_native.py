@@ -32,6 +32,7 @@ import torch
 
 from .convert import trace_buffer
 from .fused_loop import gate_buffers
+from .prefault import Prefault
 
 WORKSPACE_BYTES = 4 << 20        # the workspace of one chunk, about, unless that is under CHUNK_STEPS
 CHUNK_STEPS = 32                 # steps of one chunk, at least, in a sequence of 32 times as many
@@ -105,7 +106,8 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     elif chunk < steps:
         out = x.new_empty(steps, batch, units)
     h, c = h0.detach().contiguous(), c0.detach().contiguous()
-    with torch.enable_grad():
+    new = [(whole, 2), (h_all, 1), (c_all, 1)] + ([(out, 0)] if out is not None and not shared_out else [])
+    with torch.enable_grad(), Prefault(new, steps, chunk):
         for start in range(0, steps, chunk):
             part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk].contiguous(), w_ih, w_hh, b_ih,
                                                                b_hh, h, c, False, [], 2, units, 1, True, False, False,
