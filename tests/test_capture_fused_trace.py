@@ -126,8 +126,8 @@ class HeadAfterLSTM(nn.Module):
 
 def test_a_plain_traces_arrays_are_made_as_each_layer_returns_and_equal_those_made_after(monkeypatch):
     """Each layer's arrays are started before the model goes on (from a GPU their host copies then
-    overlap its next layer), and equal the arrays a selection of every quantity makes after the
-    forward."""
+    overlap its next layer), a selection's too, and equal the arrays a window of every step makes
+    after the forward."""
     from rnnwidgets.capture import fused_trace
 
     log: list = []
@@ -138,8 +138,13 @@ def test_a_plain_traces_arrays_are_made_as_each_layer_returns_and_equal_those_ma
     early = trace(model, x)
     assert log == ["lstm.l0", "lstm.l1", "head"]
     log.clear()
-    after = trace(model, x, quantities=["h", "c", "input", "forget", "cell", "output"])
+    after = trace(model, x, steps=slice(0, 7))       # a window of steps is cut after the forward
     assert log == ["head", "lstm.l0", "lstm.l1"]
+    log.clear()
+    states = trace(model, x, quantities=["h"], layers=["lstm.l1"])   # a selection whole in time: early too
+    assert log == ["lstm.l1", "head"] and list(states.layers) == ["lstm.l1"]
+    assert list(states.layers["lstm.l1"].quantities()) == ["h"]
+    np.testing.assert_array_equal(states.layers["lstm.l1"].h, early.layers["lstm.l1"].h)
     for name, lt in early.layers.items():
         assert list(lt.quantities()) == list(after.layers[name].quantities())
         for key, value in lt.quantities().items():
@@ -166,7 +171,7 @@ def test_an_error_making_the_early_arrays_is_raised_once_after_the_forward(monke
 def test_with_a_loss_the_states_are_made_in_the_forward_and_the_gradients_after_the_backward(monkeypatch):
     """Under a loss each layer's states and gates are made as its kernel returns (their copies then
     overlap the backward pass) and its gradients through time after the backward: the same arrays
-    and gradients as a selection of every quantity, made after it."""
+    and gradients as a window of every step, made after it; a selection of h keeps its gradient alone."""
     from rnnwidgets.capture import fused_trace
 
     log: list = []
@@ -177,7 +182,15 @@ def test_with_a_loss_the_states_are_made_in_the_forward_and_the_gradients_after_
     loss = lambda out: out[-1].square().sum()  # noqa: E731
     early = trace(model, x, loss=loss)
     assert log == ["lstm.l0", "lstm.l1", "head"]
-    after = trace(model, x, loss=loss, quantities=["h", "c", "input", "forget", "cell", "output"])
+    log.clear()
+    after = trace(model, x, loss=loss, steps=slice(0, 6))
+    assert log == ["head", "lstm.l0", "lstm.l1"]
+    log.clear()
+    hs = trace(model, x, loss=loss, quantities=["h"])
+    assert log == ["lstm.l0", "lstm.l1", "head"]
+    for name, lt in hs.layers.items():      # the selection keeps h and its gradient alone
+        assert list(lt.quantities()) == ["h"] and list(lt.grads) == ["h"]
+        np.testing.assert_array_equal(lt.grads["h"], early.layers[name].grads["h"])
     for name, lt in early.layers.items():
         assert list(lt.grads) == ["h", "c"] and (lt.grads["h"] != 0).any()
         for group in ("states", "gates", "grads"):

@@ -39,7 +39,9 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
     lean = selection is not None and run_layer is None   # nothing but the selection needs computing
     builder = TraceBuilder("rw.trace", type(model).__name__, "fused")
     copies = HostCopies()
-    early = EarlyArrays(copies, with_grads=loss is not None) if not edits and selection is None else None
+    early = None
+    if not edits and (selection is None or not selection.cuts_steps):   # arrays whole in time: made early
+        early = EarlyArrays(copies, loss is not None, selection, lean)
     try:
         with torch.enable_grad() if loss is not None else torch.no_grad():
             with LayerByLayer(model, run_layer, after_layer=early) as recorder:
@@ -52,25 +54,25 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
 
 
 class EarlyArrays:
-    """``LayerByLayer``'s ``after_layer`` for a trace without edits or a selection (every run's
-    arrays wanted whole): each layer run's states, gates and initial state (``layer_arrays``),
-    made as soon as its kernel has returned, so that from a GPU their copies to host memory
-    overlap the model's next layer and the backward pass. ``with_grads``: its gradients are made
-    after the backward (``take``). Should making them fail, the rest are left to ``trace_runs``,
-    which makes them after the forward and raises there, as for any trace."""
+    """``LayerByLayer``'s ``after_layer`` for a trace without edits, whose arrays keep every step:
+    each layer run's states, gates and initial state (``run_arrays``), made as soon as its kernel
+    has returned, so that from a GPU their copies to host memory overlap the model's next layer
+    and the backward pass. ``with_grads``: its gradients are made after the backward (``take``).
+    ``selection`` and ``lean`` as ``trace_runs`` takes them. Should making them fail, the rest are
+    left to ``trace_runs``, which makes them after the forward and raises there, as for any trace."""
 
-    def __init__(self, copies: HostCopies, with_grads: bool = False):
-        self.copies = copies
-        self.with_grads = with_grads
-        self.made: dict = {}   # id(run) -> its layer_arrays; the runs live in LayerByLayer.runs
+    def __init__(self, copies: HostCopies, with_grads: bool = False, selection: Optional[Selection] = None,
+                 lean: bool = False):
+        self.copies, self.with_grads, self.selection, self.lean = copies, with_grads, selection, lean
+        self.made: dict = {}   # id(run) -> its arrays; the runs live in LayerByLayer.runs
         self.stopped = False
 
     def __call__(self, run: LayerRun) -> None:
-        if self.stopped:
+        if self.stopped or not may_keep(run, self.selection):
             return
         try:
             with torch.no_grad():
-                self.made[id(run)] = [layer_arrays(d, False, self.copies) for d in run.recomputed()]
+                self.made[id(run)] = run_arrays(run, False, self.copies, self.selection, self.lean)
         except Exception:   # noqa: BLE001  # made again after the forward, where the error is raised
             self.stopped = True
 
@@ -80,8 +82,26 @@ class EarlyArrays:
         made = self.made.pop(id(run), None)
         if made is not None and self.with_grads:
             for arrays, d in zip(made, run.recomputed()):
-                arrays["grads"] = {k: self.copies.steps(v) for k, v in layer_grads(d).items()}
+                grads = layer_grads(d)
+                if self.selection is not None:
+                    grads = {k: v for k, v in grads.items() if self.selection.keeps(k)}
+                arrays["grads"] = {k: self.copies.steps(v) for k, v in grads.items()}
         return made
+
+
+def run_arrays(run: LayerRun, with_grads: bool, copies: HostCopies, selection: Optional[Selection], lean: bool,
+               cut_here: bool = False) -> list:
+    """``layer_arrays`` of every direction of one layer run. A layer the kernel ran (not our loop,
+    nor read from its workspace) gets its gates recomputed only when asked for (``lean``: nothing
+    but the selection needs computing): its h as the kernel gave it otherwise."""
+    bare = selection is not None and lean and not run.has_own_states() and not needs_gates(run, selection)
+    directions = recompute(run, gates=False) if bare else run.recomputed()
+    return [layer_arrays(d, with_grads, copies, selection, cut_here) for d in directions]
+
+
+def may_keep(run: LayerRun, selection: Optional[Selection]) -> bool:
+    """Whether the selection may keep a direction of the run (every run without one)."""
+    return selection is None or any(selection.may_keep(name) for name in direction_names(run))
 
 
 @contextlib.contextmanager
@@ -145,19 +165,14 @@ def trace_runs(model: nn.Module, inputs, output, runs: list, builder: TraceBuild
         layers = []
         while runs:   # one run at a time, let go of once converted, so its tensors are freed
             run = runs.pop(0)
-            if selection is not None and not any(selection.may_keep(name) for name in direction_names(run)):
+            if not may_keep(run, selection):
                 continue
             made = early.take(run) if early is not None else None
-            if made is not None:
-                layers += made
-                continue
-            # a layer the kernel ran (not our loop, nor read from its workspace) gets its gates
-            # recomputed only when asked for: its h as the kernel gave it otherwise
-            bare = selection is not None and lean and not run.has_own_states() and not needs_gates(run, selection)
-            directions = recompute(run, gates=False) if bare else run.recomputed()
-            # a module called once is cut to the window of steps here; repeated calls once joined
-            cut_here = selection is not None and selection.cuts_steps and calls[run.name] == 1
-            layers += [layer_arrays(d, loss is not None, copies, selection, cut_here) for d in directions]
+            if made is None:
+                # a module called once is cut to the window of steps here; repeated calls once joined
+                cut_here = selection is not None and selection.cuts_steps and calls[run.name] == 1
+                made = run_arrays(run, loss is not None, copies, selection, lean, cut_here)
+            layers += made
     outputs = output_steps(output, shapes, batch)
     builder.outputs = copies.array(outputs) if outputs is not None else None
     builder.inputs = input_steps(inputs, steps, batch, batch_first, copies)
