@@ -289,7 +289,7 @@ def test_explore_passes_the_selection_to_the_trace():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_copies_through_pinned_buffers_are_exact_and_the_trace_cut_alike():
+def test_cuda_copies_to_host_memory_are_exact_and_the_trace_cut_alike():
     torch.manual_seed(10)
     first = torch.randn(50, 7, 9, device="cuda")
     second = torch.randn(30, 4, 5, device="cuda", dtype=torch.float64)
