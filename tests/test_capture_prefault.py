@@ -100,3 +100,31 @@ def test_an_lstm_trace_is_the_same_with_pages_populated_as_without(monkeypatch, 
     # the kernel run in chunks of steps against one call: float32 rounding apart
     np.testing.assert_allclose(with_thread.outputs, (own if batch_first else own.transpose(0, 1)).numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_two_traces_at_once_from_two_threads_are_each_the_trace_made_alone(monkeypatch):
+    """A notebook may trace from a background thread while another trace runs: each has its own
+    populating thread and buffers, and each equals the trace made alone."""
+    import threading
+
+    monkeypatch.setattr(prefault, "spare_core", lambda: True)
+    torch.manual_seed(4)
+    modules = [nn.LSTM(32, 160, num_layers=2) for _ in range(2)]
+    inputs = [torch.randn(600, 16, 32) for _ in range(2)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = [trace(m, x) for m, x in zip(modules, inputs)]
+        together: list = [None, None]
+        workers = [threading.Thread(target=lambda k=k: together.__setitem__(k, trace(modules[k], inputs[k])))
+                   for k in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(alone, together):
+        for name, lt in a.layers.items():
+            for key, value in lt.quantities().items():
+                np.testing.assert_array_equal(value, b.layers[name].quantities()[key])
