@@ -82,9 +82,7 @@ class EarlyArrays:
         made = self.made.pop(id(run), None)
         if made is not None and self.with_grads:
             for arrays, d in zip(made, run.recomputed()):
-                grads = layer_grads(d)
-                if self.selection is not None:
-                    grads = {k: v for k, v in grads.items() if self.selection.keeps(k)}
+                grads = selected(layer_grads(d), self.selection)
                 arrays["grads"] = {k: self.copies.steps(v) for k, v in grads.items()}
         return made
 
@@ -268,8 +266,7 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
     steps, batch = d.h.shape[:2]
     lengths = d.lengths
     if selection is not None:
-        states, gates, grads, initial = ({k: v for k, v in group.items() if selection.keeps(k)}
-                                         for group in (states, gates, grads, initial))
+        states, gates, grads, initial = (selected(group, selection) for group in (states, gates, grads, initial))
         check_not_empty(selection, d.name, KIND[module.mode], {"states": states, "gates": gates}, {})
     if cut_here:
         assert selection is not None  # cut only for a selection of steps
@@ -286,6 +283,11 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
             "gates": {k: copies.steps(v) for k, v in gates.items()},
             "grads": {k: copies.steps(v) for k, v in grads.items()},
             "initial": {k: copies.array(v) for k, v in initial.items()}}
+
+
+def selected(group: dict, selection: Optional[Selection]) -> dict:
+    """The quantities of ``group`` (name -> array) the selection keeps; all of them without one."""
+    return group if selection is None else {k: v for k, v in group.items() if selection.keeps(k)}
 
 
 def layer_grads(d) -> dict:
