@@ -26,6 +26,9 @@ def faults_writing(t: torch.Tensor) -> int:
 
 
 def new_memory(floats: int) -> torch.Tensor:
+    """Pages new to the process: over glibc's largest mmap threshold (32 MiB), so never heap
+    memory an earlier test touched and freed."""
+    assert floats * 4 > 32 * MIB
     t = torch.empty(floats)
     if not populate(t[:1]):
         pytest.skip("this system does not populate pages on request (madvise MADV_POPULATE_WRITE)")
@@ -45,7 +48,7 @@ def test_populated_pages_are_written_without_faults_and_keep_what_they_hold():
 
 def test_a_strided_chunk_of_steps_is_populated_and_nothing_outside_it():
     """(batch, steps, units) buffer, steps 100..200: one run of memory per batch element."""
-    batch, steps, units = 8, 1000, 256                    # 1 MiB a batch element
+    batch, steps, units = 40, 1000, 256                   # 1 MiB a batch element
     t = new_memory(batch * steps * units).view(batch, steps, units)
     assert populate(t.narrow(1, 100, 100))
     inside = faults_writing(t[:, 101:199])                # pages wholly inside the chunk
