@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -362,9 +362,13 @@ class Direction:
     the steps: natural for the forward direction, each element's valid steps reversed for the
     reverse one (``convert.reverse_valid``). ``h0`` (and ``c0``) is the (batch, units) state fed
     into the first step in that order, batch in the user's order: the Trace's ``initial``.
+    It keeps what it needs of its layer run (``owner``), never the run itself: the run keeps its
+    Directions (``LayerRun.recomputed``), and a cycle between them would keep every tensor of the
+    layer (a Trace's arrays share their memory) alive after the Trace is let go of, until Python's
+    cyclic collector happens to run.
     """
 
-    run: LayerRun
+    owner: InitVar[LayerRun]
     reverse: bool
     lengths: torch.Tensor
     x: torch.Tensor
@@ -375,16 +379,16 @@ class Direction:
     c0: Optional[torch.Tensor] = None
     hidden_new: Optional[torch.Tensor] = None    # GRU: W_hn h_{t-1} + b_hn, inside r * (...), when kept
 
-    @property
-    def name(self) -> str:
-        return layer_name(self.run.module_path, self.run.layer, self.reverse)
+    def __post_init__(self, owner: LayerRun) -> None:
+        self.module, self.module_path, self.layer, self.call = owner.module, owner.module_path, owner.layer, owner.call
+        per_direction = len(owner.weights) // owner.direction_count
+        d = int(self.reverse)
+        self.weights: list = owner.weights[d * per_direction:(d + 1) * per_direction]
+        """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] of this direction."""
 
     @property
-    def weights(self) -> list:
-        """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] of this direction."""
-        per_direction = len(self.run.weights) // self.run.direction_count
-        d = int(self.reverse)
-        return self.run.weights[d * per_direction:(d + 1) * per_direction]
+    def name(self) -> str:
+        return layer_name(self.module_path, self.layer, self.reverse)
 
     def ordered(self, t: torch.Tensor) -> torch.Tensor:
         """A natural-order (time, batch, ·) tensor in this direction's step order (and back)."""
@@ -519,8 +523,8 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     steps, written straight into the Trace's buffers (batch, time, units), then the c scan."""
     w = direction.weights
     steps, batch = direction.x.shape[:2]
-    units = direction.run.module.hidden_size
-    bias = w[2] + w[3] if direction.run.module.bias else None
+    units = direction.module.hidden_size
+    bias = w[2] + w[3] if direction.module.bias else None
     stacked, (i, f, o, g) = fused_loop.gate_buffers(4, (batch, steps, units), direction.x)
     parts = [i, f, g, o]   # the weights' gate order; stored as i, f, o, g (``fused_loop.lstm_order``)
     fused_loop.projected(direction.x, w[0], bias, parts)
@@ -534,7 +538,7 @@ def lstm_gates(direction: Direction, c0: torch.Tensor) -> None:
     direction.gates = dict(zip(LSTM_GATES, (i, f, g, o)))
     last = direction.last_steps()
     h = o[last] * torch.tanh(c[last])
-    check_recomputed(direction, h @ w[-1].t() if direction.run.module.proj_size else h)
+    check_recomputed(direction, h @ w[-1].t() if direction.module.proj_size else h)
 
 
 def scan(u: torch.Tensor) -> Callable:
@@ -597,8 +601,8 @@ def gru_gates(direction: Direction) -> None:
     Trace's buffers; W_hn h_{t-1} + b_hn (inside r * (...)) is kept for the gradients."""
     w = direction.weights
     steps, batch = direction.x.shape[:2]
-    units = direction.run.module.hidden_size
-    b_ih, b_hh = (w[2], w[3]) if direction.run.module.bias else (None, None)
+    units = direction.module.hidden_size
+    b_ih, b_hh = (w[2], w[3]) if direction.module.bias else (None, None)
     stacked, (r, z, n) = fused_loop.gate_buffers(3, (batch, steps, units), direction.x)
     # the reset and update gates take both biases at once; the new gate keeps b_hn inside r * (...)
     bias = None

@@ -82,7 +82,7 @@ class EarlyArrays:
         made = self.made.pop(id(run), None)
         if made is not None and self.with_grads:
             for arrays, d in zip(made, run.recomputed()):
-                grads = selected(layer_grads(d), self.selection)
+                grads = selected(layer_grads(d, run.grads), self.selection)
                 arrays["grads"] = {k: self.copies.steps(v) for k, v in grads.items()}
         return made
 
@@ -94,7 +94,8 @@ def run_arrays(run: LayerRun, with_grads: bool, copies: HostCopies, selection: O
     but the selection needs computing): its h as the kernel gave it otherwise."""
     bare = selection is not None and lean and not run.has_own_states() and not needs_gates(run, selection)
     directions = recompute(run, gates=False) if bare else run.recomputed()
-    return [layer_arrays(d, with_grads, copies, selection, cut_here) for d in directions]
+    grads = run.grads if with_grads else None
+    return [layer_arrays(d, grads, copies, selection, cut_here) for d in directions]
 
 
 def may_keep(run: LayerRun, selection: Optional[Selection]) -> bool:
@@ -237,19 +238,20 @@ def cut_trace_fields(builder: TraceBuilder, selection: Selection, steps: int) ->
     builder.tokens = tokens
 
 
-def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selection: Optional[Selection] = None,
-                 cut_here: bool = False) -> dict:
-    """One direction of one layer call as numpy arrays (batch, time, units) plus its meta; its
-    gradients through time are zero when its output did not reach the loss. Only the selected
+def layer_arrays(d, run_grads: Optional[list], copies: Optional[HostCopies] = None,
+                 selection: Optional[Selection] = None, cut_here: bool = False) -> dict:
+    """One direction of one layer call as numpy arrays (batch, time, units) plus its meta, with
+    its gradients through time where ``run_grads`` (its run's ``LayerRun.grads``) is given: zero
+    when that is empty (its output did not reach the loss). Only the selected
     quantities are copied, and with ``cut_here`` only the selection's window of steps (its
     initial state then the one fed into the window, ``select.window_initial``). ``copies``: how
     arrays reach host memory (default: each copied before this returns)."""
     copies = copies or HostCopies(overlap=False)
-    module = d.run.module
+    module = d.module
     width = module.proj_size or module.hidden_size
-    meta = {"module": d.run.module_path, "layer": d.run.layer,
+    meta = {"module": d.module_path, "layer": d.layer,
             "direction": "reverse" if d.reverse else "forward",
-            "input_size": module.input_size if d.run.layer == 0 else width * d.run.direction_count,
+            "input_size": module.input_size if d.layer == 0 else width * (2 if module.bidirectional else 1),
             "hidden_size": module.hidden_size, "bias": bool(module.bias), "batch_first": module.batch_first}
     if module.mode == "LSTM":
         meta["proj_size"] = module.proj_size
@@ -258,7 +260,7 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
     states = {"h": d.natural(d.h)}
     if d.c is not None:
         states["c"] = d.natural(d.c)
-    grads = layer_grads(d) if with_grads else {}
+    grads = layer_grads(d, run_grads) if run_grads is not None else {}
     gates = {k: d.natural(v) for k, v in d.gates.items()}
     initial = {"h": d.h0}
     if d.c0 is not None:
@@ -277,7 +279,7 @@ def layer_arrays(d, with_grads: bool, copies: Optional[HostCopies] = None, selec
         states, gates, grads = ({k: v[start:stop] for k, v in group.items()} for group in (states, gates, grads))
         lengths = (d.lengths - start).clamp(0, stop - start)
         meta["steps"] = [start, stop]
-    return {"name": d.name, "kind": KIND[module.mode], "call": d.run.call, "meta": meta,
+    return {"name": d.name, "kind": KIND[module.mode], "call": d.call, "meta": meta,
             "lengths": lengths, "shape": (batch, steps), "cut": cut_here,
             "states": {k: copies.steps(v) for k, v in states.items()},
             "gates": {k: copies.steps(v) for k, v in gates.items()},
@@ -290,13 +292,13 @@ def selected(group: dict, selection: Optional[Selection]) -> dict:
     return group if selection is None else {k: v for k, v in group.items() if selection.keeps(k)}
 
 
-def layer_grads(d) -> dict:
+def layer_grads(d, run_grads: list) -> dict:
     """One direction's gradients through time in natural order, dL/dh_t and dL/dc_t (a projected
-    LSTM's also "m": dL/dm_t, h_t = W_hr m_t, as wide as c); zero when its output did not reach
-    the loss."""
-    keys = ["h"] + (["c"] if d.c is not None else []) + (["m"] if getattr(d.run.module, "proj_size", 0) else [])
+    LSTM's also "m": dL/dm_t, h_t = W_hr m_t, as wide as c), from its run's ``LayerRun.grads``;
+    zero where that is empty (its output did not reach the loss)."""
+    keys = ["h"] + (["c"] if d.c is not None else []) + (["m"] if getattr(d.module, "proj_size", 0) else [])
     k = int(d.reverse)
-    return {key: d.natural(d.run.grads[k][key]) if d.run.grads else torch.zeros_like(d.h if key == "h" else d.c)
+    return {key: d.natural(run_grads[k][key]) if run_grads else torch.zeros_like(d.h if key == "h" else d.c)
             for key in keys}
 
 

@@ -431,7 +431,7 @@ def build_trace(model: nn.Module, runs: list, ids: torch.Tensor, logits: torch.T
     with torch.no_grad():
         layers = []
         for calls in groups.values():
-            layers += [layer_arrays(d, with_grads=False) for d in joined(calls)]
+            layers += [layer_arrays(d, None) for d in joined(calls)]
     merge_calls(builder, layers)
     finish(builder, model, ids, logits, decode, edits, prompt_steps)
     return builder.build(batch=ids.shape[0])
@@ -456,7 +456,7 @@ def joined(calls: list) -> list:
     lengths = torch.full_like(d0.lengths, h.shape[0])
     c = torch.cat([p[0].c for p in parts], 0) if d0.c is not None else None
     gates = {name: torch.cat([p[0].gates[name] for p in parts], 0) for name in d0.gates}
-    return [Direction(d0.run, False, lengths, x, h, d0.h0, gates, c, d0.c0)]
+    return [Direction(first, False, lengths, x, h, d0.h0, gates, c, d0.c0)]
 
 
 def label(decode, i: int) -> str:

@@ -198,12 +198,12 @@ def weight_grads(d, result: dict, needs) -> list:
     """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] gradients of one direction (only the ones needed)."""
     grads = [outer_sum(result["input"], d.x) if needs[0] else None,
              outer_sum(result["hidden"], d.h_prev) if needs[1] else None]
-    if d.run.module.bias:
+    if d.module.bias:
         b_ih = result["input"].sum((0, 1))
         # an LSTM's and an Elman RNN's two pre-activation gradients are one tensor: summed once
         b_hh = b_ih.clone() if result["hidden"] is result["input"] else result["hidden"].sum((0, 1))
         grads += [b_ih, b_hh]
-    if d.run.module.proj_size:   # h = W_hr m, m = o tanh(c)
+    if d.module.proj_size:   # h = W_hr m, m = o tanh(c)
         grads.append(outer_sum(result["h"], d.gates["output"] * torch.tanh(d.c)) if needs[-1] else None)
     return grads
 
@@ -216,7 +216,7 @@ def through_time(d, from_h: torch.Tensor, grad_h_n: torch.Tensor, grad_c_n) -> d
     x W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh), "h0" and "c0" (LSTM).
     """
     last = d.last_steps()   # the final state leaves after each element's last step
-    mode = d.run.module.mode
+    mode = d.module.mode
     if mode == "LSTM":
         return lstm_scan(d, from_h, last, grad_h_n, grad_c_n)
     from_h = from_h.clone().index_put_(last, grad_h_n, accumulate=True)
@@ -241,7 +241,7 @@ def lstm_scan(d, from_h: torch.Tensor, last: tuple, grad_h_n: torch.Tensor, grad
     no buffer of their own (at batch 32 a whole sequence of 4 * units)."""
     f = d.gates["forget"]
     w_hh = d.weights[1]
-    w_hr = d.weights[-1] if d.run.module.proj_size else None
+    w_hr = d.weights[-1] if d.module.proj_size else None
     steps, batch, units = d.c.shape
     wide = d.c.new_zeros(steps, batch, 4, units)          # [dc, dc, dc, dm]: what each gate's gradient reads
     wide[:, :, :3].index_put_(last, grad_c_n.unsqueeze(1), accumulate=True)
@@ -331,13 +331,13 @@ def hidden_new(d) -> torch.Tensor:
     if d.hidden_new is not None:
         return d.hidden_new
     w_hn = d.weights[1].chunk(3)[2]
-    b_hn = d.weights[3].chunk(3)[2] if d.run.module.bias else None
+    b_hn = d.weights[3].chunk(3)[2] if d.module.bias else None
     return affine(d.h_prev, w_hn, b_hn)
 
 
 def rnn_scan(d, grad_h: torch.Tensor) -> dict:
     """h_t = tanh or relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
-    slope = 1 - d.h * d.h if d.run.module.nonlinearity == "tanh" else (d.h > 0).to(d.h.dtype)
+    slope = 1 - d.h * d.h if d.module.nonlinearity == "tanh" else (d.h > 0).to(d.h.dtype)
     w_hh = d.weights[1]
     steps = grad_h.shape[0]
     grad_pre = torch.empty_like(grad_h)

@@ -567,5 +567,5 @@ def add_fused_layers(builder: TraceBuilder, runs: list) -> None:
     with torch.no_grad():
         layers = []
         while runs:   # one run at a time, let go of once converted, so its tensors are freed
-            layers += [layer_arrays(d, with_grads=False) for d in runs.pop(0).recomputed()]
+            layers += [layer_arrays(d, None) for d in runs.pop(0).recomputed()]
     merge_calls(builder, layers)
