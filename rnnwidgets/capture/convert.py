@@ -12,13 +12,23 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .buffer_pool import host_buffer
+
 
 def trace_buffer(shape: tuple, like: torch.Tensor) -> torch.Tensor:
-    """A new tensor on ``like``'s device and dtype that ``to_numpy`` hands over without a copy
-    when it is float32 on the CPU: capture fills it and lets go of it, and nothing else sees it."""
-    buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
+    """A ``new_buffer`` that ``to_numpy`` hands over without a copy when it is float32 on the
+    CPU: capture fills it and lets go of it, and nothing else sees it."""
+    buffer = new_buffer(shape, like)
     buffer.for_trace = True  # type: ignore[attr-defined]  # a marker attribute torch's Tensor type does not declare
     return buffer
+
+
+def new_buffer(shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """A new tensor of ``shape`` on ``like``'s device and dtype, for a trace's array: float32 on the
+    CPU from ``buffer_pool`` (memory a trace let go of, its pages in place)."""
+    if like.device.type == "cpu" and like.dtype == torch.float32:
+        return host_buffer(shape)
+    return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
 def steps_buffer(like: torch.Tensor, units: Optional[int] = None) -> torch.Tensor:
@@ -37,7 +47,7 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
         return staged_copy(t)
     if is_whole_trace_buffer(t) and t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous():
         return t.detach().numpy()
-    out = torch.empty(t.shape, dtype=torch.float32, device="cpu")   # the CPU whatever torch's default device
+    out = host_buffer(t.shape)
     out.copy_(t.detach())
     return out.numpy()
 
@@ -100,16 +110,16 @@ class Staging:
 
 def staged_copy(t: torch.Tensor, ready: Optional[torch.cuda.Event] = None,
                 host: Optional[torch.Tensor] = None) -> np.ndarray:
-    """``t`` (on a CUDA device) as float32 numpy in new pageable host memory, through the device's
+    """``t`` (on a CUDA device) as float32 numpy in pageable host memory, through the device's
     two staging buffers: the copy engine fills one while torch's CPU threads copy the other out.
     Measured on an H200 host (16 threads), 437 MB into memory new to the process: 29 ms, against
     268 ms for page-locked arrays of their own (each new one is locked page by page, and torch
     keeps them locked for reuse once freed) and 243 ms for one pageable copy (the driver faults
     untouched pages one by one). ``ready``: an event the copy waits for on the device (the work
     that made ``t``; default: what the current stream has queued). ``host``: the float32 CPU
-    tensor of ``t``'s shape to fill (default: a new one)."""
+    tensor of ``t``'s shape to fill (default: a ``buffer_pool.host_buffer``)."""
     device = t.device
-    host = torch.empty(t.shape, dtype=torch.float32, device="cpu") if host is None else host
+    host = host_buffer(t.shape) if host is None else host
     if ready is None:
         ready = torch.cuda.current_stream(device).record_event()
     staging = Staging.of(device)
@@ -160,7 +170,7 @@ class HostCopies:
     def array(self, t: torch.Tensor) -> np.ndarray:
         if t.device.type != "cuda" or not self.overlap:
             return to_numpy(t)
-        host = torch.empty(t.shape, dtype=torch.float32, device="cpu")
+        host = host_buffer(t.shape)
         ready = torch.cuda.current_stream(t.device).record_event()
         if self.worker is None:
             self.worker = threading.Thread(target=self._copy_all, name="rnnwidgets-host-copies", daemon=True)

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from .convert import trace_buffer
+from .convert import new_buffer, trace_buffer
 
 
 def gate_buffers(count: int, shape: tuple, like: torch.Tensor) -> tuple:
@@ -27,7 +27,7 @@ def gate_buffers(count: int, shape: tuple, like: torch.Tensor) -> tuple:
     (count, *shape) view of that allocation. Each part is a tensor of its own over the shared
     storage (not a view of ``all``), so it is handed to the Trace without a copy; the storage
     lives as long as any part, and every part becomes an array of the same layer."""
-    whole = torch.empty((count, *shape), dtype=like.dtype, device=like.device)
+    whole = new_buffer((count, *shape), like)
     size = whole[0].numel()
     parts = []
     for k in range(count):

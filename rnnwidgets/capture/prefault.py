@@ -1,7 +1,8 @@
 """The pages of a trace's new buffers faulted in on a spare core, ahead of the copies that fill them.
 
-A trace writes every array into memory new to the process, and the first write to each 4 KiB
-page traps into the kernel, which zeroes it: for an LSTM at batch 32 on one thread about a
+A first trace (or one of new shapes: ``buffer_pool`` serves a repeated trace from the memory of
+one let go of) writes every array into memory new to the process, and the first write to each
+4 KiB page traps into the kernel, which zeroes it: for an LSTM at batch 32 on one thread about a
 quarter of the trace's time. Where torch's threads leave a core idle, ``Prefault`` runs a thread
 that asks the kernel to populate the buffers' pages (``madvise(MADV_POPULATE_WRITE)``, Linux
 5.14 and later), a chunk of steps at a time in the order the copies go, while the native kernel
