@@ -3,6 +3,8 @@
 For a 2-layer 256-unit LSTM and GRU over 1,000 steps at batch 1 and 32, prints (median of a few
 repeats after a warmup), at each thread count asked for:
   trace / native forward                              target <= 1.5 (floor about 1)
+  a first trace / native forward: its arrays in memory new to the process (the memory of traces
+    let go of, which capture/buffer_pool.py keeps 10 s for the next trace, handed back before it)
   trace of h and c only (quantities=("h", "c")) / native forward
   on CUDA: trace / native forward without the copy to host memory (the trace's time less that
     of one copy, as capture makes it, of as many bytes as its arrays), with and without quantities=
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from rnnwidgets import gradient_flow
-from rnnwidgets.capture import trace
+from rnnwidgets.capture import buffer_pool, trace
 from rnnwidgets.capture.convert import staged_copy
 
 UNITS, LAYERS = 256, 2
@@ -46,10 +48,16 @@ def seconds(fn, device: str) -> float:
     return elapsed
 
 
-def ratio(ours, native, repeats: int, device: str) -> tuple:
-    """(median of ours/native over back-to-back pairs, median native seconds), after one warmup."""
+def ratio(ours, native, repeats: int, device: str, before=None) -> tuple:
+    """(median of ours/native over back-to-back pairs, median native seconds), after one warmup;
+    ``before()`` runs untimed before each of ours."""
     ours(), native()
-    pairs = [(seconds(native, device), seconds(ours, device)) for _ in range(repeats)]
+    pairs = []
+    for _ in range(repeats):
+        native_seconds = seconds(native, device)
+        if before is not None:
+            before()
+        pairs.append((native_seconds, seconds(ours, device)))
     return statistics.median(o / n for n, o in pairs), statistics.median(n for n, _ in pairs)
 
 
@@ -105,6 +113,7 @@ def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -
             module.eval()
 
     trace_ratio, native = ratio(lambda: trace(module, x), forward, repeats, device)
+    first_ratio, _ = ratio(lambda: trace(module, x), forward, repeats, device, before=buffer_pool.release)
     states_ratio, _ = ratio(lambda: trace(module, x, quantities=("h", "c")), forward, repeats, device)
     if device == "cuda":
         copy = copy_seconds(trace(module, x), repeats)
@@ -116,7 +125,7 @@ def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -
     flow_ratio = ratio(lambda: gradient_flow(module, x, loss=output_loss), forward_backward, repeats,
                        device)[0] if batch == 1 else float("nan")
     loop_ratio, _ = ratio(cell_loop(module, x), forward, max(1, repeats // 2), device)
-    return {"native": native, "trace": trace_ratio, "native_fb": native_fb, "trace_fb": grads_ratio,
+    return {"native": native, "trace": trace_ratio, "first": first_ratio, "native_fb": native_fb, "trace_fb": grads_ratio,
             "flow": flow_ratio, "loop": loop_ratio, "states": states_ratio, "no_copy": no_copy,
             "states_no_copy": states_no_copy}
 
@@ -173,7 +182,8 @@ def main():
     cuda = args.device == "cuda"
     print(f"{LAYERS}-layer {UNITS}-unit modules, {args.steps} steps, {args.device}, torch {torch.__version__}, "
           f"torch's default {default_threads} thread(s); median of {args.repeats} back-to-back ratios")
-    print(f"{'threads':>7} {'module':6} {'batch':>5} {'native fwd':>11} {'trace/fwd':>10} {'native f+b':>11} "
+    print(f"{'threads':>7} {'module':6} {'batch':>5} {'native fwd':>11} {'trace/fwd':>10} {'first/fwd':>10} "
+          f"{'native f+b':>11} "
           f"{'trace+grad/f+b':>15} {'flow/f+b':>9} {'cell loop/fwd':>14} {'peak MiB':>9} {'arrays MiB':>11} "
           f"{'peak/arrays':>12} {'h,c/fwd':>8}" + (f" {'no copy':>8} {'h,c no copy':>12}" if cuda else ""))
     for threads in args.threads:
@@ -183,7 +193,7 @@ def main():
                 r = measure_time(kind, batch, args.steps, args.repeats, args.device)
                 peak, arrays = measure_memory(kind, batch, args.steps, args.device, threads)
                 print(f"{threads:7d} {kind:6} {batch:5d} {r['native'] * 1e3:9.1f}ms {r['trace']:10.2f} "
-                      f"{r['native_fb'] * 1e3:9.1f}ms {r['trace_fb']:15.2f} {r['flow']:9.2f} {r['loop']:14.2f} "
+                      f"{r['first']:10.2f} {r['native_fb'] * 1e3:9.1f}ms {r['trace_fb']:15.2f} {r['flow']:9.2f} {r['loop']:14.2f} "
                       f"{peak / 2**20:9.1f} {arrays / 2**20:11.1f} {peak / arrays:12.2f} {r['states']:8.2f}"
                       + (f" {r['no_copy']:8.2f} {r['states_no_copy']:12.2f}" if cuda else ""), flush=True)
 
