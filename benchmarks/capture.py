@@ -131,8 +131,9 @@ def measure_time(kind: str, batch: int, steps: int, repeats: int, device: str) -
 
 
 def copy_seconds(tr, repeats: int) -> float:
-    """Median time of one copy from the GPU into new host memory (``convert.staged_copy``, as
-    capture copies) of as many bytes as ``tr``'s arrays, its outputs and inputs."""
+    """Median time of one copy from the GPU into host memory (``convert.staged_copy``, as capture
+    copies, into the memory of the copy before it, as a repeated trace's arrays take the memory of
+    one let go of) of as many bytes as ``tr``'s arrays, its outputs and inputs."""
     arrays = [a for lt in tr.layers.values() for a in lt.quantities().values()]
     size = sum(a.nbytes for a in arrays + [a for a in (tr.outputs, tr.inputs) if a is not None]) // 4
     on_device = torch.empty(size, device="cuda")
