@@ -222,3 +222,79 @@ def test_a_repeated_trace_writes_into_pages_already_in_place(monkeypatch):
     buffer_pool.release()
     monkeypatch.setattr(buffer_pool, "KEEP_SECONDS", 0.0)
     assert faults_of_a_second_trace() - kept > 0.75 * gate_pages
+
+
+def nan_filled(shape):
+    return torch.full(tuple(shape), float("nan"))
+
+
+def quantities_of(tr) -> dict:
+    found = {f"{name}.{key}": a for name, lt in tr.layers.items() for key, a in lt.quantities().items()}
+    found.update({name + ".initial." + k: v for name, lt in tr.layers.items() for k, v in lt.initial.items()})
+    return {**found, "outputs": tr.outputs, "inputs": tr.inputs}
+
+
+def assert_same_trace(got, want):
+    got, want = quantities_of(got), quantities_of(want)
+    assert got.keys() == want.keys()
+    for key in want:
+        if want[key] is None:
+            assert got[key] is None, key
+        else:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+class Tagger(nn.Module):
+    """Packed, bidirectional, two layers: padding a kernel never writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(5, 7, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(14, 3)
+
+    def forward(self, x, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return self.head(out)
+
+
+def stale_memory_cases():
+    torch.manual_seed(3)
+    lstm = nn.LSTM(6, 300, num_layers=2).eval()      # 300 units x 40 steps x 24: arrays over 1 MiB
+    gru = nn.GRU(6, 300, batch_first=True).eval()
+    relu = nn.RNN(6, 300, nonlinearity="relu", bidirectional=True).eval()
+    proj = nn.LSTM(6, 300, proj_size=20).eval()
+    x = torch.randn(40, 24, 6)
+    tagger = Tagger().eval()
+    lengths = torch.randint(1, 41, (24,))
+    lengths[0] = 40
+
+    def loss(output):
+        return output[0].square().mean()
+    return {
+        "lstm": lambda: rw.trace(lstm, x),
+        "lstm with a loss": lambda: rw.trace(lstm, x, loss=loss),
+        "lstm, a window of steps": lambda: rw.trace(lstm, x, steps=slice(5, 30)),
+        "lstm with a clamp": lambda: rw.trace(lstm, x, edits=[rw.clamp("lstm.l1", "c", [1, 2], range(3, 9), 0.5)]),
+        "gru, batch first, with a loss": lambda: rw.trace(gru, x.transpose(0, 1), loss=loss),
+        "bidirectional relu rnn": lambda: rw.trace(relu, x),
+        "proj_size with a loss": lambda: rw.trace(proj, x, loss=loss),
+        "packed with lengths, with a loss": lambda: rw.trace(tagger, torch.randn(24, 40, 5), lengths,
+                                                             loss=lambda out: out.square().mean()),
+    }
+
+
+@pytest.mark.parametrize("name", list(stale_memory_cases()))
+def test_every_value_of_a_trace_is_written_by_capture(name, monkeypatch):
+    """The pool hands out memory holding an earlier trace's values: a trace whose buffers all start
+    as NaN is the trace made in memory new to the process (zero pages), value for value."""
+    case = stale_memory_cases()[name]
+    monkeypatch.setattr(buffer_pool, "KEEP_SECONDS", 0.0)
+    torch.manual_seed(0)
+    want = case()
+    from rnnwidgets.capture import convert
+    monkeypatch.setattr(convert, "host_buffer", nan_filled)
+    monkeypatch.setattr(buffer_pool, "host_buffer", nan_filled)
+    torch.manual_seed(0)
+    assert_same_trace(case(), want)
