@@ -383,8 +383,7 @@ class Direction:
         self.module, self.module_path, self.layer, self.call = owner.module, owner.module_path, owner.layer, owner.call
         per_direction = len(owner.weights) // owner.direction_count
         d = int(self.reverse)
-        self.weights: list = owner.weights[d * per_direction:(d + 1) * per_direction]
-        """[w_ih, w_hh, (b_ih, b_hh), (w_hr)] of this direction."""
+        self.weights: list = owner.weights[d * per_direction:(d + 1) * per_direction]   # w_ih, w_hh, (biases), (w_hr)
 
     @property
     def name(self) -> str:
