@@ -73,7 +73,7 @@ class BufferPool:
         # view, numpy array and storage made from it keeps ``owner`` alive, and when the last goes,
         # the finalizer hands ``flat`` (still holding the pages) back
         owner = flat.numpy().reshape(shape)
-        weakref.finalize(owner, self._returned.append, (count, flat))
+        weakref.finalize(owner, self._returned.append, (count, flat)).atexit = False   # nothing to keep at exit
         return torch.from_numpy(owner)
 
     def kept_bytes(self) -> int:
