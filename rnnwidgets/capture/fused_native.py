@@ -20,8 +20,8 @@ The layout is oneDNN's, not a documented API: the first chunk's first step's gat
 against the gates computed from x_0 and the initial state, and where they differ (another
 oneDNN, a kernel without a workspace) ``lstm`` returns None and the caller computes the gates its
 own way. The cell states are checked at both ends of the first and the last chunk against
-f_t c_{t-1} + i_t g_t from the gates read and the state before (``cells_match``); where they differ ``lstm`` gives no
-c and the caller scans it from the gates, as it does for recomputed gates.
+f_t c_{t-1} + i_t g_t from the gates read and the state before (``cells_match``); where they
+differ ``lstm`` gives no c and the caller scans it from the gates, as it does for recomputed gates.
 Call under ``torch.no_grad()`` or inside an autograd Function's forward.
 """
 from __future__ import annotations
