@@ -177,23 +177,28 @@ def test_cell_states_at_an_unknown_offset_fall_back_to_the_scan(monkeypatch, wro
             np.testing.assert_allclose(fallen.layers[name].quantities()[key], value, rtol=0, atol=1e-6)
 
 
-def test_cells_match_finds_one_wrong_value_at_either_end_of_the_first_or_last_chunk():
+def test_cells_match_finds_one_wrong_value_at_any_step_it_is_given():
     torch.manual_seed(6)
-    steps, batch, units, chunk = 10, 3, 5, 4
-    i, f, g = torch.rand(3, batch, steps, units).unbind(0)
+    steps, batch, units = 10, 3, 5
+    i, f, g, o = torch.rand(4, batch, steps, units).unbind(0)
     c0 = torch.randn(batch, units)
     c = torch.empty(batch, steps, units)
     before = c0
     for t in range(steps):
         before = c[:, t] = f[:, t] * before + i[:, t] * g[:, t]
-    assert fused_native.cells_match(c, [i, f, g], c0, chunk)
-    for t in (0, 3, 8, 9):   # the first and last step of the chunks [0, 4) and [8, 10), every call length
+    checked = (0, 3, 8, 9)   # the first and last step of the calls [0, 4) and [8, 10), as lstm gives them
+    ends = {t: torch.stack([i[:, t], f[:, t], g[:, t], o[:, t]], 1) for t in checked}
+    assert fused_native.cells_match(c, ends, c0)
+    for t in checked:
         wrong = c.clone()
         wrong[1, t, 2] += 1e-3
-        assert not fused_native.cells_match(wrong, [i, f, g], c0, chunk), t
+        assert not fused_native.cells_match(wrong, ends, c0), t
     nan = c.clone()
     nan[0, 9, 0] = float("nan")
-    assert not fused_native.cells_match(nan, [i, f, g], c0, chunk)
+    assert not fused_native.cells_match(nan, ends, c0)
+    off = dict(ends)
+    off[3] = ends[3].roll(1, dims=1)   # the gates at another place in the workspace
+    assert not fused_native.cells_match(c, off, c0)
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -197,3 +197,61 @@ def test_with_a_loss_the_states_are_made_in_the_forward_and_the_gradients_after_
             for key, value in getattr(lt, group).items():
                 np.testing.assert_array_equal(value, getattr(after.layers[name], group)[key])
     assert early.param_grads == after.param_grads
+
+
+def spied_gates(monkeypatch) -> list:
+    """(keep_gates asked, gates given) of each fused_native.lstm call."""
+    from rnnwidgets.capture import fused_native
+    calls = []
+    real = fused_native.lstm
+
+    def spy(*args):
+        found = real(*args)
+        calls.append((args[5] if len(args) > 5 else True, found is not None and found[5] is not None))
+        return found
+    monkeypatch.setattr(fused_native, "lstm", spy)
+    return calls
+
+
+def lstm_case():
+    torch.manual_seed(4)
+    return nn.LSTM(6, 40, num_layers=2).eval(), torch.randn(70, 3, 6)
+
+
+@pytest.mark.parametrize("ask, kept", [
+    ({"quantities": ("h", "c")}, [False, False]),
+    ({"quantities": ("c",), "layers": ["lstm.l1"]}, [False, False]),
+    ({"layers": ["lstm.l1"]}, [False, True]),                      # l0 is not kept at all
+    ({"quantities": ("h", "forget")}, [True, True]),
+    ({"quantities": ("h", "c"), "loss": lambda out: out[0].square().mean()}, [True, True]),   # the backward reads them
+])
+def test_a_selection_without_gates_leaves_the_kernels_gates_in_its_workspace(monkeypatch, ask, kept):
+    """An LSTM layer read from its kernel's workspace copies its gates out only where the selection
+    keeps one (and nothing else needs them): at batch 32 that is 131 MB a layer it no longer
+    writes. What it keeps is the full trace's, value for value."""
+    model, x = lstm_case()
+    full = trace(model, x, loss=ask.get("loss"))
+    calls = spied_gates(monkeypatch)
+    tr = trace(model, x, **ask)
+    assert [k for k, _ in calls] == kept and [g for _, g in calls] == kept
+    for name, lt in tr.layers.items():
+        for key, value in lt.quantities().items():
+            np.testing.assert_array_equal(value, full.layers[name].quantities()[key], err_msg=f"{name}.{key}")
+        assert lt.quantities().keys() == {k for k in full.layers[name].quantities()
+                                          if "quantities" not in ask or k in ask["quantities"]}
+
+
+def test_cell_states_off_their_place_without_gates_fall_back_to_a_whole_layer(monkeypatch):
+    """Without gates nothing can scan c again: a cell state that fails its check sends the layer
+    the general way, which gives the same h and c."""
+    from rnnwidgets.capture import fused_native
+    model, x = lstm_case()
+    full = trace(model, x)
+    real = fused_native.cell_offset
+    monkeypatch.setattr(fused_native, "cell_offset", lambda *a: real(*a) + 1)
+    calls = spied_gates(monkeypatch)
+    tr = trace(model, x, quantities=("h", "c"))
+    assert calls == [(False, False), (False, False)]
+    for name, lt in tr.layers.items():
+        for key in ("h", "c"):
+            np.testing.assert_allclose(lt.quantities()[key], full.layers[name].quantities()[key], rtol=0, atol=1e-6)

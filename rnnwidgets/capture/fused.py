@@ -111,6 +111,7 @@ class LayerRun:
     layout: Optional[PackedLayout] = None
     out: Optional[torch.Tensor] = None
     grads: list = field(default_factory=list)
+    keep_gates: bool = True   # False: a kernel whose workspace gives the states without them leaves them out
     _recomputed: Optional[list] = None   # every Direction, once computed (``recomputed``)
 
     @property
@@ -208,10 +209,11 @@ class LayerByLayer:
     appends one LayerRun per layer call to ``runs``. ``run_layer(run, x, hx)`` runs one layer on
     its input and initial state and returns the module's result; by default ``LayerRun.forward``.
     ``after_layer(run)``, when given, is called once each layer run is whole, before the next layer.
+    ``keeps_gates(run)``, when given, says whether a run keeps its gates (``LayerRun.keep_gates``).
     """
 
     def __init__(self, model: nn.Module, run_layer: Optional[Callable] = None,
-                 after_layer: Optional[Callable] = None):
+                 after_layer: Optional[Callable] = None, keeps_gates: Optional[Callable] = None):
         self.modules = fused_modules(model)
         for path, module in self.modules:
             if type(module).forward not in STOCK_FORWARDS:
@@ -219,6 +221,7 @@ class LayerByLayer:
                                 f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
         self.run_layer = run_layer or (lambda run, x, hx: run.forward(x, hx))
         self.after_layer = after_layer
+        self.keeps_gates = keeps_gates
         self.runs: list = []
         self._calls: dict = {}
         self._saved: list = []
@@ -274,6 +277,8 @@ class LayerByLayer:
             first = [s[layer * count:(layer + 1) * count] for s in states]
             run = LayerRun(name, module, layer, call, layer_in.detach(), first[0].detach(),
                            first[1].detach() if lstm else None, weights, layout)
+            if self.keeps_gates is not None:
+                run.keep_gates = bool(self.keeps_gates(run))
             result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
             own = run.has_own_states()   # asked now: after_layer may compute the states of a kernel's run
@@ -491,18 +496,21 @@ def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
     with torch.no_grad():
         # an inner layer's output goes only to the next layer: it may be the trace's own h
         inner = run.layer < run.module.num_layers - 1
-        found = fused_native.lstm(steps, h0, c0, run.weights, inner)
+        found = fused_native.lstm(steps, h0, c0, run.weights, inner, run.keep_gates)
         if found is None:
             return None
-        out, h, c, h_n, c_n, (i, f, g, o) = found
-        if c is None:
-            c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
-            c = c.transpose(0, 1)
-            scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
-        direction = Direction(run, False, run.lengths(), steps, h, h0,
-                              dict(zip(LSTM_GATES, (i, f, g, o))), c, c0)
-        last = direction.last_steps()
-        check_recomputed(direction, o[last] * torch.tanh(c[last]))
+        out, h, c, h_n, c_n, gates = found
+        if gates is None:   # not kept: c was read and checked (cells_match), h is the kernel's own
+            direction = Direction(run, False, run.lengths(), steps, h, h0, {}, c, c0)
+        else:
+            i, f, g, o = gates
+            if c is None:
+                c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
+                c = c.transpose(0, 1)
+                scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
+            direction = Direction(run, False, run.lengths(), steps, h, h0, dict(zip(LSTM_GATES, gates)), c, c0)
+            last = direction.last_steps()
+            check_recomputed(direction, o[last] * torch.tanh(c[last]))
         # the last layer's: a tensor of the module's layout the model may keep, the kernel's own output,
         # never a trace buffer; an inner layer's goes only to the next layer, the trace's own h as it is
         out = run.kernel_layout(out)

@@ -83,7 +83,7 @@ def chunk_steps(batch: int, units: int, steps: int) -> int:
 
 
 def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
-         shared_out: bool = False) -> Optional[tuple]:
+         shared_out: bool = False, keep_gates: bool = True) -> Optional[tuple]:
     """(out, h, c, h_n, c_n, [input, forget, cell, output]) for [w_ih, w_hh, b_ih, b_hh] of one
     forward direction; x is (time, batch, features), ``out`` (time, batch, units) the kernel's own
     h, a tensor of its own, ``h`` the same values as a (time, batch, units) view of a (batch, time,
@@ -92,12 +92,14 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     ``shared_out``: ``out`` goes nowhere but into the next layer of the same module (never to the
     user's code), so ``out`` is ``h`` itself, a strided view where the batch has several
     elements (the next layer's call reads it a chunk of steps at a time): one copy and one
-    sequence of memory less. ``x`` may be strided likewise."""
+    sequence of memory less. ``x`` may be strided likewise. ``keep_gates=False``: the gates are
+    not copied out (a selection keeps none of them): the list is None, and so is the whole result
+    where c is not as expected (the caller then computes the layer its own way)."""
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights)
     steps, batch, units = x.shape[0], x.shape[1], h0.shape[1]
     x = x.detach()
     ld, chunk = gates_ld(units), chunk_steps(batch, units, steps)
-    whole, parts = gate_buffers(4, (batch, steps, units), x)
+    whole, parts = gate_buffers(4, (batch, steps, units), x) if keep_gates else (None, None)
     h_all = trace_buffer((batch, steps, units), x)
     c_all: Optional[torch.Tensor] = trace_buffer((batch, steps, units), x)
     out: Optional[torch.Tensor] = None
@@ -106,7 +108,10 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     elif chunk < steps:
         out = x.new_empty(steps, batch, units)
     h, c = h0.detach().contiguous(), c0.detach().contiguous()
-    new = [(whole, 2), (h_all, 1), (c_all, 1)] + ([(out, 0)] if out is not None and not shared_out else [])
+    new = [(h_all, 1), (c_all, 1)] + ([(whole, 2)] if whole is not None else []) + (
+        [(out, 0)] if out is not None and not shared_out else [])
+    ends: dict = {}   # step -> its gates (batch, 4, units), at the ends of the first and the last call
+    last_start = (steps - 1) // chunk * chunk
     with torch.enable_grad(), Prefault(new, steps, chunk):
         for start in range(0, steps, chunk):
             part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk].contiguous(), w_ih, w_hh, b_ih,
@@ -119,7 +124,10 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
             gates = floats[:n * batch * ld].view(n, batch, ld)[..., :4 * units].view(n, batch, 4, units)
             if start == 0 and not first_step_matches(gates[0], x[0], h0, weights):
                 return None
-            whole[:, :, start:start + n].copy_(gates.permute(2, 1, 0, 3))   # all four gates at once
+            if start in (0, last_start):
+                ends.update({start + t: gates[t].clone() for t in (0, n - 1)})
+            if whole is not None:
+                whole[:, :, start:start + n].copy_(gates.permute(2, 1, 0, 3))   # all four gates at once
             c = c.detach()
             if c_all is not None:
                 at = cell_offset(n, batch, x.shape[2], units)
@@ -137,8 +145,10 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
                 out[start:start + n].copy_(part_out)
             del part_out, workspace, floats, gates   # before the next call, which then reuses their memory
     c_steps = None
-    if c_all is not None and cells_match(c_all, parts, c0, chunk):
+    if c_all is not None and cells_match(c_all, ends, c0):
         c_steps = c_all.transpose(0, 1)
+    if parts is None:
+        return None if c_steps is None else (out, h_all.transpose(0, 1), c_steps, h.detach(), c.detach(), None)
     return out, h_all.transpose(0, 1), c_steps, h.detach(), c.detach(), [p.transpose(0, 1) for p in parts]
 
 
@@ -151,20 +161,21 @@ def first_step_matches(found: torch.Tensor, x0: torch.Tensor, h0: torch.Tensor, 
         return bool((want - found).abs().max() <= CHECK_TOLERANCE)
 
 
-def cells_match(c: torch.Tensor, gates: list, c0: torch.Tensor, chunk: int) -> bool:
+def cells_match(c: torch.Tensor, ends: dict, c0: torch.Tensor) -> bool:
     """Whether the cell states ``c`` (batch, time, units) read from the workspace are f_t c_{t-1}
-    + i_t g_t of the ``gates`` read (each (batch, time, units)) at the first and last step of the
-    first and the last chunk of ``chunk`` steps, within CHECK_TOLERANCE relative to max(1, |c_t|):
-    those steps hold a value read from each end of a call's part of the workspace (and c_n), and
-    the workspace's layout depends only on a call's length, every one of which these two calls
-    have (checking every chunk's ends cost 4 ms a layer at batch 32)."""
-    steps = c.shape[1]
-    last = (steps - 1) // chunk * chunk
-    ends = sorted({0, min(chunk, steps) - 1, last, steps - 1})
-    at = torch.tensor(ends, device=c.device)
-    i, f, g = (part.index_select(1, at) for part in gates[:3])
+    + i_t g_t of the gates read at the steps of ``ends`` (step -> the workspace's (batch, 4, units)
+    gates: input, forget, cell, output), within CHECK_TOLERANCE relative to max(1, |c_t|). ``lstm``
+    gives the first and last step of the first and the last call: those steps hold a value read
+    from each end of a call's part of the workspace (and c_n), and the workspace's layout depends
+    only on a call's length, every one of which these two calls have (checking every call's ends
+    cost 4 ms a layer at batch 32)."""
+    steps = sorted(ends)
+    gates = torch.stack([ends[t] for t in steps], 1)                   # (batch, len(steps), 4, units)
+    i, f, g = gates[:, :, 0], gates[:, :, 1], gates[:, :, 2]
+    at = torch.tensor(steps, device=c.device)
     before = c.index_select(1, (at - 1).clamp(min=0))                 # c_{t-1}, c_{-1} = c0
-    before[:, 0] = c0
+    if steps[0] == 0:
+        before[:, 0] = c0
     found = c.index_select(1, at)
     want = torch.addcmul(i * g, f, before)
     return bool(((want - found).abs() <= CHECK_TOLERANCE * found.abs().clamp(min=1)).all())

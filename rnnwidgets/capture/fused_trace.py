@@ -2,7 +2,8 @@
 such module layer by layer (fused.py), then turn each layer run into the Trace's arrays.
 
 With a selection (select.py) and neither loss nor edits, the gates of a layer the module's kernel
-ran are recomputed only when a gate (or an LSTM's c) is asked for; a layer no key selects is
+ran are recomputed only when a gate (or an LSTM's c) is asked for, and an LSTM layer read from
+its kernel's workspace copies its gates out only when a gate is asked for; a layer no key selects is
 neither recomputed nor copied (every layer runs as without a selection, so what is kept is
 bit for bit the full trace's), and only the selected quantities and steps of a layer are copied to host
 memory. With a loss or edits everything is computed as without a selection, and only what is
@@ -44,7 +45,8 @@ def trace_fused(model: nn.Module, inputs, hidden, tokens, loss, edits=(),
         early = EarlyArrays(copies, loss is not None, selection, lean)
     try:
         with torch.enable_grad() if loss is not None else torch.no_grad():
-            with LayerByLayer(model, run_layer, after_layer=early) as recorder:
+            keeps = gates_kept(selection) if lean and selection is not None else None
+            with LayerByLayer(model, run_layer, after_layer=early, keeps_gates=keeps) as recorder:
                 output = model(inputs) if hidden is None else model(inputs, hidden)
             with after_forward():
                 return trace_runs(model, inputs, output, recorder.runs, builder, tokens, loss, edits, selection,
@@ -96,6 +98,12 @@ def run_arrays(run: LayerRun, with_grads: bool, copies: HostCopies, selection: O
     directions = recompute(run, gates=False) if bare else run.recomputed()
     grads = run.grads if with_grads else None
     return [layer_arrays(d, grads, copies, selection, cut_here) for d in directions]
+
+
+def gates_kept(selection: Selection):
+    """``LayerByLayer``'s ``keeps_gates`` for a trace that computes nothing but ``selection``
+    (``lean``): a run keeps its gates where the selection keeps one of them."""
+    return lambda run: may_keep(run, selection) and selection.keeps_gates(KIND[run.module.mode])
 
 
 def may_keep(run: LayerRun, selection: Optional[Selection]) -> bool:

@@ -66,6 +66,10 @@ class Selection:
             return True
         return bool(self.quantities & set(GATES.get(kind, ()))) or (kind == "lstm" and "c" in self.quantities)
 
+    def keeps_gates(self, kind: str) -> bool:
+        """Whether a layer of ``kind`` keeps one of its gates (where its kernel gives c without them)."""
+        return self.quantities is None or bool(self.quantities & set(GATES.get(kind, ())))
+
     def may_keep(self, name: str) -> bool:
         """Whether a layer of that base name (no "@<call>") or one of its later calls can be kept:
         a capture path may skip the layers this says no to before computing them."""
