@@ -62,9 +62,7 @@ class Selection:
     def needs_gates(self, kind: str) -> bool:
         """Whether a layer of ``kind`` ("lstm", "gru", "rnn") needs its gates computed: one of them is
         asked for, or an LSTM's c (which the scan over its gates gives)."""
-        if self.quantities is None:
-            return True
-        return bool(self.quantities & set(GATES.get(kind, ()))) or (kind == "lstm" and "c" in self.quantities)
+        return self.keeps_gates(kind) or (kind == "lstm" and "c" in (self.quantities or ()))
 
     def keeps_gates(self, kind: str) -> bool:
         """Whether a layer of ``kind`` keeps one of its gates (where its kernel gives c without them)."""
