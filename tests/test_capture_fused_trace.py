@@ -205,8 +205,8 @@ def spied_gates(monkeypatch) -> list:
     calls = []
     real = fused_native.lstm
 
-    def spy(*args):
-        found = real(*args)
+    def spy(*args, **kwargs):
+        found = real(*args, **kwargs)
         calls.append((args[5] if len(args) > 5 else True, found is not None and found[5] is not None))
         return found
     monkeypatch.setattr(fused_native, "lstm", spy)

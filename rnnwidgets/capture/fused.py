@@ -10,7 +10,9 @@ all matmuls (an LSTM or GRU on the CPU with a large batch), recomputing would co
 forward, so the layer runs as our own step loop instead (fused_loop.py), which keeps its gates.
 An LSTM layer on the CPU (float32, one direction, not packed, with biases, no projection) runs the
 native kernel in training mode and reads its gates from the kernel's workspace (fused_native.py),
-at any batch: neither a recompute nor our loop then.
+at any batch: neither a recompute nor our loop then. Where torch has several threads, the layers of
+such a module run at once, each on a thread of its own with its share of them, a layer reading
+the h of the layer below a chunk of steps at a time as it is written (layer_threads.py).
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -27,7 +29,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
-from . import fused_loop, fused_native
+from . import fused_loop, fused_native, layer_threads
 from .convert import reverse_valid, step_mask, trace_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -219,6 +221,7 @@ class LayerByLayer:
             if type(module).forward not in STOCK_FORWARDS:
                 raise TypeError(f"rw.trace: {base_name(path, module)} ({type(module).__name__}) overrides "
                                 f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
+        self.own_runs = run_layer is None   # LayerRun.forward runs each layer: a stack may run at once
         self.run_layer = run_layer or (lambda run, x, hx: run.forward(x, hx))
         self.after_layer = after_layer
         self.keeps_gates = keeps_gates
@@ -268,18 +271,16 @@ class LayerByLayer:
         if layout is not None and layout.sorted_indices is not None:
             states = [s.index_select(1, layout.sorted_indices) for s in states]
 
-        count = 2 if module.bidirectional else 1
-        # all_weights: per layer and direction [w_ih, w_hh, (b_ih, b_hh), (w_hr)], the kernel's order
-        per_layer = module.all_weights
+        stacked = self.stacked(name, module, call, x, states) if layout is None else None
         layer_in, h_n, c_n = x, [], []
         for layer in range(module.num_layers):
-            weights = [w for ws in per_layer[layer * count:(layer + 1) * count] for w in ws]
-            first = [s[layer * count:(layer + 1) * count] for s in states]
-            run = LayerRun(name, module, layer, call, layer_in.detach(), first[0].detach(),
-                           first[1].detach() if lstm else None, weights, layout)
-            if self.keeps_gates is not None:
-                run.keep_gates = bool(self.keeps_gates(run))
-            result = self.run_layer(run, layer_in, first if lstm else first[0])
+            run: LayerRun
+            if stacked is not None:
+                run, result = stacked[layer]
+            else:
+                run = self.new_run(name, module, call, layer, layer_in, states, layout)
+                first = layer_states(module, states, layer)
+                result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
             own = run.has_own_states()   # asked now: after_layer may compute the states of a kernel's run
             if not own:
@@ -296,6 +297,51 @@ class LayerByLayer:
         # trace keeps: the model gets a copy of the output, unless that h is in buffers of our own already
         out = layer_in if own else layer_in.clone()
         return module_result(module, out, h_n, c_n, input if layout is not None else None, unbatched)
+
+    def new_run(self, name: str, module: nn.RNNBase, call: int, layer: int, layer_in: torch.Tensor, states: list,
+                layout: Optional[PackedLayout]) -> LayerRun:
+        """The LayerRun of one layer of a module call, on its input ``layer_in``."""
+        count = 2 if module.bidirectional else 1
+        # all_weights: per layer and direction [w_ih, w_hh, (b_ih, b_hh), (w_hr)], the kernel's order
+        weights = [w for ws in module.all_weights[layer * count:(layer + 1) * count] for w in ws]
+        first = layer_states(module, states, layer)
+        run = LayerRun(name, module, layer, call, layer_in.detach(), first[0].detach(),
+                       first[1].detach() if len(first) > 1 else None, weights, layout)
+        if self.keeps_gates is not None:
+            run.keep_gates = bool(self.keeps_gates(run))
+        return run
+
+    def stacked(self, name: str, module: nn.RNNBase, call: int, x: torch.Tensor, states: list) -> Optional[list]:
+        """[(run, what the layer returns)] of every layer of one module call (not packed), the layers
+        run at once on threads of their own (``workspace_stack``), or None where they run one after
+        another: where each layer runs as ``LayerRun.forward`` would, every layer reads its kernel's
+        workspace, and torch has threads to share among them; a sequence of at least 4 kernel calls
+        a layer (fewer would leave the layers mostly waiting on each other)."""
+        threads = layer_threads.threads_each(module.num_layers) if self.own_runs else 0
+        if not threads:
+            return None
+        first = self.new_run(name, module, call, 0, x, states, None)
+        steps, batch = first.padded(first.x).shape[:2]
+        units = module.hidden_size
+        if not first.reads_workspace() or steps < 4 * fused_native.chunk_steps(batch, units, steps, module.num_layers):
+            return None
+        # each inner layer's h goes into a trace buffer (batch, time, units), the next layer's input
+        runs = [first]
+        for layer in range(1, module.num_layers):
+            h = trace_buffer((batch, steps, units), x).transpose(0, 1)
+            runs.append(self.new_run(name, module, call, layer, first.kernel_layout(h), states, None))
+        found = workspace_stack(runs, [(run.h0[0], run.c0[0]) for run in runs if run.c0 is not None], threads)
+        if found is None:
+            return None
+        for run, (_, directions) in zip(runs, found):
+            run._recomputed = directions
+        return [(run, result) for run, (result, _) in zip(runs, found)]
+
+
+def layer_states(module: nn.RNNBase, states: list, layer: int) -> list:
+    """[h0] or [h0, c0] of one layer, each (directions, batch, units), from the module's ``states``."""
+    count = 2 if module.bidirectional else 1
+    return [s[layer * count:(layer + 1) * count] for s in states]
 
 
 def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
@@ -494,27 +540,66 @@ def workspace_layer(run: LayerRun, x: torch.Tensor, hx) -> Optional[tuple]:
     steps = run.padded(x.detach())
     h0, c0 = hx[0][0].detach(), hx[1][0].detach()
     with torch.no_grad():
-        # an inner layer's output goes only to the next layer: it may be the trace's own h
-        inner = run.layer < run.module.num_layers - 1
-        found = fused_native.lstm(steps, h0, c0, run.weights, inner, run.keep_gates)
-        if found is None:
-            return None
-        out, h, c, h_n, c_n, gates = found
-        if gates is None:   # not kept: c was read and checked (cells_match), h is the kernel's own
-            direction = Direction(run, False, run.lengths(), steps, h, h0, {}, c, c0)
-        else:
-            i, f, g, o = gates
-            if c is None:
-                c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
-                c = c.transpose(0, 1)
-                scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
-            direction = Direction(run, False, run.lengths(), steps, h, h0, dict(zip(LSTM_GATES, gates)), c, c0)
-            last = direction.last_steps()
-            check_recomputed(direction, o[last] * torch.tanh(c[last]))
-        # the last layer's: a tensor of the module's layout the model may keep, the kernel's own output,
-        # never a trace buffer; an inner layer's goes only to the next layer, the trace's own h as it is
-        out = run.kernel_layout(out)
-        result = (out if inner else out.contiguous(), h_n.unsqueeze(0), c_n.unsqueeze(0))
+        found = fused_native.lstm(steps, h0, c0, run.weights, is_inner(run), run.keep_gates)
+        return None if found is None else workspace_result(run, steps, h0, c0, found)
+
+
+def is_inner(run: LayerRun) -> bool:
+    """Whether the run's output goes only to the next layer of its module: it may be the trace's own h."""
+    return run.layer < run.module.num_layers - 1
+
+
+def workspace_stack(runs: list, states: list, threads: int) -> Optional[list]:
+    """Every layer of one module call (``runs``, each ``reads_workspace``; an inner layer's input
+    the h buffer of the layer below) run at once, each on a thread of its own with ``threads``
+    torch threads (layer_threads.py): [(what the kernel returns, [its Direction])] a layer, as
+    ``workspace_layer`` gives, or None where a workspace does not hold the gates (the caller then
+    runs the layers one after another). ``states``: each layer's (h0, c0), (batch, units)."""
+    progress = [layer_threads.Progress() for _ in runs]
+    steps = [run.padded(run.x) for run in runs]
+
+    def layer(k: int) -> Callable:
+        def run_layer() -> Optional[tuple]:
+            below = progress[k - 1] if k else None
+            h = steps[k + 1].transpose(0, 1) if k + 1 < len(runs) else None
+            stack = fused_native.Stacked(len(runs), progress[k], below, h)
+            (h0, c0), found = states[k], None
+            try:
+                with torch.no_grad():
+                    found = fused_native.lstm(steps[k], h0, c0, runs[k].weights, is_inner(runs[k]), runs[k].keep_gates,
+                                              stack=stack)
+            finally:
+                if found is None:
+                    progress[k].fail()   # the layers above stop at their next chunk
+            return found
+        return run_layer
+
+    founds = layer_threads.run_all([layer(k) for k in range(len(runs))], threads, progress)
+    if any(found is None for found in founds):
+        return None
+    with torch.no_grad():
+        return [workspace_result(run, x, h0, c0, found) for run, x, (h0, c0), found in zip(runs, steps, states, founds)]
+
+
+def workspace_result(run: LayerRun, steps: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, found: tuple) -> tuple:
+    """``workspace_layer``'s result from what ``fused_native.lstm`` found for the run (call under
+    torch.no_grad()): ``steps`` its input (time, batch, features), h0 and c0 (batch, units)."""
+    out, h, c, h_n, c_n, gates = found
+    if gates is None:   # not kept: c was read and checked (cells_match), h is the kernel's own
+        direction = Direction(run, False, run.lengths(), steps, h, h0, {}, c, c0)
+    else:
+        i, f, g, o = gates
+        if c is None:
+            c = torch.mul(i.transpose(0, 1), g.transpose(0, 1), out=trace_buffer(i.transpose(0, 1).shape, i))
+            c = c.transpose(0, 1)
+            scan(c)(c, f, c0)   # c_t = f_t c_{t-1} + i_t g_t
+        direction = Direction(run, False, run.lengths(), steps, h, h0, dict(zip(LSTM_GATES, gates)), c, c0)
+        last = direction.last_steps()
+        check_recomputed(direction, o[last] * torch.tanh(c[last]))
+    # the last layer's: a tensor of the module's layout the model may keep, the kernel's own output,
+    # never a trace buffer; an inner layer's goes only to the next layer, the trace's own h as it is
+    out = run.kernel_layout(out)
+    result = (out if is_inner(run) else out.contiguous(), h_n.unsqueeze(0), c_n.unsqueeze(0))
     return result, [direction]
 
 

@@ -26,12 +26,14 @@ Call under ``torch.no_grad()`` or inside an autograd Function's forward.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from .convert import trace_buffer
 from .fused_loop import gate_buffers
+from .layer_threads import Progress
 from .prefault import Prefault
 
 WORKSPACE_BYTES = 4 << 20        # the workspace of one chunk, about, unless that is under CHUNK_STEPS
@@ -76,14 +78,15 @@ def cell_offset(steps: int, batch: int, features: int, units: int) -> int:
     return states + (steps + 2) * batch * units
 
 
-def chunk_steps(batch: int, units: int, steps: int) -> int:
-    """Steps per kernel call: a workspace of about ``WORKSPACE_BYTES``, or ``CHUNK_STEPS`` steps
-    where that is fewer and the sequence has 32 chunks of them."""
-    return max(1, WORKSPACE_BYTES // (batch * units * 64), min(CHUNK_STEPS, steps // 32))
+def chunk_steps(batch: int, units: int, steps: int, share: int = 1) -> int:
+    """Steps per kernel call: a workspace of about ``WORKSPACE_BYTES`` / ``share`` (the layers
+    running at once), or ``CHUNK_STEPS`` steps where that is fewer and the sequence has 32 chunks
+    of them."""
+    return max(1, WORKSPACE_BYTES // share // (batch * units * 64), min(CHUNK_STEPS, steps // 32))
 
 
 def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
-         shared_out: bool = False, keep_gates: bool = True) -> Optional[tuple]:
+         shared_out: bool = False, keep_gates: bool = True, stack: Optional[Stacked] = None) -> Optional[tuple]:
     """(out, h, c, h_n, c_n, [input, forget, cell, output]) for [w_ih, w_hh, b_ih, b_hh] of one
     forward direction; x is (time, batch, features), ``out`` (time, batch, units) the kernel's own
     h, a tensor of its own, ``h`` the same values as a (time, batch, units) view of a (batch, time,
@@ -94,13 +97,15 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     elements (the next layer's call reads it a chunk of steps at a time): one copy and one
     sequence of memory less. ``x`` may be strided likewise. ``keep_gates=False``: the gates are
     not copied out (a selection keeps none of them): the list is None, and so is the whole result
-    where c is not as expected (the caller then computes the layer its own way)."""
+    where c is not as expected (the caller then computes the layer its own way). ``stack``: the
+    layer runs at once with the others of its module (layer_threads.py): ``x`` is read a chunk of
+    steps at a time as the layer below writes it, and ``h`` is written into ``stack.h``."""
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights)
     steps, batch, units = x.shape[0], x.shape[1], h0.shape[1]
     x = x.detach()
-    ld, chunk = gates_ld(units), chunk_steps(batch, units, steps)
+    ld, chunk = gates_ld(units), chunk_steps(batch, units, steps, stack.layers if stack else 1)
     whole, parts = gate_buffers(4, (batch, steps, units), x) if keep_gates else (None, None)
-    h_all = trace_buffer((batch, steps, units), x)
+    h_all = stack.h if stack is not None and stack.h is not None else trace_buffer((batch, steps, units), x)
     c_all: Optional[torch.Tensor] = trace_buffer((batch, steps, units), x)
     out: Optional[torch.Tensor] = None
     if shared_out:
@@ -112,8 +117,10 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
         [(out, 0)] if out is not None and not shared_out else [])
     ends: dict = {}   # step -> its gates (batch, 4, units), at the ends of the first and the last call
     last_start = (steps - 1) // chunk * chunk
-    with torch.enable_grad(), Prefault(new, steps, chunk):
+    with torch.enable_grad(), Prefault(new if stack is None else [], steps, chunk):   # a stack uses every core
         for start in range(0, steps, chunk):
+            if stack is not None and not stack.ready(min(start + chunk, steps)):
+                return None
             part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk].contiguous(), w_ih, w_hh, b_ih,
                                                                b_hh, h, c, False, [], 2, units, 1, True, False, False,
                                                                True)
@@ -143,6 +150,8 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
                 out = part_out
             elif out.data_ptr() != h_all.data_ptr():
                 out[start:start + n].copy_(part_out)
+            if stack is not None:
+                stack.done.advance(start + n)
             del part_out, workspace, floats, gates   # before the next call, which then reuses their memory
     c_steps = None
     if c_all is not None and cells_match(c_all, ends, c0):
@@ -150,6 +159,21 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     if parts is None:
         return None if c_steps is None else (out, h_all.transpose(0, 1), c_steps, h.detach(), c.detach(), None)
     return out, h_all.transpose(0, 1), c_steps, h.detach(), c.detach(), [p.transpose(0, 1) for p in parts]
+
+
+@dataclass
+class Stacked:
+    """How a layer runs at once with the others of its module (``lstm``'s ``stack``)."""
+
+    layers: int                       # layers running at once: their workspaces share WORKSPACE_BYTES
+    done: Progress                    # advanced as this layer's h is written
+    below: Optional[Progress] = None  # the layer below's, None for the first layer
+    h: Optional[torch.Tensor] = None  # this layer's h buffer (batch, time, units), the next layer's input
+
+    def ready(self, steps: int) -> bool:
+        """Whether the first ``steps`` steps of the input are written, waiting for them; False
+        once the stack stops."""
+        return not self.done.failed and (self.below is None or self.below.wait(steps))
 
 
 def first_step_matches(found: torch.Tensor, x0: torch.Tensor, h0: torch.Tensor, weights: list) -> bool:
