@@ -26,10 +26,10 @@ def two_threads():
 
 @pytest.fixture
 def stacks(monkeypatch, two_threads):
-    """Small workspaces, so that short test sequences run in several calls a layer (of 8 steps at
-    batch 1, 6 units, 2 layers); records the thread count each layer's thread saw, a list per
-    stack that ran."""
-    monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", 2 * 8 * 6 * 64)
+    """Small workspaces, so that short test sequences run in the calls a stack needs (calls of 6
+    steps at batch 1, 6 units, 2 layers); records the thread count each layer's thread saw, a
+    list per stack that ran."""
+    monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", 2 * 6 * 6 * 64)
     seen: list = []
     real = layer_threads.run_all
 
@@ -125,8 +125,8 @@ def test_a_stack_traces_what_layers_one_after_another_trace(stacks, monkeypatch,
     features, units, layers = case.get("features", 4), case.get("units", 6), case["layers"]
     batch_first = case.get("batch_first", False)
     module = nn.LSTM(features, units, num_layers=layers, batch_first=batch_first)
-    shape = (40, features) if case.get("unbatched") else (
-        (case["batch"], 40, features) if batch_first else (40, case["batch"], features))
+    shape = (200, features) if case.get("unbatched") else (
+        (case["batch"], 200, features) if batch_first else (200, case["batch"], features))
     x = torch.randn(shape)
     hidden = None
     if case.get("given"):
@@ -140,13 +140,13 @@ def test_a_stack_traces_what_layers_one_after_another_trace(stacks, monkeypatch,
 
 
 def test_a_stack_matches_the_references(stacks):
-    check_case(dict(mode="LSTM", layers=3, batch=2, steps=20, given_state=True))   # the per-step reference, the module called alone
+    check_case(dict(mode="LSTM", layers=3, batch=2, steps=120, given_state=True))   # the per-step reference, the module called alone
     assert stacks and all(counts == [1, 1, 1] for counts in stacks)
 
 
 def test_a_selection_of_h_and_c_from_a_stack_is_the_full_traces(stacks):
     torch.manual_seed(3)
-    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(30, 2, 4)
+    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(200, 2, 4)
     full = trace(module, x)
     states = trace(module, x, quantities=("h", "c"))
     assert len(stacks) == 2
@@ -160,7 +160,7 @@ def test_a_layer_whose_workspace_is_not_as_expected_sends_the_stack_one_layer_af
     """The second layer's first step does not match (another oneDNN, say): the stack stops and the
     layers run one after another, the way each takes there; the trace is the same."""
     torch.manual_seed(4)
-    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(30, 2, 4)
+    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(200, 2, 4)
     right = trace(module, x)
     real = fused_native.first_step_matches
     monkeypatch.setattr(fused_native, "first_step_matches",
@@ -174,7 +174,7 @@ def test_a_layer_whose_workspace_is_not_as_expected_sends_the_stack_one_layer_af
 
 def test_an_error_in_a_layers_thread_is_raised_and_leaves_the_model_as_found(stacks, monkeypatch):
     torch.manual_seed(5)
-    module, x = nn.LSTM(4, 6, num_layers=3), torch.randn(30, 2, 4)
+    module, x = nn.LSTM(4, 6, num_layers=3), torch.randn(200, 2, 4)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     real = fused_native.lstm
 
@@ -193,10 +193,10 @@ def test_an_error_in_a_layers_thread_is_raised_and_leaves_the_model_as_found(sta
 
 
 def test_no_stack_where_it_cannot_help(stacks, monkeypatch):
-    """One layer; a single torch thread; a sequence of fewer than 4 calls a layer; a GRU; a
-    bidirectional or projected LSTM: the layers run one after another."""
+    """One layer; a single torch thread; a sequence of fewer than STACK_CALLS calls a layer; a GRU;
+    a bidirectional or projected LSTM: the layers run one after another."""
     torch.manual_seed(6)
-    x = torch.randn(30, 2, 4)
+    x = torch.randn(200, 2, 4)
     trace(nn.LSTM(4, 6), x)
     trace(nn.GRU(4, 6, num_layers=2), x)
     trace(nn.LSTM(4, 6, num_layers=2, bidirectional=True), x)
@@ -208,3 +208,26 @@ def test_no_stack_where_it_cannot_help(stacks, monkeypatch):
     torch.set_num_threads(1)
     trace(nn.LSTM(4, 6, num_layers=2), x)
     assert stacks == []
+
+
+def test_a_stacks_arrays_are_the_buffers_its_kernels_wrote(stacks, monkeypatch):
+    """Every state and gate of a stack's layers is handed over as the buffer its layer's thread
+    wrote, copied into no other array: an inner layer's h included, which is the next layer's input."""
+    from rnnwidgets.capture import convert
+    copied: list = []
+    real = convert.is_whole_trace_buffer
+
+    def spy(t):
+        whole = real(t)
+        copied.append(not whole)
+        return whole
+    monkeypatch.setattr(convert, "is_whole_trace_buffer", spy)
+    torch.manual_seed(7)
+    module, x = nn.LSTM(4, 6, num_layers=3), torch.randn(200, 2, 4)
+    stacked = trace(module, x)
+    in_stack = list(copied)
+    copied.clear()
+    alone = one_after_another(monkeypatch, lambda: trace(module, x))
+    assert len(stacks) == 1
+    assert in_stack == copied and in_stack.count(False) >= 3 * 6   # h, c and 4 gates a layer, handed over
+    assert_same(alone, stacked)

@@ -54,6 +54,11 @@ LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 0}
 # an LSTM layer whose gates the native kernel's workspace gives (fused_native.py) runs that way:
 # about the native forward's time at any batch and thread count (False: recompute or our loop)
 WORKSPACE_GATES = {"LSTM": True}
+# the layers of an LSTM whose kernels' workspaces give their gates run at once (``workspace_stack``)
+# where each layer runs in this many kernel calls or more: each layer running at once adds its
+# workspace and the kernel's own memory (about twice the workspace), which is then small next to the
+# layer's arrays (a 32nd of them at most; under a 64th with a 2-layer 256-unit LSTM at batch 32)
+STACK_CALLS = 32
 # the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
 CHUNKED_SCAN_BELOW = 4096
 
@@ -315,22 +320,23 @@ class LayerByLayer:
         """[(run, what the layer returns)] of every layer of one module call (not packed), the layers
         run at once on threads of their own (``workspace_stack``), or None where they run one after
         another: where each layer runs as ``LayerRun.forward`` would, every layer reads its kernel's
-        workspace, and torch has threads to share among them; a sequence of at least 4 kernel calls
-        a layer (fewer would leave the layers mostly waiting on each other)."""
+        workspace, torch has threads to share among them, and a layer runs in at least
+        ``STACK_CALLS`` kernel calls."""
         threads = layer_threads.threads_each(module.num_layers) if self.own_runs else 0
         if not threads:
             return None
         first = self.new_run(name, module, call, 0, x, states, None)
         steps, batch = first.padded(first.x).shape[:2]
         units = module.hidden_size
-        if not first.reads_workspace() or steps < 4 * fused_native.chunk_steps(batch, units, steps, module.num_layers):
+        chunk = fused_native.chunk_steps(batch, units, steps, module.num_layers)
+        if not first.reads_workspace() or steps < STACK_CALLS * chunk:
             return None
         # each inner layer's h goes into a trace buffer (batch, time, units), the next layer's input
-        runs = [first]
-        for layer in range(1, module.num_layers):
-            h = trace_buffer((batch, steps, units), x).transpose(0, 1)
-            runs.append(self.new_run(name, module, call, layer, first.kernel_layout(h), states, None))
-        found = workspace_stack(runs, [(run.h0[0], run.c0[0]) for run in runs if run.c0 is not None], threads)
+        buffers = [trace_buffer((batch, steps, units), x) for _ in range(1, module.num_layers)]
+        runs = [first] + [self.new_run(name, module, call, layer, first.kernel_layout(h.transpose(0, 1)), states, None)
+                          for layer, h in enumerate(buffers, 1)]
+        found = workspace_stack(runs, [(run.h0[0], run.c0[0]) for run in runs if run.c0 is not None], buffers,
+                                threads)
         if found is None:
             return None
         for run, (_, directions) in zip(runs, found):
@@ -549,20 +555,20 @@ def is_inner(run: LayerRun) -> bool:
     return run.layer < run.module.num_layers - 1
 
 
-def workspace_stack(runs: list, states: list, threads: int) -> Optional[list]:
-    """Every layer of one module call (``runs``, each ``reads_workspace``; an inner layer's input
-    the h buffer of the layer below) run at once, each on a thread of its own with ``threads``
-    torch threads (layer_threads.py): [(what the kernel returns, [its Direction])] a layer, as
-    ``workspace_layer`` gives, or None where a workspace does not hold the gates (the caller then
-    runs the layers one after another). ``states``: each layer's (h0, c0), (batch, units)."""
+def workspace_stack(runs: list, states: list, buffers: list, threads: int) -> Optional[list]:
+    """Every layer of one module call (``runs``, each ``reads_workspace``) run at once, each on a
+    thread of its own with ``threads`` torch threads (layer_threads.py): [(what the kernel
+    returns, [its Direction])] a layer, as ``workspace_layer`` gives, or None where a workspace
+    does not hold the gates (the caller then runs the layers one after another). ``states``: each
+    layer's (h0, c0), (batch, units); ``buffers``: each inner layer's h, the ``trace_buffer``
+    (batch, time, units) that the next layer's run takes as its input."""
     progress = [layer_threads.Progress() for _ in runs]
     steps = [run.padded(run.x) for run in runs]
 
     def layer(k: int) -> Callable:
         def run_layer() -> Optional[tuple]:
             below = progress[k - 1] if k else None
-            h = steps[k + 1].transpose(0, 1) if k + 1 < len(runs) else None
-            stack = fused_native.Stacked(len(runs), progress[k], below, h)
+            stack = fused_native.Stacked(len(runs), progress[k], below, buffers[k] if k < len(buffers) else None)
             (h0, c0), found = states[k], None
             try:
                 with torch.no_grad():

@@ -79,10 +79,10 @@ def cell_offset(steps: int, batch: int, features: int, units: int) -> int:
 
 
 def chunk_steps(batch: int, units: int, steps: int, share: int = 1) -> int:
-    """Steps per kernel call: a workspace of about ``WORKSPACE_BYTES`` / ``share`` (the layers
-    running at once), or ``CHUNK_STEPS`` steps where that is fewer and the sequence has 32 chunks
-    of them."""
-    return max(1, WORKSPACE_BYTES // share // (batch * units * 64), min(CHUNK_STEPS, steps // 32))
+    """Steps per kernel call: a workspace of about ``WORKSPACE_BYTES``, or ``CHUNK_STEPS`` steps
+    where that is fewer and the sequence has 32 chunks of them; each divided by ``share``, the
+    layers running at once (their workspaces are there at once)."""
+    return max(1, WORKSPACE_BYTES // share // (batch * units * 64), min(CHUNK_STEPS // share, steps // 32))
 
 
 def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
