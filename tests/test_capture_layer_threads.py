@@ -231,3 +231,28 @@ def test_a_stacks_arrays_are_the_buffers_its_kernels_wrote(stacks, monkeypatch):
     assert len(stacks) == 1
     assert in_stack == copied and in_stack.count(False) >= 3 * 6   # h, c and 4 gates a layer, handed over
     assert_same(alone, stacked)
+
+
+def test_a_stack_runs_in_the_callers_inference_mode(stacks):
+    """Under torch.inference_mode() the trace's buffers are inference tensors, which only inference
+    mode may write: each layer's thread runs in the caller's mode."""
+    torch.manual_seed(8)
+    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(200, 2, 4)
+    plain = trace(module, x)
+    with torch.inference_mode():
+        inferred = trace(module, x)
+    assert len(stacks) == 2
+    assert_same(plain, inferred)
+
+
+def test_run_all_runs_each_task_in_the_callers_modes():
+    seen: list = []
+
+    def task():
+        seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+    with torch.inference_mode():
+        layer_threads.run_all([task], 1, [])
+    with torch.no_grad():
+        layer_threads.run_all([task], 1, [])
+    layer_threads.run_all([task], 1, [])
+    assert seen == [(True, False), (False, False), (False, True)]

@@ -104,19 +104,29 @@ def threads_each(layers: int) -> int:
     return max(1, threads // layers)
 
 
+def autocast_state() -> dict:
+    """The caller's CPU autocast, as ``torch.autocast("cpu", ...)`` takes it."""
+    return {"enabled": torch.is_autocast_enabled("cpu"), "dtype": torch.get_autocast_dtype("cpu")}
+
+
 def run_all(tasks: list, threads: int, progress: list) -> list:
     """What each of ``tasks`` (callables, one a layer) returns, each run on a thread of its own
-    with ``threads`` torch threads. An error in one fails every ``progress`` (the others stop at
-    their next chunk) and is raised here once all have stopped; so is an interrupt of the wait."""
+    with ``threads`` torch threads, in the caller's inference, grad and CPU autocast modes. An
+    error in one fails every ``progress`` (the others stop at their next chunk) and is raised here
+    once all have stopped; so is an interrupt of the wait."""
     found: list = [None] * len(tasks)
     errors: list = []
     rt = runtime()
+    # torch's modes hold per thread: each task runs in the caller's (the buffers a trace made under
+    # inference_mode are inference tensors, which only inference mode may write)
+    inference, grad, autocast = torch.is_inference_mode_enabled(), torch.is_grad_enabled(), autocast_state()
 
     def run(k: int, task: Callable) -> None:
         try:
             if rt is not None:
                 _own_count(rt, threads)
-            found[k] = task()
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad), torch.autocast("cpu", **autocast):
+                found[k] = task()
         except BaseException as error:   # noqa: BLE001  # raised in the caller's thread, below
             errors.append(error)
             for p in progress:
