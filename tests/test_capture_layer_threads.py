@@ -256,3 +256,18 @@ def test_run_all_runs_each_task_in_the_callers_modes():
         layer_threads.run_all([task], 1, [])
     layer_threads.run_all([task], 1, [])
     assert seen == [(True, False), (False, False), (False, True)]
+
+
+def test_only_a_runtime_whose_count_holds_per_thread_is_taken(two_threads):
+    """torch's own runtime holds a count set on one thread there alone; a runtime torch does not run
+    on (here one whose setting goes nowhere) is refused, whatever count torch has."""
+    real = layer_threads.runtime()
+    assert real is not None and layer_threads._holds_per_thread(real)
+
+    class Elsewhere:
+        def omp_set_num_threads(self, n):
+            pass
+    assert not layer_threads._holds_per_thread(Elsewhere())
+    torch.set_num_threads(1)
+    assert not layer_threads._holds_per_thread(Elsewhere()) and layer_threads._holds_per_thread(real)
+    assert torch.get_num_threads() == 1

@@ -2,9 +2,9 @@
 torch's threads, layer k + 1 reading layer k's h a chunk of steps at a time as it is written.
 
 The native LSTM kernel steps through time, and every step is a barrier between torch's threads:
-two threads shorten a layer at batch 32 by far less than half (a 2-layer 256-unit LSTM here: a
-layer after the other on 2 threads, in training mode, 1.13-1.25x the native forward; the layers
-at once, one thread each, 0.92-1.0x). Each layer's thread runs with ``torch.get_num_threads()``
+two threads shorten a layer at batch 32 by far less than half (the training-mode kernel alone on a
+2-layer 256-unit LSTM here, against the native forward: a layer after the other on 2 threads
+1.13-1.25x, the layers at once on a thread each 0.92-1.0x). Each layer's thread runs with ``torch.get_num_threads()``
 divided among the layers (at least one), set for that thread alone in the OpenMP runtime torch
 runs on: ``omp_set_num_threads`` holds per thread, so the user's setting stays as it is for
 every other thread. Where that runtime is not found, or a count set on one thread is not what
@@ -49,24 +49,26 @@ class Progress:
             return not self.failed
 
 
-def _loaded_runtime() -> Optional[ctypes.CDLL]:
-    """The OpenMP runtime loaded in this process (Linux), or None."""
+def _loaded_runtimes() -> list:
+    """The OpenMP runtimes loaded in this process (Linux), those in torch's own folder first
+    (another package may bring a runtime of its own)."""
     try:
         with open("/proc/self/maps") as maps:
             paths = dict.fromkeys(line.split()[-1] for line in maps if "/" in line)   # each mapped file once
     except OSError:
-        return None
-    for path in paths:
+        return []
+    torch_folder = os.path.dirname(torch.__file__)
+    found = []
+    for path in sorted(paths, key=lambda p: not p.startswith(torch_folder)):
         name = os.path.basename(path)
         if name.startswith(RUNTIMES) and ".so" in name:
             try:
-                runtime = ctypes.CDLL(path)   # loaded already: the same library, not a second copy
-                runtime.omp_set_num_threads.argtypes = [ctypes.c_int]
-                runtime.omp_get_max_threads.restype = ctypes.c_int
+                library = ctypes.CDLL(path)   # loaded already: the same library, not a second copy
+                library.omp_set_num_threads.argtypes = [ctypes.c_int]
             except (OSError, AttributeError):
                 continue
-            return runtime
-    return None
+            found.append(library)
+    return found
 
 
 def _own_count(runtime: ctypes.CDLL, threads: int) -> None:
@@ -76,23 +78,27 @@ def _own_count(runtime: ctypes.CDLL, threads: int) -> None:
     runtime.omp_set_num_threads(threads)
 
 
-@functools.lru_cache(maxsize=1)
-def runtime() -> Optional[ctypes.CDLL]:
-    """The OpenMP runtime when a thread count set on one thread holds there alone, else None."""
-    found = _loaded_runtime()
-    if found is None or "parallel backend: OpenMP" not in torch.__config__.parallel_info():
-        return None
+def _holds_per_thread(runtime: ctypes.CDLL) -> bool:
+    """Whether a count set in ``runtime`` on a new thread is the one torch sees there, and only there."""
+    before = torch.get_num_threads()
     seen: list = []
 
     def probe() -> None:
-        _own_count(found, 1)
+        _own_count(runtime, before + 1)   # a count torch does not have: seen only if it holds
         seen.append(torch.get_num_threads())
 
-    before = torch.get_num_threads()
     thread = threading.Thread(target=probe, name="rnnwidgets-thread-probe", daemon=True)
     thread.start()
     thread.join()
-    return found if seen == [1] and torch.get_num_threads() == before else None
+    return seen == [before + 1] and torch.get_num_threads() == before
+
+
+@functools.lru_cache(maxsize=1)
+def runtime() -> Optional[ctypes.CDLL]:
+    """torch's OpenMP runtime where a thread count set on one thread holds there alone, else None."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    return next((found for found in _loaded_runtimes() if _holds_per_thread(found)), None)
 
 
 def threads_each(layers: int) -> int:
