@@ -10,7 +10,7 @@ from test_capture_gradients import check_grads
 from torch import nn
 
 import rnnwidgets.capture.fused as fused
-from rnnwidgets.capture import fused_native, layer_threads, trace
+from rnnwidgets.capture import batch_threads, fused_native, trace
 
 pytestmark = pytest.mark.skipif(not fused_native.available(torch.zeros(1)), reason="no oneDNN LSTM kernel here")
 
@@ -160,8 +160,8 @@ def spied_cells(monkeypatch) -> list:
 def test_cell_states_at_an_unknown_offset_fall_back_to_the_scan(monkeypatch, wrong):
     """Read a float off, the cell states fail the check at a chunk's ends (in every call, or only in
     the last, shorter one): c is scanned from the workspace's gates, and the trace is the same.
-    The layers run one after another, in calls of the sizes below."""
-    monkeypatch.setattr(layer_threads, "threads_each", lambda layers: 0)
+    The batch runs whole, in calls of the sizes below."""
+    monkeypatch.setattr(batch_threads, "parts", lambda batch: (0, 0))
     torch.manual_seed(5)
     module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(11, 2, 4)
     monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", 3 * 2 * 6 * 64)   # calls of 3, 3, 3 and 2 steps

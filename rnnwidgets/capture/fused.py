@@ -10,9 +10,9 @@ all matmuls (an LSTM or GRU on the CPU with a large batch), recomputing would co
 forward, so the layer runs as our own step loop instead (fused_loop.py), which keeps its gates.
 An LSTM layer on the CPU (float32, one direction, not packed, with biases, no projection) runs the
 native kernel in training mode and reads its gates from the kernel's workspace (fused_native.py),
-at any batch: neither a recompute nor our loop then. Where torch has several threads, the layers of
-such a module run at once, each on a thread of its own with its share of them, a layer reading
-the h of the layer below a chunk of steps at a time as it is written (layer_threads.py).
+at any batch: neither a recompute nor our loop then. Where torch has several threads, the batch
+of such a module runs in parts at once, each part through every layer on a thread of its own with
+its share of torch's threads (batch_threads.py).
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -20,6 +20,7 @@ Inter-layer dropout is never applied: layers run with eval semantics whatever th
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from dataclasses import InitVar, dataclass, field
 from typing import Callable, Optional
@@ -29,7 +30,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..kinds import GRU_GATES, LSTM_GATES, layer_name, module_label
-from . import fused_loop, fused_native, layer_threads
+from . import batch_threads, fused_loop, fused_native
 from .convert import reverse_valid, step_mask, trace_buffer
 
 NATIVE = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
@@ -54,11 +55,11 @@ LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 0}
 # an LSTM layer whose gates the native kernel's workspace gives (fused_native.py) runs that way:
 # about the native forward's time at any batch and thread count (False: recompute or our loop)
 WORKSPACE_GATES = {"LSTM": True}
-# the layers of an LSTM whose kernels' workspaces give their gates run at once (``workspace_stack``)
-# where each layer runs in this many kernel calls or more: each layer running at once adds its
-# workspace and the kernel's own memory (about twice the workspace), which is then small next to the
-# layer's arrays (a 32nd of them at most; under a 64th with a 2-layer 256-unit LSTM at batch 32)
-STACK_CALLS = 32
+# the batch of an LSTM whose kernels' workspaces give its gates runs in parts at once
+# (``workspace_parts``) where each part's layer runs in this many kernel calls or more: each part
+# running at once adds its workspace and the kernel's own memory (about twice the workspace), which
+# is then small next to the arrays (a 2-layer 256-unit LSTM at batch 32: peak/arrays 1.13, 1.12 whole)
+SPLIT_CALLS = 32
 # the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
 CHUNKED_SCAN_BELOW = 4096
 
@@ -226,7 +227,7 @@ class LayerByLayer:
             if type(module).forward not in STOCK_FORWARDS:
                 raise TypeError(f"rw.trace: {base_name(path, module)} ({type(module).__name__}) overrides "
                                 f"forward; only the stock nn.LSTM / nn.GRU / nn.RNN forward can be traced")
-        self.own_runs = run_layer is None   # LayerRun.forward runs each layer: a stack may run at once
+        self.own_runs = run_layer is None   # LayerRun.forward runs each layer: the batch may run in parts
         self.run_layer = run_layer or (lambda run, x, hx: run.forward(x, hx))
         self.after_layer = after_layer
         self.keeps_gates = keeps_gates
@@ -276,12 +277,12 @@ class LayerByLayer:
         if layout is not None and layout.sorted_indices is not None:
             states = [s.index_select(1, layout.sorted_indices) for s in states]
 
-        stacked = self.stacked(name, module, call, x, states) if layout is None else None
+        split = self.split(name, module, call, x, states) if layout is None else None
         layer_in, h_n, c_n = x, [], []
         for layer in range(module.num_layers):
             run: LayerRun
-            if stacked is not None:
-                run, result = stacked[layer]
+            if split is not None:
+                run, result = split[layer]
             else:
                 run = self.new_run(name, module, call, layer, layer_in, states, layout)
                 first = layer_states(module, states, layer)
@@ -316,27 +317,27 @@ class LayerByLayer:
             run.keep_gates = bool(self.keeps_gates(run))
         return run
 
-    def stacked(self, name: str, module: nn.RNNBase, call: int, x: torch.Tensor, states: list) -> Optional[list]:
-        """[(run, what the layer returns)] of every layer of one module call (not packed), the layers
-        run at once on threads of their own (``workspace_stack``), or None where they run one after
-        another: where each layer runs as ``LayerRun.forward`` would, every layer reads its kernel's
-        workspace, torch has threads to share among them, and a layer runs in at least
-        ``STACK_CALLS`` kernel calls."""
-        threads = layer_threads.threads_each(module.num_layers) if self.own_runs else 0
-        if not threads:
+    def split(self, name: str, module: nn.RNNBase, call: int, x: torch.Tensor, states: list) -> Optional[list]:
+        """[(run, what the layer returns)] of every layer of one module call (not packed), its batch
+        run in parts at once, each through every layer on a thread of its own (``workspace_parts``),
+        or None where it runs whole: where each layer runs as ``LayerRun.forward`` would, every
+        layer reads its kernel's workspace, torch has threads to share, and a part's layer runs in
+        at least ``SPLIT_CALLS`` kernel calls."""
+        if not self.own_runs:
             return None
         first = self.new_run(name, module, call, 0, x, states, None)
         steps, batch = first.padded(first.x).shape[:2]
-        units = module.hidden_size
-        chunk = fused_native.chunk_steps(batch, units, steps, module.num_layers)
-        if not first.reads_workspace() or steps < STACK_CALLS * chunk:
+        parts, threads = batch_threads.parts(batch)
+        if not parts or not first.reads_workspace():
             return None
-        # each inner layer's h goes into a trace buffer (batch, time, units), the next layer's input
-        buffers = [trace_buffer((batch, steps, units), x) for _ in range(1, module.num_layers)]
-        runs = [first] + [self.new_run(name, module, call, layer, first.kernel_layout(h.transpose(0, 1)), states, None)
-                          for layer, h in enumerate(buffers, 1)]
-        found = workspace_stack(runs, [(run.h0[0], run.c0[0]) for run in runs if run.c0 is not None], buffers,
-                                threads)
+        if steps < SPLIT_CALLS * fused_native.chunk_steps(-(-batch // parts), module.hidden_size, steps, parts):
+            return None
+        # every layer's h is a trace buffer (batch, time, units) the parts write into; an inner layer's
+        # is the next layer's input
+        h = [trace_buffer((batch, steps, module.hidden_size), x) for _ in range(module.num_layers)]
+        runs = [first] + [self.new_run(name, module, call, layer, first.kernel_layout(h[layer - 1].transpose(0, 1)),
+                                       states, None) for layer in range(1, module.num_layers)]
+        found = workspace_parts(runs, h, parts, threads)
         if found is None:
             return None
         for run, (_, directions) in zip(runs, found):
@@ -555,36 +556,54 @@ def is_inner(run: LayerRun) -> bool:
     return run.layer < run.module.num_layers - 1
 
 
-def workspace_stack(runs: list, states: list, buffers: list, threads: int) -> Optional[list]:
-    """Every layer of one module call (``runs``, each ``reads_workspace``) run at once, each on a
-    thread of its own with ``threads`` torch threads (layer_threads.py): [(what the kernel
-    returns, [its Direction])] a layer, as ``workspace_layer`` gives, or None where a workspace
-    does not hold the gates (the caller then runs the layers one after another). ``states``: each
-    layer's (h0, c0), (batch, units); ``buffers``: each inner layer's h, the ``trace_buffer``
-    (batch, time, units) that the next layer's run takes as its input."""
-    progress = [layer_threads.Progress() for _ in runs]
+def workspace_parts(runs: list, h: list, parts: int, threads: int) -> Optional[list]:
+    """Every layer of one module call (``runs``, each ``reads_workspace``) with its batch in
+    ``parts`` parts run at once, each through every layer on a thread of its own with ``threads``
+    torch threads (batch_threads.py): [(what the kernel returns, [its Direction])] a layer, as
+    ``workspace_layer`` gives, or None where a workspace does not hold the gates (the caller then
+    runs the batch whole). ``h``: each layer's h, a ``trace_buffer`` (batch, time, units); an
+    inner layer's is the next layer's input."""
     steps = [run.padded(run.x) for run in runs]
+    length, batch = steps[0].shape[:2]
+    units = runs[0].module.hidden_size
+    c = [trace_buffer((batch, length, units), h[0]) for _ in runs]
+    gates = [fused_loop.gate_buffers(4, (batch, length, units), h[0]) if run.keep_gates else (None, None)
+             for run in runs]
+    out = steps[0].new_empty(length, batch, units)   # the module's output: a tensor of its own, never a trace buffer
+    stop = threading.Event()
 
-    def layer(k: int) -> Callable:
-        def run_layer() -> Optional[tuple]:
-            below = progress[k - 1] if k else None
-            stack = fused_native.Stacked(len(runs), progress[k], below, buffers[k] if k < len(buffers) else None)
-            (h0, c0), found = states[k], None
-            try:
+    def part(b0: int, b1: int) -> Callable:
+        def run_part() -> Optional[list]:
+            found = []
+            for k, run in enumerate(runs):
+                last = k == len(runs) - 1
+                kept = gates[k][0][:, b0:b1] if gates[k][0] is not None else None
+                view = fused_native.Part(parts, h[k][b0:b1], c[k][b0:b1], kept, out[:, b0:b1] if last else None, stop)
                 with torch.no_grad():
-                    found = fused_native.lstm(steps[k], h0, c0, runs[k].weights, is_inner(runs[k]), runs[k].keep_gates,
-                                              stack=stack)
-            finally:
-                if found is None:
-                    progress[k].fail()   # the layers above stop at their next chunk
+                    layer = fused_native.lstm(steps[k][:, b0:b1], run.h0[0][b0:b1], run.c0[0][b0:b1], run.weights,
+                                              not last, run.keep_gates, part=view)
+                if layer is None:
+                    stop.set()   # the other parts stop at their next kernel call
+                    return None
+                found.append(layer)
             return found
-        return run_layer
+        return run_part
 
-    founds = layer_threads.run_all([layer(k) for k in range(len(runs))], threads, progress)
+    bounds = [(p * batch // parts, (p + 1) * batch // parts) for p in range(parts)]
+    founds = batch_threads.run_all([part(b0, b1) for b0, b1 in bounds], threads, stop)
     if any(found is None for found in founds):
         return None
+    results = []
     with torch.no_grad():
-        return [workspace_result(run, x, h0, c0, found) for run, x, (h0, c0), found in zip(runs, steps, states, founds)]
+        for k, run in enumerate(runs):
+            layer = [found[k] for found in founds]
+            cells = c[k].transpose(0, 1) if all(one[2] is not None for one in layer) else None
+            kept = [p.transpose(0, 1) for p in gates[k][1]] if gates[k][1] is not None else None
+            h_n, c_n = (torch.cat([one[i] for one in layer]) for i in (3, 4))
+            whole_out = h[k].transpose(0, 1) if k < len(runs) - 1 else out
+            merged = (whole_out, h[k].transpose(0, 1), cells, h_n, c_n, kept)
+            results.append(workspace_result(run, steps[k], run.h0[0], run.c0[0], merged))
+    return results
 
 
 def workspace_result(run: LayerRun, steps: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, found: tuple) -> tuple:

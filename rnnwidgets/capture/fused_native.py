@@ -26,6 +26,7 @@ Call under ``torch.no_grad()`` or inside an autograd Function's forward.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,7 +34,6 @@ import torch
 
 from .convert import trace_buffer
 from .fused_loop import gate_buffers
-from .layer_threads import Progress
 from .prefault import Prefault
 
 WORKSPACE_BYTES = 4 << 20        # the workspace of one chunk, about, unless that is under CHUNK_STEPS
@@ -81,12 +81,12 @@ def cell_offset(steps: int, batch: int, features: int, units: int) -> int:
 def chunk_steps(batch: int, units: int, steps: int, share: int = 1) -> int:
     """Steps per kernel call: a workspace of about ``WORKSPACE_BYTES``, or ``CHUNK_STEPS`` steps
     where that is fewer and the sequence has 32 chunks of them; each divided by ``share``, the
-    layers running at once (their workspaces are there at once)."""
+    parts of the batch running at once (their workspaces are there at once)."""
     return max(1, WORKSPACE_BYTES // share // (batch * units * 64), min(CHUNK_STEPS // share, steps // 32))
 
 
 def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
-         shared_out: bool = False, keep_gates: bool = True, stack: Optional[Stacked] = None) -> Optional[tuple]:
+         shared_out: bool = False, keep_gates: bool = True, part: Optional[Part] = None) -> Optional[tuple]:
     """(out, h, c, h_n, c_n, [input, forget, cell, output]) for [w_ih, w_hh, b_ih, b_hh] of one
     forward direction; x is (time, batch, features), ``out`` (time, batch, units) the kernel's own
     h, a tensor of its own, ``h`` the same values as a (time, batch, units) view of a (batch, time,
@@ -97,19 +97,25 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     elements (the next layer's call reads it a chunk of steps at a time): one copy and one
     sequence of memory less. ``x`` may be strided likewise. ``keep_gates=False``: the gates are
     not copied out (a selection keeps none of them): the list is None, and so is the whole result
-    where c is not as expected (the caller then computes the layer its own way). ``stack``: the
-    layer runs at once with the others of its module (layer_threads.py): ``x`` is read a chunk of
-    steps at a time as the layer below writes it, and ``h`` is written into ``stack.h``."""
+    where c is not as expected (the caller then computes the layer its own way). ``part``: ``x`` is
+    a part of the batch run at once with the others (batch_threads.py), and the layer writes into
+    the part's views of the whole batch's buffers."""
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights)
     steps, batch, units = x.shape[0], x.shape[1], h0.shape[1]
     x = x.detach()
-    ld, chunk = gates_ld(units), chunk_steps(batch, units, steps, stack.layers if stack else 1)
-    whole, parts = gate_buffers(4, (batch, steps, units), x) if keep_gates else (None, None)
-    h_all = stack.h if stack is not None and stack.h is not None else trace_buffer((batch, steps, units), x)
-    c_all: Optional[torch.Tensor] = trace_buffer((batch, steps, units), x)
+    ld, chunk = gates_ld(units), chunk_steps(batch, units, steps, part.share if part is not None else 1)
+    c_all: Optional[torch.Tensor]
+    if part is not None:
+        whole, h_all, c_all = part.gates if keep_gates else None, part.h, part.c
+        parts = list(whole.unbind(0)) if whole is not None else None
+    else:
+        whole, parts = gate_buffers(4, (batch, steps, units), x) if keep_gates else (None, None)
+        h_all, c_all = trace_buffer((batch, steps, units), x), trace_buffer((batch, steps, units), x)
     out: Optional[torch.Tensor] = None
     if shared_out:
         out = h_all.transpose(0, 1)
+    elif part is not None and part.out is not None:
+        out = part.out
     elif chunk < steps:
         out = x.new_empty(steps, batch, units)
     h, c = h0.detach().contiguous(), c0.detach().contiguous()
@@ -117,9 +123,9 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
         [(out, 0)] if out is not None and not shared_out else [])
     ends: dict = {}   # step -> its gates (batch, 4, units), at the ends of the first and the last call
     last_start = (steps - 1) // chunk * chunk
-    with torch.enable_grad(), Prefault(new if stack is None else [], steps, chunk):   # a stack uses every core
+    with torch.enable_grad(), Prefault(new if part is None else [], steps, chunk):   # parts use every core
         for start in range(0, steps, chunk):
-            if stack is not None and not stack.ready(min(start + chunk, steps)):
+            if part is not None and part.stop.is_set():
                 return None
             part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk].contiguous(), w_ih, w_hh, b_ih,
                                                                b_hh, h, c, False, [], 2, units, 1, True, False, False,
@@ -150,8 +156,6 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
                 out = part_out
             elif out.data_ptr() != h_all.data_ptr():
                 out[start:start + n].copy_(part_out)
-            if stack is not None:
-                stack.done.advance(start + n)
             del part_out, workspace, floats, gates   # before the next call, which then reuses their memory
     c_steps = None
     if c_all is not None and cells_match(c_all, ends, c0):
@@ -162,18 +166,16 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
 
 
 @dataclass
-class Stacked:
-    """How a layer runs at once with the others of its module (``lstm``'s ``stack``)."""
+class Part:
+    """Where a layer run on a part of the batch writes (``lstm``'s ``part``): the part's views of
+    the whole batch's buffers, and the stop it shares with the other parts."""
 
-    layers: int                       # layers running at once: their workspaces share WORKSPACE_BYTES
-    done: Progress                    # advanced as this layer's h is written
-    below: Optional[Progress] = None  # the layer below's, None for the first layer
-    h: Optional[torch.Tensor] = None  # this layer's h buffer (batch, time, units), the next layer's input
-
-    def ready(self, steps: int) -> bool:
-        """Whether the first ``steps`` steps of the input are written, waiting for them; False
-        once the stack stops."""
-        return not self.done.failed and (self.below is None or self.below.wait(steps))
+    share: int                      # parts running at once: their workspaces share WORKSPACE_BYTES
+    h: torch.Tensor                 # (batch, time, units) views of the layer's h and c buffers
+    c: torch.Tensor
+    gates: Optional[torch.Tensor]   # (4, batch, time, units) view of its gate buffers; None: not kept
+    out: Optional[torch.Tensor]     # (time, batch, units) view of the module's output (its last layer)
+    stop: threading.Event           # set: another part failed, this one stops at its next call
 
 
 def first_step_matches(found: torch.Tensor, x0: torch.Tensor, h0: torch.Tensor, weights: list) -> bool:
