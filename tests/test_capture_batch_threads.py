@@ -105,7 +105,7 @@ def test_an_error_in_one_task_stops_the_others_and_is_raised():
 
 
 CASES = [dict(batch=2, layers=2), dict(batch=5, layers=3, batch_first=True), dict(batch=3, layers=2, given=True),
-         dict(batch=6, layers=1, features=5, units=9), dict(batch=4, layers=2, threads=3)]
+         dict(batch=6, layers=1, features=5, units=9, steps=1000), dict(batch=4, layers=2, threads=3)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
@@ -115,7 +115,8 @@ def test_a_split_batch_traces_what_the_whole_batch_traces(splits, monkeypatch, c
     features, units, layers = case.get("features", 4), case.get("units", 6), case["layers"]
     batch_first = case.get("batch_first", False)
     module = nn.LSTM(features, units, num_layers=layers, batch_first=batch_first)
-    x = torch.randn((case["batch"], 200, features) if batch_first else (200, case["batch"], features))
+    steps = case.get("steps", 200)
+    x = torch.randn((case["batch"], steps, features) if batch_first else (steps, case["batch"], features))
     hidden = None
     if case.get("given"):
         hidden = (torch.randn(layers, case["batch"], units), torch.randn(layers, case["batch"], units))
@@ -183,8 +184,9 @@ def test_an_error_in_a_parts_thread_is_raised_and_leaves_the_model_as_found(spli
 
 
 def test_no_split_where_it_cannot_help(splits, monkeypatch):
-    """One element; a single torch thread; a part's layer in fewer than SPLIT_CALLS calls; a GRU; a
-    bidirectional or projected LSTM: the batch runs whole."""
+    """One element; a single torch thread; parts that would add more than SPLIT_MEMORY of the arrays
+    (one layer over a short sequence; a larger workspace); a GRU; a bidirectional or projected
+    LSTM: the batch runs whole."""
     torch.manual_seed(6)
     x = torch.randn(200, 2, 4)
     trace(nn.LSTM(4, 6, num_layers=2), x[:, :1])
@@ -192,6 +194,7 @@ def test_no_split_where_it_cannot_help(splits, monkeypatch):
     trace(nn.GRU(4, 6, num_layers=2), x)
     trace(nn.LSTM(4, 6, num_layers=2, bidirectional=True), x)
     trace(nn.LSTM(4, 6, num_layers=2, proj_size=3), x)
+    trace(nn.LSTM(4, 6), x)
     monkeypatch.setattr(fused_native, "WORKSPACE_BYTES", 4 << 20)
     trace(nn.LSTM(4, 6, num_layers=2), x)
     assert splits == []

@@ -56,10 +56,12 @@ LOOP_BATCH_PER_THREAD = {"LSTM": 16, "GRU": 0}
 # about the native forward's time at any batch and thread count (False: recompute or our loop)
 WORKSPACE_GATES = {"LSTM": True}
 # the batch of an LSTM whose kernels' workspaces give its gates runs in parts at once
-# (``workspace_parts``) where each part's layer runs in this many kernel calls or more: each part
-# running at once adds its workspace and the kernel's own memory (about twice the workspace), which
-# is then small next to the arrays (a 2-layer 256-unit LSTM at batch 32: peak/arrays 1.13, 1.12 whole)
-SPLIT_CALLS = 32
+# (``workspace_parts``) where what the parts add is at most this share of the arrays of a full
+# trace (h, c and 4 gates a layer): each part's thread holds its workspace and the kernel's own
+# memory, about as much again (a 2-layer 256-unit LSTM over 1,000 steps at batch 32: 4 % of the
+# arrays, peak/arrays 1.10 against 1.12 whole; forced at 1 layer of 128 units, 500 steps and
+# batch 4, 69 %: 1.71 against 1.41)
+SPLIT_MEMORY = 0.1
 # the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
 CHUNKED_SCAN_BELOW = 4096
 
@@ -321,8 +323,8 @@ class LayerByLayer:
         """[(run, what the layer returns)] of every layer of one module call (not packed), its batch
         run in parts at once, each through every layer on a thread of its own (``workspace_parts``),
         or None where it runs whole: where each layer runs as ``LayerRun.forward`` would, every
-        layer reads its kernel's workspace, torch has threads to share, and a part's layer runs in
-        at least ``SPLIT_CALLS`` kernel calls."""
+        layer reads its kernel's workspace, torch has threads to share, and what the parts add is at
+        most ``SPLIT_MEMORY`` of the arrays."""
         if not self.own_runs:
             return None
         first = self.new_run(name, module, call, 0, x, states, None)
@@ -330,7 +332,10 @@ class LayerByLayer:
         parts, threads = batch_threads.parts(batch)
         if not parts or not first.reads_workspace():
             return None
-        if steps < SPLIT_CALLS * fused_native.chunk_steps(-(-batch // parts), module.hidden_size, steps, parts):
+        part, units = -(-batch // parts), module.hidden_size
+        chunk = fused_native.chunk_steps(part, units, steps, parts)
+        added = 2 * fused_native.workspace_bytes(chunk, batch, units)   # every part's, and as much again
+        if added > SPLIT_MEMORY * 24 * steps * batch * units * module.num_layers:
             return None
         # every layer's h is a trace buffer (batch, time, units) the parts write into; an inner layer's
         # is the next layer's input

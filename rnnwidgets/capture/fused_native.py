@@ -82,7 +82,12 @@ def chunk_steps(batch: int, units: int, steps: int, share: int = 1) -> int:
     """Steps per kernel call: a workspace of about ``WORKSPACE_BYTES``, or ``CHUNK_STEPS`` steps
     where that is fewer and the sequence has 32 chunks of them; each divided by ``share``, the
     parts of the batch running at once (their workspaces are there at once)."""
-    return max(1, WORKSPACE_BYTES // share // (batch * units * 64), min(CHUNK_STEPS // share, steps // 32))
+    return max(1, WORKSPACE_BYTES // share // workspace_bytes(1, batch, units), min(CHUNK_STEPS // share, steps // 32))
+
+
+def workspace_bytes(steps: int, batch: int, units: int) -> int:
+    """About the bytes of a call's workspace: 64 a unit per step and batch element (``cell_offset``)."""
+    return steps * batch * units * 64
 
 
 def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
