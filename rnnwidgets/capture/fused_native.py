@@ -14,7 +14,8 @@ into their final buffers while they are still in the cache. A chunk holds at lea
 ``CHUNK_STEPS`` steps where the sequence has 32 times that: oneDNN's input projection is one
 matmul per call, and at 8 steps of batch 32 the calls cost 1.4x the whole sequence's native
 forward, at 32 steps about 1.0x (1 thread, CPU time); the workspace stays under a twelfth of the
-layer's arrays (24 bytes a unit per step and batch element).
+layer's arrays (24 bytes a unit per step and batch element). Parts of a batch run at once
+(batch_threads.py) share both bounds: their workspaces are there at once.
 
 The layout is oneDNN's, not a documented API: the first chunk's first step's gates are checked
 against the gates computed from x_0 and the initial state, and where they differ (another
