@@ -58,9 +58,9 @@ WORKSPACE_GATES = {"LSTM": True}
 # the batch of an LSTM whose kernels' workspaces give its gates runs in parts at once
 # (``workspace_parts``) where what the parts add is at most this share of the arrays of a full
 # trace (h, c and 4 gates a layer): each part's thread holds its workspace and the kernel's own
-# memory, about as much again (a 2-layer 256-unit LSTM over 1,000 steps at batch 32: 4 % of the
-# arrays, peak/arrays 1.10 against 1.12 whole; forced at 1 layer of 128 units, 500 steps and
-# batch 4, 69 %: 1.71 against 1.41)
+# memory, about as much again, where the whole batch holds one workspace (a 2-layer 256-unit LSTM
+# over 1,000 steps at batch 32: 4 % of the arrays, peak/arrays 1.11-1.13 against 1.12 whole;
+# forced at 1 layer of 128 units, 500 steps and batch 4, 69 %: 1.71 against 1.41)
 SPLIT_MEMORY = 0.1
 # the LSTM cell-state scan on the CPU runs in chunks below this many elements per step (``scan``)
 CHUNKED_SCAN_BELOW = 4096
@@ -333,8 +333,9 @@ class LayerByLayer:
         if not parts or not first.reads_workspace():
             return None
         part, units = -(-batch // parts), module.hidden_size
-        chunk = fused_native.chunk_steps(part, units, steps, parts)
-        added = 2 * fused_native.workspace_bytes(chunk, batch, units)   # every part's, and as much again
+        # every part's workspace and as much again for the kernel's own memory, less the whole batch's workspace
+        added = (2 * fused_native.workspace_bytes(fused_native.chunk_steps(part, units, steps, parts), batch, units)
+                 - fused_native.workspace_bytes(fused_native.chunk_steps(batch, units, steps), batch, units))
         if added > SPLIT_MEMORY * 24 * steps * batch * units * module.num_layers:
             return None
         # every layer's h is a trace buffer (batch, time, units) the parts write into; an inner layer's
