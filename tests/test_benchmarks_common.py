@@ -10,13 +10,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import common  # noqa: E402
 
 
-@pytest.fixture
-def torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_the_command_line_has_each_benchmarks_defaults_and_takes_more(torch_threads):
     p = common.parser("usage", steps=200, repeats=5)
     p.add_argument("--device", default="cpu")

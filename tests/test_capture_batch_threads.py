@@ -17,12 +17,9 @@ pytestmark = pytest.mark.skipif(not fused_native.available(torch.zeros(1)) or ba
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(torch_threads):
     """torch on 2 threads (the user's setting), restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    torch_threads(2)
 
 
 @pytest.fixture

@@ -11,12 +11,9 @@ from tests.model_state import assert_untouched, snapshot
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def one_thread(torch_threads):
     """Training on a shared 2-core machine: one thread is many times faster than two fighting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch_threads(1)
 
 
 def by_modulus_and_angle(values):

@@ -99,36 +99,28 @@ def test_model_left_untouched_with_a_loss(stepped):
     assert_untouched(module, before)
 
 
-def test_large_lstm_batches_on_the_cpu_take_the_step_loop(monkeypatch):
+def test_large_lstm_batches_on_the_cpu_take_the_step_loop(monkeypatch, torch_threads):
     mode = "LSTM"
     monkeypatch.setitem(fused.WORKSPACE_GATES, "LSTM", False)
     ran = []
     real = fused.NATIVE[mode]
     monkeypatch.setitem(fused.NATIVE, mode, lambda *args: ran.append(args[0].shape) or real(*args))
     module = getattr(nn, mode)(3, 4)
-    threads = torch.get_num_threads()
-    try:
-        for threads_now in (1, 2):
-            torch.set_num_threads(threads_now)
-            smallest = fused.LOOP_BATCH_PER_THREAD[mode] * threads_now
-            trace(module, torch.randn(5, smallest, 3))
-            assert ran == []
-            trace(module, torch.randn(5, smallest - 1, 3))
-            assert len(ran) == 1
-            ran.clear()
-    finally:
-        torch.set_num_threads(threads)
+    for threads_now in (1, 2):
+        torch_threads(threads_now)
+        smallest = fused.LOOP_BATCH_PER_THREAD[mode] * threads_now
+        trace(module, torch.randn(5, smallest, 3))
+        assert ran == []
+        trace(module, torch.randn(5, smallest - 1, 3))
+        assert len(ran) == 1
+        ran.clear()
 
 
-def test_a_gru_on_the_cpu_takes_the_step_loop_at_any_batch(monkeypatch):
+def test_a_gru_on_the_cpu_takes_the_step_loop_at_any_batch(monkeypatch, torch_threads):
     monkeypatch.setitem(fused.NATIVE, "GRU", lambda *args: pytest.fail("the native kernel ran"))
-    threads = torch.get_num_threads()
-    try:
-        for threads_now in (1, 2):
-            torch.set_num_threads(threads_now)
-            trace(nn.GRU(3, 4), torch.randn(5, 1, 3))
-    finally:
-        torch.set_num_threads(threads)
+    for threads_now in (1, 2):
+        torch_threads(threads_now)
+        trace(nn.GRU(3, 4), torch.randn(5, 1, 3))
 
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 7, 64, 70])

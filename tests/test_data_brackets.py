@@ -68,12 +68,9 @@ def test_next_char_data_shapes_targets_depths_and_determinism():
 
 
 @pytest.fixture
-def one_thread():
+def one_thread(torch_threads):
     """Small models train several times faster on one thread than on contended cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    torch_threads(1)
 
 
 def test_a_small_lstm_learns_a_depth_counting_unit(one_thread):

@@ -340,7 +340,7 @@ class LayerByLayer:
             return None
         # every layer's h is a trace buffer (batch, time, units) the parts write into; an inner layer's
         # is the next layer's input
-        h = [trace_buffer((batch, steps, module.hidden_size), x) for _ in range(module.num_layers)]
+        h = [trace_buffer((batch, steps, units), x) for _ in range(module.num_layers)]
         runs = [first] + [self.new_run(name, module, call, layer, first.kernel_layout(h[layer - 1].transpose(0, 1)),
                                        states, None) for layer in range(1, module.num_layers)]
         found = workspace_parts(runs, h, parts, threads)
@@ -582,12 +582,12 @@ def workspace_parts(runs: list, h: list, parts: int, threads: int) -> Optional[l
         def run_part() -> Optional[list]:
             found = []
             for k, run in enumerate(runs):
-                last = k == len(runs) - 1
+                inner = is_inner(run)
                 kept = gates[k][0][:, b0:b1] if gates[k][0] is not None else None
-                view = fused_native.Part(parts, h[k][b0:b1], c[k][b0:b1], kept, out[:, b0:b1] if last else None, stop)
+                view = fused_native.Part(parts, h[k][b0:b1], c[k][b0:b1], kept, None if inner else out[:, b0:b1], stop)
                 with torch.no_grad():
                     layer = fused_native.lstm(steps[k][:, b0:b1], run.h0[0][b0:b1], run.c0[0][b0:b1], run.weights,
-                                              not last, run.keep_gates, part=view)
+                                              inner, run.keep_gates, part=view)
                 if layer is None:
                     stop.set()   # the other parts stop at their next kernel call
                     return None
@@ -606,7 +606,7 @@ def workspace_parts(runs: list, h: list, parts: int, threads: int) -> Optional[l
             cells = c[k].transpose(0, 1) if all(one[2] is not None for one in layer) else None
             kept = [p.transpose(0, 1) for p in gates[k][1]] if gates[k][1] is not None else None
             h_n, c_n = (torch.cat([one[i] for one in layer]) for i in (3, 4))
-            whole_out = h[k].transpose(0, 1) if k < len(runs) - 1 else out
+            whole_out = h[k].transpose(0, 1) if is_inner(run) else out
             merged = (whole_out, h[k].transpose(0, 1), cells, h_n, c_n, kept)
             results.append(workspace_result(run, steps[k], run.h0[0], run.c0[0], merged))
     return results
