@@ -602,7 +602,9 @@ def _place(group, array, stem: str, taken: set, compression) -> str:
         name, k = f"{stem}_{k}", k + 1
     taken.add(name)
     units = array.shape[1:]
-    step = chunk_rows(int(np.prod(units)) if units else 1, array.dtype.itemsize)
+    # no chunk taller than the array: zarr writes an edge chunk whole, so a 100-step array in
+    # 16 MB chunks would take 16 MB on disk
+    step = min(chunk_rows(int(np.prod(units)) if units else 1, array.dtype.itemsize), max(1, array.shape[0]))
     target = group.create_array(name, shape=array.shape, chunks=(step, *units), dtype=array.dtype,
                                 compressors=_compressors(compression), fill_value=0)
     for a in range(0, array.shape[0], step):
