@@ -45,9 +45,12 @@ ARRAY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 MAX_CHUNK_BYTES = 256 << 20  # a loaded store's chunks (ours are CHUNK_BYTES): each one is decoded whole when read
 
 
-def chunk_rows(units: int, itemsize: int = 4, chunk_bytes: Optional[int] = None) -> int:
-    """Steps per chunk of a (steps, units) array of about ``chunk_bytes`` (CHUNK_BYTES)."""
-    return max(1, (chunk_bytes or CHUNK_BYTES) // (max(units, 1) * itemsize))
+def chunk_rows(units: int, itemsize: int = 4, chunk_bytes: Optional[int] = None, rows: Optional[int] = None) -> int:
+    """Steps per chunk of a (steps, units) array of about ``chunk_bytes`` (CHUNK_BYTES), and no
+    more than the array's ``rows`` where they are known: zarr writes an edge chunk whole, so a
+    100-step array in 16 MB chunks would take 16 MB on disk."""
+    step = max(1, (chunk_bytes or CHUNK_BYTES) // (max(units, 1) * itemsize))
+    return step if rows is None else min(step, max(1, rows))
 
 
 def _rows(array, a: Optional[int] = None, b: Optional[int] = None) -> np.ndarray:
@@ -113,7 +116,8 @@ class _Column:
         self.chunks: list = []  # rows not written yet
         self.held = 0  # their count
         self.rows = 0
-        self.array = None
+        self.target: Optional[tuple] = None  # (group, name, compression) once spilled
+        self.array = None  # made at the first write
         self.step = chunk_rows(units, self.dtype.itemsize, chunk_bytes)
 
     @property
@@ -125,32 +129,41 @@ class _Column:
         self.rows += rows.shape[0]
         self.held += rows.shape[0]
         self.chunks.append(rows)
-        if self.array is not None and self.held >= self.step:
+        if self.target is not None and self.held >= self.step:
             self._flush(whole_chunks_only=True)
 
     def spill(self, group, name: str, compression) -> None:
         """From now on rows go to array ``name`` of ``group``; the ones held so far are written first."""
-        shape = (0, self.units) if self.units else (0,)
-        chunks = (self.step, self.units) if self.units else (self.step,)
-        self.array = group.create_array(name, shape=shape, chunks=chunks, dtype=self.dtype,
-                                        compressors=_compressors(compression), fill_value=0)
+        self.target = (group, name, compression)
         self._flush(whole_chunks_only=True)
 
+    def _make_array(self):
+        # made at the first write, not at spill: a column that never fills a chunk gets chunks
+        # only as tall as its rows (chunk_rows)
+        assert self.target is not None, "spill() names the array before rows are flushed to it"
+        group, name, compression = self.target
+        step = min(self.step, max(1, self.rows))
+        self.array = group.create_array(name, shape=(0, self.units) if self.units else (0,),
+                                        chunks=(step, self.units) if self.units else (step,), dtype=self.dtype,
+                                        compressors=_compressors(compression), fill_value=0)
+
     def _flush(self, whole_chunks_only: bool) -> None:
+        if self.array is None and (self.held >= self.step or not whole_chunks_only):
+            self._make_array()
         if not self.chunks:
             return
         pending = np.concatenate(self.chunks)
         written = self.rows - self.held
         n = (len(pending) // self.step) * self.step if whole_chunks_only else len(pending)
         if n:
-            assert self.array is not None, "spill() names the array before rows are flushed to it"
+            assert self.array is not None
             self.array.resize((written + n, *self.array.shape[1:]))
             self.array[written:written + n] = pending[:n]
         self.chunks = [pending[n:]] if n < len(pending) else []
         self.held = len(pending) - n
 
     def finish(self):
-        if self.array is None:
+        if self.target is None:
             if not self.chunks:
                 return np.zeros(self.shape, self.dtype)
             return np.concatenate(self.chunks).reshape(self.shape)
@@ -602,9 +615,7 @@ def _place(group, array, stem: str, taken: set, compression) -> str:
         name, k = f"{stem}_{k}", k + 1
     taken.add(name)
     units = array.shape[1:]
-    # no chunk taller than the array: zarr writes an edge chunk whole, so a 100-step array in
-    # 16 MB chunks would take 16 MB on disk
-    step = min(chunk_rows(int(np.prod(units)) if units else 1, array.dtype.itemsize), max(1, array.shape[0]))
+    step = chunk_rows(int(np.prod(units)) if units else 1, array.dtype.itemsize, rows=array.shape[0])
     target = group.create_array(name, shape=array.shape, chunks=(step, *units), dtype=array.dtype,
                                 compressors=_compressors(compression), fill_value=0)
     for a in range(0, array.shape[0], step):
@@ -1140,20 +1151,23 @@ def _merge_shards(client, parts: list, group, folder, max_steps: Optional[int], 
         for j, (key, array) in enumerate(quantities.items()):
             rows = int(own_offsets[name][-1])
             target = group.create_array(f"l{i}_q{j}", shape=(rows, array.shape[1]),
-                                        chunks=(chunk_rows(array.shape[1]), array.shape[1]), dtype=array.dtype,
+                                        chunks=(chunk_rows(array.shape[1], rows=rows), array.shape[1]),
+                                        dtype=array.dtype,
                                         compressors=_compressors(compression), fill_value=0)
             gather(target, [p.layers[name][key] for p in parts], own_offsets[name])
             layers.setdefault(name, {})[key] = target
     token_ids = None
     if first.token_ids is not None:
-        token_ids = group.create_array("token_ids", shape=(int(offsets[-1]),), chunks=(chunk_rows(0),),
+        steps = int(offsets[-1])
+        token_ids = group.create_array("token_ids", shape=(steps,), chunks=(chunk_rows(0, rows=steps),),
                                        dtype="<i4", compressors=_compressors(compression), fill_value=0)
         gather(token_ids, [p.token_ids for p in parts], offsets, mapped=True)
     kept_outputs = None   # the model's outputs, on the dataset's steps: kept when every shard kept them
     if all(p.outputs is not None for p in parts):
         width = first.outputs.shape[1]
         kept_outputs = group.create_array("outputs", shape=(int(offsets[-1]), width),
-                                          chunks=(chunk_rows(width), width), dtype=first.outputs.dtype,
+                                          chunks=(chunk_rows(width, rows=int(offsets[-1])), width),
+                                          dtype=first.outputs.dtype,
                                           compressors=_compressors(compression), fill_value=0)
         gather(kept_outputs, [p.outputs for p in parts], offsets)
     # a task per CHUNK_BYTES * 4 or so of chunks: few tasks for a small dataset, bounded memory for a large one

@@ -85,6 +85,30 @@ def test_disk_backed_equals_in_memory_and_reopens(setup, tmp_path):
     assert not folder.exists()
 
 
+def test_a_small_dataset_takes_about_its_own_bytes_on_disk(setup, tmp_path):
+    """zarr writes an edge chunk whole: chunks of 16 MB made a few hundred steps take 16 MB an
+    array on disk. Written as traced, spilled past max_memory, or saved, a store now holds about
+    its arrays' bytes, and a dataset past one chunk still gets whole-size chunks."""
+    model, _, batches = setup
+    memory = rw.trace_dataset(model, batches, tokens=chars, progress=False)
+    held = sum(a.nbytes for quantities in memory.layers.values() for a in quantities.values())
+    stores = [rw.trace_dataset(model, batches, tokens=chars, path=tmp_path / "direct", progress=False).folder,
+              memory.save(tmp_path / "saved")]
+    spilled = rw.trace_dataset(model, batches, tokens=chars, max_memory=1000, progress=False)
+    stores.append(spilled.folder)
+    for folder in stores:
+        on_disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        assert held < on_disk < 2 * held + 200_000, (folder, on_disk, held)   # + the zarr.json files
+    # past a chunk: the chunk keeps its size, the rows spread over several
+    rows = dataset.chunk_rows(7, chunk_bytes=256)
+    small_chunks = dataset._trace_batches(model, batches, tokens=chars, max_steps=None, quantities="all",
+                                          outputs=None, folder=tmp_path / "chunked", max_memory=0,
+                                          compression=None, progress=False, trace_kwargs={}, chunk_bytes=256)
+    h = small_chunks.layers["lstm.l0"]["h"]
+    assert h.chunks[0] == rows < h.shape[0]
+    np.testing.assert_array_equal(np.asarray(h[:]), memory.layers["lstm.l0"]["h"])
+
+
 def test_a_sequence_opens_with_its_gates_and_the_models_outputs(setup, monkeypatch):
     """What the Explorer of a dataset's sequence needs to show every panel: the gates (kept by
     default) and the model's outputs at each step (its predictions), on disk as in memory."""
