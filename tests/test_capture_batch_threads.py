@@ -1,10 +1,8 @@
-"""An LSTM's batch run in parts at once, each part through every layer on a thread of its own, and
-a single sequence's layers at once, each on a thread of its own (capture/batch_threads.py,
-fused.workspace_parts): the same trace as the batch run whole, one layer after another, to
+"""An LSTM's batch run in parts at once, each part through every layer on a thread of its own
+(capture/batch_threads.py, fused.workspace_parts): the same trace as the batch run whole, to
 rounding; the user's thread count left as it is; a failure or an error in one part's thread handled as
 on one thread."""
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -48,10 +46,9 @@ def splits(monkeypatch, two_threads):
 
 
 def whole(monkeypatch, fn):
-    """``fn()`` with every batch run whole, one layer after another."""
+    """``fn()`` with every batch run whole."""
     with monkeypatch.context() as m:
         m.setattr(batch_threads, "parts", lambda batch: (0, 0))
-        m.setattr(batch_threads, "stages", lambda batch, layers: 0)
         return fn()
 
 
@@ -184,13 +181,12 @@ def test_an_error_in_a_parts_thread_is_raised_and_leaves_the_model_as_found(spli
 
 
 def test_no_split_where_it_cannot_help(splits, monkeypatch):
-    """One element of one layer or of more layers than threads; a single torch thread; parts that would add more than SPLIT_MEMORY of the arrays
+    """One element; a single torch thread; parts that would add more than SPLIT_MEMORY of the arrays
     (workspaces large next to them); a GRU; a bidirectional or projected LSTM: the batch runs whole."""
     torch.manual_seed(6)
     x = torch.randn(200, 2, 4)
-    trace(nn.LSTM(4, 6), x[:, :1])   # one element, one layer
+    trace(nn.LSTM(4, 6, num_layers=2), x[:, :1])
     trace(nn.LSTM(4, 6), x[:, 0])   # unbatched
-    trace(nn.LSTM(4, 6, num_layers=3), x[:, :1])   # one element, more layers than threads
     trace(nn.GRU(4, 6, num_layers=2), x)
     trace(nn.LSTM(4, 6, num_layers=2, bidirectional=True), x)
     trace(nn.LSTM(4, 6, num_layers=2, proj_size=3), x)
@@ -265,93 +261,3 @@ def test_only_a_runtime_whose_count_holds_per_thread_is_taken(two_threads):
     torch.set_num_threads(1)
     assert not batch_threads._holds_per_thread(Elsewhere()) and batch_threads._holds_per_thread(real)
     assert torch.get_num_threads() == 1
-
-
-# ---- a single sequence: its layers at once -------------------------------------------------------
-
-def test_stages_give_each_layer_of_a_single_sequence_its_threads(monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    cases = [(1, 2), (1, 3), (1, 4), (1, 5), (1, 1), (2, 2)]
-    assert [batch_threads.stages(batch, layers) for batch, layers in cases] == [2, 1, 1, 0, 0, 0]
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert batch_threads.stages(1, 2) == 0
-
-
-def test_progress_waits_for_the_steps_written_or_a_stop():
-    progress, stop = batch_threads.Progress(), threading.Event()
-    threading.Timer(0.05, progress.advance, (10,)).start()   # written later, on another thread
-    assert progress.wait(10, stop) and progress.wait(4, stop) and progress.written == 10
-    threading.Timer(0.05, stop.set).start()   # set as run_all sets it, without a notify
-    start = time.perf_counter()
-    assert not progress.wait(11, stop)
-    assert time.perf_counter() - start < 5
-
-
-LAYER_CASES = [dict(layers=2), dict(layers=3, threads=3, batch_first=True), dict(layers=2, given=True, steps=333),
-               dict(layers=2, threads=4, units=9), dict(layers=2, unbatched=True), dict(layers=4, threads=5)]
-
-
-@pytest.mark.parametrize("case", LAYER_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
-def test_a_single_sequences_layers_at_once_trace_what_they_trace_one_after_another(splits, monkeypatch, case):
-    torch.manual_seed(10 + case["layers"])
-    threads, layers, units = case.get("threads", 2), case["layers"], case.get("units", 6)
-    torch.set_num_threads(threads)
-    batch_first, steps = case.get("batch_first", False), case.get("steps", 200)
-    module = nn.LSTM(4, units, num_layers=layers, batch_first=batch_first)
-    x = torch.randn((1, steps, 4) if batch_first else (steps, 1, 4))
-    hidden = (torch.randn(layers, 1, units), torch.randn(layers, 1, units)) if case.get("given") else None
-    if case.get("unbatched"):
-        x = x[:, 0]
-    at_once = trace(module, x, hidden=hidden)
-    assert splits == [[threads // layers] * layers], "a thread a layer, with its share of torch's threads"
-    after = whole(monkeypatch, lambda: trace(module, x, hidden=hidden))
-    assert len(splits) == 1
-    assert_same(after, at_once)
-    assert torch.get_num_threads() == threads
-
-
-def test_a_single_sequences_layers_at_once_match_the_references(splits):
-    torch.set_num_threads(3)
-    check_case(dict(mode="LSTM", layers=3, batch=1, steps=160, given_state=True))   # per-step reference, module alone
-    assert splits == [[1, 1, 1]]
-
-
-def test_a_layer_that_fails_early_stops_the_layers_above_it_waiting(splits, monkeypatch):
-    """The first layer's kernel gives no workspace at its first call: the layer above, waiting for
-    its steps, stops too, and the sequence runs one layer after another, the way each layer takes there."""
-    torch.manual_seed(11)
-    module, x = nn.LSTM(4, 6, num_layers=2), torch.randn(200, 1, 4)
-    right = whole(monkeypatch, lambda: trace(module, x))
-    real = fused_native.lstm
-    calls: list = []
-
-    def first_layer_fails(x, *args, **kwargs):
-        calls.append(kwargs.get("part") is not None)
-        return None if x.shape[-1] == 4 else real(x, *args, **kwargs)
-    monkeypatch.setattr(fused_native, "lstm", first_layer_fails)
-    start = time.perf_counter()
-    fallen = trace(module, x)
-    assert time.perf_counter() - start < 30
-    assert len(splits) == 1 and calls[:2] == [True, True] and calls[2:] == [False, False]
-    assert_same(right, fallen)
-    assert not [t for t in threading.enumerate() if t.name.startswith("rnnwidgets-part")]
-
-
-def test_an_error_in_a_layers_thread_is_raised_and_stops_the_layers_waiting(splits, monkeypatch):
-    torch.manual_seed(12)
-    torch.set_num_threads(3)
-    module, x = nn.LSTM(4, 6, num_layers=3), torch.randn(200, 1, 4)
-    before = {k: v.clone() for k, v in module.state_dict().items()}
-    real = fused_native.lstm
-
-    def failing(x, *args, **kwargs):
-        if x.shape[-1] == 4:   # the first layer: the two above it wait for its steps
-            raise RuntimeError("the kernel ran out of memory")
-        return real(x, *args, **kwargs)
-    monkeypatch.setattr(fused_native, "lstm", failing)
-    with pytest.raises(RuntimeError, match="ran out of memory"):
-        trace(module, x)
-    assert splits == [[1, 1, 1]]
-    assert "forward" not in module.__dict__
-    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
-    assert not [t for t in threading.enumerate() if t.name.startswith("rnnwidgets-part")]

@@ -1,8 +1,6 @@
 """A batch run in parts at once, each part on a thread of its own with its share of torch's
 threads: the elements of a batch never meet inside a recurrent module, so each part runs every
-layer on its own, and no thread waits on another. A single sequence cannot be split so; its
-layers run at once instead, each on a thread of its own a chunk of steps behind the layer below
-(``stages``, ``Progress``).
+layer on its own, and no thread waits on another.
 
 The native LSTM kernel steps through time, and every step is a barrier between torch's threads:
 two threads shorten a layer at batch 32 by far less than half. The training-mode kernel alone on a
@@ -88,45 +86,6 @@ def parts(batch: int) -> tuple:
         return 0, 0
     count = min(threads, batch)
     return count, threads // count
-
-
-def stages(batch: int, layers: int) -> int:
-    """Torch threads for each layer of a module whose layers run at once, each on a thread of its
-    own; 0 where they run one after another. Only for a single sequence (a batch runs in parts)
-    of at least two layers, a thread or more each: at batch 1 a step's matmuls are too small to
-    keep two threads busy. A 2-layer 256-unit LSTM over 1,000 steps on 2 threads, against the
-    module's forward: its kernel calls alone 1.21x one layer after another, 1.11x at once; the
-    whole trace 1.48x and 1.45x (medians of 41, back to back). The layer above the first is the
-    slower (its input is as wide as its units), and the first's thread idles once it is done;
-    handing that thread's count over then made the trace 2.2x (a new OpenMP team each trace)."""
-    threads = torch.get_num_threads()
-    if batch != 1 or layers < 2 or threads < layers or runtime() is None:
-        return 0
-    return threads // layers
-
-
-class Progress:
-    """Steps a layer has written, for the layer above that reads them (``stages``): ``wait``
-    returns once that many are written, or False as soon as ``stop`` is set."""
-
-    POLL_SECONDS = 0.01   # a stop set elsewhere (run_all on an error) is seen this soon
-
-    def __init__(self) -> None:
-        self.written = 0
-        self.changed = threading.Condition()
-
-    def advance(self, steps: int) -> None:
-        with self.changed:
-            self.written = steps
-            self.changed.notify_all()
-
-    def wait(self, steps: int, stop: threading.Event) -> bool:
-        with self.changed:
-            while self.written < steps:
-                if stop.is_set():
-                    return False
-                self.changed.wait(self.POLL_SECONDS)
-        return not stop.is_set()
 
 
 def autocast_state() -> dict:

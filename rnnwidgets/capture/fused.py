@@ -12,8 +12,7 @@ An LSTM layer on the CPU (float32, one direction, not packed, with biases, no pr
 native kernel in training mode and reads its gates from the kernel's workspace (fused_native.py),
 at any batch: neither a recompute nor our loop then. Where torch has several threads, the batch
 of such a module runs in parts at once, each part through every layer on a thread of its own with
-its share of torch's threads, and a single sequence's layers run at once, each on a thread of
-its own a chunk of steps behind the layer below (batch_threads.py).
+its share of torch's threads (batch_threads.py).
 
 Inter-layer dropout is never applied: layers run with eval semantics whatever the module's
 ``training`` flag (which is left as it is).
@@ -330,28 +329,21 @@ class LayerByLayer:
             return None
         first = self.new_run(name, module, call, 0, x, states, None)
         steps, batch = first.padded(first.x).shape[:2]
-        if not first.reads_workspace():
-            return None
         parts, threads = batch_threads.parts(batch)
-        # a single sequence: its layers at once, their workspaces sharing the bound of one (what
-        # they add is their kernels' own memory: peak growth 12.5 MiB against 12.5 one after another)
-        at_once = batch_threads.stages(batch, module.num_layers)
-        if at_once:
-            parts, threads = 1, at_once
-        if not parts:
+        if not parts or not first.reads_workspace():
             return None
         part, units = -(-batch // parts), module.hidden_size
         # every part's workspace and as much again for the kernel's own memory, less the whole batch's workspace
         added = (2 * fused_native.workspace_bytes(fused_native.chunk_steps(part, units, steps, parts), batch, units)
                  - fused_native.workspace_bytes(fused_native.chunk_steps(batch, units, steps), batch, units))
-        if not at_once and added > SPLIT_MEMORY * 24 * steps * batch * units * module.num_layers:
+        if added > SPLIT_MEMORY * 24 * steps * batch * units * module.num_layers:
             return None
         # every layer's h is a trace buffer (batch, time, units) the parts write into; an inner layer's
         # is the next layer's input
         h = [trace_buffer((batch, steps, units), x) for _ in range(module.num_layers)]
         runs = [first] + [self.new_run(name, module, call, layer, first.kernel_layout(h[layer - 1].transpose(0, 1)),
                                        states, None) for layer in range(1, module.num_layers)]
-        found = workspace_parts(runs, h, parts, threads, layers_at_once=bool(at_once))
+        found = workspace_parts(runs, h, parts, threads)
         if found is None:
             return None
         for run, (_, directions) in zip(runs, found):
@@ -570,14 +562,13 @@ def is_inner(run: LayerRun) -> bool:
     return run.layer < run.module.num_layers - 1
 
 
-def workspace_parts(runs: list, h: list, parts: int, threads: int, layers_at_once: bool = False) -> Optional[list]:
+def workspace_parts(runs: list, h: list, parts: int, threads: int) -> Optional[list]:
     """Every layer of one module call (``runs``, each ``reads_workspace``) with its batch in
     ``parts`` parts run at once, each through every layer on a thread of its own with ``threads``
-    torch threads (batch_threads.py), or with ``layers_at_once`` each layer of a part on a thread
-    of its own, a chunk of steps behind the layer below (batch_threads.stages): [(what the kernel
-    returns, [its Direction])] a layer, as ``workspace_layer`` gives, or None where a workspace
-    does not hold the gates (the caller then runs the batch whole). ``h``: each layer's h, a
-    ``trace_buffer`` (batch, time, units); an inner layer's is the next layer's input."""
+    torch threads (batch_threads.py): [(what the kernel returns, [its Direction])] a layer, as
+    ``workspace_layer`` gives, or None where a workspace does not hold the gates (the caller then
+    runs the batch whole). ``h``: each layer's h, a ``trace_buffer`` (batch, time, units); an
+    inner layer's is the next layer's input."""
     steps = [run.padded(run.x) for run in runs]
     length, batch = steps[0].shape[:2]
     units = runs[0].module.hidden_size
@@ -586,54 +577,35 @@ def workspace_parts(runs: list, h: list, parts: int, threads: int, layers_at_onc
              for run in runs]
     out = steps[0].new_empty(length, batch, units)   # the module's output: a tensor of its own, never a trace buffer
     stop = threading.Event()
-    share = parts * (len(runs) if layers_at_once else 1)   # layer runs at once, each with its workspace
-
-    def layer(k: int, b0: int, b1: int, ready=None, done=None) -> Optional[tuple]:
-        """Layer k of the part [b0, b1), or None (every other task then stops at its next call)."""
-        inner = is_inner(runs[k])
-        kept = gates[k][0][:, b0:b1] if gates[k][0] is not None else None
-        view = fused_native.Part(share, h[k][b0:b1], c[k][b0:b1], kept, None if inner else out[:, b0:b1], stop,
-                                 ready, done)
-        with torch.no_grad():
-            found = fused_native.lstm(steps[k][:, b0:b1], runs[k].h0[0][b0:b1], runs[k].c0[0][b0:b1],
-                                      runs[k].weights, inner, runs[k].keep_gates, part=view)
-        if found is None:
-            stop.set()
-        return found
 
     def part(b0: int, b1: int) -> Callable:
         def run_part() -> Optional[list]:
             found = []
-            for k in range(len(runs)):
-                one = layer(k, b0, b1)
-                if one is None:
+            for k, run in enumerate(runs):
+                inner = is_inner(run)
+                kept = gates[k][0][:, b0:b1] if gates[k][0] is not None else None
+                view = fused_native.Part(parts, h[k][b0:b1], c[k][b0:b1], kept, None if inner else out[:, b0:b1], stop)
+                with torch.no_grad():
+                    layer = fused_native.lstm(steps[k][:, b0:b1], run.h0[0][b0:b1], run.c0[0][b0:b1], run.weights,
+                                              inner, run.keep_gates, part=view)
+                if layer is None:
+                    stop.set()   # the other parts stop at their next kernel call
                     return None
-                found.append(one)
+                found.append(layer)
             return found
         return run_part
 
     bounds = [(p * batch // parts, (p + 1) * batch // parts) for p in range(parts)]
-    founds: list   # per part: its layers' results, or None
-    if layers_at_once:
-        tasks: list = []
-        for b0, b1 in bounds:
-            written = [batch_threads.Progress() for _ in runs]
-            tasks += [functools.partial(layer, k, b0, b1, written[k - 1] if k else None, written[k])
-                      for k in range(len(runs))]
-        ran = batch_threads.run_all(tasks, threads, stop)
-        per_part = [ran[p * len(runs):(p + 1) * len(runs)] for p in range(parts)]
-        founds = [None if any(one is None for one in found) else found for found in per_part]
-    else:
-        founds = batch_threads.run_all([part(b0, b1) for b0, b1 in bounds], threads, stop)
+    founds = batch_threads.run_all([part(b0, b1) for b0, b1 in bounds], threads, stop)
     if any(found is None for found in founds):
         return None
     results = []
     with torch.no_grad():
         for k, run in enumerate(runs):
-            each = [found[k] for found in founds]
-            cells = c[k].transpose(0, 1) if all(one[2] is not None for one in each) else None
+            layer = [found[k] for found in founds]
+            cells = c[k].transpose(0, 1) if all(one[2] is not None for one in layer) else None
             kept = [p.transpose(0, 1) for p in gates[k][1]] if gates[k][1] is not None else None
-            h_n, c_n = (torch.cat([one[i] for one in each]) for i in (3, 4))
+            h_n, c_n = (torch.cat([one[i] for one in layer]) for i in (3, 4))
             whole_out = h[k].transpose(0, 1) if is_inner(run) else out
             merged = (whole_out, h[k].transpose(0, 1), cells, h_n, c_n, kept)
             results.append(workspace_result(run, steps[k], run.h0[0], run.c0[0], merged))

@@ -33,7 +33,6 @@ from typing import Optional
 
 import torch
 
-from .batch_threads import Progress
 from .convert import trace_buffer
 from .fused_loop import gate_buffers
 from .prefault import Prefault
@@ -133,8 +132,7 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
     last_start = (steps - 1) // chunk * chunk
     with torch.enable_grad(), Prefault(new if part is None else [], steps, chunk):   # parts use every core
         for start in range(0, steps, chunk):
-            if part is not None and (part.stop.is_set() or part.ready is not None
-                                     and not part.ready.wait(min(steps, start + chunk), part.stop)):
+            if part is not None and part.stop.is_set():
                 return None
             part_out, h, c, workspace = torch.mkldnn_rnn_layer(x[start:start + chunk].contiguous(), w_ih, w_hh, b_ih,
                                                                b_hh, h, c, False, [], 2, units, 1, True, False, False,
@@ -163,8 +161,6 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
                 out = part_out
             elif out.data_ptr() != h_all.data_ptr():
                 out[start:start + n].copy_(part_out)
-            if part is not None and part.done is not None:
-                part.done.advance(start + n)   # the layer above may read these steps of h now
             del part_out, workspace, floats, gates   # before the next call, which then reuses their memory
     # checked once every call is made: the first check after the kernel's calls and copies meets cold
     # caches (1-2 ms at batch 1), the one after it warm ones (0.1-0.3 ms)
@@ -181,17 +177,14 @@ def lstm(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weights: list,
 @dataclass
 class Part:
     """Where a layer run on a part of the batch writes (``lstm``'s ``part``): the part's views of
-    the whole batch's buffers, the stop it shares with the other parts, and where the layers run
-    at once (batch_threads.stages) the steps written below and by this layer."""
+    the whole batch's buffers, and the stop it shares with the other parts."""
 
-    share: int                      # layer runs at once: their workspaces share WORKSPACE_BYTES
+    share: int                      # parts running at once: their workspaces share WORKSPACE_BYTES
     h: torch.Tensor                 # (batch, time, units) views of the layer's h and c buffers
     c: torch.Tensor
     gates: Optional[torch.Tensor]   # (4, batch, time, units) view of its gate buffers; None: not kept
     out: Optional[torch.Tensor]     # (time, batch, units) view of the module's output (its last layer)
     stop: threading.Event           # set: another part failed, this one stops at its next call
-    ready: Optional[Progress] = None   # the layer below's steps written, where the layers run at once
-    done: Optional[Progress] = None    # this layer's, for the layer above
 
 
 def first_step_matches(found: torch.Tensor, x0: torch.Tensor, h0: torch.Tensor, weights: list) -> bool:
