@@ -11,6 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 mkdir -p artifacts
+# the tests write stores of up to about 1 GB under the temporary folder (pytest removes each passing
+# test's folder as it ends): say so up front where the disk is nearly full, which fails tests far away
+free_kib=$(df -Pk "${TMPDIR:-/tmp}" | awk 'NR == 2 {print $4}')
+if [ "${free_kib:-0}" -lt $((3 * 1024 * 1024)) ]; then
+  echo "[test] warning: only $((free_kib / 1024)) MiB free under ${TMPDIR:-/tmp}; the tests need about 3 GiB"
+fi
 PYTEST=(.venv/bin/python -m pytest)
 E2E_LOG=artifacts/pytest-e2e.log
 failed=()
