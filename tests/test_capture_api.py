@@ -32,6 +32,22 @@ def test_a_hidden_state_of_another_dtype_than_the_model(dtype):
         trace(Tagger(), torch.randn(2, 5, 3), hidden=hidden)
 
 
+def test_an_lstm_under_cpu_autocast_says_how_to_trace_it():
+    """CPU autocast runs nn.LSTM in bfloat16 (not nn.GRU or nn.RNN's gates): one sentence, the
+    model left as found, and each way it names traces."""
+    model, x = Tagger(), torch.randn(2, 5, 3)
+    with torch.autocast("cpu"), pytest.raises(
+            TypeError, match=r"^rw.trace: lstm is an nn.LSTM called under torch.autocast\('cpu'\), which runs it in "
+                             r"torch.bfloat16; expected it traced outside the autocast block"):
+        trace(model, x)
+    assert "forward" not in model.lstm.__dict__ and not model.lstm._forward_hooks
+    assert trace(model, x).layers["lstm.l0"].h.shape == (2, 5, 4)
+    low = Tagger().to(torch.bfloat16)
+    assert trace(low, x.to(torch.bfloat16)).layers["lstm.l0"].h.shape == (2, 5, 4)
+    with torch.autocast("cpu"):
+        assert trace(nn.GRU(3, 4), torch.randn(5, 2, 3)).layers["gru.l0"].h.shape == (2, 5, 4)
+
+
 def test_batch_zero():
     with pytest.raises(ValueError, match=r"^rw.trace: lstm got a batch of 0 sequences; expected at least one"):
         trace(Tagger(), torch.randn(0, 5, 3))

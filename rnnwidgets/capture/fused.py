@@ -370,6 +370,13 @@ def check_features(name: str, module: nn.RNNBase, x, ranks) -> None:
     if not x.is_floating_point():
         raise TypeError(f"rw.trace: {name} expected floating-point input, got {x.dtype}")
     check_dtype(name, module, x, "input")
+    # CPU autocast runs nn.LSTM in bfloat16 (nn.GRU stays float32); the gates and cell states are
+    # read and checked in the module's own dtype, which they would then not be in
+    if module.mode == "LSTM" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        raise TypeError(f"rw.trace: {name} is an nn.LSTM called under torch.autocast('cpu'), which runs it in "
+                        f"{torch.get_autocast_dtype('cpu')}; expected it traced outside the autocast block (its "
+                        f"weights' {module.all_weights[0][0].dtype}), or the model converted with "
+                        f".to(torch.bfloat16)")
 
 
 def check_dtype(name: str, module: nn.RNNBase, t: torch.Tensor, what: str) -> None:
