@@ -88,14 +88,10 @@ def parts(batch: int) -> tuple:
     return count, threads // count
 
 
-def autocast_state() -> dict:
-    """The caller's CPU autocast, as ``torch.autocast("cpu", ...)`` takes it."""
-    return {"enabled": torch.is_autocast_enabled("cpu"), "dtype": torch.get_autocast_dtype("cpu")}
-
-
 def run_all(tasks: list, threads: int, stop: threading.Event) -> list:
     """What each of ``tasks`` (callables, one a part) returns, each run on a thread of its own
-    with ``threads`` torch threads, in the caller's inference, grad and CPU autocast modes. An
+    with ``threads`` torch threads, in the caller's inference and grad modes (never under CPU
+    autocast: ``fused.check_features`` refuses an LSTM there, the one module run in parts). An
     error in one sets ``stop`` (the others stop at their next kernel call) and is raised here once
     all have stopped; so is an interrupt of the wait."""
     found: list = [None] * len(tasks)
@@ -103,13 +99,13 @@ def run_all(tasks: list, threads: int, stop: threading.Event) -> list:
     rt = runtime()
     # torch's modes hold per thread: each task runs in the caller's (the buffers a trace made under
     # inference_mode are inference tensors, which only inference mode may write)
-    inference, grad, autocast = torch.is_inference_mode_enabled(), torch.is_grad_enabled(), autocast_state()
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
     def run(k: int, task: Callable) -> None:
         try:
             if rt is not None:
                 _own_count(rt, threads)
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad), torch.autocast("cpu", **autocast):
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
                 found[k] = task()
         except BaseException as error:   # noqa: BLE001  # raised in the caller's thread, below
             errors.append(error)

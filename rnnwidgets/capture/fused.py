@@ -279,14 +279,15 @@ class LayerByLayer:
         if layout is not None and layout.sorted_indices is not None:
             states = [s.index_select(1, layout.sorted_indices) for s in states]
 
-        split = self.split(name, module, call, x, states) if layout is None else None
+        bottom = self.new_run(name, module, call, 0, x, states, layout)
+        split = self.split(bottom, states) if layout is None else None
         layer_in, h_n, c_n = x, [], []
         for layer in range(module.num_layers):
             run: LayerRun
             if split is not None:
                 run, result = split[layer]
             else:
-                run = self.new_run(name, module, call, layer, layer_in, states, layout)
+                run = bottom if layer == 0 else self.new_run(name, module, call, layer, layer_in, states, layout)
                 first = layer_states(module, states, layer)
                 result = self.run_layer(run, layer_in, first if lstm else first[0])
             run.out = result[0].detach()
@@ -319,15 +320,15 @@ class LayerByLayer:
             run.keep_gates = bool(self.keeps_gates(run))
         return run
 
-    def split(self, name: str, module: nn.RNNBase, call: int, x: torch.Tensor, states: list) -> Optional[list]:
-        """[(run, what the layer returns)] of every layer of one module call (not packed), its batch
-        run in parts at once, each through every layer on a thread of its own (``workspace_parts``),
-        or None where it runs whole: where each layer runs as ``LayerRun.forward`` would, every
-        layer reads its kernel's workspace, torch has threads to share, and what the parts add is at
-        most ``SPLIT_MEMORY`` of the arrays."""
+    def split(self, first: LayerRun, states: list) -> Optional[list]:
+        """[(run, what the layer returns)] of every layer of one module call (not packed), ``first``
+        the run of its bottom layer, its batch run in parts at once, each through every layer on a
+        thread of its own (``workspace_parts``), or None where it runs whole: where each layer runs
+        as ``LayerRun.forward`` would, every layer reads its kernel's workspace, torch has threads
+        to share, and what the parts add is at most ``SPLIT_MEMORY`` of the arrays."""
         if not self.own_runs:
             return None
-        first = self.new_run(name, module, call, 0, x, states, None)
+        name, module, call, x = first.module_path, first.module, first.call, first.x
         steps, batch = first.padded(first.x).shape[:2]
         parts, threads = batch_threads.parts(batch)
         if not parts or not first.reads_workspace():
